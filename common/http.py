@@ -1,0 +1,51 @@
+"""Base for the services' HTTP clients: the same client talks over the network or in-process (ASGI)."""
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class UpstreamError(Exception):
+    """A service answered with an error (status_code >= 400) or could not be reached (status_code 503)."""
+
+    def __init__(self, service: str, status_code: int, detail: Any) -> None:
+        super().__init__(f"{service}: {status_code} {detail}")
+        self.service = service
+        self.status_code = status_code
+        self.detail = detail
+
+
+class ServiceClient:
+    service = "service"
+
+    def __init__(self, base_url: str = "http://service", *, app: Any = None, timeout: float = 60.0) -> None:
+        # With `app`, requests go through httpx's ASGI transport into that app, in this process.
+        transport = httpx.ASGITransport(app=app) if app is not None else None
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout, limits=limits)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise UpstreamError(self.service, 503, f"unreachable: {exc.__class__.__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise UpstreamError(self.service, response.status_code, detail)
+        return response
+
+    async def ready(self) -> str | None:
+        try:
+            response = await self._http.get("/readyz", timeout=5.0)
+        except httpx.TransportError as exc:
+            return f"{self.service} unreachable: {exc.__class__.__name__}"
+        if response.status_code != 200:
+            return f"{self.service}: {response.json().get('reason', response.status_code)}"
+        return None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -1,0 +1,43 @@
+"""Every service in one process: the embedded default. The gateway reaches the others over the same HTTP
+contract as across processes, through httpx's ASGI transport instead of a socket."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.embedder.app import create_app as create_embedder
+from services.embedder.client import EmbedderClient
+from services.embedder.model import EmbeddingModel
+from services.embedder.settings import EmbedderSettings
+from services.gateway.app import create_app as create_gateway
+from services.gateway.settings import GatewaySettings
+from services.search.app import create_app as create_search
+from services.search.client import SearchClient
+from services.search.settings import SearchSettings
+
+
+def create_all_in_one(
+    data_dir: Path | None = None,
+    *,
+    embedder_settings: EmbedderSettings | None = None,
+    model_factory: Callable[[], EmbeddingModel] | None = None,
+    gateway_options: dict | None = None,
+) -> FastAPI:
+    """`data_dir` holds vectors/ and photos/; without it each service's own setting (or default) applies."""
+    search_settings = SearchSettings(data_dir=data_dir / "vectors") if data_dir else SearchSettings()
+    options = dict(gateway_options or {})
+    if data_dir:
+        options["data_dir"] = data_dir / "photos"
+    gateway_settings = GatewaySettings(**options)
+
+    embedder_app = create_embedder(embedder_settings, model_factory=model_factory)
+    search_app = create_search(search_settings)
+    timeout = gateway_settings.upstream_timeout_s
+    return create_gateway(
+        gateway_settings,
+        embedder=EmbedderClient("http://embedder", app=embedder_app, timeout=timeout),
+        search=SearchClient("http://search", app=search_app, timeout=timeout),
+        sub_apps=(embedder_app, search_app),
+    )

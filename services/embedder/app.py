@@ -1,0 +1,102 @@
+"""Embedder service: images in, L2-normalised vectors out."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI, File, HTTPException, UploadFile
+
+from common.images import ImageRejected, decode_image
+from common.ops import install_ops
+from services.embedder.cache import ModelCache
+from services.embedder.model import EmbeddingModel, create_model
+from services.embedder.schemas import EmbedResponse, ModelInfo
+from services.embedder.settings import EmbedderSettings
+
+log = logging.getLogger("dogsearch.embedder")
+
+
+def create_app(
+    settings: EmbedderSettings | None = None, model_factory: Callable[[], EmbeddingModel] | None = None
+) -> FastAPI:
+    settings = settings or EmbedderSettings()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    factory = model_factory or (
+        lambda: create_model(settings.model, device=settings.device, precision=settings.precision,
+                             weights_path=settings.weights_path)
+    )
+    cache = ModelCache(factory)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        preload = None
+        if settings.preload:
+            # Load in the background so /healthz answers at once and /readyz turns 200 when done.
+            preload = asyncio.get_running_loop().run_in_executor(None, _try_load, cache)
+        yield
+        if preload is not None:
+            await preload
+        cache.close()
+
+    app = FastAPI(title="dogsearch embedder", version="0.1.0", lifespan=lifespan)
+    app.state.cache = cache
+    app.state.settings = settings
+
+    async def ready() -> str | None:
+        if cache.loaded is not None:
+            return None
+        if cache.error is not None:
+            return f"model failed to load: {cache.error}"
+        return "model loading" if settings.preload else "model not loaded yet (loads on first request)"
+
+    install_ops(app, "embedder", ready,
+                max_request_bytes=settings.max_batch * settings.max_image_bytes + 1024 * 1024)
+
+    @app.get("/v1/info", response_model=ModelInfo)
+    async def info() -> ModelInfo:
+        model = await _model_or_503(cache)
+        return ModelInfo(model=model.model_id, dim=model.dim, device=settings.device,
+                         precision=settings.precision, data_config=_jsonable(model.data_config))
+
+    @app.post("/v1/embed", response_model=EmbedResponse)
+    async def embed(images: list[UploadFile] = File(..., description="one or more image files")) -> EmbedResponse:
+        if len(images) > settings.max_batch:
+            raise HTTPException(413, f"too many images: {len(images)}, limit {settings.max_batch}")
+        decoded = []
+        for index, upload in enumerate(images):
+            data = await upload.read()
+            try:
+                image = await asyncio.to_thread(
+                    decode_image, data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+                )
+            except ImageRejected as exc:
+                name = upload.filename or f"#{index}"
+                raise ImageRejected(f"image {index} ({name}): {exc.reason}", exc.status_code) from exc
+            decoded.append(image.image)
+        model = await _model_or_503(cache)
+        vectors = await cache.embed(decoded)
+        return EmbedResponse(model=model.model_id, dim=model.dim, vectors=vectors.tolist())
+
+    return app
+
+
+async def _model_or_503(cache: ModelCache) -> EmbeddingModel:
+    try:
+        return await cache.aget()
+    except Exception as exc:  # the reason goes to the client: a missing weights package, a bad device, ...
+        raise HTTPException(503, f"model unavailable: {exc}") from exc
+
+
+def _try_load(cache: ModelCache) -> None:
+    try:
+        cache.get()
+    except Exception:
+        log.exception("model failed to load")
+
+
+def _jsonable(config: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}

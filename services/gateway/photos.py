@@ -1,0 +1,50 @@
+"""Original photos and thumbnails on disk, one file each, written atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
+MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
+               "bmp": "image/bmp", "tiff": "image/tiff"}
+
+
+class PhotoStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def original(self, dog_id: str, fmt: str) -> Path:
+        return self._dir(dog_id) / f"{dog_id}.{EXTENSIONS.get(fmt, 'bin')}"
+
+    def thumbnail(self, dog_id: str) -> Path:
+        return self._dir(dog_id) / f"{dog_id}.thumb.jpg"
+
+    def save(self, dog_id: str, fmt: str, data: bytes, thumbnail: bytes) -> None:
+        _write_atomic(self.original(dog_id, fmt), data)
+        _write_atomic(self.thumbnail(dog_id), thumbnail)
+
+    def delete(self, dog_id: str, fmt: str) -> None:
+        for path in (self.original(dog_id, fmt), self.thumbnail(dog_id)):
+            path.unlink(missing_ok=True)
+
+    def _dir(self, dog_id: str) -> Path:
+        # Two levels of fan-out keep directories small at millions of photos.
+        return self.root / dog_id[:2] / dog_id[2:4]
+
+
+def media_type(path: Path) -> str:
+    return MEDIA_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

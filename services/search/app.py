@@ -1,0 +1,158 @@
+"""Search service: owns the vector collection (embedded Qdrant engine)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Response
+
+from common.ops import install_ops
+from services.search import schemas as s
+from services.search.settings import SearchSettings
+from services.search.store import CollectionMismatch, CollectionMissing, EdgeStore, Point, StoreError
+
+log = logging.getLogger("dogsearch.search")
+
+
+class IndexBuilder:
+    """Rebuilds the HNSW index in the background once enough points changed; one build at a time."""
+
+    def __init__(self, store: EdgeStore, every: int) -> None:
+        self._store, self._every = store, every
+        self._changed = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def note_changes(self, n: int) -> None:
+        with self._lock:
+            self._changed += n
+            if self._changed >= self._every and not self.running:
+                self._changed = 0
+                self._thread = threading.Thread(target=self.build, name="hnsw-build", daemon=True)
+                self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def build(self) -> None:
+        try:
+            self._store.optimize()
+            log.info("index built", extra={"points": self._store.count()})
+        except StoreError:
+            log.exception("index build failed")
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+
+def create_app(settings: SearchSettings | None = None) -> FastAPI:
+    settings = settings or SearchSettings()
+    state: dict = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        store = await asyncio.to_thread(EdgeStore, settings.data_dir, settings.collection)
+        state["store"], state["builder"] = store, IndexBuilder(store, settings.optimize_after)
+        log.info("store open", extra={"path": str(settings.data_dir), "collection": settings.collection})
+        yield
+        state["builder"].join()
+        await asyncio.to_thread(store.close)
+        state.clear()
+
+    app = FastAPI(title="dogsearch search", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+
+    def store() -> EdgeStore:
+        if "store" not in state:
+            raise HTTPException(503, "store not open")
+        return state["store"]
+
+    async def run(fn, *args, **kwargs):
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except CollectionMissing as exc:
+            raise HTTPException(409, f"collection not created yet: {exc}") from exc
+        except CollectionMismatch as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except StoreError as exc:
+            raise HTTPException(422, str(exc)) from exc
+
+    async def ready() -> str | None:
+        return None if "store" in state else "store not open"
+
+    install_ops(app, "search", ready)
+
+    @app.put("/v1/collection", response_model=s.CollectionInfo)
+    async def ensure_collection(spec: s.CollectionSpec) -> s.CollectionInfo:
+        await run(store().ensure_collection, spec.dim, spec.model)
+        return await collection_info()
+
+    @app.get("/v1/collection", response_model=s.CollectionInfo)
+    async def collection_info() -> s.CollectionInfo:
+        info = store().collection_info
+        if info is None:
+            raise HTTPException(404, "collection not created yet")
+        return s.CollectionInfo(dim=info["dim"], model=info["model"], count=await run(store().count))
+
+    @app.put("/v1/points")
+    async def upsert(body: s.UpsertRequest) -> dict:
+        points = [Point(id=p.id, vector=p.vector, payload=p.payload) for p in body.points]
+        await run(store().upsert, points)
+        state["builder"].note_changes(len(points))
+        return {"upserted": len(points)}
+
+    @app.get("/v1/points/{point_id}", response_model=s.PointOut)
+    async def get_point(point_id: str, with_vector: bool = False) -> s.PointOut:
+        point = await run(store().get, point_id, with_vector)
+        if point is None:
+            raise HTTPException(404, f"no point {point_id}")
+        return s.PointOut(id=point.id, payload=point.payload, vector=point.vector)
+
+    @app.delete("/v1/points/{point_id}", status_code=204)
+    async def delete_point(point_id: str) -> Response:
+        if await run(store().get, point_id) is None:
+            raise HTTPException(404, f"no point {point_id}")
+        await run(store().delete, [point_id])
+        state["builder"].note_changes(1)
+        return Response(status_code=204)
+
+    @app.post("/v1/points/scroll", response_model=s.ScrollResponse)
+    async def scroll(body: s.ScrollRequest) -> s.ScrollResponse:
+        points, nxt = await run(store().scroll, body.limit, body.offset, body.filter)
+        return s.ScrollResponse(points=[s.PointOut(id=p.id, payload=p.payload) for p in points], next=nxt)
+
+    @app.post("/v1/points/count")
+    async def count(body: s.CountRequest) -> dict:
+        return {"count": await run(store().count, body.filter)}
+
+    @app.post("/v1/query", response_model=s.Hits)
+    async def query(body: s.QueryRequest) -> s.Hits:
+        k = _check_k(body.k, settings.max_k)
+        hits = await run(store().query, body.vector, k, body.filter, body.exclude)
+        return s.Hits(hits=[s.Hit(id=h.id, score=h.score, payload=h.payload) for h in hits])
+
+    @app.post("/v1/points/{point_id}/similar", response_model=s.Hits)
+    async def similar(point_id: str, body: s.SimilarRequest) -> s.Hits:
+        k = _check_k(body.k, settings.max_k)
+        try:
+            hits = await run(store().similar, point_id, k, body.filter)
+        except KeyError as exc:
+            raise HTTPException(404, f"no point {point_id}") from exc
+        return s.Hits(hits=[s.Hit(id=h.id, score=h.score, payload=h.payload) for h in hits])
+
+    @app.post("/v1/optimize")
+    async def optimize() -> dict:
+        await run(store().optimize)
+        return {"status": "indexed"}
+
+    return app
+
+
+def _check_k(k: int, max_k: int) -> int:
+    if k > max_k:
+        raise HTTPException(422, f"k must be at most {max_k}")
+    return k

@@ -1,0 +1,44 @@
+"""Python client of the search service's HTTP API."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from common.http import ServiceClient
+
+
+class SearchClient(ServiceClient):
+    service = "search"
+
+    async def ensure_collection(self, dim: int, model: str) -> dict:
+        return (await self.request("PUT", "/v1/collection", json={"dim": dim, "model": model})).json()
+
+    async def collection(self) -> dict:
+        return (await self.request("GET", "/v1/collection")).json()
+
+    async def upsert(self, points: Sequence[Mapping[str, Any]]) -> None:
+        await self.request("PUT", "/v1/points", json={"points": list(points)})
+
+    async def get(self, point_id: str) -> dict:
+        return (await self.request("GET", f"/v1/points/{point_id}")).json()
+
+    async def delete(self, point_id: str) -> None:
+        await self.request("DELETE", f"/v1/points/{point_id}")
+
+    async def scroll(self, limit: int, offset: str | None = None, filter: Mapping | None = None) -> dict:
+        body = {"limit": limit, "offset": offset, "filter": filter}
+        return (await self.request("POST", "/v1/points/scroll", json=body)).json()
+
+    async def count(self, filter: Mapping | None = None) -> int:
+        return (await self.request("POST", "/v1/points/count", json={"filter": filter})).json()["count"]
+
+    async def query(self, vector: Sequence[float], k: int, filter: Mapping | None = None) -> list[dict]:
+        body = {"vector": list(map(float, vector)), "k": k, "filter": filter}
+        return (await self.request("POST", "/v1/query", json=body)).json()["hits"]
+
+    async def similar(self, point_id: str, k: int, filter: Mapping | None = None) -> list[dict]:
+        body = {"k": k, "filter": filter}
+        return (await self.request("POST", f"/v1/points/{point_id}/similar", json=body)).json()["hits"]
+
+    async def optimize(self) -> None:
+        await self.request("POST", "/v1/optimize", timeout=600.0)

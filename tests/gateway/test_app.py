@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.images import encode, halves, solid
+
+RED, GREEN, BLUE, DARK_RED = (220, 20, 20), (20, 200, 40), (20, 40, 220), (160, 10, 10)
+
+
+async def add(client: httpx.AsyncClient, data: bytes, **fields) -> httpx.Response:
+    return await client.post("/v1/dogs", files={"image": ("dog.jpg", data)}, data=fields)
+
+
+async def search(client: httpx.AsyncClient, data: bytes, **fields) -> httpx.Response:
+    return await client.post("/v1/search", files={"image": ("q.jpg", data)}, data=fields)
+
+
+async def total(client: httpx.AsyncClient) -> int:
+    return (await client.get("/v1/dogs")).json()["total"]
+
+
+async def test_add_get_image_and_delete(gateway):
+    photo = solid(RED, (80, 60))
+    r = await add(gateway, photo, name="Rex", breed="beagle", color="red")
+    assert r.status_code == 201, r.text
+    dog = r.json()
+    assert dog["payload"]["name"] == "Rex" and dog["payload"]["breed"] == "beagle"
+    assert dog["payload"]["color"] == "red"
+    assert dog["payload"]["width"] == 80 and dog["payload"]["model"] == "test-color-grid"
+
+    got = (await gateway.get(f"/v1/dogs/{dog['id']}")).json()
+    assert got == dog
+    original = await gateway.get(dog["image_url"])
+    assert original.status_code == 200 and original.content == photo
+    assert original.headers["content-type"] == "image/jpeg"
+    thumb = await gateway.get(dog["thumbnail_url"])
+    assert thumb.status_code == 200 and Image.open(io.BytesIO(thumb.content)).size[0] <= 256
+
+    assert (await gateway.delete(f"/v1/dogs/{dog['id']}")).status_code == 204
+    assert (await gateway.get(f"/v1/dogs/{dog['id']}")).status_code == 404
+    assert (await gateway.get(dog["image_url"])).status_code == 404
+    assert (await gateway.delete(f"/v1/dogs/{dog['id']}")).status_code == 404
+    assert await total(gateway) == 0
+
+
+async def test_search_returns_the_closest_dogs_best_first(gateway):
+    ids = {}
+    for name, color in (("red", RED), ("green", GREEN), ("blue", BLUE)):
+        ids[name] = (await add(gateway, solid(color), name=name, breed=f"{name}-breed")).json()["id"]
+
+    r = await search(gateway, solid(DARK_RED), k=3)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [hit["id"] for hit in body["results"]][0] == ids["red"]
+    scores = [hit["score"] for hit in body["results"]]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 3
+    assert body["results"][0]["payload"]["breed"] == "red-breed"
+    assert body["took_ms"] >= 0
+
+    only_blue = (await search(gateway, solid(DARK_RED), breed="blue-breed")).json()["results"]
+    assert [hit["id"] for hit in only_blue] == [ids["blue"]]
+    by_filter = (await search(gateway, solid(DARK_RED), filter='{"name": ["green", "blue"]}')).json()["results"]
+    assert {hit["id"] for hit in by_filter} == {ids["green"], ids["blue"]}
+    assert len((await search(gateway, solid(RED), k=1)).json()["results"]) == 1
+
+
+async def test_more_like_this_excludes_the_dog_itself(gateway):
+    red = (await add(gateway, solid(RED))).json()["id"]
+    dark = (await add(gateway, solid(DARK_RED))).json()["id"]
+    await add(gateway, solid(BLUE))
+    r = await gateway.get(f"/v1/dogs/{red}/similar", params={"k": 5})
+    assert r.status_code == 200
+    ids = [hit["id"] for hit in r.json()["results"]]
+    assert red not in ids and ids[0] == dark and len(ids) == 2
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert (await gateway.get(f"/v1/dogs/{missing}/similar")).status_code == 404
+
+
+async def test_the_same_photo_twice_is_one_dog(gateway):
+    photo = solid(GREEN)
+    first = await add(gateway, photo, name="Fido")
+    again = await add(gateway, photo, name="Other name")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert await total(gateway) == 1
+
+
+async def test_list_pages_through_every_dog_once(gateway):
+    colors = [(i * 20, 255 - i * 20, (i * 53) % 255) for i in range(7)]
+    ids = {(await add(gateway, solid(c), breed="a" if i % 2 else "b")).json()["id"] for i, c in enumerate(colors)}
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = (await gateway.get("/v1/dogs", params=params)).json()
+        assert page["total"] == 7
+        seen += [d["id"] for d in page["items"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids)
+    only_a = (await gateway.get("/v1/dogs", params={"breed": "a", "limit": 100})).json()
+    assert only_a["total"] == 3 and all(d["payload"]["breed"] == "a" for d in only_a["items"])
+
+
+async def test_empty_gallery_lists_nothing(gateway):
+    assert (await gateway.get("/v1/dogs")).json() == {"items": [], "next": None, "total": 0}
+    r = await search(gateway, solid(RED))
+    assert r.status_code == 200 and r.json()["results"] == []
+
+
+def _bomb() -> bytes:
+    return encode(Image.new("1", (5_000, 5_000)), "PNG")
+
+
+BAD_UPLOADS = {
+    "zero-bytes": (b"", 422),
+    "not-an-image": (b"%PDF-1.4 definitely not a photo", 415),
+    "truncated-jpeg": (solid(RED, (300, 300))[:500], 422),
+    "too-big": (encode(Image.frombytes("RGB", (300, 300), random.Random(0).randbytes(270_000)), "PNG"), 413),
+    "too-many-pixels": (_bomb(), 413),
+    "unsupported-format": (encode(Image.new("RGB", (16, 16)), "ICO"), 415),
+}
+
+
+@pytest.mark.parametrize("case", BAD_UPLOADS, ids=list(BAD_UPLOADS))
+async def test_bad_uploads_get_a_clear_4xx_and_store_nothing(gateway, case):
+    data, status = BAD_UPLOADS[case]
+    keep = (await add(gateway, solid(BLUE))).json()["id"]
+    for r in (await add(gateway, data, name="bad"), await search(gateway, data)):
+        assert r.status_code == status, (case, r.status_code, r.text)
+        assert isinstance(r.json()["detail"], str) and r.json()["detail"]
+    assert await total(gateway) == 1
+    assert (await gateway.get(f"/v1/dogs/{keep}")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "words"),
+    [
+        ({"data": {"name": "no image"}}, "image"),
+        ({"files": {"image": ("a.jpg", solid(RED))}, "data": {"payload": "[1, 2]"}}, "JSON object"),
+        ({"files": {"image": ("a.jpg", solid(RED))}, "data": {"payload": "{bad json"}}, "not valid JSON"),
+        ({"files": {"image": ("a.jpg", solid(RED))}, "data": {"payload": '{"sha256": "x"}'}}, "set by the server"),
+        ({"files": {"image": ("a.jpg", solid(RED))}, "data": {"payload": '{"a": {"b": 1}}'}}, "must be a string"),
+    ],
+    ids=["missing-image", "payload-not-object", "payload-bad-json", "server-field", "nested-value"],
+)
+async def test_wrong_fields_are_422_with_a_reason(gateway, request_kwargs, words):
+    r = await gateway.post("/v1/dogs", **request_kwargs)
+    assert r.status_code == 422
+    assert words in str(r.json()["detail"])
+    assert await total(gateway) == 0
+
+
+@pytest.mark.parametrize("k", ["0", "101", "ten"])
+async def test_k_out_of_range_is_422(gateway, k):
+    r = await search(gateway, solid(RED), k=k)
+    assert r.status_code == 422 and "k" in str(r.json()["detail"])
+
+
+async def test_unknown_ids_are_404_and_malformed_ids_422(gateway):
+    assert (await gateway.get("/v1/dogs/00000000-0000-0000-0000-000000000000")).status_code == 404
+    assert (await gateway.get("/v1/dogs/not-a-uuid")).status_code == 422
+
+
+async def test_payload_json_and_extra_form_fields_are_kept(gateway):
+    r = await add(gateway, halves(RED, BLUE), name="Mix", payload='{"age": 3, "tags": ["calm", "small"]}',
+                  shelter="north")
+    payload = r.json()["payload"]
+    assert payload["age"] == 3 and payload["tags"] == ["calm", "small"] and payload["shelter"] == "north"
+    found = (await search(gateway, halves(RED, BLUE), filter='{"shelter": "north"}')).json()["results"]
+    assert [hit["id"] for hit in found] == [r.json()["id"]]
+
+
+async def test_ten_clients_at_once_get_correct_answers_and_one_model_load(gateway, fake_model):
+    colors = [(i * 25, 250 - i * 25, 128) for i in range(10)]
+    added = await asyncio.gather(*(add(gateway, solid(c), name=str(i)) for i, c in enumerate(colors)))
+    assert all(r.status_code == 201 for r in added)
+    answers = await asyncio.gather(*(search(gateway, solid(c), k=1) for c in colors))
+    for i, answer in enumerate(answers):
+        assert answer.json()["results"][0]["payload"]["name"] == str(i)
+    assert await total(gateway) == 10
+
+
+async def test_ops_endpoints(gateway):
+    assert (await gateway.get("/healthz")).json()["status"] == "ok"
+    await add(gateway, solid(RED))  # loads the (lazy) model
+    ready = await gateway.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    metrics = (await gateway.get("/metrics")).text
+    assert 'dogsearch_http_requests_total{method="POST",route="/v1/dogs",service="gateway",status="201"}' in metrics
+    assert 'service="embedder"' in metrics and 'service="search"' in metrics
+    assert "/v1/dogs" in (await gateway.get("/openapi.json")).json()["paths"]

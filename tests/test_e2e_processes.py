@@ -1,0 +1,124 @@
+"""Each service in its own process, real HTTP between them, the real default model: index, search,
+kill and restart the search service, and nothing is lost."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SAMPLES
+
+pytestmark = pytest.mark.real_model
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    def __init__(self, name: str, port: int, log: Path, *args: str) -> None:
+        self.name, self.port, self.log, self.args = name, port, log, args
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Service:
+        cmd = [sys.executable, "-m", "dogsearch.cli", "serve", self.name, "--port", str(self.port), *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
+                                     start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"{self.name} exited: {self.log.read_text()[-2000:]}"
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{self.name} not ready after {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def topology(tmp_path):
+    embedder = Service("embedder", free_port(), tmp_path / "embedder.log")
+    search = Service("search", free_port(), tmp_path / "search.log", "--data-dir", str(tmp_path / "vectors"))
+    gateway = Service("gateway", free_port(), tmp_path / "gateway.log", "--data-dir", str(tmp_path / "photos"),
+                      "--embedder-url", f"http://127.0.0.1:{embedder.port}",
+                      "--search-url", f"http://127.0.0.1:{search.port}")
+    services = [embedder.start(), search.start(), gateway.start()]
+    try:
+        for service in services:
+            service.wait_ready()
+        yield embedder, search, gateway
+    finally:
+        for service in services:
+            service.stop()
+
+
+def search_file(gateway_url: str, path: Path, k: int = 3) -> dict:
+    r = httpx.post(f"{gateway_url}/v1/search", files={"image": (path.name, path.read_bytes())},
+                   data={"k": str(k)}, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_index_and_search_across_processes_and_survive_a_search_restart(topology):
+    _, search, gateway = topology
+    out = subprocess.run(
+        [sys.executable, "-m", "dogsearch.cli", "index", str(SAMPLES / "gallery"), "--url", gateway.url],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "added 40, already stored 0, failed 0" in out.stdout
+
+    gallery = sorted((SAMPLES / "gallery").rglob("*.jpg"))
+    # A gallery photo finds itself first, with its breed from the folder name.
+    for path in gallery[::8]:
+        top = search_file(gateway.url, path)["results"][0]
+        assert top["payload"]["breed"] == path.parent.name and top["score"] > 0.999
+    query = sorted((SAMPLES / "queries").rglob("*.jpg"))[0]
+    before = search_file(gateway.url, query, k=5)["results"]
+
+    search.kill()  # SIGKILL: no clean shutdown
+    r = httpx.post(f"{gateway.url}/v1/search", files={"image": ("q.jpg", query.read_bytes())}, timeout=60)
+    assert r.status_code == 503 and "search" in r.json()["detail"]
+    search.start().wait_ready()
+
+    assert httpx.get(f"{gateway.url}/v1/dogs", timeout=30).json()["total"] == 40
+    after = search_file(gateway.url, query, k=5)["results"]
+    assert [(h["id"], round(h["score"], 4)) for h in after] == [(h["id"], round(h["score"], 4)) for h in before]
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "dogsearch.cli", "search", str(query), "-k", "5", "--json", "--url", gateway.url],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert [h["id"] for h in json.loads(cli.stdout)["results"]] == [h["id"] for h in after]

@@ -1,0 +1,28 @@
+"""The real default model, through the whole service over HTTP, answers exactly as the bare model does."""
+from __future__ import annotations
+
+import pytest
+
+from dogsearch.allinone import create_all_in_one
+from dogsearch.ingest import items_from_folders
+from dogsearch.quality import compare
+from services.embedder.model import create_model
+from services.gateway.client import GatewayClient
+from tests.conftest import SAMPLES
+
+pytestmark = pytest.mark.real_model
+
+
+async def test_service_top1_equals_bare_model_on_the_sample_split(tmp_path):
+    gallery = items_from_folders(SAMPLES / "gallery")
+    queries = items_from_folders(SAMPLES / "queries")
+    model = create_model()
+    # The service builds its own copy of the same model, as it would in production.
+    app = create_all_in_one(tmp_path)
+    async with app.router.lifespan_context(app):
+        client = GatewayClient("http://gw", app=app)
+        report, via_http, bare = await compare(client, model, gallery, queries)
+        await client.aclose()
+    assert via_http == bare
+    assert report.http_top1 == report.bare_top1
+    assert report.http_top1 >= 0.5  # 10 breeds: chance is 0.1; the real model does far better
