@@ -60,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
     _add_target(search)
     search.set_defaults(func=_search)
+
+    evaluate = sub.add_parser("eval", help="measure retrieval quality")
+    kinds = evaluate.add_subparsers(dest="kind", required=True)
+    service = kinds.add_parser(
+        "service", help="top-1 breed accuracy through the HTTP API next to the bare model's, on one split")
+    service.add_argument("dir", type=Path, help="DIR/<breed>/<photo>")
+    service.add_argument("--gallery-per-breed", type=int, default=30,
+                         help="the first N photos of each breed are indexed, the rest are queries")
+    service.add_argument("--json", action="store_true")
+    service.set_defaults(func=_eval_service)
     return parser
 
 
@@ -177,6 +187,40 @@ def _search(args: argparse.Namespace) -> int:
         print(f"{rank:>4}  {hit['score']:6.3f}  {str(payload.get('breed', '-')):<24} "
               f"{str(payload.get('name', '-')):<16} {hit['id']}")
     print(f"({answer['took_ms']:.0f} ms)")
+    return 0
+
+
+def _eval_service(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from dogsearch.allinone import create_all_in_one
+    from dogsearch.ingest import items_from_folders
+    from dogsearch.quality import compare, split_per_breed
+    from services.embedder.model import create_model
+    from services.embedder.settings import EmbedderSettings
+    from services.gateway.client import GatewayClient
+
+    configure_logging("WARNING")
+    gallery, queries = split_per_breed(items_from_folders(args.dir), args.gallery_per_breed)
+    settings = EmbedderSettings()
+
+    async def run():
+        with tempfile.TemporaryDirectory(prefix="dogsearch-eval-") as data_dir:
+            app = create_all_in_one(Path(data_dir), embedder_settings=settings)
+            async with app.router.lifespan_context(app):
+                client = GatewayClient("http://dogsearch", app=app, timeout=600)
+                bare = create_model(settings.model, device=settings.device, precision=settings.precision,
+                                    weights_path=settings.weights_path)
+                report, _, _ = await compare(client, bare, gallery, queries)
+                await client.aclose()
+                return report.as_dict() | {"model": bare.model_id}
+
+    result = asyncio.run(run())
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>12}: {value}")
     return 0
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Response
@@ -11,42 +11,54 @@ from fastapi import FastAPI, HTTPException, Response
 from common.ops import install_ops
 from services.search import schemas as s
 from services.search.settings import SearchSettings
-from services.search.store import CollectionMismatch, CollectionMissing, EdgeStore, Point, StoreError
+from services.search.store import (
+    CollectionMismatch,
+    CollectionMissing,
+    EdgeStore,
+    InvalidInput,
+    Point,
+    StoreError,
+)
 
 log = logging.getLogger("dogsearch.search")
 
 
 class IndexBuilder:
-    """Rebuilds the HNSW index in the background once enough points changed; one build at a time."""
+    """Rebuilds the HNSW index once enough points changed, at a quiet moment.
 
-    def __init__(self, store: EdgeStore, every: int) -> None:
-        self._store, self._every = store, every
+    qdrant-edge holds the GIL for the whole of optimize() (seconds at 10k points, ~30 s at 100k), so the
+    process answers nothing while it runs, and only one process may open the store. So it runs only after
+    `idle_s` without writes; until then new points are still found, by exact search over the unindexed part."""
+
+    def __init__(self, store: EdgeStore, every: int, idle_s: float) -> None:
+        self._store, self._every, self._idle_s = store, every, idle_s
         self._changed = 0
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._last_write = time.monotonic()
 
     def note_changes(self, n: int) -> None:
-        with self._lock:
-            self._changed += n
-            if self._changed >= self._every and not self.running:
-                self._changed = 0
-                self._thread = threading.Thread(target=self.build, name="hnsw-build", daemon=True)
-                self._thread.start()
+        self._changed += n
+        self._last_write = time.monotonic()
 
     @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    def due(self) -> bool:
+        return self._changed >= self._every and time.monotonic() - self._last_write >= self._idle_s
 
-    def build(self) -> None:
+    async def run_forever(self, poll_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(poll_s)
+            if self.due:
+                await self.build()
+
+    async def build(self) -> None:
+        changed, self._changed = self._changed, 0
+        start = time.perf_counter()
         try:
-            self._store.optimize()
-            log.info("index built", extra={"points": self._store.count()})
+            await asyncio.to_thread(self._store.optimize)
         except StoreError:
+            self._changed += changed
             log.exception("index build failed")
-
-    def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
+            return
+        log.info("index built", extra={"seconds": round(time.perf_counter() - start, 2), **self._store.stats()})
 
 
 def create_app(settings: SearchSettings | None = None) -> FastAPI:
@@ -56,10 +68,12 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         store = await asyncio.to_thread(EdgeStore, settings.data_dir, settings.collection)
-        state["store"], state["builder"] = store, IndexBuilder(store, settings.optimize_after)
+        builder = IndexBuilder(store, settings.optimize_after, settings.optimize_idle_s)
+        state["store"], state["builder"] = store, builder
         log.info("store open", extra={"path": str(settings.data_dir), "collection": settings.collection})
+        task = asyncio.create_task(builder.run_forever())
         yield
-        state["builder"].join()
+        task.cancel()
         await asyncio.to_thread(store.close)
         state.clear()
 
@@ -78,8 +92,11 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
             raise HTTPException(409, f"collection not created yet: {exc}") from exc
         except CollectionMismatch as exc:
             raise HTTPException(409, str(exc)) from exc
-        except StoreError as exc:
+        except InvalidInput as exc:
             raise HTTPException(422, str(exc)) from exc
+        except StoreError as exc:
+            log.exception("store failure")
+            raise HTTPException(500, f"store failure: {exc}") from exc
 
     async def ready() -> str | None:
         return None if "store" in state else "store not open"
@@ -144,10 +161,16 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
             raise HTTPException(404, f"no point {point_id}") from exc
         return s.Hits(hits=[s.Hit(id=h.id, score=h.score, payload=h.payload) for h in hits])
 
+    @app.get("/v1/stats")
+    async def stats() -> dict:
+        return await run(store().stats)
+
     @app.post("/v1/optimize")
     async def optimize() -> dict:
-        await run(store().optimize)
-        return {"status": "indexed"}
+        """Builds the HNSW index now (the process answers nothing else meanwhile)."""
+        store()
+        await state["builder"].build()
+        return await run(store().stats)
 
     return app
 

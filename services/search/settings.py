@@ -13,7 +13,6 @@ class SearchSettings(ServiceSettings):
 
     data_dir: Path = Field(Path(".data/search"), description="where the embedded engine keeps the collection")
     collection: str = Field("dogs", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    optimize_after: int = Field(
-        2000, ge=1, description="build the HNSW index in the background once this many points changed since the last build"
-    )
+    optimize_after: int = Field(2000, ge=1, description="rebuild the HNSW index once this many points changed...")
+    optimize_idle_s: float = Field(10.0, ge=0, description="...and no write came for this long")
     max_k: int = Field(1000, ge=1)

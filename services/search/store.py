@@ -83,9 +83,10 @@ class EdgeStore:
 
         hnsw_ef: HNSW search breadth; None is the engine's default (ef_construct, 100).
         full_scan_threshold_kb: segments, and filtered candidate sets, holding fewer vectors than this many KB
-            are searched exactly even after optimize() (10,000 KB is about 2,000 vectors of 1280 floats).
-            Keep it: filters on unindexed fields lose recall badly in the graph. Fixed when the
-            collection is created; ignored on reopen.
+            are searched exactly even after optimize() (10,000 KB, the engine's default, is about 2,000 vectors
+            of 1280 floats). Lower it only to measure the graph on small data: in the graph, a filter on an
+            unindexed field that matches few points finds few of them. Fixed when the collection is created
+            (the engine keeps it); ignored on reopen.
         """
         if not _COLLECTION_NAME.fullmatch(collection):
             raise InvalidInput(f"collection name must match {_COLLECTION_NAME.pattern}: {collection!r}")
@@ -347,16 +348,13 @@ def _condition(field: str, value: Any) -> qe.FieldCondition | qe.Filter:
         raise InvalidInput(f"filter field must be a non-empty string, got {field!r}")
     if not isinstance(value, (list, tuple, set, frozenset)):
         return qe.FieldCondition(field, match=qe.MatchValue(_match_value(field, value)))
-    values = list(value)
-    for v in values:
-        _match_value(field, v)  # validates
-    # MatchAny takes strings or ints, not a mix and not bools: one condition per kind, ORed.
+    values = [_match_value(field, v) for v in value]
+    # MatchAny takes strings only or ints only, and no bools: one condition per kind, ORed.
     strings = [v for v in values if isinstance(v, str)]
-    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
-    any_of: list[qe.FieldCondition] = [
-        qe.FieldCondition(field, match=qe.MatchAny(group)) for group in (strings, ints) if group
-    ]
-    any_of += [qe.FieldCondition(field, match=qe.MatchValue(np.bool_(b))) for b in {v for v in values if isinstance(v, bool)}]
+    ints = [v for v in values if isinstance(v, int)]
+    bools = {v for v in values if isinstance(v, np.bool_)}
+    any_of = [qe.FieldCondition(field, match=qe.MatchAny(group)) for group in (strings, ints) if group]
+    any_of += [qe.FieldCondition(field, match=qe.MatchValue(b)) for b in bools]
     if not any_of:  # "any of nothing" matches nothing
         return qe.FieldCondition(field, match=qe.MatchAny([]))
     return any_of[0] if len(any_of) == 1 else qe.Filter(should=any_of)
@@ -369,7 +367,9 @@ def _match_value(field: str, value: Any) -> str | int | np.bool_:
         return np.bool_(value)
     if isinstance(value, str) or (isinstance(value, int) and -(2**63) <= value < 2**63):
         return value
-    raise InvalidInput(f"filter on {field!r}: values must be str, int (64-bit) or bool, or a list of them; got {value!r}")
+    raise InvalidInput(
+        f"filter on {field!r}: values must be str, int (64-bit) or bool, or a list of them; got {value!r}"
+    )
 
 
 def _lock_dir(directory: Path) -> IO[str]:

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import numpy as np
+import pytest
+
+from services.search.app import create_app
+from services.search.settings import SearchSettings
+
+
+def uid(i: int) -> str:
+    return str(uuid.UUID(int=i + 1))
+
+
+def unit(v) -> list[float]:
+    v = np.asarray(v, dtype=np.float32)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+@pytest.fixture
+async def search(tmp_path):
+    app = create_app(SearchSettings(data_dir=tmp_path, optimize_after=5, optimize_idle_s=0))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as client:
+            yield client
+
+
+async def test_collection_is_created_once_and_never_mixed(search):
+    assert (await search.get("/v1/collection")).status_code == 404
+    assert (await search.put("/v1/points", json={"points": [{"id": uid(0), "vector": [1, 0]}]})).status_code == 409
+    r = await search.put("/v1/collection", json={"dim": 3, "model": "m1"})
+    assert r.json() == {"dim": 3, "model": "m1", "count": 0}
+    assert (await search.put("/v1/collection", json={"dim": 3, "model": "m1"})).status_code == 200
+    for other in ({"dim": 4, "model": "m1"}, {"dim": 3, "model": "m2"}):
+        r = await search.put("/v1/collection", json=other)
+        assert r.status_code == 409 and "m1" in r.json()["detail"]
+
+
+async def test_points_query_similar_scroll_and_delete(search):
+    await search.put("/v1/collection", json={"dim": 3, "model": "m"})
+    points = [{"id": uid(i), "vector": unit(v), "payload": {"breed": b}}
+              for i, (v, b) in enumerate([([1, 0, 0], "a"), ([0.9, 0.1, 0], "a"), ([0, 1, 0], "b"), ([0, 0, 1], "b")])]
+    assert (await search.put("/v1/points", json={"points": points})).json() == {"upserted": 4}
+
+    hits = (await search.post("/v1/query", json={"vector": [1, 0, 0], "k": 2})).json()["hits"]
+    assert [h["id"] for h in hits] == [uid(0), uid(1)] and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    only_b = (await search.post("/v1/query", json={"vector": [1, 0, 0], "k": 5, "filter": {"breed": "b"}})).json()
+    assert {h["id"] for h in only_b["hits"]} == {uid(2), uid(3)}
+
+    similar = (await search.post(f"/v1/points/{uid(0)}/similar", json={"k": 1})).json()["hits"]
+    assert [h["id"] for h in similar] == [uid(1)]
+    page = (await search.post("/v1/points/scroll", json={"limit": 3})).json()
+    rest = (await search.post("/v1/points/scroll", json={"limit": 3, "offset": page["next"]})).json()
+    assert len(page["points"]) == 3 and len(rest["points"]) == 1 and rest["next"] is None
+    assert (await search.post("/v1/points/count", json={"filter": {"breed": "a"}})).json() == {"count": 2}
+
+    assert (await search.delete(f"/v1/points/{uid(0)}")).status_code == 204
+    assert (await search.get(f"/v1/points/{uid(0)}")).status_code == 404
+    assert (await search.delete(f"/v1/points/{uid(0)}")).status_code == 404
+    assert (await search.get("/v1/collection")).json()["count"] == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"points": [{"id": "not-a-uuid", "vector": [1, 0, 0]}]},
+     {"points": [{"id": str(uuid.uuid4()), "vector": [1, 0]}]},
+     {"points": [{"id": str(uuid.uuid4()), "vector": [0, 0, 0]}]},
+     {"points": []}],
+    ids=["bad-id", "wrong-dim", "zero-vector", "empty"],
+)
+async def test_bad_points_are_422_and_change_nothing(search, body):
+    await search.put("/v1/collection", json={"dim": 3, "model": "m"})
+    r = await search.put("/v1/points", json=body)
+    assert r.status_code == 422, r.text
+    assert (await search.get("/v1/collection")).json()["count"] == 0
+
+
+async def test_k_is_bounded(search):
+    await search.put("/v1/collection", json={"dim": 2, "model": "m"})
+    assert (await search.post("/v1/query", json={"vector": [1, 0], "k": 0})).status_code == 422
+    assert (await search.post("/v1/query", json={"vector": [1, 0], "k": 5000})).status_code == 422
+
+
+async def test_index_is_built_after_enough_changes_when_quiet(search):
+    await search.put("/v1/collection", json={"dim": 8, "model": "m"})
+    rng = np.random.default_rng(0)
+    points = [{"id": uid(i), "vector": unit(rng.normal(size=8))} for i in range(50)]
+    await search.put("/v1/points", json={"points": points})
+    assert (await search.get("/v1/stats")).json()["points"] == 50
+    built = (await search.post("/v1/optimize")).json()
+    assert built["indexed_vectors"] == 50
