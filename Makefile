@@ -22,6 +22,7 @@ demo: setup
 	$(BIN)/dogsearch serve --data-dir $(DEMO_DATA) --host $(HOST) --port $(PORT)
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-demo:

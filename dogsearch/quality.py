@@ -77,10 +77,11 @@ async def compare(client: GatewayClient, model: EmbeddingModel, gallery: Sequenc
     truth = [q.fields["breed"] for q in queries]
 
     def acc(pred: list[str]) -> float:
-        return float(np.mean([p == t for p, t in zip(pred, truth)]))
+        return float(np.mean([p == t for p, t in zip(pred, truth, strict=True)]))
 
     report = QualityReport(
         n_gallery=len(gallery), n_queries=len(queries), http_top1=acc(via_http), bare_top1=acc(bare),
-        agreement=float(np.mean([a == b for a, b in zip(via_http, bare)])), http_seconds=round(seconds, 1),
+        agreement=float(np.mean([a == b for a, b in zip(via_http, bare, strict=True)])),
+        http_seconds=round(seconds, 1),
     )
     return report, via_http, bare

@@ -11,7 +11,7 @@ from common.settings import ServiceSettings
 class EmbedderSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="DOGSEARCH_EMBEDDER_", extra="forbid")
 
-    model: str = Field("efficientnet_lite0", description="model name: 'efficientnet_lite0' (registry weights) or a timm name")
+    model: str = Field("efficientnet_lite0", description="'efficientnet_lite0' (registry weights) or a timm name")
     weights_path: str | None = Field(None, description="local weights file instead of the registry package / hub")
     device: str = "cpu"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"

@@ -99,7 +99,7 @@ def package_weights_file() -> Path:
     return path
 
 
-def load_state_dict_file(path: str | Path) -> "OrderedDict[str, torch.Tensor]":
+def load_state_dict_file(path: str | Path) -> OrderedDict[str, torch.Tensor]:
     """Read a state dict from .safetensors or a torch pickle (loaded with weights_only=True)."""
     path = Path(path)
     if not path.is_file():
@@ -136,7 +136,7 @@ def load_state_dict_file(path: str | Path) -> "OrderedDict[str, torch.Tensor]":
     return state
 
 
-def load_package_state_dict(expected_sha256: str | None = None) -> "OrderedDict[str, torch.Tensor]":
+def load_package_state_dict(expected_sha256: str | None = None) -> OrderedDict[str, torch.Tensor]:
     """Locate the package weights, verify the pinned checksum, and load them."""
     path = package_weights_file()
     expected = expected_sha256 or PACKAGE_FILE_SHA256
@@ -155,7 +155,7 @@ def map_state_dict_by_order(
     target: Mapping[str, torch.Tensor],
     *,
     source_name: str = "weights file",
-) -> "OrderedDict[str, torch.Tensor]":
+) -> OrderedDict[str, torch.Tensor]:
     """Rename ``source`` tensors to ``target``'s keys, pairing them by position.
 
     Both dicts must hold the same number of entries, and each pair must have the same
@@ -169,7 +169,7 @@ def map_state_dict_by_order(
             f"the model has {len(tgt_items)}"
         )
     mapped: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for i, ((s_key, s_val), (t_key, t_val)) in enumerate(zip(src_items, tgt_items)):
+    for i, ((s_key, s_val), (t_key, t_val)) in enumerate(zip(src_items, tgt_items, strict=True)):
         if tuple(s_val.shape) != tuple(t_val.shape):
             raise WeightsError(
                 f"cannot map {source_name} onto the model by order: tensor #{i} "

@@ -2,20 +2,18 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
-import uuid
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import FastAPI, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
 from common.http import UpstreamError
-from common.images import check_size, decode_image, thumbnail_jpeg
+from common.images import check_size
 from common.ops import install_ops
 from services.embedder.client import EmbedderClient
+from services.gateway.ingest import Ingestor, Upload, VectorSpace
 from services.gateway.payload import parse_json_object, search_filter, user_fields
 from services.gateway.photos import PhotoStore, media_type
 from services.gateway.schemas import Dog, DogPage, SearchResponse, SearchResult
@@ -25,34 +23,6 @@ from services.search.client import SearchClient
 DOG_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 # Fields a multipart POST /v1/dogs may carry besides the photo; any other form field becomes a user field.
 _KNOWN_FORM_FIELDS = {"image", "name", "breed", "payload"}
-
-
-def dog_id_for(data: bytes) -> str:
-    """Ids come from the photo's content, so the same photo uploaded twice is one dog."""
-    return str(uuid.UUID(hex=hashlib.sha256(data).hexdigest()[:32]))
-
-
-class VectorSpace:
-    """Makes sure the collection exists for the embedder's model, and that vectors of two models never mix."""
-
-    def __init__(self, embedder: EmbedderClient, search: SearchClient) -> None:
-        self._embedder, self._search = embedder, search
-        self._lock = asyncio.Lock()
-        self.model: str | None = None
-
-    async def ensure(self) -> str:
-        if self.model is None:
-            async with self._lock:
-                if self.model is None:
-                    info = await self._embedder.info()
-                    await self._search.ensure_collection(info["dim"], info["model"])
-                    self.model = info["model"]
-        return self.model
-
-    async def check(self, model: str) -> None:
-        expected = await self.ensure()
-        if model != expected:
-            raise HTTPException(409, f"the embedder now serves {model!r} but the collection holds {expected!r} vectors")
 
 
 def create_app(
@@ -68,7 +38,9 @@ def create_app(
     embedder = embedder or EmbedderClient(settings.embedder_url, timeout=timeout)
     search = search or SearchClient(settings.search_url, timeout=timeout)
     photos = PhotoStore(settings.data_dir)
-    space = VectorSpace(embedder, search)
+    ingestor = Ingestor(embedder, search, photos, VectorSpace(embedder, search),
+                        max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
+                        thumbnail_px=settings.thumbnail_px)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -86,6 +58,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.ingestor = ingestor
 
     async def ready() -> str | None:
         reasons = [r for r in await asyncio.gather(embedder.ready(), search.ready()) if r]
@@ -104,13 +77,10 @@ def create_app(
         return cls(id=point["id"], payload=point["payload"], image_url=base,
                    thumbnail_url=f"{base}?size=thumbnail", **extra)
 
-    async def read_image(upload: UploadFile):
+    async def read_upload(upload: UploadFile) -> bytes:
         data = await upload.read(settings.max_upload_bytes + 1)
         check_size(data, settings.max_upload_bytes)
-        decoded = await asyncio.to_thread(
-            decode_image, data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
-        )
-        return data, decoded
+        return data
 
     async def get_point(dog_id: str) -> dict[str, Any]:
         try:
@@ -136,38 +106,11 @@ def create_app(
         fields.update({k: v for k, v in (("name", name), ("breed", breed)) if v})
         fields = user_fields(fields)
 
-        data, decoded = await read_image(image)
-        dog_id = dog_id_for(data)
-        try:
-            existing = await search.get(dog_id)
-        except UpstreamError as exc:
-            if exc.status_code not in (404, 409):
-                raise
-        else:
+        data = await read_upload(image)
+        added = await ingestor.add(Upload(data, fields))
+        if not added.created:
             response.status_code = 200
-            return to_dog(existing)
-
-        model, vectors = await embedder.embed([data])
-        await space.check(model)
-        thumb = await asyncio.to_thread(thumbnail_jpeg, decoded.image, settings.thumbnail_px)
-        record = {
-            **fields,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "format": decoded.format,
-            "width": decoded.width,
-            "height": decoded.height,
-            "bytes": len(data),
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model": model,
-        }
-        await asyncio.to_thread(photos.save, dog_id, decoded.format, data, thumb)
-        try:
-            await search.upsert([{"id": dog_id, "vector": vectors[0].tolist(), "payload": record}])
-        except BaseException:
-            # Without its vector the photo is unreachable: don't leave it behind.
-            await asyncio.to_thread(photos.delete, dog_id, decoded.format)
-            raise
-        return to_dog({"id": dog_id, "payload": record})
+        return to_dog({"id": added.id, "payload": added.payload})
 
     @app.get("/v1/dogs", response_model=DogPage, tags=["dogs"])
     async def list_dogs(
@@ -218,9 +161,10 @@ def create_app(
     ) -> SearchResponse:
         start = time.perf_counter()
         flt = search_filter(breed, name, filter)
-        data, _ = await read_image(image)
+        data = await read_upload(image)
+        await ingestor.decode(data)  # the same checks, and the same 4xx, as an upload
         model, vectors = await embedder.embed([data])
-        await space.check(model)
+        await ingestor.space.check(model)
         hits = await search.query(vectors[0], k, flt)
         return SearchResponse(
             results=[to_dog(h, SearchResult, score=h["score"]) for h in hits],

@@ -31,7 +31,7 @@ def test_hnsw_recall_at_10_on_real_embeddings(tmp_path):
         ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(len(vectors))]
         for start in range(0, len(ids), 1000):
             store.upsert([Point(id=i, vector=v.tolist(), payload={}) for i, v in
-                          zip(ids[start:start + 1000], vectors[start:start + 1000])])
+                          zip(ids[start:start + 1000], vectors[start:start + 1000], strict=True)])
         store.optimize()
         assert store.stats()["indexed_vectors"] == len(ids)
 

@@ -1,0 +1,122 @@
+"""Adding photos to the gallery: validate, embed, keep the photo, upsert its vector. Shared by POST /v1/dogs,
+bulk jobs and re-indexing, so every way in stores a dog the same way."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import HTTPException
+
+from common.http import UpstreamError
+from common.images import DecodedImage, decode_image, thumbnail_jpeg
+from services.embedder.client import EmbedderClient
+from services.gateway.photos import PhotoStore
+from services.search.client import SearchClient
+
+
+def dog_id_for(data: bytes) -> str:
+    """Ids come from the photo's content, so the same photo uploaded twice is one dog."""
+    return str(uuid.UUID(hex=hashlib.sha256(data).hexdigest()[:32]))
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    fields: dict[str, Any]  # the user's fields, already checked (services.gateway.payload.user_fields)
+
+
+@dataclass(frozen=True)
+class Added:
+    id: str
+    payload: dict[str, Any]
+    created: bool  # False: this photo was already stored, and `payload` is what is stored
+
+
+class VectorSpace:
+    """Makes sure the collection exists for the embedder's model, and that vectors of two models never mix."""
+
+    def __init__(self, embedder: EmbedderClient, search: SearchClient) -> None:
+        self._embedder, self._search = embedder, search
+        self._lock = asyncio.Lock()
+        self.model: str | None = None
+
+    async def ensure(self) -> str:
+        if self.model is None:
+            async with self._lock:
+                if self.model is None:
+                    info = await self._embedder.info()
+                    await self._search.ensure_collection(info["dim"], info["model"])
+                    self.model = info["model"]
+        return self.model
+
+    async def check(self, model: str) -> None:
+        expected = await self.ensure()
+        if model != expected:
+            raise HTTPException(409, f"the embedder now serves {model!r} but the collection holds {expected!r} vectors")
+
+
+class Ingestor:
+    def __init__(self, embedder: EmbedderClient, search: SearchClient, photos: PhotoStore, space: VectorSpace,
+                 *, max_bytes: int, max_pixels: int, thumbnail_px: int) -> None:
+        self.embedder, self.search, self.photos, self.space = embedder, search, photos, space
+        self.max_bytes, self.max_pixels, self.thumbnail_px = max_bytes, max_pixels, thumbnail_px
+
+    async def decode(self, data: bytes) -> DecodedImage:
+        return await asyncio.to_thread(decode_image, data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
+    async def existing(self, dog_id: str) -> dict[str, Any] | None:
+        try:
+            return await self.search.get(dog_id)
+        except UpstreamError as exc:
+            if exc.status_code in (404, 409):  # 409: no collection yet
+                return None
+            raise
+
+    async def add(self, upload: Upload) -> Added:
+        """One photo; raises common.images.ImageRejected for a bad one."""
+        decoded = await self.decode(upload.data)
+        return (await self.add_decoded([(upload, decoded)]))[0]
+
+    async def add_decoded(self, uploads: Sequence[tuple[Upload, DecodedImage]]) -> list[Added]:
+        """Several checked photos with one embedder call: the bulk path runs the model at its batch size.
+        Photos already stored are not embedded again."""
+        results: list[Added | None] = []
+        todo = []
+        for upload, decoded in uploads:
+            dog_id = dog_id_for(upload.data)
+            stored = await self.existing(dog_id)
+            results.append(Added(dog_id, stored["payload"], False) if stored else None)
+            if stored is None:
+                todo.append((len(results) - 1, dog_id, upload, decoded))
+        if todo:
+            model, vectors = await self.embedder.embed([u.data for _, _, u, _ in todo])
+            await self.space.check(model)
+            points = []
+            for (index, dog_id, upload, decoded), vector in zip(todo, vectors, strict=True):
+                record = {
+                    **upload.fields,
+                    "sha256": hashlib.sha256(upload.data).hexdigest(),
+                    "format": decoded.format,
+                    "width": decoded.width,
+                    "height": decoded.height,
+                    "bytes": len(upload.data),
+                    "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "model": model,
+                }
+                thumb = await asyncio.to_thread(thumbnail_jpeg, decoded.image, self.thumbnail_px)
+                await asyncio.to_thread(self.photos.save, dog_id, decoded.format, upload.data, thumb)
+                points.append({"id": dog_id, "vector": vector.tolist(), "payload": record})
+                results[index] = Added(dog_id, record, True)
+            try:
+                await self.search.upsert(points)
+            except BaseException:
+                # Without its vector a photo is unreachable: don't leave it behind.
+                for (_, dog_id, _, decoded) in todo:
+                    await asyncio.to_thread(self.photos.delete, dog_id, decoded.format)
+                raise
+        return [r for r in results if r is not None]
