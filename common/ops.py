@@ -27,15 +27,67 @@ LATENCY = Histogram(
 ReadyCheck = Callable[[], Awaitable[str | None]]
 
 
-def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes: int | None = None) -> None:
+class BodyLimit:
+    """Refuses request bodies over `limit` bytes (or the limit `per_path` gives a path) with 413: at once from
+    Content-Length, and while reading for a chunked body that never said its length (the app then sees a
+    disconnect, and its answer is replaced)."""
+
+    def __init__(self, app, limit: int, per_path: dict[str, int] | None = None) -> None:
+        self.app, self.default, self.per_path = app, limit, per_path or {}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.per_path.get(scope["path"], self.default)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            return await self._refuse(send, int(declared), limit)
+        seen, over, answered = 0, False, False
+
+        async def counting_receive():
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            nonlocal answered
+            if over:
+                if not answered:
+                    answered = True
+                    await self._refuse(send, seen, limit)
+                return
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not over:  # a disconnect we faked is not an error; anything else is
+                raise
+        if over and not answered:
+            await self._refuse(send, seen, limit)
+
+    @staticmethod
+    async def _refuse(send, size: int, limit: int) -> None:
+        response = JSONResponse({"detail": f"request too large: over {limit} bytes ({size} seen)"}, 413)
+        await response({"type": "http"}, None, send)
+
+
+def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes: int | None = None,
+                body_limits: dict[str, int] | None = None) -> None:
+    """`max_request_bytes` caps every request body; `body_limits` gives some paths a limit of their own."""
+    if max_request_bytes is not None:
+        app.add_middleware(BodyLimit, limit=max_request_bytes, per_path=body_limits)
+
     @app.middleware("http")
     async def observe(request: Request, call_next):
-        if max_request_bytes is not None:
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > max_request_bytes:
-                return JSONResponse(
-                    {"detail": f"request too large: {length} bytes, limit {max_request_bytes}"}, status_code=413
-                )
         start = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

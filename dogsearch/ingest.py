@@ -1,9 +1,11 @@
-"""`dogsearch index`: photos from a folder (labels from sub-folder names or a CSV) into the gallery."""
+"""Photos from a folder (labels from sub-folder names or a CSV) into the gallery: one upload a photo
+(`index_items`, used by evaluations), and the helpers of `dogsearch index`, which runs a bulk job."""
 from __future__ import annotations
 
 import asyncio
 import csv
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,3 +80,41 @@ async def index_items(
     finally:
         bar.close()
     return report
+
+
+# --- `dogsearch index` through bulk jobs ---------------------------------------------------------------------------
+
+def zip_folder(root: Path, dest: Path) -> int:
+    """DIR as a zip for an upload job: photos (and labels.csv) only, stored uncompressed (photos don't shrink)."""
+    import zipfile
+
+    count = 0
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED) as zf:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES or path.name in ("labels.csv",)):
+                zf.write(path, path.relative_to(root).as_posix())
+                count += 1
+    return count
+
+
+async def follow_job(get: Callable[[], Awaitable[dict]], progress: bool = True, every_s: float = 0.25) -> dict:
+    """Polls a job until it is over, with a progress bar from its counts."""
+    bar = tqdm(total=None, unit="photo", desc="indexing", disable=not progress)
+    try:
+        while True:
+            job = await get()
+            if job["total"] and bar.total != job["total"]:
+                bar.total = job["total"]
+            bar.n = job["indexed"] + job["duplicates"] + job["failed"]
+            bar.set_postfix(indexed=job["indexed"], duplicates=job["duplicates"], failed=job["failed"], refresh=False)
+            bar.refresh()
+            if job["state"] not in ("queued", "running"):
+                return job
+            await asyncio.sleep(every_s)
+    finally:
+        bar.close()
+
+
+def job_summary(job: dict) -> str:
+    return (f"indexed {job['indexed']}, duplicates {job['duplicates']} (already stored {job['already_stored']}), "
+            f"near duplicates {job['near_duplicates']}, failed {job['failed']}")

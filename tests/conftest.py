@@ -27,3 +27,24 @@ async def gateway(tmp_path, fake_model):
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             yield client
+
+
+@pytest.fixture
+def gateway_factory(tmp_path, fake_model):
+    """Like `gateway`, for synchronous tests (hypothesis): (run(coroutine), client) on one event loop."""
+    import asyncio
+
+    from dogsearch.allinone import create_all_in_one
+
+    loop = asyncio.new_event_loop()
+    app = create_all_in_one(tmp_path / "data", model_factory=lambda: fake_model,
+                            gateway_options={"max_upload_bytes": 200_000, "max_image_pixels": 1_000_000})
+    lifespan = app.router.lifespan_context(app)
+    loop.run_until_complete(lifespan.__aenter__())
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    try:
+        yield loop.run_until_complete, client
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.run_until_complete(lifespan.__aexit__(None, None, None))
+        loop.close()

@@ -18,7 +18,7 @@ class ColorGridModel:
     device = torch.device("cpu")
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.batch_sizes: list[int] = []
         self._calls_lock = threading.Lock()
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -27,10 +27,64 @@ class ColorGridModel:
 
     def embed(self, batch: torch.Tensor) -> np.ndarray:
         with self._calls_lock:
-            self.calls += 1
+            self.batch_sizes.append(batch.shape[0])
         flat = batch.reshape(batch.shape[0], -1).numpy().astype(np.float32)
         flat = flat + 1e-3  # a mid-grey picture would otherwise be the zero vector
         return flat / np.linalg.norm(flat, axis=1, keepdims=True)
 
     def embed_images(self, images) -> np.ndarray:
         return self.embed(torch.stack([self.preprocess(im) for im in images]))
+
+
+# -- pose ------------------------------------------------------------------------------------------------------
+
+# A standing dog facing left, as fractions of its box (AP-10K order, then the tail tip).
+STANDING_DOG = (
+    (0.15, 0.15), (0.20, 0.15), (0.05, 0.22), (0.30, 0.30), (0.85, 0.35),
+    (0.30, 0.45), (0.30, 0.65), (0.30, 0.95), (0.35, 0.45), (0.35, 0.65), (0.35, 0.95),
+    (0.80, 0.45), (0.80, 0.70), (0.80, 0.95), (0.85, 0.45), (0.85, 0.70), (0.85, 0.95),
+    (0.98, 0.15),
+)
+
+
+class FakePoseModel:
+    """Places the standing-dog template in each box, every keypoint scored 0.9."""
+
+    model_id = "test-standing-template"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict(self, image: Image.Image, boxes) -> list:
+        from services.pose import keypoints as K
+        from services.pose.model import BoxPose
+
+        self.calls += 1
+        out = []
+        for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+            rel = np.array(STANDING_DOG)
+            points = np.stack([x1 + rel[:, 0] * (x2 - x1), y1 + rel[:, 1] * (y2 - y1)], axis=1)
+            out.append(BoxPose(points.astype(np.float32), np.full(len(rel), 0.9, np.float32), K.MODEL_NAMES))
+        return out
+
+
+class FakeDetector:
+    """The box around the pixels that differ from the top-left corner's colour (one 'dog'), score 0.9."""
+
+    name = "test-not-background"
+
+    def detect(self, image: Image.Image) -> list:
+        from services.pose.detect import Detection, WholeImageDetector
+
+        arr = np.asarray(image.convert("RGB"), dtype=np.int16)
+        mask = np.abs(arr - arr[0, 0]).sum(axis=2) > 30
+        if not mask.any():
+            return WholeImageDetector().detect(image)
+        ys, xs = np.nonzero(mask)
+        return [Detection((float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)), 0.9)]
+
+
+def fake_pose_pipeline():
+    from services.pose.pipeline import PosePipeline
+
+    return PosePipeline(FakePoseModel(), FakeDetector())

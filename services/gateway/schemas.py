@@ -20,8 +20,11 @@ class DogPage(BaseModel):
 
 class SearchResult(Dog):
     score: float = Field(..., description="cosine similarity, higher is more similar")
+    pose: dict[str, Any] | None = Field(None, description="with pose=true: this photo's pose (as POST /v1/pose)")
+    rerank_score: float | None = Field(None, description="with rerank=pose: the score results are ordered by")
 
 
 class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(..., description="best first")
+    query_pose: dict[str, Any] | None = Field(None, description="with pose=true: the query photo's pose")
     took_ms: float

@@ -1,4 +1,4 @@
-"""Search service: owns the vector collection (embedded Qdrant engine)."""
+"""Search service: owns the vector collection (embedded Qdrant engine, or a Qdrant server by URL)."""
 from __future__ import annotations
 
 import asyncio
@@ -10,11 +10,12 @@ from fastapi import FastAPI, HTTPException, Response
 
 from common.ops import install_ops
 from services.search import schemas as s
+from services.search.engine import VectorStore, builds_its_own_index, open_store, unavailable
+from services.search.server_store import StoreUnavailable
 from services.search.settings import SearchSettings
 from services.search.store import (
     CollectionMismatch,
     CollectionMissing,
-    EdgeStore,
     InvalidInput,
     Point,
     StoreError,
@@ -30,7 +31,7 @@ class IndexBuilder:
     process answers nothing while it runs, and only one process may open the store. So it runs only after
     `idle_s` without writes; until then new points are still found, by exact search over the unindexed part."""
 
-    def __init__(self, store: EdgeStore, every: int, idle_s: float) -> None:
+    def __init__(self, store: VectorStore, every: int, idle_s: float) -> None:
         self._store, self._every, self._idle_s = store, every, idle_s
         self._changed = 0
         self._last_write = time.monotonic()
@@ -67,20 +68,23 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        store = await asyncio.to_thread(EdgeStore, settings.data_dir, settings.collection)
+        store = await asyncio.to_thread(open_store, settings)
         builder = IndexBuilder(store, settings.optimize_after, settings.optimize_idle_s)
         state["store"], state["builder"] = store, builder
-        log.info("store open", extra={"path": str(settings.data_dir), "collection": settings.collection})
-        task = asyncio.create_task(builder.run_forever())
+        log.info("store open", extra={"engine": type(store).__name__, "collection": settings.collection,
+                                      "where": settings.qdrant_url or str(settings.data_dir)})
+        # A Qdrant server builds its index by itself; only the embedded engine needs the idle-time builds.
+        task = None if builds_its_own_index(store) else asyncio.create_task(builder.run_forever())
         yield
-        task.cancel()
+        if task is not None:
+            task.cancel()
         await asyncio.to_thread(store.close)
         state.clear()
 
     app = FastAPI(title="dogsearch search", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
 
-    def store() -> EdgeStore:
+    def store() -> VectorStore:
         if "store" not in state:
             raise HTTPException(503, "store not open")
         return state["store"]
@@ -94,12 +98,16 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
             raise HTTPException(409, str(exc)) from exc
         except InvalidInput as exc:
             raise HTTPException(422, str(exc)) from exc
+        except StoreUnavailable as exc:  # a Qdrant server down: the caller may retry
+            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from exc
         except StoreError as exc:
             log.exception("store failure")
             raise HTTPException(500, f"store failure: {exc}") from exc
 
     async def ready() -> str | None:
-        return None if "store" in state else "store not open"
+        if "store" not in state:
+            return "store not open"
+        return await asyncio.to_thread(unavailable, state["store"])
 
     install_ops(app, "search", ready)
 
@@ -110,7 +118,7 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
 
     @app.get("/v1/collection", response_model=s.CollectionInfo)
     async def collection_info() -> s.CollectionInfo:
-        info = store().collection_info
+        info = await run(lambda: store().collection_info)  # a server store may have to ask the server
         if info is None:
             raise HTTPException(404, "collection not created yet")
         return s.CollectionInfo(dim=info["dim"], model=info["model"], count=await run(store().count))

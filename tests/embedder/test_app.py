@@ -52,7 +52,7 @@ async def test_model_loads_lazily_once_under_concurrent_requests(embedder):
                                      for i in range(10)))
     assert all(r.status_code == 200 for r in answers)
     assert len(loads) == 1 and loads[0] != threading.get_ident()  # built off the event loop, once
-    assert model.calls == 10
+    assert sum(model.batch_sizes) == 10  # every image embedded once, in however many batches
     assert (await client.get("/readyz")).status_code == 200
     info = (await client.get("/v1/info")).json()
     assert info["model"] == model.model_id and info["dim"] == 48 and info["device"] == "cpu"
@@ -98,3 +98,30 @@ def test_bad_settings_fail_at_start(monkeypatch, env, value):
     monkeypatch.setenv(env, value)
     with pytest.raises(ValidationError):
         EmbedderSettings()
+
+
+class SlowModel(ColorGridModel):
+    def embed(self, batch):
+        import time
+
+        time.sleep(0.2)
+        return super().embed(batch)
+
+
+@pytest.mark.parametrize(
+    ("options", "status"),
+    [({"queue_max_images": 1, "batch_max_size": 1}, 503), ({"request_timeout_s": 0.05}, 504)],
+    ids=["queue-full", "timeout"],
+)
+async def test_overload_is_503_with_retry_after_and_slowness_504(options, status):
+    app = create_app(EmbedderSettings(preload=False, **options), model_factory=SlowModel)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
+            answers = await asyncio.gather(*(client.post("/v1/embed", files=files(solid((i, 0, 0))))
+                                             for i in range(4)))
+    codes = [r.status_code for r in answers]
+    assert status in codes, codes
+    refused = next(r for r in answers if r.status_code == status)
+    assert refused.json()["detail"]
+    if status == 503:
+        assert refused.headers["retry-after"] == "1" and 200 in codes

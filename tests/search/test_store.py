@@ -1,4 +1,5 @@
-"""EdgeStore over the real qdrant-edge engine (no mocks)."""
+"""The store interface on both engines, no mocks: EdgeStore over the real qdrant-edge engine, and ServerStore
+over qdrant-client's local mode (it speaks the same client API as a Qdrant server; no server binary is here)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from qdrant_client import QdrantClient
 
+from services.search.server_store import ServerStore
 from services.search.store import (
     CollectionMismatch,
     CollectionMissing,
@@ -43,9 +46,61 @@ def dog_points() -> list[Point]:
     return [Point(uid(n), vector, payload) for n, (vector, payload) in DOGS.items()]
 
 
+class LocalQdrant:
+    """Opens ServerStores on qdrant-client's local mode standing in for a server: one client per directory (one
+    "server"), shared by the stores on it and closed with the last of them, so that a reopen reads the disk."""
+
+    def __init__(self) -> None:
+        self.clients: dict[str, tuple[QdrantClient, int]] = {}
+
+    def __call__(self, path: Path, collection: str = "dogs") -> ServerStore:
+        key = str(path)
+        client, users = self.clients.get(key) or (QdrantClient(path=key), 0)
+        self.clients[key] = (client, users + 1)
+        try:
+            return _SharedClientStore(self, key, client, collection)
+        except BaseException:
+            self.release(key)
+            raise
+
+    def release(self, key: str) -> None:
+        client, users = self.clients.pop(key)
+        if users > 1:
+            self.clients[key] = (client, users - 1)
+        else:
+            client.close()
+
+
+class _SharedClientStore(ServerStore):
+    def __init__(self, owner: LocalQdrant, key: str, client: QdrantClient, collection: str) -> None:
+        self._owner, self._key = owner, key
+        super().__init__(client, collection, close_client=False)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._owner.release(self._key)
+        super().close()
+
+
+# Local mode warns that it ignores payload indexes and search params (it always searches exactly).
+_LOCAL_WARNINGS = pytest.mark.filterwarnings("ignore:.*(Payload indexes|search_params).*:UserWarning")
+
+
+@pytest.fixture(params=["edge", pytest.param("qdrant-client local", marks=_LOCAL_WARNINGS)])
+def open_store(request):
+    """open_store(path, collection="dogs") on each engine."""
+    if request.param == "edge":
+        yield EdgeStore
+        return
+    local = LocalQdrant()
+    yield local
+    for client, _ in local.clients.values():  # stores a test left open
+        client.close()
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    s = EdgeStore(tmp_path / "vectors")
+def store(tmp_path: Path, open_store):
+    s = open_store(tmp_path / "vectors")
     s.ensure_collection(4, MODEL)
     s.upsert(dog_points())
     yield s
@@ -237,9 +292,9 @@ def test_scroll_pages_through_everything_once(store: EdgeStore) -> None:
 # ---- lifecycle ----------------------------------------------------------------------------------------------
 
 
-def test_persistence_across_reopen(tmp_path: Path) -> None:
+def test_persistence_across_reopen(tmp_path: Path, open_store) -> None:
     path = tmp_path / "vectors"
-    s = EdgeStore(path)
+    s = open_store(path)
     s.ensure_collection(4, MODEL)
     s.upsert(dog_points())
     s.optimize()
@@ -249,7 +304,7 @@ def test_persistence_across_reopen(tmp_path: Path) -> None:
     before_filtered = s.query(Q, k=10, filter={"breed": "pug"})
     s.close()
 
-    with EdgeStore(path) as s2:
+    with open_store(path) as s2:
         assert s2.collection_info == {"dim": 4, "model": MODEL}
         assert s2.count() == 5
         assert s2.get(uid("late")).payload["name"] == "Late"
@@ -260,7 +315,7 @@ def test_persistence_across_reopen(tmp_path: Path) -> None:
         assert s2.count() == 5
 
 
-def test_collection_mismatch_loses_nothing(store: EdgeStore, tmp_path: Path) -> None:
+def test_collection_mismatch_loses_nothing(store: EdgeStore, tmp_path: Path, open_store) -> None:
     store.ensure_collection(4, MODEL)  # idempotent
     with pytest.raises(CollectionMismatch):
         store.ensure_collection(8, MODEL)
@@ -270,15 +325,15 @@ def test_collection_mismatch_loses_nothing(store: EdgeStore, tmp_path: Path) -> 
     assert store.count() == 5
     store.close()
 
-    with EdgeStore(tmp_path / "vectors") as again:
+    with open_store(tmp_path / "vectors") as again:
         with pytest.raises(CollectionMismatch):
             again.ensure_collection(4, "another-model")
         assert again.count() == 5
         assert names(again.query(Q, k=5)) == ORDER
 
 
-def test_operations_before_ensure_collection(tmp_path: Path) -> None:
-    with EdgeStore(tmp_path / "vectors") as s:
+def test_operations_before_ensure_collection(tmp_path: Path, open_store) -> None:
+    with open_store(tmp_path / "vectors") as s:
         assert s.collection_info is None
         calls = [
             lambda: s.upsert([Point(uid("rex"), [1.0, 0.0], {})]),
@@ -298,22 +353,31 @@ def test_operations_before_ensure_collection(tmp_path: Path) -> None:
         assert s.count() == 0
 
 
-def test_collections_are_separate_and_one_opener_per_directory(tmp_path: Path) -> None:
-    with EdgeStore(tmp_path, "dogs") as dogs, EdgeStore(tmp_path, "cats") as cats:
+def test_collections_are_separate(tmp_path: Path, open_store) -> None:
+    with open_store(tmp_path, "dogs") as dogs, open_store(tmp_path, "cats") as cats:
         dogs.ensure_collection(2, MODEL)
         cats.ensure_collection(3, MODEL)
         dogs.upsert([Point(uid("a"), [1.0, 0.0], {})])
         assert (dogs.count(), cats.count()) == (1, 0)
+    with open_store(tmp_path, "dogs") as dogs:
+        assert dogs.count() == 1
+    with pytest.raises(InvalidInput):
+        open_store(tmp_path, "../escape")
+
+
+def test_one_edge_store_per_directory(tmp_path: Path) -> None:
+    # Edge only: the embedded engine's files belong to one process; a server takes any number of clients.
+    with EdgeStore(tmp_path, "dogs") as dogs:
+        dogs.ensure_collection(2, MODEL)
+        dogs.upsert([Point(uid("a"), [1.0, 0.0], {})])
         with pytest.raises(StoreError, match="already open"):
             EdgeStore(tmp_path, "dogs")
     with EdgeStore(tmp_path, "dogs") as dogs:  # free again once closed
         assert dogs.count() == 1
-    with pytest.raises(InvalidInput):
-        EdgeStore(tmp_path, "../escape")
 
 
-def test_closed_store_raises(tmp_path: Path) -> None:
-    s = EdgeStore(tmp_path)
+def test_closed_store_raises(tmp_path: Path, open_store) -> None:
+    s = open_store(tmp_path)
     s.ensure_collection(2, MODEL)
     s.close()
     s.close()  # idempotent
@@ -360,6 +424,8 @@ def test_concurrent_use_from_threads(store: EdgeStore) -> None:
 
 
 def test_hnsw_recall_against_exact(tmp_path: Path) -> None:
+    # Edge only: qdrant-client's local mode has no HNSW graph (it always searches exactly), and a server's
+    # graph is Qdrant's own, built in the background.
     rng = np.random.default_rng(42)
     n, dim, centres = 5000, 256, 500
     c = rng.standard_normal((centres, dim))

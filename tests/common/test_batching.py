@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from common.batching import BatchTimeout, DynamicBatcher, QueueFull
+
+
+def make(fn=None, **kwargs):
+    calls: list[list[int]] = []
+
+    def double(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        return [2 * i for i in items]
+
+    options = {"name": "t", "max_batch_size": 4, "max_wait_s": 0.05, "max_queue": 100, "timeout_s": 5.0} | kwargs
+    return DynamicBatcher(fn or double, **options), calls
+
+
+async def test_requests_arriving_together_share_one_batch():
+    batcher, calls = make()
+    results = await asyncio.gather(*(batcher.submit([i]) for i in range(4)))
+    assert results == [[0], [2], [4], [6]]
+    assert calls == [[0, 1, 2, 3]]
+    await batcher.aclose()
+
+
+async def test_batches_never_exceed_the_max_size_and_keep_order():
+    batcher, calls = make()
+    results = await asyncio.gather(batcher.submit([1, 2, 3]), batcher.submit([4, 5]), batcher.submit(list(range(10))))
+    assert results == [[2, 4, 6], [8, 10], [2 * i for i in range(10)]]
+    assert all(len(c) <= 4 for c in calls)
+    assert sorted(i for c in calls for i in c) == sorted([1, 2, 3, 4, 5, *range(10)])
+    await batcher.aclose()
+
+
+async def test_a_lone_request_waits_at_most_max_wait():
+    batcher, calls = make(max_wait_s=0.02)
+    assert await batcher.submit([7]) == [14]
+    assert calls == [[7]]
+    await batcher.aclose()
+
+
+async def test_full_queue_is_refused_at_once():
+    gate = threading.Event()
+
+    def slow(items):
+        gate.wait(5)
+        return items
+
+    batcher, _ = make(slow, max_batch_size=2, max_queue=4, max_wait_s=0)
+    first = asyncio.ensure_future(batcher.submit([1, 2]))  # running, holds the worker
+    await asyncio.sleep(0.05)
+    queued = asyncio.ensure_future(batcher.submit([3, 4, 5, 6]))
+    await asyncio.sleep(0.01)
+    with pytest.raises(QueueFull):
+        await batcher.submit([7])
+    gate.set()
+    assert await first == [1, 2] and await queued == [3, 4, 5, 6]
+    await batcher.aclose()
+
+
+async def test_timeout_gives_up_and_the_batcher_goes_on():
+    def slow(items):
+        time.sleep(0.3)
+        return items
+
+    batcher, _ = make(slow, timeout_s=0.1, max_wait_s=0)
+    with pytest.raises(BatchTimeout):
+        await batcher.submit([1])
+    batcher.timeout_s = 5
+    assert await batcher.submit([2]) == [2]
+    await batcher.aclose()
+
+
+async def test_an_error_reaches_every_request_of_its_batch():
+    def broken(items):
+        raise RuntimeError("boom")
+
+    batcher, _ = make(broken)
+    results = await asyncio.gather(batcher.submit([1]), batcher.submit([2]), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) and str(r) == "boom" for r in results)
+    await batcher.aclose()

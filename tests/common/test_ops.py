@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI, Request
+
+from common.ops import install_ops
+
+
+def make_app() -> FastAPI:
+    app = FastAPI()
+
+    async def ready():
+        return None
+
+    install_ops(app, "t", ready, max_request_bytes=1000, body_limits={"/big": 5000})
+
+    @app.post("/echo")
+    @app.post("/big")
+    async def echo(request: Request) -> dict:
+        return {"bytes": len(await request.body())}
+
+    return app
+
+
+async def test_body_limit_by_content_length_and_while_streaming():
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.post("/echo", content=b"x" * 1000)).json() == {"bytes": 1000}
+        declared = await client.post("/echo", content=b"x" * 1001)
+        assert declared.status_code == 413 and "too large" in declared.json()["detail"]
+
+        async def chunks():  # no Content-Length: the limit is found while reading
+            for _ in range(5):
+                yield b"y" * 300
+
+        streamed = await client.post("/echo", content=chunks())
+        assert streamed.status_code == 413 and "too large" in streamed.json()["detail"]
+        # A path with a limit of its own.
+        assert (await client.post("/big", content=b"z" * 4000)).json() == {"bytes": 4000}
+        assert (await client.post("/big", content=b"z" * 5001)).status_code == 413
+
+
+async def test_health_ready_and_metrics():
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok", "service": "t"}
+        assert (await client.get("/readyz")).status_code == 200
+        await client.post("/echo", content=b"abc")
+        assert 'route="/echo",service="t",status="200"' in (await client.get("/metrics")).text

@@ -1,0 +1,84 @@
+"""Every setting named in the compose files and .env.example is one the service's pydantic-settings classes
+read: a renamed or misspelt setting fails here instead of being silently ignored in a container."""
+from __future__ import annotations
+
+import re
+
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
+
+from services.embedder.settings import EmbedderSettings
+from services.gateway.settings import GatewaySettings
+from services.jobs.settings import JobsSettings
+from services.pose.settings import PoseSettings
+from services.search.settings import SearchSettings
+from tests.deploy.tools import BASE, ENV_EXAMPLE, GPU, compose_model
+
+# Which settings classes each container builds (the workers store photos as the gateway does).
+READS: dict[str, tuple[type[BaseSettings], ...]] = {
+    "gateway": (GatewaySettings, JobsSettings),
+    "worker": (JobsSettings, GatewaySettings),
+    "embedder": (EmbedderSettings,),
+    "pose": (PoseSettings,),
+    "search": (SearchSettings,),
+}
+DEPLOY_ONLY = "DEPLOY_"  # compose's own knobs (.env.example), never passed to a settings class
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    """The environment variables a settings class reads (pydantic-settings matches them case-insensitively)."""
+    prefix = cls.model_config.get("env_prefix", "")
+    names = set()
+    for field_name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {c.upper() for c in alias.choices if isinstance(c, str) and c.upper().startswith("DOGSEARCH_")}
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+        else:
+            names.add(f"{prefix}{field_name}".upper())
+    return names
+
+
+def example_names() -> set[str]:
+    # Commented-out examples count too: they are what users uncomment.
+    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), flags=re.MULTILINE))
+
+
+def test_the_name_reader_knows_prefixes_and_aliases() -> None:
+    names = env_names(JobsSettings)
+    assert "DOGSEARCH_BROKER_URL" in names and "DOGSEARCH_JOBS_BATCH_SIZE" in names
+    assert "DOGSEARCH_JOBS_BROKER_URL" not in names  # an alias replaces the prefixed name
+    assert "DOGSEARCH_SEARCH_QDRANT_URL" in env_names(SearchSettings)
+    assert "DOGSEARCH_SEARCH_LOG_LEVEL" in env_names(SearchSettings)  # fields of the shared base
+
+
+def test_compose_environment_names_exist_in_the_settings() -> None:
+    for files in ((BASE,), (BASE, GPU)):
+        services = compose_model(*files)["services"]
+        for service, classes in READS.items():
+            known = set().union(*(env_names(cls) for cls in classes))
+            unknown = set(services[service].get("environment") or {}) - known
+            assert not unknown, f"{service} in {[f.name for f in files]}: not settings of {classes}: {unknown}"
+
+
+def test_env_example_names_exist_in_the_settings_or_are_compose_knobs() -> None:
+    known = set().union(*(env_names(cls) for classes in READS.values() for cls in classes))
+    names = example_names()
+    assert len(names) > 20
+    unknown = {n for n in names if not n.startswith(DEPLOY_ONLY)} - known
+    assert not unknown, f".env.example names no settings class reads: {sorted(unknown)}"
+    compose_text = BASE.read_text() + GPU.read_text()
+    unused = {n for n in names if n.startswith(DEPLOY_ONLY) and f"${{{n}" not in compose_text}
+    assert not unused, f".env.example has compose knobs the compose files don't use: {sorted(unused)}"
+
+
+def test_env_example_values_are_valid_settings(monkeypatch) -> None:
+    # The example's values themselves pass each class's validation (a bad default here would stop a container).
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        match = re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match:
+            monkeypatch.setenv(*match.groups())
+    for classes in READS.values():
+        for cls in classes:
+            cls()

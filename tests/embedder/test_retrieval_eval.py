@@ -1,0 +1,88 @@
+"""Leave-one-out retrieval metrics (dogsearch eval breed/identity) on data small enough to check by hand."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dogsearch import cli
+from dogsearch import evaluate as ev
+from dogsearch.splits import bucket, identity_split
+from tests.fakes import ColorGridModel
+
+
+def test_metrics_match_a_hand_computed_case():
+    # unit vectors at 0, ~37, ~53 and 90 degrees; labels A A B B
+    emb = np.array([[1, 0], [0.8, 0.6], [0.6, 0.8], [0, 1]], dtype=np.float32)
+    # nearest other: 0->1 (A, hit), 1->2 (B, miss), 2->1 (A, miss), 3->2 (B, hit)
+    # AP: q0 = 1, q1 = 1/2 (its A is 2nd), q2 = 1/2, q3 = 1
+    m = ev.retrieval_metrics(emb, ["A", "A", "B", "B"])
+    assert m["recall@1"] == pytest.approx(0.5)
+    assert m["recall@5"] == pytest.approx(1.0)
+    assert m["map"] == pytest.approx(0.75)
+
+
+def test_map_averages_precision_over_every_relevant_photo():
+    # photos on a circle at 0, 10, 25, 45, 70 degrees, labels A B A B A: rank = angular distance
+    # q0: B A B A -> AP (1/2 + 2/4)/2 = 1/2      q1: A A B A -> AP 1/3
+    # q2: B B A A -> AP (1/3 + 2/4)/2 = 5/12     q3: A A B A -> AP 1/3     q4: B A B A -> AP 1/2
+    angles = np.radians([0, 10, 25, 45, 70])
+    emb = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    m = ev.retrieval_metrics(emb, ["A", "B", "A", "B", "A"], ks=(1, 2, 4))
+    assert m["map"] == pytest.approx((1 / 2 + 1 / 3 + 5 / 12 + 1 / 3 + 1 / 2) / 5)
+    assert m["recall@1"] == 0.0
+    assert m["recall@2"] == pytest.approx(2 / 5)  # only q0 and q4 find one in their first two
+    assert m["recall@4"] == 1.0
+    shuffled = [4, 2, 0, 3, 1]  # the order of the photos does not matter
+    assert ev.retrieval_metrics(emb[shuffled], [["A", "B", "A", "B", "A"][i] for i in shuffled])["map"] \
+        == pytest.approx(m["map"])
+
+
+def test_a_label_with_one_photo_is_refused():
+    with pytest.raises(ValueError, match="at least 2"):
+        ev.retrieval_metrics(np.eye(3, dtype=np.float32), ["A", "A", "B"])
+
+
+def _write(folder, name, color):
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (32, 24), color).save(folder / name)
+
+
+@pytest.fixture
+def dogs_dir(tmp_path):
+    root = tmp_path / "dogs"
+    _write(root / "rex", "a.jpg", (220, 30, 30))
+    _write(root / "rex", "b.jpg", (200, 40, 40))
+    _write(root / "fido", "a.jpg", (30, 30, 220))
+    _write(root / "fido", "b.png", (40, 50, 200))
+    _write(root / "lonely", "a.jpg", (30, 210, 30))  # one photo: not part of leave-one-out
+    return root
+
+
+def test_evaluate_dir_with_the_fake_model(dogs_dir):
+    result = ev.evaluate_dir(ColorGridModel(), dogs_dir, "identity", progress=False)
+    assert result["n_images"] == 4 and result["n_labels"] == 2
+    assert result["recall@1"] == 1.0 and result["map"] == 1.0
+    assert result["model"] == "test-color-grid" and result["images/s"] > 0
+
+
+def test_cli_prints_one_json_object(dogs_dir, monkeypatch, capsys):
+    monkeypatch.setattr(ev, "load_model", lambda name, device: ColorGridModel())
+    assert cli.main(["eval", "breed", str(dogs_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"recall@1", "recall@5", "map", "images/s", "model", "n_images"} <= set(out)
+    assert out["n_images"] == 4 and out["recall@1"] == 1.0
+
+
+def test_cli_rejects_a_missing_folder(tmp_path, capsys):
+    assert cli.main(["eval", "identity", str(tmp_path / "nope")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_identity_split_is_deterministic_and_keeps_a_fifth_out():
+    ids = [str(i) for i in range(2000)]
+    held = [d for d in ids if identity_split(d) == "heldout"]
+    assert 0.17 < len(held) / len(ids) < 0.23
+    assert bucket("1") == bucket("1") and identity_split("1") == identity_split("1")

@@ -1,0 +1,62 @@
+"""Property-based requests over the gateway's own OpenAPI schema: no input may cause a server error."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+
+from dogsearch.allinone import create_all_in_one
+from tests.fakes import ColorGridModel
+from tests.images import solid
+
+
+@pytest.fixture(scope="module")
+def live_gateway(tmp_path_factory):
+    app = create_all_in_one(tmp_path_factory.mktemp("data"), model_factory=ColorGridModel,
+                            gateway_options={"max_upload_bytes": 100_000, "max_image_pixels": 500_000})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # A few real dogs, so generated ids and searches meet a non-empty store.
+    for color in ((200, 0, 0), (0, 200, 0), (0, 0, 200)):
+        httpx.post(f"{url}/v1/dogs", files={"image": ("d.png", solid(color, fmt="PNG"))},
+                   data={"breed": "x"}, timeout=30).raise_for_status()
+    yield url
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_no_input_causes_a_server_error(live_gateway):
+    # Driven by hand rather than through schemathesis' pytest plugin, which does not support this pytest yet.
+    schema = schemathesis.openapi.from_url(f"{live_gateway}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.label for op in operations} >= {"POST /v1/dogs", "POST /v1/search", "GET /v1/dogs/{dog_id}"}
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case):
+            case.call_and_validate(base_url=live_gateway, checks=[not_a_server_error])
+
+        check()
+
+    # The fuzzing really reached the server, and it answered every request below 500.
+    metrics = httpx.get(f"{live_gateway}/metrics").text
+    served = [line for line in metrics.splitlines()
+              if line.startswith("dogsearch_http_requests_total{") and 'service="gateway"' in line]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in served) > 100
+    assert not [line for line in served if 'status="5' in line]

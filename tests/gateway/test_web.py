@@ -1,0 +1,51 @@
+"""The gateway serves the built web UI at / and its assets, and explains how to build it when it is missing."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.fakes import ColorGridModel
+
+
+@pytest.fixture
+async def client_for(tmp_path):
+    from dogsearch.allinone import create_all_in_one
+
+    async def make(web_dir):
+        app = create_all_in_one(tmp_path / "data", model_factory=ColorGridModel,
+                                gateway_options={"web_dir": web_dir})
+        return app
+
+    yield make
+
+
+async def _get(app, *paths):
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            return [await client.get(p) for p in paths]
+
+
+async def test_serves_index_and_assets(tmp_path, client_for):
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text('<!doctype html><script src="/assets/app-1.js"></script>')
+    (dist / "assets" / "app-1.js").write_text("console.log('dogsearch')")
+    (tmp_path / "secret.txt").write_text("not served")
+
+    index, asset, api, missing, escape = await _get(
+        await client_for(dist), "/", "/assets/app-1.js", "/v1/dogs", "/assets/nope.js", "/assets/..%2F..%2Fsecret.txt")
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert "/assets/app-1.js" in index.text and index.headers["cache-control"] == "no-cache"
+    assert asset.status_code == 200 and asset.text == "console.log('dogsearch')"
+    assert "javascript" in asset.headers["content-type"]
+    assert api.status_code == 200 and api.json()["total"] == 0  # the API is untouched
+    assert missing.status_code == 404
+    assert escape.status_code == 404 and "not served" not in escape.text
+
+
+async def test_missing_build_says_how_to_build(tmp_path, client_for):
+    index, asset, api = await _get(await client_for(tmp_path / "no-dist"), "/", "/assets/app.js", "/v1/dogs")
+    assert index.status_code == 503
+    assert "make setup" in index.text and "npm run build" in index.text and "/docs" in index.text
+    assert asset.status_code == 404
+    assert api.status_code == 200

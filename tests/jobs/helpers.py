@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+
+async def wait_job(client: httpx.AsyncClient, job_id: str, timeout: float = 30, until=None) -> dict:
+    """Polls GET /v1/jobs/{id} until the job is over (or `until(job)` holds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await client.get(f"/v1/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        job = r.json()
+        if (until(job) if until else job["state"] not in ("queued", "running")):
+            return job
+        assert time.monotonic() < deadline, f"job still {job['state']} after {timeout}s: {job}"
+        await asyncio.sleep(0.05)
+
+
+async def all_dogs(client: httpx.AsyncClient) -> list[dict]:
+    dogs, cursor = [], None
+    while True:
+        params = {"limit": 100} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get("/v1/dogs", params=params)).json()
+        dogs += page["items"]
+        cursor = page["next"]
+        if not cursor:
+            return dogs

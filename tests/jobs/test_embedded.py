@@ -1,0 +1,169 @@
+"""Jobs in the embedded mode (no broker): the in-process runner, state in SQLite, the same job code."""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import zipfile
+
+import httpx
+import pytest
+
+from dogsearch.allinone import create_all_in_one
+from tests.fakes import ColorGridModel
+from tests.jobs.helpers import all_dogs, wait_job
+from tests.jobs.servers import SlowModel
+
+
+def app_for(tmp_path, model, **jobs_options):
+    options = {"broker_url": None, "allowed_roots": [str(tmp_path / "in")], "batch_size": 8} | jobs_options
+    return create_all_in_one(tmp_path / "data", model_factory=lambda: model, jobs_options=options)
+
+
+@pytest.fixture
+async def client(tmp_path):
+    app = app_for(tmp_path, ColorGridModel(), max_archive_bytes=3_000_000, max_unpacked_bytes=5_000_000)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            yield c
+
+
+def make_zip(entries: dict[str, bytes], compression=zipfile.ZIP_STORED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=compression) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+async def test_folder_job_with_labels_from_folders(client, photos):
+    r = await client.post("/v1/jobs/index", json={"path": str(photos), "payload": {"source": "shelter"}})
+    assert r.status_code == 202 and r.headers["location"] == f"/v1/jobs/{r.json()['id']}"
+    job = await wait_job(client, r.json()["id"])
+    assert (job["state"], job["total"], job["indexed"], job["failed"]) == ("done", 40, 40, 0)
+    dogs = await all_dogs(client)
+    breeds = {d["payload"]["breed"] for d in dogs}
+    assert len(breeds) == 10 and all(d["payload"]["source"] == "shelter" for d in dogs)
+    listed = (await client.get("/v1/jobs")).json()["items"]
+    assert [j["id"] for j in listed] == [job["id"]]
+
+
+async def test_manifests_csv_and_jsonl(client, photos):
+    files = sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.jpg"))
+    rows = "".join(f"{f},dog{i},b{i % 3}\n" for i, f in enumerate(files[:5]))
+    (photos / "labels.csv").write_text("path,name,breed\n" + rows)
+    r = await client.post("/v1/jobs/index", json={"path": str(photos), "labels": "csv"})
+    job = await wait_job(client, r.json()["id"])
+    assert (job["state"], job["indexed"]) == ("done", 5)
+    lines = "".join(json.dumps({"path": f, "age": i}) + "\n" for i, f in enumerate(files[5:8]))
+    (photos / "more.jsonl").write_text(lines)
+    r = await client.post("/v1/jobs/index", json={"path": str(photos / "more.jsonl")})
+    job = await wait_job(client, r.json()["id"])
+    assert (job["state"], job["indexed"]) == ("done", 3)
+    dogs = await all_dogs(client)
+    assert sorted(d["payload"].get("name", "") for d in dogs)[-5:] == [f"dog{i}" for i in range(5)]
+    assert sorted(d["payload"]["age"] for d in dogs if "age" in d["payload"]) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("body, status, reason", [
+    ({"path": "/etc"}, 403, "outside"),
+    ({"path": "relative/dir"}, 422, "absolute"),
+    ({"path": "{in}/nul\u0000byte"}, 422, "unusable path"),
+    ({"path": "{in}/../in/../../etc"}, 403, "outside"),
+    ({"path": "{in}/nowhere"}, 404, "does not exist"),
+    ({"path": "{in}/gallery/notes.txt"}, 422, "manifest"),
+    ({"path": "{in}/gallery/bad.csv"}, 422, "'path' column"),
+    ({"path": "{in}/gallery/bad.jsonl"}, 422, "JSON"),
+    ({"path": "{in}/gallery/escape.csv"}, 403, "outside"),
+    ({"path": "{in}/gallery", "labels": "csv"}, 422, "labels.csv"),
+    ({"path": "{in}/gallery", "labels": "tags"}, 422, "labels"),
+    ({"path": "{in}/gallery", "payload": {"phash": "x"}}, 422, "set by the job"),
+    ({"path": "{in}/gallery", "payload": {"sha256": "x"}}, 422, "set by the server"),
+])
+async def test_bad_paths_and_manifests_are_4xx_with_a_reason(client, photos, body, status, reason):
+    (photos / "notes.txt").write_text("hello")
+    (photos / "bad.csv").write_text("file,breed\na.jpg,x\n")
+    (photos / "bad.jsonl").write_text('{"path": "a.jpg"}\nnot json\n')
+    (photos / "escape.csv").write_text("path\n../../../../etc/passwd\n")
+    body = json.loads(json.dumps(body).replace("{in}", str(photos.parent)))
+    r = await client.post("/v1/jobs/index", json=body)
+    assert r.status_code == status, r.text
+    assert reason in json.dumps(r.json()["detail"])
+    assert (await client.get("/v1/jobs")).json()["items"] == []
+
+
+async def test_zip_upload_is_indexed(client, photos, tmp_path):
+    entries = {f"pack/{p.parent.name}/{p.name}": p.read_bytes() for p in sorted(photos.rglob("*.jpg"))[:6]}
+    entries["pack/broken.jpg"] = b"\xff\xd8\xff not really"
+    r = await client.post("/v1/jobs/index/upload", files={"archive": ("pack.zip", make_zip(entries))},
+                          data={"payload": '{"batch": "2026-11"}'})
+    assert r.status_code == 202, r.text
+    job = await wait_job(client, r.json()["id"])
+    assert (job["state"], job["path"], job["total"], job["indexed"], job["failed"]) == ("done", "pack.zip", 7, 6, 1)
+    assert job["errors"][0]["file"] == "broken.jpg"
+    # A zip of one folder: the folders inside it are the breeds.
+    breeds = {p.parent.name for p in sorted(photos.rglob("*.jpg"))[:6]}
+    assert {d["payload"]["breed"] for d in await all_dogs(client)} == breeds
+    unpacked = tmp_path / "data" / "jobs" / "uploads" / job["id"]
+    for _ in range(100):  # removed right after the last batch is counted
+        if not unpacked.exists():
+            break
+        await asyncio.sleep(0.02)
+    assert not unpacked.exists(), "the unpacked upload is removed once the job is over"
+
+
+@pytest.mark.parametrize("entries, status, reason", [
+    ({"../evil.jpg": b"x"}, 422, "unsafe path"),
+    ({"/abs/evil.jpg": b"x"}, 422, "unsafe path"),
+    ({"bomb.jpg": b"\0" * 4_000_000}, 413, "zip bomb"),
+])
+async def test_unsafe_archives_are_refused(client, entries, status, reason, tmp_path):
+    data = make_zip(entries, zipfile.ZIP_DEFLATED)
+    r = await client.post("/v1/jobs/index/upload", files={"archive": ("x.zip", data)})
+    assert r.status_code == status, r.text
+    assert reason in r.json()["detail"]
+    assert not any((tmp_path / "data" / "jobs" / "uploads").glob("*/*")), "nothing of a refused archive is kept"
+
+
+async def test_not_a_zip_and_too_large(client):
+    r = await client.post("/v1/jobs/index/upload", files={"archive": ("x.zip", b"PK no zip at all")})
+    assert r.status_code == 415 and "not a zip" in r.json()["detail"]
+    r = await client.post("/v1/jobs/index/upload", files={"archive": ("x.zip", b"\0" * 3_100_000)})
+    assert r.status_code == 413
+
+
+async def test_unknown_job_is_404(client):
+    assert (await client.get("/v1/jobs/00000000-0000-0000-0000-000000000000")).status_code == 404
+    assert (await client.delete("/v1/jobs/00000000-0000-0000-0000-000000000000")).status_code == 404
+    assert (await client.get("/v1/jobs/nope")).status_code == 422
+
+
+async def test_a_job_survives_a_restart_and_cancel_stops_one(tmp_path, photos):
+    """The embedded runner keeps state in SQLite: a job interrupted by a shutdown resumes at the next start."""
+    model = SlowModel(delay_s=0.3)
+    app = app_for(tmp_path, model)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            job_id = (await c.post("/v1/jobs/index", json={"path": str(photos)})).json()["id"]
+            await wait_job(c, job_id, until=lambda j: j["indexed"] >= 8)
+    # shut down mid-job; start again on the same data directory
+    app = app_for(tmp_path, ColorGridModel())
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            job = await wait_job(c, job_id)
+            assert (job["state"], job["total"], job["indexed"], job["duplicates"]) == ("done", 40, 40, 0), job
+            assert len(await all_dogs(c)) == 40
+
+
+
+async def test_cancel_stops_a_running_job(tmp_path, photos):
+    app = app_for(tmp_path, SlowModel(delay_s=0.3))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            job_id = (await c.post("/v1/jobs/index", json={"path": str(photos)})).json()["id"]
+            cancelled = (await c.delete(f"/v1/jobs/{job_id}")).json()
+            assert cancelled["state"] == "cancelled" and cancelled["finished_at"]
+            await asyncio.sleep(1.5)  # batches already running finish; no other starts
+            job = (await c.get(f"/v1/jobs/{job_id}")).json()
+            assert job["state"] == "cancelled" and job["indexed"] <= 16
+            assert len(await all_dogs(c)) == job["indexed"]

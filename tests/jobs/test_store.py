@@ -1,0 +1,53 @@
+"""Both job stores keep the same promises: each file counted once, first owner and first observation win,
+look-alike hashes found by band."""
+from __future__ import annotations
+
+import pytest
+
+from services.jobs import phash as ph
+from services.jobs.store import RedisJobStore, SqliteJobStore, new_job
+from tests.jobs.servers import REDIS_URL
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def store(request, tmp_path, redis_clean):
+    s = RedisJobStore(REDIS_URL) if request.param == "redis" else SqliteJobStore(tmp_path / "jobs.sqlite3")
+    yield s
+    s.close()
+
+
+def test_a_batch_recorded_twice_counts_once_and_finishes_the_job(store):
+    store.create(new_job("j1", source="path", path="/x", root="/x", labels=None, payload={}, roots=["/x"]))
+    assert store.state("j1") == "queued" and store.start("j1", 4)
+    batch = [("a.jpg", "indexed", None), ("b.jpg", "near_duplicate", None), ("c.jpg", "failed", "not an image")]
+    store.record("j1", batch)
+    store.record("j1", batch)  # a re-delivered batch
+    job = store.get("j1")
+    assert (job["state"], job["indexed"], job["near_duplicates"], job["failed"]) == ("running", 2, 1, 1)
+    assert job["errors"] == [{"file": "c.jpg", "reason": "not an image"}]
+    assert store.recorded("j1") == {"a.jpg", "b.jpg", "c.jpg"}
+    store.record("j1", [("d.jpg", "already_stored", None)])
+    job = store.get("j1")
+    assert (job["state"], job["duplicates"], job["already_stored"]) == ("done", 1, 1)
+    assert job["finished_at"] and job["images_per_s"] is not None
+    assert not store.cancel("j1"), "a finished job is not cancelled"
+
+
+def test_first_owner_and_first_observation_win(store):
+    assert store.claim("j", "dog1", "a.jpg") == "a.jpg"
+    assert store.claim("j", "dog1", "b.jpg") == "a.jpg"
+    assert store.claim("j", "dog1", "a.jpg") == "a.jpg"  # the owner, re-delivered
+    assert store.prior("j", "dog1", False) is False
+    assert store.prior("j", "dog1", True) is False  # stored by this job's first run: still new to the job
+
+
+def test_near_hashes_are_found_through_any_band(store):
+    base = 0x0123456789ABCDEF
+    store.add_phash("dog1", base)
+    for bits in ([0], [0, 13, 27, 40, 63], list(range(0, 64, 11))[:5]):
+        close = base
+        for b in bits:
+            close ^= 1 << b
+        assert ph.distance(base, close) <= ph.NEAR_DISTANCE
+        assert ("dog1", base) in store.near(close)
+    assert store.near(base ^ 0xFFFFFFFFFFFFFFFF) == []

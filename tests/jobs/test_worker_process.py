@@ -1,0 +1,105 @@
+"""`dogsearch worker` as its own process, killed with SIGKILL in the middle of a job: its unacknowledged batch
+goes to the restarted worker, and every distinct photo ends up stored exactly once, counted once."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.jobs.helpers import all_dogs, wait_job
+from tests.jobs.servers import REDIS_URL, SlowModel
+
+
+@pytest.fixture
+def model() -> SlowModel:
+    return SlowModel(delay_s=0.4)  # about 0.4 s a batch of 8: time to kill the worker mid-job
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], log) -> None:
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        cmd = [sys.executable, "-m", "dogsearch.cli", "worker", "--concurrency", "1", "--loglevel", "WARNING"]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
+                                     start_new_session=True)
+        return self
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # warm shutdown: finish the batch at hand
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def worker_env(settings, tmp_path):
+    jobs, gateway = settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGSEARCH_")}
+    env.update({
+        "DOGSEARCH_BROKER_URL": REDIS_URL,
+        "DOGSEARCH_JOBS_BATCH_SIZE": str(jobs.batch_size),
+        "DOGSEARCH_JOBS_VISIBILITY_TIMEOUT_S": str(jobs.visibility_timeout_s),
+        "DOGSEARCH_GATEWAY_EMBEDDER_URL": gateway.embedder_url,
+        "DOGSEARCH_GATEWAY_SEARCH_URL": gateway.search_url,
+        "DOGSEARCH_GATEWAY_DATA_DIR": str(gateway.data_dir),
+    })
+    return env
+
+
+async def test_a_worker_killed_mid_job_loses_and_doubles_nothing(celery_gateway, worker_env, photos, model, tmp_path):
+    originals = sorted(photos.rglob("*.jpg"))
+    # Two more names for bytes already in the folder: 40 distinct photos among 42 files.
+    (photos / "copy-a.jpg").write_bytes(originals[5].read_bytes())
+    (photos / "copy-b.jpg").write_bytes(originals[30].read_bytes())
+    log = tmp_path / "worker.log"
+    first = WorkerProcess(worker_env, log).start()
+    second = None
+    try:
+        r = await celery_gateway.post("/v1/jobs/index", json={"path": str(photos)})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        started = await wait_job(celery_gateway, job_id, timeout=40, until=lambda j: j["indexed"] >= 8)
+        assert started["state"] == "running", started
+        first.kill()  # SIGKILL: its batch in flight is neither acknowledged nor finished
+        killed_at = (await celery_gateway.get(f"/v1/jobs/{job_id}")).json()
+        assert killed_at["indexed"] + killed_at["duplicates"] < 42, "the job ended before the worker was killed"
+
+        second = WorkerProcess(worker_env, log).start()
+        job = await wait_job(celery_gateway, job_id, timeout=60)
+    finally:
+        for worker in (first, second):
+            if worker:
+                worker.stop()
+    assert job["state"] == "done", (job, log.read_text()[-3000:])
+    assert (job["total"], job["indexed"], job["duplicates"], job["failed"]) == (42, 40, 2, 0), job
+    dogs = await all_dogs(celery_gateway)
+    assert len(dogs) == 40 == len({d["id"] for d in dogs})
+    assert {d["payload"]["sha256"] for d in dogs} == {__import__("hashlib").sha256(p.read_bytes()).hexdigest()
+                                                      for p in originals}
+    # At least the killed batch was embedded twice: that is the price of at-least-once delivery, not a duplicate.
+    assert sum(model.batch_sizes) >= 40
+
+
+def test_cli_index_queues_a_job_for_the_workers(settings, worker_env, photos, tmp_path):
+    """`dogsearch index DIR` with DOGSEARCH_BROKER_URL set: the job goes to the workers; the CLI follows it."""
+    worker = WorkerProcess(worker_env, tmp_path / "worker.log").start()
+    try:
+        out = subprocess.run([sys.executable, "-m", "dogsearch.cli", "index", str(photos)], env=worker_env,
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        worker.stop()
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "indexed 40, duplicates 0 (already stored 0), near duplicates 0, failed 0" in out.stdout
+    jobs = __import__("redis").Redis.from_url(REDIS_URL).zcard("dogsearch:jobs")
+    assert jobs == 1

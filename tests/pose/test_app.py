@@ -1,0 +1,130 @@
+import io
+
+import httpx
+import pytest
+from PIL import Image, ImageDraw
+
+from services.pose import keypoints as K
+from services.pose.app import create_app
+from services.pose.settings import PoseSettings
+from tests.fakes import fake_pose_pipeline
+from tests.images import encode
+
+
+def _photo() -> bytes:
+    im = Image.new("RGB", (200, 120), (255, 255, 255))
+    ImageDraw.Draw(im).rectangle([40, 30, 159, 89], fill=(120, 80, 40))  # the "dog"
+    return encode(im, "JPEG", quality=95)
+
+
+@pytest.fixture
+async def pose_client():
+    app = create_app(PoseSettings(max_image_bytes=100_000, max_image_pixels=500_000),
+                     pipeline_factory=fake_pose_pipeline)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pose") as client:
+            yield client
+
+
+async def test_pose_json_follows_the_contract(pose_client):
+    response = await pose_client.post("/v1/pose", files={"image": ("dog.jpg", _photo(), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "test-standing-template"
+    assert (body["width"], body["height"]) == (200, 120)
+    [dog] = body["dogs"]
+    assert dog["box"] == pytest.approx([40, 30, 160, 90], abs=2)
+    assert dog["score"] == 0.9
+    assert [kp["name"] for kp in dog["keypoints"]] == list(K.AP10K_NAMES)
+    nose = dog["keypoints"][K.INDEX["nose"]]
+    assert 40 <= nose["x"] <= 160 and 30 <= nose["y"] <= 90 and nose["score"] == 0.9
+    analysis = dog["analysis"]
+    assert analysis["posture"]["label"] == "standing"
+    assert set(analysis["proportions"]) == {"leg_to_body", "head_to_body", "tail_to_body"}
+    assert analysis["visible_share"] == {"value": 1.0, "confidence": pytest.approx(1.0)}
+
+
+async def test_render_answers_a_png_of_the_photo(pose_client):
+    response = await pose_client.post("/v1/pose", params={"render": "true"},
+                                      files={"image": ("dog.jpg", _photo(), "image/jpeg")})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(response.content)).size == (200, 120)
+
+
+async def test_no_dog_found_falls_back_to_the_whole_photo_with_a_low_score(pose_client):
+    blank = encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
+    body = (await pose_client.post("/v1/pose", files={"image": ("x.png", blank, "image/png")})).json()
+    [dog] = body["dogs"]
+    assert dog["box"] == [0, 0, 64, 48] and dog["score"] < 0.1
+
+
+@pytest.mark.parametrize("data, status", [
+    (b"", 422),
+    (b"this is not an image", 415),
+    (_photo()[:200], 422),
+    (b"\xff\xd8" + b"0" * 150_000, 413),
+])
+async def test_bad_images_are_4xx_with_a_reason(pose_client, data, status):
+    response = await pose_client.post("/v1/pose", files={"image": ("x.jpg", data, "image/jpeg")})
+    assert response.status_code == status
+    assert response.json()["detail"]
+
+
+async def test_missing_image_field_is_422(pose_client):
+    assert (await pose_client.post("/v1/pose", data={"x": "1"})).status_code == 422
+
+
+async def test_info(pose_client):
+    body = (await pose_client.get("/v1/info")).json()
+    assert body["model"] == "test-standing-template" and body["keypoints"][0] == "left_eye"
+    assert body["keypoint_threshold"] == 0.3
+
+
+async def test_missing_weights_is_503_with_the_reason(tmp_path):
+    app = create_app(PoseSettings(weights_dir=str(tmp_path), detector="whole-image"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pose") as client:
+        response = await client.post("/v1/pose", files={"image": ("dog.jpg", _photo(), "image/jpeg")})
+    assert response.status_code == 503
+    assert "config.json" in response.json()["detail"]
+
+
+async def test_hrnet_without_checkpoint_says_what_is_missing():
+    app = create_app(PoseSettings(model="hrnet-w32-ap10k", detector="whole-image"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pose") as client:
+        response = await client.post("/v1/pose", files={"image": ("dog.jpg", _photo(), "image/jpeg")})
+    assert response.status_code == 503
+    assert "DOGSEARCH_POSE_CHECKPOINT" in response.json()["detail"]
+
+
+async def test_photos_arriving_together_run_as_one_batch():
+    import asyncio
+
+    pipeline = fake_pose_pipeline()
+    batches = []
+    run_batch = pipeline.run_batch
+    pipeline.run_batch = lambda images: batches.append(len(images)) or run_batch(images)
+    app = create_app(PoseSettings(batch_max_wait_ms=50), pipeline_factory=lambda: pipeline)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pose") as client:
+            answers = await asyncio.gather(*(client.post("/v1/pose", files={"image": ("d.jpg", _photo())})
+                                             for _ in range(4)))
+    assert all(r.status_code == 200 and len(r.json()["dogs"]) == 1 for r in answers)
+    assert sum(batches) == 4 and max(batches) > 1
+
+
+async def test_a_full_queue_is_503_with_retry_after():
+    import asyncio
+    import time
+
+    pipeline = fake_pose_pipeline()
+    run_batch = pipeline.run_batch
+    pipeline.run_batch = lambda images: time.sleep(0.2) or run_batch(images)
+    app = create_app(PoseSettings(queue_max_images=1, batch_max_size=1), pipeline_factory=lambda: pipeline)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pose") as client:
+            answers = await asyncio.gather(*(client.post("/v1/pose", files={"image": ("d.jpg", _photo())})
+                                             for _ in range(4)))
+    codes = [r.status_code for r in answers]
+    assert 200 in codes and 503 in codes
+    assert next(r for r in answers if r.status_code == 503).headers["retry-after"] == "1"

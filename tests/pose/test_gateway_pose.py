@@ -1,0 +1,99 @@
+import io
+
+import httpx
+import pytest
+from PIL import Image, ImageDraw
+
+from services.gateway.pose import GatewayPose, proportion_gap
+from services.pose import keypoints as K
+from tests.fakes import FakePoseModel, fake_pose_pipeline
+from tests.images import encode
+
+
+def _photo(colour, box=(40, 30, 159, 89)) -> bytes:
+    im = Image.new("RGB", (200, 120), (255, 255, 255))
+    ImageDraw.Draw(im).rectangle(box, fill=colour)
+    return encode(im, "PNG")
+
+
+@pytest.fixture
+async def gw(tmp_path, fake_model):
+    from dogsearch.allinone import create_all_in_one
+
+    app = create_all_in_one(tmp_path / "data", model_factory=lambda: fake_model, pose_factory=fake_pose_pipeline)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            yield client
+
+
+async def _add(client, data: bytes, name: str) -> str:
+    response = await client.post("/v1/dogs", files={"image": ("d.png", data, "image/png")}, data={"name": name})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def test_stored_dog_pose_and_overlay(gw):
+    dog_id = await _add(gw, _photo((120, 80, 40)), "rex")
+    body = (await gw.get(f"/v1/dogs/{dog_id}/pose")).json()
+    assert body["model"] == "test-standing-template" and len(body["dogs"]) == 1
+    assert len(body["dogs"][0]["keypoints"]) == K.NUM_AP10K
+    png = await gw.get(f"/v1/dogs/{dog_id}/pose.png")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(png.content)).size == (200, 120)
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert (await gw.get(f"/v1/dogs/{missing}/pose")).status_code == 404
+    assert (await gw.get("/v1/dogs/not-an-id/pose")).status_code == 422
+
+
+async def test_pose_of_an_uploaded_photo(gw):
+    files = {"image": ("q.png", _photo((10, 200, 10)), "image/png")}
+    body = (await gw.post("/v1/pose", files=files)).json()
+    assert body["dogs"][0]["analysis"]["posture"]["label"] == "standing"
+    rendered = await gw.post("/v1/pose", files=files, data={"render": "true"})
+    assert rendered.headers["content-type"] == "image/png"
+    bad = await gw.post("/v1/pose", files={"image": ("q.png", b"nope", "image/png")})
+    assert bad.status_code == 415
+
+
+async def test_search_with_pose_and_rerank(gw):
+    for i, colour in enumerate([(120, 80, 40), (125, 85, 45), (20, 20, 200)]):
+        await _add(gw, _photo(colour), f"dog{i}")
+    files = {"image": ("q.png", _photo((122, 82, 42)), "image/png")}
+    plain = (await gw.post("/v1/search", files=files, data={"k": "2"})).json()
+    assert "query_pose" not in plain or plain["query_pose"] is None
+    assert all(r.get("pose") is None for r in plain["results"])
+
+    posed = (await gw.post("/v1/search", files=files, data={"k": "2", "pose": "true"})).json()
+    assert posed["query_pose"]["dogs"][0]["keypoints"][0]["name"] == "left_eye"
+    assert [r["id"] for r in posed["results"]] == [r["id"] for r in plain["results"]]
+    assert all(r["pose"]["dogs"] for r in posed["results"])
+
+    reranked = (await gw.post("/v1/search", files=files, data={"k": "2", "rerank": "pose"})).json()
+    assert len(reranked["results"]) == 2 and all(r["rerank_score"] is not None for r in reranked["results"])
+    bad = await gw.post("/v1/search", files=files, data={"rerank": "colour"})
+    assert bad.status_code == 422
+
+
+def _pose_with(leg: float, head: float, conf: float = 0.9) -> dict:
+    measure = lambda v: {"value": v, "confidence": conf}  # noqa: E731
+    return {"dogs": [{"box": [0, 0, 10, 10], "analysis": {"proportions": {
+        "leg_to_body": measure(leg), "head_to_body": measure(head), "tail_to_body": measure(None)}}}]}
+
+
+def test_rerank_moves_the_dog_with_closer_proportions_up():
+    query = _pose_with(0.8, 0.5)
+    hits = [{"id": "a", "score": 0.90}, {"id": "b", "score": 0.88}]
+    poses = [_pose_with(0.4, 0.5), _pose_with(0.8, 0.5)]
+    assert proportion_gap(query, poses[1]) == 0.0
+    assert proportion_gap(query, poses[0]) == pytest.approx(abs(__import__("math").log(2)) / 2)
+    gp = GatewayPose(client=None, photos=None, get_point=None, rerank_weight=0.1)
+    assert [hit["id"] for _, hit, _ in gp.rerank(query, hits, poses)] == ["b", "a"]
+    gp.rerank_weight = 0.0  # weight 0: the embedder's order
+    assert [hit["id"] for _, hit, _ in gp.rerank(query, hits, poses)] == ["a", "b"]
+
+
+def test_fake_pose_model_is_deterministic():
+    model = FakePoseModel()
+    a = model.predict(Image.new("RGB", (10, 10)), [[0, 0, 10, 10]])[0]
+    b = fake_pose_pipeline().model.predict(Image.new("RGB", (10, 10)), [[0, 0, 10, 10]])[0]
+    assert (a.points == b.points).all()

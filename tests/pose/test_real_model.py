@@ -1,0 +1,76 @@
+"""The shipped pose model and the saliency detector on two held-out labelled photos."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from services.pose import keypoints as K
+from services.pose.labels import parse_label_file
+
+pytestmark = pytest.mark.real_model
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "pose"
+IDS = ["n02093754_175", "n02089973_770"]
+
+
+def _load(image_id):
+    image = Image.open(FIXTURES / "images" / f"{image_id}.jpg").convert("RGB")
+    [dog] = parse_label_file(FIXTURES / "labels" / f"{image_id}.txt", image.width, image.height)
+    return image, dog
+
+
+@pytest.fixture(scope="module")
+def model():
+    from services.pose.model import LiteFpnPoseModel
+
+    return LiteFpnPoseModel()
+
+
+@pytest.mark.parametrize("image_id", IDS)
+def test_keypoints_fall_on_the_dog(model, image_id):
+    image, dog = _load(image_id)
+    [pose] = model.predict(image, dog.box[None])
+    assert pose.points.shape == (K.NUM_MODEL, 2)
+    x1, y1, x2, y2 = dog.box
+    margin = 0.1 * max(x2 - x1, y2 - y1)
+    seen = pose.scores[: K.NUM_AP10K] >= 0.3
+    assert seen.sum() >= 8, pose.scores
+    inside = ((pose.points[:, 0] >= x1 - margin) & (pose.points[:, 0] <= x2 + margin)
+              & (pose.points[:, 1] >= y1 - margin) & (pose.points[:, 1] <= y2 + margin))[: K.NUM_AP10K]
+    assert inside[seen].all()
+    # and most labelled joints are found within 0.2 x the box's longer side
+    dist = np.linalg.norm(pose.points - dog.points, axis=1)[: K.NUM_AP10K]
+    close = dist[dog.visible[: K.NUM_AP10K]] <= 0.2 * max(x2 - x1, y2 - y1)
+    assert close.mean() >= 0.6, dist
+
+
+def test_saliency_detector_finds_the_dog():
+    from services.pose.detect import SaliencyDetector
+    from services.pose.evaluate import iou
+
+    detector = SaliencyDetector(threads=2)
+    for image_id in IDS:
+        image, dog = _load(image_id)
+        found = detector.detect(image)
+        assert found and found[0].score > 0.3
+        assert max(iou(d.box, dog.box) for d in found) > 0.4, (found, dog.box)
+
+
+def test_service_pipeline_end_to_end(model):
+    from services.pose.detect import SaliencyDetector
+    from services.pose.pipeline import PosePipeline
+
+    image, dog = _load(IDS[0])
+    result = PosePipeline(model, SaliencyDetector(threads=2)).run(image)
+    assert result["model"].startswith("pose-lite0-fpn@")
+    assert len(result["dogs"]) >= 1
+    assert result["dogs"][0]["analysis"]["posture"]["label"] in ("standing", "sitting", "lying", "unknown")
+
+
+def test_a_batch_of_photos_gives_what_each_photo_gives_alone(model):
+    items = [(image, dog.box[None]) for image, dog in map(_load, IDS)]
+    together = model.predict_many(items)
+    for (image, boxes), batched in zip(items, together, strict=True):
+        [alone] = model.predict(image, boxes)
+        np.testing.assert_allclose(batched[0].points, alone.points, atol=0.5)
+        np.testing.assert_allclose(batched[0].scores, alone.scores, atol=1e-3)

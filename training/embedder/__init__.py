@@ -1,0 +1,1 @@
+"""Embedder training: SimCLR, supervised contrastive and distillation losses on frozen backbones."""

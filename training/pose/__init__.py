@@ -1,0 +1,1 @@
+"""Training of the default pose model (`dogsearch train pose`)."""

@@ -1,0 +1,331 @@
+// End to end: the built UI in real headless Chromium against a real `dogsearch serve` (real model, real HTTP).
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page, type Route } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { addPhoto, REPO, startServer, type Server } from "./server";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+// Without the background-networking flags Chromium keeps dialling out of this closed network.
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const SHOTS = join(import.meta.dirname, "screenshots");
+const GALLERY = join(REPO, "samples/gallery");
+const QUERY = join(REPO, "samples/queries/beagle/ILSVRC2012_val_00009664.jpg");
+const BREEDS = ["beagle", "Samoyed", "dingo"];
+
+let server: Server;
+let browser: Browser;
+let desktop: BrowserContext;
+let page: Page;
+let bulkDir: string;
+const pageErrors: string[] = [];
+
+function photos(breed: string, n: number): string[] {
+  return readdirSync(join(GALLERY, breed)).sort().slice(0, n).map((f) => join(GALLERY, breed, f));
+}
+
+async function newPage(context: BrowserContext): Promise<Page> {
+  const p = await context.newPage();
+  p.setDefaultTimeout(15_000);
+  p.on("pageerror", (e) => pageErrors.push(String(e)));
+  return p;
+}
+
+const shot = (p: Page, name: string) => p.screenshot({ path: join(SHOTS, name), fullPage: true });
+
+/** A fresh load of a page of the UI (a new document: no state left from the test before). */
+async function open(p: Page, hash: string) {
+  await p.goto("about:blank");
+  await p.goto(`${server.url}/${hash}`);
+}
+
+async function searchWith(p: Page, file: string | { name: string; mimeType: string; buffer: Buffer }) {
+  await open(p, "#/search");
+  await p.getByLabel(/^Choose (a|another) photo$/).setInputFiles(file);
+}
+
+async function imagesLoaded(p: Page, selector: string): Promise<number[]> {
+  await p.waitForFunction(
+    (sel) => [...document.querySelectorAll<HTMLImageElement>(sel)].every((i) => i.complete),
+    selector,
+  );
+  return p.$$eval(selector, (imgs) => (imgs as HTMLImageElement[]).map((i) => i.naturalWidth));
+}
+
+// Whether this server's pose service answers (it is optional: weights may be absent). Set
+// DOGSEARCH_E2E_REQUIRE_POSE=1 to make its absence a failure instead of a checked "pose unavailable" note.
+let poseState = 0;
+let poseReason = "";
+async function poseAvailable(): Promise<boolean> {
+  if (!poseState) {
+    const dog = (await (await fetch(`${server.url}/v1/dogs?limit=1`)).json()).items[0];
+    const response = await fetch(`${server.url}/v1/dogs/${dog.id}/pose`, { signal: AbortSignal.timeout(120_000) });
+    poseState = response.status;
+    poseReason = poseState === 200 ? "" : ((await response.json().catch(() => ({}))).detail ?? "");
+    console.log(`pose API: ${poseState}${poseReason ? ` (${poseReason})` : ""}`);
+  }
+  if (process.env.DOGSEARCH_E2E_REQUIRE_POSE === "1") expect(poseState, poseReason).toBe(200);
+  return poseState === 200;
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (what .ci/run does), or set CHROMIUM_PATH`);
+  }
+  mkdirSync(SHOTS, { recursive: true });
+  server = await startServer({
+    // a folder for the bulk job test, the only one jobs may read
+    DOGSEARCH_JOBS_ALLOWED_ROOTS: JSON.stringify([(bulkDir = mkdtempSync(join(tmpdir(), "dogsearch-bulk-")))]),
+  });
+  for (const breed of BREEDS) {
+    for (const [i, path] of photos(breed, 3).entries()) await addPhoto(server.url, path, { breed, name: `${breed} ${i + 1}` });
+  }
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  desktop = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await newPage(desktop);
+});
+
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state === "fail") await shot(page, `FAILED-${ctx.task.name.replace(/\W+/g, "-")}.png`);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+  if (bulkDir) rmSync(bulkDir, { recursive: true, force: true });
+  expect(pageErrors, "uncaught errors in the page").toEqual([]);
+});
+
+describe("dogsearch web UI", () => {
+  it("serves the UI at / and keeps the API under /v1", async () => {
+    await page.goto(server.url + "/");
+    await expect(page.title()).resolves.toBe("dogsearch");
+    await page.getByRole("heading", { name: "Find similar dogs" }).waitFor();
+    expect((await (await fetch(`${server.url}/v1/dogs?limit=1`)).json()).total).toBe(9);
+  });
+
+  it("searches with a photo and shows the matches with scores", async () => {
+    await searchWith(page, QUERY);
+    const cards = page.getByTestId("result");
+    await cards.first().waitFor();
+    expect(await cards.count()).toBe(9);
+    const scores = (await page.locator(".score-value").allTextContents()).map(Number);
+    expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    // the real model puts a beagle first for a beagle photo
+    await expect(cards.first().textContent()).resolves.toContain("beagle");
+    expect((await imagesLoaded(page, "[data-testid=result] img")).every((w) => w > 0)).toBe(true);
+    console.log("beagle query scores:", (await page.locator("[data-testid=result] .card-title").allTextContents()).map((t, i) => `${t} ${scores[i]}`).join(", "));
+    await shot(page, "search-desktop.png");
+  });
+
+  it("filters by breed", async () => {
+    await page.getByLabel("Breed").fill("Samoyed");
+    await page.getByRole("button", { name: "Search again" }).click();
+    await page.getByText(/^3 matches in /).waitFor();
+    const titles = await page.locator("[data-testid=result] .card-title a").allTextContents();
+    expect(titles.every((t) => t.startsWith("Samoyed"))).toBe(true);
+    await page.getByLabel("Other fields").fill("name=Samoyed 2");
+    await page.getByRole("button", { name: "Search again" }).click();
+    await page.getByText(/^1 match in /).waitFor();
+    await page.getByLabel("Breed").fill("");
+    await page.getByLabel("Other fields").fill("");
+    await page.getByRole("button", { name: "Search again" }).click();
+    await page.getByText(/^9 matches in /).waitFor();
+  });
+
+  it("opens a match: both photos side by side, the similarity in words, the pose", async () => {
+    const first = page.getByTestId("result").first();
+    await first.getByRole("link", { name: "Why it matches" }).click();
+    await page.getByRole("heading", { name: /^Why beagle \d matches$/ }).waitFor();
+    expect((await imagesLoaded(page, ".side img")).every((w) => w > 0)).toBe(true);
+    expect(await page.locator(".side img").count()).toBe(2);
+    const explain = page.getByRole("region", { name: "The similarity in plain words" });
+    // The UI must show what the pose API gives: overlays and a comparison when it answers, else its reason.
+    if (await poseAvailable()) {
+      // query: POST /v1/pose?render=true; match: GET /v1/dogs/{id}/pose.png
+      await page.getByTestId("pose-overlay").nth(1).waitFor({ timeout: 60_000 });
+      expect((await imagesLoaded(page, "[data-testid=pose-overlay]")).filter((w) => w > 0)).toHaveLength(2);
+      await explain.getByText(/^Posture: /).waitFor();
+      await explain.getByText(/^Proportions: /).waitFor();
+    } else {
+      await page.getByTestId("pose-unavailable").nth(1).waitFor({ timeout: 60_000 });
+      await expect(page.getByTestId("pose-unavailable").first().textContent()).resolves.toContain(poseReason);
+      await explain.getByText("Posture and proportions cannot be compared: pose analysis is unavailable.").waitFor();
+    }
+    await expect(explain.textContent()).resolves.toMatch(/Score 0\.\d{3} \(/);
+    await expect(explain.textContent()).resolves.toContain("most of its closest matches are beagle, and so is this one");
+    await shot(page, "match-desktop.png");
+  });
+
+  it("still shows both photos, with a note, when the pose service is missing", async () => {
+    const notFound = (route: Route) =>
+      route.fulfill({ status: 404, contentType: "application/json", body: '{"detail":"Not Found"}' });
+    await page.route(/\/v1\/(pose|dogs\/[^/]+\/pose(\.png)?)(\?.*)?$/, notFound);
+    await page.reload(); // a reload drops the query photo: the match side must still work
+    await page.getByTestId("pose-unavailable").waitFor();
+    await page.getByText("The query photo is not in this page any more").waitFor();
+    expect((await imagesLoaded(page, ".side img")).every((w) => w > 0)).toBe(true);
+    await expect(page.getByTestId("pose-unavailable").textContent()).resolves.toContain("this server has no pose service");
+    await searchWith(page, QUERY);
+    await page.getByTestId("result").first().getByRole("link", { name: "Why it matches" }).click();
+    await page.getByTestId("pose-unavailable").nth(1).waitFor();
+    expect((await imagesLoaded(page, ".side img")).filter((w) => w > 0)).toHaveLength(2);
+    const explain = page.getByRole("region", { name: "The similarity in plain words" });
+    await explain.getByText("Posture and proportions cannot be compared: pose analysis is unavailable.").waitFor();
+    await shot(page, "match-no-pose-desktop.png");
+    await page.unrouteAll();
+  });
+
+  it("shows more like any result", async () => {
+    await page.getByRole("link", { name: "← Back to the results" }).click();
+    const second = page.getByTestId("result").nth(1);
+    const title = (await second.locator(".card-title a").textContent())!;
+    await second.getByRole("button", { name: "More like this" }).click();
+    await page.getByText(`More like ${title}`).waitFor();
+    await page.getByText(/^8 matches in /).waitFor(); // everything but the dog itself
+    const titles = await page.locator("[data-testid=result] .card-title a").allTextContents();
+    expect(titles).not.toContain(title);
+    await page.getByTestId("result").first().getByRole("link", { name: "Why it matches" }).click();
+    await page.getByRole("heading", { name: title }).waitFor(); // the query side is that stored dog
+  });
+
+  it("adds a dog, opens its page, deletes it after confirming", async () => {
+    await open(page, "#/add");
+    await page.getByLabel("Choose a photo").setInputFiles(photos("golden retriever", 1)[0]);
+    await page.getByLabel("Name").fill("Rex");
+    await page.getByLabel("Breed").fill("golden retriever");
+    await page.getByLabel("Notes").fill("friendly, likes water");
+    await page.getByRole("button", { name: "Add dog" }).click();
+    await page.getByRole("status").getByText("Added").waitFor();
+    await page.getByRole("link", { name: "Rex" }).click();
+    await page.getByRole("heading", { name: "Rex" }).waitFor();
+    await page.getByText("friendly, likes water").waitFor();
+    expect((await imagesLoaded(page, ".dog-photo")).every((w) => w > 0)).toBe(true);
+    const id = page.url().split("/dogs/")[1];
+    await shot(page, "dog-desktop.png");
+
+    await page.getByRole("button", { name: "Delete…" }).click();
+    await page.getByRole("group", { name: "Confirm delete" }).waitFor();
+    await page.getByRole("button", { name: "Cancel" }).click();
+    expect((await fetch(`${server.url}/v1/dogs/${id}`)).status).toBe(200);
+    await page.getByRole("button", { name: "Delete…" }).click();
+    await page.keyboard.press("Enter"); // focus lands on "Yes, delete"
+    await page.getByText("was deleted").waitFor();
+    expect((await fetch(`${server.url}/v1/dogs/${id}`)).status).toBe(404);
+  });
+
+  it("browses the gallery page by page", async () => {
+    await open(page, "#/gallery?limit=4");
+    await page.getByText("Dogs 1–4 of 9").waitFor();
+    expect(await page.getByTestId("gallery-dog").count()).toBe(4);
+    await page.getByRole("button", { name: "Next page" }).click();
+    await page.getByText("Dogs 5–8 of 9").waitFor();
+    await page.getByRole("button", { name: "Next page" }).click();
+    await page.getByText("Dogs 9–9 of 9").waitFor();
+    expect(await page.getByRole("button", { name: "Next page" }).isDisabled()).toBe(true);
+    await page.getByRole("button", { name: "Previous page" }).click();
+    await page.getByText("Dogs 5–8 of 9").waitFor();
+  });
+
+  it("shows the API's reason for a bad file, a too-big file, and a server it cannot reach", async () => {
+    await searchWith(page, { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a photo at all") });
+    await expect(page.getByRole("alert").textContent()).resolves.toMatch(/image/i);
+    const detail = (await page.getByRole("alert").textContent())!;
+    await page.getByText("No preview for this file").waitFor(); // not a broken-image icon
+    await shot(page, "bad-file-desktop.png");
+
+    await open(page, "#/add");
+    await page.getByLabel("Choose a photo").setInputFiles({ name: "x.jpg", mimeType: "image/jpeg", buffer: Buffer.from("\xff\xd8\xff") });
+    await page.getByRole("button", { name: "Add dog" }).click();
+    await page.getByRole("alert").waitFor();
+    expect(await page.getByRole("alert").textContent()).not.toBe("");
+
+    await searchWith(page, { name: "huge.jpg", mimeType: "image/jpeg", buffer: Buffer.alloc(21 * 1024 * 1024, 1) });
+    await expect(page.getByRole("alert").textContent()).resolves.toMatch(/too large/);
+
+    await page.route("**/v1/search", (route) => route.abort("connectionrefused"));
+    await searchWith(page, QUERY);
+    await expect(page.getByRole("alert").textContent()).resolves.toContain("Cannot reach the dogsearch server");
+    await page.unroute("**/v1/search");
+    expect(detail.length).toBeGreaterThan(5);
+  });
+
+  it("runs a bulk job: progress bar, counts and its errors", async () => {
+    for (const breed of ["Shih-Tzu", "dingo"]) {
+      mkdirSync(join(bulkDir, breed), { recursive: true });
+      for (const p of photos(breed, 2)) copyFileSync(p, join(bulkDir, breed, p.split("/").pop()!));
+    }
+    writeFileSync(join(bulkDir, "dingo", "broken.jpg"), "this is not a jpeg");
+    await open(page, "#/jobs");
+    await page.getByLabel("Folder on the server").fill(bulkDir);
+    await page.getByRole("button", { name: "Start indexing" }).click();
+    const job = page.getByTestId("job").first();
+    await job.locator(".state", { hasText: /^(done|failed)$/ }).waitFor({ timeout: 60_000 });
+    await expect(job.locator(".state").textContent()).resolves.toBe("done");
+    const bar = job.getByRole("progressbar");
+    expect(await bar.getAttribute("aria-valuetext")).toBe("5 of 5 photos");
+    // 2 dingo photos were stored before the job: duplicates
+    await expect(job.locator(".job-counts").textContent()).resolves.toMatch(/indexed 2 · duplicates 2 · failed 1/);
+    await job.getByText(/broken\.jpg: not an image/).waitFor();
+    expect(await job.getByRole("button", { name: "Cancel" }).count()).toBe(0); // only a running job has one
+    await shot(page, "jobs-desktop.png");
+  });
+
+  it("works on a narrow phone screen, with the camera offered", async () => {
+    const phone = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+    const p = await newPage(phone);
+    await p.goto(`${server.url}/#/search`);
+    const camera = p.getByLabel("Take a photo");
+    expect(await camera.getAttribute("capture")).toBe("environment");
+    expect(await camera.getAttribute("accept")).toBe("image/*");
+    expect(await p.getByText("Take a photo").isVisible()).toBe(true);
+    await p.getByLabel("Choose a photo").setInputFiles(QUERY);
+    await p.getByTestId("result").first().waitFor();
+    await imagesLoaded(p, "[data-testid=result]:first-child img"); // the rest load lazily as one scrolls
+    const overflow = () => p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    // viewport only: a full-page capture drops the touch emulation, and with it the "Take a photo" button
+    await p.screenshot({ path: join(SHOTS, "search-phone.png") });
+    await p.getByText("Take a photo").waitFor();
+    await p.getByTestId("result").first().getByRole("link", { name: "Why it matches" }).click();
+    await p.getByRole("region", { name: "The similarity in plain words" }).waitFor();
+    await p.getByTestId(poseState === 200 ? "pose-overlay" : "pose-unavailable").nth(1).waitFor({ timeout: 60_000 });
+    await imagesLoaded(p, ".side img");
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    await shot(p, "match-phone.png");
+    await p.goto(`${server.url}/#/jobs`);
+    await p.getByTestId("job").first().waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    await shot(p, "jobs-phone.png");
+    await phone.close();
+  });
+
+  it("can be used from the keyboard", async () => {
+    await open(page, "#/search");
+    const reached: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      await page.keyboard.press("Tab");
+      reached.push(
+        await page.evaluate(() => {
+          const el = document.activeElement as HTMLElement;
+          return el.id ? (document.querySelector(`label[for="${el.id}"]`)?.textContent ?? el.textContent ?? "") : (el.textContent ?? "");
+        }),
+      );
+    }
+    expect(reached).toEqual(expect.arrayContaining(["Search", "Add a dog", "Gallery", "Choose a photo", "Breed"]));
+    // the search starts from the keyboard too: results, then a result's actions are reachable
+    await page.getByLabel("Choose a photo").setInputFiles(QUERY);
+    await page.getByTestId("result").first().getByRole("button", { name: "More like this" }).focus();
+    await page.keyboard.press("Enter");
+    await page.getByText(/^More like /).waitFor();
+  });
+});

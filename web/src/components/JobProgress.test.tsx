@@ -1,0 +1,44 @@
+import { render, screen } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import type { Job } from "../lib/types";
+import { isRunning, JobProgress } from "./JobProgress";
+
+const job = (over: Partial<Job>): Job => ({
+  id: "j1",
+  state: "running",
+  total: 40,
+  indexed: 8,
+  duplicates: 1,
+  failed: 1,
+  errors: [],
+  ...over,
+});
+
+describe("JobProgress", () => {
+  it("shows progress as done of total, with counts", () => {
+    render(<JobProgress job={job({})} />);
+    const bar = screen.getByRole("progressbar", { name: "Indexing progress" });
+    expect(bar).toHaveAttribute("aria-valuenow", "10");
+    expect(bar).toHaveAttribute("aria-valuemax", "40");
+    expect(bar).toHaveAttribute("aria-valuetext", "10 of 40 photos");
+    expect(screen.getByText(/10 of 40 \(25%\) · indexed 8 · duplicates 1 · failed 1/)).toBeInTheDocument();
+  });
+
+  it("lists its errors, whether strings or {file, reason}", () => {
+    render(
+      <JobProgress
+        job={job({ state: "done", errors: ["a.jpg: not an image", { file: "b.png", reason: "truncated file" }] })}
+      />,
+    );
+    expect(screen.getByText("2 errors")).toBeInTheDocument();
+    expect(screen.getByText("a.jpg: not an image")).toBeInTheDocument();
+    expect(screen.getByText("b.png: truncated file")).toBeInTheDocument();
+  });
+
+  it("copes with an unknown total while counting", () => {
+    render(<JobProgress job={job({ total: 0, indexed: 0, duplicates: 0, failed: 0, state: "queued" })} />);
+    expect(screen.getByRole("progressbar")).toHaveAttribute("aria-valuetext", "counting photos");
+    expect(isRunning(job({ state: "queued" }))).toBe(true);
+    expect(isRunning(job({ state: "done" }))).toBe(false);
+  });
+});

@@ -1,0 +1,65 @@
+import type { Job, JobError } from "../lib/types";
+
+const RUNNING = new Set(["queued", "pending", "started", "running"]);
+
+export const isRunning = (job: Job): boolean => RUNNING.has(job.state);
+
+function errorText(e: JobError): string {
+  if (typeof e === "string") return e;
+  const reason = e.reason ?? e.detail ?? JSON.stringify(e);
+  const where = e.file ?? e.path;
+  return where ? `${where}: ${reason}` : reason;
+}
+
+export function JobProgress({ job, onCancel: onDelete }: { job: Job; onCancel?: (job: Job) => void }) {
+  const done = job.indexed + job.duplicates + job.failed;
+  // total is 0 (or null) until the job has listed its files
+  const total = job.total || null;
+  const pct = total ? Math.round((100 * done) / total) : null;
+  return (
+    <article className="job" aria-label={`Job ${job.id}`} data-testid="job">
+      <header className="job-head">
+        <strong className={`state state-${job.state}`}>{job.state}</strong>
+        {job.path && <code className="job-path">{job.path}</code>}
+        {onDelete && isRunning(job) && (
+          <button type="button" className="button small secondary" onClick={() => onDelete(job)}>
+            Cancel
+          </button>
+        )}
+      </header>
+      <div
+        className="progress"
+        role="progressbar"
+        aria-label="Indexing progress"
+        aria-valuemin={0}
+        aria-valuemax={total ?? undefined}
+        aria-valuenow={total ? done : undefined}
+        aria-valuetext={total ? `${done} of ${total} photos` : isRunning(job) ? "counting photos" : "no photos"}
+      >
+        <div className="progress-fill" style={{ width: `${pct ?? 0}%` }} />
+      </div>
+      <p className="job-counts">
+        {total ? `${done} of ${total} (${pct}%)` : `${done} so far`}
+        {job.images_per_s ? ` · ${job.images_per_s.toFixed(1)} photos/s` : ""} · indexed {job.indexed} · duplicates{" "}
+        {job.duplicates} · failed {job.failed}
+      </p>
+      {job.error && (
+        <p className="error" role="alert">
+          {job.error}
+        </p>
+      )}
+      {job.errors.length > 0 && (
+        <details open={job.errors.length <= 5}>
+          <summary>
+            {job.errors.length} error{job.errors.length === 1 ? "" : "s"}
+          </summary>
+          <ul className="job-errors">
+            {job.errors.map((e, i) => (
+              <li key={i}>{errorText(e)}</li>
+            ))}
+          </ul>
+        </details>
+      )}
+    </article>
+  );
+}

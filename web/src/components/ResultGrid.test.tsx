@@ -1,0 +1,49 @@
+import { render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { describe, expect, it, vi } from "vitest";
+import type { SearchResult } from "../lib/types";
+import { ResultGrid } from "./ResultGrid";
+
+const result = (id: string, score: number, payload: Record<string, string>): SearchResult => ({
+  id,
+  score,
+  payload,
+  image_url: `/v1/dogs/${id}/image`,
+  thumbnail_url: `/v1/dogs/${id}/image?size=thumbnail`,
+});
+
+describe("ResultGrid", () => {
+  const results = [
+    result("a", 0.912, { name: "Rex", breed: "beagle" }),
+    result("b", 0.2, { breed: "dingo" }),
+  ];
+
+  it("shows each match in order with its score, band, thumbnail and links", () => {
+    render(<ResultGrid results={results} matchHref={(r) => `#/match/${r.id}`} onMoreLike={() => {}} />);
+    const cards = screen.getAllByTestId("result");
+    expect(cards).toHaveLength(2);
+    const first = within(cards[0]);
+    expect(first.getByText("0.912")).toBeInTheDocument();
+    expect(first.getByText("very close")).toBeInTheDocument();
+    expect(first.getByRole("link", { name: "Rex" })).toHaveAttribute("href", "#/dogs/a");
+    expect(first.getByRole("img", { name: "Match 1: Rex" })).toHaveAttribute("src", "/v1/dogs/a/image?size=thumbnail");
+    expect(first.getByRole("link", { name: "Why it matches" })).toHaveAttribute("href", "#/match/a");
+    // no name: the breed is the title
+    expect(within(cards[1]).getByRole("link", { name: "dingo" })).toBeInTheDocument();
+    expect(within(cards[1]).getByText("weak")).toBeInTheDocument();
+  });
+
+  it("asks for more like the chosen result, by keyboard too", async () => {
+    const onMoreLike = vi.fn();
+    render(<ResultGrid results={results} matchHref={() => "#"} onMoreLike={onMoreLike} />);
+    const button = within(screen.getAllByTestId("result")[1]).getByRole("button", { name: "More like this" });
+    button.focus();
+    await userEvent.keyboard("{Enter}");
+    expect(onMoreLike).toHaveBeenCalledWith(results[1]);
+  });
+
+  it("says so when nothing matches", () => {
+    render(<ResultGrid results={[]} matchHref={() => "#"} onMoreLike={() => {}} />);
+    expect(screen.getByText(/No dogs match/)).toBeInTheDocument();
+  });
+});

@@ -1,0 +1,45 @@
+import type { SearchResult } from "../lib/types";
+import { ScoreBar } from "./ScoreBar";
+
+interface Props {
+  results: SearchResult[];
+  /** where "Why it matches" leads for a result */
+  matchHref: (result: SearchResult) => string;
+  onMoreLike: (result: SearchResult) => void;
+}
+
+export function dogTitle(payload: { name?: unknown; breed?: unknown }): string {
+  return String(payload.name ?? payload.breed ?? "Unnamed dog");
+}
+
+export function ResultGrid({ results, matchHref, onMoreLike }: Props) {
+  if (!results.length) {
+    return <p className="notice">No dogs match. Try removing a filter, or add some dogs first.</p>;
+  }
+  return (
+    <ol className="grid" aria-label="Matches, best first">
+      {results.map((r, i) => (
+        <li key={r.id} className="card" data-testid="result">
+          <a href={matchHref(r)} className="card-photo" aria-label={`Why match ${i + 1} (${dogTitle(r.payload)}) matches`}>
+            <img src={r.thumbnail_url} alt={`Match ${i + 1}: ${dogTitle(r.payload)}`} loading="lazy" />
+          </a>
+          <div className="card-body">
+            <p className="card-title">
+              <span className="rank">#{i + 1}</span> <a href={`#/dogs/${r.id}`}>{dogTitle(r.payload)}</a>
+            </p>
+            {r.payload.breed && r.payload.name ? <p className="muted">{String(r.payload.breed)}</p> : null}
+            <ScoreBar score={r.score} />
+            <div className="card-actions">
+              <a className="button small" href={matchHref(r)}>
+                Why it matches
+              </a>
+              <button type="button" className="button small secondary" onClick={() => onMoreLike(r)}>
+                More like this
+              </button>
+            </div>
+          </div>
+        </li>
+      ))}
+    </ol>
+  );
+}

@@ -1,0 +1,167 @@
+import type { Dog, DogPage, Job, Pose, SearchResponse } from "./types";
+
+/** An error the page can show: the API's own `detail` when it sent one. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number, // 0: the server could not be reached
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+
+  /** The endpoint is not deployed on this server (or its backend is down). */
+  get unavailable(): boolean {
+    return this.status === 404 || this.status === 501 || this.status === 503 || this.status === 0;
+  }
+}
+
+export const UNREACHABLE = "Cannot reach the dogsearch server. Is it running? Check your connection and try again.";
+
+async function detailOf(response: Response): Promise<string> {
+  const text = await response.text().catch(() => "");
+  try {
+    const body = JSON.parse(text);
+    if (typeof body?.detail === "string") return body.detail;
+    // FastAPI validation errors: a list of {loc, msg}.
+    if (Array.isArray(body?.detail)) {
+      return body.detail
+        .map((d: { loc?: unknown[]; msg?: string }) => `${(d.loc ?? []).slice(1).join(".") || "request"}: ${d.msg}`)
+        .join("; ");
+    }
+  } catch {
+    // not JSON: fall through to the status line
+  }
+  return `${response.status} ${response.statusText || "error"}`.trim();
+}
+
+async function send(path: string, init?: RequestInit): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(UNREACHABLE, 0);
+  }
+  if (!response.ok) throw new ApiError(await detailOf(response), response.status);
+  return response;
+}
+
+async function json<T>(path: string, init?: RequestInit): Promise<T> {
+  return (await send(path, init)).json() as Promise<T>;
+}
+
+export interface Filters {
+  breed?: string;
+  /** field → value, from the free "field=value" box */
+  fields?: Record<string, string>;
+}
+
+function filterJson(filters: Filters): string | undefined {
+  const fields = filters.fields ?? {};
+  return Object.keys(fields).length ? JSON.stringify(fields) : undefined;
+}
+
+/** "color=brown, size=small" → {color: "brown", size: "small"}; throws on a part without "=". */
+export function parseFieldFilter(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(/[,;\n]/)) {
+    const trimmed = part.trim();
+    if (!trimmed) continue;
+    const eq = trimmed.indexOf("=");
+    if (eq <= 0 || eq === trimmed.length - 1) {
+      throw new ApiError(`Filter "${trimmed}": write it as field=value`, 400);
+    }
+    out[trimmed.slice(0, eq).trim()] = trimmed.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+export function searchByPhoto(image: File, k: number, filters: Filters): Promise<SearchResponse> {
+  const form = new FormData();
+  form.append("image", image);
+  form.append("k", String(k));
+  if (filters.breed) form.append("breed", filters.breed);
+  const flt = filterJson(filters);
+  if (flt) form.append("filter", flt);
+  return json("/v1/search", { method: "POST", body: form });
+}
+
+export function similarTo(id: string, k: number, filters: Filters): Promise<SearchResponse> {
+  const params = new URLSearchParams({ k: String(k) });
+  if (filters.breed) params.set("breed", filters.breed);
+  const flt = filterJson(filters);
+  if (flt) params.set("filter", flt);
+  return json(`/v1/dogs/${id}/similar?${params}`);
+}
+
+export function listDogs(limit: number, cursor?: string | null, breed?: string): Promise<DogPage> {
+  const params = new URLSearchParams({ limit: String(limit) });
+  if (cursor) params.set("cursor", cursor);
+  if (breed) params.set("breed", breed);
+  return json(`/v1/dogs?${params}`);
+}
+
+export const getDog = (id: string): Promise<Dog> => json(`/v1/dogs/${id}`);
+
+export async function deleteDog(id: string): Promise<void> {
+  await send(`/v1/dogs/${id}`, { method: "DELETE" });
+}
+
+export interface NewDog {
+  image: File;
+  name?: string;
+  breed?: string;
+  notes?: string;
+}
+
+/** `created` is false when that exact photo was already stored (the API answers 200 with that dog). */
+export async function addDog(dog: NewDog): Promise<{ dog: Dog; created: boolean }> {
+  const form = new FormData();
+  form.append("image", dog.image);
+  for (const key of ["name", "breed", "notes"] as const) {
+    const value = dog[key]?.trim();
+    if (value) form.append(key, value);
+  }
+  const response = await send("/v1/dogs", { method: "POST", body: form });
+  return { dog: (await response.json()) as Dog, created: response.status === 201 };
+}
+
+export function poseOfPhoto(image: File): Promise<Pose> {
+  const form = new FormData();
+  form.append("image", image);
+  return json("/v1/pose", { method: "POST", body: form });
+}
+
+/** The photo with boxes and skeletons drawn, as a blob. */
+export async function poseOverlayOfPhoto(image: File): Promise<Blob> {
+  const form = new FormData();
+  form.append("image", image);
+  return (await send("/v1/pose?render=true", { method: "POST", body: form })).blob();
+}
+
+export const poseOfDog = (id: string): Promise<Pose> => json(`/v1/dogs/${id}/pose`);
+export const poseOverlayUrl = (id: string): string => `/v1/dogs/${id}/pose.png`;
+
+export function startIndexJob(path: string, labels: string): Promise<{ id: string; state: string }> {
+  return json("/v1/jobs/index", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ path, labels }),
+  });
+}
+
+export async function listJobs(): Promise<Job[]> {
+  const body = await json<Job[] | { jobs?: Job[]; items?: Job[] }>("/v1/jobs");
+  return Array.isArray(body) ? body : (body.jobs ?? body.items ?? []);
+}
+
+export const getJob = (id: string): Promise<Job> => json(`/v1/jobs/${id}`);
+
+export async function deleteJob(id: string): Promise<void> {
+  await send(`/v1/jobs/${id}`, { method: "DELETE" });
+}
+
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { breedSentence, compareProportions, likelyBreed, poseSentences, scoreBand } from "./explain";
+import type { Pose, PoseDog } from "./types";
+
+const dog = (posture: PoseDog["analysis"]["posture"]["label"], leg: number | null, visible = 0.9): PoseDog => ({
+  box: [0, 0, 10, 10],
+  score: 0.9,
+  keypoints: [],
+  analysis: {
+    proportions: {
+      leg_to_body: { value: leg, confidence: 0.9 },
+      head_to_body: { value: 0.4, confidence: 0.9 },
+      tail_to_body: { value: 0.5, confidence: 0.1 },
+    },
+    posture: { label: posture, confidence: 0.8 },
+    visible_share: { value: visible, confidence: 0.9 },
+  },
+});
+const pose = (...dogs: PoseDog[]): Pose => ({ model: "m", width: 10, height: 10, dogs });
+
+describe("explain", () => {
+  it("puts scores in bands", () => {
+    expect(scoreBand(0.9).label).toBe("very close");
+    expect(scoreBand(0.55).label).toBe("close");
+    expect(scoreBand(0.3).label).toBe("weak");
+  });
+
+  it("compares breeds, or guesses the query's from its matches", () => {
+    expect(breedSentence("beagle", "Beagle")).toMatch(/^Same breed/);
+    expect(breedSentence("beagle", "dingo")).toBe("Different breeds: beagle and dingo.");
+    expect(breedSentence(undefined, "dingo", "beagle")).toMatch(/closest matches are beagle, but this one is dingo/);
+    expect(likelyBreed(["a", "a", "b"])).toBe("a");
+    expect(likelyBreed(["a", "b", "c", "d"])).toBeUndefined();
+  });
+
+  it("compares proportions only where both are confident", () => {
+    const rows = compareProportions(dog("standing", 0.6), dog("standing", 0.9));
+    expect(rows.find((r) => r.key === "leg_to_body")!.verdict).toBe("quite different");
+    expect(rows.find((r) => r.key === "head_to_body")!.verdict).toBe("about the same");
+    expect(rows.find((r) => r.key === "tail_to_body")!.verdict).toMatch(/cannot compare/);
+  });
+
+  it("says posture, proportions and visibility in words", () => {
+    const words = poseSentences(pose(dog("sitting", 0.6, 0.3)), pose(dog("lying", 0.62)));
+    expect(words).toContain("Posture: the query dog is sitting, this one is lying.");
+    expect(words).toContain("Proportions: 2 of 2 measurable proportions are about the same.");
+    expect(words.some((w) => w.includes("Only 30% of the query dog's body"))).toBe(true);
+    expect(poseSentences(pose(), pose(dog("standing", 1)))).toEqual(["The pose model found no dog in the query photo."]);
+    const blind = dog("unknown", null);
+    blind.analysis.proportions.head_to_body = { value: null, confidence: 0 };
+    expect(poseSentences(pose(blind), pose(dog("standing", 1)))).toContain(
+      "Proportions: not enough of both dogs is visible to compare them.",
+    );
+  });
+});

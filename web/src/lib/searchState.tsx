@@ -1,0 +1,31 @@
+import { createContext, useContext, useState, type ReactNode } from "react";
+import type { Filters } from "./api";
+import type { Dog, SearchResult } from "./types";
+
+// The last search lives above the router so the match page (and "back") can use the query photo.
+export type Query = { kind: "photo"; file: File; url: string } | { kind: "dog"; dog: Dog };
+
+export interface SearchState {
+  query: Query | null;
+  results: SearchResult[] | null;
+  filters: Filters;
+  fieldText: string;
+  k: number;
+  tookMs?: number;
+}
+
+const initial: SearchState = { query: null, results: null, filters: {}, fieldText: "", k: 12 };
+
+type Ctx = [SearchState, (update: (s: SearchState) => SearchState) => void];
+const SearchContext = createContext<Ctx | null>(null);
+
+export function SearchProvider({ children, initialState }: { children: ReactNode; initialState?: SearchState }) {
+  const [state, setState] = useState<SearchState>(initialState ?? initial);
+  return <SearchContext.Provider value={[state, setState]}>{children}</SearchContext.Provider>;
+}
+
+export function useSearchState(): Ctx {
+  const ctx = useContext(SearchContext);
+  if (!ctx) throw new Error("useSearchState outside SearchProvider");
+  return ctx;
+}

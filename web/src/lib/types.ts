@@ -1,0 +1,65 @@
+export type Payload = Record<string, unknown> & { name?: string; breed?: string };
+
+export interface Dog {
+  id: string;
+  payload: Payload;
+  image_url: string;
+  thumbnail_url: string;
+}
+
+export interface SearchResult extends Dog {
+  score: number;
+}
+
+export interface SearchResponse {
+  results: SearchResult[];
+  took_ms: number;
+}
+
+export interface DogPage {
+  items: Dog[];
+  next: string | null;
+  total: number;
+}
+
+// The pose contract (issue 5).
+export interface Measure {
+  value: number | null;
+  confidence: number;
+}
+
+export interface PoseDog {
+  box: [number, number, number, number];
+  score: number;
+  keypoints: { name: string; x: number; y: number; score: number }[];
+  analysis: {
+    proportions: { leg_to_body: Measure; head_to_body: Measure; tail_to_body: Measure };
+    posture: { label: "standing" | "sitting" | "lying" | "unknown"; confidence: number };
+    visible_share: Measure;
+  };
+}
+
+export interface Pose {
+  model: string;
+  width: number;
+  height: number;
+  dogs: PoseDog[];
+}
+
+// The bulk jobs API (issue 6).
+export type JobError = string | { file?: string; path?: string; reason?: string; detail?: string };
+
+export interface Job {
+  id: string;
+  state: string;
+  total: number | null;
+  indexed: number;
+  duplicates: number;
+  failed: number;
+  errors: JobError[];
+  /** why the whole job failed */
+  error?: string | null;
+  path?: string;
+  labels?: string | null;
+  images_per_s?: number | null;
+}

@@ -1,0 +1,120 @@
+import { useEffect, useState } from "react";
+import { ErrorBanner } from "../components/ErrorBanner";
+import { dogTitle } from "../components/ResultGrid";
+import { deleteDog, getDog, messageOf } from "../lib/api";
+import { navigate } from "../lib/router";
+import { useSearchState } from "../lib/searchState";
+import type { Dog } from "../lib/types";
+
+// Recorded by the server: shown apart from the user's own fields.
+const SERVER_FIELDS = new Set(["sha256", "width", "height", "format", "bytes", "created_at", "model"]);
+
+function show(value: unknown): string {
+  return Array.isArray(value) ? value.join(", ") : String(value);
+}
+
+export function DogPage({ id }: { id: string }) {
+  const [dog, setDog] = useState<Dog | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [confirming, setConfirming] = useState(false);
+  const [deleted, setDeleted] = useState(false);
+  const [, setSearch] = useSearchState();
+
+  useEffect(() => {
+    setDog(null);
+    setError(null);
+    getDog(id).then(setDog, (e) => setError(messageOf(e)));
+  }, [id]);
+
+  const onDelete = async () => {
+    try {
+      await deleteDog(id);
+      setDeleted(true);
+      setConfirming(false);
+      setSearch((s) => ({ ...s, results: s.results?.filter((r) => r.id !== id) ?? null }));
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  };
+
+  const moreLikeThis = () => {
+    if (!dog) return;
+    setSearch((s) => ({ ...s, query: { kind: "dog", dog }, results: null }));
+    navigate("#/search?similar=1");
+  };
+
+  if (deleted) {
+    return (
+      <section>
+        <h1>Deleted</h1>
+        <p className="success" role="status">
+          {dog ? dogTitle(dog.payload) : "The dog"} was deleted. <a href="#/gallery">Back to the gallery</a>
+        </p>
+      </section>
+    );
+  }
+  if (!dog) {
+    return (
+      <section>
+        <h1>Dog</h1>
+        <ErrorBanner error={error} />
+        {!error && <p className="notice">Loading…</p>}
+      </section>
+    );
+  }
+  const rank = (k: string) => ["name", "breed", "notes"].indexOf(k) >>> 0; // the known fields first
+  const own = Object.entries(dog.payload)
+    .filter(([k]) => !SERVER_FIELDS.has(k))
+    .sort(([a], [b]) => rank(a) - rank(b));
+  const recorded = Object.entries(dog.payload).filter(([k]) => SERVER_FIELDS.has(k));
+  return (
+    <section aria-labelledby="dog-h" className="dog-page">
+      <h1 id="dog-h">{dogTitle(dog.payload)}</h1>
+      <div className="dog-layout">
+        <img className="dog-photo" src={dog.image_url} alt={`Photo of ${dogTitle(dog.payload)}`} />
+        <div>
+          <dl className="fields-list">
+            {own.map(([k, v]) => (
+              <div key={k}>
+                <dt>{k}</dt>
+                <dd>{show(v)}</dd>
+              </div>
+            ))}
+          </dl>
+          <details>
+            <summary>Recorded by the server</summary>
+            <dl className="fields-list small">
+              {recorded.map(([k, v]) => (
+                <div key={k}>
+                  <dt>{k}</dt>
+                  <dd>{show(v)}</dd>
+                </div>
+              ))}
+            </dl>
+          </details>
+          <ErrorBanner error={error} />
+          <div className="actions">
+            <button type="button" className="button" onClick={moreLikeThis}>
+              More like this
+            </button>
+            {!confirming ? (
+              <button type="button" className="button danger" onClick={() => setConfirming(true)}>
+                Delete…
+              </button>
+            ) : (
+              <div className="confirm" role="group" aria-label="Confirm delete">
+                <p>Delete {dogTitle(dog.payload)} and its photo? This cannot be undone.</p>
+                <button type="button" className="button danger" onClick={onDelete} autoFocus>
+                  Yes, delete
+                </button>
+                <button type="button" className="button secondary" onClick={() => setConfirming(false)}>
+                  Cancel
+                </button>
+              </div>
+            )}
+          </div>
+        </div>
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,83 @@
+import { useEffect, useState } from "react";
+import { ErrorBanner } from "../components/ErrorBanner";
+import { dogTitle } from "../components/ResultGrid";
+import { listDogs, messageOf } from "../lib/api";
+import type { DogPage } from "../lib/types";
+
+export function GalleryPage({ limit }: { limit: number }) {
+  // cursors[i] is the cursor of page i (page 0 has none): "Previous" pops back through them.
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [page, setPage] = useState<DogPage | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const index = cursors.length - 1;
+
+  useEffect(() => {
+    let live = true;
+    setLoading(true);
+    setError(null);
+    listDogs(limit, cursors[index])
+      .then((p) => live && setPage(p))
+      .catch((e) => live && setError(messageOf(e)))
+      .finally(() => live && setLoading(false));
+    return () => {
+      live = false;
+    };
+  }, [cursors, index, limit]);
+
+  const first = index * limit + 1;
+  return (
+    <section aria-labelledby="gallery-h">
+      <h1 id="gallery-h">Gallery</h1>
+      <ErrorBanner error={error} />
+      {page && (
+        <p className="muted" aria-live="polite">
+          {page.total === 0
+            ? "No dogs yet."
+            : `Dogs ${first}–${first + page.items.length - 1} of ${page.total}`}
+        </p>
+      )}
+      {page && page.total === 0 && (
+        <p className="notice">
+          <a href="#/add">Add a dog</a> or start a <a href="#/jobs">bulk job</a>.
+        </p>
+      )}
+      {page && (
+        <ul className="grid" aria-busy={loading}>
+          {page.items.map((d) => (
+            <li key={d.id} className="card" data-testid="gallery-dog">
+              <a href={`#/dogs/${d.id}`} className="card-photo">
+                <img src={d.thumbnail_url} alt={dogTitle(d.payload)} loading="lazy" />
+              </a>
+              <div className="card-body">
+                <p className="card-title">
+                  <a href={`#/dogs/${d.id}`}>{dogTitle(d.payload)}</a>
+                </p>
+                {d.payload.name && d.payload.breed ? <p className="muted">{String(d.payload.breed)}</p> : null}
+              </div>
+            </li>
+          ))}
+        </ul>
+      )}
+      <nav className="pager" aria-label="Gallery pages">
+        <button
+          type="button"
+          className="button secondary"
+          disabled={index === 0 || loading}
+          onClick={() => setCursors((c) => c.slice(0, -1))}
+        >
+          Previous page
+        </button>
+        <span className="muted">Page {index + 1}</span>
+        <button
+          type="button"
+          className="button secondary"
+          disabled={!page?.next || loading}
+          onClick={() => page?.next && setCursors((c) => [...c, page.next])}
+        >
+          Next page
+        </button>
+      </nav>
+    </section>
+  );
+}

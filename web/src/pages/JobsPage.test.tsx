@@ -1,0 +1,44 @@
+import { render, screen } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { JobsPage } from "./JobsPage";
+
+const json = (status: number, body: unknown) =>
+  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+
+const job = { id: "j1", state: "running", path: "/data", total: 10, indexed: 3, duplicates: 0, failed: 1, errors: [{ file: "x.jpg", reason: "truncated" }] };
+
+describe("JobsPage", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("says bulk jobs are unavailable when the server has no jobs API", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => json(404, { detail: "Not Found" })));
+    render(<JobsPage />);
+    expect(await screen.findByTestId("jobs-unavailable")).toHaveTextContent("this server has no bulk jobs API");
+    expect(screen.queryByRole("button", { name: "Start indexing" })).toBeNull();
+  });
+
+  it("starts a job, shows its progress, and shows a refused folder's reason", async () => {
+    const fetchMock = vi.fn(async (_url: RequestInfo | URL, init?: RequestInit) => {
+      if (init?.method === "POST") {
+        const body = JSON.parse(String(init.body));
+        return body.path === "/etc"
+          ? json(403, { detail: "/etc is not under an allowed root" })
+          : json(202, { id: "j1", state: "queued" });
+      }
+      return json(200, { items: fetchMock.mock.calls.some(([, i]) => i?.method === "POST") ? [job] : [] });
+    });
+    vi.stubGlobal("fetch", fetchMock);
+    render(<JobsPage />);
+    await screen.findByText("No jobs yet.");
+    const folder = screen.getByLabelText("Folder on the server");
+    await userEvent.type(folder, "/etc");
+    await userEvent.click(screen.getByRole("button", { name: "Start indexing" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("/etc is not under an allowed root");
+    await userEvent.clear(folder);
+    await userEvent.type(folder, "/data{Enter}");
+    expect(await screen.findByRole("progressbar")).toHaveAttribute("aria-valuetext", "4 of 10 photos");
+    expect(screen.getByText("x.jpg: truncated")).toBeInTheDocument();
+    expect(screen.getByRole("button", { name: "Cancel" })).toBeInTheDocument();
+  });
+});

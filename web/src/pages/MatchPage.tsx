@@ -1,0 +1,253 @@
+import { useEffect, useState } from "react";
+import { ErrorBanner } from "../components/ErrorBanner";
+import { dogTitle } from "../components/ResultGrid";
+import { ScoreBar } from "../components/ScoreBar";
+import {
+  ApiError,
+  getDog,
+  messageOf,
+  poseOfDog,
+  poseOfPhoto,
+  poseOverlayOfPhoto,
+  poseOverlayUrl,
+} from "../lib/api";
+import {
+  breedSentence,
+  compareProportions,
+  likelyBreed,
+  mainDog,
+  poseSentences,
+  scoreBand,
+} from "../lib/explain";
+import { useSearchState } from "../lib/searchState";
+import type { Dog, Pose } from "../lib/types";
+
+type PoseState =
+  | { status: "loading" }
+  | { status: "ok"; pose: Pose; overlay: string | null }
+  | { status: "unavailable"; reason: string };
+
+/** Pose JSON and overlay of one side; a missing or failing pose service never hides the photos. */
+function usePose(load: (() => Promise<[Pose, Blob | null]>) | null, key: string): PoseState {
+  const [state, setState] = useState<PoseState>({ status: "loading" });
+  useEffect(() => {
+    if (!load) return;
+    let live = true;
+    let url: string | null = null;
+    setState({ status: "loading" });
+    load()
+      .then(([pose, blob]) => {
+        url = blob ? URL.createObjectURL(blob) : null;
+        if (live) setState({ status: "ok", pose, overlay: url });
+      })
+      .catch((e) => {
+        const why =
+          e instanceof ApiError && e.status === 404 && /not found/i.test(e.message)
+            ? "this server has no pose service"
+            : messageOf(e);
+        if (live) setState({ status: "unavailable", reason: why });
+      });
+    return () => {
+      live = false;
+      if (url) URL.revokeObjectURL(url);
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [key]);
+  return state;
+}
+
+async function overlayBlob(url: string): Promise<Blob | null> {
+  // The overlay is extra: the JSON decides availability, a failed PNG just falls back to the photo.
+  try {
+    const response = await fetch(url);
+    return response.ok ? await response.blob() : null;
+  } catch {
+    return null;
+  }
+}
+
+const pct = (v: number | null | undefined) => (v === null || v === undefined ? "–" : v.toFixed(2));
+
+function PosePanel({ title, photo, alt, pose }: { title: string; photo: string; alt: string; pose: PoseState }) {
+  const dog = pose.status === "ok" ? mainDog(pose.pose) : undefined;
+  return (
+    <figure className="side">
+      <figcaption>
+        <h2>{title}</h2>
+      </figcaption>
+      {pose.status === "ok" && pose.overlay ? (
+        <img className="side-photo" src={pose.overlay} alt={`${alt}, with keypoints drawn`} data-testid="pose-overlay" />
+      ) : (
+        <img className="side-photo" src={photo} alt={alt} />
+      )}
+      {pose.status === "loading" && <p className="muted">Analysing pose…</p>}
+      {pose.status === "unavailable" && (
+        <p className="notice" role="status" data-testid="pose-unavailable">
+          Pose unavailable: {pose.reason}. Showing the photo only.
+        </p>
+      )}
+      {pose.status === "ok" && !dog && <p className="notice">The pose model found no dog in this photo.</p>}
+      {dog && (
+        <dl className="fields-list small">
+          <div>
+            <dt>posture</dt>
+            <dd>
+              {dog.analysis.posture.label === "unknown"
+                ? "cannot tell"
+                : `${dog.analysis.posture.label} (${Math.round(dog.analysis.posture.confidence * 100)}% sure)`}
+            </dd>
+          </div>
+          <div>
+            <dt>visible</dt>
+            <dd>
+              {dog.analysis.visible_share.value === null
+                ? "–"
+                : `${Math.round(dog.analysis.visible_share.value * 100)}% of the body`}
+            </dd>
+          </div>
+          <div>
+            <dt>keypoints</dt>
+            <dd>
+              {dog.keypoints.filter((k) => k.score >= 0.3).length} of {dog.keypoints.length} found
+            </dd>
+          </div>
+        </dl>
+      )}
+    </figure>
+  );
+}
+
+export function MatchPage({ id, from }: { id: string; from: string | null }) {
+  const [search] = useSearchState();
+  const [match, setMatch] = useState<Dog | null>(null);
+  const [queryDog, setQueryDog] = useState<Dog | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    setError(null);
+    getDog(id).then(setMatch, (e) => setError(messageOf(e)));
+    if (from) getDog(from).then(setQueryDog, (e) => setError(messageOf(e)));
+  }, [id, from]);
+
+  const photoQuery = !from && search.query?.kind === "photo" ? search.query : null;
+  const queryPose = usePose(
+    from
+      ? async () => [await poseOfDog(from), await overlayBlob(poseOverlayUrl(from))]
+      : photoQuery
+        ? async () => {
+            const pose = await poseOfPhoto(photoQuery.file);
+            return [pose, await poseOverlayOfPhoto(photoQuery.file).catch(() => null)];
+          }
+        : null,
+    from ?? photoQuery?.url ?? "none",
+  );
+  const matchPose = usePose(async () => [await poseOfDog(id), await overlayBlob(poseOverlayUrl(id))], id);
+
+  const result = search.results?.find((r) => r.id === id);
+  const hasQuery = Boolean(from ? queryDog : photoQuery);
+  const queryTitle = from ? (queryDog ? dogTitle(queryDog.payload) : "Query dog") : "Your photo";
+  const matchTitle = match ? dogTitle(match.payload) : "Match";
+
+  return (
+    <section aria-labelledby="match-h">
+      <p>
+        <a href="#/search">← Back to the results</a>
+      </p>
+      <h1 id="match-h">Why {matchTitle} matches</h1>
+      <ErrorBanner error={error} />
+      <div className="sides">
+        {!hasQuery ? (
+          <div className="side">
+            <h2>{queryTitle}</h2>
+            <p className="notice">
+              The query photo is not in this page any more (the page was reloaded).{" "}
+              <a href="#/search">Search again</a> to compare.
+            </p>
+          </div>
+        ) : (
+          <PosePanel
+            title={queryTitle}
+            photo={from ? (queryDog?.image_url ?? "") : photoQuery!.url}
+            alt={from ? `Photo of ${queryTitle}` : "Your query photo"}
+            pose={queryPose}
+          />
+        )}
+        {match && (
+          <PosePanel title={`Match: ${matchTitle}`} photo={match.image_url} alt={`Photo of ${matchTitle}`} pose={matchPose} />
+        )}
+      </div>
+      {match && (
+        <Explanation
+          score={result?.score}
+          queryBreed={queryDog?.payload.breed}
+          matchBreed={match.payload.breed}
+          likely={from ? undefined : likelyBreed(search.results?.slice(0, 5).map((r) => r.payload.breed) ?? [])}
+          queryPose={queryPose}
+          matchPose={matchPose}
+        />
+      )}
+    </section>
+  );
+}
+
+function Explanation(props: {
+  score?: number;
+  queryBreed?: string;
+  matchBreed?: string;
+  likely?: string;
+  queryPose: PoseState;
+  matchPose: PoseState;
+}) {
+  const { score, queryPose, matchPose } = props;
+  const both = queryPose.status === "ok" && matchPose.status === "ok" ? [queryPose.pose, matchPose.pose] : null;
+  const q = both && mainDog(both[0]);
+  const m = both && mainDog(both[1]);
+  return (
+    <section className="explain" aria-labelledby="explain-h">
+      <h2 id="explain-h">The similarity in plain words</h2>
+      {score !== undefined && <ScoreBar score={score} />}
+      <ul>
+        <li>
+          {score === undefined
+            ? "The score is not known here: open this page from a search to see it."
+            : `Score ${score.toFixed(3)} (${scoreBand(score).label}). ${scoreBand(score).sentence}`}
+        </li>
+        <li>{breedSentence(props.queryBreed, props.matchBreed, props.likely)}</li>
+        {both ? (
+          poseSentences(both[0], both[1]).map((s) => <li key={s}>{s}</li>)
+        ) : queryPose.status === "loading" || matchPose.status === "loading" ? (
+          <li>Comparing poses…</li>
+        ) : (
+          <li>Posture and proportions cannot be compared: pose analysis is unavailable.</li>
+        )}
+      </ul>
+      {q && m && compareProportions(q, m).some((r) => r.query !== null && r.match !== null) && (
+        <table className="compare">
+          <caption>Proportions compared</caption>
+          <thead>
+            <tr>
+              <th scope="col">Proportion</th>
+              <th scope="col">Query</th>
+              <th scope="col">Match</th>
+              <th scope="col">Verdict</th>
+            </tr>
+          </thead>
+          <tbody>
+            {compareProportions(q, m).map((row) => (
+              <tr key={row.key}>
+                <th scope="row">{row.label}</th>
+                <td>{pct(row.query)}</td>
+                <td>{pct(row.match)}</td>
+                <td>{row.verdict}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <p className="muted">
+        The score measures how alike the two photos look overall (coat, colour, shape, and some of the
+        background). Pose is shown to help you judge; it is not part of the score.
+      </p>
+    </section>
+  );
+}

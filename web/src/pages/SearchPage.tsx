@@ -1,0 +1,163 @@
+import { useEffect, useId, useState, type FormEvent } from "react";
+import { ErrorBanner } from "../components/ErrorBanner";
+import { PhotoPicker } from "../components/PhotoPicker";
+import { dogTitle, ResultGrid } from "../components/ResultGrid";
+import { listDogs, messageOf, parseFieldFilter, searchByPhoto, similarTo, type Filters } from "../lib/api";
+import { useSearchState, type Query, type SearchState } from "../lib/searchState";
+import type { SearchResult } from "../lib/types";
+
+const K_CHOICES = [6, 12, 24, 48];
+
+/** Breeds seen on the first gallery pages: suggestions for the breed filter. */
+function useBreeds(): string[] {
+  const [breeds, setBreeds] = useState<string[]>([]);
+  useEffect(() => {
+    listDogs(100)
+      .then((page) => {
+        const names = new Set(page.items.map((d) => d.payload.breed).filter(Boolean) as string[]);
+        setBreeds([...names].sort());
+      })
+      .catch(() => setBreeds([])); // suggestions only: the search itself reports errors
+  }, []);
+  return breeds;
+}
+
+export function SearchPage() {
+  const [state, setState] = useSearchState();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [breed, setBreed] = useState(state.filters.breed ?? "");
+  const [fieldText, setFieldText] = useState(state.fieldText);
+  const [k, setK] = useState(state.k);
+  const breeds = useBreeds();
+  const ids = useId();
+
+  const run = async (query: Query) => {
+    setError(null);
+    let filters: Filters;
+    try {
+      filters = { breed: breed.trim() || undefined, fields: parseFieldFilter(fieldText) };
+    } catch (e) {
+      setError(messageOf(e));
+      return;
+    }
+    setBusy(true);
+    setState((s): SearchState => ({ ...s, query, filters, fieldText, k }));
+    try {
+      const answer =
+        query.kind === "photo" ? await searchByPhoto(query.file, k, filters) : await similarTo(query.dog.id, k, filters);
+      setState((s) => ({ ...s, results: answer.results, tookMs: answer.took_ms }));
+    } catch (e) {
+      setState((s) => ({ ...s, results: null }));
+      setError(messageOf(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  // "More like this" from a dog's page sets the query and comes here: run it.
+  useEffect(() => {
+    if (state.query?.kind === "dog" && state.results === null) void run(state.query);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  const onPick = (file: File) => {
+    if (state.query?.kind === "photo") URL.revokeObjectURL(state.query.url);
+    void run({ kind: "photo", file, url: URL.createObjectURL(file) });
+  };
+
+  const onSubmit = (e: FormEvent) => {
+    e.preventDefault();
+    if (state.query) void run(state.query);
+    else setError("Pick a photo first.");
+  };
+
+  const onMoreLike = (r: SearchResult) => {
+    void run({ kind: "dog", dog: r });
+    window.scrollTo({ top: 0, behavior: "smooth" });
+  };
+
+  const matchHref = (r: SearchResult) =>
+    state.query?.kind === "dog" ? `#/match/${r.id}?from=${state.query.dog.id}` : `#/match/${r.id}`;
+
+  const query = state.query;
+  return (
+    <section aria-labelledby={`${ids}-h`}>
+      <h1 id={`${ids}-h`}>Find similar dogs</h1>
+      <div className="search-layout">
+        <div className="search-side">
+          {query?.kind === "dog" ? (
+            <div className="picker">
+              <img className="preview" src={query.dog.thumbnail_url} alt={dogTitle(query.dog.payload)} />
+              <p>
+                More like <a href={`#/dogs/${query.dog.id}`}>{dogTitle(query.dog.payload)}</a>
+              </p>
+              <PhotoPicker label="Search with a photo instead" onPick={onPick} disabled={busy} />
+            </div>
+          ) : (
+            <PhotoPicker
+              label={query ? "Choose another photo" : "Choose a photo"}
+              onPick={onPick}
+              previewUrl={query?.url}
+              disabled={busy}
+            />
+          )}
+          <form className="filters" onSubmit={onSubmit} aria-label="Filters">
+            <label htmlFor={`${ids}-breed`}>Breed</label>
+            <input
+              id={`${ids}-breed`}
+              list={`${ids}-breeds`}
+              value={breed}
+              onChange={(e) => setBreed(e.target.value)}
+              placeholder="any breed"
+              autoComplete="off"
+            />
+            <datalist id={`${ids}-breeds`}>
+              {breeds.map((b) => (
+                <option key={b} value={b} />
+              ))}
+            </datalist>
+            <label htmlFor={`${ids}-fields`}>Other fields</label>
+            <input
+              id={`${ids}-fields`}
+              value={fieldText}
+              onChange={(e) => setFieldText(e.target.value)}
+              placeholder="color=brown, size=small"
+              aria-describedby={`${ids}-fields-help`}
+            />
+            <small id={`${ids}-fields-help`} className="muted">
+              field=value, separated by commas
+            </small>
+            <label htmlFor={`${ids}-k`}>Results</label>
+            <select id={`${ids}-k`} value={k} onChange={(e) => setK(Number(e.target.value))}>
+              {K_CHOICES.map((n) => (
+                <option key={n} value={n}>
+                  {n}
+                </option>
+              ))}
+            </select>
+            <button type="submit" className="button" disabled={busy}>
+              Search again
+            </button>
+          </form>
+        </div>
+        <div className="search-results" aria-live="polite" aria-busy={busy}>
+          <ErrorBanner error={error} onDismiss={() => setError(null)} />
+          {busy && <p className="notice">Searching…</p>}
+          {!busy && state.results && (
+            <>
+              <p className="muted">
+                {state.results.length} match{state.results.length === 1 ? "" : "es"}
+                {state.tookMs !== undefined ? ` in ${Math.round(state.tookMs)} ms` : ""}
+              </p>
+              <ResultGrid results={state.results} matchHref={matchHref} onMoreLike={onMoreLike} />
+            </>
+          )}
+          {!busy && !state.results && !error && (
+            <p className="notice">Pick or drop a photo of a dog to see the most similar dogs in the collection.</p>
+          )}
+        </div>
+      </div>
+    </section>
+  );
+}
