@@ -1,14 +1,23 @@
-"""A model (or pipeline) built once, lazily or at start-up, behind a lock; the reason is kept when it fails."""
+"""A model (or pipeline) built once, lazily or at start-up, behind a lock, the reason kept when it fails; and
+the same with its inference batched dynamically off the event loop."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Generic, TypeVar
 
+from fastapi import HTTPException
+
+from common.batching import BatchTimeout, DynamicBatcher, QueueFull
+
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 (an input item)
+R = TypeVar("R")
 log = logging.getLogger("dogsearch.models")
 
 
@@ -54,3 +63,48 @@ class LazyModel(Generic[T]):
             self.get()
         except Exception:
             log.exception("model failed to load", extra={"service": self.name})
+
+
+class BatchedModel(LazyModel[T], Generic[T, I, R]):
+    """A LazyModel whose inference runs through a DynamicBatcher on one worker thread: torch (and onnxruntime)
+    already spread one forward over the cores, and two concurrent forwards would only fight over them."""
+
+    def __init__(self, factory: Callable[[], T], name: str, run_batch: Callable[[T, list[I]], Sequence[R]], *,
+                 max_batch_size: int, max_wait_s: float, max_queue: int, timeout_s: float) -> None:
+        super().__init__(factory, name)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.batcher: DynamicBatcher[I, R] = DynamicBatcher(
+            lambda items: run_batch(self.get(), items), name=name, max_batch_size=max_batch_size,
+            max_wait_s=max_wait_s, max_queue=max_queue, timeout_s=timeout_s, executor=self._executor,
+        )
+
+    async def submit(self, items: Sequence[I]) -> list[R]:
+        """Results for `items`; QueueFull -> answer 503 + Retry-After, BatchTimeout -> 504 (see overloaded())."""
+        await self.aget()
+        return await self.batcher.submit(items)
+
+    @asynccontextmanager
+    async def running(self, preload: bool) -> AsyncIterator[None]:
+        """The app's lifespan: with `preload`, load in the background so /healthz answers at once and /readyz
+        turns 200 when done."""
+        loading = asyncio.get_running_loop().run_in_executor(None, self.try_load) if preload else None
+        yield
+        if loading is not None:
+            await loading
+        await self.batcher.aclose()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def readiness(self, preload: bool, lazy_is_ready: bool = False) -> str | None:
+        if self.loaded is not None:
+            return None
+        if self.error is not None:
+            return f"{self.name} model failed to load: {self.error}"
+        if preload:
+            return "model loading"
+        return None if lazy_is_ready else "model not loaded yet (loads on the first request)"
+
+
+def overloaded(exc: QueueFull | BatchTimeout) -> HTTPException:
+    if isinstance(exc, QueueFull):
+        return HTTPException(503, str(exc), headers={"Retry-After": "1"})
+    return HTTPException(504, str(exc))

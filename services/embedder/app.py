@@ -10,6 +10,7 @@ from fastapi import FastAPI, File, HTTPException, UploadFile
 
 from common.batching import BatchTimeout, QueueFull
 from common.images import ImageRejected, decode_image
+from common.lazy import overloaded
 from common.ops import install_ops
 from services.embedder.cache import ModelCache
 from services.embedder.model import EmbeddingModel, model_from_settings
@@ -29,25 +30,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        preload = None
-        if settings.preload:
-            # Load in the background so /healthz answers at once and /readyz turns 200 when done.
-            preload = asyncio.get_running_loop().run_in_executor(None, cache.try_load)
-        yield
-        if preload is not None:
-            await preload
-        await cache.aclose()
+        async with cache.running(settings.preload):
+            yield
 
     app = FastAPI(title="dogsearch embedder", version="0.1.0", lifespan=lifespan)
     app.state.cache = cache
     app.state.settings = settings
 
     async def ready() -> str | None:
-        if cache.loaded is not None:
-            return None
-        if cache.error is not None:
-            return f"model failed to load: {cache.error}"
-        return "model loading" if settings.preload else "model not loaded yet (loads on first request)"
+        return cache.readiness(settings.preload)
 
     install_ops(app, "embedder", ready,
                 max_request_bytes=settings.max_batch * settings.max_image_bytes + 1024 * 1024)
@@ -76,10 +67,8 @@ def create_app(
         model = await _model_or_503(cache)
         try:
             vectors = await cache.embed(decoded)
-        except QueueFull as exc:
-            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from exc
-        except BatchTimeout as exc:
-            raise HTTPException(504, str(exc)) from exc
+        except (QueueFull, BatchTimeout) as exc:
+            raise overloaded(exc) from exc
         return EmbedResponse(model=model.model_id, dim=model.dim, vectors=vectors.tolist())
 
     return app

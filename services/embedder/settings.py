@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import ServiceSettings
+from common.settings import Device, ServiceSettings
 
 
 class EmbedderSettings(ServiceSettings):
@@ -15,7 +15,7 @@ class EmbedderSettings(ServiceSettings):
                                                      "a trained head in models/, or a timm name")
     weights_path: str | None = Field(None, description="local weights file instead of the registry package / hub")
     cache_dir: str = Field("~/.cache/dogsearch", description="weights converted from registry packages (ViT)")
-    device: str = "cpu"
+    device: Device = "cpu"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     preload: bool = Field(True, description="load the model at start-up rather than on the first request")
     max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
@@ -26,10 +26,3 @@ class EmbedderSettings(ServiceSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=10_000)
     torch_threads: int | None = Field(None, ge=1, description="intra-op threads; default: torch's choice")
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if value != "cpu" and value != "cuda" and not (value.startswith("cuda:") and value[5:].isdigit()):
-            raise ValueError("device must be 'cpu', 'cuda' or 'cuda:N'")
-        return value

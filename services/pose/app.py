@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from common.batching import BatchTimeout, QueueFull
 from common.images import decode_image
+from common.lazy import overloaded
 from common.ops import install_ops
 from services.pose import keypoints as K
 from services.pose.cache import PipelineCache
@@ -20,7 +21,6 @@ from services.pose.pipeline import PosePipeline
 from services.pose.render import render_png
 from services.pose.schemas import PoseInfo, PoseResponse
 from services.pose.settings import PoseSettings
-
 
 
 def pipeline_from_settings(settings: PoseSettings) -> PosePipeline:
@@ -43,24 +43,16 @@ def create_app(settings: PoseSettings | None = None,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        preload = None
-        if settings.preload:
-            preload = asyncio.get_running_loop().run_in_executor(None, cache.try_load)
-        yield
-        if preload is not None:
-            await preload
-        await cache.aclose()
+        async with cache.running(settings.preload):
+            yield
 
     app = FastAPI(title="dogsearch pose", version="0.1.0", lifespan=lifespan)
     app.state.cache = cache
     app.state.settings = settings
 
     async def ready() -> str | None:
-        if cache.loaded is not None:
-            return None
-        if cache.error is not None:
-            return f"pose model failed to load: {cache.error}"
-        return "model loading" if settings.preload else None  # lazy: loads on the first request
+        # Lazy by default: it loads on the first request, and only the pose routes need it.
+        return cache.readiness(settings.preload, lazy_is_ready=True)
 
     install_ops(app, "pose", ready, max_request_bytes=settings.max_image_bytes + 1024 * 1024)
 
@@ -80,10 +72,8 @@ def create_app(settings: PoseSettings | None = None,
         await _pipeline_or_503(cache)
         try:
             result = await cache.run(decoded.image)
-        except QueueFull as exc:
-            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from exc
-        except BatchTimeout as exc:
-            raise HTTPException(504, str(exc)) from exc
+        except (QueueFull, BatchTimeout) as exc:
+            raise overloaded(exc) from exc
         if render:
             png = await asyncio.to_thread(render_png, decoded.image, result["dogs"], settings.keypoint_threshold)
             return Response(png, media_type="image/png")

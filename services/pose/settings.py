@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import ServiceSettings
+from common.settings import Device, ServiceSettings
 
 
 class PoseSettings(ServiceSettings):
@@ -24,7 +24,7 @@ class PoseSettings(ServiceSettings):
     detector_size: int = Field(168, ge=56, le=448, multiple_of=14,
                                description="saliency input px: 168 (default) ~60 ms on 2 CPU cores; 224, the "
                                            "model's own size, ~95 ms for slightly tighter boxes")
-    device: str = "cpu"
+    device: Device = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"
     flip_test: bool = Field(True, description="average with the mirrored crop: twice the pose model's time "
                                               "(still small next to the detector), PCK@0.1 0.725 -> 0.747")
@@ -38,10 +38,3 @@ class PoseSettings(ServiceSettings):
     batch_max_wait_ms: float = Field(5.0, ge=0, le=1000, description="dynamic batching: wait for a batch to fill")
     queue_max_images: int = Field(64, ge=1, description="photos waiting beyond this get 503 + Retry-After")
     request_timeout_s: float = Field(30.0, gt=0, description="a request waiting longer gets 504")
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str) -> str:
-        if value != "cpu" and value != "cuda" and not (value.startswith("cuda:") and value[5:].isdigit()):
-            raise ValueError("device must be 'cpu', 'cuda' or 'cuda:N'")
-        return value

@@ -36,6 +36,7 @@ from services.search.store import (
     EdgeStore,
     Hit,
     InvalidInput,
+    MoreLikeThis,
     Point,
     StoreError,
     _match_value,
@@ -53,7 +54,7 @@ class StoreUnavailable(StoreError):
     """The server did not answer (refused, timed out, 502-504): retry later; an HTTP 503, not a 500."""
 
 
-class ServerStore:
+class ServerStore(MoreLikeThis):
     """Thread-safe: the remote client (httpx) is; qdrant-client's local mode is not, so its calls are serialised."""
 
     def __init__(
@@ -248,13 +249,6 @@ class ServerStore:
         # the float32 value, as EdgeStore gives it, makes scores comparable across engines and reloads.
         return [Hit(id=str(p.id), score=float(np.float32(p.score)), payload=dict(p.payload or {}))
                 for p in response.points]
-
-    def similar(self, id: str, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
-        """More like this: the k points nearest to the stored point ``id``, which is left out. KeyError if unknown."""
-        point = self.get(id, with_vector=True)
-        if point is None:
-            raise KeyError(id)
-        return self.query(point.vector, k, filter=filter, exclude=[point.id])  # type: ignore[arg-type]
 
     def scroll(
         self,

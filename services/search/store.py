@@ -67,7 +67,18 @@ class InvalidInput(StoreError, ValueError):
     """A bad vector, id, filter or payload from the caller (an HTTP 4xx, not a 5xx)."""
 
 
-class EdgeStore:
+class MoreLikeThis:
+    """`similar()` for any store with get() and query(): both engines answer it the same way."""
+
+    def similar(self, id: str, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
+        """More like this: the k points nearest to the stored point ``id``, which is left out. KeyError if unknown."""
+        point = self.get(id, with_vector=True)
+        if point is None:
+            raise KeyError(id)
+        return self.query(point.vector, k, filter=filter, exclude=[point.id])  # type: ignore[arg-type]
+
+
+class EdgeStore(MoreLikeThis):
     """Thread-safe: every engine call runs under one lock. That costs no parallelism, because
     qdrant-edge holds the GIL for the whole of each call anyway (optimize() included)."""
 
@@ -240,13 +251,6 @@ class EdgeStore:
             )
             scored = shard.query(request)
         return [Hit(id=str(s.id), score=float(s.score), payload=dict(s.payload or {})) for s in scored]
-
-    def similar(self, id: str, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
-        """More like this: the k points nearest to the stored point ``id``, which is left out. KeyError if unknown."""
-        point = self.get(id, with_vector=True)
-        if point is None:
-            raise KeyError(id)
-        return self.query(point.vector, k, filter=filter, exclude=[point.id])  # type: ignore[arg-type]
 
     def scroll(
         self,
