@@ -16,6 +16,7 @@ import torch
 BENCHMARKS = {
     "embed": "dogsearch.benchmarks.embed",
     "vector": "dogsearch.benchmarks.vector",
+    "pose": "dogsearch.benchmarks.pose",
     "search": "dogsearch.benchmarks.search",
     "ingest": "dogsearch.benchmarks.ingest",
 }
