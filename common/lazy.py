@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Generic, TypeVar
 
@@ -21,9 +21,16 @@ R = TypeVar("R")
 log = logging.getLogger("dogsearch.models")
 
 
+# torch runs best when one thread only ever calls it: each calling thread gets an OpenMP team of its own, and
+# two teams on the same cores slow every forward down about twice (measured: EfficientNet-Lite0 at batch 1 goes
+# from 27 ms to 50 ms once a second thread has run torch ops). So every model in this process is built, and
+# preprocesses and runs, on this one thread.
+_INFERENCE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+
+
 class LazyModel(Generic[T]):
-    def __init__(self, factory: Callable[[], T], name: str) -> None:
-        self._factory, self.name = factory, name
+    def __init__(self, factory: Callable[[], T], name: str, executor: Executor | None = None) -> None:
+        self._factory, self.name, self._executor = factory, name, executor
         self._value: T | None = None
         self._error: Exception | None = None
         self._lock = threading.Lock()
@@ -55,7 +62,7 @@ class LazyModel(Generic[T]):
     async def aget(self) -> T:
         if self._value is not None:
             return self._value
-        return await asyncio.get_running_loop().run_in_executor(None, self.get)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.get)
 
     def try_load(self) -> None:
         """For a background preload: failures are logged and kept for /readyz, not raised."""
@@ -66,13 +73,13 @@ class LazyModel(Generic[T]):
 
 
 class BatchedModel(LazyModel[T], Generic[T, I, R]):
-    """A LazyModel whose inference runs through a DynamicBatcher on one worker thread: torch (and onnxruntime)
-    already spread one forward over the cores, and two concurrent forwards would only fight over them."""
+    """A LazyModel built and run on the process's one inference thread, its requests joined by a DynamicBatcher:
+    torch (and onnxruntime) already spread one forward over the cores, and two concurrent forwards would only
+    fight over them. `run_batch(model, items)` does all the model's work for a batch, preprocessing included."""
 
     def __init__(self, factory: Callable[[], T], name: str, run_batch: Callable[[T, list[I]], Sequence[R]], *,
                  max_batch_size: int, max_wait_s: float, max_queue: int, timeout_s: float) -> None:
-        super().__init__(factory, name)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        super().__init__(factory, name, _INFERENCE_THREAD)
         self.batcher: DynamicBatcher[I, R] = DynamicBatcher(
             lambda items: run_batch(self.get(), items), name=name, max_batch_size=max_batch_size,
             max_wait_s=max_wait_s, max_queue=max_queue, timeout_s=timeout_s, executor=self._executor,
@@ -87,12 +94,12 @@ class BatchedModel(LazyModel[T], Generic[T, I, R]):
     async def running(self, preload: bool) -> AsyncIterator[None]:
         """The app's lifespan: with `preload`, load in the background so /healthz answers at once and /readyz
         turns 200 when done."""
-        loading = asyncio.get_running_loop().run_in_executor(None, self.try_load) if preload else None
+        loop = asyncio.get_running_loop()
+        loading = loop.run_in_executor(self._executor, self.try_load) if preload else None
         yield
         if loading is not None:
             await loading
         await self.batcher.aclose()
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def readiness(self, preload: bool, lazy_is_ready: bool = False) -> str | None:
         if self.loaded is not None:

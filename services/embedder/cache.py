@@ -2,7 +2,6 @@
 worker thread, never on the event loop."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -13,15 +12,16 @@ from common.lazy import BatchedModel
 from services.embedder.model import EmbeddingModel
 
 
-class ModelCache(BatchedModel[EmbeddingModel, torch.Tensor, np.ndarray]):
+def _embed_batch(model: EmbeddingModel, images: list[Image.Image]) -> list[np.ndarray]:
+    # Preprocessing stays on the inference thread too: its torch ops elsewhere would halve the forward's speed.
+    return list(model.embed(torch.stack([model.preprocess(im) for im in images])))
+
+
+class ModelCache(BatchedModel[EmbeddingModel, Image.Image, np.ndarray]):
     def __init__(self, factory: Callable[[], EmbeddingModel], *, max_batch_size: int = 32, max_wait_s: float = 0.005,
                  max_queue: int = 512, timeout_s: float = 30.0) -> None:
-        super().__init__(factory, "embedder", lambda model, tensors: model.embed(torch.stack(tensors)),
-                         max_batch_size=max_batch_size, max_wait_s=max_wait_s, max_queue=max_queue,
-                         timeout_s=timeout_s)
+        super().__init__(factory, "embedder", _embed_batch, max_batch_size=max_batch_size, max_wait_s=max_wait_s,
+                         max_queue=max_queue, timeout_s=timeout_s)
 
     async def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
-        model = await self.aget()
-        # Preprocessing (resize, normalise) runs on the default pool, beside the forward of other requests.
-        tensors = await asyncio.to_thread(lambda: [model.preprocess(im) for im in images])
-        return np.stack(await self.submit(tensors))
+        return np.stack(await self.submit(images))

@@ -20,7 +20,9 @@ class EmbedderSettings(ServiceSettings):
     preload: bool = Field(True, description="load the model at start-up rather than on the first request")
     max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
     batch_max_size: int = Field(32, ge=1, le=1024, description="dynamic batching: most images in one forward")
-    batch_max_wait_ms: float = Field(5.0, ge=0, le=1000, description="dynamic batching: wait for a batch to fill")
+    batch_max_wait_ms: float = Field(
+        1.0, ge=0, le=1000, description="dynamic batching: how long a lone request waits for company; requests that "
+                                          "come while a batch runs join the next one anyway")
     queue_max_images: int = Field(512, ge=1, description="images waiting beyond this get 503 + Retry-After")
     request_timeout_s: float = Field(30.0, gt=0, description="a request waiting longer gets 504")
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)

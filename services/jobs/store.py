@@ -37,8 +37,9 @@ def finish_rate(job: dict[str, Any]) -> dict[str, Any]:
     rate = None
     if job.get("started_at"):
         end = datetime.fromisoformat(job["finished_at"]) if job.get("finished_at") else datetime.now(UTC)
-        seconds = (end - datetime.fromisoformat(job["started_at"])).total_seconds()
-        rate = round(done / seconds, 2) if seconds > 0 else None
+        # Timestamps have millisecond resolution: a tiny job can start and finish within the same one.
+        seconds = max((end - datetime.fromisoformat(job["started_at"])).total_seconds(), 0.001)
+        rate = round(done / seconds, 2)
     return {**job, "images_per_s": rate}
 
 

@@ -35,6 +35,8 @@ class PoseSettings(ServiceSettings):
     max_image_pixels: int = Field(40_000_000, ge=10_000)
     torch_threads: int | None = Field(None, ge=1, description="intra-op threads; default: torch's choice")
     batch_max_size: int = Field(8, ge=1, le=256, description="dynamic batching: most photos in one run")
-    batch_max_wait_ms: float = Field(5.0, ge=0, le=1000, description="dynamic batching: wait for a batch to fill")
+    batch_max_wait_ms: float = Field(
+        1.0, ge=0, le=1000, description="dynamic batching: how long a lone request waits for company; requests that "
+                                          "come while a batch runs join the next one anyway")
     queue_max_images: int = Field(64, ge=1, description="photos waiting beyond this get 503 + Retry-After")
     request_timeout_s: float = Field(30.0, gt=0, description="a request waiting longer gets 504")
