@@ -248,15 +248,7 @@ def _build_lite0(
         source_name = f"package {W.PACKAGE_NAME}"
         model_id = PACKAGE_MODEL_ID
     else:
-        path = Path(weights_path).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"weights_path {str(path)!r} does not exist or is not a file")
-        digest = (
-            W.verify_sha256(path, weights_sha256, what="weights_path")
-            if weights_sha256
-            else W.sha256_file(path)
-        )
-        source = W.load_state_dict_file(path)
+        path, digest, source = _local_weights(weights_path, weights_sha256)
         source_name = str(path)
         model_id = PACKAGE_MODEL_ID if digest == W.PACKAGE_FILE_SHA256 else _local_id(LITE0_ARCH, digest)
 
@@ -325,15 +317,7 @@ def _build_timm(
         registry_name = hub_id[len("timm/") :]
     _check_timm_name(registry_name, need_pretrained=False)
     module = timm.create_model(registry_name, pretrained=False, num_classes=num_classes)
-    path = Path(weights_path).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"weights_path {str(path)!r} does not exist or is not a file")
-    digest = (
-        W.verify_sha256(path, weights_sha256, what="weights_path")
-        if weights_sha256
-        else W.sha256_file(path)
-    )
-    source = W.load_state_dict_file(path)
+    path, digest, source = _local_weights(weights_path, weights_sha256)
     target = module.state_dict()
     if num_classes == 0:
         # drop the checkpoint's classifier: the feature model has none
@@ -391,6 +375,15 @@ def _load_strict(module: torch.nn.Module, state: dict, source_name: str) -> None
 def _data_config(module: torch.nn.Module) -> dict:
     cfg = timm.data.resolve_data_config({}, model=module)
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()}
+
+
+def _local_weights(weights_path: str | Path, weights_sha256: str | None) -> tuple[Path, str, dict]:
+    """A user's weights file: (path, its sha256, its state dict); the checksum is checked when one is given."""
+    path = Path(weights_path).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"weights_path {str(path)!r} does not exist or is not a file")
+    digest = W.verify_sha256(path, weights_sha256, what="weights_path") if weights_sha256 else W.sha256_file(path)
+    return path, digest, W.load_state_dict_file(path)
 
 
 def _local_id(arch: str, digest: str) -> str:
