@@ -4,75 +4,32 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import SAMPLES
+from tests.processes import Process, free_port, http_ready
 
 pytestmark = pytest.mark.real_model
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    def __init__(self, name: str, port: int, log: Path, *args: str) -> None:
-        self.name, self.port, self.log, self.args = name, port, log, args
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Service:
-        cmd = [sys.executable, "-m", "dogsearch.cli", "serve", self.name, "--port", str(self.port), *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
-                                     start_new_session=True)
-        return self
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"{self.name} exited: {self.log.read_text()[-2000:]}"
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{self.name} not ready after {timeout}s: {self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+def serve(name: str, port: int, log: Path, *args: str) -> Process:
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "dogsearch.cli", "serve", name, "--port", str(port), *args]
+    return Process(name, cmd, dict(os.environ), log, http_ready(url), url=url)
 
 
 @pytest.fixture
 def topology(tmp_path):
-    embedder = Service("embedder", free_port(), tmp_path / "embedder.log")
-    search = Service("search", free_port(), tmp_path / "search.log", "--data-dir", str(tmp_path / "vectors"))
-    gateway = Service("gateway", free_port(), tmp_path / "gateway.log", "--data-dir", str(tmp_path / "photos"),
-                      "--embedder-url", f"http://127.0.0.1:{embedder.port}",
-                      "--search-url", f"http://127.0.0.1:{search.port}")
+    embedder = serve("embedder", free_port(), tmp_path / "embedder.log")
+    search = serve("search", free_port(), tmp_path / "search.log", "--data-dir", str(tmp_path / "vectors"))
+    gateway = serve("gateway", free_port(), tmp_path / "gateway.log", "--data-dir", str(tmp_path / "photos"),
+                      "--embedder-url", embedder.url,
+                      "--search-url", search.url)
     services = [embedder.start(), search.start(), gateway.start()]
     try:
         for service in services:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,62 +18,10 @@ import httpx
 import pytest
 
 from tests.conftest import SAMPLES
+from tests.processes import Process, free_port, http_ready
 
 pytestmark = [pytest.mark.real_model, pytest.mark.timeout(900)]
 SHARED_REDIS = "redis://127.0.0.1:6379/12"  # only when no redis-server binary is here to start one
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Process:
-    """One service process; its stderr goes to a log that failures quote."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path, ready: Callable[[], bool]):
-        self.name, self.cmd, self.env, self.log, self.ready = name, cmd, env, log, ready
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Process:
-        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
-                                     start_new_session=True)
-        return self
-
-    def wait_ready(self, timeout: float = 180) -> Process:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"{self.name} exited: {self.tail()}"
-            if self.ready():
-                return self
-            time.sleep(0.25)
-        raise AssertionError(f"{self.name} not ready after {timeout}s: {self.tail()}")
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def http_ready(url: str) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-    return ready
 
 
 def celery_ping(broker: str, env: dict[str, str]) -> Callable[[], bool]:

@@ -4,7 +4,6 @@ the tests' own."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from services.embedder.settings import EmbedderSettings
 from services.search.app import create_app as create_search
 from services.search.settings import SearchSettings
 from tests.fakes import ColorGridModel
+from tests.processes import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 
@@ -30,12 +30,6 @@ def redis_db() -> redis.Redis:
             "the jobs tests need a Redis server on 127.0.0.1:6379 (.ci/run starts one: "
             "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no)") from exc
     return client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SlowModel(ColorGridModel):
