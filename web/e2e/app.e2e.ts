@@ -324,8 +324,11 @@ describe("dogsearch web UI", () => {
     expect(reached).toEqual(expect.arrayContaining(["Search", "Add a dog", "Gallery", "Choose a photo", "Breed"]));
     // the search starts from the keyboard too: results, then a result's actions are reachable
     await page.getByLabel("Choose a photo").setInputFiles(QUERY);
-    await page.getByTestId("result").first().getByRole("button", { name: "More like this" }).focus();
-    await page.keyboard.press("Enter");
+    await page.locator("[aria-busy=false] [data-testid=result]").first().waitFor();
+    const moreLike = page.getByTestId("result").first().getByRole("button", { name: "More like this" });
+    await moreLike.focus();
+    expect(await moreLike.evaluate((el) => el === document.activeElement)).toBe(true);
+    await moreLike.press("Enter");
     await page.getByText(/^More like /).waitFor();
   });
 });
