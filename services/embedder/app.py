@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI, File, HTTPException, UploadFile
+from PIL import Image
 
 from common.batching import BatchTimeout, QueueFull
 from common.images import ImageRejected, decode_image
@@ -53,20 +54,24 @@ def create_app(
     async def embed(images: list[UploadFile] = File(..., description="one or more image files")) -> EmbedResponse:
         if len(images) > settings.max_batch:
             raise HTTPException(413, f"too many images: {len(images)}, limit {settings.max_batch}")
-        decoded = []
-        for index, upload in enumerate(images):
-            data = await upload.read()
-            try:
-                image = await asyncio.to_thread(
-                    decode_image, data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
-                )
-            except ImageRejected as exc:
-                name = upload.filename or f"#{index}"
-                raise ImageRejected(f"image {index} ({name}): {exc.reason}", exc.status_code) from exc
-            decoded.append(image.image)
+        files = [(upload.filename or f"#{index}", await upload.read()) for index, upload in enumerate(images)]
+
+        def decode_all() -> list[Image.Image]:  # bad input is a 4xx whether or not the model is up
+            decoded = []
+            for index, (name, data) in enumerate(files):
+                try:
+                    image = decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+                except ImageRejected as exc:
+                    raise ImageRejected(f"image {index} ({name}): {exc.reason}", exc.status_code) from exc
+                decoded.append(image.image)
+            return decoded
+
+        decoded = await asyncio.to_thread(decode_all)
         model = await _model_or_503(cache)
+        # Preprocessing here, not on the inference thread: it overlaps the forward of other requests.
+        tensors = await asyncio.to_thread(lambda: [model.preprocess(im) for im in decoded])
         try:
-            vectors = await cache.embed(decoded)
+            vectors = await cache.embed(tensors)
         except (QueueFull, BatchTimeout) as exc:
             raise overloaded(exc) from exc
         return EmbedResponse(model=model.model_id, dim=model.dim, vectors=vectors.tolist())

@@ -6,22 +6,23 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from common.lazy import BatchedModel
 from services.embedder.model import EmbeddingModel
 
 
-def _embed_batch(model: EmbeddingModel, images: list[Image.Image]) -> list[np.ndarray]:
-    # Preprocessing stays on the inference thread too: its torch ops elsewhere would halve the forward's speed.
-    return list(model.embed(torch.stack([model.preprocess(im) for im in images])))
+def _embed_batch(model: EmbeddingModel, tensors: list[torch.Tensor]) -> list[np.ndarray]:
+    return list(model.embed(torch.stack(tensors)))
 
 
-class ModelCache(BatchedModel[EmbeddingModel, Image.Image, np.ndarray]):
+class ModelCache(BatchedModel[EmbeddingModel, torch.Tensor, np.ndarray]):
+    """Requests bring tensors made with `EmbeddingModel.preprocess` on their own threads: the inference thread
+    only runs the forward, so preprocessing one request overlaps the forward of another."""
+
     def __init__(self, factory: Callable[[], EmbeddingModel], *, max_batch_size: int = 32, max_wait_s: float = 0.005,
                  max_queue: int = 512, timeout_s: float = 30.0) -> None:
         super().__init__(factory, "embedder", _embed_batch, max_batch_size=max_batch_size, max_wait_s=max_wait_s,
                          max_queue=max_queue, timeout_s=timeout_s)
 
-    async def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return np.stack(await self.submit(images))
+    async def embed(self, tensors: Sequence[torch.Tensor]) -> np.ndarray:
+        return np.stack(await self.submit(tensors))

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import timm
 import timm.data
 import torch
 import torch.nn.functional as F
+import torchvision.transforms as T
 from PIL import Image
 
 from services.embedder import heads as H
@@ -62,6 +64,15 @@ _HUB_PREFIXES = ("hf-hub:", "hf_hub:")
 _AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def _split_eval_transform(transform: Any) -> tuple[Callable[[Image.Image], Image.Image], np.ndarray, np.ndarray]:
+    """timm's eval transform is PIL resizing and cropping, then ToTensor and Normalize: (the PIL part, mean, std)."""
+    *resize, to_tensor, normalize = transform.transforms
+    if type(to_tensor).__name__ not in ("ToTensor", "MaybeToTensor") or type(normalize).__name__ != "Normalize":
+        raise ValueError(f"unexpected eval transform from timm: {transform}")
+    mean, std = (np.asarray(torch.as_tensor(v), dtype=np.float32) for v in (normalize.mean, normalize.std))
+    return T.Compose(resize), mean, std
+
+
 class EmbeddingModel:
     """A built, eval-mode network plus the preprocessing its vectors depend on."""
 
@@ -80,7 +91,8 @@ class EmbeddingModel:
         self.data_config = dict(data_config)
         self.device = device
         self.precision = precision
-        self._transform = timm.data.create_transform(**self.data_config, is_training=False)
+        self._resize, self._mean, self._std = _split_eval_transform(
+            timm.data.create_transform(**self.data_config, is_training=False))
 
     def __repr__(self) -> str:
         return (
@@ -89,10 +101,15 @@ class EmbeddingModel:
         )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """PIL image -> CHW float32 tensor (resize, centre crop, normalise)."""
+        """PIL image -> CHW float32 tensor (resize, centre crop, normalise), exactly timm's eval transform.
+
+        Thread-safe and torch-free after the resize: callers run it off the inference thread, where torch's
+        small ops would each wake a thread pool and fight the forward for the cores."""
         if image.mode != "RGB":
             image = image.convert("RGB")
-        return self._transform(image)
+        pixels = np.asarray(self._resize(image), dtype=np.float32) / np.float32(255)
+        pixels = (pixels - self._mean) / self._std
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
 
     def embed(self, batch: torch.Tensor) -> np.ndarray:
         """NCHW (or CHW) tensor -> (N, dim) float32 array of unit-length rows."""

@@ -77,6 +77,17 @@ class Ingestor:
                 return None
             raise
 
+    async def existing_many(self, dog_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """{id: stored point} for the stored ones among `dog_ids`, in one call."""
+        if not dog_ids:
+            return {}
+        try:
+            return await self.search.lookup(dog_ids)
+        except UpstreamError as exc:
+            if exc.status_code == 409:  # no collection yet
+                return {}
+            raise
+
     async def add(self, upload: Upload) -> Added:
         """One photo; raises common.images.ImageRejected for a bad one."""
         decoded = await self.decode(upload.data)
@@ -85,13 +96,14 @@ class Ingestor:
     async def add_decoded(self, uploads: Sequence[tuple[Upload, DecodedImage]]) -> list[Added]:
         """Several checked photos with one embedder call: the bulk path runs the model at its batch size.
         Photos already stored are not embedded again."""
+        dog_ids = [dog_id_for(upload.data) for upload, _ in uploads]
+        stored = await self.existing_many(dog_ids)
         results: list[Added | None] = []
         todo = []
-        for upload, decoded in uploads:
-            dog_id = dog_id_for(upload.data)
-            stored = await self.existing(dog_id)
-            results.append(Added(dog_id, stored["payload"], False) if stored else None)
-            if stored is None:
+        for dog_id, (upload, decoded) in zip(dog_ids, uploads, strict=True):
+            point = stored.get(dog_id)
+            results.append(Added(dog_id, point["payload"], False) if point else None)
+            if point is None:
                 todo.append((len(results) - 1, dog_id, upload, decoded))
         if todo:
             model, vectors = await self.embedder.embed([u.data for _, _, u, _ in todo])
@@ -108,11 +120,10 @@ class Ingestor:
                     "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "model": model,
                 }
-                thumb = await asyncio.to_thread(thumbnail_jpeg, decoded.image, self.thumbnail_px)
-                await asyncio.to_thread(self.photos.save, dog_id, decoded.format, upload.data, thumb)
                 points.append({"id": dog_id, "vector": vector.tolist(), "payload": record})
                 results[index] = Added(dog_id, record, True)
             try:
+                await asyncio.to_thread(self._save_photos, todo)
                 await self.search.upsert(points)
             except BaseException:
                 # Without its vector a photo is unreachable: don't leave it behind.
@@ -120,3 +131,7 @@ class Ingestor:
                     await asyncio.to_thread(self.photos.delete, dog_id, decoded.format)
                 raise
         return [r for r in results if r is not None]
+
+    def _save_photos(self, todo: Sequence[tuple[int, str, Upload, DecodedImage]]) -> None:
+        for _, dog_id, upload, decoded in todo:
+            self.photos.save(dog_id, decoded.format, upload.data, thumbnail_jpeg(decoded.image, self.thumbnail_px))

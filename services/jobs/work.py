@@ -91,21 +91,26 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
         return
     prepared = await asyncio.to_thread(lambda: [_prepare(ingestor, *row) for row in batch])
     outcomes: list[tuple[str, str, str | None]] = []
-    owners: list[_Prepared] = []
+    readable: list[_Prepared] = []
     for item in prepared:
         if item.error:
             outcomes.append((item.file, "failed", item.error))
-            continue
-        owner = await asyncio.to_thread(store.claim, job_id, item.dog_id, item.file)
+        else:
+            readable.append(item)
+
+    # Each step below is one store call for the whole batch.
+    owners: list[_Prepared] = []
+    claimed = await asyncio.to_thread(store.claim, job_id, [(item.dog_id, item.file) for item in readable])
+    for item, owner in zip(readable, claimed, strict=True):
         if owner != item.file:
             outcomes.append((item.file, "duplicate", None))
         else:
             owners.append(item)
 
-    stored = await asyncio.gather(*(ingestor.existing(item.dog_id) for item in owners))
+    stored = await ingestor.existing_many([item.dog_id for item in owners])
+    before_job = await asyncio.to_thread(store.prior, job_id, [(item.dog_id, item.dog_id in stored) for item in owners])
     fresh: list[_Prepared] = []
-    for item, point in zip(owners, stored, strict=True):
-        was_stored = await asyncio.to_thread(store.prior, job_id, item.dog_id, point is not None)
+    for item, was_stored in zip(owners, before_job, strict=True):
         if was_stored:
             outcomes.append((item.file, "already_stored", None))
         else:
@@ -118,12 +123,14 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
         if look_alike:
             item.fields["near_duplicate_of"] = near_of[item.file] = look_alike
 
+    indexed: list[_Prepared] = []
     for item, error in await _index(ingestor, fresh):
         if error:
             outcomes.append((item.file, "failed", error))
         else:
-            await asyncio.to_thread(store.add_phash, item.dog_id, item.phash)
+            indexed.append(item)
             outcomes.append((item.file, "near_duplicate" if item.file in near_of else "indexed", None))
+    await asyncio.to_thread(store.add_phashes, [(item.dog_id, item.phash) for item in indexed])
     await asyncio.to_thread(store.record, job_id, outcomes)
     if await asyncio.to_thread(store.state, job_id) not in ("queued", "running"):
         await asyncio.to_thread(clean_up, store, job_id)

@@ -137,6 +137,12 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
             raise HTTPException(404, f"no point {point_id}")
         return s.PointOut(id=point.id, payload=point.payload, vector=point.vector)
 
+    @app.post("/v1/points/lookup", response_model=s.LookupResponse)
+    async def lookup(body: s.LookupRequest) -> s.LookupResponse:
+        """Many ids in one call (bulk ingestion asks which of a batch's photos are stored already)."""
+        points = await run(store().retrieve, body.ids, body.with_vector)
+        return s.LookupResponse(points=[s.PointOut(id=p.id, payload=p.payload, vector=p.vector) for p in points])
+
     @app.delete("/v1/points/{point_id}", status_code=204)
     async def delete_point(point_id: str) -> Response:
         if await run(store().get, point_id) is None:

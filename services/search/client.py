@@ -22,6 +22,11 @@ class SearchClient(ServiceClient):
     async def get(self, point_id: str) -> dict:
         return (await self.request("GET", f"/v1/points/{point_id}")).json()
 
+    async def lookup(self, point_ids: Sequence[str]) -> dict[str, dict]:
+        """{id: point} for the stored ones among `point_ids`."""
+        points = (await self.request("POST", "/v1/points/lookup", json={"ids": list(point_ids)})).json()["points"]
+        return {p["id"]: p for p in points}
+
     async def delete(self, point_id: str) -> None:
         await self.request("DELETE", f"/v1/points/{point_id}")
 

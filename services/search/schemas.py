@@ -33,6 +33,15 @@ class PointOut(BaseModel):
     vector: list[float] | None = None
 
 
+class LookupRequest(BaseModel):
+    ids: list[str] = Field(..., max_length=10_000)
+    with_vector: bool = False
+
+
+class LookupResponse(BaseModel):
+    points: list[PointOut]  # the stored ones among the ids asked for, in no particular order
+
+
 class Hit(BaseModel):
     id: str
     score: float

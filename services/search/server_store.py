@@ -217,10 +217,18 @@ class ServerStore(MoreLikeThis):
     # ---- reads -----------------------------------------------------------------------------------
 
     def get(self, id: str, with_vector: bool = False) -> Point | None:
+        found = self.retrieve([id], with_vector)
+        return found[0] if found else None
+
+    def retrieve(self, ids: Sequence[str], with_vector: bool = False) -> list[Point]:
+        """The stored points among `ids` (any order; missing ones left out)."""
         self._require()
-        records = self._call(self._client.retrieve, self._collection, [_point_id(id)],
+        point_ids = [_point_id(i) for i in ids]
+        if not point_ids:
+            return []
+        records = self._call(self._client.retrieve, self._collection, point_ids,
                              with_payload=True, with_vectors=with_vector)
-        return _to_point(records[0], with_vector) if records else None
+        return [_to_point(r, with_vector) for r in records]
 
     def count(self, filter: Mapping[str, Any] | None = None) -> int:
         self._require()

@@ -221,9 +221,17 @@ class EdgeStore(MoreLikeThis):
     # ---- reads -----------------------------------------------------------------------------------
 
     def get(self, id: str, with_vector: bool = False) -> Point | None:
+        found = self.retrieve([id], with_vector)
+        return found[0] if found else None
+
+    def retrieve(self, ids: Sequence[str], with_vector: bool = False) -> list[Point]:
+        """The stored points among `ids` (any order; missing ones left out)."""
+        point_ids = [_point_id(i) for i in ids]
+        if not point_ids:
+            return []
         with self._engine() as shard:
-            records = shard.retrieve([_point_id(id)], True, with_vector)
-        return _to_point(records[0], with_vector) if records else None
+            records = shard.retrieve(point_ids, True, with_vector)
+        return [_to_point(r, with_vector) for r in records]
 
     def count(self, filter: Mapping[str, Any] | None = None) -> int:
         with self._engine() as shard:

@@ -34,20 +34,24 @@ def test_a_batch_recorded_twice_counts_once_and_finishes_the_job(store):
 
 
 def test_first_owner_and_first_observation_win(store):
-    assert store.claim("j", "dog1", "a.jpg") == "a.jpg"
-    assert store.claim("j", "dog1", "b.jpg") == "a.jpg"
-    assert store.claim("j", "dog1", "a.jpg") == "a.jpg"  # the owner, re-delivered
-    assert store.prior("j", "dog1", False) is False
-    assert store.prior("j", "dog1", True) is False  # stored by this job's first run: still new to the job
+    # within one call (two files with the same bytes in a batch) and across calls (a batch re-delivered)
+    assert store.claim("j", [("dog1", "a.jpg"), ("dog1", "b.jpg"), ("dog2", "c.jpg")]) == ["a.jpg", "a.jpg", "c.jpg"]
+    assert store.claim("j", [("dog1", "a.jpg"), ("dog1", "b.jpg")]) == ["a.jpg", "a.jpg"]
+    assert store.claim("other-job", [("dog1", "b.jpg")]) == ["b.jpg"]
+    assert store.prior("j", [("dog1", False), ("dog2", True)]) == [False, True]
+    # stored by this job's first run: still new to the job
+    assert store.prior("j", [("dog1", True), ("dog2", False)]) == [False, True]
+    assert store.claim("j", []) == [] and store.prior("j", []) == []
 
 
 def test_near_hashes_are_found_through_any_band(store):
     base = 0x0123456789ABCDEF
-    store.add_phash("dog1", base)
+    store.add_phashes([("dog1", base), ("dog2", base ^ 0xFFFFFFFFFFFFFFFF)])
     for bits in ([0], [0, 13, 27, 40, 63], list(range(0, 64, 11))[:5]):
         close = base
         for b in bits:
             close ^= 1 << b
         assert ph.distance(base, close) <= ph.NEAR_DISTANCE
         assert ("dog1", base) in store.near(close)
-    assert store.near(base ^ 0xFFFFFFFFFFFFFFFF) == []
+    assert ("dog2", base ^ 0xFFFFFFFFFFFFFFFF) not in store.near(base)
+    assert store.near(base ^ 0x00FF00FF00FF00FF) == []

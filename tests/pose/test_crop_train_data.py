@@ -41,3 +41,29 @@ def test_flip_permutation_swaps_left_and_right():
     assert K.MODEL_NAMES[perm[K.INDEX["left_hip"]]] == "right_hip"
     assert K.MODEL_NAMES[perm[K.INDEX["nose"]]] == "nose"
     assert sorted(perm) == list(range(K.NUM_MODEL))
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_training_crops_come_from_the_detector_box_when_asked(monkeypatch, share):
+    from pathlib import Path
+
+    from training.pose import data as D
+
+    fixtures = Path(__file__).parents[1] / "fixtures" / "pose"
+    item = D.Item("n02093754_175", fixtures / "images" / "n02093754_175.jpg",
+                  fixtures / "labels" / "n02093754_175.txt")
+    labelled = D.PoseDataset([item]).samples[0][1].box
+    detected = labelled + np.array([-30, -20, 10, 5], dtype=np.float32)
+    data = D.PoseDataset([item], augment=True, detected={(item.image_id, 0): detected}, detected_share=share)
+    used = []
+    real = C.box_affine
+    monkeypatch.setattr(C, "box_affine", lambda box, size, **kw: used.append((np.asarray(box), kw)) or
+                        real(box, size, **kw))
+    for _ in range(6):
+        x, target, weight = data[0]
+        assert x.shape == (3, 160, 160) and target.shape[0] == K.NUM_MODEL
+    for box, kw in used:
+        if share:  # the detector's box as the service crops it: its own error is the jitter
+            assert np.array_equal(box, detected) and kw["scale"] == 1.0 and kw["shift"] == (0.0, 0.0)
+        else:
+            assert np.array_equal(box, labelled)

@@ -56,6 +56,11 @@ async def test_points_query_similar_scroll_and_delete(search):
     assert len(page["points"]) == 3 and len(rest["points"]) == 1 and rest["next"] is None
     assert (await search.post("/v1/points/count", json={"filter": {"breed": "a"}})).json() == {"count": 2}
 
+    looked_up = (await search.post("/v1/points/lookup", json={"ids": [uid(3), uid(9), uid(0)]})).json()["points"]
+    assert sorted(p["id"] for p in looked_up) == [uid(0), uid(3)]
+    assert {p["id"]: p["payload"]["breed"] for p in looked_up} == {uid(0): "a", uid(3): "b"}
+    assert (await search.post("/v1/points/lookup", json={"ids": ["nope"]})).status_code == 422
+
     assert (await search.delete(f"/v1/points/{uid(0)}")).status_code == 204
     assert (await search.get(f"/v1/points/{uid(0)}")).status_code == 404
     assert (await search.delete(f"/v1/points/{uid(0)}")).status_code == 404

@@ -122,6 +122,8 @@ def test_upsert_get_delete_count(store: EdgeStore) -> None:
     bella = store.get(uid("bella"), with_vector=True)
     assert bella is not None and bella.vector == pytest.approx([0.8, 0.6, 0.0, 0.0])  # stored unit-normalised
     assert store.get(uid("nobody")) is None
+    assert sorted(names(store.retrieve([uid("max"), uid("nobody"), uid("rex")]))) == ["max", "rex"]
+    assert store.retrieve([]) == []
 
     store.delete([uid("rex"), uid("max"), uid("nobody")])  # unknown ids are ignored
     assert store.count() == 3
