@@ -1,9 +1,13 @@
-"""Bulk ingestion throughput: one job runner's images/s ÷ the bare model forward at the same batch size, on
-this machine in the same run (goal ≥ 0.8).
+"""Bulk ingestion throughput: one worker's images/s ÷ the bare model forward at the same batch size, on this
+machine in the same run (goal ≥ 0.8).
 
-The runner is the embedded one (every service and the job in one process, services.jobs.work, the code a Celery
-worker runs): it reads each file, checks and decodes it, hashes it (sha256 and dHash), embeds it in batches,
-writes photo and thumbnail, and upserts the vectors. The bare model only runs forward on tensors made in advance.
+Two workers run the same job code (services.jobs.work): it reads each file, checks and decodes it, hashes it
+(sha256 and dHash), embeds it in batches, writes photo and thumbnail, and upserts the vectors.
+- `ingest_worker_*`: the embedded runner, every service and the job in one process (`dogsearch serve`);
+- `ingest_celery_*`: one `dogsearch worker` process on Redis (db 14 of 127.0.0.1:6379, flushed; skipped when no
+  Redis answers there) talking HTTP to an embedder and a search process, the jobs submitted through a gateway
+  process: the production topology on one machine, so all four share its cores.
+The bare model only runs forward on tensors made in advance.
 
     python -m dogsearch.benchmarks.ingest [--quick] [--json]
 """
@@ -93,6 +97,49 @@ def worker_images_per_s(root: Path, warm: Path, folder: Path, batch_size: int,
     return job["indexed"] / seconds, job
 
 
+BENCH_REDIS = "redis://127.0.0.1:6379/14"
+
+
+def celery_images_per_s(root: Path, warm: Path, folder: Path, batch_size: int) -> tuple[float, dict] | str:
+    """(images/s, job) of one Celery worker process, or why it could not run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import redis
+
+    from dogsearch.benchmarks.common import server
+
+    try:
+        redis.Redis.from_url(BENCH_REDIS).flushdb()
+    except redis.RedisError as exc:
+        return f"no Redis at {BENCH_REDIS}: {exc}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGSEARCH_")}
+    with server("embedder", env=env) as (embedder, _), \
+            server("search", "--data-dir", str(root / "celery" / "vectors"), env=env) as (search, _):
+        services = {**env, "DOGSEARCH_BROKER_URL": BENCH_REDIS, "DOGSEARCH_JOBS_BATCH_SIZE": str(batch_size),
+                    "DOGSEARCH_JOBS_ALLOWED_ROOTS": json.dumps([str(root)]),
+                    "DOGSEARCH_GATEWAY_EMBEDDER_URL": embedder, "DOGSEARCH_GATEWAY_SEARCH_URL": search,
+                    "DOGSEARCH_GATEWAY_DATA_DIR": str(root / "celery" / "photos")}
+        worker = subprocess.Popen([sys.executable, "-m", "dogsearch.cli", "worker", "--loglevel", "WARNING"],
+                                  env=services, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            with server("gateway", "--data-dir", str(root / "celery" / "photos"), env=services) as (gateway, _):
+                async def go():
+                    async with httpx.AsyncClient(base_url=gateway, timeout=600) as client:
+                        await _job_seconds(client, warm)  # the worker connects, the collection is made
+                        return await _job_seconds(client, folder)
+
+                seconds, job = asyncio.run(go())
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(30)
+            redis.Redis.from_url(BENCH_REDIS).flushdb()
+    return job["indexed"] / seconds, job
+
+
 def run(quick: bool = False) -> dict:
     n = 96 if quick else 512
     batch_size = JobsSettings().batch_size
@@ -105,11 +152,14 @@ def run(quick: bool = False) -> dict:
         # lowers the ratio).
         bare_before = _bare(photos, batch_size, settings)
         worker, job = worker_images_per_s(root, root / "warm", root / "photos", batch_size, settings)
+        celery = celery_images_per_s(root, root / "warm", root / "photos", batch_size)
         bare_after = _bare(photos, batch_size, settings)
         bare = max(bare_before, bare_after)
-    if job["indexed"] != n:
-        raise RuntimeError(f"the benchmark job indexed {job['indexed']} of {n} photos: {job}")
-    return {
+    jobs = [job] + ([celery[1]] if isinstance(celery, tuple) else [])
+    for done in jobs:
+        if done["indexed"] != n:
+            raise RuntimeError(f"the benchmark job indexed {done['indexed']} of {n} photos: {done}")
+    result = {
         "ingest_photos": n,
         "batch_size": batch_size,
         "ingest_worker_images_per_s": round(worker, 2),
@@ -117,6 +167,10 @@ def run(quick: bool = False) -> dict:
         "ingest_bare_runs_images_per_s": [round(bare_before, 2), round(bare_after, 2)],
         "ingest_worker_over_bare": round(worker / bare, 3),
     }
+    if isinstance(celery, str):
+        return {**result, "ingest_celery_skipped": celery}
+    return {**result, "ingest_celery_worker_images_per_s": round(celery[0], 2),
+            "ingest_celery_worker_over_bare": round(celery[0] / bare, 3)}
 
 
 def main() -> None:
