@@ -27,7 +27,7 @@ class PoseSettings(ServiceSettings):
     device: Device = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"
     flip_test: bool = Field(True, description="average with the mirrored crop: twice the pose model's time "
-                                              "(still small next to the detector), PCK@0.1 0.725 -> 0.747")
+                                              "(still small next to the detector), PCK@0.1 0.787 -> 0.800")
     keypoint_threshold: float = Field(0.3, ge=0.0, le=1.0, description="keypoints scoring below are 'not seen'")
     max_dogs: int = Field(5, ge=1, le=20, description="most dogs reported per photo")
     preload: bool = Field(False, description="load the models at start-up rather than on the first request")

@@ -74,17 +74,43 @@ def gaussian_targets(points: np.ndarray, weight: np.ndarray, size: int, stride: 
     return target, w
 
 
+def detector_boxes(items: list[Item], *, input_size: int, threads: int | None = None,
+                   min_iou: float = 0.3) -> dict[tuple[str, int], np.ndarray]:
+    """The service's saliency box for each labelled dog (the one overlapping it most), keyed (image id, dog index).
+
+    Dogs whose best box overlaps them by less than `min_iou` get none: such a crop mostly shows something else.
+    """
+    from services.pose.detect import SaliencyDetector
+    from services.pose.evaluate import iou
+
+    detector = SaliencyDetector(threads=threads, input_size=input_size)
+    boxes = {}
+    for item in items:
+        with Image.open(item.image_path) as im:
+            image = im.convert("RGB")
+        found = [d.box for d in detector.detect(image)]
+        for i, dog in enumerate(parse_label_file(item.label_path, image.width, image.height)):
+            best = max(found, key=lambda b, d=dog: iou(b, d.box), default=None)
+            if best is not None and iou(best, dog.box) >= min_iou:
+                boxes[(item.image_id, i)] = np.asarray(best, dtype=np.float64)
+    return boxes
+
+
 class PoseDataset(torch.utils.data.Dataset):
     def __init__(self, items: list[Item], *, input_size: int = 160, stride: int = 4, sigma: float = 2.0,
-                 augment: bool = False, seed: int = 0) -> None:
+                 augment: bool = False, seed: int = 0, detected: dict[tuple[str, int], np.ndarray] | None = None,
+                 detected_share: float = 0.0) -> None:
+        """`detected` (from `detector_boxes`): with `augment`, a `detected_share` of the samples that have one are
+        cropped from the detector's box instead of the jittered labelled box, as the service crops them."""
         self.input_size, self.stride, self.sigma, self.augment = input_size, stride, sigma, augment
         self.rng = random.Random(seed)
-        self.samples: list[tuple[Path, DogLabel]] = []
+        self.samples: list[tuple[Path, DogLabel, np.ndarray | None]] = []
         for item in items:
             with Image.open(item.image_path) as im:
                 width, height = im.size
-            for dog in parse_label_file(item.label_path, width, height):
-                self.samples.append((item.image_path, dog))
+            for i, dog in enumerate(parse_label_file(item.label_path, width, height)):
+                self.samples.append((item.image_path, dog, (detected or {}).get((item.image_id, i))))
+        self.detected_share = detected_share
         self.flip_perm = K.flip_permutation()
         self._cache: dict[Path, Image.Image] = {}
 
@@ -98,16 +124,18 @@ class PoseDataset(torch.utils.data.Dataset):
         return self._cache[path]
 
     def __getitem__(self, index: int):
-        path, dog = self.samples[index]
+        path, dog, detected = self.samples[index]
         image = self._image(path)
-        scale, rotation, shift, flip = 1.0, 0.0, (0.0, 0.0), False
+        box, scale, rotation, shift, flip = dog.box, 1.0, 0.0, (0.0, 0.0), False
         if self.augment:
             r = self.rng
             scale = r.uniform(0.75, 1.3)
             rotation = max(-40.0, min(40.0, r.gauss(0, 20))) if r.random() < 0.6 else 0.0
             shift = (r.uniform(-0.08, 0.08), r.uniform(-0.08, 0.08))
             flip = r.random() < 0.5
-        m = C.box_affine(dog.box, self.input_size, scale=scale, rotation_deg=rotation, shift=shift, flip=flip)
+            if detected is not None and r.random() < self.detected_share:
+                box, scale, shift = detected, 1.0, (0.0, 0.0)  # the detector's own error is the jitter
+        m = C.box_affine(box, self.input_size, scale=scale, rotation_deg=rotation, shift=shift, flip=flip)
         crop = C.warp(image, m, self.input_size)
         points = C.apply(m, dog.points)
         weight = dog.weight.copy()

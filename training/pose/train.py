@@ -18,15 +18,18 @@ from training.pose import data as D
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
 
-def train(labels_dir: Path, image_dirs: list[Path], out_dir: Path, *, epochs: int = 14, batch_size: int = 16,
+def train(labels_dir: Path, image_dirs: list[Path], out_dir: Path, *, epochs: int = 40, batch_size: int = 16,
           lr: float = 1e-3, trunk_lr_scale: float = 0.3, input_size: int = 160, seed: int = 0,
-          threads: int | None = None, name: str = "pose-lite0-fpn") -> dict:
+          threads: int | None = None, name: str = "pose-lite0-fpn", detector_share: float = 0.5,
+          detector_size: int = 168) -> dict:
     D.worker_seed(seed)
     if threads:
         torch.set_num_threads(threads)
     items = D.find_items(labels_dir, image_dirs)
     train_items, heldout_items = D.split_items(items, "train"), D.split_items(items, "heldout")
-    train_set = D.PoseDataset(train_items, input_size=input_size, augment=True, seed=seed)
+    detected = D.detector_boxes(train_items, input_size=detector_size, threads=threads) if detector_share else None
+    train_set = D.PoseDataset(train_items, input_size=input_size, augment=True, seed=seed, detected=detected,
+                              detected_share=detector_share)
     gen = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
                                          generator=gen, num_workers=0)
@@ -76,7 +79,9 @@ def train(labels_dir: Path, image_dirs: list[Path], out_dir: Path, *, epochs: in
         "keypoints": list(N.K.MODEL_NAMES), "trained_blocks": list(N.TRAINED_BLOCKS),
         "recipe": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "trunk_lr_scale": trunk_lr_scale,
                    "seed": seed, "heldout_percent": D.HELDOUT_PERCENT, "optimizer": "AdamW wd 1e-4, cosine",
-                   "sigma": 2.0, "loss": "spatial-softmax cross-entropy"},
+                   "sigma": 2.0, "loss": "spatial-softmax cross-entropy",
+                   "detector_boxes": {"share": detector_share, "detector_size": detector_size,
+                                      "train_dogs_with_box": len(detected or {})}},
         "data": {"train_images": len(train_items), "train_dogs": len(train_set),
                  "heldout_images": len(heldout_items)},
         "train_minutes": round(minutes, 1),
@@ -91,7 +96,7 @@ def evaluate_with_label_boxes(model: N.PoseNet, items, input_size: int) -> dict:
     data = D.PoseDataset(items, input_size=input_size, augment=False)
     counter = PckCounter(alpha=0.1)
     with torch.inference_mode():
-        for path, dog in data.samples:
+        for path, dog, _ in data.samples:
             m = C.box_affine(dog.box, input_size)
             x = N.to_input([C.warp(data._image(path), m, input_size)])
             coords, _ = N.decode_heatmaps(model(x))
