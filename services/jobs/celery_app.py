@@ -62,7 +62,8 @@ def create_celery(settings: JobsSettings, gateway_settings: GatewaySettings | No
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )
-    store = RedisJobStore(settings.broker_url, max_errors=settings.max_listed_errors)
+    store = RedisJobStore(settings.broker_url, max_errors=settings.max_listed_errors,
+                          bookkeeping_ttl_s=settings.visibility_timeout_s)
     app.dogsearch_store = store
     local = threading.local()  # each worker thread: its own event loop and HTTP clients
 

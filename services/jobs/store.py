@@ -73,6 +73,8 @@ def new_job(job_id: str, **fields: Any) -> dict[str, Any]:
 # KEYS: job hash, outcomes hash, errors list. ARGV: max listed errors, then JSON [[file, outcome, reason], ...].
 # Counts only files without an outcome yet, then finishes the job once every file has one.
 _RECORD = """
+-- A finished job has an outcome for every file: a batch delivered again after its bookkeeping expired adds nothing.
+if redis.call('HGET', KEYS[1], 'state') == 'done' then return 'done' end
 local max_errors = tonumber(ARGV[1])
 local counters = {indexed={'indexed'}, near_duplicate={'indexed','near_duplicates'}, duplicate={'duplicates'},
                   already_stored={'duplicates','already_stored'}, failed={'failed'}}
@@ -87,8 +89,9 @@ end
 local v = redis.call('HMGET', KEYS[1], 'state', 'total', 'indexed', 'duplicates', 'failed')
 if v[1] == 'running' and tonumber(v[3]) + tonumber(v[4]) + tonumber(v[5]) >= tonumber(v[2]) then
   redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', ARGV[3])
+  return 'done'
 end
-return 1
+return v[1]
 """
 # KEYS: job hash. ARGV: from-states (comma list), to-state, then field/value pairs to set.
 _TRANSITION = """
@@ -105,11 +108,15 @@ return 0
 
 
 class RedisJobStore:
-    def __init__(self, url: str, *, max_errors: int = 1000, prefix: str = "dogsearch") -> None:
+    def __init__(self, url: str, *, max_errors: int = 1000, prefix: str = "dogsearch",
+                 bookkeeping_ttl_s: int = 3600) -> None:
+        """`bookkeeping_ttl_s`: how long a finished job keeps its per-file hashes (owners, first observations,
+        outcomes: tens of thousands of fields for a big job), so that a batch redelivered late still counts
+        nothing twice; the job itself and its errors stay."""
         import redis
 
         self.r = redis.Redis.from_url(url, decode_responses=True)
-        self.max_errors, self.p = max_errors, prefix
+        self.max_errors, self.p, self.bookkeeping_ttl_s = max_errors, prefix, bookkeeping_ttl_s
         self._record = self.r.register_script(_RECORD)
         self._transition = self.r.register_script(_TRANSITION)
 
@@ -152,11 +159,21 @@ class RedisJobStore:
         return self._transition(keys=[key], args=["running", "running", "total", total]) == 1
 
     def cancel(self, job_id: str) -> bool:
-        return self._transition(keys=[self._k(job_id)], args=["queued,running", "cancelled", "finished_at", now()]) == 1
+        if self._transition(keys=[self._k(job_id)], args=["queued,running", "cancelled", "finished_at", now()]) == 1:
+            self._expire_bookkeeping(job_id)
+            return True
+        return False
 
     def fail(self, job_id: str, reason: str) -> None:
-        self._transition(keys=[self._k(job_id)], args=["queued,running", "failed", "finished_at", now(),
-                                                       "error", reason])
+        if self._transition(keys=[self._k(job_id)], args=["queued,running", "failed", "finished_at", now(),
+                                                          "error", reason]) == 1:
+            self._expire_bookkeeping(job_id)
+
+    def _expire_bookkeeping(self, job_id: str) -> None:
+        with self.r.pipeline() as pipe:
+            for part in ("owners", "prior", "files"):
+                pipe.expire(self._k(job_id, part), self.bookkeeping_ttl_s)
+            pipe.execute()
 
     def recorded(self, job_id: str) -> set[str]:
         return set(self.r.hkeys(self._k(job_id, "files")))
@@ -179,8 +196,10 @@ class RedisJobStore:
             return pipe.execute()[-1]
 
     def record(self, job_id: str, outcomes: list[tuple[str, str, str | None]]) -> None:
-        self._record(keys=[self._k(job_id), self._k(job_id, "files"), self._k(job_id, "errors")],
-                     args=[self.max_errors, json.dumps([[f, o, r or ""] for f, o, r in outcomes]), now()])
+        state = self._record(keys=[self._k(job_id), self._k(job_id, "files"), self._k(job_id, "errors")],
+                             args=[self.max_errors, json.dumps([[f, o, r or ""] for f, o, r in outcomes]), now()])
+        if state not in ACTIVE:
+            self._expire_bookkeeping(job_id)
 
     def near(self, value: int) -> list[tuple[str, int]]:
         with self.r.pipeline() as pipe:

@@ -55,3 +55,23 @@ def test_near_hashes_are_found_through_any_band(store):
         assert ("dog1", base) in store.near(close)
     assert ("dog2", base ^ 0xFFFFFFFFFFFFFFFF) not in store.near(base)
     assert store.near(base ^ 0x00FF00FF00FF00FF) == []
+
+
+def test_a_finished_redis_job_lets_its_per_file_bookkeeping_expire(redis_clean):
+    store = RedisJobStore(REDIS_URL, bookkeeping_ttl_s=120)
+    try:
+        store.create(new_job("j2", source="path", path="/x", root="/x", labels=None, payload={}, roots=["/x"]))
+        store.start("j2", 1)
+        store.claim("j2", [("dog1", "a.jpg")])
+        store.prior("j2", [("dog1", False)])
+        keys = [store._k("j2", part) for part in ("owners", "prior", "files")]
+        store.record("j2", [])
+        assert store.r.ttl(keys[0]) == -1, "a running job keeps its bookkeeping"
+        store.record("j2", [("a.jpg", "indexed", None)])
+        assert all(0 < store.r.ttl(key) <= 120 for key in keys)
+        store.r.delete(*keys)  # as if expired: a late duplicate of the batch counts nothing
+        store.record("j2", [("a.jpg", "indexed", None)])
+        job = store.get("j2")
+        assert (job["state"], job["indexed"]) == ("done", 1) and store.get("j2")["errors"] == []
+    finally:
+        store.close()
