@@ -58,6 +58,8 @@ else
 fi
 
 pip_ install -q "$wheel"  # with mmcv's own dependencies (mmengine, addict, yapf, opencv)
+# mmengine imports pkg_resources when MMPose is imported; setuptools 81 removed it
+pip_ install -q "setuptools<81"
 # MMPose's requirements without chumpy (its sdist cannot build; only human body models use it)
 pip_ install -q json-tricks munkres opencv-python-headless scipy matplotlib six pycocotools shapely \
     terminaltables cython

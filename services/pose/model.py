@@ -137,7 +137,10 @@ class MMPoseModel:
                                  f"({type(exc).__name__}: {exc}): {MMPOSE_INSTALL_HINT}") from exc
         config_path = Path(config) if config else mmpose_config_path()
         try:
-            self._model = init_model(str(config_path), checkpoint=str(checkpoint), device=device)
+            self._model = init_model(str(config_path), checkpoint=None, device=device)
+            _load_whole_checkpoint(self._model, checkpoint)
+        except PoseModelError:
+            raise
         except Exception as exc:  # mmengine raises many types for a wrong file
             raise PoseModelError(f"MMPose could not load {checkpoint} with {config_path.name}: {exc}") from exc
         self._inference = inference_topdown
@@ -156,6 +159,26 @@ class MMPoseModel:
                                np.clip(np.asarray(inst.keypoint_scores[0], dtype=np.float32), 0, 1),
                                K.AP10K_NAMES))
         return out
+
+
+def _load_whole_checkpoint(model: torch.nn.Module, checkpoint: Path) -> None:
+    """Loads every weight of `model` from an OpenMMLab checkpoint, or raises PoseModelError. MMPose's own loader
+    only logs missing weights, so a checkpoint of another network would serve random keypoints."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    saved = _load_checkpoint(str(checkpoint), map_location="cpu")
+    state = saved.get("state_dict", saved) if isinstance(saved, dict) else saved
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        missing = model.load_state_dict(state, strict=False).missing_keys
+    except RuntimeError as exc:  # a weight of the wrong shape
+        raise PoseModelError(f"{checkpoint} does not fit the HRNet-W32 AP-10K model: {exc}") from exc
+    if missing:
+        raise PoseModelError(f"{checkpoint} is not an HRNet-W32 AP-10K checkpoint: {len(missing)} of "
+                             f"{len(model.state_dict())} weights missing (e.g. {', '.join(missing[:3])})")
+    meta = saved.get("meta", {}) if isinstance(saved, dict) else {}
+    if "dataset_meta" in meta:  # keypoint names, flip pairs, as the checkpoint was trained
+        model.dataset_meta = meta["dataset_meta"]
 
 
 def mmpose_config_path() -> Path:
