@@ -64,12 +64,13 @@ _HUB_PREFIXES = ("hf-hub:", "hf_hub:")
 _AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def _split_eval_transform(transform: Any) -> tuple[Callable[[Image.Image], Image.Image], np.ndarray, np.ndarray]:
-    """timm's eval transform is PIL resizing and cropping, then ToTensor and Normalize: (the PIL part, mean, std)."""
+def _split_eval_transform(transform: Any) -> tuple[Callable[[Image.Image], Image.Image], torch.Tensor, torch.Tensor]:
+    """timm's eval transform is PIL resizing and cropping, then ToTensor and Normalize: (the PIL part, mean, std),
+    mean and std shaped (3, 1, 1)."""
     *resize, to_tensor, normalize = transform.transforms
     if type(to_tensor).__name__ not in ("ToTensor", "MaybeToTensor") or type(normalize).__name__ != "Normalize":
         raise ValueError(f"unexpected eval transform from timm: {transform}")
-    mean, std = (np.asarray(torch.as_tensor(v), dtype=np.float32) for v in (normalize.mean, normalize.std))
+    mean, std = (torch.as_tensor(v, dtype=torch.float32).reshape(3, 1, 1) for v in (normalize.mean, normalize.std))
     return T.Compose(resize), mean, std
 
 
@@ -91,8 +92,9 @@ class EmbeddingModel:
         self.data_config = dict(data_config)
         self.device = device
         self.precision = precision
-        self._resize, self._mean, self._std = _split_eval_transform(
+        self._resize, mean, std = _split_eval_transform(
             timm.data.create_transform(**self.data_config, is_training=False))
+        self._mean, self._std = mean.to(device), std.to(device)
 
     def __repr__(self) -> str:
         return (
@@ -101,15 +103,20 @@ class EmbeddingModel:
         )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """PIL image -> CHW float32 tensor (resize, centre crop, normalise), exactly timm's eval transform.
-
-        Thread-safe and torch-free after the resize: callers run it off the inference thread, where torch's
-        small ops would each wake a thread pool and fight the forward for the cores."""
+        """PIL image -> CHW uint8 tensor, resized and centre-cropped as timm's eval transform does; `embed`
+        normalises it. Thread-safe and cheap (no float work): callers run it off the inference thread, and the
+        batch is scaled in one vectorised step there (4x less to move to a GPU, too)."""
         if image.mode != "RGB":
             image = image.convert("RGB")
-        pixels = np.asarray(self._resize(image), dtype=np.float32) / np.float32(255)
-        pixels = (pixels - self._mean) / self._std
-        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(self._resize(image)).transpose(2, 0, 1)))
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels from `preprocess` -> the float input of the network (timm's ToTensor + Normalize: the
+        same operations, so the same bits); a float batch is taken as normalised already."""
+        if batch.dtype != torch.uint8:
+            return batch.to(self.device, dtype=torch.float32, non_blocking=True)
+        x = batch.to(self.device, non_blocking=True).float().div_(255)
+        return x.sub_(self._mean).div_(self._std)
 
     def embed(self, batch: torch.Tensor) -> np.ndarray:
         """NCHW (or CHW) tensor -> (N, dim) float32 array of unit-length rows."""
@@ -120,7 +127,7 @@ class EmbeddingModel:
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         with torch.inference_mode():
-            x = batch.to(self.device, dtype=torch.float32, non_blocking=True)
+            x = self.normalize(batch)
             with self._autocast():
                 feats = self.module(x)
             feats = F.normalize(feats.float().flatten(1), dim=1)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import timm.data
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -142,7 +143,7 @@ def test_default_model_description(emb):
 @pytest.mark.real_model
 def test_logits_match_reference_forward(classifier, package_sd, dog_batch, emb):
     gen = torch.Generator().manual_seed(0)
-    inputs = [torch.randn(2, 3, 224, 224, generator=gen), dog_batch[1],
+    inputs = [torch.randn(2, 3, 224, 224, generator=gen), emb.normalize(dog_batch[1]),
               torch.randn(1, 3, 231, 197, generator=gen)]  # odd size: exercises dynamic SAME padding
     with torch.inference_mode():
         for x in inputs:
@@ -161,13 +162,13 @@ def test_logits_match_reference_forward(classifier, package_sd, dog_batch, emb):
 
 
 @pytest.mark.real_model
-def test_fixture_dogs_get_their_imagenet_class(classifier, dog_batch):
+def test_fixture_dogs_get_their_imagenet_class(classifier, dog_batch, emb):
     from timm.data import ImageNetInfo
 
     names = ImageNetInfo().label_names()
     labels, x = dog_batch
     with torch.inference_mode():
-        pred = classifier(x).argmax(dim=1).tolist()
+        pred = classifier(emb.normalize(x)).argmax(dim=1).tolist()
     assert [names[i] for i in pred] == labels
 
 
@@ -217,8 +218,11 @@ def test_preprocess_output_and_non_rgb_input(emb):
     path = dog_paths()[BEAGLE][0]
     rgb = load_rgb(path)
     t = emb.preprocess(rgb)
-    assert t.shape == (3, 224, 224) and t.dtype == torch.float32
-    assert -1.0 - 1e-6 <= t.min() and t.max() <= 1.0 + 1e-6  # mean = std = 0.5
+    assert t.shape == (3, 224, 224) and t.dtype == torch.uint8
+    # preprocess + normalize is timm's eval transform for the model's data config, to the bit
+    reference = timm.data.create_transform(**emb.data_config, is_training=False)(rgb)
+    assert torch.equal(emb.normalize(t.unsqueeze(0))[0], reference)
+    assert -1.0 <= reference.min() and reference.max() <= 1.0  # mean = std = 0.5
     assert emb.preprocess(rgb.convert("L")).shape == (3, 224, 224)
     torch.testing.assert_close(emb.preprocess(rgb.convert("RGBA")), t)
 
