@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import torch
 from fastapi import FastAPI, File, HTTPException, UploadFile
@@ -13,6 +14,7 @@ from common.batching import BatchTimeout, QueueFull
 from common.images import ImageRejected, decode_image
 from common.lazy import overloaded
 from common.ops import install_ops
+from common.vectors import encode_f32
 from services.embedder.cache import ModelCache
 from services.embedder.model import EmbeddingModel, model_from_settings
 from services.embedder.schemas import EmbedResponse, ModelInfo
@@ -51,7 +53,8 @@ def create_app(
                          precision=settings.precision, data_config=_jsonable(model.data_config))
 
     @app.post("/v1/embed", response_model=EmbedResponse)
-    async def embed(images: list[UploadFile] = File(..., description="one or more image files")) -> EmbedResponse:
+    async def embed(images: list[UploadFile] = File(..., description="one or more image files"),
+                    encoding: Literal["json", "base64"] = "json") -> EmbedResponse:
         if len(images) > settings.max_batch:
             raise HTTPException(413, f"too many images: {len(images)}, limit {settings.max_batch}")
         files = [(upload.filename or f"#{index}", await upload.read()) for index, upload in enumerate(images)]
@@ -74,7 +77,8 @@ def create_app(
             vectors = await cache.embed(tensors)
         except (QueueFull, BatchTimeout) as exc:
             raise overloaded(exc) from exc
-        return EmbedResponse(model=model.model_id, dim=model.dim, vectors=vectors.tolist())
+        out = [encode_f32(v) for v in vectors] if encoding == "base64" else vectors.tolist()
+        return EmbedResponse(model=model.model_id, dim=model.dim, vectors=out)
 
     return app
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from common.http import ServiceClient
+from common.vectors import decode_f32
 
 
 class EmbedderClient(ServiceClient):
@@ -17,5 +18,5 @@ class EmbedderClient(ServiceClient):
     async def embed(self, images: Sequence[bytes]) -> tuple[str, np.ndarray]:
         """Raw image files in; (model id, float32 array of shape (n, dim)) out."""
         files = [("images", (f"{i}", data, "application/octet-stream")) for i, data in enumerate(images)]
-        body = (await self.request("POST", "/v1/embed", files=files)).json()
-        return body["model"], np.asarray(body["vectors"], dtype=np.float32)
+        body = (await self.request("POST", "/v1/embed", params={"encoding": "base64"}, files=files)).json()
+        return body["model"], np.stack([decode_f32(v) for v in body["vectors"]])

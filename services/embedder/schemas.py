@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ModelInfo(BaseModel):
@@ -14,4 +14,6 @@ class ModelInfo(BaseModel):
 class EmbedResponse(BaseModel):
     model: str
     dim: int
-    vectors: list[list[float]]
+    vectors: list[list[float]] | list[str] = Field(
+        ..., description="one per image, in order: numbers, or with ?encoding=base64 the base64 of dim "
+                         "little-endian float32 values")

@@ -120,7 +120,7 @@ class Ingestor:
                     "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "model": model,
                 }
-                points.append({"id": dog_id, "vector": vector.tolist(), "payload": record})
+                points.append({"id": dog_id, "vector": vector, "payload": record})
                 results[index] = Added(dog_id, record, True)
             try:
                 await asyncio.to_thread(self._save_photos, todo)

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, HTTPException, Response
 
 from common.ops import install_ops
+from common.vectors import decode_f32
 from services.search import schemas as s
 from services.search.engine import VectorStore, builds_its_own_index, open_store, unavailable
 from services.search.server_store import StoreUnavailable
@@ -125,7 +126,11 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
 
     @app.put("/v1/points")
     async def upsert(body: s.UpsertRequest) -> dict:
-        points = [Point(id=p.id, vector=p.vector, payload=p.payload) for p in body.points]
+        try:
+            points = [Point(id=p.id, vector=decode_f32(p.vector) if isinstance(p.vector, str) else p.vector,
+                            payload=p.payload) for p in body.points]
+        except ValueError as exc:
+            raise HTTPException(422, f"vector: {exc}") from exc
         await run(store().upsert, points)
         state["builder"].note_changes(len(points))
         return {"upserted": len(points)}

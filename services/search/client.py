@@ -4,7 +4,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from common.http import ServiceClient
+from common.vectors import encode_f32
 
 
 class SearchClient(ServiceClient):
@@ -17,7 +20,10 @@ class SearchClient(ServiceClient):
         return (await self.request("GET", "/v1/collection")).json()
 
     async def upsert(self, points: Sequence[Mapping[str, Any]]) -> None:
-        await self.request("PUT", "/v1/points", json={"points": list(points)})
+        """Points as {"id", "vector", "payload"}; numpy vectors travel as base64 float32."""
+        body = [{**p, "vector": encode_f32(p["vector"])} if isinstance(p["vector"], np.ndarray) else dict(p)
+                for p in points]
+        await self.request("PUT", "/v1/points", json={"points": body})
 
     async def get(self, point_id: str) -> dict:
         return (await self.request("GET", f"/v1/points/{point_id}")).json()

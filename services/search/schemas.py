@@ -19,7 +19,8 @@ class CollectionInfo(CollectionSpec):
 
 class PointIn(BaseModel):
     id: str = Field(..., min_length=1, max_length=64)
-    vector: list[float]
+    vector: list[float] | str = Field(..., description="numbers, or the base64 of little-endian float32 values "
+                                                       "(compact: what the bundled clients send)")
     payload: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -7,6 +7,7 @@ import httpx
 import numpy as np
 import pytest
 
+from common.vectors import decode_f32
 from services.embedder.app import create_app
 from services.embedder.settings import EmbedderSettings
 from tests.fakes import ColorGridModel
@@ -42,6 +43,11 @@ async def test_embed_returns_unit_vectors_in_order(embedder):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     single = (await client.post("/v1/embed", files=files(solid((0, 0, 255))))).json()["vectors"][0]
     np.testing.assert_allclose(vectors[1], single, atol=1e-6)
+    packed = await client.post("/v1/embed", params={"encoding": "base64"}, files=files(solid((0, 0, 255))))
+    assert packed.status_code == 200 and np.array_equal(decode_f32(packed.json()["vectors"][0]),
+                                                        np.float32(single))
+    wrong = await client.post("/v1/embed", params={"encoding": "hex"}, files=files(solid((1, 1, 1))))
+    assert wrong.status_code == 422
 
 
 async def test_model_loads_lazily_once_under_concurrent_requests(embedder):

@@ -6,6 +6,7 @@ import httpx
 import numpy as np
 import pytest
 
+from common.vectors import encode_f32
 from services.search.app import create_app
 from services.search.settings import SearchSettings
 
@@ -55,6 +56,16 @@ async def test_points_query_similar_scroll_and_delete(search):
     rest = (await search.post("/v1/points/scroll", json={"limit": 3, "offset": page["next"]})).json()
     assert len(page["points"]) == 3 and len(rest["points"]) == 1 and rest["next"] is None
     assert (await search.post("/v1/points/count", json={"filter": {"breed": "a"}})).json() == {"count": 2}
+
+    # vectors may also come as base64 float32 (what the bundled clients send)
+    packed = {"id": uid(7), "vector": encode_f32(np.asarray(unit([0, 0.6, 0.8]), dtype=np.float32))}
+    assert (await search.put("/v1/points", json={"points": [packed]})).status_code == 200
+    hits = (await search.post("/v1/query", json={"vector": unit([0, 0.6, 0.8]), "k": 1})).json()["hits"]
+    assert hits[0]["id"] == uid(7) and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    for bad in ("%%%", encode_f32(np.ones(2, dtype=np.float32))):
+        r = await search.put("/v1/points", json={"points": [{"id": uid(8), "vector": bad}]})
+        assert r.status_code == 422, r.text
+    await search.delete(f"/v1/points/{uid(7)}")
 
     looked_up = (await search.post("/v1/points/lookup", json={"ids": [uid(3), uid(9), uid(0)]})).json()["points"]
     assert sorted(p["id"] for p in looked_up) == [uid(0), uid(3)]
