@@ -329,6 +329,7 @@ describe("dogsearch web UI", () => {
     await moreLike.focus();
     expect(await moreLike.evaluate((el) => el === document.activeElement)).toBe(true);
     await moreLike.press("Enter");
-    await page.getByText(/^More like /).waitFor();
+    // the query line ("More like <dog>"), not the results' own "More like this" buttons once they are back
+    await page.locator("p", { hasText: /^More like / }).waitFor();
   });
 });
