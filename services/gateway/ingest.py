@@ -70,12 +70,7 @@ class Ingestor:
         return await asyncio.to_thread(decode_image, data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
 
     async def existing(self, dog_id: str) -> dict[str, Any] | None:
-        try:
-            return await self.search.get(dog_id)
-        except UpstreamError as exc:
-            if exc.status_code in (404, 409):  # 409: no collection yet
-                return None
-            raise
+        return (await self.existing_many([dog_id])).get(dog_id)
 
     async def existing_many(self, dog_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """{id: stored point} for the stored ones among `dog_ids`, in one call."""

@@ -33,10 +33,10 @@ from services.search.store import (
     INDEXED_FIELDS,
     CollectionMismatch,
     CollectionMissing,
+    DerivedReads,
     EdgeStore,
     Hit,
     InvalidInput,
-    MoreLikeThis,
     Point,
     StoreError,
     _match_value,
@@ -54,7 +54,7 @@ class StoreUnavailable(StoreError):
     """The server did not answer (refused, timed out, 502-504): retry later; an HTTP 503, not a 500."""
 
 
-class ServerStore(MoreLikeThis):
+class ServerStore(DerivedReads):
     """Thread-safe: the remote client (httpx) is; qdrant-client's local mode is not, so its calls are serialised."""
 
     def __init__(
@@ -215,10 +215,6 @@ class ServerStore(MoreLikeThis):
             time.sleep(0.5)
 
     # ---- reads -----------------------------------------------------------------------------------
-
-    def get(self, id: str, with_vector: bool = False) -> Point | None:
-        found = self.retrieve([id], with_vector)
-        return found[0] if found else None
 
     def retrieve(self, ids: Sequence[str], with_vector: bool = False) -> list[Point]:
         """The stored points among `ids` (any order; missing ones left out)."""

@@ -67,8 +67,12 @@ class InvalidInput(StoreError, ValueError):
     """A bad vector, id, filter or payload from the caller (an HTTP 4xx, not a 5xx)."""
 
 
-class MoreLikeThis:
-    """`similar()` for any store with get() and query(): both engines answer it the same way."""
+class DerivedReads:
+    """`get()` and `similar()` for any store with retrieve() and query(): both engines answer them the same way."""
+
+    def get(self, id: str, with_vector: bool = False) -> Point | None:
+        found = self.retrieve([id], with_vector)  # type: ignore[attr-defined]
+        return found[0] if found else None
 
     def similar(self, id: str, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
         """More like this: the k points nearest to the stored point ``id``, which is left out. KeyError if unknown."""
@@ -78,7 +82,7 @@ class MoreLikeThis:
         return self.query(point.vector, k, filter=filter, exclude=[point.id])  # type: ignore[arg-type]
 
 
-class EdgeStore(MoreLikeThis):
+class EdgeStore(DerivedReads):
     """Thread-safe: every engine call runs under one lock. That costs no parallelism, because
     qdrant-edge holds the GIL for the whole of each call anyway (optimize() included)."""
 
@@ -219,10 +223,6 @@ class EdgeStore(MoreLikeThis):
             shard.flush()
 
     # ---- reads -----------------------------------------------------------------------------------
-
-    def get(self, id: str, with_vector: bool = False) -> Point | None:
-        found = self.retrieve([id], with_vector)
-        return found[0] if found else None
 
     def retrieve(self, ids: Sequence[str], with_vector: bool = False) -> list[Point]:
         """The stored points among `ids` (any order; missing ones left out)."""
