@@ -2,7 +2,8 @@
 
 Each request carries one or more items. The batcher gathers items until `max_batch_size` or until
 `max_wait_s` passed since the first one, runs `fn` on them off the event loop, and hands each request its
-part of the results. The queue is bounded (QueueFull -> 503 + Retry-After) and a request that waits too long
+part of the results. Up to `concurrency` batches run at once (one per model replica); while all run, the next
+batch keeps filling. The queue is bounded (QueueFull -> 503 + Retry-After) and a request that waits too long
 gives up (BatchTimeout -> 504)."""
 from __future__ import annotations
 
@@ -41,15 +42,18 @@ class _Request(Generic[T, R]):
 
 class DynamicBatcher(Generic[T, R]):
     def __init__(self, fn: Callable[[list[T]], Sequence[R]], *, name: str, max_batch_size: int, max_wait_s: float,
-                 max_queue: int, timeout_s: float, executor: Executor | None = None) -> None:
+                 max_queue: int, timeout_s: float, executor: Executor | None = None, concurrency: int = 1) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self._fn, self.name = fn, name
-        self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
+        self.max_batch_size, self.max_wait_s, self.concurrency = max_batch_size, max_wait_s, concurrency
         self.max_queue, self.timeout_s = max_queue, timeout_s
         self._executor = executor
         self._pending: list[_Request[T, R]] = []
         self._queued_items = 0
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
 
     @property
     def queued(self) -> int:
@@ -82,32 +86,42 @@ class DynamicBatcher(Generic[T, R]):
             self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.concurrency)
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
+                await slots.acquire()  # a free replica first: meanwhile the next batch fills
                 batch = await self._collect()
                 if not batch:
+                    slots.release()
                     continue
-                items = [item for r in batch for item in r.items]
-                now = time.monotonic()
+                task = asyncio.get_running_loop().create_task(self._run_batch(batch, slots))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+
+    async def _run_batch(self, batch: list[_Request[T, R]], slots: asyncio.Semaphore) -> None:
+        try:
+            items = [item for r in batch for item in r.items]
+            now = time.monotonic()
+            for r in batch:
+                QUEUE_WAIT.labels(self.name).observe(now - r.arrived)
+            BATCH_SIZE.labels(self.name).observe(len(items))
+            try:
+                results = await asyncio.get_running_loop().run_in_executor(self._executor, self._fn, items)
+            except Exception as exc:  # every request of the batch gets the error
                 for r in batch:
-                    QUEUE_WAIT.labels(self.name).observe(now - r.arrived)
-                BATCH_SIZE.labels(self.name).observe(len(items))
-                try:
-                    results = await loop.run_in_executor(self._executor, self._fn, items)
-                except Exception as exc:  # every request of the batch gets the error
-                    for r in batch:
-                        if not r.future.done():
-                            r.future.set_exception(exc)
-                    continue
-                start = 0
-                for r in batch:
-                    part = list(results[start:start + len(r.items)])
-                    start += len(r.items)
                     if not r.future.done():
-                        r.future.set_result(part)
+                        r.future.set_exception(exc)
+                return
+            start = 0
+            for r in batch:
+                part = list(results[start:start + len(r.items)])
+                start += len(r.items)
+                if not r.future.done():
+                    r.future.set_result(part)
+        finally:
+            slots.release()
 
     async def _collect(self) -> list[_Request[T, R]]:
         """Waits up to max_wait_s after the oldest request for the batch to fill, then takes what fits."""
@@ -132,9 +146,10 @@ class DynamicBatcher(Generic[T, R]):
         return sum(len(r.items) for r in self._pending if not r.future.cancelled())
 
     async def aclose(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+        for task in [self._worker, *self._running]:
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass

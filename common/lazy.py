@@ -21,11 +21,20 @@ R = TypeVar("R")
 log = logging.getLogger("dogsearch.models")
 
 
-# torch runs best when one thread only ever calls it: each calling thread gets an OpenMP team of its own, and
-# two teams on the same cores slow every forward down about twice (measured: EfficientNet-Lite0 at batch 1 goes
-# from 27 ms to 50 ms once a second thread has run torch ops). So every model in this process is built, and
-# preprocesses and runs, on this one thread.
-_INFERENCE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+def inference_pool(name: str, replicas: int, torch_threads: int | None) -> ThreadPoolExecutor:
+    """The threads a model is built and run on: `replicas` of them, each pinned to an intra-op team of
+    `torch_threads` (None: torch's default, all cores). Each calling thread gets an OpenMP team of its own, so
+    replicas x threads should not exceed the cores: two teams of two on two cores slow every forward down about
+    twice. On a CPU, replicas of one thread each run the most images per second (scripts/cpu-thread-layout.py)."""
+    def pin_threads() -> None:
+        if torch_threads is None:
+            return
+        import torch
+
+        torch.get_num_threads()  # torch sizes a new thread's team on its first use: let it, then set ours
+        torch.set_num_threads(torch_threads)
+
+    return ThreadPoolExecutor(max_workers=replicas, thread_name_prefix=f"{name}-inference", initializer=pin_threads)
 
 
 class LazyModel(Generic[T]):
@@ -73,16 +82,18 @@ class LazyModel(Generic[T]):
 
 
 class BatchedModel(LazyModel[T], Generic[T, I, R]):
-    """A LazyModel built and run on the process's one inference thread, its requests joined by a DynamicBatcher:
-    torch (and onnxruntime) already spread one forward over the cores, and two concurrent forwards would only
-    fight over them. `run_batch(model, items)` does all the model's work for a batch, preprocessing included."""
+    """A LazyModel built and run on its own inference threads (`inference_pool`), its requests joined by a
+    DynamicBatcher that runs up to `replicas` batches at once, one per thread, all on the one model.
+    `run_batch(model, items)` does all the model's work for a batch."""
 
     def __init__(self, factory: Callable[[], T], name: str, run_batch: Callable[[T, list[I]], Sequence[R]], *,
-                 max_batch_size: int, max_wait_s: float, max_queue: int, timeout_s: float) -> None:
-        super().__init__(factory, name, _INFERENCE_THREAD)
+                 max_batch_size: int, max_wait_s: float, max_queue: int, timeout_s: float, replicas: int = 1,
+                 torch_threads: int | None = None) -> None:
+        super().__init__(factory, name, inference_pool(name, replicas, torch_threads))
         self.batcher: DynamicBatcher[I, R] = DynamicBatcher(
             lambda items: run_batch(self.get(), items), name=name, max_batch_size=max_batch_size,
             max_wait_s=max_wait_s, max_queue=max_queue, timeout_s=timeout_s, executor=self._executor,
+            concurrency=replicas,
         )
 
     async def submit(self, items: Sequence[I]) -> list[R]:

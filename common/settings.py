@@ -1,9 +1,10 @@
 """Base for each service's settings: one pydantic-settings class per service, env prefix, fail fast."""
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogFormat = Literal["json", "text"]
@@ -25,3 +26,40 @@ class ServiceSettings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat = "json"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class InferenceSettings(ServiceSettings):
+    """What the model services share: where the model runs, how its forwards are spread over the cores, and
+    the limits of a request."""
+
+    device: Device = "cpu"
+    replicas: int | None = Field(
+        None, ge=1, le=256,
+        description="batches run at once on the one model, each on its own thread; subclasses choose the default")
+    torch_threads: int | None = Field(
+        None, ge=1, description="intra-op threads of each replica; default: the cores shared out among the replicas")
+    tune_malloc: bool = Field(
+        True, description="set glibc's malloc up for torch (one arena, freed memory kept): 1.5x the CPU forward "
+                          "here (common/memory.py)")
+    batch_max_wait_ms: float = Field(
+        1.0, ge=0, le=1000, description="dynamic batching: how long a lone request waits for company; requests that "
+                                          "come while batches run join the next one anyway")
+    request_timeout_s: float = Field(30.0, gt=0, description="a request waiting longer gets 504")
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(40_000_000, ge=10_000)
+
+    def default_replicas(self) -> int:
+        return 1
+
+    @model_validator(mode="after")
+    def _share_out_the_cores(self) -> InferenceSettings:
+        if self.replicas is None:
+            self.replicas = self.default_replicas()
+        if self.torch_threads is None:
+            self.torch_threads = max(1, usable_cores() // self.replicas)
+        return self

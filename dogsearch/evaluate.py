@@ -100,7 +100,7 @@ def load_model(name: str | None, device: str | None, factory: Callable | None = 
     from services.embedder.settings import EmbedderSettings
 
     settings = EmbedderSettings()
-    if settings.torch_threads:
+    if "torch_threads" in settings.model_fields_set:  # else torch's default: this loop is one replica
         torch.set_num_threads(settings.torch_threads)
     dev = device or default_device(settings.device, "device" in settings.model_fields_set)
     precision = settings.precision

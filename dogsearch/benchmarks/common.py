@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,6 +50,28 @@ def variations(n: int, seed: int = 0) -> Iterator[tuple[bytes, str]]:
     for i in range(n):
         photo, breed = photos[i % len(photos)]
         yield variation(photo, rng), breed
+
+
+def forward_images_per_s(forward: Callable, batches: Sequence, replicas: int, torch_threads: int | None) -> float:
+    """Images/s of `forward` over `batches` run on `replicas` threads of `torch_threads` intra-op threads each,
+    the way the services run a model (common.lazy.inference_pool), with no batcher, HTTP or decoding around it."""
+    from common.lazy import inference_pool
+
+    pool = inference_pool("bare", replicas, torch_threads)
+    try:
+        list(pool.map(forward, [batches[i % len(batches)] for i in range(2 * replicas)]))  # warm-up: allocations
+        start = time.perf_counter()
+        list(pool.map(forward, batches))
+        return sum(len(b) for b in batches) / (time.perf_counter() - start)
+    finally:
+        pool.shutdown()
+
+
+def forward_layouts(settings) -> list[tuple[int, int]]:
+    """(replicas, threads) to measure the bare forward with: the service's own, and one team of all cores."""
+    from common.settings import usable_cores
+
+    return sorted({(settings.replicas, settings.torch_threads), (1, usable_cores())})
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,4 +1,5 @@
-"""Embedder service throughput under concurrent load ÷ the bare model forward at its best batch size."""
+"""Embedder service throughput under concurrent load ÷ the bare model forward at its best batch size and layout of
+threads (one team of all cores, or the service's replicas); the service runs with that batch size and layout."""
 from __future__ import annotations
 
 import asyncio
@@ -8,21 +9,12 @@ import httpx
 import torch
 from PIL import Image
 
-from dogsearch.benchmarks.common import sample_photos, server
+from common.memory import tune_malloc
+from dogsearch.benchmarks.common import forward_images_per_s, forward_layouts, sample_photos, server
 from services.embedder.model import model_from_settings
 from services.embedder.settings import EmbedderSettings
 
 BATCH_SIZES = (1, 4, 8, 16, 32)
-
-
-def bare_images_per_s(model, tensors: list[torch.Tensor], batch_size: int, images: int) -> float:
-    batch = torch.stack([tensors[i % len(tensors)] for i in range(batch_size)])
-    model.embed(batch)  # warm-up: first calls allocate
-    rounds = max(1, images // batch_size)
-    start = time.perf_counter()
-    for _ in range(rounds):
-        model.embed(batch)
-    return rounds * batch_size / (time.perf_counter() - start)
 
 
 async def service_images_per_s(url: str, photos: list[bytes], requests: int, concurrency: int) -> tuple[float, int]:
@@ -46,24 +38,37 @@ async def service_images_per_s(url: str, photos: list[bytes], requests: int, con
 
 
 def run(quick: bool = False) -> dict:
-    model = model_from_settings(EmbedderSettings())
+    settings = EmbedderSettings()
+    if settings.tune_malloc:  # as the embedder does
+        tune_malloc()
+    model = model_from_settings(settings)
     paths = sample_photos()
     tensors = [model.preprocess(Image.open(p).convert("RGB")) for p in paths]
     images = 64 if quick else 256
-    bare = {bs: bare_images_per_s(model, tensors, bs, images) for bs in BATCH_SIZES}
-    best = max(bare, key=bare.get)
+    bare: dict[tuple[int, int, int], float] = {}
+    for replicas, threads in forward_layouts(settings):
+        for bs in BATCH_SIZES:
+            batch = torch.stack([tensors[i % len(tensors)] for i in range(bs)])
+            bare[replicas, threads, bs] = forward_images_per_s(model.embed, [batch] * max(1, images // bs),
+                                                               replicas, threads)
+    replicas, threads, best = max(bare, key=bare.get)
     del model  # the service loads its own copy; keep this process light while it runs
 
     photos = [p.read_bytes() for p in paths]
-    env = {"DOGSEARCH_EMBEDDER_BATCH_MAX_SIZE": str(best)}
+    env = {"DOGSEARCH_EMBEDDER_BATCH_MAX_SIZE": str(best), "DOGSEARCH_EMBEDDER_REPLICAS": str(replicas),
+           "DOGSEARCH_EMBEDDER_TORCH_THREADS": str(threads)}
     with server("embedder", env=env) as (url, _):
         served, errors = asyncio.run(service_images_per_s(url, photos, requests=images * 2,
-                                                          concurrency=max(8, 2 * best)))
+                                                          concurrency=max(8, 2 * best * replicas)))
+    by_layout: dict[str, dict[str, float]] = {}
+    for (r, t, bs), rate in bare.items():
+        by_layout.setdefault(f"{r}x{t}", {})[str(bs)] = round(rate, 1)
     return {
-        "embed_bare_images_per_s": round(bare[best], 1),
+        "embed_bare_images_per_s": round(bare[replicas, threads, best], 1),
         "embed_bare_best_batch_size": best,
-        "embed_bare_images_per_s_by_batch": {str(k): round(v, 1) for k, v in bare.items()},
+        "embed_bare_best_layout": f"{replicas}x{threads}",
+        "embed_bare_images_per_s_by_layout_and_batch": by_layout,
         "embed_service_images_per_s": round(served, 1),
         "embed_service_errors": errors,
-        "embed_service_over_bare": round(served / bare[best], 3),
+        "embed_service_over_bare": round(served / bare[replicas, threads, best], 3),
     }

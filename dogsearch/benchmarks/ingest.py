@@ -7,7 +7,8 @@ Two workers run the same job code (services.jobs.work): it reads each file, chec
 - `ingest_celery_*`: one `dogsearch worker` process on Redis (db 14 of 127.0.0.1:6379, flushed; skipped when no
   Redis answers there) talking HTTP to an embedder and a search process, the jobs submitted through a gateway
   process: the production topology on one machine, so all four share its cores.
-The bare model only runs forward on tensors made in advance.
+The bare model only runs forward on tensors made in advance, in each layout of threads (the embedder's own:
+`replicas` x `torch_threads`, and one team of all cores); the ratios divide by the faster.
 
     python -m dogsearch.benchmarks.ingest [--quick] [--json]
 """
@@ -24,7 +25,8 @@ import httpx
 import torch
 
 from common.images import decode_image
-from dogsearch.benchmarks.common import variations
+from common.memory import tune_malloc
+from dogsearch.benchmarks.common import forward_images_per_s, forward_layouts, variations
 from services.embedder.model import model_from_settings
 from services.embedder.settings import EmbedderSettings
 from services.jobs.settings import JobsSettings
@@ -39,34 +41,28 @@ def _write(folder: Path, n: int, seed: int) -> list[bytes]:
     return photos
 
 
-def bare_images_per_s(photos: list[bytes], batch_size: int, settings: EmbedderSettings) -> float:
+def bare_images_per_s(photos: list[bytes], batch_size: int, settings: EmbedderSettings, replicas: int,
+                      torch_threads: int) -> float:
+    if settings.tune_malloc:  # as the embedder does
+        tune_malloc()
     model = model_from_settings(settings)
     tensors = [model.preprocess(decode_image(p, max_bytes=1 << 30, max_pixels=1 << 30).image) for p in photos]
     batches = [torch.stack(tensors[i:i + batch_size]) for i in range(0, len(tensors), batch_size)]
-    model.embed(batches[0])  # warm-up
-    start = time.perf_counter()
-    for batch in batches:
-        model.embed(batch)
-    return len(tensors) / (time.perf_counter() - start)
+    return forward_images_per_s(model.embed, batches, replicas, torch_threads)
 
 
-def best_bare_images_per_s(photos: list[bytes], batch_size: int, settings: EmbedderSettings) -> float:
-    """The faster of the forward on this (main) thread and on a thread of its own, as the service runs it:
-    on a busy machine torch's thread team can be much slower on one than on the other."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as thread:
-        on_thread = thread.submit(bare_images_per_s, photos, batch_size, settings).result()
-    return max(bare_images_per_s(photos, batch_size, settings), on_thread)
-
-
-def _bare(photos: list[bytes], batch_size: int, settings: EmbedderSettings) -> float:
-    # In a process of its own, as the runner's model is: both get torch's defaults and nothing left over.
+def _bare(photos: list[bytes], batch_size: int, settings: EmbedderSettings) -> dict[str, float]:
+    """Images/s of the bare forward in each layout (replicas x threads), each in a process of its own, as the
+    runner's model is: torch's thread teams left over from one layout would slow the next."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(best_bare_images_per_s, photos, batch_size, settings).result()
+    rates = {}
+    for replicas, threads in forward_layouts(settings):
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            rates[f"{replicas}x{threads}"] = pool.submit(bare_images_per_s, photos, batch_size, settings, replicas,
+                                                         threads).result()
+    return rates
 
 
 async def _job_seconds(client: httpx.AsyncClient, folder: Path) -> tuple[float, dict]:
@@ -146,7 +142,7 @@ def run(quick: bool = False) -> dict:
     settings = EmbedderSettings()
     # A job's batch is one embedder call; the embedder runs it in forwards of at most its batch_max_size.
     forward_batch = min(batch_size, settings.batch_max_size)
-    bare, worker, celery, skipped = [], [], [], None
+    bare, bare_layouts, worker, celery, skipped = [], [], [], [], None
     with tempfile.TemporaryDirectory(prefix="dogsearch-bench-ingest-") as tmp:
         root = Path(tmp)
         photos = _write(root / "photos", n, seed=1)
@@ -154,7 +150,9 @@ def run(quick: bool = False) -> dict:
         # Rounds of bare, embedded runner, Celery worker (each into a new gallery): this machine's speed drifts by
         # 10-20 % between runs, so each side counts its best round.
         for r in range(rounds):
-            bare.append(_bare(photos, forward_batch, settings))
+            by_layout = _bare(photos, forward_batch, settings)
+            bare.append(max(by_layout.values()))
+            bare_layouts.append(by_layout)
             rate, job = worker_images_per_s(root, root / f"data-{r}", root / "warm", root / "photos", batch_size,
                                             settings)
             _check(job, n)
@@ -171,6 +169,9 @@ def run(quick: bool = False) -> dict:
         "ingest_forward_batch_size": forward_batch,
         "ingest_rounds": rounds,
         "ingest_bare_images_per_s": round(max(bare), 2),
+        "ingest_bare_images_per_s_by_layout": {layout: round(max(r[layout] for r in bare_layouts), 2)
+                                               for layout in bare_layouts[0]},
+        "ingest_replicas": settings.replicas, "ingest_torch_threads": settings.torch_threads,
         "ingest_worker_images_per_s": round(max(worker), 2),
         "ingest_worker_over_bare": round(max(worker) / max(bare), 3),
         "ingest_runs_images_per_s": {"bare": [round(x, 2) for x in bare], "worker": [round(x, 2) for x in worker],

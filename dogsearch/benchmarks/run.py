@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from common.settings import usable_cores
+
 # name -> module with run(quick) -> dict; in the order they run.
 BENCHMARKS = {
     "embed": "dogsearch.benchmarks.embed",
@@ -26,7 +28,7 @@ def run_all(names: list[str], quick: bool) -> dict:
     result: dict = {
         "quick": quick,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpu_count": torch.get_num_threads(), "platform": platform.platform(),
+        "machine": {"cpu_count": usable_cores(), "platform": platform.platform(),
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
     }
     for name in names:

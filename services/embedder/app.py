@@ -6,13 +6,13 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Literal
 
-import torch
 from fastapi import FastAPI, File, HTTPException, UploadFile
 from PIL import Image
 
 from common.batching import BatchTimeout, QueueFull
 from common.images import ImageRejected, decode_image
 from common.lazy import overloaded
+from common.memory import tune_malloc
 from common.ops import install_ops
 from common.vectors import encode_f32
 from services.embedder.cache import ModelCache
@@ -25,11 +25,12 @@ def create_app(
     settings: EmbedderSettings | None = None, model_factory: Callable[[], EmbeddingModel] | None = None
 ) -> FastAPI:
     settings = settings or EmbedderSettings()
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
+    if settings.tune_malloc:
+        tune_malloc()  # before the model's threads allocate
     factory = model_factory or (lambda: model_from_settings(settings))
     cache = ModelCache(factory, max_batch_size=settings.batch_max_size, max_wait_s=settings.batch_max_wait_ms / 1000,
-                       max_queue=settings.queue_max_images, timeout_s=settings.request_timeout_s)
+                       max_queue=settings.queue_max_images, timeout_s=settings.request_timeout_s,
+                       replicas=settings.replicas, torch_threads=settings.torch_threads)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):

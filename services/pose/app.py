@@ -5,13 +5,13 @@ import asyncio
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
-import torch
 from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 from fastapi.responses import Response
 
 from common.batching import BatchTimeout, QueueFull
 from common.images import decode_image
 from common.lazy import overloaded
+from common.memory import tune_malloc
 from common.ops import install_ops
 from services.pose import keypoints as K
 from services.pose.cache import PipelineCache
@@ -35,11 +35,12 @@ def pipeline_from_settings(settings: PoseSettings) -> PosePipeline:
 def create_app(settings: PoseSettings | None = None,
                pipeline_factory: Callable[[], PosePipeline] | None = None) -> FastAPI:
     settings = settings or PoseSettings()
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
+    if settings.tune_malloc:
+        tune_malloc()  # before the model's threads allocate
     cache = PipelineCache(pipeline_factory or (lambda: pipeline_from_settings(settings)),
                           max_batch_size=settings.batch_max_size, max_wait_s=settings.batch_max_wait_ms / 1000,
-                          max_queue=settings.queue_max_images, timeout_s=settings.request_timeout_s)
+                          max_queue=settings.queue_max_images, timeout_s=settings.request_timeout_s,
+                          replicas=settings.replicas, torch_threads=settings.torch_threads)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):

@@ -5,10 +5,10 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import Device, ServiceSettings
+from common.settings import InferenceSettings
 
 
-class PoseSettings(ServiceSettings):
+class PoseSettings(InferenceSettings):
     model_config = SettingsConfigDict(env_prefix="DOGSEARCH_POSE_", extra="forbid")
 
     model: Literal["lite0-fpn", "hrnet-w32-ap10k"] = Field(
@@ -24,19 +24,11 @@ class PoseSettings(ServiceSettings):
     detector_size: int = Field(168, ge=56, le=448, multiple_of=14,
                                description="saliency input px: 168 (default) ~60 ms on 2 CPU cores; 224, the "
                                            "model's own size, ~95 ms for slightly tighter boxes")
-    device: Device = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"
     flip_test: bool = Field(True, description="average with the mirrored crop: twice the pose model's time "
                                               "(still small next to the detector), PCK@0.1 0.787 -> 0.800")
     keypoint_threshold: float = Field(0.3, ge=0.0, le=1.0, description="keypoints scoring below are 'not seen'")
     max_dogs: int = Field(5, ge=1, le=20, description="most dogs reported per photo")
     preload: bool = Field(False, description="load the models at start-up rather than on the first request")
-    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
-    max_image_pixels: int = Field(40_000_000, ge=10_000)
-    torch_threads: int | None = Field(None, ge=1, description="intra-op threads; default: torch's choice")
     batch_max_size: int = Field(8, ge=1, le=256, description="dynamic batching: most photos in one run")
-    batch_max_wait_ms: float = Field(
-        1.0, ge=0, le=1000, description="dynamic batching: how long a lone request waits for company; requests that "
-                                          "come while a batch runs join the next one anyway")
     queue_max_images: int = Field(64, ge=1, description="photos waiting beyond this get 503 + Retry-After")
-    request_timeout_s: float = Field(30.0, gt=0, description="a request waiting longer gets 504")

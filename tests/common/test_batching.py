@@ -84,3 +84,57 @@ async def test_an_error_reaches_every_request_of_its_batch():
     results = await asyncio.gather(batcher.submit([1]), batcher.submit([2]), return_exceptions=True)
     assert all(isinstance(r, RuntimeError) and str(r) == "boom" for r in results)
     await batcher.aclose()
+
+
+async def test_replicas_run_batches_side_by_side_and_each_gets_its_own_results():
+    both_running = threading.Barrier(2, timeout=5)  # passes only if two batches are in fn at the same time
+
+    def meet(items):
+        both_running.wait()
+        return [10 * i for i in items]
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        batcher, _ = make(meet, max_batch_size=2, max_wait_s=0, concurrency=2, executor=pool)
+        results = await asyncio.gather(batcher.submit([1, 2]), batcher.submit([3, 4]))
+        assert results == [[10, 20], [30, 40]]
+        await batcher.aclose()
+
+
+async def test_no_more_batches_at_once_than_replicas_and_the_next_batch_fills_meanwhile():
+    running, most, lock = 0, 0, threading.Lock()
+    release = threading.Event()
+    calls = []
+
+    def counted(items):
+        nonlocal running, most
+        with lock:
+            calls.append(list(items))
+            running += 1
+            most = max(most, running)
+        release.wait(5)
+        with lock:
+            running -= 1
+        return items
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        batcher, _ = make(counted, max_batch_size=4, max_wait_s=0, concurrency=2, executor=pool)
+        busy = []
+        for i in (1, 2):
+            busy.append(asyncio.ensure_future(batcher.submit([i])))
+            await asyncio.sleep(0.05)  # a batch of one on each replica
+        waiting = [asyncio.ensure_future(batcher.submit([i])) for i in (3, 4, 5)]
+        await asyncio.sleep(0.05)
+        release.set()
+        assert [await f for f in busy + waiting] == [[1], [2], [3], [4], [5]]
+        assert most == 2
+        assert sorted(map(sorted, calls)) == [[1], [2], [3, 4, 5]]  # the three that waited made one batch
+        await batcher.aclose()
+
+
+def test_concurrency_must_be_positive():
+    with pytest.raises(ValueError, match="concurrency"):
+        make(concurrency=0)

@@ -96,7 +96,8 @@ async def test_a_model_that_cannot_load_gives_503_with_the_reason():
 @pytest.mark.parametrize(
     ("env", "value"),
     [("DOGSEARCH_EMBEDDER_DEVICE", "gpu0"), ("DOGSEARCH_EMBEDDER_PRECISION", "fp8"),
-     ("DOGSEARCH_EMBEDDER_MAX_BATCH", "0")],
+     ("DOGSEARCH_EMBEDDER_MAX_BATCH", "0"), ("DOGSEARCH_EMBEDDER_REPLICAS", "0"),
+     ("DOGSEARCH_EMBEDDER_TORCH_THREADS", "0")],
 )
 def test_bad_settings_fail_at_start(monkeypatch, env, value):
     from pydantic import ValidationError
@@ -104,6 +105,19 @@ def test_bad_settings_fail_at_start(monkeypatch, env, value):
     monkeypatch.setenv(env, value)
     with pytest.raises(ValidationError):
         EmbedderSettings()
+
+
+def test_the_cores_are_shared_out_among_replicas(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    cpu = EmbedderSettings()
+    assert (cpu.replicas, cpu.torch_threads) == (8, 1)  # one single-threaded replica per core
+    gpu = EmbedderSettings(device="cuda")
+    assert (gpu.replicas, gpu.torch_threads, gpu.batch_max_size) == (1, 8, 32)
+    assert EmbedderSettings(replicas=3).torch_threads == 2
+    assert EmbedderSettings(replicas=2, torch_threads=4).replicas == 2
+    assert EmbedderSettings(torch_threads=4).replicas == 8
 
 
 class SlowModel(ColorGridModel):
