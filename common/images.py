@@ -61,12 +61,16 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
         raise ImageRejected("not an image (or an unsupported format)", 415) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected(f"truncated or corrupt image: {exc}", 422) from exc
-    rgb = to_rgb(ImageOps.exif_transpose(im))
+    ImageOps.exif_transpose(im, in_place=True)  # in place: a 12 MP photo's pixels are 36 MB to copy
+    rgb = to_rgb(im)
     return DecodedImage(image=rgb, format=fmt, width=rgb.width, height=rgb.height)
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
-    """Any PIL mode to 8-bit RGB: transparency over white, 16-bit and float scaled rather than clipped."""
+    """Any PIL mode to 8-bit RGB: transparency over white, 16-bit and float scaled rather than clipped. An RGB
+    image comes back as it is, not copied."""
+    if im.mode == "RGB":
+        return im
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(im, dtype=np.float32)
         lo, hi = float(arr.min()), float(arr.max())
