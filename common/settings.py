@@ -1,7 +1,9 @@
 """Base for each service's settings: one pydantic-settings class per service, env prefix, fail fast."""
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -28,9 +30,20 @@ class ServiceSettings(BaseSettings):
     log_format: LogFormat = "json"
 
 
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
 def usable_cores() -> int:
-    """The cores this process may run on (a container's CPU set, not the host's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The cores this process may use: its CPU set, capped by a cgroup v2 CPU quota (a container's `cpus:`
+    limit leaves the CPU set whole but allows only quota/period cores' worth of time)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 here: the CPU set is the limit
+    return cores
 
 
 class InferenceSettings(ServiceSettings):

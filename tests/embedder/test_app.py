@@ -107,10 +107,13 @@ def test_bad_settings_fail_at_start(monkeypatch, env, value):
         EmbedderSettings()
 
 
-def test_the_cores_are_shared_out_among_replicas(monkeypatch):
+def test_the_cores_are_shared_out_among_replicas(monkeypatch, tmp_path):
     import os
 
+    import common.settings
+
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(common.settings, "CGROUP_CPU_MAX", tmp_path / "none")  # whatever limits this machine has
     cpu = EmbedderSettings()
     assert (cpu.replicas, cpu.torch_threads) == (8, 1)  # one single-threaded replica per core
     gpu = EmbedderSettings(device="cuda")
@@ -145,3 +148,19 @@ async def test_overload_is_503_with_retry_after_and_slowness_504(options, status
     assert refused.json()["detail"]
     if status == 503:
         assert refused.headers["retry-after"] == "1" and 200 in codes
+
+
+@pytest.mark.parametrize(("cpu_max", "cores"), [("max 100000", 8), ("200000 100000", 2), ("150000 100000", 2),
+                                                 ("50000 100000", 1), (None, 8)])
+def test_a_containers_cpu_quota_caps_the_cores(monkeypatch, tmp_path, cpu_max, cores):
+    import os
+
+    import common.settings
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max + "\n")
+    monkeypatch.setattr(common.settings, "CGROUP_CPU_MAX", path)
+    assert common.settings.usable_cores() == cores
+    assert EmbedderSettings().replicas == cores
