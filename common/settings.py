@@ -57,8 +57,8 @@ class InferenceSettings(ServiceSettings):
     torch_threads: int | None = Field(
         None, ge=1, description="intra-op threads of each replica; default: the cores shared out among the replicas")
     tune_malloc: bool = Field(
-        True, description="set glibc's malloc up for torch (one arena, freed memory kept): 1.5x the CPU forward "
-                          "here (common/memory.py)")
+        True, description="set glibc's malloc up for torch (one arena, freed memory kept): 1.4-1.8x the CPU "
+                          "forward (common/memory.py)")
     batch_max_wait_ms: float = Field(
         1.0, ge=0, le=1000, description="dynamic batching: how long a lone request waits for company; requests that "
                                           "come while batches run join the next one anyway")

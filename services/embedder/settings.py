@@ -25,8 +25,8 @@ class EmbedderSettings(InferenceSettings):
     queue_max_images: int = Field(512, ge=1, description="images waiting beyond this get 503 + Retry-After")
 
     def default_replicas(self) -> int:
-        # On a CPU one single-threaded replica per core runs the most images per second: 1.5x one team of all
-        # threads on 2 cores, 1.8x on 16 (docs/operations.md). A GPU runs one forward at a time anyway.
+        # On a CPU one single-threaded replica per core runs the most images per second: 1.3-1.5x one team of
+        # all threads on 2 cores, 1.5x on 16 (docs/operations.md). A GPU runs one forward at a time anyway.
         return usable_cores() if self.device == "cpu" else 1
 
     @model_validator(mode="after")
