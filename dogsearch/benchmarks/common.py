@@ -52,17 +52,21 @@ def variations(n: int, seed: int = 0) -> Iterator[tuple[bytes, str]]:
         yield variation(photo, rng), breed
 
 
-def forward_images_per_s(forward: Callable, batches: Sequence, replicas: int, torch_threads: int | None) -> float:
-    """Images/s of `forward` over `batches` run on `replicas` threads of `torch_threads` intra-op threads each,
-    the way the services run a model (common.lazy.inference_pool), with no batcher, HTTP or decoding around it."""
+def forward_images_per_s(forward: Callable, batches: Sequence, replicas: int,
+                         torch_threads: int | None) -> tuple[float, float]:
+    """(images/s, CPU ms per image) of `forward` over `batches` run on `replicas` threads of `torch_threads`
+    intra-op threads each, the way the services run a model (common.lazy.inference_pool), with no batcher, HTTP or
+    decoding around it. The CPU is the whole process's: nothing else should run in it meanwhile."""
     from common.lazy import inference_pool
 
     pool = inference_pool("bare", replicas, torch_threads)
     try:
         list(pool.map(forward, [batches[i % len(batches)] for i in range(2 * replicas)]))  # warm-up: allocations
-        start = time.perf_counter()
+        images = sum(len(b) for b in batches)
+        cpu, start = os.times(), time.perf_counter()
         list(pool.map(forward, batches))
-        return sum(len(b) for b in batches) / (time.perf_counter() - start)
+        seconds, cpu_end = time.perf_counter() - start, os.times()
+        return images / seconds, 1000 * (cpu_end.user - cpu.user + cpu_end.system - cpu.system) / images
     finally:
         pool.shutdown()
 

@@ -50,7 +50,7 @@ def run(quick: bool = False) -> dict:
         for bs in BATCH_SIZES:
             batch = torch.stack([tensors[i % len(tensors)] for i in range(bs)])
             bare[replicas, threads, bs] = forward_images_per_s(model.embed, [batch] * max(1, images // bs),
-                                                               replicas, threads)
+                                                               replicas, threads)[0]
     replicas, threads, best = max(bare, key=bare.get)
     del model  # the service loads its own copy; keep this process light while it runs
 

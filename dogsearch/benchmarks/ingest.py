@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import torch
 
 from common.images import decode_image
@@ -42,7 +44,8 @@ def _write(folder: Path, n: int, seed: int) -> list[bytes]:
 
 
 def bare_images_per_s(photos: list[bytes], batch_size: int, settings: EmbedderSettings, replicas: int,
-                      torch_threads: int) -> float:
+                      torch_threads: int) -> tuple[float, float]:
+    """(images/s, CPU ms per image) of the forward alone."""
     if settings.tune_malloc:  # as the embedder does
         tune_malloc()
     model = model_from_settings(settings)
@@ -51,9 +54,9 @@ def bare_images_per_s(photos: list[bytes], batch_size: int, settings: EmbedderSe
     return forward_images_per_s(model.embed, batches, replicas, torch_threads)
 
 
-def _bare(photos: list[bytes], batch_size: int, settings: EmbedderSettings) -> dict[str, float]:
-    """Images/s of the bare forward in each layout (replicas x threads), each in a process of its own, as the
-    runner's model is: torch's thread teams left over from one layout would slow the next."""
+def _bare(photos: list[bytes], batch_size: int, settings: EmbedderSettings) -> dict[str, tuple[float, float]]:
+    """(images/s, CPU ms per image) of the bare forward in each layout (replicas x threads), each in a process of
+    its own, as the runner's model is: torch's thread teams left over from one layout would slow the next."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -76,10 +79,11 @@ async def _job_seconds(client: httpx.AsyncClient, folder: Path) -> tuple[float, 
 
 
 def worker_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_size: int,
-                        settings: EmbedderSettings) -> tuple[float, dict]:
+                        settings: EmbedderSettings, model_factory=None) -> tuple[float, dict, float]:
+    """(images/s, the job, CPU seconds the process spent on the job)."""
     from dogsearch.allinone import create_all_in_one
 
-    app = create_all_in_one(data, embedder_settings=settings, jobs_options={
+    app = create_all_in_one(data, embedder_settings=settings, model_factory=model_factory, jobs_options={
         "broker_url": None, "allowed_roots": [str(root)], "batch_size": batch_size})
 
     async def go():
@@ -87,10 +91,31 @@ def worker_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench",
                                          timeout=600) as client:
                 await _job_seconds(client, warm)  # loads the model, creates the collection
-                return await _job_seconds(client, folder)
+                before = os.times()
+                seconds, job = await _job_seconds(client, folder)
+                after = os.times()
+                return seconds, job, (after.user - before.user) + (after.system - before.system)
 
-    seconds, job = asyncio.run(go())
-    return job["indexed"] / seconds, job
+    seconds, job, cpu = asyncio.run(go())
+    return job["indexed"] / seconds, job, cpu
+
+
+class WithoutForward:
+    """The real model's preprocessing and vector size with its forward left out (every vector the same unit
+    vector): a job run with it costs what everything around the model costs."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+        self.model_id, self.dim, self.data_config = model.model_id, model.dim, model.data_config
+        self.device, self.precision = model.device, model.precision
+
+    def preprocess(self, image):
+        return self._model.preprocess(image)
+
+    def embed(self, batch):
+        vectors = np.zeros((batch.shape[0], self.dim), dtype=np.float32)
+        vectors[:, 0] = 1.0
+        return vectors
 
 
 BENCH_REDIS = "redis://127.0.0.1:6379/14"
@@ -142,7 +167,7 @@ def run(quick: bool = False) -> dict:
     settings = EmbedderSettings()
     # A job's batch is one embedder call; the embedder runs it in forwards of at most its batch_max_size.
     forward_batch = min(batch_size, settings.batch_max_size)
-    bare, bare_layouts, worker, celery, skipped = [], [], [], [], None
+    bare, forward_cpu, bare_layouts, worker, celery, skipped = [], [], [], [], [], None
     with tempfile.TemporaryDirectory(prefix="dogsearch-bench-ingest-") as tmp:
         root = Path(tmp)
         photos = _write(root / "photos", n, seed=1)
@@ -151,10 +176,12 @@ def run(quick: bool = False) -> dict:
         # 10-20 % between runs, so each side counts its best round.
         for r in range(rounds):
             by_layout = _bare(photos, forward_batch, settings)
-            bare.append(max(by_layout.values()))
-            bare_layouts.append(by_layout)
-            rate, job = worker_images_per_s(root, root / f"data-{r}", root / "warm", root / "photos", batch_size,
-                                            settings)
+            fastest = max(by_layout, key=lambda layout: by_layout[layout][0])
+            bare.append(by_layout[fastest][0])
+            forward_cpu.append(by_layout[fastest][1])
+            bare_layouts.append({layout: rate for layout, (rate, _) in by_layout.items()})
+            rate, job, _ = worker_images_per_s(root, root / f"data-{r}", root / "warm", root / "photos", batch_size,
+                                               settings)
             _check(job, n)
             worker.append(rate)
             outcome = celery_images_per_s(root, root / f"celery-{r}", root / "warm", root / "photos", batch_size)
@@ -163,6 +190,10 @@ def run(quick: bool = False) -> dict:
             else:
                 _check(outcome[1], n)
                 celery.append(outcome[0])
+        model = model_from_settings(settings)
+        _, job, cpu = worker_images_per_s(root, root / "without-forward", root / "warm", root / "photos", batch_size,
+                                          settings, model_factory=lambda: WithoutForward(model))
+        _check(job, n)
     result = {
         "ingest_photos": n,
         "batch_size": batch_size,
@@ -174,6 +205,10 @@ def run(quick: bool = False) -> dict:
         "ingest_replicas": settings.replicas, "ingest_torch_threads": settings.torch_threads,
         "ingest_worker_images_per_s": round(max(worker), 2),
         "ingest_worker_over_bare": round(max(worker) / max(bare), 3),
+        # The CPU a photo costs in the forward and besides it: where both share the cores, a worker's ratio is at
+        # most forward / (forward + besides).
+        "ingest_forward_cpu_ms_per_photo": round(min(forward_cpu), 2),
+        "ingest_cpu_ms_per_photo_besides_forward": round(1000 * cpu / n, 2),
         "ingest_runs_images_per_s": {"bare": [round(x, 2) for x in bare], "worker": [round(x, 2) for x in worker],
                                      "celery": [round(x, 2) for x in celery]},
     }
