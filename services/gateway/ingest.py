@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,15 +19,20 @@ from services.gateway.photos import PhotoStore
 from services.search.client import SearchClient
 
 
-def dog_id_for(data: bytes) -> str:
-    """Ids come from the photo's content, so the same photo uploaded twice is one dog."""
-    return str(uuid.UUID(hex=hashlib.sha256(data).hexdigest()[:32]))
-
-
 @dataclass(frozen=True)
 class Upload:
     data: bytes
     fields: dict[str, Any]  # the user's fields, already checked (services.gateway.payload.user_fields)
+    sha256: str = field(default="", repr=False)  # of `data`, hashed once (a phone photo's takes milliseconds)
+
+    def __post_init__(self) -> None:
+        if not self.sha256:
+            object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
+
+    @property
+    def dog_id(self) -> str:
+        """Ids come from the photo's content, so the same photo uploaded twice is one dog."""
+        return str(uuid.UUID(hex=self.sha256[:32]))
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class Ingestor:
     async def add_decoded(self, uploads: Sequence[tuple[Upload, DecodedImage]]) -> list[Added]:
         """Several checked photos with one embedder call: the bulk path runs the model at its batch size.
         Photos already stored are not embedded again."""
-        dog_ids = [dog_id_for(upload.data) for upload, _ in uploads]
+        dog_ids = [upload.dog_id for upload, _ in uploads]
         stored = await self.existing_many(dog_ids)
         results: list[Added | None] = []
         todo = []
@@ -107,7 +112,7 @@ class Ingestor:
             for (index, dog_id, upload, decoded), vector in zip(todo, vectors, strict=True):
                 record = {
                     **upload.fields,
-                    "sha256": hashlib.sha256(upload.data).hexdigest(),
+                    "sha256": upload.sha256,
                     "format": decoded.format,
                     "width": decoded.width,
                     "height": decoded.height,

@@ -57,7 +57,7 @@ class JobStore(Protocol):
     def claim(self, job_id: str, pairs: Sequence[tuple[str, str]]) -> list[str]: ...
     def prior(self, job_id: str, pairs: Sequence[tuple[str, bool]]) -> list[bool]: ...
     def record(self, job_id: str, outcomes: list[tuple[str, str, str | None]]) -> None: ...
-    def near(self, value: int) -> list[tuple[str, int]]: ...
+    def near(self, values: Sequence[int]) -> list[list[tuple[str, int]]]: ...  # per value: (id, hash) sharing a band
     def add_phashes(self, pairs: Sequence[tuple[str, int]]) -> None: ...
     def active(self) -> list[str]: ...
     def close(self) -> None: ...
@@ -201,12 +201,18 @@ class RedisJobStore:
         if state not in ACTIVE:
             self._expire_bookkeeping(job_id)
 
-    def near(self, value: int) -> list[tuple[str, int]]:
+    def near(self, values: Sequence[int]) -> list[list[tuple[str, int]]]:
+        """One round trip for a whole batch of hashes."""
+        if not values:
+            return []
         with self.r.pipeline() as pipe:
-            for band in ph.bands(value):
-                pipe.smembers(f"{self.p}:phash:{band}")
-            found = set().union(*pipe.execute())
-        return [(m.split(":")[1], int(m.split(":")[0], 16)) for m in found]
+            for value in values:
+                for band in ph.bands(value):
+                    pipe.smembers(f"{self.p}:phash:{band}")
+            members = pipe.execute()
+        n = len(ph.BANDS)
+        found = [set().union(*members[i:i + n]) for i in range(0, len(members), n)]
+        return [[(m.split(":")[1], int(m.split(":")[0], 16)) for m in sorted(f)] for f in found]
 
     def add_phashes(self, pairs: Sequence[tuple[str, int]]) -> None:
         with self.r.pipeline() as pipe:
@@ -344,12 +350,12 @@ class SqliteJobStore:
                 job.update(state="done", finished_at=now())
             self._save(job)
 
-    def near(self, value: int) -> list[tuple[str, int]]:
-        bands = ph.bands(value)
+    def near(self, values: Sequence[int]) -> list[list[tuple[str, int]]]:
+        marks = ",".join("?" * len(ph.BANDS))
+        query = f"SELECT DISTINCT dog_id, hash FROM phash WHERE band IN ({marks})"
         with self.lock:
-            marks = ",".join("?" * len(bands))
-            rows = self.db.execute(f"SELECT DISTINCT dog_id, hash FROM phash WHERE band IN ({marks})", bands).fetchall()
-        return [(dog_id, int(h, 16)) for dog_id, h in rows]
+            found = [self.db.execute(query, ph.bands(value)).fetchall() for value in values]
+        return [[(dog_id, int(h, 16)) for dog_id, h in rows] for rows in found]
 
     def add_phashes(self, pairs: Sequence[tuple[str, int]]) -> None:
         with self._transaction():

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from common.http import UpstreamError
 from common.images import DecodedImage, ImageRejected
-from services.gateway.ingest import Ingestor, Upload, dog_id_for
+from services.gateway.ingest import Ingestor, Upload
 from services.jobs import phash as ph
 from services.jobs.sources import Item, JobInputError, list_items, remove_tree
 from services.jobs.store import JobStore
@@ -57,7 +57,7 @@ def batches(items: Sequence[Item], size: int) -> list[list[list[Any]]]:
 class _Prepared:
     file: str
     fields: dict[str, Any]
-    data: bytes | None = None
+    upload: Upload | None = None
     decoded: DecodedImage | None = None
     dog_id: str | None = None
     phash: int | None = None
@@ -69,15 +69,16 @@ def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -
 
     item = _Prepared(file, fields)
     try:
-        item.data = Path(path).read_bytes()
-        item.decoded = decode_image(item.data, max_bytes=ingestor.max_bytes, max_pixels=ingestor.max_pixels)
+        data = Path(path).read_bytes()
+        item.decoded = decode_image(data, max_bytes=ingestor.max_bytes, max_pixels=ingestor.max_pixels)
     except ImageRejected as exc:
         item.error = exc.reason
         return item
     except OSError as exc:
         item.error = f"cannot read the file: {exc.strerror or exc}"
         return item
-    item.dog_id = dog_id_for(item.data)
+    item.upload = Upload(data, fields)
+    item.dog_id = item.upload.dog_id
     item.phash = ph.dhash(item.decoded.image)
     return item
 
@@ -117,8 +118,9 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
             fresh.append(item)
 
     near_of: dict[str, str] = {}
-    for n, item in enumerate(fresh):
-        look_alike = await _near_duplicate(ingestor, store, item, fresh[:n])
+    filed = await asyncio.to_thread(store.near, [item.phash for item in fresh])
+    for n, (item, stored_near) in enumerate(zip(fresh, filed, strict=True)):
+        look_alike = await _near_duplicate(ingestor, item, stored_near, fresh[:n])
         item.fields = {**item.fields, "phash": ph.to_hex(item.phash)}
         if look_alike:
             item.fields["near_duplicate_of"] = near_of[item.file] = look_alike
@@ -143,10 +145,11 @@ def clean_up(store: JobStore, job_id: str) -> None:
         remove_tree(Path(job["roots"][0]))
 
 
-async def _near_duplicate(ingestor: Ingestor, store: JobStore, item: _Prepared, earlier: list[_Prepared]) -> str | None:
-    """The id of a stored (or earlier in this batch) photo within NEAR_DISTANCE bits, closest first."""
-    candidates = [(other.dog_id, other.phash) for other in earlier]
-    candidates += await asyncio.to_thread(store.near, item.phash)
+async def _near_duplicate(ingestor: Ingestor, item: _Prepared, filed: list[tuple[str, int]],
+                          earlier: list[_Prepared]) -> str | None:
+    """The id of a stored (`filed`: hashes sharing a band) or earlier in this batch photo within NEAR_DISTANCE bits,
+    closest first."""
+    candidates = [(other.dog_id, other.phash) for other in earlier] + filed
     close = sorted((ph.distance(item.phash, h), dog_id) for dog_id, h in candidates
                    if dog_id != item.dog_id and ph.distance(item.phash, h) <= ph.NEAR_DISTANCE)
     batch_ids = {other.dog_id for other in earlier}
@@ -162,7 +165,7 @@ async def _index(ingestor: Ingestor, items: list[_Prepared]) -> list[tuple[_Prep
     photos go one by one so that only the bad one fails."""
     if not items:
         return []
-    uploads = [(Upload(item.data, item.fields), item.decoded) for item in items]
+    uploads = [(replace(item.upload, fields=item.fields), item.decoded) for item in items]
     try:
         await ingestor.add_decoded(uploads)
         return [(item, None) for item in items]

@@ -6,13 +6,13 @@ from fastapi import FastAPI, Request
 from common.ops import install_ops
 
 
-def make_app() -> FastAPI:
+def make_app(service: str = "t") -> FastAPI:
     app = FastAPI()
 
     async def ready():
         return None
 
-    install_ops(app, "t", ready, max_request_bytes=1000, body_limits={"/big": 5000})
+    install_ops(app, service, ready, max_request_bytes=1000, body_limits={"/big": 5000})
 
     @app.post("/echo")
     @app.post("/big")
@@ -47,3 +47,22 @@ async def test_health_ready_and_metrics():
         assert (await client.get("/readyz")).status_code == 200
         await client.post("/echo", content=b"abc")
         assert 'route="/echo",service="t",status="200"' in (await client.get("/metrics")).text
+
+
+async def test_metrics_count_refusals_and_crashes_by_route():
+    app = make_app("crashy")  # a service name of its own: the metrics registry is the process's
+
+    @app.get("/boom/{n}")
+    async def boom(n: int) -> dict:
+        raise RuntimeError("a bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/boom/1")).status_code == 500
+        assert (await client.post("/echo", content=b"x" * 2000)).status_code == 413
+        assert (await client.get("/nowhere")).status_code == 404
+        metrics = (await client.get("/metrics")).text
+    assert 'method="GET",route="/boom/{n}",service="crashy",status="500"' in metrics
+    # Refused from its Content-Length before any route was matched.
+    assert 'method="POST",route="unmatched",service="crashy",status="413"' in metrics
+    assert 'method="GET",route="unmatched",service="crashy",status="404"' in metrics

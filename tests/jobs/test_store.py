@@ -52,9 +52,11 @@ def test_near_hashes_are_found_through_any_band(store):
         for b in bits:
             close ^= 1 << b
         assert ph.distance(base, close) <= ph.NEAR_DISTANCE
-        assert ("dog1", base) in store.near(close)
-    assert ("dog2", base ^ 0xFFFFFFFFFFFFFFFF) not in store.near(base)
-    assert store.near(base ^ 0x00FF00FF00FF00FF) == []
+        assert ("dog1", base) in store.near([close])[0]
+    near_base, near_none = store.near([base, base ^ 0x00FF00FF00FF00FF])  # a batch: one answer per hash
+    assert ("dog1", base) in near_base and ("dog2", base ^ 0xFFFFFFFFFFFFFFFF) not in near_base
+    assert near_none == []
+    assert store.near([]) == []
 
 
 def test_a_finished_redis_job_lets_its_per_file_bookkeeping_expire(redis_clean):
