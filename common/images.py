@@ -23,9 +23,9 @@ class ImageRejected(ValueError):
 
 @dataclass(frozen=True)
 class DecodedImage:
-    image: Image.Image  # RGB, EXIF orientation applied, first frame of an animation
+    image: Image.Image  # RGB, EXIF orientation applied, first frame of an animation; maybe shrunk on load
     format: str
-    width: int
+    width: int  # the photo's own size, EXIF orientation applied, whatever size `image` was decoded at
     height: int
 
 
@@ -36,7 +36,16 @@ def check_size(data: bytes, max_bytes: int) -> None:
         raise ImageRejected(f"file too large: {len(data)} bytes, limit {max_bytes}", 413)
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
+# EXIF orientations that turn the picture a quarter: its width and height swap.
+_QUARTER_TURNS = {5, 6, 7, 8}
+_ORIENTATION = 0x0112
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int | None = None) -> DecodedImage:
+    """Checks and decodes a photo. With `min_side`, a JPEG may be decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's
+    DCT scaling: "shrink on load", as thumbnailers do) as long as both sides stay at least `min_side`: a 12 MP photo
+    decodes 3x faster and every later resize has 16-64x fewer pixels to read. The whole file is decoded either
+    way, so a truncated one is still found."""
     check_size(data, max_bytes)
     try:
         with warnings.catch_warnings():
@@ -52,6 +61,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
             if width * height > max_pixels:
                 raise ImageRejected(f"too many pixels: {width}x{height}, limit {max_pixels}", 413)
             im.seek(0)
+            if min_side and fmt in ("JPEG", "MPO"):
+                im.draft(None, (min_side, min_side))  # only picks the scale; pixels come with load()
             im.load()  # decodes everything, so a truncated file fails here and not later
     except ImageRejected:
         raise
@@ -61,9 +72,10 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
         raise ImageRejected("not an image (or an unsupported format)", 415) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected(f"truncated or corrupt image: {exc}", 422) from exc
+    if im.getexif().get(_ORIENTATION) in _QUARTER_TURNS:
+        width, height = height, width
     ImageOps.exif_transpose(im, in_place=True)  # in place: a 12 MP photo's pixels are 36 MB to copy
-    rgb = to_rgb(im)
-    return DecodedImage(image=rgb, format=fmt, width=rgb.width, height=rgb.height)
+    return DecodedImage(image=to_rgb(im), format=fmt, width=width, height=height)
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

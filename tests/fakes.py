@@ -16,6 +16,7 @@ class ColorGridModel:
     dim = 48
     data_config = {"input_size": (3, 4, 4), "mean": (0.5, 0.5, 0.5), "std": (1.0, 1.0, 1.0)}
     device = torch.device("cpu")
+    decode_side = 64  # large JPEGs shrink on load, as for a real model
 
     def __init__(self) -> None:
         self.batch_sizes: list[int] = []

@@ -24,7 +24,7 @@ def sample_photos() -> list[Path]:
     return sorted((SAMPLES / "gallery").rglob("*.jpg")) + sorted((SAMPLES / "queries").rglob("*.jpg"))
 
 
-def variation(photo: Image.Image, rng: random.Random) -> bytes:
+def variation(photo: Image.Image, rng: random.Random, width: tuple[int, int] = (120, 240)) -> bytes:
     """Another photo of the same dog, as far as a benchmark cares: a random crop, maybe mirrored, other light
     and colour, another size and JPEG quality. Every variation has other bytes, so each is a new dog."""
     w, h = photo.size
@@ -36,20 +36,21 @@ def variation(photo: Image.Image, rng: random.Random) -> bytes:
         im = ImageOps.mirror(im)
     im = ImageEnhance.Brightness(im).enhance(rng.uniform(0.7, 1.3))
     im = ImageEnhance.Color(im).enhance(rng.uniform(0.6, 1.4))
-    side = rng.randint(120, 240)
+    side = rng.randint(*width)
     im = im.resize((side, max(32, int(side * ch / cw))))
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=rng.randint(70, 95))
     return buf.getvalue()
 
 
-def variations(n: int, seed: int = 0) -> Iterator[tuple[bytes, str]]:
-    """n photos made from the sample photos: (jpeg bytes, breed of the photo it came from)."""
+def variations(n: int, seed: int = 0, width: tuple[int, int] = (120, 240)) -> Iterator[tuple[bytes, str]]:
+    """n photos made from the sample photos, `width` pixels wide (from, to): (jpeg bytes, breed of the photo it
+    came from)."""
     rng = random.Random(seed)
     photos = [(Image.open(p).convert("RGB"), p.parent.name) for p in sample_photos()]
     for i in range(n):
         photo, breed = photos[i % len(photos)]
-        yield variation(photo, rng), breed
+        yield variation(photo, rng, width), breed
 
 
 def forward_images_per_s(forward: Callable, batches: Sequence, replicas: int,

@@ -9,8 +9,10 @@ Two workers run the same job code (services.jobs.work): it reads each file, chec
   process: the production topology on one machine, so all four share its cores.
 The bare model only runs forward on tensors made in advance, in each layout of threads (the embedder's own:
 `replicas` x `torch_threads`, and one team of all cores); the ratios divide by the faster.
+The photos are small by default (120-240 px wide, so the bench measures the job's own overhead); `--megapixels 3`
+makes them the size of real photos, which the worker and the embedder each decode shrunk (common.images).
 
-    python -m dogsearch.benchmarks.ingest [--quick] [--json]
+    python -m dogsearch.benchmarks.ingest [--quick] [--json] [--megapixels MP]
 """
 from __future__ import annotations
 
@@ -34,9 +36,9 @@ from services.embedder.settings import EmbedderSettings
 from services.jobs.settings import JobsSettings
 
 
-def _write(folder: Path, n: int, seed: int) -> list[bytes]:
+def _write(folder: Path, n: int, seed: int, width: tuple[int, int] = (120, 240)) -> list[bytes]:
     photos = []
-    for i, (data, breed) in enumerate(variations(n, seed=seed)):
+    for i, (data, breed) in enumerate(variations(n, seed=seed, width=width)):
         (folder / breed).mkdir(parents=True, exist_ok=True)
         (folder / breed / f"{i:05d}.jpg").write_bytes(data)
         photos.append(data)
@@ -49,7 +51,8 @@ def bare_images_per_s(photos: list[bytes], batch_size: int, settings: EmbedderSe
     if settings.tune_malloc:  # as the embedder does
         tune_malloc()
     model = model_from_settings(settings)
-    tensors = [model.preprocess(decode_image(p, max_bytes=1 << 30, max_pixels=1 << 30).image) for p in photos]
+    limits = {"max_bytes": 1 << 30, "max_pixels": 1 << 30, "min_side": model.decode_side}  # as the embedder decodes
+    tensors = [model.preprocess(decode_image(p, **limits).image) for p in photos]
     batches = [torch.stack(tensors[i:i + batch_size]) for i in range(0, len(tensors), batch_size)]
     return forward_images_per_s(model.embed, batches, replicas, torch_threads)
 
@@ -109,7 +112,7 @@ class WithoutForward:
     def __init__(self, model) -> None:
         self._model = model
         self.model_id, self.dim, self.data_config = model.model_id, model.dim, model.data_config
-        self.device, self.precision = model.device, model.precision
+        self.device, self.precision, self.decode_side = model.device, model.precision, model.decode_side
 
     def preprocess(self, image):
         return self._model.preprocess(image)
@@ -163,8 +166,13 @@ def celery_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_
     return job["indexed"] / seconds, job
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, megapixels: float | None = None) -> dict:
+    """`megapixels`: photos of about that size instead of small ones (120-240 px wide, the default)."""
     n, rounds = (96, 1) if quick else (512, 3)
+    width = (120, 240)
+    if megapixels:
+        side = round((megapixels * 1e6 * 4 / 3) ** 0.5)  # 4:3
+        width = (round(side * 0.9), round(side * 1.1))
     batch_size = JobsSettings().batch_size
     settings = EmbedderSettings()
     # A job's batch is one embedder call; the embedder runs it in forwards of at most its batch_max_size.
@@ -172,7 +180,7 @@ def run(quick: bool = False) -> dict:
     bare, forward_cpu, bare_layouts, worker, celery, skipped = [], [], [], [], [], None
     with tempfile.TemporaryDirectory(prefix="dogsearch-bench-ingest-") as tmp:
         root = Path(tmp)
-        photos = _write(root / "photos", n, seed=1)
+        photos = _write(root / "photos", n, seed=1, width=width)
         _write(root / "warm", 8, seed=2)
         # Rounds of bare, embedded runner, Celery worker (each into a new gallery): this machine's speed drifts by
         # 10-20 % between runs, so each side counts its best round.
@@ -198,6 +206,7 @@ def run(quick: bool = False) -> dict:
         _check(job, n)
     result = {
         "ingest_photos": n,
+        "ingest_photo_width_px": list(width),
         "batch_size": batch_size,
         "ingest_forward_batch_size": forward_batch,
         "ingest_rounds": rounds,
@@ -229,8 +238,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--megapixels", type=float, help="photos of about this size (default: 120-240 px wide)")
     args = parser.parse_args()
-    result = run(quick=args.quick)
+    result = run(quick=args.quick, megapixels=args.megapixels)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 

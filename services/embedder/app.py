@@ -59,19 +59,25 @@ def create_app(
         if len(images) > settings.max_batch:
             raise HTTPException(413, f"too many images: {len(images)}, limit {settings.max_batch}")
         files = [(upload.filename or f"#{index}", await upload.read()) for index, upload in enumerate(images)]
+        try:
+            model, unavailable = await cache.aget(), None
+        except Exception as exc:  # the reason goes to the client: a missing weights package, a bad device, ...
+            model, unavailable = None, exc
 
         def decode_all() -> list[Image.Image]:  # bad input is a 4xx whether or not the model is up
             decoded = []
             for index, (name, data) in enumerate(files):
                 try:
-                    image = decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+                    image = decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
+                                         min_side=model.decode_side if model else None)
                 except ImageRejected as exc:
                     raise ImageRejected(f"image {index} ({name}): {exc.reason}", exc.status_code) from exc
                 decoded.append(image.image)
             return decoded
 
         decoded = await asyncio.to_thread(decode_all)
-        model = await _model_or_503(cache)
+        if model is None:
+            raise HTTPException(503, f"model unavailable: {unavailable}") from unavailable
         # Preprocessing here, not on the inference thread: it overlaps the forward of other requests.
         tensors = await asyncio.to_thread(lambda: [model.preprocess(im) for im in decoded])
         try:

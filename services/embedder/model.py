@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,10 @@ class EmbeddingModel:
         self.precision = precision
         self._resize, mean, std = _split_eval_transform(
             timm.data.create_transform(**self.data_config, is_training=False))
+        # Photos may be decoded shrunk (common.images.decode_image's min_side) down to twice the side timm's
+        # transform resizes to: the resize then still averages at least 2x2 source pixels into each of its pixels.
+        _, height, width = self.data_config["input_size"]
+        self.decode_side = 2 * math.floor(max(height, width) / self.data_config.get("crop_pct", 1.0))
         self._mean, self._std = mean.to(device), std.to(device)
 
     def __repr__(self) -> str:

@@ -71,8 +71,13 @@ class Ingestor:
         self.embedder, self.search, self.photos, self.space = embedder, search, photos, space
         self.max_bytes, self.max_pixels, self.thumbnail_px = max_bytes, max_pixels, thumbnail_px
 
+    def decode_now(self, data: bytes) -> DecodedImage:
+        """Checks a photo and decodes it only as large as the thumbnail and the dHash need: a JPEG shrinks on load
+        to twice the thumbnail's size, as PIL's own thumbnail() does (the embedder decodes its own copy). Blocking."""
+        return decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, min_side=2 * self.thumbnail_px)
+
     async def decode(self, data: bytes) -> DecodedImage:
-        return await asyncio.to_thread(decode_image, data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+        return await asyncio.to_thread(self.decode_now, data)
 
     async def existing(self, dog_id: str) -> dict[str, Any] | None:
         return (await self.existing_many([dog_id])).get(dog_id)

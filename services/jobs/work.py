@@ -65,12 +65,10 @@ class _Prepared:
 
 
 def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -> _Prepared:
-    from common.images import decode_image
-
     item = _Prepared(file, fields)
     try:
         data = Path(path).read_bytes()
-        item.decoded = decode_image(data, max_bytes=ingestor.max_bytes, max_pixels=ingestor.max_pixels)
+        item.decoded = ingestor.decode_now(data)
     except ImageRejected as exc:
         item.error = exc.reason
         return item

@@ -67,6 +67,42 @@ def test_exif_orientation_is_applied():
     assert (out.width, out.height) == (20, 60)
 
 
+def _gradient(size: tuple[int, int]) -> Image.Image:
+    x = np.linspace(0, 255, size[0], dtype=np.uint8)
+    return Image.fromarray(np.stack([np.tile(x, (size[1], 1))] * 3, axis=-1))
+
+
+@pytest.mark.parametrize(("size", "min_side", "decoded"), [
+    ((2000, 1500), 256, (500, 375)),   # 1/4: 1/8 would leave 188 px
+    ((2000, 1500), 700, (1000, 750)),  # 1/2
+    ((2000, 1500), 1600, (2000, 1500)),  # any shrink would go below: decoded in full
+    ((300, 200), 256, (300, 200)),
+])
+def test_a_large_jpeg_is_shrunk_on_load_down_to_min_side(size, min_side, decoded):
+    data = encode(_gradient(size), quality=90)
+    out = decode_image(data, max_bytes=10_000_000, max_pixels=10_000_000, min_side=min_side)
+    assert out.image.size == decoded
+    assert (out.width, out.height) == size  # the photo's own size, not the decoded one
+    full = decode_image(data, max_bytes=10_000_000, max_pixels=10_000_000).image
+    assert full.size == size
+    # The same picture: the shrunk one against the full one resized alike.
+    assert np.abs(np.asarray(full.resize(decoded), dtype=int) - np.asarray(out.image, dtype=int)).mean() < 3
+
+
+def test_shrink_on_load_keeps_the_oriented_size_and_leaves_other_formats_alone():
+    im = _gradient((2000, 1000))
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotated a quarter turn
+    out = decode_image(encode(im, exif=exif), max_bytes=10_000_000, max_pixels=10_000_000, min_side=200)
+    assert out.image.size == (250, 500) and (out.width, out.height) == (1000, 2000)
+    png = decode_image(encode(im, "PNG"), max_bytes=10_000_000, max_pixels=10_000_000, min_side=200)
+    assert png.image.size == (2000, 1000)
+    truncated = encode(im, quality=90)
+    with pytest.raises(ImageRejected) as info:
+        decode_image(truncated[: len(truncated) // 2], max_bytes=10_000_000, max_pixels=10_000_000, min_side=200)
+    assert info.value.status_code == 422
+
+
 def test_rgba_is_composited_on_white():
     im = Image.new("RGBA", (10, 10), (255, 0, 0, 0))  # fully transparent red
     out = decode_image(encode(im, "PNG"), **LIMITS)

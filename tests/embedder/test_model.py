@@ -228,6 +228,22 @@ def test_preprocess_output_and_non_rgb_input(emb):
 
 
 @pytest.mark.real_model
+def test_a_large_photo_shrunk_on_load_embeds_as_when_decoded_in_full(emb):
+    from common.images import decode_image
+    from tests.images import encode
+
+    assert emb.decode_side == 2 * 256  # twice what timm's transform resizes to (224 px at crop_pct 0.875)
+    photo = load_rgb(dog_paths()[BEAGLE][0])
+    large = encode(photo.resize((photo.width * 10, photo.height * 10), Image.Resampling.BICUBIC), quality=95)
+    limits = {"max_bytes": 50_000_000, "max_pixels": 100_000_000}
+    full = decode_image(large, **limits).image
+    shrunk = decode_image(large, **limits, min_side=emb.decode_side).image
+    assert min(shrunk.size) >= emb.decode_side and shrunk.width * 2 <= full.width
+    a, b = emb.embed(torch.stack([emb.preprocess(full), emb.preprocess(shrunk)]))
+    assert float(a @ b) > 0.995
+
+
+@pytest.mark.real_model
 def test_bf16_on_cpu_is_close_to_fp32(emb, dog_batch):
     bf = create_model(precision="bf16")
     assert bf.precision == "bf16"
