@@ -72,9 +72,9 @@ class Ingestor:
         self.max_bytes, self.max_pixels, self.thumbnail_px = max_bytes, max_pixels, thumbnail_px
 
     def decode_now(self, data: bytes) -> DecodedImage:
-        """Checks a photo and decodes it only as large as the thumbnail and the dHash need: a JPEG shrinks on load
-        to twice the thumbnail's size, as PIL's own thumbnail() does (the embedder decodes its own copy). Blocking."""
-        return decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, min_side=2 * self.thumbnail_px)
+        """Checks a photo and decodes it only as large as its thumbnail and dHash need: a JPEG shrinks on load down
+        to the thumbnail's size (the embedder decodes a copy of its own for the model). Blocking."""
+        return decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, min_side=self.thumbnail_px)
 
     async def decode(self, data: bytes) -> DecodedImage:
         return await asyncio.to_thread(self.decode_now, data)
