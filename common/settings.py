@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,9 +59,12 @@ class InferenceSettings(ServiceSettings):
     tune_malloc: bool = Field(
         True, description="set glibc's malloc up for torch (one arena, freed memory kept): 1.4-1.8x the CPU "
                           "forward (common/memory.py)")
+    batch_max_size: int | None = Field(
+        None, ge=1, le=1024, description="dynamic batching: most images in one run; subclasses choose the default")
     batch_max_wait_ms: float = Field(
         1.0, ge=0, le=1000, description="dynamic batching: how long a lone request waits for company; requests that "
                                           "come while batches run join the next one anyway")
+    queue_max_images: int = Field(64, ge=1, description="images waiting beyond this get 503 + Retry-After")
     request_timeout_s: float = Field(30.0, gt=0, description="a request waiting longer gets 504")
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=10_000)
@@ -69,10 +72,21 @@ class InferenceSettings(ServiceSettings):
     def default_replicas(self) -> int:
         return 1
 
+    def default_batch_max_size(self) -> int:
+        return 8
+
     @model_validator(mode="after")
     def _share_out_the_cores(self) -> InferenceSettings:
         if self.replicas is None:
             self.replicas = self.default_replicas()
         if self.torch_threads is None:
             self.torch_threads = max(1, usable_cores() // self.replicas)
+        if self.batch_max_size is None:
+            self.batch_max_size = self.default_batch_max_size()
         return self
+
+    def batching(self) -> dict[str, Any]:
+        """How the model's requests are batched and run: the keyword arguments of common.lazy.BatchedModel."""
+        return {"max_batch_size": self.batch_max_size, "max_wait_s": self.batch_max_wait_ms / 1000,
+                "max_queue": self.queue_max_images, "timeout_s": self.request_timeout_s,
+                "replicas": self.replicas, "torch_threads": self.torch_threads}

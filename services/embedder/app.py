@@ -28,9 +28,7 @@ def create_app(
     if settings.tune_malloc:
         tune_malloc()  # before the model's threads allocate
     factory = model_factory or (lambda: model_from_settings(settings))
-    cache = ModelCache(factory, max_batch_size=settings.batch_max_size, max_wait_s=settings.batch_max_wait_ms / 1000,
-                       max_queue=settings.queue_max_images, timeout_s=settings.request_timeout_s,
-                       replicas=settings.replicas, torch_threads=settings.torch_threads)
+    cache = ModelCache(factory, **settings.batching())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):

@@ -3,6 +3,7 @@ worker thread per replica, never on the event loop."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,11 +20,9 @@ class ModelCache(BatchedModel[EmbeddingModel, torch.Tensor, np.ndarray]):
     """Requests bring tensors made with `EmbeddingModel.preprocess` on their own threads: the inference threads
     only run the forward, so preprocessing one request overlaps the forwards of others."""
 
-    def __init__(self, factory: Callable[[], EmbeddingModel], *, max_batch_size: int = 32, max_wait_s: float = 0.005,
-                 max_queue: int = 512, timeout_s: float = 30.0, replicas: int = 1,
-                 torch_threads: int | None = None) -> None:
-        super().__init__(factory, "embedder", _embed_batch, max_batch_size=max_batch_size, max_wait_s=max_wait_s,
-                         max_queue=max_queue, timeout_s=timeout_s, replicas=replicas, torch_threads=torch_threads)
+    def __init__(self, factory: Callable[[], EmbeddingModel], **batching: Any) -> None:
+        """`batching`: EmbedderSettings.batching()."""
+        super().__init__(factory, "embedder", _embed_batch, **batching)
 
     async def embed(self, tensors: Sequence[torch.Tensor]) -> np.ndarray:
         return np.stack(await self.submit(tensors))

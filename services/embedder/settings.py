@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import InferenceSettings, usable_cores
@@ -18,10 +18,6 @@ class EmbedderSettings(InferenceSettings):
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     preload: bool = Field(True, description="load the model at start-up rather than on the first request")
     max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
-    batch_max_size: int | None = Field(
-        None, ge=1, le=1024,
-        description="dynamic batching: most images in one forward; default 8 on a CPU (per image the fastest here: "
-                    "bigger batches fall out of the caches), 32 on a GPU")
     queue_max_images: int = Field(512, ge=1, description="images waiting beyond this get 503 + Retry-After")
 
     def default_replicas(self) -> int:
@@ -29,8 +25,6 @@ class EmbedderSettings(InferenceSettings):
         # all threads on 2 cores, 1.5x on 16 (docs/operations.md). A GPU runs one forward at a time anyway.
         return usable_cores() if self.device == "cpu" else 1
 
-    @model_validator(mode="after")
-    def _batch_for_the_device(self) -> EmbedderSettings:
-        if self.batch_max_size is None:
-            self.batch_max_size = 8 if self.device == "cpu" else 32
-        return self
+    def default_batch_max_size(self) -> int:
+        # Per image the fastest on a CPU (bigger batches fall out of the caches); a GPU wants more at once.
+        return 8 if self.device == "cpu" else 32

@@ -37,10 +37,7 @@ def create_app(settings: PoseSettings | None = None,
     settings = settings or PoseSettings()
     if settings.tune_malloc:
         tune_malloc()  # before the model's threads allocate
-    cache = PipelineCache(pipeline_factory or (lambda: pipeline_from_settings(settings)),
-                          max_batch_size=settings.batch_max_size, max_wait_s=settings.batch_max_wait_ms / 1000,
-                          max_queue=settings.queue_max_images, timeout_s=settings.request_timeout_s,
-                          replicas=settings.replicas, torch_threads=settings.torch_threads)
+    cache = PipelineCache(pipeline_factory or (lambda: pipeline_from_settings(settings)), **settings.batching())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):

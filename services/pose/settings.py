@@ -30,5 +30,3 @@ class PoseSettings(InferenceSettings):
     keypoint_threshold: float = Field(0.3, ge=0.0, le=1.0, description="keypoints scoring below are 'not seen'")
     max_dogs: int = Field(5, ge=1, le=20, description="most dogs reported per photo")
     preload: bool = Field(False, description="load the models at start-up rather than on the first request")
-    batch_max_size: int = Field(8, ge=1, le=256, description="dynamic batching: most photos in one run")
-    queue_max_images: int = Field(64, ge=1, description="photos waiting beyond this get 503 + Retry-After")

@@ -123,6 +123,23 @@ def test_the_cores_are_shared_out_among_replicas(monkeypatch, tmp_path):
     assert EmbedderSettings(torch_threads=4).replicas == 8
 
 
+def test_both_model_services_batch_from_one_kind_of_settings(monkeypatch, tmp_path):
+    import os
+
+    import common.settings
+    from services.pose.settings import PoseSettings
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    monkeypatch.setattr(common.settings, "CGROUP_CPU_MAX", tmp_path / "none")
+    assert EmbedderSettings(batch_max_wait_ms=2).batching() == {
+        "max_batch_size": 8, "max_wait_s": 0.002, "max_queue": 512, "timeout_s": 30.0, "replicas": 4,
+        "torch_threads": 1}
+    monkeypatch.setenv("DOGSEARCH_POSE_BATCH_MAX_SIZE", "2")
+    assert PoseSettings().batching() == {
+        "max_batch_size": 2, "max_wait_s": 0.001, "max_queue": 64, "timeout_s": 30.0, "replicas": 1,
+        "torch_threads": 4}
+
+
 class SlowModel(ColorGridModel):
     def embed(self, batch):
         import time
