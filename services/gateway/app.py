@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Literal
@@ -121,7 +122,8 @@ def create_app(
             raise
 
     gateway_pose = GatewayPose(pose, photos, get_point, rerank_weight=settings.pose_rerank_weight)
-    app.include_router(pose_router(gateway_pose, read_upload, ingestor.decode))
+    # The overlay is drawn in the photo's own pixels: decoded whole, not shrunk.
+    app.include_router(pose_router(gateway_pose, read_upload, functools.partial(ingestor.decode, shrink=False)))
 
     @app.post("/v1/dogs", status_code=201, response_model=Dog, tags=["dogs"],
               responses={200: {"model": Dog, "description": "this photo is already stored: the existing dog"}})

@@ -71,13 +71,15 @@ class Ingestor:
         self.embedder, self.search, self.photos, self.space = embedder, search, photos, space
         self.max_bytes, self.max_pixels, self.thumbnail_px = max_bytes, max_pixels, thumbnail_px
 
-    def decode_now(self, data: bytes) -> DecodedImage:
-        """Checks a photo and decodes it only as large as its thumbnail and dHash need: a JPEG shrinks on load down
-        to the thumbnail's size (the embedder decodes a copy of its own for the model). Blocking."""
-        return decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, min_side=self.thumbnail_px)
+    def decode_now(self, data: bytes, *, shrink: bool = True) -> DecodedImage:
+        """Checks a photo and decodes it, by default only as large as its thumbnail and dHash need: a JPEG shrinks
+        on load down to the thumbnail's size (the embedder decodes a copy of its own for the model). `shrink=False`
+        for every pixel, e.g. to draw on it in the photo's own coordinates. Blocking."""
+        return decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels,
+                            min_side=self.thumbnail_px if shrink else None)
 
-    async def decode(self, data: bytes) -> DecodedImage:
-        return await asyncio.to_thread(self.decode_now, data)
+    async def decode(self, data: bytes, *, shrink: bool = True) -> DecodedImage:
+        return await asyncio.to_thread(self.decode_now, data, shrink=shrink)
 
     async def existing(self, dog_id: str) -> dict[str, Any] | None:
         return (await self.existing_many([dog_id])).get(dog_id)

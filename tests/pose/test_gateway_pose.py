@@ -45,6 +45,16 @@ async def test_stored_dog_pose_and_overlay(gw):
     assert (await gw.get("/v1/dogs/not-an-id/pose")).status_code == 422
 
 
+async def test_the_overlay_of_a_large_jpeg_is_drawn_on_the_whole_photo(gw):
+    # Large enough that the gateway decodes it shrunk for its thumbnail: the keypoints are the full photo's.
+    im = Image.open(io.BytesIO(_photo((120, 80, 40)))).resize((1200, 720))
+    response = await gw.post("/v1/dogs", files={"image": ("d.jpg", encode(im, "JPEG"), "image/jpeg")})
+    payload = response.json()["payload"]
+    assert response.status_code == 201 and (payload["width"], payload["height"]) == (1200, 720)
+    png = await gw.get(f"/v1/dogs/{response.json()['id']}/pose.png")
+    assert Image.open(io.BytesIO(png.content)).size == (1200, 720)
+
+
 async def test_pose_of_an_uploaded_photo(gw):
     files = {"image": ("q.png", _photo((10, 200, 10)), "image/png")}
     body = (await gw.post("/v1/pose", files=files)).json()
