@@ -42,19 +42,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
     """Readers see the whole file or none of it: written under a temporary name of this writer's own (process and
     thread), then renamed over. The folder is made only when the first write finds it missing."""
     tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
-        fd = os.open(tmp, flags, 0o644)
+        file = open(tmp, "wb")
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o644)
+        file = open(tmp, "wb")
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        with file:
+            file.write(data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
