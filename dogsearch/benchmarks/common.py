@@ -18,13 +18,14 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SMALL = (120, 240)  # the width of benchmark photos by default, px (from, to)
 
 
 def sample_photos() -> list[Path]:
     return sorted((SAMPLES / "gallery").rglob("*.jpg")) + sorted((SAMPLES / "queries").rglob("*.jpg"))
 
 
-def variation(photo: Image.Image, rng: random.Random, width: tuple[int, int] = (120, 240)) -> bytes:
+def variation(photo: Image.Image, rng: random.Random, width: tuple[int, int] = SMALL) -> bytes:
     """Another photo of the same dog, as far as a benchmark cares: a random crop, maybe mirrored, other light
     and colour, another size and JPEG quality. Every variation has other bytes, so each is a new dog."""
     w, h = photo.size
@@ -43,7 +44,7 @@ def variation(photo: Image.Image, rng: random.Random, width: tuple[int, int] = (
     return buf.getvalue()
 
 
-def variations(n: int, seed: int = 0, width: tuple[int, int] = (120, 240)) -> Iterator[tuple[bytes, str]]:
+def variations(n: int, seed: int = 0, width: tuple[int, int] = SMALL) -> Iterator[tuple[bytes, str]]:
     """n photos made from the sample photos, `width` pixels wide (from, to): (jpeg bytes, breed of the photo it
     came from)."""
     rng = random.Random(seed)
@@ -64,12 +65,18 @@ def forward_images_per_s(forward: Callable, batches: Sequence, replicas: int,
     try:
         list(pool.map(forward, [batches[i % len(batches)] for i in range(2 * replicas)]))  # warm-up: allocations
         images = sum(len(b) for b in batches)
-        cpu, start = os.times(), time.perf_counter()
+        cpu, start = cpu_seconds(), time.perf_counter()
         list(pool.map(forward, batches))
-        seconds, cpu_end = time.perf_counter() - start, os.times()
-        return images / seconds, 1000 * (cpu_end.user - cpu.user + cpu_end.system - cpu.system) / images
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+        return images / seconds, 1000 * cpu / images
     finally:
         pool.shutdown()
+
+
+def cpu_seconds() -> float:
+    """CPU time this process has used so far (user + system, all its threads)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def forward_layouts(settings) -> list[tuple[int, int]]:

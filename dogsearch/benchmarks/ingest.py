@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -30,13 +29,13 @@ import torch
 
 from common.images import decode_image
 from common.memory import tune_malloc
-from dogsearch.benchmarks.common import forward_images_per_s, forward_layouts, variations
+from dogsearch.benchmarks.common import SMALL, cpu_seconds, forward_images_per_s, forward_layouts, variations
 from services.embedder.model import model_from_settings
 from services.embedder.settings import EmbedderSettings
 from services.jobs.settings import JobsSettings
 
 
-def _write(folder: Path, n: int, seed: int, width: tuple[int, int] = (120, 240)) -> list[bytes]:
+def _write(folder: Path, n: int, seed: int, width: tuple[int, int] = SMALL) -> list[bytes]:
     photos = []
     for i, (data, breed) in enumerate(variations(n, seed=seed, width=width)):
         (folder / breed).mkdir(parents=True, exist_ok=True)
@@ -96,10 +95,9 @@ def worker_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench",
                                          timeout=600) as client:
                 await _job_seconds(client, warm)  # loads the model, creates the collection
-                before = os.times()
+                before = cpu_seconds()
                 seconds, job = await _job_seconds(client, folder)
-                after = os.times()
-                return seconds, job, (after.user - before.user) + (after.system - before.system)
+                return seconds, job, cpu_seconds() - before
 
     seconds, job, cpu = asyncio.run(go())
     return job["indexed"] / seconds, job, cpu
@@ -169,7 +167,7 @@ def celery_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_
 def run(quick: bool = False, megapixels: float | None = None) -> dict:
     """`megapixels`: photos of about that size instead of small ones (120-240 px wide, the default)."""
     n, rounds = (96, 1) if quick else (512, 3)
-    width = (120, 240)
+    width = SMALL
     if megapixels:
         side = round((megapixels * 1e6 * 4 / 3) ** 0.5)  # 4:3
         width = (round(side * 0.9), round(side * 1.1))
