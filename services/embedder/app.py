@@ -59,7 +59,7 @@ def create_app(
         files = [(upload.filename or f"#{index}", await upload.read()) for index, upload in enumerate(images)]
         try:
             model, unavailable = await cache.aget(), None
-        except Exception as exc:  # the reason goes to the client: a missing weights package, a bad device, ...
+        except Exception as exc:
             model, unavailable = None, exc
 
         def decode_all() -> list[Image.Image]:  # bad input is a 4xx whether or not the model is up
@@ -75,7 +75,7 @@ def create_app(
 
         decoded = await asyncio.to_thread(decode_all)
         if model is None:
-            raise HTTPException(503, f"model unavailable: {unavailable}") from unavailable
+            raise _unavailable(unavailable) from unavailable
         # Preprocessing here, not on the inference thread: it overlaps the forward of other requests.
         tensors = await asyncio.to_thread(lambda: [model.preprocess(im) for im in decoded])
         try:
@@ -91,8 +91,13 @@ def create_app(
 async def _model_or_503(cache: ModelCache) -> EmbeddingModel:
     try:
         return await cache.aget()
-    except Exception as exc:  # the reason goes to the client: a missing weights package, a bad device, ...
-        raise HTTPException(503, f"model unavailable: {exc}") from exc
+    except Exception as exc:
+        raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: Exception) -> HTTPException:
+    """503 with the reason, for the client: a missing weights package, a bad device, ..."""
+    return HTTPException(503, f"model unavailable: {exc}")
 
 
 def _jsonable(config: dict) -> dict:
