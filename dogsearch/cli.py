@@ -143,8 +143,10 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from common.memory import frozen_once_started
+
     configure_logging(fmt=args.log_format)
-    app = _build_app(args)
+    app = frozen_once_started(_build_app(args))
     uvicorn.run(app, host=args.host, port=args.port or DEFAULT_PORTS[args.service], log_config=None,
                 access_log=False, timeout_graceful_shutdown=10)
     return 0
@@ -257,11 +259,12 @@ def _index(args: argparse.Namespace) -> int:
             return await follow_job(lambda: jobs.get(created["id"]))
 
     async def in_process():
+        from common.memory import frozen_once_started
         from dogsearch.allinone import create_all_in_one
         from services.jobs.client import JobsClient
 
-        app = create_all_in_one(args.data_dir, jobs_options={
-            "broker_url": None, "allowed_roots": [str(r) for r in readable]})
+        app = frozen_once_started(create_all_in_one(args.data_dir, jobs_options={
+            "broker_url": None, "allowed_roots": [str(r) for r in readable]}))
         async with app.router.lifespan_context(app):
             client = JobsClient("http://dogsearch", app=app, timeout=600)
             created = await client.index_path(target, labels, payload)

@@ -2,6 +2,7 @@
 machine or others that reach the same Redis, embedder and search services and photo directory."""
 from __future__ import annotations
 
+from common.memory import freeze_startup_objects
 from services.gateway.settings import GatewaySettings
 from services.jobs.celery_app import create_celery
 from services.jobs.settings import JobsSettings
@@ -13,6 +14,7 @@ def run_worker(*, concurrency: int, pool: str, loglevel: str = "INFO") -> None:
         raise SystemExit("dogsearch worker: set DOGSEARCH_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
     gateway = GatewaySettings()  # where photos go and which services embed and store them
     app = create_celery(settings, gateway)
+    freeze_startup_objects()
     app.worker_main([
         "worker", f"--pool={pool}", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
         # No broadcast chatter between workers: they share nothing but the queue.

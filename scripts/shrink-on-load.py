@@ -1,5 +1,5 @@
 """What decoding large JPEGs shrunk (common.images.decode_image's min_side) costs and saves: photos are scaled up
-to each size, then decoded in full and shrunk the way the job worker (dHash + thumbnail) and the embedder (the
+to each size, then decoded in full and shrunk the way the job worker (its checks and dHash) and the embedder (the
 model's preprocessing) do. Prints, per size, the milliseconds per photo both ways and the cosine between the
 vectors of the two decodes (docs/operations.md).
 
@@ -29,14 +29,13 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from common.images import decode_image, thumbnail_jpeg
+    from common.images import decode_image
     from services.embedder.model import model_from_settings
     from services.embedder.settings import EmbedderSettings
-    from services.gateway.settings import GatewaySettings
+    from services.gateway.ingest import SHRUNK_SIDE
     from services.jobs import phash
 
     model = model_from_settings(EmbedderSettings())
-    thumb_px = GatewaySettings().thumbnail_px
     limits = {"max_bytes": 1 << 30, "max_pixels": 1 << 30}
     sources = sorted(args.photos.rglob("*.jpg"))[: args.n]
 
@@ -46,9 +45,7 @@ def main() -> None:
         return result, 1000 * (time.perf_counter() - start)
 
     def worker(data: bytes, min_side: int | None) -> None:
-        decoded = decode_image(data, **limits, min_side=min_side)
-        phash.dhash(decoded.image)
-        thumbnail_jpeg(decoded.image, thumb_px)
+        phash.dhash(decode_image(data, **limits, min_side=min_side).image)
 
     def embedder(data: bytes, min_side: int | None) -> torch.Tensor:
         return model.preprocess(decode_image(data, **limits, min_side=min_side).image)
@@ -65,7 +62,7 @@ def main() -> None:
                 buf, "JPEG", quality=90)
             data = buf.getvalue()
             _, a = ms(worker, data, None)
-            _, b = ms(worker, data, thumb_px)
+            _, b = ms(worker, data, SHRUNK_SIDE)
             full, c = ms(embedder, data, None)
             shrunk, d = ms(embedder, data, model.decode_side)
             times += (a, b, c, d)

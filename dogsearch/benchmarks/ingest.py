@@ -2,7 +2,7 @@
 machine in the same run (goal ≥ 0.8).
 
 Two workers run the same job code (services.jobs.work): it reads each file, checks and decodes it, hashes it
-(sha256 and dHash), embeds it in batches, writes photo and thumbnail, and upserts the vectors.
+(sha256 and dHash), embeds it in batches, writes the photo, and upserts the vectors.
 - `ingest_worker_*`: the embedded runner, every service and the job in one process (`dogsearch serve`);
 - `ingest_celery_*`: one `dogsearch worker` process on Redis (db 14 of 127.0.0.1:6379, flushed; skipped when no
   Redis answers there) talking HTTP to an embedder and a search process, the jobs submitted through a gateway
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from common.images import decode_image
-from common.memory import tune_malloc
+from common.memory import frozen_once_started, tune_malloc
 from dogsearch.benchmarks.common import SMALL, cpu_seconds, forward_images_per_s, forward_layouts, variations
 from services.embedder.model import model_from_settings
 from services.embedder.settings import EmbedderSettings
@@ -87,8 +87,9 @@ def worker_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_
     """(images/s, the job, CPU seconds the process spent on the job)."""
     from dogsearch.allinone import create_all_in_one
 
-    app = create_all_in_one(data, embedder_settings=settings, model_factory=model_factory, jobs_options={
-        "broker_url": None, "allowed_roots": [str(root)], "batch_size": batch_size})
+    app = frozen_once_started(create_all_in_one(  # as `dogsearch serve` is
+        data, embedder_settings=settings, model_factory=model_factory,
+        jobs_options={"broker_url": None, "allowed_roots": [str(root)], "batch_size": batch_size}))
 
     async def go():
         async with app.router.lifespan_context(app):

@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 
 from common.http import UpstreamError
-from common.images import check_size
+from common.images import ImageRejected, check_size
 from common.ops import install_ops
 from services.embedder.client import EmbedderClient
 from services.gateway.ingest import Ingestor, Upload, VectorSpace
@@ -49,10 +49,9 @@ def create_app(
     embedder = embedder or EmbedderClient(settings.embedder_url, timeout=timeout)
     search = search or SearchClient(settings.search_url, timeout=timeout)
     pose = pose or PoseClient(settings.pose_url, timeout=timeout)
-    photos = PhotoStore(settings.data_dir)
+    photos = PhotoStore(settings.data_dir, settings.thumbnail_px)
     ingestor = Ingestor(embedder, search, photos, VectorSpace(embedder, search),
-                        max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
-                        thumbnail_px=settings.thumbnail_px)
+                        max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
     jobs = Jobs(jobs_settings or JobsSettings(), ingestor)  # bulk jobs: Celery workers, or in this process
 
     @asynccontextmanager
@@ -173,9 +172,15 @@ def create_app(
         dog_id: str = Path(..., pattern=DOG_ID),
         size: str = Query("original", pattern="^(original|thumbnail)$"),
     ) -> FileResponse:
-        point = await get_point(dog_id)
-        path = photos.thumbnail(dog_id) if size == "thumbnail" else photos.original(dog_id, point["payload"]["format"])
-        if not path.exists():
+        fmt = (await get_point(dog_id))["payload"]["format"]
+        if size == "thumbnail":
+            try:
+                path = await asyncio.to_thread(photos.thumbnail, dog_id, fmt)
+            except ImageRejected as exc:  # the stored original was checked when it came in: damaged since
+                raise HTTPException(500, f"cannot make the thumbnail of dog {dog_id}: {exc.reason}") from exc
+        else:
+            path = photos.original(dog_id, fmt)
+        if path is None or not path.exists():
             raise HTTPException(404, f"photo of dog {dog_id} is missing from the photo store")
         return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "max-age=86400"})
 

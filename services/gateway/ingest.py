@@ -13,10 +13,14 @@ from typing import Any
 from fastapi import HTTPException
 
 from common.http import UpstreamError
-from common.images import DecodedImage, decode_image, thumbnail_jpeg
+from common.images import DecodedImage, decode_image
 from services.embedder.client import EmbedderClient
 from services.gateway.photos import PhotoStore
 from services.search.client import SearchClient
+
+# How large a JPEG is decoded for the checks and the bulk path's perceptual hash (9x8 pixels): libjpeg's 1/8 scale
+# for most photos, which only reads each block's average.
+SHRUNK_SIDE = 64
 
 
 @dataclass(frozen=True)
@@ -67,16 +71,17 @@ class VectorSpace:
 
 class Ingestor:
     def __init__(self, embedder: EmbedderClient, search: SearchClient, photos: PhotoStore, space: VectorSpace,
-                 *, max_bytes: int, max_pixels: int, thumbnail_px: int) -> None:
+                 *, max_bytes: int, max_pixels: int) -> None:
         self.embedder, self.search, self.photos, self.space = embedder, search, photos, space
-        self.max_bytes, self.max_pixels, self.thumbnail_px = max_bytes, max_pixels, thumbnail_px
+        self.max_bytes, self.max_pixels = max_bytes, max_pixels
 
     def decode_now(self, data: bytes, *, shrink: bool = True) -> DecodedImage:
-        """Checks a photo and decodes it, by default only as large as its thumbnail and dHash need: a JPEG shrinks
-        on load down to the thumbnail's size (the embedder decodes a copy of its own for the model). `shrink=False`
-        for every pixel, e.g. to draw on it in the photo's own coordinates. Blocking."""
+        """Checks a photo and decodes it, by default only as large as the checks and a perceptual hash need: a
+        JPEG shrinks on load (the embedder decodes a copy of its own for the model, thumbnails are made later from
+        the stored photo). `shrink=False` for every pixel, e.g. to draw on it in the photo's own coordinates.
+        Blocking."""
         return decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels,
-                            min_side=self.thumbnail_px if shrink else None)
+                            min_side=SHRUNK_SIDE if shrink else None)
 
     async def decode(self, data: bytes, *, shrink: bool = True) -> DecodedImage:
         return await asyncio.to_thread(self.decode_now, data, shrink=shrink)
@@ -141,4 +146,4 @@ class Ingestor:
 
     def _save_photos(self, todo: Sequence[tuple[int, str, Upload, DecodedImage]]) -> None:
         for _, dog_id, upload, decoded in todo:
-            self.photos.save(dog_id, decoded.format, upload.data, thumbnail_jpeg(decoded.image, self.thumbnail_px))
+            self.photos.save(dog_id, decoded.format, upload.data)

@@ -1,33 +1,51 @@
-"""Original photos and thumbnails on disk, one file each, written atomically."""
+"""Original photos on disk, one file each, written atomically; thumbnails made from them when first asked for."""
 from __future__ import annotations
 
 import os
 import threading
 from pathlib import Path
 
+from common.images import decode_image, thumbnail_jpeg
+
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
                "bmp": "image/bmp", "tiff": "image/tiff"}
+_NO_LIMIT = 1 << 62  # a stored original passed the upload limits when it came in
 
 
 class PhotoStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, thumbnail_px: int = 256) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.thumbnail_px = thumbnail_px
 
     def original(self, dog_id: str, fmt: str) -> Path:
         return self._dir(dog_id) / f"{dog_id}.{EXTENSIONS.get(fmt, 'bin')}"
 
-    def thumbnail(self, dog_id: str) -> Path:
-        return self._dir(dog_id) / f"{dog_id}.thumb.jpg"
+    def thumbnail(self, dog_id: str, fmt: str) -> Path | None:
+        """The thumbnail's file, made from the original the first time it is asked for (blocking); None when the
+        original is missing. Not made at ingestion: most photos of a bulk import are never looked at, and a file
+        fewer per photo is a good part of what a job costs besides the model (docs/operations.md)."""
+        path = self._thumbnail_path(dog_id)
+        if path.exists():
+            return path
+        try:
+            data = self.original(dog_id, fmt).read_bytes()
+        except FileNotFoundError:
+            return None
+        image = decode_image(data, max_bytes=_NO_LIMIT, max_pixels=_NO_LIMIT, min_side=self.thumbnail_px).image
+        _write_atomic(path, thumbnail_jpeg(image, self.thumbnail_px))
+        return path
 
-    def save(self, dog_id: str, fmt: str, data: bytes, thumbnail: bytes) -> None:
+    def save(self, dog_id: str, fmt: str, data: bytes) -> None:
         _write_atomic(self.original(dog_id, fmt), data)
-        _write_atomic(self.thumbnail(dog_id), thumbnail)
 
     def delete(self, dog_id: str, fmt: str) -> None:
-        for path in (self.original(dog_id, fmt), self.thumbnail(dog_id)):
+        for path in (self.original(dog_id, fmt), self._thumbnail_path(dog_id)):
             path.unlink(missing_ok=True)
+
+    def _thumbnail_path(self, dog_id: str) -> Path:
+        return self._dir(dog_id) / f"{dog_id}.thumb.jpg"
 
     def _dir(self, dog_id: str) -> Path:
         # Two levels of fan-out keep directories small at millions of photos.

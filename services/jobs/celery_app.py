@@ -35,9 +35,9 @@ def build_ingestor(settings: GatewaySettings) -> Ingestor:
 
     embedder = EmbedderClient(settings.embedder_url, timeout=settings.upstream_timeout_s)
     search = SearchClient(settings.search_url, timeout=settings.upstream_timeout_s)
-    return Ingestor(embedder, search, PhotoStore(settings.data_dir), VectorSpace(embedder, search),
-                    max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
-                    thumbnail_px=settings.thumbnail_px)
+    return Ingestor(embedder, search, PhotoStore(settings.data_dir, settings.thumbnail_px),
+                    VectorSpace(embedder, search), max_bytes=settings.max_upload_bytes,
+                    max_pixels=settings.max_image_pixels)
 
 
 def create_celery(settings: JobsSettings, gateway_settings: GatewaySettings | None = None) -> Celery:

@@ -49,6 +49,20 @@ async def test_add_get_image_and_delete(gateway):
     assert await total(gateway) == 0
 
 
+async def test_a_thumbnail_is_made_when_first_asked_for_and_a_damaged_original_is_a_500(gateway, tmp_path):
+    dog = (await add(gateway, solid(RED, (600, 300)))).json()
+    [stored] = list((tmp_path / "data" / "photos").rglob(f"{dog['id']}.*"))  # the original only: no thumbnail yet
+    thumb = await gateway.get(dog["thumbnail_url"])
+    assert thumb.status_code == 200 and Image.open(io.BytesIO(thumb.content)).size == (256, 128)
+    assert len(list(stored.parent.glob(f"{dog['id']}.*"))) == 2  # kept for the next request
+
+    other = (await add(gateway, solid(BLUE, (90, 60)))).json()
+    [original] = list((tmp_path / "data" / "photos").rglob(f"{other['id']}.*"))
+    original.write_bytes(b"damaged on disk")
+    broken = await gateway.get(other["thumbnail_url"])
+    assert broken.status_code == 500 and "cannot make the thumbnail" in broken.json()["detail"]
+
+
 async def test_search_returns_the_closest_dogs_best_first(gateway):
     ids = {}
     for name, color in (("red", RED), ("green", GREEN), ("blue", BLUE)):
