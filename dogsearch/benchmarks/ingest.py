@@ -176,7 +176,7 @@ def run(quick: bool = False, megapixels: float | None = None) -> dict:
     settings = EmbedderSettings()
     # A job's batch is one embedder call; the embedder runs it in forwards of at most its batch_max_size.
     forward_batch = min(batch_size, settings.batch_max_size)
-    bare, forward_cpu, bare_layouts, worker, celery, skipped = [], [], [], [], [], None
+    bare, forward_cpu, bare_layouts, worker, worker_cores, celery, skipped = [], [], [], [], [], [], None
     with tempfile.TemporaryDirectory(prefix="dogsearch-bench-ingest-") as tmp:
         root = Path(tmp)
         photos = _write(root / "photos", n, seed=1, width=width)
@@ -189,10 +189,11 @@ def run(quick: bool = False, megapixels: float | None = None) -> dict:
             bare.append(by_layout[fastest][0])
             forward_cpu.append(by_layout[fastest][1])
             bare_layouts.append({layout: rate for layout, (rate, _) in by_layout.items()})
-            rate, job, _ = worker_images_per_s(root, root / f"data-{r}", root / "warm", root / "photos", batch_size,
-                                               settings)
+            rate, job, cpu = worker_images_per_s(root, root / f"data-{r}", root / "warm", root / "photos",
+                                                 batch_size, settings)
             _check(job, n)
             worker.append(rate)
+            worker_cores.append(rate * cpu / n)
             outcome = celery_images_per_s(root, root / f"celery-{r}", root / "warm", root / "photos", batch_size)
             if isinstance(outcome, str):
                 skipped = outcome
@@ -215,6 +216,8 @@ def run(quick: bool = False, megapixels: float | None = None) -> dict:
         "ingest_replicas": settings.replicas, "ingest_torch_threads": settings.torch_threads,
         "ingest_worker_images_per_s": round(max(worker), 2),
         "ingest_worker_over_bare": round(max(worker) / max(bare), 3),
+        # CPU seconds per second the runner's process used in its best round: under the number of cores, they idled
+        "ingest_worker_cores_busy": round(worker_cores[worker.index(max(worker))], 2),
         # The CPU a photo costs in the forward and besides it: where both share the cores, a worker's ratio is at
         # most forward / (forward + besides).
         "ingest_forward_cpu_ms_per_photo": round(min(forward_cpu), 2),
