@@ -19,13 +19,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from common.images import decode_image
 from services.gateway.photos import PhotoStore
 from services.search.store import EdgeStore, Point
 
 STAGING_SUFFIX = "__reindex"
 OLD_SUFFIX = "__old"
-_NO_LIMIT = 1 << 62
 _RENAME_EXCHANGE = 2
 
 
@@ -95,8 +93,7 @@ def _embed_page(page: list[Point], photos: PhotoStore, model) -> list[Point]:
         if path is None or not path.is_file():
             raise ReindexError(f"the photo of point {point.id} (format {fmt!r}) is missing: {path}; "
                                "the old collection stays")
-        image = decode_image(path.read_bytes(), max_bytes=_NO_LIMIT, max_pixels=_NO_LIMIT,
-                             min_side=model.decode_side).image  # as the embedder decodes
+        image = photos.decode_original(point.id, fmt, min_side=model.decode_side)  # as the embedder decodes
         tensors.append(model.preprocess(image))
     vectors = model.embed(torch.stack(tensors))
     return [Point(id=p.id, vector=v.tolist(), payload=dict(p.payload) | {"model": model.model_id})

@@ -5,6 +5,8 @@ import os
 import threading
 from pathlib import Path
 
+from PIL import Image
+
 from common.images import decode_image, thumbnail_jpeg
 
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
@@ -30,12 +32,17 @@ class PhotoStore:
         if path.exists():
             return path
         try:
-            data = self.original(dog_id, fmt).read_bytes()
+            image = self.decode_original(dog_id, fmt, min_side=self.thumbnail_px)
         except FileNotFoundError:
             return None
-        image = decode_image(data, max_bytes=_NO_LIMIT, max_pixels=_NO_LIMIT, min_side=self.thumbnail_px).image
         _write_atomic(path, thumbnail_jpeg(image, self.thumbnail_px))
         return path
+
+    def decode_original(self, dog_id: str, fmt: str, *, min_side: int | None = None) -> Image.Image:
+        """The stored photo's pixels (blocking), a JPEG shrunk on load down to `min_side`, without the upload
+        limits: it passed them when it came in. FileNotFoundError when it is missing."""
+        data = self.original(dog_id, fmt).read_bytes()
+        return decode_image(data, max_bytes=_NO_LIMIT, max_pixels=_NO_LIMIT, min_side=min_side).image
 
     def save(self, dog_id: str, fmt: str, data: bytes) -> None:
         _write_atomic(self.original(dog_id, fmt), data)
