@@ -59,9 +59,12 @@ class _Prepared:
     fields: dict[str, Any]
     upload: Upload | None = None
     decoded: DecodedImage | None = None
-    dog_id: str | None = None
     phash: int | None = None
     error: str | None = None
+
+    @property
+    def dog_id(self) -> str:
+        return self.upload.dog_id
 
 
 def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -> _Prepared:
@@ -76,7 +79,6 @@ def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -
         item.error = f"cannot read the file: {exc.strerror or exc}"
         return item
     item.upload = Upload(data, fields)
-    item.dog_id = item.upload.dog_id
     item.phash = ph.dhash(item.decoded.image)
     return item
 
