@@ -119,6 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     from training.embedder.cli import add_arguments as _add_train_arguments
 
     _add_train_arguments(embedder)
+    vit = train_kinds.add_parser("vit", help="fine-tune the ViT end to end through LoRA adapters (a GPU's work)")
+    vit.set_defaults(func=_train_vit)
+    from training.embedder.cli import add_finetune_arguments
+
+    add_finetune_arguments(vit)
     pose_train = train_kinds.add_parser("pose", help="train the default pose model (models/pose-lite0-fpn)")
     pose_train.set_defaults(func=_train_pose)
     from training.pose.cli import add_arguments as _add_pose_train_arguments
@@ -382,6 +387,13 @@ def _train_embedder(args: argparse.Namespace) -> int:
 
     configure_logging("WARNING")
     return run(args)
+
+
+def _train_vit(args: argparse.Namespace) -> int:
+    from training.embedder.cli import run_finetune
+
+    configure_logging("WARNING")
+    return run_finetune(args)
 
 
 def _eval_pose(args: argparse.Namespace) -> int:

@@ -66,11 +66,16 @@ def find(name: str, models_dir: Path | None = None) -> Path | None:
 
 
 def read_config(folder: Path) -> dict:
+    """A trained model's config: ``kind`` "head" (the default: a head on the base's embedding) or "lora" (a
+    low-rank delta merged into the base's weights, services/embedder/lora.py)."""
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
-        config["base"], config["head"]  # noqa: B018 - both must be there
+        kind = config.setdefault("kind", "head")
+        config["base"], config[kind]  # noqa: B018 - the base and the delta's shape must be there
+        if kind not in ("head", "lora"):
+            raise ValueError(f"unknown kind {kind!r}")
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise WeightsError(f"{folder / CONFIG_FILE} is not a head config ({exc})") from exc
+        raise WeightsError(f"{folder / CONFIG_FILE} is not a trained model's config ({exc})") from exc
     return config
 
 

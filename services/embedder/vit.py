@@ -133,11 +133,15 @@ def cached_state_dict(cache_dir: str | Path) -> OrderedDict[str, torch.Tensor]:
 
 
 def build(cache_dir: str | Path, num_classes: int = 0) -> torch.nn.Module:
-    import timm
-
     if num_classes:
         raise ValueError(f"{MODEL_ID} has no classifier: use num_classes=0")
-    state = cached_state_dict(cache_dir)  # first: a missing package fails before the slow build
+    return from_state_dict(cached_state_dict(cache_dir))  # first: a missing package fails before the slow build
+
+
+def from_state_dict(state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The timm ViT with converted weights (training machines without the registry package load a copy)."""
+    import timm
+
     module = timm.create_model(ARCH, pretrained=False, num_classes=0, img_size=IMG_SIZE)
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return module.eval()

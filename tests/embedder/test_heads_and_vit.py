@@ -41,7 +41,7 @@ def test_a_broken_config_is_a_clear_error(tmp_path):
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / H.CONFIG_FILE).write_text(json.dumps({"base": "efficientnet_lite0"}))
-    with pytest.raises(WeightsError, match="not a head config"):
+    with pytest.raises(WeightsError, match="not a trained model's config"):
         H.read_config(folder)
 
 

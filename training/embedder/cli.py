@@ -34,6 +34,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
 
 
+def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    from training.embedder.config import FinetuneConfig
+
+    parser.add_argument("--model-id", required=True, help="name of the trained model (models/<model-id>/)")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"))
+    parser.add_argument("--base", default="vit_small_dinov2", help="the backbone to adapt (a create_model name)")
+    parser.add_argument("--base-weights", type=Path,
+                        help="a safetensors copy of the converted base (for machines without its registry package)")
+    parser.add_argument("--teacher", default="efficientnet_lite0", help="a create_model name, or 'none'")
+    parser.add_argument("--teacher-weights", type=Path, help="local weights for the teacher")
+    parser.add_argument("--breed-dir", type=Path, default=DATA / "imagewoof/train")
+    parser.add_argument("--identity-dir", type=Path, default=DATA / "dogfacenet")
+    parser.add_argument("--limit", type=int, help="at most this many photos per set (a quick smoke run)")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when there is one)")
+    parser.add_argument("--workers", type=int, default=8, help="data-loading processes")
+    parser.add_argument("--out", type=Path, help="checkpoint + log folder (default .cache/train/<model-id>)")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--stop-after", type=int, help="stop after this epoch of the --epochs schedule")
+    parser.add_argument("--max-minutes", type=float,
+                        help="stop after the last epoch that fits in this time (the best epoch is kept)")
+    for f in dataclasses.fields(FinetuneConfig):
+        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+
+
 def _features(name: str, device: str, args: argparse.Namespace) -> dict:
     from dogsearch.evaluate import load_model
     from training.embedder.features import load_or_extract
@@ -75,3 +99,9 @@ def run(args: argparse.Namespace) -> int:
     })
     print(json.dumps({"model": args.model_id, "best_epoch": state.best_epoch, "sha256": saved["sha256"]}))
     return 0
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from training.embedder.finetune import run as finetune
+
+    return finetune(args)
