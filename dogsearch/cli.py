@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--embedder-url", help="gateway: the embedder's base URL")
     serve.add_argument("--search-url", help="gateway: the search service's base URL")
     serve.add_argument("--pose-url", help="gateway: the pose service's base URL")
-    serve.add_argument("--model", help="embedder model name (default: efficientnet_lite0)")
+    serve.add_argument("--model", help="embedder model name (default: vit_small_dinov2-lora-dogs-v1)")
     serve.add_argument("--device", help="embedder device: cpu, cuda, cuda:N")
     serve.add_argument("--log-format", choices=["json", "text"], default="json")
     serve.set_defaults(func=_serve)

