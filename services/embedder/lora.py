@@ -64,7 +64,7 @@ def delta_state(module: nn.Module, full: Iterable[str] = ()) -> dict[str, torch.
             out[f"{name}.lora_b"] = m.lora_b.detach()
     params = dict(module.named_parameters())
     for key in full:
-        out[key.replace(".base.", ".")] = params[key].detach()
+        out[key] = params[key].detach()
     return out
 
 
@@ -76,6 +76,8 @@ def merge_delta(module: nn.Module, delta: Mapping[str, torch.Tensor], scale: flo
     updates: dict[str, torch.Tensor] = {}
     for key, value in delta.items():
         if key.endswith(".lora_b"):
+            if key[: -len("b")] + "a" not in delta:
+                raise WeightsError(f"LoRA delta has {key!r} but no matching lora_a")
             continue
         if key.endswith(".lora_a"):
             layer = key[: -len(".lora_a")]
@@ -116,8 +118,12 @@ def load_delta(folder: Path, config: Mapping) -> tuple[dict[str, torch.Tensor], 
         raise WeightsError(f"LoRA weights {path} are missing")
     try:
         rank, alpha = int(config["lora"]["rank"]), float(config["lora"]["alpha"])
+        expected = str(config["sha256"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"{folder / 'config.json'} has no valid lora.rank / lora.alpha ({exc})") from exc
-    if config.get("sha256"):
-        W.verify_sha256(path, config["sha256"], what=f"LoRA weights of {folder.name}")
-    return dict(W.load_state_dict_file(path)), alpha / rank
+        raise WeightsError(f"{folder / 'config.json'} needs lora.rank, lora.alpha and sha256 ({exc!r})") from exc
+    W.verify_sha256(path, expected, what=f"LoRA weights of {folder.name}")
+    delta = dict(W.load_state_dict_file(path))
+    ranks = {v.shape[0] for k, v in delta.items() if k.endswith(".lora_a")}
+    if ranks != {rank}:
+        raise WeightsError(f"{path} holds LoRA ranks {sorted(ranks)}, its config says {rank}")
+    return delta, alpha / rank

@@ -218,9 +218,12 @@ def build_backbone(
     head_folder = H.find(name)
     if head_folder is not None:
         if weights_path is not None or num_classes:
-            raise ValueError(f"{name!r} is a trained head model: it takes no weights_path or classifier")
+            raise ValueError(f"{name!r} is a trained model: it takes no weights_path or classifier")
         config = H.read_config(head_folder)
-        base, _, data_config = build_backbone(config["base"], cache_dir=cache_dir)
+        base, base_id, data_config = build_backbone(config["base"], cache_dir=cache_dir)
+        if config.get("base_model_id", base_id) != base_id:  # a delta fits only the weights it was trained on
+            raise WeightsError(f"{name!r} was trained on {config['base_model_id']}, but {config['base']!r} "
+                               f"is now {base_id}")
         if config["kind"] == "lora":
             L.merge_delta(base, *L.load_delta(head_folder, config))
             return base.eval(), name, data_config

@@ -98,8 +98,8 @@ class EdgeStore(DerivedReads):
 
         hnsw_ef: HNSW search breadth; None is the engine's default (ef_construct, 100).
         full_scan_threshold_kb: segments, and filtered candidate sets, holding fewer vectors than this many KB
-            are searched exactly even after optimize() (10,000 KB, the engine's default, is about 2,000 vectors
-            of 1280 floats). Lower it only to measure the graph on small data: in the graph, a filter on an
+            are searched exactly even after optimize() (10,000 KB, the engine's default, is about 6,500 vectors
+            of 384 floats). Lower it only to measure the graph on small data: in the graph, a filter on an
             unindexed field that matches few points finds few of them. Fixed when the collection is created
             (the engine keeps it); ignored on reopen.
         """

@@ -88,6 +88,12 @@ def test_a_shipped_lora_folder_loads_by_name_with_its_checksum(tmp_path, monkeyp
     x = torch.randn(2, 3, 28, 28)
     torch.testing.assert_close(model.module(x), student(x), rtol=1e-2, atol=1e-3)  # the delta is stored in fp16
 
+    for wrong, message in (({"lora": {"rank": 3, "alpha": 2.0}}, "ranks"),
+                           ({"base_model_id": "tiny-base-v0"}, "trained on tiny-base-v0")):
+        (folder / "config.json").write_text(json.dumps(config | wrong))
+        with pytest.raises(WeightsError, match=message):
+            M.create_model("tiny-lora")
+    (folder / "config.json").write_text(json.dumps(config))
     (folder / L.DELTA_FILE).write_bytes((folder / L.DELTA_FILE).read_bytes()[:-1] + b"\0")
     with pytest.raises(WeightsError, match="checksum"):
         M.create_model("tiny-lora")

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 
+from services.embedder import lora as L
 from training.embedder.config import FinetuneConfig
 from training.embedder.finetune import Finetuner, labelled
 
@@ -49,6 +50,14 @@ def test_finetune_trains_validates_and_resumes_exactly(tmp_path):
     assert straight.best_epoch in (1, 2)
     delta = straight.delta()
     assert any(k.endswith("lora_b") and v.abs().sum() > 0 for k, v in delta.items())  # training moved it
+    # what ships (the delta merged into a fresh base) is the network that was trained, LayerNorms included
+    assert any(".norm" in k for k in delta)
+    served = tiny_vit(0)
+    L.merge_delta(served, delta, scale=config.alpha / config.rank)
+    x = torch.randn(2, 3, 224, 224)
+    straight.student.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(served(x), straight.student(x), rtol=1e-4, atol=1e-5)
 
     interrupted = _tuner(tmp_path, config, tmp_path / "b")
     interrupted.fit(stop_after=1, log=lambda _: None)

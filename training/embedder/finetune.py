@@ -9,8 +9,8 @@ domain, weighted and summed:
 * ``label``: supervised contrastive loss with breed / dog labels;
 * ``distill``: relational distillation from a frozen teacher (the CNN) run on the same views.
 AdamW, linear warm-up then cosine, bf16 autocast on GPU, seeded (each epoch's sampling and augmentation are
-seeded by the epoch, so ``--resume`` continues where a checkpoint left off). After every epoch the model is
-embedded exactly as the service embeds (``EmbeddingModel``: resize, centre crop, normalise) on the *val* splits;
+seeded by the epoch, so ``--resume`` continues where a checkpoint left off). After every epoch the model
+embeds the *val* splits as the service does (``EmbeddingModel``: resize, centre crop, normalise; bf16 on a GPU);
 the epoch with the best mean recall@1 is the one saved, as a LoRA delta under ``models/<model-id>/``.
 """
 from __future__ import annotations
@@ -79,7 +79,7 @@ class PKBatches:
 
 def labelled(root: Path, kind: str, split: str, limit: int | None = None) -> tuple[list[tuple[Path, int]], list[str]]:
     """(path, label index) of one split's photos whose label has at least 2 (leave-one-out needs a partner);
-    ``limit`` keeps whole labels, in order, up to about that many photos."""
+    ``limit`` keeps about that many photos: every n-th of the breeds, the first dogs' whole."""
     items = select(labelled_images(root), kind, split)  # type: ignore[arg-type]
     counts = Counter(lab for _, lab in items)
     items = [(p, lab) for p, lab in items if counts[lab] >= 2]
@@ -125,7 +125,9 @@ class Finetuner:
         self.identity = Photos(identity, image_augment(V.IMG_SIZE, mean, std, min_scale=c.face_min_scale,
                                                        jitter=c.jitter, grey_p=0.1, blur_p=0.2))
         self.identity_labels = torch.tensor([lab for _, lab in identity])
-        self.steps_per_epoch = max(1, len(breed) // c.breed_batch)
+        if len(breed) < c.breed_batch:
+            raise ValueError(f"{len(breed)} breed photos do not fill one batch of --breed-batch {c.breed_batch}")
+        self.steps_per_epoch = len(breed) // c.breed_batch
         trainable = [p for p in self.student.parameters() if p.requires_grad] + list(self.proj.parameters())
         self.opt = torch.optim.AdamW(trainable, lr=c.lr, weight_decay=c.weight_decay)
         total, warm = self.steps_per_epoch * c.epochs, int(self.steps_per_epoch * c.warmup_epochs)
@@ -234,7 +236,7 @@ class Finetuner:
         else:
             (self.out_dir / LOG).unlink(missing_ok=True)
             log(json.dumps({"epoch": 0} | self.validate()))
-        start = time.monotonic()
+        start, first = time.monotonic(), self.epoch
         last = min(self.config.epochs, stop_after or self.config.epochs)
         while self.epoch < last:
             t0 = time.monotonic()
@@ -252,8 +254,8 @@ class Finetuner:
                 fh.write(json.dumps(record) + "\n")
             log(json.dumps(record))
             self.save_checkpoint(ckpt)
-            spent = (time.monotonic() - start) / 60
-            if max_minutes and spent * (self.epoch + 1) / self.epoch > max_minutes and self.epoch < last:
+            spent, done = (time.monotonic() - start) / 60, self.epoch - first  # this call's epochs only
+            if max_minutes and spent * (done + 1) / done > max_minutes and self.epoch < last:
                 log(f"stopping after epoch {self.epoch} (--stop-after {self.epoch}): another would pass "
                     f"--max-minutes {max_minutes}")
                 break
@@ -268,17 +270,13 @@ class Finetuner:
         tmp.replace(path)
 
     def load_checkpoint(self, path: Path) -> None:
-        blob = torch.load(path, weights_only=False)
+        blob = torch.load(path, map_location="cpu", weights_only=False)  # a GPU's checkpoint resumes anywhere
         if blob["config"] != dataclasses.asdict(self.config):
             raise ValueError(f"{path} was written with other settings; use a new --out folder")
         params = dict(self.student.named_parameters())
         with torch.no_grad():
             for key, value in blob["delta"].items():
-                if key.endswith((".lora_a", ".lora_b")):
-                    layer, _, which = key.rpartition(".")
-                    params[f"{layer}.{which}"].copy_(value)
-                else:
-                    params[key].copy_(value)
+                params[key].copy_(value)
         self.proj.load_state_dict(blob["proj"])
         self.opt.load_state_dict(blob["opt"])
         self.sched.load_state_dict(blob["sched"])
