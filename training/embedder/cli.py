@@ -11,6 +11,12 @@ from pathlib import Path
 DATA = Path("../shared/data")
 
 
+def _config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
+    """One --flag per field of a training config dataclass, with its type and default."""
+    for f in dataclasses.fields(config_class):
+        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from training.embedder.config import TrainConfig
 
@@ -30,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/features"), help="feature cache")
     parser.add_argument("--out", type=Path, help="checkpoint + log folder (default .cache/train/<model-id>)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    for f in dataclasses.fields(TrainConfig):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    _config_arguments(parser, TrainConfig)
 
 
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,8 +59,7 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-after", type=int, help="stop after this epoch of the --epochs schedule")
     parser.add_argument("--max-minutes", type=float,
                         help="stop after the last epoch that fits in this time (the best epoch is kept)")
-    for f in dataclasses.fields(FinetuneConfig):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    _config_arguments(parser, FinetuneConfig)
 
 
 def _features(name: str, device: str, args: argparse.Namespace) -> dict:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import random
 import shlex
 import sys
@@ -32,15 +31,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
-from dogsearch.evaluate import retrieval_metrics
 from dogsearch.splits import labelled_images, select
 from services.embedder import lora as L
 from services.embedder import vit as V
 from training.embedder.augment import TwoViews, image_augment
 from training.embedder.config import FinetuneConfig
 from training.embedder.heads import ProjectionHead
-from training.embedder.losses import nt_xent, relational_distill, supcon
-from training.embedder.train import pk_batch
+from training.embedder.train import contrastive_losses, optimizer_step, pk_batch, validation_record, warmup_cosine
 
 CHECKPOINT = "finetune-checkpoint.pt"
 LOG = "log.jsonl"
@@ -130,14 +127,8 @@ class Finetuner:
         self.steps_per_epoch = len(breed) // c.breed_batch
         trainable = [p for p in self.student.parameters() if p.requires_grad] + list(self.proj.parameters())
         self.opt = torch.optim.AdamW(trainable, lr=c.lr, weight_decay=c.weight_decay)
-        total, warm = self.steps_per_epoch * c.epochs, int(self.steps_per_epoch * c.warmup_epochs)
-
-        def lr_at(step: int) -> float:  # linear warm-up, then cosine to zero
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_at)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, warmup_cosine(
+            int(self.steps_per_epoch * c.warmup_epochs), self.steps_per_epoch * c.epochs))
         self.served = EmbeddingModel(self.student, model_id="finetune", data_config=V.DATA_CONFIG,
                                      device=self.device, precision="bf16" if self.device.type == "cuda" else "fp32")
         self.val = {name: self._pixels(items) for name, items in (("breed", breed_val), ("identity", identity_val))}
@@ -172,18 +163,6 @@ class Finetuner:
                               generator=torch.Generator().manual_seed(seed + 3), **common)
         return zip(breed, identity, strict=True)  # both yield steps_per_epoch batches
 
-    def _domain_losses(self, e: torch.Tensor, p: torch.Tensor, t: torch.Tensor | None, y: torch.Tensor,
-                       w_label: float) -> dict:
-        c, n = self.config, y.shape[0]
-        out = {}
-        if c.w_simclr:
-            out["simclr"] = c.w_simclr * nt_xent(p[:n], p[n:], c.temperature)
-        if w_label:
-            out["label"] = w_label * supcon(e, torch.cat([y, y]), c.temperature)
-        if c.w_distill and t is not None:
-            out["distill"] = c.w_distill * relational_distill(e, t, c.distill_temperature)
-        return out
-
     def step(self, breed_batch, identity_batch) -> dict:
         self.student.train()
         self.proj.train()
@@ -198,27 +177,19 @@ class Finetuner:
                 with torch.no_grad():
                     mean, std, t_mean, t_std = self._renorm
                     t = F.normalize(self.teacher((x * std + mean - t_mean) / t_std).float(), dim=1)
-        parts = {f"breed_{k}": v for k, v in self._domain_losses(
-            e[:nb], p[:nb], None if t is None else t[:nb], yb.to(self.device), self.config.w_breed).items()}
-        parts |= {f"identity_{k}": v for k, v in self._domain_losses(
-            e[nb:], p[nb:], None if t is None else t[nb:], yf.to(self.device), self.config.w_identity).items()}
-        loss = sum(parts.values())
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.sched.step()
-        return {"loss": loss.item()} | {k: v.item() for k, v in parts.items()}
+        c = self.config  # the teacher saw the same views: distillation is over both
+        parts = {f"breed_{k}": v for k, v in contrastive_losses(
+            e[:nb], p[:nb], yb.to(self.device), None if t is None else t[:nb], c, c.w_breed).items()}
+        parts |= {f"identity_{k}": v for k, v in contrastive_losses(
+            e[nb:], p[nb:], yf.to(self.device), None if t is None else t[nb:], c, c.w_identity).items()}
+        return optimizer_step(self.opt, self.sched, parts)
 
     @torch.no_grad()
     def validate(self) -> dict:
         self.student.eval()
-        out = {}
-        for name, (pixels, labels) in self.val.items():
-            emb = np.concatenate([self.served.embed(pixels[i:i + 256]) for i in range(0, len(pixels), 256)])
-            m = retrieval_metrics(emb, labels)
-            out |= {f"val_{name}_{k}": round(v, 4) for k, v in m.items()}
-        out["val_score"] = round((out["val_breed_recall@1"] + out["val_identity_recall@1"]) / 2, 4)
-        return out
+        return validation_record({name: (np.concatenate([self.served.embed(pixels[i:i + 256])
+                                                          for i in range(0, len(pixels), 256)]), labels)
+                                  for name, (pixels, labels) in self.val.items()})
 
     def delta(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in L.delta_state(self.student, self.full).items()}

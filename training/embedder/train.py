@@ -73,6 +73,52 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def warmup_cosine(warm: int, total: int):
+    """The learning-rate factor at each step: linear warm-up over ``warm`` steps, then cosine to zero at ``total``."""
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+    return lr_at
+
+
+def contrastive_losses(e: torch.Tensor, p: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None, config,
+                       w_label: float) -> dict:
+    """One domain's weighted loss terms for a batch of two views (rows: every view 1, then every view 2): NT-Xent
+    between the views' projections ``p``, supervised contrastive loss on the embeddings ``e`` with labels ``y``, and
+    relational distillation of the first ``len(t)`` embeddings onto the teacher's vectors ``t`` of the same rows."""
+    c, n = config, y.shape[0]
+    out = {}
+    if c.w_simclr:
+        out["simclr"] = c.w_simclr * nt_xent(p[:n], p[n:], c.temperature)
+    if w_label:
+        out["label"] = w_label * supcon(e, torch.cat([y, y]), c.temperature)
+    if c.w_distill and t is not None:
+        out["distill"] = c.w_distill * relational_distill(e[:len(t)], t, c.distill_temperature)
+    return out
+
+
+def optimizer_step(opt: torch.optim.Optimizer, sched, parts: dict) -> dict:
+    """Backpropagate the sum of ``parts``, step; returns the loss and each part as numbers, for the log."""
+    loss = sum(parts.values())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return {"loss": loss.item()} | {k: v.item() for k, v in parts.items()}
+
+
+def validation_record(embedded: dict[str, tuple[np.ndarray, list]]) -> dict:
+    """Leave-one-out metrics of each validation set ({name: (embeddings, labels)}) and ``val_score``, the mean
+    recall@1 of breeds and dogs that picks the epoch kept."""
+    out = {}
+    for name, (embeddings, labels) in embedded.items():
+        m = retrieval_metrics(embeddings, labels)
+        out |= {f"val_{name}_{k}": round(v, 4) for k, v in m.items()}
+    out["val_score"] = round((out["val_breed_recall@1"] + out["val_identity_recall@1"]) / 2, 4)
+    return out
+
+
 def pk_batch(labels: torch.Tensor, p: int, k: int, gen: torch.Generator) -> torch.Tensor:
     """Indices of up to ``p`` random labels with >= 2 samples, up to ``k`` random samples each."""
     uniq, counts = torch.unique(labels, return_counts=True)
@@ -98,15 +144,8 @@ class Trainer:
         params = list(self.head.parameters()) + list(self.proj.parameters())
         self.opt = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
         self.steps_per_epoch = max(1, math.ceil(len(data.breed.labels) / c.batch_size))
-        total = self.steps_per_epoch * c.epochs
-        warm = int(self.steps_per_epoch * c.warmup_epochs)
-
-        def lr_at(step: int) -> float:  # linear warm-up, then cosine to zero
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_at)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, warmup_cosine(
+            int(self.steps_per_epoch * c.warmup_epochs), self.steps_per_epoch * c.epochs))
         self.gen = torch.Generator().manual_seed(c.seed)
         self.state = State()
         self.best_head: dict | None = None
@@ -127,16 +166,8 @@ class Trainer:
         with self._autocast():
             e = F.normalize(self.head(torch.cat([v1, v2])).float(), dim=1)
             p = self.proj(e).float()
-        n = x.shape[0]
-        out = {}
-        if c.w_simclr:
-            out["simclr"] = c.w_simclr * nt_xent(p[:n], p[n:], c.temperature)
-        if w_label:
-            out["label"] = w_label * supcon(e, torch.cat([y, y]), c.temperature)
-        if c.w_distill and split.teacher is not None:
-            t = split.teacher[idx].to(self.device)
-            out["distill"] = c.w_distill * relational_distill(e[:n], t, c.distill_temperature)
-        return out
+        t = split.teacher[idx].to(self.device) if split.teacher is not None else None  # of the photos, not views
+        return contrastive_losses(e, p, y, t, c, w_label)
 
     def step(self) -> dict:
         c = self.config
@@ -148,12 +179,7 @@ class Trainer:
         parts = {f"breed_{k}": v for k, v in self._losses(b, breed_idx, c.w_breed).items()}
         parts |= {f"identity_{k}": v for k, v in
                   self._losses(self.data.identity, ident_idx, c.w_identity).items()}
-        loss = sum(parts.values())
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.sched.step()
-        return {"loss": loss.item()} | {k: v.item() for k, v in parts.items()}
+        return optimizer_step(self.opt, self.sched, parts)
 
     # -- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -164,12 +190,8 @@ class Trainer:
         return torch.cat(out).numpy()
 
     def validate(self) -> dict:
-        out = {}
-        for name, split in (("breed", self.data.breed_val), ("identity", self.data.identity_val)):
-            m = retrieval_metrics(self.embed(split.features), split.labels.tolist())
-            out |= {f"val_{name}_{k}": round(v, 4) for k, v in m.items()}
-        out["val_score"] = round((out["val_breed_recall@1"] + out["val_identity_recall@1"]) / 2, 4)
-        return out
+        return validation_record({name: (self.embed(split.features), split.labels.tolist()) for name, split in
+                                  (("breed", self.data.breed_val), ("identity", self.data.identity_val))})
 
     # -- epochs, checkpoints -------------------------------------------------------------------------
     def fit(self, *, resume: bool = False, log=print, stop_after: int | None = None) -> State:
