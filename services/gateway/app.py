@@ -15,10 +15,10 @@ from common.http import UpstreamError
 from common.images import ImageRejected, check_size
 from common.ops import install_ops
 from services.embedder.client import EmbedderClient
-from services.gateway.ingest import Ingestor, Upload, VectorSpace
+from services.gateway.ingest import Ingestor, Upload
 from services.gateway.jobs import jobs_router
 from services.gateway.payload import parse_json_object, search_filter, user_fields
-from services.gateway.photos import PhotoStore, media_type
+from services.gateway.photos import media_type
 from services.gateway.pose import GatewayPose, pose_router
 from services.gateway.schemas import Dog, DogPage, SearchResponse, SearchResult
 from services.gateway.security import ApiKeyGuard, RateLimit
@@ -49,9 +49,8 @@ def create_app(
     embedder = embedder or EmbedderClient(settings.embedder_url, timeout=timeout)
     search = search or SearchClient(settings.search_url, timeout=timeout)
     pose = pose or PoseClient(settings.pose_url, timeout=timeout)
-    photos = PhotoStore(settings.data_dir, settings.thumbnail_px)
-    ingestor = Ingestor(embedder, search, photos, VectorSpace(embedder, search),
-                        max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+    ingestor = Ingestor.from_settings(settings, embedder, search)
+    photos = ingestor.photos
     jobs = Jobs(jobs_settings or JobsSettings(), ingestor)  # bulk jobs: Celery workers, or in this process
 
     @asynccontextmanager

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 
@@ -17,6 +17,9 @@ from common.images import DecodedImage, decode_image
 from services.embedder.client import EmbedderClient
 from services.gateway.photos import PhotoStore
 from services.search.client import SearchClient
+
+if TYPE_CHECKING:
+    from services.gateway.settings import GatewaySettings
 
 # How large a JPEG is decoded for the checks and the bulk path's perceptual hash (9x8 pixels): libjpeg's 1/8 scale
 # for most photos, which only reads each block's average.
@@ -74,6 +77,14 @@ class Ingestor:
                  *, max_bytes: int, max_pixels: int) -> None:
         self.embedder, self.search, self.photos, self.space = embedder, search, photos, space
         self.max_bytes, self.max_pixels = max_bytes, max_pixels
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings, embedder: EmbedderClient, search: SearchClient) -> Ingestor:
+        """Configured by DOGSEARCH_GATEWAY_*: its photo directory, thumbnail size and limits. The gateway and the
+        Celery workers both build theirs here, so they store and check photos alike."""
+        return cls(embedder, search, PhotoStore(settings.data_dir, settings.thumbnail_px),
+                   VectorSpace(embedder, search), max_bytes=settings.max_upload_bytes,
+                   max_pixels=settings.max_image_pixels)
 
     def decode_now(self, data: bytes, *, shrink: bool = True) -> DecodedImage:
         """Checks a photo and decodes it, by default only as large as the checks and a perceptual hash need: a

@@ -29,15 +29,11 @@ def build_ingestor(settings: GatewaySettings) -> Ingestor:
     """The worker's ingest side, configured like the gateway (DOGSEARCH_GATEWAY_*): the same services, the same
     photo directory, the same limits."""
     from services.embedder.client import EmbedderClient
-    from services.gateway.ingest import VectorSpace
-    from services.gateway.photos import PhotoStore
     from services.search.client import SearchClient
 
-    embedder = EmbedderClient(settings.embedder_url, timeout=settings.upstream_timeout_s)
-    search = SearchClient(settings.search_url, timeout=settings.upstream_timeout_s)
-    return Ingestor(embedder, search, PhotoStore(settings.data_dir, settings.thumbnail_px),
-                    VectorSpace(embedder, search), max_bytes=settings.max_upload_bytes,
-                    max_pixels=settings.max_image_pixels)
+    timeout = settings.upstream_timeout_s
+    return Ingestor.from_settings(settings, EmbedderClient(settings.embedder_url, timeout=timeout),
+                                  SearchClient(settings.search_url, timeout=timeout))
 
 
 def create_celery(settings: JobsSettings, gateway_settings: GatewaySettings | None = None) -> Celery:
