@@ -11,10 +11,7 @@ COPY docker/python.sh docker/install.sh /usr/local/bin/
 RUN python.sh
 COPY requirements.txt pyproject.toml README.md /app/
 RUN TORCH_INDEX_URL="$TORCH_INDEX_URL" install.sh deps
-COPY common /app/common
-COPY services /app/services
 COPY dogsearch /app/dogsearch
-COPY training /app/training
 COPY models /app/models
 RUN install.sh app
 

@@ -1,6 +1,6 @@
 """How to spread a CPU forward over this machine's cores: one intra-op team of all threads, or several replicas
 (each its own thread with fewer intra-op threads) running batches side by side; each with glibc's default malloc
-and with the services' (common/memory.py). Prints JSON; used to choose the embedder's `replicas` default
+and with the services' (dogsearch/core/memory.py). Prints JSON; used to choose the embedder's `replicas` default
 (docs/operations.md). Needs only torch and timm: the model is built with random weights, which run as fast as
 trained ones.
 
@@ -24,7 +24,7 @@ def measure(model_name: str, batch: int, replicas: int, threads: int, seconds: f
     the median time of one lone forward of one image on such a replica."""
     if tuned:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from common.memory import tune_malloc
+        from dogsearch.core.memory import tune_malloc
 
         tune_malloc()
     import timm

@@ -1,7 +1,7 @@
-"""What decoding large JPEGs shrunk (common.images.decode_image's min_side) costs and saves: photos are scaled up
-to each size, then decoded in full and shrunk the way the job worker (its checks and dHash) and the embedder (the
-model's preprocessing) do. Prints, per size, the milliseconds per photo both ways and the cosine between the
-vectors of the two decodes (docs/operations.md).
+"""What decoding large JPEGs shrunk (dogsearch.core.images.decode_image's min_side) costs and saves: photos are
+scaled up to each size, then decoded in full and shrunk the way the job worker (its checks and dHash) and the
+embedder (the model's preprocessing) do. Prints, per size, the milliseconds per photo both ways and the cosine
+between the vectors of the two decodes (docs/operations.md).
 
     python scripts/shrink-on-load.py [--photos samples/gallery] [--megapixels 2 12] [-n 12]
 """
@@ -29,11 +29,11 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from common.images import decode_image
-    from services.embedder.model import model_from_settings
-    from services.embedder.settings import EmbedderSettings
-    from services.gateway.ingest import SHRUNK_SIDE
-    from services.jobs import phash
+    from dogsearch.core.images import decode_image
+    from dogsearch.gallery.ingest import SHRUNK_SIDE
+    from dogsearch.jobs import phash
+    from dogsearch.models.embedding import model_from_settings
+    from dogsearch.services.embedder.settings import EmbedderSettings
 
     model = model_from_settings(EmbedderSettings())
     limits = {"max_bytes": 1 << 30, "max_pixels": 1 << 30}

@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from dogsearch.evaluate import retrieval_metrics
-from services.embedder.model import VIT_MODEL, create_model
+from dogsearch.eval.retrieval import retrieval_metrics
+from dogsearch.models.embedding import VIT_MODEL, create_model
 
 BLOCKS = (4, 6, 8, 9, 10, 11, 12)
 

@@ -20,7 +20,7 @@ def fake_model() -> ColorGridModel:
 @pytest.fixture
 async def gateway(tmp_path, fake_model):
     """The all-in-one app (fake model, real embedded Qdrant) behind an httpx client, lifespan running."""
-    from dogsearch.allinone import create_all_in_one
+    from dogsearch.services.allinone import create_all_in_one
 
     app = create_all_in_one(tmp_path / "data", model_factory=lambda: fake_model,
                             gateway_options={"max_upload_bytes": 200_000, "max_image_pixels": 1_000_000})
@@ -34,7 +34,7 @@ def gateway_factory(tmp_path, fake_model):
     """Like `gateway`, for synchronous tests (hypothesis): (run(coroutine), client) on one event loop."""
     import asyncio
 
-    from dogsearch.allinone import create_all_in_one
+    from dogsearch.services.allinone import create_all_in_one
 
     loop = asyncio.new_event_loop()
     app = create_all_in_one(tmp_path / "data", model_factory=lambda: fake_model,

@@ -57,8 +57,8 @@ class FakePoseModel:
         self.calls = 0
 
     def predict(self, image: Image.Image, boxes) -> list:
-        from services.pose import keypoints as K
-        from services.pose.model import BoxPose
+        from dogsearch.models.pose import keypoints as K
+        from dogsearch.models.pose.model import BoxPose
 
         self.calls += 1
         out = []
@@ -75,7 +75,7 @@ class FakeDetector:
     name = "test-not-background"
 
     def detect(self, image: Image.Image) -> list:
-        from services.pose.detect import Detection, WholeImageDetector
+        from dogsearch.models.detect import Detection, WholeImageDetector
 
         arr = np.asarray(image.convert("RGB"), dtype=np.int16)
         mask = np.abs(arr - arr[0, 0]).sum(axis=2) > 30
@@ -86,6 +86,6 @@ class FakeDetector:
 
 
 def fake_pose_pipeline():
-    from services.pose.pipeline import PosePipeline
+    from dogsearch.pose.pipeline import PosePipeline
 
     return PosePipeline(FakePoseModel(), FakeDetector())

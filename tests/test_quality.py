@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from dogsearch.allinone import create_all_in_one
-from dogsearch.ingest import items_from_folders
-from dogsearch.quality import compare
-from services.embedder.model import create_model
-from services.gateway.client import GatewayClient
+from dogsearch.cli.ingest import items_from_folders
+from dogsearch.eval.service import compare
+from dogsearch.models.embedding import create_model
+from dogsearch.services.allinone import create_all_in_one
+from dogsearch.services.gateway.client import GatewayClient
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.real_model

@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dogsearch.allinone import create_all_in_one
-from dogsearch.reindex import ReindexError, reindex
-from services.search.store import EdgeStore, StoreError
+from dogsearch.gallery.reindex import ReindexError, reindex
+from dogsearch.search.edge import EdgeStore, StoreError
+from dogsearch.services.allinone import create_all_in_one
 from tests.fakes import ColorGridModel
 from tests.images import halves, solid
 
@@ -122,7 +122,7 @@ def test_cli_reports_the_swap(tmp_path, monkeypatch, capsys):
     import asyncio
 
     from dogsearch import cli
-    from dogsearch import evaluate as ev
+    from dogsearch.eval import retrieval as ev
 
     data_dir = tmp_path / "data"
     asyncio.run(_fill(data_dir))

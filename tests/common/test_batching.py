@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from common.batching import BatchTimeout, DynamicBatcher, QueueFull
+from dogsearch.inference.batching import BatchTimeout, DynamicBatcher, QueueFull
 
 
 def make(fn=None, **kwargs):

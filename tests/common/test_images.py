@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common.images import ImageRejected, decode_image, thumbnail_jpeg
+from dogsearch.core.images import ImageRejected, decode_image, thumbnail_jpeg
 from tests.images import encode, solid
 
 LIMITS = {"max_bytes": 100_000, "max_pixels": 1_000_000}

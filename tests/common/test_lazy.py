@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from common.lazy import inference_pool
+from dogsearch.inference.runner import inference_pool
 
 
 def test_each_pool_thread_keeps_its_own_team_size_whatever_other_threads_set():

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import pytest
 from fastapi import FastAPI
 
-from common import memory
+from dogsearch.core import memory
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI, Request
 
-from common.ops import install_ops
+from dogsearch.services.ops import install_ops
 
 
 def make_app(service: str = "t") -> FastAPI:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from common.vectors import decode_f32, encode_f32
+from dogsearch.core.vectors import decode_f32, encode_f32
 
 
 def test_float32_vectors_survive_the_round_trip_bit_for_bit():

@@ -7,11 +7,11 @@ import re
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
-from services.embedder.settings import EmbedderSettings
-from services.gateway.settings import GatewaySettings
-from services.jobs.settings import JobsSettings
-from services.pose.settings import PoseSettings
-from services.search.settings import SearchSettings
+from dogsearch.jobs.settings import JobsSettings
+from dogsearch.services.embedder.settings import EmbedderSettings
+from dogsearch.services.gateway.settings import GatewaySettings
+from dogsearch.services.pose.settings import PoseSettings
+from dogsearch.services.search.settings import SearchSettings
 from tests.deploy.tools import BASE, ENV_EXAMPLE, GPU, compose_model
 
 # Which settings classes each container builds (the workers store photos as the gateway does).

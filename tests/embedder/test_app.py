@@ -7,9 +7,9 @@ import httpx
 import numpy as np
 import pytest
 
-from common.vectors import decode_f32
-from services.embedder.app import create_app
-from services.embedder.settings import EmbedderSettings
+from dogsearch.core.vectors import decode_f32
+from dogsearch.services.embedder.app import create_app
+from dogsearch.services.embedder.settings import EmbedderSettings
 from tests.fakes import ColorGridModel
 from tests.images import solid
 
@@ -110,10 +110,11 @@ def test_bad_settings_fail_at_start(monkeypatch, env, value):
 def test_the_cores_are_shared_out_among_replicas(monkeypatch, tmp_path):
     import os
 
-    import common.settings
+    import dogsearch.core.settings
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
-    monkeypatch.setattr(common.settings, "CGROUP_CPU_MAX", tmp_path / "none")  # whatever limits this machine has
+    # whatever limits this machine has
+    monkeypatch.setattr(dogsearch.core.settings, "CGROUP_CPU_MAX", tmp_path / "none")
     cpu = EmbedderSettings()
     assert (cpu.replicas, cpu.torch_threads) == (8, 1)  # one single-threaded replica per core
     gpu = EmbedderSettings(device="cuda")
@@ -126,11 +127,11 @@ def test_the_cores_are_shared_out_among_replicas(monkeypatch, tmp_path):
 def test_both_model_services_batch_from_one_kind_of_settings(monkeypatch, tmp_path):
     import os
 
-    import common.settings
-    from services.pose.settings import PoseSettings
+    import dogsearch.core.settings
+    from dogsearch.services.pose.settings import PoseSettings
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
-    monkeypatch.setattr(common.settings, "CGROUP_CPU_MAX", tmp_path / "none")
+    monkeypatch.setattr(dogsearch.core.settings, "CGROUP_CPU_MAX", tmp_path / "none")
     assert EmbedderSettings(batch_max_wait_ms=2).batching() == {
         "max_batch_size": 8, "max_wait_s": 0.002, "max_queue": 512, "timeout_s": 30.0, "replicas": 4,
         "torch_threads": 1}
@@ -172,12 +173,12 @@ async def test_overload_is_503_with_retry_after_and_slowness_504(options, status
 def test_a_containers_cpu_quota_caps_the_cores(monkeypatch, tmp_path, cpu_max, cores):
     import os
 
-    import common.settings
+    import dogsearch.core.settings
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     path = tmp_path / "cpu.max"
     if cpu_max is not None:
         path.write_text(cpu_max + "\n")
-    monkeypatch.setattr(common.settings, "CGROUP_CPU_MAX", path)
-    assert common.settings.usable_cores() == cores
+    monkeypatch.setattr(dogsearch.core.settings, "CGROUP_CPU_MAX", path)
+    assert dogsearch.core.settings.usable_cores() == cores
     assert EmbedderSettings().replicas == cores

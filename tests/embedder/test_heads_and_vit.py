@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from services.embedder import heads as H
-from services.embedder import model as M
-from services.embedder.weights import WeightsError
+from dogsearch.models import embedding as M
+from dogsearch.models import heads as H
+from dogsearch.models.weights import WeightsError
 
 
 def _trained_head(folder, base="efficientnet_lite0"):
@@ -73,7 +73,7 @@ def test_vit_conversion_matches_onnxruntime():
     import onnx
     import onnxruntime as ort
 
-    from services.embedder import vit as V
+    from dogsearch.models import dinov2 as V
 
     model = M.create_model("vit_small_dinov2")
     assert model.model_id == V.MODEL_ID and model.dim == 384
@@ -92,7 +92,7 @@ def test_vit_conversion_matches_onnxruntime():
 
 @pytest.mark.real_model
 def test_the_default_is_the_shipped_vit_lora_delta():
-    from services.embedder.settings import EmbedderSettings
+    from dogsearch.services.embedder.settings import EmbedderSettings
 
     assert EmbedderSettings().model == M.DEFAULT_MODEL and "vit" in M.DEFAULT_MODEL
     folder = H.find(M.DEFAULT_MODEL)

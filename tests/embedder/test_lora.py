@@ -8,10 +8,10 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from services.embedder import heads as H
-from services.embedder import lora as L
-from services.embedder import model as M
-from services.embedder.weights import WeightsError
+from dogsearch.models import embedding as M
+from dogsearch.models import heads as H
+from dogsearch.models import lora as L
+from dogsearch.models.weights import WeightsError
 
 
 def tiny_vit(seed: int = 0) -> VisionTransformer:

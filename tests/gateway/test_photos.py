@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from services.gateway.photos import PhotoStore
+from dogsearch.gallery.photos import PhotoStore
 
 DOG = "0123abcd-0000-0000-0000-000000000000"
 

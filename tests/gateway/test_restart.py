@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from dogsearch.allinone import create_all_in_one
+from dogsearch.services.allinone import create_all_in_one
 from tests.fakes import ColorGridModel
 from tests.images import solid
 

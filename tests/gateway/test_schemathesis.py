@@ -12,7 +12,7 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from dogsearch.allinone import create_all_in_one
+from dogsearch.services.allinone import create_all_in_one
 from tests.fakes import ColorGridModel
 from tests.images import solid
 

@@ -5,8 +5,8 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from dogsearch.allinone import create_all_in_one
-from services.gateway.settings import GatewaySettings
+from dogsearch.services.allinone import create_all_in_one
+from dogsearch.services.gateway.settings import GatewaySettings
 from tests.fakes import ColorGridModel
 from tests.images import solid
 

@@ -9,7 +9,7 @@ from tests.fakes import ColorGridModel
 
 @pytest.fixture
 async def client_for(tmp_path):
-    from dogsearch.allinone import create_all_in_one
+    from dogsearch.services.allinone import create_all_in_one
 
     async def make(web_dir):
         app = create_all_in_one(tmp_path / "data", model_factory=ColorGridModel,

@@ -5,9 +5,9 @@ import shutil
 import httpx
 import pytest
 
-from services.gateway.app import create_app
-from services.gateway.settings import GatewaySettings
-from services.jobs.settings import JobsSettings
+from dogsearch.jobs.settings import JobsSettings
+from dogsearch.services.gateway.app import create_app
+from dogsearch.services.gateway.settings import GatewaySettings
 from tests.conftest import SAMPLES
 from tests.fakes import ColorGridModel
 from tests.jobs.servers import REDIS_URL, Backends, redis_db

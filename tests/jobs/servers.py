@@ -11,10 +11,10 @@ from pathlib import Path
 import redis
 import uvicorn
 
-from services.embedder.app import create_app as create_embedder
-from services.embedder.settings import EmbedderSettings
-from services.search.app import create_app as create_search
-from services.search.settings import SearchSettings
+from dogsearch.services.embedder.app import create_app as create_embedder
+from dogsearch.services.embedder.settings import EmbedderSettings
+from dogsearch.services.search.app import create_app as create_search
+from dogsearch.services.search.settings import SearchSettings
 from tests.fakes import ColorGridModel
 from tests.processes import free_port
 

@@ -8,7 +8,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from PIL import Image
 
-from services.jobs.celery_app import create_celery
+from dogsearch.jobs.celery_app import create_celery
 from tests.jobs.helpers import all_dogs, wait_job
 
 

@@ -9,7 +9,7 @@ import zipfile
 import httpx
 import pytest
 
-from dogsearch.allinone import create_all_in_one
+from dogsearch.services.allinone import create_all_in_one
 from tests.fakes import ColorGridModel
 from tests.jobs.helpers import all_dogs, wait_job
 from tests.jobs.servers import SlowModel

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.jobs import phash as ph
-from services.jobs.store import RedisJobStore, SqliteJobStore, new_job
+from dogsearch.jobs import phash as ph
+from dogsearch.jobs.store import RedisJobStore, SqliteJobStore, new_job
 from tests.jobs.servers import REDIS_URL
 
 

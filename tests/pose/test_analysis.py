@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from services.pose import keypoints as K
-from services.pose.analysis import analyse
+from dogsearch.models.pose import keypoints as K
+from dogsearch.pose.analysis import analyse
 from tests.fakes import STANDING_DOG
 
 BOX = (100.0, 50.0, 300.0, 250.0)

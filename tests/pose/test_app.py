@@ -4,9 +4,9 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from services.pose import keypoints as K
-from services.pose.app import create_app
-from services.pose.settings import PoseSettings
+from dogsearch.models.pose import keypoints as K
+from dogsearch.services.pose.app import create_app
+from dogsearch.services.pose.settings import PoseSettings
 from tests.fakes import fake_pose_pipeline
 from tests.images import encode
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from services.pose import crop as C
-from services.pose import keypoints as K
-from services.pose.net import decode_heatmaps
-from training.pose.data import gaussian_targets, is_heldout
+from dogsearch.models.pose import crop as C
+from dogsearch.models.pose import keypoints as K
+from dogsearch.models.pose.net import decode_heatmaps
+from dogsearch.training.pose.data import gaussian_targets, is_heldout
 
 
 @pytest.mark.parametrize("flip", [False, True])
@@ -47,7 +47,7 @@ def test_flip_permutation_swaps_left_and_right():
 def test_training_crops_come_from_the_detector_box_when_asked(monkeypatch, share):
     from pathlib import Path
 
-    from training.pose import data as D
+    from dogsearch.training.pose import data as D
 
     fixtures = Path(__file__).parents[1] / "fixtures" / "pose"
     item = D.Item("n02093754_175", fixtures / "images" / "n02093754_175.jpg",

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.pose import keypoints as K
-from services.pose.detect import Detection
-from services.pose.evaluate import evaluate_dir
-from services.pose.labels import parse_label_file
-from services.pose.model import BoxPose
-from services.pose.pipeline import PosePipeline
+from dogsearch.eval.pose import evaluate_dir
+from dogsearch.models.detect import Detection
+from dogsearch.models.pose import keypoints as K
+from dogsearch.models.pose.model import BoxPose
+from dogsearch.pose.labels import parse_label_file
+from dogsearch.pose.pipeline import PosePipeline
 from tests.fakes import FakePoseModel
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "pose"

@@ -4,8 +4,8 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from services.gateway.pose import GatewayPose, proportion_gap
-from services.pose import keypoints as K
+from dogsearch.models.pose import keypoints as K
+from dogsearch.services.gateway.pose import GatewayPose, proportion_gap
 from tests.fakes import FakePoseModel, fake_pose_pipeline
 from tests.images import encode
 
@@ -18,7 +18,7 @@ def _photo(colour, box=(40, 30, 159, 89)) -> bytes:
 
 @pytest.fixture
 async def gw(tmp_path, fake_model):
-    from dogsearch.allinone import create_all_in_one
+    from dogsearch.services.allinone import create_all_in_one
 
     app = create_all_in_one(tmp_path / "data", model_factory=lambda: fake_model, pose_factory=fake_pose_pipeline)
     async with app.router.lifespan_context(app):

@@ -10,10 +10,10 @@ import httpx
 import pytest
 import torch
 
-from services.pose import keypoints as K
-from services.pose.app import create_app
-from services.pose.model import mmpose_config_path
-from services.pose.settings import PoseSettings
+from dogsearch.models.pose import keypoints as K
+from dogsearch.models.pose.model import mmpose_config_path
+from dogsearch.services.pose.app import create_app
+from dogsearch.services.pose.settings import PoseSettings
 from tests.pose.test_app import _photo
 
 mmpose_apis = pytest.importorskip("mmpose.apis", reason="MMPose is optional: `make setup MMPOSE=1` installs it")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.pose import keypoints as K
-from services.pose.labels import parse_label_file
+from dogsearch.models.pose import keypoints as K
+from dogsearch.pose.labels import parse_label_file
 
 pytestmark = pytest.mark.real_model
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "pose"
@@ -21,7 +21,7 @@ def _load(image_id):
 
 @pytest.fixture(scope="module")
 def model():
-    from services.pose.model import LiteFpnPoseModel
+    from dogsearch.models.pose.model import LiteFpnPoseModel
 
     return LiteFpnPoseModel()
 
@@ -45,8 +45,8 @@ def test_keypoints_fall_on_the_dog(model, image_id):
 
 
 def test_saliency_detector_finds_the_dog():
-    from services.pose.detect import SaliencyDetector
-    from services.pose.evaluate import iou
+    from dogsearch.eval.pose import iou
+    from dogsearch.models.detect import SaliencyDetector
 
     detector = SaliencyDetector(threads=2)
     for image_id in IDS:
@@ -57,8 +57,8 @@ def test_saliency_detector_finds_the_dog():
 
 
 def test_service_pipeline_end_to_end(model):
-    from services.pose.detect import SaliencyDetector
-    from services.pose.pipeline import PosePipeline
+    from dogsearch.models.detect import SaliencyDetector
+    from dogsearch.pose.pipeline import PosePipeline
 
     image, dog = _load(IDS[0])
     result = PosePipeline(model, SaliencyDetector(threads=2)).run(image)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.pose import keypoints as K
-from services.pose.labels import parse_label_line
-from services.pose.metrics import PckCounter
-from services.pose.render import render_png
+from dogsearch.models.pose import keypoints as K
+from dogsearch.pose.labels import parse_label_line
+from dogsearch.pose.metrics import PckCounter
+from dogsearch.pose.render import render_png
 
 
 def _dog(box, points, score=0.9):

@@ -6,9 +6,9 @@ import httpx
 import numpy as np
 import pytest
 
-from common.vectors import encode_f32
-from services.search.app import create_app
-from services.search.settings import SearchSettings
+from dogsearch.core.vectors import encode_f32
+from dogsearch.services.search.app import create_app
+from dogsearch.services.search.settings import SearchSettings
 
 
 def uid(i: int) -> str:

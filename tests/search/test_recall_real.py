@@ -7,8 +7,8 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from services.embedder.model import LITE0_MODEL, create_model
-from services.search.store import EdgeStore, Point
+from dogsearch.models.embedding import LITE0_MODEL, create_model
+from dogsearch.search.edge import EdgeStore, Point
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.real_model

@@ -11,12 +11,12 @@ from pydantic import ValidationError
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from services.search import server_store
-from services.search.app import create_app
-from services.search.engine import open_store
-from services.search.server_store import META_MODEL, ServerStore, StoreUnavailable
-from services.search.settings import SearchSettings
-from services.search.store import CollectionMismatch, CollectionMissing, EdgeStore, Point, StoreError
+from dogsearch.search import qdrant as server_store
+from dogsearch.search.edge import CollectionMismatch, CollectionMissing, EdgeStore, Point, StoreError
+from dogsearch.search.engine import open_store
+from dogsearch.search.qdrant import META_MODEL, ServerStore, StoreUnavailable
+from dogsearch.services.search.app import create_app
+from dogsearch.services.search.settings import SearchSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(Payload indexes|search_params).*:UserWarning")
 MODEL = "test-model@1"

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from services.search.server_store import ServerStore
-from services.search.store import (
+from dogsearch.search.edge import (
     CollectionMismatch,
     CollectionMissing,
     EdgeStore,
@@ -22,6 +21,7 @@ from services.search.store import (
     Point,
     StoreError,
 )
+from dogsearch.search.qdrant import ServerStore
 
 MODEL = "test-model@1"
 

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 
-from services.embedder import lora as L
-from training.embedder.config import FinetuneConfig
-from training.embedder.finetune import Finetuner, labelled
+from dogsearch.models import lora as L
+from dogsearch.training.embedder.config import FinetuneConfig
+from dogsearch.training.embedder.finetune import Finetuner, labelled
 
 
 def tiny_vit(seed: int) -> VisionTransformer:

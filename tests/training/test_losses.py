@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from training.embedder.augment import TwoViews, feature_views, image_augment
-from training.embedder.heads import EmbeddingHead, ProjectionHead
-from training.embedder.losses import nt_xent, relational_distill, supcon
+from dogsearch.training.embedder.augment import TwoViews, feature_views, image_augment
+from dogsearch.training.embedder.heads import EmbeddingHead, ProjectionHead
+from dogsearch.training.embedder.losses import nt_xent, relational_distill, supcon
 
 
 def test_nt_xent_matches_the_hand_computed_value():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from training.embedder.config import TrainConfig
-from training.embedder.losses import supcon
-from training.embedder.train import Split, TrainData, Trainer
+from dogsearch.training.embedder.config import TrainConfig
+from dogsearch.training.embedder.losses import supcon
+from dogsearch.training.embedder.train import Split, TrainData, Trainer
 
 
 def _split(n_labels: int, per: int, dim: int, seed: int) -> Split:

@@ -8,9 +8,9 @@ import random
 from PIL import Image
 
 from dogsearch import cli
-from dogsearch import evaluate as ev
-from dogsearch.splits import breed_photo_split, identity_split
-from services.embedder.heads import load_head
+from dogsearch.eval import retrieval as ev
+from dogsearch.eval.splits import breed_photo_split, identity_split
+from dogsearch.models.heads import load_head
 from tests.fakes import ColorGridModel
 
 

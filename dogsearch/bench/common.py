@@ -1,0 +1,136 @@
+"""Pieces the benchmarks share: real photos and their variations, a server in its own process, percentiles."""
+from __future__ import annotations
+
+import io
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+
+from dogsearch.core.paths import SAMPLES
+
+SMALL = (120, 240)  # the width of benchmark photos by default, px (from, to)
+
+
+def sample_photos() -> list[Path]:
+    return sorted((SAMPLES / "gallery").rglob("*.jpg")) + sorted((SAMPLES / "queries").rglob("*.jpg"))
+
+
+def variation(photo: Image.Image, rng: random.Random, width: tuple[int, int] = SMALL) -> bytes:
+    """Another photo of the same dog, as far as a benchmark cares: a random crop, maybe mirrored, other light
+    and colour, another size and JPEG quality. Every variation has other bytes, so each is a new dog."""
+    w, h = photo.size
+    scale = rng.uniform(0.6, 1.0)
+    cw, ch = int(w * scale), int(h * scale)
+    x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+    im = photo.crop((x, y, x + cw, y + ch))
+    if rng.random() < 0.5:
+        im = ImageOps.mirror(im)
+    im = ImageEnhance.Brightness(im).enhance(rng.uniform(0.7, 1.3))
+    im = ImageEnhance.Color(im).enhance(rng.uniform(0.6, 1.4))
+    side = rng.randint(*width)
+    im = im.resize((side, max(32, int(side * ch / cw))))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=rng.randint(70, 95))
+    return buf.getvalue()
+
+
+def variations(n: int, seed: int = 0, width: tuple[int, int] = SMALL) -> Iterator[tuple[bytes, str]]:
+    """n photos made from the sample photos, `width` pixels wide (from, to): (jpeg bytes, breed of the photo it
+    came from)."""
+    rng = random.Random(seed)
+    photos = [(Image.open(p).convert("RGB"), p.parent.name) for p in sample_photos()]
+    for i in range(n):
+        photo, breed = photos[i % len(photos)]
+        yield variation(photo, rng, width), breed
+
+
+def forward_images_per_s(forward: Callable, batches: Sequence, replicas: int,
+                         torch_threads: int | None) -> tuple[float, float]:
+    """(images/s, CPU ms per image) of `forward` over `batches` run on `replicas` threads of `torch_threads`
+    intra-op threads each, the way the services run a model (dogsearch.inference.runner.inference_pool), with no
+    batcher, HTTP or decoding around it. The CPU is the whole process's: nothing else should run in it meanwhile."""
+    from dogsearch.inference.runner import inference_pool
+
+    pool = inference_pool("bare", replicas, torch_threads)
+    try:
+        list(pool.map(forward, [batches[i % len(batches)] for i in range(2 * replicas)]))  # warm-up: allocations
+        images = sum(len(b) for b in batches)
+        cpu, start = cpu_seconds(), time.perf_counter()
+        list(pool.map(forward, batches))
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+        return images / seconds, 1000 * cpu / images
+    finally:
+        pool.shutdown()
+
+
+def cpu_seconds() -> float:
+    """CPU time this process has used so far (user + system, all its threads)."""
+    times = os.times()
+    return times.user + times.system
+
+
+def forward_layouts(settings) -> list[tuple[int, int]]:
+    """(replicas, threads) to measure the bare forward with: the service's own, and one team of all cores."""
+    from dogsearch.core.settings import usable_cores
+
+    return sorted({(settings.replicas, settings.torch_threads), (1, usable_cores())})
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server(*args: str, env: dict[str, str] | None = None, ready_timeout: float = 180) -> Iterator[tuple[str, int]]:
+    """`dogsearch serve ARGS` in its own process on a free loopback port: (base url, pid)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "dogsearch.cli", "serve", *args, "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{' '.join(cmd)} not ready after {ready_timeout} s")
+            time.sleep(0.2)
+        yield url, proc.pid
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's high-water mark of resident memory (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")

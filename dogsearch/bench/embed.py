@@ -1,0 +1,74 @@
+"""Embedder service throughput under concurrent load ÷ the bare model forward at its best batch size and layout of
+threads (one team of all cores, or the service's replicas); the service runs with that batch size and layout."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import torch
+from PIL import Image
+
+from dogsearch.bench.common import forward_images_per_s, forward_layouts, sample_photos, server
+from dogsearch.core.memory import tune_malloc
+from dogsearch.models.embedding import model_from_settings
+from dogsearch.services.embedder.settings import EmbedderSettings
+
+BATCH_SIZES = (1, 4, 8, 16, 32)
+
+
+async def service_images_per_s(url: str, photos: list[bytes], requests: int, concurrency: int) -> tuple[float, int]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        async def one(i: int) -> bool:
+            r = await client.post("/v1/embed", files=[("images", ("p.jpg", photos[i % len(photos)]))])
+            return r.status_code == 200
+
+        await asyncio.gather(*(one(i) for i in range(concurrency)))  # warm-up
+        queue = iter(range(requests))
+        errors = 0
+
+        async def user() -> None:
+            nonlocal errors
+            for i in queue:
+                errors += not await one(i)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+        return requests / (time.perf_counter() - start), errors
+
+
+def run(quick: bool = False) -> dict:
+    settings = EmbedderSettings()
+    if settings.tune_malloc:  # as the embedder does
+        tune_malloc()
+    model = model_from_settings(settings)
+    paths = sample_photos()
+    tensors = [model.preprocess(Image.open(p).convert("RGB")) for p in paths]
+    images = 64 if quick else 256
+    bare: dict[tuple[int, int, int], float] = {}
+    for replicas, threads in forward_layouts(settings):
+        for bs in BATCH_SIZES:
+            batch = torch.stack([tensors[i % len(tensors)] for i in range(bs)])
+            bare[replicas, threads, bs] = forward_images_per_s(model.embed, [batch] * max(1, images // bs),
+                                                               replicas, threads)[0]
+    replicas, threads, best = max(bare, key=bare.get)
+    del model  # the service loads its own copy; keep this process light while it runs
+
+    photos = [p.read_bytes() for p in paths]
+    env = {"DOGSEARCH_EMBEDDER_BATCH_MAX_SIZE": str(best), "DOGSEARCH_EMBEDDER_REPLICAS": str(replicas),
+           "DOGSEARCH_EMBEDDER_TORCH_THREADS": str(threads)}
+    with server("embedder", env=env) as (url, _):
+        served, errors = asyncio.run(service_images_per_s(url, photos, requests=images * 2,
+                                                          concurrency=max(8, 2 * best * replicas)))
+    by_layout: dict[str, dict[str, float]] = {}
+    for (r, t, bs), rate in bare.items():
+        by_layout.setdefault(f"{r}x{t}", {})[str(bs)] = round(rate, 1)
+    return {
+        "embed_bare_images_per_s": round(bare[replicas, threads, best], 1),
+        "embed_bare_best_batch_size": best,
+        "embed_bare_best_layout": f"{replicas}x{threads}",
+        "embed_bare_images_per_s_by_layout_and_batch": by_layout,
+        "embed_service_images_per_s": round(served, 1),
+        "embed_service_errors": errors,
+        "embed_service_over_bare": round(served / bare[replicas, threads, best], 3),
+    }

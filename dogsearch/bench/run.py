@@ -1,0 +1,53 @@
+"""Runs the benchmarks in one process, one after another (never two at once: they would measure each other),
+and writes one JSON object."""
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from dogsearch.core.settings import usable_cores
+
+# name -> module with run(quick) -> dict; in the order they run.
+BENCHMARKS = {
+    "embed": "dogsearch.bench.embed",
+    "vector": "dogsearch.bench.vector",
+    "pose": "dogsearch.bench.pose",
+    "search": "dogsearch.bench.search",
+    "ingest": "dogsearch.bench.ingest",
+}
+
+
+def run_all(names: list[str], quick: bool) -> dict:
+    result: dict = {
+        "quick": quick,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpu_count": usable_cores(), "platform": platform.platform(),
+                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+    }
+    for name in names:
+        start = time.perf_counter()
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        result.update(importlib.import_module(BENCHMARKS[name]).run(quick=quick))
+        result[f"{name}_seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def main(names: list[str] | None, quick: bool, as_json: bool, out: Path | None) -> int:
+    unknown = set(names or []) - set(BENCHMARKS)
+    if unknown:
+        print(f"dogsearch bench: unknown benchmark(s) {sorted(unknown)}; choose from {list(BENCHMARKS)}",
+              file=sys.stderr)
+        return 2
+    result = run_all(names or list(BENCHMARKS), quick)
+    text = json.dumps(result, indent=None if as_json else 2)
+    if out:
+        out.write_text(text + "\n")
+    print(text)
+    return 0

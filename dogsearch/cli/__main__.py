@@ -1,0 +1,3 @@
+from dogsearch.cli import main
+
+raise SystemExit(main())

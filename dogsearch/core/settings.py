@@ -1,0 +1,93 @@
+"""Base for each service's settings: one pydantic-settings class per service, env prefix, fail fast."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogFormat = Literal["json", "text"]
+
+
+def _device(value: str) -> str:
+    if value not in ("cpu", "cuda") and not (value.startswith("cuda:") and value[5:].isdigit()):
+        raise ValueError("device must be 'cpu', 'cuda' or 'cuda:N'")
+    return value
+
+
+# Where a model runs; checked at start, so a typo stops the service rather than the first request.
+Device = Annotated[str, AfterValidator(_device)]
+
+
+class ServiceSettings(BaseSettings):
+    # Subclasses set env_prefix; unknown keyword arguments are a bug, so they fail at start.
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: LogFormat = "json"
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its CPU set, capped by a cgroup v2 CPU quota (a container's `cpus:`
+    limit leaves the CPU set whole but allows only quota/period cores' worth of time)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 here: the CPU set is the limit
+    return cores
+
+
+class InferenceSettings(ServiceSettings):
+    """What the model services share: where the model runs, how its forwards are spread over the cores, and
+    the limits of a request."""
+
+    device: Device = "cpu"
+    replicas: int | None = Field(
+        None, ge=1, le=256,
+        description="batches run at once on the one model, each on its own thread; subclasses choose the default")
+    torch_threads: int | None = Field(
+        None, ge=1, description="intra-op threads of each replica; default: the cores shared out among the replicas")
+    tune_malloc: bool = Field(
+        True, description="set glibc's malloc up for torch (one arena, freed memory kept): 1.4-1.8x the CPU "
+                          "forward (dogsearch/core/memory.py)")
+    batch_max_size: int | None = Field(
+        None, ge=1, le=1024, description="dynamic batching: most images in one run; subclasses choose the default")
+    batch_max_wait_ms: float = Field(
+        1.0, ge=0, le=1000, description="dynamic batching: how long a lone request waits for company; requests that "
+                                          "come while batches run join the next one anyway")
+    queue_max_images: int = Field(64, ge=1, description="images waiting beyond this get 503 + Retry-After")
+    request_timeout_s: float = Field(30.0, gt=0, description="a request waiting longer gets 504")
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(40_000_000, ge=10_000)
+
+    def default_replicas(self) -> int:
+        return 1
+
+    def default_batch_max_size(self) -> int:
+        return 8
+
+    @model_validator(mode="after")
+    def _share_out_the_cores(self) -> InferenceSettings:
+        if self.replicas is None:
+            self.replicas = self.default_replicas()
+        if self.torch_threads is None:
+            self.torch_threads = max(1, usable_cores() // self.replicas)
+        if self.batch_max_size is None:
+            self.batch_max_size = self.default_batch_max_size()
+        return self
+
+    def batching(self) -> dict[str, Any]:
+        """How the model's requests are batched and run: the keyword arguments of
+        dogsearch.inference.runner.BatchedModel."""
+        return {"max_batch_size": self.batch_max_size, "max_wait_s": self.batch_max_wait_ms / 1000,
+                "max_queue": self.queue_max_images, "timeout_s": self.request_timeout_s,
+                "replicas": self.replicas, "torch_threads": self.torch_threads}

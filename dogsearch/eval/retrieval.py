@@ -1,0 +1,111 @@
+"""Leave-one-out retrieval quality of an embedder: every photo queries all the others.
+
+``recall@k``: share of queries with a photo of the same label among the k nearest others.
+``map``: mean over queries of the average precision of the full ranking (relevant = same label).
+``images/s``: embedding throughput (decode + preprocess + forward), measured on this run.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from dogsearch.eval.splits import labelled_images, select
+
+KINDS = ("breed", "identity")
+
+
+def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5)) -> dict:
+    """Leave-one-out recall@k and mAP over L2-normalised rows (cosine similarity)."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    n = emb.shape[0]
+    if n < 2 or len(labels) != n:
+        raise ValueError(f"need at least 2 embeddings with one label each, got {n} and {len(labels)} labels")
+    lab = np.asarray([str(x) for x in labels])
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -np.inf)  # a photo never retrieves itself
+    order = np.argsort(-sims, axis=1, kind="stable")[:, : n - 1]
+    relevant = lab[order] == lab[:, None]  # (n, n-1): is the r-th nearest of the same label?
+    n_rel = relevant.sum(axis=1)
+    if (n_rel == 0).any():
+        raise ValueError("every label needs at least 2 photos (leave-one-out has nothing to find otherwise)")
+    out = {f"recall@{k}": float(relevant[:, :k].any(axis=1).mean()) for k in ks}
+    hits = np.cumsum(relevant, axis=1)
+    ranks = np.arange(1, n, dtype=np.float64)
+    ap = (relevant * hits / ranks).sum(axis=1) / n_rel
+    out["map"] = float(ap.mean())
+    return out
+
+
+def embed_paths(model, paths: Sequence[Path], batch_size: int = 32, progress: bool = True,
+                desc: str = "embedding") -> tuple[np.ndarray, float]:
+    """Embed image files with the model's own preprocess + embed (as the service does).
+
+    Returns (embeddings, seconds spent decoding, preprocessing and embedding)."""
+    chunks = []
+    start = time.perf_counter()
+    with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
+        for i in range(0, len(paths), batch_size):
+            batch = []
+            for path in paths[i : i + batch_size]:
+                with Image.open(path) as im:
+                    batch.append(model.preprocess(im.convert("RGB")))
+            chunks.append(model.embed(torch.stack(batch)))
+            bar.update(len(batch))
+    seconds = time.perf_counter() - start
+    dim = getattr(model, "dim", 0)
+    emb = np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)
+    return emb, seconds
+
+
+def evaluate_dir(model, root: Path, kind: str, *, split: str = "all", batch_size: int = 32,
+                 progress: bool = True) -> dict:
+    """Leave-one-out metrics of ``model`` over ROOT/<label>/<photo> (labels with >= 2 photos)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    items = select(labelled_images(root), kind, split)  # type: ignore[arg-type]
+    counts = Counter(label for _, label in items)
+    items = [(p, lab) for p, lab in items if counts[lab] >= 2]
+    if len(items) < 2:
+        raise ValueError(f"{root} (split {split}) has no label with at least 2 photos")
+    emb, seconds = embed_paths(model, [p for p, _ in items], batch_size, progress, desc=f"eval {kind}")
+    result = retrieval_metrics(emb, [lab for _, lab in items])
+    result.update({
+        "images/s": round(len(items) / seconds, 2) if seconds > 0 else None,
+        "model": model.model_id,
+        "n_images": len(items),
+        "n_labels": len({lab for _, lab in items}),
+        "split": split,
+        "device": str(getattr(model, "device", "cpu")),
+    })
+    return result
+
+
+def default_device(configured: str, explicitly_set: bool) -> str:
+    """The embedder setting when it was set; otherwise the GPU when there is one."""
+    if explicitly_set or configured != "cpu":
+        return configured
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(name: str | None, device: str | None, factory: Callable | None = None):
+    """Build the embedder as the service does (its settings, create_model, its preprocess)."""
+    from dogsearch.models.embedding import create_model
+    from dogsearch.services.embedder.settings import EmbedderSettings
+
+    settings = EmbedderSettings()
+    if "torch_threads" in settings.model_fields_set:  # else torch's default: this loop is one replica
+        torch.set_num_threads(settings.torch_threads)
+    dev = device or default_device(settings.device, "device" in settings.model_fields_set)
+    precision = settings.precision
+    if precision == "fp16" and not dev.startswith("cuda"):
+        precision = "fp32"
+    weights_path = settings.weights_path if name in (None, settings.model) else None
+    return (factory or create_model)(name or settings.model, device=dev, precision=precision,
+                                     weights_path=weights_path, cache_dir=settings.cache_dir)

@@ -1,0 +1,99 @@
+"""Celery app and tasks: `plan` lists a job's files and sends its batches, `index_batch` indexes one batch.
+
+Batches are acknowledged only after they ran (acks_late) and go back to the queue when their worker dies
+(reject_on_worker_lost; with Redis, after the visibility timeout), so a killed worker's batch runs again
+elsewhere; the job code makes that second run count nothing twice."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+
+from dogsearch.gallery.ingest import Ingestor
+from dogsearch.jobs.settings import JobsSettings
+from dogsearch.jobs.store import RedisJobStore
+from dogsearch.jobs.work import batches, give_up, plan_items, run_batch
+from dogsearch.services.gateway.settings import GatewaySettings
+from dogsearch.services.http import UpstreamError
+
+PLAN = "dogsearch.jobs.plan"
+INDEX_BATCH = "dogsearch.jobs.index_batch"
+
+log = logging.getLogger("dogsearch.jobs")
+
+
+def build_ingestor(settings: GatewaySettings) -> Ingestor:
+    """The worker's ingest side, configured like the gateway (DOGSEARCH_GATEWAY_*): the same services, the same
+    photo directory, the same limits."""
+    from dogsearch.services.embedder.client import EmbedderClient
+    from dogsearch.services.search.client import SearchClient
+
+    timeout = settings.upstream_timeout_s
+    return Ingestor.from_settings(settings, EmbedderClient(settings.embedder_url, timeout=timeout),
+                                  SearchClient(settings.search_url, timeout=timeout))
+
+
+def create_celery(settings: JobsSettings, gateway_settings: GatewaySettings | None = None) -> Celery:
+    """`gateway_settings` matter only to a worker (where photos go, which services embed and store them)."""
+    if not settings.broker_url:
+        raise ValueError("Celery needs DOGSEARCH_BROKER_URL (a redis:// URL)")
+    app = Celery("dogsearch", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,  # a killed worker holds back at most one batch per slot
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            # Look for batches of dead workers a few times per timeout (kombu's default: every 100 s).
+            "unacked_restore_interval": max(1, min(100, settings.visibility_timeout_s // 3)),
+            "unacked_restore_throttle": 1,
+        },
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+    )
+    store = RedisJobStore(settings.broker_url, max_errors=settings.max_listed_errors,
+                          bookkeeping_ttl_s=settings.visibility_timeout_s)
+    app.dogsearch_store = store
+    local = threading.local()  # each worker thread: its own event loop and HTTP clients
+
+    def ingestor() -> tuple[asyncio.AbstractEventLoop, Ingestor]:
+        if not hasattr(local, "loop"):
+            local.loop = asyncio.new_event_loop()
+            local.ingestor = build_ingestor(gateway_settings or GatewaySettings())
+        return local.loop, local.ingestor
+
+    # shared=False: tasks are closures over this app's settings; another app in the process must not reuse them.
+    @app.task(name=PLAN, shared=False, acks_late=True, reject_on_worker_lost=True)
+    def plan(job_id: str) -> None:
+        try:
+            items = plan_items(store, job_id) or []
+        except Exception as exc:  # a job that cannot start must say so, not stay "running"
+            log.exception("planning job %s failed", job_id)
+            store.fail(job_id, f"internal error: {exc!r}")
+            return
+        for batch in batches(items, settings.batch_size):
+            index_batch.apply_async((job_id, batch))
+
+    @app.task(name=INDEX_BATCH, shared=False, bind=True, acks_late=True, reject_on_worker_lost=True,
+              max_retries=settings.max_retries)
+    def index_batch(self, job_id: str, batch: list[list[Any]]) -> None:
+        loop, ing = ingestor()
+        try:
+            loop.run_until_complete(run_batch(ing, store, job_id, batch))
+        except UpstreamError as exc:
+            if self.request.retries >= settings.max_retries:
+                give_up(store, job_id, batch, f"not indexed: {exc}")
+                return
+            raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from exc
+        except Exception as exc:  # e.g. the embedder now serves another model: the files fail, the job goes on
+            log.exception("a batch of job %s failed", job_id)
+            give_up(store, job_id, batch, f"not indexed: {exc!r}")
+
+    return app

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from dogsearch.core.settings import ServiceSettings
+
+
+class JobsSettings(ServiceSettings):
+    """Where jobs run and what they may read. Workers build their ingest side from GatewaySettings
+    (DOGSEARCH_GATEWAY_*: embedder/search URLs, photo directory), so they store photos exactly as the gateway does."""
+
+    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_JOBS_", extra="forbid", populate_by_name=True)
+
+    broker_url: str | None = Field(
+        None, validation_alias=AliasChoices("DOGSEARCH_BROKER_URL", "broker_url"),
+        description="redis://host:port/db: Celery broker and job state; unset: jobs run in-process (embedded)")
+    data_dir: Path = Field(Path(".data/jobs"), description="embedded mode: job state (SQLite); uploads in both modes")
+    upload_dir: Path | None = Field(None, description="where uploaded zips are unpacked (default DATA_DIR/uploads); "
+                                                      "with separate workers it must be a folder they can read")
+    allowed_roots: list[Path] = Field(
+        default_factory=list, description="server folders POST /v1/jobs/index may read (JSON list); empty: none")
+    batch_size: int = Field(32, ge=1, le=1024, description="photos per embedder call")
+    local_concurrency: int = Field(2, ge=1, le=16, description="embedded mode: batches in flight")
+    visibility_timeout_s: int = Field(
+        3600, ge=1, description="Redis: an unacknowledged batch goes to another worker after this long")
+    max_retries: int = Field(5, ge=0, description="retries of a batch whose embedder/search is unreachable")
+    max_archive_bytes: int = Field(1024**3, ge=1024, description="largest zip upload")
+    max_archive_files: int = Field(200_000, ge=1)
+    max_unpacked_bytes: int = Field(8 * 1024**3, ge=1024, description="all files of one zip, unpacked")
+    max_compression_ratio: float = Field(200.0, gt=1, description="per file: a zip bomb unpacks far beyond this")
+    max_listed_errors: int = Field(1000, ge=0, description="errors kept per job (the count is always exact)")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("broker_url must be a redis:// URL (Redis is both broker and job state)")
+        return value or None
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _absolute(cls, value: list[Path]) -> list[Path]:
+        return [p.expanduser().resolve() for p in value]
+
+    @property
+    def uploads(self) -> Path:
+        return self.upload_dir or self.data_dir / "uploads"

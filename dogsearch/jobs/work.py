@@ -1,0 +1,191 @@
+"""The job code, the same on a Celery worker and on the embedded runner: plan a job into batches, and index one
+batch with one embedder call.
+
+Exactly once: a photo's id is its content hash, so storing it again is a no-op; within a job the first file
+with given bytes "owns" them and any other is a duplicate; whether a photo was stored before the job is recorded
+the first time it is looked at, so a batch run again after a crash classifies every file the same way; and the
+store counts each file's outcome at most once."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from dogsearch.core.images import DecodedImage, ImageRejected
+from dogsearch.gallery.ingest import Ingestor, Upload
+from dogsearch.jobs import phash as ph
+from dogsearch.jobs.sources import Item, JobInputError, list_items, remove_tree
+from dogsearch.jobs.store import JobStore
+from dogsearch.services.http import UpstreamError
+
+log = logging.getLogger("dogsearch.jobs")
+
+
+def plan_items(store: JobStore, job_id: str) -> list[Item] | None:
+    """Lists the job's files (blocking: run in a thread); None when the job is no longer active.
+    Files with an outcome already (a job resumed after a restart) are left out."""
+    job = store.get(job_id)
+    if job is None or job["state"] not in ("queued", "running"):
+        return None
+    root = Path(job["root"])
+    manifest = Path(job["manifest"]) if job.get("manifest") else None
+    try:
+        # The roots checked when the job was accepted: a worker reads what its submitter was allowed to.
+        items = list_items(root, manifest, job.get("labels"), job.get("payload") or {}, [Path(r) for r in job["roots"]])
+    except (JobInputError, OSError) as exc:
+        store.fail(job_id, f"could not list the photos: {exc}")
+        return None
+    if not store.start(job_id, len(items)):
+        return None
+    done = store.recorded(job_id)
+    if len(items) == 0:
+        store.record(job_id, [])  # finishes an empty job
+        clean_up(store, job_id)
+    return [item for item in items if item.file not in done]
+
+
+def batches(items: Sequence[Item], size: int) -> list[list[list[Any]]]:
+    """Batches as plain lists (they travel as Celery messages)."""
+    rows = [[i.file, i.path, i.fields] for i in items]
+    return [rows[n:n + size] for n in range(0, len(rows), size)]
+
+
+@dataclass
+class _Prepared:
+    file: str
+    fields: dict[str, Any]
+    upload: Upload | None = None
+    decoded: DecodedImage | None = None
+    phash: int | None = None
+    error: str | None = None
+
+    @property
+    def dog_id(self) -> str:
+        return self.upload.dog_id
+
+
+def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -> _Prepared:
+    item = _Prepared(file, fields)
+    try:
+        data = Path(path).read_bytes()
+        item.decoded = ingestor.decode_now(data)
+    except ImageRejected as exc:
+        item.error = exc.reason
+        return item
+    except OSError as exc:
+        item.error = f"cannot read the file: {exc.strerror or exc}"
+        return item
+    item.upload = Upload(data, fields)
+    item.phash = ph.dhash(item.decoded.image)
+    return item
+
+
+async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: list[list[Any]]) -> None:
+    """Indexes one batch and records each file's outcome. Raises UpstreamError when the embedder or the search
+    service is unavailable (the caller retries the batch; nothing is counted until it succeeds)."""
+    state = await asyncio.to_thread(store.state, job_id)
+    if state not in ("queued", "running"):
+        await asyncio.to_thread(clean_up, store, job_id)
+        return
+    prepared = await asyncio.to_thread(lambda: [_prepare(ingestor, *row) for row in batch])
+    outcomes: list[tuple[str, str, str | None]] = []
+    readable: list[_Prepared] = []
+    for item in prepared:
+        if item.error:
+            outcomes.append((item.file, "failed", item.error))
+        else:
+            readable.append(item)
+
+    # Each step below is one store call for the whole batch.
+    owners: list[_Prepared] = []
+    claimed = await asyncio.to_thread(store.claim, job_id, [(item.dog_id, item.file) for item in readable])
+    for item, owner in zip(readable, claimed, strict=True):
+        if owner != item.file:
+            outcomes.append((item.file, "duplicate", None))
+        else:
+            owners.append(item)
+
+    stored = await ingestor.existing_many([item.dog_id for item in owners])
+    before_job = await asyncio.to_thread(store.prior, job_id, [(item.dog_id, item.dog_id in stored) for item in owners])
+    fresh: list[_Prepared] = []
+    for item, was_stored in zip(owners, before_job, strict=True):
+        if was_stored:
+            outcomes.append((item.file, "already_stored", None))
+        else:
+            fresh.append(item)
+
+    near_of: dict[str, str] = {}
+    filed = await asyncio.to_thread(store.near, [item.phash for item in fresh])
+    for n, (item, stored_near) in enumerate(zip(fresh, filed, strict=True)):
+        look_alike = await _near_duplicate(ingestor, item, stored_near, fresh[:n])
+        item.fields = {**item.fields, "phash": ph.to_hex(item.phash)}
+        if look_alike:
+            item.fields["near_duplicate_of"] = near_of[item.file] = look_alike
+
+    indexed: list[_Prepared] = []
+    for item, error in await _index(ingestor, fresh):
+        if error:
+            outcomes.append((item.file, "failed", error))
+        else:
+            indexed.append(item)
+            outcomes.append((item.file, "near_duplicate" if item.file in near_of else "indexed", None))
+    await asyncio.to_thread(store.add_phashes, [(item.dog_id, item.phash) for item in indexed])
+    await asyncio.to_thread(store.record, job_id, outcomes)
+    if await asyncio.to_thread(store.state, job_id) not in ("queued", "running"):
+        await asyncio.to_thread(clean_up, store, job_id)
+
+
+def clean_up(store: JobStore, job_id: str) -> None:
+    """An uploaded zip's files are the job's own: gone once the job is over."""
+    job = store.get(job_id)
+    if job and job.get("source") == "upload" and job["roots"]:
+        remove_tree(Path(job["roots"][0]))
+
+
+async def _near_duplicate(ingestor: Ingestor, item: _Prepared, filed: list[tuple[str, int]],
+                          earlier: list[_Prepared]) -> str | None:
+    """The id of a stored (`filed`: hashes sharing a band) or earlier in this batch photo within NEAR_DISTANCE bits,
+    closest first."""
+    candidates = [(other.dog_id, other.phash) for other in earlier] + filed
+    close = sorted((ph.distance(item.phash, h), dog_id) for dog_id, h in candidates
+                   if dog_id != item.dog_id and ph.distance(item.phash, h) <= ph.NEAR_DISTANCE)
+    batch_ids = {other.dog_id for other in earlier}
+    for _, dog_id in close:
+        # A photo deleted since its hash was filed is no look-alike any more.
+        if dog_id in batch_ids or await ingestor.existing(dog_id) is not None:
+            return dog_id
+    return None
+
+
+async def _index(ingestor: Ingestor, items: list[_Prepared]) -> list[tuple[_Prepared, str | None]]:
+    """One embedder call for the batch; if the embedder refuses the batch because of one photo (a 4xx), the
+    photos go one by one so that only the bad one fails."""
+    if not items:
+        return []
+    uploads = [(replace(item.upload, fields=item.fields), item.decoded) for item in items]
+    try:
+        await ingestor.add_decoded(uploads)
+        return [(item, None) for item in items]
+    except UpstreamError as exc:
+        if not 400 <= exc.status_code < 500 or len(items) == 1:
+            if 400 <= exc.status_code < 500:
+                return [(items[0], f"{exc.service}: {exc.detail}")]
+            raise
+    results = []
+    for item, upload in zip(items, uploads, strict=True):
+        try:
+            await ingestor.add_decoded([upload])
+            results.append((item, None))
+        except UpstreamError as exc:
+            if not 400 <= exc.status_code < 500:
+                raise
+            results.append((item, f"{exc.service}: {exc.detail}"))
+    return results
+
+
+def give_up(store: JobStore, job_id: str, batch: list[list[Any]], reason: str) -> None:
+    """A batch that kept failing (its services down past every retry): its files fail, the job goes on."""
+    store.record(job_id, [(file, "failed", reason) for file, _, _ in batch])

@@ -1,0 +1,59 @@
+"""Photo -> the API's answer: find the dogs, pose each box, analyse each pose."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from dogsearch.models.detect import Detection
+from dogsearch.models.pose import keypoints as K
+from dogsearch.models.pose.model import PoseModel
+from dogsearch.pose.analysis import analyse
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, image: Image.Image) -> list[Detection]: ...
+
+
+@dataclass
+class PosePipeline:
+    model: PoseModel
+    detector: Detector
+    threshold: float = 0.3
+    max_dogs: int = 5
+
+    @property
+    def model_id(self) -> str:
+        return self.model.model_id
+
+    def run(self, image: Image.Image) -> dict:
+        return self.run_batch([image])[0]
+
+    def run_batch(self, images: Sequence[Image.Image]) -> list[dict]:
+        """Several photos: dogs found photo by photo, then every dog's pose in one forward where the model can."""
+        found = [self.detector.detect(image)[: self.max_dogs] for image in images]
+        items = [(image, np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4))
+                 for image, dets in zip(images, found, strict=True)]
+        many = getattr(self.model, "predict_many", None)
+        poses = many(items) if many else [self.model.predict(image, boxes) for image, boxes in items]
+        return [self._answer(image, dets, p) for image, dets, p in zip(images, found, poses, strict=True)]
+
+    def _answer(self, image: Image.Image, detections: list[Detection], poses: list) -> dict:
+        dogs = []
+        for det, pose in zip(detections, poses, strict=True):
+            index = {n: i for i, n in enumerate(pose.names)}
+            keypoints = [{"name": name, "x": round(float(pose.points[index[name], 0]), 2),
+                          "y": round(float(pose.points[index[name], 1]), 2),
+                          "score": round(float(pose.scores[index[name]]), 4)} for name in K.AP10K_NAMES]
+            dogs.append({
+                "box": [round(float(v), 2) for v in det.box],
+                "score": round(float(det.score), 4),
+                "keypoints": keypoints,
+                "analysis": analyse(pose.points, pose.scores, pose.names, threshold=self.threshold, box=det.box),
+            })
+        return {"model": self.model_id, "width": image.width, "height": image.height, "dogs": dogs}

@@ -1,0 +1,104 @@
+"""Embedder service: images in, L2-normalised vectors out."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Literal
+
+from fastapi import FastAPI, File, HTTPException, UploadFile
+from PIL import Image
+
+from dogsearch.core.images import ImageRejected, decode_image
+from dogsearch.core.memory import tune_malloc
+from dogsearch.core.vectors import encode_f32
+from dogsearch.inference.batching import BatchTimeout, QueueFull
+from dogsearch.inference.runner import overloaded
+from dogsearch.models.embedding import EmbeddingModel, model_from_settings
+from dogsearch.services.embedder.cache import ModelCache
+from dogsearch.services.embedder.schemas import EmbedResponse, ModelInfo
+from dogsearch.services.embedder.settings import EmbedderSettings
+from dogsearch.services.ops import install_ops
+
+
+def create_app(
+    settings: EmbedderSettings | None = None, model_factory: Callable[[], EmbeddingModel] | None = None
+) -> FastAPI:
+    settings = settings or EmbedderSettings()
+    if settings.tune_malloc:
+        tune_malloc()  # before the model's threads allocate
+    factory = model_factory or (lambda: model_from_settings(settings))
+    cache = ModelCache(factory, **settings.batching())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        async with cache.running(settings.preload):
+            yield
+
+    app = FastAPI(title="dogsearch embedder", version="0.1.0", lifespan=lifespan)
+    app.state.cache = cache
+    app.state.settings = settings
+
+    async def ready() -> str | None:
+        return cache.readiness(settings.preload)
+
+    install_ops(app, "embedder", ready,
+                max_request_bytes=settings.max_batch * settings.max_image_bytes + 1024 * 1024)
+
+    @app.get("/v1/info", response_model=ModelInfo)
+    async def info() -> ModelInfo:
+        model = await _model_or_503(cache)
+        return ModelInfo(model=model.model_id, dim=model.dim, device=settings.device,
+                         precision=settings.precision, data_config=_jsonable(model.data_config))
+
+    @app.post("/v1/embed", response_model=EmbedResponse)
+    async def embed(images: list[UploadFile] = File(..., description="one or more image files"),
+                    encoding: Literal["json", "base64"] = "json") -> EmbedResponse:
+        if len(images) > settings.max_batch:
+            raise HTTPException(413, f"too many images: {len(images)}, limit {settings.max_batch}")
+        files = [(upload.filename or f"#{index}", await upload.read()) for index, upload in enumerate(images)]
+        try:
+            model, unavailable = await cache.aget(), None
+        except Exception as exc:
+            model, unavailable = None, exc
+
+        def decode_all() -> list[Image.Image]:  # bad input is a 4xx whether or not the model is up
+            decoded = []
+            for index, (name, data) in enumerate(files):
+                try:
+                    image = decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
+                                         min_side=model.decode_side if model else None)
+                except ImageRejected as exc:
+                    raise ImageRejected(f"image {index} ({name}): {exc.reason}", exc.status_code) from exc
+                decoded.append(image.image)
+            return decoded
+
+        decoded = await asyncio.to_thread(decode_all)
+        if model is None:
+            raise _unavailable(unavailable) from unavailable
+        # Preprocessing here, not on the inference thread: it overlaps the forward of other requests.
+        tensors = await asyncio.to_thread(lambda: [model.preprocess(im) for im in decoded])
+        try:
+            vectors = await cache.embed(tensors)
+        except (QueueFull, BatchTimeout) as exc:
+            raise overloaded(exc) from exc
+        out = [encode_f32(v) for v in vectors] if encoding == "base64" else vectors.tolist()
+        return EmbedResponse(model=model.model_id, dim=model.dim, vectors=out)
+
+    return app
+
+
+async def _model_or_503(cache: ModelCache) -> EmbeddingModel:
+    try:
+        return await cache.aget()
+    except Exception as exc:
+        raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: Exception) -> HTTPException:
+    """503 with the reason, for the client: a missing weights package, a bad device, ..."""
+    return HTTPException(503, f"model unavailable: {exc}")
+
+
+def _jsonable(config: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from dogsearch.core.settings import InferenceSettings, usable_cores
+
+
+class EmbedderSettings(InferenceSettings):
+    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_EMBEDDER_", extra="forbid")
+
+    model: str = Field("vit_small_dinov2-lora-dogs-v1",
+                       description="a trained model in models/ (the default: the ViT fine-tuned on dogs), "
+                                   "'efficientnet_lite0' (registry weights; 3-6x faster on a CPU), "
+                                   "'vit_small_dinov2', or a timm name")
+    weights_path: str | None = Field(None, description="local weights file instead of the registry package / hub")
+    cache_dir: str = Field("~/.cache/dogsearch", description="weights converted from registry packages (ViT)")
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    preload: bool = Field(True, description="load the model at start-up rather than on the first request")
+    max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
+    queue_max_images: int = Field(512, ge=1, description="images waiting beyond this get 503 + Retry-After")
+
+    def default_replicas(self) -> int:
+        # On a CPU one single-threaded replica per core runs the most images per second: 1.3-1.5x one team of
+        # all threads on 2 cores, 1.5x on 16 (docs/operations.md). A GPU runs one forward at a time anyway.
+        return usable_cores() if self.device == "cpu" else 1
+
+    def default_batch_max_size(self) -> int:
+        # Per image the fastest on a CPU (bigger batches fall out of the caches); a GPU wants more at once.
+        return 8 if self.device == "cpu" else 32

@@ -1,0 +1,81 @@
+"""Bulk indexing jobs in the public API: start one from a server folder or manifest, or from an uploaded zip;
+follow it; cancel it. The work runs on Celery workers (DOGSEARCH_BROKER_URL) or the embedded runner."""
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+
+from dogsearch.gallery.fields import parse_json_object
+from dogsearch.jobs.service import Jobs
+from dogsearch.jobs.sources import JobInputError
+from dogsearch.services.gateway.job_schemas import IndexRequest, Job, JobCreated, JobList
+
+JOB_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+def jobs_router(jobs: Jobs) -> APIRouter:
+    router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+    settings = jobs.settings
+
+    def accepted(job: dict) -> JSONResponse:
+        return JSONResponse({"id": job["id"], "state": job["state"]}, status_code=202,
+                            headers={"Location": f"/v1/jobs/{job['id']}"})
+
+    @router.post("/index", status_code=202, response_model=JobCreated)
+    async def index_path(body: IndexRequest) -> JSONResponse:
+        try:
+            return accepted(await jobs.submit_path(body.path, body.labels, body.payload))
+        except JobInputError as exc:
+            raise HTTPException(exc.status_code, exc.reason) from exc
+
+    @router.post("/index/upload", status_code=202, response_model=JobCreated)
+    async def index_upload(
+        archive: UploadFile = File(..., description="a zip of photos (sub-folders are breeds with labels=folders)"),
+        labels: str | None = Form(None, pattern="^(folders|csv)$"),
+        payload: str | None = Form(None, description="JSON object: fields given to every photo"),
+    ) -> JSONResponse:
+        fields = parse_json_object(payload, "payload")
+        settings.uploads.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=settings.uploads, prefix=".upload-", suffix=".zip")
+        try:
+            with open(fd, "wb") as out:
+                size = 0
+                while chunk := await archive.read(1024 * 1024):
+                    size += len(chunk)
+                    if size > settings.max_archive_bytes:
+                        raise HTTPException(413, f"archive too large: over {settings.max_archive_bytes} bytes")
+                    await asyncio.to_thread(out.write, chunk)
+            if size == 0:
+                raise HTTPException(422, "empty archive: zero bytes")
+            return accepted(await jobs.submit_archive(Path(tmp), labels, fields, name=archive.filename or "upload"))
+        except JobInputError as exc:
+            raise HTTPException(exc.status_code, exc.reason) from exc
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    @router.get("", response_model=JobList)
+    async def list_jobs(limit: int = Query(50, ge=1, le=1000)) -> JobList:
+        return JobList(items=[Job(**j) for j in await jobs.list(limit)])
+
+    async def get_job(job_id: str) -> dict:
+        job = await jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job
+
+    @router.get("/{job_id}", response_model=Job)
+    async def job_status(job_id: str = PathParam(..., pattern=JOB_ID)) -> Job:
+        return Job(**await get_job(job_id))
+
+    @router.delete("/{job_id}", response_model=Job)
+    async def cancel_job(job_id: str = PathParam(..., pattern=JOB_ID)) -> Job:
+        await get_job(job_id)
+        job = await jobs.cancel(job_id)
+        return Job(**job)
+
+    return router

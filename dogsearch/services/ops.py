@@ -1,0 +1,138 @@
+"""What every service exposes for operators: /healthz, /readyz, Prometheus /metrics, request metrics, JSON errors."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from dogsearch.core.images import ImageRejected
+
+log = logging.getLogger("dogsearch.http")
+
+REQUESTS = Counter(
+    "dogsearch_http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
+)
+LATENCY = Histogram(
+    "dogsearch_http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+# A readiness check returns None when ready, else the reason it is not.
+ReadyCheck = Callable[[], Awaitable[str | None]]
+
+
+class BodyLimit:
+    """Refuses request bodies over `limit` bytes (or the limit `per_path` gives a path) with 413: at once from
+    Content-Length, and while reading for a chunked body that never said its length (the app then sees a
+    disconnect, and its answer is replaced)."""
+
+    def __init__(self, app, limit: int, per_path: dict[str, int] | None = None) -> None:
+        self.app, self.default, self.per_path = app, limit, per_path or {}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.per_path.get(scope["path"], self.default)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            return await self._refuse(send, int(declared), limit)
+        seen, over, answered = 0, False, False
+
+        async def counting_receive():
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            nonlocal answered
+            if over:
+                if not answered:
+                    answered = True
+                    await self._refuse(send, seen, limit)
+                return
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not over:  # a disconnect we faked is not an error; anything else is
+                raise
+        if over and not answered:
+            await self._refuse(send, seen, limit)
+
+    @staticmethod
+    async def _refuse(send, size: int, limit: int) -> None:
+        response = JSONResponse({"detail": f"request too large: over {limit} bytes ({size} seen)"}, 413)
+        await response({"type": "http"}, None, send)
+
+
+class RequestMetrics:
+    """Counts, times and logs every request. Plain ASGI: Starlette's BaseHTTPMiddleware costs a task group and a
+    memory stream per request, which showed in profiles of bulk ingestion (many small internal requests)."""
+
+    def __init__(self, app, service: str) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), 500  # 500 unless a response starts: the app raised
+
+        async def send_with_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            elapsed = time.perf_counter() - start
+            path = getattr(scope.get("route"), "path", "unmatched")  # the router puts the matched route in scope
+            REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
+            LATENCY.labels(self.service, path).observe(elapsed)
+            if path not in ("/healthz", "/readyz", "/metrics"):
+                log.info("request", extra={"service": self.service, "method": scope["method"], "route": path,
+                                           "status": status, "ms": round(elapsed * 1000, 1)})
+
+
+def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes: int | None = None,
+                body_limits: dict[str, int] | None = None) -> None:
+    """`max_request_bytes` caps every request body; `body_limits` gives some paths a limit of their own."""
+    if max_request_bytes is not None:
+        app.add_middleware(BodyLimit, limit=max_request_bytes, per_path=body_limits)
+
+    app.add_middleware(RequestMetrics, service=service)  # added last: outermost, so it sees 413s too
+
+    @app.exception_handler(ImageRejected)
+    async def image_rejected(_: Request, exc: ImageRejected) -> JSONResponse:
+        return JSONResponse({"detail": exc.reason}, status_code=exc.status_code)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        reason = await ready()
+        if reason is None:
+            return JSONResponse({"status": "ready", "service": service})
+        return JSONResponse({"status": "not ready", "service": service, "reason": reason}, status_code=503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)

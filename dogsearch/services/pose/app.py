@@ -1,0 +1,87 @@
+"""Pose service: a photo in; the dogs in it with AP-10K keypoints and a body analysis (or the overlay PNG) out."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, File, HTTPException, Query, UploadFile
+from fastapi.responses import Response
+
+from dogsearch.core.images import decode_image
+from dogsearch.core.memory import tune_malloc
+from dogsearch.inference.batching import BatchTimeout, QueueFull
+from dogsearch.inference.runner import overloaded
+from dogsearch.models.detect import create_detector
+from dogsearch.models.pose import keypoints as K
+from dogsearch.models.pose.model import create_pose_model
+from dogsearch.pose.pipeline import PosePipeline
+from dogsearch.pose.render import render_png
+from dogsearch.services.ops import install_ops
+from dogsearch.services.pose.cache import PipelineCache
+from dogsearch.services.pose.schemas import PoseInfo, PoseResponse
+from dogsearch.services.pose.settings import PoseSettings
+
+
+def pipeline_from_settings(settings: PoseSettings) -> PosePipeline:
+    model = create_pose_model(settings.model, weights_dir=settings.weights_dir, checkpoint=settings.checkpoint,
+                              mmpose_config=settings.mmpose_config, device=settings.device,
+                              precision=settings.precision, flip_test=settings.flip_test)
+    detector = create_detector(settings.detector, threads=settings.torch_threads, max_dogs=settings.max_dogs,
+                               input_size=settings.detector_size)
+    return PosePipeline(model, detector, threshold=settings.keypoint_threshold, max_dogs=settings.max_dogs)
+
+
+def create_app(settings: PoseSettings | None = None,
+               pipeline_factory: Callable[[], PosePipeline] | None = None) -> FastAPI:
+    settings = settings or PoseSettings()
+    if settings.tune_malloc:
+        tune_malloc()  # before the model's threads allocate
+    cache = PipelineCache(pipeline_factory or (lambda: pipeline_from_settings(settings)), **settings.batching())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        async with cache.running(settings.preload):
+            yield
+
+    app = FastAPI(title="dogsearch pose", version="0.1.0", lifespan=lifespan)
+    app.state.cache = cache
+    app.state.settings = settings
+
+    async def ready() -> str | None:
+        # Lazy by default: it loads on the first request, and only the pose routes need it.
+        return cache.readiness(settings.preload, lazy_is_ready=True)
+
+    install_ops(app, "pose", ready, max_request_bytes=settings.max_image_bytes + 1024 * 1024)
+
+    @app.get("/v1/info", response_model=PoseInfo)
+    async def info() -> PoseInfo:
+        pipeline = await _pipeline_or_503(cache)
+        return PoseInfo(model=pipeline.model_id, detector=pipeline.detector.name, keypoints=list(K.AP10K_NAMES),
+                        keypoint_threshold=settings.keypoint_threshold, device=settings.device)
+
+    @app.post("/v1/pose", response_model=PoseResponse,
+              responses={200: {"content": {"image/png": {}}, "description": "JSON, or the overlay with render=true"}})
+    async def pose(image: UploadFile = File(..., description="a photo"),
+                   render: bool = Query(False, description="answer with the photo and skeletons drawn, as PNG")):
+        data = await image.read()
+        decoded = await asyncio.to_thread(decode_image, data, max_bytes=settings.max_image_bytes,
+                                          max_pixels=settings.max_image_pixels)
+        await _pipeline_or_503(cache)
+        try:
+            result = await cache.run(decoded.image)
+        except (QueueFull, BatchTimeout) as exc:
+            raise overloaded(exc) from exc
+        if render:
+            png = await asyncio.to_thread(render_png, decoded.image, result["dogs"], settings.keypoint_threshold)
+            return Response(png, media_type="image/png")
+        return result
+
+    return app
+
+
+async def _pipeline_or_503(cache: PipelineCache) -> PosePipeline:
+    try:
+        return await cache.aget()
+    except Exception as exc:  # the reason goes to the client: missing weights, MMPose not installed, ...
+        raise HTTPException(503, f"pose model unavailable: {exc}") from exc

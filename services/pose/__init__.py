@@ -1,1 +1,0 @@
-"""Dog pose service: find the dogs, AP-10K keypoints per dog, body analysis, skeleton overlay."""
