@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from dogsearch.core.errors import DogsearchError
 from dogsearch.core.logs import configure_logging
 
 DEFAULT_PORTS = {"all": 8000, "gateway": 8000, "embedder": 8001, "search": 8002, "pose": 8003}
@@ -224,7 +225,6 @@ def _index(args: argparse.Namespace) -> int:
     from dogsearch.cli.ingest import follow_job, job_summary, zip_folder
     from dogsearch.jobs.settings import JobsSettings
     from dogsearch.jobs.sources import JobInputError
-    from dogsearch.services.http import UpstreamError
 
     configure_logging("WARNING")
     if not args.dir.is_dir():
@@ -280,8 +280,8 @@ def _index(args: argparse.Namespace) -> int:
     run = via_gateway if args.url else on_workers if settings.broker_url and not args.local else in_process
     try:
         job = asyncio.run(run())
-    except (UpstreamError, JobInputError) as exc:
-        print(f"dogsearch index: {getattr(exc, 'detail', None) or exc}", file=sys.stderr)
+    except DogsearchError as exc:
+        print(f"dogsearch index: {exc.reason}", file=sys.stderr)
         return 1
     print(job_summary(job))
     for error in job["errors"]:
@@ -302,8 +302,6 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from dogsearch.services.http import UpstreamError
-
     configure_logging("WARNING")
     data = args.image.read_bytes()
 
@@ -313,8 +311,8 @@ def _search(args: argparse.Namespace) -> int:
 
     try:
         answer = asyncio.run(run())
-    except UpstreamError as exc:
-        print(f"dogsearch search: {exc.status_code}: {exc.detail}", file=sys.stderr)
+    except DogsearchError as exc:
+        print(f"dogsearch search: {exc.reason}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(answer, indent=2))

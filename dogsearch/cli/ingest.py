@@ -12,8 +12,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dogsearch.core.errors import DogsearchError
 from dogsearch.services.gateway.client import GatewayClient
-from dogsearch.services.http import UpstreamError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
@@ -63,7 +63,7 @@ async def index_items(
             try:
                 data = await asyncio.to_thread(item.path.read_bytes)
                 status, _ = await client.add_dog(data, filename=item.path.name, **(extra or {}), **item.fields)
-            except (UpstreamError, OSError) as exc:
+            except (DogsearchError, OSError) as exc:
                 report.failed.append((str(item.path), str(exc)))
             else:
                 if status == 201:

@@ -3,37 +3,48 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dogsearch.core.errors import InvalidInput, TooLarge, UnsupportedMedia
+
 # Formats a browser or camera produces; anything else PIL happens to parse (PSD, EPS, ...) is refused.
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 
 
-class ImageRejected(ValueError):
-    """An upload that is not a usable image; `status_code` is the HTTP status to answer with."""
+class ImageRejected(InvalidInput):
+    """An upload that is not a usable image: empty, truncated or corrupt."""
 
-    def __init__(self, reason: str, status_code: int = 422) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status_code = status_code
+
+class ImageTooLarge(TooLarge, ImageRejected):
+    """Too many bytes or pixels."""
+
+
+class ImageUnsupported(UnsupportedMedia, ImageRejected):
+    """Not an image, or not of a format we take."""
 
 
 @dataclass(frozen=True)
-class DecodedImage:
-    image: Image.Image  # RGB, EXIF orientation applied, first frame of an animation; maybe shrunk on load
+class ImageInfo:
     format: str
-    width: int  # the photo's own size, EXIF orientation applied, whatever size `image` was decoded at
+    width: int  # the photo's own size, EXIF orientation applied
     height: int
+
+
+@dataclass(frozen=True)
+class DecodedImage(ImageInfo):
+    image: Image.Image  # RGB, EXIF orientation applied, first frame of an animation; maybe shrunk on load
 
 
 def check_size(data: bytes, max_bytes: int) -> None:
     if not data:
-        raise ImageRejected("empty file: zero bytes", 422)
+        raise ImageRejected("empty file: zero bytes")
     if len(data) > max_bytes:
-        raise ImageRejected(f"file too large: {len(data)} bytes, limit {max_bytes}", 413)
+        raise ImageTooLarge(f"file too large: {len(data)} bytes, limit {max_bytes}")
 
 
 # EXIF orientations that turn the picture a quarter: its width and height swap.
@@ -41,41 +52,67 @@ _QUARTER_TURNS = {5, 6, 7, 8}
 _ORIENTATION = 0x0112
 
 
+def probe_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
+    """Checks a photo's size, format and pixel count from its header alone, decoding no pixels (well under a
+    millisecond): for a process that only passes the photo on to the one that decodes it. A truncated file passes
+    here; its decode fails."""
+    with _reading():
+        im = _open(data, max_bytes, max_pixels)
+        return _info(im)
+
+
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int | None = None) -> DecodedImage:
     """Checks and decodes a photo. With `min_side`, a JPEG may be decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's
     DCT scaling: "shrink on load", as thumbnailers do) as long as both sides stay at least `min_side`: a 12 MP photo
     decodes 3x faster and every later resize has 16-64x fewer pixels to read. The whole file is decoded either
     way, so a truncated one is still found."""
+    with _reading():
+        im = _open(data, max_bytes, max_pixels)
+        info = _info(im)
+        im.seek(0)
+        if min_side and info.format in ("JPEG", "MPO"):
+            im.draft(None, (min_side, min_side))  # only picks the scale; pixels come with load()
+        im.load()  # decodes everything, so a truncated file fails here and not later
+    ImageOps.exif_transpose(im, in_place=True)  # in place: a 12 MP photo's pixels are 36 MB to copy
+    return DecodedImage(image=to_rgb(im), format=info.format, width=info.width, height=info.height)
+
+
+def _open(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     check_size(data, max_bytes)
+    with warnings.catch_warnings():
+        # We enforce our own pixel limit below; PIL's warning would only go to the log.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = Image.open(io.BytesIO(data))
+    fmt = im.format or "unknown"
+    if fmt not in ALLOWED_FORMATS:
+        raise ImageUnsupported(
+            f"unsupported image format {fmt}; use one of {', '.join(sorted(ALLOWED_FORMATS))}")
+    width, height = im.size  # read from the header: no pixels decoded yet
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"too many pixels: {width}x{height}, limit {max_pixels}")
+    return im
+
+
+def _info(im: Image.Image) -> ImageInfo:
+    width, height = im.size
+    if im.getexif().get(_ORIENTATION) in _QUARTER_TURNS:
+        width, height = height, width
+    return ImageInfo(format=im.format, width=width, height=height)
+
+
+@contextmanager
+def _reading() -> Iterator[None]:
+    """PIL's errors as the reasons a photo is refused."""
     try:
-        with warnings.catch_warnings():
-            # We enforce our own pixel limit below; PIL's warning would only go to the log.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            fmt = im.format or "unknown"
-            if fmt not in ALLOWED_FORMATS:
-                raise ImageRejected(
-                    f"unsupported image format {fmt}; use one of {', '.join(sorted(ALLOWED_FORMATS))}", 415
-                )
-            width, height = im.size  # read from the header: no pixels decoded yet
-            if width * height > max_pixels:
-                raise ImageRejected(f"too many pixels: {width}x{height}, limit {max_pixels}", 413)
-            im.seek(0)
-            if min_side and fmt in ("JPEG", "MPO"):
-                im.draft(None, (min_side, min_side))  # only picks the scale; pixels come with load()
-            im.load()  # decodes everything, so a truncated file fails here and not later
+        yield
     except ImageRejected:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageRejected(f"too many pixels: {exc}", 413) from exc
+        raise ImageTooLarge(f"too many pixels: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise ImageRejected("not an image (or an unsupported format)", 415) from exc
+        raise ImageUnsupported("not an image (or an unsupported format)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected(f"truncated or corrupt image: {exc}", 422) from exc
-    if im.getexif().get(_ORIENTATION) in _QUARTER_TURNS:
-        width, height = height, width
-    ImageOps.exif_transpose(im, in_place=True)  # in place: a 12 MP photo's pixels are 36 MB to copy
-    return DecodedImage(image=to_rgb(im), format=fmt, width=width, height=height)
+        raise ImageRejected(f"truncated or corrupt image: {exc}") from exc
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

@@ -5,7 +5,7 @@ import json
 import re
 from typing import Any
 
-from fastapi import HTTPException
+from dogsearch.core.errors import InvalidInput
 
 # Written by the server; a client may read them but never set them.
 SERVER_FIELDS = frozenset({"sha256", "width", "height", "format", "bytes", "created_at", "model"})
@@ -14,17 +14,21 @@ _MAX_JSON = 16 * 1024
 Scalar = str | int | float | bool
 
 
+class InvalidFields(InvalidInput):
+    """A field name or value a dog cannot have, or JSON that is not an object of them."""
+
+
 def parse_json_object(raw: str | None, field: str) -> dict[str, Any]:
     if raw is None or raw.strip() == "":
         return {}
     if len(raw) > _MAX_JSON:
-        raise HTTPException(422, f"{field}: larger than {_MAX_JSON} bytes")
+        raise InvalidFields(f"{field}: larger than {_MAX_JSON} bytes")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise HTTPException(422, f"{field}: not valid JSON ({exc.msg})") from exc
+        raise InvalidFields(f"{field}: not valid JSON ({exc.msg})") from exc
     if not isinstance(value, dict):
-        raise HTTPException(422, f"{field}: must be a JSON object")
+        raise InvalidFields(f"{field}: must be a JSON object")
     return value
 
 
@@ -32,14 +36,14 @@ def user_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Checks keys and values: scalars or lists of scalars, no server field names."""
     for key, value in fields.items():
         if not _KEY.match(key):
-            raise HTTPException(422, f"field name {key!r}: use letters, digits, '_', '.', '-' (max 64)")
+            raise InvalidFields(f"field name {key!r}: use letters, digits, '_', '.', '-' (max 64)")
         if key in SERVER_FIELDS:
-            raise HTTPException(422, f"field {key!r} is set by the server")
+            raise InvalidFields(f"field {key!r} is set by the server")
         if isinstance(value, list):
             if not all(isinstance(v, Scalar) for v in value):
-                raise HTTPException(422, f"field {key!r}: a list may hold only strings, numbers or booleans")
+                raise InvalidFields(f"field {key!r}: a list may hold only strings, numbers or booleans")
         elif not isinstance(value, Scalar):
-            raise HTTPException(422, f"field {key!r}: must be a string, number, boolean or a list of them")
+            raise InvalidFields(f"field {key!r}: must be a string, number, boolean or a list of them")
     return fields
 
 

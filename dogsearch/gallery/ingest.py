@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import HTTPException
-
 from dogsearch.core.images import DecodedImage, decode_image
+from dogsearch.gallery.errors import ModelMismatch
 from dogsearch.gallery.photos import PhotoStore
+from dogsearch.search.edge import CollectionMissing
 from dogsearch.services.embedder.client import EmbedderClient
-from dogsearch.services.http import UpstreamError
 from dogsearch.services.search.client import SearchClient
 
 if TYPE_CHECKING:
@@ -69,7 +68,7 @@ class VectorSpace:
     async def check(self, model: str) -> None:
         expected = await self.ensure()
         if model != expected:
-            raise HTTPException(409, f"the embedder now serves {model!r} but the collection holds {expected!r} vectors")
+            raise ModelMismatch(f"the embedder now serves {model!r} but the collection holds {expected!r} vectors")
 
 
 class Ingestor:
@@ -106,10 +105,8 @@ class Ingestor:
             return {}
         try:
             return await self.search.lookup(dog_ids)
-        except UpstreamError as exc:
-            if exc.status_code == 409:  # no collection yet
-                return {}
-            raise
+        except CollectionMissing:  # nothing stored yet
+            return {}
 
     async def add(self, upload: Upload) -> Added:
         """One photo; raises dogsearch.core.images.ImageRejected for a bad one."""

@@ -3,8 +3,8 @@
 Each request carries one or more items. The batcher gathers items until `max_batch_size` or until
 `max_wait_s` passed since the first one, runs `fn` on them off the event loop, and hands each request its
 part of the results. Up to `concurrency` batches run at once (one per model replica); while all run, the next
-batch keeps filling. The queue is bounded (QueueFull -> 503 + Retry-After) and a request that waits too long
-gives up (BatchTimeout -> 504)."""
+batch keeps filling. The queue is bounded (QueueFull: come back later) and a request that waits too long
+gives up (BatchTimeout)."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +16,8 @@ from typing import Generic, TypeVar
 
 from prometheus_client import Histogram
 
+from dogsearch.core.errors import TimedOut, Unavailable
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -25,11 +27,11 @@ QUEUE_WAIT = Histogram("dogsearch_batch_queue_wait_seconds", "time from arrival 
                        ["batcher"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
 
 
-class QueueFull(Exception):
+class QueueFull(Unavailable):
     """Too many items waiting: the caller should retry later."""
 
 
-class BatchTimeout(Exception):
+class BatchTimeout(TimedOut):
     """The request waited longer than its timeout."""
 
 

@@ -11,9 +11,8 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Generic, TypeVar
 
-from fastapi import HTTPException
-
-from dogsearch.inference.batching import BatchTimeout, DynamicBatcher, QueueFull
+from dogsearch.core.errors import Unavailable
+from dogsearch.inference.batching import DynamicBatcher
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 (an input item)
@@ -37,9 +36,15 @@ def inference_pool(name: str, replicas: int, torch_threads: int | None) -> Threa
     return ThreadPoolExecutor(max_workers=replicas, thread_name_prefix=f"{name}-inference", initializer=pin_threads)
 
 
+class ModelUnavailable(Unavailable):
+    """The model could not be built (missing weights, a package not installed, a bad device): the reason says."""
+
+
 class LazyModel(Generic[T]):
-    def __init__(self, factory: Callable[[], T], name: str, executor: Executor | None = None) -> None:
-        self._factory, self.name, self._executor = factory, name, executor
+    def __init__(self, factory: Callable[[], T], name: str, executor: Executor | None = None,
+                 unavailable: str = "model unavailable") -> None:
+        """`unavailable`: how ModelUnavailable's reason starts."""
+        self._factory, self.name, self._executor, self._unavailable = factory, name, executor, unavailable
         self._value: T | None = None
         self._error: Exception | None = None
         self._lock = threading.Lock()
@@ -69,9 +74,13 @@ class LazyModel(Generic[T]):
         return self._value
 
     async def aget(self) -> T:
+        """The model, built on its own thread the first time; ModelUnavailable with the reason when it cannot be."""
         if self._value is not None:
             return self._value
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.get)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self.get)
+        except Exception as exc:
+            raise ModelUnavailable(f"{self._unavailable}: {exc}") from exc
 
     def try_load(self) -> None:
         """For a background preload: failures are logged and kept for /readyz, not raised."""
@@ -88,8 +97,8 @@ class BatchedModel(LazyModel[T], Generic[T, I, R]):
 
     def __init__(self, factory: Callable[[], T], name: str, run_batch: Callable[[T, list[I]], Sequence[R]], *,
                  max_batch_size: int, max_wait_s: float, max_queue: int, timeout_s: float, replicas: int = 1,
-                 torch_threads: int | None = None) -> None:
-        super().__init__(factory, name, inference_pool(name, replicas, torch_threads))
+                 torch_threads: int | None = None, unavailable: str = "model unavailable") -> None:
+        super().__init__(factory, name, inference_pool(name, replicas, torch_threads), unavailable)
         self.batcher: DynamicBatcher[I, R] = DynamicBatcher(
             lambda items: run_batch(self.get(), items), name=name, max_batch_size=max_batch_size,
             max_wait_s=max_wait_s, max_queue=max_queue, timeout_s=timeout_s, executor=self._executor,
@@ -97,7 +106,7 @@ class BatchedModel(LazyModel[T], Generic[T, I, R]):
         )
 
     async def submit(self, items: Sequence[I]) -> list[R]:
-        """Results for `items`; QueueFull -> answer 503 + Retry-After, BatchTimeout -> 504 (see overloaded())."""
+        """Results for `items`; QueueFull when too many wait, BatchTimeout when they waited too long."""
         await self.aget()
         return await self.batcher.submit(items)
 
@@ -121,8 +130,3 @@ class BatchedModel(LazyModel[T], Generic[T, I, R]):
             return "model loading"
         return None if lazy_is_ready else "model not loaded yet (loads on the first request)"
 
-
-def overloaded(exc: QueueFull | BatchTimeout) -> HTTPException:
-    if isinstance(exc, QueueFull):
-        return HTTPException(503, str(exc), headers={"Retry-After": "1"})
-    return HTTPException(504, str(exc))

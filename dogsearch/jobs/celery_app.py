@@ -12,12 +12,12 @@ from typing import Any
 
 from celery import Celery
 
+from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.store import RedisJobStore
-from dogsearch.jobs.work import batches, give_up, plan_items, run_batch
+from dogsearch.jobs.work import batches, give_up, plan_items, reason_of, run_batch
 from dogsearch.services.gateway.settings import GatewaySettings
-from dogsearch.services.http import UpstreamError
 
 PLAN = "dogsearch.jobs.plan"
 INDEX_BATCH = "dogsearch.jobs.index_batch"
@@ -76,7 +76,7 @@ def create_celery(settings: JobsSettings, gateway_settings: GatewaySettings | No
             items = plan_items(store, job_id) or []
         except Exception as exc:  # a job that cannot start must say so, not stay "running"
             log.exception("planning job %s failed", job_id)
-            store.fail(job_id, f"internal error: {exc!r}")
+            store.fail(job_id, f"internal error: {reason_of(exc)}")
             return
         for batch in batches(items, settings.batch_size):
             index_batch.apply_async((job_id, batch))
@@ -87,13 +87,13 @@ def create_celery(settings: JobsSettings, gateway_settings: GatewaySettings | No
         loop, ing = ingestor()
         try:
             loop.run_until_complete(run_batch(ing, store, job_id, batch))
-        except UpstreamError as exc:
+        except (Unavailable, TimedOut) as exc:  # the services are down or busy: later
             if self.request.retries >= settings.max_retries:
-                give_up(store, job_id, batch, f"not indexed: {exc}")
+                give_up(store, job_id, batch, f"not indexed: {reason_of(exc)}")
                 return
             raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from exc
         except Exception as exc:  # e.g. the embedder now serves another model: the files fail, the job goes on
             log.exception("a batch of job %s failed", job_id)
-            give_up(store, job_id, batch, f"not indexed: {exc!r}")
+            give_up(store, job_id, batch, f"not indexed: {reason_of(exc)}")
 
     return app

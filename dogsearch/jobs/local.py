@@ -11,11 +11,11 @@ import asyncio
 import logging
 from typing import Any
 
+from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.store import JobStore
-from dogsearch.jobs.work import batches, give_up, plan_items, run_batch
-from dogsearch.services.http import UpstreamError
+from dogsearch.jobs.work import batches, give_up, plan_items, reason_of, run_batch
 
 log = logging.getLogger("dogsearch.jobs")
 
@@ -57,12 +57,12 @@ class LocalRunner:
                 try:
                     await run_batch(self.ingestor, self.store, job_id, batch)
                     break
-                except UpstreamError as exc:
+                except (Unavailable, TimedOut) as exc:  # the services are down or busy: later
                     if attempt == self.settings.max_retries:
-                        await asyncio.to_thread(give_up, self.store, job_id, batch, f"not indexed: {exc}")
+                        await asyncio.to_thread(give_up, self.store, job_id, batch, f"not indexed: {reason_of(exc)}")
                     else:
                         await asyncio.sleep(min(2**attempt, 30))
                 except Exception as exc:  # a bug must not stop the runner: the batch fails, loudly
                     log.exception("batch of job %s failed", job_id)
-                    await asyncio.to_thread(give_up, self.store, job_id, batch, f"internal error: {exc!r}")
+                    await asyncio.to_thread(give_up, self.store, job_id, batch, f"not indexed: {reason_of(exc)}")
                     break

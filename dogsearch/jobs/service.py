@@ -8,10 +8,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from dogsearch.core.errors import NotFound
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.sources import JobInputError, check_fields, remove_tree, resolve_source, unpack_zip
 from dogsearch.jobs.store import JobStore, SqliteJobStore, new_job
+
+
+class JobNotFound(NotFound):
+    """No job with that id."""
 
 
 class Jobs:

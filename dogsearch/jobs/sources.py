@@ -1,7 +1,7 @@
 """What a job indexes: the photos of a folder, or the rows of a CSV/JSONL manifest, or an uploaded zip.
 
 Everything here checks untrusted input (paths from an API call, manifests, archives) and raises JobInputError
-with the reason, which the API answers as a 4xx."""
+with the reason (of the kind the API answers with its 4xx)."""
 from __future__ import annotations
 
 import csv
@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from fastapi import HTTPException
-
-from dogsearch.gallery.fields import user_fields
+from dogsearch.core.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnsupportedMedia
+from dogsearch.gallery.fields import InvalidFields, user_fields
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 MANIFEST_SUFFIXES = {".csv", ".jsonl"}
@@ -23,10 +22,24 @@ MANIFEST_SUFFIXES = {".csv", ".jsonl"}
 JOB_FIELDS = frozenset({"phash", "near_duplicate_of"})
 
 
-class JobInputError(ValueError):
-    def __init__(self, reason: str, status_code: int = 422) -> None:
-        super().__init__(reason)
-        self.reason, self.status_code = reason, status_code
+class JobInputError(InvalidInput):
+    """A job's source or fields cannot be used as given."""
+
+
+class SourceForbidden(Forbidden, JobInputError):
+    """Outside the folders this server (or this job) may read, or server folders switched off."""
+
+
+class SourceNotFound(NotFound, JobInputError):
+    """The folder or manifest does not exist."""
+
+
+class ArchiveTooLarge(TooLarge, JobInputError):
+    """An archive with too many files, or one that unpacks beyond the limits."""
+
+
+class NotAnArchive(UnsupportedMedia, JobInputError):
+    """An upload that is not a zip."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +52,8 @@ class Item:
 def check_fields(fields: dict[str, Any], where: str) -> dict[str, Any]:
     try:
         user_fields(fields)
-    except HTTPException as exc:
-        raise JobInputError(f"{where}: {exc.detail}") from exc
+    except InvalidFields as exc:
+        raise JobInputError(f"{where}: {exc.reason}") from exc
     reserved = JOB_FIELDS & fields.keys()
     if reserved:
         raise JobInputError(f"{where}: field {sorted(reserved)[0]!r} is set by the job")
@@ -54,8 +67,8 @@ def inside(path: Path, roots: list[Path]) -> bool:
 def resolve_source(path: str, labels: str | None, roots: list[Path]) -> tuple[Path, Path | None]:
     """(folder, manifest or None) for a job's `path`, checked against the allowed roots."""
     if not roots:
-        raise JobInputError("indexing server folders is switched off: set DOGSEARCH_JOBS_ALLOWED_ROOTS, "
-                            "or upload a zip", 403)
+        raise SourceForbidden("indexing server folders is switched off: set DOGSEARCH_JOBS_ALLOWED_ROOTS, "
+                            "or upload a zip")
     raw = Path(path)
     if not raw.is_absolute():
         raise JobInputError(f"path must be absolute, got {path!r}")
@@ -64,9 +77,9 @@ def resolve_source(path: str, labels: str | None, roots: list[Path]) -> tuple[Pa
     except (OSError, ValueError) as exc:  # a NUL byte, a symlink loop
         raise JobInputError(f"unusable path {path!r}: {exc}") from exc
     if not inside(resolved, roots):
-        raise JobInputError(f"{path} is outside the folders this server may index", 403)
+        raise SourceForbidden(f"{path} is outside the folders this server may index")
     if not resolved.exists():
-        raise JobInputError(f"{path} does not exist", 404)
+        raise SourceNotFound(f"{path} does not exist")
     if resolved.is_dir():
         if labels == "csv":
             manifest = resolved / "labels.csv"
@@ -127,7 +140,7 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
         except (OSError, ValueError) as exc:
             raise JobInputError(f"{where}: unusable path {name!r}: {exc}") from exc
         if not inside(path, roots):
-            raise JobInputError(f"{where}: {name} is outside the folders this job may read", 403)
+            raise SourceForbidden(f"{where}: {name} is outside the folders this job may read")
         items.append(Item(name, str(path), check_fields({**payload, **row}, where)))
     return items
 
@@ -138,11 +151,11 @@ def unpack_zip(archive: Path, dest: Path, *, max_files: int, max_bytes: int, max
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as exc:
-        raise JobInputError(f"not a zip archive ({exc})", 415) from exc
+        raise NotAnArchive(f"not a zip archive ({exc})") from exc
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
         if len(members) > max_files:
-            raise JobInputError(f"too many files in the archive: {len(members)}, limit {max_files}", 413)
+            raise ArchiveTooLarge(f"too many files in the archive: {len(members)}, limit {max_files}")
         dest.mkdir(parents=True, exist_ok=True)
         total = 0
         for member in members:
@@ -162,11 +175,10 @@ def unpack_zip(archive: Path, dest: Path, *, max_files: int, max_bytes: int, max
                     while chunk := src.read(1024 * 1024):
                         written += len(chunk)
                         if written > limit:
-                            raise JobInputError(
-                                f"{member.filename}: unpacks beyond the limits (a zip bomb?)", 413)
+                            raise ArchiveTooLarge(f"{member.filename}: unpacks beyond the limits (a zip bomb?)")
                         out.write(chunk)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
-                raise JobInputError(f"{member.filename}: corrupt archive member ({exc})", 422) from exc
+                raise JobInputError(f"{member.filename}: corrupt archive member ({exc})") from exc
             total += written
 
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dogsearch.core.errors import DogsearchError, InvalidInput
 from dogsearch.core.images import DecodedImage, ImageRejected
 from dogsearch.gallery.ingest import Ingestor, Upload
 from dogsearch.jobs import phash as ph
 from dogsearch.jobs.sources import Item, JobInputError, list_items, remove_tree
 from dogsearch.jobs.store import JobStore
-from dogsearch.services.http import UpstreamError
 
 log = logging.getLogger("dogsearch.jobs")
 
@@ -84,8 +84,8 @@ def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -
 
 
 async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: list[list[Any]]) -> None:
-    """Indexes one batch and records each file's outcome. Raises UpstreamError when the embedder or the search
-    service is unavailable (the caller retries the batch; nothing is counted until it succeeds)."""
+    """Indexes one batch and records each file's outcome. Raises Unavailable (or TimedOut) when the embedder or the
+    search service cannot serve (the caller retries the batch; nothing is counted until it succeeds)."""
     state = await asyncio.to_thread(store.state, job_id)
     if state not in ("queued", "running"):
         await asyncio.to_thread(clean_up, store, job_id)
@@ -161,29 +161,30 @@ async def _near_duplicate(ingestor: Ingestor, item: _Prepared, filed: list[tuple
 
 
 async def _index(ingestor: Ingestor, items: list[_Prepared]) -> list[tuple[_Prepared, str | None]]:
-    """One embedder call for the batch; if the embedder refuses the batch because of one photo (a 4xx), the
-    photos go one by one so that only the bad one fails."""
+    """One embedder call for the batch; if the embedder refuses the batch because of one photo (InvalidInput),
+    the photos go one by one so that only the bad one fails."""
     if not items:
         return []
     uploads = [(replace(item.upload, fields=item.fields), item.decoded) for item in items]
     try:
         await ingestor.add_decoded(uploads)
         return [(item, None) for item in items]
-    except UpstreamError as exc:
-        if not 400 <= exc.status_code < 500 or len(items) == 1:
-            if 400 <= exc.status_code < 500:
-                return [(items[0], f"{exc.service}: {exc.detail}")]
-            raise
+    except InvalidInput as exc:
+        if len(items) == 1:
+            return [(items[0], reason_of(exc))]
     results = []
     for item, upload in zip(items, uploads, strict=True):
         try:
             await ingestor.add_decoded([upload])
             results.append((item, None))
-        except UpstreamError as exc:
-            if not 400 <= exc.status_code < 500:
-                raise
-            results.append((item, f"{exc.service}: {exc.detail}"))
+        except InvalidInput as exc:
+            results.append((item, reason_of(exc)))
     return results
+
+
+def reason_of(exc: BaseException) -> str:
+    """Why a file failed, for the job's errors: a domain error's own words, else what the exception was."""
+    return exc.reason if isinstance(exc, DogsearchError) else repr(exc)
 
 
 def give_up(store: JobStore, job_id: str, batch: list[list[Any]], reason: str) -> None:

@@ -26,6 +26,8 @@ from typing import IO, Any
 import numpy as np
 import qdrant_edge as qe
 
+from dogsearch.core.errors import Conflict, DogsearchError, InvalidInput, NotFound
+
 # Payload fields the service filters on most; other fields still filter, just by scanning.
 INDEXED_FIELDS = ("breed", "name")
 # Engine defaults, spelled out because HnswIndexConfig requires them.
@@ -51,20 +53,24 @@ class Hit:
     payload: dict[str, Any]
 
 
-class StoreError(Exception):
+class StoreError(DogsearchError):
     """Any failure of the store or the engine underneath."""
 
 
-class CollectionMismatch(StoreError):
+class CollectionMismatch(StoreError, Conflict):
     """The existing collection was made with another dim or model."""
 
 
-class CollectionMissing(StoreError):
+class CollectionMissing(StoreError, Conflict):
     """An operation needing the collection came before ensure_collection()."""
 
 
-class InvalidInput(StoreError, ValueError):
-    """A bad vector, id, filter or payload from the caller (an HTTP 4xx, not a 5xx)."""
+class InvalidStoreInput(StoreError, InvalidInput):
+    """A bad vector, id, filter or payload from the caller."""
+
+
+class PointNotFound(StoreError, NotFound):
+    """No point with that id."""
 
 
 class DerivedReads:
@@ -75,10 +81,11 @@ class DerivedReads:
         return found[0] if found else None
 
     def similar(self, id: str, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
-        """More like this: the k points nearest to the stored point ``id``, which is left out. KeyError if unknown."""
+        """More like this: the k points nearest to the stored point ``id``, which is left out; PointNotFound if
+        there is none."""
         point = self.get(id, with_vector=True)
         if point is None:
-            raise KeyError(id)
+            raise PointNotFound(f"no point {id}")
         return self.query(point.vector, k, filter=filter, exclude=[point.id])  # type: ignore[arg-type]
 
 
@@ -104,9 +111,9 @@ class EdgeStore(DerivedReads):
             (the engine keeps it); ignored on reopen.
         """
         if not _COLLECTION_NAME.fullmatch(collection):
-            raise InvalidInput(f"collection name must match {_COLLECTION_NAME.pattern}: {collection!r}")
+            raise InvalidStoreInput(f"collection name must match {_COLLECTION_NAME.pattern}: {collection!r}")
         if hnsw_ef is not None and hnsw_ef < 1:
-            raise InvalidInput("hnsw_ef must be >= 1")
+            raise InvalidStoreInput("hnsw_ef must be >= 1")
         self._dir = Path(path) / collection
         self._shard_dir = self._dir / "shard"
         self._meta_path = self._dir / "meta.json"
@@ -135,9 +142,9 @@ class EdgeStore(DerivedReads):
     def ensure_collection(self, dim: int, model: str) -> None:
         """Create the collection (cosine, keyword indexes on breed and name), or check the existing one matches."""
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise InvalidInput(f"dim must be a positive int, got {dim!r}")
+            raise InvalidStoreInput(f"dim must be a positive int, got {dim!r}")
         if not isinstance(model, str) or not model:
-            raise InvalidInput("model must be a non-empty string")
+            raise InvalidStoreInput("model must be a non-empty string")
         with self._lock:
             self._check_open()
             if self._meta is not None:
@@ -247,7 +254,7 @@ class EdgeStore(DerivedReads):
     ) -> list[Hit]:
         """The k points nearest to ``vector`` by cosine, best first. exact=True skips the HNSW graph."""
         if k < 1:
-            raise InvalidInput(f"k must be >= 1, got {k}")
+            raise InvalidStoreInput(f"k must be >= 1, got {k}")
         with self._engine() as shard:
             request = qe.QueryRequest(
                 limit=k,
@@ -270,7 +277,7 @@ class EdgeStore(DerivedReads):
         """One page of points in id order, starting at ``offset`` (an id, inclusive); also returns the
         offset of the next page, or None after the last."""
         if limit < 1:
-            raise InvalidInput(f"limit must be >= 1, got {limit}")
+            raise InvalidStoreInput(f"limit must be >= 1, got {limit}")
         with self._engine() as shard:
             request = qe.ScrollRequest(
                 offset=None if offset is None else _point_id(offset),
@@ -318,12 +325,12 @@ class EdgeStore(DerivedReads):
         try:
             array = np.asarray(vector, dtype=np.float32)
         except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"vector is not a list of numbers: {exc}") from None
+            raise InvalidStoreInput(f"vector is not a list of numbers: {exc}") from None
         if array.shape != (dim,):
-            raise InvalidInput(f"vector must have {dim} numbers, got shape {array.shape}")
+            raise InvalidStoreInput(f"vector must have {dim} numbers, got shape {array.shape}")
         # The engine accepts NaN and zero vectors, and then scores them as 0 against everything.
         if not np.isfinite(array).all() or not array.any():
-            raise InvalidInput("vector must be finite and not all zeros")
+            raise InvalidStoreInput("vector must be finite and not all zeros")
         return array.tolist()
 
 
@@ -332,7 +339,7 @@ def _point_id(id: str) -> str:
     try:
         return str(uuid.UUID(str(id)))
     except ValueError:
-        raise InvalidInput(f"point id must be a UUID string, got {id!r}") from None
+        raise InvalidStoreInput(f"point id must be a UUID string, got {id!r}") from None
 
 
 def _payload(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -341,7 +348,7 @@ def _payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return json.loads(json.dumps(dict(payload), allow_nan=False))
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"payload is not JSON: {exc}") from None
+        raise InvalidStoreInput(f"payload is not JSON: {exc}") from None
 
 
 def _to_point(record: Any, with_vector: bool) -> Point:
@@ -357,7 +364,7 @@ def _to_filter(filter: Mapping[str, Any] | None, exclude: Sequence[str] = ()) ->
 
 def _condition(field: str, value: Any) -> qe.FieldCondition | qe.Filter:
     if not isinstance(field, str) or not field:
-        raise InvalidInput(f"filter field must be a non-empty string, got {field!r}")
+        raise InvalidStoreInput(f"filter field must be a non-empty string, got {field!r}")
     if not isinstance(value, (list, tuple, set, frozenset)):
         return qe.FieldCondition(field, match=qe.MatchValue(_match_value(field, value)))
     values = [_match_value(field, v) for v in value]
@@ -379,7 +386,7 @@ def _match_value(field: str, value: Any) -> str | int | np.bool_:
         return np.bool_(value)
     if isinstance(value, str) or (isinstance(value, int) and -(2**63) <= value < 2**63):
         return value
-    raise InvalidInput(
+    raise InvalidStoreInput(
         f"filter on {field!r}: values must be str, int (64-bit) or bool, or a list of them; got {value!r}"
     )
 

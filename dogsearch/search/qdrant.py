@@ -29,6 +29,7 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from qdrant_client.local.qdrant_local import QdrantLocal
 
+from dogsearch.core.errors import Unavailable
 from dogsearch.search.edge import (
     INDEXED_FIELDS,
     CollectionMismatch,
@@ -36,7 +37,7 @@ from dogsearch.search.edge import (
     DerivedReads,
     EdgeStore,
     Hit,
-    InvalidInput,
+    InvalidStoreInput,
     Point,
     StoreError,
     _match_value,
@@ -50,7 +51,7 @@ META_MODEL = "dogsearch_model"
 T = TypeVar("T")
 
 
-class StoreUnavailable(StoreError):
+class StoreUnavailable(StoreError, Unavailable):
     """The server did not answer (refused, timed out, 502-504): retry later; an HTTP 503, not a 500."""
 
 
@@ -74,11 +75,11 @@ class ServerStore(DerivedReads):
         The sharding arguments are sent only when this store creates the collection; None leaves the server's
         defaults (one shard per node, 1 replica, write consistency 1)."""
         if not collection or not set(collection) <= _COLLECTION_NAME_CHARS:
-            raise InvalidInput(f"collection name must match [A-Za-z0-9_-]+: {collection!r}")
+            raise InvalidStoreInput(f"collection name must match [A-Za-z0-9_-]+: {collection!r}")
         for name, value in (("shard_number", shard_number), ("replication_factor", replication_factor),
                             ("write_consistency_factor", write_consistency_factor), ("hnsw_ef", hnsw_ef)):
             if value is not None and value < 1:
-                raise InvalidInput(f"{name} must be >= 1")
+                raise InvalidStoreInput(f"{name} must be >= 1")
         self._client = client
         self._collection = collection
         self._create_args = {
@@ -129,9 +130,9 @@ class ServerStore(DerivedReads):
         """Create the collection (cosine, keyword indexes on breed and name, the sharding settings), or check
         that the existing one matches."""
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise InvalidInput(f"dim must be a positive int, got {dim!r}")
+            raise InvalidStoreInput(f"dim must be a positive int, got {dim!r}")
         if not isinstance(model, str) or not model:
-            raise InvalidInput("model must be a non-empty string")
+            raise InvalidStoreInput("model must be a non-empty string")
         self._check_open()
         with self._create_lock:
             meta = self._meta or self._read_meta()
@@ -240,7 +241,7 @@ class ServerStore(DerivedReads):
     ) -> list[Hit]:
         """The k points nearest to ``vector`` by cosine, best first. exact=True skips the HNSW graph."""
         if k < 1:
-            raise InvalidInput(f"k must be >= 1, got {k}")
+            raise InvalidStoreInput(f"k must be >= 1, got {k}")
         dim = self._require()["dim"]
         query = EdgeStore._vector(vector, dim)
         query_filter = _to_filter(filter, exclude)
@@ -264,7 +265,7 @@ class ServerStore(DerivedReads):
         """One page of points in id order, starting at ``offset`` (an id, inclusive); also returns the
         offset of the next page, or None after the last."""
         if limit < 1:
-            raise InvalidInput(f"limit must be >= 1, got {limit}")
+            raise InvalidStoreInput(f"limit must be >= 1, got {limit}")
         self._require()
         records, next_offset = self._call(
             self._client.scroll, self._collection, scroll_filter=_to_filter(filter), limit=limit,
@@ -337,7 +338,7 @@ class ServerStore(DerivedReads):
                 self._meta = None  # deleted behind our back: ensure_collection() makes it anew
                 raise CollectionMissing(f"no collection {self._collection!r} on the server") from exc
             if exc.status_code in (400, 422):
-                raise InvalidInput(f"qdrant: {exc}") from exc
+                raise InvalidStoreInput(f"qdrant: {exc}") from exc
             raise StoreError(f"qdrant: {exc}") from exc
         except ValueError as exc:
             # Local mode says "Collection X not found" with a ValueError, as the server says 404.
@@ -363,7 +364,7 @@ def _to_filter(filter: Mapping[str, Any] | None, exclude: Sequence[str] = ()) ->
 def _condition(field: str, value: Any) -> qm.FieldCondition | qm.Filter:
     # The same meaning as EdgeStore's filters, spelled in qdrant-client's models.
     if not isinstance(field, str) or not field:
-        raise InvalidInput(f"filter field must be a non-empty string, got {field!r}")
+        raise InvalidStoreInput(f"filter field must be a non-empty string, got {field!r}")
     if not isinstance(value, (list, tuple, set, frozenset)):
         return qm.FieldCondition(key=field, match=qm.MatchValue(value=_plain(_match_value(field, value))))
     values = [_plain(_match_value(field, v)) for v in value]

@@ -1,19 +1,12 @@
-"""Base for the services' HTTP clients: the same client talks over the network or in-process (ASGI)."""
+"""Base of the services' HTTP clients: the same client talks over the network or in-process (ASGI), and an error
+answer comes back as the domain error the service raised (dogsearch/services/errors.py)."""
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
 
-
-class UpstreamError(Exception):
-    """A service answered with an error (status_code >= 400) or could not be reached (status_code 503)."""
-
-    def __init__(self, service: str, status_code: int, detail: Any) -> None:
-        super().__init__(f"{service}: {status_code} {detail}")
-        self.service = service
-        self.status_code = status_code
-        self.detail = detail
+from dogsearch.services.errors import UpstreamFailure, from_response
 
 
 class ServiceClient:
@@ -31,13 +24,14 @@ class ServiceClient:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise UpstreamError(self.service, 503, f"unreachable: {exc.__class__.__name__}: {exc}") from exc
+            raise UpstreamFailure(f"{self.service} unavailable: unreachable: {exc.__class__.__name__}: {exc}",
+                                  source=self.service) from exc
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail", response.text)
+                body = response.json()
             except ValueError:
-                detail = response.text
-            raise UpstreamError(self.service, response.status_code, detail)
+                body = response.text
+            raise from_response(self.service, response.status_code, body)
         return response
 
     async def ready(self) -> str | None:

@@ -1,15 +1,16 @@
-"""What every service exposes for operators: /healthz, /readyz, Prometheus /metrics, request metrics, JSON errors."""
+"""What every service exposes for operators: /healthz, /readyz, Prometheus /metrics, request metrics; and domain
+errors answered as JSON with their status (dogsearch/services/errors.py)."""
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from dogsearch.core.images import ImageRejected
+from dogsearch.services.errors import install_error_mapping
 
 log = logging.getLogger("dogsearch.http")
 
@@ -118,9 +119,7 @@ def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes
 
     app.add_middleware(RequestMetrics, service=service)  # added last: outermost, so it sees 413s too
 
-    @app.exception_handler(ImageRejected)
-    async def image_rejected(_: Request, exc: ImageRejected) -> JSONResponse:
-        return JSONResponse({"detail": exc.reason}, status_code=exc.status_code)
+    install_error_mapping(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dogsearch.core.images import ImageRejected, decode_image, thumbnail_jpeg
+from dogsearch.core.images import ImageRejected, ImageTooLarge, ImageUnsupported, decode_image, thumbnail_jpeg
 from tests.images import encode, solid
 
 LIMITS = {"max_bytes": 100_000, "max_pixels": 1_000_000}
@@ -25,23 +25,23 @@ def test_plain_jpeg_decodes_to_rgb():
 
 
 @pytest.mark.parametrize(
-    ("data", "status", "words"),
+    ("data", "kind", "words"),
     [
-        (b"", 422, "empty"),
-        (b"this is not an image at all", 415, "not an image"),
-        (solid((1, 2, 3))[:300], 422, "truncated"),
+        (b"", ImageRejected, "empty"),
+        (b"this is not an image at all", ImageUnsupported, "not an image"),
+        (solid((1, 2, 3))[:300], ImageRejected, "truncated"),
     ],
     ids=["zero-bytes", "text", "truncated-jpeg"],
 )
-def test_bad_files_are_rejected_with_a_reason(data, status, words):
+def test_bad_files_are_rejected_with_a_reason(data, kind, words):
     err = rejected(data)
-    assert err.status_code == status
+    assert type(err) is kind
     assert words in err.reason
 
 
 def test_too_many_bytes_is_413():
     err = rejected(solid((1, 2, 3), (200, 200)), max_bytes=1024)
-    assert err.status_code == 413 and "too large" in err.reason
+    assert type(err) is ImageTooLarge and "too large" in err.reason
 
 
 def test_decompression_bomb_is_refused_before_decoding():
@@ -49,14 +49,14 @@ def test_decompression_bomb_is_refused_before_decoding():
     bomb = encode(Image.new("1", (20_000, 20_000)), "PNG")
     assert len(bomb) < 100_000
     err = rejected(bomb)
-    assert err.status_code == 413 and "too many pixels" in err.reason
+    assert type(err) is ImageTooLarge and "too many pixels" in err.reason
 
 
 def test_unsupported_format_is_415():
     buf = io.BytesIO()
     Image.new("RGB", (16, 16)).save(buf, "ICO")
     err = rejected(buf.getvalue())
-    assert err.status_code == 415 and "unsupported image format" in err.reason
+    assert type(err) is ImageUnsupported and "unsupported image format" in err.reason
 
 
 def test_exif_orientation_is_applied():
@@ -100,7 +100,7 @@ def test_shrink_on_load_keeps_the_oriented_size_and_leaves_other_formats_alone()
     truncated = encode(im, quality=90)
     with pytest.raises(ImageRejected) as info:
         decode_image(truncated[: len(truncated) // 2], max_bytes=10_000_000, max_pixels=10_000_000, min_side=200)
-    assert info.value.status_code == 422
+    assert type(info.value) is ImageRejected  # truncated, not too large or of another format
 
 
 def test_rgba_is_composited_on_white():

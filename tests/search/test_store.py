@@ -17,8 +17,9 @@ from dogsearch.search.edge import (
     CollectionMissing,
     EdgeStore,
     Hit,
-    InvalidInput,
+    InvalidStoreInput,
     Point,
+    PointNotFound,
     StoreError,
 )
 from dogsearch.search.qdrant import ServerStore
@@ -148,9 +149,9 @@ def test_payloads_come_back_as_plain_json(store: EdgeStore) -> None:
     assert json.loads(json.dumps(got)) == got
     got["breed"] = "changed"  # a copy, not the store's
     assert store.get(uid("p")).payload["breed"] == "pug"
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidStoreInput):
         store.upsert([Point(uid("q"), [1.0, 1.0, 1.0, 1.0], {"raw": b"bytes"})])
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidStoreInput):
         store.upsert([Point(uid("q"), [1.0, 1.0, 1.0, 1.0], {"x": float("nan")})])
 
 
@@ -158,9 +159,9 @@ def test_ids_are_uuid_strings(store: EdgeStore) -> None:
     upper = uid("rex").upper()
     assert store.get(upper).id == uid("rex")  # any UUID spelling, canonical form back
     for bad in ("rex", "12", ""):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidStoreInput):
             store.upsert([Point(bad, [1.0, 0.0, 0.0, 0.0], {})])
-        with pytest.raises(ValueError):  # InvalidInput is a ValueError too
+        with pytest.raises(ValueError):  # InvalidStoreInput is a ValueError too
             store.get(bad)
 
 
@@ -181,15 +182,15 @@ def test_query_order_and_cosine_scores(store: EdgeStore) -> None:
 
 def test_wrong_vectors_raise(store: EdgeStore) -> None:
     for bad in ([1.0, 0.0, 0.0], [1.0] * 5, [0.0] * 4, [float("nan"), 0.0, 0.0, 1.0], [float("inf")] * 4, None):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidStoreInput):
             store.upsert([Point(uid("bad"), bad, {})])
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidStoreInput):
             store.query(bad, k=3)
     # A bad point anywhere in a batch stores nothing of it.
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidStoreInput):
         store.upsert([Point(uid("ok"), [1.0, 0.0, 0.0, 0.0], {}), Point(uid("bad"), [1.0], {})])
     assert store.count() == 5
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidStoreInput):
         store.query([1.0, 0.0, 0.0, 0.0], k=0)
 
 
@@ -239,7 +240,7 @@ def test_bool_filters_match_bools_only(store: EdgeStore) -> None:
 
 def test_unsupported_filter_values_raise(store: EdgeStore) -> None:
     for bad in ({"age": 5.0}, {"age": None}, {"breed": {"x": 1}}, {"breed": ["pug", 1.5]}, {"age": 2**70}, {"": "x"}):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidStoreInput):
             store.count(bad)
 
 
@@ -256,7 +257,7 @@ def test_similar(store: EdgeStore) -> None:
     assert hits[0].score == pytest.approx(0.8, abs=1e-6)
     assert uid("rex") not in [h.id for h in store.similar(uid("rex"), k=10)]
     assert names(store.similar(uid("rex"), k=5, filter={"breed": "beagle"})) == ["bella", "odie"]
-    with pytest.raises(KeyError):
+    with pytest.raises(PointNotFound):
         store.similar(uid("nobody"), k=3)
 
 
@@ -363,7 +364,7 @@ def test_collections_are_separate(tmp_path: Path, open_store) -> None:
         assert (dogs.count(), cats.count()) == (1, 0)
     with open_store(tmp_path, "dogs") as dogs:
         assert dogs.count() == 1
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidStoreInput):
         open_store(tmp_path, "../escape")
 
 

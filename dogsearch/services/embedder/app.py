@@ -6,14 +6,14 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Literal
 
-from fastapi import FastAPI, File, HTTPException, UploadFile
+from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
+from dogsearch.core.errors import TooLarge
 from dogsearch.core.images import ImageRejected, decode_image
 from dogsearch.core.memory import tune_malloc
 from dogsearch.core.vectors import encode_f32
-from dogsearch.inference.batching import BatchTimeout, QueueFull
-from dogsearch.inference.runner import overloaded
+from dogsearch.inference.runner import ModelUnavailable
 from dogsearch.models.embedding import EmbeddingModel, model_from_settings
 from dogsearch.services.embedder.cache import ModelCache
 from dogsearch.services.embedder.schemas import EmbedResponse, ModelInfo
@@ -47,7 +47,7 @@ def create_app(
 
     @app.get("/v1/info", response_model=ModelInfo)
     async def info() -> ModelInfo:
-        model = await _model_or_503(cache)
+        model = await cache.aget()
         return ModelInfo(model=model.model_id, dim=model.dim, device=settings.device,
                          precision=settings.precision, data_config=_jsonable(model.data_config))
 
@@ -55,11 +55,11 @@ def create_app(
     async def embed(images: list[UploadFile] = File(..., description="one or more image files"),
                     encoding: Literal["json", "base64"] = "json") -> EmbedResponse:
         if len(images) > settings.max_batch:
-            raise HTTPException(413, f"too many images: {len(images)}, limit {settings.max_batch}")
+            raise TooLarge(f"too many images: {len(images)}, limit {settings.max_batch}")
         files = [(upload.filename or f"#{index}", await upload.read()) for index, upload in enumerate(images)]
         try:
             model, unavailable = await cache.aget(), None
-        except Exception as exc:
+        except ModelUnavailable as exc:
             model, unavailable = None, exc
 
         def decode_all() -> list[Image.Image]:  # bad input is a 4xx whether or not the model is up
@@ -69,35 +69,22 @@ def create_app(
                     image = decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
                                          min_side=model.decode_side if model else None)
                 except ImageRejected as exc:
-                    raise ImageRejected(f"image {index} ({name}): {exc.reason}", exc.status_code) from exc
+                    if len(files) == 1:
+                        raise
+                    raise type(exc)(f"image {index} ({name}): {exc.reason}") from exc  # say which one
                 decoded.append(image.image)
             return decoded
 
         decoded = await asyncio.to_thread(decode_all)
         if model is None:
-            raise _unavailable(unavailable) from unavailable
+            raise unavailable
         # Preprocessing here, not on the inference thread: it overlaps the forward of other requests.
         tensors = await asyncio.to_thread(lambda: [model.preprocess(im) for im in decoded])
-        try:
-            vectors = await cache.embed(tensors)
-        except (QueueFull, BatchTimeout) as exc:
-            raise overloaded(exc) from exc
+        vectors = await cache.embed(tensors)
         out = [encode_f32(v) for v in vectors] if encoding == "base64" else vectors.tolist()
         return EmbedResponse(model=model.model_id, dim=model.dim, vectors=out)
 
     return app
-
-
-async def _model_or_503(cache: ModelCache) -> EmbeddingModel:
-    try:
-        return await cache.aget()
-    except Exception as exc:
-        raise _unavailable(exc) from exc
-
-
-def _unavailable(exc: Exception) -> HTTPException:
-    """503 with the reason, for the client: a missing weights package, a bad device, ..."""
-    return HTTPException(503, f"model unavailable: {exc}")
 
 
 def _jsonable(config: dict) -> dict:

@@ -7,16 +7,19 @@ import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Literal
 
-from fastapi import FastAPI, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
+from fastapi import FastAPI, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 
+from dogsearch.core.errors import NotFound
 from dogsearch.core.images import ImageRejected, check_size
+from dogsearch.gallery.errors import DogNotFound, PhotoDamaged, PhotoMissing
 from dogsearch.gallery.fields import parse_json_object, search_filter, user_fields
 from dogsearch.gallery.ingest import Ingestor, Upload
 from dogsearch.gallery.photos import media_type
 from dogsearch.jobs.service import Jobs
 from dogsearch.jobs.settings import JobsSettings
+from dogsearch.search.edge import CollectionMissing
 from dogsearch.services.embedder.client import EmbedderClient
 from dogsearch.services.gateway.jobs import jobs_router
 from dogsearch.services.gateway.pose import GatewayPose, pose_router
@@ -24,7 +27,6 @@ from dogsearch.services.gateway.schemas import Dog, DogPage, SearchResponse, Sea
 from dogsearch.services.gateway.security import ApiKeyGuard, RateLimit
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.gateway.web import DEFAULT_WEB_DIR, install_web
-from dogsearch.services.http import UpstreamError
 from dogsearch.services.ops import install_ops
 from dogsearch.services.pose.client import PoseClient
 from dogsearch.services.search.client import SearchClient
@@ -93,14 +95,6 @@ def create_app(
     install_web(app, settings.web_dir or DEFAULT_WEB_DIR)
     app.include_router(jobs_router(jobs))
 
-    @app.exception_handler(UpstreamError)
-    async def upstream_error(_: Request, exc: UpstreamError) -> JSONResponse:
-        # A client error found upstream (a bad image, say) is the caller's; anything else is ours.
-        if 400 <= exc.status_code < 500:
-            return JSONResponse({"detail": f"{exc.service}: {exc.detail}"}, status_code=exc.status_code)
-        return JSONResponse({"detail": f"{exc.service} unavailable: {exc.detail}"}, status_code=503,
-                            headers={"Retry-After": "1"})
-
     def to_dog(point: dict[str, Any], cls=Dog, **extra: Any) -> Any:
         base = f"/v1/dogs/{point['id']}/image"
         return cls(id=point["id"], payload=point["payload"], image_url=base,
@@ -114,10 +108,8 @@ def create_app(
     async def get_point(dog_id: str) -> dict[str, Any]:
         try:
             return await search.get(dog_id)
-        except UpstreamError as exc:
-            if exc.status_code in (404, 409):
-                raise HTTPException(404, f"no dog {dog_id}") from exc
-            raise
+        except (NotFound, CollectionMissing) as exc:
+            raise DogNotFound(f"no dog {dog_id}") from exc
 
     gateway_pose = GatewayPose(pose, photos, get_point, rerank_weight=settings.pose_rerank_weight)
     # The overlay is drawn in the photo's own pixels: decoded whole, not shrunk.
@@ -156,9 +148,7 @@ def create_app(
         try:
             page = await search.scroll(limit, cursor, flt)
             total = await search.count(flt)
-        except UpstreamError as exc:
-            if exc.status_code != 409:  # no collection yet: an empty gallery
-                raise
+        except CollectionMissing:  # nothing stored yet: an empty gallery
             return DogPage(items=[], next=None, total=0)
         return DogPage(items=[to_dog(p) for p in page["points"]], next=page["next"], total=total)
 
@@ -176,11 +166,11 @@ def create_app(
             try:
                 path = await asyncio.to_thread(photos.thumbnail, dog_id, fmt)
             except ImageRejected as exc:  # the stored original was checked when it came in: damaged since
-                raise HTTPException(500, f"cannot make the thumbnail of dog {dog_id}: {exc.reason}") from exc
+                raise PhotoDamaged(f"cannot make the thumbnail of dog {dog_id}: {exc.reason}") from exc
         else:
             path = photos.original(dog_id, fmt)
         if path is None or not path.exists():
-            raise HTTPException(404, f"photo of dog {dog_id} is missing from the photo store")
+            raise PhotoMissing(f"photo of dog {dog_id} is missing from the photo store")
         return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "max-age=86400"})
 
     @app.delete("/v1/dogs/{dog_id}", status_code=204, tags=["dogs"])
@@ -237,10 +227,8 @@ def create_app(
         start = time.perf_counter()
         try:
             hits = await search.similar(dog_id, k, search_filter(breed, name, filter))
-        except UpstreamError as exc:
-            if exc.status_code in (404, 409):
-                raise HTTPException(404, f"no dog {dog_id}") from exc
-            raise
+        except (NotFound, CollectionMissing) as exc:
+            raise DogNotFound(f"no dog {dog_id}") from exc
         return SearchResponse(
             results=[to_dog(h, SearchResult, score=h["score"]) for h in hits],
             took_ms=round((time.perf_counter() - start) * 1000, 2),

@@ -6,13 +6,13 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from dogsearch.gallery.fields import parse_json_object
-from dogsearch.jobs.service import Jobs
-from dogsearch.jobs.sources import JobInputError
+from dogsearch.jobs.service import JobNotFound, Jobs
+from dogsearch.jobs.sources import ArchiveTooLarge, JobInputError
 from dogsearch.services.gateway.job_schemas import IndexRequest, Job, JobCreated, JobList
 
 JOB_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -28,10 +28,7 @@ def jobs_router(jobs: Jobs) -> APIRouter:
 
     @router.post("/index", status_code=202, response_model=JobCreated)
     async def index_path(body: IndexRequest) -> JSONResponse:
-        try:
-            return accepted(await jobs.submit_path(body.path, body.labels, body.payload))
-        except JobInputError as exc:
-            raise HTTPException(exc.status_code, exc.reason) from exc
+        return accepted(await jobs.submit_path(body.path, body.labels, body.payload))
 
     @router.post("/index/upload", status_code=202, response_model=JobCreated)
     async def index_upload(
@@ -48,13 +45,11 @@ def jobs_router(jobs: Jobs) -> APIRouter:
                 while chunk := await archive.read(1024 * 1024):
                     size += len(chunk)
                     if size > settings.max_archive_bytes:
-                        raise HTTPException(413, f"archive too large: over {settings.max_archive_bytes} bytes")
+                        raise ArchiveTooLarge(f"archive too large: over {settings.max_archive_bytes} bytes")
                     await asyncio.to_thread(out.write, chunk)
             if size == 0:
-                raise HTTPException(422, "empty archive: zero bytes")
+                raise JobInputError("empty archive: zero bytes")
             return accepted(await jobs.submit_archive(Path(tmp), labels, fields, name=archive.filename or "upload"))
-        except JobInputError as exc:
-            raise HTTPException(exc.status_code, exc.reason) from exc
         finally:
             Path(tmp).unlink(missing_ok=True)
 
@@ -65,7 +60,7 @@ def jobs_router(jobs: Jobs) -> APIRouter:
     async def get_job(job_id: str) -> dict:
         job = await jobs.get(job_id)
         if job is None:
-            raise HTTPException(404, f"no job {job_id}")
+            raise JobNotFound(f"no job {job_id}")
         return job
 
     @router.get("/{job_id}", response_model=Job)

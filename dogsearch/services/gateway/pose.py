@@ -8,9 +8,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 
+from dogsearch.gallery.errors import PhotoMissing
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.pose.render import render_png
 from dogsearch.services.pose.client import PoseClient
@@ -50,7 +51,7 @@ class GatewayPose:
         point = point or await self.get_point(dog_id)
         path = self.photos.original(dog_id, point["payload"]["format"])
         if not path.exists():
-            raise HTTPException(404, f"photo of dog {dog_id} is missing from the photo store")
+            raise PhotoMissing(f"photo of dog {dog_id} is missing from the photo store")
         return path.read_bytes()
 
     async def for_dog(self, dog_id: str, point: dict | None = None) -> dict:

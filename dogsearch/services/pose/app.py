@@ -5,13 +5,11 @@ import asyncio
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, File, HTTPException, Query, UploadFile
+from fastapi import FastAPI, File, Query, UploadFile
 from fastapi.responses import Response
 
 from dogsearch.core.images import decode_image
 from dogsearch.core.memory import tune_malloc
-from dogsearch.inference.batching import BatchTimeout, QueueFull
-from dogsearch.inference.runner import overloaded
 from dogsearch.models.detect import create_detector
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.pose.model import create_pose_model
@@ -56,7 +54,7 @@ def create_app(settings: PoseSettings | None = None,
 
     @app.get("/v1/info", response_model=PoseInfo)
     async def info() -> PoseInfo:
-        pipeline = await _pipeline_or_503(cache)
+        pipeline = await cache.aget()
         return PoseInfo(model=pipeline.model_id, detector=pipeline.detector.name, keypoints=list(K.AP10K_NAMES),
                         keypoint_threshold=settings.keypoint_threshold, device=settings.device)
 
@@ -67,11 +65,7 @@ def create_app(settings: PoseSettings | None = None,
         data = await image.read()
         decoded = await asyncio.to_thread(decode_image, data, max_bytes=settings.max_image_bytes,
                                           max_pixels=settings.max_image_pixels)
-        await _pipeline_or_503(cache)
-        try:
-            result = await cache.run(decoded.image)
-        except (QueueFull, BatchTimeout) as exc:
-            raise overloaded(exc) from exc
+        result = await cache.run(decoded.image)
         if render:
             png = await asyncio.to_thread(render_png, decoded.image, result["dogs"], settings.keypoint_threshold)
             return Response(png, media_type="image/png")
@@ -79,9 +73,3 @@ def create_app(settings: PoseSettings | None = None,
 
     return app
 
-
-async def _pipeline_or_503(cache: PipelineCache) -> PosePipeline:
-    try:
-        return await cache.aget()
-    except Exception as exc:  # the reason goes to the client: missing weights, MMPose not installed, ...
-        raise HTTPException(503, f"pose model unavailable: {exc}") from exc

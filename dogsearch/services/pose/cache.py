@@ -14,7 +14,8 @@ from dogsearch.pose.pipeline import PosePipeline
 class PipelineCache(BatchedModel[PosePipeline, Image.Image, dict]):
     def __init__(self, factory: Callable[[], PosePipeline], **batching: Any) -> None:
         """`batching`: PoseSettings.batching()."""
-        super().__init__(factory, "pose", lambda pipeline, images: pipeline.run_batch(images), **batching)
+        super().__init__(factory, "pose", lambda pipeline, images: pipeline.run_batch(images),
+                         unavailable="pose model unavailable", **batching)
 
     async def run(self, image: Image.Image) -> dict:
         return (await self.submit([image]))[0]

@@ -6,18 +6,12 @@ import logging
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, Response
 
+from dogsearch.core.errors import NotFound, Unavailable
 from dogsearch.core.vectors import decode_f32
-from dogsearch.search.edge import (
-    CollectionMismatch,
-    CollectionMissing,
-    InvalidInput,
-    Point,
-    StoreError,
-)
+from dogsearch.search.edge import InvalidStoreInput, Point, PointNotFound, StoreError
 from dogsearch.search.engine import VectorStore, builds_its_own_index, open_store, unavailable
-from dogsearch.search.qdrant import StoreUnavailable
 from dogsearch.services.ops import install_ops
 from dogsearch.services.search import schemas as s
 from dogsearch.services.search.settings import SearchSettings
@@ -87,23 +81,12 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
 
     def store() -> VectorStore:
         if "store" not in state:
-            raise HTTPException(503, "store not open")
+            raise Unavailable("store not open")
         return state["store"]
 
     async def run(fn, *args, **kwargs):
-        try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except CollectionMissing as exc:
-            raise HTTPException(409, f"collection not created yet: {exc}") from exc
-        except CollectionMismatch as exc:
-            raise HTTPException(409, str(exc)) from exc
-        except InvalidInput as exc:
-            raise HTTPException(422, str(exc)) from exc
-        except StoreUnavailable as exc:  # a Qdrant server down: the caller may retry
-            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from exc
-        except StoreError as exc:
-            log.exception("store failure")
-            raise HTTPException(500, f"store failure: {exc}") from exc
+        """A store call off the event loop; its errors are answered by the error mapping."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def ready() -> str | None:
         if "store" not in state:
@@ -121,7 +104,7 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     async def collection_info() -> s.CollectionInfo:
         info = await run(lambda: store().collection_info)  # a server store may have to ask the server
         if info is None:
-            raise HTTPException(404, "collection not created yet")
+            raise NotFound("collection not created yet")
         return s.CollectionInfo(dim=info["dim"], model=info["model"], count=await run(store().count))
 
     @app.put("/v1/points")
@@ -130,7 +113,7 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
             points = [Point(id=p.id, vector=decode_f32(p.vector) if isinstance(p.vector, str) else p.vector,
                             payload=p.payload) for p in body.points]
         except ValueError as exc:
-            raise HTTPException(422, f"vector: {exc}") from exc
+            raise InvalidStoreInput(f"vector: {exc}") from exc
         await run(store().upsert, points)
         state["builder"].note_changes(len(points))
         return {"upserted": len(points)}
@@ -139,7 +122,7 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     async def get_point(point_id: str, with_vector: bool = False) -> s.PointOut:
         point = await run(store().get, point_id, with_vector)
         if point is None:
-            raise HTTPException(404, f"no point {point_id}")
+            raise PointNotFound(f"no point {point_id}")
         return s.PointOut(id=point.id, payload=point.payload, vector=point.vector)
 
     @app.post("/v1/points/lookup", response_model=s.LookupResponse)
@@ -151,7 +134,7 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     @app.delete("/v1/points/{point_id}", status_code=204)
     async def delete_point(point_id: str) -> Response:
         if await run(store().get, point_id) is None:
-            raise HTTPException(404, f"no point {point_id}")
+            raise PointNotFound(f"no point {point_id}")
         await run(store().delete, [point_id])
         state["builder"].note_changes(1)
         return Response(status_code=204)
@@ -174,10 +157,7 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     @app.post("/v1/points/{point_id}/similar", response_model=s.Hits)
     async def similar(point_id: str, body: s.SimilarRequest) -> s.Hits:
         k = _check_k(body.k, settings.max_k)
-        try:
-            hits = await run(store().similar, point_id, k, body.filter)
-        except KeyError as exc:
-            raise HTTPException(404, f"no point {point_id}") from exc
+        hits = await run(store().similar, point_id, k, body.filter)
         return s.Hits(hits=[s.Hit(id=h.id, score=h.score, payload=h.payload) for h in hits])
 
     @app.get("/v1/stats")
@@ -196,5 +176,5 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
 
 def _check_k(k: int, max_k: int) -> int:
     if k > max_k:
-        raise HTTPException(422, f"k must be at most {max_k}")
+        raise InvalidStoreInput(f"k must be at most {max_k}")
     return k

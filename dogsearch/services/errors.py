@@ -1,0 +1,75 @@
+"""Domain errors <-> HTTP, in one place: every service answers a DogsearchError with the status of its kind and
+`{"detail": reason, "code": code}`; the clients raise the same error class again from such an answer."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from dogsearch.core.errors import (
+    Conflict,
+    DogsearchError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TimedOut,
+    TooLarge,
+    Unavailable,
+    UnsupportedMedia,
+    kinds,
+)
+
+log = logging.getLogger("dogsearch.http")
+
+STATUS: dict[type[DogsearchError], int] = {
+    TooLarge: 413,
+    UnsupportedMedia: 415,
+    InvalidInput: 422,
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+    Unavailable: 503,
+    TimedOut: 504,
+}
+KIND_OF_STATUS = {status: kind for kind, status in STATUS.items()} | {400: InvalidInput, 429: Unavailable}
+
+
+def status_of(exc: DogsearchError) -> int:
+    """The status of the error's kind: the first kind in its MRO (a TooLarge is an InvalidInput too, and comes
+    first; a SourceForbidden(Forbidden, JobInputError) is a Forbidden though JobInputError is an InvalidInput)."""
+    return next((STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS), 500)
+
+
+def error_response(exc: DogsearchError) -> JSONResponse:
+    status = status_of(exc)
+    headers = {"Retry-After": "1"} if status == 503 else None  # a full queue or a restarting service: soon
+    return JSONResponse({"detail": exc.reason, "code": exc.code}, status_code=status, headers=headers)
+
+
+def install_error_mapping(app: FastAPI) -> None:
+    @app.exception_handler(DogsearchError)
+    async def domain_error(_: Request, exc: DogsearchError) -> JSONResponse:
+        if status_of(exc) == 500:
+            log.error("internal error", exc_info=exc)
+        return error_response(exc)
+
+
+class UpstreamFailure(Unavailable):
+    """Another service failed (a 5xx) or could not be reached: for this service's caller, that part is down."""
+
+
+def from_response(service: str, status: int, body: Any) -> DogsearchError:
+    """The error a service's error answer stands for, its reason prefixed with the service's name: its own class
+    when the answer names a known `code` of the status's kind (a CollectionMissing, not any Conflict), else the kind
+    of the status. A 5xx is an UpstreamFailure: the caller's request was fine, a part behind it is not."""
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    reason = detail if isinstance(detail, str) else str(detail)
+    if (status >= 500 and status != 504) or status == 401:  # 401: this service's own credentials are wrong
+        return UpstreamFailure(f"{service} unavailable: {reason}", source=service)
+    kind = KIND_OF_STATUS.get(status, InvalidInput if status < 500 else TimedOut)
+    cls = kinds().get(body.get("code")) if isinstance(body, dict) and isinstance(body.get("code"), str) else None
+    if cls is None or not issubclass(cls, kind):
+        cls = kind
+    return cls(f"{service}: {reason}", source=service)

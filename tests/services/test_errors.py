@@ -1,0 +1,85 @@
+"""Domain errors cross a process unchanged: a service answers each kind with its status and code, and the client
+raises the same class again."""
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+
+from dogsearch.core.errors import Conflict, InvalidInput, NotFound, TimedOut, TooLarge, Unavailable
+from dogsearch.core.images import ImageTooLarge
+from dogsearch.gallery.errors import ModelMismatch
+from dogsearch.inference.batching import QueueFull
+from dogsearch.search.edge import CollectionMismatch, CollectionMissing, StoreError
+from dogsearch.services.errors import UpstreamFailure, install_error_mapping, status_of
+from dogsearch.services.http import ServiceClient
+
+
+def app_raising(exc: Exception) -> FastAPI:
+    app = FastAPI()
+    install_error_mapping(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise exc
+
+    return app
+
+
+@pytest.mark.parametrize(("exc", "status"), [
+    (ImageTooLarge("12000x12000"), 413), (InvalidInput("bad"), 422), (NotFound("none"), 404),
+    (CollectionMissing("no collection"), 409), (QueueFull("full"), 503), (TimedOut("slow"), 504),
+])
+def test_each_kind_has_one_status(exc, status):
+    assert status_of(exc) == status
+
+
+@pytest.mark.parametrize("exc", [CollectionMissing("no collection yet"), CollectionMismatch("dim 48 != 384"),
+                                 ModelMismatch("other model"), ImageTooLarge("too many pixels"), NotFound("no dog")])
+async def test_the_client_raises_the_class_the_service_raised(exc):
+    client = ServiceClient("http://svc", app=app_raising(exc))
+    client.service = "search"
+    with pytest.raises(type(exc)) as caught:
+        await client.request("GET", "/boom")
+    assert type(caught.value) is type(exc) and caught.value.reason == f"search: {exc.reason}"
+    assert caught.value.source == "search"
+    await client.aclose()
+
+
+async def test_a_code_of_another_kind_is_not_trusted():
+    # A 404 that names a Conflict's code is a NotFound all the same: the status decides the kind.
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom():
+        from fastapi.responses import JSONResponse
+        return JSONResponse({"detail": "odd", "code": CollectionMissing.code}, status_code=404)
+
+    client = ServiceClient("http://svc", app=app)
+    with pytest.raises(NotFound) as caught:
+        await client.request("GET", "/boom")
+    assert not isinstance(caught.value, Conflict)
+    await client.aclose()
+
+
+async def test_server_errors_and_unreachable_services_are_upstream_failures():
+    client = ServiceClient("http://svc", app=app_raising(StoreError("disk gone")))  # a 500
+    client.service = "embedder"
+    with pytest.raises(UpstreamFailure, match="embedder unavailable"):
+        await client.request("GET", "/boom")
+    await client.aclose()
+    dead = ServiceClient("http://127.0.0.1:9", timeout=2)
+    dead.service = "search"
+    with pytest.raises(Unavailable, match="search unavailable: unreachable"):
+        await dead.request("GET", "/v1/collection")
+    await dead.aclose()
+
+
+def test_kinds_nest_as_their_statuses_say():
+    assert issubclass(ImageTooLarge, TooLarge) and issubclass(TooLarge, InvalidInput)
+    assert issubclass(QueueFull, Unavailable)
+
+
+def test_the_first_kind_in_the_mro_decides():
+    from dogsearch.jobs.sources import JobInputError, SourceForbidden
+
+    assert status_of(SourceForbidden("outside")) == 403 and status_of(JobInputError("bad csv")) == 422
