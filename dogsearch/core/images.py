@@ -40,6 +40,20 @@ class DecodedImage(ImageInfo):
     image: Image.Image  # RGB, EXIF orientation applied, first frame of an animation; maybe shrunk on load
 
 
+@dataclass(frozen=True)
+class ImageLimits:
+    """A service's limits on the photos it takes; `probe` and `decode` check against them."""
+
+    max_bytes: int
+    max_pixels: int
+
+    def probe(self, data: bytes) -> ImageInfo:
+        return probe_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
+    def decode(self, data: bytes, *, min_side: int | None = None) -> DecodedImage:
+        return decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, min_side=min_side)
+
+
 def check_size(data: bytes, max_bytes: int) -> None:
     if not data:
         raise ImageRejected("empty file: zero bytes")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -17,7 +18,6 @@ from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.store import RedisJobStore
 from dogsearch.jobs.work import batches, give_up, plan_items, reason_of, run_batch
-from dogsearch.services.gateway.settings import GatewaySettings
 
 PLAN = "dogsearch.jobs.plan"
 INDEX_BATCH = "dogsearch.jobs.index_batch"
@@ -25,19 +25,9 @@ INDEX_BATCH = "dogsearch.jobs.index_batch"
 log = logging.getLogger("dogsearch.jobs")
 
 
-def build_ingestor(settings: GatewaySettings) -> Ingestor:
-    """The worker's ingest side, configured like the gateway (DOGSEARCH_GATEWAY_*): the same services, the same
-    photo directory, the same limits."""
-    from dogsearch.services.embedder.client import EmbedderClient
-    from dogsearch.services.search.client import SearchClient
-
-    timeout = settings.upstream_timeout_s
-    return Ingestor.from_settings(settings, EmbedderClient(settings.embedder_url, timeout=timeout),
-                                  SearchClient(settings.search_url, timeout=timeout))
-
-
-def create_celery(settings: JobsSettings, gateway_settings: GatewaySettings | None = None) -> Celery:
-    """`gateway_settings` matter only to a worker (where photos go, which services embed and store them)."""
+def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | None = None) -> Celery:
+    """`ingestor` makes a worker thread's Ingestor (where photos go, which services embed and store them): only a
+    worker needs one; a gateway only sends tasks."""
     if not settings.broker_url:
         raise ValueError("Celery needs DOGSEARCH_BROKER_URL (a redis:// URL)")
     app = Celery("dogsearch", broker=settings.broker_url, set_as_current=False)
@@ -63,10 +53,12 @@ def create_celery(settings: JobsSettings, gateway_settings: GatewaySettings | No
     app.dogsearch_store = store
     local = threading.local()  # each worker thread: its own event loop and HTTP clients
 
-    def ingestor() -> tuple[asyncio.AbstractEventLoop, Ingestor]:
+    def thread_ingestor() -> tuple[asyncio.AbstractEventLoop, Ingestor]:
         if not hasattr(local, "loop"):
+            if ingestor is None:
+                raise RuntimeError("this Celery app sends tasks only: create_celery(..., ingestor=...) to run them")
             local.loop = asyncio.new_event_loop()
-            local.ingestor = build_ingestor(gateway_settings or GatewaySettings())
+            local.ingestor = ingestor()
         return local.loop, local.ingestor
 
     # shared=False: tasks are closures over this app's settings; another app in the process must not reuse them.
@@ -84,7 +76,7 @@ def create_celery(settings: JobsSettings, gateway_settings: GatewaySettings | No
     @app.task(name=INDEX_BATCH, shared=False, bind=True, acks_late=True, reject_on_worker_lost=True,
               max_retries=settings.max_retries)
     def index_batch(self, job_id: str, batch: list[list[Any]]) -> None:
-        loop, ing = ingestor()
+        loop, ing = thread_ingestor()
         try:
             loop.run_until_complete(run_batch(ing, store, job_id, batch))
         except (Unavailable, TimedOut) as exc:  # the services are down or busy: later

@@ -71,7 +71,7 @@ def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -
     item = _Prepared(file, fields)
     try:
         data = Path(path).read_bytes()
-        item.decoded = ingestor.decode_now(data)
+        item.decoded = ingestor.decode(data)
     except ImageRejected as exc:
         item.error = exc.reason
         return item
@@ -108,7 +108,7 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
         else:
             owners.append(item)
 
-    stored = await ingestor.existing_many([item.dog_id for item in owners])
+    stored = await ingestor.stored([item.dog_id for item in owners])
     before_job = await asyncio.to_thread(store.prior, job_id, [(item.dog_id, item.dog_id in stored) for item in owners])
     fresh: list[_Prepared] = []
     for item, was_stored in zip(owners, before_job, strict=True):
@@ -155,7 +155,7 @@ async def _near_duplicate(ingestor: Ingestor, item: _Prepared, filed: list[tuple
     batch_ids = {other.dog_id for other in earlier}
     for _, dog_id in close:
         # A photo deleted since its hash was filed is no look-alike any more.
-        if dog_id in batch_ids or await ingestor.existing(dog_id) is not None:
+        if dog_id in batch_ids or dog_id in await ingestor.stored([dog_id]):
             return dog_id
     return None
 
@@ -167,7 +167,7 @@ async def _index(ingestor: Ingestor, items: list[_Prepared]) -> list[tuple[_Prep
         return []
     uploads = [(replace(item.upload, fields=item.fields), item.decoded) for item in items]
     try:
-        await ingestor.add_decoded(uploads)
+        await ingestor.add_many(uploads)
         return [(item, None) for item in items]
     except InvalidInput as exc:
         if len(items) == 1:
@@ -175,7 +175,7 @@ async def _index(ingestor: Ingestor, items: list[_Prepared]) -> list[tuple[_Prep
     results = []
     for item, upload in zip(items, uploads, strict=True):
         try:
-            await ingestor.add_decoded([upload])
+            await ingestor.add_many([upload])
             results.append((item, None))
         except InvalidInput as exc:
             results.append((item, reason_of(exc)))

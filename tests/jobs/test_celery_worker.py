@@ -8,14 +8,14 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from PIL import Image
 
-from dogsearch.jobs.celery_app import create_celery
+from dogsearch.services.worker import worker_celery
 from tests.jobs.helpers import all_dogs, wait_job
 
 
 @pytest.fixture
 def worker(settings):
     jobs, gateway = settings
-    app = create_celery(jobs, gateway)
+    app = worker_celery(jobs, gateway)
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=20):
         yield app
 
@@ -74,7 +74,7 @@ async def test_cancel_stops_a_job(celery_gateway, settings, photos):
     cancelled = (await celery_gateway.delete(f"/v1/jobs/{job_id}")).json()
     assert cancelled["state"] == "cancelled" and cancelled["finished_at"]
     jobs, gateway = settings
-    app = create_celery(jobs, gateway)
+    app = worker_celery(jobs, gateway)
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False):
         listed = (await celery_gateway.get("/v1/jobs")).json()["items"]
     assert [j["id"] for j in listed] == [job_id] and listed[0]["state"] == "cancelled"

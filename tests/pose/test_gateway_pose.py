@@ -5,7 +5,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from dogsearch.models.pose import keypoints as K
-from dogsearch.services.gateway.pose import GatewayPose, proportion_gap
+from dogsearch.pose.rerank import proportion_gap, rerank
 from tests.fakes import FakePoseModel, fake_pose_pipeline
 from tests.images import encode
 
@@ -96,10 +96,10 @@ def test_rerank_moves_the_dog_with_closer_proportions_up():
     poses = [_pose_with(0.4, 0.5), _pose_with(0.8, 0.5)]
     assert proportion_gap(query, poses[1]) == 0.0
     assert proportion_gap(query, poses[0]) == pytest.approx(abs(__import__("math").log(2)) / 2)
-    gp = GatewayPose(client=None, photos=None, get_point=None, rerank_weight=0.1)
-    assert [hit["id"] for _, hit, _ in gp.rerank(query, hits, poses)] == ["b", "a"]
-    gp.rerank_weight = 0.0  # weight 0: the embedder's order
-    assert [hit["id"] for _, hit, _ in gp.rerank(query, hits, poses)] == ["a", "b"]
+    scored = [(hit["score"], hit) for hit in hits]
+    assert [hit["id"] for _, hit, _ in rerank(query, scored, poses, weight=0.1)] == ["b", "a"]
+    # weight 0: the embedder's order
+    assert [hit["id"] for _, hit, _ in rerank(query, scored, poses, weight=0.0)] == ["a", "b"]
 
 
 def test_fake_pose_model_is_deterministic():

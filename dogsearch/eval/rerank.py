@@ -1,9 +1,9 @@
 """Does `rerank=pose` help? Leave-one-out breed retrieval on DIR/<breed>/<photo> with and without it.
 
-    python -m dogsearch.training.pose.rerank_eval ../shared/data/imagewoof/dev [--json]
+    python -m dogsearch.eval.rerank ../shared/data/imagewoof/dev [--json]
 
 Each photo is a query against all the others: the embedder's cosine order, then the same order with the best
-k x depth re-ranked by the gateway's rule (dogsearch/services/gateway/pose.py) at several weights. Prints precision@k
+k x depth re-ranked by the gateway's rule (dogsearch/pose/rerank.py) at several weights. Prints precision@k
 (share of the top k of the query's breed) and recall@1 for each.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from dogsearch.services.gateway.pose import GatewayPose
+from dogsearch.pose.rerank import rerank
 from dogsearch.services.pose.app import pipeline_from_settings
 from dogsearch.services.pose.settings import PoseSettings
 
@@ -50,13 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     result = {"n_photos": len(paths), "k": args.k, "depth": args.depth, "pose_model": pipeline.model_id,
               "weights": {}}
     for weight in WEIGHTS:
-        gp = GatewayPose(client=None, photos=None, get_point=None, rerank_weight=weight)
         precision, top1 = [], []
         for q in range(len(paths)):
             order = np.argsort(-sims[q])[: args.k * args.depth]
             hits = [{"id": int(i), "score": float(sims[q, i])} for i in order]
-            ranked = gp.rerank(poses[q], hits, [poses[i] for i in order]) if weight else \
-                [(h["score"], h, None) for h in hits]
+            ranked = rerank(poses[q], [(h["score"], h) for h in hits], [poses[i] for i in order], weight)
             top = [h["id"] for _, h, _ in ranked[: args.k]]
             precision.append(np.mean([breeds[i] == breeds[q] for i in top]))
             top1.append(breeds[top[0]] == breeds[q])

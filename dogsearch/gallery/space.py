@@ -1,0 +1,30 @@
+"""The vector space of a gallery: one collection for the embedder's model, and never vectors of two models."""
+from __future__ import annotations
+
+import asyncio
+
+from dogsearch.gallery.contracts import Embedder, Index
+from dogsearch.gallery.errors import ModelMismatch
+
+
+class VectorSpace:
+    """Makes sure the collection exists for the embedder's model, and that vectors of two models never mix."""
+
+    def __init__(self, embedder: Embedder, index: Index) -> None:
+        self._embedder, self._index = embedder, index
+        self._lock = asyncio.Lock()
+        self.model: str | None = None
+
+    async def ensure(self) -> str:
+        if self.model is None:
+            async with self._lock:
+                if self.model is None:
+                    info = await self._embedder.info()
+                    await self._index.ensure_collection(info["dim"], info["model"])
+                    self.model = info["model"]
+        return self.model
+
+    async def check(self, model: str) -> None:
+        expected = await self.ensure()
+        if model != expected:
+            raise ModelMismatch(f"the embedder now serves {model!r} but the collection holds {expected!r} vectors")

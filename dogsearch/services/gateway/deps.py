@@ -1,0 +1,79 @@
+"""What the gateway's routes depend on: the parts built once per app by create_app, looked up per request."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, UploadFile
+
+from dogsearch.core.images import ImageLimits, check_size
+from dogsearch.gallery.gallery import Gallery
+from dogsearch.gallery.photos import PhotoStore
+from dogsearch.gallery.records import Dog
+from dogsearch.jobs.service import Jobs
+from dogsearch.services.embedder.client import EmbedderClient
+from dogsearch.services.gateway.poses import StoredPoses
+from dogsearch.services.gateway.schemas import Dog as DogOut
+from dogsearch.services.gateway.settings import GatewaySettings
+from dogsearch.services.pose.client import PoseClient
+from dogsearch.services.search.client import SearchClient
+
+# Dogs and jobs are named by UUIDs (a dog's is made from its photo's hash): a path parameter of any other form is a 422.
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+def build_gallery(settings: GatewaySettings, embedder: EmbedderClient, search: SearchClient) -> Gallery:
+    """Configured by DOGSEARCH_GATEWAY_*: the photo directory, the thumbnail size and the limits. The gateway and
+    the Celery workers both build theirs here, so they store and check photos alike."""
+    return Gallery(embedder, search, PhotoStore(settings.data_dir, settings.thumbnail_px),
+                   ImageLimits(settings.max_upload_bytes, settings.max_image_pixels))
+
+
+def connect_gallery(settings: GatewaySettings) -> Gallery:
+    """A gallery on the embedder and search services at the settings' URLs (a Celery worker's)."""
+    timeout = settings.upstream_timeout_s
+    return build_gallery(settings, EmbedderClient(settings.embedder_url, timeout=timeout),
+                         SearchClient(settings.search_url, timeout=timeout))
+
+
+@dataclass
+class Parts:
+    settings: GatewaySettings
+    gallery: Gallery
+    jobs: Jobs
+    pose: PoseClient
+    poses: StoredPoses
+
+
+def _parts(request: Request) -> Parts:
+    return request.app.state.parts
+
+
+def _gallery(request: Request) -> Gallery:
+    return request.app.state.parts.gallery
+
+
+def _settings(request: Request) -> GatewaySettings:
+    return request.app.state.parts.settings
+
+
+def _jobs(request: Request) -> Jobs:
+    return request.app.state.parts.jobs
+
+
+PartsDep = Annotated[Parts, Depends(_parts)]
+GalleryDep = Annotated[Gallery, Depends(_gallery)]
+SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
+JobsDep = Annotated[Jobs, Depends(_jobs)]
+
+
+async def read_upload(upload: UploadFile, settings: GatewaySettings) -> bytes:
+    """An uploaded photo's bytes, reading at most one byte past the limit."""
+    data = await upload.read(settings.max_upload_bytes + 1)
+    check_size(data, settings.max_upload_bytes)
+    return data
+
+
+def dog_out(dog: Dog, cls: type[DogOut] = DogOut, **extra: Any) -> Any:
+    base = f"/v1/dogs/{dog.id}/image"
+    return cls(id=dog.id, payload=dog.payload, image_url=base, thumbnail_url=f"{base}?size=thumbnail", **extra)

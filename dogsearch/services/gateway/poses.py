@@ -1,0 +1,41 @@
+"""Poses of stored dogs for the public API: the pose service does the work; answers are cached here, by dog id (ids
+are the photo's hash, so an answer never goes stale), newest kept."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from dogsearch.gallery.gallery import Gallery
+from dogsearch.gallery.records import Dog
+from dogsearch.services.pose.client import PoseClient
+
+
+class PoseCache:
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._items: OrderedDict[str, dict] = OrderedDict()
+
+    def get(self, key: str) -> dict | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: dict) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+class StoredPoses:
+    def __init__(self, client: PoseClient, gallery: Gallery, cache_size: int = 4096) -> None:
+        self.client, self.gallery = client, gallery
+        self.cache = PoseCache(cache_size)
+
+    async def of(self, dog: Dog) -> dict:
+        cached = self.cache.get(dog.id)
+        if cached is not None:
+            return cached
+        result = await self.client.pose(await self.gallery.photo(dog))
+        self.cache.put(dog.id, result)
+        return result

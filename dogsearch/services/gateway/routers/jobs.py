@@ -1,0 +1,78 @@
+"""Bulk indexing jobs in the public API: start one from a server folder or manifest, or from an uploaded zip;
+follow it; cancel it. The work runs on Celery workers (DOGSEARCH_BROKER_URL) or the embedded runner."""
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+
+from dogsearch.gallery.fields import parse_json_object
+from dogsearch.jobs.service import JobNotFound
+from dogsearch.jobs.sources import ArchiveTooLarge, JobInputError
+from dogsearch.services.gateway.deps import UUID_PATTERN, JobsDep
+from dogsearch.services.gateway.job_schemas import IndexRequest, Job, JobCreated, JobList
+from dogsearch.services.gateway.settings import GatewaySettings
+
+
+def router(settings: GatewaySettings) -> APIRouter:
+    api = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+    @api.post("/index", status_code=202, response_model=JobCreated)
+    async def index_path(jobs: JobsDep, body: IndexRequest) -> JSONResponse:
+        return _accepted(await jobs.submit_path(body.path, body.labels, body.payload))
+
+    @api.post("/index/upload", status_code=202, response_model=JobCreated)
+    async def index_upload(
+        jobs: JobsDep,
+        archive: UploadFile = File(..., description="a zip of photos (sub-folders are breeds with labels=folders)"),
+        labels: str | None = Form(None, pattern="^(folders|csv)$"),
+        payload: str | None = Form(None, description="JSON object: fields given to every photo"),
+    ) -> JSONResponse:
+        fields = parse_json_object(payload, "payload")
+        limit = jobs.settings.max_archive_bytes
+        jobs.settings.uploads.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=jobs.settings.uploads, prefix=".upload-", suffix=".zip")
+        try:
+            with open(fd, "wb") as out:
+                size = 0
+                while chunk := await archive.read(1024 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        raise ArchiveTooLarge(f"archive too large: over {limit} bytes")
+                    await asyncio.to_thread(out.write, chunk)
+            if size == 0:
+                raise JobInputError("empty archive: zero bytes")
+            return _accepted(await jobs.submit_archive(Path(tmp), labels, fields, name=archive.filename or "upload"))
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    @api.get("", response_model=JobList)
+    async def list_jobs(jobs: JobsDep, limit: int = Query(50, ge=1, le=1000)) -> JobList:
+        return JobList(items=[Job(**j) for j in await jobs.list(limit)])
+
+    @api.get("/{job_id}", response_model=Job)
+    async def job_status(jobs: JobsDep, job_id: str = PathParam(..., pattern=UUID_PATTERN)) -> Job:
+        return Job(**await _job(jobs, job_id))
+
+    @api.delete("/{job_id}", response_model=Job)
+    async def cancel_job(jobs: JobsDep, job_id: str = PathParam(..., pattern=UUID_PATTERN)) -> Job:
+        await _job(jobs, job_id)
+        return Job(**await jobs.cancel(job_id))
+
+    return api
+
+
+def _accepted(job: dict) -> JSONResponse:
+    return JSONResponse({"id": job["id"], "state": job["state"]}, status_code=202,
+                        headers={"Location": f"/v1/jobs/{job['id']}"})
+
+
+async def _job(jobs, job_id: str) -> dict:
+    job = await jobs.get(job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id}")
+    return job
