@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dogsearch.cli.ingest import items_from_folders
-from dogsearch.eval.service import compare
+from dogsearch.eval.service import compare, items_from_folders
 from dogsearch.models.embedding import create_model
 from dogsearch.services.allinone import create_all_in_one
 from dogsearch.services.gateway.client import GatewayClient

@@ -14,6 +14,8 @@ from dogsearch.core.errors import InvalidInput, TooLarge, UnsupportedMedia
 
 # Formats a browser or camera produces; anything else PIL happens to parse (PSD, EPS, ...) is refused.
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+# The file names of those formats: what a folder of photos is searched for.
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo"})
 
 
 class ImageRejected(InvalidInput):

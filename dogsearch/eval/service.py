@@ -3,16 +3,63 @@ exact nearest neighbour on the same split: the service must lose nothing on the 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from dogsearch.cli.ingest import Item, index_items
+from dogsearch.core.errors import DogsearchError
+from dogsearch.core.images import PHOTO_SUFFIXES
 from dogsearch.models.embedding import EmbeddingModel
 from dogsearch.services.gateway.client import GatewayClient
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    fields: dict[str, str]
+
+
+def items_from_folders(root: Path) -> list[Item]:
+    """DIR/<breed>/<photo>: the sub-folder name is the breed; photos directly in DIR get none."""
+    items = []
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file()):
+        rel = path.relative_to(root)
+        items.append(Item(path, {"breed": rel.parts[0]} if len(rel.parts) > 1 else {}))
+    return items
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    already_stored: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+async def index_items(client: GatewayClient, items: Sequence[Item], concurrency: int = 4) -> IndexReport:
+    """One upload a photo, as a user's client would add them (the bulk path is `dogsearch index`)."""
+    report = IndexReport()
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(item: Item) -> None:
+        async with limit:
+            try:
+                data = await asyncio.to_thread(item.path.read_bytes)
+                status, _ = await client.add_dog(data, filename=item.path.name, **item.fields)
+            except (DogsearchError, OSError) as exc:
+                report.failed.append((str(item.path), str(exc)))
+                return
+            if status == 201:
+                report.added += 1
+            else:
+                report.already_stored += 1
+
+    await asyncio.gather(*(one(item) for item in items))
+    return report
 
 
 @dataclass
@@ -54,7 +101,7 @@ def bare_predictions(model: EmbeddingModel, gallery: Sequence[Item], queries: Se
 
 async def http_predictions(client: GatewayClient, gallery: Sequence[Item], queries: Sequence[Item],
                            concurrency: int = 4) -> list[str]:
-    report = await index_items(client, list(gallery), concurrency=concurrency, progress=False)
+    report = await index_items(client, gallery, concurrency=concurrency)
     if report.failed:
         raise RuntimeError(f"indexing failed: {report.failed[:3]}")
     limit = asyncio.Semaphore(concurrency)
@@ -85,3 +132,26 @@ async def compare(client: GatewayClient, model: EmbeddingModel, gallery: Sequenc
         http_seconds=round(seconds, 1),
     )
     return report, via_http, bare
+
+
+def evaluate_service(root: Path, gallery_per_breed: int) -> dict:
+    """`dogsearch eval service DIR`: the first `gallery_per_breed` photos of each breed indexed through the
+    all-in-one service in a temporary data directory, the rest searched; the bare model on the same split."""
+    from dogsearch.models.embedding import model_from_settings
+    from dogsearch.services.allinone import create_all_in_one
+    from dogsearch.services.embedder.settings import EmbedderSettings
+
+    gallery, queries = split_per_breed(items_from_folders(root), gallery_per_breed)
+    settings = EmbedderSettings()
+
+    async def run() -> dict:
+        with tempfile.TemporaryDirectory(prefix="dogsearch-eval-") as data_dir:
+            app = create_all_in_one(Path(data_dir), embedder_settings=settings)
+            async with app.router.lifespan_context(app):
+                client = GatewayClient("http://dogsearch", app=app, timeout=600)
+                bare = await asyncio.to_thread(model_from_settings, settings)
+                report, _, _ = await compare(client, bare, gallery, queries)
+                await client.aclose()
+                return report.as_dict() | {"model": bare.model_id}
+
+    return asyncio.run(run())

@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
+from dogsearch.core.images import PHOTO_SUFFIXES
+
 Split = Literal["train", "val", "heldout"]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
 def bucket(key: str) -> int:
@@ -40,7 +41,7 @@ def labelled_images(root: Path) -> list[tuple[Path, str]]:
     out = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            if path.suffix.lower() in PHOTO_SUFFIXES and path.is_file():
                 out.append((path, folder.name))
     return out
 

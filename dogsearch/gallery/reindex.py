@@ -9,11 +9,9 @@ atomic exchange where the kernel has renameat2, else two renames); the two vecto
 """
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,20 +116,3 @@ def _swap(current: Path, staging: Path) -> None:
     os.replace(staging, current)
     os.replace(aside, staging)
 
-
-def reindex_cli(args: argparse.Namespace) -> int:
-    from dogsearch.eval.retrieval import load_model
-    from dogsearch.search.edge import StoreError
-    from dogsearch.services.search.settings import SearchSettings
-
-    model = load_model(args.model, args.device)
-    try:
-        report = reindex(args.data_dir, model, collection=SearchSettings().collection, batch_size=args.batch_size)
-    except (ReindexError, StoreError) as exc:
-        print(f"dogsearch reindex: {exc}", file=sys.stderr)
-        return 1
-    if not report.swapped:
-        print(f"{report.points} photos are already embedded with {report.new_model}: nothing to do")
-    else:
-        print(f"re-embedded {report.points} photos: {report.old_model} -> {report.new_model} (dim {report.dim})")
-    return 0

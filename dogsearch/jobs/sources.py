@@ -14,9 +14,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dogsearch.core.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnsupportedMedia
+from dogsearch.core.images import PHOTO_SUFFIXES
 from dogsearch.gallery.fields import InvalidFields, user_fields
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 MANIFEST_SUFFIXES = {".csv", ".jsonl"}
 # Written by the job itself into each photo's payload.
 JOB_FIELDS = frozenset({"phash", "near_duplicate_of"})
@@ -97,7 +97,7 @@ def list_items(folder: Path, manifest: Path | None, labels: str | None, payload:
     if manifest is not None:
         return _manifest_items(folder, manifest, payload, roots)
     items = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES):
         rel = path.relative_to(folder)
         fields = dict(payload)
         if labels != "none" and len(rel.parts) > 1:

@@ -8,7 +8,8 @@ import shlex
 
 import pytest
 
-from dogsearch.cli import DEFAULT_PORTS, _parser
+from dogsearch.cli import parser
+from dogsearch.cli.serve import DEFAULT_PORTS
 from tests.deploy.tools import DOCKERFILES, REPO, hadolint
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -57,7 +58,7 @@ def test_image_runs_a_real_command_as_a_non_root_user(name: str) -> None:
     stage = dict(final_stage(name))  # the last of each instruction wins, as in Docker
     cmd = json.loads(stage["CMD"])
     assert cmd[0] == "dogsearch"
-    args = _parser().parse_args(cmd[1:])  # raises SystemExit on flags the CLI doesn't have
+    args = parser().parse_args(cmd[1:])  # raises SystemExit on flags the CLI doesn't have
     if name == "worker":
         assert args.command == "worker"
     else:

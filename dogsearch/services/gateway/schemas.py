@@ -1,6 +1,7 @@
+"""The public API's bodies: dogs, search results and bulk jobs."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -28,3 +29,49 @@ class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(..., description="best first")
     query_pose: dict[str, Any] | None = Field(None, description="with pose=true: the query photo's pose")
     took_ms: float
+
+
+# -- bulk jobs -------------------------------------------------------------------------------------------------------
+
+class IndexRequest(BaseModel):
+    path: str = Field(..., min_length=1, description="a folder, or a .csv/.jsonl manifest, on the server "
+                                                     "(under DOGSEARCH_JOBS_ALLOWED_ROOTS)")
+    labels: Literal["folders", "csv"] | None = Field(
+        None, description="folders (default): DIR/<breed>/<photo>; csv: DIR/labels.csv with a 'path' column")
+    payload: dict[str, Any] = Field(default_factory=dict, description="fields given to every photo of the job")
+
+
+class JobCreated(BaseModel):
+    id: str
+    state: str
+
+
+class JobError(BaseModel):
+    file: str
+    reason: str
+
+
+class Job(BaseModel):
+    id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    source: str = Field(..., description="path or upload")
+    path: str
+    labels: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    total: int = Field(..., description="files found (known once the job is running)")
+    indexed: int = Field(..., description="photos stored by this job, near-duplicates included")
+    duplicates: int = Field(..., description="skipped: the same bytes came earlier in the job or were already stored")
+    already_stored: int = Field(..., description="of the duplicates: stored before this job")
+    near_duplicates: int = Field(..., description="of the indexed: look-alikes of a stored photo (payload "
+                                                  "near_duplicate_of)")
+    failed: int
+    errors: list[JobError] = Field(..., description="the first failures, each with its reason")
+    error: str | None = Field(None, description="why the whole job failed")
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    images_per_s: float | None = None
+
+
+class JobList(BaseModel):
+    items: list[Job]

@@ -14,7 +14,7 @@ from dogsearch.gallery.fields import parse_json_object
 from dogsearch.jobs.service import JobNotFound
 from dogsearch.jobs.sources import ArchiveTooLarge, JobInputError
 from dogsearch.services.gateway.deps import UUID_PATTERN, JobsDep
-from dogsearch.services.gateway.job_schemas import IndexRequest, Job, JobCreated, JobList
+from dogsearch.services.gateway.schemas import IndexRequest, Job, JobCreated, JobList
 from dogsearch.services.gateway.settings import GatewaySettings
 
 

@@ -1,0 +1,22 @@
+"""`dogsearch bench`: throughput and latency on this machine, as ratios against the bare model or store (JSON)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    bench = sub.add_parser("bench", help="measure throughput and latency on this machine (JSON)")
+    bench.add_argument("--only", help="comma-separated: embed, vector, search, ... (default: all)")
+    bench.add_argument("--quick", action="store_true", help="small sizes: checks that it works, in a minute or two")
+    bench.add_argument("--json", action="store_true", help="one line of JSON")
+    bench.add_argument("--out", type=Path, help="also write the JSON to this file")
+    bench.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dogsearch.bench.run import main
+    from dogsearch.core.logs import configure_logging
+
+    configure_logging("WARNING")
+    return main(args.only.split(",") if args.only else None, args.quick, args.json, args.out)

@@ -1,0 +1,148 @@
+"""`dogsearch index DIR`: a bulk job for a folder of photos, on a running gateway (--url), on the Celery workers
+(DOGSEARCH_BROKER_URL), or in this process; a progress bar from the job's counts, then a summary."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import zipfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from dogsearch.cli.common import add_target, gateway
+from dogsearch.core.images import PHOTO_SUFFIXES
+
+
+def add_parser(sub) -> None:
+    index = sub.add_parser("index", help="add the photos of a folder to the gallery")
+    index.add_argument("dir", type=Path)
+    index.add_argument("--labels", choices=["folders", "csv"], default="folders",
+                       help="folders: DIR/<breed>/<photo>; csv: a CSV with a 'path' column and field columns")
+    index.add_argument("--csv", type=Path, help="the CSV for --labels csv (default DIR/labels.csv); its 'path' "
+                                                "column is relative to the CSV's folder")
+    index.add_argument("--payload", help="JSON object: fields given to every photo")
+    index.add_argument("--server-path", action="store_true",
+                       help="with --url: the gateway reads DIR itself (under its allowed roots) instead of an upload")
+    index.add_argument("--local", action="store_true",
+                       help="run the job in this process even when DOGSEARCH_BROKER_URL is set")
+    add_target(index)
+    index.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class Plan:
+    root: Path  # DIR
+    target: str  # what the job reads: DIR, or the CSV
+    labels: str | None
+    payload: dict[str, Any] | None
+    readable: list[Path]  # the folders this job may read
+
+
+def run(args: argparse.Namespace) -> int:
+    from dogsearch.core.errors import DogsearchError
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.jobs.settings import JobsSettings
+
+    configure_logging("WARNING")
+    if not args.dir.is_dir():
+        print(f"dogsearch index: {args.dir} is not a folder", file=sys.stderr)
+        return 2
+    root = args.dir.resolve()
+    labels = args.labels if args.labels == "csv" else None
+    target = str((args.csv or root / "labels.csv").resolve()) if args.csv and labels else str(root)
+    plan = Plan(root, target, labels, json.loads(args.payload) if args.payload else None,
+                [root] + ([Path(target).parent] if labels and args.csv else []))
+    settings = JobsSettings()
+    try:
+        if args.url:
+            job = asyncio.run(via_gateway(plan, args.url, upload=not args.server_path, csv=args.csv))
+        elif settings.broker_url and not args.local:
+            job = asyncio.run(on_workers(plan, settings))
+        else:
+            job = asyncio.run(in_process(plan, args.data_dir))
+    except DogsearchError as exc:
+        print(f"dogsearch index: {exc.reason}", file=sys.stderr)
+        return 1
+    print(job_summary(job))
+    for error in job["errors"]:
+        print(f"  failed: {error['file']}: {error['reason']}", file=sys.stderr)
+    if job["state"] != "done":
+        print(f"dogsearch index: job {job['id']} {job['state']}" + (f": {job['error']}" if job.get("error") else ""),
+              file=sys.stderr)
+        return 1
+    return 1 if job["failed"] and not (job["indexed"] or job["duplicates"]) else 0
+
+
+async def via_gateway(plan: Plan, url: str, *, upload: bool, csv: Path | None) -> dict:
+    """On a running gateway: DIR goes up as a zip, or with --server-path the gateway reads it itself."""
+    from dogsearch.jobs.sources import JobInputError
+
+    async with gateway(url) as client:
+        if not upload:
+            created = await client.index_path(plan.target, plan.labels, plan.payload)
+        else:
+            if csv and csv.resolve() != plan.root / "labels.csv":
+                raise JobInputError("an upload takes DIR/labels.csv; use --server-path for another CSV")
+            with tempfile.TemporaryDirectory(prefix="dogsearch-upload-") as tmp:
+                archive = Path(tmp) / f"{plan.root.name}.zip"
+                await asyncio.to_thread(zip_folder, plan.root, archive)
+                created = await client.index_archive(archive, plan.labels, plan.payload)
+        return await follow_job(lambda: client.job(created["id"]))
+
+
+async def on_workers(plan: Plan, settings) -> dict:
+    """Queued for the Celery workers, followed through the job store they update."""
+    from dogsearch.jobs.service import Jobs
+
+    jobs = Jobs(settings)
+    async with jobs.running():
+        created = await jobs.submit_path(plan.target, plan.labels, plan.payload, roots=plan.readable)
+        return await follow_job(lambda: jobs.get(created["id"]))
+
+
+async def in_process(plan: Plan, data_dir: Path) -> dict:
+    """Every service and the job in this process, on `data_dir`."""
+    options = {"broker_url": None, "allowed_roots": [str(r) for r in plan.readable]}
+    async with gateway(None, data_dir, jobs_options=options) as client:
+        created = await client.index_path(plan.target, plan.labels, plan.payload)
+        return await follow_job(lambda: client.job(created["id"]))
+
+
+def zip_folder(root: Path, dest: Path) -> int:
+    """DIR as a zip for an upload job: photos (and labels.csv) only, stored uncompressed (photos don't shrink)."""
+    count = 0
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED) as zf:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and (path.suffix.lower() in PHOTO_SUFFIXES or path.name == "labels.csv"):
+                zf.write(path, path.relative_to(root).as_posix())
+                count += 1
+    return count
+
+
+async def follow_job(get: Callable[[], Awaitable[dict]], progress: bool = True, every_s: float = 0.25) -> dict:
+    """Polls a job until it is over, with a progress bar from its counts."""
+    bar = tqdm(total=None, unit="photo", desc="indexing", disable=not progress)
+    try:
+        while True:
+            job = await get()
+            if job["total"] and bar.total != job["total"]:
+                bar.total = job["total"]
+            bar.n = job["indexed"] + job["duplicates"] + job["failed"]
+            bar.set_postfix(indexed=job["indexed"], duplicates=job["duplicates"], failed=job["failed"], refresh=False)
+            bar.refresh()
+            if job["state"] not in ("queued", "running"):
+                return job
+            await asyncio.sleep(every_s)
+    finally:
+        bar.close()
+
+
+def job_summary(job: dict) -> str:
+    return (f"indexed {job['indexed']}, duplicates {job['duplicates']} (already stored {job['already_stored']}), "
+            f"near duplicates {job['near_duplicates']}, failed {job['failed']}")

@@ -1,0 +1,36 @@
+"""`dogsearch reindex`: re-embed the stored gallery with another model, then swap it in."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    reindex = sub.add_parser("reindex", help="re-embed the stored gallery with another model, then swap it in")
+    reindex.add_argument("--data-dir", type=Path, default=Path(".data"), help="the all-in-one data directory")
+    reindex.add_argument("--model", help="the new embedder model (default: the embedder setting)")
+    reindex.add_argument("--device", help="cpu, cuda, cuda:N (default: the embedder setting)")
+    reindex.add_argument("--batch-size", type=int, default=32)
+    reindex.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.eval.retrieval import load_model
+    from dogsearch.gallery.reindex import ReindexError, reindex
+    from dogsearch.search.edge import StoreError
+    from dogsearch.services.search.settings import SearchSettings
+
+    configure_logging("WARNING")
+    model = load_model(args.model, args.device)
+    try:
+        report = reindex(args.data_dir, model, collection=SearchSettings().collection, batch_size=args.batch_size)
+    except (ReindexError, StoreError) as exc:
+        print(f"dogsearch reindex: {exc}", file=sys.stderr)
+        return 1
+    if not report.swapped:
+        print(f"{report.points} photos are already embedded with {report.new_model}: nothing to do")
+    else:
+        print(f"re-embedded {report.points} photos: {report.old_model} -> {report.new_model} (dim {report.dim})")
+    return 0

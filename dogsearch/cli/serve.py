@@ -1,0 +1,72 @@
+"""`dogsearch serve [SERVICE]`: every service in one process (the default), or one service in this process."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_PORTS = {"all": 8000, "gateway": 8000, "embedder": 8001, "search": 8002, "pose": 8003}
+
+
+def add_parser(sub) -> None:
+    serve = sub.add_parser("serve", help="run the HTTP services")
+    serve.add_argument("service", nargs="?", default="all", choices=list(DEFAULT_PORTS),
+                       help="'all' (default): every service in one process; else one service in this process")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: gateway/all 8000, embedder 8001, search 8002, pose 8003")
+    serve.add_argument("--data-dir", type=Path, help="all: holds vectors/ and photos/; search: the vectors; "
+                                                     "gateway: the photos")
+    serve.add_argument("--embedder-url", help="gateway: the embedder's base URL")
+    serve.add_argument("--search-url", help="gateway: the search service's base URL")
+    serve.add_argument("--pose-url", help="gateway: the pose service's base URL")
+    serve.add_argument("--model", help="embedder model name (default: the embedder setting's)")
+    serve.add_argument("--device", help="embedder device: cpu, cuda, cuda:N")
+    serve.add_argument("--log-format", choices=["json", "text"], default="json")
+    serve.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.core.memory import frozen_once_started
+
+    configure_logging(fmt=args.log_format)
+    app = frozen_once_started(build_app(args))
+    uvicorn.run(app, host=args.host, port=args.port or DEFAULT_PORTS[args.service], log_config=None,
+                access_log=False, timeout_graceful_shutdown=10)
+    return 0
+
+
+def build_app(args: argparse.Namespace):
+    from dogsearch.services.embedder.settings import EmbedderSettings
+
+    embedder_overrides = {k: v for k, v in (("model", args.model), ("device", args.device)) if v}
+    if args.service == "all":
+        from dogsearch.services.allinone import create_all_in_one
+
+        return create_all_in_one(args.data_dir or Path(".data"),
+                                 embedder_settings=EmbedderSettings(**embedder_overrides))
+    if args.service == "embedder":
+        from dogsearch.services.embedder.app import create_app
+
+        return create_app(EmbedderSettings(**embedder_overrides))
+    if args.service == "search":
+        from dogsearch.services.search.app import create_app
+        from dogsearch.services.search.settings import SearchSettings
+
+        return create_app(SearchSettings(**({"data_dir": args.data_dir} if args.data_dir else {})))
+    if args.service == "pose":
+        from dogsearch.services.pose.app import create_app
+        from dogsearch.services.pose.settings import PoseSettings
+
+        return create_app(PoseSettings(**({"device": args.device} if args.device else {})))
+    from dogsearch.jobs.settings import JobsSettings
+    from dogsearch.services.gateway.app import create_app
+    from dogsearch.services.gateway.settings import GatewaySettings
+
+    overrides = {k: v for k, v in (("embedder_url", args.embedder_url), ("search_url", args.search_url),
+                                   ("pose_url", args.pose_url), ("data_dir", args.data_dir)) if v}
+    # Embedded job state and unpacked uploads go under the gateway's data directory (ids never clash: the
+    # photo store's sub-folders are two hex digits).
+    jobs = JobsSettings(**({"data_dir": args.data_dir / "jobs"} if args.data_dir else {}))
+    return create_app(GatewaySettings(**overrides), jobs_settings=jobs)

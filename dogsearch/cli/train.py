@@ -1,0 +1,46 @@
+"""`dogsearch train WHAT`: the embedder's head (CPU), the ViT through LoRA (a GPU's work), the pose model. Each
+recipe's flags come from its config (dogsearch/training/*/cli.py)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    from dogsearch.training.embedder.cli import add_arguments, add_finetune_arguments
+    from dogsearch.training.pose.cli import add_arguments as add_pose_arguments
+
+    train = sub.add_parser("train", help="train models (see dogsearch/training/)")
+    kinds = train.add_subparsers(dest="what", required=True)
+    embedder = kinds.add_parser("embedder", help="train a projection head on a frozen backbone")
+    embedder.set_defaults(func=run_embedder)
+    add_arguments(embedder)
+    vit = kinds.add_parser("vit", help="fine-tune the ViT end to end through LoRA adapters (a GPU's work)")
+    vit.set_defaults(func=run_vit)
+    add_finetune_arguments(vit)
+    pose = kinds.add_parser("pose", help="train the default pose model (models/pose-lite0-fpn)")
+    pose.set_defaults(func=run_pose)
+    add_pose_arguments(pose)
+
+
+def run_embedder(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.training.embedder.cli import run
+
+    configure_logging("WARNING")
+    return run(args)
+
+
+def run_vit(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.training.embedder.cli import run_finetune
+
+    configure_logging("WARNING")
+    return run_finetune(args)
+
+
+def run_pose(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.training.pose.cli import run
+
+    configure_logging("WARNING")
+    return run(args)

@@ -1,0 +1,22 @@
+"""`dogsearch worker`: a Celery worker for bulk jobs (needs DOGSEARCH_BROKER_URL); start more to scale out."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    worker = sub.add_parser("worker", help="a Celery worker for bulk jobs (needs DOGSEARCH_BROKER_URL); "
+                                           "start more of them to scale out")
+    worker.add_argument("--concurrency", type=int, default=2, help="batches in flight (default 2)")
+    worker.add_argument("--pool", choices=["threads", "prefork", "solo"], default="threads")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.services.worker import run_worker
+
+    configure_logging(args.loglevel)
+    run_worker(concurrency=args.concurrency, pool=args.pool, loglevel=args.loglevel)
+    return 0
