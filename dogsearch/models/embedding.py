@@ -22,7 +22,6 @@ which ``EmbeddingModel.embed`` L2-normalises.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import math
 from collections.abc import Callable, Sequence
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 import torchvision.transforms as T
 from PIL import Image
 
+from dogsearch.inference.device import PRECISIONS, autocast, resolve_device, validate_precision
 from dogsearch.models import dinov2 as V
 from dogsearch.models import heads as H
 from dogsearch.models import lora as L
@@ -65,11 +65,9 @@ VIT_MODEL = "vit_small_dinov2"
 DEFAULT_CACHE_DIR = "~/.cache/dogsearch"
 LITE0_ARCH = "tf_efficientnet_lite0"
 PACKAGE_MODEL_ID = f"{LITE0_ARCH}.imagenet-pkg"
-PRECISIONS = ("fp32", "fp16", "bf16")
 # the package weights were trained on inputs scaled to [-1, 1]
 _PACKAGE_DATA_CONFIG = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
 _HUB_PREFIXES = ("hf-hub:", "hf_hub:")
-_AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def _split_eval_transform(transform: Any) -> tuple[Callable[[Image.Image], Image.Image], torch.Tensor, torch.Tensor]:
@@ -140,7 +138,7 @@ class EmbeddingModel:
             return np.zeros((0, self.dim), dtype=np.float32)
         with torch.inference_mode():
             x = self.normalize(batch)
-            with self._autocast():
+            with autocast(self.device, self.precision):
                 feats = self.module(x)
             feats = F.normalize(feats.float().flatten(1), dim=1)
             return feats.cpu().numpy()
@@ -156,12 +154,6 @@ class EmbeddingModel:
         if not chunks:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(chunks, axis=0)
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        dtype = _AUTOCAST_DTYPES.get(self.precision)
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
 
 
 def create_model(
@@ -182,13 +174,7 @@ def create_model(
     """
     validate_precision(precision)
     dev = resolve_device(device)
-    if precision == "fp16" and dev.type != "cuda":
-        raise ValueError(
-            "precision 'fp16' needs a CUDA device (CPU kernels for fp16 convolutions are slow "
-            "or missing); on CPU use precision 'bf16' or 'fp32'"
-        )
-    if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"precision 'bf16' is not supported on {dev}; use 'fp16' or 'fp32'")
+    validate_precision(precision, dev)
 
     module, model_id, data_config = build_backbone(
         name, weights_path, weights_sha256=weights_sha256, num_classes=0, cache_dir=cache_dir
@@ -242,35 +228,6 @@ def build_backbone(
         module, model_id = _build_timm(name, weights_path, weights_sha256, num_classes)
         data_config = _data_config(module)
     return module.eval(), model_id, data_config
-
-
-def validate_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-    return precision
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """'cpu', 'cuda' or 'cuda:N' -> torch.device, checking that it exists."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise ValueError(f"invalid device {device!r}: use 'cpu', 'cuda' or 'cuda:N'") from exc
-    if dev.type == "cpu":
-        return torch.device("cpu")
-    if dev.type != "cuda":
-        raise ValueError(f"unsupported device {device!r}: use 'cpu', 'cuda' or 'cuda:N'")
-    if not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {device!r} was requested but CUDA is not available "
-            "(torch.cuda.is_available() is False: no GPU visible, no driver, or a CPU-only "
-            "torch build); use device='cpu'"
-        )
-    index = dev.index if dev.index is not None else torch.cuda.current_device()
-    count = torch.cuda.device_count()
-    if index >= count:
-        raise RuntimeError(f"device {device!r} does not exist: {count} CUDA device(s) visible")
-    return torch.device("cuda", index)
 
 
 # -- builders ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from dogsearch.core.paths import MODELS_DIR
-from dogsearch.models.embedding import resolve_device
+from dogsearch.inference.device import autocast, resolve_device
 from dogsearch.models.pose import crop as C
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.weights import WeightsError, load_state_dict_file, sha256_file
@@ -100,7 +100,7 @@ class LiteFpnPoseModel:
         if not crops:
             return results
         x = to_input(crops).to(self.device)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.device, self.precision):
             heatmaps = self.net(x).float()
             if self.flip_test:
                 flipped = self.net(torch.flip(x, dims=[3])).float()
@@ -110,13 +110,6 @@ class LiteFpnPoseModel:
             points = C.apply(C.invert(matrix), coords[i].numpy()).astype(np.float32)
             results[owner].append(BoxPose(points, scores[i].numpy(), self.names))
         return results
-
-    def _autocast(self):
-        import contextlib
-
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
 
 class MMPoseModel:
