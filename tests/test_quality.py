@@ -5,7 +5,7 @@ import pytest
 
 from dogsearch.cli.ingest import items_from_folders
 from dogsearch.eval.service import compare
-from dogsearch.models.embedding import create_model
+from dogsearch.models.registry import create_model
 from dogsearch.services.allinone import create_all_in_one
 from dogsearch.services.gateway.client import GatewayClient
 from tests.conftest import SAMPLES
