@@ -331,7 +331,6 @@ def _eval_service(args: argparse.Namespace) -> int:
 
     from dogsearch.cli.ingest import items_from_folders
     from dogsearch.eval.service import compare, split_per_breed
-    from dogsearch.models.embedding import model_from_settings
     from dogsearch.services.allinone import create_all_in_one
     from dogsearch.services.embedder.settings import EmbedderSettings
     from dogsearch.services.gateway.client import GatewayClient
@@ -345,7 +344,7 @@ def _eval_service(args: argparse.Namespace) -> int:
             app = create_all_in_one(Path(data_dir), embedder_settings=settings)
             async with app.router.lifespan_context(app):
                 client = GatewayClient("http://dogsearch", app=app, timeout=600)
-                bare = model_from_settings(settings)
+                bare = settings.build_model()
                 report, _, _ = await compare(client, bare, gallery, queries)
                 await client.aclose()
                 return report.as_dict() | {"model": bare.model_id}

@@ -20,7 +20,7 @@ from PIL import Image
 
 from dogsearch.inference.device import autocast
 
-__all__ = ["EmbeddingModel", "model_from_settings", "timm_data_config"]
+__all__ = ["EmbeddingModel", "timm_data_config"]
 
 
 def _split_eval_transform(transform: Any) -> tuple[Callable[[Image.Image], Image.Image], torch.Tensor, torch.Tensor]:
@@ -113,12 +113,3 @@ def timm_data_config(module: torch.nn.Module) -> dict:
     """The preprocessing timm resolves for ``module`` (its pretrained config), lists made tuples."""
     cfg = timm.data.resolve_data_config({}, model=module)
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()}
-
-
-def model_from_settings(settings) -> EmbeddingModel:
-    """The model the embedder service would serve with these settings: everything that embeds for the service
-    (the service itself, evaluation, benchmarks) builds it here, so they all embed alike."""
-    from dogsearch.models.registry import create_model
-
-    return create_model(settings.model, device=settings.device, precision=settings.precision,
-                        weights_path=settings.weights_path, cache_dir=settings.cache_dir)

@@ -111,3 +111,17 @@ def test_a_registry_resolves_registered_then_fallbacks_in_order():
         pets.register(name)(dict)
     with pytest.raises(ValueError, match="unknown pet 'cow': use 'cat', 'dog' or 'eel'"):
         pets.create("cow")
+
+
+def test_the_service_builds_the_model_its_settings_name(register_model):
+    asked: list[R.BuildArgs] = []
+
+    @register_model("tiny-served")
+    def tiny_served(args: R.BuildArgs) -> R.Backbone:
+        asked.append(args)
+        return R.Backbone(TinyNet(), "tiny-served", dict(TINY_CONFIG))
+
+    settings = EmbedderSettings(model="tiny-served", precision="bf16", weights_path="/w.pth", cache_dir="/c")
+    model = settings.build_model()
+    assert (model.model_id, model.precision, str(model.device)) == ("tiny-served", "bf16", "cpu")
+    assert asked == [R.BuildArgs("tiny-served", "/w.pth", None, 0, "/c")]
