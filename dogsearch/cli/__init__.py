@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from dogsearch.core.errors import DogsearchError
 from dogsearch.core.logs import configure_logging
+from dogsearch.models.registry import DEFAULT_MODEL
 
 DEFAULT_PORTS = {"all": 8000, "gateway": 8000, "embedder": 8001, "search": 8002, "pose": 8003}
 
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--embedder-url", help="gateway: the embedder's base URL")
     serve.add_argument("--search-url", help="gateway: the search service's base URL")
     serve.add_argument("--pose-url", help="gateway: the pose service's base URL")
-    serve.add_argument("--model", help="embedder model name (default: vit_small_dinov2-lora-dogs-v1)")
+    serve.add_argument("--model", help=f"embedder model name (default: {DEFAULT_MODEL})")
     serve.add_argument("--device", help="embedder device: cpu, cuda, cuda:N")
     serve.add_argument("--log-format", choices=["json", "text"], default="json")
     serve.set_defaults(func=_serve)
