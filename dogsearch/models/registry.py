@@ -110,12 +110,12 @@ class Registry(Generic[B]):
         aliases = tuple(aliases)
 
         def decorator(builder: B) -> B:
-            with self._lock:
-                taken = [n for n in (name, *aliases) if n in self._builders or n in self._aliases]
-                if taken:
-                    raise ValueError(f"{self.kind} {taken[0]!r} is registered already")
-                self._builders[name] = builder
-                self._aliases.update(dict.fromkeys(aliases, name))
+            # no lock here: a family registers while it is imported, maybe by _load in another thread
+            taken = [n for n in (name, *aliases) if n in self._builders or n in self._aliases]
+            if taken:
+                raise ValueError(f"{self.kind} {taken[0]!r} is registered already")
+            self._builders[name] = builder
+            self._aliases.update(dict.fromkeys(aliases, name))
             return builder
 
         return decorator
@@ -125,19 +125,16 @@ class Registry(Generic[B]):
         is registered under; ``names()`` lists the ones it knows, for ``names()`` here (none: it takes any)."""
 
         def decorator(resolve: Callable[[str], B | None]) -> Callable[[str], B | None]:
-            with self._lock:
-                self._fallbacks.append(_Fallback(order, resolve, names))
-                self._fallbacks.sort(key=lambda f: f.order)
+            self._fallbacks = sorted([*self._fallbacks, _Fallback(order, resolve, names)], key=lambda f: f.order)
             return resolve
 
         return decorator
 
     def remove(self, name: str) -> None:
         """Forget ``name`` and its aliases (a test that registers a fake cleans up with this)."""
-        with self._lock:
-            del self._builders[name]
-            for alias in [a for a, target in self._aliases.items() if target == name]:
-                del self._aliases[alias]
+        del self._builders[name]
+        for alias in [a for a, target in self._aliases.items() if target == name]:
+            del self._aliases[alias]
 
     def names(self) -> list[str]:
         """The default, the other registered names (in registration order, no aliases), the names fallbacks list."""
@@ -179,7 +176,7 @@ class Registry(Generic[B]):
     def _load(self) -> None:
         if self._loaded:
             return
-        with self._lock:  # a second thread waits until every family has registered
+        with self._lock:  # a second thread waits until every family has registered (re-entrant: imports may look up)
             if not self._loaded:
                 self._families()
                 self._loaded = True

@@ -44,7 +44,7 @@ def build_timm(args: BuildArgs) -> Backbone:
                 f"could not fetch pretrained weights for model {name!r} "
                 f"({type(exc).__name__}: {exc}). Downloading needs the Hugging Face Hub; "
                 "offline, set weights_path to a local .pth/.safetensors file for this "
-                f"architecture, or use one of ours: the default {DEFAULT_MODEL!r} or {_ours(but=DEFAULT_MODEL)}."
+                f"architecture, or use one of ours: {_ours()} (the default is {DEFAULT_MODEL!r})."
             ) from exc
         cfg = getattr(module, "pretrained_cfg", {}) or {}
         if hub_id:
@@ -78,8 +78,8 @@ def build_timm(args: BuildArgs) -> Backbone:
     return Backbone(module.eval(), W.local_model_id(arch, digest), timm_data_config(module))
 
 
-def _ours(but: str = "") -> str:
-    return ", ".join(repr(n) for n in list_models() if n != but)
+def _ours() -> str:
+    return ", ".join(repr(n) for n in list_models())
 
 
 def _check_timm_name(name: str, *, need_pretrained: bool) -> None:

@@ -2,6 +2,9 @@
 unknown names fail with the choices."""
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
@@ -125,3 +128,14 @@ def test_the_service_builds_the_model_its_settings_name(register_model):
     model = settings.build_model()
     assert (model.model_id, model.precision, str(model.device)) == ("tiny-served", "bf16", "cpu")
     assert asked == [R.BuildArgs("tiny-served", "/w.pth", None, 0, "/c")]
+
+
+def test_lookups_from_several_threads_wait_for_the_families():
+    def families() -> None:
+        time.sleep(0.05)  # a slow import
+        things.register("late")(dict)
+
+    things: R.Registry = R.Registry("thing", families)
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: things.find("late"), range(4)))
+    assert found == [dict] * 4 and things.names() == ["late"]
