@@ -72,7 +72,7 @@ pip_ install -q --no-deps "mmdet==$MMDET_VERSION" "mmpose==$MMPOSE_VERSION"
 "$PY" - <<'PY'
 from mmpose.apis import inference_topdown, init_model  # noqa: F401
 
-from dogsearch.models.pose.model import mmpose_config_path
+from dogsearch.models.pose.hrnet import mmpose_config_path
 
 print("install-mmpose: MMPose works; HRNet-W32 AP-10K config:", mmpose_config_path())
 PY

@@ -32,10 +32,9 @@ def main() -> None:
     from dogsearch.core.images import decode_image
     from dogsearch.gallery.ingest import SHRUNK_SIDE
     from dogsearch.jobs import phash
-    from dogsearch.models.embedding import model_from_settings
     from dogsearch.services.embedder.settings import EmbedderSettings
 
-    model = model_from_settings(EmbedderSettings())
+    model = EmbedderSettings().build_model()
     limits = {"max_bytes": 1 << 30, "max_pixels": 1 << 30}
     sources = sorted(args.photos.rglob("*.jpg"))[: args.n]
 

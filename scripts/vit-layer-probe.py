@@ -16,7 +16,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from dogsearch.eval.retrieval import retrieval_metrics
-from dogsearch.models.embedding import VIT_MODEL, create_model
+from dogsearch.models.dinov2 import VIT_MODEL
+from dogsearch.models.registry import create_model
 
 BLOCKS = (4, 6, 8, 9, 10, 11, 12)
 

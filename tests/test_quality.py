@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dogsearch.eval.service import compare, items_from_folders
-from dogsearch.models.embedding import create_model
+from dogsearch.models.registry import create_model
 from dogsearch.services.allinone import create_all_in_one
 from dogsearch.services.gateway.client import GatewayClient
 from tests.conftest import SAMPLES

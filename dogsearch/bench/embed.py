@@ -11,7 +11,6 @@ from PIL import Image
 
 from dogsearch.bench.common import forward_images_per_s, forward_layouts, sample_photos, server
 from dogsearch.core.memory import tune_malloc
-from dogsearch.models.embedding import model_from_settings
 from dogsearch.services.embedder.settings import EmbedderSettings
 
 BATCH_SIZES = (1, 4, 8, 16, 32)
@@ -41,7 +40,7 @@ def run(quick: bool = False) -> dict:
     settings = EmbedderSettings()
     if settings.tune_malloc:  # as the embedder does
         tune_malloc()
-    model = model_from_settings(settings)
+    model = settings.build_model()
     paths = sample_photos()
     tensors = [model.preprocess(Image.open(p).convert("RGB")) for p in paths]
     images = 64 if quick else 256

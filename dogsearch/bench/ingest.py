@@ -31,7 +31,6 @@ from dogsearch.bench.common import SMALL, cpu_seconds, forward_images_per_s, for
 from dogsearch.core.images import decode_image
 from dogsearch.core.memory import frozen_once_started, tune_malloc
 from dogsearch.jobs.settings import JobsSettings
-from dogsearch.models.embedding import model_from_settings
 from dogsearch.services.embedder.settings import EmbedderSettings
 
 
@@ -49,7 +48,7 @@ def bare_images_per_s(photos: list[bytes], batch_size: int, settings: EmbedderSe
     """(images/s, CPU ms per image) of the forward alone."""
     if settings.tune_malloc:  # as the embedder does
         tune_malloc()
-    model = model_from_settings(settings)
+    model = settings.build_model()
     limits = {"max_bytes": 1 << 30, "max_pixels": 1 << 30, "min_side": model.decode_side}  # as the embedder decodes
     tensors = [model.preprocess(decode_image(p, **limits).image) for p in photos]
     batches = [torch.stack(tensors[i:i + batch_size]) for i in range(0, len(tensors), batch_size)]
@@ -200,7 +199,7 @@ def run(quick: bool = False, megapixels: float | None = None) -> dict:
             else:
                 _check(outcome[1], n)
                 celery.append(outcome[0])
-        model = model_from_settings(settings)
+        model = settings.build_model()
         _, job, cpu = worker_images_per_s(root, root / "without-forward", root / "warm", root / "photos", batch_size,
                                           settings, model_factory=lambda: WithoutForward(model))
         _check(job, n)

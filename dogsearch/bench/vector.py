@@ -11,13 +11,12 @@ import numpy as np
 from PIL import Image
 
 from dogsearch.bench.common import percentile, variations
-from dogsearch.models.embedding import model_from_settings
 from dogsearch.search.edge import EdgeStore, Point
 from dogsearch.services.embedder.settings import EmbedderSettings
 
 
 def real_embeddings(n: int) -> tuple[np.ndarray, str]:
-    model = model_from_settings(EmbedderSettings())
+    model = EmbedderSettings().build_model()
     images = [Image.open(io.BytesIO(data)).convert("RGB") for data, _ in variations(n, seed=3)]
     return model.embed_images(images), model.model_id
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dogsearch.models.registry import DEFAULT_MODEL
+
 DEFAULT_PORTS = {"all": 8000, "gateway": 8000, "embedder": 8001, "search": 8002, "pose": 8003}
 
 
@@ -18,7 +20,7 @@ def add_parser(sub) -> None:
     serve.add_argument("--embedder-url", help="gateway: the embedder's base URL")
     serve.add_argument("--search-url", help="gateway: the search service's base URL")
     serve.add_argument("--pose-url", help="gateway: the pose service's base URL")
-    serve.add_argument("--model", help="embedder model name (default: the embedder setting's)")
+    serve.add_argument("--model", help=f"embedder model name (default: {DEFAULT_MODEL})")
     serve.add_argument("--device", help="embedder device: cpu, cuda, cuda:N")
     serve.add_argument("--log-format", choices=["json", "text"], default="json")
     serve.set_defaults(func=run)

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from dogsearch.models.embedding import create_model
+    from dogsearch.models.registry import create_model
 
     paths = sorted(p for p in args.dir.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if args.per_breed:

@@ -96,7 +96,7 @@ def default_device(configured: str, explicitly_set: bool) -> str:
 
 def load_model(name: str | None, device: str | None, factory: Callable | None = None):
     """Build the embedder as the service does (its settings, create_model, its preprocess)."""
-    from dogsearch.models.embedding import create_model
+    from dogsearch.models.registry import create_model
     from dogsearch.services.embedder.settings import EmbedderSettings
 
     settings = EmbedderSettings()

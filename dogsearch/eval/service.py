@@ -137,7 +137,6 @@ async def compare(client: GatewayClient, model: EmbeddingModel, gallery: Sequenc
 def evaluate_service(root: Path, gallery_per_breed: int) -> dict:
     """`dogsearch eval service DIR`: the first `gallery_per_breed` photos of each breed indexed through the
     all-in-one service in a temporary data directory, the rest searched; the bare model on the same split."""
-    from dogsearch.models.embedding import model_from_settings
     from dogsearch.services.allinone import create_all_in_one
     from dogsearch.services.embedder.settings import EmbedderSettings
 
@@ -149,7 +148,7 @@ def evaluate_service(root: Path, gallery_per_breed: int) -> dict:
             app = create_all_in_one(Path(data_dir), embedder_settings=settings)
             async with app.router.lifespan_context(app):
                 client = GatewayClient("http://dogsearch", app=app, timeout=600)
-                bare = await asyncio.to_thread(model_from_settings, settings)
+                bare = await asyncio.to_thread(settings.build_model)
                 report, _, _ = await compare(client, bare, gallery, queries)
                 await client.aclose()
                 return report.as_dict() | {"model": bare.model_id}

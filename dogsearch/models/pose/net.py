@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dogsearch.models.embedding import build_backbone
 from dogsearch.models.pose import keypoints as K
+from dogsearch.models.registry import build_backbone
 
 TRAINED_BLOCKS = (3, 4, 5)
 HEATMAP_STRIDE = 4

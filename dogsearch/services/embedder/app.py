@@ -14,7 +14,7 @@ from dogsearch.core.images import ImageRejected, decode_image
 from dogsearch.core.memory import tune_malloc
 from dogsearch.core.vectors import encode_f32
 from dogsearch.inference.runner import ModelUnavailable
-from dogsearch.models.embedding import EmbeddingModel, model_from_settings
+from dogsearch.models.embedding import EmbeddingModel
 from dogsearch.services.embedder.cache import ModelCache
 from dogsearch.services.embedder.schemas import EmbedResponse, ModelInfo
 from dogsearch.services.embedder.settings import EmbedderSettings
@@ -27,7 +27,7 @@ def create_app(
     settings = settings or EmbedderSettings()
     if settings.tune_malloc:
         tune_malloc()  # before the model's threads allocate
-    factory = model_factory or (lambda: model_from_settings(settings))
+    factory = model_factory or settings.build_model
     cache = ModelCache(factory, **settings.batching())
 
     @asynccontextmanager

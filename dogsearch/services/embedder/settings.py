@@ -1,26 +1,36 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from dogsearch.core.settings import InferenceSettings, usable_cores
+from dogsearch.models.registry import DEFAULT_CACHE_DIR, DEFAULT_MODEL, create_model
+
+if TYPE_CHECKING:
+    from dogsearch.models.embedding import EmbeddingModel
 
 
 class EmbedderSettings(InferenceSettings):
     model_config = SettingsConfigDict(env_prefix="DOGSEARCH_EMBEDDER_", extra="forbid")
 
-    model: str = Field("vit_small_dinov2-lora-dogs-v1",
+    model: str = Field(DEFAULT_MODEL,
                        description="a trained model in models/ (the default: the ViT fine-tuned on dogs), "
                                    "'efficientnet_lite0' (registry weights; 3-6x faster on a CPU), "
                                    "'vit_small_dinov2', or a timm name")
     weights_path: str | None = Field(None, description="local weights file instead of the registry package / hub")
-    cache_dir: str = Field("~/.cache/dogsearch", description="weights converted from registry packages (ViT)")
+    cache_dir: str = Field(DEFAULT_CACHE_DIR, description="weights converted from registry packages (ViT)")
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     preload: bool = Field(True, description="load the model at start-up rather than on the first request")
     max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
     queue_max_images: int = Field(512, ge=1, description="images waiting beyond this get 503 + Retry-After")
+
+    def build_model(self) -> EmbeddingModel:
+        """The model the embedder service serves with these settings: everything that embeds for the service (the
+        service itself, evaluation, benchmarks) builds it here, so they all embed alike."""
+        return create_model(self.model, device=self.device, precision=self.precision,
+                            weights_path=self.weights_path, cache_dir=self.cache_dir)
 
     def default_replicas(self) -> int:
         # On a CPU one single-threaded replica per core runs the most images per second: 1.3-1.5x one team of

@@ -10,9 +10,8 @@ from fastapi.responses import Response
 
 from dogsearch.core.images import decode_image
 from dogsearch.core.memory import tune_malloc
-from dogsearch.models.detect import create_detector
 from dogsearch.models.pose import keypoints as K
-from dogsearch.models.pose.model import create_pose_model
+from dogsearch.models.registry import create_detector, create_pose_model
 from dogsearch.pose.pipeline import PosePipeline
 from dogsearch.pose.render import render_png
 from dogsearch.services.ops import install_ops

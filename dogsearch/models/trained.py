@@ -1,0 +1,63 @@
+"""Trained models: a folder ``models/<model-id>/`` whose ``config.json`` names its base model, built through the
+registry (``build_backbone``), and what was trained on it: a head on the base's embedding (``"kind": "head"``,
+``heads.py``) or a LoRA delta merged into the base's weights (``"kind": "lora"``, ``lora.py``).
+
+Any name with such a folder is a model (the default, ``DEFAULT_MODEL``, is one); names registered by a family
+come first.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+from torch import nn
+
+from dogsearch.models import heads as H
+from dogsearch.models import lora as L
+from dogsearch.models.registry import MODELS, Backbone, BuildArgs, build_backbone
+from dogsearch.models.weights import WeightsError
+
+
+def trained_names() -> list[str]:
+    """The trained embedding models in models/ (folders whose config.json is one; the pose model's is not)."""
+    names = []
+    for config in sorted(H.MODELS_DIR.glob(f"*/{H.CONFIG_FILE}")):
+        try:
+            H.read_config(config.parent)
+        except WeightsError:
+            continue
+        names.append(config.parent.name)
+    return names
+
+
+@MODELS.register_fallback(10, names=trained_names)
+def find_trained(name: str) -> Callable[[BuildArgs], Backbone] | None:
+    folder = H.find(name)
+    return None if folder is None else functools.partial(build_trained, folder)
+
+
+def build_trained(folder: Path, args: BuildArgs) -> Backbone:
+    name = args.name
+    if args.weights_path is not None or args.num_classes:
+        raise ValueError(f"{name!r} is a trained model: it takes no weights_path or classifier")
+    config = H.read_config(folder)
+    base, base_id, data_config = build_backbone(config["base"], cache_dir=args.cache_dir)
+    if config.get("base_model_id", base_id) != base_id:  # a delta fits only the weights it was trained on
+        raise WeightsError(f"{name!r} was trained on {config['base_model_id']}, but {config['base']!r} "
+                           f"is now {base_id}")
+    module = _ON_BASE[config["kind"]](folder, config, base)
+    return Backbone(module.eval(), name, data_config)
+
+
+def _merge_lora(folder: Path, config: dict, base: nn.Module) -> nn.Module:
+    L.merge_delta(base, *L.load_delta(folder, config))
+    return base
+
+
+def _add_head(folder: Path, config: dict, base: nn.Module) -> nn.Module:
+    return H.HeadedBackbone(base, H.load_head(folder))
+
+
+# what a config's "kind" puts on the base (heads.read_config accepts these kinds)
+_ON_BASE = {"head": _add_head, "lora": _merge_lora}
