@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from dogsearch.gallery.reindex import ReindexError, reindex
-from dogsearch.search.edge import EdgeStore, StoreError
+from dogsearch.search.contract import CollectionInfo, StoreError
+from dogsearch.search.edge import EdgeStore
 from dogsearch.services.allinone import create_all_in_one
 from tests.fakes import ColorGridModel
 from tests.images import halves, solid
@@ -73,7 +74,7 @@ async def test_reindex_swaps_in_the_new_model_and_keeps_payloads(tmp_path):
 
     # the vectors are the new model's embeddings of the stored photos
     with EdgeStore(data_dir / "vectors") as store:
-        assert store.collection_info == {"dim": 12, "model": "test-color-grid-2x2"}
+        assert store.collection_info == CollectionInfo(dim=12, model="test-color-grid-2x2")
         fido = next(i for i, p in before.items() if p["name"] == "fido")
         stored = np.asarray(store.get(fido, with_vector=True).vector)
     expected = CoarseGridModel().embed_images([Image.open(io.BytesIO(solid(COLOURS["fido"])))])[0]
@@ -102,7 +103,7 @@ async def test_a_missing_photo_leaves_the_old_collection_untouched(tmp_path):
     with pytest.raises(ReindexError, match="missing"):
         reindex(data_dir, CoarseGridModel(), progress=False)
     with EdgeStore(data_dir / "vectors") as store:
-        assert store.collection_info == {"dim": 48, "model": "test-color-grid"}
+        assert store.collection_info == CollectionInfo(dim=48, model="test-color-grid")
         assert store.count() == 4
 
 

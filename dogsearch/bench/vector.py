@@ -12,7 +12,8 @@ from PIL import Image
 
 from dogsearch.bench.common import percentile, variations
 from dogsearch.models.embedding import model_from_settings
-from dogsearch.search.edge import EdgeStore, Point
+from dogsearch.search.contract import Point
+from dogsearch.search.edge import EdgeStore
 from dogsearch.services.embedder.settings import EmbedderSettings
 
 

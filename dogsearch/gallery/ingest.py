@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from dogsearch.core.images import DecodedImage, decode_image
 from dogsearch.gallery.errors import ModelMismatch
+from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.search.edge import CollectionMissing
+from dogsearch.search.contract import CollectionMissing
 from dogsearch.services.embedder.client import EmbedderClient
 from dogsearch.services.search.client import SearchClient
 
@@ -61,7 +62,7 @@ class VectorSpace:
             async with self._lock:
                 if self.model is None:
                     info = await self._embedder.info()
-                    await self._search.ensure_collection(info["dim"], info["model"])
+                    await self._search.ensure_collection(info["dim"], info["model"], INDEXED_FIELDS)
                     self.model = info["model"]
         return self.model
 

@@ -19,8 +19,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.search.edge import EdgeStore, Point
+from dogsearch.search.contract import Point
+from dogsearch.search.edge import EdgeStore
 
 STAGING_SUFFIX = "__reindex"
 OLD_SUFFIX = "__old"
@@ -52,13 +54,14 @@ def reindex(data_dir: Path, model, *, collection: str = "dogs", batch_size: int 
 
     old = EdgeStore(vectors, collection)  # holds the lock: a running server, or another reindex, fails here
     try:
-        info = old.collection_info or {}
-        if info.get("model") == model.model_id and info.get("dim") == model.dim:
-            return ReindexReport(old.count(), info.get("model"), model.model_id, model.dim, swapped=False)
+        info = old.collection_info
+        old_model = info.model if info else None
+        if info is not None and info.model == model.model_id and info.dim == model.dim:
+            return ReindexReport(old.count(), old_model, model.model_id, model.dim, swapped=False)
         total = old.count()
         new = EdgeStore(vectors, staging_name)
         try:
-            new.ensure_collection(model.dim, model.model_id)
+            new.ensure_collection(model.dim, model.model_id, INDEXED_FIELDS)
             done = 0
             with tqdm(total=total, desc=f"reindex -> {model.model_id}", unit="photo", disable=not progress) as bar:
                 offset = None
@@ -80,7 +83,7 @@ def reindex(data_dir: Path, model, *, collection: str = "dogs", batch_size: int 
         old.close()  # before the swap: closing flushes into the store's (then swapped) directory
     _swap(vectors / collection, vectors / staging_name)
     shutil.rmtree(vectors / staging_name, ignore_errors=True)  # now the old collection
-    return ReindexReport(total, info.get("model"), model.model_id, model.dim, swapped=True)
+    return ReindexReport(total, old_model, model.model_id, model.dim, swapped=True)
 
 
 def _embed_page(page: list[Point], photos: PhotoStore, model) -> list[Point]:
@@ -121,7 +124,7 @@ def _swap(current: Path, staging: Path) -> None:
 
 def reindex_cli(args: argparse.Namespace) -> int:
     from dogsearch.eval.retrieval import load_model
-    from dogsearch.search.edge import StoreError
+    from dogsearch.search.contract import StoreError
     from dogsearch.services.search.settings import SearchSettings
 
     model = load_model(args.model, args.device)

@@ -8,7 +8,8 @@ import torchvision.transforms as T
 from PIL import Image
 
 from dogsearch.models.embedding import LITE0_MODEL, create_model
-from dogsearch.search.edge import EdgeStore, Point
+from dogsearch.search.contract import Point
+from dogsearch.search.edge import EdgeStore
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.real_model

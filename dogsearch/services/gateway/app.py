@@ -19,7 +19,7 @@ from dogsearch.gallery.ingest import Ingestor, Upload
 from dogsearch.gallery.photos import media_type
 from dogsearch.jobs.service import Jobs
 from dogsearch.jobs.settings import JobsSettings
-from dogsearch.search.edge import CollectionMissing
+from dogsearch.search.contract import CollectionMissing
 from dogsearch.services.embedder.client import EmbedderClient
 from dogsearch.services.gateway.jobs import jobs_router
 from dogsearch.services.gateway.pose import GatewayPose, pose_router

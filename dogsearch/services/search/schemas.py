@@ -4,6 +4,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from dogsearch.search.contract import IndexKind
+
 # Filters: field -> value (equals) or field -> list of values (any of); fields are ANDed.
 Filter = dict[str, str | int | bool | list[str | int | bool]]
 
@@ -11,9 +13,13 @@ Filter = dict[str, str | int | bool | list[str | int | bool]]
 class CollectionSpec(BaseModel):
     dim: int = Field(..., ge=1, le=65536)
     model: str = Field(..., min_length=1, max_length=200)
+    indexes: dict[str, IndexKind] = Field(default_factory=dict, max_length=100,
+                                          description="payload indexes to build (field -> kind), if missing")
 
 
-class CollectionInfo(CollectionSpec):
+class CollectionInfo(BaseModel):
+    dim: int
+    model: str
     count: int
 
 
