@@ -133,6 +133,12 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
         points = await run(store().retrieve, body.ids, body.with_vector)
         return s.LookupResponse(points=[s.PointOut(id=p.id, payload=p.payload, vector=p.vector) for p in points])
 
+    @app.post("/v1/points/payload")
+    async def set_payload(body: s.SetPayloadRequest) -> dict:
+        """Merges the payload's keys into each point's payload; 404, and nothing changed, if any id is unknown."""
+        await run(store().set_payload, body.ids, body.payload)
+        return {"updated": len(set(body.ids))}
+
     @app.delete("/v1/points/{point_id}", status_code=204)
     async def delete_point(point_id: str) -> Response:
         if await run(store().get, point_id) is None:
@@ -143,23 +149,23 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
 
     @app.post("/v1/points/scroll", response_model=s.ScrollResponse)
     async def scroll(body: s.ScrollRequest) -> s.ScrollResponse:
-        points, nxt = await run(store().scroll, body.limit, body.offset, body.filter)
+        points, nxt = await run(store().scroll, body.limit, body.offset, s.filter_spec(body.filter))
         return s.ScrollResponse(points=[s.PointOut(id=p.id, payload=p.payload) for p in points], next=nxt)
 
     @app.post("/v1/points/count")
     async def count(body: s.CountRequest) -> dict:
-        return {"count": await run(store().count, body.filter)}
+        return {"count": await run(store().count, s.filter_spec(body.filter))}
 
     @app.post("/v1/query", response_model=s.Hits)
     async def query(body: s.QueryRequest) -> s.Hits:
         k = _check_k(body.k, settings.max_k)
-        hits = await run(store().query, body.vector, k, body.filter, body.exclude)
+        hits = await run(store().query, body.vector, k, s.filter_spec(body.filter), body.exclude)
         return s.Hits(hits=[s.Hit(id=h.id, score=h.score, payload=h.payload) for h in hits])
 
     @app.post("/v1/points/{point_id}/similar", response_model=s.Hits)
     async def similar(point_id: str, body: s.SimilarRequest) -> s.Hits:
         k = _check_k(body.k, settings.max_k)
-        hits = await run(store().similar, point_id, k, body.filter)
+        hits = await run(store().similar, point_id, k, s.filter_spec(body.filter))
         return s.Hits(hits=[s.Hit(id=h.id, score=h.score, payload=h.payload) for h in hits])
 
     @app.get("/v1/stats")

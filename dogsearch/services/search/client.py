@@ -39,6 +39,11 @@ class SearchClient(ServiceClient):
         points = (await self.request("POST", "/v1/points/lookup", json={"ids": list(point_ids)})).json()["points"]
         return {p["id"]: p for p in points}
 
+    async def set_payload(self, point_ids: Sequence[str], payload: Mapping[str, Any]) -> dict:
+        """Merges ``payload``'s keys into each point's payload; PointNotFound (nothing changed) for an unknown id."""
+        body = {"ids": list(point_ids), "payload": dict(payload)}
+        return (await self.request("POST", "/v1/points/payload", json=body)).json()
+
     async def delete(self, point_id: str) -> None:
         await self.request("DELETE", f"/v1/points/{point_id}")
 
