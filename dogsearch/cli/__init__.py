@@ -132,7 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_pose_train_arguments(pose_train)
 
     reindex = sub.add_parser("reindex", help="re-embed the stored gallery with another model, then swap it in")
-    reindex.add_argument("--data-dir", type=Path, default=Path(".data"), help="the all-in-one data directory")
+    reindex.add_argument("--data-dir", type=Path, default=Path(".data"),
+                         help="the all-in-one data directory: its photos/, and its vectors/ unless "
+                              "DOGSEARCH_SEARCH_QDRANT_URL names a Qdrant server to reindex")
     reindex.add_argument("--model", help="the new embedder model (default: the embedder setting)")
     reindex.add_argument("--device", help="cpu, cuda, cuda:N (default: the embedder setting)")
     reindex.add_argument("--batch-size", type=int, default=32)
