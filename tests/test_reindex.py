@@ -1,9 +1,12 @@
 """`dogsearch reindex`: a gallery made with one (fake) model is re-embedded from its stored photos with
-another of a different dimension, then swapped in; payloads stay, and nothing is lost on failure."""
+another of a different dimension, then swapped in; payloads stay, and nothing is lost on failure. On both engines:
+the embedded one in the data folder, and a Qdrant server (qdrant-client's local mode standing in for it, reached
+through DOGSEARCH_SEARCH_QDRANT_URL as a deployment would)."""
 from __future__ import annotations
 
 import contextlib
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -11,14 +14,22 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from qdrant_client import QdrantClient
 
-from dogsearch.gallery.reindex import ReindexError, reindex
-from dogsearch.search.edge import EdgeStore, StoreError
+from dogsearch.gallery.photos import PhotoStore
+from dogsearch.gallery.reindex import ReindexError, reindex, staging_name
+from dogsearch.search import qdrant as qdrant_module
+from dogsearch.search.contract import CollectionInfo, Engine, StoreError
+from dogsearch.search.edge import EdgeEngine
+from dogsearch.search.qdrant import QdrantEngine
 from dogsearch.services.allinone import create_all_in_one
+from dogsearch.services.layout import DataLayout
 from tests.fakes import ColorGridModel
 from tests.images import halves, solid
 
 COLOURS = {"rex": (220, 20, 20), "fido": (20, 200, 40), "lassie": (20, 40, 220)}
+# Local mode warns that it ignores payload indexes and search params (it always searches exactly).
+pytestmark = pytest.mark.filterwarnings("ignore:.*(Payload indexes|search_params).*:UserWarning")
 
 
 class CoarseGridModel(ColorGridModel):
@@ -32,16 +43,64 @@ class CoarseGridModel(ColorGridModel):
         return torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0).permute(2, 0, 1) - 0.5
 
 
+@dataclass
+class Site:
+    """A gallery's data folder, and where its vectors live."""
+
+    kind: str
+    layout: DataLayout
+    qdrant_dir: Path
+
+    def engine(self) -> Engine:
+        if self.kind == "edge":
+            return EdgeEngine(self.layout.vectors)
+        return QdrantEngine(QdrantClient(path=str(self.qdrant_dir)))
+
+    def run(self, model, **kwargs):
+        engine = self.engine()
+        try:
+            return reindex(engine, "dogs", PhotoStore(self.layout.photos), model, progress=False, **kwargs)
+        finally:
+            engine.close()
+
+    def names(self) -> set[str]:
+        """The collections (and aliases) there are."""
+        if self.kind == "edge":
+            return {p.name for p in self.layout.vectors.iterdir()} if self.layout.vectors.exists() else set()
+        with contextlib.closing(QdrantClient(path=str(self.qdrant_dir))) as client:
+            return ({c.name for c in client.get_collections().collections}
+                    | {a.alias_name for a in client.get_aliases().aliases})
+
+    @contextlib.contextmanager
+    def store(self):
+        engine = self.engine()
+        try:
+            with engine.open("dogs") as store:
+                yield store
+        finally:
+            engine.close()
+
+
+@pytest.fixture(params=["edge", "qdrant"])
+def site(request, tmp_path, monkeypatch) -> Site:
+    site = Site(request.param, DataLayout(tmp_path / "data"), tmp_path / "qdrant")
+    if site.kind == "qdrant":
+        # Every service (and the CLI) that connects to "the server" gets a local-mode client on one folder.
+        monkeypatch.setenv("DOGSEARCH_SEARCH_QDRANT_URL", "http://qdrant:6333")
+        monkeypatch.setattr(qdrant_module, "QdrantClient", lambda **_: QdrantClient(path=str(site.qdrant_dir)))
+    return site
+
+
 @contextlib.asynccontextmanager
-async def gallery(data_dir: Path, model):
-    app = create_all_in_one(data_dir, model_factory=lambda: model)
+async def gallery(site: Site, model):
+    app = create_all_in_one(site.layout.root, model_factory=lambda: model)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             yield client
 
 
-async def _fill(data_dir: Path) -> dict[str, dict]:
-    async with gallery(data_dir, ColorGridModel()) as client:
+async def _fill(site: Site) -> dict[str, dict]:
+    async with gallery(site, ColorGridModel()) as client:
         for name, colour in COLOURS.items():
             r = await client.post("/v1/dogs", files={"image": ("d.jpg", solid(colour))},
                                   data={"name": name, "breed": "mix"})
@@ -52,17 +111,19 @@ async def _fill(data_dir: Path) -> dict[str, dict]:
         return {d["id"]: d["payload"] for d in (await client.get("/v1/dogs")).json()["items"]}
 
 
-async def test_reindex_swaps_in_the_new_model_and_keeps_payloads(tmp_path):
-    data_dir = tmp_path / "data"
-    before = await _fill(data_dir)
+async def test_reindex_swaps_in_the_new_model_and_keeps_payloads(site):
+    before = await _fill(site)
     assert {p["model"] for p in before.values()} == {"test-color-grid"}
 
-    report = reindex(data_dir, CoarseGridModel(), progress=False)
+    report = site.run(CoarseGridModel())
     assert report.swapped and report.points == 4 and report.dim == 12
     assert report.old_model == "test-color-grid" and report.new_model == "test-color-grid-2x2"
-    assert not (data_dir / "vectors" / "dogs__reindex").exists()
+    # Nothing left but the collection: the old one dropped (on a server, "dogs" is now an alias of the new one).
+    new_home = staging_name("dogs", CoarseGridModel())
+    assert site.names() == ({"dogs"} if site.kind == "edge" else {"dogs", new_home})
+    assert site.layout.vectors.exists() == (site.kind == "edge")  # a server's gallery has no vectors/ here
 
-    async with gallery(data_dir, CoarseGridModel()) as client:
+    async with gallery(site, CoarseGridModel()) as client:
         after = {d["id"]: d["payload"] for d in (await client.get("/v1/dogs")).json()["items"]}
         assert set(after) == set(before)
         for dog_id, payload in before.items():
@@ -72,60 +133,83 @@ async def test_reindex_swaps_in_the_new_model_and_keeps_payloads(tmp_path):
         assert r.json()["results"][0]["payload"]["name"] == "fido"
 
     # the vectors are the new model's embeddings of the stored photos
-    with EdgeStore(data_dir / "vectors") as store:
-        assert store.collection_info == {"dim": 12, "model": "test-color-grid-2x2"}
+    with site.store() as store:
+        assert store.collection_info == CollectionInfo(dim=12, model="test-color-grid-2x2")
         fido = next(i for i, p in before.items() if p["name"] == "fido")
         stored = np.asarray(store.get(fido, with_vector=True).vector)
     expected = CoarseGridModel().embed_images([Image.open(io.BytesIO(solid(COLOURS["fido"])))])[0]
     assert np.allclose(stored, expected, atol=1e-2)  # JPEG round trip
 
-    again = reindex(data_dir, CoarseGridModel(), progress=False)
+    again = site.run(CoarseGridModel())
     assert not again.swapped and again.points == 4
 
+    # And back: a second swap (on a server, of an alias: one atomic request) drops the collection the first made.
+    back = site.run(ColorGridModel())
+    assert back.swapped and back.old_model == "test-color-grid-2x2"
+    old_home = staging_name("dogs", ColorGridModel())
+    assert site.names() == ({"dogs"} if site.kind == "edge" else {"dogs", old_home})
+    async with gallery(site, ColorGridModel()) as client:
+        r = await client.post("/v1/search", files={"image": ("q.jpg", solid(COLOURS["rex"]))})
+        assert r.json()["results"][0]["payload"]["name"] == "rex"
+        assert {d["payload"]["model"] for d in (await client.get("/v1/dogs")).json()["items"]} == {"test-color-grid"}
 
-async def test_the_old_model_is_refused_after_a_reindex(tmp_path):
-    data_dir = tmp_path / "data"
-    await _fill(data_dir)
-    reindex(data_dir, CoarseGridModel(), progress=False)
-    async with gallery(data_dir, ColorGridModel()) as client:  # vectors of another space: no mixing
+
+async def test_the_old_model_is_refused_after_a_reindex(site):
+    await _fill(site)
+    site.run(CoarseGridModel())
+    async with gallery(site, ColorGridModel()) as client:  # vectors of another space: no mixing
         r = await client.post("/v1/dogs", files={"image": ("d.jpg", solid((1, 2, 3)))})
         assert r.status_code == 409, r.text
 
 
-async def test_a_missing_photo_leaves_the_old_collection_untouched(tmp_path):
-    data_dir = tmp_path / "data"
-    before = await _fill(data_dir)
+async def test_a_missing_photo_leaves_the_old_collection_untouched(site):
+    before = await _fill(site)
+    names = site.names()
     victim = next(iter(before))
-    for path in (data_dir / "photos").rglob(f"{victim}.*"):
+    for path in site.layout.photos.rglob(f"{victim}.*"):
         if ".thumb." not in path.name:
             path.unlink()
     with pytest.raises(ReindexError, match="missing"):
-        reindex(data_dir, CoarseGridModel(), progress=False)
-    with EdgeStore(data_dir / "vectors") as store:
-        assert store.collection_info == {"dim": 48, "model": "test-color-grid"}
+        site.run(CoarseGridModel())
+    assert site.names() == names  # the staging collection is dropped
+    with site.store() as store:
+        assert store.collection_info == CollectionInfo(dim=48, model="test-color-grid")
+        assert store.count() == 4
+
+
+async def test_a_run_that_died_is_cleaned_up_by_the_next(site):
+    await _fill(site)
+    engine = site.engine()
+    with engine.open(staging_name("dogs", CoarseGridModel())) as leftover:  # half a staging collection
+        leftover.ensure_collection(CoarseGridModel.dim, CoarseGridModel.model_id)
+    engine.close()
+    assert site.run(CoarseGridModel()).points == 4
+    with site.store() as store:
         assert store.count() == 4
 
 
 async def test_reindex_refuses_a_gallery_in_use(tmp_path):
-    data_dir = tmp_path / "data"
-    await _fill(data_dir)
-    with EdgeStore(data_dir / "vectors"), pytest.raises(StoreError, match="already open"):
-        reindex(data_dir, CoarseGridModel(), progress=False)
+    # The embedded engine only: its folder lock refuses a second opener (a server serves any number).
+    site = Site("edge", DataLayout(tmp_path / "data"), tmp_path / "qdrant")
+    await _fill(site)
+    with site.store(), pytest.raises(StoreError, match="already open"):
+        site.run(CoarseGridModel())
 
 
-def test_reindex_of_an_empty_data_dir_says_so(tmp_path):
+def test_reindex_of_an_empty_data_dir_says_so(site):
     with pytest.raises(ReindexError, match="nothing to reindex"):
-        reindex(tmp_path, CoarseGridModel(), progress=False)
+        site.run(CoarseGridModel())
 
 
-def test_cli_reports_the_swap(tmp_path, monkeypatch, capsys):
+def test_cli_reports_the_swap(site, monkeypatch, capsys):
     import asyncio
 
     from dogsearch import cli
     from dogsearch.eval import retrieval as ev
 
-    data_dir = tmp_path / "data"
-    asyncio.run(_fill(data_dir))
+    asyncio.run(_fill(site))
     monkeypatch.setattr(ev, "load_model", lambda name, device: CoarseGridModel())
-    assert cli.main(["reindex", "--data-dir", str(data_dir)]) == 0
+    assert cli.main(["reindex", "--data-dir", str(site.layout.root)]) == 0
     assert "test-color-grid -> test-color-grid-2x2" in capsys.readouterr().out
+    with site.store() as store:  # the engine the settings name: on a server, DOGSEARCH_SEARCH_QDRANT_URL's
+        assert store.collection_info == CollectionInfo(dim=12, model="test-color-grid-2x2")

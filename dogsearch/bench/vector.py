@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image
 
 from dogsearch.bench.common import percentile, variations
-from dogsearch.search.edge import EdgeStore, Point
+from dogsearch.search.contract import Point
+from dogsearch.search.edge import EdgeStore
 from dogsearch.services.embedder.settings import EmbedderSettings
 
 

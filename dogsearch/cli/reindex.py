@@ -1,4 +1,6 @@
-"""`dogsearch reindex`: re-embed the stored gallery with another model, then swap it in."""
+"""`dogsearch reindex`: re-embed the stored gallery with another model, then swap it in: the vectors of a Qdrant
+server when DOGSEARCH_SEARCH_QDRANT_URL is set, else of the embedded engine in --data-dir's vectors/; the photos in
+--data-dir's photos/ either way."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +10,9 @@ from pathlib import Path
 
 def add_parser(sub) -> None:
     reindex = sub.add_parser("reindex", help="re-embed the stored gallery with another model, then swap it in")
-    reindex.add_argument("--data-dir", type=Path, default=Path(".data"), help="the all-in-one data directory")
+    reindex.add_argument("--data-dir", type=Path, default=Path(".data"),
+                         help="the all-in-one data directory: its photos/, and its vectors/ unless "
+                              "DOGSEARCH_SEARCH_QDRANT_URL names a Qdrant server to reindex")
     reindex.add_argument("--model", help="the new embedder model (default: the embedder setting)")
     reindex.add_argument("--device", help="cpu, cuda, cuda:N (default: the embedder setting)")
     reindex.add_argument("--batch-size", type=int, default=32)
@@ -18,17 +22,24 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from dogsearch.core.logs import configure_logging
     from dogsearch.eval.retrieval import load_model
+    from dogsearch.gallery.photos import PhotoStore
     from dogsearch.gallery.reindex import ReindexError, reindex
-    from dogsearch.search.edge import StoreError
+    from dogsearch.search.contract import StoreError
+    from dogsearch.search.engine import open_engine
+    from dogsearch.services.layout import DataLayout
     from dogsearch.services.search.settings import SearchSettings
 
     configure_logging("WARNING")
+    layout, settings = DataLayout(args.data_dir), SearchSettings()
     model = load_model(args.model, args.device)
+    engine = open_engine(**settings.engine_options() | {"data_dir": layout.vectors})
     try:
-        report = reindex(args.data_dir, model, collection=SearchSettings().collection, batch_size=args.batch_size)
+        report = reindex(engine, settings.collection, PhotoStore(layout.photos), model, batch_size=args.batch_size)
     except (ReindexError, StoreError) as exc:
         print(f"dogsearch reindex: {exc}", file=sys.stderr)
         return 1
+    finally:
+        engine.close()
     if not report.swapped:
         print(f"{report.points} photos are already embedded with {report.new_model}: nothing to do")
     else:

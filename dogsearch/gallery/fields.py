@@ -6,7 +6,10 @@ import re
 from typing import Any
 
 from dogsearch.core.errors import InvalidInput
+from dogsearch.search.contract import IndexKind
 
+# Payload fields searches filter on most, indexed in the collection; other fields still filter, just by scanning.
+INDEXED_FIELDS: dict[str, IndexKind] = {"breed": "keyword", "name": "keyword"}
 # Written by the server; a client may read them but never set them.
 SERVER_FIELDS = frozenset({"sha256", "width", "height", "format", "bytes", "created_at", "model"})
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")

@@ -15,7 +15,7 @@ from dogsearch.gallery.ingest import Ingestor
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, Match, Page
 from dogsearch.gallery.space import VectorSpace
-from dogsearch.search.edge import CollectionMissing
+from dogsearch.search.contract import CollectionMissing
 
 Filter = Mapping[str, Any]
 

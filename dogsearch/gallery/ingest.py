@@ -15,7 +15,7 @@ from dogsearch.gallery.contracts import Embedder, Index
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog
 from dogsearch.gallery.space import VectorSpace
-from dogsearch.search.edge import CollectionMissing
+from dogsearch.search.contract import CollectionMissing
 
 # How large a JPEG is decoded for the bulk path's perceptual hash (9x8 pixels): libjpeg's 1/8 scale for most
 # photos, which only reads each block's average.

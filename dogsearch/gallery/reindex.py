@@ -1,28 +1,27 @@
-"""`dogsearch reindex`: re-embed a stored gallery with another model, then swap it in.
+"""`dogsearch reindex`: re-embed a stored gallery with another model, then swap it in, on either engine.
 
-Offline, on an all-in-one data directory (``vectors/<collection>`` + ``photos/``; stop the server first:
-the store's directory lock refuses a second opener). Every point's photo is read back from the
-PhotoStore (its payload's ``format`` names the file), decoded and embedded exactly as the embedder
-service does, and written with the same id and payload (``model`` updated) into a new collection
-beside the old one. Only when every point is there is the new directory swapped in for the old (an
-atomic exchange where the kernel has renameat2, else two renames); the two vector spaces never mix.
+Every point's photo is read back from the PhotoStore (its payload's ``format`` names the file), decoded and
+embedded exactly as the embedder service does, and written with the same id and payload (``model`` updated) into a
+staging collection beside the old one. Only when every point is there is the staging collection swapped in for the
+old (Engine.swap: on the embedded engine an exchange of the two folders, atomic where the kernel has renameat2; on a
+Qdrant server an alias), and the old one dropped; the two vector spaces never mix.
+
+Stop writes meanwhile: points added to the old collection during the copy are not in the new one. The embedded
+engine enforces it (the store's folder lock refuses a running server, or another reindex); on a Qdrant server,
+searches go on during the copy, and the services must be restarted afterwards with the new embedder model.
 """
 from __future__ import annotations
 
-import ctypes
-import os
-import shutil
+import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from tqdm import tqdm
 
+from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.search.edge import EdgeStore, Point
+from dogsearch.search.contract import Engine, Point, StoreError, VectorStore
 
-STAGING_SUFFIX = "__reindex"
-OLD_SUFFIX = "__old"
-_RENAME_EXCHANGE = 2
+STAGING_INFIX = "__reindex-"
 
 
 class ReindexError(RuntimeError):
@@ -38,47 +37,69 @@ class ReindexReport:
     swapped: bool
 
 
-def reindex(data_dir: Path, model, *, collection: str = "dogs", batch_size: int = 32, progress: bool = True,
-            optimize_at: int = 2000) -> ReindexReport:
-    """Re-embed every point of ``data_dir``'s collection with ``model`` and swap the result in."""
-    vectors = Path(data_dir) / "vectors"
-    photos = PhotoStore(Path(data_dir) / "photos")
-    if not (vectors / collection / "meta.json").is_file():
-        raise ReindexError(f"no collection {collection!r} under {vectors}: nothing to reindex")
-    staging_name = collection + STAGING_SUFFIX
-    shutil.rmtree(vectors / staging_name, ignore_errors=True)  # left by a run that died: never swapped in
+def staging_name(collection: str, model) -> str:
+    """Where the new vectors are written before the swap: one name per collection and model, so that a run that
+    died is cleaned up by the next for the same model, and never the collection a Qdrant alias serves now (that one
+    holds another model's vectors, or there is nothing to do)."""
+    digest = hashlib.sha256(f"{model.model_id}:{model.dim}".encode()).hexdigest()[:12]
+    return f"{collection}{STAGING_INFIX}{digest}"
 
-    old = EdgeStore(vectors, collection)  # holds the lock: a running server, or another reindex, fails here
+
+def reindex(engine: Engine, collection: str, photos: PhotoStore, model, *, batch_size: int = 32,
+            progress: bool = True, optimize_at: int = 2000) -> ReindexReport:
+    """Re-embed every point of ``collection`` with ``model`` and swap the result in."""
+    old = engine.open(collection)  # the embedded engine's lock: a running server, or another reindex, fails here
     try:
-        info = old.collection_info or {}
-        if info.get("model") == model.model_id and info.get("dim") == model.dim:
-            return ReindexReport(old.count(), info.get("model"), model.model_id, model.dim, swapped=False)
+        info = old.collection_info
+        if info is None:
+            raise ReindexError(f"no collection {collection!r} in {engine!r}: nothing to reindex")
+        if info.model == model.model_id and info.dim == model.dim:
+            return ReindexReport(old.count(), info.model, model.model_id, model.dim, swapped=False)
         total = old.count()
-        new = EdgeStore(vectors, staging_name)
+        staging = staging_name(collection, model)
+        engine.drop(staging)  # left by a run that died: never swapped in
+        new = engine.open(staging)
         try:
-            new.ensure_collection(model.dim, model.model_id)
-            done = 0
-            with tqdm(total=total, desc=f"reindex -> {model.model_id}", unit="photo", disable=not progress) as bar:
-                offset = None
-                while True:
-                    page, offset = old.scroll(batch_size, offset=offset)
-                    if page:
-                        new.upsert(_embed_page(page, photos, model))
-                        done += len(page)
-                        bar.update(len(page))
-                    if offset is None:
-                        break
+            new.ensure_collection(model.dim, model.model_id, INDEXED_FIELDS)
+            done = _copy(old, new, photos, model, total, batch_size, progress)
             if new.count() != total or done != total:
                 raise ReindexError(f"copied {new.count()} of {total} points; the old collection stays")
-            if total >= optimize_at:
-                new.optimize()
-        finally:
+            if new.builds_own_index or total >= optimize_at:
+                new.optimize()  # a server: wait for its index, so that the swap puts in an indexed collection
+        except BaseException:
             new.close()
+            _drop_quietly(engine, staging)
+            raise
+        new.close()
     finally:
-        old.close()  # before the swap: closing flushes into the store's (then swapped) directory
-    _swap(vectors / collection, vectors / staging_name)
-    shutil.rmtree(vectors / staging_name, ignore_errors=True)  # now the old collection
-    return ReindexReport(total, info.get("model"), model.model_id, model.dim, swapped=True)
+        old.close()  # before the swap: the embedded engine flushes into the folder it is about to exchange
+    left = engine.swap(collection, staging)
+    if left is not None:
+        engine.drop(left)  # the old collection
+    return ReindexReport(total, info.model, model.model_id, model.dim, swapped=True)
+
+
+def _drop_quietly(engine: Engine, collection: str) -> None:
+    """Drop what a failed run wrote; a failure to do so (the server went away, say) must not hide the first."""
+    try:
+        engine.drop(collection)
+    except StoreError:
+        pass  # the next run for this model drops it first
+
+
+def _copy(old: VectorStore, new: VectorStore, photos: PhotoStore, model, total: int, batch_size: int,
+          progress: bool) -> int:
+    done = 0
+    with tqdm(total=total, desc=f"reindex -> {model.model_id}", unit="photo", disable=not progress) as bar:
+        offset = None
+        while True:
+            page, offset = old.scroll(batch_size, offset=offset)
+            if page:
+                new.upsert(_embed_page(page, photos, model))
+                done += len(page)
+                bar.update(len(page))
+            if offset is None:
+                return done
 
 
 def _embed_page(page: list[Point], photos: PhotoStore, model) -> list[Point]:
@@ -96,23 +117,4 @@ def _embed_page(page: list[Point], photos: PhotoStore, model) -> list[Point]:
     vectors = model.embed(torch.stack(tensors))
     return [Point(id=p.id, vector=v.tolist(), payload=dict(p.payload) | {"model": model.model_id})
             for p, v in zip(page, vectors, strict=True)]
-
-
-def _swap(current: Path, staging: Path) -> None:
-    """Afterwards ``current`` holds the new collection and ``staging`` the old one."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        renameat2 = None
-    if renameat2 is not None:
-        at_fdcwd = -100
-        if renameat2(at_fdcwd, bytes(staging), at_fdcwd, bytes(current), _RENAME_EXCHANGE) == 0:
-            return
-    # no atomic exchange here (old kernel/libc, or a file system without it): two renames
-    aside = current.with_name(current.name + OLD_SUFFIX)
-    shutil.rmtree(aside, ignore_errors=True)
-    os.replace(current, aside)
-    os.replace(staging, current)
-    os.replace(aside, staging)
 

@@ -5,6 +5,7 @@ import asyncio
 
 from dogsearch.gallery.contracts import Embedder, Index
 from dogsearch.gallery.errors import ModelMismatch
+from dogsearch.gallery.fields import INDEXED_FIELDS
 
 
 class VectorSpace:
@@ -20,7 +21,7 @@ class VectorSpace:
             async with self._lock:
                 if self.model is None:
                     info = await self._embedder.info()
-                    await self._index.ensure_collection(info["dim"], info["model"])
+                    await self._index.ensure_collection(info["dim"], info["model"], INDEXED_FIELDS)
                     self.model = info["model"]
         return self.model
 

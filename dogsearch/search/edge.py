@@ -1,97 +1,73 @@
-"""Embedded vector store for the search service: one collection of dog embeddings in a qdrant-edge shard.
+"""The embedded engine: each collection of dog embeddings in a qdrant-edge shard of its own, in this process.
+EdgeStore and EdgeEngine implement dogsearch/search/contract.py's VectorStore and Engine.
 
 Layout on disk, under ``<path>/<collection>/``:
-  shard/      the engine's data (segments + write-ahead log)
+  shard/      the engine's data (segments + write-ahead log; payload indexes included)
   meta.json   {"dim", "model"}, written last by ensure_collection(), so a reopen knows what was created
   .lock       flock'ed while open: one EdgeStore per directory, across threads and processes
-
-Filters are engine-neutral mappings: ``{"breed": "pug"}`` means payload["breed"] == "pug" (str, int or bool),
-``{"breed": ["pug", "beagle"]}`` means any of the values, several fields are ANDed. As in Qdrant, a bool only
-matches a bool (never 1/0), an int only an int, and a list-valued payload field matches when any element does.
 """
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import os
-import re
+import shutil
 import threading
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import qdrant_edge as qe
 
-from dogsearch.core.errors import Conflict, DogsearchError, InvalidInput, NotFound
+from dogsearch.search.base import (
+    StoreBase,
+    check_at_least_one,
+    check_collection_name,
+    check_spec,
+    check_vector,
+    clean_payload,
+    missing_ids,
+    point_id,
+    point_ids,
+)
+from dogsearch.search.contract import (
+    NO_INDEXES,
+    CollectionInfo,
+    CollectionMismatch,
+    CollectionMissing,
+    Hit,
+    IndexKind,
+    InvalidStoreInput,
+    Point,
+    StoreError,
+)
+from dogsearch.search.filters import Filter, FilterSpec, HasId, IsEmpty, Match, excluding, parse_filter
 
-# Payload fields the service filters on most; other fields still filter, just by scanning.
-INDEXED_FIELDS = ("breed", "name")
 # Engine defaults, spelled out because HnswIndexConfig requires them.
 _HNSW_M = 16
 _HNSW_EF_CONSTRUCT = 100
 # Let optimize() build an HNSW graph whatever the collection size (the engine's default skips
 # segments under ~10 MB); full_scan_threshold_kb still decides when the graph is worth using.
 _INDEXING_THRESHOLD_KB = 1
-_COLLECTION_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_INDEX_KINDS: dict[IndexKind, qe.PayloadSchemaType] = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "float": qe.PayloadSchemaType.Float,
+    "bool": qe.PayloadSchemaType.Bool,
+    "geo": qe.PayloadSchemaType.Geo,
+    "datetime": qe.PayloadSchemaType.Datetime,
+}
+_RENAME_EXCHANGE = 2
 
 
-@dataclass(frozen=True)
-class Point:
-    id: str  # a UUID string
-    vector: list[float] | None  # None when not requested; stored unit-normalised (cosine)
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: str
-    score: float  # cosine similarity, higher is better
-    payload: dict[str, Any]
-
-
-class StoreError(DogsearchError):
-    """Any failure of the store or the engine underneath."""
-
-
-class CollectionMismatch(StoreError, Conflict):
-    """The existing collection was made with another dim or model."""
-
-
-class CollectionMissing(StoreError, Conflict):
-    """An operation needing the collection came before ensure_collection()."""
-
-
-class InvalidStoreInput(StoreError, InvalidInput):
-    """A bad vector, id, filter or payload from the caller."""
-
-
-class PointNotFound(StoreError, NotFound):
-    """No point with that id."""
-
-
-class DerivedReads:
-    """`get()` and `similar()` for any store with retrieve() and query(): both engines answer them the same way."""
-
-    def get(self, id: str, with_vector: bool = False) -> Point | None:
-        found = self.retrieve([id], with_vector)  # type: ignore[attr-defined]
-        return found[0] if found else None
-
-    def similar(self, id: str, k: int, filter: Mapping[str, Any] | None = None) -> list[Hit]:
-        """More like this: the k points nearest to the stored point ``id``, which is left out; PointNotFound if
-        there is none."""
-        point = self.get(id, with_vector=True)
-        if point is None:
-            raise PointNotFound(f"no point {id}")
-        return self.query(point.vector, k, filter=filter, exclude=[point.id])  # type: ignore[arg-type]
-
-
-class EdgeStore(DerivedReads):
+class EdgeStore(StoreBase):
     """Thread-safe: every engine call runs under one lock. That costs no parallelism, because
     qdrant-edge holds the GIL for the whole of each call anyway (optimize() included)."""
+
+    builds_own_index = False  # optimize() builds the HNSW graph
 
     def __init__(
         self,
@@ -110,8 +86,7 @@ class EdgeStore(DerivedReads):
             unindexed field that matches few points finds few of them. Fixed when the collection is created
             (the engine keeps it); ignored on reopen.
         """
-        if not _COLLECTION_NAME.fullmatch(collection):
-            raise InvalidStoreInput(f"collection name must match {_COLLECTION_NAME.pattern}: {collection!r}")
+        check_collection_name(collection)
         if hnsw_ef is not None and hnsw_ef < 1:
             raise InvalidStoreInput("hnsw_ef must be >= 1")
         self._dir = Path(path) / collection
@@ -139,12 +114,10 @@ class EdgeStore(DerivedReads):
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
-    def ensure_collection(self, dim: int, model: str) -> None:
-        """Create the collection (cosine, keyword indexes on breed and name), or check the existing one matches."""
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise InvalidStoreInput(f"dim must be a positive int, got {dim!r}")
-        if not isinstance(model, str) or not model:
-            raise InvalidStoreInput("model must be a non-empty string")
+    def ensure_collection(self, dim: int, model: str, indexes: Mapping[str, IndexKind] = NO_INDEXES) -> None:
+        """Create the collection (cosine, with the payload indexes asked for), or check the existing one matches
+        and add the indexes it lacks."""
+        wanted = check_spec(dim, model, indexes)
         with self._lock:
             self._check_open()
             if self._meta is not None:
@@ -153,6 +126,9 @@ class EdgeStore(DerivedReads):
                         f"collection at {self._dir} holds dim={self._meta['dim']} model={self._meta['model']!r}, "
                         f"asked for dim={dim} model={model!r}"
                     )
+                with self._engine() as shard:
+                    if _add_indexes(shard, wanted):
+                        shard.flush()
                 return
             config = qe.EdgeConfig(
                 vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
@@ -169,8 +145,7 @@ class EdgeStore(DerivedReads):
                     shard = qe.EdgeShard.load(str(self._shard_dir), config)
                 else:
                     shard = qe.EdgeShard.create(str(self._shard_dir), config)
-                for field in INDEXED_FIELDS:
-                    shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+                _add_indexes(shard, wanted)
                 shard.flush()
                 meta = {"dim": dim, "model": model}
                 _write_json_atomic(self._meta_path, meta)
@@ -181,9 +156,13 @@ class EdgeStore(DerivedReads):
             self._shard, self._meta = shard, meta
 
     @property
-    def collection_info(self) -> dict[str, Any] | None:
+    def collection_info(self) -> CollectionInfo | None:
         with self._lock:
-            return None if self._meta is None else {"dim": self._meta["dim"], "model": self._meta["model"]}
+            return None if self._meta is None else CollectionInfo(dim=self._meta["dim"], model=self._meta["model"])
+
+    def unavailable(self) -> str | None:
+        """The embedded engine serves whenever the store is open."""
+        return f"the store at {self._dir} is closed" if self._closed else None
 
     def close(self) -> None:
         """Flush and release the directory; idempotent. Later calls raise StoreError."""
@@ -199,28 +178,33 @@ class EdgeStore(DerivedReads):
                 self._shard = None
                 self._lock_file.close()  # releases the flock
 
-    def __enter__(self) -> EdgeStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # ---- writes ----------------------------------------------------------------------------------
 
     def upsert(self, points: Sequence[Point]) -> None:
         """Insert or replace points by id, as one engine operation."""
         with self._engine() as shard:
             dim = self._meta["dim"]  # type: ignore[index]
-            batch = [qe.Point(_point_id(p.id), self._vector(p.vector, dim), _payload(p.payload)) for p in points]
+            batch = [qe.Point(point_id(p.id), check_vector(p.vector, dim), clean_payload(p.payload)) for p in points]
             if batch:
                 shard.update(qe.UpdateOperation.upsert_points(batch))
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete points by id; unknown ids are ignored."""
         with self._engine() as shard:
-            point_ids = [_point_id(i) for i in ids]
-            if point_ids:
-                shard.update(qe.UpdateOperation.delete_points(point_ids))
+            wanted = point_ids(ids)
+            if wanted:
+                shard.update(qe.UpdateOperation.delete_points(wanted))
+
+    def set_payload(self, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
+        """Merge ``payload``'s keys into each point's payload; PointNotFound, and nothing changed, when any of the
+        ids is not stored (the engine itself would change the points before the first unknown one)."""
+        with self._engine() as shard:
+            wanted, values = point_ids(ids), clean_payload(payload)
+            if not wanted:
+                return
+            missing_ids(wanted, [_to_point(r, False) for r in shard.retrieve(wanted, False, False)])
+            if values:
+                shard.update(qe.UpdateOperation.set_payload(wanted, values))
 
     def optimize(self) -> None:
         """Build the HNSW index over what is stored (upserts after it are searched exactly until the
@@ -233,33 +217,34 @@ class EdgeStore(DerivedReads):
 
     def retrieve(self, ids: Sequence[str], with_vector: bool = False) -> list[Point]:
         """The stored points among `ids` (any order; missing ones left out)."""
-        point_ids = [_point_id(i) for i in ids]
-        if not point_ids:
-            return []
+        wanted = point_ids(ids)
         with self._engine() as shard:
-            records = shard.retrieve(point_ids, True, with_vector)
+            if not wanted:
+                return []
+            records = shard.retrieve(wanted, True, with_vector)
         return [_to_point(r, with_vector) for r in records]
 
-    def count(self, filter: Mapping[str, Any] | None = None) -> int:
+    def count(self, filter: FilterSpec = None) -> int:
+        flt = _to_filter(parse_filter(filter))
         with self._engine() as shard:
-            return shard.count(qe.CountRequest(exact=True, filter=_to_filter(filter)))
+            return shard.count(qe.CountRequest(exact=True, filter=flt))
 
     def query(
         self,
         vector: Sequence[float],
         k: int,
-        filter: Mapping[str, Any] | None = None,
+        filter: FilterSpec = None,
         exclude: Sequence[str] = (),
         exact: bool = False,
     ) -> list[Hit]:
         """The k points nearest to ``vector`` by cosine, best first. exact=True skips the HNSW graph."""
-        if k < 1:
-            raise InvalidStoreInput(f"k must be >= 1, got {k}")
+        check_at_least_one("k", k)
+        flt = _to_filter(excluding(parse_filter(filter), exclude))
         with self._engine() as shard:
             request = qe.QueryRequest(
                 limit=k,
-                query=qe.Query.Nearest(self._vector(vector, self._meta["dim"])),  # type: ignore[index]
-                filter=_to_filter(filter, exclude),
+                query=qe.Query.Nearest(check_vector(vector, self._meta["dim"])),  # type: ignore[index]
+                filter=flt,
                 params=qe.SearchParams(hnsw_ef=self._hnsw_ef, exact=exact),
                 with_payload=True,
                 with_vector=False,
@@ -271,18 +256,19 @@ class EdgeStore(DerivedReads):
         self,
         limit: int,
         offset: str | None = None,
-        filter: Mapping[str, Any] | None = None,
+        filter: FilterSpec = None,
         with_vector: bool = False,
     ) -> tuple[list[Point], str | None]:
         """One page of points in id order, starting at ``offset`` (an id, inclusive); also returns the
         offset of the next page, or None after the last."""
-        if limit < 1:
-            raise InvalidStoreInput(f"limit must be >= 1, got {limit}")
+        check_at_least_one("limit", limit)
+        start = None if offset is None else point_id(offset)
+        flt = _to_filter(parse_filter(filter))
         with self._engine() as shard:
             request = qe.ScrollRequest(
-                offset=None if offset is None else _point_id(offset),
+                offset=start,
                 limit=limit,
-                filter=_to_filter(filter),
+                filter=flt,
                 with_payload=True,
                 with_vector=with_vector,
             )
@@ -320,35 +306,73 @@ class EdgeStore(DerivedReads):
             except Exception as exc:
                 raise StoreError(f"qdrant-edge: {exc}") from exc
 
-    @staticmethod
-    def _vector(vector: Sequence[float] | None, dim: int) -> list[float]:
+
+class EdgeEngine:
+    """Collections as folders under ``path``, each opened by one EdgeStore at a time (in one process)."""
+
+    def __init__(self, path: Path | str, *, hnsw_ef: int | None = None, full_scan_threshold_kb: int = 10_000) -> None:
+        """hnsw_ef, full_scan_threshold_kb: for the stores it opens (see EdgeStore)."""
+        self._path = Path(path)
+        self._options: dict[str, Any] = {"hnsw_ef": hnsw_ef, "full_scan_threshold_kb": full_scan_threshold_kb}
+
+    def __repr__(self) -> str:
+        return f"EdgeEngine({str(self._path)!r})"
+
+    def open(self, collection: str) -> EdgeStore:
+        return EdgeStore(self._path, collection, **self._options)
+
+    def drop(self, collection: str) -> None:
+        """Delete the collection's folder; StoreError while a store has it open."""
+        directory = self._path / check_collection_name(collection)
+        if not directory.exists():
+            return
+        lock = _lock_dir(directory)
         try:
-            array = np.asarray(vector, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InvalidStoreInput(f"vector is not a list of numbers: {exc}") from None
-        if array.shape != (dim,):
-            raise InvalidStoreInput(f"vector must have {dim} numbers, got shape {array.shape}")
-        # The engine accepts NaN and zero vectors, and then scores them as 0 against everything.
-        if not np.isfinite(array).all() or not array.any():
-            raise InvalidStoreInput("vector must be finite and not all zeros")
-        return array.tolist()
+            shutil.rmtree(directory)
+        finally:
+            lock.close()
+        _fsync_dir(self._path)
+
+    def swap(self, current: str, staging: str) -> str | None:
+        """Exchange the two folders (see Engine.swap); StoreError while a store has either open."""
+        cur, new = self._path / check_collection_name(current), self._path / check_collection_name(staging)
+        if cur == new:
+            raise InvalidStoreInput(f"cannot swap {current!r} with itself")
+        if not (new / "meta.json").is_file():
+            raise CollectionMissing(f"no collection at {new} to swap in: call ensure_collection() first")
+        with ExitStack() as locks:
+            locks.callback(_lock_dir(new).close)
+            if not cur.exists():
+                os.rename(new, cur)
+                _fsync_dir(self._path)
+                return None
+            locks.callback(_lock_dir(cur).close)
+            _exchange(cur, new)
+            _fsync_dir(self._path)
+        return staging
+
+    def close(self) -> None:
+        """Nothing to release: each store holds its own folder."""
 
 
-def _point_id(id: str) -> str:
-    # The engine takes UUIDs or unsigned ints and rejects other strings; this API speaks UUID strings only.
+def _exchange(a: Path, b: Path) -> None:
+    """Afterwards ``a`` holds what ``b`` held and the other way round."""
     try:
-        return str(uuid.UUID(str(id)))
-    except ValueError:
-        raise InvalidStoreInput(f"point id must be a UUID string, got {id!r}") from None
-
-
-def _payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    # A JSON round trip keeps the stored payload what a Qdrant server would store (the engine
-    # itself would turn bytes into lists of ints, say) and fails early on what JSON can't hold.
-    try:
-        return json.loads(json.dumps(dict(payload), allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise InvalidStoreInput(f"payload is not JSON: {exc}") from None
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        renameat2 = None
+    if renameat2 is not None:
+        at_fdcwd = -100
+        if renameat2(at_fdcwd, os.fsencode(b), at_fdcwd, os.fsencode(a), _RENAME_EXCHANGE) == 0:
+            return
+    # No atomic exchange here (old kernel/libc, or a file system without it): three renames, through a name no
+    # collection can have (collection names have no dots).
+    aside = a.with_name(f".{a.name}.swapping")
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(a, aside)
+    os.replace(b, a)
+    os.replace(aside, b)
 
 
 def _to_point(record: Any, with_vector: bool) -> Point:
@@ -356,39 +380,37 @@ def _to_point(record: Any, with_vector: bool) -> Point:
     return Point(id=str(record.id), vector=vector, payload=dict(record.payload or {}))
 
 
-def _to_filter(filter: Mapping[str, Any] | None, exclude: Sequence[str] = ()) -> qe.Filter | None:
-    must = [_condition(field, value) for field, value in (filter or {}).items()]
-    must_not = [qe.HasIdCondition({_point_id(i) for i in exclude})] if exclude else []
-    return qe.Filter(must=must, must_not=must_not) if must or must_not else None
+def _to_filter(filter: Filter | None) -> qe.Filter | None:
+    """The engine's spelling of a Filter (dogsearch/search/filters.py)."""
+    if filter is None:
+        return None
+    return qe.Filter(must=[_condition(c) for c in filter.must], must_not=[_condition(c) for c in filter.must_not])
 
 
-def _condition(field: str, value: Any) -> qe.FieldCondition | qe.Filter:
-    if not isinstance(field, str) or not field:
-        raise InvalidStoreInput(f"filter field must be a non-empty string, got {field!r}")
-    if not isinstance(value, (list, tuple, set, frozenset)):
-        return qe.FieldCondition(field, match=qe.MatchValue(_match_value(field, value)))
-    values = [_match_value(field, v) for v in value]
-    # MatchAny takes strings only or ints only, and no bools: one condition per kind, ORed.
-    strings = [v for v in values if isinstance(v, str)]
-    ints = [v for v in values if isinstance(v, int)]
-    bools = {v for v in values if isinstance(v, np.bool_)}
-    any_of = [qe.FieldCondition(field, match=qe.MatchAny(group)) for group in (strings, ints) if group]
-    any_of += [qe.FieldCondition(field, match=qe.MatchValue(b)) for b in bools]
+def _condition(condition: HasId | IsEmpty | Match) -> Any:
+    if isinstance(condition, HasId):
+        return qe.HasIdCondition(set(condition.ids))
+    if isinstance(condition, IsEmpty):
+        return qe.IsEmptyCondition(condition.field)
+    field = condition.field
+    # MatchAny takes strings only or ints only, and no bools: one condition per kind, ORed. The binding reads a
+    # Python bool as the integer 1/0, which never matches a stored true/false; numpy's bool is the one type it
+    # reads as a boolean.
+    any_of = [qe.FieldCondition(field, match=qe.MatchValue(group[0]) if len(group) == 1 else qe.MatchAny(list(group)))
+              for group in (condition.strings, condition.ints) if group]
+    any_of += [qe.FieldCondition(field, match=qe.MatchValue(np.bool_(b))) for b in condition.bools]
     if not any_of:  # "any of nothing" matches nothing
         return qe.FieldCondition(field, match=qe.MatchAny([]))
     return any_of[0] if len(any_of) == 1 else qe.Filter(should=any_of)
 
 
-def _match_value(field: str, value: Any) -> str | int | np.bool_:
-    if isinstance(value, bool):
-        # The binding reads a Python bool as the integer 1/0, which never matches a stored true/false;
-        # numpy's bool is the one type it reads as a boolean.
-        return np.bool_(value)
-    if isinstance(value, str) or (isinstance(value, int) and -(2**63) <= value < 2**63):
-        return value
-    raise InvalidStoreInput(
-        f"filter on {field!r}: values must be str, int (64-bit) or bool, or a list of them; got {value!r}"
-    )
+def _add_indexes(shard: qe.EdgeShard, wanted: Mapping[str, IndexKind]) -> bool:
+    """Builds each index of ``wanted`` the shard lacks or has of another kind; whether it built any."""
+    have = {field: info.data_type for field, info in shard.info().payload_schema.items()}
+    todo = [(field, _INDEX_KINDS[kind]) for field, kind in wanted.items() if have.get(field) != _INDEX_KINDS[kind]]
+    for field, schema in todo:
+        shard.update(qe.UpdateOperation.create_field_index(field, schema))
+    return bool(todo)
 
 
 def _lock_dir(directory: Path) -> IO[str]:
@@ -410,8 +432,12 @@ def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)  # make the rename itself durable
+        os.fsync(dir_fd)  # make a rename in it durable
     finally:
         os.close(dir_fd)

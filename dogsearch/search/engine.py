@@ -1,33 +1,55 @@
-"""Which engine holds the collection: the embedded one (default) or a Qdrant server, chosen by settings."""
+"""Which engine holds the collections: the embedded one (default) or a Qdrant server, chosen by plain arguments
+(the search service's settings give them: SearchSettings.engine_options())."""
 from __future__ import annotations
 
-from dogsearch.search.edge import EdgeStore
-from dogsearch.search.qdrant import ServerStore
-from dogsearch.services.search.settings import SearchSettings
+from pathlib import Path
 
-VectorStore = EdgeStore | ServerStore  # the same methods; see dogsearch/search/edge.py for what they mean
+from dogsearch.search.contract import Engine, InvalidStoreInput, VectorStore
+from dogsearch.search.edge import EdgeEngine, EdgeStore
+from dogsearch.search.qdrant import QdrantEngine, QdrantStore
 
 
-def open_store(settings: SearchSettings) -> VectorStore:
-    """DOGSEARCH_SEARCH_QDRANT_URL set: the collection on that server; unset: the embedded engine in data_dir."""
-    if settings.qdrant_url is None:
-        return EdgeStore(settings.data_dir, settings.collection)
-    return ServerStore.connect(
-        settings.qdrant_url,
-        settings.collection,
-        api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
-        timeout_s=settings.qdrant_timeout_s,
-        shard_number=settings.qdrant_shard_number,
-        replication_factor=settings.qdrant_replication_factor,
-        write_consistency_factor=settings.qdrant_write_consistency_factor,
+def open_engine(
+    *,
+    data_dir: Path | str | None = None,
+    qdrant_url: str | None = None,
+    api_key: str | None = None,
+    timeout_s: float = 30.0,
+    shard_number: int | None = None,
+    replication_factor: int | None = None,
+    write_consistency_factor: int | None = None,
+) -> Engine:
+    """``qdrant_url`` given: that server (or cluster); else the embedded engine's collections under ``data_dir``.
+    The sharding options are sent when a collection is created on a server (None: the server's defaults)."""
+    if qdrant_url is None:
+        return EdgeEngine(_data_dir(data_dir))
+    return QdrantEngine.connect(
+        qdrant_url, api_key=api_key, timeout_s=timeout_s, shard_number=shard_number,
+        replication_factor=replication_factor, write_consistency_factor=write_consistency_factor,
     )
 
 
-def unavailable(store: VectorStore) -> str | None:
-    """Why the engine can't serve now (a Qdrant server not answering), or None; the embedded one always can."""
-    return store.unavailable() if isinstance(store, ServerStore) else None
+def open_store(
+    collection: str = "dogs",
+    *,
+    data_dir: Path | str | None = None,
+    qdrant_url: str | None = None,
+    api_key: str | None = None,
+    timeout_s: float = 30.0,
+    shard_number: int | None = None,
+    replication_factor: int | None = None,
+    write_consistency_factor: int | None = None,
+) -> VectorStore:
+    """The store of ``collection`` on the engine open_engine() would pick; it holds its own connection."""
+    if qdrant_url is None:
+        return EdgeStore(_data_dir(data_dir), collection)
+    return QdrantStore.connect(
+        qdrant_url, collection, api_key=api_key, timeout_s=timeout_s, shard_number=shard_number,
+        replication_factor=replication_factor, write_consistency_factor=write_consistency_factor,
+    )
 
 
-def builds_its_own_index(store: VectorStore) -> bool:
-    """A Qdrant server indexes in the background; the embedded engine needs optimize() calls."""
-    return isinstance(store, ServerStore)
+def _data_dir(data_dir: Path | str | None) -> Path:
+    if data_dir is None:
+        raise InvalidStoreInput("the embedded engine needs a data_dir (or give a qdrant_url)")
+    return Path(data_dir)

@@ -1,6 +1,7 @@
-"""The search service's collection on a Qdrant server (one node or a cluster), through qdrant-client.
+"""The search service's collection on a Qdrant server (one node or a cluster), through qdrant-client: QdrantStore
+and QdrantEngine implement dogsearch/search/contract.py's VectorStore and Engine.
 
-Same interface and behaviour as EdgeStore (ids, filters, scroll, errors), so the service, and the store tests,
+Same behaviour as the embedded engine (ids, filters, scroll, errors), so the service, and the contract tests,
 run unchanged on either engine. What differs is where the data lives and who builds the index:
 
 - dim and model are kept with the collection itself: dim is the collection's vector size, the model name sits
@@ -14,11 +15,14 @@ run unchanged on either engine. What differs is where the data lives and who bui
 - An unreachable server is StoreUnavailable (the service answers 503 and reports not ready), also at start:
   the store opens anyway and reads the collection once the server answers, so a search service started before
   Qdrant does not crash-loop.
+- A name may be an alias of a collection (QdrantEngine.swap makes one when a reindex swaps a new collection in):
+  the server resolves it on every request, so a store reads and writes through it as through a collection.
 """
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
@@ -29,34 +33,49 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from qdrant_client.local.qdrant_local import QdrantLocal
 
-from dogsearch.core.errors import Unavailable
-from dogsearch.search.edge import (
-    INDEXED_FIELDS,
+from dogsearch.search.base import (
+    StoreBase,
+    check_at_least_one,
+    check_collection_name,
+    check_spec,
+    check_vector,
+    clean_payload,
+    missing_ids,
+    point_id,
+    point_ids,
+)
+from dogsearch.search.contract import (
+    NO_INDEXES,
+    CollectionInfo,
     CollectionMismatch,
     CollectionMissing,
-    DerivedReads,
-    EdgeStore,
     Hit,
+    IndexKind,
     InvalidStoreInput,
     Point,
+    PointNotFound,
     StoreError,
-    _match_value,
-    _payload,
-    _point_id,
+    StoreUnavailable,
 )
+from dogsearch.search.filters import Filter, FilterSpec, HasId, IsEmpty, Match, excluding, parse_filter
 
-_COLLECTION_NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 # The key under the collection's metadata that says which embedding model made its vectors.
 META_MODEL = "dogsearch_model"
+_INDEX_KINDS: dict[IndexKind, qm.PayloadSchemaType] = {
+    "keyword": qm.PayloadSchemaType.KEYWORD,
+    "integer": qm.PayloadSchemaType.INTEGER,
+    "float": qm.PayloadSchemaType.FLOAT,
+    "bool": qm.PayloadSchemaType.BOOL,
+    "geo": qm.PayloadSchemaType.GEO,
+    "datetime": qm.PayloadSchemaType.DATETIME,
+}
 T = TypeVar("T")
 
 
-class StoreUnavailable(StoreError, Unavailable):
-    """The server did not answer (refused, timed out, 502-504): retry later; an HTTP 503, not a 500."""
-
-
-class ServerStore(DerivedReads):
+class QdrantStore(StoreBase):
     """Thread-safe: the remote client (httpx) is; qdrant-client's local mode is not, so its calls are serialised."""
+
+    builds_own_index = True  # the server indexes in the background
 
     def __init__(
         self,
@@ -74,25 +93,14 @@ class ServerStore(DerivedReads):
 
         The sharding arguments are sent only when this store creates the collection; None leaves the server's
         defaults (one shard per node, 1 replica, write consistency 1)."""
-        if not collection or not set(collection) <= _COLLECTION_NAME_CHARS:
-            raise InvalidStoreInput(f"collection name must match [A-Za-z0-9_-]+: {collection!r}")
-        for name, value in (("shard_number", shard_number), ("replication_factor", replication_factor),
-                            ("write_consistency_factor", write_consistency_factor), ("hnsw_ef", hnsw_ef)):
-            if value is not None and value < 1:
-                raise InvalidStoreInput(f"{name} must be >= 1")
+        check_collection_name(collection)
+        self._create_args = _create_args(shard_number, replication_factor, write_consistency_factor, hnsw_ef)
         self._client = client
         self._collection = collection
-        self._create_args = {
-            k: v
-            for k, v in (("shard_number", shard_number), ("replication_factor", replication_factor),
-                         ("write_consistency_factor", write_consistency_factor))
-            if v is not None
-        }
         self._hnsw_ef = hnsw_ef
         self._optimize_timeout_s = optimize_timeout_s
         self._close_client = close_client
-        # Local mode keeps plain Python structures without locks.
-        self._serial = threading.RLock() if isinstance(getattr(client, "_client", None), QdrantLocal) else None
+        self._serial = _serial_lock(client)
         self._create_lock = threading.Lock()
         self._meta: dict[str, Any] | None = None
         self._closed = False
@@ -107,14 +115,14 @@ class ServerStore(DerivedReads):
 
     @classmethod
     def connect(cls, url: str, collection: str = "dogs", *, api_key: str | None = None, timeout_s: float = 30.0,
-                **kwargs: Any) -> ServerStore:
+                **kwargs: Any) -> QdrantStore:
         """A store on the Qdrant server at ``url`` (REST, e.g. http://qdrant:6333)."""
-        # check_compatibility asks the server for its version at construction; errors come at first use instead.
-        client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout_s), check_compatibility=False)
-        return cls(client, collection, **kwargs)
+        return cls(_connect(url, api_key, timeout_s), collection, **kwargs)
 
     def unavailable(self) -> str | None:
         """None when the server answers, else why not (for readiness checks)."""
+        if self._closed:
+            return f"the store of collection {self._collection!r} is closed"
         try:
             self._call(self._client.get_collections)
         except StoreError as exc:
@@ -122,17 +130,14 @@ class ServerStore(DerivedReads):
         return None
 
     def __repr__(self) -> str:
-        return f"ServerStore(collection={self._collection!r}, create_args={self._create_args})"
+        return f"QdrantStore(collection={self._collection!r}, create_args={self._create_args})"
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
-    def ensure_collection(self, dim: int, model: str) -> None:
-        """Create the collection (cosine, keyword indexes on breed and name, the sharding settings), or check
-        that the existing one matches."""
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise InvalidStoreInput(f"dim must be a positive int, got {dim!r}")
-        if not isinstance(model, str) or not model:
-            raise InvalidStoreInput("model must be a non-empty string")
+    def ensure_collection(self, dim: int, model: str, indexes: Mapping[str, IndexKind] = NO_INDEXES) -> None:
+        """Create the collection (cosine, the sharding settings, the payload indexes asked for), or check that the
+        existing one matches and add the indexes it lacks."""
+        wanted = check_spec(dim, model, indexes)
         self._check_open()
         with self._create_lock:
             meta = self._meta or self._read_meta()
@@ -158,22 +163,24 @@ class ServerStore(DerivedReads):
                     f"collection {self._collection!r} holds dim={meta['dim']} model={meta['model']!r}, "
                     f"asked for dim={dim} model={model!r}"
                 )
-            # Idempotent: also completes a collection whose creator died between the calls.
-            for field in INDEXED_FIELDS:
-                if field not in meta["indexed"]:
-                    self._call(self._client.create_payload_index, self._collection, field,
-                               qm.PayloadSchemaType.KEYWORD, wait=True)
+            # Idempotent: also completes a collection whose creator died between the calls, and adds the indexes
+            # an existing collection lacks (or has of another kind: the server rebuilds it).
+            for field, kind in wanted.items():
+                if meta["indexed"].get(field) != _INDEX_KINDS[kind]:
+                    self._call(self._client.create_payload_index, self._collection, field, _INDEX_KINDS[kind],
+                               wait=True)
+                    meta["indexed"][field] = _INDEX_KINDS[kind]
             self._meta = meta
 
     @property
-    def collection_info(self) -> dict[str, Any] | None:
-        """{"dim", "model"}, or None before the collection exists. While unknown it asks the server, since
-        another search process may have created it (so: StoreUnavailable when the server does not answer)."""
+    def collection_info(self) -> CollectionInfo | None:
+        """dim and model, or None before the collection exists. While unknown it asks the server, since another
+        search process may have created it (so: StoreUnavailable when the server does not answer)."""
         meta = self._meta
         if meta is None and not self._closed:
             with self._create_lock:
                 meta = self._meta = self._meta or self._read_meta()
-        return None if meta is None else {"dim": meta["dim"], "model": meta["model"]}
+        return None if meta is None else CollectionInfo(dim=meta["dim"], model=meta["model"])
 
     def close(self) -> None:
         """Release the client (when this store made it); idempotent. Later calls raise StoreError."""
@@ -183,28 +190,35 @@ class ServerStore(DerivedReads):
         if self._close_client:
             self._client.close()
 
-    def __enter__(self) -> ServerStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # ---- writes ----------------------------------------------------------------------------------
 
     def upsert(self, points: Sequence[Point]) -> None:
         """Insert or replace points by id, as one request (wait=True: visible to reads on return)."""
         dim = self._require()["dim"]
-        batch = [qm.PointStruct(id=_point_id(p.id), vector=EdgeStore._vector(p.vector, dim),
-                                payload=_payload(p.payload)) for p in points]
+        batch = [qm.PointStruct(id=point_id(p.id), vector=check_vector(p.vector, dim),
+                                payload=clean_payload(p.payload)) for p in points]
         if batch:
             self._call(self._client.upsert, self._collection, batch, wait=True)
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete points by id; unknown ids are ignored."""
         self._require()
-        point_ids = [_point_id(i) for i in ids]
-        if point_ids:
-            self._call(self._client.delete, self._collection, qm.PointIdsList(points=point_ids), wait=True)
+        wanted = point_ids(ids)
+        if wanted:
+            self._call(self._client.delete, self._collection, qm.PointIdsList(points=wanted), wait=True)
+
+    def set_payload(self, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
+        """Merge ``payload``'s keys into each point's payload; PointNotFound, and nothing changed, when any of the
+        ids is not stored (the server itself would change the points before the first unknown one; a point
+        deleted between the check and the write is a PointNotFound too, after the others changed)."""
+        self._require()
+        wanted, values = point_ids(ids), clean_payload(payload)
+        if not wanted:
+            return
+        found = self._call(self._client.retrieve, self._collection, wanted, with_payload=False, with_vectors=False)
+        missing_ids(wanted, [_to_point(r, False) for r in found])
+        if values:
+            self._call(self._client.set_payload, self._collection, payload=values, points=wanted, wait=True)
 
     def optimize(self) -> None:
         """The server indexes in the background by itself; this waits until its optimizer is idle (green)."""
@@ -220,35 +234,35 @@ class ServerStore(DerivedReads):
     def retrieve(self, ids: Sequence[str], with_vector: bool = False) -> list[Point]:
         """The stored points among `ids` (any order; missing ones left out)."""
         self._require()
-        point_ids = [_point_id(i) for i in ids]
-        if not point_ids:
+        wanted = point_ids(ids)
+        if not wanted:
             return []
-        records = self._call(self._client.retrieve, self._collection, point_ids,
+        records = self._call(self._client.retrieve, self._collection, wanted,
                              with_payload=True, with_vectors=with_vector)
         return [_to_point(r, with_vector) for r in records]
 
-    def count(self, filter: Mapping[str, Any] | None = None) -> int:
+    def count(self, filter: FilterSpec = None) -> int:
+        flt = _to_filter(parse_filter(filter))
         self._require()
-        return self._call(self._client.count, self._collection, count_filter=_to_filter(filter), exact=True).count
+        return self._call(self._client.count, self._collection, count_filter=flt, exact=True).count
 
     def query(
         self,
         vector: Sequence[float],
         k: int,
-        filter: Mapping[str, Any] | None = None,
+        filter: FilterSpec = None,
         exclude: Sequence[str] = (),
         exact: bool = False,
     ) -> list[Hit]:
         """The k points nearest to ``vector`` by cosine, best first. exact=True skips the HNSW graph."""
-        if k < 1:
-            raise InvalidStoreInput(f"k must be >= 1, got {k}")
+        check_at_least_one("k", k)
+        flt = _to_filter(excluding(parse_filter(filter), exclude))
         dim = self._require()["dim"]
-        query = EdgeStore._vector(vector, dim)
-        query_filter = _to_filter(filter, exclude)
+        query = check_vector(vector, dim)
         # Sent only when they say something: local mode warns on any search params.
         params = qm.SearchParams(hnsw_ef=self._hnsw_ef, exact=exact) if exact or self._hnsw_ef else None
         response = self._call(self._client.query_points, self._collection, query=query, limit=k,
-                              query_filter=query_filter, search_params=params, with_payload=True,
+                              query_filter=flt, search_params=params, with_payload=True,
                               with_vectors=False)
         # Qdrant scores in float32; REST prints them as short decimals and local mode computes in float64:
         # the float32 value, as EdgeStore gives it, makes scores comparable across engines and reloads.
@@ -259,17 +273,18 @@ class ServerStore(DerivedReads):
         self,
         limit: int,
         offset: str | None = None,
-        filter: Mapping[str, Any] | None = None,
+        filter: FilterSpec = None,
         with_vector: bool = False,
     ) -> tuple[list[Point], str | None]:
         """One page of points in id order, starting at ``offset`` (an id, inclusive); also returns the
         offset of the next page, or None after the last."""
-        if limit < 1:
-            raise InvalidStoreInput(f"limit must be >= 1, got {limit}")
+        check_at_least_one("limit", limit)
+        start = None if offset is None else point_id(offset)
+        flt = _to_filter(parse_filter(filter))
         self._require()
         records, next_offset = self._call(
-            self._client.scroll, self._collection, scroll_filter=_to_filter(filter), limit=limit,
-            offset=None if offset is None else _point_id(offset), with_payload=True, with_vectors=with_vector,
+            self._client.scroll, self._collection, scroll_filter=flt, limit=limit,
+            offset=start, with_payload=True, with_vectors=with_vector,
         )
         return [_to_point(r, with_vector) for r in records], None if next_offset is None else str(next_offset)
 
@@ -301,53 +316,206 @@ class ServerStore(DerivedReads):
         return meta
 
     def _read_meta(self) -> dict[str, Any] | None:
-        """{"dim", "model", "indexed"} of the collection on the server, or None when there is none."""
+        """{"dim", "model", "indexed": {field: schema type}} of the collection on the server, or None when there
+        is none."""
         self._check_open()
         try:
             info = self._call(self._client.get_collection, self._collection)
         except CollectionMissing:
             return None
-        vectors = info.config.params.vectors
-        model = (info.config.metadata or {}).get(META_MODEL)
-        if not isinstance(vectors, qm.VectorParams) or vectors.distance != qm.Distance.COSINE:
-            raise StoreError(f"collection {self._collection!r} is not a single cosine vector: {vectors}")
-        if not isinstance(model, str):
-            raise StoreError(
-                f"collection {self._collection!r} has no {META_MODEL!r} in its metadata: made by something "
-                "else, or the server is older than Qdrant 1.16 (collection metadata)"
-            )
-        return {"dim": vectors.size, "model": model, "indexed": set(info.payload_schema or {})}
+        dim, model = _dim_and_model(self._collection, info)
+        indexed = {field: index.data_type for field, index in (info.payload_schema or {}).items()}
+        return {"dim": dim, "model": model, "indexed": indexed}
+
+    def _forget(self) -> None:
+        self._meta = None  # deleted behind our back: ensure_collection() makes it anew
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """One client call, serialised in local mode, with the client's errors turned into StoreErrors."""
-        with self._errors(), self._serial or nullcontext():
+        with _errors(self._collection, self._forget), self._serial or nullcontext():
             return fn(*args, **kwargs)
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
+
+class QdrantEngine:
+    """Collections and aliases on one Qdrant server (or local mode, for tests)."""
+
+    def __init__(
+        self,
+        client: QdrantClient,
+        *,
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        write_consistency_factor: int | None = None,
+        hnsw_ef: int | None = None,
+        optimize_timeout_s: float = 600.0,
+        close_client: bool = True,
+    ) -> None:
+        """The options are the stores' (see QdrantStore); the stores it opens share ``client``."""
+        _create_args(shard_number, replication_factor, write_consistency_factor, hnsw_ef)
+        self._client = client
+        self._options: dict[str, Any] = {
+            "shard_number": shard_number, "replication_factor": replication_factor,
+            "write_consistency_factor": write_consistency_factor, "hnsw_ef": hnsw_ef,
+            "optimize_timeout_s": optimize_timeout_s,
+        }
+        self._close_client = close_client
+        self._serial = _serial_lock(client)
+        self._closed = False
+
+    @classmethod
+    def connect(cls, url: str, *, api_key: str | None = None, timeout_s: float = 30.0, **kwargs: Any) -> QdrantEngine:
+        """The Qdrant server at ``url`` (REST, e.g. http://qdrant:6333)."""
+        return cls(_connect(url, api_key, timeout_s), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"QdrantEngine({self._options})"
+
+    def open(self, collection: str) -> QdrantStore:
+        self._check_open()
+        return QdrantStore(self._client, collection, **self._options, close_client=False)
+
+    def drop(self, collection: str) -> None:
+        """Delete the collection, or the alias and the collection it names; refuses a collection an alias names."""
+        name = check_collection_name(collection)
+        aliases = self._aliases()
+        target = aliases.get(name, name)
+        served_as = sorted(alias for alias, named in aliases.items() if named == target and alias != name)
+        if served_as:
+            raise StoreError(f"collection {target!r} is served as {', '.join(map(repr, served_as))} (an alias): "
+                             "drop that name instead")
+        if name in aliases:
+            delete = qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=name))
+            self._call(name, self._client.update_collection_aliases, change_aliases_operations=[delete])
         try:
-            yield
-        except StoreError:
-            raise
-        except ResponseHandlingException as exc:  # no HTTP answer: refused, reset, timed out
-            raise StoreUnavailable(f"qdrant unreachable: {exc}") from exc
-        except UnexpectedResponse as exc:
-            if exc.status_code in (502, 503, 504):
-                raise StoreUnavailable(f"qdrant unavailable: {exc}") from exc
-            if exc.status_code == 404:
-                self._meta = None  # deleted behind our back: ensure_collection() makes it anew
-                raise CollectionMissing(f"no collection {self._collection!r} on the server") from exc
-            if exc.status_code in (400, 422):
-                raise InvalidStoreInput(f"qdrant: {exc}") from exc
-            raise StoreError(f"qdrant: {exc}") from exc
-        except ValueError as exc:
-            # Local mode says "Collection X not found" with a ValueError, as the server says 404.
-            if "not found" in str(exc):
-                self._meta = None
-                raise CollectionMissing(f"no collection {self._collection!r}") from exc
-            raise StoreError(f"qdrant: {exc}") from exc
-        except Exception as exc:  # connection refused, timeouts, ...
-            raise StoreError(f"qdrant: {exc}") from exc
+            self._call(target, self._client.delete_collection, target)
+        except CollectionMissing:
+            pass  # nothing to drop
+
+    def swap(self, current: str, staging: str) -> str | None:
+        """Make ``current`` an alias of the collection ``staging`` (see Engine.swap)."""
+        cur, new = check_collection_name(current), check_collection_name(staging)
+        if cur == new:
+            raise InvalidStoreInput(f"cannot swap {current!r} with itself")
+        aliases = self._aliases()
+        if new in aliases:
+            raise StoreError(f"{staging!r} is an alias (of {aliases[new]!r}): swap in a collection")
+        _dim_and_model(new, self._call(new, self._client.get_collection, new))  # a complete collection of ours
+        create = qm.CreateAliasOperation(create_alias=qm.CreateAlias(collection_name=new, alias_name=cur))
+        if cur in aliases:
+            old = aliases[cur]
+            if old == new:
+                return None
+            delete = qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=cur))
+            # One request: the server applies both at once, so readers of `current` see the old or the new.
+            self._call(cur, self._client.update_collection_aliases, change_aliases_operations=[delete, create])
+            return old
+        collections = {c.name for c in self._call(cur, self._client.get_collections).collections}
+        if cur in collections:
+            # The first swap of a plain collection: a name is a collection or an alias, never both, so the old
+            # collection is deleted before the alias takes its name; in between, `current` does not exist (readers
+            # get CollectionMissing), and its old contents are gone (the caller checked the new ones first).
+            self._call(cur, self._client.delete_collection, cur)
+        self._call(cur, self._client.update_collection_aliases, change_aliases_operations=[create])
+        return None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._close_client:
+                self._client.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the Qdrant engine is closed")
+
+    def _aliases(self) -> dict[str, str]:
+        """{alias: the collection it names} on the server."""
+        self._check_open()
+        found = self._call("", self._client.get_aliases).aliases
+        return {a.alias_name: a.collection_name for a in found}
+
+    def _call(self, collection: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with _errors(collection), self._serial or nullcontext():
+            return fn(*args, **kwargs)
+
+
+def _connect(url: str, api_key: str | None, timeout_s: float) -> QdrantClient:
+    # check_compatibility asks the server for its version at construction; errors come at first use instead.
+    return QdrantClient(url=url, api_key=api_key, timeout=int(timeout_s), check_compatibility=False)
+
+
+def _create_args(shard_number: int | None, replication_factor: int | None, write_consistency_factor: int | None,
+                 hnsw_ef: int | None) -> dict[str, int]:
+    """Checks the options; returns those create_collection is sent."""
+    for name, value in (("shard_number", shard_number), ("replication_factor", replication_factor),
+                        ("write_consistency_factor", write_consistency_factor), ("hnsw_ef", hnsw_ef)):
+        if value is not None and value < 1:
+            raise InvalidStoreInput(f"{name} must be >= 1")
+    return {
+        k: v
+        for k, v in (("shard_number", shard_number), ("replication_factor", replication_factor),
+                     ("write_consistency_factor", write_consistency_factor))
+        if v is not None
+    }
+
+
+_LOCAL_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCAL_LOCKS_GUARD = threading.Lock()
+
+
+def _serial_lock(client: QdrantClient) -> threading.RLock | None:
+    """One lock per local-mode client, shared by the stores and the engine on it (local mode keeps plain Python
+    structures without locks); None for a server's client."""
+    if not isinstance(getattr(client, "_client", None), QdrantLocal):
+        return None
+    with _LOCAL_LOCKS_GUARD:
+        return _LOCAL_LOCKS.setdefault(client, threading.RLock())
+
+
+def _dim_and_model(collection: str, info: qm.CollectionInfo) -> tuple[int, str]:
+    """The vector size and model of a collection this service made; StoreError for one made by something else."""
+    vectors = info.config.params.vectors
+    model = (info.config.metadata or {}).get(META_MODEL)
+    if not isinstance(vectors, qm.VectorParams) or vectors.distance != qm.Distance.COSINE:
+        raise StoreError(f"collection {collection!r} is not a single cosine vector: {vectors}")
+    if not isinstance(model, str):
+        raise StoreError(
+            f"collection {collection!r} has no {META_MODEL!r} in its metadata: made by something "
+            "else, or the server is older than Qdrant 1.16 (collection metadata)"
+        )
+    return vectors.size, model
+
+
+@contextmanager
+def _errors(collection: str, on_missing: Callable[[], None] | None = None) -> Iterator[None]:
+    """qdrant-client's errors as StoreErrors; ``on_missing`` runs when the server says the collection is gone."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except ResponseHandlingException as exc:  # no HTTP answer: refused, reset, timed out
+        raise StoreUnavailable(f"qdrant unreachable: {exc}") from exc
+    except UnexpectedResponse as exc:
+        if exc.status_code in (502, 503, 504):
+            raise StoreUnavailable(f"qdrant unavailable: {exc}") from exc
+        if exc.status_code == 404:
+            if "No point" in str(exc):  # set_payload on a point deleted meanwhile
+                raise PointNotFound(f"qdrant: {exc}") from exc
+            if on_missing is not None:
+                on_missing()
+            raise CollectionMissing(f"no collection {collection!r} on the server") from exc
+        if exc.status_code in (400, 422):
+            raise InvalidStoreInput(f"qdrant: {exc}") from exc
+        raise StoreError(f"qdrant: {exc}") from exc
+    except ValueError as exc:
+        # Local mode says "Collection X not found" with a ValueError, as the server says 404.
+        if "not found" in str(exc):
+            if on_missing is not None:
+                on_missing()
+            raise CollectionMissing(f"no collection {collection!r}") from exc
+        raise StoreError(f"qdrant: {exc}") from exc
+    except Exception as exc:  # connection refused, timeouts, ...
+        raise StoreError(f"qdrant: {exc}") from exc
 
 
 def _to_point(record: Any, with_vector: bool) -> Point:
@@ -355,32 +523,27 @@ def _to_point(record: Any, with_vector: bool) -> Point:
     return Point(id=str(record.id), vector=vector, payload=dict(record.payload or {}))
 
 
-def _to_filter(filter: Mapping[str, Any] | None, exclude: Sequence[str] = ()) -> qm.Filter | None:
-    must = [_condition(field, value) for field, value in (filter or {}).items()]
-    must_not = [qm.HasIdCondition(has_id=[_point_id(i) for i in exclude])] if exclude else []
-    return qm.Filter(must=must or None, must_not=must_not or None) if must or must_not else None
+def _to_filter(filter: Filter | None) -> qm.Filter | None:
+    """qdrant-client's spelling of a Filter (dogsearch/search/filters.py)."""
+    if filter is None:
+        return None
+    return qm.Filter(must=[_condition(c) for c in filter.must] or None,
+                     must_not=[_condition(c) for c in filter.must_not] or None)
 
 
-def _condition(field: str, value: Any) -> qm.FieldCondition | qm.Filter:
-    # The same meaning as EdgeStore's filters, spelled in qdrant-client's models.
-    if not isinstance(field, str) or not field:
-        raise InvalidStoreInput(f"filter field must be a non-empty string, got {field!r}")
-    if not isinstance(value, (list, tuple, set, frozenset)):
-        return qm.FieldCondition(key=field, match=qm.MatchValue(value=_plain(_match_value(field, value))))
-    values = [_plain(_match_value(field, v)) for v in value]
+def _condition(condition: HasId | IsEmpty | Match) -> Any:
+    if isinstance(condition, HasId):
+        return qm.HasIdCondition(has_id=list(condition.ids))
+    if isinstance(condition, IsEmpty):
+        return qm.IsEmptyCondition(is_empty=qm.PayloadField(key=condition.field))
+    field = condition.field
     # MatchAny takes strings only or ints only (and a bool is no int there): one condition per kind, ORed.
-    strings = [v for v in values if isinstance(v, str)]
-    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
-    bools = sorted({v for v in values if isinstance(v, bool)})
     any_of: list[qm.FieldCondition] = [
-        qm.FieldCondition(key=field, match=qm.MatchAny(any=group)) for group in (strings, ints) if group
+        qm.FieldCondition(key=field, match=qm.MatchValue(value=group[0]) if len(group) == 1 else
+                          qm.MatchAny(any=list(group)))
+        for group in (condition.strings, condition.ints) if group
     ]
-    any_of += [qm.FieldCondition(key=field, match=qm.MatchValue(value=b)) for b in bools]
+    any_of += [qm.FieldCondition(key=field, match=qm.MatchValue(value=b)) for b in condition.bools]
     if not any_of:  # "any of nothing" matches nothing
         return qm.FieldCondition(key=field, match=qm.MatchAny(any=[]))
     return any_of[0] if len(any_of) == 1 else qm.Filter(should=any_of)
-
-
-def _plain(value: Any) -> str | int | bool:
-    # EdgeStore's checker hands bools over as numpy bools (its engine's binding needs them); JSON wants bool.
-    return value if isinstance(value, (str, int)) else bool(value)

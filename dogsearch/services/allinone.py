@@ -15,6 +15,7 @@ from dogsearch.services.embedder.client import EmbedderClient
 from dogsearch.services.embedder.settings import EmbedderSettings
 from dogsearch.services.gateway.app import create_app as create_gateway
 from dogsearch.services.gateway.settings import GatewaySettings
+from dogsearch.services.layout import DataLayout
 from dogsearch.services.pose.app import create_app as create_pose
 from dogsearch.services.pose.client import PoseClient
 from dogsearch.services.pose.settings import PoseSettings
@@ -33,13 +34,15 @@ def create_all_in_one(
     pose_settings: PoseSettings | None = None,
     pose_factory: Callable[[], PosePipeline] | None = None,
 ) -> FastAPI:
-    """`data_dir` holds vectors/, photos/ and jobs/; without it each service's own setting (or default) applies."""
-    search_settings = SearchSettings(data_dir=data_dir / "vectors") if data_dir else SearchSettings()
+    """`data_dir` holds vectors/, photos/ and jobs/ (DataLayout); without it each service's own setting (or default)
+    applies."""
+    layout = DataLayout(data_dir) if data_dir else None
+    search_settings = SearchSettings(data_dir=layout.vectors) if layout else SearchSettings()
     options = dict(gateway_options or {})
-    if data_dir:
-        options["data_dir"] = data_dir / "photos"
+    if layout:
+        options["data_dir"] = layout.photos
     gateway_settings = GatewaySettings(**options)
-    jobs_settings = JobsSettings(**({"data_dir": data_dir / "jobs"} if data_dir else {}) | (jobs_options or {}))
+    jobs_settings = JobsSettings(**({"data_dir": layout.jobs} if layout else {}) | (jobs_options or {}))
 
     embedder_app = create_embedder(embedder_settings, model_factory=model_factory)
     search_app = create_search(search_settings)

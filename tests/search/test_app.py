@@ -107,3 +107,69 @@ async def test_index_is_built_after_enough_changes_when_quiet(search):
     assert (await search.get("/v1/stats")).json()["points"] == 50
     built = (await search.post("/v1/optimize")).json()
     assert built["indexed_vectors"] == 50
+
+
+async def test_indexes_filters_and_payload_updates_over_http(search):
+    r = await search.put("/v1/collection", json={"dim": 2, "model": "m", "indexes": {"breed": "keyword"}})
+    assert r.json() == {"dim": 2, "model": "m", "count": 0}  # the answer's shape is unchanged
+    r = await search.put("/v1/collection", json={"dim": 2, "model": "m", "indexes": {"age": "integer"}})
+    assert r.status_code == 200  # added to the existing collection
+    r = await search.put("/v1/collection", json={"dim": 2, "model": "m", "indexes": {"age": "text"}})
+    assert r.status_code == 422
+    points = [{"id": uid(i), "vector": unit([1, i]), "payload": {"breed": b, **({"age": i} if i else {})}}
+              for i, b in enumerate(["pug", "pug", "husky"])]
+    await search.put("/v1/points", json={"points": points})
+
+    async def ids(path: str, body: dict) -> list[str]:
+        r = await search.post(path, json=body)
+        assert r.status_code == 200, r.text
+        return [p["id"] for p in r.json()["hits" if "hits" in r.json() else "points"]]
+
+    not_husky = {"vector": [1, 0], "k": 5, "filter": {"$not": {"breed": "husky"}}}
+    assert await ids("/v1/query", not_husky) == [uid(0), uid(1)]
+    assert await ids("/v1/query", {"vector": [1, 0], "k": 5, "filter": {"$empty": ["age"]}}) == [uid(0)]
+    assert await ids("/v1/points/scroll", {"filter": {"$not": {"$empty": ["age"]}, "breed": ["pug", "husky"]}}) \
+        == sorted([uid(1), uid(2)])
+    assert await ids(f"/v1/points/{uid(0)}/similar", {"filter": {"$not": {"age": 2}}}) == [uid(1)]
+    assert (await search.post("/v1/points/count", json={"filter": {"$not": {"breed": "pug"}}})).json() == {"count": 1}
+    for bad in ({"$not": {"$not": {"breed": "pug"}}}, {"$or": ["a"]}, {"$empty": "age"}, {"breed": {"a": 1}}):
+        r = await search.post("/v1/points/count", json={"filter": bad})
+        assert r.status_code == 422, (bad, r.text)
+    r = await search.post("/v1/points/count", json={"filter": {"$empty": ["$x"]}})
+    assert r.status_code == 422 and "unknown operator" in r.json()["detail"]
+
+    r = await search.post("/v1/points/payload", json={"ids": [uid(0), uid(2)], "payload": {"vet": "ok"}})
+    assert r.status_code == 200 and r.json() == {"updated": 2}
+    assert (await search.get(f"/v1/points/{uid(2)}")).json()["payload"] == {"breed": "husky", "age": 2, "vet": "ok"}
+    r = await search.post("/v1/points/payload", json={"ids": [uid(1), uid(9)], "payload": {"vet": "no"}})
+    assert r.status_code == 404 and r.json()["code"] == "point_not_found"
+    assert (await search.post("/v1/points/count", json={"filter": {"vet": "no"}})).json() == {"count": 0}
+    r = await search.post("/v1/points/payload", json={"ids": ["nope"], "payload": {}})
+    assert r.status_code == 422
+
+
+async def test_the_client_sends_indexes_and_payload_updates(tmp_path):
+    from dogsearch.search.contract import PointNotFound
+    from dogsearch.services.search.client import SearchClient
+
+    app = create_app(SearchSettings(data_dir=tmp_path))
+    async with app.router.lifespan_context(app):
+        client = SearchClient("http://search", app=app)
+        assert await client.ensure_collection(2, "m", {"breed": "keyword"}) == {"dim": 2, "model": "m", "count": 0}
+        assert await client.ensure_collection(2, "m") == {"dim": 2, "model": "m", "count": 0}
+        await client.upsert([{"id": uid(0), "vector": np.asarray([1.0, 0.0], dtype=np.float32), "payload": {}}])
+        assert await client.set_payload([uid(0)], {"breed": "pug"}) == {"updated": 1}
+        assert await client.count({"breed": "pug"}) == 1
+        with pytest.raises(PointNotFound):
+            await client.set_payload([uid(5)], {"breed": "pug"})
+        await client.aclose()
+
+
+def test_the_openapi_schema_describes_the_filter_forms(tmp_path):
+    schema = create_app(SearchSettings(data_dir=tmp_path)).openapi()
+    components = schema["components"]["schemas"]
+    assert set(components["Filter"]["properties"]) == {"$not", "$empty"}
+    assert "additionalProperties" in components["Filter"]
+    assert components["CollectionSpec"]["properties"]["indexes"]["additionalProperties"]["enum"] == [
+        "keyword", "integer", "float", "bool", "geo", "datetime"]
+    assert "/v1/points/payload" in schema["paths"]

@@ -9,7 +9,8 @@ from PIL import Image
 
 from dogsearch.models.efficientnet import LITE0_MODEL
 from dogsearch.models.registry import create_model
-from dogsearch.search.edge import EdgeStore, Point
+from dogsearch.search.contract import Point
+from dogsearch.search.edge import EdgeStore
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.real_model

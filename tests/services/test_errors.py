@@ -9,7 +9,7 @@ from dogsearch.core.errors import Conflict, InvalidInput, NotFound, TimedOut, To
 from dogsearch.core.images import ImageTooLarge
 from dogsearch.gallery.errors import ModelMismatch
 from dogsearch.inference.batching import QueueFull
-from dogsearch.search.edge import CollectionMismatch, CollectionMissing, StoreError
+from dogsearch.search.contract import CollectionMismatch, CollectionMissing, StoreError
 from dogsearch.services.errors import UpstreamFailure, install_error_mapping, status_of
 from dogsearch.services.http import ServiceClient
 

@@ -10,8 +10,8 @@ from fastapi import FastAPI, Response
 
 from dogsearch.core.errors import NotFound, Unavailable
 from dogsearch.core.vectors import decode_f32
-from dogsearch.search.edge import InvalidStoreInput, Point, PointNotFound, StoreError
-from dogsearch.search.engine import VectorStore, builds_its_own_index, open_store, unavailable
+from dogsearch.search.contract import InvalidStoreInput, Point, PointNotFound, StoreError, VectorStore
+from dogsearch.search.engine import open_store
 from dogsearch.services.ops import install_ops
 from dogsearch.services.search import schemas as s
 from dogsearch.services.search.settings import SearchSettings
@@ -63,13 +63,13 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        store = await asyncio.to_thread(open_store, settings)
+        store = await asyncio.to_thread(open_store, settings.collection, **settings.engine_options())
         builder = IndexBuilder(store, settings.optimize_after, settings.optimize_idle_s)
         state["store"], state["builder"] = store, builder
         log.info("store open", extra={"engine": type(store).__name__, "collection": settings.collection,
                                       "where": settings.qdrant_url or str(settings.data_dir)})
         # A Qdrant server builds its index by itself; only the embedded engine needs the idle-time builds.
-        task = None if builds_its_own_index(store) else asyncio.create_task(builder.run_forever())
+        task = None if store.builds_own_index else asyncio.create_task(builder.run_forever())
         yield
         if task is not None:
             task.cancel()
@@ -91,13 +91,15 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     async def ready() -> str | None:
         if "store" not in state:
             return "store not open"
-        return await asyncio.to_thread(unavailable, state["store"])
+        return await asyncio.to_thread(state["store"].unavailable)
 
     install_ops(app, "search", ready)
 
     @app.put("/v1/collection", response_model=s.CollectionInfo)
     async def ensure_collection(spec: s.CollectionSpec) -> s.CollectionInfo:
-        await run(store().ensure_collection, spec.dim, spec.model)
+        """Creates the collection, or checks the existing one holds the same dim and model; builds the payload
+        indexes asked for that it lacks."""
+        await run(store().ensure_collection, spec.dim, spec.model, spec.indexes)
         return await collection_info()
 
     @app.get("/v1/collection", response_model=s.CollectionInfo)
@@ -105,7 +107,7 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
         info = await run(lambda: store().collection_info)  # a server store may have to ask the server
         if info is None:
             raise NotFound("collection not created yet")
-        return s.CollectionInfo(dim=info["dim"], model=info["model"], count=await run(store().count))
+        return s.CollectionInfo(dim=info.dim, model=info.model, count=await run(store().count))
 
     @app.put("/v1/points")
     async def upsert(body: s.UpsertRequest) -> dict:
@@ -131,6 +133,12 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
         points = await run(store().retrieve, body.ids, body.with_vector)
         return s.LookupResponse(points=[s.PointOut(id=p.id, payload=p.payload, vector=p.vector) for p in points])
 
+    @app.post("/v1/points/payload")
+    async def set_payload(body: s.SetPayloadRequest) -> dict:
+        """Merges the payload's keys into each point's payload; 404, and nothing changed, if any id is unknown."""
+        await run(store().set_payload, body.ids, body.payload)
+        return {"updated": len(set(body.ids))}
+
     @app.delete("/v1/points/{point_id}", status_code=204)
     async def delete_point(point_id: str) -> Response:
         if await run(store().get, point_id) is None:
@@ -141,23 +149,23 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
 
     @app.post("/v1/points/scroll", response_model=s.ScrollResponse)
     async def scroll(body: s.ScrollRequest) -> s.ScrollResponse:
-        points, nxt = await run(store().scroll, body.limit, body.offset, body.filter)
+        points, nxt = await run(store().scroll, body.limit, body.offset, s.filter_spec(body.filter))
         return s.ScrollResponse(points=[s.PointOut(id=p.id, payload=p.payload) for p in points], next=nxt)
 
     @app.post("/v1/points/count")
     async def count(body: s.CountRequest) -> dict:
-        return {"count": await run(store().count, body.filter)}
+        return {"count": await run(store().count, s.filter_spec(body.filter))}
 
     @app.post("/v1/query", response_model=s.Hits)
     async def query(body: s.QueryRequest) -> s.Hits:
         k = _check_k(body.k, settings.max_k)
-        hits = await run(store().query, body.vector, k, body.filter, body.exclude)
+        hits = await run(store().query, body.vector, k, s.filter_spec(body.filter), body.exclude)
         return s.Hits(hits=[s.Hit(id=h.id, score=h.score, payload=h.payload) for h in hits])
 
     @app.post("/v1/points/{point_id}/similar", response_model=s.Hits)
     async def similar(point_id: str, body: s.SimilarRequest) -> s.Hits:
         k = _check_k(body.k, settings.max_k)
-        hits = await run(store().similar, point_id, k, body.filter)
+        hits = await run(store().similar, point_id, k, s.filter_spec(body.filter))
         return s.Hits(hits=[s.Hit(id=h.id, score=h.score, payload=h.payload) for h in hits])
 
     @app.get("/v1/stats")

@@ -2,18 +2,45 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-# Filters: field -> value (equals) or field -> list of values (any of); fields are ANDed.
-Filter = dict[str, str | int | bool | list[str | int | bool]]
+from dogsearch.search.contract import IndexKind
+
+Scalar = str | int | bool
+
+
+class Conditions(BaseModel):
+    """Field -> value (equals) or field -> list of values (any of), ANDed; `$empty`: fields that are missing, null or
+    an empty list. Read by dogsearch.search.filters.parse_filter, which says what is wrong with one."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, Scalar | list[Scalar]] = Field(init=False)
+
+    empty: list[str] | None = Field(None, alias="$empty", description="fields that are missing, null or []")
+
+
+class Filter(Conditions):
+    """Conditions, and `$not`: conditions a point must match none of, e.g.
+    `{"breed": ["pug", "beagle"], "$not": {"color": "black"}, "$empty": ["name"]}`."""
+
+    not_: Conditions | None = Field(None, alias="$not", description="leave out the points matching any of these")
+
+
+def filter_spec(flt: Filter | None) -> dict[str, Any] | None:
+    """The JSON form of a request's filter, for the store."""
+    return None if flt is None else flt.model_dump(by_alias=True, exclude_none=True)
 
 
 class CollectionSpec(BaseModel):
     dim: int = Field(..., ge=1, le=65536)
     model: str = Field(..., min_length=1, max_length=200)
+    indexes: dict[str, IndexKind] = Field(default_factory=dict, max_length=100,
+                                          description="payload indexes to build (field -> kind), if missing")
 
 
-class CollectionInfo(CollectionSpec):
+class CollectionInfo(BaseModel):
+    dim: int
+    model: str
     count: int
 
 
@@ -37,6 +64,11 @@ class PointOut(BaseModel):
 class LookupRequest(BaseModel):
     ids: list[str] = Field(..., max_length=10_000)
     with_vector: bool = False
+
+
+class SetPayloadRequest(BaseModel):
+    ids: list[str] = Field(..., max_length=10_000)
+    payload: dict[str, Any] = Field(..., description="keys merged into each point's payload")
 
 
 class LookupResponse(BaseModel):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -41,3 +42,15 @@ class SearchSettings(ServiceSettings):
         if write is not None and write > replicas:
             raise ValueError(f"qdrant_write_consistency_factor ({write}) cannot exceed the replicas ({replicas})")
         return self
+
+    def engine_options(self) -> dict[str, Any]:
+        """The arguments of dogsearch.search.engine's open_engine() and open_store() that these settings say."""
+        return {
+            "data_dir": self.data_dir,
+            "qdrant_url": self.qdrant_url,
+            "api_key": self.qdrant_api_key.get_secret_value() if self.qdrant_api_key else None,
+            "timeout_s": self.qdrant_timeout_s,
+            "shard_number": self.qdrant_shard_number,
+            "replication_factor": self.qdrant_replication_factor,
+            "write_consistency_factor": self.qdrant_write_consistency_factor,
+        }

@@ -1,10 +1,11 @@
-"""The store interface on both engines, no mocks: EdgeStore over the real qdrant-edge engine, and ServerStore
-over qdrant-client's local mode (it speaks the same client API as a Qdrant server; no server binary is here)."""
+"""The contract (dogsearch/search/contract.py) on both engines, no mocks: every test runs on EdgeStore over the real
+qdrant-edge engine, and on QdrantStore over qdrant-client's local mode (it speaks the same client API as a Qdrant
+server; no server binary is here). What only one engine does is in test_edge.py and test_qdrant.py."""
 from __future__ import annotations
 
+import inspect
 import json
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -12,17 +13,20 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from dogsearch.search.edge import (
+from dogsearch.search.contract import (
+    CollectionInfo,
     CollectionMismatch,
     CollectionMissing,
-    EdgeStore,
+    Engine,
     Hit,
     InvalidStoreInput,
     Point,
     PointNotFound,
     StoreError,
+    VectorStore,
 )
-from dogsearch.search.qdrant import ServerStore
+from dogsearch.search.edge import EdgeEngine, EdgeStore
+from dogsearch.search.qdrant import QdrantEngine, QdrantStore
 
 MODEL = "test-model@1"
 
@@ -48,13 +52,13 @@ def dog_points() -> list[Point]:
 
 
 class LocalQdrant:
-    """Opens ServerStores on qdrant-client's local mode standing in for a server: one client per directory (one
+    """Opens QdrantStores on qdrant-client's local mode standing in for a server: one client per directory (one
     "server"), shared by the stores on it and closed with the last of them, so that a reopen reads the disk."""
 
     def __init__(self) -> None:
         self.clients: dict[str, tuple[QdrantClient, int]] = {}
 
-    def __call__(self, path: Path, collection: str = "dogs") -> ServerStore:
+    def __call__(self, path: Path, collection: str = "dogs") -> QdrantStore:
         key = str(path)
         client, users = self.clients.get(key) or (QdrantClient(path=key), 0)
         self.clients[key] = (client, users + 1)
@@ -72,7 +76,7 @@ class LocalQdrant:
             client.close()
 
 
-class _SharedClientStore(ServerStore):
+class _SharedClientStore(QdrantStore):
     def __init__(self, owner: LocalQdrant, key: str, client: QdrantClient, collection: str) -> None:
         self._owner, self._key = owner, key
         super().__init__(client, collection, close_client=False)
@@ -87,7 +91,10 @@ class _SharedClientStore(ServerStore):
 _LOCAL_WARNINGS = pytest.mark.filterwarnings("ignore:.*(Payload indexes|search_params).*:UserWarning")
 
 
-@pytest.fixture(params=["edge", pytest.param("qdrant-client local", marks=_LOCAL_WARNINGS)])
+ENGINES = ["edge", pytest.param("qdrant-client local", marks=_LOCAL_WARNINGS)]
+
+
+@pytest.fixture(params=ENGINES)
 def open_store(request):
     """open_store(path, collection="dogs") on each engine."""
     if request.param == "edge":
@@ -97,6 +104,14 @@ def open_store(request):
     yield local
     for client, _ in local.clients.values():  # stores a test left open
         client.close()
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, tmp_path: Path):
+    """Each Engine, empty."""
+    made = EdgeEngine(tmp_path / "vectors") if request.param == "edge" else QdrantEngine(QdrantClient(":memory:"))
+    yield made
+    made.close()
 
 
 @pytest.fixture
@@ -116,7 +131,7 @@ def names(hits: list[Hit] | list[Point]) -> list[str]:
 # ---- basic CRUD --------------------------------------------------------------------------------------
 
 
-def test_upsert_get_delete_count(store: EdgeStore) -> None:
+def test_upsert_get_delete_count(store: VectorStore) -> None:
     assert store.count() == 5
     rex = store.get(uid("rex"))
     assert rex == Point(uid("rex"), None, DOGS["rex"][1])
@@ -133,7 +148,7 @@ def test_upsert_get_delete_count(store: EdgeStore) -> None:
     assert store.count() == 3
 
 
-def test_upsert_of_same_id_replaces(store: EdgeStore) -> None:
+def test_upsert_of_same_id_replaces(store: VectorStore) -> None:
     store.upsert([Point(uid("rex"), [0.0, 1.0, 0.0, 0.0], {"breed": "boxer", "name": "Rex II"})])
     assert store.count() == 5
     assert store.get(uid("rex")).payload == {"breed": "boxer", "name": "Rex II"}  # whole payload replaced
@@ -141,7 +156,7 @@ def test_upsert_of_same_id_replaces(store: EdgeStore) -> None:
     assert names(store.query([0.0, 1.0, 0.0, 0.0], k=1)) == ["rex"]
 
 
-def test_payloads_come_back_as_plain_json(store: EdgeStore) -> None:
+def test_payloads_come_back_as_plain_json(store: VectorStore) -> None:
     payload = {"breed": "pug", "nested": {"a": [1, 2.5, None]}, "t": (1, 2)}
     store.upsert([Point(uid("p"), [1.0, 1.0, 1.0, 1.0], payload)])
     got = store.get(uid("p")).payload
@@ -155,7 +170,7 @@ def test_payloads_come_back_as_plain_json(store: EdgeStore) -> None:
         store.upsert([Point(uid("q"), [1.0, 1.0, 1.0, 1.0], {"x": float("nan")})])
 
 
-def test_ids_are_uuid_strings(store: EdgeStore) -> None:
+def test_ids_are_uuid_strings(store: VectorStore) -> None:
     upper = uid("rex").upper()
     assert store.get(upper).id == uid("rex")  # any UUID spelling, canonical form back
     for bad in ("rex", "12", ""):
@@ -168,7 +183,7 @@ def test_ids_are_uuid_strings(store: EdgeStore) -> None:
 # ---- query ----------------------------------------------------------------------------------------------
 
 
-def test_query_order_and_cosine_scores(store: EdgeStore) -> None:
+def test_query_order_and_cosine_scores(store: VectorStore) -> None:
     hits = store.query([1.0, 0.0, 0.0, 0.0], k=5)
     assert names(hits) == ORDER
     assert [h.score for h in hits] == pytest.approx(SCORES, abs=1e-6)
@@ -180,7 +195,7 @@ def test_query_order_and_cosine_scores(store: EdgeStore) -> None:
     assert len(store.query([1.0, 0.0, 0.0, 0.0], k=50)) == 5
 
 
-def test_wrong_vectors_raise(store: EdgeStore) -> None:
+def test_wrong_vectors_raise(store: VectorStore) -> None:
     for bad in ([1.0, 0.0, 0.0], [1.0] * 5, [0.0] * 4, [float("nan"), 0.0, 0.0, 1.0], [float("inf")] * 4, None):
         with pytest.raises(InvalidStoreInput):
             store.upsert([Point(uid("bad"), bad, {})])
@@ -199,7 +214,7 @@ def test_wrong_vectors_raise(store: EdgeStore) -> None:
 Q = [1.0, 0.0, 0.0, 0.0]
 
 
-def test_filter_single_value(store: EdgeStore) -> None:
+def test_filter_single_value(store: VectorStore) -> None:
     assert names(store.query(Q, k=5, filter={"breed": "pug"})) == ["rex", "max"]
     assert names(store.query(Q, k=5, filter={"breed": "pug"}, exact=True)) == ["rex", "max"]
     assert store.count({"breed": "beagle"}) == 2
@@ -208,7 +223,7 @@ def test_filter_single_value(store: EdgeStore) -> None:
     assert store.count({"name": "Luna"}) == 1
 
 
-def test_filter_list_is_any_of(store: EdgeStore) -> None:
+def test_filter_list_is_any_of(store: VectorStore) -> None:
     assert names(store.query(Q, k=5, filter={"breed": ["husky", "pug"]})) == ["rex", "max", "luna"]
     assert store.count({"age": [3, 5]}) == 4
     assert store.count({"color": ("white", "fawn")}) == 3
@@ -218,40 +233,40 @@ def test_filter_list_is_any_of(store: EdgeStore) -> None:
     assert store.count({"good": [True, 1]}) == 2
 
 
-def test_filter_fields_are_anded(store: EdgeStore) -> None:
+def test_filter_fields_are_anded(store: VectorStore) -> None:
     assert names(store.query(Q, k=5, filter={"breed": "beagle", "color": "fawn"})) == ["odie"]
     assert names(store.query(Q, k=5, filter={"breed": ["pug", "beagle"], "age": 5})) == ["bella", "max"]
     assert store.count({"breed": "pug", "color": "white"}) == 0
 
 
-def test_filter_on_user_fields(store: EdgeStore) -> None:
+def test_filter_on_user_fields(store: VectorStore) -> None:
     # "color", "age", "tags" are not indexed: filters still work, by scanning.
     assert names(store.query(Q, k=5, filter={"color": "black"})) == ["rex", "bella"]
     assert store.count({"tags": "loud"}) == 1  # a list field matches when any element does
     assert store.count({"missing_field": "x"}) == 0
 
 
-def test_bool_filters_match_bools_only(store: EdgeStore) -> None:
+def test_bool_filters_match_bools_only(store: VectorStore) -> None:
     # As in Qdrant, and unlike Python's True == 1: the int 1 on "max" is no match for True.
     assert names(store.query(Q, k=5, filter={"good": True})) == ["rex"]
     assert store.count({"good": False}) == 1
     assert store.count({"good": 1}) == 1
 
 
-def test_unsupported_filter_values_raise(store: EdgeStore) -> None:
+def test_unsupported_filter_values_raise(store: VectorStore) -> None:
     for bad in ({"age": 5.0}, {"age": None}, {"breed": {"x": 1}}, {"breed": ["pug", 1.5]}, {"age": 2**70}, {"": "x"}):
         with pytest.raises(InvalidStoreInput):
             store.count(bad)
 
 
-def test_exclude(store: EdgeStore) -> None:
+def test_exclude(store: VectorStore) -> None:
     hits = store.query(Q, k=3, exclude=[uid("rex"), uid("max")])
     assert names(hits) == ["bella", "luna", "odie"]
     assert names(store.query(Q, k=5, filter={"breed": "pug"}, exclude=[uid("rex")])) == ["max"]
     assert names(store.query(Q, k=2, exclude=[uid("nobody")])) == ["rex", "bella"]
 
 
-def test_similar(store: EdgeStore) -> None:
+def test_similar(store: VectorStore) -> None:
     hits = store.similar(uid("rex"), k=2)
     assert names(hits) == ["bella", "max"]
     assert hits[0].score == pytest.approx(0.8, abs=1e-6)
@@ -264,7 +279,7 @@ def test_similar(store: EdgeStore) -> None:
 # ---- scroll -----------------------------------------------------------------------------------------------
 
 
-def test_scroll_pages_through_everything_once(store: EdgeStore) -> None:
+def test_scroll_pages_through_everything_once(store: VectorStore) -> None:
     store.upsert([Point(uid(i), [1.0, float(i), 0.0, 1.0], {"breed": "mutt", "i": i}) for i in range(18)])
     assert store.count() == 23
 
@@ -308,7 +323,7 @@ def test_persistence_across_reopen(tmp_path: Path, open_store) -> None:
     s.close()
 
     with open_store(path) as s2:
-        assert s2.collection_info == {"dim": 4, "model": MODEL}
+        assert s2.collection_info == CollectionInfo(dim=4, model=MODEL)
         assert s2.count() == 5
         assert s2.get(uid("late")).payload["name"] == "Late"
         assert s2.get(uid("odie")) is None
@@ -318,13 +333,13 @@ def test_persistence_across_reopen(tmp_path: Path, open_store) -> None:
         assert s2.count() == 5
 
 
-def test_collection_mismatch_loses_nothing(store: EdgeStore, tmp_path: Path, open_store) -> None:
+def test_collection_mismatch_loses_nothing(store: VectorStore, tmp_path: Path, open_store) -> None:
     store.ensure_collection(4, MODEL)  # idempotent
     with pytest.raises(CollectionMismatch):
         store.ensure_collection(8, MODEL)
     with pytest.raises(CollectionMismatch):
         store.ensure_collection(4, "another-model")
-    assert store.collection_info == {"dim": 4, "model": MODEL}
+    assert store.collection_info == CollectionInfo(dim=4, model=MODEL)
     assert store.count() == 5
     store.close()
 
@@ -338,6 +353,7 @@ def test_collection_mismatch_loses_nothing(store: EdgeStore, tmp_path: Path, ope
 def test_operations_before_ensure_collection(tmp_path: Path, open_store) -> None:
     with open_store(tmp_path / "vectors") as s:
         assert s.collection_info is None
+        assert s.unavailable() is None  # the engine serves; only the collection is missing
         calls = [
             lambda: s.upsert([Point(uid("rex"), [1.0, 0.0], {})]),
             lambda: s.get(uid("rex")),
@@ -348,6 +364,8 @@ def test_operations_before_ensure_collection(tmp_path: Path, open_store) -> None
             lambda: s.scroll(limit=10),
             lambda: s.optimize(),
             lambda: s.stats(),
+            lambda: s.retrieve([uid("rex")]),
+            lambda: s.set_payload([uid("rex")], {"a": 1}),
         ]
         for call in calls:
             with pytest.raises(CollectionMissing):
@@ -368,29 +386,20 @@ def test_collections_are_separate(tmp_path: Path, open_store) -> None:
         open_store(tmp_path, "../escape")
 
 
-def test_one_edge_store_per_directory(tmp_path: Path) -> None:
-    # Edge only: the embedded engine's files belong to one process; a server takes any number of clients.
-    with EdgeStore(tmp_path, "dogs") as dogs:
-        dogs.ensure_collection(2, MODEL)
-        dogs.upsert([Point(uid("a"), [1.0, 0.0], {})])
-        with pytest.raises(StoreError, match="already open"):
-            EdgeStore(tmp_path, "dogs")
-    with EdgeStore(tmp_path, "dogs") as dogs:  # free again once closed
-        assert dogs.count() == 1
-
-
 def test_closed_store_raises(tmp_path: Path, open_store) -> None:
     s = open_store(tmp_path)
     s.ensure_collection(2, MODEL)
+    assert s.unavailable() is None
     s.close()
     s.close()  # idempotent
+    assert "closed" in s.unavailable()
     with pytest.raises(StoreError, match="closed"):
         s.count()
     with pytest.raises(StoreError, match="closed"):
         s.ensure_collection(2, MODEL)
 
 
-def test_concurrent_use_from_threads(store: EdgeStore) -> None:
+def test_concurrent_use_from_threads(store: VectorStore) -> None:
     errors: list[BaseException] = []
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((4, 50, 4)).tolist()
@@ -423,39 +432,203 @@ def test_concurrent_use_from_threads(store: EdgeStore) -> None:
     assert store.count({"breed": "mutt"}) == 4 * 40
 
 
-# ---- HNSW ------------------------------------------------------------------------------------------------------
+def test_both_engines_have_every_method_of_the_contract() -> None:
+    for protocol, classes in ((VectorStore, (EdgeStore, QdrantStore)), (Engine, (EdgeEngine, QdrantEngine))):
+        wanted = {name for name in vars(protocol) if not name.startswith("_")} | set(protocol.__annotations__)
+        for cls in classes:
+            assert wanted <= set(dir(cls)), (cls.__name__, wanted - set(dir(cls)))
+            for name in wanted - {"builds_own_index", "collection_info"}:
+                # the same parameters, in the same order and with the same defaults
+                ours = list(inspect.signature(getattr(cls, name)).parameters.values())
+                theirs = list(inspect.signature(getattr(protocol, name)).parameters.values())
+                assert [(p.name, p.default) for p in ours] == [(p.name, p.default) for p in theirs], (cls, name)
+    assert EdgeStore.builds_own_index is False and QdrantStore.builds_own_index is True
 
 
-def test_hnsw_recall_against_exact(tmp_path: Path) -> None:
-    # Edge only: qdrant-client's local mode has no HNSW graph (it always searches exactly), and a server's
-    # graph is Qdrant's own, built in the background.
-    rng = np.random.default_rng(42)
-    n, dim, centres = 5000, 256, 500
-    c = rng.standard_normal((centres, dim))
-    c /= np.linalg.norm(c, axis=1, keepdims=True)
-    noise = 0.2 / np.sqrt(dim)  # noise vectors of length ~0.2 around unit centres
-    x = c[rng.integers(0, centres, n)] + noise * rng.standard_normal((n, dim))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    queries = x[rng.choice(n, 50, replace=False)] + noise * rng.standard_normal((50, dim))
+# ---- set_payload --------------------------------------------------------------------------------------------
 
-    # At 5,000 x 256 floats (5 MB) the default threshold would search exactly even after optimize():
-    # lower it so the graph is what gets measured.
-    with EdgeStore(tmp_path, full_scan_threshold_kb=100) as s:
-        s.ensure_collection(dim, MODEL)
-        for start in range(0, n, 1000):
-            s.upsert([Point(uid(i), x[i].tolist(), {"breed": f"b{i % 20}"}) for i in range(start, start + 1000)])
-        assert s.stats()["indexed_vectors"] == 0
-        t0 = time.perf_counter()
-        s.optimize()
-        optimize_s = time.perf_counter() - t0
-        stats = s.stats()
-        assert stats["points"] == n and stats["indexed_vectors"] == n
 
-        recalls = []
-        for q in queries:
-            approx = {h.id for h in s.query(q.tolist(), k=10)}
-            exact = {h.id for h in s.query(q.tolist(), k=10, exact=True)}
-            recalls.append(len(approx & exact) / 10)
-        recall = float(np.mean(recalls))
-        print(f"recall@10={recall:.3f} optimize={optimize_s:.2f}s")
-        assert recall >= 0.98
+def test_set_payload_merges_keys_and_keeps_the_vector(store: VectorStore) -> None:
+    before = store.get(uid("rex"), with_vector=True)
+    store.set_payload([uid("rex"), uid("max").upper()], {"color": "red", "vaccinated": True, "nested": {"a": [1]}})
+    rex = store.get(uid("rex"), with_vector=True)
+    assert rex.payload == DOGS["rex"][1] | {"color": "red", "vaccinated": True, "nested": {"a": [1]}}
+    assert rex.vector == pytest.approx(before.vector)
+    assert store.get(uid("max")).payload == DOGS["max"][1] | {"color": "red", "vaccinated": True, "nested": {"a": [1]}}
+    assert store.get(uid("bella")).payload == DOGS["bella"][1]  # the others stay
+    assert store.count({"color": "red"}) == 2 and store.count({"vaccinated": True}) == 2
+    assert names(store.query(Q, k=5)) == ORDER  # vectors untouched
+    store.set_payload([uid("rex")], {"color": "blue"})  # a key set again is replaced
+    assert store.get(uid("rex")).payload["color"] == "blue"
+    store.set_payload([], {"color": "green"})  # nothing to do
+    store.set_payload([uid("rex")], {})
+    assert store.count({"color": "green"}) == 0 and store.get(uid("rex")).payload["color"] == "blue"
+
+
+def test_set_payload_on_an_unknown_id_changes_nothing(store: VectorStore) -> None:
+    with pytest.raises(PointNotFound, match=uid("nobody")):
+        store.set_payload([uid("rex"), uid("nobody"), uid("max")], {"color": "red"})
+    assert store.count({"color": "red"}) == 0
+    assert store.get(uid("rex")).payload == DOGS["rex"][1]
+    for ids, payload in (([uid("rex")], {"raw": b"bytes"}), ([uid("rex")], {"x": float("nan")}),
+                         (["rex"], {"a": 1}), (uid("rex"), {"a": 1}), ([uid("rex")], ["not", "an", "object"])):
+        with pytest.raises(InvalidStoreInput):
+            store.set_payload(ids, payload)
+    assert store.get(uid("rex")).payload == DOGS["rex"][1]
+
+
+# ---- $not and $empty ------------------------------------------------------------------------------------------
+
+
+def test_not_leaves_out_what_matches_any_of_its_conditions(store: VectorStore) -> None:
+    assert names(store.query(Q, k=5, filter={"$not": {"breed": "pug"}})) == ["bella", "luna", "odie"]
+    # several fields under $not: a point matching any of them is left out
+    assert names(store.query(Q, k=5, filter={"$not": {"breed": "pug", "color": "black"}})) == ["luna", "odie"]
+    assert store.count({"$not": {"breed": ["pug", "husky"]}}) == 2
+    assert names(store.query(Q, k=5, filter={"color": "fawn", "$not": {"age": 3}})) == ["max"]
+    assert store.count({"$not": {"good": True}}) == 4  # a bool still matches bools only
+    assert store.count({"$not": {"breed": []}}) == 5  # "any of nothing" leaves nothing out
+    assert store.count({"$not": {}}) == 5
+    assert names(store.query(Q, k=5, filter={"$not": {"breed": "beagle"}}, exclude=[uid("rex")])) == ["max", "luna"]
+    assert names(store.similar(uid("rex"), k=5, filter={"$not": {"breed": "beagle"}})) == ["max", "luna"]
+    page, _ = store.scroll(limit=10, filter={"$not": {"color": ["black", "fawn"]}})
+    assert names(page) == ["luna"]
+
+
+def test_empty_matches_missing_null_and_empty_lists(store: VectorStore) -> None:
+    store.upsert([Point(uid("nil"), [0.0, 1.0, 0.0, 0.0], {"breed": "mutt", "age": None, "tags": []}),
+                  Point(uid("blank"), [0.0, 1.0, 1.0, 0.0], {"breed": "mutt", "age": 0, "tags": ["x"], "name": ""})])
+    assert store.count({"$empty": ["age"]}) == 2  # luna has none, nil's is null; blank's 0 is a value
+    assert store.count({"$empty": ["tags"]}) == 5  # all but luna and blank (nil's is [])
+    assert store.count({"$empty": ["age", "name"]}) == 1  # both: nil ("" is a value)
+    assert store.count({"$empty": ["age"], "breed": "husky"}) == 1
+    assert store.count({"$not": {"$empty": ["tags"]}}) == 2  # has tags: luna and blank
+    assert names(store.query(Q, k=5, filter={"$not": {"$empty": ["tags"]}, "breed": "husky"})) == ["luna"]
+    assert store.count({"$empty": []}) == 7
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    ("breed", "an object of field -> value"),
+    (["breed", "pug"], "an object of field -> value"),
+    ({"": "x"}, "non-empty string"),
+    ({1: "x"}, "non-empty string"),
+    ({"age": 5.0}, "'age': values must be str, int"),
+    ({"age": None}, "'age': values must be str, int"),
+    ({"age": 2**70}, "64-bit"),
+    ({"breed": {"x": 1}}, "'breed': values must be"),
+    ({"breed": ["pug", 1.5]}, "got 1.5"),
+    ({"$or": {"breed": "pug"}}, "unknown operator '\\$or'"),
+    ({"$not": "pug"}, "\\$not: an object"),
+    ({"$not": {"$not": {"breed": "pug"}}}, "cannot be nested"),
+    ({"$not": {"age": 1.5}}, "filter \\$not on 'age'"),
+    ({"$empty": "name"}, "\\$empty: a list of field names"),
+    ({"$empty": ["name", ""]}, "non-empty string"),
+    ({"$empty": ["$not"]}, "unknown operator"),
+])
+def test_bad_filters_say_what_is_wrong_before_the_engine_sees_them(store: VectorStore, bad, reason) -> None:
+    for call in (lambda: store.count(bad), lambda: store.query(Q, k=1, filter=bad),
+                 lambda: store.scroll(limit=1, filter=bad), lambda: store.similar(uid("rex"), k=1, filter=bad)):
+        with pytest.raises(InvalidStoreInput, match=reason):
+            call()
+    with pytest.raises(InvalidStoreInput, match="point id must be a UUID"):
+        store.query(Q, k=1, exclude=["rex"])
+
+
+# ---- payload indexes ---------------------------------------------------------------------------------------------
+
+
+def test_indexes_asked_for_are_built_on_new_and_existing_collections(tmp_path: Path, open_store) -> None:
+    with open_store(tmp_path / "vectors") as s:
+        s.ensure_collection(4, MODEL, {"breed": "keyword"})
+        s.upsert(dog_points())
+        # An existing collection: the indexes it lacks are added, again and again without harm.
+        indexes = {"breed": "keyword", "name": "keyword", "age": "integer", "good": "bool"}
+        s.ensure_collection(4, MODEL, indexes)
+        s.ensure_collection(4, MODEL, indexes)
+        s.ensure_collection(4, MODEL)  # none asked for: the existing ones stay
+        assert store_answers(s)
+    with open_store(tmp_path / "vectors") as s:  # and after a reopen
+        s.ensure_collection(4, MODEL, indexes | {"color": "keyword"})
+        assert store_answers(s)
+        with pytest.raises(CollectionMismatch):
+            s.ensure_collection(4, "another-model", {"tags": "keyword"})
+
+
+def store_answers(s: VectorStore) -> bool:
+    """The filters on indexed fields answer as without the indexes."""
+    assert names(s.query(Q, k=5, filter={"breed": "pug"})) == ["rex", "max"]
+    assert s.count({"age": 5}) == 2 and s.count({"good": True}) == 1 and s.count({"name": "Luna"}) == 1
+    assert s.count({"$not": {"breed": "pug"}}) == 3
+    return True
+
+
+@pytest.mark.parametrize(("indexes", "reason"), [
+    ({"breed": "text"}, "kind must be one of keyword, integer"),
+    ({"": "keyword"}, "index field"),
+    ({"$not": "keyword"}, "index field"),
+    (["breed"], "indexes: an object"),
+])
+def test_bad_indexes_are_refused_and_create_nothing(tmp_path: Path, open_store, indexes, reason) -> None:
+    with open_store(tmp_path / "vectors") as s:
+        with pytest.raises(InvalidStoreInput, match=reason):
+            s.ensure_collection(4, MODEL, indexes)
+        assert s.collection_info is None
+
+
+# ---- the engine: open, swap, drop (what reindex does) ------------------------------------------------------------
+
+
+def fill(engine, name: str, dim: int, model: str, n: int) -> None:
+    with engine.open(name) as s:
+        s.ensure_collection(dim, model, {"breed": "keyword"})
+        s.upsert([Point(uid(f"{model}-{i}"), [1.0] + [float(i)] * (dim - 1), {"i": i}) for i in range(n)])
+
+
+def contents(engine, name: str) -> tuple[CollectionInfo | None, int]:
+    with engine.open(name) as s:
+        info = s.collection_info
+        return info, (s.count() if info else 0)
+
+
+def test_swap_puts_staging_in_place_and_leaves_the_old_for_drop(engine) -> None:
+    fill(engine, "dogs", 2, "m1", 3)
+    old = (CollectionInfo(2, "m1"), 3)
+    for round, (model, n) in enumerate((("m2", 4), ("m3", 5), ("m2", 6))):
+        staging = f"dogs__{model}"
+        fill(engine, staging, 3, model, n)
+        left = engine.swap("dogs", staging)
+        assert contents(engine, "dogs") == (CollectionInfo(3, model), n)
+        assert left is not None or round == 0  # only a first swap of a plain server collection leaves nothing
+        if left is not None:
+            assert contents(engine, left) == old  # the old contents, until dropped
+            engine.drop(left)
+            engine.drop(left)  # nothing left: nothing to do
+        with engine.open("dogs") as s:  # writes go where reads come from
+            s.upsert([Point(uid("late"), [0.0, 1.0, 0.0], {"breed": "pug"})])
+            assert s.count({"breed": "pug"}) == 1 and s.get(uid("late")) is not None
+        assert contents(engine, "dogs") == (CollectionInfo(3, model), n + 1)
+        old = (CollectionInfo(3, model), n + 1)
+    engine.drop("dogs")
+    assert contents(engine, "dogs") == (None, 0)
+
+
+def test_swap_into_a_name_that_holds_nothing(engine) -> None:
+    fill(engine, "staging", 2, MODEL, 2)
+    assert engine.swap("dogs", "staging") is None
+    assert contents(engine, "dogs") == (CollectionInfo(2, MODEL), 2)
+
+
+def test_swap_refuses_what_is_not_a_complete_collection(engine) -> None:
+    fill(engine, "dogs", 2, MODEL, 2)
+    engine.open("empty").close()  # opened, never made
+    for staging in ("nothing", "empty"):
+        with pytest.raises(CollectionMissing):
+            engine.swap("dogs", staging)
+    with pytest.raises(InvalidStoreInput):
+        engine.swap("dogs", "dogs")
+    with pytest.raises(InvalidStoreInput):
+        engine.swap("dogs", "../escape")
+    with pytest.raises(InvalidStoreInput):
+        engine.drop("../escape")
+    assert contents(engine, "dogs") == (CollectionInfo(2, MODEL), 2)
+    engine.drop("nothing")  # nothing to do

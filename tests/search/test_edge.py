@@ -1,0 +1,152 @@
+"""What only the embedded engine does: one store per folder, an HNSW graph built by optimize(), payload indexes kept in
+the shard, and folders exchanged by swap(). The behaviour shared with a Qdrant server is in test_contract.py."""
+from __future__ import annotations
+
+import ctypes
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import qdrant_edge as qe
+
+from dogsearch.search import edge
+from dogsearch.search.contract import CollectionInfo, Point, StoreError
+from dogsearch.search.edge import EdgeEngine, EdgeStore
+
+MODEL = "test-model@1"
+
+
+def uid(name: str | int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dog:{name}"))
+
+
+def test_one_edge_store_per_directory(tmp_path: Path) -> None:
+    # Edge only: the embedded engine's files belong to one process; a server takes any number of clients.
+    with EdgeStore(tmp_path, "dogs") as dogs:
+        dogs.ensure_collection(2, MODEL)
+        dogs.upsert([Point(uid("a"), [1.0, 0.0], {})])
+        with pytest.raises(StoreError, match="already open"):
+            EdgeStore(tmp_path, "dogs")
+    with EdgeStore(tmp_path, "dogs") as dogs:  # free again once closed
+        assert dogs.count() == 1
+
+
+def schema(store: EdgeStore) -> dict[str, qe.PayloadSchemaType]:
+    return {field: info.data_type for field, info in store._shard.info().payload_schema.items()}
+
+
+def test_indexes_live_in_the_shard_and_are_added_to_an_existing_one(tmp_path: Path) -> None:
+    with EdgeStore(tmp_path) as s:
+        s.ensure_collection(2, MODEL)
+        assert schema(s) == {}  # none unless asked for
+        s.upsert([Point(uid(i), [1.0, float(i)], {"breed": f"b{i % 3}", "age": i}) for i in range(10)])
+        s.ensure_collection(2, MODEL, {"breed": "keyword", "age": "integer"})
+        assert schema(s) == {"breed": qe.PayloadSchemaType.Keyword, "age": qe.PayloadSchemaType.Integer}
+        assert s.count({"breed": "b1"}) == 3 and s.count({"age": [1, 2, 3]}) == 3
+    with EdgeStore(tmp_path) as s:  # kept across a reopen; another kind asked for is rebuilt as that kind
+        assert schema(s) == {"breed": qe.PayloadSchemaType.Keyword, "age": qe.PayloadSchemaType.Integer}
+        s.ensure_collection(2, MODEL, {"age": "float", "name": "keyword"})
+        assert schema(s) == {"breed": qe.PayloadSchemaType.Keyword, "age": qe.PayloadSchemaType.Float,
+                             "name": qe.PayloadSchemaType.Keyword}
+
+
+def test_a_new_collection_gets_its_indexes_before_meta_json(tmp_path: Path, monkeypatch) -> None:
+    # meta.json is written last: an ensure_collection() that dies while building indexes leaves no collection.
+    calls = []
+    real = qe.UpdateOperation.create_field_index
+
+    def failing(field, kind):
+        calls.append(field)
+        if field == "name":
+            raise RuntimeError("disk full")
+        return real(field, kind)
+
+    monkeypatch.setattr(edge.qe.UpdateOperation, "create_field_index", failing)
+    with EdgeStore(tmp_path) as s, pytest.raises(StoreError, match="disk full"):
+        s.ensure_collection(2, MODEL, {"breed": "keyword", "name": "keyword"})
+    assert not (tmp_path / "dogs" / "meta.json").exists()
+    monkeypatch.undo()
+    with EdgeStore(tmp_path) as s:
+        assert s.collection_info is None
+        s.ensure_collection(2, MODEL, {"breed": "keyword", "name": "keyword"})  # the leftover shard is reused
+        assert set(schema(s)) == {"breed", "name"}
+
+
+def test_the_engine_refuses_to_drop_or_swap_an_open_collection(tmp_path: Path) -> None:
+    engine = EdgeEngine(tmp_path)
+    for name in ("dogs", "staging"):
+        with engine.open(name) as s:
+            s.ensure_collection(2, name)
+    with engine.open("dogs"):
+        with pytest.raises(StoreError, match="already open"):
+            engine.drop("dogs")
+        with pytest.raises(StoreError, match="already open"):
+            engine.swap("dogs", "staging")
+    with engine.open("staging"), pytest.raises(StoreError, match="already open"):
+        engine.swap("dogs", "staging")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dogs", "staging"]
+    with engine.open("dogs") as s:
+        assert s.collection_info == CollectionInfo(2, "dogs")
+
+
+@pytest.mark.parametrize("renameat2", ["available", "missing", "failing"])
+def test_swap_exchanges_the_folders(tmp_path: Path, monkeypatch, renameat2: str) -> None:
+    if renameat2 != "available":
+        class NoRenameat2:
+            def __init__(self, *args, **kwargs) -> None:
+                if renameat2 == "missing":
+                    raise OSError("no libc here")
+
+            def __getattr__(self, name):
+                return lambda *args: -1  # as on a file system without RENAME_EXCHANGE
+
+        monkeypatch.setattr(ctypes, "CDLL", NoRenameat2)
+    engine = EdgeEngine(tmp_path)
+    for name, n in (("dogs", 2), ("dogs__new", 3)):
+        with engine.open(name) as s:
+            s.ensure_collection(2, name)
+            s.upsert([Point(uid(i), [1.0, float(i)], {}) for i in range(n)])
+    assert engine.swap("dogs", "dogs__new") == "dogs__new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dogs", "dogs__new"]  # nothing left aside
+    assert (tmp_path / "dogs" / "meta.json").read_text() == '{"dim": 2, "model": "dogs__new"}'
+    with engine.open("dogs") as s, engine.open("dogs__new") as old:
+        assert (s.count(), old.count()) == (3, 2)
+    engine.drop("dogs__new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dogs"]
+
+
+def test_hnsw_recall_against_exact(tmp_path: Path) -> None:
+    # Edge only: qdrant-client's local mode has no HNSW graph (it always searches exactly), and a server's
+    # graph is Qdrant's own, built in the background.
+    rng = np.random.default_rng(42)
+    n, dim, centres = 5000, 256, 500
+    c = rng.standard_normal((centres, dim))
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    noise = 0.2 / np.sqrt(dim)  # noise vectors of length ~0.2 around unit centres
+    x = c[rng.integers(0, centres, n)] + noise * rng.standard_normal((n, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    queries = x[rng.choice(n, 50, replace=False)] + noise * rng.standard_normal((50, dim))
+
+    # At 5,000 x 256 floats (5 MB) the default threshold would search exactly even after optimize():
+    # lower it so the graph is what gets measured.
+    with EdgeStore(tmp_path, full_scan_threshold_kb=100) as s:
+        s.ensure_collection(dim, MODEL)
+        for start in range(0, n, 1000):
+            s.upsert([Point(uid(i), x[i].tolist(), {"breed": f"b{i % 20}"}) for i in range(start, start + 1000)])
+        assert s.stats()["indexed_vectors"] == 0
+        t0 = time.perf_counter()
+        s.optimize()
+        optimize_s = time.perf_counter() - t0
+        stats = s.stats()
+        assert stats["points"] == n and stats["indexed_vectors"] == n
+
+        recalls = []
+        for q in queries:
+            approx = {h.id for h in s.query(q.tolist(), k=10)}
+            exact = {h.id for h in s.query(q.tolist(), k=10, exact=True)}
+            recalls.append(len(approx & exact) / 10)
+        recall = float(np.mean(recalls))
+        print(f"recall@10={recall:.3f} optimize={optimize_s:.2f}s")
+        assert recall >= 0.98
