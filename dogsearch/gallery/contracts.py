@@ -19,16 +19,18 @@ class Embedder(Protocol):
 
 class Index(Protocol):
     """The collection of vectors, as points {"id", "payload"} (and "vector" where given) and hits {"id", "score",
-    "payload"}; filters map a field to a value or to a list of values (any of)."""
+    "payload"}; filters map a field to a value or to a list of values (any of), with "$not" (a filter of the same
+    form) and "$empty" (fields without a value) (dogsearch/search/filters.py)."""
 
     async def ensure_collection(self, dim: int, model: str, indexes: Mapping[str, str] | None = None) -> Any: ...
-
-    async def get(self, point_id: str) -> dict[str, Any]: ...
 
     async def lookup(self, point_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """{id: point} for the stored ones among `point_ids`."""
 
     async def upsert(self, points: Sequence[Mapping[str, Any]]) -> None: ...
+
+    async def set_payload(self, point_ids: Sequence[str], payload: Mapping[str, Any]) -> Any:
+        """Merges `payload`'s keys into each point's payload."""
 
     async def delete(self, point_id: str) -> None: ...
 

@@ -1,24 +1,107 @@
-"""The user's own fields on a dog: validated, and kept apart from the fields the server records."""
+"""Every field of a stored entry, defined once: who writes it (the user, the server or a bulk job), whether the
+collection indexes it (and how), how a user's value is checked, and whether the public API shows it.
+
+An entry is one dog in one photo, with the photo's vector (a search service point). A dog has one or more entries
+(photos), one of them its cover (what lists show); a photo has one or more entries (dogs). The dog's own fields
+(name, breed, the report of where and when it was seen, its owner) are on every entry of the dog, so filters apply
+to any of them. Adding a field is one entry in FIELDS."""
 from __future__ import annotations
 
 import json
+import math
 import re
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from dogsearch.core.errors import InvalidInput
 from dogsearch.search.contract import IndexKind
 
-# Payload fields searches filter on most, indexed in the collection; other fields still filter, just by scanning.
-INDEXED_FIELDS: dict[str, IndexKind] = {"breed": "keyword", "name": "keyword"}
-# Written by the server; a client may read them but never set them.
-SERVER_FIELDS = frozenset({"sha256", "width", "height", "format", "bytes", "created_at", "model"})
-_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-_MAX_JSON = 16 * 1024
+Writer = Literal["user", "server", "job"]
 Scalar = str | int | float | bool
+STATUSES = ("lost", "found", "sighted", "home", "shelter")
 
 
 class InvalidFields(InvalidInput):
     """A field name or value a dog cannot have, or JSON that is not an object of them."""
+
+
+def _status(value: Any) -> str:
+    if value not in STATUSES:
+        raise InvalidFields(f"field 'status': one of {', '.join(STATUSES)}, not {value!r}")
+    return value
+
+
+def _location(value: Any) -> dict[str, float]:
+    """"lat,lon" (a form field) or {"lat": .., "lon": ..} -> {"lat", "lon"} in degrees (Qdrant's geo point)."""
+    try:
+        if isinstance(value, str):
+            lat, lon = (float(part) for part in value.split(","))
+        elif isinstance(value, dict) and set(value) == {"lat", "lon"}:
+            lat, lon = float(value["lat"]), float(value["lon"])
+        else:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InvalidFields('field \'location\': "lat,lon" or {"lat": .., "lon": ..} in degrees') from None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InvalidFields(f"field 'location': latitude -90..90 and longitude -180..180, not {lat}, {lon}")
+    return {"lat": lat, "lon": lon}
+
+
+def _seen_at(value: Any) -> str:
+    """ISO 8601 -> RFC 3339 in UTC (a time without a zone is taken as UTC)."""
+    try:
+        when = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidFields(f"field 'seen_at': a date and time in ISO 8601, not {value!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    writer: Writer
+    index: IndexKind | None = None  # the collection's payload index on it, if any (filters on others scan)
+    check: Callable[[Any], Any] | None = None  # a user's value -> the value stored, or InvalidFields
+    public: bool = True  # shown in the API's `payload` (the entry's structure is not)
+
+
+FIELDS: tuple[Field, ...] = (
+    # the dog
+    Field("name", "user", "keyword"),
+    Field("breed", "user", "keyword"),
+    Field("dog_id", "server", "keyword", public=False),  # the dog this entry shows
+    Field("cover", "server", "bool", public=False),  # the entry that stands for its dog in lists: one per dog
+    Field("owner", "server", "keyword", public=False),  # the name of the API key that added the dog
+    # the report: is the dog lost, found, seen somewhere, and when
+    Field("status", "user", "keyword", _status),
+    Field("location", "user", "geo", _location),
+    Field("seen_at", "user", "datetime", _seen_at),
+    # the photo, and where in it the dog is
+    Field("photo_id", "server", "keyword", public=False),  # the photo, named by its bytes: a file of the PhotoStore
+    Field("box", "server", public=False),  # [x1, y1, x2, y2] of the dog in the photo; absent: the whole photo
+    Field("sha256", "server"),
+    Field("format", "server"),
+    Field("width", "server"),
+    Field("height", "server"),
+    Field("bytes", "server"),
+    Field("created_at", "server"),
+    Field("model", "server"),  # the embedding model of the entry's vector
+    # bulk jobs
+    Field("phash", "job"),  # the photo's perceptual hash (hex)
+    Field("near_duplicate_of", "job"),  # a stored look-alike's id
+)
+BY_NAME = {f.name: f for f in FIELDS}
+SERVER_FIELDS = frozenset(f.name for f in FIELDS if f.writer == "server")
+JOB_FIELDS = frozenset(f.name for f in FIELDS if f.writer == "job")
+HIDDEN_FIELDS = frozenset(f.name for f in FIELDS if not f.public)
+INDEXED_FIELDS: dict[str, IndexKind] = {f.name: f.index for f in FIELDS if f.index}
+
+_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+_MAX_JSON = 16 * 1024
 
 
 def parse_json_object(raw: str | None, field: str) -> dict[str, Any]:
@@ -36,23 +119,43 @@ def parse_json_object(raw: str | None, field: str) -> dict[str, Any]:
 
 
 def user_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """Checks keys and values: scalars or lists of scalars, no server field names."""
+    """The fields a user gives a dog, checked: names, no field the server or a job writes, each defined field's own
+    check (a status, a location, a time), any other a scalar or a list of scalars. Returns them as stored."""
+    out = {}
     for key, value in fields.items():
         if not _KEY.match(key):
             raise InvalidFields(f"field name {key!r}: use letters, digits, '_', '.', '-' (max 64)")
-        if key in SERVER_FIELDS:
-            raise InvalidFields(f"field {key!r} is set by the server")
+        field = BY_NAME.get(key)
+        if field is not None and field.writer != "user":
+            raise InvalidFields(f"field {key!r} is set by the {field.writer}")
+        if field is not None and field.check is not None:
+            out[key] = field.check(value)
+            continue
         if isinstance(value, list):
             if not all(isinstance(v, Scalar) for v in value):
                 raise InvalidFields(f"field {key!r}: a list may hold only strings, numbers or booleans")
         elif not isinstance(value, Scalar):
             raise InvalidFields(f"field {key!r}: must be a string, number, boolean or a list of them")
-    return fields
+        out[key] = value
+    return out
 
 
 def search_filter(breed: str | None, name: str | None, raw_filter: str | None) -> dict[str, Any] | None:
-    flt = user_fields(parse_json_object(raw_filter, "filter")) if raw_filter else {}
+    """A public filter (field -> value, or a list of values for any of them) and the breed and name shortcuts. Its
+    values are matched as given: scalars only."""
+    flt = parse_json_object(raw_filter, "filter") if raw_filter else {}
+    for key, value in flt.items():
+        if not _KEY.match(key) or key in HIDDEN_FIELDS:
+            raise InvalidFields(f"filter field {key!r}: not a field of a dog's payload")
+        if not isinstance(value, Scalar) and not (isinstance(value, list) and all(isinstance(v, Scalar)
+                                                                               for v in value)):
+            raise InvalidFields(f"filter on {key!r}: a string, number, boolean or a list of them")
     for key, value in (("breed", breed), ("name", name)):
         if value:
             flt[key] = value
     return flt or None
+
+
+def public(payload: dict[str, Any]) -> dict[str, Any]:
+    """An entry's payload as the API shows it: without the entry's structure (which dog, which photo, where)."""
+    return {k: v for k, v in payload.items() if k not in HIDDEN_FIELDS}

@@ -1,13 +1,16 @@
 """The gallery's use cases: add, read, list, delete, search and "more like this". What the public API's routes and
-the bulk jobs call; it knows no HTTP."""
+the bulk jobs call; it knows no HTTP.
+
+Dogs are read through their entries (gallery/fields.py): a dog is found by its id on its cover entry, lists show
+cover entries, a search ranks dogs by their best entry, and deleting a dog deletes all of its entries (and each
+photo no entry shows any more)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from dogsearch.core.errors import NotFound
 from dogsearch.core.images import ImageLimits, ImageRejected
 from dogsearch.gallery.contracts import Embedder, Index
 from dogsearch.gallery.errors import DogNotFound, PhotoDamaged, PhotoMissing
@@ -18,6 +21,8 @@ from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
 Filter = Mapping[str, Any]
+_PAGE = 256  # entries read at a time when a dog's are all needed
+_MOST_ENTRIES = 1000  # the most nearest entries asked for at once (the search service's default max_k)
 
 
 class Gallery:
@@ -28,23 +33,30 @@ class Gallery:
 
     async def dog(self, dog_id: str) -> Dog:
         try:
-            point = await self.index.get(dog_id)
-        except (NotFound, CollectionMissing) as exc:
-            raise DogNotFound(f"no dog {dog_id}") from exc
-        return _dog(point)
+            found = (await self.index.scroll(1, None, {"dog_id": dog_id, "cover": True}))["points"]
+        except CollectionMissing:
+            found = []
+        if not found:
+            raise DogNotFound(f"no dog {dog_id}")
+        return Dog.from_entry(found[0])
 
     async def page(self, limit: int, cursor: str | None = None, filter: Filter | None = None) -> Page:
+        covers = {**(filter or {}), "cover": True}
         try:
-            page = await self.index.scroll(limit, cursor, filter)
-            total = await self.index.count(filter)
+            page = await self.index.scroll(limit, cursor, covers)
+            total = await self.index.count(covers)
         except CollectionMissing:  # nothing stored yet: an empty gallery
             return Page([], None, 0)
-        return Page([_dog(p) for p in page["points"]], page["next"], total)
+        return Page([Dog.from_entry(p) for p in page["points"]], page["next"], total)
 
     async def delete(self, dog_id: str) -> None:
-        dog = await self.dog(dog_id)
-        await self.index.delete(dog_id)  # first the vector, so no search returns a dog whose photo is gone
-        await asyncio.to_thread(self.photos.delete, dog_id, dog.format)
+        await self.dog(dog_id)
+        entries = await self._entries({"dog_id": dog_id})
+        for entry in entries:  # first the vectors, so no search returns a dog whose photo is gone
+            await self.index.delete(entry["id"])
+        for photo, fmt in {(p["payload"]["photo_id"], p["payload"]["format"]) for p in entries}:
+            if not await self.index.count({"photo_id": photo}):  # no other dog is in it
+                await asyncio.to_thread(self.photos.delete, photo, fmt)
 
     async def search(self, image: bytes, k: int, filter: Filter | None = None) -> list[Match]:
         """The k dogs most like the photo, best first. The photo is decoded once, by the embedder: here only its
@@ -52,25 +64,23 @@ class Gallery:
         await asyncio.to_thread(self.limits.probe, image)
         model, vectors = await self.embedder.embed([image])
         await self.space.check(model)
-        return [_match(h) for h in await self.index.query(vectors[0], k, filter)]
+        return await _best_per_dog(lambda n: self.index.query(vectors[0], n, filter), k)
 
     async def similar(self, dog_id: str, k: int, filter: Filter | None = None) -> list[Match]:
-        """More like this: the k dogs nearest to a stored one, which is left out."""
-        try:
-            hits = await self.index.similar(dog_id, k, filter)
-        except (NotFound, CollectionMissing) as exc:
-            raise DogNotFound(f"no dog {dog_id}") from exc
-        return [_match(h) for h in hits]
+        """More like this: the k dogs nearest to a stored one (its cover photo), which is left out."""
+        dog = await self.dog(dog_id)
+        others = {**(filter or {}), "$not": {"dog_id": dog_id}}
+        return await _best_per_dog(lambda n: self.index.similar(dog.entry_id, n, others), k)
 
     async def image(self, dog: Dog, size: Literal["original", "thumbnail"] = "original") -> Path:
         """The file of a dog's photo; its thumbnail is made the first time it is asked for."""
         if size == "thumbnail":
             try:
-                path = await asyncio.to_thread(self.photos.thumbnail, dog.id, dog.format)
+                path = await asyncio.to_thread(self.photos.thumbnail, dog.photo_id, dog.format)
             except ImageRejected as exc:  # the stored original was checked when it came in: damaged since
                 raise PhotoDamaged(f"cannot make the thumbnail of dog {dog.id}: {exc.reason}") from exc
         else:
-            path = self.photos.original(dog.id, dog.format)
+            path = self.photos.original(dog.photo_id, dog.format)
         if path is None or not path.exists():
             raise PhotoMissing(f"photo of dog {dog.id} is missing from the photo store")
         return path
@@ -79,10 +89,26 @@ class Gallery:
         """The stored photo's bytes."""
         return await asyncio.to_thread((await self.image(dog)).read_bytes)
 
+    async def _entries(self, filter: Filter) -> list[dict[str, Any]]:
+        entries, offset = [], None
+        while True:
+            page = await self.index.scroll(_PAGE, offset, filter)
+            entries += page["points"]
+            offset = page["next"]
+            if offset is None:
+                return entries
 
-def _dog(point: Mapping[str, Any]) -> Dog:
-    return Dog(point["id"], point["payload"])
 
-
-def _match(hit: Mapping[str, Any]) -> Match:
-    return Match(Dog(hit["id"], hit["payload"]), hit["score"])
+async def _best_per_dog(nearest: Callable[[int], Awaitable[list[dict[str, Any]]]], k: int) -> list[Match]:
+    """The k best dogs from nearest(n), the n nearest entries: each dog once, by its best entry. Asks for more
+    entries while a dog's other photos crowd the first ones out."""
+    n = k
+    while True:
+        hits = await nearest(n)
+        best: dict[str, Match] = {}
+        for hit in hits:
+            dog = Dog.from_entry(hit)
+            best.setdefault(dog.id, Match(dog, hit["score"]))  # hits come best first
+        if len(best) >= k or len(hits) < n or n >= _MOST_ENTRIES:
+            return list(best.values())[:k]
+        n = min(2 * n, _MOST_ENTRIES)

@@ -3,8 +3,6 @@ and re-indexing, so every way in stores a dog the same way."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,7 +11,7 @@ from typing import Any
 from dogsearch.core.images import DecodedImage, ImageInfo, ImageLimits
 from dogsearch.gallery.contracts import Embedder, Index
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.gallery.records import Dog
+from dogsearch.gallery.records import Dog, entry_id, photo_id, sha256_hex
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
@@ -24,18 +22,25 @@ SHRUNK_SIDE = 64
 
 @dataclass(frozen=True)
 class Upload:
+    """A photo of a new dog, with the dog's fields."""
+
     data: bytes
     fields: dict[str, Any]  # the user's fields, already checked (dogsearch.gallery.fields.user_fields)
     sha256: str = field(default="", repr=False)  # of `data`, hashed once (a phone photo's takes milliseconds)
+    owner: str | None = None  # who adds it (an API key's name), when writes need a key
 
     def __post_init__(self) -> None:
         if not self.sha256:
-            object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
+            object.__setattr__(self, "sha256", sha256_hex(self.data))
 
     @property
-    def dog_id(self) -> str:
-        """Ids come from the photo's content, so the same photo uploaded twice is one dog."""
-        return str(uuid.UUID(hex=self.sha256[:32]))
+    def photo_id(self) -> str:
+        return photo_id(self.sha256)
+
+    @property
+    def entry_id(self) -> str:
+        """The photo's (first) dog's entry: the same photo uploaded twice is one dog."""
+        return entry_id(self.photo_id)
 
 
 @dataclass(frozen=True)
@@ -55,12 +60,12 @@ class Ingestor:
         Blocking."""
         return self.limits.decode(data, min_side=SHRUNK_SIDE)
 
-    async def stored(self, dog_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """{id: stored point} for the stored ones among `dog_ids`, in one call."""
-        if not dog_ids:
+    async def stored(self, entry_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """{id: stored entry} for the stored ones among `entry_ids`, in one call."""
+        if not entry_ids:
             return {}
         try:
-            return await self.index.lookup(dog_ids)
+            return await self.index.lookup(entry_ids)
         except CollectionMissing:  # nothing stored yet
             return {}
 
@@ -73,22 +78,25 @@ class Ingestor:
     async def add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]]) -> list[Added]:
         """Several checked photos with one embedder call: the bulk path runs the model at its batch size.
         Photos already stored are not embedded again."""
-        dog_ids = [upload.dog_id for upload, _ in uploads]
-        stored = await self.stored(dog_ids)
+        ids = [upload.entry_id for upload, _ in uploads]
+        stored = await self.stored(ids)
         results: list[Added | None] = []
         todo = []
-        for dog_id, (upload, info) in zip(dog_ids, uploads, strict=True):
-            point = stored.get(dog_id)
-            results.append(Added(Dog(dog_id, point["payload"]), False) if point else None)
+        for entry, (upload, info) in zip(ids, uploads, strict=True):
+            point = stored.get(entry)
+            results.append(Added(Dog.from_entry(point), False) if point else None)
             if point is None:
-                todo.append((len(results) - 1, dog_id, upload, info))
+                todo.append((len(results) - 1, entry, upload, info))
         if todo:
             model, vectors = await self.embedder.embed([u.data for _, _, u, _ in todo])
             await self.space.check(model)
             points = []
-            for (index, dog_id, upload, info), vector in zip(todo, vectors, strict=True):
+            for (index, entry, upload, info), vector in zip(todo, vectors, strict=True):
                 record = {
                     **upload.fields,
+                    # a new dog, of which this is the first photo; the whole photo shows it (no box)
+                    "dog_id": entry, "cover": True, "photo_id": upload.photo_id,
+                    **({"owner": upload.owner} if upload.owner else {}),
                     "sha256": upload.sha256,
                     "format": info.format,
                     "width": info.width,
@@ -97,18 +105,19 @@ class Ingestor:
                     "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "model": model,
                 }
-                points.append({"id": dog_id, "vector": vector, "payload": record})
-                results[index] = Added(Dog(dog_id, record), True)
+                point = {"id": entry, "vector": vector, "payload": record}
+                points.append(point)
+                results[index] = Added(Dog.from_entry(point), True)
             try:
                 await asyncio.to_thread(self._save_photos, todo)
                 await self.index.upsert(points)
             except BaseException:
                 # Without its vector a photo is unreachable: don't leave it behind.
-                for (_, dog_id, _, info) in todo:
-                    await asyncio.to_thread(self.photos.delete, dog_id, info.format)
+                for (_, _, upload, info) in todo:
+                    await asyncio.to_thread(self.photos.delete, upload.photo_id, info.format)
                 raise
         return [r for r in results if r is not None]
 
     def _save_photos(self, todo: Sequence[tuple[int, str, Upload, ImageInfo]]) -> None:
-        for _, dog_id, upload, info in todo:
-            self.photos.save(dog_id, info.format, upload.data)
+        for _, _, upload, info in todo:
+            self.photos.save(upload.photo_id, info.format, upload.data)

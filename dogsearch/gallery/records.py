@@ -1,24 +1,61 @@
-"""The gallery's records as the domain hands them out."""
+"""The gallery's records as the domain hands them out, and how entries are named.
+
+Ids: a photo's id is made from its bytes (the same photo uploaded twice is one photo); an entry's from its photo
+and the dog's index in it, the first dog's being the photo's own id; a dog's is the id of the entry it was made
+from. So a photo of one dog, the only kind stored before dogs had ids of their own, is one dog, one entry and one
+photo of the same id, and those ids stay what they were (gallery/layout.py)."""
 from __future__ import annotations
 
+import hashlib
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from dogsearch.gallery.fields import public
+
+_ENTRIES = uuid.UUID("6f0c1a52-5d0e-4d3b-9a51-3c0f2f7f1e0d")  # the namespace of the ids of a photo's later dogs
+
+
+def photo_id(sha256: str) -> str:
+    """A photo's id, from the sha256 (hex) of its bytes."""
+    return str(uuid.UUID(hex=sha256[:32]))
+
+
+def entry_id(photo: str, index: int = 0) -> str:
+    """The id of the entry of a photo's `index`-th dog (0: the photo's own id)."""
+    return photo if index == 0 else str(uuid.uuid5(_ENTRIES, f"{photo}/{index}"))
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
 class Dog:
     id: str
-    payload: dict[str, Any]  # the user's fields and what the server recorded (gallery/fields.py)
+    payload: dict[str, Any]  # what the API shows: the user's fields, the cover photo's facts, a job's marks
+    photo_id: str  # the photo of the entry it was read from (its cover, unless read from a search hit)
+    entry_id: str
+    owner: str | None = None
 
     @property
     def format(self) -> str:
         return self.payload["format"]
 
+    @classmethod
+    def from_entry(cls, point: Mapping[str, Any]) -> Dog:
+        """The dog of an entry (a search service point); an entry stored before entries named their dog and photo
+        is its own dog and photo."""
+        stored = point["payload"]
+        return cls(id=stored.get("dog_id", point["id"]), payload=public(stored),
+                   photo_id=stored.get("photo_id", point["id"]), entry_id=point["id"], owner=stored.get("owner"))
+
 
 @dataclass(frozen=True)
 class Match:
     dog: Dog
-    score: float  # cosine similarity, higher is more similar
+    score: float  # cosine similarity of its best entry, higher is more similar
 
 
 @dataclass(frozen=True)

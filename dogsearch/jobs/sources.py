@@ -18,8 +18,6 @@ from dogsearch.core.images import PHOTO_SUFFIXES
 from dogsearch.gallery.fields import InvalidFields, user_fields
 
 MANIFEST_SUFFIXES = {".csv", ".jsonl"}
-# Written by the job itself into each photo's payload.
-JOB_FIELDS = frozenset({"phash", "near_duplicate_of"})
 
 
 class JobInputError(InvalidInput):
@@ -51,13 +49,9 @@ class Item:
 
 def check_fields(fields: dict[str, Any], where: str) -> dict[str, Any]:
     try:
-        user_fields(fields)
+        return user_fields(fields)
     except InvalidFields as exc:
         raise JobInputError(f"{where}: {exc.reason}") from exc
-    reserved = JOB_FIELDS & fields.keys()
-    if reserved:
-        raise JobInputError(f"{where}: field {sorted(reserved)[0]!r} is set by the job")
-    return fields
 
 
 def inside(path: Path, roots: list[Path]) -> bool:

@@ -63,8 +63,8 @@ class _Prepared:
     error: str | None = None
 
     @property
-    def dog_id(self) -> str:
-        return self.upload.dog_id
+    def entry_id(self) -> str:
+        return self.upload.entry_id
 
 
 def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -> _Prepared:
@@ -101,15 +101,16 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
 
     # Each step below is one store call for the whole batch.
     owners: list[_Prepared] = []
-    claimed = await asyncio.to_thread(store.claim, job_id, [(item.dog_id, item.file) for item in readable])
+    claimed = await asyncio.to_thread(store.claim, job_id, [(item.entry_id, item.file) for item in readable])
     for item, owner in zip(readable, claimed, strict=True):
         if owner != item.file:
             outcomes.append((item.file, "duplicate", None))
         else:
             owners.append(item)
 
-    stored = await ingestor.stored([item.dog_id for item in owners])
-    before_job = await asyncio.to_thread(store.prior, job_id, [(item.dog_id, item.dog_id in stored) for item in owners])
+    stored = await ingestor.stored([item.entry_id for item in owners])
+    before_job = await asyncio.to_thread(store.prior, job_id,
+                                         [(item.entry_id, item.entry_id in stored) for item in owners])
     fresh: list[_Prepared] = []
     for item, was_stored in zip(owners, before_job, strict=True):
         if was_stored:
@@ -132,7 +133,7 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
         else:
             indexed.append(item)
             outcomes.append((item.file, "near_duplicate" if item.file in near_of else "indexed", None))
-    await asyncio.to_thread(store.add_phashes, [(item.dog_id, item.phash) for item in indexed])
+    await asyncio.to_thread(store.add_phashes, [(item.entry_id, item.phash) for item in indexed])
     await asyncio.to_thread(store.record, job_id, outcomes)
     if await asyncio.to_thread(store.state, job_id) not in ("queued", "running"):
         await asyncio.to_thread(clean_up, store, job_id)
@@ -149,14 +150,14 @@ async def _near_duplicate(ingestor: Ingestor, item: _Prepared, filed: list[tuple
                           earlier: list[_Prepared]) -> str | None:
     """The id of a stored (`filed`: hashes sharing a band) or earlier in this batch photo within NEAR_DISTANCE bits,
     closest first."""
-    candidates = [(other.dog_id, other.phash) for other in earlier] + filed
-    close = sorted((ph.distance(item.phash, h), dog_id) for dog_id, h in candidates
-                   if dog_id != item.dog_id and ph.distance(item.phash, h) <= ph.NEAR_DISTANCE)
-    batch_ids = {other.dog_id for other in earlier}
-    for _, dog_id in close:
+    candidates = [(other.entry_id, other.phash) for other in earlier] + filed
+    close = sorted((ph.distance(item.phash, h), entry) for entry, h in candidates
+                   if entry != item.entry_id and ph.distance(item.phash, h) <= ph.NEAR_DISTANCE)
+    batch_ids = {other.entry_id for other in earlier}
+    for _, entry in close:
         # A photo deleted since its hash was filed is no look-alike any more.
-        if dog_id in batch_ids or dog_id in await ingestor.stored([dog_id]):
-            return dog_id
+        if entry in batch_ids or entry in await ingestor.stored([entry]):
+            return entry
     return None
 
 

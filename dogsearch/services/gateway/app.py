@@ -8,6 +8,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from dogsearch.core.errors import TimedOut, Unavailable
+from dogsearch.gallery.gallery import Gallery
+from dogsearch.gallery.layout import upgrade
 from dogsearch.jobs.service import Jobs
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.services.embedder.client import EmbedderClient
@@ -42,13 +45,18 @@ def create_app(
     bulk = Jobs(jobs_settings or JobsSettings(), gallery.ingest)  # on Celery workers, or in this process
     parts = Parts(settings, gallery, bulk, pose_client, StoredPoses(pose_client, gallery))
 
+    upgrading: list[asyncio.Task] = []
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         async with AsyncExitStack() as stack:
             for sub in sub_apps:
                 await stack.enter_async_context(sub.router.lifespan_context(sub))
+            # Entries stored by an older release get the current layout's fields, in the background.
+            upgrading.append(asyncio.create_task(_upgrade_layout(gallery)))
             async with bulk.running():  # stops the embedded job runner before the clients close
                 yield
+            upgrading[0].cancel()
             for client in (embedder, search_client, pose_client):
                 await client.aclose()
 
@@ -58,6 +66,8 @@ def create_app(
 
     async def ready() -> str | None:
         reasons = [r for r in await asyncio.gather(embedder.ready(), search_client.ready()) if r]
+        if upgrading and not upgrading[0].done():
+            reasons.append("upgrading the stored dogs to the current storage layout")
         return "; ".join(reasons) or None
 
     # Bodies are refused before they are read: a photo's limit everywhere, a zip's only where zips go (every route
@@ -76,3 +86,13 @@ def create_app(
     for routes in ROUTERS:
         app.include_router(routes.router(settings))
     return app
+
+
+async def _upgrade_layout(gallery: Gallery, retry_s: float = 1.0) -> None:
+    """gallery/layout.py's upgrade, once the search service answers."""
+    while True:
+        try:
+            await upgrade(gallery.index)
+            return
+        except (Unavailable, TimedOut):
+            await asyncio.sleep(retry_s)

@@ -1,5 +1,5 @@
-"""Poses of stored dogs for the public API: the pose service does the work; answers are cached here, by dog id (ids
-are the photo's hash, so an answer never goes stale), newest kept."""
+"""Poses of stored dogs for the public API: the pose service does the work; answers are cached here, by photo id
+(made from the photo's bytes, so an answer never goes stale), newest kept."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -33,9 +33,9 @@ class StoredPoses:
         self.cache = PoseCache(cache_size)
 
     async def of(self, dog: Dog) -> dict:
-        cached = self.cache.get(dog.id)
+        cached = self.cache.get(dog.photo_id)
         if cached is not None:
             return cached
         result = await self.client.pose(await self.gallery.photo(dog))
-        self.cache.put(dog.id, result)
+        self.cache.put(dog.photo_id, result)
         return result

@@ -1,0 +1,34 @@
+"""The storage layout's upgrade. Entries stored before dogs had ids of their own (one entry per photo, the dog, the
+photo and the entry all of one id) lack the fields that say which dog and which photo an entry shows and whether
+it is the dog's cover; `upgrade` gives them those, through the Index contract, so it runs the same on the
+embedded engine and on a Qdrant server, in-process or across HTTP. Idempotent: what is upgraded is left alone."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from dogsearch.gallery.contracts import Index
+from dogsearch.search.contract import CollectionMissing
+
+log = logging.getLogger("dogsearch.gallery")
+_BATCH = 256
+
+
+async def upgrade(index: Index, progress: Callable[[int], None] | None = None) -> int:
+    """Upgrades every entry of the old layout; returns how many there were. `progress(n)` after each batch."""
+    done = 0
+    while True:
+        try:
+            page = await index.scroll(_BATCH, None, {"$empty": ["dog_id"]})
+        except CollectionMissing:  # nothing stored yet
+            return done
+        if not page["points"]:
+            if done:
+                log.info("storage layout upgraded", extra={"entries": done})
+            return done
+        for point in page["points"]:
+            # One photo of one dog, the whole photo: the dog, the photo and the entry share the entry's id.
+            await index.set_payload([point["id"]], {"dog_id": point["id"], "photo_id": point["id"], "cover": True})
+        done += len(page["points"])
+        if progress:
+            progress(done)

@@ -1,0 +1,70 @@
+"""The storage model behind the API: a dog may have several entries (photos), a photo may show several dogs. Until
+the API adds them (a photo added to a dog, the dogs a detector finds in a photo), entries are written here the way
+those features will write them; the gallery must already read, rank and delete dogs through them right."""
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from dogsearch.gallery.records import entry_id, photo_id, sha256_hex
+from dogsearch.services.allinone import create_all_in_one
+from tests.fakes import ColorGridModel
+from tests.images import solid
+
+RED, NEAR_RED, BLUE = solid((200, 30, 30)), solid((205, 35, 35)), solid((30, 30, 200))
+
+
+@pytest.fixture
+async def running(tmp_path):
+    app = create_all_in_one(tmp_path / "data", model_factory=ColorGridModel)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            yield client, app.state.parts.gallery
+
+
+async def add_entry(gallery, dog: str, data: bytes, index: int = 0, cover: bool = False) -> str:
+    """Another entry of `dog`: the `index`-th dog of the photo `data`, as later features will store one."""
+    _, vectors = await gallery.embedder.embed([data])
+    photo = photo_id(sha256_hex(data))
+    fields = (await gallery.dog(dog)).payload
+    payload = {**fields, "dog_id": dog, "cover": cover, "photo_id": photo, "sha256": sha256_hex(data)}
+    if index:
+        payload["box"] = [0, 0, 32, 24]
+    entry = entry_id(photo, index)
+    gallery.photos.save(photo, "JPEG", data)
+    await gallery.index.upsert([{"id": entry, "vector": np.asarray(vectors[0]), "payload": payload}])
+    return entry
+
+
+async def search(client, data: bytes, k: int = 10) -> list[tuple[str, float]]:
+    answer = (await client.post("/v1/search", files={"image": ("q.jpg", data)}, data={"k": str(k)})).json()
+    return [(r["id"], r["score"]) for r in answer["results"]]
+
+
+async def test_a_dog_with_two_photos_is_one_dog_ranked_by_its_best_photo(running):
+    client, gallery = running
+    rex = (await client.post("/v1/dogs", files={"image": ("a.jpg", BLUE)}, data={"name": "rex"})).json()["id"]
+    await add_entry(gallery, rex, NEAR_RED)  # a second photo of rex, not his cover
+    other = (await client.post("/v1/dogs", files={"image": ("b.jpg", solid((120, 120, 30)))})).json()["id"]
+    assert (await client.get("/v1/dogs")).json()["total"] == 2  # dogs, not entries
+    hits = await search(client, RED)
+    assert [dog for dog, _ in hits] == [rex, other]  # rex once, first: his second photo is near the query
+    assert hits[0][1] > 0.99
+    assert (await client.get(f"/v1/dogs/{rex}")).json()["payload"]["name"] == "rex"
+    similar = (await client.get(f"/v1/dogs/{other}/similar")).json()["results"]
+    assert [r["id"] for r in similar] == [rex]  # once, whichever of his photos is nearer
+    assert [r["id"] for r in (await client.get(f"/v1/dogs/{rex}/similar")).json()["results"]] == [other]
+
+
+async def test_deleting_a_dog_deletes_its_entries_and_the_photos_no_one_else_is_in(running):
+    client, gallery = running
+    rex = (await client.post("/v1/dogs", files={"image": ("a.jpg", BLUE)})).json()["id"]
+    second = await add_entry(gallery, rex, NEAR_RED)
+    fido = (await client.post("/v1/dogs", files={"image": ("b.jpg", RED)})).json()["id"]
+    await add_entry(gallery, fido, BLUE, index=1)  # fido is in rex's cover photo too, beside him
+    assert (await client.delete(f"/v1/dogs/{rex}")).status_code == 204
+    assert await gallery.index.lookup([rex, second]) == {}
+    assert not gallery.photos.original(photo_id(sha256_hex(NEAR_RED)), "JPEG").exists()
+    assert gallery.photos.original(photo_id(sha256_hex(BLUE)), "JPEG").exists()  # fido is still in it
+    assert [dog for dog, _ in await search(client, BLUE)] == [fido]

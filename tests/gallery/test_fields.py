@@ -1,0 +1,56 @@
+"""The fields of a dog, defined once: what a user may set and how it is stored."""
+from __future__ import annotations
+
+import pytest
+
+from dogsearch.gallery.fields import (
+    FIELDS,
+    HIDDEN_FIELDS,
+    INDEXED_FIELDS,
+    InvalidFields,
+    public,
+    search_filter,
+    user_fields,
+)
+
+
+def test_report_fields_are_checked_and_stored_in_one_form():
+    stored = user_fields({"status": "lost", "location": "52.52, 13.405", "seen_at": "2026-11-30T18:05:00+01:00",
+                          "color": "brown", "tags": ["shy", "old"]})
+    assert stored == {"status": "lost", "location": {"lat": 52.52, "lon": 13.405},
+                      "seen_at": "2026-11-30T17:05:00+00:00", "color": "brown", "tags": ["shy", "old"]}
+    assert user_fields({"location": {"lat": -33.9, "lon": 151.2}})["location"] == {"lat": -33.9, "lon": 151.2}
+    assert user_fields({"seen_at": "2026-11-30T08:00"})["seen_at"] == "2026-11-30T08:00:00+00:00"  # no zone: UTC
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"status": "stolen"}, "one of lost"),
+    ({"location": "52.5"}, "lat,lon"),
+    ({"location": "91,0"}, "latitude -90..90"),
+    ({"location": {"lat": 1}}, "lat,lon"),
+    ({"seen_at": "yesterday"}, "ISO 8601"),
+    ({"sha256": "x"}, "set by the server"),
+    ({"dog_id": "x"}, "set by the server"),
+    ({"phash": "x"}, "set by the job"),
+    ({"1st": "x"}, "field name"),
+    ({"nested": {"a": 1}}, "must be a string"),
+])
+def test_bad_fields_are_refused_with_a_reason(fields, words):
+    with pytest.raises(InvalidFields, match=words):
+        user_fields(fields)
+
+
+def test_the_entry_structure_is_neither_shown_nor_filtered_on():
+    assert {"dog_id", "photo_id", "box", "cover", "owner"} <= HIDDEN_FIELDS
+    assert public({"dog_id": "a", "cover": True, "breed": "pug", "format": "JPEG"}) == {"breed": "pug",
+                                                                                       "format": "JPEG"}
+    with pytest.raises(InvalidFields, match="cover"):
+        search_filter(None, None, '{"cover": false}')
+    assert search_filter("pug", None, '{"format": "PNG", "color": ["a", "b"]}') == {
+        "format": "PNG", "color": ["a", "b"], "breed": "pug"}
+
+
+def test_indexes_come_from_the_one_table():
+    assert INDEXED_FIELDS == {f.name: f.index for f in FIELDS if f.index}
+    assert INDEXED_FIELDS["dog_id"] == "keyword" and INDEXED_FIELDS["location"] == "geo"
+    assert INDEXED_FIELDS["seen_at"] == "datetime" and INDEXED_FIELDS["cover"] == "bool"
