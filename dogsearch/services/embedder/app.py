@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from contextlib import asynccontextmanager
 from typing import Literal
 
 from fastapi import FastAPI, File, UploadFile
@@ -11,39 +10,22 @@ from PIL import Image
 
 from dogsearch.core.errors import TooLarge
 from dogsearch.core.images import ImageRejected, decode_image
-from dogsearch.core.memory import tune_malloc
 from dogsearch.core.vectors import encode_f32
 from dogsearch.inference.runner import ModelUnavailable
 from dogsearch.models.embedding import EmbeddingModel
 from dogsearch.services.embedder.cache import ModelCache
 from dogsearch.services.embedder.schemas import EmbedResponse, ModelInfo
 from dogsearch.services.embedder.settings import EmbedderSettings
-from dogsearch.services.ops import install_ops
+from dogsearch.services.model_service import model_service
 
 
 def create_app(
     settings: EmbedderSettings | None = None, model_factory: Callable[[], EmbeddingModel] | None = None
 ) -> FastAPI:
     settings = settings or EmbedderSettings()
-    if settings.tune_malloc:
-        tune_malloc()  # before the model's threads allocate
-    factory = model_factory or settings.build_model
-    cache = ModelCache(factory, **settings.batching())
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        async with cache.running(settings.preload):
-            yield
-
-    app = FastAPI(title="dogsearch embedder", version="0.1.0", lifespan=lifespan)
-    app.state.cache = cache
-    app.state.settings = settings
-
-    async def ready() -> str | None:
-        return cache.readiness(settings.preload)
-
-    install_ops(app, "embedder", ready,
-                max_request_bytes=settings.max_batch * settings.max_image_bytes + 1024 * 1024)
+    cache = ModelCache(model_factory or settings.build_model, **settings.batching())
+    app = model_service("embedder", settings, cache, preload=settings.preload,
+                        max_request_bytes=settings.max_batch * settings.max_image_bytes + 1024 * 1024)
 
     @app.get("/v1/info", response_model=ModelInfo)
     async def info() -> ModelInfo:

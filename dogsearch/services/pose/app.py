@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, File, Query, UploadFile
 from fastapi.responses import Response
 
 from dogsearch.core.images import decode_image
-from dogsearch.core.memory import tune_malloc
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.registry import create_detector, create_pose_model
 from dogsearch.pose.pipeline import PosePipeline
 from dogsearch.pose.render import render_png
-from dogsearch.services.ops import install_ops
+from dogsearch.services.model_service import model_service
 from dogsearch.services.pose.cache import PipelineCache
 from dogsearch.services.pose.schemas import PoseInfo, PoseResponse
 from dogsearch.services.pose.settings import PoseSettings
@@ -32,24 +30,10 @@ def pipeline_from_settings(settings: PoseSettings) -> PosePipeline:
 def create_app(settings: PoseSettings | None = None,
                pipeline_factory: Callable[[], PosePipeline] | None = None) -> FastAPI:
     settings = settings or PoseSettings()
-    if settings.tune_malloc:
-        tune_malloc()  # before the model's threads allocate
     cache = PipelineCache(pipeline_factory or (lambda: pipeline_from_settings(settings)), **settings.batching())
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        async with cache.running(settings.preload):
-            yield
-
-    app = FastAPI(title="dogsearch pose", version="0.1.0", lifespan=lifespan)
-    app.state.cache = cache
-    app.state.settings = settings
-
-    async def ready() -> str | None:
-        # Lazy by default: it loads on the first request, and only the pose routes need it.
-        return cache.readiness(settings.preload, lazy_is_ready=True)
-
-    install_ops(app, "pose", ready, max_request_bytes=settings.max_image_bytes + 1024 * 1024)
+    # Lazy by default: it loads on the first request, and only the pose routes need it.
+    app = model_service("pose", settings, cache, preload=settings.preload, lazy_is_ready=True,
+                        max_request_bytes=settings.max_image_bytes + 1024 * 1024)
 
     @app.get("/v1/info", response_model=PoseInfo)
     async def info() -> PoseInfo:
