@@ -107,12 +107,12 @@ def _embed_page(page: list[Point], photos: PhotoStore, model) -> list[Point]:
 
     tensors = []
     for point in page:
-        fmt = point.payload.get("format")
-        path = photos.original(point.id, fmt) if fmt else None
+        fmt, photo = point.payload.get("format"), point.payload.get("photo_id", point.id)  # the entry's photo
+        path = photos.original(photo, fmt) if fmt else None
         if path is None or not path.is_file():
             raise ReindexError(f"the photo of point {point.id} (format {fmt!r}) is missing: {path}; "
                                "the old collection stays")
-        image = photos.decode_original(point.id, fmt, min_side=model.decode_side)  # as the embedder decodes
+        image = photos.decode_original(photo, fmt, min_side=model.decode_side)  # as the embedder decodes
         tensors.append(model.preprocess(image))
     vectors = model.embed(torch.stack(tensors))
     return [Point(id=p.id, vector=v.tolist(), payload=dict(p.payload) | {"model": model.model_id})
