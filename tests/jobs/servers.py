@@ -4,6 +4,7 @@ the tests' own."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,8 @@ from dogsearch.services.search.settings import SearchSettings
 from tests.fakes import ColorGridModel
 from tests.processes import free_port
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
+# db 13 unless DOGSEARCH_TEST_REDIS_DB says otherwise (test runs side by side each take their own).
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('DOGSEARCH_TEST_REDIS_DB', '13')}"
 
 
 def redis_db() -> redis.Redis:
