@@ -144,7 +144,8 @@ def _walk(folder: Path, roots: list[Path]) -> list[PurePosixPath]:
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         rel_dir = PurePosixPath(Path(dirpath).relative_to(folder).as_posix())
         keep = []
-        for name in dirnames:
+        # Real folders before links to them, so that a file is listed under its own folder's name.
+        for name in sorted(dirnames, key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n)):
             full = os.path.join(dirpath, name)
             key = _identity(Path(full))
             if key is None or key in seen:

@@ -208,7 +208,7 @@ def reason_of(exc: BaseException) -> str:
         return scrub(exc.reason)
     if isinstance(exc, OSError):
         return (exc.strerror or "input/output error").lower()
-    return "an internal error (see the worker's log)"
+    return "an internal error, see the worker's log"
 
 
 def give_up(store: JobStore, job_id: str, batch: list[list[Any]], reason: str) -> None:
