@@ -69,19 +69,22 @@ def test_links_out_of_the_allowed_folder_and_special_files_are_never_read(start_
         f.truncate(3 * 1024**3)  # a sparse 3 GB ".jpg"
     server = start_server(env=serve_env(imports))
     with httpx.Client(base_url=server.url, timeout=30) as client:
+        # The four photos first: the model's first runs grow the process; what the attack costs is measured after.
+        warm_up = client.post("/v1/jobs/index", json={"path": str(imports / "beagle")}).json()["id"]
+        assert wait_job(client, warm_up, timeout=60)["indexed"] == 4
         before = peak_rss_mb(server.proc.pid)
         r = client.post("/v1/jobs/index", json={"path": str(imports)})
         assert r.status_code == 202, r.text
         job = wait_job(client, r.json()["id"], timeout=60)
         grew = peak_rss_mb(server.proc.pid) - before
-        assert (job["state"], job["indexed"], job["failed"]) == ("done", 4, 5), job
+        assert (job["state"], job["already_stored"], job["failed"]) == ("done", 4, 5), job
         assert {e["file"]: e["reason"] for e in job["errors"]} == {
             "secret.jpg": "outside the allowed folders", "zero.jpg": "outside the allowed folders",
             "private": "outside the allowed folders", "pipe.jpg": "not a regular file",
             "huge.jpg": f"file too large: {3 * 1024**3} bytes, limit {PHOTO_LIMIT}"}
         assert str(tmp_path) not in json.dumps(job["errors"]) + str(job["error"])
         assert dog_count(client) == 4
-        assert grew < 150, f"the server's peak RSS grew by {grew:.0f} MiB during the job"
+        assert grew < 50, f"the server's peak RSS grew by {grew:.0f} MiB during the job"
 
 
 def zip_declaring(entries: int) -> bytes:
