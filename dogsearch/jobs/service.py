@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +16,14 @@ from typing import Any
 from dogsearch.core.errors import NotFound
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
-from dogsearch.jobs.sources import JobInputError, check_fields, remove_tree, resolve_source, unpack_zip
+from dogsearch.jobs.sources import (
+    JobInputError,
+    NoDiskSpace,
+    check_fields,
+    remove_tree,
+    resolve_source,
+    unpack_zip,
+)
 from dogsearch.jobs.store import ACTIVE, JobStore, SqliteJobStore, new_job
 from dogsearch.jobs.work import clean_up
 
@@ -157,6 +165,14 @@ class Jobs:
             raise
         return await self._create(job_id=job_id, source="upload", path=name, root=str(root), manifest=manifest,
                                   labels=labels, payload=payload, roots=[str(dest)])
+
+    def upload_room(self) -> int:
+        """Bytes an upload may take on the uploads' disk before it goes below the free-space floor."""
+        self.settings.uploads.mkdir(parents=True, exist_ok=True)
+        room = shutil.disk_usage(self.settings.uploads).free - self.settings.min_free_bytes
+        if room <= 0:
+            raise NoDiskSpace("not enough free disk space to receive an archive: try again later")
+        return room
 
     async def _create(self, *, job_id: str | None = None, manifest: Path | None, **fields: Any) -> dict[str, Any]:
         if manifest is not None:

@@ -155,15 +155,17 @@ def test_a_zip_is_refused_when_it_would_take_the_disk_below_the_floor(tmp_path):
     assert (tmp_path / "ok" / "a.jpg").stat().st_size == 1000
 
 
-async def test_zip_uploads_over_the_floor_or_the_entry_count_are_413(tmp_path):
-    app = app_for(tmp_path, ColorGridModel(), max_archive_files=50, min_free_bytes=2**62)
+@pytest.mark.parametrize("options, entries, reason", [
+    ({"max_archive_files": 50}, 60, "too many entries in the archive: 60, limit 50"),
+    ({"min_free_bytes": 2**62}, 1, "not enough free disk space to receive an archive: try again later"),
+])
+async def test_zip_uploads_over_the_entry_count_or_the_disk_floor_are_413(tmp_path, options, entries, reason):
+    app = app_for(tmp_path, ColorGridModel(), **options)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
-            many = make_zip({f"{n}.jpg": b"" for n in range(60)})
-            r = await c.post("/v1/jobs/index/upload", files={"archive": ("x.zip", many)})
-            assert r.status_code == 413 and "too many entries" in r.json()["detail"], r.text
-            r = await c.post("/v1/jobs/index/upload", files={"archive": ("x.zip", make_zip({"a.jpg": b"x"}))})
-            assert r.status_code == 413 and "free disk space" in r.json()["detail"], r.text
+            archive = make_zip({f"{n}.jpg": b"" for n in range(entries)})
+            r = await c.post("/v1/jobs/index/upload", files={"archive": ("x.zip", archive)})
+            assert (r.status_code, r.json()["detail"]) == (413, reason)
             assert not any((tmp_path / "data" / "jobs" / "uploads").iterdir())
 
 
