@@ -140,6 +140,7 @@ def _walk(folder: Path, roots: list[Path]) -> list[PurePosixPath]:
     """The photo files under `folder`, relative to it. Linked folders are followed only inside the allowed roots
     and each real folder once (a link loop ends); a link out of the roots is listed so that its file fails."""
     found: list[PurePosixPath] = []
+    roots = [Path(os.path.realpath(root)) for root in roots]
     seen = {_identity(folder)}
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         rel_dir = PurePosixPath(Path(dirpath).relative_to(folder).as_posix())
@@ -173,7 +174,7 @@ def open_photo(path: str, roots: list[str], max_bytes: int) -> bytes:
     `max_bytes` long: a 3 GB ".jpg", a FIFO or /dev/zero behind a link is refused before any byte is read.
     Raises PhotoUnreadable with a reason that names no server path."""
     real = os.path.realpath(path)
-    if not inside(Path(real), [Path(r) for r in roots]):
+    if not inside(Path(real), [Path(os.path.realpath(r)) for r in roots]):
         raise PhotoUnreadable(OUTSIDE)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: not a link swapped in since.
