@@ -50,6 +50,14 @@ class FieldsTooLarge(TooLarge, JobInputError):
     """A job's payload or a manifest (a cell, a row, its columns, the file) beyond the limits."""
 
 
+class PhotoUnreadable(Exception):
+    """A job's file that is not read: the reason is the file's outcome."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 OUTSIDE = "outside the allowed folders"
 
 
@@ -198,14 +206,6 @@ def open_photo(path: str, roots: list[str], max_bytes: int) -> bytes:
 
 def _strerror(exc: OSError) -> str:
     return (exc.strerror or "input/output error").lower()  # never str(exc): it carries the path
-
-
-class PhotoUnreadable(Exception):
-    """A job's file that is not read: the reason is the file's outcome."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots: list[Path],
