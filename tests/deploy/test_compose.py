@@ -93,6 +93,15 @@ def test_services_find_each_other_and_keep_their_data_on_named_volumes(base: dic
     assert services["gateway"]["depends_on"]["search"]["condition"] == "service_healthy"
 
 
+def test_redis_is_bounded_and_never_evicts_queue_or_job_keys(base: dict) -> None:
+    command = base["services"]["redis"]["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    maxmemory = command[command.index("--maxmemory") + 1]
+    assert maxmemory == "384mb"  # DEPLOY_REDIS_MAXMEMORY in .env.example
+    limit = int(base["services"]["redis"]["deploy"]["resources"]["limits"]["memory"])
+    assert int(maxmemory.removesuffix("mb")) * 1024**2 < limit  # Redis refuses writes before the kernel kills it
+
+
 def test_workers_can_be_scaled(base: dict) -> None:
     worker = base["services"]["worker"]
     # --scale needs containers without a fixed name or host port.

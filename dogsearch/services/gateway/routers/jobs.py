@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from dogsearch.gallery.fields import parse_json_object
 from dogsearch.jobs.service import JobNotFound
-from dogsearch.jobs.sources import ArchiveTooLarge, JobInputError
+from dogsearch.jobs.sources import ArchiveTooLarge, JobInputError, NoDiskSpace
 from dogsearch.services.gateway.deps import UUID_PATTERN, JobsDep
 from dogsearch.services.gateway.schemas import IndexRequest, Job, JobCreated, JobList
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -34,7 +34,7 @@ def router(settings: GatewaySettings) -> APIRouter:
     ) -> JSONResponse:
         fields = parse_json_object(payload, "payload")
         limit = jobs.settings.max_archive_bytes
-        jobs.settings.uploads.mkdir(parents=True, exist_ok=True)
+        room = await asyncio.to_thread(jobs.upload_room)  # the archive itself must not fill the disk either
         fd, tmp = tempfile.mkstemp(dir=jobs.settings.uploads, prefix=".upload-", suffix=".zip")
         try:
             with open(fd, "wb") as out:
@@ -43,6 +43,8 @@ def router(settings: GatewaySettings) -> APIRouter:
                     size += len(chunk)
                     if size > limit:
                         raise ArchiveTooLarge(f"archive too large: over {limit} bytes")
+                    if size > room:
+                        raise NoDiskSpace("not enough free disk space to receive the archive: try again later")
                     await asyncio.to_thread(out.write, chunk)
             if size == 0:
                 raise JobInputError("empty archive: zero bytes")
