@@ -29,11 +29,16 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from dogsearch.core.access import InvalidKeyEntry
     from dogsearch.core.logs import configure_logging
     from dogsearch.core.memory import frozen_once_started
 
     configure_logging(fmt=args.log_format)
-    if problem := exposure_problem(args):
+    try:
+        problem = exposure_problem(args)
+    except InvalidKeyEntry as exc:  # the keys file: unreadable, a bad line, a name twice
+        problem = f"invalid API keys: {exc.reason}"
+    if problem:
         raise SystemExit(f"dogsearch serve: {problem}")
     app = frozen_once_started(build_app(args))
     # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; which proxies are

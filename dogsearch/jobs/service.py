@@ -15,7 +15,7 @@ from dogsearch.jobs.sources import JobInputError, check_fields, remove_tree, res
 from dogsearch.jobs.store import JobStore, SqliteJobStore, new_job
 
 # How many of the latest jobs a key's own are looked for among (jobs are few; a store has no index by owner).
-LIST_SCAN = 1000
+LIST_SCAN = 500
 
 
 class JobNotFound(NotFound):

@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
-from dogsearch.core.access import ApiKey
+from dogsearch.core.access import ApiKey, InvalidKeyEntry
 from dogsearch.services.allinone import create_all_in_one
+from dogsearch.services.gateway.app import create_app
 from dogsearch.services.gateway.settings import GatewaySettings
 from tests.fakes import ColorGridModel
 from tests.images import solid
@@ -186,20 +188,21 @@ def test_keys_come_as_a_json_list_a_comma_list_or_a_file(monkeypatch, tmp_path):
     ["bob:write:" + "A" * 64],  # not lowercase hex
     ["bob:write:abc"],  # too short
     ["dgs_pasted-a-secret"],  # not an entry
-    ["bob:write:" + "a" * 64, "bob:admin:" + "b" * 64],  # a name twice
 ])
 def test_bad_key_entries_stop_the_service_at_start(entries):
-    from pydantic import ValidationError
-
     with pytest.raises(ValidationError):
         GatewaySettings(api_keys=entries)
 
 
-def test_a_missing_keys_file_stops_the_service_at_start(tmp_path):
-    from pydantic import ValidationError
-
-    with pytest.raises(ValidationError, match="api_keys_file"):
-        GatewaySettings(api_keys_file=tmp_path / "nope.txt")
+def test_a_bad_keys_file_or_a_name_twice_stops_the_gateway_at_start(tmp_path):
+    with pytest.raises(InvalidKeyEntry, match="twice"):
+        create_app(GatewaySettings(api_keys=["bob:write:" + "a" * 64, "bob:admin:" + "b" * 64]))
+    with pytest.raises(InvalidKeyEntry, match="api_keys_file"):
+        create_app(GatewaySettings(api_keys_file=tmp_path / "nope.txt"))
+    bad = tmp_path / "keys.txt"
+    bad.write_text("bob:write:" + "a" * 64 + "\nroot:root:" + "b" * 64 + "\n")
+    with pytest.raises(InvalidKeyEntry, match="scope"):
+        create_app(GatewaySettings(api_keys_file=bad))
 
 
 def test_a_bare_api_key_variable_is_not_read(monkeypatch):

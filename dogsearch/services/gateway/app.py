@@ -40,6 +40,7 @@ def create_app(
     """The clients default to the services at the settings' URLs; `sub_apps` are the other services' apps when they
     run in this process (their lifespans run with ours)."""
     settings = settings or GatewaySettings()
+    keyring = settings.keyring  # first: a bad keys file stops the start before anything is built
     timeout, token = settings.upstream_timeout_s, settings.internal_secret
     embedder = embedder or EmbedderClient(settings.embedder_url, timeout=timeout, token=token)
     search_client = search or SearchClient(settings.search_url, timeout=timeout, token=token)
@@ -81,7 +82,7 @@ def create_app(
     if settings.api_key is not None:
         log.warning("DOGSEARCH_GATEWAY_API_KEY is deprecated: it is taken as an admin key named 'admin'; make keys "
                     "with `dogsearch keys add` and set DOGSEARCH_GATEWAY_API_KEYS")
-    app.add_middleware(Access, keyring=settings.keyring, anonymous_search=settings.anonymous_search,
+    app.add_middleware(Access, keyring=keyring, anonymous_search=settings.anonymous_search,
                        internal_key=settings.internal_secret, trusted_proxies=settings.trusted_proxies,
                        per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst,
                        redis_url=bulk.settings.broker_url)  # counts shared by the replicas through the broker

@@ -5,10 +5,10 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, HttpUrl, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, HttpUrl, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from dogsearch.core.access import ApiKey, Keyring, read_entries
+from dogsearch.core.access import ApiKey, InvalidKeyEntry, Keyring, read_entries
 from dogsearch.core.settings import ServiceSettings, internal_key_field, set_secret
 
 
@@ -80,23 +80,29 @@ class GatewaySettings(ServiceSettings):
     def _set(cls, value: SecretStr | None) -> SecretStr | None:
         return set_secret(value)
 
-    @model_validator(mode="after")
-    def _keys(self) -> GatewaySettings:
-        # Parsed now: a bad entry, an unreadable file or a name given twice stops the service at start.
-        entries = list(self.api_keys)
-        if self.api_keys_file is not None:
-            try:
-                entries += read_entries(self.api_keys_file)
-            except OSError as exc:
-                raise ValueError(f"api_keys_file {self.api_keys_file}: {exc.strerror or exc}") from None
-        keys = [ApiKey.parse(entry) for entry in entries]
-        if self.api_key is not None:
-            keys.append(ApiKey.make("admin", "admin", self.api_key.get_secret_value()))
-        self._keyring = Keyring(keys)
-        return self
+    @field_validator("api_keys")
+    @classmethod
+    def _entries(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ApiKey.parse(entry)  # a bad entry stops the service at start
+        return value
 
     @property
     def keyring(self) -> Keyring:
+        """The keys of the setting, the file and the deprecated single key, read when first asked: at the gateway's
+        start (a bad line, an unreadable file or a name given twice stops it: InvalidKeyEntry), never by a worker,
+        which reads these settings too but has no keys file mounted."""
+        if self._keyring is None:
+            entries = list(self.api_keys)
+            if self.api_keys_file is not None:
+                try:
+                    entries += read_entries(self.api_keys_file)
+                except OSError as exc:
+                    raise InvalidKeyEntry(f"api_keys_file {self.api_keys_file}: {exc.strerror or exc}") from None
+            keys = [ApiKey.parse(entry) for entry in entries]
+            if self.api_key is not None:
+                keys.append(ApiKey.make("admin", "admin", self.api_key.get_secret_value()))
+            self._keyring = Keyring(keys)
         return self._keyring
 
     @property
