@@ -79,7 +79,8 @@ class _Prepared:
         return self.upload.entry_id
 
 
-def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields: dict[str, Any]) -> _Prepared:
+def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields: dict[str, Any],
+             owner: str | None = None) -> _Prepared:
     item = _Prepared(file, fields)
     try:
         data = open_photo(path, roots, ingestor.limits.max_bytes)
@@ -87,7 +88,7 @@ def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields:
     except (ImageRejected, PhotoUnreadable) as exc:
         item.error = scrub(exc.reason)
         return item
-    item.upload = Upload(data, fields)
+    item.upload = Upload(data, fields, owner=owner)
     item.phash = ph.dhash(item.decoded.image)
     return item
 
@@ -100,7 +101,8 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
         await asyncio.to_thread(clean_up, store, job_id)
         return
     roots = job["roots"]  # checked again as each file is read: a link may point elsewhere by now
-    prepared = await asyncio.to_thread(lambda: [_prepare(ingestor, roots, *row) for row in batch])
+    owner = job.get("owner")  # the key that started the job owns every dog it adds
+    prepared = await asyncio.to_thread(lambda: [_prepare(ingestor, roots, *row, owner=owner) for row in batch])
     outcomes: list[tuple[str, str, str | None]] = []
     readable: list[_Prepared] = []
     for item in prepared:
