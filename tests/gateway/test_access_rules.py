@@ -2,6 +2,7 @@
 the rate limiter's buckets (in memory, and shared through Redis)."""
 from __future__ import annotations
 
+import logging
 import uuid
 from ipaddress import ip_network
 
@@ -80,7 +81,10 @@ async def test_replicas_share_their_counts_through_redis():
         client.close()
 
 
-async def test_without_redis_the_limiter_counts_in_memory_and_warns(caplog):
+async def test_without_redis_the_limiter_counts_in_memory_and_warns(caplog, monkeypatch):
+    # An in-process Celery worker started by an earlier test configures logging and disables loggers made before it.
+    monkeypatch.setattr(logging.getLogger("dogsearch.access"), "disabled", False)
+    caplog.set_level(logging.WARNING, logger="dogsearch.access")
     limit = RedisRateLimit("redis://127.0.0.1:1/0", per_minute=60, burst=2)  # nothing listens on port 1
     waits = [await limit.take("addr:1.2.3.4") for _ in range(3)]
     assert waits[:2] == [0, 0] and waits[2] > 0
