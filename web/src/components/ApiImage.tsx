@@ -13,6 +13,7 @@ export function ApiImage({ src, alt, className, ...rest }: Props) {
         role="img"
         aria-label={failed ? `${alt} (could not be loaded)` : `${alt} (loading)`}
         data-image-loading={failed ? undefined : ""}
+        data-image-failed={failed ? "" : undefined}
       />
     );
   }
