@@ -42,6 +42,10 @@ class NotFound(DogsearchError, LookupError):
     """What was asked for does not exist."""
 
 
+class Unauthenticated(DogsearchError, PermissionError):
+    """No credentials where they are needed, or ones nobody issued."""
+
+
 class Forbidden(DogsearchError, PermissionError):
     """Exists, but not for this caller."""
 

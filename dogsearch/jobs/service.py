@@ -14,6 +14,9 @@ from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.sources import JobInputError, check_fields, remove_tree, resolve_source, unpack_zip
 from dogsearch.jobs.store import JobStore, SqliteJobStore, new_job
 
+# How many of the latest jobs a key's own are looked for among (jobs are few; a store has no index by owner).
+LIST_SCAN = 1000
+
 
 class JobNotFound(NotFound):
     """No job with that id."""
@@ -67,16 +70,18 @@ class Jobs:
         return check_fields(dict(payload or {}), "payload")
 
     async def submit_path(self, path: str, labels: str | None = None, payload: dict[str, Any] | None = None,
-                          roots: list[Path] | None = None) -> dict[str, Any]:
-        """`roots`: the folders this caller may read (default: the allowed roots setting)."""
+                          roots: list[Path] | None = None, owner: str | None = None) -> dict[str, Any]:
+        """`roots`: the folders this caller may read (default: the allowed roots setting); `owner`: the API key's
+        name, recorded on the job and on every dog it adds."""
         payload = self._check(labels, payload)
         roots = self.settings.allowed_roots if roots is None else roots
         folder, manifest = await asyncio.to_thread(resolve_source, path, labels, roots)
         return await self._create(source="path", path=path, root=str(folder), manifest=manifest, labels=labels,
-                                  payload=payload, roots=[str(r) for r in roots])
+                                  payload=payload, roots=[str(r) for r in roots], owner=owner)
 
     async def submit_archive(self, archive: Path, labels: str | None = None,
-                             payload: dict[str, Any] | None = None, name: str = "upload.zip") -> dict[str, Any]:
+                             payload: dict[str, Any] | None = None, name: str = "upload.zip",
+                             owner: str | None = None) -> dict[str, Any]:
         """Unpacks an uploaded zip (already on disk) into the uploads folder and indexes it."""
         payload = self._check(labels, payload)
         job_id = str(uuid.uuid4())
@@ -95,7 +100,7 @@ class Jobs:
             await asyncio.to_thread(remove_tree, dest)
             raise
         return await self._create(job_id=job_id, source="upload", path=name, root=str(root), manifest=manifest,
-                                  labels=labels, payload=payload, roots=[str(dest)])
+                                  labels=labels, payload=payload, roots=[str(dest)], owner=owner)
 
     async def _create(self, *, job_id: str | None = None, manifest: Path | None, **fields: Any) -> dict[str, Any]:
         if manifest is not None:
@@ -112,8 +117,12 @@ class Jobs:
     async def get(self, job_id: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self.store.get, job_id)
 
-    async def list(self, limit: int = 50) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.store.list, limit)
+    async def list(self, limit: int = 50, owner: str | None = None) -> list[dict[str, Any]]:
+        """The latest jobs; with `owner`, that key's among the latest LIST_SCAN."""
+        if owner is None:
+            return await asyncio.to_thread(self.store.list, limit)
+        jobs = await asyncio.to_thread(self.store.list, max(limit, LIST_SCAN))
+        return [job for job in jobs if job.get("owner") == owner][:limit]
 
     async def cancel(self, job_id: str) -> dict[str, Any] | None:
         """Stops a queued or running job: batches not yet started do nothing; what was indexed stays."""

@@ -67,7 +67,7 @@ class _Prepared:
         return self.upload.entry_id
 
 
-def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -> _Prepared:
+def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any], owner: str | None = None) -> _Prepared:
     item = _Prepared(file, fields)
     try:
         data = Path(path).read_bytes()
@@ -78,7 +78,7 @@ def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -
     except OSError as exc:
         item.error = f"cannot read the file: {exc.strerror or exc}"
         return item
-    item.upload = Upload(data, fields)
+    item.upload = Upload(data, fields, owner=owner)
     item.phash = ph.dhash(item.decoded.image)
     return item
 
@@ -86,11 +86,12 @@ def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -
 async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: list[list[Any]]) -> None:
     """Indexes one batch and records each file's outcome. Raises Unavailable (or TimedOut) when the embedder or the
     search service cannot serve (the caller retries the batch; nothing is counted until it succeeds)."""
-    state = await asyncio.to_thread(store.state, job_id)
-    if state not in ("queued", "running"):
+    job = await asyncio.to_thread(store.get, job_id)
+    if job is None or job["state"] not in ("queued", "running"):
         await asyncio.to_thread(clean_up, store, job_id)
         return
-    prepared = await asyncio.to_thread(lambda: [_prepare(ingestor, *row) for row in batch])
+    owner = job.get("owner")  # the key that started the job owns every dog it adds
+    prepared = await asyncio.to_thread(lambda: [_prepare(ingestor, *row, owner=owner) for row in batch])
     outcomes: list[tuple[str, str, str | None]] = []
     readable: list[_Prepared] = []
     for item in prepared:

@@ -16,6 +16,7 @@ from dogsearch.core.errors import (
     NotFound,
     TimedOut,
     TooLarge,
+    Unauthenticated,
     Unavailable,
     UnsupportedMedia,
     kinds,
@@ -28,6 +29,7 @@ STATUS: dict[type[DogsearchError], int] = {
     UnsupportedMedia: 415,
     InvalidInput: 422,
     NotFound: 404,
+    Unauthenticated: 401,
     Forbidden: 403,
     Conflict: 409,
     Unavailable: 503,
@@ -44,7 +46,11 @@ def status_of(exc: DogsearchError) -> int:
 
 def error_response(exc: DogsearchError) -> JSONResponse:
     status = status_of(exc)
-    headers = {"Retry-After": "1"} if status == 503 else None  # a full queue or a restarting service: soon
+    headers = None
+    if status == 503:
+        headers = {"Retry-After": "1"}  # a full queue or a restarting service: soon
+    elif status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}  # a key goes in Authorization: Bearer (or X-API-Key)
     return JSONResponse({"detail": exc.reason, "code": exc.code}, status_code=status, headers=headers)
 
 
