@@ -49,9 +49,9 @@ async function open(p: Page, hash: string) {
   await p.goto(`${server.url}/${hash}`);
 }
 
-async function searchWith(p: Page, file: string | { name: string; mimeType: string; buffer: Buffer }) {
+async function searchWith(p: Page, file: string | { name: string; mimeType: string; buffer: Buffer }, timeout?: number) {
   await open(p, "#/search");
-  await p.getByLabel(/^Choose (a|another) photo$/).setInputFiles(file);
+  await p.getByLabel(/^Choose (a|another) photo$/).setInputFiles(file, { timeout });
 }
 
 /** The natural widths of the photos `selector` finds once loaded (a photo that failed: 0). Signed in, photos come
@@ -288,7 +288,8 @@ describe("dogsearch web UI", () => {
     await page.getByRole("alert").waitFor();
     expect(await page.getByRole("alert").textContent()).not.toBe("");
 
-    await searchWith(page, { name: "huge.jpg", mimeType: "image/jpeg", buffer: Buffer.alloc(21 * 1024 * 1024, 1) });
+    // 21 MB through the browser protocol: slow on a busy machine
+    await searchWith(page, { name: "huge.jpg", mimeType: "image/jpeg", buffer: Buffer.alloc(21 * 1024 * 1024, 1) }, 60_000);
     await expect(page.getByRole("alert").textContent()).resolves.toMatch(/too large/);
 
     await page.route("**/v1/search", (route) => route.abort("connectionrefused"));
