@@ -65,13 +65,10 @@ async def _scan_entries(index: Index, photos: PhotoStore, report: GalleryCheck,
             page = await index.scroll(_PAGE, offset, None)
         except CollectionMissing:  # nothing stored yet
             return shown
+        report.missing_photos += await asyncio.to_thread(_missing, photos, page["points"])  # a page per thread hop
         for point in page["points"]:
             payload = point["payload"]
-            photo, fmt = payload.get("photo_id", point["id"]), payload.get("format")
-            shown.add(photo)
-            if not fmt or not await asyncio.to_thread(photos.original(photo, fmt).exists):
-                report.missing_photos.append({"id": point["id"], "dog_id": payload.get("dog_id", point["id"]),
-                                              "photo_id": photo, "format": fmt})
+            shown.add(payload.get("photo_id", point["id"]))
             if report.model and payload.get("model") and payload["model"] != report.model:
                 report.other_model.append({"id": point["id"], "model": payload["model"]})
         report.entries += len(page["points"])
@@ -80,6 +77,18 @@ async def _scan_entries(index: Index, photos: PhotoStore, report: GalleryCheck,
         offset = page["next"]
         if offset is None:
             return shown
+
+
+def _missing(photos: PhotoStore, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries among `points` whose photo file is missing."""
+    missing = []
+    for point in points:
+        payload = point["payload"]
+        photo, fmt = payload.get("photo_id", point["id"]), payload.get("format")
+        if not fmt or not photos.original(photo, fmt).exists():
+            missing.append({"id": point["id"], "dog_id": payload.get("dog_id", point["id"]), "photo_id": photo,
+                            "format": fmt})
+    return missing
 
 
 def _scan_files(photos: PhotoStore, shown: set[str], report: GalleryCheck, grace_s: float,
