@@ -62,6 +62,11 @@ class TimedOut(DogsearchError):
     """Took longer than allowed."""
 
 
+class StorageFull(DogsearchError):
+    """The disk (or the quota) where something had to be stored is full: nothing was stored; retry once there is
+    room."""
+
+
 def kinds() -> dict[str, type[DogsearchError]]:
     """Every error class loaded so far, by code."""
     found: dict[str, type[DogsearchError]] = {}

@@ -88,6 +88,7 @@ for _, rec in ipairs(cjson.decode(ARGV[2])) do
     end
   end
 end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])  -- progress: `dogsearch check` finds jobs that make none
 local v = redis.call('HMGET', KEYS[1], 'state', 'total', 'indexed', 'duplicates', 'failed')
 if v[1] == 'running' and tonumber(v[3]) + tonumber(v[4]) + tonumber(v[5]) >= tonumber(v[2]) then
   redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', ARGV[3])
@@ -355,6 +356,7 @@ class SqliteJobStore:
                 if outcome == "failed" and listed < self.max_errors:
                     self.db.execute("INSERT INTO errors (job, file, reason) VALUES (?, ?, ?)", (job_id, file, reason))
                     listed += 1
+            job["updated_at"] = now()  # progress: `dogsearch check` finds jobs that make none
             if job["state"] == "running" and job["indexed"] + job["duplicates"] + job["failed"] >= job["total"]:
                 job.update(state="done", finished_at=now())
             self._save(job)

@@ -14,6 +14,7 @@ from dogsearch.core.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    StorageFull,
     TimedOut,
     TooLarge,
     Unauthenticated,
@@ -34,6 +35,7 @@ STATUS: dict[type[DogsearchError], int] = {
     Conflict: 409,
     Unavailable: 503,
     TimedOut: 504,
+    StorageFull: 507,  # Insufficient Storage: the server's disk, not the request
 }
 KIND_OF_STATUS = {status: kind for kind, status in STATUS.items()} | {400: InvalidInput, 429: Unavailable}
 
@@ -72,7 +74,7 @@ def from_response(service: str, status: int, body: Any) -> DogsearchError:
     of the status. A 5xx is an UpstreamFailure: the caller's request was fine, a part behind it is not."""
     detail = body.get("detail", body) if isinstance(body, dict) else body
     reason = detail if isinstance(detail, str) else str(detail)
-    if (status >= 500 and status != 504) or status == 401:  # 401: this service's own credentials are wrong
+    if (status >= 500 and status not in (504, 507)) or status == 401:  # 401: this service's own credentials are wrong
         return UpstreamFailure(f"{service} unavailable: {reason}", source=service)
     kind = KIND_OF_STATUS.get(status, InvalidInput if status < 500 else TimedOut)
     cls = kinds().get(body.get("code")) if isinstance(body, dict) and isinstance(body.get("code"), str) else None
