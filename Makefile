@@ -7,7 +7,7 @@ DEMO_DATA ?= .data/demo
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup setup-mmpose demo test test-web clean-demo lock
+.PHONY: setup setup-mmpose demo test test-web clean-demo lock audit
 # The web UI (web/, React + Vite): built into web/dist, which the gateway serves at /.
 WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
 
@@ -25,6 +25,11 @@ $(STAMP): pyproject.toml requirements-test.lock requirements-nodeps.lock
 # requirements.txt (UPGRADE=1: the newest releases allowed too); commit them with the change. About 8 minutes.
 lock:
 	scripts/lock.sh
+
+# Known advisories in the locked Python packages (pip-audit) and the UI's shipped npm packages (npm audit --omit=dev):
+# fails on any Python advisory and on high or critical npm ones (scripts/audit.py). CI runs it.
+audit: $(STAMP)
+	$(BIN)/python scripts/audit.py
 
 web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
