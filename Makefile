@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml requirements-test.lock requirements-nodeps.lock
 	touch $@
 
 # Rewrites requirements.lock, requirements-test.lock and requirements-nodeps.lock after a change to pyproject.toml or
-# requirements.txt (UPGRADE=1: the newest releases allowed too); commit them with the change. About 8 minutes.
+# requirements.txt (UPGRADE=1: the newest releases allowed too); commit them with the change. 1 to 10 minutes.
 lock:
 	scripts/lock.sh
 
