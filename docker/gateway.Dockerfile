@@ -15,9 +15,9 @@ RUN npm run build
 
 FROM ${BASE_IMAGE} AS build
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-COPY docker/python.sh docker/install.sh /usr/local/bin/
+COPY docker/python.sh docker/install.sh docker/lock_without_torch.py /usr/local/bin/
 RUN python.sh
-COPY requirements.txt pyproject.toml README.md /app/
+COPY requirements.txt requirements.lock requirements-nodeps.lock pyproject.toml README.md /app/
 RUN TORCH_INDEX_URL="$TORCH_INDEX_URL" install.sh deps
 COPY dogsearch /app/dogsearch
 COPY models /app/models

@@ -47,10 +47,12 @@ def test_cpu_build_uses_the_cpu_torch_index(name: str) -> None:
     args = [value for op, value in instructions(name) if op == "ARG"]
     assert f"TORCH_INDEX_URL={CPU_INDEX}" in args
     assert "BASE_IMAGE=python:3.11-slim-bookworm" in args
-    # torch is installed from that index alone (docker/install.sh), before anything from PyPI could pull CUDA torch.
+    # torch is installed from that index alone (docker/install.sh), before anything from PyPI could pull CUDA torch;
+    # the rest from the lock, hashes checked, less torch's own files.
     install = (REPO / "docker" / "install.sh").read_text()
     assert '--index-url "$TORCH_INDEX_URL" -r /app/requirements.txt' in install
-    assert install.index("--index-url") < install.index("-r /tmp/deps.txt")
+    assert "lock_without_torch.py /app/requirements.lock > /tmp/deps.lock" in install
+    assert install.index("--index-url") < install.index("--require-hashes -r /tmp/deps.lock")
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
