@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from dogsearch.core.images import decode_image, thumbnail_jpeg
+from dogsearch.core.images import DecodeBudget, decode_image, thumbnail_jpeg
 
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
@@ -16,10 +16,11 @@ _NO_LIMIT = 1 << 62  # a stored original passed the upload limits when it came i
 
 
 class PhotoStore:
-    def __init__(self, root: Path, thumbnail_px: int = 256) -> None:
+    def __init__(self, root: Path, thumbnail_px: int = 256, decode_budget: DecodeBudget | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.thumbnail_px = thumbnail_px
+        self.decode_budget = decode_budget  # a page of thumbnails of large PNGs decodes a few at a time
 
     def original(self, dog_id: str, fmt: str) -> Path:
         return self._dir(dog_id) / f"{dog_id}.{EXTENSIONS.get(fmt, 'bin')}"
@@ -42,7 +43,8 @@ class PhotoStore:
         """The stored photo's pixels (blocking), a JPEG shrunk on load down to `min_side`, without the upload
         limits: it passed them when it came in. FileNotFoundError when it is missing."""
         data = self.original(dog_id, fmt).read_bytes()
-        return decode_image(data, max_bytes=_NO_LIMIT, max_pixels=_NO_LIMIT, min_side=min_side).image
+        return decode_image(data, max_bytes=_NO_LIMIT, max_pixels=_NO_LIMIT, min_side=min_side,
+                            budget=self.decode_budget).image
 
     def save(self, dog_id: str, fmt: str, data: bytes) -> None:
         _write_atomic(self.original(dog_id, fmt), data)
