@@ -122,8 +122,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
                  max_decode_bytes: int | None = None, budget: DecodeBudget | None = None) -> DecodedImage:
     """Checks and decodes a photo. With `min_side`, a JPEG may be decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's
     DCT scaling: "shrink on load", as thumbnailers do) as long as both sides stay at least `min_side`: a 12 MP photo
-    decodes 3x faster and every later resize has 16-64x fewer pixels to read. The whole file is decoded either
-    way, so a truncated one is still found.
+    decodes 3x faster and every later resize has 16-64x fewer pixels to read. Other formats are decoded in full and
+    then averaged down alike (_shrink). The whole file is decoded either way, so a truncated one is still found.
 
     The decode's peak memory is estimated from the header first (decode_cost): over `max_decode_bytes` it is
     refused (a 5 KB palette PNG can declare 40 MP); under, it waits for room in `budget`, if any."""
@@ -146,9 +146,21 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
             orientation = exif.get(_ORIENTATION)
             if orientation in _QUARTER_TURNS:
                 width, height = height, width
+            if min_side and fmt not in ("JPEG", "MPO"):
+                rgb = _shrink(rgb, min_side)  # inside the budget: the full-size pixels are gone when it is left
             if orientation in _TURNS:  # turned after the conversion: an RGB copy, whatever the decoded mode
                 rgb = rgb.transpose(_TURNS[orientation])
     return DecodedImage(image=rgb, format=fmt, width=width, height=height)
+
+
+def _shrink(im: Image.Image, min_side: int) -> Image.Image:
+    """What a JPEG's draft does while decoding, for a format that cannot: the decoded pixels averaged 2x2, 4x4 or 8x8
+    as long as both sides stay at least `min_side`, so that a request holds a 40 MP PNG's full-size pixels only
+    while it decodes (and every later resize reads 4-64x fewer)."""
+    factor = 8
+    while factor > 1 and min(im.size) // factor < min_side:
+        factor //= 2
+    return im.reduce(factor) if factor > 1 else im
 
 
 # Bytes a pixel takes in Pillow's memory by mode (RGB is stored as 4 bytes); modes not named: 4.
