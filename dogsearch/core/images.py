@@ -103,9 +103,10 @@ def check_size(data: bytes, max_bytes: int) -> None:
 # EXIF orientations that turn the picture a quarter: its width and height swap.
 _QUARTER_TURNS = {5, 6, 7, 8}
 # How each EXIF orientation is undone (as ImageOps.exif_transpose does).
-_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-          5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-          8: Image.Transpose.ROTATE_90}
+UNDO_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90}
 _ORIENTATION = 0x0112
 
 
@@ -133,6 +134,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
         width, height = im.size  # the photo's own, before any shrink on load
         if min_side and im.format in ("JPEG", "MPO"):
             im.draft(None, (min_side, min_side))  # only picks the scale; pixels come with load()
+        orientation = _header_orientation(im)
         cost = decode_cost(im)
         if max_decode_bytes is not None and cost > max_decode_bytes:
             raise ImageTooLarge(
@@ -140,16 +142,18 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
                 f"{cost >> 20} MiB, limit {max_decode_bytes >> 20} MiB")
         with budget.reserve(cost) if budget else _nothing():
             im.load()  # decodes everything, so a truncated file fails here and not later
-            fmt, exif = im.format, im.getexif()  # after load: a PNG's EXIF may come after its pixels
+            fmt = im.format
+            if orientation is None and fmt == "PNG":
+                orientation = im.getexif().get(_ORIENTATION)  # a PNG's EXIF may come after its pixels
             rgb = to_rgb(im)
             del im  # the decoded pixels, once converted: not kept while the converted ones are turned
-            orientation = exif.get(_ORIENTATION)
             if orientation in _QUARTER_TURNS:
                 width, height = height, width
             if min_side and fmt not in ("JPEG", "MPO"):
                 rgb = _shrink(rgb, min_side)  # inside the budget: the full-size pixels are gone when it is left
-            if orientation in _TURNS:  # turned after the conversion: an RGB copy, whatever the decoded mode
-                rgb = rgb.transpose(_TURNS[orientation])
+            # Turned after the conversion (an RGB copy, whatever the decoded mode); Pillow turns a TIFF as it loads.
+            if orientation in UNDO_ORIENTATION and fmt != "TIFF":
+                rgb = rgb.transpose(UNDO_ORIENTATION[orientation])
     return DecodedImage(image=rgb, format=fmt, width=width, height=height)
 
 

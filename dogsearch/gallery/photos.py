@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from dogsearch.core.exif import strip_private
 from dogsearch.core.images import DecodeBudget, decode_image, thumbnail_jpeg
 
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
@@ -39,6 +40,25 @@ class PhotoStore:
         _write_atomic(path, thumbnail_jpeg(image, self.thumbnail_px))
         return path
 
+    def public(self, dog_id: str, fmt: str) -> Path | None:
+        """The file served as the photo: the original without its private metadata (GPS position, camera serial,
+        owner; dogsearch.core.exif), made the first time it is asked for, so galleries stored before get theirs too.
+        A hard link to the original when there was nothing to take out. None when the original is missing."""
+        path = self._public_path(dog_id, fmt)
+        if path.exists():
+            return path
+        original = self.original(dog_id, fmt)
+        try:
+            data = original.read_bytes()
+        except FileNotFoundError:
+            return None
+        stripped = strip_private(data, fmt)
+        if stripped == data:
+            _link_atomic(original, path)
+        else:
+            _write_atomic(path, stripped)
+        return path
+
     def decode_original(self, dog_id: str, fmt: str, *, min_side: int | None = None) -> Image.Image:
         """The stored photo's pixels (blocking), a JPEG shrunk on load down to `min_side`, without the upload
         limits: it passed them when it came in. FileNotFoundError when it is missing."""
@@ -50,11 +70,14 @@ class PhotoStore:
         _write_atomic(self.original(dog_id, fmt), data)
 
     def delete(self, dog_id: str, fmt: str) -> None:
-        for path in (self.original(dog_id, fmt), self._thumbnail_path(dog_id)):
+        for path in (self.original(dog_id, fmt), self._thumbnail_path(dog_id), self._public_path(dog_id, fmt)):
             path.unlink(missing_ok=True)
 
     def _thumbnail_path(self, dog_id: str) -> Path:
         return self._dir(dog_id) / f"{dog_id}.thumb.jpg"
+
+    def _public_path(self, dog_id: str, fmt: str) -> Path:
+        return self._dir(dog_id) / f"{dog_id}.public.{EXTENSIONS.get(fmt, 'bin')}"
 
     def _dir(self, dog_id: str) -> Path:
         # Two levels of fan-out keep directories small at millions of photos.
@@ -81,3 +104,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _link_atomic(source: Path, path: Path) -> None:
+    """`path` becomes another name of `source`'s file (no second copy on disk), or already is one."""
+    tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
+    tmp.unlink(missing_ok=True)
+    os.link(source, tmp)
+    os.replace(tmp, path)
