@@ -31,11 +31,14 @@ def run(args: argparse.Namespace) -> int:
 
     from dogsearch.core.logs import configure_logging
     from dogsearch.core.memory import frozen_once_started
+    from dogsearch.services.ops import BodyTimeout
+    from dogsearch.services.server import ServerSettings
 
     configure_logging(fmt=args.log_format)
-    app = frozen_once_started(build_app(args))
+    server = ServerSettings()  # slow clients are cut off (header and body deadlines): services/server.py
+    app = BodyTimeout(frozen_once_started(build_app(args)), server.body_timeout_s)
     uvicorn.run(app, host=args.host, port=args.port or DEFAULT_PORTS[args.service], log_config=None,
-                access_log=False, timeout_graceful_shutdown=10)
+                access_log=False, timeout_graceful_shutdown=10, **server.uvicorn_options())
     return 0
 
 
