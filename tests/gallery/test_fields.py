@@ -54,3 +54,27 @@ def test_indexes_come_from_the_one_table():
     assert INDEXED_FIELDS == {f.name: f.index for f in FIELDS if f.index}
     assert INDEXED_FIELDS["dog_id"] == "keyword" and INDEXED_FIELDS["location"] == "geo"
     assert INDEXED_FIELDS["seen_at"] == "datetime" and INDEXED_FIELDS["cover"] == "bool"
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({f"f{i}": "x" for i in range(33)}, "33 fields, limit 32"),
+    ({"notes": "x" * 1001}, "longer than 1000 characters"),
+    ({"tags": ["x"] * 65}, "65 values"),
+    ({"tags": ["x" * 1001]}, "longer than 1000"),
+    ({f"f{i}": "x" * 999 for i in range(20)}, "bytes of fields, limit 16384"),
+], ids=["count", "value", "list", "list-value", "total"])
+def test_fields_over_their_bounds_are_too_large(fields, words):
+    from dogsearch.gallery.fields import FieldsTooLarge
+
+    with pytest.raises(FieldsTooLarge, match=words):
+        user_fields(fields)
+
+
+def test_json_text_is_bounded_in_size_and_depth():
+    from dogsearch.gallery.fields import FieldsTooLarge, parse_json_object
+
+    with pytest.raises(FieldsTooLarge, match="larger than"):
+        parse_json_object('{"a": "' + "x" * 20_000 + '"}', "payload")
+    for deep in ("[" * 5000 + "]" * 5000, '{"a": ' * 9 + "1" + "}" * 9):
+        with pytest.raises(InvalidFields, match="nested deeper"):
+            parse_json_object('{"x": ' + deep + "}", "payload")

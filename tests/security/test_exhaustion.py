@@ -110,3 +110,25 @@ def test_a_bomb_under_a_raised_limit_is_decoded_within_it(start_server, limit_mb
     # One decode at a time fits the budget: ~190 MiB of pixels and some for the model's input; 4 at once unbounded
     # would be ~800 MiB.
     assert growth < limit_mb, f"peak RSS grew {growth:.0f} MiB over {baseline:.0f} MiB"
+
+
+def test_a_dog_cannot_carry_megabytes_of_fields(start_server):
+    """Extra form fields and the `payload` JSON are copied into every entry of the dog: bounded as they come in
+    (before, ~20 MB of them were stored with one photo)."""
+    server = start_server()
+    photo = {"image": ("d.jpg", solid((10, 120, 60), (320, 240)))}
+    attacks = {
+        "many form fields": {f"f{i}": "x" for i in range(500)},
+        "one long form field": {"notes": "x" * 1_000_000},
+        "20 MB of form fields": {f"f{i}": "x" * 999_000 for i in range(20)},
+        "a large payload": {"payload": '{"notes": "' + "x" * 100_000 + '"}'},
+    }
+    for name, data in attacks.items():
+        answer = httpx.post(f"{server.url}/v1/dogs", files=photo, data=data, timeout=60)
+        assert answer.status_code == 413, (name, answer.status_code, answer.text[:200])
+        assert "limit" in answer.json()["detail"] or " than " in answer.json()["detail"], name
+    deep = httpx.post(f"{server.url}/v1/dogs", files=photo, data={"payload": '{"a": ' + "[" * 3000 + "]" * 3000 + "}"},
+                      timeout=60)
+    assert deep.status_code == 422 and "nested deeper" in deep.json()["detail"]
+    fine = httpx.post(f"{server.url}/v1/dogs", files=photo, data={"name": "Rex", "notes": "brown, shy"}, timeout=60)
+    assert fine.status_code == 201 and fine.json()["payload"]["notes"] == "brown, shy"
