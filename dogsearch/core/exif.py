@@ -6,7 +6,8 @@ re-encoded. Kept: what decoding and display need (the ICC profile, JPEG's Adobe 
 stored, PNG's gamma and colour chunks, transparency) and the EXIF orientation, written back alone. A JPEG ends at
 its first image's end: an MPO's other frames and whatever trails the image (a phone's motion-photo video, say) are
 not served. A TIFF keeps its metadata in the same directory as its pixels' layout: it is re-encoded without it (LZW,
-lossless, orientation applied). GIF and BMP carry no EXIF and are served as they are."""
+lossless, orientation applied). A GIF loses its comments and XMP (its frames and looping stay); a BMP has no
+metadata."""
 from __future__ import annotations
 
 import io
@@ -35,7 +36,9 @@ def strip_private(data: bytes, fmt: str) -> bytes:
             return _webp(data)
         if fmt == "TIFF":
             return _tiff(data)
-    except (IndexError, ValueError, struct.error, OSError) as exc:
+        if fmt == "GIF":
+            return _gif(data)
+    except (IndexError, ValueError, SyntaxError, struct.error, OSError, Image.DecompressionBombError) as exc:
         raise MetadataUnreadable(f"cannot take the metadata out of this {fmt}: {exc}") from exc
     return data
 
@@ -166,3 +169,38 @@ def _tiff(data: bytes) -> bytes:
     buf = io.BytesIO()
     pixels.save(buf, "TIFF", compression="tiff_lzw", **({"icc_profile": icc} if icc else {}))
     return buf.getvalue()
+
+
+# GIF application extensions kept: looping (NETSCAPE2.0, ANIMEXTS1.0) and the ICC profile; not XMP ("XMP DataXMP").
+_GIF_KEPT_APPS = (b"NETSCAPE2.0", b"ANIMEXTS1.0", b"ICCRGBG1012")
+
+
+def _gif(data: bytes) -> bytes:
+    if data[:3] != b"GIF":
+        raise ValueError("no GIF header")
+    i = 13 + _colour_table(data[10])  # header, logical screen, global colour table
+    out = [data[:i]]
+    while True:
+        start, kind = i, data[i]
+        if kind == 0x3B:  # trailer
+            out.append(data[i:i + 1])
+            return b"".join(out)
+        if kind == 0x2C:  # an image: its descriptor, local colour table, LZW code size, then its data blocks
+            i += 10 + _colour_table(data[i + 9]) + 1
+            keep = True
+        elif kind == 0x21:
+            label = data[i + 1]
+            keep = label not in (0xFE, 0xFF) or (label == 0xFF and data[i + 3:i + 14] in _GIF_KEPT_APPS)
+            i += 2
+        else:
+            raise ValueError(f"unknown GIF block {kind:#x} at byte {i}")
+        while data[i]:  # sub-blocks, each its length first, up to an empty one
+            i += 1 + data[i]
+        i += 1
+        if keep:
+            out.append(data[start:i])
+
+
+def _colour_table(flags: int) -> int:
+    """The bytes of the colour table a GIF screen or image descriptor's flags announce."""
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0

@@ -78,3 +78,30 @@ def test_a_photo_without_metadata_is_left_as_it_is():
     for fmt in ("PNG", "WEBP"):
         data = save(noise(), fmt, **({"lossless": True} if fmt == "WEBP" else {}))
         assert strip_private(data, fmt) == data
+
+
+def test_a_gif_loses_its_comment_and_keeps_its_frames():
+    frames = [noise(mode="P"), noise().transpose(Image.Transpose.FLIP_TOP_BOTTOM).convert("P")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], loop=0, duration=100,
+                   comment=b"taken at 52.52N 13.40E")
+    data = buf.getvalue()
+    public = strip_private(data, "GIF")
+    assert b"52.52N" not in public and b"NETSCAPE2.0" in public
+    with Image.open(io.BytesIO(public)) as after, Image.open(io.BytesIO(data)) as before:
+        assert after.n_frames == before.n_frames == 2
+        for index in range(2):
+            after.seek(index)
+            before.seek(index)
+            assert np.array_equal(np.asarray(after.convert("RGB")), np.asarray(before.convert("RGB")))
+
+
+def test_gifs_with_and_without_colour_tables_are_walked():
+    plain = save(Image.new("L", (8, 8), 90), "GIF", comment=b"secret")  # greyscale: no global table, say
+    with_local = io.BytesIO()
+    Image.new("P", (8, 8), 1).save(with_local, "GIF", save_all=True, comment=b"secret",
+                                   append_images=[noise((8, 8)).convert("P", palette=Image.Palette.ADAPTIVE)])
+    for data in (plain, with_local.getvalue()):
+        public = strip_private(data, "GIF")
+        assert b"secret" not in public and public.endswith(b"\x3b")
+        assert np.array_equal(pixels(public), pixels(data))
