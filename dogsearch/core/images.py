@@ -257,7 +257,9 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if im.mode == "P":
         # Transparency over white in the palette itself, then straight to RGB: 5 bytes a pixel at most,
         # where P -> RGBA -> composite -> RGB took 21.
-        return _palette_on_white(im).convert("RGB")
+        if _palette_on_white(im):
+            return im.convert("RGB")
+        im = im.convert("RGBA")  # a palette with alpha of its own (not from a file we take): the long way
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = im if im.mode == "RGBA" else im.convert("RGBA")
         out = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -266,12 +268,14 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _palette_on_white(im: Image.Image) -> Image.Image:
-    """A palette image with its transparency (a transparent index, or an alpha per entry) blended over white into
-    the palette's colours, in place; one without transparency as it is."""
+def _palette_on_white(im: Image.Image) -> bool:
+    """Blends a palette image's transparency (a transparent index, or an alpha per entry) over white into its
+    palette's colours, in place. False when its palette is not plain RGB."""
+    if im.palette is not None and im.palette.mode != "RGB":
+        return False
     transparency = im.info.get("transparency")
-    if transparency is None or im.palette is None or im.palette.mode != "RGB":
-        return im
+    if transparency is None or im.palette is None:
+        return True
     colours = im.getpalette("RGB") or []
     count = len(colours) // 3
     if isinstance(transparency, int):
@@ -281,7 +285,7 @@ def _palette_on_white(im: Image.Image) -> Image.Image:
     flat = [round(c * a / 255 + 255 * (1 - a / 255)) for i, a in enumerate(alphas) for c in colours[3 * i:3 * i + 3]]
     im.info.pop("transparency", None)
     im.putpalette(flat, "RGB")
-    return im
+    return True
 
 
 def thumbnail_jpeg(im: Image.Image, size: int, quality: int = 85) -> bytes:
