@@ -162,14 +162,29 @@ async def test_the_old_model_is_refused_after_a_reindex(site):
         assert r.status_code == 409, r.text
 
 
-async def test_a_missing_photo_leaves_the_old_collection_untouched(site):
+async def test_a_missing_photo_is_skipped_and_named_not_an_abort(site):
+    # Was: ReindexError at the first dog whose photo was gone, and the whole gallery stuck on the old model.
     before = await _fill(site)
-    names = site.names()
     victim = next(iter(before))
     for path in site.layout.photos.rglob(f"{victim}.*"):
         if ".thumb." not in path.name:
             path.unlink()
-    with pytest.raises(ReindexError, match="missing"):
+    report = site.run(CoarseGridModel())
+    assert report.swapped and report.points == 3
+    assert [(s.id, s.reason) for s in report.skipped] == [(victim, "photo missing")]
+    assert report.skipped[0].payload["name"] == before[victim]["name"]  # its fields, for the operator
+    with site.store() as store:
+        assert store.collection_info == CollectionInfo(dim=12, model="test-color-grid-2x2")
+        assert store.count() == 3 and store.get(victim) is None
+
+
+async def test_a_photo_folder_with_none_of_the_photos_leaves_the_old_collection_untouched(site):
+    await _fill(site)
+    names = site.names()
+    for path in site.layout.photos.rglob("*"):
+        if path.is_file():
+            path.unlink()
+    with pytest.raises(ReindexError, match="none of the 4"):
         site.run(CoarseGridModel())
     assert site.names() == names  # the staging collection is dropped
     with site.store() as store:
@@ -209,7 +224,13 @@ def test_cli_reports_the_swap(site, monkeypatch, capsys):
 
     asyncio.run(_fill(site))
     monkeypatch.setattr(ev, "load_model", lambda name, device: CoarseGridModel())
+    victim = next(site.layout.photos.rglob("*.png"))  # png-dog's photo
+    victim.unlink()
     assert cli.main(["reindex", "--data-dir", str(site.layout.root)]) == 0
-    assert "test-color-grid -> test-color-grid-2x2" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "test-color-grid -> test-color-grid-2x2 (dim 12), skipped 1" in out
+    assert f"skipped: {victim.name.split('.')[0]}: photo missing" in err
+    kept = next(site.layout.root.glob("reindex-skipped-*.jsonl")).read_text()
+    assert '"name": "png-dog"' in kept
     with site.store() as store:  # the engine the settings name: on a server, DOGSEARCH_SEARCH_QDRANT_URL's
         assert store.collection_info == CollectionInfo(dim=12, model="test-color-grid-2x2")

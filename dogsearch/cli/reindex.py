@@ -1,10 +1,13 @@
 """`dogsearch reindex`: re-embed the stored gallery with another model, then swap it in: the vectors of a Qdrant
 server when DOGSEARCH_SEARCH_QDRANT_URL is set, else of the embedded engine in --data-dir's vectors/; the photos in
---data-dir's photos/ either way."""
+--data-dir's photos/ either way. Entries whose photo is missing are skipped and named; their fields are kept in
+--data-dir's reindex-skipped-<time>.jsonl, since the old collection that held them is dropped."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
 
@@ -43,5 +46,20 @@ def run(args: argparse.Namespace) -> int:
     if not report.swapped:
         print(f"{report.points} photos are already embedded with {report.new_model}: nothing to do")
     else:
-        print(f"re-embedded {report.points} photos: {report.old_model} -> {report.new_model} (dim {report.dim})")
+        print(f"re-embedded {report.points} photos: {report.old_model} -> {report.new_model} (dim {report.dim}), "
+              f"skipped {len(report.skipped)}")
+    if report.skipped:
+        kept = save_skipped(args.data_dir, report.skipped)
+        for entry in report.skipped:
+            print(f"  skipped: {entry.id}: {entry.reason}", file=sys.stderr)
+        print(f"dogsearch reindex: the skipped entries' fields are in {kept}; upload their photos again to bring "
+              "them back", file=sys.stderr)
     return 0
+
+
+def save_skipped(data_dir: Path, skipped) -> Path:
+    path = data_dir / f"reindex-skipped-{time.strftime('%Y%m%dT%H%M%S')}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"id": s.id, "reason": s.reason, "payload": s.payload}) + "\n"
+                            for s in skipped))
+    return path

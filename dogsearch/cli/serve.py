@@ -29,17 +29,45 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from dogsearch.core.access import InvalidKeyEntry
     from dogsearch.core.logs import configure_logging
     from dogsearch.core.memory import frozen_once_started
     from dogsearch.services.ops import BodyTimeout
     from dogsearch.services.server import ServerSettings
 
     configure_logging(fmt=args.log_format)
+    try:
+        problem = exposure_problem(args)
+    except InvalidKeyEntry as exc:  # the keys file: unreadable, a bad line, a name twice
+        problem = f"invalid API keys: {exc.reason}"
+    if problem:
+        raise SystemExit(f"dogsearch serve: {problem}")
     server = ServerSettings()  # slow clients are cut off (header and body deadlines): services/server.py
     app = BodyTimeout(frozen_once_started(build_app(args)), server.body_timeout_s)
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; which proxies are
+    # believed is DOGSEARCH_GATEWAY_TRUSTED_PROXIES's to say (services/gateway/security.py).
     uvicorn.run(app, host=args.host, port=args.port or DEFAULT_PORTS[args.service], log_config=None,
-                access_log=False, timeout_graceful_shutdown=10, **server.uvicorn_options())
+                access_log=False, timeout_graceful_shutdown=10, proxy_headers=False, **server.uvicorn_options())
     return 0
+
+
+def exposure_problem(args: argparse.Namespace) -> str | None:
+    """Why this service must not start where it is bound (dogsearch/core/access.py decides), or None: the gateway
+    without an admin key off loopback (or with REQUIRE_KEYS), an internal service off loopback without its key."""
+    from dogsearch.core import access
+
+    if args.service in ("all", "gateway"):
+        from dogsearch.services.gateway.settings import GatewaySettings
+
+        settings = GatewaySettings()
+        return access.exposure_problem(args.host, settings.keyring, settings.require_keys)
+    if args.service == "embedder":
+        from dogsearch.services.embedder.settings import EmbedderSettings as Settings
+    elif args.service == "search":
+        from dogsearch.services.search.settings import SearchSettings as Settings
+    else:
+        from dogsearch.services.pose.settings import PoseSettings as Settings
+    return access.internal_problem(args.service, args.host, Settings().internal_key is not None)
 
 
 def build_app(args: argparse.Namespace):

@@ -42,6 +42,10 @@ class NotFound(DogsearchError, LookupError):
     """What was asked for does not exist."""
 
 
+class Unauthenticated(DogsearchError, PermissionError):
+    """No credentials where they are needed, or ones nobody issued."""
+
+
 class Forbidden(DogsearchError, PermissionError):
     """Exists, but not for this caller."""
 
@@ -56,6 +60,11 @@ class Unavailable(DogsearchError):
 
 class TimedOut(DogsearchError):
     """Took longer than allowed."""
+
+
+class StorageFull(DogsearchError):
+    """The disk (or the quota) where something had to be stored is full: nothing was stored; retry once there is
+    room."""
 
 
 def kinds() -> dict[str, type[DogsearchError]]:

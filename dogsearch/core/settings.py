@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dogsearch.core.images import MAX_DECODE_BYTES, DecodeBudget, ImageLimits
@@ -104,3 +104,16 @@ class InferenceSettings(ServiceSettings):
         return {"max_batch_size": self.batch_max_size, "max_wait_s": self.batch_max_wait_ms / 1000,
                 "max_queue": self.queue_max_images, "timeout_s": self.request_timeout_s,
                 "replicas": self.replicas, "torch_threads": self.torch_threads}
+
+
+def internal_key_field(prefix: str) -> Any:
+    """The credential our services ask of each other (SecretStr): `<prefix>INTERNAL_KEY`, or DOGSEARCH_INTERNAL_KEY,
+    the one name every service reads, so a deployment sets it once."""
+    return Field(None, validation_alias=AliasChoices(f"{prefix}INTERNAL_KEY", "DOGSEARCH_INTERNAL_KEY"),
+                 description="the bearer credential between our services (gateway, workers, embedder, search, pose); "
+                             "when set, every route but /healthz and /readyz needs it")
+
+
+def set_secret(value: Any) -> Any:
+    """An empty secret (a blank line in .env) is no secret."""
+    return value if value is not None and value.get_secret_value() else None

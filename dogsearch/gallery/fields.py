@@ -27,14 +27,15 @@ class InvalidFields(InvalidInput):
     """A field name or value a dog cannot have, or JSON that is not an object of them."""
 
 
-class FieldsTooLarge(TooLarge, InvalidFields):
+class FieldsOverLimit(TooLarge, InvalidFields):
     """More fields, or longer ones, than a dog may have."""
 
 
 # A dog's own fields are copied into each of its entries (every point of the index, every Celery message of a bulk
-# job): bounded where they come in, so a form of 20 MB of fields is not stored a hundred times.
-MAX_USER_FIELDS = 32  # fields a user gives one dog
-MAX_VALUE_CHARS = 1000  # characters of one string value (a name, a description)
+# job): bounded where they come in, so a form of 20 MB of fields is not stored a hundred times. The same bounds as
+# a bulk job's by default (JobsSettings: its manifest's columns and cells, a dog's fields as JSON).
+MAX_USER_FIELDS = 64  # fields a user gives one dog
+MAX_VALUE_BYTES = 4096  # one string value (a name, a description), UTF-8
 MAX_LIST_ITEMS = 64  # values of one list field
 MAX_FIELDS_BYTES = 16 * 1024  # all of a dog's user fields, as JSON
 MAX_JSON_DEPTH = 8  # nesting of a JSON object given as text (a payload, a filter)
@@ -121,7 +122,7 @@ def parse_json_object(raw: str | None, field: str) -> dict[str, Any]:
     if raw is None or raw.strip() == "":
         return {}
     if len(raw) > _MAX_JSON:
-        raise FieldsTooLarge(f"{field}: larger than {_MAX_JSON} bytes")
+        raise FieldsOverLimit(f"{field}: larger than {_MAX_JSON} bytes")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -144,26 +145,24 @@ def _depth(value: Any) -> int:
 
 
 def check_fields_size(fields: dict[str, Any], what: str = "fields") -> None:
-    """A dog's user fields within the bounds every way in shares (a form, a job's payload, a manifest's row): how
-    many, each string's and list's length, and all of them as JSON. FieldsTooLarge (413) with the reason."""
+    """A dog's user fields within bounds (POST /v1/dogs; bulk jobs have settings of their own, jobs/sources.py):
+    how many, each string's and list's length, and all of them as JSON. FieldsOverLimit (413) with the reason."""
     if len(fields) > MAX_USER_FIELDS:
-        raise FieldsTooLarge(f"{what}: {len(fields)} fields, limit {MAX_USER_FIELDS}")
+        raise FieldsOverLimit(f"{what}: {len(fields)} fields, limit {MAX_USER_FIELDS}")
     for key, value in fields.items():
         values = value if isinstance(value, list) else [value]
         if len(values) > MAX_LIST_ITEMS:
-            raise FieldsTooLarge(f"{what}: field {key!r} has {len(values)} values, limit {MAX_LIST_ITEMS}")
-        if any(isinstance(v, str) and len(v) > MAX_VALUE_CHARS for v in values):
-            raise FieldsTooLarge(f"{what}: field {key!r} longer than {MAX_VALUE_CHARS} characters")
-    size = len(json.dumps(fields, default=str).encode())
+            raise FieldsOverLimit(f"{what}: field {str(key)[:64]!r} has {len(values)} values, limit {MAX_LIST_ITEMS}")
+        if any(isinstance(v, str) and len(v.encode()) > MAX_VALUE_BYTES for v in values):
+            raise FieldsOverLimit(f"{what}: field {str(key)[:64]!r} longer than {MAX_VALUE_BYTES} bytes")
+    size = len(json.dumps(fields, ensure_ascii=False, default=str).encode())
     if size > MAX_FIELDS_BYTES:
-        raise FieldsTooLarge(f"{what}: {size} bytes of fields, limit {MAX_FIELDS_BYTES}")
+        raise FieldsOverLimit(f"{what}: {size} bytes of fields, limit {MAX_FIELDS_BYTES}")
 
 
 def user_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """The fields a user gives a dog, checked: names, no field the server or a job writes, each defined field's own
-    check (a status, a location, a time), any other a scalar or a list of scalars; within check_fields_size's bounds.
-    Returns them as stored."""
-    check_fields_size(fields)
+    check (a status, a location, a time), any other a scalar or a list of scalars. Returns them as stored."""
     out = {}
     for key, value in fields.items():
         if not _KEY.match(key):

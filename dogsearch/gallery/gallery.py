@@ -55,8 +55,11 @@ class Gallery:
         for entry in entries:  # first the vectors, so no search returns a dog whose photo is gone
             await self.index.delete(entry["id"])
         for photo, fmt in {(p["payload"]["photo_id"], p["payload"]["format"]) for p in entries}:
-            if not await self.index.count({"photo_id": photo}):  # no other dog is in it
-                await asyncio.to_thread(self.photos.delete, photo, fmt)
+            # Under the photo's lock: an upload of the same photo either stored its entry before (the file stays)
+            # or finds none after and stores the whole dog again, file and entry.
+            async with self.ingest.locks.hold([photo]):
+                if not await self.index.count({"photo_id": photo}):  # no other dog is in it
+                    await asyncio.to_thread(self.photos.delete, photo, fmt)
 
     async def search(self, image: bytes, k: int, filter: Filter | None = None) -> list[Match]:
         """The k dogs most like the photo, best first. The photo is decoded once, by the embedder: here only its

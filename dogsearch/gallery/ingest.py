@@ -3,13 +3,16 @@ and re-indexing, so every way in stores a dog the same way."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from dogsearch.core.images import DecodedImage, ImageInfo, ImageLimits
 from dogsearch.gallery.contracts import Embedder, Index
+from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, entry_id, photo_id, sha256_hex
 from dogsearch.gallery.space import VectorSpace
@@ -18,6 +21,8 @@ from dogsearch.search.contract import CollectionMissing
 # How large a JPEG is decoded for the bulk path's perceptual hash (9x8 pixels): libjpeg's 1/8 scale for most
 # photos, which only reads each block's average.
 SHRUNK_SIDE = 64
+_WRITERS = 8  # photo writes of a batch at once: fsyncs overlap (about 4x faster on one disk)
+log = logging.getLogger("dogsearch.gallery")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class Ingestor:
     def __init__(self, embedder: Embedder, index: Index, photos: PhotoStore, space: VectorSpace,
                  limits: ImageLimits) -> None:
         self.embedder, self.index, self.photos, self.space, self.limits = embedder, index, photos, space, limits
+        self.locks = PhotoLocks()  # shared with the gallery's deletes
 
     def decode(self, data: bytes) -> DecodedImage:
         """Checks a photo and decodes it only as large as a perceptual hash needs (a JPEG shrinks on load; the
@@ -77,16 +83,26 @@ class Ingestor:
 
     async def add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]]) -> list[Added]:
         """Several checked photos with one embedder call: the bulk path runs the model at its batch size.
-        Photos already stored are not embedded again."""
+        Photos already stored are not embedded again (a stored one whose file is missing gets it written again).
+        Each photo's file is on disk before its vector is stored, and a photo is added or deleted by one call at a
+        time in this process: of two uploads of the same photo one creates the dog, the other finds it."""
+        async with self.locks.hold(upload.photo_id for upload, _ in uploads):
+            return await self._add_many(uploads)
+
+    async def _add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]]) -> list[Added]:
         ids = [upload.entry_id for upload, _ in uploads]
         stored = await self.stored(ids)
         results: list[Added | None] = []
-        todo = []
+        todo, found = [], []
         for entry, (upload, info) in zip(ids, uploads, strict=True):
             point = stored.get(entry)
             results.append(Added(Dog.from_entry(point), False) if point else None)
             if point is None:
                 todo.append((len(results) - 1, entry, upload, info))
+            else:
+                found.append((Dog.from_entry(point), upload))
+        if found:
+            await asyncio.to_thread(self._restore_photos, found)
         if todo:
             model, vectors = await self.embedder.embed([u.data for _, _, u, _ in todo])
             await self.space.check(model)
@@ -108,16 +124,62 @@ class Ingestor:
                 point = {"id": entry, "vector": vector, "payload": record}
                 points.append(point)
                 results[index] = Added(Dog.from_entry(point), True)
+            made = await asyncio.to_thread(self._save_photos, todo)  # durable before the vector makes it visible
             try:
-                await asyncio.to_thread(self._save_photos, todo)
                 await self.index.upsert(points)
-            except BaseException:
-                # Without its vector a photo is unreachable: don't leave it behind.
-                for (_, _, upload, info) in todo:
-                    await asyncio.to_thread(self.photos.delete, upload.photo_id, info.format)
+            except BaseException as exc:
+                await self._undo(made, exc)
                 raise
         return [r for r in results if r is not None]
 
-    def _save_photos(self, todo: Sequence[tuple[int, str, Upload, ImageInfo]]) -> None:
-        for _, _, upload, info in todo:
-            self.photos.save(upload.photo_id, info.format, upload.data)
+    def _save_photos(self, todo: Sequence[tuple[int, str, Upload, ImageInfo]]) -> dict[str, tuple[str, str]]:
+        """Writes the photos, a batch's on several threads (each write waits for its fsync: together the disk
+        overlaps them); {entry id: (photo id, format)} of the files this call made. On a failure (a full disk), the
+        files it made are removed again before the error goes on: no vector was stored."""
+        def save(item: tuple[int, str, Upload, ImageInfo]) -> tuple[str, str] | None:
+            _, _, upload, info = item
+            made_it = self.photos.save(upload.photo_id, info.format, upload.data)
+            return (upload.photo_id, info.format) if made_it else None
+
+        made: dict[str, tuple[str, str]] = {}
+        failures: list[BaseException] = []
+        with ThreadPoolExecutor(min(_WRITERS, len(todo))) as pool:
+            for item, future in [(item, pool.submit(save, item)) for item in todo]:
+                try:
+                    if (photo := future.result()) is not None:
+                        made[item[1]] = photo
+                except BaseException as exc:
+                    failures.append(exc)
+        if failures:
+            self._delete_photos(made.values())
+            raise failures[0]
+        return made
+
+    async def _undo(self, made: dict[str, tuple[str, str]], exc: BaseException) -> None:
+        """After a failed upsert, removes the photo files this call made whose entry is not stored. The failure may
+        be ambiguous (a timeout, a dropped connection, a 5xx: the store may have applied it), so look first; when
+        looking is not possible either, keep them: a photo without an entry is only disk space (`dogsearch check
+        --repair` removes it), an entry without its photo is a dog whose image is lost."""
+        if not made:
+            return
+        if not isinstance(exc, Exception):  # cancelled: no call can be made now
+            return
+        try:
+            stored = await self.index.lookup(list(made))
+        except Exception as look:
+            log.warning("upsert failed and its outcome is unknown: keeping %d photo files", len(made),
+                        extra={"error": str(look)})
+            return
+        await asyncio.to_thread(self._delete_photos, [made[e] for e in made if e not in stored])
+
+    def _delete_photos(self, photos) -> None:
+        for photo, fmt in photos:
+            self.photos.delete(photo, fmt)
+
+    def _restore_photos(self, found: Sequence[tuple[Dog, Upload]]) -> None:
+        """A stored dog whose photo file is missing (lost before writes were durable, or removed by hand) gets it
+        back from the same bytes uploaded again."""
+        for dog, upload in found:
+            if dog.photo_id == upload.photo_id and not self.photos.original(dog.photo_id, dog.format).exists():
+                log.warning("photo of dog %s was missing: written again from a new upload", dog.id)
+                self.photos.save(dog.photo_id, dog.format, upload.data)

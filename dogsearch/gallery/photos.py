@@ -1,12 +1,16 @@
-"""Original photos on disk, one file each, written atomically; thumbnails made from them when first asked for."""
+"""Original photos on disk, one file each, written atomically and durably (fsync'd before the caller stores the
+vector that shows them); thumbnails made from them when first asked for, best-effort (they can be made again)."""
 from __future__ import annotations
 
+import errno
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image
 
+from dogsearch.core.errors import StorageFull
 from dogsearch.core.exif import strip_private
 from dogsearch.core.images import DecodeBudget, decode_image, thumbnail_jpeg
 
@@ -37,7 +41,7 @@ class PhotoStore:
             image = self.decode_original(dog_id, fmt, min_side=self.thumbnail_px)
         except FileNotFoundError:
             return None
-        _write_atomic(path, thumbnail_jpeg(image, self.thumbnail_px))
+        _write_atomic(path, thumbnail_jpeg(image, self.thumbnail_px), durable=False)  # made again if lost
         return path
 
     def public(self, dog_id: str, fmt: str) -> Path | None:
@@ -56,7 +60,7 @@ class PhotoStore:
         if stripped == data:
             _link_atomic(original, path)
         else:
-            _write_atomic(path, stripped)
+            _write_atomic(path, stripped, durable=False)  # made again if lost
         return path
 
     def decode_original(self, dog_id: str, fmt: str, *, min_side: int | None = None) -> Image.Image:
@@ -66,12 +70,33 @@ class PhotoStore:
         return decode_image(data, max_bytes=_NO_LIMIT, max_pixels=_NO_LIMIT, min_side=min_side,
                             budget=self.decode_budget).image
 
-    def save(self, dog_id: str, fmt: str, data: bytes) -> None:
-        _write_atomic(self.original(dog_id, fmt), data)
+    def save(self, dog_id: str, fmt: str, data: bytes) -> bool:
+        """Writes the photo durably: on disk (file and folder entry fsync'd) when this returns. True when this call
+        made the file, False when it was there already (then it is written again: the same bytes, whole).
+        StorageFull (nothing left behind) when the disk or quota is full."""
+        path = self.original(dog_id, fmt)
+        existed = path.exists()
+        _write_atomic(path, data)
+        return not existed
 
     def delete(self, dog_id: str, fmt: str) -> None:
         for path in (self.original(dog_id, fmt), self._thumbnail_path(dog_id), self._public_path(dog_id, fmt)):
             path.unlink(missing_ok=True)
+
+    def files(self) -> Iterator[Path]:
+        """Every file under the store (originals, thumbnails, temporary files a crash left), folder by folder."""
+        for first in sorted(self.root.iterdir()):
+            if first.is_dir():
+                for second in sorted(first.iterdir()):
+                    if second.is_dir():
+                        yield from sorted(p for p in second.iterdir() if p.is_file())
+
+    @staticmethod
+    def photo_of(path: Path) -> str | None:
+        """The photo id a file of the store belongs to (its original or its thumbnail); None for a temporary file."""
+        if path.name.startswith(".tmp-"):
+            return None
+        return path.name.split(".", 1)[0]
 
     def _thumbnail_path(self, dog_id: str) -> Path:
         return self._dir(dog_id) / f"{dog_id}.thumb.jpg"
@@ -88,22 +113,64 @@ def media_type(path: Path) -> str:
     return MEDIA_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Readers see the whole file or none of it: written under a temporary name of this writer's own (process and
-    thread), then renamed over. The folder is made only when the first write finds it missing."""
+    thread), then renamed over. `durable`: the file is fsync'd before the rename and its folder after it, so that
+    once this returns a power cut keeps it. The folders are made only when the first write finds them missing. A
+    full disk is a StorageFull, and the temporary file is gone."""
     tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
     try:
-        file = open(tmp, "wb")
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        file = open(tmp, "wb")
-    try:
-        with file:
-            file.write(data)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            _make_dirs(path.parent, durable)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+        if durable:
+            _fsync_dir(path.parent)
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            raise StorageFull("the server's disk is full: the photo was not stored; try again later") from None
         raise
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _make_dirs(folder: Path, durable: bool) -> None:
+    """Makes `folder` and its missing parents; `durable`: each new one's entry fsync'd in its parent."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir()
+        except FileExistsError:  # another writer made it meanwhile
+            continue
+        if durable:
+            _fsync_dir(new.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _link_atomic(source: Path, path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Every point's photo is read back from the PhotoStore (its payload's ``format`` names the file), decoded and
 embedded exactly as the embedder service does, and written with the same id and payload (``model`` updated) into a
-staging collection beside the old one. Only when every point is there is the staging collection swapped in for the
+staging collection beside the old one. A point whose photo is missing (or no longer decodes) cannot be embedded: it
+is skipped and named in the report (`dogsearch check` lists such points beforehand; a re-upload of the photo brings
+the dog back). Only when every other point is there is the staging collection swapped in for the
 old (Engine.swap: on the embedded engine an exchange of the two folders, atomic where the kernel has renameat2; on a
 Qdrant server an alias), and the old one dropped; the two vector spaces never mix.
 
@@ -13,10 +15,12 @@ searches go on during the copy, and the services must be restarted afterwards wi
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from tqdm import tqdm
 
+from dogsearch.core.images import ImageRejected
 from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.search.contract import Engine, Point, StoreError, VectorStore
@@ -28,13 +32,23 @@ class ReindexError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A point left out of the new collection: its photo could not be read."""
+
+    id: str
+    reason: str
+    payload: dict[str, Any]  # its fields: what is left of the dog once the old collection is dropped
+
+
 @dataclass
 class ReindexReport:
-    points: int
+    points: int  # in the new collection
     old_model: str | None
     new_model: str
     dim: int
     swapped: bool
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def staging_name(collection: str, model) -> str:
@@ -61,9 +75,13 @@ def reindex(engine: Engine, collection: str, photos: PhotoStore, model, *, batch
         new = engine.open(staging)
         try:
             new.ensure_collection(model.dim, model.model_id, INDEXED_FIELDS)
-            done = _copy(old, new, photos, model, total, batch_size, progress)
-            if new.count() != total or done != total:
-                raise ReindexError(f"copied {new.count()} of {total} points; the old collection stays")
+            done, skipped = _copy(old, new, photos, model, total, batch_size, progress)
+            if total and len(skipped) == total:  # the wrong photo folder, most likely: never swap in nothing
+                raise ReindexError(f"none of the {total} points' photos could be read in {photos.root}; "
+                                   "the old collection stays")
+            if new.count() != total - len(skipped) or done != total:
+                raise ReindexError(f"copied {new.count()} of {total} points ({len(skipped)} skipped); "
+                                   "the old collection stays")
             if new.builds_own_index or total >= optimize_at:
                 new.optimize()  # a server: wait for its index, so that the swap puts in an indexed collection
         except BaseException:
@@ -76,7 +94,7 @@ def reindex(engine: Engine, collection: str, photos: PhotoStore, model, *, batch
     left = engine.swap(collection, staging)
     if left is not None:
         engine.drop(left)  # the old collection
-    return ReindexReport(total, info.model, model.model_id, model.dim, swapped=True)
+    return ReindexReport(total - len(skipped), info.model, model.model_id, model.dim, swapped=True, skipped=skipped)
 
 
 def _drop_quietly(engine: Engine, collection: str) -> None:
@@ -88,33 +106,44 @@ def _drop_quietly(engine: Engine, collection: str) -> None:
 
 
 def _copy(old: VectorStore, new: VectorStore, photos: PhotoStore, model, total: int, batch_size: int,
-          progress: bool) -> int:
-    done = 0
+          progress: bool) -> tuple[int, list[Skipped]]:
+    done, skipped = 0, []
     with tqdm(total=total, desc=f"reindex -> {model.model_id}", unit="photo", disable=not progress) as bar:
         offset = None
         while True:
             page, offset = old.scroll(batch_size, offset=offset)
             if page:
-                new.upsert(_embed_page(page, photos, model))
+                points, left_out = _embed_page(page, photos, model)
+                if points:
+                    new.upsert(points)
+                skipped += left_out
                 done += len(page)
                 bar.update(len(page))
             if offset is None:
-                return done
+                return done, skipped
 
 
-def _embed_page(page: list[Point], photos: PhotoStore, model) -> list[Point]:
+def _embed_page(page: list[Point], photos: PhotoStore, model) -> tuple[list[Point], list[Skipped]]:
     import torch
 
-    tensors = []
+    tensors, kept, skipped = [], [], []
     for point in page:
         fmt, photo = point.payload.get("format"), point.payload.get("photo_id", point.id)  # the entry's photo
-        path = photos.original(photo, fmt) if fmt else None
-        if path is None or not path.is_file():
-            raise ReindexError(f"the photo of point {point.id} (format {fmt!r}) is missing: {path}; "
-                               "the old collection stays")
-        image = photos.decode_original(photo, fmt, min_side=model.decode_side)  # as the embedder decodes
+        try:
+            if not fmt:
+                raise FileNotFoundError(photo)
+            image = photos.decode_original(photo, fmt, min_side=model.decode_side)  # as the embedder decodes
+        except FileNotFoundError:
+            skipped.append(Skipped(point.id, "photo missing", dict(point.payload)))
+            continue
+        except ImageRejected as exc:
+            skipped.append(Skipped(point.id, f"photo damaged: {exc.reason}", dict(point.payload)))
+            continue
         tensors.append(model.preprocess(image))
+        kept.append(point)
+    if not kept:
+        return [], skipped
     vectors = model.embed(torch.stack(tensors))
     return [Point(id=p.id, vector=v.tolist(), payload=dict(p.payload) | {"model": model.model_id})
-            for p, v in zip(page, vectors, strict=True)]
+            for p, v in zip(kept, vectors, strict=True)], skipped
 

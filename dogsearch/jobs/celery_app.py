@@ -17,7 +17,7 @@ from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.store import RedisJobStore
-from dogsearch.jobs.work import batches, give_up, plan_items, reason_of, run_batch
+from dogsearch.jobs.work import batches, delivery_key, give_up, plan_items, poisoned, reason_of, run_batch
 
 PLAN = "dogsearch.jobs.plan"
 INDEX_BATCH = "dogsearch.jobs.index_batch"
@@ -65,7 +65,7 @@ def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | Non
     @app.task(name=PLAN, shared=False, acks_late=True, reject_on_worker_lost=True)
     def plan(job_id: str) -> None:
         try:
-            items = plan_items(store, job_id) or []
+            items = plan_items(store, job_id, settings.field_limits) or []
         except Exception as exc:  # a job that cannot start must say so, not stay "running"
             log.exception("planning job %s failed", job_id)
             store.fail(job_id, f"internal error: {reason_of(exc)}")
@@ -76,6 +76,9 @@ def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | Non
     @app.task(name=INDEX_BATCH, shared=False, bind=True, acks_late=True, reject_on_worker_lost=True,
               max_retries=settings.max_retries)
     def index_batch(self, job_id: str, batch: list[list[Any]]) -> None:
+        # Counted before it runs: a batch that kills its worker is redelivered (acks_late) and must not be forever.
+        if poisoned(store, job_id, batch, delivery_key(batch, self.request.retries), settings.max_deliveries):
+            return
         loop, ing = thread_ingestor()
         try:
             loop.run_until_complete(run_batch(ing, store, job_id, batch))

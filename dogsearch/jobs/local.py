@@ -15,7 +15,7 @@ from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.store import JobStore
-from dogsearch.jobs.work import batches, give_up, plan_items, reason_of, run_batch
+from dogsearch.jobs.work import batches, delivery_key, give_up, plan_items, poisoned, reason_of, run_batch
 
 log = logging.getLogger("dogsearch.jobs")
 
@@ -46,7 +46,7 @@ class LocalRunner:
         task.add_done_callback(self._tasks.discard)
 
     async def _plan(self, job_id: str) -> None:
-        items = await asyncio.to_thread(plan_items, self.store, job_id)
+        items = await asyncio.to_thread(plan_items, self.store, job_id, self.settings.field_limits)
         for batch in batches(items or [], self.settings.batch_size):
             await self._queue.put((job_id, batch))
 
@@ -54,6 +54,10 @@ class LocalRunner:
         while True:
             job_id, batch = await self._queue.get()
             for attempt in range(self.settings.max_retries + 1):
+                # A batch that crashed this process (it runs again at start-up) is counted too.
+                if await asyncio.to_thread(poisoned, self.store, job_id, batch, delivery_key(batch, attempt),
+                                           self.settings.max_deliveries):
+                    break
                 try:
                     await run_batch(self.ingestor, self.store, job_id, batch)
                     break

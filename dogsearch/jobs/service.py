@@ -2,17 +2,38 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dogsearch.core.errors import NotFound
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
-from dogsearch.jobs.sources import JobInputError, check_fields, remove_tree, resolve_source, unpack_zip
-from dogsearch.jobs.store import JobStore, SqliteJobStore, new_job
+from dogsearch.jobs.sources import (
+    JobInputError,
+    NoDiskSpace,
+    check_fields,
+    remove_tree,
+    resolve_source,
+    unpack_zip,
+)
+from dogsearch.jobs.store import ACTIVE, JobStore, SqliteJobStore, new_job
+from dogsearch.jobs.work import clean_up
+
+log = logging.getLogger("dogsearch.jobs")
+# An unpacked upload (or a zip being received) with no active job is left over from a crash once this old: younger
+# ones may be another gateway's upload in progress.
+LEFTOVER_AGE_S = 3600
+
+# How many of the latest jobs a key's own are looked for among (jobs are few; a store has no index by owner).
+LIST_SCAN = 500
 
 
 class JobNotFound(NotFound):
@@ -44,14 +65,64 @@ class Jobs:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Jobs]:
+        await asyncio.to_thread(self.remove_leftovers)
         if self.runner:
             await self.runner.start()
+        sweeper = asyncio.create_task(self._sweep_forever()) if self.settings.stall_timeout_s else None
         try:
             yield self
         finally:
+            if sweeper:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             if self.runner:
                 await self.runner.stop()
             await asyncio.to_thread(self.store.close)
+
+    def remove_leftovers(self, min_age_s: float = LEFTOVER_AGE_S) -> list[str]:
+        """Unpacked uploads of jobs that are over (a crash between the end and the clean-up, a cancel) and, once
+        `min_age_s` old, uploads no active job owns (a crash mid-upload). Returns the names removed."""
+        uploads = self.settings.uploads
+        if not uploads.is_dir():
+            return []
+        removed = []
+        for entry in uploads.iterdir():
+            job = self.store.get(entry.name) if not entry.name.startswith(".") else None
+            if job is not None and job["state"] in ACTIVE:
+                continue
+            if job is None and time.time() - entry.lstat().st_mtime < min_age_s:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                remove_tree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+        if removed:
+            log.info("removed %d unpacked uploads left by jobs that are over", len(removed))
+        return removed
+
+    async def _sweep_forever(self) -> None:
+        """Fails stalled jobs even when nobody reads them (a worker that hangs forever holds no job open)."""
+        while True:
+            await asyncio.sleep(min(60, max(1, self.settings.stall_timeout_s / 4)))
+            try:
+                for job_id in await asyncio.to_thread(self.store.active):
+                    await self.get(job_id)
+            except Exception:  # the store down for a while: the next sweep
+                log.warning("the stalled-jobs sweep failed", exc_info=True)
+
+    def _fail_if_stalled(self, job: dict[str, Any]) -> dict[str, Any]:
+        """A job with no file finished for stall_timeout_s (its workers hang, or died with the queue lost) fails."""
+        limit = self.settings.stall_timeout_s
+        if not limit or job["state"] not in ACTIVE:
+            return job
+        last = job.get("progress_at") or job.get("started_at") or job["created_at"]
+        if (datetime.now(UTC) - datetime.fromisoformat(last)).total_seconds() <= limit:
+            return job
+        self.store.fail(job["id"], f"stalled: no file finished for {limit} s")
+        clean_up(self.store, job["id"])
+        return self.store.get(job["id"]) or job
 
     async def _dispatch(self, job_id: str) -> None:
         if self.runner:
@@ -64,19 +135,21 @@ class Jobs:
     def _check(self, labels: str | None, payload: dict[str, Any] | None) -> dict[str, Any]:
         if labels not in (None, "folders", "csv"):
             raise JobInputError(f"labels must be 'folders' or 'csv', got {labels!r}")
-        return check_fields(dict(payload or {}), "payload")
+        return check_fields(dict(payload or {}), "payload", self.settings.field_limits)
 
     async def submit_path(self, path: str, labels: str | None = None, payload: dict[str, Any] | None = None,
-                          roots: list[Path] | None = None) -> dict[str, Any]:
-        """`roots`: the folders this caller may read (default: the allowed roots setting)."""
+                          roots: list[Path] | None = None, owner: str | None = None) -> dict[str, Any]:
+        """`roots`: the folders this caller may read (default: the allowed roots setting); `owner`: the API key's
+        name, recorded on the job and on every dog it adds."""
         payload = self._check(labels, payload)
         roots = self.settings.allowed_roots if roots is None else roots
         folder, manifest = await asyncio.to_thread(resolve_source, path, labels, roots)
         return await self._create(source="path", path=path, root=str(folder), manifest=manifest, labels=labels,
-                                  payload=payload, roots=[str(r) for r in roots])
+                                  payload=payload, roots=[str(r) for r in roots], owner=owner)
 
     async def submit_archive(self, archive: Path, labels: str | None = None,
-                             payload: dict[str, Any] | None = None, name: str = "upload.zip") -> dict[str, Any]:
+                             payload: dict[str, Any] | None = None, name: str = "upload.zip",
+                             owner: str | None = None) -> dict[str, Any]:
         """Unpacks an uploaded zip (already on disk) into the uploads folder and indexes it."""
         payload = self._check(labels, payload)
         job_id = str(uuid.uuid4())
@@ -84,7 +157,8 @@ class Jobs:
         s = self.settings
         try:
             await asyncio.to_thread(unpack_zip, archive, dest, max_files=s.max_archive_files,
-                                    max_bytes=s.max_unpacked_bytes, max_ratio=s.max_compression_ratio)
+                                    max_bytes=s.max_unpacked_bytes, max_ratio=s.max_compression_ratio,
+                                    min_free_bytes=s.min_free_bytes)
             root = _single_folder(dest)
             manifest = None
             if labels == "csv":
@@ -95,7 +169,15 @@ class Jobs:
             await asyncio.to_thread(remove_tree, dest)
             raise
         return await self._create(job_id=job_id, source="upload", path=name, root=str(root), manifest=manifest,
-                                  labels=labels, payload=payload, roots=[str(dest)])
+                                  labels=labels, payload=payload, roots=[str(dest)], owner=owner)
+
+    def upload_room(self) -> int:
+        """Bytes an upload may take on the uploads' disk before it goes below the free-space floor."""
+        self.settings.uploads.mkdir(parents=True, exist_ok=True)
+        room = shutil.disk_usage(self.settings.uploads).free - self.settings.min_free_bytes
+        if room <= 0:
+            raise NoDiskSpace("not enough free disk space to receive an archive: try again later")
+        return room
 
     async def _create(self, *, job_id: str | None = None, manifest: Path | None, **fields: Any) -> dict[str, Any]:
         if manifest is not None:
@@ -103,21 +185,30 @@ class Jobs:
             from dogsearch.jobs.sources import list_items
 
             await asyncio.to_thread(list_items, Path(fields["root"]), manifest, fields["labels"], fields["payload"],
-                                    [Path(r) for r in fields["roots"]])
+                                    [Path(r) for r in fields["roots"]], self.settings.field_limits)
         job = new_job(job_id or str(uuid.uuid4()), manifest=str(manifest) if manifest else None, **fields)
         await asyncio.to_thread(self.store.create, job)
         await self._dispatch(job["id"])
         return await self.get(job["id"])
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
-        return await asyncio.to_thread(self.store.get, job_id)
+        job = await asyncio.to_thread(self.store.get, job_id)
+        return job and await asyncio.to_thread(self._fail_if_stalled, job)
 
-    async def list(self, limit: int = 50) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.store.list, limit)
+    async def list(self, limit: int = 50, owner: str | None = None) -> list[dict[str, Any]]:
+        """The latest jobs; with `owner`, that key's among the latest LIST_SCAN."""
+        if owner is None:
+            jobs = await asyncio.to_thread(self.store.list, limit)
+        else:
+            jobs = await asyncio.to_thread(self.store.list, max(limit, LIST_SCAN))
+            jobs = [job for job in jobs if job.get("owner") == owner][:limit]
+        return [await asyncio.to_thread(self._fail_if_stalled, job) for job in jobs]
 
     async def cancel(self, job_id: str) -> dict[str, Any] | None:
-        """Stops a queued or running job: batches not yet started do nothing; what was indexed stays."""
-        await asyncio.to_thread(self.store.cancel, job_id)
+        """Stops a queued or running job: batches not yet started do nothing; what was indexed stays; an uploaded
+        zip's files go now."""
+        if await asyncio.to_thread(self.store.cancel, job_id):
+            await asyncio.to_thread(clean_up, self.store, job_id)
         return await self.get(job_id)
 
 

@@ -6,6 +6,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from dogsearch.core.settings import ServiceSettings
+from dogsearch.jobs.sources import FieldLimits
 
 
 class JobsSettings(ServiceSettings):
@@ -32,6 +33,19 @@ class JobsSettings(ServiceSettings):
     max_unpacked_bytes: int = Field(8 * 1024**3, ge=1024, description="all files of one zip, unpacked")
     max_compression_ratio: float = Field(200.0, gt=1, description="per file: a zip bomb unpacks far beyond this")
     max_listed_errors: int = Field(1000, ge=0, description="errors kept per job (the count is always exact)")
+    max_deliveries: int = Field(
+        3, ge=1, description="a batch whose worker died running it this many times fails instead of running again")
+    stall_timeout_s: int = Field(
+        7200, ge=0, description="a job with no file finished for this long fails (queued behind other jobs too: "
+                                "keep it above the longest wait); 0: never")
+    min_free_bytes: int = Field(
+        1024**3, ge=0, description="a zip upload is refused when unpacking it would leave less free disk than this")
+    max_fields_bytes: int = Field(
+        16 * 1024, ge=256, description="a dog's fields from a job (payload and manifest row), as JSON: they are "
+                                       "copied into every point and batch message")
+    max_cell_bytes: int = Field(4096, ge=64, description="one manifest cell (a CSV value or a JSONL field)")
+    max_manifest_columns: int = Field(64, ge=1, description="columns of a CSV manifest, keys of a JSONL row")
+    max_manifest_bytes: int = Field(64 * 1024**2, ge=1024, description="a manifest file (read whole at submit)")
 
     @field_validator("broker_url")
     @classmethod
@@ -48,3 +62,8 @@ class JobsSettings(ServiceSettings):
     @property
     def uploads(self) -> Path:
         return self.upload_dir or self.data_dir / "uploads"
+
+    @property
+    def field_limits(self) -> FieldLimits:
+        return FieldLimits(self.max_fields_bytes, self.max_cell_bytes, self.max_manifest_columns,
+                           self.max_manifest_bytes)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import stat
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -40,6 +42,34 @@ class NotAnArchive(UnsupportedMedia, JobInputError):
     """An upload that is not a zip."""
 
 
+class NoDiskSpace(ArchiveTooLarge):
+    """Unpacking an archive would take the disk below its free-space floor (DOGSEARCH_JOBS_MIN_FREE_BYTES)."""
+
+
+class FieldsTooLarge(TooLarge, JobInputError):
+    """A job's payload or a manifest (a cell, a row, its columns, the file) beyond the limits."""
+
+
+class PhotoUnreadable(Exception):
+    """A job's file that is not read: the reason is the file's outcome."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+OUTSIDE = "outside the allowed folders"
+
+
+@dataclass(frozen=True)
+class FieldLimits:
+    """Bounds on what a job copies into every point and batch message (JobsSettings has the same defaults)."""
+    fields_bytes: int = 16 * 1024
+    cell_bytes: int = 4096
+    columns: int = 64
+    manifest_bytes: int = 64 * 1024**2
+
+
 @dataclass(frozen=True)
 class Item:
     file: str  # as the user knows it: relative to the job's folder (or as written in the manifest)
@@ -47,11 +77,24 @@ class Item:
     fields: dict[str, Any]
 
 
-def check_fields(fields: dict[str, Any], where: str) -> dict[str, Any]:
+def check_fields(fields: dict[str, Any], where: str, limits: FieldLimits | None = None) -> dict[str, Any]:
+    limits = limits or FieldLimits()
+    size = len(json.dumps(fields, ensure_ascii=False, default=str).encode())
+    if size > limits.fields_bytes:
+        raise FieldsTooLarge(f"{where}: fields too large: {size} bytes as JSON, limit {limits.fields_bytes}")
     try:
         return user_fields(fields)
     except InvalidFields as exc:
         raise JobInputError(f"{where}: {exc.reason}") from exc
+
+
+def _check_row(row: dict[str, Any], where: str, limits: FieldLimits) -> None:
+    if len(row) > limits.columns:
+        raise FieldsTooLarge(f"{where}: {len(row)} columns, limit {limits.columns}")
+    for key, value in row.items():
+        size = len((value if isinstance(value, str) else json.dumps(value, default=str)).encode())
+        if size > limits.cell_bytes:
+            raise FieldsTooLarge(f"{where}: the value of {str(key)[:64]!r} is {size} bytes, limit {limits.cell_bytes}")
 
 
 def inside(path: Path, roots: list[Path]) -> bool:
@@ -68,7 +111,7 @@ def resolve_source(path: str, labels: str | None, roots: list[Path]) -> tuple[Pa
         raise JobInputError(f"path must be absolute, got {path!r}")
     try:
         resolved = raw.resolve()
-    except (OSError, ValueError) as exc:  # a NUL byte, a symlink loop
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop (RuntimeError before 3.13)
         raise JobInputError(f"unusable path {path!r}: {exc}") from exc
     if not inside(resolved, roots):
         raise SourceForbidden(f"{path} is outside the folders this server may index")
@@ -87,36 +130,116 @@ def resolve_source(path: str, labels: str | None, roots: list[Path]) -> tuple[Pa
 
 
 def list_items(folder: Path, manifest: Path | None, labels: str | None, payload: dict[str, Any],
-               roots: list[Path]) -> list[Item]:
+               roots: list[Path], limits: FieldLimits | None = None) -> list[Item]:
+    """The job's files. A folder's files are checked when read (`open_photo`), not here: a link listed now may
+    change before a worker reads it."""
     if manifest is not None:
-        return _manifest_items(folder, manifest, payload, roots)
+        return _manifest_items(folder, manifest, payload, roots, limits or FieldLimits())
     items = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES):
-        rel = path.relative_to(folder)
+    for rel in sorted(_walk(folder, roots)):
         fields = dict(payload)
         if labels != "none" and len(rel.parts) > 1:
             fields["breed"] = rel.parts[0]
-        items.append(Item(rel.as_posix(), str(path), fields))
+        items.append(Item(rel.as_posix(), str(folder / rel), fields))
     return items
 
 
-def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots: list[Path]) -> list[Item]:
+def _walk(folder: Path, roots: list[Path]) -> list[PurePosixPath]:
+    """The photo files under `folder`, relative to it. Linked folders are followed only inside the allowed roots
+    and each real folder once (a link loop ends); a link out of the roots is listed so that its file fails."""
+    found: list[PurePosixPath] = []
+    roots = [Path(os.path.realpath(root)) for root in roots]
+    seen = {_identity(folder)}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        rel_dir = PurePosixPath(Path(dirpath).relative_to(folder).as_posix())
+        keep = []
+        # Real folders before links to them, so that a file is listed under its own folder's name.
+        for name in sorted(dirnames, key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n)):
+            full = os.path.join(dirpath, name)
+            key = _identity(Path(full))
+            if key is None or key in seen:
+                continue  # gone, a loop, or a folder reached twice
+            if os.path.islink(full) and not inside(Path(os.path.realpath(full)), roots):
+                found.append(rel_dir / name)  # fails when read: outside the allowed folders
+                continue
+            seen.add(key)
+            keep.append(name)
+        dirnames[:] = keep
+        found += [rel_dir / name for name in filenames if Path(name).suffix.lower() in PHOTO_SUFFIXES]
+    return found
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except (OSError, ValueError):  # a dangling link, a loop
+        return None
+    return st.st_dev, st.st_ino
+
+
+def open_photo(path: str, roots: list[str], max_bytes: int) -> bytes:
+    """A job's file, read only when it is a regular file inside the allowed roots (links resolved) and at most
+    `max_bytes` long: a 3 GB ".jpg", a FIFO or /dev/zero behind a link is refused before any byte is read.
+    Raises PhotoUnreadable with a reason that names no server path."""
+    real = os.path.realpath(path)
+    if not inside(Path(real), [Path(os.path.realpath(r)) for r in roots]):
+        raise PhotoUnreadable(OUTSIDE)
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: not a link swapped in since.
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise PhotoUnreadable(f"the photo could not be read: {_strerror(exc)}") from exc
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PhotoUnreadable("not a regular file")
+        if st.st_size > max_bytes:
+            raise PhotoUnreadable(f"file too large: {st.st_size} bytes, limit {max_bytes}")
+        try:
+            data = f.read(max_bytes + 1)  # the file may have grown since fstat
+        except OSError as exc:
+            raise PhotoUnreadable(f"the photo could not be read: {_strerror(exc)}") from exc
+    if len(data) > max_bytes:
+        raise PhotoUnreadable(f"file too large: over {max_bytes} bytes")
+    return data
+
+
+def _strerror(exc: OSError) -> str:
+    return (exc.strerror or "input/output error").lower()  # never str(exc): it carries the path
+
+
+def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots: list[Path],
+                    limits: FieldLimits) -> list[Item]:
     rows: list[tuple[int, dict[str, Any]]] = []
+    try:
+        size = manifest.stat().st_size
+    except OSError as exc:
+        raise JobInputError(f"{manifest.name}: cannot be read ({_strerror(exc)})") from exc
+    if size > limits.manifest_bytes:
+        raise FieldsTooLarge(f"{manifest.name}: {size} bytes, limit {limits.manifest_bytes}")
     try:
         with open(manifest, newline="", encoding="utf-8") as f:
             if manifest.suffix.lower() == ".jsonl":
                 for n, line in enumerate(f, 1):
+                    if len(line) > limits.fields_bytes * 2:  # before parsing it; the fields are checked after
+                        raise FieldsTooLarge(f"{manifest.name} line {n}: {len(line)} characters, "
+                                             f"limit {limits.fields_bytes * 2}")
                     if line.strip():
                         row = json.loads(line)
                         if not isinstance(row, dict):
                             raise JobInputError(f"{manifest.name} line {n}: not a JSON object")
+                        _check_row(row, f"{manifest.name} line {n}", limits)
                         rows.append((n, row))
             else:
                 reader = csv.DictReader(f)
                 if not reader.fieldnames or "path" not in reader.fieldnames:
                     raise JobInputError(f"{manifest.name}: needs a 'path' column, has {reader.fieldnames}")
-                rows = [(n, {k: v for k, v in row.items() if v not in (None, "") and k is not None})
-                        for n, row in enumerate(reader, 2)]
+                if len(reader.fieldnames) > limits.columns:
+                    raise FieldsTooLarge(f"{manifest.name}: {len(reader.fieldnames)} columns, limit {limits.columns}")
+                for n, row in enumerate(reader, 2):
+                    # A row with more cells than columns keeps the rest under the key None: dropped, but bounded.
+                    _check_row({str(k): v for k, v in row.items()}, f"{manifest.name} line {n}", limits)
+                    rows.append((n, {k: v for k, v in row.items() if v not in (None, "") and k is not None}))
     except json.JSONDecodeError as exc:
         raise JobInputError(f"{manifest.name}: not valid JSON lines ({exc.msg}, line {exc.lineno})") from exc
     except UnicodeDecodeError as exc:
@@ -131,17 +254,56 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
             raise JobInputError(f"{where}: no 'path'")
         try:
             path = (folder / name).resolve()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RuntimeError) as exc:
             raise JobInputError(f"{where}: unusable path {name!r}: {exc}") from exc
         if not inside(path, roots):
             raise SourceForbidden(f"{where}: {name} is outside the folders this job may read")
-        items.append(Item(name, str(path), check_fields({**payload, **row}, where)))
+        if Path(name).is_absolute() and path.is_relative_to(folder):
+            name = path.relative_to(folder).as_posix()  # shown relative to the job's folder, never a server path
+        items.append(Item(name, str(path), check_fields({**payload, **row}, where, limits)))
     return items
 
 
-def unpack_zip(archive: Path, dest: Path, *, max_files: int, max_bytes: int, max_ratio: float) -> None:
+_EOCD = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_EOCD = b"PK\x06\x06"
+
+
+def declared_entries(archive: Path) -> int | None:
+    """The entry count the end-of-central-directory record declares (its Zip64 record's when there is one), read
+    from the archive's tail: zipfile parses the whole central directory on open, a million entries of it.
+    None when there is no such record (not a zip)."""
+    with open(archive, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        tail_at = max(0, size - (22 + 65535 + 20))  # the record, its longest comment, the Zip64 locator before it
+        f.seek(tail_at)
+        tail = f.read()
+        at = tail.rfind(_EOCD)
+        if at < 0 or len(tail) - at < 22:
+            return None
+        count = struct.unpack("<H", tail[at + 10:at + 12])[0]
+        locator = tail[at - 20:at] if at >= 20 else b""
+        if not locator.startswith(_ZIP64_LOCATOR):
+            return count
+        record_at = struct.unpack("<Q", locator[8:16])[0]
+        if record_at > size - 56:
+            return count
+        f.seek(record_at)
+        record = f.read(56)
+        if not record.startswith(_ZIP64_EOCD):
+            return count
+        return max(count, struct.unpack("<Q", record[32:40])[0])
+
+
+def unpack_zip(archive: Path, dest: Path, *, max_files: int, max_bytes: int, max_ratio: float,
+               min_free_bytes: int = 0) -> None:
     """Unpacks an uploaded zip into `dest`, refusing path traversal, links, and anything that would unpack
-    beyond the limits (zip bombs): the sizes are checked while writing, not trusted from the header."""
+    beyond the limits (zip bombs): the sizes are checked while writing, not trusted from the header. The entry
+    count is checked before the central directory is parsed, and the declared sizes against the free disk
+    (keeping `min_free_bytes` free)."""
+    entries = declared_entries(archive)
+    if entries is not None and entries > max_files:
+        raise ArchiveTooLarge(f"too many entries in the archive: {entries}, limit {max_files}")
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as exc:
@@ -151,6 +313,13 @@ def unpack_zip(archive: Path, dest: Path, *, max_files: int, max_bytes: int, max
         if len(members) > max_files:
             raise ArchiveTooLarge(f"too many files in the archive: {len(members)}, limit {max_files}")
         dest.mkdir(parents=True, exist_ok=True)
+        # What may be written before the disk goes below the floor: the declared sizes now, the real ones below.
+        room = shutil.disk_usage(dest).free - min_free_bytes
+        declared = sum(m.file_size for m in members)
+        if declared > room:
+            raise NoDiskSpace(f"not enough free disk space to unpack the archive ({declared} bytes): "
+                              "try again later or with a smaller one")
+        max_bytes = min(max_bytes, max(room, 0))
         total = 0
         for member in members:
             name = PurePosixPath(member.filename.replace("\\", "/"))

@@ -60,6 +60,7 @@ class JobStore(Protocol):
     def near(self, values: Sequence[int]) -> list[list[tuple[str, int]]]: ...  # per value: (id, hash) sharing a band
     def add_phashes(self, pairs: Sequence[tuple[str, int]]) -> None: ...
     def active(self) -> list[str]: ...
+    def deliver(self, job_id: str, key: str) -> int: ...  # counts a delivery of batch `key`: how many so far
     def close(self) -> None: ...
 
 
@@ -80,12 +81,14 @@ local counters = {indexed={'indexed'}, near_duplicate={'indexed','near_duplicate
                   already_stored={'duplicates','already_stored'}, failed={'failed'}}
 for _, rec in ipairs(cjson.decode(ARGV[2])) do
   if redis.call('HSETNX', KEYS[2], rec[1], rec[2]) == 1 then
+    redis.call('HSET', KEYS[1], 'progress_at', ARGV[3])
     for _, field in ipairs(counters[rec[2]]) do redis.call('HINCRBY', KEYS[1], field, 1) end
     if rec[2] == 'failed' and redis.call('LLEN', KEYS[3]) < max_errors then
       redis.call('RPUSH', KEYS[3], cjson.encode({file=rec[1], reason=rec[3]}))
     end
   end
 end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])  -- progress: `dogsearch check` finds jobs that make none
 local v = redis.call('HMGET', KEYS[1], 'state', 'total', 'indexed', 'duplicates', 'failed')
 if v[1] == 'running' and tonumber(v[3]) + tonumber(v[4]) + tonumber(v[5]) >= tonumber(v[2]) then
   redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', ARGV[3])
@@ -154,7 +157,8 @@ class RedisJobStore:
 
     def start(self, job_id: str, total: int) -> bool:
         key = self._k(job_id)
-        if self._transition(keys=[key], args=["queued", "running", "total", total, "started_at", now()]):
+        if self._transition(keys=[key], args=["queued", "running", "total", total, "started_at", now(),
+                                              "progress_at", now()]):
             return True
         return self._transition(keys=[key], args=["running", "running", "total", total]) == 1
 
@@ -171,7 +175,7 @@ class RedisJobStore:
 
     def _expire_bookkeeping(self, job_id: str) -> None:
         with self.r.pipeline() as pipe:
-            for part in ("owners", "prior", "files"):
+            for part in ("owners", "prior", "files", "deliveries"):
                 pipe.expire(self._k(job_id, part), self.bookkeeping_ttl_s)
             pipe.execute()
 
@@ -224,6 +228,9 @@ class RedisJobStore:
     def active(self) -> list[str]:
         return [i for i in self.r.zrange(f"{self.p}:jobs", 0, -1) if self.state(i) in ACTIVE]
 
+    def deliver(self, job_id: str, key: str) -> int:
+        return int(self.r.hincrby(self._k(job_id, "deliveries"), key, 1))
+
     def close(self) -> None:
         self.r.close()
 
@@ -237,6 +244,7 @@ CREATE TABLE IF NOT EXISTS errors (job TEXT, seq INTEGER PRIMARY KEY AUTOINCREME
 CREATE TABLE IF NOT EXISTS owners (job TEXT, dog_id TEXT, file TEXT, PRIMARY KEY (job, dog_id));
 CREATE TABLE IF NOT EXISTS prior (job TEXT, dog_id TEXT, stored INTEGER, PRIMARY KEY (job, dog_id));
 CREATE TABLE IF NOT EXISTS phash (band TEXT, dog_id TEXT, hash TEXT, PRIMARY KEY (band, dog_id));
+CREATE TABLE IF NOT EXISTS deliveries (job TEXT, batch TEXT, n INTEGER, PRIMARY KEY (job, batch));
 CREATE INDEX IF NOT EXISTS errors_job ON errors (job, seq);
 """
 
@@ -296,7 +304,8 @@ class SqliteJobStore:
             return True
 
     def start(self, job_id: str, total: int) -> bool:
-        return (self._transition(job_id, ("queued",), state="running", total=total, started_at=now())
+        return (self._transition(job_id, ("queued",), state="running", total=total, started_at=now(),
+                                 progress_at=now())
                 or self._transition(job_id, ("running",), total=total))
 
     def cancel(self, job_id: str) -> bool:
@@ -341,11 +350,13 @@ class SqliteJobStore:
                 if self.db.execute("INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?)",
                                    (job_id, file, outcome)).rowcount == 0:
                     continue
+                job["progress_at"] = now()
                 for counter in COUNTERS[outcome]:
                     job[counter] += 1
                 if outcome == "failed" and listed < self.max_errors:
                     self.db.execute("INSERT INTO errors (job, file, reason) VALUES (?, ?, ?)", (job_id, file, reason))
                     listed += 1
+            job["updated_at"] = now()  # progress: `dogsearch check` finds jobs that make none
             if job["state"] == "running" and job["indexed"] + job["duplicates"] + job["failed"] >= job["total"]:
                 job.update(state="done", finished_at=now())
             self._save(job)
@@ -366,6 +377,12 @@ class SqliteJobStore:
         with self.lock:
             jobs = [json.loads(r[0]) for r in self.db.execute("SELECT data FROM jobs ORDER BY seq")]
         return [job["id"] for job in jobs if job["state"] in ACTIVE]
+
+    def deliver(self, job_id: str, key: str) -> int:
+        with self._transaction():
+            self.db.execute("INSERT INTO deliveries VALUES (?, ?, 1) ON CONFLICT (job, batch) DO UPDATE SET n = n + 1",
+                            (job_id, key))
+            return self.db.execute("SELECT n FROM deliveries WHERE job = ? AND batch = ?", (job_id, key)).fetchone()[0]
 
     def close(self) -> None:
         with self.lock:

@@ -8,7 +8,10 @@ store counts each file's outcome at most once."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,13 +21,21 @@ from dogsearch.core.errors import DogsearchError, InvalidInput
 from dogsearch.core.images import DecodedImage, ImageRejected
 from dogsearch.gallery.ingest import Ingestor, Upload
 from dogsearch.jobs import phash as ph
-from dogsearch.jobs.sources import Item, JobInputError, list_items, remove_tree
+from dogsearch.jobs.sources import (
+    FieldLimits,
+    Item,
+    JobInputError,
+    PhotoUnreadable,
+    list_items,
+    open_photo,
+    remove_tree,
+)
 from dogsearch.jobs.store import JobStore
 
 log = logging.getLogger("dogsearch.jobs")
 
 
-def plan_items(store: JobStore, job_id: str) -> list[Item] | None:
+def plan_items(store: JobStore, job_id: str, limits: FieldLimits | None = None) -> list[Item] | None:
     """Lists the job's files (blocking: run in a thread); None when the job is no longer active.
     Files with an outcome already (a job resumed after a restart) are left out."""
     job = store.get(job_id)
@@ -34,9 +45,10 @@ def plan_items(store: JobStore, job_id: str) -> list[Item] | None:
     manifest = Path(job["manifest"]) if job.get("manifest") else None
     try:
         # The roots checked when the job was accepted: a worker reads what its submitter was allowed to.
-        items = list_items(root, manifest, job.get("labels"), job.get("payload") or {}, [Path(r) for r in job["roots"]])
+        items = list_items(root, manifest, job.get("labels"), job.get("payload") or {},
+                           [Path(r) for r in job["roots"]], limits)
     except (JobInputError, OSError) as exc:
-        store.fail(job_id, f"could not list the photos: {exc}")
+        store.fail(job_id, f"could not list the photos: {reason_of(exc)}")
         return None
     if not store.start(job_id, len(items)):
         return None
@@ -67,18 +79,16 @@ class _Prepared:
         return self.upload.entry_id
 
 
-def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -> _Prepared:
+def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields: dict[str, Any],
+             owner: str | None = None) -> _Prepared:
     item = _Prepared(file, fields)
     try:
-        data = Path(path).read_bytes()
+        data = open_photo(path, roots, ingestor.limits.max_bytes)
         item.decoded = ingestor.decode(data)
-    except ImageRejected as exc:
-        item.error = exc.reason
+    except (ImageRejected, PhotoUnreadable) as exc:
+        item.error = scrub(exc.reason)
         return item
-    except OSError as exc:
-        item.error = f"cannot read the file: {exc.strerror or exc}"
-        return item
-    item.upload = Upload(data, fields)
+    item.upload = Upload(data, fields, owner=owner)
     item.phash = ph.dhash(item.decoded.image)
     return item
 
@@ -86,11 +96,13 @@ def _prepare(ingestor: Ingestor, file: str, path: str, fields: dict[str, Any]) -
 async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: list[list[Any]]) -> None:
     """Indexes one batch and records each file's outcome. Raises Unavailable (or TimedOut) when the embedder or the
     search service cannot serve (the caller retries the batch; nothing is counted until it succeeds)."""
-    state = await asyncio.to_thread(store.state, job_id)
-    if state not in ("queued", "running"):
+    job = await asyncio.to_thread(store.get, job_id)
+    if job is None or job["state"] not in ("queued", "running"):
         await asyncio.to_thread(clean_up, store, job_id)
         return
-    prepared = await asyncio.to_thread(lambda: [_prepare(ingestor, *row) for row in batch])
+    roots = job["roots"]  # checked again as each file is read: a link may point elsewhere by now
+    owner = job.get("owner")  # the key that started the job owns every dog it adds
+    prepared = await asyncio.to_thread(lambda: [_prepare(ingestor, roots, *row, owner=owner) for row in batch])
     outcomes: list[tuple[str, str, str | None]] = []
     readable: list[_Prepared] = []
     for item in prepared:
@@ -183,11 +195,41 @@ async def _index(ingestor: Ingestor, items: list[_Prepared]) -> list[tuple[_Prep
     return results
 
 
+# An absolute path in a message (one a service passed through, an OSError's): not for the job's readers.
+_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"/:,;()\[\]]+/)*[^\s'\"/:,;()\[\]]+")
+
+
+def scrub(reason: str) -> str:
+    return _PATH.sub("<path>", reason)
+
+
 def reason_of(exc: BaseException) -> str:
-    """Why a file failed, for the job's errors: a domain error's own words, else what the exception was."""
-    return exc.reason if isinstance(exc, DogsearchError) else repr(exc)
+    """Why a file failed, for the job's errors: a domain error's own words with no server path in them. Anything
+    else is a bug whose details go to the log, not to the job's readers (no repr, no class name, no path)."""
+    if isinstance(exc, DogsearchError):
+        return scrub(exc.reason)
+    if isinstance(exc, OSError):
+        return (exc.strerror or "input/output error").lower()
+    return "an internal error, see the worker's log"
 
 
 def give_up(store: JobStore, job_id: str, batch: list[list[Any]], reason: str) -> None:
     """A batch that kept failing (its services down past every retry): its files fail, the job goes on."""
     store.record(job_id, [(file, "failed", reason) for file, _, _ in batch])
+
+
+def delivery_key(batch: list[list[Any]], attempt: int = 0) -> str:
+    """Names one delivery of a batch (its files, and which retry it is: a retry is a new message, not a redelivery)."""
+    files = json.dumps([row[0] for row in batch]).encode()
+    return f"{hashlib.sha256(files).hexdigest()[:32]}:{attempt}"
+
+
+def poisoned(store: JobStore, job_id: str, batch: list[list[Any]], key: str, max_deliveries: int) -> bool:
+    """Counts this delivery of the batch before it runs; past `max_deliveries` (its worker died running it each
+    time: a photo that crashes a decoder, a model that runs out of memory) its files fail and it runs no more."""
+    n = store.deliver(job_id, key)
+    if n <= max_deliveries:
+        return False
+    log.error("a batch of job %s stopped its worker %d times: its files fail", job_id, n - 1)
+    give_up(store, job_id, batch, f"this batch stopped the worker {n - 1} times")
+    return True

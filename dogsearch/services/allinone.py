@@ -47,18 +47,20 @@ def create_all_in_one(
     embedder_app = create_embedder(embedder_settings, model_factory=model_factory)
     search_app = create_search(search_settings)
     pose_app = create_pose(pose_settings, pipeline_factory=pose_factory)  # loads its models on first use
-    timeout = gateway_settings.upstream_timeout_s
+    # In-process calls carry the internal key too: each service checks it whoever calls.
+    timeout, token = gateway_settings.upstream_timeout_s, gateway_settings.internal_secret
     gateway = create_gateway(
         gateway_settings,
-        embedder=EmbedderClient("http://embedder", app=embedder_app, timeout=timeout),
-        search=SearchClient("http://search", app=search_app, timeout=timeout),
-        pose=PoseClient("http://pose", app=pose_app, timeout=timeout),
+        embedder=EmbedderClient("http://embedder", app=embedder_app, timeout=timeout, token=token),
+        search=SearchClient("http://search", app=search_app, timeout=timeout, token=token),
+        pose=PoseClient("http://pose", app=pose_app, timeout=timeout, token=token),
         sub_apps=(embedder_app, search_app, pose_app),
         jobs_settings=jobs_settings,
     )
     if jobs_settings.broker_url:
         # Celery workers are other processes: they reach this process's embedder and search services over HTTP
-        # (DOGSEARCH_GATEWAY_EMBEDDER_URL=<url>/internal/embedder, DOGSEARCH_GATEWAY_SEARCH_URL=<url>/internal/search).
+        # (DOGSEARCH_GATEWAY_EMBEDDER_URL=<url>/internal/embedder, DOGSEARCH_GATEWAY_SEARCH_URL=<url>/internal/search)
+        # with the internal key (or an admin key: the gateway's Access lets nobody else through).
         gateway.mount("/internal/embedder", embedder_app)
         gateway.mount("/internal/search", search_app)
     return gateway

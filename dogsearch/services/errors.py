@@ -14,8 +14,10 @@ from dogsearch.core.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    StorageFull,
     TimedOut,
     TooLarge,
+    Unauthenticated,
     Unavailable,
     UnsupportedMedia,
     kinds,
@@ -28,10 +30,12 @@ STATUS: dict[type[DogsearchError], int] = {
     UnsupportedMedia: 415,
     InvalidInput: 422,
     NotFound: 404,
+    Unauthenticated: 401,
     Forbidden: 403,
     Conflict: 409,
     Unavailable: 503,
     TimedOut: 504,
+    StorageFull: 507,  # Insufficient Storage: the server's disk, not the request
 }
 KIND_OF_STATUS = {status: kind for kind, status in STATUS.items()} | {400: InvalidInput, 429: Unavailable}
 
@@ -44,7 +48,11 @@ def status_of(exc: DogsearchError) -> int:
 
 def error_response(exc: DogsearchError) -> JSONResponse:
     status = status_of(exc)
-    headers = {"Retry-After": "1"} if status == 503 else None  # a full queue or a restarting service: soon
+    headers = None
+    if status == 503:
+        headers = {"Retry-After": "1"}  # a full queue or a restarting service: soon
+    elif status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}  # a key goes in Authorization: Bearer (or X-API-Key)
     return JSONResponse({"detail": exc.reason, "code": exc.code}, status_code=status, headers=headers)
 
 
@@ -66,7 +74,7 @@ def from_response(service: str, status: int, body: Any) -> DogsearchError:
     of the status. A 5xx is an UpstreamFailure: the caller's request was fine, a part behind it is not."""
     detail = body.get("detail", body) if isinstance(body, dict) else body
     reason = detail if isinstance(detail, str) else str(detail)
-    if (status >= 500 and status != 504) or status == 401:  # 401: this service's own credentials are wrong
+    if (status >= 500 and status not in (504, 507)) or status == 401:  # 401: this service's own credentials are wrong
         return UpstreamFailure(f"{service} unavailable: {reason}", source=service)
     kind = KIND_OF_STATUS.get(status, InvalidInput if status < 500 else TimedOut)
     cls = kinds().get(body.get("code")) if isinstance(body, dict) and isinstance(body.get("code"), str) else None

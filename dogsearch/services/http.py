@@ -12,13 +12,17 @@ from dogsearch.services.errors import UpstreamFailure, from_response
 class ServiceClient:
     service = "service"
 
-    def __init__(self, base_url: str = "http://service", *, app: Any = None, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str = "http://service", *, app: Any = None, timeout: float = 60.0,
+                 token: str | None = None) -> None:
+        """`token`: sent as Authorization: Bearer (the internal key, or a gateway API key)."""
         # With `app`, requests go through httpx's ASGI transport into that app, in this process.
         transport = httpx.ASGITransport(app=app) if app is not None else None
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
         # A dead service refuses the connection at once; a short connect timeout makes a hung host fail fast too.
         timeouts = httpx.Timeout(timeout, connect=min(timeout, 3.0))
-        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeouts, limits=limits)
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeouts, limits=limits,
+                                       headers=headers)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -30,5 +30,6 @@ def model_service(name: str, settings: InferenceSettings, cache: BatchedModel, *
     async def ready() -> str | None:
         return cache.readiness(preload, lazy_is_ready=lazy_is_ready)
 
-    install_ops(app, name, ready, max_request_bytes=max_request_bytes)
+    internal_key = settings.internal_key.get_secret_value() if settings.internal_key else None
+    install_ops(app, name, ready, max_request_bytes=max_request_bytes, internal_key=internal_key)
     return app

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from dogsearch.services.errors import install_error_mapping
+from dogsearch.services.internal import InternalGuard
 
 log = logging.getLogger("dogsearch.http")
 
@@ -159,10 +160,13 @@ class RequestMetrics:
 
 
 def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes: int | None = None,
-                body_limits: dict[str, int] | None = None) -> None:
-    """`max_request_bytes` caps every request body; `body_limits` gives some paths a limit of their own."""
+                body_limits: dict[str, int] | None = None, internal_key: str | None = None) -> None:
+    """`max_request_bytes` caps every request body; `body_limits` gives some paths a limit of their own;
+    `internal_key`: every route but /healthz and /readyz needs it (the services behind the gateway)."""
     if max_request_bytes is not None:
         app.add_middleware(BodyLimit, limit=max_request_bytes, per_path=body_limits)
+    if internal_key:
+        app.add_middleware(InternalGuard, key=internal_key)  # outside BodyLimit: refused before any body is read
 
     app.add_middleware(RequestMetrics, service=service)  # added last: outermost, so it sees 413s too
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.deploy.tools import BASE, ENV_EXAMPLE, GPU, check_jsonschema, compose, compose_model
 
@@ -93,6 +94,15 @@ def test_services_find_each_other_and_keep_their_data_on_named_volumes(base: dic
     assert services["gateway"]["depends_on"]["search"]["condition"] == "service_healthy"
 
 
+def test_redis_is_bounded_and_never_evicts_queue_or_job_keys(base: dict) -> None:
+    command = base["services"]["redis"]["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    maxmemory = command[command.index("--maxmemory") + 1]
+    assert maxmemory == "384mb"  # DEPLOY_REDIS_MAXMEMORY in .env.example
+    limit = int(base["services"]["redis"]["deploy"]["resources"]["limits"]["memory"])
+    assert int(maxmemory.removesuffix("mb")) * 1024**2 < limit  # Redis refuses writes before the kernel kills it
+
+
 def test_workers_can_be_scaled(base: dict) -> None:
     worker = base["services"]["worker"]
     # --scale needs containers without a fixed name or host port.
@@ -116,3 +126,17 @@ def test_gpu_overlay_puts_the_model_services_on_nvidia_gpus(base: dict, gpu: dic
     for name in ("gateway", "search", "worker", "redis", "qdrant"):
         assert gpu["services"][name] == base["services"][name], name
     assert "reservations" not in base["services"]["embedder"]["deploy"]["resources"]
+
+
+def test_the_published_gateway_requires_keys_and_the_secrets_come_from_env_only(base: dict) -> None:
+    # Published on the host: without an admin key it must not start (dogsearch serve checks REQUIRE_KEYS).
+    assert base["services"]["gateway"]["environment"]["DOGSEARCH_GATEWAY_REQUIRE_KEYS"] == "true"
+    for name, service in base["services"].items():
+        named = set(service.get("environment") or {})
+        assert not {n for n in named if n.endswith(("API_KEY", "API_KEYS", "INTERNAL_KEY"))}, name
+    # .env.example names them (empty: the operator makes them), and every service of ours reads the env file.
+    example = ENV_EXAMPLE.read_text()
+    assert "\nDOGSEARCH_GATEWAY_API_KEYS=\n" in example and "\nDOGSEARCH_INTERNAL_KEY=\n" in example
+    raw = yaml.safe_load(BASE.read_text())  # `docker compose config` leaves out an optional env file not there
+    for name in OURS:
+        assert raw["services"][name]["env_file"][0]["path"] == ".env", name

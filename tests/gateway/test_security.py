@@ -1,19 +1,36 @@
+"""The gateway's access model in process: scopes, owners, /v1/me, jobs per key, the rate limiter, CORS."""
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from dogsearch.core.access import ApiKey, InvalidKeyEntry
 from dogsearch.services.allinone import create_all_in_one
+from dogsearch.services.gateway.app import create_app
 from dogsearch.services.gateway.settings import GatewaySettings
 from tests.fakes import ColorGridModel
 from tests.images import solid
 
+# name -> (scope, secret)
+KEYS = {"reader": ("search", "dgs_reader-secret"), "alice": ("write", "dgs_alice-secret"),
+        "bob": ("write", "dgs_bob-secret"), "root": ("admin", "dgs_root-secret")}
+ENTRIES = [ApiKey.make(name, scope, secret).entry for name, (scope, secret) in KEYS.items()]
+
+
+def as_(name: str) -> dict[str, str]:
+    return {"X-API-Key": KEYS[name][1]}
+
 
 @asynccontextmanager
-async def gateway_with(tmp_path, **options):
-    app = create_all_in_one(tmp_path, model_factory=ColorGridModel, gateway_options=options)
+async def gateway_with(tmp_path, jobs_options=None, **options):
+    app = create_all_in_one(tmp_path, model_factory=ColorGridModel, gateway_options=options,
+                            jobs_options=jobs_options)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             yield client
@@ -23,37 +40,130 @@ def upload(color=(200, 0, 0)):
     return {"files": {"image": ("d.jpg", solid(color))}}
 
 
-async def test_api_key_guards_every_write_but_not_reads(tmp_path):
+async def test_deprecated_single_key_is_an_admin_key_and_reads_need_a_key_too(tmp_path):
+    # Behaviour change (issue 17): the old key was for writes only; it is now the admin key "admin", and without
+    # DOGSEARCH_GATEWAY_ANONYMOUS_SEARCH reads and searches need a key as well.
     async with gateway_with(tmp_path, api_key="s3cret") as client:
         refused = await client.post("/v1/dogs", **upload())
         assert refused.status_code == 401 and "API key" in refused.json()["detail"]
+        assert refused.json()["code"] == "unauthenticated" and refused.headers["www-authenticate"] == "Bearer"
         assert (await client.post("/v1/dogs", headers={"X-API-Key": "wrong"}, **upload())).status_code == 401
         added = await client.post("/v1/dogs", headers={"X-API-Key": "s3cret"}, **upload())
         assert added.status_code == 201
         dog = added.json()["id"]
         assert (await client.delete(f"/v1/dogs/{dog}")).status_code == 401
-        # Reads, searches included, need no key.
-        assert (await client.get(f"/v1/dogs/{dog}")).status_code == 200
-        assert (await client.post("/v1/search", **upload())).status_code == 200
-        assert (await client.get("/v1/dogs")).json()["total"] == 1
+        assert (await client.get(f"/v1/dogs/{dog}")).status_code == 401
+        assert (await client.post("/v1/search", **upload())).status_code == 401
         bearer = await client.delete(f"/v1/dogs/{dog}", headers={"Authorization": "Bearer s3cret"})
         assert bearer.status_code == 204
 
 
 def test_api_key_comes_from_dogsearch_api_key(monkeypatch):
     monkeypatch.setenv("DOGSEARCH_API_KEY", "from-env")
-    assert GatewaySettings().api_key.get_secret_value() == "from-env"
+    settings = GatewaySettings()
+    assert settings.api_key.get_secret_value() == "from-env"
+    assert [(k.name, k.scope) for k in settings.keyring.keys] == [("admin", "admin")]
 
 
-async def test_rate_limit_per_client_answers_429_with_retry_after(tmp_path):
+async def test_each_scope_does_what_it_allows_and_no_more(tmp_path):
+    async with gateway_with(tmp_path, api_keys=ENTRIES) as client:
+        refused = await client.post("/v1/dogs", headers=as_("reader"), **upload())
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        added = await client.post("/v1/dogs", headers=as_("alice"), **upload())
+        assert added.status_code == 201
+        dog = added.json()["id"]
+        assert "owner" not in added.json()["payload"]  # who added it is kept, not shown
+        for name in ("reader", "alice", "root"):
+            assert (await client.get(f"/v1/dogs/{dog}", headers=as_(name))).status_code == 200
+            assert (await client.post("/v1/search", headers=as_(name), **upload())).status_code == 200
+        assert (await client.get("/v1/dogs")).status_code == 401
+        assert (await client.get("/metrics", headers=as_("alice"))).status_code == 403
+        assert (await client.get("/metrics", headers=as_("root"))).status_code == 200
+        assert (await client.get("/healthz")).status_code == 200  # health checks stay open
+
+
+async def test_only_the_key_that_added_a_dog_or_an_admin_deletes_it(tmp_path):
+    async with gateway_with(tmp_path, api_keys=ENTRIES) as client:
+        first = (await client.post("/v1/dogs", headers=as_("alice"), **upload((200, 0, 0)))).json()["id"]
+        second = (await client.post("/v1/dogs", headers=as_("alice"), **upload((0, 0, 200)))).json()["id"]
+        for name in ("bob", "reader"):
+            refused = await client.delete(f"/v1/dogs/{first}", headers=as_(name))
+            assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        assert (await client.delete(f"/v1/dogs/{first}", headers=as_("alice"))).status_code == 204
+        assert (await client.delete(f"/v1/dogs/{second}", headers=as_("root"))).status_code == 204
+        assert (await client.get("/v1/dogs", headers=as_("root"))).json()["total"] == 0
+
+
+async def test_anonymous_search_when_the_operator_turns_it_on(tmp_path):
+    async with gateway_with(tmp_path, api_keys=ENTRIES, anonymous_search=True) as client:
+        dog = (await client.post("/v1/dogs", headers=as_("alice"), **upload())).json()["id"]
+        assert (await client.post("/v1/search", **upload())).status_code == 200
+        assert (await client.get(f"/v1/dogs/{dog}")).status_code == 200
+        assert (await client.post("/v1/dogs", **upload((0, 200, 0)))).status_code == 401
+        assert (await client.delete(f"/v1/dogs/{dog}")).status_code == 401
+        assert (await client.get("/v1/jobs")).status_code == 401
+
+
+async def test_me_says_who_the_caller_is(tmp_path):
+    async with gateway_with(tmp_path, api_keys=ENTRIES) as client:
+        assert (await client.get("/v1/me")).json() == {"name": None, "scope": None, "scopes": [], "open": False,
+                                                       "anonymous_search": False}
+        alice = await client.get("/v1/me", headers={"Authorization": f"Bearer {KEYS['alice'][1]}"})
+        assert alice.json() == {"name": "alice", "scope": "write", "scopes": ["search", "write"], "open": False,
+                                "anonymous_search": False}
+        wrong = await client.get("/v1/me", headers={"X-API-Key": "dgs_made-up"})
+        assert wrong.status_code == 401 and wrong.json()["code"] == "unauthenticated"
+    async with gateway_with(tmp_path / "open") as client:  # no keys: the loopback demo
+        assert (await client.get("/v1/me")).json() == {"name": None, "scope": "admin",
+                                                       "scopes": ["search", "write", "admin"], "open": True,
+                                                       "anonymous_search": False}
+
+
+async def test_a_write_key_sees_and_cancels_only_its_own_jobs(tmp_path):
+    photos = tmp_path / "imports" / "beagle"
+    photos.mkdir(parents=True)
+    (photos / "a.jpg").write_bytes(solid((200, 0, 0)))
+    jobs = {"allowed_roots": [tmp_path / "imports"]}
+    async with gateway_with(tmp_path / "data", jobs_options=jobs, api_keys=ENTRIES) as client:
+        body = {"path": str(tmp_path / "imports"), "labels": "folders"}
+        job = (await client.post("/v1/jobs/index", json=body, headers=as_("alice"))).json()["id"]
+        assert [j["id"] for j in (await client.get("/v1/jobs", headers=as_("alice"))).json()["items"]] == [job]
+        assert (await client.get("/v1/jobs", headers=as_("bob"))).json()["items"] == []
+        assert (await client.get(f"/v1/jobs/{job}", headers=as_("bob"))).status_code == 404
+        assert (await client.delete(f"/v1/jobs/{job}", headers=as_("bob"))).status_code == 404
+        assert (await client.get("/v1/jobs", headers=as_("reader"))).status_code == 403
+        seen = (await client.get(f"/v1/jobs/{job}", headers=as_("root"))).json()
+        assert seen["owner"] == "alice"
+        for _ in range(200):  # the job's dogs are the job's key's
+            if (await client.get(f"/v1/jobs/{job}", headers=as_("alice"))).json()["state"] == "done":
+                break
+            await asyncio.sleep(0.05)
+        [dog] = (await client.get("/v1/dogs", headers=as_("root"))).json()["items"]
+        assert (await client.delete(f"/v1/dogs/{dog['id']}", headers=as_("bob"))).status_code == 403
+        assert (await client.delete(f"/v1/dogs/{dog['id']}", headers=as_("alice"))).status_code == 204
+
+
+async def test_rate_limit_buckets_on_the_authenticated_key_and_answers_429_with_retry_after(tmp_path):
     async with gateway_with(tmp_path, rate_limit_per_minute=60, rate_limit_burst=3) as client:
         codes = [(await client.get("/v1/dogs")).status_code for _ in range(5)]
         assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
         limited = await client.get("/v1/dogs")
         assert int(limited.headers["retry-after"]) >= 1
-        # Another client (by its key) has its own bucket; health checks are never limited.
-        assert (await client.get("/v1/dogs", headers={"X-API-Key": "other"})).status_code == 200
-        assert (await client.get("/healthz")).status_code == 200
+        # Open (no keys): a made-up key is nobody, and buys no bucket of its own.
+        assert (await client.get("/v1/dogs", headers={"X-API-Key": "other"})).status_code == 429
+        assert (await client.get("/healthz")).status_code == 200  # health checks are never limited
+    async with gateway_with(tmp_path / "keys", api_keys=ENTRIES, rate_limit_per_minute=60,
+                            rate_limit_burst=3) as client:
+        assert [(await client.get("/v1/dogs", headers=as_("alice"))).status_code for _ in range(4)][-1] == 429
+        assert (await client.get("/v1/dogs", headers=as_("bob"))).status_code == 200  # a key of its own
+
+
+async def test_made_up_keys_cost_their_address_and_run_dry(tmp_path):
+    async with gateway_with(tmp_path, api_keys=ENTRIES, rate_limit_per_minute=60, rate_limit_burst=10) as client:
+        codes = [(await client.get("/v1/dogs", headers={"X-API-Key": f"dgs_{uuid.uuid4()}"})).status_code
+                 for _ in range(4)]
+        assert codes[:2] == [401, 401] and codes[2:] == [429, 429]  # 5 tokens a failure, 10 in the bucket
+        assert (await client.get("/v1/dogs", headers=as_("alice"))).status_code == 200
 
 
 @pytest.mark.parametrize(("origin", "allowed"), [("https://dogs.example", True), ("https://evil.example", False)])
@@ -61,3 +171,43 @@ async def test_cors_origins_come_from_settings(tmp_path, origin, allowed):
     async with gateway_with(tmp_path, cors_origins=["https://dogs.example"]) as client:
         r = await client.options("/v1/search", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
         assert (r.headers.get("access-control-allow-origin") == origin) is allowed
+
+
+def test_keys_come_as_a_json_list_a_comma_list_or_a_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOGSEARCH_GATEWAY_API_KEYS", ",".join(ENTRIES[:2]))
+    assert [k.name for k in GatewaySettings().keyring.keys] == ["reader", "alice"]
+    monkeypatch.setenv("DOGSEARCH_GATEWAY_API_KEYS", f'["{ENTRIES[2]}"]')
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text(f"# the admins\n{ENTRIES[3]}  # root\n\n")
+    monkeypatch.setenv("DOGSEARCH_GATEWAY_API_KEYS_FILE", str(keys_file))
+    assert [k.name for k in GatewaySettings().keyring.keys] == ["bob", "root"]
+
+
+@pytest.mark.parametrize("entries", [
+    ["bob:superuser:" + "a" * 64],  # no such scope
+    ["bob:write:" + "A" * 64],  # not lowercase hex
+    ["bob:write:abc"],  # too short
+    ["dgs_pasted-a-secret"],  # not an entry
+])
+def test_bad_key_entries_stop_the_service_at_start(entries):
+    with pytest.raises(ValidationError):
+        GatewaySettings(api_keys=entries)
+
+
+def test_a_bad_keys_file_or_a_name_twice_stops_the_gateway_at_start(tmp_path):
+    with pytest.raises(InvalidKeyEntry, match="twice"):
+        create_app(GatewaySettings(api_keys=["bob:write:" + "a" * 64, "bob:admin:" + "b" * 64]))
+    with pytest.raises(InvalidKeyEntry, match="api_keys_file"):
+        create_app(GatewaySettings(api_keys_file=tmp_path / "nope.txt"))
+    bad = tmp_path / "keys.txt"
+    bad.write_text("bob:write:" + "a" * 64 + "\nroot:root:" + "b" * 64 + "\n")
+    with pytest.raises(InvalidKeyEntry, match="scope"):
+        create_app(GatewaySettings(api_keys_file=bad))
+
+
+def test_a_bare_api_key_variable_is_not_read(monkeypatch):
+    # API_KEY is a common name in a shell: only the DOGSEARCH_ names count.
+    monkeypatch.setenv("API_KEY", "whatever")
+    monkeypatch.delenv("DOGSEARCH_API_KEY", raising=False)
+    monkeypatch.delenv("DOGSEARCH_GATEWAY_API_KEY", raising=False)
+    assert GatewaySettings().keyring.open and os.environ["API_KEY"]

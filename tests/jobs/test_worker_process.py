@@ -1,15 +1,19 @@
 """`dogsearch worker` as its own process, killed with SIGKILL in the middle of a job: its unacknowledged batch
-goes to the restarted worker, and every distinct photo ends up stored exactly once, counted once."""
+goes to the restarted worker, and every distinct photo ends up stored exactly once, counted once. A batch that
+kills its worker every time runs a bounded number of times, then fails."""
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from tests.jobs.helpers import all_dogs, wait_job
+from tests.jobs.poison_worker import POISON
 from tests.jobs.servers import REDIS_URL, SlowModel
 
 
@@ -19,12 +23,12 @@ def model() -> SlowModel:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log) -> None:
-        self.env, self.log = env, log
+    def __init__(self, env: dict[str, str], log, module: tuple[str, ...] = ("dogsearch.cli", "worker")) -> None:
+        self.env, self.log, self.module = env, log, module
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
-        cmd = [sys.executable, "-m", "dogsearch.cli", "worker", "--concurrency", "1", "--loglevel", "WARNING"]
+        cmd = [sys.executable, "-m", *self.module, "--concurrency", "1", "--loglevel", "WARNING"]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
                                      start_new_session=True)
         return self
@@ -89,6 +93,41 @@ async def test_a_worker_killed_mid_job_loses_and_doubles_nothing(celery_gateway,
                                                       for p in originals}
     # At least the killed batch was embedded twice: that is the price of at-least-once delivery, not a duplicate.
     assert sum(model.batch_sizes) >= 40
+
+
+async def test_a_batch_that_keeps_killing_its_worker_fails_after_max_deliveries(celery_gateway, worker_env, photos,
+                                                                                tmp_path):
+    """The poison batch comes back after each death (acks_late); its fourth delivery fails its files instead of
+    killing a fourth worker, and the job finishes."""
+    (photos / "poison.jpg").write_bytes(b"\xff\xd8\xff" + POISON)
+    files = sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.jpg"))
+    at = files.index("poison.jpg") // 8 * 8
+    poison_batch = files[at:at + 8]
+    env = worker_env | {"DOGSEARCH_JOBS_MAX_DELIVERIES": "3"}
+    log = tmp_path / "worker.log"
+    workers: list[WorkerProcess] = []
+    r = await celery_gateway.post("/v1/jobs/index", json={"path": str(photos)})
+    job_id = r.json()["id"]
+    try:
+        deadline = time.monotonic() + 150
+        while True:
+            job = (await celery_gateway.get(f"/v1/jobs/{job_id}")).json()
+            if job["state"] not in ("queued", "running"):
+                break
+            assert time.monotonic() < deadline, (job, len(workers), log.read_text()[-3000:])
+            if not workers or workers[-1].proc.poll() is not None:
+                workers.append(WorkerProcess(env, log, ("tests.jobs.poison_worker",)).start())
+            await asyncio.sleep(0.2)
+    finally:
+        for worker in workers:
+            worker.stop()
+    deaths = [w.proc.returncode for w in workers if w.proc.returncode == 70]
+    assert deaths == [70, 70, 70], ([w.proc.returncode for w in workers], log.read_text()[-3000:])
+    assert job["state"] == "done", job
+    assert (job["total"], job["indexed"], job["failed"]) == (41, 41 - len(poison_batch), len(poison_batch)), job
+    assert {e["file"]: e["reason"] for e in job["errors"]} == {
+        f: "this batch stopped the worker 3 times" for f in poison_batch}
+    assert len(await all_dogs(celery_gateway)) == 41 - len(poison_batch)
 
 
 def test_cli_index_queues_a_job_for_the_workers(settings, worker_env, photos, tmp_path):

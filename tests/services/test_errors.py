@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 
-from dogsearch.core.errors import Conflict, InvalidInput, NotFound, TimedOut, TooLarge, Unavailable
+from dogsearch.core.errors import Conflict, InvalidInput, NotFound, StorageFull, TimedOut, TooLarge, Unavailable
 from dogsearch.core.images import ImageTooLarge
 from dogsearch.gallery.errors import ModelMismatch
 from dogsearch.inference.batching import QueueFull
@@ -28,13 +28,15 @@ def app_raising(exc: Exception) -> FastAPI:
 @pytest.mark.parametrize(("exc", "status"), [
     (ImageTooLarge("12000x12000"), 413), (InvalidInput("bad"), 422), (NotFound("none"), 404),
     (CollectionMissing("no collection"), 409), (QueueFull("full"), 503), (TimedOut("slow"), 504),
+    (StorageFull("disk full"), 507),
 ])
 def test_each_kind_has_one_status(exc, status):
     assert status_of(exc) == status
 
 
 @pytest.mark.parametrize("exc", [CollectionMissing("no collection yet"), CollectionMismatch("dim 48 != 384"),
-                                 ModelMismatch("other model"), ImageTooLarge("too many pixels"), NotFound("no dog")])
+                                 ModelMismatch("other model"), ImageTooLarge("too many pixels"), NotFound("no dog"),
+                                 StorageFull("disk full")])
 async def test_the_client_raises_the_class_the_service_raised(exc):
     client = ServiceClient("http://svc", app=app_raising(exc))
     client.service = "search"

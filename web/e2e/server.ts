@@ -1,5 +1,6 @@
 // Starts a real `dogsearch serve` (all services in one process, the real default model) on a free loopback port.
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -11,8 +12,24 @@ const DOGSEARCH = process.env.DOGSEARCH_BIN ?? join(REPO, ".venv/bin/dogsearch")
 export interface Server {
   url: string;
   dataDir: string;
+  /** the secrets of the keys it accepts (none: an open server, the demo) */
+  keys: Keys;
   log: () => string;
   stop: () => Promise<void>;
+}
+
+export interface Keys {
+  admin?: string;
+  search?: string;
+}
+
+/** Fresh secrets for this run; the server gets only their sha256, as an operator configures it. */
+export function makeKeys(): { keys: Required<Keys>; env: Record<string, string> } {
+  const secret = () => `dgs_${randomBytes(24).toString("hex")}`;
+  const keys = { admin: secret(), search: secret() };
+  const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+  const entries = [`e2e-admin:admin:${sha(keys.admin)}`, `e2e-viewer:search:${sha(keys.search)}`];
+  return { keys, env: { DOGSEARCH_GATEWAY_API_KEYS: entries.join(",") } };
 }
 
 function freePort(): Promise<number> {
@@ -26,10 +43,13 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startServer(env: Record<string, string> = {}): Promise<Server> {
+/** `keys`: started with an admin and a search-only key (their secrets in `Server.keys`); else open. */
+export async function startServer(env: Record<string, string> = {}, { keys = false } = {}): Promise<Server> {
   if (!existsSync(DOGSEARCH)) throw new Error(`${DOGSEARCH} not found: run \`make setup\` at the repository root`);
   if (!existsSync(join(REPO, "web/dist/index.html"))) throw new Error("web/dist is not built: run `npm run build`");
   const dataDir = mkdtempSync(join(tmpdir(), "dogsearch-e2e-"));
+  const access = keys ? makeKeys() : { keys: {}, env: {} };
+  env = { ...access.env, ...env };
   const port = await freePort();
   let output = "";
   const child: ChildProcess = spawn(
@@ -53,7 +73,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
     try {
-      if ((await fetch(`${url}/readyz`)).ok) return { url, dataDir, log: () => output, stop };
+      if ((await fetch(`${url}/readyz`)).ok) return { url, dataDir, keys: access.keys, log: () => output, stop };
     } catch {
       // not listening yet
     }
@@ -63,12 +83,19 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
   throw new Error(`dogsearch serve did not become ready (exit ${child.exitCode}):\n${output.slice(-4000)}`);
 }
 
+/** A call to the server's API as a client with its admin key would make it (no key on an open server). */
+export function api(server: Server, path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (server.keys.admin) headers.set("X-API-Key", server.keys.admin);
+  return fetch(`${server.url}${path}`, { ...init, headers });
+}
+
 /** Adds a photo through the public API, as a user's client would. */
-export async function addPhoto(url: string, path: string, fields: Record<string, string>) {
+export async function addPhoto(server: Server, path: string, fields: Record<string, string>) {
   const form = new FormData();
   form.append("image", new Blob([readFileSync(path)]), basename(path));
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
-  const response = await fetch(`${url}/v1/dogs`, { method: "POST", body: form });
+  const response = await api(server, "/v1/dogs", { method: "POST", body: form });
   if (!response.ok) throw new Error(`adding ${path}: ${response.status} ${await response.text()}`);
   return (await response.json()) as { id: string; payload: Record<string, unknown> };
 }

@@ -1,36 +1,69 @@
 import { useEffect, useRef } from "react";
+import { AccountControl, RequireScope } from "./components/SignIn";
 import { AddDogPage } from "./pages/AddDogPage";
 import { DogPage } from "./pages/DogPage";
 import { GalleryPage } from "./pages/GalleryPage";
 import { JobsPage } from "./pages/JobsPage";
 import { MatchPage } from "./pages/MatchPage";
 import { SearchPage } from "./pages/SearchPage";
+import { allows } from "./lib/access";
+import { AuthProvider, useAuth } from "./lib/auth";
 import { useRoute, type Route } from "./lib/router";
 import { SearchProvider } from "./lib/searchState";
+import type { Scope } from "./lib/types";
 
-const NAV = [
-  ["search", "Search"],
-  ["add", "Add a dog"],
-  ["gallery", "Gallery"],
-  ["jobs", "Bulk jobs"],
-] as const;
+// Each page with the scope it needs: the menu shows what this visitor may do (search pages ask to sign in).
+const NAV: [string, string, Scope | null][] = [
+  ["search", "Search", null],
+  ["add", "Add a dog", "write"],
+  ["gallery", "Gallery", null],
+  ["jobs", "Bulk jobs", "write"],
+];
 
 function Page({ route }: { route: Route }) {
   const [name, id] = route.path;
   switch (name ?? "search") {
     case "search":
-      return <SearchPage />;
+      return (
+        <RequireScope scope="search" title="Find similar dogs" why="to search">
+          <SearchPage />
+        </RequireScope>
+      );
     case "add":
-      return <AddDogPage />;
+      return (
+        <RequireScope scope="write" title="Add a dog" why="to add dogs">
+          <AddDogPage />
+        </RequireScope>
+      );
     case "gallery":
-      return <GalleryPage limit={Math.max(1, Math.min(100, Number(route.params.get("limit")) || 12))} />;
+      return (
+        <RequireScope scope="search" title="Gallery" why="to see the dogs">
+          <GalleryPage limit={Math.max(1, Math.min(100, Number(route.params.get("limit")) || 12))} />
+        </RequireScope>
+      );
     case "jobs":
-      return <JobsPage />;
+      return (
+        <RequireScope scope="write" title="Bulk jobs" why="to run bulk jobs">
+          <JobsPage />
+        </RequireScope>
+      );
     case "dogs":
-      if (id) return <DogPage key={id} id={id} />;
+      if (id) {
+        return (
+          <RequireScope scope="search" title="Dog" why="to see this dog">
+            <DogPage key={id} id={id} />
+          </RequireScope>
+        );
+      }
       break;
     case "match":
-      if (id) return <MatchPage key={`${id}-${route.params.get("from")}`} id={id} from={route.params.get("from")} />;
+      if (id) {
+        return (
+          <RequireScope scope="search" title="Why it matches" why="to compare dogs">
+            <MatchPage key={`${id}-${route.params.get("from")}`} id={id} from={route.params.get("from")} />
+          </RequireScope>
+        );
+      }
       break;
   }
   return (
@@ -44,7 +77,16 @@ function Page({ route }: { route: Route }) {
 }
 
 export function App() {
+  return (
+    <AuthProvider>
+      <Shell />
+    </AuthProvider>
+  );
+}
+
+function Shell() {
   const route = useRoute();
+  const { me, generation } = useAuth();
   const current = route.path[0] ?? "search";
 
   // After a navigation, move focus to the page so keyboard and screen-reader users start there.
@@ -67,15 +109,17 @@ export function App() {
           dogsearch
         </a>
         <nav aria-label="Main">
-          {NAV.map(([key, label]) => (
+          {NAV.filter(([, , scope]) => !scope || (me && allows(me, scope))).map(([key, label]) => (
             <a key={key} href={`#/${key}`} aria-current={current === key ? "page" : undefined}>
               {label}
             </a>
           ))}
         </nav>
+        <AccountControl />
       </header>
       <main id="main" tabIndex={-1}>
-        <Page route={route} />
+        {/* a new key (or none): the page loads again with it */}
+        <Page key={generation} route={route} />
       </main>
     </SearchProvider>
   );

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from dogsearch.core.settings import InferenceSettings, usable_cores
+from dogsearch.core.settings import InferenceSettings, internal_key_field, set_secret, usable_cores
 from dogsearch.models.registry import DEFAULT_CACHE_DIR, DEFAULT_MODEL, create_model
 
 if TYPE_CHECKING:
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class EmbedderSettings(InferenceSettings):
-    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_EMBEDDER_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_EMBEDDER_", extra="forbid", populate_by_name=True)
 
     model: str = Field(DEFAULT_MODEL,
                        description="a trained model in models/ (the default: the ViT fine-tuned on dogs), "
@@ -25,6 +25,12 @@ class EmbedderSettings(InferenceSettings):
     preload: bool = Field(True, description="load the model at start-up rather than on the first request")
     max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
     queue_max_images: int = Field(512, ge=1, description="images waiting beyond this get 503 + Retry-After")
+    internal_key: SecretStr | None = internal_key_field("DOGSEARCH_EMBEDDER_")
+
+    @field_validator("internal_key")
+    @classmethod
+    def _set(cls, value: SecretStr | None) -> SecretStr | None:
+        return set_secret(value)
 
     def build_model(self) -> EmbeddingModel:
         """The model the embedder service serves with these settings: everything that embeds for the service (the

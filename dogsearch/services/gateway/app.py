@@ -3,6 +3,7 @@ into the gallery (dogsearch/gallery), whose use cases the routers (routers/) cal
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
@@ -17,12 +18,14 @@ from dogsearch.services.embedder.client import EmbedderClient
 from dogsearch.services.gateway.deps import Parts, build_gallery
 from dogsearch.services.gateway.poses import StoredPoses
 from dogsearch.services.gateway.routers import ALL as ROUTERS
-from dogsearch.services.gateway.security import ApiKeyGuard, RateLimit
+from dogsearch.services.gateway.security import Access
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.gateway.web import DEFAULT_WEB_DIR, install_web
 from dogsearch.services.ops import install_ops
 from dogsearch.services.pose.client import PoseClient
 from dogsearch.services.search.client import SearchClient
+
+log = logging.getLogger("dogsearch.gateway")
 
 
 def create_app(
@@ -37,10 +40,11 @@ def create_app(
     """The clients default to the services at the settings' URLs; `sub_apps` are the other services' apps when they
     run in this process (their lifespans run with ours)."""
     settings = settings or GatewaySettings()
-    timeout = settings.upstream_timeout_s
-    embedder = embedder or EmbedderClient(settings.embedder_url, timeout=timeout)
-    search_client = search or SearchClient(settings.search_url, timeout=timeout)
-    pose_client = pose or PoseClient(settings.pose_url, timeout=timeout)
+    keyring = settings.keyring  # first: a bad keys file stops the start before anything is built
+    timeout, token = settings.upstream_timeout_s, settings.internal_secret
+    embedder = embedder or EmbedderClient(settings.embedder_url, timeout=timeout, token=token)
+    search_client = search or SearchClient(settings.search_url, timeout=timeout, token=token)
+    pose_client = pose or PoseClient(settings.pose_url, timeout=timeout, token=token)
     gallery = build_gallery(settings, embedder, search_client)
     bulk = Jobs(jobs_settings or JobsSettings(), gallery.ingest)  # on Celery workers, or in this process
     parts = Parts(settings, gallery, bulk, pose_client, StoredPoses(pose_client, gallery))
@@ -76,9 +80,12 @@ def create_app(
                 body_limits={"/v1/jobs/index/upload": bulk.settings.max_archive_bytes + 256 * 1024})
     # Added last = runs first: refuse what is not allowed before reading any body.
     if settings.api_key is not None:
-        app.add_middleware(ApiKeyGuard, key=settings.api_key.get_secret_value())
-    if settings.rate_limit_per_minute:
-        app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst)
+        log.warning("DOGSEARCH_GATEWAY_API_KEY is deprecated: it is taken as an admin key named 'admin'; make keys "
+                    "with `dogsearch keys add` and set DOGSEARCH_GATEWAY_API_KEYS")
+    app.add_middleware(Access, keyring=keyring, anonymous_search=settings.anonymous_search,
+                       internal_key=settings.internal_secret, trusted_proxies=settings.trusted_proxies,
+                       per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst,
+                       redis_url=bulk.settings.broker_url)  # counts shared by the replicas through the broker
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])

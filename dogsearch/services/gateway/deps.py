@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, UploadFile
 
+from dogsearch.core.access import NOBODY, Caller
 from dogsearch.core.images import DecodeBudget, ImageLimits, check_size
 from dogsearch.gallery.gallery import Gallery
 from dogsearch.gallery.photos import PhotoStore
@@ -14,6 +15,7 @@ from dogsearch.jobs.service import Jobs
 from dogsearch.services.embedder.client import EmbedderClient
 from dogsearch.services.gateway.poses import StoredPoses
 from dogsearch.services.gateway.schemas import Dog as DogOut
+from dogsearch.services.gateway.security import CALLER
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.pose.client import PoseClient
 from dogsearch.services.search.client import SearchClient
@@ -34,8 +36,9 @@ def build_gallery(settings: GatewaySettings, embedder: EmbedderClient, search: S
 def connect_gallery(settings: GatewaySettings) -> Gallery:
     """A gallery on the embedder and search services at the settings' URLs (a Celery worker's)."""
     timeout = settings.upstream_timeout_s
-    return build_gallery(settings, EmbedderClient(settings.embedder_url, timeout=timeout),
-                         SearchClient(settings.search_url, timeout=timeout))
+    token = settings.internal_secret
+    return build_gallery(settings, EmbedderClient(settings.embedder_url, timeout=timeout, token=token),
+                         SearchClient(settings.search_url, timeout=timeout, token=token))
 
 
 @dataclass
@@ -63,10 +66,16 @@ def _jobs(request: Request) -> Jobs:
     return request.app.state.parts.jobs
 
 
+def _caller(request: Request) -> Caller:
+    # Resolved by security.Access before the route runs; without it, nobody (closed rather than open).
+    return request.scope.get(CALLER, NOBODY)
+
+
 PartsDep = Annotated[Parts, Depends(_parts)]
 GalleryDep = Annotated[Gallery, Depends(_gallery)]
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
 JobsDep = Annotated[Jobs, Depends(_jobs)]
+CallerDep = Annotated[Caller, Depends(_caller)]
 
 
 async def read_upload(upload: UploadFile, settings: GatewaySettings) -> bytes:

@@ -58,6 +58,7 @@ class Job(BaseModel):
     path: str
     labels: str | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
+    owner: str | None = Field(None, description="the name of the API key that started it")
     total: int = Field(..., description="files found (known once the job is running)")
     indexed: int = Field(..., description="photos stored by this job, near-duplicates included")
     duplicates: int = Field(..., description="skipped: the same bytes came earlier in the job or were already stored")
@@ -75,3 +76,14 @@ class Job(BaseModel):
 
 class JobList(BaseModel):
     items: list[Job]
+
+
+class Me(BaseModel):
+    """GET /v1/me: who the caller is (the web UI shows only what its scope allows)."""
+
+    name: str | None = Field(None, description="the API key's name; null without a key")
+    scope: Literal["search", "write", "admin"] | None = Field(
+        None, description="the key's scope; null without a key (admin when the service is open)")
+    scopes: list[Literal["search", "write", "admin"]] = Field(..., description="every scope it has (cumulative)")
+    open: bool = Field(..., description="no keys are configured: everyone may do everything (loopback only)")
+    anonymous_search: bool = Field(..., description="callers without a key may search and read dogs")

@@ -1,16 +1,36 @@
 from __future__ import annotations
 
+import json
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, HttpUrl, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import AliasChoices, Field, HttpUrl, PrivateAttr, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from dogsearch.core.access import ApiKey, InvalidKeyEntry, Keyring, read_entries
 from dogsearch.core.images import MAX_DECODE_BYTES
-from dogsearch.core.settings import DECODE_MEMORY_HELP, MAX_DECODE_HELP, ServiceSettings
+from dogsearch.core.settings import (
+    DECODE_MEMORY_HELP,
+    MAX_DECODE_HELP,
+    ServiceSettings,
+    internal_key_field,
+    set_secret,
+)
+
+
+def _list(value: Any) -> Any:
+    """A list setting from the environment: a JSON list, or items separated by commas or new lines."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.replace("\n", ",").split(",") if item.strip()]
+    return value
 
 
 class GatewaySettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_GATEWAY_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_GATEWAY_", extra="forbid", populate_by_name=True)
 
     data_dir: Path = Field(Path(".data/photos"), description="where uploaded photos and thumbnails are kept")
     embedder_url: str = Field("http://127.0.0.1:8001", description="embedder service base URL (separate processes)")
@@ -27,16 +47,73 @@ class GatewaySettings(ServiceSettings):
     max_k: int = Field(100, ge=1, le=1000)
     max_page: int = Field(100, ge=1, le=1000)
     web_dir: Path | None = Field(None, description="the built web UI served at / (default: the repository's web/dist)")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="API keys as name:scope:sha256hex (scope search, write or admin), a JSON list or comma-separated; "
+                    "make one with `dogsearch keys add NAME --scope SCOPE`. None here or in the file: open access "
+                    "(allowed on a loopback address only)")
+    api_keys_file: Path | None = Field(None, description="a file of API keys: one name:scope:sha256hex a line, "
+                                                         "# comments")
     api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("api_key", "DOGSEARCH_API_KEY", "DOGSEARCH_GATEWAY_API_KEY"),
-        description="when set, every write endpoint needs it (X-API-Key header or Authorization: Bearer)",
+        None, validation_alias=AliasChoices("DOGSEARCH_API_KEY", "DOGSEARCH_GATEWAY_API_KEY"),
+        description="deprecated: one secret, taken as an admin key named 'admin' (use API_KEYS)",
     )
+    anonymous_search: bool = Field(False, description="let callers without a key search and read dogs (when keys "
+                                                      "are configured)")
+    require_keys: bool = Field(False, description="refuse to start without an admin key even on a loopback address "
+                                                  "(the compose file sets it)")
+    internal_key: SecretStr | None = internal_key_field("DOGSEARCH_GATEWAY_")
     rate_limit_per_minute: int = Field(0, ge=0, description="calls per client per minute on average; 0 = no limit")
     rate_limit_burst: int = Field(60, ge=1)
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list,
+        description="reverse proxies (CIDRs) whose X-Forwarded-For is believed: the client is the rightmost address "
+                    "not in them; empty: the peer address is the client")
     cors_origins: list[str] = Field(default_factory=list, description='web origins allowed, e.g. ["https://a.b"]')
+
+    _keyring: Keyring | None = PrivateAttr(None)
 
     @field_validator("embedder_url", "search_url", "pose_url")
     @classmethod
     def _url(cls, value: str) -> str:
         HttpUrl(value)  # fail at start on a malformed URL, not at the first request
         return value.rstrip("/")
+
+    @field_validator("api_keys", "trusted_proxies", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _list(value)
+
+    @field_validator("api_key", "internal_key")
+    @classmethod
+    def _set(cls, value: SecretStr | None) -> SecretStr | None:
+        return set_secret(value)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _entries(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ApiKey.parse(entry)  # a bad entry stops the service at start
+        return value
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keys of the setting, the file and the deprecated single key, read when first asked: at the gateway's
+        start (a bad line, an unreadable file or a name given twice stops it: InvalidKeyEntry), never by a worker,
+        which reads these settings too but has no keys file mounted."""
+        if self._keyring is None:
+            entries = list(self.api_keys)
+            if self.api_keys_file is not None:
+                try:
+                    entries += read_entries(self.api_keys_file)
+                except OSError as exc:
+                    raise InvalidKeyEntry(f"api_keys_file {self.api_keys_file}: {exc.strerror or exc}") from None
+            keys = [ApiKey.parse(entry) for entry in entries]
+            if self.api_key is not None:
+                keys.append(ApiKey.make("admin", "admin", self.api_key.get_secret_value()))
+            self._keyring = Keyring(keys)
+        return self._keyring
+
+    @property
+    def internal_secret(self) -> str | None:
+        return self.internal_key.get_secret_value() if self.internal_key else None

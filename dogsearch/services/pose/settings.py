@@ -2,15 +2,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from dogsearch.core.settings import DECODE_MEMORY_HELP, MAX_DECODE_HELP, InferenceSettings
+from dogsearch.core.settings import (
+    DECODE_MEMORY_HELP,
+    MAX_DECODE_HELP,
+    InferenceSettings,
+    internal_key_field,
+    set_secret,
+)
 from dogsearch.models.registry import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
 
 
 class PoseSettings(InferenceSettings):
-    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_POSE_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_POSE_", extra="forbid", populate_by_name=True)
 
     # the choices are the pose registry's (dogsearch.models.registry; tests/pose/test_registry.py checks they agree)
     model: Literal["lite0-fpn", "hrnet-w32-ap10k"] = Field(
@@ -36,3 +42,9 @@ class PoseSettings(InferenceSettings):
     max_decode_bytes: int = Field(320 * 1024 * 1024, ge=1024 * 1024, description=MAX_DECODE_HELP)
     decode_memory_bytes: int = Field(640 * 1024 * 1024, ge=1024 * 1024, description=DECODE_MEMORY_HELP)
     preload: bool = Field(False, description="load the models at start-up rather than on the first request")
+    internal_key: SecretStr | None = internal_key_field("DOGSEARCH_POSE_")
+
+    @field_validator("internal_key")
+    @classmethod
+    def _set(cls, value: SecretStr | None) -> SecretStr | None:
+        return set_secret(value)

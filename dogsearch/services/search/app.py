@@ -42,7 +42,8 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
         store = app.state.store
         return "store not open" if store is None else await asyncio.to_thread(store.unavailable)
 
-    install_ops(app, "search", ready)
+    install_ops(app, "search", ready,
+                internal_key=settings.internal_key.get_secret_value() if settings.internal_key else None)
     for router in ROUTERS:
         app.include_router(router)
     return app

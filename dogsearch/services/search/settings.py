@@ -6,17 +6,18 @@ from typing import Any
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from dogsearch.core.settings import ServiceSettings
+from dogsearch.core.settings import ServiceSettings, internal_key_field, set_secret
 
 
 class SearchSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_SEARCH_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="DOGSEARCH_SEARCH_", extra="forbid", populate_by_name=True)
 
     data_dir: Path = Field(Path(".data/search"), description="where the embedded engine keeps the collection")
     collection: str = Field("dogs", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     optimize_after: int = Field(2000, ge=1, description="rebuild the HNSW index once this many points changed...")
     optimize_idle_s: float = Field(10.0, ge=0, description="...and no write came for this long")
     max_k: int = Field(1000, ge=1)
+    internal_key: SecretStr | None = internal_key_field("DOGSEARCH_SEARCH_")
 
     # A Qdrant server (or cluster) instead of the embedded engine: set the URL; data_dir is then unused.
     qdrant_url: str | None = Field(None, description="e.g. http://qdrant:6333; unset: the embedded engine")
@@ -28,6 +29,11 @@ class SearchSettings(ServiceSettings):
     qdrant_write_consistency_factor: int | None = Field(
         None, ge=1, description="replicas that must confirm a write before it returns"
     )
+
+    @field_validator("internal_key")
+    @classmethod
+    def _set(cls, value: SecretStr | None) -> SecretStr | None:
+        return set_secret(value)
 
     @field_validator("qdrant_url")
     @classmethod

@@ -1,4 +1,5 @@
 import type { SearchResult } from "../lib/types";
+import { ApiImage } from "./ApiImage";
 import { ScoreBar } from "./ScoreBar";
 
 interface Props {
@@ -21,7 +22,7 @@ export function ResultGrid({ results, matchHref, onMoreLike }: Props) {
       {results.map((r, i) => (
         <li key={r.id} className="card" data-testid="result">
           <a href={matchHref(r)} className="card-photo" aria-label={`Why match ${i + 1} (${dogTitle(r.payload)}) matches`}>
-            <img src={r.thumbnail_url} alt={`Match ${i + 1}: ${dogTitle(r.payload)}`} loading="lazy" />
+            <ApiImage src={r.thumbnail_url} alt={`Match ${i + 1}: ${dogTitle(r.payload)}`} loading="lazy" />
           </a>
           <div className="card-body">
             <p className="card-title">

@@ -1,4 +1,5 @@
-import type { Dog, DogPage, Job, Pose, SearchResponse } from "./types";
+import { getKey, reportUnauthenticated } from "./session";
+import type { Dog, DogPage, Job, Me, Pose, SearchResponse } from "./types";
 
 /** An error the page can show: the API's own `detail` when it sent one. */
 export class ApiError extends Error {
@@ -17,6 +18,8 @@ export class ApiError extends Error {
 }
 
 export const UNREACHABLE = "Cannot reach the dogsearch server. Is it running? Check your connection and try again.";
+/** The message of every 401: pages show a sign-in prompt for it instead of an error. */
+export const SIGN_IN_NEEDED = "Sign in with an API key to continue.";
 
 async function detailOf(response: Response): Promise<string> {
   const text = await response.text().catch(() => "");
@@ -35,12 +38,25 @@ async function detailOf(response: Response): Promise<string> {
   return `${response.status} ${response.statusText || "error"}`.trim();
 }
 
+/** `init` with the API key header added, when there is a key. */
+function withKey(init: RequestInit | undefined, key: string | null): RequestInit | undefined {
+  if (!key) return init;
+  const headers = new Headers(init?.headers);
+  headers.set("X-API-Key", key);
+  return { ...init, headers };
+}
+
 async function send(path: string, init?: RequestInit): Promise<Response> {
+  const key = getKey();
   let response: Response;
   try {
-    response = await fetch(path, init);
+    response = await fetch(path, withKey(init, key));
   } catch {
     throw new ApiError(UNREACHABLE, 0);
+  }
+  if (response.status === 401) {
+    reportUnauthenticated(key !== null);
+    throw new ApiError(SIGN_IN_NEEDED, 401);
   }
   if (!response.ok) throw new ApiError(await detailOf(response), response.status);
   return response;
@@ -159,6 +175,29 @@ export const getJob = (id: string): Promise<Job> => json(`/v1/jobs/${id}`);
 
 export async function deleteJob(id: string): Promise<void> {
   await send(`/v1/jobs/${id}`, { method: "DELETE" });
+}
+
+/**
+ * Who a key is (no key: who an anonymous visitor is). A 404 is a server from before API keys: open to all.
+ * Not through `send`: a refused key here is the sign-in form's answer, not a session that expired.
+ */
+export async function getMe(key: string | null): Promise<Me> {
+  let response: Response;
+  try {
+    response = await fetch("/v1/me", withKey(undefined, key));
+  } catch {
+    throw new ApiError(UNREACHABLE, 0);
+  }
+  if (response.status === 404) return LEGACY_OPEN;
+  if (!response.ok) throw new ApiError(await detailOf(response), response.status);
+  return (await response.json()) as Me;
+}
+
+const LEGACY_OPEN: Me = { name: null, scope: "admin", scopes: [], open: true, anonymous_search: true };
+
+/** A photo or overlay of the API as a blob (an <img> cannot send the key header). */
+export async function fetchBlob(path: string): Promise<Blob> {
+  return (await send(path)).blob();
 }
 
 export function messageOf(error: unknown): string {

@@ -3,8 +3,22 @@ export type Payload = Record<string, unknown> & { name?: string; breed?: string 
 export interface Dog {
   id: string;
   payload: Payload;
+  /** the name of the key that added the dog, where the server tells it */
+  owner?: string | null;
   image_url: string;
   thumbnail_url: string;
+}
+
+// The access API (issue 17): scopes are cumulative, search < write < admin.
+export type Scope = "search" | "write" | "admin";
+
+export interface Me {
+  name: string | null;
+  scope: Scope | null;
+  scopes: Scope[];
+  /** no keys configured, loopback only (the demo): everything allowed without a key */
+  open: boolean;
+  anonymous_search: boolean;
 }
 
 export interface SearchResult extends Dog {

@@ -1,13 +1,16 @@
 import { useEffect, useState } from "react";
+import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { dogTitle } from "../components/ResultGrid";
+import { canDelete } from "../lib/access";
 import { deleteDog, getDog, messageOf } from "../lib/api";
+import { useAuth } from "../lib/auth";
 import { navigate } from "../lib/router";
 import { useSearchState } from "../lib/searchState";
 import type { Dog } from "../lib/types";
 
 // Recorded by the server: shown apart from the user's own fields.
-const SERVER_FIELDS = new Set(["sha256", "width", "height", "format", "bytes", "created_at", "model"]);
+const SERVER_FIELDS = new Set(["sha256", "width", "height", "format", "bytes", "created_at", "model", "owner"]);
 
 function show(value: unknown): string {
   return Array.isArray(value) ? value.join(", ") : String(value);
@@ -19,6 +22,7 @@ export function DogPage({ id }: { id: string }) {
   const [confirming, setConfirming] = useState(false);
   const [deleted, setDeleted] = useState(false);
   const [, setSearch] = useSearchState();
+  const { me } = useAuth();
 
   useEffect(() => {
     setDog(null);
@@ -71,7 +75,7 @@ export function DogPage({ id }: { id: string }) {
     <section aria-labelledby="dog-h" className="dog-page">
       <h1 id="dog-h">{dogTitle(dog.payload)}</h1>
       <div className="dog-layout">
-        <img className="dog-photo" src={dog.image_url} alt={`Photo of ${dogTitle(dog.payload)}`} />
+        <ApiImage className="dog-photo" src={dog.image_url} alt={`Photo of ${dogTitle(dog.payload)}`} />
         <div>
           <dl className="fields-list">
             {own.map(([k, v]) => (
@@ -97,7 +101,7 @@ export function DogPage({ id }: { id: string }) {
             <button type="button" className="button" onClick={moreLikeThis}>
               More like this
             </button>
-            {!confirming ? (
+            {!me || !canDelete(me, dog) ? null : !confirming ? (
               <button type="button" className="button danger" onClick={() => setConfirming(true)}>
                 Delete…
               </button>

@@ -1,4 +1,5 @@
 import { useEffect, useState } from "react";
+import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { dogTitle } from "../components/ResultGrid";
 import { listDogs, messageOf } from "../lib/api";
@@ -47,7 +48,7 @@ export function GalleryPage({ limit }: { limit: number }) {
           {page.items.map((d) => (
             <li key={d.id} className="card" data-testid="gallery-dog">
               <a href={`#/dogs/${d.id}`} className="card-photo">
-                <img src={d.thumbnail_url} alt={dogTitle(d.payload)} loading="lazy" />
+                <ApiImage src={d.thumbnail_url} alt={dogTitle(d.payload)} loading="lazy" />
               </a>
               <div className="card-body">
                 <p className="card-title">

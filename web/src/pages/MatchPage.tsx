@@ -1,9 +1,11 @@
 import { useEffect, useState } from "react";
+import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { dogTitle } from "../components/ResultGrid";
 import { ScoreBar } from "../components/ScoreBar";
 import {
   ApiError,
+  fetchBlob,
   getDog,
   messageOf,
   poseOfDog,
@@ -59,8 +61,7 @@ function usePose(load: (() => Promise<[Pose, Blob | null]>) | null, key: string)
 async function overlayBlob(url: string): Promise<Blob | null> {
   // The overlay is extra: the JSON decides availability, a failed PNG just falls back to the photo.
   try {
-    const response = await fetch(url);
-    return response.ok ? await response.blob() : null;
+    return await fetchBlob(url);
   } catch {
     return null;
   }
@@ -78,7 +79,7 @@ function PosePanel({ title, photo, alt, pose }: { title: string; photo: string; 
       {pose.status === "ok" && pose.overlay ? (
         <img className="side-photo" src={pose.overlay} alt={`${alt}, with keypoints drawn`} data-testid="pose-overlay" />
       ) : (
-        <img className="side-photo" src={photo} alt={alt} />
+        <ApiImage className="side-photo" src={photo} alt={alt} />
       )}
       {pose.status === "loading" && <p className="muted">Analysing pose…</p>}
       {pose.status === "unavailable" && (

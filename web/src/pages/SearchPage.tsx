@@ -1,4 +1,5 @@
 import { useEffect, useId, useState, type FormEvent } from "react";
+import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { PhotoPicker } from "../components/PhotoPicker";
 import { dogTitle, ResultGrid } from "../components/ResultGrid";
@@ -88,7 +89,7 @@ export function SearchPage() {
         <div className="search-side">
           {query?.kind === "dog" ? (
             <div className="picker">
-              <img className="preview" src={query.dog.thumbnail_url} alt={dogTitle(query.dog.payload)} />
+              <ApiImage className="preview" src={query.dog.thumbnail_url} alt={dogTitle(query.dog.payload)} />
               <p>
                 More like <a href={`#/dogs/${query.dog.id}`}>{dogTitle(query.dog.payload)}</a>
               </p>

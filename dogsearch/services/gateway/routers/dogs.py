@@ -4,10 +4,10 @@ from __future__ import annotations
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from dogsearch.gallery.fields import parse_json_object, search_filter, user_fields
+from dogsearch.gallery.fields import check_fields_size, parse_json_object, search_filter, user_fields
 from dogsearch.gallery.ingest import Upload
 from dogsearch.gallery.photos import media_type
-from dogsearch.services.gateway.deps import UUID_PATTERN, GalleryDep, SettingsDep, dog_out, read_upload
+from dogsearch.services.gateway.deps import UUID_PATTERN, CallerDep, GalleryDep, SettingsDep, dog_out, read_upload
 from dogsearch.services.gateway.schemas import Dog, DogPage
 from dogsearch.services.gateway.settings import GatewaySettings
 
@@ -22,6 +22,7 @@ def router(settings: GatewaySettings) -> APIRouter:
               responses={200: {"model": Dog, "description": "this photo is already stored: the existing dog"}})
     async def add_dog(
         gallery: GalleryDep,
+        caller: CallerDep,
         settings: SettingsDep,
         request: Request,
         response: Response,
@@ -34,7 +35,10 @@ def router(settings: GatewaySettings) -> APIRouter:
         form = await request.form()
         fields.update({k: v for k, v in form.items() if k not in _KNOWN_FORM_FIELDS and isinstance(v, str)})
         fields.update({k: v for k, v in (("name", name), ("breed", breed)) if v})
-        added = await gallery.ingest.add(Upload(await read_upload(image, settings), user_fields(fields)))
+        check_fields_size(fields)  # copied into every entry of the dog: not megabytes of them
+        # The dog is the key's: only it (or an admin) may delete it.
+        added = await gallery.ingest.add(Upload(await read_upload(image, settings), user_fields(fields),
+                                                owner=caller.name))
         if not added.created:
             response.status_code = 200
         return dog_out(added.dog)
@@ -64,7 +68,10 @@ def router(settings: GatewaySettings) -> APIRouter:
         return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "max-age=86400"})
 
     @api.delete("/{dog_id}", status_code=204)
-    async def delete_dog(gallery: GalleryDep, dog_id: str = Path(..., pattern=UUID_PATTERN)) -> Response:
+    async def delete_dog(gallery: GalleryDep, caller: CallerDep,
+                         dog_id: str = Path(..., pattern=UUID_PATTERN)) -> Response:
+        if not caller.may("admin"):
+            caller.check_may_change((await gallery.dog(dog_id)).owner, f"dog {dog_id}")
         await gallery.delete(dog_id)
         return Response(status_code=204)
 

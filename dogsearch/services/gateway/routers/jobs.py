@@ -10,10 +10,11 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
+from dogsearch.core.access import Caller
 from dogsearch.gallery.fields import parse_json_object
 from dogsearch.jobs.service import JobNotFound
-from dogsearch.jobs.sources import ArchiveTooLarge, JobInputError
-from dogsearch.services.gateway.deps import UUID_PATTERN, JobsDep
+from dogsearch.jobs.sources import ArchiveTooLarge, JobInputError, NoDiskSpace
+from dogsearch.services.gateway.deps import UUID_PATTERN, CallerDep, JobsDep
 from dogsearch.services.gateway.schemas import IndexRequest, Job, JobCreated, JobList
 from dogsearch.services.gateway.settings import GatewaySettings
 
@@ -22,19 +23,20 @@ def router(settings: GatewaySettings) -> APIRouter:
     api = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
     @api.post("/index", status_code=202, response_model=JobCreated)
-    async def index_path(jobs: JobsDep, body: IndexRequest) -> JSONResponse:
-        return _accepted(await jobs.submit_path(body.path, body.labels, body.payload))
+    async def index_path(jobs: JobsDep, caller: CallerDep, body: IndexRequest) -> JSONResponse:
+        return _accepted(await jobs.submit_path(body.path, body.labels, body.payload, owner=caller.name))
 
     @api.post("/index/upload", status_code=202, response_model=JobCreated)
     async def index_upload(
         jobs: JobsDep,
+        caller: CallerDep,
         archive: UploadFile = File(..., description="a zip of photos (sub-folders are breeds with labels=folders)"),
         labels: str | None = Form(None, pattern="^(folders|csv)$"),
         payload: str | None = Form(None, description="JSON object: fields given to every photo"),
     ) -> JSONResponse:
         fields = parse_json_object(payload, "payload")
         limit = jobs.settings.max_archive_bytes
-        jobs.settings.uploads.mkdir(parents=True, exist_ok=True)
+        room = await asyncio.to_thread(jobs.upload_room)  # the archive itself must not fill the disk either
         fd, tmp = tempfile.mkstemp(dir=jobs.settings.uploads, prefix=".upload-", suffix=".zip")
         try:
             with open(fd, "wb") as out:
@@ -43,24 +45,29 @@ def router(settings: GatewaySettings) -> APIRouter:
                     size += len(chunk)
                     if size > limit:
                         raise ArchiveTooLarge(f"archive too large: over {limit} bytes")
+                    if size > room:
+                        raise NoDiskSpace("not enough free disk space to receive the archive: try again later")
                     await asyncio.to_thread(out.write, chunk)
             if size == 0:
                 raise JobInputError("empty archive: zero bytes")
-            return _accepted(await jobs.submit_archive(Path(tmp), labels, fields, name=archive.filename or "upload"))
+            return _accepted(await jobs.submit_archive(Path(tmp), labels, fields, name=archive.filename or "upload",
+                                                       owner=caller.name))
         finally:
             Path(tmp).unlink(missing_ok=True)
 
     @api.get("", response_model=JobList)
-    async def list_jobs(jobs: JobsDep, limit: int = Query(50, ge=1, le=1000)) -> JobList:
-        return JobList(items=[Job(**j) for j in await jobs.list(limit)])
+    async def list_jobs(jobs: JobsDep, caller: CallerDep, limit: int = Query(50, ge=1, le=1000)) -> JobList:
+        """An admin sees every job; another key its own."""
+        owner = None if caller.may("admin") else caller.name
+        return JobList(items=[Job(**j) for j in await jobs.list(limit, owner=owner)])
 
     @api.get("/{job_id}", response_model=Job)
-    async def job_status(jobs: JobsDep, job_id: str = PathParam(..., pattern=UUID_PATTERN)) -> Job:
-        return Job(**await _job(jobs, job_id))
+    async def job_status(jobs: JobsDep, caller: CallerDep, job_id: str = PathParam(..., pattern=UUID_PATTERN)) -> Job:
+        return Job(**await _job(jobs, job_id, caller))
 
     @api.delete("/{job_id}", response_model=Job)
-    async def cancel_job(jobs: JobsDep, job_id: str = PathParam(..., pattern=UUID_PATTERN)) -> Job:
-        await _job(jobs, job_id)
+    async def cancel_job(jobs: JobsDep, caller: CallerDep, job_id: str = PathParam(..., pattern=UUID_PATTERN)) -> Job:
+        await _job(jobs, job_id, caller)
         return Job(**await jobs.cancel(job_id))
 
     return api
@@ -71,8 +78,9 @@ def _accepted(job: dict) -> JSONResponse:
                         headers={"Location": f"/v1/jobs/{job['id']}"})
 
 
-async def _job(jobs, job_id: str) -> dict:
+async def _job(jobs, job_id: str, caller: Caller) -> dict:
     job = await jobs.get(job_id)
-    if job is None:
+    # Another key's job is not there for this one (its paths and payload are none of its business).
+    if job is None or not caller.sees(job.get("owner")):
         raise JobNotFound(f"no job {job_id}")
     return job

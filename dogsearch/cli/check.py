@@ -1,0 +1,159 @@
+"""`dogsearch check [--repair] [--json]`: entries without their photo, photo files without an entry, vectors of
+another model than the collection's, jobs that will never finish (dogsearch/gallery/check.py, dogsearch/jobs/check.py).
+
+Where: the vectors through a running search service (--search-url), else the search service started in this process
+on --data-dir's vectors/ (or on the Qdrant server DOGSEARCH_SEARCH_QDRANT_URL names; the embedded engine refuses
+while a server has it open: stop it, or use --search-url); the photos in --photos (default --data-dir's photos/);
+the jobs in Redis when DOGSEARCH_BROKER_URL is set, else in --data-dir's jobs/."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub) -> None:
+    check = sub.add_parser("check", help="find (and with --repair fix) entries without photos, photos without "
+                                         "entries, vectors of another model, stuck jobs")
+    check.add_argument("--repair", action="store_true",
+                       help="remove orphan photo files, fail stuck jobs (entries without photos: see --drop-missing)")
+    check.add_argument("--drop-missing", action="store_true",
+                       help="with --repair: also delete entries whose photo is missing (their fields are lost; "
+                            "without it they are reported, and an upload of the same photo restores it)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--data-dir", type=Path, default=Path(".data"), help="the all-in-one data directory")
+    check.add_argument("--search-url", help="a running search service (default: one in this process on DATA_DIR)")
+    check.add_argument("--photos", type=Path, help="the photo store (default DATA_DIR/photos)")
+    check.add_argument("--grace-s", type=float, default=600.0,
+                       help="photo files younger than this are never orphans (an upload in flight; default 600)")
+    check.add_argument("--stuck-after-s", type=float,
+                       help="a job without progress this long is stuck "
+                            "(default: twice DOGSEARCH_JOBS_VISIBILITY_TIMEOUT_S)")
+    check.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dogsearch.core.errors import DogsearchError
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.search.contract import StoreError
+
+    configure_logging("WARNING")
+    if args.drop_missing and not args.repair:
+        print("dogsearch check: --drop-missing goes with --repair", file=sys.stderr)
+        return 2
+    try:
+        report = asyncio.run(check(args))
+    except (DogsearchError, StoreError) as exc:
+        print(f"dogsearch check: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2) if args.json else summary(report))
+    return 0 if report["ok"] else 1
+
+
+async def check(args: argparse.Namespace) -> dict[str, Any]:
+    from dogsearch.gallery.check import check_gallery
+    from dogsearch.gallery.photos import PhotoStore
+    from dogsearch.services.layout import DataLayout
+
+    layout = DataLayout(args.data_dir)
+    photos = PhotoStore(args.photos or layout.photos)
+    async with _index(args.search_url, layout) as index:
+        model = await _collection_model(index)
+        with _bar("entries", await _count(index)) as entries, _bar("photo files", None) as files:
+            bars = {"entries": entries, "files": files}
+            gallery = await check_gallery(index, photos, model, repair=args.repair, drop_missing=args.drop_missing,
+                                          grace_s=args.grace_s,
+                                          progress=lambda kind, n: bars[kind].update(n))
+    jobs = await asyncio.to_thread(_check_jobs, layout, args.repair, args.stuck_after_s)
+    left = (len(gallery.orphan_files) - gallery.removed_files + len(gallery.missing_photos) - gallery.dropped_entries
+            + len(gallery.other_model) + len(jobs["stuck"]) - jobs["failed"])
+    return {"ok": left == 0, "repair": args.repair, "gallery": gallery.as_dict(), "jobs": jobs}
+
+
+def summary(report: dict[str, Any]) -> str:
+    g, j = report["gallery"], report["jobs"]
+    missing = len(g["missing_photos"])
+    fixes = {
+        "orphans": f" ({g['removed_files']} removed)" if report["repair"] else "",
+        "missing": (f" ({g['dropped_entries']} dropped)" if g["dropped_entries"]
+                    else " (upload their photos again, or --repair --drop-missing)" if missing else ""),
+        "stuck": f" ({j['failed']} failed)" if report["repair"] else "",
+    }
+    return (f"checked {g['entries']} entries and {g['files']} photo files: {missing} without their photo"
+            f"{fixes['missing']}, {len(g['orphan_files'])} orphan photo files{fixes['orphans']}, "
+            f"{len(g['other_model'])} of another model than {g['model']!r}, "
+            f"{len(j['stuck'])} stuck jobs{fixes['stuck']}" + ("" if report["ok"] else "; not all fixed"))
+
+
+def _bar(desc: str, total: int | None):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="", disable=not sys.stderr.isatty())
+
+
+class _index:
+    """The search service as the Index contract: by URL, or started in this process on the data directory."""
+
+    def __init__(self, url: str | None, layout) -> None:
+        self.url, self.layout = url, layout
+
+    async def __aenter__(self):
+        from dogsearch.services.search.client import SearchClient
+
+        if self.url:
+            self.app, self.client = None, SearchClient(self.url, timeout=120)
+            return self.client
+        from dogsearch.services.search.app import create_app
+        from dogsearch.services.search.settings import SearchSettings
+
+        self.app = create_app(SearchSettings(data_dir=self.layout.vectors))
+        self.lifespan = self.app.router.lifespan_context(self.app)
+        await self.lifespan.__aenter__()
+        self.client = SearchClient("http://search", app=self.app, timeout=120)
+        return self.client
+
+    async def __aexit__(self, *exc) -> None:
+        await self.client.aclose()
+        if self.app is not None:
+            await self.lifespan.__aexit__(*exc)
+
+
+async def _collection_model(index) -> str | None:
+    from dogsearch.core.errors import NotFound
+
+    try:
+        return (await index.collection())["model"]
+    except NotFound:
+        return None
+
+
+async def _count(index) -> int | None:
+    from dogsearch.core.errors import DogsearchError
+
+    try:
+        return await index.count()
+    except DogsearchError:
+        return None
+
+
+def _check_jobs(layout, repair: bool, stuck_after_s: float | None) -> dict[str, Any]:
+    from dogsearch.jobs.check import fail_stuck, stuck_jobs
+    from dogsearch.jobs.settings import JobsSettings
+    from dogsearch.jobs.store import RedisJobStore, SqliteJobStore
+
+    settings = JobsSettings()
+    after = stuck_after_s if stuck_after_s is not None else 2 * settings.visibility_timeout_s
+    if settings.broker_url:
+        store = RedisJobStore(settings.broker_url)
+    elif (layout.jobs / "jobs.sqlite3").exists():
+        store = SqliteJobStore(layout.jobs / "jobs.sqlite3")
+    else:
+        return {"stuck_after_s": after, "stuck": [], "failed": 0}
+    try:
+        stuck = stuck_jobs(store, after)
+        return {"stuck_after_s": after, "stuck": stuck, "failed": fail_stuck(store, stuck, after) if repair else 0}
+    finally:
+        store.close()

@@ -1,0 +1,41 @@
+"""The internal credential between our services: the embedder, search and pose services ask it of every caller
+(the gateway, the Celery workers) when it is set; /healthz and /readyz stay open for health checks."""
+from __future__ import annotations
+
+from dogsearch.core.access import check_internal
+from dogsearch.core.errors import Unauthenticated
+from dogsearch.services.errors import error_response
+
+# Set in a request's ASGI scope by the gateway once it has let a caller through to a service mounted under
+# /internal (an admin key, or the internal key): the mounted service believes it. Clients cannot set scope keys.
+TRUSTED = "dogsearch.trusted"
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def presented_key(headers: dict[bytes, bytes]) -> str | None:
+    """The secret a request carries: X-API-Key, else Authorization: Bearer."""
+    if key := headers.get(b"x-api-key"):
+        return key.decode("latin-1").strip()
+    auth = headers.get(b"authorization", b"").decode("latin-1")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
+def route_path(scope) -> str:
+    """The path within this app (a mounted app's scope keeps the whole path and says its mount in root_path)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+class InternalGuard:
+    """Every route but the health checks needs the internal key (Authorization: Bearer), metrics included."""
+
+    def __init__(self, app, key: str) -> None:
+        self.app, self.key = app, key
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not scope.get(TRUSTED) and route_path(scope) not in OPEN_PATHS:
+            if not check_internal(presented_key(dict(scope["headers"])), self.key):
+                response = error_response(Unauthenticated("this service needs the internal key "
+                                                          "(Authorization: Bearer; DOGSEARCH_INTERNAL_KEY)"))
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)

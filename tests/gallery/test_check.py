@@ -1,0 +1,147 @@
+"""`dogsearch check [--repair] [--drop-missing] [--json]` on a data folder: an entry whose photo is gone, a photo file
+no entry shows, an entry of another model, a job stuck in running; what --repair fixes and what it only reports."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+import pytest
+
+from dogsearch import cli
+from dogsearch.gallery.check import check_gallery
+from dogsearch.gallery.photos import PhotoStore
+from dogsearch.gallery.records import photo_id, sha256_hex
+from dogsearch.jobs.store import SqliteJobStore, new_job
+from dogsearch.services.allinone import create_all_in_one
+from dogsearch.services.layout import DataLayout
+from tests.fakes import ColorGridModel
+from tests.images import solid
+
+RED, GREEN, BLUE, ORPHAN = (solid(c) for c in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90)))
+AN_HOUR_AGO = time.time() - 3600
+
+
+async def fill(root) -> dict[str, str]:
+    """Three dogs; then RED's photo is lost, an orphan photo file is left (an hour old), GREEN's entry gets
+    another model's vector, and a job is stuck in running. Returns the ids."""
+    app = create_all_in_one(root, model_factory=ColorGridModel)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            ids = {}
+            for name, data in (("red", RED), ("green", GREEN), ("blue", BLUE)):
+                r = await client.post("/v1/dogs", files={"image": ("d.jpg", data)}, data={"name": name})
+                assert r.status_code == 201, r.text
+                ids[name] = r.json()["id"]
+            gallery = app.state.parts.gallery
+            green = (await gallery.index.lookup([ids["green"]]))[ids["green"]]
+            await gallery.index.upsert([{"id": ids["green"], "vector": np.ones(48, np.float32) / np.sqrt(48),
+                                         "payload": green["payload"] | {"model": "another-model"}}])
+    photos = PhotoStore(DataLayout(root).photos)
+    photos.original(ids["red"], "JPEG").unlink()
+    ids["orphan"] = photo_id(sha256_hex(ORPHAN))
+    photos.save(ids["orphan"], "JPEG", ORPHAN)
+    os.utime(photos.original(ids["orphan"], "JPEG"), (AN_HOUR_AGO, AN_HOUR_AGO))
+    jobs = SqliteJobStore(DataLayout(root).jobs / "jobs.sqlite3")
+    stuck = new_job("stuck", source="path", path="/x", root="/x", labels=None, payload={}, roots=["/x"])
+    stuck["created_at"] = (datetime.now(UTC) - timedelta(hours=5)).isoformat()
+    jobs.create(stuck)
+    jobs.start("stuck", 10)
+    jobs._transition("stuck", ("running",), started_at=stuck["created_at"])  # started five hours ago
+    jobs.close()
+    return ids
+
+
+def run_check(capsys, root, *flags) -> tuple[int, dict]:
+    status = cli.main(["check", "--data-dir", str(root), "--json", *flags])
+    return status, json.loads(capsys.readouterr().out)
+
+
+def test_check_finds_each_kind_of_damage_and_repair_fixes_what_loses_nothing(tmp_path, capsys):
+    root = tmp_path / "data"
+    ids = asyncio.run(fill(root))
+    status, report = run_check(capsys, root)
+    assert status == 1 and not report["ok"]
+    g = report["gallery"]
+    assert g["model"] == "test-color-grid" and g["entries"] == 3
+    assert [m["id"] for m in g["missing_photos"]] == [ids["red"]]
+    assert g["orphan_files"] == [str(PhotoStore(root / "photos").original(ids["orphan"], "JPEG")
+                                     .relative_to(root / "photos"))]
+    assert g["other_model"] == [{"id": ids["green"], "model": "another-model"}]
+    assert [j["id"] for j in report["jobs"]["stuck"]] == ["stuck"]
+    assert g["removed_files"] == 0 and report["jobs"]["failed"] == 0  # without --repair nothing changes
+    assert PhotoStore(root / "photos").original(ids["orphan"], "JPEG").exists()
+
+    status, report = run_check(capsys, root, "--repair")
+    g = report["gallery"]
+    assert status == 1  # the entry without its photo and the other model's are reported, not removed
+    assert g["removed_files"] == 1 and not PhotoStore(root / "photos").original(ids["orphan"], "JPEG").exists()
+    assert report["jobs"]["failed"] == 1
+    jobs = SqliteJobStore(root / "jobs" / "jobs.sqlite3")
+    assert jobs.get("stuck")["state"] == "failed" and "no progress" in jobs.get("stuck")["error"]
+    jobs.close()
+    assert g["dropped_entries"] == 0 and len(g["missing_photos"]) == 1
+
+    status, report = run_check(capsys, root, "--repair", "--drop-missing")
+    assert report["gallery"]["dropped_entries"] == 1
+    status, report = run_check(capsys, root)
+    g = report["gallery"]
+    assert g["entries"] == 2 and g["missing_photos"] == [] and g["orphan_files"] == []
+    assert report["jobs"]["stuck"] == [] and len(g["other_model"]) == 1
+
+
+def test_the_summary_line_says_what_was_found_and_what_was_done(tmp_path, capsys):
+    root = tmp_path / "data"
+    asyncio.run(fill(root))
+    assert cli.main(["check", "--data-dir", str(root), "--repair"]) == 1
+    line = capsys.readouterr().out.strip()
+    assert line == ("checked 3 entries and 3 photo files: 1 without their photo (upload their photos again, or "
+                    "--repair --drop-missing), 1 orphan photo files (1 removed), 1 of another model than "
+                    "'test-color-grid', 1 stuck jobs (1 failed); not all fixed")
+
+
+def test_a_clean_gallery_checks_ok(tmp_path, capsys):
+    root = tmp_path / "data"
+    assert cli.main(["check", "--data-dir", str(root)]) == 0  # nothing stored yet
+    assert "checked 0 entries" in capsys.readouterr().out
+
+
+@pytest.fixture
+async def running(tmp_path):
+    app = create_all_in_one(tmp_path / "data", model_factory=ColorGridModel)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            yield client, app.state.parts.gallery
+
+
+async def test_a_young_photo_file_is_an_upload_in_flight_not_an_orphan(running):
+    client, gallery = running
+    gallery.photos.save(photo_id(sha256_hex(ORPHAN)), "JPEG", ORPHAN)  # its entry comes a moment later
+    report = await check_gallery(gallery.index, gallery.photos, "test-color-grid", repair=True)
+    assert report.orphan_files == [] and report.removed_files == 0
+    report = await check_gallery(gallery.index, gallery.photos, "test-color-grid", repair=True, grace_s=0)
+    assert report.removed_files == 1
+
+
+async def test_an_orphan_whose_entry_came_since_the_scan_is_kept(running, monkeypatch):
+    client, gallery = running
+    assert (await client.post("/v1/dogs", files={"image": ("d.jpg", BLUE)})).status_code == 201
+    path = gallery.photos.original(photo_id(sha256_hex(ORPHAN)), "JPEG")
+    gallery.photos.save(photo_id(sha256_hex(ORPHAN)), "JPEG", ORPHAN)
+    os.utime(path, (AN_HOUR_AGO, AN_HOUR_AGO))
+    real_scroll = gallery.index.scroll
+
+    async def scan_then_upload(*args):  # the upload's entry is stored between the scan and the repair
+        page = await real_scroll(*args)
+        if not args[1]:  # the first page
+            r = await client.post("/v1/dogs", files={"image": ("d.jpg", ORPHAN)})
+            assert r.status_code == 201, r.text
+        return page
+
+    monkeypatch.setattr(gallery.index, "scroll", scan_then_upload)
+    report = await check_gallery(gallery.index, gallery.photos, "test-color-grid", repair=True)
+    assert report.removed_files == 0 and path.exists()
