@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from dogsearch.core.access import InvalidKeyEntry
     from dogsearch.core.logs import configure_logging
     from dogsearch.core.memory import frozen_once_started
+    from dogsearch.services.ops import BodyTimeout
+    from dogsearch.services.server import ServerSettings
 
     configure_logging(fmt=args.log_format)
     try:
@@ -40,11 +42,12 @@ def run(args: argparse.Namespace) -> int:
         problem = f"invalid API keys: {exc.reason}"
     if problem:
         raise SystemExit(f"dogsearch serve: {problem}")
-    app = frozen_once_started(build_app(args))
+    server = ServerSettings()  # slow clients are cut off (header and body deadlines): services/server.py
+    app = BodyTimeout(frozen_once_started(build_app(args)), server.body_timeout_s)
     # proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; which proxies are
     # believed is DOGSEARCH_GATEWAY_TRUSTED_PROXIES's to say (services/gateway/security.py).
     uvicorn.run(app, host=args.host, port=args.port or DEFAULT_PORTS[args.service], log_config=None,
-                access_log=False, timeout_graceful_shutdown=10, proxy_headers=False)
+                access_log=False, timeout_graceful_shutdown=10, proxy_headers=False, **server.uvicorn_options())
     return 0
 
 

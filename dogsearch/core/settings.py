@@ -9,7 +9,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dogsearch.core.images import MAX_DECODE_BYTES, DecodeBudget, ImageLimits
+
 LogFormat = Literal["json", "text"]
+MAX_DECODE_HELP = ("the most memory one photo's decode may take, estimated from its header (mode, size, format): a "
+                   "photo over it is refused with 413 (JPEGs shrink on load; a 5 KB palette PNG can declare 40 MP)")
+DECODE_MEMORY_HELP = ("the memory all decodes of this process's service may take at once: a decode waits while "
+                      "the others in flight leave too little, 503 after 30 s")
 
 
 def _device(value: str) -> str:
@@ -68,6 +74,13 @@ class InferenceSettings(ServiceSettings):
     request_timeout_s: float = Field(30.0, gt=0, description="a request waiting longer gets 504")
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=10_000)
+    max_decode_bytes: int = Field(MAX_DECODE_BYTES, ge=1024 * 1024, description=MAX_DECODE_HELP)
+    decode_memory_bytes: int = Field(2 * MAX_DECODE_BYTES, ge=1024 * 1024, description=DECODE_MEMORY_HELP)
+
+    def image_limits(self) -> ImageLimits:
+        """The limits the service decodes photos under, with the budget all its decodes share."""
+        return ImageLimits(self.max_image_bytes, self.max_image_pixels, self.max_decode_bytes,
+                           DecodeBudget(self.decode_memory_bytes))
 
     def default_replicas(self) -> int:
         return 1

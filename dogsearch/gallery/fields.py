@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from dogsearch.core.errors import InvalidInput
+from dogsearch.core.errors import InvalidInput, TooLarge
 from dogsearch.search.contract import IndexKind
 
 Writer = Literal["user", "server", "job"]
@@ -25,6 +25,20 @@ STATUSES = ("lost", "found", "sighted", "home", "shelter")
 
 class InvalidFields(InvalidInput):
     """A field name or value a dog cannot have, or JSON that is not an object of them."""
+
+
+class FieldsOverLimit(TooLarge, InvalidFields):
+    """More fields, or longer ones, than a dog may have."""
+
+
+# A dog's own fields are copied into each of its entries (every point of the index, every Celery message of a bulk
+# job): bounded where they come in, so a form of 20 MB of fields is not stored a hundred times. The same bounds as
+# a bulk job's by default (JobsSettings: its manifest's columns and cells, a dog's fields as JSON).
+MAX_USER_FIELDS = 64  # fields a user gives one dog
+MAX_VALUE_BYTES = 4096  # one string value (a name, a description), UTF-8
+MAX_LIST_ITEMS = 64  # values of one list field
+MAX_FIELDS_BYTES = 16 * 1024  # all of a dog's user fields, as JSON
+MAX_JSON_DEPTH = 8  # nesting of a JSON object given as text (a payload, a filter)
 
 
 def _status(value: Any) -> str:
@@ -101,21 +115,49 @@ HIDDEN_FIELDS = frozenset(f.name for f in FIELDS if not f.public)
 INDEXED_FIELDS: dict[str, IndexKind] = {f.name: f.index for f in FIELDS if f.index}
 
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-_MAX_JSON = 16 * 1024
+_MAX_JSON = MAX_FIELDS_BYTES
 
 
 def parse_json_object(raw: str | None, field: str) -> dict[str, Any]:
     if raw is None or raw.strip() == "":
         return {}
     if len(raw) > _MAX_JSON:
-        raise InvalidFields(f"{field}: larger than {_MAX_JSON} bytes")
+        raise FieldsOverLimit(f"{field}: larger than {_MAX_JSON} bytes")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidFields(f"{field}: not valid JSON ({exc.msg})") from exc
+    except RecursionError:  # "[[[[..." deeper than the parser goes: was a 500
+        raise InvalidFields(f"{field}: nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(value, dict):
         raise InvalidFields(f"{field}: must be a JSON object")
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InvalidFields(f"{field}: nested deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def check_fields_size(fields: dict[str, Any], what: str = "fields") -> None:
+    """A dog's user fields within bounds (POST /v1/dogs; bulk jobs have settings of their own, jobs/sources.py):
+    how many, each string's and list's length, and all of them as JSON. FieldsOverLimit (413) with the reason."""
+    if len(fields) > MAX_USER_FIELDS:
+        raise FieldsOverLimit(f"{what}: {len(fields)} fields, limit {MAX_USER_FIELDS}")
+    for key, value in fields.items():
+        values = value if isinstance(value, list) else [value]
+        if len(values) > MAX_LIST_ITEMS:
+            raise FieldsOverLimit(f"{what}: field {str(key)[:64]!r} has {len(values)} values, limit {MAX_LIST_ITEMS}")
+        if any(isinstance(v, str) and len(v.encode()) > MAX_VALUE_BYTES for v in values):
+            raise FieldsOverLimit(f"{what}: field {str(key)[:64]!r} longer than {MAX_VALUE_BYTES} bytes")
+    size = len(json.dumps(fields, ensure_ascii=False, default=str).encode())
+    if size > MAX_FIELDS_BYTES:
+        raise FieldsOverLimit(f"{what}: {size} bytes of fields, limit {MAX_FIELDS_BYTES}")
 
 
 def user_fields(fields: dict[str, Any]) -> dict[str, Any]:

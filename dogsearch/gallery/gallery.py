@@ -82,15 +82,21 @@ class Gallery:
                 path = await asyncio.to_thread(self.photos.thumbnail, dog.photo_id, dog.format)
             except ImageRejected as exc:  # the stored original was checked when it came in: damaged since
                 raise PhotoDamaged(f"cannot make the thumbnail of dog {dog.id}: {exc.reason}") from exc
-        else:
-            path = self.photos.original(dog.photo_id, dog.format)
+        else:  # without the metadata that tells where it was taken and by whom (core/exif.py)
+            try:
+                path = await asyncio.to_thread(self.photos.public, dog.photo_id, dog.format)
+            except ImageRejected as exc:
+                raise PhotoDamaged(f"cannot serve the photo of dog {dog.id}: {exc.reason}") from exc
         if path is None or not path.exists():
             raise PhotoMissing(f"photo of dog {dog.id} is missing from the photo store")
         return path
 
     async def photo(self, dog: Dog) -> bytes:
-        """The stored photo's bytes."""
-        return await asyncio.to_thread((await self.image(dog)).read_bytes)
+        """The stored photo's bytes (the original, for the services behind this one)."""
+        try:
+            return await asyncio.to_thread(self.photos.original(dog.photo_id, dog.format).read_bytes)
+        except FileNotFoundError:
+            raise PhotoMissing(f"photo of dog {dog.id} is missing from the photo store") from None
 
     async def _entries(self, filter: Filter) -> list[dict[str, Any]]:
         entries, offset = [], None

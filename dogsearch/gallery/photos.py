@@ -11,7 +11,8 @@ from pathlib import Path
 from PIL import Image
 
 from dogsearch.core.errors import StorageFull
-from dogsearch.core.images import decode_image, thumbnail_jpeg
+from dogsearch.core.exif import strip_private
+from dogsearch.core.images import DecodeBudget, decode_image, thumbnail_jpeg
 
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
@@ -20,10 +21,11 @@ _NO_LIMIT = 1 << 62  # a stored original passed the upload limits when it came i
 
 
 class PhotoStore:
-    def __init__(self, root: Path, thumbnail_px: int = 256) -> None:
+    def __init__(self, root: Path, thumbnail_px: int = 256, decode_budget: DecodeBudget | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.thumbnail_px = thumbnail_px
+        self.decode_budget = decode_budget  # a page of thumbnails of large PNGs decodes a few at a time
 
     def original(self, dog_id: str, fmt: str) -> Path:
         return self._dir(dog_id) / f"{dog_id}.{EXTENSIONS.get(fmt, 'bin')}"
@@ -42,11 +44,31 @@ class PhotoStore:
         _write_atomic(path, thumbnail_jpeg(image, self.thumbnail_px), durable=False)  # made again if lost
         return path
 
+    def public(self, dog_id: str, fmt: str) -> Path | None:
+        """The file served as the photo: the original without its private metadata (GPS position, camera serial,
+        owner; dogsearch.core.exif), made the first time it is asked for, so galleries stored before get theirs too.
+        A hard link to the original when there was nothing to take out. None when the original is missing."""
+        path = self._public_path(dog_id, fmt)
+        if path.exists():
+            return path
+        original = self.original(dog_id, fmt)
+        try:
+            data = original.read_bytes()
+        except FileNotFoundError:
+            return None
+        stripped = strip_private(data, fmt)
+        if stripped == data:
+            _link_atomic(original, path)
+        else:
+            _write_atomic(path, stripped, durable=False)  # made again if lost
+        return path
+
     def decode_original(self, dog_id: str, fmt: str, *, min_side: int | None = None) -> Image.Image:
         """The stored photo's pixels (blocking), a JPEG shrunk on load down to `min_side`, without the upload
         limits: it passed them when it came in. FileNotFoundError when it is missing."""
         data = self.original(dog_id, fmt).read_bytes()
-        return decode_image(data, max_bytes=_NO_LIMIT, max_pixels=_NO_LIMIT, min_side=min_side).image
+        return decode_image(data, max_bytes=_NO_LIMIT, max_pixels=_NO_LIMIT, min_side=min_side,
+                            budget=self.decode_budget).image
 
     def save(self, dog_id: str, fmt: str, data: bytes) -> bool:
         """Writes the photo durably: on disk (file and folder entry fsync'd) when this returns. True when this call
@@ -58,7 +80,7 @@ class PhotoStore:
         return not existed
 
     def delete(self, dog_id: str, fmt: str) -> None:
-        for path in (self.original(dog_id, fmt), self._thumbnail_path(dog_id)):
+        for path in (self.original(dog_id, fmt), self._thumbnail_path(dog_id), self._public_path(dog_id, fmt)):
             path.unlink(missing_ok=True)
 
     def files(self) -> Iterator[Path]:
@@ -78,6 +100,9 @@ class PhotoStore:
 
     def _thumbnail_path(self, dog_id: str) -> Path:
         return self._dir(dog_id) / f"{dog_id}.thumb.jpg"
+
+    def _public_path(self, dog_id: str, fmt: str) -> Path:
+        return self._dir(dog_id) / f"{dog_id}.public.{EXTENSIONS.get(fmt, 'bin')}"
 
     def _dir(self, dog_id: str) -> Path:
         # Two levels of fan-out keep directories small at millions of photos.
@@ -146,3 +171,11 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _link_atomic(source: Path, path: Path) -> None:
+    """`path` becomes another name of `source`'s file (no second copy on disk), or already is one."""
+    tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
+    tmp.unlink(missing_ok=True)
+    os.link(source, tmp)
+    os.replace(tmp, path)

@@ -2,6 +2,7 @@
 errors answered as JSON with their status (dogsearch/services/errors.py)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -80,6 +81,52 @@ class BodyLimit:
     async def _refuse(send, size: int, limit: int) -> None:
         response = JSONResponse({"detail": f"request too large: over {limit} bytes ({size} seen)"}, 413)
         await response({"type": "http"}, None, send)
+
+
+class BodyTimeout:
+    """Answers 408 (and closes the connection) when a request's body has not all arrived within `seconds` of the
+    request's start: a client that sends a few bytes and stalls, or trickles them, holds a connection and what was
+    read of its body only so long. The app sees a disconnect, and its answer is replaced."""
+
+    def __init__(self, app, seconds: float) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline, complete, late, answered = loop.time() + self.seconds, False, False, False
+
+        async def timed_receive():
+            nonlocal complete, late
+            if late:
+                return {"type": "http.disconnect"}
+            if complete:  # the body is in: waiting for a disconnect has no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                late = True
+                return {"type": "http.disconnect"}
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def guarded_send(message):
+            nonlocal answered
+            if late and not answered:
+                return
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except Exception:
+            if not late:  # a disconnect we faked is not an error; anything else is
+                raise
+        if late and not answered:
+            response = JSONResponse({"detail": f"request body not received within {self.seconds:g}s"}, 408,
+                                    headers={"connection": "close"})
+            await response({"type": "http"}, None, send)
 
 
 class RequestMetrics:

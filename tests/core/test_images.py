@@ -89,14 +89,15 @@ def test_a_large_jpeg_is_shrunk_on_load_down_to_min_side(size, min_side, decoded
     assert np.abs(np.asarray(full.resize(decoded), dtype=int) - np.asarray(out.image, dtype=int)).mean() < 3
 
 
-def test_shrink_on_load_keeps_the_oriented_size_and_leaves_other_formats_alone():
+def test_shrink_on_load_keeps_the_oriented_size_and_shrinks_other_formats_after_decoding():
     im = _gradient((2000, 1000))
     exif = im.getexif()
     exif[0x0112] = 6  # rotated a quarter turn
     out = decode_image(encode(im, exif=exif), max_bytes=10_000_000, max_pixels=10_000_000, min_side=200)
     assert out.image.size == (250, 500) and (out.width, out.height) == (1000, 2000)
     png = decode_image(encode(im, "PNG"), max_bytes=10_000_000, max_pixels=10_000_000, min_side=200)
-    assert png.image.size == (2000, 1000)
+    assert png.image.size == (500, 250)  # 1/4, averaged once decoded: 1/8 would leave 125 px
+    assert decode_image(encode(im, "PNG"), max_bytes=10_000_000, max_pixels=10_000_000).image.size == (2000, 1000)
     truncated = encode(im, quality=90)
     with pytest.raises(ImageRejected) as info:
         decode_image(truncated[: len(truncated) // 2], max_bytes=10_000_000, max_pixels=10_000_000, min_side=200)
@@ -138,3 +139,75 @@ def test_thumbnail_keeps_aspect_and_bounds():
     im = Image.new("RGB", (400, 200), (10, 20, 30))
     thumb = Image.open(io.BytesIO(thumbnail_jpeg(im, 100)))
     assert thumb.format == "JPEG" and thumb.size == (100, 50)
+
+
+def _palette_bomb(size=(8000, 5000), **save) -> bytes:
+    im = Image.new("P", size, 0)
+    im.putpalette([0, 0, 0, 255, 0, 0] * 128)
+    return encode(im, "PNG", **save)
+
+
+def test_a_palette_png_bomb_is_refused_from_its_header_by_decode_memory():
+    bomb = _palette_bomb()  # 40 MP declared in ~40 KB: passes the pixel cap, ~200 MB to decode
+    with pytest.raises(ImageTooLarge) as info:
+        decode_image(bomb, max_bytes=100_000, max_pixels=40_000_000, max_decode_bytes=128 << 20)
+    assert "too large to decode" in info.value.reason and "PNG" in info.value.reason
+
+
+def test_decode_cost_counts_the_conversions_and_jpeg_shrink_on_load():
+    from dogsearch.core.images import _open, decode_cost
+
+    def cost(data, min_side=None):
+        im = _open(data, 1 << 30, 1 << 30)
+        if min_side:
+            im.draft(None, (min_side, min_side))
+        return decode_cost(im) / (im.width * im.height), im.size
+
+    assert cost(encode(Image.new("P", (100, 100)), "PNG"))[0] == 5  # P, then RGB: no RGBA detour
+    assert cost(encode(Image.new("RGBA", (100, 100)), "PNG"))[0] == 8
+    assert cost(encode(Image.new("RGB", (100, 100)), "PNG"))[0] == 4
+    assert cost(encode(Image.new("RGB", (2000, 1600)), "JPEG"), 200)[1] == (250, 200)  # counted at 1/8
+
+
+def test_transparent_palette_is_composited_on_white_in_the_palette():
+    im = Image.new("P", (4, 2), 0)
+    im.putpalette([255, 0, 0, 0, 0, 255])
+    im.putpixel((0, 0), 1)
+    out = decode_image(encode(im, "PNG", transparency=0), **LIMITS).image  # index 0 (red) is transparent
+    assert out.getpixel((1, 1)) == (255, 255, 255) and out.getpixel((0, 0)) == (0, 0, 255)
+    alpha = encode(im, "PNG", transparency=bytes([128, 255]))  # half-transparent red
+    assert decode_image(alpha, **LIMITS).image.getpixel((1, 1)) == (255, 127, 127)
+
+
+def test_only_allowed_formats_are_parsed():
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, "PCX")
+    err = rejected(buf.getvalue())
+    assert type(err) is ImageUnsupported and "unsupported image format" in err.reason
+
+
+def test_decodes_wait_for_room_in_their_budget_and_give_up_with_503():
+    import threading
+
+    from dogsearch.core.errors import Unavailable
+    from dogsearch.core.images import DecodeBudget
+
+    budget = DecodeBudget(100, wait_s=0.05)
+    with budget.reserve(60):
+        with pytest.raises(Unavailable):
+            with budget.reserve(60):
+                pass
+        with budget.reserve(40):  # small ones fit beside
+            pass
+    budget.wait_s, done = 5.0, threading.Event()
+
+    def take() -> None:
+        with budget.reserve(60):
+            done.set()
+
+    with budget.reserve(60):
+        waiter = threading.Thread(target=take)
+        waiter.start()
+        assert not done.wait(0.05)  # waits while the first holds the room
+    waiter.join(5)
+    assert done.is_set()

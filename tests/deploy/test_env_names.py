@@ -12,15 +12,16 @@ from dogsearch.services.embedder.settings import EmbedderSettings
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.pose.settings import PoseSettings
 from dogsearch.services.search.settings import SearchSettings
+from dogsearch.services.server import ServerSettings
 from tests.deploy.tools import BASE, ENV_EXAMPLE, GPU, compose_model
 
 # Which settings classes each container builds (the workers store photos as the gateway does).
 READS: dict[str, tuple[type[BaseSettings], ...]] = {
-    "gateway": (GatewaySettings, JobsSettings),
+    "gateway": (GatewaySettings, JobsSettings, ServerSettings),
     "worker": (JobsSettings, GatewaySettings),
-    "embedder": (EmbedderSettings,),
-    "pose": (PoseSettings,),
-    "search": (SearchSettings,),
+    "embedder": (EmbedderSettings, ServerSettings),
+    "pose": (PoseSettings, ServerSettings),
+    "search": (SearchSettings, ServerSettings),
 }
 DEPLOY_ONLY = "DEPLOY_"  # compose's own knobs (.env.example), never passed to a settings class
 

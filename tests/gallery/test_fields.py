@@ -54,3 +54,29 @@ def test_indexes_come_from_the_one_table():
     assert INDEXED_FIELDS == {f.name: f.index for f in FIELDS if f.index}
     assert INDEXED_FIELDS["dog_id"] == "keyword" and INDEXED_FIELDS["location"] == "geo"
     assert INDEXED_FIELDS["seen_at"] == "datetime" and INDEXED_FIELDS["cover"] == "bool"
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({f"f{i}": "x" for i in range(65)}, "65 fields, limit 64"),
+    ({"notes": "x" * 4097}, "longer than 4096 bytes"),
+    ({"notes": "\u00e9" * 2049}, "longer than 4096 bytes"),  # bytes, not characters
+    ({"tags": ["x"] * 65}, "65 values"),
+    ({"tags": ["x" * 4097]}, "longer than 4096"),
+    ({f"f{i}": "x" * 4000 for i in range(5)}, "bytes of fields, limit 16384"),
+], ids=["count", "value", "utf8-value", "list", "list-value", "total"])
+def test_fields_over_their_bounds_are_too_large(fields, words):
+    from dogsearch.gallery.fields import FieldsOverLimit, check_fields_size
+
+    with pytest.raises(FieldsOverLimit, match=words):
+        check_fields_size(fields)
+    check_fields_size({"name": "Rex", "notes": "x" * 4096, "tags": ["a"] * 64})
+
+
+def test_json_text_is_bounded_in_size_and_depth():
+    from dogsearch.gallery.fields import FieldsOverLimit, parse_json_object
+
+    with pytest.raises(FieldsOverLimit, match="larger than"):
+        parse_json_object('{"a": "' + "x" * 20_000 + '"}', "payload")
+    for deep in ("[" * 5000 + "]" * 5000, '{"a": ' * 9 + "1" + "}" * 9):
+        with pytest.raises(InvalidFields, match="nested deeper"):
+            parse_json_object('{"x": ' + deep + "}", "payload")

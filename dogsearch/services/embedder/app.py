@@ -9,7 +9,7 @@ from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
 from dogsearch.core.errors import TooLarge
-from dogsearch.core.images import ImageRejected, decode_image
+from dogsearch.core.images import ImageRejected
 from dogsearch.core.vectors import encode_f32
 from dogsearch.inference.runner import ModelUnavailable
 from dogsearch.models.embedding import EmbeddingModel
@@ -24,6 +24,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or EmbedderSettings()
     cache = ModelCache(model_factory or settings.build_model, **settings.batching())
+    limits = settings.image_limits()
     app = model_service("embedder", settings, cache, preload=settings.preload,
                         max_request_bytes=settings.max_batch * settings.max_image_bytes + 1024 * 1024)
 
@@ -48,8 +49,10 @@ def create_app(
             decoded = []
             for index, (name, data) in enumerate(files):
                 try:
-                    image = decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
-                                         min_side=model.decode_side if model else None)
+                    if model is None:  # the answer is a 503 anyway: check the headers, decode nothing
+                        limits.probe(data)
+                        continue
+                    image = limits.decode(data, min_side=model.decode_side)
                 except ImageRejected as exc:
                     if len(files) == 1:
                         raise

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, UploadFile
 
 from dogsearch.core.access import NOBODY, Caller
-from dogsearch.core.images import ImageLimits, check_size
+from dogsearch.core.images import DecodeBudget, ImageLimits, check_size
 from dogsearch.gallery.gallery import Gallery
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog
@@ -27,8 +27,10 @@ UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 def build_gallery(settings: GatewaySettings, embedder: EmbedderClient, search: SearchClient) -> Gallery:
     """Configured by DOGSEARCH_GATEWAY_*: the photo directory, the thumbnail size and the limits. The gateway and
     the Celery workers both build theirs here, so they store and check photos alike."""
-    return Gallery(embedder, search, PhotoStore(settings.data_dir, settings.thumbnail_px),
-                   ImageLimits(settings.max_upload_bytes, settings.max_image_pixels))
+    budget = DecodeBudget(settings.decode_memory_bytes)  # bulk jobs' decodes and thumbnails share it
+    return Gallery(embedder, search, PhotoStore(settings.data_dir, settings.thumbnail_px, decode_budget=budget),
+                   ImageLimits(settings.max_upload_bytes, settings.max_image_pixels, settings.max_decode_bytes,
+                               budget))
 
 
 def connect_gallery(settings: GatewaySettings) -> Gallery:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from fastapi import FastAPI, File, Query, UploadFile
 from fastapi.responses import Response
 
-from dogsearch.core.images import decode_image
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.registry import create_detector, create_pose_model
 from dogsearch.pose.pipeline import PosePipeline
@@ -31,6 +30,7 @@ def create_app(settings: PoseSettings | None = None,
                pipeline_factory: Callable[[], PosePipeline] | None = None) -> FastAPI:
     settings = settings or PoseSettings()
     cache = PipelineCache(pipeline_factory or (lambda: pipeline_from_settings(settings)), **settings.batching())
+    limits = settings.image_limits()
     # Lazy by default: it loads on the first request, and only the pose routes need it.
     app = model_service("pose", settings, cache, preload=settings.preload, lazy_is_ready=True,
                         max_request_bytes=settings.max_image_bytes + 1024 * 1024)
@@ -46,8 +46,7 @@ def create_app(settings: PoseSettings | None = None,
     async def pose(image: UploadFile = File(..., description="a photo"),
                    render: bool = Query(False, description="answer with the photo and skeletons drawn, as PNG")):
         data = await image.read()
-        decoded = await asyncio.to_thread(decode_image, data, max_bytes=settings.max_image_bytes,
-                                          max_pixels=settings.max_image_pixels)
+        decoded = await asyncio.to_thread(limits.decode, data)
         result = await cache.run(decoded.image)
         if render:
             png = await asyncio.to_thread(render_png, decoded.image, result["dogs"], settings.keypoint_threshold)

@@ -5,7 +5,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from dogsearch.core.settings import InferenceSettings, internal_key_field, set_secret
+from dogsearch.core.settings import (
+    DECODE_MEMORY_HELP,
+    MAX_DECODE_HELP,
+    InferenceSettings,
+    internal_key_field,
+    set_secret,
+)
 from dogsearch.models.registry import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
 
 
@@ -31,6 +37,10 @@ class PoseSettings(InferenceSettings):
                                               "(still small next to the detector), PCK@0.1 0.787 -> 0.800")
     keypoint_threshold: float = Field(0.3, ge=0.0, le=1.0, description="keypoints scoring below are 'not seen'")
     max_dogs: int = Field(5, ge=1, le=20, description="most dogs reported per photo")
+    # The pose service decodes photos at full size (its keypoints and overlay are in the photo's pixels): a 40 MP
+    # JPEG turned by its EXIF orientation takes 8 bytes a pixel, 305 MiB.
+    max_decode_bytes: int = Field(320 * 1024 * 1024, ge=1024 * 1024, description=MAX_DECODE_HELP)
+    decode_memory_bytes: int = Field(640 * 1024 * 1024, ge=1024 * 1024, description=DECODE_MEMORY_HELP)
     preload: bool = Field(False, description="load the models at start-up rather than on the first request")
     internal_key: SecretStr | None = internal_key_field("DOGSEARCH_POSE_")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from dogsearch.gallery.fields import parse_json_object, search_filter, user_fields
+from dogsearch.gallery.fields import check_fields_size, parse_json_object, search_filter, user_fields
 from dogsearch.gallery.ingest import Upload
 from dogsearch.gallery.photos import media_type
 from dogsearch.services.gateway.deps import UUID_PATTERN, CallerDep, GalleryDep, SettingsDep, dog_out, read_upload
@@ -35,6 +35,7 @@ def router(settings: GatewaySettings) -> APIRouter:
         form = await request.form()
         fields.update({k: v for k, v in form.items() if k not in _KNOWN_FORM_FIELDS and isinstance(v, str)})
         fields.update({k: v for k, v in (("name", name), ("breed", breed)) if v})
+        check_fields_size(fields)  # copied into every entry of the dog: not megabytes of them
         # The dog is the key's: only it (or an admin) may delete it.
         added = await gallery.ingest.add(Upload(await read_upload(image, settings), user_fields(fields),
                                                 owner=caller.name))

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from dogsearch.core.exif import strip_private
+
+GPS_IFD, ORIENTATION, ARTIST, SERIAL = 0x8825, 0x0112, 0x013B, 0xA431
+
+
+def private_exif(orientation: int = 6) -> Image.Exif:
+    exif = Image.Exif()
+    exif[ORIENTATION] = orientation
+    exif[ARTIST] = "Jane Owner"
+    exif.get_ifd(0x8769)[SERIAL] = "SN-123456"
+    exif.get_ifd(GPS_IFD).update({1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)})
+    return exif
+
+
+def noise(size=(64, 48), mode="RGB") -> Image.Image:
+    rng = np.random.default_rng(1)
+    return Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).convert(mode)
+
+
+def save(im: Image.Image, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def pixels(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGBA"))
+
+
+@pytest.mark.parametrize(("fmt", "kwargs"), [
+    ("JPEG", {"quality": 90, "icc_profile": b"\x00" * 128, "comment": b"taken at home"}),
+    ("PNG", {}),
+    ("WEBP", {"lossless": True, "xmp": b"<x:xmpmeta>owner</x:xmpmeta>"}),
+    ("TIFF", {}),
+], ids=["jpeg", "png", "webp", "tiff"])
+def test_private_metadata_goes_and_pixels_and_orientation_stay(fmt, kwargs):
+    im = noise()
+    data = save(im, fmt, exif=private_exif(), **kwargs)
+    with Image.open(io.BytesIO(data)) as before:
+        assert before.getexif()[ARTIST] == "Jane Owner"  # the test photo does carry metadata
+        assert fmt == "TIFF" or before.getexif().get_ifd(GPS_IFD)  # (Pillow writes no GPS IFD into a TIFF)
+        oriented = np.asarray(ImageOps.exif_transpose(before))
+    public = strip_private(data, fmt)
+    assert b"Jane Owner" not in public and b"SN-123456" not in public and b"owner" not in public
+    with Image.open(io.BytesIO(public)) as after:
+        exif = after.getexif()
+        assert not exif.get_ifd(GPS_IFD) and ARTIST not in exif
+        if fmt == "TIFF":  # re-encoded with the orientation applied
+            assert ORIENTATION not in exif and np.array_equal(np.asarray(after), oriented)
+            return
+        assert exif.get(ORIENTATION) == 6
+        assert after.info.get("icc_profile") == kwargs.get("icc_profile")
+    assert np.array_equal(pixels(public), pixels(data))
+
+
+def test_an_mpo_is_served_as_its_first_frame_without_trailing_data():
+    frames = [noise(), noise().transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "MPO", save_all=True, append_images=frames[1:], exif=private_exif(1))
+    data = buf.getvalue() + b"trailing video with a position"
+    public = strip_private(data, "MPO")
+    assert b"trailing" not in public and len(public) < len(data) // 2 + 1000
+    with Image.open(io.BytesIO(public)) as after:
+        assert after.format == "JPEG" and not after.getexif()
+    assert np.array_equal(pixels(public), pixels(data))
+
+
+def test_a_photo_without_metadata_is_left_as_it_is():
+    for fmt in ("PNG", "WEBP"):
+        data = save(noise(), fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        assert strip_private(data, fmt) == data
+
+
+def test_a_gif_loses_its_comment_and_keeps_its_frames():
+    frames = [noise(mode="P"), noise().transpose(Image.Transpose.FLIP_TOP_BOTTOM).convert("P")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], loop=0, duration=100,
+                   comment=b"taken at 52.52N 13.40E")
+    data = buf.getvalue()
+    public = strip_private(data, "GIF")
+    assert b"52.52N" not in public and b"NETSCAPE2.0" in public
+    with Image.open(io.BytesIO(public)) as after, Image.open(io.BytesIO(data)) as before:
+        assert after.n_frames == before.n_frames == 2
+        for index in range(2):
+            after.seek(index)
+            before.seek(index)
+            assert np.array_equal(np.asarray(after.convert("RGB")), np.asarray(before.convert("RGB")))
+
+
+def test_gifs_with_and_without_colour_tables_are_walked():
+    plain = save(Image.new("L", (8, 8), 90), "GIF", comment=b"secret")  # greyscale: no global table, say
+    with_local = io.BytesIO()
+    Image.new("P", (8, 8), 1).save(with_local, "GIF", save_all=True, comment=b"secret",
+                                   append_images=[noise((8, 8)).convert("P", palette=Image.Palette.ADAPTIVE)])
+    for data in (plain, with_local.getvalue()):
+        public = strip_private(data, "GIF")
+        assert b"secret" not in public and public.endswith(b"\x3b")
+        assert np.array_equal(pixels(public), pixels(data))

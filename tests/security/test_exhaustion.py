@@ -1,0 +1,134 @@
+"""Uploads built to exhaust a service's memory: small files that declare many pixels, sent at once to a real
+`dogsearch serve`; its peak resident memory is measured from /proc (VmHWM)."""
+from __future__ import annotations
+
+import io
+import struct
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.images import encode, solid
+from tests.security.conftest import peak_rss_mb
+
+# The most the server's peak RSS may grow over all the attacks below. Before decodes were bounded one palette PNG
+# bomb took ~800 MiB (P -> RGBA -> composite -> RGB) and four at once ~3 GiB; now each is refused from its header.
+# A normal search (warmed up before the baseline) stays well below it.
+MAX_GROWTH_MB = 150
+CONCURRENT = 4
+
+
+def palette_png_bomb() -> bytes:
+    """8000x5000 = 40 MP, within the pixel cap, in ~40 KB: 0.8 GB to decode the old way, 200 MB the best way."""
+    im = Image.new("P", (8000, 5000), 0)
+    im.putpalette([0, 0, 0, 255, 0, 0] * 128)
+    return encode(im, "PNG")
+
+
+def tiff_declaring(width: int, height: int) -> bytes:
+    """An uncompressed RGB TIFF header declaring width x height, with no pixels behind it (a few hundred bytes)."""
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 2), (273, 4, 200),
+            (277, 3, 3), (278, 4, height), (279, 4, width * height * 3)]
+    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", tag, kind, 1, value)
+                                                   for tag, kind, value in tags) + struct.pack("<I", 0)
+    head = b"II*\x00" + struct.pack("<I", 8) + ifd
+    return head + b"\x00" * (256 - len(head))
+
+
+def bmp_declaring(width: int, height: int) -> bytes:
+    """A 24-bit BMP header declaring width x height, with no pixels behind it (54 bytes and a few)."""
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    return b"BM" + struct.pack("<IHHI", 14 + len(info) + 16, 0, 0, 14 + len(info)) + info + b"\x00" * 16
+
+
+def many_frame_gif(frames: int = 500) -> bytes:
+    images = [Image.new("P", (400, 300), i % 200) for i in range(frames)]
+    buf = io.BytesIO()
+    images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=20)
+    return buf.getvalue()
+
+
+def large_mpo() -> bytes:
+    """A two-frame MPO (a camera's stereo pair) of 6000x4000: a JPEG, so shrunk on load and accepted."""
+    frames = [Image.new("RGB", (6000, 4000), c) for c in ((120, 80, 40), (40, 80, 120))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "MPO", save_all=True, append_images=frames[1:], quality=70)
+    return buf.getvalue()
+
+
+def send_all(url: str, path: str, data: bytes, n: int) -> list[httpx.Response]:
+    def one(_: int) -> httpx.Response:
+        return httpx.post(f"{url}{path}", files={"image": ("x", data)}, timeout=120)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_decompression_bombs_are_refused_without_the_memory_they_declare(start_server):
+    server = start_server()
+    url, pid = server.url, server.proc.pid
+    warm = httpx.post(f"{url}/v1/search", files={"image": ("d.jpg", solid((120, 60, 30), (640, 480)))}, timeout=120)
+    assert warm.status_code == 200, warm.text
+    baseline = peak_rss_mb(pid)
+
+    refused = {"palette PNG bomb": palette_png_bomb(), "TIFF declaring 36 MP": tiff_declaring(6000, 6000),
+               "BMP declaring 36 MP": bmp_declaring(6000, 6000)}
+    for name, data in refused.items():
+        assert len(data) < 100_000, name
+        for path in ("/v1/search", "/v1/dogs"):
+            for answer in send_all(url, path, data, CONCURRENT):
+                assert answer.status_code == 413, (name, path, answer.text)
+                assert "too large to decode" in answer.json()["detail"], (name, path)
+
+    # Allowed, and decoded within the bound: the first frame of a long GIF, a large MPO shrunk on load.
+    for name, data in {"GIF of 500 frames": many_frame_gif(), "6000x4000 MPO": large_mpo()}.items():
+        for answer in send_all(url, "/v1/search", data, CONCURRENT):
+            assert answer.status_code == 200, (name, answer.text)
+        assert httpx.post(f"{url}/v1/dogs", files={"image": ("x", data)}, timeout=120).status_code == 201, name
+
+    growth = peak_rss_mb(pid) - baseline
+    assert growth < MAX_GROWTH_MB, f"peak RSS grew {growth:.0f} MiB over {baseline:.0f} MiB"
+
+
+@pytest.mark.parametrize("limit_mb", [300])
+def test_a_bomb_under_a_raised_limit_is_decoded_within_it(start_server, limit_mb):
+    """An operator who raises max_decode_bytes gets the bomb decoded, each at its estimated peak (~200 MB with the
+    palette converted straight to RGB), two at a time under a budget of two: the peak grows by about that."""
+    env = {"DOGSEARCH_EMBEDDER_MAX_DECODE_BYTES": str(limit_mb << 20),
+           "DOGSEARCH_EMBEDDER_DECODE_MEMORY_BYTES": str(limit_mb << 20),
+           "DOGSEARCH_GATEWAY_MAX_DECODE_BYTES": str(limit_mb << 20)}
+    server = start_server(env=env)
+    url, pid = server.url, server.proc.pid
+    warm = httpx.post(f"{url}/v1/search", files={"image": ("d.jpg", solid((120, 60, 30), (640, 480)))}, timeout=120)
+    assert warm.status_code == 200, warm.text
+    baseline = peak_rss_mb(pid)
+    for answer in send_all(url, "/v1/search", palette_png_bomb(), CONCURRENT):
+        assert answer.status_code == 200, answer.text
+    growth = peak_rss_mb(pid) - baseline
+    # One decode at a time fits the budget: ~190 MiB of pixels and some for the model's input; 4 at once unbounded
+    # would be ~800 MiB.
+    assert growth < limit_mb, f"peak RSS grew {growth:.0f} MiB over {baseline:.0f} MiB"
+
+
+def test_a_dog_cannot_carry_megabytes_of_fields(start_server):
+    """Extra form fields and the `payload` JSON are copied into every entry of the dog: bounded as they come in
+    (before, ~20 MB of them were stored with one photo)."""
+    server = start_server()
+    photo = {"image": ("d.jpg", solid((10, 120, 60), (320, 240)))}
+    attacks = {
+        "many form fields": {f"f{i}": "x" for i in range(500)},
+        "one long form field": {"notes": "x" * 1_000_000},
+        "20 MB of form fields": {f"f{i}": "x" * 999_000 for i in range(20)},
+        "a large payload": {"payload": '{"notes": "' + "x" * 100_000 + '"}'},
+    }
+    for name, data in attacks.items():
+        answer = httpx.post(f"{server.url}/v1/dogs", files=photo, data=data, timeout=60)
+        assert answer.status_code == 413, (name, answer.status_code, answer.text[:200])
+        assert "limit" in answer.json()["detail"] or " than " in answer.json()["detail"], name
+    deep = httpx.post(f"{server.url}/v1/dogs", files=photo, data={"payload": '{"a": ' + "[" * 3000 + "]" * 3000 + "}"},
+                      timeout=60)
+    assert deep.status_code == 422 and "nested deeper" in deep.json()["detail"]
+    fine = httpx.post(f"{server.url}/v1/dogs", files=photo, data={"name": "Rex", "notes": "brown, shy"}, timeout=60)
+    assert fine.status_code == 201 and fine.json()["payload"]["notes"] == "brown, shy"
