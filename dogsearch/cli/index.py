@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dogsearch.cli.common import add_target, gateway
+from dogsearch.cli.common import add_target, api_key, gateway
 from dogsearch.core.images import PHOTO_SUFFIXES
 
 
@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     settings = JobsSettings()
     try:
         if args.url:
-            job = asyncio.run(via_gateway(plan, args.url, upload=not args.server_path, csv=args.csv))
+            job = asyncio.run(via_gateway(plan, args.url, upload=not args.server_path, csv=args.csv,
+                                          key=api_key(args.api_key_file)))
         elif settings.broker_url and not args.local:
             job = asyncio.run(on_workers(plan, settings))
         else:
@@ -79,11 +80,11 @@ def run(args: argparse.Namespace) -> int:
     return 1 if job["failed"] and not (job["indexed"] or job["duplicates"]) else 0
 
 
-async def via_gateway(plan: Plan, url: str, *, upload: bool, csv: Path | None) -> dict:
+async def via_gateway(plan: Plan, url: str, *, upload: bool, csv: Path | None, key: str | None = None) -> dict:
     """On a running gateway: DIR goes up as a zip, or with --server-path the gateway reads it itself."""
     from dogsearch.jobs.sources import JobInputError
 
-    async with gateway(url) as client:
+    async with gateway(url, key=key) as client:
         if not upload:
             created = await client.index_path(plan.target, plan.labels, plan.payload)
         else:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from dogsearch.cli.common import add_target, gateway
+from dogsearch.cli.common import add_target, api_key, gateway
 
 
 def add_parser(sub) -> None:
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     data = args.image.read_bytes()
 
     async def ask():
-        async with gateway(args.url, args.data_dir) as client:
+        async with gateway(args.url, args.data_dir, key=api_key(args.api_key_file)) as client:
             return await client.search(data, k=args.k, filter={"breed": args.breed} if args.breed else None)
 
     try:

@@ -76,3 +76,13 @@ def kinds() -> dict[str, type[DogsearchError]]:
         found.setdefault(cls.code, cls)
         stack.extend(cls.__subclasses__())
     return found
+
+
+# An absolute path in a message (an OSError's, one a service passed on): where the server keeps its files is nobody
+# else's business.
+_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"/:,;()\[\]]+/)*[^\s'\"/:,;()\[\]]+")
+
+
+def without_paths(reason: str) -> str:
+    """`reason` with every absolute path in it replaced by `<path>`."""
+    return _PATH.sub("<path>", reason)

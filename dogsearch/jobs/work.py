@@ -11,13 +11,12 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dogsearch.core.errors import DogsearchError, InvalidInput
+from dogsearch.core.errors import DogsearchError, InvalidInput, without_paths
 from dogsearch.core.images import DecodedImage, ImageRejected
 from dogsearch.gallery.ingest import Ingestor, Upload
 from dogsearch.jobs import phash as ph
@@ -86,7 +85,7 @@ def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields:
         data = open_photo(path, roots, ingestor.limits.max_bytes)
         item.decoded = ingestor.decode(data)
     except (ImageRejected, PhotoUnreadable) as exc:
-        item.error = scrub(exc.reason)
+        item.error = without_paths(exc.reason)
         return item
     item.upload = Upload(data, fields, owner=owner)
     item.phash = ph.dhash(item.decoded.image)
@@ -195,19 +194,11 @@ async def _index(ingestor: Ingestor, items: list[_Prepared]) -> list[tuple[_Prep
     return results
 
 
-# An absolute path in a message (one a service passed through, an OSError's): not for the job's readers.
-_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"/:,;()\[\]]+/)*[^\s'\"/:,;()\[\]]+")
-
-
-def scrub(reason: str) -> str:
-    return _PATH.sub("<path>", reason)
-
-
 def reason_of(exc: BaseException) -> str:
     """Why a file failed, for the job's errors: a domain error's own words with no server path in them. Anything
     else is a bug whose details go to the log, not to the job's readers (no repr, no class name, no path)."""
     if isinstance(exc, DogsearchError):
-        return scrub(exc.reason)
+        return without_paths(exc.reason)
     if isinstance(exc, OSError):
         return (exc.strerror or "input/output error").lower()
     return "an internal error, see the worker's log"

@@ -21,6 +21,7 @@ from dogsearch.core.errors import (
     Unavailable,
     UnsupportedMedia,
     kinds,
+    without_paths,
 )
 
 log = logging.getLogger("dogsearch.http")
@@ -53,7 +54,9 @@ def error_response(exc: DogsearchError) -> JSONResponse:
         headers = {"Retry-After": "1"}  # a full queue or a restarting service: soon
     elif status == 401:
         headers = {"WWW-Authenticate": "Bearer"}  # a key goes in Authorization: Bearer (or X-API-Key)
-    return JSONResponse({"detail": exc.reason, "code": exc.code}, status_code=status, headers=headers)
+    # A server's own failure may name its files (a missing weights file, a data folder): the log keeps them.
+    reason = without_paths(exc.reason) if status >= 500 else exc.reason
+    return JSONResponse({"detail": reason, "code": exc.code}, status_code=status, headers=headers)
 
 
 def install_error_mapping(app: FastAPI) -> None:
@@ -73,7 +76,7 @@ def from_response(service: str, status: int, body: Any) -> DogsearchError:
     when the answer names a known `code` of the status's kind (a CollectionMissing, not any Conflict), else the kind
     of the status. A 5xx is an UpstreamFailure: the caller's request was fine, a part behind it is not."""
     detail = body.get("detail", body) if isinstance(body, dict) else body
-    reason = detail if isinstance(detail, str) else str(detail)
+    reason = without_paths(detail if isinstance(detail, str) else str(detail))  # passed on: no server paths
     if (status >= 500 and status not in (504, 507)) or status == 401:  # 401: this service's own credentials are wrong
         return UpstreamFailure(f"{service} unavailable: {reason}", source=service)
     kind = KIND_OF_STATUS.get(status, InvalidInput if status < 500 else TimedOut)

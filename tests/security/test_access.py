@@ -2,6 +2,7 @@
 or a key guesser tries against it."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -69,6 +70,19 @@ def test_strangers_and_other_keys_cannot_delete_or_read_and_the_internal_doors_a
         assert http.get("/metrics", headers=key(alice)).status_code == 403
         assert http.get("/metrics", headers=key(root)).status_code == 200
         assert http.get("/metrics", headers=key(INTERNAL)).status_code == 200
+    # The CLI as a client: the key from DOGSEARCH_CLIENT_API_KEY or a file, never on the command line.
+    query = tmp_path / "query.jpg"
+    query.write_bytes(solid((200, 0, 0)))
+    (tmp_path / "alice.key").write_text(alice + "\n")
+    cli = [sys.executable, "-m", "dogsearch.cli", "search", str(query), "--url", server.url, "--json"]
+    env = {k: v for k, v in os.environ.items() if k != "DOGSEARCH_CLIENT_API_KEY"}
+    refused = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=120)
+    assert refused.returncode == 1 and "key" in refused.stderr, refused.stderr
+    for extra_args, extra_env in (([], {"DOGSEARCH_CLIENT_API_KEY": alice}),
+                                  (["--api-key-file", str(tmp_path / "alice.key")], {})):
+        done = subprocess.run(cli + extra_args, capture_output=True, text=True, env=env | extra_env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "results" in json.loads(done.stdout)
 
 
 def test_serve_reachable_by_others_without_an_admin_key_refuses_to_start(start_server):

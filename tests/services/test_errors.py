@@ -2,6 +2,7 @@
 raises the same class again."""
 from __future__ import annotations
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -85,3 +86,27 @@ def test_the_first_kind_in_the_mro_decides():
     from dogsearch.jobs.sources import JobInputError, SourceForbidden
 
     assert status_of(SourceForbidden("outside")) == 403 and status_of(JobInputError("bad csv")) == 422
+
+
+async def test_no_server_path_reaches_a_caller():
+    # A service's own failure names its files in the log only; a detail passed on from another service (any status)
+    # loses them too. URLs and relative names stay.
+    failing = app_raising(StoreError("cannot open /srv/dogsearch/vectors/segment-3: input/output error"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=failing), base_url="http://svc") as http:
+        answer = (await http.get("/boom")).json()
+    assert answer["detail"] == "cannot open <path>: input/output error"
+
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom():
+        from fastapi.responses import JSONResponse
+        return JSONResponse({"detail": "weights missing: /root/.cache/dogsearch/vit.onnx (see http://x.org/a/b)"},
+                            status_code=409)
+
+    client = ServiceClient("http://svc", app=app)
+    client.service = "embedder"
+    with pytest.raises(Conflict) as caught:
+        await client.request("GET", "/boom")
+    assert caught.value.reason == "embedder: weights missing: <path> (see http://x.org/a/b)"
+    await client.aclose()
