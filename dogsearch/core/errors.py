@@ -84,5 +84,5 @@ _PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"/:,;()\[\]]+/)*[^\s'\"/:,;()\[\]]+")
 
 
 def without_paths(reason: str) -> str:
-    """`reason` with every absolute path in it replaced by `<path>`."""
-    return _PATH.sub("<path>", reason)
+    """`reason` with every absolute path in it cut to its file's name (`config.json`): which file, not where."""
+    return _PATH.sub(lambda m: m.group(0).rsplit("/", 1)[-1], reason)

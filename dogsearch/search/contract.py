@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
-from dogsearch.core.errors import Conflict, DogsearchError, InvalidInput, NotFound, Unavailable
+from dogsearch.core.errors import Conflict, DogsearchError, InvalidInput, NotFound, StorageFull, Unavailable
 
 if TYPE_CHECKING:
     from dogsearch.search.filters import FilterSpec
@@ -76,6 +76,22 @@ class InvalidStoreInput(StoreError, InvalidInput):
 
 class PointNotFound(StoreError, NotFound):
     """No point with that id."""
+
+
+class StoreFull(StorageFull, StoreError):
+    """The engine's disk is full: nothing of the write was applied that a retry would not make whole."""
+
+
+# How a full disk shows in an engine's message (Rust's io::Error, a Qdrant server's 500): ENOSPC, EDQUOT.
+_DISK_FULL = ("no space left on device", "os error 28", "disk quota exceeded", "os error 122")
+
+
+def store_error(engine: str, exc: BaseException) -> StoreError:
+    """An engine's bare failure as a StoreError: a StoreFull when it says the disk is full."""
+    text = str(exc)
+    if any(sign in text.lower() for sign in _DISK_FULL):
+        return StoreFull(f"{engine}: the vector store's disk is full: {text}")
+    return StoreError(f"{engine}: {text}")
 
 
 class StoreUnavailable(StoreError, Unavailable):

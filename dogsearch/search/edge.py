@@ -43,9 +43,13 @@ from dogsearch.search.contract import (
     InvalidStoreInput,
     Point,
     StoreError,
+    StoreFull,
+    store_error,
 )
 from dogsearch.search.filters import Filter, FilterSpec, HasId, IsEmpty, Match, excluding, parse_filter
 
+# Free disk the store keeps for the engine's write-ahead log and segments (a write would hang on a full disk).
+MIN_FREE_BYTES = 64 << 20
 # Engine defaults, spelled out because HnswIndexConfig requires them.
 _HNSW_M = 16
 _HNSW_EF_CONSTRUCT = 100
@@ -76,6 +80,7 @@ class EdgeStore(StoreBase):
         *,
         hnsw_ef: int | None = None,
         full_scan_threshold_kb: int = 10_000,
+        min_free_bytes: int = MIN_FREE_BYTES,
     ) -> None:
         """Open (creating directories) the store at ``path``; an existing collection is loaded as it was.
 
@@ -85,6 +90,8 @@ class EdgeStore(StoreBase):
             of 384 floats). Lower it only to measure the graph on small data: in the graph, a filter on an
             unindexed field that matches few points finds few of them. Fixed when the collection is created
             (the engine keeps it); ignored on reopen.
+        min_free_bytes: writes are refused (StoreFull) while the disk has less free: on a full disk the engine
+            hangs in its write-ahead log rather than failing.
         """
         check_collection_name(collection)
         if hnsw_ef is not None and hnsw_ef < 1:
@@ -94,6 +101,7 @@ class EdgeStore(StoreBase):
         self._meta_path = self._dir / "meta.json"
         self._hnsw_ef = hnsw_ef
         self._full_scan_threshold_kb = full_scan_threshold_kb
+        self._min_free_bytes = min_free_bytes
         self._lock = threading.RLock()
         self._shard: qe.EdgeShard | None = None
         self._meta: dict[str, Any] | None = None
@@ -130,6 +138,7 @@ class EdgeStore(StoreBase):
                     if _add_indexes(shard, wanted):
                         shard.flush()
                 return
+            self._check_room()
             config = qe.EdgeConfig(
                 vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
                 hnsw_config=qe.HnswIndexConfig(
@@ -182,7 +191,7 @@ class EdgeStore(StoreBase):
 
     def upsert(self, points: Sequence[Point]) -> None:
         """Insert or replace points by id, as one engine operation."""
-        with self._engine() as shard:
+        with self._engine(write=True) as shard:
             dim = self._meta["dim"]  # type: ignore[index]
             batch = [qe.Point(point_id(p.id), check_vector(p.vector, dim), clean_payload(p.payload)) for p in points]
             if batch:
@@ -190,7 +199,7 @@ class EdgeStore(StoreBase):
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete points by id; unknown ids are ignored."""
-        with self._engine() as shard:
+        with self._engine(write=True) as shard:
             wanted = point_ids(ids)
             if wanted:
                 shard.update(qe.UpdateOperation.delete_points(wanted))
@@ -198,7 +207,7 @@ class EdgeStore(StoreBase):
     def set_payload(self, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
         """Merge ``payload``'s keys into each point's payload; PointNotFound, and nothing changed, when any of the
         ids is not stored (the engine itself would change the points before the first unknown one)."""
-        with self._engine() as shard:
+        with self._engine(write=True) as shard:
             wanted, values = point_ids(ids), clean_payload(payload)
             if not wanted:
                 return
@@ -209,7 +218,7 @@ class EdgeStore(StoreBase):
     def optimize(self) -> None:
         """Build the HNSW index over what is stored (upserts after it are searched exactly until the
         next call). Blocks the whole process while it runs: the engine holds the GIL."""
-        with self._engine() as shard:
+        with self._engine(write=True) as shard:
             shard.optimize()
             shard.flush()
 
@@ -292,11 +301,20 @@ class EdgeStore(StoreBase):
         if self._closed:
             raise StoreError(f"the store at {self._dir} is closed")
 
+    def _check_room(self) -> None:
+        free = shutil.disk_usage(self._dir).free
+        if free < self._min_free_bytes:
+            raise StoreFull(f"the vector store's disk is full: {free >> 20} MiB free, writes need "
+                            f"{self._min_free_bytes >> 20} MiB")
+
     @contextmanager
-    def _engine(self) -> Iterator[qe.EdgeShard]:
-        """Hold the lock around an engine call, and turn the engine's bare Exceptions into StoreError."""
+    def _engine(self, write: bool = False) -> Iterator[qe.EdgeShard]:
+        """Hold the lock around an engine call, and turn the engine's bare Exceptions into StoreError; a `write`
+        first checks there is room for it."""
         with self._lock:
             self._check_open()
+            if write:
+                self._check_room()
             if self._shard is None:
                 raise CollectionMissing(f"no collection at {self._dir} yet: call ensure_collection() first")
             try:
@@ -304,16 +322,18 @@ class EdgeStore(StoreBase):
             except StoreError:
                 raise
             except Exception as exc:
-                raise StoreError(f"qdrant-edge: {exc}") from exc
+                raise store_error("qdrant-edge", exc) from exc
 
 
 class EdgeEngine:
     """Collections as folders under ``path``, each opened by one EdgeStore at a time (in one process)."""
 
-    def __init__(self, path: Path | str, *, hnsw_ef: int | None = None, full_scan_threshold_kb: int = 10_000) -> None:
-        """hnsw_ef, full_scan_threshold_kb: for the stores it opens (see EdgeStore)."""
+    def __init__(self, path: Path | str, *, hnsw_ef: int | None = None, full_scan_threshold_kb: int = 10_000,
+                 min_free_bytes: int = MIN_FREE_BYTES) -> None:
+        """hnsw_ef, full_scan_threshold_kb, min_free_bytes: for the stores it opens (see EdgeStore)."""
         self._path = Path(path)
-        self._options: dict[str, Any] = {"hnsw_ef": hnsw_ef, "full_scan_threshold_kb": full_scan_threshold_kb}
+        self._options: dict[str, Any] = {"hnsw_ef": hnsw_ef, "full_scan_threshold_kb": full_scan_threshold_kb,
+                                         "min_free_bytes": min_free_bytes}
 
     def __repr__(self) -> str:
         return f"EdgeEngine({str(self._path)!r})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dogsearch.search.contract import Engine, InvalidStoreInput, VectorStore
-from dogsearch.search.edge import EdgeEngine, EdgeStore
+from dogsearch.search.edge import MIN_FREE_BYTES, EdgeEngine, EdgeStore
 from dogsearch.search.qdrant import QdrantEngine, QdrantStore
 
 
@@ -18,11 +18,13 @@ def open_engine(
     shard_number: int | None = None,
     replication_factor: int | None = None,
     write_consistency_factor: int | None = None,
+    min_free_bytes: int = MIN_FREE_BYTES,
 ) -> Engine:
     """``qdrant_url`` given: that server (or cluster); else the embedded engine's collections under ``data_dir``.
-    The sharding options are sent when a collection is created on a server (None: the server's defaults)."""
+    The sharding options are sent when a collection is created on a server (None: the server's defaults);
+    ``min_free_bytes`` is the embedded engine's (a server watches its own disk)."""
     if qdrant_url is None:
-        return EdgeEngine(_data_dir(data_dir))
+        return EdgeEngine(_data_dir(data_dir), min_free_bytes=min_free_bytes)
     return QdrantEngine.connect(
         qdrant_url, api_key=api_key, timeout_s=timeout_s, shard_number=shard_number,
         replication_factor=replication_factor, write_consistency_factor=write_consistency_factor,
@@ -39,10 +41,11 @@ def open_store(
     shard_number: int | None = None,
     replication_factor: int | None = None,
     write_consistency_factor: int | None = None,
+    min_free_bytes: int = MIN_FREE_BYTES,
 ) -> VectorStore:
     """The store of ``collection`` on the engine open_engine() would pick; it holds its own connection."""
     if qdrant_url is None:
-        return EdgeStore(_data_dir(data_dir), collection)
+        return EdgeStore(_data_dir(data_dir), collection, min_free_bytes=min_free_bytes)
     return QdrantStore.connect(
         qdrant_url, collection, api_key=api_key, timeout_s=timeout_s, shard_number=shard_number,
         replication_factor=replication_factor, write_consistency_factor=write_consistency_factor,

@@ -56,6 +56,7 @@ from dogsearch.search.contract import (
     PointNotFound,
     StoreError,
     StoreUnavailable,
+    store_error,
 )
 from dogsearch.search.filters import Filter, FilterSpec, HasId, IsEmpty, Match, excluding, parse_filter
 
@@ -506,7 +507,7 @@ def _errors(collection: str, on_missing: Callable[[], None] | None = None) -> It
             raise CollectionMissing(f"no collection {collection!r} on the server") from exc
         if exc.status_code in (400, 422):
             raise InvalidStoreInput(f"qdrant: {exc}") from exc
-        raise StoreError(f"qdrant: {exc}") from exc
+        raise store_error("qdrant", exc) from exc
     except ValueError as exc:
         # Local mode says "Collection X not found" with a ValueError, as the server says 404.
         if "not found" in str(exc):
@@ -515,7 +516,7 @@ def _errors(collection: str, on_missing: Callable[[], None] | None = None) -> It
             raise CollectionMissing(f"no collection {collection!r}") from exc
         raise StoreError(f"qdrant: {exc}") from exc
     except Exception as exc:  # connection refused, timeouts, ...
-        raise StoreError(f"qdrant: {exc}") from exc
+        raise store_error("qdrant", exc) from exc
 
 
 def _to_point(record: Any, with_vector: bool) -> Point:

@@ -244,5 +244,5 @@ def test_job_errors_carry_no_path_and_no_exception():
     assert reason_of(ValueError("/srv/data/x.jpg is odd")) == "an internal error, see the worker's log"
     assert reason_of(FileNotFoundError(2, "No such file or directory", "/imports/x.jpg")) == "no such file or directory"
     passed_through = Unavailable("cannot write /data/vectors/dogs/segment.bin: read-only file system")
-    assert reason_of(passed_through) == "cannot write <path>: read-only file system"
+    assert reason_of(passed_through) == "cannot write segment.bin: read-only file system"
     assert_no_server_path([reason_of(KeyError("/etc/passwd"))])

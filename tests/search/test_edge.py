@@ -150,3 +150,23 @@ def test_hnsw_recall_against_exact(tmp_path: Path) -> None:
         recall = float(np.mean(recalls))
         print(f"recall@10={recall:.3f} optimize={optimize_s:.2f}s")
         assert recall >= 0.98
+
+
+def test_writes_are_refused_while_the_disk_has_no_room_and_reads_go_on(tmp_path):
+    # On a full disk the engine hangs in its write-ahead log: the store refuses a write before it starts.
+    from dogsearch.core.errors import StorageFull
+
+    store = EdgeStore(tmp_path, min_free_bytes=0)
+    store.ensure_collection(3, "m")
+    store.upsert([Point(id=str(uuid.UUID(int=1)), vector=[1.0, 0.0, 0.0], payload={"a": 1})])
+    store.close()
+    cramped = EdgeStore(tmp_path, min_free_bytes=1 << 62)
+    for write in (lambda: cramped.upsert([Point(id=str(uuid.UUID(int=2)), vector=[0.0, 1.0, 0.0], payload={})]),
+                  lambda: cramped.delete([str(uuid.UUID(int=1))]),
+                  lambda: cramped.set_payload([str(uuid.UUID(int=1))], {"b": 2})):
+        with pytest.raises(StorageFull, match="disk is full"):
+            write()
+    assert cramped.count() == 1 and cramped.get(str(uuid.UUID(int=1))).payload == {"a": 1}
+    cramped.close()
+    with pytest.raises(StorageFull):
+        EdgeStore(tmp_path / "other", min_free_bytes=1 << 62).ensure_collection(3, "m")

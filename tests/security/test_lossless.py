@@ -214,3 +214,42 @@ def test_a_full_photo_disk_answers_507_and_stores_nothing_half(start_server, tin
     for dog in stored:
         assert whole(server.url, dog)
     assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200  # the server goes on
+
+
+@pytest.fixture
+def small_vector_disk(tmp_path):
+    """The all-in-one data folder whose vectors/ is a 96 MiB tmpfs (root only)."""
+    vectors = tmp_path / "data" / "vectors"
+    vectors.mkdir(parents=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(vectors)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace')}")
+    try:
+        yield vectors
+    finally:
+        if subprocess.run(["umount", str(vectors)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(vectors)], check=True)
+
+
+def test_a_full_vector_disk_answers_507_and_leaves_no_photo_behind(start_server, small_vector_disk: Path):
+    # Filled to under the store's floor, the embedded engine would hang in its write-ahead log: the write is refused.
+    server = start_server(data_dir=small_vector_disk.parent)
+    first = add(server.url, noise_jpeg(1))
+    assert first.status_code == 201, first.text
+    filler = small_vector_disk / "filler"
+    with open(filler, "wb") as f:
+        f.write(b"\0" * (os.statvfs(small_vector_disk).f_bavail * os.statvfs(small_vector_disk).f_frsize - (8 << 20)))
+    full = add(server.url, noise_jpeg(2))
+    assert full.status_code == 507, full.text
+    assert full.json()["code"] == "store_full" and "disk is full" in full.json()["detail"]
+    assert "/vectors" not in full.json()["detail"]  # no server path
+    assert httpx.get(f"{server.url}/v1/dogs", timeout=10).json()["total"] == 1
+    photos = small_vector_disk.parent / "photos"
+    assert len([p for p in photos.rglob("*") if p.is_file() and photo_id(sha256_hex(noise_jpeg(2))) in p.name]) == 0
+    assert whole(server.url, first.json()["id"])
+    filler.unlink()  # room again: the same upload goes through
+    again = add(server.url, noise_jpeg(2))
+    assert again.status_code == 201, again.text
+    assert whole(server.url, again.json()["id"])

@@ -94,7 +94,7 @@ async def test_no_server_path_reaches_a_caller():
     failing = app_raising(StoreError("cannot open /srv/dogsearch/vectors/segment-3: input/output error"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=failing), base_url="http://svc") as http:
         answer = (await http.get("/boom")).json()
-    assert answer["detail"] == "cannot open <path>: input/output error"
+    assert answer["detail"] == "cannot open segment-3: input/output error"
 
     app = FastAPI()
 
@@ -108,5 +108,5 @@ async def test_no_server_path_reaches_a_caller():
     client.service = "embedder"
     with pytest.raises(Conflict) as caught:
         await client.request("GET", "/boom")
-    assert caught.value.reason == "embedder: weights missing: <path> (see http://x.org/a/b)"
+    assert caught.value.reason == "embedder: weights missing: vit.onnx (see http://x.org/a/b)"
     await client.aclose()

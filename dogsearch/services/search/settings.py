@@ -17,6 +17,9 @@ class SearchSettings(ServiceSettings):
     optimize_after: int = Field(2000, ge=1, description="rebuild the HNSW index once this many points changed...")
     optimize_idle_s: float = Field(10.0, ge=0, description="...and no write came for this long")
     max_k: int = Field(1000, ge=1)
+    min_free_bytes: int = Field(
+        64 << 20, ge=0, description="embedded engine: writes answer 507 while its disk has less free (on a full disk "
+                                    "the engine hangs in its write-ahead log instead of failing)")
     internal_key: SecretStr | None = internal_key_field("DOGSEARCH_SEARCH_")
 
     # A Qdrant server (or cluster) instead of the embedded engine: set the URL; data_dir is then unused.
@@ -59,4 +62,5 @@ class SearchSettings(ServiceSettings):
             "shard_number": self.qdrant_shard_number,
             "replication_factor": self.qdrant_replication_factor,
             "write_consistency_factor": self.qdrant_write_consistency_factor,
+            "min_free_bytes": self.min_free_bytes,
         }
