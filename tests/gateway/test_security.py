@@ -86,6 +86,11 @@ async def test_only_the_key_that_added_a_dog_or_an_admin_deletes_it(tmp_path):
     async with gateway_with(tmp_path, api_keys=ENTRIES) as client:
         first = (await client.post("/v1/dogs", headers=as_("alice"), **upload((200, 0, 0)))).json()["id"]
         second = (await client.post("/v1/dogs", headers=as_("alice"), **upload((0, 0, 200)))).json()["id"]
+        # The owner is shown to its key and to admins (so a client knows what it may delete), to nobody else.
+        for name, owner in (("alice", "alice"), ("root", "alice"), ("bob", None), ("reader", None)):
+            assert (await client.get(f"/v1/dogs/{first}", headers=as_(name))).json()["owner"] == owner, name
+            page = (await client.get("/v1/dogs", headers=as_(name))).json()
+            assert {dog["owner"] for dog in page["items"]} == {owner}, name
         for name in ("bob", "reader"):
             refused = await client.delete(f"/v1/dogs/{first}", headers=as_(name))
             assert refused.status_code == 403 and refused.json()["code"] == "forbidden"

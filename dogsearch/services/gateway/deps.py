@@ -85,6 +85,10 @@ async def read_upload(upload: UploadFile, settings: GatewaySettings) -> bytes:
     return data
 
 
-def dog_out(dog: Dog, cls: type[DogOut] = DogOut, **extra: Any) -> Any:
+def dog_out(dog: Dog, cls: type[DogOut] = DogOut, caller: Caller | None = None, **extra: Any) -> Any:
+    """`caller`: shown the dog's owner when it is theirs (or they are an admin), so a client knows what it may
+    delete; key names stay hidden from other keys."""
     base = f"/v1/dogs/{dog.id}/image"
-    return cls(id=dog.id, payload=dog.payload, image_url=base, thumbnail_url=f"{base}?size=thumbnail", **extra)
+    owner = dog.owner if caller is not None and caller.sees(dog.owner) else None
+    return cls(id=dog.id, payload=dog.payload, image_url=base, thumbnail_url=f"{base}?size=thumbnail", owner=owner,
+               **extra)

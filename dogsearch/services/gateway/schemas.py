@@ -11,6 +11,7 @@ class Dog(BaseModel):
     payload: dict[str, Any] = Field(..., description="name, breed, your own fields, and what the server recorded")
     image_url: str
     thumbnail_url: str
+    owner: str | None = Field(None, description="the name of the API key that added it: shown to that key and admins")
 
 
 class DogPage(BaseModel):

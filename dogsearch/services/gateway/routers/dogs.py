@@ -41,22 +41,23 @@ def router(settings: GatewaySettings) -> APIRouter:
                                                 owner=caller.name))
         if not added.created:
             response.status_code = 200
-        return dog_out(added.dog)
+        return dog_out(added.dog, caller=caller)
 
     @api.get("", response_model=DogPage)
     async def list_dogs(
         gallery: GalleryDep,
+        caller: CallerDep,
         limit: int = Query(20, ge=1, le=settings.max_page),
         cursor: str | None = Query(None, pattern=UUID_PATTERN, description="`next` of the previous page"),
         breed: str | None = None,
         name: str | None = None,
     ) -> DogPage:
         page = await gallery.page(limit, cursor, search_filter(breed, name, None))
-        return DogPage(items=[dog_out(d) for d in page.dogs], next=page.next, total=page.total)
+        return DogPage(items=[dog_out(d, caller=caller) for d in page.dogs], next=page.next, total=page.total)
 
     @api.get("/{dog_id}", response_model=Dog)
-    async def get_dog(gallery: GalleryDep, dog_id: str = Path(..., pattern=UUID_PATTERN)) -> Dog:
-        return dog_out(await gallery.dog(dog_id))
+    async def get_dog(gallery: GalleryDep, caller: CallerDep, dog_id: str = Path(..., pattern=UUID_PATTERN)) -> Dog:
+        return dog_out(await gallery.dog(dog_id), caller=caller)
 
     @api.get("/{dog_id}/image", response_class=FileResponse)
     async def get_image(
