@@ -1,5 +1,5 @@
 """`dogsearch eval KIND DIR`: retrieval quality of the bare embedder (breed, identity), of the whole service
-(service), and pose accuracy (pose)."""
+(service), pose accuracy (pose) and dog detection (detect)."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,20 @@ def add_parser(sub) -> None:
     pose.add_argument("--limit", type=int, help="only the first N photos")
     pose.add_argument("--json", action="store_true")
     pose.set_defaults(func=run_pose)
+    detect = kinds.add_parser("detect", help="dog boxes: precision, recall, AP@0.5 on labelled photos and the "
+                                             "false-positive rate on photos without a dog")
+    detect.add_argument("dir", type=Path, help="DIR/labels/<id>.txt (YOLO-pose: one line a dog, with its box) and "
+                                               "DIR/images/<id>.jpg")
+    detect.add_argument("--images", type=Path, action="append", default=[], metavar="DIR",
+                        help="more folders to find the labelled photos in, searched recursively (repeatable)")
+    detect.add_argument("--negatives", type=Path, action="append", default=[], metavar="DIR",
+                        help="a folder of photos without a dog, searched recursively (repeatable)")
+    detect.add_argument("--detector", help="detector name (default: the registry's default)")
+    detect.add_argument("--iou", type=float, default=0.5, help="IoU a box needs with a labelled dog to count")
+    detect.add_argument("--limit", type=int, help="at most N photos of each folder, spread evenly over it")
+    detect.add_argument("--threads", type=int, help="detector threads (default: the runtime's)")
+    detect.add_argument("--json", action="store_true", help="print one JSON object")
+    detect.set_defaults(func=run_detect)
     for kind, what in (("breed", "DIR/<breed>/<photo>"), ("identity", "DIR/<dog>/<photo>; dogs with >= 2 photos")):
         retrieval = kinds.add_parser(kind, help=f"leave-one-out {kind} retrieval of the bare embedder: "
                                                  "recall@1, recall@5, mAP, images/s")
@@ -94,3 +108,43 @@ def run_pose(args: argparse.Namespace) -> int:
         pck = "   n/a" if item["pck"] is None else f"{item['pck']:.3f}"
         print(f"  {name:>16}: {pck}  (n={item['n']})")
     return 0
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.eval.detect import evaluate
+    from dogsearch.models.registry import DEFAULT_DETECTOR, create_detector
+
+    configure_logging("WARNING")
+    detector = create_detector(args.detector or DEFAULT_DETECTOR, threads=args.threads)
+    try:
+        result = evaluate(detector, args.dir, negatives=args.negatives, image_dirs=args.images, iou=args.iou,
+                          limit=args.limit, progress=lambda items, what: tqdm(items, desc=f"eval detect {what}",
+                                                                              unit="photo", disable=args.json))
+    except ValueError as exc:
+        print(f"dogsearch eval detect: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"detector {result['detector']}; a dog box: IoU >= {result['iou']} with a labelled dog, scored above "
+          f"{result['min_score']} (the whole-image fallback is no dog)")
+    lab = result["labelled"]
+    print(f"{'labelled':<10} {'photos':>6} {'dogs':>5} {'boxes':>6} {'precision':>9} {'recall':>6} {'AP@0.5':>6} "
+          f"{'none':>5} {'ms/photo':>8}  dir")
+    print(f"{'':<10} {lab['n_images']:>6} {lab['n_dogs']:>5} {lab['n_detections']:>6} {_num(lab['precision']):>9} "
+          f"{_num(lab['recall']):>6} {_num(lab['ap']):>6} {lab['no_dog_found']:>5} {_num(lab['ms_per_image'], 1):>8}  "
+          f"{lab['dir']}")
+    if result["negatives"]:
+        print(f"{'negatives':<10} {'photos':>6} {'with dog box':>12} {'FP rate':>7} {'ms/photo':>8}  dir")
+        for neg in result["negatives"]:
+            print(f"{'':<10} {neg['n_images']:>6} {neg['images_with_dog_box']:>12} {_num(neg['fp_rate']):>7} "
+                  f"{_num(neg['ms_per_image'], 1):>8}  {neg['dir']}")
+        print(f"{'all':<10} {'':>6} {'':>12} {_num(result['fp_rate']):>7}")
+    return 0
+
+
+def _num(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)

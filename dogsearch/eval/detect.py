@@ -1,0 +1,191 @@
+"""`dogsearch eval detect DIR`: how well a dog detector boxes the dogs, and how often it boxes one where there is none.
+
+On labelled photos (DIR/images/<id>.jpg + DIR/labels/<id>.txt, YOLO-pose, one line a dog): precision, recall and
+AP@0.5 of the dog boxes. On folders of photos without a dog: the false-positive rate, the share of photos with
+any dog box. A dog box is a detection scored above ``FALLBACK_SCORE``: the whole photo with that score is what a
+detector answers when it finds nothing (``models/detect.py``), so it counts as "no dog found".
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dogsearch.core.images import PHOTO_SUFFIXES
+from dogsearch.models.detect import FALLBACK_SCORE, Detection, Detector
+from dogsearch.pose.labels import parse_label_file
+
+Box = Sequence[float]  # x1 y1 x2 y2, pixels
+
+
+def box_iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def dog_boxes(detections: Iterable[Detection], min_score: float = FALLBACK_SCORE) -> list[Detection]:
+    """The detections that claim a dog: the whole-image fallback (scored ``FALLBACK_SCORE``) is "none found"."""
+    return [d for d in detections if d.score > min_score]
+
+
+def match(detections: Sequence[Detection], truth: Sequence[Box], iou: float = 0.5) -> list[tuple[float, bool]]:
+    """(score, true positive) for each detection of one photo: greedy by score, each to the unmatched labelled box
+    it overlaps most at IoU >= ``iou``; a labelled box is matched at most once, so a duplicate is a false positive."""
+    free = set(range(len(truth)))
+    out = []
+    for det in sorted(detections, key=lambda d: -d.score):
+        overlaps = [(box_iou(det.box, truth[j]), j) for j in sorted(free)]
+        best, j = max(overlaps, default=(0.0, -1))
+        hit = best >= iou
+        if hit:
+            free.discard(j)
+        out.append((det.score, hit))
+    return out
+
+
+def average_precision(scored: Iterable[tuple[float, bool]], n_truth: int) -> float:
+    """All-point interpolated AP (VOC 2010+): the area under the precision-recall curve of the detections sorted
+    by score, each precision replaced by the best at any higher recall."""
+    if n_truth == 0:
+        return 0.0
+    hits = np.array([hit for _, hit in sorted(scored, key=lambda s: -s[0])], dtype=np.float64)
+    if hits.size == 0:
+        return 0.0
+    tp = np.cumsum(hits)
+    recall = np.concatenate([[0.0], tp / n_truth, [1.0]])
+    precision = np.concatenate([[0.0], tp / np.arange(1, hits.size + 1), [0.0]])
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.nonzero(recall[1:] != recall[:-1])[0]
+    return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
+
+
+@dataclass
+class DetectionCounts:
+    """Detections of many photos against their labelled boxes."""
+
+    iou: float = 0.5
+    n_images: int = 0
+    n_dogs: int = 0
+    fallback_images: int = 0
+    scored: list[tuple[float, bool]] = field(default_factory=list)
+
+    def add(self, detections: Sequence[Detection], truth: Sequence[Box]) -> None:
+        found = dog_boxes(detections)
+        self.n_images += 1
+        self.n_dogs += len(truth)
+        self.fallback_images += not found
+        self.scored.extend(match(found, truth, self.iou))
+
+    def summary(self) -> dict:
+        tp = sum(hit for _, hit in self.scored)
+        n = len(self.scored)
+        return {
+            "n_images": self.n_images,
+            "n_dogs": self.n_dogs,
+            "n_detections": n,
+            "true_positives": tp,
+            "precision": round(tp / n, 4) if n else None,  # None: no box claimed a dog
+            "recall": round(tp / self.n_dogs, 4) if self.n_dogs else None,
+            "ap": round(average_precision(self.scored, self.n_dogs), 4),
+            "no_dog_found": self.fallback_images,
+        }
+
+
+def sample(items: list, limit: int | None) -> list:
+    """At most ``limit`` items spread evenly over the sorted list, so a limited run still sees every class."""
+    if not limit or limit >= len(items):
+        return items
+    return [items[i * len(items) // limit] for i in range(limit)]
+
+
+def find_labelled(directory: Path, image_dirs: Sequence[Path] = ()) -> list[tuple[Path, Path]]:
+    """(image, label) pairs: labels/<id>.txt with <id>.<jpg|png> from DIR/images or any of ``image_dirs``
+    (searched recursively; dogpose keeps most of its photos in ../imagewoof)."""
+    images: dict[str, Path] = {}
+    for root in (directory / "images", *image_dirs):
+        for path in sorted(Path(root).rglob("*")):
+            if path.suffix.lower() in PHOTO_SUFFIXES:
+                images.setdefault(path.stem, path)
+    labels = sorted((directory / "labels").glob("*.txt"))
+    if not labels:
+        raise ValueError(f"no label files in {directory / 'labels'}")
+    missing = [label.stem for label in labels if label.stem not in images]
+    if missing:
+        raise ValueError(f"{len(missing)} of {len(labels)} labels have no photo under {directory / 'images'} or "
+                         f"--images (e.g. {', '.join(missing[:3])})")
+    return [(images[label.stem], label) for label in labels]
+
+
+def find_photos(directory: Path) -> list[Path]:
+    photos = sorted(p for p in Path(directory).rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+    if not photos:
+        raise ValueError(f"no photos under {directory}")
+    return photos
+
+
+def _load(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+class _Timer:
+    """Milliseconds per detector call; the first is left out (it pays for lazy initialisation)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.calls = 0
+
+    def detect(self, detector: Detector, image: Image.Image) -> list[Detection]:
+        start = time.perf_counter()
+        found = detector.detect(image)
+        if self.calls:
+            self.times.append(time.perf_counter() - start)
+        self.calls += 1
+        return found
+
+    def ms(self) -> float | None:
+        return round(1000 * float(np.mean(self.times)), 1) if self.times else None
+
+
+def evaluate_labelled(detector: Detector, directory: Path, *, image_dirs: Sequence[Path] = (), iou: float = 0.5,
+                      limit: int | None = None, progress=lambda items, _: items) -> dict:
+    counts, timer = DetectionCounts(iou=iou), _Timer()
+    for image_path, label in progress(sample(find_labelled(directory, image_dirs), limit), "labelled"):
+        image = _load(image_path)
+        truth = [d.box.tolist() for d in parse_label_file(label, image.width, image.height)]
+        counts.add(timer.detect(detector, image), truth)
+    return {"dir": str(directory), **counts.summary(), "ms_per_image": timer.ms()}
+
+
+def evaluate_negatives(detector: Detector, directory: Path, *, limit: int | None = None,
+                       progress=lambda items, _: items) -> dict:
+    timer, with_dog = _Timer(), 0
+    photos = sample(find_photos(directory), limit)
+    for path in progress(photos, Path(directory).name):
+        with_dog += bool(dog_boxes(timer.detect(detector, _load(path))))
+    return {"dir": str(directory), "n_images": len(photos), "images_with_dog_box": with_dog,
+            "fp_rate": round(with_dog / len(photos), 4), "ms_per_image": timer.ms()}
+
+
+def evaluate(detector: Detector, directory: Path, *, negatives: Sequence[Path] = (), image_dirs: Sequence[Path] = (),
+             iou: float = 0.5, limit: int | None = None, progress=lambda items, _: items) -> dict:
+    """The whole `eval detect` answer: the labelled photos' box metrics, each negatives folder's false positives."""
+    labelled = evaluate_labelled(detector, Path(directory), image_dirs=image_dirs, iou=iou, limit=limit,
+                                 progress=progress)
+    negative = [evaluate_negatives(detector, Path(d), limit=limit, progress=progress) for d in negatives]
+    n_neg = sum(n["n_images"] for n in negative)
+    return {
+        "detector": detector.name,
+        "iou": iou,
+        "min_score": FALLBACK_SCORE,  # a box scored at or below this (the whole-image fallback) is no dog
+        "labelled": labelled,
+        "negatives": negative,
+        "fp_rate": round(sum(n["images_with_dog_box"] for n in negative) / n_neg, 4) if n_neg else None,
+    }

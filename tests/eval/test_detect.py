@@ -1,0 +1,140 @@
+"""`dogsearch eval detect`: the box metrics on hand-made boxes, and the command on the pose fixture photos."""
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from dogsearch import cli
+from dogsearch.eval.detect import DetectionCounts, average_precision, box_iou, dog_boxes, evaluate, match, sample
+from dogsearch.models.detect import FALLBACK_SCORE, Detection, WholeImageDetector
+from dogsearch.pose.labels import parse_label_file
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "pose"  # two photos, one labelled dog each
+
+DOG_A, DOG_B = (0, 0, 10, 10), (20, 20, 40, 40)
+
+
+def det(box, score):
+    return Detection(tuple(float(v) for v in box), score)
+
+
+def test_iou():
+    assert box_iou(DOG_A, DOG_A) == 1.0
+    assert box_iou(DOG_A, DOG_B) == 0.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+
+
+def test_perfect_detections_are_all_true_positives():
+    scored = match([det(DOG_A, 0.9), det(DOG_B, 0.8)], [DOG_A, DOG_B])
+    assert scored == [(0.9, True), (0.8, True)]
+    assert average_precision(scored, 2) == 1.0
+
+
+def test_a_missed_dog_halves_recall_and_ap():
+    scored = match([det(DOG_A, 0.9)], [DOG_A, DOG_B])
+    assert scored == [(0.9, True)]
+    assert average_precision(scored, 2) == 0.5
+
+
+def test_a_box_on_nothing_is_a_false_positive():
+    scored = match([det((50, 50, 60, 60), 0.7), det(DOG_A, 0.9)], [DOG_A])
+    assert scored == [(0.9, True), (0.7, False)]
+    assert average_precision(scored, 1) == 1.0  # ranked below every dog, it costs no precision
+    # ranked above the dog, it does: precision 0.5 at recall 1
+    assert average_precision([(0.9, False), (0.7, True)], 1) == 0.5
+
+
+def test_a_dog_is_matched_once_so_a_duplicate_is_a_false_positive():
+    scored = match([det((1, 0, 10, 10), 0.6), det(DOG_A, 0.9)], [DOG_A])
+    assert scored == [(0.9, True), (0.6, False)]
+
+
+def test_a_box_below_the_iou_threshold_is_a_miss():
+    half = (5, 0, 15, 10)  # IoU 1/3 with DOG_A
+    assert match([det(half, 0.9)], [DOG_A]) == [(0.9, False)]
+    assert match([det(half, 0.9)], [DOG_A], iou=0.3) == [(0.9, True)]
+
+
+def test_ap_interpolates_over_all_points():
+    # TP, FP, TP over 2 dogs: precision 1 at recall 0.5, 2/3 at recall 1
+    assert average_precision([(0.9, True), (0.8, False), (0.7, True)], 2) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert average_precision([], 2) == 0.0
+
+
+def test_the_whole_image_fallback_is_no_dog():
+    fallback = det((0, 0, 100, 80), FALLBACK_SCORE)
+    assert dog_boxes([fallback, det(DOG_A, 0.3)]) == [det(DOG_A, 0.3)]
+    counts = DetectionCounts()
+    counts.add([fallback], [DOG_A])
+    counts.add([det(DOG_A, 0.9), det(DOG_A, 0.8)], [DOG_A])
+    summary = counts.summary()
+    assert summary["n_images"] == 2 and summary["n_dogs"] == 2 and summary["no_dog_found"] == 1
+    assert (summary["precision"], summary["recall"], summary["ap"]) == (0.5, 0.5, 0.5)
+
+
+def test_sample_spreads_over_the_list():
+    assert sample(list(range(10)), 3) == [0, 3, 6]
+    assert sample(list(range(3)), 5) == [0, 1, 2]
+
+
+class OracleDetector:
+    """Boxes each labelled dog of the fixture photos, and a dog in any other photo."""
+
+    name = "oracle"
+
+    def __init__(self) -> None:
+        self.boxes = {}
+        for label in (FIXTURES / "labels").glob("*.txt"):
+            with Image.open(FIXTURES / "images" / f"{label.stem}.jpg") as im:
+                self.boxes[im.size] = [tuple(d.box.tolist()) for d in parse_label_file(label, *im.size)]
+
+    def detect(self, image):
+        boxes = self.boxes.get(image.size, [(0.0, 0.0, 10.0, 10.0)])
+        return [Detection(box, 0.9) for box in boxes]
+
+
+@pytest.fixture
+def negatives(tmp_path) -> Path:
+    for i, sub in enumerate(("a", "a", "b/c")):  # searched recursively
+        (tmp_path / sub).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64 + i, 48), (40 * i, 90, 200)).save(tmp_path / sub / f"{i}.png")
+    return tmp_path
+
+
+def test_a_detector_that_finds_every_dog_and_boxes_every_photo(negatives):
+    result = evaluate(OracleDetector(), FIXTURES, negatives=[negatives])
+    lab = result["labelled"]
+    assert (lab["n_images"], lab["n_dogs"], lab["precision"], lab["recall"], lab["ap"]) == (2, 2, 1.0, 1.0, 1.0)
+    assert result["negatives"][0]["n_images"] == 3
+    assert result["negatives"][0]["fp_rate"] == result["fp_rate"] == 1.0
+
+
+def test_cli_whole_image_finds_no_dog(negatives, capsys):
+    assert cli.main(["eval", "detect", str(FIXTURES), "--detector", "whole-image", "--negatives", str(negatives),
+                     "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["detector"] == WholeImageDetector.name
+    lab = result["labelled"]
+    assert (lab["n_images"], lab["n_dogs"], lab["no_dog_found"], lab["precision"], lab["recall"], lab["ap"]) == \
+        (2, 2, 2, None, 0.0, 0.0)
+    assert result["negatives"][0]["images_with_dog_box"] == 0 and result["fp_rate"] == 0.0
+
+
+def test_cli_prints_a_table(negatives, capsys):
+    assert cli.main(["eval", "detect", str(FIXTURES), "--detector", "whole-image", "--negatives", str(negatives),
+                     "--limit", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "AP@0.5" in out and "FP rate" in out and str(negatives) in out
+
+
+def test_cli_says_which_labels_have_no_photo(tmp_path, capsys):
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "x.txt").write_text((FIXTURES / "labels" / "n02093754_175.txt").read_text())
+    assert cli.main(["eval", "detect", str(tmp_path), "--detector", "whole-image"]) == 2
+    assert "1 of 1 labels have no photo" in capsys.readouterr().err
+    (tmp_path / "elsewhere" / "deeper").mkdir(parents=True)  # --images: searched recursively
+    (tmp_path / "elsewhere" / "deeper" / "x.jpg").write_bytes((FIXTURES / "images" / "n02093754_175.jpg").read_bytes())
+    assert cli.main(["eval", "detect", str(tmp_path), "--detector", "whole-image", "--json",
+                     "--images", str(tmp_path / "elsewhere")]) == 0
+    assert json.loads(capsys.readouterr().out)["labelled"]["n_dogs"] == 1
