@@ -171,6 +171,23 @@ async def test_made_up_keys_cost_their_address_and_run_dry(tmp_path):
         assert (await client.get("/v1/dogs", headers=as_("alice"))).status_code == 200
 
 
+async def test_refusals_are_counted_in_the_metrics(tmp_path):
+    # The access layer answers before any route, so the request metrics would never see someone knocking.
+    def refused(text: str) -> dict[str, float]:
+        return {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines()
+                if line.startswith("dogsearch_access_refused_total{")}
+
+    async with gateway_with(tmp_path, api_keys=ENTRIES, rate_limit_per_minute=60, rate_limit_burst=10) as client:
+        before = refused((await client.get("/metrics", headers=as_("root"))).text)
+        assert (await client.get("/v1/dogs")).status_code == 401
+        assert (await client.post("/v1/dogs", headers=as_("reader"), **upload())).status_code == 403
+        made_up = [(await client.get("/v1/dogs", headers={"X-API-Key": "dgs_guess"})).status_code for _ in range(3)]
+        assert made_up == [401, 401, 429]
+        after = refused((await client.get("/metrics", headers=as_("root"))).text)
+    assert {reason: after.get(reason, 0) - before.get(reason, 0) for reason in after} == {
+        "unauthenticated": 1, "forbidden": 1, "unknown_key": 2, "rate_limited": 1}
+
+
 @pytest.mark.parametrize(("origin", "allowed"), [("https://dogs.example", True), ("https://evil.example", False)])
 async def test_cors_origins_come_from_settings(tmp_path, origin, allowed):
     async with gateway_with(tmp_path, cors_origins=["https://dogs.example"]) as client:

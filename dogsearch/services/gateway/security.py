@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Network, IPv6Network
 
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 
 from dogsearch.core.access import NOBODY, OPEN, Caller, Keyring, Scope, check_internal
 from dogsearch.core.errors import Forbidden, Unauthenticated
@@ -19,6 +20,9 @@ from dogsearch.services.errors import error_response
 from dogsearch.services.internal import TRUSTED, presented_key
 
 log = logging.getLogger("dogsearch.access")
+
+# Refused before any route runs, so the request metrics never see them: a burst here is someone knocking.
+REFUSED = Counter("dogsearch_access_refused_total", "requests refused by the access layer", ["reason"])
 
 CALLER = "dogsearch.caller"  # the ASGI scope key of the resolved Caller (deps.CallerDep reads it)
 # POSTs that only read: searching or asking for a pose needs the search scope, not write.
@@ -171,9 +175,11 @@ class Access:
                 return await _too_many(wait)(scope, receive, send)
         if needed is not None and not caller.may(needed):
             if caller.name is None:
+                REFUSED.labels("unauthenticated").inc()
                 return await error_response(Unauthenticated(
                     f"this needs an API key with the {needed} scope (X-API-Key or Authorization: Bearer)"
                 ))(scope, receive, send)
+            REFUSED.labels("forbidden").inc()
             return await error_response(Forbidden(f"key {caller.name!r} ({caller.scope}) lacks the {needed} scope"))(
                 scope, receive, send)
         scope[CALLER] = caller
@@ -197,9 +203,11 @@ class Access:
         """A failed authentication: 401, and it costs the address `cost` tokens (429 once they are gone)."""
         if self.limit is not None and (wait := await self.limit.take(f"addr:{address}", cost)) > 0:
             return await _too_many(wait)(scope, receive, send)
+        REFUSED.labels("unknown_key").inc()
         await error_response(error)(scope, receive, send)
 
 
 def _too_many(wait: float) -> JSONResponse:
+    REFUSED.labels("rate_limited").inc()
     return JSONResponse({"detail": "rate limit exceeded, slow down", "code": "rate_limited"}, 429,
                         headers={"Retry-After": str(math.ceil(wait))})
