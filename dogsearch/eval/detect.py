@@ -15,19 +15,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dogsearch.core.boxes import iou as box_iou
 from dogsearch.core.images import PHOTO_SUFFIXES
 from dogsearch.models.detect import FALLBACK_SCORE, Detection, Detector
 from dogsearch.pose.labels import parse_label_file
 
 Box = Sequence[float]  # x1 y1 x2 y2, pixels
-
-
-def box_iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def dog_boxes(detections: Iterable[Detection], min_score: float = FALLBACK_SCORE) -> list[Detection]:

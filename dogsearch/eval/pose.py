@@ -8,18 +8,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from dogsearch.core.boxes import iou
 from dogsearch.models.pose import keypoints as K
 from dogsearch.pose.labels import parse_label_file
 from dogsearch.pose.metrics import PckCounter
 from dogsearch.pose.pipeline import PosePipeline
-
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _points(dog: dict) -> np.ndarray:

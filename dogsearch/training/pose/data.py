@@ -80,7 +80,7 @@ def detector_boxes(items: list[Item], *, input_size: int, threads: int | None = 
 
     Dogs whose best box overlaps them by less than `min_iou` get none: such a crop mostly shows something else.
     """
-    from dogsearch.eval.pose import iou
+    from dogsearch.core.boxes import iou
     from dogsearch.models.detect import SaliencyDetector
 
     detector = SaliencyDetector(threads=threads, input_size=input_size)

@@ -1,0 +1,97 @@
+"""What a photo (or a crop of it) shows, from the ImageNet head of ``efficientnet_lite0``: how likely it is a dog,
+which breed it looks like, and, when it is no dog, what it seems to be.
+
+ImageNet's dog classes are the domestic breeds 151-268 (Chihuahua .. Mexican hairless) and the wild dogs 269-275
+(wolves, coyote, dingo, dhole, African hunting dog). The dog probability sums all of them: a husky is often called
+a wolf. Breed suggestions come from the domestic breeds and the dingo (a breed in our own data), renormalised over
+those classes, so ``p`` reads "which breed, given that it is a dog".
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import torch
+from PIL import Image
+
+DOG_CLASSES = range(151, 276)
+BREED_CLASSES = (*range(151, 269), 273)
+
+
+@dataclass(frozen=True)
+class Label:
+    name: str
+    p: float
+
+
+@dataclass(frozen=True)
+class Classification:
+    dog: float  # probability that the image shows a dog (sum over ImageNet's dog classes)
+    breeds: tuple[Label, ...]  # the likeliest breeds, p given that it is a dog
+    labels: tuple[Label, ...]  # the likeliest ImageNet classes overall: what the image seems to show
+
+
+@cache
+def imagenet_names() -> tuple[str, ...]:
+    """ImageNet-1k class names (the first lemma of each synset: "beagle", "golf ball"), from timm's bundled info."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(1000))
+
+
+def breed_name(index: int) -> str:
+    """The breed label of an ImageNet class, as users write it ("golden retriever", "Shih-Tzu")."""
+    return imagenet_names()[index].replace("_", " ")
+
+
+def summarise(probs: np.ndarray, *, top_breeds: int = 3, top_labels: int = 3) -> Classification:
+    """One image's 1000 ImageNet probabilities -> dog probability, top breeds, top labels."""
+    probs = np.asarray(probs, dtype=np.float64)
+    names = imagenet_names()
+    dog = float(probs[DOG_CLASSES.start:DOG_CLASSES.stop].sum())
+    breed_idx = np.asarray(BREED_CLASSES)
+    breed_p = probs[breed_idx]
+    breed_p = breed_p / max(float(breed_p.sum()), 1e-12)
+    order = np.argsort(-breed_p)[:top_breeds]
+    breeds = tuple(Label(breed_name(int(breed_idx[i])), round(float(breed_p[i]), 4)) for i in order)
+    labels = tuple(Label(names[int(i)], round(float(probs[i]), 4)) for i in np.argsort(-probs)[:top_labels])
+    return Classification(round(min(dog, 1.0), 4), breeds, labels)
+
+
+class DogClassifier:
+    """EfficientNet-Lite0 with its ImageNet head (weights from the registry package, checksum-verified), built on
+    first use behind a lock; ``classify`` takes PIL images (whole photos or dog crops)."""
+
+    def __init__(self, *, device: str = "cpu", cache_dir: str | None = None) -> None:
+        self._device, self._cache_dir = device, cache_dir
+        self._lock = threading.Lock()
+        self._model: tuple[torch.nn.Module, object] | None = None
+
+    def _load(self) -> tuple[torch.nn.Module, object]:
+        with self._lock:
+            if self._model is None:
+                import timm.data
+
+                from dogsearch.models.efficientnet import LITE0_MODEL
+                from dogsearch.models.registry import build_backbone
+
+                module, _, config = build_backbone(LITE0_MODEL, num_classes=1000, cache_dir=self._cache_dir)
+                transform = timm.data.create_transform(**config, is_training=False)
+                self._model = (module.to(self._device).eval(), transform)
+            return self._model
+
+    def probabilities(self, images: list[Image.Image]) -> np.ndarray:
+        """(n, 1000) softmax probabilities."""
+        if not images:
+            return np.zeros((0, 1000), dtype=np.float32)
+        module, transform = self._load()
+        batch = torch.stack([transform(im.convert("RGB")) for im in images]).to(self._device)
+        with torch.inference_mode():
+            return torch.softmax(module(batch).float(), dim=1).cpu().numpy()
+
+    def classify(self, images: list[Image.Image], *, top_breeds: int = 3,
+                 top_labels: int = 3) -> list[Classification]:
+        return [summarise(p, top_breeds=top_breeds, top_labels=top_labels) for p in self.probabilities(images)]
