@@ -75,3 +75,16 @@ def test_bad_fusion_weights_are_refused():
     with pytest.raises(ValueError, match="fusion weights"):
         FU.FusedBackbone(torch.nn.Identity(), torch.nn.Identity(), vit_norm=((0,) * 3, (1,) * 3),
                          cnn_norm=((0,) * 3, (1,) * 3), weights={"vit": 1.0, "colour": 1.0})
+
+
+@pytest.mark.real_model
+def test_the_shipped_fusion_builds_by_name_with_its_documented_size():
+    name = "vit_small_dinov2-lora-dogs-v1-lite0-breeds"  # models/<it>/MODEL_CARD.md: 503-d, breeds weight 0.2
+    assert R.is_model(name)
+    config = H.read_config(H.find(name))
+    assert config["kind"] == "fusion" and config["fusion"]["weights"] == {"vit": 1.0, "breeds": 0.2}
+    model = R.create_model(name)
+    assert model.model_id == name and model.dim == 503
+    with Image.open(PHOTO) as im:
+        vectors = model.embed(torch.stack([model.preprocess(im), model.preprocess(im.transpose(0))]))
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

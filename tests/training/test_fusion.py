@@ -36,6 +36,17 @@ def test_breed_probabilities_are_chosen_when_they_help_on_validation():
     assert weights["breeds"] == 0.0
 
 
+def test_a_fusion_that_costs_one_validation_set_too_much_is_not_chosen():
+    sets = _sets(breed_signal=8.0)
+    sets["dfn_val"]["logits"] = torch.randn(30, 1000, generator=torch.Generator().manual_seed(5)) * 4  # no signal
+    grid = T.weight_grid([0.0], [0.0, 2.0])
+    _, rows = T.choose_weights(sets, grid, max_drop=1.0)
+    assert rows[1]["val"]["dfn_val"]["map"] < rows[0]["val"]["dfn_val"]["map"] - 0.01  # it does cost the dogs
+    assert rows[1]["val_score"] > rows[0]["val_score"]  # though it wins on average
+    weights, rows = T.choose_weights(sets, grid, max_drop=0.005)
+    assert weights["breeds"] == 0.0 and not rows[1]["within_max_drop"]
+
+
 def test_pca_projection_keeps_cosines_of_low_rank_data():
     x = torch.randn(200, 8) @ torch.randn(8, 64)
     layer = T.pca_projection(x, 8)
