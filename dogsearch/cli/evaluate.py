@@ -1,5 +1,5 @@
 """`dogsearch eval KIND DIR`: retrieval quality of the bare embedder (breed, identity), of the whole service
-(service), pose accuracy (pose) and dog detection (detect)."""
+(service), pose accuracy (pose), dog detection (detect) and the breed suggestions (breed-guess)."""
 from __future__ import annotations
 
 import argparse
@@ -40,6 +40,16 @@ def add_parser(sub) -> None:
     detect.add_argument("--threads", type=int, help="detector threads (default: the runtime's)")
     detect.add_argument("--json", action="store_true", help="print one JSON object")
     detect.set_defaults(func=run_detect)
+    guess = kinds.add_parser("breed-guess", help="top-1 / top-3 accuracy of the breed suggestions (the ImageNet "
+                                                 "head of efficientnet_lite0) on breed folders")
+    guess.add_argument("dir", type=Path, help="DIR/<breed>/<photo>: a WordNet id (Imagewoof), an Oxford-IIIT Pet "
+                                              "breed or an ImageNet breed name; other breeds are left out")
+    guess.add_argument("--boxes", type=Path, metavar="LABELS",
+                       help="YOLO label files <photo stem>.txt (e.g. dogpose/labels): also classify those photos' "
+                            "dog crops, to compare with the whole photos")
+    guess.add_argument("--device", default="cpu")
+    guess.add_argument("--json", action="store_true", help="print one JSON object")
+    guess.set_defaults(func=run_breed_guess)
     for kind, what in (("breed", "DIR/<breed>/<photo>"), ("identity", "DIR/<dog>/<photo>; dogs with >= 2 photos")):
         retrieval = kinds.add_parser(kind, help=f"leave-one-out {kind} retrieval of the bare embedder: "
                                                  "recall@1, recall@5, mAP, images/s")
@@ -88,6 +98,46 @@ def run_retrieval(args: argparse.Namespace) -> int:
     else:
         for key, value in result.items():
             print(f"{key:>10}: {value:.4f}" if isinstance(value, float) else f"{key:>10}: {value}")
+    return 0
+
+
+def run_breed_guess(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.eval.breedguess import evaluate
+    from dogsearch.models.dogclass import DogClassifier
+
+    configure_logging("WARNING")
+    if not args.dir.is_dir() or (args.boxes is not None and not args.boxes.is_dir()):
+        print(f"dogsearch eval breed-guess: {args.dir if not args.dir.is_dir() else args.boxes} is not a folder",
+              file=sys.stderr)
+        return 2
+    classifier = DogClassifier(device=args.device)
+    try:
+        result = evaluate(args.dir, classifier.probabilities, boxes=args.boxes,
+                          progress=lambda items: tqdm(items, desc="eval breed-guess", unit="batch",
+                                                      disable=args.json))
+    except ValueError as exc:
+        print(f"dogsearch eval breed-guess: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{'breed':<28} {'ImageNet class':<28} {'photos':>6} {'top-1':>6} {'top-3':>6}")
+    for label, item in result["per_breed"].items():
+        print(f"{label:<28} {item['imagenet']:<28} {item['n_images']:>6} {item['top1']:>6.3f} {item['top3']:>6.3f}")
+    print(f"{'all':<28} {'':<28} {result['n_images']:>6} {result['top1']:>6.3f} {result['top3']:>6.3f}")
+    if result["left_out"]:
+        print(f"left out (no ImageNet class): {', '.join(result['left_out'])}")
+    if "crops" in result:
+        crops = result["crops"]
+        if crops is None:
+            print("no photo has a label box")
+        else:
+            print(f"the {crops['whole']['n_images']} photos with a box: whole photo top-1 {crops['whole']['top1']:.3f} "
+                  f"top-3 {crops['whole']['top3']:.3f}; dog crop top-1 {crops['crop']['top1']:.3f} "
+                  f"top-3 {crops['crop']['top3']:.3f}")
     return 0
 
 

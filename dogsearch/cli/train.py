@@ -1,4 +1,5 @@
-"""`dogsearch train WHAT`: the embedder's head (CPU), the ViT through LoRA (a GPU's work), the pose model. Each
+"""`dogsearch train WHAT`: the embedder's head (CPU), the ViT through LoRA (a GPU's work), the ViT fused with the
+ImageNet CNN (CPU), the pose model. Each
 recipe's flags come from its config (dogsearch/training/*/cli.py)."""
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 
 def add_parser(sub) -> None:
     from dogsearch.training.embedder.cli import add_arguments, add_finetune_arguments
+    from dogsearch.training.fusion.cli import add_arguments as add_fusion_arguments
     from dogsearch.training.pose.cli import add_arguments as add_pose_arguments
 
     train = sub.add_parser("train", help="train models (see dogsearch/training/)")
@@ -17,6 +19,10 @@ def add_parser(sub) -> None:
     vit = kinds.add_parser("vit", help="fine-tune the ViT end to end through LoRA adapters (a GPU's work)")
     vit.set_defaults(func=run_vit)
     add_finetune_arguments(vit)
+    fusion = kinds.add_parser("fusion", help="fuse the ViT with the ImageNet CNN's features and breed "
+                                             "probabilities, weights chosen on validation splits")
+    fusion.set_defaults(func=run_fusion)
+    add_fusion_arguments(fusion)
     pose = kinds.add_parser("pose", help="train the default pose model (models/pose-lite0-fpn)")
     pose.set_defaults(func=run_pose)
     add_pose_arguments(pose)
@@ -36,6 +42,14 @@ def run_vit(args: argparse.Namespace) -> int:
 
     configure_logging("WARNING")
     return run_finetune(args)
+
+
+def run_fusion(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.training.fusion.cli import run
+
+    configure_logging("WARNING")
+    return run(args)
 
 
 def run_pose(args: argparse.Namespace) -> int:

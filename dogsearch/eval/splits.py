@@ -5,6 +5,9 @@
   Whole dogs move together, so held-out dogs are never seen in training.
 * Imagewoof train (one folder per breed): a photo is **val** when its bucket (of ``breed/file``) is < 10,
   else **train**. The held-out breed set is Imagewoof ``dev``, a separate folder.
+* Breeds no model trained on (Oxford-IIIT Pet's dogs): whole breeds are split, a breed is **val** (to choose a
+  fusion's weights by) when ``bucket("breed:" + breed) < 35``, else **heldout** (reported, never tuned on). Of
+  Oxford's 13 dog breeds, 4 are val (american_bulldog, miniature_pinscher, pomeranian, scottish_terrier).
 
 ``bucket(key) = int(sha256("dogsearch-split:" + key)[:8], 16) % 100``.
 """
@@ -33,6 +36,10 @@ def breed_photo_split(breed: str, file_name: str) -> Split:
     return "val" if bucket(f"{breed}/{file_name}") < 10 else "train"
 
 
+def unseen_breed_split(breed: str) -> Split:
+    return "val" if bucket(f"breed:{breed}") < 35 else "heldout"
+
+
 def labelled_images(root: Path) -> list[tuple[Path, str]]:
     """(path, label) for every image in ROOT/<label>/, sorted, so the order is stable."""
     root = Path(root)
@@ -46,11 +53,13 @@ def labelled_images(root: Path) -> list[tuple[Path, str]]:
     return out
 
 
-def select(items: Iterable[tuple[Path, str]], kind: Literal["breed", "identity"],
+def select(items: Iterable[tuple[Path, str]], kind: Literal["breed", "identity", "unseen-breed"],
            split: Split | Literal["all"]) -> list[tuple[Path, str]]:
-    """Keep the items of one split ('all' keeps everything)."""
+    """Keep the items of one split ('all' keeps everything). ``unseen-breed`` splits whole breeds."""
     if split == "all":
         return list(items)
     if kind == "identity":
         return [(p, lab) for p, lab in items if identity_split(lab) == split]
+    if kind == "unseen-breed":
+        return [(p, lab) for p, lab in items if unseen_breed_split(lab) == split]
     return [(p, lab) for p, lab in items if breed_photo_split(lab, p.name) == split]

@@ -1,6 +1,7 @@
 """Trained models: a folder ``models/<model-id>/`` whose ``config.json`` names its base model, built through the
 registry (``build_backbone``), and what was trained on it: a head on the base's embedding (``"kind": "head"``,
-``heads.py``) or a LoRA delta merged into the base's weights (``"kind": "lora"``, ``lora.py``).
+``heads.py``), a LoRA delta merged into the base's weights (``"kind": "lora"``, ``lora.py``), or the base fused
+with the ImageNet CNN's features and breed probabilities (``"kind": "fusion"``, ``fusion.py``).
 
 Any name with such a folder is a model (the default, ``DEFAULT_MODEL``, is one); names registered by a family
 come first.
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from torch import nn
 
+from dogsearch.models import fusion as FU
 from dogsearch.models import heads as H
 from dogsearch.models import lora as L
 from dogsearch.models.registry import MODELS, Backbone, BuildArgs, build_backbone
@@ -46,18 +48,22 @@ def build_trained(folder: Path, args: BuildArgs) -> Backbone:
     if config.get("base_model_id", base_id) != base_id:  # a delta fits only the weights it was trained on
         raise WeightsError(f"{name!r} was trained on {config['base_model_id']}, but {config['base']!r} "
                            f"is now {base_id}")
-    module = _ON_BASE[config["kind"]](folder, config, base)
+    module = _ON_BASE[config["kind"]](folder, config, base, data_config, args)
     return Backbone(module.eval(), name, data_config)
 
 
-def _merge_lora(folder: Path, config: dict, base: nn.Module) -> nn.Module:
+def _merge_lora(folder: Path, config: dict, base: nn.Module, data_config: dict, args: BuildArgs) -> nn.Module:
     L.merge_delta(base, *L.load_delta(folder, config))
     return base
 
 
-def _add_head(folder: Path, config: dict, base: nn.Module) -> nn.Module:
+def _add_head(folder: Path, config: dict, base: nn.Module, data_config: dict, args: BuildArgs) -> nn.Module:
     return H.HeadedBackbone(base, H.load_head(folder))
 
 
+def _fuse(folder: Path, config: dict, base: nn.Module, data_config: dict, args: BuildArgs) -> nn.Module:
+    return FU.build_fused(folder, config, base, data_config, args.cache_dir)
+
+
 # what a config's "kind" puts on the base (heads.read_config accepts these kinds)
-_ON_BASE = {"head": _add_head, "lora": _merge_lora}
+_ON_BASE = {"head": _add_head, "lora": _merge_lora, "fusion": _fuse}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,3 +87,16 @@ def test_identity_split_is_deterministic_and_keeps_a_fifth_out():
     held = [d for d in ids if identity_split(d) == "heldout"]
     assert 0.17 < len(held) / len(ids) < 0.23
     assert bucket("1") == bucket("1") and identity_split("1") == identity_split("1")
+
+
+def test_unseen_breeds_split_whole_breeds_into_val_and_heldout():
+    from dogsearch.eval.splits import select, unseen_breed_split
+
+    oxford = ["american_bulldog", "basset_hound", "boxer", "english_cocker_spaniel", "german_shorthaired",
+              "havanese", "keeshond", "miniature_pinscher", "pomeranian", "saint_bernard", "scottish_terrier",
+              "staffordshire_bull_terrier", "yorkshire_terrier"]
+    val = [b for b in oxford if unseen_breed_split(b) == "val"]
+    assert val == ["american_bulldog", "miniature_pinscher", "pomeranian", "scottish_terrier"]
+    items = [(Path(f"{b}/{i}.jpg"), b) for b in oxford for i in range(3)]
+    held = select(items, "unseen-breed", "heldout")
+    assert {lab for _, lab in held} == set(oxford) - set(val) and len(held) == 27
