@@ -49,6 +49,7 @@ SMALL_SHARE = 0.30  # a dog covering less of its photo than this is "small" (iss
 COMPOSE_SHARE = (0.10, 0.30)  # area share of the pasted dog photo in the scene
 SCENE_SIDE = 640  # scenes are scaled to this longer side, so the dog photos (160 px short side) are not shrunk much
 COMPOSE_VERSION = 1  # part of a composed photo's cache key: bump when the drawing changes
+SAVE_EVERY_S = 120  # the cache is written at least this often while a set is embedded
 PLAIN_TOLERANCE = 0.01  # the most a chosen margin may lose on a plain set, R@1 or mAP (about one standard error)
 
 Rect = tuple[int, int, int, int]
@@ -254,13 +255,17 @@ def evaluate_set(name: str, items: Sequence[Item], model, detector: Detector, ca
     rects: dict[str, list[str]] = {view: [] for view in views}  # view -> each item's embedding key
     pending: list[tuple[str, torch.Tensor]] = []
     no_dog, overlaps, shares = 0, [], []
-    start = time.perf_counter()
+    start = saved = time.perf_counter()
 
     def flush() -> None:
+        nonlocal saved
         if pending:
             vectors = model.embed(torch.stack([t for _, t in pending]))
             cache.vectors.update(zip([k for k, _ in pending], vectors, strict=True))
             pending.clear()
+        if time.perf_counter() - saved > SAVE_EVERY_S:  # a run stopped early keeps most of its work
+            cache.save()
+            saved = time.perf_counter()
 
     for item in progress(items, desc=f"eval crops {name}", unit="photo"):
         image = item.image()
