@@ -123,6 +123,9 @@ def test_the_margin_is_the_best_on_small_dogs_that_loses_nothing_on_plain_photos
     assert choice["keeps_plain"] == {"0": False, "0.1": True, "0.2": False} and choice["any_keeps_plain"]
     assert choice["objective"]["0.2"] == pytest.approx(0.54)
     assert ev.choose_margin(result, [0.0, 0.1, 0.2], tolerance=0.03)["margin"] == 0.2
+    strict = ev.choose_margin(result, [0.0, 0.1, 0.2], tolerance=0.0)  # every margin loses: the least loss wins
+    assert strict["margin"] == 0.1 and not strict["any_keeps_plain"]
+    assert strict["plain_loss"] == {"0": 0.1, "0.1": 0.005, "0.2": 0.02}
     assert ev.choose_margin({"sets": {"plain": result["sets"]["plain"]}}, [0.0]) is None
 
 
