@@ -1,5 +1,6 @@
 """`dogsearch eval KIND DIR`: retrieval quality of the bare embedder (breed, identity), of the whole service
-(service), pose accuracy (pose), dog detection (detect) and the breed suggestions (breed-guess)."""
+(service), pose accuracy (pose), dog detection (detect), the breed suggestions (breed-guess) and the dog crop
+against the whole photo (crops)."""
 from __future__ import annotations
 
 import argparse
@@ -50,6 +51,34 @@ def add_parser(sub) -> None:
     guess.add_argument("--device", default="cpu")
     guess.add_argument("--json", action="store_true", help="print one JSON object")
     guess.set_defaults(func=run_breed_guess)
+    crops = kinds.add_parser("crops", help="breed retrieval with the whole photo embedded against the dog's crop "
+                                           "(labelled box, detector's box at several margins), on small dogs")
+    crops.add_argument("--small", type=Path, metavar="DIR",
+                       help="labelled photos (DIR/labels/<id>.txt, YOLO-pose) whose dog covers little of the photo")
+    crops.add_argument("--images", type=Path, action="append", default=[], metavar="DIR",
+                       help="more folders to find --small's photos in, searched recursively (repeatable)")
+    crops.add_argument("--max-share", type=float, default=0.3,
+                       help="--small keeps the photos whose dog box covers less than this share of the photo")
+    crops.add_argument("--composed", type=Path, metavar="DIR",
+                       help="dog photos DIR/<breed>/<photo>, each pasted small into a --scenes photo")
+    crops.add_argument("--scenes", type=Path, metavar="DIR", help="photos without a dog to compose into")
+    crops.add_argument("--share", type=float, nargs=2, default=(0.1, 0.3), metavar=("LOW", "HIGH"),
+                       help="area share of the scene a composed dog photo covers, drawn per photo")
+    crops.add_argument("--scene-side", type=int, default=640, help="scenes are scaled to this longer side")
+    crops.add_argument("--seed", type=int, default=0, help="seed of the composition's draws")
+    crops.add_argument("--plain", type=Path, metavar="DIR", help="dog photos DIR/<breed>/<photo> as they are")
+    crops.add_argument("--margins", default="0,0.1,0.2,0.3",
+                       help="comma-separated crop margins, shares of the box's size on each side")
+    crops.add_argument("--model", help="embedder model name (default: the embedder setting)")
+    crops.add_argument("--device", help="cpu, cuda, cuda:N (default: the embedder setting)")
+    crops.add_argument("--detector", help="detector name (default: the registry's default)")
+    crops.add_argument("--threads", type=int, help="detector threads (default: the runtime's)")
+    crops.add_argument("--limit", type=int, help="at most N photos of each set, spread evenly over it")
+    crops.add_argument("--batch-size", type=int, default=32)
+    crops.add_argument("--cache-dir", type=Path, metavar="DIR",
+                       help="keep embeddings and detections here, by model, detector and crop (reruns reuse them)")
+    crops.add_argument("--json", action="store_true", help="print one JSON object")
+    crops.set_defaults(func=run_crops)
     for kind, what in (("breed", "DIR/<breed>/<photo>"), ("identity", "DIR/<dog>/<photo>; dogs with >= 2 photos")):
         retrieval = kinds.add_parser(kind, help=f"leave-one-out {kind} retrieval of the bare embedder: "
                                                  "recall@1, recall@5, mAP, images/s")
@@ -193,6 +222,54 @@ def run_detect(args: argparse.Namespace) -> int:
             print(f"{'':<10} {neg['n_images']:>6} {neg['images_with_dog_box']:>12} {_num(neg['fp_rate']):>7} "
                   f"{_num(neg['ms_per_image'], 1):>8}  {neg['dir']}")
         print(f"{'all':<10} {'':>6} {'':>12} {_num(result['fp_rate']):>7}")
+    return 0
+
+
+def run_crops(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.eval.crops import evaluate
+    from dogsearch.eval.retrieval import load_model
+    from dogsearch.models.registry import DEFAULT_DETECTOR, create_detector
+
+    configure_logging("WARNING")
+    try:
+        margins = [float(m) for m in args.margins.split(",") if m.strip()]
+    except ValueError:
+        print(f"dogsearch eval crops: --margins takes numbers separated by commas, not {args.margins!r}",
+              file=sys.stderr)
+        return 2
+    for folder in (args.small, args.composed, args.scenes, args.plain, *args.images):
+        if folder is not None and not folder.is_dir():
+            print(f"dogsearch eval crops: {folder} is not a folder", file=sys.stderr)
+            return 2
+    detector = create_detector(args.detector or DEFAULT_DETECTOR, threads=args.threads)
+    model = load_model(args.model, args.device)
+    try:
+        result = evaluate(model, detector, small=args.small, image_dirs=args.images, composed_dir=args.composed,
+                          scenes=args.scenes, plain_dir=args.plain, margins=margins, limit=args.limit,
+                          seed=args.seed, max_share=args.max_share, share=tuple(args.share), side=args.scene_side,
+                          cache_dir=args.cache_dir, batch_size=args.batch_size, progress=tqdm)
+    except ValueError as exc:
+        print(f"dogsearch eval crops: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"model {result['model']}, detector {result['detector']}: leave-one-out breed retrieval")
+    for name, item in result["sets"].items():
+        print(f"{name}: {item['n_images']} photos, {item['n_labels']} breeds, detector found no dog in "
+              f"{item['no_dog_found']}  ({item['dir']})")
+        print(f"  {'view':<14} {'R@1':>6} {'R@5':>6} {'mAP':>6}")
+        for view, m in item["views"].items():
+            print(f"  {view:<14} {m['recall@1']:>6.3f} {m['recall@5']:>6.3f} {m['map']:>6.3f}")
+    choice = result["choice"]
+    if choice:
+        plain = "no plain set" if "plain" not in choice["sets"] else \
+            f"within {choice['plain_tolerance']} of the whole photo on plain" if choice["any_keeps_plain"] else \
+            f"no margin keeps the plain set within {choice['plain_tolerance']}"
+        print(f"margin chosen: {choice['margin']:g} (the best mean detected mAP on small dogs; {plain})")
     return 0
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dogsearch.cli import main
+from dogsearch.core.boxes import DEFAULT_MARGIN
 from dogsearch.eval.breedguess import OXFORD_BREEDS, breed_class, evaluate, ranked_breeds, yolo_box
 from dogsearch.models.dogclass import BREED_CLASSES, breed_name
 
@@ -91,9 +92,11 @@ def test_crops_from_label_boxes_are_compared_with_whole_photos(breed_dirs, tmp_p
     width, height = Image.open(photo).size
     crop = yolo_box(labels / f"{photo.stem}.txt", width, height)
     assert crop == pytest.approx((width / 4, height / 4, 3 * width / 4, 3 * height / 4))
-    # whole photos look like a basset; the crop (the box and a 10 % margin: 60 % of each side) like a beagle
+    # whole photos look like a basset; the crop (the box and its margin, under 0.4: < 90 % of each side) a beagle
+    assert DEFAULT_MARGIN < 0.4
+
     def answer(image):
-        return [BEAGLE] if image.size[0] < 0.7 * width else [BASSET]
+        return [BEAGLE] if image.size[0] < 0.9 * width else [BASSET]
 
     result = evaluate(breed_dirs, _fake_probabilities(answer), boxes=labels)
     assert result["crops"]["whole"] == {"top1": 0.0, "top3": 0.0, "n_images": 1}
