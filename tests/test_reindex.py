@@ -22,9 +22,8 @@ from dogsearch.search import qdrant as qdrant_module
 from dogsearch.search.contract import CollectionInfo, Engine, StoreError
 from dogsearch.search.edge import EdgeEngine
 from dogsearch.search.qdrant import QdrantEngine
-from dogsearch.services.allinone import create_all_in_one
 from dogsearch.services.layout import DataLayout
-from tests.fakes import ColorGridModel
+from tests.fakes import ColorGridModel, fake_all_in_one
 from tests.images import halves, solid
 
 COLOURS = {"rex": (220, 20, 20), "fido": (20, 200, 40), "lassie": (20, 40, 220)}
@@ -93,7 +92,7 @@ def site(request, tmp_path, monkeypatch) -> Site:
 
 @contextlib.asynccontextmanager
 async def gallery(site: Site, model):
-    app = create_all_in_one(site.layout.root, model_factory=lambda: model)
+    app = fake_all_in_one(site.layout.root, model)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             yield client

@@ -11,10 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from dogsearch.core.access import ApiKey, InvalidKeyEntry
-from dogsearch.services.allinone import create_all_in_one
 from dogsearch.services.gateway.app import create_app
 from dogsearch.services.gateway.settings import GatewaySettings
-from tests.fakes import ColorGridModel
+from tests.fakes import fake_all_in_one
 from tests.images import solid
 
 # name -> (scope, secret)
@@ -29,7 +28,7 @@ def as_(name: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def gateway_with(tmp_path, jobs_options=None, **options):
-    app = create_all_in_one(tmp_path, model_factory=ColorGridModel, gateway_options=options,
+    app = fake_all_in_one(tmp_path, gateway_options=options,
                             jobs_options=jobs_options)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
