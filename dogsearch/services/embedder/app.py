@@ -12,10 +12,10 @@ from dogsearch.core.images import DecodedImage, ImageRejected
 from dogsearch.core.vectors import encode_f32
 from dogsearch.inference.runner import ModelUnavailable
 from dogsearch.models.detect import Detector
-from dogsearch.models.dogclass import Classification, DogClassifier
+from dogsearch.models.dogclass import DogClassifier
 from dogsearch.models.embedding import EmbeddingModel
 from dogsearch.services.embedder.cache import ModelCache
-from dogsearch.services.embedder.dogs import ClassifierCache, DetectorCache, DogModels, crop_model_id
+from dogsearch.services.embedder.dogs import ClassifierCache, DetectorCache, DogModels, breeds, crop_model_id
 from dogsearch.services.embedder.schemas import DogsResponse, EmbedResponse, ModelInfo
 from dogsearch.services.embedder.settings import NO_DETECTOR, EmbedderSettings
 from dogsearch.services.model_service import model_service
@@ -113,7 +113,7 @@ def create_app(
             dogs = []
             for dog, cls in zip(photo.dogs, classes, strict=True):
                 vector = next(rows)
-                dogs.append({"box": list(dog.box), "score": dog.score, "breed_guess": _breeds(cls),
+                dogs.append({"box": list(dog.box), "score": dog.score, "breed_guess": breeds(cls),
                              "vector": None if vector is None else
                              encode_f32(vector) if encoding == "base64" else vector.tolist()})
             photos.append({"width": photo.width, "height": photo.height, "dogs": dogs,
@@ -131,8 +131,6 @@ def create_app(
     return app
 
 
-def _breeds(cls: Classification) -> list[dict]:
-    return [{"breed": x.name, "p": x.p} for x in cls.breeds]
 
 
 def _jsonable(config: dict) -> dict:

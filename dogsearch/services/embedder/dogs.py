@@ -108,3 +108,33 @@ class DogModels:
         classes = await self.classifier.submit([d.image for d in decoded] + crops)
         photos, rest = classes[:len(decoded)], iter(classes[len(decoded):])
         return photos, [[next(rest) for _ in photo.dogs] for photo in found]
+
+
+class DogCropModel:
+    """The embedding model on each dog the detector finds, blocking, as the embedder service embeds them: what
+    `dogsearch reindex` re-embeds a gallery with (gallery/reindex.py's `DogCropper`)."""
+
+    def __init__(self, model: Any, detector: Detector, classifier: DogClassifier, *, decode_side: int = 1024,
+                 margin: float = DEFAULT_MARGIN) -> None:
+        self.model, self.detector, self.classifier, self.margin = model, detector, classifier, margin
+        self.model_id, self.dim = crop_model_id(model.model_id, margin), model.dim
+        self.decode_side = max(model.decode_side, decode_side)
+
+    def preprocess(self, image: Image.Image) -> Any:
+        return self.model.preprocess(image)
+
+    def embed(self, batch: Any) -> Any:
+        return self.model.embed(batch)
+
+    def dogs(self, image: Image.Image, width: int, height: int) -> list[tuple[Box | None, Image.Image, list[dict]]]:
+        """A photo's dogs, largest first, each (its box in the photo's `width` x `height` pixels, None for the whole
+        photo when no dog is found; its crop; its breed guesses)."""
+        decoded = DecodedImage(format="", width=width, height=height, image=image)
+        found = dogs_of(decoded, self.detector.detect(image), whole_if_none=True, margin=self.margin)
+        classes = self.classifier.classify([dog.crop for dog in found.dogs])
+        return [(None if dog.score is None else dog.box, dog.crop, breeds(cls))
+                for dog, cls in zip(found.dogs, classes, strict=True)]
+
+
+def breeds(cls: Classification) -> list[dict]:
+    return [{"breed": x.name, "p": x.p} for x in cls.breeds]
