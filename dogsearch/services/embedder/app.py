@@ -102,9 +102,11 @@ def create_app(
         vectors: bool = Query(True, description="false: boxes and guesses only (no embedding)"),
     ) -> DogsResponse:
         """Each photo's dogs (the detector's boxes), each with the vector of its crop and its likeliest breeds."""
-        # Decoded large enough that a small dog's crop still has the pixels the model needs.
-        model, decoded = await read_and_decode(images, lambda m: max(m.decode_side, settings.dog_decode_side))
-        found = await models.find(decoded, whole_if_none)
+        # Decoded large enough that a small dog's crop still has the pixels the model needs (the whole photo, when
+        # no detector runs, as /v1/embed decodes it).
+        model, decoded = await read_and_decode(
+            images, lambda m: max(m.decode_side, settings.dog_decode_side) if settings.detects else m.decode_side)
+        found = await models.find(decoded, whole_if_none, crop_side=model.decode_side)
         (photo_classes, dog_classes), embedded = await asyncio.gather(
             models.classify(decoded, found), _embed_crops(model, [d.crop for p in found for d in p.dogs], vectors))
         rows = iter(embedded)

@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from dogsearch.core.boxes import DEFAULT_MARGIN, area, crop
+from dogsearch.core.boxes import DEFAULT_MARGIN, area, expand
 from dogsearch.core.images import DecodedImage
 from dogsearch.inference.runner import BatchedModel
 from dogsearch.models.detect import Detection, Detector
@@ -53,10 +53,22 @@ class Found:
     dogs: list[Dog]
 
 
+def crop_at_most(image: Image.Image, box: Box, margin: float, side: int | None) -> Image.Image:
+    """core/boxes.crop's crop, averaged down in the same pass until its shorter side is `side` (the most a model
+    decodes a photo at): no full-size copy of a large dog is made."""
+    left, top, right, bottom = expand(box, margin, image.width, image.height)
+    width, height = right - left, bottom - top
+    scale = 1.0 if side is None else min(1.0, side / min(width, height))
+    if scale == 1.0:
+        return image.crop((left, top, right, bottom))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.BOX, box=(left, top, right, bottom))
+
+
 def dogs_of(decoded: DecodedImage, detections: Sequence[Detection] | None, whole_if_none: bool,
-            margin: float = DEFAULT_MARGIN) -> Found:
+            margin: float = DEFAULT_MARGIN, crop_side: int | None = None) -> Found:
     """A photo's dogs, largest box first; `detections` in the decoded image's pixels (None: no detector ran, the whole
-    photo is the dog). Blocking (the crops copy pixels)."""
+    photo is the dog). Crops are at most `crop_side` on their shorter side. Blocking (the crops copy pixels)."""
     image = decoded.image
     sx, sy = decoded.width / image.width, decoded.height / image.height  # a JPEG may have shrunk on load
     whole = Dog((0.0, 0.0, float(decoded.width), float(decoded.height)), None, image)
@@ -66,7 +78,7 @@ def dogs_of(decoded: DecodedImage, detections: Sequence[Detection] | None, whole
     for d in sorted(detections, key=lambda d: -area(d.box)):
         x0, y0, x1, y1 = d.box
         box = (round(x0 * sx, 1), round(y0 * sy, 1), round(x1 * sx, 1), round(y1 * sy, 1))
-        dogs.append(Dog(box, round(float(d.score), 4), crop(image, d.box, margin)))
+        dogs.append(Dog(box, round(float(d.score), 4), crop_at_most(image, d.box, margin, crop_side)))
     return Found(decoded.width, decoded.height, dogs)
 
 
@@ -94,12 +106,12 @@ class DogModels:
         reasons += [m.readiness(preload, lazy_is_ready=True) for m in self.all[1:]]
         return "; ".join(dict.fromkeys(r for r in reasons if r)) or None
 
-    async def find(self, decoded: Sequence[DecodedImage], whole_if_none: bool) -> list[Found]:
+    async def find(self, decoded: Sequence[DecodedImage], whole_if_none: bool, crop_side: int) -> list[Found]:
         detections: list[list[Detection] | None] = [None] * len(decoded)
         if self.detector is not None:
             detections = await self.detector.submit([d.image for d in decoded])
-        return await asyncio.to_thread(
-            lambda: [dogs_of(d, found, whole_if_none) for d, found in zip(decoded, detections, strict=True)])
+        return await asyncio.to_thread(lambda: [dogs_of(d, found, whole_if_none, crop_side=crop_side)
+                                                for d, found in zip(decoded, detections, strict=True)])
 
     async def classify(self, decoded: Sequence[DecodedImage], found: Sequence[Found]
                        ) -> tuple[list[Classification], list[list[Classification]]]:
@@ -114,7 +126,7 @@ class DogCropModel:
     """The embedding model on each dog the detector finds, blocking, as the embedder service embeds them: what
     `dogsearch reindex` re-embeds a gallery with (gallery/reindex.py's `DogCropper`)."""
 
-    def __init__(self, model: Any, detector: Detector, classifier: DogClassifier, *, decode_side: int = 1024,
+    def __init__(self, model: Any, detector: Detector, classifier: DogClassifier, *, decode_side: int = 768,
                  margin: float = DEFAULT_MARGIN) -> None:
         self.model, self.detector, self.classifier, self.margin = model, detector, classifier, margin
         self.model_id, self.dim = crop_model_id(model.model_id, margin), model.dim
@@ -130,7 +142,8 @@ class DogCropModel:
         """A photo's dogs, largest first, each (its box in the photo's `width` x `height` pixels, None for the whole
         photo when no dog is found; its crop; its breed guesses)."""
         decoded = DecodedImage(format="", width=width, height=height, image=image)
-        found = dogs_of(decoded, self.detector.detect(image), whole_if_none=True, margin=self.margin)
+        found = dogs_of(decoded, self.detector.detect(image), whole_if_none=True, margin=self.margin,
+                        crop_side=self.model.decode_side)
         classes = self.classifier.classify([dog.crop for dog in found.dogs])
         return [(None if dog.score is None else dog.box, dog.crop, breeds(cls))
                 for dog, cls in zip(found.dogs, classes, strict=True)]

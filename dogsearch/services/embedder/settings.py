@@ -40,9 +40,10 @@ class EmbedderSettings(InferenceSettings):
                                                         "detector registry); 'none': the whole photo is the dog")
     max_dogs: int = Field(5, ge=1, le=20, description="most dogs embedded per photo (the largest)")
     dog_decode_side: int = Field(
-        1024, ge=64, le=8192,
+        768, ge=64, le=8192,
         description="/v1/embed/dogs decodes a photo at least this large on its shorter side (a JPEG shrinks on load "
-                    "no further): a dog a quarter of the photo across still fills a model's input")
+                    "no further; a 12 MP photo: 2000x1500): a dog a third of the photo across still fills a 224 px "
+                    "input")
     internal_key: SecretStr | None = internal_key_field("DOGSEARCH_EMBEDDER_")
 
     @field_validator("internal_key")
