@@ -5,7 +5,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes import ColorGridModel
+from tests.fakes import ColorGridModel, fake_all_in_one
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -20,9 +20,8 @@ def fake_model() -> ColorGridModel:
 @pytest.fixture
 async def gateway(tmp_path, fake_model):
     """The all-in-one app (fake model, real embedded Qdrant) behind an httpx client, lifespan running."""
-    from dogsearch.services.allinone import create_all_in_one
 
-    app = create_all_in_one(tmp_path / "data", model_factory=lambda: fake_model,
+    app = fake_all_in_one(tmp_path / "data", fake_model,
                             gateway_options={"max_upload_bytes": 200_000, "max_image_pixels": 1_000_000})
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
@@ -34,10 +33,9 @@ def gateway_factory(tmp_path, fake_model):
     """Like `gateway`, for synchronous tests (hypothesis): (run(coroutine), client) on one event loop."""
     import asyncio
 
-    from dogsearch.services.allinone import create_all_in_one
 
     loop = asyncio.new_event_loop()
-    app = create_all_in_one(tmp_path / "data", model_factory=lambda: fake_model,
+    app = fake_all_in_one(tmp_path / "data", fake_model,
                             gateway_options={"max_upload_bytes": 200_000, "max_image_pixels": 1_000_000})
     lifespan = app.router.lifespan_context(app)
     loop.run_until_complete(lifespan.__aenter__())

@@ -89,3 +89,74 @@ def fake_pose_pipeline():
     from dogsearch.pose.pipeline import PosePipeline
 
     return PosePipeline(FakePoseModel(), FakeDetector())
+
+
+# -- finding dogs (the embedder's detector and classifier) ----------------------------------------------------------
+
+class BlobDetector:
+    """A box around each blob of pixels that differ from the photo's border colour (its median), largest first,
+    score 0.9: a uniform photo shows no dog. Blobs are found on a 16x16 grid; specks under 2 cells are ignored."""
+
+    name = "test-blobs"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, image: Image.Image) -> list:
+        from dogsearch.models.detect import Detection, connected_regions
+
+        self.calls += 1
+        arr = np.asarray(image.convert("RGB"), dtype=np.int16)
+        border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+        background = np.median(border, axis=0)
+        mask = np.abs(arr - background).sum(axis=2) > 60
+        grid = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((16, 16), Image.Resampling.BOX)) > 127
+        sx, sy = image.width / 16, image.height / 16
+        found = []
+        for cells in connected_regions(grid):
+            if len(cells) < 2:
+                continue
+            ys, xs = zip(*cells, strict=True)
+            found.append(Detection((min(xs) * sx, min(ys) * sy, (max(xs) + 1) * sx, (max(ys) + 1) * sy), 0.9))
+        return found
+
+
+# The fake classifier's breed of a crop by its dominant channel, and what a whole photo "seems".
+FAKE_BREEDS = {0: "Irish setter", 1: "Border terrier", 2: "Kerry blue terrier"}
+
+
+class FakeClassifier:
+    """Breeds and labels from the image's mean colour: the dominant channel's breed first (p 0.7), then the others."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def classify(self, images) -> list:
+        from dogsearch.models.dogclass import Classification, Label
+
+        self.calls += 1
+        out = []
+        for im in images:
+            mean = np.asarray(im.convert("RGB"), dtype=np.float32).reshape(-1, 3).mean(axis=0)
+            order = [int(i) for i in np.argsort(-mean)]
+            breeds = tuple(Label(FAKE_BREEDS[c], p) for c, p in zip(order, (0.7, 0.2, 0.1), strict=True))
+            labels = (Label("golf ball", 0.71), Label("tennis ball", 0.2), Label("beagle", 0.05))
+            out.append(Classification(0.05, breeds, labels))
+        return out
+
+
+def fake_image_models(model: ColorGridModel | None = None) -> dict:
+    """The embedder's models as tests fake them: create_app's / create_all_in_one's keyword arguments."""
+    return {"model_factory": (lambda: model) if model is not None else ColorGridModel,
+            "detector_factory": BlobDetector, "classifier_factory": FakeClassifier}
+
+
+def fake_all_in_one(data_dir, model: ColorGridModel | None = None, *, detector: bool = False, **options):
+    """create_all_in_one with the fake image models. Without `detector`, the embedder's detector is off (the whole
+    photo is the dog): the tests of everything but finding dogs upload plain colours and patterns, stored as before
+    dogs were detected. With it, the blob detector finds the dogs."""
+    from dogsearch.services.allinone import create_all_in_one
+    from dogsearch.services.embedder.settings import EmbedderSettings
+
+    settings = EmbedderSettings() if detector else EmbedderSettings(detector="none")
+    return create_all_in_one(data_dir, **fake_image_models(model), embedder_settings=settings, **options)

@@ -66,7 +66,9 @@ class Topology:
             "DOGSEARCH_JOBS_BATCH_SIZE": "8",
         }
         envs = {
-            "embedder": base | {"DOGSEARCH_EMBEDDER_CACHE_DIR": str(tmp / "models")},
+            # the detector off: a photo is one dog, so the counts below are the photos'
+            "embedder": base | {"DOGSEARCH_EMBEDDER_CACHE_DIR": str(tmp / "models"),
+                                "DOGSEARCH_EMBEDDER_DETECTOR": "none"},
             "search": base | {"DOGSEARCH_SEARCH_DATA_DIR": str(tmp / "vectors")},
             "pose": base,
             "gateway": ingest_env,

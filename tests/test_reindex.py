@@ -22,9 +22,8 @@ from dogsearch.search import qdrant as qdrant_module
 from dogsearch.search.contract import CollectionInfo, Engine, StoreError
 from dogsearch.search.edge import EdgeEngine
 from dogsearch.search.qdrant import QdrantEngine
-from dogsearch.services.allinone import create_all_in_one
 from dogsearch.services.layout import DataLayout
-from tests.fakes import ColorGridModel
+from tests.fakes import ColorGridModel, fake_all_in_one
 from tests.images import halves, solid
 
 COLOURS = {"rex": (220, 20, 20), "fido": (20, 200, 40), "lassie": (20, 40, 220)}
@@ -92,8 +91,8 @@ def site(request, tmp_path, monkeypatch) -> Site:
 
 
 @contextlib.asynccontextmanager
-async def gallery(site: Site, model):
-    app = create_all_in_one(site.layout.root, model_factory=lambda: model)
+async def gallery(site: Site, model, detector: bool = False):
+    app = fake_all_in_one(site.layout.root, model, detector=detector)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             yield client
@@ -226,7 +225,7 @@ def test_cli_reports_the_swap(site, monkeypatch, capsys):
     monkeypatch.setattr(ev, "load_model", lambda name, device: CoarseGridModel())
     victim = next(site.layout.photos.rglob("*.png"))  # png-dog's photo
     victim.unlink()
-    assert cli.main(["reindex", "--data-dir", str(site.layout.root)]) == 0
+    assert cli.main(["reindex", "--data-dir", str(site.layout.root), "--detector", "none"]) == 0
     out, err = capsys.readouterr()
     assert "test-color-grid -> test-color-grid-2x2 (dim 12), skipped 1" in out
     assert f"skipped: {victim.name.split('.')[0]}: photo missing" in err
@@ -234,3 +233,48 @@ def test_cli_reports_the_swap(site, monkeypatch, capsys):
     assert '"name": "png-dog"' in kept
     with site.store() as store:  # the engine the settings name: on a server, DOGSEARCH_SEARCH_QDRANT_URL's
         assert store.collection_info == CollectionInfo(dim=12, model="test-color-grid-2x2")
+
+
+def _two_dogs() -> bytes:
+    """A light photo with a large red dog and a small blue one (the blob detector's dogs)."""
+    im = Image.new("RGB", (160, 120), (235, 235, 235))
+    im.paste(Image.new("RGB", (70, 100), (200, 20, 20)), (80, 10))
+    im.paste(Image.new("RGB", (40, 50), (20, 20, 200)), (10, 30))
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+async def test_reindex_with_a_detector_embeds_each_dog_and_brings_in_a_photos_other_dogs(site):
+    from dogsearch.services.embedder.dogs import DogCropModel
+    from tests.fakes import BlobDetector, FakeClassifier
+
+    two = _two_dogs()
+    async with gallery(site, ColorGridModel()) as client:  # stored before dogs were detected: whole photos
+        rex = (await client.post("/v1/dogs", files={"image": ("a.png", two)}, data={"name": "rex"})).json()["id"]
+        plain = (await client.post("/v1/dogs", files={"image": ("b.jpg", solid((90, 90, 90)))},
+                                   data={"name": "plain", "breed": "mix"})).json()["id"]
+    async with gallery(site, ColorGridModel(), detector=True) as client:  # the old vectors are refused
+        r = await client.post("/v1/search", files={"image": ("q.png", two)})
+        assert r.status_code == 409 and r.json()["code"] == "collection_mismatch", r.text
+
+    cropper = DogCropModel(ColorGridModel(), BlobDetector(), FakeClassifier())
+    report = site.run(cropper)
+    assert report.swapped and report.new_model == "test-color-grid@dogcrop-m0.1"
+    assert report.added == 1 and report.points == 3  # the small blue dog of rex's photo is a dog of its own now
+    again = site.run(cropper)
+    assert not again.swapped and again.points == 3  # run again: nothing to do, nothing doubled
+
+    async with gallery(site, ColorGridModel(), detector=True) as client:
+        dogs = {d["id"]: d["payload"] for d in (await client.get("/v1/dogs")).json()["items"]}
+        assert len(dogs) == 3 and rex in dogs and plain in dogs
+        assert dogs[rex]["name"] == "rex" and dogs[rex]["box"][0] > 70  # the large red dog, the user's fields
+        assert dogs[rex]["breed_guess"][0]["breed"] == "Irish setter"
+        assert "box" not in dogs[plain] and dogs[plain]["name"] == "plain"  # no dog found: the whole photo stays
+        [other] = [i for i in dogs if i not in (rex, plain)]
+        assert "name" not in dogs[other] and dogs[other]["box"][0] < 20  # the small blue dog, none of rex's fields
+        assert dogs[other]["sha256"] == dogs[rex]["sha256"] and dogs[other]["breed_guess"][0]["breed"] == (
+            "Kerry blue terrier")
+        small = await client.post("/v1/search", files={"image": ("q.png", two)}, data={"dog": "1"})
+        assert small.status_code == 200, small.text
+        assert small.json()["results"][0]["id"] == other

@@ -1,4 +1,5 @@
-"""`dogsearch reindex`: re-embed the stored gallery with another model, then swap it in: the vectors of a Qdrant
+"""`dogsearch reindex`: re-embed the stored gallery with another model (with the embedder's detector on: each dog
+of each stored photo, detected again), then swap it in: the vectors of a Qdrant
 server when DOGSEARCH_SEARCH_QDRANT_URL is set, else of the embedded engine in --data-dir's vectors/; the photos in
 --data-dir's photos/ either way. Entries whose photo is missing are skipped and named; their fields are kept in
 --data-dir's reindex-skipped-<time>.jsonl, since the old collection that held them is dropped."""
@@ -18,6 +19,8 @@ def add_parser(sub) -> None:
                               "DOGSEARCH_SEARCH_QDRANT_URL names a Qdrant server to reindex")
     reindex.add_argument("--model", help="the new embedder model (default: the embedder setting)")
     reindex.add_argument("--device", help="cpu, cuda, cuda:N (default: the embedder setting)")
+    reindex.add_argument("--detector", help="the dog detector whose crops are embedded, each stored photo detected "
+                                            "again; 'none': whole photos (default: the embedder setting)")
     reindex.add_argument("--batch-size", type=int, default=32)
     reindex.set_defaults(func=run)
 
@@ -29,12 +32,18 @@ def run(args: argparse.Namespace) -> int:
     from dogsearch.gallery.reindex import ReindexError, reindex
     from dogsearch.search.contract import StoreError
     from dogsearch.search.engine import open_engine
+    from dogsearch.services.embedder.dogs import DogCropModel
+    from dogsearch.services.embedder.settings import EmbedderSettings
     from dogsearch.services.layout import DataLayout
     from dogsearch.services.search.settings import SearchSettings
 
     configure_logging("WARNING")
     layout, settings = DataLayout(args.data_dir), SearchSettings()
     model = load_model(args.model, args.device)
+    embedder = EmbedderSettings(**({"detector": args.detector} if args.detector else {}))
+    if embedder.detects:  # what the embedder service stores: each dog's crop
+        model = DogCropModel(model, embedder.build_detector(), embedder.build_classifier(),
+                             decode_side=embedder.dog_decode_side)
     engine = open_engine(**settings.engine_options() | {"data_dir": layout.vectors})
     try:
         report = reindex(engine, settings.collection, PhotoStore(layout.photos), model, batch_size=args.batch_size)
@@ -47,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{report.points} photos are already embedded with {report.new_model}: nothing to do")
     else:
         print(f"re-embedded {report.points} photos: {report.old_model} -> {report.new_model} (dim {report.dim}), "
-              f"skipped {len(report.skipped)}")
+              f"skipped {len(report.skipped)}" + (f", {report.added} more dogs found in them" if report.added else ""))
     if report.skipped:
         kept = save_skipped(args.data_dir, report.skipped)
         for entry in report.skipped:

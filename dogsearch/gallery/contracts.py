@@ -4,17 +4,54 @@ dogsearch/services/search/client.py) implement these over the network or in-proc
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class FoundDog:
+    """One dog the embedder found in a photo."""
+
+    box: Box  # in the photo's pixels, EXIF orientation applied
+    score: float | None  # the detector's; None: no detector ran, the whole photo stands for the dog
+    vector: np.ndarray | None = field(default=None, repr=False)  # (dim,) float32 unit row of its crop
+    breed_guess: tuple[dict[str, Any], ...] = ()  # [{"breed", "p"}], likeliest first
+
+    @property
+    def whole_photo(self) -> bool:
+        return self.score is None
+
+
+@dataclass(frozen=True)
+class PhotoDogs:
+    """What the embedder found in one photo: its dogs, largest box first, and what the whole photo seems to show."""
+
+    width: int
+    height: int
+    dogs: tuple[FoundDog, ...]
+    seems: tuple[dict[str, Any], ...] = ()  # [{"label", "p"}]: the photo's likeliest ImageNet classes
+
+
+@dataclass(frozen=True)
+class DogsEmbedding:
+    model: str  # the id of the vectors (the model and how dogs are cropped for it)
+    detector: str  # the detector's name, "none" when the whole photo is the dog
+    photos: tuple[PhotoDogs, ...]
+
 
 class Embedder(Protocol):
     async def info(self) -> dict[str, Any]:
-        """At least {"model": its id, "dim": its vectors' length}."""
+        """At least {"model": the id of the vectors embed_dogs gives, "dim": their length}."""
 
-    async def embed(self, images: Sequence[bytes]) -> tuple[str, np.ndarray]:
-        """Photo files in (each checked and decoded there); (model id, (n, dim) float32 unit rows) out."""
+    async def embed_dogs(self, images: Sequence[bytes], *, whole_if_none: bool = False,
+                         vectors: bool = True) -> DogsEmbedding:
+        """Photo files in (each checked and decoded there); each photo's dogs, each with its crop's vector, out.
+        `whole_if_none`: a photo in which no dog is found is one dog, the whole photo (score None). `vectors`: False
+        when only the boxes and guesses are wanted."""
 
 
 class Index(Protocol):

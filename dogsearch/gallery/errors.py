@@ -1,7 +1,7 @@
 """What can go wrong with the gallery's dogs and photos, in its own terms."""
 from __future__ import annotations
 
-from dogsearch.core.errors import Conflict, DogsearchError, NotFound
+from dogsearch.core.errors import Conflict, DogsearchError, InvalidInput, NotFound
 
 
 class DogNotFound(NotFound):
@@ -18,3 +18,18 @@ class PhotoDamaged(DogsearchError):
 
 class ModelMismatch(Conflict):
     """The embedder serves another model than the one whose vectors the collection holds."""
+
+
+class NoDogFound(InvalidInput):
+    """The detector found no dog in the photo (and a dog is required). `seems`: what the photo seems to show instead
+    ([{"label", "p"}]), for the caller to say why."""
+
+    REASON = "no dog found in this photo"
+
+    def __init__(self, reason: str = REASON, *, seems: list | tuple = (), source: str | None = None) -> None:
+        super().__init__(reason, source=source)
+        self.seems = list(seems)
+
+
+class NoSuchDog(InvalidInput):
+    """The photo shows fewer dogs than the index asked for."""

@@ -96,7 +96,8 @@ FIELDS: tuple[Field, ...] = (
     Field("seen_at", "user", "datetime", _seen_at),
     # the photo, and where in it the dog is
     Field("photo_id", "server", "keyword", public=False),  # the photo, named by its bytes: a file of the PhotoStore
-    Field("box", "server", public=False),  # [x1, y1, x2, y2] of the dog in the photo; absent: the whole photo
+    Field("box", "server"),  # [x0, y0, x1, y1] of the dog in the photo's pixels; absent: the whole photo
+    Field("breed_guess", "server"),  # [{"breed", "p"}]: the detector's crop's likeliest breeds (no breed given)
     Field("sha256", "server"),
     Field("format", "server"),
     Field("width", "server"),

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from dogsearch.core.images import ImageLimits, ImageRejected
-from dogsearch.gallery.contracts import Embedder, Index
-from dogsearch.gallery.errors import DogNotFound, PhotoDamaged, PhotoMissing
-from dogsearch.gallery.ingest import Ingestor
+from dogsearch.gallery.contracts import Embedder, Index, PhotoDogs
+from dogsearch.gallery.errors import DogNotFound, NoSuchDog, PhotoDamaged, PhotoMissing
+from dogsearch.gallery.ingest import Ingestor, pick
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, Match, Page
 from dogsearch.gallery.space import VectorSpace
@@ -25,11 +26,22 @@ _PAGE = 256  # entries read at a time when a dog's are all needed
 _MOST_ENTRIES = 1000  # the most nearest entries asked for at once (the search service's default max_k)
 
 
+@dataclass(frozen=True)
+class Search:
+    matches: list[Match]  # best first
+    photo: PhotoDogs  # the query photo's dogs (and what it seems to show)
+    dog: int  # the index of the dog searched for
+
+
 class Gallery:
-    def __init__(self, embedder: Embedder, index: Index, photos: PhotoStore, limits: ImageLimits) -> None:
+    def __init__(self, embedder: Embedder, index: Index, photos: PhotoStore, limits: ImageLimits,
+                 require_dog: bool = True) -> None:
+        """`require_dog`: a photo in which no dog is found is refused (NoDogFound) by searches and adds; else its
+        whole photo stands for the dog."""
         self.embedder, self.index, self.photos, self.limits = embedder, index, photos, limits
+        self.require_dog = require_dog
         self.space = VectorSpace(embedder, index)
-        self.ingest = Ingestor(embedder, index, photos, self.space, limits)
+        self.ingest = Ingestor(embedder, index, photos, self.space, limits, require_dog)
 
     async def dog(self, dog_id: str) -> Dog:
         try:
@@ -61,13 +73,33 @@ class Gallery:
                 if not await self.index.count({"photo_id": photo}):  # no other dog is in it
                     await asyncio.to_thread(self.photos.delete, photo, fmt)
 
-    async def search(self, image: bytes, k: int, filter: Filter | None = None) -> list[Match]:
-        """The k dogs most like the photo, best first. The photo is decoded once, by the embedder: here only its
-        header is checked against this gallery's limits."""
+    async def search(self, image: bytes, k: int, filter: Filter | None = None, dog: int = 0) -> Search:
+        """The k dogs most like the photo's `dog`-th dog (0: the largest), best first. The photo is decoded once, by
+        the embedder: here only its header is checked against this gallery's limits. NoDogFound when it shows no
+        dog, NoSuchDog when fewer."""
+        if dog < 0:
+            raise NoSuchDog(f"dog {dog}: a dog's index is 0 or more")
         await asyncio.to_thread(self.limits.probe, image)
-        model, vectors = await self.embedder.embed([image])
-        await self.space.check(model)
-        return await _best_per_dog(lambda n: self.index.query(vectors[0], n, filter), k)
+        embedding = await self.embedder.embed_dogs([image], whole_if_none=not self.require_dog)
+        await self.space.check(embedding.model)
+        photo = embedding.photos[0]
+        vector = pick(photo, dog).vector
+        return Search(await _best_per_dog(lambda n: self.index.query(vector, n, filter), k), photo, dog)
+
+    async def detect(self, image: bytes) -> PhotoDogs:
+        """The dogs of a photo as a search or an add would see them (boxes, breed guesses; no vectors), and what the
+        photo seems to show. No dog is an empty list here, not an error."""
+        await asyncio.to_thread(self.limits.probe, image)
+        embedding = await self.embedder.embed_dogs([image], whole_if_none=not self.require_dog, vectors=False)
+        return embedding.photos[0]
+
+    async def update(self, dog_id: str, fields: Mapping[str, Any]) -> Dog:
+        """Sets a dog's user fields (checked: fields.user_fields) on every entry of the dog."""
+        await self.dog(dog_id)
+        if fields:
+            entries = await self._entries({"dog_id": dog_id})
+            await self.index.set_payload([e["id"] for e in entries], dict(fields))
+        return await self.dog(dog_id)
 
     async def similar(self, dog_id: str, k: int, filter: Filter | None = None) -> list[Match]:
         """More like this: the k dogs nearest to a stored one (its cover photo), which is left out."""

@@ -1,5 +1,5 @@
-"""Adding photos to the gallery: check, embed, keep the photo, upsert its vector. Shared by POST /v1/dogs, bulk jobs
-and re-indexing, so every way in stores a dog the same way."""
+"""Adding photos to the gallery: check, find and embed their dogs, keep the photo, upsert the dogs' vectors. Shared by
+POST /v1/dogs, bulk jobs and re-indexing, so every way in stores a dog the same way."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dogsearch.core.images import DecodedImage, ImageInfo, ImageLimits
-from dogsearch.gallery.contracts import Embedder, Index
+from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
+from dogsearch.gallery.errors import NoDogFound, NoSuchDog
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, entry_id, photo_id, sha256_hex
@@ -56,8 +57,11 @@ class Added:
 
 class Ingestor:
     def __init__(self, embedder: Embedder, index: Index, photos: PhotoStore, space: VectorSpace,
-                 limits: ImageLimits) -> None:
+                 limits: ImageLimits, require_dog: bool = True) -> None:
+        """`require_dog`: a photo in which the detector finds no dog is refused (NoDogFound); else its whole photo is
+        stored as the dog. The default of `add` and `add_many`."""
         self.embedder, self.index, self.photos, self.space, self.limits = embedder, index, photos, space, limits
+        self.require_dog = require_dog
         self.locks = PhotoLocks()  # shared with the gallery's deletes
 
     def decode(self, data: bytes) -> DecodedImage:
@@ -75,69 +79,95 @@ class Ingestor:
         except CollectionMissing:  # nothing stored yet
             return {}
 
-    async def add(self, upload: Upload) -> Added:
-        """One photo. Its header is checked here (size, format, pixels); the embedder decodes it, which finds a
-        truncated or corrupt one before anything is stored."""
+    async def add(self, upload: Upload, dog: int = 0, *, require_dog: bool | None = None) -> Added:
+        """One dog of a photo: the `dog`-th the detector finds (largest first). Its header is checked here (size,
+        format, pixels); the embedder decodes it, which finds a truncated or corrupt one before anything is stored.
+        NoDogFound when the photo shows none, NoSuchDog when fewer."""
+        if dog < 0:
+            raise NoSuchDog(f"dog {dog}: a dog's index is 0 or more")
+        require = self.require_dog if require_dog is None else require_dog
         info = await asyncio.to_thread(self.limits.probe, upload.data)
-        return (await self.add_many([(upload, info)]))[0]
+        async with self.locks.hold([upload.photo_id]):
+            entry = entry_id(upload.photo_id, dog)
+            point = (await self.stored([entry])).get(entry)
+            if point is not None:
+                found = Dog.from_entry(point)
+                await asyncio.to_thread(self._restore_photos, [(found, upload)])
+                return Added(found, False)
+            embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
+            await self.space.check(embedding.model)
+            photo = embedding.photos[0]
+            point = _point(upload, info, pick(photo, dog), dog, embedding.model)
+            await self._store([(point["id"], upload, info)], [point])
+            return Added(Dog.from_entry(point), True)
 
-    async def add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]]) -> list[Added]:
-        """Several checked photos with one embedder call: the bulk path runs the model at its batch size.
-        Photos already stored are not embedded again (a stored one whose file is missing gets it written again).
-        Each photo's file is on disk before its vector is stored, and a photo is added or deleted by one call at a
-        time in this process: of two uploads of the same photo one creates the dog, the other finds it."""
+    async def add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], *,
+                       require_dog: bool | None = None) -> list[list[Added]]:
+        """Every dog of several checked photos, each its own entry (and dog), with one embedder call: the bulk path
+        runs the model at its batch size. Each photo's dogs in order, largest first; none for a photo in which no dog
+        is found (with `require_dog`). A photo whose first dog is stored already is not embedded again (a stored one
+        whose file is missing gets it written again) and comes back as that dog; a later dog stored already (added
+        on its own) is kept as it is. Each photo's file is on disk before its vectors are stored, and a photo is
+        added or deleted by one call at a time in this process: of two uploads of the same photo one creates its
+        dogs, the other finds them."""
+        require = self.require_dog if require_dog is None else require_dog
         async with self.locks.hold(upload.photo_id for upload, _ in uploads):
-            return await self._add_many(uploads)
+            return await self._add_many(uploads, require)
 
-    async def _add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]]) -> list[Added]:
-        ids = [upload.entry_id for upload, _ in uploads]
-        stored = await self.stored(ids)
-        results: list[Added | None] = []
+    async def _add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], require: bool) -> list[list[Added]]:
+        stored = await self.stored([upload.entry_id for upload, _ in uploads])
+        results: list[list[Added]] = [[] for _ in uploads]
         todo, found = [], []
-        for entry, (upload, info) in zip(ids, uploads, strict=True):
-            point = stored.get(entry)
-            results.append(Added(Dog.from_entry(point), False) if point else None)
+        for n, (upload, info) in enumerate(uploads):
+            point = stored.get(upload.entry_id)
             if point is None:
-                todo.append((len(results) - 1, entry, upload, info))
+                todo.append((n, upload, info))
             else:
+                results[n] = [Added(Dog.from_entry(point), False)]
                 found.append((Dog.from_entry(point), upload))
         if found:
             await asyncio.to_thread(self._restore_photos, found)
-        if todo:
-            model, vectors = await self.embedder.embed([u.data for _, _, u, _ in todo])
-            await self.space.check(model)
-            points = []
-            for (index, entry, upload, info), vector in zip(todo, vectors, strict=True):
-                record = {
-                    **upload.fields,
-                    # a new dog, of which this is the first photo; the whole photo shows it (no box)
-                    "dog_id": entry, "cover": True, "photo_id": upload.photo_id,
-                    **({"owner": upload.owner} if upload.owner else {}),
-                    "sha256": upload.sha256,
-                    "format": info.format,
-                    "width": info.width,
-                    "height": info.height,
-                    "bytes": len(upload.data),
-                    "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "model": model,
-                }
-                point = {"id": entry, "vector": vector, "payload": record}
-                points.append(point)
-                results[index] = Added(Dog.from_entry(point), True)
-            made = await asyncio.to_thread(self._save_photos, todo)  # durable before the vector makes it visible
-            try:
-                await self.index.upsert(points)
-            except BaseException as exc:
-                await self._undo(made, exc)
-                raise
-        return [r for r in results if r is not None]
+        if not todo:
+            return results
+        embedding = await self.embedder.embed_dogs([u.data for _, u, _ in todo], whole_if_none=not require)
+        await self.space.check(embedding.model)
+        model = embedding.model
+        planned = [(n, upload, info, [_point(upload, info, dog, i, model) for i, dog in enumerate(photo.dogs)])
+                   for (n, upload, info), photo in zip(todo, embedding.photos, strict=True)]
+        # A photo's later dogs may have been added one by one before: those entries stay as they are.
+        later = await self.stored([p["id"] for *_, points in planned for p in points[1:]])
+        points, files = [], []
+        for n, upload, info, photo_points in planned:
+            for point in photo_points:
+                if point["id"] in later:
+                    results[n].append(Added(Dog.from_entry(later[point["id"]]), False))
+                else:
+                    results[n].append(Added(Dog.from_entry(point), True))
+                    points.append(point)
+            fresh = [p["id"] for p in photo_points if p["id"] not in later]
+            if fresh:
+                files.append((fresh[0], upload, info))
+        await self._store(files, points)
+        return results
 
-    def _save_photos(self, todo: Sequence[tuple[int, str, Upload, ImageInfo]]) -> dict[str, tuple[str, str]]:
+    async def _store(self, files: Sequence[tuple[str, Upload, ImageInfo]], points: list[dict[str, Any]]) -> None:
+        """Writes the photos' files, then upserts the points. `files`: (an entry stored with the photo, its upload,
+        its info)."""
+        if not points:
+            return
+        made = await asyncio.to_thread(self._save_photos, files)  # durable before the vector makes it visible
+        try:
+            await self.index.upsert(points)
+        except BaseException as exc:
+            await self._undo(made, exc)
+            raise
+
+    def _save_photos(self, todo: Sequence[tuple[str, Upload, ImageInfo]]) -> dict[str, tuple[str, str]]:
         """Writes the photos, a batch's on several threads (each write waits for its fsync: together the disk
         overlaps them); {entry id: (photo id, format)} of the files this call made. On a failure (a full disk), the
         files it made are removed again before the error goes on: no vector was stored."""
-        def save(item: tuple[int, str, Upload, ImageInfo]) -> tuple[str, str] | None:
-            _, _, upload, info = item
+        def save(item: tuple[str, Upload, ImageInfo]) -> tuple[str, str] | None:
+            _, upload, info = item
             made_it = self.photos.save(upload.photo_id, info.format, upload.data)
             return (upload.photo_id, info.format) if made_it else None
 
@@ -147,7 +177,7 @@ class Ingestor:
             for item, future in [(item, pool.submit(save, item)) for item in todo]:
                 try:
                     if (photo := future.result()) is not None:
-                        made[item[1]] = photo
+                        made[item[0]] = photo
                 except BaseException as exc:
                     failures.append(exc)
         if failures:
@@ -183,3 +213,36 @@ class Ingestor:
             if dog.photo_id == upload.photo_id and not self.photos.original(dog.photo_id, dog.format).exists():
                 log.warning("photo of dog %s was missing: written again from a new upload", dog.id)
                 self.photos.save(dog.photo_id, dog.format, upload.data)
+
+
+def pick(photo: PhotoDogs, dog: int) -> FoundDog:
+    """The `dog`-th dog of a photo: NoDogFound when it shows none, NoSuchDog when fewer."""
+    if not photo.dogs:
+        raise NoDogFound(seems=photo.seems)
+    if not 0 <= dog < len(photo.dogs):
+        count = len(photo.dogs)
+        raise NoSuchDog(f"no dog {dog}: this photo shows {count} dog{'s' if count > 1 else ''} "
+                        f"(dog 0 to {count - 1}, largest first)")
+    return photo.dogs[dog]
+
+
+def _point(upload: Upload, info: ImageInfo, dog: FoundDog, index: int, model: str) -> dict[str, Any]:
+    """The entry of a new dog: the photo's `index`-th, of which this is the first photo."""
+    entry = entry_id(upload.photo_id, index)
+    record = {
+        **upload.fields,
+        "dog_id": entry, "cover": True, "photo_id": upload.photo_id,
+        **({"owner": upload.owner} if upload.owner else {}),
+        **({} if dog.whole_photo else {"box": [float(v) for v in dog.box]}),  # no box: the whole photo
+        # a suggestion until the user says which breed it is
+        **({"breed_guess": [dict(g) for g in dog.breed_guess]} if dog.breed_guess and "breed" not in upload.fields
+           else {}),
+        "sha256": upload.sha256,
+        "format": info.format,
+        "width": info.width,
+        "height": info.height,
+        "bytes": len(upload.data),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": model,
+    }
+    return {"id": entry, "vector": dog.vector, "payload": record}

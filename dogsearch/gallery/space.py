@@ -9,7 +9,8 @@ from dogsearch.gallery.fields import INDEXED_FIELDS
 
 
 class VectorSpace:
-    """Makes sure the collection exists for the embedder's model, and that vectors of two models never mix."""
+    """Makes sure the collection exists for the embedder's model, and that vectors of two models never mix. The model is
+    the id of the vectors the embedder gives of dogs (its network and how it crops dogs for it)."""
 
     def __init__(self, embedder: Embedder, index: Index) -> None:
         self._embedder, self._index = embedder, index

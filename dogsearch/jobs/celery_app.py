@@ -81,7 +81,7 @@ def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | Non
             return
         loop, ing = thread_ingestor()
         try:
-            loop.run_until_complete(run_batch(ing, store, job_id, batch))
+            loop.run_until_complete(run_batch(ing, store, job_id, batch, require_dog=settings.require_dog))
         except (Unavailable, TimedOut) as exc:  # the services are down or busy: later
             if self.request.retries >= settings.max_retries:
                 give_up(store, job_id, batch, f"not indexed: {reason_of(exc)}")

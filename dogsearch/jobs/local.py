@@ -59,7 +59,7 @@ class LocalRunner:
                                            self.settings.max_deliveries):
                     break
                 try:
-                    await run_batch(self.ingestor, self.store, job_id, batch)
+                    await run_batch(self.ingestor, self.store, job_id, batch, require_dog=self.settings.require_dog)
                     break
                 except (Unavailable, TimedOut) as exc:  # the services are down or busy: later
                     if attempt == self.settings.max_retries:

@@ -24,6 +24,8 @@ class JobsSettings(ServiceSettings):
     allowed_roots: list[Path] = Field(
         default_factory=list, description="server folders POST /v1/jobs/index may read (JSON list); empty: none")
     batch_size: int = Field(32, ge=1, le=1024, description="photos per embedder call")
+    require_dog: bool = Field(True, description="a photo in which the embedder's detector finds no dog fails (\"no "
+                                                "dog found in this photo\"); false: its whole photo is the dog")
     local_concurrency: int = Field(2, ge=1, le=16, description="embedded mode: batches in flight")
     visibility_timeout_s: int = Field(
         3600, ge=1, description="Redis: an unacknowledged batch goes to another worker after this long")

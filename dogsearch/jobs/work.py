@@ -18,6 +18,7 @@ from typing import Any
 
 from dogsearch.core.errors import DogsearchError, InvalidInput, without_paths
 from dogsearch.core.images import DecodedImage, ImageRejected
+from dogsearch.gallery.errors import NoDogFound
 from dogsearch.gallery.ingest import Ingestor, Upload
 from dogsearch.jobs import phash as ph
 from dogsearch.jobs.sources import (
@@ -92,8 +93,10 @@ def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields:
     return item
 
 
-async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: list[list[Any]]) -> None:
-    """Indexes one batch and records each file's outcome. Raises Unavailable (or TimedOut) when the embedder or the
+async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: list[list[Any]], *,
+                    require_dog: bool = True) -> None:
+    """Indexes one batch, every dog found in a photo its own entry, and records each file's outcome; with
+    `require_dog`, a photo in which no dog is found fails. Raises Unavailable (or TimedOut) when the embedder or the
     search service cannot serve (the caller retries the batch; nothing is counted until it succeeds)."""
     job = await asyncio.to_thread(store.get, job_id)
     if job is None or job["state"] not in ("queued", "running"):
@@ -138,7 +141,7 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
             item.fields["near_duplicate_of"] = near_of[item.file] = look_alike
 
     indexed: list[_Prepared] = []
-    for item, error in await _index(ingestor, fresh):
+    for item, error in await _index(ingestor, fresh, require_dog):
         if error:
             outcomes.append((item.file, "failed", error))
         else:
@@ -172,23 +175,27 @@ async def _near_duplicate(ingestor: Ingestor, item: _Prepared, filed: list[tuple
     return None
 
 
-async def _index(ingestor: Ingestor, items: list[_Prepared]) -> list[tuple[_Prepared, str | None]]:
+async def _index(ingestor: Ingestor, items: list[_Prepared],
+                 require_dog: bool) -> list[tuple[_Prepared, str | None]]:
     """One embedder call for the batch; if the embedder refuses the batch because of one photo (InvalidInput),
-    the photos go one by one so that only the bad one fails."""
+    the photos go one by one so that only the bad one fails. A photo without a dog fails (with `require_dog`)."""
     if not items:
         return []
     uploads = [(replace(item.upload, fields=item.fields), item.decoded) for item in items]
+
+    def outcome(item: _Prepared, dogs: list) -> tuple[_Prepared, str | None]:
+        return item, None if dogs else NoDogFound.REASON
+
     try:
-        await ingestor.add_many(uploads)
-        return [(item, None) for item in items]
+        added = await ingestor.add_many(uploads, require_dog=require_dog)
+        return [outcome(item, dogs) for item, dogs in zip(items, added, strict=True)]
     except InvalidInput as exc:
         if len(items) == 1:
             return [(items[0], reason_of(exc))]
     results = []
     for item, upload in zip(items, uploads, strict=True):
         try:
-            await ingestor.add_many([upload])
-            results.append((item, None))
+            results.append(outcome(item, (await ingestor.add_many([upload], require_dog=require_dog))[0]))
         except InvalidInput as exc:
             results.append((item, reason_of(exc)))
     return results

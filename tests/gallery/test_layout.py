@@ -16,12 +16,11 @@ from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import photo_id, sha256_hex
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore
-from dogsearch.services.allinone import create_all_in_one
 from dogsearch.services.layout import DataLayout
 from dogsearch.services.search.app import create_app as create_search
 from dogsearch.services.search.client import SearchClient
 from dogsearch.services.search.settings import SearchSettings
-from tests.fakes import ColorGridModel
+from tests.fakes import ColorGridModel, fake_all_in_one
 from tests.images import solid
 
 COLORS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
@@ -57,7 +56,7 @@ async def wait_ready(client: httpx.AsyncClient) -> None:
 async def test_an_old_data_directory_is_upgraded_and_keeps_its_dogs(tmp_path):
     layout = DataLayout(tmp_path / "data")
     ids = write_old_layout(layout)
-    app = create_all_in_one(layout.root, model_factory=ColorGridModel)
+    app = fake_all_in_one(layout.root)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             await wait_ready(client)

@@ -16,9 +16,8 @@ from dogsearch.core.errors import InvalidInput, TimedOut
 from dogsearch.core.images import ImageLimits
 from dogsearch.gallery.ingest import Upload
 from dogsearch.gallery.records import photo_id, sha256_hex
-from dogsearch.services.allinone import create_all_in_one
 from dogsearch.services.errors import UpstreamFailure
-from tests.fakes import ColorGridModel
+from tests.fakes import fake_all_in_one
 from tests.images import solid
 
 RED, BLUE = solid((200, 30, 30)), solid((30, 30, 200))
@@ -26,7 +25,7 @@ RED, BLUE = solid((200, 30, 30)), solid((30, 30, 200))
 
 @pytest.fixture
 async def running(tmp_path):
-    app = create_all_in_one(tmp_path / "data", model_factory=ColorGridModel)
+    app = fake_all_in_one(tmp_path / "data")
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             yield client, app.state.parts.gallery

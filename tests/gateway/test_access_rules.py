@@ -18,7 +18,9 @@ from tests.jobs.servers import REDIS_URL, redis_db
     ("GET", "/v1/dogs/x/similar", "search"),
     ("POST", "/v1/search", "search"),
     ("POST", "/v1/pose", "search"),
+    ("POST", "/v1/detect", "search"),
     ("POST", "/v1/dogs", "write"),
+    ("PATCH", "/v1/dogs/x", "write"),  # and the dog's owner, or admin
     ("DELETE", "/v1/dogs/x", "write"),  # and the dog's owner, or admin (routers/dogs.py)
     ("GET", "/v1/jobs", "write"),  # a write key's own jobs (routers/jobs.py)
     ("POST", "/v1/jobs/index/upload", "write"),

@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 
 from dogsearch.models.pose import keypoints as K
 from dogsearch.pose.rerank import proportion_gap, rerank
-from tests.fakes import FakePoseModel, fake_pose_pipeline
+from tests.fakes import FakePoseModel, fake_all_in_one, fake_pose_pipeline
 from tests.images import encode
 
 
@@ -18,9 +18,8 @@ def _photo(colour, box=(40, 30, 159, 89)) -> bytes:
 
 @pytest.fixture
 async def gw(tmp_path, fake_model):
-    from dogsearch.services.allinone import create_all_in_one
 
-    app = create_all_in_one(tmp_path / "data", model_factory=lambda: fake_model, pose_factory=fake_pose_pipeline)
+    app = fake_all_in_one(tmp_path / "data", fake_model, pose_factory=fake_pose_pipeline)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             yield client

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import httpx
 
-from dogsearch.services.allinone import create_all_in_one
-from tests.fakes import ColorGridModel
+from tests.fakes import fake_all_in_one
 from tests.images import solid
 
 
 async def _session(data_dir, work):
-    app = create_all_in_one(data_dir, model_factory=ColorGridModel)
+    app = fake_all_in_one(data_dir)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             return await work(client)

@@ -12,15 +12,14 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from dogsearch.services.allinone import create_all_in_one
-from tests.fakes import ColorGridModel
+from tests.fakes import fake_all_in_one
 from tests.images import solid
 
 
 @pytest.fixture(scope="module")
 def live_gateway(tmp_path_factory):
-    app = create_all_in_one(tmp_path_factory.mktemp("data"), model_factory=ColorGridModel,
-                            gateway_options={"max_upload_bytes": 100_000, "max_image_pixels": 500_000})
+    app = fake_all_in_one(tmp_path_factory.mktemp("data"),
+                          gateway_options={"max_upload_bytes": 100_000, "max_image_pixels": 500_000})
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

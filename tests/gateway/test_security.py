@@ -11,10 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from dogsearch.core.access import ApiKey, InvalidKeyEntry
-from dogsearch.services.allinone import create_all_in_one
 from dogsearch.services.gateway.app import create_app
 from dogsearch.services.gateway.settings import GatewaySettings
-from tests.fakes import ColorGridModel
+from tests.fakes import fake_all_in_one
 from tests.images import solid
 
 # name -> (scope, secret)
@@ -29,8 +28,7 @@ def as_(name: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def gateway_with(tmp_path, jobs_options=None, **options):
-    app = create_all_in_one(tmp_path, model_factory=ColorGridModel, gateway_options=options,
-                            jobs_options=jobs_options)
+    app = fake_all_in_one(tmp_path, gateway_options=options, jobs_options=jobs_options)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             yield client
@@ -233,3 +231,20 @@ def test_a_bare_api_key_variable_is_not_read(monkeypatch):
     monkeypatch.delenv("DOGSEARCH_API_KEY", raising=False)
     monkeypatch.delenv("DOGSEARCH_GATEWAY_API_KEY", raising=False)
     assert GatewaySettings().keyring.open and os.environ["API_KEY"]
+
+
+async def test_a_dog_is_changed_by_its_owner_or_an_admin_and_any_reader_may_detect(tmp_path):
+    async with gateway_with(tmp_path / "data", api_keys=ENTRIES) as client:
+        dog = (await client.post("/v1/dogs", headers=as_("alice"), **upload())).json()["id"]
+        patch = {"json": {"breed": "beagle"}}
+        assert (await client.patch(f"/v1/dogs/{dog}", headers=as_("reader"), **patch)).status_code == 403
+        refused = await client.patch(f"/v1/dogs/{dog}", headers=as_("bob"), **patch)
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        assert (await client.patch(f"/v1/dogs/{dog}", **patch)).status_code == 401
+        mine = await client.patch(f"/v1/dogs/{dog}", headers=as_("alice"), **patch)
+        assert mine.status_code == 200 and mine.json()["payload"]["breed"] == "beagle"
+        admin = await client.patch(f"/v1/dogs/{dog}", headers=as_("root"), json={"breed": "pug"})
+        assert admin.status_code == 200 and admin.json()["payload"]["breed"] == "pug"
+        found = await client.post("/v1/detect", headers=as_("reader"), **upload())
+        assert found.status_code == 200 and len(found.json()["dogs"]) == 1  # the detector off: the whole photo
+        assert (await client.post("/v1/detect", **upload())).status_code == 401

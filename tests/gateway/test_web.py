@@ -4,16 +4,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.fakes import ColorGridModel
+from tests.fakes import fake_all_in_one
 
 
 @pytest.fixture
 async def client_for(tmp_path):
-    from dogsearch.services.allinone import create_all_in_one
 
     async def make(web_dir):
-        app = create_all_in_one(tmp_path / "data", model_factory=ColorGridModel,
-                                gateway_options={"web_dir": web_dir})
+        app = fake_all_in_one(tmp_path / "data", gateway_options={"web_dir": web_dir})
         return app
 
     yield make

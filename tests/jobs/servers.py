@@ -16,7 +16,7 @@ from dogsearch.services.embedder.app import create_app as create_embedder
 from dogsearch.services.embedder.settings import EmbedderSettings
 from dogsearch.services.search.app import create_app as create_search
 from dogsearch.services.search.settings import SearchSettings
-from tests.fakes import ColorGridModel
+from tests.fakes import ColorGridModel, fake_image_models
 from tests.processes import free_port
 
 # db 13 unless DOGSEARCH_TEST_REDIS_DB says otherwise (test runs side by side each take their own).
@@ -76,7 +76,8 @@ class Backends:
     """Embedder (fake model) and search service over HTTP: what workers and the gateway talk to."""
 
     def __init__(self, data_dir: Path, model: ColorGridModel) -> None:
-        embedder = create_embedder(EmbedderSettings(max_batch=256), model_factory=lambda: model)
+        # the detector off: the whole photo is the dog, as the jobs' tests count them
+        embedder = create_embedder(EmbedderSettings(max_batch=256, detector="none"), **fake_image_models(model))
         search = create_search(SearchSettings(data_dir=data_dir / "vectors"))
         self.embedder, self.search = Served(embedder), Served(search)
         self.model = model

@@ -9,15 +9,14 @@ import zipfile
 import httpx
 import pytest
 
-from dogsearch.services.allinone import create_all_in_one
-from tests.fakes import ColorGridModel
+from tests.fakes import ColorGridModel, fake_all_in_one
 from tests.jobs.helpers import all_dogs, wait_job
 from tests.jobs.servers import SlowModel
 
 
 def app_for(tmp_path, model, **jobs_options):
     options = {"broker_url": None, "allowed_roots": [str(tmp_path / "in")], "batch_size": 8} | jobs_options
-    return create_all_in_one(tmp_path / "data", model_factory=lambda: model, jobs_options=options)
+    return fake_all_in_one(tmp_path / "data", model, jobs_options=options)
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ from contextlib import asynccontextmanager
 import httpx
 
 from dogsearch.core.access import ApiKey
-from dogsearch.services.allinone import create_all_in_one
 from dogsearch.services.search.app import create_app as create_search
 from dogsearch.services.search.settings import SearchSettings
-from tests.fakes import ColorGridModel
+from tests.fakes import fake_all_in_one
 from tests.images import solid
 from tests.jobs.servers import REDIS_URL
 
@@ -56,7 +55,7 @@ def test_the_internal_key_is_one_shared_name(monkeypatch):
 async def test_the_gateway_lets_only_the_internal_key_or_an_admin_through_its_internal_mounts(tmp_path, monkeypatch):
     monkeypatch.setenv("DOGSEARCH_INTERNAL_KEY", INTERNAL)  # every service in the process reads it
     keys = [ApiKey.make("alice", "write", "dgs_alice").entry, ApiKey.make("root", "admin", "dgs_root").entry]
-    app = create_all_in_one(tmp_path, model_factory=ColorGridModel, gateway_options={"api_keys": keys},
+    app = fake_all_in_one(tmp_path, gateway_options={"api_keys": keys},
                             jobs_options={"broker_url": REDIS_URL})
     async with serving(app) as client:
         # the gateway's own calls to its services carry the key

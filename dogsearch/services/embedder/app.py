@@ -5,38 +5,56 @@ import asyncio
 from collections.abc import Callable
 from typing import Literal
 
-from fastapi import FastAPI, File, UploadFile
-from PIL import Image
+from fastapi import FastAPI, File, Query, UploadFile
 
 from dogsearch.core.errors import TooLarge
-from dogsearch.core.images import ImageRejected
+from dogsearch.core.images import DecodedImage, ImageRejected
 from dogsearch.core.vectors import encode_f32
 from dogsearch.inference.runner import ModelUnavailable
+from dogsearch.models.detect import Detector
+from dogsearch.models.dogclass import DogClassifier
 from dogsearch.models.embedding import EmbeddingModel
 from dogsearch.services.embedder.cache import ModelCache
-from dogsearch.services.embedder.schemas import EmbedResponse, ModelInfo
-from dogsearch.services.embedder.settings import EmbedderSettings
+from dogsearch.services.embedder.dogs import ClassifierCache, DetectorCache, DogModels, breeds, crop_model_id
+from dogsearch.services.embedder.schemas import DogsResponse, EmbedResponse, ModelInfo
+from dogsearch.services.embedder.settings import NO_DETECTOR, EmbedderSettings
 from dogsearch.services.model_service import model_service
+
+Encoding = Literal["json", "base64"]
 
 
 def create_app(
-    settings: EmbedderSettings | None = None, model_factory: Callable[[], EmbeddingModel] | None = None
+    settings: EmbedderSettings | None = None, model_factory: Callable[[], EmbeddingModel] | None = None, *,
+    detector_factory: Callable[[], Detector] | None = None,
+    classifier_factory: Callable[[], DogClassifier] | None = None,
 ) -> FastAPI:
+    """The factories default to the settings' models (`detector_factory` only where the settings name a
+    detector)."""
     settings = settings or EmbedderSettings()
-    cache = ModelCache(model_factory or settings.build_model, **settings.batching())
+    batching = settings.batching()
+    cache = ModelCache(model_factory or settings.build_model, **batching)
+    # The detector and the classifier are small next to the embedding model: one replica each.
+    small = batching | {"replicas": 1}
+    detector = (DetectorCache(detector_factory or settings.build_detector, **small) if settings.detects else None)
+    models = DogModels(cache, detector, ClassifierCache(classifier_factory or settings.build_classifier, **small))
+    detector_name = settings.detector if settings.detects else NO_DETECTOR
     limits = settings.image_limits()
-    app = model_service("embedder", settings, cache, preload=settings.preload,
+    app = model_service("embedder", settings, models, preload=settings.preload,
                         max_request_bytes=settings.max_batch * settings.max_image_bytes + 1024 * 1024)
+
+    def dogs_model(model: EmbeddingModel) -> str:
+        return crop_model_id(model.model_id) if settings.detects else model.model_id
 
     @app.get("/v1/info", response_model=ModelInfo)
     async def info() -> ModelInfo:
         model = await cache.aget()
-        return ModelInfo(model=model.model_id, dim=model.dim, device=settings.device,
-                         precision=settings.precision, data_config=_jsonable(model.data_config))
+        return ModelInfo(model=dogs_model(model), base_model=model.model_id, detector=detector_name, dim=model.dim,
+                         device=settings.device, precision=settings.precision,
+                         data_config=_jsonable(model.data_config))
 
-    @app.post("/v1/embed", response_model=EmbedResponse)
-    async def embed(images: list[UploadFile] = File(..., description="one or more image files"),
-                    encoding: Literal["json", "base64"] = "json") -> EmbedResponse:
+    async def read_and_decode(images: list[UploadFile], min_side: Callable[[EmbeddingModel], int]
+                              ) -> tuple[EmbeddingModel, list[DecodedImage]]:
+        """The model and the decoded photos; bad input is a 4xx whether or not the model is up."""
         if len(images) > settings.max_batch:
             raise TooLarge(f"too many images: {len(images)}, limit {settings.max_batch}")
         files = [(upload.filename or f"#{index}", await upload.read()) for index, upload in enumerate(images)]
@@ -45,31 +63,76 @@ def create_app(
         except ModelUnavailable as exc:
             model, unavailable = None, exc
 
-        def decode_all() -> list[Image.Image]:  # bad input is a 4xx whether or not the model is up
+        def decode_all() -> list[DecodedImage]:
             decoded = []
             for index, (name, data) in enumerate(files):
                 try:
                     if model is None:  # the answer is a 503 anyway: check the headers, decode nothing
                         limits.probe(data)
                         continue
-                    image = limits.decode(data, min_side=model.decode_side)
+                    decoded.append(limits.decode(data, min_side=min_side(model)))
                 except ImageRejected as exc:
                     if len(files) == 1:
                         raise
                     raise type(exc)(f"image {index} ({name}): {exc.reason}") from exc  # say which one
-                decoded.append(image.image)
             return decoded
 
         decoded = await asyncio.to_thread(decode_all)
         if model is None:
             raise unavailable
+        return model, decoded
+
+    @app.post("/v1/embed", response_model=EmbedResponse)
+    async def embed(images: list[UploadFile] = File(..., description="one or more image files"),
+                    encoding: Encoding = "json") -> EmbedResponse:
+        """The whole photos' vectors."""
+        model, decoded = await read_and_decode(images, lambda m: m.decode_side)
         # Preprocessing here, not on the inference thread: it overlaps the forward of other requests.
-        tensors = await asyncio.to_thread(lambda: [model.preprocess(im) for im in decoded])
+        tensors = await asyncio.to_thread(lambda: [model.preprocess(d.image) for d in decoded])
         vectors = await cache.embed(tensors)
         out = [encode_f32(v) for v in vectors] if encoding == "base64" else vectors.tolist()
         return EmbedResponse(model=model.model_id, dim=model.dim, vectors=out)
 
+    @app.post("/v1/embed/dogs", response_model=DogsResponse)
+    async def embed_dogs(
+        images: list[UploadFile] = File(..., description="one or more image files"),
+        encoding: Encoding = "json",
+        whole_if_none: bool = Query(False, description="a photo in which no dog is found is one dog: the whole "
+                                                       "photo, score null"),
+        vectors: bool = Query(True, description="false: boxes and guesses only (no embedding)"),
+    ) -> DogsResponse:
+        """Each photo's dogs (the detector's boxes), each with the vector of its crop and its likeliest breeds."""
+        # Decoded large enough that a small dog's crop still has the pixels the model needs (the whole photo, when
+        # no detector runs, as /v1/embed decodes it).
+        model, decoded = await read_and_decode(
+            images, lambda m: max(m.decode_side, settings.dog_decode_side) if settings.detects else m.decode_side)
+        found = await models.find(decoded, whole_if_none, crop_side=model.decode_side)
+        (photo_classes, dog_classes), embedded = await asyncio.gather(
+            models.classify(decoded, found), _embed_crops(model, [d.crop for p in found for d in p.dogs], vectors))
+        rows = iter(embedded)
+        photos = []
+        for photo, seems, classes in zip(found, photo_classes, dog_classes, strict=True):
+            dogs = []
+            for dog, cls in zip(photo.dogs, classes, strict=True):
+                vector = next(rows)
+                dogs.append({"box": list(dog.box), "score": dog.score, "breed_guess": breeds(cls),
+                             "vector": None if vector is None else
+                             encode_f32(vector) if encoding == "base64" else vector.tolist()})
+            photos.append({"width": photo.width, "height": photo.height, "dogs": dogs,
+                           "seems": [{"label": x.name, "p": x.p} for x in seems.labels]})
+        return DogsResponse(model=dogs_model(model), dim=model.dim, detector=detector_name, photos=photos)
+
+    async def _embed_crops(model: EmbeddingModel, crops: list, wanted: bool) -> list:
+        if not wanted:
+            return [None] * len(crops)
+        if not crops:
+            return []
+        tensors = await asyncio.to_thread(lambda: [model.preprocess(im) for im in crops])
+        return list(await cache.embed(tensors))
+
     return app
+
+
 
 
 def _jsonable(config: dict) -> dict:

@@ -1,4 +1,4 @@
-"""Python client of the embedder's HTTP API."""
+"""Python client of the embedder's HTTP API; implements the gallery's Embedder contract."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dogsearch.core.vectors import decode_f32
+from dogsearch.gallery.contracts import DogsEmbedding, FoundDog, PhotoDogs
 from dogsearch.services.http import ServiceClient
 
 
@@ -16,7 +17,24 @@ class EmbedderClient(ServiceClient):
         return (await self.request("GET", "/v1/info")).json()
 
     async def embed(self, images: Sequence[bytes]) -> tuple[str, np.ndarray]:
-        """Raw image files in; (model id, float32 array of shape (n, dim)) out."""
-        files = [("images", (f"{i}", data, "application/octet-stream")) for i, data in enumerate(images)]
-        body = (await self.request("POST", "/v1/embed", params={"encoding": "base64"}, files=files)).json()
+        """Raw image files in; (model id, float32 array of shape (n, dim)) of the whole photos out."""
+        body = (await self.request("POST", "/v1/embed", params={"encoding": "base64"}, files=_files(images))).json()
         return body["model"], np.stack([decode_f32(v) for v in body["vectors"]])
+
+    async def embed_dogs(self, images: Sequence[bytes], *, whole_if_none: bool = False,
+                         vectors: bool = True) -> DogsEmbedding:
+        params = {"encoding": "base64", "whole_if_none": str(whole_if_none).lower(), "vectors": str(vectors).lower()}
+        body = (await self.request("POST", "/v1/embed/dogs", params=params, files=_files(images))).json()
+        photos = tuple(
+            PhotoDogs(photo["width"], photo["height"],
+                      tuple(FoundDog(tuple(dog["box"]), dog["score"],
+                                     decode_f32(dog["vector"]) if dog.get("vector") is not None else None,
+                                     tuple(dog["breed_guess"]))
+                            for dog in photo["dogs"]),
+                      tuple(photo["seems"]))
+            for photo in body["photos"])
+        return DogsEmbedding(body["model"], body["detector"], photos)
+
+
+def _files(images: Sequence[bytes]) -> list:
+    return [("images", (f"{i}", data, "application/octet-stream")) for i, data in enumerate(images)]

@@ -4,7 +4,9 @@ from pydantic import BaseModel, Field
 
 
 class ModelInfo(BaseModel):
-    model: str
+    model: str = Field(..., description="the id of the vectors /v1/embed/dogs gives (what a gallery stores)")
+    base_model: str = Field(..., description="the embedding model's own id: the vectors /v1/embed gives")
+    detector: str = Field(..., description="the dog detector, or 'none'")
     dim: int
     device: str
     precision: str
@@ -17,3 +19,36 @@ class EmbedResponse(BaseModel):
     vectors: list[list[float]] | list[str] = Field(
         ..., description="one per image, in order: numbers, or with ?encoding=base64 the base64 of dim "
                          "little-endian float32 values")
+
+
+class BreedGuess(BaseModel):
+    breed: str
+    p: float = Field(..., description="how likely this breed is, given that it is a dog")
+
+
+class Seems(BaseModel):
+    label: str = Field(..., description="an ImageNet class")
+    p: float
+
+
+class FoundDog(BaseModel):
+    box: list[float] = Field(..., description="[x0, y0, x1, y1] in the photo's pixels (EXIF orientation applied)")
+    score: float | None = Field(..., description="the detector's confidence; null: no detector, the whole photo")
+    vector: list[float] | str | None = Field(
+        None, description="its crop's vector: numbers, or with ?encoding=base64 the base64 of dim little-endian "
+                          "float32 values; null with ?vectors=false")
+    breed_guess: list[BreedGuess] = Field(..., description="the likeliest breeds of the crop, best first")
+
+
+class PhotoDogs(BaseModel):
+    width: int
+    height: int
+    dogs: list[FoundDog] = Field(..., description="largest box first; empty: no dog found")
+    seems: list[Seems] = Field(..., description="what the whole photo seems to show, likeliest first")
+
+
+class DogsResponse(BaseModel):
+    model: str = Field(..., description="the vectors' id: the model, and how dogs are cropped for it")
+    dim: int
+    detector: str = Field(..., description="the detector's name, or 'none'")
+    photos: list[PhotoDogs] = Field(..., description="one per image, in order")

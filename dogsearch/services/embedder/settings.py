@@ -6,10 +6,21 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from dogsearch.core.settings import InferenceSettings, internal_key_field, set_secret, usable_cores
-from dogsearch.models.registry import DEFAULT_CACHE_DIR, DEFAULT_MODEL, create_model
+from dogsearch.models.registry import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_DETECTOR,
+    DEFAULT_MODEL,
+    create_detector,
+    create_model,
+    list_detectors,
+)
 
 if TYPE_CHECKING:
+    from dogsearch.models.detect import Detector
+    from dogsearch.models.dogclass import DogClassifier
     from dogsearch.models.embedding import EmbeddingModel
+
+NO_DETECTOR = "none"
 
 
 class EmbedderSettings(InferenceSettings):
@@ -25,12 +36,40 @@ class EmbedderSettings(InferenceSettings):
     preload: bool = Field(True, description="load the model at start-up rather than on the first request")
     max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
     queue_max_images: int = Field(512, ge=1, description="images waiting beyond this get 503 + Retry-After")
+    detector: str = Field(DEFAULT_DETECTOR, description="the dog detector whose boxes are embedded (a name in the "
+                                                        "detector registry); 'none': the whole photo is the dog")
+    max_dogs: int = Field(5, ge=1, le=20, description="most dogs embedded per photo (the largest)")
+    dog_decode_side: int = Field(
+        768, ge=64, le=8192,
+        description="/v1/embed/dogs decodes a photo at least this large on its shorter side (a JPEG shrinks on load "
+                    "no further; a 12 MP photo: 2000x1500): a dog a third of the photo across still fills a 224 px "
+                    "input")
     internal_key: SecretStr | None = internal_key_field("DOGSEARCH_EMBEDDER_")
 
     @field_validator("internal_key")
     @classmethod
     def _set(cls, value: SecretStr | None) -> SecretStr | None:
         return set_secret(value)
+
+    @field_validator("detector")
+    @classmethod
+    def _detector(cls, value: str) -> str:
+        known = list_detectors()
+        if value != NO_DETECTOR and value not in known:
+            raise ValueError(f"unknown detector {value!r}: one of {', '.join([*known, NO_DETECTOR])}")
+        return value
+
+    @property
+    def detects(self) -> bool:
+        return self.detector != NO_DETECTOR
+
+    def build_detector(self) -> Detector:
+        return create_detector(self.detector, threads=self.torch_threads, max_dogs=self.max_dogs)
+
+    def build_classifier(self) -> DogClassifier:
+        from dogsearch.models.dogclass import DogClassifier
+
+        return DogClassifier(device=self.device, cache_dir=self.cache_dir)
 
     def build_model(self) -> EmbeddingModel:
         """The model the embedder service serves with these settings: everything that embeds for the service (the

@@ -6,10 +6,12 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from dogsearch.core.errors import TimedOut, Unavailable
+from dogsearch.gallery.errors import NoDogFound
 from dogsearch.gallery.gallery import Gallery
 from dogsearch.gallery.layout import upgrade
 from dogsearch.jobs.service import Jobs
@@ -89,6 +91,10 @@ def create_app(
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
+    @app.exception_handler(NoDogFound)
+    async def no_dog(_: Request, exc: NoDogFound) -> JSONResponse:  # says what the photo seems to show instead
+        return JSONResponse({"detail": exc.reason, "code": exc.code, "seems": exc.seems}, status_code=422)
+
     install_web(app, settings.web_dir or DEFAULT_WEB_DIR)
     for routes in ROUTERS:
         app.include_router(routes.router(settings))

@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 
 class Dog(BaseModel):
     id: str
-    payload: dict[str, Any] = Field(..., description="name, breed, your own fields, and what the server recorded")
+    payload: dict[str, Any] = Field(..., description="name, breed, your own fields, and what the server recorded (box: "
+                                                     "the dog's in its photo, absent for the whole photo; "
+                                                     "breed_guess: suggested breeds when none was given)")
     image_url: str
     thumbnail_url: str
     owner: str | None = Field(None, description="the name of the API key that added it: shown to that key and admins")
@@ -20,8 +22,33 @@ class DogPage(BaseModel):
     total: int
 
 
+class BreedGuess(BaseModel):
+    breed: str
+    p: float = Field(..., description="how likely this breed is, given that it is a dog")
+
+
+class Seems(BaseModel):
+    label: str = Field(..., description="an ImageNet class the photo seems to show")
+    p: float
+
+
+class FoundDog(BaseModel):
+    index: int = Field(..., description="the `dog` to search for or add: 0 is the largest")
+    box: list[float] = Field(..., description="[x0, y0, x1, y1] in the photo's pixels (width x height)")
+    score: float | None = Field(..., description="the detector's confidence; null: the whole photo (no detector)")
+    breed_guess: list[BreedGuess] = Field(..., description="the likeliest breeds, best first")
+
+
+class Detected(BaseModel):
+    width: int = Field(..., description="the photo's width after its EXIF orientation: what boxes refer to")
+    height: int
+    dogs: list[FoundDog] = Field(..., description="largest first; empty: no dog found")
+    seems: list[Seems] = Field(..., description="what the whole photo seems to show, likeliest first")
+
+
 class SearchResult(Dog):
     score: float = Field(..., description="cosine similarity, higher is more similar")
+    box: list[float] | None = Field(None, description="the matched dog's box in its photo; null: the whole photo")
     pose: dict[str, Any] | None = Field(None, description="with pose=true: this photo's pose (as POST /v1/pose)")
     rerank_score: float | None = Field(None, description="with rerank=pose: the score results are ordered by")
 
@@ -30,6 +57,20 @@ class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(..., description="best first")
     query_pose: dict[str, Any] | None = Field(None, description="with pose=true: the query photo's pose")
     took_ms: float
+
+
+class PhotoSearchResponse(SearchResponse):
+    dogs: list[FoundDog] = Field(..., description="every dog found in the query photo, largest first")
+    dog: int = Field(..., description="the index of the dog searched for")
+    width: int = Field(..., description="the query photo's size, which the boxes refer to")
+    height: int
+    breed_guess: list[BreedGuess] = Field(..., description="the searched dog's likeliest breeds")
+
+
+class DogUpdate(BaseModel):
+    """User fields to set on every entry of a dog (name, breed, status, your own); other fields stay."""
+
+    model_config = {"extra": "allow", "json_schema_extra": {"example": {"breed": "beagle"}}}
 
 
 # -- bulk jobs -------------------------------------------------------------------------------------------------------

@@ -45,6 +45,9 @@ class GatewaySettings(ServiceSettings):
     decode_memory_bytes: int = Field(2 * MAX_DECODE_BYTES, ge=1024 * 1024, description=DECODE_MEMORY_HELP)
     thumbnail_px: int = Field(256, ge=32, le=2048)
     max_k: int = Field(100, ge=1, le=1000)
+    require_dog: bool = Field(True, description="a photo in which the embedder's detector finds no dog is refused "
+                                                "(422 no_dog_found) by search and add; false: its whole photo is the "
+                                                "dog")
     max_page: int = Field(100, ge=1, le=1000)
     web_dir: Path | None = Field(None, description="the built web UI served at / (default: the repository's web/dist)")
     api_keys: Annotated[list[str], NoDecode] = Field(

@@ -8,48 +8,60 @@ from typing import Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 
+from dogsearch.gallery.contracts import PhotoDogs
 from dogsearch.gallery.fields import search_filter
+from dogsearch.gallery.gallery import Search
+from dogsearch.gallery.records import Match
 from dogsearch.pose.rerank import rerank as rerank_by_pose
-from dogsearch.services.gateway.deps import UUID_PATTERN, GalleryDep, PartsDep, dog_out, read_upload
-from dogsearch.services.gateway.schemas import SearchResponse, SearchResult
+from dogsearch.services.gateway.deps import UUID_PATTERN, GalleryDep, PartsDep, SettingsDep, dog_out, read_upload
+from dogsearch.services.gateway.schemas import Detected, FoundDog, PhotoSearchResponse, SearchResponse, SearchResult
 from dogsearch.services.gateway.settings import GatewaySettings
+
+NO_DOG = {422: {"description": "no dog found in the photo (code no_dog_found, with `seems`: what it seems to show "
+                               "instead), `dog` beyond the dogs it shows (code no_such_dog), or bad input"}}
 
 
 def router(settings: GatewaySettings) -> APIRouter:
     api = APIRouter(tags=["search"])
 
-    @api.post("/v1/search", response_model=SearchResponse)
+    @api.post("/v1/detect", response_model=Detected)
+    async def detect(gallery: GalleryDep, settings: SettingsDep,
+                     image: UploadFile = File(..., description="a photo")) -> Detected:
+        """The dogs a search or an add would find in the photo (pick one with their `dog` field), each with breed
+        suggestions, and what the photo seems to show."""
+        photo = await gallery.detect(await read_upload(image, settings))
+        return Detected(width=photo.width, height=photo.height, dogs=found_dogs(photo), seems=list(photo.seems))
+
+    @api.post("/v1/search", response_model=PhotoSearchResponse, responses=NO_DOG)
     async def search_dogs(
         parts: PartsDep,
         image: UploadFile = File(..., description="a photo of a dog"),
+        dog: int = Form(0, description="which dog of the photo to search for (0: the largest; see `dogs`)"),
         k: int = Form(10, ge=1, le=settings.max_k),
         breed: str | None = Form(None),
         name: str | None = Form(None),
         filter: str | None = Form(None, description='JSON object, e.g. {"color": ["brown", "black"]}'),
         pose: bool = Form(False, description="add each result's pose and the query's (query_pose)"),
         rerank: Literal["none", "pose"] = Form("none", description="'pose': re-order by body proportions too"),
-    ) -> SearchResponse:
+    ) -> PhotoSearchResponse:
         start = time.perf_counter()
         flt = search_filter(breed, name, filter)
         data = await read_upload(image, parts.settings)
         if not pose and rerank == "none":
-            matches = await parts.gallery.search(data, k, flt)
-            return SearchResponse(results=[dog_out(m.dog, SearchResult, score=m.score) for m in matches],
-                                  took_ms=_ms_since(start))
+            found = await parts.gallery.search(data, k, flt, dog)
+            return _answer(found, [result(m) for m in found.matches], start)
         # re-ranking looks at more candidates than it returns
         depth = min(parts.settings.max_k, k * parts.settings.pose_rerank_depth) if rerank == "pose" else k
-        matches = await parts.gallery.search(data, depth, flt)
+        found = await parts.gallery.search(data, depth, flt, dog)
+        matches = found.matches
         query_pose, poses = await asyncio.gather(parts.pose.pose(data),
                                                  asyncio.gather(*(parts.poses.of(m.dog) for m in matches)))
         scored = [(m.score, m) for m in matches]
         ranked = (rerank_by_pose(query_pose, scored, poses, parts.settings.pose_rerank_weight) if rerank == "pose"
                   else [(s, m, p) for (s, m), p in zip(scored, poses, strict=True)])
-        return SearchResponse(
-            results=[dog_out(m.dog, SearchResult, score=m.score, pose=p if pose else None,
-                             rerank_score=round(s, 6) if rerank == "pose" else None) for s, m, p in ranked[:k]],
-            query_pose=query_pose if pose else None,
-            took_ms=_ms_since(start),
-        )
+        return _answer(found, [result(m, pose=p if pose else None,
+                                      rerank_score=round(s, 6) if rerank == "pose" else None)
+                               for s, m, p in ranked[:k]], start, query_pose if pose else None)
 
     @api.get("/v1/dogs/{dog_id}/similar", response_model=SearchResponse)
     async def similar(
@@ -62,10 +74,26 @@ def router(settings: GatewaySettings) -> APIRouter:
     ) -> SearchResponse:
         start = time.perf_counter()
         matches = await gallery.similar(dog_id, k, search_filter(breed, name, filter))
-        return SearchResponse(results=[dog_out(m.dog, SearchResult, score=m.score) for m in matches],
-                              took_ms=_ms_since(start))
+        return SearchResponse(results=[result(m) for m in matches], took_ms=_ms_since(start))
 
     return api
+
+
+def found_dogs(photo: PhotoDogs) -> list[FoundDog]:
+    return [FoundDog(index=i, box=list(d.box), score=d.score, breed_guess=list(d.breed_guess))
+            for i, d in enumerate(photo.dogs)]
+
+
+def result(match: Match, **extra) -> SearchResult:
+    return dog_out(match.dog, SearchResult, score=match.score, box=match.dog.payload.get("box"), **extra)
+
+
+def _answer(found: Search, results: list[SearchResult], start: float,
+            query_pose: dict | None = None) -> PhotoSearchResponse:
+    photo = found.photo
+    return PhotoSearchResponse(results=results, query_pose=query_pose, took_ms=_ms_since(start),
+                               dogs=found_dogs(photo), dog=found.dog, width=photo.width, height=photo.height,
+                               breed_guess=list(photo.dogs[found.dog].breed_guess))
 
 
 def _ms_since(start: float) -> float:

@@ -1,0 +1,153 @@
+"""Embedding the dogs of a photo rather than the photo: the detector's boxes, each dog's crop (core/boxes.py's margin)
+embedded by the embedding model, breed guesses for each crop and what the whole photo seems to show (the dog
+classifier). The detector and the classifier are built once, lazily, behind a lock like the embedding model, and run
+batched on inference threads of their own: never on the event loop."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from dogsearch.core.boxes import DEFAULT_MARGIN, area, expand
+from dogsearch.core.images import DecodedImage
+from dogsearch.inference.runner import BatchedModel
+from dogsearch.models.detect import Detection, Detector
+from dogsearch.models.dogclass import Classification, DogClassifier
+
+Box = tuple[float, float, float, float]
+
+
+def crop_model_id(model_id: str, margin: float = DEFAULT_MARGIN) -> str:
+    """The id of a model's vectors of dog crops: another vector space than its whole photos', so a gallery of whole
+    photos raises ModelMismatch and `dogsearch reindex` moves it."""
+    return f"{model_id}@dogcrop-m{margin:g}"
+
+
+class DetectorCache(BatchedModel[Detector, Image.Image, list[Detection]]):
+    def __init__(self, factory: Callable[[], Detector], **batching: Any) -> None:
+        super().__init__(factory, "detector", lambda det, images: [det.detect(im) for im in images],
+                         unavailable="dog detector unavailable", **batching)
+
+
+class ClassifierCache(BatchedModel[DogClassifier, Image.Image, Classification]):
+    def __init__(self, factory: Callable[[], DogClassifier], **batching: Any) -> None:
+        super().__init__(factory, "classifier", lambda clf, images: clf.classify(list(images)),
+                         unavailable="dog classifier unavailable", **batching)
+
+
+@dataclass(frozen=True)
+class Dog:
+    box: Box  # in the photo's own pixels
+    score: float | None  # None: the whole photo, no detection
+    crop: Image.Image  # what the models see, from the decoded (maybe shrunk) image
+
+
+@dataclass(frozen=True)
+class Found:
+    width: int
+    height: int
+    dogs: list[Dog]
+
+
+def crop_at_most(image: Image.Image, box: Box, margin: float, side: int | None) -> Image.Image:
+    """core/boxes.crop's crop, averaged down in the same pass until its shorter side is `side` (the most a model
+    decodes a photo at): no full-size copy of a large dog is made."""
+    left, top, right, bottom = expand(box, margin, image.width, image.height)
+    width, height = right - left, bottom - top
+    scale = 1.0 if side is None else min(1.0, side / min(width, height))
+    if scale == 1.0:
+        return image.crop((left, top, right, bottom))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.BOX, box=(left, top, right, bottom))
+
+
+def dogs_of(decoded: DecodedImage, detections: Sequence[Detection] | None, whole_if_none: bool,
+            margin: float = DEFAULT_MARGIN, crop_side: int | None = None) -> Found:
+    """A photo's dogs, largest box first; `detections` in the decoded image's pixels (None: no detector ran, the whole
+    photo is the dog). Crops are at most `crop_side` on their shorter side. Blocking (the crops copy pixels)."""
+    image = decoded.image
+    sx, sy = decoded.width / image.width, decoded.height / image.height  # a JPEG may have shrunk on load
+    whole = Dog((0.0, 0.0, float(decoded.width), float(decoded.height)), None, image)
+    if detections is None or (not detections and whole_if_none):
+        return Found(decoded.width, decoded.height, [whole])
+    dogs = []
+    for d in sorted(detections, key=lambda d: -area(d.box)):
+        x0, y0, x1, y1 = d.box
+        box = (round(x0 * sx, 1), round(y0 * sy, 1), round(x1 * sx, 1), round(y1 * sy, 1))
+        dogs.append(Dog(box, round(float(d.score), 4), crop_at_most(image, d.box, margin, crop_side)))
+    return Found(decoded.width, decoded.height, dogs)
+
+
+class DogModels:
+    """The detector (None: off) and the classifier beside the embedding model; one lifespan and readiness for all."""
+
+    def __init__(self, embedder: BatchedModel, detector: DetectorCache | None, classifier: ClassifierCache) -> None:
+        self.embedder, self.detector, self.classifier = embedder, detector, classifier
+
+    @property
+    def all(self) -> list[BatchedModel]:
+        return [m for m in (self.embedder, self.detector, self.classifier) if m is not None]
+
+    @asynccontextmanager
+    async def running(self, preload: bool) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for model in self.all:
+                await stack.enter_async_context(model.running(preload))
+            yield
+
+    def readiness(self, preload: bool, lazy_is_ready: bool = False) -> str | None:
+        """The embedding model's; the detector's and the classifier's once they failed, or while they preload
+        (lazily, they load on the first request that finds dogs)."""
+        reasons = [self.embedder.readiness(preload, lazy_is_ready)]
+        reasons += [m.readiness(preload, lazy_is_ready=True) for m in self.all[1:]]
+        return "; ".join(dict.fromkeys(r for r in reasons if r)) or None
+
+    async def find(self, decoded: Sequence[DecodedImage], whole_if_none: bool, crop_side: int) -> list[Found]:
+        detections: list[list[Detection] | None] = [None] * len(decoded)
+        if self.detector is not None:
+            detections = await self.detector.submit([d.image for d in decoded])
+        return await asyncio.to_thread(lambda: [dogs_of(d, found, whole_if_none, crop_side=crop_side)
+                                                for d, found in zip(decoded, detections, strict=True)])
+
+    async def classify(self, decoded: Sequence[DecodedImage], found: Sequence[Found]
+                       ) -> tuple[list[Classification], list[list[Classification]]]:
+        """(each whole photo's, each photo's dogs'), in one batch."""
+        crops = [dog.crop for photo in found for dog in photo.dogs]
+        classes = await self.classifier.submit([d.image for d in decoded] + crops)
+        photos, rest = classes[:len(decoded)], iter(classes[len(decoded):])
+        return photos, [[next(rest) for _ in photo.dogs] for photo in found]
+
+
+class DogCropModel:
+    """The embedding model on each dog the detector finds, blocking, as the embedder service embeds them: what
+    `dogsearch reindex` re-embeds a gallery with (gallery/reindex.py's `DogCropper`)."""
+
+    def __init__(self, model: Any, detector: Detector, classifier: DogClassifier, *, decode_side: int = 768,
+                 margin: float = DEFAULT_MARGIN) -> None:
+        self.model, self.detector, self.classifier, self.margin = model, detector, classifier, margin
+        self.model_id, self.dim = crop_model_id(model.model_id, margin), model.dim
+        self.decode_side = max(model.decode_side, decode_side)
+
+    def preprocess(self, image: Image.Image) -> Any:
+        return self.model.preprocess(image)
+
+    def embed(self, batch: Any) -> Any:
+        return self.model.embed(batch)
+
+    def dogs(self, image: Image.Image, width: int, height: int) -> list[tuple[Box | None, Image.Image, list[dict]]]:
+        """A photo's dogs, largest first, each (its box in the photo's `width` x `height` pixels, None for the whole
+        photo when no dog is found; its crop; its breed guesses)."""
+        decoded = DecodedImage(format="", width=width, height=height, image=image)
+        found = dogs_of(decoded, self.detector.detect(image), whole_if_none=True, margin=self.margin,
+                        crop_side=self.model.decode_side)
+        classes = self.classifier.classify([dog.crop for dog in found.dogs])
+        return [(None if dog.score is None else dog.box, dog.crop, breeds(cls))
+                for dog, cls in zip(found.dogs, classes, strict=True)]
+
+
+def breeds(cls: Classification) -> list[dict]:
+    return [{"breed": x.name, "p": x.p} for x in cls.breeds]

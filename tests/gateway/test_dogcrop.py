@@ -1,0 +1,155 @@
+"""Search and indexing work on each dog the detector finds (issue 18), with the tiny fakes: the blob detector boxes
+each patch of colour on a light background, a plain photo shows no dog."""
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.fakes import fake_all_in_one
+from tests.gateway.helpers import BLUE, RED, add, search, total
+from tests.images import encode, solid
+
+BACKGROUND = (235, 235, 235)
+
+
+def dogs_photo(*patches: tuple[tuple[int, int, int], tuple[int, int, int, int]], size=(160, 120),
+               fmt: str = "PNG") -> bytes:
+    """A light photo with a patch of colour (a "dog") at each (x0, y0, x1, y1)."""
+    im = Image.new("RGB", size, BACKGROUND)
+    for colour, (x0, y0, x1, y1) in patches:
+        im.paste(Image.new("RGB", (x1 - x0, y1 - y0), colour), (x0, y0))
+    return encode(im, fmt)
+
+
+# a small red dog on the left, a larger blue one on the right: the blue one is dog 0
+TWO_DOGS = dogs_photo((RED, (10, 30, 50, 80)), (BLUE, (80, 10, 150, 110)))
+RED_DOG = dogs_photo((RED, (60, 30, 110, 90)))
+BLUE_DOG = dogs_photo((BLUE, (20, 20, 100, 100)))
+PLAIN = solid(BACKGROUND, (160, 120))
+
+
+@pytest.fixture
+async def gw(tmp_path):
+    app = fake_all_in_one(tmp_path / "data", detector=True,
+                          jobs_options={"broker_url": None, "allowed_roots": [str(tmp_path / "in")]})
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            yield client
+
+
+def near(box, expected, tolerance=10.0) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(box, expected, strict=True))
+
+
+async def test_detect_lists_the_dogs_largest_first_with_breed_guesses(gw):
+    r = await gw.post("/v1/detect", files={"image": ("p.png", TWO_DOGS)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["width"], body["height"]) == (160, 120)
+    assert [d["index"] for d in body["dogs"]] == [0, 1]
+    assert near(body["dogs"][0]["box"], (80, 10, 150, 110)) and near(body["dogs"][1]["box"], (10, 30, 50, 80))
+    assert body["dogs"][0]["breed_guess"][0]["breed"] == "Kerry blue terrier"  # the fake's breed of a blue crop
+    assert body["dogs"][1]["breed_guess"][0]["breed"] == "Irish setter"
+    assert body["dogs"][0]["score"] == 0.9 and "vector" not in body["dogs"][0]
+    assert body["seems"][0] == {"label": "golf ball", "p": 0.71}
+    plain = (await gw.post("/v1/detect", files={"image": ("p.jpg", PLAIN)})).json()
+    assert plain["dogs"] == [] and plain["seems"]  # no dog is an answer here, not an error
+
+
+async def test_search_looks_for_the_chosen_dog_of_the_photo(gw):
+    red = (await add(gw, RED_DOG, name="red")).json()["id"]
+    blue = (await add(gw, BLUE_DOG, name="blue")).json()["id"]
+    first = await search(gw, TWO_DOGS)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["dog"] == 0 and (body["width"], body["height"]) == (160, 120) and len(body["dogs"]) == 2
+    assert body["breed_guess"] == body["dogs"][0]["breed_guess"]
+    assert body["results"][0]["id"] == blue and body["results"][0]["score"] > 0.95  # the crop, not the photo
+    assert near(body["results"][0]["box"], (20, 20, 100, 100))
+    second = (await search(gw, TWO_DOGS, dog="1")).json()
+    assert second["dog"] == 1 and second["results"][0]["id"] == red and second["results"][0]["score"] > 0.95
+    assert second["breed_guess"][0]["breed"] == "Irish setter"
+
+
+async def test_a_photo_without_a_dog_or_a_dog_it_does_not_show_is_a_422_with_the_reason(gw):
+    await add(gw, RED_DOG)
+    r = await search(gw, PLAIN)
+    assert r.status_code == 422
+    body = r.json()
+    assert body["code"] == "no_dog_found" and body["detail"] == "no dog found in this photo"
+    assert body["seems"][0]["label"] == "golf ball"
+    for dog in ("2", "-1"):
+        r = await search(gw, TWO_DOGS, dog=dog)
+        assert r.status_code == 422 and r.json()["code"] == "no_such_dog", r.text
+    assert "shows 2 dogs" in (await search(gw, TWO_DOGS, dog="2")).json()["detail"]
+    r = await add(gw, PLAIN, name="nothing")
+    assert r.status_code == 422 and r.json()["code"] == "no_dog_found"
+    assert (await add(gw, RED_DOG, dog="1")).json()["code"] == "no_such_dog"
+    assert await total(gw) == 1  # nothing stored by the refused adds
+
+
+async def test_adding_a_dog_of_a_photo_stores_its_box_and_a_breed_guess(gw):
+    r = await add(gw, TWO_DOGS, dog="1", name="small")
+    assert r.status_code == 201, r.text
+    small = r.json()
+    assert near(small["payload"]["box"], (10, 30, 50, 80))
+    assert small["payload"]["breed_guess"][0] == {"breed": "Irish setter", "p": 0.7}
+    again = await add(gw, TWO_DOGS, dog="1", name="small")
+    assert again.status_code == 200 and again.json()["id"] == small["id"]  # the same dog of the same photo
+    big = await add(gw, TWO_DOGS, breed="beagle")  # dog 0, the larger; a breed given: no guess stored
+    assert big.status_code == 201 and big.json()["id"] != small["id"]
+    assert "breed_guess" not in big.json()["payload"] and near(big.json()["payload"]["box"], (80, 10, 150, 110))
+    assert await total(gw) == 2
+    # both dogs are in the one photo: deleting one keeps the photo for the other
+    assert (await gw.delete(f"/v1/dogs/{small['id']}")).status_code == 204
+    assert (await gw.get(f"/v1/dogs/{big.json()['id']}/image")).status_code == 200
+
+
+async def test_patch_sets_user_fields_on_the_dog(gw):
+    dog = (await add(gw, RED_DOG, name="rex")).json()
+    r = await gw.patch(f"/v1/dogs/{dog['id']}", json={"breed": "Irish setter", "color": "red"})
+    assert r.status_code == 200, r.text
+    assert r.json()["payload"]["breed"] == "Irish setter" and r.json()["payload"]["name"] == "rex"
+    assert r.json()["payload"]["color"] == "red"
+    found = (await search(gw, RED_DOG, breed="Irish setter")).json()["results"]
+    assert [d["id"] for d in found] == [dog["id"]]  # every entry carries the new breed: the filter finds it
+    bad = await gw.patch(f"/v1/dogs/{dog['id']}", json={"dog_id": "x"})
+    assert bad.status_code == 422
+    assert (await gw.patch("/v1/dogs/00000000-0000-0000-0000-000000000000", json={"breed": "x"})).status_code == 404
+
+
+async def test_a_bulk_job_stores_each_dog_of_a_photo_and_fails_photos_without_one(gw, tmp_path):
+    folder = tmp_path / "in" / "mixed"
+    folder.mkdir(parents=True)
+    (folder / "two.png").write_bytes(TWO_DOGS)
+    (folder / "one.png").write_bytes(RED_DOG)
+    (folder / "none.jpg").write_bytes(PLAIN)
+    for run in range(2):
+        job = (await gw.post("/v1/jobs/index", json={"path": str(folder)})).json()
+        body = await wait_for(gw, job["id"])
+        assert body["state"] == "done", body
+        if run == 0:
+            assert body["indexed"] == 2 and body["failed"] == 1
+            assert [e["reason"] for e in body["errors"]] == ["no dog found in this photo"]
+            assert body["errors"][0]["file"].endswith("none.jpg")
+        else:  # again: each stored photo is found, nothing doubles
+            assert body["indexed"] == 0 and body["already_stored"] == 2
+        assert await total(gw) == 3  # two dogs of one photo, one of the other
+    dogs = (await gw.get("/v1/dogs")).json()["items"]
+    two = sorted((d["payload"]["box"] for d in dogs if d["payload"]["sha256"] == hashlib.sha256(TWO_DOGS).hexdigest()),
+                 key=lambda box: box[0])
+    assert len(two) == 2 and near(two[0], (10, 30, 50, 80)) and near(two[1], (80, 10, 150, 110))
+
+
+async def wait_for(client, job_id: str) -> dict:
+    import asyncio
+
+    for _ in range(400):
+        body = (await client.get(f"/v1/jobs/{job_id}")).json()
+        if body["state"] in ("done", "failed", "cancelled"):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {body}")
