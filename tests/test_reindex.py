@@ -22,6 +22,7 @@ from dogsearch.search import qdrant as qdrant_module
 from dogsearch.search.contract import CollectionInfo, Engine, StoreError
 from dogsearch.search.edge import EdgeEngine
 from dogsearch.search.qdrant import QdrantEngine
+from dogsearch.services.embedder.dogs import crop_model_id
 from dogsearch.services.layout import DataLayout
 from tests.fakes import ColorGridModel, fake_all_in_one
 from tests.images import halves, solid
@@ -260,7 +261,7 @@ async def test_reindex_with_a_detector_embeds_each_dog_and_brings_in_a_photos_ot
 
     cropper = DogCropModel(ColorGridModel(), BlobDetector(), FakeClassifier())
     report = site.run(cropper)
-    assert report.swapped and report.new_model == "test-color-grid@dogcrop-m0.1"
+    assert report.swapped and report.new_model == crop_model_id("test-color-grid")
     assert report.added == 1 and report.points == 3  # the small blue dog of rex's photo is a dog of its own now
     again = site.run(cropper)
     assert not again.swapped and again.points == 3  # run again: nothing to do, nothing doubled

@@ -10,6 +10,7 @@ from PIL import Image
 
 from dogsearch.core.vectors import decode_f32
 from dogsearch.services.embedder.app import create_app
+from dogsearch.services.embedder.dogs import crop_model_id
 from dogsearch.services.embedder.settings import EmbedderSettings
 from tests.fakes import BlobDetector, ColorGridModel, FakeClassifier
 from tests.images import encode, solid
@@ -65,7 +66,7 @@ async def test_model_loads_lazily_once_under_concurrent_requests(embedder):
     info = (await client.get("/v1/info")).json()
     assert info["base_model"] == model.model_id and info["dim"] == 48 and info["device"] == "cpu"
     # what a gallery stores: vectors of dog crops, another space than the whole photos' of /v1/embed
-    assert info["model"] == "test-color-grid@dogcrop-m0.1" and info["detector"] == "saliency"
+    assert info["model"] == crop_model_id("test-color-grid") and info["detector"] == "saliency"
 
 
 async def test_bad_image_in_a_batch_names_it(embedder):
@@ -208,7 +209,7 @@ async def test_embed_dogs_boxes_each_dog_in_the_photos_pixels_and_embeds_its_cro
     r = await client.post("/v1/embed/dogs", files=files(stored, solid((30, 30, 30))))
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["model"] == "test-color-grid@dogcrop-m0.1" and body["dim"] == 48
+    assert body["model"] == crop_model_id("test-color-grid") and body["dim"] == 48
     photo, plain = body["photos"]
     assert (photo["width"], photo["height"]) == (1200, 3000)
     big, small = photo["dogs"]  # largest first

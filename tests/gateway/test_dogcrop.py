@@ -67,10 +67,12 @@ async def test_search_looks_for_the_chosen_dog_of_the_photo(gw):
     body = first.json()
     assert body["dog"] == 0 and (body["width"], body["height"]) == (160, 120) and len(body["dogs"]) == 2
     assert body["breed_guess"] == body["dogs"][0]["breed_guess"]
-    assert body["results"][0]["id"] == blue and body["results"][0]["score"] > 0.95  # the crop, not the photo
+    # the crop, not the photo: the blue dog far ahead of the red one (the margin adds a little background)
+    assert body["results"][0]["id"] == blue and body["results"][0]["score"] > body["results"][1]["score"] + 0.5
     assert near(body["results"][0]["box"], (20, 20, 100, 100))
     second = (await search(gw, TWO_DOGS, dog="1")).json()
-    assert second["dog"] == 1 and second["results"][0]["id"] == red and second["results"][0]["score"] > 0.95
+    assert second["dog"] == 1 and second["results"][0]["id"] == red
+    assert second["results"][0]["score"] > second["results"][1]["score"] + 0.5
     assert second["breed_guess"][0]["breed"] == "Irish setter"
 
 
