@@ -289,7 +289,7 @@ def _pose_families() -> None:
 
 
 def _detector_families() -> None:
-    from dogsearch.models import detect  # noqa: F401
+    from dogsearch.models import detect, dogdet  # noqa: F401
 
 
 # builders take keyword options and ignore the ones that are not theirs (the pose settings carry every model's)
