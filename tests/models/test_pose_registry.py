@@ -25,7 +25,7 @@ def test_the_settings_offer_exactly_the_registered_names_and_defaults():
 def test_unknown_names_say_the_choices():
     with pytest.raises(ValueError, match="unknown pose model 'hrnet': use 'lite0-fpn' or 'hrnet-w32-ap10k'"):
         R.create_pose_model("hrnet")
-    with pytest.raises(ValueError, match="unknown detector 'yolo': use 'saliency', 'whole-image', 'lite0-centernet' "
+    with pytest.raises(ValueError, match="unknown detector 'yolo': use 'lite0-centernet', 'saliency', 'whole-image' "
                                          "or 'lite0-centernet-raw'"):
         R.create_detector("yolo")
 
