@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 DEFAULT_DATA = Path("../shared/data")
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     negatives = args.negatives or [DEFAULT_DATA / "not-dogs", DEFAULT_DATA / "oxford-pets" / "cats"]
     config = train(args.dogs, images, negatives, args.out, input_size=args.input_size, width=args.width,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                   threads=args.threads, cache_dir=args.cache_dir)
+                   threads=args.threads, cache_dir=args.cache_dir,
+                   log=lambda message: print(message, file=sys.stderr))  # stdout: the result only
     print(json.dumps({"out": str(args.out), "train_minutes": config["train_minutes"],
                       "operating_point": config["operating_point"]}, indent=2))
     return 0
