@@ -38,6 +38,9 @@ def add_parser(sub) -> None:
     detect.add_argument("--detector", help="detector name (default: the registry's default)")
     detect.add_argument("--iou", type=float, default=0.5, help="IoU a box needs with a labelled dog to count")
     detect.add_argument("--limit", type=int, help="at most N photos of each folder, spread evenly over it")
+    detect.add_argument("--split", choices=["all", "train", "held-out"], default="all",
+                        help="only the photos of this split (a hash of the file name, eval/detect.split_of): "
+                             "held-out is what a trained detector never saw")
     detect.add_argument("--threads", type=int, help="detector threads (default: the runtime's)")
     detect.add_argument("--json", action="store_true", help="print one JSON object")
     detect.set_defaults(func=run_detect)
@@ -200,16 +203,19 @@ def run_detect(args: argparse.Namespace) -> int:
     detector = create_detector(args.detector or DEFAULT_DETECTOR, threads=args.threads)
     try:
         result = evaluate(detector, args.dir, negatives=args.negatives, image_dirs=args.images, iou=args.iou,
-                          limit=args.limit, progress=lambda items, what: tqdm(items, desc=f"eval detect {what}",
-                                                                              unit="photo", disable=args.json))
+                          limit=args.limit, split=args.split,
+                          progress=lambda items, what: tqdm(items, desc=f"eval detect {what}", unit="photo",
+                                                            disable=args.json))
     except ValueError as exc:
         print(f"dogsearch eval detect: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"detector {result['detector']}; a dog box: IoU >= {result['iou']} with a labelled dog, scored above "
-          f"{result['min_score']} (the whole-image fallback is no dog)")
+    claim = (f"scored above {result['fallback_score']} (the whole-image fallback is no dog)"
+             if result["min_score"] is None else f"scored at or above its operating point {result['min_score']}")
+    print(f"detector {result['detector']} on {result['split']} photos; a dog box: IoU >= {result['iou']} with a "
+          f"labelled dog, {claim}")
     lab = result["labelled"]
     print(f"{'labelled':<10} {'photos':>6} {'dogs':>5} {'boxes':>6} {'precision':>9} {'recall':>6} {'AP@0.5':>6} "
           f"{'none':>5} {'ms/photo':>8}  dir")

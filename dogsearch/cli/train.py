@@ -1,12 +1,13 @@
 """`dogsearch train WHAT`: the embedder's head (CPU), the ViT through LoRA (a GPU's work), the ViT fused with the
-ImageNet CNN (CPU), the pose model. Each
-recipe's flags come from its config (dogsearch/training/*/cli.py)."""
+ImageNet CNN (CPU), the pose model, the dog detector's head. Each recipe's flags come from its config
+(dogsearch/training/*/cli.py)."""
 from __future__ import annotations
 
 import argparse
 
 
 def add_parser(sub) -> None:
+    from dogsearch.training.detector.cli import add_arguments as add_detector_arguments
     from dogsearch.training.embedder.cli import add_arguments, add_finetune_arguments
     from dogsearch.training.fusion.cli import add_arguments as add_fusion_arguments
     from dogsearch.training.pose.cli import add_arguments as add_pose_arguments
@@ -26,6 +27,9 @@ def add_parser(sub) -> None:
     pose = kinds.add_parser("pose", help="train the default pose model (models/pose-lite0-fpn)")
     pose.set_defaults(func=run_pose)
     add_pose_arguments(pose)
+    detector = kinds.add_parser("detector", help="train the dog detector's head (models/detector-lite0-centernet)")
+    detector.set_defaults(func=run_detector)
+    add_detector_arguments(detector)
 
 
 def run_embedder(args: argparse.Namespace) -> int:
@@ -55,6 +59,14 @@ def run_fusion(args: argparse.Namespace) -> int:
 def run_pose(args: argparse.Namespace) -> int:
     from dogsearch.core.logs import configure_logging
     from dogsearch.training.pose.cli import run
+
+    configure_logging("WARNING")
+    return run(args)
+
+
+def run_detector(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.training.detector.cli import run
 
     configure_logging("WARNING")
     return run(args)

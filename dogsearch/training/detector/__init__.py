@@ -1,0 +1,1 @@
+"""Training of the dog detector's head (`dogsearch train detector`)."""

@@ -1,0 +1,45 @@
+"""`dogsearch train detector`: train the dog detector's head on the training split, write models/<id>/."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_DATA = Path("../shared/data")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dogs", type=Path, default=DEFAULT_DATA / "dogpose",
+                        help="labelled dogs: DIR/labels/<id>.txt (YOLO, one line a dog) (default "
+                             "../shared/data/dogpose)")
+    parser.add_argument("--images", type=Path, action="append",
+                        help="folders searched for the labelled photos (repeatable; default ../shared/data/imagewoof)")
+    parser.add_argument("--negatives", type=Path, action="append",
+                        help="folders of photos without a dog (repeatable; default ../shared/data/not-dogs and "
+                             "../shared/data/oxford-pets/cats)")
+    parser.add_argument("--out", type=Path, default=Path("models/detector-lite0-centernet"))
+    parser.add_argument("--cache-dir", type=Path, help="cache the frozen trunk's features here")
+    parser.add_argument("--input-size", type=int, default=256)
+    parser.add_argument("--width", type=int, default=64, help="the head's channels")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dogsearch.training.detector.train import train
+
+    if args.input_size % 32:
+        raise SystemExit(f"--input-size must be a multiple of 32, not {args.input_size}")
+    images = args.images or [DEFAULT_DATA / "imagewoof"]
+    negatives = args.negatives or [DEFAULT_DATA / "not-dogs", DEFAULT_DATA / "oxford-pets" / "cats"]
+    config = train(args.dogs, images, negatives, args.out, input_size=args.input_size, width=args.width,
+                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                   threads=args.threads, cache_dir=args.cache_dir,
+                   log=lambda message: print(message, file=sys.stderr))  # stdout: the result only
+    print(json.dumps({"out": str(args.out), "train_minutes": config["train_minutes"],
+                      "operating_point": config["operating_point"]}, indent=2))
+    return 0

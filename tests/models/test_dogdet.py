@@ -1,0 +1,89 @@
+"""The trained dog detector, built by the registry from the delta shipped in models/detector-lite0-centernet."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dogsearch.models import dogdet as D
+from dogsearch.models import registry as R
+from dogsearch.models.detect import DetectorError
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+DOGS = sorted((FIXTURES / "dogs").rglob("*.jpg"))
+
+
+@pytest.fixture(scope="module")
+def detector() -> D.CenterNetDetector:
+    return R.create_detector("lite0-centernet", threads=2, max_dogs=5, input_size=168)  # input_size: saliency's
+
+
+def _open(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def test_the_registry_builds_it_from_the_shipped_delta(detector):
+    assert "lite0-centernet" in R.list_detectors() and "lite0-centernet-raw" in R.list_detectors()
+    assert detector.name.startswith(f"{D.DETECTOR_ID}@") and detector.verify
+    assert 0 < detector.min_score < 1 and detector.input_size == detector.config["input_size"]
+    size = (D.DEFAULT_WEIGHTS_DIR / "head.safetensors").stat().st_size
+    assert size <= 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize("path", DOGS, ids=[p.stem for p in DOGS])
+def test_a_dog_photo_gets_a_box_on_the_dog(detector, path):
+    image = _open(path)
+    found = detector.detect(image)
+    assert found, "no dog found"
+    best = found[0]
+    assert best.score >= detector.min_score
+    x0, y0, x1, y1 = best.box
+    assert 0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height
+    assert (x1 - x0) * (y1 - y0) >= 0.1 * image.width * image.height  # these dogs fill much of the photo
+
+
+def test_a_photo_without_a_dog_gets_no_box(detector):
+    plain = Image.new("RGB", (320, 240), (120, 160, 200))
+    ramp = Image.fromarray(np.tile(np.linspace(0, 255, 300, dtype=np.uint8)[None, :, None], (200, 1, 3)))
+    assert detector.detect(plain) == [] and detector.detect(ramp) == []
+
+
+def test_the_unverified_detector_has_its_own_operating_point():
+    raw = R.create_detector("lite0-centernet-raw")
+    assert not raw.verify and raw.min_score == raw.config["operating_point"]["raw"]
+    assert raw.name.startswith(f"{D.DETECTOR_ID}-raw@")
+    found = raw.detect(_open(DOGS[0]))
+    assert found and all(d.score >= raw.min_score for d in found)
+
+
+def test_missing_or_corrupt_weights_are_clear_errors(tmp_path):
+    with pytest.raises(DetectorError, match="config.json is missing"):
+        D.CenterNetDetector(tmp_path)
+    shutil.copy(D.DEFAULT_WEIGHTS_DIR / "config.json", tmp_path / "config.json")
+    with pytest.raises(DetectorError, match=r"head\.safetensors is missing"):
+        D.CenterNetDetector(tmp_path)
+    (tmp_path / "head.safetensors").write_bytes(b"not the weights")
+    with pytest.raises(DetectorError, match="checksum mismatch"):
+        D.CenterNetDetector(tmp_path)
+
+
+def test_decode_finds_the_peak_and_its_box():
+    heat = np.full((1, 16, 16), -8.0, dtype=np.float32)
+    heat[0, 4, 6] = 4.0
+    size = np.zeros((2, 16, 16), dtype=np.float32)
+    size[:, 4, 6] = np.log(0.25)
+    offset = np.full((2, 16, 16), 0.5, dtype=np.float32)
+    import torch
+
+    [(box, score)] = D.decode(torch.from_numpy(heat), torch.from_numpy(size), torch.from_numpy(offset),
+                              input_size=256)
+    assert box == pytest.approx((72.0, 40.0, 136.0, 104.0)) and score > 0.98
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes():
+    kept = D.nms([((0, 0, 10, 10), 0.5), ((1, 0, 11, 10), 0.9), ((20, 20, 30, 30), 0.3)])
+    assert kept == [((1, 0, 11, 10), 0.9), ((20, 20, 30, 30), 0.3)]
