@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from dogsearch.core.vectors import decode_f32
+from dogsearch.models.registry import DEFAULT_DETECTOR
 from dogsearch.services.embedder.app import create_app
 from dogsearch.services.embedder.dogs import crop_model_id
 from dogsearch.services.embedder.settings import EmbedderSettings
@@ -66,7 +67,7 @@ async def test_model_loads_lazily_once_under_concurrent_requests(embedder):
     info = (await client.get("/v1/info")).json()
     assert info["base_model"] == model.model_id and info["dim"] == 48 and info["device"] == "cpu"
     # what a gallery stores: vectors of dog crops, another space than the whole photos' of /v1/embed
-    assert info["model"] == crop_model_id("test-color-grid") and info["detector"] == "saliency"
+    assert info["model"] == crop_model_id("test-color-grid") and info["detector"] == DEFAULT_DETECTOR
 
 
 async def test_bad_image_in_a_batch_names_it(embedder):
@@ -275,3 +276,30 @@ async def test_the_real_detector_and_classifier_find_a_beagle():
     # A plain photo: today's default (saliency) boxes something in every photo (docs/detection.md: false-positive
     # rate 1.0), so only the classifier tells it is no dog.
     assert plain["seems"] and "beagle" not in [s["label"] for s in plain["seems"]]
+
+
+class _SeesADogInDarkPhotos(FakeClassifier):
+    """The fake classifier, but a dark photo is a dog to it (p 0.8): a dog the blob detector cannot box."""
+
+    def classify(self, images) -> list:
+        from dataclasses import replace
+
+        out = super().classify(images)
+        dark = [np.asarray(im.convert("L")).mean() < 100 for im in images]
+        return [replace(c, dog=0.8) if d else c for c, d in zip(out, dark, strict=True)]
+
+
+@pytest.mark.parametrize("whole_photo_dog, found", [(0.5, True), (0.9, False), (None, False)])
+async def test_a_dog_the_detector_missed_is_the_whole_photo_when_the_classifier_sees_one(whole_photo_dog, found):
+    app = create_app(EmbedderSettings(preload=False, whole_photo_dog=whole_photo_dog), model_factory=ColorGridModel,
+                     detector_factory=BlobDetector, classifier_factory=_SeesADogInDarkPhotos)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
+            r = await client.post("/v1/embed/dogs", files=files(solid((30, 30, 30), (80, 60)), solid((220, 220, 220))))
+    dark, light = r.json()["photos"]
+    assert light["dogs"] == []  # the classifier sees no dog there either: no dog found
+    if found:
+        [dog] = dark["dogs"]
+        assert dog["box"] == [0.0, 0.0, 80.0, 60.0] and dog["score"] == 0.8 and len(dog["vector"]) == 48
+    else:
+        assert dark["dogs"] == []

@@ -106,7 +106,8 @@ def create_app(
         # no detector runs, as /v1/embed decodes it).
         model, decoded = await read_and_decode(
             images, lambda m: max(m.decode_side, settings.dog_decode_side) if settings.detects else m.decode_side)
-        found = await models.find(decoded, whole_if_none, crop_side=model.decode_side)
+        found = await models.find(decoded, whole_if_none, crop_side=model.decode_side,
+                                  whole_photo_dog=settings.whole_photo_dog)
         (photo_classes, dog_classes), embedded = await asyncio.gather(
             models.classify(decoded, found), _embed_crops(model, [d.crop for p in found for d in p.dogs], vectors))
         rows = iter(embedded)

@@ -39,6 +39,10 @@ class EmbedderSettings(InferenceSettings):
     detector: str = Field(DEFAULT_DETECTOR, description="the dog detector whose boxes are embedded (a name in the "
                                                         "detector registry); 'none': the whole photo is the dog")
     max_dogs: int = Field(5, ge=1, le=20, description="most dogs embedded per photo (the largest)")
+    whole_photo_dog: float | None = Field(
+        0.5, ge=0.0, le=1.0,
+        description="a photo in which the detector boxes no dog is still one dog (the whole photo) when the dog "
+                    "classifier gives the whole photo at least this dog probability; unset: the detector alone decides")
     dog_decode_side: int = Field(
         768, ge=64, le=8192,
         description="/v1/embed/dogs decodes a photo at least this large on its shorter side (a JPEG shrinks on load "
