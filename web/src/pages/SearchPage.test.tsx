@@ -141,6 +141,20 @@ describe("SearchPage with the dogs found in the photo", () => {
     expect(searchCalls(fetchMock)[2].get("dog")).toBe("1");
   });
 
+  it("keeps the dogs of the photo when searching with another one fails", async () => {
+    let calls = 0;
+    mockApi(async () => {
+      if (calls++ === 0) return json(200, answerFor(0));
+      throw new TypeError("Failed to fetch");
+    });
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    await userEvent.click(await screen.findByRole("button", { name: "Dog 2" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("Cannot reach the dogsearch server");
+    expect(screen.getAllByTestId("dog-box")).toHaveLength(2);
+    expect(screen.getByRole("button", { name: "Dog 1" })).toHaveAttribute("aria-pressed", "true"); // still the one searched
+  });
+
   it("says there is no dog in the photo, and what it seems to show", async () => {
     mockApi(async () =>
       json(422, {

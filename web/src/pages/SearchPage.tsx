@@ -67,7 +67,7 @@ export function SearchPage() {
           : await similarTo(query.dog.id, k, filters);
       setState((s) => ({ ...s, results: answer.results, tookMs: answer.took_ms, found: foundIn(answer) }));
     } catch (e) {
-      setState((s) => ({ ...s, results: null, found: null }));
+      setState((s) => ({ ...s, results: null })); // the dogs found, if any, are still those of this photo
       setError(messageOf(e));
     } finally {
       setBusy(false);
@@ -137,7 +137,7 @@ export function SearchPage() {
               disabled={busy}
             />
           )}
-          {found && (
+          {found && (found.dogs.length > 1 || found.breedGuess.length > 0) && (
             <p className="looks-like" data-testid="breed-guess">
               {found.dogs.length > 1 ? `Searching with dog ${found.dog + 1} of ${found.dogs.length}. ` : ""}
               {found.breedGuess.length ? `Looks like: ${guessesText(found.breedGuess)}` : ""}
