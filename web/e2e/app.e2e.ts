@@ -68,6 +68,20 @@ async function imagesLoaded(p: Page, selector: string, min = 0): Promise<number[
   return [...(await p.$$eval(selector, (imgs) => (imgs as HTMLImageElement[]).map((i) => i.naturalWidth))), ...Array(failed).fill(0)];
 }
 
+/** A plain grey JPEG drawn by the browser: a photo with no dog in it. */
+async function photoWithoutDog(p: Page): Promise<{ name: string; mimeType: string; buffer: Buffer }> {
+  const dataUrl = await p.evaluate(() => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 320;
+    canvas.height = 240;
+    const g = canvas.getContext("2d")!;
+    g.fillStyle = "#8a8a8a";
+    g.fillRect(0, 0, canvas.width, canvas.height);
+    return canvas.toDataURL("image/jpeg", 0.9);
+  });
+  return { name: "grey-wall.jpg", mimeType: "image/jpeg", buffer: Buffer.from(dataUrl.split(",")[1], "base64") };
+}
+
 /** Signs in through the page's sign-in prompt (a fresh tab has no key: the search page asks for one). */
 async function signIn(p: Page, key: string, name: string) {
   await p.goto(`${server.url}/#/search`);
@@ -200,6 +214,8 @@ describe("dogsearch web UI", () => {
       await expect(page.getByTestId("pose-unavailable").first().textContent()).resolves.toContain(poseReason);
       await explain.getByText("Posture and proportions cannot be compared: pose analysis is unavailable.").waitFor();
     }
+    // the searched dog outlined on the query side
+    expect(await page.locator(".side").first().locator("[data-testid=dog-box][data-current]").count()).toBe(1);
     await expect(explain.textContent()).resolves.toMatch(/Score 0\.\d{3} \(/);
     await expect(explain.textContent()).resolves.toContain("most of its closest matches are beagle, and so is this one");
     await shot(page, "match-desktop.png");
@@ -237,9 +253,48 @@ describe("dogsearch web UI", () => {
     await page.getByRole("heading", { name: title }).waitFor(); // the query side is that stored dog
   });
 
+  it("outlines the dog found in the query photo and says which breed it looks like", async () => {
+    await searchWith(page, QUERY);
+    await page.getByTestId("result").first().waitFor();
+    // the searched dog's box, drawn over the photo as it is shown (scaled from the photo's pixels)
+    const current = page.locator("[data-testid=dog-box][data-current]");
+    await current.waitFor();
+    const photo = (await page.locator(".picker .photo-boxes-frame img").boundingBox())!;
+    const box = (await current.boundingBox())!;
+    expect(box.x).toBeGreaterThanOrEqual(photo.x - 1);
+    expect(box.y).toBeGreaterThanOrEqual(photo.y - 1);
+    expect(box.x + box.width).toBeLessThanOrEqual(photo.x + photo.width + 1);
+    expect(box.y + box.height).toBeLessThanOrEqual(photo.y + photo.height + 1);
+    // the beagle is most of this photo
+    expect(box.width * box.height).toBeGreaterThan(0.1 * photo.width * photo.height);
+    const guess = (await page.getByTestId("breed-guess").textContent())!;
+    console.log("beagle query:", guess, `${await page.getByTestId("dog-box").count()} dog(s) boxed`);
+    expect(guess).toMatch(/Looks like: .*\bbeagle \d+ %/);
+    await shot(page, "search-boxes-desktop.png");
+  });
+
+  it("says when a photo shows no dog, and what it seems to show", async () => {
+    const blank = await photoWithoutDog(page);
+    await searchWith(page, blank);
+    const alert = page.getByRole("alert").filter({ hasText: /^No dog found in this photo\./ });
+    await alert.waitFor();
+    console.log("grey photo:", await alert.textContent());
+    expect(await page.getByTestId("result").count()).toBe(0);
+    expect(await page.getByTestId("dog-box").count()).toBe(0);
+    await shot(page, "search-no-dog-desktop.png");
+    // adding it: said as soon as the photo is chosen, and the Add button stays disabled
+    await open(page, "#/add");
+    await page.getByLabel("Choose a photo").setInputFiles(blank);
+    await page.getByRole("status").filter({ hasText: /^No dog found in this photo\./ }).waitFor();
+    expect(await page.getByRole("button", { name: "Add dog" }).isDisabled()).toBe(true);
+  });
+
   it("adds a dog, opens its page, deletes it after confirming", async () => {
     await open(page, "#/add");
     await page.getByLabel("Choose a photo").setInputFiles(photos("golden retriever", 1)[0]);
+    // the detector's suggestion is offered, not filled in
+    await page.getByRole("button", { name: /^Use suggestion: .+ \(\d+ %\)$/ }).waitFor();
+    expect(await page.getByLabel("Breed").inputValue()).toBe("");
     await page.getByLabel("Name").fill("Rex");
     await page.getByLabel("Breed").fill("golden retriever");
     await page.getByLabel("Notes").fill("friendly, likes water");
@@ -260,6 +315,24 @@ describe("dogsearch web UI", () => {
     await page.keyboard.press("Enter"); // focus lands on "Yes, delete"
     await page.getByText("was deleted").waitFor();
     expect((await api(server, `/v1/dogs/${id}`)).status).toBe(404);
+  });
+
+  it("accepts the suggested breed of a dog added without one", async () => {
+    const added = await addPhoto(server, photos("Samoyed", 4)[3], { name: "Fluffy" });
+    try {
+      expect(added.payload.breed).toBeUndefined();
+      await open(page, `#/dogs/${added.id}`);
+      const suggested = page.getByTestId("suggested-breed");
+      await suggested.waitFor();
+      const breed = /^Suggested breed: (.+) \(\d+ %\)/.exec((await suggested.textContent())!)![1];
+      await shot(page, "dog-suggested-breed-desktop.png");
+      await page.getByRole("button", { name: `Accept the suggested breed ${breed}` }).click();
+      await page.getByRole("status").getByText(`Breed set to ${breed}.`).waitFor();
+      expect(await suggested.count()).toBe(0);
+      expect((await (await api(server, `/v1/dogs/${added.id}`)).json()).payload.breed).toBe(breed);
+    } finally {
+      await api(server, `/v1/dogs/${added.id}`, { method: "DELETE" });
+    }
   });
 
   it("browses the gallery page by page", async () => {

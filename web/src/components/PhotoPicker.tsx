@@ -1,14 +1,16 @@
-import { useId, useState, type DragEvent } from "react";
+import { useId, useState, type DragEvent, type ReactNode } from "react";
 
 interface Props {
   label: string;
   onPick: (file: File) => void;
   previewUrl?: string | null;
+  /** shown instead of the plain preview (the photo with the dogs found on it) */
+  preview?: ReactNode;
   disabled?: boolean;
 }
 
 /** Pick a photo (file chooser, phone camera, or drag and drop). The server judges the file; we only pass it on. */
-export function PhotoPicker({ label, onPick, previewUrl, disabled }: Props) {
+export function PhotoPicker({ label, onPick, previewUrl, preview, disabled }: Props) {
   const id = useId();
   const [dragging, setDragging] = useState(false);
   // A file the browser cannot show (not an image at all, or HEIC on desktop): no broken-image icon.
@@ -36,7 +38,9 @@ export function PhotoPicker({ label, onPick, previewUrl, disabled }: Props) {
       onDrop={onDrop}
       data-testid="photo-picker"
     >
-      {previewUrl && brokenUrl === previewUrl ? (
+      {preview ? (
+        preview
+      ) : previewUrl && brokenUrl === previewUrl ? (
         <p className="picker-hint">No preview for this file</p>
       ) : previewUrl ? (
         <img className="preview" src={previewUrl} alt="The photo you picked" onError={() => setBrokenUrl(previewUrl)} />

@@ -42,6 +42,20 @@ describe("ResultGrid", () => {
     expect(onMoreLike).toHaveBeenCalledWith(results[1]);
   });
 
+  it("draws the matched dog's box on its thumbnail where the photo's size is known", () => {
+    const boxed: SearchResult[] = [
+      // 400 x 200 shown as a centre-cropped square: x 100..300 shows
+      { ...result("a", 0.9, { breed: "beagle" }), box: [150, 50, 250, 150], payload: { breed: "beagle", width: 400, height: 200 } },
+      { ...result("b", 0.8, { breed: "dingo" }), box: [0, 0, 10, 10] }, // no size in the payload: no box
+      { ...result("c", 0.7, { breed: "pug" }), box: null, payload: { width: 400, height: 200 } }, // the whole photo
+    ];
+    render(<ResultGrid results={boxed} matchHref={() => "#"} onMoreLike={() => {}} />);
+    const cards = screen.getAllByTestId("result");
+    expect(within(cards[0]).getByTestId("dog-box")).toHaveStyle({ left: "25%", top: "25%", width: "50%", height: "50%" });
+    expect(within(cards[1]).queryByTestId("dog-box")).toBeNull();
+    expect(within(cards[2]).queryByTestId("dog-box")).toBeNull();
+  });
+
   it("says so when nothing matches", () => {
     render(<ResultGrid results={[]} matchHref={() => "#"} onMoreLike={() => {}} />);
     expect(screen.getByText(/No dogs match/)).toBeInTheDocument();

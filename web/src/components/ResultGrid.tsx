@@ -1,5 +1,5 @@
 import type { SearchResult } from "../lib/types";
-import { ApiImage } from "./ApiImage";
+import { PhotoBoxes } from "./PhotoBoxes";
 import { ScoreBar } from "./ScoreBar";
 
 interface Props {
@@ -22,7 +22,16 @@ export function ResultGrid({ results, matchHref, onMoreLike }: Props) {
       {results.map((r, i) => (
         <li key={r.id} className="card" data-testid="result">
           <a href={matchHref(r)} className="card-photo" aria-label={`Why match ${i + 1} (${dogTitle(r.payload)}) matches`}>
-            <ApiImage src={r.thumbnail_url} alt={`Match ${i + 1}: ${dogTitle(r.payload)}`} loading="lazy" />
+            {/* the matched dog's box, where the photo's size is known (a thumbnail is smaller, of the same shape) */}
+            <PhotoBoxes
+              src={r.thumbnail_url}
+              alt={`Match ${i + 1}: ${dogTitle(r.payload)}`}
+              loading="lazy"
+              fit="cover"
+              dogs={r.box && r.payload.width && r.payload.height ? [{ index: 0, box: r.box }] : []}
+              width={r.payload.width}
+              height={r.payload.height}
+            />
           </a>
           <div className="card-body">
             <p className="card-title">

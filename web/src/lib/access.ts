@@ -19,3 +19,6 @@ export function canDelete(me: Me, dog: Dog): boolean {
   const owner = dog.owner ?? dog.payload.owner;
   return allows(me, "write") && typeof owner === "string" && owner === me.name;
 }
+
+/** Changing a dog's fields (PATCH) is allowed to the same keys as deleting it: its owner's and admins'. */
+export const canEdit = canDelete;

@@ -1,11 +1,16 @@
 import { getKey, reportUnauthenticated } from "./session";
-import type { Dog, DogPage, Job, Me, Pose, SearchResponse } from "./types";
+import { noDogMessage } from "./dogs";
+import type { Detection, Dog, DogPage, Job, Me, Payload, Pose, SearchResponse, SeemsLabel } from "./types";
 
 /** An error the page can show: the API's own `detail` when it sent one. */
 export class ApiError extends Error {
   constructor(
     message: string,
     readonly status: number, // 0: the server could not be reached
+    /** the API's machine-readable `code` ("no_dog_found", "no_such_dog", ...), when it sent one */
+    readonly code: string | null = null,
+    /** with "no_dog_found": what the photo seems to show instead */
+    readonly seems: SeemsLabel[] = [],
   ) {
     super(message);
     this.name = "ApiError";
@@ -21,19 +26,31 @@ export const UNREACHABLE = "Cannot reach the dogsearch server. Is it running? Ch
 /** The message of every 401: pages show a sign-in prompt for it instead of an error. */
 export const SIGN_IN_NEEDED = "Sign in with an API key to continue.";
 
-async function detailOf(response: Response): Promise<string> {
+/** The API's refusal as an ApiError: its `detail` (a photo without a dog said in words), `code` and `seems`. */
+async function errorOf(response: Response): Promise<ApiError> {
   const text = await response.text().catch(() => "");
+  let body: { code?: unknown; seems?: unknown } | null = null;
   try {
-    const body = JSON.parse(text);
-    if (typeof body?.detail === "string") return body.detail;
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: the status line
+  }
+  const code = typeof body?.code === "string" ? body.code : null;
+  const seems = Array.isArray(body?.seems) ? (body.seems as SeemsLabel[]) : [];
+  const message = code === "no_dog_found" ? noDogMessage(seems) : detailOf(body, response);
+  return new ApiError(message, response.status, code, seems);
+}
+
+function detailOf(body: unknown, response: Response): string {
+  if (body && typeof body === "object" && "detail" in body) {
+    const detail = body.detail;
+    if (typeof detail === "string") return detail;
     // FastAPI validation errors: a list of {loc, msg}.
-    if (Array.isArray(body?.detail)) {
-      return body.detail
+    if (Array.isArray(detail)) {
+      return detail
         .map((d: { loc?: unknown[]; msg?: string }) => `${(d.loc ?? []).slice(1).join(".") || "request"}: ${d.msg}`)
         .join("; ");
     }
-  } catch {
-    // not JSON: fall through to the status line
   }
   return `${response.status} ${response.statusText || "error"}`.trim();
 }
@@ -58,7 +75,7 @@ async function send(path: string, init?: RequestInit): Promise<Response> {
     reportUnauthenticated(key !== null);
     throw new ApiError(SIGN_IN_NEEDED, 401);
   }
-  if (!response.ok) throw new ApiError(await detailOf(response), response.status);
+  if (!response.ok) throw await errorOf(response);
   return response;
 }
 
@@ -92,10 +109,12 @@ export function parseFieldFilter(text: string): Record<string, string> {
   return out;
 }
 
-export function searchByPhoto(image: File, k: number, filters: Filters): Promise<SearchResponse> {
+/** `dog`: which dog of the photo to search with (an index of the answer's `dogs`); the server's default is the largest. */
+export function searchByPhoto(image: File, k: number, filters: Filters, dog?: number): Promise<SearchResponse> {
   const form = new FormData();
   form.append("image", image);
   form.append("k", String(k));
+  if (dog !== undefined) form.append("dog", String(dog));
   if (filters.breed) form.append("breed", filters.breed);
   const flt = filterJson(filters);
   if (flt) form.append("filter", flt);
@@ -128,6 +147,8 @@ export interface NewDog {
   name?: string;
   breed?: string;
   notes?: string;
+  /** which dog of the photo (an index of /v1/detect's `dogs`); the server's default is the largest */
+  dog?: number;
 }
 
 /** `created` is false when that exact photo was already stored (the API answers 200 with that dog). */
@@ -138,8 +159,25 @@ export async function addDog(dog: NewDog): Promise<{ dog: Dog; created: boolean 
     const value = dog[key]?.trim();
     if (value) form.append(key, value);
   }
+  if (dog.dog !== undefined) form.append("dog", String(dog.dog));
   const response = await send("/v1/dogs", { method: "POST", body: form });
   return { dog: (await response.json()) as Dog, created: response.status === 201 };
+}
+
+/** The dogs in a photo, with breed suggestions, before adding it (nothing is stored). */
+export function detectDogs(image: File): Promise<Detection> {
+  const form = new FormData();
+  form.append("image", image);
+  return json("/v1/detect", { method: "POST", body: form });
+}
+
+/** Changes the user's fields of a dog (all of its entries): the owner's key or an admin's. */
+export function updateDog(id: string, fields: Partial<Payload>): Promise<Dog> {
+  return json(`/v1/dogs/${id}`, {
+    method: "PATCH",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(fields),
+  });
 }
 
 export function poseOfPhoto(image: File): Promise<Pose> {
@@ -189,7 +227,7 @@ export async function getMe(key: string | null): Promise<Me> {
     throw new ApiError(UNREACHABLE, 0);
   }
   if (response.status === 404) return LEGACY_OPEN;
-  if (!response.ok) throw new ApiError(await detailOf(response), response.status);
+  if (!response.ok) throw await errorOf(response);
   return (await response.json()) as Me;
 }
 

@@ -1,13 +1,24 @@
 import { createContext, useContext, useState, type ReactNode } from "react";
 import type { Filters } from "./api";
-import type { Dog, SearchResult } from "./types";
+import type { BreedGuess, Dog, FoundDog, SearchResult } from "./types";
 
 // The last search lives above the router so the match page (and "back") can use the query photo.
 export type Query = { kind: "photo"; file: File; url: string } | { kind: "dog"; dog: Dog };
 
+/** The dogs the server found in the query photo, and which one was searched. */
+export interface FoundInQuery {
+  dogs: FoundDog[];
+  dog: number;
+  width: number;
+  height: number;
+  breedGuess: BreedGuess[];
+}
+
 export interface SearchState {
   query: Query | null;
   results: SearchResult[] | null;
+  /** null: a "more like this" search, or a server without the detector */
+  found?: FoundInQuery | null;
   filters: Filters;
   fieldText: string;
   k: number;

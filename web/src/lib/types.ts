@@ -1,4 +1,45 @@
-export type Payload = Record<string, unknown> & { name?: string; breed?: string };
+// "Embed the dog" (issue 18): boxes are [x0, y0, x1, y1] in pixels of the photo, EXIF orientation applied.
+export type Box = [number, number, number, number];
+
+/** A breed suggestion from ImageNet's dog classes; `p` in 0..1. */
+export interface BreedGuess {
+  breed: string;
+  p: number;
+}
+
+/** What a photo without a dog seems to show (ImageNet's labels of the whole photo). */
+export interface SeemsLabel {
+  label: string;
+  p: number;
+}
+
+/** One dog the detector found in a photo; `score` is null when the detector is off (the whole photo). */
+export interface FoundDog {
+  index: number;
+  box: Box;
+  score: number | null;
+  breed_guess: BreedGuess[];
+}
+
+/** POST /v1/detect: every dog in the photo, largest first; none is an empty list, not an error. */
+export interface Detection {
+  width: number;
+  height: number;
+  dogs: FoundDog[];
+  seems: SeemsLabel[];
+}
+
+export type Payload = Record<string, unknown> & {
+  name?: string;
+  breed?: string;
+  /** the photo's size, EXIF orientation applied (recorded by the server) */
+  width?: number;
+  height?: number;
+  /** the dog's box in its photo; absent: the whole photo */
+  box?: Box | null;
+  /** the server's suggestion, kept when the user gave no breed */
+  breed_guess?: BreedGuess[];
+};
 
 export interface Dog {
   id: string;
@@ -23,11 +64,23 @@ export interface Me {
 
 export interface SearchResult extends Dog {
   score: number;
+  /** the matched dog's box in its photo; null or absent: a whole-photo entry */
+  box?: Box | null;
 }
 
 export interface SearchResponse {
   results: SearchResult[];
   took_ms: number;
+  // A photo search on a server with the detector (absent from "more like this" and older servers):
+  /** every dog found in the query photo, largest first */
+  dogs?: FoundDog[];
+  /** the index of the dog searched with */
+  dog?: number;
+  /** the query photo's size, which the boxes refer to */
+  width?: number;
+  height?: number;
+  /** the searched dog's breed suggestions */
+  breed_guess?: BreedGuess[];
 }
 
 export interface DogPage {

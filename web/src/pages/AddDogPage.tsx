@@ -1,20 +1,33 @@
-import { useEffect, useId, useState, type FormEvent } from "react";
+import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { PhotoBoxes } from "../components/PhotoBoxes";
 import { PhotoPicker } from "../components/PhotoPicker";
 import { dogTitle } from "../components/ResultGrid";
-import { addDog, messageOf } from "../lib/api";
-import type { Dog } from "../lib/types";
+import { addDog, ApiError, detectDogs, messageOf } from "../lib/api";
+import { noDogMessage, percent, topGuess } from "../lib/dogs";
+import type { Detection, Dog } from "../lib/types";
+
+// What /v1/detect said about the chosen photo. "skipped": it could not tell (a server without it, a failure):
+// the add goes on without a choice, and the server judges the photo itself.
+type Found =
+  | { status: "none" }
+  | { status: "looking" }
+  | { status: "found"; detection: Detection }
+  | { status: "skipped"; reason: string };
 
 export function AddDogPage() {
   const ids = useId();
   const [file, setFile] = useState<File | null>(null);
   const [preview, setPreview] = useState<string | null>(null);
+  const [found, setFound] = useState<Found>({ status: "none" });
+  const [dogIndex, setDogIndex] = useState(0);
   const [name, setName] = useState("");
   const [breed, setBreed] = useState("");
   const [notes, setNotes] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [saved, setSaved] = useState<{ dog: Dog; created: boolean } | null>(null);
+  const picked = useRef<File | null>(null); // the latest photo: an answer about an earlier one is dropped
 
   useEffect(() => () => void (preview && URL.revokeObjectURL(preview)), [preview]);
 
@@ -23,7 +36,29 @@ export function AddDogPage() {
     setPreview(URL.createObjectURL(f));
     setSaved(null);
     setError(null);
+    setDogIndex(0); // the largest dog
+    setFound({ status: "looking" });
+    picked.current = f;
+    detectDogs(f).then(
+      (detection) => picked.current === f && setFound({ status: "found", detection }),
+      (e) => {
+        if (picked.current !== f) return;
+        // A bad file is refused here already: say why now. Otherwise (no detector here) add without a choice.
+        if (e instanceof ApiError && (e.status === 413 || e.status === 415 || e.status === 422)) setError(messageOf(e));
+        setFound({ status: "skipped", reason: messageOf(e) });
+      },
+    );
   };
+
+  const detection = found.status === "found" ? found.detection : null;
+  const chosen = detection?.dogs.find((d) => d.index === dogIndex) ?? null;
+  const suggestion = topGuess(chosen?.breed_guess);
+  const blocked =
+    found.status === "looking"
+      ? "Looking for dogs in the photo…"
+      : detection && !detection.dogs.length
+        ? `${noDogMessage(detection.seems)} Choose a photo that shows the dog.`
+        : null;
 
   const onSubmit = async (e: FormEvent) => {
     e.preventDefault();
@@ -31,12 +66,15 @@ export function AddDogPage() {
       setError("Pick a photo of the dog first.");
       return;
     }
+    if (blocked) return;
     setBusy(true);
     setError(null);
     try {
-      setSaved(await addDog({ image: file, name, breed, notes }));
+      setSaved(await addDog({ image: file, name, breed, notes, dog: detection ? dogIndex : undefined }));
+      picked.current = null;
       setFile(null);
       setPreview(null);
+      setFound({ status: "none" });
       setName("");
       setBreed("");
       setNotes("");
@@ -51,12 +89,43 @@ export function AddDogPage() {
     <section aria-labelledby={`${ids}-h`}>
       <h1 id={`${ids}-h`}>Add a dog</h1>
       <form className="add-form" onSubmit={onSubmit}>
-        <PhotoPicker label={file ? "Choose another photo" : "Choose a photo"} onPick={onPick} previewUrl={preview} />
+        <div>
+          <PhotoPicker
+            label={file ? "Choose another photo" : "Choose a photo"}
+            onPick={onPick}
+            previewUrl={preview}
+            preview={
+              preview && detection?.dogs.length ? (
+                <PhotoBoxes
+                  src={preview}
+                  alt={`The photo you picked: ${detection.dogs.length} dog${detection.dogs.length === 1 ? "" : "s"} found`}
+                  imgClassName="preview"
+                  dogs={detection.dogs}
+                  width={detection.width}
+                  height={detection.height}
+                  selected={dogIndex}
+                  onSelect={setDogIndex}
+                  disabled={busy}
+                />
+              ) : undefined
+            }
+          />
+          {detection && detection.dogs.length > 1 && (
+            <p className="muted" role="status">
+              {detection.dogs.length} dogs in this photo: adding dog {dogIndex + 1}. Pick another one above.
+            </p>
+          )}
+        </div>
         <div className="fields">
           <label htmlFor={`${ids}-name`}>Name</label>
           <input id={`${ids}-name`} value={name} onChange={(e) => setName(e.target.value)} maxLength={200} />
           <label htmlFor={`${ids}-breed`}>Breed</label>
           <input id={`${ids}-breed`} value={breed} onChange={(e) => setBreed(e.target.value)} maxLength={200} />
+          {suggestion && breed !== suggestion.breed && (
+            <button type="button" className="button small secondary suggestion" onClick={() => setBreed(suggestion.breed)}>
+              Use suggestion: {suggestion.breed} ({percent(suggestion.p)})
+            </button>
+          )}
           <label htmlFor={`${ids}-notes`}>Notes</label>
           <textarea id={`${ids}-notes`} value={notes} onChange={(e) => setNotes(e.target.value)} rows={3} />
           <ErrorBanner error={error} />
@@ -66,7 +135,17 @@ export function AddDogPage() {
               <a href={`#/dogs/${saved.dog.id}`}>{dogTitle(saved.dog.payload)}</a>.
             </p>
           )}
-          <button type="submit" className="button" disabled={busy}>
+          {blocked && (
+            <p id={`${ids}-blocked`} className={found.status === "looking" ? "muted" : "notice"} role="status">
+              {blocked}
+            </p>
+          )}
+          <button
+            type="submit"
+            className="button"
+            disabled={busy || Boolean(blocked)}
+            aria-describedby={blocked ? `${ids}-blocked` : undefined}
+          >
             {busy ? "Adding…" : "Add dog"}
           </button>
         </div>

@@ -1,18 +1,31 @@
 import { useEffect, useState } from "react";
-import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { PhotoBoxes } from "../components/PhotoBoxes";
 import { dogTitle } from "../components/ResultGrid";
-import { canDelete } from "../lib/access";
-import { deleteDog, getDog, messageOf } from "../lib/api";
+import { canDelete, canEdit } from "../lib/access";
+import { deleteDog, getDog, messageOf, updateDog } from "../lib/api";
 import { useAuth } from "../lib/auth";
 import { navigate } from "../lib/router";
 import { useSearchState } from "../lib/searchState";
-import type { Dog } from "../lib/types";
+import { guessesText, percent, topGuess } from "../lib/dogs";
+import type { BreedGuess, Dog } from "../lib/types";
 
 // Recorded by the server: shown apart from the user's own fields.
-const SERVER_FIELDS = new Set(["sha256", "width", "height", "format", "bytes", "created_at", "model", "owner"]);
+const SERVER_FIELDS = new Set([
+  "sha256",
+  "width",
+  "height",
+  "format",
+  "bytes",
+  "created_at",
+  "model",
+  "owner",
+  "box",
+  "breed_guess",
+]);
 
-function show(value: unknown): string {
+function show(key: string, value: unknown): string {
+  if (key === "breed_guess" && Array.isArray(value)) return guessesText(value as BreedGuess[]);
   return Array.isArray(value) ? value.join(", ") : String(value);
 }
 
@@ -21,6 +34,8 @@ export function DogPage({ id }: { id: string }) {
   const [error, setError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState(false);
   const [deleted, setDeleted] = useState(false);
+  const [accepting, setAccepting] = useState(false);
+  const [accepted, setAccepted] = useState<string | null>(null);
   const [, setSearch] = useSearchState();
   const { me } = useAuth();
 
@@ -38,6 +53,24 @@ export function DogPage({ id }: { id: string }) {
       setSearch((s) => ({ ...s, results: s.results?.filter((r) => r.id !== id) ?? null }));
     } catch (e) {
       setError(messageOf(e));
+    }
+  };
+
+  const acceptBreed = async (breed: string) => {
+    setAccepting(true);
+    setError(null);
+    try {
+      setDog(await updateDog(id, { breed }));
+      setAccepted(breed);
+      // the last results show this dog too: its title follows
+      setSearch((s) => ({
+        ...s,
+        results: s.results?.map((r) => (r.id === id ? { ...r, payload: { ...r.payload, breed } } : r)) ?? null,
+      }));
+    } catch (e) {
+      setError(messageOf(e));
+    } finally {
+      setAccepting(false);
     }
   };
 
@@ -71,27 +104,60 @@ export function DogPage({ id }: { id: string }) {
     .filter(([k]) => !SERVER_FIELDS.has(k))
     .sort(([a], [b]) => rank(a) - rank(b));
   const recorded = Object.entries(dog.payload).filter(([k]) => SERVER_FIELDS.has(k));
+  const box = dog.payload.box;
+  const suggestion = dog.payload.breed ? null : topGuess(dog.payload.breed_guess);
   return (
     <section aria-labelledby="dog-h" className="dog-page">
       <h1 id="dog-h">{dogTitle(dog.payload)}</h1>
       <div className="dog-layout">
-        <ApiImage className="dog-photo" src={dog.image_url} alt={`Photo of ${dogTitle(dog.payload)}`} />
+        <PhotoBoxes
+          className="dog-photo-boxes"
+          imgClassName="dog-photo"
+          src={dog.image_url}
+          alt={`Photo of ${dogTitle(dog.payload)}${box ? ", the dog outlined" : ""}`}
+          dogs={box ? [{ index: 0, box }] : []}
+          width={dog.payload.width}
+          height={dog.payload.height}
+        />
         <div>
           <dl className="fields-list">
             {own.map(([k, v]) => (
               <div key={k}>
                 <dt>{k}</dt>
-                <dd>{show(v)}</dd>
+                <dd>{show(k, v)}</dd>
               </div>
             ))}
           </dl>
+          {suggestion && (
+            <div className="suggested" data-testid="suggested-breed">
+              <p>
+                Suggested breed: {suggestion.breed} ({percent(suggestion.p)})
+              </p>
+              {me && canEdit(me, dog) && (
+                <button
+                  type="button"
+                  className="button small"
+                  onClick={() => void acceptBreed(suggestion.breed)}
+                  disabled={accepting}
+                  aria-label={`Accept the suggested breed ${suggestion.breed}`}
+                >
+                  {accepting ? "Saving…" : "Accept"}
+                </button>
+              )}
+            </div>
+          )}
+          {accepted && dog.payload.breed === accepted && (
+            <p className="success" role="status">
+              Breed set to {accepted}.
+            </p>
+          )}
           <details>
             <summary>Recorded by the server</summary>
             <dl className="fields-list small">
               {recorded.map(([k, v]) => (
                 <div key={k}>
                   <dt>{k}</dt>
-                  <dd>{show(v)}</dd>
+                  <dd>{show(k, v)}</dd>
                 </div>
               ))}
             </dl>

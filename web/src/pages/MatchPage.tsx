@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
-import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { PhotoBoxes, type MarkedDog } from "../components/PhotoBoxes";
 import { dogTitle } from "../components/ResultGrid";
 import { ScoreBar } from "../components/ScoreBar";
 import {
@@ -22,7 +22,8 @@ import {
   scoreBand,
 } from "../lib/explain";
 import { useSearchState } from "../lib/searchState";
-import type { Dog, Pose } from "../lib/types";
+import { guessesText } from "../lib/dogs";
+import type { Box, Dog, Payload, Pose } from "../lib/types";
 
 type PoseState =
   | { status: "loading" }
@@ -69,18 +70,40 @@ async function overlayBlob(url: string): Promise<Blob | null> {
 
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? "–" : v.toFixed(2));
 
-function PosePanel({ title, photo, alt, pose }: { title: string; photo: string; alt: string; pose: PoseState }) {
+/** The dog compared on one side: its box on a photo of `width` x `height` (unknown: the image's natural size). */
+interface Marked {
+  dogs: MarkedDog[];
+  selected?: number;
+  width?: number | null;
+  height?: number | null;
+}
+
+/** A stored dog's box, where its entry is part of a photo. */
+function markedOf(payload: Payload | undefined, box: Box | null | undefined = payload?.box): Marked | undefined {
+  return box ? { dogs: [{ index: 0, box }], width: payload?.width, height: payload?.height } : undefined;
+}
+
+function PosePanel(props: { title: string; photo: string; alt: string; pose: PoseState; marked?: Marked }) {
+  const { title, photo, alt, pose, marked } = props;
   const dog = pose.status === "ok" ? mainDog(pose.pose) : undefined;
+  const overlay = pose.status === "ok" ? pose.overlay : null;
   return (
     <figure className="side">
       <figcaption>
         <h2>{title}</h2>
       </figcaption>
-      {pose.status === "ok" && pose.overlay ? (
-        <img className="side-photo" src={pose.overlay} alt={`${alt}, with keypoints drawn`} data-testid="pose-overlay" />
-      ) : (
-        <ApiImage className="side-photo" src={photo} alt={alt} />
-      )}
+      {/* the overlay is the same photo drawn on: the boxes fit it as well */}
+      <PhotoBoxes
+        className="side-boxes"
+        imgClassName="side-photo"
+        src={overlay ?? photo}
+        alt={`${alt}${marked?.dogs.length ? ", the dog compared outlined" : ""}${overlay ? ", with keypoints drawn" : ""}`}
+        dogs={marked?.dogs ?? []}
+        selected={marked?.selected}
+        width={marked?.width}
+        height={marked?.height}
+        imgTestId={overlay ? "pose-overlay" : undefined}
+      />
       {pose.status === "loading" && <p className="muted">Analysing pose…</p>}
       {pose.status === "unavailable" && (
         <p className="notice" role="status" data-testid="pose-unavailable">
@@ -171,10 +194,26 @@ export function MatchPage({ id, from }: { id: string; from: string | null }) {
             photo={from ? (queryDog?.image_url ?? "") : photoQuery!.url}
             alt={from ? `Photo of ${queryTitle}` : "Your query photo"}
             pose={queryPose}
+            marked={
+              from
+                ? markedOf(queryDog?.payload)
+                : search.found
+                  ? { dogs: search.found.dogs, selected: search.found.dog, width: search.found.width, height: search.found.height }
+                  : undefined
+            }
           />
         )}
         {match && (
-          <PosePanel title={`Match: ${matchTitle}`} photo={match.image_url} alt={`Photo of ${matchTitle}`} pose={matchPose} />
+          <PosePanel
+            title={`Match: ${matchTitle}`}
+            photo={match.image_url}
+            alt={`Photo of ${matchTitle}`}
+            pose={matchPose}
+            // the entry that matched where it is this photo (a dog may be in several); else the dog's own
+            marked={
+              result && result.image_url === match.image_url ? markedOf(match.payload, result.box) : markedOf(match.payload)
+            }
+          />
         )}
       </div>
       {match && (
@@ -183,6 +222,7 @@ export function MatchPage({ id, from }: { id: string; from: string | null }) {
           queryBreed={queryDog?.payload.breed}
           matchBreed={match.payload.breed}
           likely={from ? undefined : likelyBreed(search.results?.slice(0, 5).map((r) => r.payload.breed) ?? [])}
+          guesses={!from && search.found?.breedGuess.length ? guessesText(search.found.breedGuess) : undefined}
           queryPose={queryPose}
           matchPose={matchPose}
         />
@@ -196,6 +236,8 @@ function Explanation(props: {
   queryBreed?: string;
   matchBreed?: string;
   likely?: string;
+  /** the searched dog's breed suggestions, in words */
+  guesses?: string;
   queryPose: PoseState;
   matchPose: PoseState;
 }) {
@@ -214,6 +256,7 @@ function Explanation(props: {
             : `Score ${score.toFixed(3)} (${scoreBand(score).label}). ${scoreBand(score).sentence}`}
         </li>
         <li>{breedSentence(props.queryBreed, props.matchBreed, props.likely)}</li>
+        {props.guesses && <li>Your dog looks like: {props.guesses}.</li>}
         {both ? (
           poseSentences(both[0], both[1]).map((s) => <li key={s}>{s}</li>)
         ) : queryPose.status === "loading" || matchPose.status === "loading" ? (

@@ -1,4 +1,4 @@
-import { render, screen } from "@testing-library/react";
+import { render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { SearchProvider } from "../lib/searchState";
@@ -77,5 +77,115 @@ describe("SearchPage upload errors", () => {
     await pickPhoto();
     expect(await screen.findByRole("alert")).toHaveTextContent('Filter "brown": write it as field=value');
     expect(fetchMock.mock.calls.some(([u]) => u === "/v1/search")).toBe(false);
+  });
+});
+
+const TWO_DOGS = {
+  took_ms: 9,
+  width: 400,
+  height: 200,
+  dogs: [
+    { index: 0, box: [0, 0, 200, 100], score: 0.93, breed_guess: [{ breed: "beagle", p: 0.81 }, { breed: "basset", p: 0.1 }] },
+    { index: 1, box: [300, 100, 400, 200], score: 0.7, breed_guess: [{ breed: "Samoyed", p: 0.9 }] },
+  ],
+  results: [{ id: "a", score: 0.8, payload: { breed: "beagle" }, image_url: "/i", thumbnail_url: "/t", box: null }],
+};
+
+/** The answer of a search with `dog` (the form's field; none: the largest). */
+const answerFor = (dog: number) => ({
+  ...TWO_DOGS,
+  dog,
+  breed_guess: TWO_DOGS.dogs[dog].breed_guess,
+  results: [{ ...TWO_DOGS.results[0], id: `for-${dog}` }],
+});
+
+const searchCalls = (fetchMock: ReturnType<typeof mockApi>) =>
+  fetchMock.mock.calls.filter(([u]) => u === "/v1/search").map(([, init]) => init!.body as FormData);
+
+describe("SearchPage with the dogs found in the photo", () => {
+  beforeEach(() => {
+    URL.createObjectURL = vi.fn(() => "blob:preview");
+    URL.revokeObjectURL = vi.fn();
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("draws the boxes of the dogs found, says what the searched one looks like, and searches another", async () => {
+    const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
+      if (String(url).startsWith("/v1/dogs?")) return json(200, { items: [], next: null, total: 0 });
+      const dog = (init!.body as FormData).get("dog");
+      return json(200, answerFor(dog === null ? 0 : Number(dog)));
+    });
+    vi.stubGlobal("fetch", fetchMock);
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByText("Looks like: beagle 81 %, basset 10 %", { exact: false })).toBeInTheDocument();
+    expect(screen.getByText(/Searching with dog 1 of 2/)).toBeInTheDocument();
+    const boxes = screen.getAllByTestId("dog-box");
+    expect(boxes).toHaveLength(2);
+    expect(boxes[0]).toHaveAttribute("data-current");
+    expect(boxes[1]).toHaveStyle({ left: "75%", top: "50%", width: "25%", height: "50%" });
+    expect(screen.getByRole("img", { name: /2 dogs found/ })).toHaveAttribute("src", "blob:preview");
+    expect(searchCalls(fetchMock)[0].get("dog")).toBeNull(); // a new photo: the server's default, the largest
+
+    await userEvent.click(within(screen.getByRole("group", { name: "Which dog" })).getByRole("button", { name: "Dog 2" }));
+    expect(await screen.findByText(/Looks like: Samoyed 90 %/)).toBeInTheDocument();
+    expect(searchCalls(fetchMock)[1].get("dog")).toBe("1");
+    expect(searchCalls(fetchMock)[1].get("image")).toBeInstanceOf(File);
+    expect(screen.getAllByTestId("dog-box")[1]).toHaveAttribute("data-current");
+    expect(screen.getByRole("button", { name: "Dog 2" })).toHaveAttribute("aria-pressed", "true");
+    expect(screen.getByRole("link", { name: /Why match 1/ })).toHaveAttribute("href", "#/match/for-1");
+
+    // new filters keep the dog chosen
+    await userEvent.click(screen.getByRole("button", { name: "Search again" }));
+    await vi.waitFor(() => expect(searchCalls(fetchMock)).toHaveLength(3));
+    expect(searchCalls(fetchMock)[2].get("dog")).toBe("1");
+  });
+
+  it("keeps the dogs of the photo when searching with another one fails", async () => {
+    let calls = 0;
+    mockApi(async () => {
+      if (calls++ === 0) return json(200, answerFor(0));
+      throw new TypeError("Failed to fetch");
+    });
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    await userEvent.click(await screen.findByRole("button", { name: "Dog 2" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("Cannot reach the dogsearch server");
+    expect(screen.getAllByTestId("dog-box")).toHaveLength(2);
+    expect(screen.getByRole("button", { name: "Dog 1" })).toHaveAttribute("aria-pressed", "true"); // still the one searched
+  });
+
+  it("says there is no dog in the photo, and what it seems to show", async () => {
+    mockApi(async () =>
+      json(422, {
+        detail: "no dog found in this photo",
+        code: "no_dog_found",
+        seems: [{ label: "golf ball", p: 0.71 }, { label: "tennis ball", p: 0.05 }],
+      }),
+    );
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByRole("alert")).toHaveTextContent(
+      "No dog found in this photo. It seems to show: golf ball (71 %), tennis ball (5 %).",
+    );
+    expect(screen.queryByTestId("dog-box")).toBeNull();
+    expect(screen.queryByTestId("result")).toBeNull();
+  });
+
+  it("shows the server's reason for a dog that is not in the photo", async () => {
+    mockApi(async () => json(422, { detail: "dog 3 asked for: the photo shows 2 dogs", code: "no_such_dog" }));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByRole("alert")).toHaveTextContent("the photo shows 2 dogs");
+  });
+
+  it("shows the plain photo and no suggestion from a server without the detector", async () => {
+    mockApi(async () => json(200, { took_ms: 3, results: [] }));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByText(/No dogs match/)).toBeInTheDocument();
+    expect(screen.getByRole("img", { name: "The photo you picked" })).toBeInTheDocument();
+    expect(screen.queryByTestId("dog-box")).toBeNull();
+    expect(screen.queryByTestId("breed-guess")).toBeNull();
   });
 });

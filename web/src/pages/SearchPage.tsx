@@ -1,11 +1,13 @@
 import { useEffect, useId, useState, type FormEvent } from "react";
 import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { PhotoBoxes } from "../components/PhotoBoxes";
 import { PhotoPicker } from "../components/PhotoPicker";
 import { dogTitle, ResultGrid } from "../components/ResultGrid";
 import { listDogs, messageOf, parseFieldFilter, searchByPhoto, similarTo, type Filters } from "../lib/api";
-import { useSearchState, type Query, type SearchState } from "../lib/searchState";
-import type { SearchResult } from "../lib/types";
+import { guessesText } from "../lib/dogs";
+import { useSearchState, type FoundInQuery, type Query, type SearchState } from "../lib/searchState";
+import type { SearchResponse, SearchResult } from "../lib/types";
 
 const K_CHOICES = [6, 12, 24, 48];
 
@@ -23,6 +25,18 @@ function useBreeds(): string[] {
   return breeds;
 }
 
+/** The dogs of the query photo from a search's answer; null where the server found none to tell (older servers). */
+function foundIn(answer: SearchResponse): FoundInQuery | null {
+  if (!answer.dogs?.length || !answer.width || !answer.height) return null;
+  return {
+    dogs: answer.dogs,
+    dog: answer.dog ?? 0,
+    width: answer.width,
+    height: answer.height,
+    breedGuess: answer.breed_guess ?? answer.dogs.find((d) => d.index === answer.dog)?.breed_guess ?? [],
+  };
+}
+
 export function SearchPage() {
   const [state, setState] = useSearchState();
   const [busy, setBusy] = useState(false);
@@ -33,7 +47,8 @@ export function SearchPage() {
   const breeds = useBreeds();
   const ids = useId();
 
-  const run = async (query: Query) => {
+  /** `dog`: which dog of the photo to search with (a photo query only); none: the server's default, the largest. */
+  const run = async (query: Query, dog?: number) => {
     setError(null);
     let filters: Filters;
     try {
@@ -43,13 +58,16 @@ export function SearchPage() {
       return;
     }
     setBusy(true);
-    setState((s): SearchState => ({ ...s, query, filters, fieldText, k }));
+    // a new photo: the boxes of the last one are not its own
+    setState((s): SearchState => ({ ...s, query, filters, fieldText, k, found: query === s.query ? s.found : null }));
     try {
       const answer =
-        query.kind === "photo" ? await searchByPhoto(query.file, k, filters) : await similarTo(query.dog.id, k, filters);
-      setState((s) => ({ ...s, results: answer.results, tookMs: answer.took_ms }));
+        query.kind === "photo"
+          ? await searchByPhoto(query.file, k, filters, dog)
+          : await similarTo(query.dog.id, k, filters);
+      setState((s) => ({ ...s, results: answer.results, tookMs: answer.took_ms, found: foundIn(answer) }));
     } catch (e) {
-      setState((s) => ({ ...s, results: null }));
+      setState((s) => ({ ...s, results: null })); // the dogs found, if any, are still those of this photo
       setError(messageOf(e));
     } finally {
       setBusy(false);
@@ -69,7 +87,7 @@ export function SearchPage() {
 
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
-    if (state.query) void run(state.query);
+    if (state.query) void run(state.query, state.query.kind === "photo" ? state.found?.dog : undefined);
     else setError("Pick a photo first.");
   };
 
@@ -82,6 +100,7 @@ export function SearchPage() {
     state.query?.kind === "dog" ? `#/match/${r.id}?from=${state.query.dog.id}` : `#/match/${r.id}`;
 
   const query = state.query;
+  const found = query?.kind === "photo" ? state.found : null;
   return (
     <section aria-labelledby={`${ids}-h`}>
       <h1 id={`${ids}-h`}>Find similar dogs</h1>
@@ -100,8 +119,29 @@ export function SearchPage() {
               label={query ? "Choose another photo" : "Choose a photo"}
               onPick={onPick}
               previewUrl={query?.url}
+              preview={
+                query && found ? (
+                  <PhotoBoxes
+                    src={query.url}
+                    alt={`The photo you picked: ${found.dogs.length} dog${found.dogs.length === 1 ? "" : "s"} found`}
+                    imgClassName="preview"
+                    dogs={found.dogs}
+                    width={found.width}
+                    height={found.height}
+                    selected={found.dog}
+                    onSelect={(i) => void run(query, i)}
+                    disabled={busy}
+                  />
+                ) : undefined
+              }
               disabled={busy}
             />
+          )}
+          {found && (found.dogs.length > 1 || found.breedGuess.length > 0) && (
+            <p className="looks-like" data-testid="breed-guess">
+              {found.dogs.length > 1 ? `Searching with dog ${found.dog + 1} of ${found.dogs.length}. ` : ""}
+              {found.breedGuess.length ? `Looks like: ${guessesText(found.breedGuess)}` : ""}
+            </p>
           )}
           <form className="filters" onSubmit={onSubmit} aria-label="Filters">
             <label htmlFor={`${ids}-breed`}>Breed</label>

@@ -1,0 +1,57 @@
+// Words and numbers for the dogs a detector found: breed suggestions, what a photo seems to show, box geometry.
+import type { Box, BreedGuess, SeemsLabel } from "./types";
+
+/** 0.812 → "81 %" */
+export function percent(p: number): string {
+  return `${Math.round(p * 100)} %`;
+}
+
+/** "beagle 81 %, basset 10 %, English foxhound 4 %" */
+export function guessesText(guesses: BreedGuess[]): string {
+  return guesses.map((g) => `${g.breed} ${percent(g.p)}`).join(", ");
+}
+
+/** "golf ball (71 %), tennis ball (5 %)" */
+export function seemsText(seems: SeemsLabel[]): string {
+  return seems.map((s) => `${s.label} (${percent(s.p)})`).join(", ");
+}
+
+/** The 422 of a photo without a dog, in words. */
+export function noDogMessage(seems: SeemsLabel[]): string {
+  return seems.length ? `No dog found in this photo. It seems to show: ${seemsText(seems)}.` : "No dog found in this photo.";
+}
+
+/** The top suggestion, if any. */
+export function topGuess(guesses: BreedGuess[] | null | undefined): BreedGuess | null {
+  return Array.isArray(guesses) && guesses.length ? guesses[0] : null;
+}
+
+export interface BoxPlace {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Where `box` lies on a photo of `width` x `height` pixels, in percent of the element that shows it.
+ * "contain": the element has the photo's own aspect ratio (a photo shown whole). "cover": a square that the photo
+ * fills, cropped around its centre (the result thumbnails); the part of the box cut off is cut off here too.
+ */
+export function placeBox(box: Box, width: number, height: number, fit: "contain" | "cover" = "contain"): BoxPlace | null {
+  if (!(width > 0 && height > 0)) return null;
+  const [x0, y0, x1, y1] = box;
+  // the photo's displayed size and offset in units of the element's side
+  const aspect = width / height;
+  const sx = fit === "cover" ? Math.max(aspect, 1) : 1;
+  const sy = fit === "cover" ? Math.max(1 / aspect, 1) : 1;
+  const ox = (sx - 1) / 2;
+  const oy = (sy - 1) / 2;
+  const clamp = (v: number) => Math.min(1, Math.max(0, v));
+  const left = clamp((x0 / width) * sx - ox);
+  const right = clamp((x1 / width) * sx - ox);
+  const top = clamp((y0 / height) * sy - oy);
+  const bottom = clamp((y1 / height) * sy - oy);
+  if (right <= left || bottom <= top) return null; // all of it cropped away
+  return { left: left * 100, top: top * 100, width: (right - left) * 100, height: (bottom - top) * 100 };
+}

@@ -1,0 +1,103 @@
+import { render, screen } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { AddDogPage } from "./AddDogPage";
+
+const json = (status: number, body: unknown) =>
+  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+
+const TWO_DOGS = {
+  width: 400,
+  height: 200,
+  dogs: [
+    { index: 0, box: [0, 0, 200, 100], score: 0.93, breed_guess: [{ breed: "beagle", p: 0.81 }] },
+    { index: 1, box: [300, 100, 400, 200], score: 0.7, breed_guess: [{ breed: "Samoyed", p: 0.9 }] },
+  ],
+  seems: [{ label: "beagle", p: 0.6 }],
+};
+const NO_DOG = { width: 400, height: 200, dogs: [], seems: [{ label: "golf ball", p: 0.71 }] };
+const ADDED = { id: "d1", payload: { name: "Rex", breed: "Samoyed" }, image_url: "/i", thumbnail_url: "/t" };
+
+/** A gateway whose /v1/detect answers `detect` (a status and body); adding a dog answers 201. */
+function mockApi(detect: [number, unknown]) {
+  const fetchMock = vi.fn(async (url: RequestInfo | URL, _init?: RequestInit) =>
+    url === "/v1/detect" ? json(...detect) : json(201, ADDED),
+  );
+  vi.stubGlobal("fetch", fetchMock);
+  return fetchMock;
+}
+
+const addForm = (fetchMock: ReturnType<typeof mockApi>) =>
+  fetchMock.mock.calls.find(([u]) => u === "/v1/dogs")?.[1]?.body as FormData | undefined;
+
+async function pickPhoto() {
+  await userEvent.upload(screen.getByLabelText("Choose a photo"), new File(["xx"], "dog.jpg", { type: "image/jpeg" }));
+}
+
+describe("AddDogPage with the dogs found in the photo", () => {
+  beforeEach(() => {
+    URL.createObjectURL = vi.fn(() => "blob:preview");
+    URL.revokeObjectURL = vi.fn();
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("shows the dogs found, adds the one picked, and offers its breed as a one-click suggestion", async () => {
+    const fetchMock = mockApi([200, TWO_DOGS]);
+    render(<AddDogPage />);
+    await pickPhoto();
+    expect(await screen.findAllByTestId("dog-box")).toHaveLength(2);
+    expect(fetchMock.mock.calls[0][0]).toBe("/v1/detect");
+    expect(screen.getAllByTestId("dog-box")[0]).toHaveAttribute("data-current"); // the largest by default
+    // nothing pre-filled: the suggestion is a button
+    expect(screen.getByLabelText("Breed")).toHaveValue("");
+    expect(screen.getByRole("button", { name: "Use suggestion: beagle (81 %)" })).toBeInTheDocument();
+
+    await userEvent.click(screen.getByRole("button", { name: "Dog 2" }));
+    expect(screen.getByText(/adding dog 2/)).toBeInTheDocument();
+    await userEvent.click(screen.getByRole("button", { name: "Use suggestion: Samoyed (90 %)" }));
+    expect(screen.getByLabelText("Breed")).toHaveValue("Samoyed");
+    expect(screen.queryByRole("button", { name: /Use suggestion/ })).toBeNull(); // taken
+    await userEvent.type(screen.getByLabelText("Name"), "Rex");
+    await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
+
+    expect(await screen.findByRole("status")).toHaveTextContent("Added Rex.");
+    const form = addForm(fetchMock)!;
+    expect(form.get("dog")).toBe("1");
+    expect(form.get("breed")).toBe("Samoyed");
+    expect(form.get("name")).toBe("Rex");
+    expect(form.get("image")).toBeInstanceOf(File);
+  });
+
+  it("says there is no dog in the photo and keeps Add disabled with the reason", async () => {
+    const fetchMock = mockApi([200, NO_DOG]);
+    render(<AddDogPage />);
+    await pickPhoto();
+    const reason = await screen.findByText(/No dog found in this photo\. It seems to show: golf ball \(71 %\)\./);
+    const add = screen.getByRole("button", { name: "Add dog" });
+    expect(add).toBeDisabled();
+    expect(add).toHaveAccessibleDescription(reason.textContent!);
+    expect(screen.queryByTestId("dog-box")).toBeNull();
+    expect(screen.queryByRole("button", { name: /Use suggestion/ })).toBeNull();
+    await userEvent.click(add);
+    expect(addForm(fetchMock)).toBeUndefined();
+  });
+
+  it("adds without a choice on a server without /v1/detect", async () => {
+    const fetchMock = mockApi([404, { detail: "Not Found" }]);
+    render(<AddDogPage />);
+    await pickPhoto();
+    const add = screen.getByRole("button", { name: "Add dog" });
+    await vi.waitFor(() => expect(add).toBeEnabled());
+    expect(screen.queryByRole("alert")).toBeNull();
+    await userEvent.click(add);
+    await screen.findByText(/Added/);
+    expect(addForm(fetchMock)!.get("dog")).toBeNull();
+  });
+
+  it("shows at once why a file that is no photo is refused", async () => {
+    mockApi([415, { detail: "not an image: cannot identify image file" }]);
+    render(<AddDogPage />);
+    await pickPhoto();
+    expect(await screen.findByRole("alert")).toHaveTextContent("not an image");
+  });
+});

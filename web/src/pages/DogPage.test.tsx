@@ -1,0 +1,90 @@
+import { render, screen } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { App } from "../App";
+import type { Scope } from "../lib/types";
+
+const json = (status: number, body: unknown) =>
+  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+
+const GUESSED = {
+  id: "d1",
+  owner: "shelter",
+  payload: {
+    name: "Rex",
+    owner: "shelter",
+    width: 400,
+    height: 200,
+    box: [100, 50, 300, 150],
+    breed_guess: [{ breed: "beagle", p: 0.81 }, { breed: "basset", p: 0.1 }],
+  },
+  image_url: "/v1/dogs/d1/image",
+  thumbnail_url: "/v1/dogs/d1/image?size=thumbnail",
+};
+
+/** A gateway where the visitor is `name` with `scope`; PATCH merges the fields into the dog. */
+function mockApi(name: string, scope: Scope) {
+  let dog = structuredClone(GUESSED) as typeof GUESSED & { payload: Record<string, unknown> };
+  const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
+    if (url === "/v1/me") return json(200, { name, scope, scopes: [], open: false, anonymous_search: false });
+    if (url === "/v1/dogs/d1" && init?.method === "PATCH") {
+      dog = { ...dog, payload: { ...dog.payload, ...JSON.parse(String(init.body)) } };
+      return json(200, dog);
+    }
+    if (url === "/v1/dogs/d1") return json(200, dog);
+    return new Response("jpeg", { status: 200 });
+  });
+  vi.stubGlobal("fetch", fetchMock);
+  return fetchMock;
+}
+
+/** The whole app at the dog's page: the page shows once the server said who the visitor is. */
+function renderPage() {
+  window.sessionStorage.setItem("dogsearch.apiKey", "dgs_some_key");
+  window.location.hash = "#/dogs/d1";
+  return render(<App />);
+}
+
+describe("DogPage with a suggested breed", () => {
+  beforeEach(() => {
+    URL.createObjectURL = vi.fn(() => "blob:photo");
+    URL.revokeObjectURL = vi.fn();
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    window.sessionStorage.clear();
+  });
+
+  it("lets the dog's owner accept the suggestion, then shows the new breed", async () => {
+    const fetchMock = mockApi("shelter", "write");
+    renderPage();
+    expect(await screen.findByTestId("suggested-breed")).toHaveTextContent("Suggested breed: beagle (81 %)");
+    // the dog's box on its photo, from the photo's recorded size
+    expect(screen.getByTestId("dog-box")).toHaveStyle({ left: "25%", top: "25%", width: "50%", height: "50%" });
+    expect(screen.getByText("beagle 81 %, basset 10 %")).toBeInTheDocument(); // recorded by the server, in words
+
+    await userEvent.click(await screen.findByRole("button", { name: "Accept the suggested breed beagle" }));
+    expect(await screen.findByRole("status")).toHaveTextContent("Breed set to beagle.");
+    const patch = fetchMock.mock.calls.find(([, init]) => init?.method === "PATCH")!;
+    expect(patch[0]).toBe("/v1/dogs/d1");
+    expect(JSON.parse(String(patch[1]!.body))).toEqual({ breed: "beagle" });
+    expect(screen.getByText("breed").nextSibling).toHaveTextContent("beagle");
+    expect(screen.queryByTestId("suggested-breed")).toBeNull();
+  });
+
+  it("shows the suggestion without Accept to a key that may not change the dog", async () => {
+    mockApi("kiosk", "search");
+    renderPage();
+    expect(await screen.findByTestId("suggested-breed")).toHaveTextContent("Suggested breed: beagle (81 %)");
+    expect(screen.getByTestId("signed-in-as")).toHaveTextContent("kiosk (search)");
+    expect(screen.queryByRole("button", { name: /Accept/ })).toBeNull();
+  });
+
+  it("shows another write key's dog without Accept", async () => {
+    mockApi("someone-else", "write");
+    renderPage();
+    await screen.findByTestId("suggested-breed");
+    expect(screen.getByTestId("signed-in-as")).toHaveTextContent("someone-else (write)");
+    expect(screen.queryByRole("button", { name: /Accept/ })).toBeNull();
+  });
+});
