@@ -257,7 +257,7 @@ describe("dogsearch web UI", () => {
     await searchWith(page, QUERY);
     await page.getByTestId("result").first().waitFor();
     // the searched dog's box, drawn over the photo as it is shown (scaled from the photo's pixels)
-    const current = page.locator("[data-testid=dog-box][data-current]");
+    const current = page.getByTestId("photo-picker").locator("[data-testid=dog-box][data-current]");
     await current.waitFor();
     const photo = (await page.locator(".picker .photo-boxes-frame img").boundingBox())!;
     const box = (await current.boundingBox())!;
