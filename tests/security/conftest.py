@@ -37,7 +37,9 @@ def start_server(tmp_path) -> Iterator[Callable[..., Process]]:
         data = data_dir or tmp_path / "data"
         cmd = [sys.executable, "-m", "dogsearch.cli", "serve", *args, "--host", host, "--port", str(port),
                "--data-dir", str(data), "--log-format", "text"]
-        full_env = dict(os.environ) | {"DOGSEARCH_EMBEDDER_MODEL": SERVER_MODEL,
+        # the attacks upload patterns, not dogs: the dog detector is off (the whole photo is the dog), as in the
+        # other process tests; tests/gateway/test_dogcrop.py covers "no dog found"
+        full_env = dict(os.environ) | {"DOGSEARCH_EMBEDDER_MODEL": SERVER_MODEL, "DOGSEARCH_EMBEDDER_DETECTOR": "none",
                                        "DOGSEARCH_POSE_PRELOAD": "false"} | (env or {})
         process = Process(f"serve{len(started)}", cmd, full_env, tmp_path / f"serve{len(started)}.log",
                           http_ready(url), url=url)
