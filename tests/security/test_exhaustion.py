@@ -15,8 +15,9 @@ from tests.security.conftest import peak_rss_mb
 
 # The most the server's peak RSS may grow over all the attacks below. Before decodes were bounded one palette PNG
 # bomb took ~800 MiB (P -> RGBA -> composite -> RGB) and four at once ~3 GiB; now each is refused from its header.
-# A normal search (warmed up before the baseline) stays well below it.
-MAX_GROWTH_MB = 150
+# A normal search (warmed up before the baseline) stays well below it: the allowed large photos below, four at once,
+# each now through the dog classifier as well as the embedding model, grew it 120-170 MiB on this 2-core machine.
+MAX_GROWTH_MB = 200
 CONCURRENT = 4
 
 
