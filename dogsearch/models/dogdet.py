@@ -26,7 +26,7 @@ from dogsearch.core.boxes import crop
 from dogsearch.core.paths import MODELS_DIR
 from dogsearch.models.detect import Detection, DetectorError
 from dogsearch.models.registry import register_detector
-from dogsearch.models.weights import load_state_dict_file, sha256_file
+from dogsearch.models.weights import load_checked_files
 
 DETECTOR_ID = "detector-lite0-centernet"
 DEFAULT_WEIGHTS_DIR = MODELS_DIR / DETECTOR_ID
@@ -130,15 +130,7 @@ def load_weights(folder: str | Path | None = None) -> tuple[dict, dict]:
         raise DetectorError(f"dog detector weights not found: {config_path} is missing (train them with "
                             "`dogsearch train detector`)")
     config = json.loads(config_path.read_text())
-    states = {}
-    for fname, digest in config["files"].items():
-        path = folder / fname
-        if not path.is_file():
-            raise DetectorError(f"dog detector weights file {path} is missing")
-        if sha256_file(path) != digest:
-            raise DetectorError(f"checksum mismatch for {path}: expected sha256 {digest}; the file is corrupt or "
-                                "from another training run")
-        states[fname] = load_state_dict_file(path)
+    states = load_checked_files(folder, config["files"], DetectorError, "dog detector weights")
     return config, states["head.safetensors"]
 
 

@@ -72,6 +72,22 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def load_checked_files(folder: Path, files: dict[str, str], error: type[Exception], what: str
+                       ) -> dict[str, OrderedDict[str, torch.Tensor]]:
+    """The state dicts of a trained delta's files (name -> sha256, as its config.json lists them), each checked
+    against its checksum; a missing or altered file raises ``error`` naming it."""
+    states = {}
+    for fname, digest in files.items():
+        path = folder / fname
+        if not path.is_file():
+            raise error(f"{what} file {path} is missing")
+        if sha256_file(path) != digest:
+            raise error(f"checksum mismatch for {path}: expected sha256 {digest}; the file is corrupt or from "
+                        "another training run")
+        states[fname] = load_state_dict_file(path)
+    return states
+
+
 def verify_sha256(path: str | Path, expected: str, *, what: str) -> str:
     """Raise WeightsError unless ``path`` hashes to ``expected``; returns the actual hash."""
     actual = sha256_file(path)

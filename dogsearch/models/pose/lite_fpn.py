@@ -16,7 +16,7 @@ from dogsearch.models.pose import crop as C
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.pose.model import BoxPose, PoseModelError
 from dogsearch.models.registry import register_pose_model
-from dogsearch.models.weights import WeightsError, load_state_dict_file, sha256_file
+from dogsearch.models.weights import WeightsError, load_checked_files
 
 DEFAULT_WEIGHTS_DIR = MODELS_DIR / "pose-lite0-fpn"
 
@@ -38,15 +38,7 @@ class LiteFpnPoseModel:
             raise PoseModelError(f"pose weights not found: {config_path} is missing (train them with "
                                  "`dogsearch train pose`, or set DOGSEARCH_POSE_WEIGHTS_DIR)")
         self.config = json.loads(config_path.read_text())
-        states = {}
-        for fname, digest in self.config["files"].items():
-            path = folder / fname
-            if not path.is_file():
-                raise PoseModelError(f"pose weights file {path} is missing")
-            if sha256_file(path) != digest:
-                raise PoseModelError(f"checksum mismatch for {path}: expected sha256 {digest}; the file is "
-                                     "corrupt or from another training run")
-            states[fname] = load_state_dict_file(path)
+        states = load_checked_files(folder, self.config["files"], PoseModelError, "pose weights")
         self.device = resolve_device(device)
         try:
             net = PoseNet()
