@@ -466,6 +466,10 @@ describe("dogsearch web UI", () => {
 
   it("can be used from the keyboard", async () => {
     await open(page, "#/search");
+    // Tab only once the page has settled: the menu and the search form render after the key is checked, and a
+    // sign-in prompt focused before then would be swapped out from under the keyboard.
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Bulk jobs" }).waitFor();
+    await page.getByLabel("Choose a photo").waitFor({ state: "attached" });
     const reached: string[] = [];
     for (let i = 0; i < 12; i++) {
       await page.keyboard.press("Tab");
