@@ -279,3 +279,7 @@ async def test_reindex_with_a_detector_embeds_each_dog_and_brings_in_a_photos_ot
         small = await client.post("/v1/search", files={"image": ("q.png", two)}, data={"dog": "1"})
         assert small.status_code == 200, small.text
         assert small.json()["results"][0]["id"] == other
+    # each entry says how many dogs its photo shows: a bulk job run on rex's photo again knows both are stored
+    with site.store() as store:
+        counts = {p.id: p.payload.get("photo_dogs") for p in store.retrieve([rex, other, plain])}
+    assert counts == {rex: 2, other: 2, plain: 1}

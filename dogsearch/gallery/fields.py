@@ -96,6 +96,7 @@ FIELDS: tuple[Field, ...] = (
     Field("seen_at", "user", "datetime", _seen_at),
     # the photo, and where in it the dog is
     Field("photo_id", "server", "keyword", public=False),  # the photo, named by its bytes: a file of the PhotoStore
+    Field("photo_dogs", "server", public=False),  # how many dogs the detector found in the photo
     Field("box", "server"),  # [x0, y0, x1, y1] of the dog in the photo's pixels; absent: the whole photo
     Field("breed_guess", "server"),  # [{"breed", "p"}]: the detector's crop's likeliest breeds (no breed given)
     Field("sha256", "server"),

@@ -15,7 +15,7 @@ from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
 from dogsearch.gallery.errors import NoDogFound, NoSuchDog
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.gallery.records import Dog, entry_id, photo_id, sha256_hex
+from dogsearch.gallery.records import Dog, entry_id, photo_dogs, photo_id, sha256_hex
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
@@ -79,6 +79,16 @@ class Ingestor:
         except CollectionMissing:  # nothing stored yet
             return {}
 
+    async def stored_photos(self, uploads: Sequence[Upload]) -> dict[str, list[dict[str, Any]]]:
+        """{photo id: its stored entries, first dog first} for the photos among `uploads` whose dogs are all stored
+        (as many as its first entry says the photo shows), in two calls."""
+        first = await self.stored([upload.entry_id for upload in uploads])
+        others = {upload.photo_id: [entry_id(upload.photo_id, i) for i in range(1, photo_dogs(first[upload.entry_id]))]
+                  for upload in uploads if upload.entry_id in first}
+        found = first | await self.stored([e for entries in others.values() for e in entries])
+        return {photo: [found[entry_id(photo)], *(found[e] for e in entries)] for photo, entries in others.items()
+                if all(e in found for e in entries)}
+
     async def add(self, upload: Upload, dog: int = 0, *, require_dog: bool | None = None) -> Added:
         """One dog of a photo: the `dog`-th the detector finds (largest first). Its header is checked here (size,
         format, pixels); the embedder decodes it, which finds a truncated or corrupt one before anything is stored.
@@ -97,7 +107,7 @@ class Ingestor:
             embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
             await self.space.check(embedding.model)
             photo = embedding.photos[0]
-            point = _point(upload, info, pick(photo, dog), dog, embedding.model)
+            point = _point(upload, info, pick(photo, dog), dog, embedding.model, len(photo.dogs))
             await self._store([(point["id"], upload, info)], [point])
             return Added(Dog.from_entry(point), True)
 
@@ -105,26 +115,26 @@ class Ingestor:
                        require_dog: bool | None = None) -> list[list[Added]]:
         """Every dog of several checked photos, each its own entry (and dog), with one embedder call: the bulk path
         runs the model at its batch size. Each photo's dogs in order, largest first; none for a photo in which no dog
-        is found (with `require_dog`). A photo whose first dog is stored already is not embedded again (a stored one
-        whose file is missing gets it written again) and comes back as that dog; a later dog stored already (added
-        on its own) is kept as it is. Each photo's file is on disk before its vectors are stored, and a photo is
-        added or deleted by one call at a time in this process: of two uploads of the same photo one creates its
-        dogs, the other finds them."""
+        is found (with `require_dog`). A photo whose dogs are all stored already is not embedded again (a stored one
+        whose file is missing gets it written again) and comes back as those dogs; one of whose dogs only some were
+        stored (added one at a time) is embedded again for the others, and the stored ones are kept as they are.
+        Each photo's file is on disk before its vectors are stored, and a photo is added or deleted by one call at a
+        time in this process: of two uploads of the same photo one creates its dogs, the other finds them."""
         require = self.require_dog if require_dog is None else require_dog
         async with self.locks.hold(upload.photo_id for upload, _ in uploads):
             return await self._add_many(uploads, require)
 
     async def _add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], require: bool) -> list[list[Added]]:
-        stored = await self.stored([upload.entry_id for upload, _ in uploads])
+        stored = await self.stored_photos([upload for upload, _ in uploads])
         results: list[list[Added]] = [[] for _ in uploads]
         todo, found = [], []
         for n, (upload, info) in enumerate(uploads):
-            point = stored.get(upload.entry_id)
-            if point is None:
-                todo.append((n, upload, info))
+            if upload.photo_id in stored:
+                dogs = [Dog.from_entry(entry) for entry in stored[upload.photo_id]]
+                results[n] = [Added(dog, False) for dog in dogs]
+                found.append((dogs[0], upload))
             else:
-                results[n] = [Added(Dog.from_entry(point), False)]
-                found.append((Dog.from_entry(point), upload))
+                todo.append((n, upload, info))
         if found:
             await asyncio.to_thread(self._restore_photos, found)
         if not todo:
@@ -132,10 +142,11 @@ class Ingestor:
         embedding = await self.embedder.embed_dogs([u.data for _, u, _ in todo], whole_if_none=not require)
         await self.space.check(embedding.model)
         model = embedding.model
-        planned = [(n, upload, info, [_point(upload, info, dog, i, model) for i, dog in enumerate(photo.dogs)])
+        planned = [(n, upload, info, [_point(upload, info, dog, i, model, len(photo.dogs))
+                                      for i, dog in enumerate(photo.dogs)])
                    for (n, upload, info), photo in zip(todo, embedding.photos, strict=True)]
-        # A photo's later dogs may have been added one by one before: those entries stay as they are.
-        later = await self.stored([p["id"] for *_, points in planned for p in points[1:]])
+        # Some of a photo's dogs may have been added one by one before: those entries stay as they are.
+        later = await self.stored([p["id"] for *_, points in planned for p in points])
         points, files = [], []
         for n, upload, info, photo_points in planned:
             for point in photo_points:
@@ -226,8 +237,8 @@ def pick(photo: PhotoDogs, dog: int) -> FoundDog:
     return photo.dogs[dog]
 
 
-def _point(upload: Upload, info: ImageInfo, dog: FoundDog, index: int, model: str) -> dict[str, Any]:
-    """The entry of a new dog: the photo's `index`-th, of which this is the first photo."""
+def _point(upload: Upload, info: ImageInfo, dog: FoundDog, index: int, model: str, dogs: int) -> dict[str, Any]:
+    """The entry of a new dog: the photo's `index`-th of its `dogs`, of which this is the first photo."""
     entry = entry_id(upload.photo_id, index)
     record = {
         **upload.fields,
@@ -241,6 +252,7 @@ def _point(upload: Upload, info: ImageInfo, dog: FoundDog, index: int, model: st
         "format": info.format,
         "width": info.width,
         "height": info.height,
+        "photo_dogs": dogs,
         "bytes": len(upload.data),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": model,

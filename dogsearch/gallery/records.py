@@ -22,9 +22,19 @@ def photo_id(sha256: str) -> str:
     return str(uuid.UUID(hex=sha256[:32]))
 
 
+MAX_PHOTO_DOGS = 64  # the most dogs of one photo stored (each its own entry); detectors report far fewer
+
+
 def entry_id(photo: str, index: int = 0) -> str:
     """The id of the entry of a photo's `index`-th dog (0: the photo's own id)."""
     return photo if index == 0 else str(uuid.uuid5(_ENTRIES, f"{photo}/{index}"))
+
+
+def photo_dogs(point: Mapping[str, Any]) -> int:
+    """How many dogs the photo of a stored entry (a search service point) shows (entries stored before that was
+    recorded: one)."""
+    count = point["payload"].get("photo_dogs")
+    return count if isinstance(count, int) and 1 <= count <= MAX_PHOTO_DOGS else 1
 
 
 def sha256_hex(data: bytes) -> str:

@@ -31,12 +31,12 @@ from dogsearch.core.boxes import Box, crop
 from dogsearch.core.images import ImageRejected
 from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.gallery.records import entry_id
+from dogsearch.gallery.records import MAX_PHOTO_DOGS, entry_id
 from dogsearch.search.contract import Engine, Point, StoreError, VectorStore
 
 # The facts of a photo a new dog of it gets from the photo's first entry (not the first dog's user fields).
-PHOTO_FIELDS = ("photo_id", "sha256", "format", "width", "height", "bytes", "created_at", "owner", "phash")
-_MOST_DOGS = 64  # the highest index an entry of a photo is looked for at
+PHOTO_FIELDS = ("photo_id", "sha256", "format", "width", "height", "photo_dogs", "bytes", "created_at", "owner",
+                "phash")
 
 
 class DogCropper(Protocol):
@@ -203,13 +203,16 @@ def _redetected(point: Point, photo: str, image: Image.Image,
     payload = dict(point.payload)
     width, height = payload.get("width") or image.width, payload.get("height") or image.height
     dogs = cropper.dogs(image, width, height)
-    index = next((i for i in range(_MOST_DOGS) if entry_id(photo, i) == point.id), 0)
+    index = next((i for i in range(MAX_PHOTO_DOGS) if entry_id(photo, i) == point.id), 0)
     if index < len(dogs):
         box, crop_image, guess = dogs[index]
     else:  # fewer dogs found now than when it was stored: its own box (or the photo) as it was
         box = payload.get("box")
         guess = payload.get("breed_guess", [])
         crop_image = image if box is None else crop(image, _scaled(box, image.width / width, image.height / height))
+    # how many dogs the photo shows now (its first entry adds the others below): a bulk job run again then knows
+    # whether all are stored
+    payload["photo_dogs"] = max(len(dogs), index + 1)
     out = [(point.id, _placed(payload, box, guess), crop_image)]
     if index == 0:
         facts = {k: payload[k] for k in PHOTO_FIELDS if k in payload}

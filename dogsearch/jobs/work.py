@@ -122,9 +122,10 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
         else:
             owners.append(item)
 
-    stored = await ingestor.stored([item.entry_id for item in owners])
+    # stored: every dog of the photo is (a photo of which one dog was added on its own gets its others now)
+    stored = await ingestor.stored_photos([item.upload for item in owners])
     before_job = await asyncio.to_thread(store.prior, job_id,
-                                         [(item.entry_id, item.entry_id in stored) for item in owners])
+                                         [(item.entry_id, item.upload.photo_id in stored) for item in owners])
     fresh: list[_Prepared] = []
     for item, was_stored in zip(owners, before_job, strict=True):
         if was_stored:

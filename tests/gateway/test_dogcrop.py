@@ -155,3 +155,21 @@ async def wait_for(client, job_id: str) -> dict:
             return body
         await asyncio.sleep(0.05)
     raise AssertionError(f"job {job_id} did not finish: {body}")
+
+
+async def test_a_bulk_job_adds_the_other_dogs_of_a_photo_whose_first_dog_was_added_alone(gw, tmp_path):
+    big = (await add(gw, TWO_DOGS, name="big")).json()  # dog 0 only
+    assert await total(gw) == 1
+    folder = tmp_path / "in" / "again"
+    folder.mkdir(parents=True)
+    (folder / "two.png").write_bytes(TWO_DOGS)
+    first = await wait_for(gw, (await gw.post("/v1/jobs/index", json={"path": str(folder)})).json()["id"])
+    assert first["state"] == "done" and first["indexed"] == 1 and first["already_stored"] == 0, str(first)
+    dogs = {d["id"]: d["payload"] for d in (await gw.get("/v1/dogs")).json()["items"]}
+    assert len(dogs) == 2 and dogs[big["id"]]["name"] == "big"  # the stored dog kept as it was
+    (small,) = (p for id, p in dogs.items() if id != big["id"])
+    assert near(small["box"], (10, 30, 50, 80))
+    # every dog of the photo stored now: a run again finds them all and embeds nothing
+    again = await wait_for(gw, (await gw.post("/v1/jobs/index", json={"path": str(folder)})).json()["id"])
+    assert again["indexed"] == 0 and again["already_stored"] == 1, again
+    assert await total(gw) == 2
