@@ -71,11 +71,11 @@ class ReportQuery:
 
 def report_query(near: str | None = None, radius_km: float | None = None, seen_after: str | None = None,
                  seen_before: str | None = None, status: Iterable[str] = (), for_status: str | None = None,
-                 centre: Mapping[str, float] | None = None) -> ReportQuery:
+                 centre: Place | None = None) -> ReportQuery:
     """The caller's fields, checked (InvalidReportQuery, a 422, with the reason). `status` is any of these (each
     item may be a comma-separated list); `for_status` asks for the counterparts of a report of that status instead.
     `centre`: the place `radius_km` is around when no `near` is given (more like this: the dog's own location)."""
-    place = _place(near) if near else (Place(centre["lat"], centre["lon"]) if centre else None)
+    place = _place(near) if near else centre
     if radius_km is not None:
         if place is None:
             raise InvalidReportQuery("radius_km needs near=lat,lon: the place it is around")
@@ -111,12 +111,21 @@ def distance_km(a: Place | Mapping[str, float], b: Place | Mapping[str, float]) 
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
+def stored_place(payload: Mapping[str, Any]) -> Place | None:
+    """Where a stored dog was seen, or None (no location, or not one: a payload written by hand)."""
+    where = payload.get("location")
+    if not isinstance(where, Mapping):
+        return None
+    lat, lon = where.get("lat"), where.get("lon")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lat, lon)):
+        return None
+    return Place(float(lat), float(lon))
+
+
 def distance_from(place: Place | None, payload: Mapping[str, Any]) -> float | None:
     """How far a stored dog was seen from `place`, in km (to the metre), or None when either is unknown."""
-    location = payload.get("location")
-    if place is None or not isinstance(location, Mapping):
-        return None
-    return round(distance_km(place, location), 3)
+    seen = stored_place(payload)
+    return None if place is None or seen is None else round(distance_km(place, seen), 3)
 
 
 def _lat_lon(p: Place | Mapping[str, float]) -> tuple[float, float]:

@@ -40,7 +40,7 @@ def test_lost_and_found_answer_each_other_and_home_ends_a_report():
 
 
 def test_radius_around_a_dogs_own_place():
-    q = report_query(radius_km=5, centre={"lat": 1.0, "lon": 2.0})
+    q = report_query(radius_km=5, centre=Place(1.0, 2.0))
     assert q.near == Place(1.0, 2.0) and q.filter()["location"]["$near"]["radius_km"] == 5
     with pytest.raises(InvalidReportQuery, match="needs near"):
         report_query(radius_km=5)
@@ -53,3 +53,5 @@ def test_distances_on_the_sphere():
     assert distance_from(Place(0, 0), {"location": {"lat": 0, "lon": 0}}) == 0
     assert distance_from(None, {"location": {"lat": 0, "lon": 0}}) is None
     assert distance_from(Place(0, 0), {}) is None
+    for odd in ({"lat": 1}, {"lat": "1", "lon": 2}, {"lat": True, "lon": 2}, [1, 2], "1,2"):  # not a stored place
+        assert distance_from(Place(0, 0), {"location": odd}) is None

@@ -12,7 +12,14 @@ from dogsearch.gallery.contracts import PhotoDogs
 from dogsearch.gallery.fields import search_filter
 from dogsearch.gallery.gallery import Search
 from dogsearch.gallery.records import Match
-from dogsearch.gallery.reports import COUNTERPARTS, Place, ReportQuery, distance_from, report_query
+from dogsearch.gallery.reports import (
+    COUNTERPARTS,
+    Place,
+    ReportQuery,
+    distance_from,
+    report_query,
+    stored_place,
+)
 from dogsearch.pose.rerank import rerank as rerank_by_pose
 from dogsearch.services.gateway.deps import UUID_PATTERN, GalleryDep, PartsDep, SettingsDep, dog_out, read_upload
 from dogsearch.services.gateway.schemas import Detected, FoundDog, PhotoSearchResponse, SearchResponse, SearchResult
@@ -99,9 +106,10 @@ def router(settings: GatewaySettings) -> APIRouter:
     ) -> SearchResponse:
         start = time.perf_counter()
         dog = await gallery.dog(dog_id)
-        own, where = dog.payload.get("status"), dog.payload.get("location")
-        reports = report_query(near, radius_km, seen_after, seen_before, status or (),
-                               own if counterparts and not status and own in COUNTERPARTS else None, centre=where)
+        own = dog.payload.get("status")
+        answered = own if counterparts and not status and isinstance(own, str) and own in COUNTERPARTS else None
+        reports = report_query(near, radius_km, seen_after, seen_before, status or (), answered,
+                               centre=stored_place(dog.payload))
         matches = await gallery.similar(dog_id, k, reports.merged(search_filter(breed, name, filter)))
         return SearchResponse(results=[result(m, reports.near) for m in matches], took_ms=_ms_since(start),
                               statuses=list(reports.statuses) or None)
