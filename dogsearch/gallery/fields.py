@@ -47,19 +47,20 @@ def _status(value: Any) -> str:
     return value
 
 
-def _location(value: Any) -> dict[str, float]:
+def parse_location(value: Any, name: str = "location") -> dict[str, float]:
     """"lat,lon" (a form field) or {"lat": .., "lon": ..} -> {"lat", "lon"} in degrees (Qdrant's geo point)."""
     try:
         if isinstance(value, str):
             lat, lon = (float(part) for part in value.split(","))
-        elif isinstance(value, dict) and set(value) == {"lat", "lon"}:
+        elif isinstance(value, dict) and set(value) == {"lat", "lon"} and not any(
+                isinstance(v, bool) for v in value.values()):
             lat, lon = float(value["lat"]), float(value["lon"])
         else:
             raise ValueError
     except (TypeError, ValueError):
-        raise InvalidFields('field \'location\': "lat,lon" or {"lat": .., "lon": ..} in degrees') from None
+        raise InvalidFields(f'field \'{name}\': "lat,lon" or {{"lat": .., "lon": ..}} in degrees') from None
     if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
-        raise InvalidFields(f"field 'location': latitude -90..90 and longitude -180..180, not {lat}, {lon}")
+        raise InvalidFields(f"field '{name}': latitude -90..90 and longitude -180..180, not {lat}, {lon}")
     return {"lat": lat, "lon": lon}
 
 
@@ -92,7 +93,7 @@ FIELDS: tuple[Field, ...] = (
     Field("owner", "server", "keyword", public=False),  # the name of the API key that added the dog
     # the report: is the dog lost, found, seen somewhere, and when
     Field("status", "user", "keyword", _status),
-    Field("location", "user", "geo", _location),
+    Field("location", "user", "geo", parse_location),
     Field("seen_at", "user", "datetime", _seen_at),
     # the photo, and where in it the dog is
     Field("photo_id", "server", "keyword", public=False),  # the photo, named by its bytes: a file of the PhotoStore

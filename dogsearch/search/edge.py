@@ -46,7 +46,17 @@ from dogsearch.search.contract import (
     StoreFull,
     store_error,
 )
-from dogsearch.search.filters import Filter, FilterSpec, HasId, IsEmpty, Match, excluding, parse_filter
+from dogsearch.search.filters import (
+    Condition,
+    Filter,
+    FilterSpec,
+    GeoRadius,
+    HasId,
+    IsEmpty,
+    TimeRange,
+    excluding,
+    parse_filter,
+)
 
 # Free disk the store keeps for the engine's write-ahead log and segments (a write would hang on a full disk).
 MIN_FREE_BYTES = 64 << 20
@@ -407,11 +417,16 @@ def _to_filter(filter: Filter | None) -> qe.Filter | None:
     return qe.Filter(must=[_condition(c) for c in filter.must], must_not=[_condition(c) for c in filter.must_not])
 
 
-def _condition(condition: HasId | IsEmpty | Match) -> Any:
+def _condition(condition: Condition) -> Any:
     if isinstance(condition, HasId):
         return qe.HasIdCondition(set(condition.ids))
     if isinstance(condition, IsEmpty):
         return qe.IsEmptyCondition(condition.field)
+    if isinstance(condition, GeoRadius):
+        centre = qe.GeoPoint(lon=condition.lon, lat=condition.lat)
+        return qe.FieldCondition(condition.field, geo_radius=qe.GeoRadius(centre, condition.radius_km * 1000))
+    if isinstance(condition, TimeRange):
+        return qe.FieldCondition(condition.field, range=qe.RangeDateTime(gte=condition.gte, lte=condition.lte))
     field = condition.field
     # MatchAny takes strings only or ints only, and no bools: one condition per kind, ORed. The binding reads a
     # Python bool as the integer 1/0, which never matches a stored true/false; numpy's bool is the one type it

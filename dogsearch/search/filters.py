@@ -12,20 +12,28 @@ The JSON form is an object of field -> value:
   left out: ``{"$not": {"breed": "pug", "color": "black"}}`` leaves out pugs and black dogs alike.
 - ``"$empty": ["field", ...]``: each field is missing, null or an empty list (``{"$not": {"$empty": ["name"]}}``:
   has a name).
+- ``{"location": {"$near": {"lat": 52.52, "lon": 13.4, "radius_km": 5}}}``: the field is a geo point
+  (``{"lat", "lon"}`` in degrees) within that many km of the centre, on the sphere (Qdrant's geo radius).
+- ``{"seen_at": {"$gte": "2026-11-01T00:00:00Z", "$lte": "2026-11-30"}}``: the field is a date and time (RFC 3339)
+  in that range, ends included; either bound may be left out. Bounds are ISO 8601 (a time without a zone is UTC).
+  Both are conditions like any other: inside ``$not`` they leave out what they match.
 
-Field names are non-empty strings that do not start with "$": "$not" and "$empty" are the only keys that do, so
-they cannot clash with a field (the gallery's field names start with a letter).
+Field names are non-empty strings that do not start with "$": the operators are the only keys that do, so they
+cannot clash with a field (the gallery's field names start with a letter).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from dogsearch.search.base import point_id
 from dogsearch.search.contract import InvalidStoreInput
 
-NOT, EMPTY = "$not", "$empty"
+NOT, EMPTY, NEAR, GTE, LTE = "$not", "$empty", "$near", "$gte", "$lte"
+MAX_RADIUS_KM = 20_100.0  # past half the Earth's circumference (20,015 km) a circle holds every point
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -53,7 +61,26 @@ class HasId:
     ids: tuple[str, ...]
 
 
-Condition = Match | IsEmpty | HasId
+@dataclass(frozen=True)
+class GeoRadius:
+    """The field is a geo point ({"lat", "lon"}) within ``radius_km`` of (lat, lon)."""
+
+    field: str
+    lat: float
+    lon: float
+    radius_km: float
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """The field is a date and time within [gte, lte] (RFC 3339 in UTC; None: unbounded on that side)."""
+
+    field: str
+    gte: str | None = None
+    lte: str | None = None
+
+
+Condition = Match | IsEmpty | HasId | GeoRadius | TimeRange
 
 
 @dataclass(frozen=True)
@@ -106,7 +133,8 @@ def _conditions(spec: Mapping[Any, Any], where: str, *, allow_not: bool) -> list
                 raise InvalidStoreInput(f"{where} {EMPTY}: a list of field names, got {_show(value)}")
             must += [IsEmpty(_field(name, f"{where} {EMPTY}")) for name in dict.fromkeys(value)]
             continue
-        must.append(_match(_field(field, where), value, where))
+        name = _field(field, where)
+        must.append(_operator(name, value, where) if isinstance(value, Mapping) else _match(name, value, where))
     return must
 
 
@@ -114,8 +142,8 @@ def _field(field: Any, where: str) -> str:
     if not isinstance(field, str) or not field:
         raise InvalidStoreInput(f"{where}: a field name is a non-empty string, got {_show(field)}")
     if field.startswith("$"):
-        raise InvalidStoreInput(f"{where}: unknown operator {field!r} (there are {NOT} and {EMPTY}; field names "
-                                "cannot start with '$')")
+        raise InvalidStoreInput(f"{where}: unknown operator {field!r} (there are {NOT} and {EMPTY}, and {NEAR}, "
+                                f"{GTE}, {LTE} as a field's value; field names cannot start with '$')")
     return field
 
 
@@ -136,6 +164,42 @@ def _match(field: str, value: Any, where: str) -> Match:
                 f"{where} on {field!r}: values must be str, int (64-bit) or bool, or a list of them; got {_show(v)}"
             )
     return Match(field, tuple(strings), tuple(ints), tuple(bools))
+
+
+def _operator(field: str, spec: Mapping[Any, Any], where: str) -> GeoRadius | TimeRange:
+    """A field's value that is an object: {"$near": {...}} or {"$gte": .., "$lte": ..}."""
+    if set(spec) == {NEAR}:
+        return _near(field, spec[NEAR], f"{where} on {field!r} {NEAR}")
+    if spec and set(spec) <= {GTE, LTE}:
+        bounds = {key: _datetime(spec[key], f"{where} on {field!r} {key}") for key in (GTE, LTE) if key in spec}
+        if GTE in bounds and LTE in bounds and bounds[GTE] > bounds[LTE]:
+            raise InvalidStoreInput(f"{where} on {field!r}: {GTE} {bounds[GTE]} is after {LTE} {bounds[LTE]}")
+        return TimeRange(field, *(None if key not in bounds else bounds[key].isoformat() for key in (GTE, LTE)))
+    raise InvalidStoreInput(f"{where} on {field!r}: an object value is {{{NEAR!r}: ...}} or a range of {GTE!r} "
+                            f"and/or {LTE!r}, got {_show(spec)}")
+
+
+def _near(field: str, spec: Any, where: str) -> GeoRadius:
+    if not isinstance(spec, Mapping) or set(spec) != {"lat", "lon", "radius_km"}:
+        raise InvalidStoreInput(f'{where}: {{"lat", "lon", "radius_km"}}, got {_show(spec)}')
+    values = [spec[key] for key in ("lat", "lon", "radius_km")]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise InvalidStoreInput(f"{where}: lat, lon and radius_km are finite numbers, got {_show(dict(spec))}")
+    lat, lon, radius = map(float, values)
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InvalidStoreInput(f"{where}: latitude -90..90 and longitude -180..180, got {lat}, {lon}")
+    if not 0 < radius <= MAX_RADIUS_KM:
+        raise InvalidStoreInput(f"{where}: radius_km above 0 and at most {MAX_RADIUS_KM:g}, got {radius:g}")
+    return GeoRadius(field, lat, lon, radius)
+
+
+def _datetime(value: Any, where: str) -> datetime:
+    """ISO 8601 -> an aware datetime in UTC (a time without a zone is UTC, as the gallery stores it)."""
+    try:
+        when = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidStoreInput(f"{where}: a date and time in ISO 8601, got {_show(value)}") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _show(value: Any) -> str:

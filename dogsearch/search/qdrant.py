@@ -58,7 +58,17 @@ from dogsearch.search.contract import (
     StoreUnavailable,
     store_error,
 )
-from dogsearch.search.filters import Filter, FilterSpec, HasId, IsEmpty, Match, excluding, parse_filter
+from dogsearch.search.filters import (
+    Condition,
+    Filter,
+    FilterSpec,
+    GeoRadius,
+    HasId,
+    IsEmpty,
+    TimeRange,
+    excluding,
+    parse_filter,
+)
 
 # The key under the collection's metadata that says which embedding model made its vectors.
 META_MODEL = "dogsearch_model"
@@ -532,11 +542,17 @@ def _to_filter(filter: Filter | None) -> qm.Filter | None:
                      must_not=[_condition(c) for c in filter.must_not] or None)
 
 
-def _condition(condition: HasId | IsEmpty | Match) -> Any:
+def _condition(condition: Condition) -> Any:
     if isinstance(condition, HasId):
         return qm.HasIdCondition(has_id=list(condition.ids))
     if isinstance(condition, IsEmpty):
         return qm.IsEmptyCondition(is_empty=qm.PayloadField(key=condition.field))
+    if isinstance(condition, GeoRadius):
+        centre = qm.GeoPoint(lon=condition.lon, lat=condition.lat)
+        return qm.FieldCondition(key=condition.field,
+                                 geo_radius=qm.GeoRadius(center=centre, radius=condition.radius_km * 1000))
+    if isinstance(condition, TimeRange):
+        return qm.FieldCondition(key=condition.field, range=qm.DatetimeRange(gte=condition.gte, lte=condition.lte))
     field = condition.field
     # MatchAny takes strings only or ints only (and a bool is no int there): one condition per kind, ORed.
     any_of: list[qm.FieldCondition] = [

@@ -64,6 +64,28 @@ async def test_manifests_csv_and_jsonl(client, photos):
     assert sorted(d["payload"]["age"] for d in dogs if "age" in d["payload"]) == [0, 1, 2]
 
 
+async def test_manifest_columns_carry_reports(client, photos):
+    """status, location ("lat,lon", quoted in CSV) and seen_at columns are checked and stored as one upload's."""
+    files = sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.jpg"))
+    (photos / "reports.csv").write_text('path,status,location,seen_at\n'
+                                        f'{files[0]},lost,"52.52,13.405",2026-11-30T18:05:00+01:00\n'
+                                        f'{files[1]},sighted,,\n')
+    job = await wait_job(client, (await client.post("/v1/jobs/index",
+                                                    json={"path": str(photos / "reports.csv")})).json()["id"])
+    assert (job["state"], job["indexed"]) == ("done", 2)
+    reports = sorted((d["payload"]["status"], d["payload"].get("location"), d["payload"].get("seen_at"))
+                     for d in await all_dogs(client))
+    assert reports == [("lost", {"lat": 52.52, "lon": 13.405}, "2026-11-30T17:05:00+00:00"), ("sighted", None, None)]
+    r = await client.post("/v1/search", files={"image": ("q.jpg", (photos / files[1]).read_bytes())},
+                          data={"for_status": "found", "near": "52.5,13.4", "radius_km": "10"})
+    assert [hit["payload"]["status"] for hit in r.json()["results"]] == ["lost"]
+    for bad, words in (("lost,\"52.52\",2026-11-30", "lat,lon"), ("lost,\"0,0\",noon", "ISO 8601"),
+                       ("gone,,", "one of lost")):
+        (photos / "bad.csv").write_text(f"path,status,location,seen_at\n{files[2]},{bad}\n")
+        r = await client.post("/v1/jobs/index", json={"path": str(photos / "bad.csv")})
+        assert r.status_code == 422 and words in json.dumps(r.json()["detail"]), r.text
+
+
 @pytest.mark.parametrize("body, status, reason", [
     ({"path": "/etc"}, 403, "outside"),
     ({"path": "relative/dir"}, 422, "absolute"),

@@ -138,6 +138,24 @@ async def test_indexes_filters_and_payload_updates_over_http(search):
     r = await search.post("/v1/points/count", json={"filter": {"$empty": ["$x"]}})
     assert r.status_code == 422 and "unknown operator" in r.json()["detail"]
 
+    # where and when: the operators travel over HTTP as the store reads them
+    await search.put("/v1/collection", json={"dim": 2, "model": "m",
+                                             "indexes": {"location": "geo", "seen_at": "datetime"}})
+    await search.post("/v1/points/payload", json={"ids": [uid(0)], "payload": {
+        "location": {"lat": 52.52, "lon": 13.405}, "seen_at": "2026-11-30T17:05:00+00:00"}})
+    await search.post("/v1/points/payload", json={"ids": [uid(1)], "payload": {
+        "location": {"lat": 53.55, "lon": 9.99}, "seen_at": "2026-11-01T00:00:00+00:00"}})
+    berlin = {"$near": {"lat": 52.5, "lon": 13.4, "radius_km": 20}}
+    assert await ids("/v1/query", {"vector": [1, 0], "k": 5, "filter": {"location": berlin}}) == [uid(0)]
+    assert await ids("/v1/query", {"vector": [1, 0], "k": 5, "filter": {"seen_at": {"$lte": "2026-11-15"}}}) \
+        == [uid(1)]
+    assert await ids(f"/v1/points/{uid(1)}/similar", {"filter": {"$not": {"location": berlin}}}) == [uid(2)]
+    for bad, words in (({"location": {"$near": {"lat": 99, "lon": 0, "radius_km": 1}}}, "latitude"),
+                       ({"seen_at": {"$gte": "soon"}}, "ISO 8601"),
+                       ({"seen_at": {"$after": "2026-01-01"}}, "")):
+        r = await search.post("/v1/points/count", json={"filter": bad})
+        assert r.status_code == 422 and words in str(r.json()["detail"]), (bad, r.text)
+
     r = await search.post("/v1/points/payload", json={"ids": [uid(0), uid(2)], "payload": {"vet": "ok"}})
     assert r.status_code == 200 and r.json() == {"updated": 2}
     assert (await search.get(f"/v1/points/{uid(2)}")).json()["payload"] == {"breed": "husky", "age": 2, "vet": "ok"}

@@ -124,7 +124,7 @@ def store(tmp_path: Path, open_store):
 
 
 def names(hits: list[Hit] | list[Point]) -> list[str]:
-    by_id = {uid(n): n for n in DOGS}
+    by_id = {uid(n): n for n in [*DOGS, *REPORTS]}
     return [by_id[h.id] for h in hits]
 
 
@@ -515,7 +515,7 @@ def test_empty_matches_missing_null_and_empty_lists(store: VectorStore) -> None:
     ({"age": 5.0}, "'age': values must be str, int"),
     ({"age": None}, "'age': values must be str, int"),
     ({"age": 2**70}, "64-bit"),
-    ({"breed": {"x": 1}}, "'breed': values must be"),
+    ({"breed": {"x": 1}}, "'breed': an object value is"),
     ({"breed": ["pug", 1.5]}, "got 1.5"),
     ({"$or": {"breed": "pug"}}, "unknown operator '\\$or'"),
     ({"$not": "pug"}, "\\$not: an object"),
@@ -532,6 +532,86 @@ def test_bad_filters_say_what_is_wrong_before_the_engine_sees_them(store: Vector
             call()
     with pytest.raises(InvalidStoreInput, match="point id must be a UUID"):
         store.query(Q, k=1, exclude=["rex"])
+
+
+# ---- where and when: geo radius and datetime range ---------------------------------------------------------------
+
+# Places and times of reports, with indexes (geo, datetime) on one store and none on the other: the same answers.
+REPORTS = {
+    "berlin": ({"lat": 52.52, "lon": 13.405}, "2026-11-30T17:05:00+00:00"),
+    "potsdam": ({"lat": 52.39, "lon": 13.065}, "2026-11-29T08:00:00+00:00"),  # 27 km from Berlin
+    "hamburg": ({"lat": 53.551, "lon": 9.993}, "2026-11-01T00:00:00+00:00"),  # 255 km
+    "fiji": ({"lat": -17.0, "lon": 179.9}, "2025-06-01T12:00:00+00:00"),  # across the antimeridian from Samoa
+    "nowhere": (None, None),  # a dog without a place or a time
+}
+BERLIN = {"lat": 52.52, "lon": 13.405}
+
+
+def report_points() -> list[Point]:
+    return [Point(uid(n), [1.0, float(i), 0.0, 0.0], {k: v for k, v in (("location", where), ("seen_at", when))
+                                                       if v is not None})
+            for i, (n, (where, when)) in enumerate(REPORTS.items())]
+
+
+@pytest.fixture(params=[{}, {"location": "geo", "seen_at": "datetime"}], ids=["scan", "indexed"])
+def reports(request, tmp_path: Path, open_store):
+    s = open_store(tmp_path / "vectors", "reports")
+    s.ensure_collection(4, MODEL, request.param)
+    s.upsert(report_points())
+    yield s
+    s.close()
+
+
+def near(radius_km: float, at: dict = BERLIN) -> dict:
+    return {"location": {"$near": {**at, "radius_km": radius_km}}}
+
+
+def test_geo_radius_keeps_the_points_within_so_many_km(reports: VectorStore) -> None:
+    assert names(reports.query(Q, k=5, filter=near(10))) == ["berlin"]
+    assert names(reports.query(Q, k=5, filter=near(30))) == ["berlin", "potsdam"]
+    assert names(reports.query(Q, k=5, filter=near(300))) == ["berlin", "potsdam", "hamburg"]
+    assert reports.count(near(20_000)) == 4  # every point that has a place, none without
+    # on the sphere: 0.2 degrees of longitude apart across the antimeridian is 21 km at 17 degrees south
+    assert names(reports.query(Q, k=5, filter=near(25, {"lat": -17.0, "lon": -179.9}))) == ["fiji"]
+    assert reports.count({"$not": near(30)}) == 3  # Hamburg, Fiji and the dog without a place
+    page, _ = reports.scroll(limit=10, filter=near(30))
+    assert sorted(names(page)) == ["berlin", "potsdam"]
+    assert names(reports.similar(uid("berlin"), k=5, filter=near(300))) == ["potsdam", "hamburg"]
+
+
+def test_datetime_range_keeps_the_points_seen_between(reports: VectorStore) -> None:
+    since = {"seen_at": {"$gte": "2026-11-29T08:00:00Z"}}
+    assert names(reports.query(Q, k=5, filter=since)) == ["berlin", "potsdam"]  # the bound itself is in
+    # bounds in other zones, or without one (UTC), mean the same instants
+    assert reports.count({"seen_at": {"$gte": "2026-11-29T09:00:00+01:00", "$lte": "2026-11-30T17:05"}}) == 2
+    assert reports.count({"seen_at": {"$lte": "2026-11-29T07:59:59Z"}}) == 2  # hamburg, fiji
+    assert reports.count({"seen_at": {"$gte": "2026-01-01", "$lte": "2026-11-15"}}) == 1  # a date is its midnight
+    assert reports.count({"$not": since}) == 3
+    # place and time together, and with an ordinary match
+    assert names(reports.query(Q, k=5, filter={**near(300), "seen_at": {"$lte": "2026-11-29T12:00:00Z"}})) == [
+        "potsdam", "hamburg"]
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    ({"location": {"$near": {"lat": 91, "lon": 0, "radius_km": 1}}}, "latitude -90..90"),
+    ({"location": {"$near": {"lat": 0, "lon": 181, "radius_km": 1}}}, "longitude -180..180"),
+    ({"location": {"$near": {"lat": 0, "lon": 0, "radius_km": 0}}}, "radius_km above 0"),
+    ({"location": {"$near": {"lat": 0, "lon": 0, "radius_km": 1e9}}}, "at most 20100"),
+    ({"location": {"$near": {"lat": 0, "lon": 0, "radius_km": float("nan")}}}, "finite numbers"),
+    ({"location": {"$near": {"lat": "0", "lon": 0, "radius_km": 1}}}, "finite numbers"),
+    ({"location": {"$near": {"lat": 0, "lon": 0}}}, "radius_km"),
+    ({"location": {"$near": [0, 0, 1]}}, "radius_km"),
+    ({"seen_at": {"$gte": "yesterday"}}, "ISO 8601"),
+    ({"seen_at": {"$gte": 5}}, "ISO 8601"),
+    ({"seen_at": {"$gte": "2026-12-01", "$lte": "2026-11-01"}}, "is after"),
+    ({"seen_at": {}}, "an object value is"),
+    ({"seen_at": {"$gte": "2026-12-01", "$near": {}}}, "an object value is"),
+    ({"$not": {"seen_at": {"$lt": "2026-12-01"}}}, "an object value is"),
+])
+def test_bad_places_and_times_say_what_is_wrong(reports: VectorStore, bad, reason) -> None:
+    for call in (lambda: reports.count(bad), lambda: reports.query(Q, k=1, filter=bad)):
+        with pytest.raises(InvalidStoreInput, match=reason):
+            call()
 
 
 # ---- payload indexes ---------------------------------------------------------------------------------------------

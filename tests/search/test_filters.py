@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from dogsearch.search.contract import InvalidStoreInput
-from dogsearch.search.filters import Filter, HasId, IsEmpty, Match, excluding, parse_filter
+from dogsearch.search.filters import Filter, GeoRadius, HasId, IsEmpty, Match, TimeRange, excluding, parse_filter
 
 
 def test_the_json_form_becomes_conditions() -> None:
@@ -39,3 +39,13 @@ def test_excluding_adds_the_ids_to_must_not() -> None:
         excluding(None, ["rex"])
     with pytest.raises(InvalidStoreInput, match="a list of point ids"):
         excluding(None, str(a))
+
+
+def test_places_and_times_become_conditions_in_one_form() -> None:
+    assert parse_filter({"location": {"$near": {"lat": 52, "lon": 13.4, "radius_km": 5}}}) == Filter(
+        must=(GeoRadius("location", 52.0, 13.4, 5.0),))
+    # bounds in any zone (or none: UTC) become RFC 3339 in UTC, what the gallery stores
+    assert parse_filter({"seen_at": {"$gte": "2026-11-30T19:05:00+02:00", "$lte": "2026-12-01"}}) == Filter(
+        must=(TimeRange("seen_at", "2026-11-30T17:05:00+00:00", "2026-12-01T00:00:00+00:00"),))
+    assert parse_filter({"$not": {"seen_at": {"$lte": "2026-12-01T00:00:00Z"}}}) == Filter(
+        must_not=(TimeRange("seen_at", None, "2026-12-01T00:00:00+00:00"),))

@@ -317,6 +317,41 @@ describe("dogsearch web UI", () => {
     expect((await api(server, `/v1/dogs/${id}`)).status).toBe(404);
   });
 
+  it("reports a lost dog, then finds it from a found dog's photo, near where it was found", async () => {
+    const [lostPhoto, foundPhoto] = photos("golden retriever", 2);
+    await open(page, "#/add");
+    await page.getByLabel("Choose a photo").setInputFiles(lostPhoto);
+    await page.getByRole("button", { name: /^Use suggestion/ }).waitFor();
+    await page.getByLabel("Name").fill("Goldie");
+    const report = page.getByRole("group", { name: /Lost & found report/ });
+    await report.getByLabel("Status").selectOption("lost");
+    await report.getByLabel("Where it was seen").fill("52.52, 13.405"); // Berlin
+    await report.getByLabel("When it was seen").fill("2026-11-30T18:05");
+    await page.getByRole("button", { name: "Add dog" }).click();
+    await page.getByRole("status").getByText("Added").waitFor();
+    const id = (await page.getByRole("link", { name: "Goldie" }).getAttribute("href"))!.split("/dogs/")[1];
+    const stored = (await (await api(server, `/v1/dogs/${id}`)).json()).payload;
+    expect([stored.status, stored.location]).toEqual(["lost", { lat: 52.52, lon: 13.405 }]);
+
+    // someone found a golden retriever in Potsdam: lost dogs within 50 km (the filters are read when the photo is picked)
+    await open(page, "#/search");
+    const filters = page.getByRole("group", { name: "Lost & found" });
+    await filters.getByLabel("I have").selectOption("found");
+    await filters.getByLabel("Near").fill("52.39, 13.065");
+    await filters.getByLabel("Within (km)").fill("50");
+    await page.getByLabel("Choose a photo").setInputFiles(foundPhoto);
+    await page.getByText(/^1 match in \d+ ms, among dogs reported lost$/).waitFor();
+    const card = page.getByTestId("result").first();
+    await expect(card.locator(".card-title a").textContent()).resolves.toBe("Goldie");
+    await expect(card.getByTestId("report").textContent()).resolves.toMatch(/^Lost27\.\d km awayseen \d+ (Nov|Dec) 2026, /);
+    await shot(page, "lost-and-found-desktop.png");
+    // farther away than 20 km: nobody
+    await filters.getByLabel("Within (km)").fill("20");
+    await page.getByRole("button", { name: "Search again" }).click();
+    await page.getByText(/No dogs match/).waitFor();
+    expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);
+  });
+
   it("accepts the suggested breed of a dog added without one", async () => {
     const added = await addPhoto(server, photos("Samoyed", 4)[3], { name: "Fluffy" });
     try {

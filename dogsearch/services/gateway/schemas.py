@@ -51,12 +51,17 @@ class SearchResult(Dog):
     box: list[float] | None = Field(None, description="the matched dog's box in its photo; null: the whole photo")
     pose: dict[str, Any] | None = Field(None, description="with pose=true: this photo's pose (as POST /v1/pose)")
     rerank_score: float | None = Field(None, description="with rerank=pose: the score results are ordered by")
+    distance_km: float | None = Field(None, description="how far from `near` (more like this: from the dog) it was "
+                                                        "seen; null without either place")
+    seen_at: str | None = Field(None, description="when it was seen (RFC 3339, UTC), as its report says")
 
 
 class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(..., description="best first")
     query_pose: dict[str, Any] | None = Field(None, description="with pose=true: the query photo's pose")
     took_ms: float
+    statuses: list[str] | None = Field(None, description="the report statuses searched among (from status, or the "
+                                                         "counterparts of for_status); null: any")
 
 
 class PhotoSearchResponse(SearchResponse):

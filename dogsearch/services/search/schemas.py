@@ -9,12 +9,32 @@ from dogsearch.search.contract import IndexKind
 Scalar = str | int | bool
 
 
+class Near(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(..., description="the centre's latitude, degrees")
+    lon: float = Field(..., description="the centre's longitude, degrees")
+    radius_km: float = Field(..., description="kilometres around it, on the sphere")
+
+
+class Operator(BaseModel):
+    """A field's value that is an object: `{"$near": {"lat", "lon", "radius_km"}}` (a geo point within so many km)
+    or `{"$gte": .., "$lte": ..}` (a date and time in that range, ISO 8601, ends included)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    near: Near | None = Field(None, alias="$near")
+    gte: str | None = Field(None, alias="$gte", max_length=64)
+    lte: str | None = Field(None, alias="$lte", max_length=64)
+
+
 class Conditions(BaseModel):
-    """Field -> value (equals) or field -> list of values (any of), ANDed; `$empty`: fields that are missing, null or
-    an empty list. Read by dogsearch.search.filters.parse_filter, which says what is wrong with one."""
+    """Field -> value (equals), field -> list of values (any of), or field -> an operator (`$near`, `$gte`/`$lte`),
+    ANDed; `$empty`: fields that are missing, null or an empty list. Read by dogsearch.search.filters.parse_filter,
+    which says what is wrong with one."""
 
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, Scalar | list[Scalar]] = Field(init=False)
+    __pydantic_extra__: dict[str, Scalar | list[Scalar] | Operator] = Field(init=False)
 
     empty: list[str] | None = Field(None, alias="$empty", description="fields that are missing, null or []")
 

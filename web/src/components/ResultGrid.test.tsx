@@ -56,6 +56,24 @@ describe("ResultGrid", () => {
     expect(within(cards[2]).queryByTestId("dog-box")).toBeNull();
   });
 
+  it("shows each report's status, distance and time, and nothing for a dog without one", () => {
+    const reported: SearchResult[] = [
+      {
+        ...result("a", 0.9, {}),
+        payload: { name: "Rex", status: "lost", location: { lat: 52.52, lon: 13.405 }, seen_at: "2026-11-30T17:05:00+00:00" },
+        distance_km: 27.04,
+        seen_at: "2026-11-30T17:05:00+00:00",
+      },
+      { ...result("b", 0.8, { name: "Bo", status: "found" }), distance_km: null },
+      result("c", 0.7, { name: "Plain" }),
+    ];
+    render(<ResultGrid results={reported} matchHref={() => "#"} onMoreLike={() => {}} />);
+    const cards = screen.getAllByTestId("result");
+    expect(within(cards[0]).getByTestId("report")).toHaveTextContent("Lost27.0 km awayseen 30 Nov 2026, 17:05 UTC");
+    expect(within(cards[1]).getByTestId("report")).toHaveTextContent(/^Found$/); // no place known: no distance
+    expect(within(cards[2]).queryByTestId("report")).toBeNull();
+  });
+
   it("says so when nothing matches", () => {
     render(<ResultGrid results={[]} matchHref={() => "#"} onMoreLike={() => {}} />);
     expect(screen.getByText(/No dogs match/)).toBeInTheDocument();

@@ -1,5 +1,6 @@
 import type { SearchResult } from "../lib/types";
 import { PhotoBoxes } from "./PhotoBoxes";
+import { ReportLine } from "./ReportLine";
 import { ScoreBar } from "./ScoreBar";
 
 interface Props {
@@ -38,6 +39,7 @@ export function ResultGrid({ results, matchHref, onMoreLike }: Props) {
               <span className="rank">#{i + 1}</span> <a href={`#/dogs/${r.id}`}>{dogTitle(r.payload)}</a>
             </p>
             {r.payload.breed && r.payload.name ? <p className="muted">{String(r.payload.breed)}</p> : null}
+            <ReportLine payload={r.payload} distanceKm={r.distance_km} seenAt={r.seen_at} />
             <ScoreBar score={r.score} />
             <div className="card-actions">
               <a className="button small" href={matchHref(r)}>

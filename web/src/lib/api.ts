@@ -1,5 +1,6 @@
 import { getKey, reportUnauthenticated } from "./session";
 import { noDogMessage } from "./dogs";
+import { reportFormFields, reportSearchFields, type ReportFilter, type ReportInput } from "./reports";
 import type { Detection, Dog, DogPage, Job, Me, Payload, Pose, SearchResponse, SeemsLabel } from "./types";
 
 /** An error the page can show: the API's own `detail` when it sent one. */
@@ -87,6 +88,8 @@ export interface Filters {
   breed?: string;
   /** field → value, from the free "field=value" box */
   fields?: Record<string, string>;
+  /** the "Lost & found" part: status, place and radius, dates */
+  report?: ReportFilter;
 }
 
 function filterJson(filters: Filters): string | undefined {
@@ -118,6 +121,7 @@ export function searchByPhoto(image: File, k: number, filters: Filters, dog?: nu
   if (filters.breed) form.append("breed", filters.breed);
   const flt = filterJson(filters);
   if (flt) form.append("filter", flt);
+  for (const [key, value] of reportSearchFields(filters.report)) form.append(key, value);
   return json("/v1/search", { method: "POST", body: form });
 }
 
@@ -126,6 +130,8 @@ export function similarTo(id: string, k: number, filters: Filters): Promise<Sear
   if (filters.breed) params.set("breed", filters.breed);
   const flt = filterJson(filters);
   if (flt) params.set("filter", flt);
+  // "for_status" is the photo search's: more like this takes the dog's own status for it (the server's default)
+  for (const [key, value] of reportSearchFields(filters.report)) if (key !== "for_status") params.set(key, value);
   return json(`/v1/dogs/${id}/similar?${params}`);
 }
 
@@ -149,6 +155,8 @@ export interface NewDog {
   notes?: string;
   /** which dog of the photo (an index of /v1/detect's `dogs`); the server's default is the largest */
   dog?: number;
+  /** lost, found, ...: its status, where and when it was seen */
+  report?: ReportInput;
 }
 
 /** `created` is false when that exact photo was already stored (the API answers 200 with that dog). */
@@ -160,6 +168,7 @@ export async function addDog(dog: NewDog): Promise<{ dog: Dog; created: boolean 
     if (value) form.append(key, value);
   }
   if (dog.dog !== undefined) form.append("dog", String(dog.dog));
+  for (const [key, value] of reportFormFields(dog.report ?? {})) form.append(key, value);
   const response = await send("/v1/dogs", { method: "POST", body: form });
   return { dog: (await response.json()) as Dog, created: response.status === 201 };
 }

@@ -23,6 +23,8 @@ export interface SearchState {
   fieldText: string;
   k: number;
   tookMs?: number;
+  /** the report statuses the last search was among (the server's answer); null: any */
+  statuses?: string[] | null;
 }
 
 const initial: SearchState = { query: null, results: null, filters: {}, fieldText: "", k: 12 };

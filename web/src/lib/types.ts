@@ -39,6 +39,10 @@ export type Payload = Record<string, unknown> & {
   box?: Box | null;
   /** the server's suggestion, kept when the user gave no breed */
   breed_guess?: BreedGuess[];
+  /** the report: lost, found, sighted, shelter or home; where (degrees) and when (RFC 3339, UTC) it was seen */
+  status?: string;
+  location?: { lat: number; lon: number };
+  seen_at?: string;
 };
 
 export interface Dog {
@@ -66,11 +70,17 @@ export interface SearchResult extends Dog {
   score: number;
   /** the matched dog's box in its photo; null or absent: a whole-photo entry */
   box?: Box | null;
+  /** km from the search's place (more like this: from the dog's); null: either place unknown */
+  distance_km?: number | null;
+  /** when it was seen, as its report says (RFC 3339, UTC) */
+  seen_at?: string | null;
 }
 
 export interface SearchResponse {
   results: SearchResult[];
   took_ms: number;
+  /** the report statuses searched among (for_status: its counterparts); absent or null: any */
+  statuses?: string[] | null;
   // A photo search on a server with the detector (absent from "more like this" and older servers):
   /** every dog found in the query photo, largest first */
   dogs?: FoundDog[];

@@ -101,3 +101,40 @@ describe("AddDogPage with the dogs found in the photo", () => {
     expect(await screen.findByRole("alert")).toHaveTextContent("not an image");
   });
 });
+
+describe("AddDogPage with a lost & found report", () => {
+  beforeEach(() => {
+    URL.createObjectURL = vi.fn(() => "blob:preview");
+    URL.revokeObjectURL = vi.fn();
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("sends the status, the place typed as lat, lon and the time in UTC", async () => {
+    const fetchMock = mockApi([200, TWO_DOGS]);
+    render(<AddDogPage />);
+    await pickPhoto();
+    await screen.findAllByTestId("dog-box");
+    await userEvent.selectOptions(screen.getByLabelText("Status"), "found");
+    await userEvent.type(screen.getByLabelText("Where it was seen"), "52.52, 13.405");
+    await userEvent.type(screen.getByLabelText("When it was seen"), "2026-11-30T18:05");
+    await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
+    expect(await screen.findByRole("status")).toHaveTextContent("Added Rex.");
+    const form = addForm(fetchMock)!;
+    expect(form.get("status")).toBe("found");
+    expect(form.get("location")).toBe("52.52,13.405");
+    expect(form.get("seen_at")).toBe(new Date("2026-11-30T18:05").toISOString());
+    expect(screen.getByLabelText("Status")).toHaveValue(""); // the form is cleared for the next dog
+  });
+
+  it("says what is wrong with a place before uploading", async () => {
+    const fetchMock = mockApi([200, TWO_DOGS]);
+    render(<AddDogPage />);
+    await pickPhoto();
+    await screen.findAllByTestId("dog-box");
+    await userEvent.type(screen.getByLabelText("Where it was seen"), "Berlin");
+    await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent('Place "Berlin": write it as latitude, longitude');
+    expect(addForm(fetchMock)).toBeUndefined();
+  });
+});
+

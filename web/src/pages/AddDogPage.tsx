@@ -2,9 +2,11 @@ import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { PhotoBoxes } from "../components/PhotoBoxes";
 import { PhotoPicker } from "../components/PhotoPicker";
+import { ReportFields } from "../components/ReportFields";
 import { dogTitle } from "../components/ResultGrid";
 import { addDog, ApiError, detectDogs, messageOf } from "../lib/api";
 import { noDogMessage, percent, topGuess } from "../lib/dogs";
+import { reportFormFields, type ReportInput } from "../lib/reports";
 import type { Detection, Dog } from "../lib/types";
 
 // What /v1/detect said about the chosen photo. "skipped": it could not tell (a server without it, a failure):
@@ -24,6 +26,7 @@ export function AddDogPage() {
   const [name, setName] = useState("");
   const [breed, setBreed] = useState("");
   const [notes, setNotes] = useState("");
+  const [report, setReport] = useState<ReportInput>({});
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [saved, setSaved] = useState<{ dog: Dog; created: boolean } | null>(null);
@@ -67,10 +70,16 @@ export function AddDogPage() {
       return;
     }
     if (blocked) return;
+    try {
+      reportFormFields(report); // a place that is not one is said here, before the upload
+    } catch (err) {
+      setError(messageOf(err));
+      return;
+    }
     setBusy(true);
     setError(null);
     try {
-      setSaved(await addDog({ image: file, name, breed, notes, dog: detection ? dogIndex : undefined }));
+      setSaved(await addDog({ image: file, name, breed, notes, report, dog: detection ? dogIndex : undefined }));
       picked.current = null;
       setFile(null);
       setPreview(null);
@@ -78,6 +87,7 @@ export function AddDogPage() {
       setName("");
       setBreed("");
       setNotes("");
+      setReport({});
     } catch (err) {
       setError(messageOf(err));
     } finally {
@@ -128,6 +138,7 @@ export function AddDogPage() {
           )}
           <label htmlFor={`${ids}-notes`}>Notes</label>
           <textarea id={`${ids}-notes`} value={notes} onChange={(e) => setNotes(e.target.value)} rows={3} />
+          <ReportFields value={report} onChange={setReport} disabled={busy} />
           <ErrorBanner error={error} />
           {saved && (
             <p className="success" role="status">

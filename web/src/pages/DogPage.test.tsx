@@ -23,8 +23,9 @@ const GUESSED = {
 };
 
 /** A gateway where the visitor is `name` with `scope`; PATCH merges the fields into the dog. */
-function mockApi(name: string, scope: Scope) {
+function mockApi(name: string, scope: Scope, extra: Record<string, unknown> = {}) {
   let dog = structuredClone(GUESSED) as typeof GUESSED & { payload: Record<string, unknown> };
+  dog.payload = { ...dog.payload, ...extra };
   const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
     if (url === "/v1/me") return json(200, { name, scope, scopes: [], open: false, anonymous_search: false });
     if (url === "/v1/dogs/d1" && init?.method === "PATCH") {
@@ -86,5 +87,26 @@ describe("DogPage with a suggested breed", () => {
     await screen.findByTestId("suggested-breed");
     expect(screen.getByTestId("signed-in-as")).toHaveTextContent("someone-else (write)");
     expect(screen.queryByRole("button", { name: /Accept/ })).toBeNull();
+  });
+});
+
+describe("DogPage with a report", () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    window.sessionStorage.clear();
+  });
+
+  it("shows the status, the place and the time in words, not as raw fields", async () => {
+    mockApi("shelter", "write", {
+      status: "sighted",
+      location: { lat: 52.52, lon: 13.405 },
+      seen_at: "2026-11-30T17:05:00+00:00",
+    });
+    renderPage();
+    expect(await screen.findByTestId("report")).toHaveTextContent(
+      "Sightedat 52.5200, 13.4050seen 30 Nov 2026, 17:05 UTC",
+    );
+    expect(screen.queryByText("[object Object]")).toBeNull();
+    expect(screen.queryByText("location")).toBeNull(); // not repeated among the other fields
   });
 });

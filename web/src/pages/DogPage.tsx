@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { PhotoBoxes } from "../components/PhotoBoxes";
+import { ReportLine } from "../components/ReportLine";
 import { dogTitle } from "../components/ResultGrid";
 import { canDelete, canEdit } from "../lib/access";
 import { deleteDog, getDog, messageOf, updateDog } from "../lib/api";
@@ -8,6 +9,7 @@ import { useAuth } from "../lib/auth";
 import { navigate } from "../lib/router";
 import { useSearchState } from "../lib/searchState";
 import { guessesText, percent, topGuess } from "../lib/dogs";
+import { distanceKm, formatPlace, formatSeen, isPlace, parsePlace, type Place } from "../lib/reports";
 import type { BreedGuess, Dog } from "../lib/types";
 
 // Recorded by the server: shown apart from the user's own fields.
@@ -24,9 +26,26 @@ const SERVER_FIELDS = new Set([
   "breed_guess",
 ]);
 
+// The report is shown on its own line, above the other fields.
+const REPORT_FIELDS = new Set(["status", "location", "seen_at"]);
+
 function show(key: string, value: unknown): string {
   if (key === "breed_guess" && Array.isArray(value)) return guessesText(value as BreedGuess[]);
+  if (key === "location" && isPlace(value)) return formatPlace(value);
+  if (key === "seen_at" && typeof value === "string") return formatSeen(value);
   return Array.isArray(value) ? value.join(", ") : String(value);
+}
+
+/** km from the place the last search was near, to where the dog was seen; null where either is unknown. */
+function fromSearched(near: string | undefined, location: unknown): number | null {
+  if (!near?.trim() || !isPlace(location)) return null;
+  let place: Place;
+  try {
+    place = parsePlace(near);
+  } catch {
+    return null;
+  }
+  return distanceKm(place, location);
 }
 
 export function DogPage({ id }: { id: string }) {
@@ -36,7 +55,7 @@ export function DogPage({ id }: { id: string }) {
   const [deleted, setDeleted] = useState(false);
   const [accepting, setAccepting] = useState(false);
   const [accepted, setAccepted] = useState<string | null>(null);
-  const [, setSearch] = useSearchState();
+  const [search, setSearch] = useSearchState();
   const { me } = useAuth();
 
   useEffect(() => {
@@ -101,7 +120,7 @@ export function DogPage({ id }: { id: string }) {
   }
   const rank = (k: string) => ["name", "breed", "notes"].indexOf(k) >>> 0; // the known fields first
   const own = Object.entries(dog.payload)
-    .filter(([k]) => !SERVER_FIELDS.has(k))
+    .filter(([k]) => !SERVER_FIELDS.has(k) && !REPORT_FIELDS.has(k))
     .sort(([a], [b]) => rank(a) - rank(b));
   const recorded = Object.entries(dog.payload).filter(([k]) => SERVER_FIELDS.has(k));
   const box = dog.payload.box;
@@ -120,6 +139,11 @@ export function DogPage({ id }: { id: string }) {
           height={dog.payload.height}
         />
         <div>
+          <ReportLine
+            payload={dog.payload}
+            distanceKm={fromSearched(search.filters.report?.near, dog.payload.location)}
+            showPlace
+          />
           <dl className="fields-list">
             {own.map(([k, v]) => (
               <div key={k}>

@@ -70,6 +70,53 @@ describe("SearchPage upload errors", () => {
     expect(form.get("image")).toBeInstanceOf(File);
   });
 
+  it("sends the lost & found filter and says which reports it searched among", async () => {
+    const fetchMock = mockApi(async () =>
+      json(200, {
+        took_ms: 5,
+        statuses: ["found", "sighted", "shelter"],
+        results: [
+          {
+            id: "a",
+            score: 0.8,
+            payload: { name: "Bo", status: "found", location: { lat: 52.39, lon: 13.065 } },
+            distance_km: 27.04,
+            seen_at: "2026-12-01T09:00:00+00:00",
+            image_url: "/i",
+            thumbnail_url: "/t",
+          },
+        ],
+      }),
+    );
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    const section = within(screen.getByRole("group", { name: "Lost & found" }));
+    await userEvent.selectOptions(section.getByLabelText("I have"), "lost");
+    expect(section.getByLabelText("Status")).toBeDisabled(); // the counterparts decide
+    await userEvent.type(section.getByLabelText("Near"), "52.52, 13.405");
+    await userEvent.type(section.getByLabelText("Within (km)"), "50");
+    await userEvent.type(section.getByLabelText("Seen after"), "2026-11-29");
+    await pickPhoto();
+    expect(await screen.findByTestId("report")).toHaveTextContent("Found27.0 km awayseen 1 Dec 2026, 09:00 UTC");
+    expect(screen.getByText(/among dogs reported found, sighted or in a shelter/)).toBeInTheDocument();
+    const form = fetchMock.mock.calls.find(([u]) => u === "/v1/search")![1]!.body as FormData;
+    expect([...form.entries()].filter(([k]) => k !== "image")).toEqual([
+      ["k", "12"],
+      ["for_status", "lost"],
+      ["near", "52.52,13.405"],
+      ["radius_km", "50"],
+      ["seen_after", "2026-11-29"],
+    ]);
+  });
+
+  it("refuses a radius without a place before calling the API", async () => {
+    const fetchMock = mockApi(async () => json(200, { results: [], took_ms: 1 }));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await userEvent.type(screen.getByLabelText("Within (km)"), "5");
+    await pickPhoto();
+    expect(await screen.findByRole("alert")).toHaveTextContent("A radius needs a place");
+    expect(fetchMock.mock.calls.some(([u]) => u === "/v1/search")).toBe(false);
+  });
+
   it("refuses a malformed field filter before calling the API", async () => {
     const fetchMock = mockApi(async () => json(200, { results: [], took_ms: 1 }));
     render(<SearchProvider><SearchPage /></SearchProvider>);

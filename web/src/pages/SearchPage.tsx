@@ -1,11 +1,13 @@
 import { useEffect, useId, useState, type FormEvent } from "react";
 import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { LostFoundFilter } from "../components/LostFoundFilter";
 import { PhotoBoxes } from "../components/PhotoBoxes";
 import { PhotoPicker } from "../components/PhotoPicker";
 import { dogTitle, ResultGrid } from "../components/ResultGrid";
 import { listDogs, messageOf, parseFieldFilter, searchByPhoto, similarTo, type Filters } from "../lib/api";
 import { guessesText } from "../lib/dogs";
+import { reportSearchFields, STATUS_LABELS, type ReportFilter, type Status } from "../lib/reports";
 import { useSearchState, type FoundInQuery, type Query, type SearchState } from "../lib/searchState";
 import type { SearchResponse, SearchResult } from "../lib/types";
 
@@ -37,6 +39,12 @@ function foundIn(answer: SearchResponse): FoundInQuery | null {
   };
 }
 
+/** ["found", "sighted"] → "found or sighted" */
+function statusesText(statuses: string[]): string {
+  const words = statuses.map((s) => (STATUS_LABELS[s as Status] ?? s).toLowerCase());
+  return words.length > 1 ? `${words.slice(0, -1).join(", ")} or ${words[words.length - 1]}` : words[0];
+}
+
 export function SearchPage() {
   const [state, setState] = useSearchState();
   const [busy, setBusy] = useState(false);
@@ -44,6 +52,7 @@ export function SearchPage() {
   const [breed, setBreed] = useState(state.filters.breed ?? "");
   const [fieldText, setFieldText] = useState(state.fieldText);
   const [k, setK] = useState(state.k);
+  const [report, setReport] = useState<ReportFilter>(state.filters.report ?? {});
   const breeds = useBreeds();
   const ids = useId();
 
@@ -52,7 +61,8 @@ export function SearchPage() {
     setError(null);
     let filters: Filters;
     try {
-      filters = { breed: breed.trim() || undefined, fields: parseFieldFilter(fieldText) };
+      filters = { breed: breed.trim() || undefined, fields: parseFieldFilter(fieldText), report };
+      reportSearchFields(report); // a bad place or radius is said here, before the upload
     } catch (e) {
       setError(messageOf(e));
       return;
@@ -65,7 +75,13 @@ export function SearchPage() {
         query.kind === "photo"
           ? await searchByPhoto(query.file, k, filters, dog)
           : await similarTo(query.dog.id, k, filters);
-      setState((s) => ({ ...s, results: answer.results, tookMs: answer.took_ms, found: foundIn(answer) }));
+      setState((s) => ({
+        ...s,
+        results: answer.results,
+        tookMs: answer.took_ms,
+        found: foundIn(answer),
+        statuses: answer.statuses ?? null,
+      }));
     } catch (e) {
       setState((s) => ({ ...s, results: null })); // the dogs found, if any, are still those of this photo
       setError(messageOf(e));
@@ -169,6 +185,7 @@ export function SearchPage() {
             <small id={`${ids}-fields-help`} className="muted">
               field=value, separated by commas
             </small>
+            <LostFoundFilter value={report} onChange={setReport} />
             <label htmlFor={`${ids}-k`}>Results</label>
             <select id={`${ids}-k`} value={k} onChange={(e) => setK(Number(e.target.value))}>
               {K_CHOICES.map((n) => (
@@ -190,6 +207,7 @@ export function SearchPage() {
               <p className="muted">
                 {state.results.length} match{state.results.length === 1 ? "" : "es"}
                 {state.tookMs !== undefined ? ` in ${Math.round(state.tookMs)} ms` : ""}
+                {state.statuses?.length ? `, among dogs reported ${statusesText(state.statuses)}` : ""}
               </p>
               <ResultGrid results={state.results} matchHref={matchHref} onMoreLike={onMoreLike} />
             </>

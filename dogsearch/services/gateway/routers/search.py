@@ -12,6 +12,14 @@ from dogsearch.gallery.contracts import PhotoDogs
 from dogsearch.gallery.fields import search_filter
 from dogsearch.gallery.gallery import Search
 from dogsearch.gallery.records import Match
+from dogsearch.gallery.reports import (
+    COUNTERPARTS,
+    Place,
+    ReportQuery,
+    distance_from,
+    report_query,
+    stored_place,
+)
 from dogsearch.pose.rerank import rerank as rerank_by_pose
 from dogsearch.services.gateway.deps import UUID_PATTERN, GalleryDep, PartsDep, SettingsDep, dog_out, read_upload
 from dogsearch.services.gateway.schemas import Detected, FoundDog, PhotoSearchResponse, SearchResponse, SearchResult
@@ -19,6 +27,16 @@ from dogsearch.services.gateway.settings import GatewaySettings
 
 NO_DOG = {422: {"description": "no dog found in the photo (code no_dog_found, with `seems`: what it seems to show "
                                "instead), `dog` beyond the dogs it shows (code no_such_dog), or bad input"}}
+
+
+# The report fields of a search (gallery/reports.py; docs/lost-and-found.md).
+NEAR = '"lat,lon" in degrees: each result gets its distance_km from there; with radius_km, only dogs within it'
+RADIUS = "km around near (above 0, at most 20000): dogs seen farther away, or nowhere, are left out"
+SEEN_AFTER = "ISO 8601 date or date and time (UTC without a zone): dogs seen then or later"
+SEEN_BEFORE = "ISO 8601: dogs seen then or earlier (a bare date: to its end)"
+STATUS = "any of lost, found, sighted, home, shelter (repeat the field, or separate them with commas)"
+FOR_STATUS = ("the status of the dog you have: search among the reports that answer it (found, sighted, shelter -> "
+              "lost; lost -> found, sighted, shelter); home answers nothing")
 
 
 def router(settings: GatewaySettings) -> APIRouter:
@@ -43,13 +61,20 @@ def router(settings: GatewaySettings) -> APIRouter:
         filter: str | None = Form(None, description='JSON object, e.g. {"color": ["brown", "black"]}'),
         pose: bool = Form(False, description="add each result's pose and the query's (query_pose)"),
         rerank: Literal["none", "pose"] = Form("none", description="'pose': re-order by body proportions too"),
+        near: str | None = Form(None, max_length=64, description=NEAR),
+        radius_km: float | None = Form(None, description=RADIUS),
+        seen_after: str | None = Form(None, max_length=64, description=SEEN_AFTER),
+        seen_before: str | None = Form(None, max_length=64, description=SEEN_BEFORE),
+        status: list[str] | None = Form(None, description=STATUS),
+        for_status: str | None = Form(None, max_length=16, description=FOR_STATUS),
     ) -> PhotoSearchResponse:
         start = time.perf_counter()
-        flt = search_filter(breed, name, filter)
+        reports = report_query(near, radius_km, seen_after, seen_before, status or (), for_status)
+        flt = reports.merged(search_filter(breed, name, filter))
         data = await read_upload(image, parts.settings)
         if not pose and rerank == "none":
             found = await parts.gallery.search(data, k, flt, dog)
-            return _answer(found, [result(m) for m in found.matches], start)
+            return _answer(found, [result(m, reports.near) for m in found.matches], start, reports=reports)
         # re-ranking looks at more candidates than it returns
         depth = min(parts.settings.max_k, k * parts.settings.pose_rerank_depth) if rerank == "pose" else k
         found = await parts.gallery.search(data, depth, flt, dog)
@@ -59,9 +84,9 @@ def router(settings: GatewaySettings) -> APIRouter:
         scored = [(m.score, m) for m in matches]
         ranked = (rerank_by_pose(query_pose, scored, poses, parts.settings.pose_rerank_weight) if rerank == "pose"
                   else [(s, m, p) for (s, m), p in zip(scored, poses, strict=True)])
-        return _answer(found, [result(m, pose=p if pose else None,
+        return _answer(found, [result(m, reports.near, pose=p if pose else None,
                                       rerank_score=round(s, 6) if rerank == "pose" else None)
-                               for s, m, p in ranked[:k]], start, query_pose if pose else None)
+                               for s, m, p in ranked[:k]], start, query_pose if pose else None, reports)
 
     @api.get("/v1/dogs/{dog_id}/similar", response_model=SearchResponse)
     async def similar(
@@ -71,10 +96,23 @@ def router(settings: GatewaySettings) -> APIRouter:
         breed: str | None = None,
         name: str | None = None,
         filter: str | None = Query(None, description="JSON object of field -> value(s)"),
+        near: str | None = Query(None, max_length=64, description=NEAR + "; default: the dog's own location"),
+        radius_km: float | None = Query(None, description=RADIUS + " (around the dog's location without near)"),
+        seen_after: str | None = Query(None, max_length=64, description=SEEN_AFTER),
+        seen_before: str | None = Query(None, max_length=64, description=SEEN_BEFORE),
+        status: list[str] | None = Query(None, description=STATUS),
+        counterparts: bool = Query(True, description="for a dog with a report (lost, found, sighted, shelter) and "
+                                                     "no `status` given: only the reports that answer it"),
     ) -> SearchResponse:
         start = time.perf_counter()
-        matches = await gallery.similar(dog_id, k, search_filter(breed, name, filter))
-        return SearchResponse(results=[result(m) for m in matches], took_ms=_ms_since(start))
+        dog = await gallery.dog(dog_id)
+        own = dog.payload.get("status")
+        answered = own if counterparts and not status and isinstance(own, str) and own in COUNTERPARTS else None
+        reports = report_query(near, radius_km, seen_after, seen_before, status or (), answered,
+                               centre=stored_place(dog.payload))
+        matches = await gallery.similar(dog_id, k, reports.merged(search_filter(breed, name, filter)))
+        return SearchResponse(results=[result(m, reports.near) for m in matches], took_ms=_ms_since(start),
+                              statuses=list(reports.statuses) or None)
 
     return api
 
@@ -84,16 +122,19 @@ def found_dogs(photo: PhotoDogs) -> list[FoundDog]:
             for i, d in enumerate(photo.dogs)]
 
 
-def result(match: Match, **extra) -> SearchResult:
-    return dog_out(match.dog, SearchResult, score=match.score, box=match.dog.payload.get("box"), **extra)
+def result(match: Match, near: Place | None = None, **extra) -> SearchResult:
+    payload = match.dog.payload
+    return dog_out(match.dog, SearchResult, score=match.score, box=payload.get("box"),
+                   distance_km=distance_from(near, payload), seen_at=payload.get("seen_at"), **extra)
 
 
 def _answer(found: Search, results: list[SearchResult], start: float,
-            query_pose: dict | None = None) -> PhotoSearchResponse:
+            query_pose: dict | None = None, reports: ReportQuery | None = None) -> PhotoSearchResponse:
     photo = found.photo
     return PhotoSearchResponse(results=results, query_pose=query_pose, took_ms=_ms_since(start),
                                dogs=found_dogs(photo), dog=found.dog, width=photo.width, height=photo.height,
-                               breed_guess=list(photo.dogs[found.dog].breed_guess))
+                               breed_guess=list(photo.dogs[found.dog].breed_guess),
+                               statuses=list(reports.statuses) or None if reports else None)
 
 
 def _ms_since(start: float) -> float:

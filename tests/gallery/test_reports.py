@@ -1,0 +1,57 @@
+"""gallery/reports.py: a search's report fields -> the store's filter, the lost <-> found rule, distances."""
+from __future__ import annotations
+
+import pytest
+
+from dogsearch.gallery.fields import STATUSES
+from dogsearch.gallery.reports import (
+    COUNTERPARTS,
+    InvalidReportQuery,
+    Place,
+    counterparts,
+    distance_from,
+    distance_km,
+    report_query,
+)
+
+
+def test_a_query_becomes_the_stores_filter():
+    q = report_query("52.52, 13.405", 25, "2026-11-01", "2026-11-30", ["lost, found", "lost"])
+    assert q.filter() == {
+        "location": {"$near": {"lat": 52.52, "lon": 13.405, "radius_km": 25}},
+        "seen_at": {"$gte": "2026-11-01T00:00:00+00:00", "$lte": "2026-11-30T23:59:59.999999+00:00"},
+        "status": ["lost", "found"],
+    }
+    assert report_query("52.52,13.405").filter() == {}  # near alone only measures distances
+    assert report_query().merged(None) is None
+    assert report_query(status=["lost"]).merged({"breed": "pug"}) == {"breed": "pug", "status": ["lost"]}
+    with pytest.raises(InvalidReportQuery, match="given in filter"):
+        report_query(status=["lost"]).merged({"status": "found"})
+
+
+def test_lost_and_found_answer_each_other_and_home_ends_a_report():
+    assert counterparts("found") == ("lost",) and counterparts("sighted") == ("lost",)
+    assert set(counterparts("lost")) == {"found", "sighted", "shelter"}
+    assert all("home" not in answer for answer in COUNTERPARTS.values())
+    assert set(COUNTERPARTS) == set(STATUSES) - {"home"}
+    with pytest.raises(InvalidReportQuery, match="closed"):
+        counterparts("home")
+    assert report_query(for_status="found").statuses == ("lost",)
+
+
+def test_radius_around_a_dogs_own_place():
+    q = report_query(radius_km=5, centre=Place(1.0, 2.0))
+    assert q.near == Place(1.0, 2.0) and q.filter()["location"]["$near"]["radius_km"] == 5
+    with pytest.raises(InvalidReportQuery, match="needs near"):
+        report_query(radius_km=5)
+
+
+def test_distances_on_the_sphere():
+    assert distance_km(Place(52.52, 13.405), {"lat": 48.8566, "lon": 2.3522}) == pytest.approx(878, abs=2)
+    assert distance_km(Place(0, 179.9), Place(0, -179.9)) == pytest.approx(22.2, abs=0.1)  # across the antimeridian
+    assert distance_km(Place(90, 0), Place(-90, 0)) == pytest.approx(20015, abs=1)
+    assert distance_from(Place(0, 0), {"location": {"lat": 0, "lon": 0}}) == 0
+    assert distance_from(None, {"location": {"lat": 0, "lon": 0}}) is None
+    assert distance_from(Place(0, 0), {}) is None
+    for odd in ({"lat": 1}, {"lat": "1", "lon": 2}, {"lat": True, "lon": 2}, [1, 2], "1,2"):  # not a stored place
+        assert distance_from(Place(0, 0), {"location": odd}) is None

@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import {
+  distanceKm,
+  formatDistance,
+  formatSeen,
+  parsePlace,
+  reportFormFields,
+  reportSearchFields,
+} from "./reports";
+
+describe("reports", () => {
+  it("reads a place typed as lat, lon and says what is wrong with one", () => {
+    expect(parsePlace(" 52.52 , 13.405 ")).toEqual({ lat: 52.52, lon: 13.405 });
+    expect(parsePlace("-33.9,151.2")).toEqual({ lat: -33.9, lon: 151.2 });
+    expect(() => parsePlace("52.52")).toThrow("latitude, longitude");
+    expect(() => parsePlace("52.52,")).toThrow("latitude, longitude");
+    expect(() => parsePlace("north, east")).toThrow("latitude, longitude");
+    expect(() => parsePlace("95, 13")).toThrow("-90 to 90");
+    expect(() => parsePlace("52, 181")).toThrow("-180 to 180");
+  });
+
+  it("makes the add form's fields of a report, the time in UTC", () => {
+    expect(reportFormFields({})).toEqual([]);
+    const fields = reportFormFields({ status: "lost", place: "52.52, 13.405", seenAt: "2026-11-30T18:05" });
+    expect(fields.slice(0, 2)).toEqual([
+      ["status", "lost"],
+      ["location", "52.52,13.405"],
+    ]);
+    expect(fields[2][0]).toBe("seen_at");
+    expect(new Date(fields[2][1]).getTime()).toBe(new Date("2026-11-30T18:05").getTime()); // the browser's zone
+    expect(fields[2][1]).toMatch(/Z$/);
+    expect(() => reportFormFields({ place: "here" })).toThrow("latitude, longitude");
+  });
+
+  it("makes a search's lost & found fields: counterparts win over a status", () => {
+    expect(reportSearchFields(undefined)).toEqual([]);
+    expect(reportSearchFields({ status: "lost", forStatus: "found", near: "1, 2", radiusKm: "5", seenAfter: "2026-11-01" }))
+      .toEqual([
+        ["for_status", "found"],
+        ["near", "1,2"],
+        ["radius_km", "5"],
+        ["seen_after", "2026-11-01"],
+      ]);
+    expect(reportSearchFields({ status: "sighted", seenBefore: "2026-11-30" })).toEqual([
+      ["status", "sighted"],
+      ["seen_before", "2026-11-30"],
+    ]);
+    expect(() => reportSearchFields({ radiusKm: "5" })).toThrow("needs a place");
+    expect(() => reportSearchFields({ near: "1,2", radiusKm: "0" })).toThrow("above 0");
+    expect(() => reportSearchFields({ near: "1,2", radiusKm: "30000" })).toThrow("up to 20000");
+  });
+
+  it("measures and shows distances and times as the server does", () => {
+    expect(distanceKm({ lat: 52.52, lon: 13.405 }, { lat: 48.8566, lon: 2.3522 })).toBeCloseTo(878, -1);
+    expect(distanceKm({ lat: 0, lon: 179.9 }, { lat: 0, lon: -179.9 })).toBeCloseTo(22.24, 1);
+    expect(formatDistance(0.43)).toBe("430 m");
+    expect(formatDistance(12.345)).toBe("12.3 km");
+    expect(formatDistance(1234.5)).toBe("1,235 km");
+    expect(formatSeen("2026-11-30T17:05:00+00:00")).toBe("30 Nov 2026, 17:05 UTC");
+    expect(formatSeen("not a time")).toBe("not a time");
+  });
+});

@@ -1,0 +1,139 @@
+// Reports (docs/lost-and-found.md, "Reports: where and when"): a dog's status, the place it was seen ("lat, lon")
+// and when. The form is map-free: a place is typed (or pasted from a map app) as two numbers.
+
+export const STATUSES = ["lost", "found", "sighted", "shelter", "home"] as const;
+export type Status = (typeof STATUSES)[number];
+
+export const STATUS_LABELS: Record<Status, string> = {
+  lost: "Lost",
+  found: "Found",
+  sighted: "Sighted",
+  shelter: "In a shelter",
+  home: "Home again",
+};
+
+/** What a search for counterparts is called in the form: the status of the dog the user has. */
+export const FOR_STATUS_LABELS: Record<Exclude<Status, "home">, string> = {
+  found: "a dog I found (search lost dogs)",
+  sighted: "a dog I saw (search lost dogs)",
+  shelter: "a shelter dog (search lost dogs)",
+  lost: "my lost dog (search found and sighted dogs)",
+};
+
+export interface Place {
+  lat: number;
+  lon: number;
+}
+
+/** "52.52, 13.405" → {lat, lon}; throws an Error that says what is wrong. */
+export function parsePlace(text: string): Place {
+  const parts = text.split(",").map((p) => p.trim());
+  const [lat, lon] = parts.map(Number);
+  if (parts.length !== 2 || parts.some((p) => p === "") || !Number.isFinite(lat) || !Number.isFinite(lon)) {
+    throw new Error(`Place "${text.trim()}": write it as latitude, longitude (e.g. 52.52, 13.405)`);
+  }
+  if (lat < -90 || lat > 90 || lon < -180 || lon > 180) {
+    throw new Error(`Place "${text.trim()}": latitude is -90 to 90 and longitude -180 to 180`);
+  }
+  return { lat, lon };
+}
+
+export function isPlace(value: unknown): value is Place {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as Place).lat === "number" &&
+    typeof (value as Place).lon === "number"
+  );
+}
+
+export function formatPlace(place: Place): string {
+  return `${place.lat.toFixed(4)}, ${place.lon.toFixed(4)}`;
+}
+
+const EARTH_RADIUS_KM = 6371.0088; // as the server (and Qdrant's geo filters) measure
+
+/** Great-circle distance in km (haversine), as the server gives distance_km. */
+export function distanceKm(a: Place, b: Place): number {
+  const rad = (d: number) => (d * Math.PI) / 180;
+  const dphi = rad(b.lat - a.lat);
+  const dlam = rad(b.lon - a.lon);
+  const h = Math.sin(dphi / 2) ** 2 + Math.cos(rad(a.lat)) * Math.cos(rad(b.lat)) * Math.sin(dlam / 2) ** 2;
+  return 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(h)));
+}
+
+/** 0.43 → "430 m", 12.345 → "12.3 km", 1234.5 → "1,235 km". */
+export function formatDistance(km: number): string {
+  if (km < 1) return `${Math.round(km * 1000)} m`;
+  if (km < 100) return `${km.toFixed(1)} km`;
+  return `${Math.round(km).toLocaleString("en")} km`;
+}
+
+/** An RFC 3339 time → "30 Nov 2026, 17:05 UTC" (UTC: the same for every reader of a report). */
+export function formatSeen(iso: string): string {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return iso;
+  const day = when.toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+  const time = when.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", timeZone: "UTC" });
+  return `${day}, ${time} UTC`;
+}
+
+/** A dog's report as the add form has it: every part optional. */
+export interface ReportInput {
+  status?: Status | "";
+  /** "lat, lon" */
+  place?: string;
+  /** a datetime-local value ("2026-11-30T18:05"), in the browser's zone */
+  seenAt?: string;
+}
+
+/** The form fields of POST /v1/dogs for a report; throws on a place that is not one. */
+export function reportFormFields(report: ReportInput): [string, string][] {
+  const out: [string, string][] = [];
+  if (report.status) out.push(["status", report.status]);
+  if (report.place?.trim()) {
+    const place = parsePlace(report.place);
+    out.push(["location", `${place.lat},${place.lon}`]);
+  }
+  if (report.seenAt) {
+    const when = new Date(report.seenAt); // the browser's zone: what the user meant
+    if (Number.isNaN(when.getTime())) throw new Error(`"${report.seenAt}" is not a date and time`);
+    out.push(["seen_at", when.toISOString()]);
+  }
+  return out;
+}
+
+/** The "Lost & found" part of a search. */
+export interface ReportFilter {
+  /** any of these statuses; empty: any */
+  status?: Status | "";
+  /** the status of the user's own dog: search its counterparts instead */
+  forStatus?: Exclude<Status, "home"> | "";
+  /** "lat, lon" */
+  near?: string;
+  radiusKm?: string;
+  /** yyyy-mm-dd (a bare date: the server takes the whole day, UTC) */
+  seenAfter?: string;
+  seenBefore?: string;
+}
+
+/** The search fields (form or query) of a ReportFilter; throws on a bad place or radius. */
+export function reportSearchFields(filter: ReportFilter | undefined): [string, string][] {
+  if (!filter) return [];
+  const out: [string, string][] = [];
+  if (filter.forStatus) out.push(["for_status", filter.forStatus]);
+  else if (filter.status) out.push(["status", filter.status]);
+  if (filter.near?.trim()) {
+    const place = parsePlace(filter.near);
+    out.push(["near", `${place.lat},${place.lon}`]);
+  }
+  if (filter.radiusKm?.trim()) {
+    if (!filter.near?.trim()) throw new Error("A radius needs a place to be around: fill in Near as well.");
+    const km = Number(filter.radiusKm);
+    if (!Number.isFinite(km) || km <= 0 || km > 20000) throw new Error("Radius: a number of km above 0, up to 20000");
+    out.push(["radius_km", String(km)]);
+  }
+  if (filter.seenAfter) out.push(["seen_after", filter.seenAfter]);
+  if (filter.seenBefore) out.push(["seen_before", filter.seenBefore]);
+  return out;
+}
