@@ -51,10 +51,19 @@ class SearchResult(Dog):
     box: list[float] | None = Field(None, description="the matched dog's box in its photo; null: the whole photo")
     pose: dict[str, Any] | None = Field(None, description="with pose=true: this photo's pose (as POST /v1/pose)")
     rerank_score: float | None = Field(None, description="with rerank=pose: the score results are ordered by")
+    same_dog: float | None = Field(None, description="the probability that this is the same dog as the query's, "
+                                                     "calibrated on pairs of individual dogs' photos; null: the "
+                                                     "model has no calibration")
+    verdict: Literal["likely", "possible", "unlikely"] | None = Field(
+        None, description="same_dog against the gateway's thresholds (SAME_DOG_LIKELY, SAME_DOG_POSSIBLE); null "
+                          "without a calibration")
 
 
 class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(..., description="best first")
+    best_verdict: Literal["likely", "possible", "unlikely"] | None = Field(
+        None, description="the best result's verdict (unlikely when there is none); null without a calibration")
+    message: str | None = Field(None, description="said plainly when no result is likely the same dog")
     query_pose: dict[str, Any] | None = Field(None, description="with pose=true: the query photo's pose")
     took_ms: float
 

@@ -1,6 +1,6 @@
 import type { SearchResult } from "../lib/types";
 import { PhotoBoxes } from "./PhotoBoxes";
-import { ScoreBar } from "./ScoreBar";
+import { SameDogBar, ScoreBar } from "./ScoreBar";
 
 interface Props {
   results: SearchResult[];
@@ -38,7 +38,11 @@ export function ResultGrid({ results, matchHref, onMoreLike }: Props) {
               <span className="rank">#{i + 1}</span> <a href={`#/dogs/${r.id}`}>{dogTitle(r.payload)}</a>
             </p>
             {r.payload.breed && r.payload.name ? <p className="muted">{String(r.payload.breed)}</p> : null}
-            <ScoreBar score={r.score} />
+            {r.same_dog != null && r.verdict ? (
+              <SameDogBar probability={r.same_dog} verdict={r.verdict} score={r.score} />
+            ) : (
+              <ScoreBar score={r.score} />
+            )}
             <div className="card-actions">
               <a className="button small" href={matchHref(r)}>
                 Why it matches

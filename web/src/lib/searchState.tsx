@@ -1,6 +1,6 @@
 import { createContext, useContext, useState, type ReactNode } from "react";
 import type { Filters } from "./api";
-import type { BreedGuess, Dog, FoundDog, SearchResult } from "./types";
+import type { BreedGuess, Dog, FoundDog, SearchResult, Verdict } from "./types";
 
 // The last search lives above the router so the match page (and "back") can use the query photo.
 export type Query = { kind: "photo"; file: File; url: string } | { kind: "dog"; dog: Dog };
@@ -23,6 +23,8 @@ export interface SearchState {
   fieldText: string;
   k: number;
   tookMs?: number;
+  /** the best result's verdict; null or absent: the server gives none (no calibration) */
+  bestVerdict?: Verdict | null;
 }
 
 const initial: SearchState = { query: null, results: null, filters: {}, fieldText: "", k: 12 };

@@ -62,15 +62,25 @@ export interface Me {
   anonymous_search: boolean;
 }
 
+/** Is a result the same dog as the query's? By its calibrated probability against the server's thresholds. */
+export type Verdict = "likely" | "possible" | "unlikely";
+
 export interface SearchResult extends Dog {
   score: number;
   /** the matched dog's box in its photo; null or absent: a whole-photo entry */
   box?: Box | null;
+  /** the probability that it is the same dog; null or absent: the server's model has no calibration */
+  same_dog?: number | null;
+  verdict?: Verdict | null;
 }
 
 export interface SearchResponse {
   results: SearchResult[];
   took_ms: number;
+  /** the best result's verdict ("unlikely" when there is none); null or absent: no calibration */
+  best_verdict?: Verdict | null;
+  /** said when no result is likely the same dog */
+  message?: string | null;
   // A photo search on a server with the detector (absent from "more like this" and older servers):
   /** every dog found in the query photo, largest first */
   dogs?: FoundDog[];

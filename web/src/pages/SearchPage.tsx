@@ -6,6 +6,7 @@ import { PhotoPicker } from "../components/PhotoPicker";
 import { dogTitle, ResultGrid } from "../components/ResultGrid";
 import { listDogs, messageOf, parseFieldFilter, searchByPhoto, similarTo, type Filters } from "../lib/api";
 import { guessesText } from "../lib/dogs";
+import { NO_LIKELY_MATCH } from "../lib/explain";
 import { useSearchState, type FoundInQuery, type Query, type SearchState } from "../lib/searchState";
 import type { SearchResponse, SearchResult } from "../lib/types";
 
@@ -65,7 +66,13 @@ export function SearchPage() {
         query.kind === "photo"
           ? await searchByPhoto(query.file, k, filters, dog)
           : await similarTo(query.dog.id, k, filters);
-      setState((s) => ({ ...s, results: answer.results, tookMs: answer.took_ms, found: foundIn(answer) }));
+      setState((s) => ({
+        ...s,
+        results: answer.results,
+        tookMs: answer.took_ms,
+        bestVerdict: answer.best_verdict,
+        found: foundIn(answer),
+      }));
     } catch (e) {
       setState((s) => ({ ...s, results: null })); // the dogs found, if any, are still those of this photo
       setError(messageOf(e));
@@ -191,6 +198,11 @@ export function SearchPage() {
                 {state.results.length} match{state.results.length === 1 ? "" : "es"}
                 {state.tookMs !== undefined ? ` in ${Math.round(state.tookMs)} ms` : ""}
               </p>
+              {state.results.length > 0 && state.bestVerdict && state.bestVerdict !== "likely" && (
+                <p className="notice no-likely-match" role="status">
+                  {NO_LIKELY_MATCH}
+                </p>
+              )}
               <ResultGrid results={state.results} matchHref={matchHref} onMoreLike={onMoreLike} />
             </>
           )}

@@ -14,6 +14,7 @@ from dogsearch.gallery.gallery import Search
 from dogsearch.gallery.records import Match
 from dogsearch.pose.rerank import rerank as rerank_by_pose
 from dogsearch.services.gateway.deps import UUID_PATTERN, GalleryDep, PartsDep, SettingsDep, dog_out, read_upload
+from dogsearch.services.gateway.samedog import Judged
 from dogsearch.services.gateway.schemas import Detected, FoundDog, PhotoSearchResponse, SearchResponse, SearchResult
 from dogsearch.services.gateway.settings import GatewaySettings
 
@@ -49,7 +50,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         data = await read_upload(image, parts.settings)
         if not pose and rerank == "none":
             found = await parts.gallery.search(data, k, flt, dog)
-            return _answer(found, [result(m) for m in found.matches], start)
+            judged = await _judge(parts, found.matches)
+            return _answer(found, [result(m, judged, i) for i, m in enumerate(found.matches)], judged, start)
         # re-ranking looks at more candidates than it returns
         depth = min(parts.settings.max_k, k * parts.settings.pose_rerank_depth) if rerank == "pose" else k
         found = await parts.gallery.search(data, depth, flt, dog)
@@ -58,14 +60,15 @@ def router(settings: GatewaySettings) -> APIRouter:
                                                  asyncio.gather(*(parts.poses.of(m.dog) for m in matches)))
         scored = [(m.score, m) for m in matches]
         ranked = (rerank_by_pose(query_pose, scored, poses, parts.settings.pose_rerank_weight) if rerank == "pose"
-                  else [(s, m, p) for (s, m), p in zip(scored, poses, strict=True)])
-        return _answer(found, [result(m, pose=p if pose else None,
+                  else [(s, m, p) for (s, m), p in zip(scored, poses, strict=True)])[:k]
+        judged = await _judge(parts, [m for _, m, _ in ranked])
+        return _answer(found, [result(m, judged, i, pose=p if pose else None,
                                       rerank_score=round(s, 6) if rerank == "pose" else None)
-                               for s, m, p in ranked[:k]], start, query_pose if pose else None)
+                               for i, (s, m, p) in enumerate(ranked)], judged, start, query_pose if pose else None)
 
     @api.get("/v1/dogs/{dog_id}/similar", response_model=SearchResponse)
     async def similar(
-        gallery: GalleryDep,
+        parts: PartsDep,
         dog_id: str = Path(..., pattern=UUID_PATTERN),
         k: int = Query(10, ge=1, le=settings.max_k),
         breed: str | None = None,
@@ -73,8 +76,10 @@ def router(settings: GatewaySettings) -> APIRouter:
         filter: str | None = Query(None, description="JSON object of field -> value(s)"),
     ) -> SearchResponse:
         start = time.perf_counter()
-        matches = await gallery.similar(dog_id, k, search_filter(breed, name, filter))
-        return SearchResponse(results=[result(m) for m in matches], took_ms=_ms_since(start))
+        matches = await parts.gallery.similar(dog_id, k, search_filter(breed, name, filter))
+        judged = await _judge(parts, matches)
+        return SearchResponse(results=[result(m, judged, i) for i, m in enumerate(matches)],
+                              best_verdict=judged.best_verdict, message=judged.message, took_ms=_ms_since(start))
 
     return api
 
@@ -84,14 +89,21 @@ def found_dogs(photo: PhotoDogs) -> list[FoundDog]:
             for i, d in enumerate(photo.dogs)]
 
 
-def result(match: Match, **extra) -> SearchResult:
-    return dog_out(match.dog, SearchResult, score=match.score, box=match.dog.payload.get("box"), **extra)
+async def _judge(parts, matches: list[Match]) -> Judged:
+    """Same dog? By the cosine (not a re-ranked score), with the calibration of the collection's vectors."""
+    return await parts.same_dog.judge(await parts.gallery.space.ensure(), [m.score for m in matches])
 
 
-def _answer(found: Search, results: list[SearchResult], start: float,
+def result(match: Match, judged: Judged, index: int, **extra) -> SearchResult:
+    return dog_out(match.dog, SearchResult, score=match.score, box=match.dog.payload.get("box"),
+                   same_dog=judged.probabilities[index], verdict=judged.verdicts[index], **extra)
+
+
+def _answer(found: Search, results: list[SearchResult], judged: Judged, start: float,
             query_pose: dict | None = None) -> PhotoSearchResponse:
     photo = found.photo
     return PhotoSearchResponse(results=results, query_pose=query_pose, took_ms=_ms_since(start),
+                               best_verdict=judged.best_verdict, message=judged.message,
                                dogs=found_dogs(photo), dog=found.dog, width=photo.width, height=photo.height,
                                breed_guess=list(photo.dogs[found.dog].breed_guess))
 
