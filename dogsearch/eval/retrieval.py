@@ -44,32 +44,32 @@ def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequenc
 
 
 def multi_photo_recall(embeddings: np.ndarray, labels: Sequence[str], n: int, min_photos: int | None = None) -> dict:
-    """Recall@1 of queries made of ``n`` photos of one dog (their vectors' mean, normalised), each against every
-    other photo. For every photo of a dog, the query is it and the dog's next ``n - 1`` photos (in order, wrapping
-    round); those photos leave the gallery. Only dogs with at least ``min_photos`` photos (default ``n + 1``, so one
-    stays to be found) are queried, so runs with several ``n`` over one ``min_photos`` ask of the same dogs."""
+    """Recall@1 of queries made of ``n`` photos of one dog (their vectors' mean, normalised). Each photo of a dog in
+    turn is the one to find: the query is the dog's next ``n`` photos (in order, wrapping round), and the gallery is
+    every other dog's photos and that one photo alone, so with any ``n`` the gallery is the same and only the query
+    grows. Only dogs with at least ``min_photos`` photos (default ``n + 1``) are queried: runs of several ``n`` over one
+    ``min_photos`` ask of the same dogs."""
     emb = np.asarray(embeddings, dtype=np.float32)
     lab = np.asarray([str(x) for x in labels])
     need = n + 1 if min_photos is None else min_photos
     if n < 1 or need < n + 1:
         raise ValueError(f"query photos must be at least 1 and min_photos above them, got {n} and {need}")
-    sims = emb @ emb.T
     hits = queries = 0
     for dog in sorted(set(lab.tolist())):
         own = np.nonzero(lab == dog)[0]
         if len(own) < need:
             continue
-        for start in range(len(own)):
-            group = own[[(start + j) % len(own) for j in range(n)]]
+        for t in range(len(own)):
+            group = own[[(t + 1 + j) % len(own) for j in range(n)]]
             query = emb[group].mean(axis=0)
             query /= max(float(np.linalg.norm(query)), 1e-12)
-            scores = emb @ query if n > 1 else sims[group[0]].copy()
-            scores[group] = -np.inf
-            hits += bool(lab[int(np.argmax(scores))] == dog)
+            scores = emb @ query
+            scores[own[np.arange(len(own)) != t]] = -np.inf  # of this dog, only the photo to find stays
+            hits += bool(int(np.argmax(scores)) == own[t])
             queries += 1
     if not queries:
         raise ValueError(f"no dog has {need} photos")
-    return {"query_photos": n, "recall@1": hits / queries, "queries": queries, "min_photos": need}
+    return {"query_photos": n, "recall@1": float(hits / queries), "queries": queries, "min_photos": need}
 
 
 def embed_paths(model, paths: Sequence[Path], batch_size: int = 32, progress: bool = True,
@@ -105,7 +105,7 @@ def evaluate_dir(model, root: Path, kind: str, *, split: str = "all", batch_size
         raise ValueError(f"{root} (split {split}) has no label with at least 2 photos")
     emb, seconds = embed_paths(model, [p for p, _ in items], batch_size, progress, desc=f"eval {kind}")
     result = retrieval_metrics(emb, [lab for _, lab in items])
-    if query_photos:  # every n against the same dogs: those with a photo left beyond the largest query
+    if query_photos:  # every n against the same dogs and galleries: dogs with a photo beyond the largest query
         need = max(query_photos) + 1
         result["query_photos"] = [multi_photo_recall(emb, [lab for _, lab in items], n, need)
                                   for n in sorted(set(query_photos))]

@@ -118,9 +118,10 @@ def test_calibrate_fits_on_fit_dogs_and_measures_on_held_out_dogs(tmp_path):
     assert report["fit"].method == report["chosen"]
 
 
-def test_several_query_photos_are_combined_and_leave_the_gallery():
-    # dog a: photos at 0, 20 and 60 degrees; dog b at 85 and 87. One photo: the query at 60 finds b (25 degrees off)
-    # before a (40). Two photos: their mean (10, 40 or 30 degrees) is nearest a's third photo every time
+def test_several_query_photos_are_combined_against_one_gallery():
+    # dog a: photos at 0, 20 and 60 degrees; dog b at 85 and 87. Each of a's photos in turn is the one to find, the
+    # query its next photo(s). One photo: the photo at 20, asked with the one at 60, loses to b's 85 (25 degrees
+    # against 40). Two photos: their mean (40, 30 or 10 degrees) is nearer the photo to find every time.
     angles = np.radians([0, 20, 60, 85, 87])
     emb = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
     labels = ["a", "a", "a", "b", "b"]
@@ -128,6 +129,8 @@ def test_several_query_photos_are_combined_and_leave_the_gallery():
     assert one["queries"] == 3 and one["recall@1"] == pytest.approx(2 / 3)
     two = multi_photo_recall(emb, labels, 2, min_photos=3)
     assert two["queries"] == 3 and two["recall@1"] == pytest.approx(1.0)
+    # by default every dog with one photo more than the query is asked of: b too (1 photo finds the other)
+    assert multi_photo_recall(emb, labels, 1)["queries"] == 5
     with pytest.raises(ValueError, match="no dog has 4"):
         multi_photo_recall(emb, labels, 3)
 
