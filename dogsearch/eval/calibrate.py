@@ -78,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     fitted = report.pop("fit")
     report.update({"vectors": vectors_id, "detector": settings.detector, "photos_without_a_dog": no_dogs})
-    command = "dogsearch train calibration " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else \
-        "dogsearch train calibration"
+    # what made the file, without the flags that change nothing in it (where vectors are cached, the output form)
+    command = " ".join(["dogsearch train calibration", *(f"--{k.replace('_', '-')} {v}" for k, v in (
+        ("model", args.model), ("face_fit", args.face_fit), ("body_fit", args.body_fit), ("method", args.method))
+        if v is not None)])
     calibration = Calibration(vectors_id, fitted.method, fitted.params, 0.5, {
         "measured": {k: report[k] for k in ("sets", "methods", "chosen", "detector", "photos_without_a_dog")},
         "command": command.strip()})
