@@ -8,12 +8,21 @@ from typing import Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 
+from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.gallery.contracts import PhotoDogs
 from dogsearch.gallery.fields import search_filter
 from dogsearch.gallery.gallery import Search
 from dogsearch.gallery.records import Match
 from dogsearch.pose.rerank import rerank as rerank_by_pose
-from dogsearch.services.gateway.deps import UUID_PATTERN, GalleryDep, PartsDep, SettingsDep, dog_out, read_upload
+from dogsearch.services.gateway.deps import (
+    UUID_PATTERN,
+    GalleryDep,
+    Parts,
+    PartsDep,
+    SettingsDep,
+    dog_out,
+    read_upload,
+)
 from dogsearch.services.gateway.samedog import Judged
 from dogsearch.services.gateway.schemas import Detected, FoundDog, PhotoSearchResponse, SearchResponse, SearchResult
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -89,9 +98,15 @@ def found_dogs(photo: PhotoDogs) -> list[FoundDog]:
             for i, d in enumerate(photo.dogs)]
 
 
-async def _judge(parts, matches: list[Match]) -> Judged:
+async def _judge(parts: Parts, matches: list[Match]) -> Judged:
     """Same dog? By the cosine (not a re-ranked score), with the calibration of the collection's vectors."""
-    return await parts.same_dog.judge(await parts.gallery.space.ensure(), [m.score for m in matches])
+    space = parts.gallery.space
+    if space.model is None:  # a "more like this" first after a start: the embedder says which vectors these are
+        try:
+            await space.ensure()
+        except (Unavailable, TimedOut):  # it needs no embedder otherwise: answer without same_dog rather than fail
+            pass
+    return await parts.same_dog.judge(space.model, [m.score for m in matches])
 
 
 def result(match: Match, judged: Judged, index: int, **extra) -> SearchResult:
