@@ -22,7 +22,9 @@ export function SameDogBar({ probability, verdict, score }: { probability: numbe
       <div className="score-track" aria-hidden="true">
         <div className="score-fill" style={{ width: `${Math.max(0, Math.min(1, probability)) * 100}%` }} />
       </div>
-      <span className="muted small">similarity {score.toFixed(3)}</span>
+      <span className="muted small">
+        similarity <span className="score-value">{score.toFixed(3)}</span>
+      </span>
     </div>
   );
 }
