@@ -93,6 +93,9 @@ def add_parser(sub) -> None:
                                help="only photos of this split (dogsearch/eval/splits.py); identity evals use "
                                     "'heldout' for the DogFaceNet dogs kept out of training")
         retrieval.add_argument("--batch-size", type=int, default=32)
+        retrieval.add_argument("--query-photos", type=int, nargs="+", default=[], metavar="N",
+                               help="also recall@1 of queries of N photos of one dog (mean vector), e.g. 1 2 3: "
+                                    "all on the dogs with more photos than the largest N")
         retrieval.add_argument("--json", action="store_true", help="print one JSON object")
         retrieval.set_defaults(func=run_retrieval)
 
@@ -121,15 +124,22 @@ def run_retrieval(args: argparse.Namespace) -> int:
         return 2
     model = load_model(args.model, args.device)
     try:
-        result = evaluate_dir(model, args.dir, args.kind, split=args.split, batch_size=args.batch_size)
+        if any(n < 1 for n in args.query_photos):
+            raise ValueError("--query-photos takes numbers of 1 or more")
+        result = evaluate_dir(model, args.dir, args.kind, split=args.split, batch_size=args.batch_size,
+                              query_photos=args.query_photos)
     except ValueError as exc:
         print(f"dogsearch eval {args.kind}: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result))
     else:
+        multi = result.pop("query_photos", [])
         for key, value in result.items():
             print(f"{key:>10}: {value:.4f}" if isinstance(value, float) else f"{key:>10}: {value}")
+        for row in multi:
+            print(f"{row['query_photos']} query photo(s): recall@1 {row['recall@1']:.4f} ({row['queries']} queries, "
+                  f"dogs with >= {row['min_photos']} photos)")
     return 0
 
 

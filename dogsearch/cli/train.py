@@ -7,6 +7,7 @@ import argparse
 
 
 def add_parser(sub) -> None:
+    from dogsearch.eval.calibrate import add_arguments as add_calibration_arguments
     from dogsearch.training.detector.cli import add_arguments as add_detector_arguments
     from dogsearch.training.embedder.cli import add_arguments, add_finetune_arguments
     from dogsearch.training.fusion.cli import add_arguments as add_fusion_arguments
@@ -27,6 +28,10 @@ def add_parser(sub) -> None:
     pose = kinds.add_parser("pose", help="train the default pose model (models/pose-lite0-fpn)")
     pose.set_defaults(func=run_pose)
     add_pose_arguments(pose)
+    calibration = kinds.add_parser("calibration", help="the embedder's score -> same-dog probability map, fit on "
+                                                       "validation dogs, measured on held-out dogs")
+    calibration.set_defaults(func=run_calibration)
+    add_calibration_arguments(calibration)
     detector = kinds.add_parser("detector", help="train the dog detector's head (models/detector-lite0-centernet)")
     detector.set_defaults(func=run_detector)
     add_detector_arguments(detector)
@@ -51,6 +56,14 @@ def run_vit(args: argparse.Namespace) -> int:
 def run_fusion(args: argparse.Namespace) -> int:
     from dogsearch.core.logs import configure_logging
     from dogsearch.training.fusion.cli import run
+
+    configure_logging("WARNING")
+    return run(args)
+
+
+def run_calibration(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.eval.calibrate import run
 
     configure_logging("WARNING")
     return run(args)

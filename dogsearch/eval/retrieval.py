@@ -43,6 +43,35 @@ def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequenc
     return out
 
 
+def multi_photo_recall(embeddings: np.ndarray, labels: Sequence[str], n: int, min_photos: int | None = None) -> dict:
+    """Recall@1 of queries made of ``n`` photos of one dog (their vectors' mean, normalised). Each photo of a dog in
+    turn is the one to find: the query is the dog's next ``n`` photos (in order, wrapping round), and the gallery is
+    every other dog's photos and that one photo alone, so with any ``n`` the gallery is the same and only the query
+    grows. Only dogs with at least ``min_photos`` photos (default ``n + 1``) are queried: runs of several ``n`` over one
+    ``min_photos`` ask of the same dogs."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    lab = np.asarray([str(x) for x in labels])
+    need = n + 1 if min_photos is None else min_photos
+    if n < 1 or need < n + 1:
+        raise ValueError(f"query photos must be at least 1 and min_photos above them, got {n} and {need}")
+    hits = queries = 0
+    for dog in sorted(set(lab.tolist())):
+        own = np.nonzero(lab == dog)[0]
+        if len(own) < need:
+            continue
+        for t in range(len(own)):
+            group = own[[(t + 1 + j) % len(own) for j in range(n)]]
+            query = emb[group].mean(axis=0)
+            query /= max(float(np.linalg.norm(query)), 1e-12)
+            scores = emb @ query
+            scores[own[np.arange(len(own)) != t]] = -np.inf  # of this dog, only the photo to find stays
+            hits += bool(int(np.argmax(scores)) == own[t])
+            queries += 1
+    if not queries:
+        raise ValueError(f"no dog has {need} photos")
+    return {"query_photos": n, "recall@1": float(hits / queries), "queries": queries, "min_photos": need}
+
+
 def embed_paths(model, paths: Sequence[Path], batch_size: int = 32, progress: bool = True,
                 desc: str = "embedding") -> tuple[np.ndarray, float]:
     """Embed image files with the model's own preprocess + embed (as the service does).
@@ -65,7 +94,7 @@ def embed_paths(model, paths: Sequence[Path], batch_size: int = 32, progress: bo
 
 
 def evaluate_dir(model, root: Path, kind: str, *, split: str = "all", batch_size: int = 32,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, query_photos: Sequence[int] = ()) -> dict:
     """Leave-one-out metrics of ``model`` over ROOT/<label>/<photo> (labels with >= 2 photos)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
@@ -76,6 +105,10 @@ def evaluate_dir(model, root: Path, kind: str, *, split: str = "all", batch_size
         raise ValueError(f"{root} (split {split}) has no label with at least 2 photos")
     emb, seconds = embed_paths(model, [p for p, _ in items], batch_size, progress, desc=f"eval {kind}")
     result = retrieval_metrics(emb, [lab for _, lab in items])
+    if query_photos:  # every n against the same dogs and galleries: dogs with a photo beyond the largest query
+        need = max(query_photos) + 1
+        result["query_photos"] = [multi_photo_recall(emb, [lab for _, lab in items], n, need)
+                                  for n in sorted(set(query_photos))]
     result.update({
         "images/s": round(len(items) / seconds, 2) if seconds > 0 else None,
         "model": model.model_id,

@@ -172,7 +172,12 @@ describe("dogsearch web UI", () => {
     await cards.first().waitFor();
     expect(await cards.count()).toBe(9);
     const scores = (await page.locator(".score-value").allTextContents()).map(Number);
+    expect(scores).toHaveLength(9);
     expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    // the default model ships a calibration: each card says how likely it is the same dog
+    const judged = await page.getByTestId("same-dog").allTextContents();
+    expect(judged).toHaveLength(9);
+    expect(judged.every((t) => /(likely the same dog|possibly the same dog|unlikely to be the same dog) \([<>]?\d+ %\)/.test(t))).toBe(true);
     // the real model puts a beagle first for a beagle photo
     await expect(cards.first().textContent()).resolves.toContain("beagle");
     expect((await imagesLoaded(page, "[data-testid=result] img")).every((w) => w > 0)).toBe(true);

@@ -20,6 +20,7 @@ from dogsearch.services.embedder.client import EmbedderClient
 from dogsearch.services.gateway.deps import Parts, build_gallery
 from dogsearch.services.gateway.poses import StoredPoses
 from dogsearch.services.gateway.routers import ALL as ROUTERS
+from dogsearch.services.gateway.samedog import SameDog
 from dogsearch.services.gateway.security import Access
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.gateway.web import DEFAULT_WEB_DIR, install_web
@@ -49,7 +50,7 @@ def create_app(
     pose_client = pose or PoseClient(settings.pose_url, timeout=timeout, token=token)
     gallery = build_gallery(settings, embedder, search_client)
     bulk = Jobs(jobs_settings or JobsSettings(), gallery.ingest)  # on Celery workers, or in this process
-    parts = Parts(settings, gallery, bulk, pose_client, StoredPoses(pose_client, gallery))
+    parts = Parts(settings, gallery, bulk, pose_client, StoredPoses(pose_client, gallery), SameDog(settings))
 
     upgrading: list[asyncio.Task] = []
 

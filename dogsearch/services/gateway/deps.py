@@ -14,6 +14,7 @@ from dogsearch.gallery.records import Dog
 from dogsearch.jobs.service import Jobs
 from dogsearch.services.embedder.client import EmbedderClient
 from dogsearch.services.gateway.poses import StoredPoses
+from dogsearch.services.gateway.samedog import SameDog
 from dogsearch.services.gateway.schemas import Dog as DogOut
 from dogsearch.services.gateway.security import CALLER
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -48,6 +49,7 @@ class Parts:
     jobs: Jobs
     pose: PoseClient
     poses: StoredPoses
+    same_dog: SameDog
 
 
 def _parts(request: Request) -> Parts:

@@ -54,10 +54,19 @@ class SearchResult(Dog):
     distance_km: float | None = Field(None, description="how far from `near` (more like this: from the dog) it was "
                                                         "seen; null without either place")
     seen_at: str | None = Field(None, description="when it was seen (RFC 3339, UTC), as its report says")
+    same_dog: float | None = Field(None, description="the probability that this is the same dog as the query's, "
+                                                     "calibrated on pairs of individual dogs' photos; null: the "
+                                                     "model has no calibration")
+    verdict: Literal["likely", "possible", "unlikely"] | None = Field(
+        None, description="same_dog against the gateway's thresholds (SAME_DOG_LIKELY, SAME_DOG_POSSIBLE); null "
+                          "without a calibration")
 
 
 class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(..., description="best first")
+    best_verdict: Literal["likely", "possible", "unlikely"] | None = Field(
+        None, description="the best result's verdict (unlikely when there is none); null without a calibration")
+    message: str | None = Field(None, description="said plainly when no result is likely the same dog")
     query_pose: dict[str, Any] | None = Field(None, description="with pose=true: the query photo's pose")
     took_ms: float
     statuses: list[str] | None = Field(None, description="the report statuses searched among (from status, or the "

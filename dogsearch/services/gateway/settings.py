@@ -5,7 +5,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, HttpUrl, PrivateAttr, SecretStr, field_validator
+from pydantic import AliasChoices, Field, HttpUrl, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from dogsearch.core.access import ApiKey, InvalidKeyEntry, Keyring, read_entries
@@ -73,6 +73,14 @@ class GatewaySettings(ServiceSettings):
         description="reverse proxies (CIDRs) whose X-Forwarded-For is believed: the client is the rightmost address "
                     "not in them; empty: the peer address is the client")
     cors_origins: list[str] = Field(default_factory=list, description='web origins allowed, e.g. ["https://a.b"]')
+    same_dog_likely: float = Field(0.9, gt=0, lt=1, description="a result whose same_dog probability is at least "
+                                                                "this is a likely match (verdict likely)")
+    same_dog_possible: float = Field(0.5, gt=0, lt=1, description="at least this (and below same_dog_likely): "
+                                                                  "verdict possible; below: unlikely")
+    same_dog_prior: float = Field(0.5, gt=0, lt=1, description="the share of same-dog pairs before the score is seen; "
+                                                               "0.5 (the calibration's own): the score alone decides")
+    calibration_dir: Path | None = Field(None, description="where models/<model>/calibration.json are looked for "
+                                                           "(default: the repository's models/)")
 
     _keyring: Keyring | None = PrivateAttr(None)
 
@@ -91,6 +99,13 @@ class GatewaySettings(ServiceSettings):
     @classmethod
     def _set(cls, value: SecretStr | None) -> SecretStr | None:
         return set_secret(value)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> GatewaySettings:
+        if not self.same_dog_possible < self.same_dog_likely:
+            raise ValueError(f"same_dog_possible ({self.same_dog_possible}) must be below same_dog_likely "
+                             f"({self.same_dog_likely})")
+        return self
 
     @field_validator("api_keys")
     @classmethod

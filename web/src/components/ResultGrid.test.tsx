@@ -78,4 +78,20 @@ describe("ResultGrid", () => {
     render(<ResultGrid results={[]} matchHref={() => "#"} onMoreLike={() => {}} />);
     expect(screen.getByText(/No dogs match/)).toBeInTheDocument();
   });
+
+  it("shows how likely each match is the same dog instead of a bare score, where the server says", () => {
+    const judged: SearchResult[] = [
+      { ...result("a", 0.93, { name: "Rex" }), same_dog: 0.934, verdict: "likely" },
+      { ...result("b", 0.8, { name: "Max" }), same_dog: 0.55, verdict: "possible" },
+      { ...result("c", 0.4, { name: "Bo" }), same_dog: 0.004, verdict: "unlikely" },
+    ];
+    render(<ResultGrid results={judged} matchHref={() => "#"} onMoreLike={() => {}} />);
+    const cards = screen.getAllByTestId("result");
+    expect(within(cards[0]).getByTestId("same-dog")).toHaveTextContent("likely the same dog (93 %)");
+    expect(within(cards[0]).getByTestId("same-dog")).toHaveTextContent("similarity 0.930");
+    expect(within(cards[0]).queryByText("very close")).toBeNull(); // not the bare cosine's band
+    expect(within(cards[1]).getByText("possibly the same dog (55 %)")).toBeInTheDocument();
+    expect(within(cards[2]).getByText("unlikely to be the same dog (<1 %)")).toBeInTheDocument();
+  });
 });
+

@@ -1,7 +1,7 @@
 import type { SearchResult } from "../lib/types";
 import { PhotoBoxes } from "./PhotoBoxes";
 import { ReportLine } from "./ReportLine";
-import { ScoreBar } from "./ScoreBar";
+import { SameDogBar, ScoreBar } from "./ScoreBar";
 
 interface Props {
   results: SearchResult[];
@@ -40,7 +40,11 @@ export function ResultGrid({ results, matchHref, onMoreLike }: Props) {
             </p>
             {r.payload.breed && r.payload.name ? <p className="muted">{String(r.payload.breed)}</p> : null}
             <ReportLine payload={r.payload} distanceKm={r.distance_km} seenAt={r.seen_at} />
-            <ScoreBar score={r.score} />
+            {r.same_dog != null && r.verdict ? (
+              <SameDogBar probability={r.same_dog} verdict={r.verdict} score={r.score} />
+            ) : (
+              <ScoreBar score={r.score} />
+            )}
             <div className="card-actions">
               <a className="button small" href={matchHref(r)}>
                 Why it matches

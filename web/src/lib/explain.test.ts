@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { breedSentence, compareProportions, likelyBreed, poseSentences, scoreBand } from "./explain";
+import { breedSentence, compareProportions, likelyBreed, poseSentences, sameDogText, scoreBand } from "./explain";
 import type { Pose, PoseDog } from "./types";
 
 const dog = (posture: PoseDog["analysis"]["posture"]["label"], leg: number | null, visible = 0.9): PoseDog => ({
@@ -51,5 +51,18 @@ describe("explain", () => {
     expect(poseSentences(pose(blind), pose(dog("standing", 1)))).toContain(
       "Proportions: not enough of both dogs is visible to compare them.",
     );
+  });
+});
+
+describe("sameDogText", () => {
+  it("puts the verdict and the probability in words", () => {
+    expect(sameDogText(0.934, "likely")).toBe("likely the same dog (93 %)");
+    expect(sameDogText(0.5, "possible")).toBe("possibly the same dog (50 %)");
+    expect(sameDogText(0.02, "unlikely")).toBe("unlikely to be the same dog (2 %)");
+  });
+
+  it("never claims certainty", () => {
+    expect(sameDogText(0.999, "likely")).toBe("likely the same dog (>99 %)");
+    expect(sameDogText(0.001, "unlikely")).toBe("unlikely to be the same dog (<1 %)");
   });
 });

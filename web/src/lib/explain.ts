@@ -1,4 +1,20 @@
-import type { Measure, Pose, PoseDog } from "./types";
+import type { Measure, Pose, PoseDog, Verdict } from "./types";
+
+const VERDICT_WORDS: Record<Verdict, string> = {
+  likely: "likely the same dog",
+  possible: "possibly the same dog",
+  unlikely: "unlikely to be the same dog",
+};
+
+/** "likely the same dog (93 %)": a calibrated probability in words, in whole percent; never a bare 0 or 100, which
+ * no calibration can claim. */
+export function sameDogText(probability: number, verdict: Verdict): string {
+  const pct = Math.round(probability * 100);
+  const shown = pct < 1 ? "<1" : pct > 99 ? ">99" : String(pct);
+  return `${VERDICT_WORDS[verdict]} (${shown} %)`;
+}
+
+export const NO_LIKELY_MATCH = "No likely match: none of these is likely the same dog. The closest look-alikes are shown.";
 
 // Cosine similarity of the default embedder's features; bands read off the sample gallery
 // (a beagle photo against the gallery: beagles 0.52-0.56, other breeds 0.17-0.41).

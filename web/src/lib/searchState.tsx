@@ -1,6 +1,6 @@
 import { createContext, useContext, useState, type ReactNode } from "react";
 import type { Filters } from "./api";
-import type { BreedGuess, Dog, FoundDog, SearchResult } from "./types";
+import type { BreedGuess, Dog, FoundDog, SearchResult, Verdict } from "./types";
 
 // The last search lives above the router so the match page (and "back") can use the query photo.
 export type Query = { kind: "photo"; file: File; url: string } | { kind: "dog"; dog: Dog };
@@ -25,6 +25,8 @@ export interface SearchState {
   tookMs?: number;
   /** the report statuses the last search was among (the server's answer); null: any */
   statuses?: string[] | null;
+  /** the best result's verdict; null or absent: the server gives none (no calibration) */
+  bestVerdict?: Verdict | null;
 }
 
 const initial: SearchState = { query: null, results: null, filters: {}, fieldText: "", k: 12 };

@@ -66,6 +66,9 @@ export interface Me {
   anonymous_search: boolean;
 }
 
+/** Is a result the same dog as the query's? By its calibrated probability against the server's thresholds. */
+export type Verdict = "likely" | "possible" | "unlikely";
+
 export interface SearchResult extends Dog {
   score: number;
   /** the matched dog's box in its photo; null or absent: a whole-photo entry */
@@ -74,6 +77,9 @@ export interface SearchResult extends Dog {
   distance_km?: number | null;
   /** when it was seen, as its report says (RFC 3339, UTC) */
   seen_at?: string | null;
+  /** the probability that it is the same dog; null or absent: the server's model has no calibration */
+  same_dog?: number | null;
+  verdict?: Verdict | null;
 }
 
 export interface SearchResponse {
@@ -81,6 +87,10 @@ export interface SearchResponse {
   took_ms: number;
   /** the report statuses searched among (for_status: its counterparts); absent or null: any */
   statuses?: string[] | null;
+  /** the best result's verdict ("unlikely" when there is none); null or absent: no calibration */
+  best_verdict?: Verdict | null;
+  /** said when no result is likely the same dog */
+  message?: string | null;
   // A photo search on a server with the detector (absent from "more like this" and older servers):
   /** every dog found in the query photo, largest first */
   dogs?: FoundDog[];

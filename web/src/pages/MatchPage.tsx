@@ -19,11 +19,12 @@ import {
   likelyBreed,
   mainDog,
   poseSentences,
+  sameDogText,
   scoreBand,
 } from "../lib/explain";
 import { useSearchState } from "../lib/searchState";
 import { guessesText } from "../lib/dogs";
-import type { Box, Dog, Payload, Pose } from "../lib/types";
+import type { Box, Dog, Payload, Pose, Verdict } from "../lib/types";
 
 type PoseState =
   | { status: "loading" }
@@ -219,6 +220,7 @@ export function MatchPage({ id, from }: { id: string; from: string | null }) {
       {match && (
         <Explanation
           score={result?.score}
+          sameDog={result?.same_dog != null && result.verdict ? { p: result.same_dog, verdict: result.verdict } : undefined}
           queryBreed={queryDog?.payload.breed}
           matchBreed={match.payload.breed}
           likely={from ? undefined : likelyBreed(search.results?.slice(0, 5).map((r) => r.payload.breed) ?? [])}
@@ -233,6 +235,8 @@ export function MatchPage({ id, from }: { id: string; from: string | null }) {
 
 function Explanation(props: {
   score?: number;
+  /** the calibrated chance that it is the same dog, where the server gives one */
+  sameDog?: { p: number; verdict: Verdict };
   queryBreed?: string;
   matchBreed?: string;
   likely?: string;
@@ -250,6 +254,7 @@ function Explanation(props: {
       <h2 id="explain-h">The similarity in plain words</h2>
       {score !== undefined && <ScoreBar score={score} />}
       <ul>
+        {props.sameDog && <li data-testid="same-dog-sentence">Is it the same dog? {capitalised(sameDogText(props.sameDog.p, props.sameDog.verdict))}.</li>}
         <li>
           {score === undefined
             ? "The score is not known here: open this page from a search to see it."
@@ -294,4 +299,8 @@ function Explanation(props: {
       </p>
     </section>
   );
+}
+
+function capitalised(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

@@ -235,4 +235,33 @@ describe("SearchPage with the dogs found in the photo", () => {
     expect(screen.queryByTestId("dog-box")).toBeNull();
     expect(screen.queryByTestId("breed-guess")).toBeNull();
   });
+
+  it("says plainly when no result is likely the same dog", async () => {
+    const hit = { id: "a", score: 0.71, payload: { breed: "beagle" }, image_url: "/i", thumbnail_url: "/t" };
+    mockApi(async () =>
+      json(200, { took_ms: 5, best_verdict: "possible", results: [{ ...hit, same_dog: 0.62, verdict: "possible" }] }),
+    );
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByRole("status")).toHaveTextContent("No likely match");
+    expect(screen.getByText("possibly the same dog (62 %)")).toBeInTheDocument();
+  });
+
+  it("says nothing of the kind when the best result is likely, or the server has no calibration", async () => {
+    const hit = { id: "a", score: 0.95, payload: { breed: "beagle" }, image_url: "/i", thumbnail_url: "/t" };
+    mockApi(async () =>
+      json(200, { took_ms: 5, best_verdict: "likely", results: [{ ...hit, same_dog: 0.934, verdict: "likely" }] }),
+    );
+    const { unmount } = render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByText("likely the same dog (93 %)")).toBeInTheDocument();
+    expect(screen.queryByText(/No likely match/)).toBeNull();
+    unmount();
+    mockApi(async () => json(200, { took_ms: 5, results: [{ ...hit, same_dog: null, verdict: null }] }));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByText("0.950")).toBeInTheDocument();
+    expect(screen.queryByText(/No likely match/)).toBeNull();
+    expect(screen.queryByTestId("same-dog")).toBeNull();
+  });
 });

@@ -8,6 +8,7 @@ import { dogTitle, ResultGrid } from "../components/ResultGrid";
 import { listDogs, messageOf, parseFieldFilter, searchByPhoto, similarTo, type Filters } from "../lib/api";
 import { guessesText } from "../lib/dogs";
 import { reportSearchFields, STATUS_LABELS, type ReportFilter, type Status } from "../lib/reports";
+import { NO_LIKELY_MATCH } from "../lib/explain";
 import { useSearchState, type FoundInQuery, type Query, type SearchState } from "../lib/searchState";
 import type { SearchResponse, SearchResult } from "../lib/types";
 
@@ -81,6 +82,7 @@ export function SearchPage() {
         tookMs: answer.took_ms,
         found: foundIn(answer),
         statuses: answer.statuses ?? null,
+        bestVerdict: answer.best_verdict,
       }));
     } catch (e) {
       setState((s) => ({ ...s, results: null })); // the dogs found, if any, are still those of this photo
@@ -209,6 +211,11 @@ export function SearchPage() {
                 {state.tookMs !== undefined ? ` in ${Math.round(state.tookMs)} ms` : ""}
                 {state.statuses?.length ? `, among dogs reported ${statusesText(state.statuses)}` : ""}
               </p>
+              {state.results.length > 0 && state.bestVerdict && state.bestVerdict !== "likely" && (
+                <p className="notice no-likely-match" role="status">
+                  {NO_LIKELY_MATCH}
+                </p>
+              )}
               <ResultGrid results={state.results} matchHref={matchHref} onMoreLike={onMoreLike} />
             </>
           )}

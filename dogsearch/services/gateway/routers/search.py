@@ -8,6 +8,7 @@ from typing import Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 
+from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.gallery.contracts import PhotoDogs
 from dogsearch.gallery.fields import search_filter
 from dogsearch.gallery.gallery import Search
@@ -21,7 +22,16 @@ from dogsearch.gallery.reports import (
     stored_place,
 )
 from dogsearch.pose.rerank import rerank as rerank_by_pose
-from dogsearch.services.gateway.deps import UUID_PATTERN, GalleryDep, PartsDep, SettingsDep, dog_out, read_upload
+from dogsearch.services.gateway.deps import (
+    UUID_PATTERN,
+    GalleryDep,
+    Parts,
+    PartsDep,
+    SettingsDep,
+    dog_out,
+    read_upload,
+)
+from dogsearch.services.gateway.samedog import Judged
 from dogsearch.services.gateway.schemas import Detected, FoundDog, PhotoSearchResponse, SearchResponse, SearchResult
 from dogsearch.services.gateway.settings import GatewaySettings
 
@@ -74,7 +84,9 @@ def router(settings: GatewaySettings) -> APIRouter:
         data = await read_upload(image, parts.settings)
         if not pose and rerank == "none":
             found = await parts.gallery.search(data, k, flt, dog)
-            return _answer(found, [result(m, reports.near) for m in found.matches], start, reports=reports)
+            judged = await _judge(parts, found.matches)
+            return _answer(found, [result(m, judged, i, reports.near) for i, m in enumerate(found.matches)], judged,
+                           start, reports=reports)
         # re-ranking looks at more candidates than it returns
         depth = min(parts.settings.max_k, k * parts.settings.pose_rerank_depth) if rerank == "pose" else k
         found = await parts.gallery.search(data, depth, flt, dog)
@@ -83,14 +95,16 @@ def router(settings: GatewaySettings) -> APIRouter:
                                                  asyncio.gather(*(parts.poses.of(m.dog) for m in matches)))
         scored = [(m.score, m) for m in matches]
         ranked = (rerank_by_pose(query_pose, scored, poses, parts.settings.pose_rerank_weight) if rerank == "pose"
-                  else [(s, m, p) for (s, m), p in zip(scored, poses, strict=True)])
-        return _answer(found, [result(m, reports.near, pose=p if pose else None,
+                  else [(s, m, p) for (s, m), p in zip(scored, poses, strict=True)])[:k]
+        judged = await _judge(parts, [m for _, m, _ in ranked])
+        return _answer(found, [result(m, judged, i, reports.near, pose=p if pose else None,
                                       rerank_score=round(s, 6) if rerank == "pose" else None)
-                               for s, m, p in ranked[:k]], start, query_pose if pose else None, reports)
+                               for i, (s, m, p) in enumerate(ranked)], judged, start, query_pose if pose else None,
+                       reports)
 
     @api.get("/v1/dogs/{dog_id}/similar", response_model=SearchResponse)
     async def similar(
-        gallery: GalleryDep,
+        parts: PartsDep,
         dog_id: str = Path(..., pattern=UUID_PATTERN),
         k: int = Query(10, ge=1, le=settings.max_k),
         breed: str | None = None,
@@ -105,13 +119,15 @@ def router(settings: GatewaySettings) -> APIRouter:
                                                      "no `status` given: only the reports that answer it"),
     ) -> SearchResponse:
         start = time.perf_counter()
-        dog = await gallery.dog(dog_id)
+        dog = await parts.gallery.dog(dog_id)
         own = dog.payload.get("status")
         answered = own if counterparts and not status and isinstance(own, str) and own in COUNTERPARTS else None
         reports = report_query(near, radius_km, seen_after, seen_before, status or (), answered,
                                centre=stored_place(dog.payload))
-        matches = await gallery.similar(dog_id, k, reports.merged(search_filter(breed, name, filter)))
-        return SearchResponse(results=[result(m, reports.near) for m in matches], took_ms=_ms_since(start),
+        matches = await parts.gallery.similar(dog_id, k, reports.merged(search_filter(breed, name, filter)))
+        judged = await _judge(parts, matches)
+        return SearchResponse(results=[result(m, judged, i, reports.near) for i, m in enumerate(matches)],
+                              best_verdict=judged.best_verdict, message=judged.message, took_ms=_ms_since(start),
                               statuses=list(reports.statuses) or None)
 
     return api
@@ -122,16 +138,29 @@ def found_dogs(photo: PhotoDogs) -> list[FoundDog]:
             for i, d in enumerate(photo.dogs)]
 
 
-def result(match: Match, near: Place | None = None, **extra) -> SearchResult:
+async def _judge(parts: Parts, matches: list[Match]) -> Judged:
+    """Same dog? By the cosine (not a re-ranked score), with the calibration of the collection's vectors."""
+    space = parts.gallery.space
+    if space.model is None:  # a "more like this" first after a start: the embedder says which vectors these are
+        try:
+            await space.ensure()
+        except (Unavailable, TimedOut):  # it needs no embedder otherwise: answer without same_dog rather than fail
+            pass
+    return await parts.same_dog.judge(space.model, [m.score for m in matches])
+
+
+def result(match: Match, judged: Judged, index: int, near: Place | None = None, **extra) -> SearchResult:
     payload = match.dog.payload
     return dog_out(match.dog, SearchResult, score=match.score, box=payload.get("box"),
+                   same_dog=judged.probabilities[index], verdict=judged.verdicts[index],
                    distance_km=distance_from(near, payload), seen_at=payload.get("seen_at"), **extra)
 
 
-def _answer(found: Search, results: list[SearchResult], start: float,
+def _answer(found: Search, results: list[SearchResult], judged: Judged, start: float,
             query_pose: dict | None = None, reports: ReportQuery | None = None) -> PhotoSearchResponse:
     photo = found.photo
     return PhotoSearchResponse(results=results, query_pose=query_pose, took_ms=_ms_since(start),
+                               best_verdict=judged.best_verdict, message=judged.message,
                                dogs=found_dogs(photo), dog=found.dog, width=photo.width, height=photo.height,
                                breed_guess=list(photo.dogs[found.dog].breed_guess),
                                statuses=list(reports.statuses) or None if reports else None)

@@ -1,0 +1,110 @@
+"""`dogsearch train calibration`: the embedder's score → "same dog" probability map, fit on validation dogs' pairs
+of photos and measured on held-out dogs (dogsearch/eval/verification.py), written as models/<model>/calibration.json
+(dogsearch/models/calibration.py reads it).
+
+Faces (DogFaceNet): the map is fit on the *val* dogs (the ViT trained on the *train* dogs). Whole bodies
+(dog-id-body): no shipped model trained on any of its dogs, so the *val* and *train* dogs fit it; a model trained on
+them must be calibrated with ``--body-fit val``. Both are measured on their *heldout* dogs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dogsearch.core.paths import MODELS_DIR, REPO_ROOT
+
+DATA = REPO_ROOT.parent / "shared" / "data"  # the development data beside the checkout
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--faces", type=Path, default=DATA / "dogfacenet", help="DIR/<dog>/<photo> of dog faces")
+    parser.add_argument("--bodies", type=Path, default=DATA / "dog-id-body",
+                        help="DIR/<dog>/<photo> of whole dogs")
+    parser.add_argument("--face-fit", default="val", help="comma-separated splits of face dogs to fit on")
+    parser.add_argument("--body-fit", default="val,train", help="comma-separated splits of body dogs to fit on")
+    parser.add_argument("--model", help="embedder model name (default: the embedder setting)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the embedder setting)")
+    parser.add_argument("--method", choices=["auto", "isotonic", "platt"], default="auto",
+                        help="auto: the one with the lower mean calibration error on held-out dogs")
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR,
+                        help="write MODELS_DIR/<model>/calibration.json")
+    parser.add_argument("--cache-dir", type=Path, help="keep the photos' vectors here (reruns reuse them)")
+    parser.add_argument("--dry-run", action="store_true", help="measure, write nothing")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from dogsearch.eval.retrieval import load_model
+    from dogsearch.eval.verification import PhotoSet, cached, calibrate, search_crops_vectors
+    from dogsearch.models.calibration import Calibration, path_for
+    from dogsearch.services.embedder.dogs import crop_model_id
+    from dogsearch.services.embedder.settings import EmbedderSettings
+
+    for folder in (args.faces, args.bodies):
+        if not folder.is_dir():
+            print(f"dogsearch train calibration: {folder} is not a folder", file=sys.stderr)
+            return 2
+    settings = EmbedderSettings()
+    if not settings.detects:
+        print("dogsearch train calibration: the embedder's detector is off; searches compare whole photos, which "
+              "this command does not calibrate", file=sys.stderr)
+        return 2
+    model = load_model(args.model, args.device)
+    detector = settings.build_detector()
+    limits = settings.image_limits()
+    decode_side = max(model.decode_side, settings.dog_decode_side)
+    vectors_id = crop_model_id(model.model_id)
+
+    def embed(name: str, paths: list[Path]):
+        key = {"vectors": vectors_id, "detector": settings.detector, "decode_side": decode_side,
+               "files": [str(p) for p in paths]}
+        vectors, no_dog = cached(args.cache_dir, key, lambda: search_crops_vectors(
+            model, detector, paths, limits=limits, decode_side=decode_side,
+            progress=lambda items: tqdm(items, desc=f"embed {name}", unit="photo", disable=args.json)))
+        no_dogs[name] = no_dog
+        return vectors
+
+    no_dogs: dict[str, int] = {}
+    sets = [PhotoSet("faces", args.faces, tuple(args.face_fit.split(","))),
+            PhotoSet("bodies", args.bodies, tuple(args.body_fit.split(",")))]
+    try:
+        report = calibrate(embed, sets, ("isotonic", "platt") if args.method == "auto" else (args.method,))
+    except ValueError as exc:
+        print(f"dogsearch train calibration: {exc}", file=sys.stderr)
+        return 2
+    fitted = report.pop("fit")
+    report.update({"vectors": vectors_id, "detector": settings.detector, "photos_without_a_dog": no_dogs})
+    # what made the file, without the flags that change nothing in it (where vectors are cached, the output form)
+    command = " ".join(["dogsearch train calibration", *(f"--{k.replace('_', '-')} {v}" for k, v in (
+        ("model", args.model), ("face_fit", args.face_fit), ("body_fit", args.body_fit), ("method", args.method))
+        if v is not None)])
+    calibration = Calibration(vectors_id, fitted.method, fitted.params, 0.5, {
+        "measured": {k: report[k] for k in ("sets", "methods", "chosen", "detector", "photos_without_a_dog")},
+        "command": command.strip()})
+    out = path_for(model.model_id, args.models_dir)
+    if not args.dry_run:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(calibration.to_json(), indent=1) + "\n")
+        report["written"] = str(out)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"vectors {vectors_id} (detector {settings.detector}); photos where it found no dog: {no_dogs}")
+    print(f"{'set':<8} {'part':<8} {'dogs':>5} {'photos':>6} {'same':>6} {'diff':>8} {'AUC':>6} {'EER':>6} "
+          f"{'TMR@1%':>7} {'thr@1%':>7}")
+    for name, info in report["sets"].items():
+        for part in ("fit", "heldout"):
+            r = info[part]
+            print(f"{name:<8} {part:<8} {r['dogs']:>5} {r['photos']:>6} {r['pairs_same']:>6} "
+                  f"{r['pairs_different']:>8} {r['roc_auc']:>6.4f} {r['eer']:>6.4f} {r['tmr@fmr1%']:>7.4f} "
+                  f"{r['threshold@fmr1%']:>7.4f}")
+    for method, m in report["methods"].items():
+        cells = "  ".join(f"{name}: ECE {v['ece']:.4f}, top-1 mean p {v['top1_mean_p']:.3f} vs same "
+                          f"{v['top1_same']:.3f}" for name, v in m["heldout"].items())
+        print(f"{method:<9} held-out {cells}; mean ECE {m['mean_ece']:.4f}")
+    print(f"chosen: {report['chosen']}" + (f"; written {out}" if not args.dry_run else " (dry run: not written)"))
+    return 0

@@ -1,0 +1,317 @@
+"""Is this the same dog? Verification of individual dogs from pairs of photos, and the score → probability map.
+
+Every photo is embedded as a search embeds it (the embedder's dog path: the detector's largest dog cropped with the
+service's margin, the whole photo when it finds none), every pair of photos of a set is scored by cosine, and a pair
+is *same* when both photos show one dog. From those scores:
+
+* ``roc_auc``: the chance that a random same-dog pair scores above a random different-dog pair (ties count half);
+* ``eer``: the error rate where false matches and missed matches are equally common;
+* ``tmr_at_fmr``: the share of same-dog pairs accepted at the threshold that accepts 1 % of different-dog pairs;
+* ``ece``: the expected calibration error of a probability map on balanced pairs (same and different pairs weigh
+  half each, the prior the map is fit at): 15 equal-width bins of the predicted probability, the weighted mean gap
+  between each bin's mean prediction and its share of same-dog pairs.
+
+The map (``fit_isotonic``: pool-adjacent-violators; ``fit_platt``: a logistic curve of the score) is fit on the pairs
+of validation dogs only and measured on held-out dogs (``dogsearch train calibration``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dogsearch.core.boxes import DEFAULT_MARGIN
+
+ECE_BINS = 15
+FMR = 0.01
+
+
+# ---------------------------------------------------------------- the vectors a search compares
+
+def search_crops_vectors(model, detector, paths: Sequence[Path], *, limits, decode_side: int,
+                         margin: float = DEFAULT_MARGIN, batch_size: int = 32,
+                         progress: Callable | None = None) -> tuple[np.ndarray, int]:
+    """Each photo's vector as the embedder's dog path makes it (services/embedder/dogs.py: decode, detect, the
+    largest dog's crop, the model), and how many photos showed no dog (their whole photo is embedded, as the
+    service does for a dog the detector missed)."""
+    from dogsearch.services.embedder.dogs import dogs_of
+
+    chunks, batch, no_dog = [], [], 0
+    items = progress(paths) if progress else paths
+    for path in items:
+        decoded = limits.decode(Path(path).read_bytes(), min_side=decode_side)
+        found = dogs_of(decoded, detector.detect(decoded.image), whole_if_none=True, margin=margin,
+                        crop_side=model.decode_side)
+        dog = found.dogs[0]
+        no_dog += dog.score is None
+        batch.append(model.preprocess(dog.crop.convert("RGB")))
+        if len(batch) == batch_size:
+            chunks.append(model.embed(torch.stack(batch)))
+            batch = []
+    if batch:
+        chunks.append(model.embed(torch.stack(batch)))
+    emb = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, model.dim), np.float32)
+    return emb, no_dog
+
+
+def cached(path: Path | None, key: dict, make: Callable[[], tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:
+    """``make()`` once per ``key`` (model, detector, files) under ``path``; reruns load it."""
+    if path is None:
+        return make()
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    file = Path(path) / f"vectors-{digest}.npz"
+    if file.is_file():
+        with np.load(file) as data:
+            return data["vectors"], int(data["no_dog"])
+    vectors, no_dog = make()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(file, vectors=vectors, no_dog=no_dog)
+    return vectors, no_dog
+
+
+# ---------------------------------------------------------------- pairs and verification figures
+
+def pair_scores(vectors: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine scores, same-dog flags) of every unordered pair of photos."""
+    emb = np.asarray(vectors, dtype=np.float32)
+    lab = np.asarray([str(x) for x in labels])
+    if emb.shape[0] != len(lab) or len(lab) < 2:
+        raise ValueError("need at least 2 vectors with one label each")
+    i, j = np.triu_indices(len(lab), k=1)
+    sims = emb @ emb.T
+    return sims[i, j].astype(np.float64), lab[i] == lab[j]
+
+
+def balanced_weights(same: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Weights that give same-dog and different-dog pairs half the total each (the prior of 0.5 a map is fit at),
+    and within each, every group (a set of photos: faces, whole bodies) an equal share."""
+    same = np.asarray(same, dtype=bool)
+    groups = np.zeros(len(same), dtype=int) if groups is None else np.asarray(groups)
+    names = np.unique(groups)
+    w = np.zeros(len(same))
+    for flag in (True, False):
+        for g in names:
+            m = (same == flag) & (groups == g)
+            if not m.any():
+                raise ValueError(f"group {g!r} has no {'same' if flag else 'different'}-dog pairs")
+            w[m] = 0.5 / len(names) / m.sum()
+    return w
+
+
+def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
+    """Mann-Whitney: P(a same-dog pair scores above a different-dog pair), ties half."""
+    scores, same = np.asarray(scores, dtype=np.float64), np.asarray(same, dtype=bool)
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    avg = first + (counts - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(avg, counts)
+    n_pos, n_neg = int(same.sum()), int((~same).sum())
+    if not n_pos or not n_neg:
+        raise ValueError("need same-dog and different-dog pairs")
+    return float((ranks[same].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _rates(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds, false match rate, true match rate) accepting score >= threshold, thresholds descending."""
+    thresholds = np.unique(scores)[::-1]
+    pos = np.sort(scores[same])
+    neg = np.sort(scores[~same])
+    tmr = (len(pos) - np.searchsorted(pos, thresholds, side="left")) / len(pos)
+    fmr = (len(neg) - np.searchsorted(neg, thresholds, side="left")) / len(neg)
+    return thresholds, fmr, tmr
+
+
+def eer(scores: np.ndarray, same: np.ndarray) -> float:
+    """Equal error rate: where the false match rate meets the false non-match rate (interpolated between the two
+    thresholds that straddle it)."""
+    _, fmr, tmr = _rates(np.asarray(scores, np.float64), np.asarray(same, bool))
+    fnmr = 1.0 - tmr
+    diff = fmr - fnmr  # rises from <= 0 (strict threshold) to >= 0 (lenient)
+    k = int(np.argmax(diff >= 0))
+    if k == 0:
+        return float((fmr[0] + fnmr[0]) / 2)
+    d0, d1 = diff[k - 1], diff[k]
+    t = 0.0 if d1 == d0 else -d0 / (d1 - d0)
+    return float(fmr[k - 1] + t * (fmr[k] - fmr[k - 1]))
+
+
+def tmr_at_fmr(scores: np.ndarray, same: np.ndarray, fmr_target: float = FMR) -> tuple[float, float]:
+    """(true match rate, threshold) at the most lenient threshold whose false match rate is at most the target."""
+    thresholds, fmr, tmr = _rates(np.asarray(scores, np.float64), np.asarray(same, bool))
+    ok = np.nonzero(fmr <= fmr_target)[0]
+    if not len(ok):
+        return 0.0, float("inf")
+    k = ok[-1]
+    return float(tmr[k]), float(thresholds[k])
+
+
+def ece(probabilities: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None,
+        bins: int = ECE_BINS) -> float:
+    """Expected calibration error: sum over equal-width bins of |mean prediction - share same| x the bin's weight."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
+    y = np.asarray(same, dtype=np.float64)
+    w = np.ones_like(p) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = index == b
+        wb = w[m].sum()
+        if wb > 0:
+            total += abs(np.dot(w[m], p[m]) / wb - np.dot(w[m], y[m]) / wb) * wb
+    return float(total)
+
+
+def verification(scores: np.ndarray, same: np.ndarray) -> dict:
+    tmr, threshold = tmr_at_fmr(scores, same)
+    return {"pairs_same": int(np.sum(same)), "pairs_different": int(np.sum(~np.asarray(same, bool))),
+            "roc_auc": round(roc_auc(scores, same), 4), "eer": round(eer(scores, same), 4),
+            "tmr@fmr1%": round(tmr, 4), "threshold@fmr1%": round(threshold, 4)}
+
+
+# ---------------------------------------------------------------- score -> probability maps
+
+def fit_isotonic(scores: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None,
+                 ) -> tuple[list[float], list[float]]:
+    """Weighted pool-adjacent-violators: the non-decreasing step function of the score closest (least squares) to
+    the same-dog flags. Returned as knots (x, y): each pooled block's mean score and its share of same-dog pairs, a
+    curve that is then read by linear interpolation (flat beyond the ends)."""
+    x = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(same, dtype=np.float64)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    x, y, w = x[order], y[order], w[order]
+    # blocks as stacks of (weight, weighted y sum, weighted x sum)
+    bw: list[float] = []
+    by: list[float] = []
+    bx: list[float] = []
+    for xi, yi, wi in zip(x, y, w, strict=True):
+        bw.append(wi)
+        by.append(wi * yi)
+        bx.append(wi * xi)
+        while len(bw) > 1 and by[-2] / bw[-2] >= by[-1] / bw[-1]:
+            wl, yl, xl = bw.pop(), by.pop(), bx.pop()
+            bw[-1] += wl
+            by[-1] += yl
+            bx[-1] += xl
+    knots_x = [bx[i] / bw[i] for i in range(len(bw))]
+    knots_y = [by[i] / bw[i] for i in range(len(bw))]
+    return [round(v, 6) for v in knots_x], [round(v, 6) for v in knots_y]
+
+
+def fit_platt(scores: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None,
+              iterations: int = 100) -> tuple[float, float]:
+    """(a, b) of p = 1 / (1 + exp(-(a * score + b))), by Newton's method on the weighted log-loss."""
+    x = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(same, dtype=np.float64)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    a, b = 1.0, 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(a * x + b)))
+        g = np.array([np.dot(w, (p - y) * x), np.dot(w, p - y)])
+        s = w * p * (1 - p)
+        h = np.array([[np.dot(s, x * x), np.dot(s, x)], [np.dot(s, x), s.sum()]]) + 1e-12 * np.eye(2)
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(a), float(b)
+
+
+@dataclass(frozen=True)
+class Fit:
+    method: str
+    params: dict
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        from dogsearch.models.calibration import Calibration
+
+        return Calibration("", self.method, self.params, 0.5).probabilities(scores)
+
+
+def fit(method: str, scores: np.ndarray, same: np.ndarray, groups: np.ndarray | None = None) -> Fit:
+    w = balanced_weights(same, groups)
+    if method == "isotonic":
+        x, y = fit_isotonic(scores, same, w)
+        return Fit("isotonic", {"x": x, "y": y})
+    if method == "platt":
+        a, b = fit_platt(scores, same, w)
+        return Fit("platt", {"a": round(a, 6), "b": round(b, 6)})
+    raise ValueError(f"unknown calibration method {method!r}: isotonic or platt")
+
+
+
+# ---------------------------------------------------------------- the whole measurement
+
+@dataclass(frozen=True)
+class PhotoSet:
+    """A folder of one-dog-a-folder photos: its pairs of ``fit`` splits fit the map, those of ``heldout`` measure."""
+
+    name: str  # faces, bodies
+    root: Path
+    fit: tuple[str, ...]
+    heldout: str = "heldout"
+
+
+def top1_pairs(vectors: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each photo's best match among the others (the first result of a search): (its score, same dog?)."""
+    emb = np.asarray(vectors, dtype=np.float32)
+    lab = np.asarray([str(x) for x in labels])
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -np.inf)
+    best = sims.argmax(axis=1)
+    return sims[np.arange(len(lab)), best].astype(np.float64), lab[best] == lab
+
+
+def calibrate(embed: Callable[[str, list[Path]], np.ndarray], sets: Sequence[PhotoSet],
+              methods: Sequence[str] = ("isotonic", "platt")) -> dict:
+    """Fit every method on the fit splits' pairs of all sets together (each set weighs the same), and measure each on
+    every set's held-out pairs; the method with the lowest mean held-out ECE is chosen. ``embed(name, paths)`` gives
+    the vectors (as the search makes them)."""
+    from dogsearch.eval.splits import labelled_images, select
+
+    fit_scores, fit_same, fit_groups, held, report = [], [], [], {}, {"sets": {}}
+    for index, photo_set in enumerate(sets):
+        items = labelled_images(photo_set.root)
+        parts = {"fit": [it for split in photo_set.fit for it in select(items, "identity", split)],
+                 "heldout": select(items, "identity", photo_set.heldout)}
+        info = {"dir": str(photo_set.root), "fit_splits": list(photo_set.fit), "heldout_split": photo_set.heldout}
+        for part, chosen in parts.items():
+            if not chosen:
+                raise ValueError(f"{photo_set.root}: no photos in the {part} split(s)")
+            vectors = embed(f"{photo_set.name}-{part}", [p for p, _ in chosen])
+            labels = [lab for _, lab in chosen]
+            scores, same = pair_scores(vectors, labels)
+            info[part] = {"photos": len(chosen), "dogs": len(set(labels)), **verification(scores, same)}
+            if part == "fit":
+                fit_scores.append(scores)
+                fit_same.append(same)
+                fit_groups.append(np.full(len(scores), index))
+            else:
+                held[photo_set.name] = (scores, same, *top1_pairs(vectors, labels))
+        report["sets"][photo_set.name] = info
+    scores, same, groups = np.concatenate(fit_scores), np.concatenate(fit_same), np.concatenate(fit_groups)
+    fits, report["methods"] = {}, {}
+    for method in methods:
+        fits[method] = fitted = fit(method, scores, same, groups)
+        per_set = {}
+        for name, (s, y, top_s, top_y) in held.items():
+            top_p = fitted(top_s)
+            per_set[name] = {"ece": round(ece(fitted(s), y, balanced_weights(y)), 4),
+                             "top1_mean_p": round(float(top_p.mean()), 4), "top1_same": round(float(top_y.mean()), 4)}
+        per_set_ece = [v["ece"] for v in per_set.values()]
+        report["methods"][method] = {"heldout": per_set, "mean_ece": round(float(np.mean(per_set_ece)), 4),
+                                     "knots": len(fitted.params.get("x", [])) or None}
+    chosen = min(methods, key=lambda m: report["methods"][m]["mean_ece"])
+    report["chosen"] = chosen
+    report["fit"] = fits[chosen]
+    return report

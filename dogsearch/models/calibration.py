@@ -1,0 +1,123 @@
+"""A model's score → "same dog" probability map: `calibration.json` next to the model's trained delta
+(models/<model id>/), written by `dogsearch train calibration` (dogsearch/eval/verification.py fits it).
+
+The file names the vectors it was fit on (``vectors``: the model id the embedder reports, e.g.
+``vit_small_dinov2-lora-dogs-v1@dogcrop-m0.1`` for its dog crops), so whole-photo vectors or another crop margin
+never borrow it; ``sha256`` is the checksum of the rest of the file (canonical JSON), so an edited or damaged file
+is refused rather than trusted. The map gives P(same dog | cosine) at the prior it was fit at (``prior``: 0.5,
+balanced pairs); another prior rescales its odds (``probability(score, prior)``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from dogsearch.core.paths import MODELS_DIR
+
+FILE_NAME = "calibration.json"
+METHODS = ("isotonic", "platt")
+Verdict = Literal["likely", "possible", "unlikely"]
+# Probabilities are kept off 0 and 1: a finite sample never proves a pair the same (or another) dog.
+P_FLOOR, P_CEIL = 0.001, 0.999
+
+log = logging.getLogger(__name__)
+
+
+class CalibrationError(ValueError):
+    """A calibration file that is missing pieces, fails its checksum or belongs to other vectors."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    vectors: str  # the model id of the vectors it was fit on
+    method: str
+    params: dict
+    prior: float  # the share of same-dog pairs it was fit at
+    extra: dict = field(default_factory=dict, compare=False)  # how it was made and measured (kept in the file)
+
+    def probabilities(self, scores: Any, prior: float | None = None) -> np.ndarray:
+        s = np.asarray(scores, dtype=np.float64)
+        if self.method == "isotonic":
+            p = np.interp(s, self.params["x"], self.params["y"])
+        elif self.method == "platt":
+            p = 1.0 / (1.0 + np.exp(-(self.params["a"] * s + self.params["b"])))
+        else:
+            raise CalibrationError(f"unknown calibration method {self.method!r}: one of {', '.join(METHODS)}")
+        p = np.clip(p, P_FLOOR, P_CEIL)
+        if prior is not None and prior != self.prior:  # Bayes: the likelihood ratio is the prior-free part
+            odds = p / (1 - p) * (prior / (1 - prior)) / (self.prior / (1 - self.prior))
+            p = odds / (1 + odds)
+        return p
+
+    def probability(self, score: float, prior: float | None = None) -> float:
+        return float(self.probabilities([score], prior)[0])
+
+    def to_json(self) -> dict:
+        body = {"vectors": self.vectors, "method": self.method, "params": self.params, "prior": self.prior,
+                **self.extra}
+        return {**body, "sha256": checksum(body)}
+
+
+def checksum(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def parse(data: dict) -> Calibration:
+    body = {k: v for k, v in data.items() if k != "sha256"}
+    if data.get("sha256") != checksum(body):
+        raise CalibrationError("checksum mismatch: the file was changed after `dogsearch train calibration` wrote it")
+    try:
+        cal = Calibration(str(body.pop("vectors")), str(body.pop("method")), dict(body.pop("params")),
+                          float(body.pop("prior")), body)
+    except KeyError as exc:
+        raise CalibrationError(f"missing {exc}") from exc
+    if cal.method not in METHODS:
+        raise CalibrationError(f"unknown method {cal.method!r}")
+    if not 0 < cal.prior < 1:
+        raise CalibrationError(f"prior {cal.prior} is not between 0 and 1")
+    if cal.method == "isotonic":
+        x, y = cal.params.get("x"), cal.params.get("y")
+        if not x or not y or len(x) != len(y) or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0):
+            raise CalibrationError("isotonic knots must be two non-decreasing lists of one length")
+    return cal
+
+
+def path_for(model_id: str, models_dir: Path = MODELS_DIR) -> Path:
+    """models/<the model id without its crop suffix>/calibration.json."""
+    return Path(models_dir) / model_id.split("@", 1)[0] / FILE_NAME
+
+
+def load(path: Path) -> Calibration:
+    try:
+        return parse(json.loads(Path(path).read_text()))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CalibrationError(f"{path}: {exc}") from exc
+    except CalibrationError as exc:
+        raise CalibrationError(f"{path}: {exc}") from exc
+
+
+def find(model_id: str, models_dir: Path = MODELS_DIR) -> Calibration | None:
+    """The calibration of these vectors, or None when the model has none (or one for other vectors). A broken file is
+    logged and treated as none: results then carry no probability rather than a wrong one."""
+    path = path_for(model_id, models_dir)
+    if not path.is_file():
+        return None
+    try:
+        cal = load(path)
+    except CalibrationError as exc:
+        log.error("calibration ignored: %s", exc)
+        return None
+    if cal.vectors != model_id:
+        log.warning("calibration %s is for %s, not %s: no same_dog probabilities", path, cal.vectors, model_id)
+        return None
+    return cal
+
+
+def verdict(p: float, possible: float, likely: float) -> Verdict:
+    return "likely" if p >= likely else "possible" if p >= possible else "unlikely"

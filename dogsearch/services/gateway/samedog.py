@@ -1,0 +1,44 @@
+"""Is this the same dog? Each result's cosine turned into a probability by the calibration of the collection's vectors
+(models/<model>/calibration.json, dogsearch/models/calibration.py) and a verdict by the gateway's thresholds. Vectors
+without a calibration give no probability (null) and no verdict: a search never fails for want of one."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dogsearch.core.paths import MODELS_DIR
+from dogsearch.models.calibration import Calibration, Verdict, find, verdict
+from dogsearch.services.gateway.settings import GatewaySettings
+
+NO_LIKELY = "No likely match: none of these is likely the same dog."
+
+
+@dataclass(frozen=True)
+class Judged:
+    probabilities: list[float | None]
+    verdicts: list[Verdict | None]
+    best_verdict: Verdict | None  # None: not calibrated
+    message: str | None  # said when nothing is likely
+
+
+class SameDog:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self._dir = settings.calibration_dir or MODELS_DIR
+        self._found: dict[str, Calibration | None] = {}  # by the vectors' model id; a file is read once
+
+    async def calibration(self, model_id: str) -> Calibration | None:
+        if model_id not in self._found:
+            self._found[model_id] = await asyncio.to_thread(find, model_id, self._dir)
+        return self._found[model_id]
+
+    async def judge(self, model_id: str | None, scores: Sequence[float]) -> Judged:
+        cal = None if model_id is None else await self.calibration(model_id)
+        if cal is None:
+            return Judged([None] * len(scores), [None] * len(scores), None, None)
+        s = self.settings
+        probabilities = [round(float(p), 4) for p in cal.probabilities(list(scores), s.same_dog_prior)]
+        verdicts = [verdict(p, s.same_dog_possible, s.same_dog_likely) for p in probabilities]
+        best = verdict(max(probabilities, default=0.0), s.same_dog_possible, s.same_dog_likely)
+        return Judged(probabilities, verdicts, best, None if best == "likely" else NO_LIKELY)

@@ -1,0 +1,176 @@
+"""Same-dog verification figures and the score -> probability fits (dogsearch/eval/verification.py)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dogsearch.eval import verification as ver
+from dogsearch.eval.retrieval import multi_photo_recall
+from tests.conftest import FIXTURES
+
+
+@pytest.fixture(scope="module")
+def fixture_scores():
+    """Cosine scores of 300 pairs of DogFaceNet validation dogs' photos (150 same dog, 150 not), as the default
+    embedder scores them: a small real sample to fit on."""
+    data = json.loads((FIXTURES / "same_dog_scores.json").read_text())
+    return np.array(data["scores"]), np.array(data["same"], dtype=bool)
+
+
+def test_pairs_are_every_unordered_pair_with_its_flag():
+    emb = np.array([[1, 0], [0.6, 0.8], [0, 1]], dtype=np.float32)
+    scores, same = ver.pair_scores(emb, ["a", "a", "b"])
+    assert scores == pytest.approx([0.6, 0.0, 0.8])
+    assert same.tolist() == [True, False, False]
+
+
+def test_auc_eer_and_tmr_on_a_hand_computed_case():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    same = np.array([1, 1, 0, 1, 0, 0, 0, 0], dtype=bool)
+    # positives beat 5, 5 and 4 of the 5 negatives: AUC 14/15
+    assert ver.roc_auc(scores, same) == pytest.approx(14 / 15)
+    # threshold 0.8: FMR 0, FNMR 1/3; 0.7: FMR 1/5, FNMR 1/3; 0.6: FMR 1/5, FNMR 0 -> they cross between
+    assert 0 < ver.eer(scores, same) <= 1 / 3
+    assert ver.tmr_at_fmr(scores, same, 0.0) == (pytest.approx(2 / 3), 0.8)
+    assert ver.tmr_at_fmr(scores, same, 0.2) == (pytest.approx(1.0), 0.6)
+    perfect = np.array([1, 1, 1, 0, 0, 0, 0, 0], dtype=bool)
+    assert ver.roc_auc(scores, perfect) == 1.0 and ver.eer(scores, perfect) == 0.0
+
+
+def test_ties_count_half_in_the_auc():
+    assert ver.roc_auc(np.array([0.5, 0.5]), np.array([True, False])) == pytest.approx(0.5)
+
+
+def test_ece_is_the_weighted_gap_per_bin():
+    # bin of 0.1: 4 pairs, 1 same (0.25 vs 0.1); bin of 0.9: 4 pairs, 4 same (1.0 vs 0.9)
+    p = np.array([0.1] * 4 + [0.9] * 4)
+    y = np.array([1, 0, 0, 0, 1, 1, 1, 1], dtype=bool)
+    assert ver.ece(p, y) == pytest.approx(0.5 * 0.15 + 0.5 * 0.1)
+    assert ver.ece(np.array([0.25] * 4), np.array([1, 0, 0, 0], dtype=bool)) == pytest.approx(0.0)
+    # weights move the bins' shares: the second bin alone
+    assert ver.ece(p, y, np.array([0] * 4 + [1] * 4)) == pytest.approx(0.1)
+
+
+def test_balanced_weights_give_each_class_and_group_an_equal_share():
+    same = np.array([1, 0, 0, 0, 1, 1, 0], dtype=bool)
+    groups = np.array([0, 0, 0, 0, 1, 1, 1])
+    w = ver.balanced_weights(same, groups)
+    assert w.sum() == pytest.approx(1.0)
+    assert w[same].sum() == pytest.approx(0.5)
+    assert w[(groups == 1) & same].sum() == pytest.approx(0.25)
+    assert w[(groups == 0) & ~same].sum() == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="no same-dog"):
+        ver.balanced_weights(np.array([0, 0, 1], dtype=bool), np.array([0, 0, 1]))
+
+
+def test_pool_adjacent_violators_on_a_hand_case():
+    # y = 1 0 | 1 1 | 0 ...: the first two pool to 0.5, the last three to 2/3
+    x, y = ver.fit_isotonic(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), np.array([1, 0, 1, 1, 0], dtype=bool))
+    assert x == pytest.approx([1.5, 4.0])
+    assert y == pytest.approx([0.5, 2 / 3])
+
+
+def test_isotonic_and_platt_fits_are_monotone_bounded_and_calibrated(fixture_scores):
+    scores, same = fixture_scores
+    grid = np.linspace(-1, 1, 201)
+    for method in ("isotonic", "platt"):
+        f = ver.fit(method, scores, same)
+        p = f(grid)
+        assert np.all(np.diff(p) >= 0), method  # a higher score is never a lower probability
+        assert p.min() > 0 and p.max() < 1, method  # never certain
+        # the fit's own pairs: far better calibrated than the raw cosine read as a probability
+        w = ver.balanced_weights(same)
+        assert ver.ece(f(scores), same, w) < 0.1 < ver.ece(np.clip(scores, 0, 1), same, w), method
+        assert f(np.array([scores[same].max()]))[0] > 0.9 and f(np.array([scores[~same].min()]))[0] < 0.1
+
+
+def test_calibrate_fits_on_fit_dogs_and_measures_on_held_out_dogs(tmp_path):
+    from dogsearch.eval.splits import identity_split
+
+    root = tmp_path / "dogs"
+    dogs = [f"dog{i}" for i in range(60)]
+    splits = {d: identity_split(d) for d in dogs}
+    assert {"val", "heldout"} <= set(splits.values())
+    rng = np.random.default_rng(0)
+    centres = {d: rng.normal(size=8) for d in dogs}
+    vectors = {}
+    for d in dogs:
+        for k in range(3):
+            (root / d).mkdir(parents=True, exist_ok=True)
+            path = root / d / f"{k}.jpg"
+            path.write_bytes(b"")
+            v = centres[d] + rng.normal(scale=0.6, size=8)
+            vectors[path] = v / np.linalg.norm(v)
+    asked = []
+
+    def embed(name, paths):
+        asked.append((name, {splits[p.parent.name] for p in paths}))
+        return np.stack([vectors[p] for p in paths]).astype(np.float32)
+
+    report = ver.calibrate(embed, [ver.PhotoSet("faces", root, ("val",))])
+    assert asked == [("faces-fit", {"val"}), ("faces-heldout", {"heldout"})]
+    held = report["sets"]["faces"]["heldout"]
+    assert held["dogs"] == sum(s == "heldout" for s in splits.values()) and held["roc_auc"] > 0.8
+    assert report["chosen"] in ("isotonic", "platt")
+    assert report["methods"][report["chosen"]]["mean_ece"] == min(m["mean_ece"] for m in report["methods"].values())
+    assert report["fit"].method == report["chosen"]
+
+
+def test_several_query_photos_are_combined_against_one_gallery():
+    # dog a: photos at 0, 20 and 60 degrees; dog b at 85 and 87. Each of a's photos in turn is the one to find, the
+    # query its next photo(s). One photo: the photo at 20, asked with the one at 60, loses to b's 85 (25 degrees
+    # against 40). Two photos: their mean (40, 30 or 10 degrees) is nearer the photo to find every time.
+    angles = np.radians([0, 20, 60, 85, 87])
+    emb = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    labels = ["a", "a", "a", "b", "b"]
+    one = multi_photo_recall(emb, labels, 1, min_photos=3)
+    assert one["queries"] == 3 and one["recall@1"] == pytest.approx(2 / 3)
+    two = multi_photo_recall(emb, labels, 2, min_photos=3)
+    assert two["queries"] == 3 and two["recall@1"] == pytest.approx(1.0)
+    # by default every dog with one photo more than the query is asked of: b too (1 photo finds the other)
+    assert multi_photo_recall(emb, labels, 1)["queries"] == 5
+    with pytest.raises(ValueError, match="no dog has 4"):
+        multi_photo_recall(emb, labels, 3)
+
+
+class _LeftHalf:
+    """Finds one dog in the left half of every photo but the ones named 'empty'."""
+
+    name = "left-half"
+
+    def detect(self, image):
+        from dogsearch.models.detect import Detection
+
+        if image.getpixel((0, 0)) == (0, 0, 0):
+            return []
+        return [Detection((0.0, 0.0, image.width / 2, float(image.height)), 0.9)]
+
+
+def test_photos_are_embedded_as_the_search_crops_them(tmp_path):
+    from PIL import Image
+
+    from dogsearch.core.images import ImageLimits
+    from tests.fakes import ColorGridModel
+
+    model = ColorGridModel()
+    left_red = Image.new("RGB", (64, 32), (220, 20, 20))
+    left_red.paste((20, 20, 220), (32, 0, 64, 32))
+    black = Image.new("RGB", (64, 32), (0, 0, 0))
+    paths = []
+    for name, im in (("dog.png", left_red), ("empty.png", black)):
+        im.save(tmp_path / name)
+        paths.append(tmp_path / name)
+    vectors, no_dog = ver.search_crops_vectors(model, _LeftHalf(), paths, limits=ImageLimits(10**6, 10**6),
+                                               decode_side=64, margin=0.0)
+    assert no_dog == 1
+    # the dog's crop is the red half alone; the photo without a dog is embedded whole
+    assert vectors[0] == pytest.approx(model.embed_images([Image.new("RGB", (32, 32), (220, 20, 20))])[0], abs=1e-5)
+    assert vectors[1] == pytest.approx(model.embed_images([black])[0], abs=1e-5)
+    calls = []
+    cache = tmp_path / "cache"
+    for _ in range(2):
+        got, _ = ver.cached(cache, {"k": 1}, lambda: calls.append(1) or (vectors, no_dog))
+        assert got == pytest.approx(vectors)
+    assert calls == [1]  # the rerun read the cache

@@ -1,0 +1,97 @@
+"""Is this the same dog? `same_dog` and `verdict` on every result, `best_verdict` and a plain message on the answer,
+from the calibration of the collection's vectors and the gateway's thresholds."""
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from dogsearch.models.calibration import FILE_NAME, Calibration
+from dogsearch.services.gateway.samedog import NO_LIKELY
+from dogsearch.services.gateway.settings import GatewaySettings
+from tests.fakes import fake_all_in_one
+from tests.gateway.helpers import BLUE, DARK_RED, GREEN, RED, add, search
+from tests.images import solid
+
+# the fake model's vectors: the same picture scores 1.0, red against dark red about 0.9, other colours below 0
+CALIBRATION = Calibration("test-color-grid", "isotonic", {"x": [0.0, 0.95, 0.999], "y": [0.0, 0.6, 1.0]}, 0.5)
+
+
+@pytest.fixture
+async def calibrated(tmp_path, fake_model):
+    models = tmp_path / "models"
+    (models / "test-color-grid").mkdir(parents=True)
+    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(CALIBRATION.to_json()))
+    app = fake_all_in_one(tmp_path / "data", fake_model, gateway_options={"calibration_dir": models})
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            yield client
+
+
+async def test_results_carry_a_probability_and_a_verdict(calibrated):
+    red = (await add(calibrated, solid(RED))).json()["id"]
+    await add(calibrated, solid(BLUE))
+    body = (await search(calibrated, solid(RED), k=2)).json()
+    first, second = body["results"]
+    assert first["id"] == red and first["same_dog"] > 0.99 and first["verdict"] == "likely"
+    assert second["same_dog"] < 0.01 and second["verdict"] == "unlikely"
+    assert first["same_dog"] == pytest.approx(CALIBRATION.probability(first["score"]), abs=1e-4)
+    assert body["best_verdict"] == "likely" and body["message"] is None
+    similar = (await calibrated.get(f"/v1/dogs/{red}/similar")).json()
+    assert similar["results"][0]["verdict"] == "unlikely" and similar["best_verdict"] == "unlikely"
+    assert similar["message"] == NO_LIKELY
+
+
+async def test_a_search_where_nothing_is_likely_says_so(calibrated):
+    await add(calibrated, solid(RED))
+    await add(calibrated, solid(GREEN))
+    body = (await search(calibrated, solid(DARK_RED), k=2)).json()
+    best = body["results"][0]
+    assert 0.5 <= best["same_dog"] < 0.9 and best["verdict"] == "possible"
+    assert body["best_verdict"] == "possible" and body["message"] == NO_LIKELY
+    # the pose path answers alike
+    posed = (await search(calibrated, solid(DARK_RED), k=2, pose="true")).json()
+    assert posed["best_verdict"] == "possible" and posed["results"][0]["same_dog"] == best["same_dog"]
+
+
+async def test_an_empty_gallery_has_no_likely_match(calibrated):
+    body = (await search(calibrated, solid(RED))).json()
+    assert body["results"] == [] and body["best_verdict"] == "unlikely" and body["message"] == NO_LIKELY
+
+
+async def test_the_thresholds_are_settings(tmp_path, fake_model):
+    models = tmp_path / "models"
+    (models / "test-color-grid").mkdir(parents=True)
+    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(CALIBRATION.to_json()))
+    app = fake_all_in_one(tmp_path / "data", fake_model, gateway_options={
+        "calibration_dir": models, "same_dog_likely": 0.55, "same_dog_possible": 0.2})
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            await add(client, solid(RED))
+            body = (await search(client, solid(DARK_RED), k=1)).json()
+    assert body["results"][0]["verdict"] == "likely" and body["best_verdict"] == "likely"
+
+
+async def test_without_a_calibration_same_dog_is_null_and_no_verdict(gateway):
+    await add(gateway, solid(RED))
+    body = (await search(gateway, solid(RED))).json()
+    assert body["results"][0]["same_dog"] is None and body["results"][0]["verdict"] is None
+    assert body["best_verdict"] is None and body["message"] is None
+
+
+@pytest.mark.parametrize("options", [{"same_dog_possible": 0.9, "same_dog_likely": 0.9},
+                                     {"same_dog_possible": 0.95, "same_dog_likely": 0.9},
+                                     {"same_dog_likely": 1.0}, {"same_dog_possible": 0.0},
+                                     {"same_dog_prior": 0.0}])
+def test_bad_thresholds_stop_the_gateway_at_start(options):
+    with pytest.raises(ValidationError):
+        GatewaySettings(**options)
+
+
+def test_thresholds_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DOGSEARCH_GATEWAY_SAME_DOG_LIKELY", "0.8")
+    monkeypatch.setenv("DOGSEARCH_GATEWAY_SAME_DOG_POSSIBLE", "0.3")
+    settings = GatewaySettings()
+    assert (settings.same_dog_possible, settings.same_dog_likely) == (0.3, 0.8)

@@ -1,0 +1,73 @@
+"""A model's calibration file (dogsearch/models/calibration.py): checksum, the vectors it belongs to, the prior."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dogsearch.models import calibration as cal
+from dogsearch.models.calibration import Calibration, CalibrationError
+
+VECTORS = "toy-model@dogcrop-m0.3"
+
+
+def write(models_dir, calibration: Calibration, model: str = "toy-model"):
+    path = models_dir / model / cal.FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(calibration.to_json()))
+    return path
+
+
+ISO = Calibration(VECTORS, "isotonic", {"x": [0.2, 0.5, 0.8], "y": [0.0, 0.5, 1.0]}, 0.5, {"command": "test"})
+
+
+def test_a_written_calibration_is_found_for_its_vectors_only(tmp_path):
+    write(tmp_path, ISO)
+    found = cal.find(VECTORS, tmp_path)
+    assert found == ISO and found.extra == {"command": "test"}
+    assert cal.find("toy-model", tmp_path) is None  # whole-photo vectors: another space
+    assert cal.find("toy-model@dogcrop-m0.1", tmp_path) is None  # another margin
+    assert cal.find("other-model@dogcrop-m0.3", tmp_path) is None  # no file
+
+
+def test_a_changed_file_fails_its_checksum_and_is_not_used(tmp_path):
+    path = write(tmp_path, ISO)
+    data = json.loads(path.read_text())
+    data["params"]["y"] = [0.0, 0.9, 1.0]
+    path.write_text(json.dumps(data))
+    with pytest.raises(CalibrationError, match="checksum"):
+        cal.load(path)
+    assert cal.find(VECTORS, tmp_path) is None
+
+
+def test_knots_that_fall_are_refused(tmp_path):
+    bad = Calibration(VECTORS, "isotonic", {"x": [0.2, 0.5], "y": [0.6, 0.4]}, 0.5)
+    with pytest.raises(CalibrationError, match="non-decreasing"):
+        cal.load(write(tmp_path, bad))
+
+
+def test_probabilities_interpolate_stay_off_0_and_1_and_follow_the_prior():
+    assert ISO.probability(0.5) == pytest.approx(0.5)
+    assert ISO.probability(0.65) == pytest.approx(0.75)
+    assert ISO.probability(-1.0) == cal.P_FLOOR and ISO.probability(1.0) == cal.P_CEIL
+    # a prior of 0.2 turns odds 3:1 (p 0.75 at 0.5) into 3 x 1/4 = 0.75:1
+    assert ISO.probability(0.65, prior=0.2) == pytest.approx(0.75 / 1.75)
+    platt = Calibration(VECTORS, "platt", {"a": 10.0, "b": -5.0}, 0.5)
+    assert platt.probability(0.5) == pytest.approx(0.5)
+    assert platt.probability(0.6) > platt.probability(0.55) > 0.5
+
+
+@pytest.mark.parametrize(("p", "expected"), [(0.95, "likely"), (0.9, "likely"), (0.89, "possible"),
+                                             (0.5, "possible"), (0.49, "unlikely"), (0.0, "unlikely")])
+def test_verdict_thresholds(p, expected):
+    assert cal.verdict(p, possible=0.5, likely=0.9) == expected
+
+
+def test_the_shipped_default_model_has_a_calibration_for_its_dog_crops():
+    from dogsearch.models.registry import DEFAULT_MODEL
+    from dogsearch.services.embedder.dogs import crop_model_id
+
+    found = cal.find(crop_model_id(DEFAULT_MODEL))
+    assert found is not None, "models/<default>/calibration.json is missing or fails its checksum"
+    assert found.prior == 0.5 and found.method in cal.METHODS
+    assert found.probability(0.95) > 0.9 > 0.1 > found.probability(0.0)
