@@ -26,9 +26,11 @@ from dogsearch.models import dogdet as D
 from dogsearch.training.detector import data as T
 
 CANDIDATE_HEAT = 0.05
-# A box with 60 % of its area inside a better box is dropped (models/dogdet.py suppress_parts): on the calibration
-# photos 0.6 made the fewest mistakes of none / 0.6 / 0.8 (docs/detection.md, error analysis: head and front-half
-# boxes inside the dog's own box were 25 of the 32 wrong boxes on held-out photos).
+# A box with 60 % of its area inside a better box is dropped at inference (models/dogdet.py suppress_parts): on the
+# calibration photos 0.6 made the fewest mistakes of none / 0.6 / 0.8 (docs/detection.md, error analysis: head and
+# front-half boxes inside the dog's own box were 25 of the 32 wrong boxes on held-out photos). The operating points
+# are chosen on the boxes before it: chosen after it, they fell to a flat optimum (0.42-0.51) that boxed a photo
+# without a dog on held-out photos, where nothing recovers a false dog (a missed one is found whole by the embedder).
 SUPPRESS_INSIDE = 0.6
 
 
@@ -163,15 +165,13 @@ def operating_point(labelled: Sequence[tuple[list, list]], negatives: Sequence[l
 
 def calibrate(detector: D.CenterNetDetector, labelled: Sequence[T.Sample], negatives: Sequence[T.Sample],
               log=print) -> dict:
-    """Operating points for the raw heat and the verified score, from photos the head was not fitted on, the boxes
-    inside better ones dropped as the detector drops them (``detector.inside``; with a threshold it makes no
-    difference whether they are dropped before or after it: only a better box drops one)."""
+    """Operating points for the raw heat and the verified score, from photos the head was not fitted on (before
+    boxes inside better ones are dropped: ``SUPPRESS_INSIDE``)."""
     raw_lab, ver_lab, raw_neg, ver_neg = [], [], [], []
     verifier = D.CenterNetDetector(head=detector.head, config=detector.config, verify=True)
     for sample in (*labelled, *negatives):
         found = [f for f in detector.candidates(sample.image) if f[1] >= CANDIDATE_HEAT][:2 * detector.max_dogs]
-        verified = D.suppress_parts(verifier.score(sample.image, found), detector.inside)
-        found = D.suppress_parts(found, detector.inside)
+        verified = verifier.score(sample.image, found)
         if sample.boxes:
             raw_lab.append((found, sample.boxes))
             ver_lab.append((verified, sample.boxes))
@@ -216,22 +216,6 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
         "train_minutes": minutes,
     })
     write(out, head, config)
-    return config
-
-
-def recalibrate(out: Path, dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Path], *,
-                suppress_inside: float | None = SUPPRESS_INSIDE, threads: int = 2, log=print) -> dict:
-    """The operating points of the head in ``out`` chosen again (after a change of the post-processing), the head
-    untouched: config.json rewritten."""
-    torch.set_num_threads(threads)
-    config, state = D.load_weights(out)
-    head = D.CenterHead(width=int(config["width"]))
-    head.load_state_dict(state)
-    config["suppress_inside"] = suppress_inside
-    detector = D.CenterNetDetector(head=head, config=config, verify=False)
-    config["operating_point"] = calibrate(detector, T.labelled_samples(dog_dir, image_dirs, "calibrate"),
-                                          T.negative_samples(negative_dirs, "calibrate"), log=log)
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return config
 
 
