@@ -129,12 +129,14 @@ class FakeClassifier:
     """Breeds and labels from the image's mean colour: the dominant channel's breed first (p 0.7), then the others."""
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.calls = 0  # batches
+        self.images = 0  # images in them
 
     def classify(self, images) -> list:
         from dogsearch.models.dogclass import Classification, Label
 
         self.calls += 1
+        self.images += len(images)
         out = []
         for im in images:
             mean = np.asarray(im.convert("RGB"), dtype=np.float32).reshape(-1, 3).mean(axis=0)

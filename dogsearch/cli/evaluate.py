@@ -42,6 +42,10 @@ def add_parser(sub) -> None:
                         help="only the photos of this split (a hash of the file name, eval/detect.split_of): "
                              "held-out is what a trained detector never saw")
     detect.add_argument("--threads", type=int, help="detector threads (default: the runtime's)")
+    detect.add_argument("--unlabelled-dogs", type=Path, metavar="FILE",
+                        help="photo ids (one a line) showing dogs their labels lack: precision is reported once more "
+                             "(labelled_only) without the boxes on none of the labelled dogs of those photos "
+                             "(docs/detection-unlabelled-dogs.txt: dogpose's held-out photos, by inspection)")
     detect.add_argument("--json", action="store_true", help="print one JSON object")
     detect.set_defaults(func=run_detect)
     guess = kinds.add_parser("breed-guess", help="top-1 / top-3 accuracy of the breed suggestions (the ImageNet "
@@ -206,14 +210,19 @@ def run_detect(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from dogsearch.core.logs import configure_logging
-    from dogsearch.eval.detect import evaluate
+    from dogsearch.eval.detect import evaluate, read_unlabelled
     from dogsearch.models.registry import DEFAULT_DETECTOR, create_detector
 
     configure_logging("WARNING")
+    try:
+        unlabelled = read_unlabelled(args.unlabelled_dogs) if args.unlabelled_dogs else None
+    except OSError as exc:
+        print(f"dogsearch eval detect: --unlabelled-dogs: {exc}", file=sys.stderr)
+        return 2
     detector = create_detector(args.detector or DEFAULT_DETECTOR, threads=args.threads)
     try:
         result = evaluate(detector, args.dir, negatives=args.negatives, image_dirs=args.images, iou=args.iou,
-                          limit=args.limit, split=args.split,
+                          limit=args.limit, split=args.split, unlabelled=unlabelled,
                           progress=lambda items, what: tqdm(items, desc=f"eval detect {what}", unit="photo",
                                                             disable=args.json))
     except ValueError as exc:
@@ -232,6 +241,12 @@ def run_detect(args: argparse.Namespace) -> int:
     print(f"{'':<10} {lab['n_images']:>6} {lab['n_dogs']:>5} {lab['n_detections']:>6} {_num(lab['precision']):>9} "
           f"{_num(lab['recall']):>6} {_num(lab['ap']):>6} {lab['no_dog_found']:>5} {_num(lab['ms_per_image'], 1):>8}  "
           f"{lab['dir']}")
+    if "labelled_only" in lab:
+        only = lab["labelled_only"]
+        print(f"{'labelled only':<10} {'':>6} {only['n_dogs']:>5} {only['n_detections']:>6} "
+              f"{_num(only['precision']):>9} {_num(only['recall']):>6} {_num(only['ap']):>6}  "
+              f"({only['ignored']} boxes on none of the labelled dogs of {only['photos_with_unlabelled_dogs']} photos "
+              "with unlabelled dogs left out)")
     if result["negatives"]:
         print(f"{'negatives':<10} {'photos':>6} {'with dog box':>12} {'FP rate':>7} {'ms/photo':>8}  dir")
         for neg in result["negatives"]:

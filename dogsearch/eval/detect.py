@@ -76,6 +76,23 @@ def match(detections: Sequence[Detection], truth: Sequence[Box], iou: float = 0.
     return out
 
 
+def off_labels(box: Box, truth: Sequence[Box], iou: float = 0.5) -> bool:
+    """A box on none of the labelled dogs: under ``iou`` with each and less than half of it inside any (a box of a
+    labelled dog's head or half lies inside it: that is a wrong box, not another dog)."""
+    from dogsearch.core.boxes import area
+
+    def inside(t: Box) -> float:
+        return area((max(box[0], t[0]), max(box[1], t[1]), min(box[2], t[2]), min(box[3], t[3]))) / max(area(box), 1e-9)
+
+    return all(box_iou(box, t) < iou and inside(t) < 0.5 for t in truth)
+
+
+def read_unlabelled(path: str | Path) -> set[str]:
+    """Photo ids (file stems), one a line, ``#`` comments: photos with dogs their labels lack."""
+    lines = (line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines())
+    return {line for line in lines if line}
+
+
 def average_precision(scored: Iterable[tuple[float, bool]], n_truth: int) -> float:
     """All-point interpolated AP (VOC 2010+): the area under the precision-recall curve of the detections sorted
     by score, each precision replaced by the best at any higher recall."""
@@ -101,13 +118,20 @@ class DetectionCounts:
     n_images: int = 0
     n_dogs: int = 0
     fallback_images: int = 0
+    ignored: int = 0
     scored: list[tuple[float, bool]] = field(default_factory=list)
 
-    def add(self, detections: Sequence[Detection], truth: Sequence[Box]) -> None:
+    def add(self, detections: Sequence[Detection], truth: Sequence[Box], unlabelled_dogs: bool = False) -> None:
+        """``unlabelled_dogs``: the photo shows dogs its labels lack, so a box on none of the labelled dogs
+        (``off_labels``) is neither right nor wrong: it is left out (counted in ``ignored``)."""
         found = dog_boxes(detections, self.min_score)
         self.n_images += 1
         self.n_dogs += len(truth)
         self.fallback_images += not found
+        if unlabelled_dogs:
+            kept = [d for d in found if not off_labels(d.box, truth, self.iou)]
+            self.ignored += len(found) - len(kept)
+            found = kept
         self.scored.extend(match(found, truth, self.iou))
 
     def summary(self) -> dict:
@@ -122,6 +146,7 @@ class DetectionCounts:
             "recall": round(tp / self.n_dogs, 4) if self.n_dogs else None,
             "ap": round(average_precision(self.scored, self.n_dogs), 4),
             "no_dog_found": self.fallback_images,
+            "ignored": self.ignored,
         }
 
 
@@ -182,16 +207,25 @@ class _Timer:
 
 
 def evaluate_labelled(detector: Detector, directory: Path, *, image_dirs: Sequence[Path] = (), iou: float = 0.5,
-                      limit: int | None = None, split: str = "all", progress=lambda items, _: items) -> dict:
+                      limit: int | None = None, split: str = "all", unlabelled: set[str] | None = None,
+                      progress=lambda items, _: items) -> dict:
+    """The box metrics; with ``unlabelled`` (photo ids with dogs their labels lack) once more in ``labelled_only``,
+    the boxes on none of the labelled dogs of those photos left out."""
     counts, timer = DetectionCounts(iou=iou, min_score=operating_point(detector)), _Timer()
+    only = DetectionCounts(iou=iou, min_score=operating_point(detector))
     pairs = [(image, label) for image, label in find_labelled(directory, image_dirs) if in_split(image, split)]
     if not pairs:
         raise ValueError(f"no {split} labelled photos in {directory}")
     for image_path, label in progress(sample(pairs, limit), "labelled"):
         image = _load(image_path)
         truth = [d.box.tolist() for d in parse_label_file(label, image.width, image.height)]
-        counts.add(timer.detect(detector, image), truth)
-    return {"dir": str(directory), **counts.summary(), "ms_per_image": timer.ms()}
+        found = timer.detect(detector, image)
+        counts.add(found, truth)
+        only.add(found, truth, unlabelled_dogs=label.stem in (unlabelled or ()))
+    out = {"dir": str(directory), **counts.summary(), "ms_per_image": timer.ms()}
+    if unlabelled is not None:
+        out["labelled_only"] = {**only.summary(), "photos_with_unlabelled_dogs": len(unlabelled)}
+    return out
 
 
 def evaluate_negatives(detector: Detector, directory: Path, *, limit: int | None = None, split: str = "all",
@@ -207,12 +241,13 @@ def evaluate_negatives(detector: Detector, directory: Path, *, limit: int | None
 
 
 def evaluate(detector: Detector, directory: Path, *, negatives: Sequence[Path] = (), image_dirs: Sequence[Path] = (),
-             iou: float = 0.5, limit: int | None = None, split: str = "all", progress=lambda items, _: items) -> dict:
+             iou: float = 0.5, limit: int | None = None, split: str = "all", unlabelled: set[str] | None = None,
+             progress=lambda items, _: items) -> dict:
     """The whole `eval detect` answer: the labelled photos' box metrics, each negatives folder's false positives,
     on the photos of ``split`` ("all", "train" or "held-out", by ``split_of``)."""
     in_split("", split)  # a wrong split name fails before any photo is read
     labelled = evaluate_labelled(detector, Path(directory), image_dirs=image_dirs, iou=iou, limit=limit,
-                                 split=split, progress=progress)
+                                 split=split, unlabelled=unlabelled, progress=progress)
     negative = [evaluate_negatives(detector, Path(d), limit=limit, split=split, progress=progress)
                 for d in negatives]
     n_neg = sum(n["n_images"] for n in negative)

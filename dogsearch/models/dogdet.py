@@ -12,6 +12,7 @@ below); the head reads the stride-16 features (block 4) and the stride-32 featur
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -25,6 +26,7 @@ from torch import nn
 from dogsearch.core.boxes import crop
 from dogsearch.core.paths import MODELS_DIR
 from dogsearch.models.detect import Detection, DetectorError
+from dogsearch.models.dogclass import Classification
 from dogsearch.models.registry import register_detector
 from dogsearch.models.weights import load_checked_files
 
@@ -122,6 +124,22 @@ def nms(found: list[tuple[tuple[float, float, float, float], float]], iou: float
     return kept
 
 
+def suppress_parts(found: list, inside: float | None) -> list:
+    """``found`` sorted by score, without each box that has at least ``inside`` of its area inside a better box
+    kept before it (None: none dropped). The head also peaks on a dog's head or front half: such a box lies inside
+    the dog's own box, overlaps it too little for NMS, and is one dog twice (docs/detection.md, error analysis)."""
+    from dogsearch.core.boxes import area
+
+    kept: list = []
+    for f in sorted(found, key=lambda f: -f[1]):
+        box = f[0]
+        share = [area((max(box[0], k[0][0]), max(box[1], k[0][1]), min(box[2], k[0][2]), min(box[3], k[0][3])))
+                 / max(area(box), 1e-9) for k in kept]
+        if inside is None or all(v < inside for v in share):
+            kept.append(f)
+    return kept
+
+
 def load_weights(folder: str | Path | None = None) -> tuple[dict, dict]:
     """(config, head state) from a weights folder, every file checked against config.json's sha256."""
     folder = Path(folder) if folder else DEFAULT_WEIGHTS_DIR
@@ -153,7 +171,11 @@ class CenterNetDetector:
         self.input_size = int(config["input_size"])
         key = "verified" if verify else "raw"
         self.min_score = float(config["operating_point"][key])
-        digest = config.get("files", {}).get("head.safetensors", "untrained")[:8]
+        self.inside = config.get("suppress_inside")  # absent in older deltas: NMS alone
+        # the name changes with whatever changes the boxes: the head, the operating points, the suppression
+        behaviour = [config.get("files", {}).get("head.safetensors", "untrained"), config["operating_point"],
+                     self.inside]
+        digest = hashlib.sha256(json.dumps(behaviour, sort_keys=True).encode()).hexdigest()[:8]
         self.name = f"{config.get('name', DETECTOR_ID)}{'' if verify else '-raw'}@{digest}"
         self._classifier = classifier
         self._trunk: Trunk | None = None
@@ -185,20 +207,25 @@ class CenterNetDetector:
 
     def score(self, image: Image.Image, found: list) -> list[tuple[tuple[float, float, float, float], float]]:
         """Each candidate's final score: its heat, or with ``verify`` sqrt(heat x dog probability of its crop)."""
+        return [(box, score) for box, score, _ in self._verified(image, found)]
+
+    def _verified(self, image: Image.Image, found: list) -> list[tuple[tuple[float, float, float, float], float,
+                                                                         Classification | None]]:
+        """(box, score, the verifier's classification of its crop or None without ``verify``)."""
         if not self.verify or not found:
-            return found
+            return [(box, heat, None) for box, heat in found]
         _, classifier = self._parts()
-        dog = [c.dog for c in classifier.classify([crop(image, box, VERIFY_MARGIN) for box, _ in found])]
-        return [(box, float(np.sqrt(heat * p))) for (box, heat), p in zip(found, dog, strict=True)]
+        classes = classifier.classify([crop(image, box, VERIFY_MARGIN) for box, _ in found])
+        return [(box, float(np.sqrt(heat * c.dog)), c) for (box, heat), c in zip(found, classes, strict=True)]
 
     def detect(self, image: Image.Image) -> list[Detection]:
         # only the likeliest few are verified: the verifier costs a forward pass a box
         # a verified score is sqrt(heat x p) <= sqrt(heat): a box below min_score**2 cannot reach min_score
         floor = max(float(self.config["operating_point"]["candidate"]), self.min_score ** (2 if self.verify else 1))
         found = [f for f in self.candidates(image) if f[1] >= floor]
-        found = self.score(image, found[: 2 * self.max_dogs])
-        found = sorted((f for f in found if f[1] >= self.min_score), key=lambda f: -f[1])[: self.max_dogs]
-        return [Detection(tuple(round(v, 2) for v in box), round(score, 4)) for box, score in found]
+        found = self._verified(image, found[: 2 * self.max_dogs])
+        found = suppress_parts([f for f in found if f[1] >= self.min_score], self.inside)[: self.max_dogs]
+        return [Detection(tuple(round(v, 2) for v in box), round(score, 4), cls) for box, score, cls in found]
 
 
 @register_detector("lite0-centernet")

@@ -303,3 +303,47 @@ async def test_a_dog_the_detector_missed_is_the_whole_photo_when_the_classifier_
         assert dog["box"] == [0.0, 0.0, 80.0, 60.0] and dog["score"] == 0.8 and len(dog["vector"]) == 48
     else:
         assert dark["dogs"] == []
+
+
+class _VerifyingBlobs(BlobDetector):
+    """The blob detector with a verifier, as the trained detector has: each box carries its crop's classification
+    (here always "Chihuahua", so the answer shows whose classification it is)."""
+
+    def detect(self, image: Image.Image) -> list:
+        from dataclasses import replace
+
+        from dogsearch.models.dogclass import Classification, Label
+
+        verified = Classification(0.9, (Label("Chihuahua", 0.9),), (Label("Chihuahua", 0.9),))
+        return [replace(d, classification=verified) for d in super().detect(image)]
+
+
+def _dog_on_grass() -> bytes:
+    im = Image.new("RGB", (96, 64), (40, 160, 40))
+    im.paste((200, 60, 40), (30, 16, 70, 52))
+    return encode(im, "PNG")
+
+
+@pytest.mark.parametrize("detector", ["verifying", "none"])
+async def test_each_photo_and_crop_passes_the_classifier_once(detector):
+    """A verified box's crop is not classified again, and a whole photo (the "seems" answer, the check for a dog the
+    detector missed, the dog when nothing else is) passes the classifier once."""
+    classifier = _SeesADogInDarkPhotos()
+    settings = EmbedderSettings(preload=False, whole_photo_dog=0.5, detector=DEFAULT_DETECTOR if detector ==
+                                "verifying" else "none")
+    app = create_app(settings, model_factory=ColorGridModel, detector_factory=_VerifyingBlobs,
+                     classifier_factory=lambda: classifier)
+    photos = files(_dog_on_grass(), solid((30, 30, 30), (80, 60)), solid((220, 220, 220)))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
+            r = await client.post("/v1/embed/dogs", files=photos)
+    assert r.status_code == 200, r.text
+    boxed, dark, light = r.json()["photos"]
+    assert classifier.images == 3  # the three whole photos, once each; no crop
+    assert all(photo["seems"] for photo in (boxed, dark, light))
+    if detector == "verifying":
+        assert [g["breed"] for g in boxed["dogs"][0]["breed_guess"]] == ["Chihuahua"]  # the verifier's answer
+        assert dark["dogs"][0]["box"] == [0.0, 0.0, 80.0, 60.0] and light["dogs"] == []
+    else:
+        assert all(len(photo["dogs"]) == 1 for photo in (boxed, dark, light))  # each photo is its own dog
+        assert boxed["dogs"][0]["breed_guess"][0]["breed"] == "Border terrier"  # the whole (mostly green) photo

@@ -174,3 +174,32 @@ def test_cli_split_option(negatives, capsys):
     assert json.loads(capsys.readouterr().out)["split"] == "all"
     with pytest.raises(SystemExit):
         cli.main(["eval", "detect", str(FIXTURES), "--split", "test"])
+
+
+def test_boxes_off_the_labels_of_a_photo_with_unlabelled_dogs_are_left_out():
+    from dogsearch.eval.detect import off_labels
+
+    dog = (0.0, 0.0, 100.0, 80.0)
+    other_dog, head = (120.0, 0.0, 200.0, 80.0), (60.0, 0.0, 100.0, 40.0)
+    assert off_labels(other_dog, [dog]) and not off_labels(head, [dog]) and not off_labels(dog, [dog])
+    found = [Detection(dog, 0.9), Detection(other_dog, 0.8), Detection(head, 0.7)]
+    plain, only = DetectionCounts(), DetectionCounts()
+    plain.add(found, [dog])
+    only.add(found, [dog], unlabelled_dogs=True)
+    assert plain.summary()["precision"] == round(1 / 3, 4)
+    # the second dog's box is neither right nor wrong there; the head box on the labelled dog stays wrong
+    assert only.summary()["precision"] == 0.5 and only.summary()["ignored"] == 1
+    again = DetectionCounts()
+    again.add(found, [dog], unlabelled_dogs=False)
+    assert again.summary() == plain.summary()
+
+
+def test_cli_reports_precision_without_the_unlabelled_dogs(tmp_path, capsys):
+    stems = sorted(p.stem for p in (FIXTURES / "labels").glob("*.txt"))
+    listed = tmp_path / "unlabelled.txt"
+    listed.write_text(f"# dogs the labels lack\n{stems[0]}  # a second dog\n")
+    assert cli.main(["eval", "detect", str(FIXTURES), "--detector", "whole-image", "--unlabelled-dogs", str(listed),
+                     "--json"]) == 0
+    only = json.loads(capsys.readouterr().out)["labelled"]["labelled_only"]
+    assert only["photos_with_unlabelled_dogs"] == 1 and only["n_dogs"] == 2
+    assert cli.main(["eval", "detect", str(FIXTURES), "--unlabelled-dogs", str(tmp_path / "missing.txt")]) == 2

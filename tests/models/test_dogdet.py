@@ -41,6 +41,8 @@ def test_a_dog_photo_gets_a_box_on_the_dog(detector, path):
     assert found, "no dog found"
     best = found[0]
     assert best.score >= detector.min_score
+    # the verifier's classification of the crop comes along (heat <= 1: score**2 <= its dog probability)
+    assert best.classification is not None and best.classification.dog >= best.score ** 2 - 1e-3
     x0, y0, x1, y1 = best.box
     assert 0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height
     assert (x1 - x0) * (y1 - y0) >= 0.1 * image.width * image.height  # these dogs fill much of the photo
@@ -57,7 +59,7 @@ def test_the_unverified_detector_has_its_own_operating_point():
     assert not raw.verify and raw.min_score == raw.config["operating_point"]["raw"]
     assert raw.name.startswith(f"{D.DETECTOR_ID}-raw@")
     found = raw.detect(_open(DOGS[0]))
-    assert found and all(d.score >= raw.min_score for d in found)
+    assert found and all(d.score >= raw.min_score and d.classification is None for d in found)
 
 
 def test_missing_or_corrupt_weights_are_clear_errors(tmp_path):
@@ -87,3 +89,16 @@ def test_decode_finds_the_peak_and_its_box():
 def test_nms_keeps_the_best_of_overlapping_boxes():
     kept = D.nms([((0, 0, 10, 10), 0.5), ((1, 0, 11, 10), 0.9), ((20, 20, 30, 30), 0.3)])
     assert kept == [((1, 0, 11, 10), 0.9), ((20, 20, 30, 30), 0.3)]
+
+
+def test_a_box_inside_a_better_one_is_one_dog_twice():
+    body, other = ((0.0, 0.0, 100.0, 80.0), 0.9), ((120.0, 0.0, 200.0, 80.0), 0.7)
+    head = ((60.0, 0.0, 100.0, 40.0), 0.8)  # IoU 0.2 with the body: NMS keeps it
+    assert D.nms([body, head, other]) == [body, head, other]
+    assert D.suppress_parts([head, other, body], 0.6) == [body, other]
+    assert D.suppress_parts([head, other, body], None) == [body, head, other]
+    # only a better box drops one: a head scored above its body keeps both (the score decides, not the size)
+    assert D.suppress_parts([((60.0, 0.0, 100.0, 40.0), 0.95), body], 0.6) == [((60.0, 0.0, 100.0, 40.0), 0.95),
+                                                                                body]
+    half_in = ((50.0, 40.0, 150.0, 120.0), 0.6)  # a quarter of it inside the body: another dog
+    assert D.suppress_parts([body, half_in], 0.6) == [body, half_in]

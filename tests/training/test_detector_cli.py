@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from itertools import count
 
+import pytest
 from PIL import Image
 
 from dogsearch import cli
@@ -40,4 +41,10 @@ def test_train_detector_cli_writes_a_delta_the_detector_loads(tmp_path, capsys):
     assert config["data"]["fit_dog_photos"] == 2 and config["data"]["fit_negative_photos"] == 2
     detector = D.CenterNetDetector(out, verify=False)
     assert detector.input_size == 64 and detector.min_score == config["operating_point"]["raw"]
+    assert config["suppress_inside"] == printed["suppress_inside"] == detector.inside == 0.6
     assert isinstance(detector.detect(Image.new("RGB", (96, 64))), list)
+
+
+def test_train_detector_refuses_a_share_outside_0_1(tmp_path):
+    with pytest.raises(SystemExit, match="--suppress-inside"):
+        cli.main(["train", "detector", "--out", str(tmp_path / "x"), "--suppress-inside", "1.5"])

@@ -44,6 +44,7 @@ class Dog:
     box: Box  # in the photo's own pixels
     score: float | None  # None: the whole photo, no detection
     crop: Image.Image  # what the models see, from the decoded (maybe shrunk) image
+    classification: Classification | None = None  # the classifier's answer, where the detector's verifier gave it
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Found:
     width: int
     height: int
     dogs: list[Dog]
+    seems: Classification | None = None  # the whole photo's classification, where it was needed to find the dogs
 
 
 def crop_at_most(image: Image.Image, box: Box, margin: float, side: int | None) -> Image.Image:
@@ -66,20 +68,22 @@ def crop_at_most(image: Image.Image, box: Box, margin: float, side: int | None) 
 
 
 def dogs_of(decoded: DecodedImage, detections: Sequence[Detection] | None, whole_if_none: bool,
-            margin: float = DEFAULT_MARGIN, crop_side: int | None = None) -> Found:
+            margin: float = DEFAULT_MARGIN, crop_side: int | None = None, seems: Classification | None = None) -> Found:
     """A photo's dogs, largest box first; `detections` in the decoded image's pixels (None: no detector ran, the whole
-    photo is the dog). Crops are at most `crop_side` on their shorter side. Blocking (the crops copy pixels)."""
+    photo is the dog). Crops are at most `crop_side` on their shorter side. `seems`: the whole photo's
+    classification if it is known already (it is then the whole-photo dog's too). Blocking (the crops copy pixels)."""
     image = decoded.image
     sx, sy = decoded.width / image.width, decoded.height / image.height  # a JPEG may have shrunk on load
-    whole = Dog((0.0, 0.0, float(decoded.width), float(decoded.height)), None, image)
+    whole = Dog((0.0, 0.0, float(decoded.width), float(decoded.height)), None, image, seems)
     if detections is None or (not detections and whole_if_none):
-        return Found(decoded.width, decoded.height, [whole])
+        return Found(decoded.width, decoded.height, [whole], seems)
     dogs = []
     for d in sorted(detections, key=lambda d: -area(d.box)):
         x0, y0, x1, y1 = d.box
         box = (round(x0 * sx, 1), round(y0 * sy, 1), round(x1 * sx, 1), round(y1 * sy, 1))
-        dogs.append(Dog(box, round(float(d.score), 4), crop_at_most(image, d.box, margin, crop_side)))
-    return Found(decoded.width, decoded.height, dogs)
+        dogs.append(Dog(box, round(float(d.score), 4), crop_at_most(image, d.box, margin, crop_side),
+                        d.classification))
+    return Found(decoded.width, decoded.height, dogs, seems)
 
 
 class DogModels:
@@ -109,32 +113,42 @@ class DogModels:
     async def find(self, decoded: Sequence[DecodedImage], whole_if_none: bool, crop_side: int,
                    whole_photo_dog: float | None = None) -> list[Found]:
         detections: list[list[Detection] | None] = [None] * len(decoded)
+        seems: list[Classification | None] = [None] * len(decoded)
         if self.detector is not None:
             detections = await self.detector.submit([d.image for d in decoded])
             if whole_photo_dog is not None:
-                await self._missed_dogs(decoded, detections, whole_photo_dog)
-        return await asyncio.to_thread(lambda: [dogs_of(d, found, whole_if_none, crop_side=crop_side)
-                                                for d, found in zip(decoded, detections, strict=True)])
+                await self._missed_dogs(decoded, detections, seems, whole_photo_dog)
+        return await asyncio.to_thread(lambda: [dogs_of(d, found, whole_if_none, crop_side=crop_side, seems=cls)
+                                                for d, found, cls in zip(decoded, detections, seems, strict=True)])
 
-    async def _missed_dogs(self, decoded: Sequence[DecodedImage], detections: list, min_p: float) -> None:
+    async def _missed_dogs(self, decoded: Sequence[DecodedImage], detections: list, seems: list,
+                           min_p: float) -> None:
         """A dog the detector missed (it misses about one in eight on held-out photos, docs/detection.md) is the
-        whole photo when the classifier sees a dog in it: "no dog found" then needs both to say so."""
+        whole photo when the classifier sees a dog in it: "no dog found" then needs both to say so. The whole
+        photos' classifications go to `seems`: `classify` does not run them again."""
         empty = [i for i, found in enumerate(detections) if not found]
         if not empty:
             return
         classes = await self.classifier.submit([decoded[i].image for i in empty])
         for i, cls in zip(empty, classes, strict=True):
+            seems[i] = cls
             if cls.dog >= min_p:
                 image = decoded[i].image
-                detections[i] = [Detection((0.0, 0.0, float(image.width), float(image.height)), cls.dog)]
+                detections[i] = [Detection((0.0, 0.0, float(image.width), float(image.height)), cls.dog, cls)]
 
     async def classify(self, decoded: Sequence[DecodedImage], found: Sequence[Found]
                        ) -> tuple[list[Classification], list[list[Classification]]]:
-        """(each whole photo's, each photo's dogs'), in one batch."""
-        crops = [dog.crop for photo in found for dog in photo.dogs]
-        classes = await self.classifier.submit([d.image for d in decoded] + crops)
-        photos, rest = classes[:len(decoded)], iter(classes[len(decoded):])
-        return photos, [[next(rest) for _ in photo.dogs] for photo in found]
+        """(each whole photo's, each photo's dogs'), in one batch of what is not known yet: each image passes the
+        classifier once (a verified box's crop was classified by the detector, a whole photo maybe by `find`, and
+        a dog that is the whole photo is classified as the photo)."""
+        todo: list[Image.Image] = [d.image for d, photo in zip(decoded, found, strict=True) if photo.seems is None]
+        todo += [dog.crop for d, photo in zip(decoded, found, strict=True) for dog in photo.dogs
+                 if dog.classification is None and dog.crop is not d.image]
+        answers = iter(await self.classifier.submit(todo) if todo else [])
+        photos = [photo.seems or next(answers) for photo in found]
+        dogs = [[dog.classification or (seems if dog.crop is d.image else next(answers)) for dog in photo.dogs]
+                for d, photo, seems in zip(decoded, found, photos, strict=True)]
+        return photos, dogs
 
 
 class DogCropModel:
@@ -159,9 +173,10 @@ class DogCropModel:
         decoded = DecodedImage(format="", width=width, height=height, image=image)
         found = dogs_of(decoded, self.detector.detect(image), whole_if_none=True, margin=self.margin,
                         crop_side=self.model.decode_side)
-        classes = self.classifier.classify([dog.crop for dog in found.dogs])
-        return [(None if dog.score is None else dog.box, dog.crop, breeds(cls))
-                for dog, cls in zip(found.dogs, classes, strict=True)]
+        todo = [dog.crop for dog in found.dogs if dog.classification is None]  # not verified by the detector
+        answers = iter(self.classifier.classify(todo) if todo else [])
+        return [(None if dog.score is None else dog.box, dog.crop, breeds(dog.classification or next(answers)))
+                for dog in found.dogs]
 
 
 def breeds(cls: Classification) -> list[dict]:

@@ -27,19 +27,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--suppress-inside", type=float, default=None,
+                        help="drop a box with this share of its area inside a better one (default 0.6; 0: never)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from dogsearch.training.detector.train import train
+    from dogsearch.training.detector.train import SUPPRESS_INSIDE, train
 
     if args.input_size % 32:
         raise SystemExit(f"--input-size must be a multiple of 32, not {args.input_size}")
     images = args.images or [DEFAULT_DATA / "imagewoof"]
     negatives = args.negatives or [DEFAULT_DATA / "not-dogs", DEFAULT_DATA / "oxford-pets" / "cats"]
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr)  # stdout: the result only
+
+    inside = SUPPRESS_INSIDE if args.suppress_inside is None else args.suppress_inside
+    if not 0 <= inside <= 1:
+        raise SystemExit(f"--suppress-inside must be between 0 and 1, not {inside}")
+    inside = inside or None
     config = train(args.dogs, images, negatives, args.out, input_size=args.input_size, width=args.width,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                   threads=args.threads, cache_dir=args.cache_dir,
-                   log=lambda message: print(message, file=sys.stderr))  # stdout: the result only
+                   threads=args.threads, cache_dir=args.cache_dir, suppress_inside=inside, log=log)
     print(json.dumps({"out": str(args.out), "train_minutes": config["train_minutes"],
-                      "operating_point": config["operating_point"]}, indent=2))
+                      "operating_point": config["operating_point"], "suppress_inside": inside}, indent=2))
     return 0
