@@ -101,8 +101,8 @@ class EdgeStore(StoreBase):
             hangs in its write-ahead log rather than failing.
         quantization: "int8" keeps a scalar int8 copy of each vector in RAM (a quarter of the float32 size) that
             the HNSW search walks, and leaves the float32 vectors on disk (memory-mapped), read only to rescore the
-            best candidates. Fixed when the collection is created (optimize() builds the int8 copy); ignored on
-            reopen: an existing collection keeps what it was created with.
+            best candidates. optimize() builds the int8 copy, also of a collection created without it (which
+            is searched as it was until then); "none" leaves a collection created with int8 as it is.
         oversampling: with int8, rescore this many times k candidates with the float32 vectors (>= 1).
         """
         check_collection_name(collection)
@@ -132,7 +132,10 @@ class EdgeStore(StoreBase):
                 meta = json.loads(self._meta_path.read_text())
                 if not (isinstance(meta.get("dim"), int) and isinstance(meta.get("model"), str)):
                     raise ValueError(f"{self._meta_path} lacks dim or model")
-                self._shard = qe.EdgeShard.load(str(self._shard_dir))
+                # int8 asked for: an existing float32 collection gets it at its next optimize() (its segments
+                # are searched as they are until then). "none" leaves an int8 collection as it is.
+                upgrade = self._int8_config(meta["dim"]) if quantization == "int8" else None
+                self._shard = qe.EdgeShard.load(str(self._shard_dir), upgrade)
                 self._meta = meta
         except Exception as exc:
             self._lock_file.close()
@@ -157,17 +160,17 @@ class EdgeStore(StoreBase):
                         shard.flush()
                 return
             self._check_room()
-            int8 = self._quantization == "int8"
             config = qe.EdgeConfig(
-                vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine,
-                                            memory=qe.Memory.Cold if int8 else None),
+                vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
                 hnsw_config=qe.HnswIndexConfig(
                     m=_HNSW_M, ef_construct=_HNSW_EF_CONSTRUCT, full_scan_threshold=self._full_scan_threshold_kb
                 ),
-                quantization_config=qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=_INT8_QUANTILE,
-                                                                memory=qe.Memory.Pinned) if int8 else None,
                 optimizers=qe.EdgeOptimizersConfig(indexing_threshold=_INDEXING_THRESHOLD_KB),
             )
+            if self._quantization == "int8":
+                int8 = self._int8_config(dim)
+                config = qe.EdgeConfig(vectors=int8.vectors[""], hnsw_config=config.hnsw_config,
+                                       quantization_config=int8.quantization_config, optimizers=config.optimizers)
             shard = None
             try:
                 if self._shard_dir.exists() and any(self._shard_dir.iterdir()):
@@ -185,6 +188,15 @@ class EdgeStore(StoreBase):
                     shard.close()
                 raise StoreError(f"cannot create the collection at {self._dir}: {exc}") from exc
             self._shard, self._meta = shard, meta
+
+    @staticmethod
+    def _int8_config(dim: int) -> qe.EdgeConfig:
+        """int8 copies in RAM, the float32 vectors on disk (memory-mapped: read to rescore)."""
+        return qe.EdgeConfig(
+            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, memory=qe.Memory.Cold),
+            quantization_config=qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=_INT8_QUANTILE,
+                                                            memory=qe.Memory.Pinned),
+        )
 
     @property
     def collection_info(self) -> CollectionInfo | None:

@@ -196,12 +196,21 @@ def test_int8_quantisation_is_built_and_rescored_and_kept_on_reopen(tmp_path: Pa
     assert quantized_files()
 
 
-def test_a_store_without_quantisation_keeps_float32_only(tmp_path: Path) -> None:
-    with EdgeStore(tmp_path, full_scan_threshold_kb=10) as s:
-        s.ensure_collection(8, MODEL)
-        s.upsert([Point(uid(i), [float(i + 1)] + [1.0] * 7, {}) for i in range(100)])
+def test_a_float32_collection_gets_int8_at_its_next_optimize(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 16)).astype(np.float32)
+    with EdgeStore(tmp_path) as s:
+        s.ensure_collection(16, MODEL)
+        s.upsert([Point(uid(i), x[i].tolist(), {"i": i}) for i in range(400)])
         s.optimize()
+        before = [h.id for h in s.query(x[0].tolist(), k=5)]
     assert not list(tmp_path.rglob("quantized.data"))
+    with EdgeStore(tmp_path, quantization="int8") as s:
+        assert [h.id for h in s.query(x[0].tolist(), k=5)] == before  # searched as it was until optimize()
+        s.optimize()
+        assert list(tmp_path.rglob("quantized.data"))
+        assert [h.id for h in s.query(x[0].tolist(), k=5)][0] == before[0] == uid(0)
+        assert s.count() == 400 and s.retrieve([uid(7)])[0].payload == {"i": 7}
 
 
 @pytest.mark.parametrize("options", [{"quantization": "int4"}, {"oversampling": 0.5}, {"hnsw_ef": 0}])

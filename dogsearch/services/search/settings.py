@@ -27,7 +27,7 @@ class SearchSettings(ServiceSettings):
                                 "engine's default, 100); larger finds more of the true top k, slower")
     quantization: Quantization = Field(
         "none", description="embedded engine: 'int8' keeps an int8 copy of the vectors in RAM and the float32 ones on "
-                            "disk, read to rescore; applies to collections created from then on (reindex to convert)")
+                            "disk, read to rescore; an existing collection is converted at its next index build")
     oversampling: float = Field(2.0, ge=1.0, le=16.0, description="embedded engine with int8: candidates rescored "
                                                                   "with the float32 vectors, as a multiple of k")
 
