@@ -34,7 +34,7 @@ def test_quick_bench_writes_every_key(tmp_path):
 
 
 VECTOR_KEYS = ("p50_ms", "p95_ms", "recall@10", "exact_p95_ms", "upsert_per_s", "optimize_s", "restart_s",
-               "rss_bytes_per_vector", "disk_bytes_per_vector", "wal_bytes_per_vector",
+               "rss_bytes_per_vector", "anon_bytes_per_vector", "disk_bytes_per_vector", "wal_bytes_per_vector",
                *(f"filter_{name}_{what}" for name in ("breed", "breed_rare", "seen_at", "geo")
                  for what in ("p95_ms", "recall@10")))
 
@@ -53,7 +53,8 @@ def test_the_vector_bench_at_a_chosen_size(tmp_path):
     for store in ("vector", "vector_int8"):
         for key in VECTOR_KEYS:
             value = result[f"{store}_{key}_1500"]
-            assert isinstance(value, int | float) and value >= 0, (store, key, value)
+            # memory differences at 1,500 vectors are noise of either sign; the rest are times, rates and shares
+            assert isinstance(value, int | float) and (value >= 0 or "bytes" in key), (store, key, value)
         assert result[f"{store}_recall@10_1500"] > 0.9
         assert [row["hnsw_ef"] for row in result[f"{store}_ef_sweep_1500"]] == list(vector.EF_SWEEP)
         assert result[f"{store}_disk_bytes_per_vector_1500"] > 4 * 384 * 0.5  # float32 vectors are on disk
@@ -83,3 +84,19 @@ def test_the_bench_vectors_blend_real_ones_and_are_not_copies():
 def test_size_suffixes():
     assert [vector.suffix(n) for n in (10_000, 100_000, 1_000_000, 1500, 2_000_000)] == [
         "10k", "100k", "1m", "1500", "2m"]
+
+
+def test_exact_answers_match_brute_force_across_slices():
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((30, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    data, queries = vector.blends(base, 60_000, rng), vector.blends(base, 4, rng)  # 2 slices of 50,000
+    rows = {"some": [np.sort(rng.choice(60_000, 700, replace=False)) for _ in queries],
+            "two": [np.array([3, 55_001]) for _ in queries]}
+    truth, by_filter = vector.exact_answers(data, queries, 10, rows)
+    scores = data @ queries.T
+    for q in range(len(queries)):
+        assert truth[q] == {vector.point_uuid(i) for i in np.argsort(-scores[:, q])[:10]}
+        some = rows["some"][q]
+        assert by_filter["some"][q] == {vector.point_uuid(i) for i in some[np.argsort(-scores[some, q])[:10]]}
+        assert by_filter["two"][q] == {vector.point_uuid(3), vector.point_uuid(55_001)}

@@ -11,6 +11,8 @@ same filter applied), over the same stored vectors.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import io
 import math
@@ -93,11 +95,22 @@ def point_uuid(i: int) -> str:
     return str(uuid.UUID(int=i + 1))
 
 
-def rss_bytes() -> int:
+def rss_bytes(field: str = "VmRSS") -> int:
+    """Resident memory: VmRSS all of it, RssAnon the part that is no file's (memory-mapped files' pages are
+    page cache the kernel can drop and read again; anonymous memory stays)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def settle() -> None:
+    """Free what the bench's earlier work left (Python garbage, and glibc's freed heap, which it keeps otherwise),
+    so a later difference of resident memory is the store's."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    time.sleep(1)  # the engine's own threads let go of their buffers when they wind down
 
 
 def disk_bytes(path: Path) -> tuple[int, int]:
@@ -111,17 +124,31 @@ def disk_bytes(path: Path) -> tuple[int, int]:
     return total, wal
 
 
-def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[set[str]]:
-    """The ids of each query's k nearest among `vectors` (or only its `rows`), by cosine (the vectors are unit)."""
-    best: list[list[tuple[float, int]]] = [[] for _ in queries]
-    index = np.arange(len(vectors)) if rows is None else rows
-    for i in range(0, len(index), 50_000):
-        chunk = index[i:i + 50_000]
-        scores = vectors[chunk] @ queries.T
-        top = np.argsort(-scores, axis=0)[:k] if len(chunk) <= k else np.argpartition(-scores, k, axis=0)[:k]
+def exact_answers(vectors: np.ndarray, queries: np.ndarray, k: int,
+                  row_sets: dict[str, list[np.ndarray]]) -> tuple[list[set[str]], dict[str, list[set[str]]]]:
+    """Each query's exact top k ids by cosine (the vectors are unit) among all vectors, and for each name of
+    `row_sets` among that query's rows only (sorted indices). One pass over the vectors, in slices: at 1M the
+    scores of all queries at once, or a copy of each filter's rows, would take GBs."""
+    best = [[] for _ in queries]
+    case_best = {name: [[] for _ in queries] for name in row_sets}
+    for a in range(0, len(vectors), 50_000):
+        scores = vectors[a:a + 50_000] @ queries.T
         for q in range(len(queries)):
-            best[q] += [(float(scores[j, q]), int(chunk[j])) for j in top[:, q]]
-    return [{point_uuid(i) for _, i in sorted(b, reverse=True)[:k]} for b in best]
+            best[q].append(_top(scores[:, q], np.arange(a, a + len(scores)), k))
+            for name, rows in row_sets.items():
+                r = rows[q][np.searchsorted(rows[q], a):np.searchsorted(rows[q], a + len(scores))]
+                case_best[name][q].append(_top(scores[r - a, q], r, k))
+
+    def ids(parts: list[tuple[np.ndarray, np.ndarray]]) -> set[str]:
+        s, i = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return {point_uuid(int(j)) for j in i[np.argsort(-s, kind="stable")[:k]]}
+
+    return [ids(b) for b in best], {name: [ids(b) for b in per_q] for name, per_q in case_best.items()}
+
+
+def _top(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    top = np.argpartition(-scores, k)[:k] if len(scores) > k else np.arange(len(scores))
+    return scores[top], rows[top]
 
 
 def haversine_km(lat: np.ndarray, lon: np.ndarray, lat0: float, lon0: float) -> np.ndarray:
@@ -197,8 +224,8 @@ def measure_store(kind: str, quantization: str, tmp: Path, vectors: np.ndarray, 
 
     # Restart: what the search service does before /readyz answers 200 (open the store, read the collection), up to
     # the first answered query. The files were just written, so the page cache is warm: a cold disk adds its reads.
-    gc.collect()
-    rss_before = rss_bytes()
+    settle()
+    rss_before, anon_before = rss_bytes(), rss_bytes("RssAnon")
     start = time.perf_counter()
     with EdgeStore(tmp, quantization=quantization) as store:
         store.query(queries[0].tolist(), 10)
@@ -223,6 +250,7 @@ def measure_store(kind: str, quantization: str, tmp: Path, vectors: np.ndarray, 
             out[f"filter_{name}"] = timed(queries, ask, case_truth[name])
             log(f"{kind}: filter {name}: {out[f'filter_{name}']}")
         out["rss_bytes_per_vector"] = round((rss_bytes() - rss_before) / n, 1)
+        out["anon_bytes_per_vector"] = round((rss_bytes("RssAnon") - anon_before) / n, 1)
     out["sweep"] = []
     for ef in EF_SWEEP:  # the search service's DOGSEARCH_SEARCH_HNSW_EF
         with EdgeStore(tmp, quantization=quantization, hnsw_ef=ef) as store:
@@ -250,9 +278,8 @@ def run(quick: bool = False, vectors: int | None = None) -> dict:
     pay = Payloads(n_points, rng)
     cases = filter_cases(pay, n_queries, rng)
     log("exact answers")
-    truth = exact_top(data, queries, 10)
-    case_truth = {name: [exact_top(data, queries[i:i + 1], 10, rows)[0] for i, (_, rows) in enumerate(per_query)]
-                  for name, per_query in cases.items()}
+    truth, case_truth = exact_answers(data, queries, 10,
+                                      {name: [rows for _, rows in per_query] for name, per_query in cases.items()})
     results = {}
     for kind, quantization in STORES.items():
         with tempfile.TemporaryDirectory(prefix="dogsearch-bench-") as tmp:
@@ -272,6 +299,7 @@ def flatten(results: dict, n: int) -> dict:
                 f"{p}_recall@10_{s}": r["default"]["recall@10"], f"{p}_exact_p95_ms_{s}": r["exact_p95_ms"],
                 f"{p}_upsert_per_s_{s}": r["upsert_per_s"], f"{p}_optimize_s_{s}": r["optimize_s"],
                 f"{p}_restart_s_{s}": r["restart_s"], f"{p}_rss_bytes_per_vector_{s}": r["rss_bytes_per_vector"],
+                f"{p}_anon_bytes_per_vector_{s}": r["anon_bytes_per_vector"],
                 f"{p}_disk_bytes_per_vector_{s}": r["disk_bytes_per_vector"],
                 f"{p}_wal_bytes_per_vector_{s}": r["wal_bytes_per_vector"], f"{p}_ef_sweep_{s}": r["sweep"]}
         for name in ("breed", "breed_rare", "seen_at", "geo"):
