@@ -134,7 +134,8 @@ class EdgeStore(StoreBase):
                     raise ValueError(f"{self._meta_path} lacks dim or model")
                 # int8 asked for: an existing float32 collection gets it at its next optimize() (its segments
                 # are searched as they are until then). "none" leaves an int8 collection as it is.
-                upgrade = self._int8_config(meta["dim"]) if quantization == "int8" else None
+                upgrade = qe.EdgeConfig(vectors=_vector_params(meta["dim"], True),
+                                        quantization_config=_int8_quantization()) if quantization == "int8" else None
                 self._shard = qe.EdgeShard.load(str(self._shard_dir), upgrade)
                 self._meta = meta
         except Exception as exc:
@@ -160,17 +161,15 @@ class EdgeStore(StoreBase):
                         shard.flush()
                 return
             self._check_room()
+            int8 = self._quantization == "int8"
             config = qe.EdgeConfig(
-                vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+                vectors=_vector_params(dim, int8),
                 hnsw_config=qe.HnswIndexConfig(
                     m=_HNSW_M, ef_construct=_HNSW_EF_CONSTRUCT, full_scan_threshold=self._full_scan_threshold_kb
                 ),
+                quantization_config=_int8_quantization() if int8 else None,
                 optimizers=qe.EdgeOptimizersConfig(indexing_threshold=_INDEXING_THRESHOLD_KB),
             )
-            if self._quantization == "int8":
-                int8 = self._int8_config(dim)
-                config = qe.EdgeConfig(vectors=int8.vectors[""], hnsw_config=config.hnsw_config,
-                                       quantization_config=int8.quantization_config, optimizers=config.optimizers)
             shard = None
             try:
                 if self._shard_dir.exists() and any(self._shard_dir.iterdir()):
@@ -188,15 +187,6 @@ class EdgeStore(StoreBase):
                     shard.close()
                 raise StoreError(f"cannot create the collection at {self._dir}: {exc}") from exc
             self._shard, self._meta = shard, meta
-
-    @staticmethod
-    def _int8_config(dim: int) -> qe.EdgeConfig:
-        """int8 copies in RAM, the float32 vectors on disk (memory-mapped: read to rescore)."""
-        return qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, memory=qe.Memory.Cold),
-            quantization_config=qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=_INT8_QUANTILE,
-                                                            memory=qe.Memory.Pinned),
-        )
 
     @property
     def collection_info(self) -> CollectionInfo | None:
@@ -436,6 +426,16 @@ def _exchange(a: Path, b: Path) -> None:
     os.replace(a, aside)
     os.replace(b, a)
     os.replace(aside, b)
+
+
+def _vector_params(dim: int, int8: bool) -> qe.EdgeVectorParams:
+    """Cosine vectors of ``dim``; with int8 (whose copy the search walks in RAM) the float32 ones stay on disk,
+    memory-mapped, and are read only to rescore."""
+    return qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, memory=qe.Memory.Cold if int8 else None)
+
+
+def _int8_quantization() -> qe.ScalarQuantizationConfig:
+    return qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=_INT8_QUANTILE, memory=qe.Memory.Pinned)
 
 
 def _to_point(record: Any, with_vector: bool) -> Point:
