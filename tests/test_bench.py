@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-pytestmark = pytest.mark.real_model
+from dogsearch.bench import vector
 
 
+@pytest.mark.real_model
 @pytest.mark.timeout(1200)
 def test_quick_bench_writes_every_key(tmp_path):
     out = tmp_path / "bench.json"
@@ -29,3 +31,72 @@ def test_quick_bench_writes_every_key(tmp_path):
         assert isinstance(result[key], int | float), key
     assert result["search_errors_10_users"] == 0 and result["embed_service_errors"] == 0
     assert result["embed_service_over_bare"] > 0 and result["vector_recall@10_10k"] > 0.9
+
+
+VECTOR_KEYS = ("p50_ms", "p95_ms", "recall@10", "exact_p95_ms", "upsert_per_s", "optimize_s", "restart_s",
+               "rss_bytes_per_vector", "anon_bytes_per_vector", "disk_bytes_per_vector", "wal_bytes_per_vector",
+               *(f"filter_{name}_{what}" for name in ("breed", "breed_rare", "seen_at", "geo")
+                 for what in ("p95_ms", "recall@10")))
+
+
+@pytest.mark.real_model
+@pytest.mark.timeout(900)
+def test_the_vector_bench_at_a_chosen_size(tmp_path):
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, DOGSEARCH_EMBEDDER_MODEL="efficientnet_lite0")
+    run = subprocess.run([sys.executable, "-m", "dogsearch.cli", "bench", "--only", "vector", "--quick",
+                          "--vectors", "1500", "--json", "--out", str(out)],
+                         capture_output=True, text=True, timeout=850, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["vector_n_1500"] == 1500 and not any(key.endswith("_10k") for key in result)
+    for store in ("vector", "vector_int8"):
+        for key in VECTOR_KEYS:
+            value = result[f"{store}_{key}_1500"]
+            # memory differences at 1,500 vectors are noise of either sign; the rest are times, rates and shares
+            assert isinstance(value, int | float) and (value >= 0 or "bytes" in key), (store, key, value)
+        assert result[f"{store}_recall@10_1500"] > 0.9
+        assert [row["hnsw_ef"] for row in result[f"{store}_ef_sweep_1500"]] == list(vector.EF_SWEEP)
+        assert result[f"{store}_disk_bytes_per_vector_1500"] > 4 * 384 * 0.5  # float32 vectors are on disk
+    for key in ("p95", "rss", "disk", "optimize"):
+        assert result[f"vector_int8_{key}_over_bare_1500"] > 0, key
+
+
+def test_the_vector_bench_refuses_a_size_too_small_to_measure():
+    run = subprocess.run([sys.executable, "-m", "dogsearch.cli", "bench", "--only", "vector", "--vectors", "10"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "--vectors is at least 100" in run.stderr
+
+
+def test_the_bench_vectors_blend_real_ones_and_are_not_copies():
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((20, 384)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    out = vector.blends(base, 2000, rng)
+    assert out.shape == (2000, 384) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    similarity = out @ out.T
+    np.fill_diagonal(similarity, -1)
+    assert similarity.max() < 0.99  # no two stored vectors are (near) copies, though only 20 real ones made them
+    nearest_real = (out @ base.T).max(axis=1)
+    assert 0.6 < nearest_real.min() and nearest_real.max() < 0.99  # near a real embedding, never one
+
+
+def test_size_suffixes():
+    assert [vector.suffix(n) for n in (10_000, 100_000, 1_000_000, 1500, 2_000_000)] == [
+        "10k", "100k", "1m", "1500", "2m"]
+
+
+def test_exact_answers_match_brute_force_across_slices():
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((30, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    data, queries = vector.blends(base, 60_000, rng), vector.blends(base, 4, rng)  # 2 slices of 50,000
+    rows = {"some": [np.sort(rng.choice(60_000, 700, replace=False)) for _ in queries],
+            "two": [np.array([3, 55_001]) for _ in queries]}
+    truth, by_filter = vector.exact_answers(data, queries, 10, rows)
+    scores = data @ queries.T
+    for q in range(len(queries)):
+        assert truth[q] == {vector.point_uuid(i) for i in np.argsort(-scores[:, q])[:10]}
+        some = rows["some"][q]
+        assert by_filter["some"][q] == {vector.point_uuid(i) for i in some[np.argsort(-scores[some, q])[:10]]}
+        assert by_filter["two"][q] == {vector.point_uuid(3), vector.point_uuid(55_001)}

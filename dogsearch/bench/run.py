@@ -22,9 +22,12 @@ BENCHMARKS = {
     "search": "dogsearch.bench.search",
     "ingest": "dogsearch.bench.ingest",
 }
+MIN_VECTORS = 100  # fewer: the filters would match next to nothing
 
 
-def run_all(names: list[str], quick: bool) -> dict:
+def run_all(names: list[str], quick: bool, vectors: int | None = None) -> dict:
+    """vectors: the vector bench's store size (None: its default for quick or not)."""
+    options: dict[str, dict] = {"vector": {"vectors": vectors}}
     result: dict = {
         "quick": quick,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -34,18 +37,21 @@ def run_all(names: list[str], quick: bool) -> dict:
     for name in names:
         start = time.perf_counter()
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        result.update(importlib.import_module(BENCHMARKS[name]).run(quick=quick))
+        result.update(importlib.import_module(BENCHMARKS[name]).run(quick=quick, **options.get(name, {})))
         result[f"{name}_seconds"] = round(time.perf_counter() - start, 1)
     return result
 
 
-def main(names: list[str] | None, quick: bool, as_json: bool, out: Path | None) -> int:
+def main(names: list[str] | None, quick: bool, as_json: bool, out: Path | None, vectors: int | None = None) -> int:
     unknown = set(names or []) - set(BENCHMARKS)
     if unknown:
         print(f"dogsearch bench: unknown benchmark(s) {sorted(unknown)}; choose from {list(BENCHMARKS)}",
               file=sys.stderr)
         return 2
-    result = run_all(names or list(BENCHMARKS), quick)
+    if vectors is not None and vectors < MIN_VECTORS:
+        print(f"dogsearch bench: --vectors is at least {MIN_VECTORS}, got {vectors}", file=sys.stderr)
+        return 2
+    result = run_all(names or list(BENCHMARKS), quick, vectors)
     text = json.dumps(result, indent=None if as_json else 2)
     if out:
         out.write_text(text + "\n")

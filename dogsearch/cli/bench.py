@@ -9,6 +9,8 @@ def add_parser(sub) -> None:
     bench = sub.add_parser("bench", help="measure throughput and latency on this machine (JSON)")
     bench.add_argument("--only", help="comma-separated: embed, vector, search, ... (default: all)")
     bench.add_argument("--quick", action="store_true", help="small sizes: checks that it works, in a minute or two")
+    bench.add_argument("--vectors", type=int, metavar="N",
+                       help="the vector bench's store size (default 100,000; 10,000 with --quick)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.add_argument("--out", type=Path, help="also write the JSON to this file")
     bench.set_defaults(func=run)
@@ -19,4 +21,4 @@ def run(args: argparse.Namespace) -> int:
     from dogsearch.core.logs import configure_logging
 
     configure_logging("WARNING")
-    return main(args.only.split(",") if args.only else None, args.quick, args.json, args.out)
+    return main(args.only.split(",") if args.only else None, args.quick, args.json, args.out, args.vectors)

@@ -53,6 +53,9 @@ class CollectionInfo:
 IndexKind = Literal["keyword", "integer", "float", "bool", "geo", "datetime"]
 INDEX_KINDS: tuple[IndexKind, ...] = get_args(IndexKind)
 NO_INDEXES: Mapping[str, IndexKind] = MappingProxyType({})
+# How the embedded engine keeps vectors: "none" float32 only; "int8" also an int8 copy in RAM (EdgeStore).
+Quantization = Literal["none", "int8"]
+QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 
 
 # ---- errors ------------------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from dogsearch.search.base import (
 )
 from dogsearch.search.contract import (
     NO_INDEXES,
+    QUANTIZATIONS,
     CollectionInfo,
     CollectionMismatch,
     CollectionMissing,
@@ -42,6 +43,7 @@ from dogsearch.search.contract import (
     IndexKind,
     InvalidStoreInput,
     Point,
+    Quantization,
     StoreError,
     StoreFull,
     store_error,
@@ -66,6 +68,9 @@ _HNSW_EF_CONSTRUCT = 100
 # Let optimize() build an HNSW graph whatever the collection size (the engine's default skips
 # segments under ~10 MB); full_scan_threshold_kb still decides when the graph is worth using.
 _INDEXING_THRESHOLD_KB = 1
+# int8 quantisation maps this central share of the values onto its 256 steps (Qdrant's recommended 0.99): the
+# outliers past it are clipped rather than stretching every step.
+_INT8_QUANTILE = 0.99
 _INDEX_KINDS: dict[IndexKind, qe.PayloadSchemaType] = {
     "keyword": qe.PayloadSchemaType.Keyword,
     "integer": qe.PayloadSchemaType.Integer,
@@ -91,6 +96,8 @@ class EdgeStore(StoreBase):
         hnsw_ef: int | None = None,
         full_scan_threshold_kb: int = 10_000,
         min_free_bytes: int = MIN_FREE_BYTES,
+        quantization: Quantization = "none",
+        oversampling: float = 2.0,
     ) -> None:
         """Open (creating directories) the store at ``path``; an existing collection is loaded as it was.
 
@@ -102,15 +109,26 @@ class EdgeStore(StoreBase):
             (the engine keeps it); ignored on reopen.
         min_free_bytes: writes are refused (StoreFull) while the disk has less free: on a full disk the engine
             hangs in its write-ahead log rather than failing.
+        quantization: "int8" keeps a scalar int8 copy of each vector in RAM (a quarter of the float32 size) that
+            the HNSW search walks, and leaves the float32 vectors on disk (memory-mapped), read only to rescore the
+            best candidates. optimize() builds the int8 copy, also of a collection created without it (which
+            is searched as it was until then); "none" leaves a collection created with int8 as it is.
+        oversampling: with int8, rescore this many times k candidates with the float32 vectors (>= 1).
         """
         check_collection_name(collection)
         if hnsw_ef is not None and hnsw_ef < 1:
             raise InvalidStoreInput("hnsw_ef must be >= 1")
+        if quantization not in QUANTIZATIONS:
+            raise InvalidStoreInput(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+        if not oversampling >= 1:
+            raise InvalidStoreInput(f"oversampling must be >= 1, got {oversampling!r}")
         self._dir = Path(path) / collection
         self._shard_dir = self._dir / "shard"
         self._meta_path = self._dir / "meta.json"
         self._hnsw_ef = hnsw_ef
         self._full_scan_threshold_kb = full_scan_threshold_kb
+        self._quantization = quantization
+        self._oversampling = oversampling
         self._min_free_bytes = min_free_bytes
         self._lock = threading.RLock()
         self._shard: qe.EdgeShard | None = None
@@ -124,7 +142,11 @@ class EdgeStore(StoreBase):
                 meta = json.loads(self._meta_path.read_text())
                 if not (isinstance(meta.get("dim"), int) and isinstance(meta.get("model"), str)):
                     raise ValueError(f"{self._meta_path} lacks dim or model")
-                self._shard = qe.EdgeShard.load(str(self._shard_dir))
+                # int8 asked for: an existing float32 collection gets it at its next optimize() (its segments
+                # are searched as they are until then). "none" leaves an int8 collection as it is.
+                upgrade = qe.EdgeConfig(vectors=_vector_params(meta["dim"], True),
+                                        quantization_config=_int8_quantization()) if quantization == "int8" else None
+                self._shard = qe.EdgeShard.load(str(self._shard_dir), upgrade)
                 self._meta = meta
         except Exception as exc:
             self._lock_file.close()
@@ -149,11 +171,13 @@ class EdgeStore(StoreBase):
                         shard.flush()
                 return
             self._check_room()
+            int8 = self._quantization == "int8"
             config = qe.EdgeConfig(
-                vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+                vectors=_vector_params(dim, int8),
                 hnsw_config=qe.HnswIndexConfig(
                     m=_HNSW_M, ef_construct=_HNSW_EF_CONSTRUCT, full_scan_threshold=self._full_scan_threshold_kb
                 ),
+                quantization_config=_int8_quantization() if int8 else None,
                 optimizers=qe.EdgeOptimizersConfig(indexing_threshold=_INDEXING_THRESHOLD_KB),
             )
             shard = None
@@ -264,12 +288,18 @@ class EdgeStore(StoreBase):
                 limit=k,
                 query=qe.Query.Nearest(check_vector(vector, self._meta["dim"])),  # type: ignore[index]
                 filter=flt,
-                params=qe.SearchParams(hnsw_ef=self._hnsw_ef, exact=exact),
+                params=self.search_params(exact),
                 with_payload=True,
                 with_vector=False,
             )
             scored = shard.query(request)
         return [Hit(id=str(s.id), score=float(s.score), payload=dict(s.payload or {})) for s in scored]
+
+    def search_params(self, exact: bool = False) -> qe.SearchParams:
+        """The engine's search parameters query() sends: the HNSW breadth, and int8's rescoring (a collection
+        without quantisation ignores that part)."""
+        rescore = qe.QuantizationSearchParams(rescore=True, oversampling=self._oversampling)
+        return qe.SearchParams(hnsw_ef=self._hnsw_ef, exact=exact, quantization=rescore)
 
     def scroll(
         self,
@@ -339,11 +369,14 @@ class EdgeEngine:
     """Collections as folders under ``path``, each opened by one EdgeStore at a time (in one process)."""
 
     def __init__(self, path: Path | str, *, hnsw_ef: int | None = None, full_scan_threshold_kb: int = 10_000,
-                 min_free_bytes: int = MIN_FREE_BYTES) -> None:
-        """hnsw_ef, full_scan_threshold_kb, min_free_bytes: for the stores it opens (see EdgeStore)."""
+                 min_free_bytes: int = MIN_FREE_BYTES, quantization: Quantization = "none",
+                 oversampling: float = 2.0) -> None:
+        """hnsw_ef, full_scan_threshold_kb, min_free_bytes, quantization, oversampling: for the stores it opens
+        (see EdgeStore)."""
         self._path = Path(path)
         self._options: dict[str, Any] = {"hnsw_ef": hnsw_ef, "full_scan_threshold_kb": full_scan_threshold_kb,
-                                         "min_free_bytes": min_free_bytes}
+                                         "min_free_bytes": min_free_bytes, "quantization": quantization,
+                                         "oversampling": oversampling}
 
     def __repr__(self) -> str:
         return f"EdgeEngine({str(self._path)!r})"
@@ -403,6 +436,16 @@ def _exchange(a: Path, b: Path) -> None:
     os.replace(a, aside)
     os.replace(b, a)
     os.replace(aside, b)
+
+
+def _vector_params(dim: int, int8: bool) -> qe.EdgeVectorParams:
+    """Cosine vectors of ``dim``; with int8 (whose copy the search walks in RAM) the float32 ones stay on disk,
+    memory-mapped, and are read only to rescore."""
+    return qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, memory=qe.Memory.Cold if int8 else None)
+
+
+def _int8_quantization() -> qe.ScalarQuantizationConfig:
+    return qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=_INT8_QUANTILE, memory=qe.Memory.Pinned)
 
 
 def _to_point(record: Any, with_vector: bool) -> Point:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dogsearch.search.contract import Engine, InvalidStoreInput, VectorStore
+from dogsearch.search.contract import Engine, InvalidStoreInput, Quantization, VectorStore
 from dogsearch.search.edge import MIN_FREE_BYTES, EdgeEngine, EdgeStore
 from dogsearch.search.qdrant import QdrantEngine, QdrantStore
 
@@ -19,12 +19,17 @@ def open_engine(
     replication_factor: int | None = None,
     write_consistency_factor: int | None = None,
     min_free_bytes: int = MIN_FREE_BYTES,
+    hnsw_ef: int | None = None,
+    quantization: Quantization = "none",
+    oversampling: float = 2.0,
 ) -> Engine:
     """``qdrant_url`` given: that server (or cluster); else the embedded engine's collections under ``data_dir``.
     The sharding options are sent when a collection is created on a server (None: the server's defaults);
-    ``min_free_bytes`` is the embedded engine's (a server watches its own disk)."""
+    ``min_free_bytes``, ``hnsw_ef``, ``quantization`` and ``oversampling`` are the embedded engine's (see EdgeStore;
+    a server watches its own disk and has its collections' own index and quantisation settings)."""
     if qdrant_url is None:
-        return EdgeEngine(_data_dir(data_dir), min_free_bytes=min_free_bytes)
+        return EdgeEngine(_data_dir(data_dir), min_free_bytes=min_free_bytes, hnsw_ef=hnsw_ef,
+                          quantization=quantization, oversampling=oversampling)
     return QdrantEngine.connect(
         qdrant_url, api_key=api_key, timeout_s=timeout_s, shard_number=shard_number,
         replication_factor=replication_factor, write_consistency_factor=write_consistency_factor,
@@ -42,10 +47,14 @@ def open_store(
     replication_factor: int | None = None,
     write_consistency_factor: int | None = None,
     min_free_bytes: int = MIN_FREE_BYTES,
+    hnsw_ef: int | None = None,
+    quantization: Quantization = "none",
+    oversampling: float = 2.0,
 ) -> VectorStore:
     """The store of ``collection`` on the engine open_engine() would pick; it holds its own connection."""
     if qdrant_url is None:
-        return EdgeStore(_data_dir(data_dir), collection, min_free_bytes=min_free_bytes)
+        return EdgeStore(_data_dir(data_dir), collection, min_free_bytes=min_free_bytes, hnsw_ef=hnsw_ef,
+                         quantization=quantization, oversampling=oversampling)
     return QdrantStore.connect(
         qdrant_url, collection, api_key=api_key, timeout_s=timeout_s, shard_number=shard_number,
         replication_factor=replication_factor, write_consistency_factor=write_consistency_factor,

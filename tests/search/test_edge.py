@@ -12,7 +12,7 @@ import pytest
 import qdrant_edge as qe
 
 from dogsearch.search import edge
-from dogsearch.search.contract import CollectionInfo, Point, StoreError
+from dogsearch.search.contract import CollectionInfo, InvalidStoreInput, Point, StoreError
 from dogsearch.search.edge import EdgeEngine, EdgeStore
 
 MODEL = "test-model@1"
@@ -170,3 +170,79 @@ def test_writes_are_refused_while_the_disk_has_no_room_and_reads_go_on(tmp_path)
     cramped.close()
     with pytest.raises(StorageFull):
         EdgeStore(tmp_path / "other", min_free_bytes=1 << 62).ensure_collection(3, "m")
+
+
+def test_int8_quantisation_is_built_and_rescored_and_kept_on_reopen(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    n, dim = 3000, 64
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    queries = x[:30] + 0.1 * rng.standard_normal((30, dim)).astype(np.float32)
+
+    def quantized_files() -> list[Path]:
+        return list((tmp_path / "dogs").rglob("quantized.data"))
+
+    with EdgeStore(tmp_path, quantization="int8", oversampling=3.0, full_scan_threshold_kb=10) as s:
+        s.ensure_collection(dim, MODEL)
+        s.upsert([Point(uid(i), x[i].tolist(), {}) for i in range(n)])
+        s.optimize()
+        assert quantized_files(), "optimize() built no int8 copy"
+        before = [[h.id for h in s.query(q.tolist(), k=10)] for q in queries]
+        exact = [{h.id for h in s.query(q.tolist(), k=10, exact=True)} for q in queries]
+    recall = np.mean([len(set(b) & e) / 10 for b, e in zip(before, exact, strict=True)])
+    assert recall >= 0.95
+    # Reopened with the default (no quantisation): the collection keeps what it was created with.
+    with EdgeStore(tmp_path) as s:
+        assert [[h.id for h in s.query(q.tolist(), k=10)] for q in queries] == before
+    assert quantized_files()
+
+
+def test_a_float32_collection_gets_int8_at_its_next_optimize(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 16)).astype(np.float32)
+    with EdgeStore(tmp_path) as s:
+        s.ensure_collection(16, MODEL)
+        s.upsert([Point(uid(i), x[i].tolist(), {"i": i}) for i in range(400)])
+        s.optimize()
+        before = [h.id for h in s.query(x[0].tolist(), k=5)]
+    assert not list(tmp_path.rglob("quantized.data"))
+    with EdgeStore(tmp_path, quantization="int8") as s:
+        assert [h.id for h in s.query(x[0].tolist(), k=5)] == before  # searched as it was until optimize()
+        s.optimize()
+        assert list(tmp_path.rglob("quantized.data"))
+        assert [h.id for h in s.query(x[0].tolist(), k=5)][0] == before[0] == uid(0)
+        assert s.count() == 400 and s.retrieve([uid(7)])[0].payload == {"i": 7}
+
+
+@pytest.mark.parametrize("options", [{"quantization": "int4"}, {"oversampling": 0.5}, {"hnsw_ef": 0}])
+def test_bad_store_options_are_refused(tmp_path: Path, options: dict) -> None:
+    with pytest.raises(InvalidStoreInput):
+        EdgeStore(tmp_path, **options)
+    EdgeStore(tmp_path).close()  # the refused store left the folder unlocked
+
+
+def test_the_search_service_settings_choose_the_embedded_engines_index(tmp_path: Path, monkeypatch) -> None:
+    from dogsearch.search.engine import open_engine
+    from dogsearch.services.search.settings import SearchSettings
+
+    for key, value in {"QUANTIZATION": "int8", "OVERSAMPLING": "3", "HNSW_EF": "128"}.items():
+        monkeypatch.setenv(f"DOGSEARCH_SEARCH_{key}", value)
+    settings = SearchSettings(data_dir=tmp_path)
+    engine = open_engine(**settings.engine_options())
+    with engine.open("dogs") as s:
+        assert s.search_params().hnsw_ef == 128 and s.search_params().quantization.oversampling == 3.0
+        s.ensure_collection(4, MODEL)
+        s.upsert([Point(uid(i), [1.0, float(i), 0.5, -1.0], {}) for i in range(300)])  # past the 1 KB to index
+        s.optimize()
+    assert list(tmp_path.rglob("quantized.data"))
+
+
+@pytest.mark.parametrize("env", [{"QUANTIZATION": "int4"}, {"OVERSAMPLING": "0.9"}, {"HNSW_EF": "0"}])
+def test_bad_index_settings_fail_at_start(monkeypatch, env: dict) -> None:
+    from pydantic import ValidationError
+
+    from dogsearch.services.search.settings import SearchSettings
+
+    for key, value in env.items():
+        monkeypatch.setenv(f"DOGSEARCH_SEARCH_{key}", value)
+    with pytest.raises(ValidationError):
+        SearchSettings()

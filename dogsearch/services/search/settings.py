@@ -7,6 +7,7 @@ from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from dogsearch.core.settings import ServiceSettings, internal_key_field, set_secret
+from dogsearch.search.contract import Quantization
 
 
 class SearchSettings(ServiceSettings):
@@ -21,6 +22,14 @@ class SearchSettings(ServiceSettings):
         64 << 20, ge=0, description="embedded engine: writes answer 507 while its disk has less free (on a full disk "
                                     "the engine hangs in its write-ahead log instead of failing)")
     internal_key: SecretStr | None = internal_key_field("DOGSEARCH_SEARCH_")
+    # The embedded engine's index and search (docs/scaling.md has the measurements behind the defaults).
+    hnsw_ef: int | None = Field(None, ge=1, le=4096, description="embedded engine: HNSW search breadth (None: the "
+                                "engine's default, 100); larger finds more of the true top k, slower")
+    quantization: Quantization = Field(
+        "none", description="embedded engine: 'int8' keeps an int8 copy of the vectors in RAM and the float32 ones on "
+                            "disk, read to rescore; an existing collection is converted at its next index build")
+    oversampling: float = Field(2.0, ge=1.0, le=16.0, description="embedded engine with int8: candidates rescored "
+                                                                  "with the float32 vectors, as a multiple of k")
 
     # A Qdrant server (or cluster) instead of the embedded engine: set the URL; data_dir is then unused.
     qdrant_url: str | None = Field(None, description="e.g. http://qdrant:6333; unset: the embedded engine")
@@ -63,4 +72,7 @@ class SearchSettings(ServiceSettings):
             "replication_factor": self.qdrant_replication_factor,
             "write_consistency_factor": self.qdrant_write_consistency_factor,
             "min_free_bytes": self.min_free_bytes,
+            "hnsw_ef": self.hnsw_ef,
+            "quantization": self.quantization,
+            "oversampling": self.oversampling,
         }
