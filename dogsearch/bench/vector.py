@@ -183,7 +183,7 @@ def engine_query(store: EdgeStore, vector: np.ndarray, condition) -> set[str]:
     the engine with the parameters EdgeStore.query() sends."""
     with store._engine() as shard:
         request = qe.QueryRequest(limit=10, query=qe.Query.Nearest(vector.tolist()), filter=qe.Filter(must=[condition]),
-                                  params=store.search_params(), with_payload=True, with_vector=False)
+                                  params=store.search_params(filtered=True), with_payload=True, with_vector=False)
         return {str(s.id) for s in shard.query(request)}
 
 

@@ -270,8 +270,12 @@ class QdrantStore(StoreBase):
         flt = _to_filter(excluding(parse_filter(filter), exclude))
         dim = self._require()["dim"]
         query = check_vector(vector, dim)
-        # Sent only when they say something: local mode warns on any search params.
-        params = qm.SearchParams(hnsw_ef=self._hnsw_ef, exact=exact) if exact or self._hnsw_ef else None
+        # ACORN for filtered searches: a filter that keeps few points (a place, a rare breed) cuts the HNSW graph
+        # into pieces the plain walk misses (docs/scaling.md). Sent only when they say something: local mode (which
+        # searches exactly anyway) warns on any search params.
+        acorn = qm.AcornSearchParams(enable=True) if flt is not None and self._serial is None else None
+        params = (qm.SearchParams(hnsw_ef=self._hnsw_ef, exact=exact, acorn=acorn)
+                  if exact or self._hnsw_ef or acorn else None)
         response = self._call(self._client.query_points, self._collection, query=query, limit=k,
                               query_filter=flt, search_params=params, with_payload=True,
                               with_vectors=False)
