@@ -96,6 +96,7 @@ def default_device(configured: str, explicitly_set: bool) -> str:
 
 def load_model(name: str | None, device: str | None, factory: Callable | None = None):
     """Build the embedder as the service does (its settings, create_model, its preprocess)."""
+    from dogsearch.inference.runtimes import default_runtime
     from dogsearch.models.registry import create_model
     from dogsearch.services.embedder.settings import EmbedderSettings
 
@@ -107,5 +108,8 @@ def load_model(name: str | None, device: str | None, factory: Callable | None = 
     if precision == "fp16" and not dev.startswith("cuda"):
         precision = "fp32"
     weights_path = settings.weights_path if name in (None, settings.model) else None
+    runtime = settings.runtime if "runtime" in settings.model_fields_set else default_runtime(dev)
+    threads = settings.torch_threads if "torch_threads" in settings.model_fields_set else None
     return (factory or create_model)(name or settings.model, device=dev, precision=precision,
-                                     weights_path=weights_path, cache_dir=settings.cache_dir)
+                                     weights_path=weights_path, cache_dir=settings.cache_dir, runtime=runtime,
+                                     threads=threads)
