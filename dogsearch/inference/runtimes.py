@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import onnxruntime
 
 __all__ = ["INT8", "RUNTIMES", "Forward", "OnnxForward", "TorchForward", "cached_onnx", "check_runtime",
-           "default_runtime", "onnxruntime_missing", "runtime_model_id", "weights_fingerprint"]
+           "default_precision", "default_runtime", "onnxruntime_missing", "runtime_model_id", "weights_fingerprint"]
 
 RUNTIMES = ("torch", "onnxruntime")
 INT8 = "int8"  # the precision only onnxruntime runs: a quantised export
@@ -91,6 +91,11 @@ def default_runtime(device: str) -> str:
     """The fastest runtime that keeps the quality (docs/embedder-eval.md): ONNX Runtime on a CPU (when installed),
     torch on a GPU."""
     return "onnxruntime" if device == "cpu" and onnxruntime_missing() is None else "torch"
+
+
+def default_precision(runtime: str) -> str:
+    """The fastest precision that keeps the quality (docs/embedder-eval.md): int8 on onnxruntime, fp32 on torch."""
+    return INT8 if runtime == "onnxruntime" else "fp32"
 
 
 def check_runtime(runtime: str, device: str, precision: str) -> None:

@@ -106,6 +106,19 @@ def test_new_weights_are_exported_anew_and_the_old_export_deleted(tiny, pixels, 
     assert not np.allclose(new.embed(pixels), old.embed(pixels), atol=1e-3)
 
 
+def test_evaluation_embeds_as_the_service_and_training_exactly(tiny, tmp_path, monkeypatch):
+    from dogsearch.eval.retrieval import load_model
+
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_CACHE_DIR", str(tmp_path))
+    served = load_model(TINY, "cpu")
+    assert (served.runtime, served.model_id) == ("onnxruntime", f"{TINY}@int8")
+    exact = load_model(TINY, "cpu", exact=True)  # a head trained on the base learns its own fp32 vectors
+    assert (exact.runtime, exact.precision, exact.model_id) == ("torch", "fp32", TINY)
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_RUNTIME", "torch")
+    assert load_model(TINY, "cpu").runtime == "torch"
+
+
+@pytest.mark.real_model
 def test_the_default_vit_on_onnxruntime_gives_the_torch_vectors(tmp_path):
     dogs = sorted((Path(__file__).parents[1] / "fixtures" / "dogs").glob("*/*.jpg"))[:4]
     ref = create_model(DEFAULT_MODEL)
@@ -116,8 +129,11 @@ def test_the_default_vit_on_onnxruntime_gives_the_torch_vectors(tmp_path):
 
 
 def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
-    assert EmbedderSettings().runtime == "onnxruntime"  # auto on a CPU
-    assert EmbedderSettings(device="cuda").runtime == "torch"
+    cpu, gpu = EmbedderSettings(), EmbedderSettings(device="cuda")
+    assert (cpu.runtime, cpu.precision) == ("onnxruntime", "int8")  # auto: the fastest that keeps the quality
+    assert (gpu.runtime, gpu.precision) == ("torch", "fp32")
+    assert EmbedderSettings(runtime="torch").precision == "fp32"
+    assert EmbedderSettings(precision="fp32").runtime == "onnxruntime"
     assert EmbedderSettings(runtime="torch", precision="bf16").runtime == "torch"
     for bad, reason in [({"runtime": "tensorrt"}, "runtime"),
                         ({"runtime": "torch", "precision": "int8"}, "needs runtime 'onnxruntime'"),

@@ -6,7 +6,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from dogsearch.core.settings import InferenceSettings, internal_key_field, set_secret, usable_cores
-from dogsearch.inference.runtimes import check_runtime, default_runtime
+from dogsearch.inference.runtimes import check_runtime, default_precision, default_runtime
 from dogsearch.models.registry import (
     DEFAULT_CACHE_DIR,
     DEFAULT_DETECTOR,
@@ -33,9 +33,10 @@ class EmbedderSettings(InferenceSettings):
                                    "'vit_small_dinov2', or a timm name")
     weights_path: str | None = Field(None, description="local weights file instead of the registry package / hub")
     cache_dir: str = Field(DEFAULT_CACHE_DIR, description="weights converted from registry packages (ViT)")
-    precision: Literal["fp32", "fp16", "bf16", "int8"] = Field(
-        "fp32", description="fp16 / bf16: torch autocast; int8: runtime onnxruntime's quantised export, other vectors "
-                            "(model id '<model>@int8')")
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
+        "auto", description="fp16 / bf16: torch autocast; int8: runtime onnxruntime's quantised export, other vectors "
+                            "(model id '<model>@int8'); 'auto': int8 on onnxruntime, fp32 on torch "
+                            "(docs/embedder-eval.md)")
     runtime: Literal["auto", "torch", "onnxruntime"] = Field(
         "auto", description="what runs the network: 'onnxruntime' (its ONNX export, cached in cache_dir; the CPU "
                             "only; the same vectors in fp32), 'torch'; 'auto': onnxruntime on a CPU, torch on a GPU "
@@ -74,6 +75,8 @@ class EmbedderSettings(InferenceSettings):
     def _runtime(self) -> EmbedderSettings:
         if self.runtime == "auto":
             self.runtime = default_runtime(self.device)
+        if self.precision == "auto":
+            self.precision = default_precision(self.runtime)
         check_runtime(self.runtime, self.device, self.precision)
         return self
 
