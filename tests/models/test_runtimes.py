@@ -111,9 +111,12 @@ def test_evaluation_embeds_as_the_service_and_training_exactly(tiny, tmp_path, m
 
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_CACHE_DIR", str(tmp_path))
     served = load_model(TINY, "cpu")
-    assert (served.runtime, served.model_id) == ("onnxruntime", f"{TINY}@int8")
+    assert (served.runtime, served.precision, served.model_id) == ("onnxruntime", "fp32", TINY)
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_PRECISION", "int8")
+    assert load_model(TINY, "cpu").model_id == f"{TINY}@int8"
     exact = load_model(TINY, "cpu", exact=True)  # a head trained on the base learns its own fp32 vectors
     assert (exact.runtime, exact.precision, exact.model_id) == ("torch", "fp32", TINY)
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_PRECISION", "fp32")
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_RUNTIME", "torch")
     assert load_model(TINY, "cpu").runtime == "torch"
 
@@ -130,10 +133,10 @@ def test_the_default_vit_on_onnxruntime_gives_the_torch_vectors(tmp_path):
 
 def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
     cpu, gpu = EmbedderSettings(), EmbedderSettings(device="cuda")
-    assert (cpu.runtime, cpu.precision) == ("onnxruntime", "int8")  # auto: the fastest that keeps the quality
+    assert (cpu.runtime, cpu.precision) == ("onnxruntime", "fp32")  # auto: the fastest that keeps the quality
     assert (gpu.runtime, gpu.precision) == ("torch", "fp32")
     assert EmbedderSettings(runtime="torch").precision == "fp32"
-    assert EmbedderSettings(precision="fp32").runtime == "onnxruntime"
+    assert EmbedderSettings(precision="int8").runtime == "onnxruntime"
     assert EmbedderSettings(runtime="torch", precision="bf16").runtime == "torch"
     for bad, reason in [({"runtime": "tensorrt"}, "runtime"),
                         ({"runtime": "torch", "precision": "int8"}, "needs runtime 'onnxruntime'"),

@@ -35,8 +35,8 @@ class EmbedderSettings(InferenceSettings):
     cache_dir: str = Field(DEFAULT_CACHE_DIR, description="weights converted from registry packages (ViT)")
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
         "auto", description="fp16 / bf16: torch autocast; int8: runtime onnxruntime's quantised export, other vectors "
-                            "(model id '<model>@int8'); 'auto': int8 on onnxruntime, fp32 on torch "
-                            "(docs/embedder-eval.md)")
+                            "(model id '<model>@int8'; 2-3x fp32 on a CPU, a little less accurate: "
+                            "docs/embedder-eval.md); 'auto': fp32")
     runtime: Literal["auto", "torch", "onnxruntime"] = Field(
         "auto", description="what runs the network: 'onnxruntime' (its ONNX export, cached in cache_dir; the CPU "
                             "only; the same vectors in fp32), 'torch'; 'auto': onnxruntime on a CPU, torch on a GPU "
