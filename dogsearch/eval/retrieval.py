@@ -105,7 +105,9 @@ def load_model(name: str | None, device: str | None, factory: Callable | None = 
     if "torch_threads" in settings.model_fields_set:  # else torch's default: this loop is one replica
         torch.set_num_threads(settings.torch_threads)
     dev = device or default_device(settings.device, "device" in settings.model_fields_set)
-    runtime = "torch" if exact else settings.runtime if "runtime" in settings.model_fields_set else default_runtime(dev)
+    asked = settings.precision if "precision" in settings.model_fields_set else "auto"
+    runtime = "torch" if exact else settings.runtime if "runtime" in settings.model_fields_set else default_runtime(
+        dev, asked)
     precision = settings.precision if "precision" in settings.model_fields_set else default_precision(runtime)
     if exact and precision == INT8:
         precision = "fp32"

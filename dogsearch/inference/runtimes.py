@@ -87,10 +87,11 @@ def onnxruntime_missing() -> str | None:
     return None
 
 
-def default_runtime(device: str) -> str:
-    """The fastest runtime that keeps the quality (docs/embedder-eval.md): ONNX Runtime on a CPU (when installed),
-    torch on a GPU."""
-    return "onnxruntime" if device == "cpu" and onnxruntime_missing() is None else "torch"
+def default_runtime(device: str, precision: str = "fp32") -> str:
+    """The fastest runtime that keeps the quality (docs/embedder-eval.md): ONNX Runtime on a CPU (when installed and
+    the precision is one it runs), torch on a GPU and for fp16 / bf16."""
+    runs = precision in ("auto", "fp32", INT8) and onnxruntime_missing() is None
+    return "onnxruntime" if device == "cpu" and runs else "torch"
 
 
 def default_precision(runtime: str) -> str:

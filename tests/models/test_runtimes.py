@@ -137,7 +137,7 @@ def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
     assert (gpu.runtime, gpu.precision) == ("torch", "fp32")
     assert EmbedderSettings(runtime="torch").precision == "fp32"
     assert EmbedderSettings(precision="int8").runtime == "onnxruntime"
-    assert EmbedderSettings(runtime="torch", precision="bf16").runtime == "torch"
+    assert EmbedderSettings(precision="bf16").runtime == "torch"  # auto: the runtime that runs the precision
     for bad, reason in [({"runtime": "tensorrt"}, "runtime"),
                         ({"runtime": "torch", "precision": "int8"}, "needs runtime 'onnxruntime'"),
                         ({"runtime": "onnxruntime", "device": "cuda"}, "runs on the CPU"),

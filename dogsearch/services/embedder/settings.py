@@ -39,7 +39,8 @@ class EmbedderSettings(InferenceSettings):
                             "docs/embedder-eval.md); 'auto': fp32")
     runtime: Literal["auto", "torch", "onnxruntime"] = Field(
         "auto", description="what runs the network: 'onnxruntime' (its ONNX export, cached in cache_dir; the CPU "
-                            "only; the same vectors in fp32), 'torch'; 'auto': onnxruntime on a CPU, torch on a GPU "
+                            "only; the same vectors in fp32), 'torch'; 'auto': onnxruntime on a CPU, torch on a GPU or "
+                            "for fp16 / bf16 "
                             "(docs/embedder-eval.md)")
     preload: bool = Field(True, description="load the model at start-up rather than on the first request")
     max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
@@ -74,7 +75,7 @@ class EmbedderSettings(InferenceSettings):
     @model_validator(mode="after")
     def _runtime(self) -> EmbedderSettings:
         if self.runtime == "auto":
-            self.runtime = default_runtime(self.device)
+            self.runtime = default_runtime(self.device, self.precision)
         if self.precision == "auto":
             self.precision = default_precision(self.runtime)
         check_runtime(self.runtime, self.device, self.precision)
