@@ -31,7 +31,7 @@ class Tiny(nn.Module):
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
         torch.manual_seed(seed)
-        self.stem = nn.Conv2d(3, 16, 4, stride=4)
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 4, stride=4), nn.BatchNorm2d(16))  # a 0-d buffer, as CNNs have
         self.norm = nn.LayerNorm(16)
         self.fc1, self.fc2 = nn.Linear(16, 48), nn.Linear(48, self.num_features)
 
