@@ -1,8 +1,11 @@
 """Embedder service throughput under concurrent load ÷ the bare model forward at its best batch size and layout of
-threads (one team of all cores, or the service's replicas); the service runs with that batch size and layout."""
+threads (one team of all cores, or the service's replicas); the service runs with that batch size and layout. Then
+a lone image's latency through the service (one request at a time). The model, runtime and precision are the
+embedder's settings (DOGSEARCH_EMBEDDER_MODEL, _RUNTIME, _PRECISION)."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 
 import httpx
@@ -36,16 +39,32 @@ async def service_images_per_s(url: str, photos: list[bytes], requests: int, con
         return requests / (time.perf_counter() - start), errors
 
 
+async def lone_image_ms(url: str, photos: list[bytes], requests: int) -> float:
+    """Median milliseconds of one photo's /v1/embed with nothing else in flight (decoding and HTTP included)."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        times = []
+        for i in range(requests + 2):
+            start = time.perf_counter()
+            r = await client.post("/v1/embed", files=[("images", ("p.jpg", photos[i % len(photos)]))])
+            r.raise_for_status()
+            times.append(time.perf_counter() - start)
+        return 1000 * statistics.median(times[2:])  # the first two warm up
+
+
 def run(quick: bool = False) -> dict:
     settings = EmbedderSettings()
     if settings.tune_malloc:  # as the embedder does
         tune_malloc()
     model = settings.build_model()
+    model_id, runtime = model.model_id, model.runtime
     paths = sample_photos()
     tensors = [model.preprocess(Image.open(p).convert("RGB")) for p in paths]
     images = 64 if quick else 256
     bare: dict[tuple[int, int, int], float] = {}
     for replicas, threads in forward_layouts(settings):
+        if runtime != "torch":  # its threads are fixed when its session is made: one per layout
+            model = None
+            model = settings.model_copy(update={"replicas": replicas, "torch_threads": threads}).build_model()
         for bs in BATCH_SIZES:
             batch = torch.stack([tensors[i % len(tensors)] for i in range(bs)])
             bare[replicas, threads, bs] = forward_images_per_s(model.embed, [batch] * max(1, images // bs),
@@ -59,10 +78,13 @@ def run(quick: bool = False) -> dict:
     with server("embedder", env=env) as (url, _):
         served, errors = asyncio.run(service_images_per_s(url, photos, requests=images * 2,
                                                           concurrency=max(8, 2 * best * replicas)))
+        lone = asyncio.run(lone_image_ms(url, photos, requests=8 if quick else 32))
     by_layout: dict[str, dict[str, float]] = {}
     for (r, t, bs), rate in bare.items():
         by_layout.setdefault(f"{r}x{t}", {})[str(bs)] = round(rate, 1)
     return {
+        "embed_model": model_id,
+        "embed_runtime": runtime,
         "embed_bare_images_per_s": round(bare[replicas, threads, best], 1),
         "embed_bare_best_batch_size": best,
         "embed_bare_best_layout": f"{replicas}x{threads}",
@@ -70,4 +92,5 @@ def run(quick: bool = False) -> dict:
         "embed_service_images_per_s": round(served, 1),
         "embed_service_errors": errors,
         "embed_service_over_bare": round(served / bare[replicas, threads, best], 3),
+        "embed_service_lone_image_ms": round(lone, 1),
     }

@@ -127,8 +127,10 @@ def default_device(configured: str, explicitly_set: bool) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(name: str | None, device: str | None, factory: Callable | None = None):
-    """Build the embedder as the service does (its settings, create_model, its preprocess)."""
+def load_model(name: str | None, device: str | None, factory: Callable | None = None, *, exact: bool = False):
+    """Build the embedder as the service does (its settings, create_model, its preprocess). ``exact``: the
+    network's own vectors (torch, fp32 unless the settings say otherwise): what training learns on."""
+    from dogsearch.inference.runtimes import INT8, default_precision, default_runtime
     from dogsearch.models.registry import create_model
     from dogsearch.services.embedder.settings import EmbedderSettings
 
@@ -136,9 +138,16 @@ def load_model(name: str | None, device: str | None, factory: Callable | None = 
     if "torch_threads" in settings.model_fields_set:  # else torch's default: this loop is one replica
         torch.set_num_threads(settings.torch_threads)
     dev = device or default_device(settings.device, "device" in settings.model_fields_set)
-    precision = settings.precision
+    asked = settings.precision if "precision" in settings.model_fields_set else "auto"
+    runtime = "torch" if exact else settings.runtime if "runtime" in settings.model_fields_set else default_runtime(
+        dev, asked)
+    precision = settings.precision if "precision" in settings.model_fields_set else default_precision(runtime)
+    if exact and precision == INT8:
+        precision = "fp32"
     if precision == "fp16" and not dev.startswith("cuda"):
         precision = "fp32"
     weights_path = settings.weights_path if name in (None, settings.model) else None
+    threads = settings.torch_threads if "torch_threads" in settings.model_fields_set else None
     return (factory or create_model)(name or settings.model, device=dev, precision=precision,
-                                     weights_path=weights_path, cache_dir=settings.cache_dir)
+                                     weights_path=weights_path, cache_dir=settings.cache_dir, runtime=runtime,
+                                     threads=threads)

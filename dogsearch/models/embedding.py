@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchvision.transforms as T
 from PIL import Image
 
-from dogsearch.inference.device import autocast
+from dogsearch.inference.runtimes import Forward, TorchForward
 
 __all__ = ["EmbeddingModel", "timm_data_config"]
 
@@ -34,7 +34,9 @@ def _split_eval_transform(transform: Any) -> tuple[Callable[[Image.Image], Image
 
 
 class EmbeddingModel:
-    """A built, eval-mode network plus the preprocessing its vectors depend on."""
+    """A built, eval-mode network plus the preprocessing its vectors depend on. ``forward`` runs the network (on
+    another runtime than torch: ``dogsearch.inference.runtimes``); by default the torch ``module`` itself, which is
+    otherwise only read for its width and not kept (its weights live in the runtime)."""
 
     def __init__(
         self,
@@ -44,8 +46,10 @@ class EmbeddingModel:
         data_config: dict,
         device: torch.device,
         precision: str = "fp32",
+        forward: Forward | None = None,
     ) -> None:
-        self.module = module.eval()
+        self.forward = forward or TorchForward(module, device, precision)
+        self.module = module.eval() if forward is None else None
         self.model_id = model_id
         self.dim = int(getattr(module, "head_hidden_size", None) or module.num_features)
         self.data_config = dict(data_config)
@@ -62,8 +66,12 @@ class EmbeddingModel:
     def __repr__(self) -> str:
         return (
             f"EmbeddingModel(model_id={self.model_id!r}, dim={self.dim}, "
-            f"device={str(self.device)!r}, precision={self.precision!r})"
+            f"device={str(self.device)!r}, precision={self.precision!r}, runtime={self.runtime!r})"
         )
+
+    @property
+    def runtime(self) -> str:
+        return self.forward.runtime
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """PIL image -> CHW uint8 tensor, resized and centre-cropped as timm's eval transform does; `embed`
@@ -90,11 +98,8 @@ class EmbeddingModel:
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         with torch.inference_mode():
-            x = self.normalize(batch)
-            with autocast(self.device, self.precision):
-                feats = self.module(x)
-            feats = F.normalize(feats.float().flatten(1), dim=1)
-            return feats.cpu().numpy()
+            feats = self.forward(self.normalize(batch))
+            return F.normalize(feats.float().flatten(1), dim=1).cpu().numpy()
 
     def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Preprocess and embed PIL images, ``batch_size`` at a time."""

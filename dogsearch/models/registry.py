@@ -260,25 +260,40 @@ def create_model(
     *,
     weights_sha256: str | None = None,
     cache_dir: str | None = None,
+    runtime: str = "torch",
+    threads: int | None = None,
 ) -> EmbeddingModel:
     """Build an eval-mode EmbeddingModel. Only builds: loading once and sharing the instance is the caller's job.
 
     ``weights_sha256`` optionally pins the checksum of ``weights_path``; ``cache_dir`` holds weights
-    converted from registry packages (default ``DEFAULT_CACHE_DIR``).
+    converted from registry packages (default ``DEFAULT_CACHE_DIR``) and the ONNX exports. ``runtime`` runs the
+    network (``dogsearch.inference.runtimes``: ``"torch"``, or ``"onnxruntime"`` with ``threads`` intra-op threads
+    a run, None: its default, and precision ``"fp32"`` or ``"int8"``, whose vectors get the model id ``<id>@int8``).
     Raises ValueError for bad names/arguments, RuntimeError for an unavailable
     device, and WeightsError when weights cannot be found, fetched or loaded.
     """
+    from dogsearch.inference import runtimes
     from dogsearch.inference.device import resolve_device, validate_precision
     from dogsearch.models.embedding import EmbeddingModel
 
-    validate_precision(precision)
+    runtimes.check_runtime(runtime, str(device), precision)
+    if runtime == "torch":
+        validate_precision(precision)
     dev = resolve_device(device)
-    validate_precision(precision, dev)
+    if runtime == "torch":
+        validate_precision(precision, dev)
     module, model_id, data_config = build_backbone(
         name, weights_path, weights_sha256=weights_sha256, num_classes=0, cache_dir=cache_dir
     )
+    forward = None
+    if runtime == "onnxruntime":
+        path = runtimes.cached_onnx(module, model_id, data_config["input_size"], cache_dir or DEFAULT_CACHE_DIR,
+                                    quantize=precision == runtimes.INT8)
+        forward = runtimes.OnnxForward(path, threads)
+        model_id = runtimes.runtime_model_id(model_id, precision)
     module.to(dev).eval()
-    return EmbeddingModel(module, model_id=model_id, data_config=data_config, device=dev, precision=precision)
+    return EmbeddingModel(module, model_id=model_id, data_config=data_config, device=dev, precision=precision,
+                          forward=forward)
 
 
 # -- pose models and dog detectors ------------------------------------------------------------------------------------

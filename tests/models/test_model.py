@@ -388,7 +388,7 @@ def test_unknown_names_raise_value_error():
 # -- device / precision validation ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("precision", ["fp64", "int8", "FP32", ""])
+@pytest.mark.parametrize("precision", ["fp64", "FP32", ""])
 def test_unknown_precision(precision):
     with pytest.raises(ValueError, match="unknown precision"):
         create_model(LITE0_MODEL, precision=precision)

@@ -50,6 +50,7 @@ def create_app(
         model = await cache.aget()
         return ModelInfo(model=dogs_model(model), base_model=model.model_id, detector=detector_name, dim=model.dim,
                          device=settings.device, precision=settings.precision,
+                         runtime=getattr(model, "runtime", settings.runtime),
                          data_config=_jsonable(model.data_config))
 
     async def read_and_decode(images: list[UploadFile], min_side: Callable[[EmbeddingModel], int]

@@ -10,6 +10,7 @@ class ModelInfo(BaseModel):
     dim: int
     device: str
     precision: str
+    runtime: str = Field(..., description="what runs the network: 'torch' or 'onnxruntime'")
     data_config: dict
 
 

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from dogsearch.core.settings import InferenceSettings, internal_key_field, set_secret, usable_cores
+from dogsearch.inference.runtimes import check_runtime, default_precision, default_runtime
 from dogsearch.models.registry import (
     DEFAULT_CACHE_DIR,
     DEFAULT_DETECTOR,
@@ -32,7 +33,15 @@ class EmbedderSettings(InferenceSettings):
                                    "'vit_small_dinov2', or a timm name")
     weights_path: str | None = Field(None, description="local weights file instead of the registry package / hub")
     cache_dir: str = Field(DEFAULT_CACHE_DIR, description="weights converted from registry packages (ViT)")
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
+        "auto", description="fp16 / bf16: torch autocast; int8: runtime onnxruntime's quantised export, other vectors "
+                            "(model id '<model>@int8'; 2-3x fp32 on a CPU, a little less accurate: "
+                            "docs/embedder-eval.md); 'auto': fp32")
+    runtime: Literal["auto", "torch", "onnxruntime"] = Field(
+        "auto", description="what runs the network: 'onnxruntime' (its ONNX export, cached in cache_dir; the CPU "
+                            "only; the same vectors in fp32), 'torch'; 'auto': onnxruntime on a CPU, torch on a GPU or "
+                            "for fp16 / bf16 "
+                            "(docs/embedder-eval.md)")
     preload: bool = Field(True, description="load the model at start-up rather than on the first request")
     max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
     queue_max_images: int = Field(512, ge=1, description="images waiting beyond this get 503 + Retry-After")
@@ -63,6 +72,15 @@ class EmbedderSettings(InferenceSettings):
             raise ValueError(f"unknown detector {value!r}: one of {', '.join([*known, NO_DETECTOR])}")
         return value
 
+    @model_validator(mode="after")
+    def _runtime(self) -> EmbedderSettings:
+        if self.runtime == "auto":
+            self.runtime = default_runtime(self.device, self.precision)
+        if self.precision == "auto":
+            self.precision = default_precision(self.runtime)
+        check_runtime(self.runtime, self.device, self.precision)
+        return self
+
     @property
     def detects(self) -> bool:
         return self.detector != NO_DETECTOR
@@ -79,7 +97,8 @@ class EmbedderSettings(InferenceSettings):
         """The model the embedder service serves with these settings: everything that embeds for the service (the
         service itself, evaluation, benchmarks) builds it here, so they all embed alike."""
         return create_model(self.model, device=self.device, precision=self.precision,
-                            weights_path=self.weights_path, cache_dir=self.cache_dir)
+                            weights_path=self.weights_path, cache_dir=self.cache_dir, runtime=self.runtime,
+                            threads=self.torch_threads)
 
     def default_replicas(self) -> int:
         # On a CPU one single-threaded replica per core runs the most images per second: 1.3-1.5x one team of

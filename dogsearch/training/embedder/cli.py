@@ -66,7 +66,7 @@ def _features(name: str, device: str, args: argparse.Namespace) -> dict:
     from dogsearch.eval.retrieval import load_model
     from dogsearch.training.embedder.features import load_or_extract
 
-    model = load_model(name, device)
+    model = load_model(name, device, exact=True)
     sets = {
         "breed": (args.breed_dir, "breed", "train", args.breed_per_label or None, 100),
         "breed_val": (args.breed_dir, "breed", "val", args.breed_val_per_label or None, 100),
@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     from dogsearch.eval.retrieval import load_model
 
     saved = save_head(trainer.best_embedding_head(), args.models_dir / args.model_id, {
-        "model_id": args.model_id, "base": args.base, "base_model_id": load_model(args.base, "cpu").model_id,
+        "model_id": args.model_id, "base": args.base,
+        "base_model_id": load_model(args.base, "cpu", exact=True).model_id,
         "teacher": teacher_name, "recipe": dataclasses.asdict(config), "best_epoch": state.best_epoch,
         "validation": {k: v for k, v in best.items() if k.startswith("val_")},
         "command": "dogsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),

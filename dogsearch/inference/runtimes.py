@@ -1,0 +1,206 @@
+"""The runtimes an embedding network's forward pass runs on, side by side behind one contract (``Forward``: a batch of
+normalised float NCHW pixels in, the (N, dim) features out), so the model around it (preprocessing, L2
+normalisation) and the service's cache and batcher do not care which one runs.
+
+* ``torch``: the network itself (any device, fp32 / fp16 / bf16 autocast).
+* ``onnxruntime``: the same network exported once to ONNX (a LoRA delta is merged into the weights before: the
+  export is the served network), run by ONNX Runtime on the CPU with every graph optimisation on; fp32 gives the
+  torch vectors to ~1e-6, so the vectors keep their model id. ``int8``: the export quantised dynamically
+  (onnxruntime.quantization: int8 weights, activations quantised per batch): other vectors, so another model id.
+
+Exports are cached in the model cache dir, named by the model id and a fingerprint of the weights they were made
+from (a changed delta is another file), each with a sidecar recording its checksum: a cached file whose bytes do not
+match is rebuilt, never run.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+
+from dogsearch.inference.device import autocast
+from dogsearch.models import weights as W
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+__all__ = ["INT8", "RUNTIMES", "Forward", "OnnxForward", "TorchForward", "cached_onnx", "check_runtime",
+           "default_precision", "default_runtime", "onnxruntime_missing", "runtime_model_id", "weights_fingerprint"]
+
+RUNTIMES = ("torch", "onnxruntime")
+INT8 = "int8"  # the precision only onnxruntime runs: a quantised export
+_EXPORTER_VERSION = 1  # bump when the export or the quantisation changes: cached files are then rebuilt
+_OPSET = 17
+_INPUT, _OUTPUT = "pixels", "features"
+log = logging.getLogger("dogsearch.models")
+
+
+class Forward(Protocol):
+    """A network's forward pass on one runtime: normalised float NCHW pixels -> (N, dim) float32 features.
+    Thread-safe: the service's replicas call it at once, each from its own thread."""
+
+    runtime: str
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class TorchForward:
+    runtime = "torch"
+
+    def __init__(self, module: torch.nn.Module, device: torch.device, precision: str) -> None:
+        self.module, self.device, self.precision = module.eval(), device, precision
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            return self.module(x).float()
+
+
+class OnnxForward:
+    """An ONNX file run by ONNX Runtime on the CPU. ``threads``: the intra-op threads of each run (the embedder's
+    ``torch_threads``; with one, a run stays on its caller's thread, so replicas run side by side)."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.session = _session(self.path, threads)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        pixels = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run([_OUTPUT], {_INPUT: pixels})[0])
+
+
+def onnxruntime_missing() -> str | None:
+    """Why the onnxruntime runtime cannot run here, or None when it can."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return ("runtime 'onnxruntime' needs the onnxruntime package, which is not installed: "
+                "`pip install onnxruntime`, or use runtime 'torch'")
+    return None
+
+
+def default_runtime(device: str, precision: str = "fp32") -> str:
+    """The fastest runtime that keeps the quality (docs/embedder-eval.md): ONNX Runtime on a CPU (when installed and
+    the precision is one it runs), torch on a GPU and for fp16 / bf16."""
+    runs = precision in ("auto", "fp32", INT8) and onnxruntime_missing() is None
+    return "onnxruntime" if device == "cpu" and runs else "torch"
+
+
+def default_precision(runtime: str) -> str:
+    """fp32: int8 is 2-3x faster but loses 0.006 of breed R@1 on breeds the model was not tuned on, more than the
+    0.005 it may lose (docs/embedder-eval.md, "Runtimes"); it is there to choose."""
+    return "fp32"
+
+
+def check_runtime(runtime: str, device: str, precision: str) -> None:
+    """ValueError naming what to change when ``runtime`` cannot run ``precision`` on ``device`` (or is unknown or
+    not installed)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: use {' or '.join(map(repr, RUNTIMES))}")
+    if runtime == "torch":
+        if precision == INT8:
+            raise ValueError("precision 'int8' is a quantised ONNX export: it needs runtime 'onnxruntime'")
+        return
+    if not str(device).startswith("cpu"):
+        raise ValueError(f"runtime 'onnxruntime' runs on the CPU here, not {device!r}: use runtime 'torch' there")
+    if precision not in ("fp32", INT8):
+        raise ValueError(f"runtime 'onnxruntime' runs precision 'fp32' or 'int8', not {precision!r}")
+    missing = onnxruntime_missing()
+    if missing:
+        raise ValueError(missing)
+
+
+def runtime_model_id(model_id: str, precision: str) -> str:
+    """The id of the vectors a runtime gives: int8 changes them (a gallery must be reindexed); fp32 does not."""
+    return f"{model_id}@{INT8}" if precision == INT8 else model_id
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """sha256 of a network's weights (names, shapes, dtypes, bytes): what an export was made from."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # 0-d too (BatchNorm's counter)
+    return digest.hexdigest()
+
+
+def cached_onnx(module: torch.nn.Module, model_id: str, input_size: tuple[int, int, int], cache_dir: str | Path, *,
+                quantize: bool = False) -> Path:
+    """The ONNX export of ``module`` (and with ``quantize`` its dynamic int8 quantisation), made once and cached in
+    ``cache_dir``; a cached file whose checksum does not match its sidecar is rebuilt. Exports of the same model
+    made from other weights are deleted (the cache holds one per model id and precision)."""
+    fingerprint = weights_fingerprint(module)
+    cache = Path(cache_dir).expanduser()
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", model_id)
+    suffix = f".{INT8}.onnx" if quantize else ".onnx"
+    target = cache / f"{stem}.{fingerprint[:16]}{suffix}"
+    meta_path = target.with_name(target.name + ".json")
+    wanted = {"source_sha256": fingerprint, "exporter": _EXPORTER_VERSION, "quantization": INT8 if quantize else None}
+    if target.is_file() and meta_path.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            meta = json.loads(meta_path.read_text())
+            if all(meta.get(k) == v for k, v in wanted.items()):
+                if W.sha256_file(target) == meta.get("sha256"):
+                    return target
+                log.warning("cached ONNX export does not match its checksum: rebuilding it",
+                            extra={"path": str(target)})
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        if quantize:
+            fp32 = cached_onnx(module, model_id, input_size, cache_dir)
+            _quantize(fp32, tmp)
+        else:
+            _export(module, input_size, tmp)
+        tmp.replace(target)  # atomic: a reader never sees half a file
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta_path.write_text(json.dumps({**wanted, "sha256": W.sha256_file(target)}))
+    stale = re.compile(re.escape(stem) + r"\.[0-9a-f]{16}" + re.escape(suffix) + r"(\.json)?")
+    for old in cache.iterdir():
+        if stale.fullmatch(old.name) and old not in (target, meta_path):
+            old.unlink(missing_ok=True)
+    return target
+
+
+def _export(module: torch.nn.Module, input_size: tuple[int, int, int], path: Path) -> None:
+    example = torch.zeros(1, *input_size)
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes: fixed at 224 px
+        torch.onnx.export(module.float().eval().cpu(), example, str(path), input_names=[_INPUT],
+                          output_names=[_OUTPUT], dynamic_axes={_INPUT: {0: "batch"}, _OUTPUT: {0: "batch"}},
+                          opset_version=_OPSET, dynamo=False)
+
+
+def _quantize(source: Path, path: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().disabled, was = True, logging.getLogger().disabled  # its "run pre-processing" warning
+    try:
+        quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.getLogger().disabled = was
+
+
+def _session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
+    missing = onnxruntime_missing()
+    if missing:
+        raise RuntimeError(missing)
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

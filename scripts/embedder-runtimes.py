@@ -1,0 +1,75 @@
+"""The embedder's runtimes side by side (docs/embedder-eval.md, "Runtimes"): the bare forward of each runtime and
+precision on one thread, measured in rounds that take turns (A B C, A B C, ...) so that a machine shared with other
+jobs slows them alike. Reports each one's CPU milliseconds per image (the thread's own CPU time: what the other jobs
+disturb least), its wall milliseconds (best round) and its cosine to torch fp32's vectors on the sample photos.
+Prints JSON.
+
+    python scripts/embedder-runtimes.py [--model M] [--rounds 5] [--images 16]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from dogsearch.bench.common import sample_photos  # noqa: E402
+from dogsearch.core.memory import tune_malloc  # noqa: E402
+from dogsearch.models.registry import DEFAULT_MODEL, create_model  # noqa: E402
+
+VARIANTS = {"torch fp32": ("torch", "fp32"), "torch bf16": ("torch", "bf16"),
+            "onnxruntime fp32": ("onnxruntime", "fp32"), "onnxruntime int8": ("onnxruntime", "int8")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--images", type=int, default=16, help="images a round (per batch size)")
+    parser.add_argument("--variants", default="torch fp32,onnxruntime fp32,onnxruntime int8")
+    args = parser.parse_args()
+    tune_malloc()  # as the services do
+    torch.set_num_threads(1)
+    models = {name: create_model(args.model, runtime=VARIANTS[name][0], precision=VARIANTS[name][1], threads=1)
+              for name in args.variants.split(",")}
+    first = next(iter(models.values()))
+    photos = [first.preprocess(Image.open(p).convert("RGB")) for p in sample_photos()]
+    batch = torch.stack([photos[i % len(photos)] for i in range(args.images)])
+    ref = first.embed(batch)
+    out: dict = {"model": args.model, "images": args.images, "rounds": args.rounds}
+    cpu: dict = {(n, bs): [] for n in models for bs in (1, 8)}
+    wall: dict = {(n, bs): [] for n in models for bs in (1, 8)}
+    for model in models.values():  # warm-up
+        model.embed(batch[:8])
+    for _ in range(args.rounds):
+        for bs in (1, 8):
+            for name, model in models.items():
+                c, w = time.thread_time(), time.perf_counter()
+                for i in range(0, args.images, bs):
+                    model.embed(batch[i:i + bs])
+                cpu[name, bs].append(1000 * (time.thread_time() - c) / args.images)
+                wall[name, bs].append(1000 * (time.perf_counter() - w) / args.images)
+    base = "torch fp32" if "torch fp32" in models else next(iter(models))
+    for name, model in models.items():
+        cosines = (model.embed(batch) * ref).sum(1)
+        out[name] = {
+            "model_id": model.model_id,
+            **{f"cpu_ms_per_image_batch{bs}": round(sorted(cpu[name, bs])[len(cpu[name, bs]) // 2], 1)
+               for bs in (1, 8)},
+            **{f"wall_ms_per_image_batch{bs}": round(min(wall[name, bs]), 1) for bs in (1, 8)},
+            **{f"speedup_cpu_batch{bs}": round(sorted(cpu[base, bs])[len(cpu[base, bs]) // 2]
+                                               / sorted(cpu[name, bs])[len(cpu[name, bs]) // 2], 2)
+               for bs in (1, 8)},
+            "min_cosine_to_first": round(float(cosines.min()), 5),
+        }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

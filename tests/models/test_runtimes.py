@@ -1,0 +1,158 @@
+"""The embedding network's runtimes (dogsearch.inference.runtimes): onnxruntime gives torch's vectors in fp32 (same
+model id) and close ones in int8 (another id); its export is cached by checksum; bad settings fail at start."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pydantic import ValidationError
+from torch import nn
+
+from dogsearch.inference import runtimes as RT
+from dogsearch.models.registry import DEFAULT_MODEL, Backbone, create_model
+from dogsearch.services.embedder.settings import EmbedderSettings
+
+TINY = "tiny-runtime-test"
+SIZE = (3, 32, 32)
+CONFIG = {"input_size": SIZE, "interpolation": "bilinear", "crop_pct": 1.0, "crop_mode": "center",
+          "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+
+
+class Tiny(nn.Module):
+    """Conv, GELU, LayerNorm, attention-free MLP: the op kinds of a ViT block, small enough to export in a blink."""
+
+    num_features = 24
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 4, stride=4), nn.BatchNorm2d(16))  # a 0-d buffer, as CNNs have
+        self.norm = nn.LayerNorm(16)
+        self.fc1, self.fc2 = nn.Linear(16, 48), nn.Linear(48, self.num_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.norm(self.stem(x).flatten(2).transpose(1, 2))
+        return self.fc2(nn.functional.gelu(self.fc1(tokens))).mean(1)
+
+
+@pytest.fixture
+def tiny(register_model):
+    seeds = {"seed": 0}
+
+    @register_model(TINY)
+    def build(args):
+        return Backbone(Tiny(seeds["seed"]), TINY, dict(CONFIG))
+
+    return seeds
+
+
+@pytest.fixture
+def pixels() -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(0).integers(0, 256, (5, *SIZE), dtype=np.uint8))
+
+
+def test_onnxruntime_fp32_gives_torchs_vectors_under_the_same_model_id(tiny, pixels, tmp_path):
+    ref = create_model(TINY, cache_dir=str(tmp_path))
+    ort = create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime", threads=1)
+    assert (ref.runtime, ort.runtime) == ("torch", "onnxruntime")
+    assert ort.model_id == ref.model_id == TINY and ort.dim == ref.dim == Tiny.num_features
+    np.testing.assert_allclose(ort.embed(pixels), ref.embed(pixels), atol=1e-5)
+    assert ort.embed(pixels[:1]).shape == (1, Tiny.num_features)  # any batch size: the batch axis is dynamic
+    assert ort.module is None  # the weights live in the session, not twice
+
+
+def test_int8_gives_close_vectors_under_another_model_id(tiny, pixels, tmp_path):
+    ref = create_model(TINY, cache_dir=str(tmp_path)).embed(pixels)
+    q = create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime", precision="int8")
+    assert q.model_id == f"{TINY}@int8"
+    vectors = q.embed(pixels)
+    cosines = (vectors * ref).sum(1)
+    assert cosines.min() > 0.95 and not np.allclose(vectors, ref, atol=1e-5)
+    assert sorted(p.name.endswith(".int8.onnx") for p in tmp_path.glob("*.onnx")) == [False, True]
+
+
+def test_the_export_is_cached_and_a_tampered_one_rebuilt(tiny, pixels, tmp_path, monkeypatch):
+    exports = []
+    real_export = RT._export
+    monkeypatch.setattr(RT, "_export", lambda *a: exports.append(1) or real_export(*a))
+    first = create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime")
+    [path] = tmp_path.glob("*.onnx")
+    meta = json.loads(path.with_name(path.name + ".json").read_text())
+    assert meta["sha256"] and meta["source_sha256"] == RT.weights_fingerprint(Tiny(0))
+    create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime")
+    assert len(exports) == 1  # the second build reuses the file
+
+    data = bytearray(path.read_bytes())
+    data[-100:] = bytes(100)  # weights zeroed: a file that still loads, with other vectors
+    path.write_bytes(bytes(data))
+    again = create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime")
+    assert len(exports) == 2
+    np.testing.assert_allclose(again.embed(pixels), first.embed(pixels), atol=1e-6)
+
+
+def test_new_weights_are_exported_anew_and_the_old_export_deleted(tiny, pixels, tmp_path):
+    old = create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime")
+    [old_path] = tmp_path.glob("*.onnx")
+    tiny["seed"] = 1  # as when a retrained delta ships under the same name
+    new = create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime")
+    [new_path] = tmp_path.glob("*.onnx")
+    assert new_path != old_path and not old_path.with_name(old_path.name + ".json").exists()
+    np.testing.assert_allclose(new.embed(pixels), create_model(TINY).embed(pixels), atol=1e-5)
+    assert not np.allclose(new.embed(pixels), old.embed(pixels), atol=1e-3)
+
+
+def test_evaluation_embeds_as_the_service_and_training_exactly(tiny, tmp_path, monkeypatch):
+    from dogsearch.eval.retrieval import load_model
+
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_CACHE_DIR", str(tmp_path))
+    served = load_model(TINY, "cpu")
+    assert (served.runtime, served.precision, served.model_id) == ("onnxruntime", "fp32", TINY)
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_PRECISION", "int8")
+    assert load_model(TINY, "cpu").model_id == f"{TINY}@int8"
+    exact = load_model(TINY, "cpu", exact=True)  # a head trained on the base learns its own fp32 vectors
+    assert (exact.runtime, exact.precision, exact.model_id) == ("torch", "fp32", TINY)
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_PRECISION", "fp32")
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_RUNTIME", "torch")
+    assert load_model(TINY, "cpu").runtime == "torch"
+
+
+@pytest.mark.real_model
+def test_the_default_vit_on_onnxruntime_gives_the_torch_vectors(tmp_path):
+    dogs = sorted((Path(__file__).parents[1] / "fixtures" / "dogs").glob("*/*.jpg"))[:4]
+    ref = create_model(DEFAULT_MODEL)
+    batch = torch.stack([ref.preprocess(Image.open(p)) for p in dogs])
+    ort = create_model(DEFAULT_MODEL, runtime="onnxruntime", cache_dir=str(tmp_path))
+    assert ort.model_id == DEFAULT_MODEL
+    np.testing.assert_allclose(ort.embed(batch), ref.embed(batch), atol=1e-5)
+
+
+def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
+    cpu, gpu = EmbedderSettings(), EmbedderSettings(device="cuda")
+    assert (cpu.runtime, cpu.precision) == ("onnxruntime", "fp32")  # auto: the fastest that keeps the quality
+    assert (gpu.runtime, gpu.precision) == ("torch", "fp32")
+    assert EmbedderSettings(runtime="torch").precision == "fp32"
+    assert EmbedderSettings(precision="int8").runtime == "onnxruntime"
+    assert EmbedderSettings(precision="bf16").runtime == "torch"  # auto: the runtime that runs the precision
+    for bad, reason in [({"runtime": "tensorrt"}, "runtime"),
+                        ({"runtime": "torch", "precision": "int8"}, "needs runtime 'onnxruntime'"),
+                        ({"runtime": "onnxruntime", "device": "cuda"}, "runs on the CPU"),
+                        ({"runtime": "onnxruntime", "precision": "bf16"}, "'fp32' or 'int8'")]:
+        with pytest.raises(ValidationError, match=reason):
+            EmbedderSettings(**bad)
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_RUNTIME", "openvino")
+    with pytest.raises(ValidationError):
+        EmbedderSettings()
+
+
+def test_missing_onnxruntime_is_a_clear_error(monkeypatch, tiny, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    with pytest.raises(ValidationError, match="pip install onnxruntime"):
+        EmbedderSettings(runtime="onnxruntime")
+    with pytest.raises(ValueError, match="pip install onnxruntime"):
+        create_model(TINY, runtime="onnxruntime", cache_dir=str(tmp_path))
+    assert EmbedderSettings().runtime == "torch"  # auto falls back to the one that runs
