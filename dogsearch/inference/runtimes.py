@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
+from dogsearch.core.paths import sha256_file
 from dogsearch.inference.device import autocast
-from dogsearch.models import weights as W
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -149,7 +149,7 @@ def cached_onnx(module: torch.nn.Module, model_id: str, input_size: tuple[int, i
         with contextlib.suppress(ValueError, OSError):
             meta = json.loads(meta_path.read_text())
             if all(meta.get(k) == v for k, v in wanted.items()):
-                if W.sha256_file(target) == meta.get("sha256"):
+                if sha256_file(target) == meta.get("sha256"):
                     return target
                 log.warning("cached ONNX export does not match its checksum: rebuilding it",
                             extra={"path": str(target)})
@@ -164,7 +164,7 @@ def cached_onnx(module: torch.nn.Module, model_id: str, input_size: tuple[int, i
         tmp.replace(target)  # atomic: a reader never sees half a file
     finally:
         tmp.unlink(missing_ok=True)
-    meta_path.write_text(json.dumps({**wanted, "sha256": W.sha256_file(target)}))
+    meta_path.write_text(json.dumps({**wanted, "sha256": sha256_file(target)}))
     stale = re.compile(re.escape(stem) + r"\.[0-9a-f]{16}" + re.escape(suffix) + r"(\.json)?")
     for old in cache.iterdir():
         if stale.fullmatch(old.name) and old not in (target, meta_path):

@@ -12,13 +12,14 @@ A user may instead point ``weights_path`` at a local ``.pth``/``.pt``/``.bin`` o
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+
+from dogsearch.core.paths import sha256_file
 
 __all__ = [
     "PACKAGE_FILE_NAME",
@@ -62,14 +63,6 @@ _NESTED_STATE_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 
 class WeightsError(RuntimeError):
     """Model weights are missing, corrupt, or do not fit the architecture."""
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_checked_files(folder: Path, files: dict[str, str], error: type[Exception], what: str

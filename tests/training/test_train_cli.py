@@ -31,7 +31,7 @@ def test_train_embedder_cli_writes_a_loadable_head(tmp_path, monkeypatch, capsys
     _folder(tmp_path / "dogs", dogs, 3, 1)
     assert any(identity_split(d) == "val" for d in dogs) and any(identity_split(d) == "train" for d in dogs)
     assert any(breed_photo_split(b, f"{b}_{j}.png") == "val" for b in breeds for j in range(24))
-    monkeypatch.setattr(ev, "load_model", lambda name, device: ColorGridModel())
+    monkeypatch.setattr(ev, "load_model", lambda name, device, **options: ColorGridModel())
 
     argv = ["train", "embedder", "--model-id", "grid-test-head", "--models-dir", str(tmp_path / "models"),
             "--breed-dir", str(tmp_path / "breeds"), "--identity-dir", str(tmp_path / "dogs"),
