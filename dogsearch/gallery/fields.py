@@ -12,11 +12,11 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from dogsearch.core.errors import InvalidInput, TooLarge
 from dogsearch.search.contract import IndexKind
+from dogsearch.search.filters import utc_instant
 
 Writer = Literal["user", "server", "job"]
 Scalar = str | int | float | bool
@@ -67,12 +67,9 @@ def parse_location(value: Any, name: str = "location") -> dict[str, float]:
 def _seen_at(value: Any) -> str:
     """ISO 8601 -> RFC 3339 in UTC (a time without a zone is taken as UTC)."""
     try:
-        when = datetime.fromisoformat(value)
+        return utc_instant(value).isoformat()
     except (TypeError, ValueError):
         raise InvalidFields(f"field 'seen_at': a date and time in ISO 8601, not {value!r}") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat()
 
 
 @dataclass(frozen=True)

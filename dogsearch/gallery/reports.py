@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from dogsearch.gallery.fields import STATUSES, InvalidFields, parse_location
+from dogsearch.search.filters import utc_instant
 
 # Whose reports answer a report of each status. `home` ends a report: it answers none, and no search for a
 # counterpart offers a dog whose status is `home` (it is in no list below). A shelter holds dogs that were found.
@@ -150,10 +151,9 @@ def _instant(text: str | None, name: str, *, end_of_day: bool) -> datetime | Non
             day = date.fromisoformat(text)
             start = datetime.combine(day, time(), UTC)
             return start + timedelta(days=1, microseconds=-1) if end_of_day else start
-        when = datetime.fromisoformat(text)
+        return utc_instant(text)
     except ValueError:
         raise InvalidReportQuery(f"{name}: a date or a date and time in ISO 8601, not {text[:64]!r}") from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _statuses(items: Iterable[str]) -> tuple[str, ...]:

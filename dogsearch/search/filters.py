@@ -193,13 +193,18 @@ def _near(field: str, spec: Any, where: str) -> GeoRadius:
     return GeoRadius(field, lat, lon, radius)
 
 
+def utc_instant(value: Any) -> datetime:
+    """ISO 8601 -> an aware datetime in UTC; a time without a zone is UTC (as the gallery stores `seen_at`).
+    TypeError or ValueError for anything else: each caller says why in its own words."""
+    when = datetime.fromisoformat(value)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+
+
 def _datetime(value: Any, where: str) -> datetime:
-    """ISO 8601 -> an aware datetime in UTC (a time without a zone is UTC, as the gallery stores it)."""
     try:
-        when = datetime.fromisoformat(value)
+        return utc_instant(value)
     except (TypeError, ValueError):
         raise InvalidStoreInput(f"{where}: a date and time in ISO 8601, got {_show(value)}") from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _show(value: Any) -> str:
