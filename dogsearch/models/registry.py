@@ -262,13 +262,15 @@ def create_model(
     cache_dir: str | None = None,
     runtime: str = "torch",
     threads: int | None = None,
+    alone_threads: int | None = None,
 ) -> EmbeddingModel:
     """Build an eval-mode EmbeddingModel. Only builds: loading once and sharing the instance is the caller's job.
 
     ``weights_sha256`` optionally pins the checksum of ``weights_path``; ``cache_dir`` holds weights
     converted from registry packages (default ``DEFAULT_CACHE_DIR``) and the ONNX exports. ``runtime`` runs the
     network (``dogsearch.inference.runtimes``: ``"torch"``, or ``"onnxruntime"`` with ``threads`` intra-op threads
-    a run, None: its default, and precision ``"fp32"`` or ``"int8"``, whose vectors get the model id ``<id>@int8``).
+    a run, None: its default, ``alone_threads`` for a run while no other runs, and precision ``"fp32"`` or
+    ``"int8"``, whose vectors get the model id ``<id>@int8``).
     Raises ValueError for bad names/arguments, RuntimeError for an unavailable
     device, and WeightsError when weights cannot be found, fetched or loaded.
     """
@@ -289,7 +291,7 @@ def create_model(
     if runtime == "onnxruntime":
         path = runtimes.cached_onnx(module, model_id, data_config["input_size"], cache_dir or DEFAULT_CACHE_DIR,
                                     quantize=precision == runtimes.INT8)
-        forward = runtimes.OnnxForward(path, threads)
+        forward = runtimes.OnnxForward(path, threads, alone_threads)
         model_id = runtimes.runtime_model_id(model_id, precision)
     module.to(dev).eval()
     return EmbeddingModel(module, model_id=model_id, data_config=data_config, device=dev, precision=precision,
