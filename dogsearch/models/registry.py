@@ -323,11 +323,13 @@ def list_pose_models() -> list[str]:
 
 def create_pose_model(name: str = DEFAULT_POSE_MODEL, *, weights_dir: str | Path | None = None,
                       checkpoint: str | Path | None = None, mmpose_config: str | Path | None = None,
-                      device: str = "cpu", precision: str = "fp32", flip_test: bool = False) -> PoseModel:
-    """Build the pose model called ``name``; each model uses the options that are its own (``weights_dir``: lite0-fpn;
-    ``checkpoint``, ``mmpose_config``: hrnet-w32-ap10k)."""
+                      device: str = "cpu", precision: str = "fp32", flip_test: bool = False, runtime: str = "torch",
+                      threads: int | None = None, cache_dir: str | Path | None = None) -> PoseModel:
+    """Build the pose model called ``name``; each model uses the options that are its own (``weights_dir``,
+    ``runtime``, ``threads``, ``cache_dir``: lite0-fpn; ``checkpoint``, ``mmpose_config``: hrnet-w32-ap10k)."""
     return POSE_MODELS.create(name, weights_dir=weights_dir, checkpoint=checkpoint, mmpose_config=mmpose_config,
-                              device=device, precision=precision, flip_test=flip_test)
+                              device=device, precision=precision, flip_test=flip_test, runtime=runtime,
+                              threads=threads, cache_dir=cache_dir)
 
 
 def list_detectors() -> list[str]:
