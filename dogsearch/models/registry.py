@@ -338,9 +338,11 @@ def list_detectors() -> list[str]:
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, *, threads: int | None = None, max_dogs: int = 5,
-                    input_size: int | None = None) -> Detector:
-    """Build the dog detector called ``name`` (``input_size`` None: the detector's own)."""
-    options = {"threads": threads, "max_dogs": max_dogs}
+                    input_size: int | None = None, runtime: str = "torch", cache_dir: str | Path | None = None
+                    ) -> Detector:
+    """Build the dog detector called ``name`` (``input_size`` None: the detector's own; ``runtime``, ``cache_dir``:
+    what runs lite0-centernet's networks, as for an embedding model)."""
+    options = {"threads": threads, "max_dogs": max_dogs, "runtime": runtime, "cache_dir": cache_dir}
     if input_size is not None:
         options["input_size"] = input_size
     return DETECTORS.create(name, **options)

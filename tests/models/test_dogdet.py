@@ -102,3 +102,20 @@ def test_a_box_inside_a_better_one_is_one_dog_twice():
                                                                                 body]
     half_in = ((50.0, 40.0, 150.0, 120.0), 0.6)  # a quarter of it inside the body: another dog
     assert D.suppress_parts([body, half_in], 0.6) == [body, half_in]
+
+
+def test_onnxruntime_gives_torchs_boxes_scores_and_breeds(detector, tmp_path):
+    ort = R.create_detector("lite0-centernet", threads=1, runtime="onnxruntime", cache_dir=tmp_path)
+    assert ort.name == detector.name  # the same boxes: the same detector
+    for path in DOGS:
+        image = _open(path)
+        np.testing.assert_allclose(np.array([c[0] for c in ort.candidates(image)]),
+                                   np.array([c[0] for c in detector.candidates(image)]), atol=0.05)  # px
+        expected, got = detector.detect(image), ort.detect(image)
+        assert len(got) == len(expected)
+        np.testing.assert_allclose([d.box for d in got], [d.box for d in expected], atol=0.05)
+        np.testing.assert_allclose([d.score for d in got], [d.score for d in expected], atol=1e-3)
+        assert [d.classification.breeds[0].name for d in got] == [d.classification.breeds[0].name for d in expected]
+    # the trunk and head, and the verifier: one export each, kept in the cache dir
+    assert sorted(p.name.split(".")[0] for p in tmp_path.glob("*.onnx")) == [
+        f"{D.DETECTOR_ID}-{ort.input_size}px", "efficientnet_lite0-imagenet"]

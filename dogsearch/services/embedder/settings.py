@@ -93,12 +93,15 @@ class EmbedderSettings(InferenceSettings):
         return self.detector != NO_DETECTOR
 
     def build_detector(self) -> Detector:
-        return create_detector(self.detector, threads=self.torch_threads, max_dogs=self.max_dogs)
+        # onnxruntime runs the detector too where it runs the embedding model: the same boxes for less CPU
+        return create_detector(self.detector, threads=self.torch_threads, max_dogs=self.max_dogs,
+                               runtime=self.runtime, cache_dir=self.cache_dir)
 
     def build_classifier(self) -> DogClassifier:
         from dogsearch.models.dogclass import DogClassifier
 
-        return DogClassifier(device=self.device, cache_dir=self.cache_dir)
+        return DogClassifier(device=self.device, cache_dir=self.cache_dir, runtime=self.runtime,
+                             threads=self.torch_threads)
 
     def build_model(self) -> EmbeddingModel:
         """The model the embedder service serves with these settings: everything that embeds for the service (the
