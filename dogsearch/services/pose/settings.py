@@ -11,6 +11,7 @@ from dogsearch.core.settings import (
     InferenceSettings,
     internal_key_field,
     set_secret,
+    usable_cores,
 )
 from dogsearch.inference.runtimes import check_runtime, default_runtime
 from dogsearch.models.registry import DEFAULT_CACHE_DIR, DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
@@ -56,6 +57,11 @@ class PoseSettings(InferenceSettings):
     @classmethod
     def _set(cls, value: SecretStr | None) -> SecretStr | None:
         return set_secret(value)
+
+    def default_replicas(self) -> int:
+        # One single-threaded replica per core, as the embedder: the detector, verifier and pose networks are small,
+        # and a second intra-op thread cost them 2.5x the CPU a photo on 2 shared cores (docs/pose.md, "Speed").
+        return usable_cores() if self.device == "cpu" else 1
 
     @model_validator(mode="after")
     def _runtime(self) -> PoseSettings:
