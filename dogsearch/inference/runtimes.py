@@ -71,7 +71,8 @@ class OnnxForward:
     ``alone_threads``: more of them for a run that starts while no other runs, on a second session of the same file
     (its weights in memory twice: ~130 MB for the ViT): a lone search's image gets all the cores, while under load
     each replica keeps its one thread (one session of two threads shared by two replicas cost 15 % more CPU an
-    image; docs/operations.md)."""
+    image). Its idle threads spin between the run's layers: asleep, each layer waited for them to wake, and two
+    threads ran a lone ViT image hardly faster than one (docs/operations.md)."""
 
     runtime = "onnxruntime"
 
@@ -79,7 +80,7 @@ class OnnxForward:
         self.path = Path(path)
         self.session = _session(self.path, threads)
         wider = threads is not None and alone_threads is not None and alone_threads > threads
-        self.alone_session = _session(self.path, alone_threads) if wider else None
+        self.alone_session = _session(self.path, alone_threads, spin=True) if wider else None
         self._running = 0
         self._lock = threading.Lock()
 
@@ -207,7 +208,7 @@ def _quantize(source: Path, path: Path) -> None:
         logging.getLogger().disabled = was
 
 
-def _session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
+def _session(path: Path, threads: int | None, spin: bool = False) -> onnxruntime.InferenceSession:
     missing = onnxruntime_missing()
     if missing:
         raise RuntimeError(missing)
@@ -219,7 +220,8 @@ def _session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
     options.inter_op_num_threads = 1
     if threads is not None:
         options.intra_op_num_threads = threads
-    # Idle pool threads sleep rather than spin: spinning took 1.5-2x the CPU an image from the service's other
-    # threads (decoding, HTTP) and from the other replica (docs/operations.md, "ONNX Runtime's threads").
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Idle pool threads sleep rather than spin unless asked: spinning took 1.4-2.1x the CPU an image from the
+    # service's other threads (decoding, HTTP) and from the other replica (docs/operations.md, "ONNX Runtime's
+    # threads and batches").
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -181,8 +181,11 @@ def test_a_run_alone_gets_the_wider_session_and_the_same_vectors(tiny, pixels, t
     assert narrow.forward.alone_session is None and forward.alone_session is not None
     options = forward.alone_session.get_session_options()
     assert options.intra_op_num_threads == 2 and forward.session.get_session_options().intra_op_num_threads == 1
-    # idle pool threads sleep: spinning ones took the CPU from the service's other threads
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    # a replica's idle pool threads sleep (spinning ones took the CPU from the service's other threads); a lone
+    # run's spin between its layers, which is what makes two threads faster than one there
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    narrow_options = forward.session.get_session_options()
+    assert narrow_options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     np.testing.assert_allclose(model.embed(pixels), narrow.embed(pixels), atol=1e-6)
 
     calls: list[str] = []
@@ -206,7 +209,7 @@ def test_no_wider_session_where_it_would_not_be_wider(tiny, tmp_path):
         assert model.forward.alone_session is None
 
 
-def test_onnxruntime_defaults_one_image_a_run_and_all_cores_alone(monkeypatch):
+def test_onnxruntime_defaults_one_image_a_run_and_all_cores_alone(monkeypatch, tiny, tmp_path):
     monkeypatch.setattr("dogsearch.services.embedder.settings.usable_cores", lambda: 4)
     monkeypatch.setattr("dogsearch.core.settings.usable_cores", lambda: 4)
     ort = EmbedderSettings()
@@ -219,6 +222,11 @@ def test_onnxruntime_defaults_one_image_a_run_and_all_cores_alone(monkeypatch):
     assert EmbedderSettings(device="cuda").batch_max_size == 32
     chosen = EmbedderSettings(batch_max_size=4, alone_threads=1)
     assert (chosen.batch_max_size, chosen.alone_threads) == (4, 1)
+    served = EmbedderSettings(model=TINY, cache_dir=str(tmp_path)).build_model()
+    assert served.forward.session.get_session_options().intra_op_num_threads == 1  # each replica's
+    assert served.forward.alone_session.get_session_options().intra_op_num_threads == 4  # a lone run's: every core
+    off = EmbedderSettings(model=TINY, cache_dir=str(tmp_path), alone_threads=1).build_model()
+    assert off.forward.alone_session is None
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_ALONE_THREADS", "0")
     with pytest.raises(ValidationError, match="alone_threads"):
         EmbedderSettings()

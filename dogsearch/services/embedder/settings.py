@@ -45,8 +45,9 @@ class EmbedderSettings(InferenceSettings):
     alone_threads: int | None = Field(
         None, ge=1, le=256,
         description="runtime onnxruntime: intra-op threads of a batch that starts while no other runs (a lone "
-                    "search's image), on a second session of the model (its weights' memory again, ~130 MB for the "
-                    "ViT); default: all the cores; torch_threads or less: off (docs/operations.md)")
+                    "search's image), on a second session of the model whose threads spin (its weights' memory "
+                    "again, ~130 MB for the ViT); default: all the cores; torch_threads or less: off, as on a "
+                    "machine shared with other work (docs/operations.md)")
     preload: bool = Field(True, description="load the model at start-up rather than on the first request")
     max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
     queue_max_images: int = Field(512, ge=1, description="images waiting beyond this get 503 + Retry-After")
@@ -108,7 +109,7 @@ class EmbedderSettings(InferenceSettings):
         service itself, evaluation, benchmarks) builds it here, so they all embed alike."""
         return create_model(self.model, device=self.device, precision=self.precision,
                             weights_path=self.weights_path, cache_dir=self.cache_dir, runtime=self.runtime,
-                            threads=self.torch_threads)
+                            threads=self.torch_threads, alone_threads=self.alone_threads)
 
     def default_replicas(self) -> int:
         # On a CPU one single-threaded replica per core runs the most images per second: 1.3-1.5x one team of
