@@ -1,6 +1,7 @@
 """Checking new dogs against the watches on Celery workers (a broker set): a worker killed in the middle of a check,
 after it recorded the match and before it acknowledged the task, neither loses nor repeats the notification: the
-check runs again on another worker and the webhook gets exactly one delivery."""
+check runs again on another worker and the webhook gets exactly one delivery. A bulk job's batches, stored by a
+worker, are checked too."""
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,8 @@ def settings(tmp_path, backends, redis_clean):
     models = tmp_path / "models"
     (models / "test-color-grid").mkdir(parents=True)
     (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(CALIBRATION.to_json()))
-    jobs = JobsSettings(broker_url=REDIS_URL, data_dir=tmp_path / "jobs", batch_size=8, visibility_timeout_s=3)
+    jobs = JobsSettings(broker_url=REDIS_URL, data_dir=tmp_path / "jobs", batch_size=8, visibility_timeout_s=3,
+                        allowed_roots=[tmp_path / "in"])
     gateway = GatewaySettings(data_dir=tmp_path / "photos", embedder_url=backends.embedder.url,
                               search_url=backends.search.url, calibration_dir=models, webhook_allow_private=True,
                               webhook_poll_s=0.1, webhook_backoff_s=0.1)
@@ -105,15 +107,25 @@ async def test_a_worker_killed_mid_check_neither_loses_nor_repeats_the_notificat
                     await _until(lambda: not queue.hlen("unacked") and not queue.llen("celery"), 30,
                                  lambda: "tasks left in the queue")
                     await asyncio.sleep(0.5)  # time for a second delivery, were there one
+                    assert len(receiver.received) == 1, receiver.received
+                    # A bulk job on the workers: the batch that stores a look-alike enqueues its check.
+                    folder = tmp_path / "in" / "found"
+                    folder.mkdir(parents=True)
+                    (folder / "again.jpg").write_bytes(solid(DARK_RED, size=(66, 48)))
+                    (folder / "other.jpg").write_bytes(solid((20, 40, 220)))
+                    r = await gw.post("/v1/jobs/index", json={"path": str(folder), "payload": {"status": "found"}})
+                    assert r.status_code == 202, r.text
+                    await receiver.wait_for(2, timeout=60)
                 finally:
                     for proc in (first, second):
                         if proc is not None:
                             stop(proc)
                 inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
     queue.close()
-    assert len(receiver.received) == 1, receiver.received
-    headers, body = receiver.received[0]
-    assert headers["x-dogsearch-signature"] == signed(watch["secret"], body)
-    assert json.loads(body)["dog"]["id"] == found
-    assert [m["dog"]["id"] for m in inbox] == [found]
-    assert inbox[0]["delivery"]["state"] == "delivered" and inbox[0]["delivery"]["attempts"] == 1
+    assert len(receiver.received) == 2, receiver.received
+    for headers, body in receiver.received:
+        assert headers["x-dogsearch-signature"] == signed(watch["secret"], body)
+    first, by_job = (json.loads(body)["dog"]["id"] for _, body in receiver.received)
+    assert first == found and by_job != found
+    assert [m["dog"]["id"] for m in inbox] == [by_job, found]  # newest first
+    assert all(m["delivery"]["state"] == "delivered" and m["delivery"]["attempts"] == 1 for m in inbox)
