@@ -176,10 +176,6 @@ class WatchStore:
         with self.lock:
             return self.db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
 
-    def count(self) -> int:
-        with self.lock:
-            return self.db.execute("SELECT COUNT(*) FROM watches").fetchone()[0]
-
     # --- matches ---------------------------------------------------------------------------------------------
 
     def record(self, matches: Sequence[NewMatch], body_of) -> int:
@@ -207,25 +203,24 @@ class WatchStore:
         return new
 
     def matches(self, watch_id: str, limit: int) -> list[dict[str, Any]]:
-        """The watch's matches, newest first, each with its delivery (None without a webhook)."""
+        """The watch's matches, newest first, each with its delivery (None without a webhook) and the delivery's
+        attempts (`history`)."""
         with self.lock:
             rows = self.db.execute(
                 "SELECT m.dog, m.score, m.probability, m.dog_payload, m.matched_at, d.state, d.attempts, "
                 "d.last_status, d.last_error, d.delivered_at FROM matches m LEFT JOIN deliveries d "
                 "ON d.watch = m.watch AND d.dog = m.dog WHERE m.watch = ? ORDER BY m.seq DESC LIMIT ?",
                 (watch_id, limit)).fetchall()
+            history: dict[str, list[dict[str, Any]]] = {}
+            for dog, n, at, status, error in self.db.execute(
+                    "SELECT dog, n, at, status, error FROM attempts WHERE watch = ? ORDER BY dog, n", (watch_id,)):
+                history.setdefault(dog, []).append({"n": n, "at": at, "status": status, "error": error})
         return [{"dog_id": dog, "score": score, "probability": p, "dog_payload": json.loads(payload),
                  "matched_at": at,
                  "delivery": None if state is None else {"state": state, "attempts": attempts,
                                                          "last_status": status, "last_error": error,
-                                                         "delivered_at": delivered}}
+                                                         "delivered_at": delivered, "history": history.get(dog, [])}}
                 for dog, score, p, payload, at, state, attempts, status, error, delivered in rows]
-
-    def attempts(self, watch_id: str, dog_id: str) -> list[dict[str, Any]]:
-        with self.lock:
-            rows = self.db.execute("SELECT n, at, status, error FROM attempts WHERE watch = ? AND dog = ? ORDER BY n",
-                                   (watch_id, dog_id)).fetchall()
-        return [{"n": n, "at": at, "status": status, "error": error} for n, at, status, error in rows]
 
     # --- deliveries ------------------------------------------------------------------------------------------
 

@@ -89,6 +89,8 @@ async def test_a_found_dog_that_matches_a_lost_dogs_watch_is_delivered_once_sign
     inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
     assert [m["dog"]["id"] for m in inbox] == [found]
     assert inbox[0]["delivery"]["state"] == "delivered" and inbox[0]["delivery"]["attempts"] == 2
+    assert [(a["n"], a["status"]) for a in inbox[0]["delivery"]["history"]] == [(1, 500), (2, 200)]
+    assert inbox[0]["delivery"]["history"][0]["error"] == "HTTP 500"
     assert inbox[0]["dog"]["thumbnail_url"] == f"/v1/dogs/{found}/image?size=thumbnail"
 
     # The same photo uploaded again is the same dog: checked again, matched and sent no second time.

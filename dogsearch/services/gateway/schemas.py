@@ -192,12 +192,20 @@ class WatchList(BaseModel):
     items: list[Watch]
 
 
+class Attempt(BaseModel):
+    n: int
+    at: str
+    status: int | None = Field(None, description="the webhook's HTTP status; null: no answer (see error)")
+    error: str | None = None
+
+
 class Delivery(BaseModel):
     state: Literal["pending", "sending", "delivered", "failed"]
     attempts: int
     last_status: int | None = Field(None, description="the webhook's HTTP status at the last attempt")
     last_error: str | None = None
     delivered_at: str | None = None
+    history: list[Attempt] = Field(default_factory=list, description="each attempt, first first")
 
 
 class WatchMatch(BaseModel):
