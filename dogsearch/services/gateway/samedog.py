@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from dogsearch.core.paths import MODELS_DIR
 from dogsearch.models.calibration import Calibration, Verdict, find, verdict
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -32,6 +34,11 @@ class SameDog:
         if model_id not in self._found:
             self._found[model_id] = await asyncio.to_thread(find, model_id, self._dir)
         return self._found[model_id]
+
+    async def probabilities(self, model_id: str, scores: np.ndarray) -> np.ndarray | None:
+        """Same-dog probabilities of cosine scores of `model_id` vectors (None: no calibration), at the prior."""
+        cal = await self.calibration(model_id)
+        return None if cal is None else cal.probabilities(scores, self.settings.same_dog_prior)
 
     async def judge(self, model_id: str | None, scores: Sequence[float]) -> Judged:
         cal = None if model_id is None else await self.calibration(model_id)
