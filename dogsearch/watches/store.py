@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dogsearch.core.sqlite import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS watches (
@@ -103,30 +103,13 @@ def _watch(row: sqlite3.Row | tuple) -> Watch:
                  None if lat is None else (lat, lon), radius, url, created)
 
 
-class WatchStore:
+class WatchStore(SqliteFile):
     """One connection behind a lock per process; other processes open their own (WAL; a busy writer is waited
     for)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # A committed match must survive a power cut (its notification would be lost): full fsync on commit.
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.lock = threading.Lock()
-        with self.lock:
-            self.db.executescript(_SCHEMA)  # idempotent: every process runs it at start
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        with self.lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+        # a committed match must survive a power cut (its notification would be lost): fsync on every commit
+        super().__init__(path, _SCHEMA, synchronous="FULL", timeout=30)
 
     def _bump(self) -> None:
         self.db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
