@@ -140,6 +140,33 @@ def suppress_parts(found: list, inside: float | None) -> list:
     return kept
 
 
+def _logit(v: np.ndarray) -> np.ndarray:
+    v = np.clip(np.asarray(v, dtype=np.float64), 1e-4, 1 - 1e-4)
+    return np.log(v / (1 - v))
+
+
+def rescore_features(heat, p) -> dict[str, np.ndarray]:
+    """Each candidate's evidence, by name (``config.json`` ``rescore.features`` picks and weighs them): the head's
+    heat and the classifier's dog probability on the box's crop, as logits, and whether it is the photo's
+    likeliest candidate by heat (``top``: a dog the head sees only faintly still peaks highest in its photo, and a
+    photo without a dog has no dog-like top candidate). Tried on the calibration photos and left out: the dog
+    probability of a wider crop, the box's share of the photo and its size against the best box, and its share
+    inside a better box (docs/detection.md, re-scoring)."""
+    heat, p = np.asarray(heat, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    top = (np.arange(len(heat)) == np.argmax(heat)).astype(np.float64) if len(heat) else heat
+    return {"heat": _logit(heat), "p": _logit(p), "top": top}
+
+
+def rescore(heat, p, params: dict) -> np.ndarray:
+    """The re-scored probability that each candidate is a dog's box: a logistic regression on
+    ``rescore_features`` (``params``: ``features``, ``weights``, ``bias`` from ``config.json``)."""
+    if not len(heat):
+        return np.zeros(0)
+    features = rescore_features(heat, p)
+    z = params["bias"] + sum(w * features[name] for name, w in zip(params["features"], params["weights"], strict=True))
+    return 1 / (1 + np.exp(-z))
+
+
 def load_weights(folder: str | Path | None = None) -> tuple[dict, dict]:
     """(config, head state) from a weights folder, every file checked against config.json's sha256."""
     folder = Path(folder) if folder else DEFAULT_WEIGHTS_DIR
@@ -169,12 +196,15 @@ class CenterNetDetector:
         self.config, self.head = config, head.eval()
         self.verify, self.threads, self.max_dogs = verify, threads, max_dogs
         self.input_size = int(config["input_size"])
-        key = "verified" if verify else "raw"
+        # the re-scoring needs the classifier: the raw detector keeps the head's heat
+        self.rescore = config.get("rescore") if verify else None  # absent in older deltas: sqrt(heat x p)
+        key = "rescored" if self.rescore else "verified" if verify else "raw"
         self.min_score = float(config["operating_point"][key])
         self.inside = config.get("suppress_inside")  # absent in older deltas: NMS alone
-        # the name changes with whatever changes the boxes: the head, the operating points, the suppression
+        # the name changes with whatever changes the boxes: the head, the operating points, the suppression and
+        # the re-scoring (left out where absent, so older deltas keep their names)
         behaviour = [config.get("files", {}).get("head.safetensors", "untrained"), config["operating_point"],
-                     self.inside]
+                     self.inside] + ([config["rescore"]] if "rescore" in config else [])
         digest = hashlib.sha256(json.dumps(behaviour, sort_keys=True).encode()).hexdigest()[:8]
         self.name = f"{config.get('name', DETECTOR_ID)}{'' if verify else '-raw'}@{digest}"
         self._classifier = classifier
@@ -218,7 +248,19 @@ class CenterNetDetector:
         classes = classifier.classify([crop(image, box, VERIFY_MARGIN) for box, _ in found])
         return [(box, float(np.sqrt(heat * c.dog)), c) for (box, heat), c in zip(found, classes, strict=True)]
 
+    def _rescored(self, image: Image.Image, found: list) -> list[tuple[tuple[float, float, float, float], float,
+                                                                         Classification]]:
+        _, classifier = self._parts()
+        classes = classifier.classify([crop(image, box, VERIFY_MARGIN) for box, _ in found])  # one batch
+        scores = rescore([heat for _, heat in found], [c.dog for c in classes], self.rescore)
+        return [(box, float(s), c) for (box, _), s, c in zip(found, scores, classes, strict=True)]
+
     def detect(self, image: Image.Image) -> list[Detection]:
+        if self.rescore:
+            # every candidate's crop is looked at: a right box the head scored low is found by its crop
+            found = self._rescored(image, self.candidates(image)[: int(self.rescore["candidates"])])
+            found = suppress_parts([f for f in found if f[1] >= self.min_score], self.inside)[: self.max_dogs]
+            return [Detection(tuple(round(v, 2) for v in box), round(score, 4), cls) for box, score, cls in found]
         # only the likeliest few are verified: the verifier costs a forward pass a box
         # a verified score is sqrt(heat x p) <= sqrt(heat): a box below min_score**2 cannot reach min_score
         floor = max(float(self.config["operating_point"]["candidate"]), self.min_score ** (2 if self.verify else 1))
