@@ -183,9 +183,9 @@ class CenterNetDetector:
     """Boxes from the trained head; with ``verify``, each box's score is the geometric mean of its heat and the
     dog probability of its crop. Built on first use behind a lock."""
 
-    def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True, threads: int | None = None,
-                 max_dogs: int = 5, head: CenterHead | None = None, config: dict | None = None,
-                 classifier=None) -> None:
+    def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True, rescore: bool = False,
+                 threads: int | None = None, max_dogs: int = 5, head: CenterHead | None = None,
+                 config: dict | None = None, classifier=None) -> None:
         if head is None or config is None:
             config, state = load_weights(weights_dir)
             head = CenterHead(width=int(config["width"]))
@@ -196,17 +196,21 @@ class CenterNetDetector:
         self.config, self.head = config, head.eval()
         self.verify, self.threads, self.max_dogs = verify, threads, max_dogs
         self.input_size = int(config["input_size"])
-        # the re-scoring needs the classifier: the raw detector keeps the head's heat
-        self.rescore = config.get("rescore") if verify else None  # absent in older deltas: sqrt(heat x p)
-        key = "rescored" if self.rescore else "verified" if verify else "raw"
+        if rescore and ("rescore" not in config or not verify):
+            raise DetectorError("the re-scoring needs the verifier and the delta's config.json `rescore` (fit it with "
+                                "`dogsearch train detector-rescore`)")
+        self.rescore = config["rescore"] if rescore else None
+        key = "rescored" if rescore else "verified" if verify else "raw"
         self.min_score = float(config["operating_point"][key])
         self.inside = config.get("suppress_inside")  # absent in older deltas: NMS alone
-        # the name changes with whatever changes the boxes: the head, the operating points, the suppression and
-        # the re-scoring (left out where absent, so older deltas keep their names)
-        behaviour = [config.get("files", {}).get("head.safetensors", "untrained"), config["operating_point"],
-                     self.inside] + ([config["rescore"]] if "rescore" in config else [])
+        # the name changes with whatever changes the boxes: the head, the operating points, the suppression, the
+        # re-scoring where it is used (the others keep their names: their boxes do not change with it)
+        points = {k: v for k, v in config["operating_point"].items() if rescore or k != "rescored"}
+        behaviour = [config.get("files", {}).get("head.safetensors", "untrained"), points, self.inside] + (
+            [self.rescore] if rescore else [])
         digest = hashlib.sha256(json.dumps(behaviour, sort_keys=True).encode()).hexdigest()[:8]
-        self.name = f"{config.get('name', DETECTOR_ID)}{'' if verify else '-raw'}@{digest}"
+        suffix = "-rescored" if rescore else "" if verify else "-raw"
+        self.name = f"{config.get('name', DETECTOR_ID)}{suffix}@{digest}"
         self._classifier = classifier
         self._trunk: Trunk | None = None
         self._lock = threading.Lock()
@@ -274,6 +278,12 @@ class CenterNetDetector:
 def lite0_centernet(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
                     **_) -> CenterNetDetector:
     return CenterNetDetector(weights_dir, verify=True, threads=threads, max_dogs=max_dogs)
+
+
+@register_detector("lite0-centernet-rescored")
+def lite0_centernet_rescored(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
+                             **_) -> CenterNetDetector:
+    return CenterNetDetector(weights_dir, verify=True, rescore=True, threads=threads, max_dogs=max_dogs)
 
 
 @register_detector("lite0-centernet-raw")

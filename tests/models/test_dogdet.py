@@ -118,7 +118,8 @@ class _CropClassifier:
 def _rescoring(candidates, dog_by_width) -> D.CenterNetDetector:
     """The shipped delta's re-scoring on made-up candidates (box, heat) and crop answers, without the head."""
     config, _ = D.load_weights()
-    detector = D.CenterNetDetector(head=D.CenterHead(width=8), config=config, classifier=_CropClassifier(dog_by_width))
+    detector = D.CenterNetDetector(head=D.CenterHead(width=8), config=config, rescore=True,
+                                   classifier=_CropClassifier(dog_by_width))
     detector._trunk = object()  # not used: the candidates are given
     detector.candidates = lambda image: candidates
     return detector
