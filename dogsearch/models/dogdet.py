@@ -181,7 +181,8 @@ def load_weights(folder: str | Path | None = None) -> tuple[dict, dict]:
 
 class CenterNetDetector:
     """Boxes from the trained head; with ``verify``, each box's score is the geometric mean of its heat and the
-    dog probability of its crop. Built on first use behind a lock."""
+    dog probability of its crop; with ``rescore``, the first candidates' scores come from ``rescore`` (the delta's
+    config.json ``rescore``). Built on first use behind a lock."""
 
     def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True, rescore: bool = False,
                  threads: int | None = None, max_dogs: int = 5, head: CenterHead | None = None,
@@ -248,14 +249,17 @@ class CenterNetDetector:
         """(box, score, the verifier's classification of its crop or None without ``verify``)."""
         if not self.verify or not found:
             return [(box, heat, None) for box, heat in found]
-        _, classifier = self._parts()
-        classes = classifier.classify([crop(image, box, VERIFY_MARGIN) for box, _ in found])
+        classes = self.classify_crops(image, [box for box, _ in found])
         return [(box, float(np.sqrt(heat * c.dog)), c) for (box, heat), c in zip(found, classes, strict=True)]
+
+    def classify_crops(self, image: Image.Image, boxes: list) -> list[Classification]:
+        """The verifier on each box's crop (``VERIFY_MARGIN`` around it), all in one batch."""
+        _, classifier = self._parts()
+        return classifier.classify([crop(image, box, VERIFY_MARGIN) for box in boxes]) if boxes else []
 
     def _rescored(self, image: Image.Image, found: list) -> list[tuple[tuple[float, float, float, float], float,
                                                                          Classification]]:
-        _, classifier = self._parts()
-        classes = classifier.classify([crop(image, box, VERIFY_MARGIN) for box, _ in found])  # one batch
+        classes = self.classify_crops(image, [box for box, _ in found])
         scores = rescore([heat for _, heat in found], [c.dog for c in classes], self.rescore)
         return [(box, float(s), c) for (box, _), s, c in zip(found, scores, classes, strict=True)]
 

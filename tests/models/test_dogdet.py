@@ -156,3 +156,20 @@ def test_rescore_grows_with_heat_dog_probability_and_being_the_top_candidate():
     assert first == pytest.approx(1 / (1 + np.exp(-(0.0 + np.log(9.0) + 1.0))), rel=1e-3)  # logit(0.5) = 0, top
     assert second == pytest.approx(1 / (1 + np.exp(-(np.log(0.4 / 0.6) + np.log(9.0)))), rel=1e-3)
     assert D.rescore([], [], params).size == 0
+
+
+def test_the_fit_sees_what_the_rescored_detector_sees():
+    from dogsearch.training.detector import data as T
+    from dogsearch.training.detector import rescore as RS
+
+    detector = R.create_detector("lite0-centernet-rescored")
+    image = _open(DOGS[0])
+    [record] = RS.dump(detector, [T.Sample(image, [(0.0, 0.0, 10.0, 10.0)], "x.jpg")])
+    assert record["truth"] == [[0.0, 0.0, 10.0, 10.0]] and 0 < len(record["candidates"]) <= RS.DUMP_CANDIDATES
+    first = record["candidates"][: detector.rescore["candidates"]]
+    scores = D.rescore([c["heat"] for c in first], [c["p"] for c in first], detector.rescore)
+    expected = D.suppress_parts([(tuple(c["box"]), float(s)) for c, s in zip(first, scores, strict=True)
+                                 if s >= detector.min_score], detector.inside)
+    found = detector.detect(image)
+    assert found and [d.box for d in found] == [pytest.approx(b, abs=0.01) for b, _ in expected]
+    assert [d.score for d in found] == [pytest.approx(s, abs=1e-3) for _, s in expected]

@@ -7,8 +7,8 @@
    ``candidates`` boxes, a box labelled a dog when it overlaps a labelled dog at IoU >= 0.5; then the operating
    point by the detector's own rule (``train.operating_point``: fewest missed dogs + wrong boxes + photos without a
    dog given a box), on the re-scored boxes after ``suppress_parts``, as the detector answers them.
-3. ``write``: the weights into the delta's config.json (``rescore``, ``operating_point.rescored``); the head and its
-   file stay as they are.
+3. ``run``: both, then the weights into the delta's config.json (``rescore``, ``operating_point.rescored``); the
+   head and its file stay as they are.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dogsearch.core.boxes import crop
 from dogsearch.models import dogdet as D
 from dogsearch.training.detector import data as T
 
@@ -31,11 +30,10 @@ DUMP_CANDIDATES = 10
 
 def dump(detector: D.CenterNetDetector, samples: Sequence[T.Sample], *, log=print) -> list[dict]:
     """Per photo: its labelled boxes and its first candidates with heat and ``p`` (the verifier's crop)."""
-    _, classifier = detector._parts()
     out, started = [], time.monotonic()
     for i, sample in enumerate(samples):
         found = detector.candidates(sample.image)[:DUMP_CANDIDATES]
-        p = [c.dog for c in classifier.classify([crop(sample.image, box, D.VERIFY_MARGIN) for box, _ in found])]
+        p = [c.dog for c in detector.classify_crops(sample.image, [box for box, _ in found])]
         out.append({"source": sample.source, "truth": [list(b) for b in sample.boxes],
                     "candidates": [{"box": [round(v, 2) for v in box], "heat": round(heat, 5), "p": round(q, 5)}
                                    for (box, heat), q in zip(found, p, strict=True)]})
