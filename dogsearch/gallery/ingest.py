@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,6 +63,16 @@ class Ingestor:
         self.embedder, self.index, self.photos, self.space, self.limits = embedder, index, photos, space, limits
         self.require_dog = require_dog
         self.locks = PhotoLocks()  # shared with the gallery's deletes
+        # Told the entries of dogs just stored, to check them against the watches (set by whoever runs the watches:
+        # a check in this process, or a task for the workers).
+        self.on_stored: Callable[[list[str]], Awaitable[None]] | None = None
+
+    async def announce(self, entry_ids: Sequence[str]) -> None:
+        """Dogs were stored: checks them against the watches. Called after they are stored and before the caller
+        reports success, also when they had been stored before (a retried upload, a batch run again after a crash):
+        a check twice records nothing twice, a check missed would be a lost alert."""
+        if self.on_stored is not None and entry_ids:
+            await self.on_stored(list(entry_ids))
 
     def decode(self, data: bytes) -> DecodedImage:
         """Checks a photo and decodes it only as large as a perceptual hash needs (a JPEG shrinks on load; the
@@ -100,16 +110,17 @@ class Ingestor:
         async with self.locks.hold([upload.photo_id]):
             entry = entry_id(upload.photo_id, dog)
             point = (await self.stored([entry])).get(entry)
-            if point is not None:
-                found = Dog.from_entry(point)
-                await asyncio.to_thread(self._restore_photos, [(found, upload)])
-                return Added(found, False)
-            embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
-            await self.space.check(embedding.model)
-            photo = embedding.photos[0]
-            point = _point(upload, info, pick(photo, dog), dog, embedding.model, len(photo.dogs))
-            await self._store([(point["id"], upload, info)], [point])
-            return Added(Dog.from_entry(point), True)
+            created = point is None
+            if not created:
+                await asyncio.to_thread(self._restore_photos, [(Dog.from_entry(point), upload)])
+            else:
+                embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
+                await self.space.check(embedding.model)
+                photo = embedding.photos[0]
+                point = _point(upload, info, pick(photo, dog), dog, embedding.model, len(photo.dogs))
+                await self._store([(point["id"], upload, info)], [point])
+        await self.announce([entry])
+        return Added(Dog.from_entry(point), created)
 
     async def add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], *,
                        require_dog: bool | None = None) -> list[list[Added]]:

@@ -142,13 +142,18 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
             item.fields["near_duplicate_of"] = near_of[item.file] = look_alike
 
     indexed: list[_Prepared] = []
-    for item, error in await _index(ingestor, fresh, require_dog):
+    stored_dogs: list[str] = []
+    for item, error, entries in await _index(ingestor, fresh, require_dog):
         if error:
             outcomes.append((item.file, "failed", error))
         else:
             indexed.append(item)
+            stored_dogs += entries
             outcomes.append((item.file, "near_duplicate" if item.file in near_of else "indexed", None))
     await asyncio.to_thread(store.add_phashes, [(item.entry_id, item.phash) for item in indexed])
+    # Before the outcomes: a batch that dies in between runs again and announces its dogs again (the check adds
+    # nothing twice); announced after, a finished job's batch would never run again and the alerts would be lost.
+    await ingestor.announce(stored_dogs)
     await asyncio.to_thread(store.record, job_id, outcomes)
     if await asyncio.to_thread(store.state, job_id) not in ("queued", "running"):
         await asyncio.to_thread(clean_up, store, job_id)
@@ -177,28 +182,29 @@ async def _near_duplicate(ingestor: Ingestor, item: _Prepared, filed: list[tuple
 
 
 async def _index(ingestor: Ingestor, items: list[_Prepared],
-                 require_dog: bool) -> list[tuple[_Prepared, str | None]]:
+                 require_dog: bool) -> list[tuple[_Prepared, str | None, list[str]]]:
     """One embedder call for the batch; if the embedder refuses the batch because of one photo (InvalidInput),
-    the photos go one by one so that only the bad one fails. A photo without a dog fails (with `require_dog`)."""
+    the photos go one by one so that only the bad one fails. A photo without a dog fails (with `require_dog`).
+    Each photo: (its item, why it failed or None, the entries of its dogs)."""
     if not items:
         return []
     uploads = [(replace(item.upload, fields=item.fields), item.decoded) for item in items]
 
-    def outcome(item: _Prepared, dogs: list) -> tuple[_Prepared, str | None]:
-        return item, None if dogs else NoDogFound.REASON
+    def outcome(item: _Prepared, dogs: list) -> tuple[_Prepared, str | None, list[str]]:
+        return item, None if dogs else NoDogFound.REASON, [added.dog.entry_id for added in dogs]
 
     try:
         added = await ingestor.add_many(uploads, require_dog=require_dog)
         return [outcome(item, dogs) for item, dogs in zip(items, added, strict=True)]
     except InvalidInput as exc:
         if len(items) == 1:
-            return [(items[0], reason_of(exc))]
+            return [(items[0], reason_of(exc), [])]
     results = []
     for item, upload in zip(items, uploads, strict=True):
         try:
             results.append(outcome(item, (await ingestor.add_many([upload], require_dog=require_dog))[0]))
         except InvalidInput as exc:
-            results.append((item, reason_of(exc)))
+            results.append((item, reason_of(exc), []))
     return results
 
 

@@ -24,6 +24,9 @@ from tests.jobs.servers import REDIS_URL, redis_db
     ("DELETE", "/v1/dogs/x", "write"),  # and the dog's owner, or admin (routers/dogs.py)
     ("GET", "/v1/jobs", "write"),  # a write key's own jobs (routers/jobs.py)
     ("POST", "/v1/jobs/index/upload", "write"),
+    ("POST", "/v1/watches", "write"),
+    ("GET", "/v1/watches", "search"),  # a key's own watches (routers/watches.py): none without write
+    ("DELETE", "/v1/watches/x", "write"),  # and the watch's owner, or admin
     ("GET", "/metrics", "admin"),
     ("PUT", "/internal/search/v1/collection", "admin"),
     ("GET", "/internal/embedder/metrics", "admin"),
