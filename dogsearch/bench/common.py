@@ -80,6 +80,12 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time another process has used so far (user + system, all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def forward_layouts(settings) -> list[tuple[int, int]]:
     """(replicas, threads) to measure the bare forward with: the service's own, and one team of all cores."""
     from dogsearch.core.settings import usable_cores

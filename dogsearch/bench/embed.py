@@ -12,7 +12,7 @@ import httpx
 import torch
 from PIL import Image
 
-from dogsearch.bench.common import forward_images_per_s, forward_layouts, sample_photos, server
+from dogsearch.bench.common import forward_images_per_s, forward_layouts, process_cpu_seconds, sample_photos, server
 from dogsearch.core.memory import tune_malloc
 from dogsearch.services.embedder.settings import EmbedderSettings
 
@@ -61,23 +61,27 @@ def run(quick: bool = False) -> dict:
     tensors = [model.preprocess(Image.open(p).convert("RGB")) for p in paths]
     images = 64 if quick else 256
     bare: dict[tuple[int, int, int], float] = {}
+    bare_cpu: dict[tuple[int, int, int], float] = {}
     for replicas, threads in forward_layouts(settings):
         if runtime != "torch":  # its threads are fixed when its session is made: one per layout
             model = None
             model = settings.model_copy(update={"replicas": replicas, "torch_threads": threads}).build_model()
         for bs in BATCH_SIZES:
             batch = torch.stack([tensors[i % len(tensors)] for i in range(bs)])
-            bare[replicas, threads, bs] = forward_images_per_s(model.embed, [batch] * max(1, images // bs),
-                                                               replicas, threads)[0]
+            bare[replicas, threads, bs], bare_cpu[replicas, threads, bs] = forward_images_per_s(
+                model.embed, [batch] * max(1, images // bs), replicas, threads)
     replicas, threads, best = max(bare, key=bare.get)
     del model  # the service loads its own copy; keep this process light while it runs
 
     photos = [p.read_bytes() for p in paths]
     env = {"DOGSEARCH_EMBEDDER_BATCH_MAX_SIZE": str(best), "DOGSEARCH_EMBEDDER_REPLICAS": str(replicas),
            "DOGSEARCH_EMBEDDER_TORCH_THREADS": str(threads)}
-    with server("embedder", env=env) as (url, _):
+    with server("embedder", env=env) as (url, pid):
+        cpu = process_cpu_seconds(pid)
         served, errors = asyncio.run(service_images_per_s(url, photos, requests=images * 2,
                                                           concurrency=max(8, 2 * best * replicas)))
+        # the warm-up's images too: it runs inside this span
+        served_cpu = 1000 * (process_cpu_seconds(pid) - cpu) / (images * 2 + max(8, 2 * best * replicas))
         lone = asyncio.run(lone_image_ms(url, photos, requests=8 if quick else 32))
     by_layout: dict[str, dict[str, float]] = {}
     for (r, t, bs), rate in bare.items():
@@ -93,4 +97,9 @@ def run(quick: bool = False) -> dict:
         "embed_service_errors": errors,
         "embed_service_over_bare": round(served / bare[replicas, threads, best], 3),
         "embed_service_lone_image_ms": round(lone, 1),
+        # CPU ms an image, the bare forward's at its best layout and batch against the whole service process's
+        # (HTTP, decoding, preprocessing, batching, forward): what a machine shared with other jobs disturbs least
+        "embed_bare_cpu_ms_per_image": round(bare_cpu[replicas, threads, best], 1),
+        "embed_service_cpu_ms_per_image": round(served_cpu, 1),
+        "embed_service_over_bare_cpu": round(bare_cpu[replicas, threads, best] / served_cpu, 3),
     }

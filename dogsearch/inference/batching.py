@@ -25,6 +25,12 @@ BATCH_SIZE = Histogram("dogsearch_batch_size", "items per batch run", ["batcher"
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 QUEUE_WAIT = Histogram("dogsearch_batch_queue_wait_seconds", "time from arrival to the start of its batch",
                        ["batcher"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
+# A batch's run on its inference thread: wall time, and that thread's CPU time. Their sum over the wall time of a
+# load and the replicas says how busy the replicas were; wall well over CPU, that the thread waited for a core.
+RUN = Histogram("dogsearch_batch_run_seconds", "wall time of a batch's run", ["batcher"],
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+RUN_CPU = Histogram("dogsearch_batch_run_cpu_seconds", "CPU time of the thread that ran a batch", ["batcher"],
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 
 class QueueFull(Unavailable):
@@ -110,7 +116,7 @@ class DynamicBatcher(Generic[T, R]):
                 QUEUE_WAIT.labels(self.name).observe(now - r.arrived)
             BATCH_SIZE.labels(self.name).observe(len(items))
             try:
-                results = await asyncio.get_running_loop().run_in_executor(self._executor, self._fn, items)
+                results = await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, items)
             except Exception as exc:  # every request of the batch gets the error
                 for r in batch:
                     if not r.future.done():
@@ -124,6 +130,14 @@ class DynamicBatcher(Generic[T, R]):
                     r.future.set_result(part)
         finally:
             slots.release()
+
+    def _timed(self, items: list[T]) -> Sequence[R]:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return self._fn(items)
+        finally:
+            RUN_CPU.labels(self.name).observe(time.thread_time() - cpu)
+            RUN.labels(self.name).observe(time.perf_counter() - wall)
 
     async def _collect(self) -> list[_Request[T, R]]:
         """Waits up to max_wait_s after the oldest request for the batch to fill, then takes what fits."""

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -66,17 +67,33 @@ class TorchForward:
 
 class OnnxForward:
     """An ONNX file run by ONNX Runtime on the CPU. ``threads``: the intra-op threads of each run (the embedder's
-    ``torch_threads``; with one, a run stays on its caller's thread, so replicas run side by side)."""
+    ``torch_threads``; with one, a run stays on its caller's thread, so replicas run side by side).
+    ``alone_threads``: more of them for a run that starts while no other runs, on a second session of the same file
+    (its weights in memory twice: ~130 MB for the ViT): a lone search's image gets all the cores, while under load
+    each replica keeps its one thread (one session of two threads shared by two replicas cost 15 % more CPU an
+    image). Its idle threads spin between the run's layers: asleep, each layer waited for them to wake, and two
+    threads ran a lone ViT image hardly faster than one (docs/operations.md)."""
 
     runtime = "onnxruntime"
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, alone_threads: int | None = None) -> None:
         self.path = Path(path)
         self.session = _session(self.path, threads)
+        wider = threads is not None and alone_threads is not None and alone_threads > threads
+        self.alone_session = _session(self.path, alone_threads, spin=True) if wider else None
+        self._running = 0
+        self._lock = threading.Lock()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         pixels = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run([_OUTPUT], {_INPUT: pixels})[0])
+        with self._lock:
+            session = self.alone_session if self._running == 0 and self.alone_session else self.session
+            self._running += 1
+        try:
+            return torch.from_numpy(session.run([_OUTPUT], {_INPUT: pixels})[0])
+        finally:
+            with self._lock:
+                self._running -= 1
 
 
 def onnxruntime_missing() -> str | None:
@@ -191,7 +208,7 @@ def _quantize(source: Path, path: Path) -> None:
         logging.getLogger().disabled = was
 
 
-def _session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
+def _session(path: Path, threads: int | None, spin: bool = False) -> onnxruntime.InferenceSession:
     missing = onnxruntime_missing()
     if missing:
         raise RuntimeError(missing)
@@ -203,4 +220,8 @@ def _session(path: Path, threads: int | None) -> onnxruntime.InferenceSession:
     options.inter_op_num_threads = 1
     if threads is not None:
         options.intra_op_num_threads = threads
+    # Idle pool threads sleep rather than spin unless asked: spinning took 1.4-2.1x the CPU an image from the
+    # service's other threads (decoding, HTTP) and from the other replica (docs/operations.md, "ONNX Runtime's
+    # threads and batches").
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -11,10 +11,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    from dogsearch.inference.runtimes import Forward
 
 DOG_CLASSES = range(151, 276)
 BREED_CLASSES = (*range(151, 269), 273)
@@ -63,34 +67,46 @@ def summarise(probs: np.ndarray, *, top_breeds: int = 3, top_labels: int = 3) ->
 
 class DogClassifier:
     """EfficientNet-Lite0 with its ImageNet head (weights from the registry package, checksum-verified), built on
-    first use behind a lock; ``classify`` takes PIL images (whole photos or dog crops)."""
+    first use behind a lock; ``classify`` takes PIL images (whole photos or dog crops). ``runtime``: ``"torch"``, or
+    ``"onnxruntime"`` (its ONNX export, cached in ``cache_dir``, with ``threads`` intra-op threads; the CPU only)."""
 
-    def __init__(self, *, device: str = "cpu", cache_dir: str | None = None) -> None:
-        self._device, self._cache_dir = device, cache_dir
+    def __init__(self, *, device: str = "cpu", cache_dir: str | None = None, runtime: str = "torch",
+                 threads: int | None = None) -> None:
+        from dogsearch.inference.runtimes import check_runtime
+
+        check_runtime(runtime, device, "fp32")
+        self._device, self._cache_dir, self._runtime, self._threads = device, cache_dir, runtime, threads
         self._lock = threading.Lock()
-        self._model: tuple[torch.nn.Module, object] | None = None
+        self._model: tuple[Forward, object] | None = None
 
-    def _load(self) -> tuple[torch.nn.Module, object]:
+    def _load(self) -> tuple[Forward, object]:
         with self._lock:
             if self._model is None:
                 import timm.data
 
+                from dogsearch.inference.runtimes import OnnxForward, TorchForward, cached_onnx
                 from dogsearch.models.efficientnet import LITE0_MODEL
-                from dogsearch.models.registry import build_backbone
+                from dogsearch.models.registry import DEFAULT_CACHE_DIR, build_backbone
 
                 module, _, config = build_backbone(LITE0_MODEL, num_classes=1000, cache_dir=self._cache_dir)
                 transform = timm.data.create_transform(**config, is_training=False)
-                self._model = (module.to(self._device).eval(), transform)
+                if self._runtime == "onnxruntime":
+                    path = cached_onnx(module, f"{LITE0_MODEL}-imagenet", config["input_size"],
+                                       self._cache_dir or DEFAULT_CACHE_DIR)
+                    forward: Forward = OnnxForward(path, self._threads)
+                else:
+                    forward = TorchForward(module.to(self._device), torch.device(self._device), "fp32")
+                self._model = (forward, transform)
             return self._model
 
     def probabilities(self, images: list[Image.Image]) -> np.ndarray:
         """(n, 1000) softmax probabilities."""
         if not images:
             return np.zeros((0, 1000), dtype=np.float32)
-        module, transform = self._load()
+        forward, transform = self._load()
         batch = torch.stack([transform(im.convert("RGB")) for im in images]).to(self._device)
         with torch.inference_mode():
-            return torch.softmax(module(batch).float(), dim=1).cpu().numpy()
+            return torch.softmax(forward(batch).float(), dim=1).cpu().numpy()
 
     def classify(self, images: list[Image.Image], *, top_breeds: int = 3,
                  top_labels: int = 3) -> list[Classification]:

@@ -25,9 +25,10 @@ from torch import nn
 
 from dogsearch.core.boxes import crop
 from dogsearch.core.paths import MODELS_DIR
+from dogsearch.inference.runtimes import Forward, OnnxForward, TorchForward, cached_onnx
 from dogsearch.models.detect import Detection, DetectorError
 from dogsearch.models.dogclass import Classification
-from dogsearch.models.registry import register_detector
+from dogsearch.models.registry import DEFAULT_CACHE_DIR, register_detector
 from dogsearch.models.weights import load_checked_files
 
 DETECTOR_ID = "detector-lite0-centernet"
@@ -81,6 +82,18 @@ class Trunk(nn.Module):
             if i == 4:
                 f16 = x
         return f16, self.bn2(self.conv_head(x))
+
+
+class DetectorNet(nn.Module):
+    """The trunk and the head as one network with one output, as a runtime runs it (dogsearch.inference.runtimes):
+    the heatmap, box size and offset stacked on the channel axis (1 + 2 + 2)."""
+
+    def __init__(self, trunk: Trunk, head: CenterHead) -> None:
+        super().__init__()
+        self.trunk, self.head = trunk, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self.head(*self.trunk(x)), dim=1)
 
 
 def letterbox(image: Image.Image, size: int) -> tuple[torch.Tensor, float]:
@@ -186,7 +199,10 @@ class CenterNetDetector:
 
     def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True, rescore: bool = False,
                  threads: int | None = None, max_dogs: int = 5, head: CenterHead | None = None,
-                 config: dict | None = None, classifier=None) -> None:
+                 config: dict | None = None, classifier=None, runtime: str = "torch",
+                 cache_dir: str | Path | None = None) -> None:
+        """``runtime``: what runs the trunk and head, and the verifier (``"torch"``, or ``"onnxruntime"``: their
+        ONNX exports, cached in ``cache_dir``, with ``threads`` intra-op threads; the same boxes)."""
         if head is None or config is None:
             config, state = load_weights(weights_dir)
             head = CenterHead(width=int(config["width"]))
@@ -212,26 +228,35 @@ class CenterNetDetector:
         digest = hashlib.sha256(json.dumps(behaviour, sort_keys=True).encode()).hexdigest()[:8]
         suffix = "-rescored" if rescore else "" if verify else "-raw"
         self.name = f"{config.get('name', DETECTOR_ID)}{suffix}@{digest}"
+        self.runtime, self.cache_dir = runtime, cache_dir
         self._classifier = classifier
-        self._trunk: Trunk | None = None
+        self._forward: Forward | None = None
         self._lock = threading.Lock()
 
-    def _parts(self):
+    def _parts(self) -> tuple[Forward, object]:
         with self._lock:
-            if self._trunk is None:
-                self._trunk = Trunk()
+            if self._forward is None:
+                net = DetectorNet(Trunk(), self.head)
+                if self.runtime == "onnxruntime":  # the export's shapes are fixed but for the batch: one per size
+                    path = cached_onnx(net, f"{DETECTOR_ID}-{self.input_size}px", (3, self.input_size, self.input_size),
+                                       self.cache_dir or DEFAULT_CACHE_DIR)
+                    self._forward = OnnxForward(path, self.threads)
+                else:
+                    self._forward = TorchForward(net, torch.device("cpu"), "fp32")
                 if self.verify and self._classifier is None:
                     from dogsearch.models.dogclass import DogClassifier
 
-                    self._classifier = DogClassifier()
-            return self._trunk, self._classifier
+                    self._classifier = DogClassifier(runtime=self.runtime, threads=self.threads,
+                                                     cache_dir=self.cache_dir)
+            return self._forward, self._classifier
 
     def candidates(self, image: Image.Image) -> list[tuple[tuple[float, float, float, float], float]]:
         """Boxes in photo pixels with their heat, after NMS and before any threshold."""
-        trunk, _ = self._parts()
+        forward, _ = self._parts()
         x, scale = letterbox(image, self.input_size)
         with torch.inference_mode():
-            heat, size, offset = self.head(*trunk(x[None]))
+            out = forward(x[None])
+        heat, size, offset = out[:, :1], out[:, 1:3], out[:, 3:5]
         found = []
         for (x0, y0, x1, y1), score in decode(heat[0], size[0], offset[0], input_size=self.input_size):
             box = (max(0.0, x0 / scale), max(0.0, y0 / scale), min(float(image.width), x1 / scale),
@@ -280,17 +305,20 @@ class CenterNetDetector:
 
 @register_detector("lite0-centernet")
 def lite0_centernet(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
-                    **_) -> CenterNetDetector:
-    return CenterNetDetector(weights_dir, verify=True, threads=threads, max_dogs=max_dogs)
+                    runtime: str = "torch", cache_dir: str | Path | None = None, **_) -> CenterNetDetector:
+    return CenterNetDetector(weights_dir, verify=True, threads=threads, max_dogs=max_dogs, runtime=runtime,
+                             cache_dir=cache_dir)
 
 
 @register_detector("lite0-centernet-rescored")
 def lite0_centernet_rescored(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
-                             **_) -> CenterNetDetector:
-    return CenterNetDetector(weights_dir, verify=True, rescore=True, threads=threads, max_dogs=max_dogs)
+                             runtime: str = "torch", cache_dir: str | Path | None = None, **_) -> CenterNetDetector:
+    return CenterNetDetector(weights_dir, verify=True, rescore=True, threads=threads, max_dogs=max_dogs,
+                             runtime=runtime, cache_dir=cache_dir)
 
 
 @register_detector("lite0-centernet-raw")
 def lite0_centernet_raw(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
-                        **_) -> CenterNetDetector:
-    return CenterNetDetector(weights_dir, verify=False, threads=threads, max_dogs=max_dogs)
+                        runtime: str = "torch", cache_dir: str | Path | None = None, **_) -> CenterNetDetector:
+    return CenterNetDetector(weights_dir, verify=False, threads=threads, max_dogs=max_dogs, runtime=runtime,
+                             cache_dir=cache_dir)

@@ -262,13 +262,15 @@ def create_model(
     cache_dir: str | None = None,
     runtime: str = "torch",
     threads: int | None = None,
+    alone_threads: int | None = None,
 ) -> EmbeddingModel:
     """Build an eval-mode EmbeddingModel. Only builds: loading once and sharing the instance is the caller's job.
 
     ``weights_sha256`` optionally pins the checksum of ``weights_path``; ``cache_dir`` holds weights
     converted from registry packages (default ``DEFAULT_CACHE_DIR``) and the ONNX exports. ``runtime`` runs the
     network (``dogsearch.inference.runtimes``: ``"torch"``, or ``"onnxruntime"`` with ``threads`` intra-op threads
-    a run, None: its default, and precision ``"fp32"`` or ``"int8"``, whose vectors get the model id ``<id>@int8``).
+    a run, None: its default, ``alone_threads`` for a run while no other runs, and precision ``"fp32"`` or
+    ``"int8"``, whose vectors get the model id ``<id>@int8``).
     Raises ValueError for bad names/arguments, RuntimeError for an unavailable
     device, and WeightsError when weights cannot be found, fetched or loaded.
     """
@@ -289,7 +291,7 @@ def create_model(
     if runtime == "onnxruntime":
         path = runtimes.cached_onnx(module, model_id, data_config["input_size"], cache_dir or DEFAULT_CACHE_DIR,
                                     quantize=precision == runtimes.INT8)
-        forward = runtimes.OnnxForward(path, threads)
+        forward = runtimes.OnnxForward(path, threads, alone_threads)
         model_id = runtimes.runtime_model_id(model_id, precision)
     module.to(dev).eval()
     return EmbeddingModel(module, model_id=model_id, data_config=data_config, device=dev, precision=precision,
@@ -321,11 +323,13 @@ def list_pose_models() -> list[str]:
 
 def create_pose_model(name: str = DEFAULT_POSE_MODEL, *, weights_dir: str | Path | None = None,
                       checkpoint: str | Path | None = None, mmpose_config: str | Path | None = None,
-                      device: str = "cpu", precision: str = "fp32", flip_test: bool = False) -> PoseModel:
-    """Build the pose model called ``name``; each model uses the options that are its own (``weights_dir``: lite0-fpn;
-    ``checkpoint``, ``mmpose_config``: hrnet-w32-ap10k)."""
+                      device: str = "cpu", precision: str = "fp32", flip_test: bool = False, runtime: str = "torch",
+                      threads: int | None = None, cache_dir: str | Path | None = None) -> PoseModel:
+    """Build the pose model called ``name``; each model uses the options that are its own (``weights_dir``,
+    ``runtime``, ``threads``, ``cache_dir``: lite0-fpn; ``checkpoint``, ``mmpose_config``: hrnet-w32-ap10k)."""
     return POSE_MODELS.create(name, weights_dir=weights_dir, checkpoint=checkpoint, mmpose_config=mmpose_config,
-                              device=device, precision=precision, flip_test=flip_test)
+                              device=device, precision=precision, flip_test=flip_test, runtime=runtime,
+                              threads=threads, cache_dir=cache_dir)
 
 
 def list_detectors() -> list[str]:
@@ -334,9 +338,11 @@ def list_detectors() -> list[str]:
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, *, threads: int | None = None, max_dogs: int = 5,
-                    input_size: int | None = None) -> Detector:
-    """Build the dog detector called ``name`` (``input_size`` None: the detector's own)."""
-    options = {"threads": threads, "max_dogs": max_dogs}
+                    input_size: int | None = None, runtime: str = "torch", cache_dir: str | Path | None = None
+                    ) -> Detector:
+    """Build the dog detector called ``name`` (``input_size`` None: the detector's own; ``runtime``, ``cache_dir``:
+    what runs lite0-centernet's networks, as for an embedding model)."""
+    options = {"threads": threads, "max_dogs": max_dogs, "runtime": runtime, "cache_dir": cache_dir}
     if input_size is not None:
         options["input_size"] = input_size
     return DETECTORS.create(name, **options)

@@ -138,3 +138,30 @@ async def test_no_more_batches_at_once_than_replicas_and_the_next_batch_fills_me
 def test_concurrency_must_be_positive():
     with pytest.raises(ValueError, match="concurrency"):
         make(concurrency=0)
+
+
+async def test_each_run_records_its_wall_and_cpu_time_even_when_it_fails():
+    from prometheus_client import REGISTRY
+
+    def count(metric: str) -> float:
+        return REGISTRY.get_sample_value(f"{metric}_count", {"batcher": "timed"}) or 0.0
+
+    def busy(items: list[int]) -> list[int]:
+        end = time.thread_time() + 0.02  # CPU, not sleep: the thread's CPU time must see it
+        while time.thread_time() < end:
+            pass
+        if items == [-1]:
+            raise ValueError("bad item")
+        return items
+
+    batcher, _ = make(busy, name="timed", max_wait_s=0)
+    before = count("dogsearch_batch_run_seconds"), REGISTRY.get_sample_value(
+        "dogsearch_batch_run_cpu_seconds_sum", {"batcher": "timed"}) or 0.0
+    await batcher.submit([1])
+    with pytest.raises(ValueError):
+        await batcher.submit([-1])
+    assert count("dogsearch_batch_run_seconds") - before[0] == 2
+    assert count("dogsearch_batch_run_cpu_seconds") == count("dogsearch_batch_run_seconds")
+    cpu = REGISTRY.get_sample_value("dogsearch_batch_run_cpu_seconds_sum", {"batcher": "timed"}) - before[1]
+    assert cpu >= 0.04
+    await batcher.aclose()

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import sys
+import threading
+from pathlib import Path
+
+import pytest
 import torch
 
 from dogsearch.inference.runner import inference_pool
@@ -15,3 +20,13 @@ def test_each_pool_thread_keeps_its_own_team_size_whatever_other_threads_set():
     finally:
         one.shutdown()
         two.shutdown()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names through /proc: Linux")
+def test_pool_threads_carry_their_name_where_top_shows_it():
+    pool = inference_pool("embedder", 1, 1)
+    try:
+        comm = pool.submit(lambda: Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text()).result()
+        assert comm.strip() == "embedder-inf"
+    finally:
+        pool.shutdown()

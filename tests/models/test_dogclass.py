@@ -40,3 +40,13 @@ def test_the_real_head_sees_a_beagle_and_no_dog_in_a_blank_photo():
     beagle, blank = DogClassifier().classify([beagle_photo, Image.new("RGB", (200, 200), "gray")])
     assert beagle.dog > 0.9 and "beagle" in [b.name for b in beagle.breeds]
     assert blank.dog < 0.5
+
+
+def test_onnxruntime_gives_torchs_probabilities(tmp_path):
+    paths = sorted((Path(__file__).parents[1] / "fixtures" / "dogs").rglob("*.jpg"))[:3]
+    photos = [Image.open(p).convert("RGB") for p in paths]
+    expected = DogClassifier().probabilities(photos)
+    got = DogClassifier(runtime="onnxruntime", threads=1, cache_dir=str(tmp_path)).probabilities(photos)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        DogClassifier(runtime="onnxruntime", device="cuda")

@@ -120,7 +120,7 @@ def _rescoring(candidates, dog_by_width) -> D.CenterNetDetector:
     config, _ = D.load_weights()
     detector = D.CenterNetDetector(head=D.CenterHead(width=8), config=config, rescore=True,
                                    classifier=_CropClassifier(dog_by_width))
-    detector._trunk = object()  # not used: the candidates are given
+    detector._forward = object()  # not used: the candidates are given
     detector.candidates = lambda image: candidates
     return detector
 
@@ -173,3 +173,20 @@ def test_the_fit_sees_what_the_rescored_detector_sees():
     found = detector.detect(image)
     assert found and [d.box for d in found] == [pytest.approx(b, abs=0.01) for b, _ in expected]
     assert [d.score for d in found] == [pytest.approx(s, abs=1e-3) for _, s in expected]
+
+
+def test_onnxruntime_gives_torchs_boxes_scores_and_breeds(detector, tmp_path):
+    ort = R.create_detector("lite0-centernet", threads=1, runtime="onnxruntime", cache_dir=tmp_path)
+    assert ort.name == detector.name  # the same boxes: the same detector
+    for path in DOGS:
+        image = _open(path)
+        np.testing.assert_allclose(np.array([c[0] for c in ort.candidates(image)]),
+                                   np.array([c[0] for c in detector.candidates(image)]), atol=0.05)  # px
+        expected, got = detector.detect(image), ort.detect(image)
+        assert len(got) == len(expected)
+        np.testing.assert_allclose([d.box for d in got], [d.box for d in expected], atol=0.05)
+        np.testing.assert_allclose([d.score for d in got], [d.score for d in expected], atol=1e-3)
+        assert [d.classification.breeds[0].name for d in got] == [d.classification.breeds[0].name for d in expected]
+    # the trunk and head, and the verifier: one export each, kept in the cache dir
+    assert sorted(p.name.split(".")[0] for p in tmp_path.glob("*.onnx")) == [
+        f"{D.DETECTOR_ID}-{ort.input_size}px", "efficientnet_lite0-imagenet"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +157,76 @@ def test_missing_onnxruntime_is_a_clear_error(monkeypatch, tiny, tmp_path):
     with pytest.raises(ValueError, match="pip install onnxruntime"):
         create_model(TINY, runtime="onnxruntime", cache_dir=str(tmp_path))
     assert EmbedderSettings().runtime == "torch"  # auto falls back to the one that runs
+
+
+class _Recording:
+    """An ONNX Runtime session stand-in that records its runs and can hold one until released."""
+
+    def __init__(self, session, name: str, calls: list, hold: threading.Event | None = None) -> None:
+        self.session, self.name, self.calls, self.hold = session, name, calls, hold
+        self.started = threading.Event()
+
+    def run(self, *args):
+        self.calls.append(self.name)
+        self.started.set()
+        if self.hold is not None:
+            self.hold.wait(10)
+        return self.session.run(*args)
+
+
+def test_a_run_alone_gets_the_wider_session_and_the_same_vectors(tiny, pixels, tmp_path):
+    narrow = create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime", threads=1)
+    model = create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime", threads=1, alone_threads=2)
+    forward = model.forward
+    assert narrow.forward.alone_session is None and forward.alone_session is not None
+    options = forward.alone_session.get_session_options()
+    assert options.intra_op_num_threads == 2 and forward.session.get_session_options().intra_op_num_threads == 1
+    # a replica's idle pool threads sleep (spinning ones took the CPU from the service's other threads); a lone
+    # run's spin between its layers, which is what makes two threads faster than one there
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    narrow_options = forward.session.get_session_options()
+    assert narrow_options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    np.testing.assert_allclose(model.embed(pixels), narrow.embed(pixels), atol=1e-6)
+
+    calls: list[str] = []
+    release = threading.Event()
+    forward.alone_session = _Recording(forward.alone_session, "alone", calls, hold=release)
+    forward.session = _Recording(forward.session, "narrow", calls)
+    first = threading.Thread(target=model.embed, args=(pixels[:1],))
+    first.start()
+    assert forward.alone_session.started.wait(10)
+    model.embed(pixels[1:2])  # while the first runs: the replica's own single thread
+    release.set()
+    first.join(10)
+    model.embed(pixels[2:3])  # alone again
+    assert calls == ["alone", "narrow", "alone"]
+
+
+def test_no_wider_session_where_it_would_not_be_wider(tiny, tmp_path):
+    for threads, alone in [(2, 2), (2, 1), (None, 2), (1, None)]:
+        model = create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime", threads=threads,
+                             alone_threads=alone)
+        assert model.forward.alone_session is None
+
+
+def test_onnxruntime_defaults_one_image_a_run_and_all_cores_alone(monkeypatch, tiny, tmp_path):
+    monkeypatch.setattr("dogsearch.services.embedder.settings.usable_cores", lambda: 4)
+    monkeypatch.setattr("dogsearch.core.settings.usable_cores", lambda: 4)
+    ort = EmbedderSettings()
+    assert (ort.runtime, ort.replicas, ort.torch_threads, ort.alone_threads, ort.batch_max_size) == (
+        "onnxruntime", 4, 1, 4, 1)
+    assert ort.small_models_batching()["max_batch_size"] == 8  # the detector and the classifier run on torch
+    assert ort.small_models_batching()["replicas"] == 1
+    torch_cpu = EmbedderSettings(runtime="torch")
+    assert (torch_cpu.batch_max_size, torch_cpu.alone_threads) == (8, 1)
+    assert EmbedderSettings(device="cuda").batch_max_size == 32
+    chosen = EmbedderSettings(batch_max_size=4, alone_threads=1)
+    assert (chosen.batch_max_size, chosen.alone_threads) == (4, 1)
+    served = EmbedderSettings(model=TINY, cache_dir=str(tmp_path)).build_model()
+    assert served.forward.session.get_session_options().intra_op_num_threads == 1  # each replica's
+    assert served.forward.alone_session.get_session_options().intra_op_num_threads == 4  # a lone run's: every core
+    off = EmbedderSettings(model=TINY, cache_dir=str(tmp_path), alone_threads=1).build_model()
+    assert off.forward.alone_session is None
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_ALONE_THREADS", "0")
+    with pytest.raises(ValidationError, match="alone_threads"):
+        EmbedderSettings()

@@ -128,3 +128,18 @@ async def test_a_full_queue_is_503_with_retry_after():
     codes = [r.status_code for r in answers]
     assert 200 in codes and 503 in codes
     assert next(r for r in answers if r.status_code == 503).headers["retry-after"] == "1"
+
+
+def test_runtime_settings_resolve_and_fail_fast():
+    from pydantic import ValidationError
+
+    assert PoseSettings().runtime == "onnxruntime"  # auto on a CPU in fp32
+    assert PoseSettings(precision="bf16").runtime == "torch"
+    assert PoseSettings(device="cuda").runtime == "torch"
+    assert PoseSettings(model="hrnet-w32-ap10k").runtime == "torch"  # MMPose runs its own network
+    for bad, reason in [({"runtime": "onnxruntime", "model": "hrnet-w32-ap10k"}, "runs the lite0-fpn pose model"),
+                        ({"runtime": "onnxruntime", "precision": "bf16"}, "'fp32'"),
+                        ({"runtime": "onnxruntime", "device": "cuda"}, "runs on the CPU"),
+                        ({"runtime": "tensorrt"}, "runtime")]:
+        with pytest.raises(ValidationError, match=reason):
+            PoseSettings(**bad)

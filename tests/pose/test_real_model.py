@@ -74,3 +74,18 @@ def test_a_batch_of_photos_gives_what_each_photo_gives_alone(model):
         [alone] = model.predict(image, boxes)
         np.testing.assert_allclose(batched[0].points, alone.points, atol=0.5)
         np.testing.assert_allclose(batched[0].scores, alone.scores, atol=1e-3)
+
+
+def test_onnxruntime_gives_torchs_keypoints(model, tmp_path):
+    from dogsearch.models.pose.lite_fpn import LiteFpnPoseModel
+
+    torch_flip = LiteFpnPoseModel(flip_test=True, runtime="torch")
+    ort = LiteFpnPoseModel(flip_test=True, runtime="onnxruntime", threads=1, cache_dir=tmp_path)
+    assert (torch_flip.runtime, ort.runtime) == ("torch", "onnxruntime")
+    assert ort.model_id == torch_flip.model_id  # the same network: the same keypoints
+    assert len(list(tmp_path.glob("*.onnx"))) == 1  # exported once, cached
+    items = [(image, np.stack([dog.box, dog.box * 0.9])) for image, dog in map(_load, IDS)]  # two boxes a photo
+    for expected, got in zip(torch_flip.predict_many(items), ort.predict_many(items), strict=True):
+        for a, b in zip(expected, got, strict=True):
+            np.testing.assert_allclose(b.points, a.points, atol=0.01)  # px: a heatmap cell is 4 input px
+            np.testing.assert_allclose(b.scores, a.scores, atol=1e-4)

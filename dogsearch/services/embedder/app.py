@@ -33,8 +33,7 @@ def create_app(
     settings = settings or EmbedderSettings()
     batching = settings.batching()
     cache = ModelCache(model_factory or settings.build_model, **batching)
-    # The detector and the classifier are small next to the embedding model: one replica each.
-    small = batching | {"replicas": 1}
+    small = settings.small_models_batching()
     detector = (DetectorCache(detector_factory or settings.build_detector, **small) if settings.detects else None)
     models = DogModels(cache, detector, ClassifierCache(classifier_factory or settings.build_classifier, **small))
     detector_name = settings.detector if settings.detects else NO_DETECTOR

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -42,6 +42,12 @@ class EmbedderSettings(InferenceSettings):
                             "only; the same vectors in fp32), 'torch'; 'auto': onnxruntime on a CPU, torch on a GPU or "
                             "for fp16 / bf16 "
                             "(docs/embedder-eval.md)")
+    alone_threads: int | None = Field(
+        None, ge=1, le=256,
+        description="runtime onnxruntime: intra-op threads of a batch that starts while no other runs (a lone "
+                    "search's image), on a second session of the model whose threads spin (its weights' memory "
+                    "again, ~130 MB for the ViT); default: all the cores; torch_threads or less: off, as on a "
+                    "machine shared with other work (docs/operations.md)")
     preload: bool = Field(True, description="load the model at start-up rather than on the first request")
     max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
     queue_max_images: int = Field(512, ge=1, description="images waiting beyond this get 503 + Retry-After")
@@ -79,6 +85,8 @@ class EmbedderSettings(InferenceSettings):
         if self.precision == "auto":
             self.precision = default_precision(self.runtime)
         check_runtime(self.runtime, self.device, self.precision)
+        if self.alone_threads is None:
+            self.alone_threads = usable_cores() if self.runtime == "onnxruntime" else self.torch_threads
         return self
 
     @property
@@ -86,19 +94,22 @@ class EmbedderSettings(InferenceSettings):
         return self.detector != NO_DETECTOR
 
     def build_detector(self) -> Detector:
-        return create_detector(self.detector, threads=self.torch_threads, max_dogs=self.max_dogs)
+        # onnxruntime runs the detector too where it runs the embedding model: the same boxes for less CPU
+        return create_detector(self.detector, threads=self.torch_threads, max_dogs=self.max_dogs,
+                               runtime=self.runtime, cache_dir=self.cache_dir)
 
     def build_classifier(self) -> DogClassifier:
         from dogsearch.models.dogclass import DogClassifier
 
-        return DogClassifier(device=self.device, cache_dir=self.cache_dir)
+        return DogClassifier(device=self.device, cache_dir=self.cache_dir, runtime=self.runtime,
+                             threads=self.torch_threads)
 
     def build_model(self) -> EmbeddingModel:
         """The model the embedder service serves with these settings: everything that embeds for the service (the
         service itself, evaluation, benchmarks) builds it here, so they all embed alike."""
         return create_model(self.model, device=self.device, precision=self.precision,
                             weights_path=self.weights_path, cache_dir=self.cache_dir, runtime=self.runtime,
-                            threads=self.torch_threads)
+                            threads=self.torch_threads, alone_threads=self.alone_threads)
 
     def default_replicas(self) -> int:
         # On a CPU one single-threaded replica per core runs the most images per second: 1.3-1.5x one team of
@@ -106,5 +117,16 @@ class EmbedderSettings(InferenceSettings):
         return usable_cores() if self.device == "cpu" else 1
 
     def default_batch_max_size(self) -> int:
-        # Per image the fastest on a CPU (bigger batches fall out of the caches); a GPU wants more at once.
+        # Per image the fastest: onnxruntime runs the ViT and the CNN cheapest one image at a time (7-19 % more CPU an
+        # image at batch 4-8: the activations fall out of the caches), torch on a CPU at 4-8; a GPU wants more.
+        runtime = default_runtime(self.device, self.precision) if self.runtime == "auto" else self.runtime
+        return 1 if runtime == "onnxruntime" else self.torch_batch_max_size()
+
+    def torch_batch_max_size(self) -> int:
         return 8 if self.device == "cpu" else 32
+
+    def small_models_batching(self) -> dict[str, Any]:
+        """The detector's and the classifier's batching: one replica each (they are small next to the embedding
+        model) and torch's batch size (they run on torch whatever runs the embedding model; `batch_max_size` is the
+        embedding model's)."""
+        return self.batching() | {"replicas": 1, "max_batch_size": self.torch_batch_max_size()}

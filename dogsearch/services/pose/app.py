@@ -20,8 +20,10 @@ from dogsearch.services.pose.settings import PoseSettings
 def pipeline_from_settings(settings: PoseSettings) -> PosePipeline:
     model = create_pose_model(settings.model, weights_dir=settings.weights_dir, checkpoint=settings.checkpoint,
                               mmpose_config=settings.mmpose_config, device=settings.device,
-                              precision=settings.precision, flip_test=settings.flip_test)
+                              precision=settings.precision, flip_test=settings.flip_test, runtime=settings.runtime,
+                              threads=settings.torch_threads, cache_dir=settings.cache_dir)
     detector = create_detector(settings.detector, threads=settings.torch_threads, max_dogs=settings.max_dogs,
+                               runtime=settings.runtime, cache_dir=settings.cache_dir,
                                input_size=settings.detector_size)
     return PosePipeline(model, detector, threshold=settings.keypoint_threshold, max_dogs=settings.max_dogs)
 

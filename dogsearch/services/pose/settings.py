@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from dogsearch.core.settings import (
@@ -11,8 +11,10 @@ from dogsearch.core.settings import (
     InferenceSettings,
     internal_key_field,
     set_secret,
+    usable_cores,
 )
-from dogsearch.models.registry import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
+from dogsearch.inference.runtimes import check_runtime, default_runtime
+from dogsearch.models.registry import DEFAULT_CACHE_DIR, DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
 
 
 class PoseSettings(InferenceSettings):
@@ -37,6 +39,11 @@ class PoseSettings(InferenceSettings):
                                description="saliency's input px: 168 (default) ~60 ms on 2 CPU cores; 224, the "
                                            "model's own size, ~95 ms for slightly tighter boxes")
     precision: Literal["fp32", "bf16"] = "fp32"
+    runtime: Literal["auto", "torch", "onnxruntime"] = Field(
+        "auto", description="what runs the lite0-fpn pose network: 'onnxruntime' (its ONNX export, cached in "
+                            "cache_dir; the CPU only; the same keypoints), 'torch'; 'auto': onnxruntime on a CPU in "
+                            "fp32, else torch (docs/pose.md, \"Speed\")")
+    cache_dir: str = Field(DEFAULT_CACHE_DIR, description="where the pose network's ONNX export is cached")
     flip_test: bool = Field(True, description="average with the mirrored crop: twice the pose model's time "
                                               "(still small next to the detector), PCK@0.1 0.787 -> 0.800")
     keypoint_threshold: float = Field(0.3, ge=0.0, le=1.0, description="keypoints scoring below are 'not seen'")
@@ -52,3 +59,20 @@ class PoseSettings(InferenceSettings):
     @classmethod
     def _set(cls, value: SecretStr | None) -> SecretStr | None:
         return set_secret(value)
+
+    def default_replicas(self) -> int:
+        # One single-threaded replica per core, as the embedder: the detector, verifier and pose networks are small,
+        # and a second intra-op thread cost them 2.5x the CPU a photo on 2 shared cores (docs/pose.md, "Speed").
+        return usable_cores() if self.device == "cpu" else 1
+
+    @model_validator(mode="after")
+    def _runtime(self) -> PoseSettings:
+        if self.model != DEFAULT_POSE_MODEL:  # MMPose runs its own network on torch
+            if self.runtime == "onnxruntime":
+                raise ValueError(f"runtime 'onnxruntime' runs the {DEFAULT_POSE_MODEL} pose model, not {self.model!r}:"
+                                 " use runtime 'torch' or 'auto'")
+            self.runtime = "torch"
+        elif self.runtime == "auto":
+            self.runtime = default_runtime(self.device, self.precision)
+        check_runtime(self.runtime, self.device, self.precision)
+        return self
