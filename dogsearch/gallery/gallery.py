@@ -150,11 +150,11 @@ class Gallery:
         await self.space.check(embedding.model)
         vectors = np.stack([_pick(photo, dog, n, len(images)).vector for n, photo in enumerate(embedding.photos)])
         if rule == "max":
-            matches = await _best_per_dog(lambda n: self._nearest_to_any(vectors, n, filter), k)
+            matches = await _best_per_dog(lambda n, f: self._nearest_to_any(vectors, n, f), k, filter)
         else:
             unit, length = mean_query(vectors)
             matches = [Match(m.dog, m.score * length)
-                       for m in await _best_per_dog(lambda n: self.index.query(unit, n, filter), k)]
+                       for m in await _best_per_dog(lambda n, f: self.index.query(unit, n, f), k, filter)]
         return Search(matches, embedding.photos[0], dog, embedding.photos)
 
     async def _nearest_to_any(self, vectors: np.ndarray, n: int, filter: Filter | None) -> list[dict[str, Any]]:
@@ -186,7 +186,7 @@ class Gallery:
         """More like this: the k dogs nearest to a stored one (its cover photo), which is left out."""
         dog = await self.dog(dog_id)
         others = {**(filter or {}), "$not": {"dog_id": dog_id}}
-        return await _best_per_dog(lambda n: self.index.similar(dog.entry_id, n, others), k)
+        return await _best_per_dog(lambda n, f: self.index.similar(dog.entry_id, n, f), k, others)
 
     async def image(self, dog: Dog, size: Literal["original", "thumbnail"] = "original",
                     photo: str | None = None) -> Path:
@@ -244,16 +244,29 @@ def _pick(photo: PhotoDogs, dog: int, n: int, of: int) -> FoundDog:
         raise (NoDogFound(reason, seems=exc.seems) if isinstance(exc, NoDogFound) else NoSuchDog(reason)) from None
 
 
-async def _best_per_dog(nearest: Callable[[int], Awaitable[list[dict[str, Any]]]], k: int) -> list[Match]:
-    """The k best dogs from nearest(n), the n nearest entries: each dog once, by its best entry. Asks for more
-    entries while a dog's other photos crowd the first ones out."""
-    n = k
+async def _best_per_dog(nearest: Callable[[int, Filter | None], Awaitable[list[dict[str, Any]]]], k: int,
+                        filter: Filter | None = None) -> list[Match]:
+    """The k best dogs, each once by its best entry, from nearest(n, filter), the n nearest entries. Asks for k
+    entries; while a dog's other photos crowded other dogs out, asks again for the dogs not found yet (the filter
+    leaves out those found), so the rounds fetch no entry twice and a dog with many photos never hides another.
+    Exact: a dog first seen in a later round is below every dog of the earlier ones."""
+    best: dict[str, Match] = {}
     while True:
-        hits = await nearest(n)
-        best: dict[str, Match] = {}
+        want = min(2 * (k - len(best)), _MOST_ENTRIES)  # some to spare: a dog rarely has one photo near the query
+        hits = await nearest(want, _without_dogs(filter, list(best)))
         for hit in hits:
             dog = Dog.from_entry(hit)
             best.setdefault(dog.id, Match(dog, hit["score"]))  # hits come best first
-        if len(best) >= k or len(hits) < n or n >= _MOST_ENTRIES:
+        if len(best) >= k or len(hits) < want:
             return list(best.values())[:k]
-        n = min(2 * n, _MOST_ENTRIES)
+
+
+def _without_dogs(filter: Filter | None, dogs: list[str]) -> Filter | None:
+    """`filter`, leaving out every entry of `dogs` too (beside what its own $not leaves out)."""
+    if not dogs:
+        return filter
+    base = dict(filter or {})
+    out = dict(base.get("$not") or {})
+    left_out = out.get("dog_id", [])
+    out["dog_id"] = [*([left_out] if isinstance(left_out, str) else left_out), *dogs]
+    return {**base, "$not": out}
