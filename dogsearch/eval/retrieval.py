@@ -110,6 +110,28 @@ def evaluate_dir(model, root: Path, kind: str, *, split: str = "all", batch_size
     """Leave-one-out metrics of ``model`` over ROOT/<label>/<photo> (labels with >= 2 photos); with
     ``query_photos``, those of several query photos by each of ``rules``. ``cache_dir``: the vectors are kept there
     (by model and files), so a rerun (another rule, other numbers of photos) embeds nothing."""
+    items, emb, seconds = dir_vectors(model, root, kind, split=split, batch_size=batch_size, progress=progress,
+                                      cache_dir=cache_dir)
+    result = retrieval_metrics(emb, [lab for _, lab in items])
+    if query_photos:  # every n against the same dogs and galleries: dogs with a photo beyond the largest query
+        need = max(query_photos) + 1
+        result["query_photos"] = [multi_photo_recall(emb, [lab for _, lab in items], n, need, rule)
+                                  for rule in rules for n in sorted(set(query_photos))]
+    result.update({
+        "images/s": round(len(items) / seconds, 2) if seconds else None,
+        "model": model.model_id,
+        "n_images": len(items),
+        "n_labels": len({lab for _, lab in items}),
+        "split": split,
+        "device": str(getattr(model, "device", "cpu")),
+    })
+    return result
+
+
+def dir_vectors(model, root: Path, kind: str, *, split: str = "all", batch_size: int = 32, progress: bool = True,
+                cache_dir: Path | None = None) -> tuple[list[tuple[Path, str]], np.ndarray, float | None]:
+    """The (path, label) items of ROOT/<label>/<photo> (labels with >= 2 photos), their whole photos' vectors, and
+    the seconds embedding took (None: read from ``cache_dir``)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     items = select(labelled_images(root), kind, split)  # type: ignore[arg-type]
@@ -128,20 +150,7 @@ def evaluate_dir(model, root: Path, kind: str, *, split: str = "all", batch_size
     key = {"model": model.model_id, "photos": "whole", "files": [str(p.relative_to(root)) for p in paths],
            "sha256": _files_digest(paths)}
     emb, _ = cached(cache_dir, key, embed)
-    result = retrieval_metrics(emb, [lab for _, lab in items])
-    if query_photos:  # every n against the same dogs and galleries: dogs with a photo beyond the largest query
-        need = max(query_photos) + 1
-        result["query_photos"] = [multi_photo_recall(emb, [lab for _, lab in items], n, need, rule)
-                                  for rule in rules for n in sorted(set(query_photos))]
-    result.update({
-        "images/s": round(len(items) / timed[0], 2) if timed and timed[0] > 0 else None,
-        "model": model.model_id,
-        "n_images": len(items),
-        "n_labels": len({lab for _, lab in items}),
-        "split": split,
-        "device": str(getattr(model, "device", "cpu")),
-    })
-    return result
+    return items, emb, (timed[0] or None) if timed else None
 
 
 def _files_digest(paths: Sequence[Path]) -> str:
