@@ -111,8 +111,10 @@ class DogUpdate(BaseModel):
 class IndexRequest(BaseModel):
     path: str = Field(..., min_length=1, description="a folder, or a .csv/.jsonl manifest, on the server "
                                                      "(under DOGSEARCH_JOBS_ALLOWED_ROOTS)")
-    labels: Literal["folders", "csv"] | None = Field(
-        None, description="folders (default): DIR/<breed>/<photo>; csv: DIR/labels.csv with a 'path' column")
+    labels: Literal["folders", "dogs", "csv"] | None = Field(
+        None, description="folders (default): DIR/<breed>/<photo>; dogs: DIR/<dog>/<photo>, each folder's photos one "
+                          "dog; csv: DIR/labels.csv with a 'path' column (and a 'dog' column: rows of one value "
+                          "are one dog)")
     payload: dict[str, Any] = Field(default_factory=dict, description="fields given to every photo of the job")
 
 
