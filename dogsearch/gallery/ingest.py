@@ -191,6 +191,10 @@ class Ingestor:
                    for (n, upload, info), photo in zip(todo, embedding.photos, strict=True)]
         # Some of a photo's dogs may have been added one by one before: those entries stay as they are.
         later = await self.stored([p["id"] for *_, points in planned for p in points])
+        taken = await self.removed_origins([p["id"] for *_, points in planned for p in points if p["id"] not in later])
+        if taken:  # the caller tries the photos one by one: only this one fails
+            raise PhotoOfAnotherDog(f"this photo was removed from dog {min(taken)}: add it to that dog as one of its "
+                                    "photos again")
         points, files = [], []
         for n, upload, info, photo_points in planned:
             for point in photo_points:

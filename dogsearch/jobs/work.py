@@ -18,7 +18,7 @@ from typing import Any
 
 from dogsearch.core.errors import Conflict, DogsearchError, InvalidInput, without_paths
 from dogsearch.core.images import DecodedImage, ImageRejected
-from dogsearch.gallery.errors import NoDogFound
+from dogsearch.gallery.errors import NoDogFound, PhotoOfAnotherDog
 from dogsearch.gallery.fields import JOB_FIELDS, own_fields
 from dogsearch.gallery.ingest import Ingestor, Upload
 from dogsearch.gallery.records import Dog
@@ -251,8 +251,9 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
 
 async def _index(ingestor: Ingestor, items: list[_Prepared],
                  require_dog: bool) -> list[tuple[_Prepared, str | None]]:
-    """One embedder call for the batch; if the embedder refuses the batch because of one photo (InvalidInput),
-    the photos go one by one so that only the bad one fails. A photo without a dog fails (with `require_dog`)."""
+    """One embedder call for the batch; if the batch is refused because of one photo (InvalidInput: the embedder;
+    PhotoOfAnotherDog: the photo a stored dog was made from, removed from it), the photos go one by one so that only
+    that one fails. A photo without a dog fails (with `require_dog`)."""
     if not items:
         return []
     uploads = [(replace(item.upload, fields=item.fields), item.decoded) for item in items]
@@ -263,14 +264,14 @@ async def _index(ingestor: Ingestor, items: list[_Prepared],
     try:
         added = await ingestor.add_many(uploads, require_dog=require_dog)
         return [outcome(item, dogs) for item, dogs in zip(items, added, strict=True)]
-    except InvalidInput as exc:
+    except (InvalidInput, PhotoOfAnotherDog) as exc:
         if len(items) == 1:
             return [(items[0], reason_of(exc))]
     results = []
     for item, upload in zip(items, uploads, strict=True):
         try:
             results.append(outcome(item, (await ingestor.add_many([upload], require_dog=require_dog))[0]))
-        except InvalidInput as exc:
+        except (InvalidInput, PhotoOfAnotherDog) as exc:
             results.append((item, reason_of(exc)))
     return results
 

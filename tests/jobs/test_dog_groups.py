@@ -114,3 +114,20 @@ def test_batches_keep_each_dog_whole_and_together():
     assert planned == [["a1", "a2", "a3"], ["s1", "b1", "b2"], ["s2", "s3"]]
     big = grouped([Item(f"c{n}", f"/c{n}", {}, "c") for n in range(5)] + [Item("s", "/s", {})])
     assert [[row[0] for row in b] for b in batches(big, 3)] == [[f"c{n}" for n in range(5)], ["s"]]
+
+
+async def test_a_job_does_not_make_a_new_dog_of_a_photo_removed_from_its_dog(client, photos):
+    # Rex was made from photo A, then got photo B, then lost A: a job over A must not make A's entry (Rex's id) a
+    # second cover of Rex; it fails that file, and indexes the others.
+    files = sorted(photos.rglob("*.jpg"))
+    first, second = files[0].read_bytes(), files[1].read_bytes()
+    rex = (await client.post("/v1/dogs", files={"image": ("a.jpg", first)})).json()["id"]
+    assert (await client.post(f"/v1/dogs/{rex}/photos", files={"image": ("b.jpg", second)})).status_code == 201
+    assert (await client.delete(f"/v1/dogs/{rex}/photos/{rex}")).status_code == 204
+    job = await wait_job(client, (await client.post("/v1/jobs/index", json={"path": str(photos)})).json()["id"])
+    assert (job["indexed"], job["already_stored"], job["failed"]) == (38, 1, 1), job
+    assert job["errors"][0]["file"] == files[0].relative_to(photos).as_posix()
+    assert "removed from dog" in job["errors"][0]["reason"]
+    dogs = await all_dogs(client)
+    assert len(dogs) == 39 == len({d["id"] for d in dogs})  # Rex once: one cover
+    assert len(await photos_of(client, next(d for d in dogs if d["id"] == rex))) == 1
