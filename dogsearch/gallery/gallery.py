@@ -246,10 +246,10 @@ def _pick(photo: PhotoDogs, dog: int, n: int, of: int) -> FoundDog:
 
 async def _best_per_dog(nearest: Callable[[int, Filter | None], Awaitable[list[dict[str, Any]]]], k: int,
                         filter: Filter | None = None) -> list[Match]:
-    """The k best dogs, each once by its best entry, from nearest(n, filter), the n nearest entries. Asks for k
+    """The k best dogs, each once by its best entry, from nearest(n, filter), the n nearest entries. Asks for 2k
     entries; while a dog's other photos crowded other dogs out, asks again for the dogs not found yet (the filter
     leaves out those found), so the rounds fetch no entry twice and a dog with many photos never hides another.
-    Exact: a dog first seen in a later round is below every dog of the earlier ones."""
+    Exact: a dog first seen in a later round is below every dog of the earlier ones (scripts/dog-ranking.py)."""
     best: dict[str, Match] = {}
     while True:
         want = min(2 * (k - len(best)), _MOST_ENTRIES)  # some to spare: a dog rarely has one photo near the query

@@ -149,8 +149,11 @@ class Ingestor:
         made from was removed from it): stored as a new dog, that entry would join the old dog."""
         if not entry_ids:
             return set()
+        dogs = {"dog_id": list(entry_ids), "cover": True}
         try:
-            alive = await self.index.scroll(len(entry_ids), None, {"dog_id": list(entry_ids), "cover": True})
+            if not await self.index.count(dogs):  # nearly always: a count, no payloads
+                return set()
+            alive = await self.index.scroll(len(entry_ids), None, dogs)
         except CollectionMissing:
             return set()
         return {p["payload"]["dog_id"] for p in alive["points"]}
