@@ -79,7 +79,13 @@ async def test_removing_photos_moves_the_cover_and_refuses_the_last_one(gateway,
     dog = (await gateway.get(f"/v1/dogs/{rex}")).json()
     assert [(p["id"], p["cover"]) for p in dog["photos"]] == [(pid(green), True)]
     assert dog["payload"]["name"] == "Rex" and dog["payload"]["sha256"] == sha256_hex(green)
-    assert (await gateway.get(dog["image_url"])).content == green
+    # the dog's URLs are its cover photo's own (the same bytes for as long as it answers: cached a day); the
+    # older cover URL of the dog is asked again each time, since the cover may change
+    assert dog["image_url"] == f"/v1/dogs/{rex}/photos/{pid(green)}/image"
+    served = await gateway.get(dog["image_url"])
+    assert served.content == green and served.headers["cache-control"] == "max-age=86400"
+    cover = await gateway.get(f"/v1/dogs/{rex}/image")
+    assert cover.content == green and cover.headers["cache-control"] == "no-cache"
     page = (await gateway.get("/v1/dogs")).json()
     assert page["total"] == 1 and [d["id"] for d in page["items"]] == [rex]
     assert [r["id"] for r in (await search(gateway, red)).json()["results"]] == [rex]  # by its green photo now

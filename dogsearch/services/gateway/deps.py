@@ -88,12 +88,12 @@ async def read_upload(upload: UploadFile, settings: GatewaySettings) -> bytes:
     return data
 
 
-def dog_out(dog: Dog, cls: type[DogOut] = DogOut, caller: Caller | None = None, photo: str | None = None,
-            **extra: Any) -> Any:
+def dog_out(dog: Dog, cls: type[DogOut] = DogOut, caller: Caller | None = None, **extra: Any) -> Any:
     """`caller`: shown the dog's owner when it is theirs (or they are an admin), so a client knows what it may
-    delete; key names stay hidden from other keys. `photo`: the image URLs are of that photo of the dog (else of
-    its cover)."""
-    base = photo_url(dog.id, photo) if photo else f"/v1/dogs/{dog.id}/image"
+    delete; key names stay hidden from other keys. The image URLs are of the photo the dog was read from (its
+    cover, or a search's best photo): a photo's URL always shows the same bytes (its id is their hash), while the
+    cover may change."""
+    base = photo_url(dog.id, dog.photo_id)
     owner = dog.owner if caller is not None and caller.sees(dog.owner) else None
     return cls(id=dog.id, payload=dog.payload, image_url=base, thumbnail_url=f"{base}?size=thumbnail", owner=owner,
                **extra)

@@ -160,8 +160,6 @@ export function DogPage({ id }: { id: string }) {
   const box = dog.payload.box;
   const suggestion = dog.payload.breed ? null : topGuess(dog.payload.breed_guess);
   const photos = dog.photos ?? [];
-  // the cover's own URL: after the cover is removed, /v1/dogs/{id}/image shows another photo under the same URL
-  const coverUrl = photos.find((p) => p.cover)?.image_url ?? dog.image_url;
   const editable = !!me && canEdit(me, dog);
   return (
     <section aria-labelledby="dog-h" className="dog-page">
@@ -170,7 +168,7 @@ export function DogPage({ id }: { id: string }) {
         <PhotoBoxes
           className="dog-photo-boxes"
           imgClassName="dog-photo"
-          src={coverUrl}
+          src={dog.image_url}
           alt={`Photo of ${dogTitle(dog.payload)}${box ? ", the dog outlined" : ""}`}
           dogs={box ? [{ index: 0, box }] : []}
           width={dog.payload.width}

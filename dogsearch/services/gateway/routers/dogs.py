@@ -120,6 +120,7 @@ def router(settings: GatewaySettings) -> APIRouter:
         size: str = Query("original", pattern="^(original|thumbnail)$"),
     ) -> FileResponse:
         path = await gallery.image(await gallery.dog(dog_id), size, photo=photo_id)
+        # a photo's id is its bytes' hash: this URL shows the same photo for as long as it answers
         return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "max-age=86400"})
 
     @api.patch("/{dog_id}", response_model=Dog)
@@ -139,7 +140,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         size: str = Query("original", pattern="^(original|thumbnail)$"),
     ) -> FileResponse:
         path = await gallery.image(await gallery.dog(dog_id), size)
-        return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "max-age=86400"})
+        # the cover may change (its photo removed): asked again each time, a 304 while it is the same
+        return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "no-cache"})
 
     @api.delete("/{dog_id}", status_code=204)
     async def delete_dog(gallery: GalleryDep, caller: CallerDep,

@@ -161,7 +161,7 @@ async def _judge(parts: Parts, matches: list[Match]) -> Judged:
 
 def result(match: Match, judged: Judged, index: int, near: Place | None = None, **extra) -> SearchResult:
     payload = match.dog.payload
-    return dog_out(match.dog, SearchResult, photo=match.dog.photo_id, photo_id=match.dog.photo_id,
+    return dog_out(match.dog, SearchResult, photo_id=match.dog.photo_id,
                    score=match.score, box=payload.get("box"),
                    same_dog=judged.probabilities[index], verdict=judged.verdicts[index],
                    distance_km=distance_from(near, payload), seen_at=payload.get("seen_at"), **extra)
