@@ -68,8 +68,9 @@ def main() -> int:
                         others = dog_of != d
                         np.maximum.at(best, dog_of[others], scores[others])
                         hit = bool(scores[own[t]] >= best.max())
-                        top = float(scores[own[t]] if hit else best.max())
-                        likely = calibration is not None and calibration.probability(top) >= args.likely
+                        # the first two dogs of the ranked list: a first result is read with its lead (results())
+                        ranked = np.sort(np.append(best[np.isfinite(best)], scores[own[t]]))[::-1][:2]
+                        likely = calibration is not None and calibration.results(ranked)[0] >= args.likely
                         right, right_likely = right + hit, right_likely + (hit and likely)
                         wrong, wrong_likely = wrong + (not hit), wrong_likely + (not hit and likely)
                         if not any((names[own[t]], names[g]) in near for g in group):

@@ -20,14 +20,15 @@ ALLOWED: dict[str, set[str]] = {
     "search": {"core"},
     "gallery": {"core", "search"},
     "jobs": {"core", "gallery"},
-    "services": {"core", "inference", "models", "pose", "search", "gallery", "jobs"},
+    "watches": {"core", "search", "gallery"},
+    "services": {"core", "inference", "models", "pose", "search", "gallery", "jobs", "watches"},
     "eval": {"core", "inference", "models", "pose", "search", "gallery", "services"},
     "training": {"core", "inference", "models", "pose", "eval"},
-    "bench": {"core", "inference", "models", "pose", "search", "gallery", "jobs", "services", "eval"},
-    "cli": {"core", "inference", "models", "pose", "search", "gallery", "jobs", "services", "eval", "training",
-            "bench"},
+    "bench": {"core", "inference", "models", "pose", "search", "gallery", "jobs", "watches", "services", "eval"},
+    "cli": {"core", "inference", "models", "pose", "search", "gallery", "jobs", "watches", "services", "eval",
+            "training", "bench"},
 }
-DOMAIN = ("core", "inference", "models", "pose", "search", "gallery", "jobs")
+DOMAIN = ("core", "inference", "models", "pose", "search", "gallery", "jobs", "watches")
 WEB = ("fastapi", "starlette", "uvicorn", "httpx")
 
 

@@ -21,6 +21,7 @@ BENCHMARKS = {
     "pose": "dogsearch.bench.pose",
     "search": "dogsearch.bench.search",
     "ingest": "dogsearch.bench.ingest",
+    "watches": "dogsearch.bench.watches",
 }
 MIN_VECTORS = 100  # fewer: the filters would match next to nothing
 

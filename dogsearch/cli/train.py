@@ -9,6 +9,7 @@ import argparse
 def add_parser(sub) -> None:
     from dogsearch.eval.calibrate import add_arguments as add_calibration_arguments
     from dogsearch.training.detector.cli import add_arguments as add_detector_arguments
+    from dogsearch.training.detector.cli import add_rescore_arguments
     from dogsearch.training.embedder.cli import add_arguments, add_finetune_arguments
     from dogsearch.training.fusion.cli import add_arguments as add_fusion_arguments
     from dogsearch.training.pose.cli import add_arguments as add_pose_arguments
@@ -35,6 +36,10 @@ def add_parser(sub) -> None:
     detector = kinds.add_parser("detector", help="train the dog detector's head (models/detector-lite0-centernet)")
     detector.set_defaults(func=run_detector)
     add_detector_arguments(detector)
+    rescore = kinds.add_parser("detector-rescore", help="fit the detector's re-scoring of its candidate boxes (a "
+                                                        "logistic regression in the delta's config.json)")
+    rescore.set_defaults(func=run_detector_rescore)
+    add_rescore_arguments(rescore)
 
 
 def run_embedder(args: argparse.Namespace) -> int:
@@ -83,3 +88,11 @@ def run_detector(args: argparse.Namespace) -> int:
 
     configure_logging("WARNING")
     return run(args)
+
+
+def run_detector_rescore(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.training.detector.cli import run_rescore
+
+    configure_logging("WARNING")
+    return run_rescore(args)

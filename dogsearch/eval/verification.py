@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -87,19 +88,23 @@ def pair_scores(vectors: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray,
     return sims[i, j].astype(np.float64), lab[i] == lab[j]
 
 
-def balanced_weights(same: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+def balanced_weights(same: np.ndarray, groups: np.ndarray | None = None, negative_only: Sequence = ()) -> np.ndarray:
     """Weights that give same-dog and different-dog pairs half the total each (the prior of 0.5 a map is fit at),
-    and within each, every group (a set of photos: faces, whole bodies) an equal share."""
+    and within each, every group (a set of photos: faces, whole bodies) an equal share. Groups in ``negative_only``
+    (photos of breeds, where every pair is two dogs) share only the different-dog half."""
     same = np.asarray(same, dtype=bool)
     groups = np.zeros(len(same), dtype=int) if groups is None else np.asarray(groups)
     names = np.unique(groups)
     w = np.zeros(len(same))
     for flag in (True, False):
-        for g in names:
+        sharing = [g for g in names if not (flag and g in negative_only)]
+        if not sharing:
+            raise ValueError("no group has same-dog pairs")
+        for g in sharing:
             m = (same == flag) & (groups == g)
             if not m.any():
                 raise ValueError(f"group {g!r} has no {'same' if flag else 'different'}-dog pairs")
-            w[m] = 0.5 / len(names) / m.sum()
+            w[m] = 0.5 / len(sharing) / m.sum()
     return w
 
 
@@ -238,8 +243,9 @@ class Fit:
         return Calibration("", self.method, self.params, 0.5).probabilities(scores)
 
 
-def fit(method: str, scores: np.ndarray, same: np.ndarray, groups: np.ndarray | None = None) -> Fit:
-    w = balanced_weights(same, groups)
+def fit(method: str, scores: np.ndarray, same: np.ndarray, groups: np.ndarray | None = None,
+        negative_only: Sequence = ()) -> Fit:
+    w = balanced_weights(same, groups, negative_only)
     if method == "isotonic":
         x, y = fit_isotonic(scores, same, w)
         return Fit("isotonic", {"x": x, "y": y})
@@ -254,60 +260,134 @@ def fit(method: str, scores: np.ndarray, same: np.ndarray, groups: np.ndarray | 
 
 @dataclass(frozen=True)
 class PhotoSet:
-    """A folder of one-dog-a-folder photos: its pairs of ``fit`` splits fit the map, those of ``heldout`` measure."""
+    """Photos in one folder a label: pairs of its ``fit`` splits fit the map, those of ``heldout`` measure it.
 
-    name: str  # faces, bodies
+    ``kind`` "dogs": a folder is one dog (faces, whole bodies), so pairs are same-dog or different-dog. "breeds": a
+    folder is a breed and every photo another dog (Imagewoof, Oxford pets), so only its pairs *within* a breed are
+    used, all different-dog: the near misses a search ranks first, which pairs of random dogs (mostly of other
+    breeds) hardly sample. Without them a beagle scored against a foxhound read as the same dog."""
+
+    name: str
     root: Path
     fit: tuple[str, ...]
     heldout: str = "heldout"
+    kind: Literal["dogs", "breeds"] = "dogs"
+    split: Literal["identity", "breed", "unseen-breed"] = "identity"  # how splits.select splits the folder
+    heldout_root: Path | None = None  # a separate held-out folder (Imagewoof's dev) instead of the heldout split
+    per_label: int | None = None  # the first N photos of each label only (embedding costs)
+
+    def parts(self) -> dict[str, list[tuple[Path, str]]]:
+        from dogsearch.eval.splits import labelled_images, select
+
+        items = labelled_images(self.root)
+        held = labelled_images(self.heldout_root) if self.heldout_root else select(items, self.split, self.heldout)
+        return {"fit": self._first([it for s in self.fit for it in select(items, self.split, s)]),
+                "heldout": self._first(held)}
+
+    def _first(self, items: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+        if self.per_label is None:
+            return items
+        seen: dict[str, int] = {}
+        kept = []
+        for path, label in items:
+            seen[label] = seen.get(label, 0) + 1
+            if seen[label] <= self.per_label:
+                kept.append((path, label))
+        return kept
+
+    def pairs(self, vectors: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        scores, same_label = pair_scores(vectors, labels)
+        if self.kind == "dogs":
+            return scores, same_label
+        return scores[same_label], np.zeros(int(same_label.sum()), dtype=bool)
 
 
-def top1_pairs(vectors: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Each photo's best match among the others (the first result of a search): (its score, same dog?)."""
-    emb = np.asarray(vectors, dtype=np.float32)
-    lab = np.asarray([str(x) for x in labels])
-    sims = emb @ emb.T
-    np.fill_diagonal(sims, -np.inf)
-    best = sims.argmax(axis=1)
-    return sims[np.arange(len(lab)), best].astype(np.float64), lab[best] == lab
+def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]]) -> tuple[np.ndarray, ...]:
+    """Searches in one gallery of every set's photos, each photo the query against all the others, results ranked by
+    dog (a dog's best photo): (first result's score, the next dog's score, is the first the query's dog?, the set
+    of the query). ``parts``: each set's (vectors, labels, every photo another dog?)."""
+    vectors = np.concatenate([np.asarray(v, dtype=np.float32) for v, _, _ in parts])
+    dogs, sets = [], []
+    for index, (_, labels, each_its_own) in enumerate(parts):
+        dogs += [f"{index}/{k}" if each_its_own else f"{index}/{lab}" for k, lab in enumerate(labels)]
+        sets += [index] * len(labels)
+    names, dog = np.unique(np.asarray(dogs), return_inverse=True)
+    if len(names) < 3:
+        raise ValueError("first results need at least 3 dogs")
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)  # a photo never finds itself
+    order = np.argsort(dog, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(dog[order]) != 0])
+    by_dog = np.maximum.reduceat(sims[:, order], starts, axis=1)  # each query's best photo of each dog
+    top2 = np.argsort(-by_dog, axis=1, kind="stable")[:, :2]
+    rows = np.arange(len(dog))
+    first, second = by_dog[rows, top2[:, 0]], by_dog[rows, top2[:, 1]]
+    return first.astype(np.float64), second.astype(np.float64), top2[:, 0] == dog, np.asarray(sets)
+
+
+def fit_first(first: np.ndarray, second: np.ndarray, right: np.ndarray, sets: np.ndarray) -> dict:
+    """P(the first result is the dog | its gap to the next dog), a logistic curve fit at even odds (right and wrong
+    first results weigh half each, every set that has them an equal share of each), like the pair map."""
+    weights = np.zeros(len(right))
+    for flag in (True, False):
+        having = [g for g in np.unique(sets) if np.any((right == flag) & (sets == g))]
+        if not having:
+            raise ValueError(f"no {'right' if flag else 'wrong'} first results to fit on")
+        for g in having:
+            m = (right == flag) & (sets == g)
+            weights[m] = 0.5 / len(having) / m.sum()
+    a, b = fit_platt(first - second, right, weights)
+    return {"a": round(a, 6), "b": round(b, 6)}
 
 
 def calibrate(embed: Callable[[str, list[Path]], np.ndarray], sets: Sequence[PhotoSet],
-              methods: Sequence[str] = ("isotonic", "platt")) -> dict:
+              methods: Sequence[str] = ("isotonic", "platt"), likely: float = 0.9, possible: float = 0.5) -> dict:
     """Fit every method on the fit splits' pairs of all sets together (each set weighs the same), and measure each on
     every set's held-out pairs; the method with the lowest mean held-out ECE is chosen. ``embed(name, paths)`` gives
-    the vectors (as the search makes them)."""
-    from dogsearch.eval.splits import labelled_images, select
-
+    the vectors (as the search makes them). For a set of breeds, where every photo is another dog, what is measured
+    is how often a photo's best match (a search's first result, another dog) would read as ``likely`` or
+    ``possible`` the same dog."""
     fit_scores, fit_same, fit_groups, held, report = [], [], [], {}, {"sets": {}}
+    galleries: dict[str, list] = {"fit": [], "heldout": []}
     for index, photo_set in enumerate(sets):
-        items = labelled_images(photo_set.root)
-        parts = {"fit": [it for split in photo_set.fit for it in select(items, "identity", split)],
-                 "heldout": select(items, "identity", photo_set.heldout)}
-        info = {"dir": str(photo_set.root), "fit_splits": list(photo_set.fit), "heldout_split": photo_set.heldout}
-        for part, chosen in parts.items():
+        info = {"dir": str(photo_set.root), "kind": photo_set.kind, "fit_splits": list(photo_set.fit),
+                "heldout": str(photo_set.heldout_root or photo_set.heldout)}
+        if photo_set.per_label is not None:
+            info["per_label"] = photo_set.per_label
+        for part, chosen in photo_set.parts().items():
             if not chosen:
                 raise ValueError(f"{photo_set.root}: no photos in the {part} split(s)")
             vectors = embed(f"{photo_set.name}-{part}", [p for p, _ in chosen])
             labels = [lab for _, lab in chosen]
-            scores, same = pair_scores(vectors, labels)
-            info[part] = {"photos": len(chosen), "dogs": len(set(labels)), **verification(scores, same)}
+            galleries[part].append((vectors, labels, photo_set.kind == "breeds"))
+            scores, same = photo_set.pairs(vectors, labels)
+            key = "dogs" if photo_set.kind == "dogs" else "breeds"
+            info[part] = {"photos": len(chosen), key: len(set(labels)),
+                          **(verification(scores, same) if photo_set.kind == "dogs" else
+                             {"pairs_different": len(scores), "mean_score": round(float(scores.mean()), 4)})}
             if part == "fit":
                 fit_scores.append(scores)
                 fit_same.append(same)
                 fit_groups.append(np.full(len(scores), index))
             else:
-                held[photo_set.name] = (scores, same, *top1_pairs(vectors, labels))
+                held[photo_set.name] = (scores, same)
         report["sets"][photo_set.name] = info
     scores, same, groups = np.concatenate(fit_scores), np.concatenate(fit_same), np.concatenate(fit_groups)
+    negative_only = [i for i, s in enumerate(sets) if s.kind == "breeds"]
+    try:
+        first: dict | None = fit_first(*first_results(galleries["fit"]))
+    except ValueError:  # too few dogs, or every search right: nothing to fit the gap on; pairs alone then
+        first = None
+    held_first = first_results(galleries["heldout"])
+    report["first"] = first
     fits, report["methods"] = {}, {}
     for method in methods:
-        fits[method] = fitted = fit(method, scores, same, groups)
+        fits[method] = fitted = fit(method, scores, same, groups, negative_only)
         per_set = {}
-        for name, (s, y, top_s, top_y) in held.items():
-            top_p = fitted(top_s)
-            per_set[name] = {"ece": round(ece(fitted(s), y, balanced_weights(y)), 4),
-                             "top1_mean_p": round(float(top_p.mean()), 4), "top1_same": round(float(top_y.mean()), 4)}
+        for index, (name, (s, y)) in enumerate(held.items()):
+            weights = balanced_weights(y) if y.any() else None  # a set of breeds: all pairs are different dogs
+            per_set[name] = {"ece": round(ece(fitted(s), y, weights), 4),
+                             "first_result": _first_figures(fitted, first, held_first, index, likely, possible)}
         per_set_ece = [v["ece"] for v in per_set.values()]
         report["methods"][method] = {"heldout": per_set, "mean_ece": round(float(np.mean(per_set_ece)), 4),
                                      "knots": len(fitted.params.get("x", [])) or None}
@@ -315,3 +395,22 @@ def calibrate(embed: Callable[[str, list[Path]], np.ndarray], sets: Sequence[Pho
     report["chosen"] = chosen
     report["fit"] = fits[chosen]
     return report
+
+
+def _first_figures(fitted: Fit, first: dict | None, held: tuple[np.ndarray, ...], index: int, likely: float,
+                   possible: float) -> dict:
+    """How the first results of one set's queries read: by their pair's score alone, and as searches answer
+    (capped by how far each stands out from the next dog)."""
+    from dogsearch.models.calibration import Calibration
+
+    s1, s2, right, _ = (a[held[3] == index] for a in held)
+    ranked = Calibration("", fitted.method, fitted.params, 0.5, first=first)
+    out = {"queries": len(s1), "right": round(float(right.mean()), 4)}
+    searched = np.array([ranked.results([a, b])[0] for a, b in zip(s1, s2, strict=True)])
+    for rule, p in (("pair", fitted(s1)), ("search", searched)):
+        out[rule] = {"mean_p": round(float(p.mean()), 4),
+                     "right_likely": round(float((right & (p >= likely)).mean()), 4),
+                     "right_possible_or_likely": round(float((right & (p >= possible)).mean()), 4),
+                     "wrong_likely": round(float((~right & (p >= likely)).mean()), 4),
+                     "wrong_possible_or_likely": round(float((~right & (p >= possible)).mean()), 4)}
+    return out

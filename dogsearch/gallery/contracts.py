@@ -61,8 +61,8 @@ class Index(Protocol):
 
     async def ensure_collection(self, dim: int, model: str, indexes: Mapping[str, str] | None = None) -> Any: ...
 
-    async def lookup(self, point_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """{id: point} for the stored ones among `point_ids`."""
+    async def lookup(self, point_ids: Sequence[str], with_vector: bool = False) -> dict[str, dict[str, Any]]:
+        """{id: point} for the stored ones among `point_ids` (with its "vector" if asked)."""
 
     async def upsert(self, points: Sequence[Mapping[str, Any]]) -> None: ...
 

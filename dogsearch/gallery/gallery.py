@@ -167,6 +167,21 @@ class Gallery:
                     best[hit["id"]] = hit
         return sorted(best.values(), key=lambda h: -h["score"])[:n]
 
+    async def dog_vectors(self, dog_id: str) -> tuple[str, list[list[float]]]:
+        """The vectors of a stored dog's photos, and their model."""
+        await self.dog(dog_id)
+        entries = await self._entries({"dog_id": dog_id})
+        points = await self.index.lookup([e["id"] for e in entries], with_vector=True)
+        return await self.space.ensure(), [p["vector"] for p in points.values() if p.get("vector") is not None]
+
+    async def photo_vectors(self, images: list[bytes]) -> tuple[str, list[list[float]]]:
+        """The vector of each photo's largest dog, and their model (NoDogFound for a photo without one)."""
+        for image in images:
+            await asyncio.to_thread(self.limits.probe, image)
+        embedding = await self.embedder.embed_dogs(images, whole_if_none=not self.require_dog)
+        await self.space.check(embedding.model)
+        return embedding.model, [[float(v) for v in pick(photo, 0).vector] for photo in embedding.photos]
+
     async def detect(self, image: bytes) -> PhotoDogs:
         """The dogs of a photo as a search or an add would see them (boxes, breed guesses; no vectors), and what the
         photo seems to show. No dog is an empty list here, not an error."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,6 +65,16 @@ class Ingestor:
         self.locks = PhotoLocks()  # shared with the gallery's deletes
         # A dog's photos are added and removed one call at a time (its last photo stays); taken before photo locks.
         self.dog_locks = PhotoLocks()
+        # Told the entries of dogs just stored, to check them against the watches (set by whoever runs the watches:
+        # a check in this process, or a task for the workers).
+        self.on_stored: Callable[[list[str]], Awaitable[None]] | None = None
+
+    async def announce(self, entry_ids: Sequence[str]) -> None:
+        """Dogs were stored: checks them against the watches. Called after they are stored and before the caller
+        reports success, also when they had been stored before (a retried upload, a batch run again after a crash):
+        a check twice records nothing twice, a check missed would be a lost alert."""
+        if self.on_stored is not None and entry_ids:
+            await self.on_stored(list(entry_ids))
 
     def decode(self, data: bytes) -> DecodedImage:
         """Checks a photo and decodes it only as large as a perceptual hash needs (a JPEG shrinks on load; the
@@ -91,10 +101,12 @@ class Ingestor:
         return {photo: [found[entry_id(photo)], *(found[e] for e in entries)] for photo, entries in others.items()
                 if all(e in found for e in entries)}
 
-    async def add(self, upload: Upload, dog: int = 0, *, require_dog: bool | None = None) -> Added:
+    async def add(self, upload: Upload, dog: int = 0, *, require_dog: bool | None = None,
+                  announce: bool = True) -> Added:
         """One dog of a photo: the `dog`-th the detector finds (largest first). Its header is checked here (size,
         format, pixels); the embedder decodes it, which finds a truncated or corrupt one before anything is stored.
-        NoDogFound when the photo shows none, NoSuchDog when fewer."""
+        NoDogFound when the photo shows none, NoSuchDog when fewer. `announce`: False when the caller announces
+        it with others (a bulk job's batch)."""
         if dog < 0:
             raise NoSuchDog(f"dog {dog}: a dog's index is 0 or more")
         require = self.require_dog if require_dog is None else require_dog
@@ -102,26 +114,29 @@ class Ingestor:
         async with self.locks.hold([upload.photo_id]):
             entry = entry_id(upload.photo_id, dog)
             point = (await self.stored([entry])).get(entry)
-            if point is not None:
-                found = Dog.from_entry(point)
-                await asyncio.to_thread(self._restore_photos, [(found, upload)])
-                return Added(found, False)
-            if await self.removed_origins([entry]):
-                raise PhotoOfAnotherDog(f"this photo was removed from dog {entry}: add it to that dog as one of "
-                                        "its photos again")
-            embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
-            await self.space.check(embedding.model)
-            photo = embedding.photos[0]
-            point = _point(upload, info, pick(photo, dog), dog, embedding.model, len(photo.dogs))
-            await self._store([(point["id"], upload, info)], [point])
-            return Added(Dog.from_entry(point), True)
+            created = point is None
+            if not created:
+                await asyncio.to_thread(self._restore_photos, [(Dog.from_entry(point), upload)])
+            else:
+                if await self.removed_origins([entry]):
+                    raise PhotoOfAnotherDog(f"this photo was removed from dog {entry}: add it to that dog as one of "
+                                            "its photos again")
+                embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
+                await self.space.check(embedding.model)
+                photo = embedding.photos[0]
+                point = _point(upload, info, pick(photo, dog), dog, embedding.model, len(photo.dogs))
+                await self._store([(point["id"], upload, info)], [point])
+        if announce:
+            await self.announce([entry])
+        return Added(Dog.from_entry(point), created)
 
     async def add_photo(self, dog: Dog, upload: Upload, index: int = 0, *,
-                        require_dog: bool | None = None) -> Added:
+                        require_dog: bool | None = None, announce: bool = True) -> Added:
         """Another photo of a stored dog (read from its cover): the photo's `index`-th dog becomes an entry of `dog`,
         not its cover, with the dog's own fields (upload.fields) and owner. The same photo again is the stored
         entry (created False); that dog of that photo stored as another dog, or another dog of this photo already
-        a photo of this one, is a PhotoOfAnotherDog. The caller holds the dog's lock (dog_locks)."""
+        a photo of this one, is a PhotoOfAnotherDog. The caller holds the dog's lock (dog_locks). The new photo is
+        checked against the watches as a new dog's is (`announce`: as in add)."""
         if index < 0:
             raise NoSuchDog(f"dog {index}: a dog's index is 0 or more")
         require = self.require_dog if require_dog is None else require_dog
@@ -129,20 +144,23 @@ class Ingestor:
         async with self.locks.hold([upload.photo_id]):
             entry = entry_id(upload.photo_id, index)
             point = (await self.stored([entry])).get(entry)
-            if point is not None:
+            created = point is None
+            if not created:
                 found = Dog.from_entry(point)
                 if found.id != dog.id:
                     raise PhotoOfAnotherDog(f"dog {index} of this photo is dog {found.id}, not dog {dog.id}")
                 await asyncio.to_thread(self._restore_photos, [(found, upload)])
-                return Added(found, False)
-            if await self.index.count({"dog_id": dog.id, "photo_id": upload.photo_id}):
-                raise PhotoOfAnotherDog(f"another dog of this photo is already a photo of dog {dog.id}")
-            embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
-            await self.space.check(embedding.model)
-            photo = embedding.photos[0]
-            point = _point(upload, info, pick(photo, index), index, embedding.model, len(photo.dogs), dog.id)
-            await self._store([(point["id"], upload, info)], [point])
-            return Added(Dog.from_entry(point), True)
+            else:
+                if await self.index.count({"dog_id": dog.id, "photo_id": upload.photo_id}):
+                    raise PhotoOfAnotherDog(f"another dog of this photo is already a photo of dog {dog.id}")
+                embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
+                await self.space.check(embedding.model)
+                photo = embedding.photos[0]
+                point = _point(upload, info, pick(photo, index), index, embedding.model, len(photo.dogs), dog.id)
+                await self._store([(point["id"], upload, info)], [point])
+        if announce:
+            await self.announce([entry])
+        return Added(Dog.from_entry(point), created)
 
     async def removed_origins(self, entry_ids: Sequence[str]) -> set[str]:
         """Those of `entry_ids` that are the id of a stored dog whose entry of that id is gone (the photo it was

@@ -6,15 +6,13 @@ atomically with its counters, so a batch run twice (a worker killed before it ac
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from dogsearch.core.sqlite import SqliteFile
 from dogsearch.jobs import phash as ph
 
 ACTIVE = ("queued", "running")
@@ -249,18 +247,13 @@ CREATE INDEX IF NOT EXISTS errors_job ON errors (job, seq);
 """
 
 
-class SqliteJobStore:
+class SqliteJobStore(SqliteFile):
     """One connection behind a lock: jobs are few and their writes small; the embedded runner is one process."""
 
     def __init__(self, path: Path, *, max_errors: int = 1000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: no fsync per commit; a power cut may lose the last commits but never corrupts, and lost
-        # outcomes are only redone (ids are content hashes: a redone photo is stored once).
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
-        self.lock = threading.Lock()
+        # no fsync per commit: outcomes lost to a power cut are only redone (ids are content hashes: a redone photo
+        # is stored once)
+        super().__init__(path, _SCHEMA, synchronous="NORMAL")
         self.max_errors = max_errors
 
     def _load(self, job_id: str) -> dict[str, Any] | None:
@@ -317,17 +310,6 @@ class SqliteJobStore:
     def recorded(self, job_id: str) -> set[str]:
         with self.lock:
             return {r[0] for r in self.db.execute("SELECT file FROM outcomes WHERE job = ?", (job_id,))}
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        with self.lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
 
     def claim(self, job_id: str, pairs: Sequence[tuple[str, str]]) -> list[str]:
         return self._first_value("owners", "file", job_id, pairs)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dogsearch.core.errors import Conflict, DogsearchError, InvalidInput, without_paths
+from dogsearch.core.errors import DogsearchError, InvalidInput, without_paths
 from dogsearch.core.images import DecodedImage, ImageRejected
 from dogsearch.gallery.errors import NoDogFound, PhotoOfAnotherDog
 from dogsearch.gallery.fields import JOB_FIELDS, own_fields
@@ -163,6 +163,7 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
             item.fields["near_duplicate_of"] = near_of[item.file] = look_alike
 
     indexed: list[_Prepared] = []
+    stored_dogs: list[str] = []
     fresh_files = {item.file for item in fresh}
     singles = [item for item in fresh if item.dog is None]
     dogs: dict[str, list[_Prepared]] = {}
@@ -172,13 +173,17 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
     done = await _index(ingestor, singles, require_dog)
     for photos in dogs.values():
         done += await _index_dog(ingestor, photos, fresh_files, require_dog)
-    for item, error in done:
+    for item, error, entries in done:
         if error:
             outcomes.append((item.file, "failed", error))
         else:
             indexed.append(item)
+            stored_dogs += entries
             outcomes.append((item.file, "near_duplicate" if item.file in near_of else "indexed", None))
     await asyncio.to_thread(store.add_phashes, [(item.entry_id, item.phash) for item in indexed])
+    # Before the outcomes: a batch that dies in between runs again and announces its dogs again (the check adds
+    # nothing twice); announced after, a finished job's batch would never run again and the alerts would be lost.
+    await ingestor.announce(stored_dogs)
     await asyncio.to_thread(store.record, job_id, outcomes)
     if await asyncio.to_thread(store.state, job_id) not in ("queued", "running"):
         await asyncio.to_thread(clean_up, store, job_id)
@@ -207,13 +212,13 @@ async def _near_duplicate(ingestor: Ingestor, item: _Prepared, filed: list[tuple
 
 
 async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str],
-                     require_dog: bool) -> list[tuple[_Prepared, str | None]]:
+                     require_dog: bool) -> list[tuple[_Prepared, str | None, list[str]]]:
     """The photos of one dog of the job (their largest dog each), in order: the first whose dog is stored (before
     the job, or by a run of this batch that a dying worker left half done) or that shows a dog when added is the
     dog, the others are added to it as its photos, with its fields. Outcomes of the `fresh` ones (the others' are
-    known: duplicates, stored before)."""
+    known: duplicates, stored before), each with the entry it stored (the batch announces them to the watches)."""
     stored = await ingestor.stored([photo.entry_id for photo in photos])
-    outcomes: list[tuple[_Prepared, str | None]] = []
+    outcomes: list[tuple[_Prepared, str | None, list[str]]] = []
     dog = None
     rest: list[_Prepared] = []
     for photo in photos:
@@ -223,26 +228,26 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
         elif photo.entry_id in stored:
             dog = Dog.from_entry(stored[photo.entry_id])
             if photo.file in fresh:  # not stored before the job: by a run of this batch that did not finish
-                outcomes.append((photo, None))
+                outcomes.append((photo, None, [photo.entry_id]))
         elif photo.file in fresh:
             try:
-                dog = (await ingestor.add(replace(photo.upload, fields=photo.fields), 0,
-                                          require_dog=require_dog)).dog
-                outcomes.append((photo, None))
-            except (InvalidInput, Conflict) as exc:
-                outcomes.append((photo, reason_of(exc)))
+                dog = (await ingestor.add(replace(photo.upload, fields=photo.fields), 0, require_dog=require_dog,
+                                          announce=False)).dog
+                outcomes.append((photo, None, [dog.entry_id]))
+            except (InvalidInput, PhotoOfAnotherDog) as exc:
+                outcomes.append((photo, reason_of(exc), []))
     if not rest:
         return outcomes
     own = own_fields(dog.payload)
 
-    async def join(photo: _Prepared) -> tuple[_Prepared, str | None]:
+    async def join(photo: _Prepared) -> tuple[_Prepared, str | None, list[str]]:
         marks = {k: v for k, v in photo.fields.items() if k in JOB_FIELDS}  # this photo's: phash, look-alike
         upload = replace(photo.upload, fields={**own, **marks}, owner=dog.owner)
         try:
-            await ingestor.add_photo(dog, upload, 0, require_dog=require_dog)
-        except (InvalidInput, Conflict) as exc:
-            return photo, reason_of(exc)
-        return photo, None
+            added = await ingestor.add_photo(dog, upload, 0, require_dog=require_dog, announce=False)
+        except (InvalidInput, PhotoOfAnotherDog) as exc:
+            return photo, reason_of(exc), []
+        return photo, None, [added.dog.entry_id]
 
     async with ingestor.dog_locks.hold([dog.id]):  # at once: the embedder batches them
         outcomes += await asyncio.gather(*(join(photo) for photo in rest))
@@ -250,29 +255,30 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
 
 
 async def _index(ingestor: Ingestor, items: list[_Prepared],
-                 require_dog: bool) -> list[tuple[_Prepared, str | None]]:
+                 require_dog: bool) -> list[tuple[_Prepared, str | None, list[str]]]:
     """One embedder call for the batch; if the batch is refused because of one photo (InvalidInput: the embedder;
     PhotoOfAnotherDog: the photo a stored dog was made from, removed from it), the photos go one by one so that only
-    that one fails. A photo without a dog fails (with `require_dog`)."""
+    that one fails. A photo without a dog fails (with `require_dog`). Each photo: (its item, why it failed or None,
+    the entries of its dogs)."""
     if not items:
         return []
     uploads = [(replace(item.upload, fields=item.fields), item.decoded) for item in items]
 
-    def outcome(item: _Prepared, dogs: list) -> tuple[_Prepared, str | None]:
-        return item, None if dogs else NoDogFound.REASON
+    def outcome(item: _Prepared, dogs: list) -> tuple[_Prepared, str | None, list[str]]:
+        return item, None if dogs else NoDogFound.REASON, [added.dog.entry_id for added in dogs]
 
     try:
         added = await ingestor.add_many(uploads, require_dog=require_dog)
         return [outcome(item, dogs) for item, dogs in zip(items, added, strict=True)]
     except (InvalidInput, PhotoOfAnotherDog) as exc:
         if len(items) == 1:
-            return [(items[0], reason_of(exc))]
+            return [(items[0], reason_of(exc), [])]
     results = []
     for item, upload in zip(items, uploads, strict=True):
         try:
             results.append(outcome(item, (await ingestor.add_many([upload], require_dog=require_dog))[0]))
         except (InvalidInput, PhotoOfAnotherDog) as exc:
-            results.append((item, reason_of(exc)))
+            results.append((item, reason_of(exc), []))
     return results
 
 

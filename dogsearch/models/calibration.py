@@ -6,6 +6,12 @@ The file names the vectors it was fit on (``vectors``: the model id the embedder
 never borrow it; ``sha256`` is the checksum of the rest of the file (canonical JSON), so an edited or damaged file
 is refused rather than trusted. The map gives P(same dog | cosine) at the prior it was fit at (``prior``: 0.5,
 balanced pairs); another prior rescales its odds (``probability(score, prior)``).
+
+A ranked list needs more than each pair's score: other dogs of the query's breed score as high as photos of one dog
+do, so a search's first result, the most alike of many, is often a look-alike whose score alone reads as "same
+dog". What tells them apart is how far the first result stands out from the next dog (``first``: a logistic curve of
+that gap, fit on searches of held-out-style galleries mixing individual dogs with dogs of one breed).
+``results(scores)`` applies both: a result is at most as likely as its lead over the best other result says.
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ class Calibration:
     params: dict
     prior: float  # the share of same-dog pairs it was fit at
     extra: dict = field(default_factory=dict, compare=False)  # how it was made and measured (kept in the file)
+    first: dict | None = None  # {"a", "b"}: P(the best-scored result is the dog | gap to the next one's score)
 
     def probabilities(self, scores: Any, prior: float | None = None) -> np.ndarray:
         s = np.asarray(scores, dtype=np.float64)
@@ -49,18 +56,34 @@ class Calibration:
             p = 1.0 / (1.0 + np.exp(-(self.params["a"] * s + self.params["b"])))
         else:
             raise CalibrationError(f"unknown calibration method {self.method!r}: one of {', '.join(METHODS)}")
+        return self._at(p, prior)
+
+    def _at(self, p: np.ndarray, prior: float | None) -> np.ndarray:
         p = np.clip(p, P_FLOOR, P_CEIL)
         if prior is not None and prior != self.prior:  # Bayes: the likelihood ratio is the prior-free part
             odds = p / (1 - p) * (prior / (1 - prior)) / (self.prior / (1 - self.prior))
             p = odds / (1 + odds)
         return p
 
+    def results(self, scores: Any, prior: float | None = None) -> np.ndarray:
+        """The probabilities of a ranked list's results (each a dog): each its pair's, at most what its lead over
+        the best other result says (the first's lead is its gap to the next dog; every other result trails, so
+        reads as unlikely). A list of one has no other dog to stand out from: its pair's probability alone."""
+        s = np.asarray(scores, dtype=np.float64)
+        p = self.probabilities(s, prior)
+        if self.first is None or len(s) < 2:
+            return p
+        top2 = np.sort(s)[-2:]
+        lead = s - np.where(s == top2[1], top2[0], top2[1])  # against the best of the others
+        stands_out = self._at(1.0 / (1.0 + np.exp(-(self.first["a"] * lead + self.first["b"]))), prior)
+        return np.minimum(p, stands_out)
+
     def probability(self, score: float, prior: float | None = None) -> float:
         return float(self.probabilities([score], prior)[0])
 
     def to_json(self) -> dict:
         body = {"vectors": self.vectors, "method": self.method, "params": self.params, "prior": self.prior,
-                **self.extra}
+                **({"first": self.first} if self.first is not None else {}), **self.extra}
         return {**body, "sha256": checksum(body)}
 
 
@@ -73,10 +96,14 @@ def parse(data: dict) -> Calibration:
     if data.get("sha256") != checksum(body):
         raise CalibrationError("checksum mismatch: the file was changed after `dogsearch train calibration` wrote it")
     try:
+        first = body.pop("first", None)
         cal = Calibration(str(body.pop("vectors")), str(body.pop("method")), dict(body.pop("params")),
-                          float(body.pop("prior")), body)
-    except KeyError as exc:
-        raise CalibrationError(f"missing {exc}") from exc
+                          float(body.pop("prior")), body,
+                          None if first is None else {"a": float(first["a"]), "b": float(first["b"])})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CalibrationError(f"missing or malformed {exc}") from exc
+    if cal.first is not None and not cal.first["a"] > 0:
+        raise CalibrationError("first: a result that stands out more must not be less likely (a > 0)")
     if cal.method not in METHODS:
         raise CalibrationError(f"unknown method {cal.method!r}")
     if not 0 < cal.prior < 1:

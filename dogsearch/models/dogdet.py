@@ -140,6 +140,33 @@ def suppress_parts(found: list, inside: float | None) -> list:
     return kept
 
 
+def _logit(v: np.ndarray) -> np.ndarray:
+    v = np.clip(np.asarray(v, dtype=np.float64), 1e-4, 1 - 1e-4)
+    return np.log(v / (1 - v))
+
+
+def rescore_features(heat, p) -> dict[str, np.ndarray]:
+    """Each candidate's evidence, by name (``config.json`` ``rescore.features`` picks and weighs them): the head's
+    heat and the classifier's dog probability on the box's crop, as logits, and whether it is the photo's
+    likeliest candidate by heat (``top``: a dog the head sees only faintly still peaks highest in its photo, and a
+    photo without a dog has no dog-like top candidate). Tried on the calibration photos and left out: the dog
+    probability of a wider crop, the box's share of the photo and its size against the best box, and its share
+    inside a better box (docs/detection.md, re-scoring)."""
+    heat, p = np.asarray(heat, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    top = (np.arange(len(heat)) == np.argmax(heat)).astype(np.float64) if len(heat) else heat
+    return {"heat": _logit(heat), "p": _logit(p), "top": top}
+
+
+def rescore(heat, p, params: dict) -> np.ndarray:
+    """The re-scored probability that each candidate is a dog's box: a logistic regression on
+    ``rescore_features`` (``params``: ``features``, ``weights``, ``bias`` from ``config.json``)."""
+    if not len(heat):
+        return np.zeros(0)
+    features = rescore_features(heat, p)
+    z = params["bias"] + sum(w * features[name] for name, w in zip(params["features"], params["weights"], strict=True))
+    return 1 / (1 + np.exp(-z))
+
+
 def load_weights(folder: str | Path | None = None) -> tuple[dict, dict]:
     """(config, head state) from a weights folder, every file checked against config.json's sha256."""
     folder = Path(folder) if folder else DEFAULT_WEIGHTS_DIR
@@ -154,11 +181,12 @@ def load_weights(folder: str | Path | None = None) -> tuple[dict, dict]:
 
 class CenterNetDetector:
     """Boxes from the trained head; with ``verify``, each box's score is the geometric mean of its heat and the
-    dog probability of its crop. Built on first use behind a lock."""
+    dog probability of its crop; with ``rescore``, the first candidates' scores come from ``rescore`` (the delta's
+    config.json ``rescore``). Built on first use behind a lock."""
 
-    def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True, threads: int | None = None,
-                 max_dogs: int = 5, head: CenterHead | None = None, config: dict | None = None,
-                 classifier=None) -> None:
+    def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True, rescore: bool = False,
+                 threads: int | None = None, max_dogs: int = 5, head: CenterHead | None = None,
+                 config: dict | None = None, classifier=None) -> None:
         if head is None or config is None:
             config, state = load_weights(weights_dir)
             head = CenterHead(width=int(config["width"]))
@@ -169,14 +197,21 @@ class CenterNetDetector:
         self.config, self.head = config, head.eval()
         self.verify, self.threads, self.max_dogs = verify, threads, max_dogs
         self.input_size = int(config["input_size"])
-        key = "verified" if verify else "raw"
+        if rescore and ("rescore" not in config or not verify):
+            raise DetectorError("the re-scoring needs the verifier and the delta's config.json `rescore` (fit it with "
+                                "`dogsearch train detector-rescore`)")
+        self.rescore = config["rescore"] if rescore else None
+        key = "rescored" if rescore else "verified" if verify else "raw"
         self.min_score = float(config["operating_point"][key])
         self.inside = config.get("suppress_inside")  # absent in older deltas: NMS alone
-        # the name changes with whatever changes the boxes: the head, the operating points, the suppression
-        behaviour = [config.get("files", {}).get("head.safetensors", "untrained"), config["operating_point"],
-                     self.inside]
+        # the name changes with whatever changes the boxes: the head, the operating points, the suppression, the
+        # re-scoring where it is used (the others keep their names: their boxes do not change with it)
+        points = {k: v for k, v in config["operating_point"].items() if rescore or k != "rescored"}
+        behaviour = [config.get("files", {}).get("head.safetensors", "untrained"), points, self.inside] + (
+            [self.rescore] if rescore else [])
         digest = hashlib.sha256(json.dumps(behaviour, sort_keys=True).encode()).hexdigest()[:8]
-        self.name = f"{config.get('name', DETECTOR_ID)}{'' if verify else '-raw'}@{digest}"
+        suffix = "-rescored" if rescore else "" if verify else "-raw"
+        self.name = f"{config.get('name', DETECTOR_ID)}{suffix}@{digest}"
         self._classifier = classifier
         self._trunk: Trunk | None = None
         self._lock = threading.Lock()
@@ -214,11 +249,26 @@ class CenterNetDetector:
         """(box, score, the verifier's classification of its crop or None without ``verify``)."""
         if not self.verify or not found:
             return [(box, heat, None) for box, heat in found]
-        _, classifier = self._parts()
-        classes = classifier.classify([crop(image, box, VERIFY_MARGIN) for box, _ in found])
+        classes = self.classify_crops(image, [box for box, _ in found])
         return [(box, float(np.sqrt(heat * c.dog)), c) for (box, heat), c in zip(found, classes, strict=True)]
 
+    def classify_crops(self, image: Image.Image, boxes: list) -> list[Classification]:
+        """The verifier on each box's crop (``VERIFY_MARGIN`` around it), all in one batch."""
+        _, classifier = self._parts()
+        return classifier.classify([crop(image, box, VERIFY_MARGIN) for box in boxes]) if boxes else []
+
+    def _rescored(self, image: Image.Image, found: list) -> list[tuple[tuple[float, float, float, float], float,
+                                                                         Classification]]:
+        classes = self.classify_crops(image, [box for box, _ in found])
+        scores = rescore([heat for _, heat in found], [c.dog for c in classes], self.rescore)
+        return [(box, float(s), c) for (box, _), s, c in zip(found, scores, classes, strict=True)]
+
     def detect(self, image: Image.Image) -> list[Detection]:
+        if self.rescore:
+            # every candidate's crop is looked at: a right box the head scored low is found by its crop
+            found = self._rescored(image, self.candidates(image)[: int(self.rescore["candidates"])])
+            found = suppress_parts([f for f in found if f[1] >= self.min_score], self.inside)[: self.max_dogs]
+            return [Detection(tuple(round(v, 2) for v in box), round(score, 4), cls) for box, score, cls in found]
         # only the likeliest few are verified: the verifier costs a forward pass a box
         # a verified score is sqrt(heat x p) <= sqrt(heat): a box below min_score**2 cannot reach min_score
         floor = max(float(self.config["operating_point"]["candidate"]), self.min_score ** (2 if self.verify else 1))
@@ -232,6 +282,12 @@ class CenterNetDetector:
 def lite0_centernet(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
                     **_) -> CenterNetDetector:
     return CenterNetDetector(weights_dir, verify=True, threads=threads, max_dogs=max_dogs)
+
+
+@register_detector("lite0-centernet-rescored")
+def lite0_centernet_rescored(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
+                             **_) -> CenterNetDetector:
+    return CenterNetDetector(weights_dir, verify=True, rescore=True, threads=threads, max_dogs=max_dogs)
 
 
 @register_detector("lite0-centernet-raw")

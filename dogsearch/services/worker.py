@@ -1,20 +1,44 @@
-"""`dogsearch worker`: a Celery worker for bulk indexing jobs. Scaling out is starting more of them, on this
-machine or others that reach the same Redis, embedder and search services and photo directory."""
+"""`dogsearch worker`: a Celery worker for bulk jobs and for checking new dogs against the watches. Scaling out is
+starting more of them, on this machine or others that reach the same Redis, embedder and search services, photo
+directory and watches file."""
 from __future__ import annotations
+
+import asyncio
 
 from celery import Celery
 
 from dogsearch.core.memory import freeze_startup_objects
+from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.celery_app import create_celery
 from dogsearch.jobs.settings import JobsSettings
-from dogsearch.services.gateway.deps import connect_gallery
+from dogsearch.services.gateway.deps import build_watches, connect_gallery
+from dogsearch.services.gateway.samedog import SameDog
 from dogsearch.services.gateway.settings import GatewaySettings
+from dogsearch.services.search.client import SearchClient
+from dogsearch.watches.tasks import CHECK, register_check
+from dogsearch.watches.watches import Watches
 
 
 def worker_celery(settings: JobsSettings, gateway: GatewaySettings) -> Celery:
     """The Celery app of a worker: its threads each store photos as the gateway does (DOGSEARCH_GATEWAY_*: the
-    same photo directory, limits, embedder and search services)."""
-    return create_celery(settings, lambda: connect_gallery(gateway).ingest)
+    same photo directory, limits, embedder and search services), and check the dogs a batch stored against the
+    watches in a task of its own."""
+    def ingestor() -> Ingestor:
+        ingest = connect_gallery(gateway).ingest
+
+        async def enqueue(entry_ids: list[str]) -> None:
+            await asyncio.to_thread(app.send_task, CHECK, (entry_ids,))
+
+        ingest.on_stored = enqueue
+        return ingest
+
+    def watches() -> Watches:
+        search = SearchClient(gateway.search_url, timeout=gateway.upstream_timeout_s, token=gateway.internal_secret)
+        return build_watches(gateway, search, SameDog(gateway))
+
+    app = create_celery(settings, ingestor)
+    register_check(app, watches)
+    return app
 
 
 def run_worker(*, concurrency: int, pool: str, loglevel: str = "INFO") -> None:

@@ -65,6 +65,15 @@ def test_balanced_weights_give_each_class_and_group_an_equal_share():
         ver.balanced_weights(np.array([0, 0, 1], dtype=bool), np.array([0, 0, 1]))
 
 
+def test_a_set_of_breeds_shares_only_the_different_dog_half():
+    same = np.array([1, 0, 0, 0, 0, 0], dtype=bool)
+    groups = np.array([0, 0, 1, 1, 1, 1])  # group 1: pairs of other dogs of one breed
+    w = ver.balanced_weights(same, groups, negative_only=[1])
+    assert w[same].sum() == pytest.approx(0.5)  # all of it on group 0's one same-dog pair
+    assert w[groups == 0][~same[groups == 0]].sum() == pytest.approx(0.25)
+    assert w[groups == 1].sum() == pytest.approx(0.25) and np.allclose(w[groups == 1], 0.0625)
+
+
 def test_pool_adjacent_violators_on_a_hand_case():
     # y = 1 0 | 1 1 | 0 ...: the first two pool to 0.5, the last three to 2/3
     x, y = ver.fit_isotonic(np.array([1.0, 2.0, 3.0, 4.0, 5.0]), np.array([1, 0, 1, 1, 0], dtype=bool))
@@ -116,6 +125,71 @@ def test_calibrate_fits_on_fit_dogs_and_measures_on_held_out_dogs(tmp_path):
     assert report["chosen"] in ("isotonic", "platt")
     assert report["methods"][report["chosen"]]["mean_ece"] == min(m["mean_ece"] for m in report["methods"].values())
     assert report["fit"].method == report["chosen"]
+
+
+def test_near_misses_of_one_breed_lower_the_probability_they_score_at(tmp_path):
+    """Random different dogs score far apart; other dogs of one breed score as high as some photos of one dog do.
+    Fit without the breed pairs, such a score reads as the same dog; with them, it must not."""
+    from dogsearch.eval.splits import breed_photo_split, identity_split
+
+    rng = np.random.default_rng(1)
+    vectors = {}
+
+    def photo(folder, name, v):
+        path = folder / name
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        vectors[path] = v / np.linalg.norm(v)
+
+    axes = [rng.normal(size=16) for _ in range(40)]  # breeds; two of them also have photos of other dogs
+    dogs = [f"dog{i}" for i in range(80)]
+    for i, d in enumerate(dogs):  # a dog near its breed's axis, its photos near the dog: mostly other breeds apart
+        centre = 3 * axes[i % 40] + rng.normal(size=16)
+        for k in range(3):
+            photo(tmp_path / "dogs" / d, f"{k}.jpg", centre + rng.normal(scale=0.5, size=16))
+    for b, breed in enumerate(("beagle", "foxhound")):  # other dogs of a breed: as close as photos of one dog
+        for k in range(40):
+            photo(tmp_path / "breeds" / breed, f"{k}.jpg", 3 * axes[b] + rng.normal(size=16))
+        for k in range(10):
+            photo(tmp_path / "dev" / breed, f"{k}.jpg", 3 * axes[b] + rng.normal(size=16))
+    assert {"val", "heldout"} <= {identity_split(d) for d in dogs}
+    assert {breed_photo_split("beagle", f"{k}.jpg") for k in range(40)} == {"val", "train"}
+
+    def embed(name, paths):
+        return np.stack([vectors[p] for p in paths]).astype(np.float32)
+
+    faces = ver.PhotoSet("faces", tmp_path / "dogs", ("val", "train"))
+    breeds = ver.PhotoSet("breeds", tmp_path / "breeds", ("val", "train"), kind="breeds", split="breed",
+                          heldout_root=tmp_path / "dev")
+    alone = ver.calibrate(embed, [faces], ("platt",))
+    both = ver.calibrate(embed, [faces, breeds], ("platt",))
+    assert both["sets"]["breeds"]["heldout"] == {"photos": 20, "breeds": 2, "pairs_different": 90,
+                                                  "mean_score": pytest.approx(both["sets"]["breeds"]["heldout"]
+                                                                              ["mean_score"])}
+    scores = np.array([both["sets"]["breeds"]["fit"]["mean_score"]])
+    assert both["fit"](scores)[0] < alone["fit"](scores)[0] - 0.1
+    held = both["methods"]["platt"]["heldout"]
+    breeds, faces = held["breeds"]["first_result"], held["faces"]["first_result"]
+    assert breeds["queries"] == 20 and breeds["right"] == 0.0  # every first result of a breed's photo: another dog
+    assert breeds["pair"]["right_likely"] == breeds["search"]["right_likely"] == 0.0
+    assert faces["right"] > 0.5 and faces["queries"] == both["sets"]["faces"]["heldout"]["photos"]
+    # the first result's gap to the next dog: near misses of one breed stand out less than a dog's own photos
+    assert both["first"]["a"] > 0
+    for f in (breeds, faces):
+        assert f["search"]["wrong_likely"] <= f["pair"]["wrong_likely"]
+
+
+def test_first_results_rank_dogs_and_say_whether_the_first_is_the_query_s_dog():
+    # dog a: two photos; dog b: two photos close to a's second; breed photos: each another dog
+    emb = np.array([[1, 0], [0.8, 0.6], [0.75, 0.66], [0.7, 0.71], [0, 1]], dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    first, second, right, sets = ver.first_results([(emb[:4], ["a", "a", "b", "b"], False), (emb[4:], ["x"], True)])
+    assert sets.tolist() == [0, 0, 0, 0, 1]
+    # a's first photo finds a (its other photo) first, then b; a's second finds b's first photo before a's
+    assert right.tolist() == [True, False, True, True, False]
+    sims = emb @ emb.T
+    assert first[0] == pytest.approx(sims[0, 1]) and second[0] == pytest.approx(sims[0, 2])
+    assert first[4] == pytest.approx(sims[4, 3]) and second[4] == pytest.approx(sims[4, 1])  # best of b, then a
 
 
 def test_several_query_photos_are_combined_against_one_gallery():

@@ -27,6 +27,9 @@ from tests.jobs.servers import REDIS_URL, redis_db
     ("GET", "/v1/dogs/x/photos/y/image", "search"),
     ("GET", "/v1/jobs", "write"),  # a write key's own jobs (routers/jobs.py)
     ("POST", "/v1/jobs/index/upload", "write"),
+    ("POST", "/v1/watches", "write"),
+    ("GET", "/v1/watches", "search"),  # a key's own watches (routers/watches.py): none without write
+    ("DELETE", "/v1/watches/x", "write"),  # and the watch's owner, or admin
     ("GET", "/metrics", "admin"),
     ("PUT", "/internal/search/v1/collection", "admin"),
     ("GET", "/internal/embedder/metrics", "admin"),

@@ -2,9 +2,11 @@
 a search with the photo that matched, fields kept on every photo, the owner rule, and a search of several photos."""
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from dogsearch.gallery.records import photo_id, sha256_hex
+from tests.fakes import fake_all_in_one
 from tests.gateway.helpers import BLUE, GREEN, RED, add, search, total
 from tests.gateway.test_security import ENTRIES as KEY_ENTRIES
 from tests.gateway.test_security import as_, gateway_with
@@ -188,3 +190,22 @@ async def test_the_max_rule_scores_each_dog_by_the_nearest_query_photo(tmp_path)
         files = [("image", ("a.jpg", solid(RED))), ("image", ("b.jpg", solid(BLUE)))]
         results = (await client.post("/v1/search", files=files, data={"k": "2"})).json()["results"]
         assert {r["id"] for r in results} == {red, blue} and all(r["score"] > 0.99 for r in results)
+
+
+async def test_a_new_photo_of_a_dog_is_checked_against_the_watches(tmp_path):
+    app = fake_all_in_one(tmp_path / "data")
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            ingest = app.state.parts.gallery.ingest
+            announced, check = [], ingest.on_stored
+
+            async def record(entries):
+                announced.append(entries)
+                await check(entries)
+
+            ingest.on_stored = record
+            rex = (await add(client, solid(RED))).json()["id"]
+            blue = solid(NEAR_BLUE)
+            assert (await add_photo(client, rex, blue)).status_code == 201
+            assert (await add_photo(client, rex, blue)).status_code == 200  # checked again: a retry adds nothing
+            assert announced == [[rex], [pid(blue)], [pid(blue)]]

@@ -61,6 +61,28 @@ async def test_an_empty_gallery_has_no_likely_match(calibrated):
     assert body["results"] == [] and body["best_verdict"] == "unlikely" and body["message"] == NO_LIKELY
 
 
+async def test_a_first_result_that_does_not_stand_out_from_the_next_dog_is_not_likely(tmp_path, fake_model):
+    """Two look-alikes (a red dog, and a red photo of the same colour in another size: another dog here): the query's
+    first result scores 1.0, as high as a pair of one dog's photos, but so does the next dog, so it is not likely."""
+    models = tmp_path / "models"
+    (models / "test-color-grid").mkdir(parents=True)
+    ranked = Calibration("test-color-grid", "isotonic", CALIBRATION.params, 0.5, first={"a": 100.0, "b": -3.0})
+    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(ranked.to_json()))
+    app = fake_all_in_one(tmp_path / "data", fake_model, gateway_options={"calibration_dir": models})
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            await add(client, solid(RED))
+            await add(client, solid(BLUE))
+            alone = (await search(client, solid(RED), k=2)).json()
+            await add(client, solid(RED, size=(80, 60)))
+            twins = (await search(client, solid(RED), k=3)).json()
+    assert alone["results"][0]["verdict"] == "likely" and alone["best_verdict"] == "likely"
+    first, second = twins["results"][:2]
+    assert first["score"] - second["score"] < 0.01 and first["same_dog"] < 0.2
+    assert second["same_dog"] <= first["same_dog"] and second["verdict"] == "unlikely"
+    assert twins["best_verdict"] != "likely" and twins["message"] == NO_LIKELY
+
+
 async def test_the_thresholds_are_settings(tmp_path, fake_model):
     models = tmp_path / "models"
     (models / "test-color-grid").mkdir(parents=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from dogsearch.models import calibration as cal
@@ -71,3 +72,37 @@ def test_the_shipped_default_model_has_a_calibration_for_its_dog_crops():
     assert found is not None, "models/<default>/calibration.json is missing or fails its checksum"
     assert found.prior == 0.5 and found.method in cal.METHODS
     assert found.probability(0.95) > 0.9 > 0.1 > found.probability(0.0)
+
+
+RANKED = Calibration(VECTORS, "isotonic", {"x": [0.2, 0.5, 0.8], "y": [0.0, 0.5, 1.0]}, 0.5, first={"a": 100.0,
+                                                                                                    "b": -3.0})
+
+
+def test_a_first_result_that_does_not_stand_out_from_the_next_dog_is_not_likely():
+    # 0.8 scores p 0.999 as a pair; 0.1 ahead of the next dog it keeps that, 0.01 ahead it reads as a toss-up at most
+    clear = RANKED.results([0.8, 0.7, 0.3])
+    assert clear[0] == pytest.approx(RANKED.probability(0.8)) and clear[0] > 0.99
+    assert clear[1] < 0.01  # a result behind another dog reads as unlikely: each dog is one result
+    close = RANKED.results([0.8, 0.79])
+    assert close[0] == pytest.approx(1 / (1 + np.exp(-(100 * 0.01 - 3))), abs=1e-6) and close[0] < 0.2
+    assert close[1] == pytest.approx(1 / (1 + np.exp(-(100 * -0.01 - 3))), abs=1e-6)  # 0.01 behind: lower still
+    tie = RANKED.results([0.8, 0.8, 0.5])
+    assert tie[0] == tie[1] == pytest.approx(1 / (1 + np.exp(3)), abs=1e-6)  # neither stands out
+    # the gap is taken from the best score, whatever order the results come in (a re-ranked list)
+    assert RANKED.results([0.79, 0.8])[::-1] == pytest.approx(close)
+
+
+def test_a_list_of_one_or_a_file_without_first_is_read_by_pairs_alone():
+    assert RANKED.results([0.8]) == pytest.approx([RANKED.probability(0.8)])
+    assert ISO.results([0.8, 0.79]) == pytest.approx(ISO.probabilities([0.8, 0.79]))
+
+
+def test_the_first_result_s_curve_follows_the_prior_and_survives_the_file(tmp_path):
+    close = RANKED.results([0.8, 0.79])[0]
+    odds = close / (1 - close) * 0.25
+    assert RANKED.results([0.8, 0.79], prior=0.2)[0] == pytest.approx(odds / (1 + odds))
+    write(tmp_path, RANKED)
+    assert cal.find(VECTORS, tmp_path).first == {"a": 100.0, "b": -3.0}
+    backwards = Calibration(VECTORS, "platt", {"a": 10.0, "b": -5.0}, 0.5, first={"a": -1.0, "b": 0.0})
+    with pytest.raises(CalibrationError, match="a > 0"):
+        cal.load(write(tmp_path, backwards))

@@ -11,6 +11,7 @@ from PIL import Image
 from dogsearch.models import dogdet as D
 from dogsearch.models import registry as R
 from dogsearch.models.detect import DetectorError
+from dogsearch.models.dogclass import Classification
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 DOGS = sorted((FIXTURES / "dogs").rglob("*.jpg"))
@@ -41,8 +42,8 @@ def test_a_dog_photo_gets_a_box_on_the_dog(detector, path):
     assert found, "no dog found"
     best = found[0]
     assert best.score >= detector.min_score
-    # the verifier's classification of the crop comes along (heat <= 1: score**2 <= its dog probability)
-    assert best.classification is not None and best.classification.dog >= best.score ** 2 - 1e-3
+    # the verifier's classification of the crop comes along: a crop the classifier calls a dog
+    assert best.classification is not None and best.classification.dog >= 0.5
     x0, y0, x1, y1 = best.box
     assert 0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height
     assert (x1 - x0) * (y1 - y0) >= 0.1 * image.width * image.height  # these dogs fill much of the photo
@@ -102,3 +103,73 @@ def test_a_box_inside_a_better_one_is_one_dog_twice():
                                                                                 body]
     half_in = ((50.0, 40.0, 150.0, 120.0), 0.6)  # a quarter of it inside the body: another dog
     assert D.suppress_parts([body, half_in], 0.6) == [body, half_in]
+
+
+class _CropClassifier:
+    """Dog probability by the crop's width: the tests' boxes differ in width, so each box has its own answer."""
+
+    def __init__(self, dog_by_width: dict[int, float]) -> None:
+        self.dog_by_width = dog_by_width
+
+    def classify(self, images):
+        return [Classification(self.dog_by_width[im.width], (), ()) for im in images]
+
+
+def _rescoring(candidates, dog_by_width) -> D.CenterNetDetector:
+    """The shipped delta's re-scoring on made-up candidates (box, heat) and crop answers, without the head."""
+    config, _ = D.load_weights()
+    detector = D.CenterNetDetector(head=D.CenterHead(width=8), config=config, rescore=True,
+                                   classifier=_CropClassifier(dog_by_width))
+    detector._trunk = object()  # not used: the candidates are given
+    detector.candidates = lambda image: candidates
+    return detector
+
+
+def test_a_dog_the_head_scores_low_is_kept_when_its_crop_is_a_dog():
+    # the photo's likeliest candidate by heat, faint (0.2), and its crop surely a dog; a faint background box
+    body, background = ((10.0, 10.0, 110.0, 90.0), 0.2), ((150.0, 10.0, 190.0, 50.0), 0.1)
+    # crops with VERIFY_MARGIN 0.1: the body's is 120 px wide, the background's 48 px
+    detector = _rescoring([body, background], {120: 0.99, 48: 0.05})
+    assert detector.rescore and detector.min_score == detector.config["operating_point"]["rescored"]
+    assert (0.2 * 0.99) ** 0.5 < detector.config["operating_point"]["verified"]  # sqrt(heat x p) missed it
+    [found] = detector.detect(Image.new("RGB", (200, 100)))
+    assert found.box == body[0] and found.score >= detector.min_score and found.classification.dog == 0.99
+
+
+def test_a_head_box_inside_the_dogs_box_is_dropped_and_a_crop_that_is_no_dog_is_not_boxed():
+    body, head = ((10.0, 10.0, 110.0, 90.0), 0.5), ((60.0, 10.0, 100.0, 40.0), 0.4)  # IoU 0.15: NMS keeps both
+    thing = ((140.0, 10.0, 190.0, 50.0), 0.45)  # the head peaks there too
+    # crops with VERIFY_MARGIN 0.1: body 120 px wide, head 48, thing 60
+    detector = _rescoring([body, thing, head], {120: 0.99, 48: 0.99, 60: 0.99})
+    assert D.rescore([0.5, 0.4], [0.99, 0.99], detector.rescore)[1] >= detector.min_score  # the head scores a dog
+    found = detector.detect(Image.new("RGB", (200, 100)))
+    assert [d.box for d in found] == [body[0], thing[0]]  # but it lies inside the better body box
+    detector._classifier = _CropClassifier({120: 0.99, 48: 0.99, 60: 0.02})  # the thing's crop is no dog
+    assert [d.box for d in detector.detect(Image.new("RGB", (200, 100)))] == [body[0]]
+
+
+def test_rescore_grows_with_heat_dog_probability_and_being_the_top_candidate():
+    params = {"features": ["heat", "p", "top"], "weights": [1.0, 1.0, 1.0], "bias": 0.0}
+    base = D.rescore([0.5, 0.4], [0.9, 0.9], params)[1]
+    assert D.rescore([0.5, 0.45], [0.9, 0.9], params)[1] > base < D.rescore([0.5, 0.4], [0.9, 0.99], params)[1]
+    first, second = D.rescore([0.5, 0.4], [0.9, 0.9], params)
+    assert first == pytest.approx(1 / (1 + np.exp(-(0.0 + np.log(9.0) + 1.0))), rel=1e-3)  # logit(0.5) = 0, top
+    assert second == pytest.approx(1 / (1 + np.exp(-(np.log(0.4 / 0.6) + np.log(9.0)))), rel=1e-3)
+    assert D.rescore([], [], params).size == 0
+
+
+def test_the_fit_sees_what_the_rescored_detector_sees():
+    from dogsearch.training.detector import data as T
+    from dogsearch.training.detector import rescore as RS
+
+    detector = R.create_detector("lite0-centernet-rescored")
+    image = _open(DOGS[0])
+    [record] = RS.dump(detector, [T.Sample(image, [(0.0, 0.0, 10.0, 10.0)], "x.jpg")])
+    assert record["truth"] == [[0.0, 0.0, 10.0, 10.0]] and 0 < len(record["candidates"]) <= RS.DUMP_CANDIDATES
+    first = record["candidates"][: detector.rescore["candidates"]]
+    scores = D.rescore([c["heat"] for c in first], [c["p"] for c in first], detector.rescore)
+    expected = D.suppress_parts([(tuple(c["box"]), float(s)) for c, s in zip(first, scores, strict=True)
+                                 if s >= detector.min_score], detector.inside)
+    found = detector.detect(image)
+    assert found and [d.box for d in found] == [pytest.approx(b, abs=0.01) for b, _ in expected]
+    assert [d.score for d in found] == [pytest.approx(s, abs=1e-3) for _, s in expected]

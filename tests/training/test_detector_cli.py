@@ -48,3 +48,33 @@ def test_train_detector_cli_writes_a_delta_the_detector_loads(tmp_path, capsys):
 def test_train_detector_refuses_a_share_outside_0_1(tmp_path):
     with pytest.raises(SystemExit, match="--suppress-inside"):
         cli.main(["train", "detector", "--out", str(tmp_path / "x"), "--suppress-inside", "1.5"])
+
+
+def test_train_detector_rescore_fits_on_a_dump_and_writes_the_config(tmp_path, capsys):
+    import shutil
+
+    weights = tmp_path / "delta"
+    shutil.copytree(D.DEFAULT_WEIGHTS_DIR, weights)
+    config = json.loads((weights / "config.json").read_text())
+    del config["rescore"], config["operating_point"]["rescored"]
+    (weights / "config.json").write_text(json.dumps(config))
+    dog, other = [0.0, 0.0, 100.0, 80.0], [120.0, 0.0, 200.0, 80.0]
+
+    def photo(truth, *candidates):
+        return {"source": "x", "truth": truth,
+                "candidates": [{"box": box, "heat": heat, "p": p} for box, heat, p in candidates]}
+
+    # dogs: the dog's box is right and its crop a dog whatever its heat; the other box is no dog
+    records = [photo([dog], (dog, heat, 0.97), (other, 0.3, 0.1)) for heat in (0.1, 0.2, 0.4, 0.7)]
+    records += [photo([], (other, heat, p)) for heat, p in ((0.6, 0.05), (0.3, 0.2), (0.1, 0.02))]
+    dump = tmp_path / "dump.json"
+    dump.write_text(json.dumps(records))
+    assert cli.main(["train", "detector-rescore", "--weights", str(weights), "--dump", str(dump)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((weights / "config.json").read_text())
+    assert written["rescore"] == printed["rescore"] and written["operating_point"]["rescored"] == printed[
+        "operating_point"]
+    assert printed["mistakes"] == 0 and printed["dogs"] == 4  # every dog found, nothing else boxed
+    detector = D.CenterNetDetector(weights, rescore=True)  # the registry's detector loads it
+    assert detector.rescore == written["rescore"] and detector.min_score == printed["operating_point"]
+    assert detector.name != D.CenterNetDetector(D.DEFAULT_WEIGHTS_DIR, rescore=True).name

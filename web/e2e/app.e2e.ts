@@ -168,7 +168,7 @@ describe("dogsearch web UI", () => {
 
     await signIn(page, server.keys.admin!, "e2e-admin");
     await expect(page.getByTestId("signed-in-as").textContent()).resolves.toBe("signed in as e2e-admin (admin)");
-    expect(await nav.getByRole("link").allTextContents()).toEqual(["Search", "Add a dog", "Gallery", "Bulk jobs"]);
+    expect(await nav.getByRole("link").allTextContents()).toEqual(["Search", "Add a dog", "Gallery", "Bulk jobs", "Alerts"]);
     expect(await page.evaluate(() => localStorage.length)).toBe(0); // the session only
     await page.getByLabel("Choose a photo").waitFor();
   });
@@ -396,6 +396,50 @@ describe("dogsearch web UI", () => {
     await page.getByRole("button", { name: "Search again" }).click();
     await page.getByText(/No dogs match/).waitFor();
     expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);
+  });
+
+  it("watches a lost dog, then shows the alert when a found dog that matches is added", async () => {
+    const [lostPhoto] = photos("golden retriever", 1);
+    const addReported = async (file: string | { name: string; mimeType: string; buffer: Buffer }, name: string,
+                               status: string) => {
+      await open(page, "#/add");
+      await page.getByLabel("Choose a photo").setInputFiles(file);
+      await page.getByRole("button", { name: /^Use suggestion/ }).waitFor();
+      await page.getByLabel("Name").fill(name);
+      await page.getByRole("group", { name: /Lost & found report/ }).getByLabel("Status").selectOption(status);
+      await page.getByRole("button", { name: "Add dog" }).click();
+      await page.getByRole("status").getByText("Added").waitFor();
+      return (await page.getByRole("link", { name }).getAttribute("href"))!.split("/dogs/")[1];
+    };
+    const lost = await addReported(lostPhoto, "Buddy", "lost");
+    await open(page, `#/dogs/${lost}`);
+    await page.getByRole("button", { name: "Watch for matches" }).click();
+    await page.getByRole("status").getByText(/^Watching/).waitFor();
+
+    // Later someone finds him and adds a photo of him (the same photo made smaller by the browser: other bytes).
+    const dataUrl = await page.evaluate(async (src) => {
+      const img = new Image();
+      img.src = src;
+      await img.decode();
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.round(img.width * 0.9);
+      canvas.height = Math.round(img.height * 0.9);
+      canvas.getContext("2d")!.drawImage(img, 0, 0, canvas.width, canvas.height);
+      return canvas.toDataURL("image/jpeg", 0.92);
+    }, `data:image/jpeg;base64,${readFileSync(lostPhoto).toString("base64")}`);
+    const foundPhoto = { name: "found.jpg", mimeType: "image/jpeg", buffer: Buffer.from(dataUrl.split(",")[1], "base64") };
+    const found = await addReported(foundPhoto, "Found retriever", "found");
+
+    await open(page, "#/alerts");
+    const match = page.getByTestId("watch-match");
+    await match.waitFor();
+    await expect(match.textContent()).resolves.toMatch(/Found retriever \d+ % likely the same dog · found/);
+    await expect(match.getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${found}`);
+    await imagesLoaded(page, ".watch-matches img", 1);
+    await shot(page, "alerts-desktop.png");
+    const watches = (await (await api(server, "/v1/watches")).json()).items;
+    for (const w of watches) expect((await api(server, `/v1/watches/${w.id}`, { method: "DELETE" })).status).toBe(204);
+    for (const id of [lost, found]) expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);
   });
 
   it("accepts the suggested breed of a dog added without one", async () => {

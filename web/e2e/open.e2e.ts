@@ -50,7 +50,7 @@ describe("the open demo server", () => {
     await page.getByText(/^2 matches in /).waitFor();
     await expect(page.getByTestId("result").first().textContent()).resolves.toContain("beagle");
     const nav = page.getByRole("navigation", { name: "Main" });
-    expect(await nav.getByRole("link").allTextContents()).toEqual(["Search", "Add a dog", "Gallery", "Bulk jobs"]);
+    expect(await nav.getByRole("link").allTextContents()).toEqual(["Search", "Add a dog", "Gallery", "Bulk jobs", "Alerts"]);
     expect(await page.getByRole("button", { name: "Sign in" }).count()).toBe(0);
     expect(await page.getByTestId("sign-in-prompt").count()).toBe(0);
     // photos straight from their URLs, as before keys

@@ -6,6 +6,7 @@ import { GalleryPage } from "./pages/GalleryPage";
 import { JobsPage } from "./pages/JobsPage";
 import { MatchPage } from "./pages/MatchPage";
 import { SearchPage } from "./pages/SearchPage";
+import { WatchesPage } from "./pages/WatchesPage";
 import { allows } from "./lib/access";
 import { AuthProvider, useAuth } from "./lib/auth";
 import { useRoute, type Route } from "./lib/router";
@@ -18,6 +19,7 @@ const NAV: [string, string, Scope | null][] = [
   ["add", "Add a dog", "write"],
   ["gallery", "Gallery", null],
   ["jobs", "Bulk jobs", "write"],
+  ["alerts", "Alerts", "write"],
 ];
 
 function Page({ route }: { route: Route }) {
@@ -45,6 +47,12 @@ function Page({ route }: { route: Route }) {
       return (
         <RequireScope scope="write" title="Bulk jobs" why="to run bulk jobs">
           <JobsPage />
+        </RequireScope>
+      );
+    case "alerts":
+      return (
+        <RequireScope scope="write" title="Alerts" why="to watch for new matches">
+          <WatchesPage />
         </RequireScope>
       );
     case "dogs":

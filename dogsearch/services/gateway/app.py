@@ -17,16 +17,19 @@ from dogsearch.gallery.layout import upgrade
 from dogsearch.jobs.service import Jobs
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.services.embedder.client import EmbedderClient
-from dogsearch.services.gateway.deps import Parts, build_gallery
+from dogsearch.services.gateway.deps import Parts, build_gallery, build_watches
 from dogsearch.services.gateway.poses import StoredPoses
 from dogsearch.services.gateway.routers import ALL as ROUTERS
 from dogsearch.services.gateway.samedog import SameDog
 from dogsearch.services.gateway.security import Access
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.gateway.web import DEFAULT_WEB_DIR, install_web
+from dogsearch.services.gateway.webhooks import WebhookSender
 from dogsearch.services.ops import install_ops
 from dogsearch.services.pose.client import PoseClient
 from dogsearch.services.search.client import SearchClient
+from dogsearch.watches.delivery import Deliverer
+from dogsearch.watches.tasks import CHECK
 
 log = logging.getLogger("dogsearch.gateway")
 
@@ -50,7 +53,16 @@ def create_app(
     pose_client = pose or PoseClient(settings.pose_url, timeout=timeout, token=token)
     gallery = build_gallery(settings, embedder, search_client)
     bulk = Jobs(jobs_settings or JobsSettings(), gallery.ingest)  # on Celery workers, or in this process
-    parts = Parts(settings, gallery, bulk, pose_client, StoredPoses(pose_client, gallery), SameDog(settings))
+    same_dog = SameDog(settings)
+    watches = build_watches(settings, search_client, same_dog)
+    sender = WebhookSender(settings.webhook_max_response_bytes)
+    # Deliveries are sent from the gateway whoever recorded them (this process, or a worker: polled for).
+    deliverer = Deliverer(watches.store, sender, allow_private=settings.webhook_allow_private,
+                          timeout_s=settings.webhook_timeout_s, max_attempts=settings.webhook_max_attempts,
+                          backoff_s=settings.webhook_backoff_s, poll_s=settings.webhook_poll_s)
+    watches.on_match = deliverer.wake
+    gallery.ingest.on_stored = _check_in_workers(bulk) if bulk.celery else _check_here(watches)
+    parts = Parts(settings, gallery, bulk, pose_client, StoredPoses(pose_client, gallery), same_dog, watches)
 
     upgrading: list[asyncio.Task] = []
 
@@ -61,11 +73,15 @@ def create_app(
                 await stack.enter_async_context(sub.router.lifespan_context(sub))
             # Entries stored by an older release get the current layout's fields, in the background.
             upgrading.append(asyncio.create_task(_upgrade_layout(gallery)))
+            delivering = asyncio.create_task(deliverer.run())
             async with bulk.running():  # stops the embedded job runner before the clients close
                 yield
             upgrading[0].cancel()
-            for client in (embedder, search_client, pose_client):
+            delivering.cancel()
+            await asyncio.gather(delivering, return_exceptions=True)
+            for client in (embedder, search_client, pose_client, sender):
                 await client.aclose()
+            await asyncio.to_thread(watches.store.close)
 
     app = FastAPI(title="dogsearch", version="0.1.0", description="Find the most similar dogs in a collection from "
                                                                   "a photo.", lifespan=lifespan)
@@ -100,6 +116,18 @@ def create_app(
     for routes in ROUTERS:
         app.include_router(routes.router(settings))
     return app
+
+
+def _check_here(watches):
+    async def check(entry_ids: list[str]) -> None:
+        await watches.check(entry_ids)
+    return check
+
+
+def _check_in_workers(bulk: Jobs):
+    async def enqueue(entry_ids: list[str]) -> None:
+        await asyncio.to_thread(bulk.celery.send_task, CHECK, (entry_ids,))
+    return enqueue
 
 
 async def _upgrade_layout(gallery: Gallery, retry_s: float = 1.0) -> None:

@@ -21,6 +21,8 @@ from dogsearch.services.gateway.security import CALLER
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.pose.client import PoseClient
 from dogsearch.services.search.client import SearchClient
+from dogsearch.watches.store import WatchStore
+from dogsearch.watches.watches import Watches
 
 # Dogs and jobs are named by UUIDs (a dog's is made from its photo's hash): a path parameter of any other form is a 422.
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -33,6 +35,12 @@ def build_gallery(settings: GatewaySettings, embedder: EmbedderClient, search: S
     return Gallery(embedder, search, PhotoStore(settings.data_dir, settings.thumbnail_px, decode_budget=budget),
                    ImageLimits(settings.max_upload_bytes, settings.max_image_pixels, settings.max_decode_bytes,
                                budget), require_dog=settings.require_dog)
+
+
+def build_watches(settings: GatewaySettings, index: SearchClient, same_dog: SameDog) -> Watches:
+    """The watches on the settings' SQLite file: the gateway's and each Celery worker thread's."""
+    return Watches(WatchStore(settings.watches_file), index, same_dog.probabilities,
+                   max_per_owner=settings.max_watches_per_key, allow_private=settings.webhook_allow_private)
 
 
 def connect_gallery(settings: GatewaySettings) -> Gallery:
@@ -51,6 +59,7 @@ class Parts:
     pose: PoseClient
     poses: StoredPoses
     same_dog: SameDog
+    watches: Watches
 
 
 def _parts(request: Request) -> Parts:
@@ -69,6 +78,10 @@ def _jobs(request: Request) -> Jobs:
     return request.app.state.parts.jobs
 
 
+def _watches(request: Request) -> Watches:
+    return request.app.state.parts.watches
+
+
 def _caller(request: Request) -> Caller:
     # Resolved by security.Access before the route runs; without it, nobody (closed rather than open).
     return request.scope.get(CALLER, NOBODY)
@@ -79,6 +92,7 @@ GalleryDep = Annotated[Gallery, Depends(_gallery)]
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
 JobsDep = Annotated[Jobs, Depends(_jobs)]
 CallerDep = Annotated[Caller, Depends(_caller)]
+WatchesDep = Annotated[Watches, Depends(_watches)]
 
 
 async def read_upload(upload: UploadFile, settings: GatewaySettings) -> bytes:

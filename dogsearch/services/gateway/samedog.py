@@ -1,11 +1,15 @@
 """Is this the same dog? Each result's cosine turned into a probability by the calibration of the collection's vectors
 (models/<model>/calibration.json, dogsearch/models/calibration.py) and a verdict by the gateway's thresholds. Vectors
-without a calibration give no probability (null) and no verdict: a search never fails for want of one."""
+without a calibration give no probability (null) and no verdict: a search never fails for want of one. A list's
+best result is only as likely as it stands out from the next dog (Calibration.results): a look-alike of the
+query's breed scores as high as the dog itself would."""
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from dogsearch.core.paths import MODELS_DIR
 from dogsearch.models.calibration import Calibration, Verdict, find, verdict
@@ -33,12 +37,17 @@ class SameDog:
             self._found[model_id] = await asyncio.to_thread(find, model_id, self._dir)
         return self._found[model_id]
 
+    async def probabilities(self, model_id: str, scores: np.ndarray) -> np.ndarray | None:
+        """Same-dog probabilities of cosine scores of `model_id` vectors (None: no calibration), at the prior."""
+        cal = await self.calibration(model_id)
+        return None if cal is None else cal.probabilities(scores, self.settings.same_dog_prior)
+
     async def judge(self, model_id: str | None, scores: Sequence[float]) -> Judged:
         cal = None if model_id is None else await self.calibration(model_id)
         if cal is None:
             return Judged([None] * len(scores), [None] * len(scores), None, None)
         s = self.settings
-        probabilities = [round(float(p), 4) for p in cal.probabilities(list(scores), s.same_dog_prior)]
+        probabilities = [round(float(p), 4) for p in cal.results(list(scores), s.same_dog_prior)]
         verdicts = [verdict(p, s.same_dog_possible, s.same_dog_likely) for p in probabilities]
         best = verdict(max(probabilities, default=0.0), s.same_dog_possible, s.same_dog_likely)
         return Judged(probabilities, verdicts, best, None if best == "likely" else NO_LIKELY)

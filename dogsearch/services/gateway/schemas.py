@@ -164,3 +164,78 @@ class Me(BaseModel):
     scopes: list[Literal["search", "write", "admin"]] = Field(..., description="every scope it has (cumulative)")
     open: bool = Field(..., description="no keys are configured: everyone may do everything (loopback only)")
     anonymous_search: bool = Field(..., description="callers without a key may search and read dogs")
+
+
+# --- watches (alerts on new matches) ---------------------------------------------------------------------------
+
+WATCH_STATUS = "a new dog's status must be one of these (default for a watched dog with a report: the reports that " \
+               "answer it, as in more like this)"
+
+
+class WatchConditions(BaseModel):
+    """What a watch waits for besides its photos: POST /v1/watches's fields (multipart: as form fields)."""
+
+    model_config = {"extra": "forbid"}
+    webhook_url: str | None = Field(None, max_length=2048, description="where each match is POSTed (http or https "
+                                                                       "to a public address)")
+    min_probability: float = Field(0.5, gt=0, lt=1, description="the least same-dog probability of a match")
+    status: list[str] | str | None = Field(None, description=WATCH_STATUS)
+    near: str | None = Field(None, max_length=64, description='"lat,lon": with radius_km, only dogs seen within it')
+    radius_km: float | None = Field(None, description="km around near")
+
+
+class WatchRequest(WatchConditions):
+    """POST /v1/watches as JSON (multipart: the conditions as form fields, with `image` files instead of dog_id)."""
+
+    dog_id: str = Field(..., pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+                        description="the stored dog to watch for (its photos are compared)")
+
+
+class Watch(BaseModel):
+    id: str
+    dog_id: str | None = Field(None, description="the watched dog; null: made from uploaded photos")
+    min_probability: float
+    status: list[str] | None = None
+    near: str | None = None
+    radius_km: float | None = None
+    webhook_url: str | None = None
+    created_at: str = Field(..., description="dogs stored from then on are checked against it")
+    photos: int = Field(..., description="how many photos' vectors it compares")
+    matches_url: str
+
+
+class WatchCreated(Watch):
+    secret: str = Field(..., description="the key of the deliveries' X-Dogsearch-Signature (HMAC-SHA256): shown "
+                                         "only now")
+
+
+class WatchList(BaseModel):
+    items: list[Watch]
+
+
+class Attempt(BaseModel):
+    n: int
+    at: str
+    status: int | None = Field(None, description="the webhook's HTTP status; null: no answer (see error)")
+    error: str | None = None
+
+
+class Delivery(BaseModel):
+    state: Literal["pending", "sending", "delivered", "failed"]
+    attempts: int
+    last_status: int | None = Field(None, description="the webhook's HTTP status at the last attempt")
+    last_error: str | None = None
+    delivered_at: str | None = None
+    history: list[Attempt] = Field(default_factory=list, description="each attempt, first first")
+
+
+class WatchMatch(BaseModel):
+    dog: Dog
+    probability: float = Field(..., description="how likely it is the watched dog (calibrated)")
+    score: float = Field(..., description="cosine similarity of the best pair of photos")
+    matched_at: str
+    delivery: Delivery | None = Field(None, description="its webhook delivery; null without a webhook")
+
+
+class WatchMatches(BaseModel):
+    items: list[WatchMatch] = Field(..., description="newest first")

@@ -86,6 +86,21 @@ class GatewaySettings(ServiceSettings):
                                                                "0.5 (the calibration's own): the score alone decides")
     calibration_dir: Path | None = Field(None, description="where models/<model>/calibration.json are looked for "
                                                            "(default: the repository's models/)")
+    # Watches (alerts on new matches) and their webhooks (docs/lost-and-found.md, Watches).
+    watches_path: Path | None = Field(None, description="the watches' SQLite file (default: watches/watches.sqlite3 "
+                                                        "beside DATA_DIR); Celery workers must open the same file")
+    max_watches_per_key: int = Field(100, ge=1, description="watches one API key may have open")
+    max_watch_photos: int = Field(5, ge=1, le=20, description="photos a watch may be made from")
+    webhook_allow_private: bool = Field(False, description="let webhooks go to loopback, private, link-local and "
+                                                           "other non-public addresses (tests, closed networks)")
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60, description="one delivery attempt's time")
+    webhook_max_attempts: int = Field(6, ge=1, le=20, description="attempts of a delivery before it fails")
+    webhook_backoff_s: float = Field(2.0, gt=0, description="the wait after the first failed attempt; doubled "
+                                                            "after each next one (at most 10 minutes)")
+    webhook_poll_s: float = Field(1.0, gt=0, le=60, description="how often deliveries recorded by other processes "
+                                                                "(Celery workers) are looked for")
+    webhook_max_response_bytes: int = Field(65536, ge=0, description="a webhook's answer is read up to this much, "
+                                                                     "then dropped")
 
     _keyring: Keyring | None = PrivateAttr(None)
 
@@ -136,6 +151,10 @@ class GatewaySettings(ServiceSettings):
                 keys.append(ApiKey.make("admin", "admin", self.api_key.get_secret_value()))
             self._keyring = Keyring(keys)
         return self._keyring
+
+    @property
+    def watches_file(self) -> Path:
+        return self.watches_path or self.data_dir.parent / "watches" / "watches.sqlite3"
 
     @property
     def internal_secret(self) -> str | None:

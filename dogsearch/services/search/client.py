@@ -34,9 +34,10 @@ class SearchClient(ServiceClient):
     async def get(self, point_id: str) -> dict:
         return (await self.request("GET", f"/v1/points/{point_id}")).json()
 
-    async def lookup(self, point_ids: Sequence[str]) -> dict[str, dict]:
-        """{id: point} for the stored ones among `point_ids`."""
-        points = (await self.request("POST", "/v1/points/lookup", json={"ids": list(point_ids)})).json()["points"]
+    async def lookup(self, point_ids: Sequence[str], with_vector: bool = False) -> dict[str, dict]:
+        """{id: point} for the stored ones among `point_ids` (with its "vector" if asked)."""
+        body = {"ids": list(point_ids), "with_vector": with_vector}
+        points = (await self.request("POST", "/v1/points/lookup", json=body)).json()["points"]
         return {p["id"]: p for p in points}
 
     async def set_payload(self, point_ids: Sequence[str], payload: Mapping[str, Any]) -> dict:

@@ -52,3 +52,30 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({"out": str(args.out), "train_minutes": config["train_minutes"],
                       "operating_point": config["operating_point"], "suppress_inside": inside}, indent=2))
     return 0
+
+
+def add_rescore_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dogs", type=Path, default=DEFAULT_DATA / "dogpose", help="labelled dogs (as for detector)")
+    parser.add_argument("--images", type=Path, action="append",
+                        help="folders searched for the labelled photos (repeatable; default ../shared/data/imagewoof)")
+    parser.add_argument("--negatives", type=Path, action="append",
+                        help="folders of photos without a dog (repeatable; default ../shared/data/not-dogs and "
+                             "../shared/data/oxford-pets/cats)")
+    parser.add_argument("--weights", type=Path, default=Path("models/detector-lite0-centernet"),
+                        help="the delta whose config.json gets the re-scoring (its head makes the candidates)")
+    parser.add_argument("--dump", type=Path, default=Path("/tmp/detector-rescore/calibrate.json"),
+                        help="the calibration photos' candidates: read when it exists, else made (minutes) and kept")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+
+
+def run_rescore(args: argparse.Namespace) -> int:
+    import torch
+
+    from dogsearch.training.detector.rescore import run as fit
+
+    torch.set_num_threads(args.threads)
+    result = fit(args.dogs, args.images or [DEFAULT_DATA / "imagewoof"],
+                 args.negatives or [DEFAULT_DATA / "not-dogs", DEFAULT_DATA / "oxford-pets" / "cats"],
+                 args.weights, args.dump, log=lambda message: print(message, file=sys.stderr))
+    print(json.dumps(result, indent=2))
+    return 0

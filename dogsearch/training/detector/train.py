@@ -147,20 +147,22 @@ def operating_point(labelled: Sequence[tuple[list, list]], negatives: Sequence[l
             bad += (n_truth - sum(kept)) + (len(kept) - sum(kept))
         return bad + sum(any(s >= t for _, s in found) for found in negatives)
 
-    errors = [mistakes(t) for t in cuts]
+    return best_threshold(cuts, [mistakes(t) for t in cuts])
+
+
+def best_threshold(cuts: Sequence[float], errors: Sequence[int]) -> float:
+    """The middle of the longest run of consecutive ``cuts`` with the fewest ``errors``: a flat optimum is not cut
+    at its edge."""
     best = min(errors)
-    at_best = [t for t, e in zip(cuts, errors, strict=True) if e == best]
-    # the longest run of consecutive best cuts, and its middle
-    runs, run = [], [at_best[0]]
-    for t in at_best[1:]:
-        if cuts.index(t) == cuts.index(run[-1]) + 1:
-            run.append(t)
-        else:
-            runs.append(run)
-            run = [t]
-    runs.append(run)
-    longest = max(runs, key=lambda r: r[-1] - r[0])
-    return round((longest[0] + longest[-1]) / 2, 4)
+    runs: list[list[int]] = []
+    for i, e in enumerate(errors):
+        if e == best:
+            if runs and runs[-1][-1] == i - 1:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+    longest = max(runs, key=lambda r: cuts[r[-1]] - cuts[r[0]])
+    return round((cuts[longest[0]] + cuts[longest[-1]]) / 2, 4)
 
 
 def calibrate(detector: D.CenterNetDetector, labelled: Sequence[T.Sample], negatives: Sequence[T.Sample],

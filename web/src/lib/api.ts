@@ -1,7 +1,19 @@
 import { getKey, reportUnauthenticated } from "./session";
 import { noDogMessage } from "./dogs";
 import { reportFormFields, reportSearchFields, type ReportFilter, type ReportInput } from "./reports";
-import type { Detection, Dog, DogPage, Job, Me, Payload, Pose, SearchResponse, SeemsLabel } from "./types";
+import type {
+  Detection,
+  Dog,
+  DogPage,
+  Job,
+  Me,
+  Payload,
+  Pose,
+  SearchResponse,
+  SeemsLabel,
+  Watch,
+  WatchMatch,
+} from "./types";
 
 /** An error the page can show: the API's own `detail` when it sent one. */
 export class ApiError extends Error {
@@ -265,6 +277,28 @@ const LEGACY_OPEN: Me = { name: null, scope: "admin", scopes: [], open: true, an
 /** A photo or overlay of the API as a blob (an <img> cannot send the key header). */
 export async function fetchBlob(path: string): Promise<Blob> {
   return (await send(path)).blob();
+}
+
+/** Watches a stored dog: every dog stored later that is at least `minProbability` likely the same (and answers its
+ * report: a lost dog waits for found ones) shows in the inbox. */
+export function watchDog(dogId: string, minProbability = 0.5): Promise<Watch & { secret: string }> {
+  return json("/v1/watches", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ dog_id: dogId, min_probability: minProbability }),
+  });
+}
+
+export async function listWatches(): Promise<Watch[]> {
+  return (await json<{ items: Watch[] }>("/v1/watches")).items;
+}
+
+export async function watchMatches(id: string): Promise<WatchMatch[]> {
+  return (await json<{ items: WatchMatch[] }>(`/v1/watches/${id}/matches`)).items;
+}
+
+export async function deleteWatch(id: string): Promise<void> {
+  await send(`/v1/watches/${id}`, { method: "DELETE" });
 }
 
 export function messageOf(error: unknown): string {

@@ -166,3 +166,34 @@ export interface Job {
   labels?: string | null;
   images_per_s?: number | null;
 }
+
+/** An alert on new matches (GET /v1/watches). */
+export interface Watch {
+  id: string;
+  dog_id: string | null;
+  min_probability: number;
+  status: string[] | null;
+  near: string | null;
+  radius_km: number | null;
+  webhook_url: string | null;
+  created_at: string;
+  photos: number;
+  matches_url: string;
+}
+
+export interface Delivery {
+  state: "pending" | "sending" | "delivered" | "failed";
+  attempts: number;
+  last_status: number | null;
+  last_error: string | null;
+  delivered_at: string | null;
+}
+
+/** A dog that matched a watch: the inbox. */
+export interface WatchMatch {
+  dog: Dog;
+  probability: number;
+  score: number;
+  matched_at: string;
+  delivery: Delivery | null;
+}

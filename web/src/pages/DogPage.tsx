@@ -3,8 +3,8 @@ import { ErrorBanner } from "../components/ErrorBanner";
 import { PhotoBoxes } from "../components/PhotoBoxes";
 import { ReportLine } from "../components/ReportLine";
 import { dogTitle } from "../components/ResultGrid";
-import { canDelete, canEdit } from "../lib/access";
-import { addPhoto, deleteDog, deletePhoto, getDog, messageOf, updateDog } from "../lib/api";
+import { allows, canDelete, canEdit } from "../lib/access";
+import { addPhoto, deleteDog, deletePhoto, getDog, messageOf, updateDog, watchDog } from "../lib/api";
 import { ApiImage } from "../components/ApiImage";
 import { useAuth } from "../lib/auth";
 import { navigate } from "../lib/router";
@@ -58,6 +58,7 @@ export function DogPage({ id }: { id: string }) {
   const [accepted, setAccepted] = useState<string | null>(null);
   const [photoBusy, setPhotoBusy] = useState(false);
   const [photoNote, setPhotoNote] = useState<string | null>(null);
+  const [watching, setWatching] = useState<"no" | "busy" | "yes">("no");
   const [search, setSearch] = useSearchState();
   const { me } = useAuth();
 
@@ -124,6 +125,18 @@ export function DogPage({ id }: { id: string }) {
       setError(messageOf(e));
     } finally {
       setPhotoBusy(false);
+    }
+  };
+
+  const watchForMatches = async () => {
+    setWatching("busy");
+    setError(null);
+    try {
+      await watchDog(id);
+      setWatching("yes");
+    } catch (e) {
+      setWatching("no");
+      setError(messageOf(e));
     }
   };
 
@@ -272,10 +285,26 @@ export function DogPage({ id }: { id: string }) {
             </dl>
           </details>
           <ErrorBanner error={error} />
+          {watching === "yes" && (
+            <p className="success" role="status">
+              Watching: dogs added from now on that are likely this one show up in{" "}
+              <a href="#/alerts">Alerts</a>.
+            </p>
+          )}
           <div className="actions">
             <button type="button" className="button" onClick={moreLikeThis}>
               More like this
             </button>
+            {me && allows(me, "write") && watching !== "yes" && (
+              <button
+                type="button"
+                className="button secondary"
+                onClick={() => void watchForMatches()}
+                disabled={watching === "busy"}
+              >
+                {watching === "busy" ? "Watching…" : "Watch for matches"}
+              </button>
+            )}
             {!me || !canDelete(me, dog) ? null : !confirming ? (
               <button type="button" className="button danger" onClick={() => setConfirming(true)}>
                 Delete…

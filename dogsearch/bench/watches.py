@@ -1,0 +1,227 @@
+"""What watches cost the indexing of new dogs (docs/lost-and-found.md, Watches).
+
+1. The check step alone, for a batch of 32 new dogs, with 100 and 10,000 open watches, in the two designs the
+   issue names:
+   - `per_watch`: one query per watch against the new vectors: each watch's vector asks the collection (the
+     embedded engine, in this process: no HTTP round trip counted) for its nearest among the batch's dogs
+     (a `dog_id` any-of filter);
+   - `matrix` (what dogsearch ships, dogsearch/watches/watches.py): the batch's vectors against every watch's,
+     kept in a matrix of their own, in one product.
+   Both find the same matches (checked here).
+2. Indexing throughput: photos/s of an in-process bulk job (the all-in-one app, `efficientnet_lite0`, the whole
+   photo as the dog, small photos: the job's own overhead shows) with 0, 100 and 10,000 open watches, as ratios
+   to 0 measured in the same run (0 again at the end shows the drift), and the share of each job's time spent in
+   the check (timed around it in the same batches: a ratio that a busy machine does not blur).
+
+    python -m dogsearch.bench.watches [--quick] [--json]
+    dogsearch bench --only watches
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from dogsearch.bench.common import variations
+from dogsearch.models.calibration import FILE_NAME, Calibration
+from dogsearch.search.contract import Point
+from dogsearch.search.edge import EdgeStore
+from dogsearch.watches.store import Watch, WatchStore
+from dogsearch.watches.watches import Watches
+
+DIM, BATCH = 384, 32
+FUTURE = "9999-01-01T00:00:00+00:00"  # the bench's dogs are newer than every watch
+# A calibration for the bench's vectors: a cosine of 0.9 is a probability of 0.5 (random vectors score about 0).
+CURVE = {"x": [0.0, 0.9, 1.0], "y": [0.0, 0.5, 1.0]}
+
+
+def log(message: str) -> None:
+    print(f"bench watches: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def scratch():
+    """A folder in memory where there is one: the bench measures the check, not the disk's fsyncs."""
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(prefix="dogsearch-bench-watches-", dir=shm if shm.is_dir() else None) as d:
+        yield Path(d)
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def add_watches(store: WatchStore, vectors: np.ndarray, model: str) -> list[Watch]:
+    watches = []
+    for v in vectors:
+        watch = Watch(str(uuid.uuid4()), "bench", None, model, v[None, :], 0.5, (), None, None, None,
+                      "2000-01-01T00:00:00+00:00")
+        store.create(watch, "whsec_bench")
+        watches.append(watch)
+    return watches
+
+
+class StoreIndex:
+    """The gallery's Index over an embedded store in this process (only what the check asks)."""
+
+    def __init__(self, store: EdgeStore) -> None:
+        self.store = store
+
+    async def lookup(self, ids, with_vector: bool = False) -> dict[str, dict[str, Any]]:
+        return {p.id: {"id": p.id, "vector": p.vector, "payload": p.payload}
+                for p in self.store.retrieve(list(ids), with_vector)}
+
+
+def designs(quick: bool) -> dict:
+    rng = np.random.default_rng(0)
+    cal = Calibration("bench", "isotonic", CURVE, 0.5)
+
+    async def judge(model: str, scores: np.ndarray) -> np.ndarray:
+        return cal.probabilities(scores)
+
+    rounds = 3 if quick else 5
+    existing = 1000 if quick else 10_000
+    out: dict = {}
+    with scratch() as tmp, EdgeStore(tmp / "vectors") as edge:
+        edge.ensure_collection(DIM, "bench", {"dog_id": "keyword"})
+        old = unit(rng.standard_normal((existing, DIM)))
+        for i in range(0, existing, 1000):
+            edge.upsert([Point(str(uuid.uuid4()), v.tolist(), {"model": "bench", "created_at": FUTURE})
+                         for v in old[i:i + 1000]])
+        for n in (100, 10_000):
+            store = WatchStore(tmp / f"watches-{n}.sqlite3")
+            watch_vectors = unit(rng.standard_normal((n, DIM)))
+            watches = add_watches(store, watch_vectors, "bench")
+            batches = []
+            for r in range(rounds):
+                new = unit(rng.standard_normal((BATCH, DIM)))
+                new[0] = unit(watch_vectors[r:r + 1] + 0.01 * rng.standard_normal((1, DIM)))[0]  # one match a batch
+                ids = [str(uuid.uuid4()) for _ in range(BATCH)]
+                edge.upsert([Point(i, v.tolist(), {"dog_id": i, "model": "bench", "created_at": FUTURE})
+                             for i, v in zip(ids, new, strict=True)])
+                batches.append(ids)
+            edge.optimize()
+            checker = Watches(store, StoreIndex(edge), judge)
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(checker.check([]))  # loads the watches' matrix, as a running gateway has
+            matrix_s, per_watch_s, found_matrix, found_per_watch = [], [], set(), set()
+            for ids in batches:
+                start = time.perf_counter()
+                loop.run_until_complete(checker.check(ids))
+                matrix_s.append(time.perf_counter() - start)
+                found_matrix |= {(m["dog_id"], w.id) for w in watches[:rounds] for m in store.matches(w.id, 10)
+                                 if m["dog_id"] in ids}
+                start = time.perf_counter()
+                for w in watches:
+                    hits = edge.query(w.vectors[0].tolist(), BATCH, {"dog_id": ids})
+                    p = cal.probabilities([h.score for h in hits])
+                    found_per_watch |= {(h.id, w.id) for h, q in zip(hits, p, strict=True) if q >= w.min_probability}
+                per_watch_s.append(time.perf_counter() - start)
+            loop.close()
+            store.close()
+            assert found_matrix == found_per_watch and len(found_matrix) == rounds, (found_matrix, found_per_watch)
+            m, q = float(np.median(matrix_s)) * 1000, float(np.median(per_watch_s)) * 1000
+            log(f"{n} watches, a batch of {BATCH}: matrix {m:.2f} ms, per watch {q:.1f} ms")
+            out |= {f"watches_check_matrix_ms_{n}": round(m, 2), f"watches_check_per_watch_ms_{n}": round(q, 1),
+                    f"watches_check_per_watch_over_matrix_{n}": round(q / m, 1)}
+    return out
+
+
+def ingest(quick: bool) -> dict:
+    """Photos/s of an in-process bulk job with 0, 100 and 10,000 open watches (then 0 again)."""
+    from dogsearch.services.allinone import create_all_in_one
+    from dogsearch.services.embedder.settings import EmbedderSettings
+
+    n_photos = 96 if quick else 320
+    counts = (0, 100, 10_000, 0)
+    out: dict = {}
+    with scratch() as tmp:
+        for k in range(len(counts)):
+            folder = tmp / "in" / f"set{k}"
+            for i, (data, breed) in enumerate(variations(n_photos, seed=100 + k)):
+                (folder / breed).mkdir(parents=True, exist_ok=True)
+                (folder / breed / f"{i:05d}.jpg").write_bytes(data)
+        models = tmp / "models"
+        app = create_all_in_one(tmp / "data", embedder_settings=EmbedderSettings(model="efficientnet_lite0",
+                                                                                 detector="none"),
+                                gateway_options={"calibration_dir": models},
+                                jobs_options={"allowed_roots": [tmp / "in"]})
+
+        async def measure() -> list[tuple[float, float]]:
+            """(photos/s, the share of the job's time spent checking) per run."""
+            rates = []
+            async with app.router.lifespan_context(app):
+                parts = app.state.parts
+                checking = parts.gallery.ingest.on_stored
+                spent = [0.0]
+
+                async def timed_check(entry_ids: list[str]) -> None:
+                    start = time.perf_counter()
+                    await checking(entry_ids)
+                    spent[0] += time.perf_counter() - start
+
+                parts.gallery.ingest.on_stored = timed_check
+                model = await parts.gallery.space.ensure()
+                dim = (await parts.gallery.embedder.info())["dim"]
+                (models / model.split("@")[0]).mkdir(parents=True, exist_ok=True)
+                (models / model.split("@")[0] / FILE_NAME).write_text(
+                    json.dumps(Calibration(model, "isotonic", CURVE, 0.5).to_json()))
+                rng = np.random.default_rng(1)
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
+                                             timeout=600) as client:
+                    for k, n in enumerate(counts):
+                        store = parts.watches.store
+                        for w in store.list(everyone=True):
+                            store.delete(w.id)
+                        add_watches(store, unit(rng.standard_normal((n, dim))), model)
+                        await parts.watches.check([])  # the matrix loaded before the job, as in a running gateway
+                        spent[0], start = 0.0, time.perf_counter()
+                        r = await client.post("/v1/jobs/index", json={"path": str(tmp / "in" / f"set{k}")})
+                        job_id = r.json()["id"]
+                        while (job := (await client.get(f"/v1/jobs/{job_id}")).json())["state"] in ("queued",
+                                                                                                   "running"):
+                            await asyncio.sleep(0.2)
+                        assert job["indexed"] == n_photos, job
+                        share = spent[0] / (time.perf_counter() - start)
+                        rates.append((job["images_per_s"], share))
+                        log(f"bulk job of {n_photos} photos with {n} watches: {job['images_per_s']} photos/s, "
+                            f"{share:.2%} of the time checking")
+            return rates
+
+        rates = asyncio.run(measure())
+    # The share of a job's time spent checking is measured within the same batches, so it holds under a load that
+    # moves photos/s from one job to the next (the two runs with 0 watches show how much).
+    base = rates[0][0]
+    for n, (rate, share) in zip(counts[1:3], rates[1:3], strict=True):
+        out |= {f"watches_ingest_per_s_{n}": rate, f"watches_ingest_{n}_over_0": round(rate / base, 3),
+                f"watches_ingest_check_share_{n}": round(share, 4)}
+    out |= {"watches_ingest_per_s_0": base, "watches_ingest_per_s_0_again": rates[3][0],
+            "watches_ingest_check_share_0": round(rates[0][1], 4), "watches_ingest_photos": n_photos}
+    return out
+
+
+def run(quick: bool = False) -> dict:
+    return designs(quick) | ingest(quick)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = run(args.quick)
+    print(json.dumps(result, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()

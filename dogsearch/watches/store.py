@@ -1,0 +1,261 @@
+"""Watches, their matches and the deliveries of those matches, in SQLite (WAL).
+
+Why SQLite and not Redis beside the broker: it needs no set-up all-in-one, and every process that checks or
+delivers (the gateway, Celery workers) already shares a folder with the gateway, the photo store's; a UNIQUE
+(watch, dog) key and one transaction per batch of matches make a check run twice (a worker killed before it
+acknowledged) add nothing, which Redis would need Lua for. WAL lets readers and one writer work at once across
+processes; its shared memory needs the processes on one host (a network filesystem is not supported).
+
+A match and its pending delivery are written in one transaction (an outbox): a delivery is never lost between
+the two. Sending takes a lease on the delivery (state `sending`), so two senders never send it at once; a sender
+that dies mid-send leaves the lease to run out, and the delivery is sent again (receivers deduplicate on the
+X-Dogsearch-Delivery header). Each attempt is counted when it starts, so attempts stay bounded across crashes."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dogsearch.core.sqlite import SqliteFile
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS watches (
+  id TEXT PRIMARY KEY, owner TEXT, secret TEXT NOT NULL, dog_id TEXT, model TEXT NOT NULL, vectors BLOB NOT NULL,
+  dim INTEGER NOT NULL, min_probability REAL NOT NULL, statuses TEXT NOT NULL, near_lat REAL, near_lon REAL,
+  radius_km REAL, webhook_url TEXT, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS watches_owner ON watches (owner);
+CREATE TABLE IF NOT EXISTS matches (
+  watch TEXT NOT NULL, dog TEXT NOT NULL, score REAL NOT NULL, probability REAL NOT NULL, dog_payload TEXT NOT NULL,
+  matched_at TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (watch, dog));
+CREATE INDEX IF NOT EXISTS matches_seq ON matches (watch, seq);
+CREATE TABLE IF NOT EXISTS deliveries (
+  watch TEXT NOT NULL, dog TEXT NOT NULL, url TEXT NOT NULL, body BLOB NOT NULL, state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, lease_until REAL NOT NULL DEFAULT 0,
+  last_status INTEGER, last_error TEXT, delivered_at TEXT, PRIMARY KEY (watch, dog));
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
+CREATE TABLE IF NOT EXISTS attempts (
+  watch TEXT NOT NULL, dog TEXT NOT NULL, n INTEGER NOT NULL, at TEXT NOT NULL, status INTEGER, error TEXT,
+  PRIMARY KEY (watch, dog, n));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('version', 0);
+"""
+_WATCH_COLUMNS = ("id, owner, dog_id, model, vectors, dim, min_probability, statuses, near_lat, near_lon, radius_km, "
+                  "webhook_url, created_at")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Watch:
+    id: str
+    owner: str | None  # the API key's name that made it (None: an open service)
+    dog_id: str | None  # the watched dog (its own later photos never match), or None: watching uploaded photos
+    model: str  # the id of its vectors: only dogs of the same vectors are compared
+    vectors: np.ndarray  # (n, dim) float32 unit rows; a new dog matches by the best of them
+    min_probability: float
+    statuses: tuple[str, ...]  # a new dog's status must be one of them; () any
+    near: tuple[float, float] | None  # (lat, lon)
+    radius_km: float | None
+    webhook_url: str | None
+    created_at: str  # RFC 3339 UTC, seconds: dogs stored from then on are new to it
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "dog_id": self.dog_id, "min_probability": self.min_probability,
+                "status": list(self.statuses) or None,
+                "near": f"{self.near[0]},{self.near[1]}" if self.near else None, "radius_km": self.radius_km,
+                "webhook_url": self.webhook_url, "created_at": self.created_at, "photos": len(self.vectors)}
+
+
+@dataclass(frozen=True)
+class NewMatch:
+    watch: Watch
+    dog_id: str
+    score: float
+    probability: float
+    dog_payload: dict[str, Any]  # what the inbox and the webhook show of the dog (no owner)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery taken for sending: attempt number `attempt`, under a lease."""
+
+    watch: str
+    dog: str
+    url: str
+    body: bytes
+    secret: str
+    attempt: int
+
+
+def _watch(row: sqlite3.Row | tuple) -> Watch:
+    (wid, owner, dog_id, model, blob, dim, min_p, statuses, lat, lon, radius, url, created) = row
+    vectors = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim)
+    return Watch(wid, owner, dog_id, model, vectors, min_p, tuple(json.loads(statuses)),
+                 None if lat is None else (lat, lon), radius, url, created)
+
+
+class WatchStore(SqliteFile):
+    """One connection behind a lock per process; other processes open their own (WAL; a busy writer is waited
+    for)."""
+
+    def __init__(self, path: Path) -> None:
+        # a committed match must survive a power cut (its notification would be lost): fsync on every commit
+        super().__init__(path, _SCHEMA, synchronous="FULL", timeout=30)
+
+    def _bump(self) -> None:
+        self.db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
+
+    # --- watches ---------------------------------------------------------------------------------------------
+
+    def create(self, watch: Watch, secret: str, max_per_owner: int | None = None) -> bool:
+        """Stores a watch; False (nothing stored) when its owner has `max_per_owner` already."""
+        with self._transaction():
+            if max_per_owner is not None:
+                (n,) = self.db.execute("SELECT COUNT(*) FROM watches WHERE owner IS ?", (watch.owner,)).fetchone()
+                if n >= max_per_owner:
+                    return False
+            vectors = np.ascontiguousarray(watch.vectors, dtype=np.float32)
+            self.db.execute(
+                f"INSERT INTO watches ({_WATCH_COLUMNS}, secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (watch.id, watch.owner, watch.dog_id, watch.model, vectors.tobytes(), vectors.shape[1],
+                 watch.min_probability, json.dumps(list(watch.statuses)), *(watch.near or (None, None)),
+                 watch.radius_km, watch.webhook_url, watch.created_at, secret))
+            self._bump()
+        return True
+
+    def get(self, watch_id: str) -> Watch | None:
+        with self.lock:
+            row = self.db.execute(f"SELECT {_WATCH_COLUMNS} FROM watches WHERE id = ?", (watch_id,)).fetchone()
+        return _watch(row) if row else None
+
+    def list(self, owner: str | None = None, everyone: bool = False) -> list[Watch]:
+        """`owner`'s watches, oldest first (every watch with `everyone`)."""
+        query = f"SELECT {_WATCH_COLUMNS} FROM watches"
+        with self.lock:
+            rows = (self.db.execute(query + " ORDER BY created_at, id") if everyone else
+                    self.db.execute(query + " WHERE owner IS ? ORDER BY created_at, id", (owner,))).fetchall()
+        return [_watch(r) for r in rows]
+
+    def delete(self, watch_id: str) -> bool:
+        """The watch, its matches and its deliveries."""
+        with self._transaction():
+            gone = self.db.execute("DELETE FROM watches WHERE id = ?", (watch_id,)).rowcount
+            for table in ("matches", "deliveries", "attempts"):
+                self.db.execute(f"DELETE FROM {table} WHERE watch = ?", (watch_id,))
+            self._bump()
+        return gone == 1
+
+    def version(self) -> int:
+        """Changes whenever a watch is made or deleted, by any process: when a cached copy of them is stale."""
+        with self.lock:
+            return self.db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
+
+    # --- matches ---------------------------------------------------------------------------------------------
+
+    def record(self, matches: Sequence[NewMatch], body_of) -> int:
+        """Records each match not recorded yet, and its pending delivery when its watch has a webhook, in one
+        transaction; `body_of(match, matched_at)` makes the delivery's exact bytes. A match of a watch deleted
+        meanwhile is dropped. Returns how many were new."""
+        if not matches:
+            return 0
+        new = 0
+        with self._transaction():
+            (seq,) = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM matches").fetchone()
+            at, t = now_iso(), time.time()
+            for m in matches:
+                seq += 1
+                added = self.db.execute(
+                    "INSERT OR IGNORE INTO matches SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS "
+                    "(SELECT 1 FROM watches WHERE id = ?)",
+                    (m.watch.id, m.dog_id, m.score, m.probability, json.dumps(m.dog_payload), at, seq, m.watch.id),
+                ).rowcount
+                if added and m.watch.webhook_url:
+                    self.db.execute("INSERT INTO deliveries (watch, dog, url, body, state, next_at) "
+                                    "VALUES (?, ?, ?, ?, 'pending', ?)",
+                                    (m.watch.id, m.dog_id, m.watch.webhook_url, body_of(m, at), t))
+                new += added
+        return new
+
+    def matches(self, watch_id: str, limit: int) -> list[dict[str, Any]]:
+        """The watch's matches, newest first, each with its delivery (None without a webhook) and the delivery's
+        attempts (`history`)."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT m.dog, m.score, m.probability, m.dog_payload, m.matched_at, d.state, d.attempts, "
+                "d.last_status, d.last_error, d.delivered_at FROM matches m LEFT JOIN deliveries d "
+                "ON d.watch = m.watch AND d.dog = m.dog WHERE m.watch = ? ORDER BY m.seq DESC LIMIT ?",
+                (watch_id, limit)).fetchall()
+            history: dict[str, list[dict[str, Any]]] = {}
+            for dog, n, at, status, error in self.db.execute(
+                    "SELECT dog, n, at, status, error FROM attempts WHERE watch = ? ORDER BY dog, n", (watch_id,)):
+                history.setdefault(dog, []).append({"n": n, "at": at, "status": status, "error": error})
+        return [{"dog_id": dog, "score": score, "probability": p, "dog_payload": json.loads(payload),
+                 "matched_at": at,
+                 "delivery": None if state is None else {"state": state, "attempts": attempts,
+                                                         "last_status": status, "last_error": error,
+                                                         "delivered_at": delivered, "history": history.get(dog, [])}}
+                for dog, score, p, payload, at, state, attempts, status, error, delivered in rows]
+
+    # --- deliveries ------------------------------------------------------------------------------------------
+
+    def due(self, limit: int) -> list[tuple[str, str]]:
+        """Deliveries to send now: pending ones whose time has come, and sends whose lease ran out (a sender
+        died)."""
+        t = time.time()
+        with self.lock:
+            return self.db.execute(
+                "SELECT watch, dog FROM deliveries WHERE (state = 'pending' AND next_at <= ?) "
+                "OR (state = 'sending' AND lease_until <= ?) ORDER BY next_at LIMIT ?", (t, t, limit)).fetchall()
+
+    def next_due(self) -> float | None:
+        """When the next pending delivery is due (epoch seconds), or None."""
+        with self.lock:
+            pending = self.db.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()[0]
+            sending = self.db.execute("SELECT MIN(lease_until) FROM deliveries WHERE state = 'sending'").fetchone()[0]
+        times = [v for v in (pending, sending) if v is not None]
+        return min(times) if times else None
+
+    def claim(self, watch_id: str, dog_id: str, lease_s: float) -> Claimed | None:
+        """Takes a due delivery for one attempt (counted now), or None when another sender has it or it is not
+        due."""
+        t = time.time()
+        with self._transaction():
+            taken = self.db.execute(
+                "UPDATE deliveries SET state = 'sending', lease_until = ?, attempts = attempts + 1 "
+                "WHERE watch = ? AND dog = ? AND ((state = 'pending' AND next_at <= ?) "
+                "OR (state = 'sending' AND lease_until <= ?))", (t + lease_s, watch_id, dog_id, t, t)).rowcount
+            if not taken:
+                return None
+            url, body, attempts = self.db.execute(
+                "SELECT url, body, attempts FROM deliveries WHERE watch = ? AND dog = ?", (watch_id, dog_id)).fetchone()
+            row = self.db.execute("SELECT secret FROM watches WHERE id = ?", (watch_id,)).fetchone()
+        if row is None:
+            return None
+        return Claimed(watch_id, dog_id, url, bytes(body), row[0], attempts)
+
+    def finish(self, claimed: Claimed, status: int | None, error: str | None, delivered: bool,
+               retry_at: float | None) -> None:
+        """Records an attempt; the delivery is then delivered, pending again until `retry_at`, or failed (no
+        `retry_at`)."""
+        state = "delivered" if delivered else "pending" if retry_at is not None else "failed"
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?)",
+                            (claimed.watch, claimed.dog, claimed.attempt, now_iso(), status, error))
+            self.db.execute(
+                "UPDATE deliveries SET state = ?, next_at = ?, lease_until = 0, last_status = ?, last_error = ?, "
+                "delivered_at = ? WHERE watch = ? AND dog = ? AND attempts = ?",
+                (state, retry_at or 0, status, error, now_iso() if delivered else None, claimed.watch, claimed.dog,
+                 claimed.attempt))
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()

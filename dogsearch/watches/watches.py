@@ -1,0 +1,198 @@
+"""Watches: "tell me when a dog like this one turns up". A watch holds the vectors of the dog looked for (a stored
+dog's photos, or photos uploaded for it), how likely a match must be the same dog, and optional report conditions
+(status, near a place); every dog stored later is checked against the open watches, and each match is recorded
+once per (watch, dog), with its webhook delivery (dogsearch/watches/delivery.py).
+
+The check compares a batch of new vectors with every watch's vectors at once: the watches' vectors are kept in
+their own matrix (loaded from the store, reloaded when a watch comes or goes), and one matrix product scores the
+batch against all of them. The other design, one query per watch against the new vectors in the search service,
+costs a round trip per watch per batch: docs/lost-and-found.md has both measured (`dogsearch bench watches`)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dogsearch.core.errors import Conflict, InvalidInput, NotFound
+from dogsearch.gallery.contracts import Index
+from dogsearch.gallery.fields import public
+from dogsearch.gallery.reports import MAX_RADIUS_KM, distance_km, stored_place
+from dogsearch.search.contract import CollectionMissing
+from dogsearch.watches.store import NewMatch, Watch, WatchStore, now_iso
+from dogsearch.watches.targets import resolve
+
+# (vectors' model id, cosine scores) -> same-dog probabilities, or None when those vectors have no calibration.
+Judge = Callable[[str, np.ndarray], Awaitable[np.ndarray | None]]
+SECRET_PREFIX = "whsec_"
+log = logging.getLogger("dogsearch.watches")
+
+
+class WatchNotFound(NotFound):
+    """No watch with that id (or not the caller's)."""
+
+
+class TooManyWatches(Conflict):
+    """The key has as many watches as it may."""
+
+
+class NotCalibrated(Conflict):
+    """The collection's vectors have no same-dog calibration: a watch could not say how likely a match is."""
+
+
+class InvalidWatch(InvalidInput):
+    """A watch's conditions that cannot be used."""
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The watches of one vector model, as one matrix: rows of watch w are starts[w]:starts[w+1]."""
+
+    watches: list[Watch]
+    rows: np.ndarray  # (R, dim) float32
+    starts: np.ndarray  # (W,) first row of each watch
+    min_p: np.ndarray  # (W,)
+
+
+def _groups(watches: Sequence[Watch]) -> dict[str, _Group]:
+    by_model: dict[str, list[Watch]] = {}
+    for w in watches:
+        by_model.setdefault(w.model, []).append(w)
+    out = {}
+    for model, ws in by_model.items():
+        sizes = [len(w.vectors) for w in ws]
+        out[model] = _Group(ws, np.concatenate([w.vectors for w in ws]).astype(np.float32),
+                            np.cumsum([0, *sizes[:-1]]), np.array([w.min_probability for w in ws]))
+    return out
+
+
+def body_of(match: NewMatch, matched_at: str) -> bytes:
+    """A delivery's JSON: signed and sent as these exact bytes, the same on every attempt."""
+    w = match.watch
+    return json.dumps({"event": "watch.match", "watch": w.id, "watched_dog": w.dog_id,
+                       "dog": {"id": match.dog_id, "payload": match.dog_payload},
+                       "probability": round(match.probability, 4), "score": round(match.score, 6),
+                       "matched_at": matched_at}, sort_keys=True, separators=(",", ":")).encode()
+
+
+class Watches:
+    def __init__(self, store: WatchStore, index: Index, judge: Judge, *, max_per_owner: int = 100,
+                 allow_private: bool = False) -> None:
+        """`allow_private`: webhooks may go to loopback and private addresses (tests, closed networks)."""
+        self.store, self.index, self.judge = store, index, judge
+        self.max_per_owner, self.allow_private = max_per_owner, allow_private
+        self._version: int | None = None
+        self._groups: dict[str, _Group] = {}
+        self.on_match: Callable[[], None] | None = None  # told when new matches are recorded (a deliverer waits)
+
+    # --- the watches -----------------------------------------------------------------------------------------
+
+    async def create(self, *, owner: str | None, model: str, vectors: Sequence[Sequence[float]],
+                     dog_id: str | None = None, min_probability: float = 0.5, statuses: Sequence[str] = (),
+                     near: tuple[float, float] | None = None, radius_km: float | None = None,
+                     webhook_url: str | None = None) -> tuple[Watch, str]:
+        """A new watch and its secret (the key of its deliveries' signatures, shown once)."""
+        if not 0 < min_probability < 1:
+            raise InvalidWatch(f"min_probability: above 0 and below 1, not {min_probability:g}")
+        if radius_km is not None and (near is None or not (math.isfinite(radius_km)
+                                                          and 0 < radius_km <= MAX_RADIUS_KM)):
+            raise InvalidWatch(f"radius_km needs near, and is above 0 and at most {MAX_RADIUS_KM:g}")
+        if await self.judge(model, np.zeros(1)) is None:
+            raise NotCalibrated(f"the collection's vectors ({model}) have no same-dog calibration, so a watch could "
+                                "not tell how likely a new dog is the same: `dogsearch train calibration` makes one")
+        if webhook_url:
+            await asyncio.to_thread(resolve, webhook_url, self.allow_private)
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+        watch = Watch(str(uuid.uuid4()), owner, dog_id, model, matrix, float(min_probability), tuple(statuses),
+                      near, radius_km if near else None, webhook_url or None, now_iso())
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        if not await asyncio.to_thread(self.store.create, watch, secret, self.max_per_owner):
+            raise TooManyWatches(f"this key has {self.max_per_owner} watches, the most it may: delete one first")
+        return watch, secret
+
+    async def get(self, watch_id: str, may_see: Callable[[str | None], bool]) -> Watch:
+        """The watch, when `may_see(its owner)`; WatchNotFound otherwise (another's watch is not there for you)."""
+        watch = await asyncio.to_thread(self.store.get, watch_id)
+        if watch is None or not may_see(watch.owner):
+            raise WatchNotFound(f"no watch {watch_id}")
+        return watch
+
+    async def list(self, owner: str | None, everyone: bool = False) -> list[Watch]:
+        return await asyncio.to_thread(self.store.list, owner, everyone)
+
+    async def delete(self, watch: Watch) -> None:
+        await asyncio.to_thread(self.store.delete, watch.id)
+
+    async def matches(self, watch: Watch, limit: int = 100) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.store.matches, watch.id, limit)
+
+    # --- checking new dogs -----------------------------------------------------------------------------------
+
+    async def _current(self) -> dict[str, _Group]:
+        version = await asyncio.to_thread(self.store.version)
+        if version != self._version:
+            watches = await asyncio.to_thread(self.store.list, None, True)
+            self._groups, self._version = await asyncio.to_thread(_groups, watches), version
+        return self._groups
+
+    async def check(self, entry_ids: Sequence[str]) -> int:
+        """Checks newly stored entries against the open watches and records each new match (with its delivery).
+        Safe to run again for the same entries: a match is recorded once. Returns how many matches were new."""
+        groups = await self._current()
+        if not groups or not entry_ids:
+            return 0
+        try:
+            points = list((await self.index.lookup(list(entry_ids), with_vector=True)).values())
+        except CollectionMissing:
+            return 0
+        by_model: dict[str, list[dict[str, Any]]] = {}
+        for p in points:
+            if p.get("vector") is not None and p["payload"].get("model") in groups:
+                by_model.setdefault(p["payload"]["model"], []).append(p)
+        found: list[NewMatch] = []
+        for model, pts in by_model.items():
+            found += await self._matches(model, groups[model], pts)
+        new = await asyncio.to_thread(self.store.record, found, body_of)
+        if new and self.on_match is not None:
+            self.on_match()
+        return new
+
+    async def _matches(self, model: str, group: _Group, points: list[dict[str, Any]]) -> list[NewMatch]:
+        new = np.asarray([p["vector"] for p in points], dtype=np.float32)
+        new /= np.linalg.norm(new, axis=1, keepdims=True)
+        best = np.maximum.reduceat(new @ group.rows.T, group.starts, axis=1)  # (points, watches): best photo each
+        probabilities = await self.judge(model, best.ravel())
+        if probabilities is None:
+            log.warning("watches of %s vectors skipped: they have no calibration now", model)
+            return []
+        probabilities = np.asarray(probabilities).reshape(best.shape)
+        out = []
+        for i, w in np.argwhere(probabilities >= group.min_p[None, :]):
+            watch, point = group.watches[w], points[i]
+            if _fits(watch, point["id"], point["payload"]):
+                out.append(NewMatch(watch, point["payload"].get("dog_id", point["id"]), float(best[i, w]),
+                                    float(probabilities[i, w]), public(point["payload"])))
+        return out
+
+
+def _fits(watch: Watch, entry_id: str, payload: dict[str, Any]) -> bool:
+    """The watch's conditions on a new dog besides its likeness."""
+    if payload.get("dog_id", entry_id) == watch.dog_id:
+        return False  # the watched dog's own photos
+    if str(payload.get("created_at", "")) < watch.created_at:
+        return False  # stored before the watch: not new to it
+    if watch.statuses and payload.get("status") not in watch.statuses:
+        return False
+    if watch.radius_km is not None and watch.near is not None:
+        seen = stored_place(payload)
+        if seen is None or distance_km({"lat": watch.near[0], "lon": watch.near[1]}, seen) > watch.radius_km:
+            return False
+    return True

@@ -1,0 +1,208 @@
+"""Watches through the public API, all-in-one (no broker: the check runs in the process): a watch on a lost dog is
+told, through a real webhook on loopback, about a found dog that matches, once, signed, after a failed attempt;
+ownership; limits; webhook targets outside the public internet refused."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from dogsearch.core.access import ApiKey
+from dogsearch.models.calibration import FILE_NAME
+from tests.fakes import fake_all_in_one
+from tests.gateway.helpers import BLUE, DARK_RED, RED, add
+from tests.gateway.test_samedog import CALIBRATION
+from tests.images import solid
+from tests.watches.receiver import Receiver, signed
+
+KEYS = {"alice": ("write", "alice-secret"), "bob": ("write", "bob-secret"), "eve": ("search", "eve-secret"),
+        "root": ("admin", "root-secret")}
+
+
+def _app(tmp_path, fake_model, **options):
+    models = tmp_path / "models"
+    (models / "test-color-grid").mkdir(parents=True, exist_ok=True)
+    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(CALIBRATION.to_json()))
+    return fake_all_in_one(tmp_path / "data", fake_model, gateway_options={
+        "calibration_dir": models, "webhook_backoff_s": 0.05, "webhook_poll_s": 0.05, **options})
+
+
+@pytest.fixture
+async def gw(tmp_path, fake_model):
+    app = _app(tmp_path, fake_model, webhook_allow_private=True)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            yield client
+
+
+@pytest.fixture
+async def keyed(tmp_path, fake_model):
+    """Keys for alice and bob (write), eve (search) and root (admin); one client per key."""
+    keys = [ApiKey.make(name, scope, secret).entry for name, (scope, secret) in KEYS.items()]
+    app = _app(tmp_path, fake_model, api_keys=keys, max_watches_per_key=2, webhook_allow_private=True)
+    async with app.router.lifespan_context(app):
+        clients = {name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw",
+                                           headers={"X-API-Key": secret}) for name, (_, secret) in KEYS.items()}
+        yield clients
+        for c in clients.values():
+            await c.aclose()
+
+
+async def _wait(predicate, timeout: float = 20.0):
+    for _ in range(int(timeout / 0.05)):
+        if (value := await predicate()):
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+async def test_a_found_dog_that_matches_a_lost_dogs_watch_is_delivered_once_signed_after_a_500(gw):
+    with Receiver(statuses=(500,)) as receiver:
+        lost = (await add(gw, solid(RED), name="Rex", status="lost", location="52.52,13.405")).json()["id"]
+        r = await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url, "min_probability": 0.5})
+        assert r.status_code == 201, r.text
+        watch = r.json()
+        assert watch["secret"].startswith("whsec_") and watch["dog_id"] == lost
+        assert watch["status"] == ["found", "sighted", "shelter"]  # a lost dog waits for the reports that answer it
+        assert r.headers["location"] == f"/v1/watches/{watch['id']}"
+
+        found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
+        await add(gw, solid(BLUE), status="found")  # another dog: unlikely the same
+        await add(gw, solid(DARK_RED, size=(66, 48)), status="lost")  # alike, but a lost report answers no lost one
+        (first, second) = await receiver.wait_for(2)
+        await asyncio.sleep(0.3)  # nothing more comes
+        assert len(receiver.received) == 2
+
+    for headers, body in (first, second):
+        assert headers["x-dogsearch-signature"] == signed(watch["secret"], body)
+        assert headers["x-dogsearch-delivery"] == f"{watch['id']}:{found}"
+    assert first[1] == second[1]  # the same bytes on every attempt
+    sent = json.loads(second[1])
+    assert sent["watch"] == watch["id"] and sent["dog"]["id"] == found and sent["watched_dog"] == lost
+    assert sent["dog"]["payload"]["status"] == "found" and "owner" not in sent["dog"]["payload"]
+    assert sent["probability"] == pytest.approx(CALIBRATION.probability(sent["score"]), abs=1e-3)
+    assert sent["probability"] >= 0.5
+    assert (first[0]["x-dogsearch-attempt"], second[0]["x-dogsearch-attempt"]) == ("1", "2")
+
+    inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+    assert [m["dog"]["id"] for m in inbox] == [found]
+    assert inbox[0]["delivery"]["state"] == "delivered" and inbox[0]["delivery"]["attempts"] == 2
+    assert [(a["n"], a["status"]) for a in inbox[0]["delivery"]["history"]] == [(1, 500), (2, 200)]
+    assert inbox[0]["delivery"]["history"][0]["error"] == "HTTP 500"
+    assert inbox[0]["dog"]["thumbnail_url"] == f"/v1/dogs/{found}/image?size=thumbnail"
+
+    # The same photo uploaded again is the same dog: checked again, matched and sent no second time.
+    assert (await add(gw, solid(DARK_RED), status="found")).status_code == 200
+    await asyncio.sleep(0.3)
+    assert len((await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]) == 1
+    assert len(receiver.received) == 2
+
+
+async def test_a_watch_from_photos_and_a_bulk_job_matches(gw, tmp_path):
+    """A watch made from an uploaded photo (no stored dog), without a webhook: its inbox fills from a bulk job too."""
+    r = await gw.post("/v1/watches", files=[("image", ("a.jpg", solid(RED)))], data={"min_probability": "0.5"})
+    assert r.status_code == 201, r.text
+    watch = r.json()
+    assert watch["dog_id"] is None and watch["photos"] == 1 and watch["status"] is None
+    zipped = tmp_path / "photos.zip"
+    import zipfile
+
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("a/red.jpg", solid(RED))
+        z.writestr("a/blue.jpg", solid(BLUE))
+    job = (await gw.post("/v1/jobs/index/upload", files={"archive": ("p.zip", zipped.read_bytes())})).json()
+
+    async def done():
+        j = (await gw.get(f"/v1/jobs/{job['id']}")).json()
+        return j if j["state"] == "done" else None
+
+    assert (await _wait(done))["indexed"] == 2
+    inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+    assert len(inbox) == 1 and inbox[0]["delivery"] is None and inbox[0]["probability"] > 0.99
+
+
+async def test_near_and_radius_keep_far_dogs_out(gw):
+    lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+    watch = (await gw.post("/v1/watches", json={"dog_id": lost, "near": "52.52,13.405", "radius_km": 50})).json()
+    await add(gw, solid(DARK_RED), status="found", location="48.137,11.575")  # Munich: 500 km away
+    near = (await add(gw, solid(DARK_RED, size=(66, 48)), status="found", location="52.4,13.06")).json()["id"]
+    await add(gw, solid(DARK_RED, size=(68, 48)), status="found")  # nowhere: left out with a radius
+    inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+    assert [m["dog"]["id"] for m in inbox] == [near]
+
+
+@pytest.mark.parametrize("body", [
+    {"min_probability": 0.5},  # no dog_id
+    {"dog_id": "not-a-uuid"},
+    {"dog_id": "00000000-0000-0000-0000-000000000000", "min_probability": 1.5},
+    {"dog_id": "00000000-0000-0000-0000-000000000000", "surprise": 1},
+])
+async def test_a_malformed_watch_is_a_422_with_the_reason(gw, body):
+    r = await gw.post("/v1/watches", json=body)
+    assert r.status_code == 422 and r.json()["detail"], r.text
+
+
+async def test_bad_watch_requests(gw):
+    assert (await gw.post("/v1/watches", content=b"x", headers={"content-type": "text/plain"})).status_code == 415
+    r = await gw.post("/v1/watches", json={"dog_id": "00000000-0000-0000-0000-000000000000"})
+    assert r.status_code == 404
+    lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+    r = await gw.post("/v1/watches", json={"dog_id": lost, "radius_km": 5})
+    assert r.status_code == 422 and "near" in r.json()["detail"]
+    r = await gw.post("/v1/watches", json={"dog_id": lost, "status": "misplaced"})
+    assert r.status_code == 422 and "status" in r.json()["detail"]
+    r = await gw.post("/v1/watches", files=[("image", ("a.jpg", b"not a photo"))])
+    assert r.status_code in (415, 422)
+
+
+async def test_without_a_calibration_a_watch_is_refused(tmp_path, fake_model):
+    app = fake_all_in_one(tmp_path / "data", fake_model)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            dog = (await add(client, solid(RED))).json()["id"]
+            r = await client.post("/v1/watches", json={"dog_id": dog})
+    assert r.status_code == 409 and r.json()["code"] == "not_calibrated"
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8000/hook", "http://10.1.2.3/hook", "http://169.254.169.254/latest/meta-data",
+    "http://[::1]:8000/hook", "http://[::ffff:127.0.0.1]/hook", "http://localhost/hook", "http://192.168.1.1/",
+    "ftp://example.org/hook", "http://user:pw@example.org/hook", "http://0.0.0.0/",
+])
+async def test_webhooks_to_private_addresses_are_refused(tmp_path, fake_model, url):
+    app = _app(tmp_path, fake_model)  # webhook_allow_private off: the default
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            dog = (await add(client, solid(RED))).json()["id"]
+            r = await client.post("/v1/watches", json={"dog_id": dog, "webhook_url": url})
+            assert r.status_code == 422, r.text
+            assert r.json()["code"] == "webhook_refused"
+            assert (await client.get("/v1/watches")).json()["items"] == []
+
+
+async def test_watches_are_their_owners(keyed):
+    alice, bob, eve, root = (keyed[k] for k in ("alice", "bob", "eve", "root"))
+    dog = (await add(alice, solid(RED), status="lost")).json()["id"]
+    made = (await alice.post("/v1/watches", json={"dog_id": dog}))
+    assert made.status_code == 201, made.text
+    wid = made.json()["id"]
+    assert "secret" not in (await alice.get(f"/v1/watches/{wid}")).json()  # shown once
+    for path in (f"/v1/watches/{wid}", f"/v1/watches/{wid}/matches"):
+        assert (await bob.get(path)).status_code == 404
+        assert (await root.get(path)).status_code == 200
+    assert (await bob.get("/v1/watches")).json()["items"] == []
+    assert [w["id"] for w in (await alice.get("/v1/watches")).json()["items"]] == [wid]
+    assert (await bob.delete(f"/v1/watches/{wid}")).status_code == 404
+    assert (await eve.post("/v1/watches", json={"dog_id": dog})).status_code == 403  # search scope: no watches
+    assert (await httpx.AsyncClient(transport=alice._transport, base_url="http://gw").get(
+        "/v1/watches")).status_code == 401
+    # at most max_watches_per_key (2) a key
+    assert (await alice.post("/v1/watches", json={"dog_id": dog})).status_code == 201
+    r = await alice.post("/v1/watches", json={"dog_id": dog})
+    assert r.status_code == 409 and r.json()["code"] == "too_many_watches"
+    assert (await bob.post("/v1/watches", json={"dog_id": dog})).status_code == 201  # bob has his own
+    assert (await alice.delete(f"/v1/watches/{wid}")).status_code == 204
+    assert (await alice.get(f"/v1/watches/{wid}")).status_code == 404
+    assert (await alice.post("/v1/watches", json={"dog_id": dog})).status_code == 201

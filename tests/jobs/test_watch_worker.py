@@ -1,0 +1,131 @@
+"""Checking new dogs against the watches on Celery workers (a broker set): a worker killed in the middle of a check,
+after it recorded the match and before it acknowledged the task, neither loses nor repeats the notification: the
+check runs again on another worker and the webhook gets exactly one delivery. A bulk job's batches, stored by a
+worker, are checked too."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from dogsearch.jobs.settings import JobsSettings
+from dogsearch.models.calibration import FILE_NAME
+from dogsearch.services.gateway.app import create_app
+from dogsearch.services.gateway.settings import GatewaySettings
+from tests.gateway.helpers import DARK_RED, RED, add
+from tests.gateway.test_samedog import CALIBRATION
+from tests.images import solid
+from tests.jobs.servers import REDIS_URL, redis_db
+from tests.watches.receiver import Receiver, signed
+
+
+@pytest.fixture
+def settings(tmp_path, backends, redis_clean):
+    models = tmp_path / "models"
+    (models / "test-color-grid").mkdir(parents=True)
+    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(CALIBRATION.to_json()))
+    jobs = JobsSettings(broker_url=REDIS_URL, data_dir=tmp_path / "jobs", batch_size=8, visibility_timeout_s=3,
+                        allowed_roots=[tmp_path / "in"])
+    gateway = GatewaySettings(data_dir=tmp_path / "photos", embedder_url=backends.embedder.url,
+                              search_url=backends.search.url, calibration_dir=models, webhook_allow_private=True,
+                              webhook_poll_s=0.1, webhook_backoff_s=0.1)
+    return jobs, gateway
+
+
+@pytest.fixture
+def worker_env(settings):
+    jobs, gateway = settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGSEARCH_")}
+    env.update({
+        "DOGSEARCH_BROKER_URL": REDIS_URL,
+        "DOGSEARCH_JOBS_VISIBILITY_TIMEOUT_S": str(jobs.visibility_timeout_s),
+        "DOGSEARCH_GATEWAY_EMBEDDER_URL": gateway.embedder_url,
+        "DOGSEARCH_GATEWAY_SEARCH_URL": gateway.search_url,
+        "DOGSEARCH_GATEWAY_DATA_DIR": str(gateway.data_dir),
+        "DOGSEARCH_GATEWAY_CALIBRATION_DIR": str(gateway.calibration_dir),
+    })
+    return env
+
+
+def start_worker(env, log, *module: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", *module, "--concurrency", "1", "--loglevel", "INFO"]
+    with open(log, "ab") as out:  # the logs go to stdout, Celery's own to stderr
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+async def _until(predicate, timeout: float, what):
+    """`what()`: the failure's message, made when it fails (a log's tail by then)."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, what()
+        await asyncio.sleep(0.1)
+    return value
+
+
+async def test_a_worker_killed_mid_check_neither_loses_nor_repeats_the_notification(settings, worker_env, tmp_path):
+    jobs, gateway = settings
+    app = create_app(gateway, jobs_settings=jobs)
+    queue = redis_db()
+    log_first, log_second = tmp_path / "first.log", tmp_path / "second.log"
+    with Receiver() as receiver:
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
+                lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+                watch = (await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})).json()
+                found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
+                # Two checks wait in the queue (one per stored dog); the second records the match, then its worker
+                # dies before acknowledging it.
+                first = start_worker(worker_env, log_first, "tests.watches.dying_worker")
+                second = None
+                try:
+                    await _until(lambda: first.poll() is not None, 60,
+                                 lambda: "the first worker did not die mid-check: " + log_first.read_text()[-3000:])
+                    assert first.returncode == 70, log_first.read_text()[-3000:]
+                    await receiver.wait_for(1)
+                    second = start_worker(worker_env, log_second, "dogsearch.cli", "worker")
+                    # The killed check comes back after the visibility timeout and runs to the end on the second.
+                    await _until(lambda: "dogsearch.watches.check" in log_second.read_text()
+                                 and "succeeded" in log_second.read_text(), 60,
+                                 lambda: "the killed check did not run again: " + log_second.read_text()[-3000:])
+                    await _until(lambda: not queue.hlen("unacked") and not queue.llen("celery"), 30,
+                                 lambda: "tasks left in the queue")
+                    await asyncio.sleep(0.5)  # time for a second delivery, were there one
+                    assert len(receiver.received) == 1, receiver.received
+                    # A bulk job on the workers: the batch that stores a look-alike enqueues its check.
+                    folder = tmp_path / "in" / "found"
+                    folder.mkdir(parents=True)
+                    (folder / "again.jpg").write_bytes(solid(DARK_RED, size=(66, 48)))
+                    (folder / "other.jpg").write_bytes(solid((20, 40, 220)))
+                    r = await gw.post("/v1/jobs/index", json={"path": str(folder), "payload": {"status": "found"}})
+                    assert r.status_code == 202, r.text
+                    await receiver.wait_for(2, timeout=60)
+                finally:
+                    for proc in (first, second):
+                        if proc is not None:
+                            stop(proc)
+                inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+    queue.close()
+    assert len(receiver.received) == 2, receiver.received
+    for headers, body in receiver.received:
+        assert headers["x-dogsearch-signature"] == signed(watch["secret"], body)
+    first, by_job = (json.loads(body)["dog"]["id"] for _, body in receiver.received)
+    assert first == found and by_job != found
+    assert [m["dog"]["id"] for m in inbox] == [by_job, found]  # newest first
+    assert all(m["delivery"]["state"] == "delivered" and m["delivery"]["attempts"] == 1 for m in inbox)

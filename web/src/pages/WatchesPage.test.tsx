@@ -1,0 +1,123 @@
+import { render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { App } from "../App";
+import { deliveryText } from "./WatchesPage";
+
+const json = (status: number, body: unknown) =>
+  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+
+const LOST = {
+  id: "d1",
+  owner: "alice",
+  payload: { name: "Rex", status: "lost", width: 400, height: 200 },
+  image_url: "/v1/dogs/d1/image",
+  thumbnail_url: "/v1/dogs/d1/image?size=thumbnail",
+};
+const WATCH = {
+  id: "w1",
+  dog_id: "d1",
+  min_probability: 0.5,
+  status: ["found", "sighted", "shelter"],
+  near: null,
+  radius_km: null,
+  webhook_url: null,
+  created_at: "2026-12-03T10:00:00+00:00",
+  photos: 1,
+  matches_url: "/v1/watches/w1/matches",
+};
+const FOUND = {
+  id: "d2",
+  payload: { breed: "beagle", status: "found" },
+  image_url: "/v1/dogs/d2/image",
+  thumbnail_url: "/v1/dogs/d2/image?size=thumbnail",
+};
+
+/** A gateway where alice (write) watches her lost dog, and a found dog has matched it. */
+function mockApi() {
+  const watches: (typeof WATCH)[] = [];
+  const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
+    if (url === "/v1/me") return json(200, { name: "alice", scope: "write", scopes: [], open: false, anonymous_search: false });
+    if (url === "/v1/dogs/d1") return json(200, LOST);
+    if (url === "/v1/watches" && init?.method === "POST") {
+      watches.push(WATCH);
+      return json(201, { ...WATCH, secret: "whsec_x" });
+    }
+    if (url === "/v1/watches") return json(200, { items: watches });
+    if (url === "/v1/watches/w1/matches") {
+      return json(200, {
+        items: [{ dog: FOUND, probability: 0.93, score: 0.91, matched_at: "2026-12-03T11:00:00+00:00", delivery: null }],
+      });
+    }
+    return new Response("jpeg", { status: 200 });
+  });
+  vi.stubGlobal("fetch", fetchMock);
+  return fetchMock;
+}
+
+describe("Alerts", () => {
+  beforeEach(() => {
+    URL.createObjectURL = vi.fn(() => "blob:photo");
+    URL.revokeObjectURL = vi.fn();
+    window.sessionStorage.setItem("dogsearch.apiKey", "dgs_some_key");
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    window.sessionStorage.clear();
+  });
+
+  it("watches a dog from its page, then shows the dog that matched in the inbox", async () => {
+    const fetchMock = mockApi();
+    window.location.hash = "#/dogs/d1";
+    render(<App />);
+    await userEvent.click(await screen.findByRole("button", { name: "Watch for matches" }));
+    const said = await screen.findByRole("status");
+    expect(said).toHaveTextContent("Watching");
+    const post = fetchMock.mock.calls.find(([u, i]) => u === "/v1/watches" && i?.method === "POST");
+    expect(JSON.parse(String(post?.[1]?.body))).toEqual({ dog_id: "d1", min_probability: 0.5 });
+    expect(screen.queryByRole("button", { name: "Watch for matches" })).toBeNull();
+
+    await userEvent.click(within(said).getByRole("link", { name: "Alerts" }));
+    const watch = await screen.findByTestId("watch");
+    expect(within(watch).getByRole("heading")).toHaveTextContent(
+      "Dogs like this one, found or sighted or shelter, at least 50 % likely the same dog",
+    );
+    const match = await within(watch).findByTestId("watch-match");
+    expect(match).toHaveTextContent("beagle");
+    expect(match).toHaveTextContent("93 % likely the same dog");
+    expect(within(match).getByRole("link")).toHaveAttribute("href", "#/dogs/d2");
+  });
+
+  it("offers no watch to a visitor who may only search", async () => {
+    mockApi();
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: RequestInfo | URL) =>
+        url === "/v1/me"
+          ? json(200, { name: "eve", scope: "search", scopes: [], open: false, anonymous_search: false })
+          : url === "/v1/dogs/d1"
+            ? json(200, LOST)
+            : new Response("jpeg", { status: 200 }),
+      ),
+    );
+    window.location.hash = "#/dogs/d1";
+    render(<App />);
+    await screen.findByRole("button", { name: "More like this" });
+    expect(screen.queryByRole("button", { name: "Watch for matches" })).toBeNull();
+    expect(screen.queryByRole("link", { name: "Alerts" })).toBeNull();
+  });
+});
+
+describe("deliveryText", () => {
+  it("says what became of a webhook delivery", () => {
+    expect(deliveryText(null)).toBeNull();
+    const base = { attempts: 1, last_status: 200, last_error: null, delivered_at: "x" };
+    expect(deliveryText({ ...base, state: "delivered" })).toBe("sent to your webhook");
+    expect(deliveryText({ ...base, state: "failed", attempts: 6, last_error: "HTTP 500" })).toBe(
+      "webhook failed after 6 attempts (HTTP 500)",
+    );
+    expect(deliveryText({ ...base, state: "pending", attempts: 2, last_error: "HTTP 503" })).toBe(
+      "webhook: retrying (2 attempts, HTTP 503)",
+    );
+  });
+});

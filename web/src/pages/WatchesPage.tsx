@@ -1,0 +1,109 @@
+import { useCallback, useEffect, useState } from "react";
+import { ApiImage } from "../components/ApiImage";
+import { ErrorBanner, Notice } from "../components/ErrorBanner";
+import { dogTitle } from "../components/ResultGrid";
+import { deleteWatch, listWatches, messageOf, watchMatches } from "../lib/api";
+import { percent } from "../lib/dogs";
+import { formatSeen } from "../lib/reports";
+import type { Delivery, Watch, WatchMatch } from "../lib/types";
+
+// New matches come in while the page is open (another user adds a found dog): look again now and then.
+const POLL_MS = 5000;
+
+/** What became of a match's webhook delivery, in words. */
+export function deliveryText(d: Delivery | null): string | null {
+  if (!d) return null;
+  switch (d.state) {
+    case "delivered":
+      return "sent to your webhook";
+    case "failed":
+      return `webhook failed after ${d.attempts} attempts${d.last_error ? ` (${d.last_error})` : ""}`;
+    default:
+      return d.attempts ? `webhook: retrying (${d.attempts} attempts${d.last_error ? `, ${d.last_error}` : ""})` : "webhook: sending";
+  }
+}
+
+function watchTitle(w: Watch): string {
+  const what = w.dog_id ? "Dogs like this one" : `Dogs like ${w.photos === 1 ? "a photo" : `${w.photos} photos`}`;
+  const status = w.status?.length ? `, ${w.status.join(" or ")}` : "";
+  const where = w.near && w.radius_km ? `, within ${w.radius_km} km of ${w.near}` : "";
+  return `${what}${status}${where}, at least ${percent(w.min_probability)} likely the same dog`;
+}
+
+/** The inbox: the caller's watches, each with the dogs that matched it since it was made. */
+export function WatchesPage() {
+  const [watches, setWatches] = useState<Watch[] | null>(null);
+  const [matches, setMatches] = useState<Record<string, WatchMatch[]>>({});
+  const [error, setError] = useState<string | null>(null);
+
+  const refresh = useCallback(async () => {
+    try {
+      const mine = await listWatches();
+      const found = await Promise.all(mine.map((w) => watchMatches(w.id)));
+      setWatches(mine);
+      setMatches(Object.fromEntries(mine.map((w, i) => [w.id, found[i]])));
+      setError(null);
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  }, []);
+
+  useEffect(() => {
+    void refresh();
+    const timer = window.setInterval(() => void refresh(), POLL_MS);
+    return () => window.clearInterval(timer);
+  }, [refresh]);
+
+  const remove = async (id: string) => {
+    try {
+      await deleteWatch(id);
+      await refresh();
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  };
+
+  return (
+    <section aria-labelledby="alerts-h">
+      <h1 id="alerts-h">Alerts</h1>
+      <p className="hint">
+        Watch a dog from its page ("Watch for matches"): every dog added later that is likely the same shows up here.
+      </p>
+      <ErrorBanner error={error} />
+      {watches === null && !error && <Notice>Loading…</Notice>}
+      {watches?.length === 0 && <Notice>No watches yet.</Notice>}
+      {watches?.map((w) => {
+        const found = matches[w.id] ?? [];
+        return (
+          <article key={w.id} className="watch" aria-label={`Watch ${w.id}`} data-testid="watch">
+            <h2>
+              {w.dog_id ? <a href={`#/dogs/${w.dog_id}`}>{watchTitle(w)}</a> : watchTitle(w)}
+            </h2>
+            <p className="small">Since {formatSeen(w.created_at)}</p>
+            {found.length === 0 ? (
+              <p className="notice">No match yet.</p>
+            ) : (
+              <ul className="watch-matches">
+                {found.map((m) => (
+                  <li key={m.dog.id} data-testid="watch-match">
+                    <a href={`#/dogs/${m.dog.id}`}>
+                      <ApiImage src={m.dog.thumbnail_url} alt={`Photo of ${dogTitle(m.dog.payload)}`} className="thumb" />
+                      <span>{dogTitle(m.dog.payload)}</span>
+                    </a>{" "}
+                    <strong>{percent(m.probability)} likely the same dog</strong>
+                    {typeof m.dog.payload.status === "string" && <span> · {m.dog.payload.status}</span>}
+                    <span className="small"> · {formatSeen(m.matched_at)}</span>
+                    {m.delivery && <span className="small"> · {deliveryText(m.delivery)}</span>}
+                  </li>
+                ))}
+              </ul>
+            )}
+            <button type="button" className="button secondary small" onClick={() => void remove(w.id)}>
+              Stop watching
+            </button>
+          </article>
+        );
+      })}
+    </section>
+  );
+}
