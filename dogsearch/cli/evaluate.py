@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from dogsearch.gallery.multiquery import RULES
+
 
 def add_parser(sub) -> None:
     evaluate = sub.add_parser("eval", help="measure retrieval quality")
@@ -98,8 +100,13 @@ def add_parser(sub) -> None:
                                     "'heldout' for the DogFaceNet dogs kept out of training")
         retrieval.add_argument("--batch-size", type=int, default=32)
         retrieval.add_argument("--query-photos", type=int, nargs="+", default=[], metavar="N",
-                               help="also recall@1 of queries of N photos of one dog (mean vector), e.g. 1 2 3: "
-                                    "all on the dogs with more photos than the largest N")
+                               help="also recall@1 and mAP of queries of N photos of one dog, e.g. 1 2 3: all on "
+                                    "the dogs with more photos than the largest N")
+        retrieval.add_argument("--combine", nargs="+", choices=RULES, default=["mean"],
+                               help="how --query-photos' photos are combined (gallery/multiquery.py; the search "
+                                    "service's DOGSEARCH_GATEWAY_QUERY_COMBINE): one row each")
+        retrieval.add_argument("--cache-dir", type=Path, metavar="DIR",
+                               help="keep the photos' vectors here, by model and files (reruns reuse them)")
         retrieval.add_argument("--json", action="store_true", help="print one JSON object")
         retrieval.set_defaults(func=run_retrieval)
 
@@ -131,7 +138,7 @@ def run_retrieval(args: argparse.Namespace) -> int:
         if any(n < 1 for n in args.query_photos):
             raise ValueError("--query-photos takes numbers of 1 or more")
         result = evaluate_dir(model, args.dir, args.kind, split=args.split, batch_size=args.batch_size,
-                              query_photos=args.query_photos)
+                              query_photos=args.query_photos, rules=args.combine, cache_dir=args.cache_dir)
     except ValueError as exc:
         print(f"dogsearch eval {args.kind}: {exc}", file=sys.stderr)
         return 2
@@ -142,8 +149,8 @@ def run_retrieval(args: argparse.Namespace) -> int:
         for key, value in result.items():
             print(f"{key:>10}: {value:.4f}" if isinstance(value, float) else f"{key:>10}: {value}")
         for row in multi:
-            print(f"{row['query_photos']} query photo(s): recall@1 {row['recall@1']:.4f} ({row['queries']} queries, "
-                  f"dogs with >= {row['min_photos']} photos)")
+            print(f"{row['query_photos']} query photo(s), {row['rule']}: recall@1 {row['recall@1']:.4f}, "
+                  f"mAP {row['map']:.4f} ({row['queries']} queries, dogs with >= {row['min_photos']} photos)")
     return 0
 
 

@@ -22,8 +22,10 @@ from dogsearch.core.images import PHOTO_SUFFIXES
 def add_parser(sub) -> None:
     index = sub.add_parser("index", help="add the photos of a folder to the gallery")
     index.add_argument("dir", type=Path)
-    index.add_argument("--labels", choices=["folders", "csv"], default="folders",
-                       help="folders: DIR/<breed>/<photo>; csv: a CSV with a 'path' column and field columns")
+    index.add_argument("--labels", choices=["folders", "dogs", "csv"], default="folders",
+                       help="folders: DIR/<breed>/<photo>; dogs: DIR/<dog>/<photo>, each folder's photos one dog; "
+                            "csv: a CSV with a 'path' column and field columns (a 'dog' column: rows of one value "
+                            "are one dog)")
     index.add_argument("--csv", type=Path, help="the CSV for --labels csv (default DIR/labels.csv); its 'path' "
                                                 "column is relative to the CSV's folder")
     index.add_argument("--payload", help="JSON object: fields given to every photo")
@@ -54,10 +56,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"dogsearch index: {args.dir} is not a folder", file=sys.stderr)
         return 2
     root = args.dir.resolve()
-    labels = args.labels if args.labels == "csv" else None
-    target = str((args.csv or root / "labels.csv").resolve()) if args.csv and labels else str(root)
+    labels = args.labels if args.labels in ("csv", "dogs") else None
+    csv = labels == "csv"
+    target = str((args.csv or root / "labels.csv").resolve()) if args.csv and csv else str(root)
     plan = Plan(root, target, labels, json.loads(args.payload) if args.payload else None,
-                [root] + ([Path(target).parent] if labels and args.csv else []))
+                [root] + ([Path(target).parent] if csv and args.csv else []))
     settings = JobsSettings()
     try:
         if args.url:

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from dogsearch.eval.splits import labelled_images, select
+from dogsearch.eval.verification import cached
+from dogsearch.gallery.multiquery import Rule, combined_scores
 
 KINDS = ("breed", "identity")
 
@@ -43,33 +46,41 @@ def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequenc
     return out
 
 
-def multi_photo_recall(embeddings: np.ndarray, labels: Sequence[str], n: int, min_photos: int | None = None) -> dict:
-    """Recall@1 of queries made of ``n`` photos of one dog (their vectors' mean, normalised). Each photo of a dog in
-    turn is the one to find: the query is the dog's next ``n`` photos (in order, wrapping round), and the gallery is
-    every other dog's photos and that one photo alone, so with any ``n`` the gallery is the same and only the query
-    grows. Only dogs with at least ``min_photos`` photos (default ``n + 1``) are queried: runs of several ``n`` over one
-    ``min_photos`` ask of the same dogs."""
+def multi_photo_recall(embeddings: np.ndarray, labels: Sequence[str], n: int, min_photos: int | None = None,
+                       rule: Rule = "mean") -> dict:
+    """Recall@1 and mAP of queries made of ``n`` photos of one dog, combined by ``rule`` (gallery/multiquery.py: the
+    search service's own). Each photo of a dog in turn is the one to find: the query is the dog's next ``n`` photos
+    (in order, wrapping round), and the gallery is every other dog's photos and that one photo alone, so with any
+    ``n`` the gallery is the same and only the query grows. Dogs are ranked as a search ranks them, each by its best
+    photo; with one photo to find, a query's average precision is 1 / the rank of its dog. Only dogs with at least
+    ``min_photos`` photos (default ``n + 1``) are queried: runs of several ``n`` over one ``min_photos`` ask of the
+    same dogs."""
     emb = np.asarray(embeddings, dtype=np.float32)
     lab = np.asarray([str(x) for x in labels])
     need = n + 1 if min_photos is None else min_photos
     if n < 1 or need < n + 1:
         raise ValueError(f"query photos must be at least 1 and min_photos above them, got {n} and {need}")
+    dogs, dog_of = np.unique(lab, return_inverse=True)
     hits = queries = 0
-    for dog in sorted(set(lab.tolist())):
-        own = np.nonzero(lab == dog)[0]
+    precision = 0.0
+    for d in range(len(dogs)):
+        own = np.nonzero(dog_of == d)[0]
         if len(own) < need:
             continue
+        others = dog_of != d
         for t in range(len(own)):
             group = own[[(t + 1 + j) % len(own) for j in range(n)]]
-            query = emb[group].mean(axis=0)
-            query /= max(float(np.linalg.norm(query)), 1e-12)
-            scores = emb @ query
-            scores[own[np.arange(len(own)) != t]] = -np.inf  # of this dog, only the photo to find stays
-            hits += bool(int(np.argmax(scores)) == own[t])
+            scores = combined_scores(emb[group], emb, rule)
+            best = np.full(len(dogs), -np.inf, dtype=np.float32)  # each other dog by its best photo
+            np.maximum.at(best, dog_of[others], scores[others])
+            rank = 1 + int((best > scores[own[t]]).sum())
+            hits += rank == 1
+            precision += 1.0 / rank
             queries += 1
     if not queries:
         raise ValueError(f"no dog has {need} photos")
-    return {"query_photos": n, "recall@1": float(hits / queries), "queries": queries, "min_photos": need}
+    return {"query_photos": n, "rule": rule, "recall@1": float(hits / queries), "map": float(precision / queries),
+            "queries": queries, "min_photos": need}
 
 
 def embed_paths(model, paths: Sequence[Path], batch_size: int = 32, progress: bool = True,
@@ -94,23 +105,20 @@ def embed_paths(model, paths: Sequence[Path], batch_size: int = 32, progress: bo
 
 
 def evaluate_dir(model, root: Path, kind: str, *, split: str = "all", batch_size: int = 32,
-                 progress: bool = True, query_photos: Sequence[int] = ()) -> dict:
-    """Leave-one-out metrics of ``model`` over ROOT/<label>/<photo> (labels with >= 2 photos)."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}")
-    items = select(labelled_images(root), kind, split)  # type: ignore[arg-type]
-    counts = Counter(label for _, label in items)
-    items = [(p, lab) for p, lab in items if counts[lab] >= 2]
-    if len(items) < 2:
-        raise ValueError(f"{root} (split {split}) has no label with at least 2 photos")
-    emb, seconds = embed_paths(model, [p for p, _ in items], batch_size, progress, desc=f"eval {kind}")
+                 progress: bool = True, query_photos: Sequence[int] = (), rules: Sequence[Rule] = ("mean",),
+                 cache_dir: Path | None = None) -> dict:
+    """Leave-one-out metrics of ``model`` over ROOT/<label>/<photo> (labels with >= 2 photos); with
+    ``query_photos``, those of several query photos by each of ``rules``. ``cache_dir``: the vectors are kept there
+    (by model and files), so a rerun (another rule, other numbers of photos) embeds nothing."""
+    items, emb, seconds = dir_vectors(model, root, kind, split=split, batch_size=batch_size, progress=progress,
+                                      cache_dir=cache_dir)
     result = retrieval_metrics(emb, [lab for _, lab in items])
     if query_photos:  # every n against the same dogs and galleries: dogs with a photo beyond the largest query
         need = max(query_photos) + 1
-        result["query_photos"] = [multi_photo_recall(emb, [lab for _, lab in items], n, need)
-                                  for n in sorted(set(query_photos))]
+        result["query_photos"] = [multi_photo_recall(emb, [lab for _, lab in items], n, need, rule)
+                                  for rule in rules for n in sorted(set(query_photos))]
     result.update({
-        "images/s": round(len(items) / seconds, 2) if seconds > 0 else None,
+        "images/s": round(len(items) / seconds, 2) if seconds else None,
         "model": model.model_id,
         "n_images": len(items),
         "n_labels": len({lab for _, lab in items}),
@@ -118,6 +126,39 @@ def evaluate_dir(model, root: Path, kind: str, *, split: str = "all", batch_size
         "device": str(getattr(model, "device", "cpu")),
     })
     return result
+
+
+def dir_vectors(model, root: Path, kind: str, *, split: str = "all", batch_size: int = 32, progress: bool = True,
+                cache_dir: Path | None = None) -> tuple[list[tuple[Path, str]], np.ndarray, float | None]:
+    """The (path, label) items of ROOT/<label>/<photo> (labels with >= 2 photos), their whole photos' vectors, and
+    the seconds embedding took (None: read from ``cache_dir``)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    items = select(labelled_images(root), kind, split)  # type: ignore[arg-type]
+    counts = Counter(label for _, label in items)
+    items = [(p, lab) for p, lab in items if counts[lab] >= 2]
+    if len(items) < 2:
+        raise ValueError(f"{root} (split {split}) has no label with at least 2 photos")
+    paths = [p for p, _ in items]
+    timed: list[float] = []
+
+    def embed() -> tuple[np.ndarray, int]:
+        emb, seconds = embed_paths(model, paths, batch_size, progress, desc=f"eval {kind}")
+        timed.append(seconds)
+        return emb, 0
+
+    key = {"model": model.model_id, "photos": "whole", "files": [str(p.relative_to(root)) for p in paths],
+           "sha256": _files_digest(paths)}
+    emb, _ = cached(cache_dir, key, embed)
+    return items, emb, (timed[0] or None) if timed else None
+
+
+def _files_digest(paths: Sequence[Path]) -> str:
+    """Of the files' bytes: a cache of vectors never outlives a change of the photos."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
 
 
 def default_device(configured: str, explicitly_set: bool) -> str:

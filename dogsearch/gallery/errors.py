@@ -33,3 +33,15 @@ class NoDogFound(InvalidInput):
 
 class NoSuchDog(InvalidInput):
     """The photo shows fewer dogs than the index asked for."""
+
+
+class PhotoNotFound(NotFound):
+    """The dog has no photo with that id."""
+
+
+class LastPhoto(Conflict):
+    """A dog's only photo cannot be removed on its own: deleting the dog removes it."""
+
+
+class PhotoOfAnotherDog(Conflict):
+    """That dog of that photo is stored as another dog already (a dog of a photo is one dog)."""

@@ -198,6 +198,12 @@ def search_filter(breed: str | None, name: str | None, raw_filter: str | None) -
     return flt or None
 
 
+def own_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """A stored entry's fields that belong to its dog, not to its photo (the user's: name, breed, a report, their
+    own), for another photo of the same dog."""
+    return {k: v for k, v in payload.items() if k not in SERVER_FIELDS and k not in JOB_FIELDS}
+
+
 def public(payload: dict[str, Any]) -> dict[str, Any]:
     """An entry's payload as the API shows it: without the entry's structure (which dog, which photo, where)."""
     return {k: v for k, v in payload.items() if k not in HIDDEN_FIELDS}

@@ -7,17 +7,30 @@ photo no entry shows any more)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
+from dogsearch.core.errors import InvalidInput
 from dogsearch.core.images import ImageLimits, ImageRejected
-from dogsearch.gallery.contracts import Embedder, Index, PhotoDogs
-from dogsearch.gallery.errors import DogNotFound, NoSuchDog, PhotoDamaged, PhotoMissing
-from dogsearch.gallery.ingest import Ingestor, pick
+from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
+from dogsearch.gallery.errors import (
+    DogNotFound,
+    LastPhoto,
+    NoDogFound,
+    NoSuchDog,
+    PhotoDamaged,
+    PhotoMissing,
+    PhotoNotFound,
+)
+from dogsearch.gallery.fields import own_fields
+from dogsearch.gallery.ingest import Added, Ingestor, Upload, pick
+from dogsearch.gallery.multiquery import Rule, mean_query
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.gallery.records import Dog, Match, Page
+from dogsearch.gallery.records import Dog, Match, Page, Photo
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
@@ -29,8 +42,9 @@ _MOST_ENTRIES = 1000  # the most nearest entries asked for at once (the search s
 @dataclass(frozen=True)
 class Search:
     matches: list[Match]  # best first
-    photo: PhotoDogs  # the query photo's dogs (and what it seems to show)
+    photo: PhotoDogs  # the (first) query photo's dogs (and what it seems to show)
     dog: int  # the index of the dog searched for
+    photos: tuple[PhotoDogs, ...] = ()  # every query photo's
 
 
 class Gallery:
@@ -44,13 +58,7 @@ class Gallery:
         self.ingest = Ingestor(embedder, index, photos, self.space, limits, require_dog)
 
     async def dog(self, dog_id: str) -> Dog:
-        try:
-            found = (await self.index.scroll(1, None, {"dog_id": dog_id, "cover": True}))["points"]
-        except CollectionMissing:
-            found = []
-        if not found:
-            raise DogNotFound(f"no dog {dog_id}")
-        return Dog.from_entry(found[0])
+        return Dog.from_entry(await self._cover(dog_id))
 
     async def page(self, limit: int, cursor: str | None = None, filter: Filter | None = None) -> Page:
         covers = {**(filter or {}), "cover": True}
@@ -62,10 +70,63 @@ class Gallery:
         return Page([Dog.from_entry(p) for p in page["points"]], page["next"], total)
 
     async def delete(self, dog_id: str) -> None:
+        async with self.ingest.dog_locks.hold([dog_id]):  # no photo is added to it meanwhile
+            await self.dog(dog_id)
+            entries = await self._entries({"dog_id": dog_id})
+            for entry in entries:  # first the vectors, so no search returns a dog whose photo is gone
+                await self.index.delete(entry["id"])
+            await self._drop_files(entries)
+
+    async def photos_of(self, dog_id: str) -> list[Photo]:
+        """A dog's photos, its cover first."""
         await self.dog(dog_id)
-        entries = await self._entries({"dog_id": dog_id})
-        for entry in entries:  # first the vectors, so no search returns a dog whose photo is gone
+        photos = [Photo.from_entry(e) for e in await self._entries({"dog_id": dog_id})]
+        return sorted(photos, key=lambda p: not p.cover)
+
+    async def add_photo(self, dog_id: str, upload: Upload, dog: int = 0) -> Added:
+        """Another photo of a stored dog: the photo's `dog`-th dog (0: the largest), with the dog's own fields and
+        owner (upload.fields and owner are not used). The same photo again is the stored one (created False)."""
+        async with self.ingest.dog_locks.hold([dog_id]):
+            cover = await self._cover(dog_id)
+            fields = own_fields(cover["payload"])
+            owner = cover["payload"].get("owner")
+            added = await self.ingest.add_photo(Dog.from_entry(cover), replace(upload, fields=fields, owner=owner),
+                                                dog)
+            if added.created:  # a change of the dog's fields (PATCH) while this photo was added reaches it too
+                now = own_fields((await self._cover(dog_id))["payload"])
+                if now != fields:
+                    await self.index.set_payload([added.dog.entry_id], now)
+            return added
+
+    async def delete_photo(self, dog_id: str, photo: str) -> Dog:
+        """Removes one photo of a dog; its cover moves to another photo when it was the cover. A dog's last photo
+        is a LastPhoto: delete the dog instead."""
+        async with self.ingest.dog_locks.hold([dog_id]):
+            await self.dog(dog_id)
+            entries = await self._entries({"dog_id": dog_id})
+            gone = [e for e in entries if Photo.from_entry(e).id == photo]
+            if not gone:
+                raise PhotoNotFound(f"dog {dog_id} has no photo {photo}")
+            if len(entries) == 1:
+                raise LastPhoto(f"photo {photo} is the only photo of dog {dog_id}: delete the dog instead")
+            entry = gone[0]
+            if Photo.from_entry(entry).cover:  # a new cover first: the dog is never without one
+                await self.index.set_payload([next(e["id"] for e in entries if e is not entry)], {"cover": True})
             await self.index.delete(entry["id"])
+            await self._drop_files([entry])
+            return await self.dog(dog_id)
+
+    async def _cover(self, dog_id: str) -> dict[str, Any]:
+        try:
+            found = (await self.index.scroll(1, None, {"dog_id": dog_id, "cover": True}))["points"]
+        except CollectionMissing:
+            found = []
+        if not found:
+            raise DogNotFound(f"no dog {dog_id}")
+        return found[0]
+
+    async def _drop_files(self, entries: list[dict[str, Any]]) -> None:
+        """Deletes the files of the photos of deleted `entries` that no entry shows any more."""
         for photo, fmt in {(p["payload"]["photo_id"], p["payload"]["format"]) for p in entries}:
             # Under the photo's lock: an upload of the same photo either stored its entry before (the file stays)
             # or finds none after and stores the whole dog again, file and entry.
@@ -73,18 +134,38 @@ class Gallery:
                 if not await self.index.count({"photo_id": photo}):  # no other dog is in it
                     await asyncio.to_thread(self.photos.delete, photo, fmt)
 
-    async def search(self, image: bytes, k: int, filter: Filter | None = None, dog: int = 0) -> Search:
-        """The k dogs most like the photo's `dog`-th dog (0: the largest), best first. The photo is decoded once, by
-        the embedder: here only its header is checked against this gallery's limits. NoDogFound when it shows no
-        dog, NoSuchDog when fewer."""
+    async def search(self, images: Sequence[bytes], k: int, filter: Filter | None = None, dog: int = 0,
+                     rule: Rule = "mean") -> Search:
+        """The k dogs most like the `dog`-th dog (0: the largest) of the photos, several photos of one dog combined
+        by `rule` (gallery/multiquery.py), best first. The photos are decoded once, by the embedder: here only their
+        headers are checked against this gallery's limits. NoDogFound when one shows no dog, NoSuchDog when
+        fewer."""
         if dog < 0:
             raise NoSuchDog(f"dog {dog}: a dog's index is 0 or more")
-        await asyncio.to_thread(self.limits.probe, image)
-        embedding = await self.embedder.embed_dogs([image], whole_if_none=not self.require_dog)
+        if not images:
+            raise InvalidInput("a search needs a photo")
+        for image in images:
+            await asyncio.to_thread(self.limits.probe, image)
+        embedding = await self.embedder.embed_dogs(list(images), whole_if_none=not self.require_dog)
         await self.space.check(embedding.model)
-        photo = embedding.photos[0]
-        vector = pick(photo, dog).vector
-        return Search(await _best_per_dog(lambda n: self.index.query(vector, n, filter), k), photo, dog)
+        vectors = np.stack([_pick(photo, dog, n, len(images)).vector for n, photo in enumerate(embedding.photos)])
+        if rule == "max":
+            matches = await _best_per_dog(lambda n, f: self._nearest_to_any(vectors, n, f), k, filter)
+        else:
+            unit, length = mean_query(vectors)
+            matches = [Match(m.dog, m.score * length)
+                       for m in await _best_per_dog(lambda n, f: self.index.query(unit, n, f), k, filter)]
+        return Search(matches, embedding.photos[0], dog, embedding.photos)
+
+    async def _nearest_to_any(self, vectors: np.ndarray, n: int, filter: Filter | None) -> list[dict[str, Any]]:
+        """The n entries nearest to any of the vectors, each by its best cosine: every entry of the true n is among
+        the n nearest of the vector it is nearest to."""
+        best: dict[str, dict[str, Any]] = {}
+        for hits in await asyncio.gather(*(self.index.query(v, n, filter) for v in vectors)):
+            for hit in hits:
+                if hit["id"] not in best or hit["score"] > best[hit["id"]]["score"]:
+                    best[hit["id"]] = hit
+        return sorted(best.values(), key=lambda h: -h["score"])[:n]
 
     async def dog_vectors(self, dog_id: str) -> tuple[str, list[list[float]]]:
         """The vectors of a stored dog's photos, and their model."""
@@ -120,18 +201,30 @@ class Gallery:
         """More like this: the k dogs nearest to a stored one (its cover photo), which is left out."""
         dog = await self.dog(dog_id)
         others = {**(filter or {}), "$not": {"dog_id": dog_id}}
-        return await _best_per_dog(lambda n: self.index.similar(dog.entry_id, n, others), k)
+        return await _best_per_dog(lambda n, f: self.index.similar(dog.entry_id, n, f), k, others)
 
-    async def image(self, dog: Dog, size: Literal["original", "thumbnail"] = "original") -> Path:
-        """The file of a dog's photo; its thumbnail is made the first time it is asked for."""
+    async def image(self, dog: Dog, size: Literal["original", "thumbnail"] = "original",
+                    photo: str | None = None) -> Path:
+        """The file of a dog's photo (`photo`: one of its photos by id; default: the one it was read from, its
+        cover); its thumbnail is made the first time it is asked for."""
+        fmt = dog.format
+        if photo is not None and photo != dog.photo_id:
+            try:
+                found = (await self.index.scroll(1, None, {"dog_id": dog.id, "photo_id": photo}))["points"]
+            except CollectionMissing:
+                found = []
+            if not found:
+                raise PhotoNotFound(f"dog {dog.id} has no photo {photo}")
+            fmt = found[0]["payload"]["format"]
+        photo = photo or dog.photo_id
         if size == "thumbnail":
             try:
-                path = await asyncio.to_thread(self.photos.thumbnail, dog.photo_id, dog.format)
+                path = await asyncio.to_thread(self.photos.thumbnail, photo, fmt)
             except ImageRejected as exc:  # the stored original was checked when it came in: damaged since
                 raise PhotoDamaged(f"cannot make the thumbnail of dog {dog.id}: {exc.reason}") from exc
         else:  # without the metadata that tells where it was taken and by whom (core/exif.py)
             try:
-                path = await asyncio.to_thread(self.photos.public, dog.photo_id, dog.format)
+                path = await asyncio.to_thread(self.photos.public, photo, fmt)
             except ImageRejected as exc:
                 raise PhotoDamaged(f"cannot serve the photo of dog {dog.id}: {exc.reason}") from exc
         if path is None or not path.exists():
@@ -155,16 +248,40 @@ class Gallery:
                 return entries
 
 
-async def _best_per_dog(nearest: Callable[[int], Awaitable[list[dict[str, Any]]]], k: int) -> list[Match]:
-    """The k best dogs from nearest(n), the n nearest entries: each dog once, by its best entry. Asks for more
-    entries while a dog's other photos crowd the first ones out."""
-    n = k
+def _pick(photo: PhotoDogs, dog: int, n: int, of: int) -> FoundDog:
+    """pick, saying which photo of several it was about."""
+    try:
+        return pick(photo, dog)
+    except (NoDogFound, NoSuchDog) as exc:
+        if of == 1:
+            raise
+        reason = f"photo {n + 1} of {of}: {exc.reason}"
+        raise (NoDogFound(reason, seems=exc.seems) if isinstance(exc, NoDogFound) else NoSuchDog(reason)) from None
+
+
+async def _best_per_dog(nearest: Callable[[int, Filter | None], Awaitable[list[dict[str, Any]]]], k: int,
+                        filter: Filter | None = None) -> list[Match]:
+    """The k best dogs, each once by its best entry, from nearest(n, filter), the n nearest entries. Asks for 2k
+    entries; while a dog's other photos crowded other dogs out, asks again for the dogs not found yet (the filter
+    leaves out those found), so the rounds fetch no entry twice and a dog with many photos never hides another.
+    Exact: a dog first seen in a later round is below every dog of the earlier ones (scripts/dog-ranking.py)."""
+    best: dict[str, Match] = {}
     while True:
-        hits = await nearest(n)
-        best: dict[str, Match] = {}
+        want = min(2 * (k - len(best)), _MOST_ENTRIES)  # some to spare: a dog rarely has one photo near the query
+        hits = await nearest(want, _without_dogs(filter, list(best)))
         for hit in hits:
             dog = Dog.from_entry(hit)
             best.setdefault(dog.id, Match(dog, hit["score"]))  # hits come best first
-        if len(best) >= k or len(hits) < n or n >= _MOST_ENTRIES:
+        if len(best) >= k or len(hits) < want:
             return list(best.values())[:k]
-        n = min(2 * n, _MOST_ENTRIES)
+
+
+def _without_dogs(filter: Filter | None, dogs: list[str]) -> Filter | None:
+    """`filter`, leaving out every entry of `dogs` too (beside what its own $not leaves out)."""
+    if not dogs:
+        return filter
+    base = dict(filter or {})
+    out = dict(base.get("$not") or {})
+    left_out = out.get("dog_id", [])
+    out["dog_id"] = [*([left_out] if isinstance(left_out, str) else left_out), *dogs]
+    return {**base, "$not": out}

@@ -12,7 +12,7 @@ from typing import Any
 
 from dogsearch.core.images import DecodedImage, ImageInfo, ImageLimits
 from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
-from dogsearch.gallery.errors import NoDogFound, NoSuchDog
+from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, entry_id, photo_dogs, photo_id, sha256_hex
@@ -63,6 +63,8 @@ class Ingestor:
         self.embedder, self.index, self.photos, self.space, self.limits = embedder, index, photos, space, limits
         self.require_dog = require_dog
         self.locks = PhotoLocks()  # shared with the gallery's deletes
+        # A dog's photos are added and removed one call at a time (its last photo stays); taken before photo locks.
+        self.dog_locks = PhotoLocks()
         # Told the entries of dogs just stored, to check them against the watches (set by whoever runs the watches:
         # a check in this process, or a task for the workers).
         self.on_stored: Callable[[list[str]], Awaitable[None]] | None = None
@@ -99,10 +101,12 @@ class Ingestor:
         return {photo: [found[entry_id(photo)], *(found[e] for e in entries)] for photo, entries in others.items()
                 if all(e in found for e in entries)}
 
-    async def add(self, upload: Upload, dog: int = 0, *, require_dog: bool | None = None) -> Added:
+    async def add(self, upload: Upload, dog: int = 0, *, require_dog: bool | None = None,
+                  announce: bool = True) -> Added:
         """One dog of a photo: the `dog`-th the detector finds (largest first). Its header is checked here (size,
         format, pixels); the embedder decodes it, which finds a truncated or corrupt one before anything is stored.
-        NoDogFound when the photo shows none, NoSuchDog when fewer."""
+        NoDogFound when the photo shows none, NoSuchDog when fewer. `announce`: False when the caller announces
+        it with others (a bulk job's batch)."""
         if dog < 0:
             raise NoSuchDog(f"dog {dog}: a dog's index is 0 or more")
         require = self.require_dog if require_dog is None else require_dog
@@ -114,13 +118,63 @@ class Ingestor:
             if not created:
                 await asyncio.to_thread(self._restore_photos, [(Dog.from_entry(point), upload)])
             else:
+                if await self.removed_origins([entry]):
+                    raise PhotoOfAnotherDog(f"this photo was removed from dog {entry}: add it to that dog as one of "
+                                            "its photos again")
                 embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
                 await self.space.check(embedding.model)
                 photo = embedding.photos[0]
                 point = _point(upload, info, pick(photo, dog), dog, embedding.model, len(photo.dogs))
                 await self._store([(point["id"], upload, info)], [point])
-        await self.announce([entry])
+        if announce:
+            await self.announce([entry])
         return Added(Dog.from_entry(point), created)
+
+    async def add_photo(self, dog: Dog, upload: Upload, index: int = 0, *,
+                        require_dog: bool | None = None, announce: bool = True) -> Added:
+        """Another photo of a stored dog (read from its cover): the photo's `index`-th dog becomes an entry of `dog`,
+        not its cover, with the dog's own fields (upload.fields) and owner. The same photo again is the stored
+        entry (created False); that dog of that photo stored as another dog, or another dog of this photo already
+        a photo of this one, is a PhotoOfAnotherDog. The caller holds the dog's lock (dog_locks). The new photo is
+        checked against the watches as a new dog's is (`announce`: as in add)."""
+        if index < 0:
+            raise NoSuchDog(f"dog {index}: a dog's index is 0 or more")
+        require = self.require_dog if require_dog is None else require_dog
+        info = await asyncio.to_thread(self.limits.probe, upload.data)
+        async with self.locks.hold([upload.photo_id]):
+            entry = entry_id(upload.photo_id, index)
+            point = (await self.stored([entry])).get(entry)
+            created = point is None
+            if not created:
+                found = Dog.from_entry(point)
+                if found.id != dog.id:
+                    raise PhotoOfAnotherDog(f"dog {index} of this photo is dog {found.id}, not dog {dog.id}")
+                await asyncio.to_thread(self._restore_photos, [(found, upload)])
+            else:
+                if await self.index.count({"dog_id": dog.id, "photo_id": upload.photo_id}):
+                    raise PhotoOfAnotherDog(f"another dog of this photo is already a photo of dog {dog.id}")
+                embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
+                await self.space.check(embedding.model)
+                photo = embedding.photos[0]
+                point = _point(upload, info, pick(photo, index), index, embedding.model, len(photo.dogs), dog.id)
+                await self._store([(point["id"], upload, info)], [point])
+        if announce:
+            await self.announce([entry])
+        return Added(Dog.from_entry(point), created)
+
+    async def removed_origins(self, entry_ids: Sequence[str]) -> set[str]:
+        """Those of `entry_ids` that are the id of a stored dog whose entry of that id is gone (the photo it was
+        made from was removed from it): stored as a new dog, that entry would join the old dog."""
+        if not entry_ids:
+            return set()
+        dogs = {"dog_id": list(entry_ids), "cover": True}
+        try:
+            if not await self.index.count(dogs):  # nearly always: a count, no payloads
+                return set()
+            alive = await self.index.scroll(len(entry_ids), None, dogs)
+        except CollectionMissing:
+            return set()
+        return {p["payload"]["dog_id"] for p in alive["points"]}
 
     async def add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], *,
                        require_dog: bool | None = None) -> list[list[Added]]:
@@ -158,6 +212,10 @@ class Ingestor:
                    for (n, upload, info), photo in zip(todo, embedding.photos, strict=True)]
         # Some of a photo's dogs may have been added one by one before: those entries stay as they are.
         later = await self.stored([p["id"] for *_, points in planned for p in points])
+        taken = await self.removed_origins([p["id"] for *_, points in planned for p in points if p["id"] not in later])
+        if taken:  # the caller tries the photos one by one: only this one fails
+            raise PhotoOfAnotherDog(f"this photo was removed from dog {min(taken)}: add it to that dog as one of its "
+                                    "photos again")
         points, files = [], []
         for n, upload, info, photo_points in planned:
             for point in photo_points:
@@ -248,12 +306,14 @@ def pick(photo: PhotoDogs, dog: int) -> FoundDog:
     return photo.dogs[dog]
 
 
-def _point(upload: Upload, info: ImageInfo, dog: FoundDog, index: int, model: str, dogs: int) -> dict[str, Any]:
-    """The entry of a new dog: the photo's `index`-th of its `dogs`, of which this is the first photo."""
+def _point(upload: Upload, info: ImageInfo, dog: FoundDog, index: int, model: str, dogs: int,
+           of_dog: str | None = None) -> dict[str, Any]:
+    """The entry of the photo's `index`-th of its `dogs`: a new dog, of which this is the first photo (its cover),
+    or, with `of_dog`, another photo of that stored dog."""
     entry = entry_id(upload.photo_id, index)
     record = {
         **upload.fields,
-        "dog_id": entry, "cover": True, "photo_id": upload.photo_id,
+        "dog_id": of_dog or entry, "cover": of_dog is None, "photo_id": upload.photo_id,
         **({"owner": upload.owner} if upload.owner else {}),
         **({} if dog.whole_photo else {"box": [float(v) for v in dog.box]}),  # no box: the whole photo
         # a suggestion until the user says which breed it is

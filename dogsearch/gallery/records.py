@@ -63,6 +63,24 @@ class Dog:
 
 
 @dataclass(frozen=True)
+class Photo:
+    """One photo of a dog: the entry of the dog in it."""
+
+    id: str  # the photo's id
+    entry_id: str
+    cover: bool  # the photo that stands for the dog in lists
+    box: list[float] | None  # where the dog is in it; None: the whole photo
+    format: str
+
+    @classmethod
+    def from_entry(cls, point: Mapping[str, Any]) -> Photo:
+        stored = point["payload"]
+        return cls(id=stored.get("photo_id", point["id"]), entry_id=point["id"],
+                   cover=bool(stored.get("cover", "dog_id" not in stored)), box=stored.get("box"),
+                   format=stored["format"])
+
+
+@dataclass(frozen=True)
 class Match:
     dog: Dog
     score: float  # cosine similarity of its best entry, higher is more similar

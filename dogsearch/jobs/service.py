@@ -133,8 +133,8 @@ class Jobs:
             await asyncio.to_thread(self.celery.send_task, PLAN, (job_id,))
 
     def _check(self, labels: str | None, payload: dict[str, Any] | None) -> dict[str, Any]:
-        if labels not in (None, "folders", "csv"):
-            raise JobInputError(f"labels must be 'folders' or 'csv', got {labels!r}")
+        if labels not in (None, "folders", "dogs", "csv"):
+            raise JobInputError(f"labels must be 'folders', 'dogs' or 'csv', got {labels!r}")
         return check_fields(dict(payload or {}), "payload", self.settings.field_limits)
 
     async def submit_path(self, path: str, labels: str | None = None, payload: dict[str, Any] | None = None,

@@ -70,11 +70,16 @@ class FieldLimits:
     manifest_bytes: int = 64 * 1024**2
 
 
+MAX_DOG_PHOTOS = 100  # photos of one dog (a manifest's `dog`, a folder of `labels="dogs"`) in one job
+DOG_COLUMN = "dog"  # the manifest column that groups photos into dogs
+
+
 @dataclass(frozen=True)
 class Item:
     file: str  # as the user knows it: relative to the job's folder (or as written in the manifest)
     path: str  # absolute path to read
     fields: dict[str, Any]
+    dog: str | None = None  # the photos of one job with the same `dog` are one dog; None: each photo its own
 
 
 def check_fields(fields: dict[str, Any], where: str, limits: FieldLimits | None = None) -> dict[str, Any]:
@@ -132,16 +137,38 @@ def resolve_source(path: str, labels: str | None, roots: list[Path]) -> tuple[Pa
 def list_items(folder: Path, manifest: Path | None, labels: str | None, payload: dict[str, Any],
                roots: list[Path], limits: FieldLimits | None = None) -> list[Item]:
     """The job's files. A folder's files are checked when read (`open_photo`), not here: a link listed now may
-    change before a worker reads it."""
+    change before a worker reads it. `labels`: "folders" (DIR/<breed>/<photo>), "dogs" (DIR/<dog>/<photo>: each
+    folder's photos are one dog), "none"; a manifest's `dog` column groups its rows into dogs."""
     if manifest is not None:
-        return _manifest_items(folder, manifest, payload, roots, limits or FieldLimits())
+        return grouped(_manifest_items(folder, manifest, payload, roots, limits or FieldLimits()))
     items = []
     for rel in sorted(_walk(folder, roots)):
-        fields = dict(payload)
-        if labels != "none" and len(rel.parts) > 1:
+        fields, dog = dict(payload), None
+        if labels == "dogs" and len(rel.parts) > 1:
+            dog = rel.parts[0]
+        elif labels != "none" and len(rel.parts) > 1:
             fields["breed"] = rel.parts[0]
-        items.append(Item(rel.as_posix(), str(folder / rel), fields))
-    return items
+        items.append(Item(rel.as_posix(), str(folder / rel), fields, dog))
+    return grouped(items)
+
+
+def grouped(items: list[Item]) -> list[Item]:
+    """The items with each dog's photos together, where its first photo was (a batch takes a dog whole); at most
+    MAX_DOG_PHOTOS a dog."""
+    dogs: dict[str, list[Item]] = {}
+    for item in items:
+        if item.dog is not None:
+            dogs.setdefault(item.dog, []).append(item)
+    for dog, photos in dogs.items():
+        if len(photos) > MAX_DOG_PHOTOS:
+            raise JobInputError(f"dog {dog[:64]!r}: {len(photos)} photos, at most {MAX_DOG_PHOTOS} a dog in one job")
+    out = []
+    for item in items:
+        if item.dog is None:
+            out.append(item)
+        elif item is dogs[item.dog][0]:
+            out += dogs[item.dog]
+    return out
 
 
 def _walk(folder: Path, roots: list[Path]) -> list[PurePosixPath]:
@@ -252,6 +279,9 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
         name = row.pop("path", None)
         if not isinstance(name, str) or not name:
             raise JobInputError(f"{where}: no 'path'")
+        dog = row.pop(DOG_COLUMN, None)
+        if dog is not None and (isinstance(dog, bool) or not isinstance(dog, str | int) or str(dog).strip() == ""):
+            raise JobInputError(f"{where}: '{DOG_COLUMN}' names a dog: a string or a whole number")
         try:
             path = (folder / name).resolve()
         except (OSError, ValueError, RuntimeError) as exc:
@@ -260,7 +290,8 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
             raise SourceForbidden(f"{where}: {name} is outside the folders this job may read")
         if Path(name).is_absolute() and path.is_relative_to(folder):
             name = path.relative_to(folder).as_posix()  # shown relative to the job's folder, never a server path
-        items.append(Item(name, str(path), check_fields({**payload, **row}, where, limits)))
+        items.append(Item(name, str(path), check_fields({**payload, **row}, where, limits),
+                          None if dog is None else str(dog).strip()))
     return items
 
 

@@ -18,8 +18,10 @@ from typing import Any
 
 from dogsearch.core.errors import DogsearchError, InvalidInput, without_paths
 from dogsearch.core.images import DecodedImage, ImageRejected
-from dogsearch.gallery.errors import NoDogFound
+from dogsearch.gallery.errors import NoDogFound, PhotoOfAnotherDog
+from dogsearch.gallery.fields import JOB_FIELDS, own_fields
 from dogsearch.gallery.ingest import Ingestor, Upload
+from dogsearch.gallery.records import Dog
 from dogsearch.jobs import phash as ph
 from dogsearch.jobs.sources import (
     FieldLimits,
@@ -56,19 +58,38 @@ def plan_items(store: JobStore, job_id: str, limits: FieldLimits | None = None) 
     if len(items) == 0:
         store.record(job_id, [])  # finishes an empty job
         clean_up(store, job_id)
-    return [item for item in items if item.file not in done]
+    # A dog's photos go together, those done too: the first of them with a dog is the dog the others join.
+    open_dogs = {item.dog for item in items if item.dog is not None and item.file not in done}
+    return [item for item in items if item.file not in done or item.dog in open_dogs]
 
 
 def batches(items: Sequence[Item], size: int) -> list[list[list[Any]]]:
-    """Batches as plain lists (they travel as Celery messages)."""
-    rows = [[i.file, i.path, i.fields] for i in items]
-    return [rows[n:n + size] for n in range(0, len(rows), size)]
+    """Batches as plain lists (they travel as Celery messages). A dog's photos (items.dog, next to each other:
+    sources.grouped) are never split: a dog is one batch's, its first photo stored before the others join it."""
+    out: list[list[list[Any]]] = []
+    batch: list[list[Any]] = []
+    n = 0
+    while n < len(items):
+        dog = items[n].dog
+        end = n + 1
+        while dog is not None and end < len(items) and items[end].dog == dog:
+            end += 1
+        rows = [[i.file, i.path, i.fields, i.dog] for i in items[n:end]]
+        if batch and len(batch) + len(rows) > size:
+            out.append(batch)
+            batch = []
+        batch += rows
+        n = end
+    if batch:
+        out.append(batch)
+    return out
 
 
 @dataclass
 class _Prepared:
     file: str
     fields: dict[str, Any]
+    dog: str | None = None  # the job's name of the dog this photo shows, with others; None: a dog of its own
     upload: Upload | None = None
     decoded: DecodedImage | None = None
     phash: int | None = None
@@ -80,8 +101,8 @@ class _Prepared:
 
 
 def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields: dict[str, Any],
-             owner: str | None = None) -> _Prepared:
-    item = _Prepared(file, fields)
+             dog: str | None = None, owner: str | None = None) -> _Prepared:
+    item = _Prepared(file, fields, dog)
     try:
         data = open_photo(path, roots, ingestor.limits.max_bytes)
         item.decoded = ingestor.decode(data)
@@ -143,7 +164,16 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
 
     indexed: list[_Prepared] = []
     stored_dogs: list[str] = []
-    for item, error, entries in await _index(ingestor, fresh, require_dog):
+    fresh_files = {item.file for item in fresh}
+    singles = [item for item in fresh if item.dog is None]
+    dogs: dict[str, list[_Prepared]] = {}
+    for item in readable:  # every photo of a dog, stored or not: the dog may be one stored before
+        if item.dog is not None:
+            dogs.setdefault(item.dog, []).append(item)
+    done = await _index(ingestor, singles, require_dog)
+    for photos in dogs.values():
+        done += await _index_dog(ingestor, photos, fresh_files, require_dog)
+    for item, error, entries in done:
         if error:
             outcomes.append((item.file, "failed", error))
         else:
@@ -181,11 +211,55 @@ async def _near_duplicate(ingestor: Ingestor, item: _Prepared, filed: list[tuple
     return None
 
 
+async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str],
+                     require_dog: bool) -> list[tuple[_Prepared, str | None, list[str]]]:
+    """The photos of one dog of the job (their largest dog each), in order: the first whose dog is stored (before
+    the job, or by a run of this batch that a dying worker left half done) or that shows a dog when added is the
+    dog, the others are added to it as its photos, with its fields. Outcomes of the `fresh` ones (the others' are
+    known: duplicates, stored before), each with the entry it stored (the batch announces them to the watches)."""
+    stored = await ingestor.stored([photo.entry_id for photo in photos])
+    outcomes: list[tuple[_Prepared, str | None, list[str]]] = []
+    dog = None
+    rest: list[_Prepared] = []
+    for photo in photos:
+        if dog is not None:
+            if photo.file in fresh:
+                rest.append(photo)
+        elif photo.entry_id in stored:
+            dog = Dog.from_entry(stored[photo.entry_id])
+            if photo.file in fresh:  # not stored before the job: by a run of this batch that did not finish
+                outcomes.append((photo, None, [photo.entry_id]))
+        elif photo.file in fresh:
+            try:
+                dog = (await ingestor.add(replace(photo.upload, fields=photo.fields), 0, require_dog=require_dog,
+                                          announce=False)).dog
+                outcomes.append((photo, None, [dog.entry_id]))
+            except (InvalidInput, PhotoOfAnotherDog) as exc:
+                outcomes.append((photo, reason_of(exc), []))
+    if not rest:
+        return outcomes
+    own = own_fields(dog.payload)
+
+    async def join(photo: _Prepared) -> tuple[_Prepared, str | None, list[str]]:
+        marks = {k: v for k, v in photo.fields.items() if k in JOB_FIELDS}  # this photo's: phash, look-alike
+        upload = replace(photo.upload, fields={**own, **marks}, owner=dog.owner)
+        try:
+            added = await ingestor.add_photo(dog, upload, 0, require_dog=require_dog, announce=False)
+        except (InvalidInput, PhotoOfAnotherDog) as exc:
+            return photo, reason_of(exc), []
+        return photo, None, [added.dog.entry_id]
+
+    async with ingestor.dog_locks.hold([dog.id]):  # at once: the embedder batches them
+        outcomes += await asyncio.gather(*(join(photo) for photo in rest))
+    return outcomes
+
+
 async def _index(ingestor: Ingestor, items: list[_Prepared],
                  require_dog: bool) -> list[tuple[_Prepared, str | None, list[str]]]:
-    """One embedder call for the batch; if the embedder refuses the batch because of one photo (InvalidInput),
-    the photos go one by one so that only the bad one fails. A photo without a dog fails (with `require_dog`).
-    Each photo: (its item, why it failed or None, the entries of its dogs)."""
+    """One embedder call for the batch; if the batch is refused because of one photo (InvalidInput: the embedder;
+    PhotoOfAnotherDog: the photo a stored dog was made from, removed from it), the photos go one by one so that only
+    that one fails. A photo without a dog fails (with `require_dog`). Each photo: (its item, why it failed or None,
+    the entries of its dogs)."""
     if not items:
         return []
     uploads = [(replace(item.upload, fields=item.fields), item.decoded) for item in items]
@@ -196,14 +270,14 @@ async def _index(ingestor: Ingestor, items: list[_Prepared],
     try:
         added = await ingestor.add_many(uploads, require_dog=require_dog)
         return [outcome(item, dogs) for item, dogs in zip(items, added, strict=True)]
-    except InvalidInput as exc:
+    except (InvalidInput, PhotoOfAnotherDog) as exc:
         if len(items) == 1:
             return [(items[0], reason_of(exc), [])]
     results = []
     for item, upload in zip(items, uploads, strict=True):
         try:
             results.append(outcome(item, (await ingestor.add_many([upload], require_dog=require_dog))[0]))
-        except InvalidInput as exc:
+        except (InvalidInput, PhotoOfAnotherDog) as exc:
             results.append((item, reason_of(exc), []))
     return results
 
@@ -220,7 +294,7 @@ def reason_of(exc: BaseException) -> str:
 
 def give_up(store: JobStore, job_id: str, batch: list[list[Any]], reason: str) -> None:
     """A batch that kept failing (its services down past every retry): its files fail, the job goes on."""
-    store.record(job_id, [(file, "failed", reason) for file, _, _ in batch])
+    store.record(job_id, [(file, "failed", reason) for file, *_ in batch])
 
 
 def delivery_key(batch: list[list[Any]], attempt: int = 0) -> str:

@@ -209,6 +209,26 @@ def test_several_query_photos_are_combined_against_one_gallery():
         multi_photo_recall(emb, labels, 3)
 
 
+def test_several_query_photos_rank_dogs_by_their_best_photo_and_report_the_rank():
+    # a's photo to find is at 0 degrees; the query is a's photo at 50. Dog b has two photos, at 30 and 35: its best
+    # (35, 15 degrees off) beats a's (50 off), so a is the second dog, not the third photo: AP 1/2.
+    angles = np.radians([0, 50, 30, 35])
+    emb = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    row = multi_photo_recall(emb, ["a", "a", "b", "b"], 1, min_photos=2)
+    # queries: a's 0 (asked with 50: b's 35 wins), a's 50 (asked with 0: b's 30 wins), b's 30 and 35 (found)
+    assert row["queries"] == 4 and row["recall@1"] == pytest.approx(0.5) and row["map"] == pytest.approx(0.75)
+    assert row["rule"] == "mean"
+
+
+def test_the_max_rule_lets_the_nearest_query_photo_decide():
+    # a: photos at 0, 10 and 90 degrees; b at 60. Finding a's 0 with a's 10 and 90: their mean (50 degrees) is
+    # nearer b's 60 than a's 0; the best of the two photos (10) finds a's 0.
+    angles = np.radians([0, 10, 90, 60])
+    emb = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    labels = ["a", "a", "a", "b"]
+    assert multi_photo_recall(emb, labels, 2, rule="max")["recall@1"] > multi_photo_recall(emb, labels, 2)["recall@1"]
+
+
 class _LeftHalf:
     """Finds one dog in the left half of every photo but the ones named 'empty'."""
 

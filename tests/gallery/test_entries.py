@@ -3,6 +3,8 @@ the API adds them (a photo added to a dog, the dogs a detector finds in a photo)
 those features will write them; the gallery must already read, rank and delete dogs through them right."""
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import numpy as np
 import pytest
@@ -67,3 +69,42 @@ async def test_deleting_a_dog_deletes_its_entries_and_the_photos_no_one_else_is_
     assert not gallery.photos.original(photo_id(sha256_hex(NEAR_RED)), "JPEG").exists()
     assert gallery.photos.original(photo_id(sha256_hex(BLUE)), "JPEG").exists()  # fido is still in it
     assert [dog for dog, _ in await search(client, BLUE)] == [fido]
+
+
+async def test_dogs_with_many_photos_rank_once_each_k_right_and_exactly_by_their_best_photo(running):
+    # Four look-alike dogs with 60 photos each crowd the query's neighbourhood, and 30 dogs of 2 photos are farther
+    # out: the 12 best dogs must be exactly those of a brute-force ranking (each dog by its best photo), each once.
+    client, gallery = running
+    query = solid((200, 30, 30))
+    await client.post("/v1/dogs", files={"image": ("seed.jpg", solid((10, 200, 10)))})  # makes the collection
+    _, vectors = await gallery.embedder.embed([query])
+    q = np.asarray(vectors[0], dtype=np.float32)
+    rng = np.random.default_rng(7)
+    points, dog_of = [], {}
+    for d in range(34):
+        dog = str(uuid.uuid4())
+        centre = q + rng.normal(size=q.shape) * (0.1 if d < 4 else 0.6)
+        for p in range(60 if d < 4 else 2):
+            vector = centre + rng.normal(size=q.shape) * 0.05
+            vector /= np.linalg.norm(vector)
+            entry = str(uuid.uuid4())
+            points.append({"id": entry, "vector": vector, "payload": {"dog_id": dog, "cover": p == 0,
+                                                                      "photo_id": entry, "format": "JPEG"}})
+            dog_of[entry] = dog
+    for i in range(0, len(points), 100):
+        await gallery.index.upsert(points[i:i + 100])
+    best: dict[str, float] = {}
+    for point in sorted(points, key=lambda p: -float(p["vector"] @ q)):
+        best.setdefault(dog_of[point["id"]], float(point["vector"] @ q))
+    for k in (3, 12):
+        answer = (await client.post("/v1/search", files={"image": ("q.jpg", query)}, data={"k": str(k)})).json()
+        assert [r["id"] for r in answer["results"]] == list(best)[:k]
+        assert [r["score"] for r in answer["results"]] == pytest.approx([best[d] for d in list(best)[:k]], abs=1e-4)
+        # the photo shown is the dog's best
+        for r in answer["results"]:
+            assert float(next(p["vector"] for p in points if p["id"] == r["photo_id"]) @ q) == pytest.approx(
+                best[r["id"]], abs=1e-4)
+    crowd = list(best)[0]
+    similar = (await client.get(f"/v1/dogs/{crowd}/similar", params={"k": "5"})).json()["results"]
+    assert len(similar) == 5 and crowd not in [r["id"] for r in similar]
+    assert len({r["id"] for r in similar}) == 5

@@ -22,6 +22,9 @@ from tests.jobs.servers import REDIS_URL, redis_db
     ("POST", "/v1/dogs", "write"),
     ("PATCH", "/v1/dogs/x", "write"),  # and the dog's owner, or admin
     ("DELETE", "/v1/dogs/x", "write"),  # and the dog's owner, or admin (routers/dogs.py)
+    ("POST", "/v1/dogs/x/photos", "write"),  # and the dog's owner, or admin
+    ("DELETE", "/v1/dogs/x/photos/y", "write"),  # and the dog's owner, or admin
+    ("GET", "/v1/dogs/x/photos/y/image", "search"),
     ("GET", "/v1/jobs", "write"),  # a write key's own jobs (routers/jobs.py)
     ("POST", "/v1/jobs/index/upload", "write"),
     ("POST", "/v1/watches", "write"),

@@ -21,6 +21,9 @@ async def test_add_get_image_and_delete(gateway):
     assert dog["payload"]["width"] == 80 and dog["payload"]["model"] == "test-color-grid"
 
     got = (await gateway.get(f"/v1/dogs/{dog['id']}")).json()
+    assert got.pop("photos") == [{"id": dog["id"], "cover": True, "box": None,
+                                  "image_url": f"/v1/dogs/{dog['id']}/photos/{dog['id']}/image",
+                                  "thumbnail_url": f"/v1/dogs/{dog['id']}/photos/{dog['id']}/image?size=thumbnail"}]
     assert got == dog
     original = await gateway.get(dog["image_url"])
     assert original.status_code == 200 and original.content == photo

@@ -4,6 +4,7 @@ kills its worker every time runs a bounded number of times, then fails."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import subprocess
@@ -61,7 +62,10 @@ def worker_env(settings, tmp_path):
     return env
 
 
-async def test_a_worker_killed_mid_job_loses_and_doubles_nothing(celery_gateway, worker_env, photos, model, tmp_path):
+@pytest.mark.parametrize("labels", ["folders", "dogs"])
+async def test_a_worker_killed_mid_job_loses_and_doubles_nothing(celery_gateway, worker_env, photos, model, tmp_path,
+                                                                labels):
+    """labels "dogs": each folder's photos are one dog, its batch killed half done as well."""
     originals = sorted(photos.rglob("*.jpg"))
     # Two more names for bytes already in the folder: 40 distinct photos among 42 files.
     (photos / "copy-a.jpg").write_bytes(originals[5].read_bytes())
@@ -70,7 +74,7 @@ async def test_a_worker_killed_mid_job_loses_and_doubles_nothing(celery_gateway,
     first = WorkerProcess(worker_env, log).start()
     second = None
     try:
-        r = await celery_gateway.post("/v1/jobs/index", json={"path": str(photos)})
+        r = await celery_gateway.post("/v1/jobs/index", json={"path": str(photos), "labels": labels})
         assert r.status_code == 202, r.text
         job_id = r.json()["id"]
         started = await wait_job(celery_gateway, job_id, timeout=40, until=lambda j: j["indexed"] >= 8)
@@ -88,9 +92,19 @@ async def test_a_worker_killed_mid_job_loses_and_doubles_nothing(celery_gateway,
     assert job["state"] == "done", (job, log.read_text()[-3000:])
     assert (job["total"], job["indexed"], job["duplicates"], job["failed"]) == (42, 40, 2, 0), job
     dogs = await all_dogs(celery_gateway)
-    assert len(dogs) == 40 == len({d["id"] for d in dogs})
-    assert {d["payload"]["sha256"] for d in dogs} == {__import__("hashlib").sha256(p.read_bytes()).hexdigest()
-                                                      for p in originals}
+    shas = {hashlib.sha256(p.read_bytes()).hexdigest(): p.parent.name for p in originals}
+    if labels == "folders":
+        assert len(dogs) == 40 == len({d["id"] for d in dogs})
+        assert {d["payload"]["sha256"] for d in dogs} == set(shas)
+    else:  # 10 dogs of 4 photos, or a copy (its own dog) took its bytes first: every photo once, each dog one folder's
+        photos_of = {d["id"]: (await celery_gateway.get(f"/v1/dogs/{d['id']}")).json()["photos"] for d in dogs}
+        ids = [p["id"] for listed in photos_of.values() for p in listed]
+        assert len(ids) == 40 == len(set(ids)) and 10 <= len(dogs) <= 12
+        for dog, listed in photos_of.items():
+            served = [(await celery_gateway.get(p["image_url"])).content for p in listed]
+            assert len({shas[hashlib.sha256(data).hexdigest()] for data in served}) == 1, dog
+        assert {hashlib.sha256((await celery_gateway.get(p["image_url"])).content).hexdigest()
+                for listed in photos_of.values() for p in listed} == set(shas)
     # At least the killed batch was embedded twice: that is the price of at-least-once delivery, not a duplicate.
     assert sum(model.batch_sizes) >= 40
 

@@ -82,6 +82,13 @@ async function photoWithoutDog(p: Page): Promise<{ name: string; mimeType: strin
   return { name: "grey-wall.jpg", mimeType: "image/jpeg", buffer: Buffer.from(dataUrl.split(",")[1], "base64") };
 }
 
+/** A search's form with one photo. */
+function formOf(path: string): FormData {
+  const form = new FormData();
+  form.append("image", new Blob([readFileSync(path)]), "query.jpg");
+  return form;
+}
+
 /** Signs in through the page's sign-in prompt (a fresh tab has no key: the search page asks for one). */
 async function signIn(p: Page, key: string, name: string) {
   await p.goto(`${server.url}/#/search`);
@@ -320,6 +327,40 @@ describe("dogsearch web UI", () => {
     await page.keyboard.press("Enter"); // focus lands on "Yes, delete"
     await page.getByText("was deleted").waitFor();
     expect((await api(server, `/v1/dogs/${id}`)).status).toBe(404);
+  });
+
+  it("keeps several photos of a dog: adds one on its page, finds the dog by it and by two photos, removes it", async () => {
+    const [first, second] = photos("English foxhound", 2);
+    const dog = await addPhoto(server, first, { name: "Pip", breed: "English foxhound" });
+    await open(page, `#/dogs/${dog.id}`);
+    await page.getByRole("heading", { name: "1 photo" }).waitFor();
+    await page.getByLabel("Add a photo of this dog").setInputFiles(second);
+    await page.getByRole("status").getByText("Photo added.").waitFor();
+    await page.getByRole("heading", { name: "2 photos" }).waitFor();
+    expect((await imagesLoaded(page, ".photo-thumb", 2)).every((w) => w > 0)).toBe(true);
+    await shot(page, "dog-photos.png");
+
+    // found by its second photo, once, with that photo shown
+    await searchWith(page, second);
+    const top = page.getByTestId("result").first();
+    await top.getByRole("link", { name: "Pip", exact: true }).waitFor();
+    expect(await page.getByTestId("result").getByRole("link", { name: "Pip", exact: true }).count()).toBe(1);
+    const photoId = (await (await api(server, `/v1/dogs/${dog.id}`)).json()).photos[1].id;
+    const answer = await (await api(server, "/v1/search", { method: "POST", body: formOf(second) })).json();
+    expect(answer.results[0].photo_id).toBe(photoId);
+
+    // two photos of the dog in one search
+    await page.getByLabel("Add more photos of the same dog to the search").setInputFiles(first);
+    await page.getByTestId("query-photos").getByText(/Searching with 2 photos/).waitFor();
+    await top.getByRole("link", { name: "Pip", exact: true }).waitFor();
+
+    await open(page, `#/dogs/${dog.id}`);
+    await page.getByRole("button", { name: "Remove photo 2" }).click();
+    await page.getByRole("status").getByText("Photo removed.").waitFor();
+    await page.getByRole("heading", { name: "1 photo" }).waitFor();
+    expect(await page.getByRole("button", { name: /Remove photo/ }).count()).toBe(0); // not the last one
+    expect((await (await api(server, `/v1/dogs/${dog.id}`)).json()).photos).toHaveLength(1);
+    expect((await api(server, `/v1/dogs/${dog.id}`, { method: "DELETE" })).status).toBe(204);
   });
 
   it("reports a lost dog, then finds it from a found dog's photo, near where it was found", async () => {

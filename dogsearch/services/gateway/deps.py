@@ -10,12 +10,13 @@ from dogsearch.core.access import NOBODY, Caller
 from dogsearch.core.images import DecodeBudget, ImageLimits, check_size
 from dogsearch.gallery.gallery import Gallery
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.gallery.records import Dog
+from dogsearch.gallery.records import Dog, Photo
 from dogsearch.jobs.service import Jobs
 from dogsearch.services.embedder.client import EmbedderClient
 from dogsearch.services.gateway.poses import StoredPoses
 from dogsearch.services.gateway.samedog import SameDog
 from dogsearch.services.gateway.schemas import Dog as DogOut
+from dogsearch.services.gateway.schemas import Photo as PhotoOut
 from dogsearch.services.gateway.security import CALLER
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.pose.client import PoseClient
@@ -103,8 +104,19 @@ async def read_upload(upload: UploadFile, settings: GatewaySettings) -> bytes:
 
 def dog_out(dog: Dog, cls: type[DogOut] = DogOut, caller: Caller | None = None, **extra: Any) -> Any:
     """`caller`: shown the dog's owner when it is theirs (or they are an admin), so a client knows what it may
-    delete; key names stay hidden from other keys."""
-    base = f"/v1/dogs/{dog.id}/image"
+    delete; key names stay hidden from other keys. The image URLs are of the photo the dog was read from (its
+    cover, or a search's best photo): a photo's URL always shows the same bytes (its id is their hash), while the
+    cover may change."""
+    base = photo_url(dog.id, dog.photo_id)
     owner = dog.owner if caller is not None and caller.sees(dog.owner) else None
     return cls(id=dog.id, payload=dog.payload, image_url=base, thumbnail_url=f"{base}?size=thumbnail", owner=owner,
                **extra)
+
+
+def photo_url(dog_id: str, photo: str) -> str:
+    return f"/v1/dogs/{dog_id}/photos/{photo}/image"
+
+
+def photos_out(dog_id: str, photos: list[Photo]) -> list[PhotoOut]:
+    return [PhotoOut(id=p.id, cover=p.cover, box=p.box, image_url=photo_url(dog_id, p.id),
+                     thumbnail_url=f"{photo_url(dog_id, p.id)}?size=thumbnail") for p in photos]

@@ -16,6 +16,22 @@ class Dog(BaseModel):
     owner: str | None = Field(None, description="the name of the API key that added it: shown to that key and admins")
 
 
+class Photo(BaseModel):
+    id: str = Field(..., description="the photo's id (from its bytes)")
+    cover: bool = Field(..., description="the photo that stands for the dog in lists")
+    box: list[float] | None = Field(None, description="the dog's box in this photo; null: the whole photo")
+    image_url: str
+    thumbnail_url: str
+
+
+class DogDetail(Dog):
+    photos: list[Photo] = Field(..., description="all of its photos, the cover first")
+
+
+class PhotoAdded(DogDetail):
+    photo_id: str = Field(..., description="the id of the photo added")
+
+
 class DogPage(BaseModel):
     items: list[Dog]
     next: str | None = Field(None, description="cursor for the next page, null at the end")
@@ -47,7 +63,9 @@ class Detected(BaseModel):
 
 
 class SearchResult(Dog):
-    score: float = Field(..., description="cosine similarity, higher is more similar")
+    score: float = Field(..., description="cosine similarity, higher is more similar (several query photos: the mean "
+                                          "or the best of their cosines, as QUERY_COMBINE says)")
+    photo_id: str = Field(..., description="the dog's photo that matched best: image_url and box are this photo's")
     box: list[float] | None = Field(None, description="the matched dog's box in its photo; null: the whole photo")
     pose: dict[str, Any] | None = Field(None, description="with pose=true: this photo's pose (as POST /v1/pose)")
     rerank_score: float | None = Field(None, description="with rerank=pose: the score results are ordered by")
@@ -74,7 +92,8 @@ class SearchResponse(BaseModel):
 
 
 class PhotoSearchResponse(SearchResponse):
-    dogs: list[FoundDog] = Field(..., description="every dog found in the query photo, largest first")
+    query_photos: int = Field(1, description="how many photos of the dog the query combined")
+    dogs: list[FoundDog] = Field(..., description="every dog found in the (first) query photo, largest first")
     dog: int = Field(..., description="the index of the dog searched for")
     width: int = Field(..., description="the query photo's size, which the boxes refer to")
     height: int
@@ -92,8 +111,10 @@ class DogUpdate(BaseModel):
 class IndexRequest(BaseModel):
     path: str = Field(..., min_length=1, description="a folder, or a .csv/.jsonl manifest, on the server "
                                                      "(under DOGSEARCH_JOBS_ALLOWED_ROOTS)")
-    labels: Literal["folders", "csv"] | None = Field(
-        None, description="folders (default): DIR/<breed>/<photo>; csv: DIR/labels.csv with a 'path' column")
+    labels: Literal["folders", "dogs", "csv"] | None = Field(
+        None, description="folders (default): DIR/<breed>/<photo>; dogs: DIR/<dog>/<photo>, each folder's photos one "
+                          "dog; csv: DIR/labels.csv with a 'path' column (and a 'dog' column: rows of one value "
+                          "are one dog)")
     payload: dict[str, Any] = Field(default_factory=dict, description="fields given to every photo of the job")
 
 

@@ -17,6 +17,7 @@ from dogsearch.core.settings import (
     internal_key_field,
     set_secret,
 )
+from dogsearch.gallery.multiquery import Rule
 
 
 def _list(value: Any) -> Any:
@@ -49,6 +50,10 @@ class GatewaySettings(ServiceSettings):
                                                 "(422 no_dog_found) by search and add; false: its whole photo is the "
                                                 "dog")
     max_page: int = Field(100, ge=1, le=1000)
+    max_query_photos: int = Field(5, ge=1, le=20, description="photos of one dog a search may combine (`image` "
+                                                              "repeated in POST /v1/search)")
+    query_combine: Rule = Field("mean", description="how a search's several photos score an entry: mean (of their "
+                                                    "cosines) or max (docs/lost-and-found.md)")
     web_dir: Path | None = Field(None, description="the built web UI served at / (default: the repository's web/dist)")
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

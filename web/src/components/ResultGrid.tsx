@@ -23,7 +23,8 @@ export function ResultGrid({ results, matchHref, onMoreLike }: Props) {
       {results.map((r, i) => (
         <li key={r.id} className="card" data-testid="result">
           <a href={matchHref(r)} className="card-photo" aria-label={`Why match ${i + 1} (${dogTitle(r.payload)}) matches`}>
-            {/* the matched dog's box, where the photo's size is known (a thumbnail is smaller, of the same shape) */}
+            {/* the dog's photo that matched (the server's thumbnail_url is that photo's), its box where the photo's
+                size is known (a thumbnail is smaller, of the same shape) */}
             <PhotoBoxes
               src={r.thumbnail_url}
               alt={`Match ${i + 1}: ${dogTitle(r.payload)}`}

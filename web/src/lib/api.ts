@@ -124,10 +124,16 @@ export function parseFieldFilter(text: string): Record<string, string> {
   return out;
 }
 
-/** `dog`: which dog of the photo to search with (an index of the answer's `dogs`); the server's default is the largest. */
-export function searchByPhoto(image: File, k: number, filters: Filters, dog?: number): Promise<SearchResponse> {
+/** The most photos of one dog a search sends (the server's default MAX_QUERY_PHOTOS). */
+export const MAX_QUERY_PHOTOS = 5;
+
+/**
+ * `image`: a photo, or several photos of the same dog (the server combines them). `dog`: which dog of each photo to
+ * search with (an index of the answer's `dogs`); the server's default is the largest.
+ */
+export function searchByPhoto(image: File | File[], k: number, filters: Filters, dog?: number): Promise<SearchResponse> {
   const form = new FormData();
-  form.append("image", image);
+  for (const photo of Array.isArray(image) ? image : [image]) form.append("image", photo);
   form.append("k", String(k));
   if (dog !== undefined) form.append("dog", String(dog));
   if (filters.breed) form.append("breed", filters.breed);
@@ -154,10 +160,24 @@ export function listDogs(limit: number, cursor?: string | null, breed?: string):
   return json(`/v1/dogs?${params}`);
 }
 
+/** The dog with all of its photos. */
 export const getDog = (id: string): Promise<Dog> => json(`/v1/dogs/${id}`);
 
 export async function deleteDog(id: string): Promise<void> {
   await send(`/v1/dogs/${id}`, { method: "DELETE" });
+}
+
+/** Another photo of a dog (its owner's key or an admin's); `created` is false when it was one of its photos already. */
+export async function addPhoto(id: string, image: File): Promise<{ dog: Dog; created: boolean }> {
+  const form = new FormData();
+  form.append("image", image);
+  const response = await send(`/v1/dogs/${id}/photos`, { method: "POST", body: form });
+  return { dog: (await response.json()) as Dog, created: response.status === 201 };
+}
+
+/** Removes one photo of a dog; the server refuses its last one (409: delete the dog instead). */
+export async function deletePhoto(id: string, photo: string): Promise<void> {
+  await send(`/v1/dogs/${id}/photos/${photo}`, { method: "DELETE" });
 }
 
 export interface NewDog {

@@ -3,7 +3,10 @@ import type { Filters } from "./api";
 import type { BreedGuess, Dog, FoundDog, SearchResult, Verdict } from "./types";
 
 // The last search lives above the router so the match page (and "back") can use the query photo.
-export type Query = { kind: "photo"; file: File; url: string } | { kind: "dog"; dog: Dog };
+// `more`: other photos of the same dog, searched together with `file` (the server combines them).
+export type Query =
+  | { kind: "photo"; file: File; url: string; more?: { file: File; url: string }[] }
+  | { kind: "dog"; dog: Dog };
 
 /** The dogs the server found in the query photo, and which one was searched. */
 export interface FoundInQuery {

@@ -45,6 +45,16 @@ export type Payload = Record<string, unknown> & {
   seen_at?: string;
 };
 
+/** One photo of a dog (GET /v1/dogs/{id}); the cover is the one lists show. */
+export interface Photo {
+  id: string;
+  cover: boolean;
+  /** where the dog is in this photo; null: the whole photo */
+  box?: Box | null;
+  image_url: string;
+  thumbnail_url: string;
+}
+
 export interface Dog {
   id: string;
   payload: Payload;
@@ -52,6 +62,8 @@ export interface Dog {
   owner?: string | null;
   image_url: string;
   thumbnail_url: string;
+  /** all of its photos, the cover first: GET /v1/dogs/{id} only */
+  photos?: Photo[];
 }
 
 // The access API (issue 17): scopes are cumulative, search < write < admin.
@@ -71,6 +83,8 @@ export type Verdict = "likely" | "possible" | "unlikely";
 
 export interface SearchResult extends Dog {
   score: number;
+  /** the dog's photo that matched best (image_url, thumbnail_url and box are its); absent: older servers */
+  photo_id?: string;
   /** the matched dog's box in its photo; null or absent: a whole-photo entry */
   box?: Box | null;
   /** km from the search's place (more like this: from the dog's); null: either place unknown */
@@ -85,6 +99,8 @@ export interface SearchResult extends Dog {
 export interface SearchResponse {
   results: SearchResult[];
   took_ms: number;
+  /** how many photos of the dog the query combined */
+  query_photos?: number;
   /** the report statuses searched among (for_status: its counterparts); absent or null: any */
   statuses?: string[] | null;
   /** the best result's verdict ("unlikely" when there is none); null or absent: no calibration */

@@ -4,7 +4,8 @@ import { PhotoBoxes } from "../components/PhotoBoxes";
 import { ReportLine } from "../components/ReportLine";
 import { dogTitle } from "../components/ResultGrid";
 import { allows, canDelete, canEdit } from "../lib/access";
-import { deleteDog, getDog, messageOf, updateDog, watchDog } from "../lib/api";
+import { addPhoto, deleteDog, deletePhoto, getDog, messageOf, updateDog, watchDog } from "../lib/api";
+import { ApiImage } from "../components/ApiImage";
 import { useAuth } from "../lib/auth";
 import { navigate } from "../lib/router";
 import { useSearchState } from "../lib/searchState";
@@ -55,6 +56,8 @@ export function DogPage({ id }: { id: string }) {
   const [deleted, setDeleted] = useState(false);
   const [accepting, setAccepting] = useState(false);
   const [accepted, setAccepted] = useState<string | null>(null);
+  const [photoBusy, setPhotoBusy] = useState(false);
+  const [photoNote, setPhotoNote] = useState<string | null>(null);
   const [watching, setWatching] = useState<"no" | "busy" | "yes">("no");
   const [search, setSearch] = useSearchState();
   const { me } = useAuth();
@@ -91,6 +94,37 @@ export function DogPage({ id }: { id: string }) {
       setError(messageOf(e));
     } finally {
       setAccepting(false);
+    }
+  };
+
+  const onAddPhoto = async (file: File | undefined) => {
+    if (!file) return;
+    setPhotoBusy(true);
+    setError(null);
+    setPhotoNote(null);
+    try {
+      const added = await addPhoto(id, file);
+      setDog(added.dog);
+      setPhotoNote(added.created ? "Photo added." : "That photo is already one of this dog's photos.");
+    } catch (e) {
+      setError(messageOf(e));
+    } finally {
+      setPhotoBusy(false);
+    }
+  };
+
+  const onRemovePhoto = async (photo: string) => {
+    setPhotoBusy(true);
+    setError(null);
+    setPhotoNote(null);
+    try {
+      await deletePhoto(id, photo);
+      setDog(await getDog(id));
+      setPhotoNote("Photo removed.");
+    } catch (e) {
+      setError(messageOf(e));
+    } finally {
+      setPhotoBusy(false);
     }
   };
 
@@ -138,6 +172,8 @@ export function DogPage({ id }: { id: string }) {
   const recorded = Object.entries(dog.payload).filter(([k]) => SERVER_FIELDS.has(k));
   const box = dog.payload.box;
   const suggestion = dog.payload.breed ? null : topGuess(dog.payload.breed_guess);
+  const photos = dog.photos ?? [];
+  const editable = !!me && canEdit(me, dog);
   return (
     <section aria-labelledby="dog-h" className="dog-page">
       <h1 id="dog-h">{dogTitle(dog.payload)}</h1>
@@ -188,6 +224,55 @@ export function DogPage({ id }: { id: string }) {
               Breed set to {accepted}.
             </p>
           )}
+          <section className="dog-photos" aria-labelledby="dog-photos-h">
+            <h2 id="dog-photos-h">
+              {photos.length} photo{photos.length === 1 ? "" : "s"}
+            </h2>
+            <ul className="photo-strip">
+              {photos.map((p, i) => (
+                <li key={p.id} data-testid="dog-photo">
+                  <ApiImage
+                    className="photo-thumb"
+                    src={p.thumbnail_url}
+                    alt={`Photo ${i + 1} of ${dogTitle(dog.payload)}${p.cover ? " (cover)" : ""}`}
+                  />
+                  {p.cover && <span className="muted small">cover</span>}
+                  {editable && photos.length > 1 && (
+                    <button
+                      type="button"
+                      className="button small secondary"
+                      onClick={() => void onRemovePhoto(p.id)}
+                      disabled={photoBusy}
+                      aria-label={`Remove photo ${i + 1}`}
+                    >
+                      Remove
+                    </button>
+                  )}
+                </li>
+              ))}
+            </ul>
+            {editable && (
+              <label className={`button small${photoBusy ? " disabled" : ""}`}>
+                {photoBusy ? "Working…" : "Add a photo"}
+                <input
+                  className="visually-hidden"
+                  type="file"
+                  accept="image/*"
+                  disabled={photoBusy}
+                  aria-label="Add a photo of this dog"
+                  onChange={(e) => {
+                    void onAddPhoto(e.target.files?.[0]);
+                    e.target.value = "";
+                  }}
+                />
+              </label>
+            )}
+            {photoNote && (
+              <p className="success" role="status">
+                {photoNote}
+              </p>
+            )}
+          </section>
           <details>
             <summary>Recorded by the server</summary>
             <dl className="fields-list small">
@@ -226,7 +311,9 @@ export function DogPage({ id }: { id: string }) {
               </button>
             ) : (
               <div className="confirm" role="group" aria-label="Confirm delete">
-                <p>Delete {dogTitle(dog.payload)} and its photo? This cannot be undone.</p>
+                <p>
+                  Delete {dogTitle(dog.payload)} and its photo{photos.length > 1 ? "s" : ""}? This cannot be undone.
+                </p>
                 <button type="button" className="button danger" onClick={onDelete} autoFocus>
                   Yes, delete
                 </button>

@@ -42,3 +42,21 @@ describe("JobsPage", () => {
     expect(screen.getByRole("button", { name: "Cancel" })).toBeInTheDocument();
   });
 });
+
+describe("JobsPage grouping", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("starts a job whose sub-folders are dogs", async () => {
+    const fetchMock = vi.fn(async (_url: RequestInfo | URL, init?: RequestInit) =>
+      init?.method === "POST" ? json(202, { id: "j1", state: "queued" }) : json(200, { items: [] }),
+    );
+    vi.stubGlobal("fetch", fetchMock);
+    render(<JobsPage />);
+    await screen.findByText("No jobs yet.");
+    await userEvent.selectOptions(screen.getByLabelText("Labels"), "dogs");
+    await userEvent.type(screen.getByLabelText("Folder on the server"), "/data/dogs{Enter}");
+    await vi.waitFor(() => expect(fetchMock.mock.calls.some(([, i]) => i?.method === "POST")).toBe(true));
+    const post = fetchMock.mock.calls.find(([, i]) => i?.method === "POST")!;
+    expect(JSON.parse(String(post[1]!.body))).toEqual({ path: "/data/dogs", labels: "dogs" });
+  });
+});

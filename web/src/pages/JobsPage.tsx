@@ -82,6 +82,7 @@ export function JobsPage() {
             <label htmlFor={`${ids}-labels`}>Labels</label>
             <select id={`${ids}-labels`} value={labels} onChange={(e) => setLabels(e.target.value)}>
               <option value="folders">breed from sub-folder names</option>
+              <option value="dogs">one dog per sub-folder (its photos)</option>
               <option value="csv">from labels.csv in the folder</option>
             </select>
             <button type="submit" className="button" disabled={busy || !path.trim()}>

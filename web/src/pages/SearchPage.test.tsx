@@ -265,3 +265,50 @@ describe("SearchPage with the dogs found in the photo", () => {
     expect(screen.queryByTestId("same-dog")).toBeNull();
   });
 });
+
+describe("SearchPage with several photos of one dog", () => {
+  beforeEach(() => {
+    URL.createObjectURL = vi.fn(() => "blob:preview");
+    URL.revokeObjectURL = vi.fn();
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("sends the added photos with the first and can go back to the first alone", async () => {
+    const fetchMock = mockApi(async () =>
+      json(200, {
+        took_ms: 7,
+        query_photos: 1,
+        results: [{ id: "a", score: 0.8, payload: { breed: "beagle" }, image_url: "/i", thumbnail_url: "/t" }],
+      }),
+    );
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto("front.jpg");
+    await screen.findAllByTestId("result");
+    const more = screen.getByLabelText("Add more photos of the same dog to the search");
+    const jpeg = (name: string) => new File([name], name, { type: "image/jpeg" });
+    await userEvent.upload(more, [jpeg("side.jpg"), jpeg("back.jpg")]);
+    expect(await screen.findByTestId("query-photos")).toHaveTextContent("Searching with 3 photos of this dog");
+    const searches = () => fetchMock.mock.calls.filter(([u]) => u === "/v1/search").map(([, i]) => i!.body as FormData);
+    expect(searches().map((f) => (f.getAll("image") as File[]).map((p) => p.name))).toEqual([
+      ["front.jpg"],
+      ["front.jpg", "side.jpg", "back.jpg"],
+    ]);
+    await userEvent.click(screen.getByRole("button", { name: "Use the first photo only" }));
+    await screen.findAllByTestId("result");
+    expect((searches().at(-1)!.getAll("image") as File[]).map((p) => p.name)).toEqual(["front.jpg"]);
+    expect(screen.queryByTestId("query-photos")).toBeNull();
+  });
+
+  it("adds no more photos than the server combines", async () => {
+    const fetchMock = mockApi(async () => json(200, { took_ms: 1, results: [] }));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto("1.jpg");
+    await screen.findByText(/0 matches/);
+    const files = ["2", "3", "4", "5", "6", "7"].map((n) => new File([n], `${n}.jpg`, { type: "image/jpeg" }));
+    await userEvent.upload(screen.getByLabelText("Add more photos of the same dog to the search"), files);
+    expect(await screen.findByTestId("query-photos")).toHaveTextContent("Searching with 5 photos");
+    const last = fetchMock.mock.calls.filter(([u]) => u === "/v1/search").at(-1)![1]!.body as FormData;
+    expect(last.getAll("image")).toHaveLength(5);
+    expect(screen.queryByLabelText("Add more photos of the same dog to the search")).toBeNull();
+  });
+});

@@ -5,7 +5,15 @@ import { LostFoundFilter } from "../components/LostFoundFilter";
 import { PhotoBoxes } from "../components/PhotoBoxes";
 import { PhotoPicker } from "../components/PhotoPicker";
 import { dogTitle, ResultGrid } from "../components/ResultGrid";
-import { listDogs, messageOf, parseFieldFilter, searchByPhoto, similarTo, type Filters } from "../lib/api";
+import {
+  listDogs,
+  MAX_QUERY_PHOTOS,
+  messageOf,
+  parseFieldFilter,
+  searchByPhoto,
+  similarTo,
+  type Filters,
+} from "../lib/api";
 import { guessesText } from "../lib/dogs";
 import { reportSearchFields, STATUS_LABELS, type ReportFilter, type Status } from "../lib/reports";
 import { NO_LIKELY_MATCH } from "../lib/explain";
@@ -74,7 +82,7 @@ export function SearchPage() {
     try {
       const answer =
         query.kind === "photo"
-          ? await searchByPhoto(query.file, k, filters, dog)
+          ? await searchByPhoto([query.file, ...(query.more ?? []).map((m) => m.file)], k, filters, dog)
           : await similarTo(query.dog.id, k, filters);
       setState((s) => ({
         ...s,
@@ -99,8 +107,27 @@ export function SearchPage() {
   }, []);
 
   const onPick = (file: File) => {
-    if (state.query?.kind === "photo") URL.revokeObjectURL(state.query.url);
+    if (state.query?.kind === "photo") {
+      for (const url of [state.query.url, ...(state.query.more ?? []).map((m) => m.url)]) URL.revokeObjectURL(url);
+    }
     void run({ kind: "photo", file, url: URL.createObjectURL(file) });
+  };
+
+  /** More photos of the same dog: searched together with the first (at most MAX_QUERY_PHOTOS in all). */
+  const onMore = (files: FileList | null) => {
+    if (state.query?.kind !== "photo" || !files?.length) return;
+    const more = [...(state.query.more ?? [])];
+    for (const file of Array.from(files)) {
+      if (more.length + 1 >= MAX_QUERY_PHOTOS) break;
+      more.push({ file, url: URL.createObjectURL(file) });
+    }
+    void run({ ...state.query, more }, state.found?.dog);
+  };
+
+  const onOnlyFirst = () => {
+    if (state.query?.kind !== "photo") return;
+    for (const m of state.query.more ?? []) URL.revokeObjectURL(m.url);
+    void run({ ...state.query, more: [] }, state.found?.dog);
   };
 
   const onSubmit = (e: FormEvent) => {
@@ -154,6 +181,44 @@ export function SearchPage() {
               }
               disabled={busy}
             />
+          )}
+          {query?.kind === "photo" && (
+            <div className="more-photos">
+              {query.more?.length ? (
+                <>
+                  <p data-testid="query-photos">
+                    Searching with {query.more.length + 1} photos of this dog (their similarities averaged).
+                  </p>
+                  <ul className="query-photos" aria-label="More photos of the same dog">
+                    {query.more.map((m, i) => (
+                      <li key={`${i}-${m.file.name}`}>
+                        <img src={m.url} alt={`Photo ${i + 2} of the dog you search for`} />
+                      </li>
+                    ))}
+                  </ul>
+                  <button type="button" className="button small secondary" onClick={onOnlyFirst} disabled={busy}>
+                    Use the first photo only
+                  </button>
+                </>
+              ) : null}
+              {1 + (query.more?.length ?? 0) < MAX_QUERY_PHOTOS && (
+                <label className="button small secondary">
+                  More photos of the same dog
+                  <input
+                    className="visually-hidden"
+                    type="file"
+                    accept="image/*"
+                    multiple
+                    disabled={busy}
+                    aria-label="Add more photos of the same dog to the search"
+                    onChange={(e) => {
+                      onMore(e.target.files);
+                      e.target.value = "";
+                    }}
+                  />
+                </label>
+              )}
+            </div>
           )}
           {found && (found.dogs.length > 1 || found.breedGuess.length > 0) && (
             <p className="looks-like" data-testid="breed-guess">

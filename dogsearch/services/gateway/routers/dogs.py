@@ -1,15 +1,23 @@
-"""Dogs: add one, read one or a page, its photo, delete it."""
+"""Dogs: add one, read one or a page, its photos (add, remove, each one's image), delete it."""
 from __future__ import annotations
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from dogsearch.gallery.fields import check_fields_size, parse_json_object, search_filter, user_fields
+from dogsearch.gallery.fields import InvalidFields, check_fields_size, parse_json_object, search_filter, user_fields
 from dogsearch.gallery.ingest import Upload
 from dogsearch.gallery.photos import media_type
-from dogsearch.services.gateway.deps import UUID_PATTERN, CallerDep, GalleryDep, SettingsDep, dog_out, read_upload
+from dogsearch.services.gateway.deps import (
+    UUID_PATTERN,
+    CallerDep,
+    GalleryDep,
+    SettingsDep,
+    dog_out,
+    photos_out,
+    read_upload,
+)
 from dogsearch.services.gateway.routers.search import NO_DOG
-from dogsearch.services.gateway.schemas import Dog, DogPage, DogUpdate
+from dogsearch.services.gateway.schemas import Dog, DogDetail, DogPage, DogUpdate, PhotoAdded
 from dogsearch.services.gateway.settings import GatewaySettings
 
 # Fields a multipart POST /v1/dogs may carry besides the photo; any other form field becomes a user field.
@@ -58,9 +66,62 @@ def router(settings: GatewaySettings) -> APIRouter:
         page = await gallery.page(limit, cursor, search_filter(breed, name, None))
         return DogPage(items=[dog_out(d, caller=caller) for d in page.dogs], next=page.next, total=page.total)
 
-    @api.get("/{dog_id}", response_model=Dog)
-    async def get_dog(gallery: GalleryDep, caller: CallerDep, dog_id: str = Path(..., pattern=UUID_PATTERN)) -> Dog:
-        return dog_out(await gallery.dog(dog_id), caller=caller)
+    @api.get("/{dog_id}", response_model=DogDetail)
+    async def get_dog(gallery: GalleryDep, caller: CallerDep,
+                      dog_id: str = Path(..., pattern=UUID_PATTERN)) -> DogDetail:
+        """The dog and all of its photos."""
+        return await _detail(gallery, caller, dog_id)
+
+    @api.post("/{dog_id}/photos", status_code=201, response_model=PhotoAdded,
+              responses={200: {"model": PhotoAdded, "description": "this dog of this photo is a photo of this dog "
+                                                                   "already: nothing changed"},
+                         409: {"description": "that dog of the photo is another dog (code photo_of_another_dog)"},
+                         **NO_DOG})
+    async def add_photo(
+        gallery: GalleryDep,
+        caller: CallerDep,
+        settings: SettingsDep,
+        request: Request,
+        response: Response,
+        dog_id: str = Path(..., pattern=UUID_PATTERN),
+        image: UploadFile = File(..., description="another photo of the dog"),
+        dog: int = Form(0, description="which dog of the photo it is (0: the largest; see POST /v1/detect)"),
+    ) -> PhotoAdded:
+        """Another photo of a dog: its owner's key or an admin's. The photo takes the dog's fields (change them with
+        PATCH, on every photo at once); a search finds the dog by whichever of its photos is nearest."""
+        extra = sorted(k for k in (await request.form()) if k not in ("image", "dog"))
+        if extra:
+            raise InvalidFields(f"a photo takes its dog's fields; set them with PATCH /v1/dogs/{dog_id}, not "
+                                f"{', '.join(extra)[:200]}")
+        if not caller.may("admin"):
+            caller.check_may_change((await gallery.dog(dog_id)).owner, f"dog {dog_id}")
+        added = await gallery.add_photo(dog_id, Upload(await read_upload(image, settings), {}), dog)
+        if not added.created:
+            response.status_code = 200
+        detail = await _detail(gallery, caller, dog_id)
+        return PhotoAdded(**detail.model_dump(), photo_id=added.dog.photo_id)
+
+    @api.delete("/{dog_id}/photos/{photo_id}", status_code=204,
+                responses={409: {"description": "the dog's only photo (code last_photo): delete the dog instead"}})
+    async def delete_photo(gallery: GalleryDep, caller: CallerDep, dog_id: str = Path(..., pattern=UUID_PATTERN),
+                           photo_id: str = Path(..., pattern=UUID_PATTERN)) -> Response:
+        """Removes one photo of a dog (its owner's key or an admin's); removing the cover makes another photo the
+        cover."""
+        if not caller.may("admin"):
+            caller.check_may_change((await gallery.dog(dog_id)).owner, f"dog {dog_id}")
+        await gallery.delete_photo(dog_id, photo_id)
+        return Response(status_code=204)
+
+    @api.get("/{dog_id}/photos/{photo_id}/image", response_class=FileResponse)
+    async def get_photo_image(
+        gallery: GalleryDep,
+        dog_id: str = Path(..., pattern=UUID_PATTERN),
+        photo_id: str = Path(..., pattern=UUID_PATTERN),
+        size: str = Query("original", pattern="^(original|thumbnail)$"),
+    ) -> FileResponse:
+        path = await gallery.image(await gallery.dog(dog_id), size, photo=photo_id)
+        # a photo's id is its bytes' hash: this URL shows the same photo for as long as it answers
+        return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "max-age=86400"})
 
     @api.patch("/{dog_id}", response_model=Dog)
     async def update_dog(gallery: GalleryDep, caller: CallerDep, update: DogUpdate,
@@ -79,7 +140,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         size: str = Query("original", pattern="^(original|thumbnail)$"),
     ) -> FileResponse:
         path = await gallery.image(await gallery.dog(dog_id), size)
-        return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "max-age=86400"})
+        # the cover may change (its photo removed): asked again each time, a 304 while it is the same
+        return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "no-cache"})
 
     @api.delete("/{dog_id}", status_code=204)
     async def delete_dog(gallery: GalleryDep, caller: CallerDep,
@@ -90,3 +152,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         return Response(status_code=204)
 
     return api
+
+
+async def _detail(gallery, caller, dog_id: str) -> DogDetail:
+    dog = await gallery.dog(dog_id)
+    return dog_out(dog, DogDetail, caller=caller, photos=photos_out(dog.id, await gallery.photos_of(dog_id)))

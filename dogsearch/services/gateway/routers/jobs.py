@@ -30,8 +30,9 @@ def router(settings: GatewaySettings) -> APIRouter:
     async def index_upload(
         jobs: JobsDep,
         caller: CallerDep,
-        archive: UploadFile = File(..., description="a zip of photos (sub-folders are breeds with labels=folders)"),
-        labels: str | None = Form(None, pattern="^(folders|csv)$"),
+        archive: UploadFile = File(..., description="a zip of photos (sub-folders are breeds with labels=folders, "
+                                                    "dogs with labels=dogs)"),
+        labels: str | None = Form(None, pattern="^(folders|dogs|csv)$"),
         payload: str | None = Form(None, description="JSON object: fields given to every photo"),
     ) -> JSONResponse:
         fields = parse_json_object(payload, "payload")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 
-from dogsearch.core.errors import TimedOut, Unavailable
+from dogsearch.core.errors import TimedOut, TooLarge, Unavailable
 from dogsearch.gallery.contracts import PhotoDogs
 from dogsearch.gallery.fields import search_filter
 from dogsearch.gallery.gallery import Search
@@ -49,6 +49,10 @@ FOR_STATUS = ("the status of the dog you have: search among the reports that ans
               "lost; lost -> found, sighted, shelter); home answers nothing")
 
 
+class TooManyPhotos(TooLarge):
+    """More query photos than MAX_QUERY_PHOTOS."""
+
+
 def router(settings: GatewaySettings) -> APIRouter:
     api = APIRouter(tags=["search"])
 
@@ -63,8 +67,10 @@ def router(settings: GatewaySettings) -> APIRouter:
     @api.post("/v1/search", response_model=PhotoSearchResponse, responses=NO_DOG)
     async def search_dogs(
         parts: PartsDep,
-        image: UploadFile = File(..., description="a photo of a dog"),
-        dog: int = Form(0, description="which dog of the photo to search for (0: the largest; see `dogs`)"),
+        image: list[UploadFile] = File(..., description="a photo of a dog; repeat the field for several photos of "
+                                                        "the same dog (at most MAX_QUERY_PHOTOS), combined by "
+                                                        "QUERY_COMBINE"),
+        dog: int = Form(0, description="which dog of each photo to search for (0: the largest; see `dogs`)"),
         k: int = Form(10, ge=1, le=settings.max_k),
         breed: str | None = Form(None),
         name: str | None = Form(None),
@@ -81,15 +87,19 @@ def router(settings: GatewaySettings) -> APIRouter:
         start = time.perf_counter()
         reports = report_query(near, radius_km, seen_after, seen_before, status or (), for_status)
         flt = reports.merged(search_filter(breed, name, filter))
-        data = await read_upload(image, parts.settings)
+        if len(image) > parts.settings.max_query_photos:
+            raise TooManyPhotos(f"{len(image)} photos: a search combines at most {parts.settings.max_query_photos} "
+                                "photos of one dog")
+        photos = [await read_upload(one, parts.settings) for one in image]
+        data, rule = photos[0], parts.settings.query_combine
         if not pose and rerank == "none":
-            found = await parts.gallery.search(data, k, flt, dog)
+            found = await parts.gallery.search(photos, k, flt, dog, rule)
             judged = await _judge(parts, found.matches)
             return _answer(found, [result(m, judged, i, reports.near) for i, m in enumerate(found.matches)], judged,
                            start, reports=reports)
         # re-ranking looks at more candidates than it returns
         depth = min(parts.settings.max_k, k * parts.settings.pose_rerank_depth) if rerank == "pose" else k
-        found = await parts.gallery.search(data, depth, flt, dog)
+        found = await parts.gallery.search(photos, depth, flt, dog, rule)
         matches = found.matches
         query_pose, poses = await asyncio.gather(parts.pose.pose(data),
                                                  asyncio.gather(*(parts.poses.of(m.dog) for m in matches)))
@@ -151,7 +161,8 @@ async def _judge(parts: Parts, matches: list[Match]) -> Judged:
 
 def result(match: Match, judged: Judged, index: int, near: Place | None = None, **extra) -> SearchResult:
     payload = match.dog.payload
-    return dog_out(match.dog, SearchResult, score=match.score, box=payload.get("box"),
+    return dog_out(match.dog, SearchResult, photo_id=match.dog.photo_id,
+                   score=match.score, box=payload.get("box"),
                    same_dog=judged.probabilities[index], verdict=judged.verdicts[index],
                    distance_km=distance_from(near, payload), seen_at=payload.get("seen_at"), **extra)
 
@@ -160,6 +171,7 @@ def _answer(found: Search, results: list[SearchResult], judged: Judged, start: f
             query_pose: dict | None = None, reports: ReportQuery | None = None) -> PhotoSearchResponse:
     photo = found.photo
     return PhotoSearchResponse(results=results, query_pose=query_pose, took_ms=_ms_since(start),
+                               query_photos=len(found.photos) or 1,
                                best_verdict=judged.best_verdict, message=judged.message,
                                dogs=found_dogs(photo), dog=found.dog, width=photo.width, height=photo.height,
                                breed_guess=list(photo.dogs[found.dog].breed_guess),

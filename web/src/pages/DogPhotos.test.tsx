@@ -1,0 +1,92 @@
+import { render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { App } from "../App";
+import type { Scope } from "../lib/types";
+
+const json = (status: number, body: unknown) =>
+  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+
+const photo = (id: string, cover = false) => ({
+  id,
+  cover,
+  box: null,
+  image_url: `/v1/dogs/d1/photos/${id}/image`,
+  thumbnail_url: `/v1/dogs/d1/photos/${id}/image?size=thumbnail`,
+});
+
+/** A gateway holding dog d1 with photos p1 (cover) and p2, for a visitor `name` with `scope`. */
+function mockApi(name: string, scope: Scope) {
+  const dog = {
+    id: "d1",
+    owner: "shelter",
+    payload: { name: "Rex", width: 400, height: 200 },
+    image_url: "/v1/dogs/d1/image",
+    thumbnail_url: "/v1/dogs/d1/image?size=thumbnail",
+    photos: [photo("p1", true), photo("p2")],
+  };
+  const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
+    const path = String(url);
+    if (path === "/v1/me") return json(200, { name, scope, scopes: [], open: false, anonymous_search: false });
+    if (path === "/v1/dogs/d1/photos" && init?.method === "POST") {
+      dog.photos = [...dog.photos, photo("p3")];
+      return json(201, { ...dog, photo_id: "p3" });
+    }
+    if (path.startsWith("/v1/dogs/d1/photos/") && init?.method === "DELETE") {
+      const gone = path.split("/").pop();
+      dog.photos = dog.photos.filter((p) => p.id !== gone);
+      if (!dog.photos.some((p) => p.cover)) dog.photos[0] = { ...dog.photos[0], cover: true };
+      return new Response(null, { status: 204 });
+    }
+    if (path === "/v1/dogs/d1") return json(200, dog);
+    return new Response("jpeg", { status: 200 });
+  });
+  vi.stubGlobal("fetch", fetchMock);
+  return fetchMock;
+}
+
+function renderPage() {
+  window.sessionStorage.setItem("dogsearch.apiKey", "dgs_some_key");
+  window.location.hash = "#/dogs/d1";
+  return render(<App />);
+}
+
+describe("DogPage photos", () => {
+  beforeEach(() => {
+    URL.createObjectURL = vi.fn(() => "blob:photo");
+    URL.revokeObjectURL = vi.fn();
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    window.sessionStorage.clear();
+  });
+
+  it("lists every photo and lets the owner add one and remove one", async () => {
+    const fetchMock = mockApi("shelter", "write");
+    renderPage();
+    expect(await screen.findAllByTestId("dog-photo")).toHaveLength(2);
+    expect(screen.getByRole("heading", { name: "2 photos" })).toBeInTheDocument();
+
+    const added = new File(["x"], "rex-3.jpg", { type: "image/jpeg" });
+    await userEvent.upload(screen.getByLabelText("Add a photo of this dog"), added);
+    expect(await screen.findByRole("status")).toHaveTextContent("Photo added.");
+    expect(screen.getAllByTestId("dog-photo")).toHaveLength(3);
+    const post = fetchMock.mock.calls.find(([u, i]) => u === "/v1/dogs/d1/photos" && i?.method === "POST")!;
+    expect((post[1]!.body as FormData).get("image")).toBeInstanceOf(File);
+
+    await userEvent.click(screen.getByRole("button", { name: "Remove photo 1" }));
+    expect(await screen.findByText("Photo removed.")).toBeInTheDocument();
+    expect(fetchMock.mock.calls.some(([u, i]) => u === "/v1/dogs/d1/photos/p1" && i?.method === "DELETE")).toBe(true);
+    const left = screen.getAllByTestId("dog-photo");
+    expect(left).toHaveLength(2);
+    expect(within(left[0]).getByText("cover")).toBeInTheDocument(); // another photo is the cover now
+  });
+
+  it("offers no add or remove to a key that may not change the dog, and no remove of a last photo", async () => {
+    mockApi("someone-else", "write");
+    renderPage();
+    expect(await screen.findAllByTestId("dog-photo")).toHaveLength(2);
+    expect(screen.queryByRole("button", { name: /Remove photo/ })).toBeNull();
+    expect(screen.queryByLabelText("Add a photo of this dog")).toBeNull();
+  });
+});
