@@ -76,7 +76,14 @@ async def test_a_first_result_that_does_not_stand_out_from_the_next_dog_is_not_l
             alone = (await search(client, solid(RED), k=2)).json()
             await add(client, solid(RED, size=(80, 60)))
             twins = (await search(client, solid(RED), k=3)).json()
+            one = (await search(client, solid(RED), k=1)).json()
+            red = (await add(client, solid(RED, size=(90, 70)))).json()["id"]  # a third: two look-alikes for it
+            similar = (await client.get(f"/v1/dogs/{red}/similar", params={"k": 1})).json()
     assert alone["results"][0]["verdict"] == "likely" and alone["best_verdict"] == "likely"
+    # one result asked for: the search still looks at the next dog to judge it, and shows one
+    assert [r["same_dog"] for r in one["results"]] == [twins["results"][0]["same_dog"]]
+    assert one["best_verdict"] == twins["best_verdict"] and len(similar["results"]) == 1
+    assert similar["results"][0]["verdict"] == "unlikely" and similar["message"] == NO_LIKELY
     first, second = twins["results"][:2]
     assert first["score"] - second["score"] < 0.01 and first["same_dog"] < 0.2
     assert second["same_dog"] <= first["same_dog"] and second["verdict"] == "unlikely"

@@ -15,6 +15,8 @@ from dogsearch.core.paths import MODELS_DIR
 from dogsearch.models.calibration import Calibration, Verdict, find, verdict
 from dogsearch.services.gateway.settings import GatewaySettings
 
+JUDGED = 2  # the fewest results a search asks for: its first is judged by its lead over the next dog
+
 NO_LIKELY = "No likely match: none of these is likely the same dog."
 
 
@@ -42,12 +44,15 @@ class SameDog:
         cal = await self.calibration(model_id)
         return None if cal is None else cal.probabilities(scores, self.settings.same_dog_prior)
 
-    async def judge(self, model_id: str | None, scores: Sequence[float]) -> Judged:
+    async def judge(self, model_id: str | None, scores: Sequence[float], shown: int | None = None) -> Judged:
+        """The first `shown` (all by default) of a ranked list's scores judged; the ones after them are the dogs
+        the shown ones must stand out from (a search asks for at least two for that)."""
+        shown = len(scores) if shown is None else min(shown, len(scores))
         cal = None if model_id is None else await self.calibration(model_id)
         if cal is None:
-            return Judged([None] * len(scores), [None] * len(scores), None, None)
+            return Judged([None] * shown, [None] * shown, None, None)
         s = self.settings
-        probabilities = [round(float(p), 4) for p in cal.results(list(scores), s.same_dog_prior)]
+        probabilities = [round(float(p), 4) for p in cal.results(list(scores), s.same_dog_prior)[:shown]]
         verdicts = [verdict(p, s.same_dog_possible, s.same_dog_likely) for p in probabilities]
         best = verdict(max(probabilities, default=0.0), s.same_dog_possible, s.same_dog_likely)
         return Judged(probabilities, verdicts, best, None if best == "likely" else NO_LIKELY)

@@ -31,7 +31,7 @@ from dogsearch.services.gateway.deps import (
     dog_out,
     read_upload,
 )
-from dogsearch.services.gateway.samedog import Judged
+from dogsearch.services.gateway.samedog import JUDGED, Judged
 from dogsearch.services.gateway.schemas import Detected, FoundDog, PhotoSearchResponse, SearchResponse, SearchResult
 from dogsearch.services.gateway.settings import GatewaySettings
 
@@ -93,20 +93,21 @@ def router(settings: GatewaySettings) -> APIRouter:
         photos = [await read_upload(one, parts.settings) for one in image]
         data, rule = photos[0], parts.settings.query_combine
         if not pose and rerank == "none":
-            found = await parts.gallery.search(photos, k, flt, dog, rule)
-            judged = await _judge(parts, found.matches)
-            return _answer(found, [result(m, judged, i, reports.near) for i, m in enumerate(found.matches)], judged,
-                           start, reports=reports)
+            found = await parts.gallery.search(photos, max(k, JUDGED), flt, dog, rule)
+            judged = await _judge(parts, found.matches, k)
+            return _answer(found, [result(m, judged, i, reports.near) for i, m in enumerate(found.matches[:k])],
+                           judged, start, reports=reports)
         # re-ranking looks at more candidates than it returns
         depth = min(parts.settings.max_k, k * parts.settings.pose_rerank_depth) if rerank == "pose" else k
-        found = await parts.gallery.search(photos, depth, flt, dog, rule)
-        matches = found.matches
+        found = await parts.gallery.search(photos, max(depth, JUDGED), flt, dog, rule)
+        matches = found.matches[:depth]
         query_pose, poses = await asyncio.gather(parts.pose.pose(data),
                                                  asyncio.gather(*(parts.poses.of(m.dog) for m in matches)))
         scored = [(m.score, m) for m in matches]
         ranked = (rerank_by_pose(query_pose, scored, poses, parts.settings.pose_rerank_weight) if rerank == "pose"
                   else [(s, m, p) for (s, m), p in zip(scored, poses, strict=True)])[:k]
-        judged = await _judge(parts, [m for _, m, _ in ranked])
+        shown = [m for _, m, _ in ranked]
+        judged = await _judge(parts, shown + [m for m in found.matches if m not in shown], len(shown))
         return _answer(found, [result(m, judged, i, reports.near, pose=p if pose else None,
                                       rerank_score=round(s, 6) if rerank == "pose" else None)
                                for i, (s, m, p) in enumerate(ranked)], judged, start, query_pose if pose else None,
@@ -134,9 +135,10 @@ def router(settings: GatewaySettings) -> APIRouter:
         answered = own if counterparts and not status and isinstance(own, str) and own in COUNTERPARTS else None
         reports = report_query(near, radius_km, seen_after, seen_before, status or (), answered,
                                centre=stored_place(dog.payload))
-        matches = await parts.gallery.similar(dog_id, k, reports.merged(search_filter(breed, name, filter)))
-        judged = await _judge(parts, matches)
-        return SearchResponse(results=[result(m, judged, i, reports.near) for i, m in enumerate(matches)],
+        matches = await parts.gallery.similar(dog_id, max(k, JUDGED),
+                                              reports.merged(search_filter(breed, name, filter)))
+        judged = await _judge(parts, matches, k)
+        return SearchResponse(results=[result(m, judged, i, reports.near) for i, m in enumerate(matches[:k])],
                               best_verdict=judged.best_verdict, message=judged.message, took_ms=_ms_since(start),
                               statuses=list(reports.statuses) or None)
 
@@ -148,15 +150,16 @@ def found_dogs(photo: PhotoDogs) -> list[FoundDog]:
             for i, d in enumerate(photo.dogs)]
 
 
-async def _judge(parts: Parts, matches: list[Match]) -> Judged:
-    """Same dog? By the cosine (not a re-ranked score), with the calibration of the collection's vectors."""
+async def _judge(parts: Parts, matches: list[Match], shown: int) -> Judged:
+    """Same dog? The first `shown` matches, by the cosine (not a re-ranked score) and how far each leads the other
+    matches, with the calibration of the collection's vectors."""
     space = parts.gallery.space
     if space.model is None:  # a "more like this" first after a start: the embedder says which vectors these are
         try:
             await space.ensure()
         except (Unavailable, TimedOut):  # it needs no embedder otherwise: answer without same_dog rather than fail
             pass
-    return await parts.same_dog.judge(space.model, [m.score for m in matches])
+    return await parts.same_dog.judge(space.model, [m.score for m in matches], shown)
 
 
 def result(match: Match, judged: Judged, index: int, near: Place | None = None, **extra) -> SearchResult:
