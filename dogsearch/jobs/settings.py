@@ -36,7 +36,8 @@ class JobsSettings(ServiceSettings):
     max_compression_ratio: float = Field(200.0, gt=1, description="per file: a zip bomb unpacks far beyond this")
     max_listed_errors: int = Field(1000, ge=0, description="errors kept per job (the count is always exact)")
     max_deliveries: int = Field(
-        3, ge=1, description="a batch whose worker died running it this many times fails instead of running again")
+        3, ge=1, description="a batch (or a check of new dogs against the watches) whose worker died running it this "
+                             "many times fails instead of running again")
     stall_timeout_s: int = Field(
         7200, ge=0, description="a job with no file finished for this long fails (queued behind other jobs too: "
                                 "keep it above the longest wait); 0: never")

@@ -37,7 +37,7 @@ def worker_celery(settings: JobsSettings, gateway: GatewaySettings) -> Celery:
         return build_watches(gateway, search, SameDog(gateway))
 
     app = create_celery(settings, ingestor)
-    register_check(app, watches)
+    register_check(app, watches, settings.max_deliveries)
     return app
 
 

@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS attempts (
   PRIMARY KEY (watch, dog, n));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('version', 0);
+CREATE TABLE IF NOT EXISTS checks (
+  key TEXT PRIMARY KEY, deliveries INTEGER NOT NULL, entries TEXT NOT NULL, gave_up_at TEXT);
 """
 _WATCH_COLUMNS = ("id, owner, dog_id, model, vectors, dim, min_probability, statuses, near_lat, near_lon, radius_km, "
                   "webhook_url, created_at")
@@ -158,6 +160,32 @@ class WatchStore(SqliteFile):
         """Changes whenever a watch is made or deleted, by any process: when a cached copy of them is stale."""
         with self.lock:
             return self.db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
+
+    # --- checks on workers -------------------------------------------------------------------------------------
+
+    def deliver_check(self, key: str, entry_ids: Sequence[str]) -> int:
+        """Counts one delivery of a check task (`key`) before it runs and returns the count: a redelivered task is
+        one whose worker died running it."""
+        with self._transaction():
+            self.db.execute("INSERT INTO checks (key, deliveries, entries) VALUES (?, 1, ?) ON CONFLICT (key) "
+                            "DO UPDATE SET deliveries = deliveries + 1", (key, json.dumps(list(entry_ids))))
+            return self.db.execute("SELECT deliveries FROM checks WHERE key = ?", (key,)).fetchone()[0]
+
+    def check_ran(self, key: str) -> None:
+        """A check task ended (whatever its outcome): its count is no longer needed."""
+        with self._transaction():
+            self.db.execute("DELETE FROM checks WHERE key = ? AND gave_up_at IS NULL", (key,))
+
+    def give_up_check(self, key: str) -> None:
+        """A check that stopped its worker every time: kept with its dogs, for an operator to see (and rerun)."""
+        with self._transaction():
+            self.db.execute("UPDATE checks SET gave_up_at = ? WHERE key = ?", (now_iso(), key))
+
+    def given_up_checks(self) -> list[dict[str, Any]]:
+        with self.lock:
+            rows = self.db.execute("SELECT key, deliveries, entries, gave_up_at FROM checks "
+                                   "WHERE gave_up_at IS NOT NULL ORDER BY gave_up_at").fetchall()
+        return [{"key": k, "deliveries": n, "entries": json.loads(e), "gave_up_at": at} for k, n, e, at in rows]
 
     # --- matches ---------------------------------------------------------------------------------------------
 

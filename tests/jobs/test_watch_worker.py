@@ -19,6 +19,7 @@ from dogsearch.jobs.settings import JobsSettings
 from dogsearch.models.calibration import FILE_NAME
 from dogsearch.services.gateway.app import create_app
 from dogsearch.services.gateway.settings import GatewaySettings
+from dogsearch.watches.store import WatchStore
 from tests.gateway.helpers import DARK_RED, RED, add
 from tests.gateway.test_samedog import CALIBRATION
 from tests.images import solid
@@ -129,3 +130,40 @@ async def test_a_worker_killed_mid_check_neither_loses_nor_repeats_the_notificat
     assert first == found and by_job != found
     assert [m["dog"]["id"] for m in inbox] == [by_job, found]  # newest first
     assert all(m["delivery"]["state"] == "delivered" and m["delivery"]["attempts"] == 1 for m in inbox)
+
+
+async def test_a_check_that_kills_every_worker_is_given_up_not_run_forever(settings, worker_env, tmp_path):
+    jobs, gateway = settings
+    app = create_app(gateway, jobs_settings=jobs)
+    queue = redis_db()
+    env = {**worker_env, "DOGSEARCH_JOBS_MAX_DELIVERIES": "1"}
+    logs = [tmp_path / f"worker{i}.log" for i in range(3)]
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
+            lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+            r = await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": "http://127.0.0.1:9/hook"})
+            assert r.status_code == 201, r.text
+            found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
+    # Two checks wait in the queue (one per stored dog); each worker dies on the first it runs.
+    workers = []
+    try:
+        for log in logs[:2]:
+            workers.append(start_worker(env, log, "tests.watches.poison_check_worker"))
+            await _until(lambda: workers[-1].poll() is not None, 60,
+                         lambda log=log: "the worker did not die on its check: " + log.read_text()[-3000:])
+            assert workers[-1].returncode == 71, log.read_text()[-3000:]
+        # Both came back after the visibility timeout, their second delivery: past MAX_DELIVERIES=1, given up.
+        workers.append(start_worker(env, logs[2], "tests.watches.poison_check_worker"))
+        store = WatchStore(gateway.watches_file)
+        await _until(lambda: len(store.given_up_checks()) == 2, 60,
+                     lambda: "the checks were not given up: " + logs[2].read_text()[-3000:])
+        await _until(lambda: not queue.hlen("unacked") and not queue.llen("celery"), 30, lambda: "tasks left")
+        assert workers[-1].poll() is None  # it gave them up instead of running them: alive
+        assert "stopped its worker 1 times: given up" in logs[2].read_text()
+    finally:
+        for proc in workers:
+            stop(proc)
+    queue.close()
+    given_up = store.given_up_checks()
+    assert sorted(e for c in given_up for e in c["entries"]) == sorted([lost, found])
+    assert all(c["deliveries"] == 2 for c in given_up)
