@@ -149,13 +149,15 @@ class Gallery:
         embedding = await self.embedder.embed_dogs(list(images), whole_if_none=not self.require_dog)
         await self.space.check(embedding.model)
         vectors = np.stack([_pick(photo, dog, n, len(images)).vector for n, photo in enumerate(embedding.photos)])
+        return Search(await self._nearest(vectors, k, filter, rule), embedding.photos[0], dog, embedding.photos)
+
+    async def _nearest(self, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule) -> list[Match]:
+        """The k dogs nearest to photos of one dog (their vectors), combined by `rule`."""
         if rule == "max":
-            matches = await _best_per_dog(lambda n, f: self._nearest_to_any(vectors, n, f), k, filter)
-        else:
-            unit, length = mean_query(vectors)
-            matches = [Match(m.dog, m.score * length)
-                       for m in await _best_per_dog(lambda n, f: self.index.query(unit, n, f), k, filter)]
-        return Search(matches, embedding.photos[0], dog, embedding.photos)
+            return await _best_per_dog(lambda n, f: self._nearest_to_any(vectors, n, f), k, filter)
+        unit, length = mean_query(vectors)
+        return [Match(m.dog, m.score * length)
+                for m in await _best_per_dog(lambda n, f: self.index.query(unit, n, f), k, filter)]
 
     async def _nearest_to_any(self, vectors: np.ndarray, n: int, filter: Filter | None) -> list[dict[str, Any]]:
         """The n entries nearest to any of the vectors, each by its best cosine: every entry of the true n is among
@@ -197,11 +199,17 @@ class Gallery:
             await self.index.set_payload([e["id"] for e in entries], dict(fields))
         return await self.dog(dog_id)
 
-    async def similar(self, dog_id: str, k: int, filter: Filter | None = None) -> list[Match]:
-        """More like this: the k dogs nearest to a stored one (its cover photo), which is left out."""
-        dog = await self.dog(dog_id)
-        others = {**(filter or {}), "$not": {"dog_id": dog_id}}
-        return await _best_per_dog(lambda n, f: self.index.similar(dog.entry_id, n, f), k, others)
+    async def similar(self, dog_id: str, k: int, filter: Filter | None = None, rule: Rule = "mean",
+                      most_photos: int = 5) -> list[Match]:
+        """More like this: the k dogs nearest to a stored one, which is left out; its photos (the cover and the
+        next, up to `most_photos`) combined by `rule` as a search's query photos are."""
+        await self.dog(dog_id)
+        entries = sorted(await self._entries({"dog_id": dog_id}), key=lambda e: not e["payload"].get("cover"))
+        points = await self.index.lookup([e["id"] for e in entries[:most_photos]], with_vector=True)
+        vectors = np.array([p["vector"] for p in points.values() if p.get("vector") is not None], dtype=np.float32)
+        if not len(vectors):  # its entries went between the two reads: deleted
+            raise DogNotFound(f"no dog {dog_id}")
+        return await self._nearest(vectors, k, {**(filter or {}), "$not": {"dog_id": dog_id}}, rule)
 
     async def image(self, dog: Dog, size: Literal["original", "thumbnail"] = "original",
                     photo: str | None = None) -> Path:

@@ -209,3 +209,18 @@ async def test_a_new_photo_of_a_dog_is_checked_against_the_watches(tmp_path):
             assert (await add_photo(client, rex, blue)).status_code == 201
             assert (await add_photo(client, rex, blue)).status_code == 200  # checked again: a retry adds nothing
             assert announced == [[rex], [pid(blue)], [pid(blue)]]
+
+
+async def test_more_like_this_looks_with_all_of_a_dog_s_photos_as_a_search_of_them_would(gateway):
+    rex = (await add(gateway, solid(RED))).json()["id"]
+    others = [(await add(gateway, solid(c))).json()["id"] for c in (ORANGE, NEAR_BLUE, GREY)]
+    cover_only = (await gateway.get(f"/v1/dogs/{rex}/similar", params={"k": 3})).json()["results"]
+    await add_photo(gateway, rex, solid(BLUE))
+    both = (await gateway.get(f"/v1/dogs/{rex}/similar", params={"k": 3})).json()["results"]
+    files = [("image", ("a.jpg", solid(RED))), ("image", ("b.jpg", solid(BLUE)))]
+    searched = (await gateway.post("/v1/search", files=files, data={"k": "4"})).json()["results"]
+    expected = [(r["id"], r["score"]) for r in searched if r["id"] != rex]
+    assert [(r["id"], r["score"]) for r in both] == [(i, pytest.approx(s, abs=1e-4)) for i, s in expected]
+    assert {r["id"] for r in both} == set(others)
+    near_blue = {r["id"]: r["score"] for r in both}[others[1]]
+    assert near_blue > {r["id"]: r["score"] for r in cover_only}[others[1]] + 0.2  # its blue photo counts now

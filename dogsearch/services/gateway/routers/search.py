@@ -136,7 +136,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         reports = report_query(near, radius_km, seen_after, seen_before, status or (), answered,
                                centre=stored_place(dog.payload))
         matches = await parts.gallery.similar(dog_id, max(k, JUDGED),
-                                              reports.merged(search_filter(breed, name, filter)))
+                                              reports.merged(search_filter(breed, name, filter)),
+                                              parts.settings.query_combine, parts.settings.max_query_photos)
         judged = await _judge(parts, matches, k)
         return SearchResponse(results=[result(m, judged, i, reports.near) for i, m in enumerate(matches[:k])],
                               best_verdict=judged.best_verdict, message=judged.message, took_ms=_ms_since(start),
