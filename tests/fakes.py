@@ -52,6 +52,7 @@ class FakePoseModel:
     """Places the standing-dog template in each box, every keypoint scored 0.9."""
 
     model_id = "test-standing-template"
+    runtime = "torch"
 
     def __init__(self) -> None:
         self.calls = 0

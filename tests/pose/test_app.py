@@ -78,7 +78,7 @@ async def test_missing_image_field_is_422(pose_client):
 async def test_info(pose_client):
     body = (await pose_client.get("/v1/info")).json()
     assert body["model"] == "test-standing-template" and body["keypoints"][0] == "left_eye"
-    assert body["keypoint_threshold"] == 0.3
+    assert body["keypoint_threshold"] == 0.3 and body["runtime"] == "torch"
 
 
 async def test_missing_weights_is_503_with_the_reason(tmp_path):

@@ -26,6 +26,8 @@ def hrnet_w32_ap10k(*, checkpoint: str | Path | None = None, mmpose_config: str 
 class MMPoseModel:
     """HRNet-W32 (or any MMPose AP-10K top-down model) from a user-supplied checkpoint."""
 
+    runtime = "torch"  # MMPose runs its own network
+
     def __init__(self, checkpoint: str | Path | None, *, config: str | Path | None = None,
                  device: str = "cpu") -> None:
         if not checkpoint:

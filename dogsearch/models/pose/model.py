@@ -29,6 +29,7 @@ class BoxPose:
 
 class PoseModel(Protocol):
     model_id: str
+    runtime: str  # what runs its network: 'torch' or 'onnxruntime'
 
     def predict(self, image: Image.Image, boxes: np.ndarray) -> list[BoxPose]:
         """RGB photo and (N, 4) x1 y1 x2 y2 boxes -> one BoxPose per box."""

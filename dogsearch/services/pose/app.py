@@ -41,7 +41,8 @@ def create_app(settings: PoseSettings | None = None,
     async def info() -> PoseInfo:
         pipeline = await cache.aget()
         return PoseInfo(model=pipeline.model_id, detector=pipeline.detector.name, keypoints=list(K.AP10K_NAMES),
-                        keypoint_threshold=settings.keypoint_threshold, device=settings.device)
+                        keypoint_threshold=settings.keypoint_threshold, device=settings.device,
+                        runtime=pipeline.model.runtime)
 
     @app.post("/v1/pose", response_model=PoseResponse,
               responses={200: {"content": {"image/png": {}}, "description": "JSON, or the overlay with render=true"}})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Keypoint(BaseModel):
@@ -55,3 +55,4 @@ class PoseInfo(BaseModel):
     keypoints: list[str]
     keypoint_threshold: float
     device: str
+    runtime: str = Field(..., description="what runs the pose network: 'torch' or 'onnxruntime'")
