@@ -107,7 +107,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         ranked = (rerank_by_pose(query_pose, scored, poses, parts.settings.pose_rerank_weight) if rerank == "pose"
                   else [(s, m, p) for (s, m), p in zip(scored, poses, strict=True)])[:k]
         shown = [m for _, m, _ in ranked]
-        judged = await _judge(parts, shown + [m for m in found.matches if m not in shown], len(shown))
+        ids = {m.dog.id for m in shown}
+        judged = await _judge(parts, shown + [m for m in found.matches if m.dog.id not in ids], len(shown))
         return _answer(found, [result(m, judged, i, reports.near, pose=p if pose else None,
                                       rerank_score=round(s, 6) if rerank == "pose" else None)
                                for i, (s, m, p) in enumerate(ranked)], judged, start, query_pose if pose else None,
