@@ -1,10 +1,7 @@
-import { render, screen, within } from "@testing-library/react";
+import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { App } from "./App";
-
-const json = (status: number, body: unknown) =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { json, renderApp, stubObjectUrls } from "./testing";
 
 const KEYS: Record<string, { name: string; scope: "search" | "write" | "admin" }> = {
   dgs_admin: { name: "ops", scope: "admin" },
@@ -51,11 +48,6 @@ function fakeServer({ open = false, anonymousSearch = false } = {}) {
   return fetchMock;
 }
 
-function renderAt(hash: string) {
-  window.location.hash = hash;
-  return render(<App />);
-}
-
 const nav = () => within(screen.getByRole("navigation", { name: "Main" }));
 
 async function signInWith(key: string) {
@@ -65,16 +57,11 @@ async function signInWith(key: string) {
 }
 
 describe("signing in with an API key", () => {
-  beforeEach(() => {
-    window.sessionStorage.clear();
-    URL.createObjectURL = vi.fn(() => "blob:photo");
-    URL.revokeObjectURL = vi.fn();
-  });
-  afterEach(() => vi.unstubAllGlobals());
+  beforeEach(() => stubObjectUrls());
 
   it("asks an anonymous visitor to sign in to search, and offers no write actions", async () => {
     fakeServer();
-    renderAt("#/search");
+    renderApp("#/search");
     expect(await screen.findByTestId("sign-in-prompt")).toHaveTextContent("This server needs an API key");
     expect(screen.queryByLabelText("Choose a photo")).toBeNull();
     expect(nav().queryByRole("link", { name: "Add a dog" })).toBeNull();
@@ -84,7 +71,7 @@ describe("signing in with an API key", () => {
 
   it("keeps a good key in the session, sends it with every call, and forgets it on sign-out", async () => {
     const fetchMock = fakeServer();
-    renderAt("#/search");
+    renderApp("#/search");
     await signInWith("dgs_admin");
     expect(await screen.findByTestId("signed-in-as")).toHaveTextContent("signed in as ops (admin)");
     expect(window.sessionStorage.getItem("dogsearch.apiKey")).toBe("dgs_admin");
@@ -105,7 +92,7 @@ describe("signing in with an API key", () => {
 
   it("says clearly when a key is refused, and keeps nothing", async () => {
     fakeServer();
-    renderAt("#/search");
+    renderApp("#/search");
     await signInWith("dgs_made_up");
     expect(await screen.findByRole("alert")).toHaveTextContent("That key was not accepted");
     expect(window.sessionStorage.getItem("dogsearch.apiKey")).toBeNull();
@@ -114,7 +101,7 @@ describe("signing in with an API key", () => {
 
   it("signs in from the header too", async () => {
     fakeServer();
-    renderAt("#/gallery");
+    renderApp("#/gallery");
     await screen.findByTestId("sign-in-prompt");
     await userEvent.click(within(screen.getByRole("banner")).getByRole("button", { name: "Sign in" }));
     const form = within(screen.getByRole("banner")).getByRole("form", { name: "Sign in" });
@@ -126,9 +113,8 @@ describe("signing in with an API key", () => {
   });
 
   it("drops a key the server stops accepting and asks to sign in again", async () => {
-    window.sessionStorage.setItem("dogsearch.apiKey", "dgs_admin");
     const fetchMock = fakeServer();
-    renderAt("#/gallery");
+    renderApp("#/gallery", "dgs_admin");
     expect(await screen.findAllByTestId("gallery-dog")).toHaveLength(2);
     const revoked = KEYS.dgs_admin;
     delete KEYS.dgs_admin; // every later call with the key is a 401
@@ -144,17 +130,11 @@ describe("signing in with an API key", () => {
 });
 
 describe("the actions a scope allows", () => {
-  beforeEach(() => {
-    window.sessionStorage.clear();
-    URL.createObjectURL = vi.fn(() => "blob:photo");
-    URL.revokeObjectURL = vi.fn();
-  });
-  afterEach(() => vi.unstubAllGlobals());
+  beforeEach(() => stubObjectUrls());
 
   it("a search key: no add, no bulk jobs, no delete", async () => {
-    window.sessionStorage.setItem("dogsearch.apiKey", "dgs_viewer");
     fakeServer();
-    renderAt("#/dogs/mine");
+    renderApp("#/dogs/mine", "dgs_viewer");
     await screen.findByRole("heading", { name: "Dog mine" });
     expect(screen.getByRole("button", { name: "More like this" })).toBeInTheDocument();
     expect(screen.queryByRole("button", { name: "Delete…" })).toBeNull();
@@ -168,9 +148,8 @@ describe("the actions a scope allows", () => {
   });
 
   it("a write key: adds dogs and runs jobs, deletes only the dogs it added", async () => {
-    window.sessionStorage.setItem("dogsearch.apiKey", "dgs_writer");
     fakeServer();
-    renderAt("#/dogs/mine");
+    renderApp("#/dogs/mine", "dgs_writer");
     await screen.findByRole("heading", { name: "Dog mine" });
     expect(screen.getByRole("button", { name: "Delete…" })).toBeInTheDocument();
     expect(nav().getByRole("link", { name: "Add a dog" })).toBeInTheDocument();
@@ -181,16 +160,15 @@ describe("the actions a scope allows", () => {
   });
 
   it("an admin key deletes any dog", async () => {
-    window.sessionStorage.setItem("dogsearch.apiKey", "dgs_admin");
     fakeServer();
-    renderAt("#/dogs/theirs");
+    renderApp("#/dogs/theirs", "dgs_admin");
     await screen.findByRole("heading", { name: "Dog theirs" });
     expect(screen.getByRole("button", { name: "Delete…" })).toBeInTheDocument();
   });
 
   it("anonymous search, where the operator allows it: search without a key, nothing more", async () => {
     fakeServer({ anonymousSearch: true });
-    renderAt("#/search");
+    renderApp("#/search");
     expect(await screen.findByLabelText("Choose a photo")).toBeInTheDocument();
     expect(nav().queryByRole("link", { name: "Add a dog" })).toBeNull();
     expect(within(screen.getByRole("banner")).getByRole("button", { name: "Sign in" })).toBeInTheDocument();
@@ -198,7 +176,7 @@ describe("the actions a scope allows", () => {
 
   it("an open server (the demo): everything, without signing in", async () => {
     fakeServer({ open: true });
-    renderAt("#/dogs/theirs");
+    renderApp("#/dogs/theirs");
     await screen.findByRole("heading", { name: "Dog theirs" });
     expect(screen.getByRole("button", { name: "Delete…" })).toBeInTheDocument();
     expect(nav().getByRole("link", { name: "Add a dog" })).toBeInTheDocument();
@@ -215,7 +193,7 @@ describe("the actions a scope allows", () => {
         String(u) === "/v1/me" ? json(404, { detail: "Not Found" }) : json(200, { items: [], next: null, total: 0 }),
       ),
     );
-    renderAt("#/add");
+    renderApp("#/add");
     expect(await screen.findByRole("button", { name: "Add dog" })).toBeInTheDocument();
   });
 });

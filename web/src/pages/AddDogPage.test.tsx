@@ -1,10 +1,8 @@
 import { render, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { AddDogPage } from "./AddDogPage";
-
-const json = (status: number, body: unknown) =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+import { json, stubObjectUrls } from "../testing";
 
 const TWO_DOGS = {
   width: 400,
@@ -36,10 +34,8 @@ async function pickPhoto() {
 
 describe("AddDogPage with the dogs found in the photo", () => {
   beforeEach(() => {
-    URL.createObjectURL = vi.fn(() => "blob:preview");
-    URL.revokeObjectURL = vi.fn();
+    stubObjectUrls("blob:preview");
   });
-  afterEach(() => vi.unstubAllGlobals());
 
   it("shows the dogs found, adds the one picked, and offers its breed as a one-click suggestion", async () => {
     const fetchMock = mockApi([200, TWO_DOGS]);
@@ -104,10 +100,8 @@ describe("AddDogPage with the dogs found in the photo", () => {
 
 describe("AddDogPage with a lost & found report", () => {
   beforeEach(() => {
-    URL.createObjectURL = vi.fn(() => "blob:preview");
-    URL.revokeObjectURL = vi.fn();
+    stubObjectUrls("blob:preview");
   });
-  afterEach(() => vi.unstubAllGlobals());
 
   it("sends the status, the place typed as lat, lon and the time in UTC", async () => {
     const fetchMock = mockApi([200, TWO_DOGS]);

@@ -1,11 +1,8 @@
-import { render, screen } from "@testing-library/react";
+import { screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { App } from "../App";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { Scope } from "../lib/types";
-
-const json = (status: number, body: unknown) =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+import { json, renderApp, stubObjectUrls } from "../testing";
 
 const GUESSED = {
   id: "d1",
@@ -39,21 +36,12 @@ function mockApi(name: string, scope: Scope, extra: Record<string, unknown> = {}
   return fetchMock;
 }
 
-/** The whole app at the dog's page: the page shows once the server said who the visitor is. */
-function renderPage() {
-  window.sessionStorage.setItem("dogsearch.apiKey", "dgs_some_key");
-  window.location.hash = "#/dogs/d1";
-  return render(<App />);
-}
+/** The whole app at dog d1's page, signed in: the page shows once the server said who the visitor is. */
+const renderPage = () => renderApp("#/dogs/d1", "dgs_some_key");
 
 describe("DogPage with a suggested breed", () => {
   beforeEach(() => {
-    URL.createObjectURL = vi.fn(() => "blob:photo");
-    URL.revokeObjectURL = vi.fn();
-  });
-  afterEach(() => {
-    vi.unstubAllGlobals();
-    window.sessionStorage.clear();
+    stubObjectUrls();
   });
 
   it("lets the dog's owner accept the suggestion, then shows the new breed", async () => {
@@ -91,11 +79,6 @@ describe("DogPage with a suggested breed", () => {
 });
 
 describe("DogPage with a report", () => {
-  afterEach(() => {
-    vi.unstubAllGlobals();
-    window.sessionStorage.clear();
-  });
-
   it("shows the status, the place and the time in words, not as raw fields", async () => {
     mockApi("shelter", "write", {
       status: "sighted",

@@ -1,11 +1,8 @@
-import { render, screen, within } from "@testing-library/react";
+import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { App } from "../App";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { Scope } from "../lib/types";
-
-const json = (status: number, body: unknown) =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+import { json, renderApp, stubObjectUrls } from "../testing";
 
 const photo = (id: string, cover = false) => ({
   id,
@@ -45,20 +42,12 @@ function mockApi(name: string, scope: Scope) {
   return fetchMock;
 }
 
-function renderPage() {
-  window.sessionStorage.setItem("dogsearch.apiKey", "dgs_some_key");
-  window.location.hash = "#/dogs/d1";
-  return render(<App />);
-}
+/** The whole app at dog d1's page, signed in: the page shows once the server said who the visitor is. */
+const renderPage = () => renderApp("#/dogs/d1", "dgs_some_key");
 
 describe("DogPage photos", () => {
   beforeEach(() => {
-    URL.createObjectURL = vi.fn(() => "blob:photo");
-    URL.revokeObjectURL = vi.fn();
-  });
-  afterEach(() => {
-    vi.unstubAllGlobals();
-    window.sessionStorage.clear();
+    stubObjectUrls();
   });
 
   it("lists every photo and lets the owner add one and remove one", async () => {

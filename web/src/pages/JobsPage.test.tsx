@@ -1,15 +1,12 @@
 import { render, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { JobsPage } from "./JobsPage";
-
-const json = (status: number, body: unknown) =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+import { json } from "../testing";
 
 const job = { id: "j1", state: "running", path: "/data", total: 10, indexed: 3, duplicates: 0, failed: 1, errors: [{ file: "x.jpg", reason: "truncated" }] };
 
 describe("JobsPage", () => {
-  afterEach(() => vi.unstubAllGlobals());
 
   it("says bulk jobs are unavailable when the server has no jobs API", async () => {
     vi.stubGlobal("fetch", vi.fn(async () => json(404, { detail: "Not Found" })));
@@ -44,7 +41,6 @@ describe("JobsPage", () => {
 });
 
 describe("JobsPage grouping", () => {
-  afterEach(() => vi.unstubAllGlobals());
 
   it("starts a job whose sub-folders are dogs", async () => {
     const fetchMock = vi.fn(async (_url: RequestInfo | URL, init?: RequestInit) =>

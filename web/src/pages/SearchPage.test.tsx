@@ -1,11 +1,9 @@
 import { render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { SearchProvider } from "../lib/searchState";
 import { SearchPage } from "./SearchPage";
-
-const json = (status: number, body: unknown) =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+import { json, stubObjectUrls } from "../testing";
 
 function mockApi(search: () => Promise<Response>) {
   const fetchMock = vi.fn(async (url: RequestInfo | URL, _init?: RequestInit) =>
@@ -23,10 +21,8 @@ async function pickPhoto(name = "dog.jpg", type = "image/jpeg") {
 
 describe("SearchPage upload errors", () => {
   beforeEach(() => {
-    URL.createObjectURL = vi.fn(() => "blob:preview");
-    URL.revokeObjectURL = vi.fn();
+    stubObjectUrls("blob:preview");
   });
-  afterEach(() => vi.unstubAllGlobals());
 
   it("shows the API's detail for a rejected file", async () => {
     mockApi(async () => json(415, { detail: "not an image: cannot identify image file" }));
@@ -151,10 +147,8 @@ const searchCalls = (fetchMock: ReturnType<typeof mockApi>) =>
 
 describe("SearchPage with the dogs found in the photo", () => {
   beforeEach(() => {
-    URL.createObjectURL = vi.fn(() => "blob:preview");
-    URL.revokeObjectURL = vi.fn();
+    stubObjectUrls("blob:preview");
   });
-  afterEach(() => vi.unstubAllGlobals());
 
   it("draws the boxes of the dogs found, says what the searched one looks like, and searches another", async () => {
     const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
@@ -268,10 +262,8 @@ describe("SearchPage with the dogs found in the photo", () => {
 
 describe("SearchPage with several photos of one dog", () => {
   beforeEach(() => {
-    URL.createObjectURL = vi.fn(() => "blob:preview");
-    URL.revokeObjectURL = vi.fn();
+    stubObjectUrls("blob:preview");
   });
-  afterEach(() => vi.unstubAllGlobals());
 
   it("sends the added photos with the first and can go back to the first alone", async () => {
     const fetchMock = mockApi(async () =>

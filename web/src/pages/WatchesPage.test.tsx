@@ -1,11 +1,8 @@
-import { render, screen, within } from "@testing-library/react";
+import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { App } from "../App";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { deliveryText } from "./WatchesPage";
-
-const json = (status: number, body: unknown) =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+import { json, renderApp, stubObjectUrls } from "../testing";
 
 const LOST = {
   id: "d1",
@@ -57,19 +54,12 @@ function mockApi() {
 
 describe("Alerts", () => {
   beforeEach(() => {
-    URL.createObjectURL = vi.fn(() => "blob:photo");
-    URL.revokeObjectURL = vi.fn();
-    window.sessionStorage.setItem("dogsearch.apiKey", "dgs_some_key");
-  });
-  afterEach(() => {
-    vi.unstubAllGlobals();
-    window.sessionStorage.clear();
+    stubObjectUrls();
   });
 
   it("watches a dog from its page, then shows the dog that matched in the inbox", async () => {
     const fetchMock = mockApi();
-    window.location.hash = "#/dogs/d1";
-    render(<App />);
+    renderApp("#/dogs/d1", "dgs_some_key");
     await userEvent.click(await screen.findByRole("button", { name: "Watch for matches" }));
     const said = await screen.findByRole("status");
     expect(said).toHaveTextContent("Watching");
@@ -100,8 +90,7 @@ describe("Alerts", () => {
             : new Response("jpeg", { status: 200 }),
       ),
     );
-    window.location.hash = "#/dogs/d1";
-    render(<App />);
+    renderApp("#/dogs/d1", "dgs_some_key");
     await screen.findByRole("button", { name: "More like this" });
     expect(screen.queryByRole("button", { name: "Watch for matches" })).toBeNull();
     expect(screen.queryByRole("link", { name: "Alerts" })).toBeNull();
