@@ -1,26 +1,13 @@
 // End to end: the built UI in real headless Chromium against a real `dogsearch serve` (real model, real HTTP),
 // started with API keys, as a deployment is: the tests sign in through the UI. open.e2e.ts: the demo, without keys.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page, type Route } from "playwright-core";
+import { type Browser, type BrowserContext, type Page, type Route } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { addPhoto, api, REPO, startServer, type Server } from "./server";
+import { addPhoto, api, GALLERY, launchChromium, QUERY, type Server, startServer } from "./server";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-// Without the background-networking flags Chromium keeps dialling out of this closed network.
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const SHOTS = join(import.meta.dirname, "screenshots");
-const GALLERY = join(REPO, "samples/gallery");
-const QUERY = join(REPO, "samples/queries/beagle/ILSVRC2012_val_00009664.jpg");
 const BREEDS = ["beagle", "Samoyed", "dingo"];
 
 let server: Server;
@@ -115,9 +102,7 @@ async function poseAvailable(): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (what .ci/run does), or set CHROMIUM_PATH`);
-  }
+  browser = await launchChromium(); // first: no Chromium fails before a server starts
   mkdirSync(SHOTS, { recursive: true });
   server = await startServer(
     // a folder for the bulk job test, the only one jobs may read
@@ -127,7 +112,6 @@ beforeAll(async () => {
   for (const breed of BREEDS) {
     for (const [i, path] of photos(breed, 3).entries()) await addPhoto(server, path, { breed, name: `${breed} ${i + 1}` });
   }
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   desktop = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await newPage(desktop);
 });

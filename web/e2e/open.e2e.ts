@@ -1,22 +1,9 @@
 // The demo: a server with no keys, on loopback, is open. The UI works as before keys, without signing in.
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addPhoto, REPO, startServer, type Server } from "./server";
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const GALLERY = join(REPO, "samples/gallery");
-const QUERY = join(REPO, "samples/queries/beagle/ILSVRC2012_val_00009664.jpg");
+import { addPhoto, GALLERY, launchChromium, QUERY, type Server, startServer } from "./server";
 
 let server: Server;
 let browser: Browser;
@@ -24,13 +11,12 @@ let page: Page;
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
+  browser = await launchChromium(); // first: no Chromium fails before a server starts
   server = await startServer(); // no keys: open, as `make demo` runs it
   for (const breed of ["beagle", "Samoyed"]) {
     const file = readdirSync(join(GALLERY, breed)).sort()[0];
     await addPhoto(server, join(GALLERY, breed, file), { breed, name: `${breed} 1` });
   }
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
   page.setDefaultTimeout(15_000);
   page.on("pageerror", (e) => pageErrors.push(String(e)));

@@ -5,9 +5,32 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
+import { chromium, type Browser } from "playwright-core";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 const DOGSEARCH = process.env.DOGSEARCH_BIN ?? join(REPO, ".venv/bin/dogsearch");
+export const GALLERY = join(REPO, "samples/gallery");
+export const QUERY = join(REPO, "samples/queries/beagle/ILSVRC2012_val_00009664.jpg");
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+// Without the background-networking flags Chromium keeps dialling out of this closed network.
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Headless Chromium from the system (Debian's package), not a download: this network reaches no browser CDN. */
+export async function launchChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (what .ci/run does), or set CHROMIUM_PATH`);
+  }
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
 
 export interface Server {
   url: string;
