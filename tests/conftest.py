@@ -5,7 +5,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes import ColorGridModel, fake_all_in_one
+from tests.fakes import ColorGridModel, fake_all_in_one, serving
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -23,9 +23,8 @@ async def gateway(tmp_path, fake_model):
 
     app = fake_all_in_one(tmp_path / "data", fake_model,
                             gateway_options={"max_upload_bytes": 200_000, "max_image_pixels": 1_000_000})
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield client
+    async with serving(app) as client:
+        yield client
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
 import numpy as np
 import torch
 from PIL import Image
@@ -163,3 +166,11 @@ def fake_all_in_one(data_dir, model: ColorGridModel | None = None, *, detector: 
 
     settings = EmbedderSettings() if detector else EmbedderSettings(detector="none")
     return create_all_in_one(data_dir, **fake_image_models(model), embedder_settings=settings, **options)
+
+
+@asynccontextmanager
+async def serving(app) -> AsyncIterator[httpx.AsyncClient]:
+    """`app` started (its lifespan run) and a client calling it in-process, over httpx's ASGI transport."""
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            yield client

@@ -9,7 +9,6 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import torch
@@ -24,7 +23,7 @@ from dogsearch.search.edge import EdgeEngine
 from dogsearch.search.qdrant import QdrantEngine
 from dogsearch.services.embedder.dogs import crop_model_id
 from dogsearch.services.layout import DataLayout
-from tests.fakes import ColorGridModel, fake_all_in_one
+from tests.fakes import ColorGridModel, fake_all_in_one, serving
 from tests.images import halves, solid
 
 COLOURS = {"rex": (220, 20, 20), "fido": (20, 200, 40), "lassie": (20, 40, 220)}
@@ -94,9 +93,8 @@ def site(request, tmp_path, monkeypatch) -> Site:
 @contextlib.asynccontextmanager
 async def gallery(site: Site, model, detector: bool = False):
     app = fake_all_in_one(site.layout.root, model, detector=detector)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield client
+    async with serving(app) as client:
+        yield client
 
 
 async def _fill(site: Site) -> dict[str, dict]:

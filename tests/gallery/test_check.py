@@ -8,9 +8,7 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import numpy as np
-import pytest
 
 from dogsearch import cli
 from dogsearch.gallery.check import check_gallery
@@ -18,7 +16,7 @@ from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import photo_id, sha256_hex
 from dogsearch.jobs.store import SqliteJobStore, new_job
 from dogsearch.services.layout import DataLayout
-from tests.fakes import fake_all_in_one
+from tests.fakes import fake_all_in_one, serving
 from tests.images import solid
 
 RED, GREEN, BLUE, ORPHAN = (solid(c) for c in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90)))
@@ -29,17 +27,16 @@ async def fill(root) -> dict[str, str]:
     """Three dogs; then RED's photo is lost, an orphan photo file is left (an hour old), GREEN's entry gets
     another model's vector, and a job is stuck in running. Returns the ids."""
     app = fake_all_in_one(root)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            ids = {}
-            for name, data in (("red", RED), ("green", GREEN), ("blue", BLUE)):
-                r = await client.post("/v1/dogs", files={"image": ("d.jpg", data)}, data={"name": name})
-                assert r.status_code == 201, r.text
-                ids[name] = r.json()["id"]
-            gallery = app.state.parts.gallery
-            green = (await gallery.index.lookup([ids["green"]]))[ids["green"]]
-            await gallery.index.upsert([{"id": ids["green"], "vector": np.ones(48, np.float32) / np.sqrt(48),
-                                         "payload": green["payload"] | {"model": "another-model"}}])
+    async with serving(app) as client:
+        ids = {}
+        for name, data in (("red", RED), ("green", GREEN), ("blue", BLUE)):
+            r = await client.post("/v1/dogs", files={"image": ("d.jpg", data)}, data={"name": name})
+            assert r.status_code == 201, r.text
+            ids[name] = r.json()["id"]
+        gallery = app.state.parts.gallery
+        green = (await gallery.index.lookup([ids["green"]]))[ids["green"]]
+        await gallery.index.upsert([{"id": ids["green"], "vector": np.ones(48, np.float32) / np.sqrt(48),
+                                     "payload": green["payload"] | {"model": "another-model"}}])
     photos = PhotoStore(DataLayout(root).photos)
     photos.original(ids["red"], "JPEG").unlink()
     ids["orphan"] = photo_id(sha256_hex(ORPHAN))
@@ -107,14 +104,6 @@ def test_a_clean_gallery_checks_ok(tmp_path, capsys):
     root = tmp_path / "data"
     assert cli.main(["check", "--data-dir", str(root)]) == 0  # nothing stored yet
     assert "checked 0 entries" in capsys.readouterr().out
-
-
-@pytest.fixture
-async def running(tmp_path):
-    app = fake_all_in_one(tmp_path / "data")
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield client, app.state.parts.gallery
 
 
 async def test_a_young_photo_file_is_an_upload_in_flight_not_an_orphan(running):

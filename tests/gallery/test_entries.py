@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import numpy as np
 import pytest
 
 from dogsearch.gallery.records import entry_id, photo_id, sha256_hex
-from tests.fakes import fake_all_in_one
 from tests.images import solid
 
 RED, NEAR_RED, BLUE = solid((200, 30, 30)), solid((205, 35, 35)), solid((30, 30, 200))
-
-
-@pytest.fixture
-async def running(tmp_path):
-    app = fake_all_in_one(tmp_path / "data")
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield client, app.state.parts.gallery
 
 
 async def add_entry(gallery, dog: str, data: bytes, index: int = 0, cover: bool = False) -> str:

@@ -20,7 +20,7 @@ from dogsearch.services.layout import DataLayout
 from dogsearch.services.search.app import create_app as create_search
 from dogsearch.services.search.client import SearchClient
 from dogsearch.services.search.settings import SearchSettings
-from tests.fakes import ColorGridModel, fake_all_in_one
+from tests.fakes import ColorGridModel, fake_all_in_one, serving
 from tests.images import solid
 
 COLORS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
@@ -57,28 +57,27 @@ async def test_an_old_data_directory_is_upgraded_and_keeps_its_dogs(tmp_path):
     layout = DataLayout(tmp_path / "data")
     ids = write_old_layout(layout)
     app = fake_all_in_one(layout.root)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            await wait_ready(client)
-            listed = (await client.get("/v1/dogs", params={"limit": 10})).json()
-            assert listed["total"] == 3 and sorted(d["id"] for d in listed["items"]) == sorted(ids.values())
-            assert all(set(d["payload"]) >= {"name", "breed", "sha256"} and "dog_id" not in d["payload"]
-                       for d in listed["items"])
-            red = (await client.get(f"/v1/dogs/{ids['red']}")).json()
-            assert red["payload"]["name"] == "red"
-            photo = await client.get(red["image_url"])
-            assert photo.status_code == 200 and Image.open(io.BytesIO(photo.content)).size == (64, 48)
-            hits = (await client.post("/v1/search", files={"image": ("q.jpg", solid((190, 40, 40)))},
-                                      data={"k": "3"})).json()["results"]
-            assert [h["id"] for h in hits][0] == ids["red"] and len(hits) == 3
-            similar = (await client.get(f"/v1/dogs/{ids['red']}/similar", params={"k": 5})).json()["results"]
-            assert sorted(h["id"] for h in similar) == sorted([ids["green"], ids["blue"]])
-            # A new photo is stored in the new layout beside the upgraded ones.
-            added = await client.post("/v1/dogs", files={"image": ("n.jpg", solid((120, 120, 30)))},
-                                      data={"name": "new"})
-            assert added.status_code == 201
-            assert (await client.delete(f"/v1/dogs/{ids['green']}")).status_code == 204
-            assert (await client.get("/v1/dogs")).json()["total"] == 3
+    async with serving(app) as client:
+        await wait_ready(client)
+        listed = (await client.get("/v1/dogs", params={"limit": 10})).json()
+        assert listed["total"] == 3 and sorted(d["id"] for d in listed["items"]) == sorted(ids.values())
+        assert all(set(d["payload"]) >= {"name", "breed", "sha256"} and "dog_id" not in d["payload"]
+                   for d in listed["items"])
+        red = (await client.get(f"/v1/dogs/{ids['red']}")).json()
+        assert red["payload"]["name"] == "red"
+        photo = await client.get(red["image_url"])
+        assert photo.status_code == 200 and Image.open(io.BytesIO(photo.content)).size == (64, 48)
+        hits = (await client.post("/v1/search", files={"image": ("q.jpg", solid((190, 40, 40)))},
+                                  data={"k": "3"})).json()["results"]
+        assert [h["id"] for h in hits][0] == ids["red"] and len(hits) == 3
+        similar = (await client.get(f"/v1/dogs/{ids['red']}/similar", params={"k": 5})).json()["results"]
+        assert sorted(h["id"] for h in similar) == sorted([ids["green"], ids["blue"]])
+        # A new photo is stored in the new layout beside the upgraded ones.
+        added = await client.post("/v1/dogs", files={"image": ("n.jpg", solid((120, 120, 30)))},
+                                  data={"name": "new"})
+        assert added.status_code == 201
+        assert (await client.delete(f"/v1/dogs/{ids['green']}")).status_code == 204
+        assert (await client.get("/v1/dogs")).json()["total"] == 3
     assert not PhotoStore(layout.photos).original(ids["green"], "JPEG").exists()
     with EdgeStore(layout.vectors, "dogs") as store:
         points, _ = store.scroll(10)

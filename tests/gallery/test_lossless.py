@@ -17,18 +17,9 @@ from dogsearch.core.images import ImageLimits
 from dogsearch.gallery.ingest import Upload
 from dogsearch.gallery.records import photo_id, sha256_hex
 from dogsearch.services.errors import UpstreamFailure
-from tests.fakes import fake_all_in_one
 from tests.images import solid
 
 RED, BLUE = solid((200, 30, 30)), solid((30, 30, 200))
-
-
-@pytest.fixture
-async def running(tmp_path):
-    app = fake_all_in_one(tmp_path / "data")
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield client, app.state.parts.gallery
 
 
 def files(gallery) -> list[Path]:

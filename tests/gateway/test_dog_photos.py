@@ -2,11 +2,10 @@
 a search with the photo that matched, fields kept on every photo, the owner rule, and a search of several photos."""
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from dogsearch.gallery.records import photo_id, sha256_hex
-from tests.fakes import fake_all_in_one
+from tests.fakes import fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, GREEN, RED, add, search, total
 from tests.gateway.test_security import ENTRIES as KEY_ENTRIES
 from tests.gateway.test_security import as_, gateway_with
@@ -194,21 +193,20 @@ async def test_the_max_rule_scores_each_dog_by_the_nearest_query_photo(tmp_path)
 
 async def test_a_new_photo_of_a_dog_is_checked_against_the_watches(tmp_path):
     app = fake_all_in_one(tmp_path / "data")
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            ingest = app.state.parts.gallery.ingest
-            announced, check = [], ingest.on_stored
+    async with serving(app) as client:
+        ingest = app.state.parts.gallery.ingest
+        announced, check = [], ingest.on_stored
 
-            async def record(entries):
-                announced.append(entries)
-                await check(entries)
+        async def record(entries):
+            announced.append(entries)
+            await check(entries)
 
-            ingest.on_stored = record
-            rex = (await add(client, solid(RED))).json()["id"]
-            blue = solid(NEAR_BLUE)
-            assert (await add_photo(client, rex, blue)).status_code == 201
-            assert (await add_photo(client, rex, blue)).status_code == 200  # checked again: a retry adds nothing
-            assert announced == [[rex], [pid(blue)], [pid(blue)]]
+        ingest.on_stored = record
+        rex = (await add(client, solid(RED))).json()["id"]
+        blue = solid(NEAR_BLUE)
+        assert (await add_photo(client, rex, blue)).status_code == 201
+        assert (await add_photo(client, rex, blue)).status_code == 200  # checked again: a retry adds nothing
+        assert announced == [[rex], [pid(blue)], [pid(blue)]]
 
 
 async def test_more_like_this_looks_with_all_of_a_dog_s_photos_as_a_search_of_them_would(gateway):

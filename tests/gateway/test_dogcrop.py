@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-import httpx
 import pytest
 from PIL import Image
 
-from tests.fakes import fake_all_in_one
+from tests.fakes import fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, RED, add, search, total
 from tests.images import encode, solid
 
@@ -35,9 +34,8 @@ PLAIN = solid(BACKGROUND, (160, 120))
 async def gw(tmp_path):
     app = fake_all_in_one(tmp_path / "data", detector=True,
                           jobs_options={"broker_url": None, "allowed_roots": [str(tmp_path / "in")]})
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield client
+    async with serving(app) as client:
+        yield client
 
 
 def near(box, expected, tolerance=10.0) -> bool:

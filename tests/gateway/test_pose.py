@@ -1,12 +1,11 @@
 import io
 
-import httpx
 import pytest
 from PIL import Image, ImageDraw
 
 from dogsearch.models.pose import keypoints as K
 from dogsearch.pose.rerank import proportion_gap, rerank
-from tests.fakes import FakePoseModel, fake_all_in_one, fake_pose_pipeline
+from tests.fakes import FakePoseModel, fake_all_in_one, fake_pose_pipeline, serving
 from tests.images import encode
 
 
@@ -20,9 +19,8 @@ def _photo(colour, box=(40, 30, 159, 89)) -> bytes:
 async def gw(tmp_path, fake_model):
 
     app = fake_all_in_one(tmp_path / "data", fake_model, pose_factory=fake_pose_pipeline)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield client
+    async with serving(app) as client:
+        yield client
 
 
 async def _add(client, data: bytes, name: str) -> str:

@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-import httpx
-
-from tests.fakes import fake_all_in_one
+from tests.fakes import fake_all_in_one, serving
 from tests.images import solid
 
 
 async def _session(data_dir, work):
     app = fake_all_in_one(data_dir)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            return await work(client)
+    async with serving(app) as client:
+        return await work(client)
 
 
 async def test_same_data_dir_after_restart_gives_same_dogs_and_answers(tmp_path):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
 from dogsearch.models.calibration import FILE_NAME, Calibration
 from dogsearch.services.gateway.samedog import NO_LIKELY
 from dogsearch.services.gateway.settings import GatewaySettings
-from tests.fakes import fake_all_in_one
+from tests.fakes import fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, DARK_RED, GREEN, RED, add, search
 from tests.images import solid
 
@@ -25,9 +24,8 @@ async def calibrated(tmp_path, fake_model):
     (models / "test-color-grid").mkdir(parents=True)
     (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(CALIBRATION.to_json()))
     app = fake_all_in_one(tmp_path / "data", fake_model, gateway_options={"calibration_dir": models})
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield client
+    async with serving(app) as client:
+        yield client
 
 
 async def test_results_carry_a_probability_and_a_verdict(calibrated):
@@ -69,16 +67,15 @@ async def test_a_first_result_that_does_not_stand_out_from_the_next_dog_is_not_l
     ranked = Calibration("test-color-grid", "isotonic", CALIBRATION.params, 0.5, first={"a": 100.0, "b": -3.0})
     (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(ranked.to_json()))
     app = fake_all_in_one(tmp_path / "data", fake_model, gateway_options={"calibration_dir": models})
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            await add(client, solid(RED))
-            await add(client, solid(BLUE))
-            alone = (await search(client, solid(RED), k=2)).json()
-            await add(client, solid(RED, size=(80, 60)))
-            twins = (await search(client, solid(RED), k=3)).json()
-            one = (await search(client, solid(RED), k=1)).json()
-            red = (await add(client, solid(RED, size=(90, 70)))).json()["id"]  # a third: two look-alikes for it
-            similar = (await client.get(f"/v1/dogs/{red}/similar", params={"k": 1})).json()
+    async with serving(app) as client:
+        await add(client, solid(RED))
+        await add(client, solid(BLUE))
+        alone = (await search(client, solid(RED), k=2)).json()
+        await add(client, solid(RED, size=(80, 60)))
+        twins = (await search(client, solid(RED), k=3)).json()
+        one = (await search(client, solid(RED), k=1)).json()
+        red = (await add(client, solid(RED, size=(90, 70)))).json()["id"]  # a third: two look-alikes for it
+        similar = (await client.get(f"/v1/dogs/{red}/similar", params={"k": 1})).json()
     assert alone["results"][0]["verdict"] == "likely" and alone["best_verdict"] == "likely"
     # one result asked for: the search still looks at the next dog to judge it, and shows one
     assert [r["same_dog"] for r in one["results"]] == [twins["results"][0]["same_dog"]]
@@ -96,10 +93,9 @@ async def test_the_thresholds_are_settings(tmp_path, fake_model):
     (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(CALIBRATION.to_json()))
     app = fake_all_in_one(tmp_path / "data", fake_model, gateway_options={
         "calibration_dir": models, "same_dog_likely": 0.55, "same_dog_possible": 0.2})
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            await add(client, solid(RED))
-            body = (await search(client, solid(DARK_RED), k=1)).json()
+    async with serving(app) as client:
+        await add(client, solid(RED))
+        body = (await search(client, solid(DARK_RED), k=1)).json()
     assert body["results"][0]["verdict"] == "likely" and body["best_verdict"] == "likely"
 
 

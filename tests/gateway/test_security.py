@@ -6,14 +6,13 @@ import os
 import uuid
 from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
 from dogsearch.core.access import ApiKey, InvalidKeyEntry
 from dogsearch.services.gateway.app import create_app
 from dogsearch.services.gateway.settings import GatewaySettings
-from tests.fakes import fake_all_in_one
+from tests.fakes import fake_all_in_one, serving
 from tests.images import solid
 
 # name -> (scope, secret)
@@ -29,9 +28,8 @@ def as_(name: str) -> dict[str, str]:
 @asynccontextmanager
 async def gateway_with(tmp_path, jobs_options=None, **options):
     app = fake_all_in_one(tmp_path, gateway_options=options, jobs_options=jobs_options)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield client
+    async with serving(app) as client:
+        yield client
 
 
 def upload(color=(200, 0, 0)):

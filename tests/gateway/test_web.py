@@ -1,10 +1,9 @@
 """The gateway serves the built web UI at / and its assets, and explains how to build it when it is missing."""
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from tests.fakes import fake_all_in_one
+from tests.fakes import fake_all_in_one, serving
 
 
 @pytest.fixture
@@ -18,9 +17,8 @@ async def client_for(tmp_path):
 
 
 async def _get(app, *paths):
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            return [await client.get(p) for p in paths]
+    async with serving(app) as client:
+        return [await client.get(p) for p in paths]
 
 
 async def test_serves_index_and_assets(tmp_path, client_for):

@@ -2,14 +2,13 @@ from __future__ import annotations
 
 import shutil
 
-import httpx
 import pytest
 
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.services.gateway.app import create_app
 from dogsearch.services.gateway.settings import GatewaySettings
 from tests.conftest import SAMPLES
-from tests.fakes import ColorGridModel
+from tests.fakes import ColorGridModel, serving
 from tests.jobs.servers import REDIS_URL, Backends, redis_db
 
 
@@ -56,6 +55,5 @@ async def celery_gateway(settings):
     """The gateway in Celery mode (its jobs go to Redis), over ASGI; the test brings the workers."""
     jobs, gateway = settings
     app = create_app(gateway, jobs_settings=jobs)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield client
+    async with serving(app) as client:
+        yield client

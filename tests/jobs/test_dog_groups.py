@@ -6,13 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 
-import httpx
 import pytest
 
 from dogsearch.gallery.records import photo_id
 from dogsearch.jobs.sources import MAX_DOG_PHOTOS, Item, JobInputError, grouped
 from dogsearch.jobs.work import batches
-from tests.fakes import ColorGridModel, fake_all_in_one
+from tests.fakes import ColorGridModel, fake_all_in_one, serving
 from tests.jobs.helpers import all_dogs, wait_job
 
 
@@ -20,9 +19,8 @@ from tests.jobs.helpers import all_dogs, wait_job
 async def client(tmp_path):
     app = fake_all_in_one(tmp_path / "data", ColorGridModel(), jobs_options={
         "broker_url": None, "allowed_roots": [str(tmp_path / "in")], "batch_size": 6})
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
-            yield c
+    async with serving(app) as c:
+        yield c
 
 
 def sha(path) -> str:

@@ -6,10 +6,9 @@ import io
 import json
 import zipfile
 
-import httpx
 import pytest
 
-from tests.fakes import ColorGridModel, fake_all_in_one
+from tests.fakes import ColorGridModel, fake_all_in_one, serving
 from tests.jobs.helpers import all_dogs, wait_job
 from tests.jobs.servers import SlowModel
 
@@ -22,9 +21,8 @@ def app_for(tmp_path, model, **jobs_options):
 @pytest.fixture
 async def client(tmp_path):
     app = app_for(tmp_path, ColorGridModel(), max_archive_bytes=3_000_000, max_unpacked_bytes=5_000_000)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
-            yield c
+    async with serving(app) as c:
+        yield c
 
 
 def make_zip(entries: dict[str, bytes], compression=zipfile.ZIP_STORED) -> bytes:
@@ -163,28 +161,25 @@ async def test_a_job_survives_a_restart_and_cancel_stops_one(tmp_path, photos):
     """The embedded runner keeps state in SQLite: a job interrupted by a shutdown resumes at the next start."""
     model = SlowModel(delay_s=0.3)
     app = app_for(tmp_path, model)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
-            job_id = (await c.post("/v1/jobs/index", json={"path": str(photos)})).json()["id"]
-            await wait_job(c, job_id, until=lambda j: j["indexed"] >= 8)
+    async with serving(app) as c:
+        job_id = (await c.post("/v1/jobs/index", json={"path": str(photos)})).json()["id"]
+        await wait_job(c, job_id, until=lambda j: j["indexed"] >= 8)
     # shut down mid-job; start again on the same data directory
     app = app_for(tmp_path, ColorGridModel())
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
-            job = await wait_job(c, job_id)
-            assert (job["state"], job["total"], job["indexed"], job["duplicates"]) == ("done", 40, 40, 0), job
-            assert len(await all_dogs(c)) == 40
+    async with serving(app) as c:
+        job = await wait_job(c, job_id)
+        assert (job["state"], job["total"], job["indexed"], job["duplicates"]) == ("done", 40, 40, 0), job
+        assert len(await all_dogs(c)) == 40
 
 
 
 async def test_cancel_stops_a_running_job(tmp_path, photos):
     app = app_for(tmp_path, SlowModel(delay_s=0.3))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
-            job_id = (await c.post("/v1/jobs/index", json={"path": str(photos)})).json()["id"]
-            cancelled = (await c.delete(f"/v1/jobs/{job_id}")).json()
-            assert cancelled["state"] == "cancelled" and cancelled["finished_at"]
-            await asyncio.sleep(1.5)  # batches already running finish; no other starts
-            job = (await c.get(f"/v1/jobs/{job_id}")).json()
-            assert job["state"] == "cancelled" and job["indexed"] <= 16
-            assert len(await all_dogs(c)) == job["indexed"]
+    async with serving(app) as c:
+        job_id = (await c.post("/v1/jobs/index", json={"path": str(photos)})).json()["id"]
+        cancelled = (await c.delete(f"/v1/jobs/{job_id}")).json()
+        assert cancelled["state"] == "cancelled" and cancelled["finished_at"]
+        await asyncio.sleep(1.5)  # batches already running finish; no other starts
+        job = (await c.get(f"/v1/jobs/{job_id}")).json()
+        assert job["state"] == "cancelled" and job["indexed"] <= 16
+        assert len(await all_dogs(c)) == job["indexed"]

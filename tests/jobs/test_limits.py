@@ -26,7 +26,7 @@ from dogsearch.jobs.sources import (
 )
 from dogsearch.jobs.store import SqliteJobStore, new_job
 from dogsearch.jobs.work import delivery_key, poisoned, reason_of
-from tests.fakes import ColorGridModel
+from tests.fakes import ColorGridModel, serving
 from tests.jobs.helpers import all_dogs, wait_job
 from tests.jobs.servers import SlowModel
 from tests.jobs.test_embedded import app_for, make_zip
@@ -35,9 +35,8 @@ from tests.jobs.test_embedded import app_for, make_zip
 @pytest.fixture
 async def client(tmp_path):
     app = app_for(tmp_path, ColorGridModel(), max_fields_bytes=1024, max_cell_bytes=256, max_manifest_columns=8)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
-            yield c
+    async with serving(app) as c:
+        yield c
 
 
 def assert_no_server_path(reasons: list[str]) -> None:
@@ -161,12 +160,11 @@ def test_a_zip_is_refused_when_it_would_take_the_disk_below_the_floor(tmp_path):
 ])
 async def test_zip_uploads_over_the_entry_count_or_the_disk_floor_are_413(tmp_path, options, entries, reason):
     app = app_for(tmp_path, ColorGridModel(), **options)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
-            archive = make_zip({f"{n}.jpg": b"" for n in range(entries)})
-            r = await c.post("/v1/jobs/index/upload", files={"archive": ("x.zip", archive)})
-            assert (r.status_code, r.json()["detail"]) == (413, reason)
-            assert not any((tmp_path / "data" / "jobs" / "uploads").iterdir())
+    async with serving(app) as c:
+        archive = make_zip({f"{n}.jpg": b"" for n in range(entries)})
+        r = await c.post("/v1/jobs/index/upload", files={"archive": ("x.zip", archive)})
+        assert (r.status_code, r.json()["detail"]) == (413, reason)
+        assert not any((tmp_path / "data" / "jobs" / "uploads").iterdir())
 
 
 # --- fields --------------------------------------------------------------------------------------------------------
@@ -195,13 +193,12 @@ async def test_payloads_and_manifest_cells_are_bounded(client, photos):
 
 async def test_a_job_that_stops_making_progress_fails(tmp_path, photos):
     app = app_for(tmp_path, SlowModel(delay_s=3), stall_timeout_s=1, batch_size=40, local_concurrency=1)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
-            job_id = (await c.post("/v1/jobs/index", json={"path": str(photos)})).json()["id"]
-            await asyncio.sleep(1.5)
-            job = (await c.get(f"/v1/jobs/{job_id}")).json()
-            assert (job["state"], job["error"]) == ("failed", "stalled: no file finished for 1 s"), job
-            assert (await c.get("/v1/jobs")).json()["items"][0]["state"] == "failed"
+    async with serving(app) as c:
+        job_id = (await c.post("/v1/jobs/index", json={"path": str(photos)})).json()["id"]
+        await asyncio.sleep(1.5)
+        job = (await c.get(f"/v1/jobs/{job_id}")).json()
+        assert (job["state"], job["error"]) == ("failed", "stalled: no file finished for 1 s"), job
+        assert (await c.get("/v1/jobs")).json()["items"][0]["state"] == "failed"
 
 
 def test_a_batch_that_kills_its_worker_fails_after_max_deliveries(tmp_path):
