@@ -175,13 +175,14 @@ def test_evaluation_embeds_as_the_service_and_training_exactly(tiny, tmp_path, m
 
 
 @pytest.mark.real_model
-def test_the_default_vit_on_onnxruntime_gives_the_torch_vectors(tmp_path):
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_the_default_vit_on_the_export_runtimes_gives_the_torch_vectors(tmp_path, runtime):
     dogs = sorted((Path(__file__).parents[1] / "fixtures" / "dogs").glob("*/*.jpg"))[:4]
     ref = create_model(DEFAULT_MODEL)
     batch = torch.stack([ref.preprocess(Image.open(p)) for p in dogs])
-    ort = create_model(DEFAULT_MODEL, runtime="onnxruntime", cache_dir=str(tmp_path))
-    assert ort.model_id == DEFAULT_MODEL
-    np.testing.assert_allclose(ort.embed(batch), ref.embed(batch), atol=1e-5)
+    exported = create_model(DEFAULT_MODEL, runtime=runtime, precision="fp32", cache_dir=str(tmp_path))
+    assert exported.model_id == DEFAULT_MODEL
+    np.testing.assert_allclose(exported.embed(batch), ref.embed(batch), atol=1e-5)
 
 
 def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
