@@ -1,10 +1,12 @@
 """The embedder's runtimes side by side (docs/embedder-eval.md, "Runtimes"): the bare forward of each runtime and
 precision on one thread, measured in rounds that take turns (A B C, A B C, ...) so that a machine shared with other
-jobs slows them alike. Reports each one's CPU milliseconds per image (the thread's own CPU time: what the other jobs
-disturb least), its wall milliseconds (best round) and its cosine to torch fp32's vectors on the sample photos.
-Prints JSON.
+jobs slows them alike. Reports each one's CPU milliseconds per image (the process's CPU time, which the other jobs
+disturb least: OpenVINO may run a request on threads of its own, so not the calling thread's), its wall milliseconds
+(best round) and its cosine to the first variant's vectors on the sample photos; with ``--alone-threads N``, a lone
+image's wall milliseconds on N threads (the service's lone run: onnxruntime's and openvino's second session), the
+median and the best of the rounds. Prints JSON.
 
-    python scripts/embedder-runtimes.py [--model M] [--rounds 5] [--images 16]
+    python scripts/embedder-runtimes.py [--model M] [--rounds 5] [--images 16] [--alone-threads 2]
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from dogsearch.core.memory import tune_malloc  # noqa: E402
 from dogsearch.models.registry import DEFAULT_MODEL, create_model  # noqa: E402
 
 VARIANTS = {"torch fp32": ("torch", "fp32"), "torch bf16": ("torch", "bf16"),
-            "onnxruntime fp32": ("onnxruntime", "fp32"), "onnxruntime int8": ("onnxruntime", "int8")}
+            "onnxruntime fp32": ("onnxruntime", "fp32"), "onnxruntime int8": ("onnxruntime", "int8"),
+            "openvino fp32": ("openvino", "fp32"), "openvino bf16": ("openvino", "bf16")}
 
 
 def main() -> None:
@@ -32,7 +35,9 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--images", type=int, default=16, help="images a round (per batch size)")
-    parser.add_argument("--variants", default="torch fp32,onnxruntime fp32,onnxruntime int8")
+    parser.add_argument("--variants", default="torch fp32,onnxruntime fp32,onnxruntime int8,openvino fp32,"
+                                               "openvino bf16")
+    parser.add_argument("--alone-threads", type=int, default=0, help="also a lone image's latency on N threads")
     args = parser.parse_args()
     tune_malloc()  # as the services do
     torch.set_num_threads(1)
@@ -50,10 +55,10 @@ def main() -> None:
     for _ in range(args.rounds):
         for bs in (1, 8):
             for name, model in models.items():
-                c, w = time.thread_time(), time.perf_counter()
+                c, w = time.process_time(), time.perf_counter()
                 for i in range(0, args.images, bs):
                     model.embed(batch[i:i + bs])
-                cpu[name, bs].append(1000 * (time.thread_time() - c) / args.images)
+                cpu[name, bs].append(1000 * (time.process_time() - c) / args.images)
                 wall[name, bs].append(1000 * (time.perf_counter() - w) / args.images)
     base = "torch fp32" if "torch fp32" in models else next(iter(models))
     for name, model in models.items():
@@ -68,7 +73,30 @@ def main() -> None:
                for bs in (1, 8)},
             "min_cosine_to_first": round(float(cosines.min()), 5),
         }
+    if args.alone_threads:
+        for name, ms in lone_latency(args, batch[:1]).items():
+            out[name].update(ms)
     print(json.dumps(out, indent=2))
+
+
+def lone_latency(args: argparse.Namespace, image: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Each variant's wall ms for one image on ``alone_threads`` threads, in rounds that take turns."""
+    lone = {}
+    for name in args.variants.split(","):
+        runtime, precision = VARIANTS[name]
+        lone[name] = create_model(args.model, runtime=runtime, precision=precision, threads=1,
+                                  alone_threads=args.alone_threads)
+    times: dict[str, list[float]] = {name: [] for name in lone}
+    for _ in range(args.rounds + 1):  # the first round warms up
+        for name, model in lone.items():
+            torch.set_num_threads(args.alone_threads if model.runtime == "torch" else 1)
+            w = time.perf_counter()
+            model.embed(image)
+            times[name].append(1000 * (time.perf_counter() - w))
+    torch.set_num_threads(1)
+    key = f"lone_image_ms_{args.alone_threads}_threads"
+    return {name: {f"{key}_median": round(sorted(t[1:])[len(t[1:]) // 2], 1), f"{key}_best": round(min(t[1:]), 1)}
+            for name, t in times.items()}
 
 
 if __name__ == "__main__":

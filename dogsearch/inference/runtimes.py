@@ -7,6 +7,10 @@ normalisation) and the service's cache and batcher do not care which one runs.
   export is the served network), run by ONNX Runtime on the CPU with every graph optimisation on; fp32 gives the
   torch vectors to ~1e-6, so the vectors keep their model id. ``int8``: the export quantised dynamically
   (onnxruntime.quantization: int8 weights, activations quantised per batch): other vectors, so another model id.
+* ``openvino``: the same cached ONNX export compiled by OpenVINO for the CPU. fp32 (its f32 precision hint) gives
+  the onnxruntime vectors to ~1e-5 and keeps the model id; bf16 (OpenVINO's own default on a CPU with bf16
+  instructions: AMX, AVX-512 BF16) is several times faster, with vectors as close as torch's bf16 autocast (the same
+  model id, as there).
 
 Exports are cached in the model cache dir, named by the model id and a fingerprint of the weights they were made
 from (a changed delta is another file), each with a sidecar recording its checksum: a cached file whose bytes do not
@@ -15,6 +19,7 @@ match is rebuilt, never run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -34,10 +39,13 @@ from dogsearch.inference.device import autocast
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["INT8", "RUNTIMES", "Forward", "OnnxForward", "TorchForward", "cached_onnx", "check_runtime",
-           "default_precision", "default_runtime", "onnxruntime_missing", "runtime_model_id", "weights_fingerprint"]
+__all__ = ["EXPORT_RUNTIMES", "INT8", "RUNTIMES", "Forward", "OnnxForward", "OpenVinoForward", "TorchForward",
+           "cached_onnx", "check_runtime", "default_embedder_runtime", "default_precision", "default_runtime",
+           "export_forward", "onnxruntime_missing", "openvino_bf16", "openvino_missing", "runtime_model_id",
+           "weights_fingerprint"]
 
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "onnxruntime", "openvino")
+EXPORT_RUNTIMES = ("onnxruntime", "openvino")  # the runtimes that run the cached ONNX export
 INT8 = "int8"  # the precision only onnxruntime runs: a quantised export
 _EXPORTER_VERSION = 1  # bump when the export or the quantisation changes: cached files are then rebuilt
 _OPSET = 17
@@ -65,6 +73,26 @@ class TorchForward:
             return self.module(x).float()
 
 
+class _AloneOrShared:
+    """Picks a runner for each run: the wider one (``alone``, all the cores) for a run that starts while no other
+    runs, else the ``shared`` one, which each replica runs on its own thread(s)."""
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def pick(self, shared, alone):
+        with self._lock:
+            runner = alone if self._running == 0 and alone is not None else shared
+            self._running += 1
+        try:
+            yield runner
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
 class OnnxForward:
     """An ONNX file run by ONNX Runtime on the CPU. ``threads``: the intra-op threads of each run (the embedder's
     ``torch_threads``; with one, a run stays on its caller's thread, so replicas run side by side).
@@ -81,19 +109,64 @@ class OnnxForward:
         self.session = _session(self.path, threads)
         wider = threads is not None and alone_threads is not None and alone_threads > threads
         self.alone_session = _session(self.path, alone_threads, spin=True) if wider else None
-        self._running = 0
-        self._lock = threading.Lock()
+        self._runs = _AloneOrShared()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         pixels = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        with self._lock:
-            session = self.alone_session if self._running == 0 and self.alone_session else self.session
-            self._running += 1
-        try:
+        with self._runs.pick(self.session, self.alone_session) as session:
             return torch.from_numpy(session.run([_OUTPUT], {_INPUT: pixels})[0])
-        finally:
-            with self._lock:
-                self._running -= 1
+
+
+class OpenVinoForward:
+    """An ONNX file compiled by OpenVINO for the CPU, once (the caller holds the model's lock). OpenVINO runs a
+    request on its own threads, in streams: ``streams`` (the service's replicas, each calling from its own thread)
+    streams of ``threads`` threads each, so that the replicas' runs go side by side as on onnxruntime (one stream
+    would queue them); ``alone_threads``: a second compilation (LATENCY hint, one stream of that many threads) for a
+    run that starts while no other runs. ``precision``: 'fp32' (the f32 hint: onnxruntime's vectors) or 'bf16'."""
+
+    runtime = "openvino"
+
+    def __init__(self, path: str | Path, threads: int | None = None, alone_threads: int | None = None,
+                 streams: int = 1, precision: str = "fp32") -> None:
+        missing = openvino_missing()
+        if missing:
+            raise RuntimeError(missing)
+        import openvino as ov
+
+        self.path, self.precision = Path(path), precision
+        core = ov.Core()
+        model = core.read_model(str(self.path))
+        self.compiled = _compile(core, model, precision, streams, threads)
+        wider = threads is not None and alone_threads is not None and alone_threads > threads
+        self.alone_compiled = _compile(core, model, precision, 1, alone_threads) if wider else None
+        self._runs = _AloneOrShared()
+        self._requests = threading.local()  # an infer request serves one run at a time: one per calling thread
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        pixels = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        with self._runs.pick(self.compiled, self.alone_compiled) as compiled:
+            requests = self._requests.__dict__.setdefault("by_model", {})
+            request = requests.get(id(compiled))
+            if request is None:
+                request = requests[id(compiled)] = compiled.create_infer_request()
+            out = request.infer({0: pixels})[0]
+            return torch.from_numpy(out.copy())  # the request's buffer is overwritten by its next run
+
+
+def _compile(core, model, precision: str, streams: int, threads: int | None):
+    config: dict = {"PERFORMANCE_HINT": "THROUGHPUT" if streams > 1 else "LATENCY", "NUM_STREAMS": streams,
+                    "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+    if threads is not None:
+        config["INFERENCE_NUM_THREADS"] = streams * threads
+    return core.compile_model(model, "CPU", config)
+
+
+def export_forward(path: str | Path, runtime: str, threads: int | None = None, alone_threads: int | None = None,
+                   streams: int = 1, precision: str = "fp32") -> Forward:
+    """The Forward of an ONNX export on ``runtime`` (one of EXPORT_RUNTIMES)."""
+    if runtime == "openvino":
+        return OpenVinoForward(path, threads, alone_threads, streams, precision)
+    return OnnxForward(path, threads, alone_threads)
 
 
 def onnxruntime_missing() -> str | None:
@@ -102,6 +175,30 @@ def onnxruntime_missing() -> str | None:
         return ("runtime 'onnxruntime' needs the onnxruntime package, which is not installed: "
                 "`pip install onnxruntime`, or use runtime 'torch'")
     return None
+
+
+def openvino_missing() -> str | None:
+    """Why the openvino runtime cannot run here, or None when it can."""
+    if importlib.util.find_spec("openvino") is None:
+        return ("runtime 'openvino' needs the openvino package, which is not installed: "
+                "`pip install openvino`, or use runtime 'onnxruntime' or 'torch'")
+    return None
+
+
+@functools.cache
+def openvino_bf16() -> bool:
+    """Whether OpenVINO runs bf16 on this CPU (AMX or AVX-512 BF16), where it is its default precision."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def default_embedder_runtime(device: str, precision: str = "fp32") -> str:
+    """The embedding model's: OpenVINO on a CPU (when installed and the precision is one it runs), else as
+    ``default_runtime`` (docs/embedder-eval.md, "OpenVINO")."""
+    if device == "cpu" and precision in ("auto", "fp32", "bf16") and openvino_missing() is None:
+        return "openvino"
+    return default_runtime(device, precision)
 
 
 def default_runtime(device: str, precision: str = "fp32") -> str:
@@ -113,7 +210,10 @@ def default_runtime(device: str, precision: str = "fp32") -> str:
 
 def default_precision(runtime: str) -> str:
     """fp32: int8 is 2-3x faster but loses 0.006 of breed R@1 on breeds the model was not tuned on, more than the
-    0.005 it may lose (docs/embedder-eval.md, "Runtimes"); it is there to choose."""
+    0.005 it may lose (docs/embedder-eval.md, "Runtimes"); it is there to choose. On openvino: bf16 where the CPU
+    runs it (OpenVINO's own default there), which keeps the quality (docs/embedder-eval.md, "OpenVINO")."""
+    if runtime == "openvino" and openvino_missing() is None and openvino_bf16():
+        return "bf16"
     return "fp32"
 
 
@@ -127,7 +227,18 @@ def check_runtime(runtime: str, device: str, precision: str) -> None:
             raise ValueError("precision 'int8' is a quantised ONNX export: it needs runtime 'onnxruntime'")
         return
     if not str(device).startswith("cpu"):
-        raise ValueError(f"runtime 'onnxruntime' runs on the CPU here, not {device!r}: use runtime 'torch' there")
+        raise ValueError(f"runtime {runtime!r} runs on the CPU here, not {device!r}: use runtime 'torch' there")
+    if runtime == "openvino":
+        if precision not in ("fp32", "bf16"):
+            hint = ": int8 needs runtime 'onnxruntime'" if precision == INT8 else ""
+            raise ValueError(f"runtime 'openvino' runs precision 'fp32' or 'bf16', not {precision!r}{hint}")
+        missing = openvino_missing()
+        if missing:
+            raise ValueError(missing)
+        if precision == "bf16" and not openvino_bf16():
+            raise ValueError("precision 'bf16' on runtime 'openvino' needs a CPU with bf16 instructions (AMX or "
+                             "AVX-512 BF16), which this one lacks: use precision 'fp32'")
+        return
     if precision not in ("fp32", INT8):
         raise ValueError(f"runtime 'onnxruntime' runs precision 'fp32' or 'int8', not {precision!r}")
     missing = onnxruntime_missing()

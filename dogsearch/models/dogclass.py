@@ -68,7 +68,8 @@ def summarise(probs: np.ndarray, *, top_breeds: int = 3, top_labels: int = 3) ->
 class DogClassifier:
     """EfficientNet-Lite0 with its ImageNet head (weights from the registry package, checksum-verified), built on
     first use behind a lock; ``classify`` takes PIL images (whole photos or dog crops). ``runtime``: ``"torch"``, or
-    ``"onnxruntime"`` (its ONNX export, cached in ``cache_dir``, with ``threads`` intra-op threads; the CPU only)."""
+    ``"onnxruntime"`` / ``"openvino"`` (its ONNX export, cached in ``cache_dir``, with ``threads`` threads; the CPU
+    only)."""
 
     def __init__(self, *, device: str = "cpu", cache_dir: str | None = None, runtime: str = "torch",
                  threads: int | None = None) -> None:
@@ -84,16 +85,16 @@ class DogClassifier:
             if self._model is None:
                 import timm.data
 
-                from dogsearch.inference.runtimes import OnnxForward, TorchForward, cached_onnx
+                from dogsearch.inference.runtimes import EXPORT_RUNTIMES, TorchForward, cached_onnx, export_forward
                 from dogsearch.models.efficientnet import LITE0_MODEL
                 from dogsearch.models.registry import DEFAULT_CACHE_DIR, build_backbone
 
                 module, _, config = build_backbone(LITE0_MODEL, num_classes=1000, cache_dir=self._cache_dir)
                 transform = timm.data.create_transform(**config, is_training=False)
-                if self._runtime == "onnxruntime":
+                if self._runtime in EXPORT_RUNTIMES:
                     path = cached_onnx(module, f"{LITE0_MODEL}-imagenet", config["input_size"],
                                        self._cache_dir or DEFAULT_CACHE_DIR)
-                    forward: Forward = OnnxForward(path, self._threads)
+                    forward: Forward = export_forward(path, self._runtime, self._threads)
                 else:
                     forward = TorchForward(module.to(self._device), torch.device(self._device), "fp32")
                 self._model = (forward, transform)

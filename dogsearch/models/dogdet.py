@@ -25,7 +25,7 @@ from torch import nn
 
 from dogsearch.core.boxes import crop
 from dogsearch.core.paths import MODELS_DIR
-from dogsearch.inference.runtimes import Forward, OnnxForward, TorchForward, cached_onnx
+from dogsearch.inference.runtimes import EXPORT_RUNTIMES, Forward, TorchForward, cached_onnx, export_forward
 from dogsearch.models.detect import Detection, DetectorError
 from dogsearch.models.dogclass import Classification
 from dogsearch.models.registry import DEFAULT_CACHE_DIR, register_detector
@@ -201,8 +201,8 @@ class CenterNetDetector:
                  threads: int | None = None, max_dogs: int = 5, head: CenterHead | None = None,
                  config: dict | None = None, classifier=None, runtime: str = "torch",
                  cache_dir: str | Path | None = None) -> None:
-        """``runtime``: what runs the trunk and head, and the verifier (``"torch"``, or ``"onnxruntime"``: their
-        ONNX exports, cached in ``cache_dir``, with ``threads`` intra-op threads; the same boxes)."""
+        """``runtime``: what runs the trunk and head, and the verifier (``"torch"``, or ``"onnxruntime"`` /
+        ``"openvino"``: their ONNX exports, cached in ``cache_dir``, with ``threads`` threads; the same boxes)."""
         if head is None or config is None:
             config, state = load_weights(weights_dir)
             head = CenterHead(width=int(config["width"]))
@@ -237,10 +237,10 @@ class CenterNetDetector:
         with self._lock:
             if self._forward is None:
                 net = DetectorNet(Trunk(), self.head)
-                if self.runtime == "onnxruntime":  # the export's shapes are fixed but for the batch: one per size
+                if self.runtime in EXPORT_RUNTIMES:  # the export's shapes are fixed but for the batch: one per size
                     path = cached_onnx(net, f"{DETECTOR_ID}-{self.input_size}px", (3, self.input_size, self.input_size),
                                        self.cache_dir or DEFAULT_CACHE_DIR)
-                    self._forward = OnnxForward(path, self.threads)
+                    self._forward = export_forward(path, self.runtime, self.threads)
                 else:
                     self._forward = TorchForward(net, torch.device("cpu"), "fp32")
                 if self.verify and self._classifier is None:

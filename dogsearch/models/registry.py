@@ -263,6 +263,7 @@ def create_model(
     runtime: str = "torch",
     threads: int | None = None,
     alone_threads: int | None = None,
+    streams: int = 1,
 ) -> EmbeddingModel:
     """Build an eval-mode EmbeddingModel. Only builds: loading once and sharing the instance is the caller's job.
 
@@ -270,7 +271,8 @@ def create_model(
     converted from registry packages (default ``DEFAULT_CACHE_DIR``) and the ONNX exports. ``runtime`` runs the
     network (``dogsearch.inference.runtimes``: ``"torch"``, or ``"onnxruntime"`` with ``threads`` intra-op threads
     a run, None: its default, ``alone_threads`` for a run while no other runs, and precision ``"fp32"`` or
-    ``"int8"``, whose vectors get the model id ``<id>@int8``).
+    ``"int8"``, whose vectors get the model id ``<id>@int8``; or ``"openvino"``, the same export, with ``streams``
+    streams of ``threads`` threads for as many callers at once, precision ``"fp32"`` or ``"bf16"``).
     Raises ValueError for bad names/arguments, RuntimeError for an unavailable
     device, and WeightsError when weights cannot be found, fetched or loaded.
     """
@@ -288,10 +290,10 @@ def create_model(
         name, weights_path, weights_sha256=weights_sha256, num_classes=0, cache_dir=cache_dir
     )
     forward = None
-    if runtime == "onnxruntime":
+    if runtime in runtimes.EXPORT_RUNTIMES:
         path = runtimes.cached_onnx(module, model_id, data_config["input_size"], cache_dir or DEFAULT_CACHE_DIR,
                                     quantize=precision == runtimes.INT8)
-        forward = runtimes.OnnxForward(path, threads, alone_threads)
+        forward = runtimes.export_forward(path, runtime, threads, alone_threads, streams, precision)
         model_id = runtimes.runtime_model_id(model_id, precision)
     module.to(dev).eval()
     return EmbeddingModel(module, model_id=model_id, data_config=data_config, device=dev, precision=precision,

@@ -42,11 +42,13 @@ def test_the_real_head_sees_a_beagle_and_no_dog_in_a_blank_photo():
     assert blank.dog < 0.5
 
 
-def test_onnxruntime_gives_torchs_probabilities(tmp_path):
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_export_runtimes_give_torchs_probabilities(tmp_path, runtime):
     paths = sorted((Path(__file__).parents[1] / "fixtures" / "dogs").rglob("*.jpg"))[:3]
     photos = [Image.open(p).convert("RGB") for p in paths]
     expected = DogClassifier().probabilities(photos)
-    got = DogClassifier(runtime="onnxruntime", threads=1, cache_dir=str(tmp_path)).probabilities(photos)
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    classifier = DogClassifier(runtime=runtime, threads=1, cache_dir=str(tmp_path))
+    np.testing.assert_allclose(classifier.probabilities(photos), expected, atol=1e-5)
+    assert classifier._load()[0].runtime == runtime
     with pytest.raises(ValueError, match="runs on the CPU"):
-        DogClassifier(runtime="onnxruntime", device="cuda")
+        DogClassifier(runtime=runtime, device="cuda")

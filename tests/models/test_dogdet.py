@@ -175,8 +175,9 @@ def test_the_fit_sees_what_the_rescored_detector_sees():
     assert [d.score for d in found] == [pytest.approx(s, abs=1e-3) for _, s in expected]
 
 
-def test_onnxruntime_gives_torchs_boxes_scores_and_breeds(detector, tmp_path):
-    ort = R.create_detector("lite0-centernet", threads=1, runtime="onnxruntime", cache_dir=tmp_path)
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_export_runtimes_give_torchs_boxes_scores_and_breeds(detector, tmp_path, runtime):
+    ort = R.create_detector("lite0-centernet", threads=1, runtime=runtime, cache_dir=tmp_path)
     assert ort.name == detector.name  # the same boxes: the same detector
     for path in DOGS:
         image = _open(path)

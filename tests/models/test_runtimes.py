@@ -1,5 +1,6 @@
-"""The embedding network's runtimes (dogsearch.inference.runtimes): onnxruntime gives torch's vectors in fp32 (same
-model id) and close ones in int8 (another id); its export is cached by checksum; bad settings fail at start."""
+"""The embedding network's runtimes (dogsearch.inference.runtimes): onnxruntime and openvino give torch's vectors in
+fp32 (same model id), onnxruntime close ones in int8 (another id), openvino in bf16 (the same id, as torch's bf16);
+the export is cached by checksum; bad settings fail at start."""
 from __future__ import annotations
 
 import json
@@ -67,6 +68,55 @@ def test_onnxruntime_fp32_gives_torchs_vectors_under_the_same_model_id(tiny, pix
     assert ort.module is None  # the weights live in the session, not twice
 
 
+def test_openvino_fp32_gives_torchs_vectors_under_the_same_model_id(tiny, pixels, tmp_path):
+    ref = create_model(TINY, cache_dir=str(tmp_path))
+    ov = create_model(TINY, cache_dir=str(tmp_path), runtime="openvino", threads=1)
+    assert ov.runtime == "openvino" and ov.model_id == TINY and ov.dim == Tiny.num_features
+    np.testing.assert_allclose(ov.embed(pixels), ref.embed(pixels), atol=1e-5)
+    assert ov.embed(pixels[:1]).shape == (1, Tiny.num_features)
+    assert ov.module is None
+    [path] = tmp_path.glob("*.onnx")  # the export onnxruntime runs: one file, one cache
+    assert ov.forward.path == path
+    assert create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime").forward.path == path
+    assert ov.forward.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f32"  # not the CPU's bf16
+
+
+def test_openvino_bf16_gives_close_vectors_where_the_cpu_runs_it(tiny, pixels, tmp_path):
+    if not RT.openvino_bf16():  # this CPU lacks bf16: asking for it is a clear error, not a silent fp32
+        with pytest.raises(ValueError, match="bf16 instructions"):
+            create_model(TINY, cache_dir=str(tmp_path), runtime="openvino", precision="bf16")
+        return
+    ref = create_model(TINY, cache_dir=str(tmp_path)).embed(pixels)
+    half = create_model(TINY, cache_dir=str(tmp_path), runtime="openvino", precision="bf16")
+    assert half.model_id == TINY and half.precision == "bf16"
+    assert half.forward.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "bf16"
+    vectors = half.embed(pixels)
+    assert (vectors * ref).sum(1).min() > 0.99 and not np.allclose(vectors, ref, atol=1e-6)
+
+
+def test_openvino_runs_the_replicas_side_by_side_and_a_lone_run_wider(tiny, pixels, tmp_path):
+    model = create_model(TINY, cache_dir=str(tmp_path), runtime="openvino", threads=1, alone_threads=2, streams=2)
+    forward = model.forward
+    # a stream a replica, one thread each; a lone run: one stream of every thread
+    assert (forward.compiled.get_property("NUM_STREAMS"), forward.compiled.get_property("INFERENCE_NUM_THREADS")) == (
+        2, 2)
+    assert forward.alone_compiled.get_property("INFERENCE_NUM_THREADS") == 2
+    assert forward.alone_compiled.get_property("NUM_STREAMS") == 1
+    narrow = create_model(TINY, cache_dir=str(tmp_path), runtime="openvino", threads=1)
+    assert narrow.forward.alone_compiled is None
+    expected = narrow.embed(pixels)
+    results: dict[int, np.ndarray] = {}
+
+    def embed(i: int) -> None:  # replicas at once, each with its own infer request
+        for _ in range(5):
+            results[i] = model.embed(pixels[i:i + 1])
+
+    threads = [threading.Thread(target=embed, args=(i,)) for i in range(len(pixels))]
+    [t.start() for t in threads]
+    [t.join(30) for t in threads]
+    np.testing.assert_allclose(np.concatenate([results[i] for i in range(len(pixels))]), expected, atol=1e-5)
+
+
 def test_int8_gives_close_vectors_under_another_model_id(tiny, pixels, tmp_path):
     ref = create_model(TINY, cache_dir=str(tmp_path)).embed(pixels)
     q = create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime", precision="int8")
@@ -111,10 +161,12 @@ def test_evaluation_embeds_as_the_service_and_training_exactly(tiny, tmp_path, m
     from dogsearch.eval.retrieval import load_model
 
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(RT, "openvino_bf16", lambda: False)
     served = load_model(TINY, "cpu")
-    assert (served.runtime, served.precision, served.model_id) == ("onnxruntime", "fp32", TINY)
+    assert (served.runtime, served.precision, served.model_id) == ("openvino", "fp32", TINY)
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_PRECISION", "int8")
-    assert load_model(TINY, "cpu").model_id == f"{TINY}@int8"
+    int8 = load_model(TINY, "cpu")
+    assert (int8.runtime, int8.model_id) == ("onnxruntime", f"{TINY}@int8")
     exact = load_model(TINY, "cpu", exact=True)  # a head trained on the base learns its own fp32 vectors
     assert (exact.runtime, exact.precision, exact.model_id) == ("torch", "fp32", TINY)
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_PRECISION", "fp32")
@@ -123,35 +175,53 @@ def test_evaluation_embeds_as_the_service_and_training_exactly(tiny, tmp_path, m
 
 
 @pytest.mark.real_model
-def test_the_default_vit_on_onnxruntime_gives_the_torch_vectors(tmp_path):
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_the_default_vit_on_the_export_runtimes_gives_the_torch_vectors(tmp_path, runtime):
     dogs = sorted((Path(__file__).parents[1] / "fixtures" / "dogs").glob("*/*.jpg"))[:4]
     ref = create_model(DEFAULT_MODEL)
     batch = torch.stack([ref.preprocess(Image.open(p)) for p in dogs])
-    ort = create_model(DEFAULT_MODEL, runtime="onnxruntime", cache_dir=str(tmp_path))
-    assert ort.model_id == DEFAULT_MODEL
-    np.testing.assert_allclose(ort.embed(batch), ref.embed(batch), atol=1e-5)
+    exported = create_model(DEFAULT_MODEL, runtime=runtime, precision="fp32", cache_dir=str(tmp_path))
+    assert exported.model_id == DEFAULT_MODEL
+    np.testing.assert_allclose(exported.embed(batch), ref.embed(batch), atol=1e-5)
 
 
 def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
+    monkeypatch.setattr(RT, "openvino_bf16", lambda: True)  # a CPU with AMX / AVX-512 BF16, as measured on
     cpu, gpu = EmbedderSettings(), EmbedderSettings(device="cuda")
-    assert (cpu.runtime, cpu.precision) == ("onnxruntime", "fp32")  # auto: the fastest that keeps the quality
+    assert (cpu.runtime, cpu.precision) == ("openvino", "bf16")  # auto: the fastest that keeps the quality
     assert (gpu.runtime, gpu.precision) == ("torch", "fp32")
     assert EmbedderSettings(runtime="torch").precision == "fp32"
+    assert EmbedderSettings(runtime="onnxruntime").precision == "fp32"
     assert EmbedderSettings(precision="int8").runtime == "onnxruntime"
-    assert EmbedderSettings(precision="bf16").runtime == "torch"  # auto: the runtime that runs the precision
+    assert EmbedderSettings(precision="fp32").runtime == "openvino"
+    assert EmbedderSettings(precision="fp16").runtime == "torch"  # auto: the runtime that runs the precision
+    assert EmbedderSettings(device="cuda", precision="bf16").runtime == "torch"
     for bad, reason in [({"runtime": "tensorrt"}, "runtime"),
                         ({"runtime": "torch", "precision": "int8"}, "needs runtime 'onnxruntime'"),
                         ({"runtime": "onnxruntime", "device": "cuda"}, "runs on the CPU"),
-                        ({"runtime": "onnxruntime", "precision": "bf16"}, "'fp32' or 'int8'")]:
+                        ({"runtime": "openvino", "device": "cuda"}, "runs on the CPU"),
+                        ({"runtime": "onnxruntime", "precision": "bf16"}, "'fp32' or 'int8'"),
+                        ({"runtime": "openvino", "precision": "int8"}, "int8 needs runtime 'onnxruntime'"),
+                        ({"runtime": "openvino", "precision": "fp16"}, "'fp32' or 'bf16'")]:
         with pytest.raises(ValidationError, match=reason):
             EmbedderSettings(**bad)
-    monkeypatch.setenv("DOGSEARCH_EMBEDDER_RUNTIME", "openvino")
-    with pytest.raises(ValidationError):
+    monkeypatch.setattr(RT, "openvino_bf16", lambda: False)  # an older CPU: fp32, and bf16 refused by name
+    assert (EmbedderSettings().runtime, EmbedderSettings().precision) == ("openvino", "fp32")
+    with pytest.raises(ValidationError, match="bf16 instructions"):
+        EmbedderSettings(runtime="openvino", precision="bf16")
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_RUNTIME", "tensorrt")
+    with pytest.raises(ValidationError, match="openvino"):  # the error lists what there is
         EmbedderSettings()
 
 
-def test_missing_onnxruntime_is_a_clear_error(monkeypatch, tiny, tmp_path):
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+def test_missing_runtimes_are_a_clear_error(monkeypatch, tiny, tmp_path):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
+    with pytest.raises(ValidationError, match="pip install openvino"):
+        EmbedderSettings(runtime="openvino")
+    with pytest.raises(ValueError, match="pip install openvino"):
+        create_model(TINY, runtime="openvino", cache_dir=str(tmp_path))
+    assert (EmbedderSettings().runtime, EmbedderSettings().precision) == ("onnxruntime", "fp32")  # the next fastest
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ValidationError, match="pip install onnxruntime"):
         EmbedderSettings(runtime="onnxruntime")
     with pytest.raises(ValueError, match="pip install onnxruntime"):
@@ -209,12 +279,15 @@ def test_no_wider_session_where_it_would_not_be_wider(tiny, tmp_path):
         assert model.forward.alone_session is None
 
 
-def test_onnxruntime_defaults_one_image_a_run_and_all_cores_alone(monkeypatch, tiny, tmp_path):
+def test_export_runtimes_default_one_image_a_run_and_all_cores_alone(monkeypatch, tiny, tmp_path):
     monkeypatch.setattr("dogsearch.services.embedder.settings.usable_cores", lambda: 4)
     monkeypatch.setattr("dogsearch.core.settings.usable_cores", lambda: 4)
-    ort = EmbedderSettings()
+    ort = EmbedderSettings(runtime="onnxruntime")
     assert (ort.runtime, ort.replicas, ort.torch_threads, ort.alone_threads, ort.batch_max_size) == (
         "onnxruntime", 4, 1, 4, 1)
+    ov = EmbedderSettings()
+    assert (ov.runtime, ov.replicas, ov.torch_threads, ov.alone_threads, ov.batch_max_size) == (
+        "openvino", 4, 1, 4, 1)
     assert ort.small_models_batching()["max_batch_size"] == 8  # the detector and the classifier run on torch
     assert ort.small_models_batching()["replicas"] == 1
     torch_cpu = EmbedderSettings(runtime="torch")
@@ -222,11 +295,32 @@ def test_onnxruntime_defaults_one_image_a_run_and_all_cores_alone(monkeypatch, t
     assert EmbedderSettings(device="cuda").batch_max_size == 32
     chosen = EmbedderSettings(batch_max_size=4, alone_threads=1)
     assert (chosen.batch_max_size, chosen.alone_threads) == (4, 1)
-    served = EmbedderSettings(model=TINY, cache_dir=str(tmp_path)).build_model()
+    served = EmbedderSettings(model=TINY, cache_dir=str(tmp_path), runtime="onnxruntime").build_model()
     assert served.forward.session.get_session_options().intra_op_num_threads == 1  # each replica's
     assert served.forward.alone_session.get_session_options().intra_op_num_threads == 4  # a lone run's: every core
-    off = EmbedderSettings(model=TINY, cache_dir=str(tmp_path), alone_threads=1).build_model()
+    off = EmbedderSettings(model=TINY, cache_dir=str(tmp_path), runtime="onnxruntime", alone_threads=1).build_model()
     assert off.forward.alone_session is None
+    compiled = []  # (streams, threads a stream): OpenVINO itself caps them at this machine's cores
+    real_compile = RT._compile
+    monkeypatch.setattr(RT, "_compile", lambda core, model, precision, streams, threads: compiled.append(
+        (streams, threads)) or real_compile(core, model, precision, streams, threads))
+    EmbedderSettings(model=TINY, cache_dir=str(tmp_path), precision="fp32").build_model()
+    assert compiled == [(4, 1), (1, 4)]  # a one-thread stream a replica; a lone run: one stream of every core
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_ALONE_THREADS", "0")
     with pytest.raises(ValidationError, match="alone_threads"):
         EmbedderSettings()
+
+
+async def test_the_service_names_its_runtime(tiny, tmp_path):
+    import httpx
+
+    from dogsearch.services.embedder.app import create_app
+
+    for runtime in ("openvino", "onnxruntime"):
+        settings = EmbedderSettings(model=TINY, cache_dir=str(tmp_path), detector="none", runtime=runtime,
+                                    precision="fp32")
+        app = create_app(settings)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
+            info = (await client.get("/v1/info")).json()
+        assert (info["runtime"], info["precision"], info["model"]) == (runtime, "fp32", TINY)

@@ -10,7 +10,7 @@ class ModelInfo(BaseModel):
     dim: int
     device: str
     precision: str
-    runtime: str = Field(..., description="what runs the network: 'torch' or 'onnxruntime'")
+    runtime: str = Field(..., description="what runs the network: 'torch', 'onnxruntime' or 'openvino'")
     data_config: dict
 
 

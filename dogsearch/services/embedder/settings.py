@@ -6,7 +6,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from dogsearch.core.settings import InferenceSettings, internal_key_field, set_secret, usable_cores
-from dogsearch.inference.runtimes import check_runtime, default_precision, default_runtime
+from dogsearch.inference.runtimes import EXPORT_RUNTIMES, check_runtime, default_embedder_runtime, default_precision
 from dogsearch.models.registry import (
     DEFAULT_CACHE_DIR,
     DEFAULT_DETECTOR,
@@ -34,17 +34,18 @@ class EmbedderSettings(InferenceSettings):
     weights_path: str | None = Field(None, description="local weights file instead of the registry package / hub")
     cache_dir: str = Field(DEFAULT_CACHE_DIR, description="weights converted from registry packages (ViT)")
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
-        "auto", description="fp16 / bf16: torch autocast; int8: runtime onnxruntime's quantised export, other vectors "
+        "auto", description="fp16 / bf16: torch autocast (bf16 on openvino: its bf16 inference, a CPU with AMX or "
+                            "AVX-512 BF16); int8: runtime onnxruntime's quantised export, other vectors "
                             "(model id '<model>@int8'; 2-3x fp32 on a CPU, a little less accurate: "
-                            "docs/embedder-eval.md); 'auto': fp32")
-    runtime: Literal["auto", "torch", "onnxruntime"] = Field(
-        "auto", description="what runs the network: 'onnxruntime' (its ONNX export, cached in cache_dir; the CPU "
-                            "only; the same vectors in fp32), 'torch'; 'auto': onnxruntime on a CPU, torch on a GPU or "
-                            "for fp16 / bf16 "
+                            "docs/embedder-eval.md); 'auto': bf16 on openvino where the CPU runs it, else fp32")
+    runtime: Literal["auto", "torch", "onnxruntime", "openvino"] = Field(
+        "auto", description="what runs the network: 'openvino' or 'onnxruntime' (its ONNX export, cached in "
+                            "cache_dir; the CPU only; the same vectors in fp32), 'torch'; 'auto': openvino on a CPU "
+                            "(onnxruntime for int8 or where openvino is not installed), torch on a GPU or for fp16 "
                             "(docs/embedder-eval.md)")
     alone_threads: int | None = Field(
         None, ge=1, le=256,
-        description="runtime onnxruntime: intra-op threads of a batch that starts while no other runs (a lone "
+        description="runtimes onnxruntime, openvino: threads of a batch that starts while no other runs (a lone "
                     "search's image), on a second session of the model whose threads spin (its weights' memory "
                     "again, ~130 MB for the ViT); default: all the cores; torch_threads or less: off, as on a "
                     "machine shared with other work (docs/operations.md)")
@@ -81,12 +82,12 @@ class EmbedderSettings(InferenceSettings):
     @model_validator(mode="after")
     def _runtime(self) -> EmbedderSettings:
         if self.runtime == "auto":
-            self.runtime = default_runtime(self.device, self.precision)
+            self.runtime = default_embedder_runtime(self.device, self.precision)
         if self.precision == "auto":
             self.precision = default_precision(self.runtime)
         check_runtime(self.runtime, self.device, self.precision)
         if self.alone_threads is None:
-            self.alone_threads = usable_cores() if self.runtime == "onnxruntime" else self.torch_threads
+            self.alone_threads = usable_cores() if self.runtime in EXPORT_RUNTIMES else self.torch_threads
         return self
 
     @property
@@ -94,7 +95,7 @@ class EmbedderSettings(InferenceSettings):
         return self.detector != NO_DETECTOR
 
     def build_detector(self) -> Detector:
-        # onnxruntime runs the detector too where it runs the embedding model: the same boxes for less CPU
+        # onnxruntime / openvino run the detector too where they run the embedding model: the same boxes, less CPU
         return create_detector(self.detector, threads=self.torch_threads, max_dogs=self.max_dogs,
                                runtime=self.runtime, cache_dir=self.cache_dir)
 
@@ -109,7 +110,7 @@ class EmbedderSettings(InferenceSettings):
         service itself, evaluation, benchmarks) builds it here, so they all embed alike."""
         return create_model(self.model, device=self.device, precision=self.precision,
                             weights_path=self.weights_path, cache_dir=self.cache_dir, runtime=self.runtime,
-                            threads=self.torch_threads, alone_threads=self.alone_threads)
+                            threads=self.torch_threads, alone_threads=self.alone_threads, streams=self.replicas)
 
     def default_replicas(self) -> int:
         # On a CPU one single-threaded replica per core runs the most images per second: 1.3-1.5x one team of
@@ -119,8 +120,8 @@ class EmbedderSettings(InferenceSettings):
     def default_batch_max_size(self) -> int:
         # Per image the fastest: onnxruntime runs the ViT and the CNN cheapest one image at a time (7-19 % more CPU an
         # image at batch 4-8: the activations fall out of the caches), torch on a CPU at 4-8; a GPU wants more.
-        runtime = default_runtime(self.device, self.precision) if self.runtime == "auto" else self.runtime
-        return 1 if runtime == "onnxruntime" else self.torch_batch_max_size()
+        runtime = default_embedder_runtime(self.device, self.precision) if self.runtime == "auto" else self.runtime
+        return 1 if runtime in EXPORT_RUNTIMES else self.torch_batch_max_size()
 
     def torch_batch_max_size(self) -> int:
         return 8 if self.device == "cpu" else 32
