@@ -41,6 +41,7 @@ from dogsearch.watches.store import NewMatch, Watch, WatchStore, now_iso
 from dogsearch.watches.targets import resolve
 
 SECRET_PREFIX = "whsec_"
+QUERIES_AT_ONCE = 8  # a batch that passes many watches asks the search service this many at a time
 log = logging.getLogger("dogsearch.watches")
 
 
@@ -206,15 +207,17 @@ class Watches:
         if not passing:
             return []
         cut = _after(max(str(p["payload"].get("created_at", "")) for p in points))
-        seen = await asyncio.gather(*(self._judged(model, group.watches[w], dogs, new, points, cut)
+        at_once = asyncio.Semaphore(QUERIES_AT_ONCE)
+        seen = await asyncio.gather(*(self._judged(model, group.watches[w], dogs, new, points, cut, at_once)
                                       for w, dogs in passing.items()))
         return [m for ms in seen for m in ms]
 
     async def _judged(self, model: str, watch: Watch, dogs: dict[str, int], new: np.ndarray,
-                      points: list[dict[str, Any]], cut: str | None) -> list[NewMatch]:
+                      points: list[dict[str, Any]], cut: str | None, at_once: asyncio.Semaphore) -> list[NewMatch]:
         """The new dogs that passed a watch's first cut, judged as a search with the watch's photos would judge them:
         each by its score, capped by its lead over the best other dog that search finds (one query)."""
-        nearest = await nearest_dogs(self.index, watch.vectors, 2, _others(watch, cut), self.rule)
+        async with at_once:
+            nearest = await nearest_dogs(self.index, watch.vectors, 2, _others(watch, cut), self.rule)
         rows = list(dogs.values())
         scores = np.array([combined_scores(watch.vectors, new[i:i + 1], self.rule)[0] for i in rows])
         others = np.array([next((m.score for m in nearest if m.dog.id != dog), np.nan) for dog in dogs])
