@@ -171,22 +171,24 @@ def leads(tmp: Path, edge: EdgeStore, judge: Judge, rng: np.random.Generator, ro
         checker = Watches(store, StoreIndex(edge), judge)
         loop = asyncio.new_event_loop()
         loop.run_until_complete(checker.check([]))
-        times, matched = [], 0
+        times, cpu, matched = [], [], 0
         for r in range(rounds):
             new = unit(rng.standard_normal((BATCH, DIM)))
             new[0] = unit(centres[r:r + 1] + 0.01 * rng.standard_normal((1, DIM)))[0]
             ids = [str(uuid.uuid4()) for _ in range(BATCH)]
             edge.upsert([Point(i, v.tolist(), {"dog_id": i, "model": "bench", "created_at": FUTURE})
                          for i, v in zip(ids, new, strict=True)])
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             matched += loop.run_until_complete(checker.check(ids))
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)  # this process's CPU: what the neighbours' load does not blur
         loop.close()
         store.close()
         assert matched == rounds * passing, (matched, passing)  # the lead over random dogs: every one alerts
-        ms = float(np.median(times)) * 1000
-        log(f"10000 watches, a batch of {BATCH} passing {passing} of them: {ms:.1f} ms")
-        out[f"watches_check_lead_ms_passing_{passing}"] = round(ms, 2)
+        ms, cpu_ms = float(np.median(times)) * 1000, float(np.median(cpu)) * 1000
+        log(f"10000 watches, a batch of {BATCH} passing {passing} of them: {ms:.1f} ms ({cpu_ms:.1f} ms of CPU)")
+        out |= {f"watches_check_lead_ms_passing_{passing}": round(ms, 2),
+                f"watches_check_lead_cpu_ms_passing_{passing}": round(cpu_ms, 2)}
     return out
 
 
