@@ -36,6 +36,7 @@ import httpx
 import numpy as np
 
 from dogsearch.bench.common import variations
+from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.models.calibration import FILE_NAME, Calibration
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore
@@ -112,7 +113,7 @@ def designs(quick: bool) -> dict:
     existing = 1000 if quick else 10_000
     out: dict = {}
     with scratch() as tmp, EdgeStore(tmp / "vectors") as edge:
-        edge.ensure_collection(DIM, "bench", {"dog_id": "keyword"})
+        edge.ensure_collection(DIM, "bench", INDEXED_FIELDS)  # as the gallery makes it
         old = unit(rng.standard_normal((existing, DIM)))
         for i in range(0, existing, 1000):
             edge.upsert([Point(str(uuid.uuid4()), v.tolist(), {"model": "bench", "created_at": FUTURE})
