@@ -7,7 +7,10 @@
      (a `dog_id` any-of filter);
    - `matrix` (what dogsearch ships, dogsearch/watches/watches.py): the batch's vectors against every watch's,
      kept in a matrix of their own, in one product.
-   Both find the same matches (checked here).
+   Both find the same matches (checked here). The shipped check then judges each new dog that passed a watch's
+   first cut as a search would (its lead over the best other dog): one query per watch with a dog past the cut.
+   Its cost is measured apart, with 10,000 watches and 0, 10, 100 or 1,000 of them passed by the batch (watches
+   alike, as watches of one breed are).
 2. Indexing throughput: photos/s of an in-process bulk job (the all-in-one app, `efficientnet_lite0`, the whole
    photo as the dog, small photos: the job's own overhead shows) with 0, 100 and 10,000 open watches, as ratios
    to 0 measured in the same run (0 again at the end shows the drift), and the share of each job's time spent in
@@ -33,6 +36,7 @@ import httpx
 import numpy as np
 
 from dogsearch.bench.common import variations
+from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.models.calibration import FILE_NAME, Calibration
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore
@@ -43,6 +47,8 @@ DIM, BATCH = 384, 32
 FUTURE = "9999-01-01T00:00:00+00:00"  # the bench's dogs are newer than every watch
 # A calibration for the bench's vectors: a cosine of 0.9 is a probability of 0.5 (random vectors score about 0).
 CURVE = {"x": [0.0, 0.9, 1.0], "y": [0.0, 0.5, 1.0]}
+FIRST = {"a": 100.0, "b": -3.0}  # a lead of 0.03 over the next dog is even odds
+PASSING = (0, 10, 100, 1000)  # of 10,000 watches, how many the batch's dogs pass the first cut of
 
 
 def log(message: str) -> None:
@@ -77,23 +83,37 @@ class StoreIndex:
     def __init__(self, store: EdgeStore) -> None:
         self.store = store
 
+    async def query(self, vector, k: int, filter=None) -> list[dict[str, Any]]:
+        return [{"id": h.id, "score": h.score, "payload": h.payload} for h in self.store.query(vector, k, filter)]
+
     async def lookup(self, ids, with_vector: bool = False) -> dict[str, dict[str, Any]]:
         return {p.id: {"id": p.id, "vector": p.vector, "payload": p.payload}
                 for p in self.store.retrieve(list(ids), with_vector)}
 
 
+class Judge:
+    """The gateway's SameDog for the bench's calibration."""
+
+    def __init__(self, cal: Calibration) -> None:
+        self.cal = cal
+
+    async def probabilities(self, model: str, scores: np.ndarray) -> np.ndarray:
+        return self.cal.probabilities(scores)
+
+    async def leading(self, model: str, scores: np.ndarray, others: np.ndarray) -> np.ndarray:
+        return self.cal.leading(scores, others)
+
+
 def designs(quick: bool) -> dict:
     rng = np.random.default_rng(0)
-    cal = Calibration("bench", "isotonic", CURVE, 0.5)
-
-    async def judge(model: str, scores: np.ndarray) -> np.ndarray:
-        return cal.probabilities(scores)
+    cal = Calibration("bench", "isotonic", CURVE, 0.5, first=FIRST)
+    judge = Judge(cal)
 
     rounds = 3 if quick else 5
     existing = 1000 if quick else 10_000
     out: dict = {}
     with scratch() as tmp, EdgeStore(tmp / "vectors") as edge:
-        edge.ensure_collection(DIM, "bench", {"dog_id": "keyword"})
+        edge.ensure_collection(DIM, "bench", INDEXED_FIELDS)  # as the gallery makes it
         old = unit(rng.standard_normal((existing, DIM)))
         for i in range(0, existing, 1000):
             edge.upsert([Point(str(uuid.uuid4()), v.tolist(), {"model": "bench", "created_at": FUTURE})
@@ -134,6 +154,42 @@ def designs(quick: bool) -> dict:
             log(f"{n} watches, a batch of {BATCH}: matrix {m:.2f} ms, per watch {q:.1f} ms")
             out |= {f"watches_check_matrix_ms_{n}": round(m, 2), f"watches_check_per_watch_ms_{n}": round(q, 1),
                     f"watches_check_per_watch_over_matrix_{n}": round(q / m, 1)}
+        out |= leads(tmp, edge, judge, rng, rounds)
+    return out
+
+
+def leads(tmp: Path, edge: EdgeStore, judge: Judge, rng: np.random.Generator, rounds: int) -> dict:
+    """The check of a batch of 32 with 10,000 watches, P of which one new dog of the batch passes (P alike
+    watches: one breed's), each then judged by its lead: one query a passing watch."""
+    out: dict = {}
+    for passing in PASSING:
+        store = WatchStore(tmp / f"watches-passing-{passing}.sqlite3")
+        centres = unit(rng.standard_normal((rounds, DIM)))
+        vectors = unit(rng.standard_normal((10_000, DIM)))
+        for r in range(rounds):  # the batch of round r: one dog that the r-th group of P watches all look like
+            vectors[r * passing:(r + 1) * passing] = unit(centres[r] + 0.01 * rng.standard_normal((passing, DIM)))
+        add_watches(store, vectors, "bench")
+        checker = Watches(store, StoreIndex(edge), judge)
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(checker.check([]))
+        times, cpu, matched = [], [], 0
+        for r in range(rounds):
+            new = unit(rng.standard_normal((BATCH, DIM)))
+            new[0] = unit(centres[r:r + 1] + 0.01 * rng.standard_normal((1, DIM)))[0]
+            ids = [str(uuid.uuid4()) for _ in range(BATCH)]
+            edge.upsert([Point(i, v.tolist(), {"dog_id": i, "model": "bench", "created_at": FUTURE})
+                         for i, v in zip(ids, new, strict=True)])
+            start, start_cpu = time.perf_counter(), time.process_time()
+            matched += loop.run_until_complete(checker.check(ids))
+            times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)  # this process's CPU: what the neighbours' load does not blur
+        loop.close()
+        store.close()
+        assert matched == rounds * passing, (matched, passing)  # the lead over random dogs: every one alerts
+        ms, cpu_ms = float(np.median(times)) * 1000, float(np.median(cpu)) * 1000
+        log(f"10000 watches, a batch of {BATCH} passing {passing} of them: {ms:.1f} ms ({cpu_ms:.1f} ms of CPU)")
+        out |= {f"watches_check_lead_ms_passing_{passing}": round(ms, 2),
+                f"watches_check_lead_cpu_ms_passing_{passing}": round(cpu_ms, 2)}
     return out
 
 

@@ -1,6 +1,6 @@
 """`dogsearch eval KIND DIR`: retrieval quality of the bare embedder (breed, identity), of the whole service
-(service), pose accuracy (pose), dog detection (detect), the breed suggestions (breed-guess) and the dog crop
-against the whole photo (crops)."""
+(service), pose accuracy (pose), dog detection (detect), the breed suggestions (breed-guess), the dog crop
+against the whole photo (crops) and the alerts of watches (watches)."""
 from __future__ import annotations
 
 import argparse
@@ -60,6 +60,12 @@ def add_parser(sub) -> None:
     guess.add_argument("--device", default="cpu")
     guess.add_argument("--json", action="store_true", help="print one JSON object")
     guess.set_defaults(func=run_breed_guess)
+    watches = kinds.add_parser("watches", help="right and wrong alerts of watches on held-out dogs, judged by the "
+                                               "pair alone and by the lead over the next dog (the shipped calibration)")
+    from dogsearch.eval.watches import add_arguments as watch_arguments
+
+    watch_arguments(watches)
+    watches.set_defaults(func=run_watches)
     crops = kinds.add_parser("crops", help="breed retrieval with the whole photo embedded against the dog's crop "
                                            "(labelled box, detector's box at several margins), on small dogs")
     crops.add_argument("--small", type=Path, metavar="DIR",
@@ -109,6 +115,14 @@ def add_parser(sub) -> None:
                                help="keep the photos' vectors here, by model and files (reruns reuse them)")
         retrieval.add_argument("--json", action="store_true", help="print one JSON object")
         retrieval.set_defaults(func=run_retrieval)
+
+
+def run_watches(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.eval.watches import run
+
+    configure_logging("WARNING")
+    return run(args)
 
 
 def run_service(args: argparse.Namespace) -> int:

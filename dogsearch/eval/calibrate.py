@@ -45,25 +45,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def run(args: argparse.Namespace) -> int:
+def calibration_sets(args: argparse.Namespace):
+    """(embed(name, paths) -> the photos' vectors as a search makes them, cached under --cache-dir; the vectors'
+    model id; the photo sets; how many photos of each embedded part showed no dog, filled as they are embedded) of
+    the arguments. ValueError when a folder is missing or the detector is off."""
     from tqdm import tqdm
 
     from dogsearch.eval.retrieval import load_model
-    from dogsearch.eval.verification import PhotoSet, cached, calibrate, search_crops_vectors
-    from dogsearch.models.calibration import Calibration, path_for
+    from dogsearch.eval.verification import PhotoSet, cached, search_crops_vectors
     from dogsearch.services.embedder.dogs import crop_model_id
     from dogsearch.services.embedder.settings import EmbedderSettings
 
     breeds_train, breeds_dev = args.breeds / "train", args.breeds / "dev"
     for folder in (args.faces, args.bodies, breeds_train, breeds_dev, args.unseen_breeds):
         if not folder.is_dir():
-            print(f"dogsearch train calibration: {folder} is not a folder", file=sys.stderr)
-            return 2
+            raise ValueError(f"{folder} is not a folder")
     settings = EmbedderSettings()
     if not settings.detects:
-        print("dogsearch train calibration: the embedder's detector is off; searches compare whole photos, which "
-              "this command does not calibrate", file=sys.stderr)
-        return 2
+        raise ValueError("the embedder's detector is off; searches compare whole photos, which this command does "
+                         "not calibrate")
     model = load_model(args.model, args.device)
     detector = settings.build_detector()
     limits = settings.image_limits()
@@ -87,6 +87,20 @@ def run(args: argparse.Namespace) -> int:
                      per_label=args.breed_photos),
             PhotoSet("unseen-breeds", args.unseen_breeds, ("val",), kind="breeds", split="unseen-breed",
                      per_label=args.breed_photos)]
+    return embed, vectors_id, sets, no_dogs
+
+
+def run(args: argparse.Namespace) -> int:
+    from dogsearch.eval.verification import calibrate
+    from dogsearch.models.calibration import Calibration, path_for
+    from dogsearch.services.embedder.settings import EmbedderSettings
+
+    try:
+        embed, vectors_id, sets, no_dogs = calibration_sets(args)
+    except ValueError as exc:
+        print(f"dogsearch train calibration: {exc}", file=sys.stderr)
+        return 2
+    settings = EmbedderSettings()
     try:
         report = calibrate(embed, sets, ("isotonic", "platt") if args.method == "auto" else (args.method,))
     except ValueError as exc:
@@ -102,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     calibration = Calibration(vectors_id, fitted.method, fitted.params, 0.5, {
         "measured": {k: report[k] for k in ("sets", "methods", "chosen", "detector", "photos_without_a_dog")},
         "command": command.strip()}, first=report["first"])
-    out = path_for(model.model_id, args.models_dir)
+    out = path_for(vectors_id, args.models_dir)
     if not args.dry_run:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(calibration.to_json(), indent=1) + "\n")

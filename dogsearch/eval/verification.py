@@ -306,23 +306,36 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]]) -> tu
     """Searches in one gallery of every set's photos, each photo the query against all the others, results ranked by
     dog (a dog's best photo): (first result's score, the next dog's score, is the first the query's dog?, the set
     of the query). ``parts``: each set's (vectors, labels, every photo another dog?)."""
+    vectors, dog, sets = one_gallery(parts)
+    if dog.max() + 1 < 3:
+        raise ValueError("first results need at least 3 dogs")
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)  # a photo never finds itself
+    by_dog = best_per_dog(sims, dog)
+    top2 = np.argsort(-by_dog, axis=1, kind="stable")[:, :2]
+    rows = np.arange(len(dog))
+    first, second = by_dog[rows, top2[:, 0]], by_dog[rows, top2[:, 1]]
+    return first.astype(np.float64), second.astype(np.float64), top2[:, 0] == dog, sets
+
+
+def one_gallery(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every set's photos in one gallery: (vectors, each photo's dog as 0..D-1, each photo's set). ``parts``: each
+    set's (vectors, labels, every photo another dog?)."""
     vectors = np.concatenate([np.asarray(v, dtype=np.float32) for v, _, _ in parts])
     dogs, sets = [], []
     for index, (_, labels, each_its_own) in enumerate(parts):
         dogs += [f"{index}/{k}" if each_its_own else f"{index}/{lab}" for k, lab in enumerate(labels)]
         sets += [index] * len(labels)
-    names, dog = np.unique(np.asarray(dogs), return_inverse=True)
-    if len(names) < 3:
-        raise ValueError("first results need at least 3 dogs")
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)  # a photo never finds itself
+    _, dog = np.unique(np.asarray(dogs), return_inverse=True)
+    return vectors, dog, np.asarray(sets)
+
+
+def best_per_dog(sims: np.ndarray, dog: np.ndarray) -> np.ndarray:
+    """(queries, dogs): each query's best score among each dog's photos (columns of ``sims``, one a photo), as a
+    search ranks dogs."""
     order = np.argsort(dog, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(dog[order]) != 0])
-    by_dog = np.maximum.reduceat(sims[:, order], starts, axis=1)  # each query's best photo of each dog
-    top2 = np.argsort(-by_dog, axis=1, kind="stable")[:, :2]
-    rows = np.arange(len(dog))
-    first, second = by_dog[rows, top2[:, 0]], by_dog[rows, top2[:, 1]]
-    return first.astype(np.float64), second.astype(np.float64), top2[:, 0] == dog, np.asarray(sets)
+    return np.maximum.reduceat(sims[:, order], starts, axis=1)
 
 
 def fit_first(first: np.ndarray, second: np.ndarray, right: np.ndarray, sets: np.ndarray) -> dict:

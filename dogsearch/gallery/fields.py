@@ -102,7 +102,7 @@ FIELDS: tuple[Field, ...] = (
     Field("width", "server"),
     Field("height", "server"),
     Field("bytes", "server"),
-    Field("created_at", "server"),
+    Field("created_at", "server", "datetime"),  # indexed: a watch's check leaves out what was stored after its batch
     Field("model", "server"),  # the embedding model of the entry's vector
     # bulk jobs
     Field("phash", "job"),  # the photo's perceptual hash (hex)

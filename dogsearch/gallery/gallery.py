@@ -152,22 +152,7 @@ class Gallery:
         return Search(await self._nearest(vectors, k, filter, rule), embedding.photos[0], dog, embedding.photos)
 
     async def _nearest(self, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule) -> list[Match]:
-        """The k dogs nearest to photos of one dog (their vectors), combined by `rule`."""
-        if rule == "max":
-            return await _best_per_dog(lambda n, f: self._nearest_to_any(vectors, n, f), k, filter)
-        unit, length = mean_query(vectors)
-        return [Match(m.dog, m.score * length)
-                for m in await _best_per_dog(lambda n, f: self.index.query(unit, n, f), k, filter)]
-
-    async def _nearest_to_any(self, vectors: np.ndarray, n: int, filter: Filter | None) -> list[dict[str, Any]]:
-        """The n entries nearest to any of the vectors, each by its best cosine: every entry of the true n is among
-        the n nearest of the vector it is nearest to."""
-        best: dict[str, dict[str, Any]] = {}
-        for hits in await asyncio.gather(*(self.index.query(v, n, filter) for v in vectors)):
-            for hit in hits:
-                if hit["id"] not in best or hit["score"] > best[hit["id"]]["score"]:
-                    best[hit["id"]] = hit
-        return sorted(best.values(), key=lambda h: -h["score"])[:n]
+        return await nearest_dogs(self.index, vectors, k, filter, rule)
 
     async def dog_vectors(self, dog_id: str) -> tuple[str, list[list[float]]]:
         """The vectors of a stored dog's photos, and their model."""
@@ -265,6 +250,27 @@ def _pick(photo: PhotoDogs, dog: int, n: int, of: int) -> FoundDog:
             raise
         reason = f"photo {n + 1} of {of}: {exc.reason}"
         raise (NoDogFound(reason, seems=exc.seems) if isinstance(exc, NoDogFound) else NoSuchDog(reason)) from None
+
+
+async def nearest_dogs(index: Index, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule) -> list[Match]:
+    """The k dogs nearest to photos of one dog (their vectors), combined by `rule`: a search's ranking (the watches
+    judge a new dog against the same)."""
+    if rule == "max":
+        return await _best_per_dog(lambda n, f: _nearest_to_any(index, vectors, n, f), k, filter)
+    unit, length = mean_query(vectors)
+    return [Match(m.dog, m.score * length)
+            for m in await _best_per_dog(lambda n, f: index.query(unit, n, f), k, filter)]
+
+
+async def _nearest_to_any(index: Index, vectors: np.ndarray, n: int, filter: Filter | None) -> list[dict[str, Any]]:
+    """The n entries nearest to any of the vectors, each by its best cosine: every entry of the true n is among the n
+    nearest of the vector it is nearest to."""
+    best: dict[str, dict[str, Any]] = {}
+    for hits in await asyncio.gather(*(index.query(v, n, filter) for v in vectors)):
+        for hit in hits:
+            if hit["id"] not in best or hit["score"] > best[hit["id"]]["score"]:
+                best[hit["id"]] = hit
+    return sorted(best.values(), key=lambda h: -h["score"])[:n]
 
 
 async def _best_per_dog(nearest: Callable[[int, Filter | None], Awaitable[list[dict[str, Any]]]], k: int,

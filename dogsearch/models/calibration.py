@@ -70,13 +70,22 @@ class Calibration:
         the best other result says (the first's lead is its gap to the next dog; every other result trails, so
         reads as unlikely). A list of one has no other dog to stand out from: its pair's probability alone."""
         s = np.asarray(scores, dtype=np.float64)
-        p = self.probabilities(s, prior)
-        if self.first is None or len(s) < 2:
-            return p
+        if len(s) < 2:
+            return self.probabilities(s, prior)
         top2 = np.sort(s)[-2:]
-        lead = s - np.where(s == top2[1], top2[0], top2[1])  # against the best of the others
-        stands_out = self._at(1.0 / (1.0 + np.exp(-(self.first["a"] * lead + self.first["b"]))), prior)
-        return np.minimum(p, stands_out)
+        return self.leading(s, np.where(s == top2[1], top2[0], top2[1]), prior)  # against the best of the others
+
+    def leading(self, scores: Any, others: Any, prior: float | None = None) -> np.ndarray:
+        """Each score's pair probability, capped by its lead over `others` (the best other dog's score for the same
+        query; NaN: there is no other dog, and the pair's probability stands alone)."""
+        s = np.asarray(scores, dtype=np.float64)
+        p = self.probabilities(s, prior)
+        lead = s - np.asarray(others, dtype=np.float64)
+        if self.first is None:
+            return p
+        with np.errstate(invalid="ignore"):
+            stands_out = self._at(1.0 / (1.0 + np.exp(-(self.first["a"] * lead + self.first["b"]))), prior)
+        return np.where(np.isnan(lead), p, np.minimum(p, stands_out))
 
     def probability(self, score: float, prior: float | None = None) -> float:
         return float(self.probabilities([score], prior)[0])

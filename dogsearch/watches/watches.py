@@ -6,7 +6,15 @@ once per (watch, dog), with its webhook delivery (dogsearch/watches/delivery.py)
 The check compares a batch of new vectors with every watch's vectors at once: the watches' vectors are kept in
 their own matrix (loaded from the store, reloaded when a watch comes or goes), and one matrix product scores the
 batch against all of them. The other design, one query per watch against the new vectors in the search service,
-costs a round trip per watch per batch: docs/lost-and-found.md has both measured (`dogsearch bench watches`)."""
+costs a round trip per watch per batch: docs/lost-and-found.md has both measured (`dogsearch bench watches`).
+
+A new dog is then judged as a search with the watch's photos would judge it (docs/lost-and-found.md, "Judged as a
+search"): other dogs of the watched dog's breed score about as high as its own photos, so a match must also stand out
+from the best other dog the watch's photos find. The product is the cheap first cut (a pair's probability is the
+most a lead can leave: the cap only lowers it), and only the watches with a new dog past it ask the search service,
+once each per batch, for the two dogs nearest to their photos among the dogs they would search: of the watch's
+statuses and place, the watched dog left out, stored no later than the batch (so a check run again, or run late
+behind a bulk job, judges against the same dogs)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,24 +23,37 @@ import logging
 import math
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import numpy as np
 
 from dogsearch.core.errors import Conflict, InvalidInput, NotFound
 from dogsearch.gallery.contracts import Index
 from dogsearch.gallery.fields import public
-from dogsearch.gallery.reports import MAX_RADIUS_KM, distance_km, stored_place
+from dogsearch.gallery.gallery import nearest_dogs
+from dogsearch.gallery.multiquery import Rule, combined_scores
+from dogsearch.gallery.reports import MAX_RADIUS_KM, Place, ReportQuery, distance_km, stored_place
 from dogsearch.search.contract import CollectionMissing
 from dogsearch.watches.store import NewMatch, Watch, WatchStore, now_iso
 from dogsearch.watches.targets import resolve
 
-# (vectors' model id, cosine scores) -> same-dog probabilities, or None when those vectors have no calibration.
-Judge = Callable[[str, np.ndarray], Awaitable[np.ndarray | None]]
 SECRET_PREFIX = "whsec_"
+QUERIES_AT_ONCE = 8  # a batch that passes many watches asks the search service this many at a time
 log = logging.getLogger("dogsearch.watches")
+
+
+class Judge(Protocol):
+    """Same-dog probabilities of cosine scores of a model's vectors (the gateway's SameDog, at its prior); None when
+    those vectors have no calibration."""
+
+    async def probabilities(self, model_id: str, scores: np.ndarray) -> np.ndarray | None:
+        """Each pair's, by its score alone."""
+
+    async def leading(self, model_id: str, scores: np.ndarray, others: np.ndarray) -> np.ndarray | None:
+        """As a search's first result: capped by the lead over the best other dog's score (NaN: no other dog)."""
 
 
 class WatchNotFound(NotFound):
@@ -83,10 +104,11 @@ def body_of(match: NewMatch, matched_at: str) -> bytes:
 
 
 class Watches:
-    def __init__(self, store: WatchStore, index: Index, judge: Judge, *, max_per_owner: int = 100,
-                 allow_private: bool = False) -> None:
-        """`allow_private`: webhooks may go to loopback and private addresses (tests, closed networks)."""
-        self.store, self.index, self.judge = store, index, judge
+    def __init__(self, store: WatchStore, index: Index, judge: Judge, *, rule: Rule = "mean",
+                 max_per_owner: int = 100, allow_private: bool = False) -> None:
+        """`rule`: how a watch's photos score a dog, as a search's several photos do (the gateway's query_combine);
+        `allow_private`: webhooks may go to loopback and private addresses (tests, closed networks)."""
+        self.store, self.index, self.judge, self.rule = store, index, judge, rule
         self.max_per_owner, self.allow_private = max_per_owner, allow_private
         self._version: int | None = None
         self._groups: dict[str, _Group] = {}
@@ -104,7 +126,7 @@ class Watches:
         if radius_km is not None and (near is None or not (math.isfinite(radius_km)
                                                           and 0 < radius_km <= MAX_RADIUS_KM)):
             raise InvalidWatch(f"radius_km needs near, and is above 0 and at most {MAX_RADIUS_KM:g}")
-        if await self.judge(model, np.zeros(1)) is None:
+        if await self.judge.probabilities(model, np.zeros(1)) is None:
             raise NotCalibrated(f"the collection's vectors ({model}) have no same-dog calibration, so a watch could "
                                 "not tell how likely a new dog is the same: `dogsearch train calibration` makes one")
         if webhook_url:
@@ -169,18 +191,63 @@ class Watches:
         new = np.asarray([p["vector"] for p in points], dtype=np.float32)
         new /= np.linalg.norm(new, axis=1, keepdims=True)
         best = np.maximum.reduceat(new @ group.rows.T, group.starts, axis=1)  # (points, watches): best photo each
-        probabilities = await self.judge(model, best.ravel())
+        probabilities = await self.judge.probabilities(model, best.ravel())
         if probabilities is None:
             log.warning("watches of %s vectors skipped: they have no calibration now", model)
             return []
         probabilities = np.asarray(probabilities).reshape(best.shape)
-        out = []
+        passing: dict[int, dict[str, int]] = {}  # watch -> new dog -> its entry in the batch the watch scores best
         for i, w in np.argwhere(probabilities >= group.min_p[None, :]):
             watch, point = group.watches[w], points[i]
             if _fits(watch, point["id"], point["payload"]):
-                out.append(NewMatch(watch, point["payload"].get("dog_id", point["id"]), float(best[i, w]),
-                                    float(probabilities[i, w]), public(point["payload"])))
-        return out
+                kept = passing.setdefault(int(w), {})
+                dog = point["payload"].get("dog_id", point["id"])
+                if dog not in kept or best[i, w] > best[kept[dog], w]:
+                    kept[dog] = int(i)
+        if not passing:
+            return []
+        cut = _after(max(str(p["payload"].get("created_at", "")) for p in points))
+        at_once = asyncio.Semaphore(QUERIES_AT_ONCE)
+        seen = await asyncio.gather(*(self._judged(model, group.watches[w], dogs, new, points, cut, at_once)
+                                      for w, dogs in passing.items()))
+        return [m for ms in seen for m in ms]
+
+    async def _judged(self, model: str, watch: Watch, dogs: dict[str, int], new: np.ndarray,
+                      points: list[dict[str, Any]], cut: str | None, at_once: asyncio.Semaphore) -> list[NewMatch]:
+        """The new dogs that passed a watch's first cut, judged as a search with the watch's photos would judge them:
+        each by its score, capped by its lead over the best other dog that search finds (one query)."""
+        async with at_once:
+            nearest = await nearest_dogs(self.index, watch.vectors, 2, _others(watch, cut), self.rule)
+        rows = list(dogs.values())
+        scores = np.array([combined_scores(watch.vectors, new[i:i + 1], self.rule)[0] for i in rows])
+        others = np.array([next((m.score for m in nearest if m.dog.id != dog), np.nan) for dog in dogs])
+        probabilities = await self.judge.leading(model, scores, others)
+        if probabilities is None:
+            return []
+        return [NewMatch(watch, dog, float(s), float(p), public(points[i]["payload"]))
+                for dog, i, s, p in zip(dogs, rows, scores, probabilities, strict=True) if p >= watch.min_probability]
+
+
+def _after(created_at: str) -> str | None:
+    """The first second after a stored time (RFC 3339, seconds): entries stored from then on are later than it."""
+    try:
+        return (datetime.fromisoformat(created_at) + timedelta(seconds=1)).isoformat(timespec="seconds")
+    except ValueError:
+        return None
+
+
+def _others(watch: Watch, cut: str | None) -> dict[str, Any]:
+    """The dogs a search with the watch's photos compares a new dog with: the watch's statuses and place, neither
+    the watched dog nor anything stored after the batch (an entry without a time, from before times were kept,
+    stays)."""
+    flt: dict[str, Any] = ReportQuery(Place(*watch.near) if watch.near else None, watch.radius_km,
+                                      statuses=watch.statuses).filter()
+    left_out: dict[str, Any] = {}
+    if watch.dog_id is not None:
+        left_out["dog_id"] = watch.dog_id
+    if cut is not None:
+        left_out["created_at"] = {"$gte": cut}
+    return {**flt, "$not": left_out} if left_out else flt
 
 
 def _fits(watch: Watch, entry_id: str, payload: dict[str, Any]) -> bool:

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from dogsearch.core.access import ApiKey
-from dogsearch.models.calibration import FILE_NAME
+from dogsearch.models.calibration import FILE_NAME, Calibration
 from tests.fakes import fake_all_in_one
-from tests.gateway.helpers import BLUE, DARK_RED, RED, add
+from tests.gateway.helpers import BLUE, DARK_RED, RED, add, search
 from tests.gateway.test_samedog import CALIBRATION
 from tests.images import solid
 from tests.watches.receiver import Receiver, signed
@@ -21,10 +21,10 @@ KEYS = {"alice": ("write", "alice-secret"), "bob": ("write", "bob-secret"), "eve
         "root": ("admin", "root-secret")}
 
 
-def _app(tmp_path, fake_model, **options):
+def _app(tmp_path, fake_model, calibration=CALIBRATION, **options):
     models = tmp_path / "models"
     (models / "test-color-grid").mkdir(parents=True, exist_ok=True)
-    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(CALIBRATION.to_json()))
+    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(calibration.to_json()))
     return fake_all_in_one(tmp_path / "data", fake_model, gateway_options={
         "calibration_dir": models, "webhook_backoff_s": 0.05, "webhook_poll_s": 0.05, **options})
 
@@ -131,6 +131,29 @@ async def test_near_and_radius_keep_far_dogs_out(gw):
     await add(gw, solid(DARK_RED, size=(68, 48)), status="found")  # nowhere: left out with a radius
     inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
     assert [m["dog"]["id"] for m in inbox] == [near]
+
+
+async def test_a_look_alike_that_does_not_stand_out_is_held_back_and_the_dog_itself_alerts(tmp_path, fake_model):
+    """Judged as a search judges its first result: a found dark red dog scores about 0.9 against the lost red one, a
+    pair probability above the watch's 0.5, but so does a found dark red dog stored before (another dog of the same
+    look): it leads by nothing, so no alert. The red dog itself stands out from both and alerts, with the
+    probability a search for it shows."""
+    ranked = Calibration("test-color-grid", "isotonic", CALIBRATION.params, 0.5, first={"a": 100.0, "b": -3.0})
+    app = _app(tmp_path, fake_model, calibration=ranked)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
+            lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+            await add(gw, solid(DARK_RED, size=(66, 48)), status="found")  # not new to the watch, but in the gallery
+            watch = (await gw.post("/v1/watches", json={"dog_id": lost, "min_probability": 0.5})).json()
+            alike = (await add(gw, solid(DARK_RED, size=(70, 50)), status="found")).json()["id"]
+            found = (await add(gw, solid(RED, size=(80, 60)), status="found")).json()["id"]
+            inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+            results = {r["id"]: r for r in (await search(gw, solid(RED), k=3, for_status="lost")).json()["results"]}
+    assert [m["dog"]["id"] for m in inbox] == [found]
+    assert ranked.probability(results[alike]["score"]) >= 0.5  # by its pair alone, it would have alerted
+    assert results[alike]["same_dog"] < 0.5
+    assert inbox[0]["probability"] == pytest.approx(results[found]["same_dog"], abs=1e-3)
+    assert inbox[0]["probability"] >= 0.5
 
 
 @pytest.mark.parametrize("body", [

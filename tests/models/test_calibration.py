@@ -97,6 +97,16 @@ def test_a_list_of_one_or_a_file_without_first_is_read_by_pairs_alone():
     assert ISO.results([0.8, 0.79]) == pytest.approx(ISO.probabilities([0.8, 0.79]))
 
 
+def test_leading_judges_scores_against_their_own_best_other_dog_as_results_does():
+    """What a watch asks (each new dog against the best other dog its search finds): the same as the first result
+    of a list of the two; no other dog (NaN): the pair alone."""
+    got = RANKED.leading([0.8, 0.8, 0.8], [0.7, 0.79, np.nan], prior=0.2)
+    assert got[0] == pytest.approx(RANKED.results([0.8, 0.7], prior=0.2)[0])
+    assert got[1] == pytest.approx(RANKED.results([0.8, 0.79], prior=0.2)[0])
+    assert got[2] == pytest.approx(RANKED.probability(0.8, prior=0.2))
+    assert ISO.leading([0.8], [0.79]) == pytest.approx(ISO.probabilities([0.8]))  # no lead curve: pairs alone
+
+
 def test_the_first_result_s_curve_follows_the_prior_and_survives_the_file(tmp_path):
     close = RANKED.results([0.8, 0.79])[0]
     odds = close / (1 - close) * 0.25

@@ -39,7 +39,7 @@ def build_gallery(settings: GatewaySettings, embedder: EmbedderClient, search: S
 
 def build_watches(settings: GatewaySettings, index: SearchClient, same_dog: SameDog) -> Watches:
     """The watches on the settings' SQLite file: the gateway's and each Celery worker thread's."""
-    return Watches(WatchStore(settings.watches_file), index, same_dog.probabilities,
+    return Watches(WatchStore(settings.watches_file), index, same_dog, rule=settings.query_combine,
                    max_per_owner=settings.max_watches_per_key, allow_private=settings.webhook_allow_private)
 
 

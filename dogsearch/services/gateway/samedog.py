@@ -44,6 +44,12 @@ class SameDog:
         cal = await self.calibration(model_id)
         return None if cal is None else cal.probabilities(scores, self.settings.same_dog_prior)
 
+    async def leading(self, model_id: str, scores: np.ndarray, others: np.ndarray) -> np.ndarray | None:
+        """Same-dog probabilities of scores each capped by its lead over the best other dog's score for the same query
+        (NaN: none), as a search's first result is judged (None: no calibration), at the prior."""
+        cal = await self.calibration(model_id)
+        return None if cal is None else cal.leading(scores, others, self.settings.same_dog_prior)
+
     async def judge(self, model_id: str | None, scores: Sequence[float], shown: int | None = None) -> Judged:
         """The first `shown` (all by default) of a ranked list's scores judged; the ones after them are the dogs
         the shown ones must stand out from (a search asks for at least two for that)."""

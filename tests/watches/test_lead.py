@@ -1,0 +1,107 @@
+"""A new dog is judged as a search with the watch's photos would judge it: past the cheap first cut (its pair's
+probability), by its lead over the best other dog in the gallery as it stood when its batch was stored; one query a
+passing watch a batch (an embedded engine stands in for the search service)."""
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from dogsearch.models.calibration import Calibration
+from dogsearch.search.contract import Point
+from dogsearch.search.edge import EdgeStore
+from dogsearch.watches.store import Watch, WatchStore
+from dogsearch.watches.watches import Watches
+
+CAL = Calibration("m", "isotonic", {"x": [0.0, 0.8, 1.0], "y": [0.0, 0.6, 1.0]}, 0.5, first={"a": 100.0, "b": -3.0})
+EARLY, BATCH_TIME, LATER = "2026-12-01T10:00:00+00:00", "2026-12-02T10:00:00+00:00", "2026-12-02T10:00:05+00:00"
+
+
+class Judge:
+    async def probabilities(self, model, scores):
+        return CAL.probabilities(scores)
+
+    async def leading(self, model, scores, others):
+        return CAL.leading(scores, others)
+
+
+class Index:
+    """The search service's part the check uses, on an embedded engine; counts the queries."""
+
+    def __init__(self, store: EdgeStore) -> None:
+        self.store, self.queries = store, 0
+
+    async def lookup(self, ids, with_vector=False):
+        return {p.id: {"id": p.id, "vector": p.vector, "payload": p.payload}
+                for p in self.store.retrieve(list(ids), with_vector)}
+
+    async def query(self, vector, k, filter=None):
+        self.queries += 1
+        return [{"id": h.id, "score": h.score, "payload": h.payload} for h in self.store.query(vector, k, filter)]
+
+
+def look(own: int, share: float = 0.85) -> list[float]:
+    """A unit vector: `share` of a look that the dogs here have in common, the rest its own direction."""
+    v = np.zeros(16)
+    v[0], v[1 + own] = np.sqrt(share), np.sqrt(1 - share)
+    return v.tolist()
+
+
+@pytest.fixture
+def world(tmp_path):
+    with EdgeStore(tmp_path / "vectors") as edge:
+        edge.ensure_collection(16, "m", {"dog_id": "keyword"})
+        store = WatchStore(tmp_path / "watches.sqlite3")
+        index = Index(edge)
+        watch = Watch(str(uuid.uuid4()), None, "watched", "m", np.asarray([look(0, 0.5)], dtype=np.float32), 0.5,
+                      (), None, None, None, EARLY)
+        store.create(watch, "whsec_t", 10)
+        yield edge, store, index, watch, Watches(store, index, Judge())
+        store.close()
+
+
+def put(edge: EdgeStore, dog: str, vector: list[float], created_at: str) -> str:
+    entry = str(uuid.uuid4())
+    edge.upsert([Point(entry, vector, {"dog_id": dog, "model": "m", "created_at": created_at})])
+    return entry
+
+
+def near(share_with_watch: float, own: int) -> list[float]:
+    """A dog that scores `share_with_watch` against the watch's photo (look(0, 0.5))."""
+    w = np.asarray(look(0, 0.5))
+    other = np.zeros(16)
+    other[1 + own] = 1.0
+    v = share_with_watch * w + np.sqrt(1 - share_with_watch ** 2) * other
+    return v.tolist()
+
+
+async def test_look_alikes_in_one_batch_hold_each_other_back_and_the_dog_itself_alerts(world):
+    edge, store, index, watch, watches = world
+    put(edge, "watched", look(0, 0.5), EARLY)  # the watched dog: never its own rival
+    a = put(edge, "alike-1", near(0.9, 5), BATCH_TIME)
+    b = put(edge, "alike-2", near(0.9, 6), BATCH_TIME)
+    assert CAL.probability(0.9) >= 0.5  # both pass the first cut
+    assert await watches.check([a, b]) == 0  # each leads the other by nothing
+    assert index.queries == 1  # one query for the watch, though two dogs passed it
+    dog = put(edge, "the-dog", near(0.99, 7), LATER)
+    assert await watches.check([dog]) == 1
+    (match,) = store.matches(watch.id, 10)
+    assert match["dog_id"] == "the-dog"
+    assert match["probability"] == pytest.approx(float(CAL.leading([0.99], [0.9])[0]), abs=1e-4)
+
+
+async def test_a_look_alike_stored_after_the_batch_is_no_rival_of_it(world):
+    """A check that runs late (behind a bulk job on the queue) or again judges against the gallery as it stood
+    when its batch was stored."""
+    edge, store, index, watch, watches = world
+    dog = put(edge, "the-dog", near(0.95, 5), BATCH_TIME)
+    put(edge, "later-twin", near(0.95, 6), LATER)
+    assert await watches.check([dog]) == 1
+    assert [m["dog_id"] for m in store.matches(watch.id, 10)] == ["the-dog"]
+
+
+async def test_no_watch_passed_no_query(world):
+    edge, store, index, watch, watches = world
+    far = put(edge, "far", near(0.1, 5), BATCH_TIME)
+    assert await watches.check([far]) == 0 and index.queries == 0
