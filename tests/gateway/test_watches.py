@@ -11,7 +11,7 @@ import pytest
 
 from dogsearch.core.access import ApiKey
 from dogsearch.models.calibration import FILE_NAME, Calibration
-from tests.fakes import fake_all_in_one
+from tests.fakes import fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, DARK_RED, RED, add, search
 from tests.gateway.test_samedog import CALIBRATION
 from tests.images import solid
@@ -32,9 +32,8 @@ def _app(tmp_path, fake_model, calibration=CALIBRATION, **options):
 @pytest.fixture
 async def gw(tmp_path, fake_model):
     app = _app(tmp_path, fake_model, webhook_allow_private=True)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            yield client
+    async with serving(app) as client:
+        yield client
 
 
 @pytest.fixture
@@ -140,15 +139,14 @@ async def test_a_look_alike_that_does_not_stand_out_is_held_back_and_the_dog_its
     probability a search for it shows."""
     ranked = Calibration("test-color-grid", "isotonic", CALIBRATION.params, 0.5, first={"a": 100.0, "b": -3.0})
     app = _app(tmp_path, fake_model, calibration=ranked)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
-            lost = (await add(gw, solid(RED), status="lost")).json()["id"]
-            await add(gw, solid(DARK_RED, size=(66, 48)), status="found")  # not new to the watch, but in the gallery
-            watch = (await gw.post("/v1/watches", json={"dog_id": lost, "min_probability": 0.5})).json()
-            alike = (await add(gw, solid(DARK_RED, size=(70, 50)), status="found")).json()["id"]
-            found = (await add(gw, solid(RED, size=(80, 60)), status="found")).json()["id"]
-            inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
-            results = {r["id"]: r for r in (await search(gw, solid(RED), k=3, for_status="lost")).json()["results"]}
+    async with serving(app) as gw:
+        lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+        await add(gw, solid(DARK_RED, size=(66, 48)), status="found")  # not new to the watch, but in the gallery
+        watch = (await gw.post("/v1/watches", json={"dog_id": lost, "min_probability": 0.5})).json()
+        alike = (await add(gw, solid(DARK_RED, size=(70, 50)), status="found")).json()["id"]
+        found = (await add(gw, solid(RED, size=(80, 60)), status="found")).json()["id"]
+        inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+        results = {r["id"]: r for r in (await search(gw, solid(RED), k=3, for_status="lost")).json()["results"]}
     assert [m["dog"]["id"] for m in inbox] == [found]
     assert ranked.probability(results[alike]["score"]) >= 0.5  # by its pair alone, it would have alerted
     assert results[alike]["same_dog"] < 0.5
@@ -182,10 +180,9 @@ async def test_bad_watch_requests(gw):
 
 async def test_without_a_calibration_a_watch_is_refused(tmp_path, fake_model):
     app = fake_all_in_one(tmp_path / "data", fake_model)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            dog = (await add(client, solid(RED))).json()["id"]
-            r = await client.post("/v1/watches", json={"dog_id": dog})
+    async with serving(app) as client:
+        dog = (await add(client, solid(RED))).json()["id"]
+        r = await client.post("/v1/watches", json={"dog_id": dog})
     assert r.status_code == 409 and r.json()["code"] == "not_calibrated"
 
 
@@ -196,13 +193,12 @@ async def test_without_a_calibration_a_watch_is_refused(tmp_path, fake_model):
 ])
 async def test_webhooks_to_private_addresses_are_refused(tmp_path, fake_model, url):
     app = _app(tmp_path, fake_model)  # webhook_allow_private off: the default
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            dog = (await add(client, solid(RED))).json()["id"]
-            r = await client.post("/v1/watches", json={"dog_id": dog, "webhook_url": url})
-            assert r.status_code == 422, r.text
-            assert r.json()["code"] == "webhook_refused"
-            assert (await client.get("/v1/watches")).json()["items"] == []
+    async with serving(app) as client:
+        dog = (await add(client, solid(RED))).json()["id"]
+        r = await client.post("/v1/watches", json={"dog_id": dog, "webhook_url": url})
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "webhook_refused"
+        assert (await client.get("/v1/watches")).json()["items"] == []
 
 
 async def test_watches_are_their_owners(keyed):

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 
-import httpx
 import pytest
 
 from dogsearch.jobs.settings import JobsSettings
@@ -22,6 +21,7 @@ from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.watches.store import WatchStore
 from tests.gateway.helpers import DARK_RED, RED, add
 from tests.gateway.test_samedog import CALIBRATION
+from tests.fakes import serving
 from tests.images import solid
 from tests.jobs.servers import REDIS_URL, redis_db
 from tests.watches.receiver import Receiver, signed
@@ -86,42 +86,41 @@ async def test_a_worker_killed_mid_check_neither_loses_nor_repeats_the_notificat
     queue = redis_db()
     log_first, log_second = tmp_path / "first.log", tmp_path / "second.log"
     with Receiver() as receiver:
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
-                lost = (await add(gw, solid(RED), status="lost")).json()["id"]
-                watch = (await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})).json()
-                found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
-                # Two checks wait in the queue (one per stored dog); the second records the match, then its worker
-                # dies before acknowledging it.
-                first = start_worker(worker_env, log_first, "tests.watches.dying_worker")
-                second = None
-                try:
-                    await _until(lambda: first.poll() is not None, 60,
-                                 lambda: "the first worker did not die mid-check: " + log_first.read_text()[-3000:])
-                    assert first.returncode == 70, log_first.read_text()[-3000:]
-                    await receiver.wait_for(1)
-                    second = start_worker(worker_env, log_second, "dogsearch.cli", "worker")
-                    # The killed check comes back after the visibility timeout and runs to the end on the second.
-                    await _until(lambda: "dogsearch.watches.check" in log_second.read_text()
-                                 and "succeeded" in log_second.read_text(), 60,
-                                 lambda: "the killed check did not run again: " + log_second.read_text()[-3000:])
-                    await _until(lambda: not queue.hlen("unacked") and not queue.llen("celery"), 30,
-                                 lambda: "tasks left in the queue")
-                    await asyncio.sleep(0.5)  # time for a second delivery, were there one
-                    assert len(receiver.received) == 1, receiver.received
-                    # A bulk job on the workers: the batch that stores a look-alike enqueues its check.
-                    folder = tmp_path / "in" / "found"
-                    folder.mkdir(parents=True)
-                    (folder / "again.jpg").write_bytes(solid(DARK_RED, size=(66, 48)))
-                    (folder / "other.jpg").write_bytes(solid((20, 40, 220)))
-                    r = await gw.post("/v1/jobs/index", json={"path": str(folder), "payload": {"status": "found"}})
-                    assert r.status_code == 202, r.text
-                    await receiver.wait_for(2, timeout=60)
-                finally:
-                    for proc in (first, second):
-                        if proc is not None:
-                            stop(proc)
-                inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+        async with serving(app) as gw:
+            lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+            watch = (await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})).json()
+            found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
+            # Two checks wait in the queue (one per stored dog); the second records the match, then its worker
+            # dies before acknowledging it.
+            first = start_worker(worker_env, log_first, "tests.watches.dying_worker")
+            second = None
+            try:
+                await _until(lambda: first.poll() is not None, 60,
+                             lambda: "the first worker did not die mid-check: " + log_first.read_text()[-3000:])
+                assert first.returncode == 70, log_first.read_text()[-3000:]
+                await receiver.wait_for(1)
+                second = start_worker(worker_env, log_second, "dogsearch.cli", "worker")
+                # The killed check comes back after the visibility timeout and runs to the end on the second.
+                await _until(lambda: "dogsearch.watches.check" in log_second.read_text()
+                             and "succeeded" in log_second.read_text(), 60,
+                             lambda: "the killed check did not run again: " + log_second.read_text()[-3000:])
+                await _until(lambda: not queue.hlen("unacked") and not queue.llen("celery"), 30,
+                             lambda: "tasks left in the queue")
+                await asyncio.sleep(0.5)  # time for a second delivery, were there one
+                assert len(receiver.received) == 1, receiver.received
+                # A bulk job on the workers: the batch that stores a look-alike enqueues its check.
+                folder = tmp_path / "in" / "found"
+                folder.mkdir(parents=True)
+                (folder / "again.jpg").write_bytes(solid(DARK_RED, size=(66, 48)))
+                (folder / "other.jpg").write_bytes(solid((20, 40, 220)))
+                r = await gw.post("/v1/jobs/index", json={"path": str(folder), "payload": {"status": "found"}})
+                assert r.status_code == 202, r.text
+                await receiver.wait_for(2, timeout=60)
+            finally:
+                for proc in (first, second):
+                    if proc is not None:
+                        stop(proc)
+            inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
     queue.close()
     assert len(receiver.received) == 2, receiver.received
     for headers, body in receiver.received:
@@ -138,12 +137,11 @@ async def test_a_check_that_kills_every_worker_is_given_up_not_run_forever(setti
     queue = redis_db()
     env = {**worker_env, "DOGSEARCH_JOBS_MAX_DELIVERIES": "1"}
     logs = [tmp_path / f"worker{i}.log" for i in range(3)]
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as gw:
-            lost = (await add(gw, solid(RED), status="lost")).json()["id"]
-            r = await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": "http://127.0.0.1:9/hook"})
-            assert r.status_code == 201, r.text
-            found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
+    async with serving(app) as gw:
+        lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+        r = await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": "http://127.0.0.1:9/hook"})
+        assert r.status_code == 201, r.text
+        found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
     # Two checks wait in the queue (one per stored dog); each worker dies on the first it runs.
     workers = []
     try:
