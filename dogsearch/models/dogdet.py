@@ -33,6 +33,7 @@ from dogsearch.models.weights import load_checked_files
 
 DETECTOR_ID = "detector-lite0-centernet"
 DEFAULT_WEIGHTS_DIR = MODELS_DIR / DETECTOR_ID
+IOU_WEIGHTS_DIR = MODELS_DIR / f"{DETECTOR_ID}-iou"
 STRIDE = 16
 F16_CHANNELS, F32_CHANNELS = 112, 1280
 VERIFY_MARGIN = 0.1  # the crop the verifier sees: the box and a tenth of its size around it
@@ -56,10 +57,13 @@ class CenterHead(nn.Module):
         self.quality = nn.Conv2d(width, 1, 1) if quality else None
         nn.init.constant_(self.heat.bias, -4.0)  # CenterNet's prior: almost every cell is background
 
+    def features(self, f16: torch.Tensor, f32: torch.Tensor) -> torch.Tensor:
+        """The features every output reads, (n, width, h, w)."""
+        return self.body(self.lat16(f16) + F.interpolate(self.lat32(f32), size=f16.shape[-2:], mode="nearest"))
+
     def forward(self, f16: torch.Tensor, f32: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(heat, size, offset) or, with ``quality``, (heat, size, offset, quality)."""
-        x = self.lat16(f16) + F.interpolate(self.lat32(f32), size=f16.shape[-2:], mode="nearest")
-        x = self.body(x)
+        x = self.features(f16, f32)
         out = (self.heat(x), self.size(x), self.offset(x))
         return out if self.quality is None else (*out, self.quality(x))
 
@@ -267,7 +271,9 @@ class CenterNetDetector:
             if self._forward is None:
                 net = DetectorNet(Trunk(), self.head)
                 if self.runtime == "onnxruntime":  # the export's shapes are fixed but for the batch: one per size
-                    path = cached_onnx(net, f"{DETECTOR_ID}-{self.input_size}px", (3, self.input_size, self.input_size),
+                    # one export a delta (the cache keeps one per id): the delta's name and the size
+                    path = cached_onnx(net, f"{self.config.get('name', DETECTOR_ID)}-{self.input_size}px",
+                                       (3, self.input_size, self.input_size),
                                        self.cache_dir or DEFAULT_CACHE_DIR)
                     self._forward = OnnxForward(path, self.threads)
                 else:
@@ -354,6 +360,15 @@ def lite0_centernet(*, threads: int | None = None, max_dogs: int = 5, weights_di
 def lite0_centernet_rescored(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
                              runtime: str = "torch", cache_dir: str | Path | None = None, **_) -> CenterNetDetector:
     return CenterNetDetector(weights_dir, verify=True, rescore=True, threads=threads, max_dogs=max_dogs,
+                             runtime=runtime, cache_dir=cache_dir)
+
+
+@register_detector("lite0-centernet-iou")
+def lite0_centernet_iou(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
+                        runtime: str = "torch", cache_dir: str | Path | None = None, **_) -> CenterNetDetector:
+    """``lite0-centernet``'s head with a box-quality output learnt on it (models/detector-lite0-centernet-iou):
+    the same candidates, ranked by heat, predicted IoU and the verifier (docs/detection.md)."""
+    return CenterNetDetector(weights_dir or IOU_WEIGHTS_DIR, verify=True, threads=threads, max_dogs=max_dogs,
                              runtime=runtime, cache_dir=cache_dir)
 
 

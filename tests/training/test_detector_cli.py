@@ -67,6 +67,16 @@ def test_train_detector_with_a_quality_output_chooses_its_score_on_the_calibrati
     detector = D.CenterNetDetector(out, verify=False)
     assert detector.head.quality is not None and detector.quality_weight == config["score"]["quality"]
     assert isinstance(detector.detect(Image.new("RGB", (96, 64))), list)
+    # a quality output learnt anew on that trained head keeps the head's other weights
+    again = tmp_path / "detector-quality-of"
+    assert cli.main(["train", "detector", "--dogs", str(dogs), "--images", str(dogs / "images"),
+                     "--negatives", str(negatives), "--out", str(again), "--epochs", "1", "--input-size", "64",
+                     "--width", "8", "--batch-size", "4", "--threads", "1", "--quality-of", str(out)]) == 0
+    capsys.readouterr()
+    base, kept = D.load_weights(out)[1], D.load_weights(again)[1]
+    assert set(kept) == set(base) and not kept["quality.weight"].equal(base["quality.weight"])
+    assert all(kept[k].equal(v) for k, v in base.items() if not k.startswith("quality."))
+    assert "kept" in json.loads((again / "config.json").read_text())["recipe"]["loss"]
 
 
 def test_train_detector_refuses_a_share_outside_0_1(tmp_path):

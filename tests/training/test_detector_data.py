@@ -113,6 +113,26 @@ def test_the_quality_target_is_the_iou_of_each_cells_box_with_its_dog():
     assert inside_any(truth, 3)[0].tolist() == [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
 
 
+def test_a_quality_output_learnt_on_a_trained_head_keeps_its_boxes():
+    import torch
+
+    from dogsearch.models import dogdet as D
+    from dogsearch.training.detector.train import fit_quality, quality_target
+
+    torch.manual_seed(0)
+    base = D.CenterHead(width=8).eval()
+    f16, f32 = torch.randn(16, D.F16_CHANNELS, 4, 4), torch.randn(16, D.F32_CHANNELS, 2, 2)
+    truth = torch.tensor([[[8.0, 8.0, 48.0, 56.0]]]).repeat(16, 1, 1)
+    head = fit_quality(base, f16, f32, truth, epochs=30, batch_size=8, lr=0.05, seed=0, log=lambda _: None)
+    with torch.no_grad():
+        before, after = base(f16, f32), head(f16, f32)
+        target = quality_target(D.box_map(after[1], after[2], 64), truth)
+        untrained = D.CenterHead(width=8, quality=True).quality(base.features(f16, f32))
+    assert len(after) == 4 and all(torch.equal(a, b) for a, b in zip(before, after[:3], strict=False))
+    error = (torch.sigmoid(after[3][:, 0]) - target).abs().mean()
+    assert error < 0.5 * (torch.sigmoid(untrained[:, 0]) - target).abs().mean()
+
+
 def test_the_operating_point_makes_the_fewest_mistakes():
     dog = (0.0, 0.0, 10.0, 10.0)
     labelled = [([(dog, 0.9)], [dog]), ([(dog, 0.6), ((50.0, 50.0, 60.0, 60.0), 0.3)], [dog])]

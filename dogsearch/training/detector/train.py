@@ -202,6 +202,49 @@ def fit_head(f16: torch.Tensor, f32: torch.Tensor, target: Sequence[torch.Tensor
     return head.eval()
 
 
+def fit_quality(head: D.CenterHead, f16: torch.Tensor, f32: torch.Tensor, truth: torch.Tensor, *, epochs: int,
+                batch_size: int, lr: float, seed: int, log=print) -> D.CenterHead:
+    """A trained head with a quality output added and only that learnt (``fit_head``'s quality loss): its boxes
+    stay the same, so the quality learns their IoU and the new score only re-ranks them. The head's features,
+    its boxes and their IoU are computed once; the quality output is a 1x1 convolution on those features."""
+    torch.manual_seed(seed)
+    width = head.heat.in_channels
+    out = D.CenterHead(width=width, quality=True)
+    out.load_state_dict({k: v for k, v in head.state_dict().items() if not k.startswith("quality.")}, strict=False)
+    out.eval()
+    input_size = f16.shape[-1] * D.STRIDE
+    xs, ious, weights = [], [], []
+    with torch.no_grad():
+        for i in range(0, f16.shape[0], 64):
+            x = out.features(f16[i:i + 64].float(), f32[i:i + 64].float())
+            iou = quality_target(D.box_map(out.size(x), out.offset(x), input_size), truth[i:i + 64])
+            inside = inside_any(truth[i:i + 64], iou.shape[-1])
+            xs.append(x)
+            ious.append(iou)
+            weights.append(inside + OUTSIDE_WEIGHT * (1 - inside))
+    x, iou, weight = torch.cat(xs), torch.cat(ious), torch.cat(weights)
+    opt = torch.optim.AdamW(out.quality.parameters(), lr=lr, weight_decay=1e-4)
+    n = x.shape[0]
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size),
+                                                pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        total = 0.0
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            bce = F.binary_cross_entropy_with_logits(out.quality(x[idx])[:, 0], iou[idx], reduction="none")
+            loss = (bce * weight[idx]).sum() / weight[idx].sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        if epoch % 5 == 0 or epoch == epochs - 1:
+            log(f"quality epoch {epoch + 1}/{epochs} loss {total / n:.4f}")
+    return out.eval()
+
+
 def operating_point(labelled: Sequence[tuple[list, list]], negatives: Sequence[list], iou: float = 0.5) -> float:
     """The threshold with the fewest mistakes on (scored boxes, true boxes) photos and scored boxes of photos
     without a dog: missed dogs + boxes that match no dog (or a matched one again) + negative photos with a box.
@@ -288,10 +331,11 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
           input_size: int = 256, width: int = 64, epochs: int = 20, batch_size: int = 32, lr: float = 2e-3,
           seed: int = 0, threads: int = 2, cache_dir: Path | None = None,
           suppress_inside: float | None = SUPPRESS_INSIDE, quality: bool = False, box_loss: str = "l1",
-          spread: int = 0, log=print) -> dict:
+          spread: int = 0, quality_of: Path | None = None, log=print) -> dict:
     """``quality``: the head learns the IoU of its boxes too (``fit_head``) and the calibration photos choose the
     score's exponents from ``SCORE_GRID``; ``box_loss``: "l1" (log size) or "giou" (the decoded box); ``spread``:
-    the box regressed at the cells this near its centre cell too (``targets``)."""
+    the box regressed at the cells this near its centre cell too (``targets``); ``quality_of``: a trained delta
+    whose head is kept as it is, with a quality output added and learnt (``fit_quality``; implies ``quality``)."""
     torch.set_num_threads(threads)
     random.seed(seed)
     started = time.monotonic()
@@ -305,10 +349,21 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
     config = {"name": out.name, "input_size": input_size, "width": width, "stride": D.STRIDE,
               "operating_point": {"raw": 0.5, "verified": 0.5, "candidate": CANDIDATE_HEAT},
               "suppress_inside": suppress_inside}
+    quality = quality or quality_of is not None
     if quality:
         config["quality"] = True
-    head = fit_head(f16, f32, target, width=width, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                    truth=truth_boxes(samples, scales), box_loss=box_loss, quality=quality, log=log)
+    if quality_of is not None:
+        base_config, state = D.load_weights(quality_of)
+        if (int(base_config["input_size"]), int(base_config["width"])) != (input_size, width):
+            raise ValueError(f"{quality_of} has input size {base_config['input_size']} and width "
+                             f"{base_config['width']}: train with those")
+        base = D.CenterHead(width=width, quality=bool(base_config.get("quality")))  # a quality it has is learnt anew
+        base.load_state_dict(state)
+        head = fit_quality(base, f16, f32, truth_boxes(samples, scales), epochs=epochs, batch_size=batch_size, lr=lr,
+                           seed=seed, log=log)
+    else:
+        head = fit_head(f16, f32, target, width=width, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                        truth=truth_boxes(samples, scales), box_loss=box_loss, quality=quality, log=log)
     detector = D.CenterNetDetector(head=head, config=config, verify=True)
     chosen = calibrate(detector, T.labelled_samples(dog_dir, image_dirs, "calibrate"),
                        T.negative_samples(negative_dirs, "calibrate"), cache_dir=cache_dir,
@@ -320,6 +375,9 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
     loss = {"l1": "CenterNet focal + L1 log size + L1 offset",
             "giou": "CenterNet focal + GIoU of the decoded box + L1 offset"}[box_loss] + (
         " + BCE quality (IoU of the decoded box; outside the dogs' boxes x 0.1)" if quality else "")
+    if quality_of is not None:
+        loss = (f"the head of {quality_of.name} (sha256 {base_config['files']['head.safetensors'][:12]}) kept; only "
+                "a quality output learnt: BCE to the IoU of its decoded box, outside the dogs' boxes x 0.1")
     config.update({
         "trunk": "efficientnet_lite0 (package ImageNet weights, frozen; blocks[4] and conv_head)",
         "recipe": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
