@@ -33,7 +33,6 @@ from dogsearch.models.weights import load_checked_files
 
 DETECTOR_ID = "detector-lite0-centernet"
 DEFAULT_WEIGHTS_DIR = MODELS_DIR / DETECTOR_ID
-IOU_WEIGHTS_DIR = MODELS_DIR / f"{DETECTOR_ID}-iou"
 STRIDE = 16
 F16_CHANNELS, F32_CHANNELS = 112, 1280
 VERIFY_MARGIN = 0.1  # the crop the verifier sees: the box and a tenth of its size around it
@@ -360,15 +359,6 @@ def lite0_centernet(*, threads: int | None = None, max_dogs: int = 5, weights_di
 def lite0_centernet_rescored(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
                              runtime: str = "torch", cache_dir: str | Path | None = None, **_) -> CenterNetDetector:
     return CenterNetDetector(weights_dir, verify=True, rescore=True, threads=threads, max_dogs=max_dogs,
-                             runtime=runtime, cache_dir=cache_dir)
-
-
-@register_detector("lite0-centernet-iou")
-def lite0_centernet_iou(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
-                        runtime: str = "torch", cache_dir: str | Path | None = None, **_) -> CenterNetDetector:
-    """``lite0-centernet``'s head with a box-quality output learnt on it (models/detector-lite0-centernet-iou):
-    the same candidates, ranked by heat, predicted IoU and the verifier (docs/detection.md)."""
-    return CenterNetDetector(weights_dir or IOU_WEIGHTS_DIR, verify=True, threads=threads, max_dogs=max_dogs,
                              runtime=runtime, cache_dir=cache_dir)
 
 

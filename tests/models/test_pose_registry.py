@@ -17,8 +17,7 @@ def test_the_settings_offer_exactly_the_registered_names_and_defaults():
     fields = PoseSettings.model_fields
     assert list(get_args(fields["model"].annotation)) == R.list_pose_models() == ["lite0-fpn", "hrnet-w32-ap10k"]
     assert sorted(get_args(fields["detector"].annotation)) == sorted(R.list_detectors()) == \
-        ["lite0-centernet", "lite0-centernet-iou", "lite0-centernet-raw", "lite0-centernet-rescored", "saliency",
-         "whole-image"]
+        ["lite0-centernet", "lite0-centernet-raw", "lite0-centernet-rescored", "saliency", "whole-image"]
     settings = PoseSettings()
     assert (settings.model, settings.detector) == (R.DEFAULT_POSE_MODEL, R.DEFAULT_DETECTOR)
 
@@ -27,8 +26,7 @@ def test_unknown_names_say_the_choices():
     with pytest.raises(ValueError, match="unknown pose model 'hrnet': use 'lite0-fpn' or 'hrnet-w32-ap10k'"):
         R.create_pose_model("hrnet")
     with pytest.raises(ValueError, match="unknown detector 'yolo': use 'lite0-centernet', 'saliency', 'whole-image', "
-                                         "'lite0-centernet-rescored', 'lite0-centernet-iou' or "
-                                         "'lite0-centernet-raw'"):
+                                         "'lite0-centernet-rescored' or 'lite0-centernet-raw'"):
         R.create_detector("yolo")
 
 

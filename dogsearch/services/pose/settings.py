@@ -30,12 +30,11 @@ class PoseSettings(InferenceSettings):
     mmpose_config: str | None = Field(None, description="hrnet-w32-ap10k: config file (default: the one in "
                                                         "the mmpose wheel)")
     detector: Literal["saliency", "whole-image", "lite0-centernet", "lite0-centernet-raw",
-                      "lite0-centernet-rescored", "lite0-centernet-iou"] = Field(
+                      "lite0-centernet-rescored"] = Field(
         DEFAULT_DETECTOR, description="how dogs are found before pose: img-focus saliency regions, the whole photo, "
                                       "or the trained dog detector (models/detector-lite0-centernet; -raw: without "
                                       "checking each box with the dog classifier; -rescored: its first candidates "
-                                      "re-scored from their crops; -iou: its boxes ranked with a learnt box quality, "
-                                      "docs/detection.md)")
+                                      "re-scored from their crops, docs/detection.md)")
     detector_size: int = Field(168, ge=56, le=448, multiple_of=14,
                                description="saliency's input px: 168 (default) ~60 ms on 2 CPU cores; 224, the "
                                            "model's own size, ~95 ms for slightly tighter boxes")
