@@ -3,11 +3,13 @@
 1. The training set (``data.training_set``: "fit" photos, mirrors, compositions) is letterboxed and run through
    the frozen trunk once; the features are cached (fp16) under ``cache_dir``.
 2. The head learns CenterNet's targets: a Gaussian peak at each dog's centre cell (focal loss), the log box size
-   and the centre's offset in that cell (L1), for minutes on a CPU.
-3. The operating points come from the "calibrate" photos (training split, never fitted): the score threshold that
-   makes the fewest mistakes there (missed dogs + wrong boxes + photos without a dog given a box), once for the
-   raw heat and once for the verified score; the middle of the best interval, so a flat optimum is not cut at its
-   edge.
+   and the centre's offset in that cell (L1; or GIoU of the decoded box), for minutes on a CPU; optionally a
+   quality output too, the IoU of the box decoded at each cell (``fit_head``, or ``fit_quality`` on a trained
+   head kept as it is).
+3. The operating points (and a quality head's score exponents, ``SCORE_GRID``) come from the "calibrate" photos
+   (training split, never fitted): the score threshold that makes the fewest mistakes there (missed dogs + wrong
+   boxes + photos without a dog given a box), once for the raw heat and once for the verified score; the middle of
+   the best interval, so a flat optimum is not cut at its edge.
 """
 from __future__ import annotations
 
