@@ -40,9 +40,11 @@ VERIFY_MARGIN = 0.1  # the crop the verifier sees: the box and a tenth of its si
 
 class CenterHead(nn.Module):
     """Stride-32 classifier features, upsampled onto the stride-16 block-4 features -> heatmap (1), log box
-    size relative to the input (2), centre offset within the cell (2)."""
+    size relative to the input (2), centre offset within the cell (2); with ``quality``, also the predicted IoU
+    of the box decoded at each cell with its dog (1, a logit: ``config.json`` ``quality``), so a peak on a
+    dog's head, whose box is the head's, scores below the whole dog's."""
 
-    def __init__(self, width: int = 64) -> None:
+    def __init__(self, width: int = 64, quality: bool = False) -> None:
         super().__init__()
         self.lat16 = nn.Conv2d(F16_CHANNELS, width, 1)
         self.lat32 = nn.Conv2d(F32_CHANNELS, width, 1)
@@ -51,12 +53,18 @@ class CenterHead(nn.Module):
         self.heat = nn.Conv2d(width, 1, 1)
         self.size = nn.Conv2d(width, 2, 1)
         self.offset = nn.Conv2d(width, 2, 1)
+        self.quality = nn.Conv2d(width, 1, 1) if quality else None
         nn.init.constant_(self.heat.bias, -4.0)  # CenterNet's prior: almost every cell is background
 
-    def forward(self, f16: torch.Tensor, f32: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.lat16(f16) + F.interpolate(self.lat32(f32), size=f16.shape[-2:], mode="nearest")
-        x = self.body(x)
-        return self.heat(x), self.size(x), self.offset(x)
+    def features(self, f16: torch.Tensor, f32: torch.Tensor) -> torch.Tensor:
+        """The features every output reads, (n, width, h, w)."""
+        return self.body(self.lat16(f16) + F.interpolate(self.lat32(f32), size=f16.shape[-2:], mode="nearest"))
+
+    def forward(self, f16: torch.Tensor, f32: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(heat, size, offset) or, with ``quality``, (heat, size, offset, quality)."""
+        x = self.features(f16, f32)
+        out = (self.heat(x), self.size(x), self.offset(x))
+        return out if self.quality is None else (*out, self.quality(x))
 
 
 class Trunk(nn.Module):
@@ -86,7 +94,7 @@ class Trunk(nn.Module):
 
 class DetectorNet(nn.Module):
     """The trunk and the head as one network with one output, as a runtime runs it (dogsearch.inference.runtimes):
-    the heatmap, box size and offset stacked on the channel axis (1 + 2 + 2)."""
+    the heatmap, box size, offset and (a quality head's) quality stacked on the channel axis (1 + 2 + 2 [+ 1])."""
 
     def __init__(self, trunk: Trunk, head: CenterHead) -> None:
         super().__init__()
@@ -107,24 +115,39 @@ def letterbox(image: Image.Image, size: int) -> tuple[torch.Tensor, float]:
     return torch.from_numpy(canvas).permute(2, 0, 1), scale
 
 
-def decode(heat: torch.Tensor, size: torch.Tensor, offset: torch.Tensor, *, input_size: int, top_k: int = 20,
-           min_heat: float = 0.02) -> list[tuple[tuple[float, float, float, float], float]]:
-    """One photo's head outputs (1, h, w) / (2, h, w) / (2, h, w), logits -> boxes in input pixels with their
-    heat, the local maxima of the heatmap (a 3x3 max pool is CenterNet's NMS)."""
+def box_map(size: torch.Tensor, offset: torch.Tensor, input_size: int) -> torch.Tensor:
+    """The box decoded at every cell, (..., 2, h, w) log sizes and offsets -> (..., 4, h, w) x0 y0 x1 y1 in input
+    pixels: the cell plus its offset is the centre, the exponent of the log size times the input its size."""
+    h, w = size.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=size.dtype), torch.arange(w, dtype=size.dtype), indexing="ij")
+    cx = (xs + offset[..., 0, :, :]) * STRIDE
+    cy = (ys + offset[..., 1, :, :]) * STRIDE
+    bw, bh = torch.exp(size[..., 0, :, :]) * input_size, torch.exp(size[..., 1, :, :]) * input_size
+    return torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-3)
+
+
+def head_score(heat: torch.Tensor, quality: torch.Tensor | None, weight: float = 0.0) -> torch.Tensor:
+    """Each cell's score from the head, logits -> heat^(1 - weight) x quality^weight (without a quality output:
+    the heat)."""
     prob = torch.sigmoid(heat)
+    if quality is None or not weight:
+        return prob
+    return prob ** (1 - weight) * torch.sigmoid(quality) ** weight
+
+
+def decode(heat: torch.Tensor, size: torch.Tensor, offset: torch.Tensor, *, input_size: int, top_k: int = 20,
+           min_heat: float = 0.02, quality: torch.Tensor | None = None, quality_weight: float = 0.0
+           ) -> list[tuple[tuple[float, float, float, float], float]]:
+    """One photo's head outputs (1, h, w) / (2, h, w) / (2, h, w) [/ (1, h, w) quality], logits -> boxes in input
+    pixels with their score (``head_score``), the local maxima of the score map (a 3x3 max pool is CenterNet's
+    NMS)."""
+    prob = head_score(heat, quality, quality_weight)
     peaks = (prob == F.max_pool2d(prob[None], 3, stride=1, padding=1)[0]) & (prob >= min_heat)
     ys, xs = torch.nonzero(peaks[0], as_tuple=True)
     scores = prob[0, ys, xs]
     order = torch.argsort(scores, descending=True)[:top_k]
-    out = []
-    for i in order.tolist():
-        y, x = int(ys[i]), int(xs[i])
-        cx = (x + float(offset[0, y, x])) * STRIDE
-        cy = (y + float(offset[1, y, x])) * STRIDE
-        w = float(torch.exp(size[0, y, x])) * input_size
-        h = float(torch.exp(size[1, y, x])) * input_size
-        out.append(((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), float(scores[i])))
-    return out
+    boxes = box_map(size, offset, input_size)
+    return [(tuple(float(v) for v in boxes[:, int(ys[i]), int(xs[i])]), float(scores[i])) for i in order.tolist()]
 
 
 def nms(found: list[tuple[tuple[float, float, float, float], float]], iou: float = 0.5) -> list:
@@ -180,6 +203,11 @@ def rescore(heat, p, params: dict) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 
 
+def score_of(head: float, p: float, p_weight: float = 0.5) -> float:
+    """A verified box's score: head^(1 - p_weight) x p^p_weight (0.5: the geometric mean)."""
+    return float(head ** (1 - p_weight) * p ** p_weight)
+
+
 def load_weights(folder: str | Path | None = None) -> tuple[dict, dict]:
     """(config, head state) from a weights folder, every file checked against config.json's sha256."""
     folder = Path(folder) if folder else DEFAULT_WEIGHTS_DIR
@@ -193,8 +221,9 @@ def load_weights(folder: str | Path | None = None) -> tuple[dict, dict]:
 
 
 class CenterNetDetector:
-    """Boxes from the trained head; with ``verify``, each box's score is the geometric mean of its heat and the
-    dog probability of its crop; with ``rescore``, the first candidates' scores come from ``rescore`` (the delta's
+    """Boxes from the trained head; with ``verify``, each box's score is head^(1 - c) x p^c (``score_of``: the head's
+    score, heat and quality, and p the dog probability of its crop; c is 0.5 unless config.json ``score.p`` says
+    otherwise); with ``rescore``, the first candidates' scores come from ``rescore`` (the delta's
     config.json ``rescore``). Built on first use behind a lock."""
 
     def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True, rescore: bool = False,
@@ -205,7 +234,7 @@ class CenterNetDetector:
         ``"openvino"``: their ONNX exports, cached in ``cache_dir``, with ``threads`` threads; the same boxes)."""
         if head is None or config is None:
             config, state = load_weights(weights_dir)
-            head = CenterHead(width=int(config["width"]))
+            head = CenterHead(width=int(config["width"]), quality=bool(config.get("quality")))
             try:
                 head.load_state_dict(state)
             except RuntimeError as exc:
@@ -220,11 +249,14 @@ class CenterNetDetector:
         key = "rescored" if rescore else "verified" if verify else "raw"
         self.min_score = float(config["operating_point"][key])
         self.inside = config.get("suppress_inside")  # absent in older deltas: NMS alone
+        # the exponents of the score (a quality head's delta has them; absent: the heat, and sqrt(heat x p))
+        score = config.get("score", {})
+        self.quality_weight, self.p_weight = float(score.get("quality", 0.0)), float(score.get("p", 0.5))
         # the name changes with whatever changes the boxes: the head, the operating points, the suppression, the
         # re-scoring where it is used (the others keep their names: their boxes do not change with it)
         points = {k: v for k, v in config["operating_point"].items() if rescore or k != "rescored"}
         behaviour = [config.get("files", {}).get("head.safetensors", "untrained"), points, self.inside] + (
-            [self.rescore] if rescore else [])
+            [self.rescore] if rescore else []) + ([score] if score else [])
         digest = hashlib.sha256(json.dumps(behaviour, sort_keys=True).encode()).hexdigest()[:8]
         suffix = "-rescored" if rescore else "" if verify else "-raw"
         self.name = f"{config.get('name', DETECTOR_ID)}{suffix}@{digest}"
@@ -238,7 +270,9 @@ class CenterNetDetector:
             if self._forward is None:
                 net = DetectorNet(Trunk(), self.head)
                 if self.runtime in EXPORT_RUNTIMES:  # the export's shapes are fixed but for the batch: one per size
-                    path = cached_onnx(net, f"{DETECTOR_ID}-{self.input_size}px", (3, self.input_size, self.input_size),
+                    # one export a delta (the cache keeps one per id): the delta's name and the size
+                    path = cached_onnx(net, f"{self.config.get('name', DETECTOR_ID)}-{self.input_size}px",
+                                       (3, self.input_size, self.input_size),
                                        self.cache_dir or DEFAULT_CACHE_DIR)
                     self._forward = export_forward(path, self.runtime, self.threads)
                 else:
@@ -251,22 +285,30 @@ class CenterNetDetector:
             return self._forward, self._classifier
 
     def candidates(self, image: Image.Image) -> list[tuple[tuple[float, float, float, float], float]]:
-        """Boxes in photo pixels with their heat, after NMS and before any threshold."""
+        """Boxes in photo pixels with the head's score (the heat, or a quality head's ``head_score``), after NMS
+        and before any threshold."""
         forward, _ = self._parts()
         x, scale = letterbox(image, self.input_size)
         with torch.inference_mode():
             out = forward(x[None])
-        heat, size, offset = out[:, :1], out[:, 1:3], out[:, 3:5]
+        return self.boxes(out[0], scale, image.size)
+
+    def boxes(self, out: torch.Tensor, scale: float, image_size: tuple[int, int]
+              ) -> list[tuple[tuple[float, float, float, float], float]]:
+        """One photo's stacked head outputs (5 or 6, h, w) -> its candidates in photo pixels (``candidates``)."""
+        quality = out[5:6] if out.shape[0] > 5 else None
         found = []
-        for (x0, y0, x1, y1), score in decode(heat[0], size[0], offset[0], input_size=self.input_size):
-            box = (max(0.0, x0 / scale), max(0.0, y0 / scale), min(float(image.width), x1 / scale),
-                   min(float(image.height), y1 / scale))
+        for (x0, y0, x1, y1), score in decode(out[:1], out[1:3], out[3:5], input_size=self.input_size,
+                                              quality=quality, quality_weight=self.quality_weight):
+            box = (max(0.0, x0 / scale), max(0.0, y0 / scale), min(float(image_size[0]), x1 / scale),
+                   min(float(image_size[1]), y1 / scale))
             if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
                 found.append((box, score))
         return nms(found)
 
     def score(self, image: Image.Image, found: list) -> list[tuple[tuple[float, float, float, float], float]]:
-        """Each candidate's final score: its heat, or with ``verify`` sqrt(heat x dog probability of its crop)."""
+        """Each candidate's final score: the head's, or with ``verify`` ``score_of`` it and its crop's dog
+        probability."""
         return [(box, score) for box, score, _ in self._verified(image, found)]
 
     def _verified(self, image: Image.Image, found: list) -> list[tuple[tuple[float, float, float, float], float,
@@ -275,7 +317,7 @@ class CenterNetDetector:
         if not self.verify or not found:
             return [(box, heat, None) for box, heat in found]
         classes = self.classify_crops(image, [box for box, _ in found])
-        return [(box, float(np.sqrt(heat * c.dog)), c) for (box, heat), c in zip(found, classes, strict=True)]
+        return [(box, score_of(heat, c.dog, self.p_weight), c) for (box, heat), c in zip(found, classes, strict=True)]
 
     def classify_crops(self, image: Image.Image, boxes: list) -> list[Classification]:
         """The verifier on each box's crop (``VERIFY_MARGIN`` around it), all in one batch."""
@@ -295,8 +337,11 @@ class CenterNetDetector:
             found = suppress_parts([f for f in found if f[1] >= self.min_score], self.inside)[: self.max_dogs]
             return [Detection(tuple(round(v, 2) for v in box), round(score, 4), cls) for box, score, cls in found]
         # only the likeliest few are verified: the verifier costs a forward pass a box
-        # a verified score is sqrt(heat x p) <= sqrt(heat): a box below min_score**2 cannot reach min_score
-        floor = max(float(self.config["operating_point"]["candidate"]), self.min_score ** (2 if self.verify else 1))
+        # a verified score is head^(1 - c) x p^c <= head^(1 - c): a box below min_score^(1 / (1 - c)) cannot
+        # reach min_score
+        reach = self.min_score ** (1 / (1 - self.p_weight)) if self.verify and self.p_weight < 1 else (
+            0.0 if self.verify else self.min_score)
+        floor = max(float(self.config["operating_point"]["candidate"]), reach)
         found = [f for f in self.candidates(image) if f[1] >= floor]
         found = self._verified(image, found[: 2 * self.max_dogs])
         found = suppress_parts([f for f in found if f[1] >= self.min_score], self.inside)[: self.max_dogs]

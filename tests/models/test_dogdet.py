@@ -87,6 +87,63 @@ def test_decode_finds_the_peak_and_its_box():
     assert box == pytest.approx((72.0, 40.0, 136.0, 104.0)) and score > 0.98
 
 
+def test_a_quality_head_ranks_the_dogs_whole_box_above_its_heads():
+    import torch
+
+    # two peaks: the dog's head (heat 0.9, a small box) and its whole body (heat 0.6, a large box)
+    heat = torch.full((1, 16, 16), -8.0)
+    heat[0, 4, 6], heat[0, 8, 8] = np.log(0.9 / 0.1), np.log(0.6 / 0.4)
+    size = torch.full((2, 16, 16), float(np.log(0.1)))
+    size[:, 8, 8] = float(np.log(0.5))
+    offset = torch.full((2, 16, 16), 0.5)
+    quality = torch.full((1, 16, 16), -8.0)  # the predicted IoU: the head's box 0.2, the body's 0.9
+    quality[0, 4, 6], quality[0, 8, 8] = np.log(0.2 / 0.8), np.log(0.9 / 0.1)
+    heat_only = D.decode(heat, size, offset, input_size=256)
+    assert [round(s, 3) for _, s in heat_only] == [0.9, 0.6]
+    weighed = D.decode(heat, size, offset, input_size=256, quality=quality, quality_weight=0.5)
+    assert weighed[0][0] == (72.0, 72.0, 200.0, 200.0) and weighed[1][0] == pytest.approx((91.2, 59.2, 116.8, 84.8))
+    assert [s for _, s in weighed] == pytest.approx([(0.6 * 0.9) ** 0.5, (0.9 * 0.2) ** 0.5], rel=1e-4)
+    # weight 0 is the heat alone, whatever the quality says
+    assert D.decode(heat, size, offset, input_size=256, quality=quality) == heat_only
+
+
+def test_the_verified_score_weighs_the_head_and_the_crop():
+    assert D.score_of(0.25, 0.81) == pytest.approx(0.45)  # 0.5: the geometric mean, as shipped
+    assert D.score_of(0.25, 0.81, 0.25) == pytest.approx(0.25 ** 0.75 * 0.81 ** 0.25)
+    assert D.score_of(0.25, 0.81, 0.0) == pytest.approx(0.25)
+
+
+def test_box_map_decodes_every_cell():
+    import torch
+
+    size = torch.zeros(2, 2, 2)
+    size[0] = float(np.log(0.5))  # half the input wide, the whole input high
+    offset = torch.full((2, 2, 2), 0.5)
+    boxes = D.box_map(size, offset, input_size=32)
+    assert boxes.shape == (4, 2, 2)
+    assert boxes[:, 1, 0].tolist() == pytest.approx([0.0, 8.0, 16.0, 40.0])  # centre (8, 24), 16 x 32
+
+
+def test_a_quality_delta_loads_its_score_and_an_old_one_keeps_its_name(tmp_path):
+    import json
+
+    from dogsearch.training.detector.train import write
+
+    config, _ = D.load_weights()
+    old = D.CenterNetDetector(verify=True)
+    assert old.quality_weight == 0.0 and old.p_weight == 0.5 and old.head.quality is None
+    config = {**config, "quality": True, "score": {"quality": 0.5, "p": 0.25}}
+    write(tmp_path, D.CenterHead(width=int(config["width"]), quality=True), config)
+    new = D.CenterNetDetector(tmp_path, verify=True)
+    assert new.head.quality is not None and (new.quality_weight, new.p_weight) == (0.5, 0.25)
+    assert new.name != old.name and json.loads((tmp_path / "config.json").read_text())["score"]["p"] == 0.25
+    # with p weighed 0.25, a box whose head score is under min_score^(1/0.75) cannot reach min_score: not verified
+    new._forward, new._classifier = object(), _CropClassifier({})
+    faint = ((10.0, 10.0, 110.0, 90.0), 0.99 * new.min_score ** (1 / 0.75))
+    new.candidates = lambda image: [faint]
+    assert new.detect(Image.new("RGB", (200, 100))) == []  # _CropClassifier({}) would fail on any crop
+
+
 def test_nms_keeps_the_best_of_overlapping_boxes():
     kept = D.nms([((0, 0, 10, 10), 0.5), ((1, 0, 11, 10), 0.9), ((20, 20, 30, 30), 0.3)])
     assert kept == [((1, 0, 11, 10), 0.9), ((20, 20, 30, 30), 0.3)]

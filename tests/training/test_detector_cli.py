@@ -17,7 +17,8 @@ def _names(part: str, n: int, suffix: str) -> list[str]:
     return [name for name, _ in zip((f for f in found if part_of(f) == part), range(n), strict=False)]
 
 
-def test_train_detector_cli_writes_a_delta_the_detector_loads(tmp_path, capsys):
+def _photos(tmp_path):
+    """Two made-up dog photos and two without a dog in each part of the split."""
     dogs, negatives = tmp_path / "dogs", tmp_path / "negatives"
     (dogs / "images").mkdir(parents=True)
     (dogs / "labels").mkdir()
@@ -31,6 +32,11 @@ def test_train_detector_cli_writes_a_delta_the_detector_loads(tmp_path, capsys):
             (dogs / "labels" / f"{name[:-4]}.txt").write_text("0 0.4688 0.4688 0.5208 0.625" + " 0 0 0" * 24 + "\n")
         for name in _names(part, 2, ".png"):
             Image.new("RGB", (80, 80), (20, 20, 160)).save(negatives / name)
+    return dogs, negatives
+
+
+def test_train_detector_cli_writes_a_delta_the_detector_loads(tmp_path, capsys):
+    dogs, negatives = _photos(tmp_path)
     out = tmp_path / "detector-test"
     assert cli.main(["train", "detector", "--dogs", str(dogs), "--images", str(dogs / "images"),
                      "--negatives", str(negatives), "--out", str(out), "--epochs", "1", "--input-size", "64",
@@ -43,6 +49,34 @@ def test_train_detector_cli_writes_a_delta_the_detector_loads(tmp_path, capsys):
     assert detector.input_size == 64 and detector.min_score == config["operating_point"]["raw"]
     assert config["suppress_inside"] == printed["suppress_inside"] == detector.inside == 0.6
     assert isinstance(detector.detect(Image.new("RGB", (96, 64))), list)
+
+
+def test_train_detector_with_a_quality_output_chooses_its_score_on_the_calibration_photos(tmp_path, capsys):
+    from dogsearch.training.detector.train import SCORE_GRID
+
+    dogs, negatives = _photos(tmp_path)
+    out = tmp_path / "detector-quality"
+    assert cli.main(["train", "detector", "--dogs", str(dogs), "--images", str(dogs / "images"),
+                     "--negatives", str(negatives), "--out", str(out), "--epochs", "1", "--input-size", "64",
+                     "--width", "8", "--batch-size", "4", "--threads", "1", "--quality", "--box-loss", "giou"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["quality"] is True and printed["score"] == config["score"]
+    assert (config["score"]["quality"], config["score"]["p"]) in SCORE_GRID
+    assert "GIoU" in config["recipe"]["loss"] and "quality" in config["recipe"]["loss"]
+    detector = D.CenterNetDetector(out, verify=False)
+    assert detector.head.quality is not None and detector.quality_weight == config["score"]["quality"]
+    assert isinstance(detector.detect(Image.new("RGB", (96, 64))), list)
+    # a quality output learnt anew on that trained head keeps the head's other weights
+    again = tmp_path / "detector-quality-of"
+    assert cli.main(["train", "detector", "--dogs", str(dogs), "--images", str(dogs / "images"),
+                     "--negatives", str(negatives), "--out", str(again), "--epochs", "1", "--input-size", "64",
+                     "--width", "8", "--batch-size", "4", "--threads", "1", "--quality-of", str(out)]) == 0
+    capsys.readouterr()
+    base, kept = D.load_weights(out)[1], D.load_weights(again)[1]
+    assert set(kept) == set(base) and not kept["quality.weight"].equal(base["quality.weight"])
+    assert all(kept[k].equal(v) for k, v in base.items() if not k.startswith("quality."))
+    assert "kept" in json.loads((again / "config.json").read_text())["recipe"]["loss"]
 
 
 def test_train_detector_refuses_a_share_outside_0_1(tmp_path):

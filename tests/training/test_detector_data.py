@@ -73,13 +73,64 @@ def test_the_training_set_holds_mirrors_and_compositions():
 
 
 def test_targets_peak_at_the_dog_centre():
-    heat, size, offset, mask = targets([(64.0, 32.0, 128.0, 96.0)], scale=1.0, input_size=256)
+    heat, size, offset, mask, box = targets([(64.0, 32.0, 128.0, 96.0)], scale=1.0, input_size=256)
     assert heat.shape == (1, 16, 16) and mask.sum() == 1 and mask[4, 6] == 1
     assert heat[0, 4, 6] == 1.0 and 0 < heat[0, 4, 5] < 1 and heat[0, 15, 15] < 1e-3
     assert size[:, 4, 6].exp().tolist() == pytest.approx([0.25, 0.25])
     assert offset[:, 4, 6].tolist() == pytest.approx([0.0, 0.0])
+    assert box[:, 4, 6].tolist() == [64.0, 32.0, 128.0, 96.0] and float(box.abs().sum()) == 64 + 32 + 128 + 96
     empty = targets([], 1.0, 256)
     assert float(empty[0].sum()) == 0 and float(empty[3].sum()) == 0
+
+
+def test_a_spread_target_regresses_the_box_around_its_centre_cell_too():
+    heat, size, offset, mask, box = targets([(64.0, 32.0, 128.0, 96.0)], scale=1.0, input_size=256, spread=1)
+    assert mask.sum() == 9 and mask[3:6, 5:8].sum() == 9 and heat[0, 4, 6] == 1.0 and heat.eq(1).sum() == 1
+    assert offset[:, 3, 7].tolist() == pytest.approx([-1.0, 1.0])  # the centre (6, 4) seen from cell (7, 3)
+    assert size[:, 3, 7].exp().tolist() == pytest.approx([0.25, 0.25]) and box[:, 5, 5].tolist() == [64, 32, 128, 96]
+    # two dogs side by side: a cell between them belongs to the dog whose centre cell is nearer
+    _, _, offset, mask, box = targets([(0.0, 0.0, 16.0, 32.0), (32.0, 0.0, 64.0, 32.0)], 1.0, 64, spread=2)
+    assert mask.sum() == 16  # centre cells (0, 1) and (3, 1): every cell of the 4 x 4 grid is within 2 of one
+    assert box[:, 0, 1].tolist() == [0, 0, 16, 32] and box[:, 0, 2].tolist() == [32, 0, 64, 32]
+
+
+def test_the_quality_target_is_the_iou_of_each_cells_box_with_its_dog():
+    import torch
+
+    from dogsearch.training.detector.train import box_iou_map, inside_any, quality_target
+
+    truth = torch.tensor([[[0.0, 0.0, 32.0, 32.0], [0.0, 0.0, 0.0, 0.0]]])  # one dog, one empty pad
+    boxes = torch.zeros(1, 4, 2, 2)
+    boxes[0, :, 0, 0] = torch.tensor([0.0, 0.0, 32.0, 32.0])  # the dog's box
+    boxes[0, :, 0, 1] = torch.tensor([0.0, 0.0, 16.0, 32.0])  # its front half
+    boxes[0, :, 1, 0] = torch.tensor([40.0, 40.0, 48.0, 48.0])  # beside it
+    boxes[0, :, 1, 1] = torch.tensor([16.0, 0.0, 48.0, 32.0])  # half on it, half off
+    target = quality_target(boxes, truth)
+    assert target[0].flatten().tolist() == pytest.approx([1.0, 0.5, 0.0, 1 / 3])
+    assert quality_target(boxes, torch.zeros(1, 1, 4)).abs().sum() == 0  # no dog: 0 everywhere
+    giou = box_iou_map(boxes, truth[:, 0, :, None, None].expand(-1, -1, 2, 2), generalized=True)
+    assert giou[0, 1, 0] == pytest.approx(0 - (48 * 48 - 64 - 1024) / (48 * 48))  # apart: below 0
+    assert inside_any(truth, 3)[0].tolist() == [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+def test_a_quality_output_learnt_on_a_trained_head_keeps_its_boxes():
+    import torch
+
+    from dogsearch.models import dogdet as D
+    from dogsearch.training.detector.train import fit_quality, quality_target
+
+    torch.manual_seed(0)
+    base = D.CenterHead(width=8).eval()
+    f16, f32 = torch.randn(16, D.F16_CHANNELS, 4, 4), torch.randn(16, D.F32_CHANNELS, 2, 2)
+    truth = torch.tensor([[[8.0, 8.0, 48.0, 56.0]]]).repeat(16, 1, 1)
+    head = fit_quality(base, f16, f32, truth, epochs=30, batch_size=8, lr=0.05, seed=0, log=lambda _: None)
+    with torch.no_grad():
+        before, after = base(f16, f32), head(f16, f32)
+        target = quality_target(D.box_map(after[1], after[2], 64), truth)
+        untrained = D.CenterHead(width=8, quality=True).quality(base.features(f16, f32))
+    assert len(after) == 4 and all(torch.equal(a, b) for a, b in zip(before, after[:3], strict=False))
+    error = (torch.sigmoid(after[3][:, 0]) - target).abs().mean()
+    assert error < 0.5 * (torch.sigmoid(untrained[:, 0]) - target).abs().mean()
 
 
 def test_the_operating_point_makes_the_fewest_mistakes():

@@ -29,6 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--suppress-inside", type=float, default=None,
                         help="drop a box with this share of its area inside a better one (default 0.6; 0: never)")
+    parser.add_argument("--quality", action="store_true",
+                        help="the head also learns the IoU of the box it decodes at each cell; the calibration photos "
+                             "choose how the score weighs it")
+    parser.add_argument("--box-loss", choices=("l1", "giou"), default="l1",
+                        help="l1 on the log box size (default) or GIoU of the decoded box")
+    parser.add_argument("--quality-of", type=Path, metavar="DIR",
+                        help="keep the head of this trained delta as it is and learn only a quality output on it "
+                             "(its boxes unchanged; implies --quality)")
+    parser.add_argument("--spread", type=int, default=0,
+                        help="regress the box at the cells up to this many cells from its centre cell too (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,9 +58,11 @@ def run(args: argparse.Namespace) -> int:
     inside = inside or None
     config = train(args.dogs, images, negatives, args.out, input_size=args.input_size, width=args.width,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                   threads=args.threads, cache_dir=args.cache_dir, suppress_inside=inside, log=log)
+                   threads=args.threads, cache_dir=args.cache_dir, suppress_inside=inside, quality=args.quality,
+                   box_loss=args.box_loss, spread=args.spread, quality_of=args.quality_of, log=log)
     print(json.dumps({"out": str(args.out), "train_minutes": config["train_minutes"],
-                      "operating_point": config["operating_point"], "suppress_inside": inside}, indent=2))
+                      "operating_point": config["operating_point"], "suppress_inside": inside,
+                      "score": config.get("score"), "calibration_mistakes": config["calibration_mistakes"]}, indent=2))
     return 0
 
 

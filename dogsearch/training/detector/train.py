@@ -3,11 +3,13 @@
 1. The training set (``data.training_set``: "fit" photos, mirrors, compositions) is letterboxed and run through
    the frozen trunk once; the features are cached (fp16) under ``cache_dir``.
 2. The head learns CenterNet's targets: a Gaussian peak at each dog's centre cell (focal loss), the log box size
-   and the centre's offset in that cell (L1), for minutes on a CPU.
-3. The operating points come from the "calibrate" photos (training split, never fitted): the score threshold that
-   makes the fewest mistakes there (missed dogs + wrong boxes + photos without a dog given a box), once for the
-   raw heat and once for the verified score; the middle of the best interval, so a flat optimum is not cut at its
-   edge.
+   and the centre's offset in that cell (L1; or GIoU of the decoded box), for minutes on a CPU; optionally a
+   quality output too, the IoU of the box decoded at each cell (``fit_head``, or ``fit_quality`` on a trained
+   head kept as it is).
+3. The operating points (and a quality head's score exponents, ``SCORE_GRID``) come from the "calibrate" photos
+   (training split, never fitted): the score threshold that makes the fewest mistakes there (missed dogs + wrong
+   boxes + photos without a dog given a box), once for the raw heat and once for the verified score; the middle of
+   the best interval, so a flat optimum is not cut at its edge.
 """
 from __future__ import annotations
 
@@ -32,15 +34,27 @@ CANDIDATE_HEAT = 0.05
 # are chosen on the boxes before it: chosen after it, they fell to a flat optimum (0.42-0.51) that boxed a photo
 # without a dog on held-out photos, where nothing recovers a false dog (a missed one is found whole by the embedder).
 SUPPRESS_INSIDE = 0.6
+# the quality output's loss at cells outside every dog's box: a peak there is rare and the heat and the verifier
+# already reject it; inside a dog's box is where its head and its whole body compete
+OUTSIDE_WEIGHT = 0.1
+# (quality weight, p weight) tried on the calibration photos for a quality head: score = head^(1 - c) x p^c with
+# head = heat^(1 - w) x quality^w (dogdet.head_score, score_of); (0, 0.5) is the heat-only detector's sqrt(heat x p)
+SCORE_GRID = tuple((w, c) for w in (0.0, 0.25, 0.5, 0.75, 1.0) for c in (0.5, 0.25, 0.75))
 
 
-def targets(boxes: Sequence[T.Box], scale: float, input_size: int) -> tuple[torch.Tensor, ...]:
-    """CenterNet targets on the stride-16 grid: heat (1, g, g), log size (2, g, g), offset (2, g, g), mask (g, g)."""
+def targets(boxes: Sequence[T.Box], scale: float, input_size: int, spread: int = 0) -> tuple[torch.Tensor, ...]:
+    """CenterNet targets on the stride-16 grid: heat (1, g, g), log size (2, g, g), offset (2, g, g), mask (g, g),
+    and the box itself in input pixels (4, g, g: for a loss on the decoded box). The box is regressed at its centre
+    cell and, with ``spread``, at the cells up to ``spread`` away too (their offsets reach the centre from there; a
+    cell another dog's centre or nearer cell holds keeps that dog), so a peak one cell off still decodes the
+    whole dog."""
     g = input_size // D.STRIDE
     heat = torch.zeros(1, g, g)
     size, offset, mask = torch.zeros(2, g, g), torch.zeros(2, g, g), torch.zeros(g, g)
+    box = torch.zeros(4, g, g)
     ys, xs = torch.meshgrid(torch.arange(g, dtype=torch.float32), torch.arange(g, dtype=torch.float32),
                             indexing="ij")
+    cells = []  # (distance from the centre cell, cell, the dog's values)
     for x0, y0, x1, y1 in boxes:
         x0, y0, x1, y1 = (v * scale for v in (x0, y0, x1, y1))
         w, h = x1 - x0, y1 - y0
@@ -52,10 +66,56 @@ def targets(boxes: Sequence[T.Box], scale: float, input_size: int) -> tuple[torc
         peak = torch.exp(-((xs - j) ** 2) / (2 * sx * sx) - ((ys - i) ** 2) / (2 * sy * sy))
         heat[0] = torch.maximum(heat[0], peak)
         heat[0, i, j] = 1.0
-        size[:, i, j] = torch.tensor([math.log(w / input_size), math.log(h / input_size)])
+        dog = ([math.log(w / input_size), math.log(h / input_size)], cx, cy, [x0, y0, x1, y1])
+        cells += [(max(abs(di), abs(dj)), (i + di, j + dj), dog) for di in range(-spread, spread + 1)
+                  for dj in range(-spread, spread + 1) if 0 <= i + di < g and 0 <= j + dj < g]
+    for _, (i, j), (log_size, cx, cy, xyxy) in sorted(cells, key=lambda c: c[0]):
+        if mask[i, j]:
+            continue
+        size[:, i, j] = torch.tensor(log_size)
         offset[:, i, j] = torch.tensor([cx - j, cy - i])
         mask[i, j] = 1.0
-    return heat, size, offset, mask
+        box[:, i, j] = torch.tensor(xyxy)
+    return heat, size, offset, mask, box
+
+
+def truth_boxes(samples: Sequence[T.Sample], scales: Sequence[float]) -> torch.Tensor:
+    """Every sample's dog boxes in input pixels, (n, most dogs of a sample, 4), padded with empty boxes (IoU 0)."""
+    most = max([len(s.boxes) for s in samples] + [1])
+    out = torch.zeros(len(samples), most, 4)
+    for k, (sample, scale) in enumerate(zip(samples, scales, strict=True)):
+        for m, b in enumerate(sample.boxes):
+            out[k, m] = torch.tensor([v * scale for v in b])
+    return out
+
+
+def box_iou_map(boxes: torch.Tensor, truth: torch.Tensor, generalized: bool = False) -> torch.Tensor:
+    """IoU (or GIoU) of boxes (..., 4, h, w) with boxes broadcast against them (..., 4, h, w) -> (..., h, w)."""
+    x0, y0, x1, y1 = boxes.unbind(-3)
+    a0, b0, a1, b1 = truth.unbind(-3)
+    inter = (torch.minimum(x1, a1) - torch.maximum(x0, a0)).clamp(min=0) * (
+        torch.minimum(y1, b1) - torch.maximum(y0, b0)).clamp(min=0)
+    union = (x1 - x0).clamp(min=0) * (y1 - y0).clamp(min=0) + (a1 - a0) * (b1 - b0) - inter
+    iou = inter / union.clamp(min=1e-6)
+    if not generalized:
+        return iou
+    hull = (torch.maximum(x1, a1) - torch.minimum(x0, a0)) * (torch.maximum(y1, b1) - torch.minimum(y0, b0))
+    return iou - (hull - union) / hull.clamp(min=1e-6)
+
+
+def quality_target(boxes: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """What the quality output learns: the IoU of the box decoded at each cell (b, 4, h, w) with the dog it
+    overlaps most of its photo's dogs (b, m, 4; empty boxes pad) -> (b, h, w); 0 on a photo without a dog."""
+    ious = box_iou_map(boxes[:, None], truth[:, :, :, None, None].expand(-1, -1, -1, *boxes.shape[-2:]))
+    return ious.max(dim=1).values
+
+
+def inside_any(truth: torch.Tensor, grid: int) -> torch.Tensor:
+    """(b, grid, grid): 1 where a cell's centre lies inside one of its photo's dog boxes (b, m, 4, input px)."""
+    c = (torch.arange(grid, dtype=torch.float32) + 0.5) * D.STRIDE
+    x, y = c[None, None, None, :], c[None, None, :, None]
+    t = truth[..., None, None]
+    return ((x >= t[:, :, 0]) & (x <= t[:, :, 2]) & (y >= t[:, :, 1]) & (y <= t[:, :, 3])).any(dim=1).float()
 
 
 def extract(samples: Sequence[T.Sample], input_size: int, cache_dir: Path | None,
@@ -97,10 +157,15 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def fit_head(f16: torch.Tensor, f32: torch.Tensor, target: Sequence[torch.Tensor], *, width: int, epochs: int,
-             batch_size: int, lr: float, seed: int, log=print) -> D.CenterHead:
+             batch_size: int, lr: float, seed: int, truth: torch.Tensor | None = None, box_loss: str = "l1",
+             quality: bool = False, log=print) -> D.CenterHead:
+    """``box_loss``: "l1" on the log size at the centre cell, or "giou" on the box decoded there; ``quality``
+    (needs ``truth``, ``truth_boxes``): the head's quality output learns ``quality_target`` by binary cross-entropy
+    at every cell, cells inside a dog's box weighted 1 and the rest ``OUTSIDE_WEIGHT``."""
     torch.manual_seed(seed)
-    heat_t, size_t, off_t, mask_t = target
-    head = D.CenterHead(width=width)
+    heat_t, size_t, off_t, mask_t, box_t = target
+    input_size = f16.shape[-1] * D.STRIDE
+    head = D.CenterHead(width=width, quality=quality)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     n = f16.shape[0]
     steps = epochs * math.ceil(n / batch_size)
@@ -114,11 +179,21 @@ def fit_head(f16: torch.Tensor, f32: torch.Tensor, target: Sequence[torch.Tensor
             idx = order[i:i + batch_size]
             a = F.dropout2d(f16[idx].float(), 0.1)  # features dropped a channel at a time: less memorising
             b = F.dropout2d(f32[idx].float(), 0.1)
-            heat, size, off = head(a, b)
+            heat, size, off, *q = head(a, b)
             m = mask_t[idx].unsqueeze(1)
             n_pos = m.sum().clamp(min=1.0)
-            loss = (focal_loss(heat, heat_t[idx]) + (F.l1_loss(size, size_t[idx], reduction="none") * m).sum()
-                    / n_pos + (F.l1_loss(off, off_t[idx], reduction="none") * m).sum() / n_pos)
+            loss = focal_loss(heat, heat_t[idx]) + (F.l1_loss(off, off_t[idx], reduction="none") * m).sum() / n_pos
+            boxes = D.box_map(size, off, input_size) if box_loss == "giou" or quality else None
+            if box_loss == "giou":
+                loss = loss + ((1 - box_iou_map(boxes, box_t[idx], generalized=True)) * m[:, 0]).sum() / n_pos
+            else:
+                loss = loss + (F.l1_loss(size, size_t[idx], reduction="none") * m).sum() / n_pos
+            if quality:
+                iou = quality_target(boxes.detach(), truth[idx])
+                inside = inside_any(truth[idx], iou.shape[-1])
+                weight = inside + OUTSIDE_WEIGHT * (1 - inside)
+                bce = F.binary_cross_entropy_with_logits(q[0][:, 0], iou, reduction="none")
+                loss = loss + (bce * weight).sum() / weight.sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -127,6 +202,49 @@ def fit_head(f16: torch.Tensor, f32: torch.Tensor, target: Sequence[torch.Tensor
         if epoch % 5 == 0 or epoch == epochs - 1:
             log(f"epoch {epoch + 1}/{epochs} loss {total / n:.4f}")
     return head.eval()
+
+
+def fit_quality(head: D.CenterHead, f16: torch.Tensor, f32: torch.Tensor, truth: torch.Tensor, *, epochs: int,
+                batch_size: int, lr: float, seed: int, log=print) -> D.CenterHead:
+    """A trained head with a quality output added and only that learnt (``fit_head``'s quality loss): its boxes
+    stay the same, so the quality learns their IoU and the new score only re-ranks them. The head's features,
+    its boxes and their IoU are computed once; the quality output is a 1x1 convolution on those features."""
+    torch.manual_seed(seed)
+    width = head.heat.in_channels
+    out = D.CenterHead(width=width, quality=True)
+    out.load_state_dict({k: v for k, v in head.state_dict().items() if not k.startswith("quality.")}, strict=False)
+    out.eval()
+    input_size = f16.shape[-1] * D.STRIDE
+    xs, ious, weights = [], [], []
+    with torch.no_grad():
+        for i in range(0, f16.shape[0], 64):
+            x = out.features(f16[i:i + 64].float(), f32[i:i + 64].float())
+            iou = quality_target(D.box_map(out.size(x), out.offset(x), input_size), truth[i:i + 64])
+            inside = inside_any(truth[i:i + 64], iou.shape[-1])
+            xs.append(x)
+            ious.append(iou)
+            weights.append(inside + OUTSIDE_WEIGHT * (1 - inside))
+    x, iou, weight = torch.cat(xs), torch.cat(ious), torch.cat(weights)
+    opt = torch.optim.AdamW(out.quality.parameters(), lr=lr, weight_decay=1e-4)
+    n = x.shape[0]
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size),
+                                                pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        total = 0.0
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            bce = F.binary_cross_entropy_with_logits(out.quality(x[idx])[:, 0], iou[idx], reduction="none")
+            loss = (bce * weight[idx]).sum() / weight[idx].sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        if epoch % 5 == 0 or epoch == epochs - 1:
+            log(f"quality epoch {epoch + 1}/{epochs} loss {total / n:.4f}")
+    return out.eval()
 
 
 def operating_point(labelled: Sequence[tuple[list, list]], negatives: Sequence[list], iou: float = 0.5) -> float:
@@ -165,31 +283,61 @@ def best_threshold(cuts: Sequence[float], errors: Sequence[int]) -> float:
     return round((cuts[longest[0]] + cuts[longest[-1]]) / 2, 4)
 
 
-def calibrate(detector: D.CenterNetDetector, labelled: Sequence[T.Sample], negatives: Sequence[T.Sample],
-              log=print) -> dict:
-    """Operating points for the raw heat and the verified score, from photos the head was not fitted on (before
-    boxes inside better ones are dropped: ``SUPPRESS_INSIDE``)."""
-    raw_lab, ver_lab, raw_neg, ver_neg = [], [], [], []
-    verifier = D.CenterNetDetector(head=detector.head, config=detector.config, verify=True)
-    for sample in (*labelled, *negatives):
-        found = [f for f in detector.candidates(sample.image) if f[1] >= CANDIDATE_HEAT][:2 * detector.max_dogs]
-        verified = verifier.score(sample.image, found)
-        if sample.boxes:
-            raw_lab.append((found, sample.boxes))
-            ver_lab.append((verified, sample.boxes))
-        else:
-            raw_neg.append(found)
-            ver_neg.append(verified)
-    point = {"raw": operating_point(raw_lab, raw_neg), "verified": operating_point(ver_lab, ver_neg),
-             "candidate": CANDIDATE_HEAT}
-    log(f"operating points {point} from {len(labelled)} calibration dog photos, {len(negatives)} without a dog")
-    return point
+def calibrate(detector: D.CenterNetDetector, labelled: Sequence[T.Sample], negatives: Sequence[T.Sample], *,
+              cache_dir: Path | None = None, grid: Sequence[tuple[float, float]] = ((0.0, 0.5),), log=print) -> dict:
+    """Operating points for the raw and the verified score, from photos the head was not fitted on (before boxes
+    inside better ones are dropped: ``SUPPRESS_INSIDE``), for each (quality weight, p weight) of ``grid`` (the
+    exponents of ``dogdet.head_score`` and ``dogdet.score_of``); the pair whose verified detector, at its point,
+    makes the fewest mistakes there wins (the first of equals: ``grid``'s order). The trunk's features of these
+    photos are cached like the training set's."""
+    from dogsearch.training.detector.rescore import mistakes
+
+    samples = [*labelled, *negatives]
+    truths = [s.boxes for s in samples]
+    f16, f32, scales = extract(samples, detector.input_size, cache_dir, log=log)
+    with torch.inference_mode():
+        outs = torch.cat(detector.head(f16.float(), f32.float()), dim=1)
+    dog_p: dict = {}  # (photo, box) -> the verifier's dog probability: one crop is classified once
+
+    def verify(k: int, boxes: list) -> list[float]:
+        todo = [b for b in boxes if (k, b) not in dog_p]
+        for b, c in zip(todo, detector.classify_crops(samples[k].image, todo), strict=True):
+            dog_p[k, b] = c.dog
+        return [dog_p[k, b] for b in boxes]
+
+    def split(found: list) -> tuple[list, list]:
+        return ([(f, t) for f, t in zip(found, truths, strict=True) if t],
+                [f for f, t in zip(found, truths, strict=True) if not t])
+
+    tried = []
+    for quality_weight, p_weight in grid:
+        detector.quality_weight = quality_weight
+        found = [[f for f in detector.boxes(out, scale, s.image.size) if f[1] >= CANDIDATE_HEAT][:2 * detector.max_dogs]
+                 for out, scale, s in zip(outs, scales, samples, strict=True)]
+        verified = [[(box, D.score_of(head, p, p_weight)) for (box, head), p in
+                     zip(f, verify(k, [box for box, _ in f]), strict=True)] for k, f in enumerate(found)]
+        point = {"raw": operating_point(*split(found)), "verified": operating_point(*split(verified)),
+                 "candidate": CANDIDATE_HEAT}
+        answered = [D.suppress_parts([v for v in f if v[1] >= point["verified"]], detector.inside)[:detector.max_dogs]
+                    for f in verified]
+        bad = mistakes([{"truth": t} for t in truths], answered)
+        tried.append({"quality": quality_weight, "p": p_weight, "operating_point": point, "mistakes": bad})
+        log(f"score quality^{quality_weight} p^{p_weight}: operating points {point}, {bad} mistakes")
+    best = min(tried, key=lambda t: t["mistakes"])
+    detector.quality_weight = best["quality"]
+    log(f"chosen {best} from {len(labelled)} calibration dog photos, {len(negatives)} without a dog")
+    return best
 
 
 def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Path], out: Path, *,
           input_size: int = 256, width: int = 64, epochs: int = 20, batch_size: int = 32, lr: float = 2e-3,
           seed: int = 0, threads: int = 2, cache_dir: Path | None = None,
-          suppress_inside: float | None = SUPPRESS_INSIDE, log=print) -> dict:
+          suppress_inside: float | None = SUPPRESS_INSIDE, quality: bool = False, box_loss: str = "l1",
+          spread: int = 0, quality_of: Path | None = None, log=print) -> dict:
+    """``quality``: the head learns the IoU of its boxes too (``fit_head``) and the calibration photos choose the
+    score's exponents from ``SCORE_GRID``; ``box_loss``: "l1" (log size) or "giou" (the decoded box); ``spread``:
+    the box regressed at the cells this near its centre cell too (``targets``); ``quality_of``: a trained delta
+    whose head is kept as it is, with a quality output added and learnt (``fit_quality``; implies ``quality``)."""
     torch.set_num_threads(threads)
     random.seed(seed)
     started = time.monotonic()
@@ -198,23 +346,49 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
     samples = T.training_set(dogs, negatives, seed=seed)
     log(f"{len(dogs)} dog photos, {len(negatives)} without a dog -> {len(samples)} training samples")
     f16, f32, scales = extract(samples, input_size, cache_dir, log=log)
-    per = [targets(s.boxes, sc, input_size) for s, sc in zip(samples, scales, strict=True)]
-    target = [torch.stack([p[k] for p in per]) for k in range(4)]
+    per = [targets(s.boxes, sc, input_size, spread) for s, sc in zip(samples, scales, strict=True)]
+    target = [torch.stack([p[k] for p in per]) for k in range(5)]
     config = {"name": out.name, "input_size": input_size, "width": width, "stride": D.STRIDE,
               "operating_point": {"raw": 0.5, "verified": 0.5, "candidate": CANDIDATE_HEAT},
               "suppress_inside": suppress_inside}
-    head = fit_head(f16, f32, target, width=width, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, log=log)
-    detector = D.CenterNetDetector(head=head, config=config, verify=False)
-    config["operating_point"] = calibrate(detector, T.labelled_samples(dog_dir, image_dirs, "calibrate"),
-                                          T.negative_samples(negative_dirs, "calibrate"), log=log)
+    quality = quality or quality_of is not None
+    if quality:
+        config["quality"] = True
+    if quality_of is not None:
+        base_config, state = D.load_weights(quality_of)
+        if (int(base_config["input_size"]), int(base_config["width"])) != (input_size, width):
+            raise ValueError(f"{quality_of} has input size {base_config['input_size']} and width "
+                             f"{base_config['width']}: train with those")
+        base = D.CenterHead(width=width, quality=bool(base_config.get("quality")))  # a quality it has is learnt anew
+        base.load_state_dict(state)
+        head = fit_quality(base, f16, f32, truth_boxes(samples, scales), epochs=epochs, batch_size=batch_size, lr=lr,
+                           seed=seed, log=log)
+    else:
+        head = fit_head(f16, f32, target, width=width, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                        truth=truth_boxes(samples, scales), box_loss=box_loss, quality=quality, log=log)
+    detector = D.CenterNetDetector(head=head, config=config, verify=True)
+    chosen = calibrate(detector, T.labelled_samples(dog_dir, image_dirs, "calibrate"),
+                       T.negative_samples(negative_dirs, "calibrate"), cache_dir=cache_dir,
+                       grid=SCORE_GRID if quality else ((0.0, 0.5),), log=log)
+    config["operating_point"] = chosen["operating_point"]
+    if quality:
+        config["score"] = {"quality": chosen["quality"], "p": chosen["p"]}
     minutes = round((time.monotonic() - started) / 60, 1)
+    loss = {"l1": "CenterNet focal + L1 log size + L1 offset",
+            "giou": "CenterNet focal + GIoU of the decoded box + L1 offset"}[box_loss] + (
+        " + BCE quality (IoU of the decoded box; outside the dogs' boxes x 0.1)" if quality else "")
+    if quality_of is not None:
+        loss = (f"the head of {quality_of.name} (sha256 {base_config['files']['head.safetensors'][:12]}) kept; only "
+                "a quality output learnt: BCE to the IoU of its decoded box, outside the dogs' boxes x 0.1")
     config.update({
         "trunk": "efficientnet_lite0 (package ImageNet weights, frozen; blocks[4] and conv_head)",
         "recipe": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
-                   "optimizer": "AdamW wd 1e-4, one-cycle", "loss": "CenterNet focal + L1 log size + L1 offset",
+                   "optimizer": "AdamW wd 1e-4, one-cycle", "loss": loss,
                    "feature_dropout": 0.1, "split": "eval.detect.split_of; fit = bucket < 55, calibrate 55-69"},
         "data": {"fit_dog_photos": len(dogs), "fit_negative_photos": len(negatives),
                  "training_samples": len(samples), "training_dogs": sum(len(s.boxes) for s in samples)},
+        "calibration_mistakes": chosen["mistakes"],
+        **({"box_spread": spread} if spread else {}),
         "train_minutes": minutes,
     })
     write(out, head, config)
