@@ -5,6 +5,9 @@ disturb least), its wall milliseconds (best round) and its cosine to torch fp32'
 Prints JSON.
 
     python scripts/embedder-runtimes.py [--model M] [--rounds 5] [--images 16]
+
+A variant is "RUNTIME PRECISION", or "RUNTIME PRECISION MODEL" for another model than --model (a smaller input's:
+"onnxruntime int8 vit_small_dinov2-lora-dogs-v1-196px"); the photos are each model's own preprocessing of them.
 """
 from __future__ import annotations
 
@@ -23,9 +26,6 @@ from dogsearch.bench.common import sample_photos  # noqa: E402
 from dogsearch.core.memory import tune_malloc  # noqa: E402
 from dogsearch.models.registry import DEFAULT_MODEL, create_model  # noqa: E402
 
-VARIANTS = {"torch fp32": ("torch", "fp32"), "torch bf16": ("torch", "bf16"),
-            "onnxruntime fp32": ("onnxruntime", "fp32"), "onnxruntime int8": ("onnxruntime", "int8")}
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -36,28 +36,32 @@ def main() -> None:
     args = parser.parse_args()
     tune_malloc()  # as the services do
     torch.set_num_threads(1)
-    models = {name: create_model(args.model, runtime=VARIANTS[name][0], precision=VARIANTS[name][1], threads=1)
-              for name in args.variants.split(",")}
-    first = next(iter(models.values()))
-    photos = [first.preprocess(Image.open(p).convert("RGB")) for p in sample_photos()]
-    batch = torch.stack([photos[i % len(photos)] for i in range(args.images)])
-    ref = first.embed(batch)
+    models = {}
+    for name in args.variants.split(","):
+        runtime, precision, *other = name.split()
+        models[name] = create_model(other[0] if other else args.model, runtime=runtime, precision=precision,
+                                    threads=1)
+    photos = [Image.open(p).convert("RGB") for p in sample_photos()]
+    batches = {name: torch.stack([model.preprocess(photos[i % len(photos)]) for i in range(args.images)])
+               for name, model in models.items()}
+    first = next(iter(models))
+    ref = models[first].embed(batches[first])
     out: dict = {"model": args.model, "images": args.images, "rounds": args.rounds}
     cpu: dict = {(n, bs): [] for n in models for bs in (1, 8)}
     wall: dict = {(n, bs): [] for n in models for bs in (1, 8)}
-    for model in models.values():  # warm-up
-        model.embed(batch[:8])
+    for name, model in models.items():  # warm-up
+        model.embed(batches[name][:8])
     for _ in range(args.rounds):
         for bs in (1, 8):
             for name, model in models.items():
                 c, w = time.thread_time(), time.perf_counter()
                 for i in range(0, args.images, bs):
-                    model.embed(batch[i:i + bs])
+                    model.embed(batches[name][i:i + bs])
                 cpu[name, bs].append(1000 * (time.thread_time() - c) / args.images)
                 wall[name, bs].append(1000 * (time.perf_counter() - w) / args.images)
     base = "torch fp32" if "torch fp32" in models else next(iter(models))
     for name, model in models.items():
-        cosines = (model.embed(batch) * ref).sum(1)
+        cosines = (model.embed(batches[name]) * ref).sum(1)  # to the first's vectors (at another size: not close)
         out[name] = {
             "model_id": model.model_id,
             **{f"cpu_ms_per_image_batch{bs}": round(sorted(cpu[name, bs])[len(cpu[name, bs]) // 2], 1)

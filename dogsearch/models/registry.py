@@ -270,7 +270,7 @@ def create_model(
     converted from registry packages (default ``DEFAULT_CACHE_DIR``) and the ONNX exports. ``runtime`` runs the
     network (``dogsearch.inference.runtimes``: ``"torch"``, or ``"onnxruntime"`` with ``threads`` intra-op threads
     a run, None: its default, ``alone_threads`` for a run while no other runs, and precision ``"fp32"`` or
-    ``"int8"``, whose vectors get the model id ``<id>@int8``).
+    ``"int8"`` or ``"int8-mixed"``, whose vectors get the model id ``<id>@int8`` / ``<id>@int8-mixed``).
     Raises ValueError for bad names/arguments, RuntimeError for an unavailable
     device, and WeightsError when weights cannot be found, fetched or loaded.
     """
@@ -290,8 +290,8 @@ def create_model(
     forward = None
     if runtime == "onnxruntime":
         path = runtimes.cached_onnx(module, model_id, data_config["input_size"], cache_dir or DEFAULT_CACHE_DIR,
-                                    quantize=precision == runtimes.INT8)
-        forward = runtimes.OnnxForward(path, threads, alone_threads)
+                                    quantize=precision if precision in runtimes.QUANTISED else None)
+        forward = runtimes.OnnxForward(path, threads, alone_threads, per_image=precision in runtimes.QUANTISED)
         model_id = runtimes.runtime_model_id(model_id, precision)
     module.to(dev).eval()
     return EmbeddingModel(module, model_id=model_id, data_config=data_config, device=dev, precision=precision,
