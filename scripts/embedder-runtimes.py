@@ -7,6 +7,9 @@ image's wall milliseconds on N threads (the service's lone run: onnxruntime's an
 median and the best of the rounds. Prints JSON.
 
     python scripts/embedder-runtimes.py [--model M] [--rounds 5] [--images 16] [--alone-threads 2]
+
+A variant is "RUNTIME PRECISION", or "RUNTIME PRECISION MODEL" for another model than --model (a smaller input's:
+"onnxruntime int8 vit_small_dinov2-lora-dogs-v1-196px"); the photos are each model's own preprocessing of them.
 """
 from __future__ import annotations
 
@@ -25,10 +28,6 @@ from dogsearch.bench.common import sample_photos  # noqa: E402
 from dogsearch.core.memory import tune_malloc  # noqa: E402
 from dogsearch.models.registry import DEFAULT_MODEL, create_model  # noqa: E402
 
-VARIANTS = {"torch fp32": ("torch", "fp32"), "torch bf16": ("torch", "bf16"),
-            "onnxruntime fp32": ("onnxruntime", "fp32"), "onnxruntime int8": ("onnxruntime", "int8"),
-            "openvino fp32": ("openvino", "fp32"), "openvino bf16": ("openvino", "bf16")}
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -41,28 +40,28 @@ def main() -> None:
     args = parser.parse_args()
     tune_malloc()  # as the services do
     torch.set_num_threads(1)
-    models = {name: create_model(args.model, runtime=VARIANTS[name][0], precision=VARIANTS[name][1], threads=1)
-              for name in args.variants.split(",")}
-    first = next(iter(models.values()))
-    photos = [first.preprocess(Image.open(p).convert("RGB")) for p in sample_photos()]
-    batch = torch.stack([photos[i % len(photos)] for i in range(args.images)])
-    ref = first.embed(batch)
+    models = {name: build(args, name, threads=1) for name in args.variants.split(",")}
+    photos = [Image.open(p).convert("RGB") for p in sample_photos()]
+    batches = {name: torch.stack([model.preprocess(photos[i % len(photos)]) for i in range(args.images)])
+               for name, model in models.items()}
+    first = next(iter(models))
+    ref = models[first].embed(batches[first])
     out: dict = {"model": args.model, "images": args.images, "rounds": args.rounds}
     cpu: dict = {(n, bs): [] for n in models for bs in (1, 8)}
     wall: dict = {(n, bs): [] for n in models for bs in (1, 8)}
-    for model in models.values():  # warm-up
-        model.embed(batch[:8])
+    for name, model in models.items():  # warm-up
+        model.embed(batches[name][:8])
     for _ in range(args.rounds):
         for bs in (1, 8):
             for name, model in models.items():
                 c, w = time.process_time(), time.perf_counter()
                 for i in range(0, args.images, bs):
-                    model.embed(batch[i:i + bs])
+                    model.embed(batches[name][i:i + bs])
                 cpu[name, bs].append(1000 * (time.process_time() - c) / args.images)
                 wall[name, bs].append(1000 * (time.perf_counter() - w) / args.images)
     base = "torch fp32" if "torch fp32" in models else next(iter(models))
     for name, model in models.items():
-        cosines = (model.embed(batch) * ref).sum(1)
+        cosines = (model.embed(batches[name]) * ref).sum(1)  # to the first's vectors (at another size: not close)
         out[name] = {
             "model_id": model.model_id,
             **{f"cpu_ms_per_image_batch{bs}": round(sorted(cpu[name, bs])[len(cpu[name, bs]) // 2], 1)
@@ -74,24 +73,25 @@ def main() -> None:
             "min_cosine_to_first": round(float(cosines.min()), 5),
         }
     if args.alone_threads:
-        for name, ms in lone_latency(args, batch[:1]).items():
+        for name, ms in lone_latency(args, batches).items():
             out[name].update(ms)
     print(json.dumps(out, indent=2))
 
 
-def lone_latency(args: argparse.Namespace, image: torch.Tensor) -> dict[str, dict[str, float]]:
+def build(args: argparse.Namespace, variant: str, **options):
+    runtime, precision, *other = variant.split()
+    return create_model(other[0] if other else args.model, runtime=runtime, precision=precision, **options)
+
+
+def lone_latency(args: argparse.Namespace, batches: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
     """Each variant's wall ms for one image on ``alone_threads`` threads, in rounds that take turns."""
-    lone = {}
-    for name in args.variants.split(","):
-        runtime, precision = VARIANTS[name]
-        lone[name] = create_model(args.model, runtime=runtime, precision=precision, threads=1,
-                                  alone_threads=args.alone_threads)
+    lone = {name: build(args, name, threads=1, alone_threads=args.alone_threads) for name in args.variants.split(",")}
     times: dict[str, list[float]] = {name: [] for name in lone}
     for _ in range(args.rounds + 1):  # the first round warms up
         for name, model in lone.items():
             torch.set_num_threads(args.alone_threads if model.runtime == "torch" else 1)
             w = time.perf_counter()
-            model.embed(image)
+            model.embed(batches[name][:1])
             times[name].append(1000 * (time.perf_counter() - w))
     torch.set_num_threads(1)
     key = f"lone_image_ms_{args.alone_threads}_threads"

@@ -171,7 +171,7 @@ def default_device(configured: str, explicitly_set: bool) -> str:
 def load_model(name: str | None, device: str | None, factory: Callable | None = None, *, exact: bool = False):
     """Build the embedder as the service does (its settings, create_model, its preprocess). ``exact``: the
     network's own vectors (torch, fp32 unless the settings say otherwise): what training learns on."""
-    from dogsearch.inference.runtimes import INT8, default_embedder_runtime, default_precision
+    from dogsearch.inference.runtimes import QUANTISED, default_embedder_runtime, default_precision
     from dogsearch.models.registry import create_model
     from dogsearch.services.embedder.settings import EmbedderSettings
 
@@ -183,7 +183,7 @@ def load_model(name: str | None, device: str | None, factory: Callable | None = 
     runtime = "torch" if exact else settings.runtime if "runtime" in settings.model_fields_set else (
         default_embedder_runtime(dev, asked))
     precision = settings.precision if "precision" in settings.model_fields_set else default_precision(runtime)
-    if exact and precision == INT8:
+    if exact and precision in QUANTISED:
         precision = "fp32"
     if precision == "fp16" and not dev.startswith("cuda"):
         precision = "fp32"

@@ -7,6 +7,8 @@ normalisation) and the service's cache and batcher do not care which one runs.
   export is the served network), run by ONNX Runtime on the CPU with every graph optimisation on; fp32 gives the
   torch vectors to ~1e-6, so the vectors keep their model id. ``int8``: the export quantised dynamically
   (onnxruntime.quantization: int8 weights, activations quantised per batch): other vectors, so another model id.
+  ``int8-mixed``: the same with the last quarter of a ViT's blocks left in fp32, where most of int8's error
+  arises (docs/embedder-eval.md, "Mixed int8 and fewer tokens"): half the error, 1.2-1.65x its CPU.
 * ``openvino``: the same cached ONNX export compiled by OpenVINO for the CPU. fp32 (its f32 precision hint) gives
   the onnxruntime vectors to ~1e-5 and keeps the model id; bf16 (OpenVINO's own default on a CPU with bf16
   instructions: AMX, AVX-512 BF16) is several times faster, with vectors as close as torch's bf16 autocast (the same
@@ -31,6 +33,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
 import torch
 
 from dogsearch.core.paths import sha256_file
@@ -39,14 +42,17 @@ from dogsearch.inference.device import autocast
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["EXPORT_RUNTIMES", "INT8", "RUNTIMES", "Forward", "OnnxForward", "OpenVinoForward", "TorchForward",
-           "cached_onnx", "check_runtime", "default_embedder_runtime", "default_precision", "default_runtime",
-           "export_forward", "onnxruntime_missing", "openvino_bf16", "openvino_missing", "runtime_model_id",
-           "weights_fingerprint"]
+__all__ = ["EXPORT_RUNTIMES", "INT8", "INT8_MIXED", "QUANTISED", "RUNTIMES", "Forward", "OnnxForward",
+           "OpenVinoForward", "TorchForward", "cached_onnx", "check_runtime", "default_embedder_runtime",
+           "default_precision", "default_runtime", "export_forward", "onnxruntime_missing", "openvino_bf16",
+           "openvino_missing", "runtime_model_id", "weights_fingerprint"]
 
 RUNTIMES = ("torch", "onnxruntime", "openvino")
 EXPORT_RUNTIMES = ("onnxruntime", "openvino")  # the runtimes that run the cached ONNX export
-INT8 = "int8"  # the precision only onnxruntime runs: a quantised export
+INT8 = "int8"  # the precisions only onnxruntime runs: quantised exports
+INT8_MIXED = "int8-mixed"
+QUANTISED = (INT8, INT8_MIXED)
+_BLOCK = re.compile(r"/blocks/blocks\.(\d+)/")  # a timm ViT's block in its export's node names
 _EXPORTER_VERSION = 1  # bump when the export or the quantisation changes: cached files are then rebuilt
 _OPSET = 17
 _INPUT, _OUTPUT = "pixels", "features"
@@ -100,12 +106,19 @@ class OnnxForward:
     (its weights in memory twice: ~130 MB for the ViT): a lone search's image gets all the cores, while under load
     each replica keeps its one thread (one session of two threads shared by two replicas cost 15 % more CPU an
     image). Its idle threads spin between the run's layers: asleep, each layer waited for them to wake, and two
-    threads ran a lone ViT image hardly faster than one (docs/operations.md)."""
+    threads ran a lone ViT image hardly faster than one (docs/operations.md).
+
+    ``per_image``: run a batch one image at a time. A dynamically quantised export scales each run's activations by
+    the whole run's range, so an image's int8 vector would depend on the images batched with it, and so would the
+    quality (Oxford's R@1 0.938 at 32 a run, 0.940 alone: docs/embedder-eval.md); alone, a photo has one vector
+    wherever it is embedded, at no cost on a CPU, where one image a run is the cheapest anyway."""
 
     runtime = "onnxruntime"
 
-    def __init__(self, path: str | Path, threads: int | None = None, alone_threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, alone_threads: int | None = None, *,
+                 per_image: bool = False) -> None:
         self.path = Path(path)
+        self.per_image = per_image
         self.session = _session(self.path, threads)
         wider = threads is not None and alone_threads is not None and alone_threads > threads
         self.alone_session = _session(self.path, alone_threads, spin=True) if wider else None
@@ -114,6 +127,9 @@ class OnnxForward:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         pixels = x.detach().to("cpu", torch.float32).contiguous().numpy()
         with self._runs.pick(self.session, self.alone_session) as session:
+            if self.per_image:
+                return torch.from_numpy(np.concatenate([session.run([_OUTPUT], {_INPUT: pixels[i:i + 1]})[0]
+                                                        for i in range(len(pixels))]))
             return torch.from_numpy(session.run([_OUTPUT], {_INPUT: pixels})[0])
 
 
@@ -166,7 +182,7 @@ def export_forward(path: str | Path, runtime: str, threads: int | None = None, a
     """The Forward of an ONNX export on ``runtime`` (one of EXPORT_RUNTIMES)."""
     if runtime == "openvino":
         return OpenVinoForward(path, threads, alone_threads, streams, precision)
-    return OnnxForward(path, threads, alone_threads)
+    return OnnxForward(path, threads, alone_threads, per_image=precision in QUANTISED)
 
 
 def onnxruntime_missing() -> str | None:
@@ -204,14 +220,15 @@ def default_embedder_runtime(device: str, precision: str = "fp32") -> str:
 def default_runtime(device: str, precision: str = "fp32") -> str:
     """The fastest runtime that keeps the quality (docs/embedder-eval.md): ONNX Runtime on a CPU (when installed and
     the precision is one it runs), torch on a GPU and for fp16 / bf16."""
-    runs = precision in ("auto", "fp32", INT8) and onnxruntime_missing() is None
+    runs = precision in ("auto", "fp32", *QUANTISED) and onnxruntime_missing() is None
     return "onnxruntime" if device == "cpu" and runs else "torch"
 
 
 def default_precision(runtime: str) -> str:
-    """fp32: int8 is 2-3x faster but loses 0.006 of breed R@1 on breeds the model was not tuned on, more than the
-    0.005 it may lose (docs/embedder-eval.md, "Runtimes"); it is there to choose. On openvino: bf16 where the CPU
-    runs it (OpenVINO's own default there), which keeps the quality (docs/embedder-eval.md, "OpenVINO")."""
+    """fp32, but bf16 on openvino where the CPU runs it (OpenVINO's own default there), which keeps the quality
+    (docs/embedder-eval.md, "OpenVINO"). int8 is 2-3x faster than fp32 and, one image a run, within 0.005 of its R@1
+    on every held-out set, with 2 photos of 520 to spare on unseen breeds, and its vectors need every gallery
+    reindexed ("Mixed int8 and fewer tokens"); it is there to choose, as is int8-mixed."""
     if runtime == "openvino" and openvino_missing() is None and openvino_bf16():
         return "bf16"
     return "fp32"
@@ -223,14 +240,14 @@ def check_runtime(runtime: str, device: str, precision: str) -> None:
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: use {' or '.join(map(repr, RUNTIMES))}")
     if runtime == "torch":
-        if precision == INT8:
-            raise ValueError("precision 'int8' is a quantised ONNX export: it needs runtime 'onnxruntime'")
+        if precision in QUANTISED:
+            raise ValueError(f"precision {precision!r} is a quantised ONNX export: it needs runtime 'onnxruntime'")
         return
     if not str(device).startswith("cpu"):
         raise ValueError(f"runtime {runtime!r} runs on the CPU here, not {device!r}: use runtime 'torch' there")
     if runtime == "openvino":
         if precision not in ("fp32", "bf16"):
-            hint = ": int8 needs runtime 'onnxruntime'" if precision == INT8 else ""
+            hint = f": {precision} needs runtime 'onnxruntime'" if precision in QUANTISED else ""
             raise ValueError(f"runtime 'openvino' runs precision 'fp32' or 'bf16', not {precision!r}{hint}")
         missing = openvino_missing()
         if missing:
@@ -239,8 +256,8 @@ def check_runtime(runtime: str, device: str, precision: str) -> None:
             raise ValueError("precision 'bf16' on runtime 'openvino' needs a CPU with bf16 instructions (AMX or "
                              "AVX-512 BF16), which this one lacks: use precision 'fp32'")
         return
-    if precision not in ("fp32", INT8):
-        raise ValueError(f"runtime 'onnxruntime' runs precision 'fp32' or 'int8', not {precision!r}")
+    if precision not in ("fp32", *QUANTISED):
+        raise ValueError(f"runtime 'onnxruntime' runs precision 'fp32', 'int8' or 'int8-mixed', not {precision!r}")
     missing = onnxruntime_missing()
     if missing:
         raise ValueError(missing)
@@ -248,7 +265,7 @@ def check_runtime(runtime: str, device: str, precision: str) -> None:
 
 def runtime_model_id(model_id: str, precision: str) -> str:
     """The id of the vectors a runtime gives: int8 changes them (a gallery must be reindexed); fp32 does not."""
-    return f"{model_id}@{INT8}" if precision == INT8 else model_id
+    return f"{model_id}@{precision}" if precision in QUANTISED else model_id
 
 
 def weights_fingerprint(module: torch.nn.Module) -> str:
@@ -262,17 +279,17 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
 
 
 def cached_onnx(module: torch.nn.Module, model_id: str, input_size: tuple[int, int, int], cache_dir: str | Path, *,
-                quantize: bool = False) -> Path:
-    """The ONNX export of ``module`` (and with ``quantize`` its dynamic int8 quantisation), made once and cached in
-    ``cache_dir``; a cached file whose checksum does not match its sidecar is rebuilt. Exports of the same model
-    made from other weights are deleted (the cache holds one per model id and precision)."""
+                quantize: str | None = None) -> Path:
+    """The ONNX export of ``module`` (and with ``quantize``, one of ``QUANTISED``, its int8 quantisation), made once
+    and cached in ``cache_dir``; a cached file whose checksum does not match its sidecar is rebuilt. Exports of the
+    same model made from other weights are deleted (the cache holds one per model id and precision)."""
     fingerprint = weights_fingerprint(module)
     cache = Path(cache_dir).expanduser()
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", model_id)
-    suffix = f".{INT8}.onnx" if quantize else ".onnx"
+    suffix = f".{quantize}.onnx" if quantize else ".onnx"
     target = cache / f"{stem}.{fingerprint[:16]}{suffix}"
     meta_path = target.with_name(target.name + ".json")
-    wanted = {"source_sha256": fingerprint, "exporter": _EXPORTER_VERSION, "quantization": INT8 if quantize else None}
+    wanted = {"source_sha256": fingerprint, "exporter": _EXPORTER_VERSION, "quantization": quantize}
     if target.is_file() and meta_path.is_file():
         with contextlib.suppress(ValueError, OSError):
             meta = json.loads(meta_path.read_text())
@@ -286,7 +303,7 @@ def cached_onnx(module: torch.nn.Module, model_id: str, input_size: tuple[int, i
     try:
         if quantize:
             fp32 = cached_onnx(module, model_id, input_size, cache_dir)
-            _quantize(fp32, tmp)
+            _quantize(fp32, tmp, mixed=quantize == INT8_MIXED)
         else:
             _export(module, input_size, tmp)
         tmp.replace(target)  # atomic: a reader never sees half a file
@@ -309,14 +326,24 @@ def _export(module: torch.nn.Module, input_size: tuple[int, int, int], path: Pat
                           opset_version=_OPSET, dynamo=False)
 
 
-def _quantize(source: Path, path: Path) -> None:
+def _quantize(source: Path, path: Path, mixed: bool = False) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().disabled, was = True, logging.getLogger().disabled  # its "run pre-processing" warning
     try:
-        quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=_last_blocks(source) if mixed else None)
     finally:
         logging.getLogger().disabled = was
+
+
+def _last_blocks(path: Path) -> list[str]:
+    """The nodes of the last quarter of a ViT's blocks (none in a network without blocks: all of it is quantised)."""
+    import onnx
+
+    nodes = [(int(m.group(1)), n.name) for n in onnx.load(str(path)).graph.node if (m := _BLOCK.match(n.name))]
+    depth = 1 + max((b for b, _ in nodes), default=-1)
+    return [name for b, name in nodes if b >= depth - depth // 4]
 
 
 def _session(path: Path, threads: int | None, spin: bool = False) -> onnxruntime.InferenceSession:

@@ -147,6 +147,25 @@ def build(cache_dir: str | Path, num_classes: int = 0) -> torch.nn.Module:
     return from_state_dict(cached_state_dict(cache_dir))  # first: a missing package fails before the slow build
 
 
+def with_input_size(module: torch.nn.Module, size: int) -> torch.nn.Module:
+    """A copy of a timm ViT for ``size``-px inputs (a multiple of its patch): fewer patches, the position embedding
+    resampled to their grid bicubically without antialias, as DINOv2 resamples its own for any input."""
+    import copy
+
+    from timm.layers import resample_abs_pos_embed
+
+    patch = module.patch_embed.patch_size[0]
+    if size < patch or size % patch:
+        raise ValueError(f"the ViT's input must be a multiple of its {patch}-px patch, not {size}")
+    out = copy.deepcopy(module)
+    grid = (size // patch, size // patch)
+    pos = resample_abs_pos_embed(module.pos_embed.detach(), new_size=grid, old_size=module.patch_embed.grid_size,
+                                 num_prefix_tokens=module.num_prefix_tokens, antialias=False)
+    out.set_input_size(img_size=(size, size))
+    out.pos_embed.data.copy_(pos)
+    return out.eval()
+
+
 def from_state_dict(state: dict[str, torch.Tensor]) -> torch.nn.Module:
     """The timm ViT with converted weights (training machines without the registry package load a copy)."""
     import timm

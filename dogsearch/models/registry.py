@@ -271,8 +271,9 @@ def create_model(
     converted from registry packages (default ``DEFAULT_CACHE_DIR``) and the ONNX exports. ``runtime`` runs the
     network (``dogsearch.inference.runtimes``: ``"torch"``, or ``"onnxruntime"`` with ``threads`` intra-op threads
     a run, None: its default, ``alone_threads`` for a run while no other runs, and precision ``"fp32"`` or
-    ``"int8"``, whose vectors get the model id ``<id>@int8``; or ``"openvino"``, the same export, with ``streams``
-    streams of ``threads`` threads for as many callers at once, precision ``"fp32"`` or ``"bf16"``).
+    ``"int8"`` or ``"int8-mixed"``, whose vectors get the model id ``<id>@int8`` / ``<id>@int8-mixed``; or
+    ``"openvino"``, the same export, with ``streams`` streams of ``threads`` threads for as many callers at once,
+    precision ``"fp32"`` or ``"bf16"``).
     Raises ValueError for bad names/arguments, RuntimeError for an unavailable
     device, and WeightsError when weights cannot be found, fetched or loaded.
     """
@@ -292,7 +293,7 @@ def create_model(
     forward = None
     if runtime in runtimes.EXPORT_RUNTIMES:
         path = runtimes.cached_onnx(module, model_id, data_config["input_size"], cache_dir or DEFAULT_CACHE_DIR,
-                                    quantize=precision == runtimes.INT8)
+                                    quantize=precision if precision in runtimes.QUANTISED else None)
         forward = runtimes.export_forward(path, runtime, threads, alone_threads, streams, precision)
         model_id = runtimes.runtime_model_id(model_id, precision)
     module.to(dev).eval()

@@ -1,7 +1,9 @@
 """Trained models: a folder ``models/<model-id>/`` whose ``config.json`` names its base model, built through the
 registry (``build_backbone``), and what was trained on it: a head on the base's embedding (``"kind": "head"``,
-``heads.py``), a LoRA delta merged into the base's weights (``"kind": "lora"``, ``lora.py``), or the base fused
-with the ImageNet CNN's features and breed probabilities (``"kind": "fusion"``, ``fusion.py``).
+``heads.py``), a LoRA delta merged into the base's weights (``"kind": "lora"``, ``lora.py``), the base fused
+with the ImageNet CNN's features and breed probabilities (``"kind": "fusion"``, ``fusion.py``), or a ViT base run at
+a smaller input (``"kind": "input-size"``, ``{"input-size": {"size": 196}}``: fewer patches, other vectors; no
+weights of its own).
 
 Any name with such a folder is a model (the default, ``DEFAULT_MODEL``, is one); names registered by a family
 come first.
@@ -17,6 +19,7 @@ from torch import nn
 from dogsearch.models import fusion as FU
 from dogsearch.models import heads as H
 from dogsearch.models import lora as L
+from dogsearch.models.dinov2 import with_input_size
 from dogsearch.models.registry import MODELS, Backbone, BuildArgs, build_backbone
 from dogsearch.models.weights import WeightsError
 
@@ -49,6 +52,9 @@ def build_trained(folder: Path, args: BuildArgs) -> Backbone:
         raise WeightsError(f"{name!r} was trained on {config['base_model_id']}, but {config['base']!r} "
                            f"is now {base_id}")
     module = _ON_BASE[config["kind"]](folder, config, base, data_config, args)
+    if config["kind"] == "input-size":  # the same crop of the photo (crop_pct), at fewer pixels
+        size = config["input-size"]["size"]
+        data_config = {**data_config, "input_size": (data_config["input_size"][0], size, size)}
     return Backbone(module.eval(), name, data_config)
 
 
@@ -65,5 +71,15 @@ def _fuse(folder: Path, config: dict, base: nn.Module, data_config: dict, args: 
     return FU.build_fused(folder, config, base, data_config, args.cache_dir)
 
 
+def _resize(folder: Path, config: dict, base: nn.Module, data_config: dict, args: BuildArgs) -> nn.Module:
+    size = config["input-size"].get("size")
+    if not isinstance(size, int) or not hasattr(base, "patch_embed"):
+        raise WeightsError(f"{folder.name!r}: kind 'input-size' needs an integer 'size' and a ViT base")
+    try:
+        return with_input_size(base, size)
+    except ValueError as exc:
+        raise WeightsError(f"{folder.name!r}: {exc}") from exc
+
+
 # what a config's "kind" puts on the base (heads.read_config accepts these kinds)
-_ON_BASE = {"head": _add_head, "lora": _merge_lora, "fusion": _fuse}
+_ON_BASE = {"head": _add_head, "lora": _merge_lora, "fusion": _fuse, "input-size": _resize}

@@ -125,6 +125,38 @@ def test_int8_gives_close_vectors_under_another_model_id(tiny, pixels, tmp_path)
     cosines = (vectors * ref).sum(1)
     assert cosines.min() > 0.95 and not np.allclose(vectors, ref, atol=1e-5)
     assert sorted(p.name.endswith(".int8.onnx") for p in tmp_path.glob("*.onnx")) == [False, True]
+    # a photo's int8 vector is the same alone as in any batch (the activations' scales are each image's own)
+    np.testing.assert_array_equal(q.embed(pixels[2:3]), vectors[2:3])
+    batched = RT.OnnxForward(q.forward.path)(q.normalize(pixels))
+    assert not np.allclose(batched.numpy(), q.forward(q.normalize(pixels)).numpy(), atol=1e-6)
+
+
+def test_int8_mixed_leaves_a_vits_last_quarter_of_blocks_in_fp32(register_model, tmp_path):
+    import onnx
+    from timm.models.vision_transformer import VisionTransformer
+
+    @register_model("tiny-vit-runtime-test")
+    def build(args):
+        torch.manual_seed(0)
+        vit = VisionTransformer(img_size=28, patch_size=14, embed_dim=16, depth=8, num_heads=2, num_classes=0)
+        return Backbone(vit.eval(), "tiny-vit-runtime-test", {**CONFIG, "input_size": (3, 28, 28)})
+
+    pixels = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 3, 28, 28), dtype=np.uint8))
+    ref = create_model("tiny-vit-runtime-test", cache_dir=str(tmp_path)).embed(pixels)
+    mixed = create_model("tiny-vit-runtime-test", cache_dir=str(tmp_path), runtime="onnxruntime",
+                         precision="int8-mixed")
+    assert mixed.model_id == "tiny-vit-runtime-test@int8-mixed"
+    assert (mixed.embed(pixels) * ref).sum(1).min() > 0.95
+    (path,) = tmp_path.glob("*.int8-mixed.onnx")
+    float_blocks, int_blocks = set(), set()
+    for node in onnx.load(str(path)).graph.node:
+        block = RT._BLOCK.match(node.name)
+        if block and node.op_type in ("MatMul", "MatMulInteger") and "/attn/MatMul" not in node.name:  # weights'
+            (float_blocks if node.op_type == "MatMul" else int_blocks).add(int(block.group(1)))
+    assert float_blocks == {6, 7} and int_blocks == set(range(6))  # 8 blocks: the last 2 in fp32
+    assert RT._last_blocks(tmp_path / path.name.replace(".int8-mixed", "")) != []
+    with pytest.raises(ValueError, match="needs runtime 'onnxruntime'"):
+        create_model("tiny-vit-runtime-test", precision="int8-mixed")
 
 
 def test_the_export_is_cached_and_a_tampered_one_rebuilt(tiny, pixels, tmp_path, monkeypatch):
@@ -200,8 +232,9 @@ def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
                         ({"runtime": "torch", "precision": "int8"}, "needs runtime 'onnxruntime'"),
                         ({"runtime": "onnxruntime", "device": "cuda"}, "runs on the CPU"),
                         ({"runtime": "openvino", "device": "cuda"}, "runs on the CPU"),
-                        ({"runtime": "onnxruntime", "precision": "bf16"}, "'fp32' or 'int8'"),
+                        ({"runtime": "onnxruntime", "precision": "bf16"}, "'fp32', 'int8' or 'int8-mixed'"),
                         ({"runtime": "openvino", "precision": "int8"}, "int8 needs runtime 'onnxruntime'"),
+                        ({"runtime": "openvino", "precision": "int8-mixed"}, "int8-mixed needs runtime 'onnxruntime'"),
                         ({"runtime": "openvino", "precision": "fp16"}, "'fp32' or 'bf16'")]:
         with pytest.raises(ValidationError, match=reason):
             EmbedderSettings(**bad)

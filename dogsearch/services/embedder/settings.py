@@ -33,15 +33,18 @@ class EmbedderSettings(InferenceSettings):
                                    "'vit_small_dinov2', or a timm name")
     weights_path: str | None = Field(None, description="local weights file instead of the registry package / hub")
     cache_dir: str = Field(DEFAULT_CACHE_DIR, description="weights converted from registry packages (ViT)")
-    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = Field(
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8", "int8-mixed"] = Field(
         "auto", description="fp16 / bf16: torch autocast (bf16 on openvino: its bf16 inference, a CPU with AMX or "
                             "AVX-512 BF16); int8: runtime onnxruntime's quantised export, other vectors "
                             "(model id '<model>@int8'; 2-3x fp32 on a CPU, a little less accurate: "
-                            "docs/embedder-eval.md); 'auto': bf16 on openvino where the CPU runs it, else fp32")
+                            "docs/embedder-eval.md); int8-mixed: int8 with a ViT's last quarter of blocks in fp32 "
+                            "('<model>@int8-mixed'; half int8's error, 1.2-1.65x its CPU); 'auto': bf16 on openvino "
+                            "where the CPU runs it, else fp32")
     runtime: Literal["auto", "torch", "onnxruntime", "openvino"] = Field(
         "auto", description="what runs the network: 'openvino' or 'onnxruntime' (its ONNX export, cached in "
                             "cache_dir; the CPU only; the same vectors in fp32), 'torch'; 'auto': openvino on a CPU "
-                            "(onnxruntime for int8 or where openvino is not installed), torch on a GPU or for fp16 "
+                            "(onnxruntime for int8 / int8-mixed or where openvino is not installed), torch on a GPU "
+                            "or for fp16 "
                             "(docs/embedder-eval.md)")
     alone_threads: int | None = Field(
         None, ge=1, le=256,
