@@ -19,9 +19,9 @@ from dogsearch.models.calibration import FILE_NAME
 from dogsearch.services.gateway.app import create_app
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.watches.store import WatchStore
+from tests.fakes import serving
 from tests.gateway.helpers import DARK_RED, RED, add
 from tests.gateway.test_samedog import CALIBRATION
-from tests.fakes import serving
 from tests.images import solid
 from tests.jobs.servers import REDIS_URL, redis_db
 from tests.watches.receiver import Receiver, signed
