@@ -171,7 +171,7 @@ def default_device(configured: str, explicitly_set: bool) -> str:
 def load_model(name: str | None, device: str | None, factory: Callable | None = None, *, exact: bool = False):
     """Build the embedder as the service does (its settings, create_model, its preprocess). ``exact``: the
     network's own vectors (torch, fp32 unless the settings say otherwise): what training learns on."""
-    from dogsearch.inference.runtimes import QUANTISED, default_embedder_runtime, default_precision
+    from dogsearch.inference.runtimes import QUANTISED, default_precision, default_runtime
     from dogsearch.models.registry import create_model
     from dogsearch.services.embedder.settings import EmbedderSettings
 
@@ -181,7 +181,7 @@ def load_model(name: str | None, device: str | None, factory: Callable | None = 
     dev = device or default_device(settings.device, "device" in settings.model_fields_set)
     asked = settings.precision if "precision" in settings.model_fields_set else "auto"
     runtime = "torch" if exact else settings.runtime if "runtime" in settings.model_fields_set else (
-        default_embedder_runtime(dev, asked))
+        default_runtime(dev, asked))
     precision = settings.precision if "precision" in settings.model_fields_set else default_precision(runtime)
     if exact and precision in QUANTISED:
         precision = "fp32"

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     import onnxruntime
 
 __all__ = ["EXPORT_RUNTIMES", "INT8", "INT8_MIXED", "QUANTISED", "RUNTIMES", "Forward", "OnnxForward",
-           "OpenVinoForward", "TorchForward", "cached_onnx", "check_runtime", "default_embedder_runtime",
-           "default_precision", "default_runtime", "export_forward", "onnxruntime_missing", "openvino_bf16",
+           "OpenVinoForward", "TorchForward", "cached_onnx", "check_runtime", "default_precision",
+           "default_runtime", "export_forward", "onnxruntime_missing", "openvino_bf16",
            "openvino_missing", "runtime_model_id", "weights_fingerprint"]
 
 RUNTIMES = ("torch", "onnxruntime", "openvino")
@@ -207,14 +207,6 @@ def openvino_bf16() -> bool:
     import openvino as ov
 
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
-def default_embedder_runtime(device: str, precision: str = "fp32") -> str:
-    """The embedding model's: OpenVINO on a CPU (when installed and the precision is one it runs), else as
-    ``default_runtime`` (docs/embedder-eval.md, "OpenVINO")."""
-    if device == "cpu" and precision in ("auto", "fp32", "bf16") and openvino_missing() is None:
-        return "openvino"
-    return default_runtime(device, precision)
 
 
 def default_runtime(device: str, precision: str = "fp32") -> str:

@@ -139,7 +139,7 @@ def test_both_model_services_batch_from_one_kind_of_settings(monkeypatch, tmp_pa
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     monkeypatch.setattr(dogsearch.core.settings, "CGROUP_CPU_MAX", tmp_path / "none")
-    assert EmbedderSettings(batch_max_wait_ms=2).batching() == {  # openvino, the default on a CPU: 1 a run
+    assert EmbedderSettings(batch_max_wait_ms=2).batching() == {  # onnxruntime, the default on a CPU: 1 a run
         "max_batch_size": 1, "max_wait_s": 0.002, "max_queue": 512, "timeout_s": 30.0, "replicas": 4,
         "torch_threads": 1}
     monkeypatch.setenv("DOGSEARCH_POSE_BATCH_MAX_SIZE", "2")

@@ -193,9 +193,8 @@ def test_evaluation_embeds_as_the_service_and_training_exactly(tiny, tmp_path, m
     from dogsearch.eval.retrieval import load_model
 
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(RT, "openvino_bf16", lambda: False)
     served = load_model(TINY, "cpu")
-    assert (served.runtime, served.precision, served.model_id) == ("openvino", "fp32", TINY)
+    assert (served.runtime, served.precision, served.model_id) == ("onnxruntime", "fp32", TINY)
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_PRECISION", "int8")
     int8 = load_model(TINY, "cpu")
     assert (int8.runtime, int8.model_id) == ("onnxruntime", f"{TINY}@int8")
@@ -220,12 +219,13 @@ def test_the_default_vit_on_the_export_runtimes_gives_the_torch_vectors(tmp_path
 def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
     monkeypatch.setattr(RT, "openvino_bf16", lambda: True)  # a CPU with AMX / AVX-512 BF16, as measured on
     cpu, gpu = EmbedderSettings(), EmbedderSettings(device="cuda")
-    assert (cpu.runtime, cpu.precision) == ("openvino", "bf16")  # auto: the fastest that keeps the quality
+    assert (cpu.runtime, cpu.precision) == ("onnxruntime", "fp32")  # auto (openvino: a setting, docs/operations.md)
+    assert EmbedderSettings(runtime="openvino").precision == "bf16"  # its auto: bf16 where the CPU runs it
     assert (gpu.runtime, gpu.precision) == ("torch", "fp32")
     assert EmbedderSettings(runtime="torch").precision == "fp32"
     assert EmbedderSettings(runtime="onnxruntime").precision == "fp32"
     assert EmbedderSettings(precision="int8").runtime == "onnxruntime"
-    assert EmbedderSettings(precision="fp32").runtime == "openvino"
+    assert EmbedderSettings(precision="fp32").runtime == "onnxruntime"
     assert EmbedderSettings(precision="fp16").runtime == "torch"  # auto: the runtime that runs the precision
     assert EmbedderSettings(device="cuda", precision="bf16").runtime == "torch"
     for bad, reason in [({"runtime": "tensorrt"}, "runtime"),
@@ -239,7 +239,7 @@ def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
         with pytest.raises(ValidationError, match=reason):
             EmbedderSettings(**bad)
     monkeypatch.setattr(RT, "openvino_bf16", lambda: False)  # an older CPU: fp32, and bf16 refused by name
-    assert (EmbedderSettings().runtime, EmbedderSettings().precision) == ("openvino", "fp32")
+    assert EmbedderSettings(runtime="openvino").precision == "fp32"
     with pytest.raises(ValidationError, match="bf16 instructions"):
         EmbedderSettings(runtime="openvino", precision="bf16")
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_RUNTIME", "tensorrt")
@@ -318,7 +318,7 @@ def test_export_runtimes_default_one_image_a_run_and_all_cores_alone(monkeypatch
     ort = EmbedderSettings(runtime="onnxruntime")
     assert (ort.runtime, ort.replicas, ort.torch_threads, ort.alone_threads, ort.batch_max_size) == (
         "onnxruntime", 4, 1, 4, 1)
-    ov = EmbedderSettings()
+    ov = EmbedderSettings(runtime="openvino")
     assert (ov.runtime, ov.replicas, ov.torch_threads, ov.alone_threads, ov.batch_max_size) == (
         "openvino", 4, 1, 4, 1)
     assert ort.small_models_batching()["max_batch_size"] == 8  # the detector and the classifier run on torch
@@ -337,7 +337,7 @@ def test_export_runtimes_default_one_image_a_run_and_all_cores_alone(monkeypatch
     real_compile = RT._compile
     monkeypatch.setattr(RT, "_compile", lambda core, model, precision, streams, threads: compiled.append(
         (streams, threads)) or real_compile(core, model, precision, streams, threads))
-    EmbedderSettings(model=TINY, cache_dir=str(tmp_path), precision="fp32").build_model()
+    EmbedderSettings(model=TINY, cache_dir=str(tmp_path), runtime="openvino", precision="fp32").build_model()
     assert compiled == [(4, 1), (1, 4)]  # a one-thread stream a replica; a lone run: one stream of every core
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_ALONE_THREADS", "0")
     with pytest.raises(ValidationError, match="alone_threads"):

@@ -6,7 +6,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from dogsearch.core.settings import InferenceSettings, internal_key_field, set_secret, usable_cores
-from dogsearch.inference.runtimes import EXPORT_RUNTIMES, check_runtime, default_embedder_runtime, default_precision
+from dogsearch.inference.runtimes import EXPORT_RUNTIMES, check_runtime, default_precision, default_runtime
 from dogsearch.models.registry import (
     DEFAULT_CACHE_DIR,
     DEFAULT_DETECTOR,
@@ -38,14 +38,13 @@ class EmbedderSettings(InferenceSettings):
                             "AVX-512 BF16); int8: runtime onnxruntime's quantised export, other vectors "
                             "(model id '<model>@int8'; 2-3x fp32 on a CPU, a little less accurate: "
                             "docs/embedder-eval.md); int8-mixed: int8 with a ViT's last quarter of blocks in fp32 "
-                            "('<model>@int8-mixed'; half int8's error, 1.2-1.65x its CPU); 'auto': bf16 on openvino "
-                            "where the CPU runs it, else fp32")
+                            "('<model>@int8-mixed'; half int8's error, 1.2-1.65x its CPU); 'auto': fp32 (bf16 on "
+                            "openvino where the CPU runs it)")
     runtime: Literal["auto", "torch", "onnxruntime", "openvino"] = Field(
         "auto", description="what runs the network: 'openvino' or 'onnxruntime' (its ONNX export, cached in "
-                            "cache_dir; the CPU only; the same vectors in fp32), 'torch'; 'auto': openvino on a CPU "
-                            "(onnxruntime for int8 / int8-mixed or where openvino is not installed), torch on a GPU "
-                            "or for fp16 "
-                            "(docs/embedder-eval.md)")
+                            "cache_dir; the CPU only; the same vectors in fp32), 'torch'; 'auto': onnxruntime on a CPU "
+                            "(openvino is opt-in: docs/embedder-eval.md, 'OpenVINO'), torch on a GPU or for fp16 / "
+                            "bf16")
     alone_threads: int | None = Field(
         None, ge=1, le=256,
         description="runtimes onnxruntime, openvino: threads of a batch that starts while no other runs (a lone "
@@ -85,7 +84,7 @@ class EmbedderSettings(InferenceSettings):
     @model_validator(mode="after")
     def _runtime(self) -> EmbedderSettings:
         if self.runtime == "auto":
-            self.runtime = default_embedder_runtime(self.device, self.precision)
+            self.runtime = default_runtime(self.device, self.precision)
         if self.precision == "auto":
             self.precision = default_precision(self.runtime)
         check_runtime(self.runtime, self.device, self.precision)
@@ -123,7 +122,7 @@ class EmbedderSettings(InferenceSettings):
     def default_batch_max_size(self) -> int:
         # Per image the fastest: onnxruntime runs the ViT and the CNN cheapest one image at a time (7-19 % more CPU an
         # image at batch 4-8: the activations fall out of the caches), torch on a CPU at 4-8; a GPU wants more.
-        runtime = default_embedder_runtime(self.device, self.precision) if self.runtime == "auto" else self.runtime
+        runtime = default_runtime(self.device, self.precision) if self.runtime == "auto" else self.runtime
         return 1 if runtime in EXPORT_RUNTIMES else self.torch_batch_max_size()
 
     def torch_batch_max_size(self) -> int:
