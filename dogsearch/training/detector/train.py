@@ -190,18 +190,32 @@ def fit_head(f16: torch.Tensor, f32: torch.Tensor, target: Sequence[torch.Tensor
                 loss = loss + (F.l1_loss(size, size_t[idx], reduction="none") * m).sum() / n_pos
             if quality:
                 iou = quality_target(boxes.detach(), truth[idx])
-                inside = inside_any(truth[idx], iou.shape[-1])
-                weight = inside + OUTSIDE_WEIGHT * (1 - inside)
-                bce = F.binary_cross_entropy_with_logits(q[0][:, 0], iou, reduction="none")
-                loss = loss + (bce * weight).sum() / weight.sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
+                loss = loss + quality_loss(q[0][:, 0], iou, quality_weight(truth[idx], iou.shape[-1]))
+            total += _step(opt, sched, loss) * len(idx)
         if epoch % 5 == 0 or epoch == epochs - 1:
             log(f"epoch {epoch + 1}/{epochs} loss {total / n:.4f}")
     return head.eval()
+
+
+def quality_weight(truth: torch.Tensor, side: int) -> torch.Tensor:
+    """The quality loss's weight of each cell: 1 inside a dog's box, ``OUTSIDE_WEIGHT`` elsewhere."""
+    inside = inside_any(truth, side)
+    return inside + OUTSIDE_WEIGHT * (1 - inside)
+
+
+def quality_loss(logits: torch.Tensor, iou: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the quality output against the IoU of each cell's box, weighted by cell."""
+    bce = F.binary_cross_entropy_with_logits(logits, iou, reduction="none")
+    return (bce * weight).sum() / weight.sum()
+
+
+def _step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> float:
+    """One optimiser and schedule step on ``loss``; its value."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
+    return float(loss.detach())
 
 
 def fit_quality(head: D.CenterHead, f16: torch.Tensor, f32: torch.Tensor, truth: torch.Tensor, *, epochs: int,
@@ -220,10 +234,9 @@ def fit_quality(head: D.CenterHead, f16: torch.Tensor, f32: torch.Tensor, truth:
         for i in range(0, f16.shape[0], 64):
             x = out.features(f16[i:i + 64].float(), f32[i:i + 64].float())
             iou = quality_target(D.box_map(out.size(x), out.offset(x), input_size), truth[i:i + 64])
-            inside = inside_any(truth[i:i + 64], iou.shape[-1])
             xs.append(x)
             ious.append(iou)
-            weights.append(inside + OUTSIDE_WEIGHT * (1 - inside))
+            weights.append(quality_weight(truth[i:i + 64], iou.shape[-1]))
     x, iou, weight = torch.cat(xs), torch.cat(ious), torch.cat(weights)
     opt = torch.optim.AdamW(out.quality.parameters(), lr=lr, weight_decay=1e-4)
     n = x.shape[0]
@@ -235,13 +248,8 @@ def fit_quality(head: D.CenterHead, f16: torch.Tensor, f32: torch.Tensor, truth:
         total = 0.0
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
-            bce = F.binary_cross_entropy_with_logits(out.quality(x[idx])[:, 0], iou[idx], reduction="none")
-            loss = (bce * weight[idx]).sum() / weight[idx].sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
+            loss = quality_loss(out.quality(x[idx])[:, 0], iou[idx], weight[idx])
+            total += _step(opt, sched, loss) * len(idx)
         if epoch % 5 == 0 or epoch == epochs - 1:
             log(f"quality epoch {epoch + 1}/{epochs} loss {total / n:.4f}")
     return out.eval()
