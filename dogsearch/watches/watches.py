@@ -219,7 +219,7 @@ class Watches:
         async with at_once:
             nearest = await nearest_dogs(self.index, watch.vectors, 2, _others(watch, cut), self.rule)
         rows = list(dogs.values())
-        scores = np.array([combined_scores(watch.vectors, new[i:i + 1], self.rule)[0] for i in rows])
+        scores = combined_scores(watch.vectors, new[rows], self.rule)
         others = np.array([next((m.score for m in nearest if m.dog.id != dog), np.nan) for dog in dogs])
         probabilities = await self.judge.leading(model, scores, others)
         if probabilities is None:
