@@ -11,12 +11,16 @@
    first cut as a search would (its lead over the best other dog): one query per watch with a dog past the cut.
    Its cost is measured apart, with 10,000 watches and 0, 10, 100 or 1,000 of them passed by the batch (watches
    alike, as watches of one breed are).
+   `rivals`: the realistic case, where the batch's look-alike passes P watches that it will not alert (each watch
+   has a stored rival about as close as the new dog): a first batch, whose watches know no rival yet (one query
+   each, which teaches them the rival), then three batches of look-alikes, which the known rivals rule out without
+   a query; the queries made and the CPU ms of each check, for P = 10, 100, 1,000 (`--quick`: 10, 100).
 2. Indexing throughput: photos/s of an in-process bulk job (the all-in-one app, `efficientnet_lite0`, the whole
    photo as the dog, small photos: the job's own overhead shows) with 0, 100 and 10,000 open watches, as ratios
    to 0 measured in the same run (0 again at the end shows the drift), and the share of each job's time spent in
    the check (timed around it in the same batches: a ratio that a busy machine does not blur).
 
-    python -m dogsearch.bench.watches [--quick] [--json]
+    python -m dogsearch.bench.watches [--quick] [--json] [--only designs,rivals,ingest]
     dogsearch bench --only watches
 """
 from __future__ import annotations
@@ -49,6 +53,7 @@ FUTURE = "9999-01-01T00:00:00+00:00"  # the bench's dogs are newer than every wa
 CURVE = {"x": [0.0, 0.9, 1.0], "y": [0.0, 0.5, 1.0]}
 FIRST = {"a": 100.0, "b": -3.0}  # a lead of 0.03 over the next dog is even odds
 PASSING = (0, 10, 100, 1000)  # of 10,000 watches, how many the batch's dogs pass the first cut of
+PARTS = ("designs", "rivals", "ingest")
 
 
 def log(message: str) -> None:
@@ -78,12 +83,13 @@ def add_watches(store: WatchStore, vectors: np.ndarray, model: str) -> list[Watc
 
 
 class StoreIndex:
-    """The gallery's Index over an embedded store in this process (only what the check asks)."""
+    """The gallery's Index over an embedded store in this process (only what the check asks); counts the queries."""
 
     def __init__(self, store: EdgeStore) -> None:
-        self.store = store
+        self.store, self.queries = store, 0
 
     async def query(self, vector, k: int, filter=None) -> list[dict[str, Any]]:
+        self.queries += 1
         return [{"id": h.id, "score": h.score, "payload": h.payload} for h in self.store.query(vector, k, filter)]
 
     async def lookup(self, ids, with_vector: bool = False) -> dict[str, dict[str, Any]]:
@@ -110,14 +116,8 @@ def designs(quick: bool) -> dict:
     judge = Judge(cal)
 
     rounds = 3 if quick else 5
-    existing = 1000 if quick else 10_000
     out: dict = {}
-    with scratch() as tmp, EdgeStore(tmp / "vectors") as edge:
-        edge.ensure_collection(DIM, "bench", INDEXED_FIELDS)  # as the gallery makes it
-        old = unit(rng.standard_normal((existing, DIM)))
-        for i in range(0, existing, 1000):
-            edge.upsert([Point(str(uuid.uuid4()), v.tolist(), {"model": "bench", "created_at": FUTURE})
-                         for v in old[i:i + 1000]])
+    with scratch() as tmp, gallery(tmp, rng, 1000 if quick else 10_000) as edge:
         for n in (100, 10_000):
             store = WatchStore(tmp / f"watches-{n}.sqlite3")
             watch_vectors = unit(rng.standard_normal((n, DIM)))
@@ -158,6 +158,18 @@ def designs(quick: bool) -> dict:
     return out
 
 
+@contextmanager
+def gallery(tmp: Path, rng: np.random.Generator, existing: int):
+    """An embedded store of `existing` random dogs, with the gallery's payload indexes."""
+    with EdgeStore(tmp / "vectors") as edge:
+        edge.ensure_collection(DIM, "bench", INDEXED_FIELDS)  # as the gallery makes it
+        old = unit(rng.standard_normal((existing, DIM)))
+        for i in range(0, existing, 1000):
+            edge.upsert([Point(str(uuid.uuid4()), v.tolist(), {"model": "bench", "created_at": FUTURE})
+                         for v in old[i:i + 1000]])
+        yield edge
+
+
 def leads(tmp: Path, edge: EdgeStore, judge: Judge, rng: np.random.Generator, rounds: int) -> dict:
     """The check of a batch of 32 with 10,000 watches, P of which one new dog of the batch passes (P alike
     watches: one breed's), each then judged by its lead: one query a passing watch."""
@@ -190,6 +202,52 @@ def leads(tmp: Path, edge: EdgeStore, judge: Judge, rng: np.random.Generator, ro
         log(f"10000 watches, a batch of {BATCH} passing {passing} of them: {ms:.1f} ms ({cpu_ms:.1f} ms of CPU)")
         out |= {f"watches_check_lead_ms_passing_{passing}": round(ms, 2),
                 f"watches_check_lead_cpu_ms_passing_{passing}": round(cpu_ms, 2)}
+    return out
+
+
+def rivals(quick: bool) -> dict:
+    """10,000 watches, P of them alike (one breed's); a dog stored before, as close to them as a new look-alike, holds
+    every look-alike back. Batches of 32 each bring one look-alike: the first's P watches know no rival yet and query
+    (learning it); the three after it are ruled out by the known rivals (their median, and the most queries one of
+    them made)."""
+    rng = np.random.default_rng(2)
+    cal = Calibration("bench", "isotonic", CURVE, 0.5, first=FIRST)
+    out: dict = {}
+    with scratch() as tmp, gallery(tmp, rng, 1000 if quick else 10_000) as edge:
+        edge.optimize()
+        for passing in PASSING[1:3] if quick else PASSING[1:]:
+            store = WatchStore(tmp / f"watches-rivals-{passing}.sqlite3")
+            centre = unit(rng.standard_normal((1, DIM)))
+            vectors = unit(rng.standard_normal((10_000, DIM)))
+            vectors[:passing] = unit(centre + 0.01 * rng.standard_normal((passing, DIM)))
+            add_watches(store, vectors, "bench")
+            edge.upsert([Point(str(uuid.uuid4()), unit(centre + 0.01 * rng.standard_normal((1, DIM)))[0].tolist(),
+                               {"dog_id": f"rival-{passing}", "model": "bench", "created_at": FUTURE})])
+            index = StoreIndex(edge)
+            checker = Watches(store, index, Judge(cal))
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(checker.check([]))
+            for name, batches in (("first", 1), ("known", 3)):
+                asked, times, cpu = [], [], []
+                for _ in range(batches):
+                    new = unit(rng.standard_normal((BATCH, DIM)))
+                    new[0] = unit(centre + 0.01 * rng.standard_normal((1, DIM)))[0]
+                    ids = [str(uuid.uuid4()) for _ in range(BATCH)]
+                    edge.upsert([Point(i, v.tolist(), {"dog_id": i, "model": "bench", "created_at": FUTURE})
+                                 for i, v in zip(ids, new, strict=True)])
+                    queries, start, start_cpu = index.queries, time.perf_counter(), time.process_time()
+                    assert loop.run_until_complete(checker.check(ids)) == 0  # the stored rival holds them back
+                    times.append(time.perf_counter() - start)
+                    cpu.append(time.process_time() - start_cpu)
+                    asked.append(index.queries - queries)
+                ms, cpu_ms = float(np.median(times)) * 1000, float(np.median(cpu)) * 1000
+                log(f"10000 watches, a batch of {BATCH} passing {passing} of them, rivals {name}: {asked} queries, "
+                    f"{ms:.1f} ms ({cpu_ms:.1f} ms of CPU)")
+                out |= {f"watches_rivals_{name}_queries_passing_{passing}": max(asked),
+                        f"watches_rivals_{name}_ms_passing_{passing}": round(ms, 2),
+                        f"watches_rivals_{name}_cpu_ms_passing_{passing}": round(cpu_ms, 2)}
+            loop.close()
+            store.close()
     return out
 
 
@@ -266,16 +324,23 @@ def ingest(quick: bool) -> dict:
     return out
 
 
-def run(quick: bool = False) -> dict:
-    return designs(quick) | ingest(quick)
+def run(quick: bool = False, parts: tuple[str, ...] = PARTS) -> dict:
+    out: dict = {}
+    for part in parts:
+        out |= {"designs": designs, "rivals": rivals, "ingest": ingest}[part](quick)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     args = parser.parse_args()
-    result = run(args.quick)
+    parts = tuple(args.only.split(","))
+    if not set(parts) <= set(PARTS):
+        parser.error(f"--only: of {', '.join(PARTS)}")
+    result = run(args.quick, parts)
     print(json.dumps(result, indent=None if args.json else 2))
 
 

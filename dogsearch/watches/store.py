@@ -9,7 +9,10 @@ processes; its shared memory needs the processes on one host (a network filesyst
 A match and its pending delivery are written in one transaction (an outbox): a delivery is never lost between
 the two. Sending takes a lease on the delivery (state `sending`), so two senders never send it at once; a sender
 that dies mid-send leaves the lease to run out, and the delivery is sent again (receivers deduplicate on the
-X-Dogsearch-Delivery header). Each attempt is counted when it starts, so attempts stay bounded across crashes."""
+X-Dogsearch-Delivery header). Each attempt is counted when it starts, so attempts stay bounded across crashes.
+
+Each watch's known rival (the best other dog its search was seen to show, and its score: Watches learns it) is kept
+here too, so every worker shares it; its table is made when a file from before it is opened, like every table."""
 from __future__ import annotations
 
 import json
@@ -47,6 +50,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('version', 0);
 CREATE TABLE IF NOT EXISTS checks (
   key TEXT PRIMARY KEY, deliveries INTEGER NOT NULL, entries TEXT NOT NULL, gave_up_at TEXT);
+CREATE TABLE IF NOT EXISTS rivals (watch TEXT PRIMARY KEY, entry TEXT NOT NULL, score REAL NOT NULL);
 """
 _WATCH_COLUMNS = ("id, owner, dog_id, model, vectors, dim, min_probability, statuses, near_lat, near_lon, radius_km, "
                   "webhook_url, created_at")
@@ -151,7 +155,7 @@ class WatchStore(SqliteFile):
         """The watch, its matches and its deliveries."""
         with self._transaction():
             gone = self.db.execute("DELETE FROM watches WHERE id = ?", (watch_id,)).rowcount
-            for table in ("matches", "deliveries", "attempts"):
+            for table in ("matches", "deliveries", "attempts", "rivals"):
                 self.db.execute(f"DELETE FROM {table} WHERE watch = ?", (watch_id,))
             self._bump()
         return gone == 1
@@ -160,6 +164,32 @@ class WatchStore(SqliteFile):
         """Changes whenever a watch is made or deleted, by any process: when a cached copy of them is stale."""
         with self.lock:
             return self.db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
+
+    # --- known rivals ------------------------------------------------------------------------------------------
+
+    def rivals(self, watch_ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """{watch: (the entry of its known rival, its score)} for those of `watch_ids` that have one."""
+        ids, out = list(watch_ids), {}
+        with self.lock:
+            for i in range(0, len(ids), 500):  # SQLite bounds the parameters of one statement
+                chunk = ids[i:i + 500]
+                out |= {w: (entry, score) for w, entry, score in self.db.execute(
+                    f"SELECT watch, entry, score FROM rivals WHERE watch IN ({','.join('?' * len(chunk))})", chunk)}
+        return out
+
+    def learn_rivals(self, learnt: Sequence[tuple[str, str, float]], forgotten: Sequence[tuple[str, str]] = ()) -> None:
+        """Drops each (watch, entry) of `forgotten` that is still its watch's known rival (a dog deleted, or no longer
+        one its search shows), then keeps each (watch, entry, score) of `learnt` that beats its watch's known rival,
+        in one transaction (a worker that learnt a better one meanwhile keeps it). A deleted watch learns nothing."""
+        if not learnt and not forgotten:
+            return
+        with self._transaction():
+            self.db.executemany("DELETE FROM rivals WHERE watch = ? AND entry = ?", forgotten)
+            self.db.executemany(
+                "INSERT INTO rivals SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM watches WHERE id = ?) "
+                "ON CONFLICT (watch) DO UPDATE SET entry = excluded.entry, score = excluded.score "
+                "WHERE excluded.score > rivals.score",
+                [(w, entry, score, w) for w, entry, score in learnt])
 
     # --- checks on workers -------------------------------------------------------------------------------------
 

@@ -14,7 +14,13 @@ from the best other dog the watch's photos find. The product is the cheap first 
 most a lead can leave: the cap only lowers it), and only the watches with a new dog past it ask the search service,
 once each per batch, for the two dogs nearest to their photos among the dogs they would search: of the watch's
 statuses and place, the watched dog left out, stored no later than the batch (so a check run again, or run late
-behind a bulk job, judges against the same dogs)."""
+behind a bulk job, judges against the same dogs).
+
+Most pairs past the cut are look-alikes that will not alert, and need no query: each watch keeps a known rival (the
+best other dog its search was seen to show, learnt from the queries' answers and the product, in the WatchStore).
+Checked still shown and stored no later than the batch (one lookup a batch), it bounds a pair's probability from
+above: the true rival scores at least as high. A pair whose bound is below min_probability is not queried; the
+queries that remain decide as before, so the known rivals change no outcome, only the queries made."""
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +40,8 @@ from dogsearch.core.errors import Conflict, InvalidInput, NotFound
 from dogsearch.gallery.contracts import Index
 from dogsearch.gallery.fields import public
 from dogsearch.gallery.gallery import nearest_dogs
-from dogsearch.gallery.multiquery import Rule, combined_scores
+from dogsearch.gallery.multiquery import Rule
+from dogsearch.gallery.records import Match
 from dogsearch.gallery.reports import MAX_RADIUS_KM, Place, ReportQuery, distance_km, stored_place
 from dogsearch.search.contract import CollectionMissing
 from dogsearch.watches.store import NewMatch, Watch, WatchStore, now_iso
@@ -42,6 +49,10 @@ from dogsearch.watches.targets import resolve
 
 SECRET_PREFIX = "whsec_"
 QUERIES_AT_ONCE = 8  # a batch that passes many watches asks the search service this many at a time
+# A known rival's score, less this, is at most what the search engine scores it (float32 sums in another order);
+# a known rival counts only this many km inside a watch's radius (the engine's geo arithmetic is not ours).
+RIVAL_MARGIN, PLACE_MARGIN_KM = 1e-4, 0.01
+LOOKUP_AT_ONCE = 10_000  # the most ids the search service looks up in one request
 log = logging.getLogger("dogsearch.watches")
 
 
@@ -80,6 +91,16 @@ class _Group:
     rows: np.ndarray  # (R, dim) float32
     starts: np.ndarray  # (W,) first row of each watch
     min_p: np.ndarray  # (W,)
+    means: np.ndarray  # (W, dim) float32: the mean of each watch's photos, what a search of them by their mean asks
+
+    def scores(self, watches: Sequence[int], vectors: np.ndarray, rule: Rule) -> np.ndarray:
+        """The score of each unit row of `vectors` for the photos of the watch at the same place in `watches`, as
+        a search of those photos scores it (multiquery.combined_scores), for many pairs at once."""
+        if rule == "mean":
+            return np.einsum("ij,ij->i", vectors, self.means[list(watches)])
+        ends = np.append(self.starts[1:], len(self.rows))
+        return np.array([(self.rows[self.starts[w]:ends[w]] @ v).max() for w, v in zip(watches, vectors, strict=True)],
+                        dtype=np.float32)
 
 
 def _groups(watches: Sequence[Watch]) -> dict[str, _Group]:
@@ -90,7 +111,8 @@ def _groups(watches: Sequence[Watch]) -> dict[str, _Group]:
     for model, ws in by_model.items():
         sizes = [len(w.vectors) for w in ws]
         out[model] = _Group(ws, np.concatenate([w.vectors for w in ws]).astype(np.float32),
-                            np.cumsum([0, *sizes[:-1]]), np.array([w.min_probability for w in ws]))
+                            np.cumsum([0, *sizes[:-1]]), np.array([w.min_probability for w in ws]),
+                            np.stack([w.vectors.mean(axis=0) for w in ws]).astype(np.float32))
     return out
 
 
@@ -180,21 +202,28 @@ class Watches:
             if p.get("vector") is not None and p["payload"].get("model") in groups:
                 by_model.setdefault(p["payload"]["model"], []).append(p)
         found: list[NewMatch] = []
+        learnt: list[tuple[str, str, float]] = []
+        forgotten: list[tuple[str, str]] = []
         for model, pts in by_model.items():
-            found += await self._matches(model, groups[model], pts)
+            seen = await self._matches(model, groups[model], pts)
+            found, learnt, forgotten = found + seen[0], learnt + seen[1], forgotten + seen[2]
         new = await asyncio.to_thread(self.store.record, found, body_of)
+        await asyncio.to_thread(self.store.learn_rivals, learnt, forgotten)
         if new and self.on_match is not None:
             self.on_match()
         return new
 
-    async def _matches(self, model: str, group: _Group, points: list[dict[str, Any]]) -> list[NewMatch]:
+    async def _matches(self, model: str, group: _Group, points: list[dict[str, Any]]
+                       ) -> tuple[list[NewMatch], list[tuple[str, str, float]], list[tuple[str, str]]]:
+        """The batch's new matches of the group's watches; and the known rivals learnt (watch, entry, score) and to
+        forget (watch, entry)."""
         new = np.asarray([p["vector"] for p in points], dtype=np.float32)
         new /= np.linalg.norm(new, axis=1, keepdims=True)
         best = np.maximum.reduceat(new @ group.rows.T, group.starts, axis=1)  # (points, watches): best photo each
         probabilities = await self.judge.probabilities(model, best.ravel())
         if probabilities is None:
             log.warning("watches of %s vectors skipped: they have no calibration now", model)
-            return []
+            return [], [], []
         probabilities = np.asarray(probabilities).reshape(best.shape)
         passing: dict[int, dict[str, int]] = {}  # watch -> new dog -> its entry in the batch the watch scores best
         for i, w in np.argwhere(probabilities >= group.min_p[None, :]):
@@ -205,27 +234,98 @@ class Watches:
                 if dog not in kept or best[i, w] > best[kept[dog], w]:
                     kept[dog] = int(i)
         if not passing:
-            return []
+            return [], [], []
         cut = _after(max(str(p["payload"].get("created_at", "")) for p in points))
+        # watch -> its passing (dog, entry in the batch, score as a search with the watch's photos scores it)
+        flat = [(w, dog, i) for w, dogs in passing.items() for dog, i in dogs.items()]
+        scores = group.scores([w for w, _, _ in flat], new[[i for _, _, i in flat]], self.rule).tolist()
+        pairs: dict[int, list[tuple[str, int, float]]] = {}
+        for (w, dog, i), score in zip(flat, scores, strict=True):
+            pairs.setdefault(w, []).append((dog, i, score))
+        rivals, forgotten = await self._known_rivals(group, list(pairs), cut)
+        hopeless = await self._hopeless(model, group, pairs, rivals)
+        if hopeless is None:
+            return [], [], []
+        left = {w: kept for w, ps in pairs.items() if (kept := [p for p in ps if (w, p[0]) not in hopeless])}
         at_once = asyncio.Semaphore(QUERIES_AT_ONCE)
-        seen = await asyncio.gather(*(self._judged(model, group.watches[w], dogs, new, points, cut, at_once)
-                                      for w, dogs in passing.items()))
-        return [m for ms in seen for m in ms]
+        judged = dict(zip(left, await asyncio.gather(*(self._judged(model, group.watches[w], ps, points, cut, at_once)
+                                                       for w, ps in left.items())), strict=True))
+        # what is learnt: the best dog each lead query found, or where none ran the best passing dog of the batch (it
+        # passed the watch's conditions, and the product scored it); kept where it beats the known rival
+        learnt = []
+        for w, ps in pairs.items():
+            _, i, score = max(ps, key=lambda p: p[2])
+            entry, top = points[i]["id"], judged.get(w, ([], None))[1]
+            if top is not None and top.score > score:
+                entry, score = top.dog.entry_id, top.score
+            learnt.append((group.watches[w].id, entry, float(score)))
+        return [m for ms, _ in judged.values() for m in ms], learnt, forgotten
 
-    async def _judged(self, model: str, watch: Watch, dogs: dict[str, int], new: np.ndarray,
-                      points: list[dict[str, Any]], cut: str | None, at_once: asyncio.Semaphore) -> list[NewMatch]:
-        """The new dogs that passed a watch's first cut, judged as a search with the watch's photos would judge them:
-        each by its score, capped by its lead over the best other dog that search finds (one query)."""
+    async def _known_rivals(self, group: _Group, watches: list[int], cut: str | None
+                            ) -> tuple[dict[int, tuple[str, float]], list[tuple[str, str]]]:
+        """The watches' known rivals that their searches would show beside this batch's dogs, {watch: (their dog,
+        their score now)}: still stored, of the watch's vectors, statuses and place, not the watched dog, and stored
+        no later than the batch (a check run again for an older batch ignores one stored after it). One lookup for
+        all of them (of LOOKUP_AT_ONCE ids at most). Also those to forget, (watch id, entry): gone, or no longer
+        shown by the watch's search."""
+        known = await asyncio.to_thread(self.store.rivals, [group.watches[w].id for w in watches])
+        if not known:
+            return {}, []
+        entries = sorted({entry for entry, _ in known.values()})
+        stored: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(entries), LOOKUP_AT_ONCE):
+            stored |= await self.index.lookup(entries[i:i + LOOKUP_AT_ONCE], with_vector=True)
+        vectors = {entry: np.asarray(p["vector"], dtype=np.float32) for entry, p in stored.items()
+                   if p.get("vector") is not None}
+        shown: list[tuple[int, str, np.ndarray]] = []  # (watch, the rival's dog, its vector)
+        forgotten: list[tuple[str, str]] = []
+        for w in watches:
+            watch = group.watches[w]
+            if watch.id not in known:
+                continue
+            entry = known[watch.id][0]
+            point = stored.get(entry)
+            if point is None or entry not in vectors or not _shown(watch, entry, point["payload"]):
+                forgotten.append((watch.id, entry))
+            elif _stored_before(point["payload"], cut):
+                shown.append((w, point["payload"].get("dog_id", entry), vectors[entry]))
+        if not shown:
+            return {}, forgotten
+        rows = np.stack([v for _, _, v in shown])
+        scores = group.scores([w for w, _, _ in shown], rows / np.linalg.norm(rows, axis=1, keepdims=True), self.rule)
+        usable = {w: (dog, float(score)) for (w, dog, _), score in zip(shown, scores, strict=True)}
+        return usable, forgotten
+
+    async def _hopeless(self, model: str, group: _Group, pairs: dict[int, list[tuple[str, int, float]]],
+                        rivals: dict[int, tuple[str, float]]) -> set[tuple[int, str]] | None:
+        """The (watch, new dog) pairs that cannot alert: the search would show the known rival (another dog) beside
+        the new dog, so its true rival scores at least as high, and the probability capped by the lead over the
+        known one is already below min_probability. None: the vectors lost their calibration."""
+        bounded = [(w, dog, score) for w, (rival, _) in rivals.items() for dog, _, score in pairs[w] if dog != rival]
+        if not bounded:
+            return set()
+        bounds = await self.judge.leading(model, np.array([s for _, _, s in bounded]),
+                                          np.array([rivals[w][1] - RIVAL_MARGIN for w, _, _ in bounded]))
+        if bounds is None:
+            return None
+        return {(w, dog) for (w, dog, _), bound in zip(bounded, bounds, strict=True)
+                if bound < group.watches[w].min_probability}
+
+    async def _judged(self, model: str, watch: Watch, pairs: list[tuple[str, int, float]],
+                      points: list[dict[str, Any]], cut: str | None, at_once: asyncio.Semaphore
+                      ) -> tuple[list[NewMatch], Match | None]:
+        """New dogs (dog, its entry in the batch, its score) that passed a watch's first cut, judged as a search with
+        the watch's photos would judge them: each by its score, capped by its lead over the best other dog that
+        search finds (one query). Also the best dog the query found."""
         async with at_once:
             nearest = await nearest_dogs(self.index, watch.vectors, 2, _others(watch, cut), self.rule)
-        rows = list(dogs.values())
-        scores = combined_scores(watch.vectors, new[rows], self.rule)
-        others = np.array([next((m.score for m in nearest if m.dog.id != dog), np.nan) for dog in dogs])
-        probabilities = await self.judge.leading(model, scores, others)
+        others = np.array([next((m.score for m in nearest if m.dog.id != dog), np.nan) for dog, _, _ in pairs])
+        probabilities = await self.judge.leading(model, np.array([s for _, _, s in pairs]), others)
+        top = nearest[0] if nearest else None
         if probabilities is None:
-            return []
-        return [NewMatch(watch, dog, float(s), float(p), public(points[i]["payload"]))
-                for dog, i, s, p in zip(dogs, rows, scores, probabilities, strict=True) if p >= watch.min_probability]
+            return [], top
+        return [NewMatch(watch, dog, s, float(p), public(points[i]["payload"]))
+                for (dog, i, s), p in zip(pairs, probabilities, strict=True) if p >= watch.min_probability], top
 
 
 def _after(created_at: str) -> str | None:
@@ -248,6 +348,31 @@ def _others(watch: Watch, cut: str | None) -> dict[str, Any]:
     if cut is not None:
         left_out["created_at"] = {"$gte": cut}
     return {**flt, "$not": left_out} if left_out else flt
+
+
+def _stored_before(payload: dict[str, Any], cut: str | None) -> bool:
+    """Whether an entry is among the dogs stored no later than the batch (`_others`' time condition)."""
+    stored = payload.get("created_at")
+    if cut is None or stored is None:
+        return True
+    try:
+        return datetime.fromisoformat(str(stored)) < datetime.fromisoformat(cut)
+    except (TypeError, ValueError):  # not a time, or a time without its zone: not sure, so not used
+        return False
+
+
+def _shown(watch: Watch, entry_id: str, payload: dict[str, Any]) -> bool:
+    """Whether a stored entry is one the watch's search shows (`_others`' conditions but the time): of its vectors,
+    not the watched dog, of its statuses, well within its radius (a margin for the engine's own arithmetic)."""
+    if payload.get("model") != watch.model or payload.get("dog_id", entry_id) == watch.dog_id:
+        return False
+    if watch.statuses and payload.get("status") not in watch.statuses:
+        return False
+    if watch.radius_km is not None and watch.near is not None:
+        seen = stored_place(payload)
+        if seen is None or distance_km(Place(*watch.near), seen) > watch.radius_km - PLACE_MARGIN_KM:
+            return False
+    return True
 
 
 def _fits(watch: Watch, entry_id: str, payload: dict[str, Any]) -> bool:
