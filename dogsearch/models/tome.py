@@ -45,8 +45,9 @@ def with_token_merging(module: nn.Module, r: int) -> nn.Module:
     The ViT must pool its class token: a mean over merged tokens would need their sizes."""
     if r < 0 or not isinstance(getattr(module, "blocks", None), nn.Sequential):
         raise ValueError(f"token merging needs a timm ViT and r >= 0, not {type(module).__name__} and r={r}")
-    if any(type(block.attn) is not Attention for block in module.blocks):
-        raise ValueError("token merging needs timm's own Attention in every block")
+    if any(type(block.attn) is not Attention or getattr(block.attn, "gate", None) is not None
+           for block in module.blocks):
+        raise ValueError("token merging needs timm's own Attention, ungated, in every block")
     if module.global_pool != "token" or module.attn_pool is not None:
         raise ValueError(f"token merging needs a ViT that pools its class token, not {module.global_pool!r}")
     out = copy.deepcopy(module)
@@ -57,7 +58,7 @@ def with_token_merging(module: nn.Module, r: int) -> nn.Module:
 def _attend(attn: nn.Module, x: torch.Tensor, size: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """timm ``Attention``'s forward with proportional attention; also returns its keys averaged over the heads,
     the similarity that merging uses."""
-    b, n, c = x.shape
+    b, n, _ = x.shape
     q, k, v = attn.qkv(x).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
     q, k = attn.q_norm(q), attn.k_norm(k)
     logits = (q * attn.scale) @ k.transpose(-2, -1)
