@@ -3,7 +3,8 @@ tokens"): an input size (fewer patches) and a quantisation recipe each, embedded
 own preprocess, one image a run as the onnxruntime embedder runs them: dynamic int8 scales its activations by the
 whole batch, so the batch changes its vectors) and scored with the metric code of `dogsearch eval`.
 
-A variant is ``SIZE:RECIPE``: ``224:fp32``, ``196:int8`` (dynamic, per channel: today's ``@int8``),
+A variant is ``SIZE:RECIPE`` or ``SIZE-tomeR:RECIPE`` (token merging, r tokens a block: ``224-tome16:fp32``,
+dogsearch/models/tome.py): ``224:fp32``, ``196:int8`` (dynamic, per channel: today's ``@int8``),
 ``224:int8-x=REGEX`` (dynamic, nodes whose names match REGEX left in fp32), ``224:qdq`` (static int8, QDQ, per
 channel, calibrated on training photos). Sets:
 
@@ -38,6 +39,7 @@ from dogsearch.eval.splits import labelled_images, select  # noqa: E402
 from dogsearch.inference import runtimes  # noqa: E402
 from dogsearch.models.embedding import EmbeddingModel  # noqa: E402
 from dogsearch.models.registry import DEFAULT_MODEL, build_backbone  # noqa: E402
+from dogsearch.models.tome import with_token_merging  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HELD_OUT = ("iw-dev", "dfn-heldout", "ox-all", "ox-heldout")
@@ -85,13 +87,14 @@ def resized(module: torch.nn.Module, data_config: dict, size: int) -> tuple[torc
     return with_input_size(module, size), {**data_config, "input_size": (3, size, size)}
 
 
-def export(module, size: int, recipe: str, cache: Path, calib: list[Path], data_config: dict) -> Path:
-    fp32 = cache / f"vit-{size}.fp32.onnx"
+def export(module, shape: str, recipe: str, cache: Path, calib: list[Path], data_config: dict) -> Path:
+    size = data_config["input_size"][-1]
+    fp32 = cache / f"vit-{shape}.fp32.onnx"
     if not fp32.is_file():
         runtimes._export(module, (3, size, size), fp32)
     if recipe == "fp32":
         return fp32
-    target = cache / f"vit-{size}.{hashlib.sha256(recipe.encode()).hexdigest()[:12]}.onnx"
+    target = cache / f"vit-{shape}.{hashlib.sha256(recipe.encode()).hexdigest()[:12]}.onnx"
     if target.is_file():
         return target
     from onnxruntime.quantization import (
@@ -154,10 +157,12 @@ def main() -> None:
     module, _, data_config = build_backbone(args.model)
     out = {}
     for variant in args.variants.split(","):
-        size_s, recipe = variant.split(":", 1)
-        size = int(size_s)
-        net, config = resized(module, data_config, size)
-        path = export(net, size, recipe, args.cache, [p for p, _ in sets["calib"]], config)
+        shape, recipe = variant.split(":", 1)
+        size_s, _, r = shape.partition("-tome")
+        net, config = resized(module, data_config, int(size_s))
+        if r:
+            net = with_token_merging(net, int(r))
+        path = export(net, shape, recipe, args.cache, [p for p, _ in sets["calib"]], config)
         model = EmbeddingModel(net, model_id=variant, data_config=config, device=torch.device("cpu"),
                                forward=runtimes.OnnxForward(path, threads=1))
         row: dict = {}

@@ -68,14 +68,15 @@ def find(name: str, models_dir: Path | None = None) -> Path | None:
 def read_config(folder: Path) -> dict:
     """A trained model's config: ``kind`` "head" (the default: a head on the base's embedding), "lora" (a
     low-rank delta merged into the base's weights, dogsearch/models/lora.py), "fusion" (the base next to the
-    ImageNet CNN's parts, dogsearch/models/fusion.py) or "input-size" (a ViT base run on smaller inputs: fewer
-    patches, dogsearch/models/dinov2.py ``with_input_size``)."""
+    ImageNet CNN's parts, dogsearch/models/fusion.py), "input-size" (a ViT base run on smaller inputs: fewer
+    patches, dogsearch/models/dinov2.py ``with_input_size``) or "tome" (a ViT base that merges r tokens a block,
+    dogsearch/models/tome.py)."""
     try:
         config = json.loads((folder / CONFIG_FILE).read_text())
         if not isinstance(config, dict):
             raise TypeError("not a JSON object")
         kind = config.setdefault("kind", "head")
-        if kind not in ("head", "lora", "fusion", "input-size"):
+        if kind not in ("head", "lora", "fusion", "input-size", "tome"):
             raise ValueError(f"unknown kind {kind!r}")
         config["base"], config[kind]  # noqa: B018 - the base and the delta's shape must be there
     except (OSError, ValueError, KeyError, TypeError) as exc:

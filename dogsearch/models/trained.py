@@ -3,7 +3,8 @@ registry (``build_backbone``), and what was trained on it: a head on the base's 
 ``heads.py``), a LoRA delta merged into the base's weights (``"kind": "lora"``, ``lora.py``), the base fused
 with the ImageNet CNN's features and breed probabilities (``"kind": "fusion"``, ``fusion.py``), or a ViT base run at
 a smaller input (``"kind": "input-size"``, ``{"input-size": {"size": 196}}``: fewer patches, other vectors; no
-weights of its own).
+weights of its own), or a ViT base that merges tokens in its blocks (``"kind": "tome"``, ``{"tome": {"r": 16}}``:
+``tome.py``, fewer tokens inside, other vectors; no weights of its own).
 
 Any name with such a folder is a model (the default, ``DEFAULT_MODEL``, is one); names registered by a family
 come first.
@@ -19,6 +20,7 @@ from torch import nn
 from dogsearch.models import fusion as FU
 from dogsearch.models import heads as H
 from dogsearch.models import lora as L
+from dogsearch.models import tome as T
 from dogsearch.models.dinov2 import with_input_size
 from dogsearch.models.registry import MODELS, Backbone, BuildArgs, build_backbone
 from dogsearch.models.weights import WeightsError
@@ -81,5 +83,15 @@ def _resize(folder: Path, config: dict, base: nn.Module, data_config: dict, args
         raise WeightsError(f"{folder.name!r}: {exc}") from exc
 
 
+def _merge_tokens(folder: Path, config: dict, base: nn.Module, data_config: dict, args: BuildArgs) -> nn.Module:
+    r = config["tome"].get("r")
+    if not isinstance(r, int) or isinstance(r, bool):
+        raise WeightsError(f"{folder.name!r}: kind 'tome' needs an integer 'r' (tokens merged a block)")
+    try:
+        return T.with_token_merging(base, r)
+    except ValueError as exc:
+        raise WeightsError(f"{folder.name!r}: {exc}") from exc
+
+
 # what a config's "kind" puts on the base (heads.read_config accepts these kinds)
-_ON_BASE = {"head": _add_head, "lora": _merge_lora, "fusion": _fuse, "input-size": _resize}
+_ON_BASE = {"head": _add_head, "lora": _merge_lora, "fusion": _fuse, "input-size": _resize, "tome": _merge_tokens}
