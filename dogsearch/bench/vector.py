@@ -180,10 +180,10 @@ def filter_cases(pay: Payloads, n_queries: int, rng: np.random.Generator) -> dic
 
 def engine_query(store: EdgeStore, vector: np.ndarray, condition) -> set[str]:
     """A query with a filter the store's JSON filters cannot say yet (a datetime range, a geo radius), straight on
-    the engine with the parameters EdgeStore.query() sends."""
+    the engine with the parameters EdgeStore.query() sends for them (ACORN)."""
     with store._engine() as shard:
         request = qe.QueryRequest(limit=10, query=qe.Query.Nearest(vector.tolist()), filter=qe.Filter(must=[condition]),
-                                  params=store.search_params(filtered=True), with_payload=True, with_vector=False)
+                                  params=store.search_params(acorn=True), with_payload=True, with_vector=False)
         return {str(s.id) for s in shard.query(request)}
 
 

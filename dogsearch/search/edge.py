@@ -57,6 +57,7 @@ from dogsearch.search.filters import (
     IsEmpty,
     TimeRange,
     excluding,
+    needs_acorn,
     parse_filter,
 )
 
@@ -282,27 +283,26 @@ class EdgeStore(StoreBase):
     ) -> list[Hit]:
         """The k points nearest to ``vector`` by cosine, best first. exact=True skips the HNSW graph."""
         check_at_least_one("k", k)
-        flt = _to_filter(excluding(parse_filter(filter), exclude))
+        parsed = excluding(parse_filter(filter), exclude)
+        flt = _to_filter(parsed)
         with self._engine() as shard:
             request = qe.QueryRequest(
                 limit=k,
                 query=qe.Query.Nearest(check_vector(vector, self._meta["dim"])),  # type: ignore[index]
                 filter=flt,
-                params=self.search_params(exact, filtered=flt is not None),
+                params=self.search_params(exact, acorn=needs_acorn(parsed)),
                 with_payload=True,
                 with_vector=False,
             )
             scored = shard.query(request)
         return [Hit(id=str(s.id), score=float(s.score), payload=dict(s.payload or {})) for s in scored]
 
-    def search_params(self, exact: bool = False, filtered: bool = False) -> qe.SearchParams:
+    def search_params(self, exact: bool = False, acorn: bool = False) -> qe.SearchParams:
         """The engine's search parameters query() sends: the HNSW breadth, int8's rescoring (a collection without
-        quantisation ignores that part), and for a filtered search ACORN: a filter that keeps few points (a place, a
-        rare breed) cuts the graph into pieces the plain walk misses (recall@10 of a 40 km radius holding 1 % of
-        6,000 points: 0.83 without, 1.0 with; the engine uses it only below 40 % selectivity)."""
+        quantisation ignores that part), and ACORN for a filter that needs it (filters.needs_acorn)."""
         rescore = qe.QuantizationSearchParams(rescore=True, oversampling=self._oversampling)
-        acorn = qe.AcornSearchParams(enable=True) if filtered else None
-        return qe.SearchParams(hnsw_ef=self._hnsw_ef, exact=exact, quantization=rescore, acorn=acorn)
+        walk = qe.AcornSearchParams(enable=True) if acorn else None
+        return qe.SearchParams(hnsw_ef=self._hnsw_ef, exact=exact, quantization=rescore, acorn=walk)
 
     def scroll(
         self,

@@ -67,6 +67,7 @@ from dogsearch.search.filters import (
     IsEmpty,
     TimeRange,
     excluding,
+    needs_acorn,
     parse_filter,
 )
 
@@ -267,13 +268,13 @@ class QdrantStore(StoreBase):
     ) -> list[Hit]:
         """The k points nearest to ``vector`` by cosine, best first. exact=True skips the HNSW graph."""
         check_at_least_one("k", k)
-        flt = _to_filter(excluding(parse_filter(filter), exclude))
+        parsed = excluding(parse_filter(filter), exclude)
+        flt = _to_filter(parsed)
         dim = self._require()["dim"]
         query = check_vector(vector, dim)
-        # ACORN for filtered searches: a filter that keeps few points (a place, a rare breed) cuts the HNSW graph
-        # into pieces the plain walk misses (docs/scaling.md). Sent only when they say something: local mode (which
-        # searches exactly anyway) warns on any search params.
-        acorn = qm.AcornSearchParams(enable=True) if flt is not None and self._serial is None else None
+        # ACORN for a place or a time range (filters.needs_acorn). Sent only when they say something: local mode
+        # (which searches exactly anyway) warns on any search params.
+        acorn = qm.AcornSearchParams(enable=True) if needs_acorn(parsed) and self._serial is None else None
         params = (qm.SearchParams(hnsw_ef=self._hnsw_ef, exact=exact, acorn=acorn)
                   if exact or self._hnsw_ef or acorn else None)
         response = self._call(self._client.query_points, self._collection, query=query, limit=k,

@@ -7,7 +7,17 @@ import uuid
 import pytest
 
 from dogsearch.search.contract import InvalidStoreInput
-from dogsearch.search.filters import Filter, GeoRadius, HasId, IsEmpty, Match, TimeRange, excluding, parse_filter
+from dogsearch.search.filters import (
+    Filter,
+    GeoRadius,
+    HasId,
+    IsEmpty,
+    Match,
+    TimeRange,
+    excluding,
+    needs_acorn,
+    parse_filter,
+)
 
 
 def test_the_json_form_becomes_conditions() -> None:
@@ -49,3 +59,12 @@ def test_places_and_times_become_conditions_in_one_form() -> None:
         must=(TimeRange("seen_at", "2026-11-30T17:05:00+00:00", "2026-12-01T00:00:00+00:00"),))
     assert parse_filter({"$not": {"seen_at": {"$lte": "2026-12-01T00:00:00Z"}}}) == Filter(
         must_not=(TimeRange("seen_at", None, "2026-12-01T00:00:00+00:00"),))
+
+
+def test_acorn_is_asked_for_places_and_time_ranges_only() -> None:
+    near = {"location": {"$near": {"lat": 50.0, "lon": 8.0, "radius_km": 40}}}
+    assert needs_acorn(parse_filter(near)) and needs_acorn(parse_filter({"status": "lost", **near}))
+    assert needs_acorn(parse_filter({"seen_at": {"$gte": "2026-01-01T00:00:00Z"}}))
+    assert not needs_acorn(parse_filter({"breed": "beagle", "status": ["lost", "found"]}))
+    assert not needs_acorn(parse_filter({"$not": {"seen_at": {"$gte": "2026-01-01T00:00:00Z"}}}))
+    assert not needs_acorn(None)
