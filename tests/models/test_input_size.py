@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 
-from dogsearch.models import heads as H
 from dogsearch.models import registry as R
 from dogsearch.models.dinov2 import with_input_size
 from dogsearch.models.weights import WeightsError
@@ -48,18 +47,8 @@ def test_fewer_patches_resample_the_position_embedding_bicubically_and_keep_the_
 
 
 @pytest.fixture
-def small_model(tmp_path, monkeypatch, register_model):
-    folder = tmp_path / "tiny-28px"
-    folder.mkdir()
-    config = {"kind": "input-size", "base": "tiny-base", "input-size": {"size": 28}}
-    (folder / "config.json").write_text(json.dumps(config))
-    monkeypatch.setattr(H, "MODELS_DIR", tmp_path)
-
-    @register_model("tiny-base")
-    def tiny_base(args: R.BuildArgs) -> R.Backbone:
-        return R.Backbone(tiny_vit(), "tiny-base", dict(CONFIG))
-
-    return folder
+def small_model(model_on_base):
+    return model_on_base("tiny-28px", {"kind": "input-size", "input-size": {"size": 28}}, tiny_vit, CONFIG)
 
 
 def test_a_smaller_input_is_a_model_of_its_own_on_both_runtimes(small_model, tmp_path):

@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 
-from dogsearch.models import heads as H
 from dogsearch.models import registry as R
 from dogsearch.models.tome import _attend, merge, with_token_merging
 from dogsearch.models.weights import WeightsError
@@ -66,17 +65,8 @@ def test_attention_counts_a_merged_token_as_the_tokens_it_stands_for():
 
 
 @pytest.fixture
-def tome_model(tmp_path, monkeypatch, register_model):
-    folder = tmp_path / "tiny-tome2"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"kind": "tome", "base": "tiny-base", "tome": {"r": 2}}))
-    monkeypatch.setattr(H, "MODELS_DIR", tmp_path)
-
-    @register_model("tiny-base")
-    def tiny_base(args: R.BuildArgs) -> R.Backbone:
-        return R.Backbone(tiny_vit(), "tiny-base", dict(CONFIG))
-
-    return folder
+def tome_model(model_on_base):
+    return model_on_base("tiny-tome2", {"kind": "tome", "tome": {"r": 2}}, tiny_vit, CONFIG)
 
 
 def test_a_merging_vit_is_a_model_of_its_own_on_onnxruntime(tome_model, tmp_path):
