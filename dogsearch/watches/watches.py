@@ -363,28 +363,25 @@ def _stored_before(payload: dict[str, Any], cut: str | None) -> bool:
 
 def _shown(watch: Watch, entry_id: str, payload: dict[str, Any]) -> bool:
     """Whether a stored entry is one the watch's search shows (`_others`' conditions but the time): of its vectors,
-    not the watched dog, of its statuses, well within its radius (a margin for the engine's own arithmetic)."""
-    if payload.get("model") != watch.model or payload.get("dog_id", entry_id) == watch.dog_id:
-        return False
-    if watch.statuses and payload.get("status") not in watch.statuses:
-        return False
-    if watch.radius_km is not None and watch.near is not None:
-        seen = stored_place(payload)
-        if seen is None or distance_km(Place(*watch.near), seen) > watch.radius_km - PLACE_MARGIN_KM:
-            return False
-    return True
+    and its conditions well within its radius (a margin for the engine's own arithmetic)."""
+    return payload.get("model") == watch.model and _meets(watch, entry_id, payload, margin_km=PLACE_MARGIN_KM)
 
 
 def _fits(watch: Watch, entry_id: str, payload: dict[str, Any]) -> bool:
     """The watch's conditions on a new dog besides its likeness."""
-    if payload.get("dog_id", entry_id) == watch.dog_id:
-        return False  # the watched dog's own photos
     if str(payload.get("created_at", "")) < watch.created_at:
         return False  # stored before the watch: not new to it
+    return _meets(watch, entry_id, payload)
+
+
+def _meets(watch: Watch, entry_id: str, payload: dict[str, Any], margin_km: float = 0.0) -> bool:
+    """Not the watched dog (its own photos), of the watch's statuses, within its radius less `margin_km`."""
+    if payload.get("dog_id", entry_id) == watch.dog_id:
+        return False
     if watch.statuses and payload.get("status") not in watch.statuses:
         return False
     if watch.radius_km is not None and watch.near is not None:
         seen = stored_place(payload)
-        if seen is None or distance_km({"lat": watch.near[0], "lon": watch.near[1]}, seen) > watch.radius_km:
+        if seen is None or distance_km(Place(*watch.near), seen) > watch.radius_km - margin_km:
             return False
     return True
