@@ -72,6 +72,11 @@ def unit(rows: np.ndarray) -> np.ndarray:
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
+def alike(centre: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n unit vectors close to `centre` (one dog's photos, or look-alikes of one breed)."""
+    return unit(centre + 0.01 * rng.standard_normal((n, DIM)))
+
+
 def add_watches(store: WatchStore, vectors: np.ndarray, model: str) -> list[Watch]:
     watches = []
     for v in vectors:
@@ -125,7 +130,7 @@ def designs(quick: bool) -> dict:
             batches = []
             for r in range(rounds):
                 new = unit(rng.standard_normal((BATCH, DIM)))
-                new[0] = unit(watch_vectors[r:r + 1] + 0.01 * rng.standard_normal((1, DIM)))[0]  # one match a batch
+                new[0] = alike(watch_vectors[r], 1, rng)[0]  # one match a batch
                 ids = [str(uuid.uuid4()) for _ in range(BATCH)]
                 edge.upsert([Point(i, v.tolist(), {"dog_id": i, "model": "bench", "created_at": FUTURE})
                              for i, v in zip(ids, new, strict=True)])
@@ -179,7 +184,7 @@ def leads(tmp: Path, edge: EdgeStore, judge: Judge, rng: np.random.Generator, ro
         centres = unit(rng.standard_normal((rounds, DIM)))
         vectors = unit(rng.standard_normal((10_000, DIM)))
         for r in range(rounds):  # the batch of round r: one dog that the r-th group of P watches all look like
-            vectors[r * passing:(r + 1) * passing] = unit(centres[r] + 0.01 * rng.standard_normal((passing, DIM)))
+            vectors[r * passing:(r + 1) * passing] = alike(centres[r], passing, rng)
         add_watches(store, vectors, "bench")
         checker = Watches(store, StoreIndex(edge), judge)
         loop = asyncio.new_event_loop()
@@ -187,7 +192,7 @@ def leads(tmp: Path, edge: EdgeStore, judge: Judge, rng: np.random.Generator, ro
         times, cpu, matched = [], [], 0
         for r in range(rounds):
             new = unit(rng.standard_normal((BATCH, DIM)))
-            new[0] = unit(centres[r:r + 1] + 0.01 * rng.standard_normal((1, DIM)))[0]
+            new[0] = alike(centres[r], 1, rng)[0]
             ids = [str(uuid.uuid4()) for _ in range(BATCH)]
             edge.upsert([Point(i, v.tolist(), {"dog_id": i, "model": "bench", "created_at": FUTURE})
                          for i, v in zip(ids, new, strict=True)])
@@ -217,11 +222,11 @@ def rivals(quick: bool) -> dict:
         edge.optimize()
         for passing in PASSING[1:3] if quick else PASSING[1:]:
             store = WatchStore(tmp / f"watches-rivals-{passing}.sqlite3")
-            centre = unit(rng.standard_normal((1, DIM)))
+            centre = unit(rng.standard_normal((1, DIM)))[0]
             vectors = unit(rng.standard_normal((10_000, DIM)))
-            vectors[:passing] = unit(centre + 0.01 * rng.standard_normal((passing, DIM)))
+            vectors[:passing] = alike(centre, passing, rng)
             add_watches(store, vectors, "bench")
-            edge.upsert([Point(str(uuid.uuid4()), unit(centre + 0.01 * rng.standard_normal((1, DIM)))[0].tolist(),
+            edge.upsert([Point(str(uuid.uuid4()), alike(centre, 1, rng)[0].tolist(),
                                {"dog_id": f"rival-{passing}", "model": "bench", "created_at": FUTURE})])
             index = StoreIndex(edge)
             checker = Watches(store, index, Judge(cal))
@@ -231,7 +236,7 @@ def rivals(quick: bool) -> dict:
                 asked, times, cpu = [], [], []
                 for _ in range(batches):
                     new = unit(rng.standard_normal((BATCH, DIM)))
-                    new[0] = unit(centre + 0.01 * rng.standard_normal((1, DIM)))[0]
+                    new[0] = alike(centre, 1, rng)[0]
                     ids = [str(uuid.uuid4()) for _ in range(BATCH)]
                     edge.upsert([Point(i, v.tolist(), {"dog_id": i, "model": "bench", "created_at": FUTURE})
                                  for i, v in zip(ids, new, strict=True)])
