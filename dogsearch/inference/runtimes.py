@@ -134,6 +134,9 @@ class OnnxForward:
             return torch.from_numpy(session.run([_OUTPUT], {_INPUT: pixels})[0])
 
 
+_OPENVINO_FIRST_RUNS = threading.Lock()  # OpenVinoForward.__call__
+
+
 class OpenVinoForward:
     """An ONNX file compiled by OpenVINO for the CPU, once (the caller holds the model's lock). OpenVINO runs a
     request on its own threads, in streams: ``streams`` (the service's replicas, each calling from its own thread)
@@ -158,8 +161,20 @@ class OpenVinoForward:
         self.alone_compiled = _compile(core, model, precision, 1, alone_threads) if wider else None
         self._runs = _AloneOrShared()
         self._requests = threading.local()  # an infer request serves one run at a time: one per calling thread
+        self._ran = False
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self._ran:
+            return self._run(x)
+        # OpenVINO's Python binding sets up its numpy bridge on first use, in a static whose initialiser waits for
+        # the GIL: two threads' first runs at once deadlock (one holds the GIL waiting on the static, the other the
+        # static waiting on the GIL; a 2-replica embedder hung one start in three). So a model's first run runs alone.
+        with _OPENVINO_FIRST_RUNS:
+            out = self._run(x)
+            self._ran = True
+        return out
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
         pixels = x.detach().to("cpu", torch.float32).contiguous().numpy()
         with self._runs.pick(self.compiled, self.alone_compiled) as compiled:
             requests = self._requests.__dict__.setdefault("by_model", {})

@@ -4,6 +4,7 @@ the export is cached by checksum; bad settings fail at start."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -115,6 +116,38 @@ def test_openvino_runs_the_replicas_side_by_side_and_a_lone_run_wider(tiny, pixe
     [t.start() for t in threads]
     [t.join(30) for t in threads]
     np.testing.assert_allclose(np.concatenate([results[i] for i in range(len(pixels))]), expected, atol=1e-5)
+
+
+FIRST_RUNS_AT_ONCE = """
+import sys, threading
+import torch
+from dogsearch.inference.runtimes import OpenVinoForward
+forward = OpenVinoForward(sys.argv[1], threads=1, streams=8)
+barrier = threading.Barrier(8)
+def run():
+    x = torch.rand(1, *SIZE)
+    barrier.wait()
+    forward(x)
+threads = [threading.Thread(target=run) for _ in range(8)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+"""
+
+
+def test_replicas_starting_at_once_on_openvino_do_not_deadlock(tiny, tmp_path):
+    # OpenVINO's Python binding sets up its numpy bridge on first use, in a static whose initialiser waits for the
+    # GIL: eight threads' first runs at once deadlocked one fresh process in five here (the embedder's hang in the
+    # compose topology), so twelve fresh processes catch it nineteen times in twenty. A hung one holds the GIL, so
+    # only a timeout from outside ends it.
+    model = create_model(TINY, cache_dir=str(tmp_path), runtime="openvino", threads=1)
+    script = FIRST_RUNS_AT_ONCE.replace("SIZE", repr(SIZE))
+    for _ in range(12):
+        try:
+            done = subprocess.run([sys.executable, "-c", script, str(model.forward.path)], timeout=60,
+                                  cwd=Path(__file__).resolve().parents[2])
+        except subprocess.TimeoutExpired:
+            pytest.fail("the first runs of eight threads at once hung")
+        assert done.returncode == 0
 
 
 def test_int8_gives_close_vectors_under_another_model_id(tiny, pixels, tmp_path):
