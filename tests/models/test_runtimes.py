@@ -226,6 +226,10 @@ def test_evaluation_embeds_as_the_service_and_training_exactly(tiny, tmp_path, m
     from dogsearch.eval.retrieval import load_model
 
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_CACHE_DIR", str(tmp_path))
+    served = load_model(TINY, "cpu")  # as the service on this CPU
+    assert (served.runtime, served.precision) == (EmbedderSettings().runtime, EmbedderSettings().precision)
+    assert served.model_id == TINY
+    monkeypatch.setattr(RT, "openvino_bf16", lambda: False)  # a CPU without bf16
     served = load_model(TINY, "cpu")
     assert (served.runtime, served.precision, served.model_id) == ("onnxruntime", "fp32", TINY)
     monkeypatch.setenv("DOGSEARCH_EMBEDDER_PRECISION", "int8")
@@ -250,10 +254,11 @@ def test_the_default_vit_on_the_export_runtimes_gives_the_torch_vectors(tmp_path
 
 
 def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
-    monkeypatch.setattr(RT, "openvino_bf16", lambda: True)  # a CPU with AMX / AVX-512 BF16, as measured on
+    monkeypatch.setattr(RT, "openvino_bf16", lambda: True)  # a CPU with AMX / AVX-512 BF16
     cpu, gpu = EmbedderSettings(), EmbedderSettings(device="cuda")
-    assert (cpu.runtime, cpu.precision) == ("onnxruntime", "fp32")  # auto (openvino: a setting, docs/operations.md)
+    assert (cpu.runtime, cpu.precision) == ("openvino", "bf16")  # auto: the fastest that keeps the quality
     assert EmbedderSettings(runtime="openvino").precision == "bf16"  # its auto: bf16 where the CPU runs it
+    assert EmbedderSettings(precision="bf16").runtime == "openvino"
     assert (gpu.runtime, gpu.precision) == ("torch", "fp32")
     assert EmbedderSettings(runtime="torch").precision == "fp32"
     assert EmbedderSettings(runtime="onnxruntime").precision == "fp32"
@@ -272,6 +277,8 @@ def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
         with pytest.raises(ValidationError, match=reason):
             EmbedderSettings(**bad)
     monkeypatch.setattr(RT, "openvino_bf16", lambda: False)  # an older CPU: fp32, and bf16 refused by name
+    assert (EmbedderSettings().runtime, EmbedderSettings().precision) == ("onnxruntime", "fp32")
+    assert EmbedderSettings(precision="bf16").runtime == "torch"  # its autocast
     assert EmbedderSettings(runtime="openvino").precision == "fp32"
     with pytest.raises(ValidationError, match="bf16 instructions"):
         EmbedderSettings(runtime="openvino", precision="bf16")

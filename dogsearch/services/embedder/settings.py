@@ -42,9 +42,9 @@ class EmbedderSettings(InferenceSettings):
                             "openvino where the CPU runs it)")
     runtime: Literal["auto", "torch", "onnxruntime", "openvino"] = Field(
         "auto", description="what runs the network: 'openvino' or 'onnxruntime' (its ONNX export, cached in "
-                            "cache_dir; the CPU only; the same vectors in fp32), 'torch'; 'auto': onnxruntime on a CPU "
-                            "(openvino is opt-in: docs/embedder-eval.md, 'OpenVINO'), torch on a GPU or for fp16 / "
-                            "bf16")
+                            "cache_dir; the CPU only; the same vectors in fp32), 'torch'; 'auto': openvino in bf16 on "
+                            "a CPU with bf16 instructions (AMX, AVX-512 BF16), else onnxruntime; torch on a GPU or "
+                            "for fp16 (docs/embedder-eval.md, 'OpenVINO')")
     alone_threads: int | None = Field(
         None, ge=1, le=256,
         description="runtimes onnxruntime, openvino: threads of a batch that starts while no other runs (a lone "

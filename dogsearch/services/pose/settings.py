@@ -73,6 +73,6 @@ class PoseSettings(InferenceSettings):
                                  " use runtime 'torch' or 'auto'")
             self.runtime = "torch"
         elif self.runtime == "auto":
-            self.runtime = default_runtime(self.device, self.precision)
+            self.runtime = default_runtime(self.device, self.precision, among=("torch", "onnxruntime"))
         check_runtime(self.runtime, self.device, self.precision)
         return self
