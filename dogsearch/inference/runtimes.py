@@ -168,7 +168,7 @@ class OpenVinoForward:
             return self._run(x)
         # OpenVINO's Python binding sets up its numpy bridge on first use, in a static whose initialiser waits for
         # the GIL: two threads' first runs at once deadlock (one holds the GIL waiting on the static, the other the
-        # static waiting on the GIL; a 2-replica embedder hung one start in three). So a model's first run runs alone.
+        # static waiting on the GIL: the embedder's hang in the compose topology). So a model's first run runs alone.
         with _OPENVINO_FIRST_RUNS:
             out = self._run(x)
             self._ran = True
