@@ -44,6 +44,10 @@ def add_parser(sub) -> None:
                         help="only the photos of this split (a hash of the file name, eval/detect.split_of): "
                              "held-out is what a trained detector never saw")
     detect.add_argument("--threads", type=int, help="detector threads (default: the runtime's)")
+    detect.add_argument("--runtime", choices=["torch", "onnxruntime", "openvino"], default="torch",
+                        help="what runs the detector's networks (the embedder service's DOGSEARCH_EMBEDDER_RUNTIME)")
+    detect.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: OpenVINO's bf16 inference (or torch autocast), on a CPU with bf16 instructions")
     detect.add_argument("--unlabelled-dogs", type=Path, metavar="FILE",
                         help="photo ids (one a line) showing dogs their labels lack: precision is reported once more "
                              "(labelled_only) without the boxes on none of the labelled dogs of those photos "
@@ -240,8 +244,9 @@ def run_detect(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"dogsearch eval detect: --unlabelled-dogs: {exc}", file=sys.stderr)
         return 2
-    detector = create_detector(args.detector or DEFAULT_DETECTOR, threads=args.threads)
     try:
+        detector = create_detector(args.detector or DEFAULT_DETECTOR, threads=args.threads, runtime=args.runtime,
+                                   precision=args.precision)
         result = evaluate(detector, args.dir, negatives=args.negatives, image_dirs=args.images, iou=args.iou,
                           limit=args.limit, split=args.split, unlabelled=unlabelled,
                           progress=lambda items, what: tqdm(items, desc=f"eval detect {what}", unit="photo",
@@ -249,13 +254,14 @@ def run_detect(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"dogsearch eval detect: {exc}", file=sys.stderr)
         return 2
+    result.update(runtime=args.runtime, precision=args.precision)
     if args.json:
         print(json.dumps(result))
         return 0
     claim = (f"scored above {result['fallback_score']} (the whole-image fallback is no dog)"
              if result["min_score"] is None else f"scored at or above its operating point {result['min_score']}")
-    print(f"detector {result['detector']} on {result['split']} photos; a dog box: IoU >= {result['iou']} with a "
-          f"labelled dog, {claim}")
+    print(f"detector {result['detector']} ({args.runtime} {args.precision}) on {result['split']} photos; a dog box: "
+          f"IoU >= {result['iou']} with a labelled dog, {claim}")
     lab = result["labelled"]
     print(f"{'labelled':<10} {'photos':>6} {'dogs':>5} {'boxes':>6} {'precision':>9} {'recall':>6} {'AP@0.5':>6} "
           f"{'none':>5} {'ms/photo':>8}  dir")

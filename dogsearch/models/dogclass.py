@@ -69,14 +69,15 @@ class DogClassifier:
     """EfficientNet-Lite0 with its ImageNet head (weights from the registry package, checksum-verified), built on
     first use behind a lock; ``classify`` takes PIL images (whole photos or dog crops). ``runtime``: ``"torch"``, or
     ``"onnxruntime"`` / ``"openvino"`` (its ONNX export, cached in ``cache_dir``, with ``threads`` threads; the CPU
-    only)."""
+    only); ``precision``: ``"fp32"``, or ``"bf16"`` on openvino."""
 
     def __init__(self, *, device: str = "cpu", cache_dir: str | None = None, runtime: str = "torch",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "fp32") -> None:
         from dogsearch.inference.runtimes import check_runtime
 
-        check_runtime(runtime, device, "fp32")
+        check_runtime(runtime, device, precision)
         self._device, self._cache_dir, self._runtime, self._threads = device, cache_dir, runtime, threads
+        self._precision = precision
         self._lock = threading.Lock()
         self._model: tuple[Forward, object] | None = None
 
@@ -94,9 +95,9 @@ class DogClassifier:
                 if self._runtime in EXPORT_RUNTIMES:
                     path = cached_onnx(module, f"{LITE0_MODEL}-imagenet", config["input_size"],
                                        self._cache_dir or DEFAULT_CACHE_DIR)
-                    forward: Forward = export_forward(path, self._runtime, self._threads)
+                    forward: Forward = export_forward(path, self._runtime, self._threads, precision=self._precision)
                 else:
-                    forward = TorchForward(module.to(self._device), torch.device(self._device), "fp32")
+                    forward = TorchForward(module.to(self._device), torch.device(self._device), self._precision)
                 self._model = (forward, transform)
             return self._model
 

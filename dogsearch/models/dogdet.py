@@ -25,6 +25,7 @@ from torch import nn
 
 from dogsearch.core.boxes import crop
 from dogsearch.core.paths import MODELS_DIR
+from dogsearch.inference import runtimes
 from dogsearch.inference.runtimes import EXPORT_RUNTIMES, Forward, TorchForward, cached_onnx, export_forward
 from dogsearch.models.detect import Detection, DetectorError
 from dogsearch.models.dogclass import Classification
@@ -229,9 +230,10 @@ class CenterNetDetector:
     def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True, rescore: bool = False,
                  threads: int | None = None, max_dogs: int = 5, head: CenterHead | None = None,
                  config: dict | None = None, classifier=None, runtime: str = "torch",
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None, precision: str = "fp32") -> None:
         """``runtime``: what runs the trunk and head, and the verifier (``"torch"``, or ``"onnxruntime"`` /
-        ``"openvino"``: their ONNX exports, cached in ``cache_dir``, with ``threads`` threads; the same boxes)."""
+        ``"openvino"``: their ONNX exports, cached in ``cache_dir``, with ``threads`` threads; the same boxes);
+        ``precision``: ``"fp32"``, or ``"bf16"`` on openvino (docs/detection.md, "bf16")."""
         if head is None or config is None:
             config, state = load_weights(weights_dir)
             head = CenterHead(width=int(config["width"]), quality=bool(config.get("quality")))
@@ -260,7 +262,8 @@ class CenterNetDetector:
         digest = hashlib.sha256(json.dumps(behaviour, sort_keys=True).encode()).hexdigest()[:8]
         suffix = "-rescored" if rescore else "" if verify else "-raw"
         self.name = f"{config.get('name', DETECTOR_ID)}{suffix}@{digest}"
-        self.runtime, self.cache_dir = runtime, cache_dir
+        runtimes.check_runtime(runtime, "cpu", precision)
+        self.runtime, self.cache_dir, self.precision = runtime, cache_dir, precision
         self._classifier = classifier
         self._forward: Forward | None = None
         self._lock = threading.Lock()
@@ -274,14 +277,14 @@ class CenterNetDetector:
                     path = cached_onnx(net, f"{self.config.get('name', DETECTOR_ID)}-{self.input_size}px",
                                        (3, self.input_size, self.input_size),
                                        self.cache_dir or DEFAULT_CACHE_DIR)
-                    self._forward = export_forward(path, self.runtime, self.threads)
+                    self._forward = export_forward(path, self.runtime, self.threads, precision=self.precision)
                 else:
                     self._forward = TorchForward(net, torch.device("cpu"), "fp32")
                 if self.verify and self._classifier is None:
                     from dogsearch.models.dogclass import DogClassifier
 
                     self._classifier = DogClassifier(runtime=self.runtime, threads=self.threads,
-                                                     cache_dir=self.cache_dir)
+                                                     cache_dir=self.cache_dir, precision=self.precision)
             return self._forward, self._classifier
 
     def candidates(self, image: Image.Image) -> list[tuple[tuple[float, float, float, float], float]]:
@@ -350,20 +353,23 @@ class CenterNetDetector:
 
 @register_detector("lite0-centernet")
 def lite0_centernet(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
-                    runtime: str = "torch", cache_dir: str | Path | None = None, **_) -> CenterNetDetector:
+                    runtime: str = "torch", cache_dir: str | Path | None = None, precision: str = "fp32", **_
+                    ) -> CenterNetDetector:
     return CenterNetDetector(weights_dir, verify=True, threads=threads, max_dogs=max_dogs, runtime=runtime,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir, precision=precision)
 
 
 @register_detector("lite0-centernet-rescored")
 def lite0_centernet_rescored(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
-                             runtime: str = "torch", cache_dir: str | Path | None = None, **_) -> CenterNetDetector:
+                             runtime: str = "torch", cache_dir: str | Path | None = None, precision: str = "fp32", **_
+                             ) -> CenterNetDetector:
     return CenterNetDetector(weights_dir, verify=True, rescore=True, threads=threads, max_dogs=max_dogs,
-                             runtime=runtime, cache_dir=cache_dir)
+                             runtime=runtime, cache_dir=cache_dir, precision=precision)
 
 
 @register_detector("lite0-centernet-raw")
 def lite0_centernet_raw(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
-                        runtime: str = "torch", cache_dir: str | Path | None = None, **_) -> CenterNetDetector:
+                        runtime: str = "torch", cache_dir: str | Path | None = None, precision: str = "fp32", **_
+                        ) -> CenterNetDetector:
     return CenterNetDetector(weights_dir, verify=False, threads=threads, max_dogs=max_dogs, runtime=runtime,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir, precision=precision)

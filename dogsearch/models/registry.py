@@ -341,11 +341,13 @@ def list_detectors() -> list[str]:
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, *, threads: int | None = None, max_dogs: int = 5,
-                    input_size: int | None = None, runtime: str = "torch", cache_dir: str | Path | None = None
-                    ) -> Detector:
-    """Build the dog detector called ``name`` (``input_size`` None: the detector's own; ``runtime``, ``cache_dir``:
-    what runs lite0-centernet's networks, as for an embedding model)."""
+                    input_size: int | None = None, runtime: str = "torch", cache_dir: str | Path | None = None,
+                    precision: str = "fp32") -> Detector:
+    """Build the dog detector called ``name`` (``input_size`` None: the detector's own; ``runtime``, ``cache_dir``,
+    ``precision``: what runs lite0-centernet's networks and how, as for an embedding model)."""
     options = {"threads": threads, "max_dogs": max_dogs, "runtime": runtime, "cache_dir": cache_dir}
+    if precision != "fp32":
+        options["precision"] = precision
     if input_size is not None:
         options["input_size"] = input_size
     return DETECTORS.create(name, **options)

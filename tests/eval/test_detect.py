@@ -115,6 +115,7 @@ def test_cli_whole_image_finds_no_dog(negatives, capsys):
                      "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["detector"] == WholeImageDetector.name
+    assert (result["runtime"], result["precision"]) == ("torch", "fp32")
     lab = result["labelled"]
     assert (lab["n_images"], lab["n_dogs"], lab["no_dog_found"], lab["precision"], lab["recall"], lab["ap"]) == \
         (2, 2, 2, None, 0.0, 0.0)
@@ -203,3 +204,8 @@ def test_cli_reports_precision_without_the_unlabelled_dogs(tmp_path, capsys):
     only = json.loads(capsys.readouterr().out)["labelled"]["labelled_only"]
     assert only["photos_with_unlabelled_dogs"] == 1 and only["n_dogs"] == 2
     assert cli.main(["eval", "detect", str(FIXTURES), "--unlabelled-dogs", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_cli_refuses_a_precision_its_runtime_cannot_run(capsys):
+    assert cli.main(["eval", "detect", str(FIXTURES), "--runtime", "onnxruntime", "--precision", "bf16"]) == 2
+    assert "runtime 'onnxruntime' runs precision 'fp32'" in capsys.readouterr().err

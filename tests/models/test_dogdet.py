@@ -248,3 +248,25 @@ def test_export_runtimes_give_torchs_boxes_scores_and_breeds(detector, tmp_path,
     # the trunk and head, and the verifier: one export each, kept in the cache dir
     assert sorted(p.name.split(".")[0] for p in tmp_path.glob("*.onnx")) == [
         f"{D.DETECTOR_ID}-{ort.input_size}px", "efficientnet_lite0-imagenet"]
+
+
+def test_openvino_bf16_runs_the_detector_and_its_verifier_in_bf16(detector, tmp_path):
+    from dogsearch.inference import runtimes as RT
+
+    if not RT.openvino_bf16():  # this CPU lacks bf16: a clear error, not a silent fp32
+        with pytest.raises(ValueError, match="bf16 instructions"):
+            R.create_detector("lite0-centernet", runtime="openvino", precision="bf16", cache_dir=tmp_path)
+        return
+    half = R.create_detector("lite0-centernet", threads=1, runtime="openvino", precision="bf16", cache_dir=tmp_path)
+    forward, classifier = half._parts()
+    assert forward.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "bf16"
+    assert classifier._load()[0].compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "bf16"
+    image = _open(DOGS[0])
+    expected, got = detector.detect(image), half.detect(image)
+    assert len(got) == len(expected)  # close boxes, not the same: bf16 stays a setting (docs/detection.md)
+    np.testing.assert_allclose([d.box for d in got], [d.box for d in expected], atol=4.0)
+
+
+def test_a_precision_the_runtime_cannot_run_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="'fp32', 'int8' or 'int8-mixed'"):
+        R.create_detector("lite0-centernet", runtime="onnxruntime", precision="bf16", cache_dir=tmp_path)
