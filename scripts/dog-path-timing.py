@@ -3,7 +3,9 @@ no embedding) and how many images its dog classifier runs a photo (the detector'
 app runs in this process with the real detector and classifier; photos are posted one a request, the first as a
 warm-up. Prints one JSON object. Compare two trees by running it from each (PYTHONPATH=<tree>), interleaved.
 
-    python scripts/dog-path-timing.py [--data ../shared/data] [--photos 40] [--threads 2]
+    python scripts/dog-path-timing.py [--data ../shared/data] [--photos 40] [--threads 2] [--seems false]
+
+`--seems false` asks as search and indexing do: what a photo seems to show only where no dog is found.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def held_out(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and split_of(p) == "held-out")
 
 
-async def run(paths: list[Path], threads: int) -> dict:
+async def run(paths: list[Path], threads: int, seems: str = "true") -> dict:
     settings = EmbedderSettings(model="efficientnet_lite0", preload=True, torch_threads=threads, replicas=1)
     app = create_app(settings, classifier_factory=lambda: CountingClassifier(device=settings.device))
     times, dogs = [], 0
@@ -51,14 +53,14 @@ async def run(paths: list[Path], threads: int) -> dict:
                 if i == 1:
                     CountingClassifier.images = 0  # the warm-up photo loaded the models
                 start = time.perf_counter()
-                r = await client.post("/v1/embed/dogs", params={"vectors": "false"},
+                r = await client.post("/v1/embed/dogs", params={"vectors": "false", "seems": seems},
                                       files=[("images", (path.name, path.read_bytes()))])
                 r.raise_for_status()
                 if i:
                     times.append(1000 * (time.perf_counter() - start))
                     dogs += len(r.json()["photos"][0]["dogs"])
     n = len(times)
-    return {"tree": str(ROOT), "photos": n, "ms_per_photo_median": round(statistics.median(times), 1),
+    return {"tree": str(ROOT), "seems": seems, "photos": n, "ms_per_photo_median": round(statistics.median(times), 1),
             "ms_per_photo_mean": round(statistics.fmean(times), 1), "dogs": dogs,
             "classifier_images_per_photo": round(CountingClassifier.images / n, 3)}
 
@@ -68,10 +70,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--photos", type=int, default=40, help="held-out photos: half dogs, half without a dog")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seems", choices=["true", "false"], default="true")
     args = parser.parse_args()
     half = args.photos // 2
     paths = sample(held_out(args.data / "imagewoof"), half) + sample(held_out(args.data / "not-dogs"), half)
-    print(json.dumps(asyncio.run(run(paths, args.threads))))
+    print(json.dumps(asyncio.run(run(paths, args.threads, args.seems))))
 
 
 if __name__ == "__main__":

@@ -48,10 +48,11 @@ class Embedder(Protocol):
         """At least {"model": the id of the vectors embed_dogs gives, "dim": their length}."""
 
     async def embed_dogs(self, images: Sequence[bytes], *, whole_if_none: bool = False,
-                         vectors: bool = True) -> DogsEmbedding:
+                         vectors: bool = True, seems: bool = True) -> DogsEmbedding:
         """Photo files in (each checked and decoded there); each photo's dogs, each with its crop's vector, out.
         `whole_if_none`: a photo in which no dog is found is one dog, the whole photo (score None). `vectors`: False
-        when only the boxes and guesses are wanted."""
+        when only the boxes and guesses are wanted. `seems`: False when what a photo seems to show is wanted only
+        for a photo without a dog (an empty tuple for the others)."""
 
 
 class Index(Protocol):

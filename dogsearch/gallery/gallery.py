@@ -146,7 +146,7 @@ class Gallery:
             raise InvalidInput("a search needs a photo")
         for image in images:
             await asyncio.to_thread(self.limits.probe, image)
-        embedding = await self.embedder.embed_dogs(list(images), whole_if_none=not self.require_dog)
+        embedding = await self.embedder.embed_dogs(list(images), whole_if_none=not self.require_dog, seems=False)
         await self.space.check(embedding.model)
         vectors = np.stack([_pick(photo, dog, n, len(images)).vector for n, photo in enumerate(embedding.photos)])
         return Search(await self._nearest(vectors, k, filter, rule), embedding.photos[0], dog, embedding.photos)
@@ -165,7 +165,7 @@ class Gallery:
         """The vector of each photo's largest dog, and their model (NoDogFound for a photo without one)."""
         for image in images:
             await asyncio.to_thread(self.limits.probe, image)
-        embedding = await self.embedder.embed_dogs(images, whole_if_none=not self.require_dog)
+        embedding = await self.embedder.embed_dogs(images, whole_if_none=not self.require_dog, seems=False)
         await self.space.check(embedding.model)
         return embedding.model, [[float(v) for v in pick(photo, 0).vector] for photo in embedding.photos]
 

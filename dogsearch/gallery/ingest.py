@@ -121,7 +121,7 @@ class Ingestor:
                 if await self.removed_origins([entry]):
                     raise PhotoOfAnotherDog(f"this photo was removed from dog {entry}: add it to that dog as one of "
                                             "its photos again")
-                embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
+                embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require, seems=False)
                 await self.space.check(embedding.model)
                 photo = embedding.photos[0]
                 point = _point(upload, info, pick(photo, dog), dog, embedding.model, len(photo.dogs))
@@ -153,7 +153,7 @@ class Ingestor:
             else:
                 if await self.index.count({"dog_id": dog.id, "photo_id": upload.photo_id}):
                     raise PhotoOfAnotherDog(f"another dog of this photo is already a photo of dog {dog.id}")
-                embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require)
+                embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require, seems=False)
                 await self.space.check(embedding.model)
                 photo = embedding.photos[0]
                 point = _point(upload, info, pick(photo, index), index, embedding.model, len(photo.dogs), dog.id)
@@ -204,7 +204,8 @@ class Ingestor:
             await asyncio.to_thread(self._restore_photos, found)
         if not todo:
             return results
-        embedding = await self.embedder.embed_dogs([u.data for _, u, _ in todo], whole_if_none=not require)
+        embedding = await self.embedder.embed_dogs([u.data for _, u, _ in todo], whole_if_none=not require,
+                                                     seems=False)
         await self.space.check(embedding.model)
         model = embedding.model
         planned = [(n, upload, info, [_point(upload, info, dog, i, model, len(photo.dogs))

@@ -348,3 +348,21 @@ async def test_each_photo_and_crop_passes_the_classifier_once(detector):
     else:
         assert all(len(photo["dogs"]) == 1 for photo in (boxed, dark, light))  # each photo is its own dog
         assert boxed["dogs"][0]["breed_guess"][0]["breed"] == "Border terrier"  # the whole (mostly green) photo
+
+
+async def test_without_seems_a_photo_with_a_boxed_dog_skips_the_whole_photo_pass():
+    """Search and indexing ask `seems=false`: what a photo seems to show is wanted only where no dog is found (the
+    "no dog found" answer), so a photo whose dog the verifier boxed costs no classifier pass at all."""
+    classifier = _SeesADogInDarkPhotos()
+    app = create_app(EmbedderSettings(preload=False, whole_photo_dog=0.5), model_factory=ColorGridModel,
+                     detector_factory=_VerifyingBlobs, classifier_factory=lambda: classifier)
+    photos = files(_dog_on_grass(), solid((30, 30, 30), (80, 60)), solid((220, 220, 220)))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
+            r = await client.post("/v1/embed/dogs", params={"seems": "false"}, files=photos)
+    assert r.status_code == 200, r.text
+    boxed, dark, light = r.json()["photos"]
+    assert classifier.images == 2  # the two photos without a box, for the missed-dog check; not the boxed one
+    assert boxed["seems"] == [] and boxed["dogs"][0]["breed_guess"][0]["breed"] == "Chihuahua"
+    assert dark["seems"] and dark["dogs"][0]["box"] == [0.0, 0.0, 80.0, 60.0]  # the whole photo is its dog
+    assert light["seems"] and light["dogs"] == []  # what "no dog found" says

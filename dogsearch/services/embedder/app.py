@@ -100,6 +100,8 @@ def create_app(
         whole_if_none: bool = Query(False, description="a photo in which no dog is found is one dog: the whole "
                                                        "photo, score null"),
         vectors: bool = Query(True, description="false: boxes and guesses only (no embedding)"),
+        seems: bool = Query(True, description="false: what a photo seems to show only for a photo without a dog "
+                                              "(what 'no dog found' says), one classifier pass less a photo"),
     ) -> DogsResponse:
         """Each photo's dogs (the detector's boxes), each with the vector of its crop and its likeliest breeds."""
         # Decoded large enough that a small dog's crop still has the pixels the model needs (the whole photo, when
@@ -109,10 +111,11 @@ def create_app(
         found = await models.find(decoded, whole_if_none, crop_side=model.decode_side,
                                   whole_photo_dog=settings.whole_photo_dog)
         (photo_classes, dog_classes), embedded = await asyncio.gather(
-            models.classify(decoded, found), _embed_crops(model, [d.crop for p in found for d in p.dogs], vectors))
+            models.classify(decoded, found, every_photo=seems),
+            _embed_crops(model, [d.crop for p in found for d in p.dogs], vectors))
         rows = iter(embedded)
         photos = []
-        for photo, seems, classes in zip(found, photo_classes, dog_classes, strict=True):
+        for photo, looks, classes in zip(found, photo_classes, dog_classes, strict=True):
             dogs = []
             for dog, cls in zip(photo.dogs, classes, strict=True):
                 vector = next(rows)
@@ -120,7 +123,7 @@ def create_app(
                              "vector": None if vector is None else
                              encode_f32(vector) if encoding == "base64" else vector.tolist()})
             photos.append({"width": photo.width, "height": photo.height, "dogs": dogs,
-                           "seems": [{"label": x.name, "p": x.p} for x in seems.labels]})
+                           "seems": [] if looks is None else [{"label": x.name, "p": x.p} for x in looks.labels]})
         return DogsResponse(model=dogs_model(model), dim=model.dim, detector=detector_name, photos=photos)
 
     async def _embed_crops(model: EmbeddingModel, crops: list, wanted: bool) -> list:

@@ -22,8 +22,9 @@ class EmbedderClient(ServiceClient):
         return body["model"], np.stack([decode_f32(v) for v in body["vectors"]])
 
     async def embed_dogs(self, images: Sequence[bytes], *, whole_if_none: bool = False,
-                         vectors: bool = True) -> DogsEmbedding:
-        params = {"encoding": "base64", "whole_if_none": str(whole_if_none).lower(), "vectors": str(vectors).lower()}
+                         vectors: bool = True, seems: bool = True) -> DogsEmbedding:
+        params = {"encoding": "base64", "whole_if_none": str(whole_if_none).lower(), "vectors": str(vectors).lower(),
+                  "seems": str(seems).lower()}
         body = (await self.request("POST", "/v1/embed/dogs", params=params, files=_files(images))).json()
         photos = tuple(
             PhotoDogs(photo["width"], photo["height"],

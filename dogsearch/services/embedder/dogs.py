@@ -136,16 +136,22 @@ class DogModels:
                 image = decoded[i].image
                 detections[i] = [Detection((0.0, 0.0, float(image.width), float(image.height)), cls.dog, cls)]
 
-    async def classify(self, decoded: Sequence[DecodedImage], found: Sequence[Found]
-                       ) -> tuple[list[Classification], list[list[Classification]]]:
+    async def classify(self, decoded: Sequence[DecodedImage], found: Sequence[Found], every_photo: bool = True
+                       ) -> tuple[list[Classification | None], list[list[Classification]]]:
         """(each whole photo's, each photo's dogs'), in one batch of what is not known yet: each image passes the
         classifier once (a verified box's crop was classified by the detector, a whole photo maybe by `find`, and
-        a dog that is the whole photo is classified as the photo)."""
-        todo: list[Image.Image] = [d.image for d, photo in zip(decoded, found, strict=True) if photo.seems is None]
+        a dog that is the whole photo is classified as the photo). `every_photo` False: a whole photo is classified
+        only where it is needed (no dog in it, or it is the dog), else its classification is None."""
+        def whole(d: DecodedImage, photo: Found) -> bool:
+            return photo.seems is None and (every_photo or not photo.dogs or
+                                            any(dog.crop is d.image for dog in photo.dogs))
+
+        wanted = [whole(d, photo) for d, photo in zip(decoded, found, strict=True)]
+        todo: list[Image.Image] = [d.image for d, want in zip(decoded, wanted, strict=True) if want]
         todo += [dog.crop for d, photo in zip(decoded, found, strict=True) for dog in photo.dogs
                  if dog.classification is None and dog.crop is not d.image]
         answers = iter(await self.classifier.submit(todo) if todo else [])
-        photos = [photo.seems or next(answers) for photo in found]
+        photos = [photo.seems or (next(answers) if want else None) for photo, want in zip(found, wanted, strict=True)]
         dogs = [[dog.classification or (seems if dog.crop is d.image else next(answers)) for dog in photo.dogs]
                 for d, photo, seems in zip(decoded, found, photos, strict=True)]
         return photos, dogs

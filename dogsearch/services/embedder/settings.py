@@ -50,7 +50,8 @@ class EmbedderSettings(InferenceSettings):
         description="runtimes onnxruntime, openvino: threads of a batch that starts while no other runs (a lone "
                     "search's image), on a second session of the model whose threads spin (its weights' memory "
                     "again, ~130 MB for the ViT); default: all the cores; torch_threads or less: off, as on a "
-                    "machine shared with other work (docs/operations.md)")
+                    "machine shared with other work or a service busy most of the time (p95 a fifth lower under "
+                    "load, a lone image a third slower: docs/operations.md)")
     preload: bool = Field(True, description="load the model at start-up rather than on the first request")
     max_batch: int = Field(64, ge=1, le=1024, description="most images one /v1/embed request may carry")
     queue_max_images: int = Field(512, ge=1, description="images waiting beyond this get 503 + Retry-After")
