@@ -233,7 +233,8 @@ class CenterNetDetector:
                  cache_dir: str | Path | None = None, precision: str = "fp32") -> None:
         """``runtime``: what runs the trunk and head, and the verifier (``"torch"``, or ``"onnxruntime"`` /
         ``"openvino"``: their ONNX exports, cached in ``cache_dir``, with ``threads`` threads; the same boxes);
-        ``precision``: ``"fp32"``, or ``"bf16"`` on openvino (docs/detection.md, "bf16")."""
+        ``precision``: ``"fp32"``, or ``"bf16"`` (openvino's bf16, torch's autocast; docs/detection.md, "Runtimes and
+        bf16")."""
         if head is None or config is None:
             config, state = load_weights(weights_dir)
             head = CenterHead(width=int(config["width"]), quality=bool(config.get("quality")))
@@ -279,7 +280,7 @@ class CenterNetDetector:
                                        self.cache_dir or DEFAULT_CACHE_DIR)
                     self._forward = export_forward(path, self.runtime, self.threads, precision=self.precision)
                 else:
-                    self._forward = TorchForward(net, torch.device("cpu"), "fp32")
+                    self._forward = TorchForward(net, torch.device("cpu"), self.precision)
                 if self.verify and self._classifier is None:
                     from dogsearch.models.dogclass import DogClassifier
 

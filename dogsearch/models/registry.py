@@ -345,9 +345,8 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, threads: int | None = None,
                     precision: str = "fp32") -> Detector:
     """Build the dog detector called ``name`` (``input_size`` None: the detector's own; ``runtime``, ``cache_dir``,
     ``precision``: what runs lite0-centernet's networks and how, as for an embedding model)."""
-    options = {"threads": threads, "max_dogs": max_dogs, "runtime": runtime, "cache_dir": cache_dir}
-    if precision != "fp32":
-        options["precision"] = precision
+    options = {"threads": threads, "max_dogs": max_dogs, "runtime": runtime, "cache_dir": cache_dir,
+               "precision": precision}
     if input_size is not None:
         options["input_size"] = input_size
     return DETECTORS.create(name, **options)
