@@ -43,6 +43,9 @@ def add_parser(sub) -> None:
     detect.add_argument("--split", choices=["all", "train", "held-out"], default="all",
                         help="only the photos of this split (a hash of the file name, eval/detect.split_of): "
                              "held-out is what a trained detector never saw")
+    detect.add_argument("--weights", type=Path, metavar="DIR",
+                        help="a trained delta (`dogsearch train detector --out DIR`) in place of the detector's "
+                             "shipped one")
     detect.add_argument("--threads", type=int, help="detector threads (default: the runtime's)")
     detect.add_argument("--runtime", choices=["torch", "onnxruntime", "openvino"], default="torch",
                         help="what runs the detector's networks (the embedder service's DOGSEARCH_EMBEDDER_RUNTIME)")
@@ -236,6 +239,7 @@ def run_detect(args: argparse.Namespace) -> int:
 
     from dogsearch.core.logs import configure_logging
     from dogsearch.eval.detect import evaluate, read_unlabelled
+    from dogsearch.models.detect import DetectorError
     from dogsearch.models.registry import DEFAULT_DETECTOR, create_detector
 
     configure_logging("WARNING")
@@ -246,15 +250,17 @@ def run_detect(args: argparse.Namespace) -> int:
         return 2
     try:
         detector = create_detector(args.detector or DEFAULT_DETECTOR, threads=args.threads, runtime=args.runtime,
-                                   precision=args.precision)
+                                   precision=args.precision, weights_dir=args.weights)
         result = evaluate(detector, args.dir, negatives=args.negatives, image_dirs=args.images, iou=args.iou,
                           limit=args.limit, split=args.split, unlabelled=unlabelled,
                           progress=lambda items, what: tqdm(items, desc=f"eval detect {what}", unit="photo",
                                                             disable=args.json))
-    except ValueError as exc:
+    except (ValueError, DetectorError) as exc:  # DetectorError: --weights missing or altered
         print(f"dogsearch eval detect: {exc}", file=sys.stderr)
         return 2
     result.update(runtime=args.runtime, precision=args.precision)
+    if args.weights is not None:
+        result["weights"] = str(args.weights)
     if args.json:
         print(json.dumps(result))
         return 0

@@ -209,3 +209,25 @@ def test_cli_reports_precision_without_the_unlabelled_dogs(tmp_path, capsys):
 def test_cli_refuses_a_precision_its_runtime_cannot_run(capsys):
     assert cli.main(["eval", "detect", str(FIXTURES), "--runtime", "onnxruntime", "--precision", "bf16"]) == 2
     assert "runtime 'onnxruntime' runs precision 'fp32'" in capsys.readouterr().err
+
+
+def test_cli_weights_evaluates_a_trained_delta_in_place_of_the_shipped_one(tmp_path, capsys):
+    import shutil
+
+    delta = tmp_path / "delta"
+    shutil.copytree(Path(__file__).parents[2] / "models" / "detector-lite0-centernet", delta)
+    config = json.loads((delta / "config.json").read_text())
+    config["operating_point"]["verified"] = 1.01  # no score reaches it: this delta boxes nothing
+    (delta / "config.json").write_text(json.dumps(config))
+    args = ["eval", "detect", str(FIXTURES), "--threads", "1", "--json"]
+    assert cli.main(args) == 0
+    shipped = json.loads(capsys.readouterr().out)
+    assert cli.main([*args, "--weights", str(delta)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert shipped["labelled"]["recall"] > 0 and "weights" not in shipped
+    assert result["weights"] == str(delta)
+    assert (result["labelled"]["n_detections"], result["labelled"]["recall"]) == (0, 0.0)
+
+    (delta / "head.safetensors").write_bytes(b"not the trained head")
+    assert cli.main([*args, "--weights", str(delta)]) == 2
+    assert "checksum mismatch" in capsys.readouterr().err

@@ -124,13 +124,19 @@ def test_box_map_decodes_every_cell():
     assert boxes[:, 1, 0].tolist() == pytest.approx([0.0, 8.0, 16.0, 40.0])  # centre (8, 24), 16 x 32
 
 
-def test_a_quality_delta_loads_its_score_and_an_old_one_keeps_its_name(tmp_path):
+def test_a_quality_delta_loads_its_score_and_an_old_one_keeps_its_defaults(tmp_path):
     import json
 
     from dogsearch.training.detector.train import write
 
     config, _ = D.load_weights()
-    old = D.CenterNetDetector(verify=True)
+    shipped = D.CenterNetDetector(verify=True)  # trained with the quality output (docs/detection.md)
+    assert shipped.head.quality is not None
+    assert (shipped.quality_weight, shipped.p_weight) == (config["score"]["quality"], config["score"]["p"])
+    # a delta from before the quality output: no `quality`, no `score` -> the heat, and sqrt(heat x p)
+    heat_only = {k: v for k, v in config.items() if k not in ("quality", "score")}
+    write(tmp_path / "old", D.CenterHead(width=int(config["width"])), heat_only)
+    old = D.CenterNetDetector(tmp_path / "old", verify=True)
     assert old.quality_weight == 0.0 and old.p_weight == 0.5 and old.head.quality is None
     config = {**config, "quality": True, "score": {"quality": 0.5, "p": 0.25}}
     write(tmp_path, D.CenterHead(width=int(config["width"]), quality=True), config)
@@ -172,9 +178,16 @@ class _CropClassifier:
         return [Classification(self.dog_by_width[im.width], (), ()) for im in images]
 
 
+# a re-scoring fitted on the calibration photos of a heat-only head (docs/detection.md): pinned, so that the tests
+# below hold whatever the shipped delta's own fit is
+RESCORE = {"candidates": 5, "features": ["heat", "p", "top"], "weights": [0.5853, 0.4987, 0.2158], "bias": -1.2406}
+
+
 def _rescoring(candidates, dog_by_width) -> D.CenterNetDetector:
-    """The shipped delta's re-scoring on made-up candidates (box, heat) and crop answers, without the head."""
+    """The re-scoring (``RESCORE``) on made-up candidates (box, heat) and crop answers, without the head."""
     config, _ = D.load_weights()
+    config = {**{k: v for k, v in config.items() if k not in ("quality", "score")}, "rescore": RESCORE,
+              "operating_point": {**config["operating_point"], "verified": 0.5303, "rescored": 0.4259}}
     detector = D.CenterNetDetector(head=D.CenterHead(width=8), config=config, rescore=True,
                                    classifier=_CropClassifier(dog_by_width))
     detector._forward = object()  # not used: the candidates are given
