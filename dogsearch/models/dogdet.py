@@ -43,14 +43,15 @@ class CenterHead(nn.Module):
     """Stride-32 classifier features, upsampled onto the stride-16 block-4 features -> heatmap (1), log box
     size relative to the input (2), centre offset within the cell (2); with ``quality``, also the predicted IoU
     of the box decoded at each cell with its dog (1, a logit: ``config.json`` ``quality``), so a peak on a
-    dog's head, whose box is the head's, scores below the whole dog's."""
+    dog's head, whose box is the head's, scores below the whole dog's. ``groups`` > 1: several heads side by side
+    as one (``merge_heads``: each its own ``width / groups`` channels, the outputs their mean)."""
 
-    def __init__(self, width: int = 64, quality: bool = False) -> None:
+    def __init__(self, width: int = 64, quality: bool = False, groups: int = 1) -> None:
         super().__init__()
         self.lat16 = nn.Conv2d(F16_CHANNELS, width, 1)
         self.lat32 = nn.Conv2d(F32_CHANNELS, width, 1)
-        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
-                                  nn.ReLU(inplace=True))
+        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(width, width, 3, padding=1, groups=groups),
+                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         self.heat = nn.Conv2d(width, 1, 1)
         self.size = nn.Conv2d(width, 2, 1)
         self.offset = nn.Conv2d(width, 2, 1)
@@ -66,6 +67,34 @@ class CenterHead(nn.Module):
         x = self.features(f16, f32)
         out = (self.heat(x), self.size(x), self.offset(x))
         return out if self.quality is None else (*out, self.quality(x))
+
+
+def merge_heads(heads: list[CenterHead]) -> CenterHead:
+    """Heads trained alike (seeds) as one ``CenterHead`` whose outputs are the mean of theirs, exactly: the laterals
+    and batch norms side by side, the 3x3 convolution grouped (each head reads only its own channels), each output
+    convolution's weights concatenated and divided by their number. One network, so the runtimes export and run it
+    as any head; an average of heads trained on differently drawn compositions varies less than any one of them
+    (docs/detection.md, "Several heads as one")."""
+    n = len(heads)
+    first = heads[0]
+    width = first.heat.in_channels
+    if any(h.heat.in_channels != width or (h.quality is None) != (first.quality is None) for h in heads):
+        raise ValueError("merge_heads: the heads differ in width or in having a quality output")
+    if first.body[1].groups != 1:
+        raise ValueError("merge_heads: merge single heads, not merged ones")
+    out = CenterHead(width=width * n, quality=first.quality is not None, groups=n)
+    with torch.no_grad():
+        for name in ("lat16", "lat32", "body.1", "body.2"):
+            target = out.get_submodule(name)
+            parts = [h.get_submodule(name) for h in heads]
+            for key, value in target.state_dict().items():
+                if value.dim():  # weights, biases, running statistics: one slice a head
+                    value.copy_(torch.cat([p.state_dict()[key] for p in parts]))
+        for name in ("heat", "size", "offset") + (("quality",) if first.quality is not None else ()):
+            target, parts = getattr(out, name), [getattr(h, name) for h in heads]
+            target.weight.copy_(torch.cat([p.weight for p in parts], dim=1) / n)
+            target.bias.copy_(torch.stack([p.bias for p in parts]).mean(0))
+    return out.eval()
 
 
 class Trunk(nn.Module):
@@ -237,7 +266,8 @@ class CenterNetDetector:
         bf16")."""
         if head is None or config is None:
             config, state = load_weights(weights_dir)
-            head = CenterHead(width=int(config["width"]), quality=bool(config.get("quality")))
+            head = CenterHead(width=int(config["width"]), quality=bool(config.get("quality")),
+                              groups=int(config.get("groups", 1)))
             try:
                 head.load_state_dict(state)
             except RuntimeError as exc:

@@ -134,12 +134,12 @@ def test_a_quality_delta_loads_its_score_and_an_old_one_keeps_its_defaults(tmp_p
     assert shipped.head.quality is not None
     assert (shipped.quality_weight, shipped.p_weight) == (config["score"]["quality"], config["score"]["p"])
     # a delta from before the quality output: no `quality`, no `score` -> the heat, and sqrt(heat x p)
-    heat_only = {k: v for k, v in config.items() if k not in ("quality", "score")}
-    write(tmp_path / "old", D.CenterHead(width=int(config["width"])), heat_only)
+    heat_only = {k: v for k, v in config.items() if k not in ("quality", "score", "groups")} | {"width": 8}
+    write(tmp_path / "old", D.CenterHead(width=8), heat_only)
     old = D.CenterNetDetector(tmp_path / "old", verify=True)
     assert old.quality_weight == 0.0 and old.p_weight == 0.5 and old.head.quality is None
-    config = {**config, "quality": True, "score": {"quality": 0.5, "p": 0.25}}
-    write(tmp_path, D.CenterHead(width=int(config["width"]), quality=True), config)
+    config = {**heat_only, "quality": True, "score": {"quality": 0.5, "p": 0.25}}
+    write(tmp_path, D.CenterHead(width=8, quality=True), config)
     new = D.CenterNetDetector(tmp_path, verify=True)
     assert new.head.quality is not None and (new.quality_weight, new.p_weight) == (0.5, 0.25)
     assert new.name != old.name and json.loads((tmp_path / "config.json").read_text())["score"]["p"] == 0.25
@@ -148,6 +148,31 @@ def test_a_quality_delta_loads_its_score_and_an_old_one_keeps_its_defaults(tmp_p
     faint = ((10.0, 10.0, 110.0, 90.0), 0.99 * new.min_score ** (1 / 0.75))
     new.candidates = lambda image: [faint]
     assert new.detect(Image.new("RGB", (200, 100))) == []  # _CropClassifier({}) would fail on any crop
+
+
+def test_merged_heads_answer_the_mean_of_their_outputs_and_refuse_unlike_heads():
+    import torch
+
+    torch.manual_seed(0)
+    heads = []
+    for _ in range(3):
+        head = D.CenterHead(width=8, quality=True)
+        for p in head.parameters():
+            p.data.normal_(0, 0.3)
+        head.body[2].running_mean.normal_()
+        head.body[2].running_var.uniform_(0.5, 2.0)
+        heads.append(head.eval())
+    merged = D.merge_heads(heads)
+    assert merged.body[1].groups == 3 and merged.heat.in_channels == 24
+    f16, f32 = torch.randn(2, D.F16_CHANNELS, 4, 4), torch.randn(2, D.F32_CHANNELS, 2, 2)
+    with torch.no_grad():
+        mean = [torch.stack(o).mean(0) for o in zip(*(h(f16, f32) for h in heads), strict=True)]
+        for got, want in zip(merged(f16, f32), mean, strict=True):
+            assert torch.allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match="quality"):
+        D.merge_heads([heads[0], D.CenterHead(width=8)])
+    with pytest.raises(ValueError, match="single heads"):
+        D.merge_heads([merged, merged])
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes():

@@ -79,6 +79,29 @@ def test_train_detector_with_a_quality_output_chooses_its_score_on_the_calibrati
     assert "kept" in json.loads((again / "config.json").read_text())["recipe"]["loss"]
 
 
+def test_train_detector_with_several_seeds_writes_one_head_that_averages_theirs(tmp_path, capsys):
+    import torch
+
+    dogs, negatives = _photos(tmp_path)
+    common = ["train", "detector", "--dogs", str(dogs), "--images", str(dogs / "images"), "--negatives",
+              str(negatives), "--epochs", "1", "--input-size", "64", "--width", "8", "--batch-size", "4",
+              "--threads", "1", "--quality"]
+    for seed in ("0", "1"):
+        assert cli.main([*common, "--out", str(tmp_path / f"seed{seed}"), "--seed", seed]) == 0
+    assert cli.main([*common, "--out", str(tmp_path / "both"), "--seed", "0", "1"]) == 0
+    capsys.readouterr()
+    config = json.loads((tmp_path / "both" / "config.json").read_text())
+    assert (config["width"], config["groups"], config["recipe"]["seeds"]) == (16, 2, [0, 1])
+    both = D.CenterNetDetector(tmp_path / "both", verify=False)
+    singles = [D.CenterNetDetector(tmp_path / f"seed{s}", verify=False).head for s in "01"]
+    f16, f32 = torch.randn(1, D.F16_CHANNELS, 4, 4), torch.randn(1, D.F32_CHANNELS, 2, 2)
+    with torch.no_grad():
+        mean = [torch.stack(o).mean(0) for o in zip(*(h(f16, f32) for h in singles), strict=True)]
+        for got, want in zip(both.head(f16, f32), mean, strict=True):
+            assert torch.allclose(got, want, atol=1e-5)
+    assert isinstance(both.detect(Image.new("RGB", (96, 64))), list)
+
+
 def test_train_detector_refuses_a_share_outside_0_1(tmp_path):
     with pytest.raises(SystemExit, match="--suppress-inside"):
         cli.main(["train", "detector", "--out", str(tmp_path / "x"), "--suppress-inside", "1.5"])

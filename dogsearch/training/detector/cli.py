@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="several: one head a seed, merged into one whose outputs are their mean (default 0)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--suppress-inside", type=float, default=None,
                         help="drop a box with this share of its area inside a better one (default 0.6; 0: never)")
@@ -56,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= inside <= 1:
         raise SystemExit(f"--suppress-inside must be between 0 and 1, not {inside}")
     inside = inside or None
+    seed = args.seed if len(args.seed) > 1 else args.seed[0]
     config = train(args.dogs, images, negatives, args.out, input_size=args.input_size, width=args.width,
-                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
                    threads=args.threads, cache_dir=args.cache_dir, suppress_inside=inside, quality=args.quality,
                    box_loss=args.box_loss, spread=args.spread, quality_of=args.quality_of, log=log)
     print(json.dumps({"out": str(args.out), "train_minutes": config["train_minutes"],

@@ -339,41 +339,54 @@ def calibrate(detector: D.CenterNetDetector, labelled: Sequence[T.Sample], negat
 
 def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Path], out: Path, *,
           input_size: int = 256, width: int = 64, epochs: int = 20, batch_size: int = 32, lr: float = 2e-3,
-          seed: int = 0, threads: int = 2, cache_dir: Path | None = None,
+          seed: int | Sequence[int] = 0, threads: int = 2, cache_dir: Path | None = None,
           suppress_inside: float | None = SUPPRESS_INSIDE, quality: bool = False, box_loss: str = "l1",
           spread: int = 0, quality_of: Path | None = None, log=print) -> dict:
     """``quality``: the head learns the IoU of its boxes too (``fit_head``) and the calibration photos choose the
     score's exponents from ``SCORE_GRID``; ``box_loss``: "l1" (log size) or "giou" (the decoded box); ``spread``:
     the box regressed at the cells this near its centre cell too (``targets``); ``quality_of``: a trained delta
-    whose head is kept as it is, with a quality output added and learnt (``fit_quality``; implies ``quality``)."""
+    whose head is kept as it is, with a quality output added and learnt (``fit_quality``; implies ``quality``);
+    several seeds (``seed`` a sequence): one head each (its own draw of the compositions, its own initialisation),
+    merged into one whose outputs are their mean (``dogdet.merge_heads``) before the calibration."""
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    if not seeds or (quality_of is not None and len(seeds) > 1):
+        raise ValueError("train: one seed or more, and only one with quality_of")
     torch.set_num_threads(threads)
-    random.seed(seed)
     started = time.monotonic()
     dogs = T.labelled_samples(dog_dir, image_dirs, "fit")
     negatives = T.negative_samples(negative_dirs, "fit")
-    samples = T.training_set(dogs, negatives, seed=seed)
-    log(f"{len(dogs)} dog photos, {len(negatives)} without a dog -> {len(samples)} training samples")
-    f16, f32, scales = extract(samples, input_size, cache_dir, log=log)
-    per = [targets(s.boxes, sc, input_size, spread) for s, sc in zip(samples, scales, strict=True)]
-    target = [torch.stack([p[k] for p in per]) for k in range(5)]
-    config = {"name": out.name, "input_size": input_size, "width": width, "stride": D.STRIDE,
+    quality = quality or quality_of is not None
+    config = {"name": out.name, "input_size": input_size, "width": width * len(seeds), "stride": D.STRIDE,
               "operating_point": {"raw": 0.5, "verified": 0.5, "candidate": CANDIDATE_HEAT},
               "suppress_inside": suppress_inside}
-    quality = quality or quality_of is not None
+    if len(seeds) > 1:
+        config["groups"] = len(seeds)
     if quality:
         config["quality"] = True
-    if quality_of is not None:
-        base_config, state = D.load_weights(quality_of)
-        if (int(base_config["input_size"]), int(base_config["width"])) != (input_size, width):
-            raise ValueError(f"{quality_of} has input size {base_config['input_size']} and width "
-                             f"{base_config['width']}: train with those")
-        base = D.CenterHead(width=width, quality=bool(base_config.get("quality")))  # a quality it has is learnt anew
-        base.load_state_dict(state)
-        head = fit_quality(base, f16, f32, truth_boxes(samples, scales), epochs=epochs, batch_size=batch_size, lr=lr,
-                           seed=seed, log=log)
-    else:
-        head = fit_head(f16, f32, target, width=width, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                        truth=truth_boxes(samples, scales), box_loss=box_loss, quality=quality, log=log)
+    heads, counts = [], []
+    for s in seeds:
+        random.seed(s)
+        samples = T.training_set(dogs, negatives, seed=s)
+        counts.append((len(samples), sum(len(x.boxes) for x in samples)))
+        log(f"seed {s}: {len(dogs)} dog photos, {len(negatives)} without a dog -> {len(samples)} training samples")
+        f16, f32, scales = extract(samples, input_size, cache_dir, log=log)
+        if quality_of is not None:
+            base_config, state = D.load_weights(quality_of)
+            if (int(base_config["input_size"]), int(base_config["width"])) != (input_size, width) or \
+                    base_config.get("groups", 1) != 1:
+                raise ValueError(f"{quality_of} has input size {base_config['input_size']} and width "
+                                 f"{base_config['width']} ({base_config.get('groups', 1)} heads): train with those, "
+                                 "on a single head")
+            base = D.CenterHead(width=width, quality=bool(base_config.get("quality")))  # its quality is learnt anew
+            base.load_state_dict(state)
+            heads.append(fit_quality(base, f16, f32, truth_boxes(samples, scales), epochs=epochs,
+                                     batch_size=batch_size, lr=lr, seed=s, log=log))
+            continue
+        per = [targets(x.boxes, sc, input_size, spread) for x, sc in zip(samples, scales, strict=True)]
+        target = [torch.stack([p[k] for p in per]) for k in range(5)]
+        heads.append(fit_head(f16, f32, target, width=width, epochs=epochs, batch_size=batch_size, lr=lr, seed=s,
+                              truth=truth_boxes(samples, scales), box_loss=box_loss, quality=quality, log=log))
+    head = heads[0] if len(heads) == 1 else D.merge_heads(heads)
     detector = D.CenterNetDetector(head=head, config=config, verify=True)
     chosen = calibrate(detector, T.labelled_samples(dog_dir, image_dirs, "calibrate"),
                        T.negative_samples(negative_dirs, "calibrate"), cache_dir=cache_dir,
@@ -390,11 +403,13 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
                 "a quality output learnt: BCE to the IoU of its decoded box, outside the dogs' boxes x 0.1")
     config.update({
         "trunk": "efficientnet_lite0 (package ImageNet weights, frozen; blocks[4] and conv_head)",
-        "recipe": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "recipe": {"epochs": epochs, "batch_size": batch_size, "lr": lr,
+                   **({"seed": seeds[0]} if len(seeds) == 1 else {"seeds": seeds, "heads": "outputs averaged"}),
                    "optimizer": "AdamW wd 1e-4, one-cycle", "loss": loss,
                    "feature_dropout": 0.1, "split": "eval.detect.split_of; fit = bucket < 55, calibrate 55-69"},
         "data": {"fit_dog_photos": len(dogs), "fit_negative_photos": len(negatives),
-                 "training_samples": len(samples), "training_dogs": sum(len(s.boxes) for s in samples)},
+                 "training_samples": counts[0][0] if len(seeds) == 1 else [n for n, _ in counts],
+                 "training_dogs": counts[0][1] if len(seeds) == 1 else [d for _, d in counts]},
         "calibration_mistakes": chosen["mistakes"],
         **({"box_spread": spread} if spread else {}),
         "train_minutes": minutes,
