@@ -260,6 +260,10 @@ def test_settings_resolve_the_runtime_and_fail_fast_on_bad_ones(monkeypatch):
     assert EmbedderSettings(runtime="openvino").precision == "bf16"  # its auto: bf16 where the CPU runs it
     assert EmbedderSettings(precision="bf16").runtime == "openvino"
     assert (gpu.runtime, gpu.precision) == ("torch", "fp32")
+    # the detector follows openvino's bf16 (its boxes keep their figures there), and only that
+    assert cpu.detector_precision() == "bf16" and gpu.detector_precision() == "fp32"
+    assert EmbedderSettings(precision="int8").detector_precision() == "fp32"
+    assert EmbedderSettings(runtime="openvino", precision="fp32").detector_precision() == "fp32"
     assert EmbedderSettings(runtime="torch").precision == "fp32"
     assert EmbedderSettings(runtime="onnxruntime").precision == "fp32"
     assert EmbedderSettings(precision="int8").runtime == "onnxruntime"

@@ -107,6 +107,12 @@ def test_train_detector_refuses_a_share_outside_0_1(tmp_path):
         cli.main(["train", "detector", "--out", str(tmp_path / "x"), "--suppress-inside", "1.5"])
 
 
+def test_train_detector_refuses_several_seeds_for_a_quality_learnt_on_one_head(tmp_path):
+    with pytest.raises(SystemExit, match="give one --seed"):
+        cli.main(["train", "detector", "--out", str(tmp_path / "x"), "--seed", "0", "1", "--quality-of",
+                  str(D.DEFAULT_WEIGHTS_DIR)])
+
+
 def test_train_detector_rescore_fits_on_a_dump_and_writes_the_config(tmp_path, capsys):
     import shutil
 

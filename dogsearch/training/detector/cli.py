@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= inside <= 1:
         raise SystemExit(f"--suppress-inside must be between 0 and 1, not {inside}")
     inside = inside or None
+    if len(args.seed) > 1 and args.quality_of is not None:
+        raise SystemExit("--quality-of learns the quality of one trained head: give one --seed")
     seed = args.seed if len(args.seed) > 1 else args.seed[0]
     config = train(args.dogs, images, negatives, args.out, input_size=args.input_size, width=args.width,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
