@@ -141,3 +141,35 @@ def test_train_detector_rescore_fits_on_a_dump_and_writes_the_config(tmp_path, c
     detector = D.CenterNetDetector(weights, rescore=True)  # the registry's detector loads it
     assert detector.rescore == written["rescore"] and detector.min_score == printed["operating_point"]
     assert detector.name != D.CenterNetDetector(D.DEFAULT_WEIGHTS_DIR, rescore=True).name
+
+
+def test_train_detector_adds_photos_its_teacher_boxes(tmp_path, capsys):
+    dogs, negatives = _photos(tmp_path)
+    common = ["train", "detector", "--dogs", str(dogs), "--images", str(dogs / "images"), "--negatives",
+              str(negatives), "--epochs", "1", "--input-size", "64", "--width", "8", "--batch-size", "4",
+              "--threads", "1"]
+    assert cli.main([*common, "--out", str(tmp_path / "teacher"), "--epochs", "30"]) == 0  # one that finds them
+    unboxed = tmp_path / "unboxed"
+    unboxed.mkdir()
+    # 3 to draw; the calibration photos and a copy of a labelled one stay out
+    for name in _names("fit", 3, ".jpeg") + _names("calibrate", 2, ".jpeg") + _names("fit", 1, ".jpg"):
+        image = Image.new("RGB", (96, 64), (30, 90, 30))
+        image.paste((200, 150, 90), (10, 10, 60, 40))
+        image.save(unboxed / name)
+    # thresholds of 0: every candidate of the teacher is a sure dog, so the made-up photos are kept
+    assert cli.main([*common, "--out", str(tmp_path / "student"), "--pseudo-photos", "10", "--pseudo",
+                     str(unboxed), "--teacher", str(tmp_path / "teacher"), "--pseudo-high", "0",
+                     "--pseudo-low", "0", "--cache-dir", str(tmp_path / "cache")]) == 0
+    capsys.readouterr()
+    config = json.loads((tmp_path / "student" / "config.json").read_text())
+    pseudo = config["data"]["pseudo_labelled"]
+    assert (pseudo["drawn"], pseudo["kept"], pseudo["left_out"]) == (3, 3, 0) and pseudo["dogs"] >= 3
+    assert pseudo["teacher"] == D.CenterNetDetector(tmp_path / "teacher").name
+    assert config["data"]["fit_dog_photos"] == 2  # the labelled ones; the kept ones are counted apart
+    assert list((tmp_path / "cache").glob("pseudo-*.json"))
+
+
+def test_train_detector_refuses_pseudo_labels_without_a_teacher(tmp_path):
+    with pytest.raises(SystemExit, match="--teacher"):
+        cli.main(["train", "detector", "--out", str(tmp_path / "x"), "--pseudo-photos", "5", "--teacher",
+                  str(tmp_path / "none")])

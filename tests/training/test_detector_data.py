@@ -139,3 +139,46 @@ def test_the_operating_point_makes_the_fewest_mistakes():
     negatives = [[((0.0, 0.0, 5.0, 5.0), 0.4)], []]
     # between 0.4 and 0.6 every dog is found and nothing else is boxed; the middle of that interval
     assert operating_point(labelled, negatives) == pytest.approx(0.5)
+
+
+def test_the_pseudo_label_draw_keeps_to_the_fit_part_and_leaves_labelled_photos_out(tmp_path):
+    from dogsearch.training.detector.pseudo import draw
+
+    for breed in ("a", "b"):
+        (tmp_path / breed).mkdir()
+        for i in range(40):
+            Image.new("RGB", (8, 8)).save(tmp_path / breed / f"{breed}{i}.jpg")
+    labelled = {"a1.jpg", "b2.jpg"}
+    drawn = draw([tmp_path / "a", tmp_path / "b"], labelled, 1000)
+    assert drawn and all(T.part_of(p) == "fit" for p in drawn) and not labelled & {p.name for p in drawn}
+    assert {p.parent.name for p in drawn} == {"a", "b"}
+    assert draw([tmp_path / "b", tmp_path / "a"], labelled, 5) == drawn[:5]  # not the folders' order
+
+
+class _Teacher:
+    """Candidates and verified scores given, as a trained detector would give them."""
+    config = {"operating_point": {"candidate": 0.05}}
+    max_dogs, inside = 5, 0.6
+
+    def __init__(self, scored):
+        self.scored = scored
+
+    def candidates(self, image):
+        return [(box, 0.5) for box, _ in self.scored]
+
+    def score(self, image, found):
+        return self.scored[: len(found)]
+
+
+def test_a_photo_is_pseudo_labelled_only_where_the_teacher_is_sure_of_every_box():
+    from dogsearch.training.detector.pseudo import label
+
+    image = Image.new("RGB", (100, 100))
+    dog, other, part = (0, 0, 50, 50), (60, 60, 100, 100), (0, 0, 30, 30)
+    assert label(_Teacher([(dog, 0.9), (other, 0.1)]), image, high=0.8, low=0.3) == [dog]
+    assert label(_Teacher([(dog, 0.9), (other, 0.5)]), image, high=0.8, low=0.3) is None  # unsure of one
+    assert label(_Teacher([(other, 0.2)]), image, high=0.8, low=0.3) is None  # no dog it is sure of
+    assert label(_Teacher([(dog, 0.9), (other, 0.85)]), image, high=0.8, low=0.3) == [dog, other]
+    # a part inside the dog is dropped as at inference, whatever its score
+    assert label(_Teacher([(dog, 0.9), (part, 0.85)]), image, high=0.8, low=0.3) == [dog]
+    assert label(_Teacher([(dog, 0.9), (part, 0.5)]), image, high=0.8, low=0.3) == [dog]

@@ -40,6 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(its boxes unchanged; implies --quality)")
     parser.add_argument("--spread", type=int, default=0,
                         help="regress the box at the cells up to this many cells from its centre cell too (default 0)")
+    parser.add_argument("--pseudo-photos", type=int, default=0, metavar="N",
+                        help="add up to N training-split photos of --pseudo (dogs without boxes) boxed by --teacher "
+                             "where it is sure of every box (default 0: none)")
+    parser.add_argument("--pseudo", type=Path, action="append",
+                        help="folders of dog photos without boxes (repeatable; default ../shared/data/imagewoof/train)")
+    parser.add_argument("--teacher", type=Path, default=Path("models/detector-lite0-centernet"),
+                        help="the trained delta that boxes the --pseudo photos (default the shipped one, read "
+                             "before --out is written)")
+    parser.add_argument("--pseudo-high", type=float, default=0.75,
+                        help="a teacher's box at or above this verified score is a dog (default 0.75)")
+    parser.add_argument("--pseudo-low", type=float, default=0.3,
+                        help="a photo with a teacher's box scored between this and --pseudo-high is left out "
+                             "(default 0.3)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,10 +73,17 @@ def run(args: argparse.Namespace) -> int:
     if len(args.seed) > 1 and args.quality_of is not None:
         raise SystemExit("--quality-of learns the quality of one trained head: give one --seed")
     seed = args.seed if len(args.seed) > 1 else args.seed[0]
+    if args.pseudo_photos < 0 or not 0 <= args.pseudo_low <= args.pseudo_high <= 1:
+        raise SystemExit("--pseudo-photos must be 0 or more, and 0 <= --pseudo-low <= --pseudo-high <= 1")
+    if args.pseudo_photos and not (args.teacher / "config.json").is_file():
+        raise SystemExit(f"--teacher {args.teacher}: no config.json there (a trained detector delta)")
     config = train(args.dogs, images, negatives, args.out, input_size=args.input_size, width=args.width,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
                    threads=args.threads, cache_dir=args.cache_dir, suppress_inside=inside, quality=args.quality,
-                   box_loss=args.box_loss, spread=args.spread, quality_of=args.quality_of, log=log)
+                   box_loss=args.box_loss, spread=args.spread, quality_of=args.quality_of,
+                   pseudo_dirs=args.pseudo or [DEFAULT_DATA / "imagewoof" / "train"],
+                   pseudo_photos=args.pseudo_photos, teacher=args.teacher, pseudo_high=args.pseudo_high,
+                   pseudo_low=args.pseudo_low, log=log)
     print(json.dumps({"out": str(args.out), "train_minutes": config["train_minutes"],
                       "operating_point": config["operating_point"], "suppress_inside": inside,
                       "score": config.get("score"), "calibration_mistakes": config["calibration_mistakes"]}, indent=2))

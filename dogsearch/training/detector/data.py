@@ -39,7 +39,7 @@ def part_of(path: str | Path) -> str:
     return "fit" if bucket(path) < FIT_BELOW else "calibrate"
 
 
-def _load(path: Path) -> Image.Image:
+def load(path: Path) -> Image.Image:
     with Image.open(path) as im:
         return im.convert("RGB")
 
@@ -49,14 +49,14 @@ def labelled_samples(directory: Path, image_dirs: Sequence[Path], part: str) -> 
     for image_path, label in find_labelled(directory, image_dirs):
         if part_of(image_path) != part:
             continue
-        image = _load(image_path)
+        image = load(image_path)
         boxes = [tuple(float(v) for v in d.box) for d in parse_label_file(label, image.width, image.height)]
         out.append(Sample(image, boxes, image_path.name))
     return out
 
 
 def negative_samples(directories: Sequence[Path], part: str) -> list[Sample]:
-    return [Sample(_load(p), [], p.name) for d in directories for p in find_photos(d) if part_of(p) == part]
+    return [Sample(load(p), [], p.name) for d in directories for p in find_photos(d) if part_of(p) == part]
 
 
 def mirror(sample: Sample) -> Sample:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from dogsearch.eval.detect import find_labelled
 from dogsearch.models import dogdet as D
 from dogsearch.training.detector import data as T
 
@@ -341,13 +342,16 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
           input_size: int = 256, width: int = 64, epochs: int = 20, batch_size: int = 32, lr: float = 2e-3,
           seed: int | Sequence[int] = 0, threads: int = 2, cache_dir: Path | None = None,
           suppress_inside: float | None = SUPPRESS_INSIDE, quality: bool = False, box_loss: str = "l1",
-          spread: int = 0, quality_of: Path | None = None, log=print) -> dict:
+          spread: int = 0, quality_of: Path | None = None, pseudo_dirs: Sequence[Path] = (), pseudo_photos: int = 0,
+          teacher: Path | None = None, pseudo_high: float = 0.75, pseudo_low: float = 0.3, log=print) -> dict:
     """``quality``: the head learns the IoU of its boxes too (``fit_head``) and the calibration photos choose the
     score's exponents from ``SCORE_GRID``; ``box_loss``: "l1" (log size) or "giou" (the decoded box); ``spread``:
     the box regressed at the cells this near its centre cell too (``targets``); ``quality_of``: a trained delta
     whose head is kept as it is, with a quality output added and learnt (``fit_quality``; implies ``quality``);
     several seeds (``seed`` a sequence): one head each (its own draw of the compositions, its own initialisation),
-    merged into one whose outputs are their mean (``dogdet.merge_heads``) before the calibration."""
+    merged into one whose outputs are their mean (``dogdet.merge_heads``) before the calibration; ``pseudo_photos``:
+    up to this many "fit" photos of ``pseudo_dirs`` (dogs without boxes) boxed by the ``teacher`` delta and added
+    to the labelled dogs where it is sure of every box (``pseudo.pseudo_samples``, ``pseudo_high`` / ``pseudo_low``)."""
     seeds = [seed] if isinstance(seed, int) else list(seed)
     if not seeds or (quality_of is not None and len(seeds) > 1):
         raise ValueError("train: one seed or more, and only one with quality_of")
@@ -355,6 +359,22 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
     started = time.monotonic()
     dogs = T.labelled_samples(dog_dir, image_dirs, "fit")
     negatives = T.negative_samples(negative_dirs, "fit")
+    labelled = len(dogs)
+    pseudo_counts = None
+    if pseudo_photos:
+        from dogsearch.training.detector import pseudo
+
+        if teacher is None or not pseudo_dirs:
+            raise ValueError("train: pseudo_photos needs a teacher delta and pseudo_dirs")
+        # every labelled photo, fit or not, is left out of the draw: its part is decided by its labels
+        named = {path.name for path, _ in find_labelled(dog_dir, image_dirs)}
+        tutor = D.CenterNetDetector(teacher, verify=True, threads=threads)
+        extra, pseudo_counts = pseudo.pseudo_samples(
+            tutor, pseudo.draw(pseudo_dirs, named, pseudo_photos), high=pseudo_high, low=pseudo_low,
+            cache_dir=cache_dir, log=log)
+        pseudo_counts = {"teacher": tutor.name, "dirs": [d.name for d in pseudo_dirs], "high": pseudo_high,
+                         "low": pseudo_low, **pseudo_counts}
+        dogs = dogs + extra
     quality = quality or quality_of is not None
     config = {"name": out.name, "input_size": input_size, "width": width * len(seeds), "stride": D.STRIDE,
               "operating_point": {"raw": 0.5, "verified": 0.5, "candidate": CANDIDATE_HEAT},
@@ -407,7 +427,8 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
                    **({"seed": seeds[0]} if len(seeds) == 1 else {"seeds": seeds, "heads": "outputs averaged"}),
                    "optimizer": "AdamW wd 1e-4, one-cycle", "loss": loss,
                    "feature_dropout": 0.1, "split": "eval.detect.split_of; fit = bucket < 55, calibrate 55-69"},
-        "data": {"fit_dog_photos": len(dogs), "fit_negative_photos": len(negatives),
+        "data": {"fit_dog_photos": labelled, "fit_negative_photos": len(negatives),
+                 **({"pseudo_labelled": pseudo_counts} if pseudo_counts else {}),
                  "training_samples": counts[0][0] if len(seeds) == 1 else [n for n, _ in counts],
                  "training_dogs": counts[0][1] if len(seeds) == 1 else [d for _, d in counts]},
         "calibration_mistakes": chosen["mistakes"],
