@@ -155,19 +155,16 @@ def test_the_pseudo_label_draw_keeps_to_the_fit_part_and_leaves_labelled_photos_
     assert draw([tmp_path / "b", tmp_path / "a"], labelled, 5) == drawn[:5]  # not the folders' order
 
 
-class _Teacher:
-    """Candidates and verified scores given, as a trained detector would give them."""
-    config = {"operating_point": {"candidate": 0.05}}
-    max_dogs, inside = 5, 0.6
+def _teacher(scored):
+    """A trained detector whose candidates and verified scores are given: its own ``detect`` answers from them."""
+    from dogsearch.models import dogdet as D
 
-    def __init__(self, scored):
-        self.scored = scored
-
-    def candidates(self, image):
-        return [(box, 0.5) for box, _ in self.scored]
-
-    def score(self, image, found):
-        return self.scored[: len(found)]
+    config = {"input_size": 64, "operating_point": {"raw": 0.5, "verified": 0.5, "candidate": 0.05},
+              "suppress_inside": 0.6}
+    teacher = D.CenterNetDetector(head=D.CenterHead(width=8), config=config, classifier=object())
+    teacher.candidates = lambda image: [(box, 0.9) for box, _ in scored]
+    teacher._verified = lambda image, found: [(box, s, None) for box, s in scored[: len(found)]]
+    return teacher
 
 
 def test_a_photo_is_pseudo_labelled_only_where_the_teacher_is_sure_of_every_box():
@@ -175,10 +172,10 @@ def test_a_photo_is_pseudo_labelled_only_where_the_teacher_is_sure_of_every_box(
 
     image = Image.new("RGB", (100, 100))
     dog, other, part = (0, 0, 50, 50), (60, 60, 100, 100), (0, 0, 30, 30)
-    assert label(_Teacher([(dog, 0.9), (other, 0.1)]), image, high=0.8, low=0.3) == [dog]
-    assert label(_Teacher([(dog, 0.9), (other, 0.5)]), image, high=0.8, low=0.3) is None  # unsure of one
-    assert label(_Teacher([(other, 0.2)]), image, high=0.8, low=0.3) is None  # no dog it is sure of
-    assert label(_Teacher([(dog, 0.9), (other, 0.85)]), image, high=0.8, low=0.3) == [dog, other]
+    assert label(_teacher([(dog, 0.9), (other, 0.1)]), image, high=0.8, low=0.3) == [dog]
+    assert label(_teacher([(dog, 0.9), (other, 0.5)]), image, high=0.8, low=0.3) is None  # unsure of one
+    assert label(_teacher([(other, 0.2)]), image, high=0.8, low=0.3) is None  # no dog it is sure of
+    assert label(_teacher([(dog, 0.9), (other, 0.85)]), image, high=0.8, low=0.3) == [dog, other]
     # a part inside the dog is dropped as at inference, whatever its score
-    assert label(_Teacher([(dog, 0.9), (part, 0.85)]), image, high=0.8, low=0.3) == [dog]
-    assert label(_Teacher([(dog, 0.9), (part, 0.5)]), image, high=0.8, low=0.3) == [dog]
+    assert label(_teacher([(dog, 0.9), (part, 0.85)]), image, high=0.8, low=0.3) == [dog]
+    assert label(_teacher([(dog, 0.9), (part, 0.5)]), image, high=0.8, low=0.3) == [dog]

@@ -30,14 +30,13 @@ def draw(directories: Sequence[Path], exclude: Iterable[str], limit: int, part: 
 
 
 def label(teacher: D.CenterNetDetector, image, *, high: float, low: float) -> list[T.Box] | None:
-    """The teacher's boxes of one photo, or None when it is unsure: of the boxes scored at least ``low`` (its
-    verified score), those inside a better one dropped as at inference, one scores under ``high``, or none is left."""
-    found = [f for f in teacher.candidates(image) if f[1] >= float(teacher.config["operating_point"]["candidate"])]
-    scored = [f for f in teacher.score(image, found[: 2 * teacher.max_dogs]) if f[1] >= low]
-    kept = D.suppress_parts(scored, teacher.inside)[: teacher.max_dogs]
-    if not kept or any(s < high for _, s in kept):
+    """The teacher's boxes of one photo, or None when it is unsure: its answer at the operating point ``low``
+    (``detect``: boxes inside better ones dropped as at inference) is empty or holds a box scored under ``high``."""
+    teacher.min_score = low  # answer the boxes it is unsure of too, to see them
+    found = teacher.detect(image)
+    if not found or any(d.score < high for d in found):
         return None
-    return [tuple(float(v) for v in box) for box, _ in kept]
+    return [tuple(float(v) for v in d.box) for d in found]
 
 
 def pseudo_samples(teacher: D.CenterNetDetector, paths: Sequence[Path], *, high: float, low: float,
