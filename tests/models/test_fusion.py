@@ -88,3 +88,18 @@ def test_the_shipped_fusion_builds_by_name_with_its_documented_size():
     with Image.open(PHOTO) as im:
         vectors = model.embed(torch.stack([model.preprocess(im), model.preprocess(im.transpose(0))]))
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.real_model
+def test_the_body_fusion_builds_its_projection_to_384_and_has_its_own_calibration():
+    name = "vit_small_dinov2-lora-dogs-v1-lite0-bodies"  # models/<it>/MODEL_CARD.md: projected to 384-d
+    config = H.read_config(H.find(name))
+    assert config["fusion"]["weights"] == {"vit": 1.0, "cnn": 0.25, "breeds": 0.2}
+    model = R.create_model(name)
+    assert model.model_id == name and model.dim == 384
+    with Image.open(PHOTO) as im:
+        vectors = model.embed(torch.stack([model.preprocess(im), model.preprocess(im.transpose(0))]))
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float(vectors[0] @ vectors[1]) > 0.8  # a photo and its mirror image: one dog
+    calibration = json.loads((H.find(name) / "calibration.json").read_text())
+    assert calibration["vectors"] == f"{name}@dogcrop-m0.3"  # fit on its own vectors, not the default's

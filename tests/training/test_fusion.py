@@ -71,3 +71,21 @@ def test_a_cached_set_is_cut_into_whole_breeds():
     part = T.subset(data, keep)
     assert part["labels"] == ["l0", "l0", "l2", "l2"] and part["vit"].shape == (4, 384)
     torch.testing.assert_close(part["vit"][2], data["vit"][4])
+
+
+def test_projection_epochs_that_cost_a_validation_set_too_much_are_not_kept():
+    sets = _sets(breed_signal=4.0)
+    train = {"breeds": _parts(6, 8, breed_signal=4.0, vit_signal=0.15, seed=10)}
+    weights = {"vit": 1.0, "breeds": 1.0}
+    _, history = T.train_projection(train, weights, 32, epochs=3, sets=sets, batch=32)
+    maps = [h["val"]["dfn_val"]["map"] for h in history]
+    # a floor on the dogs between the epochs' figures: only the epochs at or above it may be returned
+    floor = {"dfn_val": sorted(maps)[len(maps) // 2]}
+    layer, history = T.train_projection(train, weights, 32, epochs=3, sets=sets, batch=32, floor=floor)
+    kept = [h for h in history if h["within_max_drop"]]
+    assert kept and len(kept) < len(history)
+    assert all(h["within_max_drop"] == (h["val"]["dfn_val"]["map"] >= floor["dfn_val"]) for h in history)
+    score = T.val_score(T.evaluate(sets, weights, layer, T.VAL_SETS))
+    assert abs(score - max(h["val_score"] for h in kept)) < 1e-3
+    layer, _ = T.train_projection(train, weights, 32, epochs=2, sets=sets, batch=32, floor={"dfn_val": 2.0})
+    assert layer is None  # mAP never reaches 2: nothing is kept

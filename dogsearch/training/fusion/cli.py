@@ -10,7 +10,8 @@ from pathlib import Path
 
 DATA = Path("../shared/data")
 BREED_GRID = "0,0.1,0.2,0.3,0.4,0.5,0.75,1"
-REPORT_SETS = ("oxford_heldout", "oxford", "iw_dev", "dfn_heldout", "body")
+REPORT_SETS = ("oxford_heldout", "oxford", "iw_dev", "dfn_heldout", "body_heldout", "body")
+PARTS_OF = {"oxford": ("oxford_val", "oxford_heldout"), "body": ("body_train", "body_val", "body_heldout")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=20, help="projection epochs (the best on val is kept)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--w-distill", type=float, default=1.0)
+    parser.add_argument("--breed-per-label", type=int, default=100,
+                        help="Imagewoof training photos a breed the projection trains on")
+    parser.add_argument("--identity-share", type=int, default=100,
+                        help="percentage of DogFaceNet's train dogs the projection trains on (all their photos)")
     parser.add_argument("--report", default=",".join(REPORT_SETS),
                         help="held-out sets to report (each is embedded once and cached)")
     parser.add_argument("--device", default="cpu", help="where the networks run while the parts are cached")
@@ -42,9 +47,11 @@ def _floats(text: str) -> list[float]:
 def run(args: argparse.Namespace) -> int:
     from dogsearch.training.fusion.features import PartExtractor, load_or_extract
     from dogsearch.training.fusion.train import (
+        TRAIN_SETS,
         VAL_SETS,
         choose_weights,
         evaluate,
+        floor_of,
         set_items,
         subset,
         train_projection,
@@ -59,20 +66,30 @@ def run(args: argparse.Namespace) -> int:
     if set(report_sets) - set(REPORT_SETS):
         print(f"dogsearch train fusion: --report takes {', '.join(REPORT_SETS)}", file=sys.stderr)
         return 2
-    cached = {"iw_val", "dfn_val", "oxford"} | set(report_sets) - {"oxford_heldout"}
-    if args.out_dim:
-        cached |= {"iw_train", "dfn_train"}
-    sets = {name: load_or_extract(extractor, set_items(name, args.data),
-                                  args.cache_dir / extractor.vit_id / f"{name}.pt") for name in sorted(cached)}
-    for part in ("oxford_val", "oxford_heldout"):  # whole breeds of the one cached Oxford set
-        sets[part] = subset(sets["oxford"], set_items(part, args.data))
+    # Oxford's breeds and dog-id-body's dogs are split after caching: each set is embedded once
+    needed = {*VAL_SETS, *report_sets, *(TRAIN_SETS if args.out_dim else ())}
+    whole_of = {part: whole for whole, parts in PARTS_OF.items() for part in parts}
+    cached = {whole_of.get(name, name) for name in needed}
+    sizes = {"iw_train": {"breed_per_label": args.breed_per_label},
+             "dfn_train": {"identity_share": args.identity_share}}
+    sets = {name: load_or_extract(extractor, set_items(name, args.data, **sizes.get(name, {})),
+                                  args.cache_dir / extractor.vit_id / _cache_name(name, sizes.get(name, {})))
+            for name in sorted(cached)}
+    for part in needed & whole_of.keys():
+        sets[part] = subset(sets[whole_of[part]], set_items(part, args.data))
     weights, grid = choose_weights(sets, weight_grid(_floats(args.cnn_weights), _floats(args.breed_weights)),
                                    max_drop=args.max_drop, log=log)
     projection = history = None
     if args.out_dim:
-        train = {name: sets[name] for name in ("iw_train", "dfn_train")}
+        train = {name: sets[name] for name in TRAIN_SETS}
+        alone = evaluate(sets, {"vit": 1.0}, None, VAL_SETS)
         projection, history = train_projection(train, weights, args.out_dim, epochs=args.epochs, sets=sets,
-                                               lr=args.lr, w_distill=args.w_distill, log=log)
+                                               lr=args.lr, w_distill=args.w_distill,
+                                               floor=floor_of(alone, args.max_drop), log=log)
+        if projection is None:
+            print(f"dogsearch train fusion: no epoch of the projection kept every validation set within "
+                  f"--max-drop {args.max_drop} of the ViT alone (history above)", file=sys.stderr)
+            return 1
     report = {"weights": weights, "val": evaluate(sets, weights, projection, VAL_SETS),
               "reported": evaluate(sets, weights, projection, report_sets),
               "base_alone": evaluate(sets, {"vit": 1.0}, None, [*VAL_SETS, *report_sets])}
@@ -80,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         report["model"] = _save(args, extractor, weights, projection, history, report)
     print(json.dumps(report))
     return 0
+
+
+def _cache_name(name: str, size: dict[str, int]) -> str:
+    return "-".join([name, *(str(v) for v in size.values())]) + ".pt"
 
 
 def _save(args, extractor, weights, projection, history, report) -> str:
