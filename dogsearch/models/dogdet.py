@@ -156,6 +156,16 @@ def box_map(size: torch.Tensor, offset: torch.Tensor, input_size: int) -> torch.
     return torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-3)
 
 
+def flip_merge(out: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+    """One photo's stacked head outputs and those of its mirror image -> the outputs of both: the mirror's maps
+    flipped back, the heat, log sizes and quality averaged (CenterNet's flip test); the centre offsets are the
+    photo's own (a mirrored offset would need flipping about its cell)."""
+    back = mirrored.flip(-1)
+    merged = (out + back) / 2
+    merged[3:5] = out[3:5]
+    return merged
+
+
 def head_score(heat: torch.Tensor, quality: torch.Tensor | None, weight: float = 0.0) -> torch.Tensor:
     """Each cell's score from the head, logits -> heat^(1 - weight) x quality^weight (without a quality output:
     the heat)."""
@@ -282,6 +292,7 @@ class CenterNetDetector:
         key = "rescored" if rescore else "verified" if verify else "raw"
         self.min_score = float(config["operating_point"][key])
         self.inside = config.get("suppress_inside")  # absent in older deltas: NMS alone
+        self.flip = bool(config.get("flip"))
         # the exponents of the score (a quality head's delta has them; absent: the heat, and sqrt(heat x p))
         score = config.get("score", {})
         self.quality_weight, self.p_weight = float(score.get("quality", 0.0)), float(score.get("p", 0.5))
@@ -289,7 +300,7 @@ class CenterNetDetector:
         # re-scoring where it is used (the others keep their names: their boxes do not change with it)
         points = {k: v for k, v in config["operating_point"].items() if rescore or k != "rescored"}
         behaviour = [config.get("files", {}).get("head.safetensors", "untrained"), points, self.inside] + (
-            [self.rescore] if rescore else []) + ([score] if score else [])
+            [self.rescore] if rescore else []) + ([score] if score else []) + (["flip"] if self.flip else [])
         digest = hashlib.sha256(json.dumps(behaviour, sort_keys=True).encode()).hexdigest()[:8]
         suffix = "-rescored" if rescore else "" if verify else "-raw"
         self.name = f"{config.get('name', DETECTOR_ID)}{suffix}@{digest}"
@@ -320,12 +331,17 @@ class CenterNetDetector:
 
     def candidates(self, image: Image.Image) -> list[tuple[tuple[float, float, float, float], float]]:
         """Boxes in photo pixels with the head's score (the heat, or a quality head's ``head_score``), after NMS
-        and before any threshold."""
+        and before any threshold. With config.json ``"flip": true`` the head's maps are those of the photo and its
+        mirror image averaged (``flip_merge``)."""
         forward, _ = self._parts()
         x, scale = letterbox(image, self.input_size)
         with torch.inference_mode():
-            out = forward(x[None])
-        return self.boxes(out[0], scale, image.size)
+            if self.flip:
+                both = forward(torch.stack([x, x.flip(-1)]))
+                out = flip_merge(both[0], both[1])
+            else:
+                out = forward(x[None])[0]
+        return self.boxes(out, scale, image.size)
 
     def boxes(self, out: torch.Tensor, scale: float, image_size: tuple[int, int]
               ) -> list[tuple[tuple[float, float, float, float], float]]:

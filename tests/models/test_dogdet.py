@@ -308,3 +308,33 @@ def test_openvino_bf16_runs_the_detector_and_its_verifier_in_bf16(detector, tmp_
 def test_a_precision_the_runtime_cannot_run_is_refused(tmp_path):
     with pytest.raises(ValueError, match="'fp32', 'int8' or 'int8-mixed'"):
         R.create_detector("lite0-centernet", runtime="onnxruntime", precision="bf16", cache_dir=tmp_path)
+
+
+def test_the_flip_test_averages_the_mirror_images_maps_and_keeps_the_photos_offsets():
+    import torch
+
+    out, mirrored = torch.randn(6, 16, 16), torch.randn(6, 16, 16)
+    merged = D.flip_merge(out, mirrored)
+    back = mirrored.flip(-1)
+    for channels in (slice(0, 3), slice(5, 6)):  # heat, log sizes, quality
+        torch.testing.assert_close(merged[channels], (out[channels] + back[channels]) / 2)
+    torch.testing.assert_close(merged[3:5], out[3:5])
+    # a photo whose maps are mirror-symmetric is its own mirror image: nothing changes but the offsets' source
+    symmetric = (out + out.flip(-1)) / 2
+    torch.testing.assert_close(D.flip_merge(symmetric, symmetric.flip(-1)), symmetric)
+
+
+def test_a_flip_delta_detects_with_both_images_under_a_name_of_its_own():
+    config, state = D.load_weights()
+    head = D.CenterHead(width=int(config["width"]), quality=True, groups=int(config["groups"]))
+    head.load_state_dict(state)
+    flip = D.CenterNetDetector(config={**config, "flip": True}, head=head)
+    shipped = D.CenterNetDetector()
+    assert flip.flip and not shipped.flip and flip.name != shipped.name
+    image = _open(DOGS[0])
+    seen = []
+    forward, _ = flip._parts()
+    flip._forward = lambda x: seen.append(x.shape[0]) or forward(x)
+    found = flip.detect(image)
+    assert seen == [2]  # the photo and its mirror image in one batch
+    assert found and found[0].box == pytest.approx(shipped.detect(image)[0].box, abs=0.1 * image.width)
