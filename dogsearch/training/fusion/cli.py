@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-drop", type=float, default=0.005,
                         help="largest validation mAP loss on any set (against the ViT alone) a choice may cost")
     parser.add_argument("--out-dim", type=int, default=0, help="learn a projection to this size (0: none)")
-    parser.add_argument("--epochs", type=int, default=20, help="projection epochs (the best on val is kept)")
+    parser.add_argument("--epochs", type=int, default=20,
+                        help="projection epochs (the best on val within --max-drop is kept)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--w-distill", type=float, default=1.0)
     parser.add_argument("--breed-per-label", type=int, default=100,
