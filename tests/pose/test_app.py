@@ -97,6 +97,21 @@ async def test_hrnet_without_checkpoint_says_what_is_missing():
     assert "DOGSEARCH_POSE_CHECKPOINT" in response.json()["detail"]
 
 
+async def test_hrnet_with_a_checkpoint_but_without_mmpose_says_how_to_install_it(tmp_path, monkeypatch):
+    import sys
+
+    # as on a machine without the optional MMPose (tests/pose/test_mmpose.py runs where it is installed)
+    monkeypatch.setitem(sys.modules, "mmpose", None)
+    monkeypatch.setitem(sys.modules, "mmpose.apis", None)
+    checkpoint = tmp_path / "hrnet_w32_ap10k.pth"
+    checkpoint.write_bytes(b"not read: MMPose is missing first")
+    app = create_app(PoseSettings(model="hrnet-w32-ap10k", checkpoint=str(checkpoint), detector="whole-image"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pose") as client:
+        response = await client.post("/v1/pose", files={"image": ("dog.jpg", _photo(), "image/jpeg")})
+    assert response.status_code == 503
+    assert "needs MMPose" in response.json()["detail"] and "install-mmpose.sh" in response.json()["detail"]
+
+
 async def test_photos_arriving_together_run_as_one_batch():
     import asyncio
 
