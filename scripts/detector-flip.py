@@ -54,11 +54,12 @@ def main() -> None:
     torch.set_num_threads(2)
     labelled = T.labelled_samples(DATA / "dogpose", [DATA / "imagewoof"], "calibrate")
     negatives = T.negative_samples([DATA / "not-dogs", DATA / "oxford-pets/cats"], "calibrate")
-    config, _ = D.load_weights(args.weights)
+    shipped = D.CenterNetDetector(args.weights)
+    config = shipped.config
     report = {"calibration_photos": {"dogs": len(labelled), "without_a_dog": len(negatives)}}
     detectors = {}
     for flip in (False, True):
-        detector = D.CenterNetDetector(args.weights, config={**config, "flip": flip}, head=_head(args.weights))
+        detector = D.CenterNetDetector(args.weights, config={**config, "flip": flip}, head=shipped.head)
         chosen = calibrate(detector, labelled, negatives)
         detector.min_score = chosen["verified"]
         detector.config = {**detector.config, "operating_point": {**config["operating_point"],
@@ -79,14 +80,6 @@ def main() -> None:
                                 image_dirs=[DATA / "imagewoof"], split="held-out", unlabelled=unlabelled)
             report["flip" if flip else "shipped"]["held_out"] = result
     print(json.dumps(report, indent=1))
-
-
-def _head(weights: Path) -> D.CenterHead:
-    config, state = D.load_weights(weights)
-    head = D.CenterHead(width=int(config["width"]), quality=bool(config.get("quality")),
-                        groups=int(config.get("groups", 1)))
-    head.load_state_dict(state)
-    return head
 
 
 if __name__ == "__main__":

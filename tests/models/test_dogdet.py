@@ -325,11 +325,8 @@ def test_the_flip_test_averages_the_mirror_images_maps_and_keeps_the_photos_offs
 
 
 def test_a_flip_delta_detects_with_both_images_under_a_name_of_its_own():
-    config, state = D.load_weights()
-    head = D.CenterHead(width=int(config["width"]), quality=True, groups=int(config["groups"]))
-    head.load_state_dict(state)
-    flip = D.CenterNetDetector(config={**config, "flip": True}, head=head)
     shipped = D.CenterNetDetector()
+    flip = D.CenterNetDetector(config={**shipped.config, "flip": True}, head=shipped.head)
     assert flip.flip and not shipped.flip and flip.name != shipped.name
     image = _open(DOGS[0])
     seen = []

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     projection = history = None
     if args.out_dim:
         train = {name: sets[name] for name in TRAIN_SETS}
-        alone = evaluate(sets, {"vit": 1.0}, None, VAL_SETS)
+        alone = grid[0]["val"]  # choose_weights scores the ViT alone first
         projection, history = train_projection(train, weights, args.out_dim, epochs=args.epochs, sets=sets,
                                                lr=args.lr, w_distill=args.w_distill,
                                                floor=floor_of(alone, args.max_drop), log=log)
