@@ -101,3 +101,43 @@ def test_exact_answers_match_brute_force_across_slices():
         some = rows["some"][q]
         assert by_filter["some"][q] == {vector.point_uuid(i) for i in some[np.argsort(-scores[some, q])[:10]]}
         assert by_filter["two"][q] == {vector.point_uuid(3), vector.point_uuid(55_001)}
+
+
+def test_the_gpu_bench_says_so_where_there_is_no_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the refusal is for machines without one")
+    run = subprocess.run([sys.executable, "-m", "dogsearch.cli", "bench", "--device", "cuda", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "no CUDA GPU" in run.stderr and not run.stdout
+    run = subprocess.run([sys.executable, "-m", "dogsearch.cli", "bench", "--device", "cuda", "--only", "vector"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "choose from ['embed', 'ingest', 'search', 'pose']" in run.stderr
+
+
+def test_the_gpu_search_gallery_is_topped_up_with_new_dogs_like_the_real_ones(tmp_path):
+    """The 100k-dog gallery of the GPU search bench: its real entries stay, each added entry is a dog of its own
+    (its cover) with a real entry's other fields and a unit vector between the real ones, never a copy."""
+    from dogsearch.bench.gpu import top_up
+    from dogsearch.search.contract import Point
+    from dogsearch.search.edge import EdgeStore
+
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((20, 16)).astype(np.float32)
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    with EdgeStore(tmp_path) as store:
+        store.ensure_collection(16, "m@dogcrop-m0.3")
+        store.upsert([Point(f"00000000-0000-0000-0000-{i:012d}", v.tolist(),
+                            {"dog_id": f"d{i}", "photo_id": f"p{i}", "cover": True, "breed": "beagle", "model": "m"})
+                      for i, v in enumerate(real)])
+    assert top_up(tmp_path, 500) == 480
+    with EdgeStore(tmp_path) as store:
+        points, _ = store.scroll(1000, None, None, with_vector=True)
+    assert len(points) == 500
+    added = [p for p in points if not p.id.startswith("00000000-")]
+    assert len(added) == 480 and all(p.payload["dog_id"] == p.id and p.payload["cover"] for p in added)
+    assert {p.payload["breed"] for p in added} == {"beagle"} and len({p.payload["photo_id"] for p in added}) == 480
+    vectors = np.asarray([p.vector for p in added])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert (vectors @ real.T).max() < 0.9999  # blends with noise, not copies

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -105,33 +106,40 @@ def free_port() -> int:
 
 @contextmanager
 def server(*args: str, env: dict[str, str] | None = None, ready_timeout: float = 180) -> Iterator[tuple[str, int]]:
-    """`dogsearch serve ARGS` in its own process on a free loopback port: (base url, pid)."""
+    """`dogsearch serve ARGS` in its own process on a free loopback port: (base url, pid). A server that exits
+    or never gets ready raises with the end of what it wrote to stderr."""
     port = free_port()
     cmd = [sys.executable, "-m", "dogsearch.cli", "serve", *args, "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{' '.join(cmd)} not ready after {ready_timeout} s")
-            time.sleep(0.2)
-        yield url, proc.pid
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+
+        def failed(why: str) -> RuntimeError:
+            stderr.seek(max(0, stderr.seek(0, os.SEEK_END) - 2000))
+            return RuntimeError(f"{' '.join(cmd)} {why}: {stderr.read().decode(errors='replace')}")
+
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + ready_timeout
+            while True:
+                if proc.poll() is not None:
+                    raise failed(f"exited with {proc.returncode}")
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise failed(f"not ready after {ready_timeout} s")
+                time.sleep(0.2)
+            yield url, proc.pid
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -82,8 +82,9 @@ async def _job_seconds(client: httpx.AsyncClient, folder: Path) -> tuple[float, 
 
 
 def worker_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_size: int,
-                        settings: EmbedderSettings, model_factory=None) -> tuple[float, dict, float]:
-    """(images/s, the job, CPU seconds the process spent on the job)."""
+                        settings: EmbedderSettings, model_factory=None,
+                        jobs_options: dict | None = None) -> tuple[float, dict, float]:
+    """(images/s, the job, CPU seconds the process spent on the job); `jobs_options`: more JobsSettings."""
     from dogsearch.services.allinone import create_all_in_one
 
     # require_dog off: a variation cropped to 60 % may keep too little of its dog to be found; dogs are still looked
@@ -91,7 +92,7 @@ def worker_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_
     app = frozen_once_started(create_all_in_one(  # as `dogsearch serve` is
         data, embedder_settings=settings, model_factory=model_factory,
         jobs_options={"broker_url": None, "allowed_roots": [str(root)], "batch_size": batch_size,
-                      "require_dog": False}))
+                      "require_dog": False} | (jobs_options or {})))
 
     async def go():
         async with app.router.lifespan_context(app):

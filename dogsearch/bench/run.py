@@ -26,15 +26,20 @@ BENCHMARKS = {
 MIN_VECTORS = 100  # fewer: the filters would match next to nothing
 
 
-def run_all(names: list[str], quick: bool, vectors: int | None = None) -> dict:
-    """vectors: the vector bench's store size (None: its default for quick or not)."""
-    options: dict[str, dict] = {"vector": {"vectors": vectors}}
-    result: dict = {
+def machine(quick: bool) -> dict:
+    return {
         "quick": quick,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpu_count": usable_cores(), "platform": platform.platform(),
-                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                    "torch": torch.__version__},
     }
+
+
+def run_all(names: list[str], quick: bool, vectors: int | None = None) -> dict:
+    """vectors: the vector bench's store size (None: its default for quick or not)."""
+    options: dict[str, dict] = {"vector": {"vectors": vectors}}
+    result = machine(quick)
     for name in names:
         start = time.perf_counter()
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
@@ -43,16 +48,29 @@ def run_all(names: list[str], quick: bool, vectors: int | None = None) -> dict:
     return result
 
 
-def main(names: list[str] | None, quick: bool, as_json: bool, out: Path | None, vectors: int | None = None) -> int:
-    unknown = set(names or []) - set(BENCHMARKS)
+def main(names: list[str] | None, quick: bool, as_json: bool, out: Path | None, vectors: int | None = None,
+         device: str = "cpu") -> int:
+    from dogsearch.bench import gpu
+
+    known = list(BENCHMARKS) if device == "cpu" else list(gpu.SECTIONS)
+    unknown = set(names or []) - set(known)
     if unknown:
-        print(f"dogsearch bench: unknown benchmark(s) {sorted(unknown)}; choose from {list(BENCHMARKS)}",
+        print(f"dogsearch bench: unknown benchmark(s) {sorted(unknown)} on {device}; choose from {known}",
               file=sys.stderr)
         return 2
+    if device != "cpu":
+        if not device.startswith("cuda") or not torch.cuda.is_available():
+            print(f"dogsearch bench: --device {device}: torch sees no CUDA GPU here (cuda, cuda:N)", file=sys.stderr)
+            return 2
+        result = machine(quick) | gpu.run(quick, device, names)
+        return _write(result, as_json, out) or (1 if any(k.endswith("_error") for k in result) else 0)
     if vectors is not None and vectors < MIN_VECTORS:
         print(f"dogsearch bench: --vectors is at least {MIN_VECTORS}, got {vectors}", file=sys.stderr)
         return 2
-    result = run_all(names or list(BENCHMARKS), quick, vectors)
+    return _write(run_all(names or list(BENCHMARKS), quick, vectors), as_json, out)
+
+
+def _write(result: dict, as_json: bool, out: Path | None) -> int:
     text = json.dumps(result, indent=None if as_json else 2)
     if out:
         out.write_text(text + "\n")

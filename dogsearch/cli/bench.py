@@ -11,6 +11,9 @@ def add_parser(sub) -> None:
     bench.add_argument("--quick", action="store_true", help="small sizes: checks that it works, in a minute or two")
     bench.add_argument("--vectors", type=int, metavar="N",
                        help="the vector bench's store size (default 100,000; 10,000 with --quick)")
+    bench.add_argument("--device", default="cpu",
+                       help="cpu (default), or cuda[:N]: the GPU benchmarks (embed, ingest, search, pose at GPU sizes: "
+                            "dogsearch/bench/gpu.py)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.add_argument("--out", type=Path, help="also write the JSON to this file")
     bench.set_defaults(func=run)
@@ -21,4 +24,5 @@ def run(args: argparse.Namespace) -> int:
     from dogsearch.core.logs import configure_logging
 
     configure_logging("WARNING")
-    return main(args.only.split(",") if args.only else None, args.quick, args.json, args.out, args.vectors)
+    return main(args.only.split(",") if args.only else None, args.quick, args.json, args.out, args.vectors,
+                args.device)

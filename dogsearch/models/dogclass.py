@@ -88,10 +88,14 @@ class DogClassifier:
 
                 from dogsearch.inference.runtimes import EXPORT_RUNTIMES, TorchForward, cached_onnx, export_forward
                 from dogsearch.models.efficientnet import LITE0_MODEL
+                from dogsearch.models.embedding import split_eval_transform
                 from dogsearch.models.registry import DEFAULT_CACHE_DIR, build_backbone
 
                 module, _, config = build_backbone(LITE0_MODEL, num_classes=1000, cache_dir=self._cache_dir)
-                transform = timm.data.create_transform(**config, is_training=False)
+                # timm's eval transform, its ToTensor and Normalize done on the whole batch on the model's device
+                # (the same operations, the same bits): the crops' CPU work is the resizing alone
+                resize, mean, std = split_eval_transform(timm.data.create_transform(**config, is_training=False))
+                transform = (resize, mean.to(self._device), std.to(self._device))
                 if self._runtime in EXPORT_RUNTIMES:
                     path = cached_onnx(module, f"{LITE0_MODEL}-imagenet", config["input_size"],
                                        self._cache_dir or DEFAULT_CACHE_DIR)
@@ -105,10 +109,13 @@ class DogClassifier:
         """(n, 1000) softmax probabilities."""
         if not images:
             return np.zeros((0, 1000), dtype=np.float32)
-        forward, transform = self._load()
-        batch = torch.stack([transform(im.convert("RGB")) for im in images]).to(self._device)
+        from dogsearch.models.embedding import pixels
+
+        forward, (resize, mean, std) = self._load()
+        batch = torch.stack([pixels(resize(im.convert("RGB"))) for im in images]).to(self._device)
         with torch.inference_mode():
-            return torch.softmax(forward(batch).float(), dim=1).cpu().numpy()
+            x = batch.float().div_(255).sub_(mean).div_(std)
+            return torch.softmax(forward(x).float(), dim=1).cpu().numpy()
 
     def classify(self, images: list[Image.Image], *, top_breeds: int = 3,
                  top_labels: int = 3) -> list[Classification]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from dogsearch.inference import runtimes
 from dogsearch.inference.runtimes import EXPORT_RUNTIMES, Forward, TorchForward, cached_onnx, export_forward
 from dogsearch.models.detect import Detection, DetectorError
 from dogsearch.models.dogclass import Classification
+from dogsearch.models.embedding import pixels
 from dogsearch.models.registry import DEFAULT_CACHE_DIR, register_detector
 from dogsearch.models.weights import load_checked_files
 
@@ -108,8 +110,9 @@ class Trunk(nn.Module):
         base, _, config = build_backbone(LITE0_MODEL, num_classes=0)
         self.conv_stem, self.bn1, self.blocks = base.conv_stem, base.bn1, base.blocks
         self.conv_head, self.bn2 = base.conv_head, base.bn2
-        self.mean = torch.tensor(config["mean"], dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor(config["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        # buffers: they move with the trunk to a GPU; not persistent: no trained weights of the delta
+        self.register_buffer("mean", torch.tensor(config["mean"], dtype=torch.float32).view(1, 3, 1, 1), False)
+        self.register_buffer("std", torch.tensor(config["std"], dtype=torch.float32).view(1, 3, 1, 1), False)
         self.eval().requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,15 +137,28 @@ class DetectorNet(nn.Module):
         return torch.cat(self.head(*self.trunk(x)), dim=1)
 
 
+def fit(image: Image.Image, size: int) -> tuple[torch.Tensor, float]:
+    """The photo resized to fit a size x size square, longer side first, as a (3, h, w) uint8 tensor, and the scale
+    from photo pixels to input pixels (``pad`` makes the square)."""
+    scale = size / max(image.width, image.height)
+    w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    return pixels(image.convert("RGB").resize((w, h), Image.Resampling.BILINEAR)), scale
+
+
+def pad(photos: Sequence[torch.Tensor], size: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """``fit``'s photos -> the (n, 3, size, size) batch in [0, 1], each padded right and below with grey, made on
+    ``device``: the photos travel as uint8, a quarter of the bytes, and the float work is the device's."""
+    batch = torch.full((len(photos), 3, size, size), 0.5, device=device)
+    for i, photo in enumerate(photos):
+        batch[i, :, : photo.shape[1], : photo.shape[2]] = photo.to(device, non_blocking=True).float().div_(255)
+    return batch
+
+
 def letterbox(image: Image.Image, size: int) -> tuple[torch.Tensor, float]:
     """The photo fitted into a size x size square (padding right and below, grey), as a (3, size, size) tensor in
     [0, 1], and the scale from photo pixels to input pixels."""
-    scale = size / max(image.width, image.height)
-    w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
-    canvas = np.full((size, size, 3), 0.5, dtype=np.float32)
-    small = image.convert("RGB").resize((w, h), Image.Resampling.BILINEAR)
-    canvas[:h, :w] = np.asarray(small, dtype=np.float32) / 255.0
-    return torch.from_numpy(canvas).permute(2, 0, 1), scale
+    photo, scale = fit(image, size)
+    return pad([photo], size)[0], scale
 
 
 def box_map(size: torch.Tensor, offset: torch.Tensor, input_size: int) -> torch.Tensor:
@@ -269,11 +285,11 @@ class CenterNetDetector:
     def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True, rescore: bool = False,
                  threads: int | None = None, max_dogs: int = 5, head: CenterHead | None = None,
                  config: dict | None = None, classifier=None, runtime: str = "torch",
-                 cache_dir: str | Path | None = None, precision: str = "fp32") -> None:
+                 cache_dir: str | Path | None = None, precision: str = "fp32", device: str = "cpu") -> None:
         """``runtime``: what runs the trunk and head, and the verifier (``"torch"``, or ``"onnxruntime"`` /
         ``"openvino"``: their ONNX exports, cached in ``cache_dir``, with ``threads`` threads; the same boxes);
         ``precision``: ``"fp32"``, or ``"bf16"`` (openvino's bf16, torch's autocast; docs/detection.md, "Runtimes and
-        bf16")."""
+        bf16"); ``device``: where torch runs both networks (``"cuda"``: the embedder's GPU)."""
         if head is None or config is None:
             config, state = load_weights(weights_dir)
             head = CenterHead(width=int(config["width"]), quality=bool(config.get("quality")),
@@ -304,8 +320,8 @@ class CenterNetDetector:
         digest = hashlib.sha256(json.dumps(behaviour, sort_keys=True).encode()).hexdigest()[:8]
         suffix = "-rescored" if rescore else "" if verify else "-raw"
         self.name = f"{config.get('name', DETECTOR_ID)}{suffix}@{digest}"
-        runtimes.check_runtime(runtime, "cpu", precision)
-        self.runtime, self.cache_dir, self.precision = runtime, cache_dir, precision
+        runtimes.check_runtime(runtime, device, precision)
+        self.runtime, self.cache_dir, self.precision, self.device = runtime, cache_dir, precision, device
         self._classifier = classifier
         self._forward: Forward | None = None
         self._lock = threading.Lock()
@@ -321,27 +337,37 @@ class CenterNetDetector:
                                        self.cache_dir or DEFAULT_CACHE_DIR)
                     self._forward = export_forward(path, self.runtime, self.threads, precision=self.precision)
                 else:
-                    self._forward = TorchForward(net, torch.device("cpu"), self.precision)
+                    self._forward = TorchForward(net.to(self.device), torch.device(self.device), self.precision)
                 if self.verify and self._classifier is None:
                     from dogsearch.models.dogclass import DogClassifier
 
                     self._classifier = DogClassifier(runtime=self.runtime, threads=self.threads,
-                                                     cache_dir=self.cache_dir, precision=self.precision)
+                                                     cache_dir=self.cache_dir, precision=self.precision,
+                                                     device=self.device)
             return self._forward, self._classifier
 
     def candidates(self, image: Image.Image) -> list[tuple[tuple[float, float, float, float], float]]:
         """Boxes in photo pixels with the head's score (the heat, or a quality head's ``head_score``), after NMS
         and before any threshold. With config.json ``"flip": true`` the head's maps are those of the photo and its
         mirror image averaged (``flip_merge``)."""
+        return self.candidates_many([image])[0]
+
+    def candidates_many(self, images: Sequence[Image.Image]
+                        ) -> list[list[tuple[tuple[float, float, float, float], float]]]:
+        """``candidates`` of each photo, all of them (and their mirror images) in one forward."""
+        if not images:
+            return []
         forward, _ = self._parts()
-        x, scale = letterbox(image, self.input_size)
+        fitted = [fit(image, self.input_size) for image in images]
         with torch.inference_mode():
+            x = pad([photo for photo, _ in fitted], self.input_size, self.device)
             if self.flip:
-                both = forward(torch.stack([x, x.flip(-1)]))
-                out = flip_merge(both[0], both[1])
+                both = forward(torch.cat([x, x.flip(-1)])).cpu()
+                outs = [flip_merge(both[i], both[len(images) + i]) for i in range(len(images))]
             else:
-                out = forward(x[None])[0]
-        return self.boxes(out, scale, image.size)
+                outs = list(forward(x).cpu())
+        return [self.boxes(out, scale, image.size) for out, (_, scale), image in zip(outs, fitted, images,
+                                                                                  strict=True)]
 
     def boxes(self, out: torch.Tensor, scale: float, image_size: tuple[int, int]
               ) -> list[tuple[tuple[float, float, float, float], float]]:
@@ -356,67 +382,69 @@ class CenterNetDetector:
                 found.append((box, score))
         return nms(found)
 
-    def score(self, image: Image.Image, found: list) -> list[tuple[tuple[float, float, float, float], float]]:
-        """Each candidate's final score: the head's, or with ``verify`` ``score_of`` it and its crop's dog
-        probability."""
-        return [(box, score) for box, score, _ in self._verified(image, found)]
-
-    def _verified(self, image: Image.Image, found: list) -> list[tuple[tuple[float, float, float, float], float,
-                                                                         Classification | None]]:
-        """(box, score, the verifier's classification of its crop or None without ``verify``)."""
-        if not self.verify or not found:
-            return [(box, heat, None) for box, heat in found]
-        classes = self.classify_crops(image, [box for box, _ in found])
-        return [(box, score_of(heat, c.dog, self.p_weight), c) for (box, heat), c in zip(found, classes, strict=True)]
-
     def classify_crops(self, image: Image.Image, boxes: list) -> list[Classification]:
         """The verifier on each box's crop (``VERIFY_MARGIN`` around it), all in one batch."""
-        _, classifier = self._parts()
-        return classifier.classify([crop(image, box, VERIFY_MARGIN) for box in boxes]) if boxes else []
+        return self._classify_many([image], [boxes])[0]
 
-    def _rescored(self, image: Image.Image, found: list) -> list[tuple[tuple[float, float, float, float], float,
-                                                                         Classification]]:
-        classes = self.classify_crops(image, [box for box, _ in found])
-        scores = rescore([heat for _, heat in found], [c.dog for c in classes], self.rescore)
-        return [(box, float(s), c) for (box, _), s, c in zip(found, scores, classes, strict=True)]
+    def _classify_many(self, images: Sequence[Image.Image], boxes: Sequence[list]) -> list[list[Classification]]:
+        """``classify_crops`` of each photo's boxes, every crop of every photo in one batch."""
+        _, classifier = self._parts()
+        crops = [crop(image, box, VERIFY_MARGIN) for image, some in zip(images, boxes, strict=True) for box in some]
+        classes = iter(classifier.classify(crops) if crops else [])
+        return [[next(classes) for _ in some] for some in boxes]
+
+    def _scored(self, images: Sequence[Image.Image], found: Sequence[list]
+                ) -> list[list[tuple[tuple[float, float, float, float], float, Classification | None]]]:
+        """Each photo's candidates (box, head score) -> (box, final score, the verifier's classification of its crop
+        or None without ``verify``): ``rescore``'s score, or ``score_of`` the head's and the crop's dog
+        probability."""
+        if not self.verify:
+            return [[(box, heat, None) for box, heat in some] for some in found]
+        scored = []
+        for some, classes in zip(found, self._classify_many(images, [[b for b, _ in f] for f in found]), strict=True):
+            if self.rescore:
+                scores = rescore([heat for _, heat in some], [c.dog for c in classes], self.rescore)
+                scored.append([(box, float(s), c) for (box, _), s, c in zip(some, scores, classes, strict=True)])
+            else:
+                scored.append([(box, score_of(heat, c.dog, self.p_weight), c)
+                               for (box, heat), c in zip(some, classes, strict=True)])
+        return scored
 
     def detect(self, image: Image.Image) -> list[Detection]:
+        return self.detect_many([image])[0]
+
+    def detect_many(self, images: Sequence[Image.Image]) -> list[list[Detection]]:
+        """``detect`` of each photo, batched: one forward of the detector over all the photos and one of the
+        verifier over all their candidates' crops. On a GPU a batch costs about what one photo does."""
+        candidates = self.candidates_many(images)
         if self.rescore:
             # every candidate's crop is looked at: a right box the head scored low is found by its crop
-            found = self._rescored(image, self.candidates(image)[: int(self.rescore["candidates"])])
-            found = suppress_parts([f for f in found if f[1] >= self.min_score], self.inside)[: self.max_dogs]
-            return [Detection(tuple(round(v, 2) for v in box), round(score, 4), cls) for box, score, cls in found]
-        # only the likeliest few are verified: the verifier costs a forward pass a box
-        # a verified score is head^(1 - c) x p^c <= head^(1 - c): a box below min_score^(1 / (1 - c)) cannot
-        # reach min_score
-        reach = self.min_score ** (1 / (1 - self.p_weight)) if self.verify and self.p_weight < 1 else (
-            0.0 if self.verify else self.min_score)
-        floor = max(float(self.config["operating_point"]["candidate"]), reach)
-        found = [f for f in self.candidates(image) if f[1] >= floor]
-        found = self._verified(image, found[: 2 * self.max_dogs])
-        found = suppress_parts([f for f in found if f[1] >= self.min_score], self.inside)[: self.max_dogs]
-        return [Detection(tuple(round(v, 2) for v in box), round(score, 4), cls) for box, score, cls in found]
+            kept = [found[: int(self.rescore["candidates"])] for found in candidates]
+        else:
+            # only the likeliest few are verified: the verifier costs a forward pass a box
+            # a verified score is head^(1 - c) x p^c <= head^(1 - c): a box below min_score^(1 / (1 - c)) cannot
+            # reach min_score
+            reach = self.min_score ** (1 / (1 - self.p_weight)) if self.verify and self.p_weight < 1 else (
+                0.0 if self.verify else self.min_score)
+            floor = max(float(self.config["operating_point"]["candidate"]), reach)
+            kept = [[f for f in found if f[1] >= floor][: 2 * self.max_dogs] for found in candidates]
+        answers = []
+        for scored in self._scored(images, kept):
+            found = suppress_parts([f for f in scored if f[1] >= self.min_score], self.inside)[: self.max_dogs]
+            answers.append([Detection(tuple(round(v, 2) for v in box), round(score, 4), cls)
+                            for box, score, cls in found])
+        return answers
 
 
-@register_detector("lite0-centernet")
-def lite0_centernet(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
-                    runtime: str = "torch", cache_dir: str | Path | None = None, precision: str = "fp32", **_
-                    ) -> CenterNetDetector:
-    return CenterNetDetector(weights_dir, verify=True, threads=threads, max_dogs=max_dogs, runtime=runtime,
-                             cache_dir=cache_dir, precision=precision)
+def _lite0_centernet(verify: bool, rescore: bool = False):
+    def build(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
+              runtime: str = "torch", cache_dir: str | Path | None = None, precision: str = "fp32",
+              device: str = "cpu", **_) -> CenterNetDetector:
+        return CenterNetDetector(weights_dir, verify=verify, rescore=rescore, threads=threads, max_dogs=max_dogs,
+                                 runtime=runtime, cache_dir=cache_dir, precision=precision, device=device)
+    return build
 
 
-@register_detector("lite0-centernet-rescored")
-def lite0_centernet_rescored(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
-                             runtime: str = "torch", cache_dir: str | Path | None = None, precision: str = "fp32", **_
-                             ) -> CenterNetDetector:
-    return CenterNetDetector(weights_dir, verify=True, rescore=True, threads=threads, max_dogs=max_dogs,
-                             runtime=runtime, cache_dir=cache_dir, precision=precision)
-
-
-@register_detector("lite0-centernet-raw")
-def lite0_centernet_raw(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
-                        runtime: str = "torch", cache_dir: str | Path | None = None, precision: str = "fp32", **_
-                        ) -> CenterNetDetector:
-    return CenterNetDetector(weights_dir, verify=False, threads=threads, max_dogs=max_dogs, runtime=runtime,
-                             cache_dir=cache_dir, precision=precision)
+register_detector("lite0-centernet")(_lite0_centernet(verify=True))
+register_detector("lite0-centernet-rescored")(_lite0_centernet(verify=True, rescore=True))
+register_detector("lite0-centernet-raw")(_lite0_centernet(verify=False))

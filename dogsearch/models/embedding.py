@@ -20,10 +20,15 @@ from PIL import Image
 
 from dogsearch.inference.runtimes import Forward, TorchForward
 
-__all__ = ["EmbeddingModel", "timm_data_config"]
+__all__ = ["EmbeddingModel", "pixels", "split_eval_transform", "timm_data_config"]
 
 
-def _split_eval_transform(transform: Any) -> tuple[Callable[[Image.Image], Image.Image], torch.Tensor, torch.Tensor]:
+def pixels(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image -> its (3, h, w) uint8 tensor (a copy: writable, and free of the image)."""
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))
+
+
+def split_eval_transform(transform: Any) -> tuple[Callable[[Image.Image], Image.Image], torch.Tensor, torch.Tensor]:
     """timm's eval transform is PIL resizing and cropping, then ToTensor and Normalize: (the PIL part, mean, std),
     mean and std shaped (3, 1, 1)."""
     *resize, to_tensor, normalize = transform.transforms
@@ -55,7 +60,7 @@ class EmbeddingModel:
         self.data_config = dict(data_config)
         self.device = device
         self.precision = precision
-        self._resize, mean, std = _split_eval_transform(
+        self._resize, mean, std = split_eval_transform(
             timm.data.create_transform(**self.data_config, is_training=False))
         # Photos may be decoded shrunk (dogsearch.core.images.decode_image's min_side) down to twice the side timm's
         # transform resizes to: the resize then still averages at least 2x2 source pixels into each of its pixels.
@@ -79,7 +84,7 @@ class EmbeddingModel:
         batch is scaled in one vectorised step there (4x less to move to a GPU, too)."""
         if image.mode != "RGB":
             image = image.convert("RGB")
-        return torch.from_numpy(np.ascontiguousarray(np.asarray(self._resize(image)).transpose(2, 0, 1)))
+        return pixels(self._resize(image))
 
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 pixels from `preprocess` -> the float input of the network (timm's ToTensor + Normalize: the

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from dogsearch.search.contract import Engine, InvalidStoreInput, Quantization, VectorStore
 from dogsearch.search.edge import MIN_FREE_BYTES, EdgeEngine, EdgeStore
-from dogsearch.search.qdrant import QdrantEngine, QdrantStore
+
+# dogsearch.search.qdrant is imported only where a server is asked for: qdrant-client takes most of a second to
+# import, which every start of the embedded default would pay
 
 
 def open_engine(
@@ -30,6 +32,8 @@ def open_engine(
     if qdrant_url is None:
         return EdgeEngine(_data_dir(data_dir), min_free_bytes=min_free_bytes, hnsw_ef=hnsw_ef,
                           quantization=quantization, oversampling=oversampling)
+    from dogsearch.search.qdrant import QdrantEngine
+
     return QdrantEngine.connect(
         qdrant_url, api_key=api_key, timeout_s=timeout_s, shard_number=shard_number,
         replication_factor=replication_factor, write_consistency_factor=write_consistency_factor,
@@ -55,6 +59,8 @@ def open_store(
     if qdrant_url is None:
         return EdgeStore(_data_dir(data_dir), collection, min_free_bytes=min_free_bytes, hnsw_ef=hnsw_ef,
                          quantization=quantization, oversampling=oversampling)
+    from dogsearch.search.qdrant import QdrantStore
+
     return QdrantStore.connect(
         qdrant_url, collection, api_key=api_key, timeout_s=timeout_s, shard_number=shard_number,
         replication_factor=replication_factor, write_consistency_factor=write_consistency_factor,

@@ -52,3 +52,21 @@ def test_export_runtimes_give_torchs_probabilities(tmp_path, runtime):
     assert classifier._load()[0].runtime == runtime
     with pytest.raises(ValueError, match="runs on the CPU"):
         DogClassifier(runtime=runtime, device="cuda")
+
+
+def test_the_batch_is_normalised_on_the_device_with_timms_own_bits():
+    """Only the resizing runs per photo; timm's ToTensor and Normalize run once on the batch, where the network
+    runs: the same operations, so the same input and the same probabilities as timm's whole eval transform."""
+    import timm.data
+    import torch
+
+    from dogsearch.models.efficientnet import LITE0_MODEL
+    from dogsearch.models.registry import build_backbone
+
+    photos = [Image.open(p).convert("RGB") for p in sorted(FIXTURES.rglob("*.jpg"))[:3]]
+    classifier = DogClassifier()
+    forward, _ = classifier._load()
+    _, _, config = build_backbone(LITE0_MODEL, num_classes=1000)
+    timm_batch = torch.stack([timm.data.create_transform(**config, is_training=False)(p) for p in photos])
+    expected = torch.softmax(forward(timm_batch).float(), dim=1).numpy()
+    np.testing.assert_array_equal(classifier.probabilities(photos), expected)

@@ -55,6 +55,50 @@ def test_a_photo_without_a_dog_gets_no_box(detector):
     assert detector.detect(plain) == [] and detector.detect(ramp) == []
 
 
+def test_a_batch_of_photos_gets_each_photo_s_own_boxes_with_one_verifier_call(detector, monkeypatch):
+    """The embedder detects a batch in one forward of the detector and one of the verifier (a GPU runs a batch in
+    about the time of one photo): each photo's dogs are those it gets alone, a photo without a dog among them."""
+    photos = [_open(p) for p in DOGS[:3]] + [Image.new("RGB", (320, 240), (120, 160, 200))]
+    alone = [detector.detect(photo) for photo in photos]
+    _, classifier = detector._parts()
+    calls = []
+    classify = classifier.classify
+    monkeypatch.setattr(classifier, "classify", lambda crops: calls.append(len(crops)) or classify(crops))
+    together = detector.detect_many(photos)
+    assert len(calls) == 1 and calls[0] >= 3  # every photo's candidates, in one batch
+    assert [len(found) for found in together] == [len(found) for found in alone] and together[-1] == []
+    for batched, single in zip(together, alone, strict=True):
+        for b, s in zip(batched, single, strict=True):
+            np.testing.assert_allclose(b.box, s.box, atol=0.05)  # px: a batch's convolutions round alike, not bitwise
+            assert b.score == pytest.approx(s.score, abs=1e-3)
+    assert detector.detect_many([]) == []
+
+
+def test_photos_travel_as_bytes_and_are_padded_as_a_float_canvas_would_be():
+    """`fit` keeps a photo uint8 until `pad` builds the batch where the network runs: the same bits as the float
+    canvas (grey 0.5, pixels / 255) it replaced, so the same boxes at the shipped operating points."""
+    photo = _open(DOGS[0])
+    small, scale = D.fit(photo, 256)
+    assert str(small.dtype) == "torch.uint8"
+    assert max(small.shape[1:]) == 256 and scale == 256 / max(photo.size)
+    canvas = np.full((256, 256, 3), 0.5, dtype=np.float32)
+    h, w = small.shape[1:]
+    canvas[:h, :w] = np.asarray(photo.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+    np.testing.assert_array_equal(D.pad([small, small], 256)[1].numpy(), canvas.transpose(2, 0, 1))
+    np.testing.assert_array_equal(D.letterbox(photo, 256)[0].numpy(), canvas.transpose(2, 0, 1))
+
+
+def test_the_whole_network_moves_with_the_module():
+    """Everything the trunk computes with is the module's, so `.to(a GPU)` moves it all: shown with a dtype, which
+    moves the same way on any machine (a tensor left behind in float32 would meet bf16 weights and fail)."""
+    import torch
+
+    net = D.DetectorNet(D.Trunk(), D.CenterHead(width=8)).to(torch.bfloat16)
+    out = net(torch.rand(1, 3, 64, 64, dtype=torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and out.shape[1] == 5
+    assert "mean" not in net.state_dict() and "trunk.mean" not in net.state_dict()  # not part of the delta
+
+
 def test_the_unverified_detector_has_its_own_operating_point():
     raw = R.create_detector("lite0-centernet-raw")
     assert not raw.verify and raw.min_score == raw.config["operating_point"]["raw"]
@@ -146,7 +190,7 @@ def test_a_quality_delta_loads_its_score_and_an_old_one_keeps_its_defaults(tmp_p
     # with p weighed 0.25, a box whose head score is under min_score^(1/0.75) cannot reach min_score: not verified
     new._forward, new._classifier = object(), _CropClassifier({})
     faint = ((10.0, 10.0, 110.0, 90.0), 0.99 * new.min_score ** (1 / 0.75))
-    new.candidates = lambda image: [faint]
+    new.candidates_many = lambda images: [[faint] for _ in images]
     assert new.detect(Image.new("RGB", (200, 100))) == []  # _CropClassifier({}) would fail on any crop
 
 
@@ -216,7 +260,7 @@ def _rescoring(candidates, dog_by_width) -> D.CenterNetDetector:
     detector = D.CenterNetDetector(head=D.CenterHead(width=8), config=config, rescore=True,
                                    classifier=_CropClassifier(dog_by_width))
     detector._forward = object()  # not used: the candidates are given
-    detector.candidates = lambda image: candidates
+    detector.candidates_many = lambda images: [candidates for _ in images]
     return detector
 
 

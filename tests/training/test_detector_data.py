@@ -162,8 +162,8 @@ def _teacher(scored):
     config = {"input_size": 64, "operating_point": {"raw": 0.5, "verified": 0.5, "candidate": 0.05},
               "suppress_inside": 0.6}
     teacher = D.CenterNetDetector(head=D.CenterHead(width=8), config=config, classifier=object())
-    teacher.candidates = lambda image: [(box, 0.9) for box, _ in scored]
-    teacher._verified = lambda image, found: [(box, s, None) for box, s in scored[: len(found)]]
+    teacher.candidates_many = lambda images: [[(box, 0.9) for box, _ in scored] for _ in images]
+    teacher._scored = lambda images, found: [[(box, s, None) for box, s in scored[: len(f)]] for f in found]
     return teacher
 
 

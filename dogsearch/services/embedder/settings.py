@@ -106,7 +106,8 @@ class EmbedderSettings(InferenceSettings):
     def build_detector(self) -> Detector:
         # onnxruntime / openvino run the detector too where they run the embedding model: the same boxes, less CPU
         return create_detector(self.detector, threads=self.torch_threads, max_dogs=self.max_dogs,
-                               runtime=self.runtime, cache_dir=self.cache_dir, precision=self.detector_precision())
+                               runtime=self.runtime, cache_dir=self.cache_dir, precision=self.detector_precision(),
+                               device=self.device)
 
     def build_classifier(self) -> DogClassifier:
         from dogsearch.models.dogclass import DogClassifier

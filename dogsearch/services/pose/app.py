@@ -24,7 +24,7 @@ def pipeline_from_settings(settings: PoseSettings) -> PosePipeline:
                               threads=settings.torch_threads, cache_dir=settings.cache_dir)
     detector = create_detector(settings.detector, threads=settings.torch_threads, max_dogs=settings.max_dogs,
                                runtime=settings.runtime, cache_dir=settings.cache_dir,
-                               input_size=settings.detector_size)
+                               input_size=settings.detector_size, device=settings.device)
     return PosePipeline(model, detector, threshold=settings.keypoint_threshold, max_dogs=settings.max_dogs)
 
 

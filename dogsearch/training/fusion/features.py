@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
+
+from dogsearch.models.embedding import pixels as uint8_pixels
 
 PARTS = ("vit", "cnn", "logits")
 
@@ -23,7 +24,7 @@ class PartExtractor:
         import timm.data
 
         from dogsearch.models.efficientnet import LITE0_MODEL
-        from dogsearch.models.embedding import _split_eval_transform
+        from dogsearch.models.embedding import split_eval_transform
         from dogsearch.models.registry import build_backbone
 
         self.device = torch.device(device)
@@ -31,16 +32,16 @@ class PartExtractor:
         self.cnn, self.cnn_id, cnn_config = build_backbone(LITE0_MODEL, num_classes=1000)
         self.vit.to(self.device).eval()
         self.cnn.to(self.device).eval()
-        self.resize, self.vit_mean, self.vit_std = _split_eval_transform(
+        self.resize, self.vit_mean, self.vit_std = split_eval_transform(
             timm.data.create_transform(**vit_config, is_training=False))
-        _, self.cnn_mean, self.cnn_std = _split_eval_transform(
+        _, self.cnn_mean, self.cnn_std = split_eval_transform(
             timm.data.create_transform(**cnn_config, is_training=False))
         same = {k: v for k, v in vit_config.items() if k not in ("mean", "std")}
         if same != {k: v for k, v in cnn_config.items() if k not in ("mean", "std")}:
             raise ValueError(f"the two networks crop differently: {vit_config} vs {cnn_config}")
 
     def pixels(self, image: Image.Image) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(np.asarray(self.resize(image.convert("RGB"))).transpose(2, 0, 1)))
+        return uint8_pixels(self.resize(image.convert("RGB")))
 
     @torch.inference_mode()
     def parts(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
