@@ -113,7 +113,7 @@ def test_the_gpu_bench_says_so_where_there_is_no_gpu():
     assert run.returncode == 2 and "no CUDA GPU" in run.stderr and not run.stdout
     run = subprocess.run([sys.executable, "-m", "dogsearch.cli", "bench", "--device", "cuda", "--only", "vector"],
                          capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and "choose from ['embed', 'ingest', 'search', 'pose']" in run.stderr
+    assert run.returncode == 2 and "choose from ['embed', 'ingest', 'topology', 'search', 'pose']" in run.stderr
 
 
 def test_the_gpu_search_gallery_is_topped_up_with_new_dogs_like_the_real_ones(tmp_path):
@@ -141,3 +141,24 @@ def test_the_gpu_search_gallery_is_topped_up_with_new_dogs_like_the_real_ones(tm
     vectors = np.asarray([p.vector for p in added])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert (vectors @ real.T).max() < 0.9999  # blends with noise, not copies
+
+
+def test_bench_servers_start_side_by_side_and_one_that_fails_says_why(tmp_path):
+    """The GPU bench's topology starts its services together (dogsearch.bench.common.servers): each its own process
+    on its own port, all stopped on the way out; a service that cannot start raises with its own error."""
+    import httpx
+
+    from dogsearch.bench.common import servers
+
+    with servers((("search", "--data-dir", str(tmp_path / "a")), None),
+                 (("search", "--data-dir", str(tmp_path / "b")), None)) as started:
+        assert len({url for url, _ in started}) == 2
+        assert all(httpx.get(f"{url}/readyz").status_code == 200 for url, _ in started)
+        pids = [pid for _, pid in started]
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    with pytest.raises(RuntimeError, match="invalid settings"):
+        with servers((("search", "--data-dir", str(tmp_path / "c")), None),
+                     (("embedder",), {"DOGSEARCH_EMBEDDER_PRECISION": "fp17"})):
+            pass

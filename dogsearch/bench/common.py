@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -140,6 +140,26 @@ def server(*args: str, env: dict[str, str] | None = None, ready_timeout: float =
                     proc.wait(20)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextmanager
+def servers(*specs: tuple[tuple[str, ...], dict[str, str] | None]) -> Iterator[list[tuple[str, int]]]:
+    """Several `server`s, (args, env) each, started side by side: [(base url, pid)] in the same order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    managers = [server(*args, env=env) for args, env in specs]
+    with ExitStack() as stack, ThreadPoolExecutor(max(1, len(managers))) as pool:
+        futures = [pool.submit(manager.__enter__) for manager in managers]
+        started, failures = [], []
+        for manager, future in zip(managers, futures, strict=True):
+            try:
+                started.append(future.result())
+                stack.push(manager.__exit__)
+            except Exception as exc:  # noqa: BLE001 - the others are stopped, then the first failure raised
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+        yield started
 
 
 def peak_rss_mb(pid: int) -> float:

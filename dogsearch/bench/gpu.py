@@ -7,6 +7,9 @@ model or store on the same machine in the same run.
 - ingest: a bulk job of small photos through the embedded runner (`dogsearch serve`: job, detector, embedder and
   store in one process) with 2 and 8 batches in flight; the same job with the embedding forward left out (what
   the rest costs), and the photos' decoding alone on every core (the CPU's ceiling for any number of workers).
+- topology: the same job in the production topology (`TOPOLOGIES`): W Celery workers (Redis db 14 of
+  127.0.0.1:6379, flushed) sharing E embedder processes on the GPU, a search service and a gateway, each its own
+  process.
 - search: the all-in-one server on the GPU against a gallery of `SEARCH_DOGS` dogs: real photos added through
   POST /v1/dogs, then topped up with real-like vectors (dogsearch.bench.vector.blends of the real ones, each with a
   real entry's payload) written to its store while it is stopped; 10 and 100 users with 1 s think time, then 10
@@ -40,7 +43,8 @@ BATCH_SIZES = (32, 64, 128)
 REQUEST_IMAGES = 32  # photos per /v1/embed request from the service bench's clients
 SERVICE_BATCH = 128  # the service's dynamic batch on the GPU
 SEARCH_DOGS = 100_000
-SECTIONS = ("embed", "ingest", "search", "pose")
+SECTIONS = ("embed", "ingest", "topology", "search", "pose")
+TOPOLOGIES = ((4, 2), (8, 4))  # (Celery workers, embedder processes) of the ingest's production topology
 
 
 def log(message: str) -> None:
@@ -201,6 +205,68 @@ def ingest(device: str, quick: bool, precision: str) -> dict:
         out["gpu_ingest_photos_per_s_without_forward"] = round(rate, 1)
         log(f"ingest without the forward: {rate:.0f} photos/s; decoding alone "
             f"{out['gpu_ingest_decode_only_photos_per_s']:.0f} photos/s on {usable_cores()} cores")
+
+    return out
+
+
+def topology_rate(device: str, precision: str, root: Path, data: Path, workers: int, embedders: int) -> float:
+    """Photos/s of a job in the production topology: `workers` Celery workers, worker i sending its batches to
+    embedder i mod `embedders` (each a process on the GPU), a search service and a gateway."""
+    import json
+    import signal
+    import subprocess
+
+    import redis
+
+    from dogsearch.bench.common import servers
+    from dogsearch.bench.ingest import BENCH_REDIS, _check, _job_seconds
+
+    redis.Redis.from_url(BENCH_REDIS).flushdb()  # no Redis: ConnectionError, reported as this section's error
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGSEARCH_")} | gpu_env(device, precision)
+    specs = [(("embedder",), env)] * embedders + [(("search", "--data-dir", str(data / "vectors")), env)]
+    with servers(*specs) as started:
+        *embedder_urls, search = [url for url, _ in started]
+        services = env | {"DOGSEARCH_BROKER_URL": BENCH_REDIS, "DOGSEARCH_JOBS_BATCH_SIZE": "64",
+                          "DOGSEARCH_JOBS_REQUIRE_DOG": "false",
+                          "DOGSEARCH_JOBS_ALLOWED_ROOTS": json.dumps([str(root)]),
+                          "DOGSEARCH_GATEWAY_EMBEDDER_URL": embedder_urls[0], "DOGSEARCH_GATEWAY_SEARCH_URL": search,
+                          "DOGSEARCH_GATEWAY_DATA_DIR": str(data / "photos")}
+        procs = [subprocess.Popen([sys.executable, "-m", "dogsearch.cli", "worker", "--loglevel", "WARNING"],
+                                  env=services | {"DOGSEARCH_GATEWAY_EMBEDDER_URL": embedder_urls[i % embedders]},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                 for i in range(workers)]
+        try:
+            with server("gateway", "--data-dir", str(data / "photos"), env=services) as (gateway, _):
+                async def go() -> tuple[float, dict]:
+                    async with httpx.AsyncClient(base_url=gateway, timeout=600) as client:
+                        await _job_seconds(client, root / "warm")  # the workers connect, the collection is made
+                        return await _job_seconds(client, root / "photos")
+
+                seconds, job = asyncio.run(go())
+        finally:
+            for proc in procs:
+                os.killpg(proc.pid, signal.SIGTERM)
+            for proc in procs:
+                proc.wait(30)
+            redis.Redis.from_url(BENCH_REDIS).flushdb()
+    _check(job, len(list((root / "photos").rglob("*.jpg"))))
+    return job["indexed"] / seconds
+
+
+def topology(device: str, quick: bool, precision: str) -> dict:
+    """The ingest's production topology (`TOPOLOGIES`), on the same photos as the ingest section."""
+    n = 256 if quick else 4096
+    out: dict = {}
+    with tempfile.TemporaryDirectory(prefix="dogsearch-bench-gpu-topology-") as tmp:
+        from dogsearch.bench.ingest import _write
+
+        root = Path(tmp)
+        _write(root / "photos", n, seed=1)
+        _write(root / "warm", 8, seed=2)
+        for workers, embedders in TOPOLOGIES[:1] if quick else TOPOLOGIES:
+            rate = topology_rate(device, precision, root, root / f"data-{workers}x{embedders}", workers, embedders)
+            out[f"gpu_ingest_photos_per_s_{workers}_workers_{embedders}_embedders"] = round(rate, 1)
+            log(f"ingest, {workers} Celery workers, {embedders} embedder processes: {rate:.0f} photos/s")
     return out
 
 
@@ -296,6 +362,8 @@ def run(quick: bool = False, device: str = "cuda", sections: list[str] | None = 
                 precision = result["gpu_embed_precision"]
             elif section == "ingest":
                 result |= ingest(device, quick, precision)
+            elif section == "topology":
+                result |= topology(device, quick, precision)
             elif section == "search":
                 result |= search(device, quick, precision)
             else:

@@ -12,8 +12,8 @@ def add_parser(sub) -> None:
     bench.add_argument("--vectors", type=int, metavar="N",
                        help="the vector bench's store size (default 100,000; 10,000 with --quick)")
     bench.add_argument("--device", default="cpu",
-                       help="cpu (default), or cuda[:N]: the GPU benchmarks (embed, ingest, search, pose at GPU sizes: "
-                            "dogsearch/bench/gpu.py)")
+                       help="cpu (default), or cuda[:N]: the GPU benchmarks (embed, ingest, topology, search, pose at "
+                            "GPU sizes: dogsearch/bench/gpu.py)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.add_argument("--out", type=Path, help="also write the JSON to this file")
     bench.set_defaults(func=run)
