@@ -114,6 +114,18 @@ def test_the_gpu_bench_says_so_where_there_is_no_gpu():
     run = subprocess.run([sys.executable, "-m", "dogsearch.cli", "bench", "--device", "cuda", "--only", "vector"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "choose from ['embed', 'ingest', 'topology', 'search', 'pose']" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "dogsearch.cli", "bench", "--device", "cuda", "--topologies", "8x"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "WORKERSxEMBEDDERS" in run.stderr
+
+
+def test_topologies_are_workers_by_embedders():
+    from dogsearch.bench.gpu import parse_topologies
+
+    assert parse_topologies("4x2,16X8") == ((4, 2), (16, 8))
+    for bad in ("", "4", "4x2x1", "0x2", "4x-1", "ax2", "4x2,", "65x1"):
+        with pytest.raises(ValueError, match="WORKERSxEMBEDDERS"):
+            parse_topologies(bad)
 
 
 def test_the_gpu_search_gallery_is_topped_up_with_new_dogs_like_the_real_ones(tmp_path):

@@ -253,8 +253,21 @@ def topology_rate(device: str, precision: str, root: Path, data: Path, workers: 
     return job["indexed"] / seconds
 
 
-def topology(device: str, quick: bool, precision: str) -> dict:
-    """The ingest's production topology (`TOPOLOGIES`), on the same photos as the ingest section."""
+def parse_topologies(text: str) -> tuple[tuple[int, int], ...]:
+    """"4x2,8x4" -> ((4, 2), (8, 4)): Celery workers x embedder processes, each at least 1."""
+    try:
+        shapes = tuple(tuple(int(n) for n in part.lower().split("x")) for part in text.split(","))
+    except ValueError:
+        shapes = ()
+    if not shapes or any(len(s) != 2 or min(s) < 1 or max(s) > 64 for s in shapes):
+        raise ValueError(f"expected WORKERSxEMBEDDERS[,...] with 1 to 64 of each, got {text!r}")
+    return shapes
+
+
+def topology(device: str, quick: bool, precision: str,
+             shapes: tuple[tuple[int, int], ...] | None = None) -> dict:
+    """The ingest's production topology (`shapes`, default `TOPOLOGIES`), on the same photos as the ingest
+    section."""
     n = 256 if quick else 4096
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="dogsearch-bench-gpu-topology-") as tmp:
@@ -263,7 +276,7 @@ def topology(device: str, quick: bool, precision: str) -> dict:
         root = Path(tmp)
         _write(root / "photos", n, seed=1)
         _write(root / "warm", 8, seed=2)
-        for workers, embedders in TOPOLOGIES[:1] if quick else TOPOLOGIES:
+        for workers, embedders in shapes or (TOPOLOGIES[:1] if quick else TOPOLOGIES):
             rate = topology_rate(device, precision, root, root / f"data-{workers}x{embedders}", workers, embedders)
             out[f"gpu_ingest_photos_per_s_{workers}_workers_{embedders}_embedders"] = round(rate, 1)
             log(f"ingest, {workers} Celery workers, {embedders} embedder processes: {rate:.0f} photos/s")
@@ -346,7 +359,8 @@ def pose(device: str, quick: bool) -> dict:
     return {f"gpu_{k}": v for k, v in cpu_pose.run(quick).items()}
 
 
-def run(quick: bool = False, device: str = "cuda", sections: list[str] | None = None) -> dict:
+def run(quick: bool = False, device: str = "cuda", sections: list[str] | None = None,
+        topologies: tuple[tuple[int, int], ...] | None = None) -> dict:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"--device {device}: torch sees no CUDA GPU on this machine")
     result: dict = {"gpu_device": torch.cuda.get_device_name(device) if device.startswith("cuda") else device}
@@ -363,7 +377,7 @@ def run(quick: bool = False, device: str = "cuda", sections: list[str] | None = 
             elif section == "ingest":
                 result |= ingest(device, quick, precision)
             elif section == "topology":
-                result |= topology(device, quick, precision)
+                result |= topology(device, quick, precision, topologies)
             elif section == "search":
                 result |= search(device, quick, precision)
             else:

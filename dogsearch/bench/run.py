@@ -49,7 +49,7 @@ def run_all(names: list[str], quick: bool, vectors: int | None = None) -> dict:
 
 
 def main(names: list[str] | None, quick: bool, as_json: bool, out: Path | None, vectors: int | None = None,
-         device: str = "cpu") -> int:
+         device: str = "cpu", topologies: str | None = None) -> int:
     from dogsearch.bench import gpu
 
     known = list(BENCHMARKS) if device == "cpu" else list(gpu.SECTIONS)
@@ -58,11 +58,16 @@ def main(names: list[str] | None, quick: bool, as_json: bool, out: Path | None, 
         print(f"dogsearch bench: unknown benchmark(s) {sorted(unknown)} on {device}; choose from {known}",
               file=sys.stderr)
         return 2
+    try:
+        shapes = gpu.parse_topologies(topologies) if topologies else None
+    except ValueError as exc:
+        print(f"dogsearch bench: --topologies: {exc}", file=sys.stderr)
+        return 2
     if device != "cpu":
         if not device.startswith("cuda") or not torch.cuda.is_available():
             print(f"dogsearch bench: --device {device}: torch sees no CUDA GPU here (cuda, cuda:N)", file=sys.stderr)
             return 2
-        result = machine(quick) | gpu.run(quick, device, names)
+        result = machine(quick) | gpu.run(quick, device, names, shapes)
         return _write(result, as_json, out) or (1 if any(k.endswith("_error") for k in result) else 0)
     if vectors is not None and vectors < MIN_VECTORS:
         print(f"dogsearch bench: --vectors is at least {MIN_VECTORS}, got {vectors}", file=sys.stderr)

@@ -14,6 +14,9 @@ def add_parser(sub) -> None:
     bench.add_argument("--device", default="cpu",
                        help="cpu (default), or cuda[:N]: the GPU benchmarks (embed, ingest, topology, search, pose at "
                             "GPU sizes: dogsearch/bench/gpu.py)")
+    bench.add_argument("--topologies", metavar="WxE,...",
+                       help="--device cuda, section topology: Celery workers x embedder processes to measure "
+                            "(default 4x2,8x4)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.add_argument("--out", type=Path, help="also write the JSON to this file")
     bench.set_defaults(func=run)
@@ -25,4 +28,4 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging("WARNING")
     return main(args.only.split(",") if args.only else None, args.quick, args.json, args.out, args.vectors,
-                args.device)
+                args.device, args.topologies)
