@@ -2,18 +2,19 @@
 model or store on the same machine in the same run.
 
 - embed: the default embedder's bare forward at fp32 / fp16 / bf16 and batch 32-128 (uint8 batches made in advance
-  on the CPU, so the copy to the GPU counts, as in the service); then the embedder service at the fastest precision,
-  its dynamic batcher taking 128 at a time from clients that send 32 photos a request; and a lone photo's latency.
+  on the CPU, so the copy to the GPU counts, as in the service); then 1, 2 and 4 embedder service processes sharing
+  the GPU at the fastest precision, each's dynamic batcher taking up to 128 at a time from clients that send 32
+  photos a request; and a lone photo's latency.
 - ingest: a bulk job of small photos through the embedded runner (`dogsearch serve`: job, detector, embedder and
   store in one process) with 2 and 8 batches in flight; the same job with the embedding forward left out (what
   the rest costs), and the photos' decoding alone on every core (the CPU's ceiling for any number of workers).
-- topology: the same job in the production topology (`TOPOLOGIES`): W Celery workers (Redis db 14 of
+- topology: the same job in the production topology (`TOPOLOGIES`, or `--topologies`): W Celery workers (Redis db 14 of
   127.0.0.1:6379, flushed) sharing E embedder processes on the GPU, a search service and a gateway, each its own
   process.
 - search: the all-in-one server on the GPU against a gallery of `SEARCH_DOGS` dogs: real photos added through
   POST /v1/dogs, then topped up with real-like vectors (dogsearch.bench.vector.blends of the real ones, each with a
-  real entry's payload) written to its store while it is stopped; 10 and 100 users with 1 s think time, then 10
-  users without.
+  real entry's payload) written to its store while it is stopped; after 3 s of warm-up, 10 and 100 users with 1 s
+  think time, then 32 users without.
 - pose: the pose pipeline (detector and keypoints) on the GPU, as dogsearch.bench.pose measures it on a CPU.
 
 The GPU's settings go to every process through the environment (DOGSEARCH_EMBEDDER_DEVICE, _POSE_DEVICE, ...)."""
@@ -85,7 +86,8 @@ def forward_rates(device: str, quick: bool) -> dict[str, dict[str, float]]:
             rates[precision][str(bs)] = round(repeats * bs / (time.perf_counter() - start), 1)
         log(f"forward {precision}: {rates[precision]} images/s")
         del model
-        torch.cuda.empty_cache() if device.startswith("cuda") else None
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
     return rates
 
 
