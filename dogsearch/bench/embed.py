@@ -19,10 +19,14 @@ from dogsearch.services.embedder.settings import EmbedderSettings
 BATCH_SIZES = (1, 4, 8, 16, 32)
 
 
-async def service_images_per_s(url: str, photos: list[bytes], requests: int, concurrency: int) -> tuple[float, int]:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+async def service_images_per_s(urls: list[str], photos: list[bytes], requests: int, concurrency: int,
+                               per_request: int = 1) -> tuple[float, int]:
+    """(images/s, errors) of `concurrency` clients each sending `requests` /v1/embed requests of `per_request`
+    photos in all, spread over the embedder servers at `urls` (client request i to server i mod their number)."""
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=concurrency)) as client:
         async def one(i: int) -> bool:
-            r = await client.post("/v1/embed", files=[("images", ("p.jpg", photos[i % len(photos)]))])
+            files = [("images", (f"{j}.jpg", photos[(i * per_request + j) % len(photos)])) for j in range(per_request)]
+            r = await client.post(f"{urls[i % len(urls)]}/v1/embed", files=files)
             return r.status_code == 200
 
         await asyncio.gather(*(one(i) for i in range(concurrency)))  # warm-up
@@ -36,7 +40,7 @@ async def service_images_per_s(url: str, photos: list[bytes], requests: int, con
 
         start = time.perf_counter()
         await asyncio.gather(*(user() for _ in range(concurrency)))
-        return requests / (time.perf_counter() - start), errors
+        return requests * per_request / (time.perf_counter() - start), errors
 
 
 async def lone_image_ms(url: str, photos: list[bytes], requests: int) -> float:
@@ -78,7 +82,7 @@ def run(quick: bool = False) -> dict:
            "DOGSEARCH_EMBEDDER_TORCH_THREADS": str(threads)}
     with server("embedder", env=env) as (url, pid):
         cpu = process_cpu_seconds(pid)
-        served, errors = asyncio.run(service_images_per_s(url, photos, requests=images * 2,
+        served, errors = asyncio.run(service_images_per_s([url], photos, requests=images * 2,
                                                           concurrency=max(8, 2 * best * replicas)))
         # the warm-up's images too: it runs inside this span
         served_cpu = 1000 * (process_cpu_seconds(pid) - cpu) / (images * 2 + max(8, 2 * best * replicas))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ import torch
 from PIL import Image
 
 from dogsearch.bench.common import sample_photos, server, variations
+from dogsearch.bench.embed import lone_image_ms, service_images_per_s
 from dogsearch.core.settings import usable_cores
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -91,40 +91,6 @@ def forward_rates(device: str, quick: bool) -> dict[str, dict[str, float]]:
     return rates
 
 
-async def _service_rate(urls: list[str], photos: list[bytes], requests: int, concurrency: int) -> tuple[float, int]:
-    """Images/s of `concurrency` clients sending REQUEST_IMAGES photos a request, spread over the servers."""
-    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=concurrency)) as client:
-        async def one(i: int) -> bool:
-            files = [("images", (f"{j}.jpg", photos[(i * REQUEST_IMAGES + j) % len(photos)]))
-                     for j in range(REQUEST_IMAGES)]
-            r = await client.post(f"{urls[i % len(urls)]}/v1/embed", files=files)
-            return r.status_code == 200
-
-        await asyncio.gather(*(one(i) for i in range(concurrency)))  # warm-up
-        queue = iter(range(requests))
-        errors = 0
-
-        async def user() -> None:
-            nonlocal errors
-            for i in queue:
-                errors += not await one(i)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(user() for _ in range(concurrency)))
-        return requests * REQUEST_IMAGES / (time.perf_counter() - start), errors
-
-
-async def _lone_ms(url: str, photos: list[bytes], n: int) -> float:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        times = []
-        for i in range(n + 2):
-            start = time.perf_counter()
-            r = await client.post("/v1/embed", files=[("images", ("p.jpg", photos[i % len(photos)]))])
-            r.raise_for_status()
-            times.append(time.perf_counter() - start)
-        return 1000 * statistics.median(times[2:])
-
-
 def embed(device: str, quick: bool) -> dict:
     rates = forward_rates(device, quick)
     precision = max(rates, key=lambda p: max(rates[p].values()))
@@ -138,10 +104,10 @@ def embed(device: str, quick: bool) -> dict:
         with contextlib.ExitStack() as stack:
             urls = [stack.enter_context(server("embedder", env=gpu_env(device, precision)))[0]
                     for _ in range(processes)]
-            served, errors = asyncio.run(_service_rate(urls, photos, requests * processes,
-                                                       concurrency=8 * processes))
+            served, errors = asyncio.run(service_images_per_s(urls, photos, requests * processes,
+                                                              concurrency=8 * processes, per_request=REQUEST_IMAGES))
             if processes == 1:
-                lone = asyncio.run(_lone_ms(urls[0], photos, 8 if quick else 32))
+                lone = asyncio.run(lone_image_ms(urls[0], photos, 8 if quick else 32))
         out[f"gpu_embed_service_images_per_s_{processes}_processes"] = round(served, 1)
         out[f"gpu_embed_service_errors_{processes}_processes"] = errors
         log(f"service, {processes} process(es): {served:.0f} images/s ({errors} errors)")
