@@ -182,7 +182,7 @@ def load_model(name: str | None, device: str | None, factory: Callable | None = 
     asked = settings.precision if "precision" in settings.model_fields_set else "auto"
     runtime = "torch" if exact else settings.runtime if "runtime" in settings.model_fields_set else (
         default_runtime(dev, asked))
-    precision = settings.precision if "precision" in settings.model_fields_set else default_precision(runtime)
+    precision = settings.precision if "precision" in settings.model_fields_set else default_precision(runtime, dev)
     if exact and precision in QUANTISED:
         precision = "fp32"
     if precision == "fp16" and not dev.startswith("cuda"):

@@ -87,7 +87,7 @@ class EmbedderSettings(InferenceSettings):
         if self.runtime == "auto":
             self.runtime = default_runtime(self.device, self.precision)
         if self.precision == "auto":
-            self.precision = default_precision(self.runtime)
+            self.precision = default_precision(self.runtime, self.device)
         check_runtime(self.runtime, self.device, self.precision)
         if self.alone_threads is None:
             self.alone_threads = usable_cores() if self.runtime in EXPORT_RUNTIMES else self.torch_threads
