@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from dogsearch.models.detect import Detection, Detector, WholeImageDetector
+from dogsearch.models.detect import Detection, Detector, WholeImageDetector, detect_many
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.pose.model import PoseModel
 from dogsearch.pose.analysis import analyse
@@ -28,11 +28,11 @@ class PosePipeline:
         return self.run_batch([image])[0]
 
     def run_batch(self, images: Sequence[Image.Image]) -> list[dict]:
-        """Several photos: dogs found photo by photo, then every dog's pose in one forward where the model can."""
+        """Several photos: their dogs found, then every dog's pose, each in one forward where the networks can."""
         # A photo in which the detector boxes no dog is posed whole, scored FALLBACK_SCORE as "no box found": the
         # gateway asks only for photos its own check saw a dog in, and a dog the detector missed still gets a pose.
-        found = [self.detector.detect(image)[: self.max_dogs] or WholeImageDetector().detect(image)
-                 for image in images]
+        found = [dets[: self.max_dogs] or WholeImageDetector().detect(image)
+                 for image, dets in zip(images, detect_many(self.detector, images), strict=True)]
         items = [(image, np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4))
                  for image, dets in zip(images, found, strict=True)]
         many = getattr(self.model, "predict_many", None)

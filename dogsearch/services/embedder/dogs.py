@@ -15,7 +15,7 @@ from PIL import Image
 from dogsearch.core.boxes import DEFAULT_MARGIN, area, expand
 from dogsearch.core.images import DecodedImage
 from dogsearch.inference.runner import BatchedModel
-from dogsearch.models.detect import Detection, Detector
+from dogsearch.models.detect import Detection, Detector, detect_many
 from dogsearch.models.dogclass import Classification, DogClassifier
 
 Box = tuple[float, float, float, float]
@@ -30,12 +30,6 @@ def crop_model_id(model_id: str, margin: float = DEFAULT_MARGIN) -> str:
 class DetectorCache(BatchedModel[Detector, Image.Image, list[Detection]]):
     def __init__(self, factory: Callable[[], Detector], **batching: Any) -> None:
         super().__init__(factory, "detector", detect_many, unavailable="dog detector unavailable", **batching)
-
-
-def detect_many(detector: Detector, images: Sequence[Image.Image]) -> list[list[Detection]]:
-    """A batch's dogs: in one forward where the detector batches (lite0-centernet), else one photo at a time."""
-    many = getattr(detector, "detect_many", None)
-    return many(images) if many else [detector.detect(image) for image in images]
 
 
 class ClassifierCache(BatchedModel[DogClassifier, Image.Image, Classification]):
