@@ -21,7 +21,6 @@ The GPU's settings go to every process through the environment (DOGSEARCH_EMBEDD
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dogsearch.bench.common import sample_photos, server, variations
+from dogsearch.bench.common import sample_photos, server, servers, variations
 from dogsearch.bench.embed import lone_image_ms, service_images_per_s
 from dogsearch.core.settings import usable_cores
 
@@ -99,11 +98,10 @@ def embed(device: str, quick: bool) -> dict:
     requests = 16 if quick else 128
     out: dict = {}
     # One service process decodes and batches on one interpreter: several share the GPU the way replicas behind a
-    # load balancer would (each its own copy of the model, ~90 MB of GPU memory).
+    # load balancer would (each with its own CUDA context and copy of the models).
     for processes in (1, 2, 4) if not quick else (1, 2):
-        with contextlib.ExitStack() as stack:
-            urls = [stack.enter_context(server("embedder", env=gpu_env(device, precision)))[0]
-                    for _ in range(processes)]
+        with servers(*[(("embedder",), gpu_env(device, precision))] * processes) as started:
+            urls = [url for url, _ in started]
             served, errors = asyncio.run(service_images_per_s(urls, photos, requests * processes,
                                                               concurrency=8 * processes, per_request=REQUEST_IMAGES))
             if processes == 1:
@@ -186,7 +184,6 @@ def topology_rate(device: str, precision: str, root: Path, data: Path, workers: 
 
     import redis
 
-    from dogsearch.bench.common import servers
     from dogsearch.bench.ingest import BENCH_REDIS, _check, _job_seconds
 
     redis.Redis.from_url(BENCH_REDIS).flushdb()  # no Redis: ConnectionError, reported as this section's error
