@@ -94,3 +94,38 @@ def test_a_shipped_lora_folder_loads_by_name_with_its_checksum(tmp_path, monkeyp
     (folder / L.DELTA_FILE).write_bytes((folder / L.DELTA_FILE).read_bytes()[:-1] + b"\0")
     with pytest.raises(WeightsError, match="checksum"):
         R.create_model("tiny-lora")
+
+
+def test_a_delta_on_a_trained_model_adapts_only_its_last_blocks(tmp_path, monkeypatch, register_model):
+    """The default's second delta (scripts/vit-top-blocks.py) is a LoRA on the last blocks of a LoRA model: both
+    deltas merge, in order, and the blocks it does not name stay the first model's."""
+    monkeypatch.setattr(H, "MODELS_DIR", tmp_path)
+    first = tiny_vit()
+    L.add_lora(first, rank=2, alpha=2.0)
+    _train_a_little(first)
+    sha = L.save_delta(L.delta_state(first), tmp_path / "tiny-v1")
+    (tmp_path / "tiny-v1" / "config.json").write_text(json.dumps(
+        {"kind": "lora", "base": "tiny-base", "lora": {"rank": 2, "alpha": 2.0}, "sha256": sha}))
+
+    @register_model("tiny-base")
+    def tiny_base(args: R.BuildArgs) -> R.Backbone:
+        return R.Backbone(tiny_vit(), "tiny-base", {"input_size": (3, 28, 28), "mean": (0.5,) * 3, "std": (0.5,) * 3,
+                                                   "interpolation": "bilinear", "crop_pct": 1.0, "crop_mode": "center"})
+
+    v1 = R.create_model("tiny-v1").module
+    second = R.create_model("tiny-v1").module  # merged: the second delta trains on the first model as served
+    L.add_lora(second, rank=4, alpha=4.0, targets=tuple(f"blocks.1.{t}" for t in L.VIT_TARGETS))
+    _train_a_little(second)
+    sha = L.save_delta(L.delta_state(second, full=["norm.weight"]), tmp_path / "tiny-v2")
+    (tmp_path / "tiny-v2" / "config.json").write_text(json.dumps(
+        {"kind": "lora", "base": "tiny-v1", "base_model_id": "tiny-v1", "lora": {"rank": 4, "alpha": 4.0},
+         "sha256": sha}))
+
+    v2 = R.create_model("tiny-v2")
+    assert v2.model_id == "tiny-v2"
+    x = torch.randn(2, 3, 28, 28)
+    torch.testing.assert_close(v2.module(x), second(x), rtol=1e-2, atol=1e-3)
+    assert not torch.allclose(v2.module(x), v1(x), atol=1e-3)
+    state, before = v2.module.state_dict(), v1.state_dict()
+    assert all(torch.equal(state[k], before[k]) for k in before if k.startswith("blocks.0."))
+    assert not torch.equal(state["blocks.1.attn.qkv.weight"], before["blocks.1.attn.qkv.weight"])

