@@ -261,6 +261,12 @@ def train(args: argparse.Namespace) -> int:
     return 0 if best_delta is not None else 1
 
 
+def _base_sha256() -> str:
+    from dogsearch.models import heads as H
+
+    return H.read_config(H.find(BASE))["sha256"]
+
+
 def save(args: argparse.Namespace) -> int:
     """The kept epoch's delta as a model folder: a LoRA on the default, with its config and the commands."""
     from dogsearch.models import lora as L
@@ -273,6 +279,7 @@ def save(args: argparse.Namespace) -> int:
     rank, alpha, start = int(train_args["rank"]), float(train_args["alpha"]), meta["start"]
     config = {
         "model_id": args.model_id, "kind": "lora", "base": meta["base"], "base_model_id": meta["base_model_id"],
+        "base_sha256": _base_sha256(),
         "lora": {"rank": rank, "alpha": alpha, "targets": [f"blocks.{i}.{t}" for i in range(start, 12)
                                                            for t in L.VIT_TARGETS]},
         "recipe": train_args, "best_epoch": summary["best_epoch"], "validation": summary["val_score"],

@@ -53,11 +53,21 @@ def build_trained(folder: Path, args: BuildArgs) -> Backbone:
     if config.get("base_model_id", base_id) != base_id:  # a delta fits only the weights it was trained on
         raise WeightsError(f"{name!r} was trained on {config['base_model_id']}, but {config['base']!r} "
                            f"is now {base_id}")
+    pinned = config.get("base_sha256")  # a delta on another trained model fits only that model's own delta
+    if pinned is not None and _delta_sha256(config["base"]) != pinned:
+        raise WeightsError(f"{name!r} was trained on {config['base']!r} with delta sha256 {pinned}, but that "
+                           f"model's delta is now {_delta_sha256(config['base'])}")
     module = _ON_BASE[config["kind"]](folder, config, base, data_config, args)
     if config["kind"] == "input-size":  # the same crop of the photo (crop_pct), at fewer pixels
         size = config["input-size"]["size"]
         data_config = {**data_config, "input_size": (data_config["input_size"][0], size, size)}
     return Backbone(module.eval(), name, data_config)
+
+
+def _delta_sha256(name: str) -> str | None:
+    """The checksum a trained model's config pins for its delta (None for a model without a folder)."""
+    folder = H.find(name)
+    return None if folder is None else H.read_config(folder).get("sha256")
 
 
 def _merge_lora(folder: Path, config: dict, base: nn.Module, data_config: dict, args: BuildArgs) -> nn.Module:

@@ -129,3 +129,12 @@ def test_a_delta_on_a_trained_model_adapts_only_its_last_blocks(tmp_path, monkey
     state, before = v2.module.state_dict(), v1.state_dict()
     assert all(torch.equal(state[k], before[k]) for k in before if k.startswith("blocks.0."))
     assert not torch.equal(state["blocks.1.attn.qkv.weight"], before["blocks.1.attn.qkv.weight"])
+
+    # pinned to the first model's delta: a retrained first model under the same name is refused, not merged into
+    config = json.loads((tmp_path / "tiny-v2" / "config.json").read_text())
+    v1_sha = json.loads((tmp_path / "tiny-v1" / "config.json").read_text())["sha256"]
+    (tmp_path / "tiny-v2" / "config.json").write_text(json.dumps(config | {"base_sha256": v1_sha}))
+    assert R.create_model("tiny-v2").model_id == "tiny-v2"
+    (tmp_path / "tiny-v2" / "config.json").write_text(json.dumps(config | {"base_sha256": "0" * 64}))
+    with pytest.raises(WeightsError, match="was trained on 'tiny-v1' with delta sha256 0000"):
+        R.create_model("tiny-v2")
