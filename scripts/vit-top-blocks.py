@@ -129,12 +129,6 @@ class Cached:
         return np.flatnonzero(self.view == 0)
 
 
-def _pk(labels: torch.Tensor, p: int, k: int, gen: torch.Generator) -> torch.Tensor:
-    from dogsearch.training.embedder.train import pk_batch
-
-    return pk_batch(labels, p, k, gen)
-
-
 @torch.no_grad()
 def _embed(vit, data: Cached, rows: np.ndarray, start: int, batch: int = 128) -> np.ndarray:
     out = []
@@ -175,6 +169,7 @@ def _oxford(folder: Path, meta: dict) -> None:
 def train(args: argparse.Namespace) -> int:
     from dogsearch.models import lora as L
     from dogsearch.training.embedder.losses import relational_distill, supcon
+    from dogsearch.training.embedder.train import pk_batch
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -215,18 +210,17 @@ def train(args: argparse.Namespace) -> int:
         t0, losses = time.monotonic(), []
         for _ in tqdm(range(args.steps), desc=f"epoch {epoch}", unit="step", file=sys.stderr):
             picks = [(breed, torch.randperm(len(breed.labels), generator=gen)[:args.breed_batch]),
-                     (face, _pk(face.labels, args.face_p, args.k, gen)),
-                     (body, _pk(body.labels, args.body_p, args.k, gen))]
-            rows = [idx.sort().values for _, idx in picks]
-            x = torch.cat([torch.from_numpy(np.asarray(d.tokens[r.numpy()], dtype=np.float32))
-                           for (d, _), r in zip(picks, rows, strict=True)])
+                     (face, pk_batch(face.labels, args.face_p, args.k, gen)),
+                     (body, pk_batch(body.labels, args.body_p, args.k, gen))]
+            picks = [(d, idx.sort().values) for d, idx in picks]  # sorted: the memory map reads rows in order
+            x = torch.cat([torch.from_numpy(np.asarray(d.tokens[r.numpy()], dtype=np.float32)) for d, r in picks])
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 e = _upper(vit, x, start).float()
             e = F.normalize(e, dim=1)
-            teacher = torch.cat([d.teacher[r] for (d, _), r in zip(picks, rows, strict=True)])
+            teacher = torch.cat([d.teacher[r] for d, r in picks])
             parts, at = {}, 0
-            for (d, _), r, w, key in zip(picks, rows, (args.w_breed, args.w_face, args.w_body),
-                                         ("breed", "face", "body"), strict=True):
+            for (d, r), w, key in zip(picks, (args.w_breed, args.w_face, args.w_body), ("breed", "face", "body"),
+                                      strict=True):
                 parts[key] = w * supcon(e[at:at + len(r)], d.labels[r], args.temperature)
                 at += len(r)
             parts["distill"] = args.w_distill * relational_distill(e, teacher, args.distill_temperature)

@@ -54,9 +54,9 @@ def build_trained(folder: Path, args: BuildArgs) -> Backbone:
         raise WeightsError(f"{name!r} was trained on {config['base_model_id']}, but {config['base']!r} "
                            f"is now {base_id}")
     pinned = config.get("base_sha256")  # a delta on another trained model fits only that model's own delta
-    if pinned is not None and _delta_sha256(config["base"]) != pinned:
+    if pinned is not None and (now := _delta_sha256(config["base"])) != pinned:
         raise WeightsError(f"{name!r} was trained on {config['base']!r} with delta sha256 {pinned}, but that "
-                           f"model's delta is now {_delta_sha256(config['base'])}")
+                           f"model's delta is now {now}")
     module = _ON_BASE[config["kind"]](folder, config, base, data_config, args)
     if config["kind"] == "input-size":  # the same crop of the photo (crop_pct), at fewer pixels
         size = config["input-size"]["size"]
