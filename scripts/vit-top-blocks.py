@@ -80,7 +80,8 @@ def cache(args: argparse.Namespace) -> int:
     start = 12 - args.blocks
     out = args.cache
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"base": BASE, "base_model_id": model_id, "start": start, "sets": {}}
+    meta = {"base": BASE, "base_model_id": model_id, "start": start, "sets": {},
+            "command": "python scripts/vit-top-blocks.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
     plan = [(name, *TRAIN[name]) for name in TRAIN] + [(name, None, 1) for name in (*VAL, *HELD_OUT)
                                                          if name != "oxford"]
     torch.manual_seed(0)
@@ -277,7 +278,7 @@ def save(args: argparse.Namespace) -> int:
         "lora": {"rank": rank, "alpha": alpha, "targets": [f"blocks.{i}.{t}" for i in range(start, 12)
                                                            for t in L.VIT_TARGETS]},
         "recipe": train_args, "best_epoch": summary["best_epoch"], "validation": summary["val_score"],
-        "command": summary["command"], "sha256": sha,
+        "cache_command": meta.get("command"), "command": summary["command"], "sha256": sha,
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     print(json.dumps({"model": str(folder), "sha256": sha}))
@@ -291,7 +292,7 @@ def main() -> int:
     c.add_argument("--data", type=Path, default=Path("../shared/data"))
     c.add_argument("--cache", type=Path, required=True)
     c.add_argument("--blocks", type=int, default=3, help="the last blocks to train")
-    c.add_argument("--breed-per-label", type=int, default=200)
+    c.add_argument("--breed-per-label", type=int, default=200, help="Imagewoof train photos a breed (0: all)")
     c.add_argument("--batch", type=int, default=32)
     c.add_argument("--threads", type=int, default=2)
     t = sub.add_parser("train")

