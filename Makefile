@@ -49,6 +49,8 @@ setup-mmpose: $(STAMP)
 	VENV=$(VENV) scripts/install-mmpose.sh
 
 demo: setup
+	@# a demo gallery indexed by an earlier default model moves to today's (nothing to do when it already is)
+	@if [ -d $(DEMO_DATA)/vectors ]; then $(BIN)/dogsearch reindex --data-dir $(DEMO_DATA); fi
 	$(BIN)/dogsearch index samples/gallery --data-dir $(DEMO_DATA)
 	@echo "dogsearch: http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
 	$(BIN)/dogsearch serve --data-dir $(DEMO_DATA) --host $(HOST) --port $(PORT)

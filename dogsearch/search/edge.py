@@ -165,7 +165,7 @@ class EdgeStore(StoreBase):
                 if (self._meta["dim"], self._meta["model"]) != (dim, model):
                     raise CollectionMismatch(
                         f"collection at {self._dir} holds dim={self._meta['dim']} model={self._meta['model']!r}, "
-                        f"asked for dim={dim} model={model!r}"
+                        f"asked for dim={dim} model={model!r}; `dogsearch reindex` moves a gallery to another model"
                     )
                 with self._engine() as shard:
                     if _add_indexes(shard, wanted):

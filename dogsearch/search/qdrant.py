@@ -173,7 +173,7 @@ class QdrantStore(StoreBase):
                 self._meta = meta
                 raise CollectionMismatch(
                     f"collection {self._collection!r} holds dim={meta['dim']} model={meta['model']!r}, "
-                    f"asked for dim={dim} model={model!r}"
+                    f"asked for dim={dim} model={model!r}; `dogsearch reindex` moves a gallery to another model"
                 )
             # Idempotent: also completes a collection whose creator died between the calls, and adds the indexes
             # an existing collection lacks (or has of another kind: the server rebuilds it).
