@@ -43,6 +43,11 @@ AUGMENT = {"breed": dict(min_scale=0.3, jitter=0.2, grey_p=0.05, blur_p=0.1),
            "body": dict(min_scale=0.4, jitter=0.2, grey_p=0.05, blur_p=0.1)}
 
 
+def _command() -> str:
+    """This run's command line, for the files that record how a model was made."""
+    return "python scripts/vit-top-blocks.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def _model():
     from dogsearch.models.registry import build_backbone
 
@@ -81,7 +86,7 @@ def cache(args: argparse.Namespace) -> int:
     out = args.cache
     out.mkdir(parents=True, exist_ok=True)
     meta = {"base": BASE, "base_model_id": model_id, "start": start, "sets": {},
-            "command": "python scripts/vit-top-blocks.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+            "command": _command()}
     plan = [(name, *TRAIN[name]) for name in TRAIN] + [(name, None, 1) for name in (*VAL, *HELD_OUT)
                                                          if name != "oxford"]
     torch.manual_seed(0)
@@ -250,21 +255,16 @@ def train(args: argparse.Namespace) -> int:
                 params[key].copy_(value)
         vit.eval()
         summary["held_out"] = _metrics(vit, sets, HELD_OUT, start)
-    summary["command"] = "python scripts/vit-top-blocks.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    summary["command"] = _command()
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     record(summary)
     return 0 if best_delta is not None else 1
 
 
-def _base_sha256() -> str:
-    from dogsearch.models import heads as H
-
-    return H.read_config(H.find(BASE))["sha256"]
-
-
 def save(args: argparse.Namespace) -> int:
     """The kept epoch's delta as a model folder: a LoRA on the default, with its config and the commands."""
     from dogsearch.models import lora as L
+    from dogsearch.models.trained import delta_sha256
 
     summary = json.loads((args.run / "summary.json").read_text())
     train_args = summary["args"]
@@ -274,7 +274,7 @@ def save(args: argparse.Namespace) -> int:
     rank, alpha, start = int(train_args["rank"]), float(train_args["alpha"]), meta["start"]
     config = {
         "model_id": args.model_id, "kind": "lora", "base": meta["base"], "base_model_id": meta["base_model_id"],
-        "base_sha256": _base_sha256(),
+        "base_sha256": delta_sha256(BASE),
         "lora": {"rank": rank, "alpha": alpha, "targets": [f"blocks.{i}.{t}" for i in range(start, 12)
                                                            for t in L.VIT_TARGETS]},
         "recipe": train_args, "best_epoch": summary["best_epoch"], "validation": summary["val_score"],

@@ -54,7 +54,7 @@ def build_trained(folder: Path, args: BuildArgs) -> Backbone:
         raise WeightsError(f"{name!r} was trained on {config['base_model_id']}, but {config['base']!r} "
                            f"is now {base_id}")
     pinned = config.get("base_sha256")  # a delta on another trained model fits only that model's own delta
-    if pinned is not None and (now := _delta_sha256(config["base"])) != pinned:
+    if pinned is not None and (now := delta_sha256(config["base"])) != pinned:
         raise WeightsError(f"{name!r} was trained on {config['base']!r} with delta sha256 {pinned}, but that "
                            f"model's delta is now {now}")
     module = _ON_BASE[config["kind"]](folder, config, base, data_config, args)
@@ -64,7 +64,7 @@ def build_trained(folder: Path, args: BuildArgs) -> Backbone:
     return Backbone(module.eval(), name, data_config)
 
 
-def _delta_sha256(name: str) -> str | None:
+def delta_sha256(name: str) -> str | None:
     """The checksum a trained model's config pins for its delta (None for a model without a folder)."""
     folder = H.find(name)
     return None if folder is None else H.read_config(folder).get("sha256")
