@@ -61,7 +61,8 @@ def main() -> None:
                 wall[name, bs].append(1000 * (time.perf_counter() - w) / args.images)
     base = "torch fp32" if "torch fp32" in models else next(iter(models))
     for name, model in models.items():
-        cosines = (model.embed(batches[name]) * ref).sum(1)  # to the first's vectors (at another size: not close)
+        vectors = model.embed(batches[name])  # cosine to the first's (at another size: not close; another model: none)
+        cosine = round(float((vectors * ref).sum(1).min()), 5) if vectors.shape == ref.shape else None
         out[name] = {
             "model_id": model.model_id,
             **{f"cpu_ms_per_image_batch{bs}": round(sorted(cpu[name, bs])[len(cpu[name, bs]) // 2], 1)
@@ -70,7 +71,7 @@ def main() -> None:
             **{f"speedup_cpu_batch{bs}": round(sorted(cpu[base, bs])[len(cpu[base, bs]) // 2]
                                                / sorted(cpu[name, bs])[len(cpu[name, bs]) // 2], 2)
                for bs in (1, 8)},
-            "min_cosine_to_first": round(float(cosines.min()), 5),
+            "min_cosine_to_first": cosine,
         }
     if args.alone_threads:
         for name, ms in lone_latency(args, batches).items():

@@ -68,6 +68,12 @@ class StoreError(DogsearchError):
 class CollectionMismatch(StoreError, Conflict):
     """The existing collection was made with another dim or model."""
 
+    @classmethod
+    def between(cls, where: str, held: tuple[int, str], asked: tuple[int, str]) -> CollectionMismatch:
+        """The error every engine raises, naming the way out (a model change moves a gallery by reindexing)."""
+        return cls(f"{where} holds dim={held[0]} model={held[1]!r}, asked for dim={asked[0]} model={asked[1]!r}; "
+                   "`dogsearch reindex` moves a gallery to another model")
+
 
 class CollectionMissing(StoreError, Conflict):
     """An operation needing the collection came before ensure_collection()."""

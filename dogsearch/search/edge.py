@@ -163,10 +163,8 @@ class EdgeStore(StoreBase):
             self._check_open()
             if self._meta is not None:
                 if (self._meta["dim"], self._meta["model"]) != (dim, model):
-                    raise CollectionMismatch(
-                        f"collection at {self._dir} holds dim={self._meta['dim']} model={self._meta['model']!r}, "
-                        f"asked for dim={dim} model={model!r}; `dogsearch reindex` moves a gallery to another model"
-                    )
+                    raise CollectionMismatch.between(f"collection at {self._dir}",
+                                                     (self._meta["dim"], self._meta["model"]), (dim, model))
                 with self._engine() as shard:
                     if _add_indexes(shard, wanted):
                         shard.flush()

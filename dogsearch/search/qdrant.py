@@ -171,10 +171,8 @@ class QdrantStore(StoreBase):
                     raise StoreError(f"collection {self._collection!r} was not created")
             if (meta["dim"], meta["model"]) != (dim, model):
                 self._meta = meta
-                raise CollectionMismatch(
-                    f"collection {self._collection!r} holds dim={meta['dim']} model={meta['model']!r}, "
-                    f"asked for dim={dim} model={model!r}; `dogsearch reindex` moves a gallery to another model"
-                )
+                raise CollectionMismatch.between(f"collection {self._collection!r}", (meta["dim"], meta["model"]),
+                                                 (dim, model))
             # Idempotent: also completes a collection whose creator died between the calls, and adds the indexes
             # an existing collection lacks (or has of another kind: the server rebuilds it).
             for field, kind in wanted.items():

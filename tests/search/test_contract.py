@@ -337,8 +337,8 @@ def test_collection_mismatch_loses_nothing(store: VectorStore, tmp_path: Path, o
     store.ensure_collection(4, MODEL)  # idempotent
     with pytest.raises(CollectionMismatch):
         store.ensure_collection(8, MODEL)
-    with pytest.raises(CollectionMismatch):
-        store.ensure_collection(4, "another-model")
+    with pytest.raises(CollectionMismatch, match=r"holds dim=4 .*asked for dim=4 model='another-model'.*reindex"):
+        store.ensure_collection(4, "another-model")  # the message says what is held, what was asked, the way out
     assert store.collection_info == CollectionInfo(dim=4, model=MODEL)
     assert store.count() == 5
     store.close()
