@@ -71,3 +71,29 @@ def test_a_bad_size_is_a_clear_error(small_model, size):
         {"kind": "input-size", "base": "tiny-base", "input-size": {"size": size}}))
     with pytest.raises(WeightsError, match="tiny-28px"):
         R.create_model("tiny-28px")
+
+
+def test_a_delta_trained_at_the_smaller_input_serves_on_it(small_model):
+    """scripts/vit-student.py trains the smaller-input model further (LoRA, and the resampled position embedding as
+    a whole tensor) and saves a "lora" folder on the "input-size" one: it builds into what was trained."""
+    from dogsearch.models import lora as L
+
+    student = with_input_size(tiny_vit(), 28)
+    torch.manual_seed(1)
+    L.add_lora(student, rank=2, alpha=2.0)
+    with torch.no_grad():
+        for m in student.modules():
+            if isinstance(m, L.LoRALinear):
+                m.lora_b.normal_(std=0.1)
+        student.pos_embed.add_(torch.randn_like(student.pos_embed) * 0.3)
+    folder = small_model.parent / "tiny-28px-student"
+    sha = L.save_delta(L.delta_state(student, full=["pos_embed"]), folder)
+    (folder / "config.json").write_text(json.dumps(
+        {"kind": "lora", "base": "tiny-28px", "base_model_id": "tiny-28px", "lora": {"rank": 2, "alpha": 2.0},
+         "sha256": sha}))
+    model = R.create_model("tiny-28px-student")
+    assert model.data_config["input_size"] == (3, 28, 28)  # the input size's preprocessing, inherited
+    x = torch.randn(2, 3, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(model.module(x), student(x), rtol=1e-2, atol=1e-3)  # fp16 delta
+        assert not torch.allclose(model.module(x), R.create_model("tiny-28px").module(x), atol=1e-3)
