@@ -34,13 +34,12 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from dogsearch.training.embedder.augment import DOMAIN_AUGMENT as AUGMENT
+from dogsearch.training.fusion.train import VAL_SETS as VAL
+
 TEACHER = "vit_small_dinov2-lora-dogs-v3"
 TRAIN = {"iw_train": ("breed", 2), "dfn_train": ("face", 2), "body_train": ("body", 4)}
-VAL = ("oxford_val", "iw_val", "dfn_val", "body_val")
 HELD_OUT = ("iw_dev", "dfn_heldout", "oxford_heldout", "body_heldout")
-AUGMENT = {"breed": dict(min_scale=0.3, jitter=0.2, grey_p=0.05, blur_p=0.1),
-           "face": dict(min_scale=0.6, jitter=0.2, grey_p=0.05, blur_p=0.1),
-           "body": dict(min_scale=0.4, jitter=0.2, grey_p=0.05, blur_p=0.1)}
 
 
 def _command() -> str:

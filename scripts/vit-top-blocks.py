@@ -33,14 +33,12 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from dogsearch.training.embedder.augment import DOMAIN_AUGMENT as AUGMENT
+from dogsearch.training.fusion.train import VAL_SETS as VAL
+
 BASE = "vit_small_dinov2-lora-dogs-v1"
 TRAIN = {"iw_train": ("breed", 2), "dfn_train": ("face", 2), "body_train": ("body", 6)}
-VAL = ("oxford_val", "iw_val", "dfn_val", "body_val")
 HELD_OUT = ("iw_dev", "dfn_heldout", "oxford_heldout", "oxford", "body_heldout")
-# milder than the end-to-end recipe's: a dog's coat colour is part of who it is
-AUGMENT = {"breed": dict(min_scale=0.3, jitter=0.2, grey_p=0.05, blur_p=0.1),
-           "face": dict(min_scale=0.6, jitter=0.2, grey_p=0.05, blur_p=0.1),
-           "body": dict(min_scale=0.4, jitter=0.2, grey_p=0.05, blur_p=0.1)}
 
 
 def _command() -> str:

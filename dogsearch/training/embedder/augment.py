@@ -42,3 +42,10 @@ def feature_views(x: torch.Tensor, *, drop: float = 0.2, noise: float = 0.02,
         jitter = torch.randn(x.shape, generator=generator, device=x.device) * noise / x.shape[1] ** 0.5
         return F.normalize(x * keep + jitter, dim=1)
     return view(), view()
+
+
+# milder than the end-to-end recipe's, for the CPU scripts that tune the default further (vit-top-blocks.py,
+# vit-student.py): a dog's coat colour is part of who it is; the crop keeps more of a face than of a body
+DOMAIN_AUGMENT = {"breed": dict(min_scale=0.3, jitter=0.2, grey_p=0.05, blur_p=0.1),
+                  "face": dict(min_scale=0.6, jitter=0.2, grey_p=0.05, blur_p=0.1),
+                  "body": dict(min_scale=0.4, jitter=0.2, grey_p=0.05, blur_p=0.1)}
