@@ -43,7 +43,7 @@ HELD_OUT = ("iw_dev", "dfn_heldout", "oxford_heldout", "body_heldout")
 
 
 def _command() -> str:
-    return "python scripts/vit-student.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return "python scripts/vit-student.py " + shlex.join(sys.argv[1:])
 
 
 def _normalisation():

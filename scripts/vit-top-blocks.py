@@ -43,7 +43,7 @@ HELD_OUT = ("iw_dev", "dfn_heldout", "oxford_heldout", "oxford", "body_heldout")
 
 def _command() -> str:
     """This run's command line, for the files that record how a model was made."""
-    return "python scripts/vit-top-blocks.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return "python scripts/vit-top-blocks.py " + shlex.join(sys.argv[1:])
 
 
 def _model():

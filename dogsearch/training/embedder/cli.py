@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         "base_model_id": load_model(args.base, "cpu", exact=True).model_id,
         "teacher": teacher_name, "recipe": dataclasses.asdict(config), "best_epoch": state.best_epoch,
         "validation": {k: v for k, v in best.items() if k.startswith("val_")},
-        "command": "dogsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": "dogsearch " + shlex.join(sys.argv[1:]),
     })
     print(json.dumps({"model": args.model_id, "best_epoch": state.best_epoch, "sha256": saved["sha256"]}))
     return 0

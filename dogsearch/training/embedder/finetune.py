@@ -307,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
         "teacher": None if args.teacher == "none" else args.teacher, "recipe": dataclasses.asdict(config),
         "epochs_run": tuner.epoch, "best_epoch": tuner.best_epoch,
         "validation": {k: v for k, v in best.items() if k.startswith("val_")},
-        "command": "dogsearch train vit " + " ".join(shlex.quote(a) for a in argv),
+        "command": "dogsearch train vit " + shlex.join(argv),
         "sha256": sha,
     }
     (folder / "config.json").write_text(json.dumps(config_json, indent=2) + "\n")

@@ -115,6 +115,6 @@ def _save(args, extractor, weights, projection, history, report) -> str:
         (folder / "history.jsonl").write_text("".join(json.dumps(row) + "\n" for row in history))
     config = {"model_id": args.model_id, "kind": "fusion", "base": args.base, "base_model_id": extractor.vit_id,
               "fusion": fusion, "validation": report["val"],
-              "command": "dogsearch " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+              "command": "dogsearch " + shlex.join(sys.argv[1:])}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return str(folder)
