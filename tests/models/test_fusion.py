@@ -78,8 +78,10 @@ def test_bad_fusion_weights_are_refused():
 
 
 @pytest.mark.real_model
-def test_the_shipped_fusion_builds_by_name_with_its_documented_size():
-    name = "vit_small_dinov2-lora-dogs-v1-lite0-breeds"  # models/<it>/MODEL_CARD.md: 503-d, breeds weight 0.2
+@pytest.mark.parametrize("name", ["vit_small_dinov2-lora-dogs-v1-lite0-breeds",
+                                  "vit_small_dinov2-lora-dogs-v3-lite0-breeds"])
+def test_the_shipped_fusion_builds_by_name_with_its_documented_size(name):
+    # models/<name>/MODEL_CARD.md: 503-d, breeds weight 0.2
     assert R.is_model(name)
     config = H.read_config(H.find(name))
     assert config["kind"] == "fusion" and config["fusion"]["weights"] == {"vit": 1.0, "breeds": 0.2}
@@ -103,3 +105,18 @@ def test_the_body_fusion_builds_its_projection_to_384_and_has_its_own_calibratio
     assert float(vectors[0] @ vectors[1]) > 0.8  # a photo and its mirror image: one dog
     calibration = json.loads((H.find(name) / "calibration.json").read_text())
     assert calibration["vectors"] == f"{name}@dogcrop-m0.3"  # fit on its own vectors, not the default's
+
+
+@pytest.mark.real_model
+def test_the_v3_breed_fusion_is_its_base_vector_with_the_breed_part_beside_it():
+    name = "vit_small_dinov2-lora-dogs-v3-lite0-breeds"
+    fused, base = R.create_model(name), R.create_model("vit_small_dinov2-lora-dogs-v3")
+    with Image.open(PHOTO) as im:
+        v = fused.embed(fused.preprocess(im)[None])[0]
+        b = base.embed(base.preprocess(im)[None])[0]
+    vit, breeds = v[:384], v[384:]
+    assert float(vit @ b) / float(np.linalg.norm(vit)) > 0.9999  # the ViT part is v3's vector, scaled
+    assert np.linalg.norm(breeds) / np.linalg.norm(vit) == pytest.approx(0.2, abs=1e-4)  # sqrt(p) is a unit vector
+    assert (breeds >= 0).all()
+    calibration = json.loads((H.find(name) / "calibration.json").read_text())
+    assert calibration["vectors"] == f"{name}@dogcrop-m0.3"  # its own map, not v3's
