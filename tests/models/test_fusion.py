@@ -114,7 +114,7 @@ def test_the_v3_breed_fusion_is_its_base_vector_with_the_breed_part_beside_it():
     with Image.open(PHOTO) as im:
         v = fused.embed(fused.preprocess(im)[None])[0]
         b = base.embed(base.preprocess(im)[None])[0]
-    vit, breeds = v[:384], v[384:]
+    vit, breeds = v[:base.dim], v[base.dim:]
     assert float(vit @ b) / float(np.linalg.norm(vit)) > 0.9999  # the ViT part is v3's vector, scaled
     assert np.linalg.norm(breeds) / np.linalg.norm(vit) == pytest.approx(0.2, abs=1e-4)  # sqrt(p) is a unit vector
     assert (breeds >= 0).all()
