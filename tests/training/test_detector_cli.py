@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from itertools import count
 
 import pytest
@@ -173,3 +174,33 @@ def test_train_detector_refuses_pseudo_labels_without_a_teacher(tmp_path):
     with pytest.raises(SystemExit, match="--teacher"):
         cli.main(["train", "detector", "--out", str(tmp_path / "x"), "--pseudo-photos", "5", "--teacher",
                   str(tmp_path / "none")])
+
+
+def test_train_detector_with_folds_fits_every_training_photo_and_chooses_on_out_of_fold_scores(tmp_path, capsys):
+    dogs, negatives = _photos(tmp_path)
+    out = tmp_path / "detector-folds"
+    assert cli.main(["train", "detector", "--dogs", str(dogs), "--images", str(dogs / "images"),
+                     "--negatives", str(negatives), "--out", str(out), "--epochs", "1", "--input-size", "64",
+                     "--width", "8", "--batch-size", "4", "--threads", "1", "--folds", "2", "--flip", "choose"]) == 0
+    logged = capsys.readouterr()
+    printed, config = json.loads(logged.out), json.loads((out / "config.json").read_text())
+    # the calibration part is fitted on too; each fold's photos were scored by a head fitted on the other fold
+    assert config["data"]["fit_dog_photos"] == 4 and config["data"]["fit_negative_photos"] == 4
+    scored = [int(n) for n in re.findall(r"fold \d/2: (\d+) photos scored", logged.err)]
+    assert len(scored) == 2 and sum(scored) == 8  # every photo once, out of fold
+    assert "2 folds' out-of-fold scores of 4 dog photos, 4 without a dog" in logged.err
+    assert printed["folds"] == config["folds"] == 2 and "cross-fitting" in config["recipe"]["split"]
+    both = config["flip_test_mistakes"]
+    assert printed["flip"] == config.get("flip", False) == (both["on"] < both["off"])
+    assert config["calibration_mistakes"] == min(both.values())
+    rates = printed["calibration_rates"]
+    assert rates == config["calibration_rates"] and all(0 <= rates[k] <= 1 for k in ("precision", "recall", "fp_rate"))
+    detector = D.CenterNetDetector(out)
+    assert detector.flip == printed["flip"] and detector.min_score == config["operating_point"]["verified"]
+    assert isinstance(detector.detect(Image.new("RGB", (96, 64))), list)
+
+
+def test_train_detector_refuses_folds_with_pseudo_labels_or_one_fold(tmp_path):
+    for extra in (["--folds", "1"], ["--folds", "3", "--pseudo-photos", "10"]):
+        with pytest.raises(SystemExit, match="--folds"):
+            cli.main(["train", "detector", "--out", str(tmp_path / "x"), *extra])

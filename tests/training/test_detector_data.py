@@ -179,3 +179,14 @@ def test_a_photo_is_pseudo_labelled_only_where_the_teacher_is_sure_of_every_box(
     # a part inside the dog is dropped as at inference, whatever its score
     assert label(_teacher([(dog, 0.9), (part, 0.85)]), image, high=0.8, low=0.3) == [dog]
     assert label(_teacher([(dog, 0.9), (part, 0.5)]), image, high=0.8, low=0.3) == [dog]
+
+
+def test_the_calibration_rates_count_boxes_as_eval_detect_does():
+    from dogsearch.training.detector.train import rates
+
+    dog, other = (0, 0, 10, 10), (20, 20, 30, 30)
+    answered = [[(dog, 0.9), ((0, 0, 10, 9), 0.8)],  # the dog, then the same dog again: a wrong box
+                [],  # a missed dog
+                [(other, 0.7)]]  # a photo without a dog given a box
+    got = rates(answered, [[dog], [other], []])
+    assert got == {"precision": 0.5, "recall": 0.5, "fp_rate": 1.0}

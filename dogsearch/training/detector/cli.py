@@ -53,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pseudo-low", type=float, default=0.3,
                         help="a photo with a teacher's box scored between this and --pseudo-high is left out "
                              "(default 0.3)")
+    parser.add_argument("--folds", type=int, default=0, metavar="K",
+                        help="fit on every training-split photo and choose the operating points on their out-of-fold "
+                             "scores (K heads, each fitted on the other folds) instead of on the calibration part "
+                             "alone (0, the default)")
+    parser.add_argument("--flip", choices=("off", "on", "choose"), default="off",
+                        help="the flip test (the photo and its mirror image): off, on, or choose by the mistakes "
+                             "where the operating points are chosen (default off)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if len(args.seed) > 1 else args.seed[0]
     if args.pseudo_photos < 0 or not 0 <= args.pseudo_low <= args.pseudo_high <= 1:
         raise SystemExit("--pseudo-photos must be 0 or more, and 0 <= --pseudo-low <= --pseudo-high <= 1")
+    if args.folds and (args.folds < 2 or args.pseudo_photos or args.quality_of is not None):
+        raise SystemExit("--folds must be 2 or more, without --pseudo-photos or --quality-of")
     if args.pseudo_photos and not (args.teacher / "config.json").is_file():
         raise SystemExit(f"--teacher {args.teacher}: no config.json there (a trained detector delta)")
     config = train(args.dogs, images, negatives, args.out, input_size=args.input_size, width=args.width,
@@ -83,10 +92,13 @@ def run(args: argparse.Namespace) -> int:
                    box_loss=args.box_loss, spread=args.spread, quality_of=args.quality_of,
                    pseudo_dirs=args.pseudo or [DEFAULT_DATA / "imagewoof" / "train"],
                    pseudo_photos=args.pseudo_photos, teacher=args.teacher, pseudo_high=args.pseudo_high,
-                   pseudo_low=args.pseudo_low, log=log)
+                   pseudo_low=args.pseudo_low, folds=args.folds, flip=args.flip, log=log)
     print(json.dumps({"out": str(args.out), "train_minutes": config["train_minutes"],
                       "operating_point": config["operating_point"], "suppress_inside": inside,
-                      "score": config.get("score"), "calibration_mistakes": config["calibration_mistakes"]}, indent=2))
+                      "score": config.get("score"), "flip": bool(config.get("flip")),
+                      "calibration_mistakes": config["calibration_mistakes"],
+                      "calibration_rates": config["calibration_rates"],
+                      **{k: config[k] for k in ("folds", "flip_test_mistakes") if k in config}}, indent=2))
     return 0
 
 

@@ -6,10 +6,11 @@
    and the centre's offset in that cell (L1; or GIoU of the decoded box), for minutes on a CPU; optionally a
    quality output too, the IoU of the box decoded at each cell (``fit_head``, or ``fit_quality`` on a trained
    head kept as it is).
-3. The operating points (and a quality head's score exponents, ``SCORE_GRID``) come from the "calibrate" photos
-   (training split, never fitted): the score threshold that makes the fewest mistakes there (missed dogs + wrong
-   boxes + photos without a dog given a box), once for the raw heat and once for the verified score; the middle of
-   the best interval, so a flat optimum is not cut at its edge.
+3. The operating points (and a quality head's score exponents, ``SCORE_GRID``; the flip test or not) come from
+   photos the head was not fitted on: the "calibrate" photos (training split, never fitted), or with ``folds`` every
+   training-split photo scored by heads fitted on the other folds. The score threshold that makes the fewest
+   mistakes there (missed dogs + wrong boxes + photos without a dog given a box), once for the raw heat and once
+   for the verified score; the middle of the best interval, so a flat optimum is not cut at its edge.
 """
 from __future__ import annotations
 
@@ -120,10 +121,11 @@ def inside_any(truth: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def extract(samples: Sequence[T.Sample], input_size: int, cache_dir: Path | None,
-            batch: int = 32, log=print) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
-    """Frozen-trunk features of every sample (cached by the samples' sources and sizes)."""
-    key = hashlib.sha256(json.dumps([input_size, [(s.source, s.image.size, s.boxes) for s in samples]])
-                         .encode()).hexdigest()[:16]
+            batch: int = 32, log=print, flip: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+    """Frozen-trunk features of every sample (cached by the samples' sources and sizes); ``flip``: of the mirror
+    image of each letterboxed sample, as the detector's flip test runs the trunk."""
+    key = hashlib.sha256(json.dumps([input_size, [(s.source, s.image.size, s.boxes) for s in samples]]
+                                    + (["flip"] if flip else [])).encode()).hexdigest()[:16]
     path = cache_dir / f"features-{key}.pt" if cache_dir else None
     scales = [input_size / max(s.image.size) for s in samples]
     if path and path.is_file():
@@ -135,6 +137,8 @@ def extract(samples: Sequence[T.Sample], input_size: int, cache_dir: Path | None
     start = time.monotonic()
     for i in range(0, len(samples), batch):
         x = torch.stack([D.letterbox(s.image, input_size)[0] for s in samples[i:i + batch]])
+        if flip:
+            x = x.flip(-1)
         with torch.inference_mode():
             a, b = trunk(x)
         f16s.append(a.half())
@@ -292,20 +296,21 @@ def best_threshold(cuts: Sequence[float], errors: Sequence[int]) -> float:
     return round((cuts[longest[0]] + cuts[longest[-1]]) / 2, 4)
 
 
-def calibrate(detector: D.CenterNetDetector, labelled: Sequence[T.Sample], negatives: Sequence[T.Sample], *,
-              cache_dir: Path | None = None, grid: Sequence[tuple[float, float]] = ((0.0, 0.5),), log=print) -> dict:
-    """Operating points for the raw and the verified score, from photos the head was not fitted on (before boxes
-    inside better ones are dropped: ``SUPPRESS_INSIDE``), for each (quality weight, p weight) of ``grid`` (the
-    exponents of ``dogdet.head_score`` and ``dogdet.score_of``); the pair whose verified detector, at its point,
-    makes the fewest mistakes there wins (the first of equals: ``grid``'s order). The trunk's features of these
-    photos are cached like the training set's."""
-    from dogsearch.training.detector.rescore import mistakes
+def candidates(detector: D.CenterNetDetector, samples: Sequence[T.Sample], *, cache_dir: Path | None = None,
+               grid: Sequence[tuple[float, float]] = ((0.0, 0.5),), flip: bool = False,
+               log=print) -> list[tuple[list, list]]:
+    """For each (quality weight, p weight) of ``grid``: every photo's candidate boxes scored by the head alone
+    (raw) and verified, [(box, score)] a photo, before any threshold; ``flip``: the detector's flip test (the
+    head's maps of each photo and its mirror image merged, ``dogdet.flip_merge``)."""
+    def head_outputs(mirrored: bool) -> torch.Tensor:
+        f16, f32, _ = extract(samples, detector.input_size, cache_dir, log=log, flip=mirrored)
+        with torch.inference_mode():
+            return torch.cat(detector.head(f16.float(), f32.float()), dim=1)
 
-    samples = [*labelled, *negatives]
-    truths = [s.boxes for s in samples]
-    f16, f32, scales = extract(samples, detector.input_size, cache_dir, log=log)
-    with torch.inference_mode():
-        outs = torch.cat(detector.head(f16.float(), f32.float()), dim=1)
+    scales = [detector.input_size / max(s.image.size) for s in samples]
+    outs = head_outputs(False)
+    if flip:
+        outs = torch.stack([D.flip_merge(o, m) for o, m in zip(outs, head_outputs(True), strict=True)])
     dog_p: dict = {}  # (photo, box) -> the verifier's dog probability: one crop is classified once
 
     def verify(k: int, boxes: list) -> list[float]:
@@ -314,28 +319,65 @@ def calibrate(detector: D.CenterNetDetector, labelled: Sequence[T.Sample], negat
             dog_p[k, b] = c.dog
         return [dog_p[k, b] for b in boxes]
 
+    out = []
+    for quality_weight, p_weight in grid:
+        detector.quality_weight = quality_weight
+        found = [[f for f in detector.boxes(o, scale, s.image.size) if f[1] >= CANDIDATE_HEAT][:2 * detector.max_dogs]
+                 for o, scale, s in zip(outs, scales, samples, strict=True)]
+        verified = [[(box, D.score_of(head, p, p_weight)) for (box, head), p in
+                     zip(f, verify(k, [box for box, _ in f]), strict=True)] for k, f in enumerate(found)]
+        out.append((found, verified))
+    return out
+
+
+def choose_score(scored: Sequence[tuple[list, list]], truths: Sequence[list], detector: D.CenterNetDetector,
+                 grid: Sequence[tuple[float, float]], photos: str, log=print) -> dict:
+    """``candidates``' lists (of one set of photos, or pooled out-of-fold over several) -> the operating points of
+    each ``grid`` pair and the pair that makes the fewest mistakes as the detector answers (parts dropped)."""
+    from dogsearch.training.detector.rescore import mistakes
+
     def split(found: list) -> tuple[list, list]:
         return ([(f, t) for f, t in zip(found, truths, strict=True) if t],
                 [f for f, t in zip(found, truths, strict=True) if not t])
 
     tried = []
-    for quality_weight, p_weight in grid:
-        detector.quality_weight = quality_weight
-        found = [[f for f in detector.boxes(out, scale, s.image.size) if f[1] >= CANDIDATE_HEAT][:2 * detector.max_dogs]
-                 for out, scale, s in zip(outs, scales, samples, strict=True)]
-        verified = [[(box, D.score_of(head, p, p_weight)) for (box, head), p in
-                     zip(f, verify(k, [box for box, _ in f]), strict=True)] for k, f in enumerate(found)]
+    for (quality_weight, p_weight), (found, verified) in zip(grid, scored, strict=True):
         point = {"raw": operating_point(*split(found)), "verified": operating_point(*split(verified)),
                  "candidate": CANDIDATE_HEAT}
         answered = [D.suppress_parts([v for v in f if v[1] >= point["verified"]], detector.inside)[:detector.max_dogs]
                     for f in verified]
         bad = mistakes([{"truth": t} for t in truths], answered)
-        tried.append({"quality": quality_weight, "p": p_weight, "operating_point": point, "mistakes": bad})
+        tried.append({"quality": quality_weight, "p": p_weight, "operating_point": point, "mistakes": bad,
+                      **rates(answered, truths)})
         log(f"score quality^{quality_weight} p^{p_weight}: operating points {point}, {bad} mistakes")
     best = min(tried, key=lambda t: t["mistakes"])
-    detector.quality_weight = best["quality"]
-    log(f"chosen {best} from {len(labelled)} calibration dog photos, {len(negatives)} without a dog")
+    log(f"chosen {best} from {photos}")
     return best
+
+
+def rates(answered: Sequence[list], truths: Sequence[list]) -> dict:
+    """Precision and recall at IoU 0.5 of the answered boxes of the dog photos (``eval detect``'s matching), and the
+    share of photos without a dog given a box."""
+    from dogsearch.eval.detect import match
+    from dogsearch.models.detect import Detection
+
+    hits = boxes = dogs = boxed = negatives = 0
+    for found, truth in zip(answered, truths, strict=True):
+        if not truth:
+            negatives += 1
+            boxed += bool(found)
+            continue
+        hits += sum(hit for _, hit in match([Detection(b, s) for b, s in found], truth))
+        boxes, dogs = boxes + len(found), dogs + len(truth)
+    return {"precision": round(hits / max(boxes, 1), 4), "recall": round(hits / max(dogs, 1), 4),
+            "fp_rate": round(boxed / max(negatives, 1), 4)}
+
+
+def fold_of(sample: T.Sample, folds: int) -> int:
+    """A training-split photo's fold for cross-fitting: its bucket (0-69) cut into ``folds`` runs."""
+    from dogsearch.eval.detect import HELD_OUT_FROM, bucket
+
+    return bucket(sample.source) * folds // HELD_OUT_FROM
 
 
 def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Path], out: Path, *,
@@ -343,7 +385,8 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
           seed: int | Sequence[int] = 0, threads: int = 2, cache_dir: Path | None = None,
           suppress_inside: float | None = SUPPRESS_INSIDE, quality: bool = False, box_loss: str = "l1",
           spread: int = 0, quality_of: Path | None = None, pseudo_dirs: Sequence[Path] = (), pseudo_photos: int = 0,
-          teacher: Path | None = None, pseudo_high: float = 0.75, pseudo_low: float = 0.3, log=print) -> dict:
+          teacher: Path | None = None, pseudo_high: float = 0.75, pseudo_low: float = 0.3, folds: int = 0,
+          flip: str = "off", log=print) -> dict:
     """``quality``: the head learns the IoU of its boxes too (``fit_head``) and the calibration photos choose the
     score's exponents from ``SCORE_GRID``; ``box_loss``: "l1" (log size) or "giou" (the decoded box); ``spread``:
     the box regressed at the cells this near its centre cell too (``targets``); ``quality_of``: a trained delta
@@ -351,10 +394,19 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
     several seeds (``seed`` a sequence): one head each (its own draw of the compositions, its own initialisation),
     merged into one whose outputs are their mean (``dogdet.merge_heads``) before the calibration; ``pseudo_photos``:
     up to this many "fit" photos of ``pseudo_dirs`` (dogs without boxes) boxed by the ``teacher`` delta and added
-    to the labelled dogs where it is sure of every box (``pseudo.pseudo_samples``, ``pseudo_high`` / ``pseudo_low``)."""
+    to the labelled dogs where it is sure of every box (``pseudo.pseudo_samples``, ``pseudo_high`` / ``pseudo_low``);
+    ``folds``: the calibration photos fit the head too, and the operating points (and score) are chosen on
+    out-of-fold scores of all training-split photos (``fold_of``: each fold scored by heads fitted on the others),
+    a choice made on 4-5x the photos; ``flip``: "off", "on" (the flip test, ``dogdet.flip_merge``) or "choose" (the
+    one with fewer mistakes where the points are chosen; a tie keeps it off)."""
     seeds = [seed] if isinstance(seed, int) else list(seed)
     if not seeds or (quality_of is not None and len(seeds) > 1):
         raise ValueError("train: one seed or more, and only one with quality_of")
+    if folds and (folds < 2 or quality_of is not None or pseudo_photos):
+        raise ValueError("train: folds is 2 or more, and neither with quality_of (a head fitted on the fit part) nor "
+                         "with pseudo labels (their photos have no labelled boxes to be scored against)")
+    if flip not in ("off", "on", "choose"):
+        raise ValueError(f"train: flip is off, on or choose, not {flip!r}")
     torch.set_num_threads(threads)
     started = time.monotonic()
     dogs = T.labelled_samples(dog_dir, image_dirs, "fit")
@@ -383,34 +435,70 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
         config["groups"] = len(seeds)
     if quality:
         config["quality"] = True
-    heads, counts = [], []
-    for s in seeds:
-        random.seed(s)
-        samples = T.training_set(dogs, negatives, seed=s)
-        counts.append((len(samples), sum(len(x.boxes) for x in samples)))
-        log(f"seed {s}: {len(dogs)} dog photos, {len(negatives)} without a dog -> {len(samples)} training samples")
-        f16, f32, scales = extract(samples, input_size, cache_dir, log=log)
-        if quality_of is not None:
-            base_config, state = D.load_weights(quality_of)
-            if (int(base_config["input_size"]), int(base_config["width"])) != (input_size, width) or \
-                    base_config.get("groups", 1) != 1:
-                raise ValueError(f"{quality_of} has input size {base_config['input_size']} and width "
-                                 f"{base_config['width']} ({base_config.get('groups', 1)} heads): train with those, "
-                                 "on a single head")
-            base = D.CenterHead(width=width, quality=bool(base_config.get("quality")))  # its quality is learnt anew
-            base.load_state_dict(state)
-            heads.append(fit_quality(base, f16, f32, truth_boxes(samples, scales), epochs=epochs,
-                                     batch_size=batch_size, lr=lr, seed=s, log=log))
-            continue
-        per = [targets(x.boxes, sc, input_size, spread) for x, sc in zip(samples, scales, strict=True)]
-        target = [torch.stack([p[k] for p in per]) for k in range(5)]
-        heads.append(fit_head(f16, f32, target, width=width, epochs=epochs, batch_size=batch_size, lr=lr, seed=s,
-                              truth=truth_boxes(samples, scales), box_loss=box_loss, quality=quality, log=log))
-    head = heads[0] if len(heads) == 1 else D.merge_heads(heads)
-    detector = D.CenterNetDetector(head=head, config=config, verify=True)
-    chosen = calibrate(detector, T.labelled_samples(dog_dir, image_dirs, "calibrate"),
-                       T.negative_samples(negative_dirs, "calibrate"), cache_dir=cache_dir,
-                       grid=SCORE_GRID if quality else ((0.0, 0.5),), log=log)
+    grid = SCORE_GRID if quality else ((0.0, 0.5),)
+
+    def fit(fit_dogs: Sequence[T.Sample], fit_negatives: Sequence[T.Sample]) -> tuple[D.CenterHead, list]:
+        heads, counts = [], []
+        for s in seeds:
+            random.seed(s)
+            samples = T.training_set(fit_dogs, fit_negatives, seed=s)
+            counts.append((len(samples), sum(len(x.boxes) for x in samples)))
+            log(f"seed {s}: {len(fit_dogs)} dog photos, {len(fit_negatives)} without a dog -> {len(samples)} "
+                "training samples")
+            f16, f32, scales = extract(samples, input_size, cache_dir, log=log)
+            if quality_of is not None:
+                heads.append(fit_quality(_base_head(quality_of, input_size, width), f16, f32,
+                                         truth_boxes(samples, scales), epochs=epochs, batch_size=batch_size, lr=lr,
+                                         seed=s, log=log))
+                continue
+            per = [targets(x.boxes, sc, input_size, spread) for x, sc in zip(samples, scales, strict=True)]
+            target = [torch.stack([p[k] for p in per]) for k in range(5)]
+            heads.append(fit_head(f16, f32, target, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
+                                  seed=s, truth=truth_boxes(samples, scales), box_loss=box_loss, quality=quality,
+                                  log=log))
+        return (heads[0] if len(heads) == 1 else D.merge_heads(heads)), counts
+
+    calibrate_dogs = T.labelled_samples(dog_dir, image_dirs, "calibrate")
+    calibrate_negatives = T.negative_samples(negative_dirs, "calibrate")
+    flips = {"off": (False,), "on": (True,), "choose": (False, True)}[flip]
+    if not folds:
+        head, counts = fit(dogs, negatives)
+        detector = D.CenterNetDetector(head=head, config=config, verify=True)
+        samples = [*calibrate_dogs, *calibrate_negatives]
+        scored = {f: candidates(detector, samples, cache_dir=cache_dir, grid=grid, flip=f, log=log) for f in flips}
+        truths = [x.boxes for x in samples]
+        photos = f"{len(calibrate_dogs)} calibration dog photos, {len(calibrate_negatives)} without a dog"
+        split = f"eval.detect.split_of; fit = bucket < {T.FIT_BELOW}, calibrate {T.FIT_BELOW}-69"
+    else:
+        # every training-split photo fits the head and chooses its points: each fold is scored by heads fitted
+        # on the others, the points are chosen on all folds' scores pooled, then the head is fitted on them all
+        labelled += len(calibrate_dogs)
+        dogs, negatives = dogs + calibrate_dogs, negatives + calibrate_negatives
+        scored = {f: [([], []) for _ in grid] for f in flips}
+        truths = []
+        for k in range(folds):
+            inside = [x for x in (*dogs, *negatives) if fold_of(x, folds) == k]
+            log(f"fold {k + 1}/{folds}: {len(inside)} photos scored by heads fitted on the other folds")
+            fold_head, _ = fit([x for x in dogs if fold_of(x, folds) != k],
+                               [x for x in negatives if fold_of(x, folds) != k])
+            detector = D.CenterNetDetector(head=fold_head, config=config, verify=True)
+            for f in flips:
+                for (found, verified), (more_found, more_verified) in zip(
+                        scored[f], candidates(detector, inside, cache_dir=cache_dir, grid=grid, flip=f, log=log),
+                        strict=True):
+                    found += more_found
+                    verified += more_verified
+            truths += [x.boxes for x in inside]
+        photos = (f"{folds} folds' out-of-fold scores of {sum(bool(t) for t in truths)} dog photos, "
+                  f"{sum(not t for t in truths)} without a dog")
+        head, counts = fit(dogs, negatives)
+        split = f"eval.detect.split_of; fit on buckets 0-69, operating points from {folds}-fold cross-fitting there"
+    tried = {f: choose_score(scored[f], truths, detector, grid, photos + (" (flip test)" if f else ""), log=log)
+             for f in flips}
+    chosen_flip = min(flips, key=lambda f: tried[f]["mistakes"])  # a tie keeps the single pass: half the trunk
+    chosen = tried[chosen_flip]
+    if chosen_flip:
+        config["flip"] = True
     config["operating_point"] = chosen["operating_point"]
     if quality:
         config["score"] = {"quality": chosen["quality"], "p": chosen["p"]}
@@ -419,24 +507,41 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
             "giou": "CenterNet focal + GIoU of the decoded box + L1 offset"}[box_loss] + (
         " + BCE quality (IoU of the decoded box; outside the dogs' boxes x 0.1)" if quality else "")
     if quality_of is not None:
-        loss = (f"the head of {quality_of.name} (sha256 {base_config['files']['head.safetensors'][:12]}) kept; only "
+        base_sha = D.load_weights(quality_of)[0]["files"]["head.safetensors"]
+        loss = (f"the head of {quality_of.name} (sha256 {base_sha[:12]}) kept; only "
                 "a quality output learnt: BCE to the IoU of its decoded box, outside the dogs' boxes x 0.1")
     config.update({
         "trunk": "efficientnet_lite0 (package ImageNet weights, frozen; blocks[4] and conv_head)",
         "recipe": {"epochs": epochs, "batch_size": batch_size, "lr": lr,
                    **({"seed": seeds[0]} if len(seeds) == 1 else {"seeds": seeds, "heads": "outputs averaged"}),
                    "optimizer": "AdamW wd 1e-4, one-cycle", "loss": loss,
-                   "feature_dropout": 0.1, "split": "eval.detect.split_of; fit = bucket < 55, calibrate 55-69"},
+                   "feature_dropout": 0.1, "split": split},
         "data": {"fit_dog_photos": labelled, "fit_negative_photos": len(negatives),
                  **({"pseudo_labelled": pseudo_counts} if pseudo_counts else {}),
                  "training_samples": counts[0][0] if len(seeds) == 1 else [n for n, _ in counts],
                  "training_dogs": counts[0][1] if len(seeds) == 1 else [d for _, d in counts]},
         "calibration_mistakes": chosen["mistakes"],
+        "calibration_rates": {k: chosen[k] for k in ("precision", "recall", "fp_rate")},
+        **({"folds": folds} if folds else {}),
+        **({"flip_test_mistakes": {"off": tried[False]["mistakes"], "on": tried[True]["mistakes"]}}
+           if len(flips) > 1 else {}),
         **({"box_spread": spread} if spread else {}),
         "train_minutes": minutes,
     })
     write(out, head, config)
     return config
+
+
+def _base_head(weights: Path, input_size: int, width: int) -> D.CenterHead:
+    """A trained delta's single head, its quality output to be learnt anew (``fit_quality``)."""
+    base_config, state = D.load_weights(weights)
+    if (int(base_config["input_size"]), int(base_config["width"])) != (input_size, width) or \
+            base_config.get("groups", 1) != 1:
+        raise ValueError(f"{weights} has input size {base_config['input_size']} and width {base_config['width']} "
+                         f"({base_config.get('groups', 1)} heads): train with those, on a single head")
+    base = D.CenterHead(width=width, quality=bool(base_config.get("quality")))
+    base.load_state_dict(state)
+    return base
 
 
 def write(out: Path, head: D.CenterHead, config: dict) -> None:
