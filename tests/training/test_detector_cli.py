@@ -181,7 +181,8 @@ def test_train_detector_with_folds_fits_every_training_photo_and_chooses_on_out_
     out = tmp_path / "detector-folds"
     assert cli.main(["train", "detector", "--dogs", str(dogs), "--images", str(dogs / "images"),
                      "--negatives", str(negatives), "--out", str(out), "--epochs", "1", "--input-size", "64",
-                     "--width", "8", "--batch-size", "4", "--threads", "1", "--folds", "2", "--flip", "choose"]) == 0
+                     "--width", "8", "--batch-size", "4", "--threads", "1", "--folds", "2", "--flip", "choose",
+                     "--dump-out-of-fold", str(tmp_path / "oof.json")]) == 0
     logged = capsys.readouterr()
     printed, config = json.loads(logged.out), json.loads((out / "config.json").read_text())
     # the calibration part is fitted on too; each fold's photos were scored by a head fitted on the other fold
@@ -198,9 +199,22 @@ def test_train_detector_with_folds_fits_every_training_photo_and_chooses_on_out_
     detector = D.CenterNetDetector(out)
     assert detector.flip == printed["flip"] and detector.min_score == config["operating_point"]["verified"]
     assert isinstance(detector.detect(Image.new("RGB", (96, 64))), list)
+    # each photo's candidates as its fold's heads saw them, for the re-scoring to be weighed out of fold
+    records = json.loads((tmp_path / "oof.json").read_text())
+    assert sorted(r["fold"] for r in records) == sorted(
+        int(k) - 1 for k, n in re.findall(r"fold (\d)/2: (\d+) photos scored", logged.err) for _ in range(int(n)))
+    assert cli.main(["train", "detector-rescore", "--cross-validate", "--dump", str(tmp_path / "oof.json"),
+                     "--weights", str(out)]) == 0
+    weighed = json.loads(capsys.readouterr().out)
+    for method in ("verified", "rescored"):
+        assert set(weighed[method]) == {"mistakes", "precision", "recall", "fp_rate"}
+        assert 0 <= weighed[method]["mistakes"] <= 8 + sum(len(r["candidates"]) for r in records)
 
 
 def test_train_detector_refuses_folds_with_pseudo_labels_or_one_fold(tmp_path):
-    for extra in (["--folds", "1"], ["--folds", "3", "--pseudo-photos", "10"]):
+    for extra in (["--folds", "1"], ["--folds", "3", "--pseudo-photos", "10"],
+                  ["--dump-out-of-fold", str(tmp_path / "oof.json")]):
         with pytest.raises(SystemExit, match="--folds"):
             cli.main(["train", "detector", "--out", str(tmp_path / "x"), *extra])
+    with pytest.raises(SystemExit, match="no out-of-fold records"):
+        cli.main(["train", "detector-rescore", "--cross-validate", "--dump", str(tmp_path / "missing.json")])

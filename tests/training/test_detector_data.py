@@ -190,3 +190,17 @@ def test_the_calibration_rates_count_boxes_as_eval_detect_does():
                 [(other, 0.7)]]  # a photo without a dog given a box
     got = rates(answered, [[dog], [other], []])
     assert got == {"precision": 0.5, "recall": 0.5, "fp_rate": 1.0}
+
+
+def test_cross_validation_chooses_each_folds_point_on_the_other_folds():
+    from dogsearch.training.detector.rescore import cross_validate
+
+    def record(fold, dog):  # a dog photo: its box found with a high score, a stray box with a low one
+        right = {"box": [0, 0, 10, 10], "heat": 0.9, "p": 0.95}
+        stray = {"box": [40, 40, 50, 50], "heat": 0.2, "p": 0.3}
+        return {"fold": fold, "truth": [[0, 0, 10, 10]] if dog else [], "candidates": [right, stray] if dog else [stray]}
+
+    records = [record(fold, dog) for fold in (0, 1) for dog in (True, True, False)]
+    weighed = cross_validate(records, p_weight=0.25)
+    assert weighed["verified"] == {"mistakes": 0, "precision": 1.0, "recall": 1.0, "fp_rate": 0.0}
+    assert weighed["rescored"]["recall"] == 1.0 and weighed["rescored"]["fp_rate"] == 0.0

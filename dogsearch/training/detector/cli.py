@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flip", choices=("off", "on", "choose"), default="off",
                         help="the flip test (the photo and its mirror image): off, on, or choose by the mistakes "
                              "where the operating points are chosen (default off)")
+    parser.add_argument("--dump-out-of-fold", type=Path, metavar="FILE",
+                        help="with --folds: write each photo's candidates as its fold's heads see them (the "
+                             "re-scoring's dump format), to weigh the re-scoring out of fold")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--pseudo-photos must be 0 or more, and 0 <= --pseudo-low <= --pseudo-high <= 1")
     if args.folds and (args.folds < 2 or args.pseudo_photos or args.quality_of is not None):
         raise SystemExit("--folds must be 2 or more, without --pseudo-photos or --quality-of")
+    if args.dump_out_of_fold and not args.folds:
+        raise SystemExit("--dump-out-of-fold needs --folds")
     if args.pseudo_photos and not (args.teacher / "config.json").is_file():
         raise SystemExit(f"--teacher {args.teacher}: no config.json there (a trained detector delta)")
     config = train(args.dogs, images, negatives, args.out, input_size=args.input_size, width=args.width,
@@ -92,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
                    box_loss=args.box_loss, spread=args.spread, quality_of=args.quality_of,
                    pseudo_dirs=args.pseudo or [DEFAULT_DATA / "imagewoof" / "train"],
                    pseudo_photos=args.pseudo_photos, teacher=args.teacher, pseudo_high=args.pseudo_high,
-                   pseudo_low=args.pseudo_low, folds=args.folds, flip=args.flip, log=log)
+                   pseudo_low=args.pseudo_low, folds=args.folds, flip=args.flip,
+                   dump_out_of_fold=args.dump_out_of_fold, log=log)
     print(json.dumps({"out": str(args.out), "train_minutes": config["train_minutes"],
                       "operating_point": config["operating_point"], "suppress_inside": inside,
                       "score": config.get("score"), "flip": bool(config.get("flip")),
@@ -113,14 +119,28 @@ def add_rescore_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the delta whose config.json gets the re-scoring (its head makes the candidates)")
     parser.add_argument("--dump", type=Path, default=Path("/tmp/detector-rescore/calibrate.json"),
                         help="the calibration photos' candidates: read when it exists, else made (minutes) and kept")
+    parser.add_argument("--cross-validate", action="store_true",
+                        help="weigh the re-scoring against the verified score out of fold on --dump, a file written "
+                             "by `train detector --folds K --dump-out-of-fold` (--weights: its delta, for the score "
+                             "and suppression); prints, writes nothing")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
 
 
 def run_rescore(args: argparse.Namespace) -> int:
     import torch
 
+    from dogsearch.training.detector.rescore import cross_validate
     from dogsearch.training.detector.rescore import run as fit
 
+    if args.cross_validate:
+        records = json.loads(args.dump.read_text()) if args.dump.is_file() else []
+        if not records or any("fold" not in r for r in records):
+            raise SystemExit(f"--cross-validate: {args.dump} holds no out-of-fold records (write them with "
+                             "`dogsearch train detector --folds K --dump-out-of-fold FILE`)")
+        config = json.loads((args.weights / "config.json").read_text())
+        print(json.dumps(cross_validate(records, inside=config.get("suppress_inside"),
+                                        p_weight=float(config.get("score", {}).get("p", 0.5))), indent=2))
+        return 0
     torch.set_num_threads(args.threads)
     result = fit(args.dogs, args.images or [DEFAULT_DATA / "imagewoof"],
                  args.negatives or [DEFAULT_DATA / "not-dogs", DEFAULT_DATA / "oxford-pets" / "cats"],

@@ -89,7 +89,9 @@ def answers(records: Sequence[dict], params: dict, inside: float | None, thresho
     for record in records:
         boxes, heat, _ = _columns(record, params["candidates"])
         p = [c["p"] for c in record["candidates"][:params["candidates"]]]
-        scores = D.rescore(heat, p, params)
+        # ``verified``: the detector's own score of the same candidates, for a comparison (``cross_validate``)
+        scores = [D.score_of(h, q, params["verified"]) for h, q in zip(heat, p, strict=True)] if (
+            "verified" in params) else D.rescore(heat, p, params)
         out.append(D.suppress_parts([(b, float(s)) for b, s in zip(boxes, scores, strict=True) if s >= threshold],
                                     inside))
     return out
@@ -119,6 +121,35 @@ def mistakes(records: Sequence[dict], found: Sequence[list]) -> int:
         hits = sum(hit for _, hit in match([Detection(b, s) for b, s in boxes], truth))
         bad += (len(truth) - hits) + (len(boxes) - hits)
     return bad
+
+
+def cross_validate(records: Sequence[dict], *, candidates: int = CANDIDATES, l2: float = L2,
+                   inside: float | None = 0.6, p_weight: float = 0.25) -> dict:
+    """Out-of-fold mistakes of the re-scored and of the verified detector on records that carry their ``fold``
+    (``train detector --folds K --dump-out-of-fold``): for each fold, the re-scoring is fitted and both operating
+    points are chosen on the other folds' records, then applied to its own. The verified score is the shipped
+    one, head^(1 - ``p_weight``) x p^``p_weight``, on the same candidates."""
+    verified_params = {"candidates": candidates, "verified": p_weight}
+    out = {}
+    for method in ("verified", "rescored"):
+        found = {}
+        for k in sorted({r["fold"] for r in records}):
+            train = [r for r in records if r["fold"] != k]
+            test = [(i, r) for i, r in enumerate(records) if r["fold"] == k]
+            params = fit(train, candidates=candidates, l2=l2, inside=inside)[0] if method == "rescored" else (
+                verified_params)
+            point = operating_point(train, params, inside)
+            for (i, _), boxes in zip(test, answers([r for _, r in test], params, inside, point), strict=True):
+                found[i] = boxes
+        answered = [found[i] for i in range(len(records))]
+        out[method] = {"mistakes": mistakes(records, answered), **_rates(records, answered)}
+    return out
+
+
+def _rates(records: Sequence[dict], answered: Sequence[list]) -> dict:
+    from dogsearch.training.detector.train import rates
+
+    return rates(answered, [[tuple(t) for t in r["truth"]] for r in records])
 
 
 def run(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Path], weights: Path, dump_file: Path,

@@ -386,7 +386,7 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
           suppress_inside: float | None = SUPPRESS_INSIDE, quality: bool = False, box_loss: str = "l1",
           spread: int = 0, quality_of: Path | None = None, pseudo_dirs: Sequence[Path] = (), pseudo_photos: int = 0,
           teacher: Path | None = None, pseudo_high: float = 0.75, pseudo_low: float = 0.3, folds: int = 0,
-          flip: str = "off", log=print) -> dict:
+          flip: str = "off", dump_out_of_fold: Path | None = None, log=print) -> dict:
     """``quality``: the head learns the IoU of its boxes too (``fit_head``) and the calibration photos choose the
     score's exponents from ``SCORE_GRID``; ``box_loss``: "l1" (log size) or "giou" (the decoded box); ``spread``:
     the box regressed at the cells this near its centre cell too (``targets``); ``quality_of``: a trained delta
@@ -398,13 +398,17 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
     ``folds``: the calibration photos fit the head too, and the operating points (and score) are chosen on
     out-of-fold scores of all training-split photos (``fold_of``: each fold scored by heads fitted on the others),
     a choice made on 4-5x the photos; ``flip``: "off", "on" (the flip test, ``dogdet.flip_merge``) or "choose" (the
-    one with fewer mistakes where the points are chosen; a tie keeps it off)."""
+    one with fewer mistakes where the points are chosen; a tie keeps it off); ``dump_out_of_fold``: with ``folds``,
+    each photo's candidates as its fold's heads see them, written there in ``rescore.dump``'s records (with
+    ``fold``), so that the re-scoring can be weighed out of fold too (``rescore.cross_validate``)."""
     seeds = [seed] if isinstance(seed, int) else list(seed)
     if not seeds or (quality_of is not None and len(seeds) > 1):
         raise ValueError("train: one seed or more, and only one with quality_of")
     if folds and (folds < 2 or quality_of is not None or pseudo_photos):
         raise ValueError("train: folds is 2 or more, and neither with quality_of (a head fitted on the fit part) nor "
                          "with pseudo labels (their photos have no labelled boxes to be scored against)")
+    if dump_out_of_fold is not None and not folds:
+        raise ValueError("train: dump_out_of_fold needs folds")
     if flip not in ("off", "on", "choose"):
         raise ValueError(f"train: flip is off, on or choose, not {flip!r}")
     torch.set_num_threads(threads)
@@ -475,7 +479,7 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
         labelled += len(calibrate_dogs)
         dogs, negatives = dogs + calibrate_dogs, negatives + calibrate_negatives
         scored = {f: [([], []) for _ in grid] for f in flips}
-        truths = []
+        truths, fold_detectors = [], []
         for k in range(folds):
             inside = [x for x in (*dogs, *negatives) if fold_of(x, folds) == k]
             log(f"fold {k + 1}/{folds}: {len(inside)} photos scored by heads fitted on the other folds")
@@ -489,6 +493,7 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
                     found += more_found
                     verified += more_verified
             truths += [x.boxes for x in inside]
+            fold_detectors.append((detector, inside))
         photos = (f"{folds} folds' out-of-fold scores of {sum(bool(t) for t in truths)} dog photos, "
                   f"{sum(not t for t in truths)} without a dog")
         head, counts = fit(dogs, negatives)
@@ -499,6 +504,8 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
     chosen = tried[chosen_flip]
     if chosen_flip:
         config["flip"] = True
+    if dump_out_of_fold is not None:
+        _dump_out_of_fold(dump_out_of_fold, fold_detectors, chosen["quality"], chosen_flip, log)
     config["operating_point"] = chosen["operating_point"]
     if quality:
         config["score"] = {"quality": chosen["quality"], "p": chosen["p"]}
@@ -530,6 +537,20 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
     })
     write(out, head, config)
     return config
+
+
+def _dump_out_of_fold(path: Path, fold_detectors: Sequence[tuple[D.CenterNetDetector, list]], quality_weight: float,
+                      flip: bool, log) -> None:
+    """Each fold's photos' candidates as its heads see them, scored as chosen (``rescore.dump``'s records, with
+    their ``fold``)."""
+    from dogsearch.training.detector import rescore
+
+    records = []
+    for k, (detector, photos) in enumerate(fold_detectors):
+        detector.quality_weight, detector.flip = quality_weight, flip
+        records += [{**r, "fold": k} for r in rescore.dump(detector, photos, log=log)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records))
 
 
 def _base_head(weights: Path, input_size: int, width: int) -> D.CenterHead:
