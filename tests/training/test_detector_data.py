@@ -198,7 +198,8 @@ def test_cross_validation_chooses_each_folds_point_on_the_other_folds():
     def record(fold, dog):  # a dog photo: its box found with a high score, a stray box with a low one
         right = {"box": [0, 0, 10, 10], "heat": 0.9, "p": 0.95}
         stray = {"box": [40, 40, 50, 50], "heat": 0.2, "p": 0.3}
-        return {"fold": fold, "truth": [[0, 0, 10, 10]] if dog else [], "candidates": [right, stray] if dog else [stray]}
+        return {"fold": fold, "truth": [[0, 0, 10, 10]] if dog else [],
+                "candidates": [right, stray] if dog else [stray]}
 
     records = [record(fold, dog) for fold in (0, 1) for dog in (True, True, False)]
     weighed = cross_validate(records, p_weight=0.25)
