@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -205,3 +206,28 @@ def test_cross_validation_chooses_each_folds_point_on_the_other_folds():
     weighed = cross_validate(records, p_weight=0.25)
     assert weighed["verified"] == {"mistakes": 0, "precision": 1.0, "recall": 1.0, "fp_rate": 0.0}
     assert weighed["rescored"]["recall"] == 1.0 and weighed["rescored"]["fp_rate"] == 0.0
+
+
+def test_the_operating_point_sweep_matches_answering_every_photo_at_every_cut():
+    """The sweep looks each photo's mistakes up between its own scores; it must choose what answering every photo
+    again at every cut chooses, suppression of parts included (a part reappears when its dog is cut away)."""
+    from dogsearch.training.detector import rescore as RS
+    from dogsearch.training.detector.train import best_threshold
+
+    rng = np.random.default_rng(7)
+
+    def record():
+        dogs = [[x, 10, x + 30, 50] for x in (0, 60)[:rng.integers(0, 3)]]
+        found = [{"box": [*dog[:3], dog[3] - 20 if part else dog[3]], "heat": float(rng.uniform(0.05, 1)),
+                  "p": float(rng.uniform(0, 1))} for dog in dogs for part in (False, True)]
+        found += [{"box": [120, 0, 150, 40], "heat": float(rng.uniform(0.05, 1)), "p": float(rng.uniform(0, 1))}
+                  for _ in range(rng.integers(0, 2))]
+        return {"truth": dogs, "candidates": sorted(found, key=lambda c: -c["heat"])}
+
+    records = [record() for _ in range(60)]
+    for params in ({"candidates": 5, "verified": 0.25},
+                   {"candidates": 5, "features": ["heat", "p", "top"], "weights": [3.0, 2.0, 0.5], "bias": -3.0}):
+        every = sorted({s for found in RS.answers(records, params, 0.6, 0.0) for _, s in found})
+        cuts = [0.0] + [(a + b) / 2 for a, b in zip(every, every[1:], strict=False)] + [1.0]
+        brute = best_threshold(cuts, [RS.mistakes(records, RS.answers(records, params, 0.6, t)) for t in cuts])
+        assert RS.operating_point(records, params, 0.6) == brute

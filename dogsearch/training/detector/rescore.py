@@ -83,28 +83,45 @@ def fit(records: Sequence[dict], *, candidates: int = CANDIDATES, l2: float = L2
     return params, operating_point(records, params, inside)
 
 
+def scored(record: dict, params: dict) -> list[tuple[tuple, float]]:
+    """A photo's first candidates with their scores, before any threshold or suppression."""
+    boxes, heat, _ = _columns(record, params["candidates"])
+    p = [c["p"] for c in record["candidates"][:params["candidates"]]]
+    # ``verified``: the detector's own score of the same candidates, for a comparison (``cross_validate``)
+    scores = [D.score_of(h, q, params["verified"]) for h, q in zip(heat, p, strict=True)] if (
+        "verified" in params) else D.rescore(heat, p, params)
+    return [(b, float(s)) for b, s in zip(boxes, scores, strict=True)]
+
+
 def answers(records: Sequence[dict], params: dict, inside: float | None, threshold: float) -> list[list]:
     """Each photo's boxes as the detector answers them at ``threshold``."""
-    out = []
-    for record in records:
-        boxes, heat, _ = _columns(record, params["candidates"])
-        p = [c["p"] for c in record["candidates"][:params["candidates"]]]
-        # ``verified``: the detector's own score of the same candidates, for a comparison (``cross_validate``)
-        scores = [D.score_of(h, q, params["verified"]) for h, q in zip(heat, p, strict=True)] if (
-            "verified" in params) else D.rescore(heat, p, params)
-        out.append(D.suppress_parts([(b, float(s)) for b, s in zip(boxes, scores, strict=True) if s >= threshold],
-                                    inside))
-    return out
+    return [_answer(scored(record, params), inside, threshold) for record in records]
+
+
+def _answer(boxes: list[tuple[tuple, float]], inside: float | None, threshold: float) -> list:
+    return D.suppress_parts([(b, s) for b, s in boxes if s >= threshold], inside)
 
 
 def operating_point(records: Sequence[dict], params: dict, inside: float | None) -> float:
     """``train.operating_point``'s rule on the boxes after suppression: at each threshold the boxes are suppressed
-    again (a box is dropped only by a better box that is itself answered)."""
+    again (a box is dropped only by a better box that is itself answered).
+
+    A photo's answer only changes at its own scores, so each photo is answered once per score it has (at most
+    ``candidates`` + 1 times) and its mistakes are looked up at every cut: linear in the photos, where answering
+    every photo at every cut was quadratic (over 10 minutes on 710 photos)."""
     from dogsearch.training.detector.train import best_threshold
 
-    scores = sorted({s for found in answers(records, params, inside, 0.0) for _, s in found})
-    cuts = [0.0] + [(a + b) / 2 for a, b in zip(scores, scores[1:], strict=False)] + [1.0]
-    return best_threshold(cuts, [mistakes(records, answers(records, params, inside, t)) for t in cuts])
+    every = [scored(record, params) for record in records]
+    cuts_at = sorted({s for boxes in every for _, s in _answer(boxes, inside, 0.0)})
+    cuts = np.asarray([0.0] + [(a + b) / 2 for a, b in zip(cuts_at, cuts_at[1:], strict=False)] + [1.0])
+    total = np.zeros(len(cuts), dtype=np.int64)
+    for record, boxes in zip(records, every, strict=True):
+        levels = sorted({s for _, s in boxes})
+        # at a cut t the photo answers its boxes scored >= the first level >= t; past the last level, none
+        per_level = [mistakes([record], [_answer(boxes, inside, level)]) for level in levels]
+        per_level.append(mistakes([record], [[]]))
+        total += np.asarray(per_level)[np.searchsorted(levels, cuts, side="left")]
+    return best_threshold(cuts.tolist(), total.tolist())
 
 
 def mistakes(records: Sequence[dict], found: Sequence[list]) -> int:
