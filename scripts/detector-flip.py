@@ -21,28 +21,19 @@ import torch  # noqa: E402
 from dogsearch.eval import detect as E  # noqa: E402
 from dogsearch.models import dogdet as D  # noqa: E402
 from dogsearch.training.detector import data as T  # noqa: E402
-from dogsearch.training.detector.rescore import mistakes  # noqa: E402
-from dogsearch.training.detector.train import operating_point  # noqa: E402
+from dogsearch.training.detector.train import candidates, choose_score  # noqa: E402
 
 DATA = Path("../shared/data")
 
 
-def calibrate(detector: D.CenterNetDetector, labelled: list, negatives: list) -> dict:
-    """As ``train.calibrate`` for the shipped score's exponents, on the photos themselves (not cached features)."""
-    samples = [*labelled, *negatives]
-    found, verified = [], []
-    for s in samples:
-        f = [c for c in detector.candidates(s.image) if c[1] >= detector.config["operating_point"]["candidate"]]
-        f = f[: 2 * detector.max_dogs]
-        p = [c.dog for c in detector.classify_crops(s.image, [box for box, _ in f])]
-        found.append(f)
-        verified.append([(box, D.score_of(head, q, detector.p_weight)) for (box, head), q in zip(f, p, strict=True)])
-    truths = [s.boxes for s in samples]
-    point = operating_point([(v, t) for v, t in zip(verified, truths, strict=True) if t],
-                            [v for v, t in zip(verified, truths, strict=True) if not t])
-    answered = [D.suppress_parts([v for v in f if v[1] >= point], detector.inside)[: detector.max_dogs]
-                for f in verified]
-    return {"verified": point, "mistakes": mistakes([{"truth": t} for t in truths], answered)}
+def calibrate(detector: D.CenterNetDetector, samples: list) -> dict:
+    """The training's own choice (``train.candidates`` + ``train.choose_score``) of the shipped score's operating
+    point, on the photos' features computed afresh."""
+    grid = ((detector.quality_weight, detector.p_weight),)
+    scored = candidates(detector, samples, grid=grid, flip=detector.config.get("flip", False), log=lambda _: None)
+    chosen = choose_score(scored, [s.boxes for s in samples], detector, grid, "the calibration photos",
+                          log=lambda _: None)
+    return {"verified": chosen["operating_point"]["verified"], "mistakes": chosen["mistakes"]}
 
 
 def main() -> None:
@@ -60,7 +51,7 @@ def main() -> None:
     detectors = {}
     for flip in (False, True):
         detector = D.CenterNetDetector(args.weights, config={**config, "flip": flip}, head=shipped.head)
-        chosen = calibrate(detector, labelled, negatives)
+        chosen = calibrate(detector, [*labelled, *negatives])
         detector.min_score = chosen["verified"]
         detector.config = {**detector.config, "operating_point": {**config["operating_point"],
                                                                   "verified": chosen["verified"]}}
