@@ -110,10 +110,15 @@ async def on_workers(plan: Plan, settings) -> dict:
         return await follow_job(lambda: jobs.get(created["id"]))
 
 
-async def in_process(plan: Plan, data_dir: Path) -> dict:
-    """Every service and the job in this process, on `data_dir`."""
+async def in_process(plan: Plan, data_dir: Path, *, embedder_options: dict | None = None, **all_in_one) -> dict:
+    """Every service and the job in this process, on `data_dir`. The embedder loads its model for the first photo to
+    embed, not at start-up: a folder already stored (`make demo` run again) embeds nothing and need not wait for it.
+    `embedder_options`, `all_in_one`: the embedder's settings and create_all_in_one's options (tests)."""
+    from dogsearch.services.embedder.settings import EmbedderSettings
+
     options = {"broker_url": None, "allowed_roots": [str(r) for r in plan.readable]}
-    async with gateway(None, data_dir, jobs_options=options) as client:
+    settings = EmbedderSettings(**{"preload": False} | (embedder_options or {}))
+    async with gateway(None, data_dir, jobs_options=options, embedder_settings=settings, **all_in_one) as client:
         created = await client.index_path(plan.target, plan.labels, plan.payload)
         return await follow_job(lambda: client.job(created["id"]))
 
