@@ -19,12 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from dogsearch.core.boxes import iou  # noqa: E402
+from dogsearch.core.boxes import area, iou  # noqa: E402
 from dogsearch.training.detector import rescore as RS  # noqa: E402
-
-
-def area(box) -> float:
-    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def classify(truth: tuple, answered: list, scored: list, point: float) -> str:

@@ -111,14 +111,6 @@ def mean_iou(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(np.mean([iou(tuple(x), tuple(y)) for x, y in zip(a.tolist(), b.tolist(), strict=True)]))
 
 
-def nms(found, thr=0.5):
-    keep = []
-    for b, s in sorted(found, key=lambda f: -f[1]):
-        if all(iou(b, k) < thr for k, _ in keep):
-            keep.append((b, s))
-    return keep
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dump", type=Path)
@@ -184,7 +176,7 @@ def main():
             i, _, b, s, win = meta[j]
             refined[i].append((denorm(p, win), s))
     before = [answered[i] for i in range(len(records))]
-    after = [D.suppress_parts(nms(refined[i]), 0.6) for i in range(len(records))]
+    after = [D.suppress_parts(D.nms(refined[i]), 0.6) for i in range(len(records))]
     truths = [[tuple(t) for t in r["truth"]] for r in records]
     report = {}
     for name, found in (("as_answered", before), ("refined", after)):
