@@ -281,3 +281,29 @@ async def test_reindex_with_a_detector_embeds_each_dog_and_brings_in_a_photos_ot
     with site.store() as store:
         counts = {p.id: p.payload.get("photo_dogs") for p in store.retrieve([rex, other, plain])}
     assert counts == {rex: 2, other: 2, plain: 1}
+
+
+async def test_reindex_embeds_a_dog_its_user_marked_from_its_own_box(site):
+    from dogsearch.services.embedder.dogs import DogCropModel
+    from tests.fakes import BlobDetector, FakeClassifier
+
+    im = Image.new("RGB", (640, 480), (235, 235, 235))
+    im.paste(Image.new("RGB", (40, 30), (20, 40, 220)), (200, 150))  # one cell of the blob detector's grid: no dog
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    speck = buf.getvalue()
+    async with gallery(site, ColorGridModel(), detector=True) as client:
+        r = await client.post("/v1/dogs", files={"image": ("s.png", speck)}, data={"name": "speck",
+                                                                                  "box": "190,140,250,190"})
+        assert r.status_code == 201, r.text
+        marked = r.json()["id"]
+    report = site.run(DogCropModel(CoarseGridModel(), BlobDetector(), FakeClassifier()))
+    assert report.swapped and report.points == 1 and report.added == 0
+    async with gallery(site, CoarseGridModel(), detector=True) as client:
+        [dog] = (await client.get("/v1/dogs")).json()["items"]
+        assert dog["id"] == marked and dog["payload"]["box"] == [190.0, 140.0, 250.0, 190.0]
+        assert dog["payload"]["marked"] is True and dog["payload"]["name"] == "speck"
+        # the same crop searched for again: its own vector, to the float
+        found = await client.post("/v1/search", files={"image": ("q.png", speck)}, data={"box": "190,140,250,190"})
+        assert found.status_code == 200, found.text
+        assert found.json()["results"][0]["id"] == marked and found.json()["results"][0]["score"] > 0.9999

@@ -5,9 +5,21 @@ photo) because a detector's box is tight and cuts ears and tails, and some conte
 """
 from __future__ import annotations
 
+import math
+
 from PIL import Image
 
+from dogsearch.core.errors import InvalidInput
+
 Box = tuple[float, float, float, float]
+
+# The least a box a user marks may measure on each side, in the photo's pixels, once clipped to the photo: the
+# models scale a crop to 224 px, and a smaller one holds a speck, not a dog.
+MIN_MARKED_SIDE = 16
+
+
+class BadBox(InvalidInput):
+    """A box a user marked that is malformed, or holds too little of the photo."""
 
 # Share of the box's width / height added on each side. 0.3: `dogsearch eval crops`' choice (docs/detection.md,
 # "Embed the dog"): the least loss against the whole photo on plain photos, and within 0.005 mAP of the best margin
@@ -42,3 +54,37 @@ def iou(a: Box, b: Box) -> float:
     inter = area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
     union = area(a) + area(b) - inter
     return inter / union if union > 0 else 0.0
+
+
+def parse_box(text: str) -> Box:
+    """A box as a form field writes it, "x0,y0,x1,y1" in the photo's pixels (EXIF orientation applied); BadBox when
+    it is not four finite numbers with x0 < x1 and y0 < y1."""
+    try:
+        values = [float(p) for p in text.split(",")]
+    except ValueError:
+        values = []
+    return as_box(values, text[:64])
+
+
+def as_box(values: object, shown: str | None = None) -> Box:
+    """Four finite numbers x0 < x1, y0 < y1 as a box (a JSON list, say); BadBox naming `shown` (or them) else."""
+    shown = shown if shown is not None else str(values)[:64]
+    numbers = isinstance(values, list | tuple) and len(values) == 4 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    if not numbers:
+        raise BadBox(f"box {shown!r}: four numbers x0,y0,x1,y1 in the photo's pixels")
+    x0, y0, x1, y1 = (float(v) for v in values)  # type: ignore[union-attr]
+    if x1 <= x0 or y1 <= y0:
+        raise BadBox(f"box {shown!r}: x0 < x1 and y0 < y1 (the top left corner, then the bottom right)")
+    return x0, y0, x1, y1
+
+
+def clip_marked(box: Box, width: int, height: int) -> Box:
+    """The part of a marked box inside a `width` x `height` photo, rounded to tenths of a pixel; BadBox when that is
+    under MIN_MARKED_SIDE on a side (or the box misses the photo)."""
+    x0, y0 = max(0.0, box[0]), max(0.0, box[1])
+    x1, y1 = min(float(width), float(box[2])), min(float(height), float(box[3]))
+    if x1 - x0 < MIN_MARKED_SIDE or y1 - y0 < MIN_MARKED_SIDE:
+        raise BadBox(f"box {[round(v, 1) for v in box]} holds under {MIN_MARKED_SIDE}x{MIN_MARKED_SIDE} pixels of "
+                     f"the {width}x{height} photo: mark the whole dog")
+    return round(x0, 1), round(y0, 1), round(x1, 1), round(y1, 1)

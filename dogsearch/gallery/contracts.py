@@ -17,13 +17,14 @@ class FoundDog:
     """One dog the embedder found in a photo."""
 
     box: Box  # in the photo's pixels, EXIF orientation applied
-    score: float | None  # the detector's; None: no detector ran, the whole photo stands for the dog
+    score: float | None  # the detector's; None: marked by a person, or no detector ran (the whole photo)
     vector: np.ndarray | None = field(default=None, repr=False)  # (dim,) float32 unit row of its crop
     breed_guess: tuple[dict[str, Any], ...] = ()  # [{"breed", "p"}], likeliest first
+    marked: bool = False  # the box a request marked, not a detector's
 
     @property
     def whole_photo(self) -> bool:
-        return self.score is None
+        return self.score is None and not self.marked
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,11 @@ class Embedder(Protocol):
         """At least {"model": the id of the vectors embed_dogs gives, "dim": their length}."""
 
     async def embed_dogs(self, images: Sequence[bytes], *, whole_if_none: bool = False,
-                         vectors: bool = True, seems: bool = True) -> DogsEmbedding:
+                         vectors: bool = True, seems: bool = True,
+                         boxes: Sequence[Box | None] | None = None) -> DogsEmbedding:
         """Photo files in (each checked and decoded there); each photo's dogs, each with its crop's vector, out.
+        `boxes`: a box a person marked for each photo (None: the detector's), in the photo's pixels: that photo's
+        one dog (a BadBox when it holds too little of it).
         `whole_if_none`: a photo in which no dog is found is one dog, the whole photo (score None). `vectors`: False
         when only the boxes and guesses are wanted. `seems`: False when what a photo seems to show is wanted only
         for a photo without a dog (an empty tuple for the others)."""

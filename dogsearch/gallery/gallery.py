@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dogsearch.core.boxes import BadBox, Box
 from dogsearch.core.errors import InvalidInput
 from dogsearch.core.images import ImageLimits, ImageRejected
 from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
@@ -83,15 +84,16 @@ class Gallery:
         photos = [Photo.from_entry(e) for e in await self._entries({"dog_id": dog_id})]
         return sorted(photos, key=lambda p: not p.cover)
 
-    async def add_photo(self, dog_id: str, upload: Upload, dog: int = 0) -> Added:
-        """Another photo of a stored dog: the photo's `dog`-th dog (0: the largest), with the dog's own fields and
-        owner (upload.fields and owner are not used). The same photo again is the stored one (created False)."""
+    async def add_photo(self, dog_id: str, upload: Upload, dog: int = 0, box: Box | None = None) -> Added:
+        """Another photo of a stored dog: the photo's `dog`-th dog (0: the largest) or the one `box` marks, with the
+        dog's own fields and owner (upload.fields and owner are not used). The same photo again is the stored one
+        (created False)."""
         async with self.ingest.dog_locks.hold([dog_id]):
             cover = await self._cover(dog_id)
             fields = own_fields(cover["payload"])
             owner = cover["payload"].get("owner")
             added = await self.ingest.add_photo(Dog.from_entry(cover), replace(upload, fields=fields, owner=owner),
-                                                dog)
+                                                dog, box=box)
             if added.created:  # a change of the dog's fields (PATCH) while this photo was added reaches it too
                 now = own_fields((await self._cover(dog_id))["payload"])
                 if now != fields:
@@ -135,18 +137,24 @@ class Gallery:
                     await asyncio.to_thread(self.photos.delete, photo, fmt)
 
     async def search(self, images: Sequence[bytes], k: int, filter: Filter | None = None, dog: int = 0,
-                     rule: Rule = "mean") -> Search:
+                     rule: Rule = "mean", box: Box | None = None) -> Search:
         """The k dogs most like the `dog`-th dog (0: the largest) of the photos, several photos of one dog combined
         by `rule` (gallery/multiquery.py), best first. The photos are decoded once, by the embedder: here only their
         headers are checked against this gallery's limits. NoDogFound when one shows no dog, NoSuchDog when
-        fewer."""
+        fewer. `box`: where the dog is in a single photo, marked by the user (where the detector missed it or
+        boxed another): that dog, whatever the detector would find."""
         if dog < 0:
             raise NoSuchDog(f"dog {dog}: a dog's index is 0 or more")
+        if box is not None and dog != 0:
+            raise BadBox(f"dog {dog} and a box: the marked box is the photo's one dog (dog 0)")
         if not images:
             raise InvalidInput("a search needs a photo")
+        if box is not None and len(images) > 1:
+            raise BadBox(f"a box marks the dog of one photo: {len(images)} photos were sent with it")
         for image in images:
             await asyncio.to_thread(self.limits.probe, image)
-        embedding = await self.embedder.embed_dogs(list(images), whole_if_none=not self.require_dog, seems=False)
+        embedding = await self.embedder.embed_dogs(list(images), whole_if_none=not self.require_dog, seems=False,
+                                                   boxes=None if box is None else [box])
         await self.space.check(embedding.model)
         vectors = np.stack([_pick(photo, dog, n, len(images)).vector for n, photo in enumerate(embedding.photos)])
         return Search(await self._nearest(vectors, k, filter, rule), embedding.photos[0], dog, embedding.photos)

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from dogsearch.core.boxes import BadBox, Box, clip_marked
 from dogsearch.core.images import DecodedImage, ImageInfo, ImageLimits
 from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
 from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.gallery.records import Dog, entry_id, photo_dogs, photo_id, sha256_hex
+from dogsearch.gallery.records import Dog, entry_id, marked_entry_id, photo_dogs, photo_id, sha256_hex
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
@@ -101,18 +102,16 @@ class Ingestor:
         return {photo: [found[entry_id(photo)], *(found[e] for e in entries)] for photo, entries in others.items()
                 if all(e in found for e in entries)}
 
-    async def add(self, upload: Upload, dog: int = 0, *, require_dog: bool | None = None,
+    async def add(self, upload: Upload, dog: int = 0, *, box: Box | None = None, require_dog: bool | None = None,
                   announce: bool = True) -> Added:
-        """One dog of a photo: the `dog`-th the detector finds (largest first). Its header is checked here (size,
-        format, pixels); the embedder decodes it, which finds a truncated or corrupt one before anything is stored.
-        NoDogFound when the photo shows none, NoSuchDog when fewer. `announce`: False when the caller announces
-        it with others (a bulk job's batch)."""
-        if dog < 0:
-            raise NoSuchDog(f"dog {dog}: a dog's index is 0 or more")
+        """One dog of a photo: the `dog`-th the detector finds (largest first), or the one the user marked (`box`, in
+        the photo's pixels). Its header is checked here (size, format, pixels); the embedder decodes it, which finds a
+        truncated or corrupt one before anything is stored. NoDogFound when the photo shows none, NoSuchDog when
+        fewer. `announce`: False when the caller announces it with others (a bulk job's batch)."""
         require = self.require_dog if require_dog is None else require_dog
         info = await asyncio.to_thread(self.limits.probe, upload.data)
+        entry, marked = self._which(upload, info, dog, box)
         async with self.locks.hold([upload.photo_id]):
-            entry = entry_id(upload.photo_id, dog)
             point = (await self.stored([entry])).get(entry)
             created = point is None
             if not created:
@@ -121,42 +120,58 @@ class Ingestor:
                 if await self.removed_origins([entry]):
                     raise PhotoOfAnotherDog(f"this photo was removed from dog {entry}: add it to that dog as one of "
                                             "its photos again")
-                embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require, seems=False)
-                await self.space.check(embedding.model)
-                photo = embedding.photos[0]
-                point = _point(upload, info, pick(photo, dog), dog, embedding.model, len(photo.dogs))
+                model, photo = await self._embed_one(upload, require, marked)
+                point = _point(upload, info, pick(photo, dog), entry, model, len(photo.dogs))
                 await self._store([(point["id"], upload, info)], [point])
         if announce:
             await self.announce([entry])
         return Added(Dog.from_entry(point), created)
 
-    async def add_photo(self, dog: Dog, upload: Upload, index: int = 0, *,
+    @staticmethod
+    def _which(upload: Upload, info: ImageInfo, dog: int, box: Box | None) -> tuple[str, Box | None]:
+        """The entry a photo's `dog`-th dog, or its dog marked by `box`, is stored as; and the box clipped to the
+        photo."""
+        if dog < 0:
+            raise NoSuchDog(f"dog {dog}: a dog's index is 0 or more")
+        if box is None:
+            return entry_id(upload.photo_id, dog), None
+        if dog != 0:
+            raise BadBox(f"dog {dog} and a box: the marked box is the photo's one dog (dog 0)")
+        marked = clip_marked(box, info.width, info.height)
+        return marked_entry_id(upload.photo_id, marked), marked
+
+    async def _embed_one(self, upload: Upload, require: bool, marked: Box | None) -> tuple[str, PhotoDogs]:
+        """(the vectors' model, the photo's dogs: the detector's, or the marked one)."""
+        embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require, seems=False,
+                                                   boxes=None if marked is None else [marked])
+        await self.space.check(embedding.model)
+        return embedding.model, embedding.photos[0]
+
+    async def add_photo(self, dog: Dog, upload: Upload, index: int = 0, *, box: Box | None = None,
                         require_dog: bool | None = None, announce: bool = True) -> Added:
-        """Another photo of a stored dog (read from its cover): the photo's `index`-th dog becomes an entry of `dog`,
-        not its cover, with the dog's own fields (upload.fields) and owner. The same photo again is the stored
-        entry (created False); that dog of that photo stored as another dog, or another dog of this photo already
-        a photo of this one, is a PhotoOfAnotherDog. The caller holds the dog's lock (dog_locks). The new photo is
-        checked against the watches as a new dog's is (`announce`: as in add)."""
-        if index < 0:
-            raise NoSuchDog(f"dog {index}: a dog's index is 0 or more")
+        """Another photo of a stored dog (read from its cover): the photo's `index`-th dog (or the one `box` marks)
+        becomes an entry of `dog`, not its cover, with the dog's own fields (upload.fields) and owner. The same photo
+        again is the stored entry (created False); that dog of that photo stored as another dog, or another dog of
+        this photo already a photo of this one, is a PhotoOfAnotherDog. The caller holds the dog's lock
+        (dog_locks). The new photo is checked against the watches as a new dog's is (`announce`: as in add)."""
         require = self.require_dog if require_dog is None else require_dog
         info = await asyncio.to_thread(self.limits.probe, upload.data)
+        entry, marked = self._which(upload, info, index, box)
         async with self.locks.hold([upload.photo_id]):
-            entry = entry_id(upload.photo_id, index)
             point = (await self.stored([entry])).get(entry)
             created = point is None
             if not created:
                 found = Dog.from_entry(point)
                 if found.id != dog.id:
-                    raise PhotoOfAnotherDog(f"dog {index} of this photo is dog {found.id}, not dog {dog.id}")
+                    raise PhotoOfAnotherDog(f"dog {index} of this photo is dog {found.id}, not dog {dog.id}"
+                                            if marked is None else f"the dog marked in this photo is dog {found.id}, "
+                                                                   f"not dog {dog.id}")
                 await asyncio.to_thread(self._restore_photos, [(found, upload)])
             else:
                 if await self.index.count({"dog_id": dog.id, "photo_id": upload.photo_id}):
                     raise PhotoOfAnotherDog(f"another dog of this photo is already a photo of dog {dog.id}")
-                embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require, seems=False)
-                await self.space.check(embedding.model)
-                photo = embedding.photos[0]
-                point = _point(upload, info, pick(photo, index), index, embedding.model, len(photo.dogs), dog.id)
+                model, photo = await self._embed_one(upload, require, marked)
+                point = _point(upload, info, pick(photo, index), entry, model, len(photo.dogs), dog.id)
                 await self._store([(point["id"], upload, info)], [point])
         if announce:
             await self.announce([entry])
@@ -208,7 +223,7 @@ class Ingestor:
                                                      seems=False)
         await self.space.check(embedding.model)
         model = embedding.model
-        planned = [(n, upload, info, [_point(upload, info, dog, i, model, len(photo.dogs))
+        planned = [(n, upload, info, [_point(upload, info, dog, entry_id(upload.photo_id, i), model, len(photo.dogs))
                                       for i, dog in enumerate(photo.dogs)])
                    for (n, upload, info), photo in zip(todo, embedding.photos, strict=True)]
         # Some of a photo's dogs may have been added one by one before: those entries stay as they are.
@@ -307,16 +322,16 @@ def pick(photo: PhotoDogs, dog: int) -> FoundDog:
     return photo.dogs[dog]
 
 
-def _point(upload: Upload, info: ImageInfo, dog: FoundDog, index: int, model: str, dogs: int,
+def _point(upload: Upload, info: ImageInfo, dog: FoundDog, entry: str, model: str, dogs: int,
            of_dog: str | None = None) -> dict[str, Any]:
-    """The entry of the photo's `index`-th of its `dogs`: a new dog, of which this is the first photo (its cover),
-    or, with `of_dog`, another photo of that stored dog."""
-    entry = entry_id(upload.photo_id, index)
+    """The entry `entry` of a dog of the photo, which shows `dogs`: a new dog, of which this is the first photo (its
+    cover), or, with `of_dog`, another photo of that stored dog."""
     record = {
         **upload.fields,
         "dog_id": of_dog or entry, "cover": of_dog is None, "photo_id": upload.photo_id,
         **({"owner": upload.owner} if upload.owner else {}),
         **({} if dog.whole_photo else {"box": [float(v) for v in dog.box]}),  # no box: the whole photo
+        **({"marked": True} if dog.marked else {}),  # its box is the user's: a reindex keeps it
         # a suggestion until the user says which breed it is
         **({"breed_guess": [dict(g) for g in dog.breed_guess]} if dog.breed_guess and "breed" not in upload.fields
            else {}),

@@ -30,6 +30,12 @@ def entry_id(photo: str, index: int = 0) -> str:
     return photo if index == 0 else str(uuid.uuid5(_ENTRIES, f"{photo}/{index}"))
 
 
+def marked_entry_id(photo: str, box: tuple[float, float, float, float]) -> str:
+    """The id of the entry of the dog a user marked in a photo (its box, to the pixel): the same box of the same photo
+    is the same dog, any other box another."""
+    return str(uuid.uuid5(_ENTRIES, f"{photo}/marked/{','.join(str(round(v)) for v in box)}"))
+
+
 def photo_dogs(point: Mapping[str, Any]) -> int:
     """How many dogs the photo of a stored entry (a search service point) shows (entries stored before that was
     recorded: one)."""

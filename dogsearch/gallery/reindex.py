@@ -12,7 +12,8 @@ With a model that finds dogs (`DogCropper`: the embedder's detector on, vectors 
 detected again: an entry is re-embedded from the crop of its own dog (the photo's dog of its index, largest first;
 the whole photo when none is found, so no stored dog is lost) and gets that dog's `box`; a photo's first entry
 also brings its other dogs in as new dogs of their own (ids from the photo and the index, so a run again makes the
-same entries, never more), with the photo's facts and a `breed_guess` but none of the first dog's user fields.
+same entries, never more), with the photo's facts and a `breed_guess` but none of the first dog's user fields. A dog
+its user marked (`marked`) is re-embedded from its own box, and the detector is not asked.
 
 Stop writes meanwhile: points added to the old collection during the copy are not in the new one. The embedded
 engine enforces it (the store's folder lock refuses a running server, or another reindex); on a Qdrant server,
@@ -202,6 +203,8 @@ def _redetected(point: Point, photo: str, image: Image.Image,
     """(id, payload, crop) of a stored entry detected again, and for a photo's first entry its photo's other dogs."""
     payload = dict(point.payload)
     width, height = payload.get("width") or image.width, payload.get("height") or image.height
+    if payload.get("marked") and payload.get("box"):  # where its user marked it: no detector second-guesses that
+        return [(point.id, payload, crop(image, _scaled(payload["box"], image.width / width, image.height / height)))]
     dogs = cropper.dogs(image, width, height)
     index = next((i for i in range(MAX_PHOTO_DOGS) if entry_id(photo, i) == point.id), 0)
     if index < len(dogs):

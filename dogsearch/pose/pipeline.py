@@ -7,10 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from dogsearch.core.boxes import Box
 from dogsearch.models.detect import Detection, Detector, WholeImageDetector, detect_many
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.pose.model import PoseModel
 from dogsearch.pose.analysis import analyse
+
+GIVEN_SCORE = 1.0  # the score of a box the caller gave: no detector judged it
 
 
 @dataclass
@@ -24,15 +27,21 @@ class PosePipeline:
     def model_id(self) -> str:
         return self.model.model_id
 
-    def run(self, image: Image.Image) -> dict:
-        return self.run_batch([image])[0]
+    def run(self, image: Image.Image, box: Box | None = None) -> dict:
+        return self.run_batch([image], [box])[0]
 
-    def run_batch(self, images: Sequence[Image.Image]) -> list[dict]:
-        """Several photos: their dogs found, then every dog's pose, each in one forward where the networks can."""
+    def run_batch(self, images: Sequence[Image.Image], boxes: Sequence[Box | None] | None = None) -> list[dict]:
+        """Several photos: their dogs found, then every dog's pose, each in one forward where the networks can. A
+        photo with a box in `boxes` (a dog the search boxed, or its user marked) is posed in that box alone: the
+        detector is not asked."""
+        given = list(boxes) if boxes is not None else [None] * len(images)
+        todo = [i for i, box in enumerate(given) if box is None]
+        detected = dict(zip(todo, detect_many(self.detector, [images[i] for i in todo]), strict=True)) if todo else {}
         # A photo in which the detector boxes no dog is posed whole, scored FALLBACK_SCORE as "no box found": the
         # gateway asks only for photos its own check saw a dog in, and a dog the detector missed still gets a pose.
-        found = [dets[: self.max_dogs] or WholeImageDetector().detect(image)
-                 for image, dets in zip(images, detect_many(self.detector, images), strict=True)]
+        found = [[Detection(tuple(box), GIVEN_SCORE)] if box is not None else
+                 detected[i][: self.max_dogs] or WholeImageDetector().detect(image)
+                 for i, (image, box) in enumerate(zip(images, given, strict=True))]
         items = [(image, np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4))
                  for image, dets in zip(images, found, strict=True)]
         many = getattr(self.model, "predict_many", None)

@@ -1,7 +1,7 @@
 import pytest
 from PIL import Image
 
-from dogsearch.core.boxes import crop, expand, iou
+from dogsearch.core.boxes import BadBox, clip_marked, crop, expand, iou, parse_box
 
 
 def test_expand_grows_by_the_box_share_and_stays_inside_the_photo():
@@ -30,3 +30,22 @@ def test_iou():
     assert iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
     assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
     assert iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+
+
+def test_a_marked_box_is_four_numbers_corner_then_corner():
+    assert parse_box("10,20.5,30,40") == (10.0, 20.5, 30.0, 40.0)
+    assert parse_box(" 1, 2 ,3,4") == (1.0, 2.0, 3.0, 4.0)
+    for text in ("1,2,3", "1,2,3,4,5", "a,b,c,d", "", "nan,0,10,10", "0,0,inf,10", "1e999,0,2,2"):
+        with pytest.raises(BadBox, match="four numbers"):
+            parse_box(text)
+    for text in ("30,0,10,10", "0,10,10,10"):
+        with pytest.raises(BadBox, match="x0 < x1 and y0 < y1"):
+            parse_box(text)
+
+
+def test_a_marked_box_is_clipped_to_the_photo_and_must_keep_enough_of_it():
+    assert clip_marked((-5, -5, 30.04, 40), 100, 80) == (0.0, 0.0, 30.0, 40.0)
+    assert clip_marked((50, 20, 500, 500), 100, 80) == (50.0, 20.0, 100.0, 80.0)
+    for box in ((90, 0, 200, 50), (200, 200, 300, 300), (0, 0, 15, 80)):  # a sliver inside, outside, too narrow
+        with pytest.raises(BadBox, match="under 16x16 pixels of the 100x80 photo"):
+            clip_marked(box, 100, 80)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 import httpx
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dogsearch.core.boxes import DEFAULT_MARGIN, crop
 from dogsearch.core.vectors import decode_f32
 from dogsearch.models.registry import DEFAULT_DETECTOR
 from dogsearch.services.embedder.app import create_app
@@ -230,7 +232,8 @@ async def test_embed_dogs_whole_photo_when_asked_and_without_vectors(embedder):
     r = await client.post("/v1/embed/dogs", params={"whole_if_none": "true", "vectors": "false"},
                           files=files(solid((30, 30, 30), (80, 60))))
     dog = r.json()["photos"][0]["dogs"]
-    assert dog == [{"box": [0.0, 0.0, 80.0, 60.0], "score": None, "vector": None, "breed_guess": dog[0]["breed_guess"]}]
+    assert dog == [{"box": [0.0, 0.0, 80.0, 60.0], "score": None, "marked": False, "vector": None,
+                    "breed_guess": dog[0]["breed_guess"]}]
     bad = await client.post("/v1/embed/dogs", files=files(solid((1, 1, 1)), b"not an image"))
     assert bad.status_code == 415 and "image 1" in bad.json()["detail"]
 
@@ -249,6 +252,60 @@ async def test_with_the_detector_off_the_photo_is_the_dog_and_the_vectors_are_th
     [dog] = body["photos"][0]["dogs"]
     assert dog["score"] is None and dog["box"] == [0.0, 0.0, 160.0, 120.0]
     np.testing.assert_allclose(dog["vector"], whole["vectors"][0], atol=1e-6)
+
+
+# a blue patch one cell of the blob detector's 16x16 grid: a speck to it, no dog
+SPECK_PHOTO = _blobs((640, 480), [((20, 20, 200), (200, 150, 240, 180))])
+SPECK = encode(SPECK_PHOTO, "PNG")
+
+
+async def test_a_marked_box_is_the_photos_one_dog_and_the_detector_is_not_asked():
+    detector = BlobDetector()
+    app = create_app(EmbedderSettings(preload=False), model_factory=ColorGridModel,
+                     detector_factory=lambda: detector, classifier_factory=FakeClassifier)
+    two = encode(_blobs((160, 120), [((200, 20, 20), (10, 30, 50, 80)), ((20, 20, 200), (80, 10, 150, 110))]), "PNG")
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
+            assert (await client.post("/v1/embed/dogs", files=files(SPECK))).json()["photos"][0]["dogs"] == []
+            asked = detector.calls
+            r = await client.post("/v1/embed/dogs", files=files(SPECK, two),
+                                  data={"boxes": json.dumps([[190, 140, 250, 190.04], None])})
+            cropped = encode(crop(SPECK_PHOTO, (190, 140, 250, 190), DEFAULT_MARGIN), "PNG")
+            expected = (await client.post("/v1/embed", files=files(cropped))).json()["vectors"][0]
+            whole = (await client.post("/v1/embed", files=files(SPECK))).json()["vectors"][0]
+    assert r.status_code == 200, r.text
+    assert detector.calls == asked + 1  # the second photo only
+    marked, detected = r.json()["photos"]
+    [dog] = marked["dogs"]
+    assert dog["marked"] is True and dog["score"] is None and dog["box"] == [190.0, 140.0, 250.0, 190.0]
+    assert dog["breed_guess"][0]["breed"] == "Kerry blue terrier"  # the crop's, not the grey photo's
+    # the crop's, with the detector's margin (shrunk to the model's side: not to the last digit), not the photo's
+    assert np.dot(dog["vector"], expected) > 0.999 and np.dot(whole, expected) < 0.9
+    assert [d["marked"] for d in detected["dogs"]] == [False, False] and detected["dogs"][0]["score"] == 0.9
+
+
+@pytest.mark.parametrize(("boxes", "reason"), [
+    ("[[190, 140, 250, 190]]", "one [x0, y0, x1, y1] or null for each of the 2 images"),
+    ("[190, 140, 250, 190]", "for each of the 2 images"),
+    ("not json", "for each of the 2 images"),
+    ('[null, [0, 0, "a", 10]]', "image 1: box"),
+    ("[null, [600, 0, 700, 100]]", "image 1: box [600.0, 0.0, 700.0, 100.0] holds under 16x16 pixels of the 160x120"),
+    ("[[250, 140, 190, 190], null]", "image 0: box"),
+])
+async def test_a_box_that_is_not_one_for_each_photo_or_misses_it_is_a_422_naming_it(embedder, boxes, reason):
+    client, _, _ = embedder
+    r = await client.post("/v1/embed/dogs", files=files(SPECK, solid((30, 30, 30), (160, 120), "PNG")),
+                          data={"boxes": boxes})
+    assert r.status_code == 422 and r.json()["code"] == "bad_box" and reason in r.json()["detail"], r.text
+
+
+async def test_without_a_detector_a_marked_box_is_refused():
+    app = create_app(EmbedderSettings(preload=False, detector="none"), model_factory=ColorGridModel,
+                     classifier_factory=FakeClassifier)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
+            r = await client.post("/v1/embed/dogs", files=files(SPECK), data={"boxes": "[[190, 140, 250, 190]]"})
+    assert r.status_code == 422 and "embeds whole photos" in r.json()["detail"], r.text
 
 
 def test_an_unknown_detector_stops_the_start():

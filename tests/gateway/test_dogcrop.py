@@ -171,3 +171,94 @@ async def test_a_bulk_job_adds_the_other_dogs_of_a_photo_whose_first_dog_was_add
     again = await wait_for(gw, (await gw.post("/v1/jobs/index", json={"path": str(folder)})).json()["id"])
     assert again["indexed"] == 0 and again["already_stored"] == 1, again
     assert await total(gw) == 2
+
+
+# -- a dog the user marks ------------------------------------------------------------------------------------------
+
+# a blue dog one cell of the blob detector's 16x16 grid: too small for it to box, a dog to whoever looks
+SPECK = dogs_photo((BLUE, (200, 150, 240, 180)), size=(640, 480))
+SPECK_BOX = "190,140,250,190"
+
+
+async def test_a_search_for_a_dog_the_user_marked_where_the_detector_found_none(gw):
+    red = (await add(gw, RED_DOG, name="red")).json()["id"]
+    blue = (await add(gw, BLUE_DOG, name="blue")).json()["id"]
+    assert (await search(gw, SPECK)).json()["code"] == "no_dog_found"
+    r = await search(gw, SPECK, box=SPECK_BOX)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["dog"] == 0 and body["dogs"] == [{"index": 0, "box": [190.0, 140.0, 250.0, 190.0], "score": None,
+                                                   "marked": True, "breed_guess": body["breed_guess"]}]
+    assert body["breed_guess"][0]["breed"] == "Kerry blue terrier"
+    assert [x["id"] for x in body["results"]] == [blue, red]
+    # a marked box overrides what the detector boxes: the small red dog of a photo whose largest is blue
+    marked = (await search(gw, TWO_DOGS, box="5,25,55,85")).json()
+    assert marked["results"][0]["id"] == red and len(marked["dogs"]) == 1 and marked["dogs"][0]["marked"]
+    assert (await search(gw, TWO_DOGS)).json()["results"][0]["id"] == blue
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"box": "190,140,250"}, "four numbers"),
+    ({"box": "250,140,190,190"}, "x0 < x1"),
+    ({"box": "630,470,700,500"}, "holds under 16x16 pixels of the 640x480 photo"),
+    ({"box": SPECK_BOX, "dog": "1"}, "the marked box is the photo's one dog"),
+])
+async def test_a_box_that_is_not_a_dog_of_the_photo_is_a_422_and_stores_nothing(gw, fields, reason):
+    for r in (await search(gw, SPECK, **fields), await add(gw, SPECK, name="x", **fields)):
+        assert r.status_code == 422 and r.json()["code"] == "bad_box" and reason in r.json()["detail"], r.text
+    assert await total(gw) == 0
+
+
+async def test_a_box_marks_the_dog_of_one_photo_not_of_several(gw):
+    r = await gw.post("/v1/search", files=[("image", ("a.png", SPECK)), ("image", ("b.png", BLUE_DOG))],
+                      data={"box": SPECK_BOX})
+    assert r.status_code == 422 and "2 photos were sent with it" in r.json()["detail"], r.text
+
+
+async def test_adding_a_dog_the_user_marked_stores_its_box_once_and_another_box_as_another_dog(gw):
+    assert (await add(gw, SPECK, name="speck")).json()["code"] == "no_dog_found"
+    r = await add(gw, SPECK, name="speck", box=SPECK_BOX)
+    assert r.status_code == 201, r.text
+    dog = r.json()
+    assert dog["payload"]["box"] == [190.0, 140.0, 250.0, 190.0] and dog["payload"]["marked"] is True
+    assert dog["payload"]["breed_guess"][0]["breed"] == "Kerry blue terrier"
+    again = await add(gw, SPECK, name="speck", box="190.2,140,250,189.8")  # the same box to the pixel
+    assert again.status_code == 200 and again.json()["id"] == dog["id"]
+    other = await add(gw, SPECK, name="grey", box="0,0,640,480")
+    assert other.status_code == 201 and other.json()["id"] != dog["id"]
+    assert await total(gw) == 2
+    found = (await search(gw, BLUE_DOG)).json()["results"]
+    assert found[0]["id"] == dog["id"] and found[0]["box"] == [190.0, 140.0, 250.0, 190.0]
+    # another photo of the dog, marked too
+    more = await gw.post(f"/v1/dogs/{dog['id']}/photos", files={"image": ("b.png", TWO_DOGS)},
+                         data={"box": "75,5,155,115"})
+    assert more.status_code == 201, more.text
+    assert len(more.json()["photos"]) == 2 and await total(gw) == 2
+    twice = await gw.post(f"/v1/dogs/{dog['id']}/photos", files={"image": ("b.png", TWO_DOGS)},
+                          data={"box": "75,5,155,115"})
+    assert twice.status_code == 200
+
+
+async def test_a_dogs_pose_is_of_its_own_box_and_a_searchs_of_the_dog_searched(tmp_path):
+    """The pose service poses the box the gallery knows (a detected one, or one the user marked) rather than the
+    photo's likeliest dog: in a photo of two, the small dog's pose is the small dog's."""
+    from tests.fakes import fake_pose_pipeline
+
+    app = fake_all_in_one(tmp_path / "data", detector=True, pose_factory=fake_pose_pipeline)
+    async with serving(app) as gw:
+        small = (await add(gw, TWO_DOGS, dog="1", name="small")).json()
+        [posed] = (await gw.get(f"/v1/dogs/{small['id']}/pose")).json()["dogs"]
+        assert posed["box"] == small["payload"]["box"] and posed["score"] == 1.0
+        speck = (await add(gw, SPECK, box=SPECK_BOX, name="speck")).json()
+        [posed] = (await gw.get(f"/v1/dogs/{speck['id']}/pose")).json()["dogs"]
+        assert posed["box"] == [190.0, 140.0, 250.0, 190.0]
+        body = (await search(gw, TWO_DOGS, dog="1", pose="true")).json()
+        [query] = body["query_pose"]["dogs"]
+        assert query["box"] == body["dogs"][1]["box"] and near(query["box"], (10, 30, 50, 80))
+        assert all(len(r["pose"]["dogs"]) == 1 for r in body["results"])
+        marked = (await search(gw, SPECK, box=SPECK_BOX, pose="true")).json()
+        assert [d["box"] for d in marked["query_pose"]["dogs"]] == [[190.0, 140.0, 250.0, 190.0]]
+        # any photo's pose, in a box given: that dog alone
+        r = await gw.post("/v1/pose", files={"image": ("p.png", TWO_DOGS)}, data={"box": "10,30,50,80"})
+        assert [d["box"] for d in r.json()["dogs"]] == [[10.0, 30.0, 50.0, 80.0]]
+        assert (await gw.post("/v1/pose", files={"image": ("p.png", TWO_DOGS)}, data={"box": "x"})).status_code == 422

@@ -59,6 +59,17 @@ async def test_no_dog_found_falls_back_to_the_whole_photo_with_a_low_score(pose_
     assert dog["box"] == [0, 0, 64, 48] and dog["score"] < 0.1
 
 
+async def test_a_given_box_is_the_dog_posed_and_a_bad_one_is_a_422(pose_client):
+    files = {"image": ("dog.jpg", _photo(), "image/jpeg")}
+    body = (await pose_client.post("/v1/pose", files=files, data={"box": "100,0,250,120"})).json()
+    [dog] = body["dogs"]
+    assert dog["box"] == [100.0, 0.0, 200.0, 120.0] and dog["score"] == 1.0  # clipped to the photo
+    assert all(100 <= kp["x"] <= 200 for kp in dog["keypoints"])
+    for box in ("1,2,3", "190,0,250,120"):
+        r = await pose_client.post("/v1/pose", files=files, data={"box": box})
+        assert r.status_code == 422 and r.json()["code"] == "bad_box", r.text
+
+
 @pytest.mark.parametrize("data, status", [
     (b"", 422),
     (b"this is not an image", 415),
@@ -118,7 +129,7 @@ async def test_photos_arriving_together_run_as_one_batch():
     pipeline = fake_pose_pipeline()
     batches = []
     run_batch = pipeline.run_batch
-    pipeline.run_batch = lambda images: batches.append(len(images)) or run_batch(images)
+    pipeline.run_batch = lambda images, boxes=None: batches.append(len(images)) or run_batch(images, boxes)
     app = create_app(PoseSettings(batch_max_wait_ms=50), pipeline_factory=lambda: pipeline)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pose") as client:
@@ -134,7 +145,7 @@ async def test_a_full_queue_is_503_with_retry_after():
 
     pipeline = fake_pose_pipeline()
     run_batch = pipeline.run_batch
-    pipeline.run_batch = lambda images: time.sleep(0.2) or run_batch(images)
+    pipeline.run_batch = lambda images, boxes=None: time.sleep(0.2) or run_batch(images, boxes)
     app = create_app(PoseSettings(queue_max_images=1, batch_max_size=1), pipeline_factory=lambda: pipeline)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pose") as client:

@@ -1,7 +1,7 @@
 from PIL import Image
 
 from dogsearch.models.detect import FALLBACK_SCORE, Detection
-from dogsearch.pose.pipeline import PosePipeline
+from dogsearch.pose.pipeline import GIVEN_SCORE, PosePipeline
 from tests.fakes import FakePoseModel
 
 
@@ -24,3 +24,22 @@ def test_boxes_found_are_posed_as_they_are():
     image = Image.new("RGB", (120, 80), "white")
     dogs = PosePipeline(FakePoseModel(), _Finds([Detection((10, 10, 60, 70), 0.9)])).run(image)["dogs"]
     assert [(d["box"], d["score"]) for d in dogs] == [([10.0, 10.0, 60.0, 70.0], 0.9)]
+
+
+def test_a_given_box_is_posed_alone_and_the_detector_asked_only_for_the_others():
+    class Counting(_Finds):
+        def __init__(self, found):
+            super().__init__(found)
+            self.images = 0
+
+        def detect(self, image):
+            self.images += 1
+            return super().detect(image)
+
+    detector = Counting([Detection((10, 10, 60, 70), 0.9), Detection((70, 10, 110, 70), 0.8)])
+    images = [Image.new("RGB", (120, 80), "white"), Image.new("RGB", (120, 80), "grey")]
+    given, found = PosePipeline(FakePoseModel(), detector).run_batch(images, [(5, 5, 100, 75), None])
+    assert detector.images == 1  # the second photo only
+    assert [(d["box"], d["score"]) for d in given["dogs"]] == [([5.0, 5.0, 100.0, 75.0], GIVEN_SCORE)]
+    assert 5 <= given["dogs"][0]["keypoints"][0]["x"] <= 100
+    assert [d["score"] for d in found["dogs"]] == [0.9, 0.8]

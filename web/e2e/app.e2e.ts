@@ -3,7 +3,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, type Page, type Route } from "playwright-core";
+import { type Browser, type BrowserContext, type Page, type Response, type Route } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { addPhoto, api, GALLERY, launchChromium, QUERY, type Server, startServer } from "./server";
 
@@ -192,6 +192,12 @@ describe("dogsearch web UI", () => {
   });
 
   it("opens a match: both photos side by side, the similarity in words, the pose", async () => {
+    const posed: Promise<{ dogs: { box: number[]; score: number }[] }>[] = []; // the query's pose (JSON)
+    const onResponse = (r: Response) => {
+      const url = new URL(r.url());
+      if (url.pathname === "/v1/pose" && !url.search.includes("render") && r.ok()) posed.push(r.json());
+    };
+    page.on("response", onResponse);
     const first = page.getByTestId("result").first();
     await first.getByRole("link", { name: "Why it matches" }).click();
     await page.getByRole("heading", { name: /^Why beagle \d matches$/ }).waitFor();
@@ -210,8 +216,15 @@ describe("dogsearch web UI", () => {
       await expect(page.getByTestId("pose-unavailable").first().textContent()).resolves.toContain(poseReason);
       await explain.getByText("Posture and proportions cannot be compared: pose analysis is unavailable.").waitFor();
     }
-    // the searched dog outlined on the query side
+    // the searched dog outlined on the query side, and its pose asked for in its box
     expect(await page.locator(".side").first().locator("[data-testid=dog-box][data-current]").count()).toBe(1);
+    page.off("response", onResponse);
+    if (await poseAvailable()) {
+      // the pose of the dog searched for, in the box the search found it in (score 1: given, not detected)
+      const [query] = await Promise.all(posed);
+      expect(query.dogs).toHaveLength(1);
+      expect(query.dogs[0].score).toBe(1);
+    }
     await expect(explain.textContent()).resolves.toMatch(/Score 0\.\d{3} \(/);
     await expect(explain.textContent()).resolves.toContain("most of its closest matches are beagle, and so is this one");
     await shot(page, "match-desktop.png");
@@ -283,6 +296,39 @@ describe("dogsearch web UI", () => {
     await page.getByLabel("Choose a photo").setInputFiles(blank);
     await page.getByRole("status").filter({ hasText: /^No dog found in this photo\./ }).waitFor();
     expect(await page.getByRole("button", { name: "Add dog" }).isDisabled()).toBe(true);
+  });
+
+  it("searches for a dog the user marks by hand where none was found", async () => {
+    await searchWith(page, await photoWithoutDog(page));
+    await page.getByRole("alert").filter({ hasText: /^No dog found in this photo\./ }).waitFor();
+    await page.getByRole("button", { name: "Mark the dog yourself" }).click();
+    await page.waitForFunction(() => (document.querySelector(".mark-dog-frame img") as HTMLImageElement)?.naturalWidth > 0);
+    // drag from a quarter of the way in to three quarters, as a mouse does
+    const shown = (await page.getByAltText("Your photo: drag a box around the dog").boundingBox())!;
+    await page.mouse.move(shown.x + shown.width * 0.25, shown.y + shown.height * 0.25);
+    await page.mouse.down();
+    await page.mouse.move(shown.x + shown.width * 0.5, shown.y + shown.height * 0.5, { steps: 4 });
+    await page.mouse.move(shown.x + shown.width * 0.75, shown.y + shown.height * 0.75, { steps: 4 });
+    await page.mouse.up();
+    // drawn where it was dragged, on the photo
+    const drawn = (await page.getByTestId("marked-box").boundingBox())!;
+    expect(Math.abs(drawn.x - (shown.x + shown.width * 0.25))).toBeLessThan(3);
+    expect(Math.abs(drawn.width - shown.width * 0.5)).toBeLessThan(3);
+    await shot(page, "search-mark-desktop.png");
+    await page.getByRole("button", { name: "Search for this dog" }).click();
+    await page.getByTestId("result").first().waitFor();
+    expect(await page.getByTestId("breed-guess").textContent()).toContain("Searching with the dog you marked.");
+    // the server's box for the marked dog, drawn over the photo: the middle half, where it was marked
+    const photo = (await page.locator(".picker .photo-boxes-frame img").boundingBox())!;
+    const box = (await page.getByTestId("photo-picker").locator("[data-testid=dog-box]").boundingBox())!;
+    for (const [got, want] of [
+      [box.x - photo.x, photo.width * 0.25],
+      [box.y - photo.y, photo.height * 0.25],
+      [box.width, photo.width * 0.5],
+      [box.height, photo.height * 0.5],
+    ]) {
+      expect(Math.abs(got - want)).toBeLessThan(0.04 * photo.width);
+    }
   });
 
   it("adds a dog, opens its page, deletes it after confirming", async () => {

@@ -5,8 +5,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Literal
 
-from fastapi import FastAPI, File, Query, UploadFile
+from fastapi import FastAPI, File, Form, Query, UploadFile
 
+from dogsearch.core.boxes import BadBox
 from dogsearch.core.errors import TooLarge
 from dogsearch.core.images import DecodedImage, ImageRejected
 from dogsearch.core.vectors import encode_f32
@@ -15,7 +16,14 @@ from dogsearch.models.detect import Detector
 from dogsearch.models.dogclass import DogClassifier
 from dogsearch.models.embedding import EmbeddingModel
 from dogsearch.services.embedder.cache import ModelCache
-from dogsearch.services.embedder.dogs import ClassifierCache, DetectorCache, DogModels, breeds, crop_model_id
+from dogsearch.services.embedder.dogs import (
+    ClassifierCache,
+    DetectorCache,
+    DogModels,
+    breeds,
+    crop_model_id,
+    marked_boxes,
+)
 from dogsearch.services.embedder.schemas import DogsResponse, EmbedResponse, ModelInfo
 from dogsearch.services.embedder.settings import NO_DETECTOR, EmbedderSettings
 from dogsearch.services.model_service import model_service
@@ -102,14 +110,21 @@ def create_app(
         vectors: bool = Query(True, description="false: boxes and guesses only (no embedding)"),
         seems: bool = Query(True, description="false: what a photo seems to show only for a photo without a dog "
                                               "(what 'no dog found' says), one classifier pass less a photo"),
+        boxes: str | None = Form(None, max_length=128 * settings.max_batch,
+                                 description="where the dogs are, marked by a person: a JSON list with one "
+                                             "[x0, y0, x1, y1] (the photo's pixels, EXIF orientation applied) or null "
+                                             "for each image; a photo with a box is that one dog, no detector asked"),
     ) -> DogsResponse:
-        """Each photo's dogs (the detector's boxes), each with the vector of its crop and its likeliest breeds."""
+        """Each photo's dogs (the detector's boxes, or the box marked for it), each with the vector of its crop and
+        its likeliest breeds."""
+        if boxes is not None and not settings.detects:  # its vectors are whole photos': a crop would not be one
+            raise BadBox("this embedder embeds whole photos (no detector): it takes no marked box")
         # Decoded large enough that a small dog's crop still has the pixels the model needs (the whole photo, when
         # no detector runs, as /v1/embed decodes it).
         model, decoded = await read_and_decode(
             images, lambda m: max(m.decode_side, settings.dog_decode_side) if settings.detects else m.decode_side)
         found = await models.find(decoded, whole_if_none, crop_side=model.decode_side,
-                                  whole_photo_dog=settings.whole_photo_dog)
+                                  whole_photo_dog=settings.whole_photo_dog, marked=marked_boxes(boxes, decoded))
         (photo_classes, dog_classes), embedded = await asyncio.gather(
             models.classify(decoded, found, every_photo=seems),
             _embed_crops(model, [d.crop for p in found for d in p.dogs], vectors))
@@ -119,7 +134,8 @@ def create_app(
             dogs = []
             for dog, cls in zip(photo.dogs, classes, strict=True):
                 vector = next(rows)
-                dogs.append({"box": list(dog.box), "score": dog.score, "breed_guess": breeds(cls),
+                dogs.append({"box": list(dog.box), "score": dog.score, "marked": dog.marked,
+                             "breed_guess": breeds(cls),
                              "vector": None if vector is None else
                              encode_f32(vector) if encoding == "base64" else vector.tolist()})
             photos.append({"width": photo.width, "height": photo.height, "dogs": dogs,

@@ -1,12 +1,13 @@
 """Python client of the embedder's HTTP API; implements the gallery's Embedder contract."""
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
 
 from dogsearch.core.vectors import decode_f32
-from dogsearch.gallery.contracts import DogsEmbedding, FoundDog, PhotoDogs
+from dogsearch.gallery.contracts import Box, DogsEmbedding, FoundDog, PhotoDogs
 from dogsearch.services.http import ServiceClient
 
 
@@ -22,15 +23,17 @@ class EmbedderClient(ServiceClient):
         return body["model"], np.stack([decode_f32(v) for v in body["vectors"]])
 
     async def embed_dogs(self, images: Sequence[bytes], *, whole_if_none: bool = False,
-                         vectors: bool = True, seems: bool = True) -> DogsEmbedding:
+                         vectors: bool = True, seems: bool = True,
+                         boxes: Sequence[Box | None] | None = None) -> DogsEmbedding:
         params = {"encoding": "base64", "whole_if_none": str(whole_if_none).lower(), "vectors": str(vectors).lower(),
                   "seems": str(seems).lower()}
-        body = (await self.request("POST", "/v1/embed/dogs", params=params, files=_files(images))).json()
+        marked = {"boxes": json.dumps([None if b is None else list(b) for b in boxes])} if boxes else None
+        body = (await self.request("POST", "/v1/embed/dogs", params=params, files=_files(images), data=marked)).json()
         photos = tuple(
             PhotoDogs(photo["width"], photo["height"],
                       tuple(FoundDog(tuple(dog["box"]), dog["score"],
                                      decode_f32(dog["vector"]) if dog.get("vector") is not None else None,
-                                     tuple(dog["breed_guess"]))
+                                     tuple(dog["breed_guess"]), dog.get("marked", False))
                             for dog in photo["dogs"]),
                       tuple(photo["seems"]))
             for photo in body["photos"])

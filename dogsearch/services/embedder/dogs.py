@@ -5,6 +5,7 @@ batched on inference threads of their own: never on the event loop."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from dogsearch.core.boxes import DEFAULT_MARGIN, area, expand
+from dogsearch.core.boxes import DEFAULT_MARGIN, BadBox, area, as_box, clip_marked, expand
 from dogsearch.core.images import DecodedImage
 from dogsearch.inference.runner import BatchedModel
 from dogsearch.models.detect import Detection, Detector, detect_many
@@ -41,9 +42,10 @@ class ClassifierCache(BatchedModel[DogClassifier, Image.Image, Classification]):
 @dataclass(frozen=True)
 class Dog:
     box: Box  # in the photo's own pixels
-    score: float | None  # None: the whole photo, no detection
+    score: float | None  # None: no detector judged it (the whole photo, or a marked box)
     crop: Image.Image  # what the models see, from the decoded (maybe shrunk) image
     classification: Classification | None = None  # the classifier's answer, where the detector's verifier gave it
+    marked: bool = False  # the request's own box: no detector was asked
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,37 @@ def dogs_of(decoded: DecodedImage, detections: Sequence[Detection] | None, whole
     return Found(decoded.width, decoded.height, dogs, seems)
 
 
+def marked_boxes(text: str | None, decoded: Sequence[DecodedImage]) -> list[Box | None]:
+    """The boxes a request marked, a JSON list with one [x0, y0, x1, y1] (the photo's pixels) or null an image,
+    each clipped to its photo; BadBox naming the image when one is not a box or holds too little of its photo."""
+    if text is None:
+        return [None] * len(decoded)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or len(value) != len(decoded):
+        raise BadBox(f"boxes: a JSON list with one [x0, y0, x1, y1] or null for each of the {len(decoded)} images")
+    boxes = []
+    for n, (d, box) in enumerate(zip(decoded, value, strict=True)):
+        try:
+            boxes.append(None if box is None else clip_marked(as_box(box), d.width, d.height))
+        except BadBox as exc:
+            if len(decoded) == 1:
+                raise
+            raise BadBox(f"image {n}: {exc.reason}") from None
+    return boxes
+
+
+def marked_dog(decoded: DecodedImage, box: Box, margin: float = DEFAULT_MARGIN, crop_side: int | None = None) -> Found:
+    """A photo whose dog the request marked (`box`, clipped to the photo's pixels): that dog alone. Blocking."""
+    image = decoded.image
+    sx, sy = image.width / decoded.width, image.height / decoded.height
+    scaled = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+    return Found(decoded.width, decoded.height,
+                 [Dog(box, None, crop_at_most(image, scaled, margin, crop_side), marked=True)])
+
+
 class DogModels:
     """The detector (None: off) and the classifier beside the embedding model; one lifespan and readiness for all."""
 
@@ -110,22 +143,32 @@ class DogModels:
         return "; ".join(dict.fromkeys(r for r in reasons if r)) or None
 
     async def find(self, decoded: Sequence[DecodedImage], whole_if_none: bool, crop_side: int,
-                   whole_photo_dog: float | None = None) -> list[Found]:
+                   whole_photo_dog: float | None = None, marked: Sequence[Box | None] | None = None) -> list[Found]:
+        """Each photo's dogs: the detector's, or the one box `marked` gives for that photo (the detector is not
+        asked about it)."""
+        marked = list(marked) if marked is not None else [None] * len(decoded)
         detections: list[list[Detection] | None] = [None] * len(decoded)
         seems: list[Classification | None] = [None] * len(decoded)
-        if self.detector is not None:
-            detections = await self.detector.submit([d.image for d in decoded])
+        todo = [i for i, box in enumerate(marked) if box is None]
+        if self.detector is not None and todo:
+            for i, found in zip(todo, await self.detector.submit([decoded[i].image for i in todo]), strict=True):
+                detections[i] = found
             if whole_photo_dog is not None:
                 await self._missed_dogs(decoded, detections, seems, whole_photo_dog)
-        return await asyncio.to_thread(lambda: [dogs_of(d, found, whole_if_none, crop_side=crop_side, seems=cls)
-                                                for d, found, cls in zip(decoded, detections, seems, strict=True)])
+
+        def dogs() -> list[Found]:
+            return [dogs_of(d, found, whole_if_none, crop_side=crop_side, seems=cls) if box is None else
+                    marked_dog(d, box, crop_side=crop_side)
+                    for d, found, cls, box in zip(decoded, detections, seems, marked, strict=True)]
+
+        return await asyncio.to_thread(dogs)
 
     async def _missed_dogs(self, decoded: Sequence[DecodedImage], detections: list, seems: list,
                            min_p: float) -> None:
         """A dog the detector missed (it misses about one in eight on held-out photos, docs/detection.md) is the
         whole photo when the classifier sees a dog in it: "no dog found" then needs both to say so. The whole
         photos' classifications go to `seems`: `classify` does not run them again."""
-        empty = [i for i, found in enumerate(detections) if not found]
+        empty = [i for i, found in enumerate(detections) if found == []]  # None: a marked photo, not looked at
         if not empty:
             return
         classes = await self.classifier.submit([decoded[i].image for i in empty])

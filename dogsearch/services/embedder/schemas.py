@@ -34,7 +34,9 @@ class Seems(BaseModel):
 
 class FoundDog(BaseModel):
     box: list[float] = Field(..., description="[x0, y0, x1, y1] in the photo's pixels (EXIF orientation applied)")
-    score: float | None = Field(..., description="the detector's confidence; null: no detector, the whole photo")
+    score: float | None = Field(..., description="the detector's confidence; null: the box was marked in the request "
+                                                 "(marked true), or no detector ran and it is the whole photo")
+    marked: bool = Field(False, description="the box the request marked for this photo, not a detector's")
     vector: list[float] | str | None = Field(
         None, description="its crop's vector: numbers, or with ?encoding=base64 the base64 of dim little-endian "
                           "float32 values; null with ?vectors=false")

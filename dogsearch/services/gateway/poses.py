@@ -1,5 +1,5 @@
-"""Poses of stored dogs for the public API: the pose service does the work; answers are cached here, by photo id
-(made from the photo's bytes, so an answer never goes stale), newest kept."""
+"""Poses of stored dogs for the public API: the pose service does the work, on the dog's own box; answers are cached
+here, by photo id (made from the photo's bytes, so an answer never goes stale) and box, newest kept."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -33,9 +33,13 @@ class StoredPoses:
         self.cache = PoseCache(cache_size)
 
     async def of(self, dog: Dog) -> dict:
-        cached = self.cache.get(dog.photo_id)
+        """The pose of the dog in its box (of the photo it was read from); a dog stored whole, the photo's dogs."""
+        box = dog.payload.get("box")
+        box = tuple(box) if isinstance(box, list) and len(box) == 4 else None
+        key = dog.photo_id if box is None else f"{dog.photo_id}/{','.join(f'{v:g}' for v in box)}"
+        cached = self.cache.get(key)
         if cached is not None:
             return cached
-        result = await self.client.pose(await self.gallery.photo(dog))
-        self.cache.put(dog.photo_id, result)
+        result = await self.client.pose(await self.gallery.photo(dog), box)
+        self.cache.put(key, result)
         return result

@@ -51,7 +51,9 @@ class Seems(BaseModel):
 class FoundDog(BaseModel):
     index: int = Field(..., description="the `dog` to search for or add: 0 is the largest")
     box: list[float] = Field(..., description="[x0, y0, x1, y1] in the photo's pixels (width x height)")
-    score: float | None = Field(..., description="the detector's confidence; null: the whole photo (no detector)")
+    score: float | None = Field(..., description="the detector's confidence; null: the box you marked (marked true), "
+                                                 "or the whole photo (no detector)")
+    marked: bool = Field(False, description="the box the request marked, not the detector's")
     breed_guess: list[BreedGuess] = Field(..., description="the likeliest breeds, best first")
 
 

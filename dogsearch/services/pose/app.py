@@ -4,9 +4,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from fastapi import FastAPI, File, Query, UploadFile
+from fastapi import FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
+from dogsearch.core.boxes import clip_marked, parse_box
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.registry import create_detector, create_pose_model
 from dogsearch.pose.pipeline import PosePipeline
@@ -15,6 +16,9 @@ from dogsearch.services.model_service import model_service
 from dogsearch.services.pose.cache import PipelineCache
 from dogsearch.services.pose.schemas import PoseInfo, PoseResponse
 from dogsearch.services.pose.settings import PoseSettings
+
+BOX = ('"x0,y0,x1,y1" in the photo\'s pixels (EXIF orientation applied): pose the dog in this box alone (one a '
+       'search boxed, or a user marked; score 1), without the detector')
 
 
 def pipeline_from_settings(settings: PoseSettings) -> PosePipeline:
@@ -47,10 +51,14 @@ def create_app(settings: PoseSettings | None = None,
     @app.post("/v1/pose", response_model=PoseResponse,
               responses={200: {"content": {"image/png": {}}, "description": "JSON, or the overlay with render=true"}})
     async def pose(image: UploadFile = File(..., description="a photo"),
-                   render: bool = Query(False, description="answer with the photo and skeletons drawn, as PNG")):
+                   render: bool = Query(False, description="answer with the photo and skeletons drawn, as PNG"),
+                   box: str | None = Form(None, max_length=128, description=BOX)):
+        given = None if box is None else parse_box(box)
         data = await image.read()
         decoded = await asyncio.to_thread(limits.decode, data)
-        result = await cache.run(decoded.image)
+        if given is not None:
+            given = clip_marked(given, decoded.width, decoded.height)
+        result = await cache.run(decoded.image, given)
         if render:
             png = await asyncio.to_thread(render_png, decoded.image, result["dogs"], settings.keypoint_threshold)
             return Response(png, media_type="image/png")

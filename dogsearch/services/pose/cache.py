@@ -7,15 +7,19 @@ from typing import Any
 
 from PIL import Image
 
+from dogsearch.core.boxes import Box
 from dogsearch.inference.runner import BatchedModel
 from dogsearch.pose.pipeline import PosePipeline
 
+Item = tuple[Image.Image, Box | None]  # a photo, and the box of the dog to pose (None: the detector's dogs)
 
-class PipelineCache(BatchedModel[PosePipeline, Image.Image, dict]):
+
+class PipelineCache(BatchedModel[PosePipeline, Item, dict]):
     def __init__(self, factory: Callable[[], PosePipeline], **batching: Any) -> None:
         """`batching`: PoseSettings.batching()."""
-        super().__init__(factory, "pose", lambda pipeline, images: pipeline.run_batch(images),
+        super().__init__(factory, "pose", lambda pipeline, items: pipeline.run_batch([i for i, _ in items],
+                                                                                     [b for _, b in items]),
                          unavailable="pose model unavailable", **batching)
 
-    async def run(self, image: Image.Image) -> dict:
-        return (await self.submit([image]))[0]
+    async def run(self, image: Image.Image, box: Box | None = None) -> dict:
+        return (await self.submit([(image, box)]))[0]

@@ -2,6 +2,7 @@ import { getKey, reportUnauthenticated } from "./session";
 import { noDogMessage } from "./dogs";
 import { reportFormFields, reportSearchFields, type ReportFilter, type ReportInput } from "./reports";
 import type {
+  Box,
   Detection,
   Dog,
   DogPage,
@@ -124,18 +125,29 @@ export function parseFieldFilter(text: string): Record<string, string> {
   return out;
 }
 
+/** A marked box as the API's form field: "x0,y0,x1,y1" in the photo's pixels. */
+export const boxField = (box: Box): string => box.map((v) => String(Math.round(v))).join(",");
+
 /** The most photos of one dog a search sends (the server's default MAX_QUERY_PHOTOS). */
 export const MAX_QUERY_PHOTOS = 5;
 
 /**
  * `image`: a photo, or several photos of the same dog (the server combines them). `dog`: which dog of each photo to
- * search with (an index of the answer's `dogs`); the server's default is the largest.
+ * search with (an index of the answer's `dogs`); the server's default is the largest. `box`: where the dog is in a
+ * single photo, marked by the user (the detector is then not asked).
  */
-export function searchByPhoto(image: File | File[], k: number, filters: Filters, dog?: number): Promise<SearchResponse> {
+export function searchByPhoto(
+  image: File | File[],
+  k: number,
+  filters: Filters,
+  dog?: number,
+  box?: Box,
+): Promise<SearchResponse> {
   const form = new FormData();
   for (const photo of Array.isArray(image) ? image : [image]) form.append("image", photo);
   form.append("k", String(k));
-  if (dog !== undefined) form.append("dog", String(dog));
+  if (box) form.append("box", boxField(box));
+  else if (dog !== undefined) form.append("dog", String(dog));
   if (filters.breed) form.append("breed", filters.breed);
   const flt = filterJson(filters);
   if (flt) form.append("filter", flt);
@@ -187,6 +199,8 @@ export interface NewDog {
   notes?: string;
   /** which dog of the photo (an index of /v1/detect's `dogs`); the server's default is the largest */
   dog?: number;
+  /** where the dog is, marked by the user (in place of `dog`) */
+  box?: Box;
   /** lost, found, ...: its status, where and when it was seen */
   report?: ReportInput;
 }
@@ -199,7 +213,8 @@ export async function addDog(dog: NewDog): Promise<{ dog: Dog; created: boolean 
     const value = dog[key]?.trim();
     if (value) form.append(key, value);
   }
-  if (dog.dog !== undefined) form.append("dog", String(dog.dog));
+  if (dog.box) form.append("box", boxField(dog.box));
+  else if (dog.dog !== undefined) form.append("dog", String(dog.dog));
   for (const [key, value] of reportFormFields(dog.report ?? {})) form.append(key, value);
   const response = await send("/v1/dogs", { method: "POST", body: form });
   return { dog: (await response.json()) as Dog, created: response.status === 201 };
@@ -221,17 +236,21 @@ export function updateDog(id: string, fields: Partial<Payload>): Promise<Dog> {
   });
 }
 
-export function poseOfPhoto(image: File): Promise<Pose> {
-  const form = new FormData();
-  form.append("image", image);
-  return json("/v1/pose", { method: "POST", body: form });
+/** The dogs of a photo with their poses; `box`: the pose of the dog in that box alone (the one searched for). */
+export function poseOfPhoto(image: File, box?: Box): Promise<Pose> {
+  return json("/v1/pose", { method: "POST", body: poseForm(image, box) });
 }
 
 /** The photo with boxes and skeletons drawn, as a blob. */
-export async function poseOverlayOfPhoto(image: File): Promise<Blob> {
+export async function poseOverlayOfPhoto(image: File, box?: Box): Promise<Blob> {
+  return (await send("/v1/pose?render=true", { method: "POST", body: poseForm(image, box) })).blob();
+}
+
+function poseForm(image: File, box?: Box): FormData {
   const form = new FormData();
   form.append("image", image);
-  return (await send("/v1/pose?render=true", { method: "POST", body: form })).blob();
+  if (box) form.append("box", boxField(box));
+  return form;
 }
 
 export const poseOfDog = (id: string): Promise<Pose> => json(`/v1/dogs/${id}/pose`);

@@ -1,11 +1,12 @@
 import { createContext, useContext, useState, type ReactNode } from "react";
 import type { Filters } from "./api";
-import type { BreedGuess, Dog, FoundDog, SearchResult, Verdict } from "./types";
+import type { Box, BreedGuess, Dog, FoundDog, SearchResult, Verdict } from "./types";
 
 // The last search lives above the router so the match page (and "back") can use the query photo.
 // `more`: other photos of the same dog, searched together with `file` (the server combines them).
 export type Query =
-  | { kind: "photo"; file: File; url: string; more?: { file: File; url: string }[] }
+  /** `box`: the dog as the user marked it (one photo only) */
+  | { kind: "photo"; file: File; url: string; more?: { file: File; url: string }[]; box?: Box }
   | { kind: "dog"; dog: Dog };
 
 /** The dogs the server found in the query photo, and which one was searched. */

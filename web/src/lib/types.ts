@@ -18,6 +18,8 @@ export interface FoundDog {
   index: number;
   box: Box;
   score: number | null;
+  /** the box the user marked, not the detector's */
+  marked?: boolean;
   breed_guess: BreedGuess[];
 }
 

@@ -2,7 +2,7 @@ import { render, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { AddDogPage } from "./AddDogPage";
-import { json, stubObjectUrls } from "../testing";
+import { drag, json, showPhoto, stubObjectUrls } from "../testing";
 
 const TWO_DOGS = {
   width: 400,
@@ -76,6 +76,41 @@ describe("AddDogPage with the dogs found in the photo", () => {
     expect(screen.queryByRole("button", { name: /Use suggestion/ })).toBeNull();
     await userEvent.click(add);
     expect(addForm(fetchMock)).toBeUndefined();
+  });
+
+  it("adds the dog the user marks where none was found", async () => {
+    const fetchMock = mockApi([200, NO_DOG]);
+    render(<AddDogPage />);
+    await pickPhoto();
+    await screen.findByText(/No dog found in this photo\..*or mark the dog yourself\./);
+    await userEvent.click(screen.getByRole("button", { name: "Mark the dog yourself" }));
+    showPhoto();
+    drag([30, 50], [130, 120]);
+    await userEvent.click(screen.getByRole("button", { name: "Use this box" }));
+    expect(screen.getByRole("status")).toHaveTextContent("Adding the dog you marked.");
+    expect(screen.getAllByTestId("dog-box")).toHaveLength(1);
+    await userEvent.type(screen.getByLabelText("Name"), "Rex");
+    await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
+    expect(await screen.findByText(/Added/)).toBeInTheDocument();
+    const form = addForm(fetchMock)!;
+    expect(form.get("box")).toBe("80,120,480,400");
+    expect(form.get("dog")).toBeNull();
+  });
+
+  it("forgets a marked box for the dogs found", async () => {
+    const fetchMock = mockApi([200, TWO_DOGS]);
+    render(<AddDogPage />);
+    await pickPhoto();
+    await userEvent.click(await screen.findByRole("button", { name: "Not the right dog? Mark it yourself" }));
+    showPhoto();
+    drag([30, 50], [130, 120]);
+    await userEvent.click(screen.getByRole("button", { name: "Use this box" }));
+    await userEvent.click(screen.getByRole("button", { name: "Forget the box" }));
+    expect(screen.getAllByTestId("dog-box")).toHaveLength(2);
+    await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
+    await screen.findByText(/Added/);
+    expect(addForm(fetchMock)!.get("box")).toBeNull();
+    expect(addForm(fetchMock)!.get("dog")).toBe("0");
   });
 
   it("adds without a choice on a server without /v1/detect", async () => {

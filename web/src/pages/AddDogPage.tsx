@@ -1,5 +1,6 @@
 import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { MarkDog } from "../components/MarkDog";
 import { PhotoBoxes } from "../components/PhotoBoxes";
 import { PhotoPicker } from "../components/PhotoPicker";
 import { ReportFields } from "../components/ReportFields";
@@ -7,7 +8,7 @@ import { dogTitle } from "../components/ResultGrid";
 import { addDog, ApiError, detectDogs, messageOf } from "../lib/api";
 import { noDogMessage, percent, topGuess } from "../lib/dogs";
 import { reportFormFields, type ReportInput } from "../lib/reports";
-import type { Detection, Dog } from "../lib/types";
+import type { Box, Detection, Dog } from "../lib/types";
 
 // What /v1/detect said about the chosen photo. "skipped": it could not tell (a server without it, a failure):
 // the add goes on without a choice, and the server judges the photo itself.
@@ -23,6 +24,8 @@ export function AddDogPage() {
   const [preview, setPreview] = useState<string | null>(null);
   const [found, setFound] = useState<Found>({ status: "none" });
   const [dogIndex, setDogIndex] = useState(0);
+  const [marking, setMarking] = useState(false);
+  const [marked, setMarked] = useState<Box | null>(null); // the dog as the user marked it, in place of a found one
   const [name, setName] = useState("");
   const [breed, setBreed] = useState("");
   const [notes, setNotes] = useState("");
@@ -40,6 +43,8 @@ export function AddDogPage() {
     setSaved(null);
     setError(null);
     setDogIndex(0); // the largest dog
+    setMarking(false);
+    setMarked(null);
     setFound({ status: "looking" });
     picked.current = f;
     detectDogs(f).then(
@@ -54,13 +59,13 @@ export function AddDogPage() {
   };
 
   const detection = found.status === "found" ? found.detection : null;
-  const chosen = detection?.dogs.find((d) => d.index === dogIndex) ?? null;
+  const chosen = marked ? null : (detection?.dogs.find((d) => d.index === dogIndex) ?? null);
   const suggestion = topGuess(chosen?.breed_guess);
   const blocked =
     found.status === "looking"
       ? "Looking for dogs in the photo…"
-      : detection && !detection.dogs.length
-        ? `${noDogMessage(detection.seems)} Choose a photo that shows the dog.`
+      : detection && !detection.dogs.length && !marked
+        ? `${noDogMessage(detection.seems)} Choose a photo that shows the dog, or mark the dog yourself.`
         : null;
 
   const onSubmit = async (e: FormEvent) => {
@@ -79,8 +84,10 @@ export function AddDogPage() {
     setBusy(true);
     setError(null);
     try {
-      setSaved(await addDog({ image: file, name, breed, notes, report, dog: detection ? dogIndex : undefined }));
+      const which = marked ? { box: marked } : { dog: detection ? dogIndex : undefined };
+      setSaved(await addDog({ image: file, name, breed, notes, report, ...which }));
       picked.current = null;
+      setMarked(null);
       setFile(null);
       setPreview(null);
       setFound({ status: "none" });
@@ -105,7 +112,16 @@ export function AddDogPage() {
             onPick={onPick}
             previewUrl={preview}
             preview={
-              preview && detection?.dogs.length ? (
+              preview && marked ? (
+                <PhotoBoxes
+                  src={preview}
+                  alt="The photo you picked, with the dog you marked"
+                  imgClassName="preview"
+                  dogs={[{ index: 0, box: marked }]}
+                  width={detection?.width}
+                  height={detection?.height}
+                />
+              ) : preview && detection?.dogs.length ? (
                 <PhotoBoxes
                   src={preview}
                   alt={`The photo you picked: ${detection.dogs.length} dog${detection.dogs.length === 1 ? "" : "s"} found`}
@@ -120,11 +136,36 @@ export function AddDogPage() {
               ) : undefined
             }
           />
-          {detection && detection.dogs.length > 1 && (
+          {detection && detection.dogs.length > 1 && !marked && (
             <p className="muted" role="status">
               {detection.dogs.length} dogs in this photo: adding dog {dogIndex + 1}. Pick another one above.
             </p>
           )}
+          {marked && (
+            <p className="muted" role="status">
+              Adding the dog you marked.{" "}
+              <button type="button" className="link" onClick={() => setMarked(null)} disabled={busy}>
+                Forget the box
+              </button>
+            </p>
+          )}
+          {preview && detection && !marked &&
+            (marking ? (
+              <MarkDog
+                src={preview}
+                action="Use this box"
+                disabled={busy}
+                onCancel={() => setMarking(false)}
+                onMark={(box) => {
+                  setMarking(false);
+                  setMarked(box);
+                }}
+              />
+            ) : (
+              <button type="button" className="button small secondary" onClick={() => setMarking(true)} disabled={busy}>
+                {detection.dogs.length ? "Not the right dog? Mark it yourself" : "Mark the dog yourself"}
+              </button>
+            ))}
         </div>
         <div className="fields">
           <label htmlFor={`${ids}-name`}>Name</label>

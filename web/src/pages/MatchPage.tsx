@@ -160,8 +160,10 @@ export function MatchPage({ id, from }: { id: string; from: string | null }) {
       ? async () => [await poseOfDog(from), await overlayBlob(poseOverlayUrl(from))]
       : photoQuery
         ? async () => {
-            const pose = await poseOfPhoto(photoQuery.file);
-            return [pose, await poseOverlayOfPhoto(photoQuery.file).catch(() => null)];
+            // the dog searched for (the one picked, or marked), as the server boxed it: not the photo's likeliest
+            const box = search.found?.dogs.find((d) => d.index === search.found?.dog)?.box;
+            const pose = await poseOfPhoto(photoQuery.file, box);
+            return [pose, await poseOverlayOfPhoto(photoQuery.file, box).catch(() => null)];
           }
         : null,
     from ?? photoQuery?.url ?? "none",

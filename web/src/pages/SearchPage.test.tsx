@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { SearchProvider } from "../lib/searchState";
 import { SearchPage } from "./SearchPage";
-import { json, stubObjectUrls } from "../testing";
+import { drag, json, showPhoto, stubObjectUrls } from "../testing";
 
 function mockApi(search: () => Promise<Response>) {
   const fetchMock = vi.fn(async (url: RequestInfo | URL, _init?: RequestInit) =>
@@ -302,5 +302,42 @@ describe("SearchPage with several photos of one dog", () => {
     const last = fetchMock.mock.calls.filter(([u]) => u === "/v1/search").at(-1)![1]!.body as FormData;
     expect(last.getAll("image")).toHaveLength(5);
     expect(screen.queryByLabelText("Add more photos of the same dog to the search")).toBeNull();
+  });
+});
+
+describe("SearchPage with a dog the user marks", () => {
+  beforeEach(() => {
+    stubObjectUrls("blob:preview");
+  });
+
+  it("marks the dog the detector missed and searches with that box", async () => {
+    const marked = {
+      took_ms: 9,
+      dog: 0,
+      width: 800,
+      height: 600,
+      dogs: [{ index: 0, box: [80, 120, 480, 400], score: null, marked: true, breed_guess: [{ breed: "beagle", p: 0.8 }] }],
+      breed_guess: [{ breed: "beagle", p: 0.8 }],
+      results: [{ id: "a", score: 0.8, payload: { breed: "beagle" }, image_url: "/i", thumbnail_url: "/t" }],
+    };
+    const fetchMock = mockApi(async () => json(422, { detail: "no dog found in this photo", code: "no_dog_found", seems: [] }));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByRole("alert")).toHaveTextContent("No dog found in this photo");
+    fetchMock.mockImplementation(async () => json(200, marked));
+    await userEvent.click(screen.getByRole("button", { name: "Mark the dog yourself" }));
+    showPhoto();
+    drag([30, 50], [130, 120]);
+    await userEvent.click(screen.getByRole("button", { name: "Search for this dog" }));
+    expect(await screen.findAllByTestId("result")).toHaveLength(1);
+    const sent = searchCalls(fetchMock).at(-1)!;
+    expect(sent.get("box")).toBe("80,120,480,400");
+    expect(sent.get("dog")).toBeNull();
+    expect(screen.getByTestId("breed-guess")).toHaveTextContent("Searching with the dog you marked.");
+    expect(screen.queryByTestId("mark-area")).toBeNull();
+    // "Search again" keeps the box
+    await userEvent.click(screen.getByRole("button", { name: "Search again" }));
+    await vi.waitFor(() => expect(searchCalls(fetchMock).at(-1)!.get("box")).toBe("80,120,480,400"));
+    expect(screen.getByRole("button", { name: "Not the right dog? Mark it yourself" })).toBeInTheDocument();
   });
 });

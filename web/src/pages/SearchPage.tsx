@@ -2,6 +2,7 @@ import { useEffect, useId, useState, type FormEvent } from "react";
 import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { LostFoundFilter } from "../components/LostFoundFilter";
+import { MarkDog } from "../components/MarkDog";
 import { PhotoBoxes } from "../components/PhotoBoxes";
 import { PhotoPicker } from "../components/PhotoPicker";
 import { dogTitle, ResultGrid } from "../components/ResultGrid";
@@ -62,6 +63,7 @@ export function SearchPage() {
   const [fieldText, setFieldText] = useState(state.fieldText);
   const [k, setK] = useState(state.k);
   const [report, setReport] = useState<ReportFilter>(state.filters.report ?? {});
+  const [marking, setMarking] = useState(false);
   const breeds = useBreeds();
   const ids = useId();
 
@@ -82,7 +84,7 @@ export function SearchPage() {
     try {
       const answer =
         query.kind === "photo"
-          ? await searchByPhoto([query.file, ...(query.more ?? []).map((m) => m.file)], k, filters, dog)
+          ? await searchByPhoto([query.file, ...(query.more ?? []).map((m) => m.file)], k, filters, dog, query.box)
           : await similarTo(query.dog.id, k, filters);
       setState((s) => ({
         ...s,
@@ -110,6 +112,7 @@ export function SearchPage() {
     if (state.query?.kind === "photo") {
       for (const url of [state.query.url, ...(state.query.more ?? []).map((m) => m.url)]) URL.revokeObjectURL(url);
     }
+    setMarking(false);
     void run({ kind: "photo", file, url: URL.createObjectURL(file) });
   };
 
@@ -121,7 +124,9 @@ export function SearchPage() {
       if (more.length + 1 >= MAX_QUERY_PHOTOS) break;
       more.push({ file, url: URL.createObjectURL(file) });
     }
-    void run({ ...state.query, more }, state.found?.dog);
+    setMarking(false);
+    // a marked box is one photo's: with more photos the detector finds the dog in each (the largest)
+    void run({ ...state.query, more, box: undefined }, state.query.box ? undefined : state.found?.dog);
   };
 
   const onOnlyFirst = () => {
@@ -174,7 +179,7 @@ export function SearchPage() {
                     width={found.width}
                     height={found.height}
                     selected={found.dog}
-                    onSelect={(i) => void run(query, i)}
+                    onSelect={(i) => void run(query.box ? { ...query, box: undefined } : query, i)}
                     disabled={busy}
                   />
                 ) : undefined
@@ -182,6 +187,23 @@ export function SearchPage() {
               disabled={busy}
             />
           )}
+          {query?.kind === "photo" && !query.more?.length &&
+            (marking ? (
+              <MarkDog
+                src={query.url}
+                action="Search for this dog"
+                disabled={busy}
+                onCancel={() => setMarking(false)}
+                onMark={(box) => {
+                  setMarking(false);
+                  void run({ ...query, box });
+                }}
+              />
+            ) : (
+              <button type="button" className="button small secondary" onClick={() => setMarking(true)} disabled={busy}>
+                {found ? "Not the right dog? Mark it yourself" : "Mark the dog yourself"}
+              </button>
+            ))}
           {query?.kind === "photo" && (
             <div className="more-photos">
               {query.more?.length ? (
@@ -220,8 +242,9 @@ export function SearchPage() {
               )}
             </div>
           )}
-          {found && (found.dogs.length > 1 || found.breedGuess.length > 0) && (
+          {found && (found.dogs.length > 1 || found.breedGuess.length > 0 || found.dogs[found.dog]?.marked) && (
             <p className="looks-like" data-testid="breed-guess">
+              {found.dogs[found.dog]?.marked ? "Searching with the dog you marked. " : ""}
               {found.dogs.length > 1 ? `Searching with dog ${found.dog + 1} of ${found.dogs.length}. ` : ""}
               {found.breedGuess.length ? `Looks like: ${guessesText(found.breedGuess)}` : ""}
             </p>

@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
+from dogsearch.core.boxes import parse_box
 from dogsearch.gallery.fields import InvalidFields, check_fields_size, parse_json_object, search_filter, user_fields
 from dogsearch.gallery.ingest import Upload
 from dogsearch.gallery.photos import media_type
@@ -20,8 +21,11 @@ from dogsearch.services.gateway.routers.search import NO_DOG
 from dogsearch.services.gateway.schemas import Dog, DogDetail, DogPage, DogUpdate, PhotoAdded
 from dogsearch.services.gateway.settings import GatewaySettings
 
+MARKED = ('"x0,y0,x1,y1": where the dog is, in the photo\'s pixels (EXIF orientation applied), marked by you where '
+          'the detector missed it or boxed something else: that dog is stored, with its box (in place of `dog`)')
+
 # Fields a multipart POST /v1/dogs may carry besides the photo; any other form field becomes a user field.
-_KNOWN_FORM_FIELDS = {"image", "name", "breed", "payload", "dog"}
+_KNOWN_FORM_FIELDS = {"image", "name", "breed", "payload", "dog", "box"}
 
 
 def router(settings: GatewaySettings) -> APIRouter:
@@ -38,6 +42,7 @@ def router(settings: GatewaySettings) -> APIRouter:
         response: Response,
         image: UploadFile = File(..., description="a photo of a dog (JPEG, PNG, WebP, GIF, BMP, TIFF)"),
         dog: int = Form(0, description="which dog of the photo to add (0: the largest; see POST /v1/detect)"),
+        box: str | None = Form(None, max_length=128, description=MARKED),
         name: str | None = Form(None, max_length=200),
         breed: str | None = Form(None, max_length=200),
         payload: str | None = Form(None, description="your own fields as a JSON object"),
@@ -48,8 +53,9 @@ def router(settings: GatewaySettings) -> APIRouter:
         fields.update({k: v for k, v in (("name", name), ("breed", breed)) if v})
         check_fields_size(fields)  # copied into every entry of the dog: not megabytes of them
         # The dog is the key's: only it (or an admin) may delete it.
+        marked = None if box is None else parse_box(box)
         added = await gallery.ingest.add(Upload(await read_upload(image, settings), user_fields(fields),
-                                                owner=caller.name), dog)
+                                                owner=caller.name), dog, box=marked)
         if not added.created:
             response.status_code = 200
         return dog_out(added.dog, caller=caller)
@@ -86,16 +92,18 @@ def router(settings: GatewaySettings) -> APIRouter:
         dog_id: str = Path(..., pattern=UUID_PATTERN),
         image: UploadFile = File(..., description="another photo of the dog"),
         dog: int = Form(0, description="which dog of the photo it is (0: the largest; see POST /v1/detect)"),
+        box: str | None = Form(None, max_length=128, description=MARKED),
     ) -> PhotoAdded:
         """Another photo of a dog: its owner's key or an admin's. The photo takes the dog's fields (change them with
         PATCH, on every photo at once); a search finds the dog by whichever of its photos is nearest."""
-        extra = sorted(k for k in (await request.form()) if k not in ("image", "dog"))
+        extra = sorted(k for k in (await request.form()) if k not in ("image", "dog", "box"))
         if extra:
             raise InvalidFields(f"a photo takes its dog's fields; set them with PATCH /v1/dogs/{dog_id}, not "
                                 f"{', '.join(extra)[:200]}")
         if not caller.may("admin"):
             caller.check_may_change((await gallery.dog(dog_id)).owner, f"dog {dog_id}")
-        added = await gallery.add_photo(dog_id, Upload(await read_upload(image, settings), {}), dog)
+        marked = None if box is None else parse_box(box)
+        added = await gallery.add_photo(dog_id, Upload(await read_upload(image, settings), {}), dog, marked)
         if not added.created:
             response.status_code = 200
         detail = await _detail(gallery, caller, dog_id)

@@ -6,6 +6,7 @@ import asyncio
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 
+from dogsearch.core.boxes import parse_box
 from dogsearch.pose.render import render_png
 from dogsearch.services.gateway.deps import UUID_PATTERN, PartsDep, read_upload
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -31,11 +32,16 @@ def router(settings: GatewaySettings) -> APIRouter:
 
     @api.post("/v1/pose", responses={200: {"content": {"image/png": {}}}})
     async def any_pose(parts: PartsDep, image: UploadFile = File(..., description="a photo"),
-                       render: bool = Form(False), render_q: bool = Query(False, alias="render")):
+                       render: bool = Form(False), render_q: bool = Query(False, alias="render"),
+                       box: str | None = Form(None, max_length=128,
+                                              description='"x0,y0,x1,y1": pose the dog in this box alone (a search\'s '
+                                                          '`dogs`, or one you mark), without the detector')):
+        """The dogs of any photo with their poses (or, with `box`, that dog's)."""
+        given = None if box is None else parse_box(box)
         data = await read_upload(image, parts.settings)
         await asyncio.to_thread(parts.gallery.limits.probe, data)  # this API's limits; the pose service decodes it
         if render or render_q:
-            return Response(await parts.pose.render(data), media_type="image/png")
-        return await parts.pose.pose(data)
+            return Response(await parts.pose.render(data, given), media_type="image/png")
+        return await parts.pose.pose(data, given)
 
     return api

@@ -8,6 +8,7 @@ from typing import Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 
+from dogsearch.core.boxes import parse_box
 from dogsearch.core.errors import TimedOut, TooLarge, Unavailable
 from dogsearch.gallery.contracts import PhotoDogs
 from dogsearch.gallery.fields import search_filter
@@ -49,6 +50,11 @@ FOR_STATUS = ("the status of the dog you have: search among the reports that ans
               "lost; lost -> found, sighted, shelter); home answers nothing")
 
 
+BOX = ('"x0,y0,x1,y1": where the dog is, in the photo\'s pixels (EXIF orientation applied; `width` x `height` of '
+       'POST /v1/detect), marked by you where the detector missed it or boxed something else: that dog is searched '
+       'for, the detector is not asked (one photo; `dogs` is then that dog alone, marked)')
+
+
 class TooManyPhotos(TooLarge):
     """More query photos than MAX_QUERY_PHOTOS."""
 
@@ -71,6 +77,7 @@ def router(settings: GatewaySettings) -> APIRouter:
                                                         "the same dog (at most MAX_QUERY_PHOTOS), combined by "
                                                         "QUERY_COMBINE"),
         dog: int = Form(0, description="which dog of each photo to search for (0: the largest; see `dogs`)"),
+        box: str | None = Form(None, max_length=128, description=BOX),
         k: int = Form(10, ge=1, le=settings.max_k),
         breed: str | None = Form(None),
         name: str | None = Form(None),
@@ -90,18 +97,21 @@ def router(settings: GatewaySettings) -> APIRouter:
         if len(image) > parts.settings.max_query_photos:
             raise TooManyPhotos(f"{len(image)} photos: a search combines at most {parts.settings.max_query_photos} "
                                 "photos of one dog")
+        marked = None if box is None else parse_box(box)
         photos = [await read_upload(one, parts.settings) for one in image]
         data, rule = photos[0], parts.settings.query_combine
         if not pose and rerank == "none":
-            found = await parts.gallery.search(photos, max(k, JUDGED), flt, dog, rule)
+            found = await parts.gallery.search(photos, max(k, JUDGED), flt, dog, rule, marked)
             judged = await _judge(parts, found.matches, k)
             return _answer(found, [result(m, judged, i, reports.near) for i, m in enumerate(found.matches[:k])],
                            judged, start, reports=reports)
         # re-ranking looks at more candidates than it returns
         depth = min(parts.settings.max_k, k * parts.settings.pose_rerank_depth) if rerank == "pose" else k
-        found = await parts.gallery.search(photos, max(depth, JUDGED), flt, dog, rule)
+        found = await parts.gallery.search(photos, max(depth, JUDGED), flt, dog, rule, marked)
         matches = found.matches[:depth]
-        query_pose, poses = await asyncio.gather(parts.pose.pose(data),
+        searched = found.photo.dogs[found.dog] if found.photo.dogs else None  # its pose, not the photo's others'
+        box = None if searched is None or searched.whole_photo else searched.box
+        query_pose, poses = await asyncio.gather(parts.pose.pose(data, box),
                                                  asyncio.gather(*(parts.poses.of(m.dog) for m in matches)))
         scored = [(m.score, m) for m in matches]
         ranked = (rerank_by_pose(query_pose, scored, poses, parts.settings.pose_rerank_weight) if rerank == "pose"
@@ -148,7 +158,7 @@ def router(settings: GatewaySettings) -> APIRouter:
 
 
 def found_dogs(photo: PhotoDogs) -> list[FoundDog]:
-    return [FoundDog(index=i, box=list(d.box), score=d.score, breed_guess=list(d.breed_guess))
+    return [FoundDog(index=i, box=list(d.box), score=d.score, marked=d.marked, breed_guess=list(d.breed_guess))
             for i, d in enumerate(photo.dogs)]
 
 
