@@ -565,6 +565,23 @@ describe("dogsearch web UI", () => {
     // viewport only: a full-page capture drops the touch emulation, and with it the "Take a photo" button
     await p.screenshot({ path: join(SHOTS, "search-phone.png") });
     await p.getByText("Take a photo").waitFor();
+    // marking the dog with a finger: touch events as the phone's screen sends them (the page must not scroll)
+    await p.getByRole("button", { name: "Not the right dog? Mark it yourself" }).click();
+    await p.waitForFunction(() => (document.querySelector(".mark-dog-frame img") as HTMLImageElement)?.naturalWidth > 0);
+    const shown = (await p.getByAltText("Your photo: drag a box around the dog").boundingBox())!;
+    const touch = await phone.newCDPSession(p);
+    const at = (fx: number, fy: number) => [{ x: shown.x + shown.width * fx, y: shown.y + shown.height * fy }];
+    await touch.send("Input.dispatchTouchEvent", { type: "touchStart", touchPoints: at(0.1, 0.1) });
+    for (const f of [0.3, 0.5, 0.7, 0.9]) {
+      await touch.send("Input.dispatchTouchEvent", { type: "touchMove", touchPoints: at(f, f) });
+    }
+    await touch.send("Input.dispatchTouchEvent", { type: "touchEnd", touchPoints: [] });
+    const drawn = (await p.getByTestId("marked-box").boundingBox())!;
+    expect(Math.abs(drawn.width - shown.width * 0.8)).toBeLessThan(4);
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    await p.screenshot({ path: join(SHOTS, "search-mark-phone.png") });
+    await p.getByRole("button", { name: "Search for this dog" }).click();
+    await p.getByText("Searching with the dog you marked.").waitFor();
     await p.getByTestId("result").first().getByRole("link", { name: "Why it matches" }).click();
     await p.getByRole("region", { name: "The similarity in plain words" }).waitFor();
     await p.getByTestId(poseState === 200 ? "pose-overlay" : "pose-unavailable").nth(1).waitFor({ timeout: 60_000 });

@@ -107,35 +107,49 @@ export function AddDogPage() {
       <h1 id={`${ids}-h`}>Add a dog</h1>
       <form className="add-form" onSubmit={onSubmit}>
         <div>
-          <PhotoPicker
-            label={file ? "Choose another photo" : "Choose a photo"}
-            onPick={onPick}
-            previewUrl={preview}
-            preview={
-              preview && marked ? (
-                <PhotoBoxes
-                  src={preview}
-                  alt="The photo you picked, with the dog you marked"
-                  imgClassName="preview"
-                  dogs={[{ index: 0, box: marked }]}
-                  width={detection?.width}
-                  height={detection?.height}
-                />
-              ) : preview && detection?.dogs.length ? (
-                <PhotoBoxes
-                  src={preview}
-                  alt={`The photo you picked: ${detection.dogs.length} dog${detection.dogs.length === 1 ? "" : "s"} found`}
-                  imgClassName="preview"
-                  dogs={detection.dogs}
-                  width={detection.width}
-                  height={detection.height}
-                  selected={dogIndex}
-                  onSelect={setDogIndex}
-                  disabled={busy}
-                />
-              ) : undefined
-            }
-          />
+          {preview && marking ? (
+            // in place of the picker: one photo to draw on
+            <MarkDog
+              src={preview}
+              action="Use this box"
+              disabled={busy}
+              onCancel={() => setMarking(false)}
+              onMark={(box) => {
+                setMarking(false);
+                setMarked(box);
+              }}
+            />
+          ) : (
+            <PhotoPicker
+              label={file ? "Choose another photo" : "Choose a photo"}
+              onPick={onPick}
+              previewUrl={preview}
+              preview={
+                preview && marked ? (
+                  <PhotoBoxes
+                    src={preview}
+                    alt="The photo you picked, with the dog you marked"
+                    imgClassName="preview"
+                    dogs={[{ index: 0, box: marked }]}
+                    width={detection?.width}
+                    height={detection?.height}
+                  />
+                ) : preview && detection?.dogs.length ? (
+                  <PhotoBoxes
+                    src={preview}
+                    alt={`The photo you picked: ${detection.dogs.length} dog${detection.dogs.length === 1 ? "" : "s"} found`}
+                    imgClassName="preview"
+                    dogs={detection.dogs}
+                    width={detection.width}
+                    height={detection.height}
+                    selected={dogIndex}
+                    onSelect={setDogIndex}
+                    disabled={busy}
+                  />
+                ) : undefined
+              }
+            />
+          )}
           {detection && detection.dogs.length > 1 && !marked && (
             <p className="muted" role="status">
               {detection.dogs.length} dogs in this photo: adding dog {dogIndex + 1}. Pick another one above.
@@ -149,23 +163,11 @@ export function AddDogPage() {
               </button>
             </p>
           )}
-          {preview && detection && !marked &&
-            (marking ? (
-              <MarkDog
-                src={preview}
-                action="Use this box"
-                disabled={busy}
-                onCancel={() => setMarking(false)}
-                onMark={(box) => {
-                  setMarking(false);
-                  setMarked(box);
-                }}
-              />
-            ) : (
-              <button type="button" className="button small secondary" onClick={() => setMarking(true)} disabled={busy}>
-                {detection.dogs.length ? "Not the right dog? Mark it yourself" : "Mark the dog yourself"}
-              </button>
-            ))}
+          {preview && detection && !marked && !marking && (
+            <button type="button" className="button small secondary" onClick={() => setMarking(true)} disabled={busy}>
+              {detection.dogs.length ? "Not the right dog? Mark it yourself" : "Mark the dog yourself"}
+            </button>
+          )}
         </div>
         <div className="fields">
           <label htmlFor={`${ids}-name`}>Name</label>

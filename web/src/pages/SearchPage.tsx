@@ -164,6 +164,18 @@ export function SearchPage() {
               </p>
               <PhotoPicker label="Search with a photo instead" onPick={onPick} disabled={busy} />
             </div>
+          ) : query && marking ? (
+            // in place of the picker: one photo to draw on, where the eye already is (a phone shows no more)
+            <MarkDog
+              src={query.url}
+              action="Search for this dog"
+              disabled={busy}
+              onCancel={() => setMarking(false)}
+              onMark={(box) => {
+                setMarking(false);
+                void run({ ...query, box });
+              }}
+            />
           ) : (
             <PhotoPicker
               label={query ? "Choose another photo" : "Choose a photo"}
@@ -187,23 +199,11 @@ export function SearchPage() {
               disabled={busy}
             />
           )}
-          {query?.kind === "photo" && !query.more?.length &&
-            (marking ? (
-              <MarkDog
-                src={query.url}
-                action="Search for this dog"
-                disabled={busy}
-                onCancel={() => setMarking(false)}
-                onMark={(box) => {
-                  setMarking(false);
-                  void run({ ...query, box });
-                }}
-              />
-            ) : (
-              <button type="button" className="button small secondary" onClick={() => setMarking(true)} disabled={busy}>
-                {found ? "Not the right dog? Mark it yourself" : "Mark the dog yourself"}
-              </button>
-            ))}
+          {query?.kind === "photo" && !query.more?.length && !marking && (
+            <button type="button" className="button small secondary" onClick={() => setMarking(true)} disabled={busy}>
+              {found ? "Not the right dog? Mark it yourself" : "Mark the dog yourself"}
+            </button>
+          )}
           {query?.kind === "photo" && (
             <div className="more-photos">
               {query.more?.length ? (
