@@ -177,11 +177,13 @@ class Gallery:
         await self.space.check(embedding.model)
         return embedding.model, [[float(v) for v in pick(photo, 0).vector] for photo in embedding.photos]
 
-    async def detect(self, image: bytes) -> PhotoDogs:
+    async def detect(self, image: bytes, box: Box | None = None) -> PhotoDogs:
         """The dogs of a photo as a search or an add would see them (boxes, breed guesses; no vectors), and what the
-        photo seems to show. No dog is an empty list here, not an error."""
+        photo seems to show; with `box`, the dog a user marked there (its breed guesses). No dog is an empty list
+        here, not an error."""
         await asyncio.to_thread(self.limits.probe, image)
-        embedding = await self.embedder.embed_dogs([image], whole_if_none=not self.require_dog, vectors=False)
+        embedding = await self.embedder.embed_dogs([image], whole_if_none=not self.require_dog, vectors=False,
+                                                   boxes=None if box is None else [box])
         return embedding.photos[0]
 
     async def update(self, dog_id: str, fields: Mapping[str, Any]) -> Dog:

@@ -262,3 +262,13 @@ async def test_a_dogs_pose_is_of_its_own_box_and_a_searchs_of_the_dog_searched(t
         r = await gw.post("/v1/pose", files={"image": ("p.png", TWO_DOGS)}, data={"box": "10,30,50,80"})
         assert [d["box"] for d in r.json()["dogs"]] == [[10.0, 30.0, 50.0, 80.0]]
         assert (await gw.post("/v1/pose", files={"image": ("p.png", TWO_DOGS)}, data={"box": "x"})).status_code == 422
+
+
+async def test_detect_with_a_box_gives_the_marked_dogs_breed_guesses(gw):
+    r = await gw.post("/v1/detect", files={"image": ("p.png", SPECK)}, data={"box": SPECK_BOX})
+    assert r.status_code == 200, r.text
+    [dog] = r.json()["dogs"]
+    assert dog["marked"] and dog["box"] == [190.0, 140.0, 250.0, 190.0]
+    assert dog["breed_guess"][0]["breed"] == "Kerry blue terrier"
+    bad = await gw.post("/v1/detect", files={"image": ("p.png", SPECK)}, data={"box": "0,0,5,5"})
+    assert bad.status_code == 422 and bad.json()["code"] == "bad_box"

@@ -221,9 +221,11 @@ export async function addDog(dog: NewDog): Promise<{ dog: Dog; created: boolean 
 }
 
 /** The dogs in a photo, with breed suggestions, before adding it (nothing is stored). */
-export function detectDogs(image: File): Promise<Detection> {
+/** `box`: the dog the user marked (the answer is that dog, with its breed suggestions). */
+export function detectDogs(image: File, box?: Box): Promise<Detection> {
   const form = new FormData();
   form.append("image", image);
+  if (box) form.append("box", boxField(box));
   return json("/v1/detect", { method: "POST", body: form });
 }
 

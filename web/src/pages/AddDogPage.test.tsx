@@ -78,8 +78,14 @@ describe("AddDogPage with the dogs found in the photo", () => {
     expect(addForm(fetchMock)).toBeUndefined();
   });
 
-  it("adds the dog the user marks where none was found", async () => {
+  it("adds the dog the user marks where none was found, with its breed suggestion", async () => {
+    const guess = [{ breed: "Samoyed", p: 0.9 }];
+    const marked = { ...NO_DOG, dogs: [{ index: 0, box: [80, 120, 480, 400], score: null, marked: true, breed_guess: guess }] };
     const fetchMock = mockApi([200, NO_DOG]);
+    fetchMock.mockImplementation(async (url: RequestInfo | URL, init?: RequestInit) => {
+      if (url !== "/v1/detect") return json(201, ADDED);
+      return json(200, (init!.body as FormData).get("box") ? marked : NO_DOG); // the marked dog's guesses
+    });
     render(<AddDogPage />);
     await pickPhoto();
     await screen.findByText(/No dog found in this photo\..*or mark the dog yourself\./);
@@ -89,12 +95,14 @@ describe("AddDogPage with the dogs found in the photo", () => {
     await userEvent.click(screen.getByRole("button", { name: "Use this box" }));
     expect(screen.getByRole("status")).toHaveTextContent("Adding the dog you marked.");
     expect(screen.getAllByTestId("dog-box")).toHaveLength(1);
+    await userEvent.click(await screen.findByRole("button", { name: "Use suggestion: Samoyed (90 %)" }));
     await userEvent.type(screen.getByLabelText("Name"), "Rex");
     await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
     expect(await screen.findByText(/Added/)).toBeInTheDocument();
     const form = addForm(fetchMock)!;
     expect(form.get("box")).toBe("80,120,480,400");
     expect(form.get("dog")).toBeNull();
+    expect(form.get("breed")).toBe("Samoyed");
   });
 
   it("forgets a marked box for the dogs found", async () => {

@@ -8,7 +8,7 @@ import { dogTitle } from "../components/ResultGrid";
 import { addDog, ApiError, detectDogs, messageOf } from "../lib/api";
 import { noDogMessage, percent, topGuess } from "../lib/dogs";
 import { reportFormFields, type ReportInput } from "../lib/reports";
-import type { Box, Detection, Dog } from "../lib/types";
+import type { Box, BreedGuess, Detection, Dog } from "../lib/types";
 
 // What /v1/detect said about the chosen photo. "skipped": it could not tell (a server without it, a failure):
 // the add goes on without a choice, and the server judges the photo itself.
@@ -26,6 +26,7 @@ export function AddDogPage() {
   const [dogIndex, setDogIndex] = useState(0);
   const [marking, setMarking] = useState(false);
   const [marked, setMarked] = useState<Box | null>(null); // the dog as the user marked it, in place of a found one
+  const [markedGuess, setMarkedGuess] = useState<BreedGuess[]>([]); // the marked dog's breeds, once the server says
   const [name, setName] = useState("");
   const [breed, setBreed] = useState("");
   const [notes, setNotes] = useState("");
@@ -34,6 +35,7 @@ export function AddDogPage() {
   const [error, setError] = useState<string | null>(null);
   const [saved, setSaved] = useState<{ dog: Dog; created: boolean } | null>(null);
   const picked = useRef<File | null>(null); // the latest photo: an answer about an earlier one is dropped
+  const lastMarked = useRef<Box | null>(null); // likewise the latest box marked
 
   useEffect(() => () => void (preview && URL.revokeObjectURL(preview)), [preview]);
 
@@ -60,7 +62,21 @@ export function AddDogPage() {
 
   const detection = found.status === "found" ? found.detection : null;
   const chosen = marked ? null : (detection?.dogs.find((d) => d.index === dogIndex) ?? null);
-  const suggestion = topGuess(chosen?.breed_guess);
+  const suggestion = topGuess(marked ? markedGuess : chosen?.breed_guess);
+
+  /** The dog as the user marked it: its breed suggestions come from the server (nothing is stored). */
+  const onMarked = (box: Box) => {
+    setMarking(false);
+    setMarked(box);
+    setMarkedGuess([]);
+    lastMarked.current = box;
+    const f = picked.current;
+    if (!f) return;
+    detectDogs(f, box).then(
+      (d) => picked.current === f && lastMarked.current === box && setMarkedGuess(d.dogs[0]?.breed_guess ?? []),
+      () => undefined, // a suggestion only: the add itself says what is wrong
+    );
+  };
   const blocked =
     found.status === "looking"
       ? "Looking for dogs in the photo…"
@@ -114,10 +130,7 @@ export function AddDogPage() {
               action="Use this box"
               disabled={busy}
               onCancel={() => setMarking(false)}
-              onMark={(box) => {
-                setMarking(false);
-                setMarked(box);
-              }}
+              onMark={onMarked}
             />
           ) : (
             <PhotoPicker

@@ -51,8 +51,8 @@ FOR_STATUS = ("the status of the dog you have: search among the reports that ans
 
 
 BOX = ('"x0,y0,x1,y1": where the dog is, in the photo\'s pixels (EXIF orientation applied; `width` x `height` of '
-       'POST /v1/detect), marked by you where the detector missed it or boxed something else: that dog is searched '
-       'for, the detector is not asked (one photo; `dogs` is then that dog alone, marked)')
+       'POST /v1/detect), marked by you where the detector missed it or boxed something else: that dog alone, the '
+       'detector not asked (`dogs` is then that dog, `marked`; a search: with one photo)')
 
 
 class TooManyPhotos(TooLarge):
@@ -64,10 +64,12 @@ def router(settings: GatewaySettings) -> APIRouter:
 
     @api.post("/v1/detect", response_model=Detected)
     async def detect(gallery: GalleryDep, settings: SettingsDep,
-                     image: UploadFile = File(..., description="a photo")) -> Detected:
+                     image: UploadFile = File(..., description="a photo"),
+                     box: str | None = Form(None, max_length=128, description=BOX)) -> Detected:
         """The dogs a search or an add would find in the photo (pick one with their `dog` field), each with breed
-        suggestions, and what the photo seems to show."""
-        photo = await gallery.detect(await read_upload(image, settings))
+        suggestions, and what the photo seems to show; with `box`, the dog you marked (its breed suggestions)."""
+        marked = None if box is None else parse_box(box)
+        photo = await gallery.detect(await read_upload(image, settings), marked)
         return Detected(width=photo.width, height=photo.height, dogs=found_dogs(photo), seems=list(photo.seems))
 
     @api.post("/v1/search", response_model=PhotoSearchResponse, responses=NO_DOG)
