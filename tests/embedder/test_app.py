@@ -423,3 +423,10 @@ async def test_without_seems_a_photo_with_a_boxed_dog_skips_the_whole_photo_pass
     assert boxed["seems"] == [] and boxed["dogs"][0]["breed_guess"][0]["breed"] == "Chihuahua"
     assert dark["seems"] and dark["dogs"][0]["box"] == [0.0, 0.0, 80.0, 60.0]  # the whole photo is its dog
     assert light["seems"] and light["dogs"] == []  # what "no dog found" says
+
+
+async def test_a_boxes_field_longer_than_a_batch_needs_is_refused_unread(embedder):
+    client, _, _ = embedder
+    huge = json.dumps([[0, 0, 10, 10]] * 20_000)  # 300 KB of boxes for one image
+    r = await client.post("/v1/embed/dogs", files=files(SPECK), data={"boxes": huge})
+    assert r.status_code == 422 and "boxes" in r.text, r.text

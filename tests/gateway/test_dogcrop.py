@@ -272,3 +272,8 @@ async def test_detect_with_a_box_gives_the_marked_dogs_breed_guesses(gw):
     assert dog["breed_guess"][0]["breed"] == "Kerry blue terrier"
     bad = await gw.post("/v1/detect", files={"image": ("p.png", SPECK)}, data={"box": "0,0,5,5"})
     assert bad.status_code == 422 and bad.json()["code"] == "bad_box"
+
+
+async def test_a_box_field_beyond_four_numbers_length_is_a_422(gw):
+    r = await search(gw, SPECK, box="1" * 10_000 + ",0,100,100")
+    assert r.status_code == 422 and "box" in r.text, r.text
