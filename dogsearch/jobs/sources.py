@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from dogsearch.core.boxes import BadBox, Box, as_box, parse_box
 from dogsearch.core.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnsupportedMedia
 from dogsearch.core.images import PHOTO_SUFFIXES
 from dogsearch.gallery.fields import InvalidFields, user_fields
@@ -72,6 +73,7 @@ class FieldLimits:
 
 MAX_DOG_PHOTOS = 100  # photos of one dog (a manifest's `dog`, a folder of `labels="dogs"`) in one job
 DOG_COLUMN = "dog"  # the manifest column that groups photos into dogs
+BOX_COLUMN = "box"  # the manifest column that marks where the dog is: "x0,y0,x1,y1", or a JSON list of four
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Item:
     path: str  # absolute path to read
     fields: dict[str, Any]
     dog: str | None = None  # the photos of one job with the same `dog` are one dog; None: each photo its own
+    box: Box | None = None  # where the dog is, as the manifest marks it (the detector is not asked); None: detected
 
 
 def check_fields(fields: dict[str, Any], where: str, limits: FieldLimits | None = None) -> dict[str, Any]:
@@ -274,6 +277,7 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
     except csv.Error as exc:
         raise JobInputError(f"{manifest.name}: malformed CSV ({exc})") from exc
     items = []
+    listed: dict[str, int] = {}  # each item's name in the job, and its line: a job counts each once
     for n, row in rows:
         where = f"{manifest.name} line {n}"
         name = row.pop("path", None)
@@ -282,6 +286,11 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
         dog = row.pop(DOG_COLUMN, None)
         if dog is not None and (isinstance(dog, bool) or not isinstance(dog, str | int) or str(dog).strip() == ""):
             raise JobInputError(f"{where}: '{DOG_COLUMN}' names a dog: a string or a whole number")
+        box = row.pop(BOX_COLUMN, None)
+        try:
+            box = None if box is None else parse_box(box) if isinstance(box, str) else as_box(box)
+        except BadBox as exc:
+            raise JobInputError(f"{where}: {exc.reason}") from None
         try:
             path = (folder / name).resolve()
         except (OSError, ValueError, RuntimeError) as exc:
@@ -290,8 +299,13 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
             raise SourceForbidden(f"{where}: {name} is outside the folders this job may read")
         if Path(name).is_absolute() and path.is_relative_to(folder):
             name = path.relative_to(folder).as_posix()  # shown relative to the job's folder, never a server path
+        if box is not None:  # one row a dog: a photo of several dogs is listed once for each
+            name = f"{name} [box {','.join(f'{v:g}' for v in box)}]"
+        if name in listed:
+            raise JobInputError(f"{where}: {name} is listed again (first on line {listed[name]})")
+        listed[name] = n
         items.append(Item(name, str(path), check_fields({**payload, **row}, where, limits),
-                          None if dog is None else str(dog).strip()))
+                          None if dog is None else str(dog).strip(), box))
     return items
 
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dogsearch.core.boxes import BadBox, Box, as_box, clip_marked
 from dogsearch.core.errors import DogsearchError, InvalidInput, without_paths
 from dogsearch.core.images import DecodedImage, ImageRejected
 from dogsearch.gallery.errors import NoDogFound, PhotoOfAnotherDog
 from dogsearch.gallery.fields import JOB_FIELDS, own_fields
 from dogsearch.gallery.ingest import Ingestor, Upload
-from dogsearch.gallery.records import Dog
+from dogsearch.gallery.records import Dog, marked_entry_id
 from dogsearch.jobs import phash as ph
 from dogsearch.jobs.sources import (
     FieldLimits,
@@ -74,7 +75,7 @@ def batches(items: Sequence[Item], size: int) -> list[list[list[Any]]]:
         end = n + 1
         while dog is not None and end < len(items) and items[end].dog == dog:
             end += 1
-        rows = [[i.file, i.path, i.fields, i.dog] for i in items[n:end]]
+        rows = [[i.file, i.path, i.fields, i.dog, None if i.box is None else list(i.box)] for i in items[n:end]]
         if batch and len(batch) + len(rows) > size:
             out.append(batch)
             batch = []
@@ -94,19 +95,23 @@ class _Prepared:
     decoded: DecodedImage | None = None
     phash: int | None = None
     error: str | None = None
+    marked: Box | None = None  # the manifest's box, clipped to the photo: that dog alone, no detector
 
     @property
     def entry_id(self) -> str:
-        return self.upload.entry_id
+        """The entry its dog is stored as: the photo's first dog's, or the marked dog's."""
+        return self.upload.entry_id if self.marked is None else marked_entry_id(self.upload.photo_id, self.marked)
 
 
 def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields: dict[str, Any],
-             dog: str | None = None, owner: str | None = None) -> _Prepared:
+             dog: str | None = None, box: list[float] | None = None, owner: str | None = None) -> _Prepared:
     item = _Prepared(file, fields, dog)
     try:
         data = open_photo(path, roots, ingestor.limits.max_bytes)
         item.decoded = ingestor.decode(data)
-    except (ImageRejected, PhotoUnreadable) as exc:
+        if box is not None:
+            item.marked = clip_marked(as_box(box), item.decoded.width, item.decoded.height)
+    except (ImageRejected, PhotoUnreadable, BadBox) as exc:
         item.error = without_paths(exc.reason)
         return item
     item.upload = Upload(data, fields, owner=owner)
@@ -143,10 +148,13 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
         else:
             owners.append(item)
 
-    # stored: every dog of the photo is (a photo of which one dog was added on its own gets its others now)
-    stored = await ingestor.stored_photos([item.upload for item in owners])
+    # stored: every dog of the photo is (a photo of which one dog was added on its own gets its others now); a
+    # marked dog: its own entry is
+    stored = await ingestor.stored_photos([item.upload for item in owners if item.marked is None])
+    stored_marked = await ingestor.stored([item.entry_id for item in owners if item.marked is not None])
+    was_stored = [item.entry_id in stored_marked if item.marked else item.upload.photo_id in stored for item in owners]
     before_job = await asyncio.to_thread(store.prior, job_id,
-                                         [(item.entry_id, item.upload.photo_id in stored) for item in owners])
+                                         [(item.entry_id, was) for item, was in zip(owners, was_stored, strict=True)])
     fresh: list[_Prepared] = []
     for item, was_stored in zip(owners, before_job, strict=True):
         if was_stored:
@@ -165,12 +173,13 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
     indexed: list[_Prepared] = []
     stored_dogs: list[str] = []
     fresh_files = {item.file for item in fresh}
-    singles = [item for item in fresh if item.dog is None]
+    singles = [item for item in fresh if item.dog is None and item.marked is None]
+    marked = [item for item in fresh if item.dog is None and item.marked is not None]
     dogs: dict[str, list[_Prepared]] = {}
     for item in readable:  # every photo of a dog, stored or not: the dog may be one stored before
         if item.dog is not None:
             dogs.setdefault(item.dog, []).append(item)
-    done = await _index(ingestor, singles, require_dog)
+    done = await _index(ingestor, singles, require_dog) + await _index_marked(ingestor, marked)
     for photos in dogs.values():
         done += await _index_dog(ingestor, photos, fresh_files, require_dog)
     for item, error, entries in done:
@@ -231,8 +240,8 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
                 outcomes.append((photo, None, [photo.entry_id]))
         elif photo.file in fresh:
             try:
-                dog = (await ingestor.add(replace(photo.upload, fields=photo.fields), 0, require_dog=require_dog,
-                                          announce=False)).dog
+                dog = (await ingestor.add(replace(photo.upload, fields=photo.fields), 0, box=photo.marked,
+                                          require_dog=require_dog, announce=False)).dog
                 outcomes.append((photo, None, [dog.entry_id]))
             except (InvalidInput, PhotoOfAnotherDog) as exc:
                 outcomes.append((photo, reason_of(exc), []))
@@ -244,7 +253,8 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
         marks = {k: v for k, v in photo.fields.items() if k in JOB_FIELDS}  # this photo's: phash, look-alike
         upload = replace(photo.upload, fields={**own, **marks}, owner=dog.owner)
         try:
-            added = await ingestor.add_photo(dog, upload, 0, require_dog=require_dog, announce=False)
+            added = await ingestor.add_photo(dog, upload, 0, box=photo.marked, require_dog=require_dog,
+                                             announce=False)
         except (InvalidInput, PhotoOfAnotherDog) as exc:
             return photo, reason_of(exc), []
         return photo, None, [added.dog.entry_id]
@@ -252,6 +262,19 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
     async with ingestor.dog_locks.hold([dog.id]):  # at once: the embedder batches them
         outcomes += await asyncio.gather(*(join(photo) for photo in rest))
     return outcomes
+
+
+async def _index_marked(ingestor: Ingestor, items: list[_Prepared]) -> list[tuple[_Prepared, str | None, list[str]]]:
+    """Photos whose dog the manifest marks: each that dog alone (the detector is not asked), all at once (the
+    embedder batches them)."""
+    async def one(item: _Prepared) -> tuple[_Prepared, str | None, list[str]]:
+        try:
+            added = await ingestor.add(replace(item.upload, fields=item.fields), box=item.marked, announce=False)
+        except (InvalidInput, PhotoOfAnotherDog) as exc:
+            return item, reason_of(exc), []
+        return item, None, [added.dog.entry_id]
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
 
 
 async def _index(ingestor: Ingestor, items: list[_Prepared],
