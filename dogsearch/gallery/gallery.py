@@ -118,6 +118,22 @@ class Gallery:
             await self._drop_files([entry])
             return await self.dog(dog_id)
 
+    async def mark_photo(self, dog_id: str, photo: str, box: Box) -> Dog:
+        """Where the dog is in one of its photos, as its user marks it (the detector boxed another dog, or part of
+        this one): that photo's entry re-embedded from `box`, in the photo's pixels."""
+        async with self.ingest.dog_locks.hold([dog_id]):
+            await self.dog(dog_id)
+            found = [e for e in await self._entries({"dog_id": dog_id}) if Photo.from_entry(e).id == photo]
+            if not found:
+                raise PhotoNotFound(f"dog {dog_id} has no photo {photo}")
+            entry = found[0]
+            try:
+                data = await asyncio.to_thread(self.photos.original(photo, entry["payload"]["format"]).read_bytes)
+            except FileNotFoundError:
+                raise PhotoMissing(f"photo {photo} of dog {dog_id} is missing from the photo store") from None
+            await self.ingest.remark(entry, data, box)
+            return await self.dog(dog_id)
+
     async def _cover(self, dog_id: str) -> dict[str, Any]:
         try:
             found = (await self.index.scroll(1, None, {"dog_id": dog_id, "cover": True}))["points"]

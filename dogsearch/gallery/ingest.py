@@ -177,6 +177,25 @@ class Ingestor:
             await self.announce([entry])
         return Added(Dog.from_entry(point), created)
 
+    async def remark(self, entry: dict[str, Any], data: bytes, box: Box) -> Dog:
+        """A stored entry's dog as its user marks it in its photo (`data`, the stored photo; `box` in its pixels):
+        re-embedded from that box and stored `marked` with it, under the same id (the same photo added again is
+        still this dog), with a new breed guess unless a breed was given. Checked against the watches again. The
+        caller holds the dog's lock."""
+        info = await asyncio.to_thread(self.limits.probe, data)
+        marked = clip_marked(box, info.width, info.height)
+        async with self.locks.hold([entry["payload"]["photo_id"]]):
+            model, photo = await self._embed_one(Upload(data, {}), True, marked)
+            dog = photo.dogs[0]
+            payload = {k: v for k, v in entry["payload"].items() if k != "breed_guess"}
+            payload |= {"box": [float(v) for v in dog.box], "marked": True, "model": model}
+            if dog.breed_guess and "breed" not in payload:
+                payload["breed_guess"] = [dict(g) for g in dog.breed_guess]
+            point = {"id": entry["id"], "vector": dog.vector, "payload": payload}
+            await self.index.upsert([point])
+        await self.announce([entry["id"]])
+        return Dog.from_entry(point)
+
     async def removed_origins(self, entry_ids: Sequence[str]) -> set[str]:
         """Those of `entry_ids` that are the id of a stored dog whose entry of that id is gone (the photo it was
         made from was removed from it): stored as a new dog, that entry would join the old dog."""

@@ -24,6 +24,7 @@ from tests.jobs.servers import REDIS_URL, redis_db
     ("DELETE", "/v1/dogs/x", "write"),  # and the dog's owner, or admin (routers/dogs.py)
     ("POST", "/v1/dogs/x/photos", "write"),  # and the dog's owner, or admin
     ("DELETE", "/v1/dogs/x/photos/y", "write"),  # and the dog's owner, or admin
+    ("PUT", "/v1/dogs/x/photos/y/box", "write"),  # and the dog's owner, or admin
     ("GET", "/v1/dogs/x/photos/y/image", "search"),
     ("GET", "/v1/jobs", "write"),  # a write key's own jobs (routers/jobs.py)
     ("POST", "/v1/jobs/index/upload", "write"),

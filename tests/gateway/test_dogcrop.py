@@ -277,3 +277,29 @@ async def test_detect_with_a_box_gives_the_marked_dogs_breed_guesses(gw):
 async def test_a_box_field_beyond_four_numbers_length_is_a_422(gw):
     r = await search(gw, SPECK, box="1" * 10_000 + ",0,100,100")
     assert r.status_code == 422 and "box" in r.text, r.text
+
+
+async def test_the_owner_marks_where_the_dog_is_in_a_stored_photo(gw):
+    """The detector boxed the large blue dog; the dog meant is the small red one: marked, the photo is embedded from
+    that box, which it keeps, with its breed guess; the photo added again is still this dog."""
+    red = (await add(gw, RED_DOG, name="other red")).json()["id"]
+    dog = (await add(gw, TWO_DOGS, name="mine")).json()
+    assert near(dog["payload"]["box"], (80, 10, 150, 110))
+    r = await gw.put(f"/v1/dogs/{dog['id']}/photos/{dog['id']}/box", json={"box": "5,25,55,85"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["payload"]["box"] == [5.0, 25.0, 55.0, 85.0] and body["payload"]["marked"] is True
+    assert body["payload"]["breed_guess"][0]["breed"] == "Irish setter" and body["payload"]["name"] == "mine"
+    # searched with a red dog, it comes first now, next to the other red dog, far ahead of any blue one
+    found = (await search(gw, RED_DOG)).json()["results"]
+    assert {found[0]["id"], found[1]["id"]} == {dog["id"], red}
+    assert found[0]["box"] == [5.0, 25.0, 55.0, 85.0] or found[1]["box"] == [5.0, 25.0, 55.0, 85.0]
+    again = await add(gw, TWO_DOGS, name="mine")
+    assert again.status_code == 200 and again.json()["id"] == dog["id"]
+    assert await total(gw) == 2
+    for box, status in (("5,25,10,30", 422), ("x", 422)):
+        r = await gw.put(f"/v1/dogs/{dog['id']}/photos/{dog['id']}/box", json={"box": box})
+        assert r.status_code == status and r.json()["code"] == "bad_box", r.text
+    assert (await gw.put(f"/v1/dogs/{dog['id']}/photos/{red}/box", json={"box": "5,25,55,85"})).status_code == 404
+    assert (await gw.put(f"/v1/dogs/{dog['id']}/photos/{dog['id']}/box", json={"box": "5,25,55,85", "x": 1})
+            ).status_code == 422

@@ -349,6 +349,22 @@ describe("dogsearch web UI", () => {
     const id = page.url().split("/dogs/")[1];
     await shot(page, "dog-desktop.png");
 
+    // its owner marks where the dog is (the left half of the photo): stored, and drawn on the page
+    await page.getByRole("button", { name: "Not the right dog? Mark it" }).click();
+    await page.waitForFunction(() => (document.querySelector(".mark-dog-frame img") as HTMLImageElement)?.naturalWidth > 0);
+    const shown = (await page.getByAltText("Your photo: drag a box around the dog").boundingBox())!;
+    await page.mouse.move(shown.x + 2, shown.y + 2);
+    await page.mouse.down();
+    await page.mouse.move(shown.x + shown.width / 2, shown.y + shown.height - 2, { steps: 5 });
+    await page.mouse.up();
+    await page.getByRole("button", { name: "Save this box" }).click();
+    await page.getByText(/The dog's box is saved/).waitFor();
+    const stored = (await (await api(server, `/v1/dogs/${id}`)).json()).payload;
+    expect(stored.marked).toBe(true);
+    expect(stored.box[0]).toBeLessThan(0.05 * stored.width);
+    expect(Math.abs(stored.box[2] - stored.width / 2)).toBeLessThan(0.05 * stored.width);
+    await page.getByRole("button", { name: "Mark the dog again" }).waitFor();
+
     await page.getByRole("button", { name: "Delete…" }).click();
     await page.getByRole("group", { name: "Confirm delete" }).waitFor();
     await page.getByRole("button", { name: "Cancel" }).click();

@@ -102,6 +102,13 @@ class PhotoSearchResponse(SearchResponse):
     breed_guess: list[BreedGuess] = Field(..., description="the searched dog's likeliest breeds")
 
 
+class MarkedBox(BaseModel):
+    """Where the dog is in a photo, as you mark it."""
+
+    model_config = {"extra": "forbid", "json_schema_extra": {"example": {"box": "40,30,360,290"}}}
+    box: str = Field(..., max_length=128, description='"x0,y0,x1,y1" in the photo\'s pixels (EXIF orientation applied)')
+
+
 class DogUpdate(BaseModel):
     """User fields to set on every entry of a dog (name, breed, status, your own); other fields stay."""
 

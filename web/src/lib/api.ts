@@ -187,6 +187,15 @@ export async function addPhoto(id: string, image: File): Promise<{ dog: Dog; cre
   return { dog: (await response.json()) as Dog, created: response.status === 201 };
 }
 
+/** Where the dog is in one of its photos, as its owner marks it: the photo is embedded again from that box. */
+export function markPhoto(id: string, photo: string, box: Box): Promise<Dog> {
+  return json(`/v1/dogs/${id}/photos/${photo}/box`, {
+    method: "PUT",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ box: boxField(box) }),
+  });
+}
+
 /** Removes one photo of a dog; the server refuses its last one (409: delete the dog instead). */
 export async function deletePhoto(id: string, photo: string): Promise<void> {
   await send(`/v1/dogs/${id}/photos/${photo}`, { method: "DELETE" });

@@ -2,7 +2,7 @@ import { screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { Scope } from "../lib/types";
-import { json, renderApp, stubObjectUrls } from "../testing";
+import { drag, json, renderApp, showPhoto, stubObjectUrls } from "../testing";
 
 const GUESSED = {
   id: "d1",
@@ -27,6 +27,11 @@ function mockApi(name: string, scope: Scope, extra: Record<string, unknown> = {}
     if (url === "/v1/me") return json(200, { name, scope, scopes: [], open: false, anonymous_search: false });
     if (url === "/v1/dogs/d1" && init?.method === "PATCH") {
       dog = { ...dog, payload: { ...dog.payload, ...JSON.parse(String(init.body)) } };
+      return json(200, dog);
+    }
+    if (url === "/v1/dogs/d1/photos/d1/box" && init?.method === "PUT") {
+      const box = (JSON.parse(String(init.body)).box as string).split(",").map(Number);
+      dog = { ...dog, payload: { ...dog.payload, box, marked: true } };
       return json(200, dog);
     }
     if (url === "/v1/dogs/d1") return json(200, dog);
@@ -91,5 +96,33 @@ describe("DogPage with a report", () => {
     );
     expect(screen.queryByText("[object Object]")).toBeNull();
     expect(screen.queryByText("location")).toBeNull(); // not repeated among the other fields
+  });
+});
+
+describe("DogPage: marking where the dog is", () => {
+  beforeEach(() => {
+    stubObjectUrls();
+  });
+
+  it("lets the owner mark the dog in its photo, and draws the new box", async () => {
+    const fetchMock = mockApi("shelter", "write");
+    renderPage();
+    await userEvent.click(await screen.findByRole("button", { name: "Not the right dog? Mark it" }));
+    showPhoto(); // 800x600 shown at 200x150
+    drag([30, 50], [130, 120]);
+    await userEvent.click(screen.getByRole("button", { name: "Save this box" }));
+    expect(await screen.findByText(/The dog's box is saved/)).toBeInTheDocument();
+    const put = fetchMock.mock.calls.find(([, init]) => init?.method === "PUT")!;
+    expect(put[0]).toBe("/v1/dogs/d1/photos/d1/box");
+    expect(JSON.parse(String(put[1]!.body))).toEqual({ box: "80,120,480,400" });
+    expect(screen.getByTestId("dog-box")).toHaveStyle({ left: "20%", top: "60%" }); // on the 400x200 photo
+    expect(screen.getByRole("button", { name: "Mark the dog again" })).toBeInTheDocument();
+  });
+
+  it("offers no marking to a key that may not change the dog", async () => {
+    mockApi("kiosk", "search");
+    renderPage();
+    await screen.findByTestId("suggested-breed");
+    expect(screen.queryByRole("button", { name: /Mark it/ })).toBeNull();
   });
 });

@@ -4,14 +4,16 @@ import { PhotoBoxes } from "../components/PhotoBoxes";
 import { ReportLine } from "../components/ReportLine";
 import { dogTitle } from "../components/ResultGrid";
 import { allows, canDelete, canEdit } from "../lib/access";
-import { addPhoto, deleteDog, deletePhoto, getDog, messageOf, updateDog, watchDog } from "../lib/api";
+import { addPhoto, deleteDog, deletePhoto, getDog, markPhoto, messageOf, updateDog, watchDog } from "../lib/api";
 import { ApiImage } from "../components/ApiImage";
+import { MarkDog } from "../components/MarkDog";
 import { useAuth } from "../lib/auth";
 import { navigate } from "../lib/router";
 import { useSearchState } from "../lib/searchState";
 import { guessesText, percent, topGuess } from "../lib/dogs";
+import { useImageSrc } from "../lib/images";
 import { distanceKm, formatPlace, formatSeen, isPlace, parsePlace, type Place } from "../lib/reports";
-import type { BreedGuess, Dog } from "../lib/types";
+import type { Box, BreedGuess, Dog } from "../lib/types";
 
 // Recorded by the server: shown apart from the user's own fields.
 const SERVER_FIELDS = new Set([
@@ -24,6 +26,7 @@ const SERVER_FIELDS = new Set([
   "model",
   "owner",
   "box",
+  "marked",
   "breed_guess",
 ]);
 
@@ -59,6 +62,8 @@ export function DogPage({ id }: { id: string }) {
   const [photoBusy, setPhotoBusy] = useState(false);
   const [photoNote, setPhotoNote] = useState<string | null>(null);
   const [watching, setWatching] = useState<"no" | "busy" | "yes">("no");
+  const [marking, setMarking] = useState(false);
+  const markSrc = useImageSrc(marking ? dog?.image_url : null).src; // the cover photo, fetched with the key
   const [search, setSearch] = useSearchState();
   const { me } = useAuth();
 
@@ -106,6 +111,23 @@ export function DogPage({ id }: { id: string }) {
       const added = await addPhoto(id, file);
       setDog(added.dog);
       setPhotoNote(added.created ? "Photo added." : "That photo is already one of this dog's photos.");
+    } catch (e) {
+      setError(messageOf(e));
+    } finally {
+      setPhotoBusy(false);
+    }
+  };
+
+  /** The owner marks where the dog is in its cover photo: embedded again from that box. */
+  const onMarked = async (box: Box) => {
+    const cover = dog?.photos?.find((p) => p.cover)?.id ?? id;
+    setPhotoBusy(true);
+    setError(null);
+    setPhotoNote(null);
+    try {
+      setDog(await markPhoto(id, cover, box));
+      setMarking(false);
+      setPhotoNote("The dog's box is saved: searches find it by that part of the photo.");
     } catch (e) {
       setError(messageOf(e));
     } finally {
@@ -178,15 +200,32 @@ export function DogPage({ id }: { id: string }) {
     <section aria-labelledby="dog-h" className="dog-page">
       <h1 id="dog-h">{dogTitle(dog.payload)}</h1>
       <div className="dog-layout">
-        <PhotoBoxes
-          className="dog-photo-boxes"
-          imgClassName="dog-photo"
-          src={dog.image_url}
-          alt={`Photo of ${dogTitle(dog.payload)}${box ? ", the dog outlined" : ""}`}
-          dogs={box ? [{ index: 0, box }] : []}
-          width={dog.payload.width}
-          height={dog.payload.height}
-        />
+        <div>
+          {marking && markSrc ? (
+            <MarkDog
+              src={markSrc}
+              action="Save this box"
+              disabled={photoBusy}
+              onCancel={() => setMarking(false)}
+              onMark={(b) => void onMarked(b)}
+            />
+          ) : (
+            <PhotoBoxes
+              className="dog-photo-boxes"
+              imgClassName="dog-photo"
+              src={dog.image_url}
+              alt={`Photo of ${dogTitle(dog.payload)}${box ? ", the dog outlined" : ""}`}
+              dogs={box ? [{ index: 0, box }] : []}
+              width={dog.payload.width}
+              height={dog.payload.height}
+            />
+          )}
+          {editable && !marking && (
+            <button type="button" className="button small secondary" onClick={() => setMarking(true)}>
+              {dog.payload.marked ? "Mark the dog again" : "Not the right dog? Mark it"}
+            </button>
+          )}
+        </div>
         <div>
           <ReportLine
             payload={dog.payload}

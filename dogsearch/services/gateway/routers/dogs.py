@@ -18,7 +18,7 @@ from dogsearch.services.gateway.deps import (
     read_upload,
 )
 from dogsearch.services.gateway.routers.search import NO_DOG
-from dogsearch.services.gateway.schemas import Dog, DogDetail, DogPage, DogUpdate, PhotoAdded
+from dogsearch.services.gateway.schemas import Dog, DogDetail, DogPage, DogUpdate, MarkedBox, PhotoAdded
 from dogsearch.services.gateway.settings import GatewaySettings
 
 MARKED = ('"x0,y0,x1,y1": where the dog is, in the photo\'s pixels (EXIF orientation applied), marked by you where '
@@ -108,6 +108,19 @@ def router(settings: GatewaySettings) -> APIRouter:
             response.status_code = 200
         detail = await _detail(gallery, caller, dog_id)
         return PhotoAdded(**detail.model_dump(), photo_id=added.dog.photo_id)
+
+    @api.put("/{dog_id}/photos/{photo_id}/box", response_model=DogDetail,
+             responses={422: {"description": "a box that is not one, or holds too little of the photo (code bad_box)"}})
+    async def mark_photo(gallery: GalleryDep, caller: CallerDep, marked: MarkedBox,
+                         dog_id: str = Path(..., pattern=UUID_PATTERN),
+                         photo_id: str = Path(..., pattern=UUID_PATTERN)) -> DogDetail:
+        """Where the dog is in one of its photos, marked by its owner or an admin (the detector boxed another dog,
+        or part of this one): the photo is embedded again from that box, which it keeps (`marked`)."""
+        box = parse_box(marked.box)
+        if not caller.may("admin"):
+            caller.check_may_change((await gallery.dog(dog_id)).owner, f"dog {dog_id}")
+        await gallery.mark_photo(dog_id, photo_id, box)
+        return await _detail(gallery, caller, dog_id)
 
     @api.delete("/{dog_id}/photos/{photo_id}", status_code=204,
                 responses={409: {"description": "the dog's only photo (code last_photo): delete the dog instead"}})
