@@ -46,9 +46,10 @@ class PosePipeline:
                  for image, dets in zip(images, found, strict=True)]
         many = getattr(self.model, "predict_many", None)
         poses = many(items) if many else [self.model.predict(image, boxes) for image, boxes in items]
-        return [self._answer(image, dets, p) for image, dets, p in zip(images, found, poses, strict=True)]
+        return [self._answer(image, dets, p, box is not None)
+                for image, dets, p, box in zip(images, found, poses, given, strict=True)]
 
-    def _answer(self, image: Image.Image, detections: list[Detection], poses: list) -> dict:
+    def _answer(self, image: Image.Image, detections: list[Detection], poses: list, given: bool = False) -> dict:
         dogs = []
         for det, pose in zip(detections, poses, strict=True):
             index = {n: i for i, n in enumerate(pose.names)}
@@ -58,6 +59,7 @@ class PosePipeline:
             dogs.append({
                 "box": [round(float(v), 2) for v in det.box],
                 "score": round(float(det.score), 4),
+                "given": given,
                 "keypoints": keypoints,
                 "analysis": analyse(pose.points, pose.scores, pose.names, threshold=self.threshold, box=det.box),
             })

@@ -27,7 +27,8 @@ def render_png(image: Image.Image, dogs: list[dict], threshold: float = 0.3) -> 
     for dog in dogs:
         x1, y1, x2, y2 = dog["box"]
         draw.rectangle([x1, y1, x2, y2], outline=_BOX, width=unit)
-        draw.text((x1 + 2 * unit, y1 + unit), f"{dog['score']:.2f}", fill=_BOX)
+        if not dog.get("given"):  # a box the request gave has no detector's confidence to show
+            draw.text((x1 + 2 * unit, y1 + unit), f"{dog['score']:.2f}", fill=_BOX)
         points = {kp["name"]: kp for kp in dog["keypoints"]}
         for a, b in K.SKELETON:
             pa, pb = points.get(a), points.get(b)

@@ -34,7 +34,7 @@ async def test_pose_json_follows_the_contract(pose_client):
     assert (body["width"], body["height"]) == (200, 120)
     [dog] = body["dogs"]
     assert dog["box"] == pytest.approx([40, 30, 160, 90], abs=2)
-    assert dog["score"] == 0.9
+    assert dog["score"] == 0.9 and dog["given"] is False
     assert [kp["name"] for kp in dog["keypoints"]] == list(K.AP10K_NAMES)
     nose = dog["keypoints"][K.INDEX["nose"]]
     assert 40 <= nose["x"] <= 160 and 30 <= nose["y"] <= 90 and nose["score"] == 0.9
@@ -63,7 +63,7 @@ async def test_a_given_box_is_the_dog_posed_and_a_bad_one_is_a_422(pose_client):
     files = {"image": ("dog.jpg", _photo(), "image/jpeg")}
     body = (await pose_client.post("/v1/pose", files=files, data={"box": "100,0,250,120"})).json()
     [dog] = body["dogs"]
-    assert dog["box"] == [100.0, 0.0, 200.0, 120.0] and dog["score"] == 1.0  # clipped to the photo
+    assert dog["box"] == [100.0, 0.0, 200.0, 120.0] and dog["score"] == 1.0 and dog["given"]  # clipped to the photo
     assert all(100 <= kp["x"] <= 200 for kp in dog["keypoints"])
     for box in ("1,2,3", "190,0,250,120"):
         r = await pose_client.post("/v1/pose", files=files, data={"box": box})

@@ -38,6 +38,7 @@ class Analysis(BaseModel):
 class Dog(BaseModel):
     box: list[float]
     score: float
+    given: bool = Field(False, description="the box came with the request (score 1): no detector judged it")
     keypoints: list[Keypoint]
     analysis: Analysis
 

@@ -136,6 +136,8 @@ export interface Measure {
 export interface PoseDog {
   box: [number, number, number, number];
   score: number;
+  /** the box came with the request (the dog searched for, or marked): scored 1, no detector judged it */
+  given?: boolean;
   keypoints: { name: string; x: number; y: number; score: number }[];
   analysis: {
     proportions: { leg_to_body: Measure; head_to_body: Measure; tail_to_body: Measure };
