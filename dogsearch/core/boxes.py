@@ -66,6 +66,11 @@ def parse_box(text: str) -> Box:
     return as_box(values, text[:64])
 
 
+def box_text(box: Box) -> str:
+    """A box as a form field writes it (what parse_box reads): "x0,y0,x1,y1", each as short as it is exact."""
+    return ",".join(f"{v:g}" for v in box)
+
+
 def as_box(values: object, shown: str | None = None) -> Box:
     """Four finite numbers x0 < x1, y0 < y1 as a box (a JSON list, say); BadBox naming `shown` (or them) else."""
     shown = shown if shown is not None else str(values)[:64]

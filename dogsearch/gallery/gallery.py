@@ -28,7 +28,7 @@ from dogsearch.gallery.errors import (
     PhotoNotFound,
 )
 from dogsearch.gallery.fields import own_fields
-from dogsearch.gallery.ingest import Added, Ingestor, Upload, pick
+from dogsearch.gallery.ingest import Added, Ingestor, Upload, check_dog, pick
 from dogsearch.gallery.multiquery import Rule, mean_query
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, Match, Page, Photo
@@ -123,16 +123,19 @@ class Gallery:
         this one): that photo's entry re-embedded from `box`, in the photo's pixels."""
         async with self.ingest.dog_locks.hold([dog_id]):
             await self.dog(dog_id)
-            found = [e for e in await self._entries({"dog_id": dog_id}) if Photo.from_entry(e).id == photo]
-            if not found:
-                raise PhotoNotFound(f"dog {dog_id} has no photo {photo}")
-            entry = found[0]
-            try:
-                data = await asyncio.to_thread(self.photos.original(photo, entry["payload"]["format"]).read_bytes)
-            except FileNotFoundError:
-                raise PhotoMissing(f"photo {photo} of dog {dog_id} is missing from the photo store") from None
-            await self.ingest.remark(entry, data, box)
+            entry = await self._photo_entry(dog_id, photo)
+            await self.ingest.remark(entry, await self.photo(Dog.from_entry(entry)), box)
             return await self.dog(dog_id)
+
+    async def _photo_entry(self, dog_id: str, photo: str) -> dict[str, Any]:
+        """The entry of a dog in one of its photos; PhotoNotFound when that is no photo of it."""
+        try:
+            found = (await self.index.scroll(1, None, {"dog_id": dog_id, "photo_id": photo}))["points"]
+        except CollectionMissing:
+            found = []
+        if not found:
+            raise PhotoNotFound(f"dog {dog_id} has no photo {photo}")
+        return found[0]
 
     async def _cover(self, dog_id: str) -> dict[str, Any]:
         try:
@@ -159,10 +162,7 @@ class Gallery:
         headers are checked against this gallery's limits. NoDogFound when one shows no dog, NoSuchDog when
         fewer. `box`: where the dog is in a single photo, marked by the user (where the detector missed it or
         boxed another): that dog, whatever the detector would find."""
-        if dog < 0:
-            raise NoSuchDog(f"dog {dog}: a dog's index is 0 or more")
-        if box is not None and dog != 0:
-            raise BadBox(f"dog {dog} and a box: the marked box is the photo's one dog (dog 0)")
+        check_dog(dog, box)
         if not images:
             raise InvalidInput("a search needs a photo")
         if box is not None and len(images) > 1:
@@ -228,13 +228,7 @@ class Gallery:
         cover); its thumbnail is made the first time it is asked for."""
         fmt = dog.format
         if photo is not None and photo != dog.photo_id:
-            try:
-                found = (await self.index.scroll(1, None, {"dog_id": dog.id, "photo_id": photo}))["points"]
-            except CollectionMissing:
-                found = []
-            if not found:
-                raise PhotoNotFound(f"dog {dog.id} has no photo {photo}")
-            fmt = found[0]["payload"]["format"]
+            fmt = (await self._photo_entry(dog.id, photo))["payload"]["format"]
         photo = photo or dog.photo_id
         if size == "thumbnail":
             try:

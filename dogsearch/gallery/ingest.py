@@ -120,7 +120,7 @@ class Ingestor:
                 if await self.removed_origins([entry]):
                     raise PhotoOfAnotherDog(f"this photo was removed from dog {entry}: add it to that dog as one of "
                                             "its photos again")
-                model, photo = await self._embed_one(upload, require, marked)
+                model, photo = await self._embed_one(upload.data, require, marked)
                 point = _point(upload, info, pick(photo, dog), entry, model, len(photo.dogs))
                 await self._store([(point["id"], upload, info)], [point])
         if announce:
@@ -131,18 +131,15 @@ class Ingestor:
     def _which(upload: Upload, info: ImageInfo, dog: int, box: Box | None) -> tuple[str, Box | None]:
         """The entry a photo's `dog`-th dog, or its dog marked by `box`, is stored as; and the box clipped to the
         photo."""
-        if dog < 0:
-            raise NoSuchDog(f"dog {dog}: a dog's index is 0 or more")
+        check_dog(dog, box)
         if box is None:
             return entry_id(upload.photo_id, dog), None
-        if dog != 0:
-            raise BadBox(f"dog {dog} and a box: the marked box is the photo's one dog (dog 0)")
         marked = clip_marked(box, info.width, info.height)
         return marked_entry_id(upload.photo_id, marked), marked
 
-    async def _embed_one(self, upload: Upload, require: bool, marked: Box | None) -> tuple[str, PhotoDogs]:
+    async def _embed_one(self, data: bytes, require: bool, marked: Box | None) -> tuple[str, PhotoDogs]:
         """(the vectors' model, the photo's dogs: the detector's, or the marked one)."""
-        embedding = await self.embedder.embed_dogs([upload.data], whole_if_none=not require, seems=False,
+        embedding = await self.embedder.embed_dogs([data], whole_if_none=not require, seems=False,
                                                    boxes=None if marked is None else [marked])
         await self.space.check(embedding.model)
         return embedding.model, embedding.photos[0]
@@ -170,7 +167,7 @@ class Ingestor:
             else:
                 if await self.index.count({"dog_id": dog.id, "photo_id": upload.photo_id}):
                     raise PhotoOfAnotherDog(f"another dog of this photo is already a photo of dog {dog.id}")
-                model, photo = await self._embed_one(upload, require, marked)
+                model, photo = await self._embed_one(upload.data, require, marked)
                 point = _point(upload, info, pick(photo, index), entry, model, len(photo.dogs), dog.id)
                 await self._store([(point["id"], upload, info)], [point])
         if announce:
@@ -185,7 +182,7 @@ class Ingestor:
         info = await asyncio.to_thread(self.limits.probe, data)
         marked = clip_marked(box, info.width, info.height)
         async with self.locks.hold([entry["payload"]["photo_id"]]):
-            model, photo = await self._embed_one(Upload(data, {}), True, marked)
+            model, photo = await self._embed_one(data, True, marked)
             dog = photo.dogs[0]
             payload = {k: v for k, v in entry["payload"].items() if k != "breed_guess"}
             payload |= {"box": [float(v) for v in dog.box], "marked": True, "model": model}
@@ -328,6 +325,15 @@ class Ingestor:
             if dog.photo_id == upload.photo_id and not self.photos.original(dog.photo_id, dog.format).exists():
                 log.warning("photo of dog %s was missing: written again from a new upload", dog.id)
                 self.photos.save(dog.photo_id, dog.format, upload.data)
+
+
+def check_dog(dog: int, box: Box | None = None) -> None:
+    """Which dog of a photo a request asks for: an index (0: the largest), or the one `box` marks, which is then the
+    photo's one dog."""
+    if dog < 0:
+        raise NoSuchDog(f"dog {dog}: a dog's index is 0 or more")
+    if box is not None and dog != 0:
+        raise BadBox(f"dog {dog} and a box: the marked box is the photo's one dog (dog 0)")
 
 
 def pick(photo: PhotoDogs, dog: int) -> FoundDog:

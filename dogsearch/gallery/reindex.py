@@ -203,16 +203,20 @@ def _redetected(point: Point, photo: str, image: Image.Image,
     """(id, payload, crop) of a stored entry detected again, and for a photo's first entry its photo's other dogs."""
     payload = dict(point.payload)
     width, height = payload.get("width") or image.width, payload.get("height") or image.height
-    if payload.get("marked") and payload.get("box"):  # where its user marked it: no detector second-guesses that
-        return [(point.id, payload, crop(image, _scaled(payload["box"], image.width / width, image.height / height)))]
+    box = payload.get("box")
+
+    def own() -> Image.Image:  # the crop of its stored box (or the photo)
+        return image if box is None else crop(image, _scaled(box, image.width / width, image.height / height))
+
+    if payload.get("marked") and box:  # where its user marked it: no detector second-guesses that
+        return [(point.id, payload, own())]
     dogs = cropper.dogs(image, width, height)
     index = next((i for i in range(MAX_PHOTO_DOGS) if entry_id(photo, i) == point.id), 0)
     if index < len(dogs):
         box, crop_image, guess = dogs[index]
     else:  # fewer dogs found now than when it was stored: its own box (or the photo) as it was
-        box = payload.get("box")
         guess = payload.get("breed_guess", [])
-        crop_image = image if box is None else crop(image, _scaled(box, image.width / width, image.height / height))
+        crop_image = own()
     # how many dogs the photo shows now (its first entry adds the others below): a bulk job run again then knows
     # whether all are stored
     payload["photo_dogs"] = max(len(dogs), index + 1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from dogsearch.core.boxes import BadBox, Box, as_box, parse_box
+from dogsearch.core.boxes import BadBox, Box, as_box, box_text, parse_box
 from dogsearch.core.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnsupportedMedia
 from dogsearch.core.images import PHOTO_SUFFIXES
 from dogsearch.gallery.fields import InvalidFields, user_fields
@@ -300,7 +300,7 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
         if Path(name).is_absolute() and path.is_relative_to(folder):
             name = path.relative_to(folder).as_posix()  # shown relative to the job's folder, never a server path
         if box is not None:  # one row a dog: a photo of several dogs is listed once for each
-            name = f"{name} [box {','.join(f'{v:g}' for v in box)}]"
+            name = f"{name} [box {box_text(box)}]"
         if name in listed:
             raise JobInputError(f"{where}: {name} is listed again (first on line {listed[name]})")
         listed[name] = n

@@ -152,9 +152,9 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
     # marked dog: its own entry is
     stored = await ingestor.stored_photos([item.upload for item in owners if item.marked is None])
     stored_marked = await ingestor.stored([item.entry_id for item in owners if item.marked is not None])
-    was_stored = [item.entry_id in stored_marked if item.marked else item.upload.photo_id in stored for item in owners]
+    now = [item.entry_id in stored_marked if item.marked else item.upload.photo_id in stored for item in owners]
     before_job = await asyncio.to_thread(store.prior, job_id,
-                                         [(item.entry_id, was) for item, was in zip(owners, was_stored, strict=True)])
+                                         [(item.entry_id, known) for item, known in zip(owners, now, strict=True)])
     fresh: list[_Prepared] = []
     for item, was_stored in zip(owners, before_job, strict=True):
         if was_stored:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from dogsearch.core.boxes import box_text
 from dogsearch.gallery.gallery import Gallery
 from dogsearch.gallery.records import Dog
 from dogsearch.services.pose.client import PoseClient
@@ -36,7 +37,7 @@ class StoredPoses:
         """The pose of the dog in its box (of the photo it was read from); a dog stored whole, the photo's dogs."""
         box = dog.payload.get("box")
         box = tuple(box) if isinstance(box, list) and len(box) == 4 else None
-        key = dog.photo_id if box is None else f"{dog.photo_id}/{','.join(f'{v:g}' for v in box)}"
+        key = dog.photo_id if box is None else f"{dog.photo_id}/{box_text(box)}"
         cached = self.cache.get(key)
         if cached is not None:
             return cached

@@ -1,7 +1,7 @@
 """Python client of the pose service's HTTP API."""
 from __future__ import annotations
 
-from dogsearch.core.boxes import Box
+from dogsearch.core.boxes import Box, box_text
 from dogsearch.services.http import ServiceClient
 
 
@@ -25,4 +25,4 @@ class PoseClient(ServiceClient):
 
 
 def _box(box: Box | None) -> dict | None:
-    return None if box is None else {"box": ",".join(f"{v:g}" for v in box)}
+    return None if box is None else {"box": box_text(box)}
