@@ -20,6 +20,7 @@ BENCHMARKS = {
     "vector": "dogsearch.bench.vector",
     "pose": "dogsearch.bench.pose",
     "search": "dogsearch.bench.search",
+    "ranking": "dogsearch.bench.ranking",
     "ingest": "dogsearch.bench.ingest",
     "watches": "dogsearch.bench.watches",
 }

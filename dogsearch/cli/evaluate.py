@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from dogsearch.gallery.expansion import Expansion
 from dogsearch.gallery.multiquery import RULES
 
 
@@ -118,6 +119,12 @@ def add_parser(sub) -> None:
         retrieval.add_argument("--combine", nargs="+", choices=RULES, default=["mean"],
                                help="how --query-photos' photos are combined (gallery/multiquery.py; the search "
                                     "service's DOGSEARCH_GATEWAY_QUERY_COMBINE): one row each")
+        retrieval.add_argument("--query-expansion", type=int, default=0, metavar="N",
+                               help="also the figures of a search ranking by its query plus its N nearest photos "
+                                    "(gallery/expansion.py; DOGSEARCH_GATEWAY_QUERY_EXPANSION), under 'search'")
+        retrieval.add_argument("--query-expansion-power", type=float, default=0.0, metavar="A",
+                               help="each of those photos weighs its cosine to this power "
+                                    "(DOGSEARCH_GATEWAY_QUERY_EXPANSION_POWER)")
         retrieval.add_argument("--cache-dir", type=Path, metavar="DIR",
                                help="keep the photos' vectors here, by model and files (reruns reuse them)")
         retrieval.add_argument("--json", action="store_true", help="print one JSON object")
@@ -158,8 +165,10 @@ def run_retrieval(args: argparse.Namespace) -> int:
     try:
         if any(n < 1 for n in args.query_photos):
             raise ValueError("--query-photos takes numbers of 1 or more")
+        expansion = Expansion(args.query_expansion, args.query_expansion_power)
         result = evaluate_dir(model, args.dir, args.kind, split=args.split, batch_size=args.batch_size,
-                              query_photos=args.query_photos, rules=args.combine, cache_dir=args.cache_dir)
+                              query_photos=args.query_photos, rules=args.combine, cache_dir=args.cache_dir,
+                              expansion=expansion)
     except ValueError as exc:
         print(f"dogsearch eval {args.kind}: {exc}", file=sys.stderr)
         return 2
@@ -167,11 +176,15 @@ def run_retrieval(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         multi = result.pop("query_photos", [])
+        search = result.pop("search", None)
         for key, value in result.items():
             print(f"{key:>10}: {value:.4f}" if isinstance(value, float) else f"{key:>10}: {value}")
         for row in multi:
             print(f"{row['query_photos']} query photo(s), {row['rule']}: recall@1 {row['recall@1']:.4f}, "
                   f"mAP {row['map']:.4f} ({row['queries']} queries, dogs with >= {row['min_photos']} photos)")
+        if search is not None:
+            print(f"as the search ranks (query expansion {expansion.neighbours}, power {expansion.power:g}): "
+                  f"recall@1 {search['recall@1']:.4f}, recall@5 {search['recall@5']:.4f}, mAP {search['map']:.4f}")
     return 0
 
 

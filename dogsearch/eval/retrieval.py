@@ -19,19 +19,22 @@ from tqdm import tqdm
 
 from dogsearch.eval.splits import labelled_images, select
 from dogsearch.eval.verification import cached
+from dogsearch.gallery.expansion import Expansion, expanded_similarities
 from dogsearch.gallery.multiquery import Rule, combined_scores
 
 KINDS = ("breed", "identity")
 
 
-def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5)) -> dict:
-    """Leave-one-out recall@k and mAP over L2-normalised rows (cosine similarity)."""
+def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5),
+                      expansion: Expansion | None = None) -> dict:
+    """Leave-one-out recall@k and mAP over L2-normalised rows (cosine similarity); with ``expansion``, in the order
+    of each photo's expanded query, as the gallery's search ranks (gallery/expansion.py)."""
     emb = np.asarray(embeddings, dtype=np.float32)
     n = emb.shape[0]
     if n < 2 or len(labels) != n:
         raise ValueError(f"need at least 2 embeddings with one label each, got {n} and {len(labels)} labels")
     lab = np.asarray([str(x) for x in labels])
-    sims = emb @ emb.T
+    sims = expanded_similarities(emb, expansion) if expansion is not None else emb @ emb.T
     np.fill_diagonal(sims, -np.inf)  # a photo never retrieves itself
     order = np.argsort(-sims, axis=1, kind="stable")[:, : n - 1]
     relevant = lab[order] == lab[:, None]  # (n, n-1): is the r-th nearest of the same label?
@@ -106,13 +109,17 @@ def embed_paths(model, paths: Sequence[Path], batch_size: int = 32, progress: bo
 
 def evaluate_dir(model, root: Path, kind: str, *, split: str = "all", batch_size: int = 32,
                  progress: bool = True, query_photos: Sequence[int] = (), rules: Sequence[Rule] = ("mean",),
-                 cache_dir: Path | None = None) -> dict:
+                 cache_dir: Path | None = None, expansion: Expansion | None = None) -> dict:
     """Leave-one-out metrics of ``model`` over ROOT/<label>/<photo> (labels with >= 2 photos); with
     ``query_photos``, those of several query photos by each of ``rules``. ``cache_dir``: the vectors are kept there
-    (by model and files), so a rerun (another rule, other numbers of photos) embeds nothing."""
+    (by model and files), so a rerun (another rule, other numbers of photos) embeds nothing. ``expansion``: also
+    the figures of the search's ranking with that query expansion (under "search")."""
     items, emb, seconds = dir_vectors(model, root, kind, split=split, batch_size=batch_size, progress=progress,
                                       cache_dir=cache_dir)
     result = retrieval_metrics(emb, [lab for _, lab in items])
+    if expansion is not None and expansion.on:
+        result["search"] = {**retrieval_metrics(emb, [lab for _, lab in items], expansion=expansion),
+                            "query_expansion": {"neighbours": expansion.neighbours, "power": expansion.power}}
     if query_photos:  # every n against the same dogs and galleries: dogs with a photo beyond the largest query
         need = max(query_photos) + 1
         result["query_photos"] = [multi_photo_recall(emb, [lab for _, lab in items], n, need, rule)

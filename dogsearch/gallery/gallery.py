@@ -27,6 +27,7 @@ from dogsearch.gallery.errors import (
     PhotoMissing,
     PhotoNotFound,
 )
+from dogsearch.gallery.expansion import Expansion, expand
 from dogsearch.gallery.fields import own_fields
 from dogsearch.gallery.ingest import Added, Ingestor, Upload, check_dog, pick
 from dogsearch.gallery.multiquery import Rule, mean_query
@@ -50,11 +51,12 @@ class Search:
 
 class Gallery:
     def __init__(self, embedder: Embedder, index: Index, photos: PhotoStore, limits: ImageLimits,
-                 require_dog: bool = True) -> None:
+                 require_dog: bool = True, expansion: Expansion | None = None) -> None:
         """`require_dog`: a photo in which no dog is found is refused (NoDogFound) by searches and adds; else its
-        whole photo stands for the dog."""
+        whole photo stands for the dog. `expansion`: how searches and "more like this" expand their query
+        (gallery/expansion.py; None: not at all)."""
         self.embedder, self.index, self.photos, self.limits = embedder, index, photos, limits
-        self.require_dog = require_dog
+        self.require_dog, self.expansion = require_dog, expansion
         self.space = VectorSpace(embedder, index)
         self.ingest = Ingestor(embedder, index, photos, self.space, limits, require_dog)
 
@@ -176,7 +178,7 @@ class Gallery:
         return Search(await self._nearest(vectors, k, filter, rule), embedding.photos[0], dog, embedding.photos)
 
     async def _nearest(self, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule) -> list[Match]:
-        return await nearest_dogs(self.index, vectors, k, filter, rule)
+        return await nearest_dogs(self.index, vectors, k, filter, rule, self.expansion)
 
     async def dog_vectors(self, dog_id: str) -> tuple[str, list[list[float]]]:
         """The vectors of a stored dog's photos, and their model."""
@@ -272,14 +274,41 @@ def _pick(photo: PhotoDogs, dog: int, n: int, of: int) -> FoundDog:
         raise (NoDogFound(reason, seems=exc.seems) if isinstance(exc, NoDogFound) else NoSuchDog(reason)) from None
 
 
-async def nearest_dogs(index: Index, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule) -> list[Match]:
+async def nearest_dogs(index: Index, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule,
+                       expansion: Expansion | None = None) -> list[Match]:
     """The k dogs nearest to photos of one dog (their vectors), combined by `rule`: a search's ranking (the watches
-    judge a new dog against the same)."""
+    judge a new dog against the same). With `expansion`, in the order of the expanded query (gallery/expansion.py),
+    each dog still with the plain query's score and best photo."""
+    if expansion is None or not expansion.on:
+        return [Match(Dog.from_entry(hit), hit["score"]) for hit in await _ranked(index, vectors, k, filter, rule)]
+    queries = [mean_query(vectors)[0]] if rule == "mean" else list(vectors)
+    expanded = np.stack(await asyncio.gather(*(_expanded(index, q, filter, expansion) for q in queries)))
+    order = [Dog.from_entry(hit).id for hit in await _ranked(index, expanded, k, filter, rule)]
+    if not order:
+        return []
+    plain = {(dog := Dog.from_entry(hit)).id: Match(dog, hit["score"])
+             for hit in await _ranked(index, vectors, len(order), {**(filter or {}), "dog_id": order}, rule)}
+    return [plain[dog] for dog in order if dog in plain]  # one deleted meanwhile is left out
+
+
+async def _expanded(index: Index, query: np.ndarray, filter: Filter | None, expansion: Expansion) -> np.ndarray:
+    """The query moved towards its nearest entries (those the search's filter lets through)."""
+    hits = await index.query(query, expansion.neighbours, filter)
+    points = await index.lookup([hit["id"] for hit in hits], with_vector=True)
+    hits = [hit for hit in hits if points.get(hit["id"], {}).get("vector") is not None]
+    if not hits:
+        return np.asarray(query, np.float32)
+    return expand(query, np.array([points[hit["id"]]["vector"] for hit in hits], np.float32),
+                  np.array([hit["score"] for hit in hits], np.float32), expansion.power)
+
+
+async def _ranked(index: Index, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule) -> list[dict]:
+    """The best entry of each of the k dogs nearest to the vectors, by `rule`, its score the rule's."""
     if rule == "max":
         return await _best_per_dog(lambda n, f: _nearest_to_any(index, vectors, n, f), k, filter)
     unit, length = mean_query(vectors)
-    return [Match(m.dog, m.score * length)
-            for m in await _best_per_dog(lambda n, f: index.query(unit, n, f), k, filter)]
+    return [{**hit, "score": hit["score"] * length}
+            for hit in await _best_per_dog(lambda n, f: index.query(unit, n, f), k, filter)]
 
 
 async def _nearest_to_any(index: Index, vectors: np.ndarray, n: int, filter: Filter | None) -> list[dict[str, Any]]:
@@ -294,18 +323,17 @@ async def _nearest_to_any(index: Index, vectors: np.ndarray, n: int, filter: Fil
 
 
 async def _best_per_dog(nearest: Callable[[int, Filter | None], Awaitable[list[dict[str, Any]]]], k: int,
-                        filter: Filter | None = None) -> list[Match]:
-    """The k best dogs, each once by its best entry, from nearest(n, filter), the n nearest entries. Asks for 2k
-    entries; while a dog's other photos crowded other dogs out, asks again for the dogs not found yet (the filter
+                        filter: Filter | None = None) -> list[dict[str, Any]]:
+    """The best entries of the k best dogs, each dog once, from nearest(n, filter), the n nearest entries. Asks for
+    2k entries; while a dog's other photos crowded other dogs out, asks again for the dogs not found yet (the filter
     leaves out those found), so the rounds fetch no entry twice and a dog with many photos never hides another.
     Exact: a dog first seen in a later round is below every dog of the earlier ones (scripts/dog-ranking.py)."""
-    best: dict[str, Match] = {}
+    best: dict[str, dict[str, Any]] = {}
     while True:
         want = min(2 * (k - len(best)), _MOST_ENTRIES)  # some to spare: a dog rarely has one photo near the query
         hits = await nearest(want, _without_dogs(filter, list(best)))
         for hit in hits:
-            dog = Dog.from_entry(hit)
-            best.setdefault(dog.id, Match(dog, hit["score"]))  # hits come best first
+            best.setdefault(Dog.from_entry(hit).id, hit)  # hits come best first
         if len(best) >= k or len(hits) < want:
             return list(best.values())[:k]
 

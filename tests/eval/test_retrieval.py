@@ -77,6 +77,18 @@ def test_cli_prints_one_json_object(dogs_dir, monkeypatch, capsys):
     assert out["n_images"] == 4 and out["recall@1"] == 1.0
 
 
+def test_cli_reports_the_search_with_query_expansion_when_asked(dogs_dir, monkeypatch, capsys):
+    monkeypatch.setattr(ev, "load_model", lambda name, device: ColorGridModel())
+    assert cli.main(["eval", "identity", str(dogs_dir), "--json"]) == 0
+    assert "search" not in json.loads(capsys.readouterr().out)
+    assert cli.main(["eval", "identity", str(dogs_dir), "--query-expansion", "1", "--json"]) == 0
+    search = json.loads(capsys.readouterr().out)["search"]
+    assert search["query_expansion"] == {"neighbours": 1, "power": 0.0}
+    assert search["recall@1"] == 1.0 and search["map"] == 1.0
+    assert cli.main(["eval", "identity", str(dogs_dir), "--query-expansion", "-1"]) == 2
+    assert "neighbours must be" in capsys.readouterr().err
+
+
 def test_cli_rejects_a_missing_folder(tmp_path, capsys):
     assert cli.main(["eval", "identity", str(tmp_path / "nope")]) == 2
     assert "not a folder" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import uuid
 import numpy as np
 import pytest
 
+from dogsearch.gallery.expansion import Expansion, expand
 from dogsearch.gallery.records import entry_id, photo_id, sha256_hex
 from tests.images import solid
 
@@ -61,13 +62,16 @@ async def test_deleting_a_dog_deletes_its_entries_and_the_photos_no_one_else_is_
     assert [dog for dog, _ in await search(client, BLUE)] == [fido]
 
 
-async def test_dogs_with_many_photos_rank_once_each_k_right_and_exactly_by_their_best_photo(running):
+@pytest.mark.parametrize("expansion", [None, Expansion(2, 1.0), Expansion(3, 0.0)], ids=["plain", "2-1", "3-0"])
+async def test_dogs_with_many_photos_rank_once_each_k_right_and_exactly_by_their_best_photo(running, expansion):
     # Four look-alike dogs with 60 photos each crowd the query's neighbourhood, and 30 dogs of 2 photos are farther
-    # out: the 12 best dogs must be exactly those of a brute-force ranking (each dog by its best photo), each once.
+    # out: the 12 best dogs must be exactly those of a brute-force ranking (each dog by its best photo), each once;
+    # with query expansion, in the order of the expanded query, each with its best photo and score of the plain one.
     client, gallery = running
-    query = solid((200, 30, 30))
-    await client.post("/v1/dogs", files={"image": ("seed.jpg", solid((10, 200, 10)))})  # makes the collection
-    _, vectors = await gallery.embedder.embed([query])
+    gallery.expansion = expansion
+    query, seed = solid((200, 30, 30)), solid((10, 200, 10))
+    await client.post("/v1/dogs", files={"image": ("seed.jpg", seed)})  # makes the collection
+    _, vectors = await gallery.embedder.embed([query, seed])
     q = np.asarray(vectors[0], dtype=np.float32)
     rng = np.random.default_rng(7)
     points, dog_of = [], {}
@@ -83,13 +87,24 @@ async def test_dogs_with_many_photos_rank_once_each_k_right_and_exactly_by_their
             dog_of[entry] = dog
     for i in range(0, len(points), 100):
         await gallery.index.upsert(points[i:i + 100])
-    best: dict[str, float] = {}
-    for point in sorted(points, key=lambda p: -float(p["vector"] @ q)):
-        best.setdefault(dog_of[point["id"]], float(point["vector"] @ q))
+    stored = np.array([p["vector"] for p in points] + [vectors[1]], dtype=np.float32)
+
+    def by_best_photo(qv: np.ndarray) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for point in sorted(points, key=lambda p: -float(p["vector"] @ qv)):
+            out.setdefault(dog_of[point["id"]], float(point["vector"] @ qv))
+        return out
+
+    best = by_best_photo(q)
+    ranked = list(best)
+    if expansion is not None:
+        near = np.argsort(-(stored @ q))[:expansion.neighbours]
+        ranked = list(by_best_photo(expand(q, stored[near], stored[near] @ q, expansion.power)))
+        assert ranked[:12] != list(best)[:12]  # the expansion does reorder these dogs
     for k in (3, 12):
         answer = (await client.post("/v1/search", files={"image": ("q.jpg", query)}, data={"k": str(k)})).json()
-        assert [r["id"] for r in answer["results"]] == list(best)[:k]
-        assert [r["score"] for r in answer["results"]] == pytest.approx([best[d] for d in list(best)[:k]], abs=1e-4)
+        assert [r["id"] for r in answer["results"]] == ranked[:k]
+        assert [r["score"] for r in answer["results"]] == pytest.approx([best[d] for d in ranked[:k]], abs=1e-4)
         # the photo shown is the dog's best
         for r in answer["results"]:
             assert float(next(p["vector"] for p in points if p["id"] == r["photo_id"]) @ q) == pytest.approx(

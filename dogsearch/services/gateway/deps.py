@@ -34,7 +34,7 @@ def build_gallery(settings: GatewaySettings, embedder: EmbedderClient, search: S
     budget = DecodeBudget(settings.decode_memory_bytes)  # bulk jobs' decodes and thumbnails share it
     return Gallery(embedder, search, PhotoStore(settings.data_dir, settings.thumbnail_px, decode_budget=budget),
                    ImageLimits(settings.max_upload_bytes, settings.max_image_pixels, settings.max_decode_bytes,
-                               budget), require_dog=settings.require_dog)
+                               budget), require_dog=settings.require_dog, expansion=settings.expansion)
 
 
 def build_watches(settings: GatewaySettings, index: SearchClient, same_dog: SameDog) -> Watches:

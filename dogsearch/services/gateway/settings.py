@@ -17,6 +17,7 @@ from dogsearch.core.settings import (
     internal_key_field,
     set_secret,
 )
+from dogsearch.gallery.expansion import Expansion
 from dogsearch.gallery.multiquery import Rule
 
 
@@ -54,6 +55,14 @@ class GatewaySettings(ServiceSettings):
                                                               "repeated in POST /v1/search)")
     query_combine: Rule = Field("mean", description="how a search's several photos score an entry: mean (of their "
                                                     "cosines) or max (docs/lost-and-found.md)")
+    query_expansion: int = Field(
+        0, ge=0, le=10,
+        description="a search and 'more like this' rank by their query plus this many of its nearest stored photos: "
+                    "more of a breed's look-alikes in the list, but a dog whose first result is wrong falls further "
+                    "down it (0: the plain query; docs/embedder-eval.md, 'Query expansion')")
+    query_expansion_power: float = Field(Expansion.power, ge=0, le=10,
+                                         description="each of those photos weighs its cosine to this power "
+                                                     "(0: all alike)")
     web_dir: Path | None = Field(None, description="the built web UI served at / (default: the repository's web/dist)")
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -151,6 +160,10 @@ class GatewaySettings(ServiceSettings):
                 keys.append(ApiKey.make("admin", "admin", self.api_key.get_secret_value()))
             self._keyring = Keyring(keys)
         return self._keyring
+
+    @property
+    def expansion(self) -> Expansion:
+        return Expansion(self.query_expansion, self.query_expansion_power)
 
     @property
     def watches_file(self) -> Path:

@@ -1,0 +1,81 @@
+"""Query expansion (gallery/expansion.py) on every set, chosen on the validation sets (docs/embedder-eval.md, "Query
+expansion"): leave-one-out R@1 / R@5 / R@10 / mAP of the embedder's vectors, plain and with each (neighbours,
+power), through the eval's own code (dogsearch eval breed|identity --query-expansion N gives the held-out rows).
+
+    python scripts/query-expansion.py [--model NAME] [--cache-dir DIR]
+
+The validation sets: Imagewoof train's val photos, DogFaceNet's val dogs, Oxford's 4 val breeds, dog-id-body's val
+dogs; held out: Imagewoof dev, DogFaceNet's held-out dogs, Oxford's 9 held-out breeds, dog-id-body's held-out dogs.
+The rule: the best mean validation mAP among the settings that cost no validation set any R@1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dogsearch.eval.retrieval import dir_vectors, load_model, retrieval_metrics  # noqa: E402
+from dogsearch.eval.splits import identity_split, unseen_breed_split  # noqa: E402
+from dogsearch.gallery.expansion import Expansion  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+GRID = [(0, 1.0)] + [(n, a) for n in (1, 2, 3, 5) for a in (0.0, 1.0, 3.0)]
+
+
+def sets(model, cache: Path | None) -> dict[str, tuple[np.ndarray, list[str]]]:
+    def vectors(root: Path, kind: str, split: str = "all"):
+        items, emb, _ = dir_vectors(model, root, kind, split=split, cache_dir=cache)
+        return emb, [label for _, label in items]
+
+    def part(emb, labels, keep):
+        rows = [i for i, label in enumerate(labels) if keep(label)]
+        return emb[rows], [labels[i] for i in rows]
+
+    oxford = vectors(DATA / "oxford-pets/dogs", "breed")
+    bodies = vectors(DATA / "dog-id-body", "identity")
+    return {
+        "val: Imagewoof": vectors(DATA / "imagewoof/train", "breed", "val"),
+        "val: DogFaceNet": vectors(DATA / "dogfacenet", "identity", "val"),
+        "val: Oxford 4 breeds": part(*oxford, lambda b: unseen_breed_split(b) == "val"),
+        "val: dog-id-body": part(*bodies, lambda d: identity_split(d) == "val"),
+        "held out: Imagewoof dev": vectors(DATA / "imagewoof/dev", "breed"),
+        "held out: DogFaceNet": vectors(DATA / "dogfacenet", "identity", "heldout"),
+        "held out: Oxford 9 breeds": part(*oxford, lambda b: unseen_breed_split(b) == "heldout"),
+        "held out: dog-id-body": part(*bodies, lambda d: identity_split(d) == "heldout"),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model")
+    parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/dogsearch-query-expansion"))
+    args = parser.parse_args()
+    model = load_model(args.model, None)
+    data = sets(model, args.cache_dir)
+    rows = {}
+    for n, power in GRID:
+        expansion = Expansion(n, power)
+        rows[(n, power)] = {name: retrieval_metrics(emb, labels, ks=(1, 5, 10), expansion=expansion)
+                            for name, (emb, labels) in data.items()}
+    plain = rows[(0, 1.0)]
+    vals = [name for name in data if name.startswith("val")]
+    allowed = [key for key, row in rows.items() if all(row[v]["recall@1"] >= plain[v]["recall@1"] for v in vals)]
+    chosen = max(allowed, key=lambda key: np.mean([rows[key][v]["map"] for v in vals]))
+    for (n, power), row in rows.items():
+        mean = np.mean([row[v]["map"] for v in vals])
+        mark = " (chosen)" if (n, power) == chosen else "" if (n, power) in allowed else " (costs a val R@1)"
+        print(f"neighbours {n}, power {power:g}: mean val mAP {mean:.4f}{mark}")
+        for name, m in row.items():
+            print(f"  {name:28} {m['recall@1']:.3f} / {m['recall@5']:.3f} / {m['recall@10']:.3f} / {m['map']:.3f}")
+    print(json.dumps({"model": model.model_id, "chosen": {"neighbours": chosen[0], "power": chosen[1]}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
