@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from dogsearch.core.access import ApiKey
 from dogsearch.models.calibration import FILE_NAME, Calibration
 from tests.fakes import fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, DARK_RED, RED, add, search
+from tests.gateway.test_dogcrop import RED_DOG, TWO_DOGS
 from tests.gateway.test_samedog import CALIBRATION
 from tests.images import solid
 from tests.watches.receiver import Receiver, signed
@@ -21,11 +23,11 @@ KEYS = {"alice": ("write", "alice-secret"), "bob": ("write", "bob-secret"), "eve
         "root": ("admin", "root-secret")}
 
 
-def _app(tmp_path, fake_model, calibration=CALIBRATION, **options):
+def _app(tmp_path, fake_model, calibration=CALIBRATION, detector: bool = False, **options):
     models = tmp_path / "models"
     (models / "test-color-grid").mkdir(parents=True, exist_ok=True)
     (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(calibration.to_json()))
-    return fake_all_in_one(tmp_path / "data", fake_model, gateway_options={
+    return fake_all_in_one(tmp_path / "data", fake_model, detector=detector, gateway_options={
         "calibration_dir": models, "webhook_backoff_s": 0.05, "webhook_poll_s": 0.05, **options})
 
 
@@ -120,6 +122,28 @@ async def test_a_watch_from_photos_and_a_bulk_job_matches(gw, tmp_path):
     assert (await _wait(done))["indexed"] == 2
     inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
     assert len(inbox) == 1 and inbox[0]["delivery"] is None and inbox[0]["probability"] > 0.99
+
+
+async def test_a_dog_marked_again_reaches_the_watch_it_now_matches(tmp_path, fake_model):
+    """The detector boxed the large blue dog of a photo; its owner marks the small red one: the watch on a red dog,
+    silent at the add, is told about the dog once it is marked."""
+    cropped = replace(CALIBRATION, vectors="test-color-grid@dogcrop-m0.3")  # the dogs' crops, not whole photos
+    async with serving(_app(tmp_path, fake_model, cropped, detector=True, webhook_allow_private=True)) as gw:
+        r = await gw.post("/v1/watches", files=[("image", ("a.png", RED_DOG))], data={"min_probability": "0.5"})
+        assert r.status_code == 201, r.text
+        watch = r.json()
+        dog = (await add(gw, TWO_DOGS, name="mine")).json()
+        assert dog["payload"]["box"][0] > 70  # the blue one
+
+        async def inbox():
+            return (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+
+        await asyncio.sleep(0.3)  # the add's check has run (it runs before the add answers; this is margin)
+        assert await inbox() == []
+        r = await gw.put(f"/v1/dogs/{dog['id']}/photos/{dog['id']}/box", json={"box": "5,25,55,85"})
+        assert r.status_code == 200, r.text
+        matches = await _wait(inbox)
+        assert [m["dog"]["id"] for m in matches] == [dog["id"]] and matches[0]["probability"] >= 0.5
 
 
 async def test_near_and_radius_keep_far_dogs_out(gw):

@@ -75,10 +75,11 @@ class Served:
 class Backends:
     """Embedder (fake model) and search service over HTTP: what workers and the gateway talk to."""
 
-    def __init__(self, data_dir: Path, model: ColorGridModel) -> None:
-        # the detector off: the whole photo is the dog, as the jobs' tests count them; batches of up to 8, which the
-        # tests count (on a CPU with onnxruntime the default is one image a run, the cheapest there)
-        embedder = create_embedder(EmbedderSettings(max_batch=256, detector="none", batch_max_size=8),
+    def __init__(self, data_dir: Path, model: ColorGridModel, detector: bool = False) -> None:
+        # the detector off unless asked for: the whole photo is the dog, as the jobs' tests count them; batches of up
+        # to 8, which the tests count (on a CPU with onnxruntime the default is one image a run, the cheapest there)
+        embedder = create_embedder(EmbedderSettings(max_batch=256, batch_max_size=8,
+                                                    **({} if detector else {"detector": "none"})),
                                    **fake_image_models(model))
         search = create_search(SearchSettings(data_dir=data_dir / "vectors"))
         self.embedder, self.search = Served(embedder), Served(search)

@@ -6,13 +6,20 @@ from __future__ import annotations
 import json
 import shutil
 
+import celery.contrib.testing.tasks  # noqa: F401  (the ping task start_worker expects)
 import pytest
+from celery.contrib.testing.worker import start_worker
 from PIL import Image
 
-from tests.fakes import fake_all_in_one, serving
+from dogsearch.jobs.settings import JobsSettings
+from dogsearch.services.gateway.app import create_app
+from dogsearch.services.gateway.settings import GatewaySettings
+from dogsearch.services.worker import worker_celery
+from tests.fakes import ColorGridModel, fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, RED
 from tests.images import encode
 from tests.jobs.helpers import all_dogs, wait_job
+from tests.jobs.servers import REDIS_URL, Backends
 
 BACKGROUND = (235, 235, 235)
 
@@ -24,12 +31,26 @@ def _photo(size, *patches) -> bytes:
     return encode(im, "PNG")
 
 
-@pytest.fixture
-async def client(tmp_path):
-    app = fake_all_in_one(tmp_path / "data", detector=True, jobs_options={
-        "broker_url": None, "allowed_roots": [str(tmp_path / "in")], "batch_size": 4})
-    async with serving(app) as c:
-        yield c
+@pytest.fixture(params=["in-process", "celery"])
+async def client(request, tmp_path):
+    """The gateway with the blob detector: its jobs run in-process, or go through Redis to a real Celery worker (the
+    manifest's rows, boxes included, cross the broker as JSON)."""
+    if request.param == "in-process":
+        app = fake_all_in_one(tmp_path / "data", detector=True, jobs_options={
+            "broker_url": None, "allowed_roots": [str(tmp_path / "in")], "batch_size": 4})
+        async with serving(app) as c:
+            yield c
+        return
+    request.getfixturevalue("redis_clean")
+    with Backends(tmp_path, ColorGridModel(), detector=True) as backends:
+        jobs = JobsSettings(broker_url=REDIS_URL, data_dir=tmp_path / "jobs", allowed_roots=[tmp_path / "in"],
+                            batch_size=4, visibility_timeout_s=3)
+        gateway = GatewaySettings(data_dir=tmp_path / "photos", embedder_url=backends.embedder.url,
+                                  search_url=backends.search.url)
+        with start_worker(worker_celery(jobs, gateway), pool="threads", concurrency=2, perform_ping_check=False,
+                          shutdown_timeout=20):
+            async with serving(create_app(gateway, jobs_settings=jobs)) as c:
+                yield c
 
 
 @pytest.fixture
