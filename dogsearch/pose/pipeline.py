@@ -16,6 +16,12 @@ from dogsearch.pose.analysis import analyse
 GIVEN_SCORE = 1.0  # the score of a box the caller gave: no detector judged it
 
 
+def covers(box: Sequence[float], width: int, height: int, slack: float = 1.0) -> bool:
+    """Whether a box is the whole photo (to a pixel: boxes come rounded)."""
+    x0, y0, x1, y1 = box
+    return x0 <= slack and y0 <= slack and x1 >= width - slack and y1 >= height - slack
+
+
 @dataclass
 class PosePipeline:
     model: PoseModel
@@ -52,6 +58,10 @@ class PosePipeline:
     def _answer(self, image: Image.Image, detections: list[Detection], poses: list, given: bool = False) -> dict:
         dogs = []
         for det, pose in zip(detections, poses, strict=True):
+            # the dog's box is the whole photo (none found within it, by this detector or the embedder's, or marked
+            # so): where that is a close-up of its face, the pose is the model's guess at a body it cannot see, so
+            # clients draw and compare none of it
+            whole = covers(det.box, image.width, image.height)
             index = {n: i for i, n in enumerate(pose.names)}
             keypoints = [{"name": name, "x": round(float(pose.points[index[name], 0]), 2),
                           "y": round(float(pose.points[index[name], 1]), 2),
@@ -60,6 +70,7 @@ class PosePipeline:
                 "box": [round(float(v), 2) for v in det.box],
                 "score": round(float(det.score), 4),
                 "given": given,
+                "whole_photo": whole,
                 "keypoints": keypoints,
                 "analysis": analyse(pose.points, pose.scores, pose.names, threshold=self.threshold, box=det.box),
             })

@@ -27,7 +27,7 @@ def render_png(image: Image.Image, dogs: list[dict], threshold: float = 0.3) -> 
     for dog in dogs:
         x1, y1, x2, y2 = dog["box"]
         draw.rectangle([x1, y1, x2, y2], outline=_BOX, width=unit)
-        if not dog.get("given"):  # a box the request gave has no detector's confidence to show
+        if not dog.get("given") and not dog.get("whole_photo"):  # a box given, or none found: no confidence to show
             draw.text((x1 + 2 * unit, y1 + unit), f"{dog['score']:.2f}", fill=_BOX)
         points = {kp["name"]: kp for kp in dog["keypoints"]}
         for a, b in K.SKELETON:

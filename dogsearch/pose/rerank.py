@@ -10,8 +10,9 @@ RERANK_PROPORTIONS = ("leg_to_body", "head_to_body")
 
 
 def main_dog(pose: dict) -> dict | None:
-    """The largest dog of a pose answer (as POST /v1/pose gives it), or None when it found none."""
-    dogs = pose.get("dogs") or []
+    """The largest dog of a pose answer (as POST /v1/pose gives it), or None when it found none (a whole photo posed
+    because no dog's box was found is none: its proportions may be of a body it cannot see)."""
+    dogs = [d for d in pose.get("dogs") or [] if not d.get("whole_photo")]
     if not dogs:
         return None
     return max(dogs, key=lambda d: (d["box"][2] - d["box"][0]) * (d["box"][3] - d["box"][1]))

@@ -97,6 +97,10 @@ def test_rerank_moves_the_dog_with_closer_proportions_up():
     assert [hit["id"] for _, hit, _ in rerank(query, scored, poses, weight=0.1)] == ["b", "a"]
     # weight 0: the embedder's order
     assert [hit["id"] for _, hit, _ in rerank(query, scored, poses, weight=0.0)] == ["a", "b"]
+    # a whole photo posed for want of a box (a close-up of a face, say) has no proportions to hold against it
+    guessed = _pose_with(0.4, 0.5)
+    guessed["dogs"][0]["whole_photo"] = True
+    assert proportion_gap(query, guessed) == 0.0 and proportion_gap(guessed, poses[0]) == 0.0
 
 
 def test_fake_pose_model_is_deterministic():

@@ -506,6 +506,29 @@ describe("dogsearch web UI", () => {
     }
   });
 
+  it("draws and compares no pose for a dog that is the whole photo, a close-up of its face", async () => {
+    // the detector finds no box in this close-up; the embedder's classifier sees a dog and keeps the whole photo
+    const closeUp = await addPhoto(server, join(GALLERY, "golden retriever", "ILSVRC2012_val_00006046.jpg"), {});
+    try {
+      expect(closeUp.payload.box).toEqual([0, 0, closeUp.payload.width, closeUp.payload.height]);
+      const stored: { id: string; payload: { name?: string } }[] = (await (await api(server, "/v1/dogs?limit=100")).json()).items;
+      const beagle = stored.find((d) => d.payload.name === "beagle 1")!;
+      await open(page, `#/match/${closeUp.id}?from=${beagle.id}`);
+      const explain = page.getByRole("region", { name: "The similarity in plain words" });
+      if (await poseAvailable()) {
+        await page.getByTestId("pose-guessed").waitFor({ timeout: 60_000 });
+        await explain.getByText(/^Pose: the dog is the whole of this match \(no box within it/).waitFor();
+        await page.getByTestId("pose-overlay").first().waitFor({ timeout: 60_000 }); // the query's is drawn
+        expect(await page.getByTestId("pose-overlay").count()).toBe(1);
+        expect(await page.getByTestId("pose-guessed").count()).toBe(1);
+        expect(await page.getByRole("table", { name: "Proportions compared" }).count()).toBe(0);
+        await shot(page, "match-close-up-desktop.png");
+      }
+    } finally {
+      expect((await api(server, `/v1/dogs/${closeUp.id}`, { method: "DELETE" })).status).toBe(204);
+    }
+  });
+
   it("browses the gallery page by page", async () => {
     await open(page, "#/gallery?limit=4");
     await page.getByText("Dogs 1–4 of 9").waitFor();

@@ -39,6 +39,9 @@ class Dog(BaseModel):
     box: list[float]
     score: float
     given: bool = Field(False, description="the box came with the request (score 1): no detector judged it")
+    whole_photo: bool = Field(False, description="the dog's box is the whole photo (none was found within it, or it "
+                                                 "was marked so): where the photo is a close-up of its face the "
+                                                 "body's keypoints are guesses; draw and compare none of them")
     keypoints: list[Keypoint]
     analysis: Analysis
 

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { breedSentence, compareProportions, likelyBreed, poseSentences, sameDogText, scoreBand } from "./explain";
+import {
+  breedSentence,
+  compareProportions,
+  likelyBreed,
+  poseSentences,
+  postureSentence,
+  postureText,
+  sameDogText,
+  scoreBand,
+} from "./explain";
 import type { Pose, PoseDog } from "./types";
 
 const dog = (posture: PoseDog["analysis"]["posture"]["label"], leg: number | null, visible = 0.9): PoseDog => ({
@@ -51,6 +60,22 @@ describe("explain", () => {
     expect(poseSentences(pose(blind), pose(dog("standing", 1)))).toContain(
       "Proportions: not enough of both dogs is visible to compare them.",
     );
+  });
+
+  it("compares nothing with the pose of a dog that is the whole photo (a close-up, maybe)", () => {
+    const guessed = { ...dog("standing", 0.6), whole_photo: true };
+    expect(poseSentences(pose(dog("standing", 0.6)), pose(guessed))).toEqual([
+      "Pose: the dog is the whole of this match (no box within it: a close-up?), so posture and proportions are not compared.",
+    ]);
+    expect(poseSentences(pose(guessed), pose(guessed))[0]).toMatch(/whole of both photos/);
+  });
+
+  it("says a posture only where it is sure enough, as the sentences do", () => {
+    expect(postureText(dog("standing", 1))).toBe("standing (80% sure)");
+    const unsure = dog("standing", 1);
+    unsure.analysis.posture.confidence = 0.26;
+    expect(postureText(unsure)).toBe("cannot tell");
+    expect(postureSentence(unsure, dog("standing", 1))).toBe("Posture: cannot tell for both dogs.");
   });
 });
 

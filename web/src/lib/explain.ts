@@ -87,13 +87,21 @@ export function compareProportions(q: PoseDog, m: PoseDog): ProportionRow[] {
   });
 }
 
+function knownPosture(d: PoseDog): string | null {
+  return d.analysis.posture.label !== "unknown" && d.analysis.posture.confidence >= MIN_CONFIDENCE
+    ? d.analysis.posture.label
+    : null;
+}
+
+/** "standing (80% sure)", or "cannot tell" where the sentences below cannot either. */
+export function postureText(d: PoseDog): string {
+  const label = knownPosture(d);
+  return label ? `${label} (${Math.round(d.analysis.posture.confidence * 100)}% sure)` : "cannot tell";
+}
+
 export function postureSentence(q: PoseDog, m: PoseDog): string {
-  const known = (d: PoseDog) =>
-    d.analysis.posture.label !== "unknown" && d.analysis.posture.confidence >= MIN_CONFIDENCE
-      ? d.analysis.posture.label
-      : null;
-  const a = known(q);
-  const b = known(m);
+  const a = knownPosture(q);
+  const b = knownPosture(m);
   if (!a || !b) return "Posture: cannot tell for both dogs.";
   return a === b ? `Posture: both dogs are ${a}.` : `Posture: the query dog is ${a}, this one is ${b}.`;
 }
@@ -108,6 +116,10 @@ export function poseSentences(query: Pose, match: Pose): string[] {
   const m = mainDog(match);
   if (!q || !m) {
     return [`The pose model found no dog in ${!q && !m ? "either photo" : !q ? "the query photo" : "this match"}.`];
+  }
+  if (q.whole_photo || m.whole_photo) {
+    const where = q.whole_photo && m.whole_photo ? "both photos" : q.whole_photo ? "the query photo" : "this match";
+    return [`Pose: the dog is the whole of ${where} (no box within it: a close-up?), so posture and proportions are not compared.`];
   }
   const out = [postureSentence(q, m)];
   const rows = compareProportions(q, m).filter((r) => r.query !== null && r.match !== null);

@@ -138,6 +138,8 @@ export interface PoseDog {
   score: number;
   /** the box came with the request (the dog searched for, or marked): scored 1, no detector judged it */
   given?: boolean;
+  /** the dog's box is the whole photo: on a close-up of its face the body's keypoints are guesses */
+  whole_photo?: boolean;
   keypoints: { name: string; x: number; y: number; score: number }[];
   analysis: {
     proportions: { leg_to_body: Measure; head_to_body: Measure; tail_to_body: Measure };

@@ -19,6 +19,7 @@ import {
   likelyBreed,
   mainDog,
   poseSentences,
+  postureText,
   sameDogText,
   scoreBand,
 } from "../lib/explain";
@@ -87,7 +88,8 @@ function markedOf(payload: Payload | undefined, box: Box | null | undefined = pa
 function PosePanel(props: { title: string; photo: string; alt: string; pose: PoseState; marked?: Marked }) {
   const { title, photo, alt, pose, marked } = props;
   const dog = pose.status === "ok" ? mainDog(pose.pose) : undefined;
-  const overlay = pose.status === "ok" ? pose.overlay : null;
+  // a dog that is the whole photo is not drawn: on a close-up of its face the body's keypoints are guesses
+  const overlay = pose.status === "ok" && !dog?.whole_photo ? pose.overlay : null;
   return (
     <figure className="side">
       <figcaption>
@@ -112,15 +114,16 @@ function PosePanel(props: { title: string; photo: string; alt: string; pose: Pos
         </p>
       )}
       {pose.status === "ok" && !dog && <p className="notice">The pose model found no dog in this photo.</p>}
-      {dog && (
+      {dog?.whole_photo && (
+        <p className="notice" data-testid="pose-guessed">
+          The dog is the whole photo here (no box within it: a close-up?), so its pose is not shown or compared.
+        </p>
+      )}
+      {dog && !dog.whole_photo && (
         <dl className="fields-list small">
           <div>
             <dt>posture</dt>
-            <dd>
-              {dog.analysis.posture.label === "unknown"
-                ? "cannot tell"
-                : `${dog.analysis.posture.label} (${Math.round(dog.analysis.posture.confidence * 100)}% sure)`}
-            </dd>
+            <dd>{postureText(dog)}</dd>
           </div>
           <div>
             <dt>visible</dt>
@@ -272,7 +275,8 @@ function Explanation(props: {
           <li>Posture and proportions cannot be compared: pose analysis is unavailable.</li>
         )}
       </ul>
-      {q && m && compareProportions(q, m).some((r) => r.query !== null && r.match !== null) && (
+      {q && m && !q.whole_photo && !m.whole_photo &&
+        compareProportions(q, m).some((r) => r.query !== null && r.match !== null) && (
         <table className="compare">
           <caption>Proportions compared</caption>
           <thead>
