@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
-import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { PhotoBoxes } from "../components/PhotoBoxes";
 import { dogTitle } from "../components/ResultGrid";
 import { listDogs, messageOf } from "../lib/api";
 import type { DogPage } from "../lib/types";
@@ -48,7 +48,16 @@ export function GalleryPage({ limit }: { limit: number }) {
           {page.items.map((d) => (
             <li key={d.id} className="card" data-testid="gallery-dog">
               <a href={`#/dogs/${d.id}`} className="card-photo">
-                <ApiImage src={d.thumbnail_url} alt={dogTitle(d.payload)} loading="lazy" />
+                {/* its box, as in the results: a photo of two dogs is two cards, each outlining its own dog */}
+                <PhotoBoxes
+                  src={d.thumbnail_url}
+                  alt={dogTitle(d.payload)}
+                  loading="lazy"
+                  fit="cover"
+                  dogs={d.payload.box && d.payload.width && d.payload.height ? [{ index: 0, box: d.payload.box }] : []}
+                  width={d.payload.width}
+                  height={d.payload.height}
+                />
               </a>
               <div className="card-body">
                 <p className="card-title">
