@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import torch
 from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
@@ -69,3 +70,28 @@ def test_finetune_trains_validates_and_resumes_exactly(tmp_path):
     assert resumed.epoch == 2
     for key, value in resumed.delta().items():
         torch.testing.assert_close(value, delta[key], msg=key)
+
+
+def test_views_made_on_the_device_train_and_resume_exactly(tmp_path):
+    """--augment device: the photos decoded once, each step's views made where the model runs; the same seeds give
+    the same run, interrupted or not."""
+    config = FinetuneConfig(epochs=2, breed_batch=8, ident_p=2, ident_k=2, rank=2, alpha=4.0, augment="device",
+                            augment_side=32)
+    straight = _tuner(tmp_path, config, tmp_path / "a")
+    squares, sizes, labels = straight.decoded["breed"]
+    assert squares.shape[1:] == (3, 32, 32) and squares.dtype == torch.uint8 and len(sizes) == len(labels)
+    assert sizes.tolist()[0] == [32, 27]  # a 24 x 20 photo fits the square at 32 x 27
+    straight.fit(log=lambda _: None)
+    delta = straight.delta()
+    assert any(k.endswith("lora_b") and v.abs().sum() > 0 for k, v in delta.items())
+    interrupted = _tuner(tmp_path, config, tmp_path / "b")
+    interrupted.fit(stop_after=1, log=lambda _: None)
+    resumed = _tuner(tmp_path, config, tmp_path / "b")
+    resumed.fit(resume=True, log=lambda _: None)
+    for key, value in resumed.delta().items():
+        torch.testing.assert_close(value, delta[key], msg=key)
+
+
+def test_an_unknown_augment_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="--augment is pil or device"):
+        _tuner(tmp_path, FinetuneConfig(breed_batch=8, ident_p=2, ident_k=2, augment="gpu"), tmp_path / "c")

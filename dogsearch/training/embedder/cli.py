@@ -11,10 +11,16 @@ from pathlib import Path
 DATA = Path("../shared/data")
 
 
+HELP = {"augment": "pil: views made by PIL in the loader's processes, each photo decoded for every view; device: each "
+                   "photo decoded once, its views made on the training device (a GPU's way)",
+        "augment_side": "--augment device: each photo kept scaled to fit this square (pixels)"}
+
+
 def _config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
     """One --flag per field of a training config dataclass, with its type and default."""
     for f in dataclasses.fields(config_class):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
+                            help=HELP.get(f.name))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

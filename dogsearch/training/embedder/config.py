@@ -49,4 +49,6 @@ class FinetuneConfig:
     breed_min_scale: float = 0.3
     face_min_scale: float = 0.6  # aligned faces: a small crop loses the face
     jitter: float = 0.3
+    augment: str = "pil"  # "pil": each view decoded and augmented by the loader's processes; "device": see finetune
+    augment_side: int = 320  # "device": each photo kept scaled to fit this square
     seed: int = 0

@@ -1,7 +1,10 @@
 """Fine-tune a ViT backbone end to end through LoRA adapters, on photos (a GPU's work).
 
 Each step draws a breed batch (random Imagewoof *train* photos) and an identity batch (P dogs x K faces of the
-DogFaceNet *train* dogs), makes two augmented views of every photo (``augment.image_augment``) and runs them all
+DogFaceNet *train* dogs), makes two augmented views of every photo (``--augment pil``: ``augment.image_augment`` in
+the loader's processes, each photo decoded again for every view; ``--augment device``: every photo decoded once at
+the start, ``augment.device_views`` on the batch where the model trains, so a GPU is not held back by the CPU's
+decoding) and runs them all
 through the ViT, whose attention and MLP projections carry LoRA adapters (``dogsearch.models.lora``) and whose
 LayerNorms train too. Losses on the served embedding (the CLS token after the final norm, L2-normalised), per
 domain, weighted and summed:
@@ -34,7 +37,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 from dogsearch.eval.splits import labelled_images, select
 from dogsearch.models import dinov2 as V
 from dogsearch.models import lora as L
-from dogsearch.training.embedder.augment import TwoViews, image_augment
+from dogsearch.training.embedder.augment import TwoViews, device_views, fit_square, image_augment
 from dogsearch.training.embedder.config import FinetuneConfig
 from dogsearch.training.embedder.heads import ProjectionHead
 from dogsearch.training.embedder.train import (
@@ -95,6 +98,30 @@ def labelled(root: Path, kind: str, split: str, limit: int | None = None) -> tup
     return [(p, index[lab]) for p, lab in items], names
 
 
+class Decoded(Dataset):
+    """Each photo scaled to fit a square (``augment.fit_square``), uint8: what ``decode_all`` collects."""
+
+    def __init__(self, items: list[tuple[Path, int]], side: int) -> None:
+        self.items, self.side = items, side
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        with Image.open(self.items[i][0]) as im:
+            square, size = fit_square(im, self.side)
+        return square, torch.tensor(size)
+
+
+def decode_all(items: list[tuple[Path, int]], side: int, workers: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every photo decoded once (by `workers` processes): uint8 (N, 3, side, side) and the photos' sizes (N, 2)."""
+    squares, sizes = [], []
+    for square, size in DataLoader(Decoded(items, side), batch_size=64, num_workers=workers):
+        squares.append(square)
+        sizes.append(size)
+    return torch.cat(squares), torch.cat(sizes)
+
+
 def _seed_worker(worker_id: int) -> None:  # torchvision's random transforms draw from python's and torch's RNGs
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
@@ -123,10 +150,17 @@ class Finetuner:
         # the views are normalised for the student; the teacher wants its own mean and std
         as_col = lambda v: torch.tensor(v, device=self.device).view(1, 3, 1, 1)  # noqa: E731
         self._renorm = [as_col(v) for v in (mean, std, *teacher_norm)]
-        self.breed = Photos(breed, image_augment(V.IMG_SIZE, mean, std, min_scale=c.breed_min_scale,
-                                                 jitter=c.jitter, grey_p=0.1, blur_p=0.2))
-        self.identity = Photos(identity, image_augment(V.IMG_SIZE, mean, std, min_scale=c.face_min_scale,
-                                                       jitter=c.jitter, grey_p=0.1, blur_p=0.2))
+        if c.augment not in ("pil", "device"):
+            raise ValueError(f"--augment is pil or device, not {c.augment!r}")
+        self.augments = {"breed": dict(min_scale=c.breed_min_scale, jitter=c.jitter, grey_p=0.1, blur_p=0.2),
+                         "identity": dict(min_scale=c.face_min_scale, jitter=c.jitter, grey_p=0.1, blur_p=0.2)}
+        self.breed = Photos(breed, image_augment(V.IMG_SIZE, mean, std, **self.augments["breed"]))
+        self.identity = Photos(identity, image_augment(V.IMG_SIZE, mean, std, **self.augments["identity"]))
+        self.decoded = {}  # --augment device: each set's photos, decoded once, with their labels
+        if c.augment == "device":
+            for name, items in (("breed", breed), ("identity", identity)):
+                squares, sizes = decode_all(items, c.augment_side, workers)
+                self.decoded[name] = (squares, sizes, torch.tensor([lab for _, lab in items]))
         self.identity_labels = torch.tensor([lab for _, lab in identity])
         if len(breed) < c.breed_batch:
             raise ValueError(f"{len(breed)} breed photos do not fill one batch of --breed-batch {c.breed_batch}")
@@ -159,15 +193,28 @@ class Finetuner:
         random.seed(seed)
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
+        breeds = BatchSampler(RandomSampler(self.breed, generator=gen), c.breed_batch, drop_last=True)
+        dogs = PKBatches(self.identity_labels, c.ident_p, c.ident_k, self.steps_per_epoch, seed + 2)
+        if self.decoded:
+            views = torch.Generator(device=self.device).manual_seed(seed + 4)
+            return ((self._views("breed", b, views), self._views("identity", f, views))
+                    for b, f in zip(breeds, dogs, strict=True))
         common = {"num_workers": self.workers, "pin_memory": self.device.type == "cuda",
                   "worker_init_fn": _seed_worker, "persistent_workers": False}
-        breed = DataLoader(self.breed, batch_sampler=BatchSampler(RandomSampler(self.breed, generator=gen),
-                                                                  c.breed_batch, drop_last=True),
-                           generator=torch.Generator().manual_seed(seed + 1), **common)
-        identity = DataLoader(self.identity, batch_sampler=PKBatches(self.identity_labels, c.ident_p, c.ident_k,
-                                                                     self.steps_per_epoch, seed + 2),
-                              generator=torch.Generator().manual_seed(seed + 3), **common)
+        breed = DataLoader(self.breed, batch_sampler=breeds, generator=torch.Generator().manual_seed(seed + 1),
+                           **common)
+        identity = DataLoader(self.identity, batch_sampler=dogs, generator=torch.Generator().manual_seed(seed + 3),
+                              **common)
         return zip(breed, identity, strict=True)  # both yield steps_per_epoch batches
+
+    def _views(self, name: str, batch: list[int], generator: torch.Generator):
+        """(view 1, view 2, labels) of a batch of decoded photos, augmented on the device."""
+        squares, sizes, labels = self.decoded[name]
+        index = torch.tensor(batch)
+        photos = squares[index].to(self.device, non_blocking=True)
+        mean, std = V.DATA_CONFIG["mean"], V.DATA_CONFIG["std"]
+        return (*(device_views(photos, sizes[index], V.IMG_SIZE, mean, std, generator=generator,
+                               **self.augments[name]) for _ in range(2)), labels[index])
 
     def step(self, breed_batch, identity_batch) -> dict:
         self.student.train()
