@@ -66,6 +66,16 @@ describe("DogPage with a suggested breed", () => {
     expect(screen.queryByTestId("suggested-breed")).toBeNull();
   });
 
+  it("keeps what a bulk job recorded with the server's fields, not among the dog's own", async () => {
+    mockApi("shelter", "write", { phash: "c0303313930b17ab", near_duplicate_of: "d2" });
+    renderPage();
+    await screen.findByTestId("suggested-breed");
+    for (const key of ["phash", "near_duplicate_of", "width"]) {
+      expect(screen.getByText(key).closest("details"), key).not.toBeNull();
+    }
+    expect(screen.getByText("name").closest("details")).toBeNull();
+  });
+
   it("shows the suggestion without Accept to a key that may not change the dog", async () => {
     mockApi("kiosk", "search");
     renderPage();

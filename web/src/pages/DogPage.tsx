@@ -28,6 +28,8 @@ const SERVER_FIELDS = new Set([
   "box",
   "marked",
   "breed_guess",
+  "phash", // a bulk job's: the photo's perceptual hash, and the stored look-alike it is near
+  "near_duplicate_of",
 ]);
 
 // The report is shown on its own line, above the other fields.
