@@ -77,13 +77,15 @@ class Photo:
     cover: bool  # the photo that stands for the dog in lists
     box: list[float] | None  # where the dog is in it; None: the whole photo
     format: str
+    width: int | None = None  # the photo's pixels, which the box is in (None: stored before sizes were)
+    height: int | None = None
 
     @classmethod
     def from_entry(cls, point: Mapping[str, Any]) -> Photo:
         stored = point["payload"]
         return cls(id=stored.get("photo_id", point["id"]), entry_id=point["id"],
                    cover=bool(stored.get("cover", "dog_id" not in stored)), box=stored.get("box"),
-                   format=stored["format"])
+                   format=stored["format"], width=stored.get("width"), height=stored.get("height"))
 
 
 @dataclass(frozen=True)

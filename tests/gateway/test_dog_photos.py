@@ -2,7 +2,10 @@
 a search with the photo that matched, fields kept on every photo, the owner rule, and a search of several photos."""
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 
 from dogsearch.gallery.records import photo_id, sha256_hex
 from tests.fakes import fake_all_in_one, serving
@@ -32,6 +35,8 @@ async def test_a_second_photo_is_listed_served_and_found_and_the_same_photo_twic
     body = added.json()
     assert body["id"] == rex and body["photo_id"] == pid(blue)
     assert [(p["id"], p["cover"]) for p in body["photos"]] == [(rex, True), (pid(blue), False)]
+    with Image.open(io.BytesIO(blue)) as im:  # each photo's size, which its box is in
+        assert (body["photos"][1]["width"], body["photos"][1]["height"]) == im.size
     assert body["payload"]["name"] == "Rex"  # the dog, read from its cover
 
     again = await add_photo(gateway, rex, blue)  # idempotent: the same photo of the same dog is one photo

@@ -21,7 +21,7 @@ async def test_add_get_image_and_delete(gateway):
     assert dog["payload"]["width"] == 80 and dog["payload"]["model"] == "test-color-grid"
 
     got = (await gateway.get(f"/v1/dogs/{dog['id']}")).json()
-    assert got.pop("photos") == [{"id": dog["id"], "cover": True, "box": None,
+    assert got.pop("photos") == [{"id": dog["id"], "cover": True, "box": None, "width": 80, "height": 60,
                                   "image_url": f"/v1/dogs/{dog['id']}/photos/{dog['id']}/image",
                                   "thumbnail_url": f"/v1/dogs/{dog['id']}/photos/{dog['id']}/image?size=thumbnail"}]
     assert got == dog

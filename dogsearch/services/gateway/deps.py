@@ -118,5 +118,6 @@ def photo_url(dog_id: str, photo: str) -> str:
 
 
 def photos_out(dog_id: str, photos: list[Photo]) -> list[PhotoOut]:
-    return [PhotoOut(id=p.id, cover=p.cover, box=p.box, image_url=photo_url(dog_id, p.id),
+    return [PhotoOut(id=p.id, cover=p.cover, box=p.box, width=p.width, height=p.height,
+                     image_url=photo_url(dog_id, p.id),
                      thumbnail_url=f"{photo_url(dog_id, p.id)}?size=thumbnail") for p in photos]

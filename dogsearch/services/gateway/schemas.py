@@ -20,6 +20,8 @@ class Photo(BaseModel):
     id: str = Field(..., description="the photo's id (from its bytes)")
     cover: bool = Field(..., description="the photo that stands for the dog in lists")
     box: list[float] | None = Field(None, description="the dog's box in this photo; null: the whole photo")
+    width: int | None = Field(None, description="the photo's width in pixels, which `box` is in")
+    height: int | None = Field(None, description="the photo's height in pixels")
     image_url: str
     thumbnail_url: str
 

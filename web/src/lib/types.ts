@@ -53,6 +53,9 @@ export interface Photo {
   cover: boolean;
   /** where the dog is in this photo; null: the whole photo */
   box?: Box | null;
+  /** the photo's pixels, which `box` is in */
+  width?: number | null;
+  height?: number | null;
   image_url: string;
   thumbnail_url: string;
 }

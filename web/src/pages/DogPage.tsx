@@ -5,7 +5,6 @@ import { ReportLine } from "../components/ReportLine";
 import { dogTitle } from "../components/ResultGrid";
 import { allows, canDelete, canEdit } from "../lib/access";
 import { addPhoto, deleteDog, deletePhoto, getDog, markPhoto, messageOf, updateDog, watchDog } from "../lib/api";
-import { ApiImage } from "../components/ApiImage";
 import { MarkDog } from "../components/MarkDog";
 import { useAuth } from "../lib/auth";
 import { navigate } from "../lib/router";
@@ -272,10 +271,16 @@ export function DogPage({ id }: { id: string }) {
             <ul className="photo-strip">
               {photos.map((p, i) => (
                 <li key={p.id} data-testid="dog-photo">
-                  <ApiImage
-                    className="photo-thumb"
+                  {/* where the dog is in each: in a photo of two, which one this dog is */}
+                  <PhotoBoxes
+                    className="photo-strip-boxes"
+                    imgClassName="photo-thumb"
                     src={p.thumbnail_url}
                     alt={`Photo ${i + 1} of ${dogTitle(dog.payload)}${p.cover ? " (cover)" : ""}`}
+                    fit="cover"
+                    dogs={p.box && p.width && p.height ? [{ index: 0, box: p.box }] : []}
+                    width={p.width}
+                    height={p.height}
                   />
                   {p.cover && <span className="muted small">cover</span>}
                   {editable && photos.length > 1 && (

@@ -4,10 +4,12 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { Scope } from "../lib/types";
 import { json, renderApp, stubObjectUrls } from "../testing";
 
-const photo = (id: string, cover = false) => ({
+const photo = (id: string, cover = false, box: [number, number, number, number] | null = null) => ({
   id,
   cover,
-  box: null,
+  box,
+  width: 400,
+  height: 200,
   image_url: `/v1/dogs/d1/photos/${id}/image`,
   thumbnail_url: `/v1/dogs/d1/photos/${id}/image?size=thumbnail`,
 });
@@ -20,7 +22,7 @@ function mockApi(name: string, scope: Scope) {
     payload: { name: "Rex", width: 400, height: 200 },
     image_url: "/v1/dogs/d1/image",
     thumbnail_url: "/v1/dogs/d1/image?size=thumbnail",
-    photos: [photo("p1", true), photo("p2")],
+    photos: [photo("p1", true), photo("p2", false, [200, 0, 300, 200])],
   };
   const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
     const path = String(url);
@@ -55,6 +57,10 @@ describe("DogPage photos", () => {
     renderPage();
     expect(await screen.findAllByTestId("dog-photo")).toHaveLength(2);
     expect(screen.getByRole("heading", { name: "2 photos" })).toBeInTheDocument();
+    // each photo outlines where this dog is in it (p2: the right half of a 2:1 photo, shown as a centred square)
+    const strip = screen.getAllByTestId("dog-photo");
+    expect(within(strip[0]).queryAllByTestId("dog-box")).toHaveLength(0);
+    expect(within(strip[1]).getByTestId("dog-box")).toHaveStyle({ left: "50%", width: "50%", top: "0%", height: "100%" });
 
     const added = new File(["x"], "rex-3.jpg", { type: "image/jpeg" });
     await userEvent.upload(screen.getByLabelText("Add a photo of this dog"), added);
