@@ -131,21 +131,20 @@ class Gallery:
 
     async def _photo_entry(self, dog_id: str, photo: str) -> dict[str, Any]:
         """The entry of a dog in one of its photos; PhotoNotFound when that is no photo of it."""
-        try:
-            found = (await self.index.scroll(1, None, {"dog_id": dog_id, "photo_id": photo}))["points"]
-        except CollectionMissing:
-            found = []
-        if not found:
-            raise PhotoNotFound(f"dog {dog_id} has no photo {photo}")
-        return found[0]
+        return await self._first({"dog_id": dog_id, "photo_id": photo},
+                                 PhotoNotFound(f"dog {dog_id} has no photo {photo}"))
 
     async def _cover(self, dog_id: str) -> dict[str, Any]:
+        return await self._first({"dog_id": dog_id, "cover": True}, DogNotFound(f"no dog {dog_id}"))
+
+    async def _first(self, filter: Filter, missing: Exception) -> dict[str, Any]:
+        """One entry the filter matches; `missing` raised when none does (or nothing is stored yet)."""
         try:
-            found = (await self.index.scroll(1, None, {"dog_id": dog_id, "cover": True}))["points"]
+            found = (await self.index.scroll(1, None, filter))["points"]
         except CollectionMissing:
             found = []
         if not found:
-            raise DogNotFound(f"no dog {dog_id}")
+            raise missing
         return found[0]
 
     async def _drop_files(self, entries: list[dict[str, Any]]) -> None:
