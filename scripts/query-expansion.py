@@ -20,35 +20,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dogsearch.eval.retrieval import dir_vectors, load_model, retrieval_metrics  # noqa: E402
-from dogsearch.eval.splits import identity_split, unseen_breed_split  # noqa: E402
+from dogsearch.eval.retrieval import load_model, retrieval_metrics  # noqa: E402
+from dogsearch.eval.sets import named_sets  # noqa: E402
 from dogsearch.gallery.expansion import Expansion  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 GRID = [(0, 1.0)] + [(n, a) for n in (1, 2, 3, 5) for a in (0.0, 1.0, 3.0)]
-
-
-def sets(model, cache: Path | None) -> dict[str, tuple[np.ndarray, list[str]]]:
-    def vectors(root: Path, kind: str, split: str = "all"):
-        items, emb, _ = dir_vectors(model, root, kind, split=split, cache_dir=cache)
-        return emb, [label for _, label in items]
-
-    def part(emb, labels, keep):
-        rows = [i for i, label in enumerate(labels) if keep(label)]
-        return emb[rows], [labels[i] for i in rows]
-
-    oxford = vectors(DATA / "oxford-pets/dogs", "breed")
-    bodies = vectors(DATA / "dog-id-body", "identity")
-    return {
-        "val: Imagewoof": vectors(DATA / "imagewoof/train", "breed", "val"),
-        "val: DogFaceNet": vectors(DATA / "dogfacenet", "identity", "val"),
-        "val: Oxford 4 breeds": part(*oxford, lambda b: unseen_breed_split(b) == "val"),
-        "val: dog-id-body": part(*bodies, lambda d: identity_split(d) == "val"),
-        "held out: Imagewoof dev": vectors(DATA / "imagewoof/dev", "breed"),
-        "held out: DogFaceNet": vectors(DATA / "dogfacenet", "identity", "heldout"),
-        "held out: Oxford 9 breeds": part(*oxford, lambda b: unseen_breed_split(b) == "heldout"),
-        "held out: dog-id-body": part(*bodies, lambda d: identity_split(d) == "heldout"),
-    }
 
 
 def main() -> int:
@@ -57,7 +34,7 @@ def main() -> int:
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/dogsearch-query-expansion"))
     args = parser.parse_args()
     model = load_model(args.model, None)
-    data = sets(model, args.cache_dir)
+    data = named_sets(model, DATA, args.cache_dir)
     rows = {}
     for n, power in GRID:
         expansion = Expansion(n, power)

@@ -27,39 +27,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dogsearch.eval.retrieval import dir_vectors, load_model, retrieval_metrics  # noqa: E402
-from dogsearch.eval.splits import identity_split, unseen_breed_split  # noqa: E402
+from dogsearch.eval.retrieval import load_model, retrieval_metrics  # noqa: E402
+from dogsearch.eval.sets import named_sets  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
 SHRINK = 1e-3  # of the mean eigenvalue, added to every eigenvalue: a direction no photo varies along stays finite
 TOLERANCE = 0.005
-
-
-def sets(model, cache: Path | None) -> dict[str, tuple[np.ndarray, list[str]]]:
-    def vectors(root: Path, kind: str, split: str = "all"):
-        items, emb, _ = dir_vectors(model, root, kind, split=split, cache_dir=cache)
-        return emb, [label for _, label in items]
-
-    def part(emb, labels, keep):
-        rows = [i for i, label in enumerate(labels) if keep(label)]
-        return emb[rows], [labels[i] for i in rows]
-
-    oxford = vectors(DATA / "oxford-pets/dogs", "breed")
-    bodies = vectors(DATA / "dog-id-body", "identity")
-    return {
-        "fit: Imagewoof": vectors(DATA / "imagewoof/train", "breed", "train"),
-        "fit: DogFaceNet": vectors(DATA / "dogfacenet", "identity", "train"),
-        "fit: dog-id-body": part(*bodies, lambda d: identity_split(d) == "train"),
-        "val: Imagewoof": vectors(DATA / "imagewoof/train", "breed", "val"),
-        "val: DogFaceNet": vectors(DATA / "dogfacenet", "identity", "val"),
-        "val: Oxford 4 breeds": part(*oxford, lambda b: unseen_breed_split(b) == "val"),
-        "val: dog-id-body": part(*bodies, lambda d: identity_split(d) == "val"),
-        "held out: Imagewoof dev": vectors(DATA / "imagewoof/dev", "breed"),
-        "held out: DogFaceNet": vectors(DATA / "dogfacenet", "identity", "heldout"),
-        "held out: Oxford 9 breeds": part(*oxford, lambda b: unseen_breed_split(b) == "heldout"),
-        "held out: dog-id-body": part(*bodies, lambda d: identity_split(d) == "heldout"),
-    }
 
 
 def weighted_cov(groups: list[np.ndarray], mean: np.ndarray) -> np.ndarray:
@@ -108,7 +82,7 @@ def main() -> int:
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/dogsearch-whitening"))
     args = parser.parse_args()
     model = load_model(args.model, None)
-    data = sets(model, args.cache_dir)
+    data = named_sets(model, DATA, args.cache_dir, fit=True)
     fit = [data[name] for name in data if name.startswith("fit")]
     evals = {name: v for name, v in data.items() if not name.startswith("fit")}
     maps = {("none", 0.0): None, ("pca", 0.0): pca_whitening([e for e, _ in fit], 0.0)}
