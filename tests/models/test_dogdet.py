@@ -420,3 +420,19 @@ def test_a_delta_names_its_trunk_and_is_built_on_it(tmp_path, backbone):
         D.CenterNetDetector(tmp_path, verify=False)
     # the shipped delta names no trunk: the CNN's, as before trunks had names
     assert "backbone" not in D.load_weights()[0] and D.CenterNetDetector().head.lat16.in_channels == D.F16_CHANNELS
+
+
+def test_a_head_whose_quality_is_learnt_again_keeps_its_trunk(tmp_path):
+    """`train detector --quality-of DIR` starts from a trained delta's head: built for that delta's trunk (a ViT
+    head has 384-channel laterals), and refused when the features it would be fitted on are another trunk's."""
+    import torch
+
+    from dogsearch.training.detector.train import _base_head, write
+
+    head = D.CenterHead(width=8, quality=False, channels=D.ViTTrunk.channels)
+    write(tmp_path, head, {"name": "detector-test-vit", "input_size": 256, "width": 8, "backbone": "vit_small_dinov2",
+                           "operating_point": {"raw": 0.5, "verified": 0.5, "candidate": 0.05}})
+    base = _base_head(tmp_path, 256, 8, "vit_small_dinov2")
+    assert base.lat16.in_channels == 384 and torch.equal(base.lat16.weight, head.lat16.weight)
+    with pytest.raises(ValueError, match="trunk vit_small_dinov2"):
+        _base_head(tmp_path, 256, 8)

@@ -121,11 +121,11 @@ def inside_any(truth: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def extract(samples: Sequence[T.Sample], input_size: int, cache_dir: Path | None,
-            batch: int = 32, log=print, flip: bool = False, backbone: str = "efficientnet_lite0"
+            batch: int = 32, log=print, flip: bool = False, backbone: str = D.DEFAULT_TRUNK
             ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
     """Frozen-trunk features of every sample (cached by the trunk and the samples' sources and sizes); ``flip``: of
     the mirror image of each letterboxed sample, as the detector's flip test runs the trunk."""
-    named = [] if backbone == "efficientnet_lite0" else [backbone]  # the Lite0 caches keep their keys
+    named = [] if backbone == D.DEFAULT_TRUNK else [backbone]  # the Lite0 caches keep their keys
     key = hashlib.sha256(json.dumps([input_size, [(s.source, s.image.size, s.boxes) for s in samples]]
                                     + (["flip"] if flip else []) + named).encode()).hexdigest()[:16]
     path = cache_dir / f"features-{key}.pt" if cache_dir else None
@@ -389,7 +389,7 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
           suppress_inside: float | None = SUPPRESS_INSIDE, quality: bool = False, box_loss: str = "l1",
           spread: int = 0, quality_of: Path | None = None, pseudo_dirs: Sequence[Path] = (), pseudo_photos: int = 0,
           teacher: Path | None = None, pseudo_high: float = 0.75, pseudo_low: float = 0.3, folds: int = 0,
-          flip: str = "off", dump_out_of_fold: Path | None = None, backbone: str = "efficientnet_lite0",
+          flip: str = "off", dump_out_of_fold: Path | None = None, backbone: str = D.DEFAULT_TRUNK,
           log=print) -> dict:
     """``quality``: the head learns the IoU of its boxes too (``fit_head``) and the calibration photos choose the
     score's exponents from ``SCORE_GRID``; ``box_loss``: "l1" (log size) or "giou" (the decoded box); ``spread``:
@@ -441,7 +441,7 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
     config = {"name": out.name, "input_size": input_size, "width": width * len(seeds), "stride": D.STRIDE,
               "operating_point": {"raw": 0.5, "verified": 0.5, "candidate": CANDIDATE_HEAT},
               "suppress_inside": suppress_inside}
-    if backbone != "efficientnet_lite0":
+    if backbone != D.DEFAULT_TRUNK:
         config["backbone"] = backbone
     if len(seeds) > 1:
         config["groups"] = len(seeds)
@@ -459,7 +459,7 @@ def train(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Pat
                 "training samples")
             f16, f32, scales = extract(samples, input_size, cache_dir, log=log, backbone=backbone)
             if quality_of is not None:
-                heads.append(fit_quality(_base_head(quality_of, input_size, width), f16, f32,
+                heads.append(fit_quality(_base_head(quality_of, input_size, width, backbone), f16, f32,
                                          truth_boxes(samples, scales), epochs=epochs, batch_size=batch_size, lr=lr,
                                          seed=s, log=log))
                 continue
@@ -561,14 +561,15 @@ def _dump_out_of_fold(path: Path, fold_detectors: Sequence[tuple[D.CenterNetDete
     path.write_text(json.dumps(records))
 
 
-def _base_head(weights: Path, input_size: int, width: int) -> D.CenterHead:
+def _base_head(weights: Path, input_size: int, width: int, backbone: str = D.DEFAULT_TRUNK) -> D.CenterHead:
     """A trained delta's single head, its quality output to be learnt anew (``fit_quality``)."""
     base_config, state = D.load_weights(weights)
-    if (int(base_config["input_size"]), int(base_config["width"])) != (input_size, width) or \
-            base_config.get("groups", 1) != 1:
-        raise ValueError(f"{weights} has input size {base_config['input_size']} and width {base_config['width']} "
-                         f"({base_config.get('groups', 1)} heads): train with those, on a single head")
-    base = D.CenterHead(width=width, quality=bool(base_config.get("quality")))
+    if (int(base_config["input_size"]), int(base_config["width"]), D.backbone_of(base_config)) != \
+            (input_size, width, backbone) or base_config.get("groups", 1) != 1:
+        raise ValueError(f"{weights} has input size {base_config['input_size']}, width {base_config['width']} and "
+                         f"trunk {D.backbone_of(base_config)} ({base_config.get('groups', 1)} heads): train with "
+                         "those, on a single head")
+    base = D.head_of(base_config)
     base.load_state_dict(state)
     return base
 
