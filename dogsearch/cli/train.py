@@ -9,7 +9,7 @@ import argparse
 def add_parser(sub) -> None:
     from dogsearch.eval.calibrate import add_arguments as add_calibration_arguments
     from dogsearch.training.detector.cli import add_arguments as add_detector_arguments
-    from dogsearch.training.detector.cli import add_rescore_arguments
+    from dogsearch.training.detector.cli import add_rescore_arguments, add_second_look_arguments
     from dogsearch.training.embedder.cli import add_arguments, add_finetune_arguments
     from dogsearch.training.fusion.cli import add_arguments as add_fusion_arguments
     from dogsearch.training.pose.cli import add_arguments as add_pose_arguments
@@ -40,6 +40,10 @@ def add_parser(sub) -> None:
                                                         "logistic regression in the delta's config.json)")
     rescore.set_defaults(func=run_detector_rescore)
     add_rescore_arguments(rescore)
+    look = kinds.add_parser("detector-second-look", help="choose the point of the detector's second look at photos "
+                                                         "it finds no dog in but the classifier calls a dog")
+    look.set_defaults(func=run_detector_second_look)
+    add_second_look_arguments(look)
 
 
 def run_embedder(args: argparse.Namespace) -> int:
@@ -88,6 +92,14 @@ def run_detector(args: argparse.Namespace) -> int:
 
     configure_logging("WARNING")
     return run(args)
+
+
+def run_detector_second_look(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.training.detector.cli import run_second_look
+
+    configure_logging("WARNING")
+    return run_second_look(args)
 
 
 def run_detector_rescore(args: argparse.Namespace) -> int:

@@ -56,9 +56,13 @@ def dog_boxes(detections: Iterable[Detection], min_score: float | None = None) -
 
 
 def operating_point(detector: Detector) -> float | None:
-    """The score from which the detector's boxes claim a dog; None: it has none (above ``FALLBACK_SCORE``)."""
+    """The score from which the detector's boxes claim a dog (the lower point of its second look where it takes
+    one: ``dogdet.CenterNetDetector.second_look``); None: it has none (above ``FALLBACK_SCORE``)."""
     value = getattr(detector, "min_score", None)
-    return None if value is None else float(value)
+    if value is None:
+        return None
+    look = getattr(detector, "look", None) if getattr(detector, "look_again", False) else None
+    return float(min(value, look["score"])) if look else float(value)
 
 
 def match(detections: Sequence[Detection], truth: Sequence[Box], iou: float = 0.5) -> list[tuple[float, bool]]:

@@ -4,7 +4,9 @@ crop (``"lite0-centernet-raw"``: the same boxes unchecked, with an operating poi
 
 Only the head is trained (models/detector-lite0-centernet/, checksums in its config.json; recipe in
 ``dogsearch/training/detector``). The detector answers boxes scored at or above its operating point
-(``min_score``, chosen on the training split), so no box means no dog.
+(``min_score``, chosen on the training split), so no box means no dog; with a delta's ``second_look``, a photo in
+which it finds none but which the classifier calls a dog as a whole gets its first candidate when that reaches a
+lower point of its own (``CenterNetDetector.second_look``).
 
 The trunk sees the photo letterboxed into a square of ``input_size`` px (longer side fitted, padding right and
 below); the head reads the stride-16 features (block 4) and the stride-32 features the ImageNet classifier pools
@@ -371,11 +373,14 @@ class CenterNetDetector:
     def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True, rescore: bool = False,
                  threads: int | None = None, max_dogs: int = 5, head: CenterHead | None = None,
                  config: dict | None = None, classifier=None, runtime: str = "torch",
-                 cache_dir: str | Path | None = None, precision: str = "fp32", device: str = "cpu") -> None:
+                 cache_dir: str | Path | None = None, precision: str = "fp32", device: str = "cpu",
+                 look_again: bool = True) -> None:
         """``runtime``: what runs the trunk and head, and the verifier (``"torch"``, or ``"onnxruntime"`` /
         ``"openvino"``: their ONNX exports, cached in ``cache_dir``, with ``threads`` threads; the same boxes);
         ``precision``: ``"fp32"``, or ``"bf16"`` (openvino's bf16, torch's autocast; docs/detection.md, "Runtimes and
-        bf16"); ``device``: where torch runs both networks (``"cuda"``: the embedder's GPU)."""
+        bf16"); ``device``: where torch runs both networks (``"cuda"``: the embedder's GPU); ``look_again``:
+        ``detect`` takes the delta's second look itself, classifying the whole photos it found no dog in (False: the
+        caller does, with the whole photos' classifications it has: the embedder service)."""
         if head is None or config is None:
             config, state = load_weights(weights_dir)
             head = head_of(config)
@@ -394,6 +399,9 @@ class CenterNetDetector:
         self.min_score = float(config["operating_point"][key])
         self.inside = config.get("suppress_inside")  # absent in older deltas: NMS alone
         self.flip = bool(config.get("flip"))
+        # absent in older deltas, and meaningless without the verifier (its point is a verified score)
+        self.look = config.get("second_look") if verify and not rescore else None
+        self.look_again = look_again and self.look is not None
         # the exponents of the score (a quality head's delta has them; absent: the heat, and sqrt(heat x p))
         score = config.get("score", {})
         self.quality_weight, self.p_weight = float(score.get("quality", 0.0)), float(score.get("p", 0.5))
@@ -401,7 +409,8 @@ class CenterNetDetector:
         # re-scoring where it is used (the others keep their names: their boxes do not change with it)
         points = {k: v for k, v in config["operating_point"].items() if rescore or k != "rescored"}
         behaviour = [config.get("files", {}).get("head.safetensors", "untrained"), points, self.inside] + (
-            [self.rescore] if rescore else []) + ([score] if score else []) + (["flip"] if self.flip else [])
+            [self.rescore] if rescore else []) + ([score] if score else []) + (["flip"] if self.flip else []) + (
+            [self.look] if self.look else [])
         digest = hashlib.sha256(json.dumps(behaviour, sort_keys=True).encode()).hexdigest()[:8]
         suffix = "-rescored" if rescore else "" if verify else "-raw"
         self.name = f"{config.get('name', DETECTOR_ID)}{suffix}@{digest}"
@@ -516,17 +525,53 @@ class CenterNetDetector:
         answers = []
         for scored in self._scored(images, kept):
             found = suppress_parts([f for f in scored if f[1] >= self.min_score], self.inside)[: self.max_dogs]
-            answers.append([Detection(tuple(round(v, 2) for v in box), round(score, 4), cls)
-                            for box, score, cls in found])
+            answers.append([_detection(box, score, cls) for box, score, cls in found])
+        if self.look_again:
+            empty = [i for i, found in enumerate(answers) if not found]
+            if empty:
+                _, classifier = self._parts()
+                photos = classifier.classify([images[i] for i in empty])
+                again = self.second_look([images[i] for i in empty], photos, [candidates[i] for i in empty])
+                for i, dog in zip(empty, again, strict=True):
+                    answers[i] = [dog] if dog else []
         return answers
+
+    def second_look(self, images: Sequence[Image.Image], photos: Sequence[Classification | None],
+                    candidates: Sequence[list] | None = None) -> list[Detection | None]:
+        """Photos in which ``detect`` found no dog, with the classifier's answer on each whole photo (``photos``):
+        where that says dog (at least the delta's ``second_look.photo_dog``), the head's first candidate is the
+        dog when its verified score reaches ``second_look.score``, a point chosen on the calibration photos that
+        reach this look, lower than ``min_score``: knowing the photo shows a dog, its likeliest box is more likely
+        right (most held-out misses had a right first candidate just under the point; docs/detection.md, "A
+        second look"). None for the others, and for all without a ``second_look``. ``candidates``: the photos'
+        ``candidates_many`` where the caller has them."""
+        out: list[Detection | None] = [None] * len(images)
+        todo = [i for i, photo in enumerate(photos)
+                if self.look and photo is not None and photo.dog >= float(self.look["photo_dog"])]
+        if not todo:
+            return out
+        if candidates is None:
+            found = self.candidates_many([images[i] for i in todo])
+        else:
+            found = [candidates[i] for i in todo]
+        firsts = [some[:1] for some in found]
+        for i, scored in zip(todo, self._scored([images[i] for i in todo], firsts), strict=True):
+            if scored and scored[0][1] >= float(self.look["score"]):
+                out[i] = _detection(*scored[0])
+        return out
+
+
+def _detection(box, score: float, cls: Classification | None) -> Detection:
+    return Detection(tuple(round(v, 2) for v in box), round(score, 4), cls)
 
 
 def _lite0_centernet(verify: bool, rescore: bool = False):
     def build(*, threads: int | None = None, max_dogs: int = 5, weights_dir: str | Path | None = None,
               runtime: str = "torch", cache_dir: str | Path | None = None, precision: str = "fp32",
-              device: str = "cpu", **_) -> CenterNetDetector:
+              device: str = "cpu", look_again: bool = True, **_) -> CenterNetDetector:
         return CenterNetDetector(weights_dir, verify=verify, rescore=rescore, threads=threads, max_dogs=max_dogs,
-                                 runtime=runtime, cache_dir=cache_dir, precision=precision, device=device)
+                                 runtime=runtime, cache_dir=cache_dir, precision=precision, device=device,
+                                 look_again=look_again)
     return build
 
 

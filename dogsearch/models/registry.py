@@ -343,12 +343,14 @@ def list_detectors() -> list[str]:
 
 def create_detector(name: str = DEFAULT_DETECTOR, *, threads: int | None = None, max_dogs: int = 5,
                     input_size: int | None = None, runtime: str = "torch", cache_dir: str | Path | None = None,
-                    precision: str = "fp32", weights_dir: str | Path | None = None, device: str = "cpu") -> Detector:
+                    precision: str = "fp32", weights_dir: str | Path | None = None, device: str = "cpu",
+                    look_again: bool = True) -> Detector:
     """Build the dog detector called ``name`` (``input_size`` None: the detector's own; ``runtime``, ``cache_dir``,
     ``precision``, ``device``: what runs lite0-centernet's networks and how, as for an embedding model;
-    ``weights_dir``: a trained delta in place of the shipped one, for a detector that has one)."""
+    ``weights_dir``: a trained delta in place of the shipped one, for a detector that has one; ``look_again``
+    False: a detector with a second look leaves it to the caller, ``second_look``)."""
     options = {"threads": threads, "max_dogs": max_dogs, "runtime": runtime, "cache_dir": cache_dir,
-               "precision": precision, "device": device}
+               "precision": precision, "device": device, "look_again": look_again}
     if input_size is not None:
         options["input_size"] = input_size
     if weights_dir is not None:

@@ -425,6 +425,40 @@ async def test_without_seems_a_photo_with_a_boxed_dog_skips_the_whole_photo_pass
     assert light["seems"] and light["dogs"] == []  # what "no dog found" says
 
 
+class _LooksAgain(BlobDetector):
+    """The blob detector with a second look, as the trained detector has: a photo it boxed nothing in, which the
+    service's classifier calls a dog, gets the box (10, 10, 50, 40) at 0.55; it records the photos it is asked
+    about with the classifications it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[tuple[int, int], float]] = []
+
+    def second_look(self, images, photos) -> list:
+        from dogsearch.models.detect import Detection
+
+        self.asked += [(im.size, c.dog) for im, c in zip(images, photos, strict=True)]
+        return [Detection((10.0, 10.0, 50.0, 40.0), 0.55, c) for c in photos]
+
+
+async def test_a_dog_the_detector_missed_gets_its_second_look_before_the_whole_photo():
+    """The service passes the detector the whole photos it classified (no second classifier pass) and only those the
+    classifier calls a dog: a photo without a dog costs the detector nothing more."""
+    classifier, detector = _SeesADogInDarkPhotos(), _LooksAgain()
+    app = create_app(EmbedderSettings(preload=False, whole_photo_dog=0.5), model_factory=ColorGridModel,
+                     detector_factory=lambda: detector, classifier_factory=lambda: classifier)
+    photos = files(solid((30, 30, 30), (80, 60)), solid((220, 220, 220)))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
+            r = await client.post("/v1/embed/dogs", params={"seems": "false"}, files=photos)
+    assert r.status_code == 200, r.text
+    dark, light = r.json()["photos"]
+    assert detector.asked == [((80, 60), 0.8)] and classifier.images == 2  # each whole photo classified once
+    [dog] = dark["dogs"]
+    assert dog["box"] == [10.0, 10.0, 50.0, 40.0] and dog["score"] == 0.55  # the look's box, not the whole photo
+    assert light["dogs"] == [] and light["seems"]
+
+
 async def test_a_boxes_field_longer_than_a_batch_needs_is_refused_unread(embedder):
     client, _, _ = embedder
     huge = json.dumps([[0, 0, 10, 10]] * 20_000)  # 300 KB of boxes for one image

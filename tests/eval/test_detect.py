@@ -218,6 +218,7 @@ def test_cli_weights_evaluates_a_trained_delta_in_place_of_the_shipped_one(tmp_p
     shutil.copytree(Path(__file__).parents[2] / "models" / "detector-lite0-centernet", delta)
     config = json.loads((delta / "config.json").read_text())
     config["operating_point"]["verified"] = 1.01  # no score reaches it: this delta boxes nothing
+    config.pop("second_look")  # not even on a second look
     (delta / "config.json").write_text(json.dumps(config))
     args = ["eval", "detect", str(FIXTURES), "--threads", "1", "--json"]
     assert cli.main(args) == 0
@@ -231,3 +232,14 @@ def test_cli_weights_evaluates_a_trained_delta_in_place_of_the_shipped_one(tmp_p
     (delta / "head.safetensors").write_bytes(b"not the trained head")
     assert cli.main([*args, "--weights", str(delta)]) == 2
     assert "checksum mismatch" in capsys.readouterr().err
+
+
+def test_a_detector_s_second_look_answers_from_its_own_lower_point():
+    from types import SimpleNamespace
+
+    from dogsearch.eval.detect import operating_point
+
+    look = {"photo_dog": 0.5, "score": 0.53}
+    assert operating_point(SimpleNamespace(min_score=0.68, look=look, look_again=True)) == 0.53
+    assert operating_point(SimpleNamespace(min_score=0.68, look=look, look_again=False)) == 0.68  # the caller's
+    assert operating_point(SimpleNamespace(min_score=0.68)) == 0.68 and operating_point(SimpleNamespace()) is None

@@ -65,7 +65,8 @@ def test_a_batch_of_photos_gets_each_photo_s_own_boxes_with_one_verifier_call(de
     classify = classifier.classify
     monkeypatch.setattr(classifier, "classify", lambda crops: calls.append(len(crops)) or classify(crops))
     together = detector.detect_many(photos)
-    assert len(calls) == 1 and calls[0] >= 3  # every photo's candidates, in one batch
+    # every photo's candidates in one batch; then the photos without a box, whole, in one more (the second look)
+    assert len(calls) == 2 and calls[0] >= 3 and calls[1] == 1
     assert [len(found) for found in together] == [len(found) for found in alone] and together[-1] == []
     for batched, single in zip(together, alone, strict=True):
         for b, s in zip(batched, single, strict=True):
@@ -178,7 +179,8 @@ def test_a_quality_delta_loads_its_score_and_an_old_one_keeps_its_defaults(tmp_p
     assert shipped.head.quality is not None
     assert (shipped.quality_weight, shipped.p_weight) == (config["score"]["quality"], config["score"]["p"])
     # a delta from before the quality output: no `quality`, no `score` -> the heat, and sqrt(heat x p)
-    heat_only = {k: v for k, v in config.items() if k not in ("quality", "score", "groups")} | {"width": 8}
+    heat_only = {k: v for k, v in config.items() if k not in ("quality", "score", "groups", "second_look")} | {
+        "width": 8}
     write(tmp_path / "old", D.CenterHead(width=8), heat_only)
     old = D.CenterNetDetector(tmp_path / "old", verify=True)
     assert old.quality_weight == 0.0 and old.p_weight == 0.5 and old.head.quality is None
@@ -436,3 +438,70 @@ def test_a_head_whose_quality_is_learnt_again_keeps_its_trunk(tmp_path):
     assert base.lat16.in_channels == 384 and torch.equal(base.lat16.weight, head.lat16.weight)
     with pytest.raises(ValueError, match="trunk vit_small_dinov2"):
         _base_head(tmp_path, 256, 8)
+
+
+def _looking(candidates, dog_by_width, *, look=None, look_again=True) -> D.CenterNetDetector:
+    """The verified detector (sqrt(head x p), the shipped operating point) on made-up candidates, with the second
+    look ``look`` (None: the delta takes none)."""
+    config, _ = D.load_weights()
+    config = {k: v for k, v in config.items() if k not in ("quality", "score", "rescore", "second_look")}
+    if look:
+        config["second_look"] = look
+    detector = D.CenterNetDetector(head=D.CenterHead(width=8), config=config, look_again=look_again,
+                                   classifier=_CropClassifier(dog_by_width))
+    detector._forward = object()  # not used: the candidates are given
+    detector.candidates_many = lambda images: [list(candidates) for _ in images]
+    return detector
+
+
+LOOK = {"photo_dog": 0.5, "score": 0.5}
+# crops with VERIFY_MARGIN 0.1: the body's is 120 px wide, the background's 48; the whole photo is 200
+BODY, BACKGROUND = ((10.0, 10.0, 110.0, 90.0), 0.36), ((150.0, 10.0, 190.0, 50.0), 0.3)
+
+
+def test_a_photo_that_is_a_dog_as_a_whole_gets_its_first_candidate_on_a_second_look():
+    photo = Image.new("RGB", (200, 100))
+    detector = _looking([BODY, BACKGROUND], {120: 0.9, 48: 0.9, 200: 0.8}, look=LOOK)
+    assert LOOK["score"] <= (0.36 * 0.9) ** 0.5 < detector.min_score  # the first pass misses it
+    assert _looking([BODY, BACKGROUND], {120: 0.9, 48: 0.9, 200: 0.8}).detect(photo) == []  # without the look
+    [found] = detector.detect(photo)
+    assert found.box == BODY[0] and found.score == round((0.36 * 0.9) ** 0.5, 4) and found.classification.dog == 0.9
+    # the whole photo is no dog: no look, no box (a photo without a dog stays without one)
+    assert _looking([BODY, BACKGROUND], {120: 0.9, 48: 0.9, 200: 0.3}, look=LOOK).detect(photo) == []
+    # the first candidate's crop is barely a dog: under the look's point, not taken, and no other candidate is
+    assert _looking([BODY, BACKGROUND], {120: 0.5, 48: 0.99, 200: 0.8}, look=LOOK).detect(photo) == []
+    # a photo the first pass boxed is not looked at again: its whole photo is never classified
+    sure = _looking([((10.0, 10.0, 110.0, 90.0), 0.9)], {120: 0.99}, look=LOOK)
+    assert [d.box for d in sure.detect(photo)] == [BODY[0]]  # _CropClassifier would fail on the 200 px photo
+
+
+def test_a_caller_that_classified_the_whole_photos_takes_the_second_look_itself():
+    photo = Image.new("RGB", (200, 100))
+    detector = _looking([BODY], {120: 0.9}, look=LOOK, look_again=False)  # 200 unknown: never classified here
+    assert detector.detect(photo) == []
+    dog, cat = Classification(0.8, (), ()), Classification(0.1, (), ())
+    found, none = detector.second_look([photo, photo], [dog, cat])
+    assert found.box == BODY[0] and none is None
+    assert _looking([BODY], {120: 0.9}).second_look([photo], [dog]) == [None]  # a delta without a look
+    # the look changes the boxes: it is in the detector's name
+    assert detector.name != _looking([BODY], {120: 0.9}).name
+
+
+def test_the_shipped_delta_takes_a_second_look_chosen_on_its_calibration_photos():
+    config, _ = D.load_weights()
+    look = config["second_look"]
+    assert 0 < look["score"] < config["operating_point"]["verified"] and look["photo_dog"] == 0.5
+    assert D.CenterNetDetector().look_again and not D.CenterNetDetector(look_again=False).look_again
+    assert D.CenterNetDetector(rescore=True).look is None  # the re-scored detector answers by its own points
+
+
+def test_a_close_up_filling_the_frame_stays_without_a_box_on_the_second_look():
+    """The close-up fixture (a sleeping dingo) is what the web e2e test adds as a whole-photo dog: the detector boxes
+    nothing there even on its second look, and the classifier calls the whole photo a dog."""
+    photo = _open(FIXTURES / "close-up" / "ILSVRC2012_val_00041341.jpg")
+    detector = D.CenterNetDetector(threads=2, look_again=False)
+    _, classifier = detector._parts()
+    [whole] = classifier.classify([photo])
+    assert detector.detect(photo) == [] and whole.dog >= detector.look["photo_dog"]
+    assert detector.second_look([photo], [whole]) == [None]  # its first candidate scores under the look's point
+    assert D.CenterNetDetector(threads=2).detect(photo) == []  # the same when the detector looks again itself

@@ -218,3 +218,39 @@ def test_train_detector_refuses_folds_with_pseudo_labels_or_one_fold(tmp_path):
             cli.main(["train", "detector", "--out", str(tmp_path / "x"), *extra])
     with pytest.raises(SystemExit, match="no out-of-fold records"):
         cli.main(["train", "detector-rescore", "--cross-validate", "--dump", str(tmp_path / "missing.json")])
+
+
+def test_the_second_look_s_point_splits_the_calibration_photos_it_is_for():
+    from dogsearch.training.detector.second_look import choose
+
+    dog = [0.0, 0.0, 100.0, 80.0]
+
+    def photo(truth, box, score):
+        return {"source": "x", "truth": truth, "photo_dog": 0.9, "first": [box, score]}
+
+    # a right first candidate at 0.667; photos without a dog whose first candidates score 0.403 and 0.316
+    records = [photo([dog], dog, 0.667), photo([], dog, 0.403), photo([], dog, 0.316)]
+    assert choose(records) == round((0.403 + 0.667) / 2, 4)  # the middle: both negatives left, the dog taken
+    # photos without a dog whose first candidates outscore the dog's: every point costs more than it finds,
+    # so the point is 1 (no look)
+    records += [photo([], dog, 0.7), photo([], dog, 0.8)]
+    assert choose(records) == 1.0
+    assert choose([]) is None
+
+
+def test_train_detector_second_look_writes_its_point_into_the_delta(tmp_path, capsys):
+    import shutil
+
+    dogs, negatives = _photos(tmp_path)
+    weights = tmp_path / "delta"
+    shutil.copytree(D.DEFAULT_WEIGHTS_DIR, weights)
+    assert cli.main(["train", "detector-second-look", "--weights", str(weights), "--dogs", str(dogs),
+                     "--images", str(dogs / "images"), "--negatives", str(negatives), "--threads", "1"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((weights / "config.json").read_text())
+    assert printed["calibration_photos"] == 4  # the two dogs and the two blue squares of the calibration part
+    # the made-up photos: whatever the look finds, the delta holds what was printed, and the head is unchanged
+    assert written.get("second_look") == printed["second_look"]
+    assert written["files"] == json.loads((D.DEFAULT_WEIGHTS_DIR / "config.json").read_text())["files"]
+    with pytest.raises(SystemExit, match="--photo-dog"):
+        cli.main(["train", "detector-second-look", "--weights", str(weights), "--photo-dog", "0"])

@@ -32,6 +32,17 @@ class DetectorCache(BatchedModel[Detector, Image.Image, list[Detection]]):
     def __init__(self, factory: Callable[[], Detector], **batching: Any) -> None:
         super().__init__(factory, "detector", detect_many, unavailable="dog detector unavailable", **batching)
 
+    async def second_look(self, images: Sequence[Image.Image], photos: Sequence[Classification]
+                          ) -> list[Detection | None]:
+        """The detector's second look at photos it found no dog in, given their whole photos' classifications
+        (lite0-centernet's ``second_look``), on its inference threads; None for each where it has none. Only
+        photos the classifier calls a dog come here: a few of the dog photos, none of the others."""
+        detector = await self.aget()
+        look = getattr(detector, "second_look", None)
+        if look is None or not images:
+            return [None] * len(images)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, look, list(images), list(photos))
+
 
 class ClassifierCache(BatchedModel[DogClassifier, Image.Image, Classification]):
     def __init__(self, factory: Callable[[], DogClassifier], **batching: Any) -> None:
@@ -165,18 +176,21 @@ class DogModels:
 
     async def _missed_dogs(self, decoded: Sequence[DecodedImage], detections: list, seems: list,
                            min_p: float) -> None:
-        """A dog the detector missed (it misses about one in eight on held-out photos, docs/detection.md) is the
-        whole photo when the classifier sees a dog in it: "no dog found" then needs both to say so. The whole
-        photos' classifications go to `seems`: `classify` does not run them again."""
+        """A dog the detector missed (a few in a hundred held-out photos, docs/detection.md) when the classifier
+        sees a dog in the whole photo: the detector's second look at it (its first candidate, at a lower point),
+        else the whole photo. "No dog found" then needs both to say so. The whole photos' classifications go to
+        `seems`: `classify` does not run them again."""
         empty = [i for i, found in enumerate(detections) if found == []]  # None: a marked photo, not looked at
         if not empty:
             return
         classes = await self.classifier.submit([decoded[i].image for i in empty])
+        dogs = [(i, cls) for i, cls in zip(empty, classes, strict=True) if cls.dog >= min_p]
+        again = await self.detector.second_look([decoded[i].image for i, _ in dogs], [cls for _, cls in dogs])
         for i, cls in zip(empty, classes, strict=True):
             seems[i] = cls
-            if cls.dog >= min_p:
-                image = decoded[i].image
-                detections[i] = [Detection((0.0, 0.0, float(image.width), float(image.height)), cls.dog, cls)]
+        for (i, cls), box in zip(dogs, again, strict=True):
+            image = decoded[i].image
+            detections[i] = [box or Detection((0.0, 0.0, float(image.width), float(image.height)), cls.dog, cls)]
 
     async def classify(self, decoded: Sequence[DecodedImage], found: Sequence[Found], every_photo: bool = True
                        ) -> tuple[list[Classification | None], list[list[Classification]]]:

@@ -60,8 +60,9 @@ class EmbedderSettings(InferenceSettings):
     max_dogs: int = Field(5, ge=1, le=20, description="most dogs embedded per photo (the largest)")
     whole_photo_dog: float | None = Field(
         0.5, ge=0.0, le=1.0,
-        description="a photo in which the detector boxes no dog is still one dog (the whole photo) when the dog "
-                    "classifier gives the whole photo at least this dog probability; unset: the detector alone decides")
+        description="a photo in which the detector boxes no dog is still one dog when the dog classifier gives the "
+                    "whole photo at least this dog probability: the detector's second look (its likeliest box, at a "
+                    "lower point of its own) or else the whole photo; unset: the detector alone decides")
     dog_decode_side: int = Field(
         768, ge=64, le=8192,
         description="/v1/embed/dogs decodes a photo at least this large on its shorter side (a JPEG shrinks on load "
@@ -105,9 +106,11 @@ class EmbedderSettings(InferenceSettings):
 
     def build_detector(self) -> Detector:
         # onnxruntime / openvino run the detector too where they run the embedding model: the same boxes, less CPU
+        # with whole_photo_dog the service classifies the photos the detector found no dog in and asks for the
+        # detector's second look itself (dogs.py `_missed_dogs`): each photo passes the classifier once
         return create_detector(self.detector, threads=self.torch_threads, max_dogs=self.max_dogs,
                                runtime=self.runtime, cache_dir=self.cache_dir, precision=self.detector_precision(),
-                               device=self.device)
+                               device=self.device, look_again=self.whole_photo_dog is None)
 
     def build_classifier(self) -> DogClassifier:
         from dogsearch.models.dogclass import DogClassifier

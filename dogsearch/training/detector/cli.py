@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_rescore_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_calibration_photos(parser: argparse.ArgumentParser, what: str) -> None:
+    """The photos and the delta of a choice made on the calibration photos (``what``: what config.json gets)."""
     parser.add_argument("--dogs", type=Path, default=DEFAULT_DATA / "dogpose", help="labelled dogs (as for detector)")
     parser.add_argument("--images", type=Path, action="append",
                         help="folders searched for the labelled photos (repeatable; default ../shared/data/imagewoof)")
@@ -122,7 +123,17 @@ def add_rescore_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folders of photos without a dog (repeatable; default ../shared/data/not-dogs and "
                              "../shared/data/oxford-pets/cats)")
     parser.add_argument("--weights", type=Path, default=Path("models/detector-lite0-centernet"),
-                        help="the delta whose config.json gets the re-scoring (its head makes the candidates)")
+                        help=f"the delta whose config.json gets {what} (its head makes the candidates)")
+
+
+def _photo_dirs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """(--images, --negatives) with their defaults."""
+    return (args.images or [DEFAULT_DATA / "imagewoof"],
+            args.negatives or [DEFAULT_DATA / "not-dogs", DEFAULT_DATA / "oxford-pets" / "cats"])
+
+
+def add_rescore_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_calibration_photos(parser, "the re-scoring")
     parser.add_argument("--dump", type=Path, default=Path("/tmp/detector-rescore/calibrate.json"),
                         help="the calibration photos' candidates: read when it exists, else made (minutes) and kept")
     parser.add_argument("--cross-validate", action="store_true",
@@ -130,6 +141,28 @@ def add_rescore_arguments(parser: argparse.ArgumentParser) -> None:
                              "by `train detector --folds K --dump-out-of-fold` (--weights: its delta, for the score "
                              "and suppression); prints, writes nothing")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+
+
+def add_second_look_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_calibration_photos(parser, "the second look")
+    parser.add_argument("--photo-dog", type=float, default=0.5,
+                        help="the whole photo's dog probability from which a photo is looked at again (default 0.5, "
+                             "the embedder's whole_photo_dog)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+
+
+def run_second_look(args: argparse.Namespace) -> int:
+    import torch
+
+    from dogsearch.training.detector.second_look import run as fit
+
+    if not 0.0 < args.photo_dog <= 1.0:
+        raise SystemExit(f"--photo-dog must be in (0, 1], not {args.photo_dog}")
+    torch.set_num_threads(args.threads)
+    result = fit(args.dogs, *_photo_dirs(args), args.weights, args.photo_dog,
+                 log=lambda message: print(message, file=sys.stderr))
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 def run_rescore(args: argparse.Namespace) -> int:
@@ -148,8 +181,7 @@ def run_rescore(args: argparse.Namespace) -> int:
                                         p_weight=float(config.get("score", {}).get("p", 0.5))), indent=2))
         return 0
     torch.set_num_threads(args.threads)
-    result = fit(args.dogs, args.images or [DEFAULT_DATA / "imagewoof"],
-                 args.negatives or [DEFAULT_DATA / "not-dogs", DEFAULT_DATA / "oxford-pets" / "cats"],
-                 args.weights, args.dump, log=lambda message: print(message, file=sys.stderr))
+    result = fit(args.dogs, *_photo_dirs(args), args.weights, args.dump,
+                 log=lambda message: print(message, file=sys.stderr))
     print(json.dumps(result, indent=2))
     return 0

@@ -1,0 +1,74 @@
+"""`dogsearch train detector-second-look`: the point of the detector's second look (``dogdet.CenterNetDetector
+.second_look``), chosen on the calibration photos (training split, buckets 55-69: the head never fitted them).
+
+Only the photos the look is for count: those in which the detector answers no box and whose whole photo the dog
+classifier calls a dog (at least ``photo_dog``, the embedder's ``whole_photo_dog`` default). Each gives its head's
+first candidate with its verified score; the point is the detector's own rule over them (``train.operating_point``:
+fewest missed dogs + wrong boxes + photos without a dog given a box, the middle of the flat optimum). The delta's
+config.json gets ``second_look``; the head and its file stay as they are.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from dogsearch.models import dogdet as D
+from dogsearch.training.detector import data as T
+
+PHOTO_DOG = 0.5  # the embedder's whole_photo_dog: a photo it would take whole as a dog
+
+
+def looked_at(detector: D.CenterNetDetector, samples: Sequence[T.Sample], photo_dog: float = PHOTO_DOG
+              ) -> list[dict]:
+    """The samples the look is for, each with its labelled boxes and its first candidate as the look scores it
+    (``first``: [box, verified score], or None when the head has no candidate)."""
+    _, classifier = detector._parts()
+    out = []
+    for sample in samples:
+        if detector.detect_many([sample.image])[0]:
+            continue
+        photo = classifier.classify([sample.image])[0]
+        if photo.dog < photo_dog:
+            continue
+        scored = detector._scored([sample.image], [detector.candidates(sample.image)[:1]])[0]
+        out.append({"source": sample.source, "truth": [list(b) for b in sample.boxes], "photo_dog": round(photo.dog, 4),
+                    "first": [[round(v, 2) for v in scored[0][0]], round(scored[0][1], 4)] if scored else None})
+    return out
+
+
+def choose(records: Sequence[dict]) -> float | None:
+    """The look's point over ``records`` (``looked_at``); None when no photo reaches the look (nothing to choose
+    from: the delta then takes none)."""
+    from dogsearch.training.detector.train import operating_point
+
+    if not records:
+        return None
+    found = [[(tuple(r["first"][0]), r["first"][1])] if r["first"] else [] for r in records]
+    labelled = [(f, [tuple(t) for t in r["truth"]]) for f, r in zip(found, records, strict=True) if r["truth"]]
+    negatives = [f for f, r in zip(found, records, strict=True) if not r["truth"]]
+    return operating_point(labelled, negatives)
+
+
+def run(dog_dir: Path, image_dirs: Sequence[Path], negative_dirs: Sequence[Path], weights: Path,
+        photo_dog: float = PHOTO_DOG, *, log=print) -> dict:
+    """Choose the point on the calibration photos with the delta's head (any second look it had left out), write
+    it into ``weights``/config.json."""
+    config_path = weights / "config.json"
+    config, state = D.load_weights(weights)
+    config.pop("second_look", None)
+    head = D.head_of(config)
+    head.load_state_dict(state)
+    detector = D.CenterNetDetector(config=config, head=head, verify=True)
+    samples = [*T.labelled_samples(dog_dir, image_dirs, "calibrate"), *T.negative_samples(negative_dirs, "calibrate")]
+    log(f"the detector on {len(samples)} calibration photos")
+    records = looked_at(detector, samples, photo_dog)
+    point = choose(records)
+    if point is None or point >= 1.0:
+        log("no calibration photo gains from a second look: the delta takes none")
+    else:
+        config["second_look"] = {"photo_dog": photo_dog, "score": point}
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    return {"second_look": config.get("second_look"), "calibration_photos": len(samples),
+            "looked_at": [{k: r[k] for k in ("source", "photo_dog", "first")} | {"dogs": len(r["truth"])}
+                          for r in records]}
