@@ -548,17 +548,21 @@ class CenterNetDetector:
         out: list[Detection | None] = [None] * len(images)
         todo = [i for i, photo in enumerate(photos)
                 if self.look and photo is not None and photo.dog >= float(self.look["photo_dog"])]
-        if not todo:
-            return out
-        if candidates is None:
-            found = self.candidates_many([images[i] for i in todo])
-        else:
-            found = [candidates[i] for i in todo]
-        firsts = [some[:1] for some in found]
-        for i, scored in zip(todo, self._scored([images[i] for i in todo], firsts), strict=True):
-            if scored and scored[0][1] >= float(self.look["score"]):
-                out[i] = _detection(*scored[0])
+        firsts = self.first_candidates([images[i] for i in todo],
+                                       None if candidates is None else [candidates[i] for i in todo])
+        for i, first in zip(todo, firsts, strict=True):
+            if first and first[1] >= float(self.look["score"]):
+                out[i] = _detection(*first)
         return out
+
+    def first_candidates(self, images: Sequence[Image.Image], candidates: Sequence[list] | None = None
+                         ) -> list[tuple[tuple[float, float, float, float], float, Classification | None] | None]:
+        """Each photo's first candidate (the head's likeliest box) as (box, verified score, its crop's
+        classification); None where the head has none. ``candidates``: the photos' ``candidates_many``, if known."""
+        if not images:
+            return []
+        found = self.candidates_many(images) if candidates is None else candidates
+        return [scored[0] if scored else None for scored in self._scored(images, [some[:1] for some in found])]
 
 
 def _detection(box, score: float, cls: Classification | None) -> Detection:

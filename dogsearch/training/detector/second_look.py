@@ -31,9 +31,9 @@ def looked_at(detector: D.CenterNetDetector, samples: Sequence[T.Sample], photo_
         photo = classifier.classify([sample.image])[0]
         if photo.dog < photo_dog:
             continue
-        scored = detector._scored([sample.image], [detector.candidates(sample.image)[:1]])[0]
+        [first] = detector.first_candidates([sample.image])
         out.append({"source": sample.source, "truth": [list(b) for b in sample.boxes], "photo_dog": round(photo.dog, 4),
-                    "first": [[round(v, 2) for v in scored[0][0]], round(scored[0][1], 4)] if scored else None})
+                    "first": [[round(v, 2) for v in first[0]], round(first[1], 4)] if first else None})
     return out
 
 
