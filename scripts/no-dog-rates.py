@@ -4,6 +4,7 @@ held-out split (dogsearch.eval.detect.split_of). Prints one JSON object: per set
 dog only whole, and photos answered "no dog found".
 
     python scripts/no-dog-rates.py [--data ../shared/data] [--detector lite0-centernet] [--whole-photo-dog 0.5]
+        [--second-look]
 """
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--detector", default="lite0-centernet")
     parser.add_argument("--whole-photo-dog", type=float, default=0.5)
+    parser.add_argument("--second-look", action="store_true", help="as DOGSEARCH_EMBEDDER_SECOND_LOOK=true")
     args = parser.parse_args()
-    detector, classifier = create_detector(args.detector), DogClassifier()
+    detector, classifier = create_detector(args.detector, look_again=args.second_look), DogClassifier()
     found = {p.stem: p for p in photos(args.data / "imagewoof")} | {p.stem: p for p in photos(args.data / "dogpose")}
     labelled = [found[f.stem] for f in sorted((args.data / "dogpose" / "labels").glob("*.txt")) if f.stem in found]
     sets = {"dogs": labelled, "not-dogs": photos(args.data / "not-dogs"),
@@ -51,7 +53,8 @@ def main() -> None:
         result[name] = {"photos": len(held_out), "boxed": boxed, "whole_photo_dog": whole,
                         "no_dog_found": len(held_out) - boxed - whole}
         print(name, result[name], file=sys.stderr)
-    print(json.dumps({"detector": args.detector, "whole_photo_dog": args.whole_photo_dog, "sets": result}))
+    print(json.dumps({"detector": args.detector, "whole_photo_dog": args.whole_photo_dog,
+                      "second_look": args.second_look, "sets": result}))
 
 
 if __name__ == "__main__":

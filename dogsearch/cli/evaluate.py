@@ -96,6 +96,9 @@ def add_parser(sub) -> None:
     crops.add_argument("--device", help="cpu, cuda, cuda:N (default: the embedder setting)")
     crops.add_argument("--detector", help="detector name (default: the registry's default)")
     crops.add_argument("--threads", type=int, help="detector threads (default: the runtime's)")
+    crops.add_argument("--second-look", action="store_true",
+                       help="the detector's second look at a photo it finds no dog in (off, as the embedder's "
+                            "DOGSEARCH_EMBEDDER_SECOND_LOOK is by default: the whole photo)")
     crops.add_argument("--limit", type=int, help="at most N photos of each set, spread evenly over it")
     crops.add_argument("--batch-size", type=int, default=32)
     crops.add_argument("--cache-dir", type=Path, metavar="DIR",
@@ -321,7 +324,7 @@ def run_crops(args: argparse.Namespace) -> int:
         if folder is not None and not folder.is_dir():
             print(f"dogsearch eval crops: {folder} is not a folder", file=sys.stderr)
             return 2
-    detector = create_detector(args.detector or DEFAULT_DETECTOR, threads=args.threads)
+    detector = create_detector(args.detector or DEFAULT_DETECTOR, threads=args.threads, look_again=args.second_look)
     model = load_model(args.model, args.device)
     try:
         result = evaluate(model, detector, small=args.small, image_dirs=args.images, composed_dir=args.composed,

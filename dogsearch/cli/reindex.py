@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.device)
     embedder = EmbedderSettings(**({"detector": args.detector} if args.detector else {}))
     if embedder.detects:  # what the embedder service stores: each dog's crop
-        model = DogCropModel(model, embedder.build_detector(), embedder.build_classifier(),
+        model = DogCropModel(model, embedder.build_detector(alone=True), embedder.build_classifier(),
                              decode_side=embedder.dog_decode_side)
     engine = open_engine(**settings.engine_options() | {"data_dir": layout.vectors})
     try:

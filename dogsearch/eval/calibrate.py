@@ -68,7 +68,7 @@ def calibration_sets(args: argparse.Namespace):
         raise ValueError("the embedder's detector is off; searches compare whole photos, which this command does "
                          "not calibrate")
     model = load_model(args.model, args.device)
-    detector = settings.build_detector()
+    detector = settings.build_detector(alone=True)
     limits = settings.image_limits()
     decode_side = max(model.decode_side, settings.dog_decode_side)
     vectors_id = crop_model_id(model.model_id)

@@ -550,8 +550,9 @@ class CenterNetDetector:
                 if self.look and photo is not None and photo.dog >= float(self.look["photo_dog"])]
         firsts = self.first_candidates([images[i] for i in todo],
                                        None if candidates is None else [candidates[i] for i in todo])
+        most = float(self.look.get("max_share", 1.0)) if self.look else 1.0
         for i, first in zip(todo, firsts, strict=True):
-            if first and first[1] >= float(self.look["score"]):
+            if first and first[1] >= float(self.look["score"]) and share(first[0], images[i].size) < most:
                 out[i] = _detection(*first)
         return out
 
@@ -563,6 +564,13 @@ class CenterNetDetector:
             return []
         found = self.candidates_many(images) if candidates is None else candidates
         return [scored[0] if scored else None for scored in self._scored(images, [some[:1] for some in found])]
+
+
+def share(box, size: tuple[int, int]) -> float:
+    """The part of a ``size`` photo that ``box`` covers."""
+    from dogsearch.core.boxes import area
+
+    return area(box) / max(size[0] * size[1], 1)
 
 
 def _detection(box, score: float, cls: Classification | None) -> Detection:

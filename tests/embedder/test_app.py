@@ -441,22 +441,40 @@ class _LooksAgain(BlobDetector):
         return [Detection((10.0, 10.0, 50.0, 40.0), 0.55, c) for c in photos]
 
 
-async def test_a_dog_the_detector_missed_gets_its_second_look_before_the_whole_photo():
-    """The service passes the detector the whole photos it classified (no second classifier pass) and only those the
-    classifier calls a dog: a photo without a dog costs the detector nothing more."""
+@pytest.mark.parametrize("second_look", [True, False])
+async def test_a_dog_the_detector_missed_gets_its_second_look_before_the_whole_photo(second_look):
+    """With `second_look` the service passes the detector the whole photos it classified (no second classifier
+    pass) and only those the classifier calls a dog: a photo without a dog costs the detector nothing more. Without
+    it (the default), such a dog is the whole photo, as before."""
     classifier, detector = _SeesADogInDarkPhotos(), _LooksAgain()
-    app = create_app(EmbedderSettings(preload=False, whole_photo_dog=0.5), model_factory=ColorGridModel,
-                     detector_factory=lambda: detector, classifier_factory=lambda: classifier)
+    app = create_app(EmbedderSettings(preload=False, whole_photo_dog=0.5, second_look=second_look),
+                     model_factory=ColorGridModel, detector_factory=lambda: detector,
+                     classifier_factory=lambda: classifier)
     photos = files(solid((30, 30, 30), (80, 60)), solid((220, 220, 220)))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as client:
             r = await client.post("/v1/embed/dogs", params={"seems": "false"}, files=photos)
     assert r.status_code == 200, r.text
     dark, light = r.json()["photos"]
-    assert detector.asked == [((80, 60), 0.8)] and classifier.images == 2  # each whole photo classified once
+    assert classifier.images == 2  # each whole photo classified once
     [dog] = dark["dogs"]
-    assert dog["box"] == [10.0, 10.0, 50.0, 40.0] and dog["score"] == 0.55  # the look's box, not the whole photo
+    if second_look:
+        assert detector.asked == [((80, 60), 0.8)]
+        assert dog["box"] == [10.0, 10.0, 50.0, 40.0] and dog["score"] == 0.55  # the look's box, not the whole photo
+    else:
+        assert detector.asked == [] and dog["box"] == [0.0, 0.0, 80.0, 60.0] and dog["score"] == 0.8
     assert light["dogs"] == [] and light["seems"]
+
+
+def test_the_service_s_detector_leaves_the_second_look_to_it_and_a_blocking_tool_s_takes_it_itself():
+    """Off by default (same-dog verdicts are a little weaker with it). With it, reindex and the calibration, which
+    call `detect` alone, get a detector that looks again itself, so a stored photo's dog is found as the service
+    found it; the service's own detector leaves the look to `_missed_dogs`."""
+    assert not EmbedderSettings().build_detector().look_again
+    assert not EmbedderSettings().build_detector(alone=True).look_again
+    assert not EmbedderSettings(second_look=True).build_detector().look_again
+    assert EmbedderSettings(second_look=True).build_detector(alone=True).look_again
+    assert EmbedderSettings(second_look=True, whole_photo_dog=None).build_detector().look_again  # no missed-dog check
 
 
 async def test_a_boxes_field_longer_than_a_batch_needs_is_refused_unread(embedder):

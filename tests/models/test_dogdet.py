@@ -470,6 +470,9 @@ def test_a_photo_that_is_a_dog_as_a_whole_gets_its_first_candidate_on_a_second_l
     assert _looking([BODY, BACKGROUND], {120: 0.9, 48: 0.9, 200: 0.3}, look=LOOK).detect(photo) == []
     # the first candidate's crop is barely a dog: under the look's point, not taken, and no other candidate is
     assert _looking([BODY, BACKGROUND], {120: 0.5, 48: 0.99, 200: 0.8}, look=LOOK).detect(photo) == []
+    # a dog filling its photo is taken whole: the body covers 0.4 of the photo, over the look's max_share
+    filling = _looking([BODY, BACKGROUND], {120: 0.9, 48: 0.9, 200: 0.8}, look=LOOK | {"max_share": 0.3})
+    assert D.share(BODY[0], photo.size) == 0.4 and filling.detect(photo) == []
     # a photo the first pass boxed is not looked at again: its whole photo is never classified
     sure = _looking([((10.0, 10.0, 110.0, 90.0), 0.9)], {120: 0.99}, look=LOOK)
     assert [d.box for d in sure.detect(photo)] == [BODY[0]]  # _CropClassifier would fail on the 200 px photo
@@ -491,6 +494,7 @@ def test_the_shipped_delta_takes_a_second_look_chosen_on_its_calibration_photos(
     config, _ = D.load_weights()
     look = config["second_look"]
     assert 0 < look["score"] < config["operating_point"]["verified"] and look["photo_dog"] == 0.5
+    assert look["max_share"] == 0.3  # issue 18's small dog: a dog filling its photo is taken whole
     assert D.CenterNetDetector().look_again and not D.CenterNetDetector(look_again=False).look_again
     assert D.CenterNetDetector(rescore=True).look is None  # the re-scored detector answers by its own points
 
@@ -503,5 +507,6 @@ def test_a_close_up_filling_the_frame_stays_without_a_box_on_the_second_look():
     _, classifier = detector._parts()
     [whole] = classifier.classify([photo])
     assert detector.detect(photo) == [] and whole.dog >= detector.look["photo_dog"]
-    assert detector.second_look([photo], [whole]) == [None]  # its first candidate scores under the look's point
+    # its first candidate scores under the look's point, and covers about half the photo
+    assert detector.second_look([photo], [whole]) == [None]
     assert D.CenterNetDetector(threads=2).detect(photo) == []  # the same when the detector looks again itself

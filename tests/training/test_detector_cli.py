@@ -225,17 +225,19 @@ def test_the_second_look_s_point_splits_the_calibration_photos_it_is_for():
 
     dog = [0.0, 0.0, 100.0, 80.0]
 
-    def photo(truth, box, score):
-        return {"source": "x", "truth": truth, "photo_dog": 0.9, "first": [box, score]}
+    def photo(truth, box, score, share=0.2):
+        return {"source": "x", "truth": truth, "photo_dog": 0.9, "first": [box, score], "share": share}
 
     # a right first candidate at 0.667; photos without a dog whose first candidates score 0.403 and 0.316
     records = [photo([dog], dog, 0.667), photo([], dog, 0.403), photo([], dog, 0.316)]
     assert choose(records) == round((0.403 + 0.667) / 2, 4)  # the middle: both negatives left, the dog taken
     # photos without a dog whose first candidates outscore the dog's: every point costs more than it finds,
     # so the point is 1 (no look)
-    records += [photo([], dog, 0.7), photo([], dog, 0.8)]
-    assert choose(records) == 1.0
-    assert choose([]) is None
+    more = [*records, photo([], dog, 0.7), photo([], dog, 0.8)]
+    assert choose(more) == 1.0
+    # ... unless their candidates fill the photo: the look would not take them, so they do not count
+    assert choose([*records, photo([], dog, 0.7, 0.6), photo([], dog, 0.8, 0.6)], max_share=0.3) == choose(records)
+    assert choose([]) is None and choose([photo([dog], dog, 0.9, 0.5)], max_share=0.3) is None
 
 
 def test_train_detector_second_look_writes_its_point_into_the_delta(tmp_path, capsys):
@@ -254,3 +256,5 @@ def test_train_detector_second_look_writes_its_point_into_the_delta(tmp_path, ca
     assert written["files"] == json.loads((D.DEFAULT_WEIGHTS_DIR / "config.json").read_text())["files"]
     with pytest.raises(SystemExit, match="--photo-dog"):
         cli.main(["train", "detector-second-look", "--weights", str(weights), "--photo-dog", "0"])
+    with pytest.raises(SystemExit, match="--max-share"):
+        cli.main(["train", "detector-second-look", "--weights", str(weights), "--max-share", "1.5"])

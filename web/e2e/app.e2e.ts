@@ -508,7 +508,7 @@ describe("dogsearch web UI", () => {
 
   it("draws and compares no pose for a dog that is the whole photo, a close-up of its face", async () => {
     // a sleeping dingo filling the frame: the detector finds no box, not even on its second look (its likeliest box
-    // scores 0.40, under the look's 0.53); the embedder's classifier sees a dog and keeps the whole photo
+    // scores 0.40, under the look's 0.53, and covers half the photo); the classifier sees a dog: the whole photo
     const closeUp = await addPhoto(server, join(REPO, "tests/fixtures/close-up/ILSVRC2012_val_00041341.jpg"), {});
     try {
       expect(closeUp.payload.box).toEqual([0, 0, closeUp.payload.width, closeUp.payload.height]);

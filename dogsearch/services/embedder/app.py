@@ -124,7 +124,8 @@ def create_app(
         model, decoded = await read_and_decode(
             images, lambda m: max(m.decode_side, settings.dog_decode_side) if settings.detects else m.decode_side)
         found = await models.find(decoded, whole_if_none, crop_side=model.decode_side,
-                                  whole_photo_dog=settings.whole_photo_dog, marked=marked_boxes(boxes, decoded))
+                                  whole_photo_dog=settings.whole_photo_dog, marked=marked_boxes(boxes, decoded),
+                                  second_look=settings.second_look)
         (photo_classes, dog_classes), embedded = await asyncio.gather(
             models.classify(decoded, found, every_photo=seems),
             _embed_crops(model, [d.crop for p in found for d in p.dogs], vectors))

@@ -154,9 +154,10 @@ class DogModels:
         return "; ".join(dict.fromkeys(r for r in reasons if r)) or None
 
     async def find(self, decoded: Sequence[DecodedImage], whole_if_none: bool, crop_side: int,
-                   whole_photo_dog: float | None = None, marked: Sequence[Box | None] | None = None) -> list[Found]:
+                   whole_photo_dog: float | None = None, marked: Sequence[Box | None] | None = None,
+                   second_look: bool = False) -> list[Found]:
         """Each photo's dogs: the detector's, or the one box `marked` gives for that photo (the detector is not
-        asked about it)."""
+        asked about it). `second_look`: a dog the detector missed may be its second look's box (`_missed_dogs`)."""
         marked = list(marked) if marked is not None else [None] * len(decoded)
         detections: list[list[Detection] | None] = [None] * len(decoded)
         seems: list[Classification | None] = [None] * len(decoded)
@@ -165,7 +166,7 @@ class DogModels:
             for i, found in zip(todo, await self.detector.submit([decoded[i].image for i in todo]), strict=True):
                 detections[i] = found
             if whole_photo_dog is not None:
-                await self._missed_dogs(decoded, detections, seems, whole_photo_dog)
+                await self._missed_dogs(decoded, detections, seems, whole_photo_dog, second_look)
 
         def dogs() -> list[Found]:
             return [dogs_of(d, found, whole_if_none, crop_side=crop_side, seems=cls) if box is None else
@@ -175,17 +176,18 @@ class DogModels:
         return await asyncio.to_thread(dogs)
 
     async def _missed_dogs(self, decoded: Sequence[DecodedImage], detections: list, seems: list,
-                           min_p: float) -> None:
+                           min_p: float, second_look: bool = False) -> None:
         """A dog the detector missed (a few in a hundred held-out photos, docs/detection.md) when the classifier
-        sees a dog in the whole photo: the detector's second look at it (its first candidate, at a lower point),
-        else the whole photo. "No dog found" then needs both to say so. The whole photos' classifications go to
-        `seems`: `classify` does not run them again."""
+        sees a dog in the whole photo: with `second_look`, the detector's second look at it (its first candidate,
+        at a lower point, where it is small in the photo), else the whole photo. "No dog found" then needs both to
+        say so. The whole photos' classifications go to `seems`: `classify` does not run them again."""
         empty = [i for i, found in enumerate(detections) if found == []]  # None: a marked photo, not looked at
         if not empty:
             return
         classes = await self.classifier.submit([decoded[i].image for i in empty])
         dogs = [(i, cls) for i, cls in zip(empty, classes, strict=True) if cls.dog >= min_p]
-        again = await self.detector.second_look([decoded[i].image for i, _ in dogs], [cls for _, cls in dogs])
+        again = await self.detector.second_look([decoded[i].image for i, _ in dogs], [cls for _, cls in dogs]) \
+            if second_look else [None] * len(dogs)
         for i, cls in zip(empty, classes, strict=True):
             seems[i] = cls
         for (i, cls), box in zip(dogs, again, strict=True):

@@ -61,8 +61,13 @@ class EmbedderSettings(InferenceSettings):
     whole_photo_dog: float | None = Field(
         0.5, ge=0.0, le=1.0,
         description="a photo in which the detector boxes no dog is still one dog when the dog classifier gives the "
-                    "whole photo at least this dog probability: the detector's second look (its likeliest box, at a "
-                    "lower point of its own) or else the whole photo; unset: the detector alone decides")
+                    "whole photo at least this dog probability: the whole photo (or with second_look, the detector's "
+                    "second look); unset: the detector alone decides")
+    second_look: bool = Field(
+        False, description="a dog the detector missed, where the classifier sees one in the whole photo, is the "
+                           "detector's second look (its likeliest box, at a lower point, where it covers under 30 % "
+                           "of the photo) rather than the whole photo: more small dogs boxed, but same-dog verdicts a "
+                           "little weaker on held-out dogs (docs/detection.md, \"A second look\")")
     dog_decode_side: int = Field(
         768, ge=64, le=8192,
         description="/v1/embed/dogs decodes a photo at least this large on its shorter side (a JPEG shrinks on load "
@@ -104,13 +109,16 @@ class EmbedderSettings(InferenceSettings):
         bf16"); in fp32 otherwise (int8 and fp16 are the embedding model's, not the detector's)."""
         return "bf16" if (self.runtime, self.precision) == ("openvino", "bf16") else "fp32"
 
-    def build_detector(self) -> Detector:
-        # onnxruntime / openvino run the detector too where they run the embedding model: the same boxes, less CPU
-        # with whole_photo_dog the service classifies the photos the detector found no dog in and asks for the
-        # detector's second look itself (dogs.py `_missed_dogs`): each photo passes the classifier once
+    def build_detector(self, alone: bool = False) -> Detector:
+        """The detector as the service runs it; ``alone``: for a blocking tool that calls ``detect`` and nothing
+        else (reindex, calibration), so that with ``second_look`` it takes the look itself, as the service would."""
+        # onnxruntime / openvino run the detector too where they run the embedding model: the same boxes, less CPU.
+        # With whole_photo_dog the service classifies the photos the detector found no dog in and asks for the
+        # detector's second look itself (dogs.py `_missed_dogs`): each photo passes the classifier once.
+        look_again = self.second_look and (alone or self.whole_photo_dog is None)
         return create_detector(self.detector, threads=self.torch_threads, max_dogs=self.max_dogs,
                                runtime=self.runtime, cache_dir=self.cache_dir, precision=self.detector_precision(),
-                               device=self.device, look_again=self.whole_photo_dog is None)
+                               device=self.device, look_again=look_again)
 
     def build_classifier(self) -> DogClassifier:
         from dogsearch.models.dogclass import DogClassifier

@@ -148,6 +148,9 @@ def add_second_look_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photo-dog", type=float, default=0.5,
                         help="the whole photo's dog probability from which a photo is looked at again (default 0.5, "
                              "the embedder's whole_photo_dog)")
+    parser.add_argument("--max-share", type=float, default=0.3,
+                        help="the look takes a box only under this share of its photo: a dog filling its photo is "
+                             "taken whole (default 0.3, issue 18's small dog)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
 
 
@@ -156,10 +159,11 @@ def run_second_look(args: argparse.Namespace) -> int:
 
     from dogsearch.training.detector.second_look import run as fit
 
-    if not 0.0 < args.photo_dog <= 1.0:
-        raise SystemExit(f"--photo-dog must be in (0, 1], not {args.photo_dog}")
+    for flag, value in (("--photo-dog", args.photo_dog), ("--max-share", args.max_share)):
+        if not 0.0 < value <= 1.0:
+            raise SystemExit(f"{flag} must be in (0, 1], not {value}")
     torch.set_num_threads(args.threads)
-    result = fit(args.dogs, *_photo_dirs(args), args.weights, args.photo_dog,
+    result = fit(args.dogs, *_photo_dirs(args), args.weights, args.photo_dog, args.max_share,
                  log=lambda message: print(message, file=sys.stderr))
     print(json.dumps(result, indent=2))
     return 0
