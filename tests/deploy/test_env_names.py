@@ -83,3 +83,16 @@ def test_env_example_values_are_valid_settings(monkeypatch) -> None:
     for classes in READS.values():
         for cls in classes:
             cls()
+
+
+def test_the_example_deploys_the_models_the_docs_measure() -> None:
+    """A deployment copied from .env.example runs the shipped default models: the example may leave the model and
+    the detector unset, never set them to others (it once set the ImageNet CNN and the saliency detector, from
+    before either default existed)."""
+    text = ENV_EXAMPLE.read_text()
+    set_here = dict(re.findall(r"^(DOGSEARCH_(?:EMBEDDER|POSE)_(?:MODEL|DETECTOR))=(.*)$", text, flags=re.MULTILINE))
+    defaults = {f"{cls.model_config['env_prefix']}{field}".upper(): cls.model_fields[field].default
+                for cls in (EmbedderSettings, PoseSettings) for field in ("model", "detector")}
+    assert set(set_here) <= set(defaults) and "DOGSEARCH_POSE_MODEL" in set_here  # the reader finds what is set
+    for name, value in set_here.items():
+        assert value == defaults[name], f".env.example sets {name}={value}, not the default {defaults[name]}"
