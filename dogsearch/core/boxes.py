@@ -45,6 +45,14 @@ def crop(image: Image.Image, box: Box, margin: float = DEFAULT_MARGIN) -> Image.
     return image.crop(expand(box, margin, image.width, image.height))
 
 
+SMALL_SHARE = 0.30  # a dog covering less of its photo than this is "small" (issue 18)
+
+
+def share(box: Box, width: int, height: int) -> float:
+    """The part of a ``width`` x ``height`` photo that ``box`` covers."""
+    return area(box) / max(width * height, 1)
+
+
 def area(box: Box) -> float:
     return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
 

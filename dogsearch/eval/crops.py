@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dogsearch.core.boxes import Box, area, expand, iou
+from dogsearch.core.boxes import SMALL_SHARE, Box, area, expand, iou, share
 from dogsearch.eval.detect import dog_boxes, find_labelled, find_photos, sample
 from dogsearch.eval.retrieval import retrieval_metrics
 from dogsearch.eval.splits import labelled_images
@@ -45,7 +45,6 @@ from dogsearch.models.detect import Detection, Detector
 from dogsearch.pose.labels import parse_label_file
 
 DEFAULT_MARGINS = (0.0, 0.1, 0.2, 0.3)
-SMALL_SHARE = 0.30  # a dog covering less of its photo than this is "small" (issue 18)
 COMPOSE_SHARE = (0.10, 0.30)  # area share of the pasted dog photo in the scene
 SCENE_SIDE = 640  # scenes are scaled to this longer side, so the dog photos (160 px short side) are not shrunk much
 COMPOSE_VERSION = 1  # part of a composed photo's cache key: bump when the drawing changes
@@ -65,7 +64,7 @@ class Composition:
 
     @property
     def share(self) -> float:
-        return area(self.box) / (self.size[0] * self.size[1])
+        return share(self.box, *self.size)
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,7 @@ def largest(boxes: Iterable[Box]) -> Box | None:
 
 def is_small(box: Box, width: int, height: int, max_share: float = SMALL_SHARE) -> bool:
     """The small-dog rule: the dog's box covers less than ``max_share`` of the photo."""
-    return area(box) < max_share * width * height
+    return share(box, width, height) < max_share
 
 
 def small_dogs(directory: Path, image_dirs: Sequence[Path] = (), *,
@@ -273,7 +272,7 @@ def evaluate_set(name: str, items: Sequence[Item], model, detector: Detector, ca
         found = largest(d.box for d in dog_boxes(detect_cached(detector, cache, item, image)))
         no_dog += found is None
         if item.box is not None:
-            shares.append(area(item.box) / (width * height))
+            shares.append(share(item.box, width, height))
             overlaps.append(0.0 if found is None else iou(found, item.box))
         for view in views:
             kind, _, margin = view.partition("@")

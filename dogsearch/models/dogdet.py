@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from dogsearch.core.boxes import crop
+from dogsearch.core.boxes import crop, share
 from dogsearch.core.paths import MODELS_DIR
 from dogsearch.inference import runtimes
 from dogsearch.inference.runtimes import EXPORT_RUNTIMES, Forward, TorchForward, cached_onnx, export_forward
@@ -552,7 +552,7 @@ class CenterNetDetector:
                                        None if candidates is None else [candidates[i] for i in todo])
         most = float(self.look.get("max_share", 1.0)) if self.look else 1.0
         for i, first in zip(todo, firsts, strict=True):
-            if first and first[1] >= float(self.look["score"]) and share(first[0], images[i].size) < most:
+            if first and first[1] >= float(self.look["score"]) and share(first[0], *images[i].size) < most:
                 out[i] = _detection(*first)
         return out
 
@@ -564,13 +564,6 @@ class CenterNetDetector:
             return []
         found = self.candidates_many(images) if candidates is None else candidates
         return [scored[0] if scored else None for scored in self._scored(images, [some[:1] for some in found])]
-
-
-def share(box, size: tuple[int, int]) -> float:
-    """The part of a ``size`` photo that ``box`` covers."""
-    from dogsearch.core.boxes import area
-
-    return area(box) / max(size[0] * size[1], 1)
 
 
 def _detection(box, score: float, cls: Classification | None) -> Detection:

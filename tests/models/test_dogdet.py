@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dogsearch.core.boxes import share
 from dogsearch.models import dogdet as D
 from dogsearch.models import registry as R
 from dogsearch.models.detect import DetectorError
@@ -472,7 +473,7 @@ def test_a_photo_that_is_a_dog_as_a_whole_gets_its_first_candidate_on_a_second_l
     assert _looking([BODY, BACKGROUND], {120: 0.5, 48: 0.99, 200: 0.8}, look=LOOK).detect(photo) == []
     # a dog filling its photo is taken whole: the body covers 0.4 of the photo, over the look's max_share
     filling = _looking([BODY, BACKGROUND], {120: 0.9, 48: 0.9, 200: 0.8}, look=LOOK | {"max_share": 0.3})
-    assert D.share(BODY[0], photo.size) == 0.4 and filling.detect(photo) == []
+    assert share(BODY[0], *photo.size) == 0.4 and filling.detect(photo) == []
     # a photo the first pass boxed is not looked at again: its whole photo is never classified
     sure = _looking([((10.0, 10.0, 110.0, 90.0), 0.9)], {120: 0.99}, look=LOOK)
     assert [d.box for d in sure.detect(photo)] == [BODY[0]]  # _CropClassifier would fail on the 200 px photo

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from dogsearch.core.boxes import SMALL_SHARE
+
 DEFAULT_DATA = Path("../shared/data")
 
 
@@ -148,9 +150,9 @@ def add_second_look_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photo-dog", type=float, default=0.5,
                         help="the whole photo's dog probability from which a photo is looked at again (default 0.5, "
                              "the embedder's whole_photo_dog)")
-    parser.add_argument("--max-share", type=float, default=0.3,
+    parser.add_argument("--max-share", type=float, default=SMALL_SHARE,
                         help="the look takes a box only under this share of its photo: a dog filling its photo is "
-                             "taken whole (default 0.3, issue 18's small dog)")
+                             f"taken whole (default {SMALL_SHARE}, issue 18's small dog)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
 
 

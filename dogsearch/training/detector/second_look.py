@@ -11,7 +11,7 @@ file stay as they are.
 ``max_share``: the look is for a dog small in its scene, which the whole photo would drown in background. A dog
 that fills its photo (a close-up, a face, a tightly framed body: most lost-and-found photos) is best taken whole,
 and there the first candidate is mostly a part of it (a head, a front half): taking it cost the held-out dogs'
-same-dog verdicts (docs/detection.md, "A second look"). 0.3 is issue 18's small dog (``eval.crops.SMALL_SHARE``).
+same-dog verdicts (docs/detection.md, "A second look"). 0.3 is issue 18's small dog (``core.boxes.SMALL_SHARE``).
 """
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from dogsearch.core.boxes import SMALL_SHARE, share
 from dogsearch.models import dogdet as D
 from dogsearch.training.detector import data as T
 
 PHOTO_DOG = 0.5  # the embedder's whole_photo_dog: a photo it would take whole as a dog
-MAX_SHARE = 0.3  # issue 18's small dog: its box under 30 % of the photo
+MAX_SHARE = SMALL_SHARE  # issue 18's small dog: its box under 30 % of the photo
 
 
 def looked_at(detector: D.CenterNetDetector, samples: Sequence[T.Sample], photo_dog: float = PHOTO_DOG
@@ -41,7 +42,7 @@ def looked_at(detector: D.CenterNetDetector, samples: Sequence[T.Sample], photo_
         [first] = detector.first_candidates([sample.image])
         out.append({"source": sample.source, "truth": [list(b) for b in sample.boxes], "photo_dog": round(photo.dog, 4),
                     "first": [[round(v, 2) for v in first[0]], round(first[1], 4)] if first else None,
-                    "share": round(D.share(first[0], sample.image.size), 4) if first else None})
+                    "share": round(share(first[0], *sample.image.size), 4) if first else None})
     return out
 
 
