@@ -4,7 +4,10 @@ Training the whole ViT through LoRA is a GPU's work (``dogsearch train vit``). I
 tells dogs and breeds apart is mostly made in the last ones. So the photos (and augmented views of them) run once
 through the default model's first ``12 - B`` blocks, in bf16, and their tokens are kept on disk (fp16, ~200 KB a
 view); training then runs only the last ``B`` blocks, forward and backward: a quarter of the network for B = 3.
-The frozen model's own vector of every view is kept too, for the distillation that holds what it already knows.
+The frozen model's own vector of every view is kept too, for the distillation that holds what it already knows,
+and the ImageNet CNN's breed vector of the same view (``models/fusion.py``'s square-rooted breed probabilities):
+``train --distill-breeds W`` distils from the two side by side, the breed fusion's vector, to carry ImageNet's 118
+breeds into the ViT itself (issue 18).
 
     python scripts/vit-top-blocks.py cache --data ../shared/data --cache /tmp/vtb
     python scripts/vit-top-blocks.py train --cache /tmp/vtb --out /tmp/vtb/run1
@@ -33,6 +36,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from dogsearch.models.fusion import breed_root_probs
 from dogsearch.training.embedder.augment import DOMAIN_AUGMENT as AUGMENT
 from dogsearch.training.fusion.train import VAL_SETS as VAL
 
@@ -51,6 +55,19 @@ def _model():
 
     vit, model_id, config = build_backbone(BASE)
     return vit.eval(), model_id, config
+
+
+def _cnn():
+    """EfficientNet-Lite0 with its ImageNet head, and its mean and std: the teacher of ImageNet's 118 breeds."""
+    import timm.data
+
+    from dogsearch.models.efficientnet import LITE0_MODEL
+    from dogsearch.models.embedding import split_eval_transform
+    from dogsearch.models.registry import build_backbone
+
+    cnn, _, config = build_backbone(LITE0_MODEL, num_classes=1000)
+    _, mean, std = split_eval_transform(timm.data.create_transform(**config, is_training=False))
+    return cnn.eval(), mean, std
 
 
 def _lower(vit, x: torch.Tensor, upto: int) -> torch.Tensor:
@@ -80,6 +97,7 @@ def cache(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     vit, model_id, config = _model()
     resize, mean, std = split_eval_transform(timm.data.create_transform(**config, is_training=False))
+    cnn, cnn_mean, cnn_std = _cnn()
     start = 12 - args.blocks
     out = args.cache
     out.mkdir(parents=True, exist_ok=True)
@@ -94,6 +112,7 @@ def cache(args: argparse.Namespace) -> int:
         tokens = np.lib.format.open_memmap(out / f"{name}.tokens.npy", mode="w+", dtype=np.float16,
                                            shape=(len(rows), 257, 384))
         teacher = np.zeros((len(rows), 384), np.float32)
+        breeds = np.zeros((len(rows), 119), np.float32)
         augment = image_augment(IMG_SIZE, mean.flatten().tolist(), std.flatten().tolist(),
                                 **AUGMENT[domain]) if domain else None
         for i in tqdm(range(0, len(rows), args.batch), desc=name, unit="batch"):
@@ -105,12 +124,17 @@ def cache(args: argparse.Namespace) -> int:
                         batch.append((pixels(resize(im)).float() / 255 - mean) / std)
                     else:
                         batch.append(augment(im))
+            x = torch.stack(batch)
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-                h = _lower(vit, torch.stack(batch), start)
+                h = _lower(vit, x, start)
                 teacher[i:i + len(batch)] = F.normalize(_upper(vit, h, start).float(), dim=1).numpy()
+                # the CNN on the same view: its own mean and std over the same pixels
+                logits = cnn(((x * std + mean) - cnn_mean) / cnn_std)
+            breeds[i:i + len(batch)] = breed_root_probs(logits.float()).numpy()
             tokens[i:i + len(batch)] = h.float().numpy().astype(np.float16)
         tokens.flush()
         np.save(out / f"{name}.teacher.npy", teacher)
+        np.save(out / f"{name}.breeds.npy", breeds)
         meta["sets"][name] = {"domain": domain, "views": views, "paths": [str(p) for p, _, _ in rows],
                               "labels": [lab for _, lab, _ in rows], "view": [v for _, _, v in rows]}
         (out / "meta.json").write_text(json.dumps(meta))
@@ -124,6 +148,8 @@ class Cached:
         info = meta["sets"][name]
         self.tokens = np.load(folder / f"{name}.tokens.npy", mmap_mode="r")
         self.teacher = torch.from_numpy(np.load(folder / f"{name}.teacher.npy"))
+        breeds = folder / f"{name}.breeds.npy"
+        self.breeds = torch.from_numpy(np.load(breeds)) if breeds.is_file() else None
         names = sorted(set(info["labels"]))
         index = {n: i for i, n in enumerate(names)}
         self.labels = torch.tensor([index[x] for x in info["labels"]])
@@ -163,8 +189,9 @@ def _oxford(folder: Path, meta: dict) -> None:
                                        shape=(len(a) + len(b), *a.shape[1:]))
     tokens[:len(a)], tokens[len(a):] = a, b
     tokens.flush()
-    np.save(folder / "oxford.teacher.npy", np.concatenate([np.load(folder / f"{n}.teacher.npy")
-                                                            for n in ("oxford_val", "oxford_heldout")]))
+    for part in ("teacher", "breeds"):
+        np.save(folder / f"oxford.{part}.npy", np.concatenate([np.load(folder / f"{n}.{part}.npy")
+                                                               for n in ("oxford_val", "oxford_heldout")]))
     va, vb = meta["sets"]["oxford_val"], meta["sets"]["oxford_heldout"]
     meta["sets"]["oxford"] = {k: va[k] + vb[k] for k in ("paths", "labels", "view")} | {"domain": None, "views": 1}
     (folder / "meta.json").write_text(json.dumps(meta))
@@ -222,6 +249,9 @@ def train(args: argparse.Namespace) -> int:
                 e = _upper(vit, x, start).float()
             e = F.normalize(e, dim=1)
             teacher = torch.cat([d.teacher[r] for d, r in picks])
+            if args.distill_breeds:  # the neighbours of the ViT fused with the CNN's breeds (models/fusion.py)
+                breeds = torch.cat([d.breeds[r] for d, r in picks])
+                teacher = torch.cat([teacher, args.distill_breeds * breeds], dim=1)
             parts, at = {}, 0
             for (d, r), w, key in zip(picks, (args.w_breed, args.w_face, args.w_body), ("breed", "face", "body"),
                                       strict=True):
@@ -310,6 +340,8 @@ def main() -> int:
     t.add_argument("--w-face", type=float, default=1.0)
     t.add_argument("--w-body", type=float, default=1.0)
     t.add_argument("--w-distill", type=float, default=1.0)
+    t.add_argument("--distill-breeds", type=float, default=0.0, metavar="W",
+                   help="distil from the ViT's vector fused with W x the CNN's breed vector (0: the ViT's alone)")
     t.add_argument("--temperature", type=float, default=0.07)
     t.add_argument("--distill-temperature", type=float, default=0.1)
     t.add_argument("--max-drop", type=float, default=0.005)
