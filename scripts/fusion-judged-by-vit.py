@@ -24,25 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dogsearch.eval import calibrate as C  # noqa: E402
-from dogsearch.eval.verification import best_per_dog, one_gallery  # noqa: E402
+from dogsearch.eval.verification import first_results  # noqa: E402
 from dogsearch.models.calibration import load, path_for  # noqa: E402
+from dogsearch.models.fusion import fused_dim  # noqa: E402
 from dogsearch.services.embedder.dogs import crop_model_id  # noqa: E402
 
 LIKELY, POSSIBLE = 0.9, 0.5  # the gateway's default thresholds
-
-
-def first_two(rank: np.ndarray, judge: np.ndarray, dog: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each query's first two dogs by ``rank``'s best photo, scored by ``judge``'s best photo of the same dogs:
-    (first's score, second's score, is the first the query's dog?)."""
-    def by_dog(vectors: np.ndarray) -> np.ndarray:
-        sims = vectors @ vectors.T
-        np.fill_diagonal(sims, -np.inf)  # a photo never finds itself
-        return best_per_dog(sims, dog)
-
-    ranked, judged = by_dog(rank), by_dog(judge)
-    top = np.argsort(-ranked, axis=1, kind="stable")[:, :2]
-    rows = np.arange(len(dog))
-    return judged[rows, top[:, 0]], judged[rows, top[:, 1]], top[:, 0] == dog
 
 
 def main() -> int:
@@ -58,14 +45,16 @@ def main() -> int:
         chosen = photo_set.parts()["heldout"]
         parts.append((embed(f"{photo_set.name}-heldout", [q for q, _ in chosen]), [lab for _, lab in chosen],
                       photo_set.kind == "breeds"))
-    fused, dog, set_of = one_gallery(parts)
-    vit = fused[:, :384] / np.linalg.norm(fused[:, :384], axis=1, keepdims=True)
+    vit_dim = parts[0][0].shape[1] - fused_dim(config["fusion"]["weights"])  # the base's part comes first
+    vit_parts = [(v[:, :vit_dim] / np.linalg.norm(v[:, :vit_dim], axis=1, keepdims=True), labels, each_its_own)
+                 for v, labels, each_its_own in parts]
     own = load(path_for(vectors_id, args.models_dir))
     base_map = load(path_for(crop_model_id(base), args.models_dir))
     report = {}
-    for name, rank, judge, cal in ((f"{base} alone", vit, vit, base_map), (f"{args.model} alone", fused, fused, own),
-                                   (f"{args.model} ranks, {base} judges", fused, vit, base_map)):
-        first, second, right = first_two(rank, judge, dog)
+    runs = [(f"{base} alone", vit_parts, None, base_map), (f"{args.model} alone", parts, None, own),
+            (f"{args.model} ranks, {base} judges", parts, [v for v, _, _ in vit_parts], base_map)]
+    for name, rank, judged, cal in runs:
+        first, second, right, set_of = first_results(rank, judged)
         p_first = np.array([cal.results([a, b])[0] for a, b in zip(first, second, strict=True)])
         report[name] = {}
         for index, photo_set in enumerate(sets):

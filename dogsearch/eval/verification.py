@@ -302,19 +302,27 @@ class PhotoSet:
         return scores[same_label], np.zeros(int(same_label.sum()), dtype=bool)
 
 
-def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]]) -> tuple[np.ndarray, ...]:
+def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
+                  judged: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     """Searches in one gallery of every set's photos, each photo the query against all the others, results ranked by
     dog (a dog's best photo): (first result's score, the next dog's score, is the first the query's dog?, the set
-    of the query). ``parts``: each set's (vectors, labels, every photo another dog?)."""
+    of the query). ``parts``: each set's (vectors, labels, every photo another dog?). ``judged``: each set's other
+    vectors of the same photos, whose best photo of each of the two dogs ranked first gives their scores (a search
+    ranked by one vector and judged by another)."""
     vectors, dog, sets = one_gallery(parts)
     if dog.max() + 1 < 3:
         raise ValueError("first results need at least 3 dogs")
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)  # a photo never finds itself
-    by_dog = best_per_dog(sims, dog)
-    top2 = np.argsort(-by_dog, axis=1, kind="stable")[:, :2]
+
+    def by_dog(v: np.ndarray) -> np.ndarray:
+        sims = v @ v.T
+        np.fill_diagonal(sims, -np.inf)  # a photo never finds itself
+        return best_per_dog(sims, dog)
+
+    ranked = by_dog(vectors)
+    scores = ranked if judged is None else by_dog(np.concatenate([np.asarray(v, dtype=np.float32) for v in judged]))
+    top2 = np.argsort(-ranked, axis=1, kind="stable")[:, :2]
     rows = np.arange(len(dog))
-    first, second = by_dog[rows, top2[:, 0]], by_dog[rows, top2[:, 1]]
+    first, second = scores[rows, top2[:, 0]], scores[rows, top2[:, 1]]
     return first.astype(np.float64), second.astype(np.float64), top2[:, 0] == dog, sets
 
 

@@ -192,6 +192,21 @@ def test_first_results_rank_dogs_and_say_whether_the_first_is_the_query_s_dog():
     assert first[4] == pytest.approx(sims[4, 3]) and second[4] == pytest.approx(sims[4, 1])  # best of b, then a
 
 
+def test_first_results_judged_by_other_vectors_keep_the_ranking_and_score_by_the_judge():
+    emb = np.array([[1, 0], [0.8, 0.6], [0.75, 0.66], [0.7, 0.71], [0, 1]], dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    judge = emb * np.array([1, 3], dtype=np.float32)  # other vectors of the same photos: y stretched
+    judge /= np.linalg.norm(judge, axis=1, keepdims=True)
+    parts = [(emb[:4], ["a", "a", "b", "b"], False), (emb[4:], ["x"], True)]
+    plain = ver.first_results(parts)
+    first, second, right, sets = ver.first_results(parts, judged=[judge[:4], judge[4:]])
+    assert right.tolist() == plain[2].tolist() and sets.tolist() == plain[3].tolist()  # ranked as before
+    sims = judge @ judge.T
+    # photo 0 ranks a first (its photo 1), then b; each scored by the judge's best photo of that dog
+    assert first[0] == pytest.approx(sims[0, 1]) and second[0] == pytest.approx(max(sims[0, 2], sims[0, 3]))
+    assert first[0] != pytest.approx(plain[0][0])
+
+
 def test_several_query_photos_are_combined_against_one_gallery():
     # dog a: photos at 0, 20 and 60 degrees; dog b at 85 and 87. Each of a's photos in turn is the one to find, the
     # query its next photo(s). One photo: the photo at 20, asked with the one at 60, loses to b's 85 (25 degrees

@@ -54,7 +54,7 @@ def choose(records: Sequence[dict], max_share: float = 1.0) -> float | None:
     records = [r for r in records if r["first"] and r["share"] < max_share]
     if not records:
         return None
-    found = [[(tuple(r["first"][0]), r["first"][1])] if r["first"] else [] for r in records]
+    found = [[(tuple(r["first"][0]), r["first"][1])] for r in records]
     labelled = [(f, [tuple(t) for t in r["truth"]]) for f, r in zip(found, records, strict=True) if r["truth"]]
     negatives = [f for f, r in zip(found, records, strict=True) if not r["truth"]]
     return operating_point(labelled, negatives)
