@@ -114,6 +114,9 @@ class Judge:
     async def leading(self, model: str, scores: np.ndarray, others: np.ndarray) -> np.ndarray:
         return self.cal.leading(scores, others)
 
+    async def judged_part(self, model: str) -> None:
+        return None
+
 
 def designs(quick: bool) -> dict:
     rng = np.random.default_rng(0)

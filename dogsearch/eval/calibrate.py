@@ -11,6 +11,11 @@ Near misses: photos of one breed are all of different dogs, and a search's first
 of its breed. Their pairs within a breed (Imagewoof's val split and Oxford's val breeds, the ViT tuned on neither)
 take a share of the different-dog half of the fit, and Imagewoof's dev folder and Oxford's held-out breeds measure
 how often a photo's best match, always another dog there, would read as likely the same dog.
+
+A fusion (``--judged-by-base``) is ranked by its whole vector and judged by its ViT part, which is its base's vector
+exactly (dogsearch/gallery/judged.py): its file is then the base's map with that ``part``, nothing fit anew, and what
+it measures is the first results of the held-out searches ranked by the fusion and judged by the part, beside the
+base's own.
 """
 from __future__ import annotations
 
@@ -44,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR,
                         help="write MODELS_DIR/<model>/calibration.json")
     parser.add_argument("--cache-dir", type=Path, help="keep the photos' vectors here (reruns reuse them)")
+    parser.add_argument("--judged-by-base", action="store_true",
+                        help="a fusion model: rank by the fusion, judge by its base ViT's part with the base's map "
+                             "(measured on the held-out searches)")
     parser.add_argument("--dry-run", action="store_true", help="measure, write nothing")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -103,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"dogsearch train calibration: {exc}", file=sys.stderr)
         return 2
+    if args.judged_by_base:
+        return judged_by_base(args, embed, vectors_id, sets)
     settings = EmbedderSettings()
     try:
         report = calibrate(embed, sets, ("isotonic", "platt") if args.method == "auto" else (args.method,))
@@ -120,12 +130,7 @@ def run(args: argparse.Namespace) -> int:
         "measured": {k: report[k] for k in ("sets", "methods", "chosen", "detector", "photos_without_a_dog")},
         "command": command.strip()}, first=report["first"])
     out = path_for(vectors_id, args.models_dir)
-    if not args.dry_run:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(calibration.to_json(), indent=1) + "\n")
-        report["written"] = str(out)
-    if args.json:
-        print(json.dumps(report))
+    if _written(args, calibration, report):
         return 0
     print(f"vectors {vectors_id} (detector {settings.detector}); photos where it found no dog: {no_dogs}")
     print(f"{'set':<14} {'part':<8} {'labels':>6} {'photos':>6} {'same':>6} {'diff':>8} {'AUC':>6} {'EER':>6} "
@@ -152,3 +157,88 @@ def run(args: argparse.Namespace) -> int:
             print(f"    {name:<14} ECE {v['ece']:.4f}; {f['queries']} queries, first right {f['right']:.3f}; {cells}")
     print(f"chosen: {report['chosen']}" + (f"; written {out}" if not args.dry_run else " (dry run: not written)"))
     return 0
+
+
+def _written(args: argparse.Namespace, calibration, report: dict) -> bool:
+    """Writes the file (unless --dry-run; report["written"] says where) and prints the report with --json: True
+    then, and nothing more is printed."""
+    from dogsearch.models.calibration import path_for
+
+    if not args.dry_run:
+        out = path_for(calibration.vectors, args.models_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(calibration.to_json(), indent=1) + "\n")
+        report["written"] = str(out)
+    if args.json:
+        print(json.dumps(report))
+    return args.json
+
+
+LIKELY, POSSIBLE = 0.9, 0.5  # the gateway's default thresholds
+
+
+def judged_by_base(args: argparse.Namespace, embed, vectors_id: str, sets) -> int:
+    """A fusion's calibration that reads its ViT part with its base's map (the base's own file, checked), and the
+    first results of the held-out searches, both ways: the base alone, and ranked by the fusion, judged by the part."""
+    import numpy as np
+
+    from dogsearch.eval.verification import first_results
+    from dogsearch.models.calibration import Calibration, CalibrationError, load, path_for
+    from dogsearch.models.fusion import check_vit_part, vit_part
+    from dogsearch.services.embedder.dogs import crop_model_id
+
+    name = vectors_id.split("@", 1)[0]
+    config = json.loads((args.models_dir / name / "config.json").read_text())
+    base_id = crop_model_id(config.get("base", ""))
+    try:
+        check_vit_part(config)
+        base = load(path_for(base_id, args.models_dir))
+    except CalibrationError as exc:
+        print(f"dogsearch train calibration: the base's calibration: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # not a fusion with a ViT part
+        print(f"dogsearch train calibration: {exc}", file=sys.stderr)
+        return 2
+    if base.vectors != base_id or base.part is not None:
+        print(f"dogsearch train calibration: {base_id}'s file is for {base.vectors}", file=sys.stderr)
+        return 2
+    parts = []
+    for photo_set in sets:
+        chosen = photo_set.parts()["heldout"]
+        parts.append((embed(f"{photo_set.name}-heldout", [q for q, _ in chosen]), [lab for _, lab in chosen],
+                      photo_set.kind == "breeds"))
+    part = vit_part(config, parts[0][0].shape[1])
+    vit = [(v[:, :part["dims"]] / np.linalg.norm(v[:, :part["dims"]], axis=1, keepdims=True), labels, own)
+           for v, labels, own in parts]
+    measured = {}
+    for run, rank, judged in ((f"{base_id} alone", vit, None),
+                              (f"{vectors_id} ranks, its part judges", parts, [v for v, _, _ in vit])):
+        first, second, right, set_of = first_results(rank, judged)
+        p = np.array([base.results([a, b])[0] for a, b in zip(first, second, strict=True)])
+        measured[run] = {s.name: _shares(right[set_of == i], p[set_of == i]) for i, s in enumerate(sets)}
+    command = f"dogsearch train calibration --model {name} --judged-by-base"
+    calibration = Calibration(vectors_id, base.method, base.params, base.prior, {
+        "judged_by": {"vectors": base_id, "sha256": base.to_json()["sha256"]},
+        "measured": {"first_results": measured, "thresholds": {"likely": LIKELY, "possible": POSSIBLE}},
+        "command": command}, first=base.first, part=part)
+    report = {"vectors": vectors_id, "part": part, "first_results": measured}
+    if _written(args, calibration, report):
+        return 0
+    print(f"{vectors_id}: judged by its first {part['dims']} components (scale {part['scale']}) with {base_id}'s map")
+    for run, by_set in measured.items():
+        print(run)
+        for set_name, r in by_set.items():
+            print(f"    {set_name:<14} {r['queries']:>5} queries: right {r['right']:.3f}, right+likely "
+                  f"{r['right_likely']:.3f}, wrong+likely {r['wrong_likely']:.3f}, wrong+possible "
+                  f"{r['wrong_possible_or_likely']:.3f}")
+    print(f"written {report['written']}" if not args.dry_run else "(dry run: not written)")
+    return 0
+
+
+def _shares(right, p) -> dict:
+    """The share of queries whose first result is right, right and likely, wrong and likely, wrong and at least
+    possible."""
+    return {"queries": int(len(right)), "right": round(float(right.mean()), 4),
+            "right_likely": round(float((right & (p >= LIKELY)).mean()), 4),
+            "wrong_likely": round(float((~right & (p >= LIKELY)).mean()), 4),
+            "wrong_possible_or_likely": round(float((~right & (p >= POSSIBLE)).mean()), 4)}

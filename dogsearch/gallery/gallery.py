@@ -30,6 +30,7 @@ from dogsearch.gallery.errors import (
 from dogsearch.gallery.expansion import Expansion, expand
 from dogsearch.gallery.fields import own_fields
 from dogsearch.gallery.ingest import Added, Ingestor, Upload, check_dog, pick
+from dogsearch.gallery.judged import JudgedPart, JudgedParts
 from dogsearch.gallery.multiquery import Rule, mean_query
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, Match, Page, Photo
@@ -51,12 +52,14 @@ class Search:
 
 class Gallery:
     def __init__(self, embedder: Embedder, index: Index, photos: PhotoStore, limits: ImageLimits,
-                 require_dog: bool = True, expansion: Expansion | None = None) -> None:
+                 require_dog: bool = True, expansion: Expansion | None = None,
+                 judged_by: JudgedParts | None = None) -> None:
         """`require_dog`: a photo in which no dog is found is refused (NoDogFound) by searches and adds; else its
         whole photo stands for the dog. `expansion`: how searches and "more like this" expand their query
-        (gallery/expansion.py; None: not at all)."""
+        (gallery/expansion.py; None: not at all). `judged_by`: which part of the vectors same-dog verdicts read
+        (gallery/judged.py; None: the whole vector), for the matches' `judged` scores."""
         self.embedder, self.index, self.photos, self.limits = embedder, index, photos, limits
-        self.require_dog, self.expansion = require_dog, expansion
+        self.require_dog, self.expansion, self.judged_by = require_dog, expansion, judged_by
         self.space = VectorSpace(embedder, index)
         self.ingest = Ingestor(embedder, index, photos, self.space, limits, require_dog)
 
@@ -177,7 +180,14 @@ class Gallery:
         return Search(await self._nearest(vectors, k, filter, rule), embedding.photos[0], dog, embedding.photos)
 
     async def _nearest(self, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule) -> list[Match]:
-        return await nearest_dogs(self.index, vectors, k, filter, rule, self.expansion)
+        return await nearest_dogs(self.index, vectors, k, filter, rule, self.expansion, await self.judged_part())
+
+    async def judged_part(self) -> JudgedPart | None:
+        """The part of this gallery's vectors that same-dog verdicts read (None: the whole vector, or the model is
+        not known yet: a "more like this" asks the embedder first, where it can)."""
+        if self.judged_by is None or self.space.model is None:
+            return None
+        return await self.judged_by.judged_part(self.space.model)
 
     async def dog_vectors(self, dog_id: str) -> tuple[str, list[list[float]]]:
         """The vectors of a stored dog's photos, and their model."""
@@ -274,20 +284,34 @@ def _pick(photo: PhotoDogs, dog: int, n: int, of: int) -> FoundDog:
 
 
 async def nearest_dogs(index: Index, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule,
-                       expansion: Expansion | None = None) -> list[Match]:
+                       expansion: Expansion | None = None, judged: JudgedPart | None = None) -> list[Match]:
     """The k dogs nearest to photos of one dog (their vectors), combined by `rule`: a search's ranking (the watches
     judge a new dog against the same). With `expansion`, in the order of the expanded query (gallery/expansion.py),
-    each dog still with the plain query's score and best photo."""
+    each dog still with the plain query's score and best photo. With `judged`, each dog also gets the score of
+    that part of the vectors, which its same-dog verdict reads (gallery/judged.py)."""
     if expansion is None or not expansion.on:
-        return [Match(Dog.from_entry(hit), hit["score"]) for hit in await _ranked(index, vectors, k, filter, rule)]
-    queries = [mean_query(vectors)[0]] if rule == "mean" else list(vectors)
-    expanded = np.stack(await asyncio.gather(*(_expanded(index, q, filter, expansion) for q in queries)))
-    order = [Dog.from_entry(hit).id for hit in await _ranked(index, expanded, k, filter, rule)]
+        matches = [Match(Dog.from_entry(hit), hit["score"]) for hit in await _ranked(index, vectors, k, filter, rule)]
+    else:
+        queries = [mean_query(vectors)[0]] if rule == "mean" else list(vectors)
+        expanded = np.stack(await asyncio.gather(*(_expanded(index, q, filter, expansion) for q in queries)))
+        order = [Dog.from_entry(hit).id for hit in await _ranked(index, expanded, k, filter, rule)]
+        matches = await _rescored(index, vectors, order, filter, rule)
+    if judged is None or not matches:
+        return matches
+    parts = {m.dog.id: m.score * judged.scale
+             for m in await _rescored(index, judged.queries(vectors), [m.dog.id for m in matches], filter, rule)}
+    return [replace(m, judged=parts[m.dog.id]) for m in matches if m.dog.id in parts]
+
+
+async def _rescored(index: Index, vectors: np.ndarray, order: list[str], filter: Filter | None,
+                    rule: Rule) -> list[Match]:
+    """The dogs `order` names, in that order, each scored (and its best photo chosen) by `vectors`; one deleted
+    meanwhile is left out."""
     if not order:
         return []
-    plain = {(dog := Dog.from_entry(hit)).id: Match(dog, hit["score"])
+    found = {(dog := Dog.from_entry(hit)).id: Match(dog, hit["score"])
              for hit in await _ranked(index, vectors, len(order), {**(filter or {}), "dog_id": order}, rule)}
-    return [plain[dog] for dog in order if dog in plain]  # one deleted meanwhile is left out
+    return [found[dog] for dog in order if dog in found]
 
 
 async def _expanded(index: Index, query: np.ndarray, filter: Filter | None, expansion: Expansion) -> np.ndarray:

@@ -92,6 +92,11 @@ class Photo:
 class Match:
     dog: Dog
     score: float  # cosine similarity of its best entry, higher is more similar
+    judged: float | None = None  # what the same-dog verdict reads where not `score`: its best part cosine (judged.py)
+
+    @property
+    def verdict_score(self) -> float:
+        return self.score if self.judged is None else self.judged
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ do, so a search's first result, the most alike of many, is often a look-alike wh
 dog". What tells them apart is how far the first result stands out from the next dog (``first``: a logistic curve of
 that gap, fit on searches of held-out-style galleries mixing individual dogs with dogs of one breed).
 ``results(scores)`` applies both: a result is at most as likely as its lead over the best other result says.
+
+A fusion's vectors are judged by their ViT part (``part``: ``{"dims", "scale"}``, dogsearch/gallery/judged.py): the
+map is then the base ViT's own, and the scores it reads are the cosines of the vectors' first ``dims`` components.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ class Calibration:
     prior: float  # the share of same-dog pairs it was fit at
     extra: dict = field(default_factory=dict, compare=False)  # how it was made and measured (kept in the file)
     first: dict | None = None  # {"a", "b"}: P(the best-scored result is the dog | gap to the next one's score)
+    part: dict | None = None  # {"dims", "scale"}: the scores read are of the vectors' leading dims (a fusion's ViT)
 
     def probabilities(self, scores: Any, prior: float | None = None) -> np.ndarray:
         s = np.asarray(scores, dtype=np.float64)
@@ -92,7 +96,8 @@ class Calibration:
 
     def to_json(self) -> dict:
         body = {"vectors": self.vectors, "method": self.method, "params": self.params, "prior": self.prior,
-                **({"first": self.first} if self.first is not None else {}), **self.extra}
+                **({"first": self.first} if self.first is not None else {}),
+                **({"part": self.part} if self.part is not None else {}), **self.extra}
         return {**body, "sha256": checksum(body)}
 
 
@@ -105,14 +110,17 @@ def parse(data: dict) -> Calibration:
     if data.get("sha256") != checksum(body):
         raise CalibrationError("checksum mismatch: the file was changed after `dogsearch train calibration` wrote it")
     try:
-        first = body.pop("first", None)
+        first, part = body.pop("first", None), body.pop("part", None)
         cal = Calibration(str(body.pop("vectors")), str(body.pop("method")), dict(body.pop("params")),
                           float(body.pop("prior")), body,
-                          None if first is None else {"a": float(first["a"]), "b": float(first["b"])})
+                          None if first is None else {"a": float(first["a"]), "b": float(first["b"])},
+                          None if part is None else {"dims": int(part["dims"]), "scale": float(part["scale"])})
     except (KeyError, TypeError, ValueError) as exc:
         raise CalibrationError(f"missing or malformed {exc}") from exc
     if cal.first is not None and not cal.first["a"] > 0:
         raise CalibrationError("first: a result that stands out more must not be less likely (a > 0)")
+    if cal.part is not None and not (cal.part["dims"] >= 1 and 1 <= cal.part["scale"] < float("inf")):
+        raise CalibrationError(f"part: dims >= 1 and a finite scale >= 1, not {cal.part}")
     if cal.method not in METHODS:
         raise CalibrationError(f"unknown method {cal.method!r}")
     if not 0 < cal.prior < 1:

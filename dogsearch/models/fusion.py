@@ -56,6 +56,24 @@ def fused_dim(weights: dict[str, float]) -> int:
     return sum(CNN_DIMS[p] for p in CNN_DIMS if weights.get(p))
 
 
+def check_vit_part(config: dict) -> None:
+    """ValueError unless the model of this config has its base's vector as a part (an unprojected fusion)."""
+    if config.get("kind") != "fusion" or config["fusion"].get("projection"):
+        raise ValueError(f"{config.get('model_id')}: only an unprojected fusion has its base's vector as a part")
+
+
+def vit_part(config: dict, dim: int) -> dict:
+    """Where the base ViT's vector lies in a fusion's ``dim``-d served vectors: ``{"dims", "scale"}`` (the part is
+    the first dims components; every part is a unit vector weighed before the whole is normalised, so the ViT's
+    has the length weight / sqrt(sum of weights squared), and ``scale`` is its inverse). A projected fusion mixes
+    the parts: it has none."""
+    check_vit_part(config)
+    weights = {k: float(v) for k, v in config["fusion"]["weights"].items()}
+    a = weights.get("vit", 1.0)
+    total = (a ** 2 + sum(weights.get(p, 0.0) ** 2 for p in CNN_DIMS)) ** 0.5
+    return {"dims": dim - fused_dim(weights), "scale": round(total / a, 8)}
+
+
 class FusedBackbone(nn.Module):
     """ViT (its input) + the CNN on the same pixels -> the fused vector. ``num_features`` is its size."""
 

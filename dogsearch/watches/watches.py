@@ -30,7 +30,7 @@ import math
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ from dogsearch.core.errors import Conflict, InvalidInput, NotFound
 from dogsearch.gallery.contracts import Index
 from dogsearch.gallery.fields import public
 from dogsearch.gallery.gallery import nearest_dogs
+from dogsearch.gallery.judged import JudgedPart
 from dogsearch.gallery.multiquery import Rule
 from dogsearch.gallery.records import Match
 from dogsearch.gallery.reports import MAX_RADIUS_KM, Place, ReportQuery, distance_km, stored_place
@@ -65,6 +66,9 @@ class Judge(Protocol):
 
     async def leading(self, model_id: str, scores: np.ndarray, others: np.ndarray) -> np.ndarray | None:
         """As a search's first result: capped by the lead over the best other dog's score (NaN: no other dog)."""
+
+    async def judged_part(self, model_id: str) -> JudgedPart | None:
+        """The part of the vectors the probabilities read (None: the whole vector)."""
 
 
 class WatchNotFound(NotFound):
@@ -101,6 +105,13 @@ class _Group:
         ends = np.append(self.starts[1:], len(self.rows))
         return np.array([(self.rows[self.starts[w]:ends[w]] @ v).max() for w, v in zip(watches, vectors, strict=True)],
                         dtype=np.float32)
+
+    def judged_by(self, part: JudgedPart) -> _Group:
+        """The same watches on the part of their vectors that verdicts read (unit rows; scores are its cosines)."""
+        rows = part.queries(self.rows)
+        sizes = np.diff(np.append(self.starts, len(rows)))
+        return replace(self, rows=rows, means=(np.add.reduceat(rows, self.starts, axis=0) / sizes[:, None]
+                                               ).astype(np.float32))
 
 
 def _groups(watches: Sequence[Watch]) -> dict[str, _Group]:
@@ -219,6 +230,9 @@ class Watches:
         forget (watch, entry)."""
         new = np.asarray([p["vector"] for p in points], dtype=np.float32)
         new /= np.linalg.norm(new, axis=1, keepdims=True)
+        part = await self.judge.judged_part(model)
+        if part is not None:  # every score below is then the part's (the search ranks by the whole vector)
+            new, group = part.queries(new), group.judged_by(part)
         best = np.maximum.reduceat(new @ group.rows.T, group.starts, axis=1)  # (points, watches): best photo each
         probabilities = await self.judge.probabilities(model, best.ravel())
         if probabilities is None:
@@ -242,13 +256,16 @@ class Watches:
         pairs: dict[int, list[tuple[str, int, float]]] = {}
         for (w, dog, i), score in zip(flat, scores, strict=True):
             pairs.setdefault(w, []).append((dog, i, score))
-        rivals, forgotten = await self._known_rivals(group, list(pairs), cut)
+        # A known rival bounds nothing where the ranking and the verdict read different scores: the search's true
+        # rival, first by the whole vector, may score below it on the part. Every pair is then asked about.
+        rivals, forgotten = ({}, []) if part is not None else await self._known_rivals(group, list(pairs), cut)
         hopeless = await self._hopeless(model, group, pairs, rivals)
         if hopeless is None:
             return [], [], []
         left = {w: kept for w, ps in pairs.items() if (kept := [p for p in ps if (w, p[0]) not in hopeless])}
         at_once = asyncio.Semaphore(QUERIES_AT_ONCE)
-        judged = dict(zip(left, await asyncio.gather(*(self._judged(model, group.watches[w], ps, points, cut, at_once)
+        judged = dict(zip(left, await asyncio.gather(*(self._judged(model, group.watches[w], ps, points, cut, at_once,
+                                                                   part)
                                                        for w, ps in left.items())), strict=True))
         # what is learnt: the best dog each lead query found, or where none ran the best passing dog of the batch (it
         # passed the watch's conditions, and the product scored it); kept where it beats the known rival
@@ -256,8 +273,8 @@ class Watches:
         for w, ps in pairs.items():
             _, i, score = max(ps, key=lambda p: p[2])
             entry, top = points[i]["id"], judged.get(w, ([], None))[1]
-            if top is not None and top.score > score:
-                entry, score = top.dog.entry_id, top.score
+            if top is not None and top.verdict_score > score:
+                entry, score = top.dog.entry_id, top.verdict_score
             learnt.append((group.watches[w].id, entry, float(score)))
         return [m for ms, _ in judged.values() for m in ms], learnt, forgotten
 
@@ -312,14 +329,15 @@ class Watches:
                 if bound < group.watches[w].min_probability}
 
     async def _judged(self, model: str, watch: Watch, pairs: list[tuple[str, int, float]],
-                      points: list[dict[str, Any]], cut: str | None, at_once: asyncio.Semaphore
-                      ) -> tuple[list[NewMatch], Match | None]:
+                      points: list[dict[str, Any]], cut: str | None, at_once: asyncio.Semaphore,
+                      part: JudgedPart | None = None) -> tuple[list[NewMatch], Match | None]:
         """New dogs (dog, its entry in the batch, its score) that passed a watch's first cut, judged as a search with
         the watch's photos would judge them: each by its score, capped by its lead over the best other dog that
         search finds (one query). Also the best dog the query found."""
         async with at_once:
-            nearest = await nearest_dogs(self.index, watch.vectors, 2, _others(watch, cut), self.rule)
-        others = np.array([next((m.score for m in nearest if m.dog.id != dog), np.nan) for dog, _, _ in pairs])
+            nearest = await nearest_dogs(self.index, watch.vectors, 2, _others(watch, cut), self.rule, judged=part)
+        others = np.array([next((m.verdict_score for m in nearest if m.dog.id != dog), np.nan)
+                           for dog, _, _ in pairs])
         probabilities = await self.judge.leading(model, np.array([s for _, _, s in pairs]), others)
         top = nearest[0] if nearest else None
         if probabilities is None:

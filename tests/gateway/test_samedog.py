@@ -3,14 +3,17 @@ from the calibration of the collection's vectors and the gateway's thresholds.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+import numpy as np
 import pytest
+import torch
 from pydantic import ValidationError
 
 from dogsearch.models.calibration import FILE_NAME, Calibration
 from dogsearch.services.gateway.samedog import NO_LIKELY
 from dogsearch.services.gateway.settings import GatewaySettings
-from tests.fakes import fake_all_in_one, serving
+from tests.fakes import ColorGridModel, fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, DARK_RED, GREEN, RED, add, search
 from tests.images import solid
 
@@ -120,3 +123,53 @@ def test_thresholds_from_the_environment(monkeypatch):
     monkeypatch.setenv("DOGSEARCH_GATEWAY_SAME_DOG_POSSIBLE", "0.3")
     settings = GatewaySettings()
     assert (settings.same_dog_possible, settings.same_dog_likely) == (0.3, 0.8)
+
+
+class FusedColorModel(ColorGridModel):
+    """A fusion in miniature: the colour grid's unit vector (its "ViT" part, 48-d) beside the square roots of a
+    softmax of the photo's mean colour (its "breed" part, as a fusion's breed probabilities) weighing W, the whole
+    normalised."""
+
+    model_id, dim, W = "test-fused", 51, 0.5
+
+    def embed(self, batch):
+        grid = super().embed(batch)
+        p = torch.softmax(8 * batch.reshape(len(batch), 3, -1).mean(dim=2), dim=1).numpy().astype(np.float32)
+        return np.concatenate([grid, self.W * np.sqrt(p)], axis=1) / np.sqrt(1 + self.W ** 2)
+
+
+async def test_a_fusion_s_verdicts_read_its_part_s_cosines_not_its_ranking_scores(tmp_path):
+    """Ranked by the whole vector, judged by the ViT part with the base's map (gallery/judged.py): each result's
+    same_dog is the map read at its part cosine (and its lead over the best other dog's), in a search and in "more
+    like this"; matches without part cosines get no verdict rather than one read off the wrong score."""
+    models, model = tmp_path / "models", FusedColorModel()
+    (models / model.model_id).mkdir(parents=True)
+    part = {"dims": 48, "scale": float(np.sqrt(1 + model.W ** 2))}
+    judged = Calibration(model.model_id, "isotonic", CALIBRATION.params, 0.5, part=part)
+    (models / model.model_id / FILE_NAME).write_text(json.dumps(judged.to_json()))
+    app = fake_all_in_one(tmp_path / "data", model, gateway_options={"calibration_dir": models})
+    colours = {"red": solid(RED), "blue": solid(BLUE), "green": solid(GREEN)}
+    async with serving(app) as client:
+        ids = {(await add(client, photo)).json()["id"]: name for name, photo in colours.items()}
+        body = (await search(client, solid(DARK_RED), k=3)).json()
+        red = next(i for i, name in ids.items() if name == "red")
+        similar = (await client.get(f"/v1/dogs/{red}/similar", params={"k": 2})).json()
+        gallery, same_dog = app.state.parts.gallery, app.state.parts.same_dog
+        _, vectors = await gallery.embedder.embed([solid(DARK_RED), *colours.values()])
+        found = await gallery.search([solid(DARK_RED)], 3)
+        unjudged = await same_dog.judge(model.model_id, [replace(m, judged=None) for m in found.matches])
+    v = np.asarray(vectors)
+    parts = v[:, :48] / np.linalg.norm(v[:, :48], axis=1, keepdims=True)
+    cosines = dict(zip(colours, parts[1:] @ parts[0], strict=True))
+    results = body["results"]
+    assert [r["score"] for r in results] == pytest.approx(sorted((v[1:] @ v[0]).tolist(), reverse=True), abs=1e-4)
+    read = [cosines[ids[r["id"]]] for r in results]
+    assert abs(results[0]["score"] - read[0]) > 0.01  # the two scores differ: the test tells them apart
+    assert [r["same_dog"] for r in results] == pytest.approx(judged.results(read).tolist(), abs=1e-4)
+    assert results[0]["verdict"] == "possible"
+    others = {name: cosines[name] for name in cosines if name != "red"}
+    own = parts[1:] @ parts[1]  # "more like this" of the red dog: its photo is the query
+    expected = judged.results([own[list(colours).index(ids[r["id"]])] for r in similar["results"]])
+    assert set(others) == {ids[r["id"]] for r in similar["results"]}
+    assert [r["same_dog"] for r in similar["results"]] == pytest.approx(expected.tolist(), abs=1e-4)
+    assert unjudged.best_verdict is None and set(unjudged.verdicts) == {None}

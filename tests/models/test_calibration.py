@@ -41,6 +41,17 @@ def test_a_changed_file_fails_its_checksum_and_is_not_used(tmp_path):
     assert cal.find(VECTORS, tmp_path) is None
 
 
+def test_a_part_survives_the_file_and_a_bad_one_is_refused(tmp_path):
+    judged = Calibration(VECTORS, "isotonic", ISO.params, 0.5, part={"dims": 384, "scale": 1.0198})
+    write(tmp_path, judged)
+    assert cal.find(VECTORS, tmp_path) == judged and cal.find(VECTORS, tmp_path).part["dims"] == 384
+    assert ISO.part is None and "part" not in ISO.to_json()
+    for part in ({"dims": 0, "scale": 1.1}, {"dims": 384, "scale": 0.9}, {"dims": 384}):
+        bad = Calibration(VECTORS, "isotonic", ISO.params, 0.5, part=part)
+        with pytest.raises(CalibrationError):
+            cal.load(write(tmp_path, bad))
+
+
 def test_knots_that_fall_are_refused(tmp_path):
     bad = Calibration(VECTORS, "isotonic", {"x": [0.2, 0.5], "y": [0.6, 0.4]}, 0.5)
     with pytest.raises(CalibrationError, match="non-decreasing"):

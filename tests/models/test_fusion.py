@@ -118,5 +118,19 @@ def test_the_v3_breed_fusion_is_its_base_vector_with_the_breed_part_beside_it():
     assert float(vit @ b) / float(np.linalg.norm(vit)) > 0.9999  # the ViT part is v3's vector, scaled
     assert np.linalg.norm(breeds) / np.linalg.norm(vit) == pytest.approx(0.2, abs=1e-4)  # sqrt(p) is a unit vector
     assert (breeds >= 0).all()
+    # judged by that part with v3's own map (docs/embedder-eval.md, "Ranked by the fusion, judged by its ViT part")
     calibration = json.loads((H.find(name) / "calibration.json").read_text())
-    assert calibration["vectors"] == f"{name}@dogcrop-m0.3"  # its own map, not v3's
+    v3 = json.loads((H.find("vit_small_dinov2-lora-dogs-v3") / "calibration.json").read_text())
+    assert calibration["vectors"] == f"{name}@dogcrop-m0.3"
+    assert calibration["part"] == FU.vit_part(H.read_config(H.find(name)), fused.dim) == {"dims": base.dim,
+                                                                                         "scale": 1.0198039}
+    assert np.linalg.norm(vit) * calibration["part"]["scale"] == pytest.approx(1.0, abs=1e-5)
+    assert (calibration["params"], calibration["first"]) == (v3["params"], v3["first"])
+    assert calibration["judged_by"] == {"vectors": v3["vectors"], "sha256": v3["sha256"]}
+
+
+def test_a_fusion_s_vit_part_lies_first_and_a_projected_one_has_none():
+    config = {"kind": "fusion", "fusion": {"weights": {"vit": 2.0, "cnn": 1.0, "breeds": 2.0}}}
+    assert FU.vit_part(config, 384 + 1280 + 119) == {"dims": 384, "scale": 1.5}  # sqrt(4 + 1 + 4) / 2
+    with pytest.raises(ValueError, match="unprojected"):
+        FU.vit_part({**config, "fusion": {**config["fusion"], "projection": {"out_dim": 384}}}, 384)

@@ -8,6 +8,8 @@ import uuid
 import numpy as np
 import pytest
 
+from dogsearch.bench.watches import StoreIndex
+from dogsearch.gallery.judged import JudgedPart
 from dogsearch.models.calibration import Calibration
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore
@@ -25,20 +27,8 @@ class Judge:
     async def leading(self, model, scores, others):
         return CAL.leading(scores, others)
 
-
-class Index:
-    """The search service's part the check uses, on an embedded engine; counts the queries."""
-
-    def __init__(self, store: EdgeStore) -> None:
-        self.store, self.queries = store, 0
-
-    async def lookup(self, ids, with_vector=False):
-        return {p.id: {"id": p.id, "vector": p.vector, "payload": p.payload}
-                for p in self.store.retrieve(list(ids), with_vector)}
-
-    async def query(self, vector, k, filter=None):
-        self.queries += 1
-        return [{"id": h.id, "score": h.score, "payload": h.payload} for h in self.store.query(vector, k, filter)]
+    async def judged_part(self, model):
+        return None
 
 
 def look(own: int, share: float = 0.85) -> list[float]:
@@ -53,7 +43,7 @@ def world(tmp_path):
     with EdgeStore(tmp_path / "vectors") as edge:
         edge.ensure_collection(16, "m", {"dog_id": "keyword"})
         store = WatchStore(tmp_path / "watches.sqlite3")
-        index = Index(edge)
+        index = StoreIndex(edge)
         watch = Watch(str(uuid.uuid4()), None, "watched", "m", np.asarray([look(0, 0.5)], dtype=np.float32), 0.5,
                       (), None, None, None, EARLY)
         store.create(watch, "whsec_t", 10)
@@ -105,3 +95,46 @@ async def test_no_watch_passed_no_query(world):
     edge, store, index, watch, watches = world
     far = put(edge, "far", near(0.1, 5), BATCH_TIME)
     assert await watches.check([far]) == 0 and index.queries == 0
+
+
+class PartJudge(Judge):
+    """Verdicts read the first 8 of 16 components (a fusion's ViT part, the breed part after it weighing 1)."""
+
+    async def judged_part(self, model):
+        return JudgedPart(8, float(np.sqrt(2)))
+
+
+def fusion(vit: list[float], breeds: list[float]) -> list[float]:
+    vit, breeds = np.asarray(vit) / np.linalg.norm(vit), np.asarray(breeds) / np.linalg.norm(breeds)
+    return (np.concatenate([vit, breeds]) / np.sqrt(2)).tolist()
+
+
+def vit(k: int, share: float) -> list[float]:
+    """An 8-d ViT part whose cosine with the watched dog's (axis 0) is `share`."""
+    v = np.zeros(8)
+    v[0], v[k] = share, np.sqrt(1 - share ** 2)
+    return v.tolist()
+
+
+async def test_a_fusion_s_watch_judges_by_the_part_its_searches_are_judged_by(tmp_path):
+    """The watched dog's breed part is shared by a look-alike, which the fusion ranks above the dog itself; on the
+    ViT part the dog itself leads, so it alerts, with the probability its lead on that part gives. No known rival
+    spares a query here: on the part, the search's rival may score below it."""
+    breed = [1.0, 0, 0, 0, 0, 0, 0, 0]
+    with EdgeStore(tmp_path / "vectors") as edge:
+        edge.ensure_collection(16, "m", {"dog_id": "keyword"})
+        store = WatchStore(tmp_path / "watches.sqlite3")
+        watch = Watch(str(uuid.uuid4()), None, "watched", "m", np.asarray([fusion(vit(1, 1.0), breed)], np.float32),
+                      0.5, (), None, None, None, EARLY)
+        store.create(watch, "whsec_t", 10)
+        index = StoreIndex(edge)
+        watches = Watches(store, index, PartJudge())
+        alike = put(edge, "look-alike", fusion(vit(2, 0.93), breed), BATCH_TIME)
+        dog = put(edge, "the-dog", fusion(vit(3, 0.99), [0.6, 0.8, 0, 0, 0, 0, 0, 0]), BATCH_TIME)
+        whole = {e: float(np.dot(edge.retrieve([e], True)[0].vector, watch.vectors[0])) for e in (alike, dog)}
+        assert whole[alike] > whole[dog]  # by the whole vector the look-alike comes first
+        assert await watches.check([alike, dog]) == 1
+        (match,) = store.matches(watch.id, 10)
+        store.close()
+    assert match["dog_id"] == "the-dog" and match["score"] == pytest.approx(0.99, abs=1e-4)
+    assert match["probability"] == pytest.approx(float(CAL.leading([0.99], [0.93])[0]), abs=1e-4)

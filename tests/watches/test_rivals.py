@@ -10,12 +10,13 @@ import uuid
 import numpy as np
 import pytest
 
+from dogsearch.bench.watches import StoreIndex
 from dogsearch.gallery.multiquery import combined_scores
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore
 from dogsearch.watches.store import Watch, WatchStore
 from dogsearch.watches.watches import Watches
-from tests.watches.test_lead import CAL, EARLY, Index, Judge, near, put
+from tests.watches.test_lead import CAL, EARLY, Judge, near, put
 
 BATCH_TIME, LATER, LATEST = "2026-12-02T10:00:00+00:00", "2026-12-02T10:00:05+00:00", "2026-12-02T10:00:10+00:00"
 
@@ -32,7 +33,7 @@ def world(tmp_path):
     with EdgeStore(tmp_path / "vectors") as edge:
         edge.ensure_collection(16, "m", {"dog_id": "keyword", "status": "keyword", "created_at": "datetime"})
         store = WatchStore(tmp_path / "watches.sqlite3")
-        index = Index(edge)
+        index = StoreIndex(edge)
         watch = Watch(str(uuid.uuid4()), None, "watched", "m", np.asarray([near(1.0, 0)], dtype=np.float32), 0.5,
                       ("found",), None, None, None, EARLY)
         store.create(watch, "whsec_t", 10)
@@ -100,7 +101,7 @@ async def test_a_watches_file_from_before_the_rivals_keeps_working(tmp_path):
         edge.ensure_collection(16, "m", {"dog_id": "keyword"})
         rival = put(edge, "old-look-alike", near(0.92, 1), EARLY)
         dog = put(edge, "look-alike", near(0.9, 2), BATCH_TIME)
-        assert await Watches(store, Index(edge), Judge()).check([dog]) == 0
+        assert await Watches(store, StoreIndex(edge), Judge()).check([dog]) == 0
     assert store.list(everyone=True)[0].id == watch.id
     assert store.rivals([watch.id])[watch.id][0] == rival
     assert store.delete(watch.id) and store.rivals([watch.id]) == {}
@@ -137,7 +138,7 @@ async def test_known_rivals_change_no_outcome_on_a_random_gallery(tmp_path, rule
         edge.upsert(gallery)
         vectors = {p.payload["dog_id"]: p.vector for p in gallery}  # every dog stored, deleted later or not
         stores = [WatchStore(tmp_path / "cached.sqlite3"), WatchStore(tmp_path / "uncached.sqlite3")]
-        indexes = [Index(edge), Index(edge)]
+        indexes = [StoreIndex(edge), StoreIndex(edge)]
         checkers = [Watches(s, i, Judge(), rule=rule) for s, i in zip(stores, indexes, strict=True)]
         watch_ids, watch_photos, looked_for = [], [], []
         for n in range(12):

@@ -51,9 +51,9 @@ def create_app(
     embedder = embedder or EmbedderClient(settings.embedder_url, timeout=timeout, token=token)
     search_client = search or SearchClient(settings.search_url, timeout=timeout, token=token)
     pose_client = pose or PoseClient(settings.pose_url, timeout=timeout, token=token)
-    gallery = build_gallery(settings, embedder, search_client)
-    bulk = Jobs(jobs_settings or JobsSettings(), gallery.ingest)  # on Celery workers, or in this process
     same_dog = SameDog(settings)
+    gallery = build_gallery(settings, embedder, search_client, same_dog)
+    bulk = Jobs(jobs_settings or JobsSettings(), gallery.ingest)  # on Celery workers, or in this process
     watches = build_watches(settings, search_client, same_dog)
     sender = WebhookSender(settings.webhook_max_response_bytes)
     # Deliveries are sent from the gateway whoever recorded them (this process, or a worker: polled for).

@@ -28,13 +28,16 @@ from dogsearch.watches.watches import Watches
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
-def build_gallery(settings: GatewaySettings, embedder: EmbedderClient, search: SearchClient) -> Gallery:
+def build_gallery(settings: GatewaySettings, embedder: EmbedderClient, search: SearchClient,
+                  same_dog: SameDog | None = None) -> Gallery:
     """Configured by DOGSEARCH_GATEWAY_*: the photo directory, the thumbnail size and the limits. The gateway and
-    the Celery workers both build theirs here, so they store and check photos alike."""
+    the Celery workers both build theirs here, so they store and check photos alike. `same_dog`: which part of the
+    vectors its verdicts read (the gateway's searches; the workers only store)."""
     budget = DecodeBudget(settings.decode_memory_bytes)  # bulk jobs' decodes and thumbnails share it
     return Gallery(embedder, search, PhotoStore(settings.data_dir, settings.thumbnail_px, decode_budget=budget),
                    ImageLimits(settings.max_upload_bytes, settings.max_image_pixels, settings.max_decode_bytes,
-                               budget), require_dog=settings.require_dog, expansion=settings.expansion)
+                               budget), require_dog=settings.require_dog, expansion=settings.expansion,
+                   judged_by=same_dog)
 
 
 def build_watches(settings: GatewaySettings, index: SearchClient, same_dog: SameDog) -> Watches:

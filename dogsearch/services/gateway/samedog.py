@@ -2,7 +2,9 @@
 (models/<model>/calibration.json, dogsearch/models/calibration.py) and a verdict by the gateway's thresholds. Vectors
 without a calibration give no probability (null) and no verdict: a search never fails for want of one. A list's
 best result is only as likely as it stands out from the next dog (Calibration.results): a look-alike of the
-query's breed scores as high as the dog itself would."""
+query's breed scores as high as the dog itself would. A calibration with a ``part`` (a fusion's: ranked by the whole
+vector, judged by its ViT part, dogsearch/gallery/judged.py) reads each match's part score, never its ranking score.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dogsearch.core.paths import MODELS_DIR
+from dogsearch.gallery.judged import JudgedPart
+from dogsearch.gallery.records import Match
 from dogsearch.models.calibration import Calibration, Verdict, find, verdict
 from dogsearch.services.gateway.settings import GatewaySettings
 
@@ -39,6 +43,11 @@ class SameDog:
             self._found[model_id] = await asyncio.to_thread(find, model_id, self._dir)
         return self._found[model_id]
 
+    async def judged_part(self, model_id: str) -> JudgedPart | None:
+        """The part of these vectors that verdicts read (None: the whole vector, or no calibration)."""
+        cal = await self.calibration(model_id)
+        return None if cal is None or cal.part is None else JudgedPart(cal.part["dims"], cal.part["scale"])
+
     async def probabilities(self, model_id: str, scores: np.ndarray) -> np.ndarray | None:
         """Same-dog probabilities of cosine scores of `model_id` vectors (None: no calibration), at the prior."""
         cal = await self.calibration(model_id)
@@ -50,13 +59,16 @@ class SameDog:
         cal = await self.calibration(model_id)
         return None if cal is None else cal.leading(scores, others, self.settings.same_dog_prior)
 
-    async def judge(self, model_id: str | None, scores: Sequence[float], shown: int | None = None) -> Judged:
-        """The first `shown` (all by default) of a ranked list's scores judged; the ones after them are the dogs
+    async def judge(self, model_id: str | None, matches: Sequence[Match], shown: int | None = None) -> Judged:
+        """The first `shown` (all by default) of a ranked list of matches judged; the ones after them are the dogs
         the shown ones must stand out from (a search asks for at least two for that)."""
-        shown = len(scores) if shown is None else min(shown, len(scores))
+        shown = len(matches) if shown is None else min(shown, len(matches))
         cal = None if model_id is None else await self.calibration(model_id)
+        if cal is not None and cal.part is not None and any(m.judged is None for m in matches):
+            cal = None  # ranked without the part's scores (the model was not known then): no verdict, not a wrong one
         if cal is None:
             return Judged([None] * shown, [None] * shown, None, None)
+        scores = [m.verdict_score for m in matches]
         s = self.settings
         probabilities = [round(float(p), 4) for p in cal.results(list(scores), s.same_dog_prior)[:shown]]
         verdicts = [verdict(p, s.same_dog_possible, s.same_dog_likely) for p in probabilities]

@@ -148,6 +148,7 @@ def router(settings: GatewaySettings) -> APIRouter:
         answered = own if counterparts and not status and isinstance(own, str) and own in COUNTERPARTS else None
         reports = report_query(near, radius_km, seen_after, seen_before, status or (), answered,
                                centre=stored_place(dog.payload))
+        await _know_model(parts)
         matches = await parts.gallery.similar(dog_id, max(k, JUDGED),
                                               reports.merged(search_filter(breed, name, filter)),
                                               parts.settings.query_combine, parts.settings.max_query_photos)
@@ -165,15 +166,20 @@ def found_dogs(photo: PhotoDogs) -> list[FoundDog]:
 
 
 async def _judge(parts: Parts, matches: list[Match], shown: int) -> Judged:
-    """Same dog? The first `shown` matches, by the cosine (not a re-ranked score) and how far each leads the other
-    matches, with the calibration of the collection's vectors."""
-    space = parts.gallery.space
-    if space.model is None:  # a "more like this" first after a start: the embedder says which vectors these are
+    """Same dog? The first `shown` matches, by the cosine (not a re-ranked score; of the part the calibration
+    reads, where it reads one) and how far each leads the other matches, with the calibration of the collection's
+    vectors."""
+    return await parts.same_dog.judge(parts.gallery.space.model, matches, shown)
+
+
+async def _know_model(parts: Parts) -> None:
+    """A "more like this" first after a start: the embedder says which vectors these are (so the ranking knows which
+    part verdicts read). It needs no embedder otherwise: without one, it answers without same_dog rather than fail."""
+    if parts.gallery.space.model is None:
         try:
-            await space.ensure()
-        except (Unavailable, TimedOut):  # it needs no embedder otherwise: answer without same_dog rather than fail
+            await parts.gallery.space.ensure()
+        except (Unavailable, TimedOut):
             pass
-    return await parts.same_dog.judge(space.model, [m.score for m in matches], shown)
 
 
 def result(match: Match, judged: Judged, index: int, near: Place | None = None, **extra) -> SearchResult:

@@ -1,0 +1,101 @@
+"""Ranked by the whole vector, judged by its part (gallery/judged.py): on an embedded engine, the dogs come in the
+order of the fused vectors, and each carries the cosine of its ViT part, exact, as the calibration reads it."""
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from dogsearch.bench.watches import StoreIndex
+from dogsearch.gallery.expansion import Expansion
+from dogsearch.gallery.gallery import nearest_dogs
+from dogsearch.gallery.judged import JudgedPart
+from dogsearch.search.contract import Point
+from dogsearch.search.edge import EdgeStore
+
+VIT, BREEDS, W = 6, 3, 0.5  # a fusion's parts: [vit, W * breeds], each a unit vector, the whole normalised
+PART = JudgedPart(VIT, float(np.sqrt(1 + W ** 2)))
+
+
+def unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+def fused(vit, breeds) -> np.ndarray:
+    return unit(np.concatenate([unit(vit), W * unit(breeds)])).astype(np.float32)
+
+
+@pytest.fixture
+def index(tmp_path):
+    with EdgeStore(tmp_path / "vectors") as edge:
+        edge.ensure_collection(VIT + BREEDS, "m", {"dog_id": "keyword"})
+        yield edge, StoreIndex(edge)
+
+
+def put(edge: EdgeStore, dog: str, vector: np.ndarray) -> None:
+    edge.upsert([Point(str(uuid.uuid4()), vector.tolist(), {"dog_id": dog})])
+
+
+def vit_cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(unit(a[:VIT]) @ unit(b[:VIT]))
+
+
+@pytest.mark.parametrize("rule", ["mean", "max"])
+async def test_the_fusion_ranks_and_each_dog_carries_its_best_part_cosine(index, rule):
+    edge, idx = index
+    query = np.stack([fused([1, 0.2, 0, 0, 0, 0], [1, 0, 0]), fused([1, 0, 0.2, 0, 0, 0], [1, 0.1, 0])])
+    # the dog itself: its ViT part is the nearest, its breed part a little off; a look-alike of the query's breed, a
+    # little further on the ViT part, first by the whole vector; a dog of another breed
+    dogs = {"itself": [fused([1, 0.1, 0.1, 0, 0, 0], [0.6, 0.8, 0]), fused([1, 0.3, 0, 0.1, 0, 0], [0.5, 0.8, 0.1])],
+            "look-alike": [fused([1, 0.3, 0.3, 0.3, 0, 0], [1, 0, 0])],
+            "other": [fused([0.2, 0, 0, 1, 1, 0], [0, 0, 1])]}
+    for dog, vectors in dogs.items():
+        for v in vectors:
+            put(edge, dog, v)
+
+    plain = await nearest_dogs(idx, query, 3, None, rule)
+    judged = await nearest_dogs(idx, query, 3, None, rule, judged=PART)
+    assert [m.dog.id for m in judged] == [m.dog.id for m in plain] == ["look-alike", "itself", "other"]
+    assert [m.score for m in judged] == [m.score for m in plain] and all(m.judged is None for m in plain)
+
+    def expected(dog: str) -> float:  # the rule over the query photos, each dog by its best photo
+        per_photo = np.array([[vit_cos(q, v) for q in query] for v in dogs[dog]])
+        return float((per_photo.mean(axis=1) if rule == "mean" else per_photo.max(axis=1)).max())
+
+    assert [m.judged for m in judged] == pytest.approx([expected(m.dog.id) for m in judged], abs=1e-5)
+    assert judged[1].judged > judged[0].judged  # the part says what the ranking could not: the dog itself leads
+    assert [m.verdict_score for m in judged] == [m.judged for m in judged]
+
+
+async def test_an_expanded_search_is_judged_by_its_plain_query_s_part(index):
+    edge, idx = index
+    query = fused([1, 0, 0, 0, 0, 0], [1, 0, 0])[None, :]
+    for n, angle in enumerate((0.1, 0.4, 0.7, 1.0)):
+        put(edge, f"dog-{n}", fused([np.cos(angle), np.sin(angle), 0, 0, 0, 0], [np.cos(n), np.sin(n), 0]))
+    found = await nearest_dogs(idx, query, 4, None, "mean", Expansion(2), PART)
+    assert len(found) == 4
+    for m in found:
+        n = int(m.dog.id.split("-")[1])
+        assert m.judged == pytest.approx(np.cos((0.1, 0.4, 0.7, 1.0)[n]), abs=1e-5)
+
+
+async def test_a_filter_holds_for_the_part_s_scores_too(index):
+    edge, idx = index
+    put(edge, "a", fused([1, 0, 0, 0, 0, 0], [1, 0, 0]))
+    put(edge, "b", fused([1, 0.1, 0, 0, 0, 0], [1, 0, 0]))
+    query = fused([1, 0, 0, 0, 0, 0], [1, 0, 0])[None, :]
+    found = await nearest_dogs(idx, query, 2, {"$not": {"dog_id": "a"}}, "mean", judged=PART)
+    assert [m.dog.id for m in found] == ["b"] and found[0].judged == pytest.approx(vit_cos(query[0], fused(
+        [1, 0.1, 0, 0, 0, 0], [1, 0, 0])), abs=1e-5)
+
+
+def test_the_part_of_a_vector_is_a_padded_unit_vector_and_a_bad_part_is_refused():
+    v = fused([3, 4, 0, 0, 0, 0], [0, 1, 0])
+    q = PART.queries(v[None, :])[0]
+    assert q[:VIT] == pytest.approx(unit([3, 4, 0, 0, 0, 0]), abs=1e-6) and not q[VIT:].any()
+    assert float(q @ v) * PART.scale == pytest.approx(1.0, abs=1e-6)  # the engine's score, scaled: the part cosine
+    for dims, scale in ((0, 1.2), (6, 0.5), (6, float("inf"))):
+        with pytest.raises(ValueError):
+            JudgedPart(dims, scale)
