@@ -3,7 +3,9 @@ gallery's `nearest_dogs` for k = 10 dogs, plain and with 2 neighbours, against t
 same 20 entries, on an embedded store in this process (no HTTP round trip counted: over the network each extra call
 adds one). The gallery: N dogs of 1-3 photos each, in breeds (a dog's photos near its own centre, near its breed's),
 so that neighbours are look-alikes as in real use; the queries are fresh photos of stored dogs. Also how often the
-first dog stays the plain search's (always, with two neighbours) and how many of the ten are the same.
+first dog stays the plain search's (always, with two neighbours) and how many of the ten are the same. And what
+judging by a part costs (gallery/judged.py, a fusion's ViT part: one more query, for the ten dogs ranked), here the
+vectors' first 256 components standing in for the part: the time is the same whatever they hold.
 
     python -m dogsearch.bench.ranking [--quick] [--json]
     dogsearch bench --only ranking
@@ -25,11 +27,13 @@ from dogsearch.bench.watches import StoreIndex
 from dogsearch.gallery.expansion import Expansion
 from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.gallery.gallery import nearest_dogs
+from dogsearch.gallery.judged import JudgedPart
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore
 
 DIM, K, BREEDS = 384, 10, 200
 EXPANSION = Expansion(2)
+PART = JudgedPart(256, 1.0)
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -52,7 +56,7 @@ def run(quick: bool = False) -> dict:
     rng = np.random.default_rng(0)
     centres, photos = dogs(n, rng)
     asks = unit(centres[rng.integers(0, n, queries)] + 0.04 * rng.standard_normal((queries, DIM)))
-    times: dict[str, list[float]] = {"bare": [], "plain": [], "expanded": []}
+    times: dict[str, list[float]] = {"bare": [], "plain": [], "expanded": [], "judged": []}
     same_first, overlap = 0, 0
     with tempfile.TemporaryDirectory(prefix="dogsearch-bench-ranking-") as tmp, EdgeStore(tmp) as edge:
         edge.ensure_collection(DIM, "bench", INDEXED_FIELDS)
@@ -63,7 +67,7 @@ def run(quick: bool = False) -> dict:
         loop = asyncio.new_event_loop()
         for q in asks[: min(10, queries)]:  # warm-up: the index built, the caches filled
             loop.run_until_complete(nearest_dogs(index, q[None, :], K, None, "mean", EXPANSION))
-        for q in asks:  # alternated, so that drift on a busy machine falls on all three alike
+        for q in asks:  # alternated, so that drift on a busy machine falls on all of them alike
             start = time.perf_counter()
             edge.query(q.tolist(), 2 * K)
             times["bare"].append(time.perf_counter() - start)
@@ -73,6 +77,9 @@ def run(quick: bool = False) -> dict:
             start = time.perf_counter()
             expanded = loop.run_until_complete(nearest_dogs(index, q[None, :], K, None, "mean", EXPANSION))
             times["expanded"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            loop.run_until_complete(nearest_dogs(index, q[None, :], K, None, "mean", judged=PART))
+            times["judged"].append(time.perf_counter() - start)
             same_first += plain[0].dog.id == expanded[0].dog.id
             overlap += len({m.dog.id for m in plain} & {m.dog.id for m in expanded})
         loop.close()
@@ -84,6 +91,8 @@ def run(quick: bool = False) -> dict:
         "ranking_p50_ms_expanded": round(p50["expanded"], 3),
         "ranking_plain_over_bare": round(p50["plain"] / p50["bare"], 2),
         "ranking_expanded_over_plain": round(p50["expanded"] / p50["plain"], 2),
+        "ranking_p50_ms_judged_by_part": round(p50["judged"], 3),
+        "ranking_judged_by_part_over_plain": round(p50["judged"] / p50["plain"], 2),
         "ranking_expanded_first_same_share": round(same_first / queries, 4),
         "ranking_expanded_top10_overlap": round(overlap / (queries * K), 4),
     }
