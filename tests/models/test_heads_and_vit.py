@@ -90,20 +90,22 @@ def test_vit_conversion_matches_onnxruntime():
 
 
 @pytest.mark.real_model
-def test_the_default_is_the_shipped_vit_lora_delta():
+def test_the_default_is_the_shipped_vit_lora_delta_beside_the_cnn_s_breeds():
     from dogsearch.services.embedder.settings import EmbedderSettings
 
     assert EmbedderSettings().model == R.DEFAULT_MODEL and "vit" in R.DEFAULT_MODEL
     name, chain = R.DEFAULT_MODEL, []
     while (folder := H.find(name)) is not None:  # deltas stacked on deltas, down to the registry package's ViT
         config = H.read_config(folder)
-        assert config["kind"] == "lora"
+        assert config["kind"] == ("fusion" if name == R.DEFAULT_MODEL else "lora")
         assert all(f.stat().st_size <= 5 * 2**20 for f in folder.iterdir())  # a small delta, as git may hold
         chain.append(name)
         name = config["base"]
     assert name == V.VIT_MODEL and chain[0] == R.DEFAULT_MODEL
-    model = R.create_model()
-    assert model.model_id == R.DEFAULT_MODEL and model.dim == 384
+    model, vit = R.create_model(), R.create_model(chain[1])
+    assert model.model_id == R.DEFAULT_MODEL and model.dim == 384 + 119 and vit.dim == 384
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     base = R.create_model(V.VIT_MODEL).embed(x)
-    assert np.abs(model.embed(x) - base).max() > 0.05  # the delta is merged in
+    assert np.abs(vit.embed(x) - base).max() > 0.05  # the delta is merged in
+    part = model.embed(x)[:, :384]
+    np.testing.assert_allclose(part / np.linalg.norm(part, axis=1, keepdims=True), vit.embed(x), atol=1e-4)
