@@ -307,8 +307,9 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
     """Searches in one gallery of every set's photos, each photo the query against all the others, results ranked by
     dog (a dog's best photo): (first result's score, the next dog's score, is the first the query's dog?, the set
     of the query). ``parts``: each set's (vectors, labels, every photo another dog?). ``judged``: each set's other
-    vectors of the same photos, whose best photo of each of the two dogs ranked first gives their scores (a search
-    ranked by one vector and judged by another)."""
+    vectors of the same photos, whose best photo of each dog gives its score (a search ranked by one vector and
+    judged by another: dogsearch/gallery/judged.py); the next dog's score is then the best of the other dogs a search
+    shows (watches.SHOWN), as the service judges its first result against every dog it shows."""
     vectors, dog, sets = one_gallery(parts)
     if dog.max() + 1 < 3:
         raise ValueError("first results need at least 3 dogs")
@@ -318,12 +319,14 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
         np.fill_diagonal(sims, -np.inf)  # a photo never finds itself
         return best_per_dog(sims, dog)
 
+    from dogsearch.watches.watches import SHOWN
+
     ranked = by_dog(vectors)
     scores = ranked if judged is None else by_dog(np.concatenate([np.asarray(v, dtype=np.float32) for v in judged]))
-    top2 = np.argsort(-ranked, axis=1, kind="stable")[:, :2]
+    shown = np.argsort(-ranked, axis=1, kind="stable")[:, :2 if judged is None else SHOWN]
     rows = np.arange(len(dog))
-    first, second = scores[rows, top2[:, 0]], scores[rows, top2[:, 1]]
-    return first.astype(np.float64), second.astype(np.float64), top2[:, 0] == dog, sets
+    first, second = scores[rows, shown[:, 0]], scores[rows[:, None], shown[:, 1:]].max(axis=1)
+    return first.astype(np.float64), second.astype(np.float64), shown[:, 0] == dog, sets
 
 
 def one_gallery(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

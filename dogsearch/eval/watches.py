@@ -13,8 +13,12 @@ left out (each arrival is the first of its dog to come in, so another photo of i
 the watched dog's other photos left out as well (its first arrival). Two rules at one min_probability:
 
 * ``pair``: the pair's probability alone (what watches did before);
-* ``lead``: capped by its lead over the best other dog that the watch's photo finds (`Calibration.leading`, what a
-  search's first result gets, and watches now).
+* ``lead``: capped by its lead over the best other dog that the watch's photo's search shows (`Calibration.leading`,
+  what a search's first result gets, and watches now; the first SHOWN dogs, as a search shows and the watches ask).
+
+A calibration that reads a part of the vectors (a fusion's ViT part, dogsearch/gallery/judged.py) is read so here as
+in the service: the probabilities of the part's cosines, the rival the best of them among the dogs the whole vectors
+rank first.
 """
 from __future__ import annotations
 
@@ -36,8 +40,13 @@ def simulate(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]], calibratio
     (vectors, labels, every photo another dog?), as verification.first_results takes them), by set of the watched
     dog, under both rules."""
     from dogsearch.eval.verification import best_per_dog, one_gallery  # torch: not for the CLI's parser
+    from dogsearch.watches.watches import SHOWN
 
     vectors, dog, sets = one_gallery(parts)
+    scored = vectors  # what the probabilities read: a part of the vectors where the calibration says so (judged.py)
+    if calibration.part is not None:
+        scored = vectors[:, :calibration.part["dims"]]
+        scored = scored / np.linalg.norm(scored, axis=1, keepdims=True)
     first_photo = {}
     for i, d in enumerate(dog):
         if not parts[sets[i]][2]:
@@ -48,12 +57,15 @@ def simulate(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]], calibratio
         ws = [(d, q) for d, q in watched.items() if sets[q] == index]
         queries = np.array([q for _, q in ws])
         owners = np.array([d for d, _ in ws])
-        sims = vectors[queries] @ vectors.T  # (watches, photos)
+        sims = scored[queries] @ scored.T  # (watches, photos)
         by_dog = best_per_dog(sims, dog)  # (watches, dogs)
         by_dog[np.arange(len(ws)), owners] = -np.inf  # the watched dog is never its own rival
-        top2 = np.argsort(-by_dog, axis=1, kind="stable")[:, :2]
-        rival = np.where(top2[:, :1] == dog[None, :], by_dog[np.arange(len(ws))[:, None], top2[:, 1:2]],
-                         by_dog[np.arange(len(ws))[:, None], top2[:, :1]])  # (watches, photos): best dog not its own
+        ranked = by_dog if scored is vectors else best_per_dog(vectors[queries] @ vectors.T, dog)
+        ranked[np.arange(len(ws)), owners] = -np.inf
+        shown = np.argsort(-ranked, axis=1, kind="stable")[:, :SHOWN]  # the dogs its search shows first
+        shown_scores = np.take_along_axis(by_dog, shown, axis=1)  # (watches, SHOWN)
+        rival = np.where(shown[:, None, :] != dog[None, :, None], shown_scores[:, None, :], -np.inf).max(axis=2)
+        rival[np.isinf(rival)] = np.nan  # (watches, photos): the best shown dog not the photo's own; none: NaN
         arrives = np.ones_like(sims, dtype=bool)
         arrives[np.arange(len(ws)), queries] = False  # the watch's own photo is stored already
         right = dog[None, :] == owners[:, None]

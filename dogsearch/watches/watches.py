@@ -50,6 +50,9 @@ from dogsearch.watches.targets import resolve
 
 SECRET_PREFIX = "whsec_"
 QUERIES_AT_ONCE = 8  # a batch that passes many watches asks the search service this many at a time
+# A search judges each result against the best other of the dogs it shows (10 by default). Where the verdict reads the
+# ranking's own score, that is the next dog; where it reads a part (judged.py), any of the ten may score best on it.
+SHOWN = 10
 # A known rival's score, less this, is at most what the search engine scores it (float32 sums in another order);
 # a known rival counts only this many km inside a watch's radius (the engine's geo arithmetic is not ours).
 RIVAL_MARGIN, PLACE_MARGIN_KM = 1e-4, 0.01
@@ -333,10 +336,11 @@ class Watches:
                       part: JudgedPart | None = None) -> tuple[list[NewMatch], Match | None]:
         """New dogs (dog, its entry in the batch, its score) that passed a watch's first cut, judged as a search with
         the watch's photos would judge them: each by its score, capped by its lead over the best other dog that
-        search finds (one query). Also the best dog the query found."""
+        search shows (one query; of SHOWN dogs where the verdict reads a part). Also the best dog the query found."""
         async with at_once:
-            nearest = await nearest_dogs(self.index, watch.vectors, 2, _others(watch, cut), self.rule, judged=part)
-        others = np.array([next((m.verdict_score for m in nearest if m.dog.id != dog), np.nan)
+            nearest = await nearest_dogs(self.index, watch.vectors, 2 if part is None else SHOWN, _others(watch, cut),
+                                         self.rule, judged=part)
+        others = np.array([max((m.verdict_score for m in nearest if m.dog.id != dog), default=np.nan)
                            for dog, _, _ in pairs])
         probabilities = await self.judge.leading(model, np.array([s for _, _, s in pairs]), others)
         top = nearest[0] if nearest else None

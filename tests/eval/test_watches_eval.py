@@ -44,3 +44,39 @@ def test_breed_photos_are_rivals_and_arrivals_but_get_no_watch():
     assert c["watches"] == 4 and c["other_arrivals"] == 24 + 4 * 2
     assert (c["pair"]["right_alerts"], c["pair"]["wrong_alerts"]) == (4, 12 + 3 * 2)
     assert (c["lead"]["right_alerts"], c["lead"]["wrong_alerts"]) == (4, 0)
+
+
+def _fused_gallery(d5: float, z: float) -> tuple[np.ndarray, list[str]]:
+    """A fusion's gallery (a 14-d ViT part, then a 2-d breed part, weighing 1): the watched dog A (its second photo
+    0.95 from its first on the ViT part, of another breed part); D1, D2 of A's breed part (the whole vector ranks them
+    first among the others, ViT 0.80); D3-D10 of a near breed part (ViT 0.83, D5 `d5`); Z of another breed part
+    (ranked eleventh by the whole vector, not among the ten a search shows; ViT `z`)."""
+    b0, b1, near = np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([0.85, np.sqrt(1 - 0.85 ** 2)])
+    rows = [("A", 1.0, b0), ("A", 0.95, b1), ("D1", 0.80, b0), ("D2", 0.80, b0)]
+    rows += [(f"D{n}", d5 if n == 5 else 0.83, near) for n in range(3, 11)] + [("Z", z, b1)]
+    vectors = []
+    for k, (_, cos, breed) in enumerate(rows):
+        vit = np.zeros(14)
+        vit[0] = cos
+        if k:
+            vit[k] = np.sqrt(1 - cos ** 2)
+        vectors.append(np.concatenate([vit, breed]) / np.sqrt(2))
+    return np.asarray(vectors, dtype=np.float32), [dog for dog, _, _ in rows]
+
+
+def test_a_part_calibration_judges_against_the_best_part_of_the_dogs_the_whole_vector_shows():
+    """A fusion's watch (dogsearch/gallery/judged.py): probabilities of ViT-part cosines, capped by the lead over the
+    best ViT-part score among the ten dogs a search with the watch's photo shows, which the whole vector ranks."""
+    part = Calibration("t", "isotonic", CAL.params, 0.5, first=CAL.first, part={"dims": 14, "scale": float(np.sqrt(2))})
+
+    def right_alerts(d5: float, z: float) -> int:
+        c = simulate([(*_fused_gallery(d5, z), False)], part, 0.5)["0"]
+        assert (c["watches"], c["own_arrivals"], c["other_arrivals"]) == (1, 1, 11)
+        return c["lead"]["right_alerts"]
+
+    # Z is nearer than A's own photo on the part (0.96), but no search shows it: A's photo leads D5 by 0.05 and alerts
+    assert right_alerts(0.90, 0.96) == 1
+    # D5, fifth by the whole vector, is 0.02 behind on the part: not the first two, but shown, so no alert
+    assert right_alerts(0.93, 0.50) == 0
+    whole = simulate([(*_fused_gallery(0.90, 0.96), False)], CAL, 0.5)["0"]  # the same map read off the whole vector
+    assert whole["pair"] != simulate([(*_fused_gallery(0.90, 0.96), False)], part, 0.5)["0"]["pair"]

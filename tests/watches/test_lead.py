@@ -138,3 +138,21 @@ async def test_a_fusion_s_watch_judges_by_the_part_its_searches_are_judged_by(tm
         store.close()
     assert match["dog_id"] == "the-dog" and match["score"] == pytest.approx(0.99, abs=1e-4)
     assert match["probability"] == pytest.approx(float(CAL.leading([0.99], [0.93])[0]), abs=1e-4)
+
+
+async def test_a_fusion_s_watch_judges_against_the_best_part_among_the_dogs_its_search_shows(tmp_path):
+    """A third dog, ranked third by the whole vector (not among the first two), is 0.01 behind the dog on the ViT
+    part: the search shows it, so the dog does not stand out and nothing alerts."""
+    breed, other = [1.0, 0, 0, 0, 0, 0, 0, 0], [0.6, 0.8, 0, 0, 0, 0, 0, 0]
+    with EdgeStore(tmp_path / "vectors") as edge:
+        edge.ensure_collection(16, "m", {"dog_id": "keyword"})
+        store = WatchStore(tmp_path / "watches.sqlite3")
+        watch = Watch(str(uuid.uuid4()), None, "watched", "m", np.asarray([fusion(vit(1, 1.0), breed)], np.float32),
+                      0.5, (), None, None, None, EARLY)
+        store.create(watch, "whsec_t", 10)
+        watches = Watches(store, StoreIndex(edge), PartJudge())
+        entries = [put(edge, "look-alike", fusion(vit(2, 0.93), breed), BATCH_TIME),
+                   put(edge, "the-dog", fusion(vit(3, 0.99), other), BATCH_TIME),
+                   put(edge, "third", fusion(vit(4, 0.98), [0.6, 0.79, 0.1, 0, 0, 0, 0, 0]), BATCH_TIME)]
+        assert await watches.check(entries) == 0
+        store.close()
