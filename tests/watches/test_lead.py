@@ -116,43 +116,42 @@ def vit(k: int, share: float) -> list[float]:
     return v.tolist()
 
 
-async def test_a_fusion_s_watch_judges_by_the_part_its_searches_are_judged_by(tmp_path):
-    """The watched dog's breed part is shared by a look-alike, which the fusion ranks above the dog itself; on the
-    ViT part the dog itself leads, so it alerts, with the probability its lead on that part gives. No known rival
-    spares a query here: on the part, the search's rival may score below it."""
-    breed = [1.0, 0, 0, 0, 0, 0, 0, 0]
+BREED, OTHER = [1.0, 0, 0, 0, 0, 0, 0, 0], [0.6, 0.8, 0, 0, 0, 0, 0, 0]  # breed parts: the watched dog's, another
+
+
+@pytest.fixture
+def fused(tmp_path):
+    """A watch on a fusion's vectors (its ViT part on axis 0, of breed part BREED), judged by the ViT part."""
     with EdgeStore(tmp_path / "vectors") as edge:
         edge.ensure_collection(16, "m", {"dog_id": "keyword"})
         store = WatchStore(tmp_path / "watches.sqlite3")
-        watch = Watch(str(uuid.uuid4()), None, "watched", "m", np.asarray([fusion(vit(1, 1.0), breed)], np.float32),
+        watch = Watch(str(uuid.uuid4()), None, "watched", "m", np.asarray([fusion(vit(1, 1.0), BREED)], np.float32),
                       0.5, (), None, None, None, EARLY)
         store.create(watch, "whsec_t", 10)
-        index = StoreIndex(edge)
-        watches = Watches(store, index, PartJudge())
-        alike = put(edge, "look-alike", fusion(vit(2, 0.93), breed), BATCH_TIME)
-        dog = put(edge, "the-dog", fusion(vit(3, 0.99), [0.6, 0.8, 0, 0, 0, 0, 0, 0]), BATCH_TIME)
-        whole = {e: float(np.dot(edge.retrieve([e], True)[0].vector, watch.vectors[0])) for e in (alike, dog)}
-        assert whole[alike] > whole[dog]  # by the whole vector the look-alike comes first
-        assert await watches.check([alike, dog]) == 1
-        (match,) = store.matches(watch.id, 10)
+        yield edge, store, watch, Watches(store, StoreIndex(edge), PartJudge())
         store.close()
+
+
+async def test_a_fusion_s_watch_judges_by_the_part_its_searches_are_judged_by(fused):
+    """The watched dog's breed part is shared by a look-alike, which the fusion ranks above the dog itself; on the
+    ViT part the dog itself leads, so it alerts, with the probability its lead on that part gives. No known rival
+    spares a query here: on the part, the search's rival may score below it."""
+    edge, store, watch, watches = fused
+    alike = put(edge, "look-alike", fusion(vit(2, 0.93), BREED), BATCH_TIME)
+    dog = put(edge, "the-dog", fusion(vit(3, 0.99), OTHER), BATCH_TIME)
+    whole = {e: float(np.dot(edge.retrieve([e], True)[0].vector, watch.vectors[0])) for e in (alike, dog)}
+    assert whole[alike] > whole[dog]  # by the whole vector the look-alike comes first
+    assert await watches.check([alike, dog]) == 1
+    (match,) = store.matches(watch.id, 10)
     assert match["dog_id"] == "the-dog" and match["score"] == pytest.approx(0.99, abs=1e-4)
     assert match["probability"] == pytest.approx(float(CAL.leading([0.99], [0.93])[0]), abs=1e-4)
 
 
-async def test_a_fusion_s_watch_judges_against_the_best_part_among_the_dogs_its_search_shows(tmp_path):
+async def test_a_fusion_s_watch_judges_against_the_best_part_among_the_dogs_its_search_shows(fused):
     """A third dog, ranked third by the whole vector (not among the first two), is 0.01 behind the dog on the ViT
     part: the search shows it, so the dog does not stand out and nothing alerts."""
-    breed, other = [1.0, 0, 0, 0, 0, 0, 0, 0], [0.6, 0.8, 0, 0, 0, 0, 0, 0]
-    with EdgeStore(tmp_path / "vectors") as edge:
-        edge.ensure_collection(16, "m", {"dog_id": "keyword"})
-        store = WatchStore(tmp_path / "watches.sqlite3")
-        watch = Watch(str(uuid.uuid4()), None, "watched", "m", np.asarray([fusion(vit(1, 1.0), breed)], np.float32),
-                      0.5, (), None, None, None, EARLY)
-        store.create(watch, "whsec_t", 10)
-        watches = Watches(store, StoreIndex(edge), PartJudge())
-        entries = [put(edge, "look-alike", fusion(vit(2, 0.93), breed), BATCH_TIME),
-                   put(edge, "the-dog", fusion(vit(3, 0.99), other), BATCH_TIME),
-                   put(edge, "third", fusion(vit(4, 0.98), [0.6, 0.79, 0.1, 0, 0, 0, 0, 0]), BATCH_TIME)]
-        assert await watches.check(entries) == 0
-        store.close()
+    edge, store, watch, watches = fused
+    entries = [put(edge, "look-alike", fusion(vit(2, 0.93), BREED), BATCH_TIME),
+               put(edge, "the-dog", fusion(vit(3, 0.99), OTHER), BATCH_TIME),
+               put(edge, "third", fusion(vit(4, 0.98), [0.6, 0.79, 0.1, 0, 0, 0, 0, 0]), BATCH_TIME)]
+    assert await watches.check(entries) == 0
