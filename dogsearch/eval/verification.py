@@ -309,7 +309,7 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
     of the query). ``parts``: each set's (vectors, labels, every photo another dog?). ``judged``: each set's other
     vectors of the same photos, whose best photo of each dog gives its score (a search ranked by one vector and
     judged by another: dogsearch/gallery/judged.py); the next dog's score is then the best of the other dogs a search
-    shows (watches.SHOWN), as the service judges its first result against every dog it shows."""
+    shows (gallery/judged.py's SHOWN), as the service judges its first result against every dog it shows."""
     vectors, dog, sets = one_gallery(parts)
     if dog.max() + 1 < 3:
         raise ValueError("first results need at least 3 dogs")
@@ -319,7 +319,7 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
         np.fill_diagonal(sims, -np.inf)  # a photo never finds itself
         return best_per_dog(sims, dog)
 
-    from dogsearch.watches.watches import SHOWN
+    from dogsearch.gallery.judged import SHOWN
 
     ranked = by_dog(vectors)
     scores = ranked if judged is None else by_dog(np.concatenate([np.asarray(v, dtype=np.float32) for v in judged]))

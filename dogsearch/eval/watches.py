@@ -40,7 +40,7 @@ def simulate(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]], calibratio
     (vectors, labels, every photo another dog?), as verification.first_results takes them), by set of the watched
     dog, under both rules."""
     from dogsearch.eval.verification import best_per_dog, one_gallery  # torch: not for the CLI's parser
-    from dogsearch.watches.watches import SHOWN
+    from dogsearch.gallery.judged import SHOWN
 
     vectors, dog, sets = one_gallery(parts)
     scored = vectors  # what the probabilities read: a part of the vectors where the calibration says so (judged.py)

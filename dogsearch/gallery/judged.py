@@ -15,6 +15,11 @@ from typing import Protocol
 
 import numpy as np
 
+# A search judges each result against the best other of the dogs it shows (10 by default). Where the verdict reads the
+# ranking's own score, that is the next dog; where it reads a part, any of the ten may score best on it. Watches ask
+# for as many, and the evaluations judge alike.
+SHOWN = 10
+
 
 @dataclass(frozen=True)
 class JudgedPart:

@@ -40,7 +40,7 @@ from dogsearch.core.errors import Conflict, InvalidInput, NotFound
 from dogsearch.gallery.contracts import Index
 from dogsearch.gallery.fields import public
 from dogsearch.gallery.gallery import nearest_dogs
-from dogsearch.gallery.judged import JudgedPart
+from dogsearch.gallery.judged import SHOWN, JudgedPart
 from dogsearch.gallery.multiquery import Rule
 from dogsearch.gallery.records import Match
 from dogsearch.gallery.reports import MAX_RADIUS_KM, Place, ReportQuery, distance_km, stored_place
@@ -50,9 +50,6 @@ from dogsearch.watches.targets import resolve
 
 SECRET_PREFIX = "whsec_"
 QUERIES_AT_ONCE = 8  # a batch that passes many watches asks the search service this many at a time
-# A search judges each result against the best other of the dogs it shows (10 by default). Where the verdict reads the
-# ranking's own score, that is the next dog; where it reads a part (judged.py), any of the ten may score best on it.
-SHOWN = 10
 # A known rival's score, less this, is at most what the search engine scores it (float32 sums in another order);
 # a known rival counts only this many km inside a watch's radius (the engine's geo arithmetic is not ours).
 RIVAL_MARGIN, PLACE_MARGIN_KM = 1e-4, 0.01
