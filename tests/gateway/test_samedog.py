@@ -10,6 +10,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from dogsearch.gallery.judged import SHOWN
 from dogsearch.models.calibration import FILE_NAME, Calibration
 from dogsearch.services.gateway.samedog import NO_LIKELY
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -173,3 +174,30 @@ async def test_a_fusion_s_verdicts_read_its_part_s_cosines_not_its_ranking_score
     assert set(others) == {ids[r["id"]] for r in similar["results"]}
     assert [r["same_dog"] for r in similar["results"]] == pytest.approx(expected.tolist(), abs=1e-4)
     assert unjudged.best_verdict is None and set(unjudged.verdicts) == {None}
+
+
+async def test_a_search_asks_for_the_ten_dogs_its_verdicts_are_judged_against_however_few_it_shows(tmp_path,
+                                                                                                  fake_model):
+    """For a fusion any of the first ten dogs may score best on the part a verdict reads (gallery/judged.py): a
+    search for one result is judged against the same ten as a search for ten, and shows one."""
+    app = fake_all_in_one(tmp_path / "data", fake_model)
+    asked = []
+    async with serving(app) as client:
+        gallery = app.state.parts.gallery
+        search_dogs, similar_dogs = gallery.search, gallery.similar
+
+        async def counting_search(images, k, *args, **kwargs):
+            asked.append(k)
+            return await search_dogs(images, k, *args, **kwargs)
+
+        async def counting_similar(dog_id, k, *args, **kwargs):
+            asked.append(k)
+            return await similar_dogs(dog_id, k, *args, **kwargs)
+
+        gallery.search, gallery.similar = counting_search, counting_similar
+        red = (await add(client, solid(RED))).json()["id"]
+        one = (await search(client, solid(RED), k=1)).json()
+        similar = (await client.get(f"/v1/dogs/{red}/similar", params={"k": 1})).json()
+        many = (await search(client, solid(RED), k=12)).json()
+    assert asked == [SHOWN, SHOWN, 12]
+    assert len(one["results"]) == 1 and similar["results"] == [] and len(many["results"]) == 1

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from dogsearch.core.paths import MODELS_DIR
-from dogsearch.gallery.judged import JudgedPart
+from dogsearch.gallery.judged import SHOWN, JudgedPart
 from dogsearch.gallery.records import Match
 from dogsearch.models.calibration import Calibration, Verdict, find, verdict
 from dogsearch.services.gateway.settings import GatewaySettings
 
-JUDGED = 2  # the fewest results a search asks for: its first is judged by its lead over the next dog
+# The fewest dogs a search asks for: each result it shows is judged by its lead over the best other of them (for a
+# whole-vector model the next dog; for one judged by a part, any of them: gallery/judged.py), so a verdict does not
+# change with how many results were asked for, up to SHOWN.
+JUDGED = SHOWN
 
 NO_LIKELY = "No likely match: none of these is likely the same dog."
 
