@@ -64,7 +64,7 @@ class SameDog:
 
     async def judge(self, model_id: str | None, matches: Sequence[Match], shown: int | None = None) -> Judged:
         """The first `shown` (all by default) of a ranked list of matches judged; the ones after them are the dogs
-        the shown ones must stand out from (a search asks for at least two for that)."""
+        the shown ones must stand out from (a search asks for at least JUDGED dogs for that)."""
         shown = len(matches) if shown is None else min(shown, len(matches))
         cal = None if model_id is None else await self.calibration(model_id)
         if cal is not None and cal.part is not None and any(m.judged is None for m in matches):
