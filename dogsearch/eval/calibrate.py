@@ -183,6 +183,7 @@ def judged_by_base(args: argparse.Namespace, embed, vectors_id: str, sets) -> in
     import numpy as np
 
     from dogsearch.eval.verification import first_results
+    from dogsearch.gallery.judged import JudgedPart
     from dogsearch.models.calibration import Calibration, CalibrationError, load, path_for
     from dogsearch.models.fusion import check_vit_part, vit_part
     from dogsearch.services.embedder.dogs import crop_model_id
@@ -208,8 +209,7 @@ def judged_by_base(args: argparse.Namespace, embed, vectors_id: str, sets) -> in
         parts.append((embed(f"{photo_set.name}-heldout", [q for q, _ in chosen]), [lab for _, lab in chosen],
                       photo_set.kind == "breeds"))
     part = vit_part(config, parts[0][0].shape[1])
-    vit = [(v[:, :part["dims"]] / np.linalg.norm(v[:, :part["dims"]], axis=1, keepdims=True), labels, own)
-           for v, labels, own in parts]
+    vit = [(JudgedPart(**part).queries(v), labels, own) for v, labels, own in parts]  # the base's vectors, padded
     measured = {}
     for run, rank, judged in ((f"{base_id} alone", vit, None),
                               (f"{vectors_id} ranks, its part judges", parts, [v for v, _, _ in vit])):

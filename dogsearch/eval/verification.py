@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from dogsearch.core.boxes import DEFAULT_MARGIN
+from dogsearch.gallery.judged import SHOWN
 
 ECE_BINS = 15
 FMR = 0.01
@@ -318,8 +319,6 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
         sims = v @ v.T
         np.fill_diagonal(sims, -np.inf)  # a photo never finds itself
         return best_per_dog(sims, dog)
-
-    from dogsearch.gallery.judged import SHOWN
 
     ranked = by_dog(vectors)
     scores = ranked if judged is None else by_dog(np.concatenate([np.asarray(v, dtype=np.float32) for v in judged]))

@@ -40,13 +40,11 @@ def simulate(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]], calibratio
     (vectors, labels, every photo another dog?), as verification.first_results takes them), by set of the watched
     dog, under both rules."""
     from dogsearch.eval.verification import best_per_dog, one_gallery  # torch: not for the CLI's parser
-    from dogsearch.gallery.judged import SHOWN
+    from dogsearch.gallery.judged import SHOWN, JudgedPart
 
     vectors, dog, sets = one_gallery(parts)
-    scored = vectors  # what the probabilities read: a part of the vectors where the calibration says so (judged.py)
-    if calibration.part is not None:
-        scored = vectors[:, :calibration.part["dims"]]
-        scored = scored / np.linalg.norm(scored, axis=1, keepdims=True)
+    # what the probabilities read: a part of the vectors where the calibration says so (its cosines: judged.py)
+    scored = vectors if calibration.part is None else JudgedPart(**calibration.part).queries(vectors)
     first_photo = {}
     for i, d in enumerate(dog):
         if not parts[sets[i]][2]:
