@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "watches": {"core", "search", "gallery"},
     "services": {"core", "inference", "models", "pose", "search", "gallery", "jobs", "watches"},
     "eval": {"core", "inference", "models", "pose", "search", "gallery", "services"},
-    "training": {"core", "inference", "models", "pose", "eval"},
+    "training": {"core", "inference", "models", "pose", "gallery", "eval"},
     "bench": {"core", "inference", "models", "pose", "search", "gallery", "jobs", "watches", "services", "eval"},
     "cli": {"core", "inference", "models", "pose", "search", "gallery", "jobs", "watches", "services", "eval",
             "training", "bench"},

@@ -5,7 +5,8 @@ adds one). The gallery: N dogs of 1-3 photos each, in breeds (a dog's photos nea
 so that neighbours are look-alikes as in real use; the queries are fresh photos of stored dogs. Also how often the
 first dog stays the plain search's (always, with two neighbours) and how many of the ten are the same. And what
 judging by a part costs (gallery/judged.py, a fusion's ViT part: one more query, for the ten dogs ranked), here the
-vectors' first 256 components standing in for the part: the time is the same whatever they hold.
+vectors' first 256 components standing in for the part: the time is the same whatever they hold; and what re-ranking
+the first 100 dogs by the part and the rest costs (the default fusion's way: one query more, for 100 dogs).
 
     python -m dogsearch.bench.ranking [--quick] [--json]
     dogsearch bench --only ranking
@@ -27,13 +28,14 @@ from dogsearch.bench.watches import StoreIndex
 from dogsearch.gallery.expansion import Expansion
 from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.gallery.gallery import nearest_dogs
-from dogsearch.gallery.judged import JudgedPart
+from dogsearch.gallery.judged import JudgedPart, Rerank
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore
 
 DIM, K, BREEDS = 384, 10, 200
 EXPANSION = Expansion(2)
 PART = JudgedPart(256, 1.0)
+RERANKED = JudgedPart(256, 1.02, Rerank(0.75, 0.4, 100))  # the default fusion's (models/<id>/calibration.json)
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -56,7 +58,7 @@ def run(quick: bool = False) -> dict:
     rng = np.random.default_rng(0)
     centres, photos = dogs(n, rng)
     asks = unit(centres[rng.integers(0, n, queries)] + 0.04 * rng.standard_normal((queries, DIM)))
-    times: dict[str, list[float]] = {"bare": [], "plain": [], "expanded": [], "judged": []}
+    times: dict[str, list[float]] = {"bare": [], "plain": [], "expanded": [], "judged": [], "reranked": []}
     same_first, overlap = 0, 0
     with tempfile.TemporaryDirectory(prefix="dogsearch-bench-ranking-") as tmp, EdgeStore(tmp) as edge:
         edge.ensure_collection(DIM, "bench", INDEXED_FIELDS)
@@ -80,6 +82,9 @@ def run(quick: bool = False) -> dict:
             start = time.perf_counter()
             loop.run_until_complete(nearest_dogs(index, q[None, :], K, None, "mean", judged=PART))
             times["judged"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            loop.run_until_complete(nearest_dogs(index, q[None, :], K, None, "mean", judged=RERANKED))
+            times["reranked"].append(time.perf_counter() - start)
             same_first += plain[0].dog.id == expanded[0].dog.id
             overlap += len({m.dog.id for m in plain} & {m.dog.id for m in expanded})
         loop.close()
@@ -93,6 +98,8 @@ def run(quick: bool = False) -> dict:
         "ranking_expanded_over_plain": round(p50["expanded"] / p50["plain"], 2),
         "ranking_p50_ms_judged_by_part": round(p50["judged"], 3),
         "ranking_judged_by_part_over_plain": round(p50["judged"] / p50["plain"], 2),
+        "ranking_p50_ms_reranked": round(p50["reranked"], 3),
+        "ranking_reranked_over_plain": round(p50["reranked"] / p50["plain"], 2),
         "ranking_expanded_first_same_share": round(same_first / queries, 4),
         "ranking_expanded_top10_overlap": round(overlap / (queries * K), 4),
     }

@@ -183,7 +183,7 @@ def judged_by_base(args: argparse.Namespace, embed, vectors_id: str, sets) -> in
     import numpy as np
 
     from dogsearch.eval.verification import first_results
-    from dogsearch.gallery.judged import JudgedPart
+    from dogsearch.gallery.judged import judged_part
     from dogsearch.models.calibration import Calibration, CalibrationError, load, path_for
     from dogsearch.models.fusion import check_vit_part, vit_part
     from dogsearch.services.embedder.dogs import crop_model_id
@@ -209,11 +209,13 @@ def judged_by_base(args: argparse.Namespace, embed, vectors_id: str, sets) -> in
         parts.append((embed(f"{photo_set.name}-heldout", [q for q, _ in chosen]), [lab for _, lab in chosen],
                       photo_set.kind == "breeds"))
     part = vit_part(config, parts[0][0].shape[1])
-    vit = [(JudgedPart(**part).queries(v), labels, own) for v, labels, own in parts]  # the base's vectors, padded
+    read = judged_part(part)
+    vit = [(read.queries(v), labels, own) for v, labels, own in parts]  # the base's vectors, padded
+    rerank = None if read.rerank is None else (read.rerank, [read.rest_queries(v) for v, _, _ in parts])
     measured = {}
-    for run, rank, judged in ((f"{base_id} alone", vit, None),
-                              (f"{vectors_id} ranks, its part judges", parts, [v for v, _, _ in vit])):
-        first, second, right, set_of = first_results(rank, judged)
+    for run, rank, judged, again in ((f"{base_id} alone", vit, None, None),
+                                     (f"{vectors_id} ranks, its part judges", parts, [v for v, _, _ in vit], rerank)):
+        first, second, right, set_of = first_results(rank, judged, again)
         p = np.array([base.results([a, b])[0] for a, b in zip(first, second, strict=True)])
         measured[run] = {s.name: _shares(right[set_of == i], p[set_of == i]) for i, s in enumerate(sets)}
     command = f"dogsearch train calibration --model {name} --judged-by-base"

@@ -10,6 +10,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +21,17 @@ from tqdm import tqdm
 from dogsearch.eval.splits import labelled_images, select
 from dogsearch.eval.verification import cached
 from dogsearch.gallery.expansion import Expansion, expanded_similarities
+from dogsearch.gallery.judged import JudgedPart
 from dogsearch.gallery.multiquery import Rule, combined_scores
 
 KINDS = ("breed", "identity")
 
 
 def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5),
-                      expansion: Expansion | None = None) -> dict:
+                      expansion: Expansion | None = None, judged: JudgedPart | None = None) -> dict:
     """Leave-one-out recall@k and mAP over L2-normalised rows (cosine similarity); with ``expansion``, in the order
-    of each photo's expanded query, as the gallery's search ranks (gallery/expansion.py)."""
+    of each photo's expanded query, and with ``judged`` (a part that re-ranks), its first dogs ranked again, as the
+    gallery's search ranks (gallery/expansion.py, gallery/judged.py)."""
     emb = np.asarray(embeddings, dtype=np.float32)
     n = emb.shape[0]
     if n < 2 or len(labels) != n:
@@ -36,6 +39,8 @@ def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequenc
     lab = np.asarray([str(x) for x in labels])
     sims = expanded_similarities(emb, expansion) if expansion is not None else emb @ emb.T
     np.fill_diagonal(sims, -np.inf)  # a photo never retrieves itself
+    if judged is not None:
+        sims = judged.searched(emb, sims)
     order = np.argsort(-sims, axis=1, kind="stable")[:, : n - 1]
     relevant = lab[order] == lab[:, None]  # (n, n-1): is the r-th nearest of the same label?
     n_rel = relevant.sum(axis=1)
@@ -109,17 +114,25 @@ def embed_paths(model, paths: Sequence[Path], batch_size: int = 32, progress: bo
 
 def evaluate_dir(model, root: Path, kind: str, *, split: str = "all", batch_size: int = 32,
                  progress: bool = True, query_photos: Sequence[int] = (), rules: Sequence[Rule] = ("mean",),
-                 cache_dir: Path | None = None, expansion: Expansion | None = None) -> dict:
+                 cache_dir: Path | None = None, expansion: Expansion | None = None,
+                 judged: JudgedPart | None = None) -> dict:
     """Leave-one-out metrics of ``model`` over ROOT/<label>/<photo> (labels with >= 2 photos); with
     ``query_photos``, those of several query photos by each of ``rules``. ``cache_dir``: the vectors are kept there
     (by model and files), so a rerun (another rule, other numbers of photos) embeds nothing. ``expansion``: also
-    the figures of the search's ranking with that query expansion (under "search")."""
+    the figures of the search's ranking with that query expansion (under "search"); ``judged``: the model's judged
+    part (its calibration's), whose re-ranking the search's figures apply too."""
     items, emb, seconds = dir_vectors(model, root, kind, split=split, batch_size=batch_size, progress=progress,
                                       cache_dir=cache_dir)
     result = retrieval_metrics(emb, [lab for _, lab in items])
-    if expansion is not None and expansion.on:
-        result["search"] = {**retrieval_metrics(emb, [lab for _, lab in items], expansion=expansion),
-                            "query_expansion": {"neighbours": expansion.neighbours, "power": expansion.power}}
+    expanded = expansion is not None and expansion.on
+    reranked = judged is not None and judged.rerank is not None
+    if expanded or reranked:
+        result["search"] = retrieval_metrics(emb, [lab for _, lab in items], expansion=expansion if expanded else None,
+                                             judged=judged if reranked else None)
+        if expanded:
+            result["search"]["query_expansion"] = {"neighbours": expansion.neighbours, "power": expansion.power}
+        if reranked:
+            result["search"]["rerank"] = asdict(judged.rerank)
     if query_photos:  # every n against the same dogs and galleries: dogs with a photo beyond the largest query
         need = max(query_photos) + 1
         result["query_photos"] = [multi_photo_recall(emb, [lab for _, lab in items], n, need, rule)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from dogsearch.core.boxes import DEFAULT_MARGIN
-from dogsearch.gallery.judged import SHOWN
+from dogsearch.gallery.judged import SHOWN, Rerank
 
 ECE_BINS = 15
 FMR = 0.01
@@ -304,13 +304,16 @@ class PhotoSet:
 
 
 def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
-                  judged: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+                  judged: Sequence[np.ndarray] | None = None,
+                  rerank: tuple[Rerank, Sequence[np.ndarray]] | None = None) -> tuple[np.ndarray, ...]:
     """Searches in one gallery of every set's photos, each photo the query against all the others, results ranked by
     dog (a dog's best photo): (first result's score, the next dog's score, is the first the query's dog?, the set
     of the query). ``parts``: each set's (vectors, labels, every photo another dog?). ``judged``: each set's other
     vectors of the same photos, whose best photo of each dog gives its score (a search ranked by one vector and
     judged by another: dogsearch/gallery/judged.py); the next dog's score is then the best of the other dogs a search
-    shows (gallery/judged.py's SHOWN), as the service judges its first result against every dog it shows."""
+    shows (gallery/judged.py's SHOWN), as the service judges its first result against every dog it shows.
+    ``rerank``: (the re-ranking, each set's rest of the vectors): the first dogs ranked again by the judged scores
+    and the rest's, as a search ranks (needs ``judged``)."""
     vectors, dog, sets = one_gallery(parts)
     if dog.max() + 1 < 3:
         raise ValueError("first results need at least 3 dogs")
@@ -322,6 +325,9 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
 
     ranked = by_dog(vectors)
     scores = ranked if judged is None else by_dog(np.concatenate([np.asarray(v, dtype=np.float32) for v in judged]))
+    if rerank is not None:
+        rule, rest = rerank
+        ranked = rule.searched(ranked, scores, by_dog(np.concatenate([np.asarray(v, np.float32) for v in rest])))
     shown = np.argsort(-ranked, axis=1, kind="stable")[:, :2 if judged is None else SHOWN]
     rows = np.arange(len(dog))
     first, second = scores[rows, shown[:, 0]], scores[rows[:, None], shown[:, 1:]].max(axis=1)

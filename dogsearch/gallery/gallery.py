@@ -288,19 +288,31 @@ async def nearest_dogs(index: Index, vectors: np.ndarray, k: int, filter: Filter
     """The k dogs nearest to photos of one dog (their vectors), combined by `rule`: a search's ranking (the watches
     judge a new dog against the same). With `expansion`, in the order of the expanded query (gallery/expansion.py),
     each dog still with the plain query's score and best photo. With `judged`, each dog also gets the score of
-    that part of the vectors, which its same-dog verdict reads (gallery/judged.py)."""
+    that part of the vectors, which its same-dog verdict reads (gallery/judged.py); a part that re-ranks takes its
+    first `depth` dogs and ranks them again, each dog's score then the re-ranking's."""
+    rerank = None if judged is None else judged.rerank
+    n = k if rerank is None else max(k, rerank.depth)
     if expansion is None or not expansion.on:
-        matches = [Match(Dog.from_entry(hit), hit["score"]) for hit in await _ranked(index, vectors, k, filter, rule)]
+        matches = [Match(Dog.from_entry(hit), hit["score"]) for hit in await _ranked(index, vectors, n, filter, rule)]
     else:
         queries = [mean_query(vectors)[0]] if rule == "mean" else list(vectors)
         expanded = np.stack(await asyncio.gather(*(_expanded(index, q, filter, expansion) for q in queries)))
-        order = [Dog.from_entry(hit).id for hit in await _ranked(index, expanded, k, filter, rule)]
+        order = [Dog.from_entry(hit).id for hit in await _ranked(index, expanded, n, filter, rule)]
         matches = await _rescored(index, vectors, order, filter, rule)
     if judged is None or not matches:
         return matches
+    ids = [m.dog.id for m in matches]
     parts = {m.dog.id: m.score * judged.scale
-             for m in await _rescored(index, judged.queries(vectors), [m.dog.id for m in matches], filter, rule)}
-    return [replace(m, judged=parts[m.dog.id]) for m in matches if m.dog.id in parts]
+             for m in await _rescored(index, judged.queries(vectors), ids, filter, rule)}
+    matches = [replace(m, judged=parts[m.dog.id]) for m in matches if m.dog.id in parts]
+    if rerank is None:
+        return matches
+    rests = {m.dog.id: m.score * judged.rest_scale
+             for m in await _rescored(index, judged.rest_queries(vectors), ids, filter, rule)}
+    kept = [m for m in matches if m.dog.id in rests]
+    scores = rerank.scores(np.array([m.judged for m in kept]), np.array([rests[m.dog.id] for m in kept]))
+    reranked = [replace(m, score=float(s)) for m, s in zip(kept, scores, strict=True)]
+    return sorted(reranked, key=lambda m: -m.score)[:k]  # stable: ties keep the whole vector's order
 
 
 async def _rescored(index: Index, vectors: np.ndarray, order: list[str], filter: Filter | None,

@@ -91,7 +91,7 @@ class Photo:
 @dataclass(frozen=True)
 class Match:
     dog: Dog
-    score: float  # cosine similarity of its best entry, higher is more similar
+    score: float  # cosine similarity of its best entry, higher is more similar (re-ranked: the re-ranking's, judged.py)
     judged: float | None = None  # what the same-dog verdict reads where not `score`: its best part cosine (judged.py)
 
     @property

@@ -15,6 +15,7 @@ that gap, fit on searches of held-out-style galleries mixing individual dogs wit
 
 A fusion's vectors are judged by their ViT part (``part``: ``{"dims", "scale"}``, dogsearch/gallery/judged.py): the
 map is then the base ViT's own, and the scores it reads are the cosines of the vectors' first ``dims`` components.
+The part may also say how a search re-ranks its first dogs (``rerank``: ``{"weight", "cap", "depth"}``).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class Calibration:
     prior: float  # the share of same-dog pairs it was fit at
     extra: dict = field(default_factory=dict, compare=False)  # how it was made and measured (kept in the file)
     first: dict | None = None  # {"a", "b"}: P(the best-scored result is the dog | gap to the next one's score)
-    part: dict | None = None  # {"dims", "scale"}: the scores read are of the vectors' leading dims (a fusion's ViT)
+    part: dict | None = None  # {"dims", "scale"[, "rerank"]}: the scores read are of the vectors' leading dims
 
     def probabilities(self, scores: Any, prior: float | None = None) -> np.ndarray:
         s = np.asarray(scores, dtype=np.float64)
@@ -101,6 +102,14 @@ class Calibration:
         return {**body, "sha256": checksum(body)}
 
 
+def _part(part: dict) -> dict:
+    out = {"dims": int(part["dims"]), "scale": float(part["scale"])}
+    if part.get("rerank") is not None:
+        r = part["rerank"]
+        out["rerank"] = {"weight": float(r["weight"]), "cap": float(r["cap"]), "depth": int(r["depth"])}
+    return out
+
+
 def checksum(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -114,13 +123,18 @@ def parse(data: dict) -> Calibration:
         cal = Calibration(str(body.pop("vectors")), str(body.pop("method")), dict(body.pop("params")),
                           float(body.pop("prior")), body,
                           None if first is None else {"a": float(first["a"]), "b": float(first["b"])},
-                          None if part is None else {"dims": int(part["dims"]), "scale": float(part["scale"])})
+                          None if part is None else _part(part))
     except (KeyError, TypeError, ValueError) as exc:
         raise CalibrationError(f"missing or malformed {exc}") from exc
     if cal.first is not None and not cal.first["a"] > 0:
         raise CalibrationError("first: a result that stands out more must not be less likely (a > 0)")
     if cal.part is not None and not (cal.part["dims"] >= 1 and 1 <= cal.part["scale"] < float("inf")):
         raise CalibrationError(f"part: dims >= 1 and a finite scale >= 1, not {cal.part}")
+    rerank = (cal.part or {}).get("rerank")
+    if rerank is not None and not (rerank["weight"] > 0 and 0 < rerank["cap"] <= 1 and rerank["depth"] >= 1
+                                   and cal.part["scale"] > 1):
+        raise CalibrationError(f"part: a re-ranking needs weight > 0, 0 < cap <= 1, depth >= 1 and a part that is "
+                               f"not the whole vector (scale > 1), not {cal.part}")
     if cal.method not in METHODS:
         raise CalibrationError(f"unknown method {cal.method!r}")
     if not 0 < cal.prior < 1:

@@ -65,13 +65,15 @@ def check_vit_part(config: dict) -> None:
 def vit_part(config: dict, dim: int) -> dict:
     """Where the base ViT's vector lies in a fusion's ``dim``-d served vectors: ``{"dims", "scale"}`` (the part is
     the first dims components; every part is a unit vector weighed before the whole is normalised, so the ViT's
-    has the length weight / sqrt(sum of weights squared), and ``scale`` is its inverse). A projected fusion mixes
-    the parts: it has none."""
+    has the length weight / sqrt(sum of weights squared), and ``scale`` is its inverse), with the fusion's
+    ``rerank`` where it has one (gallery/judged.py). A projected fusion mixes the parts: it has none."""
     check_vit_part(config)
     weights = {k: float(v) for k, v in config["fusion"]["weights"].items()}
     a = weights.get("vit", 1.0)
     total = (a ** 2 + sum(weights.get(p, 0.0) ** 2 for p in CNN_DIMS)) ** 0.5
-    return {"dims": dim - fused_dim(weights), "scale": round(total / a, 8)}
+    part = {"dims": dim - fused_dim(weights), "scale": round(total / a, 8)}
+    rerank = config["fusion"].get("rerank")  # chosen with the weights (training/fusion), read by the gallery
+    return part if rerank is None else {**part, "rerank": dict(rerank)}
 
 
 class FusedBackbone(nn.Module):

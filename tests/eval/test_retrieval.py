@@ -11,6 +11,7 @@ from PIL import Image
 from dogsearch import cli
 from dogsearch.eval import retrieval as ev
 from dogsearch.eval.splits import bucket, identity_split
+from dogsearch.gallery.judged import JudgedPart, Rerank
 from tests.fakes import ColorGridModel
 
 
@@ -23,6 +24,26 @@ def test_metrics_match_a_hand_computed_case():
     assert m["recall@1"] == pytest.approx(0.5)
     assert m["recall@5"] == pytest.approx(1.0)
     assert m["map"] == pytest.approx(0.75)
+
+
+def test_metrics_as_a_reranking_search_ranks():
+    # [ViT part, 0.5 x breed part], normalised: q0's nearest by the whole vector is q2 (another breed, same breed
+    # part direction as nothing else), its breed-mate q1 is nearer on the ViT part once the breeds are capped
+    def fused(vit, breed):
+        v = np.concatenate([np.asarray(vit) / np.linalg.norm(vit), 0.5 * np.asarray(breed) / np.linalg.norm(breed)])
+        return v / np.linalg.norm(v)
+
+    emb = np.stack([fused([1, 0], [1, 0]), fused([0.8, 0.6], [0.5, 0.87]), fused([0.75, 0.66], [1, 0.05]),
+                    fused([0, 1], [0, 1])]).astype(np.float32)
+    labels = ["A", "A", "B", "B"]
+    plain = ev.retrieval_metrics(emb, labels)
+    part = JudgedPart(2, float(np.sqrt(1.25)), Rerank(1.0, 0.4, 3))
+    again = ev.retrieval_metrics(emb, labels, judged=part)
+    sims = emb @ emb.T
+    assert np.argsort(-np.where(np.eye(4, dtype=bool), -np.inf, sims)[0])[0] == 2  # plain: q0 finds B first
+    assert again["recall@1"] > plain["recall@1"]
+    # no re-ranking in the part: the plain metrics
+    assert ev.retrieval_metrics(emb, labels, judged=JudgedPart(2, float(np.sqrt(1.25)))) == plain
 
 
 def test_map_averages_precision_over_every_relevant_photo():

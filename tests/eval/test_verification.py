@@ -8,6 +8,7 @@ import pytest
 
 from dogsearch.eval import verification as ver
 from dogsearch.eval.retrieval import multi_photo_recall
+from dogsearch.gallery.judged import Rerank
 from tests.conftest import FIXTURES
 
 
@@ -205,6 +206,21 @@ def test_first_results_judged_by_other_vectors_keep_the_ranking_and_score_by_the
     # photo 0 ranks a first (its photo 1), then b; each scored by the judge's best photo of that dog
     assert first[0] == pytest.approx(sims[0, 1]) and second[0] == pytest.approx(max(sims[0, 2], sims[0, 3]))
     assert first[0] != pytest.approx(plain[0][0])
+
+
+def test_first_results_reranked_take_the_first_by_the_rerank_score_as_the_search_does():
+    emb = np.array([[1, 0], [0.8, 0.6], [0.75, 0.66], [0.7, 0.71], [0, 1]], dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    parts = [(emb[:4], ["a", "a", "b", "b"], False), (emb[4:], ["x"], True)]
+    judge = [emb[:4], emb[4:]]
+    # the rest of the vectors: photo 1 (dog a) looks unlike every other photo, so a re-ranking by the rest puts b first
+    rest = np.array([[1, 0], [0, 1], [1, 0], [1, 0], [1, 0]], dtype=np.float32)
+    plain = ver.first_results(parts, judged=judge)
+    again = ver.first_results(parts, judged=judge, rerank=(Rerank(2.0, 1.0, 10), [rest[:4], rest[4:]]))
+    assert plain[2][0] and not again[2][0]  # photo 0: its dog a first by the ViT, b first once re-ranked
+    sims = emb @ emb.T
+    assert again[0][0] == pytest.approx(max(sims[0, 2], sims[0, 3]))  # the first shown is judged by its own score
+    assert (again[2] == plain[2])[1:].all()  # the others keep their first dog
 
 
 def test_several_query_photos_are_combined_against_one_gallery():

@@ -10,7 +10,7 @@ import pytest
 from dogsearch.bench.watches import StoreIndex
 from dogsearch.gallery.expansion import Expansion
 from dogsearch.gallery.gallery import nearest_dogs
-from dogsearch.gallery.judged import JudgedPart
+from dogsearch.gallery.judged import JudgedPart, Rerank, judged_part
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore
 
@@ -99,3 +99,66 @@ def test_the_part_of_a_vector_is_a_padded_unit_vector_and_a_bad_part_is_refused(
     for dims, scale in ((0, 1.2), (6, 0.5), (6, float("inf"))):
         with pytest.raises(ValueError):
             JudgedPart(dims, scale)
+
+
+def breed_cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(unit(a[VIT:]) @ unit(b[VIT:]))
+
+
+RERANK = Rerank(weight=1.0, cap=0.5, depth=3)
+RERANKED = JudgedPart(VIT, PART.scale, RERANK)
+
+
+def breed(bhattacharyya: float) -> list[float]:
+    """A breed part whose cosine with [1, 0, 0] is the given one."""
+    return [bhattacharyya, float(np.sqrt(1 - bhattacharyya ** 2)), 0]
+
+
+async def test_a_reranking_part_ranks_the_first_dogs_by_the_part_and_the_capped_rest(index):
+    edge, idx = index
+    query = fused([1, 0, 0, 0, 0, 0], [1, 0, 0])[None, :]
+    # the dog itself: nearest on the ViT part, its breed opinion past the cap; a look-alike that shares the query's
+    # breed opinion exactly, first by the whole vector; a dog of another breed, second on the ViT part alone
+    dogs = {"itself": fused([1, 0.25, 0, 0, 0, 0], breed(0.6)), "look-alike": fused([1, 0, 0.32, 0, 0, 0], breed(1.0)),
+            "other breed": fused([1, 0, 0, 0.3, 0, 0], breed(0.0))}
+    for dog, v in dogs.items():
+        put(edge, dog, v)
+    plain = await nearest_dogs(idx, query, 3, None, "mean", judged=PART)
+    assert [m.dog.id for m in plain] == ["look-alike", "itself", "other breed"]
+    assert sorted(plain, key=lambda m: -m.judged)[1].dog.id == "other breed"  # the ViT part alone ranks it second
+
+    again = await nearest_dogs(idx, query, 3, None, "mean", judged=RERANKED)
+    assert [m.dog.id for m in again] == ["itself", "look-alike", "other breed"]
+    expected = {dog: float(RERANK.scores(vit_cos(query[0], v), breed_cos(query[0], v))) for dog, v in dogs.items()}
+    assert [m.score for m in again] == pytest.approx([expected[m.dog.id] for m in again], abs=1e-5)
+    assert [m.judged for m in again] == pytest.approx([vit_cos(query[0], dogs[m.dog.id]) for m in again], abs=1e-5)
+    # the first `depth` dogs of the whole vector are re-ranked, however few are asked for
+    first = await nearest_dogs(idx, query, 1, None, "mean", judged=RERANKED)
+    assert [m.dog.id for m in first] == ["itself"]
+    shallow = await nearest_dogs(idx, query, 1, None, "mean", judged=JudgedPart(VIT, PART.scale, Rerank(1.0, 0.5, 1)))
+    assert [m.dog.id for m in shallow] == ["look-alike"]
+
+
+def test_the_rerank_score_caps_the_rest_and_gives_an_identical_dog_one():
+    assert float(RERANK.scores(1.0, 1.0)) == pytest.approx(1.0)
+    assert float(RERANK.scores(0.8, 0.9)) == float(RERANK.scores(0.8, 0.5)) > float(RERANK.scores(0.8, 0.2))
+    v = fused([1, 0, 0, 0, 0, 0], [0.6, 0.8, 0])
+    rest = RERANKED.rest_queries(v[None, :])[0]
+    assert not rest[:VIT].any() and float(rest @ v) * RERANKED.rest_scale == pytest.approx(1.0, abs=1e-6)
+    whole = np.array([[-np.inf, 0.9, 0.5, 0.4], [0.9, -np.inf, 0.3, 0.2]])
+    part = np.array([[1.0, 0.1, 0.9, 0.95], [0.2, 1.0, 0.9, 0.1]])
+    rest = np.ones_like(part)
+    out = Rerank(1.0, 0.5, 2).searched(whole, part, rest)
+    # row 0: its first two by `whole` (columns 1, 2) re-ranked (2 before 1), then column 3 by `whole`, itself last
+    assert list(np.argsort(-out[0], kind="stable")) == [2, 1, 3, 0]
+    assert list(np.argsort(-out[1], kind="stable")) == [2, 0, 3, 1]
+
+
+def test_a_calibration_s_part_may_carry_a_reranking_and_a_bad_one_is_refused():
+    part = judged_part({"dims": VIT, "scale": PART.scale, "rerank": {"weight": 0.75, "cap": 0.4, "depth": 100}})
+    assert part.rerank == Rerank(0.75, 0.4, 100) and judged_part({"dims": VIT, "scale": 1.2}).rerank is None
+    for weight, cap, depth in ((0.0, 0.4, 100), (0.75, 0.0, 100), (0.75, 1.5, 100), (0.75, 0.4, 0)):
+        with pytest.raises(ValueError):
+            Rerank(weight, cap, depth)
+    with pytest.raises(ValueError, match="scale > 1"):  # a part that is the whole vector has no rest to read
+        JudgedPart(VIT, 1.0, RERANK)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from dogsearch.gallery.judged import SHOWN
+from dogsearch.gallery.judged import SHOWN, Rerank
 from dogsearch.models.calibration import FILE_NAME, Calibration
 from dogsearch.services.gateway.samedog import NO_LIKELY
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -174,6 +174,37 @@ async def test_a_fusion_s_verdicts_read_its_part_s_cosines_not_its_ranking_score
     assert set(others) == {ids[r["id"]] for r in similar["results"]}
     assert [r["same_dog"] for r in similar["results"]] == pytest.approx(expected.tolist(), abs=1e-4)
     assert unjudged.best_verdict is None and set(unjudged.verdicts) == {None}
+
+
+async def test_a_fusion_whose_part_reranks_answers_in_the_reranking_s_order_and_still_judges_by_the_part(tmp_path):
+    """A calibration whose part re-ranks (gallery/judged.py): a search's results come in the order of the part's
+    cosine plus the capped cosine of the rest, that score as `score`; same_dog still reads the part's cosine."""
+    models, model = tmp_path / "models", FusedColorModel()
+    (models / model.model_id).mkdir(parents=True)
+    rerank = {"weight": 1.5, "cap": 0.5, "depth": 10}
+    part = {"dims": 48, "scale": float(np.sqrt(1 + model.W ** 2)), "rerank": rerank}
+    judged = Calibration(model.model_id, "isotonic", CALIBRATION.params, 0.5, part=part)
+    (models / model.model_id / FILE_NAME).write_text(json.dumps(judged.to_json()))
+    app = fake_all_in_one(tmp_path / "data", model, gateway_options={"calibration_dir": models})
+    # amber: nearer the query by the whole vector, its "breed" part the query's; navy: nearer on the ViT part, its
+    # breed part past the cap too, so the re-ranking puts it first of the two
+    colours = {"red": solid(RED), "amber": solid((220, 140, 20)), "navy": solid((20, 20, 60)), "green": solid(GREEN)}
+    async with serving(app) as client:
+        ids = {(await add(client, photo)).json()["id"]: name for name, photo in colours.items()}
+        body = (await search(client, solid((150, 40, 40)), k=4)).json()
+        _, vectors = await app.state.parts.gallery.embedder.embed([solid((150, 40, 40)), *colours.values()])
+    v = np.asarray(vectors, dtype=np.float64)
+    unit = lambda rows: rows / np.linalg.norm(rows, axis=1, keepdims=True)  # noqa: E731
+    vit, rest = unit(v[:, :48]), unit(v[:, 48:])
+    by_name = {name: (float(vit[i + 1] @ vit[0]), float(rest[i + 1] @ rest[0])) for i, name in enumerate(colours)}
+    expected = {name: float(Rerank(**rerank).scores(a, b)) for name, (a, b) in by_name.items()}
+    results = body["results"]
+    assert [ids[r["id"]] for r in results] == sorted(expected, key=lambda name: -expected[name])
+    assert [r["score"] for r in results] == pytest.approx([expected[ids[r["id"]]] for r in results], abs=1e-4)
+    whole = {name: float(unit(v)[i + 1] @ unit(v)[0]) for i, name in enumerate(colours)}
+    assert [ids[r["id"]] for r in results] != sorted(whole, key=lambda name: -whole[name])  # the re-ranking moved one
+    read = [by_name[ids[r["id"]]][0] for r in results]
+    assert [r["same_dog"] for r in results] == pytest.approx(judged.results(read).tolist(), abs=1e-4)
 
 
 async def test_a_search_asks_for_the_ten_dogs_its_verdicts_are_judged_against_however_few_it_shows(tmp_path,

@@ -46,7 +46,14 @@ def test_a_part_survives_the_file_and_a_bad_one_is_refused(tmp_path):
     write(tmp_path, judged)
     assert cal.find(VECTORS, tmp_path) == judged and cal.find(VECTORS, tmp_path).part["dims"] == 384
     assert ISO.part is None and "part" not in ISO.to_json()
-    for part in ({"dims": 0, "scale": 1.1}, {"dims": 384, "scale": 0.9}, {"dims": 384}):
+    reranking = {"dims": 384, "scale": 1.0198, "rerank": {"weight": 0.75, "cap": 0.4, "depth": 100}}
+    write(tmp_path, Calibration(VECTORS, "isotonic", ISO.params, 0.5, part=reranking))
+    assert cal.find(VECTORS, tmp_path).part == reranking
+    rerank = reranking["rerank"]
+    for part in ({"dims": 0, "scale": 1.1}, {"dims": 384, "scale": 0.9}, {"dims": 384},
+                 {**reranking, "rerank": {**rerank, "weight": 0}}, {**reranking, "rerank": {**rerank, "cap": 1.5}},
+                 {**reranking, "rerank": {**rerank, "depth": 0}}, {**reranking, "scale": 1.0},
+                 {**reranking, "rerank": {"weight": 0.75}}):
         bad = Calibration(VECTORS, "isotonic", ISO.params, 0.5, part=part)
         with pytest.raises(CalibrationError):
             cal.load(write(tmp_path, bad))

@@ -122,8 +122,8 @@ def test_the_v3_breed_fusion_is_its_base_vector_with_the_breed_part_beside_it():
     calibration = json.loads((H.find(name) / "calibration.json").read_text())
     v3 = json.loads((H.find("vit_small_dinov2-lora-dogs-v3") / "calibration.json").read_text())
     assert calibration["vectors"] == f"{name}@dogcrop-m0.3"
-    assert calibration["part"] == FU.vit_part(H.read_config(H.find(name)), fused.dim) == {"dims": base.dim,
-                                                                                         "scale": 1.0198039}
+    assert calibration["part"] == FU.vit_part(H.read_config(H.find(name)), fused.dim) == {
+        "dims": base.dim, "scale": 1.0198039, "rerank": {"weight": 0.75, "cap": 0.4, "depth": 100}}
     assert np.linalg.norm(vit) * calibration["part"]["scale"] == pytest.approx(1.0, abs=1e-5)
     assert (calibration["params"], calibration["first"]) == (v3["params"], v3["first"])
     assert calibration["judged_by"] == {"vectors": v3["vectors"], "sha256": v3["sha256"]}

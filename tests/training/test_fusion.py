@@ -89,3 +89,21 @@ def test_projection_epochs_that_cost_a_validation_set_too_much_are_not_kept():
     assert abs(score - max(h["val_score"] for h in kept)) < 1e-3
     layer, _ = T.train_projection(train, weights, 32, epochs=2, sets=sets, batch=32, floor={"dfn_val": 2.0})
     assert layer is None  # mAP never reaches 2: nothing is kept
+
+
+def test_a_capped_breed_reranking_is_chosen_only_within_the_rule_and_when_it_beats_the_plain_ranking():
+    sets = _sets(breed_signal=8.0)
+    weights = {"vit": 1.0, "cnn": 0.0, "breeds": 0.2}
+    floor = T.floor_of(T.evaluate(sets, {"vit": 1.0}, names=T.VAL_SETS), 0.005)
+    grid = T.rerank_grid([0.5, 1.0], [0.5], depth=100)
+    chosen, rows = T.choose_rerank(sets, weights, grid, floor)
+    plain = T.val_score(T.evaluate(sets, weights, names=T.VAL_SETS))
+    assert chosen in grid and len(rows) == 2
+    assert max(r["val_score"] for r in rows if r["within_max_drop"]) > plain  # the breeds know what the ViT hardly does
+    # a floor no re-ranking reaches: none is chosen, whatever its mean
+    chosen, rows = T.choose_rerank(sets, weights, grid, {n: 1.01 for n in T.VAL_SETS})
+    assert chosen is None and not any(r["within_max_drop"] for r in rows)
+    # and one that only reaches the plain ranking's score is not worth a re-ranking
+    chosen, _ = T.choose_rerank(_sets(breed_signal=0.0), weights, grid, {n: -1.0 for n in T.VAL_SETS})
+    assert chosen is None or T.val_score(T.evaluate(_sets(0.0), weights, names=T.VAL_SETS, rerank=chosen)) > \
+        T.val_score(T.evaluate(_sets(0.0), weights, names=T.VAL_SETS))

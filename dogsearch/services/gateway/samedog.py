@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dogsearch.core.paths import MODELS_DIR
-from dogsearch.gallery.judged import SHOWN, JudgedPart
+from dogsearch.gallery.judged import SHOWN, JudgedPart, judged_part
 from dogsearch.gallery.records import Match
 from dogsearch.models.calibration import Calibration, Verdict, find, verdict
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -49,7 +49,7 @@ class SameDog:
     async def judged_part(self, model_id: str) -> JudgedPart | None:
         """The part of these vectors that verdicts read (None: the whole vector, or no calibration)."""
         cal = await self.calibration(model_id)
-        return None if cal is None or cal.part is None else JudgedPart(cal.part["dims"], cal.part["scale"])
+        return None if cal is None or cal.part is None else judged_part(cal.part)
 
     async def probabilities(self, model_id: str, scores: np.ndarray) -> np.ndarray | None:
         """Same-dog probabilities of cosine scores of `model_id` vectors (None: no calibration), at the prior."""

@@ -68,7 +68,9 @@ class Detected(BaseModel):
 
 class SearchResult(Dog):
     score: float = Field(..., description="cosine similarity, higher is more similar (several query photos: the mean "
-                                          "or the best of their cosines, as QUERY_COMBINE says)")
+                                          "or the best of their cosines, as QUERY_COMBINE says); where the model's "
+                                          "calibration re-ranks (the default fusion), the re-ranking's score, which "
+                                          "also scores an identical dog 1 (docs/embedder-eval.md)")
     photo_id: str = Field(..., description="the dog's photo that matched best: image_url and box are this photo's")
     box: list[float] | None = Field(None, description="the matched dog's box in its photo; null: the whole photo")
     pose: dict[str, Any] | None = Field(None, description="with pose=true: this photo's pose (as POST /v1/pose)")

@@ -6,6 +6,7 @@ import argparse
 import json
 import shlex
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 DATA = Path("../shared/data")
@@ -26,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--breed-weights", default=BREED_GRID, help="weights tried for the breed probabilities")
     parser.add_argument("--max-drop", type=float, default=0.005,
                         help="largest validation mAP loss on any set (against the ViT alone) a choice may cost")
+    parser.add_argument("--rerank-weights", default="",
+                        help="weights of the capped breed cosine tried for re-ranking a search's first dogs "
+                             "(gallery/judged.py; none: no re-ranking)")
+    parser.add_argument("--rerank-caps", default="0.2,0.3,0.4,0.5", help="caps of the breed cosine tried for it")
+    parser.add_argument("--rerank-depth", type=int, default=100, help="how many first dogs a search re-ranks")
     parser.add_argument("--out-dim", type=int, default=0, help="learn a projection to this size (0: none)")
     parser.add_argument("--epochs", type=int, default=20,
                         help="projection epochs (the best on val within --max-drop is kept)")
@@ -50,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
     from dogsearch.training.fusion.train import (
         TRAIN_SETS,
         VAL_SETS,
+        choose_rerank,
         choose_weights,
         evaluate,
         floor_of,
+        rerank_grid,
         set_items,
         subset,
         train_projection,
@@ -80,7 +88,15 @@ def run(args: argparse.Namespace) -> int:
         sets[part] = subset(sets[whole_of[part]], set_items(part, args.data))
     weights, grid = choose_weights(sets, weight_grid(_floats(args.cnn_weights), _floats(args.breed_weights)),
                                    max_drop=args.max_drop, log=log)
-    projection = history = None
+    projection = history = rerank = None
+    if args.rerank_weights:
+        if args.out_dim:
+            print("dogsearch train fusion: a re-ranking reads the ViT part, which a projection mixes away",
+                  file=sys.stderr)
+            return 2
+        rerank, _ = choose_rerank(sets, weights, rerank_grid(_floats(args.rerank_weights), _floats(args.rerank_caps),
+                                                             args.rerank_depth),
+                                  floor_of(grid[0]["val"], args.max_drop), log=log)
     if args.out_dim:
         train = {name: sets[name] for name in TRAIN_SETS}
         alone = grid[0]["val"]  # choose_weights scores the ViT alone first
@@ -91,9 +107,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"dogsearch train fusion: no epoch of the projection kept every validation set within "
                   f"--max-drop {args.max_drop} of the ViT alone (history above)", file=sys.stderr)
             return 1
-    report = {"weights": weights, "val": evaluate(sets, weights, projection, VAL_SETS),
-              "reported": evaluate(sets, weights, projection, report_sets),
+    report = {"weights": weights, "rerank": None if rerank is None else asdict(rerank),
+              "val": evaluate(sets, weights, projection, VAL_SETS, rerank),
+              "reported": evaluate(sets, weights, projection, report_sets, rerank),
               "base_alone": evaluate(sets, {"vit": 1.0}, None, [*VAL_SETS, *report_sets])}
+    if rerank is not None:
+        report["reported_without_rerank"] = evaluate(sets, weights, projection, report_sets)
     if not args.dry_run:
         report["model"] = _save(args, extractor, weights, projection, history, report)
     print(json.dumps(report))
@@ -110,6 +129,8 @@ def _save(args, extractor, weights, projection, history, report) -> str:
     folder = args.models_dir / args.model_id
     folder.mkdir(parents=True, exist_ok=True)
     fusion = {"weights": {k: v for k, v in weights.items() if v}, "cnn_model_id": extractor.cnn_id}
+    if report["rerank"] is not None:
+        fusion["rerank"] = report["rerank"]
     if projection is not None:
         fusion["projection"] = save_projection(projection, folder)
         (folder / "history.jsonl").write_text("".join(json.dumps(row) + "\n" for row in history))

@@ -21,6 +21,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from torch import nn
 
 from dogsearch.eval.retrieval import retrieval_metrics
 from dogsearch.eval.splits import labelled_images, select
+from dogsearch.gallery.judged import JudgedPart, Rerank
 from dogsearch.models.fusion import combine
 
 VAL_SETS = ("oxford_val", "iw_val", "dfn_val", "body_val")
@@ -76,10 +78,44 @@ def fused(data: dict, weights: dict[str, float], projection: nn.Module | None = 
 
 
 def evaluate(sets: dict[str, dict], weights: dict[str, float], projection: nn.Module | None = None,
-             names: Sequence[str] | None = None) -> dict[str, dict]:
-    return {name: {k: round(v, 4) for k, v in retrieval_metrics(fused(sets[name], weights, projection),
-                                                                  sets[name]["labels"]).items()}
-            for name in (names or sets)}
+             names: Sequence[str] | None = None, rerank: Rerank | None = None) -> dict[str, dict]:
+    """Each set's metrics, ranked as a search ranks (with ``rerank``, its first dogs ranked again: judged.py)."""
+    out = {}
+    for name in names or sets:
+        vectors = fused(sets[name], weights, projection)
+        judged = None if rerank is None else _judged_part(sets[name], weights, rerank)
+        out[name] = {k: round(v, 4) for k, v in retrieval_metrics(vectors, sets[name]["labels"], judged=judged).items()}
+    return out
+
+
+def _judged_part(data: dict, weights: dict[str, float], rerank: Rerank) -> JudgedPart:
+    """The ViT part of an unprojected ViT + breeds fusion (models/fusion.py vit_part), re-ranking by ``rerank``."""
+    if weights.get("cnn") or not weights.get("breeds"):
+        raise ValueError(f"a re-ranking reads a fusion of the ViT and the breeds alone, not {weights}")
+    scale = math.hypot(weights.get("vit", 1.0), weights["breeds"]) / weights.get("vit", 1.0)
+    return JudgedPart(data["vit"].shape[1], scale, rerank)
+
+
+def choose_rerank(sets: dict[str, dict], weights: dict[str, float], grid: Sequence[Rerank], floor: dict[str, float],
+                  *, log: Callable[[dict], None] = lambda row: None) -> tuple[Rerank | None, list[dict]]:
+    """The grid's re-ranking with the best validation score among those whose validation mAP stays at or above
+    ``floor`` on every set (``choose_weights``'s rule), if it beats the chosen weights' own ranking (None: it
+    does not); and every row tried."""
+    plain = val_score(evaluate(sets, weights, names=VAL_SETS))
+    rows = []
+    for rerank in grid:
+        metrics = evaluate(sets, weights, names=VAL_SETS, rerank=rerank)
+        row = {"rerank": asdict(rerank), "val_score": round(val_score(metrics), 4), "val": metrics,
+               "within_max_drop": all(metrics[n]["map"] >= floor[n] for n in VAL_SETS)}
+        rows.append(row)
+        log(row)
+    kept = [(r, rerank) for r, rerank in zip(rows, grid, strict=True) if r["within_max_drop"]]
+    best = max(kept, key=lambda pair: pair[0]["val_score"], default=None)
+    return (best[1] if best is not None and best[0]["val_score"] > plain else None), rows
+
+
+def rerank_grid(weights: Sequence[float], caps: Sequence[float], depth: int) -> list[Rerank]:
+    return [Rerank(w, c, depth) for w, c in itertools.product(weights, caps)]
 
 
 def val_score(metrics: dict[str, dict]) -> float:
