@@ -145,6 +145,7 @@ class Watches:
         self.max_per_owner, self.allow_private = max_per_owner, allow_private
         self._version: int | None = None
         self._groups: dict[str, _Group] = {}
+        self._on_part: dict[str, tuple[JudgedPart, _Group]] = {}  # by model: its group on the part verdicts read
         self.on_match: Callable[[], None] | None = None  # told when new matches are recorded (a deliverer waits)
 
     # --- the watches -----------------------------------------------------------------------------------------
@@ -196,7 +197,15 @@ class Watches:
         if version != self._version:
             watches = await asyncio.to_thread(self.store.list, None, True)
             self._groups, self._version = await asyncio.to_thread(_groups, watches), version
+            self._on_part = {}
         return self._groups
+
+    def _judged_by(self, model: str, group: _Group, part: JudgedPart) -> _Group:
+        """The group on the part of its vectors that verdicts read, made once while the watches and the part stay."""
+        known = self._on_part.get(model)
+        if known is None or known[0] != part:
+            known = self._on_part[model] = (part, group.judged_by(part))
+        return known[1]
 
     async def check(self, entry_ids: Sequence[str]) -> int:
         """Checks newly stored entries against the open watches and records each new match (with its delivery).
@@ -232,7 +241,7 @@ class Watches:
         new /= np.linalg.norm(new, axis=1, keepdims=True)
         part = await self.judge.judged_part(model)
         if part is not None:  # every score below is then the part's (the search ranks by the whole vector)
-            new, group = part.queries(new), group.judged_by(part)
+            new, group = part.queries(new), self._judged_by(model, group, part)
         best = np.maximum.reduceat(new @ group.rows.T, group.starts, axis=1)  # (points, watches): best photo each
         probabilities = await self.judge.probabilities(model, best.ravel())
         if probabilities is None:
@@ -267,6 +276,9 @@ class Watches:
         judged = dict(zip(left, await asyncio.gather(*(self._judged(model, group.watches[w], ps, points, cut, at_once,
                                                                    part)
                                                        for w, ps in left.items())), strict=True))
+        found = [m for ms, _ in judged.values() for m in ms]
+        if part is not None:  # known rivals are not read under a part (above): none to learn
+            return found, [], []
         # what is learnt: the best dog each lead query found, or where none ran the best passing dog of the batch (it
         # passed the watch's conditions, and the product scored it); kept where it beats the known rival
         learnt = []
@@ -276,7 +288,7 @@ class Watches:
             if top is not None and top.verdict_score > score:
                 entry, score = top.dog.entry_id, top.verdict_score
             learnt.append((group.watches[w].id, entry, float(score)))
-        return [m for ms, _ in judged.values() for m in ms], learnt, forgotten
+        return found, learnt, forgotten
 
     async def _known_rivals(self, group: _Group, watches: list[int], cut: str | None
                             ) -> tuple[dict[int, tuple[str, float]], list[tuple[str, str]]]:

@@ -145,6 +145,7 @@ async def test_a_fusion_s_watch_judges_by_the_part_its_searches_are_judged_by(fu
     (match,) = store.matches(watch.id, 10)
     assert match["dog_id"] == "the-dog" and match["score"] == pytest.approx(0.99, abs=1e-4)
     assert match["probability"] == pytest.approx(float(CAL.leading([0.99], [0.93])[0]), abs=1e-4)
+    assert store.rivals([watch.id]) == {}  # nothing reads known rivals under a part: none is written
 
 
 async def test_a_fusion_s_watch_judges_against_the_best_part_among_the_dogs_its_search_shows(fused):
@@ -155,3 +156,18 @@ async def test_a_fusion_s_watch_judges_against_the_best_part_among_the_dogs_its_
                put(edge, "the-dog", fusion(vit(3, 0.99), OTHER), BATCH_TIME),
                put(edge, "third", fusion(vit(4, 0.98), [0.6, 0.79, 0.1, 0, 0, 0, 0, 0]), BATCH_TIME)]
     assert await watches.check(entries) == 0
+
+
+async def test_a_fusion_s_watches_are_put_on_the_part_once_until_they_change(fused):
+    """The watches' rows on the verdicts' part are made once per set of watches, not on every batch."""
+    edge, store, watch, watches = fused
+    part = await watches.judge.judged_part("m")
+    group = (await watches._current())["m"]
+    on_part = watches._judged_by("m", group, part)
+    assert watches._judged_by("m", (await watches._current())["m"], part) is on_part
+    assert on_part.rows == pytest.approx(part.queries(group.rows))
+    other = Watch(str(uuid.uuid4()), None, "other", "m", np.asarray([fusion(vit(5, 1.0), OTHER)], np.float32), 0.5,
+                  (), None, None, None, EARLY)
+    store.create(other, "whsec_u", 10)
+    again = watches._judged_by("m", (await watches._current())["m"], part)
+    assert again is not on_part and len(again.rows) == 2
