@@ -133,3 +133,19 @@ def test_unseen_breeds_split_whole_breeds_into_val_and_heldout():
     items = [(Path(f"{b}/{i}.jpg"), b) for b in oxford for i in range(3)]
     held = select(items, "unseen-breed", "heldout")
     assert {lab for _, lab in held} == set(oxford) - set(val) and len(held) == 27
+
+
+def test_the_search_s_figures_follow_the_model_s_reranking(dogs_dir):
+    """A model whose calibration re-ranks (the shipped default) gets the search's figures, ranked as it ranks."""
+    from dogsearch.cli.evaluate import _judged_part
+    from tests.gateway.test_samedog import FusedColorModel
+
+    shipped = _judged_part("vit_small_dinov2-lora-dogs-v3-lite0-breeds@dogcrop-m0.3")
+    assert shipped is not None and shipped.rerank == Rerank(0.75, 0.4, 100) and shipped.dims == 384
+    assert _judged_part("test-color-grid") is None  # no calibration: no re-ranking, no search figures
+    model = FusedColorModel()
+    part = JudgedPart(48, float(np.sqrt(1 + model.W ** 2)), Rerank(1.0, 0.5, 100))
+    result = ev.evaluate_dir(model, dogs_dir, "identity", progress=False, judged=part)
+    assert result["search"]["rerank"] == {"weight": 1.0, "cap": 0.5, "depth": 100}
+    assert result["search"]["map"] == 1.0 and "search" not in ev.evaluate_dir(model, dogs_dir, "identity",
+                                                                            progress=False)
