@@ -43,10 +43,9 @@ def simulate(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]], calibratio
     from dogsearch.gallery.judged import SHOWN, judged_part
 
     vectors, dog, sets = one_gallery(parts)
-    # what the probabilities read: a part of the vectors where the calibration says so (its cosines: judged.py)
-    read = None if calibration.part is None else judged_part(calibration.part)
-    scored = vectors if read is None else read.queries(vectors)
-    rest = None if read is None or read.rerank is None else read.rest_queries(vectors)  # a search re-ranks by it too
+    # what the probabilities read: a part of the vectors where the calibration says so (its cosines: judged.py); a
+    # watch's search is not re-ranked (watches/watches.py)
+    scored = vectors if calibration.part is None else judged_part(calibration.part).queries(vectors)
     first_photo = {}
     for i, d in enumerate(dog):
         if not parts[sets[i]][2]:
@@ -62,8 +61,6 @@ def simulate(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]], calibratio
         by_dog[np.arange(len(ws)), owners] = -np.inf  # the watched dog is never its own rival
         ranked = by_dog if scored is vectors else best_per_dog(vectors[queries] @ vectors.T, dog)
         ranked[np.arange(len(ws)), owners] = -np.inf
-        if rest is not None:
-            ranked = read.rerank.searched(ranked, by_dog, best_per_dog(rest[queries] @ rest.T, dog))
         shown = np.argsort(-ranked, axis=1, kind="stable")[:, :SHOWN]  # the dogs its search shows first
         shown_scores = np.take_along_axis(by_dog, shown, axis=1)  # (watches, SHOWN)
         rival = np.where(shown[:, None, :] != dog[None, :, None], shown_scores[:, None, :], -np.inf).max(axis=2)

@@ -345,10 +345,13 @@ class Watches:
                       part: JudgedPart | None = None) -> tuple[list[NewMatch], Match | None]:
         """New dogs (dog, its entry in the batch, its score) that passed a watch's first cut, judged as a search with
         the watch's photos would judge them: each by its score, capped by its lead over the best other dog that
-        search shows (one query; of SHOWN dogs where the verdict reads a part). Also the best dog the query found."""
+        search shows (one query; of SHOWN dogs where the verdict reads a part). Also the best dog the query found.
+        The first SHOWN dogs by the whole vector, not re-ranked (judged.py): re-ranking them costs a query of
+        `depth` dogs more, 3.5 times the ranking (bench ranking), and on held-out watches it alerted no better
+        (docs/embedder-eval.md, "The breed part capped")."""
         async with at_once:
             nearest = await nearest_dogs(self.index, watch.vectors, 2 if part is None else SHOWN, _others(watch, cut),
-                                         self.rule, judged=part)
+                                         self.rule, judged=None if part is None else replace(part, rerank=None))
         others = np.array([max((m.verdict_score for m in nearest if m.dog.id != dog), default=np.nan)
                            for dog, _, _ in pairs])
         probabilities = await self.judge.leading(model, np.array([s for _, _, s in pairs]), others)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dogsearch.bench.watches import StoreIndex
-from dogsearch.gallery.judged import JudgedPart
+from dogsearch.gallery.judged import JudgedPart, Rerank
 from dogsearch.models.calibration import Calibration
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore
@@ -171,3 +171,31 @@ async def test_a_fusion_s_watches_are_put_on_the_part_once_until_they_change(fus
     store.create(other, "whsec_u", 10)
     again = watches._judged_by("m", (await watches._current())["m"], part)
     assert again is not on_part and len(again.rows) == 2
+
+
+class RerankingPartJudge(PartJudge):
+    """The part of PartJudge, and a re-ranking of a search's first dogs (the default fusion's kind)."""
+
+    async def judged_part(self, model):
+        return JudgedPart(8, float(np.sqrt(2)), Rerank(1.0, 0.5, 100))
+
+
+async def test_a_watch_judges_against_the_first_dogs_by_the_whole_vector_not_re_ranked(fused, tmp_path):
+    """Re-ranking a watch's search would cost a query of 100 dogs more and alerted no better on held-out dogs: a
+    watch under a re-ranking part asks what it asks without one and alerts alike."""
+    edge, store, watch, watches = fused
+    put(edge, "look-alike", fusion(vit(2, 0.93), BREED), BATCH_TIME)
+    dog = put(edge, "the-dog", fusion(vit(3, 0.99), OTHER), BATCH_TIME)
+    index, asked = watches.index, watches.index.queries
+    assert await watches.check([dog]) == 1
+    plain_queries, asked = index.queries - asked, index.queries
+    (plain,) = store.matches(watch.id, 10)
+    other = WatchStore(tmp_path / "again.sqlite3")  # the same watch, under a part that re-ranks
+    other.create(watch, "whsec_t", 10)
+    try:
+        assert await Watches(other, index, RerankingPartJudge()).check([dog]) == 1
+        assert index.queries - asked == plain_queries
+        (match,) = other.matches(watch.id, 10)
+    finally:
+        other.close()
+    assert (match["dog_id"], match["probability"]) == (plain["dog_id"], plain["probability"])
