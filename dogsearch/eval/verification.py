@@ -323,11 +323,14 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
         np.fill_diagonal(sims, -np.inf)  # a photo never finds itself
         return best_per_dog(sims, dog)
 
+    def stacked(per_set: Sequence[np.ndarray]) -> np.ndarray:  # other vectors of the same photos, in one gallery
+        return np.concatenate([np.asarray(v, dtype=np.float32) for v in per_set])
+
     ranked = by_dog(vectors)
-    scores = ranked if judged is None else by_dog(np.concatenate([np.asarray(v, dtype=np.float32) for v in judged]))
+    scores = ranked if judged is None else by_dog(stacked(judged))
     if rerank is not None:
         rule, rest = rerank
-        ranked = rule.searched(ranked, scores, by_dog(np.concatenate([np.asarray(v, np.float32) for v in rest])))
+        ranked = rule.searched(ranked, scores, by_dog(stacked(rest)))
     shown = np.argsort(-ranked, axis=1, kind="stable")[:, :2 if judged is None else SHOWN]
     rows = np.arange(len(dog))
     first, second = scores[rows, shown[:, 0]], scores[rows[:, None], shown[:, 1:]].max(axis=1)

@@ -302,13 +302,15 @@ async def nearest_dogs(index: Index, vectors: np.ndarray, k: int, filter: Filter
     if judged is None or not matches:
         return matches
     ids = [m.dog.id for m in matches]
-    parts = {m.dog.id: m.score * judged.scale
-             for m in await _rescored(index, judged.queries(vectors), ids, filter, rule)}
+    asked = [_rescored(index, judged.queries(vectors), ids, filter, rule)]
+    if rerank is not None:  # the rest's scores too, at the same time: neither query needs the other's answer
+        asked.append(_rescored(index, judged.rest_queries(vectors), ids, filter, rule))
+    part_hits, *rest_hits = await asyncio.gather(*asked)
+    parts = {m.dog.id: m.score * judged.scale for m in part_hits}
     matches = [replace(m, judged=parts[m.dog.id]) for m in matches if m.dog.id in parts]
     if rerank is None:
         return matches
-    rests = {m.dog.id: m.score * judged.rest_scale
-             for m in await _rescored(index, judged.rest_queries(vectors), ids, filter, rule)}
+    rests = {m.dog.id: m.score * judged.rest_scale for m in rest_hits[0]}
     kept = [m for m in matches if m.dog.id in rests]
     scores = rerank.scores(np.array([m.judged for m in kept]), np.array([rests[m.dog.id] for m in kept]))
     reranked = [replace(m, score=float(s)) for m, s in zip(kept, scores, strict=True)]

@@ -32,7 +32,7 @@ from torch import nn
 from dogsearch.eval.retrieval import retrieval_metrics
 from dogsearch.eval.splits import labelled_images, select
 from dogsearch.gallery.judged import JudgedPart, Rerank
-from dogsearch.models.fusion import combine
+from dogsearch.models.fusion import combine, vit_part
 
 VAL_SETS = ("oxford_val", "iw_val", "dfn_val", "body_val")
 TRAIN_SETS = ("iw_train", "dfn_train", "body_train")
@@ -83,17 +83,18 @@ def evaluate(sets: dict[str, dict], weights: dict[str, float], projection: nn.Mo
     out = {}
     for name in names or sets:
         vectors = fused(sets[name], weights, projection)
-        judged = None if rerank is None else _judged_part(sets[name], weights, rerank)
+        judged = None if rerank is None else _judged_part(vectors, weights, rerank)
         out[name] = {k: round(v, 4) for k, v in retrieval_metrics(vectors, sets[name]["labels"], judged=judged).items()}
     return out
 
 
-def _judged_part(data: dict, weights: dict[str, float], rerank: Rerank) -> JudgedPart:
-    """The ViT part of an unprojected ViT + breeds fusion (models/fusion.py vit_part), re-ranking by ``rerank``."""
+def _judged_part(vectors: np.ndarray, weights: dict[str, float], rerank: Rerank) -> JudgedPart:
+    """The ViT part of these unprojected ViT + breeds fusion vectors, as the served calibration has it
+    (models/fusion.py vit_part), re-ranking by ``rerank``."""
     if weights.get("cnn") or not weights.get("breeds"):
         raise ValueError(f"a re-ranking reads a fusion of the ViT and the breeds alone, not {weights}")
-    scale = math.hypot(weights.get("vit", 1.0), weights["breeds"]) / weights.get("vit", 1.0)
-    return JudgedPart(data["vit"].shape[1], scale, rerank)
+    part = vit_part({"kind": "fusion", "fusion": {"weights": weights}}, vectors.shape[1])
+    return JudgedPart(part["dims"], part["scale"], rerank)
 
 
 def choose_rerank(sets: dict[str, dict], weights: dict[str, float], grid: Sequence[Rerank], floor: dict[str, float],
