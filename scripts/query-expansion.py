@@ -1,6 +1,7 @@
 """Query expansion (gallery/expansion.py) on every set, chosen on the validation sets (docs/embedder-eval.md, "Query
 expansion"): leave-one-out R@1 / R@5 / R@10 / mAP of the embedder's vectors, plain and with each (neighbours,
-power), through the eval's own code (dogsearch eval breed|identity --query-expansion N gives the held-out rows).
+power), through the eval's own code (dogsearch eval breed|identity --query-expansion N gives the held-out rows), ranked
+as the model's search ranks (a model whose calibration re-ranks: its re-ranking, on the expanded query's parts).
 
     python scripts/query-expansion.py [--model NAME] [--cache-dir DIR]
 
@@ -20,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dogsearch.eval.retrieval import load_model, retrieval_metrics  # noqa: E402
+from dogsearch.eval.retrieval import load_model, retrieval_metrics, searched_part  # noqa: E402
 from dogsearch.eval.sets import named_sets  # noqa: E402
 from dogsearch.gallery.expansion import Expansion  # noqa: E402
 
@@ -35,10 +36,11 @@ def main() -> int:
     args = parser.parse_args()
     model = load_model(args.model, None)
     data = named_sets(model, DATA, args.cache_dir)
+    judged = searched_part(model.model_id)
     rows = {}
     for n, power in GRID:
         expansion = Expansion(n, power)
-        rows[(n, power)] = {name: retrieval_metrics(emb, labels, ks=(1, 5, 10), expansion=expansion)
+        rows[(n, power)] = {name: retrieval_metrics(emb, labels, ks=(1, 5, 10), expansion=expansion, judged=judged)
                             for name, (emb, labels) in data.items()}
     plain = rows[(0, 1.0)]
     vals = [name for name in data if name.startswith("val")]
@@ -50,7 +52,8 @@ def main() -> int:
         print(f"neighbours {n}, power {power:g}: mean val mAP {mean:.4f}{mark}")
         for name, m in row.items():
             print(f"  {name:28} {m['recall@1']:.3f} / {m['recall@5']:.3f} / {m['recall@10']:.3f} / {m['map']:.3f}")
-    print(json.dumps({"model": model.model_id, "chosen": {"neighbours": chosen[0], "power": chosen[1]}}))
+    print(json.dumps({"model": model.model_id, "rerank": None if judged is None or judged.rerank is None else
+                      vars(judged.rerank), "chosen": {"neighbours": chosen[0], "power": chosen[1]}}))
     return 0
 
 

@@ -29,7 +29,8 @@ def test_quick_bench_writes_every_key(tmp_path):
                 "vector_recall@10_10k", "peak_rss_mb", "ingest_worker_over_bare", "ingest_celery_worker_over_bare",
                 "pose_ms_per_photo", "watches_check_matrix_ms_10000", "watches_check_per_watch_over_matrix_10000",
                 "watches_ingest_10000_over_0", "watches_ingest_check_share_10000", "ranking_expanded_over_plain",
-                "ranking_judged_by_part_over_plain", "ranking_reranked_over_plain", "ranking_plain_over_bare"):
+                "ranking_judged_by_part_over_plain", "ranking_reranked_over_plain",
+                "ranking_expanded_reranked_over_plain", "ranking_plain_over_bare"):
         assert isinstance(result[key], int | float), key
     assert result["search_errors_10_users"] == 0 and result["embed_service_errors"] == 0
     assert result["embed_service_over_bare"] > 0 and result["vector_recall@10_10k"] > 0.9

@@ -158,7 +158,7 @@ def run_service(args: argparse.Namespace) -> int:
 
 def run_retrieval(args: argparse.Namespace) -> int:
     from dogsearch.core.logs import configure_logging
-    from dogsearch.eval.retrieval import evaluate_dir, load_model
+    from dogsearch.eval.retrieval import evaluate_dir, load_model, searched_part
 
     configure_logging("WARNING")
     if not args.dir.is_dir():
@@ -171,7 +171,7 @@ def run_retrieval(args: argparse.Namespace) -> int:
         expansion = Expansion(args.query_expansion, args.query_expansion_power)
         result = evaluate_dir(model, args.dir, args.kind, split=args.split, batch_size=args.batch_size,
                               query_photos=args.query_photos, rules=args.combine, cache_dir=args.cache_dir,
-                              expansion=expansion, judged=_judged_part(model.model_id))
+                              expansion=expansion, judged=searched_part(model.model_id))
     except ValueError as exc:
         print(f"dogsearch eval {args.kind}: {exc}", file=sys.stderr)
         return 2
@@ -192,19 +192,6 @@ def run_retrieval(args: argparse.Namespace) -> int:
             print(f"as the search ranks ({'; '.join(how)}): "
                   f"recall@1 {search['recall@1']:.4f}, recall@5 {search['recall@5']:.4f}, mAP {search['map']:.4f}")
     return 0
-
-
-def _judged_part(model_id: str):
-    """The judged part of this model's vectors, from its calibration (how the search re-ranks; None: none)."""
-    from dogsearch.gallery.judged import judged_part
-    from dogsearch.models.calibration import CalibrationError, load, path_for
-
-    path = path_for(model_id)
-    try:
-        cal = load(path) if path.is_file() else None
-    except CalibrationError as exc:
-        raise ValueError(f"the model's calibration: {exc}") from exc
-    return None if cal is None or cal.part is None else judged_part(cal.part)
 
 
 def run_breed_guess(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from dogsearch.eval.splits import labelled_images, select
 from dogsearch.eval.verification import cached
-from dogsearch.gallery.expansion import Expansion, expanded_similarities
+from dogsearch.gallery.expansion import Expansion, expanded_queries
 from dogsearch.gallery.judged import JudgedPart
 from dogsearch.gallery.multiquery import Rule, combined_scores
 
@@ -37,10 +37,11 @@ def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequenc
     if n < 2 or len(labels) != n:
         raise ValueError(f"need at least 2 embeddings with one label each, got {n} and {len(labels)} labels")
     lab = np.asarray([str(x) for x in labels])
-    sims = expanded_similarities(emb, expansion) if expansion is not None else emb @ emb.T
+    queries = expanded_queries(emb, expansion) if expansion is not None else emb
+    sims = queries @ emb.T
     np.fill_diagonal(sims, -np.inf)  # a photo never retrieves itself
     if judged is not None:
-        sims = judged.searched(emb, sims)
+        sims = judged.searched(emb, sims, queries)
     order = np.argsort(-sims, axis=1, kind="stable")[:, : n - 1]
     relevant = lab[order] == lab[:, None]  # (n, n-1): is the r-th nearest of the same label?
     n_rel = relevant.sum(axis=1)
@@ -186,6 +187,20 @@ def default_device(configured: str, explicitly_set: bool) -> str:
     if explicitly_set or configured != "cpu":
         return configured
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def searched_part(model_id: str) -> JudgedPart | None:
+    """The judged part of a model's vectors, from its calibration: how its search ranks (None: by the whole
+    vector). A calibration that does not load is a ValueError."""
+    from dogsearch.gallery.judged import judged_part
+    from dogsearch.models.calibration import CalibrationError, load, path_for
+
+    path = path_for(model_id)
+    try:
+        cal = load(path) if path.is_file() else None
+    except CalibrationError as exc:
+        raise ValueError(f"the model's calibration: {exc}") from exc
+    return None if cal is None or cal.part is None else judged_part(cal.part)
 
 
 def load_model(name: str | None, device: str | None, factory: Callable | None = None, *, exact: bool = False):

@@ -314,6 +314,8 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
     shows (gallery/judged.py's SHOWN), as the service judges its first result against every dog it shows.
     ``rerank``: (the re-ranking, each set's rest of the vectors): the first dogs ranked again by the judged scores
     and the rest's, as a search ranks (needs ``judged``)."""
+    if rerank is not None and judged is None:
+        raise ValueError("a re-ranking reads the judged part's scores: pass judged too")
     vectors, dog, sets = one_gallery(parts)
     if dog.max() + 1 < 3:
         raise ValueError("first results need at least 3 dogs")

@@ -6,10 +6,11 @@ The query's `neighbours` nearest entries are added to it, each weighed by its co
 sum, made a unit vector again, ranks the gallery. The nearest photos add the angles and light one photo lacks, so more
 of the breed's look-alikes come up the list (mAP and precision@10 rise on every set measured); but where the first
 result is of another breed or dog, the list follows it, and the right one falls (recall@5 falls): the trade
-docs/embedder-eval.md, "Query expansion", measures. With at most two neighbours the first result never changes (its
-cosine with the expanded query gains at least as much as any other's). Scores stay the plain query's cosines: the
-same-dog calibration reads those. One definition, used by the gallery's search (with the engine's neighbours) and
-by `dogsearch eval breed|identity --query-expansion N` (on a matrix).
+docs/embedder-eval.md, "Query expansion", measures. Ranked by the whole vector, with at most two neighbours the first
+result never changes (its cosine with the expanded query gains at least as much as any other's); a model that
+re-ranks (gallery/judged.py) re-ranks by the expanded query's parts, which may change it. Scores stay the plain
+query's: the same-dog calibration reads those. One definition, used by the gallery's search (with the engine's
+neighbours) and by `dogsearch eval breed|identity --query-expansion N` (on a matrix).
 """
 from __future__ import annotations
 
@@ -45,17 +46,14 @@ def expand(query: np.ndarray, neighbours: np.ndarray, scores: np.ndarray, power:
     return total / np.linalg.norm(total)
 
 
-def expanded_similarities(embeddings: np.ndarray, expansion: Expansion) -> np.ndarray:
-    """Leave-one-out: row i holds the cosines of photo i's expanded query (its neighbours found among the others, as
-    the search finds them among the stored photos) with every photo."""
+def expanded_queries(embeddings: np.ndarray, expansion: Expansion) -> np.ndarray:
+    """Leave-one-out: row i is photo i's expanded query, its neighbours found among the others (as the search finds
+    them among the stored photos); the photos themselves without an expansion."""
     emb = np.asarray(embeddings, dtype=np.float32)
-    sims = emb @ emb.T
     if not expansion.on:
-        return sims
-    others = sims.copy()
+        return emb
+    others = emb @ emb.T
     np.fill_diagonal(others, -np.inf)  # a photo is not its own neighbour
     n = min(expansion.neighbours, len(emb) - 1)
     nearest = np.argsort(-others, axis=1, kind="stable")[:, :n]
-    queries = np.stack([expand(emb[i], emb[nearest[i]], others[i, nearest[i]], expansion.power)
-                        for i in range(len(emb))])
-    return queries @ emb.T
+    return np.stack([expand(emb[i], emb[nearest[i]], others[i, nearest[i]], expansion.power) for i in range(len(emb))])

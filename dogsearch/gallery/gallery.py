@@ -289,9 +289,11 @@ async def nearest_dogs(index: Index, vectors: np.ndarray, k: int, filter: Filter
     judge a new dog against the same). With `expansion`, in the order of the expanded query (gallery/expansion.py),
     each dog still with the plain query's score and best photo. With `judged`, each dog also gets the score of
     that part of the vectors, which its same-dog verdict reads (gallery/judged.py); a part that re-ranks takes its
-    first `depth` dogs and ranks them again, each dog's score then the re-ranking's."""
+    first `depth` dogs and ranks them again, each dog's score then the re-ranking's (with `expansion`, ranked by
+    the expanded query's re-ranking, scored by the plain query's)."""
     rerank = None if judged is None else judged.rerank
     n = k if rerank is None else max(k, rerank.depth)
+    expanded = None
     if expansion is None or not expansion.on:
         matches = [Match(Dog.from_entry(hit), hit["score"]) for hit in await _ranked(index, vectors, n, filter, rule)]
     else:
@@ -302,19 +304,28 @@ async def nearest_dogs(index: Index, vectors: np.ndarray, k: int, filter: Filter
     if judged is None or not matches:
         return matches
     ids = [m.dog.id for m in matches]
-    asked = [_rescored(index, judged.queries(vectors), ids, filter, rule)]
-    if rerank is not None:  # the rest's scores too, at the same time: neither query needs the other's answer
-        asked.append(_rescored(index, judged.rest_queries(vectors), ids, filter, rule))
-    part_hits, *rest_hits = await asyncio.gather(*asked)
-    parts = {m.dog.id: m.score * judged.scale for m in part_hits}
+
+    async def cosines(queries: np.ndarray, scale: float) -> dict[str, float]:
+        return {m.dog.id: m.score * scale for m in await _rescored(index, queries, ids, filter, rule)}
+
+    asked = [cosines(judged.queries(vectors), judged.scale)]
+    if rerank is not None:  # the rest's scores too, at the same time: neither query needs another's answer
+        asked.append(cosines(judged.rest_queries(vectors), judged.rest_scale))
+        if expanded is not None:  # and the expanded query's, which order the dogs
+            asked += [cosines(judged.queries(expanded), judged.scale),
+                      cosines(judged.rest_queries(expanded), judged.rest_scale)]
+    parts, *others = await asyncio.gather(*asked)
     matches = [replace(m, judged=parts[m.dog.id]) for m in matches if m.dog.id in parts]
     if rerank is None:
         return matches
-    rests = {m.dog.id: m.score * judged.rest_scale for m in rest_hits[0]}
-    kept = [m for m in matches if m.dog.id in rests]
-    scores = rerank.scores(np.array([m.judged for m in kept]), np.array([rests[m.dog.id] for m in kept]))
-    reranked = [replace(m, score=float(s)) for m, s in zip(kept, scores, strict=True)]
-    return sorted(reranked, key=lambda m: -m.score)[:k]  # stable: ties keep the whole vector's order
+    kept = [m for m in matches if all(m.dog.id in scores for scores in others)]
+
+    def reranked(part: dict[str, float], rest: dict[str, float]) -> np.ndarray:
+        return rerank.scores(np.array([part[m.dog.id] for m in kept]), np.array([rest[m.dog.id] for m in kept]))
+
+    shown = reranked(parts, others[0])
+    by = shown if expanded is None else reranked(*others[1:])
+    return [replace(kept[i], score=float(shown[i])) for i in np.argsort(-by, kind="stable")[:k]]  # ties: as ranked
 
 
 async def _rescored(index: Index, vectors: np.ndarray, order: list[str], filter: Filter | None,

@@ -77,13 +77,15 @@ class JudgedPart:
         of a stored vector, times ``rest_scale``, is the rest's cosine."""
         return _unit_slice(vectors, slice(self.dims, None))
 
-    def searched(self, vectors: np.ndarray, whole: np.ndarray) -> np.ndarray:
-        """The scores whose order is a search's among ``vectors`` (rows of whole vectors; ``whole``: their
-        similarities, a photo's own -inf), for evaluations: ``whole`` itself without a re-ranking."""
+    def searched(self, vectors: np.ndarray, whole: np.ndarray, queries: np.ndarray | None = None) -> np.ndarray:
+        """The scores whose order is a search's among ``vectors`` (rows of whole vectors; ``whole``: each query's
+        similarities with them, a photo's own -inf), for evaluations: ``whole`` itself without a re-ranking.
+        ``queries``: the whole vectors each row searched with (an expanded query's), ``vectors`` if None."""
         if self.rerank is None:
             return whole
+        asked = vectors if queries is None else queries
         part, rest = self.queries(vectors), self.rest_queries(vectors)
-        return self.rerank.searched(whole, part @ part.T, rest @ rest.T)
+        return self.rerank.searched(whole, self.queries(asked) @ part.T, self.rest_queries(asked) @ rest.T)
 
     def queries(self, vectors: np.ndarray) -> np.ndarray:
         """Rows of whole vectors -> their parts as unit rows, zero-padded to the whole width (what the engine is

@@ -137,12 +137,11 @@ def test_unseen_breeds_split_whole_breeds_into_val_and_heldout():
 
 def test_the_search_s_figures_follow_the_model_s_reranking(dogs_dir):
     """A model whose calibration re-ranks (the shipped default) gets the search's figures, ranked as it ranks."""
-    from dogsearch.cli.evaluate import _judged_part
     from tests.gateway.test_samedog import FusedColorModel
 
-    shipped = _judged_part("vit_small_dinov2-lora-dogs-v3-lite0-breeds@dogcrop-m0.3")
+    shipped = ev.searched_part("vit_small_dinov2-lora-dogs-v3-lite0-breeds@dogcrop-m0.3")
     assert shipped is not None and shipped.rerank == Rerank(0.75, 0.4, 100) and shipped.dims == 384
-    assert _judged_part("test-color-grid") is None  # no calibration: no re-ranking, no search figures
+    assert ev.searched_part("test-color-grid") is None  # no calibration: no re-ranking, no search figures
     model = FusedColorModel()
     part = JudgedPart(48, float(np.sqrt(1 + model.W ** 2)), Rerank(1.0, 0.5, 100))
     result = ev.evaluate_dir(model, dogs_dir, "identity", progress=False, judged=part)

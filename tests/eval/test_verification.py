@@ -221,6 +221,8 @@ def test_first_results_reranked_take_the_first_by_the_rerank_score_as_the_search
     sims = emb @ emb.T
     assert again[0][0] == pytest.approx(max(sims[0, 2], sims[0, 3]))  # the first shown is judged by its own score
     assert (again[2] == plain[2])[1:].all()  # the others keep their first dog
+    with pytest.raises(ValueError, match="judged"):  # the re-ranking's part scores are the judge's
+        ver.first_results(parts, rerank=(Rerank(2.0, 1.0, 10), [rest[:4], rest[4:]]))
 
 
 def test_several_query_photos_are_combined_against_one_gallery():

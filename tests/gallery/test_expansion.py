@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dogsearch.eval.retrieval import retrieval_metrics
-from dogsearch.gallery.expansion import Expansion, expand, expanded_similarities
+from dogsearch.gallery.expansion import Expansion, expand, expanded_queries
 from dogsearch.services.gateway.settings import GatewaySettings
 from tests.fakes import fake_all_in_one, serving
 from tests.images import solid
@@ -15,6 +15,11 @@ from tests.images import solid
 def at(*degrees: float) -> np.ndarray:
     angles = np.radians(degrees)
     return np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+
+
+def expanded_similarities(photos: np.ndarray, expansion: Expansion) -> np.ndarray:
+    """Row i: the cosines of photo i's expanded query (leave-one-out) with every photo."""
+    return expanded_queries(photos, expansion) @ photos.T
 
 
 def test_the_nearest_photo_pulls_the_query_towards_its_breed():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dogsearch.bench.watches import StoreIndex
-from dogsearch.gallery.expansion import Expansion
+from dogsearch.gallery.expansion import Expansion, expanded_queries
 from dogsearch.gallery.gallery import nearest_dogs
 from dogsearch.gallery.judged import JudgedPart, Rerank, judged_part
 from dogsearch.search.contract import Point
@@ -162,3 +162,29 @@ def test_a_calibration_s_part_may_carry_a_reranking_and_a_bad_one_is_refused():
             Rerank(weight, cap, depth)
     with pytest.raises(ValueError, match="scale > 1"):  # a part that is the whole vector has no rest to read
         JudgedPart(VIT, 1.0, RERANK)
+
+
+@pytest.mark.parametrize("expansion", [None, Expansion(2)], ids=["plain", "expanded"])
+async def test_a_reranked_search_ranks_as_the_evaluation_says_with_or_without_query_expansion(index, expansion):
+    # twenty photos of made-up dogs; photo 0 asks, the others are stored, each its own dog. The evaluation's order
+    # (eval/retrieval.py: JudgedPart.searched over the expanded queries) must be the search's, and an expanded search
+    # re-ranks by its expanded query's part and rest, each dog still scored by the plain query's re-ranking
+    edge, idx = index
+    rng = np.random.default_rng(7)
+    photos = np.stack([fused(rng.normal(size=VIT) + [3, 0, 0, 0, 0, 0], rng.normal(size=BREEDS) + [1, 0, 0])
+                       for _ in range(20)])
+    for n, v in enumerate(photos[1:], start=1):
+        put(edge, f"dog-{n:02d}", v)
+    judged = JudgedPart(VIT, PART.scale, Rerank(1.0, 0.5, 19))
+    queries = photos if expansion is None else expanded_queries(photos, expansion)
+    whole = queries @ photos.T
+    np.fill_diagonal(whole, -np.inf)
+    expected = np.argsort(-judged.searched(photos, whole, queries)[0], kind="stable")[:19]
+
+    found = await nearest_dogs(idx, photos[:1], 19, None, "mean", expansion, judged)
+    assert [m.dog.id for m in found] == [f"dog-{n:02d}" for n in expected]
+    plain = await nearest_dogs(idx, photos[:1], 19, None, "mean", judged=judged)
+    shown = {m.dog.id: m.score for m in plain}  # the plain query's re-ranking scores, whatever the order
+    assert [m.score for m in found] == pytest.approx([shown[m.dog.id] for m in found], abs=1e-5)
+    if expansion is not None:
+        assert [m.dog.id for m in found] != [m.dog.id for m in plain]  # the expansion does reorder these dogs
