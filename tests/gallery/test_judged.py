@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dogsearch.bench.watches import StoreIndex
-from dogsearch.gallery.expansion import Expansion, expanded_queries
+from dogsearch.gallery.expansion import Expansion, expand, expanded_queries
 from dogsearch.gallery.gallery import nearest_dogs
 from dogsearch.gallery.judged import JudgedPart, Rerank, judged_part
 from dogsearch.search.contract import Point
@@ -188,3 +188,31 @@ async def test_a_reranked_search_ranks_as_the_evaluation_says_with_or_without_qu
     assert [m.score for m in found] == pytest.approx([shown[m.dog.id] for m in found], abs=1e-5)
     if expansion is not None:
         assert [m.dog.id for m in found] != [m.dog.id for m in plain]  # the expansion does reorder these dogs
+
+
+async def test_an_expanded_reranked_search_of_several_photos_takes_each_dog_s_best_by_max(index):
+    # two query photos under "max": each photo expanded by its own two nearest, a dog's part and rest cosines the
+    # best over the expanded photos, re-ranked by those; each dog still scored by the plain photos' re-ranking
+    edge, idx = index
+    rng = np.random.default_rng(11)
+    stored = np.stack([fused(rng.normal(size=VIT) + [3, 0, 0, 0, 0, 0], rng.normal(size=BREEDS) + [1, 0, 0])
+                       for _ in range(16)])
+    for n, v in enumerate(stored):
+        put(edge, f"dog-{n:02d}", v)
+    query = np.stack([fused(rng.normal(size=VIT) + [3, 0, 0, 0, 0, 0], rng.normal(size=BREEDS) + [1, 0, 0])
+                      for _ in range(2)])
+    rerank = Rerank(1.0, 0.5, 16)
+    judged = JudgedPart(VIT, PART.scale, rerank)
+
+    def best(asked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # per dog: the best part and rest cosines
+        return ((judged.queries(asked) @ judged.queries(stored).T).max(axis=0),
+                (judged.rest_queries(asked) @ judged.rest_queries(stored).T).max(axis=0))
+
+    expanded = np.stack([expand(q, stored[np.argsort(-(stored @ q))[:2]], np.sort(stored @ q)[::-1][:2], 0.0)
+                         for q in query])
+    expected = np.argsort(-rerank.scores(*best(expanded)), kind="stable")
+    found = await nearest_dogs(idx, query, 16, None, "max", Expansion(2), judged)
+    assert [m.dog.id for m in found] == [f"dog-{n:02d}" for n in expected]
+    shown = rerank.scores(*best(query))
+    assert [m.score for m in found] == pytest.approx([shown[int(m.dog.id[4:])] for m in found], abs=1e-5)
+    assert list(expected) != list(np.argsort(-shown, kind="stable"))  # the expansion does reorder these dogs
