@@ -507,10 +507,12 @@ class CenterNetDetector:
     def detect(self, image: Image.Image) -> list[Detection]:
         return self.detect_many([image])[0]
 
-    def detect_many(self, images: Sequence[Image.Image]) -> list[list[Detection]]:
+    def detect_many(self, images: Sequence[Image.Image], candidates: Sequence[list] | None = None
+                    ) -> list[list[Detection]]:
         """``detect`` of each photo, batched: one forward of the detector over all the photos and one of the
-        verifier over all their candidates' crops. On a GPU a batch costs about what one photo does."""
-        candidates = self.candidates_many(images)
+        verifier over all their candidates' crops. On a GPU a batch costs about what one photo does.
+        ``candidates``: the photos' ``candidates_many``, if known."""
+        candidates = self.candidates_many(images) if candidates is None else candidates
         if self.rescore:
             # every candidate's crop is looked at: a right box the head scored low is found by its crop
             kept = [found[: int(self.rescore["candidates"])] for found in candidates]

@@ -491,6 +491,22 @@ def test_a_caller_that_classified_the_whole_photos_takes_the_second_look_itself(
     assert detector.name != _looking([BODY], {120: 0.9}).name
 
 
+def test_choosing_the_second_look_runs_the_head_once_a_photo():
+    """`train detector-second-look` asks two things of each calibration photo (any box? its first candidate?): the
+    head's candidates are computed once for both."""
+    from dogsearch.training.detector.data import Sample
+    from dogsearch.training.detector.second_look import looked_at
+
+    photo = Image.new("RGB", (200, 100))
+    detector = _looking([BODY, BACKGROUND], {120: 0.9, 48: 0.9, 200: 0.8})  # no look yet: the one being chosen
+    given, runs = detector.candidates_many, []
+    detector.candidates_many = lambda images: runs.append(len(images)) or given(images)
+    [record] = looked_at(detector, [Sample(photo, [BODY[0]], "a.jpg")])
+    assert runs == [1]
+    assert record["first"] == [list(BODY[0]), round((0.36 * 0.9) ** 0.5, 4)] and record["photo_dog"] == 0.8
+    assert detector.detect_many([photo], [[BODY]]) == [[]] and runs == [1]  # given candidates, the head is not run
+
+
 def test_the_shipped_delta_takes_a_second_look_chosen_on_its_calibration_photos():
     config, _ = D.load_weights()
     look = config["second_look"]
