@@ -4,7 +4,7 @@ same 20 entries, on an embedded store in this process (no HTTP round trip counte
 adds one). The gallery: N dogs of 1-3 photos each, in breeds (a dog's photos near its own centre, near its breed's),
 so that neighbours are look-alikes as in real use; the queries are fresh photos of stored dogs. Also how often the
 first dog stays the plain search's (always, with two neighbours) and how many of the ten are the same. And what
-judging by a part costs (gallery/judged.py, a fusion's ViT part: one more query, for the ten dogs ranked), here the
+judging by a part costs (core/judged.py, a fusion's ViT part: one more query, for the ten dogs ranked), here the
 vectors' first 256 components standing in for the part: the time is the same whatever they hold; and what re-ranking
 the first 100 dogs by the part and the rest costs (the default fusion's way: one query more, for 100 dogs), alone and
 with the expansion (whose re-ranking reads the expanded query's part and rest too: two queries more).
@@ -26,10 +26,10 @@ import numpy as np
 
 from dogsearch.bench.common import percentile
 from dogsearch.bench.watches import StoreIndex
+from dogsearch.core.judged import JudgedPart, Rerank
 from dogsearch.gallery.expansion import Expansion
 from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.gallery.gallery import nearest_dogs
-from dogsearch.gallery.judged import JudgedPart, Rerank
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore
 

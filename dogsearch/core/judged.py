@@ -16,14 +16,8 @@ down but stops telling apart dogs whose breed opinions already agree, so among t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
-
-# A search judges each result against the best other of the dogs it shows (10 by default). Where the verdict reads the
-# ranking's own score, that is the next dog; where it reads a part, any of the ten may score best on it. Watches ask
-# for as many, and the evaluations judge alike.
-SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -106,9 +100,3 @@ def judged_part(part: dict) -> JudgedPart:
     """A calibration file's ``part`` (models/calibration.py) as the domain's."""
     rerank = part.get("rerank")
     return JudgedPart(part["dims"], part["scale"], None if rerank is None else Rerank(**rerank))
-
-
-class JudgedParts(Protocol):
-    """Which part of a model's vectors its same-dog verdict reads (None: the whole vector)."""
-
-    async def judged_part(self, model_id: str) -> JudgedPart | None: ...

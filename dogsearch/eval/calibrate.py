@@ -13,7 +13,7 @@ take a share of the different-dog half of the fit, and Imagewoof's dev folder an
 how often a photo's best match, always another dog there, would read as likely the same dog.
 
 A fusion (``--judged-by-base``) is ranked by its whole vector and judged by its ViT part, which is its base's vector
-exactly (dogsearch/gallery/judged.py): its file is then the base's map with that ``part``, nothing fit anew, and what
+exactly (dogsearch/core/judged.py): its file is then the base's map with that ``part``, nothing fit anew, and what
 it measures is the first results of the held-out searches ranked by the fusion and judged by the part, beside the
 base's own.
 """
@@ -182,8 +182,8 @@ def judged_by_base(args: argparse.Namespace, embed, vectors_id: str, sets) -> in
     first results of the held-out searches, both ways: the base alone, and ranked by the fusion, judged by the part."""
     import numpy as np
 
+    from dogsearch.core.judged import judged_part
     from dogsearch.eval.verification import first_results
-    from dogsearch.gallery.judged import judged_part
     from dogsearch.models.calibration import Calibration, CalibrationError, load, path_for
     from dogsearch.models.fusion import check_vit_part, vit_part
     from dogsearch.services.embedder.dogs import crop_model_id

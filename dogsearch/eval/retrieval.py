@@ -18,10 +18,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from dogsearch.core.judged import JudgedPart
 from dogsearch.eval.splits import labelled_images, select
 from dogsearch.eval.verification import cached
 from dogsearch.gallery.expansion import Expansion, expanded_queries
-from dogsearch.gallery.judged import JudgedPart
 from dogsearch.gallery.multiquery import Rule, combined_scores
 
 KINDS = ("breed", "identity")
@@ -31,7 +31,7 @@ def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequenc
                       expansion: Expansion | None = None, judged: JudgedPart | None = None) -> dict:
     """Leave-one-out recall@k and mAP over L2-normalised rows (cosine similarity); with ``expansion``, in the order
     of each photo's expanded query, and with ``judged`` (a part that re-ranks), its first dogs ranked again, as the
-    gallery's search ranks (gallery/expansion.py, gallery/judged.py)."""
+    gallery's search ranks (gallery/expansion.py, core/judged.py)."""
     emb = np.asarray(embeddings, dtype=np.float32)
     n = emb.shape[0]
     if n < 2 or len(labels) != n:
@@ -192,7 +192,7 @@ def default_device(configured: str, explicitly_set: bool) -> str:
 def searched_part(model_id: str) -> JudgedPart | None:
     """The judged part of a model's vectors, from its calibration: how its search ranks (None: by the whole
     vector). A calibration that does not load is a ValueError."""
-    from dogsearch.gallery.judged import judged_part
+    from dogsearch.core.judged import judged_part
     from dogsearch.models.calibration import CalibrationError, load, path_for
 
     path = path_for(model_id)

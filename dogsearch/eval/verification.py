@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from dogsearch.core.boxes import DEFAULT_MARGIN
-from dogsearch.gallery.judged import SHOWN, Rerank
+from dogsearch.core.judged import Rerank
+from dogsearch.gallery.judged import SHOWN
 
 ECE_BINS = 15
 FMR = 0.01
@@ -310,7 +311,7 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
     dog (a dog's best photo): (first result's score, the next dog's score, is the first the query's dog?, the set
     of the query). ``parts``: each set's (vectors, labels, every photo another dog?). ``judged``: each set's other
     vectors of the same photos, whose best photo of each dog gives its score (a search ranked by one vector and
-    judged by another: dogsearch/gallery/judged.py); the next dog's score is then the best of the other dogs a search
+    judged by another: dogsearch/core/judged.py); the next dog's score is then the best of the other dogs a search
     shows (gallery/judged.py's SHOWN), as the service judges its first result against every dog it shows.
     ``rerank``: (the re-ranking, each set's rest of the vectors): the first dogs ranked again by the judged scores
     and the rest's, as a search ranks (needs ``judged``)."""

@@ -16,7 +16,7 @@ the watched dog's other photos left out as well (its first arrival). Two rules a
 * ``lead``: capped by its lead over the best other dog that the watch's photo's search shows (`Calibration.leading`,
   what a search's first result gets, and watches now; the first SHOWN dogs, as a search shows and the watches ask).
 
-A calibration that reads a part of the vectors (a fusion's ViT part, dogsearch/gallery/judged.py) is read so here as
+A calibration that reads a part of the vectors (a fusion's ViT part, dogsearch/core/judged.py) is read so here as
 in the service: the probabilities of the part's cosines, the rival the best of them among the dogs the whole vectors
 rank first.
 """
@@ -39,8 +39,9 @@ def simulate(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]], calibratio
     """Right and wrong alerts of one watch per dog of the sets of individual dogs in ``parts`` (each set's
     (vectors, labels, every photo another dog?), as verification.first_results takes them), by set of the watched
     dog, under both rules."""
+    from dogsearch.core.judged import judged_part
     from dogsearch.eval.verification import best_per_dog, one_gallery  # torch: not for the CLI's parser
-    from dogsearch.gallery.judged import SHOWN, judged_part
+    from dogsearch.gallery.judged import SHOWN
 
     vectors, dog, sets = one_gallery(parts)
     # what the probabilities read: a part of the vectors where the calibration says so (its cosines: judged.py); a

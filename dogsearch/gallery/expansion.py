@@ -8,7 +8,7 @@ of the breed's look-alikes come up the list (mAP and precision@10 rise on every 
 result is of another breed or dog, the list follows it, and the right one falls (recall@5 falls): the trade
 docs/embedder-eval.md, "Query expansion", measures. Ranked by the whole vector, with at most two neighbours the first
 result never changes (its cosine with the expanded query gains at least as much as any other's); a model that
-re-ranks (gallery/judged.py) re-ranks by the expanded query's parts, which may change it. Scores stay the plain
+re-ranks (core/judged.py) re-ranks by the expanded query's parts, which may change it. Scores stay the plain
 query's: the same-dog calibration reads those. One definition, used by the gallery's search (with the engine's
 neighbours) and by `dogsearch eval breed|identity --query-expansion N` (on a matrix).
 """

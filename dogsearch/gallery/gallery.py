@@ -17,6 +17,7 @@ import numpy as np
 from dogsearch.core.boxes import BadBox, Box
 from dogsearch.core.errors import InvalidInput
 from dogsearch.core.images import ImageLimits, ImageRejected
+from dogsearch.core.judged import JudgedPart
 from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
 from dogsearch.gallery.errors import (
     DogNotFound,
@@ -30,7 +31,7 @@ from dogsearch.gallery.errors import (
 from dogsearch.gallery.expansion import Expansion, expand
 from dogsearch.gallery.fields import own_fields
 from dogsearch.gallery.ingest import Added, Ingestor, Upload, check_dog, pick
-from dogsearch.gallery.judged import JudgedPart, JudgedParts
+from dogsearch.gallery.judged import JudgedParts
 from dogsearch.gallery.multiquery import Rule, mean_query
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, Match, Page, Photo
@@ -57,7 +58,7 @@ class Gallery:
         """`require_dog`: a photo in which no dog is found is refused (NoDogFound) by searches and adds; else its
         whole photo stands for the dog. `expansion`: how searches and "more like this" expand their query
         (gallery/expansion.py; None: not at all). `judged_by`: which part of the vectors same-dog verdicts read
-        (gallery/judged.py; None: the whole vector), for the matches' `judged` scores."""
+        (core/judged.py; None: the whole vector), for the matches' `judged` scores."""
         self.embedder, self.index, self.photos, self.limits = embedder, index, photos, limits
         self.require_dog, self.expansion, self.judged_by = require_dog, expansion, judged_by
         self.space = VectorSpace(embedder, index)
@@ -288,7 +289,7 @@ async def nearest_dogs(index: Index, vectors: np.ndarray, k: int, filter: Filter
     """The k dogs nearest to photos of one dog (their vectors), combined by `rule`: a search's ranking (the watches
     judge a new dog against the same). With `expansion`, in the order of the expanded query (gallery/expansion.py),
     each dog still with the plain query's score and best photo. With `judged`, each dog also gets the score of
-    that part of the vectors, which its same-dog verdict reads (gallery/judged.py); a part that re-ranks takes its
+    that part of the vectors, which its same-dog verdict reads (core/judged.py); a part that re-ranks takes its
     first `depth` dogs and ranks them again, each dog's score then the re-ranking's (with `expansion`, ranked by
     the expanded query's re-ranking, scored by the plain query's)."""
     rerank = None if judged is None else judged.rerank

@@ -13,7 +13,7 @@ dog". What tells them apart is how far the first result stands out from the next
 that gap, fit on searches of held-out-style galleries mixing individual dogs with dogs of one breed).
 ``results(scores)`` applies both: a result is at most as likely as its lead over the best other result says.
 
-A fusion's vectors are judged by their ViT part (``part``: ``{"dims", "scale"}``, dogsearch/gallery/judged.py): the
+A fusion's vectors are judged by their ViT part (``part``: ``{"dims", "scale"}``, dogsearch/core/judged.py): the
 map is then the base ViT's own, and the scores it reads are the cosines of the vectors' first ``dims`` components.
 The part may also say how a search re-ranks its first dogs (``rerank``: ``{"weight", "cap", "depth"}``).
 """
@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dogsearch.core.judged import judged_part
 from dogsearch.core.paths import MODELS_DIR
 
 FILE_NAME = "calibration.json"
@@ -128,13 +129,11 @@ def parse(data: dict) -> Calibration:
         raise CalibrationError(f"missing or malformed {exc}") from exc
     if cal.first is not None and not cal.first["a"] > 0:
         raise CalibrationError("first: a result that stands out more must not be less likely (a > 0)")
-    if cal.part is not None and not (cal.part["dims"] >= 1 and 1 <= cal.part["scale"] < float("inf")):
-        raise CalibrationError(f"part: dims >= 1 and a finite scale >= 1, not {cal.part}")
-    rerank = (cal.part or {}).get("rerank")
-    if rerank is not None and not (rerank["weight"] > 0 and 0 < rerank["cap"] <= 1 and rerank["depth"] >= 1
-                                   and cal.part["scale"] > 1):
-        raise CalibrationError(f"part: a re-ranking needs weight > 0, 0 < cap <= 1, depth >= 1 and a part that is "
-                               f"not the whole vector (scale > 1), not {cal.part}")
+    if cal.part is not None:
+        try:
+            judged_part(cal.part)  # the checks the gallery's search applies to it
+        except ValueError as exc:
+            raise CalibrationError(f"part: {exc}") from exc
     if cal.method not in METHODS:
         raise CalibrationError(f"unknown method {cal.method!r}")
     if not 0 < cal.prior < 1:

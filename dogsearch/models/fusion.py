@@ -66,7 +66,7 @@ def vit_part(config: dict, dim: int) -> dict:
     """Where the base ViT's vector lies in a fusion's ``dim``-d served vectors: ``{"dims", "scale"}`` (the part is
     the first dims components; every part is a unit vector weighed before the whole is normalised, so the ViT's
     has the length weight / sqrt(sum of weights squared), and ``scale`` is its inverse), with the fusion's
-    ``rerank`` where it has one (gallery/judged.py). A projected fusion mixes the parts: it has none."""
+    ``rerank`` where it has one (core/judged.py). A projected fusion mixes the parts: it has none."""
     check_vit_part(config)
     weights = {k: float(v) for k, v in config["fusion"]["weights"].items()}
     a = weights.get("vit", 1.0)

@@ -37,10 +37,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from dogsearch.core.errors import Conflict, InvalidInput, NotFound
+from dogsearch.core.judged import JudgedPart
 from dogsearch.gallery.contracts import Index
 from dogsearch.gallery.fields import public
 from dogsearch.gallery.gallery import nearest_dogs
-from dogsearch.gallery.judged import SHOWN, JudgedPart
+from dogsearch.gallery.judged import SHOWN
 from dogsearch.gallery.multiquery import Rule
 from dogsearch.gallery.records import Match
 from dogsearch.gallery.reports import MAX_RADIUS_KM, Place, ReportQuery, distance_km, stored_place

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from dogsearch import cli
+from dogsearch.core.judged import JudgedPart, Rerank
 from dogsearch.eval import retrieval as ev
 from dogsearch.eval.splits import bucket, identity_split
-from dogsearch.gallery.judged import JudgedPart, Rerank
 from tests.fakes import ColorGridModel
 
 

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
+from dogsearch.core.judged import Rerank
 from dogsearch.eval import verification as ver
 from dogsearch.eval.retrieval import multi_photo_recall
-from dogsearch.gallery.judged import Rerank
 from tests.conftest import FIXTURES
 
 

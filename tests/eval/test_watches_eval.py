@@ -65,7 +65,7 @@ def _fused_gallery(d5: float, z: float) -> tuple[np.ndarray, list[str]]:
 
 
 def test_a_part_calibration_judges_against_the_best_part_of_the_dogs_the_whole_vector_shows():
-    """A fusion's watch (dogsearch/gallery/judged.py): probabilities of ViT-part cosines, capped by the lead over the
+    """A fusion's watch (dogsearch/core/judged.py): probabilities of ViT-part cosines, capped by the lead over the
     best ViT-part score among the ten dogs a search with the watch's photo shows, which the whole vector ranks."""
     part = Calibration("t", "isotonic", CAL.params, 0.5, first=CAL.first, part={"dims": 14, "scale": float(np.sqrt(2))})
 

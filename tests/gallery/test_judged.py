@@ -1,4 +1,4 @@
-"""Ranked by the whole vector, judged by its part (gallery/judged.py): on an embedded engine, the dogs come in the
+"""Ranked by the whole vector, judged by its part (core/judged.py): on an embedded engine, the dogs come in the
 order of the fused vectors, and each carries the cosine of its ViT part, exact, as the calibration reads it."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from dogsearch.bench.watches import StoreIndex
+from dogsearch.core.judged import JudgedPart, Rerank, judged_part
 from dogsearch.gallery.expansion import Expansion, expand, expanded_queries
 from dogsearch.gallery.gallery import nearest_dogs
-from dogsearch.gallery.judged import JudgedPart, Rerank, judged_part
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from dogsearch.gallery.judged import SHOWN, Rerank
+from dogsearch.core.judged import Rerank
+from dogsearch.gallery.judged import SHOWN
 from dogsearch.models.calibration import FILE_NAME, Calibration
 from dogsearch.services.gateway.samedog import NO_LIKELY
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -140,7 +141,7 @@ class FusedColorModel(ColorGridModel):
 
 
 async def test_a_fusion_s_verdicts_read_its_part_s_cosines_not_its_ranking_scores(tmp_path):
-    """Ranked by the whole vector, judged by the ViT part with the base's map (gallery/judged.py): each result's
+    """Ranked by the whole vector, judged by the ViT part with the base's map (core/judged.py): each result's
     same_dog is the map read at its part cosine (and its lead over the best other dog's), in a search and in "more
     like this"; matches without part cosines get no verdict rather than one read off the wrong score."""
     models, model = tmp_path / "models", FusedColorModel()
@@ -177,7 +178,7 @@ async def test_a_fusion_s_verdicts_read_its_part_s_cosines_not_its_ranking_score
 
 
 async def test_a_fusion_whose_part_reranks_answers_in_the_reranking_s_order_and_still_judges_by_the_part(tmp_path):
-    """A calibration whose part re-ranks (gallery/judged.py): a search's results come in the order of the part's
+    """A calibration whose part re-ranks (core/judged.py): a search's results come in the order of the part's
     cosine plus the capped cosine of the rest, that score as `score`; same_dog still reads the part's cosine."""
     models, model = tmp_path / "models", FusedColorModel()
     (models / model.model_id).mkdir(parents=True)
@@ -209,7 +210,7 @@ async def test_a_fusion_whose_part_reranks_answers_in_the_reranking_s_order_and_
 
 async def test_a_search_asks_for_the_ten_dogs_its_verdicts_are_judged_against_however_few_it_shows(tmp_path,
                                                                                                   fake_model):
-    """For a fusion any of the first ten dogs may score best on the part a verdict reads (gallery/judged.py): a
+    """For a fusion any of the first ten dogs may score best on the part a verdict reads (core/judged.py): a
     search for one result is judged against the same ten as a search for ten, and shows one."""
     app = fake_all_in_one(tmp_path / "data", fake_model)
     asked = []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dogsearch.bench.watches import StoreIndex
-from dogsearch.gallery.judged import JudgedPart, Rerank
+from dogsearch.core.judged import JudgedPart, Rerank
 from dogsearch.models.calibration import Calibration
 from dogsearch.search.contract import Point
 from dogsearch.search.edge import EdgeStore

@@ -3,7 +3,7 @@
 without a calibration give no probability (null) and no verdict: a search never fails for want of one. A list's
 best result is only as likely as it stands out from the next dog (Calibration.results): a look-alike of the
 query's breed scores as high as the dog itself would. A calibration with a ``part`` (a fusion's: ranked by the whole
-vector, judged by its ViT part, dogsearch/gallery/judged.py) reads each match's part score, never its ranking score.
+vector, judged by its ViT part, dogsearch/core/judged.py) reads each match's part score, never its ranking score.
 """
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dogsearch.core.judged import JudgedPart, judged_part
 from dogsearch.core.paths import MODELS_DIR
-from dogsearch.gallery.judged import SHOWN, JudgedPart, judged_part
+from dogsearch.gallery.judged import SHOWN
 from dogsearch.gallery.records import Match
 from dogsearch.models.calibration import Calibration, Verdict, find, verdict
 from dogsearch.services.gateway.settings import GatewaySettings
 
 # The fewest dogs a search asks for: each result it shows is judged by its lead over the best other of them (for a
-# whole-vector model the next dog; for one judged by a part, any of them: gallery/judged.py), so a verdict does not
+# whole-vector model the next dog; for one judged by a part, any of them: core/judged.py), so a verdict does not
 # change with how many results were asked for, up to SHOWN.
 JUDGED = SHOWN
 

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest validation mAP loss on any set (against the ViT alone) a choice may cost")
     parser.add_argument("--rerank-weights", default="",
                         help="weights of the capped breed cosine tried for re-ranking a search's first dogs "
-                             "(gallery/judged.py; none: no re-ranking)")
+                             "(core/judged.py; none: no re-ranking)")
     parser.add_argument("--rerank-caps", default="0.2,0.3,0.4,0.5", help="caps of the breed cosine tried for it")
     parser.add_argument("--rerank-depth", type=int, default=100, help="how many first dogs a search re-ranks")
     parser.add_argument("--out-dim", type=int, default=0, help="learn a projection to this size (0: none)")

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dogsearch.core.judged import JudgedPart, Rerank
 from dogsearch.eval.retrieval import retrieval_metrics
 from dogsearch.eval.splits import labelled_images, select
-from dogsearch.gallery.judged import JudgedPart, Rerank
 from dogsearch.models.fusion import combine, vit_part
 
 VAL_SETS = ("oxford_val", "iw_val", "dfn_val", "body_val")
