@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -51,6 +52,7 @@ def test_a_part_survives_the_file_and_a_bad_one_is_refused(tmp_path):
     assert cal.find(VECTORS, tmp_path).part == reranking
     rerank = reranking["rerank"]
     for part in ({"dims": 0, "scale": 1.1}, {"dims": 384, "scale": 0.9}, {"dims": 384},
+                 {"dims": 384, "scale": math.inf},
                  {**reranking, "rerank": {**rerank, "weight": 0}}, {**reranking, "rerank": {**rerank, "cap": 1.5}},
                  {**reranking, "rerank": {**rerank, "depth": 0}}, {**reranking, "scale": 1.0},
                  {**reranking, "rerank": {"weight": 0.75}}):
