@@ -34,12 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dogsearch.training.fusion import train as FT  # noqa: E402
-from dogsearch.training.fusion.cli import BREED_GRID, DATA, PARTS_OF, REPORT_SETS  # noqa: E402
+from dogsearch.training.fusion.cli import BREED_GRID, DATA, REPORT_SETS, WHOLE_OF  # noqa: E402
 
 BASE = "vit_small_dinov2-lora-dogs-v3"
 RERANK_WEIGHTS, RERANK_CAPS = (0.3, 0.4, 0.5, 0.6, 0.75), (0.2, 0.3, 0.4, 0.5)  # the shipped fusion's grid
 MAX_DROP = 0.005
-PARTS_OF_WHOLE = {part: whole for whole, parts in PARTS_OF.items() for part in parts}  # Oxford's and the bodies' splits
 
 
 def _transform(config: dict, size: int):
@@ -107,12 +106,10 @@ def chosen(sets: dict[str, dict]) -> dict:
     breeds = [float(b) for b in BREED_GRID.split(",")]
     weights, grid = FT.choose_weights(sets, FT.weight_grid([0.0], breeds), max_drop=MAX_DROP)
     floor = FT.floor_of(grid[0]["val"], MAX_DROP)
-    rerank, rows = FT.choose_rerank(sets, weights, FT.rerank_grid(RERANK_WEIGHTS, RERANK_CAPS, 100), floor)
-    plain = next(r["val_score"] for r in grid if r["weights"] == weights)
-    reranked = max((r["val_score"] for r in rows if r["within_max_drop"]), default=None)
+    rerank, _ = FT.choose_rerank(sets, weights, FT.rerank_grid(RERANK_WEIGHTS, RERANK_CAPS, 100), floor)
+    val = FT.evaluate(sets, weights, None, FT.VAL_SETS, rerank)
     return {"breeds": weights["breeds"], "rerank": None if rerank is None else vars(rerank),
-            "val_score": plain if rerank is None else reranked,
-            "val": FT.evaluate(sets, weights, None, FT.VAL_SETS, rerank),
+            "val_score": round(FT.val_score(val), 4), "val": val,
             "reported": FT.evaluate(sets, weights, None, REPORT_SETS, rerank),
             "vit_alone": FT.evaluate(sets, {"vit": 1.0}, None, [*FT.VAL_SETS, *REPORT_SETS])}
 
@@ -128,7 +125,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    wholes = sorted({PARTS_OF_WHOLE.get(n, n) for n in {*FT.VAL_SETS, *REPORT_SETS}})
+    wholes = sorted({WHOLE_OF.get(n, n) for n in {*FT.VAL_SETS, *REPORT_SETS}})
     base = {name: torch.load(args.parts / f"{name}.pt", weights_only=False) for name in wholes}
     variants: dict[str, dict[str, dict[str, torch.Tensor]]] = {"224": {}}
     for size in [int(s) for s in args.vit_sizes.split(",") if s]:
@@ -144,8 +141,8 @@ def main() -> int:
             variants[f"cnn {size}{' upsampled' if up else ''}"] = {n: {"logits": logits[n]} for n in wholes}
     for name, parts in variants.items():
         sets = {n: {**base[n], **parts.get(n, {})} for n in wholes}
-        for part in {*FT.VAL_SETS, *REPORT_SETS} & PARTS_OF_WHOLE.keys():
-            sets[part] = FT.subset(sets[PARTS_OF_WHOLE[part]], FT.set_items(part, DATA))
+        for part in {*FT.VAL_SETS, *REPORT_SETS} & WHOLE_OF.keys():
+            sets[part] = FT.subset(sets[WHOLE_OF[part]], FT.set_items(part, DATA))
         print(json.dumps({"variant": name, **chosen(sets)}), flush=True)
     return 0
 

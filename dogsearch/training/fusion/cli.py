@@ -13,6 +13,7 @@ DATA = Path("../shared/data")
 BREED_GRID = "0,0.1,0.2,0.3,0.4,0.5,0.75,1"
 REPORT_SETS = ("oxford_heldout", "oxford", "iw_dev", "dfn_heldout", "body_heldout", "body")
 PARTS_OF = {"oxford": ("oxford_val", "oxford_heldout"), "body": ("body_train", "body_val", "body_heldout")}
+WHOLE_OF = {part: whole for whole, parts in PARTS_OF.items() for part in parts}  # each split's cached set
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,15 +78,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # Oxford's breeds and dog-id-body's dogs are split after caching: each set is embedded once
     needed = {*VAL_SETS, *report_sets, *(TRAIN_SETS if args.out_dim else ())}
-    whole_of = {part: whole for whole, parts in PARTS_OF.items() for part in parts}
-    cached = {whole_of.get(name, name) for name in needed}
+    cached = {WHOLE_OF.get(name, name) for name in needed}
     sizes = {"iw_train": {"breed_per_label": args.breed_per_label},
              "dfn_train": {"identity_share": args.identity_share}}
     sets = {name: load_or_extract(extractor, set_items(name, args.data, **sizes.get(name, {})),
                                   args.cache_dir / extractor.vit_id / _cache_name(name, sizes.get(name, {})))
             for name in sorted(cached)}
-    for part in needed & whole_of.keys():
-        sets[part] = subset(sets[whole_of[part]], set_items(part, args.data))
+    for part in needed & WHOLE_OF.keys():
+        sets[part] = subset(sets[WHOLE_OF[part]], set_items(part, args.data))
     weights, grid = choose_weights(sets, weight_grid(_floats(args.cnn_weights), _floats(args.breed_weights)),
                                    max_drop=args.max_drop, log=log)
     projection = history = rerank = None
