@@ -64,6 +64,15 @@ def test_index_and_search_across_processes_and_survive_a_search_restart(topology
     for path in gallery[::8]:
         top = search_file(gateway.url, path)["results"][0]
         assert top["payload"]["breed"] == path.parent.name and top["score"] > 0.999
+    # A phone's HEIC of a photo (stored sideways with the file's rotation) finds the JPEG of that photo first.
+    fixtures = Path(__file__).parent / "fixtures"
+    jpeg = (fixtures / "dogs" / "n02088364" / "ILSVRC2012_val_00005922.jpg").read_bytes()
+    added = httpx.post(f"{gateway.url}/v1/dogs", files={"image": ("beagle.jpg", jpeg)}, timeout=60)
+    assert added.status_code == 201, added.text
+    top = search_file(gateway.url, fixtures / "phone" / "beagle.heic")["results"][0]
+    assert top["id"] == added.json()["id"] and top["score"] > 0.98, top
+    assert httpx.delete(f"{gateway.url}/v1/dogs/{top['id']}", timeout=30).status_code == 204
+
     query = sorted((SAMPLES / "queries").rglob("*.jpg"))[0]
     before = search_file(gateway.url, query, k=5)["results"]
 

@@ -7,7 +7,8 @@ stored, PNG's gamma and colour chunks, transparency) and the EXIF orientation, w
 its first image's end: an MPO's other frames and whatever trails the image (a phone's motion-photo video, say) are
 not served. A TIFF keeps its metadata in the same directory as its pixels' layout: it is re-encoded without it (LZW,
 lossless, orientation applied). A GIF loses its comments and XMP (its frames and looping stay); a BMP has no
-metadata."""
+metadata. HEIF and AVIF keep theirs in items of the file's own index, and most browsers show no HEIC: their public
+copy is a JPEG of the decoded photo (`public_jpeg`), the one copy that is encoded again with loss."""
 from __future__ import annotations
 
 import io
@@ -19,6 +20,8 @@ from PIL import Image
 from dogsearch.core.images import ImageRejected
 
 _ORIENTATION = 0x0112
+# Formats whose public copy is a JPEG of their pixels rather than the file without its metadata.
+REENCODED = frozenset({"HEIF", "AVIF"})
 
 
 class MetadataUnreadable(ImageRejected):
@@ -27,6 +30,8 @@ class MetadataUnreadable(ImageRejected):
 
 def strip_private(data: bytes, fmt: str) -> bytes:
     """The photo `data` of format `fmt` (as core.images names formats) without its private metadata."""
+    if fmt in REENCODED:
+        raise ValueError(f"a {fmt}'s public copy is public_jpeg of its pixels, not the file without its metadata")
     try:
         if fmt in ("JPEG", "MPO"):
             return _jpeg(data)
@@ -41,6 +46,15 @@ def strip_private(data: bytes, fmt: str) -> bytes:
     except (IndexError, ValueError, SyntaxError, struct.error, OSError, Image.DecompressionBombError) as exc:
         raise MetadataUnreadable(f"cannot take the metadata out of this {fmt}: {exc}") from exc
     return data
+
+
+def public_jpeg(image: Image.Image) -> bytes:
+    """A decoded photo (RGB, turned upright) as a JPEG without metadata but its ICC profile: quality 95, colour not
+    subsampled, so that the copy looks as the photo did."""
+    buf = io.BytesIO()
+    icc = image.info.get("icc_profile")
+    image.save(buf, "JPEG", quality=95, subsampling=0, optimize=True, **({"icc_profile": icc} if icc else {}))
+    return buf.getvalue()
 
 
 def orientation_exif(orientation: int | None) -> bytes | None:

@@ -9,14 +9,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+import pi_heif
 from PIL import Image, UnidentifiedImageError
 
 from dogsearch.core.errors import InvalidInput, TooLarge, Unavailable, UnsupportedMedia
 
+# HEIF, the format phones store photos in (an iPhone's HEIC, many Android phones'), through libheif (pi-heif: the
+# decoder alone, no encoder bundled). Its primary image only: the thumbnails, depth maps and other auxiliary images
+# a file carries are never parsed. libheif applies the file's rotation and mirroring itself (the EXIF orientation
+# then reads 1). AVIF is Pillow's own.
+pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
 # Formats a browser or camera produces; anything else PIL happens to parse (PSD, EPS, ...) is refused.
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF"})
 # The file names of those formats: what a folder of photos is searched for.
-PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo"})
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo",
+                            ".heic", ".heif", ".avif"})
 # The most memory one decode may take by default (its estimated peak, decode_cost): a JPEG of any allowed size
 # shrunk on load, a 33 MP RGB, 26 MP palette or 16 MP RGBA PNG (docs/security.md).
 MAX_DECODE_BYTES = 128 * 1024 * 1024
@@ -130,7 +138,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
     refused (a 5 KB palette PNG can declare 40 MP); under, it waits for room in `budget`, if any."""
     with _reading():
         im = _open(data, max_bytes, max_pixels)
-        im.seek(0)
+        if im.format != "HEIF":
+            im.seek(0)  # an animation's first frame; a HEIF opens at its primary image, which need not be the first
         width, height = im.size  # the photo's own, before any shrink on load
         if min_side and im.format in ("JPEG", "MPO"):
             im.draft(None, (min_side, min_side))  # only picks the scale; pixels come with load()
@@ -173,8 +182,9 @@ _STORED = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2
 _TO_RGB = {"RGB": 0, "RGBA": 4, "LA": 8, "La": 8, "PA": 8, "RGBa": 8,
            "I;16": 14, "I;16L": 14, "I;16B": 14, "I;16N": 14, "I": 14, "F": 14}
 # Bytes a pixel a format's decoder holds besides the image (WebP: its RGBA canvas and a copy, measured 16 a
-# pixel in all for RGB; libtiff: a whole RGBA image for some compressions).
-_DECODER = {"WEBP": 12, "TIFF": 4}
+# pixel in all for RGB; libtiff: a whole RGBA image for some compressions; libheif: its YUV planes and RGB, a peak
+# of 7.5-7.7 a pixel in all for 8- and 10-bit HEIC; libavif: 9.2-9.4 in all).
+_DECODER = {"WEBP": 12, "TIFF": 4, "HEIF": 4, "AVIF": 6}
 
 
 def decode_cost(im: Image.Image) -> int:
@@ -205,7 +215,14 @@ def _open(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     with warnings.catch_warnings():
         # We enforce our own pixel limit below; PIL's warning would only go to the log.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        im = Image.open(io.BytesIO(data), formats=_OPENERS)  # Pillow tries no other parser on untrusted bytes
+        try:
+            im = Image.open(io.BytesIO(data), formats=_OPENERS)  # Pillow tries no other parser on untrusted bytes
+        except UnidentifiedImageError as exc:
+            # A file that starts as a format we take but cannot be opened is damaged (an upload cut short within
+            # its header, a HEIF or AVIF anywhere: they are parsed whole), not a foreign format.
+            if (started := _starts_as(data)) is None:
+                raise
+            raise ImageRejected(f"truncated or corrupt image: the file starts as {started} but cannot be read") from exc
     fmt = im.format or "unknown"
     if fmt not in ALLOWED_FORMATS:
         raise ImageUnsupported(
@@ -218,6 +235,26 @@ def _open(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
 
 # Pillow's openers of the allowed formats (an MPO is opened by the JPEG one).
 _OPENERS = tuple(sorted(ALLOWED_FORMATS - {"MPO"}))
+# The ISO base media file brands of HEIF and AVIF images (a file's "ftyp" box, its first).
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+def _starts_as(data: bytes) -> str | None:
+    """The allowed format whose signature `data` starts with, if any."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[4:8] == b"ftyp":
+        return "AVIF" if data[8:12] in _AVIF_BRANDS else "HEIF" if data[8:12] in _HEIF_BRANDS else None
+    return None  # BMP's "BM" is too short to tell a damaged bitmap from any file
 
 
 def _info(im: Image.Image) -> ImageInfo:

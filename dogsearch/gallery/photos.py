@@ -11,10 +11,12 @@ from pathlib import Path
 from PIL import Image
 
 from dogsearch.core.errors import StorageFull
-from dogsearch.core.exif import strip_private
+from dogsearch.core.exif import REENCODED, public_jpeg, strip_private
 from dogsearch.core.images import DecodeBudget, decode_image, thumbnail_jpeg
 
-EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
+EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff",
+              "HEIF": "heic", "AVIF": "avif"}
+# Of the files served: never a HEIC or an AVIF (their public copy is a JPEG).
 MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
                "bmp": "image/bmp", "tiff": "image/tiff"}
 _NO_LIMIT = 1 << 62  # a stored original passed the upload limits when it came in
@@ -47,12 +49,16 @@ class PhotoStore:
     def public(self, dog_id: str, fmt: str) -> Path | None:
         """The file served as the photo: the original without its private metadata (GPS position, camera serial,
         owner; dogsearch.core.exif), made the first time it is asked for, so galleries stored before get theirs too.
-        A hard link to the original when there was nothing to take out. None when the original is missing."""
+        A hard link to the original when there was nothing to take out; a JPEG of a HEIF's or AVIF's pixels (decoded
+        within the store's budget). None when the original is missing."""
         path = self._public_path(dog_id, fmt)
         if path.exists():
             return path
         original = self.original(dog_id, fmt)
         try:
+            if fmt in REENCODED:
+                _write_atomic(path, public_jpeg(self.decode_original(dog_id, fmt)), durable=False)
+                return path
             data = original.read_bytes()
         except FileNotFoundError:
             return None
@@ -102,7 +108,8 @@ class PhotoStore:
         return self._dir(dog_id) / f"{dog_id}.thumb.jpg"
 
     def _public_path(self, dog_id: str, fmt: str) -> Path:
-        return self._dir(dog_id) / f"{dog_id}.public.{EXTENSIONS.get(fmt, 'bin')}"
+        extension = "jpg" if fmt in REENCODED else EXTENSIONS.get(fmt, "bin")
+        return self._dir(dog_id) / f"{dog_id}.public.{extension}"
 
     def _dir(self, dog_id: str) -> Path:
         # Two levels of fan-out keep directories small at millions of photos.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,3 +212,52 @@ def test_decodes_wait_for_room_in_their_budget_and_give_up_with_503():
         assert not done.wait(0.05)  # waits while the first holds the room
     waiter.join(5)
     assert done.is_set()
+
+
+PHONE = Path(__file__).resolve().parents[1] / "fixtures" / "phone"
+UPRIGHT_BEAGLE = Path(__file__).resolve().parents[1] / "fixtures" / "dogs" / "n02088364" / "ILSVRC2012_val_00005922.jpg"
+
+
+def _sideways_avif() -> bytes:
+    """The beagle as Pillow writes an AVIF: the pixels a quarter turn off, EXIF orientation 6 to show them upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = Image.open(UPRIGHT_BEAGLE).convert("RGB").transpose(Image.Transpose.ROTATE_90)
+    return encode(sideways, "AVIF", quality=90, exif=exif)
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_a_phone_photo_decodes_upright(fmt):
+    """A phone's HEIC shows its pixels upright through the file's rotation (irot), an AVIF through EXIF: either way
+    the decoded photo is the upright one, and so are the sizes the header reports."""
+    from dogsearch.core.images import probe_image
+
+    data = (PHONE / "beagle.heic").read_bytes() if fmt == "HEIF" else _sideways_avif()
+    upright = np.asarray(Image.open(UPRIGHT_BEAGLE).convert("RGB"), dtype=np.int16)
+    out = decode_image(data, **LIMITS)
+    info = probe_image(data, **LIMITS)
+    assert (out.format, out.width, out.height, out.image.mode) == (fmt, 213, 160, "RGB")
+    assert (info.format, info.width, info.height) == (fmt, 213, 160)
+    assert np.abs(np.asarray(out.image, dtype=np.int16) - upright).mean() < 3  # upright, not turned (~60 off)
+
+
+def test_a_heif_shows_its_primary_image_not_its_first():
+    out = decode_image((PHONE / "two-images.heic").read_bytes(), **LIMITS)  # blue 32x32, then red 48x32 (primary)
+    assert (out.width, out.height) == (48, 32) and out.image.getpixel((4, 4))[0] > 200
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF", "PNG", "GIF", "TIFF"])
+def test_a_file_cut_short_within_its_header_is_damaged_not_foreign(fmt):
+    """An upload cut short says so (422), not "not an image" (415), even where the format cannot be opened at all
+    without its whole header (HEIF and AVIF are parsed whole)."""
+    data = (PHONE / "beagle.heic").read_bytes() if fmt == "HEIF" else solid((1, 2, 3), (64, 48), fmt)
+    for cut in (12, 30, len(data) // 2):
+        err = rejected(data[:cut])
+        assert type(err) is ImageRejected and "truncated or corrupt" in err.reason, (fmt, cut, err.reason)
+
+
+def test_a_heif_bomb_is_refused_from_its_header_by_decode_memory():
+    bomb = (PHONE / "bomb.heic").read_bytes()  # 40 MP of one colour in 25 KB: ~320 MB to decode
+    with pytest.raises(ImageTooLarge) as info:
+        decode_image(bomb, max_bytes=100_000, max_pixels=40_000_000, max_decode_bytes=128 << 20)
+    assert "too large to decode" in info.value.reason and "HEIF" in info.value.reason

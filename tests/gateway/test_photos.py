@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from dogsearch.gallery.photos import PhotoStore
+from dogsearch.gallery.photos import PhotoStore, media_type
 
 DOG = "0123abcd-0000-0000-0000-000000000000"
 
@@ -31,6 +33,28 @@ def test_a_thumbnail_is_made_once_from_the_original_when_first_asked_for(tmp_pat
     made = path.stat().st_mtime_ns
     assert store.thumbnail(DOG, "PNG") == path and path.stat().st_mtime_ns == made  # kept, not made again
     store.delete(DOG, "PNG")
+    assert list((tmp_path / "01" / "23").iterdir()) == []
+
+
+def test_a_heic_is_served_as_a_jpeg_of_its_upright_pixels_without_its_metadata(tmp_path):
+    """Most browsers show no HEIC, and a phone's carries where it was taken: its public copy is a JPEG of the decoded
+    photo (turned upright by the file's own rotation), with nothing of the original's EXIF or XMP."""
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    heic = (fixtures / "phone" / "beagle.heic").read_bytes()
+    assert b"Secretville" in heic and b"SERIAL-1234567" in heic  # the phone's XMP and camera serial
+    store = PhotoStore(tmp_path)
+    store.save(DOG, "HEIF", heic)
+    assert store.original(DOG, "HEIF").name == f"{DOG}.heic"
+    path = store.public(DOG, "HEIF")
+    assert path.name == f"{DOG}.public.jpg" and media_type(path) == "image/jpeg"
+    public = path.read_bytes()
+    assert b"Secretville" not in public and b"SERIAL-1234567" not in public
+    with Image.open(io.BytesIO(public)) as served:
+        assert served.format == "JPEG" and not served.getexif() and "xmp" not in served.info
+        upright = np.asarray(Image.open(fixtures / "dogs/n02088364/ILSVRC2012_val_00005922.jpg").convert("RGB"))
+        assert np.abs(np.asarray(served, dtype=np.int16) - upright).mean() < 3
+    assert Image.open(store.thumbnail(DOG, "HEIF")).format == "JPEG"
+    store.delete(DOG, "HEIF")
     assert list((tmp_path / "01" / "23").iterdir()) == []
 
 

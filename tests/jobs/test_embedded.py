@@ -5,12 +5,15 @@ import asyncio
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from tests.fakes import ColorGridModel, fake_all_in_one, serving
 from tests.jobs.helpers import all_dogs, wait_job
 from tests.jobs.servers import SlowModel
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def app_for(tmp_path, model, **jobs_options):
@@ -43,6 +46,24 @@ async def test_folder_job_with_labels_from_folders(client, photos):
     assert len(breeds) == 10 and all(d["payload"]["source"] == "shelter" for d in dogs)
     listed = (await client.get("/v1/jobs")).json()["items"]
     assert [j["id"] for j in listed] == [job["id"]]
+
+
+async def test_a_folder_of_phone_photos_is_indexed_heic_and_avif_too(client, tmp_path):
+    """Photos copied off a phone: HEIC (any case of its suffix) and AVIF are found in the folder and stored."""
+    from PIL import Image
+
+    from tests.images import encode
+
+    folder = tmp_path / "in" / "phone"
+    folder.mkdir(parents=True)
+    (folder / "IMG_0001.HEIC").write_bytes((FIXTURES / "phone" / "beagle.heic").read_bytes())
+    (folder / "IMG_0002.avif").write_bytes(encode(Image.new("RGB", (64, 48), (20, 160, 90)), "AVIF"))
+    r = await client.post("/v1/jobs/index", json={"path": str(folder)})
+    job = await wait_job(client, r.json()["id"])
+    assert (job["state"], job["total"], job["indexed"], job["failed"]) == ("done", 2, 2, 0), job
+    for dog in await all_dogs(client):  # each served as the JPEG browsers show
+        served = await client.get(dog["image_url"])
+        assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
 
 
 async def test_manifests_csv_and_jsonl(client, photos):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +20,8 @@ from tests.security.conftest import peak_rss_mb
 # each now through the dog classifier as well as the embedding model, grew it 120-170 MiB on this 2-core machine.
 MAX_GROWTH_MB = 200
 CONCURRENT = 4
+# 8000x5000 of one colour (the pixel cap) in 25 KB: ~320 MB through libheif (scripts/heic-fixtures.py)
+HEIC_BOMB = Path(__file__).resolve().parents[1] / "fixtures" / "phone" / "bomb.heic"
 
 
 def palette_png_bomb() -> bytes:
@@ -75,7 +78,7 @@ def test_decompression_bombs_are_refused_without_the_memory_they_declare(start_s
     baseline = peak_rss_mb(pid)
 
     refused = {"palette PNG bomb": palette_png_bomb(), "TIFF declaring 36 MP": tiff_declaring(6000, 6000),
-               "BMP declaring 36 MP": bmp_declaring(6000, 6000)}
+               "BMP declaring 36 MP": bmp_declaring(6000, 6000), "HEIC of 40 MP in 25 KB": HEIC_BOMB.read_bytes()}
     for name, data in refused.items():
         assert len(data) < 100_000, name
         for path in ("/v1/search", "/v1/dogs"):

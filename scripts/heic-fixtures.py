@@ -1,0 +1,44 @@
+"""Writes the HEIC files the tests read (tests/fixtures/phone/): dogsearch decodes HEIF but ships no encoder, so they
+are made once, here, with pillow-heif's x265 encoder in a throwaway venv:
+
+    python3 -m venv /tmp/heif-enc && /tmp/heif-enc/bin/pip install pillow-heif==1.9.0
+    /tmp/heif-enc/bin/python scripts/heic-fixtures.py
+
+- beagle.heic: tests/fixtures/dogs/n02088364/ILSVRC2012_val_00005922.jpg as a phone stores it: the pixels as the
+  sensor saw them (a quarter turn off) with the file's rotation (irot) to show them upright, and the private
+  metadata a phone writes (GPS position, camera make and serial, an XMP packet).
+- bomb.heic: 8000x5000 pixels of one colour (40 MP, the default pixel limit) in a few kilobytes.
+- two-images.heic: two images, the second (red, 48x32) the primary one that a viewer shows, the first blue 32x32.
+"""
+from pathlib import Path
+
+import pillow_heif
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "tests" / "fixtures" / "phone"
+XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+       b'<rdf:Description xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" photoshop:City="Secretville"/>'
+       b"</rdf:RDF></x:xmpmeta>")
+
+
+def main() -> None:
+    pillow_heif.register_heif_opener()
+    OUT.mkdir(parents=True, exist_ok=True)
+    upright = Image.open(ROOT / "tests/fixtures/dogs/n02088364/ILSVRC2012_val_00005922.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the pixels below are turned back a quarter: orientation 6 shows them upright
+    exif[0x010F], exif[0xA431] = "Phonemaker", "SERIAL-1234567"  # Make, BodySerialNumber
+    exif.get_ifd(0x8825).update({1: "N", 2: (51.0, 30.0, 26.0), 3: "W", 4: (0.0, 7.0, 39.0)})  # GPS
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)
+    # pillow-heif writes EXIF orientation 6 as the file's irot, as phones do
+    sideways.save(OUT / "beagle.heic", quality=90, exif=exif.tobytes(), xmp=XMP)
+    Image.new("RGB", (8000, 5000), (90, 60, 30)).save(OUT / "bomb.heic", quality=50)
+    blue, red = Image.new("RGB", (32, 32), (0, 0, 255)), Image.new("RGB", (48, 32), (255, 0, 0))
+    blue.save(OUT / "two-images.heic", save_all=True, append_images=[red], primary_index=1, quality=90)
+    for path in sorted(OUT.glob("*.heic")):
+        print(path.relative_to(ROOT), path.stat().st_size, "bytes")
+
+
+if __name__ == "__main__":
+    main()
