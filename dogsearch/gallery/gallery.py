@@ -16,7 +16,7 @@ import numpy as np
 
 from dogsearch.core.boxes import BadBox, Box
 from dogsearch.core.errors import InvalidInput
-from dogsearch.core.images import ImageLimits, ImageRejected
+from dogsearch.core.images import ImageLimits, ImageRejected, thumbnail_jpeg
 from dogsearch.core.judged import JudgedPart
 from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
 from dogsearch.gallery.errors import (
@@ -40,6 +40,7 @@ from dogsearch.search.contract import CollectionMissing
 
 Filter = Mapping[str, Any]
 _PAGE = 256  # entries read at a time when a dog's are all needed
+PREVIEW_PX = 1024  # the longer side of a preview: a photo shown on a page, the dogs' boxes drawn over it
 _MOST_ENTRIES = 1000  # the most nearest entries asked for at once (the search service's default max_k)
 
 
@@ -213,6 +214,12 @@ class Gallery:
         embedding = await self.embedder.embed_dogs([image], whole_if_none=not self.require_dog, vectors=False,
                                                    boxes=None if box is None else [box])
         return embedding.photos[0]
+
+    async def preview(self, image: bytes, side: int = PREVIEW_PX) -> bytes:
+        """The photo as a JPEG any browser shows (a HEIC does not show outside Safari): upright, its longer side at
+        most `side`, without metadata. Decoded under the upload limits, as a search's photo is."""
+        decoded = await asyncio.to_thread(self.limits.decode, image, min_side=side)
+        return await asyncio.to_thread(thumbnail_jpeg, decoded.image, side)
 
     async def update(self, dog_id: str, fields: Mapping[str, Any]) -> Dog:
         """Sets a dog's user fields (checked: fields.user_fields) on every entry of the dog."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 
 import pytest
 
@@ -56,3 +57,25 @@ async def test_ten_clients_at_once_get_correct_answers_and_one_model_load(gatewa
     for i, answer in enumerate(answers):
         assert answer.json()["results"][0]["payload"]["name"] == str(i)
     assert await total(gateway) == 10
+
+
+async def test_a_preview_is_an_upright_jpeg_without_metadata_and_stores_nothing(gateway):
+    """What a browser cannot show (a phone's HEIC outside Safari) it asks the gateway for as a JPEG."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from tests.images import encode
+
+    heic = (Path(__file__).resolve().parents[1] / "fixtures" / "phone" / "beagle.heic").read_bytes()
+    shown = await gateway.post("/v1/preview", files={"image": ("IMG_0001.HEIC", heic)})
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+    assert shown.headers["cache-control"] == "no-store" and b"Secretville" not in shown.content
+    with Image.open(io.BytesIO(shown.content)) as jpeg:
+        assert jpeg.size == (213, 160) and not jpeg.getexif()  # upright; smaller photos keep their size
+    large = encode(Image.new("RGB", (1200, 800), (30, 90, 200)), "JPEG")
+    with Image.open(io.BytesIO((await gateway.post("/v1/preview", files={"image": ("l.jpg", large)})).content)) as jpeg:
+        assert jpeg.size == (1024, 683)
+    refused = await gateway.post("/v1/preview", files={"image": ("x.heic", heic[:2000])})
+    assert refused.status_code == 422 and "truncated or corrupt" in refused.json()["detail"]
+    assert await total(gateway) == 0

@@ -231,7 +231,7 @@ def test_a_bare_api_key_variable_is_not_read(monkeypatch):
     assert GatewaySettings().keyring.open and os.environ["API_KEY"]
 
 
-async def test_a_dog_is_changed_by_its_owner_or_an_admin_and_any_reader_may_detect(tmp_path):
+async def test_a_dog_is_changed_by_its_owner_or_an_admin_and_any_reader_may_detect_and_preview(tmp_path):
     async with gateway_with(tmp_path / "data", api_keys=ENTRIES) as client:
         dog = (await client.post("/v1/dogs", headers=as_("alice"), **upload())).json()["id"]
         patch = {"json": {"breed": "beagle"}}
@@ -246,3 +246,6 @@ async def test_a_dog_is_changed_by_its_owner_or_an_admin_and_any_reader_may_dete
         found = await client.post("/v1/detect", headers=as_("reader"), **upload())
         assert found.status_code == 200 and len(found.json()["dogs"]) == 1  # the detector off: the whole photo
         assert (await client.post("/v1/detect", **upload())).status_code == 401
+        shown = await client.post("/v1/preview", headers=as_("reader"), **upload())
+        assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+        assert (await client.post("/v1/preview", **upload())).status_code == 401

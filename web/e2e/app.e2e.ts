@@ -543,6 +543,26 @@ describe("dogsearch web UI", () => {
     await page.getByText("Dogs 5–8 of 9").waitFor();
   });
 
+  it("shows a phone's HEIC, which Chromium cannot decode, from the server's JPEG, and searches with it", async () => {
+    const heic = join(REPO, "tests/fixtures/phone/beagle.heic");
+    const asked: string[] = [];
+    const onRequest = (r: { url: () => string; method: () => string }) => {
+      if (r.url().endsWith("/v1/preview")) asked.push(r.method());
+    };
+    page.on("request", onRequest);
+    await searchWith(page, heic);
+    await page.getByTestId("result").first().waitFor();
+    await expect(page.getByTestId("result").first().textContent()).resolves.toContain("beagle");
+    // the picked photo on the page: the server's JPEG, upright (the file's pixels are stored a quarter turn off)
+    await page.waitForFunction(() => (document.querySelector(".picker img.preview") as HTMLImageElement)?.naturalWidth > 0);
+    const shown = await page.$eval(".picker img.preview", (i) => [(i as HTMLImageElement).src, (i as HTMLImageElement).naturalWidth, (i as HTMLImageElement).naturalHeight]);
+    expect(shown[0]).toMatch(/^blob:/);
+    expect(shown.slice(1)).toEqual([213, 160]);
+    expect(asked).toEqual(["POST"]); // Chromium could not show the file itself
+    page.off("request", onRequest);
+    await shot(page, "heic-search-desktop.png");
+  });
+
   it("shows the API's reason for a bad file, a too-big file, and a server it cannot reach", async () => {
     await searchWith(page, { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a photo at all") });
     await expect(page.getByRole("alert").textContent()).resolves.toMatch(/image/i);

@@ -247,6 +247,13 @@ export function updateDog(id: string, fields: Partial<Payload>): Promise<Dog> {
   });
 }
 
+/** The photo as a JPEG that any browser shows (the server's; for a phone's HEIC, which only Safari shows). */
+export async function previewOfPhoto(image: File): Promise<Blob> {
+  const form = new FormData();
+  form.append("image", image);
+  return (await send("/v1/preview", { method: "POST", body: form })).blob();
+}
+
 /** The dogs of a photo with their poses; `box`: the pose of the dog in that box alone (the one searched for). */
 export function poseOfPhoto(image: File, box?: Box): Promise<Pose> {
   return json("/v1/pose", { method: "POST", body: poseForm(image, box) });

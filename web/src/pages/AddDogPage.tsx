@@ -7,6 +7,7 @@ import { ReportFields } from "../components/ReportFields";
 import { dogTitle } from "../components/ResultGrid";
 import { addDog, ApiError, detectDogs, messageOf } from "../lib/api";
 import { noDogMessage, percent, topGuess } from "../lib/dogs";
+import { showable } from "../lib/preview";
 import { reportFormFields, type ReportInput } from "../lib/reports";
 import type { Box, BreedGuess, Detection, Dog } from "../lib/types";
 
@@ -41,7 +42,10 @@ export function AddDogPage() {
 
   const onPick = (f: File) => {
     setFile(f);
-    setPreview(URL.createObjectURL(f));
+    const url = URL.createObjectURL(f);
+    setPreview(url);
+    // a photo this browser cannot show (a HEIC) is shown from the server's JPEG of it, once that comes
+    void showable(f, url).then((shown) => shown !== url && setPreview((p) => (p === url ? shown : p)));
     setSaved(null);
     setError(null);
     setDogIndex(0); // the largest dog

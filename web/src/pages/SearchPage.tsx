@@ -18,6 +18,7 @@ import {
 import { guessesText } from "../lib/dogs";
 import { reportSearchFields, STATUS_LABELS, type ReportFilter, type Status } from "../lib/reports";
 import { NO_LIKELY_MATCH } from "../lib/explain";
+import { showable } from "../lib/preview";
 import { useSearchState, type FoundInQuery, type Query, type SearchState } from "../lib/searchState";
 import type { SearchResponse, SearchResult } from "../lib/types";
 
@@ -113,7 +114,15 @@ export function SearchPage() {
       for (const url of [state.query.url, ...(state.query.more ?? []).map((m) => m.url)]) URL.revokeObjectURL(url);
     }
     setMarking(false);
-    void run({ kind: "photo", file, url: URL.createObjectURL(file) });
+    const url = URL.createObjectURL(file);
+    void run({ kind: "photo", file, url });
+    // a photo this browser cannot show (a HEIC) is shown from the server's JPEG of it, once that comes
+    void showable(file, url).then((shown) => {
+      if (shown === url) return;
+      setState((s) =>
+        s.query?.kind === "photo" && s.query.url === url ? { ...s, query: { ...s.query, url: shown } } : s,
+      );
+    });
   };
 
   /** More photos of the same dog: searched together with the first (at most MAX_QUERY_PHOTOS in all). */

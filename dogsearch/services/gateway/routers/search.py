@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Literal
 
-from fastapi import APIRouter, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 
 from dogsearch.core.boxes import parse_box
 from dogsearch.core.errors import TimedOut, TooLarge, Unavailable
@@ -71,6 +71,16 @@ def router(settings: GatewaySettings) -> APIRouter:
         marked = None if box is None else parse_box(box)
         photo = await gallery.detect(await read_upload(image, settings), marked)
         return Detected(width=photo.width, height=photo.height, dogs=found_dogs(photo), seems=list(photo.seems))
+
+    @api.post("/v1/preview", response_class=Response,
+              responses={200: {"content": {"image/jpeg": {}}, "description": "the photo as a JPEG"}})
+    async def preview(gallery: GalleryDep, settings: SettingsDep,
+                      image: UploadFile = File(..., description="a photo")) -> Response:
+        """The photo as a JPEG that any browser shows, for a client to show what it picked (a phone's HEIC shows
+        only in Safari): upright, its longer side at most 1024 px, without the photo's metadata. Nothing is
+        stored."""
+        jpeg = await gallery.preview(await read_upload(image, settings))
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @api.post("/v1/search", response_model=PhotoSearchResponse, responses=NO_DOG)
     async def search_dogs(
