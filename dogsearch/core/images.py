@@ -146,9 +146,12 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
         orientation = _header_orientation(im)
         cost = decode_cost(im)
         if max_decode_bytes is not None and cost > max_decode_bytes:
+            # what the sender can do: the size a photo like it may have, or a JPEG (it shrinks while it decodes)
+            most = max_decode_bytes / (cost / (im.width * im.height)) / 1e6
             raise ImageTooLarge(
                 f"too large to decode: a {im.width}x{im.height} {im.format} of mode {im.mode} needs about "
-                f"{cost >> 20} MiB, limit {max_decode_bytes >> 20} MiB")
+                f"{cost >> 20} MiB, limit {max_decode_bytes >> 20} MiB; send it smaller (at most about "
+                f"{most:.1f} megapixels) or as a JPEG")
         with budget.reserve(cost) if budget else _nothing():
             im.load()  # decodes everything, so a truncated file fails here and not later
             fmt = im.format

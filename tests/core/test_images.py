@@ -261,3 +261,4 @@ def test_a_heif_bomb_is_refused_from_its_header_by_decode_memory():
     with pytest.raises(ImageTooLarge) as info:
         decode_image(bomb, max_bytes=100_000, max_pixels=40_000_000, max_decode_bytes=128 << 20)
     assert "too large to decode" in info.value.reason and "HEIF" in info.value.reason
+    assert "at most about 16.8 megapixels" in info.value.reason  # 8 bytes a pixel within 128 MiB
