@@ -31,8 +31,9 @@ def test_plain_jpeg_decodes_to_rgb():
         (b"", ImageRejected, "empty"),
         (b"this is not an image at all", ImageUnsupported, "not an image"),
         (solid((1, 2, 3))[:300], ImageRejected, "truncated"),
+        (b"\x00\x00\x00\x18ftypisom" + bytes(200), ImageUnsupported, "not an image"),  # a phone's video: HEIF's box
     ],
-    ids=["zero-bytes", "text", "truncated-jpeg"],
+    ids=["zero-bytes", "text", "truncated-jpeg", "mp4-video"],
 )
 def test_bad_files_are_rejected_with_a_reason(data, kind, words):
     err = rejected(data)
