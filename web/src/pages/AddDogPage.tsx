@@ -45,7 +45,11 @@ export function AddDogPage() {
     const url = URL.createObjectURL(f);
     setPreview(url);
     // a photo this browser cannot show (a HEIC) is shown from the server's JPEG of it, once that comes
-    void showable(f, url).then((shown) => shown !== url && setPreview((p) => (p === url ? shown : p)));
+    void showable(f, url).then((shown) => {
+      if (shown === url) return;
+      if (picked.current !== f) URL.revokeObjectURL(shown); // another photo was picked meanwhile
+      else setPreview(shown);
+    });
     setSaved(null);
     setError(null);
     setDogIndex(0); // the largest dog

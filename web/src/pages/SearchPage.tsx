@@ -119,9 +119,11 @@ export function SearchPage() {
     // a photo this browser cannot show (a HEIC) is shown from the server's JPEG of it, once that comes
     void showable(file, url).then((shown) => {
       if (shown === url) return;
-      setState((s) =>
-        s.query?.kind === "photo" && s.query.url === url ? { ...s, query: { ...s.query, url: shown } } : s,
-      );
+      setState((s) => {
+        if (s.query?.kind === "photo" && s.query.url === url) return { ...s, query: { ...s.query, url: shown } };
+        URL.revokeObjectURL(shown); // another photo was picked meanwhile
+        return s;
+      });
     });
   };
 
