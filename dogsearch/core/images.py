@@ -137,9 +137,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
     The decode's peak memory is estimated from the header first (decode_cost): over `max_decode_bytes` it is
     refused (a 5 KB palette PNG can declare 40 MP); under, it waits for room in `budget`, if any."""
     with _reading():
+        # An image opens at the frame a viewer shows: an animation's first, a HEIF's primary (not always its first).
         im = _open(data, max_bytes, max_pixels)
-        if im.format != "HEIF":
-            im.seek(0)  # an animation's first frame; a HEIF opens at its primary image, which need not be the first
         width, height = im.size  # the photo's own, before any shrink on load
         if min_side and im.format in ("JPEG", "MPO"):
             im.draft(None, (min_side, min_side))  # only picks the scale; pixels come with load()
