@@ -9,6 +9,8 @@ are made once, here, with pillow-heif's x265 encoder in a throwaway venv:
   metadata a phone writes (GPS position, camera make and serial, an XMP packet).
 - bomb.heic: 8000x5000 pixels of one colour (40 MP, the default pixel limit) in a few kilobytes.
 - two-images.heic: two images, the second (red, 48x32) the primary one that a viewer shows, the first blue 32x32.
+- iphone-24mp.heic: the beagle's photo at 5712x4284, the size of an iPhone's photo from the 15 on (24 MP), with when
+  and where it was taken (EXIF DateTimeOriginal, OffsetTimeOriginal, GPS), at a low quality to stay small.
 """
 from pathlib import Path
 
@@ -36,6 +38,11 @@ def main() -> None:
     Image.new("RGB", (8000, 5000), (90, 60, 30)).save(OUT / "bomb.heic", quality=50)
     blue, red = Image.new("RGB", (32, 32), (0, 0, 255)), Image.new("RGB", (48, 32), (255, 0, 0))
     blue.save(OUT / "two-images.heic", save_all=True, append_images=[red], primary_index=1, quality=90)
+    taken = Image.Exif()
+    taken.get_ifd(0x8769).update({0x9003: "2026:11:30 18:05:09", 0x9011: "+01:00"})  # DateTimeOriginal, its offset
+    taken.get_ifd(0x8825).update({1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 18.0)})  # GPS
+    upright.resize((5712, 4284), Image.Resampling.BICUBIC).save(OUT / "iphone-24mp.heic", quality=30,
+                                                                  exif=taken.tobytes())
     for path in sorted(OUT.glob("*.heic")):
         print(path.relative_to(ROOT), path.stat().st_size, "bytes")
 

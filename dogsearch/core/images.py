@@ -25,9 +25,11 @@ ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO",
 # The file names of those formats: what a folder of photos is searched for.
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo",
                             ".heic", ".heif", ".avif"})
-# The most memory one decode may take by default (its estimated peak, decode_cost): a JPEG of any allowed size
-# shrunk on load, a 33 MP RGB, 26 MP palette or 16 MP RGBA PNG (docs/security.md).
-MAX_DECODE_BYTES = 128 * 1024 * 1024
+# The most memory one decode may take by default (its estimated peak, decode_cost): a phone's photo as it comes, an
+# iPhone's 24 MP HEIC included (187 MiB), a JPEG of any allowed size shrunk on load, a PNG of up to the pixel limit
+# (RGB or palette) or 25 MP RGBA. All of a service's decodes share DECODE_MEMORY_BYTES, so one that large goes alone.
+MAX_DECODE_BYTES = 192 * 1024 * 1024
+DECODE_MEMORY_BYTES = 256 * 1024 * 1024
 # How long a decode waits for the others in flight to leave it room before the request is answered 503.
 DECODE_WAIT_S = 30.0
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dogsearch.core.images import MAX_DECODE_BYTES, DecodeBudget, ImageLimits
+from dogsearch.core.images import DECODE_MEMORY_BYTES, MAX_DECODE_BYTES, DecodeBudget, ImageLimits
 
 LogFormat = Literal["json", "text"]
 MAX_DECODE_HELP = ("the most memory one photo's decode may take, estimated from its header (mode, size, format): a "
@@ -75,7 +75,7 @@ class InferenceSettings(ServiceSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=10_000)
     max_decode_bytes: int = Field(MAX_DECODE_BYTES, ge=1024 * 1024, description=MAX_DECODE_HELP)
-    decode_memory_bytes: int = Field(2 * MAX_DECODE_BYTES, ge=1024 * 1024, description=DECODE_MEMORY_HELP)
+    decode_memory_bytes: int = Field(DECODE_MEMORY_BYTES, ge=1024 * 1024, description=DECODE_MEMORY_HELP)
 
     def image_limits(self) -> ImageLimits:
         """The limits the service decodes photos under, with the budget all its decodes share."""

@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dogsearch.core.images import ImageRejected, ImageTooLarge, ImageUnsupported, decode_image, thumbnail_jpeg
+from dogsearch.core.images import (
+    MAX_DECODE_BYTES,
+    ImageLimits,
+    ImageRejected,
+    ImageTooLarge,
+    ImageUnsupported,
+    decode_image,
+    thumbnail_jpeg,
+)
 from tests.images import encode, solid
 
 LIMITS = {"max_bytes": 100_000, "max_pixels": 1_000_000}
@@ -260,6 +268,17 @@ def test_a_file_cut_short_within_its_header_is_damaged_not_foreign(fmt):
 def test_a_heif_bomb_is_refused_from_its_header_by_decode_memory():
     bomb = (PHONE / "bomb.heic").read_bytes()  # 40 MP of one colour in 25 KB: ~320 MB to decode
     with pytest.raises(ImageTooLarge) as info:
-        decode_image(bomb, max_bytes=100_000, max_pixels=40_000_000, max_decode_bytes=128 << 20)
+        decode_image(bomb, max_bytes=100_000, max_pixels=40_000_000, max_decode_bytes=MAX_DECODE_BYTES)
     assert "too large to decode" in info.value.reason and "HEIF" in info.value.reason
-    assert "at most about 16.8 megapixels" in info.value.reason  # 8 bytes a pixel within 128 MiB
+    assert "at most about 25.2 megapixels" in info.value.reason  # 8 bytes a pixel within 192 MiB
+
+
+def test_an_iphones_24_megapixel_heic_decodes_under_the_default_limits():
+    """iPhones from the 15 on store 24 MP HEICs (5712x4284): 187 MiB to decode, which the default takes; the
+    limit before (128 MiB) refused every one of them."""
+    data = (PHONE / "iphone-24mp.heic").read_bytes()
+    out = ImageLimits(20 << 20, 40_000_000).decode(data, min_side=768)
+    assert (out.format, out.width, out.height) == ("HEIF", 5712, 4284)
+    assert 768 <= min(out.image.size) < 4284  # shrunk after the decode
+    with pytest.raises(ImageTooLarge, match="needs about 186 MiB, limit 128 MiB"):
+        decode_image(data, max_bytes=20 << 20, max_pixels=40_000_000, max_decode_bytes=128 << 20)

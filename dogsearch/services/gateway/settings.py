@@ -9,7 +9,7 @@ from pydantic import AliasChoices, Field, HttpUrl, PrivateAttr, SecretStr, field
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from dogsearch.core.access import ApiKey, InvalidKeyEntry, Keyring, read_entries
-from dogsearch.core.images import MAX_DECODE_BYTES
+from dogsearch.core.images import DECODE_MEMORY_BYTES, MAX_DECODE_BYTES
 from dogsearch.core.settings import (
     DECODE_MEMORY_HELP,
     MAX_DECODE_HELP,
@@ -44,7 +44,7 @@ class GatewaySettings(ServiceSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(40_000_000, ge=10_000)
     max_decode_bytes: int = Field(MAX_DECODE_BYTES, ge=1024 * 1024, description=MAX_DECODE_HELP)
-    decode_memory_bytes: int = Field(2 * MAX_DECODE_BYTES, ge=1024 * 1024, description=DECODE_MEMORY_HELP)
+    decode_memory_bytes: int = Field(DECODE_MEMORY_BYTES, ge=1024 * 1024, description=DECODE_MEMORY_HELP)
     thumbnail_px: int = Field(256, ge=32, le=2048)
     max_k: int = Field(100, ge=1, le=1000)
     require_dog: bool = Field(True, description="a photo in which the embedder's detector finds no dog is refused "
