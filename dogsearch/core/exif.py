@@ -1,4 +1,5 @@
-"""A photo's copy for the public: without its metadata (EXIF: where it was taken, the camera's serial number, the
+"""A photo's metadata: when and where the photo says it was taken (`taken`), and its copy for the public without its
+metadata (EXIF: where it was taken, the camera's serial number, the
 owner's name; XMP; IPTC; comments; embedded thumbnails), its pixels untouched.
 
 JPEG, PNG and WebP are rewritten losslessly: their metadata segments or chunks are dropped and nothing is
@@ -12,8 +13,12 @@ copy is a JPEG of the decoded photo (`public_jpeg`), the one copy that is encode
 from __future__ import annotations
 
 import io
+import math
 import struct
 import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from PIL import Image
 
@@ -46,6 +51,81 @@ def strip_private(data: bytes, fmt: str) -> bytes:
     except (IndexError, ValueError, SyntaxError, struct.error, OSError, Image.DecompressionBombError) as exc:
         raise MetadataUnreadable(f"cannot take the metadata out of this {fmt}: {exc}") from exc
     return data
+
+
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_DATE_TIME_ORIGINAL, _OFFSET_TIME_ORIGINAL = 0x9003, 0x9011
+_GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON, _GPS_TIME, _GPS_STATUS, _GPS_DATE = 1, 2, 3, 4, 7, 9, 29
+
+
+@dataclass(frozen=True)
+class Taken:
+    """When and where a photo says it was taken (its EXIF, as a camera or phone writes it)."""
+
+    at: datetime | None = None  # aware: the camera's time with its zone, or the GPS time (UTC)
+    local: datetime | None = None  # the camera's time when its zone is unknown (naive): `at` is not guessed from it
+    where: tuple[float, float] | None = None  # (latitude, longitude) in degrees, from the GPS position
+
+
+def taken(exif: Image.Exif) -> Taken:
+    """When and where `exif` says its photo was taken. A value that is absent, malformed or impossible is left out:
+    the photo then does not say it."""
+    main, gps = exif.get_ifd(_EXIF_IFD), exif.get_ifd(_GPS_IFD)
+    local = _exif_time(main.get(_DATE_TIME_ORIGINAL) or exif.get(_DATE_TIME_ORIGINAL))
+    offset = _offset(main.get(_OFFSET_TIME_ORIGINAL))
+    at = local.replace(tzinfo=offset).astimezone(UTC) if local and offset else _gps_time(gps)
+    return Taken(at=at, local=None if at else local, where=_gps_position(gps))
+
+
+def _exif_time(value: Any) -> datetime | None:
+    """EXIF's "YYYY:MM:DD HH:MM:SS" (cameras that never had their clock set write zeros or spaces)."""
+    try:
+        return datetime.strptime(str(value).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+
+
+def _offset(value: Any) -> timezone | None:
+    """EXIF's "+HH:MM" offset from UTC of the time beside it."""
+    text = str(value).strip("\x00 ") if value is not None else ""
+    if len(text) != 6 or text[0] not in "+-" or text[3] != ":" or not (text[1:3] + text[4:]).isdigit():
+        return None
+    minutes = int(text[1:3]) * 60 + int(text[4:])
+    return timezone(timedelta(minutes=-minutes if text[0] == "-" else minutes)) if minutes <= 14 * 60 else None
+
+
+def _gps_time(gps: dict) -> datetime | None:
+    """The GPS receiver's date and time of the position, in UTC."""
+    try:
+        day = datetime.strptime(str(gps[_GPS_DATE]).strip("\x00 "), "%Y:%m:%d")
+        hours, minutes, seconds = (float(v) for v in gps[_GPS_TIME])
+        at = day + timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    return at.replace(tzinfo=UTC) if 0 <= hours < 24 and 0 <= minutes < 60 and 0 <= seconds < 61 else None
+
+
+def _gps_position(gps: dict) -> tuple[float, float] | None:
+    if str(gps.get(_GPS_STATUS, "A")).strip("\x00 ") == "V":  # "void": the receiver had no fix
+        return None
+    try:
+        lat = _degrees(gps[_GPS_LAT], gps[_GPS_LAT_REF], "NS")
+        lon = _degrees(gps[_GPS_LON], gps[_GPS_LON_REF], "EW")
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat, lon) == (0.0, 0.0):
+        return None  # (0, 0) is what some cameras write without a fix, not a dog in the Gulf of Guinea
+    return round(lat, 7), round(lon, 7)  # a centimetre: no more than a receiver knows, and no float noise
+
+
+def _degrees(dms: Any, ref: Any, signs: str) -> float:
+    """EXIF's (degrees, minutes, seconds) rationals and its N/S or E/W reference -> signed degrees."""
+    degrees, minutes, seconds = (float(v) for v in dms)
+    value = degrees + minutes / 60 + seconds / 3600
+    hemisphere = str(ref).strip("\x00 ").upper()
+    if hemisphere not in (signs[0], signs[1]) or not math.isfinite(value) or min(degrees, minutes, seconds) < 0:
+        raise ValueError(f"not a position: {dms!r} {ref!r}")
+    return -value if hemisphere == signs[1] else value
 
 
 def public_jpeg(image: Image.Image) -> bytes:

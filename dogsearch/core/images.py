@@ -102,6 +102,9 @@ class ImageLimits:
         return decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels, min_side=min_side,
                             max_decode_bytes=self.max_decode_bytes, budget=self.budget)
 
+    def exif(self, data: bytes) -> Image.Exif:
+        return read_exif(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
 
 def check_size(data: bytes, max_bytes: int) -> None:
     if not data:
@@ -127,6 +130,16 @@ def probe_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
     with _reading():
         im = _open(data, max_bytes, max_pixels)
         return _info(im)
+
+
+def read_exif(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Exif:
+    """A photo's EXIF (empty when it has none), checked as probe_image checks the photo: no pixels decoded."""
+    with _reading():
+        im = _open(data, max_bytes, max_pixels)
+        # Not im.getexif(): a PNG whose header holds none decodes the whole image to look for one after the pixels,
+        # outside the decode budget. The EXIF a format keeps in its header (JPEG, WebP, HEIF, AVIF, TIFF, PNG's
+        # before its pixels) is read as Pillow reads it.
+        return Image.Image.getexif(im)
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int | None = None,

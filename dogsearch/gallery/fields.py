@@ -21,6 +21,10 @@ from dogsearch.search.filters import utc_instant
 Writer = Literal["user", "server", "job"]
 Scalar = str | int | float | bool
 STATUSES = ("lost", "found", "sighted", "home", "shelter")
+# A report's `seen_at` or `location` given as this word, where a photo is added: when or where the photo was taken
+# (its EXIF), filled in where the photo is read (gallery/reports.py, from_photo).
+FROM_PHOTO = "photo"
+PHOTO_FIELDS = ("seen_at", "location")
 
 
 class InvalidFields(InvalidInput):
@@ -160,9 +164,11 @@ def check_fields_size(fields: dict[str, Any], what: str = "fields") -> None:
         raise FieldsOverLimit(f"{what}: {size} bytes of fields, limit {MAX_FIELDS_BYTES}")
 
 
-def user_fields(fields: dict[str, Any]) -> dict[str, Any]:
+def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str, Any]:
     """The fields a user gives a dog, checked: names, no field the server or a job writes, each defined field's own
-    check (a status, a location, a time), any other a scalar or a list of scalars. Returns them as stored."""
+    check (a status, a location, a time), any other a scalar or a list of scalars. Returns them as stored, but for
+    `seen_at` and `location` given as FROM_PHOTO where a photo is added (`from_photo`): those stay the word, for
+    reports.from_photo to fill in from the photo."""
     out = {}
     for key, value in fields.items():
         if not _KEY.match(key):
@@ -170,6 +176,12 @@ def user_fields(fields: dict[str, Any]) -> dict[str, Any]:
         field = BY_NAME.get(key)
         if field is not None and field.writer != "user":
             raise InvalidFields(f"field {key!r} is set by the {field.writer}")
+        if key in PHOTO_FIELDS and value == FROM_PHOTO:
+            if not from_photo:
+                raise InvalidFields(f"field {key!r}: {FROM_PHOTO!r} (the photo's own) is for adding a photo; give "
+                                    f"the {'time' if key == 'seen_at' else 'place'} itself here")
+            out[key] = value
+            continue
         if field is not None and field.check is not None:
             out[key] = field.check(value)
             continue

@@ -16,6 +16,7 @@ import numpy as np
 
 from dogsearch.core.boxes import BadBox, Box
 from dogsearch.core.errors import InvalidInput
+from dogsearch.core.exif import taken
 from dogsearch.core.images import ImageLimits, ImageRejected, thumbnail_jpeg
 from dogsearch.core.judged import JudgedPart
 from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
@@ -35,6 +36,7 @@ from dogsearch.gallery.judged import JudgedParts
 from dogsearch.gallery.multiquery import Rule, mean_query
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, Match, Page, Photo
+from dogsearch.gallery.reports import PhotoReport, photo_report
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
@@ -220,6 +222,11 @@ class Gallery:
         most `side`, without metadata. Decoded under the upload limits, as a search's photo is."""
         decoded = await asyncio.to_thread(self.limits.decode, image, min_side=side)
         return await asyncio.to_thread(thumbnail_jpeg, decoded.image, side)
+
+    async def taken(self, image: bytes) -> PhotoReport:
+        """When and where the photo says it was taken (its EXIF), as a report's fields, for a client to offer them
+        before it adds the photo. Only the header is read."""
+        return photo_report(taken(await asyncio.to_thread(self.limits.exif, image)))
 
     async def update(self, dog_id: str, fields: Mapping[str, Any]) -> Dog:
         """Sets a dog's user fields (checked: fields.user_fields) on every entry of the dog."""

@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dogsearch.core.boxes import BadBox, Box, clip_marked
+from dogsearch.core.exif import taken
 from dogsearch.core.images import DecodedImage, ImageInfo, ImageLimits
 from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
 from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, entry_id, marked_entry_id, photo_dogs, photo_id, sha256_hex
+from dogsearch.gallery.reports import asks_photo, from_photo, photo_report
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
@@ -82,6 +84,14 @@ class Ingestor:
         embedder decodes a copy of its own for the model, thumbnails are made later from the stored photo).
         Blocking."""
         return self.limits.decode(data, min_side=SHRUNK_SIDE)
+
+    def report_from_photo(self, fields: dict[str, Any], data: bytes) -> dict[str, Any]:
+        """`fields` (checked by user_fields with from_photo) with a `seen_at` or `location` given as "photo" set to
+        when or where the photo `data` was taken, from its EXIF; InvalidFields when it does not say. Blocking (reads
+        the photo's header)."""
+        if not asks_photo(fields):
+            return fields
+        return from_photo(fields, photo_report(taken(self.limits.exif(data))))
 
     async def stored(self, entry_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """{id: stored entry} for the stored ones among `entry_ids`, in one call."""

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from dogsearch.gallery.fields import STATUSES, InvalidFields, parse_location
+from dogsearch.core.exif import Taken
+from dogsearch.gallery.fields import FROM_PHOTO, PHOTO_FIELDS, STATUSES, InvalidFields, parse_location
 from dogsearch.search.filters import utc_instant
 
 # Whose reports answer a report of each status. `home` ends a report: it answers none, and no search for a
@@ -92,6 +93,47 @@ def report_query(near: str | None = None, radius_km: float | None = None, seen_a
             raise InvalidReportQuery("give status or for_status, not both")
         statuses = counterparts(for_status)
     return ReportQuery(place, radius_km, after and after.isoformat(), before and before.isoformat(), statuses)
+
+
+@dataclass(frozen=True)
+class PhotoReport:
+    """When and where a photo says it was taken, as a report's fields (`seen_at` RFC 3339 in UTC, `location`
+    {"lat", "lon"}), and for each it does not say, why."""
+
+    seen_at: str | None
+    location: dict[str, float] | None
+    unknown: dict[str, str]
+
+
+def photo_report(taken: Taken) -> PhotoReport:
+    """A photo's EXIF (core/exif.py) as a report. A camera's time without its zone is not taken: read as UTC, as a
+    time without a zone is elsewhere, it could be hours off."""
+    unknown = {}
+    if taken.at is None:
+        unknown["seen_at"] = (f"the photo says it was taken at {taken.local:%Y-%m-%d %H:%M:%S} but not in which time "
+                              "zone" if taken.local else "the photo does not say when it was taken")
+    if taken.where is None:
+        unknown["location"] = "the photo does not say where it was taken (no GPS position)"
+    return PhotoReport(seen_at=taken.at and taken.at.astimezone(UTC).isoformat(),
+                       location=taken.where and {"lat": taken.where[0], "lon": taken.where[1]}, unknown=unknown)
+
+
+def asks_photo(fields: Mapping[str, Any]) -> bool:
+    """Whether a report field is given as the photo's own (FROM_PHOTO)."""
+    return any(fields.get(key) == FROM_PHOTO for key in PHOTO_FIELDS)
+
+
+def from_photo(fields: Mapping[str, Any], report: PhotoReport) -> dict[str, Any]:
+    """`fields` with each report field given as FROM_PHOTO set to the photo's own; InvalidFields (a 422, nothing
+    stored) when the photo does not say it: it was asked for, so it is not left out quietly."""
+    out = dict(fields)
+    for key in PHOTO_FIELDS:
+        if out.get(key) == FROM_PHOTO:
+            value = getattr(report, key)
+            if value is None:
+                raise InvalidFields(f"{key}={FROM_PHOTO}: {report.unknown[key]}; give {key} yourself")
+            out[key] = value
+    return out
 
 
 def counterparts(status: str) -> tuple[str, ...]:

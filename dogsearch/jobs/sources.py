@@ -91,7 +91,7 @@ def check_fields(fields: dict[str, Any], where: str, limits: FieldLimits | None 
     if size > limits.fields_bytes:
         raise FieldsTooLarge(f"{where}: fields too large: {size} bytes as JSON, limit {limits.fields_bytes}")
     try:
-        return user_fields(fields)
+        return user_fields(fields, from_photo=True)  # `seen_at`/`location` "photo": filled as each photo is read
     except InvalidFields as exc:
         raise JobInputError(f"{where}: {exc.reason}") from exc
 

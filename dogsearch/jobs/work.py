@@ -20,7 +20,7 @@ from dogsearch.core.boxes import BadBox, Box, as_box, clip_marked
 from dogsearch.core.errors import DogsearchError, InvalidInput, without_paths
 from dogsearch.core.images import DecodedImage, ImageRejected
 from dogsearch.gallery.errors import NoDogFound, PhotoOfAnotherDog
-from dogsearch.gallery.fields import JOB_FIELDS, own_fields
+from dogsearch.gallery.fields import JOB_FIELDS, InvalidFields, own_fields
 from dogsearch.gallery.ingest import Ingestor, Upload
 from dogsearch.gallery.records import Dog, marked_entry_id
 from dogsearch.jobs import phash as ph
@@ -111,10 +111,11 @@ def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields:
         item.decoded = ingestor.decode(data)
         if box is not None:
             item.marked = clip_marked(as_box(box), item.decoded.width, item.decoded.height)
-    except (ImageRejected, PhotoUnreadable, BadBox) as exc:
+        item.fields = ingestor.report_from_photo(fields, data)
+    except (ImageRejected, PhotoUnreadable, BadBox, InvalidFields) as exc:
         item.error = without_paths(exc.reason)
         return item
-    item.upload = Upload(data, fields, owner=owner)
+    item.upload = Upload(data, item.fields, owner=owner)
     item.phash = ph.dhash(item.decoded.image)
     return item
 

@@ -1,16 +1,23 @@
-"""gallery/reports.py: a search's report fields -> the store's filter, the lost <-> found rule, distances."""
+"""gallery/reports.py: a search's report fields -> the store's filter, the lost <-> found rule, distances, and a
+report's time and place from its photo."""
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 
-from dogsearch.gallery.fields import STATUSES
+from dogsearch.core.exif import Taken
+from dogsearch.gallery.fields import STATUSES, InvalidFields, user_fields
 from dogsearch.gallery.reports import (
     COUNTERPARTS,
     InvalidReportQuery,
     Place,
+    asks_photo,
     counterparts,
     distance_from,
     distance_km,
+    from_photo,
+    photo_report,
     report_query,
 )
 
@@ -55,3 +62,29 @@ def test_distances_on_the_sphere():
     assert distance_from(Place(0, 0), {}) is None
     for odd in ({"lat": 1}, {"lat": "1", "lon": 2}, {"lat": True, "lon": 2}, [1, 2], "1,2"):  # not a stored place
         assert distance_from(Place(0, 0), {"location": odd}) is None
+
+
+def test_a_report_from_the_photo_is_filled_in_or_refused_with_the_reason():
+    said = photo_report(Taken(at=datetime(2026, 11, 30, 17, 5, 9, tzinfo=UTC), where=(52.52, 13.405)))
+    assert (said.seen_at, said.location, said.unknown) == ("2026-11-30T17:05:09+00:00", {"lat": 52.52, "lon": 13.405},
+                                                           {})
+    asked = user_fields({"name": "Rex", "seen_at": "photo", "location": "photo"}, from_photo=True)
+    assert asks_photo(asked) and not asks_photo({"seen_at": "2026-11-30T17:05:09+00:00"})
+    assert from_photo(asked, said) == {"name": "Rex", "seen_at": "2026-11-30T17:05:09+00:00",
+                                       "location": {"lat": 52.52, "lon": 13.405}}
+
+    zoneless = photo_report(Taken(local=datetime(2026, 11, 30, 18, 5, 9)))
+    assert zoneless.seen_at is None and zoneless.location is None
+    with pytest.raises(InvalidFields, match="seen_at=photo: the photo says it was taken at 2026-11-30 18:05:09 but "
+                                            "not in which time zone; give seen_at yourself"):
+        from_photo({"seen_at": "photo"}, zoneless)
+    with pytest.raises(InvalidFields, match="location=photo: the photo does not say where it was taken"):
+        from_photo({"location": "photo", "seen_at": "2026-11-30"}, zoneless)
+    assert from_photo({"seen_at": "2026-11-30T00:00:00+00:00"}, zoneless) == {"seen_at": "2026-11-30T00:00:00+00:00"}
+
+
+@pytest.mark.parametrize("key", ["seen_at", "location"])
+def test_the_photos_own_is_for_adding_a_photo_only(key):
+    """PATCH has no photo to read: "photo" there is refused as such, not stored as the word."""
+    with pytest.raises(InvalidFields, match="is for adding a photo"):
+        user_fields({key: "photo"})

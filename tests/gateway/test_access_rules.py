@@ -20,6 +20,7 @@ from tests.jobs.servers import REDIS_URL, redis_db
     ("POST", "/v1/pose", "search"),
     ("POST", "/v1/detect", "search"),
     ("POST", "/v1/preview", "search"),
+    ("POST", "/v1/taken", "search"),
     ("POST", "/v1/dogs", "write"),
     ("PATCH", "/v1/dogs/x", "write"),  # and the dog's owner, or admin
     ("DELETE", "/v1/dogs/x", "write"),  # and the dog's owner, or admin (routers/dogs.py)

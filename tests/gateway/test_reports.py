@@ -3,9 +3,10 @@ status, lost <-> found, and the distance and time on each result."""
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from tests.gateway.helpers import BLUE, DARK_RED, GREEN, RED, add, search
-from tests.images import solid
+from tests.images import encode, solid
 
 BERLIN, POTSDAM, HAMBURG = "52.52,13.405", "52.39,13.065", "53.551,9.993"
 
@@ -154,3 +155,62 @@ async def test_more_like_this_checks_its_fields_too(gateway):
     assert r.status_code == 422 and "radius_km needs near" in r.json()["detail"]
     r = await gateway.get(f"/v1/dogs/{plain}/similar", params={"seen_after": "x"})
     assert r.status_code == 422 and "seen_after" in r.json()["detail"]
+
+
+def photo_taken(color, when: str | None = "2026:11:30 18:05:09", offset: str | None = "+01:00",
+                gps: bool = True) -> bytes:
+    """A phone's JPEG: when it was taken (with its zone) and where (52.52 N, 13.405 E)."""
+    exif = Image.Exif()
+    if when:
+        exif.get_ifd(0x8769).update({0x9003: when, **({0x9011: offset} if offset else {})})
+    if gps:
+        exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 18.0)})
+    return encode(Image.new("RGB", (64, 48), color), "JPEG", exif=exif.tobytes())
+
+
+async def test_a_report_takes_when_and_where_from_the_photo(gateway):
+    r = await add(gateway, photo_taken(RED), name="both", status="found", seen_at="photo", location="photo")
+    assert r.status_code == 201, r.text
+    assert {k: r.json()["payload"][k] for k in ("status", "seen_at", "location")} == {
+        "status": "found", "seen_at": "2026-11-30T17:05:09+00:00", "location": {"lat": 52.52, "lon": 13.405}}
+    # in `payload` too; the photo's time not asked for, not taken
+    r = await gateway.post("/v1/dogs", files={"image": ("d.jpg", photo_taken(GREEN))},
+                           data={"name": "place", "payload": '{"status": "found", "location": "photo"}'})
+    assert r.status_code == 201 and r.json()["payload"]["location"] == {"lat": 52.52, "lon": 13.405}, r.text
+    assert "seen_at" not in r.json()["payload"]
+    # searched by place and time like any report: Berlin is 27 km from Potsdam, 255 from Hamburg
+    assert names(await search(gateway, solid(RED), near=POTSDAM, radius_km="30")) == ["both", "place"]
+    assert names(await search(gateway, solid(RED), near=POTSDAM, radius_km="30", seen_after="2026-11-30")) == ["both"]
+    assert names(await search(gateway, solid(RED), near=HAMBURG, radius_km="30")) == []
+
+
+@pytest.mark.parametrize(("photo", "fields", "words"), [
+    (photo_taken(RED, gps=False), {"location": "photo"}, "location=photo: the photo does not say where it was taken"),
+    (photo_taken(RED, offset=None), {"seen_at": "photo"},
+     "seen_at=photo: the photo says it was taken at 2026-11-30 18:05:09 but not in which time zone"),
+    (solid(RED), {"seen_at": "photo"}, "seen_at=photo: the photo does not say when it was taken"),
+])
+async def test_a_report_from_a_photo_that_does_not_say_is_422_and_nothing_is_stored(gateway, photo, fields, words):
+    r = await add(gateway, photo, **fields)
+    assert r.status_code == 422 and words in r.json()["detail"], r.text
+    assert (await gateway.get("/v1/dogs")).json()["total"] == 0
+
+
+async def test_patch_has_no_photo_to_read(gateway):
+    dog = await reported(gateway, RED)
+    r = await gateway.patch(f"/v1/dogs/{dog}", json={"seen_at": "photo"})
+    assert r.status_code == 422 and "is for adding a photo" in r.json()["detail"], r.text
+
+
+async def test_when_and_where_a_photo_was_taken_is_offered_before_it_is_added(gateway):
+    r = await gateway.post("/v1/taken", files={"image": ("IMG_0001.JPG", photo_taken(RED))})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"seen_at": "2026-11-30T17:05:09+00:00", "location": {"lat": 52.52, "lon": 13.405},
+                        "unknown": {}}
+    r = await gateway.post("/v1/taken", files={"image": ("d.jpg", photo_taken(RED, offset=None, gps=False))})
+    assert r.json() == {"seen_at": None, "location": None, "unknown": {
+        "seen_at": "the photo says it was taken at 2026-11-30 18:05:09 but not in which time zone",
+        "location": "the photo does not say where it was taken (no GPS position)"}}
+    assert (await gateway.get("/v1/dogs")).json()["total"] == 0  # nothing stored
+    r = await gateway.post("/v1/taken", files={"image": ("x.txt", b"not a photo at all")})
+    assert r.status_code == 415, r.text

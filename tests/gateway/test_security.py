@@ -232,6 +232,7 @@ def test_a_bare_api_key_variable_is_not_read(monkeypatch):
 
 
 async def test_a_dog_is_changed_by_its_owner_or_an_admin_and_any_reader_may_detect_and_preview(tmp_path):
+    """... and read when and where a photo was taken (POST /v1/taken), which stores nothing either."""
     async with gateway_with(tmp_path / "data", api_keys=ENTRIES) as client:
         dog = (await client.post("/v1/dogs", headers=as_("alice"), **upload())).json()["id"]
         patch = {"json": {"breed": "beagle"}}
@@ -249,3 +250,5 @@ async def test_a_dog_is_changed_by_its_owner_or_an_admin_and_any_reader_may_dete
         shown = await client.post("/v1/preview", headers=as_("reader"), **upload())
         assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
         assert (await client.post("/v1/preview", **upload())).status_code == 401
+        assert (await client.post("/v1/taken", headers=as_("reader"), **upload())).status_code == 200
+        assert (await client.post("/v1/taken", **upload())).status_code == 401

@@ -66,6 +66,47 @@ async def test_a_folder_of_phone_photos_is_indexed_heic_and_avif_too(client, tmp
         assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
 
 
+def phone_jpeg(color: tuple[int, int, int], gps: tuple[float, float] | None) -> bytes:
+    """A phone's photo: when it was taken (with its zone) and, given `gps` (N and E, whole degrees), where."""
+    from PIL import Image
+
+    from tests.images import encode
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update({0x9003: "2026:11:30 18:05:09", 0x9011: "+01:00"})
+    if gps:
+        exif.get_ifd(0x8825).update({1: "N", 2: (gps[0], 0.0, 0.0), 3: "E", 4: (gps[1], 0.0, 0.0)})
+    return encode(Image.new("RGB", (64, 48), color), "JPEG", exif=exif.tobytes())
+
+
+async def test_a_job_takes_each_photos_time_and_place_where_asked(client, tmp_path):
+    """A volunteer's sightings copied off a phone: `seen_at` and `location` "photo" for the whole job, or in a
+    manifest's cells. A photo that does not say what was asked of it fails with the reason; the others are stored."""
+    folder = tmp_path / "in" / "sightings"
+    folder.mkdir(parents=True)
+    (folder / "IMG_0001.JPG").write_bytes(phone_jpeg((200, 40, 40), (52, 13)))
+    (folder / "IMG_0002.JPG").write_bytes(phone_jpeg((40, 200, 40), (48, 11)))
+    (folder / "IMG_0003.JPG").write_bytes(phone_jpeg((40, 40, 200), None))  # GPS was off
+    r = await client.post("/v1/jobs/index", json={"path": str(folder), "payload": {
+        "status": "sighted", "seen_at": "photo", "location": "photo"}})
+    job = await wait_job(client, r.json()["id"])
+    assert (job["state"], job["indexed"], job["failed"]) == ("done", 2, 1), job
+    assert job["errors"] == [{"file": "IMG_0003.JPG", "reason": "location=photo: the photo does not say where it "
+                                                                "was taken (no GPS position); give location yourself"}]
+    reports = {(d["payload"]["seen_at"], d["payload"]["location"]["lat"]) for d in await all_dogs(client)}
+    assert reports == {("2026-11-30T17:05:09+00:00", 52.0), ("2026-11-30T17:05:09+00:00", 48.0)}
+
+    # a manifest asks it of one photo and gives the other's place itself
+    (folder / "IMG_0004.JPG").write_bytes(phone_jpeg((90, 90, 20), (50, 8)))
+    (folder / "IMG_0005.JPG").write_bytes(phone_jpeg((20, 90, 90), None))
+    (folder / "labels.csv").write_text('path,location\nIMG_0004.JPG,photo\nIMG_0005.JPG,"47.37,8.54"\n')
+    r = await client.post("/v1/jobs/index", json={"path": str(folder), "labels": "csv"})
+    job = await wait_job(client, r.json()["id"])
+    assert (job["state"], job["indexed"], job["failed"]) == ("done", 2, 0), job
+    places = {d["payload"]["location"]["lat"] for d in await all_dogs(client)}
+    assert places == {52.0, 48.0, 50.0, 47.37}
+
+
 async def test_manifests_csv_and_jsonl(client, photos):
     files = sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.jpg"))
     rows = "".join(f"{f},dog{i},b{i % 3}\n" for i, f in enumerate(files[:5]))

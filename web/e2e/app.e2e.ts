@@ -444,6 +444,28 @@ describe("dogsearch web UI", () => {
     expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);
   });
 
+  it("fills a report in from where and when a phone's photo was taken, for the user to check", async () => {
+    await open(page, "#/add");
+    await page.getByLabel("Choose a photo").setInputFiles(join(REPO, "tests/fixtures/phone/iphone-24mp.heic"));
+    await page.getByRole("button", { name: /^Use suggestion/ }).waitFor(); // a 24 MP HEIC: the dog found in it
+    const report = page.getByRole("group", { name: /Lost & found report/ });
+    await report.getByLabel("Status").selectOption("found");
+    await report.getByRole("button", { name: "Where and when from the photo" }).click();
+    await report.getByText("Filled in from the photo: where and when it was taken.").waitFor();
+    await expect(report.getByLabel("Where it was seen").inputValue()).resolves.toBe("52.52, 13.405");
+    const when = await report.getByLabel("When it was seen").inputValue();
+    expect(new Date(when).toISOString()).toBe("2026-11-30T17:05:00.000Z"); // 18:05 in Berlin, to the minute
+    await shot(page, "report-from-photo-desktop.png");
+    await page.getByLabel("Name").fill("Found in Berlin");
+    await page.getByRole("button", { name: "Add dog" }).click();
+    await page.getByRole("status").getByText("Added").waitFor();
+    const id = (await page.getByRole("link", { name: "Found in Berlin" }).getAttribute("href"))!.split("/dogs/")[1];
+    const stored = (await (await api(server, `/v1/dogs/${id}`)).json()).payload;
+    expect([stored.status, stored.location, stored.seen_at]).toEqual(
+      ["found", { lat: 52.52, lon: 13.405 }, "2026-11-30T17:05:00+00:00"]);
+    expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);
+  });
+
   it("watches a lost dog, then shows the alert when a found dog that matches is added", async () => {
     const [lostPhoto] = photos("golden retriever", 1);
     const addReported = async (file: string | { name: string; mimeType: string; buffer: Buffer }, name: string,

@@ -66,6 +66,19 @@ class Detected(BaseModel):
     seems: list[Seems] = Field(..., description="what the whole photo seems to show, likeliest first")
 
 
+class Location(BaseModel):
+    lat: float = Field(..., description="latitude, degrees")
+    lon: float = Field(..., description="longitude, degrees")
+
+
+class Taken(BaseModel):
+    seen_at: str | None = Field(..., description="when the photo was taken (RFC 3339, UTC), as a report's seen_at; "
+                                                 "null: the photo does not say (see unknown)")
+    location: Location | None = Field(..., description="where it was taken (its GPS position), as a report's "
+                                                       "location; null: the photo does not say")
+    unknown: dict[str, str] = Field(..., description="for seen_at and location when null: why")
+
+
 class SearchResult(Dog):
     score: float = Field(..., description="cosine similarity, higher is more similar (several query photos: the mean "
                                           "or the best of their cosines, as QUERY_COMBINE says); where the model's "

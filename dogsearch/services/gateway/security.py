@@ -25,9 +25,9 @@ log = logging.getLogger("dogsearch.access")
 REFUSED = Counter("dogsearch_access_refused_total", "requests refused by the access layer", ["reason"])
 
 CALLER = "dogsearch.caller"  # the ASGI scope key of the resolved Caller (deps.CallerDep reads it)
-# POSTs that only read: searching, finding a photo's dogs, asking for a pose or a preview needs the search scope, not
-# write.
-READ_ONLY_POSTS = frozenset({"/v1/search", "/v1/pose", "/v1/detect", "/v1/preview"})
+# POSTs that only read: searching, finding a photo's dogs, asking for a pose, a preview or when and where a photo was
+# taken needs the search scope, not write.
+READ_ONLY_POSTS = frozenset({"/v1/search", "/v1/pose", "/v1/detect", "/v1/preview", "/v1/taken"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # A key nobody issued costs this many tokens of the sender's address: guessing keys runs dry fast.
 FAILED_AUTH_COST = 5

@@ -1,15 +1,42 @@
-import { useId } from "react";
-import { STATUS_LABELS, STATUSES, type ReportInput, type Status } from "../lib/reports";
+import { useEffect, useId, useRef, useState } from "react";
+import { messageOf, photoTaken } from "../lib/api";
+import { STATUS_LABELS, STATUSES, takenNote, withTaken, type ReportInput, type Status } from "../lib/reports";
 
 interface Props {
   value: ReportInput;
   onChange: (value: ReportInput) => void;
   disabled?: boolean;
+  /** the photo being added: where and when it was taken can be filled in from it */
+  photo?: File | null;
 }
 
-/** A dog's report on the add form: its status, where ("lat, lon") and when it was seen. Map-free on purpose. */
-export function ReportFields({ value, onChange, disabled }: Props) {
+/** A dog's report on the add form: its status, where ("lat, lon") and when it was seen. Map-free on purpose; the
+ * place and time can come from the photo (its EXIF, read by the server when the user asks, and shown to be checked
+ * before anything is added). */
+export function ReportFields({ value, onChange, disabled, photo }: Props) {
   const ids = useId();
+  const [note, setNote] = useState<string | null>(null);
+  const asked = useRef<File | null>(null); // the photo last asked about: an answer about another is dropped
+
+  useEffect(() => {
+    asked.current = null;
+    setNote(null);
+  }, [photo]);
+
+  const fromPhoto = async () => {
+    if (!photo) return;
+    asked.current = photo;
+    setNote("Reading the photo…");
+    try {
+      const taken = await photoTaken(photo);
+      if (asked.current !== photo) return;
+      onChange(withTaken(value, taken));
+      setNote(takenNote(taken));
+    } catch (e) {
+      if (asked.current === photo) setNote(messageOf(e));
+    }
+  };
+
   return (
     <fieldset className="report-fields" disabled={disabled}>
       <legend>Lost &amp; found report (optional)</legend>
@@ -26,6 +53,14 @@ export function ReportFields({ value, onChange, disabled }: Props) {
           </option>
         ))}
       </select>
+      <div className="from-photo">
+        <button type="button" className="button small secondary" onClick={fromPhoto} disabled={!photo}>
+          Where and when from the photo
+        </button>
+        <small className="muted" aria-live="polite">
+          {note ?? "what a phone or camera recorded (the photo's own time and GPS position); check it before adding"}
+        </small>
+      </div>
       <label htmlFor={`${ids}-place`}>Where it was seen</label>
       <input
         id={`${ids}-place`}

@@ -1,6 +1,6 @@
 import { getKey, reportUnauthenticated } from "./session";
 import { noDogMessage } from "./dogs";
-import { reportFormFields, reportSearchFields, type ReportFilter, type ReportInput } from "./reports";
+import { reportFormFields, reportSearchFields, type ReportFilter, type ReportInput, type Taken } from "./reports";
 import type {
   Box,
   Detection,
@@ -252,6 +252,13 @@ export async function previewOfPhoto(image: File): Promise<Blob> {
   const form = new FormData();
   form.append("image", image);
   return (await send("/v1/preview", { method: "POST", body: form })).blob();
+}
+
+/** When and where the photo says it was taken (its EXIF; nothing is stored). */
+export function photoTaken(image: File): Promise<Taken> {
+  const form = new FormData();
+  form.append("image", image);
+  return json("/v1/taken", { method: "POST", body: form });
 }
 
 /** The dogs of a photo with their poses; `box`: the pose of the dog in that box alone (the one searched for). */

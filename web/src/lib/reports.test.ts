@@ -3,9 +3,12 @@ import {
   distanceKm,
   formatDistance,
   formatSeen,
+  localInput,
   parsePlace,
   reportFormFields,
   reportSearchFields,
+  takenNote,
+  withTaken,
 } from "./reports";
 
 describe("reports", () => {
@@ -58,5 +61,22 @@ describe("reports", () => {
     expect(formatDistance(1234.5)).toBe("1,235 km");
     expect(formatSeen("2026-11-30T17:05:00+00:00")).toBe("30 Nov 2026, 17:05 UTC");
     expect(formatSeen("not a time")).toBe("not a time");
+  });
+
+  it("fills a report in from what its photo says, and says what the photo does not", () => {
+    const both = { seen_at: "2026-11-30T17:05:09+00:00", location: { lat: -33.44, lon: -70.65 }, unknown: {} };
+    const seen = localInput(both.seen_at);
+    expect(new Date(seen).getTime()).toBe(new Date("2026-11-30T17:05:00Z").getTime()); // the browser's zone, minutes
+    expect(withTaken({ status: "found", place: "1, 2" }, both)).toEqual({
+      status: "found", place: "-33.44, -70.65", seenAt: seen });
+    expect(takenNote(both)).toBe("Filled in from the photo: where and when it was taken.");
+    const whenOnly = { seen_at: both.seen_at, location: null,
+                       unknown: { location: "the photo does not say where it was taken (no GPS position)" } };
+    expect(withTaken({ place: "1, 2" }, whenOnly)).toEqual({ place: "1, 2", seenAt: seen }); // the user's place kept
+    expect(takenNote(whenOnly)).toBe("Filled in from the photo: when it was taken. The photo does not say where it " +
+      "was taken (no GPS position).");
+    // what the form then sends is the same instant, in UTC
+    expect(reportFormFields(withTaken({}, both))).toEqual([["location", "-33.44,-70.65"],
+                                                          ["seen_at", "2026-11-30T17:05:00.000Z"]]);
   });
 });

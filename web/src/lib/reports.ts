@@ -87,6 +87,39 @@ export interface ReportInput {
   seenAt?: string;
 }
 
+/** When and where a photo says it was taken (POST /v1/taken): a report's seen_at and location, null where it does
+ * not say, with why. */
+export interface Taken {
+  seen_at: string | null;
+  location: Place | null;
+  unknown: Partial<Record<"seen_at" | "location", string>>;
+}
+
+/** An RFC 3339 time as a datetime-local value in the browser's zone ("2026-11-30T18:05"). */
+export function localInput(iso: string): string {
+  const t = new Date(iso);
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${t.getFullYear()}-${two(t.getMonth() + 1)}-${two(t.getDate())}T${two(t.getHours())}:${two(t.getMinutes())}`;
+}
+
+/** The report with what the photo says filled in; what it does not say is left as the user had it. */
+export function withTaken(report: ReportInput, taken: Taken): ReportInput {
+  return {
+    ...report,
+    ...(taken.location ? { place: `${taken.location.lat}, ${taken.location.lon}` } : {}),
+    ...(taken.seen_at ? { seenAt: localInput(taken.seen_at) } : {}),
+  };
+}
+
+/** What filling in from the photo did, in a sentence or two. */
+export function takenNote(taken: Taken): string {
+  const filled = [taken.location && "where", taken.seen_at && "when"].filter(Boolean).join(" and ");
+  const unknown = (["location", "seen_at"] as const).map((k) => taken.unknown[k]).filter(Boolean);
+  const said = filled ? `Filled in from the photo: ${filled} it was taken.` : "";
+  const missing = unknown.map((why) => `${why![0].toUpperCase()}${why!.slice(1)}.`);
+  return [said, ...missing].filter(Boolean).join(" ");
+}
+
 /** The form fields of POST /v1/dogs for a report; throws on a place that is not one. */
 export function reportFormFields(report: ReportInput): [string, string][] {
   const out: [string, string][] = [];

@@ -2,6 +2,7 @@ import { render, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { AddDogPage } from "./AddDogPage";
+import { localInput } from "../lib/reports";
 import { drag, json, showPhoto, stubObjectUrls } from "../testing";
 
 const TWO_DOGS = {
@@ -161,6 +162,46 @@ describe("AddDogPage with a lost & found report", () => {
     expect(form.get("location")).toBe("52.52,13.405");
     expect(form.get("seen_at")).toBe(new Date("2026-11-30T18:05").toISOString());
     expect(screen.getByLabelText("Status")).toHaveValue(""); // the form is cleared for the next dog
+  });
+
+  it("fills in where and when from the photo when asked, for the user to check before adding", async () => {
+    const taken = { seen_at: "2026-11-30T17:05:09+00:00", location: { lat: 52.52, lon: 13.405 }, unknown: {} };
+    const fetchMock = vi.fn(async (url: RequestInfo | URL, _init?: RequestInit) =>
+      url === "/v1/detect" ? json(200, TWO_DOGS) : url === "/v1/taken" ? json(200, taken) : json(201, ADDED),
+    );
+    vi.stubGlobal("fetch", fetchMock);
+    render(<AddDogPage />);
+    const fromPhoto = screen.getByRole("button", { name: "Where and when from the photo" });
+    expect(fromPhoto).toBeDisabled(); // no photo yet
+    await pickPhoto();
+    await screen.findAllByTestId("dog-box");
+    expect(fetchMock.mock.calls.map(([u]) => u)).not.toContain("/v1/taken"); // not read unless asked
+    await userEvent.click(fromPhoto);
+    expect(await screen.findByText("Filled in from the photo: where and when it was taken.")).toBeInTheDocument();
+    expect(screen.getByLabelText("Where it was seen")).toHaveValue("52.52, 13.405");
+    expect(screen.getByLabelText("When it was seen")).toHaveValue(localInput("2026-11-30T17:05:09Z"));
+    await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
+    expect(await screen.findByRole("status")).toHaveTextContent("Added Rex.");
+    const form = addForm(fetchMock)!;
+    expect(form.get("location")).toBe("52.52,13.405");
+    expect(form.get("seen_at")).toBe(new Date(localInput("2026-11-30T17:05:09Z")).toISOString());
+  });
+
+  it("says what the photo does not tell and keeps what the user typed", async () => {
+    const taken = { seen_at: null, location: null, unknown: {
+      seen_at: "the photo says it was taken at 2026-11-30 18:05:09 but not in which time zone",
+      location: "the photo does not say where it was taken (no GPS position)" } };
+    vi.stubGlobal("fetch", vi.fn(async (url: RequestInfo | URL) =>
+      url === "/v1/detect" ? json(200, TWO_DOGS) : json(200, taken)));
+    render(<AddDogPage />);
+    await pickPhoto();
+    await screen.findAllByTestId("dog-box");
+    await userEvent.type(screen.getByLabelText("Where it was seen"), "48.1, 11.6");
+    await userEvent.click(screen.getByRole("button", { name: "Where and when from the photo" }));
+    expect(await screen.findByText(/The photo does not say where it was taken \(no GPS position\)\./)).toHaveTextContent(
+      "The photo says it was taken at 2026-11-30 18:05:09 but not in which time zone.",
+    );
+    expect(screen.getByLabelText("Where it was seen")).toHaveValue("48.1, 11.6");
   });
 
   it("says what is wrong with a place before uploading", async () => {

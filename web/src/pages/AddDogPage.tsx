@@ -202,7 +202,7 @@ export function AddDogPage() {
           )}
           <label htmlFor={`${ids}-notes`}>Notes</label>
           <textarea id={`${ids}-notes`} value={notes} onChange={(e) => setNotes(e.target.value)} rows={3} />
-          <ReportFields value={report} onChange={setReport} disabled={busy} />
+          <ReportFields value={report} onChange={setReport} disabled={busy} photo={file} />
           <ErrorBanner error={error} />
           {saved && (
             <p className="success" role="status">

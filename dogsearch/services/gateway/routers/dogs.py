@@ -1,6 +1,8 @@
 """Dogs: add one, read one or a page, its photos (add, remove, each one's image), delete it."""
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
@@ -47,6 +49,9 @@ def router(settings: GatewaySettings) -> APIRouter:
         breed: str | None = Form(None, max_length=200),
         payload: str | None = Form(None, description="your own fields as a JSON object"),
     ) -> Dog:
+        """A dog from one of its photos. Any other form field (or key of `payload`) is a field of the dog: a lost &
+        found report's `status`, `location` ("lat,lon") and `seen_at` (ISO 8601), the last two also as `photo`: when
+        and where the photo was taken, from its EXIF (422 when the photo does not say)."""
         fields = parse_json_object(payload, "payload")
         form = await request.form()
         fields.update({k: v for k, v in form.items() if k not in _KNOWN_FORM_FIELDS and isinstance(v, str)})
@@ -54,8 +59,9 @@ def router(settings: GatewaySettings) -> APIRouter:
         check_fields_size(fields)  # copied into every entry of the dog: not megabytes of them
         # The dog is the key's: only it (or an admin) may delete it.
         marked = None if box is None else parse_box(box)
-        added = await gallery.ingest.add(Upload(await read_upload(image, settings), user_fields(fields),
-                                                owner=caller.name), dog, box=marked)
+        data = await read_upload(image, settings)
+        fields = await asyncio.to_thread(gallery.ingest.report_from_photo, user_fields(fields, from_photo=True), data)
+        added = await gallery.ingest.add(Upload(data, fields, owner=caller.name), dog, box=marked)
         if not added.created:
             response.status_code = 200
         return dog_out(added.dog, caller=caller)

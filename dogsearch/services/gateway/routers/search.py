@@ -33,7 +33,14 @@ from dogsearch.services.gateway.deps import (
     read_upload,
 )
 from dogsearch.services.gateway.samedog import JUDGED, Judged
-from dogsearch.services.gateway.schemas import Detected, FoundDog, PhotoSearchResponse, SearchResponse, SearchResult
+from dogsearch.services.gateway.schemas import (
+    Detected,
+    FoundDog,
+    PhotoSearchResponse,
+    SearchResponse,
+    SearchResult,
+    Taken,
+)
 from dogsearch.services.gateway.settings import GatewaySettings
 
 NO_DOG = {422: {"description": "no dog found in the photo (code no_dog_found, with `seems`: what it seems to show "
@@ -81,6 +88,16 @@ def router(settings: GatewaySettings) -> APIRouter:
         stored."""
         jpeg = await gallery.preview(await read_upload(image, settings))
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @api.post("/v1/taken", response_model=Taken)
+    async def taken(gallery: GalleryDep, settings: SettingsDep,
+                    image: UploadFile = File(..., description="a photo")) -> Taken:
+        """When and where the photo says it was taken (its EXIF: the camera's time with its zone or the GPS time,
+        the GPS position), as a lost & found report's `seen_at` and `location`, for a client to offer them before it
+        adds the photo (or add it with `seen_at=photo`, `location=photo`). Only its header is read; nothing is
+        stored."""
+        report = await gallery.taken(await read_upload(image, settings))
+        return Taken(seen_at=report.seen_at, location=report.location, unknown=report.unknown)
 
     @api.post("/v1/search", response_model=PhotoSearchResponse, responses=NO_DOG)
     async def search_dogs(
