@@ -136,6 +136,14 @@ def from_photo(fields: Mapping[str, Any], report: PhotoReport) -> dict[str, Any]
     return out
 
 
+def near_photo(report: PhotoReport) -> str:
+    """A search's `near` given as FROM_PHOTO: where its photo was taken ("lat,lon"); InvalidReportQuery when the
+    photo does not say."""
+    if report.location is None:
+        raise InvalidReportQuery(f"near={FROM_PHOTO}: {report.unknown['location']}; give near yourself")
+    return f"{report.location['lat']},{report.location['lon']}"
+
+
 def counterparts(status: str) -> tuple[str, ...]:
     """The statuses of the reports that answer a report of `status` (COUNTERPARTS)."""
     if status not in STATUSES:

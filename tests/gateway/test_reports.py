@@ -214,3 +214,15 @@ async def test_when_and_where_a_photo_was_taken_is_offered_before_it_is_added(ga
     assert (await gateway.get("/v1/dogs")).json()["total"] == 0  # nothing stored
     r = await gateway.post("/v1/taken", files={"image": ("x.txt", b"not a photo at all")})
     assert r.status_code == 415, r.text
+
+
+async def test_a_search_near_where_its_photo_was_taken(gateway, reports):
+    """I found this dog: lost dogs near where I took its photo (Berlin; the lost dog was seen there, the found one
+    in Potsdam, 27 km away)."""
+    r = await search(gateway, photo_taken(RED), near="photo", radius_km="10")
+    assert names(r) == ["lost", "home"], r.text
+    assert all(hit["distance_km"] < 0.01 for hit in r.json()["results"])
+    r = await search(gateway, photo_taken(RED), near="photo", radius_km="30", for_status="found")
+    assert names(r) == ["lost"]
+    r = await search(gateway, photo_taken(RED, gps=False), near="photo")
+    assert r.status_code == 422 and "near=photo: the photo does not say where it was taken" in r.json()["detail"]

@@ -463,6 +463,20 @@ describe("dogsearch web UI", () => {
     const stored = (await (await api(server, `/v1/dogs/${id}`)).json()).payload;
     expect([stored.status, stored.location, stored.seen_at]).toEqual(
       ["found", { lat: 52.52, lon: 13.405 }, "2026-11-30T17:05:00+00:00"]);
+
+    // a search near where a photo was taken: the same photo, within 1 km of its own place
+    await searchWith(page, join(REPO, "tests/fixtures/phone/iphone-24mp.heic"));
+    await page.getByTestId("result").first().waitFor();
+    const filters = page.getByRole("group", { name: "Lost & found" });
+    await filters.getByRole("button", { name: "Near where the photo was taken" }).click();
+    await filters.getByText("Near where the photo was taken.").waitFor();
+    await expect(filters.getByLabel("Near").inputValue()).resolves.toBe("52.52, 13.405");
+    await filters.getByLabel("Within (km)").fill("1");
+    await page.getByRole("button", { name: "Search again" }).click();
+    await page.getByText(/^1 match in \d+ ms$/).waitFor();
+    await expect(page.getByTestId("result").first().getByTestId("report").textContent()).resolves.toMatch(/^Found0 m away/);
+    await filters.getByLabel("Near").fill("");
+    await filters.getByLabel("Within (km)").fill("");
     expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);
   });
 

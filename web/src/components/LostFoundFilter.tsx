@@ -1,17 +1,25 @@
 import { useId } from "react";
-import { FOR_STATUS_LABELS, STATUS_LABELS, STATUSES, type ReportFilter, type Status } from "../lib/reports";
+import { FOR_STATUS_LABELS, nearNote, STATUS_LABELS, STATUSES, type ReportFilter, type Status } from "../lib/reports";
+import { useTaken } from "../lib/useTaken";
 
 interface Props {
   value: ReportFilter;
   onChange: (value: ReportFilter) => void;
+  /** the photo searched with: "near" can be where it was taken */
+  photo?: File | null;
 }
 
 const FOR_STATUSES = Object.keys(FOR_STATUS_LABELS) as (keyof typeof FOR_STATUS_LABELS)[];
 
 /** The "Lost & found" part of the search filters: whose counterparts (or which status), near where, and when. */
-export function LostFoundFilter({ value, onChange }: Props) {
+export function LostFoundFilter({ value, onChange, photo }: Props) {
   const ids = useId();
   const set = (patch: Partial<ReportFilter>) => onChange({ ...value, ...patch });
+  const taken = useTaken(photo);
+  const nearPhoto = async () => {
+    const where = (await taken.ask(nearNote))?.location;
+    if (where) set({ near: `${where.lat}, ${where.lon}` });
+  };
   return (
     <fieldset className="lost-found">
       <legend>Lost &amp; found</legend>
@@ -52,6 +60,18 @@ export function LostFoundFilter({ value, onChange }: Props) {
         inputMode="decimal"
         autoComplete="off"
       />
+      {photo && (
+        <div className="from-photo">
+          <button type="button" className="button small secondary" onClick={nearPhoto}>
+            Near where the photo was taken
+          </button>
+          {taken.note && (
+            <small className="muted" aria-live="polite">
+              {taken.note}
+            </small>
+          )}
+        </div>
+      )}
       <label htmlFor={`${ids}-radius`}>Within (km)</label>
       <input
         id={`${ids}-radius`}

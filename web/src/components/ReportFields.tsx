@@ -1,6 +1,6 @@
-import { useEffect, useId, useRef, useState } from "react";
-import { messageOf, photoTaken } from "../lib/api";
+import { useId } from "react";
 import { STATUS_LABELS, STATUSES, takenNote, withTaken, type ReportInput, type Status } from "../lib/reports";
+import { useTaken } from "../lib/useTaken";
 
 interface Props {
   value: ReportInput;
@@ -15,26 +15,10 @@ interface Props {
  * before anything is added). */
 export function ReportFields({ value, onChange, disabled, photo }: Props) {
   const ids = useId();
-  const [note, setNote] = useState<string | null>(null);
-  const asked = useRef<File | null>(null); // the photo last asked about: an answer about another is dropped
-
-  useEffect(() => {
-    asked.current = null;
-    setNote(null);
-  }, [photo]);
-
+  const taken = useTaken(photo);
   const fromPhoto = async () => {
-    if (!photo) return;
-    asked.current = photo;
-    setNote("Reading the photo…");
-    try {
-      const taken = await photoTaken(photo);
-      if (asked.current !== photo) return;
-      onChange(withTaken(value, taken));
-      setNote(takenNote(taken));
-    } catch (e) {
-      if (asked.current === photo) setNote(messageOf(e));
-    }
+    const said = await taken.ask(takenNote);
+    if (said) onChange(withTaken(value, said));
   };
 
   return (
@@ -58,7 +42,7 @@ export function ReportFields({ value, onChange, disabled, photo }: Props) {
           Where and when from the photo
         </button>
         <small className="muted" aria-live="polite">
-          {note ?? "what a phone or camera recorded (the photo's own time and GPS position); check it before adding"}
+          {taken.note ?? "what a phone or camera recorded (the photo's own time and GPS position); check it before adding"}
         </small>
       </div>
       <label htmlFor={`${ids}-place`}>Where it was seen</label>

@@ -111,13 +111,19 @@ export function withTaken(report: ReportInput, taken: Taken): ReportInput {
   };
 }
 
+const sentence = (text: string) => `${text[0].toUpperCase()}${text.slice(1)}.`;
+
 /** What filling in from the photo did, in a sentence or two. */
 export function takenNote(taken: Taken): string {
   const filled = [taken.location && "where", taken.seen_at && "when"].filter(Boolean).join(" and ");
-  const unknown = (["location", "seen_at"] as const).map((k) => taken.unknown[k]).filter(Boolean);
-  const said = filled ? `Filled in from the photo: ${filled} it was taken.` : "";
-  const missing = unknown.map((why) => `${why![0].toUpperCase()}${why!.slice(1)}.`);
-  return [said, ...missing].filter(Boolean).join(" ");
+  const missing = (["location", "seen_at"] as const).flatMap((k) => (taken.unknown[k] ? [sentence(taken.unknown[k])] : []));
+  return [filled ? `Filled in from the photo: ${filled} it was taken.` : "", ...missing].filter(Boolean).join(" ");
+}
+
+/** What asking a photo for the place to search near came to. */
+export function nearNote(taken: Taken): string {
+  if (taken.location) return "Near where the photo was taken.";
+  return sentence(taken.unknown.location ?? "the photo does not say where it was taken");
 }
 
 /** The form fields of POST /v1/dogs for a report; throws on a place that is not one. */

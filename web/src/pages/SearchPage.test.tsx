@@ -104,6 +104,39 @@ describe("SearchPage upload errors", () => {
     ]);
   });
 
+  it("searches near where the photo was taken when asked", async () => {
+    const taken = { seen_at: null, location: { lat: 52.39, lon: 13.065 }, unknown: { seen_at: "no time" } };
+    const fetchMock = vi.fn(async (url: RequestInfo | URL, _init?: RequestInit) =>
+      url === "/v1/taken" ? json(200, taken) : json(200, { took_ms: 5, statuses: null, results: [] }),
+    );
+    vi.stubGlobal("fetch", fetchMock);
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    const section = within(screen.getByRole("group", { name: "Lost & found" }));
+    expect(section.queryByRole("button", { name: "Near where the photo was taken" })).toBeNull(); // no photo yet
+    await pickPhoto();
+    await userEvent.click(await section.findByRole("button", { name: "Near where the photo was taken" }));
+    expect(await section.findByText("Near where the photo was taken.")).toBeInTheDocument();
+    expect(section.getByLabelText("Near")).toHaveValue("52.39, 13.065");
+    await userEvent.type(section.getByLabelText("Within (km)"), "30");
+    await userEvent.click(screen.getByRole("button", { name: "Search again" }));
+    const searches = fetchMock.mock.calls.filter(([u]) => u === "/v1/search");
+    const form = searches[searches.length - 1][1]!.body as FormData;
+    expect([form.get("near"), form.get("radius_km")]).toEqual(["52.39,13.065", "30"]);
+  });
+
+  it("says so when the photo does not tell where it was taken", async () => {
+    const taken = { seen_at: null, location: null,
+                    unknown: { location: "the photo does not say where it was taken (no GPS position)" } };
+    vi.stubGlobal("fetch", vi.fn(async (url: RequestInfo | URL) =>
+      url === "/v1/taken" ? json(200, taken) : json(200, { took_ms: 5, statuses: null, results: [] })));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    const section = within(screen.getByRole("group", { name: "Lost & found" }));
+    await pickPhoto();
+    await userEvent.click(await section.findByRole("button", { name: "Near where the photo was taken" }));
+    expect(await section.findByText("The photo does not say where it was taken (no GPS position).")).toBeInTheDocument();
+    expect(section.getByLabelText("Near")).toHaveValue("");
+  });
+
   it("refuses a radius without a place before calling the API", async () => {
     const fetchMock = mockApi(async () => json(200, { results: [], took_ms: 1 }));
     render(<SearchProvider><SearchPage /></SearchProvider>);

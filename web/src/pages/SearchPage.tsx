@@ -286,7 +286,7 @@ export function SearchPage() {
             <small id={`${ids}-fields-help`} className="muted">
               field=value, separated by commas
             </small>
-            <LostFoundFilter value={report} onChange={setReport} />
+            <LostFoundFilter value={report} onChange={setReport} photo={query?.kind === "photo" ? query.file : null} />
             <label htmlFor={`${ids}-k`}>Results</label>
             <select id={`${ids}-k`} value={k} onChange={(e) => setK(Number(e.target.value))}>
               {K_CHOICES.map((n) => (

@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 from dogsearch.core.boxes import parse_box
 from dogsearch.core.errors import TimedOut, TooLarge, Unavailable
 from dogsearch.gallery.contracts import PhotoDogs
-from dogsearch.gallery.fields import search_filter
+from dogsearch.gallery.fields import FROM_PHOTO, search_filter
 from dogsearch.gallery.gallery import Search
 from dogsearch.gallery.records import Match
 from dogsearch.gallery.reports import (
@@ -19,6 +19,7 @@ from dogsearch.gallery.reports import (
     Place,
     ReportQuery,
     distance_from,
+    near_photo,
     report_query,
     stored_place,
 )
@@ -49,6 +50,7 @@ NO_DOG = {422: {"description": "no dog found in the photo (code no_dog_found, wi
 
 # The report fields of a search (gallery/reports.py; docs/lost-and-found.md).
 NEAR = '"lat,lon" in degrees: each result gets its distance_km from there; with radius_km, only dogs within it'
+NEAR_PHOTO = NEAR + '; "photo": where the (first) photo was taken, from its EXIF GPS position (422 if it does not say)'
 RADIUS = "km around near (above 0, at most 20000): dogs seen farther away, or nowhere, are left out"
 SEEN_AFTER = "ISO 8601 date or date and time (UTC without a zone): dogs seen then or later"
 SEEN_BEFORE = "ISO 8601: dogs seen then or earlier (a bare date: to its end)"
@@ -113,7 +115,7 @@ def router(settings: GatewaySettings) -> APIRouter:
         filter: str | None = Form(None, description='JSON object, e.g. {"color": ["brown", "black"]}'),
         pose: bool = Form(False, description="add each result's pose and the query's (query_pose)"),
         rerank: Literal["none", "pose"] = Form("none", description="'pose': re-order by body proportions too"),
-        near: str | None = Form(None, max_length=64, description=NEAR),
+        near: str | None = Form(None, max_length=64, description=NEAR_PHOTO),
         radius_km: float | None = Form(None, description=RADIUS),
         seen_after: str | None = Form(None, max_length=64, description=SEEN_AFTER),
         seen_before: str | None = Form(None, max_length=64, description=SEEN_BEFORE),
@@ -121,13 +123,15 @@ def router(settings: GatewaySettings) -> APIRouter:
         for_status: str | None = Form(None, max_length=16, description=FOR_STATUS),
     ) -> PhotoSearchResponse:
         start = time.perf_counter()
-        reports = report_query(near, radius_km, seen_after, seen_before, status or (), for_status)
-        flt = reports.merged(search_filter(breed, name, filter))
         if len(image) > parts.settings.max_query_photos:
             raise TooManyPhotos(f"{len(image)} photos: a search combines at most {parts.settings.max_query_photos} "
                                 "photos of one dog")
         marked = None if box is None else parse_box(box)
         photos = [await read_upload(one, parts.settings) for one in image]
+        if near == FROM_PHOTO:
+            near = near_photo(await parts.gallery.taken(photos[0]))
+        reports = report_query(near, radius_km, seen_after, seen_before, status or (), for_status)
+        flt = reports.merged(search_filter(breed, name, filter))
         data, rule = photos[0], parts.settings.query_combine
         if not pose and rerank == "none":
             found = await parts.gallery.search(photos, max(k, JUDGED), flt, dog, rule, marked)
