@@ -1,6 +1,6 @@
-"""A photo's metadata: when and where the photo says it was taken (`taken`), and its copy for the public without its
-metadata (EXIF: where it was taken, the camera's serial number, the
-owner's name; XMP; IPTC; comments; embedded thumbnails), its pixels untouched.
+"""A photo's metadata: when and where it says it was taken (`taken`), and the photo's copy for the public without it
+(EXIF: where it was taken, the camera's serial number, the owner's name; XMP; IPTC; comments; embedded thumbnails),
+its pixels untouched.
 
 JPEG, PNG and WebP are rewritten losslessly: their metadata segments or chunks are dropped and nothing is
 re-encoded. Kept: what decoding and display need (the ICC profile, JPEG's Adobe segment that says how its colours are
@@ -88,7 +88,8 @@ def _exif_time(value: Any) -> datetime | None:
 def _offset(value: Any) -> timezone | None:
     """EXIF's "+HH:MM" offset from UTC of the time beside it."""
     text = str(value).strip("\x00 ") if value is not None else ""
-    if len(text) != 6 or text[0] not in "+-" or text[3] != ":" or not (text[1:3] + text[4:]).isdigit():
+    if len(text) != 6 or text[0] not in "+-" or text[3] != ":" or not (text[1:3] + text[4:]).isdigit() or \
+            int(text[4:]) >= 60:
         return None
     minutes = int(text[1:3]) * 60 + int(text[4:])
     return timezone(timedelta(minutes=-minutes if text[0] == "-" else minutes)) if minutes <= 14 * 60 else None

@@ -16,7 +16,6 @@ import numpy as np
 
 from dogsearch.core.boxes import BadBox, Box
 from dogsearch.core.errors import InvalidInput
-from dogsearch.core.exif import taken
 from dogsearch.core.images import ImageLimits, ImageRejected, thumbnail_jpeg
 from dogsearch.core.judged import JudgedPart
 from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
@@ -36,7 +35,7 @@ from dogsearch.gallery.judged import JudgedParts
 from dogsearch.gallery.multiquery import Rule, mean_query
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, Match, Page, Photo
-from dogsearch.gallery.reports import PhotoReport, photo_report
+from dogsearch.gallery.reports import PhotoReport
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
@@ -226,7 +225,7 @@ class Gallery:
     async def taken(self, image: bytes) -> PhotoReport:
         """When and where the photo says it was taken (its EXIF), as a report's fields, for a client to offer them
         before it adds the photo. Only the header is read."""
-        return photo_report(taken(await asyncio.to_thread(self.limits.exif, image)))
+        return await asyncio.to_thread(self.ingest.read_report, image)
 
     async def update(self, dog_id: str, fields: Mapping[str, Any]) -> Dog:
         """Sets a dog's user fields (checked: fields.user_fields) on every entry of the dog."""

@@ -18,7 +18,7 @@ from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, entry_id, marked_entry_id, photo_dogs, photo_id, sha256_hex
-from dogsearch.gallery.reports import asks_photo, from_photo, photo_report
+from dogsearch.gallery.reports import PhotoReport, asks_photo, from_photo, photo_report
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
@@ -85,13 +85,15 @@ class Ingestor:
         Blocking."""
         return self.limits.decode(data, min_side=SHRUNK_SIDE)
 
+    def read_report(self, data: bytes) -> PhotoReport:
+        """When and where the photo `data` says it was taken (its EXIF), as a report's fields. Blocking (reads the
+        photo's header, checked as any upload is)."""
+        return photo_report(taken(self.limits.exif(data)))
+
     def report_from_photo(self, fields: dict[str, Any], data: bytes) -> dict[str, Any]:
         """`fields` (checked by user_fields with from_photo) with a `seen_at` or `location` given as "photo" set to
-        when or where the photo `data` was taken, from its EXIF; InvalidFields when it does not say. Blocking (reads
-        the photo's header)."""
-        if not asks_photo(fields):
-            return fields
-        return from_photo(fields, photo_report(taken(self.limits.exif(data))))
+        when or where the photo `data` was taken; InvalidFields when it does not say. Blocking."""
+        return from_photo(fields, self.read_report(data)) if asks_photo(fields) else fields
 
     async def stored(self, entry_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """{id: stored entry} for the stored ones among `entry_ids`, in one call."""

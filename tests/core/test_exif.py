@@ -162,6 +162,7 @@ def test_the_gps_time_is_utc_and_a_time_without_its_zone_is_not_guessed():
     (camera_exif(when="    :  :     :  :  "), "a blank time"),
     (camera_exif(offset="+25:00"), "an offset beyond any zone"),
     (camera_exif(offset="CET"), "an offset that is not one"),
+    (camera_exif(offset="+05:75"), "minutes past 59"),
 ])
 def test_a_time_that_is_not_one_is_left_out(exif, what):
     got = taken_from(exif)
