@@ -61,3 +61,21 @@ def test_a_phones_heic_is_served_as_a_jpeg_without_where_it_was_taken(start_serv
         assert not public.getexif().get_ifd(GPS_IFD) and "xmp" not in public.info
     thumbnail = httpx.get(f"{server.url}{image_url}", params={"size": "thumbnail"}, timeout=30)
     assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
+
+
+def test_where_a_photo_was_taken_becomes_its_report_only_when_the_sender_asks(start_server):
+    """A report is shown to every reader: the photo's GPS position (maybe its sender's home) is never taken into it
+    unasked, and when asked for, the photo itself still goes out without it."""
+    server = start_server()
+    data = photo_taken_at_home()
+    plain = httpx.post(f"{server.url}/v1/dogs", files={"image": ("home.jpg", data)}, timeout=120)
+    assert plain.status_code == 201, plain.text
+    assert not {"location", "seen_at"} & set(plain.json()["payload"])
+    assert httpx.delete(f"{server.url}/v1/dogs/{plain.json()['id']}", timeout=30).status_code == 204
+    asked = httpx.post(f"{server.url}/v1/dogs", files={"image": ("home.jpg", data)}, data={"location": "photo"},
+                       timeout=120)
+    assert asked.status_code == 201, asked.text
+    assert asked.json()["payload"]["location"] == {"lat": 52.52, "lon": 13.41}
+    served = httpx.get(f"{server.url}{asked.json()['image_url']}", timeout=30)
+    with Image.open(io.BytesIO(served.content)) as public:
+        assert not public.getexif().get_ifd(GPS_IFD)
