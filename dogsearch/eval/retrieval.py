@@ -42,6 +42,13 @@ def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequenc
     np.fill_diagonal(sims, -np.inf)  # a photo never retrieves itself
     if judged is not None:
         sims = judged.searched(emb, sims, queries)
+    return ranked_metrics(sims, lab, ks)
+
+
+def ranked_metrics(sims: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5)) -> dict:
+    """Leave-one-out recall@k and mAP of rows of scores, each photo's against every photo (its own -inf)."""
+    lab = np.asarray([str(x) for x in labels])
+    n = sims.shape[0]
     order = np.argsort(-sims, axis=1, kind="stable")[:, : n - 1]
     relevant = lab[order] == lab[:, None]  # (n, n-1): is the r-th nearest of the same label?
     n_rel = relevant.sum(axis=1)
