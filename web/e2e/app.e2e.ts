@@ -644,6 +644,28 @@ describe("dogsearch web UI", () => {
     await shot(page, "jobs-desktop.png");
   });
 
+  it("runs a job of sightings that takes where and when from each photo, and says which photo does not tell", async () => {
+    const sightings = join(bulkDir, "sightings");
+    mkdirSync(sightings, { recursive: true });
+    copyFileSync(join(REPO, "tests/fixtures/phone/iphone-24mp.heic"), join(sightings, "IMG_0001.HEIC"));
+    copyFileSync(photos("Shih-Tzu", 1)[0], join(sightings, "scan.jpg")); // no time or place in it
+    await open(page, "#/jobs");
+    await page.getByLabel("Folder on the server").fill(sightings);
+    await page.getByLabel("Status").selectOption("sighted");
+    await page.getByLabel("Where and when from each photo").check();
+    await page.getByRole("button", { name: "Start indexing" }).click();
+    const job = page.getByTestId("job").filter({ hasText: sightings }); // not the job before it
+    await job.locator(".state", { hasText: /^(done|failed)$/ }).waitFor({ timeout: 60_000 });
+    await expect(job.locator(".job-counts").textContent()).resolves.toMatch(/indexed 1 · duplicates 0 · failed 1/);
+    await job.getByText(/scan\.jpg: seen_at=photo: the photo (does not say when|says it was taken at)/).waitFor();
+    const dogs = (await (await api(server, "/v1/dogs?limit=100")).json()).items as { id: string; payload: Record<string, unknown> }[];
+    const sighted = dogs.filter((d) => d.payload.status === "sighted");
+    expect(sighted.map((d) => [d.payload.seen_at, d.payload.location])).toEqual([
+      ["2026-11-30T17:05:09+00:00", { lat: 52.52, lon: 13.405 }],
+    ]);
+    expect((await api(server, `/v1/dogs/${sighted[0].id}`, { method: "DELETE" })).status).toBe(204);
+  });
+
   it("works on a narrow phone screen, with the camera offered", async () => {
     const phone = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
     const p = await newPage(phone);

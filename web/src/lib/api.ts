@@ -281,11 +281,16 @@ function poseForm(image: File, box?: Box): FormData {
 export const poseOfDog = (id: string): Promise<Pose> => json(`/v1/dogs/${id}/pose`);
 export const poseOverlayUrl = (id: string): string => `/v1/dogs/${id}/pose.png`;
 
-export function startIndexJob(path: string, labels: string): Promise<{ id: string; state: string }> {
+/** `payload`: fields given to every photo of the job (a report's status; seen_at and location "photo"). */
+export function startIndexJob(
+  path: string,
+  labels: string,
+  payload?: Record<string, string>,
+): Promise<{ id: string; state: string }> {
   return json("/v1/jobs/index", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ path, labels }),
+    body: JSON.stringify(payload && Object.keys(payload).length ? { path, labels, payload } : { path, labels }),
   });
 }
 

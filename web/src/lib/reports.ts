@@ -126,6 +126,14 @@ export function nearNote(taken: Taken): string {
   return sentence(taken.unknown.location ?? "the photo does not say where it was taken");
 }
 
+/** A bulk job's report for every photo: a status, and where and when each photo was taken, read from it. */
+export function jobReport(status: Status | "", fromPhotos: boolean): Record<string, string> {
+  return {
+    ...(status ? { status } : {}),
+    ...(fromPhotos ? { seen_at: "photo", location: "photo" } : {}),
+  };
+}
+
 /** The form fields of POST /v1/dogs for a report; throws on a place that is not one. */
 export function reportFormFields(report: ReportInput): [string, string][] {
   const out: [string, string][] = [];

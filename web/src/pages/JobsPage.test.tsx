@@ -55,4 +55,23 @@ describe("JobsPage grouping", () => {
     const post = fetchMock.mock.calls.find(([, i]) => i?.method === "POST")!;
     expect(JSON.parse(String(post[1]!.body))).toEqual({ path: "/data/dogs", labels: "dogs" });
   });
+
+  it("reports every photo of a job as sighted, where and when each was taken", async () => {
+    const fetchMock = vi.fn(async (_url: RequestInfo | URL, init?: RequestInit) =>
+      init?.method === "POST" ? json(202, { id: "j1", state: "queued" }) : json(200, { items: [] }),
+    );
+    vi.stubGlobal("fetch", fetchMock);
+    render(<JobsPage />);
+    await screen.findByText("No jobs yet.");
+    await userEvent.selectOptions(screen.getByLabelText("Status"), "sighted");
+    await userEvent.click(screen.getByLabelText("Where and when from each photo"));
+    await userEvent.type(screen.getByLabelText("Folder on the server"), "/data/sightings{Enter}");
+    await vi.waitFor(() => expect(fetchMock.mock.calls.some(([, i]) => i?.method === "POST")).toBe(true));
+    const post = fetchMock.mock.calls.find(([, i]) => i?.method === "POST")!;
+    expect(JSON.parse(String(post[1]!.body))).toEqual({
+      path: "/data/sightings",
+      labels: "folders",
+      payload: { status: "sighted", seen_at: "photo", location: "photo" },
+    });
+  });
 });

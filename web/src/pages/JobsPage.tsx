@@ -2,6 +2,7 @@ import { useCallback, useEffect, useId, useState, type FormEvent } from "react";
 import { ErrorBanner, Notice } from "../components/ErrorBanner";
 import { isRunning, JobProgress } from "../components/JobProgress";
 import { ApiError, deleteJob, listJobs, messageOf, startIndexJob } from "../lib/api";
+import { jobReport, STATUS_LABELS, STATUSES, type Status } from "../lib/reports";
 import type { Job } from "../lib/types";
 
 const POLL_MS = 1000;
@@ -13,6 +14,8 @@ export function JobsPage() {
   const [error, setError] = useState<string | null>(null);
   const [path, setPath] = useState("");
   const [labels, setLabels] = useState("folders");
+  const [status, setStatus] = useState<Status | "">("");
+  const [fromPhotos, setFromPhotos] = useState(false);
   const [busy, setBusy] = useState(false);
 
   const refresh = useCallback(async () => {
@@ -43,7 +46,8 @@ export function JobsPage() {
     setBusy(true);
     setError(null);
     try {
-      await startIndexJob(path.trim(), labels); // answers {id, state}: the list has the counts
+      // answers {id, state}: the list has the counts
+      await startIndexJob(path.trim(), labels, jobReport(status, fromPhotos));
       await refresh();
     } catch (err) {
       setError(messageOf(err));
@@ -85,6 +89,25 @@ export function JobsPage() {
               <option value="dogs">one dog per sub-folder (its photos)</option>
               <option value="csv">from labels.csv in the folder</option>
             </select>
+            <fieldset className="report-fields">
+              <legend>Lost &amp; found report for every photo (optional)</legend>
+              <label htmlFor={`${ids}-status`}>Status</label>
+              <select id={`${ids}-status`} value={status} onChange={(e) => setStatus(e.target.value as Status | "")}>
+                <option value="">no report</option>
+                {STATUSES.map((s) => (
+                  <option key={s} value={s}>
+                    {STATUS_LABELS[s]}
+                  </option>
+                ))}
+              </select>
+              <label className="check">
+                <input type="checkbox" checked={fromPhotos} onChange={(e) => setFromPhotos(e.target.checked)} />
+                Where and when from each photo
+              </label>
+              <small className="muted">
+                its GPS position and time, as the phone recorded them; a photo that does not say fails, with the reason
+              </small>
+            </fieldset>
             <button type="submit" className="button" disabled={busy || !path.trim()}>
               Start indexing
             </button>
