@@ -1,6 +1,7 @@
 import { useId } from "react";
-import { FOR_STATUS_LABELS, nearNote, STATUS_LABELS, STATUSES, type ReportFilter, type Status } from "../lib/reports";
+import { FOR_STATUS_LABELS, nearNote, type ReportFilter, type Status } from "../lib/reports";
 import { useTaken } from "../lib/useTaken";
+import { StatusOptions } from "./StatusOptions";
 
 interface Props {
   value: ReportFilter;
@@ -44,12 +45,7 @@ export function LostFoundFilter({ value, onChange, photo }: Props) {
         disabled={Boolean(value.forStatus)}
         title={value.forStatus ? "Set by “I have”" : undefined}
       >
-        <option value="">any status</option>
-        {STATUSES.map((s) => (
-          <option key={s} value={s}>
-            {STATUS_LABELS[s]}
-          </option>
-        ))}
+        <StatusOptions none="any status" />
       </select>
       <label htmlFor={`${ids}-near`}>Near</label>
       <input

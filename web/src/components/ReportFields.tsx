@@ -1,6 +1,7 @@
 import { useId } from "react";
-import { STATUS_LABELS, STATUSES, takenNote, withTaken, type ReportInput, type Status } from "../lib/reports";
+import { takenNote, withTaken, type ReportInput, type Status } from "../lib/reports";
 import { useTaken } from "../lib/useTaken";
+import { StatusOptions } from "./StatusOptions";
 
 interface Props {
   value: ReportInput;
@@ -30,12 +31,7 @@ export function ReportFields({ value, onChange, disabled, photo }: Props) {
         value={value.status ?? ""}
         onChange={(e) => onChange({ ...value, status: e.target.value as Status | "" })}
       >
-        <option value="">no report</option>
-        {STATUSES.map((s) => (
-          <option key={s} value={s}>
-            {STATUS_LABELS[s]}
-          </option>
-        ))}
+        <StatusOptions none="no report" />
       </select>
       <div className="from-photo">
         <button type="button" className="button small secondary" onClick={fromPhoto} disabled={!photo}>

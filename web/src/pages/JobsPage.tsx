@@ -1,8 +1,9 @@
 import { useCallback, useEffect, useId, useState, type FormEvent } from "react";
 import { ErrorBanner, Notice } from "../components/ErrorBanner";
 import { isRunning, JobProgress } from "../components/JobProgress";
+import { StatusOptions } from "../components/StatusOptions";
 import { ApiError, deleteJob, listJobs, messageOf, startIndexJob } from "../lib/api";
-import { jobReport, STATUS_LABELS, STATUSES, type Status } from "../lib/reports";
+import { jobReport, type Status } from "../lib/reports";
 import type { Job } from "../lib/types";
 
 const POLL_MS = 1000;
@@ -93,12 +94,7 @@ export function JobsPage() {
               <legend>Lost &amp; found report for every photo (optional)</legend>
               <label htmlFor={`${ids}-status`}>Status</label>
               <select id={`${ids}-status`} value={status} onChange={(e) => setStatus(e.target.value as Status | "")}>
-                <option value="">no report</option>
-                {STATUSES.map((s) => (
-                  <option key={s} value={s}>
-                    {STATUS_LABELS[s]}
-                  </option>
-                ))}
+                <StatusOptions none="no report" />
               </select>
               <label className="check">
                 <input type="checkbox" checked={fromPhotos} onChange={(e) => setFromPhotos(e.target.checked)} />
