@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dogsearch.eval.retrieval import load_model, ranked_metrics, searched_part  # noqa: E402
-from dogsearch.eval.sets import named_sets  # noqa: E402
+from dogsearch.eval.sets import choose_keeping_r1, named_sets  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 GRID = list(itertools.product([50, 100], [10, 20], [1, 6], [0.1, 0.3, 0.6]))
@@ -87,16 +87,8 @@ def main() -> int:
     for setting in GRID:
         rows[setting] = {name: ranked_metrics(reranked(emb, served, *setting), labels, (1, 5, 10))
                          for name, (emb, labels, served) in sets.items()}
-    vals = [name for name in sets if name.startswith("val")]
-    plain = rows[None]
-    allowed = [key for key, row in rows.items() if all(row[v]["recall@1"] >= plain[v]["recall@1"] for v in vals)]
-    chosen = max(allowed, key=lambda key: np.mean([rows[key][v]["map"] for v in vals]))
-    for key, row in rows.items():
-        mark = " (chosen)" if key == chosen else "" if key in allowed else " (costs a val R@1)"
-        what = "plain" if key is None else "M {}, k1 {}, k2 {}, lambda {:g}".format(*key)
-        print(f"{what}: mean val mAP {np.mean([row[v]['map'] for v in vals]):.4f}{mark}")
-        for name, m in row.items():
-            print(f"  {name:28} {m['recall@1']:.3f} / {m['recall@5']:.3f} / {m['recall@10']:.3f} / {m['map']:.3f}")
+    chosen = choose_keeping_r1(rows, None, lambda key: "plain" if key is None else
+                               "M {}, k1 {}, k2 {}, lambda {:g}".format(*key))
     named = "plain" if chosen is None else dict(zip(("m", "k1", "k2", "lambda"), chosen, strict=True))
     print(json.dumps({"model": model.model_id, "chosen": named}))
     return 0

@@ -16,13 +16,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dogsearch.eval.retrieval import load_model, retrieval_metrics, searched_part  # noqa: E402
-from dogsearch.eval.sets import named_sets  # noqa: E402
+from dogsearch.eval.sets import choose_keeping_r1, named_sets  # noqa: E402
 from dogsearch.gallery.expansion import Expansion  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -42,16 +40,7 @@ def main() -> int:
         expansion = Expansion(n, power)
         rows[(n, power)] = {name: retrieval_metrics(emb, labels, ks=(1, 5, 10), expansion=expansion, judged=judged)
                             for name, (emb, labels) in data.items()}
-    plain = rows[(0, 1.0)]
-    vals = [name for name in data if name.startswith("val")]
-    allowed = [key for key, row in rows.items() if all(row[v]["recall@1"] >= plain[v]["recall@1"] for v in vals)]
-    chosen = max(allowed, key=lambda key: np.mean([rows[key][v]["map"] for v in vals]))
-    for (n, power), row in rows.items():
-        mean = np.mean([row[v]["map"] for v in vals])
-        mark = " (chosen)" if (n, power) == chosen else "" if (n, power) in allowed else " (costs a val R@1)"
-        print(f"neighbours {n}, power {power:g}: mean val mAP {mean:.4f}{mark}")
-        for name, m in row.items():
-            print(f"  {name:28} {m['recall@1']:.3f} / {m['recall@5']:.3f} / {m['recall@10']:.3f} / {m['map']:.3f}")
+    chosen = choose_keeping_r1(rows, (0, 1.0), lambda key: "neighbours {}, power {:g}".format(*key))
     print(json.dumps({"model": model.model_id, "rerank": None if judged is None or judged.rerank is None else
                       vars(judged.rerank), "chosen": {"neighbours": chosen[0], "power": chosen[1]}}))
     return 0

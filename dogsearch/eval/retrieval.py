@@ -36,13 +36,12 @@ def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequenc
     n = emb.shape[0]
     if n < 2 or len(labels) != n:
         raise ValueError(f"need at least 2 embeddings with one label each, got {n} and {len(labels)} labels")
-    lab = np.asarray([str(x) for x in labels])
     queries = expanded_queries(emb, expansion) if expansion is not None else emb
     sims = queries @ emb.T
     np.fill_diagonal(sims, -np.inf)  # a photo never retrieves itself
     if judged is not None:
         sims = judged.searched(emb, sims, queries)
-    return ranked_metrics(sims, lab, ks)
+    return ranked_metrics(sims, labels, ks)
 
 
 def ranked_metrics(sims: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5)) -> dict:

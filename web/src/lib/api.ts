@@ -232,10 +232,7 @@ export async function addDog(dog: NewDog): Promise<{ dog: Dog; created: boolean 
 /** The dogs in a photo, with breed suggestions, before adding it (nothing is stored). */
 /** `box`: the dog the user marked (the answer is that dog, with its breed suggestions). */
 export function detectDogs(image: File, box?: Box): Promise<Detection> {
-  const form = new FormData();
-  form.append("image", image);
-  if (box) form.append("box", boxField(box));
-  return json("/v1/detect", { method: "POST", body: form });
+  return json("/v1/detect", { method: "POST", body: photoForm(image, box) });
 }
 
 /** Changes the user's fields of a dog (all of its entries): the owner's key or an admin's. */
@@ -249,29 +246,26 @@ export function updateDog(id: string, fields: Partial<Payload>): Promise<Dog> {
 
 /** The photo as a JPEG that any browser shows (the server's; for a phone's HEIC, which only Safari shows). */
 export async function previewOfPhoto(image: File): Promise<Blob> {
-  const form = new FormData();
-  form.append("image", image);
-  return (await send("/v1/preview", { method: "POST", body: form })).blob();
+  return (await send("/v1/preview", { method: "POST", body: photoForm(image) })).blob();
 }
 
 /** When and where the photo says it was taken (its EXIF; nothing is stored). */
 export function photoTaken(image: File): Promise<Taken> {
-  const form = new FormData();
-  form.append("image", image);
-  return json("/v1/taken", { method: "POST", body: form });
+  return json("/v1/taken", { method: "POST", body: photoForm(image) });
 }
 
 /** The dogs of a photo with their poses; `box`: the pose of the dog in that box alone (the one searched for). */
 export function poseOfPhoto(image: File, box?: Box): Promise<Pose> {
-  return json("/v1/pose", { method: "POST", body: poseForm(image, box) });
+  return json("/v1/pose", { method: "POST", body: photoForm(image, box) });
 }
 
 /** The photo with boxes and skeletons drawn, as a blob. */
 export async function poseOverlayOfPhoto(image: File, box?: Box): Promise<Blob> {
-  return (await send("/v1/pose?render=true", { method: "POST", body: poseForm(image, box) })).blob();
+  return (await send("/v1/pose?render=true", { method: "POST", body: photoForm(image, box) })).blob();
 }
 
-function poseForm(image: File, box?: Box): FormData {
+/** A photo as a form (and the dog marked in it). */
+function photoForm(image: File, box?: Box): FormData {
   const form = new FormData();
   form.append("image", image);
   if (box) form.append("box", boxField(box));
