@@ -3,6 +3,8 @@ are made once, here, with pillow-heif's x265 encoder in a throwaway venv:
 
     python3 -m venv /tmp/heif-enc && /tmp/heif-enc/bin/pip install pillow-heif==1.9.0
     /tmp/heif-enc/bin/python scripts/heic-fixtures.py
+    /tmp/heif-enc/bin/python scripts/heic-fixtures.py --bulk /tmp/bulk  # photos to time a bulk job with
+
 
 - beagle.heic: tests/fixtures/dogs/n02088364/ILSVRC2012_val_00005922.jpg as a phone stores it: the pixels as the
   sensor saw them (a quarter turn off) with the file's rotation (irot) to show them upright, and the private
@@ -11,7 +13,12 @@ are made once, here, with pillow-heif's x265 encoder in a throwaway venv:
 - two-images.heic: two images, the second (red, 48x32) the primary one that a viewer shows, the first blue 32x32.
 - iphone-24mp.heic: the beagle's photo at 5712x4284, the size of an iPhone's photo from the 15 on (24 MP), with when
   and where it was taken (EXIF DateTimeOriginal, OffsetTimeOriginal, GPS), at a low quality to stay small.
+
+With --bulk DIR, instead: 12 sample gallery photos scaled up to an iPhone's 24 MP, as a phone writes them (DIR/heic/,
+x265 at quality 80) and as JPEGs (DIR/jpeg/, quality 90), for `dogsearch index DIR/heic --local` (docs/operations.md,
+"Phone formats").
 """
+import argparse
 from pathlib import Path
 
 import pillow_heif
@@ -25,7 +32,13 @@ XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.o
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bulk", type=Path, help="write photos to time a bulk job with here instead")
+    args = parser.parse_args()
     pillow_heif.register_heif_opener()
+    if args.bulk:
+        bulk(args.bulk)
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     upright = Image.open(ROOT / "tests/fixtures/dogs/n02088364/ILSVRC2012_val_00005922.jpg").convert("RGB")
     exif = Image.Exif()
@@ -45,6 +58,16 @@ def main() -> None:
                                                                   exif=taken.tobytes())
     for path in sorted(OUT.glob("*.heic")):
         print(path.relative_to(ROOT), path.stat().st_size, "bytes")
+
+
+def bulk(out: Path, photos: int = 12) -> None:
+    (out / "heic").mkdir(parents=True, exist_ok=True)
+    (out / "jpeg").mkdir(exist_ok=True)
+    for n, path in enumerate(sorted((ROOT / "samples" / "gallery").rglob("*.jpg"))[:photos]):
+        big = Image.open(path).convert("RGB").resize((5712, 4284), Image.Resampling.BICUBIC)
+        big.save(out / "heic" / f"p{n:02d}.heic", quality=80)
+        big.save(out / "jpeg" / f"p{n:02d}.jpg", quality=90)
+    print(out, photos, "photos a format")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What decoding large JPEGs shrunk (dogsearch.core.images.decode_image's min_side) costs and saves: photos are
-scaled up to each size, then decoded in full and shrunk the way the job worker (its checks and dHash) and the
-embedder (the model's preprocessing) do. Prints, per size, the milliseconds per photo both ways and the cosine
-between the vectors of the two decodes (docs/operations.md).
+scaled up to each size, then decoded in full and shrunk the way the embedder does for the model's preprocessing.
+Prints, per size, the milliseconds per photo both ways and the cosine between the vectors of the two decodes
+(docs/operations.md).
 
     python scripts/shrink-on-load.py [--photos samples/gallery] [--megapixels 2 12] [-n 12]
 """
@@ -30,8 +30,6 @@ def main() -> None:
     from PIL import Image
 
     from dogsearch.core.images import decode_image
-    from dogsearch.gallery.ingest import SHRUNK_SIDE
-    from dogsearch.jobs import phash
     from dogsearch.services.embedder.settings import EmbedderSettings
 
     model = EmbedderSettings().build_model()
@@ -43,15 +41,12 @@ def main() -> None:
         result = fn(*args)
         return result, 1000 * (time.perf_counter() - start)
 
-    def worker(data: bytes, min_side: int | None) -> None:
-        phash.dhash(decode_image(data, **limits, min_side=min_side).image)
-
     def embedder(data: bytes, min_side: int | None) -> torch.Tensor:
         return model.preprocess(decode_image(data, **limits, min_side=min_side).image)
 
     report = []
     for mp in args.megapixels:
-        times = np.zeros(4)
+        times = np.zeros(2)
         cosines = []
         for path in sources:
             src = Image.open(path).convert("RGB")
@@ -60,17 +55,14 @@ def main() -> None:
             src.resize((width, round(width * src.height / src.width)), Image.Resampling.BICUBIC).save(
                 buf, "JPEG", quality=90)
             data = buf.getvalue()
-            _, a = ms(worker, data, None)
-            _, b = ms(worker, data, SHRUNK_SIDE)
-            full, c = ms(embedder, data, None)
-            shrunk, d = ms(embedder, data, model.decode_side)
-            times += (a, b, c, d)
+            full, a = ms(embedder, data, None)
+            shrunk, b = ms(embedder, data, model.decode_side)
+            times += (a, b)
             va, vb = model.embed(torch.stack([full, shrunk]))
             cosines.append(float(va @ vb))
         t = times / len(sources)
         report.append({"megapixels": mp, "photos": len(sources),
-                       "worker_ms_full": round(t[0], 1), "worker_ms_shrunk": round(t[1], 1),
-                       "embedder_ms_full": round(t[2], 1), "embedder_ms_shrunk": round(t[3], 1),
+                       "embedder_ms_full": round(t[0], 1), "embedder_ms_shrunk": round(t[1], 1),
                        "cosine_min": round(min(cosines), 5), "cosine_mean": round(float(np.mean(cosines)), 5)})
     print(json.dumps(report, indent=2))
 

@@ -35,6 +35,7 @@ class PhotoDogs:
     height: int
     dogs: tuple[FoundDog, ...]
     seems: tuple[dict[str, Any], ...] = ()  # [{"label", "p"}]: the photo's likeliest ImageNet classes
+    phash: int | None = None  # the whole photo's perceptual hash (dogsearch.core.phash), from the embedder's decode
 
 
 @dataclass(frozen=True)

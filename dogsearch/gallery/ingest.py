@@ -12,7 +12,7 @@ from typing import Any
 
 from dogsearch.core.boxes import BadBox, Box, clip_marked
 from dogsearch.core.exif import taken
-from dogsearch.core.images import DecodedImage, ImageInfo, ImageLimits
+from dogsearch.core.images import ImageInfo, ImageLimits
 from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
 from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog
 from dogsearch.gallery.locks import PhotoLocks
@@ -22,9 +22,6 @@ from dogsearch.gallery.reports import PhotoReport, asks_photo, from_photo, photo
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
-# How large a JPEG is decoded for the bulk path's perceptual hash (9x8 pixels): libjpeg's 1/8 scale for most
-# photos, which only reads each block's average.
-SHRUNK_SIDE = 64
 _WRITERS = 8  # photo writes of a batch at once: fsyncs overlap (about 4x faster on one disk)
 log = logging.getLogger("dogsearch.gallery")
 
@@ -53,6 +50,16 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class Embedded:
+    """What the embedder found in one photo (its dogs, their vectors, its perceptual hash), for a caller that looks
+    at it before the photo is stored: a bulk job marks near-duplicates by the hash, then hands it to `add`,
+    `add_photo` or `add_many`, which do not decode the photo again."""
+
+    model: str  # the id of the vectors
+    photo: PhotoDogs
+
+
+@dataclass(frozen=True)
 class Added:
     dog: Dog
     created: bool  # False: this photo was already stored, and `dog` is the stored one
@@ -78,12 +85,6 @@ class Ingestor:
         a check twice records nothing twice, a check missed would be a lost alert."""
         if self.on_stored is not None and entry_ids:
             await self.on_stored(list(entry_ids))
-
-    def decode(self, data: bytes) -> DecodedImage:
-        """Checks a photo and decodes it only as large as a perceptual hash needs (a JPEG shrinks on load; the
-        embedder decodes a copy of its own for the model, thumbnails are made later from the stored photo).
-        Blocking."""
-        return self.limits.decode(data, min_side=SHRUNK_SIDE)
 
     def read_report(self, data: bytes) -> PhotoReport:
         """When and where the photo `data` says it was taken (its EXIF), as a report's fields. Blocking (reads the
@@ -114,12 +115,25 @@ class Ingestor:
         return {photo: [found[entry_id(photo)], *(found[e] for e in entries)] for photo, entries in others.items()
                 if all(e in found for e in entries)}
 
+    async def embed(self, photos: Sequence[tuple[bytes, Box | None]], *,
+                    require_dog: bool | None = None) -> list[Embedded]:
+        """Each photo's dogs as `add` would store them (the detector's, or the one its box marks: (photo file, box
+        or None)), in one embedder call; nothing is stored. InvalidInput when the embedder refuses a photo (it says
+        which), ModelMismatch when its vectors are not the gallery's."""
+        require = self.require_dog if require_dog is None else require_dog
+        boxes = [box for _, box in photos]
+        embedding = await self.embedder.embed_dogs([data for data, _ in photos], whole_if_none=not require, seems=False,
+                                                   boxes=boxes if any(box is not None for box in boxes) else None)
+        await self.space.check(embedding.model)
+        return [Embedded(embedding.model, photo) for photo in embedding.photos]
+
     async def add(self, upload: Upload, dog: int = 0, *, box: Box | None = None, require_dog: bool | None = None,
-                  announce: bool = True) -> Added:
+                  announce: bool = True, embedded: Embedded | None = None) -> Added:
         """One dog of a photo: the `dog`-th the detector finds (largest first), or the one the user marked (`box`, in
         the photo's pixels). Its header is checked here (size, format, pixels); the embedder decodes it, which finds a
         truncated or corrupt one before anything is stored. NoDogFound when the photo shows none, NoSuchDog when
-        fewer. `announce`: False when the caller announces it with others (a bulk job's batch)."""
+        fewer. `announce`: False when the caller announces it with others (a bulk job's batch). `embedded`: what
+        `embed` found in this photo (with the same `box` and `require_dog`), when the caller asked already."""
         require = self.require_dog if require_dog is None else require_dog
         info = await asyncio.to_thread(self.limits.probe, upload.data)
         entry, marked = self._which(upload, info, dog, box)
@@ -132,8 +146,8 @@ class Ingestor:
                 if await self.removed_origins([entry]):
                     raise PhotoOfAnotherDog(f"this photo was removed from dog {entry}: add it to that dog as one of "
                                             "its photos again")
-                model, photo = await self._embed_one(upload.data, require, marked)
-                point = _point(upload, info, pick(photo, dog), entry, model, len(photo.dogs))
+                seen = embedded or (await self.embed([(upload.data, marked)], require_dog=require))[0]
+                point = _point(upload, info, pick(seen.photo, dog), entry, seen.model, len(seen.photo.dogs))
                 await self._store([(point["id"], upload, info)], [point])
         if announce:
             await self.announce([entry])
@@ -149,20 +163,15 @@ class Ingestor:
         marked = clip_marked(box, info.width, info.height)
         return marked_entry_id(upload.photo_id, marked), marked
 
-    async def _embed_one(self, data: bytes, require: bool, marked: Box | None) -> tuple[str, PhotoDogs]:
-        """(the vectors' model, the photo's dogs: the detector's, or the marked one)."""
-        embedding = await self.embedder.embed_dogs([data], whole_if_none=not require, seems=False,
-                                                   boxes=None if marked is None else [marked])
-        await self.space.check(embedding.model)
-        return embedding.model, embedding.photos[0]
-
     async def add_photo(self, dog: Dog, upload: Upload, index: int = 0, *, box: Box | None = None,
-                        require_dog: bool | None = None, announce: bool = True) -> Added:
+                        require_dog: bool | None = None, announce: bool = True,
+                        embedded: Embedded | None = None) -> Added:
         """Another photo of a stored dog (read from its cover): the photo's `index`-th dog (or the one `box` marks)
         becomes an entry of `dog`, not its cover, with the dog's own fields (upload.fields) and owner. The same photo
         again is the stored entry (created False); that dog of that photo stored as another dog, or another dog of
         this photo already a photo of this one, is a PhotoOfAnotherDog. The caller holds the dog's lock
-        (dog_locks). The new photo is checked against the watches as a new dog's is (`announce`: as in add)."""
+        (dog_locks). The new photo is checked against the watches as a new dog's is (`announce`, `embedded`: as in
+        add)."""
         require = self.require_dog if require_dog is None else require_dog
         info = await asyncio.to_thread(self.limits.probe, upload.data)
         entry, marked = self._which(upload, info, index, box)
@@ -179,8 +188,8 @@ class Ingestor:
             else:
                 if await self.index.count({"dog_id": dog.id, "photo_id": upload.photo_id}):
                     raise PhotoOfAnotherDog(f"another dog of this photo is already a photo of dog {dog.id}")
-                model, photo = await self._embed_one(upload.data, require, marked)
-                point = _point(upload, info, pick(photo, index), entry, model, len(photo.dogs), dog.id)
+                seen = embedded or (await self.embed([(upload.data, marked)], require_dog=require))[0]
+                point = _point(upload, info, pick(seen.photo, index), entry, seen.model, len(seen.photo.dogs), dog.id)
                 await self._store([(point["id"], upload, info)], [point])
         if announce:
             await self.announce([entry])
@@ -194,8 +203,8 @@ class Ingestor:
         info = await asyncio.to_thread(self.limits.probe, data)
         marked = clip_marked(box, info.width, info.height)
         async with self.locks.hold([entry["payload"]["photo_id"]]):
-            model, photo = await self._embed_one(data, True, marked)
-            dog = photo.dogs[0]
+            seen = (await self.embed([(data, marked)], require_dog=True))[0]
+            dog, model = seen.photo.dogs[0], seen.model
             payload = {k: v for k, v in entry["payload"].items() if k != "breed_guess"}
             payload |= {"box": [float(v) for v in dog.box], "marked": True, "model": model}
             if dog.breed_guess and "breed" not in payload:
@@ -219,20 +228,22 @@ class Ingestor:
             return set()
         return {p["payload"]["dog_id"] for p in alive["points"]}
 
-    async def add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], *,
-                       require_dog: bool | None = None) -> list[list[Added]]:
+    async def add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], *, require_dog: bool | None = None,
+                       embedded: Sequence[Embedded] | None = None) -> list[list[Added]]:
         """Every dog of several checked photos, each its own entry (and dog), with one embedder call: the bulk path
         runs the model at its batch size. Each photo's dogs in order, largest first; none for a photo in which no dog
         is found (with `require_dog`). A photo whose dogs are all stored already is not embedded again (a stored one
         whose file is missing gets it written again) and comes back as those dogs; one of whose dogs only some were
         stored (added one at a time) is embedded again for the others, and the stored ones are kept as they are.
         Each photo's file is on disk before its vectors are stored, and a photo is added or deleted by one call at a
-        time in this process: of two uploads of the same photo one creates its dogs, the other finds them."""
+        time in this process: of two uploads of the same photo one creates its dogs, the other finds them.
+        `embedded`: what `embed` found in each photo (with the same `require_dog`), when the caller asked already."""
         require = self.require_dog if require_dog is None else require_dog
         async with self.locks.hold(upload.photo_id for upload, _ in uploads):
-            return await self._add_many(uploads, require)
+            return await self._add_many(uploads, require, embedded)
 
-    async def _add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], require: bool) -> list[list[Added]]:
+    async def _add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], require: bool,
+                        embedded: Sequence[Embedded] | None) -> list[list[Added]]:
         stored = await self.stored_photos([upload for upload, _ in uploads])
         results: list[list[Added]] = [[] for _ in uploads]
         todo, found = [], []
@@ -247,13 +258,11 @@ class Ingestor:
             await asyncio.to_thread(self._restore_photos, found)
         if not todo:
             return results
-        embedding = await self.embedder.embed_dogs([u.data for _, u, _ in todo], whole_if_none=not require,
-                                                     seems=False)
-        await self.space.check(embedding.model)
-        model = embedding.model
-        planned = [(n, upload, info, [_point(upload, info, dog, entry_id(upload.photo_id, i), model, len(photo.dogs))
-                                      for i, dog in enumerate(photo.dogs)])
-                   for (n, upload, info), photo in zip(todo, embedding.photos, strict=True)]
+        seen = ([embedded[n] for n, _, _ in todo] if embedded is not None else
+                await self.embed([(upload.data, None) for _, upload, _ in todo], require_dog=require))
+        planned = [(n, upload, info, [_point(upload, info, dog, entry_id(upload.photo_id, i), it.model,
+                                             len(it.photo.dogs)) for i, dog in enumerate(it.photo.dogs)])
+                   for (n, upload, info), it in zip(todo, seen, strict=True)]
         # Some of a photo's dogs may have been added one by one before: those entries stay as they are.
         later = await self.stored([p["id"] for *_, points in planned for p in points])
         taken = await self.removed_origins([p["id"] for *_, points in planned for p in points if p["id"] not in later])

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from dogsearch.core import phash as ph
 from dogsearch.core.sqlite import SqliteFile
-from dogsearch.jobs import phash as ph
 
 ACTIVE = ("queued", "running")
 # Outcome of one file -> the counters it adds to.

@@ -1,5 +1,6 @@
 """The job code, the same on a Celery worker and on the embedded runner: plan a job into batches, and index one
-batch with one embedder call.
+batch with one embedder call. The worker reads each photo's header only; the embedder decodes it, once, and its
+perceptual hash comes back with its dogs.
 
 Exactly once: a photo's id is its content hash, so storing it again is a no-op; within a job the first file
 with given bytes "owns" them and any other is a duplicate; whether a photo was stored before the job is recorded
@@ -16,14 +17,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dogsearch.core import phash as ph
 from dogsearch.core.boxes import BadBox, Box, as_box, clip_marked
 from dogsearch.core.errors import DogsearchError, InvalidInput, without_paths
-from dogsearch.core.images import DecodedImage, ImageRejected
+from dogsearch.core.images import ImageInfo, ImageRejected
 from dogsearch.gallery.errors import NoDogFound, PhotoOfAnotherDog
 from dogsearch.gallery.fields import JOB_FIELDS, InvalidFields, own_fields
-from dogsearch.gallery.ingest import Ingestor, Upload
+from dogsearch.gallery.ingest import Embedded, Ingestor, Upload
 from dogsearch.gallery.records import Dog, marked_entry_id
-from dogsearch.jobs import phash as ph
 from dogsearch.jobs.sources import (
     FieldLimits,
     Item,
@@ -92,10 +93,14 @@ class _Prepared:
     fields: dict[str, Any]
     dog: str | None = None  # the job's name of the dog this photo shows, with others; None: a dog of its own
     upload: Upload | None = None
-    decoded: DecodedImage | None = None
-    phash: int | None = None
+    info: ImageInfo | None = None  # from its header: nothing is decoded here
+    embedded: Embedded | None = None  # its dogs and hash, as the embedder found them
     error: str | None = None
     marked: Box | None = None  # the manifest's box, clipped to the photo: that dog alone, no detector
+
+    @property
+    def phash(self) -> int:
+        return self.embedded.photo.phash
 
     @property
     def entry_id(self) -> str:
@@ -108,15 +113,14 @@ def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields:
     item = _Prepared(file, fields, dog)
     try:
         data = open_photo(path, roots, ingestor.limits.max_bytes)
-        item.decoded = ingestor.decode(data)
+        item.info = ingestor.limits.probe(data)
         if box is not None:
-            item.marked = clip_marked(as_box(box), item.decoded.width, item.decoded.height)
+            item.marked = clip_marked(as_box(box), item.info.width, item.info.height)
         item.fields = ingestor.report_from_photo(fields, data)
     except (ImageRejected, PhotoUnreadable, BadBox, InvalidFields) as exc:
         item.error = without_paths(exc.reason)
         return item
     item.upload = Upload(data, item.fields, owner=owner)
-    item.phash = ph.dhash(item.decoded.image)
     return item
 
 
@@ -162,6 +166,10 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
             outcomes.append((item.file, "already_stored", None))
         else:
             fresh.append(item)
+    for item in await _embed(ingestor, fresh, require_dog):
+        if item.error:
+            outcomes.append((item.file, "failed", item.error))
+    fresh = [item for item in fresh if not item.error]
 
     near_of: dict[str, str] = {}
     filed = await asyncio.to_thread(store.near, [item.phash for item in fresh])
@@ -206,6 +214,29 @@ def clean_up(store: JobStore, job_id: str) -> None:
         remove_tree(Path(job["roots"][0]))
 
 
+async def _embed(ingestor: Ingestor, items: list[_Prepared], require_dog: bool) -> list[_Prepared]:
+    """Every photo's dogs (each marked one's alone) and hash, with one embedder call; if the embedder refuses the
+    batch because of one photo (it could not be decoded), the photos go one by one so that only that one fails
+    (its `error`). `items`, each with its `embedded` or `error`."""
+    if not items:
+        return items
+    photos = [(item.upload.data, item.marked) for item in items]
+    try:
+        for item, seen in zip(items, await ingestor.embed(photos, require_dog=require_dog), strict=True):
+            item.embedded = seen
+        return items
+    except InvalidInput as exc:
+        if len(items) == 1:
+            items[0].error = reason_of(exc)
+            return items
+    for item, photo in zip(items, photos, strict=True):
+        try:
+            item.embedded = (await ingestor.embed([photo], require_dog=require_dog))[0]
+        except InvalidInput as exc:
+            item.error = reason_of(exc)
+    return items
+
+
 async def _near_duplicate(ingestor: Ingestor, item: _Prepared, filed: list[tuple[str, int]],
                           earlier: list[_Prepared]) -> str | None:
     """The id of a stored (`filed`: hashes sharing a band) or earlier in this batch photo within NEAR_DISTANCE bits,
@@ -242,7 +273,7 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
         elif photo.file in fresh:
             try:
                 dog = (await ingestor.add(replace(photo.upload, fields=photo.fields), 0, box=photo.marked,
-                                          require_dog=require_dog, announce=False)).dog
+                                          require_dog=require_dog, announce=False, embedded=photo.embedded)).dog
                 outcomes.append((photo, None, [dog.entry_id]))
             except (InvalidInput, PhotoOfAnotherDog) as exc:
                 outcomes.append((photo, reason_of(exc), []))
@@ -255,7 +286,7 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
         upload = replace(photo.upload, fields={**own, **marks}, owner=dog.owner)
         try:
             added = await ingestor.add_photo(dog, upload, 0, box=photo.marked, require_dog=require_dog,
-                                             announce=False)
+                                             announce=False, embedded=photo.embedded)
         except (InvalidInput, PhotoOfAnotherDog) as exc:
             return photo, reason_of(exc), []
         return photo, None, [added.dog.entry_id]
@@ -270,7 +301,8 @@ async def _index_marked(ingestor: Ingestor, items: list[_Prepared]) -> list[tupl
     embedder batches them)."""
     async def one(item: _Prepared) -> tuple[_Prepared, str | None, list[str]]:
         try:
-            added = await ingestor.add(replace(item.upload, fields=item.fields), box=item.marked, announce=False)
+            added = await ingestor.add(replace(item.upload, fields=item.fields), box=item.marked, announce=False,
+                                       embedded=item.embedded)
         except (InvalidInput, PhotoOfAnotherDog) as exc:
             return item, reason_of(exc), []
         return item, None, [added.dog.entry_id]
@@ -286,13 +318,14 @@ async def _index(ingestor: Ingestor, items: list[_Prepared],
     the entries of its dogs)."""
     if not items:
         return []
-    uploads = [(replace(item.upload, fields=item.fields), item.decoded) for item in items]
+    uploads = [(replace(item.upload, fields=item.fields), item.info) for item in items]
+    embedded = [item.embedded for item in items]
 
     def outcome(item: _Prepared, dogs: list) -> tuple[_Prepared, str | None, list[str]]:
         return item, None if dogs else NoDogFound.REASON, [added.dog.entry_id for added in dogs]
 
     try:
-        added = await ingestor.add_many(uploads, require_dog=require_dog)
+        added = await ingestor.add_many(uploads, require_dog=require_dog, embedded=embedded)
         return [outcome(item, dogs) for item, dogs in zip(items, added, strict=True)]
     except (InvalidInput, PhotoOfAnotherDog) as exc:
         if len(items) == 1:
@@ -300,7 +333,8 @@ async def _index(ingestor: Ingestor, items: list[_Prepared],
     results = []
     for item, upload in zip(items, uploads, strict=True):
         try:
-            results.append(outcome(item, (await ingestor.add_many([upload], require_dog=require_dog))[0]))
+            results.append(outcome(item, (await ingestor.add_many([upload], require_dog=require_dog,
+                                                                  embedded=[item.embedded]))[0]))
         except (InvalidInput, PhotoOfAnotherDog) as exc:
             results.append((item, reason_of(exc), []))
     return results

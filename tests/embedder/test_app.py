@@ -3,12 +3,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
+from dogsearch.core import phash
 from dogsearch.core.boxes import DEFAULT_MARGIN, crop
 from dogsearch.core.vectors import decode_f32
 from dogsearch.models.registry import DEFAULT_DETECTOR
@@ -17,6 +19,8 @@ from dogsearch.services.embedder.dogs import crop_model_id
 from dogsearch.services.embedder.settings import EmbedderSettings
 from tests.fakes import BlobDetector, ColorGridModel, FakeClassifier
 from tests.images import encode, solid
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture
@@ -225,6 +229,28 @@ async def test_embed_dogs_boxes_each_dog_in_the_photos_pixels_and_embeds_its_cro
     whole = (await client.post("/v1/embed", files=files(stored))).json()["vectors"][0]
     assert np.dot(big["vector"], blue) > max(np.dot(whole, blue), np.dot(small["vector"], blue)) + 0.1
     assert plain["dogs"] == [] and plain["seems"][0]["label"] == "golf ball"
+
+
+async def test_each_photo_comes_with_a_hash_its_resized_copies_share(embedder):
+    """The bulk path's near-duplicate check reads the hash of the embedder's own decode: a photo is decoded once.
+    Copies of a photo (a third of its size at JPEG quality 50; as a phone's HEIC, its pixels turned and its header
+    turning them back; the phone's 24 MP) are within a few bits; another photo of the same breed is not."""
+    client, _, _ = embedder
+    beagles = sorted((FIXTURES / "dogs" / "n02088364").glob("*.jpg"))
+    photo = Image.open(beagles[0])
+    small = encode(photo.resize((photo.width // 3, photo.height // 3)), "JPEG", quality=50)
+    phone = [(FIXTURES / "phone" / name).read_bytes() for name in ("beagle.heic", "iphone-24mp.heic")]
+
+    async def hashes(*images: bytes) -> list[int]:
+        r = await client.post("/v1/embed/dogs", params={"vectors": "false"}, files=files(*images))
+        assert r.status_code == 200, r.text
+        assert all(len(p["phash"]) == 16 for p in r.json()["photos"])
+        return [int(p["phash"], 16) for p in r.json()["photos"]]
+
+    original, *copies = await hashes(beagles[0].read_bytes(), small, *phone)
+    [other] = await hashes(beagles[1].read_bytes())
+    assert [phash.distance(original, h) <= phash.NEAR_DISTANCE for h in copies] == [True] * 3
+    assert phash.distance(original, other) > 3 * phash.NEAR_DISTANCE
 
 
 async def test_embed_dogs_whole_photo_when_asked_and_without_vectors(embedder):

@@ -48,19 +48,35 @@ async def test_folder_job_with_labels_from_folders(client, photos):
     assert [j["id"] for j in listed] == [job["id"]]
 
 
-async def test_a_folder_of_phone_photos_is_indexed_heic_and_avif_too(client, tmp_path):
-    """Photos copied off a phone: HEIC (any case of its suffix) and AVIF are found in the folder and stored."""
+async def test_a_folder_of_phone_photos_is_indexed_heic_and_avif_too(client, tmp_path, monkeypatch):
+    """Photos copied off a phone: HEIC (any case of its suffix) and AVIF are found in the folder and stored. Each is
+    decoded once (by the embedder: the job's near-duplicate hash comes with its dogs), a 24 MP HEIC's 0.4 s."""
     from PIL import Image
 
+    from dogsearch.core import images
     from tests.images import encode
 
     folder = tmp_path / "in" / "phone"
     folder.mkdir(parents=True)
     (folder / "IMG_0001.HEIC").write_bytes((FIXTURES / "phone" / "beagle.heic").read_bytes())
     (folder / "IMG_0002.avif").write_bytes(encode(Image.new("RGB", (64, 48), (20, 160, 90)), "AVIF"))
+    (folder / "IMG_0003.heic").write_bytes((FIXTURES / "phone" / "iphone-24mp.heic").read_bytes())
+    decoded = []
+
+    def counted(data: bytes, **limits):
+        decoded.append(len(data))
+        return decode_image(data, **limits)
+
+    decode_image = images.decode_image
+    monkeypatch.setattr(images, "decode_image", counted)
     r = await client.post("/v1/jobs/index", json={"path": str(folder)})
     job = await wait_job(client, r.json()["id"])
-    assert (job["state"], job["total"], job["indexed"], job["failed"]) == ("done", 2, 2, 0), job
+    assert (job["state"], job["total"], job["indexed"], job["failed"]) == ("done", 3, 3, 0), job
+    assert sorted(decoded) == sorted(len(p.read_bytes()) for p in folder.iterdir())
+    monkeypatch.undo()
+    # the 24 MP HEIC is the same photo as the other: the job says so
+    flagged = [d["payload"].get("near_duplicate_of") for d in await all_dogs(client)]
+    assert job["near_duplicates"] == 1 and len([d for d in flagged if d]) == 1
     for dog in await all_dogs(client):  # each served as the JPEG browsers show
         served = await client.get(dog["image_url"])
         assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dogsearch.jobs import phash as ph
+from dogsearch.core import phash as ph
 from dogsearch.jobs.store import RedisJobStore, SqliteJobStore, new_job
 from tests.jobs.servers import REDIS_URL
 

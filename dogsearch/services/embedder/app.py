@@ -7,6 +7,7 @@ from typing import Literal
 
 from fastapi import FastAPI, File, Form, Query, UploadFile
 
+from dogsearch.core import phash
 from dogsearch.core.boxes import BadBox
 from dogsearch.core.errors import TooLarge
 from dogsearch.core.images import DecodedImage, ImageRejected
@@ -126,12 +127,13 @@ def create_app(
         found = await models.find(decoded, whole_if_none, crop_side=model.decode_side,
                                   whole_photo_dog=settings.whole_photo_dog, marked=marked_boxes(boxes, decoded),
                                   second_look=settings.second_look)
-        (photo_classes, dog_classes), embedded = await asyncio.gather(
+        (photo_classes, dog_classes), embedded, hashes = await asyncio.gather(
             models.classify(decoded, found, every_photo=seems),
-            _embed_crops(model, [d.crop for p in found for d in p.dogs], vectors))
+            _embed_crops(model, [d.crop for p in found for d in p.dogs], vectors),
+            asyncio.to_thread(lambda: [phash.to_hex(phash.dhash(d.image)) for d in decoded]))
         rows = iter(embedded)
         photos = []
-        for photo, looks, classes in zip(found, photo_classes, dog_classes, strict=True):
+        for photo, looks, classes, hashed in zip(found, photo_classes, dog_classes, hashes, strict=True):
             dogs = []
             for dog, cls in zip(photo.dogs, classes, strict=True):
                 vector = next(rows)
@@ -139,7 +141,7 @@ def create_app(
                              "breed_guess": breeds(cls),
                              "vector": None if vector is None else
                              encode_f32(vector) if encoding == "base64" else vector.tolist()})
-            photos.append({"width": photo.width, "height": photo.height, "dogs": dogs,
+            photos.append({"width": photo.width, "height": photo.height, "dogs": dogs, "phash": hashed,
                            "seems": [] if looks is None else [{"label": x.name, "p": x.p} for x in looks.labels]})
         return DogsResponse(model=dogs_model(model), dim=model.dim, detector=detector_name, photos=photos)
 

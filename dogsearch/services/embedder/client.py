@@ -35,7 +35,7 @@ class EmbedderClient(ServiceClient):
                                      decode_f32(dog["vector"]) if dog.get("vector") is not None else None,
                                      tuple(dog["breed_guess"]), dog.get("marked", False))
                             for dog in photo["dogs"]),
-                      tuple(photo["seems"]))
+                      tuple(photo["seems"]), int(photo["phash"], 16))
             for photo in body["photos"])
         return DogsEmbedding(body["model"], body["detector"], photos)
 
