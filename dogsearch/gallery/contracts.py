@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from dogsearch.core.errors import InvalidInput
+
 Box = tuple[float, float, float, float]
 
 
@@ -42,7 +44,7 @@ class PhotoDogs:
 class DogsEmbedding:
     model: str  # the id of the vectors (the model and how dogs are cropped for it)
     detector: str  # the detector's name, "none" when the whole photo is the dog
-    photos: tuple[PhotoDogs, ...]
+    photos: tuple[PhotoDogs | InvalidInput, ...]  # an error: a photo that could not be read (with `partial`)
 
 
 class Embedder(Protocol):
@@ -50,14 +52,15 @@ class Embedder(Protocol):
         """At least {"model": the id of the vectors embed_dogs gives, "dim": their length}."""
 
     async def embed_dogs(self, images: Sequence[bytes], *, whole_if_none: bool = False,
-                         vectors: bool = True, seems: bool = True,
+                         vectors: bool = True, seems: bool = True, partial: bool = False,
                          boxes: Sequence[Box | None] | None = None) -> DogsEmbedding:
         """Photo files in (each checked and decoded there); each photo's dogs, each with its crop's vector, out.
         `boxes`: a box a person marked for each photo (None: the detector's), in the photo's pixels: that photo's
         one dog (a BadBox when it holds too little of it).
         `whole_if_none`: a photo in which no dog is found is one dog, the whole photo (score None). `vectors`: False
         when only the boxes and guesses are wanted. `seems`: False when what a photo seems to show is wanted only
-        for a photo without a dog (an empty tuple for the others)."""
+        for a photo without a dog (an empty tuple for the others). `partial`: a photo that cannot be read is the error
+        it raised (an InvalidInput) in `photos`; else the call raises it, naming the photo."""
 
 
 class Index(Protocol):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dogsearch.core.boxes import BadBox, Box, clip_marked
+from dogsearch.core.errors import InvalidInput
 from dogsearch.core.exif import taken
 from dogsearch.core.images import ImageInfo, ImageLimits
 from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
@@ -115,17 +116,20 @@ class Ingestor:
         return {photo: [found[entry_id(photo)], *(found[e] for e in entries)] for photo, entries in others.items()
                 if all(e in found for e in entries)}
 
-    async def embed(self, photos: Sequence[tuple[bytes, Box | None]], *,
-                    require_dog: bool | None = None) -> list[Embedded]:
+    async def embed(self, photos: Sequence[tuple[bytes, Box | None]], *, require_dog: bool | None = None,
+                    partial: bool = False) -> list[Embedded | InvalidInput]:
         """Each photo's dogs as `add` would store them (the detector's, or the one its box marks: (photo file, box
         or None)), in one embedder call; nothing is stored. InvalidInput when the embedder refuses a photo (it says
-        which), ModelMismatch when its vectors are not the gallery's."""
+        which; with `partial`, that photo's error is in the list instead), ModelMismatch when its vectors are not the
+        gallery's."""
         require = self.require_dog if require_dog is None else require_dog
         boxes = [box for _, box in photos]
         embedding = await self.embedder.embed_dogs([data for data, _ in photos], whole_if_none=not require, seems=False,
+                                                   partial=partial,
                                                    boxes=boxes if any(box is not None for box in boxes) else None)
         await self.space.check(embedding.model)
-        return [Embedded(embedding.model, photo) for photo in embedding.photos]
+        return [photo if isinstance(photo, InvalidInput) else Embedded(embedding.model, photo)
+                for photo in embedding.photos]
 
     async def add(self, upload: Upload, dog: int = 0, *, box: Box | None = None, require_dog: bool | None = None,
                   announce: bool = True, embedded: Embedded | None = None) -> Added:

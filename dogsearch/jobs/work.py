@@ -215,15 +215,15 @@ def clean_up(store: JobStore, job_id: str) -> None:
 
 
 async def _embed(ingestor: Ingestor, items: list[_Prepared], require_dog: bool) -> list[_Prepared]:
-    """Every photo's dogs (each marked one's alone) and hash, with one embedder call; if the embedder refuses the
-    batch because of one photo (it could not be decoded), the photos go one by one so that only that one fails
-    (its `error`). `items`, each with its `embedded` or `error`."""
+    """Every photo's dogs (each marked one's alone) and hash, with one embedder call; a photo that cannot be read
+    gets its `error`, the others their `embedded`. If the embedder refuses the batch all the same, the photos go
+    one by one so that only the one it refuses fails."""
     if not items:
         return items
     photos = [(item.upload.data, item.marked) for item in items]
     try:
-        for item, seen in zip(items, await ingestor.embed(photos, require_dog=require_dog), strict=True):
-            item.embedded = seen
+        for item, seen in zip(items, await ingestor.embed(photos, require_dog=require_dog, partial=True), strict=True):
+            item.embedded, item.error = (None, reason_of(seen)) if isinstance(seen, InvalidInput) else (seen, None)
         return items
     except InvalidInput as exc:
         if len(items) == 1:
@@ -312,10 +312,10 @@ async def _index_marked(ingestor: Ingestor, items: list[_Prepared]) -> list[tupl
 
 async def _index(ingestor: Ingestor, items: list[_Prepared],
                  require_dog: bool) -> list[tuple[_Prepared, str | None, list[str]]]:
-    """One embedder call for the batch; if the batch is refused because of one photo (InvalidInput: the embedder;
-    PhotoOfAnotherDog: the photo a stored dog was made from, removed from it), the photos go one by one so that only
-    that one fails. A photo without a dog fails (with `require_dog`). Each photo: (its item, why it failed or None,
-    the entries of its dogs)."""
+    """The photos' dogs, as the embedder found them, stored with one call; if the batch is refused because of one
+    photo (PhotoOfAnotherDog: the photo a stored dog was made from, removed from it), the photos go one by one so
+    that only that one fails. A photo without a dog fails (with `require_dog`). Each photo: (its item, why it failed
+    or None, the entries of its dogs)."""
     if not items:
         return []
     uploads = [(replace(item.upload, fields=item.fields), item.info) for item in items]
@@ -327,7 +327,7 @@ async def _index(ingestor: Ingestor, items: list[_Prepared],
     try:
         added = await ingestor.add_many(uploads, require_dog=require_dog, embedded=embedded)
         return [outcome(item, dogs) for item, dogs in zip(items, added, strict=True)]
-    except (InvalidInput, PhotoOfAnotherDog) as exc:
+    except PhotoOfAnotherDog as exc:
         if len(items) == 1:
             return [(items[0], reason_of(exc), [])]
     results = []
@@ -335,7 +335,7 @@ async def _index(ingestor: Ingestor, items: list[_Prepared],
         try:
             results.append(outcome(item, (await ingestor.add_many([upload], require_dog=require_dog,
                                                                   embedded=[item.embedded]))[0]))
-        except (InvalidInput, PhotoOfAnotherDog) as exc:
+        except PhotoOfAnotherDog as exc:
             results.append((item, reason_of(exc), []))
     return results
 

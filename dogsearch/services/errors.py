@@ -71,10 +71,11 @@ class UpstreamFailure(Unavailable):
     """Another service failed (a 5xx) or could not be reached: for this service's caller, that part is down."""
 
 
-def from_response(service: str, status: int, body: Any) -> DogsearchError:
-    """The error a service's error answer stands for, its reason prefixed with the service's name: its own class
-    when the answer names a known `code` of the status's kind (a CollectionMissing, not any Conflict), else the kind
-    of the status. A 5xx is an UpstreamFailure: the caller's request was fine, a part behind it is not."""
+def from_response(service: str, status: int, body: Any, *, named: bool = True) -> DogsearchError:
+    """The error a service's error answer stands for, its reason prefixed with the service's name (unless not
+    `named`: the answer about one of a request's photos, in that photo's words): its own class when the answer names
+    a known `code` of the status's kind (a CollectionMissing, not any Conflict), else the kind of the status. A 5xx
+    is an UpstreamFailure: the caller's request was fine, a part behind it is not."""
     detail = body.get("detail", body) if isinstance(body, dict) else body
     reason = without_paths(detail if isinstance(detail, str) else str(detail))  # passed on: no server paths
     if (status >= 500 and status not in (504, 507)) or status == 401:  # 401: this service's own credentials are wrong
@@ -83,4 +84,4 @@ def from_response(service: str, status: int, body: Any) -> DogsearchError:
     cls = kinds().get(body.get("code")) if isinstance(body, dict) and isinstance(body.get("code"), str) else None
     if cls is None or not issubclass(cls, kind):
         cls = kind
-    return cls(f"{service}: {reason}", source=service)
+    return cls(f"{service}: {reason}" if named else reason, source=service)

@@ -264,6 +264,32 @@ async def test_embed_dogs_whole_photo_when_asked_and_without_vectors(embedder):
     assert bad.status_code == 415 and "image 1" in bad.json()["detail"]
 
 
+async def test_partial_answers_a_photo_that_cannot_be_read_alone_and_the_others_as_usual(embedder):
+    """A bulk job's batch with a truncated file in it: one call still answers every other photo (the job no longer
+    decodes photos itself to find such a file first)."""
+    client, model, _ = embedder
+    two = _blobs((160, 120), [((200, 20, 20), (10, 30, 50, 80)), ((20, 20, 200), (80, 10, 150, 110))])
+    whole = encode(two, "JPEG", quality=95)
+    sent = [whole, whole[: len(whole) // 2], b"not an image", encode(two, "PNG")]
+    marked = json.dumps([None, [0, 0, 40, 40], None, [75, 5, 155, 115]])
+
+    r = await client.post("/v1/embed/dogs", params={"partial": "true"}, files=files(*sent), data={"boxes": marked})
+    assert r.status_code == 200, r.text
+    first, truncated, text, boxed = r.json()["photos"]
+    assert len(first["dogs"]) == 2 and first["dogs"][0]["vector"] is not None and len(first["phash"]) == 16
+    assert truncated == {"error": truncated["error"], "code": "image_rejected", "status": 422}
+    assert "truncated or corrupt" in truncated["error"]
+    assert text["code"] == "image_unsupported" and text["status"] == 415 and "image" in text["error"]
+    [dog] = boxed["dogs"]  # its marked box: the blue dog alone
+    assert dog["marked"] and dog["box"] == [75.0, 5.0, 155.0, 115.0]
+    assert sum(model.batch_sizes) == 3  # the readable photos' three dogs, and nothing for the others
+
+    refused = await client.post("/v1/embed/dogs", files=files(*sent), data={"boxes": marked})
+    assert refused.status_code == 422 and refused.json()["detail"].startswith("image 1 (1.jpg): truncated")
+    none = await client.post("/v1/embed/dogs", params={"partial": "true"}, files=files(b"", b"GIF89a"))
+    assert [p["status"] for p in none.json()["photos"]] == [422, 422], none.text
+
+
 async def test_with_the_detector_off_the_photo_is_the_dog_and_the_vectors_are_the_whole_photos():
     app = create_app(EmbedderSettings(preload=False, detector="none"), model_factory=ColorGridModel,
                      detector_factory=lambda: pytest.fail("no detector is built when it is off"),

@@ -82,6 +82,29 @@ async def test_a_folder_of_phone_photos_is_indexed_heic_and_avif_too(client, tmp
         assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
 
 
+async def test_unreadable_files_fail_alone_and_the_rest_of_their_batch_is_embedded_together(tmp_path, monkeypatch):
+    """The worker decodes nothing: the embedder finds a truncated photo, answers it alone, and embeds the rest of
+    the batch in one forward. (A text file named .jpg fails at the worker's look at its header.)"""
+    from tests.images import solid
+
+    monkeypatch.setenv("DOGSEARCH_EMBEDDER_BATCH_MAX_SIZE", "8")  # torch's batching (the fake is no exported model)
+    model = ColorGridModel()
+    folder = tmp_path / "in" / "mixed"
+    folder.mkdir(parents=True)
+    for n in range(6):
+        (folder / f"dog{n}.jpg").write_bytes(solid((40 * n, 200 - 30 * n, 90)))
+    photo = solid((10, 10, 250), (640, 480))
+    (folder / "cut.jpg").write_bytes(photo[: len(photo) // 2])
+    (folder / "notes.jpg").write_bytes(b"not a photo at all")
+    async with serving(app_for(tmp_path, model)) as client:
+        r = await client.post("/v1/jobs/index", json={"path": str(folder)})
+        job = await wait_job(client, r.json()["id"])
+    assert (job["state"], job["indexed"], job["failed"]) == ("done", 6, 2), job
+    reasons = {e["file"]: e["reason"] for e in job["errors"]}
+    assert reasons["cut.jpg"].startswith("truncated or corrupt image") and "not an image" in reasons["notes.jpg"]
+    assert model.batch_sizes == [6]  # one batch (of 8 files), one forward
+
+
 def phone_jpeg(color: tuple[int, int, int], gps: tuple[float, float] | None) -> bytes:
     """A phone's photo: when it was taken (with its zone) and, given `gps` (N and E, whole degrees), where."""
     from PIL import Image

@@ -27,6 +27,7 @@ from dogsearch.services.embedder.dogs import (
 )
 from dogsearch.services.embedder.schemas import DogsResponse, EmbedResponse, ModelInfo
 from dogsearch.services.embedder.settings import NO_DETECTOR, EmbedderSettings
+from dogsearch.services.errors import status_of
 from dogsearch.services.model_service import model_service
 
 Encoding = Literal["json", "base64"]
@@ -61,9 +62,10 @@ def create_app(
                          runtime=getattr(model, "runtime", settings.runtime),
                          data_config=_jsonable(model.data_config))
 
-    async def read_and_decode(images: list[UploadFile], min_side: Callable[[EmbeddingModel], int]
-                              ) -> tuple[EmbeddingModel, list[DecodedImage]]:
-        """The model and the decoded photos; bad input is a 4xx whether or not the model is up."""
+    async def read_and_decode(images: list[UploadFile], min_side: Callable[[EmbeddingModel], int],
+                              partial: bool = False) -> tuple[EmbeddingModel, list[DecodedImage | ImageRejected]]:
+        """The model and the decoded photos; bad input is a 4xx whether or not the model is up. `partial`: a photo
+        that cannot be read is its error in the list, not the request's."""
         if len(images) > settings.max_batch:
             raise TooLarge(f"too many images: {len(images)}, limit {settings.max_batch}")
         files = [(upload.filename or f"#{index}", await upload.read()) for index, upload in enumerate(images)]
@@ -81,6 +83,9 @@ def create_app(
                         continue
                     decoded.append(limits.decode(data, min_side=min_side(model)))
                 except ImageRejected as exc:
+                    if partial and model is not None:
+                        decoded.append(exc)
+                        continue
                     if len(files) == 1:
                         raise
                     raise type(exc)(f"image {index} ({name}): {exc.reason}") from exc  # say which one
@@ -111,6 +116,9 @@ def create_app(
         vectors: bool = Query(True, description="false: boxes and guesses only (no embedding)"),
         seems: bool = Query(True, description="false: what a photo seems to show only for a photo without a dog "
                                               "(what 'no dog found' says), one classifier pass less a photo"),
+        partial: bool = Query(False, description="true: a photo that cannot be read (truncated, not an image, too "
+                                                 "large) is answered alone, as its error, and the others as usual; "
+                                                 "false: the request is refused, naming the photo"),
         boxes: str | None = Form(None, max_length=128 * settings.max_batch,
                                  description="where the dogs are, marked by a person: a JSON list with one "
                                              "[x0, y0, x1, y1] (the photo's pixels, EXIF orientation applied) or null "
@@ -122,11 +130,15 @@ def create_app(
             raise BadBox("this embedder embeds whole photos (no detector): it takes no marked box")
         # Decoded large enough that a small dog's crop still has the pixels the model needs (the whole photo, when
         # no detector runs, as /v1/embed decodes it).
-        model, decoded = await read_and_decode(
-            images, lambda m: max(m.decode_side, settings.dog_decode_side) if settings.detects else m.decode_side)
+        model, files = await read_and_decode(
+            images, lambda m: max(m.decode_side, settings.dog_decode_side) if settings.detects else m.decode_side,
+            partial)
+        readable = [not isinstance(d, ImageRejected) for d in files]
+        marked = marked_boxes(boxes, [d if ok else None for d, ok in zip(files, readable, strict=True)])
+        decoded = [d for d, ok in zip(files, readable, strict=True) if ok]
         found = await models.find(decoded, whole_if_none, crop_side=model.decode_side,
-                                  whole_photo_dog=settings.whole_photo_dog, marked=marked_boxes(boxes, decoded),
-                                  second_look=settings.second_look)
+                                  whole_photo_dog=settings.whole_photo_dog, second_look=settings.second_look,
+                                  marked=[m for m, ok in zip(marked, readable, strict=True) if ok])
         (photo_classes, dog_classes), embedded, hashes = await asyncio.gather(
             models.classify(decoded, found, every_photo=seems),
             _embed_crops(model, [d.crop for p in found for d in p.dogs], vectors),
@@ -143,6 +155,9 @@ def create_app(
                              encode_f32(vector) if encoding == "base64" else vector.tolist()})
             photos.append({"width": photo.width, "height": photo.height, "dogs": dogs, "phash": hashed,
                            "seems": [] if looks is None else [{"label": x.name, "p": x.p} for x in looks.labels]})
+        answered = iter(photos)
+        photos = [next(answered) if ok else {"error": d.reason, "code": d.code, "status": status_of(d)}
+                  for d, ok in zip(files, readable, strict=True)]
         return DogsResponse(model=dogs_model(model), dim=model.dim, detector=detector_name, photos=photos)
 
     async def _embed_crops(model: EmbeddingModel, crops: list, wanted: bool) -> list:

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dogsearch.core.errors import InvalidInput
 from dogsearch.core.vectors import decode_f32
 from dogsearch.gallery.contracts import Box, DogsEmbedding, FoundDog, PhotoDogs
+from dogsearch.services.errors import from_response
 from dogsearch.services.http import ServiceClient
 
 
@@ -23,21 +25,23 @@ class EmbedderClient(ServiceClient):
         return body["model"], np.stack([decode_f32(v) for v in body["vectors"]])
 
     async def embed_dogs(self, images: Sequence[bytes], *, whole_if_none: bool = False,
-                         vectors: bool = True, seems: bool = True,
+                         vectors: bool = True, seems: bool = True, partial: bool = False,
                          boxes: Sequence[Box | None] | None = None) -> DogsEmbedding:
         params = {"encoding": "base64", "whole_if_none": str(whole_if_none).lower(), "vectors": str(vectors).lower(),
-                  "seems": str(seems).lower()}
+                  "seems": str(seems).lower(), "partial": str(partial).lower()}
         marked = {"boxes": json.dumps([None if b is None else list(b) for b in boxes])} if boxes else None
         body = (await self.request("POST", "/v1/embed/dogs", params=params, files=_files(images), data=marked)).json()
-        photos = tuple(
-            PhotoDogs(photo["width"], photo["height"],
-                      tuple(FoundDog(tuple(dog["box"]), dog["score"],
-                                     decode_f32(dog["vector"]) if dog.get("vector") is not None else None,
-                                     tuple(dog["breed_guess"]), dog.get("marked", False))
-                            for dog in photo["dogs"]),
-                      tuple(photo["seems"]), int(photo["phash"], 16))
-            for photo in body["photos"])
-        return DogsEmbedding(body["model"], body["detector"], photos)
+        return DogsEmbedding(body["model"], body["detector"], tuple(self._photo(photo) for photo in body["photos"]))
+
+    def _photo(self, photo: dict) -> PhotoDogs | InvalidInput:
+        if "error" in photo:  # could not be read (partial): the error the request would have raised
+            return from_response(self.service, photo["status"], {"detail": photo["error"], "code": photo["code"]},
+                                 named=False)
+        dogs = tuple(FoundDog(tuple(dog["box"]), dog["score"],
+                              decode_f32(dog["vector"]) if dog.get("vector") is not None else None,
+                              tuple(dog["breed_guess"]), dog.get("marked", False))
+                     for dog in photo["dogs"])
+        return PhotoDogs(photo["width"], photo["height"], dogs, tuple(photo["seems"]), int(photo["phash"], 16))
 
 
 def _files(images: Sequence[bytes]) -> list:

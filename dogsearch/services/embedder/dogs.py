@@ -98,9 +98,10 @@ def dogs_of(decoded: DecodedImage, detections: Sequence[Detection] | None, whole
     return Found(decoded.width, decoded.height, dogs, seems)
 
 
-def marked_boxes(text: str | None, decoded: Sequence[DecodedImage]) -> list[Box | None]:
+def marked_boxes(text: str | None, decoded: Sequence[DecodedImage | None]) -> list[Box | None]:
     """The boxes a request marked, a JSON list with one [x0, y0, x1, y1] (the photo's pixels) or null an image,
-    each clipped to its photo; BadBox naming the image when one is not a box or holds too little of its photo."""
+    each clipped to its photo (None: one that could not be read has none); BadBox naming the image when one is not a
+    box or holds too little of its photo."""
     if text is None:
         return [None] * len(decoded)
     try:
@@ -112,7 +113,7 @@ def marked_boxes(text: str | None, decoded: Sequence[DecodedImage]) -> list[Box 
     boxes = []
     for n, (d, box) in enumerate(zip(decoded, value, strict=True)):
         try:
-            boxes.append(None if box is None else clip_marked(as_box(box), d.width, d.height))
+            boxes.append(None if box is None or d is None else clip_marked(as_box(box), d.width, d.height))
         except BadBox as exc:
             if len(decoded) == 1:
                 raise

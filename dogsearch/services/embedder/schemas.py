@@ -53,8 +53,16 @@ class PhotoDogs(BaseModel):
                                         "without decoding the photo again")
 
 
+class Unreadable(BaseModel):
+    """A photo that could not be read, answered alone (?partial=true)."""
+
+    error: str = Field(..., description="why, as the request's 4xx would have said it")
+    code: str = Field(..., description="the error's stable name, as in an error answer")
+    status: int = Field(..., description="the status the request would have been refused with")
+
+
 class DogsResponse(BaseModel):
     model: str = Field(..., description="the vectors' id: the model, and how dogs are cropped for it")
     dim: int
     detector: str = Field(..., description="the detector's name, or 'none'")
-    photos: list[PhotoDogs] = Field(..., description="one per image, in order")
+    photos: list[PhotoDogs | Unreadable] = Field(..., description="one per image, in order")
