@@ -291,14 +291,14 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
             return photo, reason_of(exc), []
         return photo, None, [added.dog.entry_id]
 
-    async with ingestor.dog_locks.hold([dog.id]):  # at once: the embedder batches them
+    async with ingestor.dog_locks.hold([dog.id]):  # at once: their stores overlap
         outcomes += await asyncio.gather(*(join(photo) for photo in rest))
     return outcomes
 
 
 async def _index_marked(ingestor: Ingestor, items: list[_Prepared]) -> list[tuple[_Prepared, str | None, list[str]]]:
-    """Photos whose dog the manifest marks: each that dog alone (the detector is not asked), all at once (the
-    embedder batches them)."""
+    """Photos whose dog the manifest marks: each that dog alone (the embedder did not ask the detector), all at
+    once."""
     async def one(item: _Prepared) -> tuple[_Prepared, str | None, list[str]]:
         try:
             added = await ingestor.add(replace(item.upload, fields=item.fields), box=item.marked, announce=False,
