@@ -86,3 +86,13 @@ class Index(Protocol):
     async def count(self, filter: Mapping | None = None) -> int: ...
 
     async def query(self, vector: Sequence[float], k: int, filter: Mapping | None = None) -> list[dict[str, Any]]: ...
+
+
+class Hashes(Protocol):
+    """Where stored photos' perceptual hashes are filed, to find a new photo's look-alikes (the job store: SQLite in
+    a data directory, or Redis beside the broker). Blocking."""
+
+    def near(self, values: Sequence[int]) -> list[list[tuple[str, int]]]:
+        """For each hash, the filed (entry id, hash) pairs that share one of its bands (dogsearch/core/phash.py)."""
+
+    def add_phashes(self, pairs: Sequence[tuple[str, int]]) -> None: ...

@@ -18,7 +18,7 @@ from dogsearch.core.errors import InvalidInput, TooLarge
 from dogsearch.search.contract import IndexKind
 from dogsearch.search.filters import utc_instant
 
-Writer = Literal["user", "server", "job"]
+Writer = Literal["user", "server"]
 Scalar = str | int | float | bool
 STATUSES = ("lost", "found", "sighted", "home", "shelter")
 # A report's `seen_at` or `location` given as this word, where a photo is added: when or where the photo was taken
@@ -108,13 +108,11 @@ FIELDS: tuple[Field, ...] = (
     Field("bytes", "server"),
     Field("created_at", "server", "datetime"),  # indexed: a watch's check leaves out what was stored after its batch
     Field("model", "server"),  # the embedding model of the entry's vector
-    # bulk jobs
-    Field("phash", "job"),  # the photo's perceptual hash (hex)
-    Field("near_duplicate_of", "job"),  # a stored look-alike's id
+    Field("phash", "server"),  # the photo's perceptual hash (hex)
+    Field("near_duplicate_of", "server"),  # the dog of a stored look-alike (the same photo resized or recompressed)
 )
 BY_NAME = {f.name: f for f in FIELDS}
 SERVER_FIELDS = frozenset(f.name for f in FIELDS if f.writer == "server")
-JOB_FIELDS = frozenset(f.name for f in FIELDS if f.writer == "job")
 HIDDEN_FIELDS = frozenset(f.name for f in FIELDS if not f.public)
 INDEXED_FIELDS: dict[str, IndexKind] = {f.name: f.index for f in FIELDS if f.index}
 
@@ -213,7 +211,7 @@ def search_filter(breed: str | None, name: str | None, raw_filter: str | None) -
 def own_fields(payload: dict[str, Any]) -> dict[str, Any]:
     """A stored entry's fields that belong to its dog, not to its photo (the user's: name, breed, a report, their
     own), for another photo of the same dog."""
-    return {k: v for k, v in payload.items() if k not in SERVER_FIELDS and k not in JOB_FIELDS}
+    return {k: v for k, v in payload.items() if k not in SERVER_FIELDS}
 
 
 def public(payload: dict[str, Any]) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from dogsearch.core import phash as ph
 from dogsearch.core.boxes import BadBox, Box, clip_marked
 from dogsearch.core.errors import InvalidInput
 from dogsearch.core.exif import taken
 from dogsearch.core.images import ImageInfo, ImageLimits
-from dogsearch.gallery.contracts import Embedder, FoundDog, Index, PhotoDogs
+from dogsearch.gallery.contracts import Embedder, FoundDog, Hashes, Index, PhotoDogs
 from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
@@ -24,6 +25,7 @@ from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
 _WRITERS = 8  # photo writes of a batch at once: fsyncs overlap (about 4x faster on one disk)
+_NewPhoto = tuple[str, "Upload", ImageInfo, int | None]  # an entry stored with it, its upload, info, perceptual hash
 log = logging.getLogger("dogsearch.gallery")
 
 
@@ -79,6 +81,9 @@ class Ingestor:
         # Told the entries of dogs just stored, to check them against the watches (set by whoever runs the watches:
         # a check in this process, or a task for the workers).
         self.on_stored: Callable[[list[str]], Awaitable[None]] | None = None
+        # Where new photos' perceptual hashes are filed and their look-alikes found (set where a job store is: the
+        # gateway's, a worker's); None: a photo is compared with the others of its call only.
+        self.hashes: Hashes | None = None
 
     async def announce(self, entry_ids: Sequence[str]) -> None:
         """Dogs were stored: checks them against the watches. Called after they are stored and before the caller
@@ -152,7 +157,7 @@ class Ingestor:
                                             "its photos again")
                 seen = embedded or (await self.embed([(upload.data, marked)], require_dog=require))[0]
                 point = _point(upload, info, pick(seen.photo, dog), entry, seen.model, len(seen.photo.dogs))
-                await self._store([(point["id"], upload, info)], [point])
+                await self._store([(point["id"], upload, info, seen.photo.phash)], [point])
         if announce:
             await self.announce([entry])
         return Added(Dog.from_entry(point), created)
@@ -194,7 +199,7 @@ class Ingestor:
                     raise PhotoOfAnotherDog(f"another dog of this photo is already a photo of dog {dog.id}")
                 seen = embedded or (await self.embed([(upload.data, marked)], require_dog=require))[0]
                 point = _point(upload, info, pick(seen.photo, index), entry, seen.model, len(seen.photo.dogs), dog.id)
-                await self._store([(point["id"], upload, info)], [point])
+                await self._store([(point["id"], upload, info, seen.photo.phash)], [point])
         if announce:
             await self.announce([entry])
         return Added(Dog.from_entry(point), created)
@@ -264,8 +269,9 @@ class Ingestor:
             return results
         seen = ([embedded[n] for n, _, _ in todo] if embedded is not None else
                 await self.embed([(upload.data, None) for _, upload, _ in todo], require_dog=require))
-        planned = [(n, upload, info, [_point(upload, info, dog, entry_id(upload.photo_id, i), it.model,
-                                             len(it.photo.dogs)) for i, dog in enumerate(it.photo.dogs)])
+        planned = [(n, upload, info, it.photo.phash,
+                    [_point(upload, info, dog, entry_id(upload.photo_id, i), it.model, len(it.photo.dogs))
+                     for i, dog in enumerate(it.photo.dogs)])
                    for (n, upload, info), it in zip(todo, seen, strict=True)]
         # Some of a photo's dogs may have been added one by one before: those entries stay as they are.
         later = await self.stored([p["id"] for *_, points in planned for p in points])
@@ -274,37 +280,62 @@ class Ingestor:
             raise PhotoOfAnotherDog(f"this photo was removed from dog {min(taken)}: add it to that dog as one of its "
                                     "photos again")
         points, files = [], []
-        for n, upload, info, photo_points in planned:
-            for point in photo_points:
-                if point["id"] in later:
-                    results[n].append(Added(Dog.from_entry(later[point["id"]]), False))
-                else:
-                    results[n].append(Added(Dog.from_entry(point), True))
-                    points.append(point)
-            fresh = [p["id"] for p in photo_points if p["id"] not in later]
+        for _, upload, info, phash, photo_points in planned:
+            fresh = [p for p in photo_points if p["id"] not in later]
             if fresh:
-                files.append((fresh[0], upload, info))
+                points += fresh
+                files.append((fresh[0]["id"], upload, info, phash))
         await self._store(files, points)
+        for n, _, _, _, photo_points in planned:
+            results[n] += [Added(Dog.from_entry(later[p["id"]]), False) if p["id"] in later else
+                           Added(Dog.from_entry(p), True) for p in photo_points]
         return results
 
-    async def _store(self, files: Sequence[tuple[str, Upload, ImageInfo]], points: list[dict[str, Any]]) -> None:
-        """Writes the photos' files, then upserts the points. `files`: (an entry stored with the photo, its upload,
-        its info)."""
+    async def _store(self, files: Sequence[_NewPhoto], points: list[dict[str, Any]]) -> None:
+        """Marks the new photos' look-alikes in their points, writes the photos' files, upserts the points, then
+        files the photos' hashes. `files`: (an entry stored with the photo, its upload, its info, its hash)."""
         if not points:
             return
+        await self._mark(files, points)
         made = await asyncio.to_thread(self._save_photos, files)  # durable before the vector makes it visible
         try:
             await self.index.upsert(points)
         except BaseException as exc:
             await self._undo(made, exc)
             raise
+        hashed = [(entry, phash) for entry, _, _, phash in files if phash is not None]
+        if self.hashes is not None and hashed:
+            await asyncio.to_thread(self.hashes.add_phashes, hashed)
 
-    def _save_photos(self, todo: Sequence[tuple[str, Upload, ImageInfo]]) -> dict[str, tuple[str, str]]:
+    async def _mark(self, files: Sequence[_NewPhoto], points: list[dict[str, Any]]) -> None:
+        """Records in the points of each new photo its perceptual hash (`phash`) and, when it is a near-duplicate
+        (the same photo resized or recompressed: within NEAR_DISTANCE bits) of a stored photo or of an earlier one
+        of `files`, the closest one's dog (`near_duplicate_of`). A photo deleted since its hash was filed is no
+        look-alike any more. Two calls at most: the filed hashes, and which of the close ones are stored."""
+        hashed = [(entry, upload.photo_id, phash) for entry, upload, _, phash in files if phash is not None]
+        if not hashed:
+            return
+        filed = (await asyncio.to_thread(self.hashes.near, [phash for *_, phash in hashed])
+                 if self.hashes is not None else [[] for _ in hashed])
+        close = [_near(phash, near) for (*_, phash), near in zip(hashed, filed, strict=True)]
+        alive = await self.stored(list({entry for candidates in close for _, entry in candidates}))
+        dog_of = {point["id"]: point["payload"]["dog_id"] for point in points}
+        marks: dict[str, dict[str, str]] = {}
+        for n, ((_, photo, phash), candidates) in enumerate(zip(hashed, close, strict=True)):
+            found = [(d, alive[entry]["payload"]["dog_id"]) for d, entry in candidates
+                     if entry in alive and alive[entry]["payload"]["photo_id"] != photo]
+            found += [(d, dog_of[entry]) for d, entry in
+                      _near(phash, [(entry, other) for entry, earlier, other in hashed[:n] if earlier != photo])]
+            marks[photo] = {"phash": ph.to_hex(phash)} | ({"near_duplicate_of": min(found)[1]} if found else {})
+        for point in points:
+            point["payload"].update(marks.get(point["payload"]["photo_id"], {}))
+
+    def _save_photos(self, todo: Sequence[_NewPhoto]) -> dict[str, tuple[str, str]]:
         """Writes the photos, a batch's on several threads (each write waits for its fsync: together the disk
         overlaps them); {entry id: (photo id, format)} of the files this call made. On a failure (a full disk), the
         files it made are removed again before the error goes on: no vector was stored."""
-        def save(item: tuple[str, Upload, ImageInfo]) -> tuple[str, str] | None:
-            _, upload, info = item
+        def save(item: _NewPhoto) -> tuple[str, str] | None:
+            _, upload, info, _ = item
             made_it = self.photos.save(upload.photo_id, info.format, upload.data)
             return (upload.photo_id, info.format) if made_it else None
 
@@ -350,6 +381,11 @@ class Ingestor:
             if dog.photo_id == upload.photo_id and not self.photos.original(dog.photo_id, dog.format).exists():
                 log.warning("photo of dog %s was missing: written again from a new upload", dog.id)
                 self.photos.save(dog.photo_id, dog.format, upload.data)
+
+
+def _near(phash: int, others: Sequence[tuple[str, int]]) -> list[tuple[int, str]]:
+    """(distance, id) of those of `others` ((id, hash)) within NEAR_DISTANCE bits of `phash`."""
+    return [(d, entry) for entry, other in others if (d := ph.distance(phash, other)) <= ph.NEAR_DISTANCE]
 
 
 def check_dog(dog: int, box: Box | None = None) -> None:

@@ -17,13 +17,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dogsearch.core import phash as ph
 from dogsearch.core.boxes import BadBox, Box, as_box, clip_marked
 from dogsearch.core.errors import DogsearchError, InvalidInput, without_paths
 from dogsearch.core.images import ImageInfo, ImageRejected
 from dogsearch.gallery.errors import NoDogFound, PhotoOfAnotherDog
-from dogsearch.gallery.fields import JOB_FIELDS, InvalidFields, own_fields
-from dogsearch.gallery.ingest import Embedded, Ingestor, Upload
+from dogsearch.gallery.fields import InvalidFields, own_fields
+from dogsearch.gallery.ingest import Added, Embedded, Ingestor, Upload
 from dogsearch.gallery.records import Dog, marked_entry_id
 from dogsearch.jobs.sources import (
     FieldLimits,
@@ -99,13 +98,13 @@ class _Prepared:
     marked: Box | None = None  # the manifest's box, clipped to the photo: that dog alone, no detector
 
     @property
-    def phash(self) -> int:
-        return self.embedded.photo.phash
-
-    @property
     def entry_id(self) -> str:
         """The entry its dog is stored as: the photo's first dog's, or the marked dog's."""
         return self.upload.entry_id if self.marked is None else marked_entry_id(self.upload.photo_id, self.marked)
+
+
+# A photo's outcome once stored: its item, why it failed (None: it did not), its dogs as stored.
+Outcome = tuple[_Prepared, str | None, list[Dog]]
 
 
 def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields: dict[str, Any],
@@ -171,15 +170,6 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
             outcomes.append((item.file, "failed", item.error))
     fresh = [item for item in fresh if not item.error]
 
-    near_of: dict[str, str] = {}
-    filed = await asyncio.to_thread(store.near, [item.phash for item in fresh])
-    for n, (item, stored_near) in enumerate(zip(fresh, filed, strict=True)):
-        look_alike = await _near_duplicate(ingestor, item, stored_near, fresh[:n])
-        item.fields = {**item.fields, "phash": ph.to_hex(item.phash)}
-        if look_alike:
-            item.fields["near_duplicate_of"] = near_of[item.file] = look_alike
-
-    indexed: list[_Prepared] = []
     stored_dogs: list[str] = []
     fresh_files = {item.file for item in fresh}
     singles = [item for item in fresh if item.dog is None and item.marked is None]
@@ -191,14 +181,14 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
     done = await _index(ingestor, singles, require_dog) + await _index_marked(ingestor, marked)
     for photos in dogs.values():
         done += await _index_dog(ingestor, photos, fresh_files, require_dog)
-    for item, error, entries in done:
+    for item, error, stored in done:
         if error:
             outcomes.append((item.file, "failed", error))
         else:
-            indexed.append(item)
-            stored_dogs += entries
-            outcomes.append((item.file, "near_duplicate" if item.file in near_of else "indexed", None))
-    await asyncio.to_thread(store.add_phashes, [(item.entry_id, item.phash) for item in indexed])
+            stored_dogs += [dog.entry_id for dog in stored]
+            # as stored: a batch run again after a crash says the same of a photo its first run stored
+            near = any("near_duplicate_of" in dog.payload for dog in stored)
+            outcomes.append((item.file, "near_duplicate" if near else "indexed", None))
     # Before the outcomes: a batch that dies in between runs again and announces its dogs again (the check adds
     # nothing twice); announced after, a finished job's batch would never run again and the alerts would be lost.
     await ingestor.announce(stored_dogs)
@@ -237,29 +227,14 @@ async def _embed(ingestor: Ingestor, items: list[_Prepared], require_dog: bool) 
     return items
 
 
-async def _near_duplicate(ingestor: Ingestor, item: _Prepared, filed: list[tuple[str, int]],
-                          earlier: list[_Prepared]) -> str | None:
-    """The id of a stored (`filed`: hashes sharing a band) or earlier in this batch photo within NEAR_DISTANCE bits,
-    closest first."""
-    candidates = [(other.entry_id, other.phash) for other in earlier] + filed
-    close = sorted((ph.distance(item.phash, h), entry) for entry, h in candidates
-                   if entry != item.entry_id and ph.distance(item.phash, h) <= ph.NEAR_DISTANCE)
-    batch_ids = {other.entry_id for other in earlier}
-    for _, entry in close:
-        # A photo deleted since its hash was filed is no look-alike any more.
-        if entry in batch_ids or entry in await ingestor.stored([entry]):
-            return entry
-    return None
-
-
 async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str],
-                     require_dog: bool) -> list[tuple[_Prepared, str | None, list[str]]]:
+                     require_dog: bool) -> list[Outcome]:
     """The photos of one dog of the job (their largest dog each), in order: the first whose dog is stored (before
     the job, or by a run of this batch that a dying worker left half done) or that shows a dog when added is the
     dog, the others are added to it as its photos, with its fields. Outcomes of the `fresh` ones (the others' are
     known: duplicates, stored before), each with the entry it stored (the batch announces them to the watches)."""
     stored = await ingestor.stored([photo.entry_id for photo in photos])
-    outcomes: list[tuple[_Prepared, str | None, list[str]]] = []
+    outcomes: list[Outcome] = []
     dog = None
     rest: list[_Prepared] = []
     for photo in photos:
@@ -269,60 +244,59 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
         elif photo.entry_id in stored:
             dog = Dog.from_entry(stored[photo.entry_id])
             if photo.file in fresh:  # not stored before the job: by a run of this batch that did not finish
-                outcomes.append((photo, None, [photo.entry_id]))
+                outcomes.append((photo, None, [Dog.from_entry(stored[photo.entry_id])]))
         elif photo.file in fresh:
             try:
                 dog = (await ingestor.add(replace(photo.upload, fields=photo.fields), 0, box=photo.marked,
                                           require_dog=require_dog, announce=False, embedded=photo.embedded)).dog
-                outcomes.append((photo, None, [dog.entry_id]))
+                outcomes.append((photo, None, [dog]))
             except (InvalidInput, PhotoOfAnotherDog) as exc:
                 outcomes.append((photo, reason_of(exc), []))
     if not rest:
         return outcomes
     own = own_fields(dog.payload)
 
-    async def join(photo: _Prepared) -> tuple[_Prepared, str | None, list[str]]:
-        marks = {k: v for k, v in photo.fields.items() if k in JOB_FIELDS}  # this photo's: phash, look-alike
-        upload = replace(photo.upload, fields={**own, **marks}, owner=dog.owner)
+    async def join(photo: _Prepared) -> Outcome:
+        upload = replace(photo.upload, fields=own, owner=dog.owner)
         try:
             added = await ingestor.add_photo(dog, upload, 0, box=photo.marked, require_dog=require_dog,
                                              announce=False, embedded=photo.embedded)
         except (InvalidInput, PhotoOfAnotherDog) as exc:
             return photo, reason_of(exc), []
-        return photo, None, [added.dog.entry_id]
+        return photo, None, [added.dog]
 
     async with ingestor.dog_locks.hold([dog.id]):  # at once: their stores overlap
         outcomes += await asyncio.gather(*(join(photo) for photo in rest))
     return outcomes
 
 
-async def _index_marked(ingestor: Ingestor, items: list[_Prepared]) -> list[tuple[_Prepared, str | None, list[str]]]:
+async def _index_marked(ingestor: Ingestor, items: list[_Prepared]) -> list[Outcome]:
     """Photos whose dog the manifest marks: each that dog alone (the embedder did not ask the detector), all at
     once."""
-    async def one(item: _Prepared) -> tuple[_Prepared, str | None, list[str]]:
+    async def one(item: _Prepared) -> Outcome:
         try:
             added = await ingestor.add(replace(item.upload, fields=item.fields), box=item.marked, announce=False,
                                        embedded=item.embedded)
         except (InvalidInput, PhotoOfAnotherDog) as exc:
             return item, reason_of(exc), []
-        return item, None, [added.dog.entry_id]
+        return item, None, [added.dog]
 
     return list(await asyncio.gather(*(one(item) for item in items)))
 
 
 async def _index(ingestor: Ingestor, items: list[_Prepared],
-                 require_dog: bool) -> list[tuple[_Prepared, str | None, list[str]]]:
+                 require_dog: bool) -> list[Outcome]:
     """The photos' dogs, as the embedder found them, stored with one call; if the batch is refused because of one
     photo (PhotoOfAnotherDog: the photo a stored dog was made from, removed from it), the photos go one by one so
     that only that one fails. A photo without a dog fails (with `require_dog`). Each photo: (its item, why it failed
-    or None, the entries of its dogs)."""
+    or None, its dogs as stored)."""
     if not items:
         return []
     uploads = [(replace(item.upload, fields=item.fields), item.info) for item in items]
     embedded = [item.embedded for item in items]
 
-    def outcome(item: _Prepared, dogs: list) -> tuple[_Prepared, str | None, list[str]]:
-        return item, None if dogs else NoDogFound.REASON, [added.dog.entry_id for added in dogs]
+    def outcome(item: _Prepared, dogs: list[Added]) -> Outcome:
+        return item, None if dogs else NoDogFound.REASON, [added.dog for added in dogs]
 
     try:
         added = await ingestor.add_many(uploads, require_dog=require_dog, embedded=embedded)

@@ -30,6 +30,7 @@ def worker_celery(settings: JobsSettings, gateway: GatewaySettings) -> Celery:
             await asyncio.to_thread(app.send_task, CHECK, (entry_ids,))
 
         ingest.on_stored = enqueue
+        ingest.hashes = app.dogsearch_store
         return ingest
 
     def watches() -> Watches:

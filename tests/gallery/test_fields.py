@@ -31,7 +31,7 @@ def test_report_fields_are_checked_and_stored_in_one_form():
     ({"seen_at": "yesterday"}, "ISO 8601"),
     ({"sha256": "x"}, "set by the server"),
     ({"dog_id": "x"}, "set by the server"),
-    ({"phash": "x"}, "set by the job"),
+    ({"phash": "x"}, "set by the server"),
     ({"1st": "x"}, "field name"),
     ({"nested": {"a": 1}}, "must be a string"),
 ])

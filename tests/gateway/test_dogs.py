@@ -7,6 +7,7 @@ import random
 import pytest
 from PIL import Image
 
+from tests.conftest import FIXTURES
 from tests.gateway.helpers import BLUE, GREEN, RED, add, search, total
 from tests.images import encode, halves, solid
 
@@ -59,6 +60,26 @@ async def test_the_same_photo_twice_is_one_dog(gateway):
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == first.json()
     assert await total(gateway) == 1
+
+
+async def test_a_resized_copy_of_a_stored_photo_says_which_dog_it_looks_like(gateway):
+    """A volunteer uploads a dog's photo again, as a messenger app sent it back (smaller, recompressed): a new dog,
+    but it says which stored dog's photo it is a copy of. Once that dog is gone, a copy is a dog like any other."""
+    beagles = sorted((FIXTURES / "dogs" / "n02088364").glob("*.jpg"))
+    photo = Image.open(beagles[0])
+    sent_back = encode(photo.resize((photo.width // 2, photo.height // 2)), "JPEG", quality=60)
+    first = (await add(gateway, beagles[0].read_bytes(), name="Rex")).json()
+    other = (await add(gateway, beagles[1].read_bytes())).json()
+    copy = await add(gateway, sent_back)
+    assert copy.status_code == 201 and copy.json()["id"] != first["id"]
+    assert copy.json()["payload"]["near_duplicate_of"] == first["id"]
+    assert "near_duplicate_of" not in first["payload"] and "near_duplicate_of" not in other["payload"]
+    assert len({d["payload"]["phash"] for d in (first, other)}) == 2
+
+    await gateway.delete(f"/v1/dogs/{first['id']}")
+    await gateway.delete(f"/v1/dogs/{copy.json()['id']}")
+    again = (await add(gateway, encode(photo, "PNG"))).json()
+    assert "near_duplicate_of" not in again["payload"] and again["payload"]["phash"] == first["payload"]["phash"]
 
 
 async def test_list_pages_through_every_dog_once(gateway):

@@ -105,6 +105,25 @@ async def test_unreadable_files_fail_alone_and_the_rest_of_their_batch_is_embedd
     assert model.batch_sizes == [6]  # one batch (of 8 files), one forward
 
 
+async def test_a_job_finds_look_alikes_of_dogs_added_one_at_a_time(client, tmp_path):
+    """A shelter added a dog by hand, then imports its old folder, where the same photo is a smaller copy."""
+    from PIL import Image
+
+    from tests.images import encode
+
+    beagle = sorted((FIXTURES / "dogs" / "n02088364").glob("*.jpg"))[0]
+    by_hand = (await client.post("/v1/dogs", files={"image": ("rex.jpg", beagle.read_bytes())})).json()
+    folder = tmp_path / "in" / "old"
+    folder.mkdir(parents=True)
+    photo = Image.open(beagle)
+    (folder / "rex-small.jpg").write_bytes(encode(photo.resize((photo.width // 3, photo.height // 3)), "JPEG"))
+    (folder / "other.jpg").write_bytes((FIXTURES / "close-up" / "ILSVRC2012_val_00041341.jpg").read_bytes())
+    job = await wait_job(client, (await client.post("/v1/jobs/index", json={"path": str(folder)})).json()["id"])
+    assert (job["state"], job["indexed"], job["near_duplicates"]) == ("done", 2, 1), job
+    marked = {d["payload"].get("near_duplicate_of") for d in await all_dogs(client) if d["id"] != by_hand["id"]}
+    assert marked == {by_hand["id"], None}
+
+
 def phone_jpeg(color: tuple[int, int, int], gps: tuple[float, float] | None) -> bytes:
     """A phone's photo: when it was taken (with its zone) and, given `gps` (N and E, whole degrees), where."""
     from PIL import Image
@@ -197,7 +216,7 @@ async def test_manifest_columns_carry_reports(client, photos):
     ({"path": "{in}/gallery/escape.csv"}, 403, "outside"),
     ({"path": "{in}/gallery", "labels": "csv"}, 422, "labels.csv"),
     ({"path": "{in}/gallery", "labels": "tags"}, 422, "labels"),
-    ({"path": "{in}/gallery", "payload": {"phash": "x"}}, 422, "set by the job"),
+    ({"path": "{in}/gallery", "payload": {"phash": "x"}}, 422, "set by the server"),
     ({"path": "{in}/gallery", "payload": {"sha256": "x"}}, 422, "set by the server"),
 ])
 async def test_bad_paths_and_manifests_are_4xx_with_a_reason(client, photos, body, status, reason):

@@ -62,6 +62,7 @@ def create_app(
                           backoff_s=settings.webhook_backoff_s, poll_s=settings.webhook_poll_s)
     watches.on_match = deliverer.wake
     gallery.ingest.on_stored = _check_in_workers(bulk) if bulk.celery else _check_here(watches)
+    gallery.ingest.hashes = bulk.store  # every new photo's look-alikes, by the hashes the jobs file too
     parts = Parts(settings, gallery, bulk, pose_client, StoredPoses(pose_client, gallery), same_dog, watches)
 
     upgrading: list[asyncio.Task] = []

@@ -122,6 +122,23 @@ describe("AddDogPage with the dogs found in the photo", () => {
     expect(addForm(fetchMock)!.get("dog")).toBe("0");
   });
 
+  it("says which stored dog's photo the new one looks like a copy of", async () => {
+    const copy = { ...ADDED, id: "d2", payload: { ...ADDED.payload, phash: "0f0f", near_duplicate_of: "d1" } };
+    const fetchMock = vi.fn(async (url: RequestInfo | URL) =>
+      url === "/v1/detect" ? json(404, { detail: "Not Found" }) : json(201, copy),
+    );
+    vi.stubGlobal("fetch", fetchMock);
+    render(<AddDogPage />);
+    await pickPhoto();
+    const add = screen.getByRole("button", { name: "Add dog" });
+    await vi.waitFor(() => expect(add).toBeEnabled());
+    await userEvent.click(add);
+    const status = await screen.findByRole("status");
+    expect(status).toHaveTextContent("Added Rex. The photo looks like a copy of one stored before");
+    expect(screen.getByRole("link", { name: "one stored before" })).toHaveAttribute("href", "#/dogs/d1");
+    expect(screen.getByRole("link", { name: "Rex" })).toHaveAttribute("href", "#/dogs/d2");
+  });
+
   it("adds without a choice on a server without /v1/detect", async () => {
     const fetchMock = mockApi([404, { detail: "Not Found" }]);
     render(<AddDogPage />);

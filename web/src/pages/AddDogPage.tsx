@@ -208,6 +208,14 @@ export function AddDogPage() {
             <p className="success" role="status">
               {saved.created ? "Added " : "This photo was already stored as "}
               <a href={`#/dogs/${saved.dog.id}`}>{dogTitle(saved.dog.payload)}</a>.
+              {saved.created && typeof saved.dog.payload.near_duplicate_of === "string" && (
+                <>
+                  {" "}
+                  The photo looks like a copy of{" "}
+                  <a href={`#/dogs/${saved.dog.payload.near_duplicate_of}`}>one stored before</a>: if that is the same
+                  dog, delete this one and add the photo to it.
+                </>
+              )}
             </p>
           )}
           {blocked && (
