@@ -511,6 +511,9 @@ describe("dogsearch web UI", () => {
     }, `data:image/jpeg;base64,${readFileSync(lostPhoto).toString("base64")}`);
     const foundPhoto = { name: "found.jpg", mimeType: "image/jpeg", buffer: Buffer.from(dataUrl.split(",")[1], "base64") };
     const found = await addReported(foundPhoto, "Found retriever", "found");
+    // a copy of the lost dog's photo: the page says whose
+    const copyOf = page.getByRole("status").getByRole("link", { name: "one stored before" });
+    await expect(copyOf.getAttribute("href")).resolves.toBe(`#/dogs/${lost}`);
 
     await open(page, "#/alerts");
     const match = page.getByTestId("watch-match");
