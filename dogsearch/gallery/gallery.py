@@ -219,8 +219,7 @@ class Gallery:
     async def preview(self, image: bytes, side: int = PREVIEW_PX) -> bytes:
         """The photo as a JPEG any browser shows (a HEIC does not show outside Safari): upright, its longer side at
         most `side`, without metadata. Decoded under the upload limits, as a search's photo is."""
-        decoded = await asyncio.to_thread(self.limits.decode, image, min_side=side)
-        return await asyncio.to_thread(thumbnail_jpeg, decoded.image, side)
+        return await asyncio.to_thread(lambda: thumbnail_jpeg(self.limits.decode(image, min_side=side).image, side))
 
     async def taken(self, image: bytes) -> PhotoReport:
         """When and where the photo says it was taken (its EXIF), as a report's fields, for a client to offer them
