@@ -522,6 +522,8 @@ describe("dogsearch web UI", () => {
     await expect(match.getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${found}`);
     await imagesLoaded(page, ".watch-matches img", 1);
     await shot(page, "alerts-desktop.png");
+    await open(page, `#/dogs/${found}`); // its page says so too
+    await expect(page.getByTestId("copy-of").getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${lost}`);
     const watches = (await (await api(server, "/v1/watches")).json()).items;
     for (const w of watches) expect((await api(server, `/v1/watches/${w.id}`, { method: "DELETE" })).status).toBe(204);
     for (const id of [lost, found]) expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);

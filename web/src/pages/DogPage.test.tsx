@@ -66,7 +66,7 @@ describe("DogPage with a suggested breed", () => {
     expect(screen.queryByTestId("suggested-breed")).toBeNull();
   });
 
-  it("keeps what a bulk job recorded with the server's fields, not among the dog's own", async () => {
+  it("keeps what the server recorded with its fields, and links the dog whose photo this one copies", async () => {
     mockApi("shelter", "write", { phash: "c0303313930b17ab", near_duplicate_of: "d2" });
     renderPage();
     await screen.findByTestId("suggested-breed");
@@ -74,6 +74,15 @@ describe("DogPage with a suggested breed", () => {
       expect(screen.getByText(key).closest("details"), key).not.toBeNull();
     }
     expect(screen.getByText("name").closest("details")).toBeNull();
+    expect(screen.getByTestId("copy-of")).toHaveTextContent("Its photo looks like a copy of another dog's");
+    expect(screen.getByRole("link", { name: "another dog's" })).toHaveAttribute("href", "#/dogs/d2");
+  });
+
+  it("says nothing of copies for a photo that copies none", async () => {
+    mockApi("shelter", "write", { phash: "c0303313930b17ab" });
+    renderPage();
+    await screen.findByTestId("suggested-breed");
+    expect(screen.queryByTestId("copy-of")).toBeNull();
   });
 
   it("shows the suggestion without Accept to a key that may not change the dog", async () => {

@@ -27,7 +27,7 @@ const SERVER_FIELDS = new Set([
   "box",
   "marked",
   "breed_guess",
-  "phash", // a bulk job's: the photo's perceptual hash, and the stored look-alike it is near
+  "phash", // the photo's perceptual hash, and the dog of the stored photo it copies (shown above too)
   "near_duplicate_of",
 ]);
 
@@ -233,6 +233,12 @@ export function DogPage({ id }: { id: string }) {
             distanceKm={fromSearched(search.filters.report?.near, dog.payload.location)}
             showPlace
           />
+          {typeof dog.payload.near_duplicate_of === "string" && dog.payload.near_duplicate_of !== dog.id && (
+            <p className="notice" data-testid="copy-of">
+              Its photo looks like a copy of <a href={`#/dogs/${dog.payload.near_duplicate_of}`}>another dog's</a>:
+              if that is the same dog, one of the two can go.
+            </p>
+          )}
           <dl className="fields-list">
             {own.map(([k, v]) => (
               <div key={k}>
