@@ -74,6 +74,18 @@ describe("ResultGrid", () => {
     expect(within(cards[2]).queryByTestId("report")).toBeNull();
   });
 
+  it("says which match a match's photo is a copy of, when both are among the results", () => {
+    const copies = [
+      result("a", 0.99, { name: "Rex" }),
+      result("c", 0.5, { breed: "dingo", near_duplicate_of: "elsewhere" }),
+      result("b", 0.98, { name: "Rex again", near_duplicate_of: "a" }),
+    ];
+    render(<ResultGrid results={copies} matchHref={(r) => `#/match/${r.id}`} onMoreLike={() => {}} />);
+    const cards = screen.getAllByTestId("result");
+    expect(within(cards[2]).getByTestId("copy-of")).toHaveTextContent("Its photo is a copy of #1's");
+    expect(screen.getAllByTestId("copy-of")).toHaveLength(1); // not for a copy of a dog not shown
+  });
+
   it("says so when nothing matches", () => {
     render(<ResultGrid results={[]} matchHref={() => "#"} onMoreLike={() => {}} />);
     expect(screen.getByText(/No dogs match/)).toBeInTheDocument();

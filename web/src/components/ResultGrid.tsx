@@ -18,6 +18,8 @@ export function ResultGrid({ results, matchHref, onMoreLike }: Props) {
   if (!results.length) {
     return <p className="notice">No dogs match. Try removing a filter, or add some dogs first.</p>;
   }
+  // a dog stored twice (its photo copied): the copy says which match it copies
+  const rankOf = new Map(results.map((r, i) => [r.id, i + 1]));
   return (
     <ol className="grid" aria-label="Matches, best first">
       {results.map((r, i) => (
@@ -40,6 +42,11 @@ export function ResultGrid({ results, matchHref, onMoreLike }: Props) {
               <span className="rank">#{i + 1}</span> <a href={`#/dogs/${r.id}`}>{dogTitle(r.payload)}</a>
             </p>
             {r.payload.breed && r.payload.name ? <p className="muted">{String(r.payload.breed)}</p> : null}
+            {rankOf.has(String(r.payload.near_duplicate_of)) && (
+              <p className="muted" data-testid="copy-of">
+                Its photo is a copy of #{rankOf.get(String(r.payload.near_duplicate_of))}'s
+              </p>
+            )}
             <ReportLine payload={r.payload} distanceKm={r.distance_km} seenAt={r.seen_at} />
             {r.same_dog != null && r.verdict ? (
               <SameDogBar probability={r.same_dog} verdict={r.verdict} score={r.score} />
