@@ -54,9 +54,9 @@ class Upload:
 
 @dataclass(frozen=True)
 class Embedded:
-    """What the embedder found in one photo (its dogs, their vectors, its perceptual hash), for a caller that looks
-    at it before the photo is stored: a bulk job marks near-duplicates by the hash, then hands it to `add`,
-    `add_photo` or `add_many`, which do not decode the photo again."""
+    """What the embedder found in one photo (its dogs, their vectors, its perceptual hash), for a caller that asks
+    before it stores: a bulk job embeds a batch's photos in one call and sets the unreadable ones aside, then hands
+    each to `add`, `add_photo` or `add_many`, which do not decode the photo again."""
 
     model: str  # the id of the vectors
     photo: PhotoDogs

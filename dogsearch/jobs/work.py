@@ -165,7 +165,8 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
             outcomes.append((item.file, "already_stored", None))
         else:
             fresh.append(item)
-    for item in await _embed(ingestor, fresh, require_dog):
+    await _embed(ingestor, fresh, require_dog)
+    for item in fresh:
         if item.error:
             outcomes.append((item.file, "failed", item.error))
     fresh = [item for item in fresh if not item.error]
@@ -204,27 +205,26 @@ def clean_up(store: JobStore, job_id: str) -> None:
         remove_tree(Path(job["roots"][0]))
 
 
-async def _embed(ingestor: Ingestor, items: list[_Prepared], require_dog: bool) -> list[_Prepared]:
-    """Every photo's dogs (each marked one's alone) and hash, with one embedder call; a photo that cannot be read
-    gets its `error`, the others their `embedded`. If the embedder refuses the batch all the same, the photos go
+async def _embed(ingestor: Ingestor, items: list[_Prepared], require_dog: bool) -> None:
+    """Sets every photo's dogs (each marked one's alone) and hash, with one embedder call: a photo that cannot be
+    read gets its `error`, the others their `embedded`. If the embedder refuses the batch all the same, the photos go
     one by one so that only the one it refuses fails."""
     if not items:
-        return items
+        return
     photos = [(item.upload.data, item.marked) for item in items]
     try:
         for item, seen in zip(items, await ingestor.embed(photos, require_dog=require_dog, partial=True), strict=True):
             item.embedded, item.error = (None, reason_of(seen)) if isinstance(seen, InvalidInput) else (seen, None)
-        return items
+        return
     except InvalidInput as exc:
         if len(items) == 1:
             items[0].error = reason_of(exc)
-            return items
+            return
     for item, photo in zip(items, photos, strict=True):
         try:
             item.embedded = (await ingestor.embed([photo], require_dog=require_dog))[0]
         except InvalidInput as exc:
             item.error = reason_of(exc)
-    return items
 
 
 async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str],
