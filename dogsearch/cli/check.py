@@ -1,10 +1,12 @@
 """`dogsearch check [--repair] [--json]`: entries without their photo, photo files without an entry, vectors of
-another model than the collection's, jobs that will never finish (dogsearch/gallery/check.py, dogsearch/jobs/check.py).
+another model than the collection's, photos without their look-alike hash, jobs that will never finish
+(dogsearch/gallery/check.py, dogsearch/jobs/check.py).
 
 Where: the vectors through a running search service (--search-url), else the search service started in this process
 on --data-dir's vectors/ (or on the Qdrant server DOGSEARCH_SEARCH_QDRANT_URL names; the embedded engine refuses
 while a server has it open: stop it, or use --search-url); the photos in --photos (default --data-dir's photos/);
-the jobs in Redis when DOGSEARCH_BROKER_URL is set, else in --data-dir's jobs/."""
+the jobs and the filed hashes in Redis when DOGSEARCH_BROKER_URL is set, else in --data-dir's jobs/ (the hashes are
+not checked against a search service by URL without a broker: where its gateway files them is not known here)."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +21,8 @@ def add_parser(sub) -> None:
     check = sub.add_parser("check", help="find (and with --repair fix) entries without photos, photos without "
                                          "entries, vectors of another model, stuck jobs")
     check.add_argument("--repair", action="store_true",
-                       help="remove orphan photo files, fail stuck jobs (entries without photos: see --drop-missing)")
+                       help="remove orphan photo files, hash and file photos without their look-alike hash, fail "
+                            "stuck jobs (entries without photos: see --drop-missing)")
     check.add_argument("--drop-missing", action="store_true",
                        help="with --repair: also delete entries whose photo is missing (their fields are lost; "
                             "without it they are reported, and an upload of the same photo restores it)")
@@ -60,16 +63,23 @@ async def check(args: argparse.Namespace) -> dict[str, Any]:
 
     layout = DataLayout(args.data_dir)
     photos = PhotoStore(args.photos or layout.photos)
-    async with _index(args.search_url, layout) as index:
-        model = await _collection_model(index)
-        with _bar("entries", await _count(index)) as entries, _bar("photo files", None) as files:
-            bars = {"entries": entries, "files": files}
-            gallery = await check_gallery(index, photos, model, repair=args.repair, drop_missing=args.drop_missing,
-                                          grace_s=args.grace_s,
-                                          progress=lambda kind, n: bars[kind].update(n))
-    jobs = await asyncio.to_thread(_check_jobs, layout, args.repair, args.stuck_after_s)
+    store = await asyncio.to_thread(_job_store, layout, args.search_url)
+    try:
+        async with _index(args.search_url, layout) as index:
+            model = await _collection_model(index)
+            with (_bar("entries", await _count(index)) as entries, _bar("photo files", None) as files,
+                  _bar("photos hashed", None) as hashed):
+                bars = {"entries": entries, "files": files, "hashes": hashed}
+                gallery = await check_gallery(index, photos, model, repair=args.repair,
+                                              drop_missing=args.drop_missing, grace_s=args.grace_s, hashes=store,
+                                              progress=lambda kind, n: bars[kind].update(n))
+        jobs = await asyncio.to_thread(_check_jobs, store, args.repair, args.stuck_after_s)
+    finally:
+        if store is not None:
+            store.close()
     left = (len(gallery.orphan_files) - gallery.removed_files + len(gallery.missing_photos) - gallery.dropped_entries
-            + len(gallery.other_model) + len(jobs["stuck"]) - jobs["failed"])
+            + len(gallery.other_model) + gallery.unhashed - gallery.hashed + gallery.unfiled - gallery.filed
+            + len(jobs["stuck"]) - jobs["failed"])
     return {"ok": left == 0, "repair": args.repair, "gallery": gallery.as_dict(), "jobs": jobs}
 
 
@@ -82,9 +92,14 @@ def summary(report: dict[str, Any]) -> str:
                     else " (upload their photos again, or --repair --drop-missing)" if missing else ""),
         "stuck": f" ({j['failed']} failed)" if report["repair"] else "",
     }
+    if g["hashes_checked"]:
+        hashed, filed = (f" ({g['hashed']} hashed)", f" ({g['filed']} filed)") if report["repair"] else ("", "")
+        hashes = f"{g['unhashed']} photos without their look-alike hash{hashed}, {g['unfiled']} not filed{filed}"
+    else:
+        hashes = "look-alike hashes not checked (no job store)"
     return (f"checked {g['entries']} entries and {g['files']} photo files: {missing} without their photo"
             f"{fixes['missing']}, {len(g['orphan_files'])} orphan photo files{fixes['orphans']}, "
-            f"{len(g['other_model'])} of another model than {g['model']!r}, "
+            f"{len(g['other_model'])} of another model than {g['model']!r}, {hashes}, "
             f"{len(j['stuck'])} stuck jobs{fixes['stuck']}" + ("" if report["ok"] else "; not all fixed"))
 
 
@@ -139,21 +154,27 @@ async def _count(index) -> int | None:
         return None
 
 
-def _check_jobs(layout, repair: bool, stuck_after_s: float | None) -> dict[str, Any]:
-    from dogsearch.jobs.check import fail_stuck, stuck_jobs
+def _job_store(layout, search_url: str | None):
+    """The job store the services use (where jobs and photos' hashes are): Redis beside the broker, else the data
+    directory's SQLite file, made as the gateway would when the vectors are this process's (a gateway on this data
+    directory files its photos' hashes there); None for a search service by URL without a broker."""
     from dogsearch.jobs.settings import JobsSettings
     from dogsearch.jobs.store import RedisJobStore, SqliteJobStore
 
     settings = JobsSettings()
-    after = stuck_after_s if stuck_after_s is not None else 2 * settings.visibility_timeout_s
     if settings.broker_url:
-        store = RedisJobStore(settings.broker_url)
-    elif (layout.jobs / "jobs.sqlite3").exists():
-        store = SqliteJobStore(layout.jobs / "jobs.sqlite3")
-    else:
+        return RedisJobStore(settings.broker_url)
+    if (layout.jobs / "jobs.sqlite3").exists() or not search_url:
+        return SqliteJobStore(layout.jobs / "jobs.sqlite3")
+    return None
+
+
+def _check_jobs(store, repair: bool, stuck_after_s: float | None) -> dict[str, Any]:
+    from dogsearch.jobs.check import fail_stuck, stuck_jobs
+    from dogsearch.jobs.settings import JobsSettings
+
+    after = stuck_after_s if stuck_after_s is not None else 2 * JobsSettings().visibility_timeout_s
+    if store is None:
         return {"stuck_after_s": after, "stuck": [], "failed": 0}
-    try:
-        stuck = stuck_jobs(store, after)
-        return {"stuck_after_s": after, "stuck": stuck, "failed": fail_stuck(store, stuck, after) if repair else 0}
-    finally:
-        store.close()
+    stuck = stuck_jobs(store, after)
+    return {"stuck_after_s": after, "stuck": stuck, "failed": fail_stuck(store, stuck, after) if repair else 0}

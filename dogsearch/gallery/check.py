@@ -9,7 +9,11 @@ What is repaired and what is only reported:
 - an entry whose photo is missing: reported as needing its photo uploaded again (the same bytes bring it back: ids
   are content hashes), and removed only with `drop_missing`: the entry holds the dog's fields (name, owner, report),
   which nothing else keeps;
-- an entry whose vector is another model's: reported; `dogsearch reindex` or a re-upload makes it again."""
+- an entry whose vector is another model's: reported; `dogsearch reindex` or a re-upload makes it again;
+- a photo without its perceptual hash (stored before every new photo got one), or whose hash is not filed where new
+  photos' look-alikes are found (the job store: lost with a Redis flushed or a jobs/ folder removed): such a photo is
+  never found as a copy. Repaired: the photo is hashed from its file, the hash set in its entries, and filed (with
+  `hashes`; without, not checked). Copies among the photos stored before are not marked: only new photos are."""
 from __future__ import annotations
 
 import asyncio
@@ -18,11 +22,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dogsearch.gallery.contracts import Index
+from dogsearch.core import phash as ph
+from dogsearch.core.images import ImageRejected
+from dogsearch.gallery.contracts import Hashes, Index
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.search.contract import CollectionMissing
 
 _PAGE = 256
+_HASH_SIDE = 256  # decoded at least this big for its hash: a 9x8 dHash barely moves with the size (0-1 bits)
 
 
 @dataclass
@@ -35,40 +42,71 @@ class GalleryCheck:
     other_model: list[dict[str, Any]] = field(default_factory=list)  # {"id", "model"}
     removed_files: int = 0
     dropped_entries: int = 0
+    hashes_checked: bool = False  # False: no hash store was given
+    unhashed: int = 0  # photos without a perceptual hash
+    unfiled: int = 0  # photos whose hash is not filed
+    hashed: int = 0  # repaired: their hash set in their entries and filed
+    filed: int = 0  # repaired: filed again
+    unhashable: list[dict[str, str]] = field(default_factory=list)  # {"photo_id", "reason"}: a file that won't decode
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+@dataclass
+class _PhotoHashes:
+    """What the walk learnt of the photos' hashes: each photo's entries, its hash where they hold one."""
+
+    entries: dict[str, list[str]] = field(default_factory=dict)  # photo id: its entries, in the walk's order
+    hashes: dict[str, int] = field(default_factory=dict)
+    formats: dict[str, str | None] = field(default_factory=dict)
+    unhashed: set[str] = field(default_factory=set)  # photos with an entry that holds no hash
+
+    def add(self, point: dict[str, Any]) -> None:
+        payload = point["payload"]
+        photo = payload.get("photo_id", point["id"])
+        self.entries.setdefault(photo, []).append(point["id"])
+        self.formats.setdefault(photo, payload.get("format"))
+        if payload.get("phash"):
+            self.hashes.setdefault(photo, int(payload["phash"], 16))
+        else:
+            self.unhashed.add(photo)
+
+
 async def check_gallery(index: Index, photos: PhotoStore, model: str | None, *, repair: bool = False,
-                        drop_missing: bool = False, grace_s: float = 600.0,
+                        drop_missing: bool = False, grace_s: float = 600.0, hashes: Hashes | None = None,
                         progress: Callable[[str, int], None] | None = None) -> GalleryCheck:
-    """`model`: the collection's (None: no collection yet). `progress("entries" | "files", n)`: after each page of
-    entries and each 100 files."""
-    report = GalleryCheck(model=model)
-    shown = await _scan_entries(index, photos, report, progress)
-    await asyncio.to_thread(_scan_files, photos, shown, report, grace_s, progress)
+    """`model`: the collection's (None: no collection yet). `hashes`: where photos' hashes are filed (None: they
+    are not checked). `progress("entries" | "files" | "hashes", n)`: after each page of entries, each 100 files,
+    each page of photos hashed."""
+    report = GalleryCheck(model=model, hashes_checked=hashes is not None)
+    seen = _PhotoHashes()
+    await _scan_entries(index, photos, report, seen, progress)
+    await asyncio.to_thread(_scan_files, photos, set(seen.entries), report, grace_s, progress)
+    unfiled = await asyncio.to_thread(_unfiled, hashes, seen) if hashes is not None else []
+    report.unhashed, report.unfiled = len(seen.unhashed), len(unfiled)
     if repair:
         await _remove_orphans(index, photos, report, grace_s)
         if drop_missing:
             await _drop_missing(index, photos, report)
+        if hashes is not None:
+            await _repair_hashes(index, photos, hashes, seen, unfiled, report, progress)
     return report
 
 
-async def _scan_entries(index: Index, photos: PhotoStore, report: GalleryCheck,
-                        progress: Callable[[str, int], None] | None) -> set[str]:
-    """Walks every entry; returns the ids of the photos they show."""
-    shown: set[str] = set()
+async def _scan_entries(index: Index, photos: PhotoStore, report: GalleryCheck, seen: _PhotoHashes,
+                        progress: Callable[[str, int], None] | None) -> None:
+    """Walks every entry, noting in `seen` the photos they show."""
     offset = None
     while True:
         try:
             page = await index.scroll(_PAGE, offset, None)
         except CollectionMissing:  # nothing stored yet
-            return shown
+            return
         report.missing_photos += await asyncio.to_thread(_missing, photos, page["points"])  # a page per thread hop
         for point in page["points"]:
             payload = point["payload"]
-            shown.add(payload.get("photo_id", point["id"]))
+            seen.add(point)
             if report.model and payload.get("model") and payload["model"] != report.model:
                 report.other_model.append({"id": point["id"], "model": payload["model"]})
         report.entries += len(page["points"])
@@ -76,7 +114,7 @@ async def _scan_entries(index: Index, photos: PhotoStore, report: GalleryCheck,
             progress("entries", len(page["points"]))
         offset = page["next"]
         if offset is None:
-            return shown
+            return
 
 
 def _missing(photos: PhotoStore, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -144,3 +182,54 @@ async def _drop_missing(index: Index, photos: PhotoStore, report: GalleryCheck) 
             continue  # uploaded again since the scan
         await index.delete(entry["id"])
         report.dropped_entries += 1
+
+
+def _unfiled(hashes: Hashes, seen: _PhotoHashes) -> list[str]:
+    """The hashed photos none of whose entries is filed under its hash (a page of hashes a lookup)."""
+    photos = list(seen.hashes)
+    unfiled = []
+    for start in range(0, len(photos), _PAGE):
+        page = photos[start:start + _PAGE]
+        found = hashes.near([seen.hashes[photo] for photo in page])
+        for photo, near in zip(page, found, strict=True):
+            filed = {entry for entry, value in near if value == seen.hashes[photo]}
+            if filed.isdisjoint(seen.entries[photo]):
+                unfiled.append(photo)
+    return unfiled
+
+
+async def _repair_hashes(index: Index, photos: PhotoStore, hashes: Hashes, seen: _PhotoHashes, unfiled: list[str],
+                         report: GalleryCheck, progress: Callable[[str, int], None] | None) -> None:
+    """Hashes the photos without one from their files and sets it in their entries, then files every photo's hash
+    that was not (under its first entry, as a new photo's is)."""
+    missing = {entry["photo_id"] for entry in report.missing_photos}  # no file to hash (maybe no entry now)
+    todo = sorted(seen.unhashed - missing)
+    for start in range(0, len(todo), _PAGE):
+        page = todo[start:start + _PAGE]
+        known = {photo: seen.hashes[photo] for photo in page if photo in seen.hashes}  # another of its entries'
+        made = await asyncio.to_thread(_hash_files, photos, [(p, seen.formats[p]) for p in page if p not in known],
+                                       report)
+        for photo, value in (known | made).items():
+            await index.set_payload(seen.entries[photo], {"phash": ph.to_hex(value)})
+        if made:  # a known hash is filed with the unfiled ones, if it is not
+            await asyncio.to_thread(hashes.add_phashes, [(seen.entries[photo][0], made[photo]) for photo in made])
+        report.hashed += len(known) + len(made)
+        if progress:
+            progress("hashes", len(page))
+    if unfiled:
+        await asyncio.to_thread(hashes.add_phashes, [(seen.entries[photo][0], seen.hashes[photo]) for photo in unfiled])
+        report.filed += len(unfiled)
+
+
+def _hash_files(photos: PhotoStore, todo: list[tuple[str, str | None]], report: GalleryCheck) -> dict[str, int]:
+    """{photo id: its hash} of those of `todo` ((photo id, format)) whose file decodes; a damaged one is listed in
+    the report."""
+    made = {}
+    for photo, fmt in todo:
+        try:
+            made[photo] = ph.dhash(photos.decode_original(photo, fmt, min_side=_HASH_SIDE))
+        except FileNotFoundError:  # removed since the walk
+            continue
+        except ImageRejected as exc:
+            report.unhashable.append({"photo_id": photo, "reason": exc.reason})
+    return made

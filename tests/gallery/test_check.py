@@ -1,14 +1,17 @@
 """`dogsearch check [--repair] [--drop-missing] [--json]` on a data folder: an entry whose photo is gone, a photo file
-no entry shows, an entry of another model, a job stuck in running; what --repair fixes and what it only reports."""
+no entry shows, an entry of another model, a photo without its look-alike hash, a job stuck in running; what
+--repair fixes and what it only reports."""
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from PIL import Image
 
 from dogsearch import cli
 from dogsearch.gallery.check import check_gallery
@@ -16,11 +19,13 @@ from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import photo_id, sha256_hex
 from dogsearch.jobs.store import SqliteJobStore, new_job
 from dogsearch.services.layout import DataLayout
+from tests.conftest import FIXTURES
 from tests.fakes import fake_all_in_one, serving
-from tests.images import solid
+from tests.images import encode, solid
 
 RED, GREEN, BLUE, ORPHAN = (solid(c) for c in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90)))
 AN_HOUR_AGO = time.time() - 3600
+BEAGLES = sorted((FIXTURES / "dogs" / "n02088364").glob("*.jpg"))[:2]
 
 
 async def fill(root) -> dict[str, str]:
@@ -97,7 +102,8 @@ def test_the_summary_line_says_what_was_found_and_what_was_done(tmp_path, capsys
     line = capsys.readouterr().out.strip()
     assert line == ("checked 3 entries and 3 photo files: 1 without their photo (upload their photos again, or "
                     "--repair --drop-missing), 1 orphan photo files (1 removed), 1 of another model than "
-                    "'test-color-grid', 1 stuck jobs (1 failed); not all fixed")
+                    "'test-color-grid', 0 photos without their look-alike hash (0 hashed), 0 not filed (0 filed), "
+                    "1 stuck jobs (1 failed); not all fixed")
 
 
 def test_a_clean_gallery_checks_ok(tmp_path, capsys):
@@ -133,3 +139,77 @@ async def test_an_orphan_whose_entry_came_since_the_scan_is_kept(running, monkey
     monkeypatch.setattr(gallery.index, "scroll", scan_then_upload)
     report = await check_gallery(gallery.index, gallery.photos, "test-color-grid", repair=True)
     assert report.removed_files == 0 and path.exists()
+
+
+async def store_beagles(root) -> list[str]:
+    app = fake_all_in_one(root)
+    async with serving(app) as client:
+        added = [await client.post("/v1/dogs", files={"image": ("d.jpg", path.read_bytes())}) for path in BEAGLES]
+    assert [r.status_code for r in added] == [201, 201]
+    assert all(r.json()["payload"]["phash"] for r in added)
+    return [r.json()["id"] for r in added]
+
+
+async def forget_hashes(root, ids: list[str]) -> None:
+    """The entries as they were stored before every new photo got its hash: none in them."""
+    app = fake_all_in_one(root)
+    async with serving(app):
+        index = app.state.parts.gallery.index
+        for id, point in (await index.lookup(ids, with_vector=True)).items():
+            payload = {k: v for k, v in point["payload"].items() if k != "phash"}
+            await index.upsert([{"id": id, "vector": point["vector"], "payload": payload}])
+
+
+def lose_filed_hashes(root) -> None:
+    """The job store's hash index gone (a Redis flushed, a jobs/ folder that was not backed up)."""
+    with sqlite3.connect(DataLayout(root).jobs / "jobs.sqlite3") as db:
+        db.execute("DELETE FROM phash")
+
+
+async def add_a_copy(root) -> dict:
+    """The first beagle again, as a messenger app sends a photo back: half its size, recompressed."""
+    photo = Image.open(BEAGLES[0])
+    sent_back = encode(photo.resize((photo.width // 2, photo.height // 2)), "JPEG", quality=60)
+    async with serving(fake_all_in_one(root)) as client:
+        r = await client.post("/v1/dogs", files={"image": ("copy.jpg", sent_back)})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_photos_stored_before_they_were_hashed_are_hashed_and_then_found_as_copies(tmp_path, capsys):
+    root = tmp_path / "data"
+    ids = asyncio.run(store_beagles(root))
+    asyncio.run(forget_hashes(root, ids))
+    lose_filed_hashes(root)
+    status, report = run_check(capsys, root)
+    assert status == 1 and report["gallery"]["unhashed"] == 2 and report["gallery"]["hashed"] == 0
+
+    status, report = run_check(capsys, root, "--repair")
+    assert status == 0 and report["gallery"]["hashed"] == 2, report
+    status, report = run_check(capsys, root)
+    assert status == 0 and report["gallery"]["unhashed"] == report["gallery"]["unfiled"] == 0
+    assert asyncio.run(add_a_copy(root))["payload"]["near_duplicate_of"] == ids[0]
+
+
+def test_hashes_no_longer_filed_are_filed_again(tmp_path, capsys):
+    root = tmp_path / "data"
+    ids = asyncio.run(store_beagles(root))
+    lose_filed_hashes(root)
+    status, report = run_check(capsys, root)
+    assert status == 1 and report["gallery"]["unhashed"] == 0 and report["gallery"]["unfiled"] == 2
+
+    status, report = run_check(capsys, root, "--repair")
+    assert status == 0 and report["gallery"]["filed"] == 2 and report["gallery"]["hashed"] == 0
+    assert asyncio.run(add_a_copy(root))["payload"]["near_duplicate_of"] == ids[0]
+
+
+def test_a_photo_that_no_longer_decodes_is_named_not_hashed(tmp_path, capsys):
+    root = tmp_path / "data"
+    ids = asyncio.run(store_beagles(root))
+    asyncio.run(forget_hashes(root, ids))
+    damaged = PhotoStore(DataLayout(root).photos).original(ids[1], "JPEG")
+    damaged.write_bytes(damaged.read_bytes()[:2000])
+    status, report = run_check(capsys, root, "--repair")
+    g = report["gallery"]
+    assert status == 1 and g["hashed"] == 1 and [u["photo_id"] for u in g["unhashable"]] == [ids[1]]
+    assert "truncated" in g["unhashable"][0]["reason"]
