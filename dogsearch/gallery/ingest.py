@@ -19,7 +19,7 @@ from dogsearch.gallery.contracts import Embedder, FoundDog, Hashes, Index, Photo
 from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.gallery.records import Dog, entry_id, marked_entry_id, photo_dogs, photo_id, sha256_hex
+from dogsearch.gallery.records import MAX_PHOTO_DOGS, Dog, entry_id, marked_entry_id, photo_dogs, photo_id, sha256_hex
 from dogsearch.gallery.reports import PhotoReport, asks_photo, from_photo, photo_report
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
@@ -293,7 +293,8 @@ class Ingestor:
 
     async def _store(self, files: Sequence[_NewPhoto], points: list[dict[str, Any]]) -> None:
         """Marks the new photos' look-alikes in their points, writes the photos' files, upserts the points, then
-        files the photos' hashes. `files`: (an entry stored with the photo, its upload, its info, its hash)."""
+        files the photos' hashes and looks again for look-alikes stored meanwhile. `files`: (an entry stored with the
+        photo, its upload, its info, its hash)."""
         if not points:
             return
         await self._mark(files, points)
@@ -306,6 +307,7 @@ class Ingestor:
         hashed = [(entry, phash) for entry, _, _, phash in files if phash is not None]
         if self.hashes is not None and hashed:
             await asyncio.to_thread(self.hashes.add_phashes, hashed)
+            await self._mark_concurrent(files, points)
 
     async def _mark(self, files: Sequence[_NewPhoto], points: list[dict[str, Any]]) -> None:
         """Records in the points of each new photo its perceptual hash (`phash`) and, when it is a near-duplicate
@@ -329,6 +331,45 @@ class Ingestor:
             marks[photo] = {"phash": ph.to_hex(phash)} | ({"near_duplicate_of": min(found)[1]} if found else {})
         for point in points:
             point["payload"].update(marks.get(point["payload"]["photo_id"], {}))
+
+    async def _mark_concurrent(self, files: Sequence[_NewPhoto], points: list[dict[str, Any]]) -> None:
+        """A look-alike stored by another call at the same moment: each call's first look (_mark) came before the
+        other's hash was filed, so neither saw the other. Looked again now that this call's hashes are filed, the
+        later of the two looks sees the other photo. Of such a pair, the photo stored later (created_at, then photo
+        id: an order both calls agree on) is marked a copy of the other, by whichever call sees it (both write the
+        same). Only photos that are no one's copy yet are looked at and marked: a mark the first look made stays."""
+        assert self.hashes is not None
+        ours = {upload.photo_id for _, upload, _, _ in files}
+        by_photo: dict[str, list[dict[str, Any]]] = {}
+        for point in points:
+            by_photo.setdefault(point["payload"]["photo_id"], []).append(point)
+        todo = [(upload.photo_id, phash) for _, upload, _, phash in files if phash is not None
+                and "near_duplicate_of" not in by_photo[upload.photo_id][0]["payload"]]
+        if not todo:
+            return
+        filed = await asyncio.to_thread(self.hashes.near, [phash for _, phash in todo])
+        close = [_near(phash, near) for (_, phash), near in zip(todo, filed, strict=True)]
+        alive = await self.stored(list({entry for candidates in close for _, entry in candidates}))
+        for (photo, _), candidates in zip(todo, close, strict=True):
+            mine = by_photo[photo][0]["payload"]
+            others = [(d, alive[entry]["payload"]) for d, entry in sorted(candidates)
+                      if entry in alive and alive[entry]["payload"]["photo_id"] not in ours]
+            earlier = [other for _, other in others if _stored_order(other) < _stored_order(mine)]
+            if earlier:  # the closest one stored before it
+                for point in by_photo[photo]:
+                    point["payload"]["near_duplicate_of"] = earlier[0]["dog_id"]
+                await self.index.set_payload([point["id"] for point in by_photo[photo]],
+                                             {"near_duplicate_of": earlier[0]["dog_id"]})
+                continue
+            for _, other in others:  # stored after it, and no one's copy: a copy of this one
+                if "near_duplicate_of" not in other:
+                    await self._mark_copy(other["photo_id"], mine["dog_id"])
+
+    async def _mark_copy(self, photo: str, of_dog: str) -> None:
+        """Marks every stored entry of `photo` a copy of `of_dog`'s photo."""
+        page = await self.index.scroll(MAX_PHOTO_DOGS * 4, None, {"photo_id": photo})
+        await self.index.set_payload([point["id"] for point in page["points"]], {"near_duplicate_of": of_dog})
+        log.info("photo %s stored at the same moment as dog %s's look-alike: marked its copy", photo, of_dog)
 
     def _save_photos(self, todo: Sequence[_NewPhoto]) -> dict[str, tuple[str, str]]:
         """Writes the photos, a batch's on several threads (each write waits for its fsync: together the disk
@@ -381,6 +422,10 @@ class Ingestor:
             if dog.photo_id == upload.photo_id and not self.photos.original(dog.photo_id, dog.format).exists():
                 log.warning("photo of dog %s was missing: written again from a new upload", dog.id)
                 self.photos.save(dog.photo_id, dog.format, upload.data)
+
+
+def _stored_order(payload: dict[str, Any]) -> tuple[str, str]:
+    return payload.get("created_at", ""), payload["photo_id"]
 
 
 def _near(phash: int, others: Sequence[tuple[str, int]]) -> list[tuple[int, str]]:

@@ -1,13 +1,16 @@
 """/v1/dogs: add, read, list, photos, delete; and what bad input gets."""
 from __future__ import annotations
 
+import asyncio
 import io
 import random
+import threading
 
 import pytest
 from PIL import Image
 
 from tests.conftest import FIXTURES
+from tests.fakes import fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, GREEN, RED, add, search, total
 from tests.images import encode, halves, solid
 
@@ -80,6 +83,43 @@ async def test_a_resized_copy_of_a_stored_photo_says_which_dog_it_looks_like(gat
     await gateway.delete(f"/v1/dogs/{copy.json()['id']}")
     again = (await add(gateway, encode(photo, "PNG"))).json()
     assert "near_duplicate_of" not in again["payload"] and again["payload"]["phash"] == first["payload"]["phash"]
+
+
+class FirstLooksTogether:
+    """The hash store, with the first `n` look-ups held until all `n` are made: uploads that look at the same
+    moment, before any of them has filed its hash."""
+
+    def __init__(self, store, n: int) -> None:
+        self.store, self.n, self.barrier = store, n, threading.Barrier(n, timeout=20)
+
+    def near(self, values):
+        found = self.store.near(values)
+        if self.n > 0:
+            self.n -= 1
+            self.barrier.wait()
+        return found
+
+    def add_phashes(self, pairs) -> None:
+        self.store.add_phashes(pairs)
+
+
+async def test_two_copies_added_at_the_same_moment_one_says_it_copies_the_other(tmp_path, fake_model):
+    """Two volunteers post the same dog's photo at once, one of them as a messenger app sent it back: neither saw the
+    other's hash when it first looked. The one stored later still says which dog it copies, whichever call sees it."""
+    beagle = sorted((FIXTURES / "dogs" / "n02088364").glob("*.jpg"))[0]
+    photo = Image.open(beagle)
+    sent_back = encode(photo.resize((photo.width // 2, photo.height // 2)), "JPEG", quality=60)
+    app = fake_all_in_one(tmp_path / "data", fake_model)
+    async with serving(app) as client:
+        ingest = app.state.parts.gallery.ingest
+        ingest.hashes = FirstLooksTogether(ingest.hashes, 2)
+        answers = await asyncio.gather(add(client, beagle.read_bytes()), add(client, sent_back))
+        assert [r.status_code for r in answers] == [201, 201]
+        dogs = [(await client.get(f"/v1/dogs/{r.json()['id']}")).json() for r in answers]
+    marks = [dog["payload"].get("near_duplicate_of") for dog in dogs]
+    assert marks in ([None, dogs[0]["id"]], [dogs[1]["id"], None]), marks
+    later = dogs[marks.index(None) ^ 1]
+    assert later["payload"]["created_at"] >= dogs[marks.index(None)]["payload"]["created_at"]
 
 
 async def test_list_pages_through_every_dog_once(gateway):
