@@ -37,7 +37,8 @@ class PhotoDogs:
     height: int
     dogs: tuple[FoundDog, ...]
     seems: tuple[dict[str, Any], ...] = ()  # [{"label", "p"}]: the photo's likeliest ImageNet classes
-    phash: int | None = None  # the whole photo's perceptual hash (dogsearch.core.phash), from the embedder's decode
+    phash: int | None = None  # the whole photo's perceptual hash (dogsearch.core.phash), from the embedder's decode,
+    # when asked
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Embedder(Protocol):
         """At least {"model": the id of the vectors embed_dogs gives, "dim": their length}."""
 
     async def embed_dogs(self, images: Sequence[bytes], *, whole_if_none: bool = False,
-                         vectors: bool = True, seems: bool = True, partial: bool = False,
+                         vectors: bool = True, seems: bool = True, partial: bool = False, phash: bool = False,
                          boxes: Sequence[Box | None] | None = None) -> DogsEmbedding:
         """Photo files in (each checked and decoded there); each photo's dogs, each with its crop's vector, out.
         `boxes`: a box a person marked for each photo (None: the detector's), in the photo's pixels: that photo's
@@ -60,7 +61,8 @@ class Embedder(Protocol):
         `whole_if_none`: a photo in which no dog is found is one dog, the whole photo (score None). `vectors`: False
         when only the boxes and guesses are wanted. `seems`: False when what a photo seems to show is wanted only
         for a photo without a dog (an empty tuple for the others). `partial`: a photo that cannot be read is the error
-        it raised (an InvalidInput) in `photos`; else the call raises it, naming the photo."""
+        it raised (an InvalidInput) in `photos`; else the call raises it, naming the photo. `phash`: each photo's
+        perceptual hash too (else None)."""
 
 
 class Index(Protocol):

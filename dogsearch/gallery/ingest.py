@@ -130,7 +130,7 @@ class Ingestor:
         require = self.require_dog if require_dog is None else require_dog
         boxes = [box for _, box in photos]
         embedding = await self.embedder.embed_dogs([data for data, _ in photos], whole_if_none=not require, seems=False,
-                                                   partial=partial,
+                                                   partial=partial, phash=True,
                                                    boxes=boxes if any(box is not None for box in boxes) else None)
         await self.space.check(embedding.model)
         return [photo if isinstance(photo, InvalidInput) else Embedded(embedding.model, photo)

@@ -242,7 +242,7 @@ async def test_each_photo_comes_with_a_hash_its_resized_copies_share(embedder):
     phone = [(FIXTURES / "phone" / name).read_bytes() for name in ("beagle.heic", "iphone-24mp.heic")]
 
     async def hashes(*images: bytes) -> list[int]:
-        r = await client.post("/v1/embed/dogs", params={"vectors": "false"}, files=files(*images))
+        r = await client.post("/v1/embed/dogs", params={"vectors": "false", "phash": "true"}, files=files(*images))
         assert r.status_code == 200, r.text
         assert all(len(p["phash"]) == 16 for p in r.json()["photos"])
         return [int(p["phash"], 16) for p in r.json()["photos"]]
@@ -251,6 +251,9 @@ async def test_each_photo_comes_with_a_hash_its_resized_copies_share(embedder):
     [other] = await hashes(beagles[1].read_bytes())
     assert [phash.distance(original, h) <= phash.NEAR_DISTANCE for h in copies] == [True] * 3
     assert phash.distance(original, other) > 3 * phash.NEAR_DISTANCE
+    # only when asked: a search has no use for it
+    r = await client.post("/v1/embed/dogs", params={"vectors": "false"}, files=files(small))
+    assert r.status_code == 200 and r.json()["photos"][0]["phash"] is None
 
 
 async def test_embed_dogs_whole_photo_when_asked_and_without_vectors(embedder):
@@ -273,7 +276,8 @@ async def test_partial_answers_a_photo_that_cannot_be_read_alone_and_the_others_
     sent = [whole, whole[: len(whole) // 2], b"not an image", encode(two, "PNG")]
     marked = json.dumps([None, [0, 0, 40, 40], None, [75, 5, 155, 115]])
 
-    r = await client.post("/v1/embed/dogs", params={"partial": "true"}, files=files(*sent), data={"boxes": marked})
+    r = await client.post("/v1/embed/dogs", params={"partial": "true", "phash": "true"}, files=files(*sent),
+                          data={"boxes": marked})
     assert r.status_code == 200, r.text
     first, truncated, text, boxed = r.json()["photos"]
     assert len(first["dogs"]) == 2 and first["dogs"][0]["vector"] is not None and len(first["phash"]) == 16

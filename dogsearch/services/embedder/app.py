@@ -7,10 +7,10 @@ from typing import Literal
 
 from fastapi import FastAPI, File, Form, Query, UploadFile
 
-from dogsearch.core import phash
 from dogsearch.core.boxes import BadBox
 from dogsearch.core.errors import TooLarge
 from dogsearch.core.images import DecodedImage, ImageRejected
+from dogsearch.core.phash import dhash, to_hex
 from dogsearch.core.vectors import encode_f32
 from dogsearch.inference.runner import ModelUnavailable
 from dogsearch.models.detect import Detector
@@ -116,6 +116,8 @@ def create_app(
         vectors: bool = Query(True, description="false: boxes and guesses only (no embedding)"),
         seems: bool = Query(True, description="false: what a photo seems to show only for a photo without a dog "
                                               "(what 'no dog found' says), one classifier pass less a photo"),
+        phash: bool = Query(False, description="true: each photo's perceptual hash too (what a new photo is checked "
+                                               "for copies by; about 2 ms a photo)"),
         partial: bool = Query(False, description="true: a photo that cannot be read (truncated, not an image, too "
                                                  "large) is answered alone, as its error, and the others as usual; "
                                                  "false: the request is refused, naming the photo"),
@@ -142,7 +144,7 @@ def create_app(
         (photo_classes, dog_classes), embedded, hashes = await asyncio.gather(
             models.classify(decoded, found, every_photo=seems),
             _embed_crops(model, [d.crop for p in found for d in p.dogs], vectors),
-            asyncio.to_thread(lambda: [phash.to_hex(phash.dhash(d.image)) for d in decoded]))
+            _hashes(decoded, phash))
         rows = iter(embedded)
         photos = []
         for photo, looks, classes, hashed in zip(found, photo_classes, dog_classes, hashes, strict=True):
@@ -159,6 +161,11 @@ def create_app(
         photos = [next(answered) if ok else {"error": d.reason, "code": d.code, "status": status_of(d)}
                   for d, ok in zip(files, readable, strict=True)]
         return DogsResponse(model=dogs_model(model), dim=model.dim, detector=detector_name, photos=photos)
+
+    async def _hashes(decoded: list, wanted: bool) -> list[str | None]:
+        if not wanted:
+            return [None] * len(decoded)
+        return await asyncio.to_thread(lambda: [to_hex(dhash(d.image)) for d in decoded])
 
     async def _embed_crops(model: EmbeddingModel, crops: list, wanted: bool) -> list:
         if not wanted:

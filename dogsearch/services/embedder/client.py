@@ -25,10 +25,10 @@ class EmbedderClient(ServiceClient):
         return body["model"], np.stack([decode_f32(v) for v in body["vectors"]])
 
     async def embed_dogs(self, images: Sequence[bytes], *, whole_if_none: bool = False,
-                         vectors: bool = True, seems: bool = True, partial: bool = False,
+                         vectors: bool = True, seems: bool = True, partial: bool = False, phash: bool = False,
                          boxes: Sequence[Box | None] | None = None) -> DogsEmbedding:
         params = {"encoding": "base64", "whole_if_none": str(whole_if_none).lower(), "vectors": str(vectors).lower(),
-                  "seems": str(seems).lower(), "partial": str(partial).lower()}
+                  "seems": str(seems).lower(), "partial": str(partial).lower(), "phash": str(phash).lower()}
         marked = {"boxes": json.dumps([None if b is None else list(b) for b in boxes])} if boxes else None
         body = (await self.request("POST", "/v1/embed/dogs", params=params, files=_files(images), data=marked)).json()
         return DogsEmbedding(body["model"], body["detector"], tuple(self._photo(photo) for photo in body["photos"]))
@@ -41,7 +41,9 @@ class EmbedderClient(ServiceClient):
                               decode_f32(dog["vector"]) if dog.get("vector") is not None else None,
                               tuple(dog["breed_guess"]), dog.get("marked", False))
                      for dog in photo["dogs"])
-        return PhotoDogs(photo["width"], photo["height"], dogs, tuple(photo["seems"]), int(photo["phash"], 16))
+        hashed = photo.get("phash")
+        return PhotoDogs(photo["width"], photo["height"], dogs, tuple(photo["seems"]),
+                         None if hashed is None else int(hashed, 16))
 
 
 def _files(images: Sequence[bytes]) -> list:

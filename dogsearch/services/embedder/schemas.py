@@ -48,9 +48,9 @@ class PhotoDogs(BaseModel):
     height: int
     dogs: list[FoundDog] = Field(..., description="largest box first; empty: no dog found")
     seems: list[Seems] = Field(..., description="what the whole photo seems to show, likeliest first")
-    phash: str = Field(..., description="the whole photo's perceptual hash (dHash, 16 hex digits): a resized or "
-                                        "recompressed copy differs in a few bits, so a bulk job finds near-duplicates "
-                                        "without decoding the photo again")
+    phash: str | None = Field(..., description="with ?phash=true, the whole photo's perceptual hash (dHash, 16 hex "
+                                               "digits): a resized or recompressed copy differs in a few bits, so "
+                                               "a new photo's copies are found without decoding it again")
 
 
 class Unreadable(BaseModel):
