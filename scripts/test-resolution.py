@@ -114,6 +114,21 @@ def chosen(sets: dict[str, dict]) -> dict:
             "vit_alone": FT.evaluate(sets, {"vit": 1.0}, None, [*FT.VAL_SETS, *REPORT_SETS])}
 
 
+def base_parts(folder: Path) -> dict[str, dict]:
+    """`train fusion`'s cached parts of every whole set that the choice and the report read."""
+    wholes = sorted({WHOLE_OF.get(n, n) for n in {*FT.VAL_SETS, *REPORT_SETS}})
+    return {name: torch.load(folder / f"{name}.pt", weights_only=False) for name in wholes}
+
+
+def print_chosen(base: dict[str, dict], variants: dict[str, dict[str, dict[str, torch.Tensor]]]) -> None:
+    """For each variant (parts that replace the base's, per set), the fusion chosen on validation: a JSON line."""
+    for name, parts in variants.items():
+        sets = {n: {**base[n], **parts.get(n, {})} for n in base}
+        for part in {*FT.VAL_SETS, *REPORT_SETS} & WHOLE_OF.keys():
+            sets[part] = FT.subset(sets[WHOLE_OF[part]], FT.set_items(part, DATA))
+        print(json.dumps({"variant": name, **chosen(sets)}), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", type=Path, required=True, help="`train fusion`'s cache folder of the base")
@@ -125,8 +140,8 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    wholes = sorted({WHOLE_OF.get(n, n) for n in {*FT.VAL_SETS, *REPORT_SETS}})
-    base = {name: torch.load(args.parts / f"{name}.pt", weights_only=False) for name in wholes}
+    base = base_parts(args.parts)
+    wholes = list(base)
     variants: dict[str, dict[str, dict[str, torch.Tensor]]] = {"224": {}}
     for size in [int(s) for s in args.vit_sizes.split(",") if s]:
         vit = {n: cached(args.out / f"{n}-vit{size}.pt", partial(vit_vectors, base[n]["paths"], size))
@@ -139,11 +154,7 @@ def main() -> int:
             logits = {n: cached(args.out / f"{n}-{kind}{size}.pt", partial(cnn_logits, base[n]["paths"], size, up))
                       for n in wholes}
             variants[f"cnn {size}{' upsampled' if up else ''}"] = {n: {"logits": logits[n]} for n in wholes}
-    for name, parts in variants.items():
-        sets = {n: {**base[n], **parts.get(n, {})} for n in wholes}
-        for part in {*FT.VAL_SETS, *REPORT_SETS} & WHOLE_OF.keys():
-            sets[part] = FT.subset(sets[WHOLE_OF[part]], FT.set_items(part, DATA))
-        print(json.dumps({"variant": name, **chosen(sets)}), flush=True)
+    print_chosen(base, variants)
     return 0
 
 
