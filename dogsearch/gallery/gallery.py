@@ -69,6 +69,14 @@ class Gallery:
     async def dog(self, dog_id: str) -> Dog:
         return Dog.from_entry(await self._cover(dog_id))
 
+    async def shown(self, dog: Dog) -> Dog:
+        """`dog` as a reader is shown it: the dog whose photo its photo copies, deleted since, is no look-alike any
+        more (as for a new photo), so `near_duplicate_of` is left out rather than name a dog that is gone."""
+        copied = dog.payload.get("near_duplicate_of")
+        if not copied or await self.index.count({"dog_id": copied}):
+            return dog
+        return replace(dog, payload={k: v for k, v in dog.payload.items() if k != "near_duplicate_of"})
+
     async def page(self, limit: int, cursor: str | None = None, filter: Filter | None = None) -> Page:
         covers = {**(filter or {}), "cover": True}
         try:

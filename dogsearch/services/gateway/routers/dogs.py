@@ -182,5 +182,5 @@ def router(settings: GatewaySettings) -> APIRouter:
 
 
 async def _detail(gallery, caller, dog_id: str) -> DogDetail:
-    dog = await gallery.dog(dog_id)
+    dog = await gallery.shown(await gallery.dog(dog_id))
     return dog_out(dog, DogDetail, caller=caller, photos=photos_out(dog.id, await gallery.photos_of(dog_id)))
