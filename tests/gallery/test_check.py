@@ -17,11 +17,12 @@ from dogsearch import cli
 from dogsearch.gallery.check import check_gallery
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import photo_id, sha256_hex
-from dogsearch.jobs.store import SqliteJobStore, new_job
+from dogsearch.jobs.store import RedisJobStore, SqliteJobStore, new_job
 from dogsearch.services.layout import DataLayout
 from tests.conftest import FIXTURES
 from tests.fakes import fake_all_in_one, serving
 from tests.images import encode, solid
+from tests.jobs.servers import REDIS_URL, redis_db
 
 RED, GREEN, BLUE, ORPHAN = (solid(c) for c in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90)))
 AN_HOUR_AGO = time.time() - 3600
@@ -213,3 +214,29 @@ def test_a_photo_that_no_longer_decodes_is_named_not_hashed(tmp_path, capsys):
     g = report["gallery"]
     assert status == 1 and g["hashed"] == 1 and [u["photo_id"] for u in g["unhashable"]] == [ids[1]]
     assert "truncated" in g["unhashable"][0]["reason"]
+
+
+def test_with_a_broker_the_hashes_are_those_filed_in_redis(tmp_path, capsys, monkeypatch):
+    """Services beside a broker file their hashes in Redis: the check reads and repairs those, not the data folder's."""
+    redis_db().flushdb()
+    root = tmp_path / "data"
+    asyncio.run(store_beagles(root))  # filed in the data folder's SQLite store: none in Redis
+    monkeypatch.setenv("DOGSEARCH_BROKER_URL", REDIS_URL)
+    status, report = run_check(capsys, root)
+    assert status == 1 and report["gallery"]["unhashed"] == 0 and report["gallery"]["unfiled"] == 2
+    status, report = run_check(capsys, root, "--repair")
+    assert status == 0 and report["gallery"]["filed"] == 2
+    store = RedisJobStore(REDIS_URL)
+    try:
+        app = fake_all_in_one(root)
+
+        async def entries():
+            async with serving(app):
+                return (await app.state.parts.gallery.index.scroll(10, None, None))["points"]
+
+        for point in asyncio.run(entries()):
+            value = int(point["payload"]["phash"], 16)
+            assert (point["id"], value) in store.near([value])[0]
+    finally:
+        store.close()
+        redis_db().flushdb()
