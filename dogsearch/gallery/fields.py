@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from dogsearch.core.errors import InvalidInput, TooLarge
@@ -25,6 +27,9 @@ STATUSES = ("lost", "found", "sighted", "home", "shelter")
 # (its EXIF), filled in where the photo is read (gallery/reports.py, from_photo).
 FROM_PHOTO = "photo"
 PHOTO_FIELDS = ("seen_at", "location")
+# With seen_at=photo, the time zone (IANA, "Europe/Berlin") the photo's camera time is in when the photo does not
+# say (most cameras and many phones write no offset): used once, never stored.
+TIME_ZONE = "time_zone"
 
 
 class InvalidFields(InvalidInput):
@@ -74,6 +79,21 @@ def _seen_at(value: Any) -> str:
         return utc_instant(value).isoformat()
     except (TypeError, ValueError):
         raise InvalidFields(f"field 'seen_at': a date and time in ISO 8601, not {value!r}") from None
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())  # read once: the names of the tz database's files
+
+
+def time_zone(value: Any) -> zoneinfo.ZoneInfo:
+    """An IANA time zone name -> its zone; InvalidFields for anything else (only the database's own names are
+    opened)."""
+    if not isinstance(value, str) or value not in _zones():
+        shown = value[:64] if isinstance(value, str) else value
+        raise InvalidFields(f"field {TIME_ZONE!r}: an IANA time zone such as 'Europe/Berlin', not {shown!r}"
+                            + ("" if _zones() else " (this server has no time zone database: install tzdata)"))
+    return zoneinfo.ZoneInfo(value)
 
 
 @dataclass(frozen=True)
@@ -166,7 +186,7 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str
     """The fields a user gives a dog, checked: names, no field the server or a job writes, each defined field's own
     check (a status, a location, a time), any other a scalar or a list of scalars. Returns them as stored, but for
     `seen_at` and `location` given as FROM_PHOTO where a photo is added (`from_photo`): those stay the word, for
-    reports.from_photo to fill in from the photo."""
+    reports.from_photo to fill in from the photo, and TIME_ZONE beside seen_at=photo, which from_photo uses up."""
     out = {}
     for key, value in fields.items():
         if not _KEY.match(key):
@@ -174,6 +194,13 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str
         field = BY_NAME.get(key)
         if field is not None and field.writer != "user":
             raise InvalidFields(f"field {key!r} is set by the {field.writer}")
+        if key == TIME_ZONE:
+            if not from_photo or fields.get("seen_at") != FROM_PHOTO:
+                raise InvalidFields(f"field {TIME_ZONE!r}: the zone of a photo's camera time, only beside "
+                                    f"seen_at={FROM_PHOTO}")
+            time_zone(value)
+            out[key] = value
+            continue
         if key in PHOTO_FIELDS and value == FROM_PHOTO:
             if not from_photo:
                 raise InvalidFields(f"field {key!r}: {FROM_PHOTO!r} (the photo's own) is for adding a photo; give "

@@ -15,7 +15,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from dogsearch.core.exif import Taken
-from dogsearch.gallery.fields import FROM_PHOTO, PHOTO_FIELDS, STATUSES, InvalidFields, parse_location
+from dogsearch.gallery.fields import (
+    FROM_PHOTO,
+    PHOTO_FIELDS,
+    STATUSES,
+    TIME_ZONE,
+    InvalidFields,
+    parse_location,
+    time_zone,
+)
 from dogsearch.search.filters import utc_instant
 
 # Whose reports answer a report of each status. `home` ends a report: it answers none, and no search for a
@@ -103,19 +111,22 @@ class PhotoReport:
     seen_at: str | None
     location: dict[str, float] | None
     unknown: dict[str, str]
+    local_time: datetime | None = None  # the camera's time when the photo does not say its zone (seen_at None)
 
 
 def photo_report(taken: Taken) -> PhotoReport:
-    """A photo's EXIF (core/exif.py) as a report. A camera's time without its zone is not taken: read as UTC, as a
-    time without a zone is elsewhere, it could be hours off."""
+    """A photo's EXIF (core/exif.py) as a report. A camera's time without its zone is not taken as it is: read as
+    UTC, as a time without a zone is elsewhere, it could be hours off. It is kept as `local_time`, for a zone the
+    user gives (TIME_ZONE)."""
     unknown = {}
     if taken.at is None:
         unknown["seen_at"] = (f"the photo says it was taken at {taken.local:%Y-%m-%d %H:%M:%S} but not in which time "
-                              "zone" if taken.local else "the photo does not say when it was taken")
+                              f"zone (give {TIME_ZONE})" if taken.local else "the photo does not say when it was taken")
     if taken.where is None:
         unknown["location"] = "the photo does not say where it was taken (no GPS position)"
     return PhotoReport(seen_at=taken.at and taken.at.astimezone(UTC).isoformat(),
-                       location=taken.where and {"lat": taken.where[0], "lon": taken.where[1]}, unknown=unknown)
+                       location=taken.where and {"lat": taken.where[0], "lon": taken.where[1]}, unknown=unknown,
+                       local_time=taken.local)
 
 
 def asks_photo(fields: Mapping[str, Any]) -> bool:
@@ -125,11 +136,16 @@ def asks_photo(fields: Mapping[str, Any]) -> bool:
 
 def from_photo(fields: Mapping[str, Any], report: PhotoReport) -> dict[str, Any]:
     """`fields` with each report field given as FROM_PHOTO set to the photo's own; InvalidFields (a 422, nothing
-    stored) when the photo does not say it: it was asked for, so it is not left out quietly."""
+    stored) when the photo does not say it: it was asked for, so it is not left out quietly. A camera's time without
+    its zone is read in TIME_ZONE when given (the photo's own zone or GPS time comes first)."""
     out = dict(fields)
+    zone = out.pop(TIME_ZONE, None)
     for key in PHOTO_FIELDS:
         if out.get(key) == FROM_PHOTO:
             value = getattr(report, key)
+            if value is None and key == "seen_at" and zone and report.local_time:
+                # the hour the clocks go back happens twice: its first time (fold 0)
+                value = report.local_time.replace(tzinfo=time_zone(zone)).astimezone(UTC).isoformat()
             if value is None:
                 raise InvalidFields(f"{key}={FROM_PHOTO}: {report.unknown[key]}; give {key} yourself")
             out[key] = value

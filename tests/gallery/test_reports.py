@@ -75,12 +75,40 @@ def test_a_report_from_the_photo_is_filled_in_or_refused_with_the_reason():
 
     zoneless = photo_report(Taken(local=datetime(2026, 11, 30, 18, 5, 9)))
     assert zoneless.seen_at is None and zoneless.location is None
-    with pytest.raises(InvalidFields, match="seen_at=photo: the photo says it was taken at 2026-11-30 18:05:09 but "
-                                            "not in which time zone; give seen_at yourself"):
+    with pytest.raises(InvalidFields, match=r"seen_at=photo: the photo says it was taken at 2026-11-30 18:05:09 but "
+                                            r"not in which time zone \(give time_zone\); give seen_at yourself"):
         from_photo({"seen_at": "photo"}, zoneless)
     with pytest.raises(InvalidFields, match="location=photo: the photo does not say where it was taken"):
         from_photo({"location": "photo", "seen_at": "2026-11-30"}, zoneless)
     assert from_photo({"seen_at": "2026-11-30T00:00:00+00:00"}, zoneless) == {"seen_at": "2026-11-30T00:00:00+00:00"}
+
+
+def test_a_camera_time_without_its_zone_is_read_in_the_zone_the_user_gives():
+    """Most cameras, and many phones, write the time on their clock and no offset: the user says where that clock
+    was (winter in Berlin: UTC+1; summer in New York: UTC-4). The photo's own zone, or its GPS time, comes first."""
+    berlin = user_fields({"seen_at": "photo", "time_zone": "Europe/Berlin"}, from_photo=True)
+    assert from_photo(berlin, photo_report(Taken(local=datetime(2026, 11, 30, 18, 5, 9)))) == {
+        "seen_at": "2026-11-30T17:05:09+00:00"}  # used up, not stored
+    new_york = {"seen_at": "photo", "time_zone": "America/New_York"}
+    assert from_photo(new_york, photo_report(Taken(local=datetime(2026, 7, 1, 12, 0))))["seen_at"] == \
+        "2026-07-01T16:00:00+00:00"
+    said = photo_report(Taken(at=datetime(2026, 11, 30, 17, 5, 9, tzinfo=UTC)))
+    assert from_photo(new_york, said)["seen_at"] == "2026-11-30T17:05:09+00:00"
+    with pytest.raises(InvalidFields, match="the photo does not say when it was taken"):
+        from_photo(berlin, photo_report(Taken()))  # a zone gives no time to a photo without one
+
+
+@pytest.mark.parametrize(("fields", "from_photo", "words"), [
+    ({"seen_at": "photo", "time_zone": "Mars/Olympus_Mons"}, True, "an IANA time zone such as 'Europe/Berlin'"),
+    ({"seen_at": "photo", "time_zone": "../../../etc/passwd"}, True, "an IANA time zone"),
+    ({"seen_at": "photo", "time_zone": 1}, True, "an IANA time zone"),
+    ({"time_zone": "Europe/Berlin"}, True, "only beside seen_at=photo"),
+    ({"seen_at": "2026-11-30T17:05:09Z", "time_zone": "Europe/Berlin"}, True, "only beside seen_at=photo"),
+    ({"time_zone": "Europe/Berlin"}, False, "only beside seen_at=photo"),  # PATCH: no photo, and never stored
+])
+def test_a_time_zone_is_a_known_zone_beside_seen_at_photo(fields, from_photo, words):
+    with pytest.raises(InvalidFields, match=words):
+        user_fields(fields, from_photo=from_photo)
 
 
 @pytest.mark.parametrize("key", ["seen_at", "location"])

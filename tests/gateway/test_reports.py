@@ -184,10 +184,22 @@ async def test_a_report_takes_when_and_where_from_the_photo(gateway):
     assert names(await search(gateway, solid(RED), near=HAMBURG, radius_km="30")) == []
 
 
+async def test_a_camera_time_without_its_zone_is_taken_in_the_zone_given(gateway):
+    """A camera that writes its clock's time and no zone: the finder says where the clock was."""
+    r = await add(gateway, photo_taken(RED, offset=None), name="cam", seen_at="photo", time_zone="Europe/Berlin")
+    assert r.status_code == 201, r.text
+    assert r.json()["payload"]["seen_at"] == "2026-11-30T17:05:09+00:00" and "time_zone" not in r.json()["payload"]
+    # the photo's own zone wins over the one given
+    r = await add(gateway, photo_taken(GREEN), name="phone", seen_at="photo", time_zone="Asia/Tokyo")
+    assert r.status_code == 201 and r.json()["payload"]["seen_at"] == "2026-11-30T17:05:09+00:00", r.text
+
+
 @pytest.mark.parametrize(("photo", "fields", "words"), [
     (photo_taken(RED, gps=False), {"location": "photo"}, "location=photo: the photo does not say where it was taken"),
     (photo_taken(RED, offset=None), {"seen_at": "photo"},
      "seen_at=photo: the photo says it was taken at 2026-11-30 18:05:09 but not in which time zone"),
+    (photo_taken(RED, offset=None), {"seen_at": "photo", "time_zone": "Europe/Atlantis"},
+     "field 'time_zone': an IANA time zone such as 'Europe/Berlin', not 'Europe/Atlantis'"),
     (solid(RED), {"seen_at": "photo"}, "seen_at=photo: the photo does not say when it was taken"),
 ])
 async def test_a_report_from_a_photo_that_does_not_say_is_422_and_nothing_is_stored(gateway, photo, fields, words):
@@ -206,10 +218,10 @@ async def test_when_and_where_a_photo_was_taken_is_offered_before_it_is_added(ga
     r = await gateway.post("/v1/taken", files={"image": ("IMG_0001.JPG", photo_taken(RED))})
     assert r.status_code == 200, r.text
     assert r.json() == {"seen_at": "2026-11-30T17:05:09+00:00", "location": {"lat": 52.52, "lon": 13.405},
-                        "unknown": {}}
+                        "unknown": {}, "local_time": None}
     r = await gateway.post("/v1/taken", files={"image": ("d.jpg", photo_taken(RED, offset=None, gps=False))})
-    assert r.json() == {"seen_at": None, "location": None, "unknown": {
-        "seen_at": "the photo says it was taken at 2026-11-30 18:05:09 but not in which time zone",
+    assert r.json() == {"seen_at": None, "location": None, "local_time": "2026-11-30T18:05:09", "unknown": {
+        "seen_at": "the photo says it was taken at 2026-11-30 18:05:09 but not in which time zone (give time_zone)",
         "location": "the photo does not say where it was taken (no GPS position)"}}
     assert (await gateway.get("/v1/dogs")).json()["total"] == 0  # nothing stored
     r = await gateway.post("/v1/taken", files={"image": ("x.txt", b"not a photo at all")})

@@ -124,14 +124,32 @@ async def test_a_job_finds_look_alikes_of_dogs_added_one_at_a_time(client, tmp_p
     assert marked == {by_hand["id"], None}
 
 
-def phone_jpeg(color: tuple[int, int, int], gps: tuple[float, float] | None) -> bytes:
-    """A phone's photo: when it was taken (with its zone) and, given `gps` (N and E, whole degrees), where."""
+async def test_a_job_reads_a_cameras_time_in_the_zone_it_is_given(client, tmp_path):
+    """A shelter's camera writes its clock's time and no zone: the job says which zone it was set to."""
+    folder = tmp_path / "in" / "camera"
+    folder.mkdir(parents=True)
+    (folder / "DSC_0001.JPG").write_bytes(phone_jpeg((200, 40, 40), None, zone=None))
+    r = await client.post("/v1/jobs/index", json={"path": str(folder), "payload": {
+        "status": "shelter", "seen_at": "photo", "time_zone": "America/Chicago"}})
+    assert r.status_code == 202, r.text
+    job = await wait_job(client, r.json()["id"])
+    assert (job["state"], job["indexed"]) == ("done", 1), job
+    [dog] = await all_dogs(client)
+    assert dog["payload"]["seen_at"] == "2026-12-01T00:05:09+00:00" and "time_zone" not in dog["payload"]
+    r = await client.post("/v1/jobs/index", json={"path": str(folder), "payload": {"seen_at": "photo",
+                                                                                "time_zone": "Chicago"}})
+    assert r.status_code == 422 and "an IANA time zone" in r.json()["detail"], r.text
+
+
+def phone_jpeg(color: tuple[int, int, int], gps: tuple[float, float] | None, zone: str | None = "+01:00") -> bytes:
+    """A phone's photo: when it was taken (with its `zone`, if any) and, given `gps` (N and E, whole degrees),
+    where."""
     from PIL import Image
 
     from tests.images import encode
 
     exif = Image.Exif()
-    exif.get_ifd(0x8769).update({0x9003: "2026:11:30 18:05:09", 0x9011: "+01:00"})
+    exif.get_ifd(0x8769).update({0x9003: "2026:11:30 18:05:09", **({0x9011: zone} if zone else {})})
     if gps:
         exif.get_ifd(0x8825).update({1: "N", 2: (gps[0], 0.0, 0.0), 3: "E", 4: (gps[1], 0.0, 0.0)})
     return encode(Image.new("RGB", (64, 48), color), "JPEG", exif=exif.tobytes())

@@ -77,6 +77,9 @@ class Taken(BaseModel):
     location: Location | None = Field(..., description="where it was taken (its GPS position), as a report's "
                                                        "location; null: the photo does not say")
     unknown: dict[str, str] = Field(..., description="for seen_at and location when null: why")
+    local_time: str | None = Field(None, description="when seen_at is null because the photo gives its camera's time "
+                                                     "without a zone: that time (\"2026-11-30T18:05:09\"), for the "
+                                                     "user's zone to be given (time_zone)")
 
 
 class SearchResult(Dog):

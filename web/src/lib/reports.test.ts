@@ -3,6 +3,7 @@ import {
   distanceKm,
   formatDistance,
   formatSeen,
+  jobReport,
   localInput,
   parsePlace,
   reportFormFields,
@@ -78,5 +79,27 @@ describe("reports", () => {
     // what the form then sends is the same instant, in UTC
     expect(reportFormFields(withTaken({}, both))).toEqual([["location", "-33.44,-70.65"],
                                                           ["seen_at", "2026-11-30T17:05:00.000Z"]]);
+  });
+
+  it("reads a camera's time without its zone in the browser's", () => {
+    const camera = { seen_at: null, location: null, local_time: "2026-11-30T18:05:09", unknown: {
+      seen_at: "the photo says it was taken at 2026-11-30 18:05:09 but not in which time zone (give time_zone)",
+      location: "the photo does not say where it was taken (no GPS position)" } };
+    expect(withTaken({ status: "found" }, camera)).toEqual({ status: "found", seenAt: "2026-11-30T18:05" });
+    expect(takenNote(camera)).toBe("Filled in from the photo: when it was taken. Its camera's clock does not say " +
+      "its time zone: the time is read as this computer's. The photo does not say where it was taken (no GPS position).");
+    // sent as that wall time in this browser's zone
+    expect(reportFormFields(withTaken({}, camera))).toEqual([["seen_at", new Date("2026-11-30T18:05").toISOString()]]);
+    // an older server says nothing of the camera's time: the field is left as it was
+    const older = { ...camera, local_time: undefined };
+    expect(withTaken({ seenAt: "2026-11-29T10:00" }, older)).toEqual({ seenAt: "2026-11-29T10:00" });
+    expect(takenNote(older)).toContain("but not in which time zone");
+  });
+
+  it("asks a bulk job to read each photo's time and place, a camera's time in the browser's zone", () => {
+    expect(jobReport("found", false)).toEqual({ status: "found" });
+    expect(jobReport("", true, "Europe/Berlin")).toEqual({ seen_at: "photo", location: "photo",
+                                                          time_zone: "Europe/Berlin" });
+    expect(jobReport("", true, null)).toEqual({ seen_at: "photo", location: "photo" });
   });
 });

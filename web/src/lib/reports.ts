@@ -93,6 +93,8 @@ export interface Taken {
   seen_at: string | null;
   location: Place | null;
   unknown: Partial<Record<"seen_at" | "location", string>>;
+  /** the camera's time when the photo does not say its zone ("2026-11-30T18:05:09"); absent from older servers */
+  local_time?: string | null;
 }
 
 /** An RFC 3339 time as a datetime-local value in the browser's zone ("2026-11-30T18:05"). */
@@ -102,12 +104,17 @@ export function localInput(iso: string): string {
   return `${t.getFullYear()}-${two(t.getMonth() + 1)}-${two(t.getDate())}T${two(t.getHours())}:${two(t.getMinutes())}`;
 }
 
+/** The camera's time of a photo that does not say its zone, as a datetime-local value: read in the browser's zone,
+ * where the user most likely took it (the form shows it to be checked). */
+const cameraTime = (taken: Taken) => (!taken.seen_at && taken.local_time ? taken.local_time.slice(0, 16) : null);
+
 /** The report with what the photo says filled in; what it does not say is left as the user had it. */
 export function withTaken(report: ReportInput, taken: Taken): ReportInput {
+  const camera = cameraTime(taken);
   return {
     ...report,
     ...(taken.location ? { place: `${taken.location.lat}, ${taken.location.lon}` } : {}),
-    ...(taken.seen_at ? { seenAt: localInput(taken.seen_at) } : {}),
+    ...(taken.seen_at ? { seenAt: localInput(taken.seen_at) } : camera ? { seenAt: camera } : {}),
   };
 }
 
@@ -115,9 +122,12 @@ const sentence = (text: string) => `${text[0].toUpperCase()}${text.slice(1)}.`;
 
 /** What filling in from the photo did, in a sentence or two. */
 export function takenNote(taken: Taken): string {
-  const filled = [taken.location && "where", taken.seen_at && "when"].filter(Boolean).join(" and ");
-  const missing = (["location", "seen_at"] as const).flatMap((k) => (taken.unknown[k] ? [sentence(taken.unknown[k])] : []));
-  return [filled ? `Filled in from the photo: ${filled} it was taken.` : "", ...missing].filter(Boolean).join(" ");
+  const camera = cameraTime(taken);
+  const filled = [taken.location && "where", (taken.seen_at || camera) && "when"].filter(Boolean).join(" and ");
+  const missing = (["location", "seen_at"] as const).flatMap((k) =>
+    taken.unknown[k] && !(k === "seen_at" && camera) ? [sentence(taken.unknown[k])] : []);
+  const clock = camera ? "Its camera's clock does not say its time zone: the time is read as this computer's." : "";
+  return [filled ? `Filled in from the photo: ${filled} it was taken.` : "", clock, ...missing].filter(Boolean).join(" ");
 }
 
 /** What asking a photo for the place to search near came to. */
@@ -126,11 +136,19 @@ export function nearNote(taken: Taken): string {
   return sentence(taken.unknown.location ?? "the photo does not say where it was taken");
 }
 
-/** A bulk job's report for every photo: a status, and where and when each photo was taken, read from it. */
-export function jobReport(status: Status | "", fromPhotos: boolean): Record<string, string> {
+/** This browser's time zone (IANA), or null where it has none to give. */
+export function browserTimeZone(): string | null {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return zone && (zone.includes("/") || zone === "UTC") ? zone : null;
+}
+
+/** A bulk job's report for every photo: a status, and where and when each photo was taken, read from it (a camera
+ * time without its zone read in `zone`: the browser's, where the photos were most likely taken). */
+export function jobReport(status: Status | "", fromPhotos: boolean, zone: string | null = browserTimeZone()):
+  Record<string, string> {
   return {
     ...(status ? { status } : {}),
-    ...(fromPhotos ? { seen_at: "photo", location: "photo" } : {}),
+    ...(fromPhotos ? { seen_at: "photo", location: "photo", ...(zone ? { time_zone: zone } : {}) } : {}),
   };
 }
 

@@ -61,6 +61,11 @@ describe("JobsPage grouping", () => {
       init?.method === "POST" ? json(202, { id: "j1", state: "queued" }) : json(200, { items: [] }),
     );
     vi.stubGlobal("fetch", fetchMock);
+    const zone = Intl.DateTimeFormat.prototype.resolvedOptions; // the volunteer's computer is in Santiago
+    const spy = vi.spyOn(Intl.DateTimeFormat.prototype, "resolvedOptions");
+    spy.mockImplementation(function (this: Intl.DateTimeFormat) {
+      return { ...zone.call(this), timeZone: "America/Santiago" };
+    });
     render(<JobsPage />);
     await screen.findByText("No jobs yet.");
     await userEvent.selectOptions(screen.getByLabelText("Status"), "sighted");
@@ -71,7 +76,8 @@ describe("JobsPage grouping", () => {
     expect(JSON.parse(String(post[1]!.body))).toEqual({
       path: "/data/sightings",
       labels: "folders",
-      payload: { status: "sighted", seen_at: "photo", location: "photo" },
+      payload: { status: "sighted", seen_at: "photo", location: "photo", time_zone: "America/Santiago" },
     });
+    spy.mockRestore();
   });
 });

@@ -101,7 +101,8 @@ export function JobsPage() {
                 Where and when from each photo
               </label>
               <small className="muted">
-                its GPS position and time, as the phone recorded them; a photo that does not say fails, with the reason
+                its GPS position and time, as the phone recorded them (a camera's time without its zone is read as this
+                computer's); a photo that does not say fails, with the reason
               </small>
             </fieldset>
             <button type="submit" className="button" disabled={busy || !path.trim()}>

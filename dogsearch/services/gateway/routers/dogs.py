@@ -51,7 +51,8 @@ def router(settings: GatewaySettings) -> APIRouter:
     ) -> Dog:
         """A dog from one of its photos. Any other form field (or key of `payload`) is a field of the dog: a lost &
         found report's `status`, `location` ("lat,lon") and `seen_at` (ISO 8601), the last two also as `photo`: when
-        and where the photo was taken, from its EXIF (422 when the photo does not say)."""
+        and where the photo was taken, from its EXIF (422 when the photo does not say). With `seen_at=photo`,
+        `time_zone` (IANA, "Europe/Berlin") is the zone of a camera time the photo gives without one; not stored."""
         fields = parse_json_object(payload, "payload")
         form = await request.form()
         fields.update({k: v for k, v in form.items() if k not in _KNOWN_FORM_FIELDS and isinstance(v, str)})

@@ -99,7 +99,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         adds the photo (or add it with `seen_at=photo`, `location=photo`). Only its header is read; nothing is
         stored."""
         report = await gallery.taken(await read_upload(image, settings))
-        return Taken(seen_at=report.seen_at, location=report.location, unknown=report.unknown)
+        return Taken(seen_at=report.seen_at, location=report.location, unknown=report.unknown,
+                     local_time=report.local_time and report.local_time.isoformat())
 
     @api.post("/v1/search", response_model=PhotoSearchResponse, responses=NO_DOG)
     async def search_dogs(
