@@ -37,7 +37,7 @@ from dogsearch.search.contract import Engine, Point, StoreError, VectorStore
 
 # The facts of a photo a new dog of it gets from the photo's first entry (not the first dog's user fields).
 PHOTO_FIELDS = ("photo_id", "sha256", "format", "width", "height", "photo_dogs", "bytes", "created_at", "owner",
-                "phash")
+                "phash", "near_duplicate_of")
 
 
 class DogCropper(Protocol):
