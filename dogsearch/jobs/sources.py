@@ -18,7 +18,7 @@ from typing import Any
 from dogsearch.core.boxes import BadBox, Box, as_box, box_text, parse_box
 from dogsearch.core.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnsupportedMedia
 from dogsearch.core.images import PHOTO_SUFFIXES
-from dogsearch.gallery.fields import InvalidFields, user_fields
+from dogsearch.gallery.fields import FROM_PHOTO, TIME_ZONE, InvalidFields, user_fields
 
 MANIFEST_SUFFIXES = {".csv", ".jsonl"}
 
@@ -304,9 +304,18 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
         if name in listed:
             raise JobInputError(f"{where}: {name} is listed again (first on line {listed[name]})")
         listed[name] = n
-        items.append(Item(name, str(path), check_fields({**payload, **row}, where, limits),
+        items.append(Item(name, str(path), check_fields(_row_fields(payload, row), where, limits),
                           None if dog is None else str(dog).strip(), box))
     return items
+
+
+def _row_fields(payload: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """A manifest row's fields over the job's. A row that gives its own time leaves the job's time zone out: that
+    zone is for camera times read from photos (seen_at=photo), and this row's is not one."""
+    fields = {**payload, **row}
+    if row.get("seen_at") not in (None, FROM_PHOTO) and TIME_ZONE not in row:
+        fields.pop(TIME_ZONE, None)
+    return fields
 
 
 _EOCD = b"PK\x05\x06"

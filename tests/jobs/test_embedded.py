@@ -139,6 +139,16 @@ async def test_a_job_reads_a_cameras_time_in_the_zone_it_is_given(client, tmp_pa
     r = await client.post("/v1/jobs/index", json={"path": str(folder), "payload": {"seen_at": "photo",
                                                                                 "time_zone": "Chicago"}})
     assert r.status_code == 422 and "an IANA time zone" in r.json()["detail"], r.text
+    # a manifest row that gives its own time: the job's zone is not for it
+    (folder / "DSC_0002.JPG").write_bytes(phone_jpeg((40, 200, 40), None, zone=None))
+    (folder / "labels.csv").write_text("path,seen_at\nDSC_0002.JPG,2026-12-02T09:00:00Z\n")
+    r = await client.post("/v1/jobs/index", json={"path": str(folder), "labels": "csv", "payload": {
+        "seen_at": "photo", "time_zone": "America/Chicago"}})
+    assert r.status_code == 202, r.text
+    job = await wait_job(client, r.json()["id"])
+    assert (job["state"], job["indexed"]) == ("done", 1), job
+    assert {d["payload"]["seen_at"] for d in await all_dogs(client)} == {"2026-12-01T00:05:09+00:00",
+                                                                        "2026-12-02T09:00:00+00:00"}
 
 
 def phone_jpeg(color: tuple[int, int, int], gps: tuple[float, float] | None, zone: str | None = "+01:00") -> bytes:
