@@ -24,6 +24,11 @@ describe("JobProgress", () => {
     expect(screen.getByText(/10 of 40 \(25%\) · indexed 8 · duplicates 1 · failed 1/)).toBeInTheDocument();
   });
 
+  it("says how many of the indexed photos look like copies of stored ones", () => {
+    render(<JobProgress job={job({ state: "done", total: 10, near_duplicates: 2 })} />);
+    expect(screen.getByText(/indexed 8 \(2 look like copies of stored photos\) · duplicates 1/)).toBeInTheDocument();
+  });
+
   it("lists its errors, whether strings or {file, reason}", () => {
     render(
       <JobProgress

@@ -40,7 +40,8 @@ export function JobProgress({ job, onCancel: onDelete }: { job: Job; onCancel?: 
       </div>
       <p className="job-counts">
         {total ? `${done} of ${total} (${pct}%)` : `${done} so far`}
-        {job.images_per_s ? ` · ${job.images_per_s.toFixed(1)} photos/s` : ""} · indexed {job.indexed} · duplicates{" "}
+        {job.images_per_s ? ` · ${job.images_per_s.toFixed(1)} photos/s` : ""} · indexed {job.indexed}
+        {job.near_duplicates ? ` (${job.near_duplicates} look like copies of stored photos)` : ""} · duplicates{" "}
         {job.duplicates} · failed {job.failed}
       </p>
       {job.error && (

@@ -166,6 +166,8 @@ export interface Job {
   state: string;
   total: number | null;
   indexed: number;
+  /** of the indexed: photos that look like copies (resized, recompressed) of stored ones */
+  near_duplicates?: number;
   duplicates: number;
   failed: number;
   errors: JobError[];
