@@ -292,21 +292,26 @@ class Ingestor:
         return results
 
     async def _store(self, files: Sequence[_NewPhoto], points: list[dict[str, Any]]) -> None:
-        """Marks the new photos' look-alikes in their points, writes the photos' files, upserts the points, then
-        files the photos' hashes and looks again for look-alikes stored meanwhile. `files`: (an entry stored with the
-        photo, its upload, its info, its hash)."""
+        """Marks the new photos' look-alikes in their points, files the photos' hashes, writes the photos' files,
+        upserts the points, then looks again for look-alikes stored meanwhile. `files`: (an entry stored with the
+        photo, its upload, its info, its hash).
+
+        The hashes are filed before the upsert: a process killed after it (its answer lost, a worker gone) leaves a
+        stored photo whose hash is filed, found as a look-alike from then on; one killed before leaves a hash of an
+        entry that is not stored, which no look takes (only stored entries are look-alikes)."""
         if not points:
             return
         await self._mark(files, points)
+        hashed = [(entry, phash) for entry, _, _, phash in files if phash is not None]
+        if self.hashes is not None and hashed:
+            await asyncio.to_thread(self.hashes.add_phashes, hashed)
         made = await asyncio.to_thread(self._save_photos, files)  # durable before the vector makes it visible
         try:
             await self.index.upsert(points)
         except BaseException as exc:
             await self._undo(made, exc)
             raise
-        hashed = [(entry, phash) for entry, _, _, phash in files if phash is not None]
         if self.hashes is not None and hashed:
-            await asyncio.to_thread(self.hashes.add_phashes, hashed)
             await self._mark_concurrent(files, points)
 
     async def _mark(self, files: Sequence[_NewPhoto], points: list[dict[str, Any]]) -> None:
@@ -334,10 +339,11 @@ class Ingestor:
 
     async def _mark_concurrent(self, files: Sequence[_NewPhoto], points: list[dict[str, Any]]) -> None:
         """A look-alike stored by another call at the same moment: each call's first look (_mark) came before the
-        other's hash was filed, so neither saw the other. Looked again now that this call's hashes are filed, the
-        later of the two looks sees the other photo. Of such a pair, the photo stored later (created_at, then photo
-        id: an order both calls agree on) is marked a copy of the other, by whichever call sees it (both write the
-        same). Only photos that are no one's copy yet are looked at and marked: a mark the first look made stays."""
+        other's photo was stored, so neither took the other. Looked again now that this call's photos are filed and
+        stored, the later of the two looks sees the other photo, filed and stored too. Of such a pair, the photo
+        stored later (created_at, then photo id: an order both calls agree on) is marked a copy of the other, by
+        whichever call sees it (both write the same). Only photos that are no one's copy yet are looked at and
+        marked: a mark the first look made stays."""
         assert self.hashes is not None
         ours = {upload.photo_id for _, upload, _, _ in files}
         by_photo: dict[str, list[dict[str, Any]]] = {}

@@ -126,6 +126,30 @@ async def test_two_copies_added_at_the_same_moment_one_says_it_copies_the_other(
     assert later["payload"]["created_at"] >= dogs[marks.index(None)]["payload"]["created_at"]
 
 
+async def test_a_photo_stored_by_a_call_that_died_after_its_upsert_is_still_found_as_a_look_alike(tmp_path, fake_model):
+    """The search service stored the photo, but its answer never came (a timeout, the gateway or a worker killed
+    right after): the photo is a dog, and a later copy of it still says so."""
+    from dogsearch.core.errors import Unavailable
+
+    beagle = sorted((FIXTURES / "dogs" / "n02088364").glob("*.jpg"))[0]
+    photo = Image.open(beagle)
+    app = fake_all_in_one(tmp_path / "data", fake_model)
+    async with serving(app) as client:
+        index = app.state.parts.gallery.index
+        real_upsert = index.upsert
+
+        async def stored_then_lost(points):
+            await real_upsert(points)
+            raise Unavailable("search: no answer")
+
+        index.upsert = stored_then_lost
+        assert (await add(client, beagle.read_bytes())).status_code == 503
+        index.upsert = real_upsert
+        [stored] = (await client.get("/v1/dogs")).json()["items"]
+        copy = await add(client, encode(photo.resize((photo.width // 2, photo.height // 2)), "JPEG", quality=60))
+    assert copy.status_code == 201 and copy.json()["payload"]["near_duplicate_of"] == stored["id"], copy.text
+
+
 async def test_list_pages_through_every_dog_once(gateway):
     colors = [(i * 20, 255 - i * 20, (i * 53) % 255) for i in range(7)]
     ids = {(await add(gateway, solid(c), breed="a" if i % 2 else "b")).json()["id"] for i, c in enumerate(colors)}
