@@ -69,13 +69,18 @@ class Gallery:
     async def dog(self, dog_id: str) -> Dog:
         return Dog.from_entry(await self._cover(dog_id))
 
-    async def shown(self, dog: Dog) -> Dog:
-        """`dog` as a reader is shown it: the dog whose photo its photo copies, deleted since, is no look-alike any
-        more (as for a new photo), so `near_duplicate_of` is left out rather than name a dog that is gone."""
-        copied = dog.payload.get("near_duplicate_of")
-        if not copied or await self.index.count({"dog_id": copied}):
-            return dog
-        return replace(dog, payload={k: v for k, v in dog.payload.items() if k != "near_duplicate_of"})
+    async def shown(self, dogs: Sequence[Dog]) -> list[Dog]:
+        """`dogs` as a reader is shown them: the dog whose photo a dog's photo copies, deleted since, is no
+        look-alike any more (as for a new photo), so `near_duplicate_of` is left out rather than name a dog that is
+        gone. One call, only when one of them is a copy."""
+        copied = {c for dog in dogs if isinstance(c := dog.payload.get("near_duplicate_of"), str)}
+        if not copied:
+            return list(dogs)
+        found = await self.index.scroll(len(copied), None, {"dog_id": sorted(copied), "cover": True})
+        alive = {point["payload"]["dog_id"] for point in found["points"]}
+        return [dog if dog.payload.get("near_duplicate_of") in alive | {None} else
+                replace(dog, payload={k: v for k, v in dog.payload.items() if k != "near_duplicate_of"})
+                for dog in dogs]
 
     async def page(self, limit: int, cursor: str | None = None, filter: Filter | None = None) -> Page:
         covers = {**(filter or {}), "cover": True}

@@ -81,9 +81,13 @@ async def test_a_resized_copy_of_a_stored_photo_says_which_dog_it_looks_like(gat
 
     shown = (await gateway.get(f"/v1/dogs/{copy.json()['id']}")).json()
     assert shown["payload"]["near_duplicate_of"] == first["id"]
+    listed = {d["id"]: d["payload"] for d in (await gateway.get("/v1/dogs")).json()["items"]}
+    assert listed[copy.json()["id"]]["near_duplicate_of"] == first["id"]
     await gateway.delete(f"/v1/dogs/{first['id']}")
     shown = (await gateway.get(f"/v1/dogs/{copy.json()['id']}")).json()  # no link to a dog that is gone
     assert "near_duplicate_of" not in shown["payload"] and shown["payload"]["phash"] == copy.json()["payload"]["phash"]
+    listed = {d["id"]: d["payload"] for d in (await gateway.get("/v1/dogs")).json()["items"]}
+    assert "near_duplicate_of" not in listed[copy.json()["id"]] and len(listed) == 2
     await gateway.delete(f"/v1/dogs/{copy.json()['id']}")
     again = (await add(gateway, encode(photo, "PNG"))).json()
     assert "near_duplicate_of" not in again["payload"] and again["payload"]["phash"] == first["payload"]["phash"]

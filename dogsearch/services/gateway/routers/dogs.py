@@ -77,7 +77,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         name: str | None = None,
     ) -> DogPage:
         page = await gallery.page(limit, cursor, search_filter(breed, name, None))
-        return DogPage(items=[dog_out(d, caller=caller) for d in page.dogs], next=page.next, total=page.total)
+        return DogPage(items=[dog_out(d, caller=caller) for d in await gallery.shown(page.dogs)], next=page.next,
+                       total=page.total)
 
     @api.get("/{dog_id}", response_model=DogDetail)
     async def get_dog(gallery: GalleryDep, caller: CallerDep,
@@ -183,5 +184,5 @@ def router(settings: GatewaySettings) -> APIRouter:
 
 
 async def _detail(gallery, caller, dog_id: str) -> DogDetail:
-    dog = await gallery.shown(await gallery.dog(dog_id))
+    [dog] = await gallery.shown([await gallery.dog(dog_id)])
     return dog_out(dog, DogDetail, caller=caller, photos=photos_out(dog.id, await gallery.photos_of(dog_id)))
