@@ -258,7 +258,7 @@ async def test_reindex_with_a_detector_embeds_each_dog_and_brings_in_a_photos_ot
         assert r.status_code == 409 and r.json()["code"] == "collection_mismatch", r.text
 
     with site.store() as store:  # rex's photo is a copy of another dog's: so is the photo of the dog found beside it
-        store.set_payload([rex], {"near_duplicate_of": "a-dog-stored-before"})
+        store.set_payload([rex], {"near_duplicate_of": plain})
     cropper = DogCropModel(ColorGridModel(), BlobDetector(), FakeClassifier())
     report = site.run(cropper)
     assert report.swapped and report.new_model == crop_model_id("test-color-grid")
@@ -276,7 +276,7 @@ async def test_reindex_with_a_detector_embeds_each_dog_and_brings_in_a_photos_ot
         assert "name" not in dogs[other] and dogs[other]["box"][0] < 20  # the small blue dog, none of rex's fields
         assert dogs[other]["sha256"] == dogs[rex]["sha256"] and dogs[other]["breed_guess"][0]["breed"] == (
             "Kerry blue terrier")
-        assert dogs[other]["phash"] == dogs[rex]["phash"] and dogs[other]["near_duplicate_of"] == "a-dog-stored-before"
+        assert dogs[other]["phash"] == dogs[rex]["phash"] and dogs[other]["near_duplicate_of"] == plain
         small = await client.post("/v1/search", files={"image": ("q.png", two)}, data={"dog": "1"})
         assert small.status_code == 200, small.text
         assert small.json()["results"][0]["id"] == other
