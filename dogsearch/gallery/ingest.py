@@ -317,20 +317,15 @@ class Ingestor:
     async def _mark(self, files: Sequence[_NewPhoto], points: list[dict[str, Any]]) -> None:
         """Records in the points of each new photo its perceptual hash (`phash`) and, when it is a near-duplicate
         (the same photo resized or recompressed: within NEAR_DISTANCE bits) of a stored photo or of an earlier one
-        of `files`, the closest one's dog (`near_duplicate_of`). A photo deleted since its hash was filed is no
-        look-alike any more. Two calls at most: the filed hashes, and which of the close ones are stored."""
+        of `files`, the closest one's dog (`near_duplicate_of`)."""
         hashed = [(entry, upload.photo_id, phash) for entry, upload, _, phash in files if phash is not None]
         if not hashed:
             return
-        filed = (await asyncio.to_thread(self.hashes.near, [phash for *_, phash in hashed])
-                 if self.hashes is not None else [[] for _ in hashed])
-        close = [_near(phash, near) for (*_, phash), near in zip(hashed, filed, strict=True)]
-        alive = await self.stored(list({entry for candidates in close for _, entry in candidates}))
+        stored = await self._stored_look_alikes([phash for *_, phash in hashed])
         dog_of = {point["id"]: point["payload"]["dog_id"] for point in points}
         marks: dict[str, dict[str, str]] = {}
-        for n, ((_, photo, phash), candidates) in enumerate(zip(hashed, close, strict=True)):
-            found = [(d, alive[entry]["payload"]["dog_id"]) for d, entry in candidates
-                     if entry in alive and alive[entry]["payload"]["photo_id"] != photo]
+        for n, ((_, photo, phash), alike) in enumerate(zip(hashed, stored, strict=True)):
+            found = [(d, other["dog_id"]) for d, other in alike if other["photo_id"] != photo]
             found += [(d, dog_of[entry]) for d, entry in
                       _near(phash, [(entry, other) for entry, earlier, other in hashed[:n] if earlier != photo])]
             marks[photo] = {"phash": ph.to_hex(phash)} | ({"near_duplicate_of": min(found)[1]} if found else {})
@@ -344,7 +339,6 @@ class Ingestor:
         stored later (created_at, then photo id: an order both calls agree on) is marked a copy of the other, by
         whichever call sees it (both write the same). Only photos that are no one's copy yet are looked at and
         marked: a mark the first look made stays."""
-        assert self.hashes is not None
         ours = {upload.photo_id for _, upload, _, _ in files}
         by_photo: dict[str, list[dict[str, Any]]] = {}
         for point in points:
@@ -353,13 +347,10 @@ class Ingestor:
                 and "near_duplicate_of" not in by_photo[upload.photo_id][0]["payload"]]
         if not todo:
             return
-        filed = await asyncio.to_thread(self.hashes.near, [phash for _, phash in todo])
-        close = [_near(phash, near) for (_, phash), near in zip(todo, filed, strict=True)]
-        alive = await self.stored(list({entry for candidates in close for _, entry in candidates}))
-        for (photo, _), candidates in zip(todo, close, strict=True):
+        stored = await self._stored_look_alikes([phash for _, phash in todo])
+        for (photo, _), alike in zip(todo, stored, strict=True):
             mine = by_photo[photo][0]["payload"]
-            others = [(d, alive[entry]["payload"]) for d, entry in sorted(candidates)
-                      if entry in alive and alive[entry]["payload"]["photo_id"] not in ours]
+            others = [(d, other) for d, other in alike if other["photo_id"] not in ours]
             earlier = [other for _, other in others if _stored_order(other) < _stored_order(mine)]
             if earlier:  # the closest one stored before it
                 for point in by_photo[photo]:
@@ -370,6 +361,16 @@ class Ingestor:
             for _, other in others:  # stored after it, and no one's copy: a copy of this one
                 if "near_duplicate_of" not in other:
                     await self._mark_copy(other["photo_id"], mine["dog_id"])
+
+    async def _stored_look_alikes(self, values: Sequence[int]) -> list[list[tuple[int, dict[str, Any]]]]:
+        """For each hash, the stored entries (their payloads) whose photo's filed hash is within NEAR_DISTANCE bits,
+        closest first: a photo deleted since its hash was filed is no look-alike any more. Two calls at most: the
+        filed hashes, and which of the close ones are stored."""
+        filed = (await asyncio.to_thread(self.hashes.near, values) if self.hashes is not None
+                 else [[] for _ in values])
+        close = [sorted(_near(value, near)) for value, near in zip(values, filed, strict=True)]
+        alive = await self.stored(list({entry for candidates in close for _, entry in candidates}))
+        return [[(d, alive[entry]["payload"]) for d, entry in candidates if entry in alive] for candidates in close]
 
     async def _mark_copy(self, photo: str, of_dog: str) -> None:
         """Marks every stored entry of `photo` a copy of `of_dog`'s photo."""
