@@ -183,7 +183,7 @@ def check_fields_size(fields: dict[str, Any], what: str = "fields") -> None:
 
 
 def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str, Any]:
-    """The fields a user gives a dog, checked: names, no field the server or a job writes, each defined field's own
+    """The fields a user gives a dog, checked: names, no field the server writes, each defined field's own
     check (a status, a location, a time), any other a scalar or a list of scalars. Returns them as stored, but for
     `seen_at` and `location` given as FROM_PHOTO where a photo is added (`from_photo`): those stay the word, for
     reports.from_photo to fill in from the photo, and TIME_ZONE beside seen_at=photo, which from_photo uses up."""

@@ -244,7 +244,7 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
         elif photo.entry_id in stored:
             dog = Dog.from_entry(stored[photo.entry_id])
             if photo.file in fresh:  # not stored before the job: by a run of this batch that did not finish
-                outcomes.append((photo, None, [Dog.from_entry(stored[photo.entry_id])]))
+                outcomes.append((photo, None, [dog]))
         elif photo.file in fresh:
             try:
                 dog = (await ingestor.add(replace(photo.upload, fields=photo.fields), 0, box=photo.marked,
