@@ -82,6 +82,11 @@ class Gallery:
                 replace(dog, payload={k: v for k, v in dog.payload.items() if k != "near_duplicate_of"})
                 for dog in dogs]
 
+    async def shown_matches(self, matches: Sequence[Match]) -> list[Match]:
+        """`matches` with their dogs as `shown` shows them."""
+        dogs = await self.shown([m.dog for m in matches])
+        return [m if m.dog is dog else replace(m, dog=dog) for m, dog in zip(matches, dogs, strict=True)]
+
     async def page(self, limit: int, cursor: str | None = None, filter: Filter | None = None) -> Page:
         covers = {**(filter or {}), "cover": True}
         try:

@@ -83,14 +83,27 @@ async def test_a_resized_copy_of_a_stored_photo_says_which_dog_it_looks_like(gat
     assert shown["payload"]["near_duplicate_of"] == first["id"]
     listed = {d["id"]: d["payload"] for d in (await gateway.get("/v1/dogs")).json()["items"]}
     assert listed[copy.json()["id"]]["near_duplicate_of"] == first["id"]
+    assert (await found_copy(gateway, sent_back, copy.json()["id"], other["id"]))["near_duplicate_of"] == first["id"]
     await gateway.delete(f"/v1/dogs/{first['id']}")
     shown = (await gateway.get(f"/v1/dogs/{copy.json()['id']}")).json()  # no link to a dog that is gone
     assert "near_duplicate_of" not in shown["payload"] and shown["payload"]["phash"] == copy.json()["payload"]["phash"]
     listed = {d["id"]: d["payload"] for d in (await gateway.get("/v1/dogs")).json()["items"]}
     assert "near_duplicate_of" not in listed[copy.json()["id"]] and len(listed) == 2
+    assert "near_duplicate_of" not in await found_copy(gateway, sent_back, copy.json()["id"], other["id"])
     await gateway.delete(f"/v1/dogs/{copy.json()['id']}")
     again = (await add(gateway, encode(photo, "PNG"))).json()
     assert "near_duplicate_of" not in again["payload"] and again["payload"]["phash"] == first["payload"]["phash"]
+
+
+async def found_copy(gateway, photo: bytes, copy_id: str, other_id: str) -> dict:
+    """The copy's payload as the three searches answer it (by its photo, with poses, "more like" another dog): the
+    same in each."""
+    answers = [(await gateway.post("/v1/search", files={"image": ("q.jpg", photo)}, data=data)).json()["results"]
+               for data in ({"k": "5"}, {"k": "5", "pose": "true"})]
+    answers.append((await gateway.get(f"/v1/dogs/{other_id}/similar", params={"k": 5})).json()["results"])
+    copies = [r["payload"] for results in answers for r in results if r["id"] == copy_id]
+    assert len(copies) == 3 and all(c == copies[0] for c in copies)
+    return copies[0]
 
 
 class FirstLooksTogether:
