@@ -79,6 +79,7 @@ async def check(args: argparse.Namespace) -> dict[str, Any]:
             store.close()
     left = (len(gallery.orphan_files) - gallery.removed_files + len(gallery.missing_photos) - gallery.dropped_entries
             + len(gallery.other_model) + gallery.unhashed - gallery.hashed + gallery.unfiled - gallery.filed
+            + gallery.unmarked_copies - gallery.marked
             + len(jobs["stuck"]) - jobs["failed"])
     return {"ok": left == 0, "repair": args.repair, "gallery": gallery.as_dict(), "jobs": jobs}
 
@@ -93,8 +94,10 @@ def summary(report: dict[str, Any]) -> str:
         "stuck": f" ({j['failed']} failed)" if report["repair"] else "",
     }
     if g["hashes_checked"]:
-        hashed, filed = (f" ({g['hashed']} hashed)", f" ({g['filed']} filed)") if report["repair"] else ("", "")
-        hashes = f"{g['unhashed']} photos without their look-alike hash{hashed}, {g['unfiled']} not filed{filed}"
+        hashed, filed, marked = ((f" ({g['hashed']} hashed)", f" ({g['filed']} filed)", f" ({g['marked']} marked)")
+                                 if report["repair"] else ("", "", ""))
+        hashes = (f"{g['unhashed']} photos without their look-alike hash{hashed}, {g['unfiled']} not filed{filed}, "
+                  f"{g['unmarked_copies']} unmarked copies of older photos{marked}")
     else:
         hashes = "look-alike hashes not checked (no job store)"
     return (f"checked {g['entries']} entries and {g['files']} photo files: {missing} without their photo"

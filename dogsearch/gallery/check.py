@@ -13,7 +13,11 @@ What is repaired and what is only reported:
 - a photo without its perceptual hash (stored before every new photo got one), or whose hash is not filed where new
   photos' look-alikes are found (the job store: lost with a Redis flushed or a jobs/ folder removed): such a photo is
   never found as a copy. Repaired: the photo is hashed from its file, the hash set in its entries, and filed (with
-  `hashes`; without, not checked). Copies among the photos stored before are not marked: only new photos are."""
+  `hashes`; without, not checked);
+- a photo that copies one stored before it (within NEAR_DISTANCE bits) without saying so: photos stored before every
+  new photo was looked at, or hashed only now. Repaired as a new photo would have been marked: `near_duplicate_of`
+  names the dog of the closest photo stored before it (`created_at`, then photo id, the order the gallery's looks
+  use); a photo marked already keeps its mark."""
 from __future__ import annotations
 
 import asyncio
@@ -25,6 +29,7 @@ from typing import Any
 from dogsearch.core import phash as ph
 from dogsearch.core.images import ImageRejected
 from dogsearch.gallery.contracts import Hashes, Index
+from dogsearch.gallery.ingest import stored_order
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.search.contract import CollectionMissing
 
@@ -48,6 +53,8 @@ class GalleryCheck:
     hashed: int = 0  # repaired: their hash set in their entries and filed
     filed: int = 0  # repaired: filed again
     unhashable: list[dict[str, str]] = field(default_factory=list)  # {"photo_id", "reason"}: a file that won't decode
+    unmarked_copies: int = 0  # photos that copy one stored before them and do not say so
+    marked: int = 0  # repaired: their entries name the dog whose photo they copy
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,12 +68,19 @@ class _PhotoHashes:
     hashes: dict[str, int] = field(default_factory=dict)
     formats: dict[str, str | None] = field(default_factory=dict)
     unhashed: set[str] = field(default_factory=set)  # photos with an entry that holds no hash
+    order: dict[str, tuple[str, str]] = field(default_factory=dict)  # photo id: where it stands in the stored order
+    copies: set[str] = field(default_factory=set)  # photos whose entries name the dog whose photo they copy
+    entry_of: dict[str, tuple[str, str]] = field(default_factory=dict)  # entry id: (its photo, its dog)
 
     def add(self, point: dict[str, Any]) -> None:
         payload = point["payload"]
         photo = payload.get("photo_id", point["id"])
         self.entries.setdefault(photo, []).append(point["id"])
+        self.entry_of[point["id"]] = (photo, payload.get("dog_id", point["id"]))
         self.formats.setdefault(photo, payload.get("format"))
+        self.order.setdefault(photo, stored_order({"photo_id": photo} | payload))
+        if "near_duplicate_of" in payload:
+            self.copies.add(photo)
         if payload.get("phash"):
             self.hashes.setdefault(photo, int(payload["phash"], 16))
         else:
@@ -91,6 +105,13 @@ async def check_gallery(index: Index, photos: PhotoStore, model: str | None, *, 
             await _drop_missing(index, photos, report)
         if hashes is not None:
             await _repair_hashes(index, photos, hashes, seen, unfiled, report, progress)
+    if hashes is not None:  # after the repair: a photo hashed only now is looked at too
+        copies = await asyncio.to_thread(_unmarked_copies, hashes, seen)
+        report.unmarked_copies = len(copies)
+        if repair:
+            for photo, of_dog in copies.items():
+                await index.set_payload(seen.entries[photo], {"near_duplicate_of": of_dog})
+                report.marked += 1
     return report
 
 
@@ -211,6 +232,7 @@ async def _repair_hashes(index: Index, photos: PhotoStore, hashes: Hashes, seen:
                                        report)
         for photo, value in (known | made).items():
             await index.set_payload(seen.entries[photo], {"phash": ph.to_hex(value)})
+        seen.hashes |= made
         if made:  # a known hash is filed with the unfiled ones, if it is not
             await asyncio.to_thread(hashes.add_phashes, [(seen.entries[photo][0], made[photo]) for photo in made])
         report.hashed += len(known) + len(made)
@@ -219,6 +241,24 @@ async def _repair_hashes(index: Index, photos: PhotoStore, hashes: Hashes, seen:
     if unfiled:
         await asyncio.to_thread(hashes.add_phashes, [(seen.entries[photo][0], seen.hashes[photo]) for photo in unfiled])
         report.filed += len(unfiled)
+
+
+def _unmarked_copies(hashes: Hashes, seen: _PhotoHashes) -> dict[str, str]:
+    """{photo id: the dog it copies} of the hashed photos, no one's copy yet, with a look-alike (a filed hash within
+    NEAR_DISTANCE bits) among the photos stored before them: the closest one's dog. Only the walk's entries are
+    looked at: a photo deleted since its hash was filed is no look-alike (a page of hashes a lookup)."""
+    todo = sorted(photo for photo in seen.hashes if photo not in seen.copies)
+    copies = {}
+    for start in range(0, len(todo), _PAGE):
+        page = todo[start:start + _PAGE]
+        for photo, near in zip(page, hashes.near([seen.hashes[photo] for photo in page]), strict=True):
+            earlier = [(d, seen.order[other], dog) for entry, value in near if entry in seen.entry_of
+                       and (other := seen.entry_of[entry][0]) != photo and seen.order[other] < seen.order[photo]
+                       and (d := ph.distance(seen.hashes[photo], value)) <= ph.NEAR_DISTANCE
+                       for dog in [seen.entry_of[entry][1]]]
+            if earlier:
+                copies[photo] = min(earlier)[2]
+    return copies
 
 
 def _hash_files(photos: PhotoStore, todo: list[tuple[str, str | None]], report: GalleryCheck) -> dict[str, int]:

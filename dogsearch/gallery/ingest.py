@@ -351,7 +351,7 @@ class Ingestor:
         for (photo, _), alike in zip(todo, stored, strict=True):
             mine = by_photo[photo][0]["payload"]
             others = [(d, other) for d, other in alike if other["photo_id"] not in ours]
-            earlier = [other for _, other in others if _stored_order(other) < _stored_order(mine)]
+            earlier = [other for _, other in others if stored_order(other) < stored_order(mine)]
             if earlier:  # the closest one stored before it
                 for point in by_photo[photo]:
                     point["payload"]["near_duplicate_of"] = earlier[0]["dog_id"]
@@ -431,7 +431,7 @@ class Ingestor:
                 self.photos.save(dog.photo_id, dog.format, upload.data)
 
 
-def _stored_order(payload: dict[str, Any]) -> tuple[str, str]:
+def stored_order(payload: dict[str, Any]) -> tuple[str, str]:
     return payload.get("created_at", ""), payload["photo_id"]
 
 

@@ -104,7 +104,7 @@ def test_the_summary_line_says_what_was_found_and_what_was_done(tmp_path, capsys
     assert line == ("checked 3 entries and 3 photo files: 1 without their photo (upload their photos again, or "
                     "--repair --drop-missing), 1 orphan photo files (1 removed), 1 of another model than "
                     "'test-color-grid', 0 photos without their look-alike hash (0 hashed), 0 not filed (0 filed), "
-                    "1 stuck jobs (1 failed); not all fixed")
+                    "0 unmarked copies of older photos (0 marked), 1 stuck jobs (1 failed); not all fixed")
 
 
 def test_a_clean_gallery_checks_ok(tmp_path, capsys):
@@ -190,6 +190,51 @@ def test_photos_stored_before_they_were_hashed_are_hashed_and_then_found_as_copi
     status, report = run_check(capsys, root)
     assert status == 0 and report["gallery"]["unhashed"] == report["gallery"]["unfiled"] == 0
     assert asyncio.run(add_a_copy(root))["payload"]["near_duplicate_of"] == ids[0]
+
+
+def test_a_copy_stored_before_its_original_could_be_found_is_marked(tmp_path, capsys):
+    """A copy stored while its original's hash was not known (a gallery older than the hashes) is stored unmarked.
+    Once the check has hashed the original, it finds the copy and marks it as it would have been marked when
+    stored: a copy of the older photo's dog. The check afterwards finds nothing to do."""
+    root = tmp_path / "data"
+    ids = asyncio.run(store_beagles(root))
+    asyncio.run(forget_hashes(root, ids))
+    lose_filed_hashes(root)
+    copy = asyncio.run(add_a_copy(root))
+    assert "near_duplicate_of" not in copy["payload"]
+    status, report = run_check(capsys, root)
+    g = report["gallery"]
+    assert status == 1 and (g["unhashed"], g["unmarked_copies"]) == (2, 0)  # the beagles' hashes are not known
+
+    status, report = run_check(capsys, root, "--repair")
+    g = report["gallery"]
+    assert status == 0 and (g["hashed"], g["unmarked_copies"], g["marked"]) == (2, 1, 1), report
+    assert "1 unmarked copies of older photos (1 marked)" in cli.check.summary(report)
+    status, report = run_check(capsys, root)
+    assert status == 0 and report["gallery"]["unmarked_copies"] == 0
+    stored = asyncio.run(payloads(root, [*ids, copy["id"]]))
+    assert stored[copy["id"]]["near_duplicate_of"] == ids[0]
+    assert not any("near_duplicate_of" in stored[i] for i in ids)
+
+
+def test_of_two_look_alikes_the_one_stored_later_is_the_copy(tmp_path, capsys):
+    """The half-size copy came first, the original later: the original is the copy (the gallery's order)."""
+    root = tmp_path / "data"
+    copy = asyncio.run(add_a_copy(root))
+    lose_filed_hashes(root)
+    ids = asyncio.run(store_beagles(root))
+    asyncio.run(forget_hashes(root, [copy["id"], *ids]))
+    status, report = run_check(capsys, root, "--repair")
+    assert status == 0 and (report["gallery"]["hashed"], report["gallery"]["marked"]) == (3, 1), report
+    stored = asyncio.run(payloads(root, [copy["id"], *ids]))
+    assert stored[ids[0]]["near_duplicate_of"] == copy["id"]
+    assert "near_duplicate_of" not in stored[copy["id"]] and "near_duplicate_of" not in stored[ids[1]]
+
+
+async def payloads(root, ids: list[str]) -> dict[str, dict]:
+    app = fake_all_in_one(root)
+    async with serving(app):
+        return {i: p["payload"] for i, p in (await app.state.parts.gallery.index.lookup(ids)).items()}
 
 
 def test_hashes_no_longer_filed_are_filed_again(tmp_path, capsys):
