@@ -15,9 +15,10 @@ What is repaired and what is only reported:
   never found as a copy. Repaired: the photo is hashed from its file, the hash set in its entries, and filed (with
   `hashes`; without, not checked);
 - a photo that copies one stored before it (within NEAR_DISTANCE bits) without saying so: photos stored before every
-  new photo was looked at, or hashed only now. Repaired as a new photo would have been marked: `near_duplicate_of`
-  names the dog of the closest photo stored before it (`created_at`, then photo id, the order the gallery's looks
-  use); a photo marked already keeps its mark."""
+  new photo was looked at, or hashed only now, and copies whose mark names a dog deleted since (which readers are not
+  shown) while another look-alike is stored before them. Repaired as a new photo would have been marked:
+  `near_duplicate_of` names the dog of the closest photo stored before it (`created_at`, then photo id, the order
+  the gallery's looks use); a mark naming a stored dog stays."""
 from __future__ import annotations
 
 import asyncio
@@ -53,7 +54,7 @@ class GalleryCheck:
     hashed: int = 0  # repaired: their hash set in their entries and filed
     filed: int = 0  # repaired: filed again
     unhashable: list[dict[str, str]] = field(default_factory=list)  # {"photo_id", "reason"}: a file that won't decode
-    unmarked_copies: int = 0  # photos that copy one stored before them and do not say so
+    unmarked_copies: int = 0  # photos that copy one stored before them and do not say so (or name a deleted dog)
     marked: int = 0  # repaired: their entries name the dog whose photo they copy
 
     def as_dict(self) -> dict[str, Any]:
@@ -69,7 +70,7 @@ class _PhotoHashes:
     formats: dict[str, str | None] = field(default_factory=dict)
     unhashed: set[str] = field(default_factory=set)  # photos with an entry that holds no hash
     order: dict[str, tuple[str, str]] = field(default_factory=dict)  # photo id: where it stands in the stored order
-    copies: set[str] = field(default_factory=set)  # photos whose entries name the dog whose photo they copy
+    marks: dict[str, str] = field(default_factory=dict)  # photo id: the dog whose photo it copies, as its entries say
     entry_of: dict[str, tuple[str, str]] = field(default_factory=dict)  # entry id: (its photo, its dog)
 
     def add(self, point: dict[str, Any]) -> None:
@@ -80,7 +81,7 @@ class _PhotoHashes:
         self.formats.setdefault(photo, payload.get("format"))
         self.order.setdefault(photo, stored_order({"photo_id": photo} | payload))
         if "near_duplicate_of" in payload:
-            self.copies.add(photo)
+            self.marks.setdefault(photo, payload["near_duplicate_of"])
         if payload.get("phash"):
             self.hashes.setdefault(photo, int(payload["phash"], 16))
         else:
@@ -244,10 +245,12 @@ async def _repair_hashes(index: Index, photos: PhotoStore, hashes: Hashes, seen:
 
 
 def _unmarked_copies(hashes: Hashes, seen: _PhotoHashes) -> dict[str, str]:
-    """{photo id: the dog it copies} of the hashed photos, no one's copy yet, with a look-alike (a filed hash within
-    NEAR_DISTANCE bits) among the photos stored before them: the closest one's dog. Only the walk's entries are
-    looked at: a photo deleted since its hash was filed is no look-alike (a page of hashes a lookup)."""
-    todo = sorted(photo for photo in seen.hashes if photo not in seen.copies)
+    """{photo id: the dog it copies} of the hashed photos that are no stored dog's copy (unmarked, or marked a copy of
+    a dog deleted since), with a look-alike (a filed hash within NEAR_DISTANCE bits) among the photos stored before
+    them: the closest one's dog. Only the walk's entries are looked at: a photo deleted since its hash was filed is
+    no look-alike (a page of hashes a lookup)."""
+    dogs = {dog for _, dog in seen.entry_of.values()}
+    todo = sorted(photo for photo in seen.hashes if seen.marks.get(photo) not in dogs)
     copies = {}
     for start in range(0, len(todo), _PAGE):
         page = todo[start:start + _PAGE]
