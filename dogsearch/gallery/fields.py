@@ -129,7 +129,8 @@ FIELDS: tuple[Field, ...] = (
     Field("created_at", "server", "datetime"),  # indexed: a watch's check leaves out what was stored after its batch
     Field("model", "server"),  # the embedding model of the entry's vector
     Field("phash", "server"),  # the photo's perceptual hash (hex)
-    Field("near_duplicate_of", "server"),  # the dog of a stored look-alike (the same photo resized or recompressed)
+    # the dog of a stored look-alike (the same photo resized or recompressed); indexed: a dog's copies are listed
+    Field("near_duplicate_of", "server", "keyword"),
 )
 BY_NAME = {f.name: f for f in FIELDS}
 SERVER_FIELDS = frozenset(f.name for f in FIELDS if f.writer == "server")

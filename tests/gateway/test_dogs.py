@@ -83,6 +83,8 @@ async def test_a_resized_copy_of_a_stored_photo_says_which_dog_it_looks_like(gat
     assert shown["payload"]["near_duplicate_of"] == first["id"]
     listed = {d["id"]: d["payload"] for d in (await gateway.get("/v1/dogs")).json()["items"]}
     assert listed[copy.json()["id"]]["near_duplicate_of"] == first["id"]
+    copies = (await gateway.get("/v1/dogs", params={"filter": f'{{"near_duplicate_of": "{first["id"]}"}}'})).json()
+    assert [d["id"] for d in copies["items"]] == [copy.json()["id"]] and copies["total"] == 1
     assert (await found_copy(gateway, sent_back, copy.json()["id"], other["id"]))["near_duplicate_of"] == first["id"]
     await gateway.delete(f"/v1/dogs/{first['id']}")
     shown = (await gateway.get(f"/v1/dogs/{copy.json()['id']}")).json()  # no link to a dog that is gone
@@ -182,6 +184,20 @@ async def test_list_pages_through_every_dog_once(gateway):
     assert sorted(seen) == sorted(ids)
     only_a = (await gateway.get("/v1/dogs", params={"breed": "a", "limit": 100})).json()
     assert only_a["total"] == 3 and all(d["payload"]["breed"] == "a" for d in only_a["items"])
+
+
+async def test_the_list_takes_a_filter_as_a_search_does(gateway):
+    """A shelter lists its open reports; a bad filter is a 422 that says why, as on a search."""
+    for i, status in enumerate(("lost", "found", "lost", "sighted")):
+        assert (await add(gateway, solid((40 * i, 90, 200 - 40 * i)), status=status)).status_code == 201
+    listed = (await gateway.get("/v1/dogs", params={"filter": '{"status": "lost"}'})).json()
+    assert listed["total"] == 2 and {d["payload"]["status"] for d in listed["items"]} == {"lost"}
+    listed = (await gateway.get("/v1/dogs", params={"filter": '{"status": ["lost", "found"]}', "limit": 2})).json()
+    assert listed["total"] == 3 and len(listed["items"]) == 2 and listed["next"]
+    for bad, reason in (('{"dog_id": "x"}', "not a field"), ("[1]", "must be a JSON object"),
+                        ('{"status": {"$ne": 1}}', "a string, number, boolean or a list")):
+        r = await gateway.get("/v1/dogs", params={"filter": bad})
+        assert r.status_code == 422 and reason in r.text, r.text
 
 
 async def test_empty_gallery_lists_nothing(gateway):

@@ -524,6 +524,10 @@ describe("dogsearch web UI", () => {
     await shot(page, "alerts-desktop.png");
     await open(page, `#/dogs/${found}`); // its page says so too
     await expect(page.getByTestId("copy-of").getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${lost}`);
+    await open(page, `#/dogs/${lost}`); // and the lost dog's page names the copy
+    const copies = page.getByTestId("copies");
+    await expect(copies.textContent()).resolves.toMatch(/^Another dog's photo looks like a copy of this one's: Found/);
+    await expect(copies.getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${found}`);
     const watches = (await (await api(server, "/v1/watches")).json()).items;
     for (const w of watches) expect((await api(server, `/v1/watches/${w.id}`, { method: "DELETE" })).status).toBe(204);
     for (const id of [lost, found]) expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);

@@ -165,10 +165,16 @@ export function similarTo(id: string, k: number, filters: Filters): Promise<Sear
   return json(`/v1/dogs/${id}/similar?${params}`);
 }
 
-export function listDogs(limit: number, cursor?: string | null, breed?: string): Promise<DogPage> {
+export function listDogs(
+  limit: number,
+  cursor?: string | null,
+  breed?: string,
+  filter?: Record<string, string>,
+): Promise<DogPage> {
   const params = new URLSearchParams({ limit: String(limit) });
   if (cursor) params.set("cursor", cursor);
   if (breed) params.set("breed", breed);
+  if (filter) params.set("filter", JSON.stringify(filter));
   return json(`/v1/dogs?${params}`);
 }
 

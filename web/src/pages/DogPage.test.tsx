@@ -19,8 +19,9 @@ const GUESSED = {
   thumbnail_url: "/v1/dogs/d1/image?size=thumbnail",
 };
 
-/** A gateway where the visitor is `name` with `scope`; PATCH merges the fields into the dog. */
-function mockApi(name: string, scope: Scope, extra: Record<string, unknown> = {}) {
+/** A gateway where the visitor is `name` with `scope`; PATCH merges the fields into the dog; the list of dogs
+ * answers `copies`. */
+function mockApi(name: string, scope: Scope, extra: Record<string, unknown> = {}, copies: object | null = null) {
   let dog = structuredClone(GUESSED) as typeof GUESSED & { payload: Record<string, unknown> };
   dog.payload = { ...dog.payload, ...extra };
   const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
@@ -35,6 +36,7 @@ function mockApi(name: string, scope: Scope, extra: Record<string, unknown> = {}
       return json(200, dog);
     }
     if (url === "/v1/dogs/d1") return json(200, dog);
+    if (String(url).startsWith("/v1/dogs?") && copies) return json(200, copies);
     return new Response("jpeg", { status: 200 });
   });
   vi.stubGlobal("fetch", fetchMock);
@@ -76,6 +78,34 @@ describe("DogPage with a suggested breed", () => {
     expect(screen.getByText("name").closest("details")).toBeNull();
     expect(screen.getByTestId("copy-of")).toHaveTextContent("Its photo looks like a copy of another dog's");
     expect(screen.getByRole("link", { name: "another dog's" })).toHaveAttribute("href", "#/dogs/d2");
+  });
+
+  it("names the other dogs whose photo looks like a copy of this one's", async () => {
+    const copy = (id: string, name?: string) => ({ id, payload: name ? { name } : {}, image_url: "", thumbnail_url: "" });
+    const fetchMock = mockApi("shelter", "write", { phash: "c0303313930b17ab" }, {
+      items: [copy("d7", "Rexie"), copy("d8")],
+      next: "d8",
+      total: 7,
+    });
+    renderPage();
+    expect(await screen.findByTestId("copies")).toHaveTextContent(
+      "7 other dogs' photos look like a copy of this one's: Rexie, Unnamed dog and 5 more. If one is the same dog, " +
+        "it can go.",
+    );
+    expect(screen.getByRole("link", { name: "Rexie" })).toHaveAttribute("href", "#/dogs/d7");
+    const listed = fetchMock.mock.calls.map(([url]) => String(url)).find((url) => url.startsWith("/v1/dogs?"))!;
+    expect(Object.fromEntries(new URL(listed, "http://x").searchParams)).toEqual({
+      limit: "5",
+      filter: '{"near_duplicate_of":"d1"}',
+    });
+  });
+
+  it("does not look for copies of a photo without its hash", async () => {
+    const fetchMock = mockApi("shelter", "write", {}, { items: [], next: null, total: 0 });
+    renderPage();
+    await screen.findByTestId("suggested-breed");
+    expect(fetchMock.mock.calls.some(([url]) => String(url).startsWith("/v1/dogs?"))).toBe(false);
+    expect(screen.queryByTestId("copies")).toBeNull();
   });
 
   it("says nothing of copies for a photo that copies none", async () => {

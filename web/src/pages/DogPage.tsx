@@ -4,7 +4,17 @@ import { PhotoBoxes } from "../components/PhotoBoxes";
 import { ReportLine } from "../components/ReportLine";
 import { dogTitle } from "../components/ResultGrid";
 import { allows, canDelete, canEdit } from "../lib/access";
-import { addPhoto, deleteDog, deletePhoto, getDog, markPhoto, messageOf, updateDog, watchDog } from "../lib/api";
+import {
+  addPhoto,
+  deleteDog,
+  deletePhoto,
+  getDog,
+  listDogs,
+  markPhoto,
+  messageOf,
+  updateDog,
+  watchDog,
+} from "../lib/api";
 import { MarkDog } from "../components/MarkDog";
 import { useAuth } from "../lib/auth";
 import { navigate } from "../lib/router";
@@ -12,7 +22,7 @@ import { useSearchState } from "../lib/searchState";
 import { guessesText, percent, topGuess } from "../lib/dogs";
 import { useImageSrc } from "../lib/images";
 import { distanceKm, formatPlace, formatSeen, isPlace, parsePlace, type Place } from "../lib/reports";
-import type { Box, BreedGuess, Dog } from "../lib/types";
+import type { Box, BreedGuess, Dog, DogPage as Page } from "../lib/types";
 
 // Recorded by the server: shown apart from the user's own fields.
 const SERVER_FIELDS = new Set([
@@ -30,6 +40,9 @@ const SERVER_FIELDS = new Set([
   "phash", // the photo's perceptual hash, and the dog of the stored photo it copies (shown above too)
   "near_duplicate_of",
 ]);
+
+// The most other dogs named as copies of this one's photo (the rest are counted).
+const COPIES_SHOWN = 5;
 
 // The report is shown on its own line, above the other fields.
 const REPORT_FIELDS = new Set(["status", "location", "seen_at"]);
@@ -64,6 +77,7 @@ export function DogPage({ id }: { id: string }) {
   const [photoNote, setPhotoNote] = useState<string | null>(null);
   const [watching, setWatching] = useState<"no" | "busy" | "yes">("no");
   const [marking, setMarking] = useState(false);
+  const [copies, setCopies] = useState<Page | null>(null);
   const markSrc = useImageSrc(marking ? dog?.image_url : null).src; // the cover photo, fetched with the key
   const [search, setSearch] = useSearchState();
   const { me } = useAuth();
@@ -73,6 +87,21 @@ export function DogPage({ id }: { id: string }) {
     setError(null);
     getDog(id).then(setDog, (e) => setError(messageOf(e)));
   }, [id]);
+
+  // Other dogs whose photo looks like a copy of this one's: only a hashed photo is found as a copy.
+  const hashed = typeof dog?.payload.phash === "string";
+  useEffect(() => {
+    setCopies(null);
+    if (!hashed) return;
+    let live = true;
+    listDogs(COPIES_SHOWN, null, undefined, { near_duplicate_of: id }).then(
+      (page) => live && setCopies(page),
+      () => undefined, // the page stands without them
+    );
+    return () => {
+      live = false;
+    };
+  }, [id, hashed]);
 
   const onDelete = async () => {
     try {
@@ -237,6 +266,20 @@ export function DogPage({ id }: { id: string }) {
             <p className="notice" data-testid="copy-of">
               Its photo looks like a copy of <a href={`#/dogs/${dog.payload.near_duplicate_of}`}>another dog's</a>:
               if that is the same dog, one of the two can go.
+            </p>
+          )}
+          {copies && copies.total > 0 && (
+            <p className="notice" data-testid="copies">
+              {copies.total === 1 ? "Another dog's photo looks" : `${copies.total} other dogs' photos look`} like a
+              copy of this one's:{" "}
+              {copies.items.map((c, i) => (
+                <span key={c.id}>
+                  {i > 0 && ", "}
+                  <a href={`#/dogs/${c.id}`}>{dogTitle(c.payload)}</a>
+                </span>
+              ))}
+              {copies.total > copies.items.length && ` and ${copies.total - copies.items.length} more`}. If one is
+              the same dog, it can go.
             </p>
           )}
           <dl className="fields-list">

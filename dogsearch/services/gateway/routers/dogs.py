@@ -75,8 +75,11 @@ def router(settings: GatewaySettings) -> APIRouter:
         cursor: str | None = Query(None, pattern=UUID_PATTERN, description="`next` of the previous page"),
         breed: str | None = None,
         name: str | None = None,
+        filter: str | None = Query(None, description='JSON object of field -> value(s), as a search\'s: '
+                                                     '{"status": ["lost", "found"]}; {"near_duplicate_of": ID}: '
+                                                     'the dogs whose photo looks like a copy of dog ID\'s'),
     ) -> DogPage:
-        page = await gallery.page(limit, cursor, search_filter(breed, name, None))
+        page = await gallery.page(limit, cursor, search_filter(breed, name, filter))
         return DogPage(items=[dog_out(d, caller=caller) for d in await gallery.shown(page.dogs)], next=page.next,
                        total=page.total)
 
