@@ -55,6 +55,7 @@ class JobStore(Protocol):
     def claim(self, job_id: str, pairs: Sequence[tuple[str, str]]) -> list[str]: ...
     def prior(self, job_id: str, pairs: Sequence[tuple[str, bool]]) -> list[bool]: ...
     def record(self, job_id: str, outcomes: list[tuple[str, str, str | None]]) -> None: ...
+    def outcome_totals(self) -> dict[str, int]: ...  # every job's files by outcome, each counted once, ever
     def near(self, values: Sequence[int]) -> list[list[tuple[str, int]]]: ...  # per value: (id, hash) sharing a band
     def add_phashes(self, pairs: Sequence[tuple[str, int]]) -> None: ...
     def active(self) -> list[str]: ...
@@ -69,7 +70,8 @@ def new_job(job_id: str, **fields: Any) -> dict[str, Any]:
 
 # --- Redis -------------------------------------------------------------------------------------------------------
 
-# KEYS: job hash, outcomes hash, errors list. ARGV: max listed errors, then JSON [[file, outcome, reason], ...].
+# KEYS: job hash, outcomes hash, errors list, every job's totals by outcome. ARGV: max listed errors, then JSON
+# [[file, outcome, reason], ...].
 # Counts only files without an outcome yet, then finishes the job once every file has one.
 _RECORD = """
 -- A finished job has an outcome for every file: a batch delivered again after its bookkeeping expired adds nothing.
@@ -81,6 +83,7 @@ for _, rec in ipairs(cjson.decode(ARGV[2])) do
   if redis.call('HSETNX', KEYS[2], rec[1], rec[2]) == 1 then
     redis.call('HSET', KEYS[1], 'progress_at', ARGV[3])
     for _, field in ipairs(counters[rec[2]]) do redis.call('HINCRBY', KEYS[1], field, 1) end
+    redis.call('HINCRBY', KEYS[4], rec[2], 1)
     if rec[2] == 'failed' and redis.call('LLEN', KEYS[3]) < max_errors then
       redis.call('RPUSH', KEYS[3], cjson.encode({file=rec[1], reason=rec[3]}))
     end
@@ -198,10 +201,14 @@ class RedisJobStore:
             return pipe.execute()[-1]
 
     def record(self, job_id: str, outcomes: list[tuple[str, str, str | None]]) -> None:
-        state = self._record(keys=[self._k(job_id), self._k(job_id, "files"), self._k(job_id, "errors")],
+        state = self._record(keys=[self._k(job_id), self._k(job_id, "files"), self._k(job_id, "errors"),
+                                   f"{self.p}:outcomes"],
                              args=[self.max_errors, json.dumps([[f, o, r or ""] for f, o, r in outcomes]), now()])
         if state not in ACTIVE:
             self._expire_bookkeeping(job_id)
+
+    def outcome_totals(self) -> dict[str, int]:
+        return {outcome: int(n) for outcome, n in self.r.hgetall(f"{self.p}:outcomes").items()}
 
     def near(self, values: Sequence[int]) -> list[list[tuple[str, int]]]:
         """One round trip for a whole batch of hashes."""
@@ -243,6 +250,7 @@ CREATE TABLE IF NOT EXISTS owners (job TEXT, dog_id TEXT, file TEXT, PRIMARY KEY
 CREATE TABLE IF NOT EXISTS prior (job TEXT, dog_id TEXT, stored INTEGER, PRIMARY KEY (job, dog_id));
 CREATE TABLE IF NOT EXISTS phash (band TEXT, dog_id TEXT, hash TEXT, PRIMARY KEY (band, dog_id));
 CREATE TABLE IF NOT EXISTS deliveries (job TEXT, batch TEXT, n INTEGER, PRIMARY KEY (job, batch));
+CREATE TABLE IF NOT EXISTS totals (outcome TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS errors_job ON errors (job, seq);
 """
 
@@ -335,6 +343,8 @@ class SqliteJobStore(SqliteFile):
                 job["progress_at"] = now()
                 for counter in COUNTERS[outcome]:
                     job[counter] += 1
+                self.db.execute("INSERT INTO totals VALUES (?, 1) ON CONFLICT (outcome) DO UPDATE SET n = n + 1",
+                                (outcome,))
                 if outcome == "failed" and listed < self.max_errors:
                     self.db.execute("INSERT INTO errors (job, file, reason) VALUES (?, ?, ?)", (job_id, file, reason))
                     listed += 1
@@ -342,6 +352,10 @@ class SqliteJobStore(SqliteFile):
             if job["state"] == "running" and job["indexed"] + job["duplicates"] + job["failed"] >= job["total"]:
                 job.update(state="done", finished_at=now())
             self._save(job)
+
+    def outcome_totals(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.db.execute("SELECT outcome, n FROM totals").fetchall())
 
     def near(self, values: Sequence[int]) -> list[list[tuple[str, int]]]:
         marks = ",".join("?" * len(ph.BANDS))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.registry import Collector
 
 from dogsearch.services.errors import install_error_mapping
 from dogsearch.services.internal import InternalGuard
@@ -160,9 +161,11 @@ class RequestMetrics:
 
 
 def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes: int | None = None,
-                body_limits: dict[str, int] | None = None, internal_key: str | None = None) -> None:
+                body_limits: dict[str, int] | None = None, internal_key: str | None = None,
+                collectors: Sequence[Collector] = ()) -> None:
     """`max_request_bytes` caps every request body; `body_limits` gives some paths a limit of their own;
-    `internal_key`: every route but /healthz and /readyz needs it (the services behind the gateway)."""
+    `internal_key`: every route but /healthz and /readyz needs it (the services behind the gateway); `collectors`:
+    this app's own metrics, read at each scrape (off the event loop: they may ask a store)."""
     if max_request_bytes is not None:
         app.add_middleware(BodyLimit, limit=max_request_bytes, per_path=body_limits)
     if internal_key:
@@ -183,6 +186,11 @@ def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes
             return JSONResponse({"status": "ready", "service": service})
         return JSONResponse({"status": "not ready", "service": service, "reason": reason}, status_code=503)
 
+    own = CollectorRegistry(auto_describe=False)  # the app's: several apps may share a process (all-in-one, tests)
+    for collector in collectors:
+        own.register(collector)
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest() + (await asyncio.to_thread(generate_latest, own) if collectors else b"")
+        return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)

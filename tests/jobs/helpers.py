@@ -28,3 +28,10 @@ async def all_dogs(client: httpx.AsyncClient) -> list[dict]:
         cursor = page["next"]
         if not cursor:
             return dogs
+
+
+async def job_photo_totals(client: httpx.AsyncClient) -> dict[str, float]:
+    """`dogsearch_job_photos_total` by outcome, as the gateway's /metrics says it."""
+    text = (await client.get("/metrics")).text
+    return {line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("dogsearch_job_photos_total{")}

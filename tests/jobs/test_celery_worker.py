@@ -9,7 +9,7 @@ from celery.contrib.testing.worker import start_worker
 from PIL import Image
 
 from dogsearch.services.worker import worker_celery
-from tests.jobs.helpers import all_dogs, wait_job
+from tests.jobs.helpers import all_dogs, job_photo_totals, wait_job
 
 
 @pytest.fixture
@@ -65,6 +65,9 @@ async def test_a_folder_is_indexed_once_with_duplicates_near_duplicates_and_fail
     assert (job["state"], job["indexed"], job["duplicates"], job["already_stored"], job["failed"]) == \
         ("done", 0, 42, 41, 2)
     assert len(await all_dogs(celery_gateway)) == 41 and sum(model.batch_sizes) == 41
+    # The gateway's /metrics counts what the workers did, from Redis.
+    assert await job_photo_totals(celery_gateway) == {"indexed": 40.0, "near_duplicate": 1.0, "duplicate": 2.0,
+                                                      "already_stored": 41.0, "failed": 4.0}
 
 
 async def test_cancel_stops_a_job(celery_gateway, settings, photos):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import ColorGridModel, fake_all_in_one, serving
-from tests.jobs.helpers import all_dogs, wait_job
+from tests.jobs.helpers import all_dogs, job_photo_totals, wait_job
 from tests.jobs.servers import SlowModel
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -46,6 +46,18 @@ async def test_folder_job_with_labels_from_folders(client, photos):
     assert len(breeds) == 10 and all(d["payload"]["source"] == "shelter" for d in dogs)
     listed = (await client.get("/v1/jobs")).json()["items"]
     assert [j["id"] for j in listed] == [job["id"]]
+
+
+async def test_metrics_count_every_jobs_photos_by_outcome(client, photos):
+    """What an operator graphs and alerts on, whichever runner did the work: the same folder twice, 40 indexed,
+    then 40 already stored."""
+    assert await job_photo_totals(client) == dict.fromkeys(
+        ("indexed", "near_duplicate", "duplicate", "already_stored", "failed"), 0.0)
+    for _ in range(2):
+        r = await client.post("/v1/jobs/index", json={"path": str(photos)})
+        await wait_job(client, r.json()["id"])
+    counted = await job_photo_totals(client)
+    assert (counted["indexed"], counted["already_stored"], counted["failed"]) == (40.0, 40.0, 0.0)
 
 
 async def test_a_folder_of_phone_photos_is_indexed_heic_and_avif_too(client, tmp_path, monkeypatch):

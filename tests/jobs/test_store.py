@@ -26,9 +26,12 @@ def test_a_batch_recorded_twice_counts_once_and_finishes_the_job(store):
     assert (job["state"], job["indexed"], job["near_duplicates"], job["failed"]) == ("running", 2, 1, 1)
     assert job["errors"] == [{"file": "c.jpg", "reason": "not an image"}]
     assert store.recorded("j1") == {"a.jpg", "b.jpg", "c.jpg"}
+    assert store.outcome_totals() == {"indexed": 1, "near_duplicate": 1, "failed": 1}  # what /metrics reads
     store.record("j1", [("d.jpg", "already_stored", None)])
     job = store.get("j1")
     assert (job["state"], job["duplicates"], job["already_stored"]) == ("done", 1, 1)
+    store.record("j1", batch)  # delivered again after the job finished
+    assert store.outcome_totals() == {"indexed": 1, "near_duplicate": 1, "failed": 1, "already_stored": 1}
     assert job["finished_at"] and job["images_per_s"] is not None
     assert not store.cancel("j1"), "a finished job is not cancelled"
 

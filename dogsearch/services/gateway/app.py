@@ -18,6 +18,7 @@ from dogsearch.jobs.service import Jobs
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.services.embedder.client import EmbedderClient
 from dogsearch.services.gateway.deps import Parts, build_gallery, build_watches
+from dogsearch.services.gateway.metrics import JobPhotos
 from dogsearch.services.gateway.poses import StoredPoses
 from dogsearch.services.gateway.routers import ALL as ROUTERS
 from dogsearch.services.gateway.samedog import SameDog
@@ -97,7 +98,8 @@ def create_app(
     # Bodies are refused before they are read: a photo's limit everywhere, a zip's only where zips go (every route
     # still checks its own limit).
     install_ops(app, "gateway", ready, max_request_bytes=settings.max_upload_bytes + 256 * 1024,
-                body_limits={"/v1/jobs/index/upload": bulk.settings.max_archive_bytes + 256 * 1024})
+                body_limits={"/v1/jobs/index/upload": bulk.settings.max_archive_bytes + 256 * 1024},
+                collectors=[JobPhotos(bulk.store)])
     # Added last = runs first: refuse what is not allowed before reading any body.
     if settings.api_key is not None:
         log.warning("DOGSEARCH_GATEWAY_API_KEY is deprecated: it is taken as an admin key named 'admin'; make keys "
