@@ -165,7 +165,8 @@ def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes
                 collectors: Sequence[Collector] = ()) -> None:
     """`max_request_bytes` caps every request body; `body_limits` gives some paths a limit of their own;
     `internal_key`: every route but /healthz and /readyz needs it (the services behind the gateway); `collectors`:
-    this app's own metrics, read at each scrape (off the event loop: they may ask a store)."""
+    this app's own metrics, read at each scrape (off the event loop: they may ask a store), kept in
+    `app.state.metrics`."""
     if max_request_bytes is not None:
         app.add_middleware(BodyLimit, limit=max_request_bytes, per_path=body_limits)
     if internal_key:
@@ -189,6 +190,7 @@ def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes
     own = CollectorRegistry(auto_describe=False)  # the app's: several apps may share a process (all-in-one, tests)
     for collector in collectors:
         own.register(collector)
+    app.state.metrics = own  # a gateway with the other services in its process shows theirs too
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

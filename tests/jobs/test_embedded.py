@@ -58,6 +58,8 @@ async def test_metrics_count_every_jobs_photos_by_outcome(client, photos):
         await wait_job(client, r.json()["id"])
     counted = await job_photo_totals(client)
     assert (counted["indexed"], counted["already_stored"], counted["failed"]) == (40.0, 40.0, 0.0)
+    # all in one process, the gateway's /metrics carries the other services' own: the search service's entries
+    assert "\ndogsearch_search_points 40.0\n" in (await client.get("/metrics")).text
 
 
 async def test_a_folder_of_phone_photos_is_indexed_heic_and_avif_too(client, tmp_path, monkeypatch):

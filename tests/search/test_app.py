@@ -39,6 +39,17 @@ async def test_collection_is_created_once_and_never_mixed(search):
         assert r.status_code == 409 and "m1" in r.json()["detail"]
 
 
+async def test_metrics_say_how_many_entries_the_collection_holds(search):
+    def points(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("dogsearch_search_points ")]
+
+    assert points((await search.get("/metrics")).text) == ["dogsearch_search_points 0.0"]  # no collection yet
+    await search.put("/v1/collection", json={"dim": 2, "model": "m"})
+    await search.put("/v1/points", json={"points": [{"id": uid(i), "vector": unit([1, i])} for i in range(3)]})
+    await search.delete(f"/v1/points/{uid(0)}")
+    assert points((await search.get("/metrics")).text) == ["dogsearch_search_points 2.0"]
+
+
 async def test_points_query_similar_scroll_and_delete(search):
     await search.put("/v1/collection", json={"dim": 3, "model": "m"})
     points = [{"id": uid(i), "vector": unit(v), "payload": {"breed": b}}

@@ -99,7 +99,7 @@ def create_app(
     # still checks its own limit).
     install_ops(app, "gateway", ready, max_request_bytes=settings.max_upload_bytes + 256 * 1024,
                 body_limits={"/v1/jobs/index/upload": bulk.settings.max_archive_bytes + 256 * 1024},
-                collectors=[JobPhotos(bulk.store)])
+                collectors=[JobPhotos(bulk.store), *(sub.state.metrics for sub in sub_apps)])
     # Added last = runs first: refuse what is not allowed before reading any body.
     if settings.api_key is not None:
         log.warning("DOGSEARCH_GATEWAY_API_KEY is deprecated: it is taken as an admin key named 'admin'; make keys "

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from dogsearch.search.engine import open_store
 from dogsearch.services.ops import install_ops
 from dogsearch.services.search.indexing import IndexBuilder
+from dogsearch.services.search.metrics import StoredPoints
 from dogsearch.services.search.routers import ALL as ROUTERS
 from dogsearch.services.search.settings import SearchSettings
 
@@ -43,7 +44,8 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
         return "store not open" if store is None else await asyncio.to_thread(store.unavailable)
 
     install_ops(app, "search", ready,
-                internal_key=settings.internal_key.get_secret_value() if settings.internal_key else None)
+                internal_key=settings.internal_key.get_secret_value() if settings.internal_key else None,
+                collectors=[StoredPoints(lambda: app.state.store)])
     for router in ROUTERS:
         app.include_router(router)
     return app
