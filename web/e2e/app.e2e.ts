@@ -528,6 +528,15 @@ describe("dogsearch web UI", () => {
     const copies = page.getByTestId("copies");
     await expect(copies.textContent()).resolves.toMatch(/^Another dog's photo looks like a copy of this one's: Found/);
     await expect(copies.getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${found}`);
+    // the gallery of found dogs shows him, not the lost one
+    await open(page, "#/gallery?status=found");
+    await page.getByRole("link", { name: "Found retriever" }).first().waitFor();
+    expect(await page.getByRole("link", { name: "Buddy" }).count()).toBe(0);
+    await page.getByRole("combobox", { name: /Show/ }).selectOption("lost");
+    await page.getByRole("link", { name: "Buddy" }).first().waitFor();
+    expect(await page.getByRole("link", { name: "Found retriever" }).count()).toBe(0);
+    await imagesLoaded(page, "[data-testid=gallery-dog] img", 1);
+    await shot(page, "gallery-lost-desktop.png");
     const watches = (await (await api(server, "/v1/watches")).json()).items;
     for (const w of watches) expect((await api(server, `/v1/watches/${w.id}`, { method: "DELETE" })).status).toBe(204);
     for (const id of [lost, found]) expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);

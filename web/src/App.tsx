@@ -8,6 +8,7 @@ import { MatchPage } from "./pages/MatchPage";
 import { SearchPage } from "./pages/SearchPage";
 import { WatchesPage } from "./pages/WatchesPage";
 import { allows } from "./lib/access";
+import { STATUSES } from "./lib/reports";
 import { AuthProvider, useAuth } from "./lib/auth";
 import { useRoute, type Route } from "./lib/router";
 import { SearchProvider } from "./lib/searchState";
@@ -40,7 +41,11 @@ function Page({ route }: { route: Route }) {
     case "gallery":
       return (
         <RequireScope scope="search" title="Gallery" why="to see the dogs">
-          <GalleryPage limit={Math.max(1, Math.min(100, Number(route.params.get("limit")) || 12))} />
+          <GalleryPage
+            key={route.params.get("status") ?? ""} // another status starts at its first page
+            limit={Math.max(1, Math.min(100, Number(route.params.get("limit")) || 12))}
+            status={STATUSES.find((s) => s === route.params.get("status"))}
+          />
         </RequireScope>
       );
     case "jobs":

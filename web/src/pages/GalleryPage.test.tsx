@@ -1,4 +1,5 @@
 import { render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
 import { GalleryPage } from "./GalleryPage";
 import { json } from "../testing";
@@ -23,5 +24,24 @@ describe("GalleryPage", () => {
     expect(boxes[0][0]).toHaveStyle({ left: "0%", width: "50%" });
     expect(boxes[1][0]).toHaveStyle({ left: "50%", width: "50%" });
     expect(screen.getByText("Dogs 1–3 of 3")).toBeInTheDocument();
+  });
+
+  it("shows only the dogs reported with a status, and another status is another address", async () => {
+    const fetchMock = vi.fn(async () => json(200, { items: [dog("a", null)], next: null, total: 1 }));
+    vi.stubGlobal("fetch", fetchMock);
+    render(<GalleryPage limit={12} status="found" />);
+    await screen.findAllByTestId("gallery-dog");
+    const asked = new URL(String((fetchMock.mock.calls[0] as unknown[])[0]), "http://x").searchParams;
+    expect(Object.fromEntries(asked)).toEqual({ limit: "12", filter: '{"status":"found"}' });
+    const show = screen.getByRole("combobox", { name: "Show" });
+    expect(show).toHaveValue("found");
+    await userEvent.selectOptions(show, "lost");
+    expect(window.location.hash).toBe("#/gallery?limit=12&status=lost");
+  });
+
+  it("says when no dog has the status", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => json(200, { items: [], next: null, total: 0 })));
+    render(<GalleryPage limit={12} status="sighted" />);
+    expect(await screen.findByText("No dogs reported sighted.")).toBeInTheDocument();
   });
 });

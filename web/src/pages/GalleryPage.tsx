@@ -3,9 +3,12 @@ import { ErrorBanner } from "../components/ErrorBanner";
 import { PhotoBoxes } from "../components/PhotoBoxes";
 import { dogTitle } from "../components/ResultGrid";
 import { listDogs, messageOf } from "../lib/api";
+import { STATUS_LABELS, STATUSES, type Status } from "../lib/reports";
+import { navigate } from "../lib/router";
 import type { DogPage } from "../lib/types";
 
-export function GalleryPage({ limit }: { limit: number }) {
+/** `status`: only the dogs whose report has it (lost, found, ...), else every dog. */
+export function GalleryPage({ limit, status }: { limit: number; status?: Status }) {
   // cursors[i] is the cursor of page i (page 0 has none): "Previous" pops back through them.
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const [page, setPage] = useState<DogPage | null>(null);
@@ -17,28 +20,44 @@ export function GalleryPage({ limit }: { limit: number }) {
     let live = true;
     setLoading(true);
     setError(null);
-    listDogs(limit, cursors[index])
+    listDogs(limit, cursors[index], undefined, status ? { status } : undefined)
       .then((p) => live && setPage(p))
       .catch((e) => live && setError(messageOf(e)))
       .finally(() => live && setLoading(false));
     return () => {
       live = false;
     };
-  }, [cursors, index, limit]);
+  }, [cursors, index, limit, status]);
 
   const first = index * limit + 1;
   return (
     <section aria-labelledby="gallery-h">
       <h1 id="gallery-h">Gallery</h1>
+      <label className="inline-field">
+        Show{" "}
+        <select
+          value={status ?? ""}
+          onChange={(e) => navigate(`#/gallery?${new URLSearchParams({ limit: String(limit), status: e.target.value })}`)}
+        >
+          <option value="">every dog</option>
+          {STATUSES.map((s) => (
+            <option key={s} value={s}>
+              {STATUS_LABELS[s].toLowerCase()}
+            </option>
+          ))}
+        </select>
+      </label>
       <ErrorBanner error={error} />
       {page && (
         <p className="muted" aria-live="polite">
           {page.total === 0
-            ? "No dogs yet."
+            ? status
+              ? `No dogs reported ${STATUS_LABELS[status].toLowerCase()}.`
+              : "No dogs yet."
             : `Dogs ${first}–${first + page.items.length - 1} of ${page.total}`}
         </p>
       )}
-      {page && page.total === 0 && (
+      {page && page.total === 0 && !status && (
         <p className="notice">
           <a href="#/add">Add a dog</a> or start a <a href="#/jobs">bulk job</a>.
         </p>
