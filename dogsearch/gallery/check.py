@@ -249,14 +249,19 @@ def _unmarked_copies(hashes: Hashes, seen: _PhotoHashes) -> dict[str, str]:
     a dog deleted since), with a look-alike (a filed hash within NEAR_DISTANCE bits) among the photos stored before
     them: the closest one's dog. Only the walk's entries are looked at: a photo deleted since its hash was filed is
     no look-alike (a page of hashes a lookup)."""
-    dogs = {dog for _, dog in seen.entry_of.values()}
+    dogs_of: dict[str, set[str]] = {}
+    for photo, dog in seen.entry_of.values():
+        dogs_of.setdefault(photo, set()).add(dog)
+    dogs = set().union(*dogs_of.values())
     todo = sorted(photo for photo in seen.hashes if seen.marks.get(photo) not in dogs)
     copies = {}
     for start in range(0, len(todo), _PAGE):
         page = todo[start:start + _PAGE]
         for photo, near in zip(page, hashes.near([seen.hashes[photo] for photo in page]), strict=True):
+            # never a copy of its own copy: the times of two machines' clocks can disagree with what was first
             earlier = [(d, seen.order[other], dog) for entry, value in near if entry in seen.entry_of
                        and (other := seen.entry_of[entry][0]) != photo and seen.order[other] < seen.order[photo]
+                       and seen.marks.get(other) not in dogs_of[photo]
                        and (d := ph.distance(seen.hashes[photo], value)) <= ph.NEAR_DISTANCE
                        for dog in [seen.entry_of[entry][1]]]
             if earlier:

@@ -350,8 +350,11 @@ class Ingestor:
         stored = await self._stored_look_alikes([phash for _, phash in todo])
         for (photo, _), alike in zip(todo, stored, strict=True):
             mine = by_photo[photo][0]["payload"]
+            my_dogs = {point["payload"]["dog_id"] for point in by_photo[photo]}
             others = [(d, other) for d, other in alike if other["photo_id"] not in ours]
-            earlier = [other for _, other in others if stored_order(other) < stored_order(mine)]
+            # never a copy of its own copy: two machines' clocks can disagree with what was stored first
+            earlier = [other for _, other in others if stored_order(other) < stored_order(mine)
+                       and other.get("near_duplicate_of") not in my_dogs]
             if earlier:  # the closest one stored before it
                 for point in by_photo[photo]:
                     point["payload"]["near_duplicate_of"] = earlier[0]["dog_id"]

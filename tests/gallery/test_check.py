@@ -161,6 +161,16 @@ async def forget_hashes(root, ids: list[str]) -> None:
             await index.upsert([{"id": id, "vector": point["vector"], "payload": payload}])
 
 
+async def stamp_in_order(root, ids: list[str]) -> None:
+    """The entries stored in the order of `ids`, a second apart: the gallery's order of two look-alikes is their
+    `created_at` (to the second), then their ids, and the tests' photos are stored within one second."""
+    app = fake_all_in_one(root)
+    async with serving(app):
+        index = app.state.parts.gallery.index
+        for n, id in enumerate(ids):
+            await index.set_payload([id], {"created_at": f"2026-01-01T00:00:{n:02d}+00:00"})
+
+
 def lose_filed_hashes(root) -> None:
     """The job store's hash index gone (a Redis flushed, a jobs/ folder that was not backed up)."""
     with sqlite3.connect(DataLayout(root).jobs / "jobs.sqlite3") as db:
@@ -202,6 +212,7 @@ def test_a_copy_stored_before_its_original_could_be_found_is_marked(tmp_path, ca
     lose_filed_hashes(root)
     copy = asyncio.run(add_a_copy(root))
     assert "near_duplicate_of" not in copy["payload"]
+    asyncio.run(stamp_in_order(root, [*ids, copy["id"]]))
     status, report = run_check(capsys, root)
     g = report["gallery"]
     assert status == 1 and (g["unhashed"], g["unmarked_copies"]) == (2, 0)  # the beagles' hashes are not known
@@ -224,6 +235,7 @@ def test_of_two_look_alikes_the_one_stored_later_is_the_copy(tmp_path, capsys):
     lose_filed_hashes(root)
     ids = asyncio.run(store_beagles(root))
     asyncio.run(forget_hashes(root, [copy["id"], *ids]))
+    asyncio.run(stamp_in_order(root, [copy["id"], *ids]))
     status, report = run_check(capsys, root, "--repair")
     assert status == 0 and (report["gallery"]["hashed"], report["gallery"]["marked"]) == (3, 1), report
     stored = asyncio.run(payloads(root, [copy["id"], *ids]))
@@ -251,6 +263,7 @@ def test_a_copy_whose_original_was_deleted_names_the_look_alike_stored_before_it
             return ids
 
     original, half, png = asyncio.run(add_three_delete_first())
+    asyncio.run(stamp_in_order(root, [half, png]))
     status, report = run_check(capsys, root)
     assert status == 1 and report["gallery"]["unmarked_copies"] == 1
     status, report = run_check(capsys, root, "--repair")
@@ -259,6 +272,19 @@ def test_a_copy_whose_original_was_deleted_names_the_look_alike_stored_before_it
     assert stored[png]["near_duplicate_of"] == half and stored[half]["near_duplicate_of"] == original
     status, report = run_check(capsys, root)
     assert status == 0 and report["gallery"]["unmarked_copies"] == 0
+
+
+def test_a_photo_is_never_marked_a_copy_of_its_own_copy(tmp_path, capsys):
+    """The copy was marked when it was stored, but its time says it came first (a worker whose clock is behind):
+    the original is not marked a copy of it in turn."""
+    root = tmp_path / "data"
+    original = asyncio.run(store_beagles(root))[0]
+    copy = asyncio.run(add_a_copy(root))
+    assert copy["payload"]["near_duplicate_of"] == original
+    asyncio.run(stamp_in_order(root, [copy["id"], original]))
+    status, report = run_check(capsys, root, "--repair")
+    assert status == 0 and report["gallery"]["unmarked_copies"] == 0, report
+    assert "near_duplicate_of" not in asyncio.run(payloads(root, [original]))[original]
 
 
 async def payloads(root, ids: list[str]) -> dict[str, dict]:

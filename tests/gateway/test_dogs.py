@@ -5,6 +5,7 @@ import asyncio
 import io
 import random
 import threading
+from datetime import timedelta
 
 import pytest
 from PIL import Image
@@ -143,6 +144,56 @@ async def test_two_copies_added_at_the_same_moment_one_says_it_copies_the_other(
     assert marks in ([None, dogs[0]["id"]], [dogs[1]["id"], None]), marks
     later = dogs[marks.index(None) ^ 1]
     assert later["payload"]["created_at"] >= dogs[marks.index(None)]["payload"]["created_at"]
+
+
+class SecondLookHeld:
+    """The hash store, with the first upload's second look (its second look-up) held until `release` is set."""
+
+    def __init__(self, store) -> None:
+        self.store, self.calls, self.held, self.release = store, 0, threading.Event(), threading.Event()
+
+    def near(self, values):
+        self.calls += 1
+        if self.calls == 2:
+            self.held.set()
+            assert self.release.wait(20)
+        return self.store.near(values)
+
+    def add_phashes(self, pairs) -> None:
+        self.store.add_phashes(pairs)
+
+
+async def test_a_photo_is_never_marked_a_copy_of_its_own_copy(tmp_path, fake_model, monkeypatch):
+    """A copy stored while the original's upload is between its upsert and its second look, by a machine whose
+    clock is an hour behind: the copy names the original, and the original's second look, which sees a look-alike
+    stored "before" it, does not name the copy in turn."""
+    from dogsearch.gallery import ingest as ingest_module
+
+    beagle = sorted((FIXTURES / "dogs" / "n02088364").glob("*.jpg"))[0]
+    photo = Image.open(beagle)
+    app = fake_all_in_one(tmp_path / "data", fake_model)
+    async with serving(app) as client:
+        ingest = app.state.parts.gallery.ingest
+        ingest.hashes = looks = SecondLookHeld(ingest.hashes)
+        first = asyncio.create_task(add(client, beagle.read_bytes()))
+        assert await asyncio.to_thread(looks.held.wait, 20)
+
+        real = ingest_module.datetime
+
+        class HourBehind(real):
+            @classmethod
+            def now(cls, tz=None):
+                return real.now(tz) - timedelta(hours=1)
+
+        monkeypatch.setattr(ingest_module, "datetime", HourBehind)
+        copy = await add(client, encode(photo.resize((photo.width // 2, photo.height // 2)), "JPEG", quality=60))
+        looks.release.set()
+        original = await first
+        assert (original.status_code, copy.status_code) == (201, 201)
+        assert copy.json()["payload"]["near_duplicate_of"] == original.json()["id"]
+        assert copy.json()["payload"]["created_at"] < original.json()["payload"]["created_at"]
+        stored = (await client.get(f"/v1/dogs/{original.json()['id']}")).json()
+    assert "near_duplicate_of" not in stored["payload"] and "near_duplicate_of" not in original.json()["payload"]
 
 
 async def test_a_photo_stored_by_a_call_that_died_after_its_upsert_is_still_found_as_a_look_alike(tmp_path, fake_model):
