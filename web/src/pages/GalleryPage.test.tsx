@@ -27,10 +27,12 @@ describe("GalleryPage", () => {
   });
 
   it("shows only the dogs reported with a status, and another status is another address", async () => {
-    const fetchMock = vi.fn(async () => json(200, { items: [dog("a", null)], next: null, total: 1 }));
+    const found = { ...dog("a", null), payload: { ...dog("a", null).payload, status: "found" } };
+    const fetchMock = vi.fn(async () => json(200, { items: [found], next: null, total: 1 }));
     vi.stubGlobal("fetch", fetchMock);
     render(<GalleryPage limit={12} status="found" />);
-    await screen.findAllByTestId("gallery-dog");
+    const [card] = await screen.findAllByTestId("gallery-dog");
+    expect(within(card).getByTestId("report")).toHaveTextContent("Found"); // each card says its report
     const asked = new URL(String((fetchMock.mock.calls[0] as unknown[])[0]), "http://x").searchParams;
     expect(Object.fromEntries(asked)).toEqual({ limit: "12", filter: '{"status":"found"}' });
     const show = screen.getByRole("combobox", { name: "Show" });

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { PhotoBoxes } from "../components/PhotoBoxes";
+import { ReportLine } from "../components/ReportLine";
 import { dogTitle } from "../components/ResultGrid";
 import { listDogs, messageOf } from "../lib/api";
 import { STATUS_LABELS, STATUSES, type Status } from "../lib/reports";
@@ -83,6 +84,7 @@ export function GalleryPage({ limit, status }: { limit: number; status?: Status 
                   <a href={`#/dogs/${d.id}`}>{dogTitle(d.payload)}</a>
                 </p>
                 {d.payload.name && d.payload.breed ? <p className="muted">{String(d.payload.breed)}</p> : null}
+                <ReportLine payload={d.payload} />
               </div>
             </li>
           ))}
