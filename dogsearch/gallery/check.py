@@ -258,12 +258,17 @@ def _unmarked_copies(hashes: Hashes, seen: _PhotoHashes) -> dict[str, str]:
     for start in range(0, len(todo), _PAGE):
         page = todo[start:start + _PAGE]
         for photo, near in zip(page, hashes.near([seen.hashes[photo] for photo in page]), strict=True):
-            # never a copy of its own copy: the times of two machines' clocks can disagree with what was first
-            earlier = [(d, seen.order[other], dog) for entry, value in near if entry in seen.entry_of
-                       and (other := seen.entry_of[entry][0]) != photo and seen.order[other] < seen.order[photo]
-                       and seen.marks.get(other) not in dogs_of[photo]
-                       and (d := ph.distance(seen.hashes[photo], value)) <= ph.NEAR_DISTANCE
-                       for dog in [seen.entry_of[entry][1]]]
+            earlier = []  # (distance, stored order, dog) of its look-alikes stored before it
+            for entry, value in near:
+                if entry not in seen.entry_of:  # deleted since its hash was filed
+                    continue
+                other, dog = seen.entry_of[entry]
+                if other == photo or seen.order[other] >= seen.order[photo]:
+                    continue
+                if seen.marks.get(other) in dogs_of[photo]:  # never a copy of its own copy: clocks can disagree
+                    continue
+                if (d := ph.distance(seen.hashes[photo], value)) <= ph.NEAR_DISTANCE:
+                    earlier.append((d, seen.order[other], dog))
             if earlier:
                 copies[photo] = min(earlier)[2]
     return copies
