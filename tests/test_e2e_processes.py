@@ -58,6 +58,11 @@ def test_index_and_search_across_processes_and_survive_a_search_restart(topology
     )
     assert out.returncode == 0, out.stderr
     assert "indexed 40, duplicates 0 (already stored 0), near duplicates 0, failed 0" in out.stdout
+    # and each service's /metrics says so
+    metrics = {name: httpx.get(f"{service.url}/metrics", timeout=30).text for name, service in
+               (("gateway", gateway), ("search", search))}
+    assert 'dogsearch_job_photos_total{outcome="indexed"} 40.0' in metrics["gateway"]
+    assert "\ndogsearch_search_points 40.0\n" in metrics["search"]
 
     gallery = sorted((SAMPLES / "gallery").rglob("*.jpg"))
     # A gallery photo finds itself first, with its breed from the folder name.

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.jobs.helpers import all_dogs, wait_job
+from tests.jobs.helpers import all_dogs, job_photo_totals, wait_job
 from tests.jobs.poison_worker import POISON
 from tests.jobs.servers import REDIS_URL, SlowModel
 
@@ -91,6 +91,9 @@ async def test_a_worker_killed_mid_job_loses_and_doubles_nothing(celery_gateway,
                 worker.stop()
     assert job["state"] == "done", (job, log.read_text()[-3000:])
     assert (job["total"], job["indexed"], job["duplicates"], job["failed"]) == (42, 40, 2, 0), job
+    # what the gateway's /metrics says the workers did: each file once, the killed batch's too
+    totals = await job_photo_totals(celery_gateway)
+    assert (totals["indexed"] + totals["near_duplicate"], totals["duplicate"], totals["failed"]) == (40, 2, 0), totals
     dogs = await all_dogs(celery_gateway)
     shas = {hashlib.sha256(p.read_bytes()).hexdigest(): p.parent.name for p in originals}
     if labels == "folders":
