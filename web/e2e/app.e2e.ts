@@ -528,6 +528,7 @@ describe("dogsearch web UI", () => {
     const copies = page.getByTestId("copies");
     await expect(copies.textContent()).resolves.toMatch(/^Another dog's photo looks like a copy of this one's: Found/);
     await expect(copies.getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${found}`);
+    await shot(page, "dog-copies-desktop.png");
     // the gallery of found dogs shows him, not the lost one
     await open(page, "#/gallery?status=found");
     await page.getByRole("link", { name: "Found retriever" }).first().waitFor();
