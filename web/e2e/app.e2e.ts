@@ -519,6 +519,8 @@ describe("dogsearch web UI", () => {
     const match = page.getByTestId("watch-match");
     await match.waitFor();
     await expect(match.textContent()).resolves.toMatch(/Found retriever \d+ % likely the same dog · found/);
+    // the found dog's photo is Buddy's own, made smaller: the alert says so
+    await expect(match.getByTestId("copy-of-watched").textContent()).resolves.toMatch(/copy of this dog's own/);
     await expect(match.getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${found}`);
     await imagesLoaded(page, ".watch-matches img", 1);
     await shot(page, "alerts-desktop.png");

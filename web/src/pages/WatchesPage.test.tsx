@@ -30,9 +30,9 @@ const FOUND = {
   thumbnail_url: "/v1/dogs/d2/image?size=thumbnail",
 };
 
-/** A gateway where alice (write) watches her lost dog, and a found dog has matched it. */
-function mockApi() {
-  const watches: (typeof WATCH)[] = [];
+/** A gateway where alice (write) watches her lost dog, and a found dog has matched it (`found`). */
+function mockApi(found: object = FOUND, watching = false) {
+  const watches: (typeof WATCH)[] = watching ? [WATCH] : [];
   const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
     if (url === "/v1/me") return json(200, { name: "alice", scope: "write", scopes: [], open: false, anonymous_search: false });
     if (url === "/v1/dogs/d1") return json(200, LOST);
@@ -43,7 +43,7 @@ function mockApi() {
     if (url === "/v1/watches") return json(200, { items: watches });
     if (url === "/v1/watches/w1/matches") {
       return json(200, {
-        items: [{ dog: FOUND, probability: 0.93, score: 0.91, matched_at: "2026-12-03T11:00:00+00:00", delivery: null }],
+        items: [{ dog: found, probability: 0.93, score: 0.91, matched_at: "2026-12-03T11:00:00+00:00", delivery: null }],
       });
     }
     return new Response("jpeg", { status: 200 });
@@ -76,6 +76,14 @@ describe("Alerts", () => {
     expect(match).toHaveTextContent("beagle");
     expect(match).toHaveTextContent("93 % likely the same dog");
     expect(within(match).getByRole("link")).toHaveAttribute("href", "#/dogs/d2");
+    expect(within(match).queryByTestId("copy-of-watched")).toBeNull();
+  });
+
+  it("says when the dog that matched was added with a copy of the watched dog's own photo", async () => {
+    mockApi({ ...FOUND, payload: { ...FOUND.payload, near_duplicate_of: "d1" } }, true);
+    renderApp("#/alerts", "dgs_some_key");
+    const match = await screen.findByTestId("watch-match");
+    expect(match).toHaveTextContent("93 % likely the same dog · found · its photo looks like a copy of this dog's own");
   });
 
   it("offers no watch to a visitor who may only search", async () => {

@@ -92,6 +92,13 @@ export function WatchesPage() {
                     </a>{" "}
                     <strong>{percent(m.probability)} likely the same dog</strong>
                     {typeof m.dog.payload.status === "string" && <span> · {m.dog.payload.status}</span>}
+                    {w.dog_id && m.dog.payload.near_duplicate_of === w.dog_id && (
+                      // a poster of the lost dog shared and added again is no sighting: say so
+                      <span className="copy-note" data-testid="copy-of-watched">
+                        {" "}
+                        · its photo looks like a copy of this dog's own
+                      </span>
+                    )}
                     <span className="small"> · {formatSeen(m.matched_at)}</span>
                     {m.delivery && <span className="small"> · {deliveryText(m.delivery)}</span>}
                   </li>
