@@ -531,6 +531,10 @@ describe("dogsearch web UI", () => {
     await expect(copies.textContent()).resolves.toMatch(/^Another dog's photo looks like a copy of this one's: Found/);
     await expect(copies.getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${found}`);
     await shot(page, "dog-copies-desktop.png");
+    // "More like this" of Buddy: the found dog first, its photo a copy of Buddy's
+    await page.getByRole("button", { name: "More like this" }).click();
+    const copyCard = page.getByTestId("result").filter({ hasText: "Found retriever" });
+    await expect(copyCard.getByTestId("copy-of").textContent()).resolves.toBe("Its photo is a copy of Buddy's");
     // the gallery of found dogs shows him, not the lost one
     await open(page, "#/gallery?status=found");
     await page.getByRole("link", { name: "Found retriever" }).first().waitFor();

@@ -86,6 +86,18 @@ describe("ResultGrid", () => {
     expect(screen.getAllByTestId("copy-of")).toHaveLength(1); // not for a copy of a dog not shown
   });
 
+  it("says which result copies the photo of the dog they are more like", () => {
+    const like = { id: "elsewhere", payload: { name: "Buddy" }, image_url: "", thumbnail_url: "" };
+    const results = [
+      result("c", 0.99, { name: "Found retriever", near_duplicate_of: "elsewhere" }),
+      result("d", 0.7, { breed: "dingo" }),
+    ];
+    render(<ResultGrid results={results} matchHref={() => "#"} onMoreLike={() => {}} likeDog={like} />);
+    const cards = screen.getAllByTestId("result");
+    expect(within(cards[0]).getByTestId("copy-of")).toHaveTextContent("Its photo is a copy of Buddy's");
+    expect(within(cards[1]).queryByTestId("copy-of")).toBeNull();
+  });
+
   it("says so when nothing matches", () => {
     render(<ResultGrid results={[]} matchHref={() => "#"} onMoreLike={() => {}} />);
     expect(screen.getByText(/No dogs match/)).toBeInTheDocument();

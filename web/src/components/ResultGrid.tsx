@@ -1,4 +1,4 @@
-import type { SearchResult } from "../lib/types";
+import type { Dog, SearchResult } from "../lib/types";
 import { PhotoBoxes } from "./PhotoBoxes";
 import { ReportLine } from "./ReportLine";
 import { SameDogBar, ScoreBar } from "./ScoreBar";
@@ -8,13 +8,15 @@ interface Props {
   /** where "Why it matches" leads for a result */
   matchHref: (result: SearchResult) => string;
   onMoreLike: (result: SearchResult) => void;
+  /** the dog these are "more like" (it is not among them): a result that copies its photo says so */
+  likeDog?: Dog;
 }
 
 export function dogTitle(payload: { name?: unknown; breed?: unknown }): string {
   return String(payload.name ?? payload.breed ?? "Unnamed dog");
 }
 
-export function ResultGrid({ results, matchHref, onMoreLike }: Props) {
+export function ResultGrid({ results, matchHref, onMoreLike, likeDog }: Props) {
   if (!results.length) {
     return <p className="notice">No dogs match. Try removing a filter, or add some dogs first.</p>;
   }
@@ -45,6 +47,11 @@ export function ResultGrid({ results, matchHref, onMoreLike }: Props) {
             {rankOf.has(String(r.payload.near_duplicate_of)) && (
               <p className="muted" data-testid="copy-of">
                 Its photo is a copy of #{rankOf.get(String(r.payload.near_duplicate_of))}'s
+              </p>
+            )}
+            {likeDog && r.payload.near_duplicate_of === likeDog.id && (
+              <p className="muted" data-testid="copy-of">
+                Its photo is a copy of {dogTitle(likeDog.payload)}'s
               </p>
             )}
             <ReportLine payload={r.payload} distanceKm={r.distance_km} seenAt={r.seen_at} />

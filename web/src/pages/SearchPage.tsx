@@ -315,7 +315,12 @@ export function SearchPage() {
                   {NO_LIKELY_MATCH}
                 </p>
               )}
-              <ResultGrid results={state.results} matchHref={matchHref} onMoreLike={onMoreLike} />
+              <ResultGrid
+                results={state.results}
+                matchHref={matchHref}
+                onMoreLike={onMoreLike}
+                likeDog={query?.kind === "dog" ? query.dog : undefined}
+              />
             </>
           )}
           {!busy && !state.results && !error && (
