@@ -62,6 +62,19 @@ async def test_metrics_count_every_jobs_photos_by_outcome(client, photos):
     assert "\ndogsearch_search_points 40.0\n" in (await client.get("/metrics")).text
 
 
+async def test_metrics_come_while_the_job_store_does_not_answer(tmp_path, monkeypatch):
+    """The broker down is when an operator reads /metrics most: the job totals are left out, the rest comes."""
+    app = app_for(tmp_path, ColorGridModel())
+    async with serving(app) as client:
+        def down():
+            raise ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+
+        monkeypatch.setattr(app.state.parts.jobs.store, "outcome_totals", down)
+        r = await client.get("/metrics")
+    assert r.status_code == 200 and "dogsearch_http_requests_total" in r.text
+    assert "dogsearch_job_photos_total" not in r.text
+
+
 async def test_a_folder_of_phone_photos_is_indexed_heic_and_avif_too(client, tmp_path, monkeypatch):
     """Photos copied off a phone: HEIC (any case of its suffix) and AVIF are found in the folder and stored. Each is
     decoded once (by the embedder: the job's near-duplicate hash comes with its dogs), a 24 MP HEIC's 0.4 s."""

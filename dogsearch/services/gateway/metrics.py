@@ -2,12 +2,15 @@
 worker did it (the workers have no HTTP port of their own to scrape)."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from dogsearch.jobs.store import COUNTERS, JobStore
+
+log = logging.getLogger("dogsearch.gateway")
 
 
 class JobPhotos(Collector):
@@ -19,7 +22,11 @@ class JobPhotos(Collector):
         self.store = store
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        totals = self.store.outcome_totals()
+        try:
+            totals = self.store.outcome_totals()
+        except Exception as exc:  # the broker down: the other metrics are needed most now, so they still come
+            log.warning("job totals not read for /metrics", extra={"error": str(exc)})
+            return
         family = CounterMetricFamily("dogsearch_job_photos", "bulk jobs' files by outcome, each counted once",
                                      labels=["outcome"])
         for outcome in COUNTERS:  # every outcome, 0 included: a rate() needs the series before its first file
