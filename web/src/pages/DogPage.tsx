@@ -22,7 +22,7 @@ import { useSearchState } from "../lib/searchState";
 import { guessesText, percent, topGuess } from "../lib/dogs";
 import { useImageSrc } from "../lib/images";
 import { distanceKm, formatPlace, formatSeen, isPlace, parsePlace, type Place } from "../lib/reports";
-import type { Box, BreedGuess, Dog, DogPage as Page } from "../lib/types";
+import type { Box, BreedGuess, Dog, DogPage as ListPage } from "../lib/types";
 
 // Recorded by the server: shown apart from the user's own fields.
 const SERVER_FIELDS = new Set([
@@ -77,7 +77,7 @@ export function DogPage({ id }: { id: string }) {
   const [photoNote, setPhotoNote] = useState<string | null>(null);
   const [watching, setWatching] = useState<"no" | "busy" | "yes">("no");
   const [marking, setMarking] = useState(false);
-  const [copies, setCopies] = useState<Page | null>(null);
+  const [copies, setCopies] = useState<ListPage | null>(null);
   const markSrc = useImageSrc(marking ? dog?.image_url : null).src; // the cover photo, fetched with the key
   const [search, setSearch] = useSearchState();
   const { me } = useAuth();
