@@ -55,6 +55,7 @@ class GalleryCheck:
     filed: int = 0  # repaired: filed again
     unhashable: list[dict[str, str]] = field(default_factory=list)  # {"photo_id", "reason"}: a file that won't decode
     unmarked_copies: int = 0  # photos that copy one stored before them and do not say so (or name a deleted dog)
+    copies: list[dict[str, str]] = field(default_factory=list)  # {"photo_id", "of_dog"} of each of them
     marked: int = 0  # repaired: their entries name the dog whose photo they copy
 
     def as_dict(self) -> dict[str, Any]:
@@ -109,6 +110,7 @@ async def check_gallery(index: Index, photos: PhotoStore, model: str | None, *, 
     if hashes is not None:  # after the repair: a photo hashed only now is looked at too
         copies = await asyncio.to_thread(_unmarked_copies, hashes, seen)
         report.unmarked_copies = len(copies)
+        report.copies = [{"photo_id": photo, "of_dog": dog} for photo, dog in copies.items()]
         if repair:
             for photo, of_dog in copies.items():
                 await index.set_payload(seen.entries[photo], {"near_duplicate_of": of_dog})

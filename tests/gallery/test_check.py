@@ -220,6 +220,7 @@ def test_a_copy_stored_before_its_original_could_be_found_is_marked(tmp_path, ca
     status, report = run_check(capsys, root, "--repair")
     g = report["gallery"]
     assert status == 0 and (g["hashed"], g["unmarked_copies"], g["marked"]) == (2, 1, 1), report
+    assert g["copies"] == [{"photo_id": copy["id"], "of_dog": ids[0]}]  # one dog a photo: the ids are the same
     assert "1 unmarked copies of older photos (1 marked)" in cli.check.summary(report)
     status, report = run_check(capsys, root)
     assert status == 0 and report["gallery"]["unmarked_copies"] == 0
