@@ -99,7 +99,7 @@ async def check_gallery(index: Index, photos: PhotoStore, model: str | None, *, 
     seen = _PhotoHashes()
     await _scan_entries(index, photos, report, seen, progress)
     await asyncio.to_thread(_scan_files, photos, set(seen.entries), report, grace_s, progress)
-    unfiled = await asyncio.to_thread(_unfiled, hashes, seen) if hashes is not None else []
+    unfiled, copies = await asyncio.to_thread(_look_up, hashes, seen) if hashes is not None else ([], {})
     report.unhashed, report.unfiled = len(seen.unhashed), len(unfiled)
     if repair:
         await _remove_orphans(index, photos, report, grace_s)
@@ -107,8 +107,9 @@ async def check_gallery(index: Index, photos: PhotoStore, model: str | None, *, 
             await _drop_missing(index, photos, report)
         if hashes is not None:
             await _repair_hashes(index, photos, hashes, seen, unfiled, report, progress)
-    if hashes is not None:  # after the repair: a photo hashed only now is looked at too
-        copies = await asyncio.to_thread(_unmarked_copies, hashes, seen)
+            if report.hashed or report.filed:  # photos hashed or filed only now are copies, or originals, too
+                _, copies = await asyncio.to_thread(_look_up, hashes, seen)
+    if hashes is not None:
         report.unmarked_copies = len(copies)
         report.copies = [{"photo_id": photo, "of_dog": dog} for photo, dog in copies.items()]
         if repair:
@@ -208,18 +209,24 @@ async def _drop_missing(index: Index, photos: PhotoStore, report: GalleryCheck) 
         report.dropped_entries += 1
 
 
-def _unfiled(hashes: Hashes, seen: _PhotoHashes) -> list[str]:
-    """The hashed photos none of whose entries is filed under its hash (a page of hashes a lookup)."""
+def _look_up(hashes: Hashes, seen: _PhotoHashes) -> tuple[list[str], dict[str, str]]:
+    """Every hashed photo looked up in the filed hashes, a page of them a call: those none of whose entries is filed
+    under its hash, and {photo id: the dog it copies} of those that are no stored dog's copy (unmarked, or marked a
+    copy of a dog deleted since) with a look-alike among the photos stored before them: the closest one's dog."""
+    dogs_of: dict[str, set[str]] = {}
+    for photo, dog in seen.entry_of.values():
+        dogs_of.setdefault(photo, set()).add(dog)
+    dogs = set().union(*dogs_of.values())
     photos = list(seen.hashes)
-    unfiled = []
+    unfiled, copies = [], {}
     for start in range(0, len(photos), _PAGE):
         page = photos[start:start + _PAGE]
-        found = hashes.near([seen.hashes[photo] for photo in page])
-        for photo, near in zip(page, found, strict=True):
-            filed = {entry for entry, value in near if value == seen.hashes[photo]}
-            if filed.isdisjoint(seen.entries[photo]):
+        for photo, near in zip(page, hashes.near([seen.hashes[photo] for photo in page]), strict=True):
+            if {entry for entry, value in near if value == seen.hashes[photo]}.isdisjoint(seen.entries[photo]):
                 unfiled.append(photo)
-    return unfiled
+            if seen.marks.get(photo) not in dogs and (dog := _closest_earlier(photo, near, seen, dogs_of)):
+                copies[photo] = dog
+    return unfiled, copies
 
 
 async def _repair_hashes(index: Index, photos: PhotoStore, hashes: Hashes, seen: _PhotoHashes, unfiled: list[str],
@@ -246,34 +253,22 @@ async def _repair_hashes(index: Index, photos: PhotoStore, hashes: Hashes, seen:
         report.filed += len(unfiled)
 
 
-def _unmarked_copies(hashes: Hashes, seen: _PhotoHashes) -> dict[str, str]:
-    """{photo id: the dog it copies} of the hashed photos that are no stored dog's copy (unmarked, or marked a copy of
-    a dog deleted since), with a look-alike (a filed hash within NEAR_DISTANCE bits) among the photos stored before
-    them: the closest one's dog. Only the walk's entries are looked at: a photo deleted since its hash was filed is
-    no look-alike (a page of hashes a lookup)."""
-    dogs_of: dict[str, set[str]] = {}
-    for photo, dog in seen.entry_of.values():
-        dogs_of.setdefault(photo, set()).add(dog)
-    dogs = set().union(*dogs_of.values())
-    todo = sorted(photo for photo in seen.hashes if seen.marks.get(photo) not in dogs)
-    copies = {}
-    for start in range(0, len(todo), _PAGE):
-        page = todo[start:start + _PAGE]
-        for photo, near in zip(page, hashes.near([seen.hashes[photo] for photo in page]), strict=True):
-            earlier = []  # (distance, stored order, dog) of its look-alikes stored before it
-            for entry, value in near:
-                if entry not in seen.entry_of:  # deleted since its hash was filed
-                    continue
-                other, dog = seen.entry_of[entry]
-                if other == photo or seen.order[other] >= seen.order[photo]:
-                    continue
-                if seen.marks.get(other) in dogs_of[photo]:  # never a copy of its own copy: clocks can disagree
-                    continue
-                if (d := ph.distance(seen.hashes[photo], value)) <= ph.NEAR_DISTANCE:
-                    earlier.append((d, seen.order[other], dog))
-            if earlier:
-                copies[photo] = min(earlier)[2]
-    return copies
+def _closest_earlier(photo: str, near: list[tuple[str, int]], seen: _PhotoHashes,
+                     dogs_of: dict[str, set[str]]) -> str | None:
+    """The dog of `photo`'s closest look-alike (a filed hash within NEAR_DISTANCE bits, among `near`) stored before
+    it, if any. Only the walk's entries count: a photo deleted since its hash was filed is no look-alike."""
+    earlier = []  # (distance, stored order, dog)
+    for entry, value in near:
+        if entry not in seen.entry_of:  # deleted since its hash was filed
+            continue
+        other, dog = seen.entry_of[entry]
+        if other == photo or seen.order[other] >= seen.order[photo]:
+            continue
+        if seen.marks.get(other) in dogs_of[photo]:  # never a copy of its own copy: clocks can disagree
+            continue
+        if (d := ph.distance(seen.hashes[photo], value)) <= ph.NEAR_DISTANCE:
+            earlier.append((d, seen.order[other], dog))
+    return min(earlier)[2] if earlier else None
 
 
 def _hash_files(photos: PhotoStore, todo: list[tuple[str, str | None]], report: GalleryCheck) -> dict[str, int]:
