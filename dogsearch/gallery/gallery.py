@@ -82,7 +82,7 @@ class Gallery:
                 replace(dog, payload={k: v for k, v in dog.payload.items() if k != "near_duplicate_of"})
                 for dog in dogs]
 
-    async def shown_matches(self, matches: Sequence[Match]) -> list[Match]:
+    async def _shown_matches(self, matches: Sequence[Match]) -> list[Match]:
         """`matches` with their dogs as `shown` shows them."""
         dogs = await self.shown([m.dog for m in matches])
         return [m if m.dog is dog else replace(m, dog=dog) for m, dog in zip(matches, dogs, strict=True)]
@@ -201,7 +201,9 @@ class Gallery:
         return Search(await self._nearest(vectors, k, filter, rule), embedding.photos[0], dog, embedding.photos)
 
     async def _nearest(self, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule) -> list[Match]:
-        return await nearest_dogs(self.index, vectors, k, filter, rule, self.expansion, await self.judged_part())
+        """The k nearest dogs, as readers are shown them (`shown`): what a search and "more like this" answer."""
+        return await self._shown_matches(
+            await nearest_dogs(self.index, vectors, k, filter, rule, self.expansion, await self.judged_part()))
 
     async def judged_part(self) -> JudgedPart | None:
         """The part of this gallery's vectors that same-dog verdicts read (None: the whole vector, or the model is

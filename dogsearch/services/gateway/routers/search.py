@@ -137,8 +137,7 @@ def router(settings: GatewaySettings) -> APIRouter:
         if not pose and rerank == "none":
             found = await parts.gallery.search(photos, max(k, JUDGED), flt, dog, rule, marked)
             judged = await _judge(parts, found.matches, k)
-            shown = await parts.gallery.shown_matches(found.matches[:k])
-            return _answer(found, [result(m, judged, i, reports.near) for i, m in enumerate(shown)],
+            return _answer(found, [result(m, judged, i, reports.near) for i, m in enumerate(found.matches[:k])],
                            judged, start, reports=reports)
         # re-ranking looks at more candidates than it returns
         depth = min(parts.settings.max_k, k * parts.settings.pose_rerank_depth) if rerank == "pose" else k
@@ -154,11 +153,10 @@ def router(settings: GatewaySettings) -> APIRouter:
         shown = [m for _, m, _ in ranked]
         ids = {m.dog.id for m in shown}
         judged = await _judge(parts, shown + [m for m in found.matches if m.dog.id not in ids], len(shown))
-        shown = await parts.gallery.shown_matches(shown)
         return _answer(found, [result(m, judged, i, reports.near, pose=p if pose else None,
                                       rerank_score=round(s, 6) if rerank == "pose" else None)
-                               for i, ((s, _, p), m) in enumerate(zip(ranked, shown, strict=True))], judged, start,
-                       query_pose if pose else None, reports)
+                               for i, (s, m, p) in enumerate(ranked)], judged, start, query_pose if pose else None,
+                       reports)
 
     @api.get("/v1/dogs/{dog_id}/similar", response_model=SearchResponse)
     async def similar(
@@ -187,8 +185,7 @@ def router(settings: GatewaySettings) -> APIRouter:
                                               reports.merged(search_filter(breed, name, filter)),
                                               parts.settings.query_combine, parts.settings.max_query_photos)
         judged = await _judge(parts, matches, k)
-        shown = await parts.gallery.shown_matches(matches[:k])
-        return SearchResponse(results=[result(m, judged, i, reports.near) for i, m in enumerate(shown)],
+        return SearchResponse(results=[result(m, judged, i, reports.near) for i, m in enumerate(matches[:k])],
                               best_verdict=judged.best_verdict, message=judged.message, took_ms=_ms_since(start),
                               statuses=list(reports.statuses) or None)
 
