@@ -16,7 +16,8 @@ What is repaired and what is only reported:
   `hashes`; without, not checked);
 - a photo that copies one stored before it (within NEAR_DISTANCE bits) without saying so: photos stored before every
   new photo was looked at, or hashed only now, and copies whose mark names a dog deleted since (which readers are not
-  shown) while another look-alike is stored before them. Repaired as a new photo would have been marked:
+  shown) while another look-alike is stored before them (a delete re-points them: Ingestor.repoint_copies; not one
+  killed on its way, or made by a version before it). Repaired as a new photo would have been marked:
   `near_duplicate_of` names the dog of the closest photo stored before it (`created_at`, then photo id, the order
   the gallery's looks use); a mark naming a stored dog stays."""
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 from dogsearch.core import phash as ph
 from dogsearch.core.images import ImageRejected
 from dogsearch.gallery.contracts import Hashes, Index
-from dogsearch.gallery.ingest import stored_order
+from dogsearch.gallery.ingest import LookAlike, copied_dog, stored_order
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.search.contract import CollectionMissing
 
@@ -255,20 +256,16 @@ async def _repair_hashes(index: Index, photos: PhotoStore, hashes: Hashes, seen:
 
 def _closest_earlier(photo: str, near: list[tuple[str, int]], seen: _PhotoHashes,
                      dogs_of: dict[str, set[str]]) -> str | None:
-    """The dog of `photo`'s closest look-alike (a filed hash within NEAR_DISTANCE bits, among `near`) stored before
-    it, if any. Only the walk's entries count: a photo deleted since its hash was filed is no look-alike."""
-    earlier = []  # (distance, stored order, dog)
+    """The dog `photo` copies (ingest.copied_dog) by its look-alikes among `near` (filed hashes). Only the walk's
+    entries count: a photo deleted since its hash was filed is no look-alike."""
+    alike = []
     for entry, value in near:
         if entry not in seen.entry_of:  # deleted since its hash was filed
             continue
         other, dog = seen.entry_of[entry]
-        if other == photo or seen.order[other] >= seen.order[photo]:
-            continue
-        if seen.marks.get(other) in dogs_of[photo]:  # never a copy of its own copy: clocks can disagree
-            continue
-        if (d := ph.distance(seen.hashes[photo], value)) <= ph.NEAR_DISTANCE:
-            earlier.append((d, seen.order[other], dog))
-    return min(earlier)[2] if earlier else None
+        if other != photo and (d := ph.distance(seen.hashes[photo], value)) <= ph.NEAR_DISTANCE:
+            alike.append(LookAlike(d, seen.order[other], dog, seen.marks.get(other)))
+    return copied_dog(seen.order[photo], dogs_of[photo], alike)
 
 
 def _hash_files(photos: PhotoStore, todo: list[tuple[str, str | None]], report: GalleryCheck) -> dict[str, int]:

@@ -103,6 +103,7 @@ class Gallery:
             for entry in entries:  # first the vectors, so no search returns a dog whose photo is gone
                 await self.index.delete(entry["id"])
             await self._drop_files(entries)
+            await self.ingest.repoint_copies(dog_id)
 
     async def photos_of(self, dog_id: str) -> list[Photo]:
         """A dog's photos, its cover first."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -325,10 +325,14 @@ class Ingestor:
         dog_of = {point["id"]: point["payload"]["dog_id"] for point in points}
         marks: dict[str, dict[str, str]] = {}
         for n, ((_, photo, phash), alike) in enumerate(zip(hashed, stored, strict=True)):
-            found = [(d, other["dog_id"]) for d, other in alike if other["photo_id"] != photo]
-            found += [(d, dog_of[entry]) for d, entry in
-                      _near(phash, [(entry, other) for entry, earlier, other in hashed[:n] if earlier != photo])]
-            marks[photo] = {"phash": ph.to_hex(phash)} | ({"near_duplicate_of": min(found)[1]} if found else {})
+            # the closest; of equally close ones, the first stored (the original, not another copy of it), then the
+            # first of this call's
+            others = sorted((other for _, other in alike if other["photo_id"] != photo), key=stored_order)
+            rank = {other["photo_id"]: r for r, other in enumerate(others)}
+            found = [(d, rank[other["photo_id"]], other["dog_id"]) for d, other in alike if other["photo_id"] != photo]
+            found += [(d, len(rank) + m, dog_of[entry]) for m, (d, entry) in enumerate(
+                _near(phash, [(entry, other) for entry, earlier, other in hashed[:n] if earlier != photo]))]
+            marks[photo] = {"phash": ph.to_hex(phash)} | ({"near_duplicate_of": min(found)[2]} if found else {})
         for point in points:
             point["payload"].update(marks.get(point["payload"]["photo_id"], {}))
 
@@ -352,23 +356,50 @@ class Ingestor:
             mine = by_photo[photo][0]["payload"]
             my_dogs = {point["payload"]["dog_id"] for point in by_photo[photo]}
             others = [(d, other) for d, other in alike if other["photo_id"] not in ours]
-            # never a copy of its own copy: two machines' clocks can disagree with what was stored first
-            earlier = [other for _, other in others if stored_order(other) < stored_order(mine)
-                       and other.get("near_duplicate_of") not in my_dogs]
-            if earlier:  # the closest one stored before it
+            copied = _copied(mine, my_dogs, others)
+            if copied:
                 for point in by_photo[photo]:
-                    point["payload"]["near_duplicate_of"] = earlier[0]["dog_id"]
-                await self.index.set_payload([point["id"] for point in by_photo[photo]],
-                                             {"near_duplicate_of": earlier[0]["dog_id"]})
+                    point["payload"]["near_duplicate_of"] = copied
+                await self.index.set_payload([point["id"] for point in by_photo[photo]], {"near_duplicate_of": copied})
                 continue
             for _, other in others:  # stored after it, and no one's copy: a copy of this one
                 if "near_duplicate_of" not in other:
                     await self._mark_copy(other["photo_id"], mine["dog_id"])
 
+    async def repoint_copies(self, dog_id: str) -> int:
+        """After dog `dog_id` is deleted: each photo marked a copy of its photo names instead the dog it copies among
+        those left (copied_dog), as `dogsearch check --repair` would; one with no look-alike stored before it keeps
+        the mark (readers are not shown a deleted dog's: Gallery.shown). A page of copies at a time, one write for
+        the photos that name the same dog. How many entries now name another dog."""
+        if self.hashes is None:
+            return 0
+        moved, cursor = 0, None
+        while True:
+            page = await self.index.scroll(256, cursor, {"near_duplicate_of": dog_id})
+            by_photo: dict[str, list[dict[str, Any]]] = {}
+            for point in page["points"]:
+                if point["payload"].get("phash"):
+                    by_photo.setdefault(point["payload"]["photo_id"], []).append(point)
+            stored = await self._stored_look_alikes([int(points[0]["payload"]["phash"], 16)
+                                                     for points in by_photo.values()])
+            now_of: dict[str, list[str]] = {}
+            for (photo, points), alike in zip(by_photo.items(), stored, strict=True):
+                copied = _copied(points[0]["payload"], {p["payload"]["dog_id"] for p in points},
+                                 [(d, other) for d, other in alike if other["photo_id"] != photo])
+                if copied:
+                    now_of.setdefault(copied, []).extend(p["id"] for p in points)
+            for copied, entries in now_of.items():
+                await self.index.set_payload(entries, {"near_duplicate_of": copied})
+                moved += len(entries)
+            if (cursor := page["next"]) is None:
+                return moved
+
     async def _stored_look_alikes(self, values: Sequence[int]) -> list[list[tuple[int, dict[str, Any]]]]:
         """For each hash, the stored entries (their payloads) whose photo's filed hash is within NEAR_DISTANCE bits,
         closest first: a photo deleted since its hash was filed is no look-alike any more. Two calls at most: the
         filed hashes, and which of the close ones are stored."""
+        if not values:
+            return []
         filed = (await asyncio.to_thread(self.hashes.near, values) if self.hashes is not None
                  else [[] for _ in values])
         close = [sorted(_near(value, near)) for value, near in zip(values, filed, strict=True)]
@@ -436,6 +467,31 @@ class Ingestor:
 
 def stored_order(payload: dict[str, Any]) -> tuple[str, str]:
     return payload.get("created_at", ""), payload["photo_id"]
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    """A stored photo within NEAR_DISTANCE bits of another, as the rule of which dog a copy names reads it."""
+
+    distance: int
+    order: tuple[str, str]  # its stored_order
+    dog: str
+    copies: str | None  # the dog whose photo it is marked a copy of
+
+
+def copied_dog(order: tuple[str, str], dogs: set[str], alike: Iterable[LookAlike]) -> str | None:
+    """The dog whose photo a photo stored at `order` (showing `dogs`) copies, by the look-alikes stored before it:
+    the closest one's, and of equally close ones the first stored (the original, not another copy of it). Never a
+    look-alike marked a copy of this photo's own dogs: two machines' clocks can disagree about what came first.
+    The Ingestor's second look and `dogsearch check` both mark by this rule, so they name the same dog."""
+    earlier = [(a.distance, a.order, a.dog) for a in alike if a.order < order and a.copies not in dogs]
+    return min(earlier)[2] if earlier else None
+
+
+def _copied(payload: dict[str, Any], dogs: set[str], alike: Sequence[tuple[int, dict[str, Any]]]) -> str | None:
+    """copied_dog of a stored photo (`payload`: one of its entries'), by its stored look-alikes' (distance, payload)."""
+    return copied_dog(stored_order(payload), dogs, [
+        LookAlike(d, stored_order(other), other["dog_id"], other.get("near_duplicate_of")) for d, other in alike])
 
 
 def _near(phash: int, others: Sequence[tuple[str, int]]) -> list[tuple[int, str]]:

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
+from dogsearch.gallery.records import photo_id, sha256_hex
 from tests.conftest import FIXTURES
 from tests.fakes import fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, GREEN, RED, add, search, total
@@ -194,6 +195,32 @@ async def test_a_photo_is_never_marked_a_copy_of_its_own_copy(tmp_path, fake_mod
         assert copy.json()["payload"]["created_at"] < original.json()["payload"]["created_at"]
         stored = (await client.get(f"/v1/dogs/{original.json()['id']}")).json()
     assert "near_duplicate_of" not in stored["payload"] and "near_duplicate_of" not in original.json()["payload"]
+
+
+async def test_deleting_a_dog_points_its_photos_copies_at_the_oldest_look_alike_left(tmp_path, fake_model):
+    """A lost dog's poster and three copies of it, the same pixels (0 bits apart), posted one after another: each copy
+    names the poster's dog (the first stored of its equally close look-alikes). The poster's dog is deleted: each
+    copy now names the first stored look-alike before it, the first copy, whatever the ids (here the second copy's
+    id comes first); the first copy has none before it, and readers are not shown its mark. So the list's filter
+    finds the copies by the dog they now copy."""
+    photo = Image.open(sorted((FIXTURES / "dogs" / "n02088364").glob("*.jpg"))[0])
+    datas = [encode(photo, "PNG", compress_level=level) for level in (0, 1, 6, 9)]
+    poster, *copies = datas
+    copies.sort(key=lambda data: photo_id(sha256_hex(data)), reverse=True)  # the one stored first has the larger id
+    app = fake_all_in_one(tmp_path / "data", fake_model)
+    async with serving(app) as client:
+        ids = []
+        for n, data in enumerate([poster, *copies]):
+            added = await add(client, data)
+            ids.append(added.json()["id"])
+            assert added.json()["payload"].get("near_duplicate_of") == (ids[0] if n else None), n
+            # stored a second apart: created_at is to the second
+            await app.state.parts.gallery.index.set_payload([ids[-1]], {"created_at": f"2026-01-01T00:00:0{n}+00:00"})
+        assert (await client.delete(f"/v1/dogs/{ids[0]}")).status_code == 204
+        marks = [(await client.get(f"/v1/dogs/{dog}")).json()["payload"].get("near_duplicate_of") for dog in ids[1:]]
+        listed = (await client.get("/v1/dogs", params={"filter": f'{{"near_duplicate_of": "{ids[1]}"}}'})).json()
+    assert marks == [None, ids[1], ids[1]], (ids, marks)
+    assert sorted(d["id"] for d in listed["items"]) == sorted(ids[2:])
 
 
 async def test_a_photo_stored_by_a_call_that_died_after_its_upsert_is_still_found_as_a_look_alike(tmp_path, fake_model):
