@@ -9,9 +9,9 @@ import sys
 
 from pydantic import ValidationError
 
-from dogsearch.cli import bench, check, evaluate, index, keys, reindex, search, serve, train, worker
+from dogsearch.cli import bench, check, evaluate, index, jobs, keys, reindex, search, serve, train, worker
 
-COMMANDS = (serve, index, worker, search, bench, evaluate, train, reindex, check, keys)
+COMMANDS = (serve, index, jobs, worker, search, bench, evaluate, train, reindex, check, keys)
 
 
 def parser() -> argparse.ArgumentParser:

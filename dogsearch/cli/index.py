@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
                        help="with --url: the gateway reads DIR itself (under its allowed roots) instead of an upload")
     index.add_argument("--local", action="store_true",
                        help="run the job in this process even when DOGSEARCH_BROKER_URL is set")
+    index.add_argument("--detach", action="store_true",
+                       help="with --url or on the workers: print the job's id and return once it is queued "
+                            "(dogsearch jobs show ID --follow follows it)")
     add_target(index)
     index.set_defaults(func=run)
 
@@ -62,28 +65,70 @@ def run(args: argparse.Namespace) -> int:
     plan = Plan(root, target, labels, json.loads(args.payload) if args.payload else None,
                 [root] + ([Path(target).parent] if csv and args.csv else []))
     settings = JobsSettings()
+    elsewhere = bool(args.url) or bool(settings.broker_url and not args.local)
+    if args.detach and not elsewhere:
+        print("dogsearch index: --detach needs --url or DOGSEARCH_BROKER_URL: a job run in this process stops with "
+              "it", file=sys.stderr)
+        return 2
+    follow = Following(detach=args.detach, where=f" --url {args.url}" if args.url else "")
     try:
         if args.url:
             job = asyncio.run(via_gateway(plan, args.url, upload=not args.server_path, csv=args.csv,
-                                          key=api_key(args.api_key_file)))
-        elif settings.broker_url and not args.local:
-            job = asyncio.run(on_workers(plan, settings))
+                                          key=api_key(args.api_key_file), follow=follow))
+        elif elsewhere:
+            job = asyncio.run(on_workers(plan, settings, follow))
         else:
-            job = asyncio.run(in_process(plan, args.data_dir))
+            job = asyncio.run(in_process(plan, args.data_dir, follow=follow))
     except DogsearchError as exc:
         print(f"dogsearch index: {exc.reason}", file=sys.stderr)
         return 1
-    print(job_summary(job))
-    for error in job["errors"]:
-        print(f"  failed: {error['file']}: {error['reason']}", file=sys.stderr)
+    except LeftRunning as left:
+        print(left, file=sys.stderr)
+        return 0 if args.detach else 130
+    except Cancelled as stopped:
+        print(stopped, file=sys.stderr)
+        return 130
+    report_job(job)
     if job["state"] != "done":
-        print(f"dogsearch index: job {job['id']} {job['state']}" + (f": {job['error']}" if job.get("error") else ""),
-              file=sys.stderr)
         return 1
     return 1 if job["failed"] and not (job["indexed"] or job["duplicates"]) else 0
 
 
-async def via_gateway(plan: Plan, url: str, *, upload: bool, csv: Path | None, key: str | None = None) -> dict:
+class LeftRunning(Exception):
+    """The command returns while its job goes on (--detach, or Ctrl-C while it runs elsewhere): how to find it."""
+
+
+class Cancelled(Exception):
+    """Ctrl-C while the job ran in this process: it was cancelled."""
+
+
+@dataclass(frozen=True)
+class Following:
+    detach: bool = False
+    where: str = ""  # the `dogsearch jobs` options that reach the job (--url URL)
+
+    async def job(self, created: dict, get: Callable[[], Awaitable[dict]],
+                  cancel: Callable[[], Awaitable[Any]] | None = None) -> dict:
+        """The job once it is over, with a progress bar. Ctrl-C (asyncio.run cancels this task): a job that runs
+        elsewhere goes on (LeftRunning); one that runs here is cancelled first (`cancel`)."""
+        job_id = created["id"]
+        follow = (f"`dogsearch jobs show{self.where} {job_id} --follow` follows it, "
+                  f"`dogsearch jobs cancel{self.where} {job_id}` stops it")
+        if self.detach:
+            raise LeftRunning(f"job {job_id} {created['state']}: {follow}")
+        try:
+            return await follow_job(get)
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # handled: what follows awaits as usual
+            if cancel is None:
+                raise LeftRunning(f"job {job_id} goes on: {follow}") from None
+            await cancel()
+            raise Cancelled(f"job {job_id} cancelled: what it stored stays; the same command again goes on from "
+                            "there (a photo already stored is not embedded again)") from None
+
+
+async def via_gateway(plan: Plan, url: str, *, upload: bool, csv: Path | None, key: str | None = None,
+                      follow: Following = Following()) -> dict:
     """On a running gateway: DIR goes up as a zip, or with --server-path the gateway reads it itself."""
     from dogsearch.jobs.sources import JobInputError
 
@@ -97,20 +142,21 @@ async def via_gateway(plan: Plan, url: str, *, upload: bool, csv: Path | None, k
                 archive = Path(tmp) / f"{plan.root.name}.zip"
                 await asyncio.to_thread(zip_folder, plan.root, archive)
                 created = await client.index_archive(archive, plan.labels, plan.payload)
-        return await follow_job(lambda: client.job(created["id"]))
+        return await follow.job(created, lambda: client.job(created["id"]))
 
 
-async def on_workers(plan: Plan, settings) -> dict:
+async def on_workers(plan: Plan, settings, follow: Following = Following()) -> dict:
     """Queued for the Celery workers, followed through the job store they update."""
     from dogsearch.jobs.service import Jobs
 
     jobs = Jobs(settings)
     async with jobs.running():
         created = await jobs.submit_path(plan.target, plan.labels, plan.payload, roots=plan.readable)
-        return await follow_job(lambda: jobs.get(created["id"]))
+        return await follow.job(created, lambda: jobs.get(created["id"]))
 
 
-async def in_process(plan: Plan, data_dir: Path, *, embedder_options: dict | None = None, **all_in_one) -> dict:
+async def in_process(plan: Plan, data_dir: Path, *, embedder_options: dict | None = None,
+                     follow: Following = Following(), **all_in_one) -> dict:
     """Every service and the job in this process, on `data_dir`. The embedder loads its model for the first photo to
     embed, not at start-up: a folder already stored (`make demo` run again) embeds nothing and need not wait for it.
     `embedder_options`, `all_in_one`: the embedder's settings and create_all_in_one's options (tests)."""
@@ -120,7 +166,8 @@ async def in_process(plan: Plan, data_dir: Path, *, embedder_options: dict | Non
     settings = EmbedderSettings(**{"preload": False} | (embedder_options or {}))
     async with gateway(None, data_dir, jobs_options=options, embedder_settings=settings, **all_in_one) as client:
         created = await client.index_path(plan.target, plan.labels, plan.payload)
-        return await follow_job(lambda: client.job(created["id"]))
+        return await follow.job(created, lambda: client.job(created["id"]),
+                                cancel=lambda: client.cancel_job(created["id"]))
 
 
 def zip_folder(root: Path, dest: Path) -> int:
@@ -150,6 +197,15 @@ async def follow_job(get: Callable[[], Awaitable[dict]], progress: bool = True, 
             await asyncio.sleep(every_s)
     finally:
         bar.close()
+
+
+def report_job(job: dict) -> None:
+    """The job's counts, its failures and, unless it is done, its state (on stderr)."""
+    print(job_summary(job))
+    for error in job["errors"]:
+        print(f"  failed: {error['file']}: {error['reason']}", file=sys.stderr)
+    if job["state"] != "done":
+        print(f"job {job['id']} {job['state']}" + (f": {job['error']}" if job.get("error") else ""), file=sys.stderr)
 
 
 def job_summary(job: dict) -> str:

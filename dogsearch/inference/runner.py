@@ -128,10 +128,12 @@ class BatchedModel(LazyModel[T], Generic[T, I, R]):
         turns 200 when done."""
         loop = asyncio.get_running_loop()
         loading = loop.run_in_executor(self._executor, self.try_load) if preload else None
-        yield
-        if loading is not None:
-            await loading
-        await self.batcher.aclose()
+        try:
+            yield
+        finally:
+            if loading is not None:
+                await loading
+            await self.batcher.aclose()
 
     def readiness(self, preload: bool, lazy_is_ready: bool = False) -> str | None:
         if self.loaded is not None:

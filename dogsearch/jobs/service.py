@@ -42,7 +42,9 @@ class JobNotFound(NotFound):
 
 class Jobs:
     def __init__(self, settings: JobsSettings, ingestor: Ingestor | None = None) -> None:
-        """Embedded (no broker): needs the app's `ingestor`. With a broker: Celery workers do the work."""
+        """Embedded (no broker): the app's `ingestor` runs the jobs; without one (`dogsearch jobs` beside a server
+        on the same data) jobs are read and cancelled, and none is run or submitted here. With a broker: Celery
+        workers do the work."""
         self.settings = settings
         self.celery = None
         self.runner = None
@@ -54,10 +56,8 @@ class Jobs:
         else:
             from dogsearch.jobs.local import LocalRunner
 
-            if ingestor is None:
-                raise ValueError("the embedded job runner needs the app's Ingestor")
             self.store = SqliteJobStore(settings.data_dir / "jobs.sqlite3", max_errors=settings.max_listed_errors)
-            self.runner = LocalRunner(self.store, ingestor, settings)
+            self.runner = LocalRunner(self.store, ingestor, settings) if ingestor else None
 
     @property
     def mode(self) -> str:
@@ -180,6 +180,8 @@ class Jobs:
         return room
 
     async def _create(self, *, job_id: str | None = None, manifest: Path | None, **fields: Any) -> dict[str, Any]:
+        if self.runner is None and self.celery is None:
+            raise RuntimeError("nothing runs jobs here: an embedded Jobs runs them with the app's Ingestor")
         if manifest is not None:
             # Read the manifest now, so that a malformed one is the caller's 4xx rather than a failed job.
             from dogsearch.jobs.sources import list_items

@@ -76,14 +76,16 @@ def create_app(
             # Entries stored by an older release get the current layout's fields, in the background.
             upgrading.append(asyncio.create_task(_upgrade_layout(gallery)))
             delivering = asyncio.create_task(deliverer.run())
-            async with bulk.running():  # stops the embedded job runner before the clients close
-                yield
-            upgrading[0].cancel()
-            delivering.cancel()
-            await asyncio.gather(delivering, return_exceptions=True)
-            for client in (embedder, search_client, pose_client, sender):
-                await client.aclose()
-            await asyncio.to_thread(watches.store.close)
+            try:
+                async with bulk.running():  # stops the embedded job runner before the clients close
+                    yield
+            finally:
+                upgrading[0].cancel()
+                delivering.cancel()
+                await asyncio.gather(delivering, return_exceptions=True)
+                for client in (embedder, search_client, pose_client, sender):
+                    await client.aclose()
+                await asyncio.to_thread(watches.store.close)
 
     app = FastAPI(title="dogsearch", version="0.1.0", description="Find the most similar dogs in a collection from "
                                                                   "a photo.", lifespan=lifespan)

@@ -40,6 +40,9 @@ class GatewayClient(ServiceClient):
             files = {"archive": (archive.name, f, "application/zip")}
             return (await self.request("POST", "/v1/jobs/index/upload", files=files, data=data)).json()
 
+    async def jobs(self, limit: int = 50) -> list[dict]:
+        return (await self.request("GET", "/v1/jobs", params={"limit": limit})).json()["items"]
+
     async def job(self, job_id: str) -> dict:
         return (await self.request("GET", f"/v1/jobs/{job_id}")).json()
 

@@ -30,11 +30,13 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
                                       "where": settings.qdrant_url or str(settings.data_dir)})
         # A Qdrant server builds its index by itself; only the embedded engine needs the idle-time builds.
         task = None if store.builds_own_index else asyncio.create_task(builder.run_forever())
-        yield
-        if task is not None:
-            task.cancel()
-        app.state.store = None
-        await asyncio.to_thread(store.close)
+        try:
+            yield
+        finally:  # also when the block of an in-process user (the CLI) raised: the store's lock goes with it
+            if task is not None:
+                task.cancel()
+            app.state.store = None
+            await asyncio.to_thread(store.close)
 
     app = FastAPI(title="dogsearch search", version="0.1.0", lifespan=lifespan)
     app.state.settings, app.state.store = settings, None
