@@ -274,14 +274,6 @@ class WatchStore(SqliteFile):
                 "SELECT watch, dog FROM deliveries WHERE (state = 'pending' AND next_at <= ?) "
                 "OR (state = 'sending' AND lease_until <= ?) ORDER BY next_at LIMIT ?", (t, t, limit)).fetchall()
 
-    def next_due(self) -> float | None:
-        """When the next pending delivery is due (epoch seconds), or None."""
-        with self.lock:
-            pending = self.db.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()[0]
-            sending = self.db.execute("SELECT MIN(lease_until) FROM deliveries WHERE state = 'sending'").fetchone()[0]
-        times = [v for v in (pending, sending) if v is not None]
-        return min(times) if times else None
-
     def claim(self, watch_id: str, dog_id: str, lease_s: float) -> Claimed | None:
         """Takes a due delivery for one attempt (counted now), or None when another sender has it or it is not
         due."""
