@@ -10,6 +10,7 @@ import math
 from PIL import Image
 
 from dogsearch.core.errors import InvalidInput
+from dogsearch.core.images import MAX_ASPECT
 
 Box = tuple[float, float, float, float]
 
@@ -37,7 +38,19 @@ def expand(box: Box, margin: float, width: int, height: int) -> tuple[int, int, 
     right, bottom = min(width, int(-(-(x1 + dx) // 1))), min(height, int(-(-(y1 + dy) // 1)))
     if right <= left or bottom <= top:
         raise ValueError(f"box {box} lies outside the {width}x{height} photo")
+    # A sliver (a detector's, or a photo's edge) is widened to MAX_ASPECT: a model resizes a crop by its short side.
+    if (right - left) * MAX_ASPECT < bottom - top:
+        left, right = _widened(left, right, -(-(bottom - top) // MAX_ASPECT), width)
+    elif (bottom - top) * MAX_ASPECT < right - left:
+        top, bottom = _widened(top, bottom, -(-(right - left) // MAX_ASPECT), height)
     return left, top, right, bottom
+
+
+def _widened(start: int, end: int, size: int, limit: int) -> tuple[int, int]:
+    """[start, end) grown about its middle to `size` (at most `limit`), inside [0, limit)."""
+    size = min(size, limit)
+    start = min(max(0, (start + end - size) // 2), limit - size)
+    return start, start + size
 
 
 def crop(image: Image.Image, box: Box, margin: float = DEFAULT_MARGIN) -> Image.Image:
@@ -100,4 +113,7 @@ def clip_marked(box: Box, width: int, height: int) -> Box:
     if x1 - x0 < MIN_MARKED_SIDE or y1 - y0 < MIN_MARKED_SIDE:
         raise BadBox(f"box {[round(v, 1) for v in box]} holds under {MIN_MARKED_SIDE}x{MIN_MARKED_SIDE} pixels of "
                      f"the {width}x{height} photo: mark the whole dog")
+    if max(x1 - x0, y1 - y0) > MAX_ASPECT * min(x1 - x0, y1 - y0):
+        raise BadBox(f"box {[round(v, 1) for v in box]} is too long and thin (in the {width}x{height} photo, its long "
+                     f"side may be at most {MAX_ASPECT} times its short side): mark the whole dog")
     return round(x0, 1), round(y0, 1), round(x1, 1), round(y1, 1)

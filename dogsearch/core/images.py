@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -32,6 +33,9 @@ MAX_DECODE_BYTES = 192 * 1024 * 1024
 DECODE_MEMORY_BYTES = 256 * 1024 * 1024
 # How long a decode waits for the others in flight to leave it room before the request is answered 503.
 DECODE_WAIT_S = 30.0
+# The most a photo's long side may be its short side's multiple (a phone's panorama is 4-10). Models resize a photo
+# by its short side: a 1 x 100,000 PNG of a few hundred bytes, under any pixel limit, would become 256 x 25.6 M.
+MAX_ASPECT = 20
 
 
 class ImageRejected(InvalidInput):
@@ -44,6 +48,10 @@ class ImageTooLarge(TooLarge, ImageRejected):
 
 class ImageUnsupported(UnsupportedMedia, ImageRejected):
     """Not an image, or not of a format we take."""
+
+
+class ImageTooThin(ImageRejected):
+    """Its long side is over MAX_ASPECT times its short side."""
 
 
 class DecodersBusy(Unavailable):
@@ -234,6 +242,10 @@ def _open(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data), formats=_OPENERS)  # Pillow tries no other parser on untrusted bytes
+        except Image.DecompressionBombError as exc:  # Pillow's own limit, far above ours: say ours
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            raise ImageTooLarge(f"too many pixels: {found[1] if found else 'over ' + str(Image.MAX_IMAGE_PIXELS)}, "
+                                f"limit {max_pixels}") from exc
         except UnidentifiedImageError as exc:
             # A file that starts as a format we take but cannot be opened is damaged (an upload cut short within
             # its header, a HEIF or AVIF anywhere: they are parsed whole), not a foreign format.
@@ -247,6 +259,9 @@ def _open(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     width, height = im.size  # read from the header: no pixels decoded yet
     if width * height > max_pixels:
         raise ImageTooLarge(f"too many pixels: {width}x{height}, limit {max_pixels}")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageTooThin(f"too long and thin: {width}x{height}; a photo's long side may be at most {MAX_ASPECT} "
+                           "times its short side")
     return im
 
 
@@ -288,8 +303,8 @@ def _reading() -> Iterator[None]:
         yield
     except ImageRejected:
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"too many pixels: {exc}") from exc
+    except Image.DecompressionBombError as exc:  # a frame or tile past Pillow's own limit (the header passed ours)
+        raise ImageTooLarge("too many pixels") from exc
     except UnidentifiedImageError as exc:
         raise ImageUnsupported(f"not an image, or an unsupported image format; use one of "
                                f"{', '.join(sorted(ALLOWED_FORMATS))}") from exc

@@ -49,3 +49,17 @@ def test_a_marked_box_is_clipped_to_the_photo_and_must_keep_enough_of_it():
     for box in ((90, 0, 200, 50), (200, 200, 300, 300), (0, 0, 15, 80)):  # a sliver inside, outside, too narrow
         with pytest.raises(BadBox, match="under 16x16 pixels of the 100x80 photo"):
             clip_marked(box, 100, 80)
+
+
+def test_a_sliver_is_widened_to_the_most_a_crop_may_be_long_and_thin():
+    """A model resizes a crop by its short side: a 2 x 900 detector box would become 224 x 100,800 pixels."""
+    assert expand((10, 10, 12, 900), 0, 1000, 1000) == (0, 10, 45, 900)  # 890 / 20 = 44.5: 45 wide, from the edge
+    assert expand((500, 0, 501, 1000), 0, 1000, 1000) == (475, 0, 525, 1000)  # about its middle
+    assert expand((0, 997, 1000, 1000), 0, 1000, 1000) == (0, 950, 1000, 1000)  # inside the photo
+    assert expand((10, 10, 200, 300), 0, 1000, 1000) == (10, 10, 200, 300)  # a dog's box is as it was
+
+
+def test_a_marked_box_may_not_be_a_sliver():
+    with pytest.raises(BadBox, match="too long and thin"):
+        clip_marked((0, 0, 4000, 20), 4000, 3000)
+    assert clip_marked((0, 0, 400, 20), 4000, 3000) == (0, 0, 400, 20)

@@ -12,6 +12,7 @@ from dogsearch.core.images import (
     ImageLimits,
     ImageRejected,
     ImageTooLarge,
+    ImageTooThin,
     ImageUnsupported,
     decode_image,
     thumbnail_jpeg,
@@ -60,6 +61,23 @@ def test_decompression_bomb_is_refused_before_decoding():
     assert len(bomb) < 100_000
     err = rejected(bomb)
     assert type(err) is ImageTooLarge and "too many pixels" in err.reason
+
+
+def test_a_bomb_past_pillows_own_limit_names_its_pixels_and_our_limit():
+    bomb = encode(Image.new("1", (20_000, 10_000)), "PNG")  # 200 MP: Pillow refuses it itself, in its words
+    err = rejected(bomb, max_bytes=1_000_000)
+    assert type(err) is ImageTooLarge and err.reason == "too many pixels: 200000000, limit 1000000"
+
+
+@pytest.mark.parametrize("size", [(1, 100_000), (60_000, 10), (100, 2_001)])
+def test_a_long_thin_image_is_refused_from_its_header(size):
+    """A few hundred bytes under any pixel limit, which a model resizing it by its short side would make gigabytes."""
+    err = rejected(encode(Image.new("L", size, 255), "PNG"), max_bytes=1_000_000)
+    assert type(err) is ImageTooThin and "too long and thin" in err.reason and err.code == "image_too_thin"
+
+
+def test_a_panorama_is_not_thin():
+    assert decode_image(encode(Image.new("L", (2_000, 100), 255), "PNG"), **LIMITS).width == 2_000
 
 
 def test_unsupported_format_is_415():

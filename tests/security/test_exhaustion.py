@@ -106,6 +106,31 @@ def test_decompression_bombs_are_refused_without_the_memory_they_declare(start_s
     assert growth < MAX_GROWTH_MB, f"peak RSS grew {growth:.0f} MiB over {baseline:.0f} MiB"
 
 
+def test_a_long_thin_image_costs_no_memory(start_server):
+    """A 1 x 100,000 PNG is a few hundred bytes and 100,000 pixels, under every limit on size and pixels; the models
+    resize a photo by its short side, so it became 256 x 25.6 M pixels there: one search took the server past 20 GB
+    until the kernel killed it. Refused from its header at every door, the dog detector on; so is a sliver of a box
+    marked in a large photo."""
+    server = start_server(env={"DOGSEARCH_EMBEDDER_DETECTOR": "lite0-centernet"})
+    url, pid = server.url, server.proc.pid
+    warm = httpx.post(f"{url}/v1/search", files={"image": ("d.jpg", solid((120, 60, 30), (640, 480)))}, timeout=120)
+    assert warm.status_code in (200, 422), warm.text
+    baseline = peak_rss_mb(pid)
+    for size in ((1, 100_000), (100_000, 1), (30, 5_000)):
+        thin = encode(Image.new("L", size, 255), "PNG")
+        assert len(thin) < 5_000
+        for path in ("/v1/search", "/v1/dogs", "/v1/detect", "/v1/pose"):
+            answer = httpx.post(f"{url}{path}", files={"image": ("thin.png", thin)}, timeout=60)
+            assert answer.status_code == 422, (size, path, answer.text)
+            assert answer.json()["code"] == "image_too_thin" and "too long and thin" in answer.json()["detail"]
+    large = encode(Image.new("RGB", (4000, 3000), (90, 120, 60)), "JPEG")
+    sliver = httpx.post(f"{url}/v1/search", files={"image": ("large.jpg", large)}, data={"box": "0,0,4000,16"},
+                        timeout=60)
+    assert sliver.status_code == 422 and "mark the whole dog" in sliver.json()["detail"], sliver.text
+    growth = peak_rss_mb(pid) - baseline
+    assert growth < MAX_GROWTH_MB, f"peak RSS grew {growth:.0f} MiB over {baseline:.0f} MiB"
+
+
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 def test_bombs_within_the_limit_are_decoded_one_at_a_time(start_server, runtime):
     """The default limit takes a 40 MP palette PNG (190 MiB to decode, as an iPhone's 24 MP HEIC takes 187), so a
