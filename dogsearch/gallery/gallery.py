@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dogsearch.core.boxes import BadBox, Box
+from dogsearch.core.boxes import BadBox, Box, iou
 from dogsearch.core.errors import InvalidInput
 from dogsearch.core.images import ImageLimits, ImageRejected, thumbnail_jpeg
 from dogsearch.core.judged import JudgedPart
@@ -34,7 +34,7 @@ from dogsearch.gallery.ingest import Added, Ingestor, Upload, check_dog, pick
 from dogsearch.gallery.judged import JudgedParts
 from dogsearch.gallery.multiquery import Rule, mean_query
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.gallery.records import Dog, Match, Page, Photo
+from dogsearch.gallery.records import Dog, Match, Page, Photo, sha256_hex
 from dogsearch.gallery.reports import PhotoReport
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
@@ -198,8 +198,11 @@ class Gallery:
         embedding = await self.embedder.embed_dogs(list(images), whole_if_none=not self.require_dog, seems=False,
                                                    boxes=None if box is None else [box])
         await self.space.check(embedding.model)
-        vectors = np.stack([_pick(photo, dog, n, len(images)).vector for n, photo in enumerate(embedding.photos)])
-        return Search(await self._nearest(vectors, k, filter, rule), embedding.photos[0], dog, embedding.photos)
+        picked = [_pick(photo, dog, n, len(images)) for n, photo in enumerate(embedding.photos)]
+        matches = await self._nearest(np.stack([found.vector for found in picked]), k, filter, rule)
+        searched = {sha256_hex(image): found for image, found in zip(images, picked, strict=True)}
+        matches = sorted((_exact(m, searched) for m in matches), key=lambda m: not m.exact)  # first of its equals
+        return Search(matches, embedding.photos[0], dog, embedding.photos)
 
     async def _nearest(self, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule) -> list[Match]:
         """The k nearest dogs, as readers are shown them (`shown`): what a search and "more like this" answer."""
@@ -304,6 +307,18 @@ class Gallery:
             offset = page["next"]
             if offset is None:
                 return entries
+
+
+def _exact(match: Match, searched: Mapping[str, FoundDog]) -> Match:
+    """`match`, marked `exact` when its entry is the searched dog of a query photo ({sha256: its dog}) stored: the same
+    bytes, and the dog at the same place (the same box, to the detector's rounding; or both the whole photo). A
+    photo with two dogs side by side, or one dog boxed twice, has look-alikes that no lead tells apart from it."""
+    found = searched.get(match.dog.payload.get("sha256", ""))
+    if found is None:
+        return match
+    box = match.dog.payload.get("box")
+    same = found.whole_photo if box is None else not found.whole_photo and iou(tuple(box), found.box) >= 0.9
+    return replace(match, exact=True) if same else match
 
 
 def _pick(photo: PhotoDogs, dog: int, n: int, of: int) -> FoundDog:

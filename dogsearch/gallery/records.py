@@ -93,6 +93,7 @@ class Match:
     dog: Dog
     score: float  # cosine similarity of its best entry, higher is more similar (re-ranked: the re-ranking's, judged.py)
     judged: float | None = None  # what the same-dog verdict reads where not `score`: its best part cosine (judged.py)
+    exact: bool = False  # the query's own photo and dog, stored: the same dog, whatever the scores say
 
     @property
     def verdict_score(self) -> float:

@@ -36,7 +36,7 @@ async def calibrated(tmp_path, fake_model):
 async def test_results_carry_a_probability_and_a_verdict(calibrated):
     red = (await add(calibrated, solid(RED))).json()["id"]
     await add(calibrated, solid(BLUE))
-    body = (await search(calibrated, solid(RED), k=2)).json()
+    body = (await search(calibrated, solid(RED, fmt="PNG"), k=2)).json()  # not the stored bytes: the test below
     first, second = body["results"]
     assert first["id"] == red and first["same_dog"] > 0.99 and first["verdict"] == "likely"
     assert second["same_dog"] < 0.01 and second["verdict"] == "unlikely"
@@ -72,13 +72,14 @@ async def test_a_first_result_that_does_not_stand_out_from_the_next_dog_is_not_l
     ranked = Calibration("test-color-grid", "isotonic", CALIBRATION.params, 0.5, first={"a": 100.0, "b": -3.0})
     (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(ranked.to_json()))
     app = fake_all_in_one(tmp_path / "data", fake_model, gateway_options={"calibration_dir": models})
+    query = solid(RED, size=(72, 54))  # not a stored photo (one is certain: the test below)
     async with serving(app) as client:
         await add(client, solid(RED))
         await add(client, solid(BLUE))
-        alone = (await search(client, solid(RED), k=2)).json()
+        alone = (await search(client, query, k=2)).json()
         await add(client, solid(RED, size=(80, 60)))
-        twins = (await search(client, solid(RED), k=3)).json()
-        one = (await search(client, solid(RED), k=1)).json()
+        twins = (await search(client, query, k=3)).json()
+        one = (await search(client, query, k=1)).json()
         red = (await add(client, solid(RED, size=(90, 70)))).json()["id"]  # a third: two look-alikes for it
         similar = (await client.get(f"/v1/dogs/{red}/similar", params={"k": 1})).json()
     assert alone["results"][0]["verdict"] == "likely" and alone["best_verdict"] == "likely"
@@ -90,6 +91,28 @@ async def test_a_first_result_that_does_not_stand_out_from_the_next_dog_is_not_l
     assert first["score"] - second["score"] < 0.01 and first["same_dog"] < 0.2
     assert second["same_dog"] <= first["same_dog"] and second["verdict"] == "unlikely"
     assert twins["best_verdict"] != "likely" and twins["message"] == NO_LIKELY
+
+
+async def test_the_querys_own_photo_stored_is_the_same_dog_whatever_its_look_alikes(tmp_path, fake_model):
+    """The photo searched with is stored (a user checks their own upload; one dog boxed twice, or littermates side
+    by side, make look-alikes that score as high): its own entry is certain, the look-alike trails it. A copy of it
+    in other bytes is no more than the calibration says."""
+    models = tmp_path / "models"
+    (models / "test-color-grid").mkdir(parents=True)
+    ranked = Calibration("test-color-grid", "isotonic", CALIBRATION.params, 0.5, first={"a": 100.0, "b": -3.0})
+    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(ranked.to_json()))
+    app = fake_all_in_one(tmp_path / "data", fake_model, gateway_options={"calibration_dir": models})
+    async with serving(app) as client:
+        red = (await add(client, solid(RED))).json()["id"]
+        twin = (await add(client, solid(RED, size=(80, 60)))).json()["id"]
+        own = (await search(client, solid(RED), k=2)).json()
+        posed = (await search(client, solid(RED), k=2, pose="true")).json()
+        copy = (await search(client, solid(RED, fmt="PNG"), k=2)).json()
+    for body in (own, posed):
+        assert [(r["id"], r["same_dog"], r["verdict"]) for r in body["results"][:1]] == [(red, 1.0, "likely")]
+        assert body["results"][1]["id"] == twin and body["results"][1]["verdict"] == "unlikely"
+        assert body["best_verdict"] == "likely" and body["message"] is None
+    assert copy["results"][0]["same_dog"] < 0.2 and copy["best_verdict"] != "likely"
 
 
 async def test_the_thresholds_are_settings(tmp_path, fake_model):

@@ -2,7 +2,8 @@
 (models/<model>/calibration.json, dogsearch/models/calibration.py) and a verdict by the gateway's thresholds. Vectors
 without a calibration give no probability (null) and no verdict: a search never fails for want of one. A list's
 best result is only as likely as it stands out from the next dog (Calibration.results): a look-alike of the
-query's breed scores as high as the dog itself would. A calibration with a ``part`` (a fusion's: ranked by the whole
+query's breed scores as high as the dog itself would; but the query's own photo and dog, stored (Match.exact), is
+certain. A calibration with a ``part`` (a fusion's: ranked by the whole
 vector, judged by its ViT part, dogsearch/core/judged.py) reads each match's part score, never its ranking score.
 """
 from __future__ import annotations
@@ -74,7 +75,8 @@ class SameDog:
             return Judged([None] * shown, [None] * shown, None, None)
         scores = [m.verdict_score for m in matches]
         s = self.settings
-        probabilities = [round(float(p), 4) for p in cal.results(list(scores), s.same_dog_prior)[:shown]]
+        probabilities = [1.0 if m.exact else round(float(p), 4)
+                         for m, p in zip(matches, cal.results(list(scores), s.same_dog_prior)[:shown], strict=False)]
         verdicts = [verdict(p, s.same_dog_possible, s.same_dog_likely) for p in probabilities]
         best = verdict(max(probabilities, default=0.0), s.same_dog_possible, s.same_dog_likely)
         return Judged(probabilities, verdicts, best, None if best == "likely" else NO_LIKELY)
