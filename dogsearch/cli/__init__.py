@@ -5,6 +5,7 @@ imports happen inside `run`, so `dogsearch --help` stays quick."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from pydantic import ValidationError
@@ -26,9 +27,14 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # here, where a reader that has gone is caught below, not as Python exits
+        return status
     except ValidationError as exc:  # settings from env or flags: fail fast, say which and why
         print(f"dogsearch: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `dogsearch jobs list | head`: the reader has gone, and so has what was left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error as Python flushes at exit
+        return 1

@@ -68,8 +68,12 @@ async def _act(args: argparse.Namespace) -> int:
             return 0
         if args.action == "cancel":
             job = await jobs.get(args.job_id)
-            if job["state"] in ("queued", "running"):
-                job = await jobs.cancel(args.job_id)
+            if job["state"] not in ("queued", "running"):
+                report_job(job)
+                print(f"dogsearch jobs: job {job['id']} is already over ({job['state']}): nothing to cancel",
+                      file=sys.stderr)
+                return 1
+            job = await jobs.cancel(args.job_id)
         elif args.follow:
             job = await follow_job(lambda: jobs.get(args.job_id))
         else:
@@ -79,6 +83,9 @@ async def _act(args: argparse.Namespace) -> int:
     else:
         report_job(job)
     if args.action == "cancel":
+        if job["state"] == "cancelled":  # the counts of now: a batch a worker had started still finishes
+            print("a batch already under way still finishes: `dogsearch jobs show` gives its counts after",
+                  file=sys.stderr)
         return 0 if job["state"] == "cancelled" else 1
     return 0 if job["state"] in ("queued", "running", "done") else 1
 

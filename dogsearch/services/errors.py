@@ -6,6 +6,8 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from dogsearch.core.errors import (
@@ -66,9 +68,35 @@ def install_error_mapping(app: FastAPI) -> None:
             log.error("internal error", exc_info=exc)
         return error_response(exc)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's list of what is wrong with the request, each value sent echoed at most ECHOED characters: a
+        20 KB field is not sent back whole."""
+        errors = [{k: _echoed(v) if k == "input" else v for k, v in e.items() if k != "url"} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors), "code": "invalid_input"}, status_code=422)
+
+
+ECHOED = 64
+
+
+def _echoed(value: Any) -> Any:
+    if isinstance(value, str | bytes) and len(value) > ECHOED:
+        return f"{value[:ECHOED]!s}... ({len(value)} characters)"
+    if isinstance(value, dict | list) and len(str(value)) > ECHOED:
+        return f"({type(value).__name__} of {len(value)} items)"
+    return value
+
 
 class UpstreamFailure(Unavailable):
     """Another service failed (a 5xx) or could not be reached: for this service's caller, that part is down."""
+
+
+def _said(detail: Any) -> str:
+    """An answer's `detail` in words: a request's validation errors ([{"loc", "msg"}]) as "field: message; ..."."""
+    if isinstance(detail, list) and detail and all(isinstance(e, dict) and "msg" in e for e in detail):
+        return "; ".join(f"{'.'.join(str(part) for part in e.get('loc', ())[1:]) or 'request'}: {e['msg']}"
+                         for e in detail)
+    return detail if isinstance(detail, str) else str(detail)
 
 
 def from_response(service: str, status: int, body: Any, *, named: bool = True) -> DogsearchError:
@@ -77,7 +105,7 @@ def from_response(service: str, status: int, body: Any, *, named: bool = True) -
     a known `code` of the status's kind (a CollectionMissing, not any Conflict), else the kind of the status. A 5xx
     is an UpstreamFailure: the caller's request was fine, a part behind it is not."""
     detail = body.get("detail", body) if isinstance(body, dict) else body
-    reason = without_paths(detail if isinstance(detail, str) else str(detail))  # passed on: no server paths
+    reason = without_paths(_said(detail))  # passed on: no server paths
     if (status >= 500 and status not in (504, 507)) or status == 401:  # 401: this service's own credentials are wrong
         return UpstreamFailure(f"{service} unavailable: {reason}", source=service)
     kind = KIND_OF_STATUS.get(status, InvalidInput if status < 500 else TimedOut)

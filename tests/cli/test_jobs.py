@@ -70,7 +70,8 @@ def test_ctrl_c_leaves_a_gateways_job_running_and_jobs_follows_it_to_the_end(tmp
     assert followed.returncode == 0, followed.stderr
     assert "indexed 20, duplicates 0 (already stored 0), near duplicates 0, failed 0" in followed.stdout
     over = dogsearch("jobs", "cancel", "--url", slow_gateway, job)
-    assert over.returncode == 1 and "indexed 20" in over.stdout  # nothing left to cancel: it is done
+    assert over.returncode == 1 and "indexed 20" in over.stdout
+    assert f"job {job} is already over (done): nothing to cancel" in over.stderr
 
 
 def test_a_detached_job_is_cancelled_by_its_id_and_what_it_stored_stays(tmp_path, slow_gateway):
@@ -181,3 +182,21 @@ def test_jobs_beside_the_workers_are_read_and_cancelled_in_redis(tmp_path, monke
     assert store.get(job)["state"] == "cancelled" and f"job {job} cancelled" in capsys.readouterr().err
     assert cli.main(["jobs", "list", "--limit", "1000", "--json"]) == 0
     assert job in {j["id"] for j in json.loads(capsys.readouterr().out)}
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    """`dogsearch jobs list | head -1`: the rest of the table has nowhere to go; no traceback says so."""
+    data = tmp_path / "data"
+    store = SqliteJobStore(data / "jobs" / "jobs.sqlite3")
+    for _ in range(200):
+        store.create(new_job(str(uuid.uuid4()), source="path", path="/photos", root="/photos", roots=[]))
+    listed = subprocess.run(f"{sys.executable} -m dogsearch.cli jobs list --limit 200 --data-dir {data} | head -1",
+                            shell=True, capture_output=True, text=True, timeout=60)
+    assert listed.stdout.split()[:2] == ["ID", "STATE"]
+    assert "Traceback" not in listed.stderr and "Error" not in listed.stderr, listed.stderr
+
+
+def test_a_malformed_job_id_is_said_in_words(slow_gateway):
+    shown = dogsearch("jobs", "show", "--url", slow_gateway, "nope")
+    assert shown.returncode == 1 and "job_id: String should match pattern" in shown.stderr, shown.stderr
+    assert "'loc'" not in shown.stderr and "'type'" not in shown.stderr  # not a list of dicts

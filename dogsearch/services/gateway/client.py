@@ -3,7 +3,7 @@ handy for scripts)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,15 @@ class GatewayClient(ServiceClient):
         response = await self.request("POST", "/v1/dogs", files={"image": (filename, image)}, data=data)
         return response.status_code, response.json()
 
-    async def search(self, image: bytes, k: int = 10, filter: Mapping[str, Any] | None = None) -> dict:
+    async def search(self, image: bytes | Sequence[bytes], k: int = 10,
+                     filter: Mapping[str, Any] | None = None) -> dict:
+        """`image`: a photo, or several photos of one dog (combined by the gateway's QUERY_COMBINE)."""
         data = {"k": str(k)}
         if filter:
             data["filter"] = json.dumps(filter)
-        return (await self.request("POST", "/v1/search", files={"image": ("query", image)}, data=data)).json()
+        images = [image] if isinstance(image, bytes) else list(image)
+        files = [("image", (f"query{n}", one)) for n, one in enumerate(images)]
+        return (await self.request("POST", "/v1/search", files=files, data=data)).json()
 
     async def dogs(self, limit: int = 20, cursor: str | None = None) -> dict:
         params = {"limit": limit} | ({"cursor": cursor} if cursor else {})
