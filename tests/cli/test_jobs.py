@@ -53,8 +53,11 @@ def slow_gateway(tmp_path):
 
 def test_ctrl_c_leaves_a_gateways_job_running_and_jobs_follows_it_to_the_end(tmp_path, slow_gateway):
     folder = photo_folder(tmp_path, 20)
+    # Ctrl-C as a terminal sends it: to a command that takes SIGINT (a test run in the background ignores it, and
+    # so, from it, would the command)
     started = subprocess.Popen([sys.executable, "-m", "dogsearch.cli", "index", str(folder), "--url", slow_gateway],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         job = running_job(slow_gateway)
         started.send_signal(signal.SIGINT)
