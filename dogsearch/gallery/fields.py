@@ -13,6 +13,7 @@ import re
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
 
@@ -73,12 +74,20 @@ def parse_location(value: Any, name: str = "location") -> dict[str, float]:
     return {"lat": lat, "lon": lon}
 
 
+# How far ahead of this server's clock a report's time may be: a day covers every time zone a time without its
+# zone may have been meant in, and a sender's clock a little fast; past it, a typo (2062 for 2026).
+FUTURE_SLACK = timedelta(days=1)
+
+
 def _seen_at(value: Any) -> str:
-    """ISO 8601 -> RFC 3339 in UTC (a time without a zone is taken as UTC)."""
+    """ISO 8601 -> RFC 3339 in UTC (a time without a zone is taken as UTC); not in the future."""
     try:
-        return utc_instant(value).isoformat()
+        at = utc_instant(value)
     except (TypeError, ValueError):
         raise InvalidFields(f"field 'seen_at': a date and time in ISO 8601, not {value!r}") from None
+    if at > datetime.now(UTC) + FUTURE_SLACK:
+        raise InvalidFields(f"field 'seen_at': {at.isoformat()} is in the future: when was the dog seen?")
+    return at.isoformat()
 
 
 @cache

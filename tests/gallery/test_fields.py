@@ -1,6 +1,8 @@
 """The fields of a dog, defined once: what a user may set and how it is stored."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from dogsearch.gallery.fields import (
@@ -29,6 +31,7 @@ def test_report_fields_are_checked_and_stored_in_one_form():
     ({"location": "91,0"}, "latitude -90..90"),
     ({"location": {"lat": 1}}, "lat,lon"),
     ({"seen_at": "yesterday"}, "ISO 8601"),
+    ({"seen_at": "2062-11-30T08:00:00+01:00"}, "2062-11-30T07:00:00\\+00:00 is in the future"),  # 2026 mistyped
     ({"sha256": "x"}, "set by the server"),
     ({"dog_id": "x"}, "set by the server"),
     ({"phash": "x"}, "set by the server"),
@@ -80,3 +83,9 @@ def test_json_text_is_bounded_in_size_and_depth():
     for deep in ("[" * 5000 + "]" * 5000, '{"a": ' * 9 + "1" + "}" * 9):
         with pytest.raises(InvalidFields, match="nested deeper"):
             parse_json_object('{"x": ' + deep + "}", "payload")
+
+
+def test_a_report_may_be_a_little_ahead_of_this_clock():
+    """A time without its zone meant in Kiritimati (UTC+14), or a phone's clock a few minutes fast."""
+    ahead = (datetime.now(UTC) + timedelta(hours=14)).replace(microsecond=0)
+    assert user_fields({"seen_at": ahead.isoformat()})["seen_at"] == ahead.isoformat()
