@@ -139,6 +139,23 @@ describe("AddDogPage with the dogs found in the photo", () => {
     expect(screen.getByRole("link", { name: "Rex" })).toHaveAttribute("href", "#/dogs/d2");
   });
 
+  it("says a photo already stored was not changed by what was typed", async () => {
+    const fetchMock = vi.fn(async (url: RequestInfo | URL) =>
+      url === "/v1/detect" ? json(404, { detail: "Not Found" }) : json(200, ADDED),
+    );
+    vi.stubGlobal("fetch", fetchMock);
+    render(<AddDogPage />);
+    await pickPhoto();
+    const add = screen.getByRole("button", { name: "Add dog" });
+    await vi.waitFor(() => expect(add).toBeEnabled());
+    await userEvent.click(add);
+    const status = await screen.findByRole("status");
+    expect(status).toHaveTextContent(
+      "This photo was already stored as Rex. Nothing you entered here was changed on it: edit it on its page.",
+    );
+    expect(screen.getByRole("link", { name: "Rex" })).toHaveAttribute("href", "#/dogs/d1");
+  });
+
   it("adds without a choice on a server without /v1/detect", async () => {
     const fetchMock = mockApi([404, { detail: "Not Found" }]);
     render(<AddDogPage />);

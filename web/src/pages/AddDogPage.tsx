@@ -208,6 +208,7 @@ export function AddDogPage() {
             <p className="success" role="status">
               {saved.created ? "Added " : "This photo was already stored as "}
               <a href={`#/dogs/${saved.dog.id}`}>{dogTitle(saved.dog.payload)}</a>.
+              {!saved.created && " Nothing you entered here was changed on it: edit it on its page."}
               {saved.created && typeof saved.dog.payload.near_duplicate_of === "string" && (
                 <>
                   {" "}
