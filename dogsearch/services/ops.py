@@ -176,11 +176,12 @@ def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes
 
     install_error_mapping(app)
 
-    @app.get("/healthz", include_in_schema=False)
+    # HEAD too: what many uptime checkers send
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> dict:
         return {"status": "ok", "service": service}
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.api_route("/readyz", methods=["GET", "HEAD"], include_in_schema=False)
     async def readyz() -> Response:
         reason = await ready()
         if reason is None:

@@ -79,3 +79,14 @@ async def test_a_preview_is_an_upright_jpeg_without_metadata_and_stores_nothing(
     refused = await gateway.post("/v1/preview", files={"image": ("x.heic", heic[:2000])})
     assert refused.status_code == 422 and "truncated or corrupt" in refused.json()["detail"]
     assert await total(gateway) == 0
+
+
+def test_a_score_is_a_cosine_however_float32_rounds_it():
+    """The same photo's unit vectors in float32 may dot to 1.0000001: shown as 1."""
+    from dogsearch.gallery.records import Dog, Match
+    from dogsearch.services.gateway.routers.search import result
+    from dogsearch.services.gateway.samedog import Judged
+
+    dog = Dog.from_entry({"id": "d1", "payload": {"dog_id": "d1", "photo_id": "p1", "format": "JPEG"}})
+    shown = result(Match(dog, 1.0000001192092896), Judged([None], [None], None, None), 0)
+    assert shown.score == 1.0 and result(Match(dog, 0.93), Judged([None], [None], None, None), 0).score == 0.93

@@ -45,6 +45,9 @@ async def test_health_ready_and_metrics():
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         assert (await client.get("/healthz")).json() == {"status": "ok", "service": "t"}
         assert (await client.get("/readyz")).status_code == 200
+        for path in ("/healthz", "/readyz"):  # as uptime checkers ask
+            head = await client.head(path)
+            assert head.status_code == 200 and head.content == b"", path
         await client.post("/echo", content=b"abc")
         assert 'route="/echo",service="t",status="200"' in (await client.get("/metrics")).text
 

@@ -217,7 +217,7 @@ async def _know_model(parts: Parts) -> None:
 def result(match: Match, judged: Judged, index: int, near: Place | None = None, **extra) -> SearchResult:
     payload = match.dog.payload
     return dog_out(match.dog, SearchResult, photo_id=match.dog.photo_id,
-                   score=match.score, box=payload.get("box"),
+                   score=min(1.0, match.score), box=payload.get("box"),  # a float32 cosine may pass 1 by an ulp
                    same_dog=judged.probabilities[index], verdict=judged.verdicts[index],
                    distance_km=distance_from(near, payload), seen_at=payload.get("seen_at"), **extra)
 
