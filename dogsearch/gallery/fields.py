@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -140,6 +141,9 @@ FIELDS: tuple[Field, ...] = (
     Field("phash", "server"),  # the photo's perceptual hash (hex)
     # the dog of a stored look-alike (the same photo resized or recompressed); indexed: a dog's copies are listed
     Field("near_duplicate_of", "server", "keyword"),
+    # the breed and the name as they are matched (match_key): "Beagle" finds "beagle", "Shih Tzu" "Shih-Tzu"
+    Field("breed_key", "server", "keyword", public=False),
+    Field("name_key", "server", "keyword", public=False),
 )
 BY_NAME = {f.name: f for f in FIELDS}
 SERVER_FIELDS = frozenset(f.name for f in FIELDS if f.writer == "server")
@@ -229,9 +233,32 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str
     return out
 
 
+# The fields matched by their key (match_key), and the field that holds it.
+MATCHED = {"breed": "breed_key", "name": "name_key"}
+
+
+def match_key(value: str) -> str:
+    """How a breed or a name is matched: without case, accents or the separators between its words ("Shih-Tzu",
+    "shih tzu" and "SHIH_TZU" are one breed; "Zoë" is "zoe")."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", value.casefold()) if not unicodedata.combining(c))
+    return " ".join(re.split(r"[\s_\-]+", plain)).strip()
+
+
+def match_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of `fields`' breed and name (a string, or a list of them), to store beside them."""
+    out: dict[str, Any] = {}
+    for field, key in MATCHED.items():
+        value = fields.get(field)
+        if isinstance(value, str):
+            out[key] = match_key(value)
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            out[key] = [match_key(v) for v in value]
+    return out
+
+
 def search_filter(breed: str | None, name: str | None, raw_filter: str | None) -> dict[str, Any] | None:
     """A public filter (field -> value, or a list of values for any of them) and the breed and name shortcuts. Its
-    values are matched as given: scalars only."""
+    values are matched as given (scalars only), but a breed's and a name's by their keys (match_key)."""
     flt = parse_json_object(raw_filter, "filter") if raw_filter else {}
     for key, value in flt.items():
         if not _KEY.match(key) or key in HIDDEN_FIELDS:
@@ -242,6 +269,11 @@ def search_filter(breed: str | None, name: str | None, raw_filter: str | None) -
     for key, value in (("breed", breed), ("name", name)):
         if value:
             flt[key] = value
+    for field, key in MATCHED.items():
+        if isinstance(value := flt.get(field), str | list):
+            del flt[field]
+            flt[key] = match_key(value) if isinstance(value, str) else [
+                match_key(v) if isinstance(v, str) else v for v in value]
     return flt or None
 
 

@@ -29,7 +29,7 @@ from dogsearch.gallery.errors import (
     PhotoNotFound,
 )
 from dogsearch.gallery.expansion import Expansion, expand
-from dogsearch.gallery.fields import own_fields
+from dogsearch.gallery.fields import match_keys, own_fields
 from dogsearch.gallery.ingest import Added, Ingestor, Upload, check_dog, pick
 from dogsearch.gallery.judged import JudgedParts
 from dogsearch.gallery.multiquery import Rule, mean_query
@@ -255,7 +255,7 @@ class Gallery:
         await self.dog(dog_id)
         if fields:
             entries = await self._entries({"dog_id": dog_id})
-            await self.index.set_payload([e["id"] for e in entries], dict(fields))
+            await self.index.set_payload([e["id"] for e in entries], dict(fields) | match_keys(fields))
         return await self.dog(dog_id)
 
     async def similar(self, dog_id: str, k: int, filter: Filter | None = None, rule: Rule = "mean",

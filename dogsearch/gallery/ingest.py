@@ -17,6 +17,7 @@ from dogsearch.core.exif import taken
 from dogsearch.core.images import ImageInfo, ImageLimits
 from dogsearch.gallery.contracts import Embedder, FoundDog, Hashes, Index, PhotoDogs
 from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog
+from dogsearch.gallery.fields import match_keys
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import MAX_PHOTO_DOGS, Dog, entry_id, marked_entry_id, photo_dogs, photo_id, sha256_hex
@@ -525,6 +526,7 @@ def _point(upload: Upload, info: ImageInfo, dog: FoundDog, entry: str, model: st
     cover), or, with `of_dog`, another photo of that stored dog."""
     record = {
         **upload.fields,
+        **match_keys(upload.fields),
         "dog_id": of_dog or entry, "cover": of_dog is None, "photo_id": upload.photo_id,
         **({"owner": upload.owner} if upload.owner else {}),
         **({} if dog.whole_photo else {"box": [float(v) for v in dog.box]}),  # no box: the whole photo

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 
 from dogsearch.gallery.contracts import Index
+from dogsearch.gallery.fields import MATCHED, match_key, match_keys
 from dogsearch.search.contract import CollectionMissing
 
 log = logging.getLogger("dogsearch.gallery")
@@ -15,7 +16,32 @@ _BATCH = 256
 
 
 async def upgrade(index: Index, progress: Callable[[int], None] | None = None) -> int:
-    """Upgrades every entry of the old layout; returns how many there were. `progress(n)` after each batch."""
+    """Upgrades every entry of the old layout, then gives every entry with a breed or name stored before they were
+    matched by key its keys; returns how many entries were upgraded. `progress(n)` after each batch."""
+    done = await _old_layout(index, progress)
+    for field, key in MATCHED.items():
+        done += await _keyed(index, field, key)
+    return done
+
+
+async def _keyed(index: Index, field: str, key: str) -> int:
+    done = 0
+    while True:
+        try:
+            page = await index.scroll(_BATCH, None, {"$empty": [key], "$not": {"$empty": [field]}})
+        except CollectionMissing:
+            return done
+        if not page["points"]:
+            if done:
+                log.info("breeds and names keyed", extra={"field": field, "entries": done})
+            return done
+        for point in page["points"]:
+            value = point["payload"][field]  # a number (or numbers) too: keyed as its text, so it is not scrolled again
+            await index.set_payload([point["id"]], match_keys({field: value}) or {key: match_key(str(value))})
+        done += len(page["points"])
+
+
+async def _old_layout(index: Index, progress: Callable[[int], None] | None) -> int:
     done = 0
     while True:
         try:

@@ -10,6 +10,8 @@ from dogsearch.gallery.fields import (
     HIDDEN_FIELDS,
     INDEXED_FIELDS,
     InvalidFields,
+    match_key,
+    match_keys,
     public,
     search_filter,
     user_fields,
@@ -50,7 +52,7 @@ def test_the_entry_structure_is_neither_shown_nor_filtered_on():
     with pytest.raises(InvalidFields, match="cover"):
         search_filter(None, None, '{"cover": false}')
     assert search_filter("pug", None, '{"format": "PNG", "color": ["a", "b"]}') == {
-        "format": "PNG", "color": ["a", "b"], "breed": "pug"}
+        "format": "PNG", "color": ["a", "b"], "breed_key": "pug"}
 
 
 def test_indexes_come_from_the_one_table():
@@ -89,3 +91,15 @@ def test_a_report_may_be_a_little_ahead_of_this_clock():
     """A time without its zone meant in Kiritimati (UTC+14), or a phone's clock a few minutes fast."""
     ahead = (datetime.now(UTC) + timedelta(hours=14)).replace(microsecond=0)
     assert user_fields({"seen_at": ahead.isoformat()})["seen_at"] == ahead.isoformat()
+
+
+def test_a_breed_or_a_name_is_matched_without_case_accents_or_separators():
+    assert {match_key(b) for b in ("Shih-Tzu", "shih tzu", " SHIH_TZU ", "Shih - Tzu")} == {"shih tzu"}
+    assert match_key("Zoë") == "zoe" and match_key("Beagle") == "beagle"
+    assert match_keys({"breed": "Beagle", "name": ["Rex", "T-Rex"], "color": "tan"}) == {
+        "breed_key": "beagle", "name_key": ["rex", "t rex"]}
+    assert search_filter("BEAGLE", "rex", '{"color": "tan"}') == {"color": "tan", "breed_key": "beagle",
+                                                                  "name_key": "rex"}
+    assert search_filter(None, None, '{"breed": ["Shih-Tzu", "Pug"]}') == {"breed_key": ["shih tzu", "pug"]}
+    with pytest.raises(InvalidFields, match="not a field"):
+        search_filter(None, None, '{"breed_key": "pug"}')  # the key is the server's

@@ -94,9 +94,11 @@ async def test_the_upgrade_goes_through_the_search_service_and_is_idempotent(tmp
     async with search_app.router.lifespan_context(search_app):
         index = SearchClient("http://search", app=search_app)
         seen = []
-        assert await upgrade(index, progress=seen.append) == 3 and seen == [3]
+        assert await upgrade(index, progress=seen.append) == 3 + 3 + 3 and seen == [3]  # the layout, breeds, names
         assert await upgrade(index) == 0
         assert await index.count({"cover": True}) == 3 and await index.count({"$empty": ["dog_id"]}) == 0
+        # breeds and names stored before they were matched by key are found as new ones are
+        assert await index.count({"breed_key": "mutt"}) == 3 and await index.count({"name_key": "red"}) == 1
         await index.aclose()
 
 

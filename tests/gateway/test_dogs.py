@@ -339,3 +339,24 @@ async def test_payload_json_and_extra_form_fields_are_kept(gateway):
     assert payload["age"] == 3 and payload["tags"] == ["calm", "small"] and payload["shelter"] == "north"
     found = (await search(gateway, halves(RED, BLUE), filter='{"shelter": "north"}')).json()["results"]
     assert [hit["id"] for hit in found] == [r.json()["id"]]
+
+
+async def test_a_breed_and_a_name_are_found_whatever_their_case_and_separators(gateway):
+    """Breeds come from folder names ("Shih-Tzu"), from people ("shih tzu") and from the breed guess ("beagle"):
+    filters on them match without case, accents or separators, while each dog keeps its breed as it was given."""
+    shih = (await add(gateway, solid(RED), breed="Shih-Tzu", name="Zoë")).json()["id"]
+    beagle = (await add(gateway, solid(BLUE), breed="beagle", name="Rex")).json()["id"]
+
+    async def listed(**params) -> list[str]:
+        return sorted(d["id"] for d in (await gateway.get("/v1/dogs", params=params)).json()["items"])
+
+    assert await listed(breed="shih tzu") == [shih] and await listed(breed="SHIH_TZU") == [shih]
+    assert await listed(name="zoe") == [shih] and await listed(name="REX") == [beagle]
+    assert await listed(filter='{"breed": ["Beagle", "Shih Tzu"]}') == sorted([shih, beagle])
+    hits = (await search(gateway, solid(RED), breed="Beagle")).json()["results"]
+    assert [h["id"] for h in hits] == [beagle]
+    assert (await gateway.get(f"/v1/dogs/{shih}")).json()["payload"]["breed"] == "Shih-Tzu"  # as given, no key shown
+    assert "breed_key" not in (await gateway.get(f"/v1/dogs/{shih}")).json()["payload"]
+
+    assert (await gateway.patch(f"/v1/dogs/{shih}", json={"breed": "Lhasa Apso"})).status_code == 200
+    assert await listed(breed="lhasa-apso") == [shih] and await listed(breed="shih tzu") == []
