@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from dogsearch.core.judged import Rerank
 from dogsearch.gallery.judged import SHOWN
 from dogsearch.models.calibration import FILE_NAME, Calibration
-from dogsearch.services.gateway.samedog import NO_LIKELY
+from dogsearch.services.gateway.samedog import NO_DOGS, NO_LIKELY
 from dogsearch.services.gateway.settings import GatewaySettings
 from tests.fakes import ColorGridModel, fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, DARK_RED, GREEN, RED, add, search
@@ -61,7 +61,7 @@ async def test_a_search_where_nothing_is_likely_says_so(calibrated):
 
 async def test_an_empty_gallery_has_no_likely_match(calibrated):
     body = (await search(calibrated, solid(RED))).json()
-    assert body["results"] == [] and body["best_verdict"] == "unlikely" and body["message"] == NO_LIKELY
+    assert body["results"] == [] and body["best_verdict"] == "unlikely" and body["message"] == NO_DOGS
 
 
 async def test_a_first_result_that_does_not_stand_out_from_the_next_dog_is_not_likely(tmp_path, fake_model):

@@ -27,6 +27,7 @@ from dogsearch.services.gateway.settings import GatewaySettings
 JUDGED = SHOWN
 
 NO_LIKELY = "No likely match: none of these is likely the same dog."
+NO_DOGS = "No dogs to compare with: none is stored, or none passes the search's filters (a status, a place, a time)."
 
 
 @dataclass(frozen=True)
@@ -79,4 +80,4 @@ class SameDog:
                          for m, p in zip(matches, cal.results(list(scores), s.same_dog_prior)[:shown], strict=False)]
         verdicts = [verdict(p, s.same_dog_possible, s.same_dog_likely) for p in probabilities]
         best = verdict(max(probabilities, default=0.0), s.same_dog_possible, s.same_dog_likely)
-        return Judged(probabilities, verdicts, best, None if best == "likely" else NO_LIKELY)
+        return Judged(probabilities, verdicts, best, None if best == "likely" else NO_LIKELY if matches else NO_DOGS)
