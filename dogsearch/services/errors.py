@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from dogsearch.core.boxes import BadBox
 from dogsearch.core.errors import (
     Conflict,
     DogsearchError,
@@ -25,6 +26,7 @@ from dogsearch.core.errors import (
     kinds,
     without_paths,
 )
+from dogsearch.core.images import ImageRejected
 
 log = logging.getLogger("dogsearch.http")
 
@@ -112,4 +114,5 @@ def from_response(service: str, status: int, body: Any, *, named: bool = True) -
     cls = kinds().get(body.get("code")) if isinstance(body, dict) and isinstance(body.get("code"), str) else None
     if cls is None or not issubclass(cls, kind):
         cls = kind
+    named = named and not issubclass(cls, ImageRejected | BadBox)  # the caller's own photo or box: said as is
     return cls(f"{service}: {reason}" if named else reason, source=service)

@@ -58,7 +58,7 @@ def test_owners_and_admins_may_change_what_they_made():
     OPEN.check_may_change(None, "dog 1")
     refused = ((bob, "alice"), (Caller("alice", "search"), "alice"), (bob, None), (Caller(None, None), None))
     for caller, owner in refused:
-        with pytest.raises(Forbidden):
+        with pytest.raises(Forbidden, match="another key" if owner else "added without a key: only an admin key"):
             caller.check_may_change(owner, "dog 1")
     assert alice.sees("alice") and not bob.sees("alice") and root.sees("alice")
 

@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 
 from dogsearch.core.errors import Conflict, InvalidInput, NotFound, StorageFull, TimedOut, TooLarge, Unavailable
-from dogsearch.core.images import ImageTooLarge
+from dogsearch.core.images import ImageRejected, ImageTooLarge
 from dogsearch.gallery.errors import ModelMismatch
 from dogsearch.inference.batching import QueueFull
 from dogsearch.search.contract import CollectionMismatch, CollectionMissing, StoreError
@@ -43,7 +43,8 @@ async def test_the_client_raises_the_class_the_service_raised(exc):
     client.service = "search"
     with pytest.raises(type(exc)) as caught:
         await client.request("GET", "/boom")
-    assert type(caught.value) is type(exc) and caught.value.reason == f"search: {exc.reason}"
+    said = exc.reason if isinstance(exc, ImageRejected) else f"search: {exc.reason}"  # the caller's photo: as is
+    assert type(caught.value) is type(exc) and caught.value.reason == said
     assert caught.value.source == "search"
     await client.aclose()
 
@@ -109,4 +110,31 @@ async def test_no_server_path_reaches_a_caller():
     with pytest.raises(Conflict) as caught:
         await client.request("GET", "/boom")
     assert caught.value.reason == "embedder: weights missing: vit.onnx (see http://x.org/a/b)"
+    await client.aclose()
+
+
+async def test_a_photo_or_box_refused_by_another_service_is_said_in_its_own_words():
+    """The user's truncated JPEG or sliver of a box: which service noticed is nothing to them; any other answer is
+    named by its service."""
+    app = FastAPI()
+
+    @app.get("/photo")
+    async def photo():
+        from fastapi.responses import JSONResponse
+        return JSONResponse({"detail": "truncated or corrupt image: image file is truncated", "code": "image_rejected"},
+                            status_code=422)
+
+    @app.get("/other")
+    async def other():
+        from fastapi.responses import JSONResponse
+        return JSONResponse({"detail": "k: at most 100", "code": "invalid_input"}, status_code=422)
+
+    client = ServiceClient("http://svc", app=app)
+    client.service = "embedder"
+    with pytest.raises(ImageRejected) as caught:
+        await client.request("GET", "/photo")
+    assert caught.value.reason == "truncated or corrupt image: image file is truncated"
+    with pytest.raises(InvalidInput) as caught:
+        await client.request("GET", "/other")
+    assert caught.value.reason == "embedder: k: at most 100"
     await client.aclose()
