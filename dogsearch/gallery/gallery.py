@@ -127,6 +127,23 @@ class Gallery:
                     await self.index.set_payload([added.dog.entry_id], now)
             return added
 
+    async def likeness(self, dog_id: str, entry: str) -> float | None:
+        """How like the dog's other photos one of its photos (`entry`) is: its best cosine to them, of the part
+        same-dog verdicts read where they read one (the number a verdict on the pair reads). None: the dog's only
+        photo."""
+        points = await self.index.lookup([e["id"] for e in await self._entries({"dog_id": dog_id})], with_vector=True)
+        if entry not in points:
+            raise PhotoNotFound(f"dog {dog_id} has no entry {entry}")
+        mine = np.asarray(points[entry]["vector"], dtype=np.float64)
+        others = np.asarray([p["vector"] for i, p in points.items() if i != entry], dtype=np.float64)
+        if not len(others):
+            return None
+        part = await self.judged_part()
+        if part is None:
+            return float(np.max(others @ mine))
+        # a stored part's length is 1 / scale: its cosine is the parts' dot product times scale squared
+        return float(np.max(others[:, :part.dims] @ mine[:part.dims]) * part.scale ** 2)
+
     async def delete_photo(self, dog_id: str, photo: str) -> Dog:
         """Removes one photo of a dog; its cover moves to another photo when it was the cover. A dog's last photo
         is a LastPhoto: delete the dog instead."""

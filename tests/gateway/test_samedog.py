@@ -256,3 +256,39 @@ async def test_a_search_asks_for_the_ten_dogs_its_verdicts_are_judged_against_ho
         many = (await search(client, solid(RED), k=12)).json()
     assert asked == [SHOWN, SHOWN, 12]
     assert len(one["results"]) == 1 and similar["results"] == [] and len(many["results"]) == 1
+
+
+async def test_a_photo_added_to_a_dog_says_how_likely_it_shows_that_dog(calibrated):
+    """A shelter adds a photo to the wrong dog: the answer reads "unlikely" from the photo's closest other photo of
+    the dog, where a photo of the same dog reads "likely"."""
+    red = (await add(calibrated, solid(RED))).json()["id"]
+
+    async def added(data: bytes):
+        r = await calibrated.post(f"/v1/dogs/{red}/photos", files={"image": ("p.jpg", data)})
+        assert r.status_code in (200, 201), r.text
+        return r.json()["same_dog"], r.json()["verdict"]
+
+    assert await added(solid(RED)) == (None, None)  # its own cover again: no other photo to compare it with
+    same, verdict = await added(solid(RED, fmt="PNG"))
+    assert same > 0.99 and verdict == "likely"
+    same, verdict = await added(solid(DARK_RED))
+    assert same == pytest.approx(CALIBRATION.probability(0.9), abs=0.15) and verdict != "unlikely"
+    same, verdict = await added(solid(BLUE))  # another dog's photo by mistake
+    assert same < 0.01 and verdict == "unlikely"
+
+
+async def test_a_photo_added_to_a_fusion_s_dog_is_judged_by_the_part_s_cosine(tmp_path):
+    models, model = tmp_path / "models", FusedColorModel()
+    (models / model.model_id).mkdir(parents=True)
+    judged = Calibration(model.model_id, "isotonic", CALIBRATION.params, 0.5,
+                         part={"dims": 48, "scale": float(np.sqrt(1 + model.W ** 2))})
+    (models / model.model_id / FILE_NAME).write_text(json.dumps(judged.to_json()))
+    app = fake_all_in_one(tmp_path / "data", model, gateway_options={"calibration_dir": models})
+    async with serving(app) as client:
+        red = (await add(client, solid(RED))).json()["id"]
+        r = await client.post(f"/v1/dogs/{red}/photos", files={"image": ("p.jpg", solid(DARK_RED))})
+        _, vectors = await app.state.parts.gallery.embedder.embed([solid(RED), solid(DARK_RED)])
+    v = np.asarray(vectors)
+    whole, part = v[1] @ v[0], (v[1, :48] @ v[0, :48]) / np.linalg.norm(v[1, :48]) / np.linalg.norm(v[0, :48])
+    assert abs(whole - part) > 0.005  # the test tells the two apart
+    assert r.json()["same_dog"] == pytest.approx(judged.probability(part), abs=1e-3)

@@ -32,6 +32,12 @@ class DogDetail(Dog):
 
 class PhotoAdded(DogDetail):
     photo_id: str = Field(..., description="the id of the photo added")
+    same_dog: float | None = Field(None, description="the probability that the photo added shows this dog, by its "
+                                                     "closest other photo of it (the calibrated pair probability); "
+                                                     "null: its only photo, or the vectors have no calibration")
+    verdict: Literal["likely", "possible", "unlikely"] | None = Field(
+        None, description="same_dog against SAME_DOG_LIKELY and SAME_DOG_POSSIBLE: 'unlikely' is worth a look: "
+                          "another dog's photo added by mistake?")
 
 
 class DogPage(BaseModel):

@@ -12,6 +12,7 @@ import type {
   Pose,
   SearchResponse,
   SeemsLabel,
+  Verdict,
   Watch,
   WatchMatch,
 } from "./types";
@@ -185,12 +186,17 @@ export async function deleteDog(id: string): Promise<void> {
   await send(`/v1/dogs/${id}`, { method: "DELETE" });
 }
 
-/** Another photo of a dog (its owner's key or an admin's); `created` is false when it was one of its photos already. */
-export async function addPhoto(id: string, image: File): Promise<{ dog: Dog; created: boolean }> {
+/** Another photo of a dog (its owner's key or an admin's); `created` is false when it was one of its photos already;
+ * `verdict`: how likely the photo shows this dog, by its closest other photo ("unlikely": another dog's by mistake?). */
+export async function addPhoto(
+  id: string,
+  image: File,
+): Promise<{ dog: Dog; created: boolean; sameDog: number | null; verdict: Verdict | null }> {
   const form = new FormData();
   form.append("image", image);
   const response = await send(`/v1/dogs/${id}/photos`, { method: "POST", body: form });
-  return { dog: (await response.json()) as Dog, created: response.status === 201 };
+  const body = (await response.json()) as Dog & { same_dog?: number | null; verdict?: Verdict | null };
+  return { dog: body, created: response.status === 201, sameDog: body.same_dog ?? null, verdict: body.verdict ?? null };
 }
 
 /** Where the dog is in one of its photos, as its owner marks it: the photo is embedded again from that box. */

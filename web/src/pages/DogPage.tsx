@@ -20,6 +20,7 @@ import { useAuth } from "../lib/auth";
 import { navigate } from "../lib/router";
 import { useSearchState } from "../lib/searchState";
 import { guessesText, percent, topGuess } from "../lib/dogs";
+import { sameDogText } from "../lib/explain";
 import { useImageSrc } from "../lib/images";
 import { distanceKm, formatPlace, formatSeen, isPlace, parsePlace, type Place } from "../lib/reports";
 import type { Box, BreedGuess, Dog, DogPage as ListPage } from "../lib/types";
@@ -140,7 +141,13 @@ export function DogPage({ id }: { id: string }) {
     try {
       const added = await addPhoto(id, file);
       setDog(added.dog);
-      setPhotoNote(added.created ? "Photo added." : "That photo is already one of this dog's photos.");
+      if (!added.created) setPhotoNote("That photo is already one of this dog's photos.");
+      else if (added.verdict === "unlikely" && added.sameDog !== null) {
+        setPhotoNote(
+          `Photo added, but it looks unlike this dog's other photos: ${sameDogText(added.sameDog, "unlikely")}. ` +
+            "If it shows another dog, remove it and add it as a dog of its own.",
+        );
+      } else setPhotoNote("Photo added.");
     } catch (e) {
       setError(messageOf(e));
     } finally {

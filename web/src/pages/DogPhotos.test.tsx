@@ -14,8 +14,9 @@ const photo = (id: string, cover = false, box: [number, number, number, number] 
   thumbnail_url: `/v1/dogs/d1/photos/${id}/image?size=thumbnail`,
 });
 
-/** A gateway holding dog d1 with photos p1 (cover) and p2, for a visitor `name` with `scope`. */
-function mockApi(name: string, scope: Scope) {
+/** A gateway holding dog d1 with photos p1 (cover) and p2, for a visitor `name` with `scope`; a photo added reads
+ * `added` (its same_dog and verdict). */
+function mockApi(name: string, scope: Scope, added: { same_dog: number; verdict: string } | null = null) {
   const dog = {
     id: "d1",
     owner: "shelter",
@@ -29,7 +30,7 @@ function mockApi(name: string, scope: Scope) {
     if (path === "/v1/me") return json(200, { name, scope, scopes: [], open: false, anonymous_search: false });
     if (path === "/v1/dogs/d1/photos" && init?.method === "POST") {
       dog.photos = [...dog.photos, photo("p3")];
-      return json(201, { ...dog, photo_id: "p3" });
+      return json(201, { ...dog, photo_id: "p3", ...(added ?? { same_dog: null, verdict: null }) });
     }
     if (path.startsWith("/v1/dogs/d1/photos/") && init?.method === "DELETE") {
       const gone = path.split("/").pop();
@@ -75,6 +76,17 @@ describe("DogPage photos", () => {
     const left = screen.getAllByTestId("dog-photo");
     expect(left).toHaveLength(2);
     expect(within(left[0]).getByText("cover")).toBeInTheDocument(); // another photo is the cover now
+  });
+
+  it("says when a photo added looks unlike the dog's other photos", async () => {
+    mockApi("shelter", "write", { same_dog: 0.004, verdict: "unlikely" });
+    renderPage();
+    await screen.findAllByTestId("dog-photo");
+    await userEvent.upload(screen.getByLabelText("Add a photo of this dog"), new File(["x"], "cat.jpg", { type: "image/jpeg" }));
+    expect(await screen.findByRole("status")).toHaveTextContent(
+      "Photo added, but it looks unlike this dog's other photos: unlikely to be the same dog (<1 %). " +
+        "If it shows another dog, remove it and add it as a dog of its own.",
+    );
   });
 
   it("offers no add or remove to a key that may not change the dog, and no remove of a last photo", async () => {

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
@@ -10,10 +11,13 @@ from dogsearch.core.boxes import parse_box
 from dogsearch.gallery.fields import InvalidFields, check_fields_size, parse_json_object, search_filter, user_fields
 from dogsearch.gallery.ingest import Upload
 from dogsearch.gallery.photos import media_type
+from dogsearch.models.calibration import verdict
 from dogsearch.services.gateway.deps import (
     UUID_PATTERN,
     CallerDep,
     GalleryDep,
+    Parts,
+    PartsDep,
     SettingsDep,
     dog_out,
     photos_out,
@@ -95,7 +99,7 @@ def router(settings: GatewaySettings) -> APIRouter:
                          409: {"description": "that dog of the photo is another dog (code photo_of_another_dog)"},
                          **NO_DOG})
     async def add_photo(
-        gallery: GalleryDep,
+        parts: PartsDep,
         caller: CallerDep,
         settings: SettingsDep,
         request: Request,
@@ -106,7 +110,10 @@ def router(settings: GatewaySettings) -> APIRouter:
         box: str | None = Form(None, max_length=128, description=MARKED),
     ) -> PhotoAdded:
         """Another photo of a dog: its owner's key or an admin's. The photo takes the dog's fields (change them with
-        PATCH, on every photo at once); a search finds the dog by whichever of its photos is nearest."""
+        PATCH, on every photo at once); a search finds the dog by whichever of its photos is nearest. The answer says
+        how likely the photo shows this dog (`same_dog`, `verdict`): another dog's photo added by mistake reads
+        "unlikely"."""
+        gallery = parts.gallery
         extra = sorted(k for k in (await request.form()) if k not in ("image", "dog", "box"))
         if extra:
             raise InvalidFields(f"a photo takes its dog's fields; set them with PATCH /v1/dogs/{dog_id}, not "
@@ -118,7 +125,10 @@ def router(settings: GatewaySettings) -> APIRouter:
         if not added.created:
             response.status_code = 200
         detail = await _detail(gallery, caller, dog_id)
-        return PhotoAdded(**detail.model_dump(), photo_id=added.dog.photo_id)
+        same = await _same_dog(parts, dog_id, added.dog.entry_id)
+        return PhotoAdded(**detail.model_dump(), photo_id=added.dog.photo_id, same_dog=same,
+                          verdict=None if same is None else verdict(same, parts.settings.same_dog_possible,
+                                                                    parts.settings.same_dog_likely))
 
     @api.put("/{dog_id}/photos/{photo_id}/box", response_model=DogDetail,
              responses={422: {"description": "a box that is not one, or holds too little of the photo (code bad_box)"}})
@@ -184,6 +194,16 @@ def router(settings: GatewaySettings) -> APIRouter:
         return Response(status_code=204)
 
     return api
+
+
+async def _same_dog(parts: Parts, dog_id: str, entry: str) -> float | None:
+    """The calibrated probability that a dog's photo (`entry`) shows the same dog as its closest other photo."""
+    model = parts.gallery.space.model
+    score = await parts.gallery.likeness(dog_id, entry)
+    if score is None or model is None:
+        return None
+    found = await parts.same_dog.probabilities(model, np.asarray([score]))
+    return None if found is None else round(float(found[0]), 4)
 
 
 async def _detail(gallery, caller, dog_id: str) -> DogDetail:
