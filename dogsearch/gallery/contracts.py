@@ -98,3 +98,7 @@ class Hashes(Protocol):
         """For each hash, the filed (entry id, hash) pairs that share one of its bands (dogsearch/core/phash.py)."""
 
     def add_phashes(self, pairs: Sequence[tuple[str, int]]) -> None: ...
+
+    def copied_late(self, job_id: str, entries: Sequence[str]) -> int:
+        """Entries a bulk job stored that another call marked copies of older photos after the job's call had
+        looked: the job counts their files as near-duplicates (the job store keeps the counts)."""

@@ -122,6 +122,7 @@ FIELDS: tuple[Field, ...] = (
     Field("dog_id", "server", "keyword", public=False),  # the dog this entry shows
     Field("cover", "server", "bool", public=False),  # the entry that stands for its dog in lists: one per dog
     Field("owner", "server", "keyword", public=False),  # the name of the API key that added the dog
+    Field("job", "server", "keyword"),  # the bulk job that stored the photo: `filter={"job": ID}` lists what it added
     # the report: is the dog lost, found, seen somewhere, and when
     Field("status", "user", "keyword", _status),
     Field("location", "user", "geo", parse_location),

@@ -38,6 +38,7 @@ class Upload:
     fields: dict[str, Any]  # the user's fields, already checked (dogsearch.gallery.fields.user_fields)
     sha256: str = field(default="", repr=False)  # of `data`, hashed once (a phone photo's takes milliseconds)
     owner: str | None = None  # who adds it (an API key's name), when writes need a key
+    job: str | None = None  # the bulk job that adds it, if one does
 
     def __post_init__(self) -> None:
         if not self.sha256:
@@ -408,10 +409,14 @@ class Ingestor:
         return [[(d, alive[entry]["payload"]) for d, entry in candidates if entry in alive] for candidates in close]
 
     async def _mark_copy(self, photo: str, of_dog: str) -> None:
-        """Marks every stored entry of `photo` a copy of `of_dog`'s photo."""
+        """Marks every stored entry of `photo` a copy of `of_dog`'s photo; a bulk job that stored it counts it a
+        near-duplicate (the call that stored it did not see the original: its answer and its count said otherwise)."""
         page = await self.index.scroll(MAX_PHOTO_DOGS * 4, None, {"photo_id": photo})
-        await self.index.set_payload([point["id"] for point in page["points"]], {"near_duplicate_of": of_dog})
+        entries = [point["id"] for point in page["points"]]
+        await self.index.set_payload(entries, {"near_duplicate_of": of_dog})
         log.info("photo %s stored at the same moment as dog %s's look-alike: marked its copy", photo, of_dog)
+        for job in {point["payload"]["job"] for point in page["points"] if point["payload"].get("job")}:
+            await asyncio.to_thread(self.hashes.copied_late, job, entries)
 
     def _save_photos(self, todo: Sequence[_NewPhoto]) -> dict[str, tuple[str, str]]:
         """Writes the photos, a batch's on several threads (each write waits for its fsync: together the disk
@@ -529,6 +534,7 @@ def _point(upload: Upload, info: ImageInfo, dog: FoundDog, entry: str, model: st
         **match_keys(upload.fields),
         "dog_id": of_dog or entry, "cover": of_dog is None, "photo_id": upload.photo_id,
         **({"owner": upload.owner} if upload.owner else {}),
+        **({"job": upload.job} if upload.job else {}),
         **({} if dog.whole_photo else {"box": [float(v) for v in dog.box]}),  # no box: the whole photo
         **({"marked": True} if dog.marked else {}),  # its box is the user's: a reindex keeps it
         # a suggestion until the user says which breed it is

@@ -56,6 +56,7 @@ class JobStore(Protocol):
     def prior(self, job_id: str, pairs: Sequence[tuple[str, bool]]) -> list[bool]: ...
     def record(self, job_id: str, outcomes: list[tuple[str, str, str | None]]) -> None: ...
     def outcome_totals(self) -> dict[str, int]: ...  # every job's files by outcome, each counted once, ever
+    def copied_late(self, job_id: str, entries: Sequence[str]) -> int: ...
     def near(self, values: Sequence[int]) -> list[list[tuple[str, int]]]: ...  # per value: (id, hash) sharing a band
     def add_phashes(self, pairs: Sequence[tuple[str, int]]) -> None: ...
     def active(self) -> list[str]: ...
@@ -70,8 +71,8 @@ def new_job(job_id: str, **fields: Any) -> dict[str, Any]:
 
 # --- Redis -------------------------------------------------------------------------------------------------------
 
-# KEYS: job hash, outcomes hash, errors list, every job's totals by outcome. ARGV: max listed errors, then JSON
-# [[file, outcome, reason], ...].
+# KEYS: job hash, outcomes hash, errors list, every job's totals by outcome, the files copied late (a set). ARGV:
+# max listed errors, then JSON [[file, outcome, reason], ...].
 # Counts only files without an outcome yet, then finishes the job once every file has one.
 _RECORD = """
 -- A finished job has an outcome for every file: a batch delivered again after its bookkeeping expired adds nothing.
@@ -80,6 +81,7 @@ local max_errors = tonumber(ARGV[1])
 local counters = {indexed={'indexed'}, near_duplicate={'indexed','near_duplicates'}, duplicate={'duplicates'},
                   already_stored={'duplicates','already_stored'}, failed={'failed'}}
 for _, rec in ipairs(cjson.decode(ARGV[2])) do
+  if rec[2] == 'indexed' and redis.call('SISMEMBER', KEYS[5], rec[1]) == 1 then rec[2] = 'near_duplicate' end
   if redis.call('HSETNX', KEYS[2], rec[1], rec[2]) == 1 then
     redis.call('HSET', KEYS[1], 'progress_at', ARGV[3])
     for _, field in ipairs(counters[rec[2]]) do redis.call('HINCRBY', KEYS[1], field, 1) end
@@ -96,6 +98,29 @@ if v[1] == 'running' and tonumber(v[3]) + tonumber(v[4]) + tonumber(v[5]) >= ton
   return 'done'
 end
 return v[1]
+"""
+# KEYS: job hash, owners hash (entry -> file), outcomes hash, the files copied late (a set), every job's totals by
+# outcome. ARGV: entries another call marked a copy of an older photo after this job's call looked (ingest.py,
+# _mark_copy). A file counted "indexed" is counted a near-duplicate instead; one not counted yet will be.
+_COPIED_LATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local moved = 0
+for _, entry in ipairs(ARGV) do
+  local file = redis.call('HGET', KEYS[2], entry)
+  if file then
+    local outcome = redis.call('HGET', KEYS[3], file)
+    if not outcome then
+      redis.call('SADD', KEYS[4], file)
+    elseif outcome == 'indexed' then
+      redis.call('HSET', KEYS[3], file, 'near_duplicate')
+      redis.call('HINCRBY', KEYS[1], 'near_duplicates', 1)
+      redis.call('HINCRBY', KEYS[5], 'indexed', -1)
+      redis.call('HINCRBY', KEYS[5], 'near_duplicate', 1)
+      moved = moved + 1
+    end
+  end
+end
+return moved
 """
 # KEYS: job hash. ARGV: from-states (comma list), to-state, then field/value pairs to set.
 _TRANSITION = """
@@ -123,6 +148,7 @@ class RedisJobStore:
         self.max_errors, self.p, self.bookkeeping_ttl_s = max_errors, prefix, bookkeeping_ttl_s
         self._record = self.r.register_script(_RECORD)
         self._transition = self.r.register_script(_TRANSITION)
+        self._copied_late = self.r.register_script(_COPIED_LATE)
 
     def _k(self, job_id: str, part: str = "") -> str:
         return f"{self.p}:job:{job_id}" + (f":{part}" if part else "")
@@ -176,7 +202,7 @@ class RedisJobStore:
 
     def _expire_bookkeeping(self, job_id: str) -> None:
         with self.r.pipeline() as pipe:
-            for part in ("owners", "prior", "files", "deliveries"):
+            for part in ("owners", "prior", "files", "deliveries", "late"):
                 pipe.expire(self._k(job_id, part), self.bookkeeping_ttl_s)
             pipe.execute()
 
@@ -202,13 +228,23 @@ class RedisJobStore:
 
     def record(self, job_id: str, outcomes: list[tuple[str, str, str | None]]) -> None:
         state = self._record(keys=[self._k(job_id), self._k(job_id, "files"), self._k(job_id, "errors"),
-                                   f"{self.p}:outcomes"],
+                                   f"{self.p}:outcomes", self._k(job_id, "late")],
                              args=[self.max_errors, json.dumps([[f, o, r or ""] for f, o, r in outcomes]), now()])
         if state not in ACTIVE:
             self._expire_bookkeeping(job_id)
 
     def outcome_totals(self) -> dict[str, int]:
         return {outcome: int(n) for outcome, n in self.r.hgetall(f"{self.p}:outcomes").items()}
+
+    def copied_late(self, job_id: str, entries: Sequence[str]) -> int:
+        """Entries of this job's photos that another call marked copies of older photos after this job's call had
+        looked (two uploads of look-alikes at the same moment): their files count as near-duplicates, whether their
+        outcome is recorded yet or not. How many recorded outcomes changed."""
+        if not entries:
+            return 0
+        keys = [self._k(job_id), self._k(job_id, "owners"), self._k(job_id, "files"), self._k(job_id, "late"),
+                f"{self.p}:outcomes"]
+        return int(self._copied_late(keys=keys, args=list(entries)))
 
     def near(self, values: Sequence[int]) -> list[list[tuple[str, int]]]:
         """One round trip for a whole batch of hashes."""
@@ -251,6 +287,7 @@ CREATE TABLE IF NOT EXISTS prior (job TEXT, dog_id TEXT, stored INTEGER, PRIMARY
 CREATE TABLE IF NOT EXISTS phash (band TEXT, dog_id TEXT, hash TEXT, PRIMARY KEY (band, dog_id));
 CREATE TABLE IF NOT EXISTS deliveries (job TEXT, batch TEXT, n INTEGER, PRIMARY KEY (job, batch));
 CREATE TABLE IF NOT EXISTS totals (outcome TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS late (job TEXT, file TEXT, PRIMARY KEY (job, file));
 CREATE INDEX IF NOT EXISTS errors_job ON errors (job, seq);
 """
 
@@ -337,6 +374,9 @@ class SqliteJobStore(SqliteFile):
             job = self._load(job_id)
             listed = self.db.execute("SELECT COUNT(*) FROM errors WHERE job = ?", (job_id,)).fetchone()[0]
             for file, outcome, reason in outcomes:
+                if outcome == "indexed" and self.db.execute("SELECT 1 FROM late WHERE job = ? AND file = ?",
+                                                            (job_id, file)).fetchone():
+                    outcome = "near_duplicate"  # another call marked it a copy before this one counted it
                 if self.db.execute("INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?)",
                                    (job_id, file, outcome)).rowcount == 0:
                     continue
@@ -356,6 +396,33 @@ class SqliteJobStore(SqliteFile):
     def outcome_totals(self) -> dict[str, int]:
         with self.lock:
             return dict(self.db.execute("SELECT outcome, n FROM totals").fetchall())
+
+    def copied_late(self, job_id: str, entries: Sequence[str]) -> int:
+        """As RedisJobStore.copied_late."""
+        moved = 0
+        with self._transaction():
+            job = self._load(job_id)
+            if job is None:
+                return 0
+            for entry in entries:
+                owner = self.db.execute("SELECT file FROM owners WHERE job = ? AND dog_id = ?",
+                                        (job_id, entry)).fetchone()
+                if owner is None:
+                    continue
+                counted = self.db.execute("SELECT outcome FROM outcomes WHERE job = ? AND file = ?",
+                                          (job_id, owner[0])).fetchone()
+                if counted is None:
+                    self.db.execute("INSERT OR IGNORE INTO late VALUES (?, ?)", (job_id, owner[0]))
+                elif counted[0] == "indexed":
+                    self.db.execute("UPDATE outcomes SET outcome = 'near_duplicate' WHERE job = ? AND file = ?",
+                                    (job_id, owner[0]))
+                    self.db.executemany("INSERT INTO totals VALUES (?, ?) "
+                                        "ON CONFLICT (outcome) DO UPDATE SET n = n + excluded.n",
+                                        [("indexed", -1), ("near_duplicate", 1)])
+                    job["near_duplicates"] += 1
+                    moved += 1
+            self._save(job)
+        return moved
 
     def near(self, values: Sequence[int]) -> list[list[tuple[str, int]]]:
         marks = ",".join("?" * len(ph.BANDS))

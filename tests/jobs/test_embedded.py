@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.fakes import ColorGridModel, fake_all_in_one, serving
+from tests.images import encode
 from tests.jobs.helpers import all_dogs, job_photo_totals, wait_job
 from tests.jobs.servers import SlowModel
 
@@ -134,10 +137,6 @@ async def test_unreadable_files_fail_alone_and_the_rest_of_their_batch_is_embedd
 
 async def test_a_job_finds_look_alikes_of_dogs_added_one_at_a_time(client, tmp_path):
     """A shelter added a dog by hand, then imports its old folder, where the same photo is a smaller copy."""
-    from PIL import Image
-
-    from tests.images import encode
-
     beagle = sorted((FIXTURES / "dogs" / "n02088364").glob("*.jpg"))[0]
     by_hand = (await client.post("/v1/dogs", files={"image": ("rex.jpg", beagle.read_bytes())})).json()
     folder = tmp_path / "in" / "old"
@@ -358,3 +357,54 @@ async def test_cancel_stops_a_running_job(tmp_path, photos):
         job = (await c.get(f"/v1/jobs/{job_id}")).json()
         assert job["state"] == "cancelled" and job["indexed"] <= 16
         assert len(await all_dogs(c)) == job["indexed"]
+
+
+class FirstLookBlind:
+    """The hash store, its next look-up finding nothing: a call that looked before a look-alike stored at the same
+    moment was filed."""
+
+    def __init__(self, store) -> None:
+        self.store, self.blind = store, True
+
+    def near(self, values):
+        if self.blind:
+            self.blind = False
+            return [[] for _ in values]
+        return self.store.near(values)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+async def test_a_jobs_photo_marked_a_copy_by_another_call_is_counted_a_near_duplicate(tmp_path):
+    """A job stores a messenger's copy of a poster while a volunteer uploads the poster itself; the volunteer's call
+    looked before the job's photo was filed, and the job's photo, stored "later" (created_at to the second, then
+    the photo id: here its clock an hour ahead), is marked the copy by the volunteer's second look. The job's
+    count and /metrics say near-duplicate, as they would have had the job's call seen the poster; the job's dogs
+    are listed by `filter={"job": ID}`."""
+    beagle = sorted((FIXTURES / "dogs" / "n02088364").glob("*.jpg"))[0]
+    photo = Image.open(beagle)
+    folder = tmp_path / "in" / "beagle"
+    folder.mkdir(parents=True)
+    (folder / "copy.jpg").write_bytes(encode(photo.resize((photo.width // 2, photo.height // 2)), "JPEG", quality=60))
+    (folder / "other.jpg").write_bytes(encode(Image.new("RGB", (64, 48), (30, 200, 30)), "JPEG"))
+    app = app_for(tmp_path, ColorGridModel())
+    async with serving(app) as client:
+        job = await wait_job(client, (await client.post("/v1/jobs/index", json={"path": str(folder.parent)}))
+                             .json()["id"])
+        assert (job["indexed"], job["near_duplicates"]) == (2, 0)
+        stored = {d["payload"]["sha256"]: d for d in (await all_dogs(client))}
+        copy = stored[hashlib.sha256((folder / "copy.jpg").read_bytes()).hexdigest()]
+        await app.state.parts.gallery.index.set_payload([copy["id"]], {"created_at": "2099-01-01T00:00:00+00:00"})
+        ingest = app.state.parts.gallery.ingest
+        ingest.hashes = FirstLookBlind(ingest.hashes)
+        poster = await client.post("/v1/dogs", files={"image": ("poster.jpg", beagle.read_bytes())})
+        assert poster.status_code == 201 and "near_duplicate_of" not in poster.json()["payload"]
+        marked = (await client.get(f"/v1/dogs/{copy['id']}")).json()["payload"]
+        after = (await client.get(f"/v1/jobs/{job['id']}")).json()
+        totals = await job_photo_totals(client)
+        listed = (await client.get("/v1/dogs", params={"filter": json.dumps({"job": job["id"]})})).json()
+    assert marked["near_duplicate_of"] == poster.json()["id"] and marked["job"] == job["id"]
+    assert (after["indexed"], after["near_duplicates"]) == (2, 1)
+    assert (totals["indexed"], totals["near_duplicate"]) == (1.0, 1.0)
+    assert sorted(d["id"] for d in listed["items"]) == sorted(d["id"] for d in stored.values())

@@ -36,6 +36,25 @@ def test_a_batch_recorded_twice_counts_once_and_finishes_the_job(store):
     assert not store.cancel("j1"), "a finished job is not cancelled"
 
 
+def test_a_photo_marked_a_copy_after_its_call_looked_counts_as_a_near_duplicate(store):
+    """Another call stored the original at the same moment and marked this job's photo its copy (ingest.py,
+    _mark_copy): counted already, the file moves from indexed to near-duplicate; not counted yet, it is counted so
+    when its batch records it. Either way once, and in what /metrics reads too."""
+    store.create(new_job("j1", source="path", path="/x", root="/x", labels=None, payload={}, roots=["/x"]))
+    store.start("j1", 3)
+    store.claim("j1", [("e1", "a.jpg"), ("e2", "b.jpg"), ("e3", "c.jpg")])
+    store.record("j1", [("a.jpg", "indexed", None)])
+    assert store.copied_late("j1", ["e1", "e1-dog-2"]) == 1  # a photo's every entry: the one the job claimed counts
+    assert store.copied_late("j1", ["e1"]) == 0  # a near-duplicate already
+    assert store.copied_late("j1", ["e2"]) == 0  # not counted yet
+    store.record("j1", [("b.jpg", "indexed", None), ("c.jpg", "indexed", None)])
+    store.record("j1", [("b.jpg", "indexed", None)])  # its batch again
+    job = store.get("j1")
+    assert (job["state"], job["indexed"], job["near_duplicates"]) == ("done", 3, 2)
+    assert store.outcome_totals() == {"indexed": 1, "near_duplicate": 2}
+    assert store.copied_late("j1", ["unknown"]) == 0 and store.copied_late("no-such-job", ["e3"]) == 0
+
+
 def test_first_owner_and_first_observation_win(store):
     # within one call (two files with the same bytes in a batch) and across calls (a batch re-delivered)
     assert store.claim("j", [("dog1", "a.jpg"), ("dog1", "b.jpg"), ("dog2", "c.jpg")]) == ["a.jpg", "a.jpg", "c.jpg"]

@@ -69,10 +69,10 @@ describe("DogPage with a suggested breed", () => {
   });
 
   it("keeps what the server recorded with its fields, and links the dog whose photo this one copies", async () => {
-    mockApi("shelter", "write", { phash: "c0303313930b17ab", near_duplicate_of: "d2" });
+    mockApi("shelter", "write", { phash: "c0303313930b17ab", near_duplicate_of: "d2", job: "j1" });
     renderPage();
     await screen.findByTestId("suggested-breed");
-    for (const key of ["phash", "near_duplicate_of", "width"]) {
+    for (const key of ["phash", "near_duplicate_of", "width", "job"]) {
       expect(screen.getByText(key).closest("details"), key).not.toBeNull();
     }
     expect(screen.getByText("name").closest("details")).toBeNull();

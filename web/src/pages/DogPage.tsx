@@ -40,6 +40,7 @@ const SERVER_FIELDS = new Set([
   "breed_guess",
   "phash", // the photo's perceptual hash, and the dog of the stored photo it copies (shown above too)
   "near_duplicate_of",
+  "job", // the bulk job that stored the photo
 ]);
 
 // The most other dogs named as copies of this one's photo (the rest are counted).
