@@ -115,6 +115,7 @@ class Following:
         follow = (f"`dogsearch jobs show{self.where} {job_id} --follow` follows it, "
                   f"`dogsearch jobs cancel{self.where} {job_id}` stops it")
         if self.detach:
+            print(job_id)  # on its own line, for a script: J=$(dogsearch index DIR --url URL --detach)
             raise LeftRunning(f"job {job_id} {created['state']}: {follow}")
         try:
             return await follow_job(get)

@@ -69,7 +69,10 @@ async def _act(args: argparse.Namespace) -> int:
         if args.action == "cancel":
             job = await jobs.get(args.job_id)
             if job["state"] not in ("queued", "running"):
-                report_job(job)
+                if args.json:
+                    print(json.dumps(job, indent=2))
+                else:
+                    report_job(job)
                 print(f"dogsearch jobs: job {job['id']} is already over ({job['state']}): nothing to cancel",
                       file=sys.stderr)
                 return 1

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
 def table(answer: dict) -> str:
     """Each result's rank, score, same-dog probability and verdict (blank where the vectors have no calibration),
     breed, name and id; then the answer's message ("No likely match: ...") and its time."""
-    lines = [f"{'rank':>4}  {'score':>6}  {'same dog':>8}  {'verdict':<8}  {'breed':<24} {'name':<16} id"]
+    lines = [f"{'rank':>4}  {'score':>6}  {'same dog':>8}  {'verdict':<8}  {'breed':<24} {'name':<16} id"] \
+        if answer["results"] else []
     for rank, hit in enumerate(answer["results"], 1):
         payload = hit["payload"]
         same = "" if hit.get("same_dog") is None else f"{hit['same_dog']:.2f}"

@@ -215,19 +215,41 @@ def _look_up(hashes: Hashes, seen: _PhotoHashes) -> tuple[list[str], dict[str, s
     under its hash, and {photo id: the dog it copies} of those that are no stored dog's copy (unmarked, or marked a
     copy of a dog deleted since) with a look-alike among the photos stored before them: the closest one's dog."""
     dogs_of: dict[str, set[str]] = {}
+    photos_of: dict[str, set[str]] = {}
     for photo, dog in seen.entry_of.values():
         dogs_of.setdefault(photo, set()).add(dog)
+        photos_of.setdefault(dog, set()).add(photo)
     dogs = set().union(*dogs_of.values())
     photos = list(seen.hashes)
     unfiled, copies = [], {}
+    marks = dict(seen.marks)  # and the marks this check makes, as it makes them
     for start in range(0, len(photos), _PAGE):
         page = photos[start:start + _PAGE]
         for photo, near in zip(page, hashes.near([seen.hashes[photo] for photo in page]), strict=True):
             if {entry for entry, value in near if value == seen.hashes[photo]}.isdisjoint(seen.entries[photo]):
                 unfiled.append(photo)
-            if seen.marks.get(photo) not in dogs and (dog := _closest_earlier(photo, near, seen, dogs_of)):
-                copies[photo] = dog
+            if seen.marks.get(photo) not in dogs and (
+                    dog := _closest_earlier(photo, near, seen, dogs_of, marks, photos_of)):
+                copies[photo] = marks[photo] = dog
     return unfiled, copies
+
+
+def _leads_to(photo: str, dogs: set[str], marks: dict[str, str], photos_of: dict[str, set[str]]) -> bool:
+    """Whether `photo`'s marks, followed (the dog it copies, that dog's photos' marks, ...), reach one of `dogs`: a
+    photo marked a copy of it would close a loop of copies with no original (marks made before every look read one
+    order: a batch's own look-alikes were ordered as listed)."""
+    seen: set[str] = set()
+    todo = [photo]
+    while todo:
+        if (p := todo.pop()) in seen:
+            continue
+        seen.add(p)
+        if (dog := marks.get(p)) is None:
+            continue
+        if dog in dogs:
+            return True
+        todo.extend(photos_of.get(dog, ()))
+    return False
 
 
 async def _repair_hashes(index: Index, photos: PhotoStore, hashes: Hashes, seen: _PhotoHashes, unfiled: list[str],
@@ -254,16 +276,18 @@ async def _repair_hashes(index: Index, photos: PhotoStore, hashes: Hashes, seen:
         report.filed += len(unfiled)
 
 
-def _closest_earlier(photo: str, near: list[tuple[str, int]], seen: _PhotoHashes,
-                     dogs_of: dict[str, set[str]]) -> str | None:
-    """The dog `photo` copies (ingest.copied_dog) by its look-alikes among `near` (filed hashes). Only the walk's
-    entries count: a photo deleted since its hash was filed is no look-alike."""
+def _closest_earlier(photo: str, near: list[tuple[str, int]], seen: _PhotoHashes, dogs_of: dict[str, set[str]],
+                     marks: dict[str, str], photos_of: dict[str, set[str]]) -> str | None:
+    """The dog `photo` copies (ingest.copied_dog) by its look-alikes among `near` (filed hashes), but none whose
+    marks lead back to it (_leads_to). Only the walk's entries count: a photo deleted since its hash was filed is
+    no look-alike."""
     alike = []
     for entry, value in near:
         if entry not in seen.entry_of:  # deleted since its hash was filed
             continue
         other, dog = seen.entry_of[entry]
-        if other != photo and (d := ph.distance(seen.hashes[photo], value)) <= ph.NEAR_DISTANCE:
+        if other != photo and (d := ph.distance(seen.hashes[photo], value)) <= ph.NEAR_DISTANCE \
+                and not _leads_to(other, dogs_of[photo], marks, photos_of):
             alike.append(LookAlike(d, seen.order[other], dog, seen.marks.get(other)))
     return copied_dog(seen.order[photo], dogs_of[photo], alike)
 

@@ -52,9 +52,15 @@ MAX_FIELDS_BYTES = 16 * 1024  # all of a dog's user fields, as JSON
 MAX_JSON_DEPTH = 8  # nesting of a JSON object given as text (a payload, a filter)
 
 
+def _shown(value: Any) -> str:
+    """A value sent, as a refusal names it: at most about 64 characters of it (a 16 KB field is not sent back)."""
+    text = repr(value)
+    return text if len(text) <= 64 else f"{text[:60]}... ({len(text)} characters)"
+
+
 def _status(value: Any) -> str:
     if value not in STATUSES:
-        raise InvalidFields(f"field 'status': one of {', '.join(STATUSES)}, not {value!r}")
+        raise InvalidFields(f"field 'status': one of {', '.join(STATUSES)}, not {_shown(value)}")
     return value
 
 
@@ -85,7 +91,7 @@ def _seen_at(value: Any) -> str:
     try:
         at = utc_instant(value)
     except (TypeError, ValueError):
-        raise InvalidFields(f"field 'seen_at': a date and time in ISO 8601, not {value!r}") from None
+        raise InvalidFields(f"field 'seen_at': a date and time in ISO 8601, not {_shown(value)}") from None
     if at > datetime.now(UTC) + FUTURE_SLACK:
         raise InvalidFields(f"field 'seen_at': {at.isoformat()} is in the future: when was the dog seen?")
     return at.isoformat()
@@ -205,10 +211,10 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str
     out = {}
     for key, value in fields.items():
         if not _KEY.match(key):
-            raise InvalidFields(f"field name {key!r}: use letters, digits, '_', '.', '-' (max 64)")
+            raise InvalidFields(f"field name {_shown(key)}: use letters, digits, '_', '.', '-' (max 64)")
         field = BY_NAME.get(key)
         if field is not None and field.writer != "user":
-            raise InvalidFields(f"field {key!r} is set by the {field.writer}")
+            raise InvalidFields(f"field {_shown(key)} is set by the {field.writer}")
         if key == TIME_ZONE:
             if not from_photo or fields.get("seen_at") != FROM_PHOTO:
                 raise InvalidFields(f"field {TIME_ZONE!r}: the zone of a photo's camera time, only beside "
@@ -227,9 +233,9 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str
             continue
         if isinstance(value, list):
             if not all(isinstance(v, Scalar) for v in value):
-                raise InvalidFields(f"field {key!r}: a list may hold only strings, numbers or booleans")
+                raise InvalidFields(f"field {_shown(key)}: a list may hold only strings, numbers or booleans")
         elif not isinstance(value, Scalar):
-            raise InvalidFields(f"field {key!r}: must be a string, number, boolean or a list of them")
+            raise InvalidFields(f"field {_shown(key)}: must be a string, number, boolean or a list of them")
         out[key] = value
     return out
 
@@ -239,21 +245,24 @@ MATCHED = {"breed": "breed_key", "name": "name_key"}
 
 
 def match_key(value: str) -> str:
-    """How a breed or a name is matched: without case, accents or the separators between its words ("Shih-Tzu",
-    "shih tzu" and "SHIH_TZU" are one breed; "Zoë" is "zoe")."""
+    """How a breed or a name is matched: its letters and digits alone, without case or accents ("Shih-Tzu",
+    "shih tzu", "SHIH–TZU" and "ShihTzu" are one breed, as "Bull Mastiff" and "Bullmastiff"; "Zoë" is "zoe")."""
     plain = "".join(c for c in unicodedata.normalize("NFKD", value.casefold()) if not unicodedata.combining(c))
-    return " ".join(re.split(r"[\s_\-]+", plain)).strip()
+    return "".join(re.split(r"[\W_]+", plain))
 
 
 def match_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys of `fields`' breed and name (a string, or a list of them), to store beside them."""
+    """The keys of `fields`' breed and name, to store beside them: of a string, a number (its text) or a list of
+    them; None for anything else given (a PATCH to null), so no key of an earlier value is left behind."""
+    def key_of(value: Any) -> str | None:
+        return match_key(value if isinstance(value, str) else str(value)) \
+            if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+
     out: dict[str, Any] = {}
     for field, key in MATCHED.items():
-        value = fields.get(field)
-        if isinstance(value, str):
-            out[key] = match_key(value)
-        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            out[key] = [match_key(v) for v in value]
+        if field in fields:
+            value = fields[field]
+            out[key] = [key_of(v) for v in value] if isinstance(value, list) else key_of(value)
     return out
 
 
@@ -263,18 +272,20 @@ def search_filter(breed: str | None, name: str | None, raw_filter: str | None) -
     flt = parse_json_object(raw_filter, "filter") if raw_filter else {}
     for key, value in flt.items():
         if not _KEY.match(key) or key in HIDDEN_FIELDS:
-            raise InvalidFields(f"filter field {key!r}: not a field of a dog's payload")
+            raise InvalidFields(f"filter field {_shown(key)}: not a field of a dog's payload")
         if not isinstance(value, Scalar) and not (isinstance(value, list) and all(isinstance(v, Scalar)
                                                                                for v in value)):
-            raise InvalidFields(f"filter on {key!r}: a string, number, boolean or a list of them")
+            raise InvalidFields(f"filter on {_shown(key)}: a string, number, boolean or a list of them")
     for key, value in (("breed", breed), ("name", name)):
         if value:
             flt[key] = value
     for field, key in MATCHED.items():
-        if isinstance(value := flt.get(field), str | list):
+        if field not in flt:
+            continue
+        keys = match_keys({field: flt[field]})[key]
+        if keys is not None and not (isinstance(keys, list) and None in keys):  # a flag stays a match on the field
             del flt[field]
-            flt[key] = match_key(value) if isinstance(value, str) else [
-                match_key(v) if isinstance(v, str) else v for v in value]
+            flt[key] = keys
     return flt or None
 
 

@@ -76,11 +76,15 @@ class Gallery:
         copied = {c for dog in dogs if isinstance(c := dog.payload.get("near_duplicate_of"), str)}
         if not copied:
             return list(dogs)
-        found = await self.index.scroll(len(copied), None, {"dog_id": sorted(copied), "cover": True})
-        alive = {point["payload"]["dog_id"] for point in found["points"]}
+        alive = await self._stored_dogs(copied)
         return [dog if dog.payload.get("near_duplicate_of") in alive | {None} else
                 replace(dog, payload={k: v for k, v in dog.payload.items() if k != "near_duplicate_of"})
                 for dog in dogs]
+
+    async def _stored_dogs(self, ids: set[str]) -> set[str]:
+        """Those of `ids` that are stored dogs."""
+        found = await self.index.scroll(len(ids), None, {"dog_id": sorted(ids), "cover": True})
+        return {point["payload"]["dog_id"] for point in found["points"]}
 
     async def _shown_matches(self, matches: Sequence[Match]) -> list[Match]:
         """`matches` with their dogs as `shown` shows them."""
@@ -90,6 +94,10 @@ class Gallery:
     async def page(self, limit: int, cursor: str | None = None, filter: Filter | None = None) -> Page:
         covers = {**(filter or {}), "cover": True}
         try:
+            if isinstance(copied := covers.get("near_duplicate_of"), str | list) and copied:
+                # the copies of a deleted dog's photo are shown as copying nothing (`shown`): none is listed as one
+                named = {copied} if isinstance(copied, str) else {c for c in copied if isinstance(c, str)}
+                covers["near_duplicate_of"] = sorted(await self._stored_dogs(named)) if named else copied
             page = await self.index.scroll(limit, cursor, covers)
             total = await self.index.count(covers)
         except CollectionMissing:  # nothing stored yet: an empty gallery

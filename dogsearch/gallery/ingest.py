@@ -318,22 +318,26 @@ class Ingestor:
 
     async def _mark(self, files: Sequence[_NewPhoto], points: list[dict[str, Any]]) -> None:
         """Records in the points of each new photo its perceptual hash (`phash`) and, when it is a near-duplicate
-        (the same photo resized or recompressed: within NEAR_DISTANCE bits) of a stored photo or of an earlier one
-        of `files`, the closest one's dog (`near_duplicate_of`)."""
+        (the same photo resized or recompressed: within NEAR_DISTANCE bits) of a stored photo or of one of `files`
+        stored before it (in the order `dogsearch check` reads: stored_order), the closest one's dog
+        (`near_duplicate_of`)."""
         hashed = [(entry, upload.photo_id, phash) for entry, upload, _, phash in files if phash is not None]
         if not hashed:
             return
         stored = await self._stored_look_alikes([phash for *_, phash in hashed])
         dog_of = {point["id"]: point["payload"]["dog_id"] for point in points}
+        order = {point["id"]: stored_order(point["payload"]) for point in points}
         marks: dict[str, dict[str, str]] = {}
-        for n, ((_, photo, phash), alike) in enumerate(zip(hashed, stored, strict=True)):
+        for (entry, photo, phash), alike in zip(hashed, stored, strict=True):
             # the closest; of equally close ones, the first stored (the original, not another copy of it), then the
             # first of this call's
             others = sorted((other for _, other in alike if other["photo_id"] != photo), key=stored_order)
             rank = {other["photo_id"]: r for r, other in enumerate(others)}
             found = [(d, rank[other["photo_id"]], other["dog_id"]) for d, other in alike if other["photo_id"] != photo]
-            found += [(d, len(rank) + m, dog_of[entry]) for m, (d, entry) in enumerate(
-                _near(phash, [(entry, other) for entry, earlier, other in hashed[:n] if earlier != photo]))]
+            before = sorted((order[e], e, value) for e, other, value in hashed
+                            if other != photo and order[e] < order[entry])
+            found += [(d, len(rank) + m, dog_of[e]) for m, (d, e) in enumerate(
+                _near(phash, [(e, value) for _, e, value in before]))]
             marks[photo] = {"phash": ph.to_hex(phash)} | ({"near_duplicate_of": min(found)[2]} if found else {})
         for point in points:
             point["payload"].update(marks.get(point["payload"]["photo_id"], {}))

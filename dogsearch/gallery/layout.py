@@ -36,8 +36,10 @@ async def _keyed(index: Index, field: str, key: str) -> int:
                 log.info("breeds and names keyed", extra={"field": field, "entries": done})
             return done
         for point in page["points"]:
-            value = point["payload"][field]  # a number (or numbers) too: keyed as its text, so it is not scrolled again
-            await index.set_payload([point["id"]], match_keys({field: value}) or {key: match_key(str(value))})
+            value = point["payload"][field]
+            keyed = match_keys({field: value})[key]
+            # a value of another kind (a flag, an object) keyed by its text: never left empty, so not scrolled again
+            await index.set_payload([point["id"]], {key: keyed if keyed not in (None, []) else match_key(str(value))})
         done += len(page["points"])
 
 

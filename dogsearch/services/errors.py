@@ -85,7 +85,7 @@ def _echoed(value: Any) -> Any:
     if isinstance(value, str | bytes) and len(value) > ECHOED:
         return f"{value[:ECHOED]!s}... ({len(value)} characters)"
     if isinstance(value, dict | list) and len(str(value)) > ECHOED:
-        return f"({type(value).__name__} of {len(value)} items)"
+        return f"(a {type(value).__name__} of {len(value)})"
     return value
 
 

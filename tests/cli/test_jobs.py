@@ -75,13 +75,16 @@ def test_ctrl_c_leaves_a_gateways_job_running_and_jobs_follows_it_to_the_end(tmp
     over = dogsearch("jobs", "cancel", "--url", slow_gateway, job)
     assert over.returncode == 1 and "indexed 20" in over.stdout
     assert f"job {job} is already over (done): nothing to cancel" in over.stderr
+    over = dogsearch("jobs", "cancel", "--url", slow_gateway, job, "--json")
+    assert over.returncode == 1 and json.loads(over.stdout)["state"] == "done"
 
 
 def test_a_detached_job_is_cancelled_by_its_id_and_what_it_stored_stays(tmp_path, slow_gateway):
     folder = photo_folder(tmp_path, 20)
     detached = dogsearch("index", str(folder), "--url", slow_gateway, "--detach")
     assert detached.returncode == 0, detached.stderr
-    job = detached.stderr.split()[1]
+    job = detached.stdout.strip()  # the id alone on stdout, for a script
+    assert f"job {job} queued" in detached.stderr
     assert f"dogsearch jobs cancel --url {slow_gateway} {job}" in detached.stderr
     running_job(slow_gateway, at_least=2)
     cancelled = dogsearch("jobs", "cancel", "--url", slow_gateway, job, "--json")

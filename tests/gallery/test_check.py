@@ -344,3 +344,68 @@ def test_with_a_broker_the_hashes_are_those_filed_in_redis(tmp_path, capsys, mon
     finally:
         store.close()
         redis_db().flushdb()
+
+
+def scaled_copies(folder, scales) -> list[bytes]:
+    """The first beagle at each scale: look-alikes within a few bits of one another."""
+    folder.mkdir(parents=True)
+    photo = Image.open(BEAGLES[0])
+    out = []
+    for n, scale in enumerate(scales):
+        data = encode(photo.resize((round(photo.width * scale), round(photo.height * scale))), "JPEG", quality=80)
+        (folder / f"{n}.jpg").write_bytes(data)
+        out.append(data)
+    return out
+
+
+def test_look_alikes_stored_by_one_batch_are_marked_in_the_order_the_check_reads(tmp_path, capsys):
+    """Six copies of one photo in one batch of a job, all stored within one second: the first of them in the stored
+    order (then their photo ids) is the original and the others name it or another stored before them, as the check
+    reads it; before, the batch ordered them as listed, so the check found an "unmarked copy" in a fresh import and
+    its repair could close a loop of copies."""
+    from tests.jobs.helpers import wait_job
+
+    root, folder = tmp_path / "data", tmp_path / "in" / "beagle"
+    copies = scaled_copies(folder, (1.0, 0.95, 0.9, 0.85, 0.8, 0.75))
+
+    async def index() -> dict:
+        app = fake_all_in_one(root, jobs_options={"broker_url": None, "allowed_roots": [str(tmp_path / "in")]})
+        async with serving(app) as client:
+            r = await client.post("/v1/jobs/index", json={"path": str(folder.parent)})
+            return await wait_job(client, r.json()["id"])
+
+    job = asyncio.run(index())
+    assert (job["indexed"], job["near_duplicates"]) == (6, 5), job
+    ids = sorted(photo_id(sha256_hex(data)) for data in copies)
+    stored = asyncio.run(payloads(root, ids))
+    assert "near_duplicate_of" not in stored[ids[0]]  # the first by photo id: one second, one order
+    assert all(stored[i]["near_duplicate_of"] in ids[:ids.index(i)] for i in ids[1:])
+    status, report = run_check(capsys, root)
+    assert status == 0 and report["gallery"]["unmarked_copies"] == 0, report["gallery"]
+
+
+def test_the_check_never_closes_a_loop_of_copies(tmp_path, capsys):
+    """Marks made before every look read one order (a batch's own look-alikes as listed): B copies A and C copies
+    B, while C is the first stored. The check finds A unmarked with C stored before it, but marking A a copy of C
+    would make A -> C -> B -> A, copies of copies with no original: it leaves A the original."""
+    root = tmp_path / "data"
+    a, b, c = (photo_id(sha256_hex(data)) for data in scaled_copies(tmp_path / "in", (1.0, 0.9, 0.8)))
+
+    async def store_marked() -> None:
+        app = fake_all_in_one(root)
+        async with serving(app) as client:
+            for n in range(3):
+                data = (tmp_path / "in" / f"{n}.jpg").read_bytes()
+                r = await client.post("/v1/dogs", files={"image": ("d.jpg", data)})
+                assert r.status_code == 201, r.text
+            index = app.state.parts.gallery.index
+            await index.set_payload([a], {"created_at": "2026-01-01T00:00:02+00:00"})
+            await index.set_payload([b], {"created_at": "2026-01-01T00:00:01+00:00", "near_duplicate_of": a})
+            await index.set_payload([c], {"created_at": "2026-01-01T00:00:00+00:00", "near_duplicate_of": b})
+
+    asyncio.run(store_marked())
+    stored = asyncio.run(payloads(root, [a]))
+    assert "near_duplicate_of" not in stored[a]
+    status, report = run_check(capsys, root, "--repair")
+    assert report["gallery"]["marked"] == 0 and status == 0, report["gallery"]
+    assert "near_duplicate_of" not in asyncio.run(payloads(root, [a]))[a]

@@ -94,12 +94,29 @@ def test_a_report_may_be_a_little_ahead_of_this_clock():
 
 
 def test_a_breed_or_a_name_is_matched_without_case_accents_or_separators():
-    assert {match_key(b) for b in ("Shih-Tzu", "shih tzu", " SHIH_TZU ", "Shih - Tzu")} == {"shih tzu"}
+    # a phone's en dash, a dot, a zero-width space, the words run together
+    spelled = ("Shih-Tzu", "shih tzu", " SHIH_TZU ", "Shih – Tzu", "Shih.Tzu", "Shih\u200bTzu", "ShihTzu")
+    assert {match_key(b) for b in spelled} == {"shihtzu"} and match_key("Bull Mastiff") == match_key("Bullmastiff")
     assert match_key("Zoë") == "zoe" and match_key("Beagle") == "beagle"
     assert match_keys({"breed": "Beagle", "name": ["Rex", "T-Rex"], "color": "tan"}) == {
-        "breed_key": "beagle", "name_key": ["rex", "t rex"]}
+        "breed_key": "beagle", "name_key": ["rex", "trex"]}
+    # a value that is no text: a number by its text; anything else no key, so none of an earlier value stays
+    assert match_keys({"breed": 7, "name": None}) == {"breed_key": "7", "name_key": None}
     assert search_filter("BEAGLE", "rex", '{"color": "tan"}') == {"color": "tan", "breed_key": "beagle",
                                                                   "name_key": "rex"}
-    assert search_filter(None, None, '{"breed": ["Shih-Tzu", "Pug"]}') == {"breed_key": ["shih tzu", "pug"]}
+    assert search_filter(None, None, '{"breed": ["Shih-Tzu", "Pug"]}') == {"breed_key": ["shihtzu", "pug"]}
+    assert search_filter(None, None, '{"breed": true}') == {"breed": True}  # a flag: the field itself
     with pytest.raises(InvalidFields, match="not a field"):
         search_filter(None, None, '{"breed_key": "pug"}')  # the key is the server's
+
+
+@pytest.mark.parametrize("refused", [
+    lambda: user_fields({"seen_at": "x" * 3000}),
+    lambda: user_fields({"status": "x" * 3000}),
+    lambda: user_fields({"x" * 3000: "a"}),
+    lambda: search_filter(None, None, '{"%s": 1}' % ("k" * 5000)),
+])
+def test_a_refusal_names_at_most_a_little_of_the_value_sent(refused):
+    with pytest.raises(InvalidFields) as info:
+        refused()
+    assert len(info.value.reason) < 200 and "characters)" in info.value.reason

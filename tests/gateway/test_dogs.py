@@ -219,8 +219,10 @@ async def test_deleting_a_dog_points_its_photos_copies_at_the_oldest_look_alike_
         assert (await client.delete(f"/v1/dogs/{ids[0]}")).status_code == 204
         marks = [(await client.get(f"/v1/dogs/{dog}")).json()["payload"].get("near_duplicate_of") for dog in ids[1:]]
         listed = (await client.get("/v1/dogs", params={"filter": f'{{"near_duplicate_of": "{ids[1]}"}}'})).json()
+        of_poster = (await client.get("/v1/dogs", params={"filter": f'{{"near_duplicate_of": "{ids[0]}"}}'})).json()
     assert marks == [None, ids[1], ids[1]], (ids, marks)
     assert sorted(d["id"] for d in listed["items"]) == sorted(ids[2:])
+    assert (of_poster["items"], of_poster["total"]) == ([], 0)  # the first copy's mark names the deleted poster
 
 
 async def test_a_photo_stored_by_a_call_that_died_after_its_upsert_is_still_found_as_a_look_alike(tmp_path, fake_model):
@@ -360,3 +362,6 @@ async def test_a_breed_and_a_name_are_found_whatever_their_case_and_separators(g
 
     assert (await gateway.patch(f"/v1/dogs/{shih}", json={"breed": "Lhasa Apso"})).status_code == 200
     assert await listed(breed="lhasa-apso") == [shih] and await listed(breed="shih tzu") == []
+    assert (await gateway.patch(f"/v1/dogs/{shih}", json={"breed": 7, "name": []})).status_code == 200
+    assert await listed(breed="lhasa apso") == [] and await listed(name="zoe") == []  # no key left behind
+    assert await listed(breed="7") == [shih]

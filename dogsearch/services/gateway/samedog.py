@@ -27,7 +27,7 @@ from dogsearch.services.gateway.settings import GatewaySettings
 JUDGED = SHOWN
 
 NO_LIKELY = "No likely match: none of these is likely the same dog."
-NO_DOGS = "No dogs to compare with: none is stored, or none passes the search's filters (a status, a place, a time)."
+NO_DOGS = "No dogs to compare with: none is stored, or none passes the search's filters."
 
 
 @dataclass(frozen=True)
