@@ -64,7 +64,10 @@ async def _act(args: argparse.Namespace) -> int:
     async with _source(args) as jobs:
         if args.action == "list":
             listed = await jobs.list(args.limit)
-            print(json.dumps(listed, indent=2) if args.json else job_table(listed))
+            if isinstance(jobs, _NoJobs) and not args.json:  # a typo in --data-dir reads as what it is
+                print(f"no jobs in {jobs.folder}: no job store there")
+            else:
+                print(json.dumps(listed, indent=2) if args.json else job_table(listed))
             return 0
         if args.action == "cancel":
             job = await jobs.get(args.job_id)

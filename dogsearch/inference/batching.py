@@ -80,8 +80,10 @@ class DynamicBatcher(Generic[T, R]):
         self._pending.extend(requests)
         self._queued_items += len(items)
         self._wakeup.set()
+        gathered = asyncio.gather(*(r.future for r in requests))
+        gathered.add_done_callback(_read)  # a caller gone (cancelled) leaves no error behind unread
         try:
-            results = await asyncio.wait_for(asyncio.gather(*(r.future for r in requests)), self.timeout_s)
+            results = await asyncio.wait_for(gathered, self.timeout_s)
         except TimeoutError as exc:
             for r in requests:
                 r.future.cancel()  # the worker skips cancelled requests still in the queue
@@ -169,3 +171,8 @@ class DynamicBatcher(Generic[T, R]):
                     await task
                 except asyncio.CancelledError:
                     pass
+
+
+def _read(done: asyncio.Future) -> None:
+    if not done.cancelled():
+        done.exception()

@@ -167,7 +167,7 @@ def test_jobs_in_a_data_folder_are_cancelled_there(tmp_path, capsys):
     reads before each batch. Nothing runs here, and a folder without jobs is not given a job store."""
     data = tmp_path / "data"
     assert cli.main(["jobs", "list", "--data-dir", str(data)]) == 0
-    assert capsys.readouterr().out.strip() == "no jobs" and not data.exists()
+    assert capsys.readouterr().out.strip() == f"no jobs in {data / 'jobs'}: no job store there" and not data.exists()
     assert cli.main(["jobs", "cancel", "--data-dir", str(data), str(uuid.uuid4())]) == 1
     assert "no jobs in" in capsys.readouterr().err
 

@@ -165,3 +165,28 @@ async def test_each_run_records_its_wall_and_cpu_time_even_when_it_fails():
     cpu = REGISTRY.get_sample_value("dogsearch_batch_run_cpu_seconds_sum", {"batcher": "timed"}) - before[1]
     assert cpu >= 0.04
     await batcher.aclose()
+
+
+async def test_a_caller_that_goes_away_leaves_no_error_unread(caplog):
+    """A request cancelled while its batch runs (Ctrl-C on a job run in this process): asyncio logged "exception
+    was never retrieved" for the gathered results nobody awaited any more."""
+    import gc
+
+    release = threading.Event()
+
+    def slow(items):
+        release.wait(5)
+        return items
+
+    batcher, _ = make(slow)
+    task = asyncio.create_task(batcher.submit([1]))
+    await asyncio.sleep(0.1)  # its batch is running
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()
+    await asyncio.sleep(0.1)
+    await batcher.aclose()
+    del task
+    gc.collect()
+    assert "never retrieved" not in caplog.text
