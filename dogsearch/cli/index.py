@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         print("dogsearch index: --detach needs --url or DOGSEARCH_BROKER_URL: a job run in this process stops with "
               "it", file=sys.stderr)
         return 2
-    follow = Following(detach=args.detach, where=f" --url {args.url}" if args.url else "")
+    where = (f" --url {args.url}" if args.url else "") + (f" --api-key-file {args.api_key_file}"
+                                                          if args.url and args.api_key_file else "")
+    follow = Following(detach=args.detach, where=where)
     try:
         if args.url:
             job = asyncio.run(via_gateway(plan, args.url, upload=not args.server_path, csv=args.csv,

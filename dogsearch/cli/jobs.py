@@ -4,7 +4,8 @@ it.
 
 Where: a running gateway (--url, its /v1/jobs with the caller's key), else the job store the services use: Redis
 beside DOGSEARCH_BROKER_URL, else --data-dir's jobs/ (SQLite; a server running on it sees a cancel at its next
-batch). Nothing is started here: no model loads, no job runs."""
+batch). Nothing is started here: no model loads, no job runs; but a job read with no file finished for
+DOGSEARCH_JOBS_STALL_TIMEOUT_S is failed, as the API fails it when read."""
 from __future__ import annotations
 
 import argparse

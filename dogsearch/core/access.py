@@ -130,7 +130,7 @@ class Caller:
         """Changing or deleting something needs the key that made it, or admin."""
         if self.may("admin") or (self.name is not None and self.name == owner and self.may("write")):
             return
-        if owner is None:  # stored while the server was open, or by an admin's bulk job
+        if owner is None:  # stored while the server was open, or by a job started without a key (the CLI)
             raise Forbidden(f"{what} was added without a key: only an admin key may change it")
         raise Forbidden(f"{what} was added by another key: only that key or an admin key may change it")
 

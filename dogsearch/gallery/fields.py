@@ -86,7 +86,7 @@ def parse_location(value: Any, name: str = "location") -> dict[str, float]:
 FUTURE_SLACK = timedelta(days=1)
 
 
-def _seen_at(value: Any) -> str:
+def seen_at(value: Any) -> str:
     """ISO 8601 -> RFC 3339 in UTC (a time without a zone is taken as UTC); not in the future."""
     try:
         at = utc_instant(value)
@@ -132,7 +132,7 @@ FIELDS: tuple[Field, ...] = (
     # the report: is the dog lost, found, seen somewhere, and when
     Field("status", "user", "keyword", _status),
     Field("location", "user", "geo", parse_location),
-    Field("seen_at", "user", "datetime", _seen_at),
+    Field("seen_at", "user", "datetime", seen_at),
     # the photo, and where in it the dog is
     Field("photo_id", "server", "keyword", public=False),  # the photo, named by its bytes: a file of the PhotoStore
     Field("photo_dogs", "server", public=False),  # how many dogs the detector found in the photo
@@ -256,7 +256,7 @@ def match_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
     them; None for anything else given (a PATCH to null), so no key of an earlier value is left behind."""
     def key_of(value: Any) -> str | None:
         return match_key(value if isinstance(value, str) else str(value)) \
-            if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+            if isinstance(value, str | int) and not isinstance(value, bool) else None
 
     out: dict[str, Any] = {}
     for field, key in MATCHED.items():
@@ -283,7 +283,8 @@ def search_filter(breed: str | None, name: str | None, raw_filter: str | None) -
         if field not in flt:
             continue
         keys = match_keys({field: flt[field]})[key]
-        if keys is not None and not (isinstance(keys, list) and None in keys):  # a flag stays a match on the field
+        # a flag, or a value without letters or digits ("---"), stays a match on the field as given
+        if keys not in (None, "") and not (isinstance(keys, list) and (None in keys or "" in keys)):
             del flt[field]
             flt[key] = keys
     return flt or None

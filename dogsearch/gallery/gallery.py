@@ -82,9 +82,13 @@ class Gallery:
                 for dog in dogs]
 
     async def _stored_dogs(self, ids: set[str]) -> set[str]:
-        """Those of `ids` that are stored dogs."""
-        found = await self.index.scroll(len(ids), None, {"dog_id": sorted(ids), "cover": True})
-        return {point["payload"]["dog_id"] for point in found["points"]}
+        """Those of `ids` that are stored dogs (a page of _PAGE at a time: a filter may name many)."""
+        named, alive = sorted(ids), set()
+        for start in range(0, len(named), _PAGE):
+            page = named[start:start + _PAGE]
+            found = await self.index.scroll(len(page), None, {"dog_id": page, "cover": True})
+            alive |= {point["payload"]["dog_id"] for point in found["points"]}
+        return alive
 
     async def _shown_matches(self, matches: Sequence[Match]) -> list[Match]:
         """`matches` with their dogs as `shown` shows them."""
@@ -132,7 +136,7 @@ class Gallery:
             if added.created:  # a change of the dog's fields (PATCH) while this photo was added reaches it too
                 now = own_fields((await self._cover(dog_id))["payload"])
                 if now != fields:
-                    await self.index.set_payload([added.dog.entry_id], now)
+                    await self.index.set_payload([added.dog.entry_id], now | match_keys(now))
             return added
 
     async def likeness(self, dog_id: str, entry: str) -> float | None:

@@ -4,8 +4,10 @@ it is the dog's cover; `upgrade` gives them those, through the Index contract, s
 embedded engine and on a Qdrant server, in-process or across HTTP. Idempotent: what is upgraded is left alone."""
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from dogsearch.gallery.contracts import Index
 from dogsearch.gallery.fields import MATCHED, match_key, match_keys
@@ -35,11 +37,15 @@ async def _keyed(index: Index, field: str, key: str) -> int:
             if done:
                 log.info("breeds and names keyed", extra={"field": field, "entries": done})
             return done
+        alike: dict[str, tuple[Any, list[str]]] = {}  # the entries of one key, written at once
         for point in page["points"]:
             value = point["payload"][field]
             keyed = match_keys({field: value})[key]
             # a value of another kind (a flag, an object) keyed by its text: never left empty, so not scrolled again
-            await index.set_payload([point["id"]], {key: keyed if keyed not in (None, []) else match_key(str(value))})
+            keyed = keyed if keyed not in (None, []) else match_key(str(value))
+            alike.setdefault(json.dumps(keyed), (keyed, []))[1].append(point["id"])
+        for keyed, entries in alike.values():
+            await index.set_payload(entries, {key: keyed})
         done += len(page["points"])
 
 

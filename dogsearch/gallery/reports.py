@@ -22,6 +22,7 @@ from dogsearch.gallery.fields import (
     TIME_ZONE,
     InvalidFields,
     parse_location,
+    seen_at,
     time_zone,
 )
 from dogsearch.search.filters import utc_instant
@@ -148,7 +149,7 @@ def from_photo(fields: Mapping[str, Any], report: PhotoReport) -> dict[str, Any]
                 value = report.local_time.replace(tzinfo=time_zone(zone)).astimezone(UTC).isoformat()
             if value is None:
                 raise InvalidFields(f"{key}={FROM_PHOTO}: {report.unknown[key]}; give {key} yourself")
-            out[key] = value
+            out[key] = seen_at(value) if key == "seen_at" else value  # a camera's clock may be years ahead
     return out
 
 

@@ -106,6 +106,7 @@ def test_a_breed_or_a_name_is_matched_without_case_accents_or_separators():
                                                                   "name_key": "rex"}
     assert search_filter(None, None, '{"breed": ["Shih-Tzu", "Pug"]}') == {"breed_key": ["shihtzu", "pug"]}
     assert search_filter(None, None, '{"breed": true}') == {"breed": True}  # a flag: the field itself
+    assert search_filter("---", None, None) == {"breed": "---"}  # no letters or digits: as given, not every "" key
     with pytest.raises(InvalidFields, match="not a field"):
         search_filter(None, None, '{"breed_key": "pug"}')  # the key is the server's
 

@@ -116,3 +116,9 @@ def test_the_photos_own_is_for_adding_a_photo_only(key):
     """PATCH has no photo to read: "photo" there is refused as such, not stored as the word."""
     with pytest.raises(InvalidFields, match="is for adding a photo"):
         user_fields({key: "photo"})
+
+
+def test_a_photos_time_in_the_future_is_refused_as_a_typed_one_is():
+    """A camera whose clock says 2062: seen_at=photo is checked as a time typed in is."""
+    with pytest.raises(InvalidFields, match="is in the future"):
+        from_photo({"seen_at": "photo"}, photo_report(Taken(at=datetime(2062, 11, 30, 17, 5, 9, tzinfo=UTC))))

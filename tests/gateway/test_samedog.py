@@ -292,3 +292,26 @@ async def test_a_photo_added_to_a_fusion_s_dog_is_judged_by_the_part_s_cosine(tm
     whole, part = v[1] @ v[0], (v[1, :48] @ v[0, :48]) / np.linalg.norm(v[1, :48]) / np.linalg.norm(v[0, :48])
     assert abs(whole - part) > 0.005  # the test tells the two apart
     assert r.json()["same_dog"] == pytest.approx(judged.probability(part), abs=1e-3)
+
+
+async def test_an_empty_answer_says_there_is_nothing_to_compare_without_a_calibration_too(tmp_path, fake_model):
+    async with serving(fake_all_in_one(tmp_path / "data", fake_model)) as client:  # no calibration for these vectors
+        body = (await search(client, solid(RED))).json()
+    assert body["results"] == [] and body["message"] == NO_DOGS and body["best_verdict"] is None
+
+
+async def test_a_photo_is_added_even_when_its_verdict_cannot_be_told(calibrated, monkeypatch):
+    """The photo is stored before its verdict is read: a failure there (the search service gone that moment) leaves
+    the add done, its verdict null."""
+    from dogsearch.core.errors import Unavailable
+    from dogsearch.gallery.gallery import Gallery
+
+    red = (await add(calibrated, solid(RED))).json()["id"]
+
+    async def gone(self, dog_id, entry):
+        raise Unavailable("search: no answer")
+
+    monkeypatch.setattr(Gallery, "likeness", gone)
+    r = await calibrated.post(f"/v1/dogs/{red}/photos", files={"image": ("p.png", solid(RED, fmt="PNG"))})
+    assert r.status_code == 201 and (r.json()["same_dog"], r.json()["verdict"]) == (None, None)
+    assert len(r.json()["photos"]) == 2

@@ -73,7 +73,7 @@ class SameDog:
         if cal is not None and cal.part is not None and any(m.judged is None for m in matches):
             cal = None  # ranked without the part's scores (the model was not known then): no verdict, not a wrong one
         if cal is None:
-            return Judged([None] * shown, [None] * shown, None, None)
+            return Judged([None] * shown, [None] * shown, None, None if matches else NO_DOGS)
         scores = [m.verdict_score for m in matches]
         s = self.settings
         probabilities = [1.0 if m.exact else round(float(p), 4)

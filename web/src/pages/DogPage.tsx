@@ -145,8 +145,8 @@ export function DogPage({ id }: { id: string }) {
       if (!added.created) setPhotoNote("That photo is already one of this dog's photos.");
       else if (added.verdict === "unlikely" && added.sameDog !== null) {
         setPhotoNote(
-          `Photo added, but it looks unlike this dog's other photos: ${sameDogText(added.sameDog, "unlikely")}. ` +
-            "If it shows another dog, remove it and add it as a dog of its own.",
+          `Photo added. It looks unlike this dog's other photos: ${sameDogText(added.sameDog, "unlikely")}. ` +
+            "Check that it shows this dog (another pose or light can do that too).",
         );
       } else setPhotoNote("Photo added.");
     } catch (e) {

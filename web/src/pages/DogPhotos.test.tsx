@@ -84,8 +84,8 @@ describe("DogPage photos", () => {
     await screen.findAllByTestId("dog-photo");
     await userEvent.upload(screen.getByLabelText("Add a photo of this dog"), new File(["x"], "cat.jpg", { type: "image/jpeg" }));
     expect(await screen.findByRole("status")).toHaveTextContent(
-      "Photo added, but it looks unlike this dog's other photos: unlikely to be the same dog (<1 %). " +
-        "If it shows another dog, remove it and add it as a dog of its own.",
+      "Photo added. It looks unlike this dog's other photos: unlikely to be the same dog (<1 %). " +
+        "Check that it shows this dog (another pose or light can do that too).",
     );
   });
 

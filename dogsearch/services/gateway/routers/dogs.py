@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import numpy as np
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from dogsearch.core.boxes import parse_box
+from dogsearch.core.errors import DogsearchError
 from dogsearch.gallery.fields import InvalidFields, check_fields_size, parse_json_object, search_filter, user_fields
 from dogsearch.gallery.ingest import Upload
 from dogsearch.gallery.photos import media_type
@@ -26,6 +28,8 @@ from dogsearch.services.gateway.deps import (
 from dogsearch.services.gateway.routers.search import NO_DOG
 from dogsearch.services.gateway.schemas import Dog, DogDetail, DogPage, DogUpdate, MarkedBox, PhotoAdded
 from dogsearch.services.gateway.settings import GatewaySettings
+
+log = logging.getLogger("dogsearch.gateway")
 
 MARKED = ('"x0,y0,x1,y1": where the dog is, in the photo\'s pixels (EXIF orientation applied), marked by you where '
           'the detector missed it or boxed something else: that dog is stored, with its box (in place of `dog`)')
@@ -197,12 +201,18 @@ def router(settings: GatewaySettings) -> APIRouter:
 
 
 async def _same_dog(parts: Parts, dog_id: str, entry: str) -> float | None:
-    """The calibrated probability that a dog's photo (`entry`) shows the same dog as its closest other photo."""
+    """The calibrated probability that a dog's photo (`entry`) shows the same dog as its closest other photo; None
+    where it cannot be told. The photo is stored by now: nothing here fails the add (a retry would only find it
+    stored, and say nothing of it)."""
     model = parts.gallery.space.model
-    score = await parts.gallery.likeness(dog_id, entry)
-    if score is None or model is None:
+    try:
+        score = await parts.gallery.likeness(dog_id, entry)
+        if score is None or model is None:
+            return None
+        found = await parts.same_dog.probabilities(model, np.asarray([score]))
+    except DogsearchError:
+        log.warning("no same-dog verdict for a photo added to dog %s", dog_id, exc_info=True)
         return None
-    found = await parts.same_dog.probabilities(model, np.asarray([score]))
     return None if found is None else round(float(found[0]), 4)
 
 
