@@ -65,6 +65,10 @@ class SameDog:
         cal = await self.calibration(model_id)
         return None if cal is None else cal.leading(scores, others, self.settings.same_dog_prior)
 
+    def verdict(self, p: float) -> Verdict:
+        """A probability against the gateway's thresholds."""
+        return verdict(p, self.settings.same_dog_possible, self.settings.same_dog_likely)
+
     async def judge(self, model_id: str | None, matches: Sequence[Match], shown: int | None = None) -> Judged:
         """The first `shown` (all by default) of a ranked list of matches judged; the ones after them are the dogs
         the shown ones must stand out from (a search asks for at least JUDGED dogs for that)."""
@@ -78,6 +82,6 @@ class SameDog:
         s = self.settings
         probabilities = [1.0 if m.exact else round(float(p), 4)
                          for m, p in zip(matches, cal.results(list(scores), s.same_dog_prior)[:shown], strict=False)]
-        verdicts = [verdict(p, s.same_dog_possible, s.same_dog_likely) for p in probabilities]
-        best = verdict(max(probabilities, default=0.0), s.same_dog_possible, s.same_dog_likely)
+        verdicts = [self.verdict(p) for p in probabilities]
+        best = self.verdict(max(probabilities, default=0.0))
         return Judged(probabilities, verdicts, best, None if best == "likely" else NO_LIKELY if matches else NO_DOGS)

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from dogsearch.models.calibration import Verdict
+
 
 class Dog(BaseModel):
     id: str
@@ -35,7 +37,7 @@ class PhotoAdded(DogDetail):
     same_dog: float | None = Field(None, description="the probability that the photo added shows this dog, by its "
                                                      "closest other photo of it (the calibrated pair probability); "
                                                      "null: its only photo, or the vectors have no calibration")
-    verdict: Literal["likely", "possible", "unlikely"] | None = Field(
+    verdict: Verdict | None = Field(
         None, description="same_dog against SAME_DOG_LIKELY and SAME_DOG_POSSIBLE: 'unlikely' is worth a look: "
                           "another dog's photo added by mistake?")
 
@@ -103,14 +105,14 @@ class SearchResult(Dog):
     same_dog: float | None = Field(None, description="the probability that this is the same dog as the query's, "
                                                      "calibrated on pairs of individual dogs' photos; null: the "
                                                      "model has no calibration")
-    verdict: Literal["likely", "possible", "unlikely"] | None = Field(
+    verdict: Verdict | None = Field(
         None, description="same_dog against the gateway's thresholds (SAME_DOG_LIKELY, SAME_DOG_POSSIBLE); null "
                           "without a calibration")
 
 
 class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(..., description="best first")
-    best_verdict: Literal["likely", "possible", "unlikely"] | None = Field(
+    best_verdict: Verdict | None = Field(
         None, description="the best result's verdict (unlikely when there is none); null without a calibration")
     message: str | None = Field(None, description="said plainly when no result is likely the same dog")
     query_pose: dict[str, Any] | None = Field(None, description="with pose=true: the query photo's pose")

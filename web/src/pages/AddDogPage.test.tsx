@@ -122,34 +122,29 @@ describe("AddDogPage with the dogs found in the photo", () => {
     expect(addForm(fetchMock)!.get("dog")).toBe("0");
   });
 
-  it("says which stored dog's photo the new one looks like a copy of", async () => {
-    const copy = { ...ADDED, id: "d2", payload: { ...ADDED.payload, phash: "0f0f", near_duplicate_of: "d1" } };
-    const fetchMock = vi.fn(async (url: RequestInfo | URL) =>
-      url === "/v1/detect" ? json(404, { detail: "Not Found" }) : json(201, copy),
-    );
-    vi.stubGlobal("fetch", fetchMock);
+  /** Adds a photo on a server without /v1/detect whose add answers `status` and `dog`; what the page then says. */
+  async function added(status: number, dog: unknown) {
+    vi.stubGlobal("fetch", vi.fn(async (url: RequestInfo | URL) =>
+      url === "/v1/detect" ? json(404, { detail: "Not Found" }) : json(status, dog),
+    ));
     render(<AddDogPage />);
     await pickPhoto();
     const add = screen.getByRole("button", { name: "Add dog" });
     await vi.waitFor(() => expect(add).toBeEnabled());
     await userEvent.click(add);
-    const status = await screen.findByRole("status");
+    return screen.findByRole("status");
+  }
+
+  it("says which stored dog's photo the new one looks like a copy of", async () => {
+    const copy = { ...ADDED, id: "d2", payload: { ...ADDED.payload, phash: "0f0f", near_duplicate_of: "d1" } };
+    const status = await added(201, copy);
     expect(status).toHaveTextContent("Added Rex. The photo looks like a copy of one stored before");
     expect(screen.getByRole("link", { name: "one stored before" })).toHaveAttribute("href", "#/dogs/d1");
     expect(screen.getByRole("link", { name: "Rex" })).toHaveAttribute("href", "#/dogs/d2");
   });
 
   it("says a photo already stored was not changed by what was typed", async () => {
-    const fetchMock = vi.fn(async (url: RequestInfo | URL) =>
-      url === "/v1/detect" ? json(404, { detail: "Not Found" }) : json(200, ADDED),
-    );
-    vi.stubGlobal("fetch", fetchMock);
-    render(<AddDogPage />);
-    await pickPhoto();
-    const add = screen.getByRole("button", { name: "Add dog" });
-    await vi.waitFor(() => expect(add).toBeEnabled());
-    await userEvent.click(add);
-    const status = await screen.findByRole("status");
+    const status = await added(200, ADDED);
     expect(status).toHaveTextContent(
       "This photo was already stored as Rex. Nothing you entered here was changed on it: edit it on its page.",
     );

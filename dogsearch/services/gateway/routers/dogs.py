@@ -13,7 +13,6 @@ from dogsearch.core.errors import DogsearchError
 from dogsearch.gallery.fields import InvalidFields, check_fields_size, parse_json_object, search_filter, user_fields
 from dogsearch.gallery.ingest import Upload
 from dogsearch.gallery.photos import media_type
-from dogsearch.models.calibration import verdict
 from dogsearch.services.gateway.deps import (
     UUID_PATTERN,
     CallerDep,
@@ -131,8 +130,7 @@ def router(settings: GatewaySettings) -> APIRouter:
         detail = await _detail(gallery, caller, dog_id)
         same = await _same_dog(parts, dog_id, added.dog.entry_id)
         return PhotoAdded(**detail.model_dump(), photo_id=added.dog.photo_id, same_dog=same,
-                          verdict=None if same is None else verdict(same, parts.settings.same_dog_possible,
-                                                                    parts.settings.same_dog_likely))
+                          verdict=None if same is None else parts.same_dog.verdict(same))
 
     @api.put("/{dog_id}/photos/{photo_id}/box", response_model=DogDetail,
              responses={422: {"description": "a box that is not one, or holds too little of the photo (code bad_box)"}})
