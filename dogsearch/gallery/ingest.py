@@ -20,7 +20,17 @@ from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog
 from dogsearch.gallery.fields import match_keys
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.gallery.records import MAX_PHOTO_DOGS, Dog, entry_id, marked_entry_id, photo_dogs, photo_id, sha256_hex
+from dogsearch.gallery.records import (
+    MAX_PHOTO_DOGS,
+    MAX_REGROWN,
+    Dog,
+    entry_id,
+    marked_entry_id,
+    photo_dogs,
+    photo_id,
+    regrown_dog_id,
+    sha256_hex,
+)
 from dogsearch.gallery.reports import PhotoReport, asks_photo, from_photo, photo_report
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
@@ -154,11 +164,10 @@ class Ingestor:
             if not created:
                 await asyncio.to_thread(self._restore_photos, [(Dog.from_entry(point), upload)])
             else:
-                if await self.removed_origins([entry]):
-                    raise PhotoOfAnotherDog(f"this photo was removed from dog {entry}: add it to that dog as one of "
-                                            "its photos again")
+                dog_id = (await self.new_dog_ids([entry]))[entry]
                 seen = embedded or (await self.embed([(upload.data, marked)], require_dog=require))[0]
-                point = _point(upload, info, pick(seen.photo, dog), entry, seen.model, len(seen.photo.dogs))
+                point = _point(upload, info, pick(seen.photo, dog), entry, seen.model, len(seen.photo.dogs),
+                               dog_id=dog_id)
                 await self._store([(point["id"], upload, info, seen.photo.phash)], [point])
         if announce:
             await self.announce([entry])
@@ -200,7 +209,8 @@ class Ingestor:
                 if await self.index.count({"dog_id": dog.id, "photo_id": upload.photo_id}):
                     raise PhotoOfAnotherDog(f"another dog of this photo is already a photo of dog {dog.id}")
                 seen = embedded or (await self.embed([(upload.data, marked)], require_dog=require))[0]
-                point = _point(upload, info, pick(seen.photo, index), entry, seen.model, len(seen.photo.dogs), dog.id)
+                point = _point(upload, info, pick(seen.photo, index), entry, seen.model, len(seen.photo.dogs),
+                               dog_id=dog.id, cover=False)
                 await self._store([(point["id"], upload, info, seen.photo.phash)], [point])
         if announce:
             await self.announce([entry])
@@ -225,16 +235,34 @@ class Ingestor:
         await self.announce([entry["id"]])
         return Dog.from_entry(point)
 
-    async def removed_origins(self, entry_ids: Sequence[str]) -> set[str]:
-        """Those of `entry_ids` that are the id of a stored dog whose entry of that id is gone (the photo it was
-        made from was removed from it): stored as a new dog, that entry would join the old dog."""
-        if not entry_ids:
+    async def new_dog_ids(self, entry_ids: Sequence[str]) -> dict[str, str]:
+        """The id of the dog that each of `entry_ids`, not stored, starts: its own, unless a stored dog has that id
+        (the photo the dog was made from was removed from it, and the dog kept its id); then the first of the entry's
+        regrown ids that no stored dog has. PhotoOfAnotherDog when the entry has started MAX_REGROWN such dogs. One
+        count, nearly always."""
+        taken = await self._stored_dog_ids(entry_ids)
+        if not taken:
+            return {entry: entry for entry in entry_ids}
+        regrown = {entry: [regrown_dog_id(entry, n) for n in range(1, MAX_REGROWN + 1)] for entry in taken}
+        used = await self._stored_dog_ids([dog for dogs in regrown.values() for dog in dogs])
+        ids = {}
+        for entry in entry_ids:
+            free = [entry] if entry not in taken else [dog for dog in regrown[entry] if dog not in used]
+            if not free:
+                raise PhotoOfAnotherDog(f"this photo was removed from dog {entry} and has started {MAX_REGROWN} "
+                                        "dogs of its own since: add it to one of them")
+            ids[entry] = free[0]
+        return ids
+
+    async def _stored_dog_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of `ids` that are the ids of stored dogs."""
+        if not ids:
             return set()
-        dogs = {"dog_id": list(entry_ids), "cover": True}
+        dogs = {"dog_id": list(ids), "cover": True}
         try:
             if not await self.index.count(dogs):  # nearly always: a count, no payloads
                 return set()
-            alive = await self.index.scroll(len(entry_ids), None, dogs)
+            alive = await self.index.scroll(len(ids), None, dogs)
         except CollectionMissing:
             return set()
         return {p["payload"]["dog_id"] for p in alive["points"]}
@@ -277,10 +305,12 @@ class Ingestor:
                    for (n, upload, info), it in zip(todo, seen, strict=True)]
         # Some of a photo's dogs may have been added one by one before: those entries stay as they are.
         later = await self.stored([p["id"] for *_, points in planned for p in points])
-        taken = await self.removed_origins([p["id"] for *_, points in planned for p in points if p["id"] not in later])
-        if taken:  # the caller tries the photos one by one: only this one fails
-            raise PhotoOfAnotherDog(f"this photo was removed from dog {min(taken)}: add it to that dog as one of its "
-                                    "photos again")
+        # A PhotoOfAnotherDog here: the caller tries the photos one by one, and only that one fails.
+        dog_ids = await self.new_dog_ids([p["id"] for *_, points in planned for p in points if p["id"] not in later])
+        for *_, photo_points in planned:
+            for point in photo_points:
+                if point["id"] in dog_ids:
+                    point["payload"]["dog_id"] = dog_ids[point["id"]]
         points, files = [], []
         for _, upload, info, phash, photo_points in planned:
             fresh = [p for p in photo_points if p["id"] not in later]
@@ -529,14 +559,15 @@ def pick(photo: PhotoDogs, dog: int) -> FoundDog:
     return photo.dogs[dog]
 
 
-def _point(upload: Upload, info: ImageInfo, dog: FoundDog, entry: str, model: str, dogs: int,
-           of_dog: str | None = None) -> dict[str, Any]:
-    """The entry `entry` of a dog of the photo, which shows `dogs`: a new dog, of which this is the first photo (its
-    cover), or, with `of_dog`, another photo of that stored dog."""
+def _point(upload: Upload, info: ImageInfo, dog: FoundDog, entry: str, model: str, dogs: int, *,
+           dog_id: str | None = None, cover: bool = True) -> dict[str, Any]:
+    """The entry `entry` of a dog of the photo, which shows `dogs`: the first photo (the cover) of a new dog, whose id
+    is `dog_id` (the entry's own when not given; see Ingestor.new_dog_ids), or, not `cover`, another photo of the
+    stored dog `dog_id`."""
     record = {
         **upload.fields,
         **match_keys(upload.fields),
-        "dog_id": of_dog or entry, "cover": of_dog is None, "photo_id": upload.photo_id,
+        "dog_id": dog_id or entry, "cover": cover, "photo_id": upload.photo_id,
         **({"owner": upload.owner} if upload.owner else {}),
         **({"job": upload.job} if upload.job else {}),
         **({} if dog.whole_photo else {"box": [float(v) for v in dog.box]}),  # no box: the whole photo

@@ -36,6 +36,16 @@ def marked_entry_id(photo: str, box: tuple[float, float, float, float]) -> str:
     return str(uuid.uuid5(_ENTRIES, f"{photo}/marked/{','.join(str(round(v)) for v in box)}"))
 
 
+MAX_REGROWN = 8  # how many new dogs one entry may start once the dog of its id has kept that id (see regrown_dog_id)
+
+
+def regrown_dog_id(entry: str, n: int) -> str:
+    """The id of the `n`-th (1, 2, ...) new dog started by the entry `entry` while a dog of that entry's id is
+    stored: the photo a dog was made from, removed from it (the dog keeps its id, which is the photo's entry's), then
+    added as a dog of its own."""
+    return str(uuid.uuid5(_ENTRIES, f"{entry}/dog/{n}"))
+
+
 def photo_dogs(point: Mapping[str, Any]) -> int:
     """How many dogs the photo of a stored entry (a search service point) shows (entries stored before that was
     recorded: one)."""

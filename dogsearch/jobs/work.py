@@ -289,7 +289,7 @@ async def _index_marked(ingestor: Ingestor, items: list[_Prepared]) -> list[Outc
 async def _index(ingestor: Ingestor, items: list[_Prepared],
                  require_dog: bool) -> list[Outcome]:
     """The photos' dogs, as the embedder found them, stored with one call; if the batch is refused because of one
-    photo (PhotoOfAnotherDog: the photo a stored dog was made from, removed from it), the photos go one by one so
+    photo (PhotoOfAnotherDog: Ingestor.new_dog_ids found no id left for it), the photos go one by one so
     that only that one fails. A photo without a dog fails (with `require_dog`). Each photo: (its item, why it failed
     or None, its dogs as stored)."""
     if not items:

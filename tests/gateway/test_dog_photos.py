@@ -101,15 +101,46 @@ async def test_removing_photos_moves_the_cover_and_refuses_the_last_one(gateway,
     assert "delete the dog" in last.json()["detail"]
     assert (await gateway.get(f"/v1/dogs/{rex}")).status_code == 200
 
-    # The photo the dog was made from, uploaded again as a new dog, would take the dog's id: refused.
-    refused = await add(gateway, red)
-    assert refused.status_code == 409 and refused.json()["code"] == "photo_of_another_dog"
-    back = await add_photo(gateway, rex, red)  # as one of its photos, it is welcome back
+    # The photo the dog was made from, uploaded again as a new dog (it showed another dog), starts a dog of its own
+    # under an id of its own: Rex keeps his, and his one photo.
+    apart = await add(gateway, red, name="Max")
+    assert apart.status_code == 201, apart.text
+    max_ = apart.json()["id"]
+    assert max_ != rex and apart.json()["payload"]["name"] == "Max"
+    assert [p["id"] for p in (await gateway.get(f"/v1/dogs/{max_}")).json()["photos"]] == [pid(red)]
+    assert [p["id"] for p in (await gateway.get(f"/v1/dogs/{rex}")).json()["photos"]] == [pid(green)]
+    again = await add(gateway, red)  # the same photo again is that dog, not a third
+    assert again.status_code == 200 and again.json()["id"] == max_
+    assert await total(gateway) == 2
+    assert [r["id"] for r in (await search(gateway, red)).json()["results"]][0] == max_
+    taken = await add_photo(gateway, rex, red)  # Max's photo now
+    assert taken.status_code == 409 and taken.json()["code"] == "photo_of_another_dog"
+    assert max_ in taken.json()["detail"]
+    assert (await gateway.delete(f"/v1/dogs/{max_}")).status_code == 204
+    back = await add_photo(gateway, rex, red)  # as one of Rex's photos, it is welcome back
     assert back.status_code == 201 and {p["id"] for p in back.json()["photos"]} == {rex, pid(green)}
     assert sum(p["cover"] for p in back.json()["photos"]) == 1
     assert (await gateway.delete(f"/v1/dogs/{rex}")).status_code == 204
     assert await total(gateway) == 0
     assert not list((tmp_path / "data" / "photos").rglob("*.jpg"))
+
+
+async def test_a_photo_removed_from_the_dog_it_made_starts_a_bounded_number_of_dogs(gateway):
+    # Each round: the red photo starts a dog, which gets another photo and loses the red one; the red photo's dogs
+    # have ids of their own, and the ninth is refused (each id tried is one more look-up: bounded).
+    red, dogs = solid(RED), []
+    for n in range(9):
+        made = await add(gateway, red)
+        assert made.status_code == 201, made.text
+        dogs.append(made.json()["id"])
+        assert (await add_photo(gateway, dogs[-1], solid((10 + 20 * n, 200, 30)))).status_code == 201
+        assert (await gateway.delete(f"/v1/dogs/{dogs[-1]}/photos/{pid(red)}")).status_code == 204
+    assert dogs[0] == pid(red) and len(set(dogs)) == 9
+    refused = await add(gateway, red)
+    assert refused.status_code == 409 and refused.json()["code"] == "photo_of_another_dog"
+    assert await total(gateway) == 9
+    assert (await gateway.delete(f"/v1/dogs/{dogs[3]}")).status_code == 204  # an id free again is taken
+    assert (await add(gateway, red)).json()["id"] == dogs[3]
 
 
 async def test_bad_input_is_a_clear_4xx_and_changes_nothing(gateway):
