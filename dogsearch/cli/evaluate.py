@@ -74,6 +74,12 @@ def add_parser(sub) -> None:
 
     watch_arguments(watches)
     watches.set_defaults(func=run_watches)
+    added = kinds.add_parser("added-photos", help="the verdicts of photos added to a dog, right and wrong, on held-out "
+                                                  "dogs at several priors (the shipped calibration)")
+    from dogsearch.eval.added import add_arguments as added_arguments
+
+    added_arguments(added)
+    added.set_defaults(func=run_added)
     crops = kinds.add_parser("crops", help="breed retrieval with the whole photo embedded against the dog's crop "
                                            "(labelled box, detector's box at several margins), on small dogs")
     crops.add_argument("--small", type=Path, metavar="DIR",
@@ -137,6 +143,14 @@ def add_parser(sub) -> None:
 def run_watches(args: argparse.Namespace) -> int:
     from dogsearch.core.logs import configure_logging
     from dogsearch.eval.watches import run
+
+    configure_logging("WARNING")
+    return run(args)
+
+
+def run_added(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.eval.added import run
 
     configure_logging("WARNING")
     return run(args)
