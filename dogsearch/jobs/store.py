@@ -267,7 +267,12 @@ class RedisJobStore:
             pipe.execute()
 
     def active(self) -> list[str]:
-        return [i for i in self.r.zrange(f"{self.p}:jobs", 0, -1) if self.state(i) in ACTIVE]
+        ids = self.r.zrange(f"{self.p}:jobs", 0, -1)
+        with self.r.pipeline(transaction=False) as pipe:  # one round trip however many jobs were kept
+            for job_id in ids:
+                pipe.hget(self._k(job_id), "state")
+            states = pipe.execute()
+        return [job_id for job_id, state in zip(ids, states, strict=True) if state in ACTIVE]
 
     def deliver(self, job_id: str, key: str) -> int:
         return int(self.r.hincrby(self._k(job_id, "deliveries"), key, 1))
