@@ -183,6 +183,12 @@ class Gallery:
             await self.ingest.remark(entry, await self.photo(Dog.from_entry(entry)), box)
             return await self.dog(dog_id)
 
+    async def dog_in(self, dog_id: str, photo: str | None = None) -> Dog:
+        """The dog as one of its photos shows it (that photo, its box there); None: its cover. DogNotFound before
+        PhotoNotFound."""
+        dog = await self.dog(dog_id)
+        return dog if photo is None else Dog.from_entry(await self._photo_entry(dog_id, photo))
+
     async def _photo_entry(self, dog_id: str, photo: str) -> dict[str, Any]:
         """The entry of a dog in one of its photos; PhotoNotFound when that is no photo of it."""
         return await self._first({"dog_id": dog_id, "photo_id": photo},

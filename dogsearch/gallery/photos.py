@@ -29,35 +29,35 @@ class PhotoStore:
         self.thumbnail_px = thumbnail_px
         self.decode_budget = decode_budget  # a page of thumbnails of large PNGs decodes a few at a time
 
-    def original(self, dog_id: str, fmt: str) -> Path:
-        return self._dir(dog_id) / f"{dog_id}.{EXTENSIONS.get(fmt, 'bin')}"
+    def original(self, photo_id: str, fmt: str) -> Path:
+        return self._dir(photo_id) / f"{photo_id}.{EXTENSIONS.get(fmt, 'bin')}"
 
-    def thumbnail(self, dog_id: str, fmt: str) -> Path | None:
+    def thumbnail(self, photo_id: str, fmt: str) -> Path | None:
         """The thumbnail's file, made from the original the first time it is asked for (blocking); None when the
         original is missing. Not made at ingestion: most photos of a bulk import are never looked at, and a file
         fewer per photo is a good part of what a job costs besides the model (docs/operations.md)."""
-        path = self._thumbnail_path(dog_id)
+        path = self._thumbnail_path(photo_id)
         if path.exists():
             return path
         try:
-            image = self.decode_original(dog_id, fmt, min_side=self.thumbnail_px)
+            image = self.decode_original(photo_id, fmt, min_side=self.thumbnail_px)
         except FileNotFoundError:
             return None
         _write_atomic(path, thumbnail_jpeg(image, self.thumbnail_px), durable=False)  # made again if lost
         return path
 
-    def public(self, dog_id: str, fmt: str) -> Path | None:
+    def public(self, photo_id: str, fmt: str) -> Path | None:
         """The file served as the photo: the original without its private metadata (GPS position, camera serial,
         owner; dogsearch.core.exif), made the first time it is asked for, so galleries stored before get theirs too.
         A hard link to the original when there was nothing to take out; a JPEG of a HEIF's or AVIF's pixels (decoded
         within the store's budget). None when the original is missing."""
-        path = self._public_path(dog_id, fmt)
+        path = self._public_path(photo_id, fmt)
         if path.exists():
             return path
-        original = self.original(dog_id, fmt)
+        original = self.original(photo_id, fmt)
         try:
             if fmt in REENCODED:
-                _write_atomic(path, public_jpeg(self.decode_original(dog_id, fmt)), durable=False)
+                _write_atomic(path, public_jpeg(self.decode_original(photo_id, fmt)), durable=False)
                 return path
             data = original.read_bytes()
         except FileNotFoundError:
@@ -69,24 +69,24 @@ class PhotoStore:
             _write_atomic(path, stripped, durable=False)  # made again if lost
         return path
 
-    def decode_original(self, dog_id: str, fmt: str, *, min_side: int | None = None) -> Image.Image:
+    def decode_original(self, photo_id: str, fmt: str, *, min_side: int | None = None) -> Image.Image:
         """The stored photo's pixels (blocking), a JPEG shrunk on load down to `min_side`, without the upload
         limits: it passed them when it came in. FileNotFoundError when it is missing."""
-        data = self.original(dog_id, fmt).read_bytes()
+        data = self.original(photo_id, fmt).read_bytes()
         return decode_image(data, max_bytes=_NO_LIMIT, max_pixels=_NO_LIMIT, min_side=min_side,
                             budget=self.decode_budget).image
 
-    def save(self, dog_id: str, fmt: str, data: bytes) -> bool:
+    def save(self, photo_id: str, fmt: str, data: bytes) -> bool:
         """Writes the photo durably: on disk (file and folder entry fsync'd) when this returns. True when this call
         made the file, False when it was there already (then it is written again: the same bytes, whole).
         StorageFull (nothing left behind) when the disk or quota is full."""
-        path = self.original(dog_id, fmt)
+        path = self.original(photo_id, fmt)
         existed = path.exists()
         _write_atomic(path, data)
         return not existed
 
-    def delete(self, dog_id: str, fmt: str) -> None:
-        for path in (self.original(dog_id, fmt), self._thumbnail_path(dog_id), self._public_path(dog_id, fmt)):
+    def delete(self, photo_id: str, fmt: str) -> None:
+        for path in (self.original(photo_id, fmt), self._thumbnail_path(photo_id), self._public_path(photo_id, fmt)):
             path.unlink(missing_ok=True)
 
     def files(self) -> Iterator[Path]:
@@ -104,16 +104,16 @@ class PhotoStore:
             return None
         return path.name.split(".", 1)[0]
 
-    def _thumbnail_path(self, dog_id: str) -> Path:
-        return self._dir(dog_id) / f"{dog_id}.thumb.jpg"
+    def _thumbnail_path(self, photo_id: str) -> Path:
+        return self._dir(photo_id) / f"{photo_id}.thumb.jpg"
 
-    def _public_path(self, dog_id: str, fmt: str) -> Path:
+    def _public_path(self, photo_id: str, fmt: str) -> Path:
         extension = "jpg" if fmt in REENCODED else EXTENSIONS.get(fmt, "bin")
-        return self._dir(dog_id) / f"{dog_id}.public.{extension}"
+        return self._dir(photo_id) / f"{photo_id}.public.{extension}"
 
-    def _dir(self, dog_id: str) -> Path:
+    def _dir(self, photo_id: str) -> Path:
         # Two levels of fan-out keep directories small at millions of photos.
-        return self.root / dog_id[:2] / dog_id[2:4]
+        return self.root / photo_id[:2] / photo_id[2:4]
 
 
 def media_type(path: Path) -> str:

@@ -42,6 +42,24 @@ async def test_stored_dog_pose_and_overlay(gw):
     assert (await gw.get("/v1/dogs/not-an-id/pose")).status_code == 422
 
 
+async def test_the_pose_of_one_of_a_dogs_photos_and_of_its_cover_once_its_first_photo_is_gone(gw):
+    first, second = _photo((120, 80, 40)), _photo((125, 85, 45), box=(10, 10, 90, 110))
+    dog_id = await _add(gw, first, "rex")
+    added = await gw.post(f"/v1/dogs/{dog_id}/photos", files={"image": ("e.png", second, "image/png")})
+    photo = added.json()["photo_id"]
+    cover_box = (await gw.get(f"/v1/dogs/{dog_id}/pose")).json()["dogs"][0]["box"]
+    other_box = (await gw.get(f"/v1/dogs/{dog_id}/pose", params={"photo": photo})).json()["dogs"][0]["box"]
+    assert cover_box != other_box and other_box[2] < 100  # the second photo's dog, on the left
+    # The dog's first photo removed: the cover is the second one, whose file is not named by the dog's id.
+    assert (await gw.delete(f"/v1/dogs/{dog_id}/photos/{dog_id}")).status_code == 204
+    png = await gw.get(f"/v1/dogs/{dog_id}/pose.png")
+    assert png.status_code == 200 and png.headers["cache-control"] == "no-cache"
+    assert (await gw.get(f"/v1/dogs/{dog_id}/pose")).json()["dogs"][0]["box"] == other_box
+    gone = await gw.get(f"/v1/dogs/{dog_id}/pose.png", params={"photo": dog_id})
+    assert gone.status_code == 404 and "no photo" in gone.json()["detail"]
+    assert (await gw.get(f"/v1/dogs/{dog_id}/pose", params={"photo": "x"})).status_code == 422
+
+
 async def test_the_overlay_of_a_large_jpeg_is_drawn_on_the_whole_photo(gw):
     # Large enough that the gateway decodes it shrunk for its thumbnail: the keypoints are the full photo's.
     im = Image.open(io.BytesIO(_photo((120, 80, 40)))).resize((1200, 720))

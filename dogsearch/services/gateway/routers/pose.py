@@ -12,23 +12,28 @@ from dogsearch.services.gateway.deps import UUID_PATTERN, PartsDep, read_upload
 from dogsearch.services.gateway.settings import GatewaySettings
 
 KEYPOINT_THRESHOLD = 0.3  # keypoints scoring below are drawn as not seen
+PHOTO = "one of the dog's photos (its id); default: its cover"
 
 
 def router(settings: GatewaySettings) -> APIRouter:
     api = APIRouter(tags=["pose"])
 
     @api.get("/v1/dogs/{dog_id}/pose")
-    async def dog_pose(parts: PartsDep, dog_id: str = Path(..., pattern=UUID_PATTERN)) -> dict:
-        return await parts.poses.of(await parts.gallery.dog(dog_id))
+    async def dog_pose(parts: PartsDep, dog_id: str = Path(..., pattern=UUID_PATTERN),
+                       photo: str | None = Query(None, pattern=UUID_PATTERN, description=PHOTO)) -> dict:
+        """The dog's pose in one of its photos (a search result's `photo_id`: the photo that matched)."""
+        return await parts.poses.of(await parts.gallery.dog_in(dog_id, photo))
 
     @api.get("/v1/dogs/{dog_id}/pose.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
-    async def dog_pose_png(parts: PartsDep, dog_id: str = Path(..., pattern=UUID_PATTERN)) -> Response:
-        dog = await parts.gallery.dog(dog_id)
+    async def dog_pose_png(parts: PartsDep, dog_id: str = Path(..., pattern=UUID_PATTERN),
+                           photo: str | None = Query(None, pattern=UUID_PATTERN, description=PHOTO)) -> Response:
+        dog = await parts.gallery.dog_in(dog_id, photo)
         # Drawn in the photo's own pixels: decoded whole, not shrunk.
-        image, pose = await asyncio.gather(asyncio.to_thread(parts.gallery.photos.decode_original, dog.id, dog.format),
-                                           parts.poses.of(dog))
+        image, pose = await asyncio.gather(
+            asyncio.to_thread(parts.gallery.photos.decode_original, dog.photo_id, dog.format), parts.poses.of(dog))
         png = await asyncio.to_thread(render_png, image, pose["dogs"], KEYPOINT_THRESHOLD)
-        return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=86400"})
+        # asked again each time: the cover may change (its photo removed), and a photo's box (marked again)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
     @api.post("/v1/pose", responses={200: {"content": {"image/png": {}}}})
     async def any_pose(parts: PartsDep, image: UploadFile = File(..., description="a photo"),
