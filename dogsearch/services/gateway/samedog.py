@@ -27,6 +27,7 @@ from dogsearch.services.gateway.settings import GatewaySettings
 JUDGED = SHOWN
 
 NO_LIKELY = "No likely match: none of these is likely the same dog."
+ONLY_POSSIBLE = "No likely match: the best may be the same dog; compare its photos with yours."
 NO_DOGS = "No dogs to compare with: none is stored, or none passes the search's filters."
 
 
@@ -84,4 +85,11 @@ class SameDog:
                          for m, p in zip(matches, cal.results(list(scores), s.same_dog_prior)[:shown], strict=False)]
         verdicts = [self.verdict(p) for p in probabilities]
         best = self.verdict(max(probabilities, default=0.0))
-        return Judged(probabilities, verdicts, best, None if best == "likely" else NO_LIKELY if matches else NO_DOGS)
+        return Judged(probabilities, verdicts, best, _message(best, bool(matches)))
+
+
+def _message(best: Verdict | None, matches: bool) -> str | None:
+    """What a list says when its best is not likely; a *possible* one is worth a look, and the words say so."""
+    if not matches:
+        return NO_DOGS
+    return None if best == "likely" else ONLY_POSSIBLE if best == "possible" else NO_LIKELY
