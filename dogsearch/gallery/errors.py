@@ -22,13 +22,14 @@ class ModelMismatch(Conflict):
 
 class NoDogFound(InvalidInput):
     """The detector found no dog in the photo (and a dog is required). `seems`: what the photo seems to show instead
-    ([{"label", "p"}]), for the caller to say why."""
+    ([{"label", "p"}]), for the caller to say why; `photo`: which of several photos sent together (0 first)."""
 
     REASON = "no dog found in this photo"
 
-    def __init__(self, reason: str = REASON, *, seems: list | tuple = (), source: str | None = None) -> None:
+    def __init__(self, reason: str = REASON, *, seems: list | tuple = (), source: str | None = None,
+                 photo: int | None = None) -> None:
         super().__init__(reason, source=source)
-        self.seems = list(seems)
+        self.seems, self.photo = list(seems), photo
 
 
 class NoSuchDog(InvalidInput):

@@ -364,7 +364,9 @@ def _pick(photo: PhotoDogs, dog: int, n: int, of: int) -> FoundDog:
         if of == 1:
             raise
         reason = f"photo {n + 1} of {of}: {exc.reason}"
-        raise (NoDogFound(reason, seems=exc.seems) if isinstance(exc, NoDogFound) else NoSuchDog(reason)) from None
+        if isinstance(exc, NoDogFound):
+            raise NoDogFound(reason, seems=exc.seems, photo=n) from None
+        raise NoSuchDog(reason) from None
 
 
 async def nearest_dogs(index: Index, vectors: np.ndarray, k: int, filter: Filter | None, rule: Rule,

@@ -85,6 +85,10 @@ async def test_a_photo_without_a_dog_or_a_dog_it_does_not_show_is_a_422_with_the
         r = await search(gw, TWO_DOGS, dog=dog)
         assert r.status_code == 422 and r.json()["code"] == "no_such_dog", r.text
     assert "shows 2 dogs" in (await search(gw, TWO_DOGS, dog="2")).json()["detail"]
+    assert "photo" not in body  # one photo: no need to say which
+    several = await gw.post("/v1/search", files=[("image", ("a.png", RED_DOG)), ("image", ("b.png", PLAIN))])
+    assert several.status_code == 422 and several.json()["code"] == "no_dog_found"
+    assert several.json()["photo"] == 1 and several.json()["detail"].startswith("photo 2 of 2: ")
     r = await add(gw, PLAIN, name="nothing")
     assert r.status_code == 422 and r.json()["code"] == "no_dog_found"
     assert (await add(gw, RED_DOG, dog="1")).json()["code"] == "no_such_dog"

@@ -115,7 +115,8 @@ def create_app(
                            allow_headers=["*"])
     @app.exception_handler(NoDogFound)
     async def no_dog(_: Request, exc: NoDogFound) -> JSONResponse:  # says what the photo seems to show instead
-        return JSONResponse({"detail": exc.reason, "code": exc.code, "seems": exc.seems}, status_code=422)
+        which = {} if exc.photo is None else {"photo": exc.photo}  # of several photos of one dog
+        return JSONResponse({"detail": exc.reason, "code": exc.code, "seems": exc.seems, **which}, status_code=422)
 
     install_web(app, settings.web_dir or DEFAULT_WEB_DIR)
     for routes in ROUTERS:

@@ -45,7 +45,8 @@ from dogsearch.services.gateway.schemas import (
 from dogsearch.services.gateway.settings import GatewaySettings
 
 NO_DOG = {422: {"description": "no dog found in the photo (code no_dog_found, with `seems`: what it seems to show "
-                               "instead), `dog` beyond the dogs it shows (code no_such_dog), or bad input"}}
+                               "instead, and of several photos `photo`: which, 0 first), `dog` beyond the dogs it "
+                               "shows (code no_such_dog), or bad input"}}
 
 
 # The report fields of a search (gallery/reports.py; docs/lost-and-found.md).
