@@ -118,10 +118,11 @@ class Gallery:
             await self.ingest.repoint_copies(dog_id)
 
     async def photos_of(self, dog_id: str) -> list[Photo]:
-        """A dog's photos, its cover first."""
+        """A dog's photos, its cover first, then in the order they were added (a photo just added is last)."""
         await self.dog(dog_id)
-        photos = [Photo.from_entry(e) for e in await self._entries({"dog_id": dog_id})]
-        return sorted(photos, key=lambda p: not p.cover)
+        entries = sorted(await self._entries({"dog_id": dog_id}),
+                         key=lambda e: (not e["payload"].get("cover"), e["payload"].get("created_at", ""), e["id"]))
+        return [Photo.from_entry(e) for e in entries]
 
     async def add_photo(self, dog_id: str, upload: Upload, dog: int = 0, box: Box | None = None) -> Added:
         """Another photo of a stored dog: the photo's `dog`-th dog (0: the largest) or the one `box` marks, with the

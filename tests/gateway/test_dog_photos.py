@@ -3,6 +3,7 @@ a search with the photo that matched, fields kept on every photo, the owner rule
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 import pytest
 from PIL import Image
@@ -55,6 +56,26 @@ async def test_a_second_photo_is_listed_served_and_found_and_the_same_photo_twic
         assert results[0]["image_url"] == f"/v1/dogs/{rex}/photos/{pid(blue)}/image"
     red = (await search(gateway, solid(RED))).json()["results"][0]
     assert red["photo_id"] == rex and red["score"] > 0.99  # the cover matched this time
+
+
+async def test_a_dogs_photos_are_listed_cover_first_then_in_the_order_they_were_added(gateway, monkeypatch):
+    import dogsearch.gallery.ingest as ingest
+
+    clock = iter(range(10))
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 12, 7, 10, 0, next(clock), tzinfo=tz)
+
+    monkeypatch.setattr(ingest, "datetime", Clock)
+    rex = (await add(gateway, solid(RED))).json()["id"]
+    added = [solid((40 * n, 90, 200 - 40 * n)) for n in range(5)]
+    assert sorted(map(pid, added)) != list(map(pid, added))  # else the ids' order would pass too
+    for photo in added:
+        assert (await add_photo(gateway, rex, photo)).status_code == 201
+    listed = (await gateway.get(f"/v1/dogs/{rex}")).json()["photos"]
+    assert [p["id"] for p in listed] == [rex, *map(pid, added)]
 
 
 async def test_patch_changes_the_fields_of_every_photo_so_no_filter_sees_stale_ones(gateway):
