@@ -52,7 +52,7 @@ MAX_FIELDS_BYTES = 16 * 1024  # all of a dog's user fields, as JSON
 MAX_JSON_DEPTH = 8  # nesting of a JSON object given as text (a payload, a filter)
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
     """A value sent, as a refusal names it: at most about 64 characters of it (a 16 KB field is not sent back)."""
     text = repr(value)
     return text if len(text) <= 64 else f"{text[:60]}... ({len(text)} characters)"
@@ -60,7 +60,7 @@ def _shown(value: Any) -> str:
 
 def _status(value: Any) -> str:
     if value not in STATUSES:
-        raise InvalidFields(f"field 'status': one of {', '.join(STATUSES)}, not {_shown(value)}")
+        raise InvalidFields(f"field 'status': one of {', '.join(STATUSES)}, not {shown_value(value)}")
     return value
 
 
@@ -91,7 +91,7 @@ def seen_at(value: Any) -> str:
     try:
         at = utc_instant(value)
     except (TypeError, ValueError):
-        raise InvalidFields(f"field 'seen_at': a date and time in ISO 8601, not {_shown(value)}") from None
+        raise InvalidFields(f"field 'seen_at': a date and time in ISO 8601, not {shown_value(value)}") from None
     if at > datetime.now(UTC) + FUTURE_SLACK:
         raise InvalidFields(f"field 'seen_at': {at.isoformat()} is in the future: when was the dog seen?")
     return at.isoformat()
@@ -211,10 +211,10 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str
     out = {}
     for key, value in fields.items():
         if not _KEY.match(key):
-            raise InvalidFields(f"field name {_shown(key)}: use letters, digits, '_', '.', '-' (max 64)")
+            raise InvalidFields(f"field name {shown_value(key)}: use letters, digits, '_', '.', '-' (max 64)")
         field = BY_NAME.get(key)
         if field is not None and field.writer != "user":
-            raise InvalidFields(f"field {_shown(key)} is set by the {field.writer}")
+            raise InvalidFields(f"field {shown_value(key)} is set by the {field.writer}")
         if key == TIME_ZONE:
             if not from_photo or fields.get("seen_at") != FROM_PHOTO:
                 raise InvalidFields(f"field {TIME_ZONE!r}: the zone of a photo's camera time, only beside "
@@ -233,9 +233,9 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str
             continue
         if isinstance(value, list):
             if not all(isinstance(v, Scalar) for v in value):
-                raise InvalidFields(f"field {_shown(key)}: a list may hold only strings, numbers or booleans")
+                raise InvalidFields(f"field {shown_value(key)}: a list may hold only strings, numbers or booleans")
         elif not isinstance(value, Scalar):
-            raise InvalidFields(f"field {_shown(key)}: must be a string, number, boolean or a list of them")
+            raise InvalidFields(f"field {shown_value(key)}: must be a string, number, boolean or a list of them")
         out[key] = value
     return out
 
@@ -272,10 +272,10 @@ def search_filter(breed: str | None, name: str | None, raw_filter: str | None) -
     flt = parse_json_object(raw_filter, "filter") if raw_filter else {}
     for key, value in flt.items():
         if not _KEY.match(key) or key in HIDDEN_FIELDS:
-            raise InvalidFields(f"filter field {_shown(key)}: not a field of a dog's payload")
+            raise InvalidFields(f"filter field {shown_value(key)}: not a field of a dog's payload")
         if not isinstance(value, Scalar) and not (isinstance(value, list) and all(isinstance(v, Scalar)
                                                                                for v in value)):
-            raise InvalidFields(f"filter on {_shown(key)}: a string, number, boolean or a list of them")
+            raise InvalidFields(f"filter on {shown_value(key)}: a string, number, boolean or a list of them")
     for key, value in (("breed", breed), ("name", name)):
         if value:
             flt[key] = value

@@ -5,12 +5,14 @@ with the reason (of the kind the API answers with its 4xx)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
 import stat
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from dogsearch.core.boxes import BadBox, Box, as_box, box_text, parse_box
 from dogsearch.core.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnsupportedMedia
 from dogsearch.core.images import PHOTO_SUFFIXES
-from dogsearch.gallery.fields import FROM_PHOTO, TIME_ZONE, InvalidFields, user_fields
+from dogsearch.gallery.fields import FROM_PHOTO, TIME_ZONE, InvalidFields, shown_value, user_fields
 
 MANIFEST_SUFFIXES = {".csv", ".jsonl"}
 
@@ -211,26 +213,33 @@ def open_photo(path: str, roots: list[str], max_bytes: int) -> bytes:
     """A job's file, read only when it is a regular file inside the allowed roots (links resolved) and at most
     `max_bytes` long: a 3 GB ".jpg", a FIFO or /dev/zero behind a link is refused before any byte is read.
     Raises PhotoUnreadable with a reason that names no server path."""
+    return _read_inside(path, [Path(r) for r in roots], max_bytes, PhotoUnreadable, "the photo")
+
+
+def _read_inside(path: str | Path, roots: list[Path], max_bytes: int, error: Callable[[str], Exception],
+                 what: str) -> bytes:
+    """The bytes of a regular file inside `roots` (links resolved, then checked), at most `max_bytes`: `error(reason)`
+    otherwise, its reason naming no server path."""
     real = os.path.realpath(path)
     if not inside(Path(real), [Path(os.path.realpath(r)) for r in roots]):
-        raise PhotoUnreadable(OUTSIDE)
+        raise error(OUTSIDE)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: not a link swapped in since.
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError as exc:
-        raise PhotoUnreadable(f"the photo could not be read: {_strerror(exc)}") from exc
+        raise error(f"{what} could not be read: {_strerror(exc)}") from exc
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise PhotoUnreadable("not a regular file")
+            raise error("not a regular file")
         if st.st_size > max_bytes:
-            raise PhotoUnreadable(f"file too large: {st.st_size} bytes, limit {max_bytes}")
+            raise error(f"file too large: {st.st_size} bytes, limit {max_bytes}")
         try:
             data = f.read(max_bytes + 1)  # the file may have grown since fstat
         except OSError as exc:
-            raise PhotoUnreadable(f"the photo could not be read: {_strerror(exc)}") from exc
+            raise error(f"{what} could not be read: {_strerror(exc)}") from exc
     if len(data) > max_bytes:
-        raise PhotoUnreadable(f"file too large: over {max_bytes} bytes")
+        raise error(f"file too large: over {max_bytes} bytes")
     return data
 
 
@@ -241,14 +250,16 @@ def _strerror(exc: OSError) -> str:
 def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots: list[Path],
                     limits: FieldLimits) -> list[Item]:
     rows: list[tuple[int, dict[str, Any]]] = []
+
+    def refused(reason: str) -> Exception:
+        kind = (SourceForbidden if reason == OUTSIDE else FieldsTooLarge if reason.startswith("file too large")
+                else JobInputError)
+        return kind(f"{manifest.name}: {reason}")
+
+    # as a photo is read: a labels.csv linked to /etc/shadow, or a FIFO, is refused before a byte is read
+    data = _read_inside(manifest, roots, limits.manifest_bytes, refused, "the manifest")
     try:
-        size = manifest.stat().st_size
-    except OSError as exc:
-        raise JobInputError(f"{manifest.name}: cannot be read ({_strerror(exc)})") from exc
-    if size > limits.manifest_bytes:
-        raise FieldsTooLarge(f"{manifest.name}: {size} bytes, limit {limits.manifest_bytes}")
-    try:
-        with open(manifest, newline="", encoding="utf-8") as f:
+        with io.StringIO(data.decode("utf-8"), newline="") as f:
             if manifest.suffix.lower() == ".jsonl":
                 for n, line in enumerate(f, 1):
                     if len(line) > limits.fields_bytes * 2:  # before parsing it; the fields are checked after
@@ -263,7 +274,7 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
             else:
                 reader = csv.DictReader(f)
                 if not reader.fieldnames or "path" not in reader.fieldnames:
-                    raise JobInputError(f"{manifest.name}: needs a 'path' column, has {reader.fieldnames}")
+                    raise JobInputError(f"{manifest.name}: needs a 'path' column, has {shown_value(reader.fieldnames)}")
                 if len(reader.fieldnames) > limits.columns:
                     raise FieldsTooLarge(f"{manifest.name}: {len(reader.fieldnames)} columns, limit {limits.columns}")
                 for n, row in enumerate(reader, 2):

@@ -87,6 +87,31 @@ def test_links_out_of_the_allowed_folder_and_special_files_are_never_read(start_
         assert grew < 50, f"the server's peak RSS grew by {grew:.0f} MiB during the job"
 
 
+def test_a_manifest_linked_out_of_the_allowed_folder_or_a_fifo_is_never_read(start_server, imports, tmp_path):
+    # labels.csv linked to a server file was read: its first line came back in the refusal (/etc/shadow's root
+    # line), and one with a 'path' column was read as the job's manifest. A FIFO given as the manifest held a
+    # gateway thread until a writer came: a few of them stopped every search.
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "shadow").write_text("root:$6$SECRET:20228:0:99999:7:::\n")
+    (private / "rows.csv").write_text("path,notes\nbeagle/x.jpg,SECRET-ROW\n")
+    for name, target in (("leak", "shadow"), ("rows", "rows.csv")):
+        (imports / name).mkdir()
+        (imports / name / "labels.csv").symlink_to(private / target)
+    os.mkfifo(imports / "pipe.csv")
+    server = start_server(env=serve_env(imports))
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for name in ("leak", "rows"):
+            r = client.post("/v1/jobs/index", json={"path": str(imports / name), "labels": "csv"})
+            assert r.status_code == 403 and "outside the allowed folders" in r.json()["detail"], r.text
+            assert "SECRET" not in r.text and str(tmp_path) not in r.text
+        for _ in range(3):  # answered at once, each: no thread waits for a writer
+            r = client.post("/v1/jobs/index", json={"path": str(imports / "pipe.csv")})
+            assert r.status_code == 422 and r.json()["detail"] == "pipe.csv: not a regular file", r.text
+        assert client.get("/v1/dogs").status_code == 200
+        assert client.get("/v1/jobs").json()["items"] == []
+
+
 def zip_declaring(entries: int) -> bytes:
     """A small zip whose end records (classic and Zip64) declare `entries` entries: zipfile would go on to parse a
     central directory that large; the server must refuse it from the count alone."""
