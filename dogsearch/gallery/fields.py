@@ -231,6 +231,7 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str
         if field is not None and field.check is not None:
             out[key] = field.check(value)
             continue
+        _finite(value, f"field {shown_value(key)}")
         if isinstance(value, list):
             if not all(isinstance(v, Scalar) for v in value):
                 raise InvalidFields(f"field {shown_value(key)}: a list may hold only strings, numbers or booleans")
@@ -238,6 +239,13 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str
             raise InvalidFields(f"field {shown_value(key)}: must be a string, number, boolean or a list of them")
         out[key] = value
     return out
+
+
+def _finite(value: Any, what: str) -> None:
+    """JSON as Python reads it takes NaN, Infinity and 1e999 (infinity): no store can keep or compare them."""
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise InvalidFields(f"{what}: a number must be finite, not {v}")
 
 
 # The fields matched by their key (match_key), and the field that holds it.
@@ -276,6 +284,7 @@ def search_filter(breed: str | None, name: str | None, raw_filter: str | None) -
         if not isinstance(value, Scalar) and not (isinstance(value, list) and all(isinstance(v, Scalar)
                                                                                for v in value)):
             raise InvalidFields(f"filter on {shown_value(key)}: a string, number, boolean or a list of them")
+        _finite(value, f"filter on {shown_value(key)}")
     for key, value in (("breed", breed), ("name", name)):
         if value:
             flt[key] = value
