@@ -5,14 +5,17 @@ in the data directory (embedded mode: survives a restart). Each file's outcome i
 atomically with its counters, so a batch run twice (a worker killed before it acknowledged) changes nothing."""
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from dogsearch.core import phash as ph
+from dogsearch.core.errors import Unavailable
 from dogsearch.core.sqlite import SqliteFile
 
 ACTIVE = ("queued", "running")
@@ -61,6 +64,7 @@ class JobStore(Protocol):
     def add_phashes(self, pairs: Sequence[tuple[str, int]]) -> None: ...
     def active(self) -> list[str]: ...
     def deliver(self, job_id: str, key: str) -> int: ...  # counts a delivery of batch `key`: how many so far
+    def ping(self) -> None: ...  # BrokerUnavailable when the store does not answer
     def close(self) -> None: ...
 
 
@@ -136,6 +140,31 @@ return 0
 """
 
 
+class BrokerUnavailable(Unavailable):
+    """Redis, which holds the jobs and the photos' hashes, does not answer: retry later (a 503, not a 500)."""
+
+
+def _unavailable_when_down(cls: type) -> type:
+    """Each public method of `cls`: Redis unreachable raises BrokerUnavailable, which says so (an API answers 503 with
+    Retry-After, a worker's batch is retried), instead of redis' ConnectionError (a 500)."""
+    import redis
+
+    def translated(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise BrokerUnavailable(f"the job broker (Redis) does not answer: {exc}") from exc
+        return call
+
+    for name, member in list(vars(cls).items()):
+        if inspect.isfunction(member) and not name.startswith("_"):
+            setattr(cls, name, translated(member))
+    return cls
+
+
+@_unavailable_when_down
 class RedisJobStore:
     def __init__(self, url: str, *, max_errors: int = 1000, prefix: str = "dogsearch",
                  bookkeeping_ttl_s: int = 3600) -> None:
@@ -276,6 +305,9 @@ class RedisJobStore:
 
     def deliver(self, job_id: str, key: str) -> int:
         return int(self.r.hincrby(self._k(job_id, "deliveries"), key, 1))
+
+    def ping(self) -> None:
+        self.r.ping()
 
     def close(self) -> None:
         self.r.close()
@@ -451,6 +483,9 @@ class SqliteJobStore(SqliteFile):
             self.db.execute("INSERT INTO deliveries VALUES (?, ?, 1) ON CONFLICT (job, batch) DO UPDATE SET n = n + 1",
                             (job_id, key))
             return self.db.execute("SELECT n FROM deliveries WHERE job = ? AND batch = ?", (job_id, key)).fetchone()[0]
+
+    def ping(self) -> None:
+        """A file in this process: nothing to reach."""
 
     def close(self) -> None:
         with self.lock:

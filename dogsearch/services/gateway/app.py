@@ -91,8 +91,15 @@ def create_app(
                                                                   "a photo.", lifespan=lifespan)
     app.state.parts = parts
 
+    async def broker_ready() -> str | None:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(bulk.store.ping), timeout=2.0)
+        except (Unavailable, TimeoutError) as exc:  # photos are added through it: their hashes, and jobs
+            return f"job broker unreachable: {exc}" if isinstance(exc, Unavailable) else "job broker timed out"
+        return None
+
     async def ready() -> str | None:
-        reasons = [r for r in await asyncio.gather(embedder.ready(), search_client.ready()) if r]
+        reasons = [r for r in await asyncio.gather(embedder.ready(), search_client.ready(), broker_ready()) if r]
         if upgrading and not upgrading[0].done():
             reasons.append("upgrading the stored dogs to the current storage layout")
         return "; ".join(reasons) or None

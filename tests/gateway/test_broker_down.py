@@ -1,0 +1,29 @@
+"""Redis, the job broker, down under a gateway that uses it (its jobs, and every new photo's look-alikes by hash):
+/readyz says so, and what needs it is a 503 naming it with Retry-After (each was a 500), while searches go on."""
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes import fake_all_in_one, serving
+from tests.gateway.helpers import RED, add, search
+from tests.images import solid
+
+DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
+
+
+@pytest.fixture
+async def gateway(tmp_path, fake_model):
+    async with serving(fake_all_in_one(tmp_path / "data", fake_model,
+                                       jobs_options={"broker_url": DEAD_BROKER})) as client:
+        yield client
+
+
+async def test_a_dead_broker_is_not_ready_and_what_needs_it_is_a_503(gateway):
+    ready = await gateway.get("/readyz")
+    assert ready.status_code == 503 and "job broker" in ready.text
+    for r in (await add(gateway, solid(RED)), await gateway.get("/v1/jobs"),
+              await gateway.get("/v1/jobs/00000000-0000-0000-0000-000000000000")):
+        assert r.status_code == 503, r.text
+        assert "job broker (Redis) does not answer" in r.json()["detail"] and r.headers["retry-after"] == "1"
+    assert (await search(gateway, solid(RED))).status_code == 200  # nothing stored, nothing needed of Redis
+    assert (await gateway.get("/v1/dogs")).json()["total"] == 0
