@@ -122,7 +122,11 @@ class _index:
         from dogsearch.services.search.client import SearchClient
 
         if self.url:
-            self.app, self.client = None, SearchClient(self.url, timeout=120)
+            from dogsearch.services.gateway.settings import GatewaySettings
+
+            # the search service of a deployment asks its callers for the internal key, as the gateway's
+            token = GatewaySettings().internal_secret
+            self.app, self.client = None, SearchClient(self.url, timeout=120, token=token)
             return self.client
         from dogsearch.services.search.app import create_app
         from dogsearch.services.search.settings import SearchSettings

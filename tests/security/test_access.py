@@ -125,3 +125,21 @@ def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(start_s
 
         assert as_client("198.51.100.1", 5) == [200, 200, 200, 429, 429]
         assert as_client("198.51.100.2", 3) == [200, 200, 200]
+
+
+def test_the_lossless_check_reaches_a_search_service_that_asks_for_the_internal_key(start_server, tmp_path):
+    # `dogsearch check --search-url` is run beside a deployment, whose search service asks every caller for the
+    # internal key: the check sends the one its environment sets, as the gateway does (it sent none: refused).
+    search = start_server("search", data_dir=tmp_path / "vectors", env={"DOGSEARCH_INTERNAL_KEY": INTERNAL})
+    (tmp_path / "photos").mkdir()
+
+    def check(**env: str) -> subprocess.CompletedProcess:
+        environ = {k: v for k, v in os.environ.items() if not k.endswith("INTERNAL_KEY")} | env
+        return subprocess.run([sys.executable, "-m", "dogsearch.cli", "check", "--search-url", search.url, "--photos",
+                               str(tmp_path / "photos"), "--data-dir", str(tmp_path / "unused")],
+                              capture_output=True, text=True, timeout=120, env=environ)
+
+    refused = check()
+    assert refused.returncode != 0 and "internal key" in refused.stdout + refused.stderr
+    done = check(DOGSEARCH_INTERNAL_KEY=INTERNAL)
+    assert done.returncode == 0, done.stdout + done.stderr
