@@ -2,6 +2,7 @@
 read: a renamed or misspelt setting fails here instead of being silently ignored in a container."""
 from __future__ import annotations
 
+import os
 import re
 
 from pydantic import AliasChoices
@@ -96,3 +97,36 @@ def test_the_example_deploys_the_models_the_docs_measure() -> None:
     assert set(set_here) <= set(defaults) and "DOGSEARCH_POSE_MODEL" in set_here  # the reader finds what is set
     for name, value in set_here.items():
         assert value == defaults[name], f".env.example sets {name}={value}, not the default {defaults[name]}"
+
+
+# What .env.example sets otherwise than the settings' defaults, on purpose, and why.
+DELIBERATE = {
+    "DOGSEARCH_JOBS_ALLOWED_ROOTS": "compose mounts the imports volume there",
+    "DOGSEARCH_POSE_PRELOAD": "a container loads its model at start, so /readyz answers for it",
+    "DOGSEARCH_SEARCH_QDRANT_SHARD_NUMBER": "one Qdrant node in compose: said, not left to the server",
+    "DOGSEARCH_SEARCH_QDRANT_REPLICATION_FACTOR": "likewise",
+    "DOGSEARCH_SEARCH_QDRANT_WRITE_CONSISTENCY_FACTOR": "likewise",
+}
+
+
+def test_the_example_sets_the_defaults_but_where_a_deployment_differs_on_purpose(monkeypatch) -> None:
+    """A value written into the example drifts when the default moves: it once kept the decode limit at 128 MiB,
+    which refused every iPhone photo since the 15, after the default went to 192."""
+    for name in list(os.environ):
+        if name.startswith("DOGSEARCH_"):
+            monkeypatch.delenv(name)
+    defaults = {cls: cls() for classes in READS.values() for cls in classes}
+    differ = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        match = re.match(r"^(DOGSEARCH_[A-Z0-9_]*)=(.*)$", line)
+        if not match:
+            continue
+        name, value = match.groups()
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            for cls, default in defaults.items():
+                if name in env_names(cls):
+                    changed = {f for f, v in cls().model_dump().items() if v != default.model_dump()[f]}
+                    if changed:
+                        differ[name] = value
+    assert set(differ) == set(DELIBERATE), f"set otherwise than the defaults: {differ}"
