@@ -32,4 +32,5 @@ USER 10001:10001
 # Alive when this node answers a ping through the broker (the node name is celery@<container hostname>).
 HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
     CMD ["sh", "-c", "celery -b \"$DOGSEARCH_BROKER_URL\" inspect ping -d \"celery@$(hostname)\" -t 10 >/dev/null"]
-CMD ["dogsearch", "worker", "--pool", "threads", "--concurrency", "2"]
+# one worker a container: its node name is the container's host name, which the compose healthcheck pings
+CMD ["dogsearch", "worker", "--pool", "threads", "--concurrency", "2", "--name", "worker@%h"]

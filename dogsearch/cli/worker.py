@@ -10,6 +10,8 @@ def add_parser(sub) -> None:
     worker.add_argument("--concurrency", type=int, default=2, help="batches in flight (default 2)")
     worker.add_argument("--pool", choices=["threads", "prefork", "solo"], default="threads")
     worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument("--name", help="the Celery node name (default worker-<pid>@<host>: several workers on one "
+                                       "host each their own)")
     worker.set_defaults(func=run)
 
 
@@ -18,5 +20,5 @@ def run(args: argparse.Namespace) -> int:
     from dogsearch.services.worker import run_worker
 
     configure_logging(args.loglevel)
-    run_worker(concurrency=args.concurrency, pool=args.pool, loglevel=args.loglevel)
+    run_worker(concurrency=args.concurrency, pool=args.pool, loglevel=args.loglevel, name=args.name)
     return 0

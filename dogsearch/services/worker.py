@@ -4,7 +4,10 @@ directory and watches file."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 
+import httpx
 from celery import Celery
 
 from dogsearch.core.memory import freeze_startup_objects
@@ -17,6 +20,8 @@ from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.search.client import SearchClient
 from dogsearch.watches.tasks import CHECK, register_check
 from dogsearch.watches.watches import Watches
+
+log = logging.getLogger("dogsearch.worker")
 
 
 def worker_celery(settings: JobsSettings, gateway: GatewaySettings) -> Celery:
@@ -42,14 +47,38 @@ def worker_celery(settings: JobsSettings, gateway: GatewaySettings) -> Celery:
     return app
 
 
-def run_worker(*, concurrency: int, pool: str, loglevel: str = "INFO") -> None:
+def refused_key(gateway: GatewaySettings) -> str | None:
+    """Why the embedder or the search service refuses this worker's internal key (a 401 on a route that needs it),
+    or None. A service that does not answer yet is not a refusal: compose may start the worker first."""
+    headers = {"Authorization": f"Bearer {gateway.internal_secret}"} if gateway.internal_secret else {}
+    for name, url in (("embedder", gateway.embedder_url), ("search", gateway.search_url)):
+        try:
+            answer = httpx.get(f"{url.rstrip('/')}/metrics", headers=headers, timeout=5)
+        except httpx.HTTPError as exc:
+            log.warning("the %s service at %s does not answer yet (%s): the worker starts anyway", name, url,
+                        type(exc).__name__)
+            continue
+        if answer.status_code == 401:
+            given = "a key that is not" if gateway.internal_secret else "no key, and it needs"
+            return (f"the {name} service at {url} refuses this worker: it was given {given} the services' internal "
+                    "key (set DOGSEARCH_INTERNAL_KEY as for the services)")
+    return None
+
+
+def run_worker(*, concurrency: int, pool: str, loglevel: str = "INFO", name: str | None = None) -> None:
     settings = JobsSettings()
     if not settings.broker_url:
         raise SystemExit("dogsearch worker: set DOGSEARCH_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
-    app = worker_celery(settings, GatewaySettings())
+    gateway = GatewaySettings()
+    # A wrong key would fail every photo of every job after its retries, while the worker looked healthy.
+    if refused := refused_key(gateway):
+        raise SystemExit(f"dogsearch worker: {refused}")
+    app = worker_celery(settings, gateway)
     freeze_startup_objects()
     app.worker_main([
         "worker", f"--pool={pool}", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
+        # each worker its own node name, however many run on one host (celery@host for all: "1 node online")
+        f"--hostname={name or f'worker-{os.getpid()}@%h'}",
         # No broadcast chatter between workers: they share nothing but the queue.
         "--without-gossip", "--without-mingle",
     ])

@@ -10,7 +10,7 @@ import pytest
 
 from dogsearch.cli import parser
 from dogsearch.cli.serve import DEFAULT_PORTS
-from tests.deploy.tools import DOCKERFILES, REPO, hadolint
+from tests.deploy.tools import BASE, DOCKERFILES, REPO, compose_model, hadolint
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -63,6 +63,9 @@ def test_image_runs_a_real_command_as_a_non_root_user(name: str) -> None:
     args = parser().parse_args(cmd[1:])  # raises SystemExit on flags the CLI doesn't have
     if name == "worker":
         assert args.command == "worker"
+        # the node name the compose healthcheck pings
+        ping = " ".join(compose_model(BASE)["services"]["worker"]["healthcheck"]["test"])
+        assert args.name == "worker@%h" and '-d "worker@$$(hostname)"' in ping
     else:
         assert (args.command, args.service, args.host) == ("serve", name, "0.0.0.0")
         assert args.port == DEFAULT_PORTS[name] == int(stage["EXPOSE"])

@@ -159,3 +159,27 @@ def test_cli_index_queues_a_job_for_the_workers(settings, worker_env, photos, tm
     assert "indexed 40, duplicates 0 (already stored 0), near duplicates 0, failed 0" in out.stdout
     jobs = __import__("redis").Redis.from_url(REDIS_URL).zcard("dogsearch:jobs")
     assert jobs == 1
+
+
+def test_a_worker_whose_key_the_services_refuse_does_not_start(tmp_path):
+    # It started, looked healthy, and failed every photo of every job after its retries ("search unavailable: this
+    # service needs the internal key"). A service that does not answer yet is not a refusal: it starts anyway.
+    from dogsearch.services.search.app import create_app as create_search
+    from dogsearch.services.search.settings import SearchSettings
+    from tests.jobs.servers import Served
+
+    right = "right-" + "k" * 24
+    search = Served(create_search(SearchSettings(data_dir=tmp_path / "vectors", DOGSEARCH_INTERNAL_KEY=right)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGSEARCH_")} | {
+        "DOGSEARCH_BROKER_URL": REDIS_URL, "DOGSEARCH_GATEWAY_DATA_DIR": str(tmp_path / "photos"),
+        "DOGSEARCH_GATEWAY_EMBEDDER_URL": "http://127.0.0.1:1"}  # nothing there yet
+    with search:
+        for key in ("wrong-" + "k" * 24, None):
+            given = env | {"DOGSEARCH_GATEWAY_SEARCH_URL": search.url}
+            if key:
+                given["DOGSEARCH_INTERNAL_KEY"] = key
+            done = subprocess.run([sys.executable, "-m", "dogsearch.cli", "worker"], env=given, capture_output=True,
+                                  text=True, timeout=120)
+            assert done.returncode != 0, done.stderr[-2000:]
+            assert f"the search service at {search.url} refuses this worker" in done.stderr
+            assert "DOGSEARCH_INTERNAL_KEY" in done.stderr and "does not answer yet" in done.stderr
