@@ -203,11 +203,12 @@ def check_fields_size(fields: dict[str, Any], what: str = "fields") -> None:
         raise FieldsOverLimit(f"{what}: {size} bytes of fields, limit {MAX_FIELDS_BYTES}")
 
 
-def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str, Any]:
+def user_fields(fields: dict[str, Any], *, from_photo: bool = False, removing: bool = False) -> dict[str, Any]:
     """The fields a user gives a dog, checked: names, no field the server writes, each defined field's own
     check (a status, a location, a time), any other a scalar or a list of scalars. Returns them as stored, but for
     `seen_at` and `location` given as FROM_PHOTO where a photo is added (`from_photo`): those stay the word, for
-    reports.from_photo to fill in from the photo, and TIME_ZONE beside seen_at=photo, which from_photo uses up."""
+    reports.from_photo to fill in from the photo, and TIME_ZONE beside seen_at=photo, which from_photo uses up.
+    `removing` (a PATCH): null removes a field, stored as null, which no filter matches and `public` leaves out."""
     out = {}
     for key, value in fields.items():
         if not _KEY.match(key):
@@ -215,6 +216,9 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False) -> dict[str
         field = BY_NAME.get(key)
         if field is not None and field.writer != "user":
             raise InvalidFields(f"field {shown_value(key)} is set by the {field.writer}")
+        if value is None and removing:
+            out[key] = None
+            continue
         if key == TIME_ZONE:
             if not from_photo or fields.get("seen_at") != FROM_PHOTO:
                 raise InvalidFields(f"field {TIME_ZONE!r}: the zone of a photo's camera time, only beside "
@@ -302,9 +306,9 @@ def search_filter(breed: str | None, name: str | None, raw_filter: str | None) -
 def own_fields(payload: dict[str, Any]) -> dict[str, Any]:
     """A stored entry's fields that belong to its dog, not to its photo (the user's: name, breed, a report, their
     own), for another photo of the same dog."""
-    return {k: v for k, v in payload.items() if k not in SERVER_FIELDS}
+    return {k: v for k, v in payload.items() if k not in SERVER_FIELDS and v is not None}
 
 
 def public(payload: dict[str, Any]) -> dict[str, Any]:
     """An entry's payload as the API shows it: without the entry's structure (which dog, which photo, where)."""
-    return {k: v for k, v in payload.items() if k not in HIDDEN_FIELDS}
+    return {k: v for k, v in payload.items() if k not in HIDDEN_FIELDS and v is not None}  # null: removed

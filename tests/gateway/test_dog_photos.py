@@ -89,6 +89,26 @@ async def test_patch_changes_the_fields_of_every_photo_so_no_filter_sees_stale_o
     assert fresh[0]["payload"]["breed"] == "husky"
 
 
+async def test_patch_null_removes_a_field_from_every_photo(gateway):
+    rex = (await add(gateway, solid(RED), name="Rex", breed="beagle", status="lost", location="52.52,13.405",
+                     notes="brown collar")).json()["id"]
+    await add_photo(gateway, rex, solid(NEAR_BLUE))
+    answer = await gateway.patch(f"/v1/dogs/{rex}", json={"name": None, "status": None, "location": None,
+                                                          "notes": "", "breed": "husky"})
+    assert answer.status_code == 200, answer.text
+    payload = answer.json()["payload"]
+    assert {"name", "status", "location"}.isdisjoint(payload) and payload["notes"] == ""
+    assert payload["breed"] == "husky"
+    for fields in ({"status": "lost"}, {"name": "Rex"}, {"near": "52.5,13.4", "radius_km": "10"}):
+        assert (await search(gateway, solid(BLUE), **fields)).json()["results"] == [], fields
+    found = (await search(gateway, solid(BLUE))).json()["results"][0]  # the second photo: removed there too
+    assert found["photo_id"] == pid(solid(NEAR_BLUE)) and "name" not in found["payload"]
+    await add_photo(gateway, rex, solid(GREY))  # a new photo takes the dog's fields, not the removed ones
+    assert "name" not in (await gateway.get(f"/v1/dogs/{rex}")).json()["payload"]
+    for refused in ({"sha256": None}, {"owner": None}):  # the server's fields stay the server's
+        assert (await gateway.patch(f"/v1/dogs/{rex}", json=refused)).status_code == 422
+
+
 async def test_removing_photos_moves_the_cover_and_refuses_the_last_one(gateway, tmp_path):
     red, blue, green = solid(RED), solid(NEAR_BLUE), solid(GREEN)
     rex = (await add(gateway, red, name="Rex")).json()["id"]

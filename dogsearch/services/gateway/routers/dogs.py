@@ -170,12 +170,13 @@ def router(settings: GatewaySettings) -> APIRouter:
     @api.patch("/{dog_id}", response_model=Dog)
     async def update_dog(gallery: GalleryDep, caller: CallerDep, update: DogUpdate,
                          dog_id: str = Path(..., pattern=UUID_PATTERN)) -> Dog:
-        """Sets user fields (name, breed, status, your own) on the dog: its owner's or an admin's to change."""
+        """Sets user fields (name, breed, status, your own) on the dog, null removing one: its owner's or an
+        admin's to change."""
         if not caller.may("admin"):
             caller.check_may_change((await gallery.dog(dog_id)).owner, f"dog {dog_id}")
         fields = update.model_dump()
         check_fields_size(fields)
-        return dog_out(await gallery.update(dog_id, user_fields(fields)), caller=caller)
+        return dog_out(await gallery.update(dog_id, user_fields(fields, removing=True)), caller=caller)
 
     @api.get("/{dog_id}/image", response_class=FileResponse)
     async def get_image(
