@@ -1,5 +1,6 @@
 // End to end: the built UI in real headless Chromium against a real `dogsearch serve` (real model, real HTTP),
 // started with API keys, as a deployment is: the tests sign in through the UI. open.e2e.ts: the demo, without keys.
+import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,8 @@ import { addPhoto, api, GALLERY, launchChromium, QUERY, REPO, type Server, start
 
 const SHOTS = join(import.meta.dirname, "screenshots");
 const BREEDS = ["beagle", "Samoyed", "dingo"];
+/** A result's way to its match page: "Compare" where it is unlikely the same dog. */
+const MATCH_LINK = /^(Why it matches|Compare)$/;
 
 let server: Server;
 let browser: Browser;
@@ -132,8 +135,8 @@ describe("dogsearch web UI", () => {
     expect((await fetch(`${server.url}/v1/dogs?limit=1`)).status).toBe(401);
     expect((await (await api(server, "/v1/dogs?limit=1")).json()).total).toBe(9);
     await page.goto(server.url + "/");
-    await expect(page.title()).resolves.toBe("dogsearch");
     await page.getByRole("heading", { name: "Find similar dogs" }).waitFor();
+    await expect(page.title()).resolves.toBe("Search · dogsearch");
     // an anonymous visitor: asked to sign in, offered nothing else
     const prompt = page.getByTestId("sign-in-prompt");
     await prompt.getByText("This server needs an API key.").waitFor();
@@ -199,8 +202,8 @@ describe("dogsearch web UI", () => {
     };
     page.on("response", onResponse);
     const first = page.getByTestId("result").first();
-    await first.getByRole("link", { name: "Why it matches" }).click();
-    await page.getByRole("heading", { name: /^Why beagle \d matches$/ }).waitFor();
+    await first.getByRole("link", { name: MATCH_LINK }).click();
+    await page.getByRole("heading", { name: /^(Why beagle \d matches|How beagle \d compares)$/ }).waitFor();
     expect((await imagesLoaded(page, ".side img", 2)).every((w) => w > 0)).toBe(true);
     expect(await page.locator(".side img").count()).toBe(2);
     const explain = page.getByRole("region", { name: "The similarity in plain words" });
@@ -236,11 +239,11 @@ describe("dogsearch web UI", () => {
     await page.route(/\/v1\/(pose|dogs\/[^/]+\/pose(\.png)?)(\?.*)?$/, notFound);
     await page.reload(); // a reload drops the query photo: the match side must still work
     await page.getByTestId("pose-unavailable").waitFor();
-    await page.getByText("The query photo is not in this page any more").waitFor();
+    await page.getByText("The searched photo is not in this tab any more").waitFor();
     expect((await imagesLoaded(page, ".side img")).every((w) => w > 0)).toBe(true);
     await expect(page.getByTestId("pose-unavailable").textContent()).resolves.toContain("this server has no pose service");
     await searchWith(page, QUERY);
-    await page.getByTestId("result").first().getByRole("link", { name: "Why it matches" }).click();
+    await page.getByTestId("result").first().getByRole("link", { name: MATCH_LINK }).click();
     await page.getByTestId("pose-unavailable").nth(1).waitFor();
     expect((await imagesLoaded(page, ".side img")).filter((w) => w > 0)).toHaveLength(2);
     const explain = page.getByRole("region", { name: "The similarity in plain words" });
@@ -258,7 +261,7 @@ describe("dogsearch web UI", () => {
     await page.getByText(/^8 matches in /).waitFor(); // everything but the dog itself
     const titles = await page.locator("[data-testid=result] .card-title a").allTextContents();
     expect(titles).not.toContain(title);
-    await page.getByTestId("result").first().getByRole("link", { name: "Why it matches" }).click();
+    await page.getByTestId("result").first().getByRole("link", { name: MATCH_LINK }).click();
     await page.getByRole("heading", { name: title }).waitFor(); // the query side is that stored dog
   });
 
@@ -347,7 +350,22 @@ describe("dogsearch web UI", () => {
     await page.getByText("friendly, likes water").waitFor();
     expect((await imagesLoaded(page, ".dog-photo")).every((w) => w > 0)).toBe(true);
     const id = page.url().split("/dogs/")[1];
+    await expect(page.title()).resolves.toBe("Rex · dogsearch");
     await shot(page, "dog-desktop.png");
+
+    // its owner changes its name and reports it found, on its page
+    await page.getByRole("button", { name: "Edit name, breed, notes and report" }).click();
+    const edit = page.getByRole("form", { name: "Edit this dog" });
+    await edit.getByLabel("Name").fill("Rex the second");
+    await edit.getByLabel("Status").selectOption("found");
+    await edit.getByLabel("Where it was seen").fill("52.52, 13.405");
+    await edit.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("heading", { name: "Rex the second" }).waitFor();
+    await page.getByTestId("report").getByText("Found").waitFor();
+    expect((await imagesLoaded(page, ".photo-thumb", 1)).every((w) => w > 0)).toBe(true); // its photos stay
+    const edited = (await (await api(server, `/v1/dogs/${id}`)).json()).payload;
+    expect([edited.name, edited.status, edited.location, edited.notes]).toEqual(
+      ["Rex the second", "found", { lat: 52.52, lon: 13.405 }, "friendly, likes water"]);
 
     // its owner marks where the dog is (the left half of the photo): stored, and drawn on the page
     await page.getByRole("button", { name: "Not the right dog? Mark it" }).click();
@@ -380,7 +398,7 @@ describe("dogsearch web UI", () => {
     const dog = await addPhoto(server, first, { name: "Pip", breed: "English foxhound" });
     await open(page, `#/dogs/${dog.id}`);
     await page.getByRole("heading", { name: "1 photo" }).waitFor();
-    await page.getByLabel("Add a photo of this dog").setInputFiles(second);
+    await page.getByLabel("Add photos of this dog").setInputFiles(second);
     await page.getByRole("status").getByText("Photo added.").waitFor();
     await page.getByRole("heading", { name: "2 photos" }).waitFor();
     expect((await imagesLoaded(page, ".photo-thumb", 2)).every((w) => w > 0)).toBe(true);
@@ -518,7 +536,9 @@ describe("dogsearch web UI", () => {
     await open(page, "#/alerts");
     const match = page.getByTestId("watch-match");
     await match.waitFor();
-    await expect(match.textContent()).resolves.toMatch(/Found retriever \d+ % likely the same dog · found/);
+    await expect(match.textContent()).resolves.toMatch(/Found retriever \d+ % likely the same dog · Found/);
+    // the watch named by its dog
+    await page.getByTestId("watch").getByRole("heading", { name: /^Dogs like Buddy, / }).waitFor();
     // the found dog's photo is Buddy's own, made smaller: the alert says so
     await expect(match.getByTestId("copy-of-watched").textContent()).resolves.toMatch(/copy of this dog's own/);
     await expect(match.getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${found}`);
@@ -526,7 +546,9 @@ describe("dogsearch web UI", () => {
     await shot(page, "alerts-desktop.png");
     await open(page, `#/dogs/${found}`); // its page says so too
     await expect(page.getByTestId("copy-of").getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${lost}`);
-    await open(page, `#/dogs/${lost}`); // and the lost dog's page names the copy
+    await open(page, `#/dogs/${lost}`); // and the lost dog's page names the copy, and knows it is watched
+    await page.getByTestId("watched").waitFor();
+    expect(await page.getByRole("button", { name: "Watch for matches" }).count()).toBe(0);
     const copies = page.getByTestId("copies");
     await expect(copies.textContent()).resolves.toMatch(/^Another dog's photo looks like a copy of this one's: Found/);
     await expect(copies.getByRole("link").getAttribute("href")).resolves.toBe(`#/dogs/${found}`);
@@ -599,6 +621,11 @@ describe("dogsearch web UI", () => {
     await page.getByText("Dogs 5–8 of 9").waitFor();
     await page.getByRole("button", { name: "Next page" }).click();
     await page.getByText("Dogs 9–9 of 9").waitFor();
+    // a dog of page 3, then Back: page 3 again, the page kept in the address
+    await page.getByTestId("gallery-dog").first().getByRole("link").last().click();
+    await page.getByRole("button", { name: "More like this" }).waitFor();
+    await page.goBack();
+    await page.getByText("Dogs 9–9 of 9").waitFor();
     expect(await page.getByRole("button", { name: "Next page" }).isDisabled()).toBe(true);
     await page.getByRole("button", { name: "Previous page" }).click();
     await page.getByText("Dogs 5–8 of 9").waitFor();
@@ -633,9 +660,10 @@ describe("dogsearch web UI", () => {
 
     await open(page, "#/add");
     await page.getByLabel("Choose a photo").setInputFiles({ name: "x.jpg", mimeType: "image/jpeg", buffer: Buffer.from("\xff\xd8\xff") });
-    await page.getByRole("button", { name: "Add dog" }).click();
-    await page.getByRole("alert").waitFor();
+    await page.getByRole("alert").waitFor(); // said as soon as it is chosen: nothing to add, nor to mark
     expect(await page.getByRole("alert").textContent()).not.toBe("");
+    expect(await page.getByRole("button", { name: "Add dog" }).isDisabled()).toBe(true);
+    expect(await page.getByRole("button", { name: /Mark the dog/ }).count()).toBe(0);
 
     // 21 MB through the browser protocol: slow on a busy machine
     await searchWith(page, { name: "huge.jpg", mimeType: "image/jpeg", buffer: Buffer.alloc(21 * 1024 * 1024, 1) }, 60_000);
@@ -691,6 +719,23 @@ describe("dogsearch web UI", () => {
     expect((await api(server, `/v1/dogs/${sighted[0].id}`, { method: "DELETE" })).status).toBe(204);
   });
 
+  it("runs a job on a zip sent from the browser, where no server folder is needed", async () => {
+    const zip = join(bulkDir, "upload.zip"); // photos/<breed>/: the one folder at its top is unpacked as the root
+    const pack = "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n  for p in sys.argv[2:]: z.write(p, 'photos/Old English sheepdog/' + p.rsplit('/', 1)[1])";
+    execFileSync(join(REPO, ".venv/bin/python"), ["-c", pack, zip, ...photos("Old English sheepdog", 2)]);
+    await open(page, "#/jobs");
+    await page.getByLabel("A zip sent from this computer").check();
+    await page.getByLabel("Zip file").setInputFiles(zip);
+    await page.getByRole("button", { name: "Upload and start indexing" }).click();
+    const job = page.getByTestId("job").filter({ hasText: "upload.zip" });
+    await job.locator(".state", { hasText: /^(done|failed)$/ }).waitFor({ timeout: 60_000 });
+    await expect(job.locator(".job-counts").textContent()).resolves.toMatch(/indexed 2 · duplicates 0 · failed 0/);
+    const dogs = (await (await api(server, "/v1/dogs?limit=100")).json()).items as { id: string; payload: Record<string, unknown> }[];
+    const added = dogs.filter((d) => d.payload.breed === "Old English sheepdog");
+    expect(added).toHaveLength(2);
+    for (const d of added) expect((await api(server, `/v1/dogs/${d.id}`, { method: "DELETE" })).status).toBe(204);
+  });
+
   it("works on a narrow phone screen, with the camera offered", async () => {
     const phone = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
     const p = await newPage(phone);
@@ -702,6 +747,11 @@ describe("dogsearch web UI", () => {
     expect(await p.getByText("Take a photo").isVisible()).toBe(true);
     await p.getByLabel("Choose a photo").setInputFiles(QUERY);
     await p.getByTestId("result").first().waitFor();
+    // below the filters on a phone: the page goes to what the search came to once it ends
+    await p.waitForFunction(() => {
+      const shown = document.querySelector("[data-testid=search-summary]")?.getBoundingClientRect();
+      return shown && shown.top >= 0 && shown.bottom <= window.innerHeight;
+    });
     await imagesLoaded(p, "[data-testid=result]:first-child img"); // the rest load lazily as one scrolls
     const overflow = () => p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(await overflow()).toBeLessThanOrEqual(0);
@@ -725,7 +775,7 @@ describe("dogsearch web UI", () => {
     await p.screenshot({ path: join(SHOTS, "search-mark-phone.png") });
     await p.getByRole("button", { name: "Search for this dog" }).click();
     await p.getByText("Searching with the dog you marked.").waitFor();
-    await p.getByTestId("result").first().getByRole("link", { name: "Why it matches" }).click();
+    await p.getByTestId("result").first().getByRole("link", { name: MATCH_LINK }).click();
     await p.getByRole("region", { name: "The similarity in plain words" }).waitFor();
     await p.getByTestId(poseState === 200 ? "pose-overlay" : "pose-unavailable").nth(1).waitFor({ timeout: 60_000 });
     await imagesLoaded(p, ".side img");
@@ -735,6 +785,12 @@ describe("dogsearch web UI", () => {
     await p.getByTestId("job").first().waitFor();
     expect(await overflow()).toBeLessThanOrEqual(0);
     await shot(p, "jobs-phone.png");
+    // a long name without spaces wraps in the heading, not across the screen
+    const long = await addPhoto(server, photos("Border terrier", 1)[0], { name: "Sir".padEnd(80, "x") }); // a photo stored by no other test
+    await p.goto(`${server.url}/#/dogs/${long.id}`);
+    await p.getByRole("button", { name: "More like this" }).waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(0);
+    expect((await api(server, `/v1/dogs/${long.id}`, { method: "DELETE" })).status).toBe(204);
     await phone.close();
   });
 
@@ -743,10 +799,13 @@ describe("dogsearch web UI", () => {
     const p = await newPage(viewer);
     await p.goto(`${server.url}/#/gallery`);
     await p.getByTestId("sign-in-prompt").waitFor();
-    // from the header this time
+    // from the header this time: it leads to the form on the page, not to a second one
     await p.getByRole("banner").getByRole("button", { name: "Sign in" }).click();
-    await p.getByRole("banner").getByLabel("API key").fill(server.keys.search!);
-    await p.getByRole("banner").getByLabel("API key").press("Enter");
+    const field = p.getByTestId("sign-in-prompt").getByLabel("API key");
+    expect(await field.evaluate((el) => el === document.activeElement)).toBe(true);
+    expect(await p.getByRole("form", { name: "Sign in" }).count()).toBe(1);
+    await p.keyboard.type(server.keys.search!);
+    await p.keyboard.press("Enter");
     await expect(p.getByTestId("signed-in-as").textContent()).resolves.toBe("signed in as e2e-viewer (search)");
     const nav = p.getByRole("navigation", { name: "Main" });
     expect(await nav.getByRole("link").allTextContents()).toEqual(["Search", "Gallery"]);

@@ -99,17 +99,49 @@ describe("signing in with an API key", () => {
     expect(screen.queryByTestId("signed-in-as")).toBeNull();
   });
 
-  it("signs in from the header too", async () => {
+  it("signs in from the header too: in the form the page shows, not a second one", async () => {
     fakeServer();
     renderApp("#/gallery");
-    await screen.findByTestId("sign-in-prompt");
-    await userEvent.click(within(screen.getByRole("banner")).getByRole("button", { name: "Sign in" }));
-    const form = within(screen.getByRole("banner")).getByRole("form", { name: "Sign in" });
-    await userEvent.type(within(form).getByLabelText("API key"), "dgs_viewer{Enter}");
+    const prompt = await screen.findByTestId("sign-in-prompt");
+    const header = within(screen.getByRole("banner")).getByRole("button", { name: "Sign in" });
+    expect(header).not.toHaveAttribute("aria-expanded"); // it opens nothing: it leads to the page's form
+    await userEvent.click(header);
+    expect(screen.getAllByRole("form", { name: "Sign in" })).toHaveLength(1);
+    expect(within(prompt).getByLabelText("API key")).toHaveFocus();
+    await userEvent.keyboard("dgs_viewer{Enter}");
     expect(await screen.findByTestId("signed-in-as")).toHaveTextContent("signed in as kiosk (search)");
     expect(await screen.findAllByTestId("gallery-dog")).toHaveLength(2);
     // the photos come with the key, as object URLs (an <img> cannot send the header)
     expect(await screen.findByAltText("Dog mine")).toHaveAttribute("src", "blob:photo");
+  });
+
+  it("opens the header's sign-in where the page shows none, and Escape closes it", async () => {
+    fakeServer({ anonymousSearch: true });
+    renderApp("#/search");
+    await screen.findByLabelText("Choose a photo");
+    const button = within(screen.getByRole("banner")).getByRole("button", { name: "Sign in" });
+    expect(button).toHaveAttribute("aria-expanded", "false");
+    await userEvent.click(button);
+    expect(button).toHaveAttribute("aria-expanded", "true");
+    const form = within(screen.getByRole("banner")).getByRole("form", { name: "Sign in" });
+    expect(within(form).getByLabelText("API key")).toHaveFocus();
+    await userEvent.keyboard("{Escape}");
+    expect(screen.queryByRole("form", { name: "Sign in" })).toBeNull();
+    expect(button).toHaveAttribute("aria-expanded", "false");
+    expect(button).toHaveFocus();
+  });
+
+  it("names each page in the browser's tab", async () => {
+    fakeServer({ open: true });
+    renderApp("#/gallery");
+    await screen.findAllByTestId("gallery-dog");
+    expect(document.title).toBe("Gallery · dogsearch");
+    window.location.hash = "#/dogs/mine";
+    await screen.findByRole("heading", { name: "Dog mine" });
+    expect(document.title).toBe("Dog mine · dogsearch");
+    window.location.hash = "#/jobs";
+    await screen.findByRole("heading", { name: "Bulk jobs" });
+    expect(document.title).toBe("Bulk jobs · dogsearch");
   });
 
   it("drops a key the server stops accepting and asks to sign in again", async () => {

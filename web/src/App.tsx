@@ -12,6 +12,7 @@ import { STATUSES } from "./lib/reports";
 import { AuthProvider, useAuth } from "./lib/auth";
 import { useRoute, type Route } from "./lib/router";
 import { SearchProvider } from "./lib/searchState";
+import { setPageTitle } from "./lib/title";
 import type { Scope } from "./lib/types";
 
 // Each page with the scope it needs: the menu shows what this visitor may do (search pages ask to sign in).
@@ -22,6 +23,17 @@ const NAV: [string, string, Scope | null][] = [
   ["jobs", "Bulk jobs", "write"],
   ["alerts", "Alerts", "write"],
 ];
+
+// The browser tab's title of each page (a dog's page names its dog once it has loaded).
+const TITLES: Record<string, string> = {
+  search: "Search",
+  add: "Add a dog",
+  gallery: "Gallery",
+  jobs: "Bulk jobs",
+  alerts: "Alerts",
+  dogs: "Dog",
+  match: "Why it matches",
+};
 
 function Page({ route }: { route: Route }) {
   const [name, id] = route.path;
@@ -45,6 +57,7 @@ function Page({ route }: { route: Route }) {
             key={route.params.get("status") ?? ""} // another status starts at its first page
             limit={Math.max(1, Math.min(100, Number(route.params.get("limit")) || 12))}
             status={STATUSES.find((s) => s === route.params.get("status"))}
+            cursors={route.params.get("cursors")?.split(",").filter(Boolean) ?? []}
           />
         </RequireScope>
       );
@@ -73,7 +86,13 @@ function Page({ route }: { route: Route }) {
       if (id) {
         return (
           <RequireScope scope="search" title="Why it matches" why="to compare dogs">
-            <MatchPage key={`${id}-${route.params.get("from")}`} id={id} from={route.params.get("from")} />
+            <MatchPage
+              key={`${id}?${route.params}`}
+              id={id}
+              from={route.params.get("from")}
+              photo={route.params.get("photo")}
+              search={route.params.get("search")}
+            />
           </RequireScope>
         );
       }
@@ -102,9 +121,10 @@ function Shell() {
   const { me, generation } = useAuth();
   const current = route.path[0] ?? "search";
 
-  // After a navigation, move focus to the page so keyboard and screen-reader users start there.
+  // After a navigation, move focus to the page so keyboard and screen-reader users start there; the tab says which.
   const first = useRef(true);
   useEffect(() => {
+    setPageTitle(TITLES[current] ?? "Page not found");
     if (first.current) first.current = false;
     else document.getElementById("main")?.focus();
   }, [route.path.join("/")]);

@@ -1,5 +1,5 @@
 import { useId } from "react";
-import { FOR_STATUS_LABELS, nearNote, type ReportFilter, type Status } from "../lib/reports";
+import { COUNTERPARTS, FOR_STATUS_LABELS, nearNote, statusesText, type ReportFilter, type Status } from "../lib/reports";
 import { useTaken } from "../lib/useTaken";
 import { StatusOptions } from "./StatusOptions";
 
@@ -45,7 +45,12 @@ export function LostFoundFilter({ value, onChange, photo }: Props) {
         disabled={Boolean(value.forStatus)}
         title={value.forStatus ? "Set by “I have”" : undefined}
       >
-        <StatusOptions none="any status" />
+        {/* "I have" decides: the statuses it searches, not "any" */}
+        {value.forStatus ? (
+          <option value="">{statusesText(COUNTERPARTS[value.forStatus])}</option>
+        ) : (
+          <StatusOptions none="any status" />
+        )}
       </select>
       <label htmlFor={`${ids}-near`}>Near</label>
       <input

@@ -44,7 +44,7 @@ describe("PhotoBoxes", () => {
     expect(onSelect).toHaveBeenCalledWith(1);
   });
 
-  it("offers no choice for a single dog, nor while disabled", async () => {
+  it("offers no choice for a single dog, nor while disabled (the button keeping the keyboard's focus)", async () => {
     const onSelect = vi.fn();
     const { rerender } = render(
       <PhotoBoxes src="blob:p" alt="p" dogs={TWO.slice(0, 1)} width={400} height={200} onSelect={onSelect} />,
@@ -52,7 +52,11 @@ describe("PhotoBoxes", () => {
     expect(screen.queryByRole("group")).toBeNull();
     expect(screen.getByTestId("dog-box")).toHaveAttribute("data-current"); // the one dog is the one used
     rerender(<PhotoBoxes src="blob:p" alt="p" dogs={TWO} width={400} height={200} selected={0} onSelect={onSelect} disabled />);
-    expect(screen.getByRole("button", { name: "Dog 2" })).toBeDisabled();
+    const second = screen.getByRole("button", { name: "Dog 2" });
+    expect(second).toHaveAttribute("aria-disabled", "true");
+    second.focus();
+    await userEvent.keyboard("{Enter}");
+    expect(second).toHaveFocus();
     await userEvent.click(screen.getAllByTestId("dog-box")[1]);
     expect(onSelect).not.toHaveBeenCalled();
   });
@@ -65,5 +69,14 @@ describe("PhotoBoxes", () => {
     Object.defineProperty(img, "naturalHeight", { value: 100 });
     fireEvent.load(img);
     expect(screen.getByTestId("dog-box")).toHaveStyle({ left: "25%", top: "0%", width: "25%", height: "100%" });
+  });
+
+  it("crops a thumbnail around its one dog, where asked to, and places the box on that crop", () => {
+    render(
+      <PhotoBoxes src="blob:p" alt="p" dogs={[{ index: 0, box: [300, 50, 400, 150] }]} width={400} height={200} fit="cover" cropToDog />,
+    );
+    // 400 x 200 in a square: the right half shows, where the dog is (a centre crop would cut it off)
+    expect(screen.getByRole("img", { name: "p" }).style.objectPosition).toBe("100% 50%");
+    expect(screen.getByTestId("dog-box")).toHaveStyle({ left: "50%", width: "50%", top: "25%", height: "50%" });
   });
 });

@@ -1,5 +1,5 @@
 import { useState, type CSSProperties } from "react";
-import { placeBox } from "../lib/dogs";
+import { cropAround, placeBox } from "../lib/dogs";
 import type { Box } from "../lib/types";
 import { ApiImage } from "./ApiImage";
 
@@ -22,6 +22,8 @@ interface Props {
   disabled?: boolean;
   /** "cover": the photo fills a square, cropped (thumbnails); "contain": the whole photo */
   fit?: "contain" | "cover";
+  /** "cover" with one dog: the square centred on its box, not on the photo (a dog at the side is not cut off) */
+  cropToDog?: boolean;
   className?: string;
   imgClassName?: string;
   imgTestId?: string;
@@ -36,6 +38,7 @@ export function PhotoBoxes(props: Props) {
   const size = known ?? (natural && natural.src === src ? natural : null);
   const several = dogs.length > 1;
   const pick = onSelect && several && !disabled ? onSelect : undefined;
+  const crop = props.cropToDog && fit === "cover" && size && dogs.length === 1 ? cropAround(dogs[0].box, size.width, size.height) : undefined;
 
   return (
     <div className={`photo-boxes fit-${fit} ${props.className ?? ""}`}>
@@ -47,6 +50,7 @@ export function PhotoBoxes(props: Props) {
           className={props.imgClassName}
           data-testid={props.imgTestId}
           loading={props.loading}
+          style={crop && { objectPosition: `${crop.x * 100}% ${crop.y * 100}%` }}
           onLoad={(e) => {
             const img = e.currentTarget;
             if (src) setNatural({ src, width: img.naturalWidth, height: img.naturalHeight });
@@ -54,7 +58,7 @@ export function PhotoBoxes(props: Props) {
         />
         {size &&
           dogs.map((d) => {
-            const place = placeBox(d.box, size.width, size.height, fit);
+            const place = placeBox(d.box, size.width, size.height, fit, crop);
             if (!place) return null;
             const current = d.index === selected || (!several && selected === undefined);
             // The boxes are for pointers; keyboards and screen readers pick with the buttons below.
@@ -75,14 +79,15 @@ export function PhotoBoxes(props: Props) {
       </div>
       {onSelect && several && (
         <div className="dog-choice" role="group" aria-label="Which dog">
+          {/* aria-disabled, not disabled: the button just pressed keeps the keyboard's focus while the page works */}
           {dogs.map((d) => (
             <button
               key={d.index}
               type="button"
               className={`button small${d.index === selected ? "" : " secondary"}`}
               aria-pressed={d.index === selected}
-              disabled={disabled}
-              onClick={() => onSelect(d.index)}
+              aria-disabled={disabled || undefined}
+              onClick={() => !disabled && onSelect(d.index)}
             >
               Dog {d.index + 1}
             </button>

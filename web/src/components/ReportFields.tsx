@@ -7,7 +7,8 @@ interface Props {
   value: ReportInput;
   onChange: (value: ReportInput) => void;
   disabled?: boolean;
-  /** the photo being added: where and when it was taken can be filled in from it */
+  /** the photo being added: where and when it was taken can be filled in from it (absent: no photo to read, a stored
+   * dog's report being changed) */
   photo?: File | null;
 }
 
@@ -33,14 +34,16 @@ export function ReportFields({ value, onChange, disabled, photo }: Props) {
       >
         <StatusOptions none="no report" />
       </select>
-      <div className="from-photo">
-        <button type="button" className="button small secondary" onClick={fromPhoto} disabled={!photo}>
-          Where and when from the photo
-        </button>
-        <small className="muted" aria-live="polite">
-          {taken.note ?? "what a phone or camera recorded (the photo's own time and GPS position); check it before adding"}
-        </small>
-      </div>
+      {photo !== undefined && (
+        <div className="from-photo">
+          <button type="button" className="button small secondary" onClick={fromPhoto} disabled={!photo}>
+            Where and when from the photo
+          </button>
+          <small className="muted" aria-live="polite">
+            {taken.note ?? "what a phone or camera recorded (the photo's own time and GPS position); check it before adding"}
+          </small>
+        </div>
+      )}
       <label htmlFor={`${ids}-place`}>Where it was seen</label>
       <input
         id={`${ids}-place`}

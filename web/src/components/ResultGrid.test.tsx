@@ -119,3 +119,24 @@ describe("ResultGrid", () => {
   });
 });
 
+
+describe("ResultGrid's way to a match", () => {
+  it("offers to compare an unlikely match, not to say why it matches", () => {
+    const judged: SearchResult[] = [
+      { ...result("a", 0.93, { name: "Rex" }), same_dog: 0.61, verdict: "possible" },
+      { ...result("b", 0.4, { name: "Bo" }), same_dog: 0.004, verdict: "unlikely" },
+    ];
+    render(<ResultGrid results={judged} matchHref={(r) => `#/match/${r.id}`} onMoreLike={() => {}} />);
+    const [possible, unlikely] = screen.getAllByTestId("result");
+    expect(within(possible).getByRole("link", { name: "Why it matches" })).toHaveAttribute("href", "#/match/a");
+    expect(within(possible).getByRole("link", { name: "Why match 1 (Rex) matches" })).toBeInTheDocument();
+    expect(within(unlikely).queryByRole("link", { name: /matches/ })).toBeNull();
+    expect(within(unlikely).getByRole("link", { name: "Compare" })).toHaveAttribute("href", "#/match/b");
+    expect(within(unlikely).getByRole("link", { name: "Compare match 2 (Bo)" })).toBeInTheDocument();
+  });
+
+  it("says what to try when nothing matches, as the page knows it", () => {
+    render(<ResultGrid results={[]} matchHref={() => "#"} onMoreLike={() => {}} emptyHint="Add some dogs first." />);
+    expect(screen.getByText("No dogs match. Add some dogs first.")).toBeInTheDocument();
+  });
+});

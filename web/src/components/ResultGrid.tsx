@@ -10,15 +10,17 @@ interface Props {
   onMoreLike: (result: SearchResult) => void;
   /** the dog these are "more like" (it is not among them): a result that copies its photo says so */
   likeDog?: Dog;
+  /** what to try when nothing matches (only a filter the user can see is worth removing) */
+  emptyHint?: string;
 }
 
 export function dogTitle(payload: { name?: unknown; breed?: unknown }): string {
   return String(payload.name ?? payload.breed ?? "Unnamed dog");
 }
 
-export function ResultGrid({ results, matchHref, onMoreLike, likeDog }: Props) {
+export function ResultGrid({ results, matchHref, onMoreLike, likeDog, emptyHint }: Props) {
   if (!results.length) {
-    return <p className="notice">No dogs match. Try removing a filter, or add some dogs first.</p>;
+    return <p className="notice">No dogs match.{emptyHint ? ` ${emptyHint}` : ""}</p>;
   }
   // a dog stored twice (its photo copied): the copy says which match it copies
   const rankOf = new Map(results.map((r, i) => [r.id, i + 1]));
@@ -26,7 +28,16 @@ export function ResultGrid({ results, matchHref, onMoreLike, likeDog }: Props) {
     <ol className="grid" aria-label="Matches, best first">
       {results.map((r, i) => (
         <li key={r.id} className="card" data-testid="result">
-          <a href={matchHref(r)} className="card-photo" aria-label={`Why match ${i + 1} (${dogTitle(r.payload)}) matches`}>
+          <a
+            href={matchHref(r)}
+            className="card-photo"
+            aria-label={
+              // an unlikely one is compared, not said to match
+              r.verdict === "unlikely"
+                ? `Compare match ${i + 1} (${dogTitle(r.payload)})`
+                : `Why match ${i + 1} (${dogTitle(r.payload)}) matches`
+            }
+          >
             {/* the dog's photo that matched (the server's thumbnail_url is that photo's), its box where the photo's
                 size is known (a thumbnail is smaller, of the same shape) */}
             <PhotoBoxes
@@ -62,7 +73,7 @@ export function ResultGrid({ results, matchHref, onMoreLike, likeDog }: Props) {
             )}
             <div className="card-actions">
               <a className="button small" href={matchHref(r)}>
-                Why it matches
+                {r.verdict === "unlikely" ? "Compare" : "Why it matches"}
               </a>
               <button type="button" className="button small secondary" onClick={() => onMoreLike(r)}>
                 More like this

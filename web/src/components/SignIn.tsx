@@ -1,10 +1,38 @@
-import { useId, useState, type FormEvent, type ReactNode } from "react";
+import {
+  useEffect,
+  useId,
+  useRef,
+  useState,
+  useSyncExternalStore,
+  type FormEvent,
+  type KeyboardEvent,
+  type ReactNode,
+  type Ref,
+} from "react";
 import { allows, scopeOf } from "../lib/access";
 import { useAuth } from "../lib/auth";
 import type { Scope } from "../lib/types";
 
+// The sign-in prompts the page shows now: with one there, the header's "Sign in" leads to it, not to a second form.
+const prompts = new Set<HTMLInputElement>();
+const listeners = new Set<() => void>();
+const changed = () => listeners.forEach((l) => l());
+const subscribe = (l: () => void) => {
+  listeners.add(l);
+  return () => void listeners.delete(l);
+};
+const promptField = () => prompts.values().next().value ?? null;
+
 /** Paste a key, check it with the server; `onDone` after a successful sign-in. */
-export function SignInForm({ onDone, onCancel }: { onDone?: () => void; onCancel?: () => void }) {
+export function SignInForm({
+  onDone,
+  onCancel,
+  fieldRef,
+}: {
+  onDone?: () => void;
+  onCancel?: () => void;
+  fieldRef?: Ref<HTMLInputElement>;
+}) {
   const ids = useId();
   const { signIn } = useAuth();
   const [key, setKey] = useState("");
@@ -25,9 +53,20 @@ export function SignInForm({ onDone, onCancel }: { onDone?: () => void; onCancel
   };
 
   return (
-    <form className="signin-form" onSubmit={onSubmit} aria-label="Sign in">
+    <form
+      className="signin-form"
+      onSubmit={onSubmit}
+      aria-label="Sign in"
+      onKeyDown={(e: KeyboardEvent) => {
+        if (e.key === "Escape" && onCancel) {
+          e.preventDefault();
+          onCancel();
+        }
+      }}
+    >
       <label htmlFor={`${ids}-key`}>API key</label>
       <input
+        ref={fieldRef}
         id={`${ids}-key`}
         type="password"
         value={key}
@@ -62,10 +101,21 @@ export function SignInForm({ onDone, onCancel }: { onDone?: () => void; onCancel
   );
 }
 
-/** The header's part: who is signed in and a way out, or a way in. An open server needs neither. */
+/** The header's part: who is signed in and a way out, or a way in (a popover; the form on the page where the page
+ * shows one). An open server needs neither. */
 export function AccountControl() {
   const { me, signedIn, signOut } = useAuth();
+  const ids = useId();
   const [open, setOpen] = useState(false);
+  const button = useRef<HTMLButtonElement>(null);
+  const onPage = useSyncExternalStore(subscribe, () => prompts.size > 0);
+  const close = () => {
+    setOpen(false);
+    button.current?.focus();
+  };
+  useEffect(() => {
+    if (onPage) setOpen(false);
+  }, [onPage]);
   if (!me || (me.open && !signedIn)) return null;
   if (signedIn) {
     return (
@@ -81,14 +131,20 @@ export function AccountControl() {
   }
   return (
     <div className="account">
-      {open ? (
-        <div className="signin-popover">
-          <SignInForm onDone={() => setOpen(false)} onCancel={() => setOpen(false)} />
+      <button
+        ref={button}
+        type="button"
+        className="button small"
+        aria-expanded={onPage ? undefined : open}
+        aria-controls={open ? `${ids}-popover` : undefined}
+        onClick={() => (onPage ? promptField()?.focus() : setOpen((o) => !o))}
+      >
+        Sign in
+      </button>
+      {open && (
+        <div className="signin-popover" id={`${ids}-popover`}>
+          <SignInForm onDone={() => setOpen(false)} onCancel={close} />
         </div>
-      ) : (
-        <button type="button" className="button small" aria-expanded={false} onClick={() => setOpen(true)}>
-          Sign in
-        </button>
       )}
     </div>
   );
@@ -105,6 +161,17 @@ export function SignInPrompt({ why, needed }: { why?: string; needed?: Scope }) 
   const { me, signedIn, notice } = useAuth();
   const ids = useId();
   const who = signedIn && me ? `Your key (${me.name ?? "unnamed"}, ${scopeOf(me)}) cannot do this.` : null;
+  const field = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    const shown = field.current;
+    if (!shown) return;
+    prompts.add(shown);
+    changed();
+    return () => {
+      prompts.delete(shown);
+      changed();
+    };
+  }, []);
   const what = needed ? NEEDS[needed] : "an API key";
   return (
     <section className="notice signin-prompt" aria-labelledby={`${ids}-h`} data-testid="sign-in-prompt">
@@ -113,7 +180,7 @@ export function SignInPrompt({ why, needed }: { why?: string; needed?: Scope }) 
       <p>
         {who ?? "This server needs an API key."} Sign in with {what} {why ?? "to continue"}.
       </p>
-      <SignInForm />
+      <SignInForm fieldRef={field} />
     </section>
   );
 }

@@ -1,5 +1,6 @@
 import { getKey, reportUnauthenticated } from "./session";
 import { noDogMessage } from "./dogs";
+import { plainError } from "./errors";
 import { reportFormFields, reportSearchFields, type ReportFilter, type ReportInput, type Taken } from "./reports";
 import type {
   Box,
@@ -26,6 +27,8 @@ export class ApiError extends Error {
     readonly code: string | null = null,
     /** with "no_dog_found": what the photo seems to show instead */
     readonly seems: SeemsLabel[] = [],
+    /** with "no_dog_found" from a search of several photos: which of them (0-based, as sent) */
+    readonly photo: number | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -41,10 +44,11 @@ export const UNREACHABLE = "Cannot reach the dogsearch server. Is it running? Ch
 /** The message of every 401: pages show a sign-in prompt for it instead of an error. */
 export const SIGN_IN_NEEDED = "Sign in with an API key to continue.";
 
-/** The API's refusal as an ApiError: its `detail` (a photo without a dog said in words), `code` and `seems`. */
+/** The API's refusal as an ApiError: its `detail` (a photo without a dog, and other refusals, said in words), `code`
+ * and `seems`. */
 async function errorOf(response: Response): Promise<ApiError> {
   const text = await response.text().catch(() => "");
-  let body: { code?: unknown; seems?: unknown } | null = null;
+  let body: { code?: unknown; seems?: unknown; photo?: unknown } | null = null;
   try {
     body = JSON.parse(text);
   } catch {
@@ -52,8 +56,12 @@ async function errorOf(response: Response): Promise<ApiError> {
   }
   const code = typeof body?.code === "string" ? body.code : null;
   const seems = Array.isArray(body?.seems) ? (body.seems as SeemsLabel[]) : [];
-  const message = code === "no_dog_found" ? noDogMessage(seems) : detailOf(body, response);
-  return new ApiError(message, response.status, code, seems);
+  const message =
+    code === "no_dog_found"
+      ? noDogMessage(seems)
+      : (plainError(response.status, code, body, response.url) ?? detailOf(body, response));
+  const photo = typeof body?.photo === "number" ? body.photo : null;
+  return new ApiError(message, response.status, code, seems, photo);
 }
 
 function detailOf(body: unknown, response: Response): string {
@@ -143,6 +151,7 @@ export function searchByPhoto(
   filters: Filters,
   dog?: number,
   box?: Box,
+  signal?: AbortSignal,
 ): Promise<SearchResponse> {
   const form = new FormData();
   for (const photo of Array.isArray(image) ? image : [image]) form.append("image", photo);
@@ -153,17 +162,24 @@ export function searchByPhoto(
   const flt = filterJson(filters);
   if (flt) form.append("filter", flt);
   for (const [key, value] of reportSearchFields(filters.report)) form.append(key, value);
-  return json("/v1/search", { method: "POST", body: form });
+  return json("/v1/search", { method: "POST", body: form, signal });
 }
 
-export function similarTo(id: string, k: number, filters: Filters): Promise<SearchResponse> {
+/** `anyStatus`: all dogs, not only the reports that answer the dog's own (a found dog's: the lost ones). */
+export function similarTo(
+  id: string,
+  k: number,
+  filters: Filters,
+  { anyStatus = false, signal }: { anyStatus?: boolean; signal?: AbortSignal } = {},
+): Promise<SearchResponse> {
   const params = new URLSearchParams({ k: String(k) });
   if (filters.breed) params.set("breed", filters.breed);
   const flt = filterJson(filters);
   if (flt) params.set("filter", flt);
   // "for_status" is the photo search's: more like this takes the dog's own status for it (the server's default)
   for (const [key, value] of reportSearchFields(filters.report)) if (key !== "for_status") params.set(key, value);
-  return json(`/v1/dogs/${id}/similar?${params}`);
+  if (anyStatus) params.set("counterparts", "false");
+  return json(`/v1/dogs/${id}/similar?${params}`, { signal });
 }
 
 export function listDogs(
@@ -187,16 +203,27 @@ export async function deleteDog(id: string): Promise<void> {
 }
 
 /** Another photo of a dog (its owner's key or an admin's); `created` is false when it was one of its photos already;
- * `verdict`: how likely the photo shows this dog, by its closest other photo ("unlikely": another dog's by mistake?). */
+ * `verdict`: how likely the photo shows this dog, by its closest other photo ("unlikely": another dog's by mistake?);
+ * `photoId`: the photo's id among the dog's `photos`. */
 export async function addPhoto(
   id: string,
   image: File,
-): Promise<{ dog: Dog; created: boolean; sameDog: number | null; verdict: Verdict | null }> {
+): Promise<{ dog: Dog; created: boolean; sameDog: number | null; verdict: Verdict | null; photoId: string | null }> {
   const form = new FormData();
   form.append("image", image);
   const response = await send(`/v1/dogs/${id}/photos`, { method: "POST", body: form });
-  const body = (await response.json()) as Dog & { same_dog?: number | null; verdict?: Verdict | null };
-  return { dog: body, created: response.status === 201, sameDog: body.same_dog ?? null, verdict: body.verdict ?? null };
+  const body = (await response.json()) as Dog & {
+    same_dog?: number | null;
+    verdict?: Verdict | null;
+    photo_id?: string | null;
+  };
+  return {
+    dog: body,
+    created: response.status === 201,
+    sameDog: body.same_dog ?? null,
+    verdict: body.verdict ?? null,
+    photoId: body.photo_id ?? null,
+  };
 }
 
 /** Where the dog is in one of its photos, as its owner marks it: the photo is embedded again from that box. */
@@ -247,8 +274,9 @@ export function detectDogs(image: File, box?: Box): Promise<Detection> {
   return json("/v1/detect", { method: "POST", body: photoForm(image, box) });
 }
 
-/** Changes the user's fields of a dog (all of its entries): the owner's key or an admin's. */
-export function updateDog(id: string, fields: Partial<Payload>): Promise<Dog> {
+/** Changes the user's fields of a dog (all of its entries): the owner's key or an admin's; a field set to null goes.
+ * The answer is the dog without its `photos`. */
+export function updateDog(id: string, fields: Partial<Payload> | Record<string, unknown>): Promise<Dog> {
   return json(`/v1/dogs/${id}`, {
     method: "PATCH",
     headers: { "Content-Type": "application/json" },
@@ -284,8 +312,10 @@ function photoForm(image: File, box?: Box): FormData {
   return form;
 }
 
-export const poseOfDog = (id: string): Promise<Pose> => json(`/v1/dogs/${id}/pose`);
-export const poseOverlayUrl = (id: string): string => `/v1/dogs/${id}/pose.png`;
+/** `photo`: the dog in that photo of it (a search's match: the photo that matched); none: its cover. */
+const photoParam = (photo?: string) => (photo ? `?photo=${encodeURIComponent(photo)}` : "");
+export const poseOfDog = (id: string, photo?: string): Promise<Pose> => json(`/v1/dogs/${id}/pose${photoParam(photo)}`);
+export const poseOverlayUrl = (id: string, photo?: string): string => `/v1/dogs/${id}/pose.png${photoParam(photo)}`;
 
 /** `payload`: fields given to every photo of the job (a report's status; seen_at and location "photo"). */
 export function startIndexJob(
@@ -298,6 +328,19 @@ export function startIndexJob(
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(payload && Object.keys(payload).length ? { path, labels, payload } : { path, labels }),
   });
+}
+
+/** A bulk job over a zip of photos sent from this computer: `labels` and `payload` as a folder's. */
+export function startUploadJob(
+  archive: File,
+  labels: string,
+  payload?: Record<string, string>,
+): Promise<{ id: string; state: string }> {
+  const form = new FormData();
+  form.append("archive", archive);
+  form.append("labels", labels);
+  if (payload && Object.keys(payload).length) form.append("payload", JSON.stringify(payload));
+  return json("/v1/jobs/index/upload", { method: "POST", body: form });
 }
 
 export async function listJobs(): Promise<Job[]> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { guessesText, noDogMessage, percent, placeBox, seemsText, topGuess } from "./dogs";
+import { cropAround, guessesText, noDogMessage, percent, placeBox, seemsText, topGuess } from "./dogs";
 
 describe("the dogs found, in words", () => {
   it("rounds probabilities to whole percent", () => {
@@ -47,5 +47,21 @@ describe("placeBox", () => {
   it("draws nothing for a box cropped away or an unknown size", () => {
     expect(placeBox([0, 0, 50, 200], 400, 200, "cover")).toBeNull();
     expect(placeBox([0, 0, 10, 10], 0, 0)).toBeNull();
+  });
+
+  it("follows a crop centred on the dog", () => {
+    // 400 x 200, the dog at x 300..400: the square is the right half; a box at x 300..400 is its right half
+    const crop = cropAround([300, 50, 400, 150], 400, 200);
+    expect(crop).toEqual({ x: 1, y: 0.5 });
+    expect(placeBox([300, 50, 400, 150], 400, 200, "cover", crop)).toEqual({ left: 50, top: 25, width: 50, height: 50 });
+  });
+});
+
+describe("cropAround", () => {
+  it("centres the square on the dog as far as the photo allows", () => {
+    expect(cropAround([150, 50, 250, 150], 400, 200)).toEqual({ x: 0.5, y: 0.5 }); // in the middle already
+    expect(cropAround([200, 0, 300, 200], 400, 200)).toEqual({ x: 0.75, y: 0.5 }); // x 150..350 shows
+    expect(cropAround([0, 0, 100, 40], 100, 200)).toEqual({ x: 0.5, y: 0 }); // a tall photo, the dog at its top
+    expect(cropAround([0, 0, 50, 50], 100, 100)).toEqual({ x: 0.5, y: 0.5 }); // a square photo: nothing to crop
   });
 });

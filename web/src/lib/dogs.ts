@@ -33,20 +33,44 @@ export interface BoxPlace {
   height: number;
 }
 
+/** Where a square crop of a photo lies, as CSS object-position's fractions: 0.5, 0.5 is its centre. */
+export interface CropAt {
+  x: number;
+  y: number;
+}
+
+/** The square crop of a `width` x `height` photo that centres `box` as far as the photo allows (its dog is not cut
+ * off where it fits in the square). */
+export function cropAround(box: Box, width: number, height: number): CropAt {
+  const at = (centre: number, side: number) => (side > 1 ? Math.min(1, Math.max(0, (centre * side - 0.5) / (side - 1))) : 0.5);
+  const aspect = width / height;
+  return {
+    x: at((box[0] + box[2]) / 2 / width, Math.max(aspect, 1)),
+    y: at((box[1] + box[3]) / 2 / height, Math.max(1 / aspect, 1)),
+  };
+}
+
 /**
  * Where `box` lies on a photo of `width` x `height` pixels, in percent of the element that shows it.
  * "contain": the element has the photo's own aspect ratio (a photo shown whole). "cover": a square that the photo
- * fills, cropped around its centre (the result thumbnails); the part of the box cut off is cut off here too.
+ * fills, cropped around its centre (the result thumbnails), or at `crop`; the part of the box cut off is cut off here
+ * too.
  */
-export function placeBox(box: Box, width: number, height: number, fit: "contain" | "cover" = "contain"): BoxPlace | null {
+export function placeBox(
+  box: Box,
+  width: number,
+  height: number,
+  fit: "contain" | "cover" = "contain",
+  crop: CropAt = { x: 0.5, y: 0.5 },
+): BoxPlace | null {
   if (!(width > 0 && height > 0)) return null;
   const [x0, y0, x1, y1] = box;
   // the photo's displayed size and offset in units of the element's side
   const aspect = width / height;
   const sx = fit === "cover" ? Math.max(aspect, 1) : 1;
   const sy = fit === "cover" ? Math.max(1 / aspect, 1) : 1;
-  const ox = (sx - 1) / 2;
-  const oy = (sy - 1) / 2;
+  const ox = (sx - 1) * crop.x;
+  const oy = (sy - 1) * crop.y;
   const clamp = (v: number) => Math.min(1, Math.max(0, v));
   const left = clamp((x0 / width) * sx - ox);
   const right = clamp((x1 / width) * sx - ox);

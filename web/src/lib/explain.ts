@@ -1,4 +1,4 @@
-import type { Measure, Pose, PoseDog, Verdict } from "./types";
+import type { BreedGuess, Measure, Pose, PoseDog, Verdict } from "./types";
 
 const VERDICT_WORDS: Record<Verdict, string> = {
   likely: "likely the same dog",
@@ -14,6 +14,12 @@ export function sameDogText(probability: number, verdict: Verdict): string {
   return `${VERDICT_WORDS[verdict]} (${shown} %)`;
 }
 
+/** The breed guesses worth a word: not those that round to 0 %. */
+export function shownGuesses(guesses: BreedGuess[]): BreedGuess[] {
+  return guesses.filter((g) => Math.round(g.p * 100) > 0);
+}
+
+/** Said when the server's answer has no `message` of its own (an older server) and no result is likely. */
 export const NO_LIKELY_MATCH = "No likely match: none of these is likely the same dog. The closest look-alikes are shown.";
 
 // Cosine similarity of the default embedder's features; bands read off the sample gallery

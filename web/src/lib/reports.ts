@@ -12,13 +12,28 @@ export const STATUS_LABELS: Record<Status, string> = {
   home: "Home again",
 };
 
-/** What a search for counterparts is called in the form: the status of the dog the user has. */
+/** What a search for counterparts is called in the form: the status of the dog the user has (short: a select's
+ * text does not wrap; the search form's Status shows what each searches). */
 export const FOR_STATUS_LABELS: Record<Exclude<Status, "home">, string> = {
-  found: "a dog I found (search lost dogs)",
-  sighted: "a dog I saw (search lost dogs)",
-  shelter: "a shelter dog (search lost dogs)",
-  lost: "my lost dog (search found and sighted dogs)",
+  found: "a dog I found",
+  sighted: "a dog I saw",
+  shelter: "a shelter dog",
+  lost: "my lost dog",
 };
+
+/** The statuses of the reports that answer a report of each status, as the server's COUNTERPARTS. */
+export const COUNTERPARTS: Record<keyof typeof FOR_STATUS_LABELS, Status[]> = {
+  found: ["lost"],
+  sighted: ["lost"],
+  shelter: ["lost"],
+  lost: ["found", "sighted", "shelter"],
+};
+
+/** ["found", "sighted"] → "found or sighted" */
+export function statusesText(statuses: string[]): string {
+  const words = statuses.map((s) => (STATUS_LABELS[s as Status] ?? s).toLowerCase());
+  return words.length > 1 ? `${words.slice(0, -1).join(", ")} or ${words[words.length - 1]}` : words[0];
+}
 
 export interface Place {
   lat: number;

@@ -1,13 +1,16 @@
-import { createContext, useContext, useState, type ReactNode } from "react";
-import type { Filters } from "./api";
-import type { Box, BreedGuess, Dog, FoundDog, SearchResult, Verdict } from "./types";
+import { createContext, useCallback, useContext, useRef, useState, type ReactNode } from "react";
+import { ApiError, messageOf, searchByPhoto, similarTo, type Filters } from "./api";
+import { shownGuesses } from "./explain";
+import type { Box, BreedGuess, Dog, FoundDog, SearchResponse, SearchResult, Verdict } from "./types";
 
-// The last search lives above the router so the match page (and "back") can use the query photo.
+// The last search lives above the router so the match page (and "back") can use the query photo, and an answer
+// that comes while another page is shown still lands.
 // `more`: other photos of the same dog, searched together with `file` (the server combines them).
 export type Query =
   /** `box`: the dog as the user marked it (one photo only) */
   | { kind: "photo"; file: File; url: string; more?: { file: File; url: string }[]; box?: Box }
-  | { kind: "dog"; dog: Dog };
+  /** `anyStatus`: among all dogs, not only the reports that answer the dog's own */
+  | { kind: "dog"; dog: Dog; anyStatus?: boolean };
 
 /** The dogs the server found in the query photo, and which one was searched. */
 export interface FoundInQuery {
@@ -31,20 +34,106 @@ export interface SearchState {
   statuses?: string[] | null;
   /** the best result's verdict; null or absent: the server gives none (no calibration) */
   bestVerdict?: Verdict | null;
+  /** the server's word on the results ("No likely match: ..."); null: it has none; absent: an older server */
+  message?: string | null;
+  /** the name of the last search started: a match's link names it (Back and Forward must not compare another
+   * search's photo) */
+  search?: string;
+  /** the query that search was started with (the dog page's "more like this" sets a query without starting it) */
+  started?: Query;
+  busy?: boolean;
+  error?: string | null;
+  /** with an error of a photo without a dog, in a search of several: which photo (0-based) */
+  noDogIn?: number | null;
 }
 
 const initial: SearchState = { query: null, results: null, filters: {}, fieldText: "", k: 12 };
 
+/** Starts a search: only the answer of the latest one started lands. `dog`: which dog of the photo to search with
+ * (a photo query only); none: the server's default, the largest. */
+export type RunSearch = (query: Query, filters: Filters, fieldText: string, k: number, dog?: number) => void;
+
 type Ctx = [SearchState, (update: (s: SearchState) => SearchState) => void];
-const SearchContext = createContext<Ctx | null>(null);
+const SearchContext = createContext<{ ctx: Ctx; run: RunSearch } | null>(null);
+
+// Searches are numbered within a page load, whose start names it: after a reload, a match's link in the history
+// from before it names no search of this one.
+const LOAD = Date.now().toString(36);
+let searches = 0;
+const nextSearch = (): string => `${LOAD}.${++searches}`;
+
+/** The dogs of the query photo from a search's answer; null where the server found none to tell (older servers). */
+function foundIn(answer: SearchResponse): FoundInQuery | null {
+  if (!answer.dogs?.length || !answer.width || !answer.height) return null;
+  return {
+    dogs: answer.dogs,
+    dog: answer.dog ?? 0,
+    width: answer.width,
+    height: answer.height,
+    breedGuess: shownGuesses(answer.breed_guess ?? answer.dogs.find((d) => d.index === answer.dog)?.breed_guess ?? []),
+  };
+}
+
+/** A failed search in words; a photo without a dog among several says which. */
+function failure(e: unknown, photos: number): Pick<SearchState, "error" | "noDogIn"> {
+  const which = e instanceof ApiError && photos > 1 ? e.photo : null;
+  const message = messageOf(e);
+  if (which === null) return { error: message, noDogIn: null };
+  return { error: `Photo ${which + 1} of ${photos}: ${message.charAt(0).toLowerCase()}${message.slice(1)}`, noDogIn: which };
+}
 
 export function SearchProvider({ children, initialState }: { children: ReactNode; initialState?: SearchState }) {
   const [state, setState] = useState<SearchState>(initialState ?? initial);
-  return <SearchContext.Provider value={[state, setState]}>{children}</SearchContext.Provider>;
+  const upload = useRef<AbortController | null>(null);
+
+  const run = useCallback<RunSearch>((query, filters, fieldText, k, dog) => {
+    upload.current?.abort(); // the search it was for is superseded: its upload would only slow this one
+    const abort = (upload.current = new AbortController());
+    const search = nextSearch();
+    setState((s) => ({
+      ...s,
+      query,
+      started: query,
+      filters,
+      fieldText,
+      k,
+      search,
+      busy: true,
+      error: null,
+      noDogIn: null,
+      results: null,
+      // a new photo: the boxes of the last one are not its own
+      found: query === s.query ? s.found : null,
+    }));
+    const land = (update: Partial<SearchState>) =>
+      setState((s) => (s.search === search ? { ...s, ...update, busy: false } : s));
+    const photos = query.kind === "photo" ? [query.file, ...(query.more ?? []).map((m) => m.file)] : [];
+    (query.kind === "photo"
+      ? searchByPhoto(photos, k, filters, dog, query.box, abort.signal)
+      : similarTo(query.dog.id, k, filters, { anyStatus: query.anyStatus, signal: abort.signal })
+    ).then(
+      (answer) =>
+        land({
+          results: answer.results,
+          tookMs: answer.took_ms,
+          found: foundIn(answer),
+          statuses: answer.statuses ?? null,
+          bestVerdict: answer.best_verdict,
+          message: answer.message,
+        }),
+      (e) => land(failure(e, photos.length)), // the dogs found, if any, are still those of this photo
+    );
+  }, []);
+
+  return <SearchContext.Provider value={{ ctx: [state, setState], run }}>{children}</SearchContext.Provider>;
 }
 
-export function useSearchState(): Ctx {
-  const ctx = useContext(SearchContext);
-  if (!ctx) throw new Error("useSearchState outside SearchProvider");
-  return ctx;
+function useSearchContext() {
+  const value = useContext(SearchContext);
+  if (!value) throw new Error("useSearchState outside SearchProvider");
+  return value;
 }
+
+export const useSearchState = (): Ctx => useSearchContext().ctx;
+
+export const useRunSearch = (): RunSearch => useSearchContext().run;

@@ -114,7 +114,9 @@ describe("AddDogPage with the dogs found in the photo", () => {
     showPhoto();
     drag([30, 50], [130, 120]);
     await userEvent.click(screen.getByRole("button", { name: "Use this box" }));
-    await userEvent.click(screen.getByRole("button", { name: "Forget the box" }));
+    const forget = screen.getByRole("button", { name: "Forget the box" });
+    expect(forget).toHaveClass("button"); // looks like the button it is, not like the text around it
+    await userEvent.click(forget);
     expect(screen.getAllByTestId("dog-box")).toHaveLength(2);
     await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
     await screen.findByText(/Added/);
@@ -163,11 +165,48 @@ describe("AddDogPage with the dogs found in the photo", () => {
     expect(addForm(fetchMock)!.get("dog")).toBeNull();
   });
 
-  it("shows at once why a file that is no photo is refused", async () => {
-    mockApi([415, { detail: "not an image: cannot identify image file" }]);
+  it("shows at once why a file that is no photo is refused, and offers neither adding nor marking it", async () => {
+    const fetchMock = mockApi([415, { detail: "not an image: cannot identify image file" }]);
     render(<AddDogPage />);
     await pickPhoto();
     expect(await screen.findByRole("alert")).toHaveTextContent("not an image");
+    const add = screen.getByRole("button", { name: "Add dog" });
+    expect(add).toBeDisabled();
+    expect(add).toHaveAccessibleDescription("This file cannot be added: choose a photo of the dog.");
+    expect(screen.queryByRole("button", { name: /Mark/ })).toBeNull();
+    await userEvent.click(add);
+    expect(addForm(fetchMock)).toBeUndefined();
+  });
+
+  it("takes no other photo and no typing while adding, and keeps what was typed when the add fails", async () => {
+    let answer: (r: Response) => void = () => {};
+    const fetchMock = vi.fn(async (url: RequestInfo | URL, _init?: RequestInit) =>
+      url === "/v1/detect" ? json(200, TWO_DOGS) : new Promise<Response>((resolve) => (answer = resolve)),
+    );
+    vi.stubGlobal("fetch", fetchMock);
+    render(<AddDogPage />);
+    await pickPhoto();
+    await screen.findAllByTestId("dog-box");
+    await userEvent.type(screen.getByLabelText("Name"), "Rex");
+    await userEvent.type(screen.getByLabelText("Notes"), "friendly");
+    await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
+    expect(await screen.findByRole("button", { name: "Adding…" })).toBeInTheDocument();
+
+    const picker = screen.getByLabelText("Choose another photo");
+    expect(picker).toHaveAttribute("aria-disabled", "true");
+    expect(picker).toBeEnabled(); // not disabled: it keeps the keyboard's focus
+    await userEvent.upload(picker, new File(["yy"], "other.jpg", { type: "image/jpeg" }));
+    expect(fetchMock.mock.calls.filter(([u]) => u === "/v1/detect")).toHaveLength(1); // not taken
+    for (const field of ["Name", "Breed", "Notes"]) expect(screen.getByLabelText(field)).toHaveAttribute("readonly");
+    await userEvent.type(screen.getByLabelText("Notes"), " and shy");
+    expect(screen.getByLabelText("Notes")).toHaveValue("friendly");
+
+    answer(json(503, { detail: "the embedder is not ready" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("the embedder is not ready");
+    expect(screen.getByLabelText("Name")).toHaveValue("Rex");
+    expect(screen.getByLabelText("Notes")).toHaveValue("friendly");
+    expect(screen.getByLabelText("Notes")).not.toHaveAttribute("readonly");
+    expect(screen.getAllByTestId("dog-box")).toHaveLength(2); // the photo too
   });
 });
 

@@ -1,4 +1,5 @@
 import { useEffect, useId, useRef, useState, type FormEvent } from "react";
+import { DogFields, type DogFieldValues } from "../components/DogFields";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { MarkDog } from "../components/MarkDog";
 import { PhotoBoxes } from "../components/PhotoBoxes";
@@ -6,18 +7,22 @@ import { PhotoPicker } from "../components/PhotoPicker";
 import { ReportFields } from "../components/ReportFields";
 import { dogTitle } from "../components/ResultGrid";
 import { addDog, ApiError, detectDogs, messageOf } from "../lib/api";
-import { noDogMessage, percent, topGuess } from "../lib/dogs";
+import { noDogMessage, topGuess } from "../lib/dogs";
 import { showable } from "../lib/preview";
 import { reportFormFields, type ReportInput } from "../lib/reports";
 import type { Box, BreedGuess, Detection, Dog } from "../lib/types";
 
 // What /v1/detect said about the chosen photo. "skipped": it could not tell (a server without it, a failure):
-// the add goes on without a choice, and the server judges the photo itself.
+// the add goes on without a choice, and the server judges the photo itself. "refused": the file is no photo the
+// server can use (not an image, too large, truncated): nothing to add, nor to mark.
 type Found =
   | { status: "none" }
   | { status: "looking" }
   | { status: "found"; detection: Detection }
-  | { status: "skipped"; reason: string };
+  | { status: "skipped"; reason: string }
+  | { status: "refused" };
+
+const EMPTY: DogFieldValues = { name: "", breed: "", notes: "" };
 
 export function AddDogPage() {
   const ids = useId();
@@ -28,9 +33,7 @@ export function AddDogPage() {
   const [marking, setMarking] = useState(false);
   const [marked, setMarked] = useState<Box | null>(null); // the dog as the user marked it, in place of a found one
   const [markedGuess, setMarkedGuess] = useState<BreedGuess[]>([]); // the marked dog's breeds, once the server says
-  const [name, setName] = useState("");
-  const [breed, setBreed] = useState("");
-  const [notes, setNotes] = useState("");
+  const [fields, setFields] = useState<DogFieldValues>(EMPTY);
   const [report, setReport] = useState<ReportInput>({});
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -62,8 +65,10 @@ export function AddDogPage() {
       (e) => {
         if (picked.current !== f) return;
         // A bad file is refused here already: say why now. Otherwise (no detector here) add without a choice.
-        if (e instanceof ApiError && (e.status === 413 || e.status === 415 || e.status === 422)) setError(messageOf(e));
-        setFound({ status: "skipped", reason: messageOf(e) });
+        if (e instanceof ApiError && (e.status === 413 || e.status === 415 || e.status === 422)) {
+          setError(messageOf(e));
+          setFound({ status: "refused" });
+        } else setFound({ status: "skipped", reason: messageOf(e) });
       },
     );
   };
@@ -88,9 +93,11 @@ export function AddDogPage() {
   const blocked =
     found.status === "looking"
       ? "Looking for dogs in the photo…"
-      : detection && !detection.dogs.length && !marked
-        ? `${noDogMessage(detection.seems)} Choose a photo that shows the dog, or mark the dog yourself.`
-        : null;
+      : found.status === "refused"
+        ? "This file cannot be added: choose a photo of the dog."
+        : detection && !detection.dogs.length && !marked
+          ? `${noDogMessage(detection.seems)} Choose a photo that shows the dog, or mark the dog yourself.`
+          : null;
 
   const onSubmit = async (e: FormEvent) => {
     e.preventDefault();
@@ -109,18 +116,16 @@ export function AddDogPage() {
     setError(null);
     try {
       const which = marked ? { box: marked } : { dog: detection ? dogIndex : undefined };
-      setSaved(await addDog({ image: file, name, breed, notes, report, ...which }));
+      setSaved(await addDog({ image: file, ...fields, report, ...which }));
       picked.current = null;
       setMarked(null);
       setFile(null);
       setPreview(null);
       setFound({ status: "none" });
-      setName("");
-      setBreed("");
-      setNotes("");
+      setFields(EMPTY);
       setReport({});
     } catch (err) {
-      setError(messageOf(err));
+      setError(messageOf(err)); // what was typed stays, to try again
     } finally {
       setBusy(false);
     }
@@ -141,9 +146,11 @@ export function AddDogPage() {
               onMark={onMarked}
             />
           ) : (
+            // busy: a photo picked while the last one is being added would be wiped when that add ends
             <PhotoPicker
               label={file ? "Choose another photo" : "Choose a photo"}
               onPick={onPick}
+              disabled={busy}
               previewUrl={preview}
               preview={
                 preview && marked ? (
@@ -179,7 +186,7 @@ export function AddDogPage() {
           {marked && (
             <p className="muted" role="status">
               Adding the dog you marked.{" "}
-              <button type="button" className="link" onClick={() => setMarked(null)} disabled={busy}>
+              <button type="button" className="button small secondary" onClick={() => setMarked(null)} disabled={busy}>
                 Forget the box
               </button>
             </p>
@@ -191,17 +198,7 @@ export function AddDogPage() {
           )}
         </div>
         <div className="fields">
-          <label htmlFor={`${ids}-name`}>Name</label>
-          <input id={`${ids}-name`} value={name} onChange={(e) => setName(e.target.value)} maxLength={200} />
-          <label htmlFor={`${ids}-breed`}>Breed</label>
-          <input id={`${ids}-breed`} value={breed} onChange={(e) => setBreed(e.target.value)} maxLength={200} />
-          {suggestion && breed !== suggestion.breed && (
-            <button type="button" className="button small secondary suggestion" onClick={() => setBreed(suggestion.breed)}>
-              Use suggestion: {suggestion.breed} ({percent(suggestion.p)})
-            </button>
-          )}
-          <label htmlFor={`${ids}-notes`}>Notes</label>
-          <textarea id={`${ids}-notes`} value={notes} onChange={(e) => setNotes(e.target.value)} rows={3} />
+          <DogFields value={fields} onChange={setFields} readOnly={busy} suggestion={suggestion} />
           <ReportFields value={report} onChange={setReport} disabled={busy} photo={file} />
           <ErrorBanner error={error} />
           {saved && (

@@ -1,4 +1,4 @@
-import { screen } from "@testing-library/react";
+import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { Scope } from "../lib/types";
@@ -19,15 +19,17 @@ const GUESSED = {
   thumbnail_url: "/v1/dogs/d1/image?size=thumbnail",
 };
 
-/** A gateway where the visitor is `name` with `scope`; PATCH merges the fields into the dog; the list of dogs
- * answers `copies`. */
+/** A gateway where the visitor is `name` with `scope`; PATCH merges the fields into the dog (null: removed) and
+ * answers it without photos; the list of dogs answers `copies`. */
 function mockApi(name: string, scope: Scope, extra: Record<string, unknown> = {}, copies: object | null = null) {
   let dog = structuredClone(GUESSED) as typeof GUESSED & { payload: Record<string, unknown> };
   dog.payload = { ...dog.payload, ...extra };
   const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
     if (url === "/v1/me") return json(200, { name, scope, scopes: [], open: false, anonymous_search: false });
     if (url === "/v1/dogs/d1" && init?.method === "PATCH") {
-      dog = { ...dog, payload: { ...dog.payload, ...JSON.parse(String(init.body)) } };
+      const payload: Record<string, unknown> = { ...dog.payload, ...JSON.parse(String(init.body)) };
+      for (const [k, v] of Object.entries(payload)) if (v === null) delete payload[k];
+      dog = { ...dog, payload: payload as typeof dog.payload };
       return json(200, dog);
     }
     if (url === "/v1/dogs/d1/photos/d1/box" && init?.method === "PUT") {
@@ -123,12 +125,90 @@ describe("DogPage with a suggested breed", () => {
     expect(screen.queryByRole("button", { name: /Accept/ })).toBeNull();
   });
 
-  it("shows another write key's dog without Accept", async () => {
+  it("shows another write key's dog without Accept or Edit", async () => {
     mockApi("someone-else", "write");
     renderPage();
     await screen.findByTestId("suggested-breed");
     expect(screen.getByTestId("signed-in-as")).toHaveTextContent("someone-else (write)");
     expect(screen.queryByRole("button", { name: /Accept/ })).toBeNull();
+    expect(screen.queryByRole("button", { name: /^Edit/ })).toBeNull();
+  });
+});
+
+describe("DogPage: changing the dog", () => {
+  beforeEach(() => {
+    stubObjectUrls();
+  });
+
+  it("lets the owner change its name, notes and report, sending only what changed, an emptied field as null", async () => {
+    const fetchMock = mockApi("shelter", "write", {
+      breed: "beagle",
+      notes: "shy",
+      status: "found",
+      location: { lat: 52.52, lon: 13.405 },
+      seen_at: "2026-11-30T17:05:09+00:00",
+    });
+    renderPage();
+    await userEvent.click(await screen.findByRole("button", { name: "Edit name, breed, notes and report" }));
+    const form = screen.getByRole("form", { name: "Edit this dog" });
+    const name = within(form).getByLabelText("Name");
+    expect(name).toHaveFocus();
+    expect(name).toHaveValue("Rex");
+    expect(within(form).getByLabelText("Notes")).toHaveValue("shy");
+    expect(within(form).getByLabelText("Where it was seen")).toHaveValue("52.52, 13.405");
+    expect(within(form).queryByRole("button", { name: "Where and when from the photo" })).toBeNull(); // no photo here
+    await userEvent.clear(name);
+    await userEvent.type(name, "Rexy");
+    await userEvent.clear(within(form).getByLabelText("Notes"));
+    await userEvent.selectOptions(within(form).getByLabelText("Status"), "home"); // found → home again
+    await userEvent.click(within(form).getByRole("button", { name: "Save" }));
+
+    expect(await screen.findByRole("heading", { name: "Rexy" })).toBeInTheDocument();
+    const patch = fetchMock.mock.calls.find(([, init]) => init?.method === "PATCH")!;
+    expect(JSON.parse(String(patch[1]!.body))).toEqual({ name: "Rexy", notes: null, status: "home" });
+    expect(screen.getByText("Saved.")).toBeInTheDocument();
+    expect(screen.getByTestId("report")).toHaveTextContent("Home again");
+    expect(screen.queryByText("notes")).toBeNull();
+    expect(document.title).toBe("Rexy · dogsearch");
+    expect(screen.getByRole("button", { name: "Edit name, breed, notes and report" })).toHaveFocus();
+  });
+
+  it("keeps what was typed when the server refuses it, and Escape leaves the dog as it was", async () => {
+    const fetchMock = mockApi("shelter", "write");
+    const gateway = fetchMock.getMockImplementation()!;
+    fetchMock.mockImplementation(async (url, init) =>
+      init?.method === "PATCH"
+        ? json(422, { detail: "field 'seen_at': 2030-01-01T00:00:00+00:00 is in the future: when was the dog seen?" })
+        : gateway(url, init),
+    );
+    renderPage();
+    await userEvent.click(await screen.findByRole("button", { name: "Edit name, breed, notes and report" }));
+    const form = screen.getByRole("form", { name: "Edit this dog" });
+    await userEvent.type(within(form).getByLabelText("When it was seen"), "2030-01-01T01:00");
+    await userEvent.click(within(form).getByRole("button", { name: "Save" }));
+    expect(await within(form).findByRole("alert")).toHaveTextContent("is in the future: when was the dog seen?");
+    expect(within(form).getByLabelText("When it was seen")).toHaveValue("2030-01-01T01:00");
+    await userEvent.keyboard("{Escape}");
+    expect(screen.queryByRole("form", { name: "Edit this dog" })).toBeNull();
+    expect(screen.queryByText("seen_at")).toBeNull();
+  });
+
+  it("names the dog in the browser's tab", async () => {
+    mockApi("shelter", "write");
+    renderPage();
+    await screen.findByRole("heading", { name: "Rex" });
+    expect(document.title).toBe("Rex · dogsearch");
+  });
+
+  it("cancels the delete confirmation with Escape, back on its button", async () => {
+    const fetchMock = mockApi("shelter", "write");
+    renderPage();
+    await userEvent.click(await screen.findByRole("button", { name: "Delete…" }));
+    expect(screen.getByRole("button", { name: "Yes, delete" })).toHaveFocus();
+    await userEvent.keyboard("{Escape}");
+    expect(screen.queryByRole("group", { name: "Confirm delete" })).toBeNull();
+    expect(screen.getByRole("button", { name: "Delete…" })).toHaveFocus();
+    expect(fetchMock.mock.calls.some(([, init]) => init?.method === "DELETE")).toBe(false);
   });
 });
 

@@ -1,4 +1,6 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState, type KeyboardEvent } from "react";
+import { ApiImage } from "../components/ApiImage";
+import { EditDogForm } from "../components/EditDogForm";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { PhotoBoxes } from "../components/PhotoBoxes";
 import { ReportLine } from "../components/ReportLine";
@@ -10,6 +12,7 @@ import {
   deletePhoto,
   getDog,
   listDogs,
+  listWatches,
   markPhoto,
   messageOf,
   updateDog,
@@ -23,7 +26,8 @@ import { guessesText, percent, topGuess } from "../lib/dogs";
 import { sameDogText } from "../lib/explain";
 import { useImageSrc } from "../lib/images";
 import { distanceKm, formatPlace, formatSeen, isPlace, parsePlace, type Place } from "../lib/reports";
-import type { Box, BreedGuess, Dog, DogPage as ListPage } from "../lib/types";
+import { setPageTitle } from "../lib/title";
+import type { Box, BreedGuess, Dog, DogPage as ListPage, Payload, Photo } from "../lib/types";
 
 // Recorded by the server: shown apart from the user's own fields.
 const SERVER_FIELDS = new Set([
@@ -68,6 +72,24 @@ function fromSearched(near: string | undefined, location: unknown): number | nul
   return distanceKm(place, location);
 }
 
+/** What came of one photo added: a warning (beside its thumbnail) where it needs checking, an error where refused. */
+interface Added {
+  file: string;
+  text: string;
+  tone?: "warning" | "error";
+  thumb?: string;
+}
+
+/** `payload` with the user's fields as changed (null: gone), the rest (a photo's own box, size) as it was. */
+function withChanged(payload: Payload, changed: Record<string, unknown>, now: Payload): Payload {
+  const out: Payload = { ...payload };
+  for (const key of Object.keys(changed)) {
+    if (now[key] === undefined || now[key] === null) delete out[key];
+    else out[key] = now[key];
+  }
+  return out;
+}
+
 export function DogPage({ id }: { id: string }) {
   const [dog, setDog] = useState<Dog | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -75,20 +97,56 @@ export function DogPage({ id }: { id: string }) {
   const [deleted, setDeleted] = useState(false);
   const [accepting, setAccepting] = useState(false);
   const [accepted, setAccepted] = useState<string | null>(null);
-  const [photoBusy, setPhotoBusy] = useState(false);
+  const [editing, setEditing] = useState(false);
+  const [saved, setSaved] = useState(false);
+  const [photoBusy, setPhotoBusy] = useState<string | null>(null); // what is being done to the photos, in words
   const [photoNote, setPhotoNote] = useState<string | null>(null);
-  const [watching, setWatching] = useState<"no" | "busy" | "yes">("no");
-  const [marking, setMarking] = useState(false);
+  const [added, setAdded] = useState<Added[]>([]);
+  const [justAdded, setJustAdded] = useState<string[]>([]); // shown last and marked, in the order added
+  // "unknown" until the caller's watches say whether this dog is among them (else a second watch would be offered)
+  const [watching, setWatching] = useState<"unknown" | "no" | "busy" | "new" | "yes">("unknown");
+  const [marking, setMarking] = useState<Photo | null>(null); // the photo being marked
   const [copies, setCopies] = useState<ListPage | null>(null);
-  const markSrc = useImageSrc(marking ? dog?.image_url : null).src; // the cover photo, fetched with the key
+  const markSrc = useImageSrc(marking?.image_url).src; // fetched with the key
   const [search, setSearch] = useSearchState();
   const { me } = useAuth();
+  const mayWatch = !!me && allows(me, "write");
+  // where the keyboard's focus goes back to when what replaced a button closes (data-back of that button)
+  const [back, setBack] = useState<string | null>(null);
+  const photosHeading = useRef<HTMLHeadingElement>(null);
+  const markedFrom = useRef("cover"); // the button that opened the marking
 
   useEffect(() => {
     setDog(null);
     setError(null);
     getDog(id).then(setDog, (e) => setError(messageOf(e)));
   }, [id]);
+
+  const title = dog ? dogTitle(dog.payload) : null;
+  useEffect(() => {
+    if (title) setPageTitle(title);
+  }, [title]);
+
+  useEffect(() => {
+    if (!mayWatch) return;
+    let live = true;
+    listWatches().then(
+      (mine) => live && setWatching(mine.some((w) => w.dog_id === id) ? "yes" : "no"),
+      () => live && setWatching("no"), // cannot tell: offered, the server keeps its own count
+    );
+    return () => {
+      live = false;
+    };
+  }, [id, mayWatch]);
+
+  useEffect(() => {
+    if (!back) return;
+    document.querySelector<HTMLElement>(`[data-back="${back}"]`)?.focus();
+    setBack(null);
+  }, [back]);
+
+  /** The answer of a change (PATCH has no photos): the photos stay those shown. */
+  const changedTo = (answer: Dog) => setDog((shown) => ({ ...answer, photos: answer.photos ?? shown?.photos }));
 
   // Other dogs whose photo looks like a copy of this one's: only a hashed photo is found as a copy.
   const hashed = typeof dog?.payload.phash === "string";
@@ -120,7 +178,7 @@ export function DogPage({ id }: { id: string }) {
     setAccepting(true);
     setError(null);
     try {
-      setDog(await updateDog(id, { breed }));
+      changedTo(await updateDog(id, { breed }));
       setAccepted(breed);
       // the last results show this dog too: its title follows
       setSearch((s) => ({
@@ -134,49 +192,86 @@ export function DogPage({ id }: { id: string }) {
     }
   };
 
-  const onAddPhoto = async (file: File | undefined) => {
-    if (!file) return;
-    setPhotoBusy(true);
-    setError(null);
-    setPhotoNote(null);
-    try {
-      const added = await addPhoto(id, file);
-      setDog(added.dog);
-      if (!added.created) setPhotoNote("That photo is already one of this dog's photos.");
-      else if (added.verdict === "unlikely" && added.sameDog !== null) {
-        setPhotoNote(
-          `Photo added. It looks unlike this dog's other photos: ${sameDogText(added.sameDog, "unlikely")}. ` +
-            "Check that it shows this dog (another pose or light can do that too).",
-        );
-      } else setPhotoNote("Photo added.");
-    } catch (e) {
-      setError(messageOf(e));
-    } finally {
-      setPhotoBusy(false);
-    }
+  /** The fields changed on the edit form: shown, and in the last results' titles too. */
+  const onSaved = (answer: Dog, changed: Record<string, unknown>) => {
+    changedTo(answer);
+    setEditing(false);
+    setSaved(true);
+    setBack("edit");
+    setSearch((s) => ({
+      ...s,
+      results:
+        s.results?.map((r) => (r.id === id ? { ...r, payload: withChanged(r.payload, changed, answer.payload) } : r)) ??
+        null,
+    }));
   };
 
-  /** The owner marks where the dog is in its cover photo: embedded again from that box. */
-  const onMarked = async (box: Box) => {
-    const cover = dog?.photos?.find((p) => p.cover)?.id ?? id;
-    setPhotoBusy(true);
+  /** Several photos, one after another: each says what came of it (one refused, the next is still tried). */
+  const onAddPhotos = async (files: File[]) => {
+    if (!files.length || photoBusy) return;
     setError(null);
     setPhotoNote(null);
+    setAdded([]);
+    for (const [i, file] of files.entries()) {
+      setPhotoBusy(files.length > 1 ? `Adding photo ${i + 1} of ${files.length}…` : "Adding the photo…");
+      let result: Added;
+      try {
+        const answer = await addPhoto(id, file);
+        setDog(answer.dog);
+        const photo = answer.dog.photos?.find((p) => p.id === answer.photoId);
+        if (photo && answer.created) setJustAdded((shown) => [...shown.filter((p) => p !== photo.id), photo.id]);
+        if (!answer.created) result = { file: file.name, text: "Already one of this dog's photos: nothing added." };
+        else if (answer.verdict === "unlikely" && answer.sameDog !== null) {
+          result = {
+            file: file.name,
+            tone: "warning",
+            thumb: photo?.thumbnail_url,
+            text:
+              `Photo added, but this photo looks unlike the dog's other photos: ` +
+              `${sameDogText(answer.sameDog, "unlikely")}. Check that it shows this dog (another pose or light can ` +
+              "do that too); if not, remove it.",
+          };
+        } else result = { file: file.name, text: "Photo added." };
+      } catch (e) {
+        result = { file: file.name, tone: "error", text: messageOf(e) };
+      }
+      setAdded((done) => [...done, result]);
+    }
+    setPhotoBusy(null);
+  };
+
+  /** The owner marks where the dog is in one of its photos: embedded again from that box. */
+  const onMarked = async (box: Box) => {
+    if (!marking) return;
+    setPhotoBusy("Saving the box…");
+    setError(null);
+    setPhotoNote(null);
+    setAdded([]);
     try {
-      setDog(await markPhoto(id, cover, box));
-      setMarking(false);
+      changedTo(await markPhoto(id, marking.id, box));
+      closeMarking();
       setPhotoNote("The dog's box is saved: searches find it by that part of the photo.");
     } catch (e) {
       setError(messageOf(e));
     } finally {
-      setPhotoBusy(false);
+      setPhotoBusy(null);
     }
   };
 
+  const openMarking = (photo: Photo, opener: string) => {
+    setMarking(photo);
+    markedFrom.current = opener;
+  };
+  const closeMarking = () => {
+    setMarking(null);
+    setBack(markedFrom.current);
+  };
+
   const onRemovePhoto = async (photo: string) => {
-    setPhotoBusy(true);
+    setPhotoBusy("Removing the photo…");
     setError(null);
     setPhotoNote(null);
+    setAdded([]);
     try {
       await deletePhoto(id, photo);
       setDog(await getDog(id));
@@ -184,7 +279,9 @@ export function DogPage({ id }: { id: string }) {
     } catch (e) {
       setError(messageOf(e));
     } finally {
-      setPhotoBusy(false);
+      setPhotoBusy(null);
+      // its button is gone: the keyboard goes on from the photos' heading, not from the page's start
+      photosHeading.current?.focus();
     }
   };
 
@@ -193,7 +290,7 @@ export function DogPage({ id }: { id: string }) {
     setError(null);
     try {
       await watchDog(id);
-      setWatching("yes");
+      setWatching("new");
     } catch (e) {
       setWatching("no");
       setError(messageOf(e));
@@ -232,21 +329,33 @@ export function DogPage({ id }: { id: string }) {
   const recorded = Object.entries(dog.payload).filter(([k]) => SERVER_FIELDS.has(k));
   const box = dog.payload.box;
   const suggestion = dog.payload.breed ? null : topGuess(dog.payload.breed_guess);
-  const photos = dog.photos ?? [];
+  // the photos just added last, whatever the server's order: the eye looks for them there
+  const photos = [
+    ...(dog.photos ?? []).filter((p) => !justAdded.includes(p.id)),
+    ...justAdded.flatMap((p) => dog.photos?.filter((q) => q.id === p) ?? []),
+  ];
+  // a server that lists no photos: the dog's own is its cover, under its id
+  const cover: Photo = photos.find((p) => p.cover) ?? { id, cover: true, image_url: dog.image_url, thumbnail_url: dog.thumbnail_url };
   const editable = !!me && canEdit(me, dog);
+  const markedNow = marking && (marking.id === cover.id || photos.some((p) => p.id === marking.id)) ? marking : null;
   return (
     <section aria-labelledby="dog-h" className="dog-page">
       <h1 id="dog-h">{dogTitle(dog.payload)}</h1>
       <div className="dog-layout">
         <div>
-          {marking && markSrc ? (
-            <MarkDog
-              src={markSrc}
-              action="Save this box"
-              disabled={photoBusy}
-              onCancel={() => setMarking(false)}
-              onMark={(b) => void onMarked(b)}
-            />
+          {markedNow && markSrc ? (
+            <>
+              {!markedNow.cover && (
+                <p className="muted">Marking photo {photos.indexOf(markedNow) + 1} of {photos.length}.</p>
+              )}
+              <MarkDog
+                src={markSrc}
+                action="Save this box"
+                disabled={!!photoBusy}
+                onCancel={closeMarking}
+                onMark={(b) => void onMarked(b)}
+              />
+            </>
           ) : (
             <PhotoBoxes
               className="dog-photo-boxes"
@@ -258,8 +367,13 @@ export function DogPage({ id }: { id: string }) {
               height={dog.payload.height}
             />
           )}
-          {editable && !marking && (
-            <button type="button" className="button small secondary" onClick={() => setMarking(true)}>
+          {editable && !markedNow && (
+            <button
+              type="button"
+              className="button small secondary"
+              data-back="cover"
+              onClick={() => openMarking(cover, "cover")}
+            >
               {dog.payload.marked ? "Mark the dog again" : "Not the right dog? Mark it"}
             </button>
           )}
@@ -290,14 +404,45 @@ export function DogPage({ id }: { id: string }) {
               the same dog, it can go.
             </p>
           )}
-          <dl className="fields-list">
-            {own.map(([k, v]) => (
-              <div key={k}>
-                <dt>{k}</dt>
-                <dd>{show(k, v)}</dd>
-              </div>
-            ))}
-          </dl>
+          {editing ? (
+            <EditDogForm
+              dog={dog}
+              onSaved={onSaved}
+              onCancel={() => {
+                setEditing(false);
+                setBack("edit");
+              }}
+            />
+          ) : (
+            <>
+              <dl className="fields-list">
+                {own.map(([k, v]) => (
+                  <div key={k}>
+                    <dt>{k}</dt>
+                    <dd>{show(k, v)}</dd>
+                  </div>
+                ))}
+              </dl>
+              {editable && (
+                <button
+                  type="button"
+                  className="button small secondary"
+                  data-back="edit"
+                  onClick={() => {
+                    setEditing(true);
+                    setSaved(false);
+                  }}
+                >
+                  Edit name, breed, notes and report
+                </button>
+              )}
+              {saved && (
+                <p className="success" role="status">
+                  Saved.
+                </p>
+              )}
+            </>
+          )}
           {suggestion && (
             <div className="suggested" data-testid="suggested-breed">
               <p>
@@ -322,58 +467,87 @@ export function DogPage({ id }: { id: string }) {
             </p>
           )}
           <section className="dog-photos" aria-labelledby="dog-photos-h">
-            <h2 id="dog-photos-h">
+            <h2 id="dog-photos-h" ref={photosHeading} tabIndex={-1}>
               {photos.length} photo{photos.length === 1 ? "" : "s"}
             </h2>
             <ul className="photo-strip">
-              {photos.map((p, i) => (
-                <li key={p.id} data-testid="dog-photo">
-                  {/* where the dog is in each: in a photo of two, which one this dog is */}
-                  <PhotoBoxes
-                    className="photo-strip-boxes"
-                    imgClassName="photo-thumb"
-                    src={p.thumbnail_url}
-                    alt={`Photo ${i + 1} of ${dogTitle(dog.payload)}${p.cover ? " (cover)" : ""}`}
-                    fit="cover"
-                    dogs={p.box && p.width && p.height ? [{ index: 0, box: p.box }] : []}
-                    width={p.width}
-                    height={p.height}
-                  />
-                  {p.cover && <span className="muted small">cover</span>}
-                  {editable && photos.length > 1 && (
-                    <button
-                      type="button"
-                      className="button small secondary"
-                      onClick={() => void onRemovePhoto(p.id)}
-                      disabled={photoBusy}
-                      aria-label={`Remove photo ${i + 1}`}
-                    >
-                      Remove
-                    </button>
-                  )}
-                </li>
-              ))}
+              {photos.map((p, i) => {
+                const fresh = justAdded.includes(p.id);
+                return (
+                  <li key={p.id} data-testid="dog-photo" className={fresh ? "just-added" : undefined}>
+                    {/* where the dog is in each: in a photo of two, which one this dog is */}
+                    <PhotoBoxes
+                      className="photo-strip-boxes"
+                      imgClassName="photo-thumb"
+                      src={p.thumbnail_url}
+                      alt={`Photo ${i + 1} of ${dogTitle(dog.payload)}${p.cover ? " (cover)" : ""}${fresh ? " (just added)" : ""}`}
+                      fit="cover"
+                      cropToDog
+                      dogs={p.box && p.width && p.height ? [{ index: 0, box: p.box }] : []}
+                      width={p.width}
+                      height={p.height}
+                    />
+                    {p.cover && <span className="muted small">cover</span>}
+                    {fresh && <span className="small just-added-tag">just added</span>}
+                    {editable && (
+                      <button
+                        type="button"
+                        className="button small secondary"
+                        data-back={p.id}
+                        onClick={() => openMarking(p, p.id)}
+                        disabled={!!photoBusy}
+                        aria-label={`Mark the dog in photo ${i + 1}`}
+                      >
+                        Mark
+                      </button>
+                    )}
+                    {editable && photos.length > 1 && (
+                      <button
+                        type="button"
+                        className="button small secondary"
+                        onClick={() => void onRemovePhoto(p.id)}
+                        disabled={!!photoBusy}
+                        aria-label={`Remove photo ${i + 1}`}
+                      >
+                        Remove
+                      </button>
+                    )}
+                  </li>
+                );
+              })}
             </ul>
             {editable && (
+              // aria-disabled, not disabled, while busy: the input keeps the keyboard's focus after a pick
               <label className={`button small${photoBusy ? " disabled" : ""}`}>
-                {photoBusy ? "Working…" : "Add a photo"}
+                {photoBusy ?? "Add photos"}
                 <input
                   className="visually-hidden"
                   type="file"
                   accept="image/*"
-                  disabled={photoBusy}
-                  aria-label="Add a photo of this dog"
+                  multiple
+                  aria-disabled={!!photoBusy || undefined}
+                  aria-label="Add photos of this dog"
+                  onClick={(e) => photoBusy && e.preventDefault()}
                   onChange={(e) => {
-                    void onAddPhoto(e.target.files?.[0]);
+                    void onAddPhotos(Array.from(e.target.files ?? []));
                     e.target.value = "";
                   }}
                 />
               </label>
             )}
-            {photoNote && (
-              <p className="success" role="status">
-                {photoNote}
-              </p>
+            {(photoNote || added.length > 0) && (
+              <div className="photo-notes" role="status">
+                {photoNote && <p className="success">{photoNote}</p>}
+                {added.map((a, i) => (
+                  <p key={i} className={a.tone ?? "success"} data-testid="photo-added">
+                    {a.thumb && <ApiImage src={a.thumb} alt="The photo just added" className="thumb" />}
+                    <span>
+                      {(added.length > 1 || a.tone) && <strong>{a.file}: </strong>}
+                      {a.text}
+                    </span>
+                  </p>
+                ))}
+              </div>
             )}
           </section>
           <details>
@@ -388,17 +562,22 @@ export function DogPage({ id }: { id: string }) {
             </dl>
           </details>
           <ErrorBanner error={error} />
-          {watching === "yes" && (
+          {mayWatch && watching === "new" && (
             <p className="success" role="status">
               Watching: dogs added from now on that are likely this one show up in{" "}
               <a href="#/alerts">Alerts</a>.
+            </p>
+          )}
+          {mayWatch && watching === "yes" && (
+            <p className="muted" data-testid="watched">
+              Watched: dogs added later that are likely this one show up in <a href="#/alerts">Alerts</a>.
             </p>
           )}
           <div className="actions">
             <button type="button" className="button" onClick={moreLikeThis}>
               More like this
             </button>
-            {me && allows(me, "write") && watching !== "yes" && (
+            {mayWatch && (watching === "no" || watching === "busy") && (
               <button
                 type="button"
                 className="button secondary"
@@ -409,18 +588,36 @@ export function DogPage({ id }: { id: string }) {
               </button>
             )}
             {!me || !canDelete(me, dog) ? null : !confirming ? (
-              <button type="button" className="button danger" onClick={() => setConfirming(true)}>
+              <button type="button" className="button danger" data-back="delete" onClick={() => setConfirming(true)}>
                 Delete…
               </button>
             ) : (
-              <div className="confirm" role="group" aria-label="Confirm delete">
+              <div
+                className="confirm"
+                role="group"
+                aria-label="Confirm delete"
+                onKeyDown={(e: KeyboardEvent) => {
+                  if (e.key === "Escape") {
+                    e.preventDefault();
+                    setConfirming(false);
+                    setBack("delete");
+                  }
+                }}
+              >
                 <p>
                   Delete {dogTitle(dog.payload)} and its photo{photos.length > 1 ? "s" : ""}? This cannot be undone.
                 </p>
                 <button type="button" className="button danger" onClick={onDelete} autoFocus>
                   Yes, delete
                 </button>
-                <button type="button" className="button secondary" onClick={() => setConfirming(false)}>
+                <button
+                  type="button"
+                  className="button secondary"
+                  onClick={() => {
+                    setConfirming(false);
+                    setBack("delete");
+                  }}
+                >
                   Cancel
                 </button>
               </div>

@@ -2,7 +2,7 @@ import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { Scope } from "../lib/types";
-import { json, renderApp, stubObjectUrls } from "../testing";
+import { drag, json, renderApp, showPhoto, stubObjectUrls } from "../testing";
 
 const photo = (id: string, cover = false, box: [number, number, number, number] | null = null) => ({
   id,
@@ -15,7 +15,7 @@ const photo = (id: string, cover = false, box: [number, number, number, number] 
 });
 
 /** A gateway holding dog d1 with photos p1 (cover) and p2, for a visitor `name` with `scope`; a photo added reads
- * `added` (its same_dog and verdict). */
+ * `added` (its same_dog and verdict) and is listed after the cover, as ids sort; PATCH answers without the photos. */
 function mockApi(name: string, scope: Scope, added: { same_dog: number; verdict: string } | null = null) {
   const dog = {
     id: "d1",
@@ -29,8 +29,22 @@ function mockApi(name: string, scope: Scope, added: { same_dog: number; verdict:
     const path = String(url);
     if (path === "/v1/me") return json(200, { name, scope, scopes: [], open: false, anonymous_search: false });
     if (path === "/v1/dogs/d1/photos" && init?.method === "POST") {
-      dog.photos = [...dog.photos, photo("p3")];
-      return json(201, { ...dog, photo_id: "p3", ...(added ?? { same_dog: null, verdict: null }) });
+      const file = (init.body as FormData).get("image") as File;
+      if (file.name.endsWith(".txt")) return json(415, { detail: "not an image: cannot identify image file" });
+      const id = `p${dog.photos.length + 1}`;
+      dog.photos = [dog.photos[0], photo(id), ...dog.photos.slice(1)];
+      return json(201, { ...dog, photo_id: id, ...(added ?? { same_dog: null, verdict: null }) });
+    }
+    if (path.startsWith("/v1/dogs/d1/photos/") && path.endsWith("/box") && init?.method === "PUT") {
+      const box = (JSON.parse(String(init.body)).box as string).split(",").map(Number) as [number, number, number, number];
+      const marked = path.split("/")[5];
+      dog.photos = dog.photos.map((p) => (p.id === marked ? { ...p, box } : p));
+      return json(200, dog);
+    }
+    if (path === "/v1/dogs/d1" && init?.method === "PATCH") {
+      const { photos: _, ...rest } = dog;
+      dog.payload = { ...dog.payload, ...JSON.parse(String(init.body)) };
+      return json(200, { ...rest, payload: dog.payload });
     }
     if (path.startsWith("/v1/dogs/d1/photos/") && init?.method === "DELETE") {
       const gone = path.split("/").pop();
@@ -58,13 +72,13 @@ describe("DogPage photos", () => {
     renderPage();
     expect(await screen.findAllByTestId("dog-photo")).toHaveLength(2);
     expect(screen.getByRole("heading", { name: "2 photos" })).toBeInTheDocument();
-    // each photo outlines where this dog is in it (p2: the right half of a 2:1 photo, shown as a centred square)
+    // each photo outlines where this dog is in it (p2: x 200..300 of a 2:1 photo, shown as a square centred on it)
     const strip = screen.getAllByTestId("dog-photo");
     expect(within(strip[0]).queryAllByTestId("dog-box")).toHaveLength(0);
-    expect(within(strip[1]).getByTestId("dog-box")).toHaveStyle({ left: "50%", width: "50%", top: "0%", height: "100%" });
+    expect(within(strip[1]).getByTestId("dog-box")).toHaveStyle({ left: "25%", width: "50%", top: "0%", height: "100%" });
 
     const added = new File(["x"], "rex-3.jpg", { type: "image/jpeg" });
-    await userEvent.upload(screen.getByLabelText("Add a photo of this dog"), added);
+    await userEvent.upload(screen.getByLabelText("Add photos of this dog"), added);
     expect(await screen.findByRole("status")).toHaveTextContent("Photo added.");
     expect(screen.getAllByTestId("dog-photo")).toHaveLength(3);
     const post = fetchMock.mock.calls.find(([u, i]) => u === "/v1/dogs/d1/photos" && i?.method === "POST")!;
@@ -75,18 +89,97 @@ describe("DogPage photos", () => {
     expect(fetchMock.mock.calls.some(([u, i]) => u === "/v1/dogs/d1/photos/p1" && i?.method === "DELETE")).toBe(true);
     const left = screen.getAllByTestId("dog-photo");
     expect(left).toHaveLength(2);
-    expect(within(left[0]).getByText("cover")).toBeInTheDocument(); // another photo is the cover now
+    expect(within(left[1]).getByText("cover")).toBeInTheDocument(); // another photo is the cover now (the one just added, still last)
   });
 
-  it("says when a photo added looks unlike the dog's other photos", async () => {
+  it("warns, not in a success box, which photo added looks unlike the dog's other photos", async () => {
     mockApi("shelter", "write", { same_dog: 0.004, verdict: "unlikely" });
     renderPage();
     await screen.findAllByTestId("dog-photo");
-    await userEvent.upload(screen.getByLabelText("Add a photo of this dog"), new File(["x"], "cat.jpg", { type: "image/jpeg" }));
-    expect(await screen.findByRole("status")).toHaveTextContent(
-      "Photo added. It looks unlike this dog's other photos: unlikely to be the same dog (<1 %). " +
-        "Check that it shows this dog (another pose or light can do that too).",
+    await userEvent.upload(screen.getByLabelText("Add photos of this dog"), new File(["x"], "cat.jpg", { type: "image/jpeg" }));
+    const said = await screen.findByTestId("photo-added");
+    expect(said).toHaveTextContent(
+      "cat.jpg: Photo added, but this photo looks unlike the dog's other photos: unlikely to be the same dog (<1 %). " +
+        "Check that it shows this dog (another pose or light can do that too); if not, remove it.",
     );
+    expect(said).toHaveClass("warning");
+    expect(said).not.toHaveClass("success");
+    // its thumbnail beside the warning, and the photo itself last in the strip, marked
+    expect(await within(said).findByRole("img", { name: "The photo just added" })).toHaveAttribute("src", "blob:photo");
+    const strip = screen.getAllByTestId("dog-photo");
+    expect(strip[2]).toHaveClass("just-added");
+    expect(within(strip[2]).getByRole("img")).toHaveAccessibleName("Photo 3 of Rex (just added)");
+  });
+
+  it("adds several photos one after another, each with its own result, the new ones last", async () => {
+    const fetchMock = mockApi("shelter", "write");
+    renderPage();
+    await screen.findAllByTestId("dog-photo");
+    const input = screen.getByLabelText("Add photos of this dog");
+    expect(input).toHaveAttribute("multiple");
+    await userEvent.upload(input, [
+      new File(["x"], "rex-3.jpg", { type: "image/jpeg" }),
+      new File(["x"], "notes.txt", { type: "image/jpeg" }),
+      new File(["x"], "rex-4.jpg", { type: "image/jpeg" }),
+    ]);
+    await vi.waitFor(() => expect(screen.getAllByTestId("photo-added")).toHaveLength(3));
+    expect(screen.getAllByTestId("photo-added").map((p) => p.textContent)).toEqual([
+      "rex-3.jpg: Photo added.",
+      "notes.txt: not an image: cannot identify image file",
+      "rex-4.jpg: Photo added.",
+    ]);
+    const posts = fetchMock.mock.calls.filter(([u, i]) => u === "/v1/dogs/d1/photos" && i?.method === "POST");
+    expect(posts.map(([, i]) => ((i!.body as FormData).get("image") as File).name)).toEqual(["rex-3.jpg", "notes.txt", "rex-4.jpg"]);
+    // the server lists them after the cover; here they come last, marked, and p2 (the one with a box) stays second
+    const strip = screen.getAllByTestId("dog-photo");
+    expect(strip.map((li) => li.classList.contains("just-added"))).toEqual([false, false, true, true]);
+    expect(within(strip[1]).getByTestId("dog-box")).toBeInTheDocument();
+  });
+
+  it("keeps the keyboard's focus in the photos after one is removed", async () => {
+    mockApi("shelter", "write");
+    renderPage();
+    await screen.findAllByTestId("dog-photo");
+    screen.getByRole("button", { name: "Remove photo 2" }).focus();
+    await userEvent.keyboard("{Enter}");
+    await screen.findByText("Photo removed.");
+    expect(screen.getByRole("heading", { name: "1 photo" })).toHaveFocus();
+  });
+
+  it("keeps the photos when the suggested breed is accepted (the answer lists none)", async () => {
+    mockApi("shelter", "write");
+    const fetchMock = vi.mocked(fetch);
+    const listed = fetchMock.getMockImplementation()!;
+    fetchMock.mockImplementation(async (url, init) => {
+      const answer = await listed(url, init);
+      if (url !== "/v1/dogs/d1" || init?.method) return answer;
+      const dog = await answer.json();
+      return json(200, { ...dog, payload: { ...dog.payload, breed_guess: [{ breed: "beagle", p: 0.8 }] } });
+    });
+    renderPage();
+    await userEvent.click(await screen.findByRole("button", { name: "Accept the suggested breed beagle" }));
+    await screen.findByText("Breed set to beagle.");
+    expect(screen.getByRole("heading", { name: "2 photos" })).toBeInTheDocument();
+    expect(screen.getAllByTestId("dog-photo")).toHaveLength(2);
+  });
+
+  it("lets the owner mark the dog in any of its photos", async () => {
+    const fetchMock = mockApi("shelter", "write");
+    renderPage();
+    await screen.findAllByTestId("dog-photo");
+    await userEvent.click(screen.getByRole("button", { name: "Mark the dog in photo 2" }));
+    expect(await screen.findByText("Marking photo 2 of 2.")).toBeInTheDocument();
+    const shown = screen.getByAltText("Your photo: drag a box around the dog");
+    expect(shown).toHaveAttribute("src", "blob:photo"); // that photo, fetched with the key
+    expect(screen.getByTestId("mark-area")).toHaveFocus(); // the keyboard goes on to the photo
+    showPhoto(400, 200); // shown at 200x150 from (10, 20): two photo pixels to one of the page's
+    drag([10, 20], [110, 120]);
+    await userEvent.click(screen.getByRole("button", { name: "Save this box" }));
+    await screen.findByText(/The dog's box is saved/);
+    const put = fetchMock.mock.calls.find(([, init]) => init?.method === "PUT")!;
+    expect(put[0]).toBe("/v1/dogs/d1/photos/p2/box");
+    expect(JSON.parse(String(put[1]!.body))).toEqual({ box: "0,0,200,133" });
+    expect(screen.getByRole("button", { name: "Mark the dog in photo 2" })).toHaveFocus(); // back where it was
   });
 
   it("offers no add or remove to a key that may not change the dog, and no remove of a last photo", async () => {
@@ -94,6 +187,7 @@ describe("DogPage photos", () => {
     renderPage();
     expect(await screen.findAllByTestId("dog-photo")).toHaveLength(2);
     expect(screen.queryByRole("button", { name: /Remove photo/ })).toBeNull();
-    expect(screen.queryByLabelText("Add a photo of this dog")).toBeNull();
+    expect(screen.queryByRole("button", { name: /Mark/ })).toBeNull();
+    expect(screen.queryByLabelText("Add photos of this dog")).toBeNull();
   });
 });

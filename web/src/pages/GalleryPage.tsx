@@ -8,27 +8,37 @@ import { STATUS_LABELS, STATUSES, type Status } from "../lib/reports";
 import { navigate } from "../lib/router";
 import type { DogPage } from "../lib/types";
 
-/** `status`: only the dogs whose report has it (lost, found, ...), else every dog. */
-export function GalleryPage({ limit, status }: { limit: number; status?: Status }) {
-  // cursors[i] is the cursor of page i (page 0 has none): "Previous" pops back through them.
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+/** The gallery's address: a page is its cursors, so Back from a dog's page comes back to it. */
+function galleryHref(limit: number, status: Status | undefined, cursors: string[]): string {
+  const params = new URLSearchParams({ limit: String(limit) });
+  if (status) params.set("status", status);
+  if (cursors.length) params.set("cursors", cursors.join(","));
+  return `#/gallery?${params}`;
+}
+
+/**
+ * `status`: only the dogs whose report has it (lost, found, ...), else every dog. `cursors`: the `next` of each page
+ * before this one (none: the first page); "Previous" drops the last.
+ */
+export function GalleryPage({ limit, status, cursors = [] }: { limit: number; status?: Status; cursors?: string[] }) {
   const [page, setPage] = useState<DogPage | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);
-  const index = cursors.length - 1;
+  const index = cursors.length;
+  const cursor = cursors.at(-1) ?? null;
 
   useEffect(() => {
     let live = true;
     setLoading(true);
     setError(null);
-    listDogs(limit, cursors[index], undefined, status ? { status } : undefined)
+    listDogs(limit, cursor, undefined, status ? { status } : undefined)
       .then((p) => live && setPage(p))
       .catch((e) => live && setError(messageOf(e)))
       .finally(() => live && setLoading(false));
     return () => {
       live = false;
     };
-  }, [cursors, index, limit, status]);
+  }, [cursor, limit, status]);
 
   const first = index * limit + 1;
   return (
@@ -38,7 +48,7 @@ export function GalleryPage({ limit, status }: { limit: number; status?: Status 
         Show{" "}
         <select
           value={status ?? ""}
-          onChange={(e) => navigate(`#/gallery?${new URLSearchParams({ limit: String(limit), status: e.target.value })}`)}
+          onChange={(e) => navigate(galleryHref(limit, STATUSES.find((s) => s === e.target.value), []))}
         >
           <option value="">every dog</option>
           {STATUSES.map((s) => (
@@ -74,6 +84,7 @@ export function GalleryPage({ limit, status }: { limit: number; status?: Status 
                   alt={dogTitle(d.payload)}
                   loading="lazy"
                   fit="cover"
+                  cropToDog
                   dogs={d.payload.box && d.payload.width && d.payload.height ? [{ index: 0, box: d.payload.box }] : []}
                   width={d.payload.width}
                   height={d.payload.height}
@@ -90,12 +101,13 @@ export function GalleryPage({ limit, status }: { limit: number; status?: Status 
           ))}
         </ul>
       )}
+      {/* aria-disabled, not disabled: the button pressed keeps the keyboard's focus while the page loads or ends */}
       <nav className="pager" aria-label="Gallery pages">
         <button
           type="button"
           className="button secondary"
-          disabled={index === 0 || loading}
-          onClick={() => setCursors((c) => c.slice(0, -1))}
+          aria-disabled={index === 0 || loading}
+          onClick={() => index > 0 && !loading && navigate(galleryHref(limit, status, cursors.slice(0, -1)))}
         >
           Previous page
         </button>
@@ -103,8 +115,8 @@ export function GalleryPage({ limit, status }: { limit: number; status?: Status 
         <button
           type="button"
           className="button secondary"
-          disabled={!page?.next || loading}
-          onClick={() => page?.next && setCursors((c) => [...c, page.next])}
+          aria-disabled={!page?.next || loading}
+          onClick={() => page?.next && !loading && navigate(galleryHref(limit, status, [...cursors, page.next]))}
         >
           Next page
         </button>

@@ -81,3 +81,33 @@ describe("JobsPage grouping", () => {
     spy.mockRestore();
   });
 });
+
+describe("JobsPage upload", () => {
+  it("indexes a zip sent from this computer and follows its progress, as a folder's job", async () => {
+    const upload = { ...job, path: "dogs.zip" };
+    const fetchMock = vi.fn(async (_url: RequestInfo | URL, init?: RequestInit) => {
+      if (init?.method === "POST") return json(202, { id: "j1", state: "queued" });
+      return json(200, { items: fetchMock.mock.calls.some(([, i]) => i?.method === "POST") ? [upload] : [] });
+    });
+    vi.stubGlobal("fetch", fetchMock);
+    render(<JobsPage />);
+    await screen.findByText("No jobs yet.");
+    await userEvent.click(screen.getByLabelText("A zip sent from this computer"));
+    expect(screen.queryByLabelText("Folder on the server")).toBeNull();
+    const start = screen.getByRole("button", { name: "Upload and start indexing" });
+    expect(start).toBeDisabled(); // no file yet
+    const zip = new File(["PK"], "dogs.zip", { type: "application/zip" });
+    await userEvent.upload(screen.getByLabelText("Zip file"), zip);
+    await userEvent.selectOptions(screen.getByLabelText("Labels"), "dogs");
+    await userEvent.selectOptions(screen.getByLabelText("Status"), "found");
+    await userEvent.click(start);
+    expect(await screen.findByRole("progressbar")).toHaveAttribute("aria-valuetext", "4 of 10 photos");
+    expect(screen.getByText("dogs.zip")).toBeInTheDocument();
+    const [url, init] = fetchMock.mock.calls.find(([, i]) => i?.method === "POST")!;
+    expect(url).toBe("/v1/jobs/index/upload");
+    const form = init!.body as FormData;
+    expect(form.get("archive")).toBe(zip);
+    expect(form.get("labels")).toBe("dogs");
+    expect(JSON.parse(String(form.get("payload")))).toEqual({ status: "found" });
+  });
+});

@@ -1,8 +1,8 @@
-import { useCallback, useEffect, useId, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { ErrorBanner, Notice } from "../components/ErrorBanner";
 import { isRunning, JobProgress } from "../components/JobProgress";
 import { StatusOptions } from "../components/StatusOptions";
-import { ApiError, deleteJob, listJobs, messageOf, startIndexJob } from "../lib/api";
+import { ApiError, deleteJob, listJobs, messageOf, startIndexJob, startUploadJob } from "../lib/api";
 import { jobReport, type Status } from "../lib/reports";
 import type { Job } from "../lib/types";
 
@@ -13,7 +13,11 @@ export function JobsPage() {
   const [jobs, setJobs] = useState<Job[] | null>(null);
   const [unavailable, setUnavailable] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  // the photos: a folder the server may read (an operator's choice), or a zip sent from here (the demo's way)
+  const [source, setSource] = useState<"folder" | "zip">("folder");
   const [path, setPath] = useState("");
+  const [archive, setArchive] = useState<File | null>(null);
+  const zip = useRef<HTMLInputElement>(null);
   const [labels, setLabels] = useState("folders");
   const [status, setStatus] = useState<Status | "">("");
   const [fromPhotos, setFromPhotos] = useState(false);
@@ -48,7 +52,13 @@ export function JobsPage() {
     setError(null);
     try {
       // answers {id, state}: the list has the counts
-      await startIndexJob(path.trim(), labels, jobReport(status, fromPhotos));
+      const report = jobReport(status, fromPhotos);
+      if (source === "zip") {
+        if (!archive) return;
+        await startUploadJob(archive, labels, report);
+        setArchive(null);
+        if (zip.current) zip.current.value = ""; // the next upload is another file
+      } else await startIndexJob(path.trim(), labels, report);
       await refresh();
     } catch (err) {
       setError(messageOf(err));
@@ -76,19 +86,54 @@ export function JobsPage() {
       ) : (
         <>
           <form className="job-form" onSubmit={onStart} aria-label="Start an indexing job">
-            <label htmlFor={`${ids}-path`}>Folder on the server</label>
-            <input
-              id={`${ids}-path`}
-              value={path}
-              onChange={(e) => setPath(e.target.value)}
-              placeholder="/data/photos"
-              required
-            />
+            <fieldset className="job-source">
+              <legend>Photos</legend>
+              <label className="check">
+                <input
+                  type="radio"
+                  name={`${ids}-source`}
+                  checked={source === "folder"}
+                  onChange={() => {
+                    setSource("folder");
+                    setArchive(null); // its input goes: the file chosen with it goes too
+                  }}
+                />
+                A folder the server reads
+              </label>
+              <label className="check">
+                <input type="radio" name={`${ids}-source`} checked={source === "zip"} onChange={() => setSource("zip")} />
+                A zip sent from this computer
+              </label>
+            </fieldset>
+            {source === "folder" ? (
+              <>
+                <label htmlFor={`${ids}-path`}>Folder on the server</label>
+                <input
+                  id={`${ids}-path`}
+                  value={path}
+                  onChange={(e) => setPath(e.target.value)}
+                  placeholder="/data/photos"
+                  required
+                />
+              </>
+            ) : (
+              <>
+                <label htmlFor={`${ids}-zip`}>Zip file</label>
+                <input
+                  ref={zip}
+                  id={`${ids}-zip`}
+                  type="file"
+                  accept=".zip,application/zip"
+                  onChange={(e) => setArchive(e.target.files?.[0] ?? null)}
+                />
+                <small className="muted">its sub-folders as below; the server unpacks it and deletes it once indexed</small>
+              </>
+            )}
             <label htmlFor={`${ids}-labels`}>Labels</label>
             <select id={`${ids}-labels`} value={labels} onChange={(e) => setLabels(e.target.value)}>
               <option value="folders">breed from sub-folder names</option>
               <option value="dogs">one dog per sub-folder (its photos)</option>
-              <option value="csv">from labels.csv in the folder</option>
+              <option value="csv">from labels.csv at the top of the {source === "zip" ? "zip" : "folder"}</option>
             </select>
             <fieldset className="report-fields">
               <legend>Lost &amp; found report for every photo (optional)</legend>
@@ -105,8 +150,12 @@ export function JobsPage() {
                 computer's); a photo that does not say fails, with the reason
               </small>
             </fieldset>
-            <button type="submit" className="button" disabled={busy || !path.trim()}>
-              Start indexing
+            <button
+              type="submit"
+              className="button"
+              disabled={busy || (source === "zip" ? !archive : !path.trim())}
+            >
+              {source === "zip" ? (busy ? "Uploading…" : "Upload and start indexing") : "Start indexing"}
             </button>
           </form>
           <ErrorBanner error={error} onDismiss={() => setError(null)} />

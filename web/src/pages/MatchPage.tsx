@@ -25,32 +25,41 @@ import {
 } from "../lib/explain";
 import { useSearchState } from "../lib/searchState";
 import { guessesText } from "../lib/dogs";
-import type { Box, Dog, Payload, Pose, Verdict } from "../lib/types";
+import type { Dog, Payload, Photo, Pose, Verdict } from "../lib/types";
 
 type PoseState =
+  | { status: "none" } // no dog to analyse on this side (no searched photo here)
   | { status: "loading" }
-  | { status: "ok"; pose: Pose; overlay: string | null }
+  /** `overlayError`: why the keypoints could not be drawn */
+  | { status: "ok"; pose: Pose; overlay: string | null; overlayError: string | null }
   | { status: "unavailable"; reason: string };
 
-/** Pose JSON and overlay of one side; a missing or failing pose service never hides the photos. */
-function usePose(load: (() => Promise<[Pose, Blob | null]>) | null, key: string): PoseState {
-  const [state, setState] = useState<PoseState>({ status: "loading" });
+interface Posed {
+  pose: Pose;
+  overlay: Blob | null;
+  overlayError: string | null;
+}
+
+/** Pose JSON and overlay of one side; a missing or failing pose service never hides the photos. `key` names what
+ * is analysed; null: nothing. */
+function usePose(key: string | null, load: () => Promise<Posed>): PoseState {
+  const [state, setState] = useState<{ key: string; pose: PoseState } | null>(null);
   useEffect(() => {
-    if (!load) return;
+    if (key === null) return;
     let live = true;
     let url: string | null = null;
-    setState({ status: "loading" });
     load()
-      .then(([pose, blob]) => {
-        url = blob ? URL.createObjectURL(blob) : null;
-        if (live) setState({ status: "ok", pose, overlay: url });
+      .then(({ pose, overlay, overlayError }) => {
+        if (!live) return;
+        url = overlay ? URL.createObjectURL(overlay) : null;
+        setState({ key, pose: { status: "ok", pose, overlay: url, overlayError } });
       })
       .catch((e) => {
         const why =
           e instanceof ApiError && e.status === 404 && /not found/i.test(e.message)
             ? "this server has no pose service"
             : messageOf(e);
-        if (live) setState({ status: "unavailable", reason: why });
+        if (live) setState({ key, pose: { status: "unavailable", reason: why } });
       });
     return () => {
       live = false;
@@ -58,15 +67,17 @@ function usePose(load: (() => Promise<[Pose, Blob | null]>) | null, key: string)
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [key]);
-  return state;
+  if (key === null) return { status: "none" };
+  return state?.key === key ? state.pose : { status: "loading" };
 }
 
-async function overlayBlob(url: string): Promise<Blob | null> {
-  // The overlay is extra: the JSON decides availability, a failed PNG just falls back to the photo.
+/** A pose, then its overlay: the JSON decides availability; an overlay that fails leaves the photo plain, said. */
+async function withOverlay(pose: Promise<Pose>, overlay: () => Promise<Blob>): Promise<Posed> {
+  const posed = await pose;
   try {
-    return await fetchBlob(url);
-  } catch {
-    return null;
+    return { pose: posed, overlay: await overlay(), overlayError: null };
+  } catch (e) {
+    return { pose: posed, overlay: null, overlayError: messageOf(e) };
   }
 }
 
@@ -81,11 +92,16 @@ interface Marked {
 }
 
 /** A stored dog's box, where its entry is part of a photo. */
-function markedOf(payload: Payload | undefined, box: Box | null | undefined = payload?.box): Marked | undefined {
-  return box ? { dogs: [{ index: 0, box }], width: payload?.width, height: payload?.height } : undefined;
+function markedOf(payload: Payload | undefined): Marked | undefined {
+  return payload?.box ? { dogs: [{ index: 0, box: payload.box }], width: payload.width, height: payload.height } : undefined;
 }
 
-function PosePanel(props: { title: string; photo: string; alt: string; pose: PoseState; marked?: Marked }) {
+/** The dog's box in one of its photos, where it is part of it. */
+const markedIn = (photo: Photo): Marked | undefined =>
+  photo.box ? { dogs: [{ index: 0, box: photo.box }], width: photo.width, height: photo.height } : undefined;
+
+/** `note`: said above the pose, of the photo shown */
+function PosePanel(props: { title: string; photo: string; alt: string; pose: PoseState; marked?: Marked; note?: string }) {
   const { title, photo, alt, pose, marked } = props;
   const dog = pose.status === "ok" ? mainDog(pose.pose) : undefined;
   // a dog that is the whole photo is not drawn: on a close-up of its face the body's keypoints are guesses
@@ -107,6 +123,7 @@ function PosePanel(props: { title: string; photo: string; alt: string; pose: Pos
         height={marked?.height}
         imgTestId={overlay ? "pose-overlay" : undefined}
       />
+      {props.note && <p className="notice">{props.note}</p>}
       {pose.status === "loading" && <p className="muted">Analysing pose…</p>}
       {pose.status === "unavailable" && (
         <p className="notice" role="status" data-testid="pose-unavailable">
@@ -114,6 +131,11 @@ function PosePanel(props: { title: string; photo: string; alt: string; pose: Pos
         </p>
       )}
       {pose.status === "ok" && !dog && <p className="notice">The pose model found no dog in this photo.</p>}
+      {dog && !dog.whole_photo && pose.status === "ok" && pose.overlayError && (
+        <p className="notice" data-testid="overlay-failed">
+          The keypoints could not be drawn: {pose.overlayError}
+        </p>
+      )}
       {dog?.whole_photo && (
         <p className="notice" data-testid="pose-guessed">
           The dog is the whole photo here (no box within it: a close-up?), so its pose is not shown or compared.
@@ -145,8 +167,11 @@ function PosePanel(props: { title: string; photo: string; alt: string; pose: Pos
   );
 }
 
-export function MatchPage({ id, from }: { id: string; from: string | null }) {
-  const [search] = useSearchState();
+/** `search`: the name of the search the match is of (SearchState.search); `photo`: the dog's photo that matched (none: its
+ * cover); `from`: the stored dog searched with ("more like this"). */
+export function MatchPage(props: { id: string; from: string | null; photo: string | null; search: string | null }) {
+  const { id, from } = props;
+  const [state] = useSearchState();
   const [match, setMatch] = useState<Dog | null>(null);
   const [queryDog, setQueryDog] = useState<Dog | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -157,23 +182,24 @@ export function MatchPage({ id, from }: { id: string; from: string | null }) {
     if (from) getDog(from).then(setQueryDog, (e) => setError(messageOf(e)));
   }, [id, from]);
 
-  const photoQuery = !from && search.query?.kind === "photo" ? search.query : null;
-  const queryPose = usePose(
+  // the search this match is of, while it is this tab's latest: its photo, score and results; else none of them
+  const search = props.search !== null && state.search === props.search ? state : null;
+  const photoQuery = !from && search?.query?.kind === "photo" ? search.query : null;
+  const found = photoQuery ? search?.found : null;
+  // the dog searched for (the one picked, or marked), as the server boxed it: not the photo's likeliest
+  const searchedBox = found?.dogs.find((d) => d.index === found.dog)?.box;
+  const queryPose = usePose(from ? `dog ${from}` : photoQuery ? `photo ${photoQuery.url}` : null, () =>
     from
-      ? async () => [await poseOfDog(from), await overlayBlob(poseOverlayUrl(from))]
-      : photoQuery
-        ? async () => {
-            // the dog searched for (the one picked, or marked), as the server boxed it: not the photo's likeliest
-            const box = search.found?.dogs.find((d) => d.index === search.found?.dog)?.box;
-            const pose = await poseOfPhoto(photoQuery.file, box);
-            return [pose, await poseOverlayOfPhoto(photoQuery.file, box).catch(() => null)];
-          }
-        : null,
-    from ?? photoQuery?.url ?? "none",
+      ? withOverlay(poseOfDog(from), () => fetchBlob(poseOverlayUrl(from)))
+      : withOverlay(poseOfPhoto(photoQuery!.file, searchedBox), () => poseOverlayOfPhoto(photoQuery!.file, searchedBox)),
   );
-  const matchPose = usePose(async () => [await poseOfDog(id), await overlayBlob(poseOverlayUrl(id))], id);
+  // the photo of the match that matched (a dog may have several), once its photos are known; else its cover
+  const matched = props.photo ? match?.photos?.find((p) => p.id === props.photo) : undefined;
+  const matchPose = usePose(match ? `${id} ${matched?.id ?? "cover"}` : null, () =>
+    withOverlay(poseOfDog(id, matched?.id), () => fetchBlob(poseOverlayUrl(id, matched?.id))),
+  );
 
-  const result = search.results?.find((r) => r.id === id);
+  const result = search?.results?.find((r) => r.id === id);
   const hasQuery = Boolean(from ? queryDog : photoQuery);
   const queryTitle = from ? (queryDog ? dogTitle(queryDog.payload) : "Query dog") : "Your photo";
   const matchTitle = match ? dogTitle(match.payload) : "Match";
@@ -183,16 +209,22 @@ export function MatchPage({ id, from }: { id: string; from: string | null }) {
       <p>
         <a href="#/search">← Back to the results</a>
       </p>
-      <h1 id="match-h">Why {matchTitle} matches</h1>
+      <h1 id="match-h">{result?.verdict === "unlikely" ? `How ${matchTitle} compares` : `Why ${matchTitle} matches`}</h1>
       <ErrorBanner error={error} />
       <div className="sides">
         {!hasQuery ? (
           <div className="side">
             <h2>{queryTitle}</h2>
-            <p className="notice">
-              The query photo is not in this page any more (the page was reloaded).{" "}
-              <a href="#/search">Search again</a> to compare.
-            </p>
+            {from ? null : state.query ? (
+              <p className="notice" data-testid="other-search">
+                This match is not from your latest search in this tab, so it is not compared with that search's photo.{" "}
+                <a href="#/search">Back to the latest results</a>, or search again to compare.
+              </p>
+            ) : (
+              <p className="notice" data-testid="no-query">
+                The searched photo is not in this tab any more. <a href="#/search">Search again</a> to compare.
+              </p>
+            )}
           </div>
         ) : (
           <PosePanel
@@ -203,8 +235,8 @@ export function MatchPage({ id, from }: { id: string; from: string | null }) {
             marked={
               from
                 ? markedOf(queryDog?.payload)
-                : search.found
-                  ? { dogs: search.found.dogs, selected: search.found.dog, width: search.found.width, height: search.found.height }
+                : found
+                  ? { dogs: found.dogs, selected: found.dog, width: found.width, height: found.height }
                   : undefined
             }
           />
@@ -212,12 +244,14 @@ export function MatchPage({ id, from }: { id: string; from: string | null }) {
         {match && (
           <PosePanel
             title={`Match: ${matchTitle}`}
-            photo={match.image_url}
+            photo={matched?.image_url ?? match.image_url}
             alt={`Photo of ${matchTitle}`}
             pose={matchPose}
-            // the entry that matched where it is this photo (a dog may be in several); else the dog's own
-            marked={
-              result && result.image_url === match.image_url ? markedOf(match.payload, result.box) : markedOf(match.payload)
+            marked={matched ? markedIn(matched) : markedOf(match.payload)}
+            note={
+              props.photo && match.photos && !matched
+                ? "The photo that matched is not one of this dog's any more: its cover photo is shown."
+                : undefined
             }
           />
         )}
@@ -228,8 +262,8 @@ export function MatchPage({ id, from }: { id: string; from: string | null }) {
           sameDog={result?.same_dog != null && result.verdict ? { p: result.same_dog, verdict: result.verdict } : undefined}
           queryBreed={queryDog?.payload.breed}
           matchBreed={match.payload.breed}
-          likely={from ? undefined : likelyBreed(search.results?.slice(0, 5).map((r) => r.payload.breed) ?? [])}
-          guesses={!from && search.found?.breedGuess.length ? guessesText(search.found.breedGuess) : undefined}
+          likely={photoQuery ? likelyBreed(search?.results?.slice(0, 5).map((r) => r.payload.breed) ?? []) : undefined}
+          guesses={found?.breedGuess.length ? guessesText(found.breedGuess) : undefined}
           queryPose={queryPose}
           matchPose={matchPose}
         />
@@ -269,6 +303,8 @@ function Explanation(props: {
         {props.guesses && <li>Your dog looks like: {props.guesses}.</li>}
         {both ? (
           poseSentences(both[0], both[1]).map((s) => <li key={s}>{s}</li>)
+        ) : queryPose.status === "none" ? (
+          <li>Posture and proportions cannot be compared here: there is no searched photo to compare with.</li>
         ) : queryPose.status === "loading" || matchPose.status === "loading" ? (
           <li>Comparing poses…</li>
         ) : (

@@ -13,8 +13,8 @@ function mockApi(search: () => Promise<Response>) {
   return fetchMock;
 }
 
-async function pickPhoto(name = "dog.jpg", type = "image/jpeg") {
-  const input = screen.getByLabelText("Choose a photo");
+async function pickPhoto(name = "dog.jpg", type = "image/jpeg", label = "Choose a photo") {
+  const input = screen.getByLabelText(label);
   // applyAccept off: a user can pick "All files" in the chooser, so the API must judge the file
   await userEvent.setup({ applyAccept: false }).upload(input, new File(["xx"], name, { type }));
 }
@@ -207,7 +207,7 @@ describe("SearchPage with the dogs found in the photo", () => {
     expect(searchCalls(fetchMock)[1].get("image")).toBeInstanceOf(File);
     expect(screen.getAllByTestId("dog-box")[1]).toHaveAttribute("data-current");
     expect(screen.getByRole("button", { name: "Dog 2" })).toHaveAttribute("aria-pressed", "true");
-    expect(screen.getByRole("link", { name: /Why match 1/ })).toHaveAttribute("href", "#/match/for-1");
+    expect(screen.getByRole("link", { name: /Why match 1/ })).toHaveAttribute("href", expect.stringMatching(/^#\/match\/for-1\?search=\w+\.\d+$/));
 
     // new filters keep the dog chosen
     await userEvent.click(screen.getByRole("button", { name: "Search again" }));
@@ -332,6 +332,9 @@ describe("SearchPage with several photos of one dog", () => {
     const files = ["2", "3", "4", "5", "6", "7"].map((n) => new File([n], `${n}.jpg`, { type: "image/jpeg" }));
     await userEvent.upload(screen.getByLabelText("Add more photos of the same dog to the search"), files);
     expect(await screen.findByTestId("query-photos")).toHaveTextContent("Searching with 5 photos");
+    expect(screen.getByTestId("photos-left-out")).toHaveTextContent(
+      "A search combines at most 5 photos: 2 of those you chose were left out.",
+    );
     const last = fetchMock.mock.calls.filter(([u]) => u === "/v1/search").at(-1)![1]!.body as FormData;
     expect(last.getAll("image")).toHaveLength(5);
     expect(screen.queryByLabelText("Add more photos of the same dog to the search")).toBeNull();
@@ -372,5 +375,230 @@ describe("SearchPage with a dog the user marks", () => {
     await userEvent.click(screen.getByRole("button", { name: "Search again" }));
     await vi.waitFor(() => expect(searchCalls(fetchMock).at(-1)!.get("box")).toBe("80,120,480,400"));
     expect(screen.getByRole("button", { name: "Not the right dog? Mark it yourself" })).toBeInTheDocument();
+  });
+});
+
+/** A promise settled by hand: an answer that comes when the test says. */
+function later<T>() {
+  let settle!: (value: T) => void;
+  const promise = new Promise<T>((ok) => (settle = ok));
+  return { promise, settle };
+}
+
+const hit = (id: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  score: 0.8,
+  payload: { name: id },
+  image_url: `/v1/dogs/${id}/image`,
+  thumbnail_url: `/v1/dogs/${id}/image?size=thumbnail`,
+  ...extra,
+});
+
+const answerWith = (id: string, extra: Record<string, unknown> = {}) =>
+  json(200, { took_ms: 3, results: [hit(id)], ...extra });
+
+describe("SearchPage with answers that come late", () => {
+  beforeEach(() => {
+    stubObjectUrls("blob:preview");
+  });
+
+  it("shows only the latest search's answer, not an earlier one that comes after it", async () => {
+    const answers = [later<Response>(), later<Response>()];
+    let n = 0;
+    const fetchMock = mockApi(() => answers[n++].promise);
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto("first.jpg");
+    const twoDogs = { ...answerFor(0), results: [hit("of-first")] };
+    await userEvent.upload(screen.getByLabelText("Choose another photo"), new File(["y"], "second.jpg", { type: "image/jpeg" }));
+    await vi.waitFor(() => expect(searchCalls(fetchMock)).toHaveLength(2));
+    expect((searchCalls(fetchMock)[0].get("image") as File).name).toBe("first.jpg");
+    // the first photo's search was given up: its upload aborted
+    expect((fetchMock.mock.calls.find(([u]) => u === "/v1/search")![1]!.signal as AbortSignal).aborted).toBe(true);
+    answers[1].settle(answerWith("of-second"));
+    expect(await screen.findByRole("link", { name: "of-second" })).toBeInTheDocument();
+    answers[0].settle(json(200, twoDogs)); // late: it must not land
+    await new Promise((ok) => setTimeout(ok, 20));
+    expect(screen.getByRole("link", { name: "of-second" })).toBeInTheDocument();
+    expect(screen.queryByRole("link", { name: "of-first" })).toBeNull();
+    expect(screen.queryByTestId("dog-box")).toBeNull(); // nor the boxes of the first photo
+    expect(screen.queryByTestId("breed-guess")).toBeNull();
+  });
+
+  it("clears the results of the last photo when another is picked, and still says it searches after a visit elsewhere", async () => {
+    const second = later<Response>();
+    let n = 0;
+    mockApi(async () => (n++ === 0 ? answerWith("old") : second.promise));
+    const page = (shown: boolean) => <SearchProvider>{shown ? <SearchPage /> : <p>Gallery</p>}</SearchProvider>;
+    const { rerender } = render(page(true));
+    await pickPhoto("first.jpg");
+    expect(await screen.findByRole("link", { name: "old" })).toBeInTheDocument();
+    await userEvent.upload(screen.getByLabelText("Choose another photo"), new File(["y"], "second.jpg", { type: "image/jpeg" }));
+    expect(screen.getByText("Searching…")).toBeInTheDocument();
+    expect(screen.queryByRole("link", { name: "old" })).toBeNull();
+    rerender(page(false)); // another page, and back while the upload goes on
+    rerender(page(true));
+    expect(screen.getByText("Searching…")).toBeInTheDocument();
+    expect(screen.queryByRole("link", { name: "old" })).toBeNull();
+    expect(screen.getByRole("button", { name: "Search again" })).toBeDisabled();
+    second.settle(answerWith("new"));
+    expect(await screen.findByRole("link", { name: "new" })).toBeInTheDocument();
+    expect(screen.queryByText("Searching…")).toBeNull();
+  });
+
+  it("moves the focus to what the search came to, which a phone shows below the filters", async () => {
+    mockApi(async () => answerWith("a"));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    await screen.findAllByTestId("result");
+    await vi.waitFor(() => expect(screen.getByTestId("search-outcome")).toHaveFocus());
+    expect(screen.getByTestId("search-outcome")).toHaveTextContent("1 match in 3 ms");
+  });
+
+  it("keeps the live region to the status line: the results are not announced one by one", async () => {
+    mockApi(async () => answerWith("a"));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    const [card] = await screen.findAllByTestId("result");
+    expect(card.closest("[aria-live], [role=status]")).toBeNull();
+    expect(screen.getByRole("status")).toHaveTextContent("1 match in 3 ms");
+  });
+
+  it("links a match to its search and the photo of it that matched", async () => {
+    mockApi(async () => json(200, { took_ms: 3, results: [hit("a", { photo_id: "p2" })] }));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    const href = (await screen.findByRole("link", { name: "Why it matches" })).getAttribute("href")!;
+    expect(href).toMatch(/^#\/match\/a\?photo=p2&search=\w+\.\d+$/);
+    await pickPhoto("another.jpg", "image/jpeg", "Choose another photo");
+    await vi.waitFor(() => expect(screen.getByRole("link", { name: "Why it matches" })).not.toHaveAttribute("href", href));
+  });
+});
+
+describe("SearchPage's words on the results", () => {
+  beforeEach(() => {
+    stubObjectUrls("blob:preview");
+  });
+
+  it("says the server's message rather than one that contradicts a possible match", async () => {
+    const message = "No likely match: the best may be the same dog; compare its photos with yours.";
+    mockApi(async () =>
+      json(200, {
+        took_ms: 5,
+        best_verdict: "possible",
+        message,
+        results: [hit("a", { same_dog: 0.61, verdict: "possible" })],
+      }),
+    );
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByText(message)).toBeInTheDocument();
+    expect(screen.queryByText(/none of these is likely the same dog/)).toBeNull();
+  });
+
+  it("leaves out breed guesses that round to 0 %", async () => {
+    mockApi(async () =>
+      json(200, {
+        ...answerFor(0),
+        breed_guess: [{ breed: "beagle", p: 0.81 }, { breed: "keeshond", p: 0.004 }],
+      }),
+    );
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByTestId("breed-guess")).toHaveTextContent(/Looks like: beagle 81 %$/);
+    expect(screen.queryByText(/keeshond/)).toBeNull();
+  });
+
+  it("marks the results out of date once the filters change, until searched again", async () => {
+    mockApi(async () => answerWith("a"));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    const [card] = await screen.findAllByTestId("result");
+    expect(screen.queryByTestId("filters-changed")).toBeNull();
+    await userEvent.type(screen.getByLabelText("Breed"), "pug");
+    expect(screen.getByTestId("filters-changed")).toHaveTextContent("Filters changed: search again to apply them.");
+    expect(card.closest(".outdated")).not.toBeNull();
+    await userEvent.click(screen.getByRole("button", { name: "Search again" }));
+    const [again] = await screen.findAllByTestId("result");
+    expect(screen.queryByTestId("filters-changed")).toBeNull();
+    expect(again.closest(".outdated")).toBeNull();
+  });
+
+  it("shows what “I have” fixes the status to, in words short enough to read", async () => {
+    mockApi(async () => answerWith("a"));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    const section = within(screen.getByRole("group", { name: "Lost & found" }));
+    await userEvent.selectOptions(section.getByLabelText("I have"), "lost");
+    expect(section.getByLabelText("I have")).toHaveDisplayValue("my lost dog");
+    expect(section.getByLabelText("Status")).toBeDisabled();
+    expect(section.getByLabelText("Status")).toHaveDisplayValue("found, sighted or in a shelter");
+    await userEvent.selectOptions(section.getByLabelText("I have"), "found");
+    expect(section.getByLabelText("Status")).toHaveDisplayValue("lost");
+    await userEvent.selectOptions(section.getByLabelText("I have"), "");
+    expect(section.getByLabelText("Status")).toHaveDisplayValue("any status");
+  });
+});
+
+describe("SearchPage's more like a dog with a report", () => {
+  beforeEach(() => {
+    stubObjectUrls("blob:preview");
+  });
+
+  const found = { id: "f1", payload: { name: "Found pup", status: "found" }, image_url: "/i", thumbnail_url: "/t" };
+  const start = { query: { kind: "dog" as const, dog: found }, results: null, filters: {}, fieldText: "", k: 12 };
+
+  it("says it searched only lost dogs, not to remove a filter nobody set, and searches all when asked", async () => {
+    const fetchMock = mockApi(async () => json(200, { took_ms: 2, statuses: ["lost"], results: [] }));
+    render(<SearchProvider initialState={start}><SearchPage /></SearchProvider>);
+    expect(await screen.findByTestId("implied-status")).toHaveTextContent(
+      "As Found pup is reported found, only dogs reported lost are searched.",
+    );
+    expect(screen.getByText(/No dogs match/)).toHaveTextContent("Search all dogs to look beyond those reported lost.");
+    expect(screen.queryByText(/removing a filter/)).toBeNull();
+    fetchMock.mockImplementation(async () => json(200, { took_ms: 2, statuses: null, results: [hit("a")] }));
+    await userEvent.click(screen.getByRole("button", { name: "Search all dogs" }));
+    await screen.findAllByTestId("result");
+    const similar = fetchMock.mock.calls.map(([u]) => String(u)).filter((u) => u.startsWith("/v1/dogs/f1/similar"));
+    expect(similar).toHaveLength(2);
+    expect(new URL(similar[0], "http://x").searchParams.get("counterparts")).toBeNull();
+    expect(new URL(similar[1], "http://x").searchParams.get("counterparts")).toBe("false");
+    expect(screen.queryByTestId("implied-status")).toBeNull();
+  });
+
+  it("advises removing a filter only where the user set one", async () => {
+    mockApi(async () => json(200, { took_ms: 2, statuses: null, results: [] }));
+    render(<SearchProvider initialState={{ ...start, query: { kind: "dog", dog: { ...found, payload: { name: "Pup" } } } }}><SearchPage /></SearchProvider>);
+    expect(await screen.findByText(/No dogs match/)).toHaveTextContent("No dogs match. Add some dogs first.");
+    await userEvent.type(screen.getByLabelText("Breed"), "pug");
+    await userEvent.click(screen.getByRole("button", { name: "Search again" }));
+    await vi.waitFor(() => expect(screen.getByText(/No dogs match/)).toHaveTextContent("Try removing a filter"));
+  });
+});
+
+describe("SearchPage with several photos, one without a dog", () => {
+  beforeEach(() => {
+    stubObjectUrls("blob:preview");
+  });
+
+  const jpeg = (name: string) => new File([name], name, { type: "image/jpeg" });
+  const names = (form: FormData) => (form.getAll("image") as File[]).map((p) => p.name);
+
+  it("says which photo has no dog, and searches without it or another one", async () => {
+    const fetchMock = mockApi(async () => answerWith("a"));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto("front.jpg");
+    await screen.findAllByTestId("result");
+    fetchMock.mockImplementation(async () =>
+      json(422, { detail: "photo 2 of 3: no dog found in this photo", code: "no_dog_found", photo: 1, seems: [] }),
+    );
+    await userEvent.upload(screen.getByLabelText("Add more photos of the same dog to the search"), [jpeg("wall.jpg"), jpeg("side.jpg")]);
+    expect(await screen.findByRole("alert")).toHaveTextContent("Photo 2 of 3: no dog found in this photo.");
+    fetchMock.mockImplementation(async () => answerWith("b"));
+    await userEvent.click(screen.getByRole("button", { name: "Search without photo 2" }));
+    await screen.findAllByTestId("result");
+    expect(names(searchCalls(fetchMock).at(-1)!)).toEqual(["front.jpg", "side.jpg"]);
+    expect(screen.queryByRole("alert")).toBeNull();
+    // any photo of the set can go, the first too
+    await userEvent.click(screen.getByRole("button", { name: "Remove photo 1 from the search" }));
+    await vi.waitFor(() => expect(names(searchCalls(fetchMock).at(-1)!)).toEqual(["side.jpg"]));
   });
 });

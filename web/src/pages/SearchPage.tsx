@@ -1,4 +1,4 @@
-import { useEffect, useId, useState, type FormEvent } from "react";
+import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { LostFoundFilter } from "../components/LostFoundFilter";
@@ -6,21 +6,13 @@ import { MarkDog } from "../components/MarkDog";
 import { PhotoBoxes } from "../components/PhotoBoxes";
 import { PhotoPicker } from "../components/PhotoPicker";
 import { dogTitle, ResultGrid } from "../components/ResultGrid";
-import {
-  listDogs,
-  MAX_QUERY_PHOTOS,
-  messageOf,
-  parseFieldFilter,
-  searchByPhoto,
-  similarTo,
-  type Filters,
-} from "../lib/api";
+import { listDogs, MAX_QUERY_PHOTOS, messageOf, parseFieldFilter, type Filters } from "../lib/api";
 import { guessesText } from "../lib/dogs";
-import { reportSearchFields, STATUS_LABELS, type ReportFilter, type Status } from "../lib/reports";
+import { reportSearchFields, STATUS_LABELS, statusesText, type ReportFilter, type Status } from "../lib/reports";
 import { NO_LIKELY_MATCH } from "../lib/explain";
 import { showable } from "../lib/preview";
-import { useSearchState, type FoundInQuery, type Query, type SearchState } from "../lib/searchState";
-import type { SearchResponse, SearchResult } from "../lib/types";
+import { useRunSearch, useSearchState, type Query, type SearchState } from "../lib/searchState";
+import type { SearchResult } from "../lib/types";
 
 const K_CHOICES = [6, 12, 24, 48];
 
@@ -38,39 +30,55 @@ function useBreeds(): string[] {
   return breeds;
 }
 
-/** The dogs of the query photo from a search's answer; null where the server found none to tell (older servers). */
-function foundIn(answer: SearchResponse): FoundInQuery | null {
-  if (!answer.dogs?.length || !answer.width || !answer.height) return null;
-  return {
-    dogs: answer.dogs,
-    dog: answer.dog ?? 0,
-    width: answer.width,
-    height: answer.height,
-    breedGuess: answer.breed_guess ?? answer.dogs.find((d) => d.index === answer.dog)?.breed_guess ?? [],
-  };
+/** Whether the user narrowed a search with filters the form shows (more like this sends no "I have"). */
+function narrowed(filters: Filters, kind: Query["kind"]): boolean {
+  return Boolean(
+    filters.breed ||
+      Object.keys(filters.fields ?? {}).length ||
+      reportSearchFields(filters.report).some(([key]) => kind === "photo" || key !== "for_status"),
+  );
 }
 
-/** ["found", "sighted"] → "found or sighted" */
-function statusesText(statuses: string[]): string {
-  const words = statuses.map((s) => (STATUS_LABELS[s as Status] ?? s).toLowerCase());
-  return words.length > 1 ? `${words.slice(0, -1).join(", ")} or ${words[words.length - 1]}` : words[0];
+const REPORT_KEYS = ["status", "forStatus", "near", "radiusKm", "seenAfter", "seenBefore"] as const;
+
+/** Whether the form's filters are those the results were searched with. */
+function sameFilters(state: SearchState, form: { breed: string; fieldText: string; k: number; report: ReportFilter }) {
+  return (
+    (form.breed.trim() || undefined) === state.filters.breed &&
+    form.fieldText === state.fieldText &&
+    form.k === state.k &&
+    REPORT_KEYS.every((key) => (form.report[key] ?? "") === (state.filters.report?.[key] ?? ""))
+  );
 }
 
 export function SearchPage() {
   const [state, setState] = useSearchState();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const runSearch = useRunSearch();
   const [breed, setBreed] = useState(state.filters.breed ?? "");
   const [fieldText, setFieldText] = useState(state.fieldText);
   const [k, setK] = useState(state.k);
   const [report, setReport] = useState<ReportFilter>(state.filters.report ?? {});
   const [marking, setMarking] = useState(false);
+  /** how many of the photos the user just added did not fit in the search */
+  const [leftOut, setLeftOut] = useState(0);
   const breeds = useBreeds();
   const ids = useId();
+  const busy = Boolean(state.busy);
+  const error = state.error ?? null;
+  const setError = (message: string | null) => setState((s) => ({ ...s, error: message, noDogIn: null }));
+
+  // A search that ends while this page is shown: focus (and so scroll to) what it came to, which a phone shows
+  // below the filters; not from a filter the user is typing in meanwhile.
+  const outcome = useRef<HTMLDivElement>(null);
+  const wasBusy = useRef(busy);
+  useEffect(() => {
+    const typing = document.activeElement?.matches("input:not([type=file]), select, textarea");
+    if (wasBusy.current && !busy && !typing) outcome.current?.focus();
+    wasBusy.current = busy;
+  }, [busy]);
 
   /** `dog`: which dog of the photo to search with (a photo query only); none: the server's default, the largest. */
-  const run = async (query: Query, dog?: number) => {
-    setError(null);
+  const run = (query: Query, dog?: number) => {
     let filters: Filters;
     try {
       filters = { breed: breed.trim() || undefined, fields: parseFieldFilter(fieldText), report };
@@ -79,33 +87,12 @@ export function SearchPage() {
       setError(messageOf(e));
       return;
     }
-    setBusy(true);
-    // a new photo: the boxes of the last one are not its own
-    setState((s): SearchState => ({ ...s, query, filters, fieldText, k, found: query === s.query ? s.found : null }));
-    try {
-      const answer =
-        query.kind === "photo"
-          ? await searchByPhoto([query.file, ...(query.more ?? []).map((m) => m.file)], k, filters, dog, query.box)
-          : await similarTo(query.dog.id, k, filters);
-      setState((s) => ({
-        ...s,
-        results: answer.results,
-        tookMs: answer.took_ms,
-        found: foundIn(answer),
-        statuses: answer.statuses ?? null,
-        bestVerdict: answer.best_verdict,
-      }));
-    } catch (e) {
-      setState((s) => ({ ...s, results: null })); // the dogs found, if any, are still those of this photo
-      setError(messageOf(e));
-    } finally {
-      setBusy(false);
-    }
+    runSearch(query, filters, fieldText, k, dog);
   };
 
   // "More like this" from a dog's page sets the query and comes here: run it.
   useEffect(() => {
-    if (state.query?.kind === "dog" && state.results === null) void run(state.query);
+    if (state.query?.kind === "dog" && state.query !== state.started) run(state.query);
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
@@ -114,8 +101,9 @@ export function SearchPage() {
       for (const url of [state.query.url, ...(state.query.more ?? []).map((m) => m.url)]) URL.revokeObjectURL(url);
     }
     setMarking(false);
+    setLeftOut(0);
     const url = URL.createObjectURL(file);
-    void run({ kind: "photo", file, url });
+    run({ kind: "photo", file, url });
     // a photo this browser cannot show (a HEIC) is shown from the server's JPEG of it, once that comes
     void showable(file, url).then((shown) => {
       if (shown === url) return;
@@ -131,49 +119,80 @@ export function SearchPage() {
   const onMore = (files: FileList | null) => {
     if (state.query?.kind !== "photo" || !files?.length) return;
     const more = [...(state.query.more ?? [])];
-    for (const file of Array.from(files)) {
-      if (more.length + 1 >= MAX_QUERY_PHOTOS) break;
-      more.push({ file, url: URL.createObjectURL(file) });
-    }
+    const chosen = Array.from(files);
+    const added = chosen.slice(0, Math.max(0, MAX_QUERY_PHOTOS - 1 - more.length));
+    more.push(...added.map((file) => ({ file, url: URL.createObjectURL(file) })));
+    setLeftOut(chosen.length - added.length);
     setMarking(false);
     // a marked box is one photo's: with more photos the detector finds the dog in each (the largest)
-    void run({ ...state.query, more, box: undefined }, state.query.box ? undefined : state.found?.dog);
+    run({ ...state.query, more, box: undefined }, state.query.box ? undefined : state.found?.dog);
+  };
+
+  /** Searches without one of the photos (0-based; the first is the one the dogs were found in). */
+  const onRemove = (index: number) => {
+    if (state.query?.kind !== "photo") return;
+    const photos = [{ file: state.query.file, url: state.query.url }, ...(state.query.more ?? [])];
+    URL.revokeObjectURL(photos[index].url);
+    const [first, ...more] = photos.filter((_, i) => i !== index);
+    setLeftOut(0);
+    run({ kind: "photo", file: first.file, url: first.url, more }, index === 0 ? undefined : state.found?.dog);
   };
 
   const onOnlyFirst = () => {
     if (state.query?.kind !== "photo") return;
     for (const m of state.query.more ?? []) URL.revokeObjectURL(m.url);
-    void run({ ...state.query, more: [] }, state.found?.dog);
+    setLeftOut(0);
+    run({ ...state.query, more: [] }, state.found?.dog);
   };
 
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
-    if (state.query) void run(state.query, state.query.kind === "photo" ? state.found?.dog : undefined);
+    if (state.query) run(state.query, state.query.kind === "photo" ? state.found?.dog : undefined);
     else setError("Pick a photo first.");
   };
 
   const onMoreLike = (r: SearchResult) => {
-    void run({ kind: "dog", dog: r });
+    run({ kind: "dog", dog: r });
     window.scrollTo({ top: 0, behavior: "smooth" });
   };
 
-  const matchHref = (r: SearchResult) =>
-    state.query?.kind === "dog" ? `#/match/${r.id}?from=${state.query.dog.id}` : `#/match/${r.id}`;
+  // the search and the photo that matched: Back and Forward to it later must not compare another search's photo
+  const matchHref = (r: SearchResult) => {
+    const params = new URLSearchParams();
+    if (state.query?.kind === "dog") params.set("from", state.query.dog.id);
+    if (r.photo_id) params.set("photo", r.photo_id);
+    if (state.search !== undefined) params.set("search", state.search);
+    return `#/match/${r.id}?${params}`;
+  };
 
   const query = state.query;
   const found = query?.kind === "photo" ? state.found : null;
+  const photos = query?.kind === "photo" ? [{ file: query.file, url: query.url }, ...(query.more ?? [])] : [];
+  const results = busy ? null : state.results;
+  const outdated = results !== null && !sameFilters(state, { breed, fieldText, k, report });
+  // more like a lost (found, ...) dog is among the reports that answer it, unless the user chose a status
+  const ownStatus =
+    query?.kind === "dog" && state.statuses?.length && !state.filters.report?.status ? query.dog.payload.status : undefined;
+  // the server's word on the results; an older server's answer has none: said here when no result is likely
+  const note =
+    state.message !== undefined
+      ? state.message
+      : state.bestVerdict && state.bestVerdict !== "likely"
+        ? NO_LIKELY_MATCH
+        : null;
   return (
     <section aria-labelledby={`${ids}-h`}>
       <h1 id={`${ids}-h`}>Find similar dogs</h1>
       <div className="search-layout">
         <div className="search-side">
+          {/* another photo may be picked while one uploads: its search supersedes that one */}
           {query?.kind === "dog" ? (
             <div className="picker">
               <ApiImage className="preview" src={query.dog.thumbnail_url} alt={dogTitle(query.dog.payload)} />
               <p>
                 More like <a href={`#/dogs/${query.dog.id}`}>{dogTitle(query.dog.payload)}</a>
               </p>
-              <PhotoPicker label="Search with a photo instead" onPick={onPick} disabled={busy} />
+              <PhotoPicker label="Search with a photo instead" onPick={onPick} />
             </div>
           ) : query && marking ? (
             // in place of the picker: one photo to draw on, where the eye already is (a phone shows no more)
@@ -184,7 +203,7 @@ export function SearchPage() {
               onCancel={() => setMarking(false)}
               onMark={(box) => {
                 setMarking(false);
-                void run({ ...query, box });
+                run({ ...query, box });
               }}
             />
           ) : (
@@ -202,12 +221,11 @@ export function SearchPage() {
                     width={found.width}
                     height={found.height}
                     selected={found.dog}
-                    onSelect={(i) => void run(query.box ? { ...query, box: undefined } : query, i)}
+                    onSelect={(i) => run(query.box ? { ...query, box: undefined } : query, i)}
                     disabled={busy}
                   />
                 ) : undefined
               }
-              disabled={busy}
             />
           )}
           {query?.kind === "photo" && !query.more?.length && !marking && (
@@ -217,15 +235,24 @@ export function SearchPage() {
           )}
           {query?.kind === "photo" && (
             <div className="more-photos">
-              {query.more?.length ? (
+              {photos.length > 1 ? (
                 <>
                   <p data-testid="query-photos">
-                    Searching with {query.more.length + 1} photos of this dog (their similarities averaged).
+                    Searching with {photos.length} photos of this dog (their similarities averaged).
                   </p>
-                  <ul className="query-photos" aria-label="More photos of the same dog">
-                    {query.more.map((m, i) => (
+                  <ul className="query-photos" aria-label="The photos of the dog you search for">
+                    {photos.map((m, i) => (
                       <li key={`${i}-${m.file.name}`}>
-                        <img src={m.url} alt={`Photo ${i + 2} of the dog you search for`} />
+                        <img src={m.url} alt={`Photo ${i + 1} of the dog you search for`} />
+                        <button
+                          type="button"
+                          className="button small secondary"
+                          onClick={() => onRemove(i)}
+                          disabled={busy}
+                          aria-label={`Remove photo ${i + 1} from the search`}
+                        >
+                          Remove
+                        </button>
                       </li>
                     ))}
                   </ul>
@@ -234,7 +261,13 @@ export function SearchPage() {
                   </button>
                 </>
               ) : null}
-              {1 + (query.more?.length ?? 0) < MAX_QUERY_PHOTOS && (
+              {leftOut > 0 && (
+                <p className="notice" role="status" data-testid="photos-left-out">
+                  A search combines at most {MAX_QUERY_PHOTOS} photos: {leftOut} of those you chose{" "}
+                  {leftOut === 1 ? "was" : "were"} left out.
+                </p>
+              )}
+              {photos.length < MAX_QUERY_PHOTOS && (
                 <label className="button small secondary">
                   More photos of the same dog
                   <input
@@ -300,31 +333,63 @@ export function SearchPage() {
             </button>
           </form>
         </div>
-        <div className="search-results" aria-live="polite" aria-busy={busy}>
-          <ErrorBanner error={error} onDismiss={() => setError(null)} />
-          {busy && <p className="notice">Searching…</p>}
-          {!busy && state.results && (
-            <>
-              <p className="muted">
-                {state.results.length} match{state.results.length === 1 ? "" : "es"}
-                {state.tookMs !== undefined ? ` in ${Math.round(state.tookMs)} ms` : ""}
-                {state.statuses?.length ? `, among dogs reported ${statusesText(state.statuses)}` : ""}
-              </p>
-              {state.results.length > 0 && state.bestVerdict && state.bestVerdict !== "likely" && (
-                <p className="notice no-likely-match" role="status">
-                  {NO_LIKELY_MATCH}
-                </p>
+        <div className="search-results" aria-busy={busy}>
+          {/* focused when a search ends; only its status line is live, not every result */}
+          <div className="search-outcome" ref={outcome} tabIndex={-1} data-testid="search-outcome">
+            <ErrorBanner error={error} onDismiss={() => setError(null)} />
+            {state.noDogIn != null && state.noDogIn < photos.length && photos.length > 1 && (
+              <button type="button" className="button small" onClick={() => onRemove(state.noDogIn!)} disabled={busy}>
+                Search without photo {state.noDogIn + 1}
+              </button>
+            )}
+            <div role="status">
+              {busy && <p className="notice">Searching…</p>}
+              {results && (
+                <>
+                  <p className="muted" data-testid="search-summary">
+                    {results.length} match{results.length === 1 ? "" : "es"}
+                    {state.tookMs !== undefined ? ` in ${Math.round(state.tookMs)} ms` : ""}
+                    {state.statuses?.length ? `, among dogs reported ${statusesText(state.statuses)}` : ""}
+                  </p>
+                  {query?.kind === "dog" && ownStatus !== undefined && (
+                    <p className="implied-filter" data-testid="implied-status">
+                      As {dogTitle(query.dog.payload)} is reported{" "}
+                      {(STATUS_LABELS[ownStatus as Status] ?? String(ownStatus)).toLowerCase()}, only dogs reported{" "}
+                      {statusesText(state.statuses ?? [])} are searched.{" "}
+                      <button type="button" className="button small secondary" onClick={() => run({ ...query, anyStatus: true })}>
+                        Search all dogs
+                      </button>
+                    </p>
+                  )}
+                  {results.length > 0 && note && <p className="notice no-likely-match">{note}</p>}
+                  {outdated && (
+                    <p className="notice" data-testid="filters-changed">
+                      Filters changed: search again to apply them.
+                    </p>
+                  )}
+                </>
               )}
+              {!busy && !results && !error && (
+                <p className="notice">Pick or drop a photo of a dog to see the most similar dogs in the collection.</p>
+              )}
+            </div>
+          </div>
+          {results && (
+            <div className={outdated ? "outdated" : undefined}>
               <ResultGrid
-                results={state.results}
+                results={results}
                 matchHref={matchHref}
                 onMoreLike={onMoreLike}
                 likeDog={query?.kind === "dog" ? query.dog : undefined}
+                emptyHint={
+                  query && narrowed(state.filters, query.kind)
+                    ? "Try removing a filter, or add some dogs first."
+                    : ownStatus !== undefined
+                      ? `Search all dogs to look beyond those reported ${statusesText(state.statuses ?? [])}.`
+                      : "Add some dogs first."
+                }
               />
-            </>
-          )}
-          {!busy && !state.results && !error && (
-            <p className="notice">Pick or drop a photo of a dog to see the most similar dogs in the collection.</p>
+            </div>
           )}
         </div>
       </div>

@@ -30,12 +30,13 @@ const FOUND = {
   thumbnail_url: "/v1/dogs/d2/image?size=thumbnail",
 };
 
-/** A gateway where alice (write) watches her lost dog, and a found dog has matched it (`found`). */
-function mockApi(found: object = FOUND, watching = false) {
+/** A gateway where alice (write) watches her lost dog, and a found dog has matched it (`found`); `deleted`: the
+ * lost dog has been deleted since. */
+function mockApi(found: object = FOUND, watching = false, deleted = false) {
   const watches: (typeof WATCH)[] = watching ? [WATCH] : [];
   const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
     if (url === "/v1/me") return json(200, { name: "alice", scope: "write", scopes: [], open: false, anonymous_search: false });
-    if (url === "/v1/dogs/d1") return json(200, LOST);
+    if (url === "/v1/dogs/d1") return deleted ? json(404, { detail: "no dog d1", code: "dog_not_found" }) : json(200, LOST);
     if (url === "/v1/watches" && init?.method === "POST") {
       watches.push(WATCH);
       return json(201, { ...WATCH, secret: "whsec_x" });
@@ -69,9 +70,13 @@ describe("Alerts", () => {
 
     await userEvent.click(within(said).getByRole("link", { name: "Alerts" }));
     const watch = await screen.findByTestId("watch");
-    expect(within(watch).getByRole("heading")).toHaveTextContent(
-      "Dogs like this one, found or sighted or shelter, at least 50 % likely the same dog",
+    // named by its dog, with its photo; the statuses in words
+    expect(await within(watch).findByRole("heading", { name: /^Dogs like Rex/ })).toHaveTextContent(
+      "Dogs like Rex, found, sighted or in a shelter, at least 50 % likely the same dog",
     );
+    expect(within(watch).getByRole("link", { name: /^Dogs like Rex/ })).toHaveAttribute("href", "#/dogs/d1");
+    expect(await within(watch).findByRole("img", { name: "Photo of Rex" })).toBeInTheDocument();
+    expect(fetchMock.mock.calls.map(([u]) => u)).toContain("/v1/dogs/d1/image?size=thumbnail");
     const match = await within(watch).findByTestId("watch-match");
     expect(match).toHaveTextContent("beagle");
     expect(match).toHaveTextContent("93 % likely the same dog");
@@ -83,7 +88,28 @@ describe("Alerts", () => {
     mockApi({ ...FOUND, payload: { ...FOUND.payload, near_duplicate_of: "d1" } }, true);
     renderApp("#/alerts", "dgs_some_key");
     const match = await screen.findByTestId("watch-match");
-    expect(match).toHaveTextContent("93 % likely the same dog · found · its photo looks like a copy of this dog's own");
+    expect(match).toHaveTextContent("93 % likely the same dog · Found · its photo looks like a copy of this dog's own");
+  });
+
+  it("says so when the watched dog was deleted, and links no page that is gone", async () => {
+    const fetchMock = mockApi(FOUND, true, true);
+    renderApp("#/alerts", "dgs_some_key");
+    const watch = await screen.findByTestId("watch");
+    expect(await within(watch).findByTestId("watched-dog-deleted")).toHaveTextContent(
+      "Its dog was deleted; the watch goes on with its photos.",
+    );
+    expect(within(watch).getByRole("heading")).toHaveTextContent(/^Dogs like a deleted dog, /);
+    expect(within(watch).queryByRole("link", { name: /^Dogs like/ })).toBeNull();
+    expect(fetchMock.mock.calls.map(([u]) => u)).not.toContain("/v1/dogs/d1/image?size=thumbnail");
+  });
+
+  it("remembers on the dog's page, after a reload, that the dog is watched", async () => {
+    const fetchMock = mockApi(FOUND, true);
+    renderApp("#/dogs/d1", "dgs_some_key");
+    expect(await screen.findByTestId("watched")).toHaveTextContent("Watched: dogs added later that are likely this one");
+    expect(within(screen.getByTestId("watched")).getByRole("link", { name: "Alerts" })).toHaveAttribute("href", "#/alerts");
+    expect(screen.queryByRole("button", { name: "Watch for matches" })).toBeNull();
+    expect(fetchMock.mock.calls.some(([u, i]) => u === "/v1/watches" && i?.method === "POST")).toBe(false);
   });
 
   it("offers no watch to a visitor who may only search", async () => {

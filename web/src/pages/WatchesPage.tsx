@@ -1,11 +1,11 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner, Notice } from "../components/ErrorBanner";
 import { dogTitle } from "../components/ResultGrid";
-import { deleteWatch, listWatches, messageOf, watchMatches } from "../lib/api";
+import { ApiError, deleteWatch, getDog, listWatches, messageOf, watchMatches } from "../lib/api";
 import { percent } from "../lib/dogs";
-import { formatSeen } from "../lib/reports";
-import type { Delivery, Watch, WatchMatch } from "../lib/types";
+import { formatSeen, STATUS_LABELS, statusesText, type Status } from "../lib/reports";
+import type { Delivery, Dog, Watch, WatchMatch } from "../lib/types";
 
 // New matches come in while the page is open (another user adds a found dog): look again now and then.
 const POLL_MS = 5000;
@@ -23,9 +23,17 @@ export function deliveryText(d: Delivery | null): string | null {
   }
 }
 
-function watchTitle(w: Watch): string {
-  const what = w.dog_id ? "Dogs like this one" : `Dogs like ${w.photos === 1 ? "a photo" : `${w.photos} photos`}`;
-  const status = w.status?.length ? `, ${w.status.join(" or ")}` : "";
+/** A watched dog as far as this page knows it: loaded, deleted since (its watch goes on with its photos), or not
+ * yet known. */
+type Watched = Dog | "deleted" | undefined;
+
+function watchTitle(w: Watch, dog: Watched): string {
+  const what = !w.dog_id
+    ? `Dogs like ${w.photos === 1 ? "a photo" : `${w.photos} photos`}`
+    : dog === "deleted"
+      ? "Dogs like a deleted dog"
+      : `Dogs like ${dog ? dogTitle(dog.payload) : "this one"}`;
+  const status = w.status?.length ? `, ${statusesText(w.status)}` : "";
   const where = w.near && w.radius_km ? `, within ${w.radius_km} km of ${w.near}` : "";
   return `${what}${status}${where}, at least ${percent(w.min_probability)} likely the same dog`;
 }
@@ -35,6 +43,9 @@ export function WatchesPage() {
   const [watches, setWatches] = useState<Watch[] | null>(null);
   const [matches, setMatches] = useState<Record<string, WatchMatch[]>>({});
   const [error, setError] = useState<string | null>(null);
+  // the watched dogs, each asked for once (a 404: deleted since)
+  const [dogs, setDogs] = useState<Record<string, Watched>>({});
+  const asked = useRef(new Set<string>());
 
   const refresh = useCallback(async () => {
     try {
@@ -53,6 +64,20 @@ export function WatchesPage() {
     const timer = window.setInterval(() => void refresh(), POLL_MS);
     return () => window.clearInterval(timer);
   }, [refresh]);
+
+  useEffect(() => {
+    for (const id of new Set(watches?.map((w) => w.dog_id))) {
+      if (!id || asked.current.has(id)) continue;
+      asked.current.add(id);
+      getDog(id).then(
+        (dog) => setDogs((known) => ({ ...known, [id]: dog })),
+        (e) => {
+          if (e instanceof ApiError && e.status === 404) setDogs((known) => ({ ...known, [id]: "deleted" }));
+          else asked.current.delete(id); // asked again with the next look: the title says "this one" meanwhile
+        },
+      );
+    }
+  }, [watches]);
 
   const remove = async (id: string) => {
     try {
@@ -74,11 +99,25 @@ export function WatchesPage() {
       {watches?.length === 0 && <Notice>No watches yet.</Notice>}
       {watches?.map((w) => {
         const found = matches[w.id] ?? [];
+        const dog = w.dog_id ? dogs[w.dog_id] : undefined;
+        const title = watchTitle(w, dog);
         return (
           <article key={w.id} className="watch" aria-label={`Watch ${w.id}`} data-testid="watch">
-            <h2>
-              {w.dog_id ? <a href={`#/dogs/${w.dog_id}`}>{watchTitle(w)}</a> : watchTitle(w)}
-            </h2>
+            <div className="watch-head">
+              {w.dog_id && dog && dog !== "deleted" && (
+                <ApiImage
+                  src={`/v1/dogs/${w.dog_id}/image?size=thumbnail`}
+                  alt={`Photo of ${dogTitle(dog.payload)}`}
+                  className="thumb"
+                />
+              )}
+              <h2>{w.dog_id && dog !== "deleted" ? <a href={`#/dogs/${w.dog_id}`}>{title}</a> : title}</h2>
+            </div>
+            {dog === "deleted" && (
+              <p className="notice" data-testid="watched-dog-deleted">
+                Its dog was deleted; the watch goes on with its photos.
+              </p>
+            )}
             <p className="small">Since {formatSeen(w.created_at)}</p>
             {found.length === 0 ? (
               <p className="notice">No match yet.</p>
@@ -91,7 +130,14 @@ export function WatchesPage() {
                       <span>{dogTitle(m.dog.payload)}</span>
                     </a>{" "}
                     <strong>{percent(m.probability)} likely the same dog</strong>
-                    {typeof m.dog.payload.status === "string" && <span> · {m.dog.payload.status}</span>}
+                    {typeof m.dog.payload.status === "string" && (
+                      <span>
+                        {" · "}
+                        <span className={`status status-${m.dog.payload.status}`}>
+                          {STATUS_LABELS[m.dog.payload.status as Status] ?? m.dog.payload.status}
+                        </span>
+                      </span>
+                    )}
                     {w.dog_id && m.dog.payload.near_duplicate_of === w.dog_id && (
                       // a poster of the lost dog shared and added again is no sighting: say so
                       <span className="copy-note" data-testid="copy-of-watched">
