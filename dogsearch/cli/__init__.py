@@ -9,6 +9,7 @@ import os
 import sys
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from dogsearch.cli import bench, check, evaluate, index, jobs, keys, reindex, search, serve, train, worker
 
@@ -32,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         return status
     except ValidationError as exc:  # settings from env or flags: fail fast, say which and why
         print(f"dogsearch: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a list or an object not written as JSON (ALLOWED_ROOTS=/imports): was a traceback
+        print(f"dogsearch: invalid settings: {exc}{f' ({exc.__cause__})' if exc.__cause__ else ''}; lists and "
+              "objects are written as JSON, e.g. [\"/imports\"]", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -19,6 +19,26 @@ class ClientSettings(BaseSettings):
     api_key: SecretStr | None = None  # a gateway API key (dogsearch keys add): a secret, so not a flag's default
 
 
+def check_environment() -> None:
+    """Stops a server or worker whose environment sets a DOGSEARCH_<SERVICE>_ variable that no settings class
+    reads (every service's classes: compose hands all services one env file)."""
+    import os
+
+    from dogsearch.core.settings import unknown_settings
+    from dogsearch.jobs.settings import JobsSettings
+    from dogsearch.services.embedder.settings import EmbedderSettings
+    from dogsearch.services.gateway.settings import GatewaySettings
+    from dogsearch.services.pose.settings import PoseSettings
+    from dogsearch.services.search.settings import SearchSettings
+    from dogsearch.services.server import ServerSettings
+
+    classes = (GatewaySettings, EmbedderSettings, SearchSettings, PoseSettings, JobsSettings, ServerSettings,
+               ClientSettings)
+    if unknown := unknown_settings(classes, os.environ):
+        raise SystemExit(f"dogsearch: no setting is named {', '.join(unknown)}: fix or remove it "
+                         "(README, \"Settings\")")
+
+
 def add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="a running gateway (e.g. http://127.0.0.1:8000); default: in this process")
     parser.add_argument("--data-dir", type=Path, default=Path(".data"),

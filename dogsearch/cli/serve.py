@@ -29,6 +29,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from dogsearch.cli.common import check_environment
     from dogsearch.core.access import InvalidKeyEntry
     from dogsearch.core.logs import configure_logging
     from dogsearch.core.memory import frozen_once_started
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from dogsearch.services.server import ServerSettings
 
     configure_logging(fmt=args.log_format)
+    check_environment()
     try:
         problem = exposure_problem(args)
     except InvalidKeyEntry as exc:  # the keys file: unreadable, a bad line, a name twice

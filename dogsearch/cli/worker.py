@@ -16,9 +16,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dogsearch.cli.common import check_environment
     from dogsearch.core.logs import configure_logging
     from dogsearch.services.worker import run_worker
 
     configure_logging(args.loglevel)
+    check_environment()
     run_worker(concurrency=args.concurrency, pool=args.pool, loglevel=args.loglevel, name=args.name)
     return 0

@@ -1,8 +1,10 @@
 """Base for each service's settings: one pydantic-settings class per service, env prefix, fail fast."""
 from __future__ import annotations
 
+import difflib
 import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -34,6 +36,35 @@ class ServiceSettings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat = "json"
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    """The environment variables a settings class reads (upper case: pydantic-settings matches them ignoring case)."""
+    prefix = cls.model_config.get("env_prefix", "")
+    names = set()
+    for field_name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {c.upper() for c in alias.choices if isinstance(c, str) and c.upper().startswith("DOGSEARCH_")}
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+        else:
+            names.add(f"{prefix}{field_name}".upper())
+    return names
+
+
+def unknown_settings(classes: Iterable[type[BaseSettings]], environ: Mapping[str, str]) -> list[str]:
+    """The variables of `environ` under one of the classes' prefixes (DOGSEARCH_GATEWAY_, ...) that none of them
+    reads, each with the closest name that one does: a misspelt setting is otherwise ignored, its default used."""
+    classes = list(classes)
+    prefixes = tuple(p for cls in classes if (p := cls.model_config.get("env_prefix")))
+    known = set().union(*(env_names(cls) for cls in classes))
+    found = []
+    for name in sorted(n.upper() for n in environ):
+        if name.startswith(prefixes) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return found
 
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")

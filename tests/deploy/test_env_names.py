@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 
-from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from dogsearch.core.settings import env_names
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.services.embedder.settings import EmbedderSettings
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -25,21 +25,6 @@ READS: dict[str, tuple[type[BaseSettings], ...]] = {
     "search": (SearchSettings, ServerSettings),
 }
 DEPLOY_ONLY = "DEPLOY_"  # compose's own knobs (.env.example), never passed to a settings class
-
-
-def env_names(cls: type[BaseSettings]) -> set[str]:
-    """The environment variables a settings class reads (pydantic-settings matches them case-insensitively)."""
-    prefix = cls.model_config.get("env_prefix", "")
-    names = set()
-    for field_name, field in cls.model_fields.items():
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names |= {c.upper() for c in alias.choices if isinstance(c, str) and c.upper().startswith("DOGSEARCH_")}
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-        else:
-            names.add(f"{prefix}{field_name}".upper())
-    return names
 
 
 def example_names() -> set[str]:

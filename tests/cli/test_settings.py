@@ -1,0 +1,39 @@
+"""Settings fail fast at `dogsearch serve` and `dogsearch worker`, in words: a misspelt variable stops the process
+(it was ignored, and its default used) and names the setting it was likely meant as; a list not written as JSON is
+one line, not a traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from dogsearch.core.settings import unknown_settings
+from dogsearch.jobs.settings import JobsSettings
+from dogsearch.services.gateway.settings import GatewaySettings
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DOGSEARCH_")} | env
+    return subprocess.run([sys.executable, "-m", "dogsearch.cli", *args], env=environ, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_a_variable_under_a_services_prefix_that_no_setting_reads_is_named():
+    environ = {"DOGSEARCH_GATEWAY_EMBEDER_URL": "http://x", "DOGSEARCH_JOBS_BATCH_SIZE": "8",
+               "dogsearch_gateway_max_k": "5", "DOGSEARCH_TEST_REDIS_DB": "12", "DOGSEARCH_BROKER_URL": "redis://x",
+               "DOGSEARCH_JOBS_NO_SUCH_THING": "1", "HOME": "/root"}
+    assert unknown_settings((GatewaySettings, JobsSettings), environ) == [
+        "DOGSEARCH_GATEWAY_EMBEDER_URL (did you mean DOGSEARCH_GATEWAY_EMBEDDER_URL?)", "DOGSEARCH_JOBS_NO_SUCH_THING"]
+
+
+def test_serve_and_worker_stop_on_a_misspelt_setting():
+    for args in (("serve", "gateway", "--port", "1"), ("worker",)):
+        done = run(*args, DOGSEARCH_GATEWAY_EMBEDER_URL="http://127.0.0.1:9", DOGSEARCH_BROKER_URL="redis://127.0.0.1:1")
+        assert done.returncode != 0
+        assert "did you mean DOGSEARCH_GATEWAY_EMBEDDER_URL?" in done.stderr, done.stderr[-2000:]
+
+
+def test_a_list_setting_not_written_as_json_is_one_line():
+    done = run("serve", "gateway", "--port", "1", DOGSEARCH_JOBS_ALLOWED_ROOTS="/imports")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "allowed_roots" in done.stderr and "written as JSON" in done.stderr
