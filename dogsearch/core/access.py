@@ -24,7 +24,7 @@ MAKE_ADMIN_KEY = "dogsearch keys add admin --scope admin"
 
 
 class InvalidKeyEntry(InvalidInput):
-    """A keys setting or file line that is not `name:scope:sha256hex`, or a name given twice."""
+    """A keys setting or file line that is not `name:scope:sha256hex`, a name given twice, or one secret twice."""
 
 
 def new_secret() -> str:
@@ -93,6 +93,9 @@ class Keyring:
         for key in keys:
             if any(k.name == key.name for k in self.keys):
                 raise InvalidKeyEntry(f"API key name {key.name!r} is given twice")
+            if same := next((k for k in self.keys if k.digest == key.digest), None):
+                # one secret, two names (and maybe two scopes): which one a request is would be the list's order
+                raise InvalidKeyEntry(f"API keys {same.name!r} and {key.name!r} have the same secret")
             self.keys.append(key)
 
     @property

@@ -148,3 +148,15 @@ def internal_key_field(prefix: str) -> Any:
 def set_secret(value: Any) -> Any:
     """An empty secret (a blank line in .env) is no secret."""
     return value if value is not None and value.get_secret_value() else None
+
+
+MIN_INTERNAL_KEY = 16  # characters: a key between services is made, not typed ("secret" is guessed)
+
+
+def checked_internal_key(value: Any) -> Any:
+    """The internal key (set_secret), refused when too short to be more than a guessable word."""
+    value = set_secret(value)
+    if value is not None and len(value.get_secret_value()) < MIN_INTERNAL_KEY:
+        raise ValueError(f"DOGSEARCH_INTERNAL_KEY: at least {MIN_INTERNAL_KEY} characters; make one with "
+                         "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return value

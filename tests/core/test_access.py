@@ -43,6 +43,9 @@ def test_a_keyring_knows_its_keys_and_nothing_else():
     assert keys.has_admin and not keys.open and Keyring().open
     with pytest.raises(InvalidKeyEntry, match="twice"):
         Keyring([ApiKey.make("a", "search", "x"), ApiKey.make("a", "write", "y")])
+    # one secret under two names and scopes: which a request is would be the order of the file's lines
+    with pytest.raises(InvalidKeyEntry, match="'reader' and 'boss' have the same secret"):
+        Keyring([ApiKey.make("reader", "search", "same"), ApiKey.make("boss", "admin", "same")])
 
 
 def test_a_bad_entry_never_echoes_a_pasted_secret():

@@ -13,7 +13,7 @@ from tests.fakes import fake_all_in_one
 from tests.images import solid
 from tests.jobs.servers import REDIS_URL
 
-INTERNAL = "internal-secret"
+INTERNAL = "internal-secret-of-the-tests"
 
 
 @asynccontextmanager
@@ -70,3 +70,19 @@ async def test_the_gateway_lets_only_the_internal_key_or_an_admin_through_its_in
         assert (await client.get("/internal/embedder/healthz")).status_code == 401  # the whole door is shut
         assert (await client.get("/metrics", headers=bearer(INTERNAL))).status_code == 200  # Prometheus
         assert (await client.get("/v1/dogs", headers=bearer(INTERNAL))).status_code == 401  # not a public key
+
+
+def test_an_internal_key_too_short_to_be_more_than_a_word_stops_every_service(monkeypatch):
+    import pytest
+    from pydantic import ValidationError
+
+    from dogsearch.services.embedder.settings import EmbedderSettings
+    from dogsearch.services.gateway.settings import GatewaySettings
+    from dogsearch.services.pose.settings import PoseSettings
+
+    monkeypatch.setenv("DOGSEARCH_INTERNAL_KEY", "secret")
+    for settings in (SearchSettings, EmbedderSettings, PoseSettings, GatewaySettings):
+        with pytest.raises(ValidationError, match="at least 16 characters"):
+            settings()
+    monkeypatch.setenv("DOGSEARCH_INTERNAL_KEY", "x" * 16)
+    assert SearchSettings().internal_key.get_secret_value() == "x" * 16

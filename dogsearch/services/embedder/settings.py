@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from dogsearch.core.settings import InferenceSettings, internal_key_field, set_secret, usable_cores
+from dogsearch.core.settings import InferenceSettings, checked_internal_key, internal_key_field, usable_cores
 from dogsearch.inference.runtimes import EXPORT_RUNTIMES, check_runtime, default_precision, default_runtime
 from dogsearch.models.registry import (
     DEFAULT_CACHE_DIR,
@@ -78,7 +78,7 @@ class EmbedderSettings(InferenceSettings):
     @field_validator("internal_key")
     @classmethod
     def _set(cls, value: SecretStr | None) -> SecretStr | None:
-        return set_secret(value)
+        return checked_internal_key(value)
 
     @field_validator("detector")
     @classmethod

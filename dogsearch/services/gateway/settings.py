@@ -14,6 +14,7 @@ from dogsearch.core.settings import (
     DECODE_MEMORY_HELP,
     MAX_DECODE_HELP,
     ServiceSettings,
+    checked_internal_key,
     internal_key_field,
     set_secret,
 )
@@ -124,10 +125,15 @@ class GatewaySettings(ServiceSettings):
     def _lists(cls, value: Any) -> Any:
         return _list(value)
 
-    @field_validator("api_key", "internal_key")
+    @field_validator("api_key")
     @classmethod
     def _set(cls, value: SecretStr | None) -> SecretStr | None:
         return set_secret(value)
+
+    @field_validator("internal_key")
+    @classmethod
+    def _internal(cls, value: SecretStr | None) -> SecretStr | None:
+        return checked_internal_key(value)
 
     @model_validator(mode="after")
     def _thresholds(self) -> GatewaySettings:

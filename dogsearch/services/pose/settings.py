@@ -9,8 +9,8 @@ from dogsearch.core.settings import (
     DECODE_MEMORY_HELP,
     MAX_DECODE_HELP,
     InferenceSettings,
+    checked_internal_key,
     internal_key_field,
-    set_secret,
     usable_cores,
 )
 from dogsearch.inference.runtimes import check_runtime, default_runtime
@@ -58,7 +58,7 @@ class PoseSettings(InferenceSettings):
     @field_validator("internal_key")
     @classmethod
     def _set(cls, value: SecretStr | None) -> SecretStr | None:
-        return set_secret(value)
+        return checked_internal_key(value)
 
     def default_replicas(self) -> int:
         # One single-threaded replica per core, as the embedder: the detector, verifier and pose networks are small,

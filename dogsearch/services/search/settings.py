@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from dogsearch.core.settings import ServiceSettings, internal_key_field, set_secret
+from dogsearch.core.settings import ServiceSettings, checked_internal_key, internal_key_field
 from dogsearch.search.contract import Quantization
 
 
@@ -45,7 +45,7 @@ class SearchSettings(ServiceSettings):
     @field_validator("internal_key")
     @classmethod
     def _set(cls, value: SecretStr | None) -> SecretStr | None:
-        return set_secret(value)
+        return checked_internal_key(value)
 
     @field_validator("qdrant_url")
     @classmethod
