@@ -101,14 +101,16 @@ def _said(detail: Any) -> str:
     return detail if isinstance(detail, str) else str(detail)
 
 
-def from_response(service: str, status: int, body: Any, *, named: bool = True) -> DogsearchError:
+def from_response(service: str, status: int, body: Any, *, named: bool = True,
+                  callers_key: bool = False) -> DogsearchError:
     """The error a service's error answer stands for, its reason prefixed with the service's name (unless not
     `named`: the answer about one of a request's photos, in that photo's words): its own class when the answer names
     a known `code` of the status's kind (a CollectionMissing, not any Conflict), else the kind of the status. A 5xx
-    is an UpstreamFailure: the caller's request was fine, a part behind it is not."""
+    is an UpstreamFailure: the caller's request was fine, a part behind it is not; so is a 401, the credentials of
+    the service that asked, unless the key is the caller's own (`callers_key`: the CLI's, to a gateway)."""
     detail = body.get("detail", body) if isinstance(body, dict) else body
     reason = without_paths(_said(detail))  # passed on: no server paths
-    if (status >= 500 and status not in (504, 507)) or status == 401:  # 401: this service's own credentials are wrong
+    if (status >= 500 and status not in (504, 507)) or (status == 401 and not callers_key):
         return UpstreamFailure(f"{service} unavailable: {reason}", source=service)
     kind = KIND_OF_STATUS.get(status, InvalidInput if status < 500 else TimedOut)
     cls = kinds().get(body.get("code")) if isinstance(body, dict) and isinstance(body.get("code"), str) else None

@@ -11,6 +11,7 @@ from dogsearch.services.errors import UpstreamFailure, from_response
 
 class ServiceClient:
     service = "service"
+    callers_key = False  # the token is this process's credential between services: a 401 is its fault, not the user's
 
     def __init__(self, base_url: str = "http://service", *, app: Any = None, timeout: float = 60.0,
                  token: str | None = None) -> None:
@@ -35,7 +36,7 @@ class ServiceClient:
                 body = response.json()
             except ValueError:
                 body = response.text
-            raise from_response(self.service, response.status_code, body)
+            raise from_response(self.service, response.status_code, body, callers_key=self.callers_key)
         return response
 
     async def ready(self) -> str | None:

@@ -206,3 +206,14 @@ def test_a_malformed_job_id_is_said_in_words(slow_gateway):
     shown = dogsearch("jobs", "show", "--url", slow_gateway, "nope")
     assert shown.returncode == 1 and "job_id: String should match pattern" in shown.stderr, shown.stderr
     assert "'loc'" not in shown.stderr and "'type'" not in shown.stderr  # not a list of dicts
+
+
+def test_a_gateway_asking_for_a_key_is_said_so_not_called_unavailable(tmp_path):
+    from dogsearch.core.access import ApiKey
+
+    admin = ApiKey.make("admin", "admin", "dgs_" + "a" * 40)
+    app = fake_all_in_one(tmp_path / "data", ColorGridModel(), gateway_options={"api_keys": [admin.entry]})
+    with Served(app) as served:
+        refused = dogsearch("jobs", "list", "--url", served.url, env={"DOGSEARCH_CLIENT_API_KEY": ""})
+    assert refused.returncode == 1 and "needs an API key" in refused.stderr, refused.stderr
+    assert "unavailable" not in refused.stderr

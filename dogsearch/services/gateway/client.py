@@ -12,6 +12,7 @@ from dogsearch.services.http import ServiceClient
 
 class GatewayClient(ServiceClient):
     service = "gateway"
+    callers_key = True  # a user's API key: a 401 is "this needs a key", not the gateway being down
 
     async def add_dog(self, image: bytes, filename: str = "photo", **fields: Any) -> tuple[int, dict]:
         """Returns (status, dog): 201 when added, 200 when this photo was already stored."""
