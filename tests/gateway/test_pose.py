@@ -126,3 +126,24 @@ def test_fake_pose_model_is_deterministic():
     a = model.predict(Image.new("RGB", (10, 10)), [[0, 0, 10, 10]])[0]
     b = fake_pose_pipeline().model.predict(Image.new("RGB", (10, 10)), [[0, 0, 10, 10]])[0]
     assert (a.points == b.points).all()
+
+
+async def test_a_search_with_poses_answers_without_them_when_the_pose_service_fails(tmp_path, fake_model):
+    def broken():
+        raise RuntimeError("the pose model's weights are gone")  # every call to the pose service: a 500
+
+    app = fake_all_in_one(tmp_path / "data", fake_model, pose_factory=broken)
+    async with serving(app) as client:
+        for i, colour in enumerate([(120, 80, 40), (20, 20, 200)]):
+            await _add(client, _photo(colour), f"dog{i}")
+        files = {"image": ("q.png", _photo((122, 82, 42)), "image/png")}
+        plain = (await client.post("/v1/search", files=files, data={"k": "2"})).json()
+        for fields in ({"pose": "true"}, {"rerank": "pose"}):
+            answer = await client.post("/v1/search", files=files, data={"k": "2", **fields})
+            assert answer.status_code == 200, answer.text  # was the whole search's 503
+            body = answer.json()
+            assert body["pose_error"].startswith("pose") and body["query_pose"] is None
+            assert [r["id"] for r in body["results"]] == [r["id"] for r in plain["results"]]
+            assert all(r.get("pose") is None and r.get("rerank_score") is None for r in body["results"])
+        assert plain["pose_error"] is None
+

@@ -116,6 +116,8 @@ class SearchResponse(BaseModel):
         None, description="the best result's verdict (unlikely when there is none); null without a calibration")
     message: str | None = Field(None, description="said plainly when no result is likely the same dog")
     query_pose: dict[str, Any] | None = Field(None, description="with pose=true: the query photo's pose")
+    pose_error: str | None = Field(None, description="with pose=true or rerank=pose: why there are no poses (the "
+                                                     "pose service did not answer); the results are ranked without")
     took_ms: float
     statuses: list[str] | None = Field(None, description="the report statuses searched among (from status, or the "
                                                          "counterparts of for_status); null: any")

@@ -3,6 +3,7 @@ most like a stored one."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Literal
 
@@ -43,6 +44,8 @@ from dogsearch.services.gateway.schemas import (
     Taken,
 )
 from dogsearch.services.gateway.settings import GatewaySettings
+
+log = logging.getLogger("dogsearch.gateway")
 
 NO_DOG = {422: {"description": "no dog found in the photo (code no_dog_found, with `seems`: what it seems to show "
                                "instead, and of several photos `photo`: which, 0 first), `dog` beyond the dogs it "
@@ -146,9 +149,15 @@ def router(settings: GatewaySettings) -> APIRouter:
         matches = found.matches[:depth]
         searched = found.photo.dogs[found.dog] if found.photo.dogs else None  # its pose, not the photo's others'
         box = None if searched is None or searched.whole_photo else searched.box
-        query_pose, poses = await asyncio.gather(parts.pose.pose(data, box),
-                                                 asyncio.gather(*(parts.poses.of(m.dog) for m in matches)))
         scored = [(m.score, m) for m in matches]
+        try:
+            query_pose, poses = await asyncio.gather(parts.pose.pose(data, box),
+                                                     asyncio.gather(*(parts.poses.of(m.dog) for m in matches)))
+        except (Unavailable, TimedOut) as exc:  # the pose service down or slow: the search itself still answers
+            log.warning("search without poses: %s", exc.reason)
+            judged = await _judge(parts, found.matches, k)
+            return _answer(found, [result(m, judged, i, reports.near) for i, m in enumerate(found.matches[:k])],
+                           judged, start, reports=reports, pose_error=exc.reason)
         ranked = (rerank_by_pose(query_pose, scored, poses, parts.settings.pose_rerank_weight) if rerank == "pose"
                   else [(s, m, p) for (s, m), p in zip(scored, poses, strict=True)])[:k]
         shown = [m for _, m, _ in ranked]
@@ -224,9 +233,10 @@ def result(match: Match, judged: Judged, index: int, near: Place | None = None, 
 
 
 def _answer(found: Search, results: list[SearchResult], judged: Judged, start: float,
-            query_pose: dict | None = None, reports: ReportQuery | None = None) -> PhotoSearchResponse:
+            query_pose: dict | None = None, reports: ReportQuery | None = None,
+            pose_error: str | None = None) -> PhotoSearchResponse:
     photo = found.photo
-    return PhotoSearchResponse(results=results, query_pose=query_pose, took_ms=_ms_since(start),
+    return PhotoSearchResponse(results=results, query_pose=query_pose, took_ms=_ms_since(start), pose_error=pose_error,
                                query_photos=len(found.photos) or 1,
                                best_verdict=judged.best_verdict, message=judged.message,
                                dogs=found_dogs(photo), dog=found.dog, width=photo.width, height=photo.height,
