@@ -45,3 +45,20 @@ async def test_missing_build_says_how_to_build(tmp_path, client_for):
     assert "make setup" in index.text and "npm run build" in index.text and "/docs" in index.text
     assert asset.status_code == 404
     assert api.status_code == 200
+
+
+async def test_the_page_may_run_only_its_own_scripts_and_no_answer_is_sniffed_or_framed(tmp_path):
+    from dogsearch.core.access import ApiKey
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<!doctype html>")
+    admin = ApiKey.make("admin", "admin", "dgs_" + "a" * 40)
+    app = fake_all_in_one(tmp_path / "data", gateway_options={"web_dir": dist, "api_keys": [admin.entry]})
+    index, refused, health = await _get(app, "/", "/v1/dogs", "/healthz")
+    csp = index.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+    assert refused.status_code == 401  # refused before any route: the headers still come
+    for answer in (index, refused, health):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY" and answer.headers["referrer-policy"] == "no-referrer"

@@ -28,6 +28,10 @@ async function newPage(context: BrowserContext): Promise<Page> {
   const p = await context.newPage();
   p.setDefaultTimeout(15_000);
   p.on("pageerror", (e) => pageErrors.push(String(e)));
+  // the gateway's Content-Security-Policy: anything of the UI's own that it refuses is a bug of either
+  p.on("console", (m) => {
+    if (m.type() === "error" && m.text().includes("Content Security Policy")) pageErrors.push(m.text());
+  });
   return p;
 }
 

@@ -24,7 +24,7 @@ from dogsearch.services.gateway.routers import ALL as ROUTERS
 from dogsearch.services.gateway.samedog import SameDog
 from dogsearch.services.gateway.security import Access
 from dogsearch.services.gateway.settings import GatewaySettings
-from dogsearch.services.gateway.web import DEFAULT_WEB_DIR, install_web
+from dogsearch.services.gateway.web import DEFAULT_WEB_DIR, SecurityHeaders, install_web
 from dogsearch.services.gateway.webhooks import WebhookSender
 from dogsearch.services.ops import install_ops
 from dogsearch.services.pose.client import PoseClient
@@ -126,6 +126,7 @@ def create_app(
         return JSONResponse({"detail": exc.reason, "code": exc.code, "seems": exc.seems, **which}, status_code=422)
 
     install_web(app, settings.web_dir or DEFAULT_WEB_DIR)
+    app.add_middleware(SecurityHeaders)
     for routes in ROUTERS:
         app.include_router(routes.router(settings))
     return app
