@@ -102,6 +102,9 @@ def build_app(args: argparse.Namespace):
     overrides = {k: v for k, v in (("embedder_url", args.embedder_url), ("search_url", args.search_url),
                                    ("pose_url", args.pose_url), ("data_dir", args.data_dir)) if v}
     # Embedded job state and unpacked uploads go under the gateway's data directory (ids never clash: the
-    # photo store's sub-folders are two hex digits).
-    jobs = JobsSettings(**({"data_dir": args.data_dir / "jobs"} if args.data_dir else {}))
+    # photo store's sub-folders are two hex digits), unless DOGSEARCH_JOBS_DATA_DIR says where (the workers, which
+    # take no --data-dir, read that one).
+    jobs = JobsSettings()
+    if args.data_dir and "data_dir" not in jobs.model_fields_set:
+        jobs = JobsSettings(data_dir=args.data_dir / "jobs")
     return create_app(GatewaySettings(**overrides), jobs_settings=jobs)

@@ -37,3 +37,17 @@ def test_a_list_setting_not_written_as_json_is_one_line():
     done = run("serve", "gateway", "--port", "1", DOGSEARCH_JOBS_ALLOWED_ROOTS="/imports")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "allowed_roots" in done.stderr and "written as JSON" in done.stderr
+
+
+def test_a_gateways_data_dir_holds_its_job_state_unless_the_jobs_setting_says_where(tmp_path, monkeypatch):
+    # `serve gateway --data-dir` put the jobs under it even with DOGSEARCH_JOBS_DATA_DIR set, where the workers
+    # (which take no --data-dir) read them.
+    from dogsearch.cli import parser
+    from dogsearch.cli.serve import build_app
+
+    for name in [n for n in os.environ if n.startswith("DOGSEARCH_")]:
+        monkeypatch.delenv(name)
+    args = parser().parse_args(["serve", "gateway", "--data-dir", str(tmp_path / "photos")])
+    assert build_app(args).state.parts.jobs.settings.data_dir == tmp_path / "photos" / "jobs"
+    monkeypatch.setenv("DOGSEARCH_JOBS_DATA_DIR", str(tmp_path / "shared-jobs"))
+    assert build_app(args).state.parts.jobs.settings.data_dir == tmp_path / "shared-jobs"
