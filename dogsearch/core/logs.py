@@ -6,7 +6,10 @@ import logging
 import sys
 import time
 
-_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# uvicorn's `color_message` repeats `msg` with terminal colour codes: noise in a JSON line
+_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
+# One line per call between our services at INFO would bury the rest: their failures are logged where they matter.
+_QUIET = ("httpx", "httpcore")
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,3 +37,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
