@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -130,6 +131,11 @@ class BodyTimeout:
             await response({"type": "http"}, None, send)
 
 
+# The ASGI scope key under which a middleware leaves what the request's log line should say of it (who called,
+# from where): the gateway's access check, which may answer before any route.
+LOGGED = "dogsearch.logged"
+
+
 class RequestMetrics:
     """Counts, times and logs every request. Plain ASGI: Starlette's BaseHTTPMiddleware costs a task group and a
     memory stream per request, which showed in profiles of bulk ingestion (many small internal requests)."""
@@ -157,20 +163,24 @@ class RequestMetrics:
             LATENCY.labels(self.service, path).observe(elapsed)
             if path not in ("/healthz", "/readyz", "/metrics"):
                 log.info("request", extra={"service": self.service, "method": scope["method"], "route": path,
-                                           "status": status, "ms": round(elapsed * 1000, 1)})
+                                           "status": status, "ms": round(elapsed * 1000, 1),
+                                           **scope.get(LOGGED, {})})
 
 
 def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes: int | None = None,
                 body_limits: dict[str, int] | None = None, internal_key: str | None = None,
-                collectors: Sequence[Collector] = ()) -> None:
+                collectors: Sequence[Collector] = (), guard: tuple[type, dict[str, Any]] | None = None) -> None:
     """`max_request_bytes` caps every request body; `body_limits` gives some paths a limit of their own;
-    `internal_key`: every route but /healthz and /readyz needs it (the services behind the gateway); `collectors`:
-    this app's own metrics, read at each scrape (off the event loop: they may ask a store), kept in
-    `app.state.metrics`."""
+    `internal_key`: every route but /healthz and /readyz needs it (the services behind the gateway); `guard`: a
+    middleware (class, options) that refuses callers instead (the gateway's keys); `collectors`: this app's own
+    metrics, read at each scrape (off the event loop: they may ask a store), kept in `app.state.metrics`."""
     if max_request_bytes is not None:
         app.add_middleware(BodyLimit, limit=max_request_bytes, per_path=body_limits)
+    # outside BodyLimit: refused before any body is read; inside RequestMetrics: refusals are counted and logged
     if internal_key:
-        app.add_middleware(InternalGuard, key=internal_key)  # outside BodyLimit: refused before any body is read
+        app.add_middleware(InternalGuard, key=internal_key)
+    if guard is not None:
+        app.add_middleware(guard[0], **guard[1])
 
     app.add_middleware(RequestMetrics, service=service)  # added last: outermost, so it sees 413s too
 

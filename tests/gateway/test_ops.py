@@ -14,3 +14,26 @@ async def test_ops_endpoints(gateway):
     assert 'dogsearch_http_requests_total{method="POST",route="/v1/dogs",service="gateway",status="201"}' in metrics
     assert 'service="embedder"' in metrics and 'service="search"' in metrics
     assert "/v1/dogs" in (await gateway.get("/openapi.json")).json()["paths"]
+
+
+async def test_refused_requests_are_counted_and_logged_with_who_and_where(tmp_path, caplog):
+    # Refusals by the access check (401, 403, 429) answered before the request counter saw them: an attack was
+    # invisible in dogsearch_http_requests_total, and no log line said who was refused, or from where.
+    import logging
+
+    from dogsearch.core.access import ApiKey
+    from tests.fakes import fake_all_in_one, serving
+
+    admin, reader = "dgs_" + "a" * 40, "dgs_" + "r" * 40
+    keys = [ApiKey.make("boss", "admin", admin).entry, ApiKey.make("reader", "search", reader).entry]
+    with caplog.at_level(logging.INFO, logger="dogsearch.http"):
+        async with serving(fake_all_in_one(tmp_path / "data", gateway_options={"api_keys": keys})) as client:
+            assert (await client.get("/v1/dogs")).status_code == 401
+            assert (await client.delete(f"/v1/dogs/{'0' * 8}-0000-0000-0000-{'0' * 12}",
+                                        headers={"X-API-Key": reader})).status_code == 403
+            metrics = (await client.get("/metrics", headers={"X-API-Key": admin})).text
+    for status in ("401", "403"):
+        assert f'route="unmatched",service="gateway",status="{status}"' in metrics, metrics
+    lines = [(r.status, getattr(r, "caller", None), r.client) for r in caplog.records if r.msg == "request"
+             and getattr(r, "service", "") == "gateway" and hasattr(r, "client")]
+    assert (401, None, "127.0.0.1") in lines and (403, "reader", "127.0.0.1") in lines, lines

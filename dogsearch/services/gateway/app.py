@@ -104,19 +104,18 @@ def create_app(
             reasons.append("upgrading the stored dogs to the current storage layout")
         return "; ".join(reasons) or None
 
-    # Bodies are refused before they are read: a photo's limit everywhere, a zip's only where zips go (every route
-    # still checks its own limit).
-    install_ops(app, "gateway", ready, max_request_bytes=settings.max_upload_bytes + 256 * 1024,
-                body_limits={"/v1/jobs/index/upload": bulk.settings.max_archive_bytes + 256 * 1024},
-                collectors=[JobPhotos(bulk.store), *(sub.state.metrics for sub in sub_apps)])
-    # Added last = runs first: refuse what is not allowed before reading any body.
     if settings.api_key is not None:
         log.warning("DOGSEARCH_GATEWAY_API_KEY is deprecated: it is taken as an admin key named 'admin'; make keys "
                     "with `dogsearch keys add` and set DOGSEARCH_GATEWAY_API_KEYS")
-    app.add_middleware(Access, keyring=keyring, anonymous_search=settings.anonymous_search,
-                       internal_key=settings.internal_secret, trusted_proxies=settings.trusted_proxies,
-                       per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst,
-                       redis_url=bulk.settings.broker_url)  # counts shared by the replicas through the broker
+    access = {"keyring": keyring, "anonymous_search": settings.anonymous_search,
+              "internal_key": settings.internal_secret, "trusted_proxies": settings.trusted_proxies,
+              "per_minute": settings.rate_limit_per_minute, "burst": settings.rate_limit_burst,
+              "redis_url": bulk.settings.broker_url}  # counts shared by the replicas through the broker
+    # Bodies are refused before they are read: a photo's limit everywhere, a zip's only where zips go (every route
+    # still checks its own limit); what is not allowed is refused before that (Access).
+    install_ops(app, "gateway", ready, max_request_bytes=settings.max_upload_bytes + 256 * 1024,
+                body_limits={"/v1/jobs/index/upload": bulk.settings.max_archive_bytes + 256 * 1024},
+                collectors=[JobPhotos(bulk.store), *(sub.state.metrics for sub in sub_apps)], guard=(Access, access))
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])

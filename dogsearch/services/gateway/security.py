@@ -18,6 +18,7 @@ from dogsearch.core.access import NOBODY, OPEN, Caller, Keyring, Scope, check_in
 from dogsearch.core.errors import Forbidden, Unauthenticated
 from dogsearch.services.errors import error_response
 from dogsearch.services.internal import TRUSTED, presented_key
+from dogsearch.services.ops import LOGGED
 
 log = logging.getLogger("dogsearch.access")
 
@@ -167,6 +168,8 @@ class Access:
                                  [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"],
                                  self.trusted)
         caller = self.resolve(presented_key(headers), internal_door=needed == "admin" and not path.startswith("/v1"))
+        # the request's log line says who called from where, refused or not (ops.RequestMetrics)
+        scope[LOGGED] = {"client": address, **({"caller": caller.name} if caller and caller.name else {})}
         if caller is None:
             return await self._answer(scope, receive, send, address, FAILED_AUTH_COST,
                                       Unauthenticated("unknown API key"))
