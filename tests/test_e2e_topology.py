@@ -29,7 +29,7 @@ def celery_ping(broker: str, env: dict[str, str]) -> Callable[[], bool]:
     celery = str(Path(sys.executable).parent / "celery")
 
     def ready() -> bool:
-        out = subprocess.run([celery, "-b", broker, "inspect", "ping", "-d", f"celery@{socket.gethostname()}",
+        out = subprocess.run([celery, "-b", broker, "inspect", "ping", "-d", f"worker@{socket.gethostname()}",
                               "-t", "3"], capture_output=True, text=True, env=env, timeout=30)
         return out.returncode == 0
     return ready
@@ -79,8 +79,9 @@ class Topology:
                           envs[name], tmp / f"{name}.log", http_ready(url))
             for name, url in self.urls.items()
         }
+        # named as in its container (docker/worker.Dockerfile), which the healthcheck pings
         self.worker = Process("worker", [*cli, "worker", "--pool", "threads", "--concurrency", "2",
-                                         "--loglevel", "WARNING"],
+                                         "--loglevel", "WARNING", "--name", "worker@%h"],
                               ingest_env, tmp / "worker.log", celery_ping(self.broker, base))
 
     def start(self) -> None:
