@@ -45,6 +45,8 @@ export interface SearchState {
   error?: string | null;
   /** with an error of a photo without a dog, in a search of several: which photo (0-based) */
   noDogIn?: number | null;
+  /** the query's file is no usable photo (not an image, too large, too thin): nothing to mark or add to */
+  refused?: boolean;
 }
 
 const initial: SearchState = { query: null, results: null, filters: {}, fieldText: "", k: 12 };
@@ -75,11 +77,17 @@ function foundIn(answer: SearchResponse): FoundInQuery | null {
 }
 
 /** A failed search in words; a photo without a dog among several says which. */
-function failure(e: unknown, photos: number): Pick<SearchState, "error" | "noDogIn"> {
+function failure(e: unknown, photos: number): Pick<SearchState, "error" | "noDogIn" | "refused"> {
   const which = e instanceof ApiError && photos > 1 ? e.photo : null;
   const message = messageOf(e);
-  if (which === null) return { error: message, noDogIn: null };
-  return { error: `Photo ${which + 1} of ${photos}: ${message.charAt(0).toLowerCase()}${message.slice(1)}`, noDogIn: which };
+  // the server's refusals of the file itself: image_rejected, image_too_large, ...; 413 and 415 whatever their code
+  const refused = e instanceof ApiError && (e.status === 413 || e.status === 415 || !!e.code?.startsWith("image_"));
+  if (which === null) return { error: message, noDogIn: null, refused };
+  return {
+    error: `Photo ${which + 1} of ${photos}: ${message.charAt(0).toLowerCase()}${message.slice(1)}`,
+    noDogIn: which,
+    refused,
+  };
 }
 
 export function SearchProvider({ children, initialState }: { children: ReactNode; initialState?: SearchState }) {
@@ -101,6 +109,7 @@ export function SearchProvider({ children, initialState }: { children: ReactNode
       busy: true,
       error: null,
       noDogIn: null,
+      refused: false,
       results: null,
       // a new photo: the boxes of the last one are not its own
       found: query === s.query ? s.found : null,

@@ -24,11 +24,22 @@ describe("SearchPage upload errors", () => {
     stubObjectUrls("blob:preview");
   });
 
-  it("shows the API's detail for a rejected file", async () => {
-    mockApi(async () => json(415, { detail: "not an image: cannot identify image file" }));
+  it("shows the API's detail for a rejected file, and offers nothing to do with it", async () => {
+    mockApi(async () => json(415, { detail: "not an image: cannot identify image file", code: "image_unsupported" }));
     render(<SearchProvider><SearchPage /></SearchProvider>);
     await pickPhoto("notes.txt", "text/plain");
     expect(await screen.findByRole("alert")).toHaveTextContent("not an image: cannot identify image file");
+    // no dog to mark in it, no dog to add photos of
+    expect(screen.queryByRole("button", { name: /Mark the dog yourself/ })).not.toBeInTheDocument();
+    expect(screen.queryByLabelText("Add more photos of the same dog to the search")).not.toBeInTheDocument();
+  });
+
+  it("offers to mark the dog in a photo where the detector found none", async () => {
+    mockApi(async () => json(422, { detail: "no dog found in this photo", code: "no_dog_found", seems: [] }));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByRole("alert")).toHaveTextContent("No dog found");
+    expect(screen.getByRole("button", { name: /Mark the dog yourself/ })).toBeInTheDocument();
   });
 
   it("shows a too-large rejection", async () => {

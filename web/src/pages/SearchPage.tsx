@@ -228,7 +228,7 @@ export function SearchPage() {
               }
             />
           )}
-          {query?.kind === "photo" && !query.more?.length && !marking && (
+          {query?.kind === "photo" && !query.more?.length && !marking && !state.refused && (
             <button type="button" className="button small secondary" onClick={() => setMarking(true)} disabled={busy}>
               {found ? "Not the right dog? Mark it yourself" : "Mark the dog yourself"}
             </button>
@@ -267,7 +267,7 @@ export function SearchPage() {
                   {leftOut === 1 ? "was" : "were"} left out.
                 </p>
               )}
-              {photos.length < MAX_QUERY_PHOTOS && (
+              {photos.length < MAX_QUERY_PHOTOS && !state.refused && (
                 <label className="button small secondary">
                   More photos of the same dog
                   <input
