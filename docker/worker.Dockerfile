@@ -29,8 +29,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
 USER 10001:10001
-# Alive when this node answers a ping through the broker (the node name is celery@<container hostname>).
+# Alive when this node answers a ping through the broker: one worker a container, its node name worker@<the
+# container's hostname> (CMD's --name), which this healthcheck and compose's ping.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
-    CMD ["sh", "-c", "celery -b \"$DOGSEARCH_BROKER_URL\" inspect ping -d \"celery@$(hostname)\" -t 10 >/dev/null"]
-# one worker a container: its node name is the container's host name, which the compose healthcheck pings
+    CMD ["sh", "-c", "celery -b \"$DOGSEARCH_BROKER_URL\" inspect ping -d \"worker@$(hostname)\" -t 10 >/dev/null"]
 CMD ["dogsearch", "worker", "--pool", "threads", "--concurrency", "2", "--name", "worker@%h"]

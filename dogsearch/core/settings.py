@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -53,6 +54,11 @@ def env_names(cls: type[BaseSettings]) -> set[str]:
     return names
 
 
+# What Kubernetes sets in every pod for each Service of its namespace: a Service named dogsearch-search gives
+# DOGSEARCH_SEARCH_SERVICE_HOST, DOGSEARCH_SEARCH_PORT, DOGSEARCH_SEARCH_PORT_8002_TCP_ADDR, ... (not settings).
+_SERVICE_LINK = re.compile(r"_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$")
+
+
 def unknown_settings(classes: Iterable[type[BaseSettings]], environ: Mapping[str, str]) -> list[str]:
     """The variables of `environ` under one of the classes' prefixes (DOGSEARCH_GATEWAY_, ...) that none of them
     reads, each with the closest name that one does: a misspelt setting is otherwise ignored, its default used."""
@@ -61,7 +67,7 @@ def unknown_settings(classes: Iterable[type[BaseSettings]], environ: Mapping[str
     known = set().union(*(env_names(cls) for cls in classes))
     found = []
     for name in sorted(n.upper() for n in environ):
-        if name.startswith(prefixes) and name not in known:
+        if name.startswith(prefixes) and name not in known and not _SERVICE_LINK.search(name):
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
             found.append(f"{name} (did you mean {close[0]}?)" if close else name)
     return found

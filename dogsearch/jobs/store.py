@@ -144,6 +144,11 @@ class BrokerUnavailable(Unavailable):
     """Redis, which holds the jobs and the photos' hashes, does not answer: retry later (a 503, not a 500)."""
 
 
+# Redis refusing for its state, not for our command: out of memory (maxmemory, noeviction), a read-only replica,
+# still loading its data, no primary
+_REDIS_CANNOT = ("OOM", "READONLY", "LOADING", "MASTERDOWN")
+
+
 def _unavailable_when_down(cls: type) -> type:
     """Each public method of `cls`: Redis unreachable raises BrokerUnavailable, which says so (an API answers 503 with
     Retry-After, a worker's batch is retried), instead of redis' ConnectionError (a 500)."""
@@ -154,8 +159,12 @@ def _unavailable_when_down(cls: type) -> type:
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 return method(*args, **kwargs)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.InvalidResponse) as exc:
                 raise BrokerUnavailable(f"the job broker (Redis) does not answer: {exc}") from exc
+            except redis.ResponseError as exc:
+                if not str(exc).startswith(_REDIS_CANNOT):
+                    raise  # a command of ours that Redis refuses: a bug, a 500 with its log
+                raise BrokerUnavailable(f"the job broker (Redis) cannot take it now: {exc}") from exc
         return call
 
     for name, member in list(vars(cls).items()):
@@ -173,7 +182,8 @@ class RedisJobStore:
         nothing twice; the job itself and its errors stay."""
         import redis
 
-        self.r = redis.Redis.from_url(url, decode_responses=True)
+        # Bounded waits: a Redis behind a partition would hold a gateway thread for minutes (the OS's connect timeout)
+        self.r = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30)
         self.max_errors, self.p, self.bookkeeping_ttl_s = max_errors, prefix, bookkeeping_ttl_s
         self._record = self.r.register_script(_RECORD)
         self._transition = self.r.register_script(_TRANSITION)

@@ -169,11 +169,13 @@ class RequestMetrics:
 
 def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes: int | None = None,
                 body_limits: dict[str, int] | None = None, internal_key: str | None = None,
-                collectors: Sequence[Collector] = (), guard: tuple[type, dict[str, Any]] | None = None) -> None:
+                collectors: Sequence[Collector] = (), guard: tuple[type, dict[str, Any]] | None = None,
+                degraded: ReadyCheck | None = None) -> None:
     """`max_request_bytes` caps every request body; `body_limits` gives some paths a limit of their own;
     `internal_key`: every route but /healthz and /readyz needs it (the services behind the gateway); `guard`: a
     middleware (class, options) that refuses callers instead (the gateway's keys); `collectors`: this app's own
-    metrics, read at each scrape (off the event loop: they may ask a store), kept in `app.state.metrics`."""
+    metrics, read at each scrape (off the event loop: they may ask a store), kept in `app.state.metrics`;
+    `degraded`: what is down that leaves the service ready for most of its work (said in /readyz, still 200)."""
     if max_request_bytes is not None:
         app.add_middleware(BodyLimit, limit=max_request_bytes, per_path=body_limits)
     # outside BodyLimit: refused before any body is read; inside RequestMetrics: refusals are counted and logged
@@ -195,7 +197,8 @@ def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes
     async def readyz() -> Response:
         reason = await ready()
         if reason is None:
-            return JSONResponse({"status": "ready", "service": service})
+            note = await degraded() if degraded is not None else None
+            return JSONResponse({"status": "ready", "service": service, **({"degraded": note} if note else {})})
         return JSONResponse({"status": "not ready", "service": service, "reason": reason}, status_code=503)
 
     own = CollectorRegistry(auto_describe=False)  # the app's: several apps may share a process (all-in-one, tests)

@@ -21,7 +21,11 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_a_variable_under_a_services_prefix_that_no_setting_reads_is_named():
     environ = {"DOGSEARCH_GATEWAY_EMBEDER_URL": "http://x", "DOGSEARCH_JOBS_BATCH_SIZE": "8",
                "dogsearch_gateway_max_k": "5", "DOGSEARCH_TEST_REDIS_DB": "12", "DOGSEARCH_BROKER_URL": "redis://x",
-               "DOGSEARCH_JOBS_NO_SUCH_THING": "1", "HOME": "/root"}
+               "DOGSEARCH_JOBS_NO_SUCH_THING": "1", "HOME": "/root",
+               # Kubernetes' service links, for Services named dogsearch-gateway and dogsearch-search: not settings
+               "DOGSEARCH_GATEWAY_SERVICE_HOST": "10.0.0.1", "DOGSEARCH_GATEWAY_SERVICE_PORT_HTTP": "8000",
+               "DOGSEARCH_SEARCH_PORT": "tcp://10.0.0.2:8002", "DOGSEARCH_SEARCH_PORT_8002_TCP_ADDR": "10.0.0.2",
+               "DOGSEARCH_SEARCH_PORT_8002_TCP_PROTO": "tcp"}
     assert unknown_settings((GatewaySettings, JobsSettings), environ) == [
         "DOGSEARCH_GATEWAY_EMBEDER_URL (did you mean DOGSEARCH_GATEWAY_EMBEDDER_URL?)", "DOGSEARCH_JOBS_NO_SUCH_THING"]
 

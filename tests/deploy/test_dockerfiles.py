@@ -66,6 +66,7 @@ def test_image_runs_a_real_command_as_a_non_root_user(name: str) -> None:
         # the node name the compose healthcheck pings
         ping = " ".join(compose_model(BASE)["services"]["worker"]["healthcheck"]["test"])
         assert args.name == "worker@%h" and '-d "worker@$$(hostname)"' in ping
+        assert '-d \\"worker@$(hostname)\\"' in stage["HEALTHCHECK"]  # the image's own, for docker run
     else:
         assert (args.command, args.service, args.host) == ("serve", name, "0.0.0.0")
         assert args.port == DEFAULT_PORTS[name] == int(stage["EXPOSE"])

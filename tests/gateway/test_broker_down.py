@@ -1,6 +1,9 @@
 """Redis, the job broker, down under a gateway that uses it (its jobs, and every new photo's look-alikes by hash):
-/readyz says so, and what needs it is a 503 naming it with Retry-After (each was a 500), while searches go on."""
+/readyz says so (still ready: searches go on), and what needs it is a 503 naming it with Retry-After (each was a
+500)."""
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -18,9 +21,13 @@ async def gateway(tmp_path, fake_model):
         yield client
 
 
-async def test_a_dead_broker_is_not_ready_and_what_needs_it_is_a_503(gateway):
-    ready = await gateway.get("/readyz")
-    assert ready.status_code == 503 and "job broker" in ready.text
+async def test_a_dead_broker_is_said_by_readyz_and_what_needs_it_is_a_503(gateway):
+    for _ in range(100):  # the start-up's storage upgrade first (nothing stored: a moment)
+        ready = await gateway.get("/readyz")
+        if "upgrading" not in ready.text:
+            break
+        await asyncio.sleep(0.1)
+    assert ready.status_code == 200 and ready.json()["degraded"].startswith("job broker unreachable"), ready.text
     for r in (await add(gateway, solid(RED)), await gateway.get("/v1/jobs"),
               await gateway.get("/v1/jobs/00000000-0000-0000-0000-000000000000")):
         assert r.status_code == 503, r.text

@@ -91,15 +91,17 @@ def create_app(
                                                                   "a photo.", lifespan=lifespan)
     app.state.parts = parts
 
-    async def broker_ready() -> str | None:
+    async def broker_down() -> str | None:
+        """Redis, where a broker is set: adding photos (their hashes) and jobs need it, searches do not, so the
+        gateway stays ready and says so."""
         try:
             await asyncio.wait_for(asyncio.to_thread(bulk.store.ping), timeout=2.0)
-        except (Unavailable, TimeoutError) as exc:  # photos are added through it: their hashes, and jobs
+        except (Unavailable, TimeoutError) as exc:
             return f"job broker unreachable: {exc}" if isinstance(exc, Unavailable) else "job broker timed out"
         return None
 
     async def ready() -> str | None:
-        reasons = [r for r in await asyncio.gather(embedder.ready(), search_client.ready(), broker_ready()) if r]
+        reasons = [r for r in await asyncio.gather(embedder.ready(), search_client.ready()) if r]
         if upgrading and not upgrading[0].done():
             reasons.append("upgrading the stored dogs to the current storage layout")
         return "; ".join(reasons) or None
@@ -115,7 +117,8 @@ def create_app(
     # still checks its own limit); what is not allowed is refused before that (Access).
     install_ops(app, "gateway", ready, max_request_bytes=settings.max_upload_bytes + 256 * 1024,
                 body_limits={"/v1/jobs/index/upload": bulk.settings.max_archive_bytes + 256 * 1024},
-                collectors=[JobPhotos(bulk.store), *(sub.state.metrics for sub in sub_apps)], guard=(Access, access))
+                collectors=[JobPhotos(bulk.store), *(sub.state.metrics for sub in sub_apps)], guard=(Access, access),
+                degraded=broker_down)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
