@@ -349,6 +349,7 @@ export function DogPage({ id }: { id: string }) {
                 <p className="muted">Marking photo {photos.indexOf(markedNow) + 1} of {photos.length}.</p>
               )}
               <MarkDog
+                key={markedNow.id} // its box and size are of one photo: another photo starts afresh
                 src={markSrc}
                 action="Save this box"
                 disabled={!!photoBusy}
