@@ -35,6 +35,7 @@ from dogsearch.gallery.reports import PhotoReport, asks_photo, from_photo, photo
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
+_SCROLL_PAGE = 256  # entries a look-up reads at a time (the search service takes at most 1000)
 _WRITERS = 8  # photo writes of a batch at once: fsyncs overlap (about 4x faster on one disk)
 _NewPhoto = tuple[str, "Upload", ImageInfo, int | None]  # an entry stored with it, its upload, info, perceptual hash
 log = logging.getLogger("dogsearch.gallery")
@@ -262,10 +263,16 @@ class Ingestor:
         try:
             if not await self.index.count(dogs):  # nearly always: a count, no payloads
                 return set()
-            alive = await self.index.scroll(len(ids), None, dogs)
+            # every cover, page by page: a dog whose cover moves has two for a moment (delete_photo sets the new one
+            # first), so len(ids) of them need not be every dog
+            found, cursor = set(), None
+            while True:
+                page = await self.index.scroll(_SCROLL_PAGE, cursor, dogs)
+                found |= {p["payload"]["dog_id"] for p in page["points"]}
+                if (cursor := page["next"]) is None:
+                    return found
         except CollectionMissing:
             return set()
-        return {p["payload"]["dog_id"] for p in alive["points"]}
 
     async def add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], *, require_dog: bool | None = None,
                        embedded: Sequence[Embedded] | None = None) -> list[list[Added]]:

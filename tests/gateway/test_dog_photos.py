@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from PIL import Image
 
-from dogsearch.gallery.records import photo_id, sha256_hex
+from dogsearch.gallery.records import photo_id, regrown_dog_id, sha256_hex
 from tests.fakes import fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, GREEN, RED, add, search, total
 from tests.gateway.test_security import ENTRIES as KEY_ENTRIES
@@ -182,6 +182,21 @@ async def test_a_photo_removed_from_the_dog_it_made_starts_a_bounded_number_of_d
     assert await total(gateway) == 9
     assert (await gateway.delete(f"/v1/dogs/{dogs[3]}")).status_code == 204  # an id free again is taken
     assert (await add(gateway, red)).json()["id"] == dogs[3]
+
+
+async def test_a_dog_whose_cover_moves_hides_no_other_dog_from_the_id_check(tmp_path, fake_model):
+    # delete_photo sets the new cover before it deletes the old: for a moment a dog has two. The check of which ids
+    # are dogs read as many covers as ids asked, so those two could hide another dog, whose id then looked free.
+    app = fake_all_in_one(tmp_path / "data", fake_model)
+    async with serving(app) as client:
+        rex = (await add(client, solid(RED))).json()["id"]
+        await add_photo(client, rex, solid(NEAR_BLUE))
+        fido = (await add(client, solid((10, 10, 200)))).json()["id"]
+        assert fido > max(rex, pid(solid(NEAR_BLUE)))  # read after Rex's two covers, by id: the case that hid it
+        ingest = app.state.parts.gallery.ingest
+        await ingest.index.set_payload([pid(solid(NEAR_BLUE))], {"cover": True})  # Rex's cover, mid-move
+        assert await ingest.new_dog_ids([rex, fido]) == {
+            rex: regrown_dog_id(rex, 1), fido: regrown_dog_id(fido, 1)}
 
 
 async def test_bad_input_is_a_clear_4xx_and_changes_nothing(gateway):
