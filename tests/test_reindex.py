@@ -310,3 +310,28 @@ async def test_reindex_embeds_a_dog_its_user_marked_from_its_own_box(site):
         found = await client.post("/v1/search", files={"image": ("q.png", speck)}, data={"box": "190,140,250,190"})
         assert found.status_code == 200, found.text
         assert found.json()["results"][0]["id"] == marked and found.json()["results"][0]["score"] > 0.9999
+
+
+async def test_reindex_brings_no_photo_back_into_the_dog_its_user_removed_it_from(site):
+    # The small blue dog of a photo is a dog of its own, which its user then gave another photo and took this one
+    # from (the dog keeps its id: the photo's second entry's). A reindex that finds the blue dog again must not make
+    # a point of that id: it would be a second cover of that dog, the removed photo back in it.
+    from dogsearch.services.embedder.dogs import DogCropModel
+    from tests.fakes import BlobDetector, FakeClassifier
+
+    two = _two_dogs()
+    async with gallery(site, ColorGridModel(), detector=True) as client:
+        rex = (await client.post("/v1/dogs", files={"image": ("a.png", two)})).json()["id"]
+        blue = (await client.post("/v1/dogs", files={"image": ("a.png", two)}, data={"dog": "1"})).json()["id"]
+        another = Image.new("RGB", (160, 120), (235, 235, 235))
+        another.paste(Image.new("RGB", (50, 60), (20, 30, 190)), (60, 30))  # the blue dog elsewhere
+        buf = io.BytesIO()
+        another.save(buf, "PNG")
+        later = await client.post(f"/v1/dogs/{blue}/photos", files={"image": ("b.png", buf.getvalue())})
+        assert later.status_code == 201, later.text
+        assert (await client.delete(f"/v1/dogs/{blue}/photos/{rex}")).status_code == 204  # the photo's id is rex's
+    report = site.run(DogCropModel(CoarseGridModel(), BlobDetector(), FakeClassifier()))
+    assert report.swapped and report.added == 0 and report.points == 2
+    with site.store() as store:
+        covers = [p.payload["photo_id"] for p in store.scroll(10, None, {"dog_id": blue, "cover": True})[0]]
+    assert covers == [later.json()["photo_id"]]

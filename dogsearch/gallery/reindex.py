@@ -184,9 +184,13 @@ def _embed_page(page: list[Point], photos: PhotoStore, model,
         kept.append((id, payload))
         extra += others
     # A photo's other dogs, unless stored before: those are re-embedded from their own point (here or on another
-    # page), not twice.
+    # page), not twice. Nor one whose id a stored dog has: the photo it was made from, removed from it by its user,
+    # stays removed (a new point of that id would be the dog's second cover).
     wanted = {id for id, _, _ in extra} - {p.id for p in page}
     new_ids = wanted - ({p.id for p in old.retrieve(sorted(wanted))} if wanted else set())
+    dogs = {"dog_id": sorted(new_ids), "cover": True}
+    if new_ids and (covers := old.count(dogs)):
+        new_ids -= {p.payload["dog_id"] for p in old.scroll(covers, None, dogs)[0]}
     for id, payload, crop_image in extra:
         if id in new_ids:
             images.append(crop_image)
