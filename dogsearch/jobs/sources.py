@@ -220,8 +220,8 @@ def _read_inside(path: str | Path, roots: list[Path], max_bytes: int, error: Cal
                  what: str) -> bytes:
     """The bytes of a regular file inside `roots` (links resolved, then checked), at most `max_bytes`: `error(reason)`
     otherwise, its reason naming no server path."""
-    real = os.path.realpath(path)
-    if not inside(Path(real), [Path(os.path.realpath(r)) for r in roots]):
+    real, allowed = os.path.realpath(path), [Path(os.path.realpath(r)) for r in roots]
+    if not inside(Path(real), allowed):
         raise error(OUTSIDE)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: not a link swapped in since.
@@ -229,6 +229,9 @@ def _read_inside(path: str | Path, roots: list[Path], max_bytes: int, error: Cal
     except OSError as exc:
         raise error(f"{what} could not be read: {_strerror(exc)}") from exc
     with os.fdopen(fd, "rb") as f:
+        opened = Path(f"/proc/self/fd/{fd}")  # what was opened: a folder on the way swapped for a link since shows
+        if opened.is_symlink() and not inside(Path(os.readlink(opened)), allowed):
+            raise error(OUTSIDE)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise error("not a regular file")
@@ -259,7 +262,7 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
     # as a photo is read: a labels.csv linked to /etc/shadow, or a FIFO, is refused before a byte is read
     data = _read_inside(manifest, roots, limits.manifest_bytes, refused, "the manifest")
     try:
-        with io.StringIO(data.decode("utf-8"), newline="") as f:
+        with io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="") as f:  # decoded as it is read
             if manifest.suffix.lower() == ".jsonl":
                 for n, line in enumerate(f, 1):
                     if len(line) > limits.fields_bytes * 2:  # before parsing it; the fields are checked after

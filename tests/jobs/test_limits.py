@@ -243,3 +243,26 @@ def test_job_errors_carry_no_path_and_no_exception():
     passed_through = Unavailable("cannot write /data/vectors/dogs/segment.bin: read-only file system")
     assert reason_of(passed_through) == "cannot write segment.bin: read-only file system"
     assert_no_server_path([reason_of(KeyError("/etc/passwd"))])
+
+
+def test_a_folder_swapped_for_a_link_between_the_check_and_the_open_is_caught(tmp_path, monkeypatch):
+    # The path is resolved and checked, then opened: a folder on the way replaced by a link in between (O_NOFOLLOW
+    # guards only the last part) is found by what the open file descriptor points to.
+    from dogsearch.jobs import sources
+    from dogsearch.jobs.sources import PhotoUnreadable, open_photo
+
+    root, outside = tmp_path / "imports", tmp_path / "private"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (root / "sub" / "a.jpg").write_bytes(b"inside")
+    (outside / "a.jpg").write_bytes(b"secret")
+    real_open = os.open
+
+    def swapping_open(path, flags, *args):
+        (root / "sub").rename(root / "was-sub")
+        (root / "sub").symlink_to(outside)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(sources.os, "open", swapping_open)
+    with pytest.raises(PhotoUnreadable, match="outside the allowed folders"):
+        open_photo(str(root / "sub" / "a.jpg"), [str(root)], 1024)
