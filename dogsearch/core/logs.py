@@ -37,5 +37,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    for name in _QUIET:
-        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for name in _QUIET:  # at DEBUG, they are what was asked for
+        logging.getLogger(name).setLevel(logging.WARNING if root.level >= logging.INFO else root.level)

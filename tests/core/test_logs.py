@@ -25,6 +25,9 @@ def test_info_keeps_our_lines_and_quiets_the_http_clients(capsys):
         logging.getLogger("httpx").warning("connection reset")
         lines = [json.loads(line)["msg"] for line in capsys.readouterr().err.splitlines()]
         assert lines == ["stored", "connection reset"]
+        configure_logging("DEBUG")  # asked for everything: the calls too
+        logging.getLogger("httpx").info("HTTP Request: GET http://embedder/readyz")
+        assert "GET http://embedder/readyz" in capsys.readouterr().err
     finally:
         root.handlers[:] = saved
         root.setLevel(level)
