@@ -80,6 +80,10 @@ class TooManyWatches(Conflict):
     """The key has as many watches as it may."""
 
 
+class AlreadyWatching(Conflict):
+    """The key watches this dog already, on the same conditions: a second watch would send every alert twice."""
+
+
 class NotCalibrated(Conflict):
     """The collection's vectors have no same-dog calibration: a watch could not say how likely a match is."""
 
@@ -166,10 +170,18 @@ class Watches:
                                 "not tell how likely a new dog is the same: `dogsearch train calibration` makes one")
         if webhook_url:
             await asyncio.to_thread(resolve, webhook_url, self.allow_private)
+        radius_km = radius_km if near else None
+        if dog_id is not None:  # a request sent again (its answer lost), or a second click
+            same = (dog_id, float(min_probability), tuple(sorted(statuses)), near, radius_km, webhook_url or None)
+            for old in await self.list(owner):
+                if (old.dog_id, old.min_probability, tuple(sorted(old.statuses)), old.near, old.radius_km,
+                        old.webhook_url) == same:
+                    raise AlreadyWatching(f"this key watches dog {dog_id} on these conditions already: watch "
+                                          f"{old.id} (delete it to make another)")
         matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
         watch = Watch(str(uuid.uuid4()), owner, dog_id, model, matrix, float(min_probability), tuple(statuses),
-                      near, radius_km if near else None, webhook_url or None, now_iso())
+                      near, radius_km, webhook_url or None, now_iso())
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         if not await asyncio.to_thread(self.store.create, watch, secret, self.max_per_owner):
             raise TooManyWatches(f"this key has {self.max_per_owner} watches, the most it may: delete one first")

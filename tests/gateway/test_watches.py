@@ -202,6 +202,19 @@ async def test_bad_watch_requests(gw):
     assert r.status_code in (415, 422)
 
 
+async def test_a_dog_watched_again_on_the_same_conditions_is_a_409_naming_the_watch(gw):
+    # A second click, or a request sent again after its answer was lost, made a second watch: every alert twice.
+    lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+    first = await gw.post("/v1/watches", json={"dog_id": lost, "min_probability": 0.6})
+    assert first.status_code == 201, first.text
+    again = await gw.post("/v1/watches", json={"dog_id": lost, "min_probability": 0.6})
+    assert again.status_code == 409 and again.json()["code"] == "already_watching"
+    assert first.json()["id"] in again.json()["detail"]
+    other = await gw.post("/v1/watches", json={"dog_id": lost, "min_probability": 0.9})  # other conditions: welcome
+    assert other.status_code == 201, other.text
+    assert len((await gw.get("/v1/watches")).json()["items"]) == 2
+
+
 async def test_without_a_calibration_a_watch_is_refused(tmp_path, fake_model):
     app = fake_all_in_one(tmp_path / "data", fake_model)
     async with serving(app) as client:
@@ -242,8 +255,8 @@ async def test_watches_are_their_owners(keyed):
     assert (await httpx.AsyncClient(transport=alice._transport, base_url="http://gw").get(
         "/v1/watches")).status_code == 401
     # at most max_watches_per_key (2) a key
-    assert (await alice.post("/v1/watches", json={"dog_id": dog})).status_code == 201
-    r = await alice.post("/v1/watches", json={"dog_id": dog})
+    assert (await alice.post("/v1/watches", json={"dog_id": dog, "min_probability": 0.6})).status_code == 201
+    r = await alice.post("/v1/watches", json={"dog_id": dog, "min_probability": 0.7})
     assert r.status_code == 409 and r.json()["code"] == "too_many_watches"
     assert (await bob.post("/v1/watches", json={"dog_id": dog})).status_code == 201  # bob has his own
     assert (await alice.delete(f"/v1/watches/{wid}")).status_code == 204

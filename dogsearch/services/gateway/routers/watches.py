@@ -44,8 +44,9 @@ def router(settings: GatewaySettings) -> APIRouter:
     api = APIRouter(prefix="/v1/watches", tags=["watches"])
 
     @api.post("", status_code=201, response_model=WatchCreated, openapi_extra=_CREATE_BODY,
-              responses={409: {"description": "too many watches for this key (too_many_watches), or the vectors have "
-                                              "no same-dog calibration (not_calibrated)"}})
+              responses={409: {"description": "too many watches for this key (too_many_watches), this dog watched by "
+                                              "this key on the same conditions (already_watching), or the vectors "
+                                              "have no same-dog calibration (not_calibrated)"}})
     async def create_watch(request: Request, parts: PartsDep, caller: CallerDep) -> JSONResponse:
         """JSON {dog_id, webhook_url, min_probability, status, near, radius_km}, or multipart with `image` files
         (up to DOGSEARCH_GATEWAY_MAX_WATCH_PHOTOS) instead of dog_id. The answer's `secret` signs the deliveries
