@@ -76,19 +76,10 @@ class Gallery:
         copied = {c for dog in dogs if isinstance(c := dog.payload.get("near_duplicate_of"), str)}
         if not copied:
             return list(dogs)
-        alive = await self._stored_dogs(copied)
+        alive = await self.ingest.stored_dog_ids(copied)
         return [dog if dog.payload.get("near_duplicate_of") in alive | {None} else
                 replace(dog, payload={k: v for k, v in dog.payload.items() if k != "near_duplicate_of"})
                 for dog in dogs]
-
-    async def _stored_dogs(self, ids: set[str]) -> set[str]:
-        """Those of `ids` that are stored dogs (a page of _PAGE at a time: a filter may name many)."""
-        named, alive = sorted(ids), set()
-        for start in range(0, len(named), _PAGE):
-            page = named[start:start + _PAGE]
-            found = await self.index.scroll(len(page), None, {"dog_id": page, "cover": True})
-            alive |= {point["payload"]["dog_id"] for point in found["points"]}
-        return alive
 
     async def _shown_matches(self, matches: Sequence[Match]) -> list[Match]:
         """`matches` with their dogs as `shown` shows them."""
@@ -101,7 +92,7 @@ class Gallery:
             if isinstance(copied := covers.get("near_duplicate_of"), str | list) and copied:
                 # the copies of a deleted dog's photo are shown as copying nothing (`shown`): none is listed as one
                 named = {copied} if isinstance(copied, str) else {c for c in copied if isinstance(c, str)}
-                covers["near_duplicate_of"] = sorted(await self._stored_dogs(named)) if named else copied
+                covers["near_duplicate_of"] = sorted(await self.ingest.stored_dog_ids(named)) if named else copied
             page = await self.index.scroll(limit, cursor, covers)
             total = await self.index.count(covers)
         except CollectionMissing:  # nothing stored yet: an empty gallery

@@ -241,11 +241,11 @@ class Ingestor:
         (the photo the dog was made from was removed from it, and the dog kept its id); then the first of the entry's
         regrown ids that no stored dog has. PhotoOfAnotherDog when the entry has started MAX_REGROWN such dogs. One
         count, nearly always."""
-        taken = await self._stored_dog_ids(entry_ids)
+        taken = await self.stored_dog_ids(entry_ids)
         if not taken:
             return {entry: entry for entry in entry_ids}
         regrown = {entry: [regrown_dog_id(entry, n) for n in range(1, MAX_REGROWN + 1)] for entry in taken}
-        used = await self._stored_dog_ids([dog for dogs in regrown.values() for dog in dogs])
+        used = await self.stored_dog_ids(dog for dogs in regrown.values() for dog in dogs)
         ids = {}
         for entry in entry_ids:
             free = [entry] if entry not in taken else [dog for dog in regrown[entry] if dog not in used]
@@ -255,24 +255,24 @@ class Ingestor:
             ids[entry] = free[0]
         return ids
 
-    async def _stored_dog_ids(self, ids: Sequence[str]) -> set[str]:
-        """Those of `ids` that are the ids of stored dogs."""
-        if not ids:
-            return set()
-        dogs = {"dog_id": list(ids), "cover": True}
+    async def stored_dog_ids(self, ids: Iterable[str]) -> set[str]:
+        """Those of `ids` that are the ids of stored dogs: _SCROLL_PAGE ids a look-up (a filter may name many), each
+        read over every cover it matches (a dog whose cover moves has two for a moment: delete_photo sets the new one
+        first), so no dog hides another. A count for up to _SCROLL_PAGE ids, nearly always (no payloads)."""
+        named, found = sorted(set(ids)), set()
         try:
-            if not await self.index.count(dogs):  # nearly always: a count, no payloads
-                return set()
-            # every cover, page by page: a dog whose cover moves has two for a moment (delete_photo sets the new one
-            # first), so len(ids) of them need not be every dog
-            found, cursor = set(), None
-            while True:
-                page = await self.index.scroll(_SCROLL_PAGE, cursor, dogs)
-                found |= {p["payload"]["dog_id"] for p in page["points"]}
-                if (cursor := page["next"]) is None:
-                    return found
-        except CollectionMissing:
+            for start in range(0, len(named), _SCROLL_PAGE):
+                dogs, cursor = {"dog_id": named[start:start + _SCROLL_PAGE], "cover": True}, None
+                if not await self.index.count(dogs):
+                    continue
+                while True:
+                    page = await self.index.scroll(_SCROLL_PAGE, cursor, dogs)
+                    found |= {p["payload"]["dog_id"] for p in page["points"]}
+                    if (cursor := page["next"]) is None:
+                        break
+        except CollectionMissing:  # nothing stored yet
             return set()
+        return found
 
     async def add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], *, require_dog: bool | None = None,
                        embedded: Sequence[Embedded] | None = None) -> list[list[Added]]:
