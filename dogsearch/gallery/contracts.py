@@ -72,6 +72,9 @@ class Index(Protocol):
 
     async def ensure_collection(self, dim: int, model: str, indexes: Mapping[str, str] | None = None) -> Any: ...
 
+    async def collection(self) -> dict[str, Any]:
+        """{"dim", "model", "count"} of the collection; NotFound before it exists."""
+
     async def lookup(self, point_ids: Sequence[str], with_vector: bool = False) -> dict[str, dict[str, Any]]:
         """{id: point} for the stored ones among `point_ids` (with its "vector" if asked)."""
 
@@ -82,8 +85,9 @@ class Index(Protocol):
 
     async def delete(self, point_id: str) -> None: ...
 
-    async def scroll(self, limit: int, offset: str | None = None, filter: Mapping | None = None) -> dict[str, Any]:
-        """{"points": [...], "next": the offset of the next page or None}."""
+    async def scroll(self, limit: int, offset: str | None = None, filter: Mapping | None = None,
+                     order_by: str | None = None) -> dict[str, Any]:
+        """{"points": [...], "next": the offset of the next page or None}; `order_by` as the engines' scroll."""
 
     async def count(self, filter: Mapping | None = None) -> int: ...
 

@@ -127,6 +127,7 @@ FIELDS: tuple[Field, ...] = (
     Field("breed", "user", "keyword"),
     Field("dog_id", "server", "keyword", public=False),  # the dog this entry shows
     Field("cover", "server", "bool", public=False),  # the entry that stands for its dog in lists: one per dog
+    Field("dog_created_at", "server", "datetime", public=False),  # on its cover: lists show the newest dogs first
     Field("owner", "server", "keyword", public=False),  # the name of the API key that added the dog
     Field("job", "server", "keyword"),  # the bulk job that stored the photo: `filter={"job": ID}` lists what it added
     # the report: is the dog lost, found, seen somewhere, and when

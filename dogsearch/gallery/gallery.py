@@ -7,6 +7,7 @@ photo no entry shows any more)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,7 +35,7 @@ from dogsearch.gallery.ingest import Added, Ingestor, Upload, check_dog, pick
 from dogsearch.gallery.judged import JudgedParts
 from dogsearch.gallery.multiquery import Rule, mean_query
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.gallery.records import Dog, Match, Page, Photo, sha256_hex
+from dogsearch.gallery.records import Dog, Match, Page, Photo, dog_created_at, sha256_hex
 from dogsearch.gallery.reports import PhotoReport
 from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
@@ -43,6 +44,7 @@ Filter = Mapping[str, Any]
 _PAGE = 256  # entries read at a time when a dog's are all needed
 PREVIEW_PX = 1024  # the longer side of a preview: a photo shown on a page, the dogs' boxes drawn over it
 _MOST_ENTRIES = 1000  # the most nearest entries asked for at once (the search service's default max_k)
+NEWEST_FIRST = "-dog_created_at"  # the order dogs are listed in
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class Gallery:
         self.require_dog, self.expansion, self.judged_by = require_dog, expansion, judged_by
         self.space = VectorSpace(embedder, index)
         self.ingest = Ingestor(embedder, index, photos, self.space, limits, require_dog)
+        # Lists show the newest dogs first; in the id order while an older release's dogs are being dated (they
+        # would be in no list meanwhile: gallery/layout.py).
+        self.newest_first = True
 
     async def dog(self, dog_id: str) -> Dog:
         return Dog.from_entry(await self._cover(dog_id))
@@ -93,7 +98,9 @@ class Gallery:
                 # the copies of a deleted dog's photo are shown as copying nothing (`shown`): none is listed as one
                 named = {copied} if isinstance(copied, str) else {c for c in copied if isinstance(c, str)}
                 covers["near_duplicate_of"] = sorted(await self.ingest.stored_dog_ids(named)) if named else copied
-            page = await self.index.scroll(limit, cursor, covers)
+            # a page goes on in the order of the one before it: its cursor is an id in the id order
+            by_id = not self.newest_first if cursor is None else _is_id(cursor)
+            page = await self.index.scroll(limit, cursor, covers, order_by=None if by_id else NEWEST_FIRST)
             total = await self.index.count(covers)
         except CollectionMissing:  # nothing stored yet: an empty gallery
             return Page([], None, 0)
@@ -160,8 +167,11 @@ class Gallery:
             if len(entries) == 1:
                 raise LastPhoto(f"photo {photo} is the only photo of dog {dog_id}: delete the dog instead")
             entry = gone[0]
-            if Photo.from_entry(entry).cover:  # a new cover first: the dog is never without one
-                await self.index.set_payload([next(e["id"] for e in entries if e is not entry)], {"cover": True})
+            if Photo.from_entry(entry).cover:  # a new cover first: the dog is never without one, nor its place
+                created = entry["payload"].get("dog_created_at") or \
+                    dog_created_at(dog_id, entry["payload"].get("created_at", ""))
+                await self.index.set_payload([next(e["id"] for e in entries if e is not entry)],
+                                             {"cover": True, "dog_created_at": created})
             await self.index.delete(entry["id"])
             await self._drop_files([entry])
             return await self.dog(dog_id)
@@ -473,3 +483,11 @@ def _without_dogs(filter: Filter | None, dogs: list[str]) -> Filter | None:
     left_out = out.get("dog_id", [])
     out["dog_id"] = [*([left_out] if isinstance(left_out, str) else left_out), *dogs]
     return {**base, "$not": out}
+
+
+def _is_id(cursor: str) -> bool:
+    try:
+        uuid.UUID(cursor)
+    except ValueError:
+        return False
+    return True

@@ -24,6 +24,7 @@ from dogsearch.gallery.records import (
     MAX_PHOTO_DOGS,
     MAX_REGROWN,
     Dog,
+    dog_created_at,
     entry_id,
     marked_entry_id,
     photo_dogs,
@@ -575,6 +576,7 @@ def _point(upload: Upload, info: ImageInfo, dog: FoundDog, entry: str, model: st
         **upload.fields,
         **match_keys(upload.fields),
         "dog_id": dog_id or entry, "cover": cover, "photo_id": upload.photo_id,
+        **({"dog_created_at": dog_created_at(dog_id or entry)} if cover else {}),
         **({"owner": upload.owner} if upload.owner else {}),
         **({"job": upload.job} if upload.job else {}),
         **({} if dog.whole_photo else {"box": [float(v) for v in dog.box]}),  # no box: the whole photo

@@ -1,7 +1,8 @@
 """The storage layout's upgrade. Entries stored before dogs had ids of their own (one entry per photo, the dog, the
 photo and the entry all of one id) lack the fields that say which dog and which photo an entry shows and whether
-it is the dog's cover; `upgrade` gives them those, through the Index contract, so it runs the same on the
-embedded engine and on a Qdrant server, in-process or across HTTP. Idempotent: what is upgraded is left alone."""
+it is the dog's cover, and dogs stored before dogs were dated lack the time lists order them by; `upgrade` gives
+them those, through the Index contract, so it runs the same on the embedded engine and on a Qdrant server,
+in-process or across HTTP. Idempotent: what is upgraded is left alone."""
 from __future__ import annotations
 
 import json
@@ -9,21 +10,62 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from dogsearch.core.errors import NotFound
 from dogsearch.gallery.contracts import Index
-from dogsearch.gallery.fields import MATCHED, match_key, match_keys
+from dogsearch.gallery.fields import INDEXED_FIELDS, MATCHED, match_key, match_keys
+from dogsearch.gallery.records import dog_created_at
 from dogsearch.search.contract import CollectionMissing
 
 log = logging.getLogger("dogsearch.gallery")
 _BATCH = 256
+_UNDATED = {"$empty": ["dog_created_at"], "$not": {"cover": False}}  # covers, and entries of the old layout
 
 
 async def upgrade(index: Index, progress: Callable[[int], None] | None = None) -> int:
     """Upgrades every entry of the old layout, then gives every entry with a breed or name stored before they were
     matched by key its keys; returns how many entries were upgraded. `progress(n)` after each batch."""
+    await _indexed(index)
     done = await _old_layout(index, progress)
     for field, key in MATCHED.items():
         done += await _keyed(index, field, key)
-    return done
+    return done + await _dated(index)
+
+
+async def undated(index: Index) -> int:
+    """How many dogs `upgrade` has to date (an entry of the old layout is a dog's cover once upgraded)."""
+    try:
+        return await index.count(_UNDATED)
+    except CollectionMissing:
+        return 0
+
+
+async def _indexed(index: Index) -> None:
+    """A collection an older release made gets this one's payload indexes (a list's order reads one)."""
+    try:
+        info = await index.collection()
+    except NotFound:  # nothing stored yet
+        return
+    await index.ensure_collection(info["dim"], info["model"], INDEXED_FIELDS)
+
+
+async def _dated(index: Index) -> int:
+    """Gives each dog stored before dogs were dated its `dog_created_at` (records.dog_created_at), which lists
+    order them by: until then it is in no list."""
+    done = 0
+    while True:
+        try:
+            page = await index.scroll(_BATCH, None, _UNDATED)
+        except CollectionMissing:
+            return done
+        if not page["points"]:
+            if done:
+                log.info("dogs dated", extra={"dogs": done})
+            return done
+        for point in page["points"]:
+            dog = point["payload"].get("dog_id", point["id"])
+            await index.set_payload([point["id"]],
+                                    {"dog_created_at": dog_created_at(dog, point["payload"].get("created_at", ""))})
+        done += len(page["points"])
 
 
 async def _keyed(index: Index, field: str, key: str) -> int:

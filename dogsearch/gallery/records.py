@@ -10,6 +10,7 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from dogsearch.gallery.fields import public
@@ -44,6 +45,22 @@ def regrown_dog_id(entry: str, n: int) -> str:
     stored: the photo a dog was made from, removed from it (the dog keeps its id, which is the photo's entry's), then
     added as a dog of its own."""
     return str(uuid.uuid5(_ENTRIES, f"{entry}/dog/{n}"))
+
+
+def dog_created_at(dog_id: str, photo_created_at: str | None = None) -> str:
+    """When a dog was stored (`dog_created_at`, on its cover: the newest are listed first): now, to the microsecond.
+    A dog stored before dogs had one: its photo's `created_at`, to the second, the microseconds drawn from its id,
+    so that the dogs a bulk job stored in one second keep an order of their own (a page of the list ends on a time
+    that few dogs share: the next page's cursor names them, search/order.py)."""
+    if photo_created_at is None:
+        return datetime.now(UTC).isoformat(timespec="microseconds")
+    try:
+        at = datetime.fromisoformat(photo_created_at)
+    except (TypeError, ValueError):  # never stored without one; listed last rather than not at all
+        at = datetime(1970, 1, 1, tzinfo=UTC)
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    spread = int.from_bytes(hashlib.sha256(dog_id.encode()).digest()[:4]) % 1_000_000
+    return at.replace(microsecond=spread).isoformat(timespec="microseconds")
 
 
 def photo_dogs(point: Mapping[str, Any]) -> int:

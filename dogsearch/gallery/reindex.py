@@ -32,7 +32,7 @@ from dogsearch.core.boxes import Box, crop
 from dogsearch.core.images import ImageRejected
 from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.gallery.photos import PhotoStore
-from dogsearch.gallery.records import MAX_PHOTO_DOGS, entry_id
+from dogsearch.gallery.records import MAX_PHOTO_DOGS, dog_created_at, entry_id
 from dogsearch.search.contract import Engine, Point, StoreError, VectorStore
 
 # The facts of a photo a new dog of it gets from the photo's first entry (not the first dog's user fields).
@@ -229,7 +229,9 @@ def _redetected(point: Point, photo: str, image: Image.Image,
         facts = {k: payload[k] for k in PHOTO_FIELDS if k in payload}
         for i, (box, crop_image, guess) in enumerate(dogs[1:], start=1):
             new = entry_id(photo, i)
-            out.append((new, _placed(facts | {"photo_id": photo, "dog_id": new, "cover": True}, box, guess),
+            dog = {"photo_id": photo, "dog_id": new, "cover": True,
+                   "dog_created_at": dog_created_at(new, facts.get("created_at", ""))}
+            out.append((new, _placed(facts | dog, box, guess),
                         crop_image))
     return out
 

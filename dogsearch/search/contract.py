@@ -164,9 +164,11 @@ class VectorStore(Protocol):
         ...
 
     def scroll(self, limit: int, offset: str | None = None, filter: FilterSpec = None,
-               with_vector: bool = False) -> tuple[list[Point], str | None]:
+               with_vector: bool = False, order_by: str | None = None) -> tuple[list[Point], str | None]:
         """One page of up to ``limit`` points matching ``filter``, in id order, starting at ``offset`` (an id,
-        inclusive; None: the first); also returns the offset of the next page, or None after the last."""
+        inclusive; None: the first); also returns the offset of the next page, or None after the last.
+        ``order_by``: in the order of a datetime field with an index instead, "-field" the newest first; points
+        without it are in no page, and ``offset`` is then the previous page's `next` (search/order.py)."""
         ...
 
     def similar(self, id: str, k: int, filter: FilterSpec = None) -> list[Hit]:

@@ -60,6 +60,7 @@ from dogsearch.search.filters import (
     needs_acorn,
     parse_filter,
 )
+from dogsearch.search.order import ordered_page
 
 # Free disk the store keeps for the engine's write-ahead log and segments (a write would hang on a full disk).
 MIN_FREE_BYTES = 64 << 20
@@ -308,10 +309,13 @@ class EdgeStore(StoreBase):
         offset: str | None = None,
         filter: FilterSpec = None,
         with_vector: bool = False,
+        order_by: str | None = None,
     ) -> tuple[list[Point], str | None]:
-        """One page of points in id order, starting at ``offset`` (an id, inclusive); also returns the
-        offset of the next page, or None after the last."""
+        """One page of points in id order, starting at ``offset`` (an id, inclusive), or in ``order_by``'s
+        (search/order.py); also returns the offset of the next page, or None after the last."""
         check_at_least_one("limit", limit)
+        if order_by is not None:
+            return ordered_page(self._ordered, limit, offset, parse_filter(filter), order_by, with_vector)
         start = None if offset is None else point_id(offset)
         flt = _to_filter(parse_filter(filter))
         with self._engine() as shard:
@@ -325,6 +329,18 @@ class EdgeStore(StoreBase):
             records, next_offset = shard.scroll(request)
         points = [_to_point(r, with_vector) for r in records]
         return points, None if next_offset is None else str(next_offset)
+
+    def _ordered(self, limit: int, field: str, newest_first: bool, start: str | None, filter: Filter | None,
+                 with_vector: bool) -> list[tuple[Point, int]]:
+        with self._engine() as shard:
+            index = shard.info().payload_schema.get(field)
+            if index is None or index.data_type != _INDEX_KINDS["datetime"]:
+                raise InvalidStoreInput(f"order_by: {field!r} has no datetime index")
+            direction = qe.Direction.Desc if newest_first else qe.Direction.Asc
+            records, _ = shard.scroll(qe.ScrollRequest(
+                limit=limit, filter=_to_filter(filter), with_payload=True, with_vector=with_vector,
+                order_by=qe.OrderBy(field, direction, start)))
+        return [(_to_point(r, with_vector), int(r.order_value)) for r in records]
 
     def stats(self) -> dict[str, int]:
         """points, indexed_vectors (in the HNSW graph; fewer than points means optimize() is due), segments."""

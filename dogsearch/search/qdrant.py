@@ -70,6 +70,7 @@ from dogsearch.search.filters import (
     needs_acorn,
     parse_filter,
 )
+from dogsearch.search.order import ordered_page
 
 # The key under the collection's metadata that says which embedding model made its vectors.
 META_MODEL = "dogsearch_model"
@@ -289,10 +290,13 @@ class QdrantStore(StoreBase):
         offset: str | None = None,
         filter: FilterSpec = None,
         with_vector: bool = False,
+        order_by: str | None = None,
     ) -> tuple[list[Point], str | None]:
-        """One page of points in id order, starting at ``offset`` (an id, inclusive); also returns the
-        offset of the next page, or None after the last."""
+        """One page of points in id order, starting at ``offset`` (an id, inclusive), or in ``order_by``'s
+        (search/order.py); also returns the offset of the next page, or None after the last."""
         check_at_least_one("limit", limit)
+        if order_by is not None:
+            return ordered_page(self._ordered, limit, offset, parse_filter(filter), order_by, with_vector)
         start = None if offset is None else point_id(offset)
         flt = _to_filter(parse_filter(filter))
         self._require()
@@ -301,6 +305,15 @@ class QdrantStore(StoreBase):
             offset=start, with_payload=True, with_vectors=with_vector,
         )
         return [_to_point(r, with_vector) for r in records], None if next_offset is None else str(next_offset)
+
+    def _ordered(self, limit: int, field: str, newest_first: bool, start: str | None, filter: Filter | None,
+                 with_vector: bool) -> list[tuple[Point, int]]:
+        self._require()  # a server without the field's index refuses it (an InvalidStoreInput)
+        order = qm.OrderBy(key=field, direction=qm.Direction.DESC if newest_first else qm.Direction.ASC,
+                           start_from=start)
+        records, _ = self._call(self._client.scroll, self._collection, scroll_filter=_to_filter(filter), limit=limit,
+                                order_by=order, with_payload=True, with_vectors=with_vector)
+        return [(_to_point(r, with_vector), int(r.order_value)) for r in records]
 
     def stats(self) -> dict[str, int]:
         """points, indexed_vectors (in the HNSW graphs), segments (over all shards of the collection)."""

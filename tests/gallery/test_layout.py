@@ -94,9 +94,14 @@ async def test_the_upgrade_goes_through_the_search_service_and_is_idempotent(tmp
     async with search_app.router.lifespan_context(search_app):
         index = SearchClient("http://search", app=search_app)
         seen = []
-        assert await upgrade(index, progress=seen.append) == 3 + 3 + 3 and seen == [3]  # the layout, breeds, names
+        # the layout, breeds, names, the dogs' dates
+        assert await upgrade(index, progress=seen.append) == 3 + 3 + 3 + 3 and seen == [3]
         assert await upgrade(index) == 0
         assert await index.count({"cover": True}) == 3 and await index.count({"$empty": ["dog_id"]}) == 0
+        # each dog dated by its photo, to the second, for the list's order (its index made on the old collection)
+        listed = (await index.scroll(10, None, {"cover": True}, order_by="-dog_created_at"))["points"]
+        assert len(listed) == 3 and len({p["payload"]["dog_created_at"] for p in listed}) == 3
+        assert all(p["payload"]["dog_created_at"][:19] == p["payload"]["created_at"][:19] for p in listed)
         # breeds and names stored before they were matched by key are found as new ones are
         assert await index.count({"breed_key": "mutt"}) == 3 and await index.count({"name_key": "red"}) == 1
         await index.aclose()

@@ -249,9 +249,9 @@ async def test_a_photo_stored_by_a_call_that_died_after_its_upsert_is_still_foun
     assert copy.status_code == 201 and copy.json()["payload"]["near_duplicate_of"] == stored["id"], copy.text
 
 
-async def test_list_pages_through_every_dog_once(gateway):
+async def test_list_pages_through_every_dog_once_the_newest_first(gateway):
     colors = [(i * 20, 255 - i * 20, (i * 53) % 255) for i in range(7)]
-    ids = {(await add(gateway, solid(c), breed="a" if i % 2 else "b")).json()["id"] for i, c in enumerate(colors)}
+    ids = [(await add(gateway, solid(c), breed="a" if i % 2 else "b")).json()["id"] for i, c in enumerate(colors)]
     seen, cursor = [], None
     while True:
         params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
@@ -261,9 +261,23 @@ async def test_list_pages_through_every_dog_once(gateway):
         cursor = page["next"]
         if cursor is None:
             break
-    assert sorted(seen) == sorted(ids)
+    assert seen == ids[::-1]  # the last added first (ids are the photos' hashes: no order of their own)
+    for bad in ("x" * 4097, "a b", "../1"):
+        assert (await gateway.get("/v1/dogs", params={"cursor": bad})).status_code == 422
     only_a = (await gateway.get("/v1/dogs", params={"breed": "a", "limit": 100})).json()
     assert only_a["total"] == 3 and all(d["payload"]["breed"] == "a" for d in only_a["items"])
+
+
+async def test_a_dog_keeps_its_place_in_the_list_when_its_cover_photo_goes(gateway):
+    """The list's order is the dogs' (when each was stored), not their cover photos': a dog whose cover is removed
+    neither leaves the list nor moves up as if new."""
+    first = (await add(gateway, solid((200, 30, 30)))).json()["id"]
+    second = await gateway.post(f"/v1/dogs/{first}/photos", files={"image": ("b.jpg", solid((190, 40, 40)))})
+    assert second.status_code == 201, second.text
+    later = (await add(gateway, solid((30, 30, 200)))).json()["id"]
+    assert (await gateway.delete(f"/v1/dogs/{first}/photos/{first}")).status_code == 204  # its cover
+    listed = (await gateway.get("/v1/dogs")).json()
+    assert [d["id"] for d in listed["items"]] == [later, first] and listed["total"] == 2
 
 
 async def test_the_list_takes_a_filter_as_a_search_does(gateway):

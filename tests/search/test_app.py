@@ -166,6 +166,15 @@ async def test_indexes_filters_and_payload_updates_over_http(search):
                        ({"seen_at": {"$after": "2026-01-01"}}, "")):
         r = await search.post("/v1/points/count", json={"filter": bad})
         assert r.status_code == 422 and words in str(r.json()["detail"]), (bad, r.text)
+    # and so does an order: the newest first, a page at a time, the undated in none
+    newest = (await search.post("/v1/points/scroll", json={"limit": 1, "order_by": "-seen_at"})).json()
+    older = (await search.post("/v1/points/scroll", json={"limit": 1, "order_by": "-seen_at",
+                                                           "offset": newest["next"]})).json()
+    assert [p["id"] for p in newest["points"] + older["points"]] == [uid(0), uid(1)] and older["next"] is None
+    for bad in ({"order_by": "-age"}, {"order_by": "seen_at desc"}, {"order_by": "-seen_at", "offset": "x" * 9000},
+                {"order_by": "-seen_at", "offset": uid(1)}):
+        r = await search.post("/v1/points/scroll", json={"limit": 1, **bad})
+        assert r.status_code == 422, (bad, r.text)
 
     r = await search.post("/v1/points/payload", json={"ids": [uid(0), uid(2)], "payload": {"vet": "ok"}})
     assert r.status_code == 200 and r.json() == {"updated": 2}

@@ -307,6 +307,58 @@ def test_scroll_pages_through_everything_once(store: VectorStore) -> None:
     assert all(p.vector is None for p in store.scroll(limit=2)[0])
 
 
+def test_ordered_scroll_pages_newest_first_through_runs_of_one_time(tmp_path: Path, open_store) -> None:
+    """Points sharing a time (runs longer than a page among them) are each shown once; a point without the field
+    is in no page; points added between pages neither repeat nor hide the others."""
+    store = open_store(tmp_path / "vectors")
+    store.ensure_collection(4, MODEL, {"at": "datetime"})
+    times = {i: f"2026-03-0{1 + i // 7}T10:00:00.{i // 3:06d}+00:00" for i in range(20)}  # runs of 3, by day
+    store.upsert([Point(uid(i), [1.0, float(i), 0.0, 1.0], {"at": t, "odd": i % 2}) for i, t in times.items()])
+    store.upsert([Point(uid("undated"), [1.0, 0.0, 0.0, 0.0], {"odd": 1})])
+    expected = sorted(times, key=lambda i: times[i], reverse=True)
+
+    def all_pages(limit: int, order_by: str = "-at", between=None, **kwargs) -> list[int]:
+        seen, offset = [], None
+        for _ in range(50):
+            page, offset = store.scroll(limit=limit, offset=offset, order_by=order_by, **kwargs)
+            seen += [_index(p.id) for p in page]
+            if offset is None:
+                return seen
+            if between:
+                between()
+        raise AssertionError("no last page")
+
+    for limit in (1, 2, 3, 4, 100):
+        got = all_pages(limit)
+        assert sorted(got) == sorted(times) and len(got) == 20, limit  # each once, the undated one in none
+        assert [times[i] for i in got] == [times[i] for i in expected], limit  # newest first
+    assert [times[i] for i in all_pages(4, "at")] == [times[i] for i in reversed(expected)]
+    assert sorted(all_pages(2, filter={"odd": 1})) == [i for i in range(20) if i % 2]
+
+    added = iter(range(100, 103))
+
+    def churn() -> None:  # a new point, the newest, between pages
+        new = next(added, 200)
+        store.upsert([Point(uid(new), [1.0, 0.0, 0.0, 1.0], {"at": "2026-03-09T00:00:00+00:00"})])
+
+    got = all_pages(5, between=churn)
+    assert len(got) == len(set(got))  # nothing twice
+    assert set(range(20)) <= set(got)  # nothing older hidden by what came meanwhile
+
+    if isinstance(store, EdgeStore):  # as a Qdrant server does; its local mode orders by any field
+        with pytest.raises(InvalidStoreInput):
+            store.scroll(limit=2, order_by="-odd")  # no datetime index
+    with pytest.raises(InvalidStoreInput):
+        store.scroll(limit=2, order_by="-at", offset=uid(1))  # an id is no page's `next` here
+    with pytest.raises(InvalidStoreInput):
+        store.scroll(limit=2, order_by="at; drop")
+    store.close()
+
+
+def _index(point_id: str) -> int:
+    return next(i for i in [*range(20), *range(100, 103), 200] if uid(i) == point_id)
+
+
 # ---- lifecycle ----------------------------------------------------------------------------------------------
 
 

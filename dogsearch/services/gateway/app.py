@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.gallery.errors import NoDogFound
 from dogsearch.gallery.gallery import Gallery
-from dogsearch.gallery.layout import upgrade
+from dogsearch.gallery.layout import undated, upgrade
 from dogsearch.jobs.service import Jobs
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.services.embedder.client import EmbedderClient
@@ -147,10 +147,16 @@ def _check_in_workers(bulk: Jobs):
 
 
 async def _upgrade_layout(gallery: Gallery, retry_s: float = 1.0) -> None:
-    """gallery/layout.py's upgrade, once the search service answers."""
+    """gallery/layout.py's upgrade, once the search service answers; lists keep the id order until it is done."""
     while True:
         try:
+            if await undated(gallery.index):
+                gallery.newest_first = False
             await upgrade(gallery.index)
+            gallery.newest_first = True
             return
         except (Unavailable, TimedOut):
             await asyncio.sleep(retry_s)
+        except Exception:  # said, not lost in a task nobody awaits; the gallery works on in the old order
+            log.exception("the storage layout's upgrade failed")
+            return

@@ -48,8 +48,9 @@ class SearchClient(ServiceClient):
     async def delete(self, point_id: str) -> None:
         await self.request("DELETE", f"/v1/points/{point_id}")
 
-    async def scroll(self, limit: int, offset: str | None = None, filter: Mapping | None = None) -> dict:
-        body = {"limit": limit, "offset": offset, "filter": filter}
+    async def scroll(self, limit: int, offset: str | None = None, filter: Mapping | None = None,
+                     order_by: str | None = None) -> dict:
+        body = {"limit": limit, "offset": offset, "filter": filter, "order_by": order_by}
         return (await self.request("POST", "/v1/points/scroll", json=body)).json()
 
     async def count(self, filter: Mapping | None = None) -> int:

@@ -5,6 +5,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dogsearch.search.contract import IndexKind
+from dogsearch.search.order import MAX_TOKEN, ORDER_BY
 
 Scalar = str | int | bool
 
@@ -115,8 +116,11 @@ class SimilarRequest(BaseModel):
 
 class ScrollRequest(BaseModel):
     limit: int = Field(20, ge=1, le=1000)
-    offset: str | None = None
+    offset: str | None = Field(None, max_length=MAX_TOKEN, description="an id; with `order_by`, a page's `next`")
     filter: Filter | None = None
+    order_by: str | None = Field(None, pattern=ORDER_BY.pattern,
+                                 description='a datetime field with an index: "field" the oldest first, "-field" '
+                                             'the newest')
 
 
 class ScrollResponse(BaseModel):

@@ -79,7 +79,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         gallery: GalleryDep,
         caller: CallerDep,
         limit: int = Query(20, ge=1, le=settings.max_page),
-        cursor: str | None = Query(None, pattern=UUID_PATTERN, description="`next` of the previous page"),
+        cursor: str | None = Query(None, pattern=r"^[A-Za-z0-9_-]{1,4096}$", description="`next` of the previous "
+                                                                                         "page"),
         breed: str | None = None,
         name: str | None = None,
         filter: str | None = Query(None, description='JSON object of field -> value(s), as a search\'s: '

@@ -57,7 +57,8 @@ async def delete_point(store: StoreDep, builder: BuilderDep, point_id: str) -> R
 
 @router.post("/scroll", response_model=s.ScrollResponse)
 async def scroll(store: StoreDep, body: s.ScrollRequest) -> s.ScrollResponse:
-    points, nxt = await run(store.scroll, body.limit, body.offset, s.filter_spec(body.filter))
+    points, nxt = await run(store.scroll, body.limit, body.offset, s.filter_spec(body.filter),
+                            order_by=body.order_by)
     return s.ScrollResponse(points=[s.PointOut(id=p.id, payload=p.payload) for p in points], next=nxt)
 
 
