@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dogsearch.core.errors import NotFound
+from dogsearch.core.errors import Conflict, NotFound
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.sources import (
@@ -40,6 +40,11 @@ class JobNotFound(NotFound):
     """No job with that id."""
 
 
+class FolderBeingIndexed(Conflict):
+    """A job indexes this folder already: a second would store nothing new and count the first's photos again (a
+    request sent twice, or retried after a timeout, is this)."""
+
+
 class Jobs:
     def __init__(self, settings: JobsSettings, ingestor: Ingestor | None = None) -> None:
         """Embedded (no broker): the app's `ingestor` runs the jobs; without one (`dogsearch jobs` beside a server
@@ -48,6 +53,7 @@ class Jobs:
         self.settings = settings
         self.celery = None
         self.runner = None
+        self._submitting = asyncio.Lock()
         if settings.broker_url:
             from dogsearch.jobs.celery_app import create_celery
 
@@ -144,8 +150,23 @@ class Jobs:
         payload = self._check(labels, payload)
         roots = self.settings.allowed_roots if roots is None else roots
         folder, manifest = await asyncio.to_thread(resolve_source, path, labels, roots)
-        return await self._create(source="path", path=path, root=str(folder), manifest=manifest, labels=labels,
-                                  payload=payload, roots=[str(r) for r in roots], owner=owner)
+        async with self._submitting:  # two requests at once: the second sees the first's job
+            if busy := await asyncio.to_thread(self._indexing, str(folder), manifest and str(manifest)):
+                named = f"job {busy['id']}" if busy.get("owner") == owner else "another key's job"
+                raise FolderBeingIndexed(f"{named} is indexing this {'manifest' if manifest else 'folder'} "
+                                         f"({busy['state']}): wait for it to finish, or cancel it")
+            return await self._create(source="path", path=path, root=str(folder), manifest=manifest, labels=labels,
+                                      payload=payload, roots=[str(r) for r in roots], owner=owner)
+
+    def _indexing(self, root: str, manifest: str | None) -> dict[str, Any] | None:
+        """The queued or running job over the folder `root` (or that manifest of it), if any (one whose worker died
+        is failed here)."""
+        for job_id in self.store.active():
+            job = self.store.get(job_id)
+            if job and (job.get("root"), job.get("manifest")) == (root, manifest) and \
+                    self._fail_if_stalled(job)["state"] in ACTIVE:
+                return job
+        return None
 
     async def submit_archive(self, archive: Path, labels: str | None = None,
                              payload: dict[str, Any] | None = None, name: str = "upload.zip",
