@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
+from dogsearch.core.errors import DogsearchError, NotFound
 from dogsearch.gallery.contracts import Embedder, Index
 from dogsearch.gallery.errors import ModelMismatch
 from dogsearch.gallery.fields import INDEXED_FIELDS
@@ -25,6 +26,21 @@ class VectorSpace:
                     await self._index.ensure_collection(info["dim"], info["model"], INDEXED_FIELDS)
                     self.model = info["model"]
         return self.model
+
+    async def mismatch(self) -> str | None:
+        """Why the collection cannot take the embedder's vectors (another model's), or None: for readiness (a
+        gallery left on another model answers every search and every new dog with a 409). Writes nothing."""
+        try:
+            stored = await self._index.collection()
+            serves = await self._embedder.info()
+        except NotFound:  # nothing stored yet: the first dog makes it for this model
+            return None
+        except DogsearchError as exc:  # a service went away between the checks: said, not a 500
+            return str(exc)
+        if (serves["dim"], serves["model"]) == (stored["dim"], stored["model"]):
+            return None
+        return (f"the gallery holds {stored['model']!r} vectors but the embedder serves {serves['model']!r}: "
+                "`dogsearch reindex` moves the gallery to it")
 
     async def check(self, model: str) -> None:
         expected = await self.ensure()

@@ -1,7 +1,7 @@
 """What the gateway exposes for operators."""
 from __future__ import annotations
 
-from tests.gateway.helpers import RED, add
+from tests.gateway.helpers import BLUE, RED, add
 from tests.images import solid
 
 
@@ -37,3 +37,18 @@ async def test_refused_requests_are_counted_and_logged_with_who_and_where(tmp_pa
     lines = [(r.status, getattr(r, "caller", None), r.client) for r in caplog.records if r.msg == "request"
              and getattr(r, "service", "") == "gateway" and hasattr(r, "client")]
     assert (401, None, "127.0.0.1") in lines and (403, "reader", "127.0.0.1") in lines, lines
+
+
+async def test_a_gallery_of_another_model_is_not_ready_and_says_how_to_move_it(tmp_path):
+    """Every search and every new dog is a 409 while the embedder serves another model than the gallery's vectors:
+    a load balancer must not send traffic there, and the operator must read why."""
+    from tests.fakes import ColorGridModel, fake_all_in_one, serving
+    from tests.test_reindex import CoarseGridModel
+
+    async with serving(fake_all_in_one(tmp_path / "data", ColorGridModel())) as client:
+        assert (await add(client, solid(RED))).status_code == 201  # loads the (lazy) model
+        assert (await client.get("/readyz")).status_code == 200
+    async with serving(fake_all_in_one(tmp_path / "data", CoarseGridModel())) as client:
+        assert (await add(client, solid(BLUE))).status_code == 409
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and "dogsearch reindex" in ready.json()["reason"], ready.text

@@ -102,6 +102,8 @@ def create_app(
 
     async def ready() -> str | None:
         reasons = [r for r in await asyncio.gather(embedder.ready(), search_client.ready()) if r]
+        if not reasons and (mismatch := await gallery.space.mismatch()):
+            reasons.append(mismatch)
         if upgrading and not upgrading[0].done():
             reasons.append("upgrading the stored dogs to the current storage layout")
         return "; ".join(reasons) or None
