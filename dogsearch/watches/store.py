@@ -177,6 +177,19 @@ class WatchStore(SqliteFile):
                     f"SELECT watch, entry, score FROM rivals WHERE watch IN ({','.join('?' * len(chunk))})", chunk)}
         return out
 
+    def matched_dogs(self, watch_ids: Sequence[str], limit: int) -> dict[str, list[str]]:
+        """{watch: the dogs it matched, the latest `limit`} for those of `watch_ids` that matched any."""
+        ids, out = list(watch_ids), {}
+        with self.lock:
+            for i in range(0, len(ids), 500):  # SQLite bounds the parameters of one statement
+                chunk = ids[i:i + 500]
+                for watch, dog in self.db.execute(
+                        f"SELECT watch, dog FROM (SELECT watch, dog, ROW_NUMBER() OVER (PARTITION BY watch ORDER BY "
+                        f"seq DESC) AS n FROM matches WHERE watch IN ({','.join('?' * len(chunk))})) WHERE n <= ?",
+                        [*chunk, limit]):
+                    out.setdefault(watch, []).append(dog)
+        return out
+
     def learn_rivals(self, learnt: Sequence[tuple[str, str, float]], forgotten: Sequence[tuple[str, str]] = ()) -> None:
         """Drops each (watch, entry) of `forgotten` that is still its watch's known rival (a dog deleted, or no longer
         one its search shows), then keeps each (watch, entry, score) of `learnt` that beats its watch's known rival,

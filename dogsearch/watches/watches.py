@@ -55,6 +55,8 @@ QUERIES_AT_ONCE = 8  # a batch that passes many watches asks the search service 
 # a known rival counts only this many km inside a watch's radius (the engine's geo arithmetic is not ours).
 RIVAL_MARGIN, PLACE_MARGIN_KM = 1e-4, 0.01
 LOOKUP_AT_ONCE = 10_000  # the most ids the search service looks up in one request
+# A watch's latest matches, left out of the dogs a new one must stand out from (each a condition of its query).
+MATCHED_NOT_RIVALS = 100
 log = logging.getLogger("dogsearch.watches")
 
 
@@ -278,17 +280,23 @@ class Watches:
         pairs: dict[int, list[tuple[str, int, float]]] = {}
         for (w, dog, i), score in zip(flat, scores, strict=True):
             pairs.setdefault(w, []).append((dog, i, score))
+        # The dogs a watch matched are no rivals of a new one: another sighting of a lost dog is as like the watch
+        # as the first one was, and would lead it by nothing (a second report, with where the dog is now, never
+        # alerted).
+        matched = await asyncio.to_thread(self.store.matched_dogs, [group.watches[w].id for w in pairs],
+                                          MATCHED_NOT_RIVALS)
         # A known rival bounds nothing where the ranking and the verdict read different scores: the search's true
         # rival, first by the whole vector, may score below it on the part. Every pair is then asked about.
-        rivals, forgotten = ({}, []) if part is not None else await self._known_rivals(group, list(pairs), cut)
+        rivals, forgotten = ({}, []) if part is not None else await self._known_rivals(group, list(pairs), cut,
+                                                                                       matched)
         hopeless = await self._hopeless(model, group, pairs, rivals)
         if hopeless is None:
             return [], [], []
         left = {w: kept for w, ps in pairs.items() if (kept := [p for p in ps if (w, p[0]) not in hopeless])}
         at_once = asyncio.Semaphore(QUERIES_AT_ONCE)
-        judged = dict(zip(left, await asyncio.gather(*(self._judged(model, group.watches[w], ps, points, cut, at_once,
-                                                                   part)
-                                                       for w, ps in left.items())), strict=True))
+        judged = dict(zip(left, await asyncio.gather(*(
+            self._judged(model, group.watches[w], ps, points, cut, at_once, part,
+                         matched.get(group.watches[w].id, [])) for w, ps in left.items())), strict=True))
         found = [m for ms, _ in judged.values() for m in ms]
         if part is not None:  # known rivals are not read under a part (above): none to learn
             return found, [], []
@@ -303,13 +311,13 @@ class Watches:
             learnt.append((group.watches[w].id, entry, float(score)))
         return found, learnt, forgotten
 
-    async def _known_rivals(self, group: _Group, watches: list[int], cut: str | None
+    async def _known_rivals(self, group: _Group, watches: list[int], cut: str | None, matched: dict[str, list[str]]
                             ) -> tuple[dict[int, tuple[str, float]], list[tuple[str, str]]]:
         """The watches' known rivals that their searches would show beside this batch's dogs, {watch: (their dog,
-        their score now)}: still stored, of the watch's vectors, statuses and place, not the watched dog, and stored
-        no later than the batch (a check run again for an older batch ignores one stored after it). One lookup for
-        all of them (of LOOKUP_AT_ONCE ids at most). Also those to forget, (watch id, entry): gone, or no longer
-        shown by the watch's search."""
+        their score now)}: still stored, of the watch's vectors, statuses and place, neither the watched dog nor one
+        it `matched`, and stored no later than the batch (a check run again for an older batch ignores one stored
+        after it). One lookup for all of them (of LOOKUP_AT_ONCE ids at most). Also those to forget, (watch id,
+        entry): gone, matched since, or no longer shown by the watch's search."""
         known = await asyncio.to_thread(self.store.rivals, [group.watches[w].id for w in watches])
         if not known:
             return {}, []
@@ -327,7 +335,8 @@ class Watches:
                 continue
             entry = known[watch.id][0]
             point = stored.get(entry)
-            if point is None or entry not in vectors or not _shown(watch, entry, point["payload"]):
+            if point is None or entry not in vectors or not _shown(watch, entry, point["payload"]) or \
+                    point["payload"].get("dog_id", entry) in matched.get(watch.id, ()):
                 forgotten.append((watch.id, entry))
             elif _stored_before(point["payload"], cut):
                 shown.append((w, point["payload"].get("dog_id", entry), vectors[entry]))
@@ -355,15 +364,18 @@ class Watches:
 
     async def _judged(self, model: str, watch: Watch, pairs: list[tuple[str, int, float]],
                       points: list[dict[str, Any]], cut: str | None, at_once: asyncio.Semaphore,
-                      part: JudgedPart | None = None) -> tuple[list[NewMatch], Match | None]:
+                      part: JudgedPart | None = None, matched: Sequence[str] = ()
+                      ) -> tuple[list[NewMatch], Match | None]:
         """New dogs (dog, its entry in the batch, its score) that passed a watch's first cut, judged as a search with
         the watch's photos would judge them: each by its score, capped by its lead over the best other dog that
-        search shows (one query; of SHOWN dogs where the verdict reads a part). Also the best dog the query found.
+        search shows (one query; of SHOWN dogs where the verdict reads a part), the dogs the watch `matched` left
+        out. Also the best dog the query found.
         The first SHOWN dogs by the whole vector, not re-ranked (judged.py): re-ranking them costs a query of
         `depth` dogs more, 3.5 times the ranking (bench ranking), and on held-out watches it alerted no better
         (docs/embedder-eval.md, "The breed part capped")."""
         async with at_once:
-            nearest = await nearest_dogs(self.index, watch.vectors, 2 if part is None else SHOWN, _others(watch, cut),
+            nearest = await nearest_dogs(self.index, watch.vectors, 2 if part is None else SHOWN,
+                                         _others(watch, cut, matched),
                                          self.rule, judged=None if part is None else replace(part, rerank=None))
         others = np.array([max((m.verdict_score for m in nearest if m.dog.id != dog), default=np.nan)
                            for dog, _, _ in pairs])
@@ -383,15 +395,15 @@ def _after(created_at: str) -> str | None:
         return None
 
 
-def _others(watch: Watch, cut: str | None) -> dict[str, Any]:
+def _others(watch: Watch, cut: str | None, matched: Sequence[str] = ()) -> dict[str, Any]:
     """The dogs a search with the watch's photos compares a new dog with: the watch's statuses and place, neither
-    the watched dog nor anything stored after the batch (an entry without a time, from before times were kept,
-    stays)."""
+    the watched dog, nor one it `matched`, nor anything stored after the batch (an entry without a time, from before
+    times were kept, stays)."""
     flt: dict[str, Any] = ReportQuery(Place(*watch.near) if watch.near else None, watch.radius_km,
                                       statuses=watch.statuses).filter()
     left_out: dict[str, Any] = {}
-    if watch.dog_id is not None:
-        left_out["dog_id"] = watch.dog_id
+    if dogs := [d for d in (watch.dog_id, *matched) if d is not None]:
+        left_out["dog_id"] = dogs
     if cut is not None:
         left_out["created_at"] = {"$gte": cut}
     return {**flt, "$not": left_out} if left_out else flt

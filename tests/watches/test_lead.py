@@ -91,6 +91,26 @@ async def test_a_look_alike_stored_after_the_batch_is_no_rival_of_it(world):
     assert [m["dog_id"] for m in store.matches(watch.id, 10)] == ["the-dog"]
 
 
+async def test_another_sighting_of_a_matched_dog_alerts_too(world):
+    """A lost dog reported again, as another dog, is as like the watch as its first report: judged against the
+    dogs the watch matched it led them by nothing and never alerted, though it says where the dog is now. A
+    look-alike still holds it back, and the first report is no known rival either (`_known_rivals`)."""
+    edge, store, index, watch, watches = world
+    put(edge, "look-alike", near(0.9, 4), EARLY)
+    first = put(edge, "first-report", near(0.97, 5), BATCH_TIME)
+    assert await watches.check([first]) == 1
+    again = put(edge, "second-report", near(0.97, 6), LATER)
+    assert await watches.check([again]) == 1
+    later = "2026-12-02T11:00:00+00:00"
+    third = put(edge, "third-report", near(0.97, 7), later)
+    assert await watches.check([third]) == 1
+    assert [m["dog_id"] for m in store.matches(watch.id, 10)] == ["third-report", "second-report", "first-report"]
+    probabilities = {m["dog_id"]: m["probability"] for m in store.matches(watch.id, 10)}
+    assert probabilities["third-report"] == pytest.approx(float(CAL.leading([0.97], [0.9])[0]), abs=1e-4)
+    twin = put(edge, "look-alike-2", near(0.9, 8), "2026-12-02T12:00:00+00:00")
+    assert await watches.check([twin]) == 0  # no lead over the first look-alike
+
+
 async def test_no_watch_passed_no_query(world):
     edge, store, index, watch, watches = world
     far = put(edge, "far", near(0.1, 5), BATCH_TIME)
