@@ -218,12 +218,13 @@ def test_a_full_photo_disk_answers_507_and_stores_nothing_half(start_server, tin
 
 @pytest.fixture
 def small_vector_disk(tmp_path):
-    """The all-in-one data folder whose vectors/ is a 96 MiB tmpfs (root only)."""
+    """The all-in-one data folder whose vectors/ is a 128 MiB tmpfs (root only): room for the empty collection (its
+    payload indexes take some 35 MiB) above the store's 64 MiB floor."""
     vectors = tmp_path / "data" / "vectors"
     vectors.mkdir(parents=True)
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(vectors)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(vectors)], capture_output=True)
     if mounted.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace')}")
     try:
