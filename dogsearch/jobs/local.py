@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.store import JobStore
-from dogsearch.jobs.work import batches, delivery_key, give_up, plan_items, poisoned, reason_of, run_batch
+from dogsearch.jobs.work import (
+    batches,
+    delivery_key,
+    give_up,
+    plan_items,
+    poisoned,
+    reason_of,
+    retry_delay,
+    run_batch,
+)
 
 log = logging.getLogger("dogsearch.jobs")
 
@@ -53,7 +63,10 @@ class LocalRunner:
     async def _work(self) -> None:
         while True:
             job_id, batch = await self._queue.get()
-            for attempt in range(self.settings.max_retries + 1):
+            # While a batch waits for its services, this runner takes no other: the queue waits with it.
+            give_up_at = None
+            attempt = 0
+            while True:
                 # A batch that crashed this process (it runs again at start-up) is counted too.
                 if await asyncio.to_thread(poisoned, self.store, job_id, batch, delivery_key(batch, attempt),
                                            self.settings.max_deliveries):
@@ -61,11 +74,13 @@ class LocalRunner:
                 try:
                     await run_batch(self.ingestor, self.store, job_id, batch, require_dog=self.settings.require_dog)
                     break
-                except (Unavailable, TimedOut) as exc:  # the services are down or busy: later
-                    if attempt == self.settings.max_retries:
+                except (Unavailable, TimedOut) as exc:  # the services are down or busy (a redeploy): later
+                    give_up_at = give_up_at or time.monotonic() + self.settings.retry_window_s
+                    if time.monotonic() >= give_up_at:
                         await asyncio.to_thread(give_up, self.store, job_id, batch, f"not indexed: {reason_of(exc)}")
-                    else:
-                        await asyncio.sleep(min(2**attempt, 30))
+                        break
+                    await asyncio.sleep(retry_delay(attempt))
+                    attempt += 1
                 except Exception as exc:  # a bug must not stop the runner: the batch fails, loudly
                     log.exception("batch of job %s failed", job_id)
                     await asyncio.to_thread(give_up, self.store, job_id, batch, f"not indexed: {reason_of(exc)}")

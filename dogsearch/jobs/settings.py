@@ -29,7 +29,9 @@ class JobsSettings(ServiceSettings):
     local_concurrency: int = Field(2, ge=1, le=16, description="embedded mode: batches in flight")
     visibility_timeout_s: int = Field(
         3600, ge=1, description="Redis: an unacknowledged batch goes to another worker after this long")
-    max_retries: int = Field(5, ge=0, description="retries of a batch whose embedder/search is unreachable")
+    retry_window_s: int = Field(
+        600, ge=0, description="how long a batch whose embedder or search service is down or busy (a redeploy) "
+                               "tries again, every few seconds, before its files fail")
     max_archive_bytes: int = Field(1024**3, ge=1024, description="largest zip upload")
     max_archive_files: int = Field(200_000, ge=1)
     max_unpacked_bytes: int = Field(8 * 1024**3, ge=1024, description="all files of one zip, unpacked")

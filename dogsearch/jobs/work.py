@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -326,8 +327,18 @@ def reason_of(exc: BaseException) -> str:
     return "an internal error, see the worker's log"
 
 
+# The longest wait between two tries of a batch whose services are down: how soon it sees them back.
+RETRY_MAX_DELAY_S = 10
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before try `attempt` + 1 of a batch whose services are down: doubling up to RETRY_MAX_DELAY_S, each
+    a random half to all of it, so that the batches waiting on one embedder do not all call it at the same moment."""
+    return min(2**attempt, RETRY_MAX_DELAY_S) * random.uniform(0.5, 1)
+
+
 def give_up(store: JobStore, job_id: str, batch: list[list[Any]], reason: str) -> None:
-    """A batch that kept failing (its services down past every retry): its files fail, the job goes on."""
+    """A batch that kept failing (its services down through the retry window): its files fail, the job goes on."""
     store.record(job_id, [(file, "failed", reason) for file, *_ in batch])
 
 

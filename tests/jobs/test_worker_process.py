@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import pytest
 
 from tests.jobs.helpers import all_dogs, job_photo_totals, wait_job
 from tests.jobs.poison_worker import POISON
-from tests.jobs.servers import REDIS_URL, SlowModel
+from tests.jobs.servers import REDIS_URL, SlowModel, WorkerProcess, worker_environment
 
 
 @pytest.fixture
@@ -23,43 +22,9 @@ def model() -> SlowModel:
     return SlowModel(delay_s=0.4)  # about 0.4 s a batch of 8: time to kill the worker mid-job
 
 
-class WorkerProcess:
-    def __init__(self, env: dict[str, str], log, module: tuple[str, ...] = ("dogsearch.cli", "worker")) -> None:
-        self.env, self.log, self.module = env, log, module
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> WorkerProcess:
-        cmd = [sys.executable, "-m", *self.module, "--concurrency", "1", "--loglevel", "WARNING"]
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
-                                     start_new_session=True)
-        return self
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # warm shutdown: finish the batch at hand
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture
-def worker_env(settings, tmp_path):
-    jobs, gateway = settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGSEARCH_")}
-    env.update({
-        "DOGSEARCH_BROKER_URL": REDIS_URL,
-        "DOGSEARCH_JOBS_BATCH_SIZE": str(jobs.batch_size),
-        "DOGSEARCH_JOBS_VISIBILITY_TIMEOUT_S": str(jobs.visibility_timeout_s),
-        "DOGSEARCH_GATEWAY_EMBEDDER_URL": gateway.embedder_url,
-        "DOGSEARCH_GATEWAY_SEARCH_URL": gateway.search_url,
-        "DOGSEARCH_GATEWAY_DATA_DIR": str(gateway.data_dir),
-    })
-    return env
+def worker_env(settings):
+    return worker_environment(*settings)
 
 
 @pytest.mark.parametrize("labels", ["folders", "dogs"])

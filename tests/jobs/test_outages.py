@@ -1,0 +1,111 @@
+"""Outages in the middle of a job, against real processes: a redis-server of the test's own (the broker and the job
+state) killed and started again, and the embedder gone for longer than a batch used to retry. No batch is lost,
+none fails for it, and every photo is counted once."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+import redis
+
+from dogsearch.jobs.settings import JobsSettings
+from dogsearch.services.gateway.settings import GatewaySettings
+from tests.jobs.helpers import all_dogs
+from tests.jobs.servers import RedisServer, SlowModel, WorkerProcess, worker_environment
+
+
+@pytest.fixture
+def model() -> SlowModel:
+    return SlowModel(delay_s=0.5)  # batches of 4 on one model: a job of 10 batches takes a few seconds
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path, backends, broker):
+    """As conftest's, on this test's own Redis; a visibility timeout no wait here reaches (as an operator's)."""
+    jobs = JobsSettings(broker_url=broker.url, data_dir=tmp_path / "jobs", allowed_roots=[tmp_path / "in"],
+                        batch_size=4, visibility_timeout_s=60)
+    gateway = GatewaySettings(data_dir=tmp_path / "photos", embedder_url=backends.embedder.url,
+                              search_url=backends.search.url)
+    return jobs, gateway
+
+
+async def job_of(client: httpx.AsyncClient, job_id: str, timeout: float, until) -> dict:
+    """Polls the job until `until(job)`; the gateway answers 503 while Redis is down."""
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while True:
+        r = await client.get(f"/v1/jobs/{job_id}")
+        if r.status_code == 200:
+            job = r.json()
+            if until(job):
+                return job
+        else:
+            assert r.status_code == 503, r.text
+        assert time.monotonic() < deadline, f"not there after {timeout} s: {job}"
+        await asyncio.sleep(0.1)
+
+
+def over(job: dict) -> bool:
+    return job["state"] not in ("queued", "running")
+
+
+async def run_through(celery_gateway, settings, photos, tmp_path, outage, **env: str) -> tuple[dict, str]:
+    """A job over `photos` with two workers of two threads, and `outage()` once 8 photos are in: the job when it
+    is over, and the workers' log."""
+    log = tmp_path / "worker.log"
+    workers = [WorkerProcess(worker_environment(*settings, **env), log, concurrency=2).start() for _ in range(2)]
+    try:
+        r = await celery_gateway.post("/v1/jobs/index", json={"path": str(photos)})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        started = await job_of(celery_gateway, job_id, 40, lambda j: j["indexed"] >= 8 or over(j))
+        assert started["state"] == "running", started
+        await outage()
+        job = await job_of(celery_gateway, job_id, 50, over)
+    finally:
+        for worker in workers:
+            worker.stop()
+    return job, log.read_text(errors="replace")[-4000:]
+
+
+async def test_a_redis_restart_mid_job_loses_no_batch(celery_gateway, settings, broker, photos, tmp_path):
+    """The batches in flight meet Redis down (storing their dogs' hashes, counting their files, announcing their
+    dogs): each waits for it and goes on, none is dropped, and the job finishes at once with exact counts."""
+    async def restart_redis() -> None:
+        broker.kill()
+        await asyncio.sleep(6)
+        broker.start()
+
+    job, log = await run_through(celery_gateway, settings, photos, tmp_path, restart_redis)
+    assert job["state"] == "done", (job, log)
+    assert (job["total"], job["indexed"], job["duplicates"], job["failed"]) == (40, 40, 0, 0), (job, log)
+    assert "waiting for it" in log  # they met it down
+    dogs = await all_dogs(celery_gateway)
+    assert len(dogs) == 40 == len({d["payload"]["sha256"] for d in dogs})
+    # Their acknowledgements, sent after their workers reconnected, reached Redis: none of them comes back later.
+    client = redis.Redis.from_url(broker.url)
+    assert client.hlen("unacked") == 0 and client.llen("celery") == 0
+    client.close()
+
+
+async def test_an_embedder_redeploy_mid_job_fails_no_photo(celery_gateway, settings, backends, photos, tmp_path):
+    """The embedder away for 35 s (batches used to give up after 31 s of retries, the queue failing through them):
+    the batches in flight wait, past half the visibility timeout too (handed on as new messages), the others wait
+    in the queue, and every photo is indexed once it is back."""
+    async def redeploy() -> None:
+        backends.stop_embedder()
+        await asyncio.sleep(35)
+        backends.restart_embedder()
+
+    job, log = await run_through(celery_gateway, settings, photos, tmp_path, redeploy)
+    assert job["state"] == "done", (job, log)
+    assert (job["total"], job["indexed"], job["failed"]) == (40, 40, 0), (job, log)
+    assert len(await all_dogs(celery_gateway)) == 40
