@@ -177,3 +177,30 @@ def test_bench_servers_start_side_by_side_and_one_that_fails_says_why(tmp_path):
         with servers((("search", "--data-dir", str(tmp_path / "c")), None),
                      (("embedder",), {"DOGSEARCH_EMBEDDER_PRECISION": "fp17"})):
             pass
+
+
+def test_the_bench_refuses_to_flush_a_redis_database_it_did_not_fill():
+    """The ingest bench flushes its Redis database: one holding anyone else's keys is refused before any benchmark
+    runs, and left as it was; an empty one, or one a bench run left (marked), is the bench's."""
+    from dogsearch.bench.ingest import BENCH_MARK, claim_redis
+    from tests.jobs.servers import REDIS_URL, redis_db
+
+    db = redis_db()
+    db.flushdb()
+    db.set("someone:else", "1")
+    try:
+        run = subprocess.run([sys.executable, "-m", "dogsearch.cli", "bench", "--only", "ingest", "--quick",
+                              "--redis-url", REDIS_URL], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and f"the Redis database {REDIS_URL} holds 1 keys" in run.stderr
+        assert "bench: ingest ..." not in run.stderr
+        assert db.get("someone:else") == b"1"
+        with pytest.raises(RuntimeError, match="holds 1 keys the bench did not make"):
+            claim_redis(REDIS_URL)
+
+        db.delete("someone:else")
+        claim_redis(REDIS_URL)  # empty: flushed and marked
+        db.set("celery", "a queue a run that died left")
+        claim_redis(REDIS_URL)  # marked: the bench's own, flushed again
+        assert db.keys() == [BENCH_MARK.encode()]
+    finally:
+        db.flushdb()

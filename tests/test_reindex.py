@@ -4,6 +4,7 @@ the embedded one in the data folder, and a Qdrant server (qdrant-client's local 
 through DOGSEARCH_SEARCH_QDRANT_URL as a deployment would)."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 from dataclasses import dataclass
@@ -214,9 +215,28 @@ def test_reindex_of_an_empty_data_dir_says_so(site):
         site.run(CoarseGridModel())
 
 
-def test_cli_reports_the_swap(site, monkeypatch, capsys):
-    import asyncio
+def test_cli_on_a_data_dir_without_a_gallery_says_so_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    """A wrong --data-dir (`make demo`'s is .data/demo) is said before any model loads or any folder is made, and
+    the lock of a gallery a server holds names that server."""
+    from dogsearch import cli
+    from dogsearch.eval import retrieval as ev
 
+    monkeypatch.setattr(ev, "load_model", lambda name, device: pytest.fail("no model is needed"))
+    data = tmp_path / "data"
+    data.mkdir()
+    assert cli.main(["reindex", "--data-dir", str(data)]) == 1
+    assert "no collection 'dogs' in " in capsys.readouterr().err
+    assert list(data.iterdir()) == []
+
+    site = Site("edge", DataLayout(data), tmp_path / "qdrant")
+    asyncio.run(_fill(site))
+    monkeypatch.setattr(ev, "load_model", lambda name, device: CoarseGridModel())
+    with site.store():  # as a running `dogsearch serve` holds it
+        assert cli.main(["reindex", "--data-dir", str(data), "--detector", "none"]) == 1
+    assert "a running `dogsearch serve` on this data directory?" in capsys.readouterr().err
+
+
+def test_cli_reports_the_swap(site, monkeypatch, capsys):
     from dogsearch import cli
     from dogsearch.eval import retrieval as ev
 

@@ -8,9 +8,9 @@ model or store on the same machine in the same run.
 - ingest: a bulk job of small photos through the embedded runner (`dogsearch serve`: job, detector, embedder and
   store in one process) with 2 and 8 batches in flight; the same job with the embedding forward left out (what
   the rest costs), and the photos' decoding alone on every core (the CPU's ceiling for any number of workers).
-- topology: the same job in the production topology (`TOPOLOGIES`, or `--topologies`): W Celery workers (Redis db 14 of
-  127.0.0.1:6379, flushed) sharing E embedder processes on the GPU, a search service and a gateway, each its own
-  process.
+- topology: the same job in the production topology (`TOPOLOGIES`, or `--topologies`): W Celery workers (Redis at
+  `--redis-url`, db 14 of 127.0.0.1:6379 by default, flushed: empty or the bench's own) sharing E embedder processes
+  on the GPU, a search service and a gateway, each its own process.
 - search: the all-in-one server on the GPU against a gallery of `SEARCH_DOGS` dogs: real photos added through
   POST /v1/dogs, then topped up with real-like vectors (dogsearch.bench.vector.blends of the real ones, each with a
   real entry's payload) written to its store while it is stopped; after 3 s of warm-up, 10 and 100 users with 1 s
@@ -36,6 +36,7 @@ from PIL import Image
 
 from dogsearch.bench.common import sample_photos, server, servers, variations
 from dogsearch.bench.embed import lone_image_ms, service_images_per_s
+from dogsearch.bench.ingest import BENCH_REDIS
 from dogsearch.core.settings import usable_cores
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -175,23 +176,22 @@ def ingest(device: str, quick: bool, precision: str) -> dict:
     return out
 
 
-def topology_rate(device: str, precision: str, root: Path, data: Path, workers: int, embedders: int) -> float:
+def topology_rate(device: str, precision: str, root: Path, data: Path, workers: int, embedders: int,
+                  redis_url: str) -> float:
     """Photos/s of a job in the production topology: `workers` Celery workers, worker i sending its batches to
     embedder i mod `embedders` (each a process on the GPU), a search service and a gateway."""
     import json
     import signal
     import subprocess
 
-    import redis
+    from dogsearch.bench.ingest import _check, _job_seconds, claim_redis
 
-    from dogsearch.bench.ingest import BENCH_REDIS, _check, _job_seconds
-
-    redis.Redis.from_url(BENCH_REDIS).flushdb()  # no Redis: ConnectionError, reported as this section's error
+    bench_db = claim_redis(redis_url)  # no Redis, or others' keys in it: reported as this section's error
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOGSEARCH_")} | gpu_env(device, precision)
     specs = [(("embedder",), env)] * embedders + [(("search", "--data-dir", str(data / "vectors")), env)]
     with servers(*specs) as started:
         *embedder_urls, search = [url for url, _ in started]
-        services = env | {"DOGSEARCH_BROKER_URL": BENCH_REDIS, "DOGSEARCH_JOBS_BATCH_SIZE": "64",
+        services = env | {"DOGSEARCH_BROKER_URL": redis_url, "DOGSEARCH_JOBS_BATCH_SIZE": "64",
                           "DOGSEARCH_JOBS_REQUIRE_DOG": "false",
                           "DOGSEARCH_JOBS_ALLOWED_ROOTS": json.dumps([str(root)]),
                           "DOGSEARCH_GATEWAY_EMBEDDER_URL": embedder_urls[0], "DOGSEARCH_GATEWAY_SEARCH_URL": search,
@@ -213,7 +213,7 @@ def topology_rate(device: str, precision: str, root: Path, data: Path, workers: 
                 os.killpg(proc.pid, signal.SIGTERM)
             for proc in procs:
                 proc.wait(30)
-            redis.Redis.from_url(BENCH_REDIS).flushdb()
+            bench_db.flushdb()
     _check(job, len(list((root / "photos").rglob("*.jpg"))))
     return job["indexed"] / seconds
 
@@ -229,8 +229,8 @@ def parse_topologies(text: str) -> tuple[tuple[int, int], ...]:
     return shapes
 
 
-def topology(device: str, quick: bool, precision: str,
-             shapes: tuple[tuple[int, int], ...] | None = None) -> dict:
+def topology(device: str, quick: bool, precision: str, shapes: tuple[tuple[int, int], ...] | None = None,
+             redis_url: str = BENCH_REDIS) -> dict:
     """The ingest's production topology (`shapes`, default `TOPOLOGIES`), on the same photos as the ingest
     section."""
     n = 256 if quick else 4096
@@ -242,7 +242,8 @@ def topology(device: str, quick: bool, precision: str,
         _write(root / "photos", n, seed=1)
         _write(root / "warm", 8, seed=2)
         for workers, embedders in shapes or (TOPOLOGIES[:1] if quick else TOPOLOGIES):
-            rate = topology_rate(device, precision, root, root / f"data-{workers}x{embedders}", workers, embedders)
+            rate = topology_rate(device, precision, root, root / f"data-{workers}x{embedders}", workers, embedders,
+                                 redis_url)
             out[f"gpu_ingest_photos_per_s_{workers}_workers_{embedders}_embedders"] = round(rate, 1)
             log(f"ingest, {workers} Celery workers, {embedders} embedder processes: {rate:.0f} photos/s")
     return out
@@ -325,7 +326,7 @@ def pose(device: str, quick: bool) -> dict:
 
 
 def run(quick: bool = False, device: str = "cuda", sections: list[str] | None = None,
-        topologies: tuple[tuple[int, int], ...] | None = None) -> dict:
+        topologies: tuple[tuple[int, int], ...] | None = None, redis_url: str = BENCH_REDIS) -> dict:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"--device {device}: torch sees no CUDA GPU on this machine")
     result: dict = {"gpu_device": torch.cuda.get_device_name(device) if device.startswith("cuda") else device}
@@ -342,7 +343,7 @@ def run(quick: bool = False, device: str = "cuda", sections: list[str] | None = 
             elif section == "ingest":
                 result |= ingest(device, quick, precision)
             elif section == "topology":
-                result |= topology(device, quick, precision, topologies)
+                result |= topology(device, quick, precision, topologies, redis_url)
             elif section == "search":
                 result |= search(device, quick, precision)
             else:

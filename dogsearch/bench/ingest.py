@@ -4,15 +4,16 @@ machine in the same run (goal ≥ 0.8).
 Two workers run the same job code (dogsearch.jobs.work): it reads each file, checks and decodes it, hashes it
 (sha256 and dHash), embeds it in batches, writes the photo, and upserts the vectors.
 - `ingest_worker_*`: the embedded runner, every service and the job in one process (`dogsearch serve`);
-- `ingest_celery_*`: one `dogsearch worker` process on Redis (db 14 of 127.0.0.1:6379, flushed; skipped when no
-  Redis answers there) talking HTTP to an embedder and a search process, the jobs submitted through a gateway
-  process: the production topology on one machine, so all four share its cores.
+- `ingest_celery_*`: one `dogsearch worker` process on Redis (`--redis-url`, default db 14 of 127.0.0.1:6379,
+  flushed: refused unless it is empty or the bench's own; skipped when no Redis answers there) talking HTTP to an
+  embedder and a search process, the jobs submitted through a gateway process: the production topology on one
+  machine, so all four share its cores.
 The bare model only runs forward on tensors made in advance, in each layout of threads (the embedder's own:
 `replicas` x `torch_threads`, and one team of all cores); the ratios divide by the faster.
 The photos are small by default (120-240 px wide, so the bench measures the job's own overhead); `--megapixels 3`
 makes them the size of real photos, which the worker and the embedder each decode shrunk (dogsearch.core.images).
 
-    python -m dogsearch.bench.ingest [--quick] [--json] [--megapixels MP]
+    python -m dogsearch.bench.ingest [--quick] [--json] [--megapixels MP] [--redis-url URL]
 """
 from __future__ import annotations
 
@@ -125,10 +126,42 @@ class WithoutForward:
         return vectors
 
 
-BENCH_REDIS = "redis://127.0.0.1:6379/14"
+BENCH_REDIS = "redis://127.0.0.1:6379/14"  # the default of `dogsearch bench --redis-url`
+# Set in a database the bench found empty: a later run (after one that died) may flush it again; nothing else is.
+BENCH_MARK = "dogsearch-bench:owned"
 
 
-def celery_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_size: int) -> tuple[float, dict] | str:
+def redis_refusal(url: str) -> str | None:
+    """Why the bench must not flush the database at `url` (it holds keys the bench did not make), or None: empty,
+    the bench's own, or no Redis answering there (the Celery part is then skipped)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url)
+        keys = 0 if client.exists(BENCH_MARK) else client.dbsize()
+    except redis.RedisError:
+        return None
+    if not keys:
+        return None
+    return (f"the Redis database {url} holds {keys} keys the bench did not make, and the bench flushes the "
+            "database it runs its Celery jobs in: give it an empty one (--redis-url redis://HOST:6379/N)")
+
+
+def claim_redis(url: str):
+    """The Redis client of the bench's database, flushed and marked as the bench's; RuntimeError where it holds
+    others' keys (redis_refusal), a RedisError where none answers."""
+    import redis
+
+    if reason := redis_refusal(url):
+        raise RuntimeError(reason)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.set(BENCH_MARK, "1")
+    return client
+
+
+def celery_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_size: int,
+                        redis_url: str = BENCH_REDIS) -> tuple[float, dict] | str:
     """(images/s, job) of one Celery worker process, or why it could not run."""
     import os
     import signal
@@ -140,13 +173,13 @@ def celery_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_
     from dogsearch.bench.common import server
 
     try:
-        redis.Redis.from_url(BENCH_REDIS).flushdb()
+        bench_db = claim_redis(redis_url)
     except redis.RedisError as exc:
-        return f"no Redis at {BENCH_REDIS}: {exc}"
+        return f"no Redis at {redis_url}: {exc}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOGSEARCH_")}
     with server("embedder", env=env) as (embedder, _), \
             server("search", "--data-dir", str(data / "vectors"), env=env) as (search, _):
-        services = {**env, "DOGSEARCH_BROKER_URL": BENCH_REDIS, "DOGSEARCH_JOBS_BATCH_SIZE": str(batch_size),
+        services = {**env, "DOGSEARCH_BROKER_URL": redis_url, "DOGSEARCH_JOBS_BATCH_SIZE": str(batch_size),
                     "DOGSEARCH_JOBS_REQUIRE_DOG": "false",
                     "DOGSEARCH_JOBS_ALLOWED_ROOTS": json.dumps([str(root)]),
                     "DOGSEARCH_GATEWAY_EMBEDDER_URL": embedder, "DOGSEARCH_GATEWAY_SEARCH_URL": search,
@@ -165,12 +198,13 @@ def celery_images_per_s(root: Path, data: Path, warm: Path, folder: Path, batch_
         finally:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(30)
-            redis.Redis.from_url(BENCH_REDIS).flushdb()
+            bench_db.flushdb()
     return job["indexed"] / seconds, job
 
 
-def run(quick: bool = False, megapixels: float | None = None) -> dict:
-    """`megapixels`: photos of about that size instead of small ones (120-240 px wide, the default)."""
+def run(quick: bool = False, megapixels: float | None = None, redis_url: str = BENCH_REDIS) -> dict:
+    """`megapixels`: photos of about that size instead of small ones (120-240 px wide, the default); `redis_url`:
+    the Redis database of the Celery part, flushed (claim_redis)."""
     n, rounds = (96, 1) if quick else (512, 3)
     width = SMALL
     if megapixels:
@@ -198,7 +232,8 @@ def run(quick: bool = False, megapixels: float | None = None) -> dict:
             _check(job, n)
             worker.append(rate)
             worker_cores.append(rate * cpu / n)
-            outcome = celery_images_per_s(root, root / f"celery-{r}", root / "warm", root / "photos", batch_size)
+            outcome = celery_images_per_s(root, root / f"celery-{r}", root / "warm", root / "photos", batch_size,
+                                          redis_url)
             if isinstance(outcome, str):
                 skipped = outcome
             else:
@@ -245,8 +280,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--megapixels", type=float, help="photos of about this size (default: 120-240 px wide)")
+    parser.add_argument("--redis-url", default=BENCH_REDIS,
+                        help=f"the Celery part's Redis database, flushed: empty or the bench's (default {BENCH_REDIS})")
     args = parser.parse_args()
-    result = run(quick=args.quick, megapixels=args.megapixels)
+    if reason := redis_refusal(args.redis_url):
+        raise SystemExit(reason)
+    result = run(quick=args.quick, megapixels=args.megapixels, redis_url=args.redis_url)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from dogsearch.bench.ingest import BENCH_REDIS, redis_refusal
 from dogsearch.core.settings import usable_cores
 
 # name -> module with run(quick) -> dict; in the order they run.
@@ -37,9 +38,10 @@ def machine(quick: bool) -> dict:
     }
 
 
-def run_all(names: list[str], quick: bool, vectors: int | None = None) -> dict:
-    """vectors: the vector bench's store size (None: its default for quick or not)."""
-    options: dict[str, dict] = {"vector": {"vectors": vectors}}
+def run_all(names: list[str], quick: bool, vectors: int | None = None, redis_url: str = BENCH_REDIS) -> dict:
+    """vectors: the vector bench's store size (None: its default for quick or not); redis_url: the ingest's Celery
+    database."""
+    options: dict[str, dict] = {"vector": {"vectors": vectors}, "ingest": {"redis_url": redis_url}}
     result = machine(quick)
     for name in names:
         start = time.perf_counter()
@@ -50,14 +52,20 @@ def run_all(names: list[str], quick: bool, vectors: int | None = None) -> dict:
 
 
 def main(names: list[str] | None, quick: bool, as_json: bool, out: Path | None, vectors: int | None = None,
-         device: str = "cpu", topologies: str | None = None) -> int:
+         device: str = "cpu", topologies: str | None = None, redis_url: str | None = None) -> int:
     from dogsearch.bench import gpu
+
+    redis_url = redis_url or BENCH_REDIS
 
     known = list(BENCHMARKS) if device == "cpu" else list(gpu.SECTIONS)
     unknown = set(names or []) - set(known)
     if unknown:
         print(f"dogsearch bench: unknown benchmark(s) {sorted(unknown)} on {device}; choose from {known}",
               file=sys.stderr)
+        return 2
+    # said now rather than after the benchmarks before the one that would flush it
+    if {"ingest", "topology"} & set(names or known) and (reason := redis_refusal(redis_url)):
+        print(f"dogsearch bench: {reason}", file=sys.stderr)
         return 2
     try:
         shapes = gpu.parse_topologies(topologies) if topologies else None
@@ -68,12 +76,12 @@ def main(names: list[str] | None, quick: bool, as_json: bool, out: Path | None, 
         if not device.startswith("cuda") or not torch.cuda.is_available():
             print(f"dogsearch bench: --device {device}: torch sees no CUDA GPU here (cuda, cuda:N)", file=sys.stderr)
             return 2
-        result = machine(quick) | gpu.run(quick, device, names, shapes)
+        result = machine(quick) | gpu.run(quick, device, names, shapes, redis_url)
         return _write(result, as_json, out) or (1 if any(k.endswith("_error") for k in result) else 0)
     if vectors is not None and vectors < MIN_VECTORS:
         print(f"dogsearch bench: --vectors is at least {MIN_VECTORS}, got {vectors}", file=sys.stderr)
         return 2
-    return _write(run_all(names or list(BENCHMARKS), quick, vectors), as_json, out)
+    return _write(run_all(names or list(BENCHMARKS), quick, vectors, redis_url), as_json, out)
 
 
 def _write(result: dict, as_json: bool, out: Path | None) -> int:

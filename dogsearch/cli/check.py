@@ -100,10 +100,15 @@ def summary(report: dict[str, Any]) -> str:
                   f"{g['unmarked_copies']} unmarked copies of older photos{marked}")
     else:
         hashes = "look-alike hashes not checked (no job store)"
+    repairable = (g["orphan_files"] or g["unhashed"] or g["unfiled"] or g["unmarked_copies"] or j["stuck"])
+    end = ("" if report["ok"] else "; not all fixed" + (
+        # the usual case after a broker is turned on for a gallery: its old photos' hashes are not in Redis
+        ": --repair removes the orphan files, hashes and files the photos, marks the copies and fails the stuck jobs"
+        if repairable and not report["repair"] else ""))
     return (f"checked {g['entries']} entries and {g['files']} photo files: {missing} without their photo"
             f"{fixes['missing']}, {len(g['orphan_files'])} orphan photo files{fixes['orphans']}, "
             f"{len(g['other_model'])} of another model than {g['model']!r}, {hashes}, "
-            f"{len(j['stuck'])} stuck jobs{fixes['stuck']}" + ("" if report["ok"] else "; not all fixed"))
+            f"{len(j['stuck'])} stuck jobs{fixes['stuck']}{end}")
 
 
 def _bar(desc: str, total: int | None):

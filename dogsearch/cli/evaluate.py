@@ -41,9 +41,9 @@ def add_parser(sub) -> None:
     detect.add_argument("--detector", help="detector name (default: the registry's default)")
     detect.add_argument("--iou", type=float, default=0.5, help="IoU a box needs with a labelled dog to count")
     detect.add_argument("--limit", type=int, help="at most N photos of each folder, spread evenly over it")
-    detect.add_argument("--split", choices=["all", "train", "held-out"], default="all",
-                        help="only the photos of this split (a hash of the file name, eval/detect.split_of): "
-                             "held-out is what a trained detector never saw")
+    add_split(detect, ("all", "train", "held-out"), "only the photos of this split (a hash of the file name, "
+                                                    "eval/detect.split_of): heldout is what a trained detector never "
+                                                    "saw")
     detect.add_argument("--weights", type=Path, metavar="DIR",
                         help="a trained delta (`dogsearch train detector --out DIR`) in place of the detector's "
                              "shipped one")
@@ -118,9 +118,15 @@ def add_parser(sub) -> None:
         retrieval.add_argument("--model", help="embedder model name (default: the embedder setting)")
         retrieval.add_argument("--device", help="cpu, cuda, cuda:N (default: the embedder setting, "
                                                 "else the GPU when there is one)")
-        retrieval.add_argument("--split", choices=["all", "train", "val", "heldout"], default="all",
-                               help="only photos of this split (dogsearch/eval/splits.py); identity evals use "
-                                    "'heldout' for the DogFaceNet dogs kept out of training")
+        add_split(retrieval, ("all", "train", "val", "heldout"),
+                  "only photos of this split (dogsearch/eval/splits.py); identity evals use heldout for the "
+                  "DogFaceNet dogs kept out of training" + (
+                      "; a breed folder's photos are train or val, unless --unseen-breeds" if kind == "breed" else ""))
+        if kind == "breed":
+            retrieval.add_argument("--unseen-breeds", action="store_true",
+                                   help="--split splits whole breeds, as for breeds no model trained on "
+                                        "(splits.unseen_breed_split): Oxford-IIIT Pet's dogs, val 4 breeds, heldout "
+                                        "the other 9 (the README's held-out figures)")
         retrieval.add_argument("--batch-size", type=int, default=32)
         retrieval.add_argument("--query-photos", type=int, nargs="+", default=[], metavar="N",
                                help="also recall@1 and mAP of queries of N photos of one dog, e.g. 1 2 3: all on "
@@ -138,6 +144,20 @@ def add_parser(sub) -> None:
                                help="keep the photos' vectors here, by model and files (reruns reuse them)")
         retrieval.add_argument("--json", action="store_true", help="print one JSON object")
         retrieval.set_defaults(func=run_retrieval)
+
+
+def add_split(parser: argparse.ArgumentParser, names: tuple[str, ...], help: str) -> None:
+    """--split, one of `names` as the eval's code spells them (eval/detect.py: held-out; eval/splits.py: heldout);
+    either spelling is taken, and shown as heldout, for every eval."""
+    by_key = {name.replace("-", ""): name for name in names}
+
+    def split(text: str) -> str:
+        if (name := by_key.get(text.lower().replace("-", ""))) is None:
+            raise argparse.ArgumentTypeError(f"invalid choice {text!r} (choose from {', '.join(by_key)})")
+        return name
+
+    parser.add_argument("--split", type=split, default="all", metavar="{" + ",".join(by_key) + "}",
+                        help=f"{help} (held-out is heldout too)")
 
 
 def run_watches(args: argparse.Namespace) -> int:
@@ -178,14 +198,19 @@ def run_retrieval(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         print(f"dogsearch eval {args.kind}: {args.dir} is not a folder", file=sys.stderr)
         return 2
+    unseen = getattr(args, "unseen_breeds", False)
+    if args.kind == "breed" and args.split == "heldout" and not unseen:
+        print("dogsearch eval breed: a breed folder's photos are split train and val, none held out; "
+              "--unseen-breeds --split heldout holds out whole breeds (Oxford-IIIT Pet's 9)", file=sys.stderr)
+        return 2
     model = load_model(args.model, args.device)
     try:
         if any(n < 1 for n in args.query_photos):
             raise ValueError("--query-photos takes numbers of 1 or more")
         expansion = Expansion(args.query_expansion, args.query_expansion_power)
-        result = evaluate_dir(model, args.dir, args.kind, split=args.split, batch_size=args.batch_size,
-                              query_photos=args.query_photos, rules=args.combine, cache_dir=args.cache_dir,
-                              expansion=expansion, judged=searched_part(model.model_id))
+        result = evaluate_dir(model, args.dir, "unseen-breed" if unseen else args.kind, split=args.split,
+                              batch_size=args.batch_size, query_photos=args.query_photos, rules=args.combine,
+                              cache_dir=args.cache_dir, expansion=expansion, judged=searched_part(model.model_id))
     except ValueError as exc:
         print(f"dogsearch eval {args.kind}: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from dogsearch.cli.common import add_target, api_key, gateway
+from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.core.images import PHOTO_SUFFIXES
 
 
@@ -27,7 +29,8 @@ def add_parser(sub) -> None:
                             "csv: a CSV with a 'path' column and field columns (a 'dog' column: rows of one value "
                             "are one dog)")
     index.add_argument("--csv", type=Path, help="the CSV for --labels csv (default DIR/labels.csv); its 'path' "
-                                                "column is relative to the CSV's folder")
+                                                "column is relative to the CSV's folder (with --url, an upload: "
+                                                "the photos it names must be under DIR)")
     index.add_argument("--payload", help="JSON object: fields given to every photo")
     index.add_argument("--server-path", action="store_true",
                        help="with --url: the gateway reads DIR itself (under its allowed roots) instead of an upload")
@@ -61,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     root = args.dir.resolve()
     labels = args.labels if args.labels in ("csv", "dogs") else None
     csv = labels == "csv"
+    if csv and args.csv and not args.csv.is_file():
+        print(f"dogsearch index: {args.csv} is not a file", file=sys.stderr)
+        return 2
     target = str((args.csv or root / "labels.csv").resolve()) if args.csv and csv else str(root)
     plan = Plan(root, target, labels, json.loads(args.payload) if args.payload else None,
                 [root] + ([Path(target).parent] if csv and args.csv else []))
@@ -96,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
     return 1 if job["failed"] and not (job["indexed"] or job["duplicates"]) else 0
 
 
+PATIENCE_S = 300.0  # how long a job is followed through a server that does not answer (a redeploy takes minutes)
+
+
 class LeftRunning(Exception):
     """The command returns while its job goes on (--detach, or Ctrl-C while it runs elsewhere): how to find it."""
 
@@ -108,6 +117,7 @@ class Cancelled(Exception):
 class Following:
     detach: bool = False
     where: str = ""  # the `dogsearch jobs` options that reach the job (--url URL)
+    patience_s: float = PATIENCE_S
 
     async def job(self, created: dict, get: Callable[[], Awaitable[dict]],
                   cancel: Callable[[], Awaitable[Any]] | None = None) -> dict:
@@ -120,7 +130,11 @@ class Following:
             print(job_id)  # on its own line, for a script: J=$(dogsearch index DIR --url URL --detach)
             raise LeftRunning(f"job {job_id} {created['state']}: {follow}")
         try:
-            return await follow_job(get)
+            return await follow_job(get, patience_s=self.patience_s)
+        except (Unavailable, TimedOut) as exc:
+            if cancel is not None:  # it ran here: nothing goes on
+                raise
+            raise Unavailable(f"{exc.reason}; job {job_id} goes on on the server: {follow}") from exc
         except asyncio.CancelledError:
             asyncio.current_task().uncancel()  # handled: what follows awaits as usual
             if cancel is None:
@@ -133,17 +147,16 @@ class Following:
 async def via_gateway(plan: Plan, url: str, *, upload: bool, csv: Path | None, key: str | None = None,
                       follow: Following = Following()) -> dict:
     """On a running gateway: DIR goes up as a zip, or with --server-path the gateway reads it itself."""
-    from dogsearch.jobs.sources import JobInputError
-
     async with gateway(url, key=key) as client:
         if not upload:
             created = await client.index_path(plan.target, plan.labels, plan.payload)
         else:
-            if csv and csv.resolve() != plan.root / "labels.csv":
-                raise JobInputError("an upload takes DIR/labels.csv; use --server-path for another CSV")
+            # the server reads the upload's own labels.csv: another CSV goes in as that, its paths made DIR's
+            labels_csv = (rebased_csv(csv, plan.root) if plan.labels == "csv" and csv
+                          and csv.resolve() != plan.root / "labels.csv" else None)
             with tempfile.TemporaryDirectory(prefix="dogsearch-upload-") as tmp:
                 archive = Path(tmp) / f"{plan.root.name}.zip"
-                await asyncio.to_thread(zip_folder, plan.root, archive)
+                await asyncio.to_thread(zip_folder, plan.root, archive, labels_csv)
                 created = await client.index_archive(archive, plan.labels, plan.payload)
         return await follow.job(created, lambda: client.job(created["id"]))
 
@@ -173,23 +186,71 @@ async def in_process(plan: Plan, data_dir: Path, *, embedder_options: dict | Non
                                 cancel=lambda: client.cancel_job(created["id"]))
 
 
-def zip_folder(root: Path, dest: Path) -> int:
-    """DIR as a zip for an upload job: photos (and labels.csv) only, stored uncompressed (photos don't shrink)."""
+def zip_folder(root: Path, dest: Path, labels_csv: str | None = None) -> int:
+    """DIR as a zip for an upload job: photos (and labels.csv) only, stored uncompressed (photos don't shrink).
+    `labels_csv`: the text of the upload's labels.csv, in place of DIR's own."""
     count = 0
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED) as zf:
         for path in sorted(root.rglob("*")):
+            if labels_csv is not None and path == root / "labels.csv":
+                continue
             if path.is_file() and (path.suffix.lower() in PHOTO_SUFFIXES or path.name == "labels.csv"):
                 zf.write(path, path.relative_to(root).as_posix())
                 count += 1
+        if labels_csv is not None:
+            zf.writestr("labels.csv", labels_csv)
     return count
 
 
-async def follow_job(get: Callable[[], Awaitable[dict]], progress: bool = True, every_s: float = 0.25) -> dict:
-    """Polls a job until it is over, with a progress bar from its counts."""
+def rebased_csv(csv_file: Path, root: Path) -> str:
+    """The CSV given with --csv as the upload's labels.csv: its 'path' column is relative to the CSV's folder, the
+    upload's to DIR, so each path is written again relative to DIR; a photo outside DIR is not uploaded: refused."""
+    import csv
+    import io
+    import os
+
+    from dogsearch.jobs.sources import JobInputError
+
+    folder = csv_file.resolve().parent
+    out = io.StringIO()
+    try:
+        with csv_file.open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or "path" not in reader.fieldnames:
+                raise JobInputError(f"{csv_file.name}: needs a 'path' column")
+            writer = csv.DictWriter(out, reader.fieldnames, extrasaction="ignore")  # as the server drops extra cells
+            writer.writeheader()
+            for n, row in enumerate(reader, 2):
+                name = row["path"] or ""
+                # normpath, not resolve: a linked photo inside DIR is uploaded as the file it names there
+                path = Path(os.path.normpath(folder / name))
+                if not name or not path.is_relative_to(root):
+                    raise JobInputError(f"{csv_file.name} line {n}: {name!r} is not under {root}: an upload holds "
+                                        "DIR only (use --server-path for photos elsewhere)")
+                writer.writerow(row | {"path": path.relative_to(root).as_posix()})
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise JobInputError(f"{csv_file.name}: not a UTF-8 CSV ({exc})") from exc
+    return out.getvalue()
+
+
+async def follow_job(get: Callable[[], Awaitable[dict]], progress: bool = True, every_s: float = 0.25,
+                     patience_s: float = PATIENCE_S) -> dict:
+    """Polls a job until it is over, with a progress bar from its counts. A server that stops answering (restarted,
+    redeployed) is asked again for up to `patience_s`: its job goes on meanwhile."""
     bar = tqdm(total=None, unit="photo", desc="indexing", disable=not progress)
+    silent_since = None
     try:
         while True:
-            job = await get()
+            try:
+                job = await get()
+            except (Unavailable, TimedOut) as exc:
+                silent_since = silent_since or time.monotonic()
+                if time.monotonic() - silent_since > patience_s:
+                    raise
+                bar.set_postfix_str(f"the server does not answer ({exc.reason[:60]}): asking again")
+                await asyncio.sleep(min(2.0, every_s * 8))
+                continue
+            silent_since = None
             if job["total"] and bar.total != job["total"]:
                 bar.total = job["total"]
             bar.n = job["indexed"] + job["duplicates"] + job["failed"]

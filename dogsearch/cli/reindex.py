@@ -39,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
     configure_logging("WARNING")
     layout, settings = DataLayout(args.data_dir), SearchSettings()
+    if settings.qdrant_url is None and not (layout.vectors / settings.collection).is_dir():
+        # said before opening anything, which would leave empty photos/ and vectors/ folders in a wrong --data-dir
+        print(f"dogsearch reindex: no collection {settings.collection!r} in {layout.vectors}: nothing to reindex "
+              "(--data-dir is the data directory the server ran on: `make demo`'s is .data/demo)", file=sys.stderr)
+        return 1
     model = load_model(args.model, args.device)
     embedder = EmbedderSettings(**({"detector": args.detector} if args.detector else {}))
     if embedder.detects:  # what the embedder service stores: each dog's crop

@@ -15,8 +15,9 @@ def add_parser(sub) -> None:
                        help="'all' (default): every service in one process; else one service in this process")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, help="default: gateway/all 8000, embedder 8001, search 8002, pose 8003")
-    serve.add_argument("--data-dir", type=Path, help="all: holds vectors/ and photos/; search: the vectors; "
-                                                     "gateway: the photos")
+    serve.add_argument("--data-dir", type=Path, help="all: holds vectors/, photos/ and jobs/; search: the "
+                                                     "vectors; gateway: the photos, and jobs/ in it unless "
+                                                     "DOGSEARCH_JOBS_DATA_DIR is set")
     serve.add_argument("--embedder-url", help="gateway: the embedder's base URL")
     serve.add_argument("--search-url", help="gateway: the search service's base URL")
     serve.add_argument("--pose-url", help="gateway: the pose service's base URL")

@@ -167,9 +167,14 @@ def exposure_problem(host: str, keyring: Keyring, require_keys: bool = False) ->
     if keyring.has_admin or open_allowed(host, require_keys):
         return None
     why = "DOGSEARCH_GATEWAY_REQUIRE_KEYS is set" if require_keys else f"it is bound to {host}, not a loopback address"
-    return (f"refusing to start without an admin API key: {why}, so anyone who reaches it could do anything. "
-            f"Make one with `{MAKE_ADMIN_KEY} --file keys.txt` and set DOGSEARCH_GATEWAY_API_KEYS_FILE=keys.txt "
-            "(or put the line it prints in DOGSEARCH_GATEWAY_API_KEYS)")
+    if require_keys:  # compose sets it: a keys file on the host is not in the container, the .env line is
+        how = (f"Make one with `docker compose run --rm --no-deps gateway {MAKE_ADMIN_KEY}` (or `{MAKE_ADMIN_KEY}`) "
+               "and put the line it prints in DOGSEARCH_GATEWAY_API_KEYS (compose: in .env); a keys file "
+               "(DOGSEARCH_GATEWAY_API_KEYS_FILE) must be a path inside the container, on a mounted volume")
+    else:
+        how = (f"Make one with `{MAKE_ADMIN_KEY} --file keys.txt` and set DOGSEARCH_GATEWAY_API_KEYS_FILE=keys.txt "
+               "(or put the line it prints in DOGSEARCH_GATEWAY_API_KEYS)")
+    return f"refusing to start without an admin API key: {why}, so anyone who reaches it could do anything. {how}"
 
 
 def internal_problem(service: str, host: str, has_internal_key: bool) -> str | None:

@@ -24,7 +24,7 @@ from dogsearch.eval.verification import cached
 from dogsearch.gallery.expansion import Expansion, expanded_queries
 from dogsearch.gallery.multiquery import Rule, combined_scores
 
-KINDS = ("breed", "identity")
+KINDS = ("breed", "identity", "unseen-breed")  # how splits.select splits the folder
 
 
 def retrieval_metrics(embeddings: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5),

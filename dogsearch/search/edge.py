@@ -516,7 +516,9 @@ def _lock_dir(directory: Path) -> IO[str]:
         fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock_file.close()
-        raise StoreError(f"{directory} is already open (one EdgeStore per directory, in one process)") from None
+        raise StoreError(f"{directory} is already open: one store a directory, and another process (a running "
+                         "`dogsearch serve` on this data directory?) or this one holds it; stop that server, or "
+                         "send the command to it with --url where the command has one") from None
     return lock_file
 
 

@@ -135,6 +135,25 @@ def test_unseen_breeds_split_whole_breeds_into_val_and_heldout():
     assert {lab for _, lab in held} == set(oxford) - set(val) and len(held) == 27
 
 
+def test_cli_holds_out_whole_breeds_with_unseen_breeds_and_takes_either_spelling_of_heldout(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """The README's Oxford held-out figures come from `eval breed --unseen-breeds --split heldout`; a breed folder's
+    own split has no held-out photos, which is said rather than "no label with at least 2 photos"."""
+    root = tmp_path / "oxford"
+    for breed, colour in (("basset_hound", (200, 30, 30)), ("boxer", (30, 200, 30)), ("pomeranian", (30, 30, 200))):
+        _write(root / breed, "a.jpg", colour)
+        _write(root / breed, "b.jpg", tuple(c + 20 for c in colour))
+    monkeypatch.setattr(ev, "load_model", lambda name, device: ColorGridModel())
+    assert cli.main(["eval", "breed", str(root), "--split", "heldout"]) == 2
+    assert "--unseen-breeds --split heldout" in capsys.readouterr().err
+    for spelling in ("heldout", "held-out"):
+        assert cli.main(["eval", "breed", str(root), "--unseen-breeds", "--split", spelling, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert (out["n_labels"], out["n_images"], out["split"]) == (2, 4, "heldout")  # pomeranian is val
+    assert cli.parser().parse_args(["eval", "identity", "d", "--split", "held-out"]).split == "heldout"
+    assert cli.parser().parse_args(["eval", "detect", "d", "--split", "heldout"]).split == "held-out"
+
+
 def test_the_search_s_figures_follow_the_model_s_reranking(dogs_dir):
     """A model whose calibration re-ranks (the shipped default) gets the search's figures, ranked as it ranks."""
     from tests.gateway.test_samedog import FusedColorModel

@@ -107,6 +107,16 @@ def test_the_summary_line_says_what_was_found_and_what_was_done(tmp_path, capsys
                     "0 unmarked copies of older photos (0 marked), 1 stuck jobs (1 failed); not all fixed")
 
 
+def test_the_summary_line_without_repair_says_that_repair_fixes_it(tmp_path, capsys):
+    """As after a broker is turned on for a gallery ("70 not filed"): the line says what fixes it."""
+    root = tmp_path / "data"
+    asyncio.run(fill(root))
+    assert cli.main(["check", "--data-dir", str(root)]) == 1
+    line = capsys.readouterr().out.strip()
+    assert line.endswith("1 stuck jobs; not all fixed: --repair removes the orphan files, hashes and files the "
+                         "photos, marks the copies and fails the stuck jobs")
+
+
 def test_a_clean_gallery_checks_ok(tmp_path, capsys):
     root = tmp_path / "data"
     assert cli.main(["check", "--data-dir", str(root)]) == 0  # nothing stored yet
