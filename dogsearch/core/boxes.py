@@ -17,6 +17,11 @@ Box = tuple[float, float, float, float]
 # The least a box a user marks may measure on each side, in the photo's pixels, once clipped to the photo: the
 # models scale a crop to 224 px, and a smaller one holds a speck, not a dog.
 MIN_MARKED_SIDE = 16
+# How far past the photo's edges a marked box may reach, as a share of the photo's width (left, right) and height
+# (top, bottom), and still be clipped to it: a drag that overshoots the edge. Further, the box was marked in other
+# coordinates (another size of the photo, before its EXIF turn) or for another photo: clipped, it would be the whole
+# photo, not the dog marked.
+MARKED_SLACK = 0.1
 
 
 class BadBox(InvalidInput):
@@ -107,12 +112,18 @@ def as_box(values: object, shown: str | None = None) -> Box:
 
 def clip_marked(box: Box, width: int, height: int) -> Box:
     """The part of a marked box inside a `width` x `height` photo, rounded to tenths of a pixel; BadBox when that is
-    under MIN_MARKED_SIDE on a side (or the box misses the photo)."""
+    under MIN_MARKED_SIDE on a side (or the box misses the photo), or when the box reaches further past the photo's
+    edges than MARKED_SLACK of its size."""
     x0, y0 = max(0.0, box[0]), max(0.0, box[1])
     x1, y1 = min(float(width), float(box[2])), min(float(height), float(box[3]))
     if x1 - x0 < MIN_MARKED_SIDE or y1 - y0 < MIN_MARKED_SIDE:
         raise BadBox(f"box {[round(v, 1) for v in box]} holds under {MIN_MARKED_SIDE}x{MIN_MARKED_SIDE} pixels of "
                      f"the {width}x{height} photo: mark the whole dog")
+    dx, dy = MARKED_SLACK * width, MARKED_SLACK * height
+    if -box[0] > dx or box[2] - width > dx or -box[1] > dy or box[3] - height > dy:
+        raise BadBox(f"box {[round(v, 1) for v in box]} reaches past the {width}x{height} photo: mark the dog inside "
+                     f"it, x 0..{width} and y 0..{height} (at most {MARKED_SLACK:.0%} of its size past an edge is "
+                     "clipped)")
     if max(x1 - x0, y1 - y0) > MAX_ASPECT * min(x1 - x0, y1 - y0):
         raise BadBox(f"box {[round(v, 1) for v in box]} is too long and thin (in the {width}x{height} photo, its long "
                      f"side may be at most {MAX_ASPECT} times its short side): mark the whole dog")

@@ -50,6 +50,7 @@ MAX_VALUE_BYTES = 4096  # one string value (a name, a description), UTF-8
 MAX_LIST_ITEMS = 64  # values of one list field
 MAX_FIELDS_BYTES = 16 * 1024  # all of a dog's user fields, as JSON
 MAX_JSON_DEPTH = 8  # nesting of a JSON object given as text (a payload, a filter)
+MAX_LABEL_CHARS = 200  # a name or a breed: shown in every list and result (the add form's own bound)
 
 
 def shown_value(value: Any) -> str:
@@ -62,6 +63,21 @@ def _status(value: Any) -> str:
     if value not in STATUSES:
         raise InvalidFields(f"field 'status': one of {', '.join(STATUSES)}, not {shown_value(value)}")
     return value
+
+
+def _label(name: str) -> Callable[[Any], str]:
+    """The check of a name or a breed, wherever it comes from (the add form, its payload, a PATCH, a bulk job): a
+    text of at most MAX_LABEL_CHARS characters without control characters (a NUL, a line break, an escape)."""
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise InvalidFields(f"field {name!r}: a text, not {shown_value(value)}")
+        if len(value) > MAX_LABEL_CHARS:
+            raise InvalidFields(f"field {name!r}: at most {MAX_LABEL_CHARS} characters, not {len(value)}")
+        if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+            raise InvalidFields(f"field {name!r}: {shown_value(value)} holds a control character (a NUL, a line "
+                                "break, an escape)")
+        return value
+    return check
 
 
 def parse_location(value: Any, name: str = "location") -> dict[str, float]:
@@ -123,8 +139,8 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     # the dog
-    Field("name", "user", "keyword"),
-    Field("breed", "user", "keyword"),
+    Field("name", "user", "keyword", _label("name")),
+    Field("breed", "user", "keyword", _label("breed")),
     Field("dog_id", "server", "keyword", public=False),  # the dog this entry shows
     Field("cover", "server", "bool", public=False),  # the entry that stands for its dog in lists: one per dog
     Field("dog_created_at", "server", "datetime", public=False),  # on its cover: lists show the newest dogs first
@@ -197,16 +213,17 @@ def check_fields_size(fields: dict[str, Any], what: str = "fields") -> None:
         values = value if isinstance(value, list) else [value]
         if len(values) > MAX_LIST_ITEMS:
             raise FieldsOverLimit(f"{what}: field {str(key)[:64]!r} has {len(values)} values, limit {MAX_LIST_ITEMS}")
-        if any(isinstance(v, str) and len(v.encode()) > MAX_VALUE_BYTES for v in values):
+        # measured as it is sent: a lone surrogate ("\ud800" in JSON) has no UTF-8 (user_fields refuses it)
+        if any(isinstance(v, str) and len(v.encode(errors="surrogatepass")) > MAX_VALUE_BYTES for v in values):
             raise FieldsOverLimit(f"{what}: field {str(key)[:64]!r} longer than {MAX_VALUE_BYTES} bytes")
-    size = len(json.dumps(fields, ensure_ascii=False, default=str).encode())
+    size = len(json.dumps(fields, ensure_ascii=False, default=str).encode(errors="surrogatepass"))
     if size > MAX_FIELDS_BYTES:
         raise FieldsOverLimit(f"{what}: {size} bytes of fields, limit {MAX_FIELDS_BYTES}")
 
 
 def user_fields(fields: dict[str, Any], *, from_photo: bool = False, removing: bool = False) -> dict[str, Any]:
-    """The fields a user gives a dog, checked: names, no field the server writes, each defined field's own
-    check (a status, a location, a time), any other a scalar or a list of scalars. Returns them as stored, but for
+    """The fields a user gives a dog, checked: names, none the server writes, each defined field's own check (a
+    name, a status, a location, a time), any other a scalar or a list of scalars. Returns them as stored, but for
     `seen_at` and `location` given as FROM_PHOTO where a photo is added (`from_photo`): those stay the word, for
     reports.from_photo to fill in from the photo, and TIME_ZONE beside seen_at=photo, which from_photo uses up.
     `removing` (a PATCH): null removes a field, stored as null, which no filter matches and `public` leaves out."""
@@ -237,6 +254,9 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False, removing: b
             out[key] = field.check(value)
             continue
         _finite(value, f"field {shown_value(key)}")
+        if any(isinstance(v, str) and any(unicodedata.category(c) == "Cs" for c in v)
+               for v in (value if isinstance(value, list) else [value])):  # "\ud800" in JSON: no text, no UTF-8
+            raise InvalidFields(f"field {shown_value(key)}: holds a lone surrogate, which is not text")
         if isinstance(value, list):
             if not all(isinstance(v, Scalar) for v in value):
                 raise InvalidFields(f"field {shown_value(key)}: a list may hold only strings, numbers or booleans")

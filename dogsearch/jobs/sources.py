@@ -62,6 +62,13 @@ class PhotoUnreadable(Exception):
 
 
 OUTSIDE = "outside the allowed folders"
+MAX_PATH = 4096  # PATH_MAX on Linux: no system call takes a longer path
+SHOWN_PATH = 120  # of a path (or a file's name) sent, at most this many characters are said back
+
+
+def shown_path(path: str) -> str:
+    """A path as a refusal names it: at most SHOWN_PATH characters of it (a 1 MB path is not sent back)."""
+    return path if len(path) <= SHOWN_PATH else f"{path[:SHOWN_PATH]}... ({len(path)} characters)"
 
 
 @dataclass(frozen=True)
@@ -116,26 +123,36 @@ def resolve_source(path: str, labels: str | None, roots: list[Path]) -> tuple[Pa
     if not roots:
         raise SourceForbidden("indexing server folders is switched off: set DOGSEARCH_JOBS_ALLOWED_ROOTS, "
                             "or upload a zip")
+    shown = shown_path(path)
+    if len(path) > MAX_PATH:
+        raise JobInputError(f"path {shown}: longer than {MAX_PATH} characters")
     raw = Path(path)
     if not raw.is_absolute():
-        raise JobInputError(f"path must be absolute, got {path!r}")
+        raise JobInputError(f"path must be absolute, got {shown!r}")
     try:
         resolved = raw.resolve()
     except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop (RuntimeError before 3.13)
-        raise JobInputError(f"unusable path {path!r}: {exc}") from exc
+        raise JobInputError(f"unusable path {shown!r}: {_why(exc)}") from exc
     if not inside(resolved, roots):
-        raise SourceForbidden(f"{path} is outside the folders this server may index")
+        raise SourceForbidden(f"{shown} is outside the folders this server may index")
+    try:
+        return _source(resolved, shown, labels)
+    except OSError as exc:  # a name longer than its file system takes (255 bytes), a folder it may not enter
+        raise JobInputError(f"unusable path {shown!r}: {_strerror(exc)}") from exc
+
+
+def _source(resolved: Path, shown: str, labels: str | None) -> tuple[Path, Path | None]:
     if not resolved.exists():
-        raise SourceNotFound(f"{path} does not exist")
+        raise SourceNotFound(f"{shown} does not exist")
     if resolved.is_dir():
         if labels == "csv":
             manifest = resolved / "labels.csv"
             if not manifest.is_file():
-                raise JobInputError(f"labels 'csv' needs {manifest}")
+                raise JobInputError(f"labels 'csv' needs a labels.csv in {shown}")
             return resolved, manifest
         return resolved, None
     if resolved.suffix.lower() not in MANIFEST_SUFFIXES:
-        raise JobInputError(f"{path}: a folder, a .csv or a .jsonl manifest, please")
+        raise JobInputError(f"{shown}: a folder, a .csv or a .jsonl manifest, please")
     return resolved.parent, resolved
 
 
@@ -250,6 +267,13 @@ def _strerror(exc: OSError) -> str:
     return (exc.strerror or "input/output error").lower()  # never str(exc): it carries the path
 
 
+def _why(exc: Exception) -> str:
+    """Why a path cannot be resolved, naming no path (an OSError's and a link loop's text carry one)."""
+    if isinstance(exc, OSError):
+        return _strerror(exc)
+    return "a loop of links" if isinstance(exc, RuntimeError) else str(exc)  # ValueError: "embedded null byte"
+
+
 def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots: list[Path],
                     limits: FieldLimits) -> list[Item]:
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -262,7 +286,8 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
     # as a photo is read: a labels.csv linked to /etc/shadow, or a FIFO, is refused before a byte is read
     data = _read_inside(manifest, roots, limits.manifest_bytes, refused, "the manifest")
     try:
-        with io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="") as f:  # decoded as it is read
+        # decoded as it is read; utf-8-sig: the byte-order mark Excel's "CSV UTF-8" begins with is no column's name
+        with io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="") as f:
             if manifest.suffix.lower() == ".jsonl":
                 for n, line in enumerate(f, 1):
                     if len(line) > limits.fields_bytes * 2:  # before parsing it; the fields are checked after
@@ -308,15 +333,15 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
         try:
             path = (folder / name).resolve()
         except (OSError, ValueError, RuntimeError) as exc:
-            raise JobInputError(f"{where}: unusable path {name!r}: {exc}") from exc
+            raise JobInputError(f"{where}: unusable path {shown_path(name)!r}: {_why(exc)}") from exc
         if not inside(path, roots):
-            raise SourceForbidden(f"{where}: {name} is outside the folders this job may read")
+            raise SourceForbidden(f"{where}: {shown_path(name)} is outside the folders this job may read")
         if Path(name).is_absolute() and path.is_relative_to(folder):
             name = path.relative_to(folder).as_posix()  # shown relative to the job's folder, never a server path
         if box is not None:  # one row a dog: a photo of several dogs is listed once for each
             name = f"{name} [box {box_text(box)}]"
         if name in listed:
-            raise JobInputError(f"{where}: {name} is listed again (first on line {listed[name]})")
+            raise JobInputError(f"{where}: {shown_path(name)} is listed again (first on line {listed[name]})")
         listed[name] = n
         items.append(Item(name, str(path), check_fields(_row_fields(payload, row), where, limits),
                           None if dog is None else str(dog).strip(), box))
@@ -392,9 +417,9 @@ def unpack_zip(archive: Path, dest: Path, *, max_files: int, max_bytes: int, max
         for member in members:
             name = PurePosixPath(member.filename.replace("\\", "/"))
             if name.is_absolute() or ".." in name.parts or not name.parts or ":" in name.parts[0]:
-                raise JobInputError(f"unsafe path in the archive: {member.filename!r}")
+                raise JobInputError(f"unsafe path in the archive: {shown_path(member.filename)!r}")
             if stat.S_ISLNK(member.external_attr >> 16):
-                raise JobInputError(f"links are not allowed in the archive: {member.filename!r}")
+                raise JobInputError(f"links are not allowed in the archive: {shown_path(member.filename)!r}")
             if name.parts[0] == "__MACOSX" or name.name.startswith("._"):
                 continue  # macOS resource forks: not photos
             target = dest.joinpath(*name.parts)
@@ -406,10 +431,11 @@ def unpack_zip(archive: Path, dest: Path, *, max_files: int, max_bytes: int, max
                     while chunk := src.read(1024 * 1024):
                         written += len(chunk)
                         if written > limit:
-                            raise ArchiveTooLarge(f"{member.filename}: unpacks beyond the limits (a zip bomb?)")
+                            raise ArchiveTooLarge(f"{shown_path(member.filename)}: unpacks beyond the limits "
+                                                  "(a zip bomb?)")
                         out.write(chunk)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
-                raise JobInputError(f"{member.filename}: corrupt archive member ({exc})") from exc
+                raise JobInputError(f"{shown_path(member.filename)}: corrupt archive member ({exc})") from exc
             total += written
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from dogsearch.core.boxes import BadBox
 from dogsearch.core.errors import (
@@ -63,6 +67,15 @@ def error_response(exc: DogsearchError) -> JSONResponse:
     return JSONResponse({"detail": reason, "code": exc.code}, status_code=status, headers=headers)
 
 
+class MalformedBody(InvalidInput):
+    """A request body that cannot be read as what its Content-Type says: a broken multipart form, JSON that does not
+    parse (nested too deep, not UTF-8)."""
+
+
+class FormTooLarge(TooLarge):
+    """A form over the parser's limits: too many fields or files, or a field (not a file) too large."""
+
+
 def install_error_mapping(app: FastAPI) -> None:
     @app.exception_handler(DogsearchError)
     async def domain_error(_: Request, exc: DogsearchError) -> JSONResponse:
@@ -71,11 +84,53 @@ def install_error_mapping(app: FastAPI) -> None:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         """FastAPI's list of what is wrong with the request, each value sent echoed at most ECHOED characters: a
-        20 KB field is not sent back whole."""
-        errors = [{k: _echoed(v) if k == "input" else v for k, v in e.items() if k != "url"} for e in exc.errors()]
+        20 KB field is not sent back whole. A JSON body that does not parse, or one sent as another type (FastAPI
+        then leaves it bytes), is said as the domain says it."""
+        errors = exc.errors()
+        if unparsed := next((e for e in errors if e.get("type") == "json_invalid"), None):
+            return error_response(MalformedBody(f"the body is not valid JSON: {unparsed['ctx']['error']} at "
+                                                f"position {unparsed['loc'][-1]}"))
+        if isinstance(exc.body, bytes) and exc.body:
+            sent = request.headers.get("content-type", "no Content-Type")
+            return error_response(UnsupportedMedia(f"the body must be application/json, not {sent}"))
+        errors = [{k: _echoed(v) if k == "input" else v for k, v in e.items() if k != "url"} for e in errors]
         return JSONResponse({"detail": jsonable_encoder(errors), "code": "invalid_input"}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> Response:
+        """Starlette's and FastAPI's own refusals (no such route, another method, a body they cannot parse) with a
+        code, as every other error answer has."""
+        if (unreadable := _unreadable_body(exc)) is not None:
+            return error_response(unreadable)
+        if exc.status_code in (204, 304) or exc.status_code < 200:  # no body allowed
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": exc.detail, "code": _code_of(exc.status_code)}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+
+def _unreadable_body(exc: HTTPException) -> DogsearchError | None:
+    """What a 400 about the body stands for: Starlette raises it from a MultiPartException (a broken form, or one
+    over its limits), FastAPI from what json.loads raised besides a syntax error (RecursionError, a
+    UnicodeDecodeError)."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, MultiPartException):
+        over = cause.message.startswith("Too many") or "exceeded maximum size" in cause.message
+        return (FormTooLarge if over else MalformedBody)(cause.message)
+    if exc.status_code == 400 and isinstance(cause, RecursionError):
+        return MalformedBody("the body is not valid JSON: nested too deeply")
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+        return MalformedBody(f"the body is not valid JSON: not UTF-8 ({cause.reason} at byte {cause.start})")
+    return None
+
+
+def _code_of(status: int) -> str:
+    """405 -> method_not_allowed."""
+    try:
+        return re.sub(r"\W+", "_", HTTPStatus(status).phrase).lower()
+    except ValueError:
+        return "error"
 
 
 ECHOED = 64

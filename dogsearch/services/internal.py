@@ -2,6 +2,8 @@
 (the gateway, the Celery workers) when it is set; /healthz and /readyz stay open for health checks."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from dogsearch.core.access import check_internal
 from dogsearch.core.errors import Unauthenticated
 from dogsearch.services.errors import error_response
@@ -12,12 +14,22 @@ TRUSTED = "dogsearch.trusted"
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
-def presented_key(headers: dict[bytes, bytes]) -> str | None:
-    """The secret a request carries: X-API-Key, else Authorization: Bearer."""
-    if key := headers.get(b"x-api-key"):
-        return key.decode("latin-1").strip()
-    auth = headers.get(b"authorization", b"").decode("latin-1")
-    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+class TwoKeys(Unauthenticated):
+    """A request that carries two different secrets: which one its sender meant is not guessed."""
+
+
+def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The secret a request (its ASGI headers) carries, in X-API-Key or Authorization: Bearer; TwoKeys when it
+    carries two that differ (a valid key must not vouch for a wrong one beside it)."""
+    keys = set()
+    for name, value in headers:
+        if name == b"x-api-key" and value.strip():
+            keys.add(value.decode("latin-1").strip())
+        elif name == b"authorization" and value[:7].lower() == b"bearer ":
+            keys.add(value[7:].decode("latin-1").strip())
+    if len(keys) > 1:
+        raise TwoKeys("the request carries two different API keys (X-API-Key, Authorization: Bearer): send one")
+    return keys.pop() if keys else None
 
 
 def route_path(scope) -> str:
@@ -34,7 +46,11 @@ class InternalGuard:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and not scope.get(TRUSTED) and route_path(scope) not in OPEN_PATHS:
-            if not check_internal(presented_key(dict(scope["headers"])), self.key):
+            try:
+                allowed = check_internal(presented_key(scope["headers"]), self.key)
+            except TwoKeys:
+                allowed = False
+            if not allowed:
                 response = error_response(Unauthenticated("this service needs the internal key "
                                                           "(Authorization: Bearer; DOGSEARCH_INTERNAL_KEY)"))
                 return await response(scope, receive, send)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.registry import Collector
 
+from dogsearch.core.errors import TooLarge
 from dogsearch.services.errors import install_error_mapping
 from dogsearch.services.internal import InternalGuard
 
@@ -81,7 +82,8 @@ class BodyLimit:
 
     @staticmethod
     async def _refuse(send, size: int, limit: int) -> None:
-        response = JSONResponse({"detail": f"request too large: over {limit} bytes ({size} seen)"}, 413)
+        response = JSONResponse({"detail": f"request too large: over {limit} bytes ({size} seen)",
+                                 "code": TooLarge.code}, 413)
         await response({"type": "http"}, None, send)
 
 
@@ -126,8 +128,8 @@ class BodyTimeout:
             if not late:  # a disconnect we faked is not an error; anything else is
                 raise
         if late and not answered:
-            response = JSONResponse({"detail": f"request body not received within {self.seconds:g}s"}, 408,
-                                    headers={"connection": "close"})
+            response = JSONResponse({"detail": f"request body not received within {self.seconds:g}s",
+                                     "code": "request_timeout"}, 408, headers={"connection": "close"})
             await response({"type": "http"}, None, send)
 
 

@@ -53,8 +53,10 @@ def guarded_protocol(header_timeout_s: float, max_header_bytes: int, keep_alive_
             if self._header_timer is not None:
                 seen = self._header_tail + data
                 end = seen.find(_END_OF_HEADERS)
-                self._header_bytes += len(data)
-                if end < 0 and self._header_bytes > max_header_bytes:
+                # counted up to their end when this read holds it (what follows is a body): a block that ends in
+                # any read, not only its first, is measured whole
+                self._header_bytes += len(data) if end < 0 else end + len(_END_OF_HEADERS) - len(self._header_tail)
+                if self._header_bytes > max_header_bytes:
                     return self._refuse(b"431 Request Header Fields Too Large")
                 if end >= 0:
                     self._header_timer.cancel()

@@ -45,9 +45,13 @@ def test_a_marked_box_is_four_numbers_corner_then_corner():
 
 def test_a_marked_box_is_clipped_to_the_photo_and_must_keep_enough_of_it():
     assert clip_marked((-5, -5, 30.04, 40), 100, 80) == (0.0, 0.0, 30.0, 40.0)
-    assert clip_marked((50, 20, 500, 500), 100, 80) == (50.0, 20.0, 100.0, 80.0)
+    assert clip_marked((50, 20, 110, 88), 100, 80) == (50.0, 20.0, 100.0, 80.0)  # a drag a little past the edges
     for box in ((90, 0, 200, 50), (200, 200, 300, 300), (0, 0, 15, 80)):  # a sliver inside, outside, too narrow
         with pytest.raises(BadBox, match="under 16x16 pixels of the 100x80 photo"):
+            clip_marked(box, 100, 80)
+    # mostly outside: marked in other coordinates; clipped, it was the whole photo
+    for box in ((0, 0, 99999, 99999), (-500, -500, 99999, 99999), (50, 20, 500, 500), (-11, 0, 50, 50)):
+        with pytest.raises(BadBox, match="reaches past the 100x80 photo: mark the dog inside it, x 0..100"):
             clip_marked(box, 100, 80)
 
 

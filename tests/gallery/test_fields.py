@@ -39,6 +39,12 @@ def test_report_fields_are_checked_and_stored_in_one_form():
     ({"phash": "x"}, "set by the server"),
     ({"1st": "x"}, "field name"),
     ({"nested": {"a": 1}}, "must be a string"),
+    ({"name": 12345}, "a text"),  # as the add form's `name`: a string, at most 200 characters
+    ({"breed": ["beagle"]}, "a text"),
+    ({"name": "R" * 201}, "at most 200 characters"),
+    ({"name": "Rex\x00"}, "control character"),
+    ({"notes": "a\ud800b"}, "lone surrogate"),  # was a UnicodeEncodeError (a 500) measuring the fields
+    ({"breed": "beagle\n<b>"}, "control character"),
 ])
 def test_bad_fields_are_refused_with_a_reason(fields, words):
     with pytest.raises(InvalidFields, match=words):

@@ -34,3 +34,27 @@ async def test_a_dead_broker_is_said_by_readyz_and_what_needs_it_is_a_503(gatewa
         assert "job broker (Redis) does not answer" in r.json()["detail"] and r.headers["retry-after"] == "1"
     assert (await search(gateway, solid(RED))).status_code == 200  # nothing stored, nothing needed of Redis
     assert (await gateway.get("/v1/dogs")).json()["total"] == 0
+
+
+async def test_a_dog_stored_while_the_broker_is_down_is_checked_against_the_watches_here(tmp_path, fake_model):
+    """The broker gone after a photo's look-alikes were looked up: the dog is stored, and its watch check, which
+    workers do, could not be sent. Was a 500 (the dog stored all the same, the check lost); now checked here."""
+    import json
+
+    from dogsearch.jobs.store import SqliteJobStore
+    from dogsearch.models.calibration import FILE_NAME
+    from tests.gateway.test_samedog import CALIBRATION
+
+    models = tmp_path / "models"
+    (models / "test-color-grid").mkdir(parents=True)
+    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(CALIBRATION.to_json()))
+    app = fake_all_in_one(tmp_path / "data", fake_model, jobs_options={"broker_url": DEAD_BROKER},
+                          gateway_options={"calibration_dir": models})
+    async with serving(app) as client:
+        app.state.parts.gallery.ingest.hashes = SqliteJobStore(tmp_path / "hashes.sqlite3")  # Redis answered those
+        lost = (await add(client, solid(RED), status="lost")).json()["id"]
+        watch = (await client.post("/v1/watches", json={"dog_id": lost, "min_probability": 0.5})).json()
+        found = await add(client, solid((205, 25, 25)), status="found")
+        assert found.status_code == 201, found.text
+        matches = (await client.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+        assert [m["dog"]["id"] for m in matches] == [found.json()["id"]], matches

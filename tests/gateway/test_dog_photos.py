@@ -3,6 +3,7 @@ a search with the photo that matched, fields kept on every photo, the owner rule
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime
 
 import pytest
@@ -109,6 +110,25 @@ async def test_patch_null_removes_a_field_from_every_photo(gateway):
         assert (await gateway.patch(f"/v1/dogs/{rex}", json=refused)).status_code == 422
 
 
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"name": 12345}, "a text"),
+    ({"notes": "a\ud800"}, "lone surrogate"),  # was a 500: the fields' size measured in UTF-8
+    ({"name": "R" * 201}, "at most 200"),
+    ({"name": "Rex\u0000"}, "control character"),
+    ({"breed": "beagle\u001b[31m"}, "control character"),
+])
+async def test_patch_checks_the_fields_as_adding_a_dog_does(gateway, fields, words):
+    rex = (await add(gateway, solid(RED), name="Rex")).json()["id"]
+    as_json = {"content": json.dumps(fields), "headers": {"Content-Type": "application/json"}}  # ASCII: escapes
+    for r in (await gateway.patch(f"/v1/dogs/{rex}", **as_json),
+              await gateway.post("/v1/dogs", files={"image": ("a.jpg", solid(BLUE))},
+                                 data={"payload": json.dumps(fields)})):
+        assert r.status_code == 422 and words in r.json()["detail"], r.text
+    payload = (await gateway.get(f"/v1/dogs/{rex}")).json()["payload"]
+    assert payload["name"] == "Rex" and "notes" not in payload and "breed" not in payload
+    assert await total(gateway) == 1
+
+
 async def test_removing_photos_moves_the_cover_and_refuses_the_last_one(gateway, tmp_path):
     red, blue, green = solid(RED), solid(NEAR_BLUE), solid(GREEN)
     rex = (await add(gateway, red, name="Rex")).json()["id"]
@@ -126,13 +146,13 @@ async def test_removing_photos_moves_the_cover_and_refuses_the_last_one(gateway,
     dog = (await gateway.get(f"/v1/dogs/{rex}")).json()
     assert [(p["id"], p["cover"]) for p in dog["photos"]] == [(pid(green), True)]
     assert dog["payload"]["name"] == "Rex" and dog["payload"]["sha256"] == sha256_hex(green)
-    # the dog's URLs are its cover photo's own (the same bytes for as long as it answers: cached a day); the
-    # older cover URL of the dog is asked again each time, since the cover may change
+    # the dog's URLs are its cover photo's own; they and the older cover URL of the dog are kept by the browser
+    # alone and asked again each time (a 304 while the same: test_images_answer_304_...)
     assert dog["image_url"] == f"/v1/dogs/{rex}/photos/{pid(green)}/image"
     served = await gateway.get(dog["image_url"])
-    assert served.content == green and served.headers["cache-control"] == "max-age=86400"
+    assert served.content == green and served.headers["cache-control"] == "private, no-cache"
     cover = await gateway.get(f"/v1/dogs/{rex}/image")
-    assert cover.content == green and cover.headers["cache-control"] == "no-cache"
+    assert cover.content == green and cover.headers["cache-control"] == "private, no-cache"
     page = (await gateway.get("/v1/dogs")).json()
     assert page["total"] == 1 and [d["id"] for d in page["items"]] == [rex]
     assert [r["id"] for r in (await search(gateway, red)).json()["results"]] == [rex]  # by its green photo now
@@ -164,6 +184,35 @@ async def test_removing_photos_moves_the_cover_and_refuses_the_last_one(gateway,
     assert (await gateway.delete(f"/v1/dogs/{rex}")).status_code == 204
     assert await total(gateway) == 0
     assert not list((tmp_path / "data" / "photos").rglob("*.jpg"))
+
+
+async def test_images_answer_304_to_the_copy_a_client_holds_and_head(gateway):
+    # The ETag and Last-Modified they sent were never compared: the same photo came whole every time; HEAD was a 405.
+    red, blue = solid(RED), solid(NEAR_BLUE)
+    rex = (await add(gateway, red)).json()["id"]
+    await add_photo(gateway, rex, blue)
+    photo = f"/v1/dogs/{rex}/photos/{pid(blue)}/image"
+    for url in (photo, f"{photo}?size=thumbnail", f"/v1/dogs/{rex}/image", f"/v1/dogs/{rex}/image?size=thumbnail"):
+        first = await gateway.get(url)
+        etag = first.headers["etag"]
+        again = await gateway.get(url, headers={"If-None-Match": f'"other", {etag}'})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag), url
+        assert again.headers["cache-control"] == "private, no-cache"
+        assert (await gateway.get(url, headers={"If-None-Match": '"other"'})).content == first.content
+        head = await gateway.head(url)
+        assert (head.status_code, head.content, head.headers["etag"]) == (200, b"", etag), url
+        assert int(head.headers["content-length"]) == len(first.content)
+    # A photo's URL shows its bytes for as long as it answers: its date can be trusted.
+    modified = (await gateway.get(photo)).headers["last-modified"]
+    assert (await gateway.get(photo, headers={"If-Modified-Since": modified})).status_code == 304
+    older = (await gateway.get(photo, headers={"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}))
+    assert older.status_code == 200 and older.content
+    # A cover is told by its ETag alone: removed, the dog's other (older) photo is its cover, not the copy held.
+    cover = await gateway.get(f"/v1/dogs/{rex}/image")
+    assert "last-modified" not in cover.headers
+    assert (await gateway.delete(f"/v1/dogs/{rex}/photos/{rex}")).status_code == 204
+    moved = await gateway.get(f"/v1/dogs/{rex}/image", headers={"If-None-Match": cover.headers["etag"]})
+    assert moved.status_code == 200 and moved.content == (await gateway.get(photo)).content != cover.content
 
 
 async def test_a_photo_removed_from_the_dog_it_made_starts_a_bounded_number_of_dogs(gateway):
@@ -218,6 +267,9 @@ async def test_bad_input_is_a_clear_4xx_and_changes_nothing(gateway):
     assert beyond.status_code == 422 and beyond.json()["code"] == "no_such_dog"
     too_big = await gateway.post(f"/v1/dogs/{rex}/photos", files={"image": ("x.jpg", b"\xff" * 200_001)})
     assert too_big.status_code == 413
+    two = await gateway.post(f"/v1/dogs/{rex}/photos", files=[("image", ("a.jpg", solid(GREEN))),
+                                                               ("image", ("b.jpg", solid(ORANGE)))])
+    assert two.status_code == 422 and two.json()["code"] == "several_photos"
     assert [len((await gateway.get(f"/v1/dogs/{d}")).json()["photos"]) for d in (rex, fido)] == [1, 1]
 
 

@@ -205,6 +205,7 @@ async def test_a_search_for_a_dog_the_user_marked_where_the_detector_found_none(
     ({"box": "190,140,250"}, "four numbers"),
     ({"box": "250,140,190,190"}, "x0 < x1"),
     ({"box": "630,470,700,500"}, "holds under 16x16 pixels of the 640x480 photo"),
+    ({"box": "0,0,99999,99999"}, "reaches past the 640x480 photo"),  # was clipped to the whole photo
     ({"box": SPECK_BOX, "dog": "1"}, "the marked box is the photo's one dog"),
 ])
 async def test_a_box_that_is_not_a_dog_of_the_photo_is_a_422_and_stores_nothing(gw, fields, reason):
@@ -301,9 +302,10 @@ async def test_the_owner_marks_where_the_dog_is_in_a_stored_photo(gw):
     again = await add(gw, TWO_DOGS, name="mine")
     assert again.status_code == 200 and again.json()["id"] == dog["id"]
     assert await total(gw) == 2
-    for box, status in (("5,25,10,30", 422), ("x", 422)):
+    for box, status in (("5,25,10,30", 422), ("x", 422), ("0,0,99999,99999", 422), ("-500,-500,99999,99999", 422)):
         r = await gw.put(f"/v1/dogs/{dog['id']}/photos/{dog['id']}/box", json={"box": box})
         assert r.status_code == status and r.json()["code"] == "bad_box", r.text
+    assert "reaches past the 160x120 photo" in r.json()["detail"]
     assert (await gw.put(f"/v1/dogs/{dog['id']}/photos/{red}/box", json={"box": "5,25,55,85"})).status_code == 404
     assert (await gw.put(f"/v1/dogs/{dog['id']}/photos/{dog['id']}/box", json={"box": "5,25,55,85", "x": 1})
             ).status_code == 422

@@ -120,6 +120,20 @@ async def test_me_says_who_the_caller_is(tmp_path):
                                                        "anonymous_search": False}
 
 
+async def test_two_keys_that_differ_are_a_401_even_beside_a_valid_one(tmp_path):
+    alice, root = KEYS["alice"][1], KEYS["root"][1]
+    async with gateway_with(tmp_path, api_keys=ENTRIES) as client:
+        for headers in ([("X-API-Key", alice), ("Authorization", "Bearer dgs_made-up")],
+                        [("X-API-Key", "dgs_made-up"), ("Authorization", f"Bearer {alice}")],
+                        [("X-API-Key", alice), ("Authorization", f"Bearer {root}")],
+                        [("X-API-Key", alice), ("X-API-Key", root)]):
+            r = await client.get("/v1/me", headers=headers)
+            assert r.status_code == 401 and r.json()["code"] == "two_keys", headers
+            assert r.headers["www-authenticate"] == "Bearer"
+        same = await client.get("/v1/me", headers={"X-API-Key": alice, "Authorization": f"Bearer {alice}"})
+        assert same.json()["name"] == "alice"
+
+
 async def test_a_write_key_sees_and_cancels_only_its_own_jobs(tmp_path):
     photos = tmp_path / "imports" / "beagle"
     photos.mkdir(parents=True)
@@ -189,6 +203,11 @@ async def test_cors_origins_come_from_settings(tmp_path, origin, allowed):
     async with gateway_with(tmp_path, cors_origins=["https://dogs.example"]) as client:
         r = await client.options("/v1/search", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
         assert (r.headers.get("access-control-allow-origin") == origin) is allowed
+        # the headers a browser app needs from an answer (a new job's Location, a 429's Retry-After, a 401's
+        # WWW-Authenticate): hidden from its script unless exposed
+        r = await client.get("/v1/dogs", headers={"Origin": origin})
+        exposed = {h.strip().lower() for h in r.headers.get("access-control-expose-headers", "").split(",")}
+        assert {"location", "retry-after", "www-authenticate"} <= exposed or not allowed
 
 
 def test_keys_come_as_a_json_list_a_comma_list_or_a_file(monkeypatch, tmp_path):

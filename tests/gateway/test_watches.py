@@ -250,6 +250,7 @@ async def test_watches_are_their_owners(keyed):
         assert (await root.get(path)).status_code == 200
     assert (await bob.get("/v1/watches")).json()["items"] == []
     assert [w["id"] for w in (await alice.get("/v1/watches")).json()["items"]] == [wid]
+    assert [w["id"] for w in (await root.get("/v1/watches")).json()["items"]] == [wid]  # an admin sees every one
     assert (await bob.delete(f"/v1/watches/{wid}")).status_code == 404
     assert (await eve.post("/v1/watches", json={"dog_id": dog})).status_code == 403  # search scope: no watches
     assert (await httpx.AsyncClient(transport=alice._transport, base_url="http://gw").get(

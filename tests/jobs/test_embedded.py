@@ -222,7 +222,8 @@ async def test_a_job_takes_each_photos_time_and_place_where_asked(client, tmp_pa
 async def test_manifests_csv_and_jsonl(client, photos):
     files = sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.jpg"))
     rows = "".join(f"{f},dog{i},b{i % 3}\n" for i, f in enumerate(files[:5]))
-    (photos / "labels.csv").write_text("path,name,breed\n" + rows)
+    # as Excel saves "CSV UTF-8": a byte-order mark first (was "needs a 'path' column, has ['\ufeffpath', ...]")
+    (photos / "labels.csv").write_text("\ufeffpath,name,breed\n" + rows, encoding="utf-8")
     r = await client.post("/v1/jobs/index", json={"path": str(photos), "labels": "csv"})
     job = await wait_job(client, r.json()["id"])
     assert (job["state"], job["indexed"]) == ("done", 5)
@@ -272,6 +273,9 @@ async def test_manifest_columns_carry_reports(client, photos):
     ({"path": "{in}/gallery", "labels": "tags"}, 422, "labels"),
     ({"path": "{in}/gallery", "payload": {"phash": "x"}}, 422, "set by the server"),
     ({"path": "{in}/gallery", "payload": {"sha256": "x"}}, 422, "set by the server"),
+    ({"path": "{in}/" + "a" * 300}, 422, "file name too long"),  # past NAME_MAX: an OSError was a 500
+    ({"path": "/" + "a" * 5000}, 422, "4096"),
+    ({"path": "{in}/gallery", "extra": 1}, 422, "extra"),
 ])
 async def test_bad_paths_and_manifests_are_4xx_with_a_reason(client, photos, body, status, reason):
     (photos / "notes.txt").write_text("hello")
@@ -283,6 +287,15 @@ async def test_bad_paths_and_manifests_are_4xx_with_a_reason(client, photos, bod
     assert r.status_code == status, r.text
     assert reason in json.dumps(r.json()["detail"])
     assert (await client.get("/v1/jobs")).json()["items"] == []
+
+
+async def test_a_refusal_names_no_more_than_the_start_of_a_long_path(client, photos):
+    long = "a" * 4000
+    (photos / "long.csv").write_text(f"path\n../../../../etc/{long}\n")
+    for body, status in (({"path": f"/etc/{long}"}, 403), ({"path": f"relative/{long}"}, 422),
+                         ({"path": str(photos / "long.csv")}, 403), ({"path": "/etc/" + "a" * 2**20}, 422)):
+        r = await client.post("/v1/jobs/index", json=body)
+        assert r.status_code == status and len(r.content) < 1000, r.text[:1000]
 
 
 async def test_zip_upload_is_indexed(client, photos, tmp_path):

@@ -34,7 +34,7 @@ def test_a_stalled_body_gets_408_and_the_connection_is_closed(start_server):
     server = start_server(env=ENV)
     received, took = answer_and_close(stall(server.url, STALLED_BODY))
     assert received.startswith(b"HTTP/1.1 408"), received[:200]
-    assert b"not received within" in received
+    assert b"not received within" in received and b'"code":"request_timeout"' in received
     assert took < DEADLINE_S + 3
 
 
@@ -53,6 +53,24 @@ def test_stalled_headers_get_408_and_the_connection_is_closed(start_server):
     except ConnectionError:
         pass
     assert time.monotonic() - start < 1
+
+
+def test_headers_over_the_limit_get_431_however_they_are_split(start_server):
+    # The end of the headers arriving in a later read than their start is still counted: a block of 70 KB sent
+    # in pieces is over the 64 KiB limit, one of 60 KB is not.
+    server = start_server(env=ENV)
+
+    def sent_in_pieces(size: int) -> bytes:
+        head = b"GET /healthz HTTP/1.1\r\nHost: dogs\r\nX-Big: "
+        block = head + b"x" * (size - len(head) - 4) + b"\r\n\r\n"
+        with stall(server.url, block[:40_000]) as sock:
+            for start in (40_000, 60_000):
+                time.sleep(0.3)  # each piece its own read
+                sock.sendall(block[start:start + 20_000])
+            return sock.recv(4096)
+
+    assert sent_in_pieces(70_000).startswith(b"HTTP/1.1 431")
+    assert sent_in_pieces(60_000).startswith(b"HTTP/1.1 200")
 
 
 def test_headers_trickled_byte_by_byte_are_cut_off_at_the_deadline(start_server):

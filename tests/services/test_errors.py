@@ -13,6 +13,8 @@ from dogsearch.inference.batching import QueueFull
 from dogsearch.search.contract import CollectionMismatch, CollectionMissing, StoreError
 from dogsearch.services.errors import UpstreamFailure, install_error_mapping, status_of
 from dogsearch.services.http import ServiceClient
+from tests.fakes import fake_all_in_one, serving
+from tests.images import solid
 
 
 def app_raising(exc: Exception) -> FastAPI:
@@ -138,3 +140,49 @@ async def test_a_photo_or_box_refused_by_another_service_is_said_in_its_own_word
         await client.request("GET", "/other")
     assert caught.value.reason == "embedder: k: at most 100"
     await client.aclose()
+
+
+async def test_bodies_that_cannot_be_parsed_are_refused_with_a_status_and_code_as_the_domain_refuses(tmp_path,
+                                                                                                     fake_model):
+    # Starlette and FastAPI answered these 400 {"detail"} with no code: a form over the parser's limits is a 413,
+    # a form or JSON that does not parse a 422, JSON sent as another type a 415 (as POST /v1/watches says them).
+    async with serving(fake_all_in_one(tmp_path / "data", fake_model)) as gateway:  # a 20 MB body limit
+        await _unparsable_bodies(gateway)
+
+
+async def _unparsable_bodies(gateway: httpx.AsyncClient) -> None:
+    dog = (await gateway.post("/v1/dogs", files={"image": ("d.jpg", solid((200, 30, 30)))})).json()["id"]
+    multipart = "multipart/form-data; boundary=xx"
+    forms = {
+        "broken": ({"content": b"--xx\r\nnot a part header\r\n\r\n", "headers": {"content-type": multipart}},
+                   422, "malformed_body", "Invalid multipart"),
+        "no boundary": ({"content": b"--xx\r\n", "headers": {"content-type": "multipart/form-data"}},
+                        422, "malformed_body", "Missing boundary"),
+        "1,500 fields": ({"data": {f"f{i}": "x" for i in range(1500)}, "files": {"image": ("d.jpg", b"x")}},
+                         413, "form_too_large", "Too many fields"),
+        "a 3 MB field": ({"data": {"notes": "x" * 3_000_000}, "files": {"image": ("d.jpg", b"x")}},
+                         413, "form_too_large", "exceeded maximum size"),
+    }
+    for name, (sent, status, code, said) in forms.items():
+        answer = await gateway.post("/v1/search", **sent)
+        assert (answer.status_code, answer.json()["code"]) == (status, code), (name, answer.text[:200])
+        assert said in answer.json()["detail"], name
+    as_json = {"content-type": "application/json"}
+    for method, path in (("PATCH", f"/v1/dogs/{dog}"), ("POST", "/v1/jobs/index")):
+        for body, said in ((b"[" * 100_000 + b"]" * 100_000, "nested too deeply"), (b'{"name": "\xff"}', "UTF-8"),
+                           (b'{"name": ', "at position 9")):
+            answer = await gateway.request(method, path, content=body, headers=as_json)
+            assert (answer.status_code, answer.json()["code"]) == (422, "malformed_body"), (path, answer.text[:200])
+            assert said in answer.json()["detail"]
+        answer = await gateway.request(method, path, content=b'{"name": "Rex"}', headers={"content-type": "text/plain"})
+        assert (answer.status_code, answer.json()["code"]) == (415, "unsupported_media"), (path, answer.text)
+    answer = await gateway.patch(f"/v1/dogs/{dog}", json={"name": "Rex"})
+    assert answer.status_code == 200 and answer.json()["payload"]["name"] == "Rex"
+
+
+async def test_no_such_route_or_method_has_a_code_too(gateway):
+    missing = await gateway.get("/v1/nothing-here")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found", "code": "not_found"})
+    wrong = await gateway.put("/v1/search")
+    assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
+    assert wrong.headers["allow"] == "POST"

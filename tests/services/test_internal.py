@@ -38,6 +38,8 @@ async def test_a_service_with_an_internal_key_asks_it_of_every_route_but_health(
         assert (await client.get("/healthz")).status_code == 200 and (await client.get("/readyz")).status_code == 200
         assert (await client.get("/metrics", headers=bearer(INTERNAL))).status_code == 200
         assert (await client.get("/v1/collection", headers=bearer(INTERNAL))).status_code in (200, 404)
+        # the key beside another one is not believed (which one was meant is not guessed)
+        assert (await client.get("/metrics", headers={"X-API-Key": INTERNAL, **bearer("wrong")})).status_code == 401
 
 
 def test_the_internal_key_is_one_shared_name(monkeypatch):

@@ -28,6 +28,7 @@ async def test_body_limit_by_content_length_and_while_streaming():
         assert (await client.post("/echo", content=b"x" * 1000)).json() == {"bytes": 1000}
         declared = await client.post("/echo", content=b"x" * 1001)
         assert declared.status_code == 413 and "too large" in declared.json()["detail"]
+        assert declared.json()["code"] == "too_large"
 
         async def chunks():  # no Content-Length: the limit is found while reading
             for _ in range(5):

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
 
 from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.gallery.errors import NoDogFound
@@ -62,7 +63,7 @@ def create_app(
                           timeout_s=settings.webhook_timeout_s, max_attempts=settings.webhook_max_attempts,
                           backoff_s=settings.webhook_backoff_s, poll_s=settings.webhook_poll_s)
     watches.on_match = deliverer.wake
-    gallery.ingest.on_stored = _check_in_workers(bulk) if bulk.celery else _check_here(watches)
+    gallery.ingest.on_stored = _check_in_workers(bulk, watches) if bulk.celery else _check_here(watches)
     gallery.ingest.hashes = bulk.store  # every new photo's look-alikes, by the hashes the jobs file too
     parts = Parts(settings, gallery, bulk, pose_client, StoredPoses(pose_client, gallery), same_dog, watches)
 
@@ -122,8 +123,10 @@ def create_app(
                 collectors=[JobPhotos(bulk.store), *(sub.state.metrics for sub in sub_apps)], guard=(Access, access),
                 degraded=broker_down)
     if settings.cors_origins:
+        # what a browser app on another origin must read besides the body: where a new dog, job or watch is, when
+        # to retry, how to authenticate (a browser hides every other header from its script)
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["*"])
+                           allow_headers=["*"], expose_headers=["Location", "Retry-After", "WWW-Authenticate"])
     @app.exception_handler(NoDogFound)
     async def no_dog(_: Request, exc: NoDogFound) -> JSONResponse:  # says what the photo seems to show instead
         which = {} if exc.photo is None else {"photo": exc.photo}  # of several photos of one dog
@@ -142,9 +145,15 @@ def _check_here(watches):
     return check
 
 
-def _check_in_workers(bulk: Jobs):
+def _check_in_workers(bulk: Jobs, watches):
+    here = _check_here(watches)
+
     async def enqueue(entry_ids: list[str]) -> None:
-        await asyncio.to_thread(bulk.celery.send_task, CHECK, (entry_ids,))
+        try:
+            await asyncio.to_thread(bulk.celery.send_task, CHECK, (entry_ids,))
+        except OperationalError:  # the broker down: checked here (the dogs are stored; a lost check, a lost alert)
+            log.warning("the job broker does not answer: the new dogs are checked against the watches here")
+            await here(entry_ids)
     return enqueue
 
 

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from dogsearch.jobs.sources import MAX_PATH
 from dogsearch.models.calibration import Verdict
 
 
@@ -148,8 +149,10 @@ class DogUpdate(BaseModel):
 # -- bulk jobs -------------------------------------------------------------------------------------------------------
 
 class IndexRequest(BaseModel):
-    path: str = Field(..., min_length=1, description="a folder, or a .csv/.jsonl manifest, on the server "
-                                                     "(under DOGSEARCH_JOBS_ALLOWED_ROOTS)")
+    model_config = {"extra": "forbid"}  # a misspelt field ("label") is a 422, not a job run without it
+    path: str = Field(..., min_length=1, max_length=MAX_PATH,
+                      description="a folder, or a .csv/.jsonl manifest, on the server (under "
+                                  "DOGSEARCH_JOBS_ALLOWED_ROOTS)")
     labels: Literal["folders", "dogs", "csv"] | None = Field(
         None, description="folders (default): DIR/<breed>/<photo>; dogs: DIR/<dog>/<photo>, each folder's photos one "
                           "dog; csv: DIR/labels.csv with a 'path' column (and a 'dog' column: rows of one value "

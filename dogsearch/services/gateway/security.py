@@ -17,7 +17,7 @@ from prometheus_client import Counter
 from dogsearch.core.access import NOBODY, OPEN, Caller, Keyring, Scope, check_internal
 from dogsearch.core.errors import Forbidden, Unauthenticated
 from dogsearch.services.errors import error_response
-from dogsearch.services.internal import TRUSTED, presented_key
+from dogsearch.services.internal import TRUSTED, TwoKeys, presented_key
 from dogsearch.services.ops import LOGGED
 
 log = logging.getLogger("dogsearch.access")
@@ -144,8 +144,9 @@ class RedisRateLimit(RateLimit):
 
 class Access:
     """Resolves each request's caller from its key (X-API-Key or Authorization: Bearer), rate-limits on the key's
-    name (else the client's address), and refuses what the caller's scope does not allow: 401 without a known key,
-    403 with one that lacks the scope, 429 past the limit. The caller goes in the scope for the routes."""
+    name (else the client's address), and refuses what the caller's scope does not allow: 401 without a known key
+    (or with two different ones), 403 with one that lacks the scope, 429 past the limit. The caller goes in the scope
+    for the routes."""
 
     def __init__(self, app, *, keyring: Keyring, anonymous_search: bool = False, internal_key: str | None = None,
                  trusted_proxies: Sequence[Network] = (), per_minute: int = 0, burst: int = 60,
@@ -163,13 +164,18 @@ class Access:
         needed = needed_scope(scope["method"], path)
         if needed is None and not path.startswith("/v1/"):
             return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
         address = client_address((scope.get("client") or (None,))[0],
                                  [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"],
                                  self.trusted)
-        caller = self.resolve(presented_key(headers), internal_door=needed == "admin" and not path.startswith("/v1"))
         # the request's log line says who called from where, refused or not (ops.RequestMetrics)
-        scope[LOGGED] = {"client": address, **({"caller": caller.name} if caller and caller.name else {})}
+        scope[LOGGED] = {"client": address}
+        try:
+            secret = presented_key(scope["headers"])
+        except TwoKeys as exc:
+            return await self._answer(scope, receive, send, address, FAILED_AUTH_COST, exc)
+        caller = self.resolve(secret, internal_door=needed == "admin" and not path.startswith("/v1"))
+        if caller is not None and caller.name:
+            scope[LOGGED]["caller"] = caller.name
         if caller is None:
             return await self._answer(scope, receive, send, address, FAILED_AUTH_COST,
                                       Unauthenticated("unknown API key"))

@@ -9,10 +9,16 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, Response, Uploa
 from fastapi.responses import FileResponse
 
 from dogsearch.core.boxes import parse_box
-from dogsearch.core.errors import DogsearchError
-from dogsearch.gallery.fields import InvalidFields, check_fields_size, parse_json_object, search_filter, user_fields
+from dogsearch.core.errors import DogsearchError, InvalidInput
+from dogsearch.gallery.fields import (
+    MAX_LABEL_CHARS,
+    InvalidFields,
+    check_fields_size,
+    parse_json_object,
+    search_filter,
+    user_fields,
+)
 from dogsearch.gallery.ingest import Upload
-from dogsearch.gallery.photos import media_type
 from dogsearch.services.gateway.deps import (
     UUID_PATTERN,
     CallerDep,
@@ -24,6 +30,7 @@ from dogsearch.services.gateway.deps import (
     photos_out,
     read_upload,
 )
+from dogsearch.services.gateway.images import image_answer
 from dogsearch.services.gateway.routers.search import NO_DOG
 from dogsearch.services.gateway.schemas import Dog, DogDetail, DogPage, DogUpdate, MarkedBox, PhotoAdded
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -35,6 +42,16 @@ MARKED = ('"x0,y0,x1,y1": where the dog is, in the photo\'s pixels (EXIF orienta
 
 # Fields a multipart POST /v1/dogs may carry besides the photo; any other form field becomes a user field.
 _KNOWN_FORM_FIELDS = {"image", "name", "breed", "payload", "dog", "box"}
+
+
+class SeveralPhotos(InvalidInput):
+    """More than one `image` where a dog, or a photo of one, is added: which one was meant is not guessed."""
+
+
+def _one_image(form) -> None:
+    if len(form.getlist("image")) > 1:
+        raise SeveralPhotos("one `image` at a time: a dog is added from one photo, each other photo of it on its "
+                            "own (POST /v1/dogs/{id}/photos)")
 
 
 def router(settings: GatewaySettings) -> APIRouter:
@@ -52,8 +69,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         image: UploadFile = File(..., description="a photo of a dog (JPEG, PNG, WebP, GIF, BMP, TIFF)"),
         dog: int = Form(0, description="which dog of the photo to add (0: the largest; see POST /v1/detect)"),
         box: str | None = Form(None, max_length=128, description=MARKED),
-        name: str | None = Form(None, max_length=200),
-        breed: str | None = Form(None, max_length=200),
+        name: str | None = Form(None, max_length=MAX_LABEL_CHARS),
+        breed: str | None = Form(None, max_length=MAX_LABEL_CHARS),
         payload: str | None = Form(None, description="your own fields as a JSON object"),
     ) -> Dog:
         """A dog from one of its photos. Any other form field (or key of `payload`) is a field of the dog: a lost &
@@ -62,6 +79,7 @@ def router(settings: GatewaySettings) -> APIRouter:
         `time_zone` (IANA, "Europe/Berlin") is the zone of a camera time the photo gives without one; not stored."""
         fields = parse_json_object(payload, "payload")
         form = await request.form()
+        _one_image(form)
         fields.update({k: v for k, v in form.items() if k not in _KNOWN_FORM_FIELDS and isinstance(v, str)})
         fields.update({k: v for k, v in (("name", name), ("breed", breed)) if v})
         check_fields_size(fields)  # copied into every entry of the dog: not megabytes of them
@@ -118,7 +136,9 @@ def router(settings: GatewaySettings) -> APIRouter:
         how likely the photo shows this dog (`same_dog`, `verdict`): another dog's photo added by mistake reads
         "unlikely"."""
         gallery = parts.gallery
-        extra = sorted(k for k in (await request.form()) if k not in ("image", "dog", "box"))
+        form = await request.form()
+        _one_image(form)
+        extra = sorted(k for k in form if k not in ("image", "dog", "box"))
         if extra:
             raise InvalidFields(f"a photo takes its dog's fields; set them with PATCH /v1/dogs/{dog_id}, not "
                                 f"{', '.join(extra)[:200]}")
@@ -158,15 +178,17 @@ def router(settings: GatewaySettings) -> APIRouter:
         return Response(status_code=204)
 
     @api.get("/{dog_id}/photos/{photo_id}/image", response_class=FileResponse)
+    @api.head("/{dog_id}/photos/{photo_id}/image", include_in_schema=False)
     async def get_photo_image(
+        request: Request,
         gallery: GalleryDep,
         dog_id: str = Path(..., pattern=UUID_PATTERN),
         photo_id: str = Path(..., pattern=UUID_PATTERN),
         size: str = Query("original", pattern="^(original|thumbnail)$"),
-    ) -> FileResponse:
+    ) -> Response:
         path = await gallery.image(await gallery.dog(dog_id), size, photo=photo_id)
         # a photo's id is its bytes' hash: this URL shows the same photo for as long as it answers
-        return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "max-age=86400"})
+        return await image_answer(request, path)
 
     @api.patch("/{dog_id}", response_model=Dog)
     async def update_dog(gallery: GalleryDep, caller: CallerDep, update: DogUpdate,
@@ -180,14 +202,16 @@ def router(settings: GatewaySettings) -> APIRouter:
         return dog_out(await gallery.update(dog_id, user_fields(fields, removing=True)), caller=caller)
 
     @api.get("/{dog_id}/image", response_class=FileResponse)
+    @api.head("/{dog_id}/image", include_in_schema=False)
     async def get_image(
+        request: Request,
         gallery: GalleryDep,
         dog_id: str = Path(..., pattern=UUID_PATTERN),
         size: str = Query("original", pattern="^(original|thumbnail)$"),
-    ) -> FileResponse:
+    ) -> Response:
         path = await gallery.image(await gallery.dog(dog_id), size)
-        # the cover may change (its photo removed): asked again each time, a 304 while it is the same
-        return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "no-cache"})
+        # the cover may change (its photo removed) to an older photo: told apart by its ETag alone
+        return await image_answer(request, path, dated=False)
 
     @api.delete("/{dog_id}", status_code=204)
     async def delete_dog(gallery: GalleryDep, caller: CallerDep,
