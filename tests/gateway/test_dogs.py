@@ -294,6 +294,30 @@ async def test_the_list_takes_a_filter_as_a_search_does(gateway):
         assert r.status_code == 422 and reason in r.text, r.text
 
 
+async def test_the_list_takes_a_searchs_report_fields(gateway):
+    """`?status=found` was silently ignored (every dog listed): the list takes a search's report fields, and refuses
+    a bad one or one given twice as a search does."""
+    berlin, hamburg = "52.52,13.405", "53.55,9.99"
+    for i, (status, where, seen) in enumerate((("lost", berlin, "2026-11-01"), ("found", berlin, "2026-11-20"),
+                                               ("found", hamburg, "2026-11-21"), ("sighted", berlin, "2026-11-22"))):
+        r = await add(gateway, solid((40 * i, 90, 200 - 40 * i)), status=status, location=where, seen_at=seen)
+        assert r.status_code == 201, r.text
+
+    async def listed(**params) -> list[tuple[str, str]]:
+        r = await gateway.get("/v1/dogs", params=params)
+        assert r.status_code == 200, r.text
+        return [(d["payload"]["status"], d["payload"]["seen_at"][:10]) for d in r.json()["items"]]
+
+    assert await listed(status="found") == [("found", "2026-11-21"), ("found", "2026-11-20")]  # the newest first
+    assert await listed(status=["found", "sighted"], near=berlin, radius_km=20) == [("sighted", "2026-11-22"),
+                                                                                    ("found", "2026-11-20")]
+    assert await listed(seen_after="2026-11-21", seen_before="2026-11-21") == [("found", "2026-11-21")]
+    for bad, reason in (({"status": "missing"}, "one of"), ({"radius_km": 5}, "needs near"),
+                        ({"status": "lost", "filter": '{"status": "found"}'}, "give one")):
+        r = await gateway.get("/v1/dogs", params=bad)
+        assert r.status_code == 422 and reason in r.text, r.text
+
+
 async def test_empty_gallery_lists_nothing(gateway):
     assert (await gateway.get("/v1/dogs")).json() == {"items": [], "next": None, "total": 0}
     r = await search(gateway, solid(RED))

@@ -19,6 +19,7 @@ from dogsearch.gallery.fields import (
     user_fields,
 )
 from dogsearch.gallery.ingest import Upload
+from dogsearch.gallery.reports import report_query
 from dogsearch.services.gateway.deps import (
     UUID_PATTERN,
     CallerDep,
@@ -31,7 +32,7 @@ from dogsearch.services.gateway.deps import (
     read_upload,
 )
 from dogsearch.services.gateway.images import image_answer
-from dogsearch.services.gateway.routers.search import NO_DOG
+from dogsearch.services.gateway.routers.search import NO_DOG, RADIUS, SEEN_AFTER, SEEN_BEFORE, STATUS
 from dogsearch.services.gateway.schemas import Dog, DogDetail, DogPage, DogUpdate, MarkedBox, PhotoAdded
 from dogsearch.services.gateway.settings import GatewaySettings
 
@@ -42,6 +43,8 @@ MARKED = ('"x0,y0,x1,y1": where the dog is, in the photo\'s pixels (EXIF orienta
 
 # Fields a multipart POST /v1/dogs may carry besides the photo; any other form field becomes a user field.
 _KNOWN_FORM_FIELDS = {"image", "name", "breed", "payload", "dog", "box"}
+NEAR_LIST = '"lat,lon" in degrees, with radius_km: only dogs seen within it'
+
 
 
 class SeveralPhotos(InvalidInput):
@@ -104,8 +107,15 @@ def router(settings: GatewaySettings) -> APIRouter:
         filter: str | None = Query(None, description='JSON object of field -> value(s), as a search\'s: '
                                                      '{"status": ["lost", "found"]}; {"near_duplicate_of": ID}: '
                                                      'the dogs whose photo looks like a copy of dog ID\'s'),
+        # a search's report fields: a shelter lists the dogs found near it this week as it searches them
+        near: str | None = Query(None, max_length=64, description=NEAR_LIST),
+        radius_km: float | None = Query(None, description=RADIUS),
+        seen_after: str | None = Query(None, max_length=64, description=SEEN_AFTER),
+        seen_before: str | None = Query(None, max_length=64, description=SEEN_BEFORE),
+        status: list[str] | None = Query(None, description=STATUS),
     ) -> DogPage:
-        page = await gallery.page(limit, cursor, search_filter(breed, name, filter))
+        reports = report_query(near, radius_km, seen_after, seen_before, status or ())
+        page = await gallery.page(limit, cursor, reports.merged(search_filter(breed, name, filter)))
         return DogPage(items=[dog_out(d, caller=caller) for d in await gallery.shown(page.dogs)], next=page.next,
                        total=page.total)
 
