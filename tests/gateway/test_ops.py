@@ -52,3 +52,26 @@ async def test_a_gallery_of_another_model_is_not_ready_and_says_how_to_move_it(t
         assert (await add(client, solid(BLUE))).status_code == 409
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and "dogsearch reindex" in ready.json()["reason"], ready.text
+
+
+async def test_the_openapi_document_says_how_to_authenticate_and_what_an_error_looks_like(tmp_path):
+    """A client generated from /openapi.json knows the key headers, which operations need which scope, and reads
+    every error as {"detail", "code"} (the integrator's 422s were FastAPI's list shape; 401, 403, 429 undescribed)."""
+    from dogsearch.core.access import ApiKey
+    from tests.fakes import fake_all_in_one, serving
+
+    keys = [ApiKey.make("boss", "admin", "dgs_" + "a" * 40).entry]
+    app = fake_all_in_one(tmp_path / "data", gateway_options={"api_keys": keys, "anonymous_search": True})
+    async with serving(app) as client:
+        doc = (await client.get("/openapi.json")).json()
+    assert set(doc["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
+    assert doc["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
+    add, search_op = doc["paths"]["/v1/dogs"]["post"], doc["paths"]["/v1/search"]["post"]
+    assert add["security"] == [{"ApiKey": []}, {"Bearer": []}] and "**write** scope" in add["description"]
+    assert {} in search_op["security"]  # anonymous searches allowed here
+    for operation in (add, search_op, doc["paths"]["/v1/dogs/{dog_id}"]["get"]):
+        error = {"$ref": "#/components/schemas/Error"}
+        assert operation["responses"]["default"]["content"]["application/json"]["schema"] == error
+        assert operation["responses"]["422"]["content"]["application/json"]["schema"] == error
+    async with serving(fake_all_in_one(tmp_path / "open")) as client:  # no keys: no door to describe
+        assert "securitySchemes" not in (await client.get("/openapi.json")).json()["components"]

@@ -1,4 +1,5 @@
-"""Property-based requests over the gateway's own OpenAPI schema: no input may cause a server error."""
+"""Property-based requests over the gateway's own OpenAPI schema: no input may cause a server error, and every answer
+is one the schema describes (its status, its content type, its body's shape)."""
 from __future__ import annotations
 
 import socket
@@ -10,7 +11,12 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.fakes import fake_all_in_one
 from tests.images import solid
@@ -61,7 +67,10 @@ def test_no_input_causes_a_server_error(live_gateway):
         @given(case=operation.as_strategy())
         @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case):
-            case.call_and_validate(base_url=live_gateway, checks=[not_a_server_error])
+            # and every answer, errors included, is one the schema describes (a generated client reads it)
+            case.call_and_validate(base_url=live_gateway, checks=[not_a_server_error, status_code_conformance,
+                                                                  content_type_conformance,
+                                                                  response_schema_conformance])
 
         check()
 

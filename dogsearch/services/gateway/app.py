@@ -20,6 +20,7 @@ from dogsearch.jobs.settings import JobsSettings
 from dogsearch.services.embedder.client import EmbedderClient
 from dogsearch.services.gateway.deps import Parts, build_gallery, build_watches
 from dogsearch.services.gateway.metrics import JobPhotos
+from dogsearch.services.gateway.openapi import install_openapi
 from dogsearch.services.gateway.poses import StoredPoses
 from dogsearch.services.gateway.routers import ALL as ROUTERS
 from dogsearch.services.gateway.samedog import SameDog
@@ -91,6 +92,7 @@ def create_app(
     app = FastAPI(title="dogsearch", version="0.1.0", description="Find the most similar dogs in a collection from "
                                                                   "a photo.", lifespan=lifespan)
     app.state.parts = parts
+    install_openapi(app, keys=not keyring.open, anonymous_search=settings.anonymous_search)
 
     async def broker_down() -> str | None:
         """Redis, where a broker is set: adding photos (their hashes) and jobs need it, searches do not, so the
