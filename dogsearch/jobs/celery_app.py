@@ -6,42 +6,31 @@ elsewhere; the job code makes that second run count nothing twice.
 
 Outages are waited out in the task that meets them, holding its message: a batch never asks the broker for a retry
 while the broker is what is down (Celery drops a message whose retry it cannot publish), and one whose embedder is
-down keeps its worker's slot, so the rest of the queue waits in Redis instead of failing through its retries."""
+down keeps its worker's slot, so the rest of the queue waits in Redis instead of failing through its retries
+(dogsearch/core/outages.py, which the watches' check shares)."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
-import time
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from celery import Celery
 from celery.exceptions import CPendingDeprecationWarning, Reject
-from celery.worker import state as worker_state
 from kombu.exceptions import OperationalError
 
-from dogsearch.core.errors import TimedOut, Unavailable
+from dogsearch.core.outages import Broker
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.store import BrokerUnavailable, RedisJobStore
-from dogsearch.jobs.work import (
-    batches,
-    delivery_key,
-    give_up,
-    plan_items,
-    poisoned,
-    reason_of,
-    retry_delay,
-    run_batch,
-)
+from dogsearch.jobs.work import batches, delivery_key, give_up, plan_items, poisoned, reason_of, run_batch
 
 PLAN = "dogsearch.jobs.plan"
 INDEX_BATCH = "dogsearch.jobs.index_batch"
 
 log = logging.getLogger("dogsearch.jobs")
-T = TypeVar("T")
 
 # Redis does not answer: as the job store (BrokerUnavailable), or as the broker a message is sent to (Celery raises
 # kombu's OperationalError when a publish fails through its retries: announcing a batch's dogs, sending a batch).
@@ -79,6 +68,7 @@ def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | Non
     store = RedisJobStore(settings.broker_url, max_errors=settings.max_listed_errors,
                           bookkeeping_ttl_s=settings.visibility_timeout_s)
     app.dogsearch_store = store
+    broker = app.dogsearch_broker = Broker(settings.visibility_timeout_s, store.ping, BROKER_DOWN)
     local = threading.local()  # each worker thread: its own event loop and HTTP clients
 
     def thread_ingestor() -> tuple[asyncio.AbstractEventLoop, Ingestor]:
@@ -89,40 +79,10 @@ def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | Non
             local.ingestor = ingestor()
         return local.loop, local.ingestor
 
-    def lease_end() -> float:
-        """Until when a task may wait holding its message: past the visibility timeout Redis would hand the message
-        to another worker as well."""
-        return time.monotonic() + settings.visibility_timeout_s / 2
-
-    def stopping() -> bool:
-        """The worker shuts down (warm: it waits for its tasks), so a task stops waiting and hands its batch on."""
-        return worker_state.should_stop is not None and worker_state.should_stop is not False  # EX_OK is 0
-
-    def through_broker_outage(step: Callable[[], T], until: float) -> T:
-        """step(), run again once Redis answers if it met Redis down (each step may run twice: the job code counts
-        nothing twice). Redis down past `until`: the message is rejected for Redis to hand out again, at once if it
-        answers by then, else (the reject cannot reach it) after the visibility timeout, from its unacked copy."""
-        while True:
-            try:
-                return step()
-            except BROKER_DOWN as exc:
-                log.warning("the job broker (Redis) does not answer: waiting for it (%s)", exc)
-                while not answers():
-                    if time.monotonic() >= until or stopping():
-                        raise Reject(reason_of(exc), requeue=True) from exc
-                    time.sleep(1)
-
-    def answers() -> bool:
-        try:
-            store.ping()
-        except BrokerUnavailable:
-            return False
-        return True
-
     # shared=False: tasks are closures over this app's settings; another app in the process must not reuse them.
     @app.task(name=PLAN, shared=False, acks_late=True, reject_on_worker_lost=True)
     def plan(job_id: str) -> None:
-        until = lease_end()
+        until = broker.lease_end()
 
         def listed() -> list[Any]:
             try:
@@ -134,48 +94,37 @@ def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | Non
                 store.fail(job_id, f"internal error: {reason_of(exc)}")
                 return []
 
-        for batch in batches(through_broker_outage(listed, until), settings.batch_size):
-            through_broker_outage(lambda b=batch: index_batch.apply_async((job_id, b)), until)
+        for batch in batches(broker.through_outage(listed, until), settings.batch_size):
+            broker.through_outage(lambda b=batch: index_batch.apply_async((job_id, b)), until)
 
     # max_retries=None: the retry window bounds them, not a count
     @app.task(name=INDEX_BATCH, shared=False, bind=True, acks_late=True, reject_on_worker_lost=True,
               max_retries=None)
     def index_batch(self, job_id: str, batch: list[list[Any]], down_since: float | None = None) -> None:
         """`down_since`: when its services were first found down, in an earlier delivery (the retry window runs on)."""
-        until = lease_end()
+        until = broker.lease_end()
         # Counted before it runs, once a delivery: a batch that kills its worker is redelivered (acks_late) and must
         # not be forever.
         key = delivery_key(batch, self.request.retries)
-        if through_broker_outage(lambda: poisoned(store, job_id, batch, key, settings.max_deliveries), until):
+        if broker.through_outage(lambda: poisoned(store, job_id, batch, key, settings.max_deliveries), until):
             return
         loop, ing = thread_ingestor()
-        attempt = 0
-        while True:
-            try:
-                through_broker_outage(lambda: loop.run_until_complete(
-                    run_batch(ing, store, job_id, batch, require_dog=settings.require_dog)), until)
-                return
-            except Reject:
-                raise
-            except (Unavailable, TimedOut) as exc:  # the embedder or search service is down or busy: later
-                down_since = down_since or time.time()  # wall clock: a later delivery may run on another machine
-                if time.time() - down_since >= settings.retry_window_s:
-                    through_broker_outage(lambda e=exc: give_up(store, job_id, batch, f"not indexed: {reason_of(e)}"),
-                                          until)
-                    return
-                delay = retry_delay(attempt)
-                attempt += 1
-                if time.monotonic() + delay < until and not stopping():
-                    time.sleep(delay)  # its slot waits too: no other batch is taken to fail meanwhile
-                    continue
-                # Past this delivery's lease (or the worker stops): a new message, with a lease of its own, waits on.
-                through_broker_outage(lambda d=delay, since=down_since: index_batch.apply_async(
-                    (job_id, batch), {"down_since": since}, countdown=d, retries=self.request.retries + 1), until)
-                return
-            except Exception as exc:  # e.g. the embedder now serves another model: the files fail, the job goes on
-                log.exception("a batch of job %s failed", job_id)
-                through_broker_outage(lambda e=exc: give_up(store, job_id, batch, f"not indexed: {reason_of(e)}"),
-                                      until)
-                return
+
+        def failed(exc: BaseException) -> None:
+            give_up(store, job_id, batch, f"not indexed: {reason_of(exc)}")
+
+        try:
+            # the embedder or search service down or busy: waited for here, then by a new message (a retry: a
+            # delivery key of its own, as it is no redelivery)
+            broker.until_served(
+                lambda: loop.run_until_complete(run_batch(ing, store, job_id, batch, require_dog=settings.require_dog)),
+                until, down_since, settings.retry_window_s, failed,
+                lambda countdown, since: index_batch.apply_async(
+                    (job_id, batch), {"down_since": since}, countdown=countdown, retries=self.request.retries + 1))
+        except Reject:
+            raise
+        except Exception as exc:  # e.g. the embedder now serves another model: the files fail, the job goes on
+            log.exception("a batch of job %s failed", job_id)
+            broker.through_outage(lambda e=exc: failed(e), until)
 
     return app

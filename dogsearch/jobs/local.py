@@ -13,19 +13,11 @@ import time
 from typing import Any
 
 from dogsearch.core.errors import TimedOut, Unavailable
+from dogsearch.core.outages import retry_delay
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.store import JobStore
-from dogsearch.jobs.work import (
-    batches,
-    delivery_key,
-    give_up,
-    plan_items,
-    poisoned,
-    reason_of,
-    retry_delay,
-    run_batch,
-)
+from dogsearch.jobs.work import batches, delivery_key, give_up, plan_items, poisoned, reason_of, run_batch
 
 log = logging.getLogger("dogsearch.jobs")
 

@@ -32,6 +32,10 @@ class JobsSettings(ServiceSettings):
     retry_window_s: int = Field(
         600, ge=0, description="how long a batch whose embedder or search service is down or busy (a redeploy) "
                                "tries again, every few seconds, before its files fail")
+    check_retry_window_s: int = Field(
+        86400, ge=0, description="how long a check of new dogs against the watches whose search service is down or "
+                                 "busy tries again before it is given up (kept with its dogs, logged): a missed "
+                                 "alert costs far more than a small message waiting")
     max_archive_bytes: int = Field(1024**3, ge=1024, description="largest zip upload")
     max_archive_files: int = Field(200_000, ge=1)
     max_unpacked_bytes: int = Field(8 * 1024**3, ge=1024, description="all files of one zip, unpacked")

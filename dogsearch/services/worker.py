@@ -43,7 +43,7 @@ def worker_celery(settings: JobsSettings, gateway: GatewaySettings) -> Celery:
         return build_watches(gateway, search, SameDog(gateway))
 
     app = create_celery(settings, ingestor)
-    register_check(app, watches, settings.max_deliveries)
+    register_check(app, watches, app.dogsearch_broker, settings.max_deliveries, settings.check_retry_window_s)
     return app
 
 

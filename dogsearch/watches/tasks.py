@@ -4,7 +4,11 @@ workers enqueue it after they stored a batch of dogs, and a worker runs it. Ackn
 timeout): a check run twice records each match once (WatchStore.record), so nothing is lost or sent twice. A check
 whose worker dies every time it runs it (dogs whose vectors crash it, a worker out of memory) is counted, and past
 `max_deliveries` it is given up (logged, and kept in the watch store with its dogs) instead of killing workers
-forever."""
+forever.
+
+A check whose search service is down waits for it as a job's batch does (dogsearch/core/outages.py): in its worker,
+then as a new message of its own, never through a retry Celery would drop with Redis down too; and past
+`retry_window_s` it is given up as a check that kills its workers is, not acknowledged as if it had run."""
 from __future__ import annotations
 
 import asyncio
@@ -16,11 +20,10 @@ from collections.abc import Callable
 
 from celery import Celery
 
-from dogsearch.core.errors import TimedOut, Unavailable
+from dogsearch.core.outages import Broker
 from dogsearch.watches.watches import Watches
 
 CHECK = "dogsearch.watches.check"
-MAX_RETRIES = 8
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,8 @@ def check_key(entry_ids: list[str], attempt: int) -> str:
     return f"{hashlib.sha256(json.dumps(entry_ids).encode()).hexdigest()[:32]}:{attempt}"
 
 
-def register_check(app: Celery, make_watches: Callable[[], Watches], max_deliveries: int) -> None:
+def register_check(app: Celery, make_watches: Callable[[], Watches], broker: Broker, max_deliveries: int,
+                   retry_window_s: float) -> None:
     """Adds the check task to a worker's app; `make_watches` makes a worker thread's Watches (its own clients)."""
     local = threading.local()  # each worker thread: its own event loop and HTTP clients
 
@@ -40,9 +44,11 @@ def register_check(app: Celery, make_watches: Callable[[], Watches], max_deliver
             local.watches = make_watches()
         return local.loop, local.watches
 
-    @app.task(name=CHECK, shared=False, bind=True, acks_late=True, reject_on_worker_lost=True,
-              max_retries=MAX_RETRIES)
-    def check(self, entry_ids: list[str]) -> int:
+    # max_retries=None: the retry window bounds them, not a count
+    @app.task(name=CHECK, shared=False, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+    def check(self, entry_ids: list[str], down_since: float | None = None) -> int:
+        """`down_since`: when its search service was first found down, in an earlier delivery (the window runs on)."""
+        until = broker.lease_end()
         loop, watches = thread_watches()
         key = check_key(entry_ids, self.request.retries)
         # counted before it runs: a check that kills its worker is redelivered (acks_late), and must not be forever
@@ -51,9 +57,16 @@ def register_check(app: Celery, make_watches: Callable[[], Watches], max_deliver
             log.error("a check of %d new dogs stopped its worker %d times: given up", len(entry_ids), deliveries - 1)
             watches.store.give_up_check(key)
             return 0
+
+        def given_up(exc: BaseException) -> None:
+            log.error("a check of %d new dogs found its search service down for %d s: given up (%s)",
+                      len(entry_ids), retry_window_s, exc)
+            watches.store.give_up_check(key)
+
         try:
-            return loop.run_until_complete(watches.check(entry_ids))
-        except (Unavailable, TimedOut) as exc:  # the search service is down or busy: later
-            raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60)) from exc
+            return broker.until_served(
+                lambda: loop.run_until_complete(watches.check(entry_ids)), until, down_since, retry_window_s,
+                given_up, lambda countdown, since: check.apply_async(
+                    (entry_ids,), {"down_since": since}, countdown=countdown, retries=self.request.retries + 1)) or 0
         finally:
             watches.store.check_ran(key)

@@ -9,7 +9,7 @@ from dogsearch.services.gateway.app import create_app
 from dogsearch.services.gateway.settings import GatewaySettings
 from tests.conftest import SAMPLES
 from tests.fakes import ColorGridModel, serving
-from tests.jobs.servers import REDIS_URL, Backends, redis_db
+from tests.jobs.servers import REDIS_URL, Backends, RedisServer, redis_db
 
 
 @pytest.fixture
@@ -38,6 +38,13 @@ def model() -> ColorGridModel:
 def backends(tmp_path, model):
     with Backends(tmp_path, model) as b:
         yield b
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A redis-server of the test's own, which it may kill and start again."""
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
 
 
 @pytest.fixture

@@ -35,3 +35,13 @@ async def job_photo_totals(client: httpx.AsyncClient) -> dict[str, float]:
     text = (await client.get("/metrics")).text
     return {line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
             if line.startswith("dogsearch_job_photos_total{")}
+
+
+async def wait_until(predicate, timeout: float, what):
+    """predicate()'s value once it is true; `what()`: the failure's message, made when it fails (a log's tail by
+    then)."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, what()
+        await asyncio.sleep(0.1)
+    return value

@@ -84,21 +84,25 @@ class Backends:
     def __init__(self, data_dir: Path, model: ColorGridModel, detector: bool = False) -> None:
         # the detector off unless asked for: the whole photo is the dog, as the jobs' tests count them; batches of up
         # to 8, which the tests count (on a CPU with onnxruntime the default is one image a run, the cheapest there)
-        self.model, self.detector = model, detector
-        search = create_search(SearchSettings(data_dir=data_dir / "vectors"))
-        self.embedder, self.search = Served(self._embedder()), Served(search)
+        self.model, self.detector, self.vectors = model, detector, data_dir / "vectors"
+        self.embedder, self.search = Served(self._embedder()), Served(self._search())
 
     def _embedder(self):
         return create_embedder(EmbedderSettings(max_batch=256, batch_max_size=8,
                                                 **({} if self.detector else {"detector": "none"})),
                                **fake_image_models(self.model))
 
-    def stop_embedder(self) -> None:
-        """The embedder goes away (a redeploy): its port refuses connections until restart_embedder."""
-        self.embedder.__exit__(None, None, None)
+    def _search(self):
+        return create_search(SearchSettings(data_dir=self.vectors))
 
-    def restart_embedder(self) -> None:
-        self.embedder = Served(self._embedder(), self.embedder.port).__enter__()
+    def stop(self, service: str) -> None:
+        """`service` ("embedder" or "search") goes away (a redeploy): its port refuses connections until
+        restart(service)."""
+        getattr(self, service).__exit__(None, None, None)
+
+    def restart(self, service: str) -> None:
+        app = {"embedder": self._embedder, "search": self._search}[service]()
+        setattr(self, service, Served(app, getattr(self, service).port).__enter__())
 
     def __enter__(self) -> Backends:
         self.embedder.__enter__()

@@ -13,18 +13,12 @@ import redis
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.services.gateway.settings import GatewaySettings
 from tests.jobs.helpers import all_dogs
-from tests.jobs.servers import RedisServer, SlowModel, WorkerProcess, worker_environment
+from tests.jobs.servers import SlowModel, WorkerProcess, worker_environment
 
 
 @pytest.fixture
 def model() -> SlowModel:
     return SlowModel(delay_s=0.5)  # batches of 4 on one model: a job of 10 batches takes a few seconds
-
-
-@pytest.fixture
-def broker(tmp_path):
-    with RedisServer(tmp_path / "redis") as server:
-        yield server
 
 
 @pytest.fixture
@@ -101,9 +95,9 @@ async def test_an_embedder_redeploy_mid_job_fails_no_photo(celery_gateway, setti
     the batches in flight wait, past half the visibility timeout too (handed on as new messages), the others wait
     in the queue, and every photo is indexed once it is back."""
     async def redeploy() -> None:
-        backends.stop_embedder()
+        backends.stop("embedder")
         await asyncio.sleep(35)
-        backends.restart_embedder()
+        backends.restart("embedder")
 
     job, log = await run_through(celery_gateway, settings, photos, tmp_path, redeploy)
     assert job["state"] == "done", (job, log)

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -23,17 +22,20 @@ from tests.fakes import serving
 from tests.gateway.helpers import DARK_RED, RED, add
 from tests.gateway.test_samedog import CALIBRATION
 from tests.images import solid
-from tests.jobs.servers import REDIS_URL, redis_db
+from tests.jobs.helpers import wait_until
+from tests.jobs.servers import REDIS_URL, redis_db, worker_environment
 from tests.watches.receiver import Receiver, signed
 
 
-@pytest.fixture
-def settings(tmp_path, backends, redis_clean):
+def watch_settings(tmp_path, backends, broker_url: str,
+                   visibility_timeout_s: int) -> tuple[JobsSettings, GatewaySettings]:
+    """(jobs, gateway) settings of a gateway and its workers that check new dogs against the watches (the test
+    model calibrated, webhooks to loopback allowed and sent at once)."""
     models = tmp_path / "models"
     (models / "test-color-grid").mkdir(parents=True)
     (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(CALIBRATION.to_json()))
-    jobs = JobsSettings(broker_url=REDIS_URL, data_dir=tmp_path / "jobs", batch_size=8, visibility_timeout_s=3,
-                        allowed_roots=[tmp_path / "in"])
+    jobs = JobsSettings(broker_url=broker_url, data_dir=tmp_path / "jobs", batch_size=8,
+                        visibility_timeout_s=visibility_timeout_s, allowed_roots=[tmp_path / "in"])
     gateway = GatewaySettings(data_dir=tmp_path / "photos", embedder_url=backends.embedder.url,
                               search_url=backends.search.url, calibration_dir=models, webhook_allow_private=True,
                               webhook_poll_s=0.1, webhook_backoff_s=0.1)
@@ -41,18 +43,13 @@ def settings(tmp_path, backends, redis_clean):
 
 
 @pytest.fixture
+def settings(tmp_path, backends, redis_clean):
+    return watch_settings(tmp_path, backends, REDIS_URL, visibility_timeout_s=3)
+
+
+@pytest.fixture
 def worker_env(settings):
-    jobs, gateway = settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGSEARCH_")}
-    env.update({
-        "DOGSEARCH_BROKER_URL": REDIS_URL,
-        "DOGSEARCH_JOBS_VISIBILITY_TIMEOUT_S": str(jobs.visibility_timeout_s),
-        "DOGSEARCH_GATEWAY_EMBEDDER_URL": gateway.embedder_url,
-        "DOGSEARCH_GATEWAY_SEARCH_URL": gateway.search_url,
-        "DOGSEARCH_GATEWAY_DATA_DIR": str(gateway.data_dir),
-        "DOGSEARCH_GATEWAY_CALIBRATION_DIR": str(gateway.calibration_dir),
-    })
-    return env
+    return worker_environment(*settings, DOGSEARCH_GATEWAY_CALIBRATION_DIR=str(settings[1].calibration_dir))
 
 
 def start_worker(env, log, *module: str) -> subprocess.Popen:
@@ -71,15 +68,6 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
-async def _until(predicate, timeout: float, what):
-    """`what()`: the failure's message, made when it fails (a log's tail by then)."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, what()
-        await asyncio.sleep(0.1)
-    return value
-
-
 async def test_a_worker_killed_mid_check_neither_loses_nor_repeats_the_notification(settings, worker_env, tmp_path):
     jobs, gateway = settings
     app = create_app(gateway, jobs_settings=jobs)
@@ -95,16 +83,16 @@ async def test_a_worker_killed_mid_check_neither_loses_nor_repeats_the_notificat
             first = start_worker(worker_env, log_first, "tests.watches.dying_worker")
             second = None
             try:
-                await _until(lambda: first.poll() is not None, 60,
+                await wait_until(lambda: first.poll() is not None, 60,
                              lambda: "the first worker did not die mid-check: " + log_first.read_text()[-3000:])
                 assert first.returncode == 70, log_first.read_text()[-3000:]
                 await receiver.wait_for(1)
                 second = start_worker(worker_env, log_second, "dogsearch.cli", "worker")
                 # The killed check comes back after the visibility timeout and runs to the end on the second.
-                await _until(lambda: "dogsearch.watches.check" in log_second.read_text()
+                await wait_until(lambda: "dogsearch.watches.check" in log_second.read_text()
                              and "succeeded" in log_second.read_text(), 60,
                              lambda: "the killed check did not run again: " + log_second.read_text()[-3000:])
-                await _until(lambda: not queue.hlen("unacked") and not queue.llen("celery"), 30,
+                await wait_until(lambda: not queue.hlen("unacked") and not queue.llen("celery"), 30,
                              lambda: "tasks left in the queue")
                 await asyncio.sleep(0.5)  # time for a second delivery, were there one
                 assert len(receiver.received) == 1, receiver.received
@@ -147,15 +135,15 @@ async def test_a_check_that_kills_every_worker_is_given_up_not_run_forever(setti
     try:
         for log in logs[:2]:
             workers.append(start_worker(env, log, "tests.watches.poison_check_worker"))
-            await _until(lambda: workers[-1].poll() is not None, 60,
+            await wait_until(lambda: workers[-1].poll() is not None, 60,
                          lambda log=log: "the worker did not die on its check: " + log.read_text()[-3000:])
             assert workers[-1].returncode == 71, log.read_text()[-3000:]
         # Both came back after the visibility timeout, their second delivery: past MAX_DELIVERIES=1, given up.
         workers.append(start_worker(env, logs[2], "tests.watches.poison_check_worker"))
         store = WatchStore(gateway.watches_file)
-        await _until(lambda: len(store.given_up_checks()) == 2, 60,
+        await wait_until(lambda: len(store.given_up_checks()) == 2, 60,
                      lambda: "the checks were not given up: " + logs[2].read_text()[-3000:])
-        await _until(lambda: not queue.hlen("unacked") and not queue.llen("celery"), 30, lambda: "tasks left")
+        await wait_until(lambda: not queue.hlen("unacked") and not queue.llen("celery"), 30, lambda: "tasks left")
         assert workers[-1].poll() is None  # it gave them up instead of running them: alive
         assert "stopped its worker 1 times: given up" in logs[2].read_text()
     finally:

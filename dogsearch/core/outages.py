@@ -1,0 +1,94 @@
+"""Outages waited out in the Celery task that meets them, holding its message (a job's batch, a check of new dogs
+against the watches). A task never asks the broker for a retry while the broker is what is down: Celery drops a
+message whose retry it cannot publish (a failed publish in Task.retry is a Reject(requeue=False)). One whose services
+are down waits for them in its worker's slot, trying again with jittered backoff while it may hold its message, then
+sends itself again as a new message that waits on; past its retry window it gives up, the way its task says."""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from celery.exceptions import Reject
+from celery.worker import state as worker_state
+
+from dogsearch.core.errors import TimedOut, Unavailable
+
+log = logging.getLogger("dogsearch.broker")
+T = TypeVar("T")
+
+# The longest wait between two tries of a task whose services are down: how soon it sees them back.
+RETRY_MAX_DELAY_S = 10
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before try `attempt` + 1 of a task whose services are down: doubling up to RETRY_MAX_DELAY_S, each
+    a random half to all of it, so that the tasks waiting on one service do not all call it at the same moment."""
+    return min(2**attempt, RETRY_MAX_DELAY_S) * random.uniform(0.5, 1)
+
+
+def stopping() -> bool:
+    """The worker shuts down (warm: it waits for its tasks), so a task stops waiting and hands its message on."""
+    return worker_state.should_stop is not None and worker_state.should_stop is not False  # EX_OK is 0
+
+
+class Broker:
+    """The Redis a worker's tasks come from. `visibility_timeout_s`: how long it lets a task hold its message;
+    `ping` raises one of `down` when Redis does not answer, as the tasks' steps that meet it down do."""
+
+    def __init__(self, visibility_timeout_s: int, ping: Callable[[], object],
+                 down: tuple[type[BaseException], ...]) -> None:
+        self.visibility_timeout_s, self.ping, self.down = visibility_timeout_s, ping, down
+
+    def lease_end(self) -> float:
+        """Until when a task may wait holding its message: past the visibility timeout Redis would hand the message
+        to another worker as well."""
+        return time.monotonic() + self.visibility_timeout_s / 2
+
+    def through_outage(self, step: Callable[[], T], until: float) -> T:
+        """step(), run again once Redis answers if it met Redis down (each step may run twice: the tasks count
+        nothing twice). Redis down past `until`: the message is rejected for Redis to hand out again, at once if it
+        answers by then, else (the reject cannot reach it) after the visibility timeout, from its unacked copy."""
+        while True:
+            try:
+                return step()
+            except self.down as exc:
+                log.warning("the broker (Redis) does not answer: waiting for it (%s)", exc)
+                while not self._answers():
+                    if time.monotonic() >= until or stopping():
+                        raise Reject(str(exc), requeue=True) from exc
+                    time.sleep(1)
+
+    def until_served(self, run: Callable[[], T], until: float, down_since: float | None, window_s: float,
+                     give_up: Callable[[BaseException], object],
+                     send_again: Callable[[float, float], object]) -> T | None:
+        """run()'s result, through Redis's outages and its services' (Unavailable, TimedOut: down or busy, a
+        redeploy): tried again after retry_delay while this delivery may hold its message (its slot waits too: no
+        other task is taken to fail meanwhile), then `send_again(countdown, down_since)` sends a new message, with a
+        lease of its own, to wait on. Once they have been down `window_s` since `down_since` (found down by an
+        earlier delivery, or now): `give_up(error)`. None when it was sent again or given up."""
+        attempt = 0
+        while True:
+            try:
+                return self.through_outage(run, until)
+            except (Unavailable, TimedOut) as exc:
+                down_since = down_since or time.time()  # wall clock: a later delivery may run on another machine
+                if time.time() - down_since >= window_s:
+                    self.through_outage(lambda e=exc: give_up(e), until)
+                    return None
+                delay = retry_delay(attempt)
+                attempt += 1
+                if time.monotonic() + delay < until and not stopping():
+                    time.sleep(delay)
+                    continue
+                self.through_outage(lambda d=delay, since=down_since: send_again(d, since), until)
+                return None
+
+    def _answers(self) -> bool:
+        try:
+            self.ping()
+        except self.down:
+            return False
+        return True
