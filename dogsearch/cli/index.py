@@ -264,8 +264,13 @@ async def follow_job(get: Callable[[], Awaitable[dict]], progress: bool = True, 
 
 
 def report_job(job: dict) -> None:
-    """The job's counts, its failures and, unless it is done, its state (on stderr)."""
+    """The job's counts, its failures, the files it skipped and, unless it is done, its state (on stderr)."""
     print(job_summary(job))
+    if job.get("skipped"):
+        more = job["skipped"] - len(job["skipped_files"])
+        print(f"  skipped {job['skipped']} files that are not photos: {', '.join(job['skipped_files'])}"
+              + (f" and {more} more" if more else "") + " (an archive in the folder is not opened: unpack it)",
+              file=sys.stderr)
     for error in job["errors"]:
         print(f"  failed: {error['file']}: {error['reason']}", file=sys.stderr)
     if job["state"] != "done":

@@ -23,6 +23,9 @@ from dogsearch.core.images import PHOTO_SUFFIXES
 from dogsearch.gallery.fields import FROM_PHOTO, TIME_ZONE, InvalidFields, shown_value, user_fields
 
 MANIFEST_SUFFIXES = {".csv", ".jsonl"}
+LABELS = "labels.csv"  # a folder's manifest with labels="csv"
+_NOISE = frozenset({"Thumbs.db", "desktop.ini", "Icon\r"})  # what file managers leave in every folder
+MAX_SKIPPED_LISTED = 20  # of a folder's files that are not photos, the first named in the job
 
 
 class JobInputError(InvalidInput):
@@ -146,7 +149,7 @@ def _source(resolved: Path, shown: str, labels: str | None) -> tuple[Path, Path 
         raise SourceNotFound(f"{shown} does not exist")
     if resolved.is_dir():
         if labels == "csv":
-            manifest = resolved / "labels.csv"
+            manifest = resolved / LABELS
             if not manifest.is_file():
                 raise JobInputError(f"labels 'csv' needs a labels.csv in {shown}")
             return resolved, manifest
@@ -156,22 +159,35 @@ def _source(resolved: Path, shown: str, labels: str | None) -> tuple[Path, Path 
     return resolved.parent, resolved
 
 
+@dataclass(frozen=True)
+class Listing:
+    items: list[Item]
+    skipped: list[str]  # the folder's other files, not photos (an archive inside it, notes): said, not indexed
+
+
 def list_items(folder: Path, manifest: Path | None, labels: str | None, payload: dict[str, Any],
                roots: list[Path], limits: FieldLimits | None = None) -> list[Item]:
-    """The job's files. A folder's files are checked when read (`open_photo`), not here: a link listed now may
-    change before a worker reads it. `labels`: "folders" (DIR/<breed>/<photo>), "dogs" (DIR/<dog>/<photo>: each
-    folder's photos are one dog), "none"; a manifest's `dog` column groups its rows into dogs."""
+    return list_job(folder, manifest, labels, payload, roots, limits).items
+
+
+def list_job(folder: Path, manifest: Path | None, labels: str | None, payload: dict[str, Any],
+             roots: list[Path], limits: FieldLimits | None = None) -> Listing:
+    """The job's files, and a folder's files it skips. A folder's files are checked when read (`open_photo`), not
+    here: a link listed now may change before a worker reads it. `labels`: "folders" (DIR/<breed>/<photo>), "dogs"
+    (DIR/<dog>/<photo>: each folder's photos are one dog), "none"; a manifest's `dog` column groups its rows into
+    dogs."""
     if manifest is not None:
-        return grouped(_manifest_items(folder, manifest, payload, roots, limits or FieldLimits()))
+        return Listing(grouped(_manifest_items(folder, manifest, payload, roots, limits or FieldLimits())), [])
+    photos, skipped = _walk(folder, roots)
     items = []
-    for rel in sorted(_walk(folder, roots)):
+    for rel in sorted(photos):
         fields, dog = dict(payload), None
         if labels == "dogs" and len(rel.parts) > 1:
             dog = rel.parts[0]
         elif labels != "none" and len(rel.parts) > 1:
             fields["breed"] = rel.parts[0]
         items.append(Item(rel.as_posix(), str(folder / rel), fields, dog))
-    return grouped(items)
+    return Listing(grouped(items), sorted(p.as_posix() for p in skipped))
 
 
 def grouped(items: list[Item]) -> list[Item]:
@@ -193,10 +209,12 @@ def grouped(items: list[Item]) -> list[Item]:
     return out
 
 
-def _walk(folder: Path, roots: list[Path]) -> list[PurePosixPath]:
-    """The photo files under `folder`, relative to it. Linked folders are followed only inside the allowed roots
-    and each real folder once (a link loop ends); a link out of the roots is listed so that its file fails."""
+def _walk(folder: Path, roots: list[Path]) -> tuple[list[PurePosixPath], list[PurePosixPath]]:
+    """The photo files under `folder`, relative to it, and its other files (but hidden ones, the desktop's own, and
+    a labels.csv at the top). Linked folders are followed only inside the allowed roots and each real folder once
+    (a link loop ends); a link out of the roots is listed so that its file fails."""
     found: list[PurePosixPath] = []
+    others: list[PurePosixPath] = []
     roots = [Path(os.path.realpath(root)) for root in roots]
     seen = {_identity(folder)}
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
@@ -214,8 +232,12 @@ def _walk(folder: Path, roots: list[Path]) -> list[PurePosixPath]:
             seen.add(key)
             keep.append(name)
         dirnames[:] = keep
-        found += [rel_dir / name for name in filenames if Path(name).suffix.lower() in PHOTO_SUFFIXES]
-    return found
+        for name in filenames:
+            if Path(name).suffix.lower() in PHOTO_SUFFIXES:
+                found.append(rel_dir / name)
+            elif not (name.startswith(".") or name in _NOISE or (rel_dir == PurePosixPath(".") and name == LABELS)):
+                others.append(rel_dir / name)
+    return found, others
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -51,7 +51,7 @@ class JobStore(Protocol):
     def get(self, job_id: str) -> dict[str, Any] | None: ...
     def list(self, limit: int) -> list[dict[str, Any]]: ...
     def state(self, job_id: str) -> str | None: ...
-    def start(self, job_id: str, total: int) -> bool: ...
+    def start(self, job_id: str, total: int, skipped: int = 0, skipped_files: Sequence[str] = ()) -> bool: ...
     def cancel(self, job_id: str) -> bool: ...
     def fail(self, job_id: str, reason: str) -> None: ...
     def recorded(self, job_id: str) -> set[str]: ...
@@ -70,7 +70,7 @@ class JobStore(Protocol):
 
 def new_job(job_id: str, **fields: Any) -> dict[str, Any]:
     return {"id": job_id, "state": "queued", "created_at": now(), "started_at": None, "finished_at": None,
-            "error": None, **{c: 0 for c in COUNTS}, **fields}
+            "error": None, **{c: 0 for c in COUNTS}, "skipped": 0, "skipped_files": [], **fields}
 
 
 # --- Redis -------------------------------------------------------------------------------------------------------
@@ -209,6 +209,8 @@ class RedisJobStore:
         job: dict[str, Any] = {k: (v or None) for k, v in raw.items()}
         for c in COUNTS:
             job[c] = int(raw.get(c) or 0)
+        job["skipped"] = int(raw.get("skipped") or 0)
+        job["skipped_files"] = json.loads(raw["skipped_files"]) if raw.get("skipped_files") else []
         job["payload"] = json.loads(raw["payload"]) if raw.get("payload") else {}
         job["roots"] = json.loads(raw["roots"]) if raw.get("roots") else []
         job["errors"] = [json.loads(e) for e in errors]
@@ -221,12 +223,13 @@ class RedisJobStore:
     def state(self, job_id: str) -> str | None:
         return self.r.hget(self._k(job_id), "state")
 
-    def start(self, job_id: str, total: int) -> bool:
+    def start(self, job_id: str, total: int, skipped: int = 0, skipped_files: Sequence[str] = ()) -> bool:
         key = self._k(job_id)
-        if self._transition(keys=[key], args=["queued", "running", "total", total, "started_at", now(),
+        listed = ["total", total, "skipped", skipped, "skipped_files", json.dumps(list(skipped_files))]
+        if self._transition(keys=[key], args=["queued", "running", *listed, "started_at", now(),
                                               "progress_at", now()]):
             return True
-        return self._transition(keys=[key], args=["running", "running", "total", total]) == 1
+        return self._transition(keys=[key], args=["running", "running", *listed]) == 1
 
     def cancel(self, job_id: str) -> bool:
         if self._transition(keys=[self._k(job_id)], args=["queued,running", "cancelled", "finished_at", now()]) == 1:
@@ -388,10 +391,11 @@ class SqliteJobStore(SqliteFile):
             self._save(job)
             return True
 
-    def start(self, job_id: str, total: int) -> bool:
-        return (self._transition(job_id, ("queued",), state="running", total=total, started_at=now(),
-                                 progress_at=now())
-                or self._transition(job_id, ("running",), total=total))
+    def start(self, job_id: str, total: int, skipped: int = 0, skipped_files: Sequence[str] = ()) -> bool:
+        listed = {"total": total, "skipped": skipped, "skipped_files": list(skipped_files)}
+        return (self._transition(job_id, ("queued",), state="running", started_at=now(), progress_at=now(),
+                                 **listed)
+                or self._transition(job_id, ("running",), **listed))
 
     def cancel(self, job_id: str) -> bool:
         return self._transition(job_id, ACTIVE, state="cancelled", finished_at=now())

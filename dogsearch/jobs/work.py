@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,11 +25,12 @@ from dogsearch.gallery.fields import InvalidFields, own_fields
 from dogsearch.gallery.ingest import Added, Embedded, Ingestor, Upload
 from dogsearch.gallery.records import Dog, marked_entry_id
 from dogsearch.jobs.sources import (
+    MAX_SKIPPED_LISTED,
     FieldLimits,
     Item,
     JobInputError,
     PhotoUnreadable,
-    list_items,
+    list_job,
     open_photo,
     remove_tree,
 )
@@ -49,12 +49,13 @@ def plan_items(store: JobStore, job_id: str, limits: FieldLimits | None = None) 
     manifest = Path(job["manifest"]) if job.get("manifest") else None
     try:
         # The roots checked when the job was accepted: a worker reads what its submitter was allowed to.
-        items = list_items(root, manifest, job.get("labels"), job.get("payload") or {},
+        listing = list_job(root, manifest, job.get("labels"), job.get("payload") or {},
                            [Path(r) for r in job["roots"]], limits)
     except (JobInputError, OSError) as exc:
         store.fail(job_id, f"could not list the photos: {reason_of(exc)}")
         return None
-    if not store.start(job_id, len(items)):
+    items = listing.items
+    if not store.start(job_id, len(items), len(listing.skipped), listing.skipped[:MAX_SKIPPED_LISTED]):
         return None
     done = store.recorded(job_id)
     if len(items) == 0:
@@ -325,16 +326,6 @@ def reason_of(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return (exc.strerror or "input/output error").lower()
     return "an internal error, see the worker's log"
-
-
-# The longest wait between two tries of a batch whose services are down: how soon it sees them back.
-RETRY_MAX_DELAY_S = 10
-
-
-def retry_delay(attempt: int) -> float:
-    """Seconds before try `attempt` + 1 of a batch whose services are down: doubling up to RETRY_MAX_DELAY_S, each
-    a random half to all of it, so that the batches waiting on one embedder do not all call it at the same moment."""
-    return min(2**attempt, RETRY_MAX_DELAY_S) * random.uniform(0.5, 1)
 
 
 def give_up(store: JobStore, job_id: str, batch: list[list[Any]], reason: str) -> None:

@@ -301,12 +301,17 @@ async def test_a_refusal_names_no_more_than_the_start_of_a_long_path(client, pho
 async def test_zip_upload_is_indexed(client, photos, tmp_path):
     entries = {f"pack/{p.parent.name}/{p.name}": p.read_bytes() for p in sorted(photos.rglob("*.jpg"))[:6]}
     entries["pack/broken.jpg"] = b"\xff\xd8\xff not really"
+    # what is not a photo is said, not indexed (a zip of zips was "done" with nothing said of the inner ones); what
+    # file managers leave in every folder is not
+    entries |= {"pack/inner.zip": make_zip({"a.jpg": b"x"}), "pack/beagle/notes.txt": b"good boys",
+                "pack/.DS_Store": b"\0", "pack/beagle/Thumbs.db": b"\0"}
     r = await client.post("/v1/jobs/index/upload", files={"archive": ("pack.zip", make_zip(entries))},
                           data={"payload": '{"batch": "2026-11"}'})
     assert r.status_code == 202, r.text
     job = await wait_job(client, r.json()["id"])
     assert (job["state"], job["path"], job["total"], job["indexed"], job["failed"]) == ("done", "pack.zip", 7, 6, 1)
     assert job["errors"][0]["file"] == "broken.jpg"
+    assert (job["skipped"], job["skipped_files"]) == (2, ["beagle/notes.txt", "inner.zip"])
     # A zip of one folder: the folders inside it are the breeds.
     breeds = {p.parent.name for p in sorted(photos.rglob("*.jpg"))[:6]}
     assert {d["payload"]["breed"] for d in await all_dogs(client)} == breeds

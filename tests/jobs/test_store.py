@@ -18,7 +18,9 @@ def store(request, tmp_path, redis_clean):
 
 def test_a_batch_recorded_twice_counts_once_and_finishes_the_job(store):
     store.create(new_job("j1", source="path", path="/x", root="/x", labels=None, payload={}, roots=["/x"]))
-    assert store.state("j1") == "queued" and store.start("j1", 4)
+    assert store.get("j1")["skipped"] == 0
+    assert store.state("j1") == "queued" and store.start("j1", 4, 3, ["inner.zip", "notes.txt"])
+    assert (store.get("j1")["skipped"], store.get("j1")["skipped_files"]) == (3, ["inner.zip", "notes.txt"])
     batch = [("a.jpg", "indexed", None), ("b.jpg", "near_duplicate", None), ("c.jpg", "failed", "not an image")]
     store.record("j1", batch)
     store.record("j1", batch)  # a re-delivered batch

@@ -185,6 +185,9 @@ class Job(BaseModel):
     near_duplicates: int = Field(..., description="of the indexed: look-alikes of a stored photo (payload "
                                                   "near_duplicate_of)")
     failed: int
+    skipped: int = Field(0, description="files of the folder that are not photos (an archive inside it, notes): not "
+                                        "indexed, not counted in total")
+    skipped_files: list[str] = Field(default_factory=list, description="the first of them")
     errors: list[JobError] = Field(..., description="the first failures, each with its reason")
     error: str | None = Field(None, description="why the whole job failed")
     created_at: str

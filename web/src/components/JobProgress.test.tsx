@@ -29,6 +29,12 @@ describe("JobProgress", () => {
     expect(screen.getByText(/indexed 8 \(2 look like copies of stored photos\) · duplicates 1/)).toBeInTheDocument();
   });
 
+  it("says which files it skipped, not being photos (a zip inside the zip was skipped without a word)", () => {
+    render(<JobProgress job={job({ state: "done", skipped: 3, skipped_files: ["inner.zip", "notes.txt"] })} />);
+    expect(screen.getByText(/Skipped 3 files that are not a\s+photo: inner.zip, notes.txt and 1 more/)).toBeInTheDocument();
+    expect(screen.getByText(/An archive inside the folder is not opened/)).toBeInTheDocument();
+  });
+
   it("lists its errors, whether strings or {file, reason}", () => {
     render(
       <JobProgress

@@ -44,6 +44,14 @@ export function JobProgress({ job, onCancel: onDelete }: { job: Job; onCancel?: 
         {job.near_duplicates ? ` (${job.near_duplicates} look like copies of stored photos)` : ""} · duplicates{" "}
         {job.duplicates} · failed {job.failed}
       </p>
+      {job.skipped ? (
+        <p className="job-skipped">
+          Skipped {job.skipped} file{job.skipped === 1 ? "" : "s"} that {job.skipped === 1 ? "is" : "are"} not a
+          photo: {(job.skipped_files ?? []).join(", ")}
+          {job.skipped > (job.skipped_files ?? []).length ? ` and ${job.skipped - (job.skipped_files ?? []).length} more` : ""}
+          . An archive inside the folder is not opened: unpack it first.
+        </p>
+      ) : null}
       {job.error && (
         <p className="error" role="alert">
           {job.error}

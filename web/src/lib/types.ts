@@ -170,6 +170,10 @@ export interface Job {
   near_duplicates?: number;
   duplicates: number;
   failed: number;
+  /** files of the folder that are not photos (an archive inside it, notes): not indexed, not in total */
+  skipped?: number;
+  /** the first of them */
+  skipped_files?: string[];
   errors: JobError[];
   /** why the whole job failed */
   error?: string | null;
