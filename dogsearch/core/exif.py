@@ -73,7 +73,11 @@ def taken(exif: Image.Exif) -> Taken:
     main, gps = exif.get_ifd(_EXIF_IFD), exif.get_ifd(_GPS_IFD)
     local = _exif_time(main.get(_DATE_TIME_ORIGINAL) or exif.get(_DATE_TIME_ORIGINAL))
     offset = _offset(main.get(_OFFSET_TIME_ORIGINAL))
-    at = local.replace(tzinfo=offset).astimezone(UTC) if local and offset else _gps_time(gps)
+    try:
+        at = local.replace(tzinfo=offset).astimezone(UTC) if local and offset else _gps_time(gps)
+    except OverflowError:  # year 9999 and a zone west of UTC, or its GPS hour 24: no instant (one such photo failed
+        # its job's whole batch)
+        at = None
     return Taken(at=at, local=None if at else local, where=_gps_position(gps))
 
 

@@ -360,6 +360,9 @@ def _palette_on_white(im: Image.Image) -> bool:
 def thumbnail_jpeg(im: Image.Image, size: int, quality: int = 85) -> bytes:
     thumb = im.copy()
     thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    # Pillow writes what `info` holds (a JPEG's or a GIF's comment: "OWNER=Jane Doe, 12 Secret Street") into the
+    # JPEG: a thumbnail carries its pixels and their colour profile only, as the public copies do (core/exif.py)
+    thumb.info = {k: v for k, v in im.info.items() if k == "icc_profile"}
     buf = io.BytesIO()
     thumb.save(buf, "JPEG", quality=quality, optimize=True)
     return buf.getvalue()

@@ -8,6 +8,7 @@ A dog's report is three of its user fields (gallery/fields.py): `status`, `locat
 keyword indexes."""
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -146,7 +147,8 @@ def from_photo(fields: Mapping[str, Any], report: PhotoReport) -> dict[str, Any]
             value = getattr(report, key)
             if value is None and key == "seen_at" and zone and report.local_time:
                 # the hour the clocks go back happens twice: its first time (fold 0)
-                value = report.local_time.replace(tzinfo=time_zone(zone)).astimezone(UTC).isoformat()
+                with contextlib.suppress(OverflowError):  # year 9999 west of UTC: no instant, so not said
+                    value = report.local_time.replace(tzinfo=time_zone(zone)).astimezone(UTC).isoformat()
             if value is None:
                 raise InvalidFields(f"{key}={FROM_PHOTO}: {report.unknown[key]}; give {key} yourself")
             out[key] = seen_at(value) if key == "seen_at" else value  # a camera's clock may be years ahead

@@ -197,7 +197,10 @@ def utc_instant(value: Any) -> datetime:
     """ISO 8601 -> an aware datetime in UTC; a time without a zone is UTC (as the gallery stores `seen_at`).
     TypeError or ValueError for anything else: each caller says why in its own words."""
     when = datetime.fromisoformat(value)
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-12:00 is past the last instant there is: was a 500 on every route
+        raise ValueError(f"{value!r} is out of the range of times") from None
 
 
 def _datetime(value: Any, where: str) -> datetime:

@@ -20,6 +20,9 @@ from dogsearch.search.filters import Filter, excluding
 ORDER_BY = re.compile(r"-?[a-z_][a-z0-9_]{0,63}")  # a field's name; "-name": the newest first
 MAX_TOKEN = 8192  # characters: a token names its value and the ids shown at it, a few unless many share it
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# the microseconds of the first and last instants a datetime holds: a token's value past them was a 500
+_FIRST = -62135596800 * 10**6
+_LAST = 253402300799 * 10**6 + 999_999
 
 # (limit, field, newest first, start at (inclusive; None: the first), filter, with vectors) -> [(point, its value)]
 Fetch = Callable[[int, str, bool, "str | None", "Filter | None", bool], list[tuple[Point, int]]]
@@ -45,7 +48,8 @@ class Resume:
             value, ids = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         except (binascii.Error, ValueError, TypeError):
             raise bad from None
-        if type(value) is not int or not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        if type(value) is not int or not _FIRST <= value <= _LAST or not isinstance(ids, list) or \
+                not all(isinstance(i, str) for i in ids):
             raise bad
         return cls(value, tuple(point_id(i) for i in ids))
 

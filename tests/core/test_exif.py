@@ -163,6 +163,9 @@ def test_the_gps_time_is_utc_and_a_time_without_its_zone_is_not_guessed():
     (camera_exif(offset="+25:00"), "an offset beyond any zone"),
     (camera_exif(offset="CET"), "an offset that is not one"),
     (camera_exif(offset="+05:75"), "minutes past 59"),
+    # past the last instant there is (an OverflowError failed the whole batch of a job that read it)
+    (camera_exif(when="9999:12:31 23:59:59", offset="-12:00"), "after the end of time"),
+    (camera_exif(offset=None, gps={7: (24.0, 0.0, 0.0), 29: "9999:12:31"}), "a GPS time after it too"),
 ])
 def test_a_time_that_is_not_one_is_left_out(exif, what):
     got = taken_from(exif)

@@ -169,6 +169,16 @@ def test_thumbnail_keeps_aspect_and_bounds():
     assert thumb.format == "JPEG" and thumb.size == (100, 50)
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF"])
+def test_a_thumbnail_keeps_no_comment(fmt):
+    """A photo's comment ("OWNER=Jane Doe, 12 Secret Street") reached every reader's thumbnail: Pillow writes what
+    `info` holds."""
+    photo = encode(Image.new("RGB", (400, 300), (120, 60, 30)), fmt, comment=b"OWNER=Jane Doe, 12 Secret Street")
+    decoded = Image.open(io.BytesIO(photo)).convert("RGB")  # as decode_image gives it: its info kept
+    assert b"Jane Doe" in decoded.info["comment"]
+    assert b"Jane Doe" not in thumbnail_jpeg(decoded, 100)
+
+
 def _palette_bomb(size=(8000, 5000), **save) -> bytes:
     im = Image.new("P", size, 0)
     im.putpalette([0, 0, 0, 255, 0, 0] * 128)

@@ -313,9 +313,21 @@ async def test_the_list_takes_a_searchs_report_fields(gateway):
                                                                                     ("found", "2026-11-20")]
     assert await listed(seen_after="2026-11-21", seen_before="2026-11-21") == [("found", "2026-11-21")]
     for bad, reason in (({"status": "missing"}, "one of"), ({"radius_km": 5}, "needs near"),
-                        ({"status": "lost", "filter": '{"status": "found"}'}, "give one")):
+                        ({"status": "lost", "filter": '{"status": "found"}'}, "give one"),
+                        # past the last instant there is: a 500 on every route that takes a time
+                        ({"seen_after": "9999-12-31T23:59:59-23:59"}, "seen_after"),
+                        ({"seen_before": "0001-01-01T00:00:00+14:00"}, "seen_before")):
         r = await gateway.get("/v1/dogs", params=bad)
         assert r.status_code == 422 and reason in r.text, r.text
+    dog = (await gateway.get("/v1/dogs")).json()["items"][0]["id"]
+    r = await gateway.patch(f"/v1/dogs/{dog}", json={"seen_at": "9999-12-31T23:59:59-23:59"})
+    assert r.status_code == 422 and "seen_at" in r.text, r.text
+    # a forged cursor past the times there are: was the search service's 500 (a 503 here)
+    import base64
+    for value in (10**20, -(10**20), 253402300800 * 10**6):
+        token = base64.urlsafe_b64encode(f"[{value},[]]".encode()).decode().rstrip("=")
+        r = await gateway.get("/v1/dogs", params={"cursor": token})
+        assert r.status_code == 422 and r.json()["code"] == "invalid_store_input", r.text
 
 
 async def test_empty_gallery_lists_nothing(gateway):
