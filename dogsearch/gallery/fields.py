@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any, Literal
 
 from dogsearch.core.errors import InvalidInput, TooLarge
+from dogsearch.core.jsontext import UnreadableJson, json_text
 from dogsearch.search.contract import IndexKind
 from dogsearch.search.filters import utc_instant
 
@@ -184,9 +185,11 @@ def parse_json_object(raw: str | None, field: str) -> dict[str, Any]:
     if len(raw) > _MAX_JSON:
         raise FieldsOverLimit(f"{field}: larger than {_MAX_JSON} bytes")
     try:
-        value = json.loads(raw)
+        value = json_text(raw)
     except json.JSONDecodeError as exc:
         raise InvalidFields(f"{field}: not valid JSON ({exc.msg})") from exc
+    except UnreadableJson as exc:
+        raise InvalidFields(f"{field}: {exc}") from exc
     except RecursionError:  # "[[[[..." deeper than the parser goes: was a 500
         raise InvalidFields(f"{field}: nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(value, dict):

@@ -20,6 +20,7 @@ from typing import Any
 from dogsearch.core.boxes import BadBox, Box, as_box, box_text, parse_box
 from dogsearch.core.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnsupportedMedia
 from dogsearch.core.images import PHOTO_SUFFIXES
+from dogsearch.core.jsontext import UnreadableJson, json_text
 from dogsearch.gallery.fields import FROM_PHOTO, TIME_ZONE, InvalidFields, shown_value, user_fields
 
 MANIFEST_SUFFIXES = {".csv", ".jsonl"}
@@ -99,7 +100,8 @@ class Item:
 
 def check_fields(fields: dict[str, Any], where: str, limits: FieldLimits | None = None) -> dict[str, Any]:
     limits = limits or FieldLimits()
-    size = len(json.dumps(fields, ensure_ascii=False, default=str).encode())
+    # a lone surrogate (a zip's payload field) measured as sent: user_fields refuses it with its reason
+    size = len(json.dumps(fields, ensure_ascii=False, default=str).encode(errors="surrogatepass"))
     if size > limits.fields_bytes:
         raise FieldsTooLarge(f"{where}: fields too large: {size} bytes as JSON, limit {limits.fields_bytes}")
     try:
@@ -316,7 +318,10 @@ def _manifest_items(folder: Path, manifest: Path, payload: dict[str, Any], roots
                         raise FieldsTooLarge(f"{manifest.name} line {n}: {len(line)} characters, "
                                              f"limit {limits.fields_bytes * 2}")
                     if line.strip():
-                        row = json.loads(line)
+                        try:
+                            row = json_text(line)
+                        except UnreadableJson as exc:
+                            raise JobInputError(f"{manifest.name} line {n}: {exc}") from exc
                         if not isinstance(row, dict):
                             raise JobInputError(f"{manifest.name} line {n}: not a JSON object")
                         _check_row(row, f"{manifest.name} line {n}", limits)

@@ -96,7 +96,7 @@ def install_error_mapping(app: FastAPI) -> None:
             sent = request.headers.get("content-type", "no Content-Type")
             return error_response(UnsupportedMedia(f"the body must be application/json, not {sent}"))
         errors = [{k: _echoed(v) if k == "input" else v for k, v in e.items() if k != "url"} for e in errors]
-        return JSONResponse({"detail": jsonable_encoder(errors), "code": "invalid_input"}, status_code=422)
+        return JSONResponse({"detail": _text(jsonable_encoder(errors)), "code": "invalid_input"}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
@@ -122,6 +122,8 @@ def _unreadable_body(exc: HTTPException) -> DogsearchError | None:
         return MalformedBody("the body is not valid JSON: nested too deeply")
     if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
         return MalformedBody(f"the body is not valid JSON: not UTF-8 ({cause.reason} at byte {cause.start})")
+    if exc.status_code == 400 and isinstance(cause, ValueError):  # json.loads's last: over 4300 digits
+        return MalformedBody("the body is not valid JSON: a number of more than 4300 digits")
     return None
 
 
@@ -141,6 +143,18 @@ def _echoed(value: Any) -> Any:
         return f"{value[:ECHOED]!s}... ({len(value)} characters)"
     if isinstance(value, dict | list) and len(str(value)) > ECHOED:
         return f"(a {type(value).__name__} of {len(value)})"
+    return value
+
+
+def _text(value: Any) -> Any:
+    """Every string of an answer encodable as UTF-8: a lone surrogate the caller sent (a key, a value) is echoed
+    as its escape, not a UnicodeEncodeError (a 500) from the answer's rendering."""
+    if isinstance(value, str):
+        return value.encode(errors="backslashreplace").decode()
+    if isinstance(value, dict):
+        return {_text(k): _text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_text(v) for v in value]
     return value
 
 

@@ -14,7 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.registry import Collector
 
 from dogsearch.core.errors import TooLarge
-from dogsearch.services.errors import install_error_mapping
+from dogsearch.core.jsontext import UnreadableJson, json_text
+from dogsearch.services.errors import MalformedBody, error_response, install_error_mapping
 from dogsearch.services.internal import InternalGuard
 
 log = logging.getLogger("dogsearch.http")
@@ -33,18 +34,24 @@ LATENCY = Histogram(
 ReadyCheck = Callable[[], Awaitable[str | None]]
 
 
-class BodyLimit:
-    """Refuses request bodies over `limit` bytes (or the limit `per_path` gives a path) with 413: at once from
-    Content-Length, and while reading for a chunked body that never said its length (the app then sees a
-    disconnect, and its answer is replaced)."""
+def _is_form(scope) -> bool:
+    return dict(scope["headers"]).get(b"content-type", b"").lower().startswith(b"multipart/form-data")
 
-    def __init__(self, app, limit: int, per_path: dict[str, int] | None = None) -> None:
-        self.app, self.default, self.per_path = app, limit, per_path or {}
+
+class BodyLimit:
+    """Refuses request bodies over `limit` bytes (or the limit `per_path` gives a path; or `json`, when smaller,
+    for any body but a multipart form) with 413: at once from Content-Length, and while reading for a chunked body
+    that never said its length (the app then sees a disconnect, and its answer is replaced)."""
+
+    def __init__(self, app, limit: int, per_path: dict[str, int] | None = None, json: int | None = None) -> None:
+        self.app, self.default, self.per_path, self.json = app, limit, per_path or {}, json
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = self.per_path.get(scope["path"], self.default)
+        if self.json is not None and not _is_form(scope):  # parsed whole, at ~50x its size in memory
+            limit = min(limit, self.json)
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             return await self._refuse(send, int(declared), limit)
@@ -85,6 +92,37 @@ class BodyLimit:
         response = JSONResponse({"detail": f"request too large: over {limit} bytes ({size} seen)",
                                  "code": TooLarge.code}, 413)
         await response({"type": "http"}, None, send)
+
+
+class JsonText:
+    """Refuses with 422 a body (any but a multipart form) that Python's JSON parser reads into what nothing can
+    carry on: a lone surrogate ("\\ud800"), which failed as it was echoed, stored or sent to another service
+    (core/jsontext.py). It is read whole first (BodyLimit, outside, keeps it small) and handed on as it came; JSON
+    that does not parse is the route's to say."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or _is_form(scope):
+            return await self.app(scope, receive, send)
+        messages = []
+        while not messages or (messages[-1]["type"] == "http.request" and messages[-1].get("more_body", False)):
+            messages.append(await receive())
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        if b"\\u" in body:  # only an escape makes a surrogate
+            try:
+                json_text(body)
+            except UnreadableJson as exc:
+                return await error_response(MalformedBody(f"the body is not valid JSON: {exc}"))(scope, receive, send)
+            except (ValueError, RecursionError):  # no JSON: the route says what is wrong with it
+                pass
+        pending = iter(messages)
+
+        async def replayed():
+            return next(pending, None) or await receive()
+
+        await self.app(scope, replayed, send)
 
 
 class BodyTimeout:
@@ -170,16 +208,20 @@ class RequestMetrics:
 
 
 def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes: int | None = None,
-                body_limits: dict[str, int] | None = None, internal_key: str | None = None,
+                body_limits: dict[str, int] | None = None, json_bytes: int | None = None,
+                internal_key: str | None = None,
                 collectors: Sequence[Collector] = (), guard: tuple[type, dict[str, Any]] | None = None,
                 degraded: ReadyCheck | None = None) -> None:
     """`max_request_bytes` caps every request body; `body_limits` gives some paths a limit of their own;
+    `json_bytes`: a smaller cap on every body but a multipart form, whose JSON text is checked too (JsonText);
     `internal_key`: every route but /healthz and /readyz needs it (the services behind the gateway); `guard`: a
     middleware (class, options) that refuses callers instead (the gateway's keys); `collectors`: this app's own
     metrics, read at each scrape (off the event loop: they may ask a store), kept in `app.state.metrics`;
     `degraded`: what is down that leaves the service ready for most of its work (said in /readyz, still 200)."""
+    if json_bytes is not None:
+        app.add_middleware(JsonText)  # inside BodyLimit: what it reads whole is small
     if max_request_bytes is not None:
-        app.add_middleware(BodyLimit, limit=max_request_bytes, per_path=body_limits)
+        app.add_middleware(BodyLimit, limit=max_request_bytes, per_path=body_limits, json=json_bytes)
     # outside BodyLimit: refused before any body is read; inside RequestMetrics: refusals are counted and logged
     if internal_key:
         app.add_middleware(InternalGuard, key=internal_key)

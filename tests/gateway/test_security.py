@@ -271,3 +271,18 @@ async def test_a_dog_is_changed_by_its_owner_or_an_admin_and_any_reader_may_dete
         assert (await client.post("/v1/preview", **upload())).status_code == 401
         assert (await client.post("/v1/taken", headers=as_("reader"), **upload())).status_code == 200
         assert (await client.post("/v1/taken", **upload())).status_code == 401
+
+
+async def test_a_keys_answers_are_stored_by_no_cache(tmp_path):
+    """A key's jobs (server paths), watches (webhook URLs), identity and dogs went out with no Cache-Control: a
+    shared cache that ignores X-API-Key could hand them to another caller. The photos keep their own (revalidated
+    with ETags)."""
+    async with gateway_with(tmp_path, api_keys=ENTRIES) as client:
+        dog = (await client.post("/v1/dogs", headers=as_("alice"), **upload())).json()["id"]
+        for path in ("/v1/me", "/v1/jobs", "/v1/watches", f"/v1/dogs/{dog}", "/v1/dogs", "/v1/nothing"):
+            answer = await client.get(path, headers=as_("alice"))
+            assert answer.headers["cache-control"] == "no-store", (path, answer.status_code)
+        refused = await client.get("/v1/me", headers={"X-API-Key": "dgs_made-up"})
+        assert refused.headers["cache-control"] == "no-store"
+        photo = await client.get(f"/v1/dogs/{dog}/image", headers=as_("alice"))
+        assert photo.status_code == 200 and photo.headers["cache-control"] == "private, no-cache"

@@ -259,6 +259,17 @@ async def test_manifest_columns_carry_reports(client, photos):
         assert r.status_code == 422 and words in json.dumps(r.json()["detail"]), r.text
 
 
+
+async def test_a_manifest_line_no_store_can_take_is_refused_with_its_line(client, photos):
+    # Python's json reads both; a lone surrogate (no UTF-8) raised UnicodeEncodeError as the row was measured, and a
+    # 5000-digit number ValueError: 500s
+    first = sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.jpg"))[0]
+    for value, words in (('"\\ud800"', "line 2: a lone surrogate (\\ud800)"), ("9" * 5000, "line 2: a number of")):
+        (photos / "bad.jsonl").write_text(json.dumps({"path": first}) + "\n"
+                                          + f'{{"path": "{first}", "name": {value}}}\n')
+        r = await client.post("/v1/jobs/index", json={"path": str(photos / "bad.jsonl")})
+        assert r.status_code == 422 and words in r.json()["detail"], r.text[:300]
+
 @pytest.mark.parametrize("body, status, reason", [
     ({"path": "/etc"}, 403, "outside"),
     ({"path": "relative/dir"}, 422, "absolute"),
@@ -293,7 +304,8 @@ async def test_a_refusal_names_no_more_than_the_start_of_a_long_path(client, pho
     long = "a" * 4000
     (photos / "long.csv").write_text(f"path\n../../../../etc/{long}\n")
     for body, status in (({"path": f"/etc/{long}"}, 403), ({"path": f"relative/{long}"}, 422),
-                         ({"path": str(photos / "long.csv")}, 403), ({"path": "/etc/" + "a" * 2**20}, 422)):
+                         ({"path": str(photos / "long.csv")}, 403), ({"path": "/etc/" + "a" * 5000}, 422),
+                         ({"path": "/etc/" + "a" * 2**20}, 413)):  # over the JSON body limit: refused unread
         r = await client.post("/v1/jobs/index", json=body)
         assert r.status_code == status and len(r.content) < 1000, r.text[:1000]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -173,3 +174,25 @@ def test_a_dog_cannot_carry_megabytes_of_fields(start_server):
     assert deep.status_code == 422 and "nested deeper" in deep.json()["detail"]
     fine = httpx.post(f"{server.url}/v1/dogs", files=photo, data={"name": "Rex", "notes": "brown, shy"}, timeout=60)
     assert fine.status_code == 201 and fine.json()["payload"]["notes"] == "brown, shy"
+
+
+def test_a_json_body_is_refused_before_it_is_parsed(start_server):
+    """A JSON body took a photo's limit (20 MB) and was parsed whole at ~50x its size before any field's limit
+    applied: 9 MB of `{"breed": [{}, {}, ...]}` grew the gateway ~450 MiB for one request. Now any body but a form
+    is refused past DOGSEARCH_GATEWAY_MAX_JSON_BYTES, unread."""
+    server = start_server()
+    dog = httpx.post(f"{server.url}/v1/dogs", files={"image": ("d.jpg", solid((10, 120, 60), (320, 240)))},
+                     timeout=60).json()["id"]
+    pid = server.proc.pid
+    baseline = peak_rss_mb(pid)
+    huge = b'{"breed": [' + b"{}," * 3_000_000 + b"{}]}"
+    as_json = {"content-type": "application/json"}
+    for method, path in (("PATCH", f"/v1/dogs/{dog}"), ("POST", "/v1/jobs/index")):
+        answer = httpx.request(method, f"{server.url}{path}", content=huge, headers=as_json, timeout=60)
+        assert answer.status_code == 413 and "request too large" in answer.json()["detail"], answer.text[:200]
+    growth = peak_rss_mb(pid) - baseline
+    assert growth < 100, f"peak RSS grew {growth:.0f} MiB over {baseline:.0f} MiB"
+    # fields near a dog's limits, sent escaped: within the limit
+    fields = {"notes": "\u00e9" * 2000, "tags": ["t" * 100] * 60}
+    fine = httpx.patch(f"{server.url}/v1/dogs/{dog}", content=json.dumps(fields), headers=as_json, timeout=60)
+    assert fine.status_code == 200 and fine.json()["payload"]["notes"] == fields["notes"], fine.text[:200]

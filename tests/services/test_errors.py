@@ -2,9 +2,12 @@
 raises the same class again."""
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from dogsearch.core.errors import Conflict, InvalidInput, NotFound, StorageFull, TimedOut, TooLarge, Unavailable
 from dogsearch.core.images import ImageRejected, ImageTooLarge
@@ -186,3 +189,52 @@ async def test_no_such_route_or_method_has_a_code_too(gateway):
     wrong = await gateway.put("/v1/search")
     assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
     assert wrong.headers["allow"] == "POST"
+
+
+async def test_json_a_parser_reads_but_nothing_can_send_on_is_refused_with_its_reason(tmp_path, fake_model):
+    # Python's json reads "\ud800" (a lone surrogate: no UTF-8) and 5000-digit numbers; each was a 500 later: as the
+    # validation error echoed it, as a job's fields were measured, as a filter was sent to the search service.
+    (tmp_path / "in").mkdir()
+    app = fake_all_in_one(tmp_path / "data", fake_model, jobs_options={"broker_url": None,
+                                                                       "allowed_roots": [str(tmp_path / "in")]})
+    async with serving(app) as gateway:
+        dog = (await gateway.post("/v1/dogs", files={"image": ("d.jpg", solid((200, 30, 30)))})).json()["id"]
+        folder = json.dumps(str(tmp_path / "in")).encode()
+        sent = {  # raw bytes: httpx's json= cannot encode a lone surrogate
+            ("PATCH", f"/v1/dogs/{dog}"): b'{"\\ud800": "x"}',
+            ("POST", "/v1/jobs/index"): b'{"path": ' + folder[:-1] + b'/\\ud800"}',
+            ("POST", "/v1/jobs/index "): b'{"path": ' + folder + b', "payload": {"\\ud800": "x"}}',
+            ("POST", "/v1/watches"): b'{"dog_id": "' + dog.encode() + b'", "near": "\\udc00"}',
+        }
+        for (method, path), body in sent.items():
+            answer = await gateway.request(method, path.strip(), content=body,
+                                           headers={"content-type": "application/json"})
+            assert (answer.status_code, answer.json()["code"]) == (422, "malformed_body"), (path, answer.text[:200])
+            assert "lone surrogate" in answer.json()["detail"], path
+        digits = await gateway.patch(f"/v1/dogs/{dog}", content=b'{"age": ' + b"9" * 5000 + b"}",
+                                     headers={"content-type": "application/json"})
+        assert (digits.status_code, digits.json()["code"]) == (422, "malformed_body"), digits.text[:200]
+        assert "4300 digits" in digits.json()["detail"]
+        listed = await gateway.get("/v1/dogs", params={"filter": '{"breed": "\\ud800"}'})
+        assert listed.status_code == 422 and "lone surrogate" in listed.json()["detail"], listed.text[:200]
+        fine = await gateway.patch(f"/v1/dogs/{dog}", content=b'{"name": "\\ud83d\\udc15 Rex"}',  # a pair: text
+                                   headers={"content-type": "application/json"})
+        assert fine.status_code == 200 and fine.json()["payload"]["name"] == "\U0001f415 Rex", fine.text[:200]
+
+
+class Number(BaseModel):
+    n: int
+
+
+async def test_a_lone_surrogate_is_echoed_as_its_escape():
+    # where no JsonText runs before the route (a service but the gateway): the echo raised UnicodeEncodeError
+    app = FastAPI()
+    install_error_mapping(app)
+
+    @app.post("/n")
+    async def take(body: Number) -> dict:
+        return {}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        answer = await client.post("/n", content=b'{"n": "\\ud800"}', headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and answer.json()["detail"][0]["input"] == "\\ud800"

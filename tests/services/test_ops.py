@@ -41,6 +41,37 @@ async def test_body_limit_by_content_length_and_while_streaming():
         assert (await client.post("/big", content=b"z" * 5001)).status_code == 413
 
 
+
+async def test_a_json_body_has_a_smaller_limit_than_a_form():
+    app = FastAPI()
+
+    async def ready():
+        return None
+
+    install_ops(app, "t", ready, max_request_bytes=5000, json_bytes=1000)
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict:
+        return {"bytes": len(await request.body())}
+
+    form = {"content-type": "multipart/form-data; boundary=xx"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        assert (await client.post("/echo", content=b"x" * 4000, headers=form)).json() == {"bytes": 4000}
+        assert (await client.post("/echo", content=b'"' + b"x" * 998 + b'"')).json() == {"bytes": 1000}
+        for headers in ({"content-type": "application/json"}, {"content-type": "text/plain"}, {}):
+            over = await client.post("/echo", content=b"x" * 1001, headers=headers)
+            assert over.status_code == 413 and "over 1000 bytes" in over.json()["detail"], headers
+
+        async def chunks():  # no Content-Length: refused while reading, before the app has it whole
+            for _ in range(5):
+                yield b"y" * 300
+
+        assert (await client.post("/echo", content=chunks())).status_code == 413
+        lone = await client.post("/echo", content=b'{"a": "\\ud800"}')
+        assert (lone.status_code, lone.json()["code"]) == (422, "malformed_body") and "lone surrogate" in lone.text
+        escaped = await client.post("/echo", content=b'{"a": "\\\\ud800"}')  # a backslash, then "ud800": text
+        assert escaped.json() == {"bytes": 16}
+
 async def test_health_ready_and_metrics():
     transport = httpx.ASGITransport(app=make_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -118,10 +118,13 @@ def create_app(
               "internal_key": settings.internal_secret, "trusted_proxies": settings.trusted_proxies,
               "per_minute": settings.rate_limit_per_minute, "burst": settings.rate_limit_burst,
               "redis_url": bulk.settings.broker_url}  # counts shared by the replicas through the broker
-    # Bodies are refused before they are read: a photo's limit everywhere, a zip's only where zips go (every route
-    # still checks its own limit); what is not allowed is refused before that (Access).
+    # Bodies are refused before they are read: a photo's limit for forms, a zip's only where zips go, JSON's for
+    # any other body (every route still checks its own limit); what is not allowed is refused before that (Access).
+    # JSON's grows with a job's payload limit: each of its bytes may be sent as an escape of up to 6.
+    json_bytes = max(settings.max_json_bytes, 6 * bulk.settings.max_fields_bytes + 64 * 1024)
     install_ops(app, "gateway", ready, max_request_bytes=settings.max_upload_bytes + 256 * 1024,
                 body_limits={"/v1/jobs/index/upload": bulk.settings.max_archive_bytes + 256 * 1024},
+                json_bytes=json_bytes,
                 collectors=[JobPhotos(bulk.store), *(sub.state.metrics for sub in sub_apps)], guard=(Access, access),
                 degraded=broker_down)
     if settings.cors_origins:

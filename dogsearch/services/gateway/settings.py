@@ -43,6 +43,9 @@ class GatewaySettings(ServiceSettings):
     pose_rerank_depth: int = Field(3, ge=1, le=10, description="rerank=pose: re-order the best k x this many")
     upstream_timeout_s: float = Field(60.0, gt=0)
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_json_bytes: int = Field(256 * 1024, ge=1024, description="any request body but a multipart form (JSON, "
+                                "parsed whole at ~50x its size in memory): the largest one sent is a job's path "
+                                "(4096 characters) and payload (DOGSEARCH_JOBS_MAX_FIELDS_BYTES), escaped")
     max_image_pixels: int = Field(40_000_000, ge=10_000)
     max_decode_bytes: int = Field(MAX_DECODE_BYTES, ge=1024 * 1024, description=MAX_DECODE_HELP)
     decode_memory_bytes: int = Field(DECODE_MEMORY_BYTES, ge=1024 * 1024, description=DECODE_MEMORY_HELP)

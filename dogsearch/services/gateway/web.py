@@ -34,8 +34,14 @@ _HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY
             (b"referrer-policy", b"no-referrer")]
 
 
+# An answer without a Cache-Control of its own (a key's jobs, watches, dogs) is stored by no cache: a shared one that
+# ignores the key would give it to other callers. Routes that may be cached say so (photos: private, no-cache).
+_NOT_STORED = (b"cache-control", b"no-store")
+
+
 class SecurityHeaders:
-    """Adds _HEADERS to every HTTP answer (pure ASGI: nothing is buffered)."""
+    """Adds _HEADERS to every HTTP answer, and _NOT_STORED to one without a Cache-Control (pure ASGI: nothing is
+    buffered)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -46,7 +52,10 @@ class SecurityHeaders:
 
         async def sending(message: dict) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *_HEADERS]
+                headers = [*message.get("headers", []), *_HEADERS]
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append(_NOT_STORED)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, sending)
