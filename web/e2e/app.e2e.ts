@@ -454,7 +454,7 @@ describe("dogsearch web UI", () => {
     await filters.getByLabel("Near").fill("52.39, 13.065");
     await filters.getByLabel("Within (km)").fill("50");
     await page.getByLabel("Choose a photo").setInputFiles(foundPhoto);
-    await page.getByText(/^1 match in \d+ ms, among dogs reported lost$/).waitFor();
+    await page.getByText(/^1 match in [\d.]+ m?s \(server: [\d.]+ m?s\), among dogs reported lost$/).waitFor();
     const card = page.getByTestId("result").first();
     await expect(card.locator(".card-title a").textContent()).resolves.toBe("Goldie");
     await expect(card.getByTestId("report").textContent()).resolves.toMatch(/^Lost27\.\d km awayseen \d+ (Nov|Dec) 2026, /);
@@ -495,7 +495,7 @@ describe("dogsearch web UI", () => {
     await expect(filters.getByLabel("Near").inputValue()).resolves.toBe("52.52, 13.405");
     await filters.getByLabel("Within (km)").fill("1");
     await page.getByRole("button", { name: "Search again" }).click();
-    await page.getByText(/^1 match in \d+ ms$/).waitFor();
+    await page.getByText(/^1 match in [\d.]+ m?s \(server: [\d.]+ m?s\)$/).waitFor();
     await expect(page.getByTestId("result").first().getByTestId("report").textContent()).resolves.toMatch(/^Found0 m away/);
     await filters.getByLabel("Near").fill("");
     await filters.getByLabel("Within (km)").fill("");

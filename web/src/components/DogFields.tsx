@@ -1,5 +1,5 @@
-import { useId, type ChangeEvent } from "react";
-import { percent } from "../lib/dogs";
+import { useId, useState, type ChangeEvent } from "react";
+import { oneLine, percent } from "../lib/dogs";
 import type { BreedGuess } from "../lib/types";
 
 /** A dog's own fields as typed: its name, breed and notes. */
@@ -8,6 +8,13 @@ export interface DogFieldValues {
   breed: string;
   notes: string;
 }
+
+/** The most characters of a name or a breed (the server's MAX_LABEL_CHARS). */
+export const MAX_LABEL_CHARS = 200;
+/** From this many characters on, the field shows its count. */
+const COUNT_FROM = 180;
+
+type Label = "name" | "breed";
 
 interface Props {
   value: DogFieldValues;
@@ -22,14 +29,41 @@ interface Props {
 /** The name, breed and notes of a dog, on the add form and on a dog's edit form. */
 export function DogFields({ value, onChange, readOnly, suggestion }: Props) {
   const ids = useId();
+  // which field had more typed or pasted than it takes: said, not cut silently (no maxLength, which cuts unseen)
+  const [cut, setCut] = useState<Record<Label, boolean>>({ name: false, breed: false });
   const set = (key: keyof DogFieldValues) => (e: ChangeEvent<HTMLInputElement | HTMLTextAreaElement>) =>
     onChange({ ...value, [key]: e.target.value });
+  const setLabel = (key: Label) => (e: ChangeEvent<HTMLInputElement>) => {
+    const line = oneLine(e.target.value);
+    setCut({ ...cut, [key]: line.length > MAX_LABEL_CHARS });
+    onChange({ ...value, [key]: line.slice(0, MAX_LABEL_CHARS) });
+  };
+  const label = (key: Label, title: string) => {
+    const length = value[key].length;
+    const help = `${ids}-${key}-count`;
+    return (
+      <>
+        <label htmlFor={`${ids}-${key}`}>{title}</label>
+        <input
+          id={`${ids}-${key}`}
+          value={value[key]}
+          onChange={setLabel(key)}
+          readOnly={readOnly}
+          aria-describedby={length >= COUNT_FROM || cut[key] ? help : undefined}
+        />
+        {(length >= COUNT_FROM || cut[key]) && (
+          <small id={help} className="muted" data-testid={`${key}-count`} role={cut[key] ? "status" : undefined}>
+            {length}/{MAX_LABEL_CHARS} characters
+            {cut[key] ? `: a ${key} takes at most ${MAX_LABEL_CHARS}, the rest was left out.` : ""}
+          </small>
+        )}
+      </>
+    );
+  };
   return (
     <>
-      <label htmlFor={`${ids}-name`}>Name</label>
-      <input id={`${ids}-name`} value={value.name} onChange={set("name")} maxLength={200} readOnly={readOnly} />
-      <label htmlFor={`${ids}-breed`}>Breed</label>
-      <input id={`${ids}-breed`} value={value.breed} onChange={set("breed")} maxLength={200} readOnly={readOnly} />
+      {label("name", "Name")}
+      {label("breed", "Breed")}
       {suggestion && value.breed !== suggestion.breed && (
         <button
           type="button"

@@ -2,6 +2,7 @@ import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 
 import { messageOf, updateDog } from "../lib/api";
 import { isPlace, localInput, reportFormFields, STATUSES, type ReportInput } from "../lib/reports";
 import type { Dog, Payload } from "../lib/types";
+import { oneLine } from "../lib/dogs";
 import { DogFields, type DogFieldValues } from "./DogFields";
 import { ErrorBanner } from "./ErrorBanner";
 import { ReportFields } from "./ReportFields";
@@ -31,7 +32,8 @@ export function formOf(payload: Payload): DogForm {
 export function changedFields(before: DogForm, after: DogForm): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of ["name", "breed", "notes"] as const) {
-    const value = after.fields[key].trim();
+    // a name or breed as one line (a tab pasted from a spreadsheet: a space), as the form shows it
+    const value = (key === "notes" ? after.fields[key] : oneLine(after.fields[key])).trim();
     if (value !== before.fields[key].trim()) out[key] = value || null;
   }
   const sent = Object.fromEntries(reportFormFields(after.report)); // checked as the add form checks them

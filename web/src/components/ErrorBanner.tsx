@@ -1,12 +1,23 @@
 import { SIGN_IN_NEEDED } from "../lib/api";
+import { DETAILS } from "../lib/errors";
 import { SignInPrompt } from "./SignIn";
 
 export function ErrorBanner({ error, onDismiss }: { error: string | null; onDismiss?: () => void }) {
   if (!error) return null;
   if (error === SIGN_IN_NEEDED) return <SignInPrompt />; // a 401: the way in, not an error
+  // the plain sentence first; the server's own reason, where one is kept, under it
+  const [plain, ...details] = error.split(DETAILS);
   return (
     <div className="error" role="alert">
-      <span>{error}</span>
+      <span>
+        {plain}
+        {details.length > 0 && (
+          <small className="error-details" data-testid="error-details">
+            {" "}
+            Details: {details.join("; ")}
+          </small>
+        )}
+      </span>
       {onDismiss && (
         <button type="button" className="link" onClick={onDismiss} aria-label="Dismiss error">
           ✕

@@ -1,3 +1,4 @@
+import { useEffect, useRef } from "react";
 import type { Job, JobError } from "../lib/types";
 
 const RUNNING = new Set(["queued", "pending", "started", "running"]);
@@ -11,13 +12,32 @@ function errorText(e: JobError): string {
   return where ? `${where}: ${reason}` : reason;
 }
 
-export function JobProgress({ job, onCancel: onDelete }: { job: Job; onCancel?: (job: Job) => void }) {
+/** `highlighted`: the job a refused start points at (it already indexes that folder), scrolled to and outlined. */
+export function JobProgress({
+  job,
+  onCancel: onDelete,
+  highlighted = false,
+}: {
+  job: Job;
+  onCancel?: (job: Job) => void;
+  highlighted?: boolean;
+}) {
+  const card = useRef<HTMLElement>(null);
+  useEffect(() => {
+    if (highlighted) card.current?.scrollIntoView?.({ block: "nearest", behavior: "smooth" });
+  }, [highlighted]);
   const done = job.indexed + job.duplicates + job.failed;
   // total is 0 (or null) until the job has listed its files
   const total = job.total || null;
   const pct = total ? Math.round((100 * done) / total) : null;
   return (
-    <article className="job" aria-label={`Job ${job.id}`} data-testid="job">
+    <article
+      ref={card}
+      className={highlighted ? "job highlighted" : "job"}
+      aria-label={`Job ${job.id}`}
+      aria-current={highlighted ? "true" : undefined}
+      data-testid="job"
+    >
       <header className="job-head">
         <strong className={`state state-${job.state}`}>{job.state}</strong>
         {job.path && <code className="job-path">{job.path}</code>}

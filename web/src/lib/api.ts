@@ -1,5 +1,5 @@
 import { getKey, reportUnauthenticated } from "./session";
-import { noDogMessage } from "./dogs";
+import { noDogMessage, oneLine } from "./dogs";
 import { plainError } from "./errors";
 import { reportFormFields, reportSearchFields, type ReportFilter, type ReportInput, type Taken } from "./reports";
 import type {
@@ -86,14 +86,49 @@ function withKey(init: RequestInit | undefined, key: string | null): RequestInit
   return { ...init, headers };
 }
 
-async function send(path: string, init?: RequestInit): Promise<Response> {
-  const key = getKey();
-  let response: Response;
+// How long a request may go unanswered before the page says so and lets the user try again (a paused or stuck
+// server otherwise leaves "Searching…" up for ever). A photo sent (search, add, detect, a zip) is embedded by models
+// that on a CPU take several seconds, more when the server is busy with other requests: 60 s is well past that. A
+// plain read (a dog, a gallery page, a job) answers in well under a second: 20 s is past any slow network.
+export const PHOTO_TIMEOUT_MS = 60_000;
+export const READ_TIMEOUT_MS = 20_000;
+/** The code of an ApiError for a request that was not answered in time. */
+export const TIMED_OUT = "timed_out";
+/** The code of an ApiError for a request its caller gave up (a search superseded or cancelled). */
+export const CANCELLED = "cancelled";
+
+export const timedOutMessage = (ms: number) =>
+  `The server did not answer within ${Math.round(ms / 1000)} seconds. It may be busy or stopped: try again in a moment.`;
+
+/** fetch, given up after `timeoutMs` (a photo's PHOTO_TIMEOUT_MS, else READ_TIMEOUT_MS) or when `init.signal`
+ * aborts; either way an ApiError. */
+async function fetchInTime(path: string, init: RequestInit | undefined, timeoutMs?: number): Promise<Response> {
+  const ms = timeoutMs ?? (init?.body instanceof FormData ? PHOTO_TIMEOUT_MS : READ_TIMEOUT_MS);
+  const abort = new AbortController();
+  const caller = init?.signal;
+  const giveUp = () => abort.abort();
+  if (caller?.aborted) throw new ApiError("Cancelled.", 0, CANCELLED);
+  caller?.addEventListener("abort", giveUp);
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    abort.abort();
+  }, ms);
   try {
-    response = await fetch(path, withKey(init, key));
+    return await fetch(path, { ...init, signal: abort.signal });
   } catch {
+    if (late) throw new ApiError(timedOutMessage(ms), 0, TIMED_OUT);
+    if (caller?.aborted) throw new ApiError("Cancelled.", 0, CANCELLED);
     throw new ApiError(UNREACHABLE, 0);
+  } finally {
+    clearTimeout(timer);
+    caller?.removeEventListener("abort", giveUp);
   }
+}
+
+async function send(path: string, init?: RequestInit, timeoutMs?: number): Promise<Response> {
+  const key = getKey();
+  const response = await fetchInTime(path, withKey(init, key), timeoutMs);
   if (response.status === 401) {
     reportUnauthenticated(key !== null);
     throw new ApiError(SIGN_IN_NEEDED, 401);
@@ -102,8 +137,8 @@ async function send(path: string, init?: RequestInit): Promise<Response> {
   return response;
 }
 
-async function json<T>(path: string, init?: RequestInit): Promise<T> {
-  return (await send(path, init)).json() as Promise<T>;
+async function json<T>(path: string, init?: RequestInit, timeoutMs?: number): Promise<T> {
+  return (await send(path, init, timeoutMs)).json() as Promise<T>;
 }
 
 export interface Filters {
@@ -258,7 +293,8 @@ export async function addDog(dog: NewDog): Promise<{ dog: Dog; created: boolean 
   const form = new FormData();
   form.append("image", dog.image);
   for (const key of ["name", "breed", "notes"] as const) {
-    const value = dog[key]?.trim();
+    // a name or breed as one line: a tab pasted from a spreadsheet is a space (the server refuses it)
+    const value = (key === "notes" ? dog[key] : dog[key] && oneLine(dog[key]))?.trim();
     if (value) form.append(key, value);
   }
   if (dog.box) form.append("box", boxField(dog.box));
@@ -340,7 +376,8 @@ export function startUploadJob(
   form.append("archive", archive);
   form.append("labels", labels);
   if (payload && Object.keys(payload).length) form.append("payload", JSON.stringify(payload));
-  return json("/v1/jobs/index/upload", { method: "POST", body: form });
+  // a zip takes as long as it takes to send: a minute more than at a slow uplink of 128 kB/s (1 GB: 2.2 hours)
+  return json("/v1/jobs/index/upload", { method: "POST", body: form }, PHOTO_TIMEOUT_MS + archive.size / 128);
 }
 
 export async function listJobs(): Promise<Job[]> {
@@ -359,12 +396,7 @@ export async function deleteJob(id: string): Promise<void> {
  * Not through `send`: a refused key here is the sign-in form's answer, not a session that expired.
  */
 export async function getMe(key: string | null): Promise<Me> {
-  let response: Response;
-  try {
-    response = await fetch("/v1/me", withKey(undefined, key));
-  } catch {
-    throw new ApiError(UNREACHABLE, 0);
-  }
+  const response = await fetchInTime("/v1/me", withKey(undefined, key));
   if (response.status === 404) return LEGACY_OPEN;
   if (!response.ok) throw await errorOf(response);
   return (await response.json()) as Me;

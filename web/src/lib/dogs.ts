@@ -79,3 +79,7 @@ export function placeBox(
   if (right <= left || bottom <= top) return null; // all of it cropped away
   return { left: left * 100, top: top * 100, width: (right - left) * 100, height: (bottom - top) * 100 };
 }
+
+/** A name or breed as one line: a tab, a line break or another control character (a spreadsheet's cells pasted)
+ * becomes a space, which the server takes (it refuses control characters in them). */
+export const oneLine = (text: string): string => text.replace(/\p{Cc}+/gu, " ");

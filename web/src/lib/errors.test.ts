@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { getDog, searchByPhoto } from "./api";
+import { ApiError, getDog, PHOTO_TIMEOUT_MS, READ_TIMEOUT_MS, searchByPhoto } from "./api";
 import { DOG_GONE, plainError, sizeText } from "./errors";
 import { json } from "../testing";
 
@@ -28,6 +28,24 @@ describe("the API's refusals in plain words", () => {
     );
   });
 
+  it("says a gallery address whose cursor is no page's is no longer valid", () => {
+    const body = { detail: "search: offset: not the `next` of a page in this order", code: "invalid_store_input" };
+    expect(plainError(422, "invalid_store_input", body)).toBe(
+      "This gallery page's address is no longer valid: start again from the first page.",
+    );
+  });
+
+  it("says a folder is being indexed already, without the job's id", () => {
+    const detail = "job 3393ea81-0000-4000-8000-000000000000 is indexing this folder (running): wait for it to finish, or cancel it";
+    expect(plainError(409, "folder_being_indexed", { detail, code: "folder_being_indexed" })).toBe(
+      "This folder is being indexed already: see its job below.",
+    );
+    const other = "another key's job is indexing this folder (queued): wait for it to finish, or cancel it";
+    expect(plainError(409, "folder_being_indexed", { detail: other })).toBe(
+      "This folder is being indexed already, by another key's job: wait for it to finish.",
+    );
+  });
+
   it("says in words that the dates of a search are the wrong way round", () => {
     const detail = "seen_after 2026-12-01T00:00:00+00:00 is later than seen_before 2026-11-01T00:00:00+00:00";
     expect(plainError(422, "invalid_report_query", { detail })).toBe(
@@ -35,10 +53,52 @@ describe("the API's refusals in plain words", () => {
     );
   });
 
+  it("says a proxy's or the gateway's trouble in words, not as a status line", () => {
+    expect(plainError(504, null, null)).toBe("The server did not answer in time (504). Try again in a moment.");
+    expect(plainError(502, null, null)).toBe("The server could not be reached (502). Try again in a moment.");
+    expect(plainError(500, null, null)).toMatch(/^The server had a problem \(500\)\. Try again in a moment/);
+    expect(plainError(503, null, { detail: "search unavailable: timed out" })).toBe(
+      "The search service is busy or restarting. Try again in a moment.\nDetails: search unavailable: timed out",
+    );
+  });
+
+  it("says a name the server refuses in words", () => {
+    const control = { detail: "field 'name': 'Goldie\\tJr' holds a control character (a NUL, a line break, an escape)" };
+    expect(plainError(422, "invalid_input", control)).toMatch(/^The name holds a tab, a line break or another control character/);
+    expect(plainError(422, "invalid_input", { detail: "field 'breed': at most 200 characters, not 250" })).toBe(
+      "The breed is too long (250 characters): at most 200.",
+    );
+  });
+
+  it("says a request that is not answered in time in words, after a sensible wait", async () => {
+    vi.useFakeTimers();
+    try {
+      const hang = (_: unknown, init?: RequestInit) =>
+        new Promise<Response>((_ok, fail) => init?.signal?.addEventListener("abort", () => fail(new DOMException("", "AbortError"))));
+      vi.stubGlobal("fetch", vi.fn(hang));
+      const read = getDog("6fdc360f");
+      const caught = read.catch((e: ApiError) => e);
+      await vi.advanceTimersByTimeAsync(READ_TIMEOUT_MS - 1);
+      await vi.advanceTimersByTimeAsync(1);
+      const error = await caught;
+      expect(error).toBeInstanceOf(ApiError);
+      expect((error as ApiError).message).toBe("The server did not answer within 20 seconds. It may be busy or stopped: try again in a moment.");
+      const search = searchByPhoto(new File(["x"], "dog.jpg"), 6, {}).catch((e: ApiError) => e);
+      let done = false;
+      void search.then(() => (done = true));
+      await vi.advanceTimersByTimeAsync(READ_TIMEOUT_MS);
+      expect(done).toBe(false); // a photo's search takes longer on a CPU: it waits PHOTO_TIMEOUT_MS
+      await vi.advanceTimersByTimeAsync(PHOTO_TIMEOUT_MS - READ_TIMEOUT_MS);
+      expect(((await search) as ApiError).message).toMatch(/^The server did not answer within 60 seconds/);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("leaves the server's own words for anything else", () => {
     expect(plainError(422, "no_such_dog", { detail: "no dog 3: this photo shows 2 dogs" })).toBeNull();
     expect(plainError(413, "too_many_photos", { detail: "6 photos: a search combines at most 5" })).toBeNull();
-    expect(plainError(500, null, null)).toBeNull();
+    expect(plainError(500, "internal", { detail: "the index is being rebuilt" })).toBeNull();
   });
 
   it("is what the pages show", async () => {

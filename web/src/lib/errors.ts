@@ -2,6 +2,8 @@
 // detail, which names what is wrong.
 
 export const DOG_GONE = "This dog does not exist (it may have been deleted).";
+export const GALLERY_ADDRESS_STALE = "This gallery page's address is no longer valid: start again from the first page.";
+export const FOLDER_BEING_INDEXED = "This folder is being indexed already: see its job below.";
 
 const MB = 1024 * 1024;
 
@@ -14,6 +16,27 @@ export function sizeText(bytes: number): string {
 
 /** The bytes over a limit: a request's body (the gateway's own check) or one file's ("file too large"). */
 const TOO_LARGE = [/request too large: over (\d+) bytes \((\d+) seen\)/, /file too large: (\d+) bytes, limit (\d+)/];
+
+/** A name or breed the server refuses: with a tab, a line break or another control character; too long. */
+const LABEL_CONTROL = /^field '(name|breed)': .* holds a control character/s;
+const LABEL_LONG = /^field '(name|breed)': at most (\d+) characters, not (\d+)/;
+
+/** A proxy's or the gateway's answer when the server is down, stuck or failing, in plain text or HTML: its status
+ * line ("504 Gateway Timeout") says nothing to a user. */
+const SERVER_TROUBLE: Record<number, string> = {
+  502: "The server could not be reached (502). Try again in a moment.",
+  503: "The server is unavailable (503). Try again in a moment.",
+  504: "The server did not answer in time (504). Try again in a moment.",
+};
+const serverTrouble = (status: number) =>
+  SERVER_TROUBLE[status] ??
+  `The server had a problem (${status}). Try again in a moment; if it keeps happening, tell whoever runs it.`;
+/** The gateway's 503 when a service a search needs is down or restarting: "embedder unavailable: ..." (another's,
+ * the pose service's, keeps its own words: the page names what is missing). */
+const SERVICE_DOWN = /^(embedder|search|detector|qdrant) unavailable\b/;
+export const SERVICE_BUSY = "The search service is busy or restarting. Try again in a moment.";
+/** What separates a plain message from the server's own reason kept under it (ErrorBanner shows it as details). */
+export const DETAILS = "\nDetails: ";
 
 interface Invalid {
   loc?: unknown[];
@@ -37,9 +60,29 @@ export function plainError(status: number, code: string | null, body: unknown, u
     }
   }
   if (code === "dog_not_found") return DOG_GONE;
+  // a gallery address whose cursor is not a page's `next` (stale, edited, or of another status filter)
+  if (code === "invalid_store_input" && typeof detail === "string" && /not the `next` of a page/.test(detail)) {
+    return GALLERY_ADDRESS_STALE;
+  }
+  if (code === "folder_being_indexed") {
+    return typeof detail === "string" && detail.startsWith("another key's job")
+      ? "This folder is being indexed already, by another key's job: wait for it to finish."
+      : FOLDER_BEING_INDEXED;
+  }
   if (code === "invalid_report_query" && typeof detail === "string" && /^seen_after .* is later than seen_before/.test(detail)) {
     return "“Seen after” is later than “Seen before”: no dog can be seen in between. Swap the two dates or clear one.";
   }
+  if (typeof detail === "string") {
+    const control = LABEL_CONTROL.exec(detail);
+    if (control) {
+      return `The ${control[1]} holds a tab, a line break or another control character, which cannot be stored: replace it with a space and save again.`;
+    }
+    const long = LABEL_LONG.exec(detail);
+    if (long) return `The ${long[1]} is too long (${long[3]} characters): at most ${long[2]}.`;
+    if (status === 503 && SERVICE_DOWN.test(detail)) return `${SERVICE_BUSY}${DETAILS}${detail}`;
+  }
+  // not the API's JSON (a proxy's text or HTML page), or JSON without its words
+  if (status >= 500 && typeof detail !== "string" && !Array.isArray(detail)) return serverTrouble(status);
   if (Array.isArray(detail)) {
     // a malformed id in the address (typed by hand, cut short): for the user, no such dog or page
     const names = (detail as Invalid[]).filter((d) => d.type === "string_pattern_mismatch").map((d) => d.loc?.at(-1));

@@ -1,5 +1,5 @@
 import { createContext, useCallback, useContext, useRef, useState, type ReactNode } from "react";
-import { ApiError, messageOf, searchByPhoto, similarTo, type Filters } from "./api";
+import { ApiError, CANCELLED, messageOf, searchByPhoto, similarTo, type Filters } from "./api";
 import { shownGuesses } from "./explain";
 import type { Box, BreedGuess, Dog, FoundDog, SearchResponse, SearchResult, Verdict } from "./types";
 
@@ -29,7 +29,10 @@ export interface SearchState {
   filters: Filters;
   fieldText: string;
   k: number;
+  /** the server's own time for the search (its `took_ms`): not what the user waited */
   tookMs?: number;
+  /** what the user waited for the answer, from the pick (or press) to the results, in ms */
+  waitedMs?: number;
   /** the report statuses the last search was among (the server's answer); null: any */
   statuses?: string[] | null;
   /** the best result's verdict; null or absent: the server gives none (no calibration) */
@@ -55,8 +58,11 @@ const initial: SearchState = { query: null, results: null, filters: {}, fieldTex
  * (a photo query only); none: the server's default, the largest. */
 export type RunSearch = (query: Query, filters: Filters, fieldText: string, k: number, dog?: number) => void;
 
+/** How long a search has gone on, said while it does: more than this and "Searching…" says for how long. */
+export const SLOW_SEARCH_MS = 5_000;
+
 type Ctx = [SearchState, (update: (s: SearchState) => SearchState) => void];
-const SearchContext = createContext<{ ctx: Ctx; run: RunSearch } | null>(null);
+const SearchContext = createContext<{ ctx: Ctx; run: RunSearch; cancel: () => void } | null>(null);
 
 // Searches are numbered within a page load, whose start names it: after a reload, a match's link in the history
 // from before it names no search of this one.
@@ -98,6 +104,7 @@ export function SearchProvider({ children, initialState }: { children: ReactNode
     upload.current?.abort(); // the search it was for is superseded: its upload would only slow this one
     const abort = (upload.current = new AbortController());
     const search = nextSearch();
+    const started = Date.now();
     setState((s) => ({
       ...s,
       query,
@@ -111,6 +118,7 @@ export function SearchProvider({ children, initialState }: { children: ReactNode
       noDogIn: null,
       refused: false,
       results: null,
+      waitedMs: undefined,
       // a new photo: the boxes of the last one are not its own
       found: query === s.query ? s.found : null,
     }));
@@ -125,16 +133,25 @@ export function SearchProvider({ children, initialState }: { children: ReactNode
         land({
           results: answer.results,
           tookMs: answer.took_ms,
+          waitedMs: Date.now() - started,
           found: foundIn(answer),
           statuses: answer.statuses ?? null,
           bestVerdict: answer.best_verdict,
           message: answer.message,
         }),
-      (e) => land(failure(e, photos.length)), // the dogs found, if any, are still those of this photo
+      // the dogs found, if any, are still those of this photo; a search given up (cancel) said so already
+      (e) => !(e instanceof ApiError && e.code === CANCELLED) && land(failure(e, photos.length)),
     );
   }, []);
 
-  return <SearchContext.Provider value={{ ctx: [state, setState], run }}>{children}</SearchContext.Provider>;
+  /** Gives up the running search: its answer, if it comes, does not land. */
+  const cancel = useCallback(() => {
+    upload.current?.abort();
+    upload.current = null;
+    setState((s) => (s.busy ? { ...s, busy: false, search: nextSearch(), error: "Search cancelled." } : s));
+  }, []);
+
+  return <SearchContext.Provider value={{ ctx: [state, setState], run, cancel }}>{children}</SearchContext.Provider>;
 }
 
 function useSearchContext() {
@@ -146,3 +163,5 @@ function useSearchContext() {
 export const useSearchState = (): Ctx => useSearchContext().ctx;
 
 export const useRunSearch = (): RunSearch => useSearchContext().run;
+
+export const useCancelSearch = (): (() => void) => useSearchContext().cancel;

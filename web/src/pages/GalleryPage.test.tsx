@@ -59,6 +59,64 @@ describe("GalleryPage", () => {
     expect(window.location.hash).toBe("#/gallery?limit=12&status=lost");
   });
 
+  it("shows a page that failed to load as failed, not the page before it, and asks it again", async () => {
+    const page1 = { items: Array.from({ length: 12 }, (_, i) => dog(`a${i}`, null)), next: "c1", total: 57 };
+    const page2 = { items: Array.from({ length: 12 }, (_, i) => dog(`b${i}`, null)), next: "c2", total: 57 };
+    let down = false;
+    const fetchMock = vi.fn(async (url: RequestInfo | URL) => {
+      if (down) throw new TypeError("Failed to fetch");
+      return json(200, new URL(String(url), "http://x").searchParams.get("cursor") === "c1" ? page2 : page1);
+    });
+    vi.stubGlobal("fetch", fetchMock);
+    window.location.hash = "#/gallery?limit=12";
+    const { rerender } = render(<GalleryPage limit={12} />);
+    expect(await screen.findByText("Dogs 1–12 of 57")).toBeInTheDocument();
+    down = true; // the connection drops as "Next" is pressed
+    await userEvent.click(screen.getByRole("button", { name: "Next page" }));
+    expect(window.location.hash).toBe("#/gallery?limit=12&cursors=c1");
+    rerender(<GalleryPage limit={12} cursors={["c1"]} />);
+    expect(await screen.findByRole("alert")).toHaveTextContent("Cannot reach the dogsearch server");
+    // page 1's dogs and range are gone, and "Next" cannot go on from a page that did not load
+    expect(screen.queryAllByTestId("gallery-dog")).toHaveLength(0);
+    expect(screen.queryByText(/^Dogs /)).toBeNull();
+    const next = screen.getByRole("button", { name: "Next page" });
+    expect(next).toHaveAttribute("aria-disabled", "true");
+    await userEvent.click(next);
+    expect(window.location.hash).toBe("#/gallery?limit=12&cursors=c1");
+    down = false; // the connection is back
+    await userEvent.click(screen.getByRole("button", { name: "Try again" }));
+    expect(await screen.findByText("Dogs 13–24 of 57")).toBeInTheDocument();
+    expect(screen.queryByRole("alert")).toBeNull();
+    const [card] = screen.getAllByTestId("gallery-dog"); // page 2's dogs, as the range says
+    expect(within(card).getAllByRole("link")[0]).toHaveAttribute("href", "#/dogs/b0");
+    await userEvent.click(screen.getByRole("button", { name: "Next page" }));
+    expect(window.location.hash).toBe("#/gallery?limit=12&cursors=c1%2Cc2");
+  });
+
+  it("says a stale or edited address is no longer valid, and goes back to the first page", async () => {
+    const refused = { detail: "search: offset: not the `next` of a page in this order", code: "invalid_store_input" };
+    vi.stubGlobal("fetch", vi.fn(async () => json(422, refused)));
+    window.location.hash = "#/gallery?limit=12&cursors=abcdef";
+    render(<GalleryPage limit={12} cursors={["abcdef"]} />);
+    expect(await screen.findByRole("alert")).toHaveTextContent(
+      "This gallery page's address is no longer valid: start again from the first page.",
+    );
+    expect(screen.queryByText(/offset/)).toBeNull();
+    await userEvent.click(screen.getByRole("button", { name: "Go to the first page" }));
+    expect(window.location.hash).toBe("#/gallery?limit=12");
+  });
+
+  it("offers the first page for an empty page past it, and never an impossible range", async () => {
+    // a cursor of another status filter: past the end of this one
+    vi.stubGlobal("fetch", vi.fn(async () => json(200, { items: [], next: null, total: 2 })));
+    window.location.hash = "#/gallery?limit=12&status=found&cursors=c1";
+    render(<GalleryPage limit={12} status="found" cursors={["c1"]} />);
+    expect(await screen.findByText(/No dogs on this page/)).toBeInTheDocument();
+    expect(screen.queryByText(/Dogs 13–12/)).toBeNull();
+    await userEvent.click(screen.getByRole("button", { name: "Go to the first page" }));
+    expect(window.location.hash).toBe("#/gallery?limit=12&status=found");
+  });
+
   it("says when no dog has the status", async () => {
     vi.stubGlobal("fetch", vi.fn(async () => json(200, { items: [], next: null, total: 0 })));
     render(<GalleryPage limit={12} status="sighted" />);

@@ -21,26 +21,39 @@ function galleryHref(limit: number, status: Status | undefined, cursors: string[
  * before this one (none: the first page); "Previous" drops the last.
  */
 export function GalleryPage({ limit, status, cursors = [] }: { limit: number; status?: Status; cursors?: string[] }) {
-  const [page, setPage] = useState<DogPage | null>(null);
+  // the page shown and the address it was loaded for: while the next one loads, its range and "Next" are its own
+  const [shown, setShown] = useState<{ page: DogPage; key: string; index: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);
+  const [attempt, setAttempt] = useState(0); // "Try again": the same address, asked again
   const index = cursors.length;
   const cursor = cursors.at(-1) ?? null;
+  const key = JSON.stringify([cursor, limit, status ?? null]);
 
   useEffect(() => {
     let live = true;
     setLoading(true);
     setError(null);
     listDogs(limit, cursor, undefined, status ? { status } : undefined)
-      .then((p) => live && setPage(p))
-      .catch((e) => live && setError(messageOf(e)))
+      .then((p) => live && setShown({ page: p, key, index }))
+      .catch((e) => {
+        if (!live) return;
+        // a page that did not load shows none: no other page's dogs under this address, no "Next" from them
+        setShown(null);
+        setError(messageOf(e));
+      })
       .finally(() => live && setLoading(false));
     return () => {
       live = false;
     };
-  }, [cursor, limit, status]);
+    // key and index follow cursor, limit and status
+  }, [cursor, index, limit, status, attempt]);
 
-  const first = index * limit + 1;
+  const page = shown?.page ?? null;
+  const current = shown?.key === key; // the page shown is this address's, not the one before it still
+  const first = (shown?.index ?? index) * limit + 1;
+  const last = first + (page?.items.length ?? 0) - 1;
+  const toFirst = () => navigate(galleryHref(limit, status, []));
   return (
     <section aria-labelledby="gallery-h">
       <h1 id="gallery-h">Gallery</h1>
@@ -59,13 +72,36 @@ export function GalleryPage({ limit, status, cursors = [] }: { limit: number; st
         </select>
       </label>
       <ErrorBanner error={error} />
+      {error && !loading && (
+        <p className="notice">
+          <button type="button" className="button secondary" onClick={() => setAttempt((n) => n + 1)}>
+            Try again
+          </button>{" "}
+          {index > 0 && (
+            <button type="button" className="button secondary" onClick={toFirst}>
+              Go to the first page
+            </button>
+          )}
+        </p>
+      )}
       {page && (
         <p className="muted" aria-live="polite">
           {page.total === 0
             ? status
               ? `No dogs reported ${STATUS_LABELS[status].toLowerCase()}.`
               : "No dogs yet."
-            : `Dogs ${first}–${first + page.items.length - 1} of ${page.total}`}
+            : page.items.length === 0
+              ? "No dogs on this page: the gallery has changed since its address was made."
+              : last <= page.total
+                ? `Dogs ${first}–${last} of ${page.total}`
+                : `${page.items.length} dogs of ${page.total}`}
+        </p>
+      )}
+      {page && page.total > 0 && page.items.length === 0 && (shown?.index ?? 0) > 0 && (
+        <p className="notice">
+          <button type="button" className="button secondary" onClick={toFirst}>
+            Go to the first page
+          </button>
         </p>
       )}
       {page && page.total === 0 && !status && (
@@ -115,8 +151,10 @@ export function GalleryPage({ limit, status, cursors = [] }: { limit: number; st
         <button
           type="button"
           className="button secondary"
-          aria-disabled={!page?.next || loading}
-          onClick={() => page?.next && !loading && navigate(galleryHref(limit, status, [...cursors, page.next]))}
+          aria-disabled={!current || !page?.next || loading}
+          onClick={() =>
+            current && page?.next && !loading && navigate(galleryHref(limit, status, [...cursors, page.next]))
+          }
         >
           Next page
         </button>

@@ -1,7 +1,7 @@
-import { render, screen } from "@testing-library/react";
+import { act, render, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
-import { JobsPage } from "./JobsPage";
+import { JobsPage, RETRY_MS } from "./JobsPage";
 import { json } from "../testing";
 
 const job = { id: "j1", state: "running", path: "/data", total: 10, indexed: 3, duplicates: 0, failed: 1, errors: [{ file: "x.jpg", reason: "truncated" }] };
@@ -11,8 +11,63 @@ describe("JobsPage", () => {
   it("says bulk jobs are unavailable when the server has no jobs API", async () => {
     vi.stubGlobal("fetch", vi.fn(async () => json(404, { detail: "Not Found" })));
     render(<JobsPage />);
-    expect(await screen.findByTestId("jobs-unavailable")).toHaveTextContent("this server has no bulk jobs API");
+    const notice = await screen.findByTestId("jobs-unavailable");
+    expect(notice).toHaveTextContent("this server has no bulk jobs API");
+    expect(notice).toHaveTextContent("Use dogsearch index DIR from a terminal instead.");
     expect(screen.queryByRole("button", { name: "Start indexing" })).toBeNull();
+  });
+
+  it("says a server that does not answer is unreachable, not that jobs need a terminal, and tries again", async () => {
+    let down = true;
+    vi.stubGlobal("fetch", vi.fn(async () => {
+      if (down) throw new TypeError("Failed to fetch");
+      return json(200, { items: [] });
+    }));
+    render(<JobsPage />);
+    const notice = await screen.findByTestId("jobs-unavailable");
+    expect(notice).toHaveTextContent("Cannot reach the dogsearch server");
+    expect(notice).toHaveTextContent("tries again by itself");
+    expect(notice.textContent).not.toMatch(/terminal|`|\.\./);
+    down = false;
+    await userEvent.click(screen.getByRole("button", { name: "Try again" }));
+    expect(await screen.findByText("No jobs yet.")).toBeInTheDocument();
+    expect(screen.queryByTestId("jobs-unavailable")).toBeNull();
+  });
+
+  it("asks again by itself while the server does not answer", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    let down = true;
+    vi.stubGlobal("fetch", vi.fn(async () => (down ? json(503, { detail: "broker unavailable" }) : json(200, { items: [] }))));
+    render(<JobsPage />);
+    await screen.findByTestId("jobs-unavailable");
+    down = false;
+    await act(async () => vi.advanceTimersByTime(RETRY_MS));
+    expect(await screen.findByText("No jobs yet.")).toBeInTheDocument();
+    vi.useRealTimers();
+  });
+
+  it("points at the job already indexing a folder, and drops the refusal when that job ends", async () => {
+    const other = { ...job, id: "3393ea81-0000-4000-8000-000000000000", path: "/data/photos/", errors: [] };
+    let state = "running";
+    const fetchMock = vi.fn(async (_url: RequestInfo | URL, init?: RequestInit) => {
+      if (init?.method === "POST") {
+        return json(409, {
+          detail: `job ${other.id} is indexing this folder (running): wait for it to finish, or cancel it`,
+          code: "folder_being_indexed",
+        });
+      }
+      return json(200, { items: [{ ...other, state }] });
+    });
+    vi.stubGlobal("fetch", fetchMock);
+    render(<JobsPage />);
+    await screen.findByRole("progressbar");
+    await userEvent.type(screen.getByLabelText("Folder on the server"), "/data/photos{Enter}");
+    expect(await screen.findByRole("alert")).toHaveTextContent("This folder is being indexed already: see its job below.");
+    expect(screen.getByRole("alert")).not.toHaveTextContent(other.id);
+    await vi.waitFor(() => expect(screen.getByTestId("job")).toHaveAttribute("aria-current", "true"));
+    state = "done"; // the next poll sees it finished
+    await vi.waitFor(() => expect(screen.queryByRole("alert")).toBeNull(), { timeout: 3000 });
+    expect(screen.getByTestId("job")).not.toHaveAttribute("aria-current");
   });
 
   it("starts a job, shows its progress, and shows a refused folder's reason", async () => {

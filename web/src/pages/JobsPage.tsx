@@ -7,12 +7,22 @@ import { jobReport, type Status } from "../lib/reports";
 import type { Job } from "../lib/types";
 
 const POLL_MS = 1000;
+/** While the server (or its job queue) does not answer: ask again this often, by itself. */
+export const RETRY_MS = 5000;
+
+/** "/data/photos/" and "/data/photos" are one folder. */
+const samePath = (a: string | undefined, b: string) => (a ?? "").replace(/\/+$/, "") === b.replace(/\/+$/, "");
+
+/** Why the jobs cannot be shown: this server has no jobs API (a terminal is the way), or it does not answer now. */
+type Unavailable = { off: true } | { off: false; reason: string };
 
 export function JobsPage() {
   const ids = useId();
   const [jobs, setJobs] = useState<Job[] | null>(null);
-  const [unavailable, setUnavailable] = useState<string | null>(null);
+  const [unavailable, setUnavailable] = useState<Unavailable | null>(null);
   const [error, setError] = useState<string | null>(null);
+  // the job already indexing the folder a start was refused for: its card is pointed at, the refusal goes when it ends
+  const [busyJob, setBusyJob] = useState<string | null>(null);
   // the photos: a folder the server may read (an operator's choice), or a zip sent from here (the demo's way)
   const [source, setSource] = useState<"folder" | "zip">("folder");
   const [path, setPath] = useState("");
@@ -25,12 +35,16 @@ export function JobsPage() {
 
   const refresh = useCallback(async () => {
     try {
-      setJobs(await listJobs());
+      const listed = await listJobs();
+      setJobs(listed);
       setUnavailable(null);
+      return listed;
     } catch (e) {
-      if (e instanceof ApiError && e.status === 404) setUnavailable("this server has no bulk jobs API");
-      else if (e instanceof ApiError && e.unavailable) setUnavailable(e.message);
+      // 404 or 501: no jobs API on this server; 0 (unreachable) or 503 (its queue is down): for now, asked again
+      if (e instanceof ApiError && (e.status === 404 || e.status === 501)) setUnavailable({ off: true });
+      else if (e instanceof ApiError && e.unavailable) setUnavailable({ off: false, reason: e.message });
       else setError(messageOf(e));
+      return null;
     }
   }, []);
 
@@ -46,10 +60,29 @@ export function JobsPage() {
     return () => window.clearInterval(timer);
   }, [running, refresh]);
 
+  // A server that does not answer may be back in a moment: ask again by itself.
+  const down = unavailable !== null && !unavailable.off;
+  useEffect(() => {
+    if (!down) return;
+    const timer = window.setInterval(() => void refresh(), RETRY_MS);
+    return () => window.clearInterval(timer);
+  }, [down, refresh]);
+
+  // The job the refusal pointed at has ended: the folder is free, the refusal is old news.
+  useEffect(() => {
+    if (!busyJob || !jobs) return;
+    const job = jobs.find((j) => j.id === busyJob);
+    if (!job || !isRunning(job)) {
+      setBusyJob(null);
+      setError(null);
+    }
+  }, [busyJob, jobs]);
+
   const onStart = async (e: FormEvent) => {
     e.preventDefault();
     setBusy(true);
     setError(null);
+    setBusyJob(null);
     try {
       // answers {id, state}: the list has the counts
       const report = jobReport(status, fromPhotos);
@@ -62,6 +95,12 @@ export function JobsPage() {
       await refresh();
     } catch (err) {
       setError(messageOf(err));
+      if (err instanceof ApiError && err.code === "folder_being_indexed") {
+        // the job over this folder, when this key sees it: its card is the one to look at
+        const listed = await refresh();
+        const job = listed?.find((j) => isRunning(j) && samePath(j.path, path.trim()));
+        if (job) setBusyJob(job.id);
+      }
     } finally {
       setBusy(false);
     }
@@ -81,7 +120,20 @@ export function JobsPage() {
       <h1 id={`${ids}-h`}>Bulk jobs</h1>
       {unavailable ? (
         <div data-testid="jobs-unavailable">
-          <Notice>Bulk jobs are unavailable: {unavailable}. Use `dogsearch index DIR` from a terminal instead.</Notice>
+          {unavailable.off ? (
+            <Notice>
+              Bulk jobs are unavailable: this server has no bulk jobs API. Use <code>dogsearch index DIR</code> from a
+              terminal instead.
+            </Notice>
+          ) : (
+            <Notice>
+              Bulk jobs cannot be shown right now: {unavailable.reason.replace(/\.$/, "")}. This page tries again by
+              itself every {RETRY_MS / 1000} seconds.{" "}
+              <button type="button" className="button small secondary" onClick={() => void refresh()}>
+                Try again
+              </button>
+            </Notice>
+          )}
         </div>
       ) : (
         <>
@@ -158,10 +210,18 @@ export function JobsPage() {
               {source === "zip" ? (busy ? "Uploading…" : "Upload and start indexing") : "Start indexing"}
             </button>
           </form>
-          <ErrorBanner error={error} onDismiss={() => setError(null)} />
+          <ErrorBanner
+            error={error}
+            onDismiss={() => {
+              setError(null);
+              setBusyJob(null);
+            }}
+          />
           {jobs && jobs.length === 0 && <p className="notice">No jobs yet.</p>}
           <div className="jobs" aria-live="polite">
-            {jobs?.map((job) => <JobProgress key={job.id} job={job} onCancel={onCancel} />)}
+            {jobs?.map((job) => (
+              <JobProgress key={job.id} job={job} onCancel={onCancel} highlighted={job.id === busyJob} />
+            ))}
           </div>
         </>
       )}

@@ -1,6 +1,7 @@
 import { render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { PHOTO_TIMEOUT_MS } from "../lib/api";
 import { SearchProvider } from "../lib/searchState";
 import { SearchPage } from "./SearchPage";
 import { drag, json, showPhoto, stubObjectUrls } from "../testing";
@@ -444,16 +445,16 @@ describe("SearchPage with answers that come late", () => {
     await pickPhoto("first.jpg");
     expect(await screen.findByRole("link", { name: "old" })).toBeInTheDocument();
     await userEvent.upload(screen.getByLabelText("Choose another photo"), new File(["y"], "second.jpg", { type: "image/jpeg" }));
-    expect(screen.getByText("Searching…")).toBeInTheDocument();
+    expect(screen.getByTestId("searching")).toHaveTextContent("Searching with second.jpg…");
     expect(screen.queryByRole("link", { name: "old" })).toBeNull();
     rerender(page(false)); // another page, and back while the upload goes on
     rerender(page(true));
-    expect(screen.getByText("Searching…")).toBeInTheDocument();
+    expect(screen.getByTestId("searching")).toHaveTextContent("Searching with second.jpg…");
     expect(screen.queryByRole("link", { name: "old" })).toBeNull();
     expect(screen.getByRole("button", { name: "Search again" })).toBeDisabled();
     second.settle(answerWith("new"));
     expect(await screen.findByRole("link", { name: "new" })).toBeInTheDocument();
-    expect(screen.queryByText("Searching…")).toBeNull();
+    expect(screen.queryByTestId("searching")).toBeNull();
   });
 
   it("moves the focus to what the search came to, which a phone shows below the filters", async () => {
@@ -462,7 +463,7 @@ describe("SearchPage with answers that come late", () => {
     await pickPhoto();
     await screen.findAllByTestId("result");
     await vi.waitFor(() => expect(screen.getByTestId("search-outcome")).toHaveFocus());
-    expect(screen.getByTestId("search-outcome")).toHaveTextContent("1 match in 3 ms");
+    expect(screen.getByTestId("search-outcome")).toHaveTextContent(/1 match in \d+ ms \(server: 3 ms\)/);
   });
 
   it("keeps the live region to the status line: the results are not announced one by one", async () => {
@@ -471,7 +472,7 @@ describe("SearchPage with answers that come late", () => {
     await pickPhoto();
     const [card] = await screen.findAllByTestId("result");
     expect(card.closest("[aria-live], [role=status]")).toBeNull();
-    expect(screen.getByRole("status")).toHaveTextContent("1 match in 3 ms");
+    expect(screen.getByRole("status")).toHaveTextContent(/1 match in \d+ ms \(server: 3 ms\)/);
   });
 
   it("links a match to its search and the photo of it that matched", async () => {
@@ -613,3 +614,116 @@ describe("SearchPage with several photos, one without a dog", () => {
     await vi.waitFor(() => expect(names(searchCalls(fetchMock).at(-1)!)).toEqual(["side.jpg"]));
   });
 });
+
+/** A search the server never answers (stopped): its fetch fails only when aborted, as a browser's does. */
+function hang(_url: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  return new Promise((_, fail) => init?.signal?.addEventListener("abort", () => fail(new DOMException("aborted", "AbortError"))));
+}
+
+describe("SearchPage with a server that does not answer", () => {
+  beforeEach(() => {
+    stubObjectUrls("blob:preview");
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("gives up after a minute, says so, and lets the user search again", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    const fetchMock = mockApi(() => Promise.resolve(json(500, {})));
+    fetchMock.mockImplementation(async (url, init) =>
+      String(url).startsWith("/v1/dogs?") ? json(200, { items: [], next: null, total: 0 }) : hang(url, init),
+    );
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(screen.getByTestId("searching")).toHaveTextContent("Searching with dog.jpg…");
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(screen.getByTestId("searching")).toHaveTextContent(/\(1\d s so far\)/); // a slow search says how long
+    await vi.advanceTimersByTimeAsync(PHOTO_TIMEOUT_MS);
+    expect(await screen.findByRole("alert")).toHaveTextContent("The server did not answer within 60 seconds");
+    expect(screen.queryByTestId("searching")).toBeNull();
+    expect(screen.getByRole("button", { name: "Search again" })).toBeEnabled();
+    expect(screen.getByLabelText("Add more photos of the same dog to the search")).toBeEnabled();
+    expect(screen.getByRole("button", { name: "Mark the dog yourself" })).toBeEnabled();
+  });
+
+  it("stops a search when asked", async () => {
+    const fetchMock = mockApi(() => Promise.resolve(json(500, {})));
+    fetchMock.mockImplementation(async (url, init) =>
+      String(url).startsWith("/v1/dogs?") ? json(200, { items: [], next: null, total: 0 }) : hang(url, init),
+    );
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    await userEvent.click(screen.getByRole("button", { name: "Stop searching" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("Search cancelled.");
+    expect((searchInit(fetchMock).signal as AbortSignal).aborted).toBe(true);
+    expect(screen.getByRole("button", { name: "Search again" })).toBeEnabled();
+  });
+
+  it("searches with another photo picked while one hangs, and gives up the first", async () => {
+    const answer = later<Response>();
+    let n = 0;
+    const fetchMock = mockApi(() => Promise.resolve(json(500, {})));
+    fetchMock.mockImplementation(async (url, init) =>
+      String(url).startsWith("/v1/dogs?")
+        ? json(200, { items: [], next: null, total: 0 })
+        : n++ === 0
+          ? hang(url, init)
+          : answer.promise,
+    );
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto("first.jpg");
+    await userEvent.upload(screen.getByLabelText("Choose another photo"), new File(["y"], "second.jpg", { type: "image/jpeg" }));
+    expect(screen.getByTestId("searching")).toHaveTextContent("Searching with second.jpg…");
+    await vi.waitFor(() => expect(searchCalls(fetchMock)).toHaveLength(2));
+    expect((searchCalls(fetchMock)[1].get("image") as File).name).toBe("second.jpg");
+    expect((searchInit(fetchMock).signal as AbortSignal).aborted).toBe(true);
+    answer.settle(answerWith("of-second"));
+    expect(await screen.findByRole("link", { name: "of-second" })).toBeInTheDocument();
+    expect(screen.queryByRole("alert")).toBeNull(); // the first one given up is no error
+  });
+
+  it("says what the user waited, and the server's own time as the server's", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    const answer = later<Response>();
+    mockApi(() => answer.promise);
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    await vi.advanceTimersByTimeAsync(10_000);
+    answer.settle(json(200, { took_ms: 89, results: [hit("a"), hit("b")] }));
+    expect(await screen.findByTestId("search-summary")).toHaveTextContent(/^2 matches in 10(\.\d)? s \(server: 89 ms\)$/);
+  });
+
+  it("says a proxy's status line in words", async () => {
+    const answers = [
+      new Response("504 Gateway Time-out", { status: 504, statusText: "Gateway Timeout" }),
+      new Response("<html><body><h1>502 Bad Gateway</h1></body></html>", { status: 502, statusText: "Bad Gateway" }),
+      new Response("Internal Server Error", { status: 500, statusText: "Internal Server Error" }),
+    ];
+    let n = 0;
+    mockApi(async () => answers[n++]);
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByRole("alert")).toHaveTextContent(
+      /^The server did not answer in time \(504\)\. Try again in a moment\.✕$/,
+    );
+    await userEvent.click(screen.getByRole("button", { name: "Search again" }));
+    await vi.waitFor(() => expect(screen.getByRole("alert")).toHaveTextContent(/^The server could not be reached \(502\)/));
+    await userEvent.click(screen.getByRole("button", { name: "Search again" }));
+    await vi.waitFor(() => expect(screen.getByRole("alert")).toHaveTextContent(/^The server had a problem \(500\)/));
+  });
+
+  it("says the gateway's 503 in words first, and keeps its reason as details", async () => {
+    mockApi(async () => json(503, { detail: "embedder unavailable: unreachable: ConnectError: refused" }));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent(/^The search service is busy or restarting\. Try again in a moment\./);
+    expect(within(alert).getByTestId("error-details")).toHaveTextContent(
+      "Details: embedder unavailable: unreachable: ConnectError: refused",
+    );
+  });
+});
+
+const searchInit = (fetchMock: ReturnType<typeof mockApi>) =>
+  fetchMock.mock.calls.find(([u]) => u === "/v1/search")![1]!;

@@ -11,10 +11,37 @@ import { guessesText } from "../lib/dogs";
 import { reportSearchFields, STATUS_LABELS, statusesText, type ReportFilter, type Status } from "../lib/reports";
 import { NO_LIKELY_MATCH } from "../lib/explain";
 import { showable } from "../lib/preview";
-import { useRunSearch, useSearchState, type Query, type SearchState } from "../lib/searchState";
+import {
+  SLOW_SEARCH_MS,
+  useCancelSearch,
+  useRunSearch,
+  useSearchState,
+  type Query,
+  type SearchState,
+} from "../lib/searchState";
 import type { SearchResult } from "../lib/types";
 
 const K_CHOICES = [6, 12, 24, 48];
+
+/** 89 → "89 ms", 10234 → "10.2 s" */
+export const durationText = (ms: number): string =>
+  ms < 1000 ? `${Math.round(ms)} ms` : `${Number((ms / 1000).toFixed(1))} s`;
+
+/** The seconds a search has gone on, once it is slow (SLOW_SEARCH_MS); null before. */
+function useSlowFor(busy: boolean): number | null {
+  const [since, setSince] = useState<number | null>(null);
+  const [now, setNow] = useState(0);
+  useEffect(() => {
+    if (!busy) return setSince(null);
+    const start = Date.now();
+    setSince(start);
+    setNow(start);
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, [busy]);
+  if (since === null || now - since < SLOW_SEARCH_MS) return null;
+  return Math.floor((now - since) / 1000);
+}
 
 /** Breeds seen on the first gallery pages: suggestions for the breed filter. */
 function useBreeds(): string[] {
@@ -54,6 +81,7 @@ function sameFilters(state: SearchState, form: { breed: string; fieldText: strin
 export function SearchPage() {
   const [state, setState] = useSearchState();
   const runSearch = useRunSearch();
+  const cancelSearch = useCancelSearch();
   const [breed, setBreed] = useState(state.filters.breed ?? "");
   const [fieldText, setFieldText] = useState(state.fieldText);
   const [k, setK] = useState(state.k);
@@ -64,6 +92,7 @@ export function SearchPage() {
   const breeds = useBreeds();
   const ids = useId();
   const busy = Boolean(state.busy);
+  const slowFor = useSlowFor(busy);
   const error = state.error ?? null;
   const setError = (message: string | null) => setState((s) => ({ ...s, error: message, noDogIn: null }));
 
@@ -343,12 +372,27 @@ export function SearchPage() {
               </button>
             )}
             <div role="status">
-              {busy && <p className="notice">Searching…</p>}
+              {busy && (
+                <p className="notice" data-testid="searching">
+                  {/* the photo named: another one picked meanwhile is seen to be the one searched now */}
+                  {query?.kind !== "photo"
+                    ? "Searching…"
+                    : query.more?.length
+                      ? `Searching with ${query.more.length + 1} photos…`
+                      : `Searching with ${query.file.name}…`}
+                  {slowFor !== null ? ` (${slowFor} s so far)` : ""}{" "}
+                  <button type="button" className="button small secondary" onClick={cancelSearch}>
+                    Stop searching
+                  </button>
+                </p>
+              )}
               {results && (
                 <>
                   <p className="muted" data-testid="search-summary">
                     {results.length} match{results.length === 1 ? "" : "es"}
-                    {state.tookMs !== undefined ? ` in ${Math.round(state.tookMs)} ms` : ""}
+                    {/* what the user waited, upload included; the server's own time (its search alone) beside it */}
+                    {state.waitedMs !== undefined ? ` in ${durationText(state.waitedMs)}` : ""}
+                    {state.tookMs !== undefined ? ` (server: ${durationText(state.tookMs)})` : ""}
                     {state.statuses?.length ? `, among dogs reported ${statusesText(state.statuses)}` : ""}
                   </p>
                   {query?.kind === "dog" && ownStatus !== undefined && (
