@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { ApiError, getDog, PHOTO_TIMEOUT_MS, READ_TIMEOUT_MS, searchByPhoto } from "./api";
+import { ApiError, getDog, PHOTO_TIMEOUT_MS, READ_TIMEOUT_MS, searchByPhoto, startUploadJob } from "./api";
 import { DOG_GONE, plainError, sizeText } from "./errors";
 import { json } from "../testing";
 
@@ -90,6 +90,25 @@ describe("the API's refusals in plain words", () => {
       expect(done).toBe(false); // a photo's search takes longer on a CPU: it waits PHOTO_TIMEOUT_MS
       await vi.advanceTimersByTimeAsync(PHOTO_TIMEOUT_MS - READ_TIMEOUT_MS);
       expect(((await search) as ApiError).message).toMatch(/^The server did not answer within 60 seconds/);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("waits for a zip as long as a slow uplink needs to send it, not a photo's minute", async () => {
+    vi.useFakeTimers();
+    try {
+      const hang = (_: unknown, init?: RequestInit) =>
+        new Promise<Response>((_ok, fail) => init?.signal?.addEventListener("abort", () => fail(new DOMException("", "AbortError"))));
+      vi.stubGlobal("fetch", vi.fn(hang));
+      const zip = new File([new Uint8Array(1_280_000)], "dogs.zip"); // 10 s at 128 kB/s
+      let done = false;
+      const upload = startUploadJob(zip, "folders").catch((e: ApiError) => e);
+      void upload.then(() => (done = true));
+      await vi.advanceTimersByTimeAsync(PHOTO_TIMEOUT_MS + 9_000);
+      expect(done).toBe(false); // a photo would have been given up
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(((await upload) as ApiError).message).toMatch(/^The server did not answer within 70 seconds/);
     } finally {
       vi.useRealTimers();
     }
