@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from dogsearch.core.errors import NotFound
@@ -48,39 +48,39 @@ async def _indexed(index: Index) -> None:
     await index.ensure_collection(info["dim"], info["model"], INDEXED_FIELDS)
 
 
+async def _left(index: Index, filter: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+    """The entries `filter` still matches, a page at a time, until none does: each page is the first of what is left,
+    so the caller's writes must take its entries out of the filter (or this never ends). None before a collection."""
+    while True:
+        try:
+            points = (await index.scroll(_BATCH, None, filter))["points"]
+        except CollectionMissing:  # nothing stored yet
+            return
+        if not points:
+            return
+        yield points
+
+
 async def _dated(index: Index) -> int:
     """Gives each dog stored before dogs were dated its `dog_created_at` (records.dog_created_at), which lists
     order them by: until then it is in no list."""
     done = 0
-    while True:
-        try:
-            page = await index.scroll(_BATCH, None, _UNDATED)
-        except CollectionMissing:
-            return done
-        if not page["points"]:
-            if done:
-                log.info("dogs dated", extra={"dogs": done})
-            return done
-        for point in page["points"]:
+    async for points in _left(index, _UNDATED):
+        for point in points:
             dog = point["payload"].get("dog_id", point["id"])
             await index.set_payload([point["id"]],
                                     {"dog_created_at": dog_created_at(dog, point["payload"].get("created_at", ""))})
-        done += len(page["points"])
+        done += len(points)
+    if done:
+        log.info("dogs dated", extra={"dogs": done})
+    return done
 
 
 async def _keyed(index: Index, field: str, key: str) -> int:
     done = 0
-    while True:
-        try:
-            page = await index.scroll(_BATCH, None, {"$empty": [key], "$not": {"$empty": [field]}})
-        except CollectionMissing:
-            return done
-        if not page["points"]:
-            if done:
-                log.info("breeds and names keyed", extra={"field": field, "entries": done})
-            return done
+    async for points in _left(index, {"$empty": [key], "$not": {"$empty": [field]}}):
         alike: dict[str, tuple[Any, list[str]]] = {}  # the entries of one key, written at once
-        for point in page["points"]:
+        for point in points:
             value = point["payload"][field]
             keyed = match_keys({field: value})[key]
             # a value of another kind (a flag, an object) keyed by its text: never left empty, so not scrolled again
@@ -88,23 +88,21 @@ async def _keyed(index: Index, field: str, key: str) -> int:
             alike.setdefault(json.dumps(keyed), (keyed, []))[1].append(point["id"])
         for keyed, entries in alike.values():
             await index.set_payload(entries, {key: keyed})
-        done += len(page["points"])
+        done += len(points)
+    if done:
+        log.info("breeds and names keyed", extra={"field": field, "entries": done})
+    return done
 
 
 async def _old_layout(index: Index, progress: Callable[[int], None] | None) -> int:
     done = 0
-    while True:
-        try:
-            page = await index.scroll(_BATCH, None, {"$empty": ["dog_id"]})
-        except CollectionMissing:  # nothing stored yet
-            return done
-        if not page["points"]:
-            if done:
-                log.info("storage layout upgraded", extra={"entries": done})
-            return done
-        for point in page["points"]:
+    async for points in _left(index, {"$empty": ["dog_id"]}):
+        for point in points:
             # One photo of one dog, the whole photo: the dog, the photo and the entry share the entry's id.
             await index.set_payload([point["id"]], {"dog_id": point["id"], "photo_id": point["id"], "cover": True})
-        done += len(page["points"])
+        done += len(points)
         if progress:
             progress(done)
+    if done:
+        log.info("storage layout upgraded", extra={"entries": done})
+    return done
