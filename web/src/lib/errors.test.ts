@@ -3,6 +3,10 @@ import { ApiError, getDog, PHOTO_TIMEOUT_MS, READ_TIMEOUT_MS, searchByPhoto, sta
 import { DOG_GONE, plainError, sizeText } from "./errors";
 import { json } from "../testing";
 
+/** A server that never answers: its fetch only ends when the request is aborted. */
+const hang = (_: unknown, init?: RequestInit) =>
+  new Promise<Response>((_ok, fail) => init?.signal?.addEventListener("abort", () => fail(new DOMException("", "AbortError"))));
+
 describe("the API's refusals in plain words", () => {
   it("says how large a photo was and what the limit is", () => {
     expect(plainError(413, null, { detail: "request too large: over 21233664 bytes (56211789 seen)" })).toBe(
@@ -73,8 +77,6 @@ describe("the API's refusals in plain words", () => {
   it("says a request that is not answered in time in words, after a sensible wait", async () => {
     vi.useFakeTimers();
     try {
-      const hang = (_: unknown, init?: RequestInit) =>
-        new Promise<Response>((_ok, fail) => init?.signal?.addEventListener("abort", () => fail(new DOMException("", "AbortError"))));
       vi.stubGlobal("fetch", vi.fn(hang));
       const read = getDog("6fdc360f");
       const caught = read.catch((e: ApiError) => e);
@@ -98,8 +100,6 @@ describe("the API's refusals in plain words", () => {
   it("waits for a zip as long as a slow uplink needs to send it, not a photo's minute", async () => {
     vi.useFakeTimers();
     try {
-      const hang = (_: unknown, init?: RequestInit) =>
-        new Promise<Response>((_ok, fail) => init?.signal?.addEventListener("abort", () => fail(new DOMException("", "AbortError"))));
       vi.stubGlobal("fetch", vi.fn(hang));
       const zip = new File([new Uint8Array(1_280_000)], "dogs.zip"); // 10 s at 128 kB/s
       let done = false;
