@@ -29,10 +29,7 @@ class VectorSpace:
 
     async def mismatch(self) -> str | None:
         """Why the collection cannot take the embedder's vectors (another model's), or None: for readiness (a
-        gallery left on another model answers every search and every new dog with a 409). Writes nothing; asks
-        nothing once `ensure` found the collection the embedder's (a probe every few seconds counted the store)."""
-        if self.model is not None:
-            return None
+        gallery left on another model answers every search and every new dog with a 409). Writes nothing."""
         try:
             stored = await self._index.collection()
             serves = await self._embedder.info()
