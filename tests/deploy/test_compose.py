@@ -94,6 +94,16 @@ def test_services_find_each_other_and_keep_their_data_on_named_volumes(base: dic
     assert services["gateway"]["depends_on"]["search"]["condition"] == "service_healthy"
 
 
+def test_the_gateway_waits_for_what_its_readiness_needs_and_not_for_the_optional_pose_service(base: dict) -> None:
+    # The gateway's /readyz asks the embedder and the search service, never the pose service, whose failure answers
+    # "pose unavailable" (README, "Why it matches"). Waiting for pose to be healthy kept the whole API from starting
+    # when the pose model could not load (a checkpoint missing from the models volume).
+    depends = base["services"]["gateway"]["depends_on"]
+    assert {name: d["condition"] for name, d in depends.items()} == {
+        "embedder": "service_healthy", "search": "service_healthy", "redis": "service_healthy",
+        "pose": "service_started"}
+
+
 def test_redis_is_bounded_and_never_evicts_queue_or_job_keys(base: dict) -> None:
     command = base["services"]["redis"]["command"]
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"

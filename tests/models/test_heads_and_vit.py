@@ -89,6 +89,34 @@ def test_vit_conversion_matches_onnxruntime():
     assert np.abs(ours - reference).max() < 1e-3
 
 
+def test_embedder_replicas_converting_the_vit_at_once_each_get_its_weights(tmp_path, monkeypatch):
+    # Embedder replicas (several a GPU, docs/scaling.md) starting together on one cache volume convert the ViT at
+    # once: all wrote one temporary file, "<model>.tmp", and the second rename found it gone, so that replica's
+    # model never loaded and it stayed not ready until restarted.
+    import threading
+    import time
+
+    import safetensors.torch
+
+    from tests.models.test_runtimes import at_once
+
+    state = {"w": torch.arange(6.0).reshape(2, 3)}
+    real_save, both = safetensors.torch.save_file, threading.Barrier(2)
+
+    def save_file(tensors, path) -> None:  # both write together; the real file is 86 MB
+        both.wait(10)
+        real_save(tensors, path)
+        time.sleep(0.5)
+
+    monkeypatch.setattr(V, "convert_onnx", lambda src: dict(state))
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+    loaded = []
+    errors = at_once(*[lambda: loaded.append(V.cached_state_dict(tmp_path))] * 2)
+    assert errors == [] and len(loaded) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{V.MODEL_ID}.json", f"{V.MODEL_ID}.safetensors"]
+    assert torch.equal(V.cached_state_dict(tmp_path)["w"], state["w"])  # the cached file, verified by its checksum
+
+
 @pytest.mark.real_model
 def test_the_default_is_the_shipped_vit_lora_delta_beside_the_cnn_s_breeds():
     from dogsearch.services.embedder.settings import EmbedderSettings

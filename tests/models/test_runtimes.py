@@ -222,6 +222,50 @@ def test_new_weights_are_exported_anew_and_the_old_export_deleted(tiny, pixels, 
     assert not np.allclose(new.embed(pixels), old.embed(pixels), atol=1e-3)
 
 
+def at_once(*calls) -> list[str]:
+    """Runs the calls on threads of their own, together; the errors they raised."""
+    errors: list[str] = []
+
+    def run(call) -> None:
+        try:
+            call()
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    [t.start() for t in threads]
+    [t.join(120) for t in threads]
+    return errors
+
+
+def test_replicas_filling_one_cache_at_once_each_load_the_export(tiny, pixels, tmp_path, monkeypatch):
+    # Two embedders (or the embedder and the pose service: the same detector) starting together on one cache volume
+    # export one network at once. Their processes' ids in their containers are alike, so both wrote the temporary
+    # file ".<export>.<pid>.tmp" and the second rename found it gone: that model failed to load, and its service
+    # stayed not ready until restarted. Threads of one process share a pid as those containers do. And torch keeps
+    # an export's state in globals: two exports at once in one process failed as well.
+    import time
+
+    real_export, both = RT._export, threading.Barrier(2)
+
+    def export(*args) -> None:  # both start together; an export of the ViT takes seconds before its rename
+        both.wait(10)
+        real_export(*args)
+        time.sleep(0.5)
+
+    monkeypatch.setattr(RT, "_export", export)
+    replicas, made = [Tiny(0), Tiny(0)], []  # one network each, built here: torch's seed is global
+    errors = at_once(*[lambda net=net: made.append(RT.cached_onnx(net, TINY, SIZE, tmp_path)) for net in replicas])
+    assert errors == [] and len(made) == 2
+    [path] = tmp_path.glob("*.onnx")
+    assert made == [path, path] and not list(tmp_path.glob(".*"))  # no temporary file left
+    assert json.loads(path.with_name(path.name + ".json").read_text())["sha256"] == RT.sha256_file(path)
+    monkeypatch.setattr(RT, "_export", real_export)
+    served = create_model(TINY, cache_dir=str(tmp_path), runtime="onnxruntime")  # the cached export, checksum and all
+    assert served.forward.path == path
+    np.testing.assert_allclose(served.embed(pixels), create_model(TINY).embed(pixels), atol=1e-5)
+
+
 def test_evaluation_embeds_as_the_service_and_training_exactly(tiny, tmp_path, monkeypatch):
     from dogsearch.eval.retrieval import load_model
 
