@@ -10,6 +10,8 @@ export default defineConfig({
   test: {
     environment: "jsdom",
     setupFiles: ["./src/test-setup.ts"],
+    // a reader away from UTC, whose clock every time shown must follow (not the server's UTC)
+    env: { TZ: "Europe/Berlin" },
     include: ["src/**/*.test.{ts,tsx}"],
   },
 });

@@ -1,12 +1,14 @@
 """`dogsearch check [--repair] [--json]`: entries without their photo, photo files without an entry, vectors of
-another model than the collection's, photos without their look-alike hash, jobs that will never finish
-(dogsearch/gallery/check.py, dogsearch/jobs/check.py).
+another model than the collection's, photos without their look-alike hash, jobs that will never finish, checks of new
+dogs against the watches that were given up (dogsearch/gallery/check.py, dogsearch/jobs/check.py,
+dogsearch/watches/tasks.py).
 
 Where: the vectors through a running search service (--search-url), else the search service started in this process
 on --data-dir's vectors/ (or on the Qdrant server DOGSEARCH_SEARCH_QDRANT_URL names; the embedded engine refuses
 while a server has it open: stop it, or use --search-url); the photos in --photos (default --data-dir's photos/);
 the jobs and the filed hashes in Redis when DOGSEARCH_BROKER_URL is set, else in --data-dir's jobs/ (the hashes are
-not checked against a search service by URL without a broker: where its gateway files them is not known here)."""
+not checked against a search service by URL without a broker: where its gateway files them is not known here); the
+watches in the gateway's watch store (DOGSEARCH_GATEWAY_WATCHES_PATH, else watches/ beside the photos)."""
 from __future__ import annotations
 
 import argparse
@@ -19,10 +21,11 @@ from typing import Any
 
 def add_parser(sub) -> None:
     check = sub.add_parser("check", help="find (and with --repair fix) entries without photos, photos without "
-                                         "entries, vectors of another model, stuck jobs")
+                                         "entries, vectors of another model, stuck jobs, given-up watch checks")
     check.add_argument("--repair", action="store_true",
                        help="remove orphan photo files, hash and file photos without their look-alike hash, fail "
-                            "stuck jobs (entries without photos: see --drop-missing)")
+                            "stuck jobs, run given-up watch checks again here (entries without photos: see "
+                            "--drop-missing)")
     check.add_argument("--drop-missing", action="store_true",
                        help="with --repair: also delete entries whose photo is missing (their fields are lost; "
                             "without it they are reported, and an upload of the same photo restores it)")
@@ -73,6 +76,7 @@ async def check(args: argparse.Namespace) -> dict[str, Any]:
                 gallery = await check_gallery(index, photos, model, repair=args.repair,
                                               drop_missing=args.drop_missing, grace_s=args.grace_s, hashes=store,
                                               progress=lambda kind, n: bars[kind].update(n))
+            watches = await _check_watches(index, args.photos or layout.photos, args.repair)
         jobs = await asyncio.to_thread(_check_jobs, store, args.repair, args.stuck_after_s)
     finally:
         if store is not None:
@@ -80,18 +84,21 @@ async def check(args: argparse.Namespace) -> dict[str, Any]:
     left = (len(gallery.orphan_files) - gallery.removed_files + len(gallery.missing_photos) - gallery.dropped_entries
             + len(gallery.other_model) + gallery.unhashed - gallery.hashed + gallery.unfiled - gallery.filed
             + gallery.unmarked_copies - gallery.marked
-            + len(jobs["stuck"]) - jobs["failed"])
-    return {"ok": left == 0, "repair": args.repair, "gallery": gallery.as_dict(), "jobs": jobs}
+            + len(jobs["stuck"]) - jobs["failed"]
+            + len(watches["given_up"]) - watches["checked_again"])
+    return {"ok": left == 0, "repair": args.repair, "gallery": gallery.as_dict(), "jobs": jobs, "watches": watches}
 
 
 def summary(report: dict[str, Any]) -> str:
-    g, j = report["gallery"], report["jobs"]
+    """One line of counts, then a line for each given-up watch check (when, and why)."""
+    g, j, w = report["gallery"], report["jobs"], report["watches"]
     missing = len(g["missing_photos"])
     fixes = {
         "orphans": f" ({g['removed_files']} removed)" if report["repair"] else "",
         "missing": (f" ({g['dropped_entries']} dropped)" if g["dropped_entries"]
                     else " (upload their photos again, or --repair --drop-missing)" if missing else ""),
         "stuck": f" ({j['failed']} failed)" if report["repair"] else "",
+        "given_up": f" ({w['checked_again']} checked again)" if report["repair"] else "",
     }
     if g["hashes_checked"]:
         hashed, filed, marked = ((f" ({g['hashed']} hashed)", f" ({g['filed']} filed)", f" ({g['marked']} marked)")
@@ -100,15 +107,21 @@ def summary(report: dict[str, Any]) -> str:
                   f"{g['unmarked_copies']} unmarked copies of older photos{marked}")
     else:
         hashes = "look-alike hashes not checked (no job store)"
-    repairable = (g["orphan_files"] or g["unhashed"] or g["unfiled"] or g["unmarked_copies"] or j["stuck"])
+    repairable = (g["orphan_files"] or g["unhashed"] or g["unfiled"] or g["unmarked_copies"] or j["stuck"]
+                  or w["given_up"])
     end = ("" if report["ok"] else "; not all fixed" + (
         # the usual case after a broker is turned on for a gallery: its old photos' hashes are not in Redis
-        ": --repair removes the orphan files, hashes and files the photos, marks the copies and fails the stuck jobs"
+        ": --repair removes the orphan files, hashes and files the photos, marks the copies, fails the stuck jobs "
+        "and runs the given-up watch checks again"
         if repairable and not report["repair"] else ""))
-    return (f"checked {g['entries']} entries and {g['files']} photo files: {missing} without their photo"
-            f"{fixes['missing']}, {len(g['orphan_files'])} orphan photo files{fixes['orphans']}, "
-            f"{len(g['other_model'])} of another model than {g['model']!r}, {hashes}, "
-            f"{len(j['stuck'])} stuck jobs{fixes['stuck']}{end}")
+    given_up = [f"watch check {c['key']} of {len(c['entries'])} new dogs, given up {c['gave_up_at']}: "
+                f"{c['reason'] or 'why was not kept (given up by an older version)'}" for c in w["given_up"]]
+    return "\n".join([
+        f"checked {g['entries']} entries and {g['files']} photo files: {missing} without their photo"
+        f"{fixes['missing']}, {len(g['orphan_files'])} orphan photo files{fixes['orphans']}, "
+        f"{len(g['other_model'])} of another model than {g['model']!r}, {hashes}, "
+        f"{len(j['stuck'])} stuck jobs{fixes['stuck']}, {len(w['given_up'])} given-up watch checks"
+        f"{fixes['given_up']}{end}", *given_up])
 
 
 def _bar(desc: str, total: int | None):
@@ -179,6 +192,35 @@ def _job_store(layout, search_url: str | None):
     if (layout.jobs / "jobs.sqlite3").exists() or not search_url:
         return SqliteJobStore(layout.jobs / "jobs.sqlite3")
     return None
+
+
+async def _check_watches(index, photos: Path, repair: bool) -> dict[str, Any]:
+    """The checks of new dogs against the watches that were given up (each stopped its worker, or met its search
+    service down for too long: their alerts are not sent), from the watch store a gateway on these photos keeps;
+    with `repair`, run again here on `index` (a check that stopped its workers may stop this process too: it is
+    forgotten only once it ran)."""
+    from dogsearch.services.gateway.deps import build_watches
+    from dogsearch.services.gateway.samedog import SameDog
+    from dogsearch.services.gateway.settings import GatewaySettings
+    from dogsearch.watches.store import WatchStore
+
+    settings = GatewaySettings(data_dir=photos)
+    path = settings.watches_file
+    if not path.exists():  # no gateway kept watches here
+        return {"store": None, "given_up": [], "checked_again": 0}
+    store = await asyncio.to_thread(WatchStore, path)
+    try:
+        given_up = await asyncio.to_thread(store.given_up_checks)
+    finally:
+        await asyncio.to_thread(store.close)
+    again = 0
+    if repair and given_up:
+        watches = build_watches(settings, index, SameDog(settings))
+        try:
+            again = await watches.check_again(given_up)
+        finally:
+            await asyncio.to_thread(watches.store.close)
+    return {"store": str(path), "given_up": given_up, "checked_again": again}
 
 
 def _check_jobs(store, repair: bool, stuck_after_s: float | None) -> dict[str, Any]:

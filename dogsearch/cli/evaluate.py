@@ -1,6 +1,7 @@
 """`dogsearch eval KIND DIR`: retrieval quality of the bare embedder (breed, identity), of the whole service
 (service), pose accuracy (pose), dog detection (detect), the breed suggestions (breed-guess), the dog crop
-against the whole photo (crops) and the alerts of watches (watches)."""
+against the whole photo (crops), the alerts of watches (watches) and the verdicts where one dog is stored twice
+(stored-twice)."""
 from __future__ import annotations
 
 import argparse
@@ -74,6 +75,13 @@ def add_parser(sub) -> None:
 
     watch_arguments(watches)
     watches.set_defaults(func=run_watches)
+    twice = kinds.add_parser("stored-twice", help="first results where some dogs are stored twice (two reports of one "
+                                                  "dog), judged against the next dog and with the results' own "
+                                                  "cosines (the shipped calibration)")
+    from dogsearch.eval.calibrate import add_arguments as calibration_arguments
+
+    calibration_arguments(twice)  # the sets and vectors `dogsearch train calibration` fits and measures on
+    twice.set_defaults(func=run_twice)
     added = kinds.add_parser("added-photos", help="the verdicts of photos added to a dog, right and wrong, on held-out "
                                                   "dogs at several priors (the shipped calibration)")
     from dogsearch.eval.added import add_arguments as added_arguments
@@ -163,6 +171,14 @@ def add_split(parser: argparse.ArgumentParser, names: tuple[str, ...], help: str
 def run_watches(args: argparse.Namespace) -> int:
     from dogsearch.core.logs import configure_logging
     from dogsearch.eval.watches import run
+
+    configure_logging("WARNING")
+    return run(args)
+
+
+def run_twice(args: argparse.Namespace) -> int:
+    from dogsearch.core.logs import configure_logging
+    from dogsearch.eval.twice import run
 
     configure_logging("WARNING")
     return run(args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -12,9 +12,11 @@ from typing import Literal
 
 class SqliteFile:
     def __init__(self, path: Path, schema: str, *, synchronous: Literal["NORMAL", "FULL"],
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, added: Mapping[str, Mapping[str, str]] | None = None) -> None:
         """``schema``: idempotent statements every process runs at start. ``synchronous``: FULL fsyncs each commit,
-        NORMAL (with WAL) may lose the last commits on a power cut but never corrupts the file."""
+        NORMAL (with WAL) may lose the last commits on a power cut but never corrupts the file. ``added``: {table:
+        {column: its declaration}} of columns added to the schema's tables since files were made with them: a file
+        from before gets them when it is opened."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -22,6 +24,16 @@ class SqliteFile:
         self.lock = threading.Lock()
         with self.lock:
             self.db.executescript(schema)
+        for table, columns in (added or {}).items():
+            self._add_columns(table, columns)
+
+    def _add_columns(self, table: str, columns: Mapping[str, str]) -> None:
+        # in a write transaction: of two processes opening an older file at once, the second finds them there
+        with self._transaction():
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, declared in columns.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declared}")
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -101,6 +101,35 @@ def calibration_sets(args: argparse.Namespace):
     return embed, vectors_id, sets, no_dogs
 
 
+def shipped(args: argparse.Namespace, command: str):
+    """(embed, the vectors' model id, the photo sets, the shipped calibration of those vectors, with its lead curve)
+    of the arguments, for the evaluations that read that calibration; None, said as ``COMMAND: why`` on stderr,
+    when calibration_sets refuses or there is no such calibration."""
+    from dogsearch.models.calibration import find
+
+    try:
+        embed, vectors_id, sets, _ = calibration_sets(args)
+    except ValueError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return None
+    calibration = find(vectors_id, args.models_dir)
+    if calibration is None or calibration.first is None:
+        print(f"{command}: no calibration with a lead curve for {vectors_id}", file=sys.stderr)
+        return None
+    return embed, vectors_id, sets, calibration
+
+
+def embedded(embed, sets, split: str) -> list:
+    """Each set's (vectors, labels, every photo another dog?) of one split ("fit" or "heldout"), as
+    verification.first_results takes them."""
+    parts = []
+    for photo_set in sets:
+        chosen = photo_set.parts()[split]
+        parts.append((embed(f"{photo_set.name}-{split}", [p for p, _ in chosen]), [lab for _, lab in chosen],
+                      photo_set.kind == "breeds"))
+    return parts
+
+
 def run(args: argparse.Namespace) -> int:
     from dogsearch.eval.verification import calibrate
     from dogsearch.models.calibration import Calibration, path_for

@@ -315,9 +315,21 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
     shows (gallery/judged.py's SHOWN), as the service judges its first result against every dog it shows.
     ``rerank``: (the re-ranking, each set's rest of the vectors): the first dogs ranked again by the judged scores
     and the rest's, as a search ranks (needs ``judged``)."""
+    vectors, dog, sets = one_gallery(parts)
+    ranked, scores = searches(vectors, dog, judged, rerank)
+    shown = np.argsort(-ranked, axis=1, kind="stable")[:, :2 if judged is None else SHOWN]
+    rows = np.arange(len(dog))
+    first, second = scores[rows, shown[:, 0]], scores[rows[:, None], shown[:, 1:]].max(axis=1)
+    return first.astype(np.float64), second.astype(np.float64), shown[:, 0] == dog, sets
+
+
+def searches(vectors: np.ndarray, dog: np.ndarray, judged: Sequence[np.ndarray] | None = None,
+             rerank: tuple[Rerank, Sequence[np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each photo of a gallery (``vectors``, each photo's gallery dog ``dog`` as 0..D-1) searching all the others:
+    (queries, dogs) scores whose order per row is the search's, and the scores its verdicts read (``judged`` and
+    ``rerank`` as first_results takes them)."""
     if rerank is not None and judged is None:
         raise ValueError("a re-ranking reads the judged part's scores: pass judged too")
-    vectors, dog, sets = one_gallery(parts)
     if dog.max() + 1 < 3:
         raise ValueError("first results need at least 3 dogs")
 
@@ -334,10 +346,7 @@ def first_results(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]],
     if rerank is not None:
         rule, rest = rerank
         ranked = rule.searched(ranked, scores, by_dog(stacked(rest)))
-    shown = np.argsort(-ranked, axis=1, kind="stable")[:, :2 if judged is None else SHOWN]
-    rows = np.arange(len(dog))
-    first, second = scores[rows, shown[:, 0]], scores[rows[:, None], shown[:, 1:]].max(axis=1)
-    return first.astype(np.float64), second.astype(np.float64), shown[:, 0] == dog, sets
+    return ranked, scores
 
 
 def one_gallery(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -98,23 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The shipped calibration of the model's crop vectors, on the held-out photos of the sets it was measured on."""
-    from dogsearch.eval.calibrate import calibration_sets
-    from dogsearch.models.calibration import find
+    from dogsearch.eval.calibrate import embedded, shipped
 
-    try:
-        embed, vectors_id, sets, _ = calibration_sets(args)
-    except ValueError as exc:
-        print(f"dogsearch eval watches: {exc}", file=sys.stderr)
+    if (found := shipped(args, "dogsearch eval watches")) is None:
         return 2
-    calibration = find(vectors_id, args.models_dir)
-    if calibration is None or calibration.first is None:
-        print(f"dogsearch eval watches: no calibration with a lead curve for {vectors_id}", file=sys.stderr)
-        return 2
-    held = {}
-    for photo_set in sets:
-        chosen = photo_set.parts()["heldout"]
-        held[photo_set.name] = (embed(f"{photo_set.name}-heldout", [p for p, _ in chosen]),
-                                [lab for _, lab in chosen], photo_set.kind == "breeds")
+    embed, vectors_id, sets, calibration = found
+    held = dict(zip([s.name for s in sets], embedded(embed, sets, "heldout"), strict=True))
     dogs = [n for n, (_, _, breeds) in held.items() if not breeds]
     report: dict = {"vectors": vectors_id, "min_probability": args.min_probability, "galleries": {}}
     for name in dogs:  # each set of dogs alone, then all held-out photos in one gallery

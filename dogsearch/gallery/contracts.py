@@ -73,7 +73,8 @@ class Index(Protocol):
     async def ensure_collection(self, dim: int, model: str, indexes: Mapping[str, str] | None = None) -> Any: ...
 
     async def collection(self) -> dict[str, Any]:
-        """{"dim", "model", "count"} of the collection; NotFound before it exists."""
+        """{"dim", "model"} of the collection, at a cost that does not grow with it (no count: readiness asks it
+        each probe); NotFound before it exists."""
 
     async def lookup(self, point_ids: Sequence[str], with_vector: bool = False) -> dict[str, dict[str, Any]]:
         """{id: point} for the stored ones among `point_ids` (with its "vector" if asked)."""

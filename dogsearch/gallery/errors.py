@@ -46,3 +46,13 @@ class LastPhoto(Conflict):
 
 class PhotoOfAnotherDog(Conflict):
     """That dog of that photo is stored as another dog already (a dog of a photo is one dog)."""
+
+
+class PhotoStoredAlready(Conflict):
+    """That dog of that photo is stored already, with other values of fields sent to add it (or it is another key's
+    dog, and lacks some): adding the photo again stores no second dog, and changes no value of a stored one nor
+    another key's dog, so those fields would be lost. `dog_id`: the stored dog."""
+
+    def __init__(self, reason: str, *, dog_id: str | None = None, source: str | None = None) -> None:
+        super().__init__(reason, source=source)
+        self.dog_id = dog_id

@@ -67,6 +67,9 @@ class Gallery:
         self.require_dog, self.expansion, self.judged_by = require_dog, expansion, judged_by
         self.space = VectorSpace(embedder, index)
         self.ingest = Ingestor(embedder, index, photos, self.space, limits, require_dog)
+        # Told each dog deleted, once it is gone (set by whoever runs the watches: those made from it end, and it
+        # leaves their inboxes).
+        self.on_deleted: Callable[[str], Awaitable[None]] | None = None
         # Lists show the newest dogs first; in the id order while an older release's dogs are being dated (they
         # would be in no list meanwhile: gallery/layout.py).
         self.newest_first = True
@@ -114,6 +117,8 @@ class Gallery:
                 await self.index.delete(entry["id"])
             await self._drop_files(entries)
             await self.ingest.repoint_copies(dog_id)
+        if self.on_deleted is not None:
+            await self.on_deleted(dog_id)
 
     async def photos_of(self, dog_id: str) -> list[Photo]:
         """A dog's photos, its cover first, then in the order they were added (a photo just added is last)."""
@@ -154,6 +159,22 @@ class Gallery:
             return float(np.max(others @ mine))
         # a stored part's length is 1 / scale: its cosine is the parts' dot product times scale squared
         return float(np.max(others[:, :part.dims] @ mine[:part.dims]) * part.scale ** 2)
+
+    async def alike(self, matches: Sequence[Match]) -> np.ndarray:
+        """The matches' own cosines, (n, n): of the entries they were found by, of the part same-dog verdicts read
+        where they read one (two reports of one dog are as alike as one dog's photos). NaN where an entry is gone
+        since. One lookup of their vectors."""
+        ids = [m.dog.entry_id for m in matches]
+        points = await self.index.lookup(ids, with_vector=True)
+        part = await self.judged_part()
+        vectors = [points.get(entry, {}).get("vector") for entry in ids]
+        known = np.flatnonzero([v is not None for v in vectors])
+        out = np.full((len(ids), len(ids)), np.nan)
+        if len(known):
+            v = np.array([vectors[i][:None if part is None else part.dims] for i in known], dtype=np.float64)
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            out[np.ix_(known, known)] = v @ v.T
+        return out
 
     async def delete_photo(self, dog_id: str, photo: str) -> Dog:
         """Removes one photo of a dog; its cover moves to another photo when it was the cover. A dog's last photo
@@ -276,6 +297,14 @@ class Gallery:
         embedding = await self.embedder.embed_dogs([image], whole_if_none=not self.require_dog, vectors=False,
                                                    boxes=None if box is None else [box])
         return embedding.photos[0]
+
+    async def shows_a_dog(self, image: bytes) -> None:
+        """NoDogFound, saying what the photo seems to show, where a search would refuse it for want of a dog: for
+        what finds a photo's dogs elsewhere (a pose), which would read a dog into a photo of a car. Asks nothing where
+        dogs are not required (the whole photo is then the dog). The photo's header is the caller's to check."""
+        if self.require_dog:
+            embedding = await self.embedder.embed_dogs([image], vectors=False, seems=False)
+            pick(embedding.photos[0], 0)
 
     async def preview(self, image: bytes, side: int = PREVIEW_PX) -> bytes:
         """The photo as a JPEG any browser shows (a HEIC does not show outside Safari): upright, its longer side at

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,8 +16,8 @@ from dogsearch.core.errors import InvalidInput
 from dogsearch.core.exif import taken
 from dogsearch.core.images import ImageInfo, ImageLimits
 from dogsearch.gallery.contracts import Embedder, FoundDog, Hashes, Index, PhotoDogs
-from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog
-from dogsearch.gallery.fields import match_keys
+from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog, PhotoStoredAlready
+from dogsearch.gallery.fields import match_keys, shown_value
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import (
@@ -37,6 +37,7 @@ from dogsearch.gallery.space import VectorSpace
 from dogsearch.search.contract import CollectionMissing
 
 _SCROLL_PAGE = 256  # entries a look-up reads at a time (the search service takes at most 1000)
+_SHOWN_LOST = 5  # of the fields a refusal of a photo stored already names, at most (a dog has up to 64)
 _WRITERS = 8  # photo writes of a batch at once: fsyncs overlap (about 4x faster on one disk)
 _NewPhoto = tuple[str, "Upload", ImageInfo, int | None]  # an entry stored with it, its upload, info, perceptual hash
 log = logging.getLogger("dogsearch.gallery")
@@ -156,7 +157,8 @@ class Ingestor:
         the photo's pixels). Its header is checked here (size, format, pixels); the embedder decodes it, which finds a
         truncated or corrupt one before anything is stored. NoDogFound when the photo shows none, NoSuchDog when
         fewer. `announce`: False when the caller announces it with others (a bulk job's batch). `embedded`: what
-        `embed` found in this photo (with the same `box` and `require_dog`), when the caller asked already."""
+        `embed` found in this photo (with the same `box` and `require_dog`), when the caller asked already. That dog
+        of that photo stored already is the stored dog (created False), with the upload's fields it lacked (`keep`)."""
         require = self.require_dog if require_dog is None else require_dog
         info = await asyncio.to_thread(self.limits.probe, upload.data)
         entry, marked = self._which(upload, info, dog, box)
@@ -171,8 +173,12 @@ class Ingestor:
                 point = _point(upload, info, pick(seen.photo, dog), entry, seen.model, len(seen.photo.dogs),
                                dog_id=dog_id)
                 await self._store([(point["id"], upload, info, seen.photo.phash)], [point])
-        if announce:
-            await self.announce([entry])
+        try:
+            if not created:  # outside the photo's lock: a dog's is taken first
+                [point] = await self.keep(upload, [point])
+        finally:
+            if announce:  # refused too: the call that stored it may have died before its own; filled in, as it is now
+                await self.announce([entry])
         return Added(Dog.from_entry(point), created)
 
     @staticmethod
@@ -283,20 +289,25 @@ class Ingestor:
         whose file is missing gets it written again) and comes back as those dogs; one of whose dogs only some were
         stored (added one at a time) is embedded again for the others, and the stored ones are kept as they are.
         Each photo's file is on disk before its vectors are stored, and a photo is added or deleted by one call at a
-        time in this process: of two uploads of the same photo one creates its dogs, the other finds them.
-        `embedded`: what `embed` found in each photo (with the same `require_dog`), when the caller asked already."""
+        time in this process: of two uploads of the same photo one creates its dogs, the other finds them. A photo
+        stored already gets the upload's fields its dogs lack, or is a PhotoStoredAlready before anything is stored
+        (`keep`; the caller tries the photos one by one). `embedded`: what `embed` found in each photo (with the same
+        `require_dog`), when the caller asked already."""
         require = self.require_dog if require_dog is None else require_dog
+        lacking: dict[str, dict[str, Any]] = {}
         async with self.locks.hold(upload.photo_id for upload, _ in uploads):
-            return await self._add_many(uploads, require, embedded)
+            results = await self._add_many(uploads, require, embedded, lacking)
+        await self._fill(lacking)  # outside the photos' locks: a dog's is taken first
+        return results
 
     async def _add_many(self, uploads: Sequence[tuple[Upload, ImageInfo]], require: bool,
-                        embedded: Sequence[Embedded] | None) -> list[list[Added]]:
+                        embedded: Sequence[Embedded] | None, lacking: dict[str, dict[str, Any]]) -> list[list[Added]]:
         stored = await self.stored_photos([upload for upload, _ in uploads])
         results: list[list[Added]] = [[] for _ in uploads]
         todo, found = [], []
         for n, (upload, info) in enumerate(uploads):
             if upload.photo_id in stored:
-                dogs = [Dog.from_entry(entry) for entry in stored[upload.photo_id]]
+                dogs = [Dog.from_entry(entry) for entry in _kept(upload, stored[upload.photo_id], lacking)]
                 results[n] = [Added(dog, False) for dog in dogs]
                 found.append((dogs[0], upload))
             else:
@@ -330,6 +341,30 @@ class Ingestor:
             results[n] += [Added(Dog.from_entry(later[p["id"]]), False) if p["id"] in later else
                            Added(Dog.from_entry(p), True) for p in photo_points]
         return results
+
+    async def keep(self, upload: Upload, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A photo stored already (`entries`: stored entries of it), added again with `upload`'s fields: no second
+        dog, and none of the fields lost. Those a dog lacks are filled in, on every photo of it (as PATCH sets
+        them), where the dog is the upload's key's own; one it holds another value of, or another key's dog lacking
+        one, is a PhotoStoredAlready naming the dog and them, and nothing is changed. The entries as they are now."""
+        lacking: dict[str, dict[str, Any]] = {}
+        kept = _kept(upload, entries, lacking)
+        await self._fill(lacking)
+        return kept
+
+    async def _fill(self, lacking: Mapping[str, Mapping[str, Any]]) -> None:
+        """Sets on every photo of each dog ({dog id: fields}) those fields, under the dog's lock (a photo added to it
+        meanwhile takes them too)."""
+        for dog_id, fields in lacking.items():
+            async with self.dog_locks.hold([dog_id]):
+                entries, cursor = [], None
+                while True:
+                    page = await self.index.scroll(_SCROLL_PAGE, cursor, {"dog_id": dog_id})
+                    entries += [point["id"] for point in page["points"]]
+                    if (cursor := page["next"]) is None:
+                        break
+                await self.index.set_payload(entries, dict(fields) | match_keys(fields))
+            log.info("dog %s: filled in %s from its photo added again", dog_id, ", ".join(sorted(fields)))
 
     async def _store(self, files: Sequence[_NewPhoto], points: list[dict[str, Any]]) -> None:
         """Marks the new photos' look-alikes in their points, files the photos' hashes, writes the photos' files,
@@ -545,6 +580,36 @@ def _copied(payload: dict[str, Any], dogs: set[str], alike: Sequence[tuple[int, 
 def _near(phash: int, others: Sequence[tuple[str, int]]) -> list[tuple[int, str]]:
     """(distance, id) of those of `others` ((id, hash)) within NEAR_DISTANCE bits of `phash`."""
     return [(d, entry) for entry, other in others if (d := ph.distance(phash, other)) <= ph.NEAR_DISTANCE]
+
+
+def _kept(upload: Upload, entries: Iterable[dict[str, Any]],
+          lacking: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored `entries` of a photo added again, with the upload's fields each dog lacks (added to `lacking`:
+    {dog id: fields}, for Ingestor._fill); PhotoStoredAlready where a field sent would be lost (Ingestor.keep)."""
+    out = []
+    for entry in entries:
+        stored, dog = entry["payload"], Dog.from_entry(entry)
+        other = {k: v for k, v in upload.fields.items() if stored.get(k) is not None and stored[k] != v}
+        lacks = {k: v for k, v in upload.fields.items() if stored.get(k) is None}
+        if other:
+            said = _listed([f"{k}: {shown_value(stored[k])} stored, {shown_value(v)} sent" for k, v in other.items()])
+            raise PhotoStoredAlready(f"this photo is stored already as dog {dog.id}, with other values than those "
+                                     f"sent ({said}): adding it again changes no dog; change that dog's fields "
+                                     "instead", dog_id=dog.id)
+        if lacks and dog.owner != upload.owner:
+            said = _listed([f"{k}: {shown_value(v)}" for k, v in lacks.items()])
+            raise PhotoStoredAlready(f"this photo is stored already as dog {dog.id}, another key's, without fields "
+                                     f"sent ({said}): adding it again changes no other key's dog", dog_id=dog.id)
+        if lacks:
+            lacking.setdefault(dog.id, {}).update(lacks)
+        out.append({**entry, "payload": stored | lacks})
+    return out
+
+
+def _listed(said: list[str]) -> str:
+    """The first of the fields a refusal names, and how many more."""
+    more = f"; {len(said) - _SHOWN_LOST} more" if len(said) > _SHOWN_LOST else ""
+    return "; ".join(said[:_SHOWN_LOST]) + more
 
 
 def check_dog(dog: int, box: Box | None = None) -> None:

@@ -29,7 +29,8 @@ class VectorSpace:
 
     async def mismatch(self) -> str | None:
         """Why the collection cannot take the embedder's vectors (another model's), or None: for readiness (a
-        gallery left on another model answers every search and every new dog with a 409). Writes nothing."""
+        gallery left on another model answers every search and every new dog with a 409). Asks both services each
+        time (an embedder redeployed with another model behind a running gateway), and writes and counts nothing."""
         try:
             stored = await self._index.collection()
             serves = await self._embedder.info()

@@ -19,9 +19,12 @@ from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.sources import (
     JobInputError,
     NoDiskSpace,
+    Reads,
     check_fields,
+    job_reads,
     remove_tree,
     resolve_source,
+    shown_path,
     unpack_zip,
 )
 from dogsearch.jobs.store import ACTIVE, JobStore, SqliteJobStore, new_job
@@ -41,8 +44,14 @@ class JobNotFound(NotFound):
 
 
 class FolderBeingIndexed(Conflict):
-    """A job indexes this folder already: a second would store nothing new and count the first's photos again (a
-    request sent twice, or retried after a timeout, is this)."""
+    """A job indexes this folder, or one inside or around it, already: a second would store nothing new and count
+    the first's photos again (a request sent twice, or retried after a timeout, is this; so is a job over the parent
+    folder of one being indexed). `job_id`, `owner`: that job's."""
+
+    def __init__(self, reason: str, *, job_id: str | None = None, owner: str | None = None,
+                 source: str | None = None) -> None:
+        super().__init__(reason, source=source)
+        self.job_id, self.owner = job_id, owner
 
 
 class Jobs:
@@ -150,22 +159,16 @@ class Jobs:
         payload = self._check(labels, payload)
         roots = self.settings.allowed_roots if roots is None else roots
         folder, manifest = await asyncio.to_thread(resolve_source, path, labels, roots)
-        async with self._submitting:  # two requests at once: the second sees the first's job
-            if busy := await asyncio.to_thread(self._indexing, str(folder), manifest and str(manifest)):
-                named = f"job {busy['id']}" if busy.get("owner") == owner else "another key's job"
-                raise FolderBeingIndexed(f"{named} is indexing this {'manifest' if manifest else 'folder'} "
-                                         f"({busy['state']}): wait for it to finish, or cancel it")
-            return await self._create(source="path", path=path, root=str(folder), manifest=manifest, labels=labels,
-                                      payload=payload, roots=[str(r) for r in roots], owner=owner)
+        return await self._create(source="path", path=path, root=str(folder), manifest=manifest, labels=labels,
+                                  payload=payload, roots=[str(r) for r in roots], owner=owner)
 
-    def _indexing(self, root: str, manifest: str | None) -> dict[str, Any] | None:
-        """The queued or running job over the folder `root` (or that manifest of it), if any (one whose worker died
-        is failed here)."""
+    def _indexing(self, reads: Reads) -> tuple[dict[str, Any], str] | None:
+        """The queued or running job that reads photos `reads` reads, if any, and a folder of them (one whose worker
+        died is failed here)."""
         for job_id in self.store.active():
             job = self.store.get(job_id)
-            if job and (job.get("root"), job.get("manifest")) == (root, manifest) and \
-                    self._fail_if_stalled(job)["state"] in ACTIVE:
-                return job
+            if job and (shared := reads.shared(Reads.of(job))) and self._fail_if_stalled(job)["state"] in ACTIVE:
+                return job, shared
         return None
 
     async def submit_archive(self, archive: Path, labels: str | None = None,
@@ -214,14 +217,17 @@ class Jobs:
     async def _create(self, *, job_id: str | None = None, manifest: Path | None, **fields: Any) -> dict[str, Any]:
         if self.runner is None and self.celery is None:
             raise RuntimeError("nothing runs jobs here: an embedded Jobs runs them with the app's Ingestor")
-        if manifest is not None:
-            # Read the manifest now, so that a malformed one is the caller's 4xx rather than a failed job.
-            from dogsearch.jobs.sources import list_items
-
-            await asyncio.to_thread(list_items, Path(fields["root"]), manifest, fields["labels"], fields["payload"],
-                                    [Path(r) for r in fields["roots"]], self.settings.field_limits)
-        job = new_job(job_id or str(uuid.uuid4()), manifest=str(manifest) if manifest else None, **fields)
-        await asyncio.to_thread(self.store.create, job)
+        # Where its photos are, found now: a malformed manifest is the caller's 4xx rather than a failed job, and
+        # photos another job is indexing are not taken twice.
+        root = Path(fields["root"])
+        reads = await asyncio.to_thread(job_reads, root, manifest, fields["labels"], fields["payload"],
+                                        [Path(r) for r in fields["roots"]], self.settings.field_limits)
+        async with self._submitting:  # two requests at once: the second sees the first's job
+            if found := await asyncio.to_thread(self._indexing, reads):
+                raise _busy(*found, root, manifest, fields["owner"])
+            job = new_job(job_id or str(uuid.uuid4()), manifest=str(manifest) if manifest else None,
+                          reads=reads.stored(), **fields)
+            await asyncio.to_thread(self.store.create, job)
         await self._dispatch(job["id"])
         return await self.get(job["id"])
 
@@ -244,6 +250,19 @@ class Jobs:
         if await asyncio.to_thread(self.store.cancel, job_id):
             await asyncio.to_thread(clean_up, self.store, job_id)
         return await self.get(job_id)
+
+
+def _busy(job: dict[str, Any], shared: str, root: Path, manifest: Path | None, owner: str | None) -> FolderBeingIndexed:
+    """The refusal of a job whose photos in `shared` `job` is indexing: that job named to its own key (with what it
+    was started on), the overlap named as a folder of the new job's."""
+    named = f"job {job['id']} (started on {shown_path(job['path'])})" if job.get("owner") == owner else \
+        "another key's job"
+    if shared == str(root):
+        where = "the folder of this manifest" if manifest else "this folder"
+    else:
+        where = f"{shown_path(shared)}, which this job would index too"
+    return FolderBeingIndexed(f"{named} is indexing {where} ({job['state']}): wait for it to finish, or cancel it",
+                              job_id=job["id"], owner=job.get("owner"))
 
 
 def _single_folder(dest: Path) -> Path:

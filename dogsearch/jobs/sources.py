@@ -167,6 +167,49 @@ class Listing:
     skipped: list[str]  # the folder's other files, not photos (an archive inside it, notes): said, not indexed
 
 
+@dataclass(frozen=True)
+class Reads:
+    """Where a job's photos are, as real paths (links resolved): whole folders (a folder's job: the folder, and each
+    folder a link in it leads to), and folders a manifest lists files of (those files only, not their sub-folders).
+    Two jobs that share photos would each count them (and work them twice): `shared` finds where."""
+    trees: tuple[str, ...] = ()
+    folders: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, job: dict[str, Any]) -> Reads:
+        """A stored job's; one stored before jobs kept theirs is taken to read its whole folder."""
+        reads = job.get("reads")
+        return cls(tuple(reads["trees"]), tuple(reads["folders"])) if reads else cls((job["root"],))
+
+    def stored(self) -> dict[str, list[str]]:
+        return {"trees": list(self.trees), "folders": list(self.folders)}
+
+    def shared(self, other: Reads) -> str | None:
+        """A folder whose photos both read (of two folders one inside the other, the inner one), or None."""
+        for mine, theirs in ((self, other), (other, self)):
+            for tree in mine.trees:
+                if held := next((f for f in (*theirs.trees, *theirs.folders) if _holds(tree, f)), None):
+                    return held
+        both = set(self.folders) & set(other.folders)  # a set: two manifests may list files of a thousand folders
+        return min(both) if both else None
+
+
+def _holds(tree: str, folder: str) -> bool:
+    return folder == tree or folder.startswith(tree.rstrip("/") + "/")
+
+
+def job_reads(folder: Path, manifest: Path | None, labels: str | None, payload: dict[str, Any], roots: list[Path],
+              limits: FieldLimits | None = None) -> Reads:
+    """Where a job would read its photos, found as its worker will list them (blocking: a folder is walked, a
+    manifest read and checked: JobInputError as list_job)."""
+    if manifest is not None:
+        items = list_items(folder, manifest, labels, payload, roots, limits)
+        return Reads(folders=tuple(sorted({str(Path(item.path).parent) for item in items})))
+    *_, linked = _walk(folder, roots)
+    trees = sorted({str(folder), *linked})
+    return Reads(trees=tuple(t for t in trees if not any(o != t and _holds(o, t) for o in trees)))
+
+
 def list_items(folder: Path, manifest: Path | None, labels: str | None, payload: dict[str, Any],
                roots: list[Path], limits: FieldLimits | None = None) -> list[Item]:
     return list_job(folder, manifest, labels, payload, roots, limits).items
@@ -180,7 +223,7 @@ def list_job(folder: Path, manifest: Path | None, labels: str | None, payload: d
     dogs."""
     if manifest is not None:
         return Listing(grouped(_manifest_items(folder, manifest, payload, roots, limits or FieldLimits())), [])
-    photos, skipped = _walk(folder, roots)
+    photos, skipped, _ = _walk(folder, roots)
     items = []
     for rel in sorted(photos):
         fields, dog = dict(payload), None
@@ -211,12 +254,14 @@ def grouped(items: list[Item]) -> list[Item]:
     return out
 
 
-def _walk(folder: Path, roots: list[Path]) -> tuple[list[PurePosixPath], list[PurePosixPath]]:
-    """The photo files under `folder`, relative to it, and its other files (but hidden ones, the desktop's own, and
-    a labels.csv at the top). Linked folders are followed only inside the allowed roots and each real folder once
-    (a link loop ends); a link out of the roots is listed so that its file fails."""
+def _walk(folder: Path, roots: list[Path]) -> tuple[list[PurePosixPath], list[PurePosixPath], list[str]]:
+    """The photo files under `folder`, relative to it, its other files (but hidden ones, the desktop's own, and
+    a labels.csv at the top), and the real folders its links lead to. Linked folders are followed only inside the
+    allowed roots and each real folder once (a link loop ends); a link out of the roots is listed so that its file
+    fails."""
     found: list[PurePosixPath] = []
     others: list[PurePosixPath] = []
+    linked: list[str] = []
     roots = [Path(os.path.realpath(root)) for root in roots]
     seen = {_identity(folder)}
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
@@ -228,9 +273,12 @@ def _walk(folder: Path, roots: list[Path]) -> tuple[list[PurePosixPath], list[Pu
             key = _identity(Path(full))
             if key is None or key in seen:
                 continue  # gone, a loop, or a folder reached twice
-            if os.path.islink(full) and not inside(Path(os.path.realpath(full)), roots):
-                found.append(rel_dir / name)  # fails when read: outside the allowed folders
-                continue
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                if not inside(Path(real), roots):
+                    found.append(rel_dir / name)  # fails when read: outside the allowed folders
+                    continue
+                linked.append(real)
             seen.add(key)
             keep.append(name)
         dirnames[:] = keep
@@ -239,7 +287,7 @@ def _walk(folder: Path, roots: list[Path]) -> tuple[list[PurePosixPath], list[Pu
                 found.append(rel_dir / name)
             elif not (name.startswith(".") or name in _NOISE or (rel_dir == PurePosixPath(".") and name == LABELS)):
                 others.append(rel_dir / name)
-    return found, others
+    return found, others, linked
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

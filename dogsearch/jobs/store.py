@@ -213,6 +213,7 @@ class RedisJobStore:
         job["skipped_files"] = json.loads(raw["skipped_files"]) if raw.get("skipped_files") else []
         job["payload"] = json.loads(raw["payload"]) if raw.get("payload") else {}
         job["roots"] = json.loads(raw["roots"]) if raw.get("roots") else []
+        job["reads"] = json.loads(raw["reads"]) if raw.get("reads") else None
         job["errors"] = [json.loads(e) for e in errors]
         return finish_rate(job)
 

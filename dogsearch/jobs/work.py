@@ -20,7 +20,7 @@ from typing import Any
 from dogsearch.core.boxes import BadBox, Box, as_box, clip_marked
 from dogsearch.core.errors import DogsearchError, InvalidInput, without_paths
 from dogsearch.core.images import ImageInfo, ImageRejected
-from dogsearch.gallery.errors import NoDogFound, PhotoOfAnotherDog
+from dogsearch.gallery.errors import NoDogFound, PhotoOfAnotherDog, PhotoStoredAlready
 from dogsearch.gallery.fields import InvalidFields, own_fields
 from dogsearch.gallery.ingest import Added, Embedded, Ingestor, Upload
 from dogsearch.gallery.records import Dog, marked_entry_id
@@ -37,6 +37,9 @@ from dogsearch.jobs.sources import (
 from dogsearch.jobs.store import JobStore
 
 log = logging.getLogger("dogsearch.jobs")
+# What fails one photo, not its batch: the photo itself, or that dog of it stored already as another dog or with
+# other values than the job gives it
+REFUSED = (InvalidInput, PhotoOfAnotherDog, PhotoStoredAlready)
 
 
 def plan_items(store: JobStore, job_id: str, limits: FieldLimits | None = None) -> list[Item] | None:
@@ -160,15 +163,24 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
     # marked dog: its own entry is
     stored = await ingestor.stored_photos([item.upload for item in owners if item.marked is None])
     stored_marked = await ingestor.stored([item.entry_id for item in owners if item.marked is not None])
-    now = [item.entry_id in stored_marked if item.marked else item.upload.photo_id in stored for item in owners]
-    before_job = await asyncio.to_thread(store.prior, job_id,
-                                         [(item.entry_id, known) for item, known in zip(owners, now, strict=True)])
+    found = [stored.get(item.upload.photo_id, []) if item.marked is None else
+             [stored_marked[item.entry_id]] if item.entry_id in stored_marked else [] for item in owners]
+    before_job = await asyncio.to_thread(store.prior, job_id, [(item.entry_id, bool(entries))
+                                                               for item, entries in zip(owners, found, strict=True)])
+    # a dog's fields are its first photo's (the others join it with its own): a later one's are not the job's
+    first_of_dog = {item.dog: item for item in reversed(readable) if item.dog is not None}
     fresh: list[_Prepared] = []
-    for item, was_stored in zip(owners, before_job, strict=True):
-        if was_stored:
-            outcomes.append((item.file, "already_stored", None))
-        else:
+    for item, entries, was_stored in zip(owners, found, before_job, strict=True):
+        if not was_stored:
             fresh.append(item)
+            continue
+        if item.dog is None or first_of_dog[item.dog] is item:
+            try:  # the fields the job gives it that its dog lacks are filled in: a folder's breed, a new column
+                await ingestor.keep(item.upload, entries)
+            except PhotoStoredAlready as exc:  # other values, or another key's dog: the job's would be lost
+                outcomes.append((item.file, "failed", reason_of(exc)))
+                continue
+        outcomes.append((item.file, "already_stored", None))
     await _embed(ingestor, fresh, require_dog)
     for item in fresh:
         if item.error:
@@ -254,7 +266,7 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
                 dog = (await ingestor.add(replace(photo.upload, fields=photo.fields), 0, box=photo.marked,
                                           require_dog=require_dog, announce=False, embedded=photo.embedded)).dog
                 outcomes.append((photo, None, [dog]))
-            except (InvalidInput, PhotoOfAnotherDog) as exc:
+            except REFUSED as exc:
                 outcomes.append((photo, reason_of(exc), []))
     if not rest:
         return outcomes
@@ -265,7 +277,7 @@ async def _index_dog(ingestor: Ingestor, photos: list[_Prepared], fresh: set[str
         try:
             added = await ingestor.add_photo(dog, upload, 0, box=photo.marked, require_dog=require_dog,
                                              announce=False, embedded=photo.embedded)
-        except (InvalidInput, PhotoOfAnotherDog) as exc:
+        except REFUSED as exc:
             return photo, reason_of(exc), []
         return photo, None, [added.dog]
 
@@ -281,7 +293,7 @@ async def _index_marked(ingestor: Ingestor, items: list[_Prepared]) -> list[Outc
         try:
             added = await ingestor.add(replace(item.upload, fields=item.fields), box=item.marked, announce=False,
                                        embedded=item.embedded)
-        except (InvalidInput, PhotoOfAnotherDog) as exc:
+        except REFUSED as exc:
             return item, reason_of(exc), []
         return item, None, [added.dog]
 
@@ -291,9 +303,9 @@ async def _index_marked(ingestor: Ingestor, items: list[_Prepared]) -> list[Outc
 async def _index(ingestor: Ingestor, items: list[_Prepared],
                  require_dog: bool) -> list[Outcome]:
     """The photos' dogs, as the embedder found them, stored with one call; if the batch is refused because of one
-    photo (PhotoOfAnotherDog: Ingestor.new_dog_ids found no id left for it), the photos go one by one so
-    that only that one fails. A photo without a dog fails (with `require_dog`). Each photo: (its item, why it failed
-    or None, its dogs as stored)."""
+    photo (PhotoOfAnotherDog: Ingestor.new_dog_ids found no id left for it; PhotoStoredAlready: another call stored
+    it since the batch looked, with other values), the photos go one by one so that only that one fails. A photo
+    without a dog fails (with `require_dog`). Each photo: (its item, why it failed or None, its dogs as stored)."""
     if not items:
         return []
     uploads = [(replace(item.upload, fields=item.fields), item.info) for item in items]
@@ -305,7 +317,7 @@ async def _index(ingestor: Ingestor, items: list[_Prepared],
     try:
         added = await ingestor.add_many(uploads, require_dog=require_dog, embedded=embedded)
         return [outcome(item, dogs) for item, dogs in zip(items, added, strict=True)]
-    except PhotoOfAnotherDog as exc:
+    except (PhotoOfAnotherDog, PhotoStoredAlready) as exc:
         if len(items) == 1:
             return [(items[0], reason_of(exc), [])]
     results = []
@@ -313,7 +325,7 @@ async def _index(ingestor: Ingestor, items: list[_Prepared],
         try:
             results.append(outcome(item, (await ingestor.add_many([upload], require_dog=require_dog,
                                                                   embedded=[item.embedded]))[0]))
-        except PhotoOfAnotherDog as exc:
+        except (PhotoOfAnotherDog, PhotoStoredAlready) as exc:
             results.append((item, reason_of(exc), []))
     return results
 

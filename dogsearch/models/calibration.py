@@ -13,6 +13,11 @@ dog". What tells them apart is how far the first result stands out from the next
 that gap, fit on searches of held-out-style galleries mixing individual dogs with dogs of one breed).
 ``results(scores)`` applies both: a result is at most as likely as its lead over the best other result says.
 
+One dog stored twice (a lost report and a found one) is found twice, and its two entries would hold each other back:
+``results(scores, alike=...)`` takes the results' own cosines and asks of each pair whether it is one dog
+(``one_dog``), as a search with either one's photo among these results would answer; a result's rival is then the best
+other result that is another dog, weighed by those probabilities (docs/lost-and-found.md, "One dog stored twice").
+
 A fusion's vectors are judged by their ViT part (``part``: ``{"dims", "scale"}``, dogsearch/core/judged.py): the
 map is then the base ViT's own, and the scores it reads are the cosines of the vectors' first ``dims`` components.
 The part may also say how a search re-ranks its first dogs (``rerank``: ``{"weight", "cap", "depth"}``).
@@ -71,15 +76,44 @@ class Calibration:
             p = odds / (1 + odds)
         return p
 
-    def results(self, scores: Any, prior: float | None = None) -> np.ndarray:
+    def results(self, scores: Any, prior: float | None = None, alike: Any = None) -> np.ndarray:
         """The probabilities of a ranked list's results (each a dog): each its pair's, at most what its lead over
         the best other result says (the first's lead is its gap to the next dog; every other result trails, so
-        reads as unlikely). A list of one has no other dog to stand out from: its pair's probability alone."""
+        reads as unlikely). A list of one has no other dog to stand out from: its pair's probability alone.
+        ``alike``: the results' own cosines, (n, n), NaN where not known: the best other result is then a rival only
+        as far as it is another dog (``one_dog``); where it may be this one, the next one is, and so on."""
         s = np.asarray(scores, dtype=np.float64)
         if len(s) < 2:
             return self.probabilities(s, prior)
-        top2 = np.sort(s)[-2:]
-        return self.leading(s, np.where(s == top2[1], top2[0], top2[1]), prior)  # against the best of the others
+        if alike is None or self.first is None:
+            top2 = np.sort(s)[-2:]
+            return self.leading(s, np.where(s == top2[1], top2[0], top2[1]), prior)  # against the best of the others
+        n = len(s)
+        order = np.argsort(-s, kind="stable")
+        others = np.broadcast_to(order, (n, n))[order[None, :] != np.arange(n)[:, None]].reshape(n, n - 1)
+        one = np.take_along_axis(self.one_dog(alike), others, axis=1)
+        # each other result, best first, is the rival when every one before it is this dog and it is not
+        rival = np.cumprod(np.c_[np.ones(n), one[:, :-1]], axis=1) * (1.0 - one)
+        leads = self.leading(np.repeat(s[:, None], n - 1, axis=1), s[others], prior)
+        return (rival * leads).sum(axis=1) + one.prod(axis=1) * self.probabilities(s, prior)
+
+    def one_dog(self, alike: Any) -> np.ndarray:
+        """(n, n): how likely two results are one dog, from their own cosines (NaN: not known, two dogs): each judged
+        as the first result of a search with the other's photo among these results would be (its pair's probability
+        capped by its lead over the best of the rest, at the prior the map was fit at), the pair the lower of the
+        two, since a look-alike of a breed is as near to another as one dog's two photos are."""
+        a = np.asarray(alike, dtype=np.float64)
+        n = len(a)
+        known = ~np.isnan(a) & ~np.eye(n, dtype=bool)
+        near = np.where(known, a, -np.inf)
+        order = np.argsort(-near, axis=1, kind="stable")[:, :2]
+        best = np.take_along_axis(near, order, axis=1)
+        rest = np.where(np.arange(n)[None, :] == order[:, :1], best[:, 1:], best[:, :1])  # best of the others
+        with np.errstate(invalid="ignore"):
+            p = self.leading(np.where(known, a, 0.0), np.where(np.isinf(rest), np.nan, rest))
+        # the floor says "another dog" as plainly as the map can: 0 here, so unlike results are judged as before
+        p = np.where(known & (p > P_FLOOR), p, 0.0)
+        return np.minimum(p, p.T)
 
     def leading(self, scores: Any, others: Any, prior: float | None = None) -> np.ndarray:
         """Each score's pair probability, capped by its lead over `others` (the best other dog's score for the same

@@ -55,7 +55,8 @@ def status_of(exc: DogsearchError) -> int:
     return next((STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS), 500)
 
 
-def error_response(exc: DogsearchError) -> JSONResponse:
+def error_response(exc: DogsearchError, **said: Any) -> JSONResponse:
+    """`said`: more of the refusal, for a client to act on (the id of the dog or job it names)."""
     status = status_of(exc)
     headers = None
     if status == 503:
@@ -64,7 +65,7 @@ def error_response(exc: DogsearchError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"}  # a key goes in Authorization: Bearer (or X-API-Key)
     # A server's own failure may name its files (a missing weights file, a data folder): the log keeps them.
     reason = without_paths(exc.reason) if status >= 500 else exc.reason
-    return JSONResponse({"detail": reason, "code": exc.code}, status_code=status, headers=headers)
+    return JSONResponse({"detail": reason, "code": exc.code, **said}, status_code=status, headers=headers)
 
 
 class MalformedBody(InvalidInput):

@@ -1,6 +1,6 @@
 """`dogsearch worker`: a Celery worker for bulk jobs and for checking new dogs against the watches. Scaling out is
-starting more of them, on this machine or others that reach the same Redis, embedder and search services, photo
-directory and watches file."""
+starting more of them, on this machine or others that reach the same Redis, embedder and search services and photo
+directory; the checks need the gateway's watches file, on its host (a worker without it refuses them: below)."""
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +18,7 @@ from dogsearch.services.gateway.deps import build_watches, connect_gallery
 from dogsearch.services.gateway.samedog import SameDog
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.search.client import SearchClient
+from dogsearch.watches.store import StoreMissing, not_a_store
 from dogsearch.watches.tasks import CHECK, register_check
 from dogsearch.watches.watches import Watches
 
@@ -39,12 +40,24 @@ def worker_celery(settings: JobsSettings, gateway: GatewaySettings) -> Celery:
         return ingest
 
     def watches() -> Watches:
+        if missing := missing_store(gateway):  # a worker never makes the store: it would be a store of its own
+            raise StoreMissing(missing)
         search = SearchClient(gateway.search_url, timeout=gateway.upstream_timeout_s, token=gateway.internal_secret)
         return build_watches(gateway, search, SameDog(gateway))
 
     app = create_celery(settings, ingestor)
     register_check(app, watches, app.dogsearch_broker, settings.max_deliveries, settings.check_retry_window_s)
     return app
+
+
+def missing_store(gateway: GatewaySettings) -> str | None:
+    """Why this worker cannot check new dogs against the watches (no store its gateway made where it looks), with
+    the settings that say where, or None."""
+    if (why := not_a_store(gateway.watches_file)) is None:
+        return None
+    return (f"{why}: a worker opens the store its gateway made (at the gateway's start) and makes none; set "
+            "DOGSEARCH_GATEWAY_WATCHES_PATH (else DOGSEARCH_GATEWAY_DATA_DIR, watches/watches.sqlite3 beside it) as "
+            "the gateway's, on the gateway's host")
 
 
 def refused_key(gateway: GatewaySettings) -> str | None:
@@ -73,6 +86,12 @@ def run_worker(*, concurrency: int, pool: str, loglevel: str = "INFO", name: str
     # A wrong key would fail every photo of every job after its retries, while the worker looked healthy.
     if refused := refused_key(gateway):
         raise SystemExit(f"dogsearch worker: {refused}")
+    if missing := missing_store(gateway):
+        log.warning("this worker refuses checks of new dogs against the watches while %s; each is sent again until "
+                    "a worker has the store, for up to DOGSEARCH_JOBS_CHECK_RETRY_WINDOW_S (%d s), then fails",
+                    missing, settings.check_retry_window_s)
+    else:
+        log.info("checks new dogs against the watches in %s", gateway.watches_file)
     app = worker_celery(settings, gateway)
     freeze_startup_objects()
     app.worker_main([

@@ -12,7 +12,17 @@ that dies mid-send leaves the lease to run out, and the delivery is sent again (
 X-Dogsearch-Delivery header). Each attempt is counted when it starts, so attempts stay bounded across crashes.
 
 Each watch's known rival (the best other dog its search was seen to show, and its score: Watches learns it) is kept
-here too, so every worker shares it; its table is made when a file from before it is opened, like every table."""
+here too, so every worker shares it; its table is made when a file from before it is opened, like every table (and
+a column added since, like `_ADDED`'s).
+
+A watch made from a stored dog ends when that dog is deleted (`ended_at`): the gateway that deletes it says so here,
+and every process that checks reloads its watches by the version; a match of a watch that ended meanwhile is not
+recorded, in the same transaction as the others.
+
+Only the gateway makes the store (every WatchStore marks the file it opens, `MARK`); a Celery worker opens the one
+its gateway made and never makes one (`not_a_store`): a worker looking in another folder would check new dogs
+against an empty store of its own, and their alerts would be lost without a word. A file that an older worker made
+so carries no mark, and is refused the same way."""
 from __future__ import annotations
 
 import json
@@ -48,12 +58,39 @@ CREATE TABLE IF NOT EXISTS attempts (
   PRIMARY KEY (watch, dog, n));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('version', 0);
+INSERT OR IGNORE INTO meta VALUES ('made_by_gateway', 1);
 CREATE TABLE IF NOT EXISTS checks (
   key TEXT PRIMARY KEY, deliveries INTEGER NOT NULL, entries TEXT NOT NULL, gave_up_at TEXT);
 CREATE TABLE IF NOT EXISTS rivals (watch TEXT PRIMARY KEY, entry TEXT NOT NULL, score REAL NOT NULL);
 """
+# Columns added since: a watch's end (its dog deleted), why a check was given up.
+_ADDED = {"watches": {"ended_at": "TEXT"}, "checks": {"reason": "TEXT"}}
 _WATCH_COLUMNS = ("id, owner, dog_id, model, vectors, dim, min_probability, statuses, near_lat, near_lon, radius_km, "
-                  "webhook_url, created_at")
+                  "webhook_url, created_at, ended_at")
+
+
+MARK = "made_by_gateway"  # the meta row of a store a gateway made (or has opened since)
+
+
+class StoreMissing(Exception):
+    """No watch store a gateway made where this process (a Celery worker) looks: it makes none."""
+
+
+def not_a_store(path: Path) -> str | None:
+    """Why `path` is not a watch store that a gateway made (no file, one being made, a file without `MARK`), or
+    None. Reads it only (read-only: it neither makes the file nor writes to it)."""
+    if not path.is_file():
+        return f"no watch store at {path}"
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            marked = db.execute("SELECT 1 FROM meta WHERE key = ?", (MARK,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:  # an empty file, one still being made, another kind of file
+        return f"{path} is not a watch store a gateway made ({exc})"
+    return None if marked else (f"{path} is not a watch store a gateway made (no gateway's mark: a worker made it, "
+                                "or a gateway older than this worker that has not started since)")
 
 
 def now_iso() -> str:
@@ -73,12 +110,14 @@ class Watch:
     radius_km: float | None
     webhook_url: str | None
     created_at: str  # RFC 3339 UTC, seconds: dogs stored from then on are new to it
+    ended_at: str | None = None  # when its dog was deleted: it matches no more, its inbox stays
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "dog_id": self.dog_id, "min_probability": self.min_probability,
                 "status": list(self.statuses) or None,
                 "near": f"{self.near[0]},{self.near[1]}" if self.near else None, "radius_km": self.radius_km,
-                "webhook_url": self.webhook_url, "created_at": self.created_at, "photos": len(self.vectors)}
+                "webhook_url": self.webhook_url, "created_at": self.created_at, "ended_at": self.ended_at,
+                "photos": len(self.vectors)}
 
 
 @dataclass(frozen=True)
@@ -103,10 +142,10 @@ class Claimed:
 
 
 def _watch(row: sqlite3.Row | tuple) -> Watch:
-    (wid, owner, dog_id, model, blob, dim, min_p, statuses, lat, lon, radius, url, created) = row
+    (wid, owner, dog_id, model, blob, dim, min_p, statuses, lat, lon, radius, url, created, ended) = row
     vectors = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim)
     return Watch(wid, owner, dog_id, model, vectors, min_p, tuple(json.loads(statuses)),
-                 None if lat is None else (lat, lon), radius, url, created)
+                 None if lat is None else (lat, lon), radius, url, created, ended)
 
 
 class WatchStore(SqliteFile):
@@ -115,7 +154,7 @@ class WatchStore(SqliteFile):
 
     def __init__(self, path: Path) -> None:
         # a committed match must survive a power cut (its notification would be lost): fsync on every commit
-        super().__init__(path, _SCHEMA, synchronous="FULL", timeout=30)
+        super().__init__(path, _SCHEMA, synchronous="FULL", timeout=30, added=_ADDED)
 
     def _bump(self) -> None:
         self.db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
@@ -131,10 +170,10 @@ class WatchStore(SqliteFile):
                     return False
             vectors = np.ascontiguousarray(watch.vectors, dtype=np.float32)
             self.db.execute(
-                f"INSERT INTO watches ({_WATCH_COLUMNS}, secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO watches ({_WATCH_COLUMNS}, secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (watch.id, watch.owner, watch.dog_id, watch.model, vectors.tobytes(), vectors.shape[1],
                  watch.min_probability, json.dumps(list(watch.statuses)), *(watch.near or (None, None)),
-                 watch.radius_km, watch.webhook_url, watch.created_at, secret))
+                 watch.radius_km, watch.webhook_url, watch.created_at, watch.ended_at, secret))
             self._bump()
         return True
 
@@ -151,6 +190,31 @@ class WatchStore(SqliteFile):
                     self.db.execute(query + " WHERE owner IS ? ORDER BY created_at, id", (owner,))).fetchall()
         return [_watch(r) for r in rows]
 
+    def open_watches(self) -> list[Watch]:
+        """Every watch that has not ended: what new dogs are checked against."""
+        with self.lock:
+            rows = self.db.execute(f"SELECT {_WATCH_COLUMNS} FROM watches WHERE ended_at IS NULL "
+                                   "ORDER BY created_at, id").fetchall()
+        return [_watch(r) for r in rows]
+
+    def set_secret(self, watch_id: str, secret: str) -> bool:
+        """The watch's deliveries are signed with `secret` from their next attempt on; False: no such watch."""
+        with self._transaction():
+            return self.db.execute("UPDATE watches SET secret = ? WHERE id = ?", (secret, watch_id)).rowcount == 1
+
+    def dog_deleted(self, dog_id: str) -> int:
+        """A stored dog is gone: the watches made from it end (they match no more; each keeps its inbox until it is
+        deleted), and it leaves every inbox, with its deliveries not sent yet (its page and photos are gone, and so is
+        what its owner withdrew). Returns how many watches ended."""
+        with self._transaction():
+            ended = self.db.execute("UPDATE watches SET ended_at = ? WHERE dog_id = ? AND ended_at IS NULL",
+                                    (now_iso(), dog_id)).rowcount
+            for table in ("matches", "deliveries", "attempts"):
+                self.db.execute(f"DELETE FROM {table} WHERE dog = ?", (dog_id,))
+            if ended:
+                self._bump()
+        return ended
+
     def delete(self, watch_id: str) -> bool:
         """The watch, its matches and its deliveries."""
         with self._transaction():
@@ -161,7 +225,8 @@ class WatchStore(SqliteFile):
         return gone == 1
 
     def version(self) -> int:
-        """Changes whenever a watch is made or deleted, by any process: when a cached copy of them is stale."""
+        """Changes whenever a watch is made, ended or deleted, by any process: when a cached copy of them is
+        stale."""
         with self.lock:
             return self.db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
 
@@ -219,23 +284,30 @@ class WatchStore(SqliteFile):
         with self._transaction():
             self.db.execute("DELETE FROM checks WHERE key = ? AND gave_up_at IS NULL", (key,))
 
-    def give_up_check(self, key: str) -> None:
-        """A check that stopped its worker every time: kept with its dogs, for an operator to see (and rerun)."""
+    def give_up_check(self, key: str, reason: str) -> None:
+        """A check that will not run (it stopped its worker every time, its search service stayed down): kept with
+        its dogs and `reason`, for an operator to see and run again (`dogsearch check`)."""
         with self._transaction():
-            self.db.execute("UPDATE checks SET gave_up_at = ? WHERE key = ?", (now_iso(), key))
+            self.db.execute("UPDATE checks SET gave_up_at = ?, reason = ? WHERE key = ?", (now_iso(), reason, key))
 
     def given_up_checks(self) -> list[dict[str, Any]]:
         with self.lock:
-            rows = self.db.execute("SELECT key, deliveries, entries, gave_up_at FROM checks "
+            rows = self.db.execute("SELECT key, deliveries, entries, gave_up_at, reason FROM checks "
                                    "WHERE gave_up_at IS NOT NULL ORDER BY gave_up_at").fetchall()
-        return [{"key": k, "deliveries": n, "entries": json.loads(e), "gave_up_at": at} for k, n, e, at in rows]
+        return [{"key": k, "deliveries": n, "entries": json.loads(e), "gave_up_at": at, "reason": why}
+                for k, n, e, at, why in rows]
+
+    def forget_check(self, key: str) -> None:
+        """A given-up check that has run since."""
+        with self._transaction():
+            self.db.execute("DELETE FROM checks WHERE key = ?", (key,))
 
     # --- matches ---------------------------------------------------------------------------------------------
 
     def record(self, matches: Sequence[NewMatch], body_of) -> int:
         """Records each match not recorded yet, and its pending delivery when its watch has a webhook, in one
-        transaction; `body_of(match, matched_at)` makes the delivery's exact bytes. A match of a watch deleted
-        meanwhile is dropped. Returns how many were new."""
+        transaction; `body_of(match, matched_at)` makes the delivery's exact bytes. A match of a watch deleted or
+        ended meanwhile (its dog deleted while the check ran) is dropped. Returns how many were new."""
         if not matches:
             return 0
         new = 0
@@ -246,7 +318,7 @@ class WatchStore(SqliteFile):
                 seq += 1
                 added = self.db.execute(
                     "INSERT OR IGNORE INTO matches SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS "
-                    "(SELECT 1 FROM watches WHERE id = ?)",
+                    "(SELECT 1 FROM watches WHERE id = ? AND ended_at IS NULL)",
                     (m.watch.id, m.dog_id, m.score, m.probability, json.dumps(m.dog_payload), at, seq, m.watch.id),
                 ).rowcount
                 if added and m.watch.webhook_url:

@@ -29,7 +29,7 @@ import logging
 import math
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -83,7 +83,12 @@ class TooManyWatches(Conflict):
 
 
 class AlreadyWatching(Conflict):
-    """The key watches this dog already, on the same conditions: a second watch would send every alert twice."""
+    """The key watches this dog already, on the same conditions: a second watch would send every alert twice.
+    `watch_id`: that watch (its secret lost: POST /v1/watches/{id}/secret makes another)."""
+
+    def __init__(self, reason: str, *, watch_id: str | None = None, source: str | None = None) -> None:
+        super().__init__(reason, source=source)
+        self.watch_id = watch_id
 
 
 class NotCalibrated(Conflict):
@@ -176,18 +181,27 @@ class Watches:
         if dog_id is not None:  # a request sent again (its answer lost), or a second click
             same = (dog_id, float(min_probability), tuple(sorted(statuses)), near, radius_km, webhook_url or None)
             for old in await self.list(owner):
-                if (old.dog_id, old.min_probability, tuple(sorted(old.statuses)), old.near, old.radius_km,
-                        old.webhook_url) == same:
+                if old.ended_at is None and (old.dog_id, old.min_probability, tuple(sorted(old.statuses)), old.near,
+                                             old.radius_km, old.webhook_url) == same:
                     raise AlreadyWatching(f"this key watches dog {dog_id} on these conditions already: watch "
-                                          f"{old.id} (delete it to make another)")
+                                          f"{old.id} (its secret lost: POST /v1/watches/{old.id}/secret makes a new "
+                                          "one)", watch_id=old.id)
         matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
         watch = Watch(str(uuid.uuid4()), owner, dog_id, model, matrix, float(min_probability), tuple(statuses),
                       near, radius_km, webhook_url or None, now_iso())
-        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        secret = _new_secret()
         if not await asyncio.to_thread(self.store.create, watch, secret, self.max_per_owner):
             raise TooManyWatches(f"this key has {self.max_per_owner} watches, the most it may: delete one first")
         return watch, secret
+
+    async def new_secret(self, watch: Watch) -> str:
+        """A new secret for the watch's deliveries, in place of the old one (lost, or leaked): every attempt from now
+        on is signed with it, the retries of earlier matches too; what was sent stays signed as it was."""
+        secret = _new_secret()
+        if not await asyncio.to_thread(self.store.set_secret, watch.id, secret):
+            raise WatchNotFound(f"no watch {watch.id}")  # deleted meanwhile
+        return secret
 
     async def get(self, watch_id: str, may_see: Callable[[str | None], bool]) -> Watch:
         """The watch, when `may_see(its owner)`; WatchNotFound otherwise (another's watch is not there for you)."""
@@ -202,15 +216,38 @@ class Watches:
     async def delete(self, watch: Watch) -> None:
         await asyncio.to_thread(self.store.delete, watch.id)
 
-    async def matches(self, watch: Watch, limit: int = 100) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.store.matches, watch.id, limit)
+    async def dog_deleted(self, dog_id: str) -> None:
+        """A stored dog was deleted: the watches made from it end, and it leaves every inbox (WatchStore.dog_deleted).
+        Every process that checks reloads its watches, so a check queued before, or running, records nothing for
+        them."""
+        if await asyncio.to_thread(self.store.dog_deleted, dog_id):
+            log.info("dog %s deleted: the watches made from it ended", dog_id)
+
+    async def matches(self, watch: Watch, stored: Callable[[Iterable[str]], Awaitable[set[str]]],
+                      limit: int = 100) -> list[dict[str, Any]]:
+        """The inbox, newest first, without the dogs no longer stored (`stored`: which of some dog ids are): one
+        deleted where the watches are not told (an entry dropped by `dogsearch check`), before they were, or while a
+        check that matched it ran."""
+        found = await asyncio.to_thread(self.store.matches, watch.id, limit)
+        if not found:
+            return found
+        alive = await stored([m["dog_id"] for m in found])
+        return [m for m in found if m["dog_id"] in alive]
 
     # --- checking new dogs -----------------------------------------------------------------------------------
+
+    async def check_again(self, given_up: Sequence[dict[str, Any]]) -> int:
+        """Runs checks that were given up (WatchStore.given_up_checks) again, here, forgetting each once it ran
+        (none is forgotten that did not); how many ran."""
+        for check in given_up:
+            await self.check(check["entries"])
+            await asyncio.to_thread(self.store.forget_check, check["key"])
+        return len(given_up)
 
     async def _current(self) -> dict[str, _Group]:
         version = await asyncio.to_thread(self.store.version)
         if version != self._version:
-            watches = await asyncio.to_thread(self.store.list, None, True)
+            watches = await asyncio.to_thread(self.store.open_watches)
             self._groups, self._version = await asyncio.to_thread(_groups, watches), version
             self._on_part = {}
         return self._groups
@@ -385,6 +422,10 @@ class Watches:
             return [], top
         return [NewMatch(watch, dog, s, float(p), public(points[i]["payload"]))
                 for (dog, i, s), p in zip(pairs, probabilities, strict=True) if p >= watch.min_probability], top
+
+
+def _new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 def _after(created_at: str) -> str | None:

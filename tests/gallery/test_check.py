@@ -1,6 +1,6 @@
 """`dogsearch check [--repair] [--drop-missing] [--json]` on a data folder: an entry whose photo is gone, a photo file
-no entry shows, an entry of another model, a photo without its look-alike hash, a job stuck in running; what
---repair fixes and what it only reports."""
+no entry shows, an entry of another model, a photo without its look-alike hash, a job stuck in running, a check of
+new dogs against the watches that was given up; what --repair fixes and what it only reports."""
 from __future__ import annotations
 
 import asyncio
@@ -18,9 +18,14 @@ from dogsearch.gallery.check import check_gallery
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import photo_id, sha256_hex
 from dogsearch.jobs.store import RedisJobStore, SqliteJobStore, new_job
+from dogsearch.models.calibration import FILE_NAME
 from dogsearch.services.layout import DataLayout
+from dogsearch.watches.store import WatchStore
 from tests.conftest import FIXTURES
 from tests.fakes import fake_all_in_one, serving
+from tests.gateway.helpers import DARK_RED
+from tests.gateway.helpers import RED as RED_DOG
+from tests.gateway.test_samedog import CALIBRATION
 from tests.images import encode, solid
 from tests.jobs.servers import REDIS_URL, redis_db
 
@@ -104,7 +109,8 @@ def test_the_summary_line_says_what_was_found_and_what_was_done(tmp_path, capsys
     assert line == ("checked 3 entries and 3 photo files: 1 without their photo (upload their photos again, or "
                     "--repair --drop-missing), 1 orphan photo files (1 removed), 1 of another model than "
                     "'test-color-grid', 0 photos without their look-alike hash (0 hashed), 0 not filed (0 filed), "
-                    "0 unmarked copies of older photos (0 marked), 1 stuck jobs (1 failed); not all fixed")
+                    "0 unmarked copies of older photos (0 marked), 1 stuck jobs (1 failed), 0 given-up watch checks "
+                    "(0 checked again); not all fixed")
 
 
 def test_the_summary_line_without_repair_says_that_repair_fixes_it(tmp_path, capsys):
@@ -113,8 +119,52 @@ def test_the_summary_line_without_repair_says_that_repair_fixes_it(tmp_path, cap
     asyncio.run(fill(root))
     assert cli.main(["check", "--data-dir", str(root)]) == 1
     line = capsys.readouterr().out.strip()
-    assert line.endswith("1 stuck jobs; not all fixed: --repair removes the orphan files, hashes and files the "
-                         "photos, marks the copies and fails the stuck jobs")
+    assert line.endswith("1 stuck jobs, 0 given-up watch checks; not all fixed: --repair removes the orphan files, "
+                         "hashes and files the photos, marks the copies, fails the stuck jobs and runs the given-up "
+                         "watch checks again")
+
+
+async def a_given_up_check(root, models) -> tuple[str, str]:
+    """A lost dog's watch, and a found dog like it whose check was given up as a worker gives one up (its search
+    service down past the retry window): stored, not matched. Returns (the watch's id, the found dog's id)."""
+    app = fake_all_in_one(root, gateway_options={"calibration_dir": models})
+    async with serving(app) as client:
+        lost = (await client.post("/v1/dogs", files={"image": ("d.jpg", solid(RED_DOG))},
+                                  data={"status": "lost"})).json()["id"]
+        watch = (await client.post("/v1/watches", json={"dog_id": lost})).json()["id"]
+        app.state.parts.gallery.ingest.on_stored = None  # the check that would have run, lost
+        found = (await client.post("/v1/dogs", files={"image": ("d.jpg", solid(DARK_RED))},
+                                   data={"status": "found"})).json()["id"]
+        store = app.state.parts.watches.store
+        store.deliver_check("k", [found])
+        store.give_up_check("k", "its search service was down for 86400 s (search unavailable)")
+    return watch, found
+
+
+def test_a_given_up_watch_check_is_shown_with_why_and_run_again_by_repair(tmp_path, capsys, monkeypatch):
+    root, models = tmp_path / "data", tmp_path / "models"
+    (models / "test-color-grid").mkdir(parents=True)
+    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(CALIBRATION.to_json()))
+    monkeypatch.setenv("DOGSEARCH_GATEWAY_CALIBRATION_DIR", str(models))  # where the gateway read it
+    watch, found = asyncio.run(a_given_up_check(root, models))
+
+    assert cli.main(["check", "--data-dir", str(root)]) == 1
+    first, given_up = capsys.readouterr().out.strip().splitlines()
+    assert first.endswith("1 given-up watch checks; not all fixed: --repair removes the orphan files, hashes and "
+                          "files the photos, marks the copies, fails the stuck jobs and runs the given-up watch "
+                          "checks again")
+    assert given_up.startswith("watch check k of 1 new dogs, given up 20")
+    assert given_up.endswith(": its search service was down for 86400 s (search unavailable)")
+
+    status, report = run_check(capsys, root, "--repair")
+    assert status == 0 and report["watches"]["checked_again"] == 1, report
+    assert report["watches"]["store"] == str(root / "watches" / "watches.sqlite3")
+    store = WatchStore(root / "watches" / "watches.sqlite3")
+    assert [m["dog_id"] for m in store.matches(watch, 10)] == [found]  # its alert, late rather than never
+    assert store.given_up_checks() == []
+    store.close()
+    status, report = run_check(capsys, root)
+    assert status == 0 and report["watches"]["given_up"] == []
 
 
 def test_a_clean_gallery_checks_ok(tmp_path, capsys):

@@ -33,6 +33,7 @@ from tests.jobs.servers import REDIS_URL, redis_db
     ("POST", "/v1/watches", "write"),
     ("GET", "/v1/watches", "search"),  # a key's own watches (routers/watches.py): none without write
     ("DELETE", "/v1/watches/x", "write"),  # and the watch's owner, or admin
+    ("POST", "/v1/watches/x/secret", "write"),  # and the watch's owner, or admin
     ("GET", "/metrics", "admin"),
     ("PUT", "/internal/search/v1/collection", "admin"),
     ("GET", "/internal/embedder/metrics", "admin"),

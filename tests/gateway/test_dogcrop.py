@@ -269,6 +269,33 @@ async def test_a_dogs_pose_is_of_its_own_box_and_a_searchs_of_the_dog_searched(t
         assert (await gw.post("/v1/pose", files={"image": ("p.png", TWO_DOGS)}, data={"box": "x"})).status_code == 422
 
 
+@pytest.mark.parametrize("require_dog", [True, False])
+async def test_any_photos_pose_is_refused_where_a_search_finds_no_dog(tmp_path, require_dog):
+    """A photo without a dog was posed whole, a dog's skeleton drawn on whatever it shows: it is refused as a search
+    refuses it, with what it seems to show, unless the operator turned the dog check off (its whole photo is then
+    the dog, as in a search). A box marked in it says where the dog is."""
+    from tests.fakes import fake_pose_pipeline
+
+    app = fake_all_in_one(tmp_path / "data", detector=True, pose_factory=fake_pose_pipeline,
+                          gateway_options={"require_dog": require_dog})
+    async with serving(app) as gw:
+        for render in ("false", "true"):
+            r = await gw.post("/v1/pose", files={"image": ("p.jpg", PLAIN)}, data={"render": render})
+            if require_dog:
+                assert r.status_code == 422 and r.json()["code"] == "no_dog_found", r.text
+                assert r.json()["detail"] == "no dog found in this photo"
+                assert r.json()["seems"] == (await search(gw, PLAIN)).json()["seems"] and r.json()["seems"]
+            else:
+                assert r.status_code == 200, r.text
+        if not require_dog:
+            [whole] = (await gw.post("/v1/pose", files={"image": ("p.jpg", PLAIN)})).json()["dogs"]
+            assert whole["whole_photo"] and whole["box"] == [0, 0, 160, 120]
+        r = await gw.post("/v1/pose", files={"image": ("p.jpg", PLAIN)}, data={"box": "40,30,120,90"})
+        assert r.status_code == 200 and [d["given"] for d in r.json()["dogs"]] == [True]
+        [dog] = (await gw.post("/v1/pose", files={"image": ("p.png", RED_DOG)})).json()["dogs"]
+        assert near(dog["box"], (60, 30, 110, 90), tolerance=2) and not dog["whole_photo"]
+
+
 async def test_detect_with_a_box_gives_the_marked_dogs_breed_guesses(gw):
     r = await gw.post("/v1/detect", files={"image": ("p.png", SPECK)}, data={"box": SPECK_BOX})
     assert r.status_code == 200, r.text

@@ -58,12 +58,33 @@ async def test_a_thumbnail_is_made_when_first_asked_for_and_a_damaged_original_i
     assert broken.status_code == 500 and "cannot make the thumbnail" in broken.json()["detail"]
 
 
-async def test_the_same_photo_twice_is_one_dog(gateway):
+async def test_the_same_photo_twice_is_one_dog_and_what_was_sent_with_it_is_never_dropped_silently(gateway):
     photo = solid(GREEN)
-    first = await add(gateway, photo, name="Fido")
-    again = await add(gateway, photo, name="Other name")
-    assert (first.status_code, again.status_code) == (201, 200)
-    assert again.json() == first.json()
+    first = await add(gateway, photo, name="Fido", status="lost", location="52.52,13.405")
+    assert first.status_code == 201, first.text
+    dog = first.json()
+    # sent again (a retry), or with less: the stored dog, as it is
+    for fields in ({"name": "Fido", "status": "lost", "location": "52.52,13.405"}, {"name": "Fido"}, {}):
+        again = await add(gateway, photo, **fields)
+        assert again.status_code == 200 and again.json() == dog, (fields, again.text)
+    # with a field it lacks: filled in, on the dog itself
+    more = await add(gateway, photo, name="Fido", breed="beagle")
+    assert more.status_code == 200, more.text
+    dog["payload"]["breed"] = "beagle"
+    assert more.json()["id"] == dog["id"] and more.json()["payload"] == dog["payload"]
+    assert (await gateway.get(f"/v1/dogs/{dog['id']}")).json()["payload"] == dog["payload"]
+    # with a field it holds another value of: a 409 naming the dog and them; nothing stored, nothing changed
+    for fields, said in [({"name": "Rex"}, "name: 'Fido' stored, 'Rex' sent"),
+                         ({"status": "found", "seen_at": "2026-11-30T18:05"}, "status: 'lost' stored, 'found' sent"),
+                         ({"location": "48.85,2.35"}, "location: {'lat': 52.52, 'lon': 13.405} stored, "
+                                                      "{'lat': 48.85, 'lon': 2.35} sent")]:
+        refused = await add(gateway, photo, **fields)
+        assert refused.status_code == 409, refused.text
+        assert refused.json() == {
+            "code": "photo_stored_already", "dog_id": dog["id"],
+            "detail": f"this photo is stored already as dog {dog['id']}, with other values than those sent ({said}): "
+                      "adding it again changes no dog; change that dog's fields instead"}
+    assert (await gateway.get(f"/v1/dogs/{dog['id']}")).json()["payload"] == dog["payload"]  # no seen_at either
     assert await total(gateway) == 1
 
 

@@ -54,6 +54,34 @@ async def test_a_gallery_of_another_model_is_not_ready_and_says_how_to_move_it(t
         assert ready.status_code == 503 and "dogsearch reindex" in ready.json()["reason"], ready.text
 
 
+async def test_readiness_counts_no_point_and_still_asks_the_services_each_probe(tmp_path, monkeypatch):
+    """A kubelet probes /readyz every few seconds: each probe read the gallery's model with an exact count of every
+    point, a cost that grows with the gallery. It reads the model alone now, and still from the services each time:
+    an embedder redeployed with another model behind a running gateway is not ready."""
+    from dogsearch.search.edge import EdgeStore
+    from tests.fakes import fake_all_in_one, serving
+    from tests.gallery.test_layout import wait_ready
+
+    app = fake_all_in_one(tmp_path / "data")
+    async with serving(app) as client:
+        assert (await add(client, solid(RED))).status_code == 201  # loads the (lazy) model, makes the collection
+        await wait_ready(client)  # the start's layout upgrade, which counts, is done
+        counted, count = [], EdgeStore.count
+        monkeypatch.setattr(EdgeStore, "count", lambda store, flt=None: counted.append(flt) or count(store, flt))
+        for _ in range(3):
+            assert (await client.get("/readyz")).status_code == 200
+        assert counted == []
+        embedder = app.state.parts.gallery.embedder
+        serves = await embedder.info()
+
+        async def redeployed() -> dict:
+            return {**serves, "model": "another-model"}
+
+        monkeypatch.setattr(embedder, "info", redeployed)
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and "another-model" in ready.json()["reason"], ready.text
+
+
 async def test_the_openapi_document_says_how_to_authenticate_and_what_an_error_looks_like(tmp_path):
     """A client generated from /openapi.json knows the key headers, which operations need which scope, and reads
     every error as {"detail", "code"} (the integrator's 422s were FastAPI's list shape; 401, 403, 429 undescribed)."""

@@ -147,3 +147,26 @@ async def test_a_search_with_poses_answers_without_them_when_the_pose_service_fa
             assert all(r.get("pose") is None and r.get("rerank_score") is None for r in body["results"])
         assert plain["pose_error"] is None
 
+
+
+@pytest.mark.real_model
+async def test_real_photos_without_a_dog_get_no_dog_pose_but_what_they_seem_to_show(tmp_path):
+    """The shipped models: a truck in a street and a man holding a French horn were posed whole, a dog's skeleton
+    drawn over them (the pose service's fallback where its detector finds no dog). They are refused as a search
+    refuses them, saying what they seem to show; a dog's photo is posed as before."""
+    from dogsearch.services.allinone import create_all_in_one
+    from tests.conftest import FIXTURES
+
+    not_dogs = {"French horn": FIXTURES / "not-dogs" / "n03394916" / "ILSVRC2012_val_00003759.jpg",
+                "garbage truck": FIXTURES / "not-dogs" / "n03417042" / "ILSVRC2012_val_00004119.jpg"}
+    async with serving(create_all_in_one(tmp_path / "data")) as client:
+        for label, path in not_dogs.items():
+            files = {"image": (path.name, path.read_bytes(), "image/jpeg")}
+            searched = (await client.post("/v1/search", files=files)).json()
+            for render in ("false", "true"):
+                r = await client.post("/v1/pose", files=files, data={"render": render})
+                assert r.status_code == 422 and r.json()["code"] == "no_dog_found", (path.name, r.text)
+                assert r.json()["seems"] == searched["seems"] and r.json()["seems"][0]["label"] == label
+        beagle = FIXTURES / "dogs" / "n02088364" / "ILSVRC2012_val_00005922.jpg"
+        posed = await client.post("/v1/pose", files={"image": (beagle.name, beagle.read_bytes(), "image/jpeg")})
+        assert posed.status_code == 200 and posed.json()["dogs"][0]["whole_photo"] is False, posed.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from hashlib import sha256
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from dogsearch.services.gateway.samedog import NO_DOGS, NO_LIKELY, ONLY_POSSIBLE
 from dogsearch.services.gateway.settings import GatewaySettings
 from tests.fakes import ColorGridModel, fake_all_in_one, serving
 from tests.gateway.helpers import BLUE, DARK_RED, GREEN, RED, add, search
-from tests.images import solid
+from tests.images import halves, solid
 
 # the fake model's vectors: the same picture scores 1.0, red against dark red about 0.9, other colours below 0
 CALIBRATION = Calibration("test-color-grid", "isotonic", {"x": [0.0, 0.95, 0.999], "y": [0.0, 0.6, 1.0]}, 0.5)
@@ -64,23 +65,39 @@ async def test_an_empty_gallery_has_no_likely_match(calibrated):
     assert body["results"] == [] and body["best_verdict"] == "unlikely" and body["message"] == NO_DOGS
 
 
-async def test_a_first_result_that_does_not_stand_out_from_the_next_dog_is_not_likely(tmp_path, fake_model):
-    """Two look-alikes (a red dog, and a red photo of the same colour in another size: another dog here): the query's
-    first result scores 1.0, as high as a pair of one dog's photos, but so does the next dog, so it is not likely."""
+# A map as steep as a real one: the pictures below that differ in half their cells (0.937 to each other) are two
+# dogs; a picture and one that shares half its cells (0.969) reads likely as a pair.
+STEEP = {"x": [0.0, 0.94, 0.95, 0.999], "y": [0.0, 0.0, 0.9, 1.0]}
+# two look-alikes of red: each 0.969 from it, 0.937 from each other
+LOOK_ALIKES = (halves(RED, DARK_RED), halves(DARK_RED, RED))
+
+
+def calibrated_app(tmp_path, model, calibration: Calibration):
+    """The app with `calibration` as the model's calibration file."""
     models = tmp_path / "models"
-    (models / "test-color-grid").mkdir(parents=True)
-    ranked = Calibration("test-color-grid", "isotonic", CALIBRATION.params, 0.5, first={"a": 100.0, "b": -3.0})
-    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(ranked.to_json()))
-    app = fake_all_in_one(tmp_path / "data", fake_model, gateway_options={"calibration_dir": models})
-    query = solid(RED, size=(72, 54))  # not a stored photo (one is certain: the test below)
-    async with serving(app) as client:
-        await add(client, solid(RED))
+    (models / model.model_id).mkdir(parents=True)
+    (models / model.model_id / FILE_NAME).write_text(json.dumps(calibration.to_json()))
+    return fake_all_in_one(tmp_path / "data", model, gateway_options={"calibration_dir": models})
+
+
+def ranked_app(tmp_path, model):
+    return calibrated_app(tmp_path, model, Calibration(model.model_id, "isotonic", STEEP, 0.5,
+                                                       first={"a": 100.0, "b": -3.0}))
+
+
+async def test_a_first_result_that_does_not_stand_out_from_the_next_dog_is_not_likely(tmp_path, fake_model):
+    """Two look-alikes (a red and dark red dog, and one of the same colours the other way round: another dog): the
+    query's first result scores as high as a pair of one dog's photos, but so does the next dog, so it is not
+    likely."""
+    query = solid(RED, size=(72, 54))
+    async with serving(ranked_app(tmp_path, fake_model)) as client:
+        await add(client, LOOK_ALIKES[0])
         await add(client, solid(BLUE))
         alone = (await search(client, query, k=2)).json()
-        await add(client, solid(RED, size=(80, 60)))
+        await add(client, LOOK_ALIKES[1])
         twins = (await search(client, query, k=3)).json()
         one = (await search(client, query, k=1)).json()
-        red = (await add(client, solid(RED, size=(90, 70)))).json()["id"]  # a third: two look-alikes for it
+        red = (await add(client, solid(RED))).json()["id"]  # a third: two look-alikes for it
         similar = (await client.get(f"/v1/dogs/{red}/similar", params={"k": 1})).json()
     assert alone["results"][0]["verdict"] == "likely" and alone["best_verdict"] == "likely"
     # one result asked for: the search still looks at the next dog to judge it, and shows one
@@ -94,26 +111,46 @@ async def test_a_first_result_that_does_not_stand_out_from_the_next_dog_is_not_l
     assert twins["message"] == (ONLY_POSSIBLE if twins["best_verdict"] == "possible" else NO_LIKELY)
 
 
+async def test_one_dog_stored_twice_reads_as_the_dog_in_both_its_reports(tmp_path, fake_model):
+    """An owner's "lost" report and a finder's "found" one of the same dog are two dogs in the gallery: a search
+    finds both first, a tie no lead breaks, but the two are as alike as one dog's photos and unlike the rest, so
+    neither is the other's rival: both read likely, in a search, with poses, and in "more like this" of a third
+    report."""
+    query = solid(RED, size=(72, 54))
+    async with serving(ranked_app(tmp_path, fake_model)) as client:
+        lost = (await add(client, solid(RED), status="lost")).json()["id"]
+        found = (await add(client, solid(RED, size=(80, 60)), status="found")).json()["id"]
+        await add(client, solid(BLUE))
+        body = (await search(client, query, k=3)).json()
+        posed = (await search(client, query, k=3, pose="true")).json()
+        third = (await add(client, solid(RED, size=(90, 70)), status="sighted")).json()["id"]
+        similar = (await client.get(f"/v1/dogs/{third}/similar", params={"k": 2, "counterparts": "false"})).json()
+    for answer in (body, posed):
+        first, second, blue = answer["results"]
+        assert {first["id"], second["id"]} == {lost, found} and first["score"] == second["score"]
+        assert first["verdict"] == second["verdict"] == "likely" and blue["verdict"] == "unlikely"
+        assert answer["best_verdict"] == "likely" and answer["message"] is None
+    assert {r["id"] for r in similar["results"]} == {lost, found}
+    assert [r["verdict"] for r in similar["results"]] == ["likely", "likely"]
+
+
 async def test_the_querys_own_photo_stored_is_the_same_dog_whatever_its_look_alikes(tmp_path, fake_model):
     """The photo searched with is stored (a user checks their own upload; one dog boxed twice, or littermates side
-    by side, make look-alikes that score as high): its own entry is certain, the look-alike trails it. A copy of it
+    by side, make look-alikes that score as high): its own entry is certain, the look-alikes trail it. A copy of it
     in other bytes is no more than the calibration says."""
-    models = tmp_path / "models"
-    (models / "test-color-grid").mkdir(parents=True)
-    ranked = Calibration("test-color-grid", "isotonic", CALIBRATION.params, 0.5, first={"a": 100.0, "b": -3.0})
-    (models / "test-color-grid" / FILE_NAME).write_text(json.dumps(ranked.to_json()))
-    app = fake_all_in_one(tmp_path / "data", fake_model, gateway_options={"calibration_dir": models})
-    async with serving(app) as client:
+    async with serving(ranked_app(tmp_path, fake_model)) as client:
         red = (await add(client, solid(RED))).json()["id"]
-        twin = (await add(client, solid(RED, size=(80, 60)))).json()["id"]
-        own = (await search(client, solid(RED), k=2)).json()
-        posed = (await search(client, solid(RED), k=2, pose="true")).json()
-        copy = (await search(client, solid(RED, fmt="PNG"), k=2)).json()
+        twins = {(await add(client, photo)).json()["id"] for photo in LOOK_ALIKES}
+        own = (await search(client, solid(RED), k=3)).json()
+        posed = (await search(client, solid(RED), k=3, pose="true")).json()
+        copy = (await search(client, solid(RED, fmt="PNG"), k=3)).json()
     for body in (own, posed):
         assert [(r["id"], r["same_dog"], r["verdict"]) for r in body["results"][:1]] == [(red, 1.0, "likely")]
-        assert body["results"][1]["id"] == twin and body["results"][1]["verdict"] == "unlikely"
+        assert {r["id"] for r in body["results"][1:]} == twins
+        assert {r["verdict"] for r in body["results"][1:]} == {"unlikely"}
         assert body["best_verdict"] == "likely" and body["message"] is None
-    assert copy["results"][0]["same_dog"] < 0.2 and copy["best_verdict"] != "likely"
+    assert copy["results"][0]["id"] == red and copy["results"][0]["same_dog"] < 0.9
+    assert copy["best_verdict"] != "likely"
 
 
 async def test_the_thresholds_are_settings(tmp_path, fake_model):
@@ -168,12 +205,10 @@ async def test_a_fusion_s_verdicts_read_its_part_s_cosines_not_its_ranking_score
     """Ranked by the whole vector, judged by the ViT part with the base's map (core/judged.py): each result's
     same_dog is the map read at its part cosine (and its lead over the best other dog's), in a search and in "more
     like this"; matches without part cosines get no verdict rather than one read off the wrong score."""
-    models, model = tmp_path / "models", FusedColorModel()
-    (models / model.model_id).mkdir(parents=True)
+    model = FusedColorModel()
     part = {"dims": 48, "scale": float(np.sqrt(1 + model.W ** 2))}
     judged = Calibration(model.model_id, "isotonic", CALIBRATION.params, 0.5, part=part)
-    (models / model.model_id / FILE_NAME).write_text(json.dumps(judged.to_json()))
-    app = fake_all_in_one(tmp_path / "data", model, gateway_options={"calibration_dir": models})
+    app = calibrated_app(tmp_path, model, judged)
     colours = {"red": solid(RED), "blue": solid(BLUE), "green": solid(GREEN)}
     async with serving(app) as client:
         ids = {(await add(client, photo)).json()["id"]: name for name, photo in colours.items()}
@@ -199,6 +234,35 @@ async def test_a_fusion_s_verdicts_read_its_part_s_cosines_not_its_ranking_score
     assert set(others) == {ids[r["id"]] for r in similar["results"]}
     assert [r["same_dog"] for r in similar["results"]] == pytest.approx(expected.tolist(), abs=1e-4)
     assert unjudged.best_verdict is None and set(unjudged.verdicts) == {None}
+
+
+async def test_the_results_own_cosines_are_of_the_part_a_fusion_is_judged_by(tmp_path):
+    """Whether two results are one dog reads the cosine its verdicts read: a fusion's ViT part, not the whole
+    vector; of the entries the search found them by; an entry gone since is not known (NaN), so a rival."""
+    model = FusedColorModel()
+    part = {"dims": 48, "scale": float(np.sqrt(1 + model.W ** 2))}
+    judged = Calibration(model.model_id, "isotonic", CALIBRATION.params, 0.5, part=part)
+    app = calibrated_app(tmp_path, model, judged)
+    colours = [solid(RED), solid(DARK_RED), solid((220, 140, 20))]
+    async with serving(app) as client:
+        for photo in colours:
+            await add(client, photo)
+        gallery = app.state.parts.gallery
+        found = (await gallery.search([solid(RED)], 3)).matches
+        alike = await gallery.alike(found)
+        _, vectors = await gallery.embedder.embed(colours)
+        gone = found[2].dog
+        await client.delete(f"/v1/dogs/{gone.id}")
+        after = await gallery.alike(found)
+    v = np.asarray(vectors, dtype=np.float64)
+    unit = lambda rows: rows / np.linalg.norm(rows, axis=1, keepdims=True)  # noqa: E731
+    order = [next(i for i, c in enumerate(colours) if sha256(c).hexdigest() == m.dog.payload["sha256"])
+             for m in found]
+    vit, whole = unit(v[order, :48]), unit(v[order])
+    assert alike == pytest.approx(vit @ vit.T, abs=1e-5)
+    assert np.abs(alike - whole @ whole.T).max() > 0.01  # the test tells the two apart
+    assert np.isnan(after[2]).all() and np.isnan(after[:, 2]).all()
+    assert after[:2, :2] == pytest.approx(alike[:2, :2])
 
 
 async def test_a_fusion_whose_part_reranks_answers_in_the_reranking_s_order_and_still_judges_by_the_part(tmp_path):

@@ -1,6 +1,7 @@
 """Watches through the public API, all-in-one (no broker: the check runs in the process): a watch on a lost dog is
 told, through a real webhook on loopback, about a found dog that matches, once, signed, after a failed attempt;
-ownership; limits; webhook targets outside the public internet refused."""
+deleting the watched dog ends the watch, and a deleted dog leaves the inboxes; a second watch of the same dog names
+the first, whose lost secret is replaced; ownership; limits; webhook targets outside the public internet refused."""
 from __future__ import annotations
 
 import asyncio
@@ -99,6 +100,55 @@ async def test_a_found_dog_that_matches_a_lost_dogs_watch_is_delivered_once_sign
     await asyncio.sleep(0.3)
     assert len((await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]) == 1
     assert len(receiver.received) == 2
+
+
+async def test_deleting_the_watched_dog_ends_its_watch_and_a_deleted_match_leaves_the_inbox(gw):
+    """Rex's owner deletes his report (he is home): his watch ends, says so and keeps its inbox, and a look-alike
+    found later alerts nobody. A found dog deleted leaves the inbox: no page or photo of it answers any more."""
+    with Receiver() as receiver:
+        lost = (await add(gw, solid(RED), name="Rex", status="lost")).json()["id"]
+        watch = (await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})).json()
+        found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
+        seen = (await add(gw, solid(DARK_RED, size=(66, 48)), status="sighted")).json()["id"]
+        await receiver.wait_for(2)
+
+        async def inbox():
+            return [m["dog"]["id"] for m in (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]]
+
+        assert sorted(await inbox()) == sorted([found, seen])
+        assert (await gw.delete(f"/v1/dogs/{found}")).status_code == 204
+        assert await inbox() == [seen]
+        assert (await gw.get(f"/v1/dogs/{seen}/image?size=thumbnail")).status_code == 200
+
+        assert (await gw.get(f"/v1/watches/{watch['id']}")).json()["ended_at"] is None
+        assert (await gw.delete(f"/v1/dogs/{lost}")).status_code == 204
+        ended = (await gw.get(f"/v1/watches/{watch['id']}")).json()
+        assert ended["ended_at"] is not None and ended["dog_id"] == lost
+        assert [w["ended_at"] for w in (await gw.get("/v1/watches")).json()["items"]] == [ended["ended_at"]]
+        await add(gw, solid(DARK_RED, size=(68, 48)), status="found")  # alike: it would have alerted
+        await asyncio.sleep(0.3)
+        assert await inbox() == [seen]  # kept, and nothing new
+        assert len(receiver.received) == 2
+
+    # The same photo stored again is the same dog, id and all: watched anew, not refused for the ended watch.
+    assert (await add(gw, solid(RED), name="Rex", status="lost")).json()["id"] == lost
+    again = await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})
+    assert again.status_code == 201, again.text
+
+
+async def test_a_dog_deleted_where_the_watches_were_not_told_is_left_out_of_the_inbox(tmp_path, fake_model):
+    """An entry dropped by `dogsearch check --repair --drop-missing` (or a dog deleted before deleting one reached
+    the watches): the inbox leaves it out as it is read, rather than show a dog whose photo is a 404."""
+    app = _app(tmp_path, fake_model)
+    async with serving(app) as gw:
+        lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+        watch = (await gw.post("/v1/watches", json={"dog_id": lost})).json()
+        found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
+        path = f"/v1/watches/{watch['id']}/matches"
+        assert [m["dog"]["id"] for m in (await gw.get(path)).json()["items"]] == [found]
+        await app.state.parts.gallery.index.delete(found)
+        assert (await gw.get(f"/v1/dogs/{found}/image")).status_code == 404
+        assert (await gw.get(path)).json()["items"] == []
 
 
 async def test_a_watch_from_photos_and_a_bulk_job_matches(gw, tmp_path):
@@ -210,9 +260,38 @@ async def test_a_dog_watched_again_on_the_same_conditions_is_a_409_naming_the_wa
     again = await gw.post("/v1/watches", json={"dog_id": lost, "min_probability": 0.6})
     assert again.status_code == 409 and again.json()["code"] == "already_watching"
     assert first.json()["id"] in again.json()["detail"]
+    # named, for a client to act on: read it, or give it a new secret (the first one lost with the first answer)
+    assert again.json()["watch_id"] == first.json()["id"]
+    assert again.json()["watch_url"] == first.headers["location"]
     other = await gw.post("/v1/watches", json={"dog_id": lost, "min_probability": 0.9})  # other conditions: welcome
     assert other.status_code == 201, other.text
     assert len((await gw.get("/v1/watches")).json()["items"]) == 2
+
+
+async def test_a_lost_secret_is_replaced_and_signs_the_next_deliveries(keyed):
+    """The secret is shown once; its owner lost it. A new one, shown once, signs every delivery from then on; the
+    watch keeps its id and inbox, and what was sent before stays as it was signed."""
+    alice, bob = keyed["alice"], keyed["bob"]
+    with Receiver() as receiver:
+        lost = (await add(alice, solid(RED), status="lost")).json()["id"]
+        made = (await alice.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})).json()
+        await add(alice, solid(DARK_RED), status="found")
+        [(_, before)] = await receiver.wait_for(1)
+
+        assert (await bob.post(f"/v1/watches/{made['id']}/secret")).status_code == 404  # not his
+        r = await alice.post(f"/v1/watches/{made['id']}/secret")
+        assert r.status_code == 200, r.text
+        renewed = r.json()
+        assert renewed["id"] == made["id"] and renewed["secret"].startswith("whsec_")
+        assert renewed["secret"] != made["secret"]
+        assert "secret" not in (await alice.get(f"/v1/watches/{made['id']}")).json()
+        await add(alice, solid(DARK_RED, size=(66, 48)), status="sighted")
+        (first, second) = await receiver.wait_for(2)
+
+    assert first[0]["x-dogsearch-signature"] == signed(made["secret"], before)  # as it was sent
+    assert second[0]["x-dogsearch-signature"] == signed(renewed["secret"], second[1])
+    inbox = (await alice.get(f"/v1/watches/{made['id']}/matches")).json()["items"]
+    assert [m["delivery"]["state"] for m in inbox] == ["delivered", "delivered"]
 
 
 async def test_without_a_calibration_a_watch_is_refused(tmp_path, fake_model):

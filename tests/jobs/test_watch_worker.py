@@ -1,7 +1,8 @@
 """Checking new dogs against the watches on Celery workers (a broker set): a worker killed in the middle of a check,
 after it recorded the match and before it acknowledged the task, neither loses nor repeats the notification: the
 check runs again on another worker and the webhook gets exactly one delivery. A bulk job's batches, stored by a
-worker, are checked too."""
+worker, are checked too. A watched dog deleted in the gateway while a check waits for a worker ends its watch there
+too. A check given up is kept with why, and `dogsearch check` shows it."""
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +14,7 @@ import sys
 
 import pytest
 
+from dogsearch import cli
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.models.calibration import FILE_NAME
 from dogsearch.services.gateway.app import create_app
@@ -119,7 +121,43 @@ async def test_a_worker_killed_mid_check_neither_loses_nor_repeats_the_notificat
     assert all(m["delivery"]["state"] == "delivered" and m["delivery"]["attempts"] == 1 for m in inbox)
 
 
-async def test_a_check_that_kills_every_worker_is_given_up_not_run_forever(settings, worker_env, tmp_path):
+def checks_succeeded(log) -> int:
+    return sum("dogsearch.watches.check" in line and "succeeded" in line for line in log.read_text().splitlines())
+
+
+async def test_a_dog_deleted_while_a_check_waits_for_a_worker_ends_its_watch_there(settings, worker_env, tmp_path):
+    """The gateway deletes the lost dog while the check of a found dog like it waits in the queue; the worker,
+    another process on the same watch store, then records nothing for the ended watch and nothing is sent. A watch
+    of the same photos made without the dog is told: the check ran."""
+    jobs, gateway = settings
+    app = create_app(gateway, jobs_settings=jobs)
+    queue = redis_db()
+    log = tmp_path / "worker.log"
+    with Receiver() as receiver:
+        async with serving(app) as gw:
+            lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+            of_dog = (await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})).json()
+            of_photo = (await gw.post("/v1/watches", files=[("image", ("a.jpg", solid(RED)))],
+                                      data={"webhook_url": receiver.url})).json()
+            found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
+            assert queue.llen("celery") == 2  # the two dogs' checks: no worker yet
+            assert (await gw.delete(f"/v1/dogs/{lost}")).status_code == 204
+            worker = start_worker(worker_env, log, "dogsearch.cli", "worker")
+            try:
+                await wait_until(lambda: checks_succeeded(log) == 2, 60,
+                                 lambda: "the checks did not run: " + log.read_text()[-3000:])
+                [(headers, _)] = await receiver.wait_for(1)
+                await asyncio.sleep(0.5)  # time for another delivery, were there one
+            finally:
+                stop(worker)
+            ended = (await gw.get(f"/v1/watches/{of_dog['id']}")).json()
+            inbox = (await gw.get(f"/v1/watches/{of_dog['id']}/matches")).json()["items"]
+    queue.close()
+    assert ended["ended_at"] is not None and inbox == []
+    assert len(receiver.received) == 1 and headers["x-dogsearch-delivery"] == f"{of_photo['id']}:{found}"
+
+
+async def test_a_check_that_kills_every_worker_is_given_up_not_run_forever(settings, worker_env, tmp_path, capsys):
     jobs, gateway = settings
     app = create_app(gateway, jobs_settings=jobs)
     queue = redis_db()
@@ -152,4 +190,92 @@ async def test_a_check_that_kills_every_worker_is_given_up_not_run_forever(setti
     queue.close()
     given_up = store.given_up_checks()
     assert sorted(e for c in given_up for e in c["entries"]) == sorted([lost, found])
-    assert all(c["deliveries"] == 2 for c in given_up)
+    assert all(c["deliveries"] == 2 and c["reason"] == "it stopped its worker 1 times" for c in given_up)
+    # `dogsearch check` beside the deployment shows them, with when and why, and does not say all is well
+    status = await asyncio.to_thread(cli.main, ["check", "--search-url", gateway.search_url, "--photos",
+                                                str(gateway.data_dir), "--data-dir", str(tmp_path / "cli")])
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 1 and "2 given-up watch checks" in lines[0]
+    assert sorted(lines[1:]) == sorted(f"watch check {c['key']} of 1 new dogs, given up {c['gave_up_at']}: it "
+                                       "stopped its worker 1 times" for c in given_up)
+
+
+def failed_for_no_store(log) -> set[str]:
+    """The dogs whose check failed for want of a watch store (each named in the line saying so)."""
+    return {line.rsplit("its dogs: ", 1)[1].split('"')[0] for line in log.read_text().splitlines()
+            if "found no watch store for" in line}
+
+
+async def test_a_worker_on_another_data_folder_refuses_the_checks_loudly_and_makes_no_store(settings, worker_env,
+                                                                                          tmp_path):
+    """A worker given another data folder than the gateway's (so another watches path: a remote worker) looks for
+    the store where its settings say, finds none, and says so at its start; each check is refused (a Celery retry,
+    logged with the path and the setting), sent again, and past its retry window fails: never counted as done, and
+    the worker makes no store of its own (it would find no watch there and drop the alert without a word)."""
+    jobs, gateway = settings
+    app = create_app(gateway, jobs_settings=jobs)
+    queue = redis_db()
+    log = tmp_path / "elsewhere.log"
+    elsewhere = tmp_path / "elsewhere" / "photos"
+    env = {**worker_env, "DOGSEARCH_GATEWAY_DATA_DIR": str(elsewhere), "DOGSEARCH_JOBS_CHECK_RETRY_WINDOW_S": "3"}
+    with Receiver() as receiver:
+        async with serving(app) as gw:
+            lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+            watch = (await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})).json()
+            found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
+            worker = start_worker(env, log, "dogsearch.cli", "worker")
+            try:
+                # (a check held past the tests' 3 s visibility timeout may be handed out, and fail, twice)
+                await wait_until(lambda: failed_for_no_store(log) == {lost, found}, 60,
+                                 lambda: "the checks did not fail: " + log.read_text()[-3000:])
+                await wait_until(lambda: not queue.hlen("unacked") and not queue.llen("celery"), 30,
+                                 lambda: "tasks left in the queue")
+                await asyncio.sleep(0.5)  # time for a delivery, were there one
+            finally:
+                stop(worker)
+            inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+    queue.close()
+    text = log.read_text()
+    path = elsewhere.parent / "watches" / "watches.sqlite3"
+    assert f"this worker refuses checks of new dogs against the watches while no watch store at {path}" in text
+    assert text.count(f"cannot run on this worker: no watch store at {path}") >= 2
+    assert "set DOGSEARCH_GATEWAY_WATCHES_PATH" in text and "retry: Retry in" in text
+    assert "it fails, and their alerts are not sent" in text and "raised unexpected: StoreMissing" in text
+    assert checks_succeeded(log) == 0
+    assert not path.parent.exists()
+    assert inbox == [] and receiver.received == []
+
+
+async def test_a_check_that_finds_no_store_yet_waits_for_the_gateway_to_make_it(settings, worker_env, tmp_path):
+    """Compose may start a worker before the gateway, which makes the store at its start: checks waiting then (left
+    in Redis by an earlier gateway: its store's folder moved away here) are refused and sent again, the worker
+    making no store meanwhile, and run once the store is there; the gateway sends the alert."""
+    jobs, gateway = settings
+    queue = redis_db()
+    log = tmp_path / "worker.log"
+    folder = gateway.watches_file.parent
+    with Receiver() as receiver:
+        async with serving(create_app(gateway, jobs_settings=jobs)) as gw:
+            lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+            watch = (await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})).json()
+            found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
+        assert queue.llen("celery") == 2  # the two dogs' checks: no worker yet
+        folder.rename(tmp_path / "away")
+        worker = start_worker(worker_env, log, "dogsearch.cli", "worker")
+        try:
+            await wait_until(lambda: log.read_text().count("retry: Retry in") >= 4, 60,
+                             lambda: "the checks were not refused: " + log.read_text()[-3000:])
+            assert not folder.exists() and checks_succeeded(log) == 0
+            (tmp_path / "away").rename(folder)  # the gateway made it
+            await wait_until(lambda: checks_succeeded(log) == 2, 60,
+                             lambda: "the checks did not run: " + log.read_text()[-3000:])
+        finally:
+            stop(worker)
+        async with serving(create_app(gateway, jobs_settings=jobs)) as gw:
+            [(_, body)] = await receiver.wait_for(1)
+            inbox = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+    queue.close()
+    assert f"refuses checks of new dogs against the watches while no watch store at {gateway.watches_file}" in \
+        log.read_text()
+    assert json.loads(body)["dog"]["id"] == found and [m["dog"]["id"] for m in inbox] == [found]
+    assert "raised unexpected" not in log.read_text()

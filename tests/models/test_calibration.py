@@ -127,6 +127,52 @@ def test_leading_judges_scores_against_their_own_best_other_dog_as_results_does(
     assert ISO.leading([0.8], [0.79]) == pytest.approx(ISO.probabilities([0.8]))  # no lead curve: pairs alone
 
 
+def cosines(*rows) -> np.ndarray:
+    """A symmetric matrix of the results' own cosines from its upper triangle, row by row."""
+    n = len(rows) + 1
+    out = np.eye(n)
+    for i, row in enumerate(rows):
+        out[i, i + 1:] = out[i + 1:, i] = row
+    return out
+
+
+def test_one_dog_stored_twice_is_no_rival_of_itself():
+    """Two reports of one dog (0.8 to each other, far from the rest), both found by the query: judged against each
+    other neither stands out; judged by who else they are, both read as the dog. The third, behind them, does not."""
+    scores = [0.8, 0.79, 0.5]
+    both = cosines([0.8, 0.4], [0.4])
+    before, now = RANKED.results(scores), RANKED.results(scores, alike=both)
+    assert before[0] < 0.2 and before[1] < 0.05
+    same = RANKED.one_dog(both)[0, 1]  # as a search with one's photo among them would judge the other: far ahead
+    assert same == pytest.approx(RANKED.probability(0.8))
+    lead = RANKED.leading([0.8, 0.79], [0.5, 0.5])
+    assert now[:2] == pytest.approx(same * lead + (1 - same) * before[:2])
+    assert now[0] > 0.99 and now[1] > 0.9 and now[2] == pytest.approx(before[2])  # both likely
+
+
+def test_look_alikes_hold_each_other_back_as_before():
+    """Three dogs of one look (0.72 to each other): none stands out as the others' dog, so each is still the
+    others' rival; results whose own cosines are not known are rivals too."""
+    scores = [0.8, 0.79, 0.785]
+    alike = cosines([0.72, 0.72], [0.72])
+    assert RANKED.one_dog(alike).max() < 0.05
+    assert RANKED.results(scores, alike=alike) == pytest.approx(RANKED.results(scores), abs=0.01)
+    unknown = np.full((3, 3), np.nan)
+    assert RANKED.results(scores, alike=unknown) == pytest.approx(RANKED.results(scores))
+    far = cosines([0.1, 0.1], [0.1])  # pairs the map reads at its floor: exactly as before
+    assert RANKED.results(scores, alike=far).tolist() == RANKED.results(scores).tolist()
+
+
+def test_whether_two_results_are_one_dog_is_one_answer_for_both():
+    """A result near two others is not sure which is its dog: the pair reads the lower of its two views."""
+    alike = cosines([0.8, 0.79], [0.6])
+    same = RANKED.one_dog(alike)
+    assert (same == same.T).all() and not same.diagonal().any()
+    from_0 = RANKED.leading([0.8], [0.79])[0]  # 0's view of 1: 0.01 ahead of 2
+    from_1 = RANKED.leading([0.8], [0.6])[0]  # 1's view of 0: far ahead
+    assert same[0, 1] == pytest.approx(min(from_0, from_1)) and from_0 < 0.2 < 0.99 < from_1
+
+
 def test_the_first_result_s_curve_follows_the_prior_and_survives_the_file(tmp_path):
     close = RANKED.results([0.8, 0.79])[0]
     odds = close / (1 - close) * 0.25

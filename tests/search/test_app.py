@@ -39,6 +39,21 @@ async def test_collection_is_created_once_and_never_mixed(search):
         assert r.status_code == 409 and "m1" in r.json()["detail"]
 
 
+async def test_the_collection_is_read_without_a_count_when_asked(search, monkeypatch):
+    """The gateway's readiness reads the collection's model each probe: count=false answers from its metadata, where
+    an exact count walks every point (of a gallery of millions, a kubelet probing every few seconds)."""
+    from dogsearch.search.edge import EdgeStore
+
+    await search.put("/v1/collection", json={"dim": 2, "model": "m"})
+    await search.put("/v1/points", json={"points": [{"id": uid(i), "vector": unit([1, i])} for i in range(3)]})
+    counted, count = [], EdgeStore.count
+    monkeypatch.setattr(EdgeStore, "count", lambda store, flt=None: counted.append(flt) or count(store, flt))
+    assert (await search.get("/v1/collection", params={"count": "false"})).json() == {"dim": 2, "model": "m"}
+    assert counted == []
+    assert (await search.get("/v1/collection")).json() == {"dim": 2, "model": "m", "count": 3}  # an operator's read
+    assert counted == [None]
+
+
 async def test_metrics_say_how_many_entries_the_collection_holds(search):
     def points(text: str) -> list[str]:
         return [line for line in text.splitlines() if line.startswith("dogsearch_search_points ")]
@@ -195,6 +210,7 @@ async def test_the_client_sends_indexes_and_payload_updates(tmp_path):
         client = SearchClient("http://search", app=app)
         assert await client.ensure_collection(2, "m", {"breed": "keyword"}) == {"dim": 2, "model": "m", "count": 0}
         assert await client.ensure_collection(2, "m") == {"dim": 2, "model": "m", "count": 0}
+        assert await client.collection() == {"dim": 2, "model": "m"}  # what readiness reads: no count
         await client.upsert([{"id": uid(0), "vector": np.asarray([1.0, 0.0], dtype=np.float32), "payload": {}}])
         assert await client.set_payload([uid(0)], {"breed": "pug"}) == {"updated": 1}
         assert await client.count({"breed": "pug"}) == 1

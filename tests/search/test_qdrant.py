@@ -268,6 +268,23 @@ async def test_search_app_on_a_server_store(monkeypatch) -> None:
     assert recording.named("create_collection")[0][1]["shard_number"] == 2
 
 
+async def test_the_collection_read_without_a_count_asks_the_server_for_none(monkeypatch) -> None:
+    recording = Recording(QdrantClient(":memory:"))
+    recording.WRITES = Recording.WRITES | {"count"}  # the count is no write, but it is what is watched here
+    monkeypatch.setattr(qdrant_module, "QdrantClient", lambda **_: recording)
+    app = create_app(SearchSettings(qdrant_url="http://qdrant:6333"))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://search") as http:
+            await http.put("/v1/collection", json={"dim": 2, "model": MODEL})
+            points = [{"id": str(uuid.uuid4()), "vector": [1.0, float(n)]} for n in range(3)]
+            await http.put("/v1/points", json={"points": points})
+            recording.calls.clear()
+            assert (await http.get("/v1/collection?count=false")).json() == {"dim": 2, "model": MODEL}
+            assert recording.named("count") == []
+            assert (await http.get("/v1/collection")).json()["count"] == 3
+            assert len(recording.named("count")) == 1
+
+
 # ---- the engine: aliases --------------------------------------------------------------------------------------
 
 

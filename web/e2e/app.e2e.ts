@@ -346,12 +346,20 @@ describe("dogsearch web UI", () => {
     expect(await page.getByLabel("Breed").inputValue()).toBe("");
     await page.getByLabel("Name").fill("Rex");
     await page.getByLabel("Breed").fill("golden retriever");
-    await page.getByLabel("Notes").fill("friendly, likes water");
+    // notes of several lines, one of them looking like markup
+    const notes = "friendly, likes water\n<b>shy</b> with strangers\n  answers to Rexy";
+    await page.getByLabel("Notes").fill(notes);
     await page.getByRole("button", { name: "Add dog" }).click();
-    await page.getByRole("status").getByText("Added").waitFor();
+    const added = page.getByRole("status").filter({ hasText: /^Added/ });
+    await added.waitFor();
+    // the form it was sent from is emptied: the keyboard goes on from what it came to, not from the page's start
+    expect(await added.evaluate((el) => el === document.activeElement)).toBe(true);
     await page.getByRole("link", { name: "Rex" }).click();
     await page.getByRole("heading", { name: "Rex" }).waitFor();
-    await page.getByText("friendly, likes water").waitFor();
+    const shownNotes = page.locator("dd", { hasText: "friendly, likes water" });
+    // its lines kept, as text (a form's upload sends a line break as CRLF)
+    expect((await shownNotes.innerText()).replaceAll("\r\n", "\n")).toBe(notes);
+    expect(await shownNotes.locator("b").count()).toBe(0);
     expect((await imagesLoaded(page, ".dog-photo")).every((w) => w > 0)).toBe(true);
     const id = page.url().split("/dogs/")[1];
     await expect(page.title()).resolves.toBe("Rex · dogsearch");
@@ -368,8 +376,8 @@ describe("dogsearch web UI", () => {
     await page.getByTestId("report").getByText("Found").waitFor();
     expect((await imagesLoaded(page, ".photo-thumb", 1)).every((w) => w > 0)).toBe(true); // its photos stay
     const edited = (await (await api(server, `/v1/dogs/${id}`)).json()).payload;
-    expect([edited.name, edited.status, edited.location, edited.notes]).toEqual(
-      ["Rex the second", "found", { lat: 52.52, lon: 13.405 }, "friendly, likes water"]);
+    expect([edited.name, edited.status, edited.location, edited.notes.replaceAll("\r\n", "\n")]).toEqual(
+      ["Rex the second", "found", { lat: 52.52, lon: 13.405 }, notes]);
 
     // its owner marks where the dog is (the left half of the photo): stored, and drawn on the page
     await page.getByRole("button", { name: "Not the right dog? Mark it" }).click();
@@ -395,6 +403,53 @@ describe("dogsearch web UI", () => {
     await page.keyboard.press("Enter"); // focus lands on "Yes, delete"
     await page.getByText("was deleted").waitFor();
     expect((await api(server, `/v1/dogs/${id}`)).status).toBe(404);
+  });
+
+  it("adds both dogs of a photo of two, the photo picked once", async () => {
+    // a beagle beside a Samoyed, drawn by the browser into one photo
+    const sources = [photos("beagle", 1)[0], photos("Samoyed", 1)[0]].map(
+      (f) => `data:image/jpeg;base64,${readFileSync(f).toString("base64")}`,
+    );
+    const dataUrl = await page.evaluate(async (srcs) => {
+      const imgs = await Promise.all(srcs.map(async (src) => {
+        const img = new Image();
+        img.src = src;
+        await img.decode();
+        return img;
+      }));
+      const height = 300;
+      const widths = imgs.map((img) => Math.round((img.width * height) / img.height));
+      const canvas = document.createElement("canvas");
+      canvas.width = widths[0] + widths[1];
+      canvas.height = height;
+      const g = canvas.getContext("2d")!;
+      imgs.forEach((img, i) => g.drawImage(img, i ? widths[0] : 0, 0, widths[i], height));
+      return canvas.toDataURL("image/jpeg", 0.92);
+    }, sources);
+    const two = { name: "two-dogs.jpg", mimeType: "image/jpeg", buffer: Buffer.from(dataUrl.split(",")[1], "base64") };
+    await open(page, "#/add");
+    await page.getByLabel("Choose a photo").setInputFiles(two);
+    await page.getByText(/^2 dogs in this photo: adding dog 1\./).waitFor();
+    await page.getByLabel("Name").fill("First of two");
+    await page.getByRole("button", { name: "Add dog" }).click();
+    const next = page.getByRole("status").filter({ hasText: /^Added First of two\. Next, dog 2 of this photo/ });
+    await next.waitFor();
+    expect(await next.evaluate((el) => el === document.activeElement)).toBe(true);
+    const first = (await next.getByRole("link").getAttribute("href"))!.split("/dogs/")[1];
+    // the other dog is chosen: one press adds it, the photo not picked again
+    expect(await page.getByRole("button", { name: "Dog 2" }).getAttribute("aria-pressed")).toBe("true");
+    await shot(page, "add-second-dog-desktop.png");
+    await page.getByLabel("Name").fill("Second of two");
+    await page.getByRole("button", { name: "Add dog" }).click();
+    const done = page.getByRole("status").filter({ hasText: /^Added Second of two\.$/ });
+    await done.waitFor();
+    const second = (await done.getByRole("link").getAttribute("href"))!.split("/dogs/")[1];
+    await page.getByLabel("Choose a photo").waitFor({ state: "attached" }); // done with the photo
+    const payload = async (id: string) => (await (await api(server, `/v1/dogs/${id}`)).json()).payload;
+    const [a, b] = await Promise.all([first, second].map(payload));
+    expect(a.sha256).toBe(b.sha256);
+    expect(a.box).not.toEqual(b.box); // each its own dog of the photo
+    for (const id of [first, second]) expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);
   });
 
   it("keeps several photos of a dog: adds one on its page, finds the dog by it and by two photos, removes it", async () => {
@@ -518,7 +573,9 @@ describe("dogsearch web UI", () => {
     const lost = await addReported(lostPhoto, "Buddy", "lost");
     await open(page, `#/dogs/${lost}`);
     await page.getByRole("button", { name: "Watch for matches" }).click();
-    await page.getByRole("status").getByText(/^Watching/).waitFor();
+    const watching = page.getByRole("status").filter({ hasText: /^Watching/ });
+    await watching.waitFor();
+    expect(await watching.evaluate((el) => el === document.activeElement)).toBe(true); // not the page's start
 
     // Later someone finds him and adds a photo of him (the same photo made smaller by the browser: other bytes).
     const dataUrl = await page.evaluate(async (src) => {
@@ -738,6 +795,52 @@ describe("dogsearch web UI", () => {
     const added = dogs.filter((d) => d.payload.breed === "Old English sheepdog");
     expect(added).toHaveLength(2);
     for (const d of added) expect((await api(server, `/v1/dogs/${d.id}`, { method: "DELETE" })).status).toBe(204);
+  });
+
+  it("shows every time on the reader's own clock, its zone named, and reads out no ids", async () => {
+    const away = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: "Asia/Kolkata" });
+    const p = await newPage(away);
+    await signIn(p, server.keys.admin!, "e2e-admin");
+    const dog = await addPhoto(server, photos("Rhodesian ridgeback", 1)[0],
+      { name: "Ridge", status: "sighted", seen_at: "2026-11-30T17:05:00Z" });
+    const watch = await api(server, "/v1/watches", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ dog_id: dog.id }),
+    });
+    expect(watch.status).toBe(201);
+    const local = "\\d{1,2} \\w{3} \\d{4}, \\d\\d:\\d\\d GMT\\+5:30"; // India's clock, half an hour off any UTC hour
+    const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
+    /** What a screen reader has of the page's main part: its accessibility tree, less the links' addresses. */
+    const spoken = async () =>
+      (await p.locator("main").ariaSnapshot()).split("\n").filter((l) => !l.trim().startsWith("- /url:")).join("\n");
+
+    await p.goto(`${server.url}/#/gallery?status=sighted`);
+    const card = p.getByTestId("gallery-dog").filter({ hasText: "Ridge" });
+    await expect(card.getByTestId("report").textContent()).resolves.toBe("Sightedseen 30 Nov 2026, 22:35 GMT+5:30");
+    expect(await spoken()).not.toMatch(uuid);
+
+    await p.goto(`${server.url}/#/dogs/${dog.id}`);
+    await expect(p.getByTestId("report").textContent()).resolves.toBe("Sightedseen 30 Nov 2026, 22:35 GMT+5:30");
+    await p.getByText("Recorded by the server").click();
+    await expect(p.locator("dt", { hasText: /^created_at$/ }).locator("+ dd").textContent()).resolves.toMatch(
+      new RegExp(`^${local}$`));
+    expect(await spoken()).not.toMatch(uuid);
+
+    await p.goto(`${server.url}/#/alerts`);
+    const watched = p.getByRole("article", { name: /^Dogs like Ridge/ });
+    await expect(watched.getByText(/^Since /).textContent()).resolves.toMatch(new RegExp(`^Since ${local}$`));
+    expect(await spoken()).not.toMatch(uuid);
+
+    await p.goto(`${server.url}/#/jobs`);
+    const times = p.getByTestId("job").first().getByTestId("job-times");
+    await expect(times.textContent()).resolves.toMatch(new RegExp(`^(Started|Queued) ${local}(, ended ${local})?$`));
+    expect(await spoken()).not.toMatch(uuid);
+    await shot(p, "jobs-local-time-desktop.png");
+
+    expect((await api(server, `/v1/watches/${(await watch.json()).id}`, { method: "DELETE" })).status).toBe(204);
+    expect((await api(server, `/v1/dogs/${dog.id}`, { method: "DELETE" })).status).toBe(204);
+    await away.close();
   });
 
   it("works on a narrow phone screen, with the camera offered", async () => {

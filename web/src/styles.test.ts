@@ -41,4 +41,8 @@ describe("styles.css", () => {
   it("wraps a heading with a long word (a name without spaces) instead of widening the page", () => {
     expect(rule("h1")).toContain("overflow-wrap: anywhere");
   });
+
+  it("shows a dog's notes with the line breaks they were typed with", () => {
+    expect(rule(".fields-list dd")).toContain("white-space: pre-wrap");
+  });
 });

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -65,6 +66,7 @@ def create_app(
                           backoff_s=settings.webhook_backoff_s, poll_s=settings.webhook_poll_s)
     watches.on_match = deliverer.wake
     gallery.ingest.on_stored = _check_in_workers(bulk, watches) if bulk.celery else _check_here(watches)
+    gallery.on_deleted = _end_watches(watches)
     gallery.ingest.hashes = bulk.store  # every new photo's look-alikes, by the hashes the jobs file too
     parts = Parts(settings, gallery, bulk, pose_client, StoredPoses(pose_client, gallery), same_dog, watches)
 
@@ -160,6 +162,15 @@ def _check_in_workers(bulk: Jobs, watches):
             log.warning("the job broker does not answer: the new dogs are checked against the watches here")
             await here(entry_ids)
     return enqueue
+
+
+def _end_watches(watches):
+    async def dog_deleted(dog_id: str) -> None:
+        try:
+            await watches.dog_deleted(dog_id)
+        except sqlite3.Error:  # the dog is gone all the same (its inboxes leave it out as they are read): said
+            log.exception("dog %s deleted, but the watch store was not told: the watches made from it go on", dog_id)
+    return dog_deleted
 
 
 async def _upgrade_layout(gallery: Gallery, retry_s: float = 1.0) -> None:

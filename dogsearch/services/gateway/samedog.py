@@ -2,14 +2,15 @@
 (models/<model>/calibration.json, dogsearch/models/calibration.py) and a verdict by the gateway's thresholds. Vectors
 without a calibration give no probability (null) and no verdict: a search never fails for want of one. A list's
 best result is only as likely as it stands out from the next dog (Calibration.results): a look-alike of the
-query's breed scores as high as the dog itself would; but the query's own photo and dog, stored (Match.exact), is
+query's breed scores as high as the dog itself would; but not from another result that is probably the same dog (two
+reports of one dog, told by the two entries' own cosine); and the query's own photo and dog, stored (Match.exact), is
 certain. A calibration with a ``part`` (a fusion's: ranked by the whole
 vector, judged by its ViT part, dogsearch/core/judged.py) reads each match's part score, never its ranking score.
 """
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,8 @@ from dogsearch.services.gateway.settings import GatewaySettings
 # whole-vector model the next dog; for one judged by a part, any of them: core/judged.py), so a verdict does not
 # change with how many results were asked for, up to SHOWN.
 JUDGED = SHOWN
+
+Alike = Callable[[Sequence[Match]], Awaitable[np.ndarray]]  # matches -> their own cosines, (n, n)
 
 NO_LIKELY = "No likely match: none of these is likely the same dog."
 ONLY_POSSIBLE = "No likely match: the best may be the same dog; compare its photos with yours."
@@ -70,9 +73,12 @@ class SameDog:
         """A probability against the gateway's thresholds."""
         return verdict(p, self.settings.same_dog_possible, self.settings.same_dog_likely)
 
-    async def judge(self, model_id: str | None, matches: Sequence[Match], shown: int | None = None) -> Judged:
+    async def judge(self, model_id: str | None, matches: Sequence[Match], shown: int | None = None,
+                    alike: Alike | None = None) -> Judged:
         """The first `shown` (all by default) of a ranked list of matches judged; the ones after them are the dogs
-        the shown ones must stand out from (a search asks for at least JUDGED dogs for that)."""
+        the shown ones must stand out from (a search asks for at least JUDGED dogs for that). `alike`: the own
+        cosines of the first JUDGED matches (Gallery.alike), asked only where a verdict reads them: two of them that
+        are probably one dog (two reports of it) do not hold each other back (Calibration.results)."""
         shown = len(matches) if shown is None else min(shown, len(matches))
         cal = None if model_id is None else await self.calibration(model_id)
         if cal is not None and cal.part is not None and any(m.judged is None for m in matches):
@@ -80,9 +86,15 @@ class SameDog:
         if cal is None:
             return Judged([None] * shown, [None] * shown, None, None if matches else NO_DOGS)
         scores = [m.verdict_score for m in matches]
+        own = None
+        if alike is not None and cal.first is not None and len(matches) > 1:
+            own = np.full((len(matches), len(matches)), np.nan)  # the dogs past the first JUDGED: rivals, as before
+            top = min(len(matches), JUDGED)
+            own[:top, :top] = await alike(matches[:top])
         s = self.settings
         probabilities = [1.0 if m.exact else round(float(p), 4)
-                         for m, p in zip(matches, cal.results(list(scores), s.same_dog_prior)[:shown], strict=False)]
+                         for m, p in zip(matches, cal.results(list(scores), s.same_dog_prior, own)[:shown],
+                                         strict=False)]
         verdicts = [self.verdict(p) for p in probabilities]
         best = self.verdict(max(probabilities, default=0.0))
         return Judged(probabilities, verdicts, best, _message(best, bool(matches)))

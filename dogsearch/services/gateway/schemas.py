@@ -181,7 +181,8 @@ class Job(BaseModel):
     total: int = Field(..., description="files found (known once the job is running)")
     indexed: int = Field(..., description="photos stored by this job, near-duplicates included")
     duplicates: int = Field(..., description="skipped: the same bytes came earlier in the job or were already stored")
-    already_stored: int = Field(..., description="of the duplicates: stored before this job")
+    already_stored: int = Field(..., description="of the duplicates: stored before this job (its dog given the job's "
+                                                 "fields it lacked; one holding other values fails, naming it)")
     near_duplicates: int = Field(..., description="of the indexed: look-alikes of a stored photo (payload "
                                                   "near_duplicate_of)")
     failed: int
@@ -245,13 +246,22 @@ class Watch(BaseModel):
     radius_km: float | None = None
     webhook_url: str | None = None
     created_at: str = Field(..., description="dogs stored from then on are checked against it")
+    ended_at: str | None = Field(None, description="when its dog (dog_id) was deleted, which ended it: it matches no "
+                                                   "more, and its inbox stays until it is deleted; null: watching")
     photos: int = Field(..., description="how many photos' vectors it compares")
     matches_url: str
 
 
+SECRET = "the key of the deliveries' X-Dogsearch-Signature (HMAC-SHA256): shown only now"
+
+
 class WatchCreated(Watch):
-    secret: str = Field(..., description="the key of the deliveries' X-Dogsearch-Signature (HMAC-SHA256): shown "
-                                         "only now")
+    secret: str = Field(..., description=SECRET)
+
+
+class WatchSecret(BaseModel):
+    id: str
+    secret: str = Field(..., description=SECRET + "; the old one signs no more attempts")
 
 
 class WatchList(BaseModel):

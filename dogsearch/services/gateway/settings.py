@@ -52,8 +52,8 @@ class GatewaySettings(ServiceSettings):
     thumbnail_px: int = Field(256, ge=32, le=2048)
     max_k: int = Field(100, ge=1, le=1000)
     require_dog: bool = Field(True, description="a photo in which the embedder's detector finds no dog is refused "
-                                                "(422 no_dog_found) by search and add; false: its whole photo is the "
-                                                "dog")
+                                                "(422 no_dog_found) by search, add and a pose without a box; false: "
+                                                "its whole photo is the dog")
     max_page: int = Field(100, ge=1, le=1000)
     max_query_photos: int = Field(5, ge=1, le=20, description="photos of one dog a search may combine (`image` "
                                                               "repeated in POST /v1/search)")

@@ -23,7 +23,8 @@ class SearchClient(ServiceClient):
         return (await self.request("PUT", "/v1/collection", json=body)).json()
 
     async def collection(self) -> dict:
-        return (await self.request("GET", "/v1/collection")).json()
+        """{"dim", "model"}: no count, which would walk every point (readiness asks this each probe)."""
+        return (await self.request("GET", "/v1/collection", params={"count": "false"})).json()
 
     async def upsert(self, points: Sequence[Mapping[str, Any]]) -> None:
         """Points as {"id", "vector", "payload"}; numpy vectors travel as base64 float32."""

@@ -59,10 +59,16 @@ class CollectionSpec(BaseModel):
                                           description="payload indexes to build (field -> kind), if missing")
 
 
+# Readiness asks GET /v1/collection every few seconds: an exact count walks every point, holding the embedded engine
+# (and the GIL) for it, which grows with the gallery (docs/operations.md, "Health, readiness, metrics").
+COUNT = ("count the points too (exact: a pass over every one of them); false: dim and model alone, from the "
+         "collection's metadata, at a cost that does not grow with the collection")
+
+
 class CollectionInfo(BaseModel):
     dim: int
     model: str
-    count: int
+    count: int | None = Field(None, description="the points it holds; absent when asked with count=false")
 
 
 class PointIn(BaseModel):

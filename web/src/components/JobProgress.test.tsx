@@ -46,6 +46,20 @@ describe("JobProgress", () => {
     expect(screen.getByText("b.png: truncated file")).toBeInTheDocument();
   });
 
+  it("is named by its folder and when it was asked for, not by its id; its times on the reader's clock", () => {
+    const times = { created_at: "2026-12-03T10:00:00+00:00", started_at: "2026-12-03T10:00:02+00:00" };
+    const id = "5f0c6f1e-0d7c-4c2e-9f5e-3b1e2a9c8d7f";
+    const { rerender } = render(<JobProgress job={job({ id, path: "/data/photos", ...times })} />);
+    expect(screen.getByRole("article")).toHaveAccessibleName("Job of /data/photos, 3 Dec 2026, 11:00 CET");
+    expect(screen.getByTestId("job-times")).toHaveTextContent(/^Started 3 Dec 2026, 11:00 CET$/);
+    rerender(<JobProgress job={job({ id, state: "done", ...times, finished_at: "2026-12-03T10:20:00+00:00" })} />);
+    expect(screen.getByTestId("job-times")).toHaveTextContent(
+      /^Started 3 Dec 2026, 11:00 CET, ended 3 Dec 2026, 11:20 CET$/,
+    );
+    rerender(<JobProgress job={job({ id, state: "queued", created_at: times.created_at, started_at: null })} />);
+    expect(screen.getByTestId("job-times")).toHaveTextContent(/^Queued 3 Dec 2026, 11:00 CET$/);
+  });
+
   it("copes with an unknown total while counting", () => {
     render(<JobProgress job={job({ total: 0, indexed: 0, duplicates: 0, failed: 0, state: "queued" })} />);
     expect(screen.getByRole("progressbar")).toHaveAttribute("aria-valuetext", "counting photos");

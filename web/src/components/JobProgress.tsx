@@ -1,5 +1,7 @@
 import { useEffect, useRef } from "react";
+import { formatWhen } from "../lib/reports";
 import type { Job, JobError } from "../lib/types";
+import { Time } from "./Time";
 
 const RUNNING = new Set(["queued", "pending", "started", "running"]);
 
@@ -11,6 +13,10 @@ function errorText(e: JobError): string {
   const where = e.file ?? e.path;
   return where ? `${where}: ${reason}` : reason;
 }
+
+/** A job as people tell jobs apart: its folder and when it was asked for (its id means nothing to them). */
+const jobName = (job: Job): string =>
+  `Job${job.path ? ` of ${job.path}` : ""}${job.created_at ? `, ${formatWhen(job.created_at)}` : ""}`;
 
 /** `highlighted`: the job a refused start points at (it already indexes that folder), scrolled to and outlined. */
 export function JobProgress({
@@ -34,7 +40,7 @@ export function JobProgress({
     <article
       ref={card}
       className={highlighted ? "job highlighted" : "job"}
-      aria-label={`Job ${job.id}`}
+      aria-label={jobName(job)}
       aria-current={highlighted ? "true" : undefined}
       data-testid="job"
     >
@@ -47,6 +53,18 @@ export function JobProgress({
           </button>
         )}
       </header>
+      {job.created_at && (
+        <p className="muted" data-testid="job-times">
+          {job.started_at ? "Started " : "Queued "}
+          <Time iso={job.started_at ?? job.created_at} />
+          {job.finished_at && (
+            <>
+              {", ended "}
+              <Time iso={job.finished_at} />
+            </>
+          )}
+        </p>
+      )}
       <div
         className="progress"
         role="progressbar"

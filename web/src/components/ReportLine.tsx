@@ -1,5 +1,6 @@
-import { formatDistance, formatPlace, formatSeen, isPlace, STATUS_LABELS, type Status } from "../lib/reports";
+import { formatDistance, formatPlace, isPlace, STATUS_LABELS, type Status } from "../lib/reports";
 import type { Payload } from "../lib/types";
+import { Time } from "./Time";
 
 interface Props {
   payload: Payload;
@@ -22,7 +23,11 @@ export function ReportLine({ payload, distanceKm, seenAt, showPlace }: Props) {
       {status && <span className={`status status-${status}`}>{STATUS_LABELS[status as Status] ?? status}</span>}
       {distanceKm != null && <span>{formatDistance(distanceKm)} away</span>}
       {showPlace && place && <span>at {formatPlace(place)}</span>}
-      {seen && <span>seen {formatSeen(seen)}</span>}
+      {seen && (
+        <span>
+          seen <Time iso={seen} />
+        </span>
+      )}
     </p>
   );
 }

@@ -69,7 +69,7 @@ describe("ResultGrid", () => {
     ];
     render(<ResultGrid results={reported} matchHref={() => "#"} onMoreLike={() => {}} />);
     const cards = screen.getAllByTestId("result");
-    expect(within(cards[0]).getByTestId("report")).toHaveTextContent("Lost27.0 km awayseen 30 Nov 2026, 17:05 UTC");
+    expect(within(cards[0]).getByTestId("report")).toHaveTextContent("Lost27.0 km awayseen 30 Nov 2026, 18:05 CET");
     expect(within(cards[1]).getByTestId("report")).toHaveTextContent(/^Found$/); // no place known: no distance
     expect(within(cards[2]).queryByTestId("report")).toBeNull();
   });

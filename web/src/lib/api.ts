@@ -29,6 +29,9 @@ export class ApiError extends Error {
     readonly seems: SeemsLabel[] = [],
     /** with "no_dog_found" from a search of several photos: which of them (0-based, as sent) */
     readonly photo: number | null = null,
+    /** what the refusal names: with "photo_stored_already" the stored dog's id, with "folder_being_indexed" the
+     * job's (when this key may see it) */
+    readonly named: string | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -48,7 +51,7 @@ export const SIGN_IN_NEEDED = "Sign in with an API key to continue.";
  * and `seems`. */
 async function errorOf(response: Response): Promise<ApiError> {
   const text = await response.text().catch(() => "");
-  let body: { code?: unknown; seems?: unknown; photo?: unknown } | null = null;
+  let body: { code?: unknown; seems?: unknown; photo?: unknown; dog_id?: unknown; job_id?: unknown } | null = null;
   try {
     body = JSON.parse(text);
   } catch {
@@ -61,7 +64,8 @@ async function errorOf(response: Response): Promise<ApiError> {
       ? noDogMessage(seems)
       : (plainError(response.status, code, body, response.url) ?? detailOf(body, response));
   const photo = typeof body?.photo === "number" ? body.photo : null;
-  return new ApiError(message, response.status, code, seems, photo);
+  const named = [body?.dog_id, body?.job_id].find((id): id is string => typeof id === "string") ?? null;
+  return new ApiError(message, response.status, code, seems, photo, named);
 }
 
 function detailOf(body: unknown, response: Response): string {

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import { ApiError, getDog, PHOTO_TIMEOUT_MS, READ_TIMEOUT_MS, searchByPhoto, startUploadJob } from "./api";
-import { DOG_GONE, plainError, sizeText } from "./errors";
+import { DETAILS, DOG_GONE, plainError, sizeText } from "./errors";
 import { json } from "../testing";
 
 /** A server that never answers: its fetch only ends when the request is aborted. */
@@ -39,14 +39,23 @@ describe("the API's refusals in plain words", () => {
     );
   });
 
-  it("says a folder is being indexed already, without the job's id", () => {
-    const detail = "job 3393ea81-0000-4000-8000-000000000000 is indexing this folder (running): wait for it to finish, or cancel it";
+  it("says a folder, or one inside or around it, is being indexed already, without the job's id", () => {
+    const detail =
+      "job 3393ea81-0000-4000-8000-000000000000 (started on /data) is indexing this folder (running): wait for it to finish, or cancel it";
     expect(plainError(409, "folder_being_indexed", { detail, code: "folder_being_indexed" })).toBe(
-      "This folder is being indexed already: see its job below.",
+      "This folder, or one inside or around it, is being indexed already: see its job below.",
     );
-    const other = "another key's job is indexing this folder (queued): wait for it to finish, or cancel it";
+    const other = "another key's job is indexing /data/beagle, which this job would index too (queued): wait for it to finish, or cancel it";
     expect(plainError(409, "folder_being_indexed", { detail: other })).toBe(
-      "This folder is being indexed already, by another key's job: wait for it to finish.",
+      "This folder, or one inside or around it, is being indexed already, by another key's job: wait for it to finish.",
+    );
+  });
+
+  it("says a photo stored already with other details changed nothing, with the server's list of them", () => {
+    const detail =
+      "this photo is stored already as dog d1, with other values than those sent (name: 'Fido' stored, 'Rex' sent): adding it again changes no dog; change that dog's fields instead";
+    expect(plainError(409, "photo_stored_already", { detail, code: "photo_stored_already", dog_id: "d1" })).toBe(
+      `This photo is stored already, as a dog whose details differ from what you entered: nothing was added or changed.${DETAILS}${detail}`,
     );
   });
 

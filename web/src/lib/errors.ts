@@ -3,7 +3,10 @@
 
 export const DOG_GONE = "This dog does not exist (it may have been deleted).";
 export const GALLERY_ADDRESS_STALE = "This gallery page's address is no longer valid: start again from the first page.";
-export const FOLDER_BEING_INDEXED = "This folder is being indexed already: see its job below.";
+export const FOLDER_BEING_INDEXED =
+  "This folder, or one inside or around it, is being indexed already: see its job below.";
+export const PHOTO_STORED_ALREADY =
+  "This photo is stored already, as a dog whose details differ from what you entered: nothing was added or changed.";
 
 const MB = 1024 * 1024;
 
@@ -66,9 +69,11 @@ export function plainError(status: number, code: string | null, body: unknown, u
   }
   if (code === "folder_being_indexed") {
     return typeof detail === "string" && detail.startsWith("another key's job")
-      ? "This folder is being indexed already, by another key's job: wait for it to finish."
+      ? "This folder, or one inside or around it, is being indexed already, by another key's job: wait for it to finish."
       : FOLDER_BEING_INDEXED;
   }
+  // which fields differ, in the server's words, under the plain sentence
+  if (code === "photo_stored_already") return `${PHOTO_STORED_ALREADY}${typeof detail === "string" ? DETAILS + detail : ""}`;
   if (code === "invalid_report_query" && typeof detail === "string" && /^seen_after .* is later than seen_before/.test(detail)) {
     return "“Seen after” is later than “Seen before”: no dog can be seen in between. Swap the two dates or clear one.";
   }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   distanceKm,
   formatDistance,
-  formatSeen,
+  formatWhen,
   jobReport,
   localInput,
   parsePlace,
@@ -60,8 +60,12 @@ describe("reports", () => {
     expect(formatDistance(0.43)).toBe("430 m");
     expect(formatDistance(12.345)).toBe("12.3 km");
     expect(formatDistance(1234.5)).toBe("1,235 km");
-    expect(formatSeen("2026-11-30T17:05:00+00:00")).toBe("30 Nov 2026, 17:05 UTC");
-    expect(formatSeen("not a time")).toBe("not a time");
+    expect(formatWhen("not a time")).toBe("not a time");
+  });
+
+  it("shows a time on the reader's clock (Berlin in these tests), the zone named, summer time included", () => {
+    expect(formatWhen("2026-11-30T17:05:00+00:00")).toBe("30 Nov 2026, 18:05 CET");
+    expect(formatWhen("2026-07-01T23:30:00Z")).toBe("2 Jul 2026, 01:30 CEST"); // the next day there
   });
 
   it("fills a report in from what its photo says, and says what the photo does not", () => {

@@ -84,13 +84,19 @@ export function formatDistance(km: number): string {
   return `${Math.round(km).toLocaleString("en")} km`;
 }
 
-/** An RFC 3339 time → "30 Nov 2026, 17:05 UTC" (UTC: the same for every reader of a report). */
-export function formatSeen(iso: string): string {
+/** An RFC 3339 time on the reader's own clock, its zone named: "30 Nov 2026, 18:05 CET" in Berlin. The zone is said
+ * so that people who compare a sighting's time across zones (a shelter, an owner abroad) can tell them apart. */
+export function formatWhen(iso: string): string {
   const when = new Date(iso);
   if (Number.isNaN(when.getTime())) return iso;
-  const day = when.toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
-  const time = when.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", timeZone: "UTC" });
-  return `${day}, ${time} UTC`;
+  return when.toLocaleString("en-GB", {
+    day: "numeric",
+    month: "short",
+    year: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    timeZoneName: "short",
+  });
 }
 
 /** A dog's report as the add form has it: every part optional. */

@@ -180,6 +180,10 @@ export interface Job {
   path?: string;
   labels?: string | null;
   images_per_s?: number | null;
+  /** RFC 3339: when it was asked for, began and ended (null: not yet); absent from older servers */
+  created_at?: string;
+  started_at?: string | null;
+  finished_at?: string | null;
 }
 
 /** An alert on new matches (GET /v1/watches). */
@@ -192,6 +196,9 @@ export interface Watch {
   radius_km: number | null;
   webhook_url: string | null;
   created_at: string;
+  /** when its dog was deleted, which ended it: no new matches, its inbox stays (null: watching; absent from older
+   * servers) */
+  ended_at?: string | null;
   photos: number;
   matches_url: string;
 }

@@ -14,6 +14,7 @@ const TWO_DOGS = {
   ],
   seems: [{ label: "beagle", p: 0.6 }],
 };
+const ONE_DOG = { ...TWO_DOGS, dogs: TWO_DOGS.dogs.slice(0, 1) };
 const NO_DOG = { width: 400, height: 200, dogs: [], seems: [{ label: "golf ball", p: 0.71 }] };
 const ADDED = { id: "d1", payload: { name: "Rex", breed: "Samoyed" }, image_url: "/i", thumbnail_url: "/t" };
 
@@ -57,12 +58,54 @@ describe("AddDogPage with the dogs found in the photo", () => {
     await userEvent.type(screen.getByLabelText("Name"), "Rex");
     await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
 
-    expect(await screen.findByRole("status")).toHaveTextContent("Added Rex.");
+    expect(await screen.findByText(/^Added/)).toHaveTextContent(/^Added Rex\./);
     const form = addForm(fetchMock)!;
     expect(form.get("dog")).toBe("1");
     expect(form.get("breed")).toBe("Samoyed");
     expect(form.get("name")).toBe("Rex");
     expect(form.get("image")).toBeInstanceOf(File);
+  });
+
+  it("moves the keyboard's focus to what the add came to, the form it was sent from being emptied", async () => {
+    mockApi([200, ONE_DOG]);
+    render(<AddDogPage />);
+    await pickPhoto();
+    await screen.findByTestId("dog-box");
+    await userEvent.type(screen.getByLabelText("Name"), "Rex");
+    await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
+    const said = await screen.findByRole("status");
+    expect(said).toHaveTextContent(/^Added Rex\.$/);
+    expect(said).toHaveFocus();
+  });
+
+  it("goes on to the photo's other dog once one is added, without the photo picked again", async () => {
+    const fetchMock = mockApi([200, TWO_DOGS]);
+    render(<AddDogPage />);
+    await pickPhoto();
+    await screen.findAllByTestId("dog-box");
+    await userEvent.type(screen.getByLabelText("Name"), "Rex");
+    await userEvent.selectOptions(screen.getByLabelText("Status"), "found");
+    await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
+    const said = await screen.findByText(/^Added/);
+    expect(said).toHaveTextContent("Added Rex. Next, dog 2 of this photo: add it too, or choose another photo.");
+    expect(said).toHaveFocus();
+    // the same photo with its other dog chosen; the first dog's name gone, the sighting of both kept
+    expect(screen.getByRole("button", { name: "Dog 2" })).toHaveAttribute("aria-pressed", "true");
+    expect(screen.getByText(/^2 dogs in this photo: adding dog 2 \(added: dog 1\)\./)).toBeInTheDocument();
+    expect(screen.getByLabelText("Name")).toHaveValue("");
+    expect(screen.getByLabelText("Status")).toHaveValue("found");
+
+    await userEvent.type(screen.getByLabelText("Name"), "Bo");
+    await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
+    expect(await screen.findByLabelText("Choose a photo")).toBeInTheDocument(); // both added: done with the photo
+    expect(screen.getByLabelText("Status")).toHaveValue("");
+    const adds = fetchMock.mock.calls.filter(([u]) => u === "/v1/dogs").map(([, init]) => init!.body as FormData);
+    expect(adds.map((f) => [f.get("dog"), f.get("name"), f.get("status")])).toEqual([
+      ["0", "Rex", "found"],
+      ["1", "Bo", "found"],
+    ]);
+    expect(adds[1].get("image")).toBe(adds[0].get("image"));
+    expect(fetchMock.mock.calls.filter(([u]) => u === "/v1/detect")).toHaveLength(1);
   });
 
   it("says there is no dog in the photo and keeps Add disabled with the reason", async () => {
@@ -145,12 +188,31 @@ describe("AddDogPage with the dogs found in the photo", () => {
     expect(screen.getByRole("link", { name: "Rex" })).toHaveAttribute("href", "#/dogs/d2");
   });
 
-  it("says a photo already stored was not changed by what was typed", async () => {
+  it("says a photo already stored has what was typed (the server fills in what its dog lacked)", async () => {
     const status = await added(200, ADDED);
-    expect(status).toHaveTextContent(
-      "This photo was already stored as Rex. Nothing you entered here was changed on it: edit it on its page.",
-    );
+    expect(status).toHaveTextContent("This photo was already stored as Rex. It has everything you entered.");
     expect(screen.getByRole("link", { name: "Rex" })).toHaveAttribute("href", "#/dogs/d1");
+  });
+
+  it("keeps what was typed when the photo is stored already with other details, and links that dog", async () => {
+    const detail =
+      "this photo is stored already as dog d1, with other values than those sent (name: 'Rex' stored, 'Max' sent): adding it again changes no dog; change that dog's fields instead";
+    vi.stubGlobal("fetch", vi.fn(async (url: RequestInfo | URL) =>
+      url === "/v1/detect"
+        ? json(404, { detail: "Not Found" })
+        : json(409, { detail, code: "photo_stored_already", dog_id: "d1" }),
+    ));
+    render(<AddDogPage />);
+    await pickPhoto();
+    await userEvent.type(screen.getByLabelText("Name"), "Max");
+    const add = screen.getByRole("button", { name: "Add dog" });
+    await vi.waitFor(() => expect(add).toBeEnabled());
+    await userEvent.click(add);
+    expect(await screen.findByRole("alert")).toHaveTextContent(
+      "This photo is stored already, as a dog whose details differ from what you entered: nothing was added or changed.",
+    );
+    expect(screen.getByRole("link", { name: "Open that dog" })).toHaveAttribute("href", "#/dogs/d1");
+    expect(screen.getByLabelText("Name")).toHaveValue("Max");
   });
 
   it("adds without a choice on a server without /v1/detect", async () => {
@@ -190,7 +252,9 @@ describe("AddDogPage with the dogs found in the photo", () => {
     await userEvent.type(screen.getByLabelText("Name"), "Rex");
     await userEvent.type(screen.getByLabelText("Notes"), "friendly");
     await userEvent.click(screen.getByRole("button", { name: "Add dog" }));
-    expect(await screen.findByRole("button", { name: "Adding…" })).toBeInTheDocument();
+    const adding = await screen.findByRole("button", { name: "Adding…" });
+    expect(adding).toHaveAttribute("aria-disabled", "true");
+    expect(adding).toBeEnabled(); // not disabled: it keeps the keyboard's focus, there when the add fails
 
     const picker = screen.getByLabelText("Choose another photo");
     expect(picker).toHaveAttribute("aria-disabled", "true");
@@ -216,7 +280,7 @@ describe("AddDogPage with a lost & found report", () => {
   });
 
   it("sends the status, the place typed as lat, lon and the time in UTC", async () => {
-    const fetchMock = mockApi([200, TWO_DOGS]);
+    const fetchMock = mockApi([200, ONE_DOG]);
     render(<AddDogPage />);
     await pickPhoto();
     await screen.findAllByTestId("dog-box");
@@ -235,14 +299,14 @@ describe("AddDogPage with a lost & found report", () => {
   it("fills in where and when from the photo when asked, for the user to check before adding", async () => {
     const taken = { seen_at: "2026-11-30T17:05:09+00:00", location: { lat: 52.52, lon: 13.405 }, unknown: {} };
     const fetchMock = vi.fn(async (url: RequestInfo | URL, _init?: RequestInit) =>
-      url === "/v1/detect" ? json(200, TWO_DOGS) : url === "/v1/taken" ? json(200, taken) : json(201, ADDED),
+      url === "/v1/detect" ? json(200, ONE_DOG) : url === "/v1/taken" ? json(200, taken) : json(201, ADDED),
     );
     vi.stubGlobal("fetch", fetchMock);
     render(<AddDogPage />);
     const fromPhoto = screen.getByRole("button", { name: "Where and when from the photo" });
     expect(fromPhoto).toBeDisabled(); // no photo yet
     await pickPhoto();
-    await screen.findAllByTestId("dog-box");
+    await screen.findByTestId("dog-box");
     expect(fetchMock.mock.calls.map(([u]) => u)).not.toContain("/v1/taken"); // not read unless asked
     await userEvent.click(fromPhoto);
     expect(await screen.findByText("Filled in from the photo: where and when it was taken.")).toBeInTheDocument();

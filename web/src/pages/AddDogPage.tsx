@@ -37,11 +37,20 @@ export function AddDogPage() {
   const [report, setReport] = useState<ReportInput>({});
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const [saved, setSaved] = useState<{ dog: Dog; created: boolean } | null>(null);
+  const [storedAs, setStoredAs] = useState<string | null>(null); // the dog the photo is, refused for other details
+  // `next`: the dog of the same photo selected to be added next
+  const [saved, setSaved] = useState<{ dog: Dog; created: boolean; next?: number } | null>(null);
+  const [addedDogs, setAddedDogs] = useState<number[]>([]); // the dogs of this photo added so far
   const picked = useRef<File | null>(null); // the latest photo: an answer about an earlier one is dropped
   const lastMarked = useRef<Box | null>(null); // likewise the latest box marked
+  const confirmation = useRef<HTMLParagraphElement>(null);
 
   useEffect(() => () => void (preview && URL.revokeObjectURL(preview)), [preview]);
+
+  // The keyboard's focus goes to what the add came to (the form it was in is emptied), not to the page's start.
+  useEffect(() => {
+    if (saved) confirmation.current?.focus();
+  }, [saved]);
 
   const onPick = (f: File) => {
     setFile(f);
@@ -55,7 +64,9 @@ export function AddDogPage() {
     });
     setSaved(null);
     setError(null);
+    setStoredAs(null);
     setDogIndex(0); // the largest dog
+    setAddedDogs([]);
     setMarking(false);
     setMarked(null);
     setFound({ status: "looking" });
@@ -105,7 +116,7 @@ export function AddDogPage() {
       setError("Pick a photo of the dog first.");
       return;
     }
-    if (blocked) return;
+    if (blocked || busy) return;
     try {
       reportFormFields(report); // a place that is not one is said here, before the upload
     } catch (err) {
@@ -114,18 +125,32 @@ export function AddDogPage() {
     }
     setBusy(true);
     setError(null);
+    setStoredAs(null);
     try {
       const which = marked ? { box: marked } : { dog: detection ? dogIndex : undefined };
-      setSaved(await addDog({ image: file, ...fields, report, ...which }));
+      const answer = await addDog({ image: file, ...fields, report, ...which });
+      setFields(EMPTY);
+      // another dog of the photo is next, the photo and its report kept: no second pick of the same photo
+      const done = [...addedDogs, dogIndex];
+      const next = detection && detection.dogs.length > 1 && !marked
+        ? detection.dogs.find((d) => !done.includes(d.index))
+        : undefined;
+      if (next) {
+        setSaved({ ...answer, next: next.index });
+        setAddedDogs(done);
+        setDogIndex(next.index);
+        return;
+      }
+      setSaved(answer);
       picked.current = null;
       setMarked(null);
       setFile(null);
       setPreview(null);
       setFound({ status: "none" });
-      setFields(EMPTY);
       setReport({});
     } catch (err) {
       setError(messageOf(err)); // what was typed stays, to try again
+      if (err instanceof ApiError && err.code === "photo_stored_already") setStoredAs(err.named);
     } finally {
       setBusy(false);
     }
@@ -180,7 +205,9 @@ export function AddDogPage() {
           )}
           {detection && detection.dogs.length > 1 && !marked && (
             <p className="muted" role="status">
-              {detection.dogs.length} dogs in this photo: adding dog {dogIndex + 1}. Pick another one above.
+              {detection.dogs.length} dogs in this photo: adding dog {dogIndex + 1}
+              {addedDogs.length > 0 && ` (added: ${addedDogs.map((i) => `dog ${i + 1}`).join(", ")})`}. Pick another
+              one above.
             </p>
           )}
           {marked && (
@@ -201,11 +228,16 @@ export function AddDogPage() {
           <DogFields value={fields} onChange={setFields} readOnly={busy} suggestion={suggestion} />
           <ReportFields value={report} onChange={setReport} disabled={busy} photo={file} />
           <ErrorBanner error={error} />
+          {error && storedAs && (
+            <p className="notice">
+              <a href={`#/dogs/${storedAs}`}>Open that dog</a> to see its details.
+            </p>
+          )}
           {saved && (
-            <p className="success" role="status">
+            <p className="success" role="status" ref={confirmation} tabIndex={-1}>
               {saved.created ? "Added " : "This photo was already stored as "}
               <a href={`#/dogs/${saved.dog.id}`}>{dogTitle(saved.dog.payload)}</a>.
-              {!saved.created && " Nothing you entered here was changed on it: edit it on its page."}
+              {!saved.created && " It has everything you entered."}
               {saved.created && typeof saved.dog.payload.near_duplicate_of === "string" && (
                 <>
                   {" "}
@@ -214,6 +246,8 @@ export function AddDogPage() {
                   dog, delete this one and add the photo to it.
                 </>
               )}
+              {saved.next !== undefined &&
+                ` Next, dog ${saved.next + 1} of this photo: add it too, or choose another photo.`}
             </p>
           )}
           {blocked && (
@@ -221,10 +255,12 @@ export function AddDogPage() {
               {blocked}
             </p>
           )}
+          {/* aria-disabled while busy, not disabled: the button pressed keeps the keyboard's focus */}
           <button
             type="submit"
             className="button"
-            disabled={busy || Boolean(blocked)}
+            disabled={Boolean(blocked)}
+            aria-disabled={busy || undefined}
             aria-describedby={blocked ? `${ids}-blocked` : undefined}
           >
             {busy ? "Adding…" : "Add dog"}

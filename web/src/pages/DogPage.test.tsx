@@ -82,6 +82,18 @@ describe("DogPage with a suggested breed", () => {
     expect(screen.getByRole("link", { name: "another dog's" })).toHaveAttribute("href", "#/dogs/d2");
   });
 
+  it("says what the server recorded in words a person reads: no dog's id, the time on the reader's clock", async () => {
+    const copied = "0b3e6f4c-9d2a-4c1e-8f7b-2a5d6c9e1f30";
+    mockApi("shelter", "write", { near_duplicate_of: copied, created_at: "2026-12-03T10:00:00+00:00" });
+    renderPage();
+    await screen.findByTestId("suggested-breed");
+    const recorded = screen.getByText("Recorded by the server").closest("details")!;
+    expect(within(recorded).getByText("created_at").nextSibling).toHaveTextContent(/^3 Dec 2026, 11:00 CET$/);
+    const copy = within(recorded).getByText("near_duplicate_of").nextSibling as HTMLElement;
+    expect(copy).toHaveTextContent(/^the dog it copies$/);
+    expect(within(copy).getByRole("link")).toHaveAttribute("href", `#/dogs/${copied}`);
+  });
+
   it("names the other dogs whose photo looks like a copy of this one's", async () => {
     const copy = (id: string, name?: string) => ({ id, payload: name ? { name } : {}, image_url: "", thumbnail_url: "" });
     const fetchMock = mockApi("shelter", "write", { phash: "c0303313930b17ab" }, {
@@ -221,7 +233,7 @@ describe("DogPage with a report", () => {
     });
     renderPage();
     expect(await screen.findByTestId("report")).toHaveTextContent(
-      "Sightedat 52.5200, 13.4050seen 30 Nov 2026, 17:05 UTC",
+      "Sightedat 52.5200, 13.4050seen 30 Nov 2026, 18:05 CET",
     );
     expect(screen.queryByText("[object Object]")).toBeNull();
     expect(screen.queryByText("location")).toBeNull(); // not repeated among the other fields

@@ -1,13 +1,15 @@
-import { useEffect, useRef, useState, type KeyboardEvent } from "react";
+import { useEffect, useRef, useState, type KeyboardEvent, type ReactNode } from "react";
 import { ApiImage } from "../components/ApiImage";
 import { EditDogForm } from "../components/EditDogForm";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { PhotoBoxes } from "../components/PhotoBoxes";
 import { ReportLine } from "../components/ReportLine";
 import { dogTitle } from "../components/ResultGrid";
+import { Time } from "../components/Time";
 import { allows, canDelete, canEdit } from "../lib/access";
 import {
   addPhoto,
+  ApiError,
   deleteDog,
   deletePhoto,
   getDog,
@@ -25,7 +27,7 @@ import { useSearchState } from "../lib/searchState";
 import { guessesText, percent, topGuess } from "../lib/dogs";
 import { sameDogText } from "../lib/explain";
 import { useImageSrc } from "../lib/images";
-import { distanceKm, formatPlace, formatSeen, isPlace, parsePlace, type Place } from "../lib/reports";
+import { distanceKm, formatPlace, isPlace, parsePlace, type Place } from "../lib/reports";
 import { setPageTitle } from "../lib/title";
 import type { Box, BreedGuess, Dog, DogPage as ListPage, Payload, Photo } from "../lib/types";
 
@@ -53,10 +55,14 @@ const COPIES_SHOWN = 5;
 // The report is shown on its own line, above the other fields.
 const REPORT_FIELDS = new Set(["status", "location", "seen_at"]);
 
-function show(key: string, value: unknown): string {
+function show(key: string, value: unknown): ReactNode {
   if (key === "breed_guess" && Array.isArray(value)) return guessesText(value as BreedGuess[]);
   if (key === "location" && isPlace(value)) return formatPlace(value);
-  if (key === "seen_at" && typeof value === "string") return formatSeen(value);
+  if (key === "created_at" && typeof value === "string") return <Time iso={value} />;
+  // a dog's id means nothing read out: its link, in words
+  if (key === "near_duplicate_of" && typeof value === "string") {
+    return <a href={`#/dogs/${value}`}>the dog it copies</a>;
+  }
   return Array.isArray(value) ? value.join(", ") : String(value);
 }
 
@@ -114,6 +120,8 @@ export function DogPage({ id }: { id: string }) {
   // where the keyboard's focus goes back to when what replaced a button closes (data-back of that button)
   const [back, setBack] = useState<string | null>(null);
   const photosHeading = useRef<HTMLHeadingElement>(null);
+  const watched = useRef<HTMLParagraphElement>(null);
+  const wasWatching = useRef(watching);
   const markedFrom = useRef("cover"); // the button that opened the marking
 
   useEffect(() => {
@@ -131,7 +139,7 @@ export function DogPage({ id }: { id: string }) {
     if (!mayWatch) return;
     let live = true;
     listWatches().then(
-      (mine) => live && setWatching(mine.some((w) => w.dog_id === id) ? "yes" : "no"),
+      (mine) => live && setWatching(mine.some((w) => w.dog_id === id && !w.ended_at) ? "yes" : "no"),
       () => live && setWatching("no"), // cannot tell: offered, the server keeps its own count
     );
     return () => {
@@ -285,13 +293,25 @@ export function DogPage({ id }: { id: string }) {
     }
   };
 
+  // "Watch for matches" gives way to what it came to: the keyboard's focus goes there, not to the page's start
+  useEffect(() => {
+    if (wasWatching.current === "busy" && (watching === "new" || watching === "yes")) watched.current?.focus();
+    wasWatching.current = watching;
+  }, [watching]);
+
   const watchForMatches = async () => {
+    if (watching === "busy") return;
     setWatching("busy");
     setError(null);
     try {
       await watchDog(id);
       setWatching("new");
     } catch (e) {
+      // watched already (another tab, or the list of watches did not load): said as watched, not as a refusal
+      if (e instanceof ApiError && e.code === "already_watching") {
+        setWatching("yes");
+        return;
+      }
       setWatching("no");
       setError(messageOf(e));
     }
@@ -564,13 +584,13 @@ export function DogPage({ id }: { id: string }) {
           </details>
           <ErrorBanner error={error} />
           {mayWatch && watching === "new" && (
-            <p className="success" role="status">
+            <p className="success" role="status" ref={watched} tabIndex={-1}>
               Watching: dogs added from now on that are likely this one show up in{" "}
               <a href="#/alerts">Alerts</a>.
             </p>
           )}
           {mayWatch && watching === "yes" && (
-            <p className="muted" data-testid="watched">
+            <p className="muted" data-testid="watched" ref={watched} tabIndex={-1}>
               Watched: dogs added later that are likely this one show up in <a href="#/alerts">Alerts</a>.
             </p>
           )}
@@ -583,7 +603,7 @@ export function DogPage({ id }: { id: string }) {
                 type="button"
                 className="button secondary"
                 onClick={() => void watchForMatches()}
-                disabled={watching === "busy"}
+                aria-disabled={watching === "busy" || undefined} // not disabled: the button keeps the focus meanwhile
               >
                 {watching === "busy" ? "Watching…" : "Watch for matches"}
               </button>

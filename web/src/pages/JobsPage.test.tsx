@@ -46,14 +46,15 @@ describe("JobsPage", () => {
     vi.useRealTimers();
   });
 
-  it("points at the job already indexing a folder, and drops the refusal when that job ends", async () => {
-    const other = { ...job, id: "3393ea81-0000-4000-8000-000000000000", path: "/data/photos/", errors: [] };
+  it("points at the job already indexing a folder around this one, and drops the refusal when that job ends", async () => {
+    const other = { ...job, id: "3393ea81-0000-4000-8000-000000000000", path: "/data/", errors: [] };
     let state = "running";
     const fetchMock = vi.fn(async (_url: RequestInfo | URL, init?: RequestInit) => {
       if (init?.method === "POST") {
         return json(409, {
-          detail: `job ${other.id} is indexing this folder (running): wait for it to finish, or cancel it`,
+          detail: `job ${other.id} (started on /data/) is indexing this folder (running): wait for it to finish, or cancel it`,
           code: "folder_being_indexed",
+          job_id: other.id,
         });
       }
       return json(200, { items: [{ ...other, state }] });
@@ -62,7 +63,9 @@ describe("JobsPage", () => {
     render(<JobsPage />);
     await screen.findByRole("progressbar");
     await userEvent.type(screen.getByLabelText("Folder on the server"), "/data/photos{Enter}");
-    expect(await screen.findByRole("alert")).toHaveTextContent("This folder is being indexed already: see its job below.");
+    expect(await screen.findByRole("alert")).toHaveTextContent(
+      "This folder, or one inside or around it, is being indexed already: see its job below.",
+    );
     expect(screen.getByRole("alert")).not.toHaveTextContent(other.id);
     await vi.waitFor(() => expect(screen.getByTestId("job")).toHaveAttribute("aria-current", "true"));
     state = "done"; // the next poll sees it finished

@@ -10,9 +10,6 @@ const POLL_MS = 1000;
 /** While the server (or its job queue) does not answer: ask again this often, by itself. */
 export const RETRY_MS = 5000;
 
-/** "/data/photos/" and "/data/photos" are one folder. */
-const samePath = (a: string | undefined, b: string) => (a ?? "").replace(/\/+$/, "") === b.replace(/\/+$/, "");
-
 /** Why the jobs cannot be shown: this server has no jobs API (a terminal is the way), or it does not answer now. */
 type Unavailable = { off: true } | { off: false; reason: string };
 
@@ -96,9 +93,10 @@ export function JobsPage() {
     } catch (err) {
       setError(messageOf(err));
       if (err instanceof ApiError && err.code === "folder_being_indexed") {
-        // the job over this folder, when this key sees it: its card is the one to look at
+        // the job over this folder (or one inside or around it), named when this key sees it: its card is the one
+        // to look at
         const listed = await refresh();
-        const job = listed?.find((j) => isRunning(j) && samePath(j.path, path.trim()));
+        const job = listed?.find((j) => isRunning(j) && j.id === err.named);
         if (job) setBusyJob(job.id);
       }
     } finally {

@@ -33,6 +33,16 @@ describe("SearchPage upload errors", () => {
     // no dog to mark in it, no dog to add photos of
     expect(screen.queryByRole("button", { name: /Mark the dog yourself/ })).not.toBeInTheDocument();
     expect(screen.queryByLabelText("Add more photos of the same dog to the search")).not.toBeInTheDocument();
+    expect(screen.queryByRole("button", { name: "Search again" })).not.toBeInTheDocument(); // the same refusal again
+  });
+
+  it("offers to search again only once there is a search to repeat", async () => {
+    mockApi(async () => json(200, { took_ms: 5, results: [] }));
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await userEvent.type(screen.getByLabelText("Breed"), "beagle");
+    expect(screen.queryByRole("button", { name: "Search again" })).not.toBeInTheDocument();
+    await pickPhoto();
+    expect(await screen.findByRole("button", { name: "Search again" })).toBeEnabled();
   });
 
   it("offers to mark the dog in a photo where the detector found none", async () => {
@@ -104,7 +114,7 @@ describe("SearchPage upload errors", () => {
     await userEvent.type(section.getByLabelText("Within (km)"), "50");
     await userEvent.type(section.getByLabelText("Seen after"), "2026-11-29");
     await pickPhoto();
-    expect(await screen.findByTestId("report")).toHaveTextContent("Found27.0 km awayseen 1 Dec 2026, 09:00 UTC");
+    expect(await screen.findByTestId("report")).toHaveTextContent("Found27.0 km awayseen 1 Dec 2026, 10:00 CET");
     expect(screen.getByText(/among dogs reported found, sighted or in a shelter/)).toBeInTheDocument();
     const form = fetchMock.mock.calls.find(([u]) => u === "/v1/search")![1]!.body as FormData;
     expect([...form.entries()].filter(([k]) => k !== "image")).toEqual([

@@ -177,7 +177,6 @@ export function SearchPage() {
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
     if (state.query) run(state.query, state.query.kind === "photo" ? state.found?.dog : undefined);
-    else setError("Pick a photo first.");
   };
 
   const onMoreLike = (r: SearchResult) => {
@@ -357,9 +356,12 @@ export function SearchPage() {
                 </option>
               ))}
             </select>
-            <button type="submit" className="button" disabled={busy}>
-              Search again
-            </button>
+            {/* only with something to search again: before a photo, or with a file the server refused, it did nothing */}
+            {query && !state.refused && (
+              <button type="submit" className="button" disabled={busy}>
+                Search again
+              </button>
+            )}
           </form>
         </div>
         <div className="search-results" aria-busy={busy}>

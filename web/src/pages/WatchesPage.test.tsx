@@ -31,9 +31,11 @@ const FOUND = {
 };
 
 /** A gateway where alice (write) watches her lost dog, and a found dog has matched it (`found`); `deleted`: the
- * lost dog has been deleted since. */
+ * lost dog has been deleted since, which ended its watch. */
 function mockApi(found: object = FOUND, watching = false, deleted = false) {
-  const watches: (typeof WATCH)[] = watching ? [WATCH] : [];
+  const watches: (typeof WATCH & { ended_at?: string })[] = watching
+    ? [deleted ? { ...WATCH, ended_at: "2026-12-04T09:00:00+00:00" } : WATCH]
+    : [];
   const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
     if (url === "/v1/me") return json(200, { name: "alice", scope: "write", scopes: [], open: false, anonymous_search: false });
     if (url === "/v1/dogs/d1") return deleted ? json(404, { detail: "no dog d1", code: "dog_not_found" }) : json(200, LOST);
@@ -84,6 +86,21 @@ describe("Alerts", () => {
     expect(within(match).queryByTestId("copy-of-watched")).toBeNull();
   });
 
+  it("moves the keyboard's focus to the confirmation that takes the place of the button", async () => {
+    mockApi();
+    renderApp("#/dogs/d1", "dgs_some_key");
+    await userEvent.click(await screen.findByRole("button", { name: "Watch for matches" }));
+    expect(await screen.findByText(/^Watching:/)).toHaveFocus();
+  });
+
+  it("names each watch by what it watches for, and says its times on the reader's clock", async () => {
+    mockApi(FOUND, true);
+    renderApp("#/alerts", "dgs_some_key");
+    const watch = await screen.findByRole("article", { name: /^Dogs like Rex, found/ }); // not by its id, w1
+    expect(within(watch).getByText(/^Since/)).toHaveTextContent("Since 3 Dec 2026, 11:00 CET");
+    expect(await within(watch).findByTestId("watch-match")).toHaveTextContent("· matched 3 Dec 2026, 12:00 CET");
+  });
+
   it("says when the dog that matched was added with a copy of the watched dog's own photo", async () => {
     mockApi({ ...FOUND, payload: { ...FOUND.payload, near_duplicate_of: "d1" } }, true);
     renderApp("#/alerts", "dgs_some_key");
@@ -96,11 +113,39 @@ describe("Alerts", () => {
     renderApp("#/alerts", "dgs_some_key");
     const watch = await screen.findByTestId("watch");
     expect(await within(watch).findByTestId("watched-dog-deleted")).toHaveTextContent(
-      "Its dog was deleted; the watch goes on with its photos.",
+      "Its dog was deleted, which ended this watch: nothing new shows up here. Its matches stay until you delete it.",
     );
+    expect(await within(watch).findByTestId("watch-match")).toHaveTextContent("beagle");
+    expect(within(watch).getByRole("button", { name: "Delete" })).toBeInTheDocument(); // it watches no more
     expect(within(watch).getByRole("heading")).toHaveTextContent(/^Dogs like a deleted dog, /);
     expect(within(watch).queryByRole("link", { name: /^Dogs like/ })).toBeNull();
     expect(fetchMock.mock.calls.map(([u]) => u)).not.toContain("/v1/dogs/d1/image?size=thumbnail");
+    expect(fetchMock.mock.calls.map(([u]) => u)).not.toContain("/v1/dogs/d1"); // the watch says it is gone
+  });
+
+  it("says a dog watched already is watched when the server refuses a second watch of it", async () => {
+    // the list of watches did not load, so the button was offered; another tab had watched the dog meanwhile
+    const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
+      if (url === "/v1/me") return json(200, { name: "alice", scope: "write", scopes: [], open: false, anonymous_search: false });
+      if (url === "/v1/dogs/d1") return json(200, LOST);
+      if (url === "/v1/watches" && init?.method === "POST") {
+        return json(409, {
+          detail: "this key watches dog d1 on these conditions already: watch w1",
+          code: "already_watching",
+          watch_id: "w1",
+          watch_url: "/v1/watches/w1",
+        });
+      }
+      if (url === "/v1/watches") return json(503, { detail: "busy", code: "unavailable" });
+      return new Response("jpeg", { status: 200 });
+    });
+    vi.stubGlobal("fetch", fetchMock);
+    renderApp("#/dogs/d1", "dgs_some_key");
+    await userEvent.click(await screen.findByRole("button", { name: "Watch for matches" }));
+    expect(await screen.findByTestId("watched")).toHaveTextContent("Watched: dogs added later that are likely this one");
+    expect(screen.getByTestId("watched")).toHaveFocus(); // in the place of the button pressed
+    expect(screen.queryByRole("alert")).toBeNull();
+    expect(screen.queryByRole("button", { name: "Watch for matches" })).toBeNull();
   });
 
   it("remembers on the dog's page, after a reload, that the dog is watched", async () => {

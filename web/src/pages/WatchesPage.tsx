@@ -2,9 +2,10 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner, Notice } from "../components/ErrorBanner";
 import { dogTitle } from "../components/ResultGrid";
+import { Time } from "../components/Time";
 import { ApiError, deleteWatch, getDog, listWatches, messageOf, watchMatches } from "../lib/api";
 import { percent } from "../lib/dogs";
-import { formatSeen, STATUS_LABELS, statusesText, type Status } from "../lib/reports";
+import { STATUS_LABELS, statusesText, type Status } from "../lib/reports";
 import type { Delivery, Dog, Watch, WatchMatch } from "../lib/types";
 
 // New matches come in while the page is open (another user adds a found dog): look again now and then.
@@ -23,8 +24,7 @@ export function deliveryText(d: Delivery | null): string | null {
   }
 }
 
-/** A watched dog as far as this page knows it: loaded, deleted since (its watch goes on with its photos), or not
- * yet known. */
+/** A watched dog as far as this page knows it: loaded, deleted since (which ended its watch), or not yet known. */
 type Watched = Dog | "deleted" | undefined;
 
 function watchTitle(w: Watch, dog: Watched): string {
@@ -66,7 +66,8 @@ export function WatchesPage() {
   }, [refresh]);
 
   useEffect(() => {
-    for (const id of new Set(watches?.map((w) => w.dog_id))) {
+    // an ended watch's dog is gone: not asked for
+    for (const id of new Set(watches?.filter((w) => !w.ended_at).map((w) => w.dog_id))) {
       if (!id || asked.current.has(id)) continue;
       asked.current.add(id);
       getDog(id).then(
@@ -99,10 +100,10 @@ export function WatchesPage() {
       {watches?.length === 0 && <Notice>No watches yet.</Notice>}
       {watches?.map((w) => {
         const found = matches[w.id] ?? [];
-        const dog = w.dog_id ? dogs[w.dog_id] : undefined;
+        const dog: Watched = w.ended_at ? "deleted" : w.dog_id ? dogs[w.dog_id] : undefined;
         const title = watchTitle(w, dog);
         return (
-          <article key={w.id} className="watch" aria-label={`Watch ${w.id}`} data-testid="watch">
+          <article key={w.id} className="watch" aria-labelledby={`watch-${w.id}-h`} data-testid="watch">
             <div className="watch-head">
               {w.dog_id && dog && dog !== "deleted" && (
                 <ApiImage
@@ -111,14 +112,17 @@ export function WatchesPage() {
                   className="thumb"
                 />
               )}
-              <h2>{w.dog_id && dog !== "deleted" ? <a href={`#/dogs/${w.dog_id}`}>{title}</a> : title}</h2>
+              <h2 id={`watch-${w.id}-h`}>{w.dog_id && dog !== "deleted" ? <a href={`#/dogs/${w.dog_id}`}>{title}</a> : title}</h2>
             </div>
             {dog === "deleted" && (
               <p className="notice" data-testid="watched-dog-deleted">
-                Its dog was deleted; the watch goes on with its photos.
+                Its dog was deleted, which ended this watch: nothing new shows up here. Its matches stay until you
+                delete it.
               </p>
             )}
-            <p className="small">Since {formatSeen(w.created_at)}</p>
+            <p className="small">
+              Since <Time iso={w.created_at} />
+            </p>
             {found.length === 0 ? (
               <p className="notice">No match yet.</p>
             ) : (
@@ -145,14 +149,17 @@ export function WatchesPage() {
                         · its photo looks like a copy of this dog's own
                       </span>
                     )}
-                    <span className="small"> · {formatSeen(m.matched_at)}</span>
+                    <span className="small">
+                      {" · matched "}
+                      <Time iso={m.matched_at} />
+                    </span>
                     {m.delivery && <span className="small"> · {deliveryText(m.delivery)}</span>}
                   </li>
                 ))}
               </ul>
             )}
             <button type="button" className="button secondary small" onClick={() => void remove(w.id)}>
-              Stop watching
+              {w.ended_at ? "Delete" : "Stop watching"}
             </button>
           </article>
         );

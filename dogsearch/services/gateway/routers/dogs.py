@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 
 from dogsearch.core.boxes import parse_box
 from dogsearch.core.errors import DogsearchError, InvalidInput
+from dogsearch.gallery.errors import PhotoStoredAlready
 from dogsearch.gallery.fields import (
     MAX_LABEL_CHARS,
     InvalidFields,
@@ -20,6 +21,7 @@ from dogsearch.gallery.fields import (
 )
 from dogsearch.gallery.ingest import Upload
 from dogsearch.gallery.reports import report_query
+from dogsearch.services.errors import error_response
 from dogsearch.services.gateway.deps import (
     UUID_PATTERN,
     CallerDep,
@@ -61,8 +63,14 @@ def router(settings: GatewaySettings) -> APIRouter:
     api = APIRouter(prefix="/v1/dogs", tags=["dogs"])
 
     @api.post("", status_code=201, response_model=Dog,
-              responses={200: {"model": Dog, "description": "this dog of this photo is already stored: the existing "
-                                                            "dog"}, **NO_DOG})
+              responses={200: {"model": Dog, "description": "this dog of this photo is already stored: the stored "
+                                                            "dog, with the fields sent that it lacked (the caller's "
+                                                            "own dog)"},
+                         409: {"description": "this dog of this photo is already stored, with other values of fields "
+                                              "sent, or as another key's dog lacking some (code photo_stored_already, "
+                                              "`dog_id`: that dog): nothing was stored or changed; change its fields "
+                                              "with PATCH /v1/dogs/{dog_id}"},
+                         **NO_DOG})
     async def add_dog(
         gallery: GalleryDep,
         caller: CallerDep,
@@ -75,11 +83,13 @@ def router(settings: GatewaySettings) -> APIRouter:
         name: str | None = Form(None, max_length=MAX_LABEL_CHARS),
         breed: str | None = Form(None, max_length=MAX_LABEL_CHARS),
         payload: str | None = Form(None, description="your own fields as a JSON object"),
-    ) -> Dog:
+    ) -> Dog | Response:
         """A dog from one of its photos. Any other form field (or key of `payload`) is a field of the dog: a lost &
         found report's `status`, `location` ("lat,lon") and `seen_at` (ISO 8601), the last two also as `photo`: when
         and where the photo was taken, from its EXIF (422 when the photo does not say). With `seen_at=photo`,
-        `time_zone` (IANA, "Europe/Berlin") is the zone of a camera time the photo gives without one; not stored."""
+        `time_zone` (IANA, "Europe/Berlin") is the zone of a camera time the photo gives without one; not stored.
+        A photo stored already is not stored again: 200 with its dog, which gets the fields sent that it lacks when
+        it is the caller's own; 409 where a field sent would be lost (another value stored, another key's dog)."""
         fields = parse_json_object(payload, "payload")
         form = await request.form()
         _one_image(form)
@@ -90,7 +100,10 @@ def router(settings: GatewaySettings) -> APIRouter:
         marked = None if box is None else parse_box(box)
         data = await read_upload(image, settings)
         fields = await asyncio.to_thread(gallery.ingest.report_from_photo, user_fields(fields, from_photo=True), data)
-        added = await gallery.ingest.add(Upload(data, fields, owner=caller.name), dog, box=marked)
+        try:
+            added = await gallery.ingest.add(Upload(data, fields, owner=caller.name), dog, box=marked)
+        except PhotoStoredAlready as exc:  # the dog's id: a client opens it to change its fields
+            return error_response(exc, dog_id=exc.dog_id)
         if not added.created:
             response.status_code = 200
         return dog_out(added.dog, caller=caller)

@@ -12,21 +12,29 @@ from fastapi.responses import JSONResponse
 
 from dogsearch.core.access import Caller
 from dogsearch.gallery.fields import parse_json_object
-from dogsearch.jobs.service import JobNotFound
+from dogsearch.jobs.service import FolderBeingIndexed, JobNotFound
 from dogsearch.jobs.sources import ArchiveTooLarge, JobInputError, NoDiskSpace
+from dogsearch.services.errors import error_response
 from dogsearch.services.gateway.deps import UUID_PATTERN, CallerDep, JobsDep
 from dogsearch.services.gateway.schemas import IndexRequest, Job, JobCreated, JobList
 from dogsearch.services.gateway.settings import GatewaySettings
+
+BUSY = {409: {"description": "a queued or running job indexes photos this one would (the same folder, one inside "
+                            "or around it, one a link leads to, files a manifest lists): code folder_being_indexed, "
+                            "with `job_id` when that job is the caller's to see"}}
 
 
 def router(settings: GatewaySettings) -> APIRouter:
     api = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-    @api.post("/index", status_code=202, response_model=JobCreated)
+    @api.post("/index", status_code=202, response_model=JobCreated, responses=BUSY)
     async def index_path(jobs: JobsDep, caller: CallerDep, body: IndexRequest) -> JSONResponse:
-        return _accepted(await jobs.submit_path(body.path, body.labels, body.payload, owner=caller.name))
+        try:
+            return _accepted(await jobs.submit_path(body.path, body.labels, body.payload, owner=caller.name))
+        except FolderBeingIndexed as exc:
+            return _busy(exc, caller)
 
-    @api.post("/index/upload", status_code=202, response_model=JobCreated)
+    @api.post("/index/upload", status_code=202, response_model=JobCreated, responses=BUSY)
     async def index_upload(
         jobs: JobsDep,
         caller: CallerDep,
@@ -53,6 +61,8 @@ def router(settings: GatewaySettings) -> APIRouter:
                 raise JobInputError("empty archive: zero bytes")
             return _accepted(await jobs.submit_archive(Path(tmp), labels, fields, name=archive.filename or "upload",
                                                        owner=caller.name))
+        except FolderBeingIndexed as exc:  # only where the uploads folder is one jobs may index too
+            return _busy(exc, caller)
         finally:
             Path(tmp).unlink(missing_ok=True)
 
@@ -77,6 +87,11 @@ def router(settings: GatewaySettings) -> APIRouter:
 def _accepted(job: dict) -> JSONResponse:
     return JSONResponse({"id": job["id"], "state": job["state"]}, status_code=202,
                         headers={"Location": f"/v1/jobs/{job['id']}"})
+
+
+def _busy(exc: FolderBeingIndexed, caller: Caller) -> JSONResponse:
+    """The refusal, with the job's id where the caller may read it (a client points at that job)."""
+    return error_response(exc, **({"job_id": exc.job_id} if caller.sees(exc.owner) else {}))
 
 
 async def _job(jobs, job_id: str, caller: Caller) -> dict:

@@ -13,6 +13,8 @@ from dogsearch.services.gateway.settings import GatewaySettings
 
 KEYPOINT_THRESHOLD = 0.3  # keypoints scoring below are drawn as not seen
 PHOTO = "one of the dog's photos (its id); default: its cover"
+NO_DOG = {422: {"description": "no dog found in the photo, as a search would say (code no_dog_found, with `seems`: "
+                               "what it seems to show instead), a bad box, or bad input"}}
 
 
 def router(settings: GatewaySettings) -> APIRouter:
@@ -35,16 +37,19 @@ def router(settings: GatewaySettings) -> APIRouter:
         # asked again each time: the cover may change (its photo removed), and a photo's box (marked again)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
-    @api.post("/v1/pose", responses={200: {"content": {"image/png": {}}}})
+    @api.post("/v1/pose", responses={200: {"content": {"image/png": {}}}, **NO_DOG})
     async def any_pose(parts: PartsDep, image: UploadFile = File(..., description="a photo"),
                        render: bool = Form(False), render_q: bool = Query(False, alias="render"),
                        box: str | None = Form(None, max_length=128,
                                               description='"x0,y0,x1,y1": pose the dog in this box alone (a search\'s '
                                                           '`dogs`, or one you mark), without the detector')):
-        """The dogs of any photo with their poses (or, with `box`, that dog's)."""
+        """The dogs of any photo with their poses (or, with `box`, that dog's). A photo in which a search would find no
+        dog is refused as a search refuses it, rather than posed whole."""
         given = None if box is None else parse_box(box)
         data = await read_upload(image, parts.settings)
         await asyncio.to_thread(parts.gallery.limits.probe, data)  # this API's limits; the pose service decodes it
+        if given is None:  # a marked box says where the dog is, as in a search
+            await parts.gallery.shows_a_dog(data)
         if render or render_q:
             return Response(await parts.pose.render(data, given), media_type="image/png")
         return await parts.pose.pose(data, given)

@@ -209,9 +209,9 @@ def found_dogs(photo: PhotoDogs) -> list[FoundDog]:
 
 async def _judge(parts: Parts, matches: list[Match], shown: int) -> Judged:
     """Same dog? The first `shown` matches, by the cosine (not a re-ranked score; of the part the calibration
-    reads, where it reads one) and how far each leads the other matches, with the calibration of the collection's
-    vectors."""
-    return await parts.same_dog.judge(parts.gallery.space.model, matches, shown)
+    reads, where it reads one) and how far each leads the other matches that are not the same dog, with the
+    calibration of the collection's vectors."""
+    return await parts.same_dog.judge(parts.gallery.space.model, matches, shown, parts.gallery.alike)
 
 
 async def _know_model(parts: Parts) -> None:

@@ -1,6 +1,6 @@
 """Watches: alerts when a dog like the one you look for is stored later. Make one for a stored dog (JSON with
-dog_id) or from photos (multipart `image` files), read yours and their matches (the inbox), delete one. A watch is
-its creator's: another key gets a 404, as for jobs."""
+dog_id) or from photos (multipart `image` files), read yours and their matches (the inbox), give one a new secret,
+delete one. A watch is its creator's: another key gets a 404, as for jobs."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile  # what Request.form() gives (Fa
 
 from dogsearch.core.errors import InvalidInput, UnsupportedMedia
 from dogsearch.gallery.reports import COUNTERPARTS, report_query
+from dogsearch.services.errors import error_response
 from dogsearch.services.gateway.deps import UUID_PATTERN, CallerDep, PartsDep, WatchesDep, read_upload
 from dogsearch.services.gateway.schemas import (
     Delivery,
@@ -23,9 +24,11 @@ from dogsearch.services.gateway.schemas import (
     WatchMatch,
     WatchMatches,
     WatchRequest,
+    WatchSecret,
 )
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.watches.store import Watch as StoredWatch
+from dogsearch.watches.watches import AlreadyWatching
 
 _FORM_FIELDS = {"image", "webhook_url", "min_probability", "status", "near", "radius_km"}
 _CREATE_BODY = {"requestBody": {"required": True, "content": {
@@ -45,8 +48,9 @@ def router(settings: GatewaySettings) -> APIRouter:
 
     @api.post("", status_code=201, response_model=WatchCreated, openapi_extra=_CREATE_BODY,
               responses={409: {"description": "too many watches for this key (too_many_watches), this dog watched by "
-                                              "this key on the same conditions (already_watching), or the vectors "
-                                              "have no same-dog calibration (not_calibrated)"}})
+                                              "this key on the same conditions (already_watching, with that watch's "
+                                              "`watch_id` and `watch_url`), or the vectors have no same-dog "
+                                              "calibration (not_calibrated)"}})
     async def create_watch(request: Request, parts: PartsDep, caller: CallerDep) -> JSONResponse:
         """JSON {dog_id, webhook_url, min_probability, status, near, radius_km}, or multipart with `image` files
         (up to DOGSEARCH_GATEWAY_MAX_WATCH_PHOTOS) instead of dog_id. The answer's `secret` signs the deliveries
@@ -79,10 +83,13 @@ def router(settings: GatewaySettings) -> APIRouter:
         if not statuses and isinstance(own, str) and own in COUNTERPARTS:
             statuses = COUNTERPARTS[own]  # a lost dog waits for found ones, as "more like this" offers
         near = (reports.near.lat, reports.near.lon) if reports.near else None
-        watch, secret = await parts.watches.create(
-            owner=caller.name, model=model, vectors=vectors, dog_id=dog.id if dog else None,
-            min_probability=body.min_probability, statuses=statuses, near=near, radius_km=reports.radius_km,
-            webhook_url=body.webhook_url)
+        try:
+            watch, secret = await parts.watches.create(
+                owner=caller.name, model=model, vectors=vectors, dog_id=dog.id if dog else None,
+                min_probability=body.min_probability, statuses=statuses, near=near, radius_km=reports.radius_km,
+                webhook_url=body.webhook_url)
+        except AlreadyWatching as exc:  # the caller's own watch: named, so a client can read it or renew its secret
+            return error_response(exc, watch_id=exc.watch_id, watch_url=f"/v1/watches/{exc.watch_id}")
         return JSONResponse(_out(watch, WatchCreated, secret=secret).model_dump(), status_code=201,
                             headers={"Location": f"/v1/watches/{watch.id}"})
 
@@ -103,12 +110,23 @@ def router(settings: GatewaySettings) -> APIRouter:
         await watches.delete(await watches.get(watch_id, caller.sees))
         return Response(status_code=204)
 
-    @api.get("/{watch_id}/matches", response_model=WatchMatches)
-    async def watch_matches(watches: WatchesDep, caller: CallerDep, watch_id: str = Path(..., pattern=UUID_PATTERN),
-                            limit: int = Query(100, ge=1, le=1000)) -> WatchMatches:
-        """The inbox: the dogs that matched, newest first, each with its probability and its delivery."""
+    @api.post("/{watch_id}/secret", response_model=WatchSecret)
+    async def renew_secret(watches: WatchesDep, caller: CallerDep,
+                           watch_id: str = Path(..., pattern=UUID_PATTERN)) -> WatchSecret:
+        """A new secret for the watch's deliveries, shown only here, in place of the old one (lost, or leaked): every
+        attempt from now on is signed with it, retries of earlier matches too; what was sent stays as it was signed.
+        The watch keeps its id, conditions and inbox."""
         watch = await watches.get(watch_id, caller.sees)
-        return WatchMatches(items=[_match(m) for m in await watches.matches(watch, limit)])
+        return WatchSecret(id=watch.id, secret=await watches.new_secret(watch))
+
+    @api.get("/{watch_id}/matches", response_model=WatchMatches)
+    async def watch_matches(parts: PartsDep, caller: CallerDep, watch_id: str = Path(..., pattern=UUID_PATTERN),
+                            limit: int = Query(100, ge=1, le=1000)) -> WatchMatches:
+        """The inbox: the dogs that matched, newest first, each with its probability and its delivery. A dog deleted
+        since is no longer in it."""
+        watch = await parts.watches.get(watch_id, caller.sees)
+        found = await parts.watches.matches(watch, parts.gallery.ingest.stored_dog_ids, limit)
+        return WatchMatches(items=[_match(m) for m in found])
 
     return api
 
