@@ -113,6 +113,11 @@ class InferenceSettings(ServiceSettings):
     max_image_pixels: int = Field(40_000_000, ge=10_000)
     max_decode_bytes: int = Field(MAX_DECODE_BYTES, ge=1024 * 1024, description=MAX_DECODE_HELP)
     decode_memory_bytes: int = Field(DECODE_MEMORY_BYTES, ge=1024 * 1024, description=DECODE_MEMORY_HELP)
+    load_retry_s: float = Field(
+        5.0, gt=0, description="a model that failed to load (weights unreadable for a moment, a cache another replica "
+                               "is filling) is tried again by the next request or readiness probe this long after, "
+                               "twice as long after each further failure")
+    load_retry_max_s: float = Field(300.0, gt=0, description="the longest wait between two tries of a failed model")
 
     def image_limits(self) -> ImageLimits:
         """The limits the service decodes photos under, with the budget all its decodes share."""
@@ -140,7 +145,8 @@ class InferenceSettings(ServiceSettings):
         dogsearch.inference.runner.BatchedModel."""
         return {"max_batch_size": self.batch_max_size, "max_wait_s": self.batch_max_wait_ms / 1000,
                 "max_queue": self.queue_max_images, "timeout_s": self.request_timeout_s,
-                "replicas": self.replicas, "torch_threads": self.torch_threads}
+                "replicas": self.replicas, "torch_threads": self.torch_threads,
+                "retry_s": self.load_retry_s, "retry_max_s": self.load_retry_max_s}
 
 
 def internal_key_field(prefix: str) -> Any:

@@ -1,5 +1,5 @@
-"""A model (or pipeline) built once, lazily or at start-up, behind a lock, the reason kept when it fails; and
-the same with its inference batched dynamically off the event loop."""
+"""A model (or pipeline) built once, lazily or at start-up, behind a lock, the reason kept when it fails and the
+build tried again after a back-off; and the same with its inference batched dynamically off the event loop."""
 from __future__ import annotations
 
 import asyncio
@@ -52,14 +52,29 @@ class ModelUnavailable(Unavailable):
     """The model could not be built (missing weights, a package not installed, a bad device): the reason says."""
 
 
+class _BackingOff(ModelUnavailable):
+    """The model failed to load a moment ago and waits out its back-off before it is tried again."""
+
+
 class LazyModel(Generic[T]):
+    """A model built on first use (or by a preload), once, behind a lock. A build that fails is tried again, by the
+    next request or readiness probe that finds its back-off over: `retry_s` after the first failure, twice as long
+    after each further one, at most `retry_max_s`, so a model whose weights were briefly unreadable (another replica
+    still filling a shared cache) comes up without a restart, and a broken one is not rebuilt in a tight loop.
+    Meanwhile requests fail at once with the last error and when the next try is due."""
+
     def __init__(self, factory: Callable[[], T], name: str, executor: Executor | None = None,
-                 unavailable: str = "model unavailable") -> None:
+                 unavailable: str = "model unavailable", *, retry_s: float = 5.0, retry_max_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """`unavailable`: how ModelUnavailable's reason starts."""
         self._factory, self.name, self._executor, self._unavailable = factory, name, executor, unavailable
+        self._retry_s, self._retry_max_s, self._clock = retry_s, max(retry_s, retry_max_s), clock
         self._value: T | None = None
         self._error: Exception | None = None
+        self._failures = 0
+        self._retry_at = 0.0  # on `clock`: when the next build may start
         self._lock = threading.Lock()
+        self._retry_scheduled = False
 
     @property
     def loaded(self) -> T | None:
@@ -69,21 +84,46 @@ class LazyModel(Generic[T]):
     def error(self) -> Exception | None:
         return self._error
 
+    @property
+    def retry_in(self) -> float | None:
+        """Seconds until a failed build may be tried again (0: now); None while none has failed."""
+        return None if self._error is None else max(0.0, self._retry_at - self._clock())
+
+    def failure(self, trying: bool | None = None) -> str | None:
+        """The last failed build's error, how many builds failed and when the next may start; None while none has
+        failed (or once one succeeded). `trying`: whether one is being tried now (None: see whether one is)."""
+        error, retry_in = self._error, self.retry_in
+        if error is None or retry_in is None:
+            return None
+        if trying is None:
+            trying = self._lock.locked() or self._retry_scheduled
+        tries = f"{self._failures} tries" if self._failures > 1 else "1 try"
+        when = "trying again now" if trying else (
+            f"next try in {max(1, round(retry_in))} s" if retry_in else "next try at the next request or probe")
+        return f"{error} ({tries}; {when})"
+
     def get(self) -> T:
         if self._value is None:
             with self._lock:  # concurrent first requests build it once; the others wait for it
                 if self._value is None:
-                    start = time.perf_counter()
-                    try:
-                        self._value = self._factory()
-                    except Exception as exc:
-                        self._error = exc
-                        raise
-                    self._error = None
-                    log.info("model loaded", extra={"service": self.name,
-                                                    "model": getattr(self._value, "model_id", None),
-                                                    "seconds": round(time.perf_counter() - start, 2)})
+                    if self._error is not None and self._clock() < self._retry_at:
+                        raise _BackingOff(self.failure(trying=False) or str(self._error)) from self._error
+                    self._build()
         return self._value
+
+    def _build(self) -> None:
+        start = time.perf_counter()
+        try:
+            self._value = self._factory()
+        except Exception as exc:
+            self._error, self._failures = exc, self._failures + 1
+            self._retry_at = self._clock() + min(self._retry_max_s, self._retry_s * 2 ** (self._failures - 1))
+            raise
+        if self._error is not None:
+            log.info("model loaded after failing", extra={"service": self.name, "failures": self._failures})
+        self._error, self._failures = None, 0
+        log.info("model loaded", extra={"service": self.name, "model": getattr(self._value, "model_id", None),
+                                        "seconds": round(time.perf_counter() - start, 2)})
 
     async def aget(self) -> T:
         """The model, built on its own thread the first time; ModelUnavailable with the reason when it cannot be."""
@@ -91,15 +131,33 @@ class LazyModel(Generic[T]):
             return self._value
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self.get)
+        except _BackingOff as exc:  # the reason already says what failed
+            raise ModelUnavailable(f"{self._unavailable}: {exc.reason}") from exc.__cause__
         except Exception as exc:
             raise ModelUnavailable(f"{self._unavailable}: {exc}") from exc
 
     def try_load(self) -> None:
-        """For a background preload: failures are logged and kept for /readyz, not raised."""
+        """For a background preload or retry: failures are logged and kept for /readyz, not raised."""
         try:
             self.get()
+        except _BackingOff:
+            pass  # logged when it failed
         except Exception:
-            log.exception("model failed to load", extra={"service": self.name})
+            log.exception("model failed to load", extra={"service": self.name, "failures": self._failures,
+                                                         "retry_in_s": round(self.retry_in or 0, 1)})
+        finally:
+            self._retry_scheduled = False
+
+    def retry_if_due(self) -> None:
+        """After a failed build whose back-off is over, and none running: try again in the background (for
+        readiness probes, which behind a balancer may be all a not-ready replica gets)."""
+        if self._error is None or self.retry_in or self._retry_scheduled or self._lock.locked():
+            return
+        self._retry_scheduled = True
+        if self._executor is not None:
+            self._executor.submit(self.try_load)
+        else:
+            threading.Thread(target=self.try_load, name=f"{self.name}-load", daemon=True).start()
 
 
 class BatchedModel(LazyModel[T], Generic[T, I, R]):
@@ -109,8 +167,10 @@ class BatchedModel(LazyModel[T], Generic[T, I, R]):
 
     def __init__(self, factory: Callable[[], T], name: str, run_batch: Callable[[T, list[I]], Sequence[R]], *,
                  max_batch_size: int, max_wait_s: float, max_queue: int, timeout_s: float, replicas: int = 1,
-                 torch_threads: int | None = None, unavailable: str = "model unavailable") -> None:
-        super().__init__(factory, name, inference_pool(name, replicas, torch_threads), unavailable)
+                 torch_threads: int | None = None, unavailable: str = "model unavailable", retry_s: float = 5.0,
+                 retry_max_s: float = 300.0) -> None:
+        super().__init__(factory, name, inference_pool(name, replicas, torch_threads), unavailable, retry_s=retry_s,
+                         retry_max_s=retry_max_s)
         self.batcher: DynamicBatcher[I, R] = DynamicBatcher(
             lambda items: run_batch(self.get(), items), name=name, max_batch_size=max_batch_size,
             max_wait_s=max_wait_s, max_queue=max_queue, timeout_s=timeout_s, executor=self._executor,
@@ -136,10 +196,13 @@ class BatchedModel(LazyModel[T], Generic[T, I, R]):
             await self.batcher.aclose()
 
     def readiness(self, preload: bool, lazy_is_ready: bool = False) -> str | None:
+        """None when ready, else why not. A model that failed to load is tried again from here once its back-off is
+        over: behind a balancer that routes by readiness, a replica that is not ready gets no requests to do it."""
         if self.loaded is not None:
             return None
         if self.error is not None:
-            return f"{self.name} model failed to load: {self.error}"
+            self.retry_if_due()
+            return f"{self.name} model failed to load: {self.failure()}"
         if preload:
             return "model loading"
         return None if lazy_is_ready else "model not loaded yet (loads on the first request)"

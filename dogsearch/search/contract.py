@@ -183,7 +183,9 @@ class VectorStore(Protocol):
         ...
 
     def stats(self) -> dict[str, int]:
-        """points, indexed_vectors (in the HNSW graphs; fewer than points: optimize() is due), segments."""
+        """points, indexed_vectors (in the HNSW graphs; fewer than points: optimize() is due), segments: the
+        engine's own tallies, read in microseconds whatever the size (no walk over the points, unlike count()), and
+        so approximate where the engine's are (a Qdrant server's points_count, while it rebuilds segments)."""
         ...
 
     def unavailable(self) -> str | None:

@@ -147,11 +147,11 @@ def test_both_model_services_batch_from_one_kind_of_settings(monkeypatch, tmp_pa
     monkeypatch.setattr(dogsearch.core.settings, "CGROUP_CPU_MAX", tmp_path / "none")
     assert EmbedderSettings(batch_max_wait_ms=2).batching() == {  # onnxruntime, the default on a CPU: 1 a run
         "max_batch_size": 1, "max_wait_s": 0.002, "max_queue": 512, "timeout_s": 30.0, "replicas": 4,
-        "torch_threads": 1}
+        "torch_threads": 1, "retry_s": 5.0, "retry_max_s": 300.0}
     monkeypatch.setenv("DOGSEARCH_POSE_BATCH_MAX_SIZE", "2")
     assert PoseSettings().batching() == {  # one single-threaded replica per core, as the embedder
         "max_batch_size": 2, "max_wait_s": 0.001, "max_queue": 64, "timeout_s": 30.0, "replicas": 4,
-        "torch_threads": 1}
+        "torch_threads": 1, "retry_s": 5.0, "retry_max_s": 300.0}
     assert PoseSettings(device="cuda").replicas == 1
 
 

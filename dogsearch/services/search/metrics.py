@@ -12,7 +12,13 @@ from dogsearch.search.contract import CollectionMissing, StoreError, VectorStore
 class StoredPoints(Collector):
     """`dogsearch_search_points`: the entries in the collection (one a dog a photo), for capacity against what one
     machine holds (docs/scaling.md). Absent while the store is closed or does not answer; 0 before the first
-    dog."""
+    dog.
+
+    The engine's own tally (`VectorStore.stats()`: the embedded engine's segment counts, a Qdrant server's
+    collection `points_count`), not an exact count: an exact count walks every point each scrape (~74 ms at a
+    million, the embedded engine's lock and the GIL held, so searches wait), this costs microseconds whatever the
+    size. Approximate: a Qdrant server may count a point twice or miss it for a moment while it rebuilds segments;
+    `POST /v1/points/count` is the exact figure."""
 
     def __init__(self, store: Callable[[], VectorStore | None]) -> None:
         self.store = store
@@ -22,9 +28,10 @@ class StoredPoints(Collector):
         if store is None:
             return
         try:
-            points = store.count()
+            points = store.stats()["points"]
         except CollectionMissing:
             points = 0
         except StoreError:  # a server that does not answer: /readyz says so
             return
-        yield GaugeMetricFamily("dogsearch_search_points", "entries in the vector collection", value=points)
+        yield GaugeMetricFamily("dogsearch_search_points", "entries in the vector collection (the engine's own "
+                                "tally: approximate)", value=points)
