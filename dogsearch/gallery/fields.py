@@ -229,7 +229,8 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False, removing: b
     name, a status, a location, a time), any other a scalar or a list of scalars. Returns them as stored, but for
     `seen_at` and `location` given as FROM_PHOTO where a photo is added (`from_photo`): those stay the word, for
     reports.from_photo to fill in from the photo, and TIME_ZONE beside seen_at=photo, which from_photo uses up.
-    `removing` (a PATCH): null removes a field, stored as null, which no filter matches and `public` leaves out."""
+    `removing` (a PATCH): null removes a field, stored as null, which no filter matches and `public` leaves out.
+    A free text's line breaks are stored as LF (_lines), whether it came in a form, as JSON or from a bulk job."""
     out = {}
     for key, value in fields.items():
         if not _KEY.match(key):
@@ -265,8 +266,14 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False, removing: b
                 raise InvalidFields(f"field {shown_value(key)}: a list may hold only strings, numbers or booleans")
         elif not isinstance(value, Scalar):
             raise InvalidFields(f"field {shown_value(key)}: must be a string, number, boolean or a list of them")
-        out[key] = value
+        out[key] = [_lines(v) for v in value] if isinstance(value, list) else _lines(value)
     return out
+
+
+def _lines(value: Scalar) -> Scalar:
+    """A free text (notes) with its line breaks as LF alone: a browser's form sends a textarea's as CRLF (and a file
+    from an old Mac has CR), which would store the same notes in another form, seen as changed by every edit."""
+    return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
 
 
 def _finite(value: Any, what: str) -> None:

@@ -27,6 +27,14 @@ def test_report_fields_are_checked_and_stored_in_one_form():
     assert user_fields({"seen_at": "2026-11-30T08:00"})["seen_at"] == "2026-11-30T08:00:00+00:00"  # no zone: UTC
 
 
+def test_a_free_texts_line_breaks_are_stored_as_lf_however_they_came():
+    """A browser's form sends a textarea's line breaks as CRLF: stored as they came, the same notes would read as
+    changed to a client that compares them with its own (LF) text."""
+    stored = user_fields({"notes": "shy\r\nlimps\rold\n", "tags": ["a\r\nb", 3], "age": 3})
+    assert stored == {"notes": "shy\nlimps\nold\n", "tags": ["a\nb", 3], "age": 3}
+    assert user_fields({"notes": "x\r\n\r\ny"}, removing=True) == {"notes": "x\n\ny"}
+
+
 @pytest.mark.parametrize(("fields", "words"), [
     ({"status": "stolen"}, "one of lost"),
     ({"location": "52.5"}, "lat,lon"),

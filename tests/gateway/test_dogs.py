@@ -431,6 +431,18 @@ async def test_payload_json_and_extra_form_fields_are_kept(gateway):
     assert [hit["id"] for hit in found] == [r.json()["id"]]
 
 
+async def test_notes_are_stored_with_lf_line_breaks_from_a_form_and_from_json(gateway):
+    """A browser's multipart form sends a textarea's line breaks as CRLF; a PATCH's JSON may carry them too."""
+    r = await add(gateway, solid(RED), notes="shy\r\nlimps\r\n")
+    assert r.status_code == 201, r.text
+    dog = r.json()["id"]
+    assert r.json()["payload"]["notes"] == "shy\nlimps\n"
+    assert (await gateway.get(f"/v1/dogs/{dog}")).json()["payload"]["notes"] == "shy\nlimps\n"
+    r = await gateway.patch(f"/v1/dogs/{dog}", json={"notes": "calm\r\nold\rdeaf"})
+    assert r.status_code == 200 and r.json()["payload"]["notes"] == "calm\nold\ndeaf", r.text
+    assert (await gateway.get(f"/v1/dogs/{dog}")).json()["payload"]["notes"] == "calm\nold\ndeaf"
+
+
 async def test_a_breed_and_a_name_are_found_whatever_their_case_and_separators(gateway):
     """Breeds come from folder names ("Shih-Tzu"), from people ("shih tzu") and from the breed guess ("beagle"):
     filters on them match without case, accents or separators, while each dog keeps its breed as it was given."""

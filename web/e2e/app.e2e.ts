@@ -376,7 +376,8 @@ describe("dogsearch web UI", () => {
     await page.getByTestId("report").getByText("Found").waitFor();
     expect((await imagesLoaded(page, ".photo-thumb", 1)).every((w) => w > 0)).toBe(true); // its photos stay
     const edited = (await (await api(server, `/v1/dogs/${id}`)).json()).payload;
-    expect([edited.name, edited.status, edited.location, edited.notes.replaceAll("\r\n", "\n")]).toEqual(
+    // the form sent the notes' line breaks as CRLF: the server keeps them as LF, as the edit form has them
+    expect([edited.name, edited.status, edited.location, edited.notes]).toEqual(
       ["Rex the second", "found", { lat: 52.52, lon: 13.405 }, notes]);
 
     // its owner marks where the dog is (the left half of the photo): stored, and drawn on the page
@@ -834,9 +835,30 @@ describe("dogsearch web UI", () => {
 
     await p.goto(`${server.url}/#/jobs`);
     const times = p.getByTestId("job").first().getByTestId("job-times");
-    await expect(times.textContent()).resolves.toMatch(new RegExp(`^(Started|Queued) ${local}(, ended ${local})?$`));
+    // a job of minutes: its date said once
+    const clock = "\\d\\d:\\d\\d GMT\\+5:30";
+    await expect(times.textContent()).resolves.toMatch(new RegExp(`^(Started|Queued) ${local}(, ended (${local}|${clock}))?$`));
     expect(await spoken()).not.toMatch(uuid);
     await shot(p, "jobs-local-time-desktop.png");
+
+    // the date filters are days on the reader's clock: seen at 1:30 on 1 Dec in India, 20:00 UTC on 30 Nov
+    const seen = await api(server, `/v1/dogs/${dog.id}`, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ seen_at: "2026-11-30T20:00:00Z" }),
+    });
+    expect(seen.status).toBe(200);
+    await open(p, "#/search");
+    const filters = p.getByRole("group", { name: "Lost & found" });
+    await filters.getByLabel("Seen after").fill("2026-11-30"); // a day in UTC would keep it
+    await filters.getByLabel("Seen before").fill("2026-11-30");
+    await p.getByLabel("Choose a photo").setInputFiles(photos("Rhodesian ridgeback", 1)[0]);
+    await p.getByTestId("search-summary").waitFor();
+    expect(await p.getByTestId("result").filter({ hasText: "Ridge" }).count()).toBe(0);
+    await filters.getByLabel("Seen after").fill("2026-12-01");
+    await filters.getByLabel("Seen before").fill("2026-12-01");
+    await p.getByRole("button", { name: "Search again" }).click();
+    await p.getByTestId("result").filter({ hasText: "Ridge" }).waitFor();
 
     expect((await api(server, `/v1/watches/${(await watch.json()).id}`, { method: "DELETE" })).status).toBe(204);
     expect((await api(server, `/v1/dogs/${dog.id}`, { method: "DELETE" })).status).toBe(204);

@@ -64,7 +64,7 @@ function Page({ route }: { route: Route }) {
     case "jobs":
       return (
         <RequireScope scope="write" title="Bulk jobs" why="to run bulk jobs">
-          <JobsPage />
+          <JobsPage linked={route.params.get("job") ?? undefined} />
         </RequireScope>
       );
     case "alerts":

@@ -53,8 +53,12 @@ describe("JobProgress", () => {
     expect(screen.getByRole("article")).toHaveAccessibleName("Job of /data/photos, 3 Dec 2026, 11:00 CET");
     expect(screen.getByTestId("job-times")).toHaveTextContent(/^Started 3 Dec 2026, 11:00 CET$/);
     rerender(<JobProgress job={job({ id, state: "done", ...times, finished_at: "2026-12-03T10:20:00+00:00" })} />);
+    // the same day: its date once
+    expect(screen.getByTestId("job-times")).toHaveTextContent(/^Started 3 Dec 2026, 11:00 CET, ended 11:20 CET$/);
+    // the next day on the reader's clock (though the same day in UTC): both dates
+    rerender(<JobProgress job={job({ id, state: "done", ...times, finished_at: "2026-12-03T23:10:00+00:00" })} />);
     expect(screen.getByTestId("job-times")).toHaveTextContent(
-      /^Started 3 Dec 2026, 11:00 CET, ended 3 Dec 2026, 11:20 CET$/,
+      /^Started 3 Dec 2026, 11:00 CET, ended 4 Dec 2026, 00:10 CET$/,
     );
     rerender(<JobProgress job={job({ id, state: "queued", created_at: times.created_at, started_at: null })} />);
     expect(screen.getByTestId("job-times")).toHaveTextContent(/^Queued 3 Dec 2026, 11:00 CET$/);

@@ -1,5 +1,5 @@
 import { useEffect, useRef } from "react";
-import { formatWhen } from "../lib/reports";
+import { formatWhen, sameLocalDay } from "../lib/reports";
 import type { Job, JobError } from "../lib/types";
 import { Time } from "./Time";
 
@@ -60,7 +60,8 @@ export function JobProgress({
           {job.finished_at && (
             <>
               {", ended "}
-              <Time iso={job.finished_at} />
+              {/* a job of minutes: its day said once */}
+              <Time iso={job.finished_at} date={!sameLocalDay(job.started_at ?? job.created_at, job.finished_at)} />
             </>
           )}
         </p>

@@ -22,3 +22,7 @@ export function canDelete(me: Me, dog: Dog): boolean {
 
 /** Changing a dog's fields (PATCH) is allowed to the same keys as deleting it: its owner's and admins'. */
 export const canEdit = canDelete;
+
+/** Whether this visitor sees the bulk job that added the dog (GET /v1/jobs/{id}: its owner's and admins'): the job
+ * is the key's that added the dog, which we can tell only where the owner is shown. */
+export const maySeeJobOf = canDelete;

@@ -1,9 +1,10 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import {
   distanceKm,
   formatDistance,
   formatWhen,
   jobReport,
+  localDayBound,
   localInput,
   parsePlace,
   reportFormFields,
@@ -43,11 +44,11 @@ describe("reports", () => {
         ["for_status", "found"],
         ["near", "1,2"],
         ["radius_km", "5"],
-        ["seen_after", "2026-11-01"],
+        ["seen_after", "2026-11-01T00:00:00+01:00"],
       ]);
     expect(reportSearchFields({ status: "sighted", seenBefore: "2026-11-30" })).toEqual([
       ["status", "sighted"],
-      ["seen_before", "2026-11-30"],
+      ["seen_before", "2026-11-30T23:59:59.999+01:00"],
     ]);
     expect(() => reportSearchFields({ radiusKm: "5" })).toThrow("needs a place");
     expect(() => reportSearchFields({ near: "1,2", radiusKm: "0" })).toThrow("above 0");
@@ -105,5 +106,46 @@ describe("reports", () => {
     expect(jobReport("", true, "Europe/Berlin")).toEqual({ seen_at: "photo", location: "photo",
                                                           time_zone: "Europe/Berlin" });
     expect(jobReport("", true, null)).toEqual({ seen_at: "photo", location: "photo" });
+  });
+});
+
+describe("a day of the date filters, on the reader's clock", () => {
+  const zone = process.env.TZ;
+  afterEach(() => {
+    process.env.TZ = zone; // Node reads TZ anew when it changes
+  });
+
+  it("is the reader's whole day in Berlin (the tests' zone), not the day in UTC", () => {
+    // 0:30 on the 1st in Berlin is 23:30 UTC on the 30th: a bare date (a day in UTC) would count it to the 30th
+    const after = localDayBound("2026-12-01", false);
+    const before = localDayBound("2026-11-30", true);
+    expect([after, before]).toEqual(["2026-12-01T00:00:00+01:00", "2026-11-30T23:59:59.999+01:00"]);
+    expect(Date.parse(after)).toBe(Date.parse("2026-11-30T23:00:00Z"));
+    expect(Date.parse(before) + 1).toBe(Date.parse(after));
+  });
+
+  it("gives each end of a day of a clock change its own offset", () => {
+    // Berlin's clocks go forward on 29 Mar 2026 at 2:00: a day of 23 hours
+    expect(localDayBound("2026-03-29", false)).toBe("2026-03-29T00:00:00+01:00");
+    expect(localDayBound("2026-03-29", true)).toBe("2026-03-29T23:59:59.999+02:00");
+  });
+
+  it("is the day west of UTC too, and its first instant where the clock skips midnight", () => {
+    process.env.TZ = "America/Los_Angeles";
+    expect(localDayBound("2026-11-30", false)).toBe("2026-11-30T00:00:00-08:00");
+    expect(localDayBound("2026-11-30", true)).toBe("2026-11-30T23:59:59.999-08:00");
+    expect(reportSearchFields({ seenAfter: "2026-07-04", seenBefore: "2026-07-04" })).toEqual([
+      ["seen_after", "2026-07-04T00:00:00-07:00"],
+      ["seen_before", "2026-07-04T23:59:59.999-07:00"],
+    ]);
+    process.env.TZ = "America/Santiago"; // 6 Sep 2026: 0:00 is skipped, the day starts at 1:00 (-03:00)
+    expect(localDayBound("2026-09-06", false)).toBe("2026-09-06T01:00:00-03:00");
+    process.env.TZ = "Asia/Kolkata";
+    expect(localDayBound("2026-11-30", false)).toBe("2026-11-30T00:00:00+05:30");
+  });
+
+  it("leaves what is no date for the server to refuse, and reads a year below 100 as it is", () => {
+    expect(localDayBound("soon", false)).toBe("soon");
+    expect(localDayBound("0050-06-01", false)).toMatch(/^0050-06-01T00:00:00[+-]\d\d:\d\d$/);
   });
 });

@@ -84,19 +84,24 @@ export function formatDistance(km: number): string {
   return `${Math.round(km).toLocaleString("en")} km`;
 }
 
-/** An RFC 3339 time on the reader's own clock, its zone named: "30 Nov 2026, 18:05 CET" in Berlin. The zone is said
- * so that people who compare a sighting's time across zones (a shelter, an owner abroad) can tell them apart. */
-export function formatWhen(iso: string): string {
+/** An RFC 3339 time on the reader's own clock, its zone named: "30 Nov 2026, 18:05 CET" in Berlin; without `date`,
+ * "18:05 CET". The zone is said so that people who compare a sighting's time across zones (a shelter, an owner
+ * abroad) can tell them apart. */
+export function formatWhen(iso: string, { date = true }: { date?: boolean } = {}): string {
   const when = new Date(iso);
   if (Number.isNaN(when.getTime())) return iso;
   return when.toLocaleString("en-GB", {
-    day: "numeric",
-    month: "short",
-    year: "numeric",
+    ...(date ? { day: "numeric", month: "short", year: "numeric" } : {}),
     hour: "2-digit",
     minute: "2-digit",
     timeZoneName: "short",
   });
+}
+
+/** Whether two RFC 3339 times fall on the same day of the reader's clock (a later one needs no date of its own). */
+export function sameLocalDay(a: string, b: string): boolean {
+  const [x, y] = [new Date(a), new Date(b)];
+  return x.toDateString() === y.toDateString() && !Number.isNaN(x.getTime());
 }
 
 /** A dog's report as the add form has it: every part optional. */
@@ -118,10 +123,11 @@ export interface Taken {
   local_time?: string | null;
 }
 
+const two = (n: number) => String(n).padStart(2, "0");
+
 /** An RFC 3339 time as a datetime-local value in the browser's zone ("2026-11-30T18:05"). */
 export function localInput(iso: string): string {
   const t = new Date(iso);
-  const two = (n: number) => String(n).padStart(2, "0");
   return `${t.getFullYear()}-${two(t.getMonth() + 1)}-${two(t.getDate())}T${two(t.getHours())}:${two(t.getMinutes())}`;
 }
 
@@ -198,9 +204,30 @@ export interface ReportFilter {
   /** "lat, lon" */
   near?: string;
   radiusKm?: string;
-  /** yyyy-mm-dd (a bare date: the server takes the whole day, UTC) */
+  /** yyyy-mm-dd, a day on the reader's clock: sent as its first (seenAfter) or last (seenBefore) instant there */
   seenAfter?: string;
   seenBefore?: string;
+}
+
+/** An instant as RFC 3339 on this browser's clock, its offset said: "2026-11-30T23:59:59.999+01:00". */
+export function localRfc3339(t: Date): string {
+  const offset = Math.round(-t.getTimezoneOffset()); // a local mean time before 1900 has seconds: RFC 3339 has none
+  const zone = `${offset < 0 ? "-" : "+"}${two(Math.floor(Math.abs(offset) / 60))}:${two(Math.abs(offset) % 60)}`;
+  const ms = t.getMilliseconds() ? `.${String(t.getMilliseconds()).padStart(3, "0")}` : "";
+  return `${String(t.getFullYear()).padStart(4, "0")}-${two(t.getMonth() + 1)}-${two(t.getDate())}T${two(t.getHours())}:${two(t.getMinutes())}:${two(t.getSeconds())}${ms}${zone}`;
+}
+
+/** A date input's day ("2026-11-30") on the reader's clock, as the server's seen_after (its first instant) or
+ * seen_before (`end`: its last): a bare date would be the day in UTC, hours off the day the reader means. Each end
+ * has its own offset (a day of a clock change is 23 or 25 hours); anything else is sent as it is, for the server to
+ * say what is wrong with it. */
+export function localDayBound(day: string, end: boolean): string {
+  const m = /^(\d{4,})-(\d{2})-(\d{2})$/.exec(day);
+  if (!m) return day;
+  const t = new Date(2000, 0, 1); // setFullYear: new Date(y, ...) reads a year below 100 as 19yy
+  t.setFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + (end ? 1 : 0));
+  t.setHours(0, 0, 0, 0); // a midnight the clock skips (a change at 0:00) is the day's first instant, 1:00
+  return localRfc3339(end ? new Date(t.getTime() - 1) : t);
 }
 
 /** The search fields (form or query) of a ReportFilter; throws on a bad place or radius. */
@@ -219,7 +246,7 @@ export function reportSearchFields(filter: ReportFilter | undefined): [string, s
     if (!Number.isFinite(km) || km <= 0 || km > 20000) throw new Error("Radius: a number of km above 0, up to 20000");
     out.push(["radius_km", String(km)]);
   }
-  if (filter.seenAfter) out.push(["seen_after", filter.seenAfter]);
-  if (filter.seenBefore) out.push(["seen_before", filter.seenBefore]);
+  if (filter.seenAfter) out.push(["seen_after", localDayBound(filter.seenAfter, false)]);
+  if (filter.seenBefore) out.push(["seen_before", localDayBound(filter.seenBefore, true)]);
   return out;
 }

@@ -7,8 +7,17 @@ import type { Box, BreedGuess, Dog, FoundDog, SearchResponse, SearchResult, Verd
 // that comes while another page is shown still lands.
 // `more`: other photos of the same dog, searched together with `file` (the server combines them).
 export type Query =
-  /** `box`: the dog as the user marked it (one photo only) */
-  | { kind: "photo"; file: File; url: string; more?: { file: File; url: string }[]; box?: Box }
+  /** `box`: the dog as the user marked it (one photo only); `detected`, beside it: which of the dogs the detector
+   * found in the photo was searched before (an index of their answer's `dogs`, and how many there were), to go
+   * back to */
+  | {
+      kind: "photo";
+      file: File;
+      url: string;
+      more?: { file: File; url: string }[];
+      box?: Box;
+      detected?: { dog: number; of: number };
+    }
   /** `anyStatus`: among all dogs, not only the reports that answer the dog's own */
   | { kind: "dog"; dog: Dog; anyStatus?: boolean };
 

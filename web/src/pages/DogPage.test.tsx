@@ -82,6 +82,33 @@ describe("DogPage with a suggested breed", () => {
     expect(screen.getByRole("link", { name: "another dog's" })).toHaveAttribute("href", "#/dogs/d2");
   });
 
+  it("says a bulk job added the dog, linked for who may see the job, and folds the photo's hashes away", async () => {
+    const id = "5f0c6f1e-0d7c-4c2e-9f5e-3b1e2a9c8d7f";
+    const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    mockApi("shelter", "write", { job: id, sha256: sha, phash: "c0303313930b17ab" });
+    const { unmount } = renderPage();
+    await screen.findByTestId("suggested-breed");
+    const recorded = screen.getByText("Recorded by the server").closest("details")!;
+    expect(within(recorded).getByText("job").nextSibling).toHaveTextContent(/^Added by a bulk job$/);
+    expect(within(recorded).getByRole("link", { name: "a bulk job" })).toHaveAttribute("href", `#/jobs?job=${id}`);
+    expect(recorded).not.toHaveTextContent(id); // no id read out
+    // the hashes: in a disclosure of their own, inside this one
+    const fingerprints = within(recorded).getByText("The photo's fingerprints").closest("details")!;
+    expect(fingerprints).not.toBe(recorded);
+    expect(fingerprints).not.toHaveAttribute("open");
+    expect(within(fingerprints).getByText("sha256").nextSibling).toHaveTextContent(sha);
+    expect(within(fingerprints).getByText("phash")).toBeInTheDocument();
+    unmount();
+
+    // another write key does not see the job: words, no link
+    mockApi("someone-else", "write", { job: id });
+    renderPage();
+    await screen.findByTestId("suggested-breed");
+    expect(screen.getByText("job").nextSibling).toHaveTextContent(/^Added by a bulk job$/);
+    expect(screen.queryByRole("link", { name: "a bulk job" })).toBeNull();
+    expect(screen.queryByText("The photo's fingerprints")).toBeNull(); // no hashes recorded: no disclosure
+  });
+
   it("says what the server recorded in words a person reads: no dog's id, the time on the reader's clock", async () => {
     const copied = "0b3e6f4c-9d2a-4c1e-8f7b-2a5d6c9e1f30";
     mockApi("shelter", "write", { near_duplicate_of: copied, created_at: "2026-12-03T10:00:00+00:00" });

@@ -6,7 +6,7 @@ import { PhotoBoxes } from "../components/PhotoBoxes";
 import { ReportLine } from "../components/ReportLine";
 import { dogTitle } from "../components/ResultGrid";
 import { Time } from "../components/Time";
-import { allows, canDelete, canEdit } from "../lib/access";
+import { allows, canDelete, canEdit, maySeeJobOf } from "../lib/access";
 import {
   addPhoto,
   ApiError,
@@ -48,6 +48,9 @@ const SERVER_FIELDS = new Set([
   "near_duplicate_of",
   "job", // the bulk job that stored the photo
 ]);
+
+// The photo's fingerprints: for a program (or its support) to compare, nothing a person reads. Folded away.
+const FINGERPRINTS = new Set(["sha256", "phash"]);
 
 // The most other dogs named as copies of this one's photo (the rest are counted).
 const COPIES_SHOWN = 5;
@@ -346,7 +349,8 @@ export function DogPage({ id }: { id: string }) {
   const own = Object.entries(dog.payload)
     .filter(([k]) => !SERVER_FIELDS.has(k) && !REPORT_FIELDS.has(k))
     .sort(([a], [b]) => rank(a) - rank(b));
-  const recorded = Object.entries(dog.payload).filter(([k]) => SERVER_FIELDS.has(k));
+  const recorded = Object.entries(dog.payload).filter(([k]) => SERVER_FIELDS.has(k) && !FINGERPRINTS.has(k));
+  const fingerprints = Object.entries(dog.payload).filter(([k]) => FINGERPRINTS.has(k));
   const box = dog.payload.box;
   const suggestion = dog.payload.breed ? null : topGuess(dog.payload.breed_guess);
   // the photos just added last, whatever the server's order: the eye looks for them there
@@ -577,10 +581,36 @@ export function DogPage({ id }: { id: string }) {
               {recorded.map(([k, v]) => (
                 <div key={k}>
                   <dt>{k}</dt>
-                  <dd>{show(k, v)}</dd>
+                  <dd>
+                    {k !== "job" || typeof v !== "string" ? (
+                      show(k, v)
+                    ) : me && maySeeJobOf(me, dog) ? (
+                      // its id means nothing read out: the job's card, on the jobs page
+                      <>
+                        Added by <a href={`#/jobs?job=${encodeURIComponent(v)}`}>a bulk job</a>
+                      </>
+                    ) : (
+                      "Added by a bulk job"
+                    )}
+                  </dd>
                 </div>
               ))}
             </dl>
+            {fingerprints.length > 0 && (
+              <details className="fingerprints">
+                <summary>The photo's fingerprints</summary>
+                <dl className="fields-list small">
+                  {fingerprints.map(([k, v]) => (
+                    <div key={k}>
+                      <dt>{k}</dt>
+                      <dd>
+                        <code>{show(k, v)}</code>
+                      </dd>
+                    </div>
+                  ))}
+                </dl>
+              </details>
+            )}
           </details>
           <ErrorBanner error={error} />
           {mayWatch && watching === "new" && (

@@ -46,6 +46,29 @@ describe("JobsPage", () => {
     vi.useRealTimers();
   });
 
+  it("outlines the job a dog's page links to, and shows it on its own where the list has it no more", async () => {
+    const done = { ...job, state: "done", errors: [] };
+    vi.stubGlobal("fetch", vi.fn(async (url: RequestInfo | URL) =>
+      String(url) === "/v1/jobs/old" ? json(200, { ...done, id: "old", path: "/older" }) : json(200, { items: [done, { ...done, id: "j2" }] })));
+    const { unmount } = render(<JobsPage linked="j2" />);
+    await vi.waitFor(() => expect(screen.getAllByTestId("job")).toHaveLength(2));
+    expect(screen.getAllByTestId("job").map((card) => card.getAttribute("aria-current"))).toEqual([null, "true"]);
+    unmount();
+
+    render(<JobsPage linked="old" />);
+    await vi.waitFor(() => expect(screen.getAllByTestId("job")).toHaveLength(3));
+    const [first] = screen.getAllByTestId("job");
+    expect(first).toHaveAttribute("aria-current", "true");
+    expect(first).toHaveAccessibleName(/^Job of \/older/);
+  });
+
+  it("says so when the linked job is no longer kept", async () => {
+    vi.stubGlobal("fetch", vi.fn(async (url: RequestInfo | URL) =>
+      String(url) === "/v1/jobs/gone" ? json(404, { detail: "no such job" }) : json(200, { items: [] })));
+    render(<JobsPage linked="gone" />);
+    expect(await screen.findByTestId("linked-gone")).toHaveTextContent("no longer kept by the server");
+  });
+
   it("points at the job already indexing a folder around this one, and drops the refusal when that job ends", async () => {
     const other = { ...job, id: "3393ea81-0000-4000-8000-000000000000", path: "/data/", errors: [] };
     let state = "running";

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useId, useRef, useState, type FormEvent } from 
 import { ErrorBanner, Notice } from "../components/ErrorBanner";
 import { isRunning, JobProgress } from "../components/JobProgress";
 import { StatusOptions } from "../components/StatusOptions";
-import { ApiError, deleteJob, listJobs, messageOf, startIndexJob, startUploadJob } from "../lib/api";
+import { ApiError, deleteJob, getJob, listJobs, messageOf, startIndexJob, startUploadJob } from "../lib/api";
 import { jobReport, type Status } from "../lib/reports";
 import type { Job } from "../lib/types";
 
@@ -13,7 +13,9 @@ export const RETRY_MS = 5000;
 /** Why the jobs cannot be shown: this server has no jobs API (a terminal is the way), or it does not answer now. */
 type Unavailable = { off: true } | { off: false; reason: string };
 
-export function JobsPage() {
+/** `linked`: the job a link points at (a dog's page: the job that added it), outlined; shown on its own when the
+ * list (the latest jobs) has it no more. */
+export function JobsPage({ linked }: { linked?: string } = {}) {
   const ids = useId();
   const [jobs, setJobs] = useState<Job[] | null>(null);
   const [unavailable, setUnavailable] = useState<Unavailable | null>(null);
@@ -29,6 +31,8 @@ export function JobsPage() {
   const [status, setStatus] = useState<Status | "">("");
   const [fromPhotos, setFromPhotos] = useState(false);
   const [busy, setBusy] = useState(false);
+  // the linked job where the list has it not: null while unknown, "gone" where the server keeps it no more
+  const [older, setOlder] = useState<Job | "gone" | null>(null);
 
   const refresh = useCallback(async () => {
     try {
@@ -74,6 +78,19 @@ export function JobsPage() {
       setError(null);
     }
   }, [busyJob, jobs]);
+
+  const listsLinked = !linked || !jobs || jobs.some((j) => j.id === linked);
+  useEffect(() => {
+    if (listsLinked) return;
+    let live = true;
+    getJob(linked!).then(
+      (job) => live && setOlder(job),
+      () => live && setOlder("gone"),
+    );
+    return () => {
+      live = false;
+    };
+  }, [linked, listsLinked]);
 
   const onStart = async (e: FormEvent) => {
     e.preventDefault();
@@ -215,10 +232,21 @@ export function JobsPage() {
               setBusyJob(null);
             }}
           />
+          {!listsLinked && older === "gone" && (
+            <p className="notice" data-testid="linked-gone">
+              The job you followed a link to is no longer kept by the server.
+            </p>
+          )}
           {jobs && jobs.length === 0 && <p className="notice">No jobs yet.</p>}
           <div className="jobs" aria-live="polite">
+            {!listsLinked && older && older !== "gone" && older.id === linked && <JobProgress job={older} highlighted />}
             {jobs?.map((job) => (
-              <JobProgress key={job.id} job={job} onCancel={onCancel} highlighted={job.id === busyJob} />
+              <JobProgress
+                key={job.id}
+                job={job}
+                onCancel={onCancel}
+                highlighted={job.id === busyJob || (!busyJob && job.id === linked)}
+              />
             ))}
           </div>
         </>

@@ -122,7 +122,7 @@ describe("SearchPage upload errors", () => {
       ["for_status", "lost"],
       ["near", "52.52,13.405"],
       ["radius_km", "50"],
-      ["seen_after", "2026-11-29"],
+      ["seen_after", "2026-11-29T00:00:00+01:00"], // the reader's day (Berlin), not the day in UTC
     ]);
   });
 
@@ -393,10 +393,44 @@ describe("SearchPage with a dog the user marks", () => {
     expect(sent.get("dog")).toBeNull();
     expect(screen.getByTestId("breed-guess")).toHaveTextContent("Searching with the dog you marked.");
     expect(screen.queryByTestId("mark-area")).toBeNull();
+    expect(screen.queryByRole("button", { name: /Back to the/ })).toBeNull(); // the detector found no dog to go back to
     // "Search again" keeps the box
     await userEvent.click(screen.getByRole("button", { name: "Search again" }));
     await vi.waitFor(() => expect(searchCalls(fetchMock).at(-1)!.get("box")).toBe("80,120,480,400"));
     expect(screen.getByRole("button", { name: "Not the right dog? Mark it yourself" })).toBeInTheDocument();
+  });
+
+  it("goes back from the marked dog to the dogs the detector found, the one searched before, in one action", async () => {
+    // the answer of a search with a box: the marked dog alone
+    const marked = { ...answerFor(0), dogs: [{ index: 0, box: [100, 50, 300, 150], score: null, marked: true, breed_guess: [] }] };
+    const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
+      if (String(url).startsWith("/v1/dogs?")) return json(200, { items: [], next: null, total: 0 });
+      const form = init!.body as FormData;
+      if (form.get("box")) return json(200, marked);
+      return json(200, answerFor(form.get("dog") === null ? 0 : Number(form.get("dog"))));
+    });
+    vi.stubGlobal("fetch", fetchMock);
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    await userEvent.click(await screen.findByRole("button", { name: "Dog 2" }));
+    expect(await screen.findByText(/Looks like: Samoyed 90 %/)).toBeInTheDocument();
+    expect(screen.queryByRole("button", { name: /Back to the/ })).toBeNull(); // nothing marked yet
+
+    await userEvent.click(screen.getByRole("button", { name: "Not the right dog? Mark it yourself" }));
+    showPhoto();
+    drag([30, 50], [130, 120]);
+    await userEvent.click(screen.getByRole("button", { name: "Search for this dog" }));
+    expect(await screen.findByTestId("breed-guess")).toHaveTextContent("Searching with the dog you marked.");
+    expect(screen.getAllByTestId("dog-box")).toHaveLength(1); // the answer has the marked dog alone
+
+    await userEvent.click(screen.getByRole("button", { name: "Back to the 2 dogs found" }));
+    expect(await screen.findByText(/Searching with dog 2 of 2/)).toBeInTheDocument();
+    expect(screen.getAllByTestId("dog-box")).toHaveLength(2);
+    const sent = searchCalls(fetchMock).at(-1)!;
+    expect(sent.get("box")).toBeNull();
+    expect(sent.get("dog")).toBe("1"); // the dog searched before the mark
+    expect(sent.get("image")).toBe(searchCalls(fetchMock)[0].get("image")); // the same photo, not picked again
+    expect(screen.queryByRole("button", { name: /Back to the/ })).toBeNull();
   });
 });
 

@@ -16,6 +16,7 @@ import {
   useCancelSearch,
   useRunSearch,
   useSearchState,
+  type FoundInQuery,
   type Query,
   type SearchState,
 } from "../lib/searchState";
@@ -64,6 +65,13 @@ function narrowed(filters: Filters, kind: Query["kind"]): boolean {
       Object.keys(filters.fields ?? {}).length ||
       reportSearchFields(filters.report).some(([key]) => kind === "photo" || key !== "for_status"),
   );
+}
+
+/** Which of the dogs the detector found in the photo was searched (and of how many); none where the user marked it
+ * or the detector found none. */
+function detectedIn(found: FoundInQuery | null | undefined): { dog: number; of: number } | undefined {
+  const dogs = found?.dogs.filter((d) => !d.marked) ?? [];
+  return found && dogs.length ? { dog: found.dog, of: dogs.length } : undefined;
 }
 
 const REPORT_KEYS = ["status", "forStatus", "near", "radiusKm", "seenAfter", "seenBefore"] as const;
@@ -153,8 +161,15 @@ export function SearchPage() {
     more.push(...added.map((file) => ({ file, url: URL.createObjectURL(file) })));
     setLeftOut(chosen.length - added.length);
     setMarking(false);
-    // a marked box is one photo's: with more photos the detector finds the dog in each (the largest)
-    run({ ...state.query, more, box: undefined }, state.query.box ? undefined : state.found?.dog);
+    // a marked box is one photo's: with more photos the detector finds the dog in each (the one searched before)
+    const dog = state.query.box ? state.query.detected?.dog : state.found?.dog;
+    run({ ...state.query, more, box: undefined, detected: undefined }, dog);
+  };
+
+  /** Leaves the dog the user marked for those the detector found in the photo: the one searched before. */
+  const onDetected = () => {
+    if (state.query?.kind !== "photo" || !state.query.detected) return;
+    run({ ...state.query, box: undefined, detected: undefined }, state.query.detected.dog);
   };
 
   /** Searches without one of the photos (0-based; the first is the one the dogs were found in). */
@@ -231,7 +246,7 @@ export function SearchPage() {
               onCancel={() => setMarking(false)}
               onMark={(box) => {
                 setMarking(false);
-                run({ ...query, box });
+                run({ ...query, box, detected: query.box ? query.detected : detectedIn(found) });
               }}
             />
           ) : (
@@ -249,7 +264,7 @@ export function SearchPage() {
                     width={found.width}
                     height={found.height}
                     selected={found.dog}
-                    onSelect={(i) => run(query.box ? { ...query, box: undefined } : query, i)}
+                    onSelect={(i) => run(query.box ? { ...query, box: undefined, detected: undefined } : query, i)}
                     disabled={busy}
                   />
                 ) : undefined
@@ -259,6 +274,11 @@ export function SearchPage() {
           {query?.kind === "photo" && !query.more?.length && !marking && !state.refused && (
             <button type="button" className="button small secondary" onClick={() => setMarking(true)} disabled={busy}>
               {found ? "Not the right dog? Mark it yourself" : "Mark the dog yourself"}
+            </button>
+          )}
+          {query?.kind === "photo" && query.box && query.detected && !marking && (
+            <button type="button" className="button small secondary" onClick={onDetected} disabled={busy}>
+              {query.detected.of > 1 ? `Back to the ${query.detected.of} dogs found` : "Back to the dog found"}
             </button>
           )}
           {query?.kind === "photo" && (
