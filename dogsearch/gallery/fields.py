@@ -266,13 +266,22 @@ def user_fields(fields: dict[str, Any], *, from_photo: bool = False, removing: b
                 raise InvalidFields(f"field {shown_value(key)}: a list may hold only strings, numbers or booleans")
         elif not isinstance(value, Scalar):
             raise InvalidFields(f"field {shown_value(key)}: must be a string, number, boolean or a list of them")
-        out[key] = [_lines(v) for v in value] if isinstance(value, list) else _lines(value)
+        out[key] = _lines(value)
     return out
 
 
-def _lines(value: Scalar) -> Scalar:
-    """A free text (notes) with its line breaks as LF alone: a browser's form sends a textarea's as CRLF (and a file
-    from an old Mac has CR), which would store the same notes in another form, seen as changed by every edit."""
+def same_value(stored: Any, sent: Any) -> bool:
+    """Whether a dog's stored value is the one `sent` (checked: user_fields): a free text stored before its line
+    breaks were stored as LF is the same text sent again."""
+    return _lines(stored) == sent
+
+
+def _lines(value: Any) -> Any:
+    """A free text (notes), or a list's, with its line breaks as LF alone: a browser's form sends a textarea's as CRLF
+    (and a file from an old Mac has CR), which would store the same notes in another form, seen as changed by every
+    edit."""
+    if isinstance(value, list):
+        return [_lines(v) for v in value]
     return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
 
 

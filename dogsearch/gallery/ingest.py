@@ -17,7 +17,7 @@ from dogsearch.core.exif import taken
 from dogsearch.core.images import ImageInfo, ImageLimits
 from dogsearch.gallery.contracts import Embedder, FoundDog, Hashes, Index, PhotoDogs
 from dogsearch.gallery.errors import NoDogFound, NoSuchDog, PhotoOfAnotherDog, PhotoStoredAlready
-from dogsearch.gallery.fields import match_keys, shown_value
+from dogsearch.gallery.fields import match_keys, same_value, shown_value
 from dogsearch.gallery.locks import PhotoLocks
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import (
@@ -51,6 +51,7 @@ class Upload:
     fields: dict[str, Any]  # the user's fields, already checked (dogsearch.gallery.fields.user_fields)
     sha256: str = field(default="", repr=False)  # of `data`, hashed once (a phone photo's takes milliseconds)
     owner: str | None = None  # who adds it (an API key's name), when writes need a key
+    admin: bool = False  # who adds it may change any key's dog (an admin key): fills in what another key's lacks
     job: str | None = None  # the bulk job that adds it, if one does
 
     def __post_init__(self) -> None:
@@ -345,8 +346,9 @@ class Ingestor:
     async def keep(self, upload: Upload, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """A photo stored already (`entries`: stored entries of it), added again with `upload`'s fields: no second
         dog, and none of the fields lost. Those a dog lacks are filled in, on every photo of it (as PATCH sets
-        them), where the dog is the upload's key's own; one it holds another value of, or another key's dog lacking
-        one, is a PhotoStoredAlready naming the dog and them, and nothing is changed. The entries as they are now."""
+        them), where the dog is the upload's key's own or the key is an admin's; one it holds another value of, or
+        another key's dog lacking one, is a PhotoStoredAlready naming the dog and them, and nothing is changed. The
+        entries as they are now."""
         lacking: dict[str, dict[str, Any]] = {}
         kept = _kept(upload, entries, lacking)
         await self._fill(lacking)
@@ -589,14 +591,14 @@ def _kept(upload: Upload, entries: Iterable[dict[str, Any]],
     out = []
     for entry in entries:
         stored, dog = entry["payload"], Dog.from_entry(entry)
-        other = {k: v for k, v in upload.fields.items() if stored.get(k) is not None and stored[k] != v}
+        other = {k: v for k, v in upload.fields.items() if stored.get(k) is not None and not same_value(stored[k], v)}
         lacks = {k: v for k, v in upload.fields.items() if stored.get(k) is None}
         if other:
             said = _listed([f"{k}: {shown_value(stored[k])} stored, {shown_value(v)} sent" for k, v in other.items()])
             raise PhotoStoredAlready(f"this photo is stored already as dog {dog.id}, with other values than those "
                                      f"sent ({said}): adding it again changes no dog; change that dog's fields "
                                      "instead", dog_id=dog.id)
-        if lacks and dog.owner != upload.owner:
+        if lacks and dog.owner != upload.owner and not upload.admin:
             said = _listed([f"{k}: {shown_value(v)}" for k, v in lacks.items()])
             raise PhotoStoredAlready(f"this photo is stored already as dog {dog.id}, another key's, without fields "
                                      f"sent ({said}): adding it again changes no other key's dog", dog_id=dog.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,11 +121,11 @@ def media_type(path: Path) -> str:
 
 
 def _write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Readers see the whole file or none of it: written under a temporary name of this writer's own (process and
-    thread), then renamed over. `durable`: the file is fsync'd before the rename and its folder after it, so that
+    """Readers see the whole file or none of it: written under a temporary name of this call's own (`_temporary`),
+    then renamed over. `durable`: the file is fsync'd before the rename and its folder after it, so that
     once this returns a power cut keeps it. The folders are made only when the first write finds them missing. A
     full disk is a StorageFull, and the temporary file is gone."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
+    tmp = _temporary(path)
     try:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
@@ -149,6 +149,14 @@ def _write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _temporary(path: Path) -> Path:
+    """A name beside `path` for this call alone. Random, not the process and thread ids: gateway replicas in their
+    containers (each process id 1, thread ids alike) share one photo folder, and two writing one photo at once wrote
+    into one temporary file: one's open emptied the other's file, one's rename took the other's half-written file
+    and the second rename failed. The `.tmp-` prefix tells `photo_of` (and `dogsearch check`) it is no photo's."""
+    return path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -182,7 +190,9 @@ def _fsync_dir(folder: Path) -> None:
 
 def _link_atomic(source: Path, path: Path) -> None:
     """`path` becomes another name of `source`'s file (no second copy on disk), or already is one."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
-    tmp.unlink(missing_ok=True)
+    tmp = _temporary(path)
     os.link(source, tmp)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left when `path` already was that file: a rename onto its own file does nothing

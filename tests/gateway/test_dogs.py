@@ -88,6 +88,24 @@ async def test_the_same_photo_twice_is_one_dog_and_what_was_sent_with_it_is_neve
     assert await total(gateway) == 1
 
 
+async def test_notes_stored_with_crlf_before_are_the_same_notes_sent_again_with_lf(tmp_path, fake_model):
+    # The release before stored a browser form's notes as sent, with CRLF; they are stored with LF now, so the same
+    # photo added again from the form (the same notes) was a 409 "other values" naming notes that only looked alike.
+    app = fake_all_in_one(tmp_path / "data", fake_model)
+    async with serving(app) as client:
+        photo = solid(GREEN)
+        dog = (await add(client, photo, name="Fido")).json()
+        entries = (await app.state.parts.gallery.index.scroll(10, None, {"dog_id": dog["id"]}))["points"]
+        await app.state.parts.gallery.index.set_payload([e["id"] for e in entries],
+                                                        {"notes": "red collar\r\nshy", "tags": ["a\r\nb"]})
+        for notes in ("red collar\nshy", "red collar\r\nshy"):  # as JSON, as a form
+            again = await add(client, photo, name="Fido", notes=notes, payload='{"tags": ["a\\nb"]}')
+            assert again.status_code == 200 and again.json()["id"] == dog["id"], again.text
+        other = await add(client, photo, notes="red collar\nbold")
+        assert other.status_code == 409 and other.json()["code"] == "photo_stored_already"
+        assert "notes: 'red collar\\r\\nshy' stored, 'red collar\\nbold' sent" in other.json()["detail"]
+
+
 async def test_a_resized_copy_of_a_stored_photo_says_which_dog_it_looks_like(gateway):
     """A volunteer uploads a dog's photo again, as a messenger app sent it back (smaller, recompressed): a new dog,
     but it says which stored dog's photo it is a copy of. Once that dog is gone, a copy is a dog like any other."""

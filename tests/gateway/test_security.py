@@ -273,6 +273,25 @@ async def test_a_dog_is_changed_by_its_owner_or_an_admin_and_any_reader_may_dete
         assert (await client.post("/v1/taken", **upload())).status_code == 401
 
 
+async def test_a_stored_photo_added_again_fills_in_another_keys_dog_only_for_an_admin(tmp_path):
+    # An admin may PATCH any dog: adding its photo again with fields the dog lacks fills them in as PATCH would
+    # (it was a 409). Another write key still may not, and a value the dog holds is changed by no one this way.
+    async with gateway_with(tmp_path / "data", api_keys=ENTRIES) as client:
+        dog = (await client.post("/v1/dogs", headers=as_("alice"), data={"name": "Rex"}, **upload())).json()["id"]
+        refused = await client.post("/v1/dogs", headers=as_("bob"), data={"breed": "beagle"}, **upload())
+        assert refused.status_code == 409 and refused.json()["code"] == "photo_stored_already"
+        assert "another key's" in refused.json()["detail"] and refused.json()["dog_id"] == dog
+        filled = await client.post("/v1/dogs", headers=as_("root"), data={"name": "Rex", "breed": "beagle"},
+                                   **upload())
+        assert filled.status_code == 200, filled.text
+        assert (filled.json()["id"], filled.json()["owner"], filled.json()["payload"]["breed"]) == (dog, "alice",
+                                                                                                     "beagle")
+        other = await client.post("/v1/dogs", headers=as_("root"), data={"name": "Max"}, **upload())
+        assert other.status_code == 409 and "with other values than those sent" in other.json()["detail"]
+        shown = (await client.get(f"/v1/dogs/{dog}", headers=as_("alice"))).json()
+        assert (shown["payload"]["name"], shown["payload"]["breed"], shown["owner"]) == ("Rex", "beagle", "alice")
+
+
 async def test_a_keys_answers_are_stored_by_no_cache(tmp_path):
     """A key's jobs (server paths), watches (webhook URLs), identity and dogs went out with no Cache-Control: a
     shared cache that ignores X-API-Key could hand them to another caller. The photos keep their own (revalidated

@@ -65,7 +65,7 @@ def router(settings: GatewaySettings) -> APIRouter:
     @api.post("", status_code=201, response_model=Dog,
               responses={200: {"model": Dog, "description": "this dog of this photo is already stored: the stored "
                                                             "dog, with the fields sent that it lacked (the caller's "
-                                                            "own dog)"},
+                                                            "own dog, or any for an admin key)"},
                          409: {"description": "this dog of this photo is already stored, with other values of fields "
                                               "sent, or as another key's dog lacking some (code photo_stored_already, "
                                               "`dog_id`: that dog): nothing was stored or changed; change its fields "
@@ -89,7 +89,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         and where the photo was taken, from its EXIF (422 when the photo does not say). With `seen_at=photo`,
         `time_zone` (IANA, "Europe/Berlin") is the zone of a camera time the photo gives without one; not stored.
         A photo stored already is not stored again: 200 with its dog, which gets the fields sent that it lacks when
-        it is the caller's own; 409 where a field sent would be lost (another value stored, another key's dog)."""
+        it is the caller's own (any dog, for an admin key, as PATCH); 409 where a field sent would be lost (another
+        value stored, another key's dog)."""
         fields = parse_json_object(payload, "payload")
         form = await request.form()
         _one_image(form)
@@ -101,7 +102,8 @@ def router(settings: GatewaySettings) -> APIRouter:
         data = await read_upload(image, settings)
         fields = await asyncio.to_thread(gallery.ingest.report_from_photo, user_fields(fields, from_photo=True), data)
         try:
-            added = await gallery.ingest.add(Upload(data, fields, owner=caller.name), dog, box=marked)
+            added = await gallery.ingest.add(Upload(data, fields, owner=caller.name, admin=caller.may("admin")), dog,
+                                              box=marked)
         except PhotoStoredAlready as exc:  # the dog's id: a client opens it to change its fields
             return error_response(exc, dog_id=exc.dog_id)
         if not added.created:
