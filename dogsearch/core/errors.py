@@ -55,7 +55,13 @@ class Conflict(DogsearchError):
 
 
 class Unavailable(DogsearchError):
-    """A part the request needs cannot serve now (a model not loaded, a service down, a full queue): retry later."""
+    """A part the request needs cannot serve now (a model not loaded, a service down, a full queue): retry later.
+    `retry_after_s`: how long until it may serve, where that is known (a model waiting out the back-off after a
+    failed load); None: soon."""
+
+    def __init__(self, reason: str, *, source: str | None = None, retry_after_s: float | None = None) -> None:
+        super().__init__(reason, source=source)
+        self.retry_after_s = retry_after_s
 
 
 class TimedOut(DogsearchError):

@@ -126,15 +126,17 @@ class LazyModel(Generic[T]):
                                         "seconds": round(time.perf_counter() - start, 2)})
 
     async def aget(self) -> T:
-        """The model, built on its own thread the first time; ModelUnavailable with the reason when it cannot be."""
+        """The model, built on its own thread the first time; ModelUnavailable with the reason when it cannot be,
+        and how long until the next build may start (the caller's Retry-After: none is tried before)."""
         if self._value is not None:
             return self._value
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self.get)
         except _BackingOff as exc:  # the reason already says what failed
-            raise ModelUnavailable(f"{self._unavailable}: {exc.reason}") from exc.__cause__
+            raise ModelUnavailable(f"{self._unavailable}: {exc.reason}",
+                                   retry_after_s=self.retry_in) from exc.__cause__
         except Exception as exc:
-            raise ModelUnavailable(f"{self._unavailable}: {exc}") from exc
+            raise ModelUnavailable(f"{self._unavailable}: {exc}", retry_after_s=self.retry_in) from exc
 
     def try_load(self) -> None:
         """For a background preload or retry: failures are logged and kept for /readyz, not raised."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from http import HTTPStatus
 from typing import Any
@@ -60,12 +61,20 @@ def error_response(exc: DogsearchError, **said: Any) -> JSONResponse:
     status = status_of(exc)
     headers = None
     if status == 503:
-        headers = {"Retry-After": "1"}  # a full queue or a restarting service: soon
+        headers = {"Retry-After": str(retry_after(exc))}
     elif status == 401:
         headers = {"WWW-Authenticate": "Bearer"}  # a key goes in Authorization: Bearer (or X-API-Key)
     # A server's own failure may name its files (a missing weights file, a data folder): the log keeps them.
     reason = without_paths(exc.reason) if status >= 500 else exc.reason
     return JSONResponse({"detail": reason, "code": exc.code, **said}, status_code=status, headers=headers)
+
+
+def retry_after(exc: DogsearchError) -> int:
+    """A 503's Retry-After, in whole seconds: when the part will be tried again, where the error knows (a model
+    waiting out its back-off after a failed load: asked sooner, it only fails again), else 1 (a full queue or a
+    restarting service: soon)."""
+    wait = getattr(exc, "retry_after_s", None)
+    return 1 if wait is None else max(1, math.ceil(wait))
 
 
 class MalformedBody(InvalidInput):
@@ -171,17 +180,18 @@ def _said(detail: Any) -> str:
     return detail if isinstance(detail, str) else str(detail)
 
 
-def from_response(service: str, status: int, body: Any, *, named: bool = True,
-                  callers_key: bool = False) -> DogsearchError:
+def from_response(service: str, status: int, body: Any, *, named: bool = True, callers_key: bool = False,
+                  retry_after_s: float | None = None) -> DogsearchError:
     """The error a service's error answer stands for, its reason prefixed with the service's name (unless not
     `named`: the answer about one of a request's photos, in that photo's words): its own class when the answer names
     a known `code` of the status's kind (a CollectionMissing, not any Conflict), else the kind of the status. A 5xx
     is an UpstreamFailure: the caller's request was fine, a part behind it is not; so is a 401, the credentials of
-    the service that asked, unless the key is the caller's own (`callers_key`: the CLI's, to a gateway)."""
+    the service that asked, unless the key is the caller's own (`callers_key`: the CLI's, to a gateway).
+    `retry_after_s`: the answer's Retry-After, kept on an Unavailable so that this service's 503 says it too."""
     detail = body.get("detail", body) if isinstance(body, dict) else body
     reason = without_paths(_said(detail))  # passed on: no server paths
     if (status >= 500 and status not in (504, 507)) or (status == 401 and not callers_key):
-        return UpstreamFailure(f"{service} unavailable: {reason}", source=service)
+        return UpstreamFailure(f"{service} unavailable: {reason}", source=service, retry_after_s=retry_after_s)
     kind = KIND_OF_STATUS.get(status, InvalidInput if status < 500 else TimedOut)
     cls = kinds().get(body.get("code")) if isinstance(body, dict) and isinstance(body.get("code"), str) else None
     if cls is None or not issubclass(cls, kind):

@@ -2,6 +2,7 @@
 answer comes back as the domain error the service raised (dogsearch/services/errors.py)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import httpx
@@ -36,7 +37,8 @@ class ServiceClient:
                 body = response.json()
             except ValueError:
                 body = response.text
-            raise from_response(self.service, response.status_code, body, callers_key=self.callers_key)
+            raise from_response(self.service, response.status_code, body, callers_key=self.callers_key,
+                                retry_after_s=_seconds(response.headers.get("Retry-After")))
         return response
 
     async def ready(self) -> str | None:
@@ -62,3 +64,12 @@ def _not_ready_reason(response: httpx.Response) -> str:
         body = None
     reason = body.get("reason") if isinstance(body, dict) else None
     return str(reason) if reason else f"HTTP {response.status_code}"
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A Retry-After in seconds, as the services send it (None: none, or an HTTP date, which they never send)."""
+    try:
+        seconds = float(retry_after or "")
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

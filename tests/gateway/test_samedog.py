@@ -6,9 +6,11 @@ import json
 from dataclasses import replace
 from hashlib import sha256
 
+import httpx
 import numpy as np
 import pytest
 import torch
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from dogsearch.core.judged import Rerank
@@ -132,6 +134,61 @@ async def test_one_dog_stored_twice_reads_as_the_dog_in_both_its_reports(tmp_pat
         assert answer["best_verdict"] == "likely" and answer["message"] is None
     assert {r["id"] for r in similar["results"]} == {lost, found}
     assert [r["verdict"] for r in similar["results"]] == ["likely", "likely"]
+
+
+class LookupsFail(httpx.AsyncBaseTransport):
+    """The search service's transport, the service gone once the ranking's queries are answered: past the first
+    `passing` lookups of points by id ("more like this" reads its dog's vectors first), each (the shown entries'
+    vectors) fails as a dead service's connection does, or answers `status`."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, status: int | None = None) -> None:
+        self.inner, self.status, self.passing, self.failed = inner, status, 0, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v1/points/lookup" or self.passing:
+            self.passing -= request.url.path == "/v1/points/lookup"
+            return await self.inner.handle_async_request(request)
+        self.failed += 1
+        if self.status is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(self.status, json={"detail": "no answer", "code": "error"})
+
+
+@pytest.mark.parametrize("status", [None, 503, 504])
+async def test_a_search_whose_lookup_of_its_results_fails_answers_with_the_verdicts_read_without_it(
+        tmp_path, fake_model, caplog, status):
+    """The search service fails between the ranking and the lookup of the shown entries' vectors (whether two
+    results are one dog stored twice): the ranking in hand is answered, its verdicts read as before that lookup was
+    asked for (the two reports of one dog hold each other back), the answer says so, the log warns and a metric
+    counts it; in a search, with poses, and in "more like this"."""
+    query = solid(RED, size=(72, 54))
+    app = ranked_app(tmp_path, fake_model)
+    async with serving(app) as client:
+        lost = (await add(client, solid(RED), status="lost")).json()["id"]
+        found = (await add(client, solid(RED, size=(80, 60)), status="found")).json()["id"]
+        blue = (await add(client, solid(BLUE))).json()["id"]
+        checked = (await search(client, query, k=3)).json()
+        http = app.state.parts.gallery.index._http
+        http._transport = transport = LookupsFail(http._transport, status)
+        before = REGISTRY.get_sample_value("dogsearch_verdicts_unchecked_total")
+        answers = [await search(client, query, k=3), await search(client, query, k=3, pose="true")]
+        transport.passing = 1
+        answers.append(await client.get(f"/v1/dogs/{blue}/similar", params={"k": 2}))
+        after = REGISTRY.get_sample_value("dogsearch_verdicts_unchecked_total")
+    assert checked["verdicts_unchecked"] is False and checked["best_verdict"] == "likely"
+    assert [r["verdict"] for r in checked["results"]] == ["likely", "likely", "unlikely"]
+    assert [a.status_code for a in answers] == [200, 200, 200] and transport.failed == 3
+    calibration = Calibration(fake_model.model_id, "isotonic", STEEP, 0.5, first={"a": 100.0, "b": -3.0})
+    for body in (a.json() for a in answers):
+        results = body["results"]
+        assert body["verdicts_unchecked"] is True and {r["id"] for r in results[:2]} == {lost, found}
+        expected = calibration.results([r["score"] for r in results])
+        assert [r["same_dog"] for r in results] == pytest.approx(expected.tolist(), abs=1e-3)
+        assert "likely" not in {r["verdict"] for r in results} and body["best_verdict"] != "likely"
+    assert [r["id"] for r in answers[0].json()["results"]] == [r["id"] for r in checked["results"]]
+    assert after - before == 3
+    warned = [r for r in caplog.records if r.getMessage() == "verdicts read without the results' own cosines"]
+    assert len(warned) == 3 and {r.levelname for r in warned} == {"WARNING"} and warned[0].source == "search"
 
 
 async def test_the_querys_own_photo_stored_is_the_same_dog_whatever_its_look_alikes(tmp_path, fake_model):

@@ -6,15 +6,20 @@ query's breed scores as high as the dog itself would; but not from another resul
 reports of one dog, told by the two entries' own cosine); and the query's own photo and dog, stored (Match.exact), is
 certain. A calibration with a ``part`` (a fusion's: ranked by the whole
 vector, judged by its ViT part, dogsearch/core/judged.py) reads each match's part score, never its ranking score.
+Where the results' own cosines cannot be read (the search service fails that lookup after the ranking), the verdicts
+are read without them, as before they were asked for, and the answer says so: the ranking in hand is not lost.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from prometheus_client import Counter
 
+from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.core.judged import JudgedPart, judged_part
 from dogsearch.core.paths import MODELS_DIR
 from dogsearch.gallery.judged import SHOWN
@@ -26,6 +31,10 @@ from dogsearch.services.gateway.settings import GatewaySettings
 # whole-vector model the next dog; for one judged by a part, any of them: core/judged.py), so a verdict does not
 # change with how many results were asked for, up to SHOWN.
 JUDGED = SHOWN
+
+log = logging.getLogger("dogsearch.gateway")
+UNCHECKED = Counter("dogsearch_verdicts_unchecked_total",
+                    "lists judged without their results' own cosines: the search service failed that lookup")
 
 Alike = Callable[[Sequence[Match]], Awaitable[np.ndarray]]  # matches -> their own cosines, (n, n)
 
@@ -40,6 +49,7 @@ class Judged:
     verdicts: list[Verdict | None]
     best_verdict: Verdict | None  # None: not calibrated
     message: str | None  # said when nothing is likely
+    unchecked: bool = False  # read without the results' own cosines (that lookup failed): twice-stored dogs rival
 
 
 class SameDog:
@@ -78,7 +88,8 @@ class SameDog:
         """The first `shown` (all by default) of a ranked list of matches judged; the ones after them are the dogs
         the shown ones must stand out from (a search asks for at least JUDGED dogs for that). `alike`: the own
         cosines of the first JUDGED matches (Gallery.alike), asked only where a verdict reads them: two of them that
-        are probably one dog (two reports of it) do not hold each other back (Calibration.results)."""
+        are probably one dog (two reports of it) do not hold each other back (Calibration.results); where it fails
+        (the search service down or slow since the ranking), the verdicts are read without it, `unchecked`."""
         shown = len(matches) if shown is None else min(shown, len(matches))
         cal = None if model_id is None else await self.calibration(model_id)
         if cal is not None and cal.part is not None and any(m.judged is None for m in matches):
@@ -86,18 +97,26 @@ class SameDog:
         if cal is None:
             return Judged([None] * shown, [None] * shown, None, None if matches else NO_DOGS)
         scores = [m.verdict_score for m in matches]
-        own = None
+        own, unchecked = None, False
         if alike is not None and cal.first is not None and len(matches) > 1:
-            own = np.full((len(matches), len(matches)), np.nan)  # the dogs past the first JUDGED: rivals, as before
             top = min(len(matches), JUDGED)
-            own[:top, :top] = await alike(matches[:top])
+            try:
+                cosines = await alike(matches[:top])
+            except (Unavailable, TimedOut) as exc:
+                log.warning("verdicts read without the results' own cosines",
+                            extra={"error": exc.reason, "source": exc.source})
+                UNCHECKED.inc()
+                unchecked = True
+            else:
+                own = np.full((len(matches), len(matches)), np.nan)  # the dogs past the first JUDGED: rivals, as before
+                own[:top, :top] = cosines
         s = self.settings
         probabilities = [1.0 if m.exact else round(float(p), 4)
                          for m, p in zip(matches, cal.results(list(scores), s.same_dog_prior, own)[:shown],
                                          strict=False)]
         verdicts = [self.verdict(p) for p in probabilities]
         best = self.verdict(max(probabilities, default=0.0))
-        return Judged(probabilities, verdicts, best, _message(best, bool(matches)))
+        return Judged(probabilities, verdicts, best, _message(best, bool(matches)), unchecked)
 
 
 def _message(best: Verdict | None, matches: bool) -> str | None:

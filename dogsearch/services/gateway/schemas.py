@@ -116,6 +116,10 @@ class SearchResponse(BaseModel):
     best_verdict: Verdict | None = Field(
         None, description="the best result's verdict (unlikely when there is none); null without a calibration")
     message: str | None = Field(None, description="said plainly when no result is likely the same dog")
+    verdicts_unchecked: bool = Field(
+        False, description="true: the verdicts were read without checking whether two results are one dog stored "
+                           "twice (the search service failed that lookup after ranking), so two reports of one dog "
+                           "may each read less likely than they are; the results are the same")
     query_pose: dict[str, Any] | None = Field(None, description="with pose=true: the query photo's pose")
     pose_error: str | None = Field(None, description="with pose=true or rerank=pose: why there are no poses (the "
                                                      "pose service did not answer); the results are ranked without")

@@ -197,7 +197,7 @@ def router(settings: GatewaySettings) -> APIRouter:
         judged = await _judge(parts, matches, k)
         return SearchResponse(results=[result(m, judged, i, reports.near) for i, m in enumerate(matches[:k])],
                               best_verdict=judged.best_verdict, message=judged.message, took_ms=_ms_since(start),
-                              statuses=list(reports.statuses) or None)
+                              verdicts_unchecked=judged.unchecked, statuses=list(reports.statuses) or None)
 
     return api
 
@@ -239,6 +239,7 @@ def _answer(found: Search, results: list[SearchResult], judged: Judged, start: f
     return PhotoSearchResponse(results=results, query_pose=query_pose, took_ms=_ms_since(start), pose_error=pose_error,
                                query_photos=len(found.photos) or 1,
                                best_verdict=judged.best_verdict, message=judged.message,
+                               verdicts_unchecked=judged.unchecked,
                                dogs=found_dogs(photo), dog=found.dog, width=photo.width, height=photo.height,
                                breed_guess=list(photo.dogs[found.dog].breed_guess),
                                statuses=list(reports.statuses) or None if reports else None)
