@@ -8,7 +8,8 @@ on --data-dir's vectors/ (or on the Qdrant server DOGSEARCH_SEARCH_QDRANT_URL na
 while a server has it open: stop it, or use --search-url); the photos in --photos (default --data-dir's photos/);
 the jobs and the filed hashes in Redis when DOGSEARCH_BROKER_URL is set, else in --data-dir's jobs/ (the hashes are
 not checked against a search service by URL without a broker: where its gateway files them is not known here); the
-watches in the gateway's watch store (DOGSEARCH_GATEWAY_WATCHES_PATH, else watches/ beside the photos)."""
+watches in the gateway's watch store (DOGSEARCH_GATEWAY_WATCHES_PATH, else watches/ beside the photos; opened, never
+made): a dog that --drop-missing leaves without an entry ends its watches, as a delete through the API does."""
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,8 @@ def add_parser(sub) -> None:
                             "--drop-missing)")
     check.add_argument("--drop-missing", action="store_true",
                        help="with --repair: also delete entries whose photo is missing (their fields are lost; "
-                            "without it they are reported, and an upload of the same photo restores it)")
+                            "without it they are reported, and an upload of the same photo restores it); a dog left "
+                            "without entries ends its watches, as a delete does")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--data-dir", type=Path, default=Path(".data"), help="the all-in-one data directory")
     check.add_argument("--search-url", help="a running search service (default: one in this process on DATA_DIR)")
@@ -76,7 +78,8 @@ async def check(args: argparse.Namespace) -> dict[str, Any]:
                 gallery = await check_gallery(index, photos, model, repair=args.repair,
                                               drop_missing=args.drop_missing, grace_s=args.grace_s, hashes=store,
                                               progress=lambda kind, n: bars[kind].update(n))
-            watches = await _check_watches(index, args.photos or layout.photos, args.repair)
+            gone = await _gone_dogs(index, gallery) if gallery.dropped_entries else []
+            watches = await _check_watches(index, args.photos or layout.photos, args.repair, gone)
         jobs = await asyncio.to_thread(_check_jobs, store, args.repair, args.stuck_after_s)
     finally:
         if store is not None:
@@ -95,7 +98,8 @@ def summary(report: dict[str, Any]) -> str:
     missing = len(g["missing_photos"])
     fixes = {
         "orphans": f" ({g['removed_files']} removed)" if report["repair"] else "",
-        "missing": (f" ({g['dropped_entries']} dropped)" if g["dropped_entries"]
+        "missing": (f" ({g['dropped_entries']} dropped, {w['ended']} watches of their dogs ended)"
+                    if g["dropped_entries"]
                     else " (upload their photos again, or --repair --drop-missing)" if missing else ""),
         "stuck": f" ({j['failed']} failed)" if report["repair"] else "",
         "given_up": f" ({w['checked_again']} checked again)" if report["repair"] else "",
@@ -194,33 +198,36 @@ def _job_store(layout, search_url: str | None):
     return None
 
 
-async def _check_watches(index, photos: Path, repair: bool) -> dict[str, Any]:
-    """The checks of new dogs against the watches that were given up (each stopped its worker, or met its search
-    service down for too long: their alerts are not sent), from the watch store a gateway on these photos keeps;
-    with `repair`, run again here on `index` (a check that stopped its workers may stop this process too: it is
+async def _gone_dogs(index, gallery) -> list[str]:
+    """The dogs whose entries --drop-missing dropped that have none left: gone, as a delete through the API leaves
+    them (a dog with another photo stays)."""
+    dogs = sorted({e["dog_id"] for e in gallery.missing_photos if e.get("dog_id")})
+    return [dog for dog in dogs if not await index.count({"dog_id": dog})]
+
+
+async def _check_watches(index, photos: Path, repair: bool, gone: list[str]) -> dict[str, Any]:
+    """In the watch store a gateway on these photos made (this process makes none): the watches of the `gone` dogs
+    end (Watches.dog_deleted, as when the gateway deletes a dog), then the checks of new dogs against the watches that
+    were given up (each stopped its worker, or met its search service down for too long: their alerts are not sent),
+    with `repair` run again here on `index` (a check that stopped its workers may stop this process too: it is
     forgotten only once it ran)."""
     from dogsearch.services.gateway.deps import build_watches
     from dogsearch.services.gateway.samedog import SameDog
     from dogsearch.services.gateway.settings import GatewaySettings
-    from dogsearch.watches.store import WatchStore
+    from dogsearch.watches.store import StoreMissing
 
     settings = GatewaySettings(data_dir=photos)
-    path = settings.watches_file
-    if not path.exists():  # no gateway kept watches here
-        return {"store": None, "given_up": [], "checked_again": 0}
-    store = await asyncio.to_thread(WatchStore, path)
     try:
-        given_up = await asyncio.to_thread(store.given_up_checks)
+        watches = await asyncio.to_thread(build_watches, settings, index, SameDog(settings), make=False)
+    except StoreMissing:  # no gateway kept watches here
+        return {"store": None, "given_up": [], "checked_again": 0, "ended": 0}
+    try:
+        ended = sum([await watches.dog_deleted(dog) for dog in gone])
+        given_up = await asyncio.to_thread(watches.store.given_up_checks)
+        again = await watches.check_again(given_up) if repair and given_up else 0
     finally:
-        await asyncio.to_thread(store.close)
-    again = 0
-    if repair and given_up:
-        watches = build_watches(settings, index, SameDog(settings))
-        try:
-            again = await watches.check_again(given_up)
-        finally:
-            await asyncio.to_thread(watches.store.close)
-    return {"store": str(path), "given_up": given_up, "checked_again": again}
+        await asyncio.to_thread(watches.store.close)
+    return {"store": str(settings.watches_file), "given_up": given_up, "checked_again": again, "ended": ended}
 
 
 def _check_jobs(store, repair: bool, stuck_after_s: float | None) -> dict[str, Any]:

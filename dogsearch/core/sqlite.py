@@ -12,13 +12,17 @@ from typing import Literal
 
 class SqliteFile:
     def __init__(self, path: Path, schema: str, *, synchronous: Literal["NORMAL", "FULL"],
-                 timeout: float = 5.0, added: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 timeout: float = 5.0, added: Mapping[str, Mapping[str, str]] | None = None,
+                 create: bool = True) -> None:
         """``schema``: idempotent statements every process runs at start. ``synchronous``: FULL fsyncs each commit,
         NORMAL (with WAL) may lose the last commits on a power cut but never corrupts the file. ``added``: {table:
         {column: its declaration}} of columns added to the schema's tables since files were made with them: a file
-        from before gets them when it is opened."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
+        from before gets them when it is opened. ``create``: False opens only a file that exists
+        (sqlite3.OperationalError otherwise), making none."""
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        where = path if create else f"{path.resolve().as_uri()}?mode=rw"
+        self.db = sqlite3.connect(where, check_same_thread=False, isolation_level=None, timeout=timeout, uri=not create)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.lock = threading.Lock()

@@ -23,6 +23,7 @@ from kombu.exceptions import OperationalError
 
 from dogsearch.core.outages import Broker
 from dogsearch.gallery.ingest import Ingestor
+from dogsearch.gallery.locks import LocksUnavailable
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.store import BrokerUnavailable, RedisJobStore
 from dogsearch.jobs.work import batches, delivery_key, give_up, plan_items, poisoned, reason_of, run_batch
@@ -32,9 +33,10 @@ INDEX_BATCH = "dogsearch.jobs.index_batch"
 
 log = logging.getLogger("dogsearch.jobs")
 
-# Redis does not answer: as the job store (BrokerUnavailable), or as the broker a message is sent to (Celery raises
-# kombu's OperationalError when a publish fails through its retries: announcing a batch's dogs, sending a batch).
-BROKER_DOWN = (BrokerUnavailable, OperationalError)
+# Redis does not answer: as the job store (BrokerUnavailable), as the photos' locks (LocksUnavailable), or as the
+# broker a message is sent to (Celery raises kombu's OperationalError when a publish fails through its retries:
+# announcing a batch's dogs, sending a batch).
+BROKER_DOWN = (BrokerUnavailable, LocksUnavailable, OperationalError)
 
 
 def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | None = None) -> Celery:

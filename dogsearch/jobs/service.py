@@ -8,13 +8,14 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dogsearch.core.errors import Conflict, NotFound
 from dogsearch.gallery.ingest import Ingestor
+from dogsearch.gallery.locks import SharedLocks
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.sources import (
     JobInputError,
@@ -37,6 +38,8 @@ LEFTOVER_AGE_S = 3600
 
 # How many of the latest jobs a key's own are looked for among (jobs are few; a store has no index by owner).
 LIST_SCAN = 500
+# With a broker, one gateway replica at a time checks a new job against the active ones and stores it.
+ACCEPTING = "dogsearch:lock:jobs:accepting"
 
 
 class JobNotFound(NotFound):
@@ -63,10 +66,12 @@ class Jobs:
         self.celery = None
         self.runner = None
         self._submitting = asyncio.Lock()
+        self.shared: SharedLocks | None = None
         if settings.broker_url:
             from dogsearch.jobs.celery_app import create_celery
 
             self.celery = create_celery(settings)
+            self.shared = SharedLocks(settings.broker_url)
             self.store: JobStore = self.celery.dogsearch_store
         else:
             from dogsearch.jobs.local import LocalRunner
@@ -222,7 +227,8 @@ class Jobs:
         root = Path(fields["root"])
         reads = await asyncio.to_thread(job_reads, root, manifest, fields["labels"], fields["payload"],
                                         [Path(r) for r in fields["roots"]], self.settings.field_limits)
-        async with self._submitting:  # two requests at once: the second sees the first's job
+        # two requests at once, here or at another gateway replica (through the broker): the second sees the first's
+        async with self._submitting, (self.shared.hold(ACCEPTING) if self.shared else nullcontext()):
             if found := await asyncio.to_thread(self._indexing, reads):
                 raise _busy(*found, root, manifest, fields["owner"])
             job = new_job(job_id or str(uuid.uuid4()), manifest=str(manifest) if manifest else None,

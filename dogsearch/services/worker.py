@@ -30,7 +30,7 @@ def worker_celery(settings: JobsSettings, gateway: GatewaySettings) -> Celery:
     same photo directory, limits, embedder and search services), and check the dogs a batch stored against the
     watches in a task of its own."""
     def ingestor() -> Ingestor:
-        ingest = connect_gallery(gateway).ingest
+        ingest = connect_gallery(gateway, settings.broker_url).ingest
 
         async def enqueue(entry_ids: list[str]) -> None:
             await asyncio.to_thread(app.send_task, CHECK, (entry_ids,))
@@ -43,7 +43,7 @@ def worker_celery(settings: JobsSettings, gateway: GatewaySettings) -> Celery:
         if missing := missing_store(gateway):  # a worker never makes the store: it would be a store of its own
             raise StoreMissing(missing)
         search = SearchClient(gateway.search_url, timeout=gateway.upstream_timeout_s, token=gateway.internal_secret)
-        return build_watches(gateway, search, SameDog(gateway))
+        return build_watches(gateway, search, SameDog(gateway), make=False)
 
     app = create_celery(settings, ingestor)
     register_check(app, watches, app.dogsearch_broker, settings.max_deliveries, settings.check_retry_window_s)

@@ -15,20 +15,25 @@ Each watch's known rival (the best other dog its search was seen to show, and it
 here too, so every worker shares it; its table is made when a file from before it is opened, like every table (and
 a column added since, like `_ADDED`'s).
 
-A watch made from a stored dog ends when that dog is deleted (`ended_at`): the gateway that deletes it says so here,
-and every process that checks reloads its watches by the version; a match of a watch that ended meanwhile is not
-recorded, in the same transaction as the others.
+A watch made from a stored dog ends when that dog is deleted (`ended_at`): whatever deletes it (the gateway, `dogsearch
+check --repair --drop-missing`) says so here, and every process that checks reloads its watches by the version; a
+match of a watch that ended meanwhile is not recorded, in the same transaction as the others. Its end is delivered to
+its webhook as a match is (`watch.ended`, an outbox row written with the end), keyed by the watched dog, which never
+matches its own watch. An ended watch no longer counts toward its key's `max_per_owner`; as many ended ones again
+are kept, the oldest past that deleted when the key makes a watch (else ending watches, by deleting one's own dogs,
+would grow the file without bound).
 
-Only the gateway makes the store (every WatchStore marks the file it opens, `MARK`); a Celery worker opens the one
-its gateway made and never makes one (`not_a_store`): a worker looking in another folder would check new dogs
-against an empty store of its own, and their alerts would be lost without a word. A file that an older worker made
-so carries no mark, and is refused the same way."""
+Only the gateway makes the store (`WatchStore(make=True)` makes the file and marks it, `MARK`, also a file an older
+gateway made); a Celery worker, or `dogsearch check`, opens the one its gateway made (`make=False`: never a file, and
+no file without the mark, `not_a_store`): a worker looking in another folder would check new dogs against an empty
+store of its own, and their alerts would be lost without a word. A file that an older worker made so carries no
+mark, and is refused the same way."""
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +63,6 @@ CREATE TABLE IF NOT EXISTS attempts (
   PRIMARY KEY (watch, dog, n));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('version', 0);
-INSERT OR IGNORE INTO meta VALUES ('made_by_gateway', 1);
 CREATE TABLE IF NOT EXISTS checks (
   key TEXT PRIMARY KEY, deliveries INTEGER NOT NULL, entries TEXT NOT NULL, gave_up_at TEXT);
 CREATE TABLE IF NOT EXISTS rivals (watch TEXT PRIMARY KEY, entry TEXT NOT NULL, score REAL NOT NULL);
@@ -152,9 +156,16 @@ class WatchStore(SqliteFile):
     """One connection behind a lock per process; other processes open their own (WAL; a busy writer is waited
     for)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, make: bool = True) -> None:
+        """`make`: the gateway's (makes the file, and marks it as a gateway's); else only a store a gateway made is
+        opened (StoreMissing otherwise), and nothing is made."""
+        if not make and (why := not_a_store(path)) is not None:
+            raise StoreMissing(why)
         # a committed match must survive a power cut (its notification would be lost): fsync on every commit
-        super().__init__(path, _SCHEMA, synchronous="FULL", timeout=30, added=_ADDED)
+        super().__init__(path, _SCHEMA, synchronous="FULL", timeout=30, added=_ADDED, create=make)
+        if make:
+            with self._transaction():
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, 1)", (MARK,))
 
     def _bump(self) -> None:
         self.db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
@@ -162,12 +173,17 @@ class WatchStore(SqliteFile):
     # --- watches ---------------------------------------------------------------------------------------------
 
     def create(self, watch: Watch, secret: str, max_per_owner: int | None = None) -> bool:
-        """Stores a watch; False (nothing stored) when its owner has `max_per_owner` already."""
+        """Stores a watch; False (nothing stored) when its owner has `max_per_owner` open ones already. Its owner's
+        ended watches past `max_per_owner`, the oldest ended first, are deleted."""
         with self._transaction():
             if max_per_owner is not None:
-                (n,) = self.db.execute("SELECT COUNT(*) FROM watches WHERE owner IS ?", (watch.owner,)).fetchone()
+                (n,) = self.db.execute("SELECT COUNT(*) FROM watches WHERE owner IS ? AND ended_at IS NULL",
+                                       (watch.owner,)).fetchone()
                 if n >= max_per_owner:
                     return False
+                self._drop([wid for (wid,) in self.db.execute(
+                    "SELECT id FROM watches WHERE owner IS ? AND ended_at IS NOT NULL "
+                    "ORDER BY ended_at DESC, id DESC LIMIT -1 OFFSET ?", (watch.owner, max_per_owner))])
             vectors = np.ascontiguousarray(watch.vectors, dtype=np.float32)
             self.db.execute(
                 f"INSERT INTO watches ({_WATCH_COLUMNS}, secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -202,27 +218,43 @@ class WatchStore(SqliteFile):
         with self._transaction():
             return self.db.execute("UPDATE watches SET secret = ? WHERE id = ?", (secret, watch_id)).rowcount == 1
 
-    def dog_deleted(self, dog_id: str) -> int:
+    def dog_deleted(self, dog_id: str, ended_body: Callable[[Watch, str], bytes]) -> int:
         """A stored dog is gone: the watches made from it end (they match no more; each keeps its inbox until it is
-        deleted), and it leaves every inbox, with its deliveries not sent yet (its page and photos are gone, and so is
-        what its owner withdrew). Returns how many watches ended."""
+        deleted), each with a pending delivery of its end where it has a webhook (`ended_body(watch, ended_at)`: its
+        exact bytes), and it leaves every inbox, with its deliveries not sent yet (its page and photos are gone, and
+        so is what its owner withdrew), but for those ends. Returns how many watches ended."""
         with self._transaction():
-            ended = self.db.execute("UPDATE watches SET ended_at = ? WHERE dog_id = ? AND ended_at IS NULL",
-                                    (now_iso(), dog_id)).rowcount
-            for table in ("matches", "deliveries", "attempts"):
-                self.db.execute(f"DELETE FROM {table} WHERE dog = ?", (dog_id,))
-            if ended:
+            at, t = now_iso(), time.time()
+            ending = [_watch(r) for r in self.db.execute(
+                f"SELECT {_WATCH_COLUMNS} FROM watches WHERE dog_id = ? AND ended_at IS NULL", (dog_id,))]
+            self.db.execute("UPDATE watches SET ended_at = ? WHERE dog_id = ? AND ended_at IS NULL", (at, dog_id))
+            self.db.execute("DELETE FROM matches WHERE dog = ?", (dog_id,))
+            for table in ("deliveries", "attempts"):  # a watch's own dog is keyed only by the delivery of its end
+                self.db.execute(f"DELETE FROM {table} WHERE dog = ? AND watch NOT IN "
+                                "(SELECT id FROM watches WHERE dog_id = ?)", (dog_id, dog_id))
+            self.db.executemany("INSERT OR IGNORE INTO deliveries (watch, dog, url, body, state, next_at) "
+                                "VALUES (?, ?, ?, ?, 'pending', ?)",
+                                [(w.id, dog_id, w.webhook_url, ended_body(w, at), t) for w in ending if w.webhook_url])
+            if ending:
                 self._bump()
-        return ended
+        return len(ending)
 
     def delete(self, watch_id: str) -> bool:
         """The watch, its matches and its deliveries."""
         with self._transaction():
-            gone = self.db.execute("DELETE FROM watches WHERE id = ?", (watch_id,)).rowcount
+            gone = self._drop([watch_id])
+        return gone == 1
+
+    def _drop(self, watch_ids: Sequence[str]) -> int:
+        """Deletes watches with their matches, deliveries and rivals (in the caller's transaction); how many were."""
+        gone = 0
+        for watch_id in watch_ids:
+            gone += self.db.execute("DELETE FROM watches WHERE id = ?", (watch_id,)).rowcount
             for table in ("matches", "deliveries", "attempts", "rivals"):
                 self.db.execute(f"DELETE FROM {table} WHERE watch = ?", (watch_id,))
+        if watch_ids:
             self._bump()
-        return gone == 1
+        return gone
 
     def version(self) -> int:
         """Changes whenever a watch is made, ended or deleted, by any process: when a cached copy of them is

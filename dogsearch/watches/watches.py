@@ -148,6 +148,12 @@ def body_of(match: NewMatch, matched_at: str) -> bytes:
                        "matched_at": matched_at}, sort_keys=True, separators=(",", ":")).encode()
 
 
+def ended_body_of(watch: Watch, ended_at: str) -> bytes:
+    """The delivery of a watch's end (its dog deleted), as a match's: signed and sent as these exact bytes."""
+    return json.dumps({"event": "watch.ended", "watch": watch.id, "watched_dog": watch.dog_id, "ended_at": ended_at,
+                       "reason": "dog_deleted"}, sort_keys=True, separators=(",", ":")).encode()
+
+
 class Watches:
     def __init__(self, store: WatchStore, index: Index, judge: Judge, *, rule: Rule = "mean",
                  max_per_owner: int = 100, allow_private: bool = False) -> None:
@@ -158,7 +164,8 @@ class Watches:
         self._version: int | None = None
         self._groups: dict[str, _Group] = {}
         self._on_part: dict[str, tuple[JudgedPart, _Group]] = {}  # by model: its group on the part verdicts read
-        self.on_match: Callable[[], None] | None = None  # told when new matches are recorded (a deliverer waits)
+        # told when new deliveries wait (matches recorded, watches ended): a deliverer waits
+        self.on_match: Callable[[], None] | None = None
 
     # --- the watches -----------------------------------------------------------------------------------------
 
@@ -192,7 +199,7 @@ class Watches:
                       near, radius_km, webhook_url or None, now_iso())
         secret = _new_secret()
         if not await asyncio.to_thread(self.store.create, watch, secret, self.max_per_owner):
-            raise TooManyWatches(f"this key has {self.max_per_owner} watches, the most it may: delete one first")
+            raise TooManyWatches(f"this key has {self.max_per_owner} open watches, the most it may: delete one first")
         return watch, secret
 
     async def new_secret(self, watch: Watch) -> str:
@@ -216,12 +223,17 @@ class Watches:
     async def delete(self, watch: Watch) -> None:
         await asyncio.to_thread(self.store.delete, watch.id)
 
-    async def dog_deleted(self, dog_id: str) -> None:
-        """A stored dog was deleted: the watches made from it end, and it leaves every inbox (WatchStore.dog_deleted).
-        Every process that checks reloads its watches, so a check queued before, or running, records nothing for
-        them."""
-        if await asyncio.to_thread(self.store.dog_deleted, dog_id):
+    async def dog_deleted(self, dog_id: str) -> int:
+        """A stored dog is gone (deleted through the API, or dropped by `dogsearch check`): the watches made from it
+        end, each webhook told (`watch.ended`), and it leaves every inbox (WatchStore.dog_deleted). Every process that
+        checks reloads its watches, so a check queued before, or running, records nothing for them. How many
+        ended."""
+        ended = await asyncio.to_thread(self.store.dog_deleted, dog_id, ended_body_of)
+        if ended:
             log.info("dog %s deleted: the watches made from it ended", dog_id)
+            if self.on_match is not None:
+                self.on_match()
+        return ended
 
     async def matches(self, watch: Watch, stored: Callable[[Iterable[str]], Awaitable[set[str]]],
                       limit: int = 100) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ async def test_a_dog_stored_while_the_broker_is_down_is_checked_against_the_watc
     workers do, could not be sent. Was a 500 (the dog stored all the same, the check lost); now checked here."""
     import json
 
+    from dogsearch.gallery.locks import PhotoLocks
     from dogsearch.jobs.store import SqliteJobStore
     from dogsearch.models.calibration import FILE_NAME
     from tests.gateway.test_samedog import CALIBRATION
@@ -51,7 +52,8 @@ async def test_a_dog_stored_while_the_broker_is_down_is_checked_against_the_watc
     app = fake_all_in_one(tmp_path / "data", fake_model, jobs_options={"broker_url": DEAD_BROKER},
                           gateway_options={"calibration_dir": models})
     async with serving(app) as client:
-        app.state.parts.gallery.ingest.hashes = SqliteJobStore(tmp_path / "hashes.sqlite3")  # Redis answered those
+        ingest = app.state.parts.gallery.ingest  # Redis answered its hashes and its locks
+        ingest.hashes, ingest.locks = SqliteJobStore(tmp_path / "hashes.sqlite3"), PhotoLocks()
         lost = (await add(client, solid(RED), status="lost")).json()["id"]
         watch = (await client.post("/v1/watches", json={"dog_id": lost, "min_probability": 0.5})).json()
         found = await add(client, solid((205, 25, 25)), status="found")

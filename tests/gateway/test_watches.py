@@ -103,8 +103,9 @@ async def test_a_found_dog_that_matches_a_lost_dogs_watch_is_delivered_once_sign
 
 
 async def test_deleting_the_watched_dog_ends_its_watch_and_a_deleted_match_leaves_the_inbox(gw):
-    """Rex's owner deletes his report (he is home): his watch ends, says so and keeps its inbox, and a look-alike
-    found later alerts nobody. A found dog deleted leaves the inbox: no page or photo of it answers any more."""
+    """Rex's owner deletes his report (he is home): his watch ends, says so and keeps its inbox, its webhook is told
+    once (`watch.ended`, signed as a match is), and a look-alike found later alerts nobody. A found dog deleted leaves
+    the inbox: no page or photo of it answers any more."""
     with Receiver() as receiver:
         lost = (await add(gw, solid(RED), name="Rex", status="lost")).json()["id"]
         watch = (await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})).json()
@@ -125,10 +126,15 @@ async def test_deleting_the_watched_dog_ends_its_watch_and_a_deleted_match_leave
         ended = (await gw.get(f"/v1/watches/{watch['id']}")).json()
         assert ended["ended_at"] is not None and ended["dog_id"] == lost
         assert [w["ended_at"] for w in (await gw.get("/v1/watches")).json()["items"]] == [ended["ended_at"]]
+        headers, body = (await receiver.wait_for(3))[2]
+        assert json.loads(body) == {"event": "watch.ended", "watch": watch["id"], "watched_dog": lost,
+                                    "ended_at": ended["ended_at"], "reason": "dog_deleted"}
+        assert headers["x-dogsearch-signature"] == signed(watch["secret"], body)
+        assert headers["x-dogsearch-delivery"] == f"{watch['id']}:{lost}"
         await add(gw, solid(DARK_RED, size=(68, 48)), status="found")  # alike: it would have alerted
         await asyncio.sleep(0.3)
         assert await inbox() == [seen]  # kept, and nothing new
-        assert len(receiver.received) == 2
+        assert len(receiver.received) == 3
 
     # The same photo stored again is the same dog, id and all: watched anew, not refused for the ended watch.
     assert (await add(gw, solid(RED), name="Rex", status="lost")).json()["id"] == lost

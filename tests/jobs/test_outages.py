@@ -71,14 +71,10 @@ async def run_through(celery_gateway, settings, photos, tmp_path, outage, **env:
 
 
 async def test_a_redis_restart_mid_job_loses_no_batch(celery_gateway, settings, broker, photos, tmp_path):
-    """The batches in flight meet Redis down (storing their dogs' hashes, counting their files, announcing their
-    dogs): each waits for it and goes on, none is dropped, and the job finishes at once with exact counts."""
-    async def restart_redis() -> None:
-        broker.kill()
-        await asyncio.sleep(6)
-        broker.start()
-
-    job, log = await run_through(celery_gateway, settings, photos, tmp_path, restart_redis)
+    """The batches in flight meet Redis down (taking their photos' locks, storing their dogs' hashes, counting their
+    files, announcing their dogs): each waits for it and goes on, none is dropped, and the job finishes at once with
+    exact counts."""
+    job, log = await run_through(celery_gateway, settings, photos, tmp_path, restart(broker))
     assert job["state"] == "done", (job, log)
     assert (job["total"], job["indexed"], job["duplicates"], job["failed"]) == (40, 40, 0, 0), (job, log)
     assert "waiting for it" in log  # they met it down
@@ -88,6 +84,23 @@ async def test_a_redis_restart_mid_job_loses_no_batch(celery_gateway, settings, 
     client = redis.Redis.from_url(broker.url)
     assert client.hlen("unacked") == 0 and client.llen("celery") == 0
     client.close()
+
+
+async def test_redis_down_at_a_batch_s_locks_is_waited_for_not_taken_for_a_service_outage(celery_gateway, settings,
+                                                                                          broker, photos, tmp_path):
+    """A batch that meets Redis down when it takes its photos' locks waits for it, as for its job store: with no
+    retry window for the embedder and the search service (their outage fails a batch at once), no photo fails."""
+    job, log = await run_through(celery_gateway, settings, photos, tmp_path, restart(broker),
+                                 DOGSEARCH_JOBS_RETRY_WINDOW_S="0")
+    assert (job["state"], job["total"], job["indexed"], job["failed"]) == ("done", 40, 40, 0), (job, log)
+
+
+def restart(broker):
+    async def restart_redis() -> None:
+        broker.kill()
+        await asyncio.sleep(6)
+        broker.start()
+    return restart_redis
 
 
 async def test_an_embedder_redeploy_mid_job_fails_no_photo(celery_gateway, settings, backends, photos, tmp_path):

@@ -1,6 +1,8 @@
 """The watch store's lifecycle: a watch whose dog is deleted ends (no match is recorded for it after, by any check,
-also one that was running) and keeps its inbox; a deleted dog leaves every inbox with its unsent deliveries; a new
-secret signs the next attempts; a given-up check keeps why; a file from before these columns opens with them."""
+also one that was running), keeps its inbox, has its end delivered to its webhook and no longer counts toward its
+key's limit (its ended ones bounded apart); a deleted dog leaves every inbox with its unsent deliveries; a new secret
+signs the next attempts; a given-up check keeps why; a file from before these columns opens with them; only the
+gateway makes the store."""
 from __future__ import annotations
 
 import sqlite3
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 
 from dogsearch.watches import store as store_module
-from dogsearch.watches.store import NewMatch, Watch, WatchStore
+from dogsearch.watches.store import NewMatch, StoreMissing, Watch, WatchStore
 
 
 def watch(wid: str, dog_id: str | None, url: str | None = "https://example.org/hook") -> Watch:
@@ -23,6 +25,10 @@ def match(w: Watch, dog: str) -> NewMatch:
 
 def body(m: NewMatch, at: str) -> bytes:
     return f"{m.watch.id}:{m.dog_id}".encode()
+
+
+def ended(w: Watch, at: str) -> bytes:
+    return f"{w.id} ended {at}".encode()
 
 
 @pytest.fixture
@@ -39,7 +45,7 @@ def test_a_watch_whose_dog_is_deleted_ends_and_keeps_its_inbox(store):
     assert store.record([match(of_rex, "d1"), match(from_photos, "d1")], body) == 2
     version = store.version()
 
-    assert store.dog_deleted("rex") == 1
+    assert store.dog_deleted("rex", ended) == 1
     assert store.version() != version  # every checking process reloads its watches
     assert store.get("w1").ended_at is not None and store.get("w2").ended_at is None
     assert [w.id for w in store.open_watches()] == ["w2"]
@@ -47,7 +53,7 @@ def test_a_watch_whose_dog_is_deleted_ends_and_keeps_its_inbox(store):
     # a check that loaded the watch before the dog was deleted records nothing for it when it ends
     assert store.record([match(of_rex, "d2"), match(from_photos, "d2")], body) == 1
     assert [m["dog_id"] for m in store.matches("w1", 10)] == ["d1"]
-    assert store.dog_deleted("rex") == 0  # once
+    assert store.dog_deleted("rex", ended) == 0  # once
 
 
 def test_a_deleted_dog_leaves_every_inbox_with_its_unsent_deliveries(store):
@@ -57,11 +63,44 @@ def test_a_deleted_dog_leaves_every_inbox_with_its_unsent_deliveries(store):
     store.record([match(a, "d1"), match(b, "d1"), match(b, "d2")], body)
     claimed = store.claim("w2", "d1", 30)
     store.finish(claimed, 500, "HTTP 500", False, 0.0)  # tried once, to be retried
-    assert store.dog_deleted("d1") == 0  # no watch was made from it
+    assert store.dog_deleted("d1", ended) == 0  # no watch was made from it
     assert [m["dog_id"] for m in store.matches("w1", 10)] == []
     assert [m["dog_id"] for m in store.matches("w2", 10)] == ["d2"]
     assert store.due(10) == [("w2", "d2")]
     assert store.get("w1").ended_at is None
+
+
+def test_a_watch_that_ends_has_its_end_delivered_once_to_its_webhook(store):
+    """As a match's: an outbox row written with the end, signed with the watch's secret and retried; the deleted dog's
+    own deliveries to other watches go, the end stays, also when the same dog (stored again) is deleted again."""
+    hooked, quiet, other = watch("w1", "rex"), watch("w2", "rex", url=None), watch("w3", None)
+    for w, secret in ((hooked, "s1"), (quiet, "s2"), (other, "s3")):
+        store.create(w, secret)
+    store.record([match(other, "rex")], body)  # rex matched another watch
+    assert store.dog_deleted("rex", ended) == 2
+    assert store.due(10) == [("w1", "rex")]  # no webhook, no delivery; rex's match of w3 gone with it
+    claimed = store.claim("w1", "rex", 30)
+    assert claimed.body == f"w1 ended {store.get('w1').ended_at}".encode() and claimed.secret == "s1"
+    store.finish(claimed, 500, "HTTP 500", False, 0.0)  # to be retried
+    assert store.dog_deleted("rex", ended) == 0
+    assert store.due(10) == [("w1", "rex")] and store.claim("w1", "rex", 30).attempt == 2
+
+
+def test_ended_watches_leave_room_for_new_ones_and_are_kept_as_many_again(store):
+    """A key whose watched dogs were deleted may watch again; its ended watches do not pile up without bound (make a
+    watch, delete its dog, again): as many as it may have open are kept, the oldest ended deleted, inbox and all, when
+    it makes one past that."""
+    assert store.create(watch("w0", "dog0"), "s", 2) and store.create(watch("w1", "dog1"), "s", 2)
+    assert not store.create(watch("w2", "dog2"), "s", 2)
+    store.record([match(store.get("w0"), "found")], body)
+    assert store.dog_deleted("dog0", ended) == 1
+    assert store.create(watch("w2", "dog2"), "s", 2)  # the ended one does not count
+    assert not store.create(watch("w3", "dog3"), "s", 2)
+    assert store.dog_deleted("dog1", ended) == 1 and store.dog_deleted("dog2", ended) == 1
+    assert [w.id for w in store.list("alice")] == ["w0", "w1", "w2"]  # three ended: kept until a watch is made
+    assert store.create(watch("w3", "dog3"), "s", 2)
+    assert [w.id for w in store.list("alice")] == ["w1", "w2", "w3"]
+    assert store.matches("w0", 10) == [] and ("w0", "dog0") not in store.due(10)
 
 
 def test_a_new_secret_signs_the_next_attempts(store):
@@ -98,7 +137,7 @@ def test_a_file_from_before_the_added_columns_opens_with_them(tmp_path):
     try:
         assert store.get("w1").ended_at is None
         assert store.given_up_checks()[0]["reason"] is None
-        assert store.dog_deleted("rex") == 1 and second.get("w1").ended_at is not None
+        assert store.dog_deleted("rex", ended) == 1 and second.get("w1").ended_at is not None
     finally:
         store.close()
         second.close()
@@ -119,13 +158,19 @@ def test_only_a_store_a_gateway_made_counts_as_one_and_looking_makes_none(tmp_pa
     assert "is not a watch store a gateway made" in store_module.not_a_store(other)
     older = tmp_path / "older.sqlite3"
     with sqlite3.connect(older) as db:  # as a worker (or a gateway) of a release before the mark made it
-        db.executescript(store_module._SCHEMA.replace(f"INSERT OR IGNORE INTO meta VALUES ('{store_module.MARK}', 1);",
-                                                      ""))
+        db.executescript(store_module._SCHEMA)
     db.close()
     assert "a worker made it" in store_module.not_a_store(older)
     assert "a worker made it" in store_module.not_a_store(older)  # looking wrote nothing
+    with pytest.raises(StoreMissing, match="a worker made it"):
+        WatchStore(older, make=False)  # as a worker, or `dogsearch check`, opens it: refused, and left unmarked
+    assert "a worker made it" in store_module.not_a_store(older)
     WatchStore(older).close()  # the gateway opens it
     assert store_module.not_a_store(older) is None
+    WatchStore(older, make=False).close()
+    with pytest.raises(StoreMissing, match="no watch store at"):
+        WatchStore(missing, make=False)
+    assert not missing.parent.exists()  # nothing made
     made = WatchStore(tmp_path / "made.sqlite3")
     try:
         assert store_module.not_a_store(tmp_path / "made.sqlite3") is None

@@ -56,9 +56,10 @@ def create_app(
     search_client = search or SearchClient(settings.search_url, timeout=timeout, token=token)
     pose_client = pose or PoseClient(settings.pose_url, timeout=timeout, token=token)
     same_dog = SameDog(settings)
-    gallery = build_gallery(settings, embedder, search_client, same_dog)
-    bulk = Jobs(jobs_settings or JobsSettings(), gallery.ingest)  # on Celery workers, or in this process
-    watches = build_watches(settings, search_client, same_dog)
+    jobs_settings = jobs_settings or JobsSettings()
+    gallery = build_gallery(settings, embedder, search_client, same_dog, broker_url=jobs_settings.broker_url)
+    bulk = Jobs(jobs_settings, gallery.ingest)  # on Celery workers, or in this process
+    watches = build_watches(settings, search_client, same_dog, make=True)
     sender = WebhookSender(settings.webhook_max_response_bytes)
     # Deliveries are sent from the gateway whoever recorded them (this process, or a worker: polled for).
     deliverer = Deliverer(watches.store, sender, allow_private=settings.webhook_allow_private,

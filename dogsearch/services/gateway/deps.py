@@ -9,6 +9,7 @@ from fastapi import Depends, Request, UploadFile
 from dogsearch.core.access import NOBODY, Caller
 from dogsearch.core.images import DecodeBudget, ImageLimits, check_size
 from dogsearch.gallery.gallery import Gallery
+from dogsearch.gallery.locks import PhotoLocks, SharedLocks
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import Dog, Photo
 from dogsearch.jobs.service import Jobs
@@ -29,29 +30,35 @@ UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 def build_gallery(settings: GatewaySettings, embedder: EmbedderClient, search: SearchClient,
-                  same_dog: SameDog | None = None) -> Gallery:
+                  same_dog: SameDog | None = None, broker_url: str | None = None) -> Gallery:
     """Configured by DOGSEARCH_GATEWAY_*: the photo directory, the thumbnail size and the limits. The gateway and
     the Celery workers both build theirs here, so they store and check photos alike. `same_dog`: which part of the
-    vectors its verdicts read (the gateway's searches; the workers only store)."""
+    vectors its verdicts read (the gateway's searches; the workers only store). `broker_url`: the jobs' Redis, where
+    the gateway replicas and the workers take turns on a photo and a dog (gallery/locks.py)."""
     budget = DecodeBudget(settings.decode_memory_bytes)  # bulk jobs' decodes and thumbnails share it
-    return Gallery(embedder, search, PhotoStore(settings.data_dir, settings.thumbnail_px, decode_budget=budget),
-                   ImageLimits(settings.max_upload_bytes, settings.max_image_pixels, settings.max_decode_bytes,
-                               budget), require_dog=settings.require_dog, expansion=settings.expansion,
-                   judged_by=same_dog)
+    gallery = Gallery(embedder, search, PhotoStore(settings.data_dir, settings.thumbnail_px, decode_budget=budget),
+                      ImageLimits(settings.max_upload_bytes, settings.max_image_pixels, settings.max_decode_bytes,
+                                  budget), require_dog=settings.require_dog, expansion=settings.expansion,
+                      judged_by=same_dog)
+    if broker_url:
+        shared = SharedLocks(broker_url)
+        gallery.ingest.locks, gallery.ingest.dog_locks = PhotoLocks(shared), PhotoLocks(shared, kind="dog")
+    return gallery
 
 
-def build_watches(settings: GatewaySettings, index: SearchClient, same_dog: SameDog) -> Watches:
-    """The watches on the settings' SQLite file: the gateway's and each Celery worker thread's."""
-    return Watches(WatchStore(settings.watches_file), index, same_dog, rule=settings.query_combine,
+def build_watches(settings: GatewaySettings, index: SearchClient, same_dog: SameDog, *, make: bool) -> Watches:
+    """The watches on the settings' SQLite file: the gateway's (`make`: it alone makes the file) and each Celery
+    worker thread's and `dogsearch check`'s (the store the gateway made, else StoreMissing)."""
+    return Watches(WatchStore(settings.watches_file, make=make), index, same_dog, rule=settings.query_combine,
                    max_per_owner=settings.max_watches_per_key, allow_private=settings.webhook_allow_private)
 
 
-def connect_gallery(settings: GatewaySettings) -> Gallery:
+def connect_gallery(settings: GatewaySettings, broker_url: str | None = None) -> Gallery:
     """A gallery on the embedder and search services at the settings' URLs (a Celery worker's)."""
     timeout = settings.upstream_timeout_s
     token = settings.internal_secret
     return build_gallery(settings, EmbedderClient(settings.embedder_url, timeout=timeout, token=token),
-                         SearchClient(settings.search_url, timeout=timeout, token=token))
+                         SearchClient(settings.search_url, timeout=timeout, token=token), broker_url=broker_url)
 
 
 @dataclass

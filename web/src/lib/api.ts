@@ -431,6 +431,12 @@ export async function watchMatches(id: string): Promise<WatchMatch[]> {
   return (await json<{ items: WatchMatch[] }>(`/v1/watches/${id}/matches`)).items;
 }
 
+/** A new secret for a watch's webhook deliveries, in place of the old one (lost, or leaked): this answer is the only
+ * place it is shown. Every delivery attempt from now on is signed with it. */
+export async function renewWatchSecret(id: string): Promise<string> {
+  return (await json<{ id: string; secret: string }>(`/v1/watches/${id}/secret`, { method: "POST" })).secret;
+}
+
 export async function deleteWatch(id: string): Promise<void> {
   await send(`/v1/watches/${id}`, { method: "DELETE" });
 }

@@ -99,6 +99,34 @@ describe("Alerts", () => {
     const watch = await screen.findByRole("article", { name: /^Dogs like Rex, found/ }); // not by its id, w1
     expect(within(watch).getByText(/^Since/)).toHaveTextContent("Since 3 Dec 2026, 11:00 CET");
     expect(await within(watch).findByTestId("watch-match")).toHaveTextContent("· matched 3 Dec 2026, 12:00 CET");
+    expect(within(watch).queryByTestId("watch-webhook")).toBeNull(); // no webhook: no secret to renew
+  });
+
+  it("makes a new webhook secret after a confirmation, and shows it once", async () => {
+    const hooked = { ...WATCH, webhook_url: "https://example.org/hook" };
+    const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
+      if (url === "/v1/me") return json(200, { name: "alice", scope: "write", scopes: [], open: false, anonymous_search: false });
+      if (url === "/v1/dogs/d1") return json(200, LOST);
+      if (url === "/v1/watches") return json(200, { items: [hooked] });
+      if (url === "/v1/watches/w1/matches") return json(200, { items: [] });
+      if (url === "/v1/watches/w1/secret" && init?.method === "POST") return json(200, { id: "w1", secret: "whsec_new" });
+      return new Response("jpeg", { status: 200 });
+    });
+    vi.stubGlobal("fetch", fetchMock);
+    const renewals = () => fetchMock.mock.calls.filter(([u]) => u === "/v1/watches/w1/secret");
+    renderApp("#/alerts", "dgs_some_key");
+    const hook = await screen.findByTestId("watch-webhook");
+    expect(hook).toHaveTextContent("Matches are sent to https://example.org/hook, signed with this watch's secret");
+    await userEvent.click(within(hook).getByRole("button", { name: "New secret…" }));
+    expect(renewals()).toHaveLength(0); // not before the confirmation
+    await userEvent.click(within(hook).getByRole("button", { name: "Cancel" }));
+    await userEvent.click(within(hook).getByRole("button", { name: "New secret…" }));
+    await userEvent.click(within(hook).getByRole("button", { name: "Yes, a new secret" }));
+    expect(await within(hook).findByTestId("new-secret")).toHaveTextContent(
+      "The new secret, shown only now: copy it to your webhook's receiver. whsec_new",
+    );
+    expect(renewals()).toHaveLength(1);
+    expect(renewals()[0][1]?.method).toBe("POST");
   });
 
   it("says when the dog that matched was added with a copy of the watched dog's own photo", async () => {

@@ -3,7 +3,7 @@ import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner, Notice } from "../components/ErrorBanner";
 import { dogTitle } from "../components/ResultGrid";
 import { Time } from "../components/Time";
-import { ApiError, deleteWatch, getDog, listWatches, messageOf, watchMatches } from "../lib/api";
+import { ApiError, deleteWatch, getDog, listWatches, messageOf, renewWatchSecret, watchMatches } from "../lib/api";
 import { percent } from "../lib/dogs";
 import { STATUS_LABELS, statusesText, type Status } from "../lib/reports";
 import type { Delivery, Dog, Watch, WatchMatch } from "../lib/types";
@@ -36,6 +36,62 @@ function watchTitle(w: Watch, dog: Watched): string {
   const status = w.status?.length ? `, ${statusesText(w.status)}` : "";
   const where = w.near && w.radius_km ? `, within ${w.radius_km} km of ${w.near}` : "";
   return `${what}${status}${where}, at least ${percent(w.min_probability)} likely the same dog`;
+}
+
+/** Where a watch's matches go, and the secret that signs them (shown once, when the watch was made): a new one in
+ * place of a lost or leaked one, shown here once, after a confirmation (the old one stops signing at once). */
+function WebhookSecret({ watch }: { watch: Watch }) {
+  const [step, setStep] = useState<"idle" | "confirming" | "busy">("idle");
+  const [secret, setSecret] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const renew = async () => {
+    if (step === "busy") return;
+    setStep("busy");
+    try {
+      setSecret(await renewWatchSecret(watch.id));
+      setError(null);
+    } catch (e) {
+      setError(messageOf(e));
+    }
+    setStep("idle");
+  };
+
+  return (
+    <div className="watch-webhook" data-testid="watch-webhook">
+      <p className="small">
+        Matches are sent to <code>{watch.webhook_url}</code>, signed with this watch's secret (the{" "}
+        <code>X-Dogsearch-Signature</code> header), which was shown once, when the watch was made.
+      </p>
+      {secret && (
+        <p className="notice" role="status" data-testid="new-secret">
+          The new secret, shown only now: copy it to your webhook's receiver. <code>{secret}</code> Deliveries from now
+          on are signed with it, not with the old one.
+        </p>
+      )}
+      {step === "confirming" ? (
+        <div className="confirm" role="group" aria-label="Confirm new secret">
+          <p>Make a new secret? The old one signs no delivery from now on: your receiver needs the new one.</p>
+          <button type="button" className="button danger small" onClick={() => void renew()} autoFocus>
+            Yes, a new secret
+          </button>
+          <button type="button" className="button secondary small" onClick={() => setStep("idle")}>
+            Cancel
+          </button>
+        </div>
+      ) : (
+        <button
+          type="button"
+          className="button secondary small"
+          onClick={() => setStep("confirming")}
+          aria-disabled={step === "busy" || undefined}
+        >
+          {step === "busy" ? "Making a new secret…" : "New secret…"}
+        </button>
+      )}
+      <ErrorBanner error={error} />
+    </div>
+  );
 }
 
 /** The inbox: the caller's watches, each with the dogs that matched it since it was made. */
@@ -123,6 +179,7 @@ export function WatchesPage() {
             <p className="small">
               Since <Time iso={w.created_at} />
             </p>
+            {w.webhook_url && <WebhookSecret watch={w} />}
             {found.length === 0 ? (
               <p className="notice">No match yet.</p>
             ) : (

@@ -47,7 +47,8 @@ def router(settings: GatewaySettings) -> APIRouter:
     api = APIRouter(prefix="/v1/watches", tags=["watches"])
 
     @api.post("", status_code=201, response_model=WatchCreated, openapi_extra=_CREATE_BODY,
-              responses={409: {"description": "too many watches for this key (too_many_watches), this dog watched by "
+              responses={409: {"description": "too many open watches for this key (too_many_watches; ended ones do "
+                                              "not count), this dog watched by "
                                               "this key on the same conditions (already_watching, with that watch's "
                                               "`watch_id` and `watch_url`), or the vectors have no same-dog "
                                               "calibration (not_calibrated)"}})
