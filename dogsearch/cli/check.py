@@ -9,13 +9,17 @@ while a server has it open: stop it, or use --search-url); the photos in --photo
 the jobs and the filed hashes in Redis when DOGSEARCH_BROKER_URL is set, else in --data-dir's jobs/ (the hashes are
 not checked against a search service by URL without a broker: where its gateway files them is not known here); the
 watches in the gateway's watch store (DOGSEARCH_GATEWAY_WATCHES_PATH, else watches/ beside the photos; opened, never
-made): a dog that --drop-missing leaves without an entry ends its watches, as a delete through the API does."""
+made). --drop-missing deletes through the gateway's gallery, as the API's deletes of the lost photos would: a dog that
+keeps another photo keeps its cover, one that keeps none is deleted and its watches end. Open watches of a dog no
+entry names any more (its delete could not tell the watch store, or came from a version before deletes ended
+watches) are listed, and ended by --repair."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
 import sys
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +29,13 @@ def add_parser(sub) -> None:
                                          "entries, vectors of another model, stuck jobs, given-up watch checks")
     check.add_argument("--repair", action="store_true",
                        help="remove orphan photo files, hash and file photos without their look-alike hash, fail "
-                            "stuck jobs, run given-up watch checks again here (entries without photos: see "
-                            "--drop-missing)")
+                            "stuck jobs, run given-up watch checks again here, end the open watches of dogs no longer "
+                            "stored (entries without photos: see --drop-missing)")
     check.add_argument("--drop-missing", action="store_true",
-                       help="with --repair: also delete entries whose photo is missing (their fields are lost; "
-                            "without it they are reported, and an upload of the same photo restores it); a dog left "
-                            "without entries ends its watches, as a delete does")
+                       help="with --repair: also delete entries whose photo is missing, as deleting those photos "
+                            "through the API would (without it they are reported, and an upload of the same photo "
+                            "restores it): a dog that keeps another photo keeps its cover, one left without any is "
+                            "deleted and its watches end")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--data-dir", type=Path, default=Path(".data"), help="the all-in-one data directory")
     check.add_argument("--search-url", help="a running search service (default: one in this process on DATA_DIR)")
@@ -64,22 +69,24 @@ def run(args: argparse.Namespace) -> int:
 async def check(args: argparse.Namespace) -> dict[str, Any]:
     from dogsearch.gallery.check import check_gallery
     from dogsearch.gallery.photos import PhotoStore
+    from dogsearch.services.gateway.settings import GatewaySettings
     from dogsearch.services.layout import DataLayout
 
     layout = DataLayout(args.data_dir)
     photos = PhotoStore(args.photos or layout.photos)
+    settings = GatewaySettings(data_dir=photos.root)  # the gateway's on these photos: its watch store, its limits
     store = await asyncio.to_thread(_job_store, layout, args.search_url)
     try:
-        async with _index(args.search_url, layout) as index:
+        async with (_index(args.search_url, layout) as index, _watch_store(settings, index) as watch_store,
+                    _deleting(settings, index, store, watch_store, args.drop_missing) as (deleter, ended)):
             model = await _collection_model(index)
             with (_bar("entries", await _count(index)) as entries, _bar("photo files", None) as files,
                   _bar("photos hashed", None) as hashed):
                 bars = {"entries": entries, "files": files, "hashes": hashed}
-                gallery = await check_gallery(index, photos, model, repair=args.repair,
-                                              drop_missing=args.drop_missing, grace_s=args.grace_s, hashes=store,
+                gallery = await check_gallery(index, photos, model, repair=args.repair, drop_missing=deleter,
+                                              grace_s=args.grace_s, hashes=store,
                                               progress=lambda kind, n: bars[kind].update(n))
-            gone = await _gone_dogs(index, gallery) if gallery.dropped_entries else []
-            watches = await _check_watches(index, args.photos or layout.photos, args.repair, gone)
+            watches = await _check_watches(watch_store, index, args.repair, settings) | {"ended": sum(ended)}
         jobs = await asyncio.to_thread(_check_jobs, store, args.repair, args.stuck_after_s)
     finally:
         if store is not None:
@@ -88,7 +95,8 @@ async def check(args: argparse.Namespace) -> dict[str, Any]:
             + len(gallery.other_model) + gallery.unhashed - gallery.hashed + gallery.unfiled - gallery.filed
             + gallery.unmarked_copies - gallery.marked
             + len(jobs["stuck"]) - jobs["failed"]
-            + len(watches["given_up"]) - watches["checked_again"])
+            + len(watches["given_up"]) - watches["checked_again"]
+            + len(watches["of_gone_dogs"]) - watches["ended_of_gone"])
     return {"ok": left == 0, "repair": args.repair, "gallery": gallery.as_dict(), "jobs": jobs, "watches": watches}
 
 
@@ -103,6 +111,7 @@ def summary(report: dict[str, Any]) -> str:
                     else " (upload their photos again, or --repair --drop-missing)" if missing else ""),
         "stuck": f" ({j['failed']} failed)" if report["repair"] else "",
         "given_up": f" ({w['checked_again']} checked again)" if report["repair"] else "",
+        "gone": f" ({w['ended_of_gone']} ended)" if report["repair"] else "",
     }
     if g["hashes_checked"]:
         hashed, filed, marked = ((f" ({g['hashed']} hashed)", f" ({g['filed']} filed)", f" ({g['marked']} marked)")
@@ -112,11 +121,11 @@ def summary(report: dict[str, Any]) -> str:
     else:
         hashes = "look-alike hashes not checked (no job store)"
     repairable = (g["orphan_files"] or g["unhashed"] or g["unfiled"] or g["unmarked_copies"] or j["stuck"]
-                  or w["given_up"])
+                  or w["given_up"] or w["of_gone_dogs"])
     end = ("" if report["ok"] else "; not all fixed" + (
         # the usual case after a broker is turned on for a gallery: its old photos' hashes are not in Redis
-        ": --repair removes the orphan files, hashes and files the photos, marks the copies, fails the stuck jobs "
-        "and runs the given-up watch checks again"
+        ": --repair removes the orphan files, hashes and files the photos, marks the copies, fails the stuck jobs, "
+        "runs the given-up watch checks again and ends the watches of dogs no longer stored"
         if repairable and not report["repair"] else ""))
     given_up = [f"watch check {c['key']} of {len(c['entries'])} new dogs, given up {c['gave_up_at']}: "
                 f"{c['reason'] or 'why was not kept (given up by an older version)'}" for c in w["given_up"]]
@@ -125,7 +134,8 @@ def summary(report: dict[str, Any]) -> str:
         f"{fixes['missing']}, {len(g['orphan_files'])} orphan photo files{fixes['orphans']}, "
         f"{len(g['other_model'])} of another model than {g['model']!r}, {hashes}, "
         f"{len(j['stuck'])} stuck jobs{fixes['stuck']}, {len(w['given_up'])} given-up watch checks"
-        f"{fixes['given_up']}{end}", *given_up])
+        f"{fixes['given_up']}, {len(w['of_gone_dogs'])} open watches of dogs no longer stored{fixes['gone']}{end}",
+        *given_up])
 
 
 def _bar(desc: str, total: int | None):
@@ -198,36 +208,78 @@ def _job_store(layout, search_url: str | None):
     return None
 
 
-async def _gone_dogs(index, gallery) -> list[str]:
-    """The dogs whose entries --drop-missing dropped that have none left: gone, as a delete through the API leaves
-    them (a dog with another photo stays)."""
-    dogs = sorted({e["dog_id"] for e in gallery.missing_photos if e.get("dog_id")})
-    return [dog for dog in dogs if not await index.count({"dog_id": dog})]
-
-
-async def _check_watches(index, photos: Path, repair: bool, gone: list[str]) -> dict[str, Any]:
-    """In the watch store a gateway on these photos made (this process makes none): the watches of the `gone` dogs
-    end (Watches.dog_deleted, as when the gateway deletes a dog), then the checks of new dogs against the watches that
-    were given up (each stopped its worker, or met its search service down for too long: their alerts are not sent),
-    with `repair` run again here on `index` (a check that stopped its workers may stop this process too: it is
-    forgotten only once it ran)."""
+@asynccontextmanager
+async def _watch_store(settings, index):
+    """The watches in the store a gateway on these photos made (this process makes none); None where none did."""
     from dogsearch.services.gateway.deps import build_watches
     from dogsearch.services.gateway.samedog import SameDog
-    from dogsearch.services.gateway.settings import GatewaySettings
     from dogsearch.watches.store import StoreMissing
 
-    settings = GatewaySettings(data_dir=photos)
     try:
         watches = await asyncio.to_thread(build_watches, settings, index, SameDog(settings), make=False)
-    except StoreMissing:  # no gateway kept watches here
-        return {"store": None, "given_up": [], "checked_again": 0, "ended": 0}
+    except StoreMissing:
+        yield None
+        return
     try:
-        ended = sum([await watches.dog_deleted(dog) for dog in gone])
-        given_up = await asyncio.to_thread(watches.store.given_up_checks)
-        again = await watches.check_again(given_up) if repair and given_up else 0
+        yield watches
     finally:
         await asyncio.to_thread(watches.store.close)
-    return {"store": str(settings.watches_file), "given_up": given_up, "checked_again": again, "ended": ended}
+
+
+@asynccontextmanager
+async def _deleting(settings, index, store, watches, drop_missing: bool):
+    """With `drop_missing`: the gateway's gallery on `index`, which deletes as the API does (it embeds nothing here:
+    no embedder), taking turns with the gateway replicas and the workers where a broker is set, re-pointing copies by
+    the hashes filed in `store`, and ending the watches of each dog it deletes; and how many each delete ended."""
+    from dogsearch.jobs.settings import JobsSettings
+    from dogsearch.services.gateway.deps import build_gallery
+
+    ended: list[int] = []
+    if not drop_missing:
+        yield None, ended
+        return
+    gallery = build_gallery(settings, None, index, broker_url=JobsSettings().broker_url)
+    gallery.ingest.hashes = store
+    if watches is not None:
+        async def dog_deleted(dog_id: str) -> None:
+            ended.append(await watches.dog_deleted(dog_id))
+        gallery.on_deleted = dog_deleted
+    try:
+        yield gallery, ended
+    finally:
+        if gallery.ingest.locks.shared is not None:  # the Redis of the shared locks
+            await gallery.ingest.locks.shared.redis.aclose()
+
+
+async def _check_watches(watches, index, repair: bool, settings) -> dict[str, Any]:
+    """In the watch store: the open watches of dogs no entry names any more (`of_gone_dogs`), with `repair` ended as
+    a delete ends them (Watches.dog_deleted: their webhooks told); then the checks of new dogs against the watches
+    that were given up (each stopped its worker, or met its search service down for too long: their alerts are not
+    sent), with `repair` run again here on `index` (a check that stopped its workers may stop this process too: it
+    is forgotten only once it ran)."""
+    if watches is None:  # no gateway kept watches here
+        return {"store": None, "given_up": [], "checked_again": 0, "of_gone_dogs": [], "ended_of_gone": 0}
+    of_gone = await _of_gone_dogs(watches, index)
+    gone = sorted({w["dog_id"] for w in of_gone})
+    ended = sum([await watches.dog_deleted(dog) for dog in gone]) if repair else 0
+    given_up = await asyncio.to_thread(watches.store.given_up_checks)
+    again = await watches.check_again(given_up) if repair and given_up else 0
+    return {"store": str(settings.watches_file), "given_up": given_up, "checked_again": again, "of_gone_dogs": of_gone,
+            "ended_of_gone": ended}
+
+
+async def _of_gone_dogs(watches, index) -> list[dict[str, str]]:
+    """{"watch", "dog_id"} of each open watch made from a dog that no entry names."""
+    from dogsearch.search.contract import CollectionMissing
+
+    open_watches = await asyncio.to_thread(watches.store.open_watches)
+    gone = {}
+    for dog in sorted({w.dog_id for w in open_watches if w.dog_id}):
+        try:
+            gone[dog] = not await index.count({"dog_id": dog})
+        except CollectionMissing:  # nothing stored
+            gone[dog] = True
+    return [{"watch": w.id, "dog_id": w.dog_id} for w in open_watches if w.dog_id and gone[w.dog_id]]
 
 
 def _check_jobs(store, repair: bool, stuck_after_s: float | None) -> dict[str, Any]:

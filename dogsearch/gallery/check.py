@@ -8,7 +8,8 @@ What is repaired and what is only reported:
   and a second look finds no entry for it;
 - an entry whose photo is missing: reported as needing its photo uploaded again (the same bytes bring it back: ids
   are content hashes), and removed only with `drop_missing`: the entry holds the dog's fields (name, owner, report),
-  which nothing else keeps;
+  which nothing else keeps. Removed as the API's deletes of those photos would (Gallery.drop_photos): a dog that
+  keeps another photo keeps a cover, its place and its fields; one that keeps none is deleted;
 - an entry whose vector is another model's: reported; `dogsearch reindex` or a re-upload makes it again;
 - a photo without its perceptual hash (stored before every new photo got one), or whose hash is not filed where new
   photos' look-alikes are found (the job store: lost with a Redis flushed or a jobs/ folder removed): such a photo is
@@ -31,6 +32,7 @@ from typing import Any
 from dogsearch.core import phash as ph
 from dogsearch.core.images import ImageRejected
 from dogsearch.gallery.contracts import Hashes, Index
+from dogsearch.gallery.gallery import Gallery
 from dogsearch.gallery.ingest import LookAlike, copied_dog, stored_order
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.search.contract import CollectionMissing
@@ -91,11 +93,12 @@ class _PhotoHashes:
 
 
 async def check_gallery(index: Index, photos: PhotoStore, model: str | None, *, repair: bool = False,
-                        drop_missing: bool = False, grace_s: float = 600.0, hashes: Hashes | None = None,
+                        drop_missing: Gallery | None = None, grace_s: float = 600.0, hashes: Hashes | None = None,
                         progress: Callable[[str, int], None] | None = None) -> GalleryCheck:
-    """`model`: the collection's (None: no collection yet). `hashes`: where photos' hashes are filed (None: they
-    are not checked). `progress("entries" | "files" | "hashes", n)`: after each page of entries, each 100 files,
-    each page of photos hashed."""
+    """`model`: the collection's (None: no collection yet). `drop_missing`: with `repair`, the gallery (on `index`
+    and `photos`) that deletes the entries whose photo is missing (None: they are only reported). `hashes`: where
+    photos' hashes are filed (None: they are not checked). `progress("entries" | "files" | "hashes", n)`: after each
+    page of entries, each 100 files, each page of photos hashed."""
     report = GalleryCheck(model=model, hashes_checked=hashes is not None)
     seen = _PhotoHashes()
     await _scan_entries(index, photos, report, seen, progress)
@@ -104,8 +107,8 @@ async def check_gallery(index: Index, photos: PhotoStore, model: str | None, *, 
     report.unhashed, report.unfiled = len(seen.unhashed), len(unfiled)
     if repair:
         await _remove_orphans(index, photos, report, grace_s)
-        if drop_missing:
-            await _drop_missing(index, photos, report)
+        if drop_missing is not None:
+            await _drop_missing(drop_missing, report)
         if hashes is not None:
             await _repair_hashes(index, photos, hashes, seen, unfiled, report, progress)
             if report.hashed or report.filed:  # photos hashed or filed only now are copies, or originals, too
@@ -201,13 +204,15 @@ def _removed_if_older(path, limit: float) -> bool:
     return True
 
 
-async def _drop_missing(index: Index, photos: PhotoStore, report: GalleryCheck) -> None:
+async def _drop_missing(gallery: Gallery, report: GalleryCheck) -> None:
+    lost: dict[str, set[str]] = {}  # dog id: its photos lost
     for entry in report.missing_photos:
         fmt = entry["format"]
-        if fmt and await asyncio.to_thread(photos.original(entry["photo_id"], fmt).exists):
+        if fmt and await asyncio.to_thread(gallery.photos.original(entry["photo_id"], fmt).exists):
             continue  # uploaded again since the scan
-        await index.delete(entry["id"])
-        report.dropped_entries += 1
+        lost.setdefault(entry["dog_id"], set()).add(entry["photo_id"])
+    for dog, photos in lost.items():
+        report.dropped_entries += await gallery.drop_photos(dog, photos)
 
 
 def _look_up(hashes: Hashes, seen: _PhotoHashes) -> tuple[list[str], dict[str, str]]:

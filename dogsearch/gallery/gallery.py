@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -112,10 +112,7 @@ class Gallery:
     async def delete(self, dog_id: str) -> None:
         async with self.ingest.dog_locks.hold([dog_id]):  # no photo is added to it meanwhile
             await self.dog(dog_id)
-            entries = await self._entries({"dog_id": dog_id})
-            for entry in entries:  # first the vectors, so no search returns a dog whose photo is gone
-                await self.index.delete(entry["id"])
-            await self._drop_files(entries)
+            await self._delete_entries(await self._entries({"dog_id": dog_id}))
             await self.ingest.repoint_copies(dog_id)
         if self.on_deleted is not None:
             await self.on_deleted(dog_id)
@@ -187,15 +184,36 @@ class Gallery:
                 raise PhotoNotFound(f"dog {dog_id} has no photo {photo}")
             if len(entries) == 1:
                 raise LastPhoto(f"photo {photo} is the only photo of dog {dog_id}: delete the dog instead")
-            entry = gone[0]
-            if Photo.from_entry(entry).cover:  # a new cover first: the dog is never without one, nor its place
-                created = entry["payload"].get("dog_created_at") or \
-                    dog_created_at(dog_id, entry["payload"].get("created_at", ""))
-                await self.index.set_payload([next(e["id"] for e in entries if e is not entry)],
-                                             {"cover": True, "dog_created_at": created})
-            await self.index.delete(entry["id"])
-            await self._drop_files([entry])
+            await self._remove(dog_id, entries, gone[:1])
             return await self.dog(dog_id)
+
+    async def drop_photos(self, dog_id: str, photos: Collection[str]) -> int:
+        """Removes the dog's entries in `photos` (`dogsearch check --repair --drop-missing`: their files are lost) as
+        deleting each of those photos through the API would: the cover moves to a photo that stays (delete_photo);
+        with none staying, the dog is deleted (delete: its copies re-pointed, `on_deleted` told). How many entries
+        were removed."""
+        async with self.ingest.dog_locks.hold([dog_id]):
+            entries = await self._entries({"dog_id": dog_id})
+            gone = [e for e in entries if Photo.from_entry(e).id in photos]
+            if len(gone) < len(entries):
+                await self._remove(dog_id, entries, gone)
+                return len(gone)
+            await self._delete_entries(gone)
+            await self.ingest.repoint_copies(dog_id)
+        if gone and self.on_deleted is not None:  # none: deleted since the caller looked
+            await self.on_deleted(dog_id)
+        return len(gone)
+
+    async def _remove(self, dog_id: str, entries: list[dict[str, Any]], gone: list[dict[str, Any]]) -> None:
+        """Removes `gone`, some but not all of the dog's `entries`."""
+        removed = {e["id"] for e in gone}
+        if cover := next((e for e in gone if Photo.from_entry(e).cover), None):
+            # a new cover first: the dog is never without one, nor its place
+            created = cover["payload"].get("dog_created_at") or \
+                dog_created_at(dog_id, cover["payload"].get("created_at", ""))
+            await self.index.set_payload([next(e["id"] for e in entries if e["id"] not in removed)],
+                                         {"cover": True, "dog_created_at": created})
+        await self._delete_entries(gone)
 
     async def mark_photo(self, dog_id: str, photo: str, box: Box) -> Dog:
         """Where the dog is in one of its photos, as its user marks it (the detector boxed another dog, or part of
@@ -229,6 +247,11 @@ class Gallery:
         if not found:
             raise missing
         return found[0]
+
+    async def _delete_entries(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:  # first the vectors, so no search returns a dog whose photo is gone
+            await self.index.delete(entry["id"])
+        await self._drop_files(entries)
 
     async def _drop_files(self, entries: list[dict[str, Any]]) -> None:
         """Deletes the files of the photos of deleted `entries` that no entry shows any more."""

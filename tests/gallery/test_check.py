@@ -110,7 +110,7 @@ def test_the_summary_line_says_what_was_found_and_what_was_done(tmp_path, capsys
                     "--repair --drop-missing), 1 orphan photo files (1 removed), 1 of another model than "
                     "'test-color-grid', 0 photos without their look-alike hash (0 hashed), 0 not filed (0 filed), "
                     "0 unmarked copies of older photos (0 marked), 1 stuck jobs (1 failed), 0 given-up watch checks "
-                    "(0 checked again); not all fixed")
+                    "(0 checked again), 0 open watches of dogs no longer stored (0 ended); not all fixed")
 
 
 def test_the_summary_line_without_repair_says_that_repair_fixes_it(tmp_path, capsys):
@@ -119,9 +119,10 @@ def test_the_summary_line_without_repair_says_that_repair_fixes_it(tmp_path, cap
     asyncio.run(fill(root))
     assert cli.main(["check", "--data-dir", str(root)]) == 1
     line = capsys.readouterr().out.strip()
-    assert line.endswith("1 stuck jobs, 0 given-up watch checks; not all fixed: --repair removes the orphan files, "
-                         "hashes and files the photos, marks the copies, fails the stuck jobs and runs the given-up "
-                         "watch checks again")
+    assert line.endswith("1 stuck jobs, 0 given-up watch checks, 0 open watches of dogs no longer stored; not all "
+                         "fixed: --repair removes the orphan files, hashes and files the photos, marks the copies, "
+                         "fails the stuck jobs, runs the given-up watch checks again and ends the watches of dogs no "
+                         "longer stored")
 
 
 async def a_given_up_check(root, models) -> tuple[str, str]:
@@ -150,9 +151,9 @@ def test_a_given_up_watch_check_is_shown_with_why_and_run_again_by_repair(tmp_pa
 
     assert cli.main(["check", "--data-dir", str(root)]) == 1
     first, given_up = capsys.readouterr().out.strip().splitlines()
-    assert first.endswith("1 given-up watch checks; not all fixed: --repair removes the orphan files, hashes and "
-                          "files the photos, marks the copies, fails the stuck jobs and runs the given-up watch "
-                          "checks again")
+    assert first.endswith("1 given-up watch checks, 0 open watches of dogs no longer stored; not all fixed: --repair "
+                          "removes the orphan files, hashes and files the photos, marks the copies, fails the stuck "
+                          "jobs, runs the given-up watch checks again and ends the watches of dogs no longer stored")
     assert given_up.startswith("watch check k of 1 new dogs, given up 20")
     assert given_up.endswith(": its search service was down for 86400 s (search unavailable)")
 
@@ -165,6 +166,57 @@ def test_a_given_up_watch_check_is_shown_with_why_and_run_again_by_repair(tmp_pa
     store.close()
     status, report = run_check(capsys, root)
     assert status == 0 and report["watches"]["given_up"] == []
+
+
+def test_a_dog_whose_cover_is_lost_keeps_its_other_photo_as_cover_its_fields_and_its_place(tmp_path, capsys):
+    """Rex: the photo he was added with (his cover) lost, another photo of him kept. --drop-missing removes the lost
+    one as a delete of that photo through the API would: Rex reads whole, his other photo now his cover, with his
+    fields, and keeps his place among the newest dogs (Bella, added after him, still comes first)."""
+    root = tmp_path / "data"
+
+    async def add_rex_then_bella() -> tuple[str, str, str]:
+        async with serving(fake_all_in_one(root)) as client:
+            rex = (await client.post("/v1/dogs", files={"image": ("d.jpg", RED)},
+                                     data={"name": "Rex", "status": "lost"})).json()["id"]
+            r = await client.post(f"/v1/dogs/{rex}/photos", files={"image": ("d.jpg", solid((170, 40, 40)))})
+            assert r.status_code == 201, r.text
+            bella = (await client.post("/v1/dogs", files={"image": ("d.jpg", BLUE)}, data={"name": "Bella"})).json()
+            return rex, r.json()["photo_id"], bella["id"]
+
+    rex, kept, bella = asyncio.run(add_rex_then_bella())
+    PhotoStore(DataLayout(root).photos).original(rex, "JPEG").unlink()  # his first photo: his cover
+    status, report = run_check(capsys, root, "--repair", "--drop-missing")
+    assert status == 0 and report["gallery"]["dropped_entries"] == 1, report
+
+    async def read() -> tuple[dict, list[str], int]:
+        async with serving(fake_all_in_one(root)) as client:
+            r = await client.get(f"/v1/dogs/{rex}")
+            assert r.status_code == 200, r.text
+            assert (await client.get(r.json()["image_url"])).status_code == 200
+            return r.json(), [d["id"] for d in (await client.get("/v1/dogs")).json()["items"]], \
+                (await client.get(f"/v1/dogs/{rex}/photos/{rex}/image")).status_code
+
+    dog, listed, lost = asyncio.run(read())
+    assert (dog["payload"]["name"], dog["payload"]["status"]) == ("Rex", "lost")
+    assert [(p["id"], p["cover"]) for p in dog["photos"]] == [(kept, True)]
+    assert listed == [bella, rex] and lost == 404
+    status, report = run_check(capsys, root)
+    assert status == 0 and report["gallery"]["entries"] == 2, report
+
+
+def test_a_dog_dropped_for_its_lost_photo_has_its_copies_re_pointed_as_a_delete_does(tmp_path, capsys):
+    """A photo and two copies of it (a messenger's half-size one, then a PNG), both marked copies of its dog; then
+    the photo's file is lost and --drop-missing deletes its dog, as a delete through the API re-points the copies:
+    the PNG names the half-size copy stored before it; the half-size one, with none stored before it, keeps its
+    mark."""
+    root = tmp_path / "data"
+    original, half, png = asyncio.run(a_photo_and_two_copies(root))
+    asyncio.run(stamp_in_order(root, [original, half, png]))
+    PhotoStore(DataLayout(root).photos).original(original, "JPEG").unlink()
+    status, report = run_check(capsys, root, "--repair", "--drop-missing")
+    assert status == 0 and report["gallery"]["dropped_entries"] == 1, report
+    stored = asyncio.run(payloads(root, [half, png]))
+    assert stored[png]["near_duplicate_of"] == half and stored[half]["near_duplicate_of"] == original
 
 
 def test_a_clean_gallery_checks_ok(tmp_path, capsys):
@@ -304,28 +356,35 @@ def test_of_two_look_alikes_the_one_stored_later_is_the_copy(tmp_path, capsys):
     assert "near_duplicate_of" not in stored[copy["id"]] and "near_duplicate_of" not in stored[ids[1]]
 
 
+async def a_photo_and_two_copies(root) -> list[str]:
+    """The first beagle, then two copies of it (a messenger's half-size one, then a PNG), each stored marked a copy
+    of the first one's dog: their ids."""
+    photo = Image.open(BEAGLES[0])
+    async with serving(fake_all_in_one(root)) as client:
+        ids = []
+        for data in (BEAGLES[0].read_bytes(), encode(photo.resize((photo.width // 2, photo.height // 2)), "JPEG",
+                                                     quality=60), encode(photo, "PNG")):
+            r = await client.post("/v1/dogs", files={"image": ("d.jpg", data)})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+            assert r.json()["payload"].get("near_duplicate_of") == (ids[0] if len(ids) > 1 else None)
+        return ids
+
+
 def test_a_copy_whose_original_was_deleted_names_the_look_alike_stored_before_it(tmp_path, capsys):
     """A photo and two copies of it (a messenger's half-size one, then a PNG), both marked copies of it; then the
     photo's entry is deleted without its copies being looked at again (a delete killed on its way, or one made by a
     version before they were). The PNG copies the half-size one as much: --repair marks it so. The half-size one has
     no look-alike stored before it: its mark, naming the deleted dog, is left (readers are not shown it)."""
     root = tmp_path / "data"
-    photo = Image.open(BEAGLES[0])
+    original, half, png = asyncio.run(a_photo_and_two_copies(root))
 
-    async def add_three_delete_first() -> list[str]:
+    async def delete_first() -> None:
         app = fake_all_in_one(root)
-        async with serving(app) as client:
-            ids = []
-            for data in (BEAGLES[0].read_bytes(), encode(photo.resize((photo.width // 2, photo.height // 2)),
-                                                         "JPEG", quality=60), encode(photo, "PNG")):
-                r = await client.post("/v1/dogs", files={"image": ("d.jpg", data)})
-                assert r.status_code == 201, r.text
-                ids.append(r.json()["id"])
-                assert r.json()["payload"].get("near_duplicate_of") == (ids[0] if len(ids) > 1 else None)
-            await app.state.parts.gallery.index.delete(ids[0])  # one dog a photo: its entry's id is the dog's
-            return ids
+        async with serving(app):
+            await app.state.parts.gallery.index.delete(original)  # one dog a photo: its entry's id is the dog's
 
-    original, half, png = asyncio.run(add_three_delete_first())
+    asyncio.run(delete_first())
     asyncio.run(stamp_in_order(root, [half, png]))
     status, report = run_check(capsys, root)
     assert status == 1 and report["gallery"]["unmarked_copies"] == 1
