@@ -628,9 +628,18 @@ describe("dogsearch web UI", () => {
     expect(await page.getByRole("link", { name: "Found retriever" }).count()).toBe(0);
     await imagesLoaded(page, "[data-testid=gallery-dog] img", 1);
     await shot(page, "gallery-lost-desktop.png");
-    const watches = (await (await api(server, "/v1/watches")).json()).items;
-    for (const w of watches) expect((await api(server, `/v1/watches/${w.id}`, { method: "DELETE" })).status).toBe(204);
-    for (const id of [lost, found]) expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);
+    // Buddy is home and his report deleted: his watch ends, its inbox stays readable until the owner deletes it
+    expect((await api(server, `/v1/dogs/${lost}`, { method: "DELETE" })).status).toBe(204);
+    await open(page, "#/alerts");
+    const ended = page.getByTestId("watch");
+    await expect(ended.getByTestId("watched-dog-deleted").textContent()).resolves.toMatch(
+      /^Ended .+: its dog was deleted, so this watch looks for no more dogs and no more alerts come\. The matches below stay until you delete the watch\.$/,
+    );
+    await expect(ended.getByTestId("watch-match").textContent()).resolves.toMatch(/^Found retriever \d+ % likely the same dog/);
+    await ended.getByRole("button", { name: "Delete this watch" }).click();
+    await page.getByText("No watches yet.").waitFor();
+    expect((await (await api(server, "/v1/watches")).json()).items).toEqual([]);
+    expect((await api(server, `/v1/dogs/${found}`, { method: "DELETE" })).status).toBe(204);
   });
 
   it("accepts the suggested breed of a dog added without one", async () => {

@@ -14,6 +14,19 @@ export function sameDogText(probability: number, verdict: Verdict): string {
   return `${VERDICT_WORDS[verdict]} (${shown} %)`;
 }
 
+/** Why a search's chances may be too low (its `verdicts_unchecked`): each of two reports of one dog, an owner's and a
+ * shelter's, then holds the other's chance back. */
+export const UNCHECKED_WHY = "the server could not check whether two of the results are one dog reported twice";
+
+/** Said with a search's results whose verdicts are unchecked: `photo`, searched with the user's photo (else a stored
+ * dog's, "more like this"). */
+export function uncheckedText(photo: boolean): string {
+  const still = photo
+    ? "may still be yours: compare its photos with yours"
+    : "may still be the same dog: compare their photos";
+  return `The chances shown may be too low this time: ${UNCHECKED_WHY}. A dog not marked likely ${still}.`;
+}
+
 /** The breed guesses worth a word: not those that round to 0 %. */
 export function shownGuesses(guesses: BreedGuess[]): BreedGuess[] {
   return guesses.filter((g) => Math.round(g.p * 100) > 0);

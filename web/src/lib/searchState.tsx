@@ -48,6 +48,8 @@ export interface SearchState {
   bestVerdict?: Verdict | null;
   /** the server's word on the results ("No likely match: ..."); null: it has none; absent: an older server */
   message?: string | null;
+  /** the verdicts were read without checking for one dog stored twice: a result not likely may still be the dog */
+  verdictsUnchecked?: boolean;
   /** the name of the last search started: a match's link names it (Back and Forward must not compare another
    * search's photo) */
   search?: string;
@@ -147,6 +149,7 @@ export function SearchProvider({ children, initialState }: { children: ReactNode
           statuses: answer.statuses ?? null,
           bestVerdict: answer.best_verdict,
           message: answer.message,
+          verdictsUnchecked: Boolean(answer.verdicts_unchecked),
         }),
       // the dogs found, if any, are still those of this photo; a search given up (cancel) said so already
       (e) => !(e instanceof ApiError && e.code === CANCELLED) && land(failure(e, photos.length)),

@@ -112,6 +112,10 @@ export interface SearchResponse {
   best_verdict?: Verdict | null;
   /** said when no result is likely the same dog */
   message?: string | null;
+  /** true: the verdicts were read without checking whether two results are one dog stored twice (the server failed
+   * that lookup), so each of two reports of one dog may read less likely than it is; absent: checked, or an older
+   * server */
+  verdicts_unchecked?: boolean;
   // A photo search on a server with the detector (absent from "more like this" and older servers):
   /** every dog found in the query photo, largest first */
   dogs?: FoundDog[];

@@ -129,4 +129,17 @@ describe("MatchPage", () => {
     await vi.waitFor(() => expect(urls(fetchMock)).toContain("/v1/pose"));
     expect(screen.getByAltText(/^Your query photo/)).toBeInTheDocument();
   });
+
+  it("says an unlikely match's chance may be too low where the search could not check for one dog stored twice", async () => {
+    mockApi();
+    const { unmount } = renderMatch({ ...searched("s.5", "unlikely"), verdictsUnchecked: true }, { photo: "p2", search: "s.5" });
+    expect(await screen.findByTestId("verdicts-unchecked")).toHaveTextContent(
+      "This chance may be too low: the server could not check whether two of the results are one dog reported " +
+        "twice. Compare the photos: it may still be the same dog.",
+    );
+    unmount();
+    renderMatch({ ...searched("s.6", "likely"), verdictsUnchecked: true }, { photo: "p2", search: "s.6" });
+    expect(await screen.findByTestId("same-dog-sentence")).toHaveTextContent(/likely the same dog/i);
+    expect(screen.queryByTestId("verdicts-unchecked")).toBeNull(); // nothing more to find
+  });
 });

@@ -22,6 +22,7 @@ import {
   postureText,
   sameDogText,
   scoreBand,
+  UNCHECKED_WHY,
 } from "../lib/explain";
 import { useSearchState } from "../lib/searchState";
 import { guessesText } from "../lib/dogs";
@@ -260,6 +261,7 @@ export function MatchPage(props: { id: string; from: string | null; photo: strin
         <Explanation
           score={result?.score}
           sameDog={result?.same_dog != null && result.verdict ? { p: result.same_dog, verdict: result.verdict } : undefined}
+          unchecked={search?.verdictsUnchecked}
           queryBreed={queryDog?.payload.breed}
           matchBreed={match.payload.breed}
           likely={photoQuery ? likelyBreed(search?.results?.slice(0, 5).map((r) => r.payload.breed) ?? []) : undefined}
@@ -276,6 +278,8 @@ function Explanation(props: {
   score?: number;
   /** the calibrated chance that it is the same dog, where the server gives one */
   sameDog?: { p: number; verdict: Verdict };
+  /** the search's verdicts were read without checking for one dog stored twice: this chance may be too low */
+  unchecked?: boolean;
   queryBreed?: string;
   matchBreed?: string;
   likely?: string;
@@ -294,6 +298,11 @@ function Explanation(props: {
       {score !== undefined && <ScoreBar score={score} />}
       <ul>
         {props.sameDog && <li data-testid="same-dog-sentence">Is it the same dog? {capitalised(sameDogText(props.sameDog.p, props.sameDog.verdict))}.</li>}
+        {props.sameDog && props.sameDog.verdict !== "likely" && props.unchecked && (
+          <li data-testid="verdicts-unchecked">
+            This chance may be too low: {UNCHECKED_WHY}. Compare the photos: it may still be the same dog.
+          </li>
+        )}
         <li>
           {score === undefined
             ? "The score is not known here: open this page from a search to see it."

@@ -551,6 +551,36 @@ describe("SearchPage's words on the results", () => {
     expect(screen.queryByText(/none of these is likely the same dog/)).toBeNull();
   });
 
+  it("says a dog not marked likely may still be the one searched for, where the server could not check for one dog stored twice", async () => {
+    const fetchMock = mockApi(async () =>
+      json(200, {
+        took_ms: 5,
+        best_verdict: "unlikely",
+        message: "No likely match: none of these is likely the same dog.",
+        verdicts_unchecked: true,
+        results: [hit("Bo", { same_dog: 0.41, verdict: "unlikely" }), hit("Max", { same_dog: 0.38, verdict: "unlikely" })],
+      }),
+    );
+    render(<SearchProvider><SearchPage /></SearchProvider>);
+    await pickPhoto();
+    expect(await screen.findByTestId("verdicts-unchecked")).toHaveTextContent(
+      "The chances shown may be too low this time: the server could not check whether two of the results are one dog " +
+        "reported twice. A dog not marked likely may still be yours: compare its photos with yours.",
+    );
+    expect(screen.getByRole("status")).toHaveTextContent("No likely match"); // beside the server's word, not instead
+    // more like this: of a stored dog, not the user's
+    await userEvent.click(within(screen.getAllByTestId("result")[0]).getByRole("button", { name: "More like this" }));
+    expect(await screen.findByText(/A dog not marked likely may still be the same dog: compare their photos\.$/)).toBeInTheDocument();
+    expect(fetchMock.mock.calls.some(([u]) => String(u).startsWith("/v1/dogs/Bo/similar"))).toBe(true);
+    // verdicts checked: nothing to say
+    fetchMock.mockImplementation(async () =>
+      json(200, { took_ms: 5, best_verdict: "likely", results: [hit("Max", { same_dog: 0.95, verdict: "likely" })] }),
+    );
+    await userEvent.click(screen.getByRole("button", { name: "Search again" }));
+    expect(await screen.findByText("likely the same dog (95 %)")).toBeInTheDocument();
+    expect(screen.queryByTestId("verdicts-unchecked")).toBeNull();
+  });
+
   it("leaves out breed guesses that round to 0 %", async () => {
     mockApi(async () =>
       json(200, {

@@ -9,7 +9,7 @@ import { dogTitle, ResultGrid } from "../components/ResultGrid";
 import { listDogs, MAX_QUERY_PHOTOS, messageOf, parseFieldFilter, type Filters } from "../lib/api";
 import { guessesText } from "../lib/dogs";
 import { reportSearchFields, STATUS_LABELS, statusesText, type ReportFilter, type Status } from "../lib/reports";
-import { NO_LIKELY_MATCH } from "../lib/explain";
+import { NO_LIKELY_MATCH, uncheckedText } from "../lib/explain";
 import { showable } from "../lib/preview";
 import {
   SLOW_SEARCH_MS,
@@ -428,6 +428,11 @@ export function SearchPage() {
                     </p>
                   )}
                   {results.length > 0 && note && <p className="notice no-likely-match">{note}</p>}
+                  {results.length > 0 && state.verdictsUnchecked && (
+                    <p className="notice" data-testid="verdicts-unchecked">
+                      {uncheckedText(query?.kind === "photo")}
+                    </p>
+                  )}
                   {outdated && (
                     <p className="notice" data-testid="filters-changed">
                       Filters changed: search again to apply them.

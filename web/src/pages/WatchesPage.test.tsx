@@ -140,15 +140,47 @@ describe("Alerts", () => {
     const fetchMock = mockApi(FOUND, true, true);
     renderApp("#/alerts", "dgs_some_key");
     const watch = await screen.findByTestId("watch");
-    expect(await within(watch).findByTestId("watched-dog-deleted")).toHaveTextContent(
-      "Its dog was deleted, which ended this watch: nothing new shows up here. Its matches stay until you delete it.",
-    );
     expect(await within(watch).findByTestId("watch-match")).toHaveTextContent("beagle");
-    expect(within(watch).getByRole("button", { name: "Delete" })).toBeInTheDocument(); // it watches no more
+    expect(within(watch).getByTestId("watched-dog-deleted")).toHaveTextContent(
+      "Ended 4 Dec 2026, 10:00 CET: its dog was deleted, so this watch looks for no more dogs and no more alerts " +
+        "come. The matches below stay until you delete the watch.",
+    );
+    expect(within(watch).getByText(/^Watched from/)).toHaveTextContent(
+      "Watched from 3 Dec 2026, 11:00 CET to 4 Dec 2026, 10:00 CET",
+    );
+    expect(within(watch).queryByText(/^Since/)).toBeNull();
+    expect(within(watch).getByRole("button", { name: "Delete this watch" })).toBeInTheDocument(); // it watches no more
     expect(within(watch).getByRole("heading")).toHaveTextContent(/^Dogs like a deleted dog, /);
     expect(within(watch).queryByRole("link", { name: /^Dogs like/ })).toBeNull();
     expect(fetchMock.mock.calls.map(([u]) => u)).not.toContain("/v1/dogs/d1/image?size=thumbnail");
     expect(fetchMock.mock.calls.map(([u]) => u)).not.toContain("/v1/dogs/d1"); // the watch says it is gone
+  });
+
+  it("says an ended watch's webhook gets no new match, offers no new secret, and says no match will come", async () => {
+    const ended = { ...WATCH, webhook_url: "https://example.org/hook", ended_at: "2026-12-03T18:30:00+00:00" };
+    const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
+      if (url === "/v1/me") return json(200, { name: "alice", scope: "write", scopes: [], open: false, anonymous_search: false });
+      if (url === "/v1/watches") return json(200, { items: [ended] });
+      if (url === "/v1/watches/w1/matches") return json(200, { items: [] });
+      if (url === "/v1/watches/w1" && init?.method === "DELETE") return new Response(null, { status: 204 });
+      return json(404, { detail: "no dog d1", code: "dog_not_found" });
+    });
+    vi.stubGlobal("fetch", fetchMock);
+    renderApp("#/alerts", "dgs_some_key");
+    const watch = await screen.findByTestId("watch");
+    expect(within(watch).getByTestId("watched-dog-deleted")).toHaveTextContent(
+      /^Ended 3 Dec 2026, 19:30 CET: its dog was deleted, so this watch looks for no more dogs and no more alerts come\.$/,
+    );
+    expect(within(watch).getByText(/^Watched from/)).toHaveTextContent("Watched from 3 Dec 2026, 11:00 CET to 19:30 CET");
+    expect(within(watch).getByTestId("watch-webhook")).toHaveTextContent(
+      "Its matches went to https://example.org/hook, which is told once that the watch ended (the event " +
+        "watch.ended) and gets no new match.",
+    );
+    expect(within(watch).queryByRole("button", { name: "New secret…" })).toBeNull();
+    expect(await within(watch).findByText("No dog matched it before it ended.")).toBeInTheDocument();
+    expect(within(watch).queryByText(/yet/)).toBeNull();
+    await userEvent.click(within(watch).getByRole("button", { name: "Delete this watch" }));
+    expect(fetchMock.mock.calls.some(([u, i]) => u === "/v1/watches/w1" && i?.method === "DELETE")).toBe(true);
   });
 
   it("says a dog watched already is watched when the server refuses a second watch of it", async () => {

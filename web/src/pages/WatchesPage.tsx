@@ -5,7 +5,7 @@ import { dogTitle } from "../components/ResultGrid";
 import { Time } from "../components/Time";
 import { ApiError, deleteWatch, getDog, listWatches, messageOf, renewWatchSecret, watchMatches } from "../lib/api";
 import { percent } from "../lib/dogs";
-import { STATUS_LABELS, statusesText, type Status } from "../lib/reports";
+import { sameLocalDay, STATUS_LABELS, statusesText, type Status } from "../lib/reports";
 import type { Delivery, Dog, Watch, WatchMatch } from "../lib/types";
 
 // New matches come in while the page is open (another user adds a found dog): look again now and then.
@@ -171,17 +171,42 @@ export function WatchesPage() {
               <h2 id={`watch-${w.id}-h`}>{w.dog_id && dog !== "deleted" ? <a href={`#/dogs/${w.dog_id}`}>{title}</a> : title}</h2>
             </div>
             {dog === "deleted" && (
+              // no ended_at (an older server): the dog's 404 says it was deleted
               <p className="notice" data-testid="watched-dog-deleted">
-                Its dog was deleted, which ended this watch: nothing new shows up here. Its matches stay until you
-                delete it.
+                {w.ended_at ? (
+                  <>
+                    Ended <Time iso={w.ended_at} />: its dog was deleted,
+                  </>
+                ) : (
+                  "Its dog was deleted,"
+                )}{" "}
+                so this watch looks for no more dogs and no more alerts come.
+                {found.length ? " The matches below stay until you delete the watch." : ""}
               </p>
             )}
             <p className="small">
-              Since <Time iso={w.created_at} />
+              {w.ended_at ? (
+                <>
+                  Watched from <Time iso={w.created_at} /> to{" "}
+                  <Time iso={w.ended_at} date={!sameLocalDay(w.created_at, w.ended_at)} />
+                </>
+              ) : (
+                <>
+                  Since <Time iso={w.created_at} />
+                </>
+              )}
             </p>
-            {w.webhook_url && <WebhookSecret watch={w} />}
+            {w.webhook_url && w.ended_at ? (
+              // nothing new to sign: where its matches went, and that its end is told
+              <p className="small watch-webhook" data-testid="watch-webhook">
+                Its matches went to <code>{w.webhook_url}</code>, which is told once that the watch ended (the event{" "}
+                <code>watch.ended</code>) and gets no new match.
+              </p>
+            ) : (
+              w.webhook_url && <WebhookSecret watch={w} />
+            )}
             {found.length === 0 ? (
-              <p className="notice">No match yet.</p>
+              <p className="notice">{dog === "deleted" ? "No dog matched it before it ended." : "No match yet."}</p>
             ) : (
               <ul className="watch-matches">
                 {found.map((m) => (
@@ -216,7 +241,7 @@ export function WatchesPage() {
               </ul>
             )}
             <button type="button" className="button secondary small" onClick={() => void remove(w.id)}>
-              {w.ended_at ? "Delete" : "Stop watching"}
+              {dog === "deleted" ? "Delete this watch" : "Stop watching"}
             </button>
           </article>
         );
