@@ -19,6 +19,7 @@ from typing import Any
 
 from celery import Celery
 from celery.exceptions import CPendingDeprecationWarning, Reject
+from celery.signals import celeryd_after_setup
 from kombu.exceptions import OperationalError
 
 from dogsearch.core.outages import Broker
@@ -37,6 +38,16 @@ log = logging.getLogger("dogsearch.jobs")
 # broker a message is sent to (Celery raises kombu's OperationalError when a publish fails through its retries:
 # announcing a batch's dogs, sending a batch).
 BROKER_DOWN = (BrokerUnavailable, LocksUnavailable, OperationalError)
+
+
+def _quiet_reconnect_warning(**_: Any) -> None:
+    """Celery's warning at each connection loss without worker_cancel_long_running_tasks_on_connection_loss says the
+    contrary of what create_celery sets it for (true of AMQP): ignored, and again once a worker has set up its
+    logging, which puts every Celery deprecation warning ahead of this (four of them filled half a log's tail)."""
+    warnings.filterwarnings("ignore", message=r"\s*In Celery 5\.1 we introduced", category=CPendingDeprecationWarning)
+
+
+celeryd_after_setup.connect(_quiet_reconnect_warning, weak=False)
 
 
 def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | None = None) -> Celery:
@@ -65,8 +76,7 @@ def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | Non
         # only leave it to the visibility timeout (and a thread-pool task cannot be cancelled anyway).
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
-    # Celery's warning at each connection loss without that setting says the contrary of the above (true of AMQP).
-    warnings.filterwarnings("ignore", message=r"\s*In Celery 5\.1 we introduced", category=CPendingDeprecationWarning)
+    _quiet_reconnect_warning()
     store = RedisJobStore(settings.broker_url, max_errors=settings.max_listed_errors,
                           bookkeeping_ttl_s=settings.visibility_timeout_s)
     app.dogsearch_store = store

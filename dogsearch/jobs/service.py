@@ -158,14 +158,16 @@ class Jobs:
         return check_fields(dict(payload or {}), "payload", self.settings.field_limits)
 
     async def submit_path(self, path: str, labels: str | None = None, payload: dict[str, Any] | None = None,
-                          roots: list[Path] | None = None, owner: str | None = None) -> dict[str, Any]:
+                          roots: list[Path] | None = None, owner: str | None = None,
+                          admin: bool = False) -> dict[str, Any]:
         """`roots`: the folders this caller may read (default: the allowed roots setting); `owner`: the API key's
-        name, recorded on the job and on every dog it adds."""
+        name, recorded on the job and on every dog it adds; `admin`: that key is an admin's, recorded too (its job
+        fills in what another key's dog lacks, as its POST /v1/dogs does)."""
         payload = self._check(labels, payload)
         roots = self.settings.allowed_roots if roots is None else roots
         folder, manifest = await asyncio.to_thread(resolve_source, path, labels, roots)
         return await self._create(source="path", path=path, root=str(folder), manifest=manifest, labels=labels,
-                                  payload=payload, roots=[str(r) for r in roots], owner=owner)
+                                  payload=payload, roots=[str(r) for r in roots], owner=owner, admin=admin)
 
     def _indexing(self, reads: Reads) -> tuple[dict[str, Any], str] | None:
         """The queued or running job that reads photos `reads` reads, if any, and a folder of them (one whose worker
@@ -178,8 +180,9 @@ class Jobs:
 
     async def submit_archive(self, archive: Path, labels: str | None = None,
                              payload: dict[str, Any] | None = None, name: str = "upload.zip",
-                             owner: str | None = None) -> dict[str, Any]:
-        """Unpacks an uploaded zip (already on disk) into the uploads folder and indexes it."""
+                             owner: str | None = None, admin: bool = False) -> dict[str, Any]:
+        """Unpacks an uploaded zip (already on disk) into the uploads folder and indexes it (`owner`, `admin`: as
+        submit_path's)."""
         payload = self._check(labels, payload)
         job_id = str(uuid.uuid4())
         dest = (self.settings.uploads / job_id).resolve()
@@ -195,7 +198,8 @@ class Jobs:
                 if not manifest.is_file():
                     raise JobInputError("labels 'csv' needs a labels.csv at the top of the archive")
             return await self._create(job_id=job_id, source="upload", path=name, root=str(root), manifest=manifest,
-                                      labels=labels, payload=payload, roots=[str(dest)], owner=owner)
+                                      labels=labels, payload=payload, roots=[str(dest)], owner=owner,
+                                      admin=admin)
         except BaseException:
             # refused before it became a job (its manifest, say): its files go too (they were left until the next
             # start: 169 MB a 5.7 MB zip); a job made runs on them

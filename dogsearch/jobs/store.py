@@ -193,7 +193,8 @@ class RedisJobStore:
         return f"{self.p}:job:{job_id}" + (f":{part}" if part else "")
 
     def create(self, job: dict[str, Any]) -> None:
-        flat = {k: json.dumps(v) if isinstance(v, dict | list) else ("" if v is None else v) for k, v in job.items()}
+        flat = {k: json.dumps(v) if isinstance(v, dict | list | bool) else ("" if v is None else v)
+                for k, v in job.items()}
         with self.r.pipeline() as pipe:
             pipe.hset(self._k(job["id"]), mapping=flat)
             pipe.zadd(f"{self.p}:jobs", {job["id"]: time.time()})
@@ -214,6 +215,7 @@ class RedisJobStore:
         job["payload"] = json.loads(raw["payload"]) if raw.get("payload") else {}
         job["roots"] = json.loads(raw["roots"]) if raw.get("roots") else []
         job["reads"] = json.loads(raw["reads"]) if raw.get("reads") else None
+        job["admin"] = raw.get("admin") == "true"  # a job made before it was recorded: not an admin's
         job["errors"] = [json.loads(e) for e in errors]
         return finish_rate(job)
 

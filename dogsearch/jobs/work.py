@@ -114,7 +114,7 @@ Outcome = tuple[_Prepared, str | None, list[Dog]]
 
 def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields: dict[str, Any],
              dog: str | None = None, box: list[float] | None = None, owner: str | None = None,
-             job: str | None = None) -> _Prepared:
+             admin: bool = False, job: str | None = None) -> _Prepared:
     item = _Prepared(file, fields, dog)
     try:
         data = open_photo(path, roots, ingestor.limits.max_bytes)
@@ -125,7 +125,7 @@ def _prepare(ingestor: Ingestor, roots: list[str], file: str, path: str, fields:
     except (ImageRejected, PhotoUnreadable, BadBox, InvalidFields) as exc:
         item.error = without_paths(exc.reason)
         return item
-    item.upload = Upload(data, item.fields, owner=owner, job=job)
+    item.upload = Upload(data, item.fields, owner=owner, admin=admin, job=job)
     return item
 
 
@@ -140,7 +140,8 @@ async def run_batch(ingestor: Ingestor, store: JobStore, job_id: str, batch: lis
         return
     roots = job["roots"]  # checked again as each file is read: a link may point elsewhere by now
     owner = job.get("owner")  # the key that started the job owns every dog it adds
-    prepared = await asyncio.to_thread(lambda: [_prepare(ingestor, roots, *row, owner=owner, job=job_id)
+    admin = bool(job.get("admin"))  # an admin's job fills in what another key's dog lacks, as the admin's POST
+    prepared = await asyncio.to_thread(lambda: [_prepare(ingestor, roots, *row, owner=owner, admin=admin, job=job_id)
                                                 for row in batch])
     outcomes: list[tuple[str, str, str | None]] = []
     readable: list[_Prepared] = []

@@ -6,11 +6,12 @@ import time
 import httpx
 
 
-async def wait_job(client: httpx.AsyncClient, job_id: str, timeout: float = 30, until=None) -> dict:
-    """Polls GET /v1/jobs/{id} until the job is over (or `until(job)` holds)."""
+async def wait_job(client: httpx.AsyncClient, job_id: str, timeout: float = 30, until=None,
+                   headers: dict[str, str] | None = None) -> dict:
+    """Polls GET /v1/jobs/{id} (as the key of `headers`) until the job is over (or `until(job)` holds)."""
     deadline = time.monotonic() + timeout
     while True:
-        r = await client.get(f"/v1/jobs/{job_id}")
+        r = await client.get(f"/v1/jobs/{job_id}", headers=headers)
         assert r.status_code == 200, r.text
         job = r.json()
         if (until(job) if until else job["state"] not in ("queued", "running")):

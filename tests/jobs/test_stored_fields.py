@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import shutil
 
+import celery.contrib.testing.tasks  # noqa: F401  (the ping task start_worker expects)
 import pytest
+from celery.contrib.testing.worker import start_worker
 
-from tests.fakes import ColorGridModel, serving
+from dogsearch.services.gateway.app import create_app
+from dogsearch.services.gateway.settings import GatewaySettings
+from dogsearch.services.worker import worker_celery
+from tests.fakes import ColorGridModel, fake_all_in_one, serving
+from tests.gateway.test_security import ENTRIES as KEY_ENTRIES
+from tests.gateway.test_security import as_
 from tests.jobs.helpers import all_dogs, wait_job
 from tests.jobs.test_embedded import app_for
 
@@ -63,3 +70,44 @@ async def test_a_folder_indexed_after_one_of_its_breed_folders_gives_those_photo
     assert (everything["indexed"], everything["already_stored"], everything["failed"]) == (36, 4, 0), everything
     dogs = await all_dogs(client)
     assert len(dogs) == 40 and all(d["payload"].get("breed") for d in dogs)
+
+
+@pytest.fixture(params=["embedded", "celery"])
+async def keyed(request, tmp_path):
+    """A gateway with API keys whose jobs run in-process (SQLite) or on a Celery worker (Redis): each store
+    records who started a job."""
+    if request.param == "embedded":
+        app = fake_all_in_one(tmp_path / "data", ColorGridModel(), gateway_options={"api_keys": KEY_ENTRIES},
+                              jobs_options={"broker_url": None, "allowed_roots": [str(tmp_path / "in")]})
+        async with serving(app) as c:
+            yield c
+        return
+    jobs, gateway = request.getfixturevalue("settings")
+    app = create_app(GatewaySettings(data_dir=gateway.data_dir, embedder_url=gateway.embedder_url,
+                                     search_url=gateway.search_url, api_keys=KEY_ENTRIES), jobs_settings=jobs)
+    with start_worker(worker_celery(jobs, gateway), pool="threads", concurrency=1, perform_ping_check=False,
+                      shutdown_timeout=20):
+        async with serving(app) as c:
+            yield c
+
+
+async def test_an_admin_s_job_fills_in_what_another_key_s_dog_lacks_as_the_admin_s_post(keyed, photos):
+    """A photo of alice's dog, stored without the field the job gives: bob's job changes no other key's dog (the file
+    fails, naming it), an admin's job fills it in, as the admin's POST /v1/dogs would."""
+    beagle = photos / "beagle"
+    first = sorted(beagle.glob("*.jpg"))[0]
+    rex = (await keyed.post("/v1/dogs", headers=as_("alice"), files={"image": ("r.jpg", first.read_bytes())})).json()
+
+    async def index(key: str) -> dict:
+        r = await keyed.post("/v1/jobs/index", headers=as_(key), json={"path": str(beagle),
+                                                                       "payload": {"shelter": "north"}})
+        assert r.status_code == 202, r.text
+        return await wait_job(keyed, r.json()["id"], headers=as_(key))
+
+    bobs = await index("bob")
+    assert (bobs["indexed"], bobs["failed"]) == (3, 1), bobs
+    assert f"dog {rex['id']}, another key's" in bobs["errors"][0]["reason"]
+    roots = await index("root")
+    assert (roots["state"], roots["already_stored"], roots["failed"]) == ("done", 4, 0), roots
+    dog = (await keyed.get(f"/v1/dogs/{rex['id']}", headers=as_("alice"))).json()
+    assert (dog["owner"], dog["payload"]["shelter"]) == ("alice", "north")

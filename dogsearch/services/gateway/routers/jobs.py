@@ -30,7 +30,8 @@ def router(settings: GatewaySettings) -> APIRouter:
     @api.post("/index", status_code=202, response_model=JobCreated, responses=BUSY)
     async def index_path(jobs: JobsDep, caller: CallerDep, body: IndexRequest) -> JSONResponse:
         try:
-            return _accepted(await jobs.submit_path(body.path, body.labels, body.payload, owner=caller.name))
+            return _accepted(await jobs.submit_path(body.path, body.labels, body.payload, owner=caller.name,
+                                                    admin=caller.may("admin")))
         except FolderBeingIndexed as exc:
             return _busy(exc, caller)
 
@@ -60,7 +61,7 @@ def router(settings: GatewaySettings) -> APIRouter:
             if size == 0:
                 raise JobInputError("empty archive: zero bytes")
             return _accepted(await jobs.submit_archive(Path(tmp), labels, fields, name=archive.filename or "upload",
-                                                       owner=caller.name))
+                                                       owner=caller.name, admin=caller.may("admin")))
         except FolderBeingIndexed as exc:  # only where the uploads folder is one jobs may index too
             return _busy(exc, caller)
         finally:
