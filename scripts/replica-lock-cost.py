@@ -1,7 +1,8 @@
 """What the locks that gateway replicas and workers share through Redis cost an add: taking and releasing a batch's
-photo locks (`PhotoLocks.hold`, one after another in sorted order, as an add of that batch does) in this process
-alone (no broker) and behind Redis too (a broker set), with nothing done under them. Milliseconds a batch and a
-photo, median and 95th percentile, as one JSON object. For docs/scaling.md, "More gateways".
+photo locks (`PhotoLocks.hold`, as an add of that batch does: all of them tried in one round trip, none held by
+another here) in this process alone (no broker) and behind Redis too (a broker set), with nothing done under them.
+Milliseconds a batch and a photo, median and 95th percentile, as one JSON object. For docs/scaling.md, "More
+gateways".
 
     python scripts/replica-lock-cost.py [--redis redis://127.0.0.1:6379/12] [--batch 32] [--repeat 50]
 """
@@ -38,7 +39,7 @@ async def main(args: argparse.Namespace) -> None:
         alone = await timed(PhotoLocks(), args.batch, args.repeat)
         redis = await timed(PhotoLocks(shared), args.batch, args.repeat)
     finally:
-        await shared.redis.aclose()
+        await shared.aclose()
     print(json.dumps({"batch": args.batch, "repeat": args.repeat, "in_process": alone, "with_redis": redis,
                       "ratio_p50": round(redis["batch_p50_ms"] / max(alone["batch_p50_ms"], 1e-6), 1)}))
 

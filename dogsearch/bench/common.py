@@ -98,10 +98,27 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
+# Below Linux's ephemeral range (32768-60999), from which outgoing connections take their local ports: a port that
+# bind(0) handed out and that was let go until a server binds it could be taken by one meanwhile.
+FREE_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()  # never twice in one process, though not yet bound
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing is bound to, for a server about to start (picked at random: runs side by side on one
+    machine seldom pick the same, and one that did finds it taken and picks again)."""
+    for _ in range(200):
+        port = random.choice(FREE_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {FREE_PORTS.start}-{FREE_PORTS.stop - 1}")
 
 
 @contextmanager

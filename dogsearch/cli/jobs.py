@@ -5,7 +5,7 @@ it.
 Where: a running gateway (--url, its /v1/jobs with the caller's key), else the job store the services use: Redis
 beside DOGSEARCH_BROKER_URL, else --data-dir's jobs/ (SQLite; a server running on it sees a cancel at its next
 batch). Nothing is started here: no model loads, no job runs; but a job read with no file finished for
-DOGSEARCH_JOBS_STALL_TIMEOUT_S is failed, as the API fails it when read."""
+DOGSEARCH_JOBS_STALL_TIMEOUT_S is planned again (through Redis) or failed, as the API does when it reads it."""
 from __future__ import annotations
 
 import argparse

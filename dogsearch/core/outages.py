@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from celery import Task
 from celery.exceptions import Reject
+from celery.worker import request as worker_request
 from celery.worker import state as worker_state
+from vine import Thenable
 
 from dogsearch.core.errors import TimedOut, Unavailable
 
@@ -47,14 +51,15 @@ class Broker:
         to another worker as well."""
         return time.monotonic() + self.visibility_timeout_s / 2
 
-    def through_outage(self, step: Callable[[], T], until: float) -> T:
-        """step(), run again once Redis answers if it met Redis down (each step may run twice: the tasks count
-        nothing twice). Redis down past `until`: the message is rejected for Redis to hand out again, at once if it
-        answers by then, else (the reject cannot reach it) after the visibility timeout, from its unacked copy."""
+    def through_outage(self, step: Callable[[], T], until: float, also: tuple[type[BaseException], ...] = ()) -> T:
+        """step(), run again once Redis answers if it met Redis down, or raised one of `also` (each step may run
+        twice: the tasks count nothing twice). Redis down past `until`: the message is rejected for Redis to hand
+        out again, at once if it answers by then, else (the reject cannot reach it) after the visibility timeout,
+        from its unacked copy."""
         while True:
             try:
                 return step()
-            except self.down as exc:
+            except (*self.down, *also) as exc:
                 log.warning("the broker (Redis) does not answer: waiting for it (%s)", exc)
                 while not self._answers():
                     if time.monotonic() >= until or stopping():
@@ -92,3 +97,41 @@ class Broker:
         except self.down:
             return False
         return True
+
+
+class _AckedOnceBack(worker_request.Request):
+    """Celery acknowledges a task's message from its worker's consumer, which waits for Redis to come back when it
+    sees it gone; one acknowledgement it sends as Redis dies, before it has seen it, it logs ("Couldn't ack") and
+    drops, and the task, done, would run again after the visibility timeout. This one is sent again, from a thread
+    of its own, once Redis answers (within the worker's hold on the message)."""
+
+    def acknowledge(self) -> None:
+        if self.acknowledged:
+            return
+        # Celery's own path (the consumer's), which also restores its prefetch after a reconnection
+        sent = self._on_ack(worker_request.logger, self._connection_errors)
+        self.acknowledged = True
+        if isinstance(sent, Thenable):  # fulfilled once the consumer tried
+            sent.then(self._unless_acknowledged)
+
+    def _unless_acknowledged(self, *_: Any) -> None:
+        if not self.message.acknowledged:
+            threading.Thread(target=self._acknowledge_once_back, daemon=True).start()
+
+    def _acknowledge_once_back(self) -> None:
+        broker: Broker = self.task.app.dogsearch_broker
+        try:
+            broker.through_outage(lambda: self.message.acknowledged or self.message.ack(), broker.lease_end(),
+                                  also=self._connection_errors)
+        except Reject:
+            log.warning("task %s: its acknowledgement did not reach Redis: it runs again after the visibility "
+                        "timeout", self.task_name)
+            return
+        log.info("task %s: acknowledged once Redis answered again", self.task_name)
+
+
+class BrokerTask(Task):
+    """The tasks of an app whose `dogsearch_broker` is their Broker: a done task's acknowledgement dropped as Redis
+    died is sent again once it answers."""
+
+    Request = _AckedOnceBack

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
+
+
+def _to_wal(db: sqlite3.Connection, timeout: float) -> None:
+    """WAL mode, waiting up to `timeout` for another process switching the file at the same time: SQLite answers
+    that one "database is locked" at once, past its busy timeout (two gateway replicas started together on a new
+    watch store: one of them exited)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 class SqliteFile:
@@ -23,7 +39,7 @@ class SqliteFile:
             path.parent.mkdir(parents=True, exist_ok=True)
         where = path if create else f"{path.resolve().as_uri()}?mode=rw"
         self.db = sqlite3.connect(where, check_same_thread=False, isolation_level=None, timeout=timeout, uri=not create)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _to_wal(self.db, timeout)
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.lock = threading.Lock()
         with self.lock:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from dogsearch.core.errors import Unavailable
 
@@ -25,56 +26,112 @@ class LocksUnavailable(Unavailable):
     """Redis, which holds the locks the gateway replicas and the workers share, does not answer: retry later (503)."""
 
 
+# KEYS: the locks of one hold; ARGV[1]: its token; ARGV[2]: the ttl (ms) to give them again, or none to release them.
+# Only the keys still set to the token are touched (a holder never frees or keeps another's lock); the others (lost:
+# expired while held) come back.
+_KEEP_OR_FREE = """
+local lost = {}
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) ~= ARGV[1] then table.insert(lost, key)
+  elseif ARGV[2] then redis.call('PEXPIRE', key, ARGV[2])
+  else redis.call('DEL', key) end
+end
+return lost
+"""
+
+
 class SharedLocks:
     """Locks in Redis (the jobs' broker), one key a name, shared by every process on it. Each is set with its holder's
-    token (a release never frees another's: redis-py's Lock) and a ttl that its holder renews."""
+    token (a release never frees another's) and a ttl that its holder renews."""
 
     def __init__(self, url: str, ttl_s: float = LOCK_TTL_S) -> None:
         import redis.asyncio as aioredis
 
-        self.redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
+                                             client_name="dogsearch-locks")
         self.ttl_s = ttl_s
+        self._keep_or_free = self.redis.register_script(_KEEP_OR_FREE)
+
+    async def aclose(self) -> None:
+        """Closes the connections to Redis (at the shutdown of the process that made these locks)."""
+        await self.redis.aclose()
 
     @asynccontextmanager
-    async def hold(self, name: str) -> AsyncIterator[None]:
-        """Holds `name`'s lock, waiting for as long as another holds it; LocksUnavailable when Redis does not answer."""
+    async def hold(self, *names: str) -> AsyncIterator[None]:
+        """Holds the locks of `names`, waiting for as long as another holds one; LocksUnavailable when Redis does not
+        answer. One task renews them all while they are held."""
         import redis
-        from redis.exceptions import LockNotOwnedError
 
-        lock = self.redis.lock(name, timeout=self.ttl_s, sleep=0.05, thread_local=False)
+        token, held = uuid.uuid4().hex, []
+        renewing = asyncio.create_task(self._renew(held, token))
         try:
-            await lock.acquire()
-        except (redis.RedisError, OSError) as exc:
-            raise LocksUnavailable(f"the job broker (Redis) does not answer (it holds the locks the gateway "
-                                   f"replicas and the workers share): {exc}") from exc
-        renewing = asyncio.create_task(self._renew(lock))
-        try:
+            try:
+                await self._take(sorted(set(names)), token, held)
+            except (redis.RedisError, OSError) as exc:
+                raise LocksUnavailable(f"the job broker (Redis) does not answer (it holds the locks the gateway "
+                                       f"replicas and the workers share): {exc}") from exc
             yield
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
-            try:
-                await lock.release()
-            except LockNotOwnedError:
-                log.error("lock %s expired while held (not renewed for %.0f s): another process may have taken it "
-                          "meanwhile", name, self.ttl_s)
-            except (redis.RedisError, OSError):
-                log.warning("lock %s not released (Redis does not answer): it expires within %.0f s", name,
-                            self.ttl_s)
+            await self._release(held, token)
 
-    async def _renew(self, lock) -> None:
+    async def _take(self, names: list[str], token: str, held: list[str]) -> None:
+        """Takes the locks of the sorted `names` into `held`. All of them are tried at once, in one round trip (none
+        held by another: the common case, done); past the first one another holds, those won are let go again and
+        the rest taken in order, waiting for that one first: a holder waits only for a lock that sorts after all it
+        holds, so two holds never wait on each other."""
+        px = round(self.ttl_s * 1000)
+        rest = names
+        while rest:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name in rest:
+                    pipe.set(name, token, nx=True, px=px)
+                won = [bool(w) for w in await pipe.execute()]
+            first_lost = won.index(False) if not all(won) else len(rest)
+            held.extend(rest[:first_lost])
+            if after := [name for name, w in zip(rest[first_lost:], won[first_lost:], strict=True) if w]:
+                await self._keep_or_free(keys=after, args=[token])
+            rest = rest[first_lost:]
+            if rest:
+                while not await self.redis.set(rest[0], token, nx=True, px=px):
+                    await asyncio.sleep(0.05)
+                held.append(rest.pop(0))
+
+    async def _release(self, held: list[str], token: str) -> None:
         import redis
-        from redis.exceptions import LockNotOwnedError
+
+        if not held:
+            return
+        try:
+            lost = await self._keep_or_free(keys=held, args=[token])
+        except (redis.RedisError, OSError):
+            log.warning("locks %s not released (Redis does not answer): they expire within %.0f s", _named(held),
+                        self.ttl_s)
+            return
+        if lost:
+            log.error("locks %s expired while held (not renewed for %.0f s): another process may have taken them "
+                      "meanwhile", _named(lost), self.ttl_s)
+
+    async def _renew(self, held: list[str], token: str) -> None:
+        """Gives the locks `held` (as many as are taken so far) their ttl again every third of it; those lost (expired
+        while held) are said at the release."""
+        import redis
 
         while True:
             await asyncio.sleep(self.ttl_s / 3)
+            if not held:
+                continue
             try:
-                await lock.reacquire()
-            except LockNotOwnedError:
-                return  # said at the release
+                await self._keep_or_free(keys=list(held), args=[token, round(self.ttl_s * 1000)])
             except (redis.RedisError, OSError):
-                log.warning("lock %s not renewed (Redis does not answer): trying again", lock.name, exc_info=True)
+                log.warning("locks %s not renewed (Redis does not answer): trying again", _named(held),
+                            exc_info=True)
+
+
+def _named(keys: list) -> str:
+    return ", ".join(k.decode() if isinstance(k, bytes) else k for k in keys)
 
 
 class PhotoLocks:
@@ -87,19 +144,22 @@ class PhotoLocks:
 
     @asynccontextmanager
     async def hold(self, photo_ids: Iterable[str]) -> AsyncIterator[None]:
-        """Holds the locks of `photo_ids`, taken in sorted order so that two batches never wait on each other."""
+        """Holds the locks of `photo_ids`, taken in sorted order so that two batches never wait on each other: this
+        process's own, then the shared ones of them all (SharedLocks.hold, in one round trip where none is taken)."""
+        photos = sorted(set(photo_ids))
         async with AsyncExitStack() as stack:
-            for photo in sorted(set(photo_ids)):
-                await stack.enter_async_context(self._one(photo))
+            for photo in photos:
+                await stack.enter_async_context(self._here(photo))
+            if self.shared is not None and photos:
+                await stack.enter_async_context(self.shared.hold(*(f"dogsearch:lock:{self.kind}:{p}" for p in photos)))
             yield
 
     @asynccontextmanager
-    async def _one(self, photo: str) -> AsyncIterator[None]:
+    async def _here(self, photo: str) -> AsyncIterator[None]:
         lock = self._locks.setdefault(photo, asyncio.Lock())
         self._users[photo] = self._users.get(photo, 0) + 1
-        shared = self.shared.hold(f"dogsearch:lock:{self.kind}:{photo}") if self.shared else nullcontext()
         try:
-            async with lock, shared:
+            async with lock:
                 yield
         finally:
             self._users[photo] -= 1

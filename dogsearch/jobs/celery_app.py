@@ -7,7 +7,8 @@ elsewhere; the job code makes that second run count nothing twice.
 Outages are waited out in the task that meets them, holding its message: a batch never asks the broker for a retry
 while the broker is what is down (Celery drops a message whose retry it cannot publish), and one whose embedder is
 down keeps its worker's slot, so the rest of the queue waits in Redis instead of failing through its retries
-(dogsearch/core/outages.py, which the watches' check shares)."""
+(dogsearch/core/outages.py, which the watches' check shares); so does an acknowledgement that Celery dropped as Redis
+died (BrokerTask). A message Redis itself lost as it died is sent again when its job stalls (replan)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,14 +16,15 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 from celery import Celery
 from celery.exceptions import CPendingDeprecationWarning, Reject
-from celery.signals import celeryd_after_setup
+from celery.signals import celeryd_after_setup, worker_process_shutdown, worker_shutdown
 from kombu.exceptions import OperationalError
 
-from dogsearch.core.outages import Broker
+from dogsearch.core.outages import Broker, BrokerTask
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.gallery.locks import LocksUnavailable
 from dogsearch.jobs.settings import JobsSettings
@@ -50,12 +52,14 @@ def _quiet_reconnect_warning(**_: Any) -> None:
 celeryd_after_setup.connect(_quiet_reconnect_warning, weak=False)
 
 
-def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | None = None) -> Celery:
-    """`ingestor` makes a worker thread's Ingestor (where photos go, which services embed and store them): only a
-    worker needs one; a gateway only sends tasks."""
+def create_celery(settings: JobsSettings,
+                  ingestor: Callable[[], AbstractAsyncContextManager[Ingestor]] | None = None) -> Celery:
+    """`ingestor` makes a worker thread's Ingestor (where photos go, which services embed and store them), entered
+    on the thread's event loop and left at the worker's shutdown (its clients closed): only a worker needs one; a
+    gateway only sends tasks."""
     if not settings.broker_url:
         raise ValueError("Celery needs DOGSEARCH_BROKER_URL (a redis:// URL)")
-    app = Celery("dogsearch", broker=settings.broker_url, set_as_current=False)
+    app = Celery("dogsearch", broker=settings.broker_url, set_as_current=False, task_cls=BrokerTask)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -82,14 +86,31 @@ def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | Non
     app.dogsearch_store = store
     broker = app.dogsearch_broker = Broker(settings.visibility_timeout_s, store.ping, BROKER_DOWN)
     local = threading.local()  # each worker thread: its own event loop and HTTP clients
+    made: list[tuple[asyncio.AbstractEventLoop, AsyncExitStack]] = []  # every thread's, left at the shutdown
 
     def thread_ingestor() -> tuple[asyncio.AbstractEventLoop, Ingestor]:
         if not hasattr(local, "loop"):
             if ingestor is None:
                 raise RuntimeError("this Celery app sends tasks only: create_celery(..., ingestor=...) to run them")
-            local.loop = asyncio.new_event_loop()
-            local.ingestor = ingestor()
+            loop, stack = asyncio.new_event_loop(), AsyncExitStack()
+            local.ingestor = loop.run_until_complete(stack.enter_async_context(ingestor()))
+            local.loop = loop
+            made.append((loop, stack))
         return local.loop, local.ingestor
+
+    def close_ingestors(sender: Any = None, **_: Any) -> None:
+        """At a worker's shutdown, once its pool stopped (threads, solo), or a prefork child's exit: each thread's
+        ingestor left on its event loop, which no thread runs any more."""
+        if getattr(sender, "app", app) is not app:  # another app's worker in this process
+            return
+        while made:
+            loop, stack = made.pop()
+            loop.run_until_complete(stack.aclose())
+            loop.close()
+
+    app.dogsearch_close_ingestors = close_ingestors  # the signals hold it weakly: it goes with the app
+    worker_shutdown.connect(close_ingestors)
+    worker_process_shutdown.connect(close_ingestors)
 
     # shared=False: tasks are closures over this app's settings; another app in the process must not reuse them.
     @app.task(name=PLAN, shared=False, acks_late=True, reject_on_worker_lost=True)
@@ -140,3 +161,15 @@ def create_celery(settings: JobsSettings, ingestor: Callable[[], Ingestor] | Non
             broker.through_outage(lambda e=exc: failed(e), until)
 
     return app
+
+
+def replan(app: Celery, job: dict[str, Any]) -> bool:
+    """Sends a stalled job's PLAN again, which sends the batches of its files without an outcome: one of them may
+    have been lost (Redis killed between kombu's taking its message off the queue and recording it unacked: no
+    worker has it, and nothing gives it back). Marked on the job first, atomically: of the gateway replicas whose
+    sweeps find it stalled, one sends it. A batch still in flight that runs twice counts nothing twice."""
+    if not app.dogsearch_store.replan(job["id"], job["replans"]):
+        return False
+    log.warning("job %s: no file finished for a while: planned again, for its files without an outcome", job["id"])
+    app.send_task(PLAN, (job["id"],))
+    return True

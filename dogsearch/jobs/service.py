@@ -99,6 +99,8 @@ class Jobs:
             if self.runner:
                 await self.runner.stop()
             await asyncio.to_thread(self.store.close)
+            if self.shared:
+                await self.shared.aclose()
 
     def remove_leftovers(self, min_age_s: float = LEFTOVER_AGE_S) -> list[str]:
         """Unpacked uploads of jobs that are over (a crash between the end and the clean-up, a cancel) and, once
@@ -123,7 +125,8 @@ class Jobs:
         return removed
 
     async def _sweep_forever(self) -> None:
-        """Fails stalled jobs even when nobody reads them (a worker that hangs forever holds no job open)."""
+        """Plans again or fails stalled jobs even when nobody reads them (a worker that hangs forever holds no job
+        open)."""
         while True:
             await asyncio.sleep(min(60, max(1, self.settings.stall_timeout_s / 4)))
             try:
@@ -133,14 +136,25 @@ class Jobs:
                 log.warning("the stalled-jobs sweep failed", exc_info=True)
 
     def _fail_if_stalled(self, job: dict[str, Any]) -> dict[str, Any]:
-        """A job with no file finished for stall_timeout_s (its workers hang, or died with the queue lost) fails."""
+        """A job with no file finished for stall_timeout_s (its workers hang, or died with the queue lost) fails.
+        With a broker it is first planned again (celery_app.replan: a message of it may have been lost to a Redis
+        crash), and fails when it stalls again with no file finished since."""
         limit = self.settings.stall_timeout_s
         if not limit or job["state"] not in ACTIVE:
             return job
-        last = job.get("progress_at") or job.get("started_at") or job["created_at"]
+        replanned = job.get("replanned_at")
+        progress = job.get("progress_at") or job.get("started_at") or job["created_at"]
+        last = max(progress, replanned or "")  # ISO times of one format: ordered as strings
         if (datetime.now(UTC) - datetime.fromisoformat(last)).total_seconds() <= limit:
             return job
-        self.store.fail(job["id"], f"stalled: no file finished for {limit} s")
+        again = replanned is not None and progress <= replanned
+        if self.celery and not again:
+            from dogsearch.jobs.celery_app import replan
+
+            replan(self.celery, job)  # or another replica did, since this one read it
+            return self.store.get(job["id"]) or job
+        since = " since it was planned again" if again else ""
+        self.store.fail(job["id"], f"stalled: no file finished for {limit} s{since}")
         clean_up(self.store, job["id"])
         return self.store.get(job["id"]) or job
 

@@ -45,8 +45,9 @@ class JobsSettings(ServiceSettings):
         3, ge=1, description="a batch (or a check of new dogs against the watches) whose worker died running it this "
                              "many times fails instead of running again")
     stall_timeout_s: int = Field(
-        7200, ge=0, description="a job with no file finished for this long fails (queued behind other jobs too: "
-                                "keep it above the longest wait); 0: never")
+        7200, ge=0, description="a job with no file finished for this long (queued behind other jobs too: keep it "
+                                "above the longest wait) is planned again where a broker is set (a batch lost to a "
+                                "Redis crash), and fails when it stalls again; embedded, it fails; 0: never")
     min_free_bytes: int = Field(
         1024**3, ge=0, description="a zip upload is refused when unpacking it would leave less free disk than this")
     max_fields_bytes: int = Field(

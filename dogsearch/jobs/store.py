@@ -139,6 +139,15 @@ end
 return 0
 """
 
+# KEYS: job hash. ARGV: how many times the caller saw it planned again, now. Marks an active job planned once more,
+# unless another gateway replica's sweep did since it looked (that one sends it).
+_REPLAN = """
+local v = redis.call('HMGET', KEYS[1], 'state', 'replans')
+if (v[1] ~= 'queued' and v[1] ~= 'running') or tonumber(v[2] or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'replans', tonumber(ARGV[1]) + 1, 'replanned_at', ARGV[2])
+return 1
+"""
+
 
 class BrokerUnavailable(Unavailable):
     """Redis, which holds the jobs and the photos' hashes, does not answer: retry later (a 503, not a 500)."""
@@ -188,6 +197,7 @@ class RedisJobStore:
         self._record = self.r.register_script(_RECORD)
         self._transition = self.r.register_script(_TRANSITION)
         self._copied_late = self.r.register_script(_COPIED_LATE)
+        self._replan = self.r.register_script(_REPLAN)
 
     def _k(self, job_id: str, part: str = "") -> str:
         return f"{self.p}:job:{job_id}" + (f":{part}" if part else "")
@@ -216,6 +226,7 @@ class RedisJobStore:
         job["roots"] = json.loads(raw["roots"]) if raw.get("roots") else []
         job["reads"] = json.loads(raw["reads"]) if raw.get("reads") else None
         job["admin"] = raw.get("admin") == "true"  # a job made before it was recorded: not an admin's
+        job["replans"] = int(raw.get("replans") or 0)
         job["errors"] = [json.loads(e) for e in errors]
         return finish_rate(job)
 
@@ -244,6 +255,11 @@ class RedisJobStore:
         if self._transition(keys=[self._k(job_id)], args=["queued,running", "failed", "finished_at", now(),
                                                           "error", reason]) == 1:
             self._expire_bookkeeping(job_id)
+
+    def replan(self, job_id: str, seen: int) -> bool:
+        """Marks a stalled job planned again (`replans` + 1, `replanned_at`) if it is active and was planned again
+        `seen` times: True for the one caller that is to send it."""
+        return self._replan(keys=[self._k(job_id)], args=[seen, now()]) == 1
 
     def _expire_bookkeeping(self, job_id: str) -> None:
         with self.r.pipeline() as pipe:

@@ -61,7 +61,7 @@ def error_response(exc: DogsearchError, **said: Any) -> JSONResponse:
     status = status_of(exc)
     headers = None
     if status == 503:
-        headers = {"Retry-After": str(retry_after(exc))}
+        headers = {"Retry-After": str(retry_after(getattr(exc, "retry_after_s", None)))}
     elif status == 401:
         headers = {"WWW-Authenticate": "Bearer"}  # a key goes in Authorization: Bearer (or X-API-Key)
     # A server's own failure may name its files (a missing weights file, a data folder): the log keeps them.
@@ -69,12 +69,11 @@ def error_response(exc: DogsearchError, **said: Any) -> JSONResponse:
     return JSONResponse({"detail": reason, "code": exc.code, **said}, status_code=status, headers=headers)
 
 
-def retry_after(exc: DogsearchError) -> int:
-    """A 503's Retry-After, in whole seconds: when the part will be tried again, where the error knows (a model
-    waiting out its back-off after a failed load: asked sooner, it only fails again), else 1 (a full queue or a
-    restarting service: soon)."""
-    wait = getattr(exc, "retry_after_s", None)
-    return 1 if wait is None else max(1, math.ceil(wait))
+def retry_after(wait_s: float | None) -> int:
+    """A Retry-After (a 503's, a 429's), in whole seconds, at least 1: `wait_s` rounded up, where it is known (a
+    model waiting out its back-off after a failed load: asked sooner, it only fails again; a rate limit's bucket),
+    else 1 (a full queue or a restarting service: soon)."""
+    return 1 if wait_s is None else max(1, math.ceil(wait_s))
 
 
 class MalformedBody(InvalidInput):

@@ -9,6 +9,8 @@ import httpx
 
 from dogsearch.services.errors import UpstreamFailure, from_response
 
+KEEPALIVE_EXPIRY_S = 2.0
+
 
 class ServiceClient:
     service = "service"
@@ -19,7 +21,9 @@ class ServiceClient:
         """`token`: sent as Authorization: Bearer (the internal key, or a gateway API key)."""
         # With `app`, requests go through httpx's ASGI transport into that app, in this process.
         transport = httpx.ASGITransport(app=app) if app is not None else None
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        # An idle connection is let go well before our servers close theirs (keep_alive_s, 5 s by default): else a
+        # request sent as the server closes it meets a ReadError, an outage that never was.
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=KEEPALIVE_EXPIRY_S)
         # A dead service refuses the connection at once; a short connect timeout makes a hung host fail fast too.
         timeouts = httpx.Timeout(timeout, connect=min(timeout, 3.0))
         headers = {"Authorization": f"Bearer {token}"} if token else None

@@ -19,7 +19,9 @@ class ServerSettings(ServiceSettings):
                                                             "from the connection's start or the previous answer")
     body_timeout_s: float = Field(60.0, gt=0, description="a request's whole body must arrive within this from "
                                                           "its headers, else 408 (a 20 MB photo: 330 KB/s)")
-    keep_alive_s: float = Field(5.0, gt=0, description="an idle kept-alive connection is closed after this")
+    keep_alive_s: float = Field(5.0, ge=3, description="an idle kept-alive connection is closed after this (the "
+                                                        "services' own clients let theirs go after 2 s: a shorter "
+                                                        "one would close connections as they send)")
     max_header_bytes: int = Field(64 * 1024, ge=1024, description="a request's headers beyond this get 431")
     max_connections: int | None = Field(
         512, ge=1, description="connections and requests at once; beyond, new requests get 503 (null: no limit). "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 from celery import Celery
@@ -14,7 +16,7 @@ from dogsearch.core.memory import freeze_startup_objects
 from dogsearch.gallery.ingest import Ingestor
 from dogsearch.jobs.celery_app import create_celery
 from dogsearch.jobs.settings import JobsSettings
-from dogsearch.services.gateway.deps import build_watches, connect_gallery
+from dogsearch.services.gateway.deps import build_watches, close_locks, connect_gallery
 from dogsearch.services.gateway.samedog import SameDog
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.search.client import SearchClient
@@ -29,15 +31,22 @@ def worker_celery(settings: JobsSettings, gateway: GatewaySettings) -> Celery:
     """The Celery app of a worker: its threads each store photos as the gateway does (DOGSEARCH_GATEWAY_*: the
     same photo directory, limits, embedder and search services), and check the dogs a batch stored against the
     watches in a task of its own."""
-    def ingestor() -> Ingestor:
-        ingest = connect_gallery(gateway, settings.broker_url).ingest
+    @asynccontextmanager
+    async def ingestor() -> AsyncIterator[Ingestor]:
+        gallery = connect_gallery(gateway, settings.broker_url)
+        ingest = gallery.ingest
 
         async def enqueue(entry_ids: list[str]) -> None:
             await asyncio.to_thread(app.send_task, CHECK, (entry_ids,))
 
         ingest.on_stored = enqueue
         ingest.hashes = app.dogsearch_store
-        return ingest
+        try:
+            yield ingest
+        finally:  # the worker's shutdown: what connect_gallery made, closed
+            for client in (gallery.embedder, gallery.index):
+                await client.aclose()
+            await close_locks(gallery)
 
     def watches() -> Watches:
         if missing := missing_store(gateway):  # a worker never makes the store: it would be a store of its own

@@ -86,7 +86,7 @@ async def test_replicas_share_their_counts_through_redis():
         assert await one.take("key:bob") == 0
     finally:
         for limiter in (one, two):
-            await limiter.redis.aclose()
+            await limiter.aclose()
         client = redis_db()
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
@@ -101,4 +101,4 @@ async def test_without_redis_the_limiter_counts_in_memory_and_warns(caplog, monk
     waits = [await limit.take("addr:1.2.3.4") for _ in range(3)]
     assert waits[:2] == [0, 0] and waits[2] > 0
     assert sum("Redis unavailable" in r.getMessage() for r in caplog.records) == 1  # once, not per request
-    await limit.redis.aclose()
+    await limit.aclose()

@@ -2,7 +2,6 @@
 is one the schema describes (its status, its content type, its body's shape)."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -20,15 +19,14 @@ from schemathesis.checks import (
 
 from tests.fakes import fake_all_in_one
 from tests.images import solid
+from tests.processes import free_port
 
 
 @pytest.fixture(scope="module")
 def live_gateway(tmp_path_factory):
     app = fake_all_in_one(tmp_path_factory.mktemp("data"),
                           gateway_options={"max_upload_bytes": 100_000, "max_image_pixels": 500_000})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -1,7 +1,8 @@
 """Gateway replicas: two `dogsearch serve gateway` processes on one data folder and one broker take turns through
 Redis as one gateway's requests do. The same photo posted to both at once is stored once (one 201, one 409 where the
 fields differ), and of two jobs over the same photos posted to both at once one is accepted (one 202, one 409).
-Both were accepted by both before (each process's own lock, and the jobs' check-then-store, per process)."""
+Both were accepted by both before (each process's own lock, and the jobs' check-then-store, per process). A gateway
+and a worker close their connections to that Redis (the locks', the rate limit's) at their shutdown."""
 from __future__ import annotations
 
 import asyncio
@@ -9,10 +10,16 @@ import json
 import os
 import sys
 
+import celery.contrib.testing.tasks  # noqa: F401  (the ping task start_worker expects)
 import httpx
 import pytest
+from celery.contrib.testing.worker import start_worker
 
-from tests.jobs.servers import REDIS_URL, SlowModel
+from dogsearch.services.gateway.app import create_app
+from dogsearch.services.worker import worker_celery
+from tests.fakes import serving
+from tests.jobs.helpers import wait_until
+from tests.jobs.servers import REDIS_URL, SlowModel, redis_db
 from tests.processes import Process, free_port, http_ready
 
 
@@ -72,3 +79,41 @@ async def test_overlapping_jobs_posted_to_two_replicas_at_once_one_is_accepted(r
             assert refused.json()["job_id"] == accepted.json()["id"]
         jobs = (await client.get(f"{replicas[0].url}/v1/jobs")).json()["items"]
     assert len(jobs) == len([p for p in photos.iterdir() if p.is_dir()]), jobs
+
+
+def connections(*names: str) -> set[str]:
+    """The ids of the connections to the tests' Redis db that clients of these names keep open (SharedLocks',
+    RedisRateLimit's CLIENT SETNAME). By id: clients an earlier test of the run left to the garbage collector may
+    still be open."""
+    client = redis_db()
+    try:
+        db = str(client.connection_pool.connection_kwargs["db"])
+        return {c["id"] for c in client.client_list() if c["name"] in names and c["db"] == db}
+    finally:
+        client.close()
+
+
+async def test_a_gateway_and_a_worker_close_their_connections_to_redis_at_their_shutdown(settings, photos):
+    jobs, gateway = settings
+    folder = sorted(p for p in photos.iterdir() if p.is_dir())[0]
+    before = connections("dogsearch-locks", "dogsearch-ratelimit")
+    app = create_app(gateway.model_copy(update={"rate_limit_per_minute": 600}), jobs_settings=jobs)
+    async with serving(app) as client:
+        added = await client.post("/v1/dogs", files={"image": ("d.jpg", next(folder.glob("*.jpg")).read_bytes())})
+        assert added.status_code == 201, added.text  # under the photo's and the dog's locks, rate-limited
+        job = await client.post("/v1/jobs/index", json={"path": str(folder)})  # under the jobs' lock
+        assert job.status_code == 202, job.text
+        locks, limits = connections("dogsearch-locks") - before, connections("dogsearch-ratelimit") - before
+        assert len(locks) >= 2 and len(limits) >= 1
+    assert not connections("dogsearch-locks", "dogsearch-ratelimit") & (locks | limits)
+
+    before = connections("dogsearch-locks")
+    app = worker_celery(jobs, gateway)
+    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, shutdown_timeout=20) as worker:
+        store = app.dogsearch_store
+        done = await wait_until(lambda: store.get(job.json()["id"])["state"] == "done", 30,
+                                lambda: f"the job is {store.get(job.json()['id'])}")
+        locks = connections("dogsearch-locks") - before
+        assert done and len(locks) >= 1  # the locks of its batches
+        await asyncio.to_thread(worker.stop)  # a warm shutdown, as at a SIGTERM (the harness's own is a cold one)
+        assert not connections("dogsearch-locks") & locks

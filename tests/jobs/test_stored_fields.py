@@ -105,9 +105,10 @@ async def test_an_admin_s_job_fills_in_what_another_key_s_dog_lacks_as_the_admin
         return await wait_job(keyed, r.json()["id"], headers=as_(key))
 
     bobs = await index("bob")
-    assert (bobs["indexed"], bobs["failed"]) == (3, 1), bobs
+    assert (bobs["owner"], bobs["admin"], bobs["indexed"], bobs["failed"]) == ("bob", False, 3, 1), bobs
     assert f"dog {rex['id']}, another key's" in bobs["errors"][0]["reason"]
     roots = await index("root")
-    assert (roots["state"], roots["already_stored"], roots["failed"]) == ("done", 4, 0), roots
+    assert (roots["owner"], roots["admin"], roots["state"], roots["already_stored"], roots["failed"]) == \
+        ("root", True, "done", 4, 0), roots
     dog = (await keyed.get(f"/v1/dogs/{rex['id']}", headers=as_("alice"))).json()
     assert (dog["owner"], dog["payload"]["shelter"]) == ("alice", "north")

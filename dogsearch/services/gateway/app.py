@@ -19,13 +19,13 @@ from dogsearch.gallery.layout import undated, upgrade
 from dogsearch.jobs.service import Jobs
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.services.embedder.client import EmbedderClient
-from dogsearch.services.gateway.deps import Parts, build_gallery, build_watches
+from dogsearch.services.gateway.deps import Parts, build_gallery, build_watches, close_locks
 from dogsearch.services.gateway.metrics import JobPhotos
 from dogsearch.services.gateway.openapi import install_openapi
 from dogsearch.services.gateway.poses import StoredPoses
 from dogsearch.services.gateway.routers import ALL as ROUTERS
 from dogsearch.services.gateway.samedog import SameDog
-from dogsearch.services.gateway.security import Access
+from dogsearch.services.gateway.security import Access, rate_limit
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.gateway.web import DEFAULT_WEB_DIR, SecurityHeaders, install_web
 from dogsearch.services.gateway.webhooks import WebhookSender
@@ -70,6 +70,8 @@ def create_app(
     gallery.on_deleted = _end_watches(watches)
     gallery.ingest.hashes = bulk.store  # every new photo's look-alikes, by the hashes the jobs file too
     parts = Parts(settings, gallery, bulk, pose_client, StoredPoses(pose_client, gallery), same_dog, watches)
+    # counts shared by the replicas through the broker
+    limit = rate_limit(settings.rate_limit_per_minute, settings.rate_limit_burst, bulk.settings.broker_url)
 
     upgrading: list[asyncio.Task] = []
 
@@ -90,6 +92,9 @@ def create_app(
                 await asyncio.gather(delivering, return_exceptions=True)
                 for client in (embedder, search_client, pose_client, sender):
                     await client.aclose()
+                if limit is not None:
+                    await limit.aclose()
+                await close_locks(gallery)
                 await asyncio.to_thread(watches.store.close)
 
     app = FastAPI(title="dogsearch", version="0.1.0", description="Find the most similar dogs in a collection from "
@@ -119,8 +124,7 @@ def create_app(
                     "with `dogsearch keys add` and set DOGSEARCH_GATEWAY_API_KEYS")
     access = {"keyring": keyring, "anonymous_search": settings.anonymous_search,
               "internal_key": settings.internal_secret, "trusted_proxies": settings.trusted_proxies,
-              "per_minute": settings.rate_limit_per_minute, "burst": settings.rate_limit_burst,
-              "redis_url": bulk.settings.broker_url}  # counts shared by the replicas through the broker
+              "limit": limit}
     # Bodies are refused before they are read: a photo's limit for forms, a zip's only where zips go, JSON's for
     # any other body (every route still checks its own limit); what is not allowed is refused before that (Access).
     # JSON's grows with a job's payload limit: each of its bytes may be sent as an escape of up to 6.

@@ -46,6 +46,13 @@ def build_gallery(settings: GatewaySettings, embedder: EmbedderClient, search: S
     return gallery
 
 
+async def close_locks(gallery: Gallery) -> None:
+    """Closes the Redis client of the locks build_gallery gave `gallery` where a broker is set (at the shutdown of
+    whoever built it)."""
+    if gallery.ingest.locks.shared is not None:  # the dogs' locks share it
+        await gallery.ingest.locks.shared.aclose()
+
+
 def build_watches(settings: GatewaySettings, index: SearchClient, same_dog: SameDog, *, make: bool) -> Watches:
     """The watches on the settings' SQLite file: the gateway's (`make`: it alone makes the file) and each Celery
     worker thread's and `dogsearch check`'s (the store the gateway made, else StoreMissing)."""

@@ -181,7 +181,11 @@ class Job(BaseModel):
     path: str
     labels: str | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
-    owner: str | None = Field(None, description="the name of the API key that started it")
+    owner: str | None = Field(None, description="the name of the API key that started it; null: no key (an open "
+                                                "service, or `dogsearch index` on the workers' host)")
+    admin: bool = Field(False, description="started with admin rights (an admin key, an open service, `dogsearch "
+                                           "index` on the workers' host): its photos fill in what another key's dog "
+                                           "lacks, as an admin's POST /v1/dogs does")
     total: int = Field(..., description="files found (known once the job is running)")
     indexed: int = Field(..., description="photos stored by this job, near-duplicates included")
     duplicates: int = Field(..., description="skipped: the same bytes came earlier in the job or were already stored")
@@ -195,6 +199,8 @@ class Job(BaseModel):
     skipped_files: list[str] = Field(default_factory=list, description="the first of them")
     errors: list[JobError] = Field(..., description="the first failures, each with its reason")
     error: str | None = Field(None, description="why the whole job failed")
+    replans: int = Field(0, description="times it was planned again, having stalled (with a broker: a batch of it may "
+                                        "have been lost to a Redis crash); stalled again since, it fails")
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
@@ -241,6 +247,22 @@ class WatchRequest(WatchConditions):
                         description="the stored dog to watch for (its photos are compared)")
 
 
+class Attempt(BaseModel):
+    n: int
+    at: str
+    status: int | None = Field(None, description="the webhook's HTTP status; null: no answer (see error)")
+    error: str | None = None
+
+
+class Delivery(BaseModel):
+    state: Literal["pending", "sending", "delivered", "failed"]
+    attempts: int
+    last_status: int | None = Field(None, description="the webhook's HTTP status at the last attempt")
+    last_error: str | None = None
+    delivered_at: str | None = None
+    history: list[Attempt] = Field(default_factory=list, description="each attempt, first first")
+
+
 class Watch(BaseModel):
     id: str
     dog_id: str | None = Field(None, description="the watched dog; null: made from uploaded photos")
@@ -252,6 +274,8 @@ class Watch(BaseModel):
     created_at: str = Field(..., description="dogs stored from then on are checked against it")
     ended_at: str | None = Field(None, description="when its dog (dog_id) was deleted, which ended it: it matches no "
                                                    "more, and its inbox stays until it is deleted; null: watching")
+    ended_delivery: Delivery | None = Field(None, description="the delivery of its end to its webhook (`watch.ended`), "
+                                                              "as a match's; null: open, or no webhook")
     photos: int = Field(..., description="how many photos' vectors it compares")
     matches_url: str
 
@@ -270,22 +294,6 @@ class WatchSecret(BaseModel):
 
 class WatchList(BaseModel):
     items: list[Watch]
-
-
-class Attempt(BaseModel):
-    n: int
-    at: str
-    status: int | None = Field(None, description="the webhook's HTTP status; null: no answer (see error)")
-    error: str | None = None
-
-
-class Delivery(BaseModel):
-    state: Literal["pending", "sending", "delivered", "failed"]
-    attempts: int
-    last_status: int | None = Field(None, description="the webhook's HTTP status at the last attempt")
-    last_error: str | None = None
-    delivered_at: str | None = None
-    history: list[Attempt] = Field(default_factory=list, description="each attempt, first first")
 
 
 class WatchMatch(BaseModel):

@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from dogsearch.core.access import NOBODY, OPEN, Caller, Keyring, Scope, check_internal
 from dogsearch.core.errors import Forbidden, Unauthenticated
-from dogsearch.services.errors import error_response
+from dogsearch.services.errors import error_response, retry_after
 from dogsearch.services.internal import TRUSTED, TwoKeys, presented_key
 from dogsearch.services.ops import LOGGED
 
@@ -84,6 +84,9 @@ class RateLimit:
         """Seconds to wait before a call would be allowed; 0 when this one is (and its cost was spent)."""
         return self._take_here(client, cost)
 
+    async def aclose(self) -> None:
+        """Lets go of what it holds outside this process (at the gateway's shutdown): nothing here."""
+
     def _take_here(self, client: str, cost: int) -> float:
         now = time.monotonic()
         tokens, last = self._buckets.pop(client, (float(self.burst), now))
@@ -125,7 +128,8 @@ class RedisRateLimit(RateLimit):
 
         super().__init__(per_minute, burst)
         self.prefix = prefix
-        self.redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
+                                             client_name="dogsearch-ratelimit")
         self._script = self.redis.register_script(_BUCKET)
         self._warned_at = -math.inf
 
@@ -141,21 +145,27 @@ class RedisRateLimit(RateLimit):
                             extra={"error": f"{type(exc).__name__}: {exc}"})
             return self._take_here(client, cost)
 
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+def rate_limit(per_minute: int, burst: int, redis_url: str | None) -> RateLimit | None:
+    """The gateway's limiter: None without a limit; in Redis (shared by the replicas) where `redis_url` is set."""
+    if not per_minute:
+        return None
+    return RedisRateLimit(redis_url, per_minute, burst) if redis_url else RateLimit(per_minute, burst)
+
 
 class Access:
     """Resolves each request's caller from its key (X-API-Key or Authorization: Bearer), rate-limits on the key's
     name (else the client's address), and refuses what the caller's scope does not allow: 401 without a known key
     (or with two different ones), 403 with one that lacks the scope, 429 past the limit. The caller goes in the scope
-    for the routes."""
+    for the routes. `limit`: rate_limit's (made and closed by the app, whose lifespan this middleware never sees)."""
 
     def __init__(self, app, *, keyring: Keyring, anonymous_search: bool = False, internal_key: str | None = None,
-                 trusted_proxies: Sequence[Network] = (), per_minute: int = 0, burst: int = 60,
-                 redis_url: str | None = None) -> None:
+                 trusted_proxies: Sequence[Network] = (), limit: RateLimit | None = None) -> None:
         self.app, self.keyring, self.anonymous_search = app, keyring, anonymous_search
-        self.internal_key, self.trusted = internal_key, list(trusted_proxies)
-        self.limit: RateLimit | None = None
-        if per_minute:
-            self.limit = RedisRateLimit(redis_url, per_minute, burst) if redis_url else RateLimit(per_minute, burst)
+        self.internal_key, self.trusted, self.limit = internal_key, list(trusted_proxies), limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -220,4 +230,4 @@ class Access:
 def _too_many(wait: float) -> JSONResponse:
     REFUSED.labels("rate_limited").inc()
     return JSONResponse({"detail": "rate limit exceeded, slow down", "code": "rate_limited"}, 429,
-                        headers={"Retry-After": str(math.ceil(wait))})
+                        headers={"Retry-After": str(retry_after(wait))})
