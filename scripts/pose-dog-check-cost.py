@@ -1,4 +1,4 @@
-"""What the dog check of the gateway's POST /v1/pose (a photo sent without a box: `Gallery.shows_a_dog`, the
+"""What the dog check of the gateway's POST /v1/pose (a photo sent without a box: `Gallery.dog_boxes`, the
 embedder's detector and verifier) costs next to the pose itself: the shipped models, all services in this process,
 on the sample queries; milliseconds of the process's CPU (all its threads) and of wall time a photo, medians, as one
 JSON line. For docs/pose.md.
@@ -25,7 +25,7 @@ async def measure(rounds: int) -> dict:
     with tempfile.TemporaryDirectory() as data_dir:
         app = create_all_in_one(Path(data_dir))
         parts = app.state.parts
-        calls = {"check": parts.gallery.shows_a_dog, "pose": parts.pose.pose}
+        calls = {"check": parts.gallery.dog_boxes, "pose": parts.pose.pose}
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
         async with app.router.lifespan_context(app):
             for data in photos[:3]:  # the models loaded, their threads warm

@@ -9,10 +9,12 @@ while a server has it open: stop it, or use --search-url); the photos in --photo
 the jobs and the filed hashes in Redis when DOGSEARCH_BROKER_URL is set, else in --data-dir's jobs/ (the hashes are
 not checked against a search service by URL without a broker: where its gateway files them is not known here); the
 watches in the gateway's watch store (DOGSEARCH_GATEWAY_WATCHES_PATH, else watches/ beside the photos; opened, never
-made). --drop-missing deletes through the gateway's gallery, as the API's deletes of the lost photos would: a dog that
-keeps another photo keeps its cover, one that keeps none is deleted and its watches end. Open watches of a dog no
-entry names any more (its delete could not tell the watch store, or came from a version before deletes ended
-watches) are listed, and ended by --repair."""
+made). --repair runs the storage layout's upgrade a gateway runs at its start (dogs an older release stored), and gives
+a dog without a cover (an older --drop-missing deleted the cover's entry alone) one, through the gateway's gallery;
+--drop-missing deletes through it too, as the API's deletes of the lost photos would: a dog that keeps another photo
+keeps its cover, one that keeps none is deleted and its watches end. Open watches of a dog no entry names any more
+(its delete could not tell the watch store, or came from a version before deletes ended watches) are listed, and
+ended by --repair."""
 from __future__ import annotations
 
 import argparse
@@ -28,7 +30,8 @@ def add_parser(sub) -> None:
     check = sub.add_parser("check", help="find (and with --repair fix) entries without photos, photos without "
                                          "entries, vectors of another model, stuck jobs, given-up watch checks")
     check.add_argument("--repair", action="store_true",
-                       help="remove orphan photo files, hash and file photos without their look-alike hash, fail "
+                       help="remove orphan photo files, give dogs without a cover one, upgrade dogs of an older "
+                            "release's storage layout, hash and file photos without their look-alike hash, fail "
                             "stuck jobs, run given-up watch checks again here, end the open watches of dogs no longer "
                             "stored (entries without photos: see --drop-missing)")
     check.add_argument("--drop-missing", action="store_true",
@@ -78,13 +81,13 @@ async def check(args: argparse.Namespace) -> dict[str, Any]:
     store = await asyncio.to_thread(_job_store, layout, args.search_url)
     try:
         async with (_index(args.search_url, layout) as index, _watch_store(settings, index) as watch_store,
-                    _deleting(settings, index, store, watch_store, args.drop_missing) as (deleter, ended)):
+                    _repairing(settings, index, store, watch_store, args.repair) as (repairer, ended)):
             model = await _collection_model(index)
             with (_bar("entries", await _count(index)) as entries, _bar("photo files", None) as files,
                   _bar("photos hashed", None) as hashed):
                 bars = {"entries": entries, "files": files, "hashes": hashed}
-                gallery = await check_gallery(index, photos, model, repair=args.repair, drop_missing=deleter,
-                                              grace_s=args.grace_s, hashes=store,
+                gallery = await check_gallery(index, photos, model, repair=args.repair, gallery=repairer,
+                                              drop_missing=args.drop_missing, grace_s=args.grace_s, hashes=store,
                                               progress=lambda kind, n: bars[kind].update(n))
             watches = await _check_watches(watch_store, index, args.repair, settings) | {"ended": sum(ended)}
         jobs = await asyncio.to_thread(_check_jobs, store, args.repair, args.stuck_after_s)
@@ -92,7 +95,9 @@ async def check(args: argparse.Namespace) -> dict[str, Any]:
         if store is not None:
             store.close()
     left = (len(gallery.orphan_files) - gallery.removed_files + len(gallery.missing_photos) - gallery.dropped_entries
-            + len(gallery.other_model) + gallery.unhashed - gallery.hashed + gallery.unfiled - gallery.filed
+            + len(gallery.other_model) + len(gallery.without_cover) - gallery.covers_given
+            + gallery.old_layout - gallery.upgraded
+            + gallery.unhashed - gallery.hashed + gallery.unfiled - gallery.filed
             + gallery.unmarked_copies - gallery.marked
             + len(jobs["stuck"]) - jobs["failed"]
             + len(watches["given_up"]) - watches["checked_again"]
@@ -109,6 +114,9 @@ def summary(report: dict[str, Any]) -> str:
         "missing": (f" ({g['dropped_entries']} dropped, {w['ended']} watches of their dogs ended)"
                     if g["dropped_entries"]
                     else " (upload their photos again, or --repair --drop-missing)" if missing else ""),
+        "covers": f" ({g['covers_given']} given one)" if report["repair"] else "",
+        "old": f" ({g['upgraded']} upgraded)" if report["repair"] else
+        " (a gateway's start upgrades them, as --repair does)" if g["old_layout"] else "",
         "stuck": f" ({j['failed']} failed)" if report["repair"] else "",
         "given_up": f" ({w['checked_again']} checked again)" if report["repair"] else "",
         "gone": f" ({w['ended_of_gone']} ended)" if report["repair"] else "",
@@ -120,19 +128,22 @@ def summary(report: dict[str, Any]) -> str:
                   f"{g['unmarked_copies']} unmarked copies of older photos{marked}")
     else:
         hashes = "look-alike hashes not checked (no job store)"
-    repairable = (g["orphan_files"] or g["unhashed"] or g["unfiled"] or g["unmarked_copies"] or j["stuck"]
-                  or w["given_up"] or w["of_gone_dogs"])
+    repairable = (g["orphan_files"] or g["without_cover"] or g["old_layout"] or g["unhashed"] or g["unfiled"]
+                  or g["unmarked_copies"] or j["stuck"] or w["given_up"] or w["of_gone_dogs"])
     end = ("" if report["ok"] else "; not all fixed" + (
         # the usual case after a broker is turned on for a gallery: its old photos' hashes are not in Redis
-        ": --repair removes the orphan files, hashes and files the photos, marks the copies, fails the stuck jobs, "
-        "runs the given-up watch checks again and ends the watches of dogs no longer stored"
+        ": --repair removes the orphan files, gives the dogs without a cover one, upgrades the older release's dogs, "
+        "hashes and files the photos, marks the copies, fails the stuck jobs, runs the given-up watch checks again "
+        "and ends the watches of dogs no longer stored"
         if repairable and not report["repair"] else ""))
     given_up = [f"watch check {c['key']} of {len(c['entries'])} new dogs, given up {c['gave_up_at']}: "
                 f"{c['reason'] or 'why was not kept (given up by an older version)'}" for c in w["given_up"]]
     return "\n".join([
         f"checked {g['entries']} entries and {g['files']} photo files: {missing} without their photo"
         f"{fixes['missing']}, {len(g['orphan_files'])} orphan photo files{fixes['orphans']}, "
-        f"{len(g['other_model'])} of another model than {g['model']!r}, {hashes}, "
+        f"{len(g['without_cover'])} dogs without a cover{fixes['covers']}, {g['old_layout']} dogs of an older "
+        f"release's storage layout{fixes['old']}, {len(g['other_model'])} of another model than {g['model']!r}, "
+        f"{hashes}, "
         f"{len(j['stuck'])} stuck jobs{fixes['stuck']}, {len(w['given_up'])} given-up watch checks"
         f"{fixes['given_up']}, {len(w['of_gone_dogs'])} open watches of dogs no longer stored{fixes['gone']}{end}",
         *given_up])
@@ -227,15 +238,16 @@ async def _watch_store(settings, index):
 
 
 @asynccontextmanager
-async def _deleting(settings, index, store, watches, drop_missing: bool):
-    """With `drop_missing`: the gateway's gallery on `index`, which deletes as the API does (it embeds nothing here:
-    no embedder), taking turns with the gateway replicas and the workers where a broker is set, re-pointing copies by
-    the hashes filed in `store`, and ending the watches of each dog it deletes; and how many each delete ended."""
+async def _repairing(settings, index, store, watches, repair: bool):
+    """With `repair`: the gateway's gallery on `index`, which gives covers and deletes as the API does (it embeds
+    nothing here: no embedder), taking turns with the gateway replicas and the workers where a broker is set,
+    re-pointing copies by the hashes filed in `store`, and ending the watches of each dog it deletes; and how many
+    each delete ended."""
     from dogsearch.jobs.settings import JobsSettings
-    from dogsearch.services.gateway.deps import build_gallery
+    from dogsearch.services.gateway.deps import build_gallery, close_locks
 
     ended: list[int] = []
-    if not drop_missing:
+    if not repair:
         yield None, ended
         return
     gallery = build_gallery(settings, None, index, broker_url=JobsSettings().broker_url)
@@ -247,8 +259,7 @@ async def _deleting(settings, index, store, watches, drop_missing: bool):
     try:
         yield gallery, ended
     finally:
-        if gallery.ingest.locks.shared is not None:  # the Redis of the shared locks
-            await gallery.ingest.locks.shared.redis.aclose()
+        await close_locks(gallery)
 
 
 async def _check_watches(watches, index, repair: bool, settings) -> dict[str, Any]:

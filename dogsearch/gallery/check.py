@@ -10,6 +10,11 @@ What is repaired and what is only reported:
   are content hashes), and removed only with `drop_missing`: the entry holds the dog's fields (name, owner, report),
   which nothing else keeps. Removed as the API's deletes of those photos would (Gallery.drop_photos): a dog that
   keeps another photo keeps a cover, its place and its fields; one that keeps none is deleted;
+- a dog none of whose entries is its cover (an older `drop_missing` deleted the cover's entry alone): the API reads
+  no such dog. Repaired as Gallery.drop_photos would have left it: a photo that stays made its cover (give_cover);
+- entries an older release stored (gallery/layout.py: no `dog_id`, which the API does not read, or a dog not dated,
+  which no list shows), left until a gateway starts: repaired by the same upgrade the gateway runs at its start
+  (idempotent and lock-free, as the gateway replicas run it side by side), before what reads their dogs by id;
 - an entry whose vector is another model's: reported; `dogsearch reindex` or a re-upload makes it again;
 - a photo without its perceptual hash (stored before every new photo got one), or whose hash is not filed where new
   photos' look-alikes are found (the job store: lost with a Redis flushed or a jobs/ folder removed): such a photo is
@@ -34,6 +39,7 @@ from dogsearch.core.images import ImageRejected
 from dogsearch.gallery.contracts import Hashes, Index
 from dogsearch.gallery.gallery import Gallery
 from dogsearch.gallery.ingest import LookAlike, copied_dog, stored_order
+from dogsearch.gallery.layout import undated, upgrade
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.search.contract import CollectionMissing
 
@@ -49,6 +55,10 @@ class GalleryCheck:
     missing_photos: list[dict[str, Any]] = field(default_factory=list)  # {"id", "dog_id", "photo_id", "format"}
     orphan_files: list[str] = field(default_factory=list)  # relative to the photo store
     other_model: list[dict[str, Any]] = field(default_factory=list)  # {"id", "model"}
+    without_cover: list[str] = field(default_factory=list)  # dogs none of whose entries is the cover
+    covers_given: int = 0
+    old_layout: int = 0  # dogs an older release stored that the layout's upgrade has not upgraded (layout.undated)
+    upgraded: int = 0  # of them
     removed_files: int = 0
     dropped_entries: int = 0
     hashes_checked: bool = False  # False: no hash store was given
@@ -67,7 +77,8 @@ class GalleryCheck:
 
 @dataclass
 class _PhotoHashes:
-    """What the walk learnt of the photos' hashes: each photo's entries, its hash where they hold one."""
+    """What the walk learnt of the photos' hashes (each photo's entries, its hash where they hold one) and of the
+    dogs' covers."""
 
     entries: dict[str, list[str]] = field(default_factory=dict)  # photo id: its entries, in the walk's order
     hashes: dict[str, int] = field(default_factory=dict)
@@ -76,6 +87,8 @@ class _PhotoHashes:
     order: dict[str, tuple[str, str]] = field(default_factory=dict)  # photo id: where it stands in the stored order
     marks: dict[str, str] = field(default_factory=dict)  # photo id: the dog whose photo it copies, as its entries say
     entry_of: dict[str, tuple[str, str]] = field(default_factory=dict)  # entry id: (its photo, its dog)
+    dogs: set[str] = field(default_factory=set)  # the dogs the entries name
+    covered: set[str] = field(default_factory=set)  # those of them with a cover among the entries
 
     def add(self, point: dict[str, Any]) -> None:
         payload = point["payload"]
@@ -90,29 +103,53 @@ class _PhotoHashes:
             self.hashes.setdefault(photo, int(payload["phash"], 16))
         else:
             self.unhashed.add(photo)
+        if payload.get("dog_id") is not None:  # an entry of the old layout is its own dog's cover
+            self.dogs.add(payload["dog_id"])
+            if payload.get("cover"):
+                self.covered.add(payload["dog_id"])
+
+    def forget(self, photos: set[str]) -> None:
+        """`photos` no longer stored (dropped): none to hash, file, mark, or find as a look-alike."""
+        for photo in photos:
+            for entry in self.entries.pop(photo, []):
+                self.entry_of.pop(entry, None)
+            for of_photo in (self.hashes, self.formats, self.order, self.marks):
+                of_photo.pop(photo, None)
+        self.unhashed -= photos
 
 
 async def check_gallery(index: Index, photos: PhotoStore, model: str | None, *, repair: bool = False,
-                        drop_missing: Gallery | None = None, grace_s: float = 600.0, hashes: Hashes | None = None,
+                        gallery: Gallery | None = None, drop_missing: bool = False, grace_s: float = 600.0,
+                        hashes: Hashes | None = None,
                         progress: Callable[[str, int], None] | None = None) -> GalleryCheck:
-    """`model`: the collection's (None: no collection yet). `drop_missing`: with `repair`, the gallery (on `index`
-    and `photos`) that deletes the entries whose photo is missing (None: they are only reported). `hashes`: where
-    photos' hashes are filed (None: they are not checked). `progress("entries" | "files" | "hashes", n)`: after each
-    page of entries, each 100 files, each page of photos hashed."""
+    """`model`: the collection's (None: no collection yet). `gallery`: with `repair`, the gallery (on `index` and
+    `photos`) that repairs dogs as the API would, taking turns with it: gives covers, and with `drop_missing`
+    deletes the entries whose photo is missing (None: both only reported). `hashes`: where photos' hashes are filed
+    (None: they are not checked). `progress("entries" | "files" | "hashes", n)`: after each page of entries, each
+    100 files, each page of photos hashed."""
     report = GalleryCheck(model=model, hashes_checked=hashes is not None)
     seen = _PhotoHashes()
     await _scan_entries(index, photos, report, seen, progress)
+    report.without_cover = await _without_cover(index, seen)
+    report.old_layout = await undated(index)
     await asyncio.to_thread(_scan_files, photos, set(seen.entries), report, grace_s, progress)
-    unfiled, copies = await asyncio.to_thread(_look_up, hashes, seen) if hashes is not None else ([], {})
-    report.unhashed, report.unfiled = len(seen.unhashed), len(unfiled)
     if repair:
         await _remove_orphans(index, photos, report, grace_s)
-        if drop_missing is not None:
-            await _drop_missing(drop_missing, report)
-        if hashes is not None:
-            await _repair_hashes(index, photos, hashes, seen, unfiled, report, progress)
-            if report.hashed or report.filed:  # photos hashed or filed only now are copies, or originals, too
-                _, copies = await asyncio.to_thread(_look_up, hashes, seen)
+        if report.old_layout:  # first: the drops and covers below find a dog by its entries' dog_id
+            await upgrade(index)
+            report.upgraded = max(0, report.old_layout - await undated(index))
+        if gallery is not None:
+            if drop_missing:
+                await _forget(index, seen, await _drop_missing(gallery, report))
+            for dog in report.without_cover:  # after the drops: a dog they deleted needs none
+                report.covers_given += await gallery.give_cover(dog)
+    # after the drops: a photo dropped is none to hash or file (the next check would not count it)
+    unfiled, copies = await asyncio.to_thread(_look_up, hashes, seen) if hashes is not None else ([], {})
+    report.unhashed, report.unfiled = len(seen.unhashed), len(unfiled)
+    if repair and hashes is not None:
+        await _repair_hashes(index, photos, hashes, seen, unfiled, report, progress)
+        if report.hashed or report.filed:  # photos hashed or filed only now are copies, or originals, too
+            _, copies = await asyncio.to_thread(_look_up, hashes, seen)
     if hashes is not None:
         report.unmarked_copies = len(copies)
         report.copies = [{"photo_id": photo, "of_dog": dog} for photo, dog in copies.items()]
@@ -144,6 +181,12 @@ async def _scan_entries(index: Index, photos: PhotoStore, report: GalleryCheck, 
         offset = page["next"]
         if offset is None:
             return
+
+
+async def _without_cover(index: Index, seen: _PhotoHashes) -> list[str]:
+    """The dogs the walk found no cover of that still have none: a second look, as a cover moved by a delete during
+    the walk (from an entry not walked yet to one walked already) is missed by it."""
+    return [dog for dog in sorted(seen.dogs - seen.covered) if not await index.count({"dog_id": dog, "cover": True})]
 
 
 def _missing(photos: PhotoStore, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -204,7 +247,8 @@ def _removed_if_older(path, limit: float) -> bool:
     return True
 
 
-async def _drop_missing(gallery: Gallery, report: GalleryCheck) -> None:
+async def _drop_missing(gallery: Gallery, report: GalleryCheck) -> set[str]:
+    """Drops the entries whose photo is still missing: the photos no entry shows now."""
     lost: dict[str, set[str]] = {}  # dog id: its photos lost
     for entry in report.missing_photos:
         fmt = entry["format"]
@@ -213,6 +257,18 @@ async def _drop_missing(gallery: Gallery, report: GalleryCheck) -> None:
         lost.setdefault(entry["dog_id"], set()).add(entry["photo_id"])
     for dog, photos in lost.items():
         report.dropped_entries += await gallery.drop_photos(dog, photos)
+    return {photo for photo in set().union(*lost.values()) if not await _shown(gallery.index, photo)}
+
+
+async def _forget(index: Index, seen: _PhotoHashes, dropped: set[str]) -> None:
+    """Forgets the `dropped` photos, and reads again the marks of the copies of the dogs that went with them: their
+    deletes re-pointed those (Ingestor.repoint_copies)."""
+    dogs = {dog for _, dog in seen.entry_of.values()}
+    seen.forget(dropped)
+    gone = dogs - {dog for _, dog in seen.entry_of.values()}
+    copies = {seen.entries[photo][0]: photo for photo, dog in seen.marks.items() if dog in gone}
+    for entry, point in (await index.lookup(list(copies)) if copies else {}).items():
+        seen.marks[copies[entry]] = point["payload"]["near_duplicate_of"]
 
 
 def _look_up(hashes: Hashes, seen: _PhotoHashes) -> tuple[list[str], dict[str, str]]:

@@ -204,16 +204,33 @@ class Gallery:
             await self.on_deleted(dog_id)
         return len(gone)
 
+    async def give_cover(self, dog_id: str) -> bool:
+        """Gives a dog none of whose entries is its cover (what `dogsearch check --drop-missing` left before
+        drop_photos: the API reads no such dog) one, as drop_photos does: a photo that stays (the fields are on each
+        entry), dated by the dog's first photo stored, as the layout's upgrade dates a dog (the cover's date went
+        with it). False: it has a cover again, or no entry (since the caller looked)."""
+        async with self.ingest.dog_locks.hold([dog_id]):
+            entries = await self._entries({"dog_id": dog_id})
+            if not entries or any(Photo.from_entry(e).cover for e in entries):
+                return False
+            first = min(entries, key=lambda e: (e["payload"].get("created_at", ""), e["id"]))
+            await self._new_cover(dog_id, entries, first)
+            return True
+
     async def _remove(self, dog_id: str, entries: list[dict[str, Any]], gone: list[dict[str, Any]]) -> None:
         """Removes `gone`, some but not all of the dog's `entries`."""
         removed = {e["id"] for e in gone}
         if cover := next((e for e in gone if Photo.from_entry(e).cover), None):
             # a new cover first: the dog is never without one, nor its place
-            created = cover["payload"].get("dog_created_at") or \
-                dog_created_at(dog_id, cover["payload"].get("created_at", ""))
-            await self.index.set_payload([next(e["id"] for e in entries if e["id"] not in removed)],
-                                         {"cover": True, "dog_created_at": created})
+            await self._new_cover(dog_id, [e for e in entries if e["id"] not in removed], cover)
         await self._delete_entries(gone)
+
+    async def _new_cover(self, dog_id: str, kept: list[dict[str, Any]], dated_by: dict[str, Any]) -> None:
+        """The first of `kept` (entries of the dog that stay) made its cover, with the place in the newest-first list
+        of `dated_by` (the cover it replaces; else the entry whose photo dates the dog)."""
+        created = dated_by["payload"].get("dog_created_at") or \
+            dog_created_at(dog_id, dated_by["payload"].get("created_at", ""))
+        await self.index.set_payload([kept[0]["id"]], {"cover": True, "dog_created_at": created})
 
     async def mark_photo(self, dog_id: str, photo: str, box: Box) -> Dog:
         """Where the dog is in one of its photos, as its user marks it (the detector boxed another dog, or part of
@@ -321,13 +338,14 @@ class Gallery:
                                                    boxes=None if box is None else [box])
         return embedding.photos[0]
 
-    async def shows_a_dog(self, image: bytes) -> None:
-        """NoDogFound, saying what the photo seems to show, where a search would refuse it for want of a dog: for
-        what finds a photo's dogs elsewhere (a pose), which would read a dog into a photo of a car. Asks nothing where
-        dogs are not required (the whole photo is then the dog). The photo's header is the caller's to check."""
-        if self.require_dog:
-            embedding = await self.embedder.embed_dogs([image], vectors=False, seems=False)
-            pick(embedding.photos[0], 0)
+    async def dog_boxes(self, image: bytes) -> list[Box]:
+        """The boxes of the photo's dogs as a search finds them (the whole photo for a dog it takes whole), largest
+        first, for what poses them elsewhere; NoDogFound, saying what the photo seems to show, where a search would
+        refuse it for want of a dog. The photo's header is the caller's to check."""
+        embedding = await self.embedder.embed_dogs([image], whole_if_none=not self.require_dog, vectors=False,
+                                                   seems=False)
+        pick(embedding.photos[0], 0)
+        return [dog.box for dog in embedding.photos[0].dogs]
 
     async def preview(self, image: bytes, side: int = PREVIEW_PX) -> bytes:
         """The photo as a JPEG any browser shows (a HEIC does not show outside Safari): upright, its longer side at

@@ -60,6 +60,14 @@ def detect_many(detector: Detector, images: Sequence[Image.Image]) -> list[list[
     return many(images) if many else [detector.detect(image) for image in images]
 
 
+def detect_seen(detector: Detector, images: Sequence[Image.Image]
+                ) -> tuple[list[list[Detection]], list[Classification | None]]:
+    """`detect_many`, and the dog classifier's answer on each whole photo where the detector ran it (lite0-centernet's
+    second look, on a photo it boxed no dog in: ``detect_seen``), else None."""
+    seen = getattr(detector, "detect_seen", None)
+    return seen(images) if seen else (detect_many(detector, images), [None] * len(images))
+
+
 class WholeImageDetector:
     """No detector: the photo is one dog box, with the low fallback score."""
 

@@ -512,6 +512,13 @@ class CenterNetDetector:
         """``detect`` of each photo, batched: one forward of the detector over all the photos and one of the
         verifier over all their candidates' crops. On a GPU a batch costs about what one photo does.
         ``candidates``: the photos' ``candidates_many``, if known."""
+        return self.detect_seen(images, candidates)[0]
+
+    def detect_seen(self, images: Sequence[Image.Image], candidates: Sequence[list] | None = None
+                    ) -> tuple[list[list[Detection]], list[Classification | None]]:
+        """``detect_many``, and the classifier's answer on each whole photo its second look classified (a photo it
+        found no dog in; None for the others): whoever refuses a photo without a dog says what it seems to show,
+        and takes a close-up the classifier calls a dog whole, without classifying the photo again."""
         candidates = self.candidates_many(images) if candidates is None else candidates
         if self.rescore:
             # every candidate's crop is looked at: a right box the head scored low is found by its crop
@@ -528,15 +535,16 @@ class CenterNetDetector:
         for scored in self._scored(images, kept):
             found = suppress_parts([f for f in scored if f[1] >= self.min_score], self.inside)[: self.max_dogs]
             answers.append([_detection(box, score, cls) for box, score, cls in found])
+        seen: list[Classification | None] = [None] * len(images)
         if self.look_again:
             empty = [i for i, found in enumerate(answers) if not found]
             if empty:
                 _, classifier = self._parts()
                 photos = classifier.classify([images[i] for i in empty])
                 again = self.second_look([images[i] for i in empty], photos, [candidates[i] for i in empty])
-                for i, dog in zip(empty, again, strict=True):
-                    answers[i] = [dog] if dog else []
-        return answers
+                for i, dog, photo in zip(empty, again, photos, strict=True):
+                    answers[i], seen[i] = [dog] if dog else [], photo
+        return answers, seen
 
     def second_look(self, images: Sequence[Image.Image], photos: Sequence[Classification | None],
                     candidates: Sequence[list] | None = None) -> list[Detection | None]:

@@ -8,12 +8,15 @@ import numpy as np
 from PIL import Image
 
 from dogsearch.core.boxes import Box
-from dogsearch.models.detect import Detection, Detector, WholeImageDetector, detect_many
+from dogsearch.models.detect import Detection, Detector, WholeImageDetector, detect_seen
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.pose.model import PoseModel
 from dogsearch.pose.analysis import analyse
 
 GIVEN_SCORE = 1.0  # the score of a box the caller gave: no detector judged it
+# A photo the detector boxes no dog in is still a dog, posed whole, where the dog classifier gives the whole photo at
+# least this: the embedder's whole_photo_dog default, so that a close-up a search takes whole is posed here too.
+WHOLE_PHOTO_DOG = 0.5
 
 
 def covers(box: Sequence[float], width: int, height: int, slack: float = 1.0) -> bool:
@@ -28,32 +31,46 @@ class PosePipeline:
     detector: Detector
     threshold: float = 0.3
     max_dogs: int = 5
+    # False: a photo without a dog is posed whole too (a dog's skeleton over a truck), not answered without dogs
+    require_dog: bool = True
 
     @property
     def model_id(self) -> str:
         return self.model.model_id
 
-    def run(self, image: Image.Image, box: Box | None = None) -> dict:
-        return self.run_batch([image], [box])[0]
+    def run(self, image: Image.Image, boxes: Sequence[Box] = ()) -> dict:
+        return self.run_batch([image], [boxes])[0]
 
-    def run_batch(self, images: Sequence[Image.Image], boxes: Sequence[Box | None] | None = None) -> list[dict]:
+    def run_batch(self, images: Sequence[Image.Image], boxes: Sequence[Sequence[Box]] | None = None) -> list[dict]:
         """Several photos: their dogs found, then every dog's pose, each in one forward where the networks can. A
-        photo with a box in `boxes` (a dog the search boxed, or its user marked) is posed in that box alone: the
-        detector is not asked."""
-        given = list(boxes) if boxes is not None else [None] * len(images)
-        todo = [i for i, box in enumerate(given) if box is None]
-        detected = dict(zip(todo, detect_many(self.detector, [images[i] for i in todo]), strict=True)) if todo else {}
-        # A photo in which the detector boxes no dog is posed whole, scored FALLBACK_SCORE as "no box found": the
-        # gateway asks only for photos its own check saw a dog in, and a dog the detector missed still gets a pose.
-        found = [[Detection(tuple(box), GIVEN_SCORE)] if box is not None else
-                 detected[i][: self.max_dogs] or WholeImageDetector().detect(image)
-                 for i, (image, box) in enumerate(zip(images, given, strict=True))]
+        photo with boxes in `boxes` (the dogs a search boxed, or its user marked) is posed in those boxes (the first
+        `max_dogs`): the detector is not asked. One the detector boxes no dog in is posed whole, scored
+        FALLBACK_SCORE as "no box found", where the dog classifier calls the whole photo a dog (a close-up, which a
+        search takes whole) or a dog is not required; else it is answered with no dogs and what it `seems` to show
+        (the classifier's likeliest classes; [] where the detector ran none)."""
+        given = [list(b)[: self.max_dogs] for b in boxes] if boxes is not None else [[] for _ in images]
+        todo = [i for i, box in enumerate(given) if not box]
+        detected, seen = detect_seen(self.detector, [images[i] for i in todo]) if todo else ([], [])
+        looked = dict(zip(todo, zip(detected, seen, strict=True), strict=True))
+        found, refused = [], {}
+        for i, (image, box) in enumerate(zip(images, given, strict=True)):
+            dets, photo = looked.get(i, ([], None))
+            if box:
+                found.append([Detection(tuple(b), GIVEN_SCORE) for b in box])
+            elif dets or not self.require_dog or (photo is not None and photo.dog >= WHOLE_PHOTO_DOG):
+                found.append(dets[: self.max_dogs] or WholeImageDetector().detect(image))
+            else:
+                found.append([])
+                refused[i] = [] if photo is None else [{"label": x.name, "p": x.p} for x in photo.labels]
         items = [(image, np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4))
-                 for image, dets in zip(images, found, strict=True)]
+                 for image, dets in zip(images, found, strict=True) if dets]
         many = getattr(self.model, "predict_many", None)
-        poses = many(items) if many else [self.model.predict(image, boxes) for image, boxes in items]
-        return [self._answer(image, dets, p, box is not None)
-                for image, dets, p, box in zip(images, found, poses, given, strict=True)]
+        poses = iter((many(items) if many else [self.model.predict(*item) for item in items]) if items else [])
+        answers = [self._answer(image, dets, next(poses) if dets else [], bool(box))
+                   for image, dets, box in zip(images, found, given, strict=True)]
+        for i, seems in refused.items():
+            answers[i]["seems"] = seems
+        return answers
 
     def _answer(self, image: Image.Image, detections: list[Detection], poses: list, given: bool = False) -> dict:
         dogs = []

@@ -19,9 +19,11 @@ A watch made from a stored dog ends when that dog is deleted (`ended_at`): whate
 check --repair --drop-missing`) says so here, and every process that checks reloads its watches by the version; a
 match of a watch that ended meanwhile is not recorded, in the same transaction as the others. Its end is delivered to
 its webhook as a match is (`watch.ended`, an outbox row written with the end), keyed by the watched dog, which never
-matches its own watch. An ended watch no longer counts toward its key's `max_per_owner`; as many ended ones again
-are kept, the oldest past that deleted when the key makes a watch (else ending watches, by deleting one's own dogs,
-would grow the file without bound).
+matches its own watch; the watch is read with that delivery's state (`ended_delivery`). The deliveries of the matches
+it made while open keep their retries (news its owner still wants), signed with its secret of the moment, as its end's
+is. An ended watch no longer counts toward its key's `max_per_owner`; as many ended ones again are kept, the oldest
+past that deleted when the key makes a watch (else ending watches, by deleting one's own dogs, would grow the file
+without bound).
 
 Only the gateway makes the store (`WatchStore(make=True)` makes the file and marks it, `MARK`, also a file an older
 gateway made); a Celery worker, or `dogsearch check`, opens the one its gateway made (`make=False`: never a file, and
@@ -34,7 +36,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,12 @@ CREATE TABLE IF NOT EXISTS rivals (watch TEXT PRIMARY KEY, entry TEXT NOT NULL, 
 _ADDED = {"watches": {"ended_at": "TEXT"}, "checks": {"reason": "TEXT"}}
 _WATCH_COLUMNS = ("id, owner, dog_id, model, vectors, dim, min_probability, statuses, near_lat, near_lon, radius_km, "
                   "webhook_url, created_at, ended_at")
+_WATCH_WIDTH = len(_WATCH_COLUMNS.split(","))
+_DELIVERY_COLUMNS = "d.state, d.attempts, d.last_status, d.last_error, d.delivered_at"
+_ATTEMPT_COLUMNS = "n, at, status, error"
+# a watch and the delivery of its end (keyed by its own dog, which never matches it: only an ended one has it)
+_WITH_END = (f"SELECT {_WATCH_COLUMNS}, {_DELIVERY_COLUMNS} FROM watches LEFT JOIN deliveries d "
+             "ON d.watch = watches.id AND d.dog = watches.dog_id AND watches.ended_at IS NOT NULL")
 
 
 MARK = "made_by_gateway"  # the meta row of a store a gateway made (or has opened since)
@@ -115,13 +123,15 @@ class Watch:
     webhook_url: str | None
     created_at: str  # RFC 3339 UTC, seconds: dogs stored from then on are new to it
     ended_at: str | None = None  # when its dog was deleted: it matches no more, its inbox stays
+    # the delivery of its end to its webhook, read as a match's is (state, attempts, history); None: none
+    ended_delivery: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "dog_id": self.dog_id, "min_probability": self.min_probability,
                 "status": list(self.statuses) or None,
                 "near": f"{self.near[0]},{self.near[1]}" if self.near else None, "radius_km": self.radius_km,
                 "webhook_url": self.webhook_url, "created_at": self.created_at, "ended_at": self.ended_at,
-                "photos": len(self.vectors)}
+                "ended_delivery": self.ended_delivery, "photos": len(self.vectors)}
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,17 @@ def _watch(row: sqlite3.Row | tuple) -> Watch:
     vectors = np.frombuffer(blob, dtype=np.float32).reshape(-1, dim)
     return Watch(wid, owner, dog_id, model, vectors, min_p, tuple(json.loads(statuses)),
                  None if lat is None else (lat, lon), radius, url, created, ended)
+
+
+def _attempt(row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(_ATTEMPT_COLUMNS.split(", "), row, strict=True))
+
+
+def _delivery(row: Sequence[Any], history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A delivery's state from `_DELIVERY_COLUMNS` (None: no delivery), with its attempts."""
+    state, attempts, status, error, delivered = row
+    return None if state is None else {"state": state, "attempts": attempts, "last_status": status,
+                                       "last_error": error, "delivered_at": delivered, "history": history}
 
 
 class WatchStore(SqliteFile):
@@ -194,17 +215,26 @@ class WatchStore(SqliteFile):
         return True
 
     def get(self, watch_id: str) -> Watch | None:
-        with self.lock:
-            row = self.db.execute(f"SELECT {_WATCH_COLUMNS} FROM watches WHERE id = ?", (watch_id,)).fetchone()
-        return _watch(row) if row else None
+        """The watch, an ended one with the delivery of its end."""
+        found = self._with_ends(" WHERE id = ?", (watch_id,))
+        return found[0] if found else None
 
     def list(self, owner: str | None = None, everyone: bool = False) -> list[Watch]:
-        """`owner`'s watches, oldest first (every watch with `everyone`)."""
-        query = f"SELECT {_WATCH_COLUMNS} FROM watches"
+        """`owner`'s watches, oldest first (every watch with `everyone`), the ended ones with the deliveries of their
+        ends."""
+        return self._with_ends(" ORDER BY created_at, id") if everyone else \
+            self._with_ends(" WHERE owner IS ? ORDER BY created_at, id", (owner,))
+
+    def _with_ends(self, rest: str, params: tuple[Any, ...] = ()) -> list[Watch]:
+        """The watches that `rest` (what follows `_WITH_END`) selects, each ended one with its end's delivery and its
+        attempts."""
         with self.lock:
-            rows = (self.db.execute(query + " ORDER BY created_at, id") if everyone else
-                    self.db.execute(query + " WHERE owner IS ? ORDER BY created_at, id", (owner,))).fetchall()
-        return [_watch(r) for r in rows]
+            rows = self.db.execute(_WITH_END + rest, params).fetchall()
+            history = {row[0]: [_attempt(a) for a in self.db.execute(
+                f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE watch = ? AND dog = ? ORDER BY n", (row[0], row[2]))]
+                for row in rows if row[_WATCH_WIDTH] is not None}
+        return [replace(_watch(r[:_WATCH_WIDTH]), ended_delivery=_delivery(r[_WATCH_WIDTH:], history.get(r[0], [])))
+                for r in rows]
 
     def open_watches(self) -> list[Watch]:
         """Every watch that has not ended: what new dogs are checked against."""
@@ -365,20 +395,16 @@ class WatchStore(SqliteFile):
         attempts (`history`)."""
         with self.lock:
             rows = self.db.execute(
-                "SELECT m.dog, m.score, m.probability, m.dog_payload, m.matched_at, d.state, d.attempts, "
-                "d.last_status, d.last_error, d.delivered_at FROM matches m LEFT JOIN deliveries d "
-                "ON d.watch = m.watch AND d.dog = m.dog WHERE m.watch = ? ORDER BY m.seq DESC LIMIT ?",
-                (watch_id, limit)).fetchall()
+                f"SELECT m.dog, m.score, m.probability, m.dog_payload, m.matched_at, {_DELIVERY_COLUMNS} "
+                "FROM matches m LEFT JOIN deliveries d ON d.watch = m.watch AND d.dog = m.dog WHERE m.watch = ? "
+                "ORDER BY m.seq DESC LIMIT ?", (watch_id, limit)).fetchall()
             history: dict[str, list[dict[str, Any]]] = {}
-            for dog, n, at, status, error in self.db.execute(
-                    "SELECT dog, n, at, status, error FROM attempts WHERE watch = ? ORDER BY dog, n", (watch_id,)):
-                history.setdefault(dog, []).append({"n": n, "at": at, "status": status, "error": error})
+            for dog, *attempt in self.db.execute(
+                    f"SELECT dog, {_ATTEMPT_COLUMNS} FROM attempts WHERE watch = ? ORDER BY dog, n", (watch_id,)):
+                history.setdefault(dog, []).append(_attempt(attempt))
         return [{"dog_id": dog, "score": score, "probability": p, "dog_payload": json.loads(payload),
-                 "matched_at": at,
-                 "delivery": None if state is None else {"state": state, "attempts": attempts,
-                                                         "last_status": status, "last_error": error,
-                                                         "delivered_at": delivered, "history": history.get(dog, [])}}
-                for dog, score, p, payload, at, state, attempts, status, error, delivered in rows]
+                 "matched_at": at, "delivery": _delivery(delivery, history.get(dog, []))}
+                for dog, score, p, payload, at, *delivery in rows]
 
     # --- deliveries ------------------------------------------------------------------------------------------
 

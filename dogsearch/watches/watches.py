@@ -204,7 +204,8 @@ class Watches:
 
     async def new_secret(self, watch: Watch) -> str:
         """A new secret for the watch's deliveries, in place of the old one (lost, or leaked): every attempt from now
-        on is signed with it, the retries of earlier matches too; what was sent stays signed as it was."""
+        on is signed with it, the retries of earlier matches too, also those of an ended watch and of its end; what was
+        sent stays signed as it was."""
         secret = _new_secret()
         if not await asyncio.to_thread(self.store.set_secret, watch.id, secret):
             raise WatchNotFound(f"no watch {watch.id}")  # deleted meanwhile

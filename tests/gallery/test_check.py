@@ -1,6 +1,7 @@
 """`dogsearch check [--repair] [--drop-missing] [--json]` on a data folder: an entry whose photo is gone, a photo file
-no entry shows, an entry of another model, a photo without its look-alike hash, a job stuck in running, a check of
-new dogs against the watches that was given up; what --repair fixes and what it only reports."""
+no entry shows, a dog without its cover, dogs of an older release's layout, an entry of another model, a photo without
+its look-alike hash, a job stuck in running, a check of new dogs against the watches that was given up; what
+--repair fixes and what it only reports."""
 from __future__ import annotations
 
 import asyncio
@@ -19,10 +20,12 @@ from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import photo_id, sha256_hex
 from dogsearch.jobs.store import RedisJobStore, SqliteJobStore, new_job
 from dogsearch.models.calibration import FILE_NAME
+from dogsearch.search.edge import EdgeStore
 from dogsearch.services.layout import DataLayout
 from dogsearch.watches.store import WatchStore
 from tests.conftest import FIXTURES
 from tests.fakes import fake_all_in_one, serving
+from tests.gallery.test_layout import write_old_layout
 from tests.gateway.helpers import DARK_RED
 from tests.gateway.helpers import RED as RED_DOG
 from tests.gateway.test_samedog import CALIBRATION
@@ -32,6 +35,9 @@ from tests.jobs.servers import REDIS_URL, redis_db
 RED, GREEN, BLUE, ORPHAN = (solid(c) for c in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90)))
 AN_HOUR_AGO = time.time() - 3600
 BEAGLES = sorted((FIXTURES / "dogs" / "n02088364").glob("*.jpg"))[:2]
+REPAIR_DOES = ("--repair removes the orphan files, gives the dogs without a cover one, upgrades the older release's "
+               "dogs, hashes and files the photos, marks the copies, fails the stuck jobs, runs the given-up watch "
+               "checks again and ends the watches of dogs no longer stored")
 
 
 async def fill(root) -> dict[str, str]:
@@ -107,7 +113,8 @@ def test_the_summary_line_says_what_was_found_and_what_was_done(tmp_path, capsys
     assert cli.main(["check", "--data-dir", str(root), "--repair"]) == 1
     line = capsys.readouterr().out.strip()
     assert line == ("checked 3 entries and 3 photo files: 1 without their photo (upload their photos again, or "
-                    "--repair --drop-missing), 1 orphan photo files (1 removed), 1 of another model than "
+                    "--repair --drop-missing), 1 orphan photo files (1 removed), 0 dogs without a cover (0 given "
+                    "one), 0 dogs of an older release's storage layout (0 upgraded), 1 of another model than "
                     "'test-color-grid', 0 photos without their look-alike hash (0 hashed), 0 not filed (0 filed), "
                     "0 unmarked copies of older photos (0 marked), 1 stuck jobs (1 failed), 0 given-up watch checks "
                     "(0 checked again), 0 open watches of dogs no longer stored (0 ended); not all fixed")
@@ -120,9 +127,7 @@ def test_the_summary_line_without_repair_says_that_repair_fixes_it(tmp_path, cap
     assert cli.main(["check", "--data-dir", str(root)]) == 1
     line = capsys.readouterr().out.strip()
     assert line.endswith("1 stuck jobs, 0 given-up watch checks, 0 open watches of dogs no longer stored; not all "
-                         "fixed: --repair removes the orphan files, hashes and files the photos, marks the copies, "
-                         "fails the stuck jobs, runs the given-up watch checks again and ends the watches of dogs no "
-                         "longer stored")
+                         "fixed: " + REPAIR_DOES)
 
 
 async def a_given_up_check(root, models) -> tuple[str, str]:
@@ -151,9 +156,8 @@ def test_a_given_up_watch_check_is_shown_with_why_and_run_again_by_repair(tmp_pa
 
     assert cli.main(["check", "--data-dir", str(root)]) == 1
     first, given_up = capsys.readouterr().out.strip().splitlines()
-    assert first.endswith("1 given-up watch checks, 0 open watches of dogs no longer stored; not all fixed: --repair "
-                          "removes the orphan files, hashes and files the photos, marks the copies, fails the stuck "
-                          "jobs, runs the given-up watch checks again and ends the watches of dogs no longer stored")
+    assert first.endswith("1 given-up watch checks, 0 open watches of dogs no longer stored; not all fixed: "
+                          + REPAIR_DOES)
     assert given_up.startswith("watch check k of 1 new dogs, given up 20")
     assert given_up.endswith(": its search service was down for 86400 s (search unavailable)")
 
@@ -168,40 +172,107 @@ def test_a_given_up_watch_check_is_shown_with_why_and_run_again_by_repair(tmp_pa
     assert status == 0 and report["watches"]["given_up"] == []
 
 
+async def add_rex_then_bella(root) -> tuple[str, str, str]:
+    """Rex, lost, with a second photo; then Bella. (Rex, the id of his second photo, Bella)."""
+    async with serving(fake_all_in_one(root)) as client:
+        rex = (await client.post("/v1/dogs", files={"image": ("d.jpg", RED)},
+                                 data={"name": "Rex", "status": "lost"})).json()["id"]
+        r = await client.post(f"/v1/dogs/{rex}/photos", files={"image": ("d.jpg", solid((170, 40, 40)))})
+        assert r.status_code == 201, r.text
+        bella = (await client.post("/v1/dogs", files={"image": ("d.jpg", BLUE)}, data={"name": "Bella"})).json()
+        return rex, r.json()["photo_id"], bella["id"]
+
+
+async def read_rex(root, rex: str) -> tuple[dict, list[str], int]:
+    """Rex as the API reads him (his cover's photo served), the dogs' list, and the status of his first photo."""
+    async with serving(fake_all_in_one(root)) as client:
+        r = await client.get(f"/v1/dogs/{rex}")
+        assert r.status_code == 200, r.text
+        assert (await client.get(r.json()["image_url"])).status_code == 200
+        return r.json(), [d["id"] for d in (await client.get("/v1/dogs")).json()["items"]], \
+            (await client.get(f"/v1/dogs/{rex}/photos/{rex}/image")).status_code
+
+
 def test_a_dog_whose_cover_is_lost_keeps_its_other_photo_as_cover_its_fields_and_its_place(tmp_path, capsys):
     """Rex: the photo he was added with (his cover) lost, another photo of him kept. --drop-missing removes the lost
     one as a delete of that photo through the API would: Rex reads whole, his other photo now his cover, with his
     fields, and keeps his place among the newest dogs (Bella, added after him, still comes first)."""
     root = tmp_path / "data"
-
-    async def add_rex_then_bella() -> tuple[str, str, str]:
-        async with serving(fake_all_in_one(root)) as client:
-            rex = (await client.post("/v1/dogs", files={"image": ("d.jpg", RED)},
-                                     data={"name": "Rex", "status": "lost"})).json()["id"]
-            r = await client.post(f"/v1/dogs/{rex}/photos", files={"image": ("d.jpg", solid((170, 40, 40)))})
-            assert r.status_code == 201, r.text
-            bella = (await client.post("/v1/dogs", files={"image": ("d.jpg", BLUE)}, data={"name": "Bella"})).json()
-            return rex, r.json()["photo_id"], bella["id"]
-
-    rex, kept, bella = asyncio.run(add_rex_then_bella())
+    rex, kept, bella = asyncio.run(add_rex_then_bella(root))
     PhotoStore(DataLayout(root).photos).original(rex, "JPEG").unlink()  # his first photo: his cover
     status, report = run_check(capsys, root, "--repair", "--drop-missing")
     assert status == 0 and report["gallery"]["dropped_entries"] == 1, report
 
-    async def read() -> tuple[dict, list[str], int]:
-        async with serving(fake_all_in_one(root)) as client:
-            r = await client.get(f"/v1/dogs/{rex}")
-            assert r.status_code == 200, r.text
-            assert (await client.get(r.json()["image_url"])).status_code == 200
-            return r.json(), [d["id"] for d in (await client.get("/v1/dogs")).json()["items"]], \
-                (await client.get(f"/v1/dogs/{rex}/photos/{rex}/image")).status_code
-
-    dog, listed, lost = asyncio.run(read())
+    dog, listed, lost = asyncio.run(read_rex(root, rex))
     assert (dog["payload"]["name"], dog["payload"]["status"]) == ("Rex", "lost")
     assert [(p["id"], p["cover"]) for p in dog["photos"]] == [(kept, True)]
     assert listed == [bella, rex] and lost == 404
     status, report = run_check(capsys, root)
     assert status == 0 and report["gallery"]["entries"] == 2, report
+
+
+def test_a_dog_an_older_drop_missing_left_without_a_cover_is_named_and_given_one_by_repair(tmp_path, capsys):
+    """Rex's cover photo lost, and its entry deleted alone, as --drop-missing did before it dropped as the API does
+    (e41ea91): his other photo is stored, but the API reads no Rex. The check names him; --repair (without
+    --drop-missing: nothing is lost) makes his other photo his cover, with his fields, dated by that photo as the
+    layout's upgrade dates a dog (he came an hour before Bella: listed after her)."""
+    root = tmp_path / "data"
+    rex, kept, bella = asyncio.run(add_rex_then_bella(root))
+    PhotoStore(DataLayout(root).photos).original(rex, "JPEG").unlink()
+
+    async def drop_the_cover_alone() -> int:
+        app = fake_all_in_one(root)
+        async with serving(app) as client:
+            index = app.state.parts.gallery.index
+            an_hour_ago = datetime.fromtimestamp(AN_HOUR_AGO, UTC).isoformat(timespec="seconds")
+            others = (await index.scroll(10, None, {"dog_id": rex, "$not": {"cover": True}}))["points"]
+            await index.set_payload([p["id"] for p in others], {"created_at": an_hour_ago})
+            await index.delete(rex)  # the cover's entry (the dog's id), as the older check deleted it
+            return (await client.get(f"/v1/dogs/{rex}")).status_code
+
+    assert asyncio.run(drop_the_cover_alone()) == 404
+    assert cli.main(["check", "--data-dir", str(root)]) == 1
+    assert "0 orphan photo files, 1 dogs without a cover, 0 dogs of an older" in capsys.readouterr().out
+    status, report = run_check(capsys, root)
+    assert status == 1 and report["gallery"]["without_cover"] == [rex], report["gallery"]
+
+    status, report = run_check(capsys, root, "--repair")
+    assert status == 0 and report["gallery"]["covers_given"] == 1, report["gallery"]
+    dog, listed, lost = asyncio.run(read_rex(root, rex))
+    assert (dog["payload"]["name"], dog["payload"]["status"]) == ("Rex", "lost")
+    assert [(p["id"], p["cover"]) for p in dog["photos"]] == [(kept, True)]
+    assert listed == [bella, rex] and lost == 404
+    status, report = run_check(capsys, root)
+    assert status == 0 and report["gallery"]["without_cover"] == [], report["gallery"]
+
+
+def test_dogs_of_an_older_release_are_upgraded_by_repair_then_their_lost_photos_dropped(tmp_path, capsys):
+    """A data folder an older release wrote (no dog ids: tests/gallery/test_layout.py), checked before a gateway
+    started on it (which upgrades it), one of its photos lost. The check says the three dogs wait for the upgrade,
+    which a gateway's start or --repair runs; --repair --drop-missing runs the gateway's upgrade first, then drops the
+    dog of the lost photo as the API's delete would (before, the upgrade waited for a gateway, and the entry, which
+    names no dog, was never found to drop)."""
+    root = tmp_path / "data"
+    layout = DataLayout(root)
+    ids = write_old_layout(layout)
+    PhotoStore(layout.photos).original(ids["green"], "JPEG").unlink()
+    assert cli.main(["check", "--data-dir", str(root)]) == 1
+    assert ("1 without their photo (upload their photos again, or --repair --drop-missing), 0 orphan photo files, "
+            "0 dogs without a cover, 3 dogs of an older release's storage layout (a gateway's start upgrades them, "
+            "as --repair does), ") in capsys.readouterr().out
+
+    status, report = run_check(capsys, root, "--repair", "--drop-missing")
+    g = report["gallery"]
+    assert (g["old_layout"], g["upgraded"], g["dropped_entries"], g["without_cover"]) == (3, 3, 1, []), g
+    assert status == 0 and (g["unhashed"], g["hashed"]) == (2, 2), g  # the dropped photo is none to hash
+    with EdgeStore(layout.vectors, "dogs") as store:
+        points, _ = store.scroll(10)
+    assert sorted(p.id for p in points) == sorted([ids["red"], ids["blue"]])
+    for point in points:  # upgraded as the gateway upgrades them: each its own dog's cover, dated
+        assert point.payload["dog_id"] == point.payload["photo_id"] == point.id and point.payload["cover"] is True
+        assert point.payload["dog_created_at"][:19] == point.payload["created_at"][:19]
+    status, report = run_check(capsys, root)
+    assert status == 0 and report["gallery"]["old_layout"] == 0, report["gallery"]
 
 
 def test_a_dog_dropped_for_its_lost_photo_has_its_copies_re_pointed_as_a_delete_does(tmp_path, capsys):
@@ -214,7 +285,8 @@ def test_a_dog_dropped_for_its_lost_photo_has_its_copies_re_pointed_as_a_delete_
     asyncio.run(stamp_in_order(root, [original, half, png]))
     PhotoStore(DataLayout(root).photos).original(original, "JPEG").unlink()
     status, report = run_check(capsys, root, "--repair", "--drop-missing")
-    assert status == 0 and report["gallery"]["dropped_entries"] == 1, report
+    g = report["gallery"]
+    assert status == 0 and (g["dropped_entries"], g["unmarked_copies"]) == (1, 0), report  # the drop re-pointed it
     stored = asyncio.run(payloads(root, [half, png]))
     assert stored[png]["near_duplicate_of"] == half and stored[half]["near_duplicate_of"] == original
 
@@ -425,6 +497,23 @@ def test_hashes_no_longer_filed_are_filed_again(tmp_path, capsys):
     status, report = run_check(capsys, root, "--repair")
     assert status == 0 and report["gallery"]["filed"] == 2 and report["gallery"]["hashed"] == 0
     assert asyncio.run(add_a_copy(root))["payload"]["near_duplicate_of"] == ids[0]
+
+
+def test_a_photo_dropped_for_its_lost_file_is_none_to_hash_or_file(tmp_path, capsys):
+    """Two photos stored before they were hashed, their hashes not filed, one of them lost: --repair --drop-missing
+    drops it and hashes the other, and says all is fixed, as the next check does (the dropped one counted as a photo
+    to hash, which no file was left to hash)."""
+    root = tmp_path / "data"
+    ids = asyncio.run(store_beagles(root))
+    asyncio.run(forget_hashes(root, ids))
+    lose_filed_hashes(root)
+    PhotoStore(DataLayout(root).photos).original(ids[1], "JPEG").unlink()
+    status, report = run_check(capsys, root, "--repair", "--drop-missing")
+    g = report["gallery"]
+    assert (g["dropped_entries"], g["unhashed"], g["hashed"], g["unfiled"], g["filed"]) == (1, 1, 1, 0, 0), g
+    assert status == 0 and "1 photos without their look-alike hash (1 hashed)" in cli.check.summary(report)
+    status, report = run_check(capsys, root)
+    assert status == 0 and report["gallery"]["entries"] == 1
 
 
 def test_a_photo_that_no_longer_decodes_is_named_not_hashed(tmp_path, capsys):

@@ -42,14 +42,23 @@ async def test_stored_dog_pose_and_overlay(gw):
     assert (await gw.get("/v1/dogs/not-an-id/pose")).status_code == 422
 
 
-async def test_the_pose_of_one_of_a_dogs_photos_and_of_its_cover_once_its_first_photo_is_gone(gw):
+@pytest.fixture
+async def gw_boxing(tmp_path, fake_model):
+    """The gateway whose embedder boxes the dogs (the blob detector): dogs stored in their boxes, not whole."""
+    app = fake_all_in_one(tmp_path / "data", fake_model, detector=True, pose_factory=fake_pose_pipeline)
+    async with serving(app) as client:
+        yield client
+
+
+async def test_the_pose_of_one_of_a_dogs_photos_and_of_its_cover_once_its_first_photo_is_gone(gw_boxing):
+    gw = gw_boxing
     first, second = _photo((120, 80, 40)), _photo((125, 85, 45), box=(10, 10, 90, 110))
     dog_id = await _add(gw, first, "rex")
     added = await gw.post(f"/v1/dogs/{dog_id}/photos", files={"image": ("e.png", second, "image/png")})
     photo = added.json()["photo_id"]
     cover_box = (await gw.get(f"/v1/dogs/{dog_id}/pose")).json()["dogs"][0]["box"]
     other_box = (await gw.get(f"/v1/dogs/{dog_id}/pose", params={"photo": photo})).json()["dogs"][0]["box"]
-    assert cover_box != other_box and other_box[2] < 100  # the second photo's dog, on the left
+    assert cover_box != other_box and other_box[2] <= 100  # the second photo's dog, on the left
     # The dog's first photo removed: the cover is the second one, whose file is not named by the dog's id.
     assert (await gw.delete(f"/v1/dogs/{dog_id}/photos/{dog_id}")).status_code == 204
     png = await gw.get(f"/v1/dogs/{dog_id}/pose.png")
@@ -149,11 +158,94 @@ async def test_a_search_with_poses_answers_without_them_when_the_pose_service_fa
 
 
 
+class _SeesNoDog:
+    """The pose service's detector finding no dog in any photo, its classifier none in the whole photo either: the
+    pose service refuses every photo sent without boxes."""
+
+    name = "test-sees-no-dog"
+
+    def detect_seen(self, images):
+        from dogsearch.models.dogclass import Classification, Label
+
+        return [[] for _ in images], [Classification(0.03, (), (Label("French horn", 0.6),)) for _ in images]
+
+
+def _refusing_pose():
+    from dogsearch.pose.pipeline import PosePipeline
+
+    return PosePipeline(FakePoseModel(), _SeesNoDog())
+
+
+async def test_dogs_the_gateway_took_whole_are_posed_whole_where_the_pose_service_sees_no_dog(tmp_path, fake_model):
+    """Dogs the embedder takes whole (no detector here, as require_dog off or a close-up the classifier calls a dog
+    would): the gateway sends the whole photo as the dog's box, so the pose service, which would refuse the photo for
+    want of a dog it finds itself, poses it, in a search with poses, a stored dog's pose and overlay, and any
+    photo's pose (before, each was the pose service's 422)."""
+    app = fake_all_in_one(tmp_path / "data", fake_model, pose_factory=_refusing_pose)
+    async with serving(app) as client:
+        ids = [await _add(client, _photo(colour), f"dog{i}") for i, colour in enumerate([(120, 80, 40), (20, 20, 200)])]
+        files = {"image": ("q.png", _photo((122, 82, 42)), "image/png")}
+        for fields in ({"pose": "true"}, {"rerank": "pose"}):
+            r = await client.post("/v1/search", files=files, data={"k": "2", **fields})
+            assert r.status_code == 200 and r.json()["pose_error"] is None, r.text
+        searched = (await client.post("/v1/search", files=files, data={"pose": "true"})).json()
+        poses = [searched["query_pose"], *(result["pose"] for result in searched["results"])]
+        poses += [(await client.get(f"/v1/dogs/{dog}/pose")).json() for dog in ids]
+        poses.append((await client.post("/v1/pose", files=files)).json())
+        for pose in poses:
+            [dog] = pose["dogs"]
+            assert dog["box"] == [0, 0, 200, 120] and dog["whole_photo"] and dog["given"], pose
+        assert (await client.get(f"/v1/dogs/{ids[0]}/pose.png")).status_code == 200
+        assert (await client.post("/v1/pose", files=files, data={"render": "true"})).status_code == 200
+
+
+async def test_the_pose_of_any_photo_sends_the_dogs_a_search_finds_or_refuses_a_photo_without_one(tmp_path,
+                                                                                                  fake_model):
+    """The embedder's detector boxes two dogs: both are posed in its boxes, the pose service's detector not asked (it
+    finds none here). A photo without a dog is refused by the gateway, saying what it seems to show; with
+    DOGSEARCH_GATEWAY_REQUIRE_DOG=false it is posed whole, as a search takes it."""
+    two = Image.new("RGB", (200, 120), (255, 255, 255))
+    ImageDraw.Draw(two).rectangle((10, 10, 70, 100), fill=(120, 80, 40))
+    ImageDraw.Draw(two).rectangle((120, 20, 190, 110), fill=(20, 20, 200))
+    blank = encode(Image.new("RGB", (200, 120), (255, 255, 255)), "PNG")
+    for require_dog in (True, False):
+        app = fake_all_in_one(tmp_path / f"data-{require_dog}", fake_model, detector=True,
+                              pose_factory=_refusing_pose, gateway_options={"require_dog": require_dog})
+        async with serving(app) as client:
+            found = (await client.post("/v1/detect", files={"image": ("t.png", encode(two, "PNG"))})).json()
+            posed = await client.post("/v1/pose", files={"image": ("t.png", encode(two, "PNG"))})
+            assert posed.status_code == 200, posed.text
+            assert len(found["dogs"]) == 2
+            assert [d["box"] for d in posed.json()["dogs"]] == [d["box"] for d in found["dogs"]]
+            none = await client.post("/v1/pose", files={"image": ("b.png", blank)})
+            if require_dog:
+                assert none.status_code == 422 and none.json()["code"] == "no_dog_found", none.text
+                assert none.json()["seems"][0]["label"] == "golf ball"  # the gateway's classifier's words
+            else:
+                assert none.status_code == 200 and none.json()["dogs"][0]["box"] == [0, 0, 200, 120], none.text
+
+
+async def test_a_search_with_poses_answers_without_them_when_the_pose_service_refuses_a_photo(tmp_path, fake_model):
+    """A pose service that takes smaller photos than the gateway (413): the search answers without poses, saying
+    why, as when the pose service is down (before, the whole search was the pose service's refusal)."""
+    from dogsearch.services.pose.settings import PoseSettings
+
+    big = encode(Image.effect_noise((300, 300), 60).convert("RGB"), "PNG")
+    app = fake_all_in_one(tmp_path / "data", fake_model, pose_factory=fake_pose_pipeline,
+                          pose_settings=PoseSettings(max_image_bytes=len(big) - 1))
+    async with serving(app) as client:
+        await _add(client, _photo((120, 80, 40)), "rex")
+        r = await client.post("/v1/search", files={"image": ("q.png", big, "image/png")}, data={"pose": "true"})
+        assert r.status_code == 200, r.text
+        assert "too large" in r.json()["pose_error"] and r.json()["query_pose"] is None
+        assert len(r.json()["results"]) == 1
+
+
 @pytest.mark.real_model
 async def test_real_photos_without_a_dog_get_no_dog_pose_but_what_they_seem_to_show(tmp_path):
     """The shipped models: a truck in a street and a man holding a French horn were posed whole, a dog's skeleton
     drawn over them (the pose service's fallback where its detector finds no dog). They are refused as a search
-    refuses them, saying what they seem to show; a dog's photo is posed as before."""
+    refuses them, saying what they seem to show; a dog's photo is posed as before, and a close-up posed whole."""
     from dogsearch.services.allinone import create_all_in_one
     from tests.conftest import FIXTURES
 
@@ -170,3 +262,12 @@ async def test_real_photos_without_a_dog_get_no_dog_pose_but_what_they_seem_to_s
         beagle = FIXTURES / "dogs" / "n02088364" / "ILSVRC2012_val_00005922.jpg"
         posed = await client.post("/v1/pose", files={"image": (beagle.name, beagle.read_bytes(), "image/jpeg")})
         assert posed.status_code == 200 and posed.json()["dogs"][0]["whole_photo"] is False, posed.text
+        # a close-up the embedder takes whole (its classifier calls the photo a dog): a search of it, and the stored
+        # dog, posed whole
+        await client.post("/v1/dogs", files={"image": (beagle.name, beagle.read_bytes(), "image/jpeg")})
+        dingo = (FIXTURES / "close-up" / "ILSVRC2012_val_00041341.jpg").read_bytes()
+        searched = await client.post("/v1/search", files={"image": ("c.jpg", dingo)}, data={"pose": "true"})
+        assert searched.status_code == 200 and searched.json()["pose_error"] is None, searched.text
+        assert [d["whole_photo"] for d in searched.json()["query_pose"]["dogs"]] == [True]
+        stored = (await client.post("/v1/dogs", files={"image": ("c.jpg", dingo)})).json()["id"]
+        assert [d["whole_photo"] for d in (await client.get(f"/v1/dogs/{stored}/pose")).json()["dogs"]] == [True]

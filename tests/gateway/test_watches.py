@@ -142,6 +142,72 @@ async def test_deleting_the_watched_dog_ends_its_watch_and_a_deleted_match_leave
     assert again.status_code == 201, again.text
 
 
+async def test_an_ended_watch_says_whether_its_end_reached_its_webhook(tmp_path, fake_model):
+    """Read as a match's delivery is: a webhook that answers 500 every time has the end fail after its attempts, each
+    one listed; an open watch has no end to tell."""
+    app = _app(tmp_path, fake_model, webhook_allow_private=True, webhook_max_attempts=2)
+    async with serving(app) as gw:
+        with Receiver(statuses=(500,) * 10) as receiver:
+            lost = (await add(gw, solid(RED), name="Rex", status="lost")).json()["id"]
+            watch = (await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})).json()
+            assert watch["ended_delivery"] is None
+            assert (await gw.get(f"/v1/watches/{watch['id']}")).json()["ended_delivery"] is None
+            assert (await gw.delete(f"/v1/dogs/{lost}")).status_code == 204
+
+            async def failed():
+                end = (await gw.get(f"/v1/watches/{watch['id']}")).json()["ended_delivery"]
+                return end if end["state"] == "failed" else None
+
+            end = await _wait(failed)
+        assert (end["attempts"], end["last_status"], end["last_error"]) == (2, 500, "HTTP 500")
+        assert end["delivered_at"] is None
+        assert [(a["n"], a["status"], a["error"]) for a in end["history"]] == [(n, 500, "HTTP 500") for n in (1, 2)]
+        assert [w["ended_delivery"] for w in (await gw.get("/v1/watches")).json()["items"]] == [end]
+        assert [h["x-dogsearch-delivery"] for h, _ in receiver.received] == [f"{watch['id']}:{lost}"] * 2
+
+
+async def test_a_match_retrying_when_its_watch_ends_is_sent_signed_with_a_secret_renewed_since(tmp_path, fake_model):
+    """Rex's webhook is down when a found dog matches him, and his report is deleted while that delivery still
+    retries: a match found while he was watched is still news, so it keeps its retries beside the end's. His owner
+    renews the secret of the ended watch (the old one leaked), and both go out signed with the new one; the watch
+    then says its end was delivered, and the inbox that the match was."""
+    app = _app(tmp_path, fake_model, webhook_allow_private=True, webhook_max_attempts=20)
+    async with serving(app) as gw:
+        with Receiver(statuses=(500,) * 1000) as receiver:
+            lost = (await add(gw, solid(RED), name="Rex", status="lost")).json()["id"]
+            watch = (await gw.post("/v1/watches", json={"dog_id": lost, "webhook_url": receiver.url})).json()
+            found = (await add(gw, solid(DARK_RED), status="found")).json()["id"]
+            await receiver.wait_for(1)  # its first attempt failed: it retries
+            assert (await gw.delete(f"/v1/dogs/{lost}")).status_code == 204
+            r = await gw.post(f"/v1/watches/{watch['id']}/secret")
+            assert r.status_code == 200, r.text
+            secret = r.json()["secret"]
+            waiting = (await gw.get(f"/v1/watches/{watch['id']}")).json()["ended_delivery"]
+            assert waiting["state"] in ("pending", "sending") and waiting["delivered_at"] is None
+            of_match, of_end = f"{watch['id']}:{found}", f"{watch['id']}:{lost}"
+
+            async def each_tried_since():  # an attempt taken before the renewal may have gone out with the old one
+                with receiver.lock:
+                    return {h["x-dogsearch-delivery"] for h, body in receiver.received
+                            if h["x-dogsearch-signature"] == signed(secret, body)} == {of_match, of_end}
+
+            await _wait(each_tried_since)
+            receiver.recover()
+
+            async def delivered():
+                end = (await gw.get(f"/v1/watches/{watch['id']}")).json()["ended_delivery"]
+                [match] = (await gw.get(f"/v1/watches/{watch['id']}/matches")).json()["items"]
+                return (end, match["delivery"]) if {end["state"], match["delivery"]["state"]} == {"delivered"} else None
+
+            end, sent = await _wait(delivered)
+        last = {h["x-dogsearch-delivery"]: (h, body) for h, body in receiver.received}  # each one's delivered attempt
+        events = {key: json.loads(body)["event"] for key, (_, body) in last.items()}
+        assert events == {of_match: "watch.match", of_end: "watch.ended"}
+        assert all(h["x-dogsearch-signature"] == signed(secret, body) for h, body in last.values())
+        assert end["delivered_at"] is not None and end["history"][-1]["status"] == 200
+        assert end["history"][0]["status"] == 500 and sent["history"][-1]["status"] == 200
+
+
 async def test_a_dog_deleted_where_the_watches_were_not_told_is_left_out_of_the_inbox(tmp_path, fake_model):
     """An entry dropped by `dogsearch check --repair --drop-missing` (or a dog deleted before deleting one reached
     the watches): the inbox leaves it out as it is read, rather than show a dog whose photo is a 404."""

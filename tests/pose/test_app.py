@@ -5,9 +5,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from dogsearch.models.pose import keypoints as K
+from dogsearch.pose.pipeline import PosePipeline
 from dogsearch.services.pose.app import create_app
 from dogsearch.services.pose.settings import PoseSettings
-from tests.fakes import fake_pose_pipeline
+from tests.conftest import FIXTURES
+from tests.fakes import FakePoseModel, fake_pose_pipeline
 from tests.images import encode
 
 
@@ -52,11 +54,64 @@ async def test_render_answers_a_png_of_the_photo(pose_client):
     assert Image.open(io.BytesIO(response.content)).size == (200, 120)
 
 
-async def test_no_dog_found_falls_back_to_the_whole_photo_with_a_low_score(pose_client):
-    blank = encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")
+async def test_a_photo_the_detector_boxes_as_a_whole_is_posed_with_a_low_score(pose_client):
+    blank = encode(Image.new("RGB", (64, 48), (255, 255, 255)), "PNG")  # the fake's whole-photo fallback
     body = (await pose_client.post("/v1/pose", files={"image": ("x.png", blank, "image/png")})).json()
     [dog] = body["dogs"]
     assert dog["box"] == [0, 0, 64, 48] and dog["score"] < 0.1
+
+
+async def test_a_photo_without_a_dog_is_a_422_saying_what_it_seems_to_show_unless_boxes_are_given():
+    """A detector that boxes no dog, whose second look's classifier calls the photo a garbage truck: refused as the
+    gateway's search refuses it, JSON and overlay alike; the dogs' boxes given (several), posed in them."""
+    app = create_app(PoseSettings(), pipeline_factory=lambda: PosePipeline(FakePoseModel(), _SeesATruck()))
+    files = {"image": ("t.jpg", _photo(), "image/jpeg")}
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pose") as client:
+            for render in ("false", "true"):
+                r = await client.post("/v1/pose", files=files, params={"render": render})
+                assert r.status_code == 422, r.text
+                assert r.json() == {"detail": "no dog found in this photo", "code": "no_dog_found",
+                                    "seems": [{"label": "garbage truck", "p": 0.81}]}
+            r = await client.post("/v1/pose", files=files, data={"box": ["40,30,100,90", "100,30,160,90"]})
+            assert r.status_code == 200 and [d["box"] for d in r.json()["dogs"]] == [[40, 30, 100, 90],
+                                                                                     [100, 30, 160, 90]]
+
+
+class _SeesATruck:
+    name = "test-sees-a-truck"
+
+    def detect_seen(self, images):
+        from dogsearch.models.dogclass import Classification, Label
+
+        return [[] for _ in images], [Classification(0.006, (), (Label("garbage truck", 0.81),)) for _ in images]
+
+
+@pytest.mark.real_model
+async def test_the_shipped_pipeline_refuses_a_truck_poses_a_close_up_and_with_require_dog_off_poses_all():
+    """The shipped detector boxes no dog in a garbage truck in a street, a man with a French horn, nor a close-up of
+    a sleeping dingo; its second look's classifier calls the truck and the horn no dog (0.006, 0.030) and the dingo
+    one (0.851): the first two are refused, saying what they seem to show (they were posed whole, a dog's skeleton
+    over them), the dingo posed whole. With DOGSEARCH_POSE_REQUIRE_DOG=false the truck is posed whole, as before."""
+    photos = {name: (FIXTURES / path).read_bytes() for name, path in (
+        ("garbage truck", "not-dogs/n03417042/ILSVRC2012_val_00004119.jpg"),
+        ("French horn", "not-dogs/n03394916/ILSVRC2012_val_00003759.jpg"),
+        ("dingo", "close-up/ILSVRC2012_val_00041341.jpg"))}
+    answers = {}
+    for require_dog in (True, False):
+        app = create_app(PoseSettings(require_dog=require_dog))
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pose") as client:
+                for name, data in photos.items():
+                    answers[name, require_dog] = await client.post("/v1/pose", files={"image": ("p.jpg", data)})
+    for label in ("garbage truck", "French horn"):
+        refused = answers[label, True]
+        assert refused.status_code == 422 and refused.json()["code"] == "no_dog_found", refused.text
+        assert refused.json()["seems"][0]["label"] == label
+    for posed in (answers["dingo", True], answers["dingo", False], answers["garbage truck", False]):
+        assert posed.status_code == 200, posed.text
+        [dog] = posed.json()["dogs"]
+        assert dog["whole_photo"] and not dog["given"]
 
 
 async def test_a_given_box_is_the_dog_posed_and_a_bad_one_is_a_422(pose_client):
@@ -68,6 +123,14 @@ async def test_a_given_box_is_the_dog_posed_and_a_bad_one_is_a_422(pose_client):
     for box in ("1,2,3", "190,0,250,120", "100,0,250,120"):
         r = await pose_client.post("/v1/pose", files=files, data={"box": box})
         assert r.status_code == 422 and r.json()["code"] == "bad_box", r.text
+
+
+async def test_more_boxes_than_a_photo_may_hold_dogs_are_a_422_before_the_photo_is_read(pose_client):
+    files = {"image": ("dog.jpg", _photo(), "image/jpeg")}
+    r = await pose_client.post("/v1/pose", files=files, data={"box": ["0,0,10,10"] * 6})  # max_dogs: 5
+    assert r.status_code == 422 and "at most 5 boxes" in r.json()["detail"], r.text
+    r = await pose_client.post("/v1/pose", files=files, data={"box": ["0,0,100,100", "100,0,200,120"]})
+    assert r.status_code == 200 and len(r.json()["dogs"]) == 2, r.text
 
 
 @pytest.mark.parametrize("data, status", [

@@ -1,5 +1,5 @@
 """A real webhook receiver on loopback for the tests: records every POST (headers and exact body) and answers the
-statuses it is given in turn (then 200)."""
+statuses it is given in turn (then 200, or from when it recovers)."""
 from __future__ import annotations
 
 import asyncio
@@ -45,6 +45,11 @@ class Receiver:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def recover(self) -> None:
+        """Answers 200 from now on (the webhook is back up)."""
+        with self.lock:
+            self.statuses.clear()
 
     async def wait_for(self, n: int, timeout: float = 20.0) -> list[tuple[dict[str, str], bytes]]:
         """Waits on the event loop (the gateway under test sends from it)."""

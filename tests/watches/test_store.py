@@ -1,8 +1,8 @@
 """The watch store's lifecycle: a watch whose dog is deleted ends (no match is recorded for it after, by any check,
-also one that was running), keeps its inbox, has its end delivered to its webhook and no longer counts toward its
-key's limit (its ended ones bounded apart); a deleted dog leaves every inbox with its unsent deliveries; a new secret
-signs the next attempts; a given-up check keeps why; a file from before these columns opens with them; only the
-gateway makes the store."""
+also one that was running), keeps its inbox, has its end delivered to its webhook, is read with that delivery's
+state and no longer counts toward its key's limit (its ended ones bounded apart); a deleted dog leaves every inbox
+with its unsent deliveries; a new secret signs the next attempts; a given-up check keeps why; a file from before these
+columns opens with them; only the gateway makes the store."""
 from __future__ import annotations
 
 import sqlite3
@@ -84,6 +84,26 @@ def test_a_watch_that_ends_has_its_end_delivered_once_to_its_webhook(store):
     store.finish(claimed, 500, "HTTP 500", False, 0.0)  # to be retried
     assert store.dog_deleted("rex", ended) == 0
     assert store.due(10) == [("w1", "rex")] and store.claim("w1", "rex", 30).attempt == 2
+
+
+def test_an_ended_watch_is_read_with_the_delivery_of_its_end(store):
+    """As a match's delivery is read in the inbox: its state, attempts and each attempt; an open watch, or one without
+    a webhook, has none, and a match's delivery is not taken for an end."""
+    hooked, quiet = watch("w1", "rex"), watch("w2", "rex", url=None)
+    store.create(hooked, "s1")
+    store.create(quiet, "s2")
+    store.record([match(hooked, "d1")], body)
+    assert store.get("w1").ended_delivery is None
+    store.dog_deleted("rex", ended)
+    assert store.get("w1").ended_delivery == {"state": "pending", "attempts": 0, "last_status": None,
+                                              "last_error": None, "delivered_at": None, "history": []}
+    assert store.get("w2").ended_delivery is None
+    store.finish(store.claim("w1", "rex", 30), 500, "HTTP 500", False, None)  # its last attempt
+    end = store.get("w1").ended_delivery
+    assert (end["state"], end["attempts"], end["last_status"], end["last_error"]) == ("failed", 1, 500, "HTTP 500")
+    assert [(a["n"], a["status"], a["error"]) for a in end["history"]] == [(1, 500, "HTTP 500")]
+    assert [w.ended_delivery for w in store.list("alice")] == [end, None]
+    assert store.matches("w1", 10)[0]["delivery"]["state"] == "pending"  # the match's own, still to be sent
 
 
 def test_ended_watches_leave_room_for_new_ones_and_are_kept_as_many_again(store):

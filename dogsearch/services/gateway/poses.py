@@ -2,6 +2,7 @@
 here, by photo id (made from the photo's bytes, so an answer never goes stale) and box, newest kept."""
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 
 from dogsearch.core.boxes import box_text
@@ -34,13 +35,18 @@ class StoredPoses:
         self.cache = PoseCache(cache_size)
 
     async def of(self, dog: Dog) -> dict:
-        """The pose of the dog in its box (of the photo it was read from); a dog stored whole, the photo's dogs."""
+        """The pose of the dog in its box (of the photo it was read from); a dog stored whole, in the whole photo (a
+        close-up: the pose service, asked for the photo's dogs, may find none in it)."""
         box = dog.payload.get("box")
         box = tuple(box) if isinstance(box, list) and len(box) == 4 else None
         key = dog.photo_id if box is None else f"{dog.photo_id}/{box_text(box)}"
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        result = await self.client.pose(await self.gallery.photo(dog), box)
+        photo = await self.gallery.photo(dog)
+        if box is None:
+            info = await asyncio.to_thread(self.gallery.limits.probe, photo)
+            box = (0.0, 0.0, float(info.width), float(info.height))
+        result = await self.client.pose(photo, [box])
         self.cache.put(key, result)
         return result

@@ -2,7 +2,7 @@
 batch on a worker thread of their own, never on the event loop."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PIL import Image
@@ -11,7 +11,7 @@ from dogsearch.core.boxes import Box
 from dogsearch.inference.runner import BatchedModel
 from dogsearch.pose.pipeline import PosePipeline
 
-Item = tuple[Image.Image, Box | None]  # a photo, and the box of the dog to pose (None: the detector's dogs)
+Item = tuple[Image.Image, Sequence[Box]]  # a photo, and the boxes of the dogs to pose (none: the detector's dogs)
 
 
 class PipelineCache(BatchedModel[PosePipeline, Item, dict]):
@@ -21,5 +21,5 @@ class PipelineCache(BatchedModel[PosePipeline, Item, dict]):
                                                                                      [b for _, b in items]),
                          unavailable="pose model unavailable", **batching)
 
-    async def run(self, image: Image.Image, box: Box | None = None) -> dict:
-        return (await self.submit([(image, box)]))[0]
+    async def run(self, image: Image.Image, boxes: Sequence[Box] = ()) -> dict:
+        return (await self.submit([(image, boxes)]))[0]

@@ -48,6 +48,10 @@ class PoseSettings(InferenceSettings):
                                               "(still small next to the detector), PCK@0.1 0.787 -> 0.800")
     keypoint_threshold: float = Field(0.3, ge=0.0, le=1.0, description="keypoints scoring below are 'not seen'")
     max_dogs: int = Field(5, ge=1, le=20, description="most dogs reported per photo")
+    require_dog: bool = Field(True, description="a photo sent without a box in which the detector finds no dog, and "
+                                                "whose whole the dog classifier does not call a dog, is refused (422 "
+                                                "no_dog_found, with what it seems to show), as the gateway's search "
+                                                "refuses it; false: it is posed whole (a dog's skeleton over a truck)")
     # The pose service decodes photos at full size (its keypoints and overlay are in the photo's pixels): a 40 MP
     # JPEG turned by its EXIF orientation takes 8 bytes a pixel, 305 MiB.
     max_decode_bytes: int = Field(320 * 1024 * 1024, ge=1024 * 1024, description=MAX_DECODE_HELP)

@@ -203,6 +203,9 @@ export interface Watch {
   /** when its dog was deleted, which ended it: no new matches, its inbox stays (null: watching; absent from older
    * servers) */
   ended_at?: string | null;
+  /** the delivery of its end to its webhook (the event `watch.ended`; null: open, or no webhook; absent from older
+   * servers) */
+  ended_delivery?: Delivery | null;
   photos: number;
   matches_url: string;
 }

@@ -55,6 +55,29 @@ function mockApi(found: object = FOUND, watching = false, deleted = false) {
   return fetchMock;
 }
 
+const RETRYING = { state: "pending", attempts: 2, last_status: 503, last_error: "HTTP 503", delivered_at: null };
+
+/** A gateway where alice's watch, with a webhook, ended at 19:30 CET; its end's delivery is `end` (undefined: an older
+ * server, which does not say), and `match`, when given, the delivery of a dog that matched before it ended. */
+function endedApi(end: object | undefined, match: object | null = null) {
+  const hook = "https://example.org/hook";
+  const ended = { ...WATCH, webhook_url: hook, ended_at: "2026-12-03T18:30:00+00:00", ended_delivery: end };
+  const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
+    if (url === "/v1/me") return json(200, { name: "alice", scope: "write", scopes: [], open: false, anonymous_search: false });
+    if (url === "/v1/watches") return json(200, { items: [ended] });
+    if (url === "/v1/watches/w1/matches") {
+      const found = { dog: FOUND, probability: 0.93, score: 0.91, matched_at: "2026-12-03T11:00:00+00:00", delivery: match };
+      return json(200, { items: match ? [found] : [] });
+    }
+    if (url === "/v1/watches/w1/secret" && init?.method === "POST") return json(200, { id: "w1", secret: "whsec_new" });
+    if (url === "/v1/watches/w1" && init?.method === "DELETE") return new Response(null, { status: 204 });
+    if (url.toString().startsWith("/v1/dogs/d2")) return new Response("jpeg", { status: 200 });
+    return json(404, { detail: "no dog d1", code: "dog_not_found" });
+  });
+  vi.stubGlobal("fetch", fetchMock);
+  return fetchMock;
+}
+
 describe("Alerts", () => {
   beforeEach(() => {
     stubObjectUrls();
@@ -156,31 +179,56 @@ describe("Alerts", () => {
     expect(fetchMock.mock.calls.map(([u]) => u)).not.toContain("/v1/dogs/d1"); // the watch says it is gone
   });
 
-  it("says an ended watch's webhook gets no new match, offers no new secret, and says no match will come", async () => {
-    const ended = { ...WATCH, webhook_url: "https://example.org/hook", ended_at: "2026-12-03T18:30:00+00:00" };
-    const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => {
-      if (url === "/v1/me") return json(200, { name: "alice", scope: "write", scopes: [], open: false, anonymous_search: false });
-      if (url === "/v1/watches") return json(200, { items: [ended] });
-      if (url === "/v1/watches/w1/matches") return json(200, { items: [] });
-      if (url === "/v1/watches/w1" && init?.method === "DELETE") return new Response(null, { status: 204 });
-      return json(404, { detail: "no dog d1", code: "dog_not_found" });
-    });
-    vi.stubGlobal("fetch", fetchMock);
+  it("says an ended watch's webhook was told of its end, offers no new secret, and says no match will come", async () => {
+    const fetchMock = endedApi({ ...RETRYING, state: "delivered", last_error: null, delivered_at: "2026-12-03T18:30:02Z" });
     renderApp("#/alerts", "dgs_some_key");
     const watch = await screen.findByTestId("watch");
     expect(within(watch).getByTestId("watched-dog-deleted")).toHaveTextContent(
       /^Ended 3 Dec 2026, 19:30 CET: its dog was deleted, so this watch looks for no more dogs and no more alerts come\.$/,
     );
     expect(within(watch).getByText(/^Watched from/)).toHaveTextContent("Watched from 3 Dec 2026, 11:00 CET to 19:30 CET");
-    expect(within(watch).getByTestId("watch-webhook")).toHaveTextContent(
-      "Its matches went to https://example.org/hook, which is told once that the watch ended (the event " +
-        "watch.ended) and gets no new match.",
+    expect(within(watch).getByTestId("watch-webhook").textContent).toBe(
+      "Its matches went to https://example.org/hook, which gets no new match. Its end was told to your webhook (the " +
+        "event watch.ended) on 3 Dec 2026, 19:30 CET.",
     );
-    expect(within(watch).queryByRole("button", { name: "New secret…" })).toBeNull();
+    expect(within(watch).queryByRole("button", { name: "New secret…" })).toBeNull(); // nothing left to sign
     expect(await within(watch).findByText("No dog matched it before it ended.")).toBeInTheDocument();
     expect(within(watch).queryByText(/yet/)).toBeNull();
     await userEvent.click(within(watch).getByRole("button", { name: "Delete this watch" }));
     expect(fetchMock.mock.calls.some(([u, i]) => u === "/v1/watches/w1" && i?.method === "DELETE")).toBe(true);
+  });
+
+  it("says when an ended watch's end could not be told to its webhook", async () => {
+    endedApi({ state: "failed", attempts: 6, last_status: 500, last_error: "HTTP 500", delivered_at: null });
+    renderApp("#/alerts", "dgs_some_key");
+    expect((await screen.findByTestId("watch-webhook")).textContent).toBe(
+      "Its matches went to https://example.org/hook, which gets no new match. Its end could not be told to your " +
+        "webhook (the event watch.ended): it failed after 6 attempts (HTTP 500).",
+    );
+    expect(screen.queryByRole("button", { name: "New secret…" })).toBeNull();
+  });
+
+  it("says what an older server does not: that the webhook is told of the end", async () => {
+    endedApi(undefined);
+    renderApp("#/alerts", "dgs_some_key");
+    expect(await screen.findByTestId("watch-webhook")).toHaveTextContent(
+      "Its matches went to https://example.org/hook, which is told once that the watch ended (the event watch.ended) " +
+        "and gets no new match.",
+    );
+  });
+
+  it.each([
+    { what: "its end", end: RETRYING, match: null, said: "Its end is being told to your webhook (the event watch.ended): retrying (2 attempts, HTTP 503)." },
+    { what: "a match found before it", end: { ...RETRYING, state: "delivered", delivered_at: "2026-12-03T18:31:00Z" }, match: RETRYING, said: "(the event watch.ended) on 3 Dec 2026, 19:31 CET." },
+  ])("offers a new secret on an ended watch while $what is still being sent", async ({ end, match, said }) => {
+    const fetchMock = endedApi(end, match);
+    renderApp("#/alerts", "dgs_some_key");
+    const hook = await screen.findByTestId("watch-webhook");
+    expect(hook).toHaveTextContent(`${said} What is still being sent is signed with this watch's secret, shown once, when the watch was made.`);
+    await userEvent.click(within(hook).getByRole("button", { name: "New secret…" }));
+    await userEvent.click(within(hook).getByRole("button", { name: "Yes, a new secret" }));
+    expect(await within(hook).findByTestId("new-secret")).toHaveTextContent("whsec_new");
+    expect(fetchMock.mock.calls.filter(([u, i]) => u === "/v1/watches/w1/secret" && i?.method === "POST")).toHaveLength(1);
   });
 
   it("says a dog watched already is watched when the server refuses a second watch of it", async () => {

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from "react";
+import { type ReactNode, useCallback, useEffect, useRef, useState } from "react";
 import { ApiImage } from "../components/ApiImage";
 import { ErrorBanner, Notice } from "../components/ErrorBanner";
 import { dogTitle } from "../components/ResultGrid";
@@ -24,6 +24,54 @@ export function deliveryText(d: Delivery | null): string | null {
   }
 }
 
+/** Whether a delivery is still to be sent (its attempts signed with the watch's secret of the moment). */
+function waiting(d: Delivery | null | undefined): d is Delivery {
+  return d?.state === "pending" || d?.state === "sending";
+}
+
+/** Where an ended watch's matches went, and what became of the telling of its end (`waits`: some delivery of it is
+ * still to be sent, signed with its secret). */
+function EndedWebhook({ watch, waits }: { watch: Watch; waits: boolean }) {
+  const d = watch.ended_delivery;
+  const event = (
+    <>
+      (the event <code>watch.ended</code>)
+    </>
+  );
+  return (
+    <p className="small">
+      Its matches went to <code>{watch.webhook_url}</code>,{" "}
+      {d === undefined ? (
+        // an older server, which does not say
+        <>which is told once that the watch ended {event} and gets no new match.</>
+      ) : (
+        <>which gets no new match.</>
+      )}
+      {d?.state === "delivered" && d.delivered_at && (
+        <>
+          {" "}
+          Its end was told to your webhook {event} on <Time iso={d.delivered_at} />.
+        </>
+      )}
+      {d?.state === "failed" && (
+        <>
+          {" "}
+          Its end could not be told to your webhook {event}: it failed after {d.attempts} attempts
+          {d.last_error ? ` (${d.last_error})` : ""}.
+        </>
+      )}
+      {waiting(d) && (
+        <>
+          {" "}
+          Its end is being told to your webhook {event}
+          {d.attempts ? `: retrying (${d.attempts} attempts${d.last_error ? `, ${d.last_error}` : ""})` : ""}.
+        </>
+      )}
+      {waits && " What is still being sent is signed with this watch's secret, shown once, when the watch was made."}
+    </p>
+  );
+}
+
 /** A watched dog as far as this page knows it: loaded, deleted since (which ended its watch), or not yet known. */
 type Watched = Dog | "deleted" | undefined;
 
@@ -38,9 +86,10 @@ function watchTitle(w: Watch, dog: Watched): string {
   return `${what}${status}${where}, at least ${percent(w.min_probability)} likely the same dog`;
 }
 
-/** Where a watch's matches go, and the secret that signs them (shown once, when the watch was made): a new one in
- * place of a lost or leaked one, shown here once, after a confirmation (the old one stops signing at once). */
-function WebhookSecret({ watch }: { watch: Watch }) {
+/** Where a watch's deliveries go (`children`), and the secret that signs them (shown once, when the watch was made):
+ * a new one in place of a lost or leaked one, shown here once, after a confirmation (the old one stops signing at
+ * once), while it would sign anything (`renewable`: the watch is open, or some delivery of it is still being sent). */
+function WebhookSecret({ watch, renewable, children }: { watch: Watch; renewable: boolean; children: ReactNode }) {
   const [step, setStep] = useState<"idle" | "confirming" | "busy">("idle");
   const [secret, setSecret] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -59,17 +108,14 @@ function WebhookSecret({ watch }: { watch: Watch }) {
 
   return (
     <div className="watch-webhook" data-testid="watch-webhook">
-      <p className="small">
-        Matches are sent to <code>{watch.webhook_url}</code>, signed with this watch's secret (the{" "}
-        <code>X-Dogsearch-Signature</code> header), which was shown once, when the watch was made.
-      </p>
+      {children}
       {secret && (
         <p className="notice" role="status" data-testid="new-secret">
           The new secret, shown only now: copy it to your webhook's receiver. <code>{secret}</code> Deliveries from now
           on are signed with it, not with the old one.
         </p>
       )}
-      {step === "confirming" ? (
+      {!renewable ? null : step === "confirming" ? (
         <div className="confirm" role="group" aria-label="Confirm new secret">
           <p>Make a new secret? The old one signs no delivery from now on: your receiver needs the new one.</p>
           <button type="button" className="button danger small" onClick={() => void renew()} autoFocus>
@@ -158,6 +204,8 @@ export function WatchesPage() {
         const found = matches[w.id] ?? [];
         const dog: Watched = w.ended_at ? "deleted" : w.dog_id ? dogs[w.dog_id] : undefined;
         const title = watchTitle(w, dog);
+        // an ended watch's end, or a match found before it, still being sent: its secret still signs something
+        const waits = waiting(w.ended_delivery) || found.some((m) => waiting(m.delivery));
         return (
           <article key={w.id} className="watch" aria-labelledby={`watch-${w.id}-h`} data-testid="watch">
             <div className="watch-head">
@@ -196,14 +244,17 @@ export function WatchesPage() {
                 </>
               )}
             </p>
-            {w.webhook_url && w.ended_at ? (
-              // nothing new to sign: where its matches went, and that its end is told
-              <p className="small watch-webhook" data-testid="watch-webhook">
-                Its matches went to <code>{w.webhook_url}</code>, which is told once that the watch ended (the event{" "}
-                <code>watch.ended</code>) and gets no new match.
-              </p>
-            ) : (
-              w.webhook_url && <WebhookSecret watch={w} />
+            {w.webhook_url && (
+              <WebhookSecret watch={w} renewable={!w.ended_at || waits}>
+                {w.ended_at ? (
+                  <EndedWebhook watch={w} waits={waits} />
+                ) : (
+                  <p className="small">
+                    Matches are sent to <code>{w.webhook_url}</code>, signed with this watch's secret (the{" "}
+                    <code>X-Dogsearch-Signature</code> header), which was shown once, when the watch was made.
+                  </p>
+                )}
+              </WebhookSecret>
             )}
             {found.length === 0 ? (
               <p className="notice">{dog === "deleted" ? "No dog matched it before it ended." : "No match yet."}</p>

@@ -45,13 +45,13 @@ def router(settings: GatewaySettings) -> APIRouter:
                                                           '`dogs`, or one you mark), without the detector')):
         """The dogs of any photo with their poses (or, with `box`, that dog's). A photo in which a search would find no
         dog is refused as a search refuses it, rather than posed whole."""
-        given = None if box is None else parse_box(box)
         data = await read_upload(image, parts.settings)
         await asyncio.to_thread(parts.gallery.limits.probe, data)  # this API's limits; the pose service decodes it
-        if given is None:  # a marked box says where the dog is, as in a search
-            await parts.gallery.shows_a_dog(data)
+        # a marked box says where the dog is, as in a search; else the dogs a search finds, sent: the pose service
+        # neither looks for them again nor refuses a close-up a search takes whole
+        boxes = [parse_box(box)] if box is not None else await parts.gallery.dog_boxes(data)
         if render or render_q:
-            return Response(await parts.pose.render(data, given), media_type="image/png")
-        return await parts.pose.pose(data, given)
+            return Response(await parts.pose.render(data, boxes), media_type="image/png")
+        return await parts.pose.pose(data, boxes)
 
     return api

@@ -10,7 +10,7 @@ from typing import Literal
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 
 from dogsearch.core.boxes import parse_box
-from dogsearch.core.errors import TimedOut, TooLarge, Unavailable
+from dogsearch.core.errors import InvalidInput, TimedOut, TooLarge, Unavailable
 from dogsearch.gallery.contracts import PhotoDogs
 from dogsearch.gallery.fields import FROM_PHOTO, search_filter
 from dogsearch.gallery.gallery import Search
@@ -147,13 +147,15 @@ def router(settings: GatewaySettings) -> APIRouter:
         depth = min(parts.settings.max_k, k * parts.settings.pose_rerank_depth) if rerank == "pose" else k
         found = await parts.gallery.search(photos, max(depth, JUDGED), flt, dog, rule, marked)
         matches = found.matches[:depth]
-        searched = found.photo.dogs[found.dog] if found.photo.dogs else None  # its pose, not the photo's others'
-        box = None if searched is None or searched.whole_photo else searched.box
+        # the searched dog's box (the whole photo for a dog taken whole): its pose, not the photo's others', and
+        # none the pose service would refuse for want of a dog it finds itself
+        box = found.photo.dogs[found.dog].box
         scored = [(m.score, m) for m in matches]
         try:
-            query_pose, poses = await asyncio.gather(parts.pose.pose(data, box),
+            query_pose, poses = await asyncio.gather(parts.pose.pose(data, [box]),
                                                      asyncio.gather(*(parts.poses.of(m.dog) for m in matches)))
-        except (Unavailable, TimedOut) as exc:  # the pose service down or slow: the search itself still answers
+        except (Unavailable, TimedOut, InvalidInput) as exc:
+            # the pose service down, slow or refusing a photo (over its own limits): the search itself still answers
             log.warning("search without poses: %s", exc.reason)
             judged = await _judge(parts, found.matches, k)
             return _answer(found, [result(m, judged, i, reports.near) for i, m in enumerate(found.matches[:k])],

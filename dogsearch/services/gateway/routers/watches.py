@@ -115,8 +115,8 @@ def router(settings: GatewaySettings) -> APIRouter:
     async def renew_secret(watches: WatchesDep, caller: CallerDep,
                            watch_id: str = Path(..., pattern=UUID_PATTERN)) -> WatchSecret:
         """A new secret for the watch's deliveries, shown only here, in place of the old one (lost, or leaked): every
-        attempt from now on is signed with it, retries of earlier matches too; what was sent stays as it was signed.
-        The watch keeps its id, conditions and inbox."""
+        attempt from now on is signed with it, retries of earlier matches too (an ended watch's, and its end's); what
+        was sent stays as it was signed. The watch keeps its id, conditions and inbox."""
         watch = await watches.get(watch_id, caller.sees)
         return WatchSecret(id=watch.id, secret=await watches.new_secret(watch))
 
