@@ -55,15 +55,22 @@ export function makeKeys(): { keys: Required<Keys>; env: Record<string, string> 
   return { keys, env: { DOGSEARCH_GATEWAY_API_KEYS: entries.join(",") } };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
+// Below Linux's ephemeral range (32768-60999): a port listen(0) handed out, let go until the server binds it, could be
+// taken meanwhile by an outgoing connection's local port (as tests/processes.py's free_port).
+function portFree(port: number): Promise<boolean> {
+  return new Promise((ok) => {
     const srv = createServer();
-    srv.once("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => ok(port));
-    });
+    srv.once("error", () => ok(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => ok(true)));
   });
+}
+
+async function freePort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12768); // 20000-32767, at random: runs side by side seldom meet
+    if (await portFree(port)) return port;
+  }
+  throw new Error("no free loopback port in 20000-32767");
 }
 
 /** `keys`: started with an admin and a search-only key (their secrets in `Server.keys`); else open. */
