@@ -32,6 +32,9 @@ _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 # The whole photo as one box, when nothing salient is found, is marked with this score so nobody mistakes it
 # for a detection.
 FALLBACK_SCORE = 0.05
+# A photo the detector boxes no dog in is still one dog, whole, where the dog classifier gives the whole photo at least
+# this (the embedder's whole_photo_dog default; the pose service and the second look's training take the same).
+WHOLE_PHOTO_DOG = 0.5
 
 
 class DetectorError(RuntimeError):

@@ -8,15 +8,12 @@ import numpy as np
 from PIL import Image
 
 from dogsearch.core.boxes import Box
-from dogsearch.models.detect import Detection, Detector, WholeImageDetector, detect_seen
+from dogsearch.models.detect import WHOLE_PHOTO_DOG, Detection, Detector, WholeImageDetector, detect_seen
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.pose.model import PoseModel
 from dogsearch.pose.analysis import analyse
 
 GIVEN_SCORE = 1.0  # the score of a box the caller gave: no detector judged it
-# A photo the detector boxes no dog in is still a dog, posed whole, where the dog classifier gives the whole photo at
-# least this: the embedder's whole_photo_dog default, so that a close-up a search takes whole is posed here too.
-WHOLE_PHOTO_DOG = 0.5
 
 
 def covers(box: Sequence[float], width: int, height: int, slack: float = 1.0) -> bool:

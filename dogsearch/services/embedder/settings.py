@@ -7,6 +7,7 @@ from pydantic_settings import SettingsConfigDict
 
 from dogsearch.core.settings import InferenceSettings, checked_internal_key, internal_key_field, usable_cores
 from dogsearch.inference.runtimes import EXPORT_RUNTIMES, check_runtime, default_precision, default_runtime
+from dogsearch.models.detect import WHOLE_PHOTO_DOG
 from dogsearch.models.registry import (
     DEFAULT_CACHE_DIR,
     DEFAULT_DETECTOR,
@@ -59,7 +60,7 @@ class EmbedderSettings(InferenceSettings):
                                                         "detector registry); 'none': the whole photo is the dog")
     max_dogs: int = Field(5, ge=1, le=20, description="most dogs embedded per photo (the largest)")
     whole_photo_dog: float | None = Field(
-        0.5, ge=0.0, le=1.0,
+        WHOLE_PHOTO_DOG, ge=0.0, le=1.0,
         description="a photo in which the detector boxes no dog is still one dog when the dog classifier gives the "
                     "whole photo at least this dog probability: the whole photo (or with second_look, the detector's "
                     "second look); unset: the detector alone decides")

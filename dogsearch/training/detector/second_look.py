@@ -21,9 +21,10 @@ from pathlib import Path
 
 from dogsearch.core.boxes import SMALL_SHARE, share
 from dogsearch.models import dogdet as D
+from dogsearch.models.detect import WHOLE_PHOTO_DOG
 from dogsearch.training.detector import data as T
 
-PHOTO_DOG = 0.5  # the embedder's whole_photo_dog: a photo it would take whole as a dog
+PHOTO_DOG = WHOLE_PHOTO_DOG  # a photo the embedder would take whole as a dog
 MAX_SHARE = SMALL_SHARE  # issue 18's small dog: its box under 30 % of the photo
 
 
