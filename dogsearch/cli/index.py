@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from dogsearch.cli.common import add_target, api_key, gateway
 from dogsearch.core.errors import TimedOut, Unavailable
 from dogsearch.core.images import PHOTO_SUFFIXES
+from dogsearch.core.progress import progress_bar
 
 
 def add_parser(sub) -> None:
@@ -238,7 +237,7 @@ async def follow_job(get: Callable[[], Awaitable[dict]], progress: bool = True, 
                      patience_s: float = PATIENCE_S) -> dict:
     """Polls a job until it is over, with a progress bar from its counts. A server that stops answering (restarted,
     redeployed) is asked again for up to `patience_s`: its job goes on meanwhile."""
-    bar = tqdm(total=None, unit="photo", desc="indexing", disable=not progress)
+    bar = progress_bar(unit="photo", desc="indexing", enabled=progress)
     silent_since = None
     try:
         while True:

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from PIL import Image
-from tqdm import tqdm
 
 from dogsearch.core.boxes import Box, crop
 from dogsearch.core.images import ImageRejected
+from dogsearch.core.progress import progress_bar
 from dogsearch.gallery.fields import INDEXED_FIELDS
 from dogsearch.gallery.photos import PhotoStore
 from dogsearch.gallery.records import MAX_PHOTO_DOGS, dog_created_at, entry_id
@@ -139,7 +139,7 @@ def _drop_quietly(engine: Engine, collection: str) -> None:
 def _copy(old: VectorStore, new: VectorStore, photos: PhotoStore, model, total: int, batch_size: int,
           progress: bool) -> tuple[int, int, list[Skipped]]:
     done, added, skipped = 0, 0, []
-    with tqdm(total=total, desc=f"reindex -> {model.model_id}", unit="photo", disable=not progress) as bar:
+    with progress_bar(total, desc=f"reindex -> {model.model_id}", unit="photo", enabled=progress) as bar:
         offset = None
         while True:
             page, offset = old.scroll(batch_size, offset=offset)

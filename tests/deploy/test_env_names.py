@@ -7,6 +7,7 @@ import re
 
 from pydantic_settings import BaseSettings
 
+from dogsearch.cli.common import ClientSettings
 from dogsearch.core.settings import env_names
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.services.embedder.settings import EmbedderSettings
@@ -14,7 +15,7 @@ from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.pose.settings import PoseSettings
 from dogsearch.services.search.settings import SearchSettings
 from dogsearch.services.server import ServerSettings
-from tests.deploy.tools import BASE, ENV_EXAMPLE, GPU, compose_model
+from tests.deploy.tools import BASE, ENV_EXAMPLE, GPU, REPO, compose_model
 
 # Which settings classes each container builds (the workers store photos as the gateway does).
 READS: dict[str, tuple[type[BaseSettings], ...]] = {
@@ -115,3 +116,27 @@ def test_the_example_sets_the_defaults_but_where_a_deployment_differs_on_purpose
                     if changed:
                         differ[name] = value
     assert set(differ) == set(DELIBERATE), f"set otherwise than the defaults: {differ}"
+
+
+# DOGSEARCH_ names the docs give that no settings class reads, and the file that reads each.
+NOT_SETTINGS = {"DOGSEARCH_URL": "web/vite.config.ts", "DOGSEARCH_E2E_REQUIRE_POSE": "web/e2e/app.e2e.ts"}
+
+
+def test_the_names_the_docs_give_are_settings() -> None:
+    """Every DOGSEARCH_ name in README.md and docs/*.md, and every name of README's settings table (`MODEL` in the
+    `DOGSEARCH_EMBEDDER_` row), is one a settings class reads: a copied misspelling stops a server, and is ignored
+    by a bench or an eval. A name ending in _ is a prefix some setting has."""
+    known = set().union(*(env_names(cls) for classes in READS.values() for cls in classes), env_names(ClientSettings))
+    for name, reader in NOT_SETTINGS.items():
+        assert name not in known and name in (REPO / reader).read_text(), f"{name}: not read by {reader}, or a setting"
+    known |= set(NOT_SETTINGS)
+    wrong = []
+    for doc in (REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))):
+        for number, line in enumerate(doc.read_text().splitlines(), 1):
+            names = re.findall(r"DOGSEARCH_[A-Z0-9_]*", line)
+            if row := re.match(r"\|\s*`(DOGSEARCH_[A-Z0-9_]*_)`\s*\|(.*)", line):
+                names += [n if n.startswith("DOGSEARCH_") else row[1] + n
+                          for n in re.findall(r"`([A-Z][A-Z0-9_]+)`", row[2])]
+            wrong += [f"{doc.relative_to(REPO)}:{number}: {name}" for name in names
+                      if name not in known and not (name.endswith("_") and any(k.startswith(name) for k in known))]
+    assert not wrong, "names no settings class reads:\n" + "\n".join(wrong)
