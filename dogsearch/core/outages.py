@@ -99,11 +99,12 @@ class Broker:
         return True
 
 
-class _AckedOnceBack(worker_request.Request):
-    """Celery acknowledges a task's message from its worker's consumer, which waits for Redis to come back when it
-    sees it gone; one acknowledgement it sends as Redis dies, before it has seen it, it logs ("Couldn't ack") and
-    drops, and the task, done, would run again after the visibility timeout. This one is sent again, from a thread
-    of its own, once Redis answers (within the worker's hold on the message)."""
+class _SettledOnceBack(worker_request.Request):
+    """Celery acknowledges or rejects a task's message from its worker's consumer, which waits for Redis to come back
+    when it sees it gone; one it sends as Redis dies, before it has seen it, it logs ("Couldn't ack", "Couldn't
+    reject") and drops: a task done would run again after the visibility timeout, one rejected to be handed out
+    again would wait that long, and one rejected for good would run again. Each is sent again, from a thread of its
+    own, once Redis answers (within the worker's hold on the message)."""
 
     def acknowledge(self) -> None:
         if self.acknowledged:
@@ -111,27 +112,39 @@ class _AckedOnceBack(worker_request.Request):
         # Celery's own path (the consumer's), which also restores its prefetch after a reconnection
         sent = self._on_ack(worker_request.logger, self._connection_errors)
         self.acknowledged = True
-        if isinstance(sent, Thenable):  # fulfilled once the consumer tried
-            sent.then(self._unless_acknowledged)
+        self._again_unless_settled(sent, "acknowledgement", self.message.ack)
 
-    def _unless_acknowledged(self, *_: Any) -> None:
-        if not self.message.acknowledged:
-            threading.Thread(target=self._acknowledge_once_back, daemon=True).start()
+    def reject(self, requeue: bool = False) -> None:
+        if self.acknowledged:
+            return
+        sent = self._on_reject(worker_request.logger, self._connection_errors, requeue)
+        self.acknowledged = True
+        self.send_event("task-rejected", requeue=requeue)
+        self._again_unless_settled(sent, "rejection", lambda: self.message.reject(requeue=requeue))
 
-    def _acknowledge_once_back(self) -> None:
+    def _again_unless_settled(self, sent: object, what: str, settle: Callable[[], object]) -> None:
+        """Once the consumer tried (`sent` fulfilled), `settle()` sent again unless its try reached Redis."""
+        def tried(*_: Any) -> None:
+            if not self.message.acknowledged:
+                threading.Thread(target=self._settle_once_back, args=(what, settle), daemon=True).start()
+
+        if isinstance(sent, Thenable):
+            sent.then(tried)
+
+    def _settle_once_back(self, what: str, settle: Callable[[], object]) -> None:
         broker: Broker = self.task.app.dogsearch_broker
         try:
-            broker.through_outage(lambda: self.message.acknowledged or self.message.ack(), broker.lease_end(),
+            broker.through_outage(lambda: self.message.acknowledged or settle(), broker.lease_end(),
                                   also=self._connection_errors)
         except Reject:
-            log.warning("task %s: its acknowledgement did not reach Redis: it runs again after the visibility "
-                        "timeout", self.task_name)
+            log.warning("task %s: its %s did not reach Redis: its message is handed out again after the visibility "
+                        "timeout", self.task_name, what)
             return
-        log.info("task %s: acknowledged once Redis answered again", self.task_name)
+        log.info("task %s: %s sent once Redis answered again", self.task_name, what)
 
 
 class BrokerTask(Task):
-    """The tasks of an app whose `dogsearch_broker` is their Broker: a done task's acknowledgement dropped as Redis
-    died is sent again once it answers."""
+    """The tasks of an app whose `dogsearch_broker` is their Broker: a task's acknowledgement or rejection dropped as
+    Redis died is sent again once it answers."""
 
-    Request = _AckedOnceBack
+    Request = _SettledOnceBack

@@ -338,14 +338,15 @@ class Gallery:
                                                    boxes=None if box is None else [box])
         return embedding.photos[0]
 
-    async def dog_boxes(self, image: bytes) -> list[Box]:
-        """The boxes of the photo's dogs as a search finds them (the whole photo for a dog it takes whole), largest
-        first, for what poses them elsewhere; NoDogFound, saying what the photo seems to show, where a search would
-        refuse it for want of a dog. The photo's header is the caller's to check."""
+    async def dog_boxes(self, image: bytes) -> list[tuple[Box, float | None]]:
+        """The boxes of the photo's dogs as a search finds them, each with its detector's score (the whole photo for
+        a dog it takes whole, scored None), largest first, for what poses them elsewhere; NoDogFound, saying what the
+        photo seems to show, where a search would refuse it for want of a dog. The photo's header is the caller's to
+        check."""
         embedding = await self.embedder.embed_dogs([image], whole_if_none=not self.require_dog, vectors=False,
                                                    seems=False)
         pick(embedding.photos[0], 0)
-        return [dog.box for dog in embedding.photos[0].dogs]
+        return [(dog.box, dog.score) for dog in embedding.photos[0].dogs]
 
     async def preview(self, image: bytes, side: int = PREVIEW_PX) -> bytes:
         """The photo as a JPEG any browser shows (a HEIC does not show outside Safari): upright, its longer side at

@@ -7,21 +7,21 @@ elsewhere; the job code makes that second run count nothing twice.
 Outages are waited out in the task that meets them, holding its message: a batch never asks the broker for a retry
 while the broker is what is down (Celery drops a message whose retry it cannot publish), and one whose embedder is
 down keeps its worker's slot, so the rest of the queue waits in Redis instead of failing through its retries
-(dogsearch/core/outages.py, which the watches' check shares); so does an acknowledgement that Celery dropped as Redis
-died (BrokerTask). A message Redis itself lost as it died is sent again when its job stalls (replan)."""
+(dogsearch/core/outages.py, which the watches' check shares); so does an acknowledgement or a rejection that Celery
+dropped as Redis died (BrokerTask). A message Redis itself lost as it died is sent again when its job stalls
+(replan)."""
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import warnings
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from celery import Celery
 from celery.exceptions import CPendingDeprecationWarning, Reject
-from celery.signals import celeryd_after_setup, worker_process_shutdown, worker_shutdown
+from celery.signals import celeryd_after_setup
 from kombu.exceptions import OperationalError
 
 from dogsearch.core.outages import Broker, BrokerTask
@@ -29,6 +29,7 @@ from dogsearch.gallery.ingest import Ingestor
 from dogsearch.gallery.locks import LocksUnavailable
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.jobs.store import BrokerUnavailable, RedisJobStore
+from dogsearch.jobs.threads import ThreadResources
 from dogsearch.jobs.work import batches, delivery_key, give_up, plan_items, poisoned, reason_of, run_batch
 
 PLAN = "dogsearch.jobs.plan"
@@ -55,8 +56,8 @@ celeryd_after_setup.connect(_quiet_reconnect_warning, weak=False)
 def create_celery(settings: JobsSettings,
                   ingestor: Callable[[], AbstractAsyncContextManager[Ingestor]] | None = None) -> Celery:
     """`ingestor` makes a worker thread's Ingestor (where photos go, which services embed and store them), entered
-    on the thread's event loop and left at the worker's shutdown (its clients closed): only a worker needs one; a
-    gateway only sends tasks."""
+    on the thread's event loop and left at the worker's shutdown (its clients closed; app.dogsearch_threads, which
+    other tasks' per-thread resources share): only a worker needs one; a gateway only sends tasks."""
     if not settings.broker_url:
         raise ValueError("Celery needs DOGSEARCH_BROKER_URL (a redis:// URL)")
     app = Celery("dogsearch", broker=settings.broker_url, set_as_current=False, task_cls=BrokerTask)
@@ -85,32 +86,12 @@ def create_celery(settings: JobsSettings,
                           bookkeeping_ttl_s=settings.visibility_timeout_s)
     app.dogsearch_store = store
     broker = app.dogsearch_broker = Broker(settings.visibility_timeout_s, store.ping, BROKER_DOWN)
-    local = threading.local()  # each worker thread: its own event loop and HTTP clients
-    made: list[tuple[asyncio.AbstractEventLoop, AsyncExitStack]] = []  # every thread's, left at the shutdown
+    threads = ThreadResources(app)
 
     def thread_ingestor() -> tuple[asyncio.AbstractEventLoop, Ingestor]:
-        if not hasattr(local, "loop"):
-            if ingestor is None:
-                raise RuntimeError("this Celery app sends tasks only: create_celery(..., ingestor=...) to run them")
-            loop, stack = asyncio.new_event_loop(), AsyncExitStack()
-            local.ingestor = loop.run_until_complete(stack.enter_async_context(ingestor()))
-            local.loop = loop
-            made.append((loop, stack))
-        return local.loop, local.ingestor
-
-    def close_ingestors(sender: Any = None, **_: Any) -> None:
-        """At a worker's shutdown, once its pool stopped (threads, solo), or a prefork child's exit: each thread's
-        ingestor left on its event loop, which no thread runs any more."""
-        if getattr(sender, "app", app) is not app:  # another app's worker in this process
-            return
-        while made:
-            loop, stack = made.pop()
-            loop.run_until_complete(stack.aclose())
-            loop.close()
-
-    app.dogsearch_close_ingestors = close_ingestors  # the signals hold it weakly: it goes with the app
-    worker_shutdown.connect(close_ingestors)
-    worker_process_shutdown.connect(close_ingestors)
+        if ingestor is None:
+            raise RuntimeError("this Celery app sends tasks only: create_celery(..., ingestor=...) to run them")
+        return threads.get("ingestor", ingestor)
 
     # shared=False: tasks are closures over this app's settings; another app in the process must not reuse them.
     @app.task(name=PLAN, shared=False, acks_late=True, reject_on_worker_lost=True)

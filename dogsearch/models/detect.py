@@ -33,7 +33,7 @@ _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 # for a detection.
 FALLBACK_SCORE = 0.05
 # A photo the detector boxes no dog in is still one dog, whole, where the dog classifier gives the whole photo at least
-# this (the embedder's whole_photo_dog default; the pose service and the second look's training take the same).
+# this (the embedder's and the pose service's whole_photo_dog default; the second look's training takes the same).
 WHOLE_PHOTO_DOG = 0.5
 
 

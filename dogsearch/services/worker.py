@@ -48,14 +48,23 @@ def worker_celery(settings: JobsSettings, gateway: GatewaySettings) -> Celery:
                 await client.aclose()
             await close_locks(gallery)
 
-    def watches() -> Watches:
+    @asynccontextmanager
+    async def watches() -> AsyncIterator[Watches]:
         if missing := missing_store(gateway):  # a worker never makes the store: it would be a store of its own
             raise StoreMissing(missing)
         search = SearchClient(gateway.search_url, timeout=gateway.upstream_timeout_s, token=gateway.internal_secret)
-        return build_watches(gateway, search, SameDog(gateway), make=False)
+        try:
+            made = build_watches(gateway, search, SameDog(gateway), make=False)
+            try:
+                yield made
+            finally:  # the worker's shutdown
+                made.store.close()
+        finally:
+            await search.aclose()
 
     app = create_celery(settings, ingestor)
-    register_check(app, watches, app.dogsearch_broker, settings.max_deliveries, settings.check_retry_window_s)
+    register_check(app, lambda: app.dogsearch_threads.get("watches", watches), app.dogsearch_broker,
+                   settings.max_deliveries, settings.check_retry_window_s)
     return app
 
 

@@ -21,7 +21,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import NoReturn
@@ -43,18 +42,11 @@ def check_key(entry_ids: list[str], attempt: int) -> str:
     return f"{hashlib.sha256(json.dumps(entry_ids).encode()).hexdigest()[:32]}:{attempt}"
 
 
-def register_check(app: Celery, make_watches: Callable[[], Watches], broker: Broker, max_deliveries: int,
-                   retry_window_s: float) -> None:
-    """Adds the check task to a worker's app; `make_watches` makes a worker thread's Watches (its own clients), or
-    raises StoreMissing."""
-    local = threading.local()  # each worker thread: its own event loop and HTTP clients
-
-    def thread_watches() -> tuple[asyncio.AbstractEventLoop, Watches]:
-        if not hasattr(local, "watches"):
-            local.watches = make_watches()  # StoreMissing: nothing kept, the next check looks again
-            local.loop = asyncio.new_event_loop()
-        return local.loop, local.watches
-
+def register_check(app: Celery, thread_watches: Callable[[], tuple[asyncio.AbstractEventLoop, Watches]],
+                   broker: Broker, max_deliveries: int, retry_window_s: float) -> None:
+    """Adds the check task to a worker's app; `thread_watches` gives the calling worker thread's event loop and
+    Watches (its own clients, closed at the worker's shutdown), or raises StoreMissing (nothing kept: the next check
+    looks again)."""
     # max_retries=None: the retry window bounds them, not a count
     @app.task(name=CHECK, shared=False, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
     def check(self, entry_ids: list[str], down_since: float | None = None, no_store_since: float | None = None) -> int:

@@ -4,7 +4,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from dogsearch.models.pose import keypoints as K
+from dogsearch.pose.render import render_png
 from dogsearch.pose.rerank import proportion_gap, rerank
+from dogsearch.services.pose.settings import PoseSettings
 from tests.fakes import FakePoseModel, fake_all_in_one, fake_pose_pipeline, serving
 from tests.images import encode
 
@@ -225,11 +227,31 @@ async def test_the_pose_of_any_photo_sends_the_dogs_a_search_finds_or_refuses_a_
                 assert none.status_code == 200 and none.json()["dogs"][0]["box"] == [0, 0, 200, 120], none.text
 
 
+async def test_the_pose_of_any_photo_shows_the_scores_of_the_detector_that_found_its_dogs(tmp_path, fake_model):
+    """The dogs the gateway's check finds go to the pose service with their detector's scores (0.9 here): the answer
+    and the overlay show them, as for dogs the pose service finds itself (before, each came back given, scored 1, and
+    the overlay printed no score). A box the caller marks is still given, scored 1."""
+    two = Image.new("RGB", (200, 120), (255, 255, 255))
+    ImageDraw.Draw(two).rectangle((10, 10, 70, 100), fill=(120, 80, 40))
+    ImageDraw.Draw(two).rectangle((120, 20, 190, 110), fill=(20, 20, 200))
+    files = {"image": ("t.png", encode(two, "PNG"))}
+    app = fake_all_in_one(tmp_path / "data", fake_model, detector=True, pose_factory=_refusing_pose)
+    async with serving(app) as client:
+        found = (await client.post("/v1/detect", files=files)).json()["dogs"]
+        dogs = (await client.post("/v1/pose", files=files)).json()["dogs"]
+        drawn = await client.post("/v1/pose", files=files, data={"render": "true"})
+        marked = (await client.post("/v1/pose", files=files, data={"box": "10,10,71,101"})).json()["dogs"]
+    assert [(d["box"], d["score"], d["given"]) for d in dogs] == [(d["box"], 0.9, False) for d in found]
+    assert [(d["score"], d["given"]) for d in marked] == [(1.0, True)]
+    threshold = PoseSettings().keypoint_threshold
+    scored, unscored = (Image.open(io.BytesIO(render_png(two, shown, threshold))).tobytes()
+                        for shown in (dogs, [d | {"given": True} for d in dogs]))
+    assert Image.open(io.BytesIO(drawn.content)).tobytes() == scored != unscored  # the scores printed
+
+
 async def test_a_search_with_poses_answers_without_them_when_the_pose_service_refuses_a_photo(tmp_path, fake_model):
     """A pose service that takes smaller photos than the gateway (413): the search answers without poses, saying
     why, as when the pose service is down (before, the whole search was the pose service's refusal)."""
-    from dogsearch.services.pose.settings import PoseSettings
-
     big = encode(Image.effect_noise((300, 300), 60).convert("RGB"), "PNG")
     app = fake_all_in_one(tmp_path / "data", fake_model, pose_factory=fake_pose_pipeline,
                           pose_settings=PoseSettings(max_image_bytes=len(big) - 1))

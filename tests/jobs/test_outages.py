@@ -7,11 +7,13 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
+from celery.exceptions import Reject
 
 from dogsearch.jobs.celery_app import INDEX_BATCH, create_celery
 from dogsearch.jobs.settings import JobsSettings
@@ -110,20 +112,40 @@ def test_an_acknowledgement_dropped_as_redis_dies_is_sent_again_once_it_answers(
     """A task done as Redis dies: its worker's consumer, watching no connection to Redis (its one slot busy, no
     remote control), sends the acknowledgement before it sees Redis gone, and Celery drops it ("Couldn't ack"): it
     is sent again once Redis is back, so the task does not run again after the visibility timeout."""
+    assert runs_as_redis_dies(broker, tmp_path, lambda: None, 1) == [1]
+
+
+@pytest.mark.parametrize("requeue", [False, True])
+def test_a_rejection_dropped_as_redis_dies_is_sent_again_once_it_answers(broker, tmp_path, requeue):
+    """A task that rejects its message as Redis dies (a batch that waited for Redis past its lease does, to be
+    handed out again): Celery drops the rejection as it does an acknowledgement ("Couldn't reject"). It is sent
+    again once Redis is back: a message rejected for good does not run again, and one to be handed out again runs
+    again at once (before, both waited for the visibility timeout, and ran again)."""
+    def reject() -> None:
+        raise Reject("rejected as Redis dies", requeue=requeue)
+
+    assert runs_as_redis_dies(broker, tmp_path, reject, 2 if requeue else 1) == [1] * (2 if requeue else 1)
+
+
+def runs_as_redis_dies(broker, tmp_path, first_ends: Callable[[], None], runs: int) -> list[int]:
+    """The runs of a task whose first run kills Redis (started again 3 s later), then ends with `first_ends()`, on a
+    worker of one thread, once it ran `runs` times and Redis holds none of its messages (within 30 s: half the
+    visibility timeout)."""
     app = create_celery(JobsSettings(broker_url=broker.url, data_dir=tmp_path / "jobs", visibility_timeout_s=60))
     app.conf.worker_enable_remote_control = False
-    runs = []
+    ran = []
 
     @app.task(name="tests.kill_redis", shared=False, acks_late=True)
     def kill_redis() -> None:
-        runs.append(1)
-        if len(runs) == 1:  # Redis gone as it returns, back 3 s later
+        ran.append(1)
+        if len(ran) == 1:  # Redis gone as it ends, back 3 s later
             broker.kill()
             threading.Timer(3, broker.start).start()
+            first_ends()
 
     def settled() -> bool:
         try:
-            return bool(runs) and not client.hlen("unacked") and not client.llen("celery")
+            return len(ran) == runs and not client.hlen("unacked") and not client.llen("celery")
         except redis.ConnectionError:
             return False
 
@@ -133,11 +155,11 @@ def test_an_acknowledgement_dropped_as_redis_dies_is_sent_again_once_it_answers(
             kill_redis.delay()
             deadline = time.monotonic() + 30
             while not settled():
-                assert time.monotonic() < deadline, (runs, left_in(broker))
+                assert time.monotonic() < deadline, (ran, left_in(broker))
                 time.sleep(0.1)
     finally:
         client.close()
-    assert runs == [1]
+    return ran
 
 
 def left_in(broker) -> tuple[list[str], list[str]]:

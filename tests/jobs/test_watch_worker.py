@@ -2,7 +2,8 @@
 after it recorded the match and before it acknowledged the task, neither loses nor repeats the notification: the
 check runs again on another worker and the webhook gets exactly one delivery. A bulk job's batches, stored by a
 worker, are checked too. A watched dog deleted in the gateway while a check waits for a worker ends its watch there
-too. A check given up is kept with why, and `dogsearch check` shows it."""
+too. A check given up is kept with why, and `dogsearch check` shows it. A worker closes its checks' connections to
+the search service at its shutdown."""
 from __future__ import annotations
 
 import asyncio
@@ -11,14 +12,18 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
+import celery.contrib.testing.tasks  # noqa: F401  (the ping task start_worker expects)
 import pytest
+from celery.contrib.testing.worker import start_worker as in_process_worker
 
 from dogsearch import cli
 from dogsearch.jobs.settings import JobsSettings
 from dogsearch.models.calibration import FILE_NAME
 from dogsearch.services.gateway.app import create_app
 from dogsearch.services.gateway.settings import GatewaySettings
+from dogsearch.services.worker import worker_celery
 from dogsearch.watches.store import WatchStore
 from tests.fakes import serving
 from tests.gateway.helpers import DARK_RED, RED, add
@@ -280,3 +285,35 @@ async def test_a_check_that_finds_no_store_yet_waits_for_the_gateway_to_make_it(
         log.read_text()
     assert json.loads(body)["dog"]["id"] == found and [m["dog"]["id"] for m in inbox] == [found]
     assert "raised unexpected" not in log.read_text()
+
+
+def held_to(port: int) -> set[int]:
+    """The local ports of this host's TCP connections to `port` that a process still holds open (a socket its
+    process let go has no inode)."""
+    held = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, inode = (line.split()[i] for i in (1, 2, 9))
+        if int(remote.rsplit(":", 1)[1], 16) == port and inode != "0":
+            held.add(int(local.rsplit(":", 1)[1], 16))
+    return held
+
+
+async def test_a_worker_closes_its_checks_connections_to_the_search_service_at_its_shutdown(settings):
+    jobs, gateway = settings
+    queue = redis_db()
+    async with serving(create_app(gateway, jobs_settings=jobs)) as gw:
+        lost = (await add(gw, solid(RED), status="lost")).json()["id"]
+        assert (await gw.post("/v1/watches", json={"dog_id": lost})).status_code == 201
+        await add(gw, solid(DARK_RED), status="found")
+    assert queue.llen("celery") == 2  # the two dogs' checks, which look their vectors up in the search service
+    port = int(gateway.search_url.rsplit(":", 1)[1])
+    before = held_to(port)
+    app = worker_celery(jobs, gateway)
+    with in_process_worker(app, pool="threads", concurrency=1, perform_ping_check=False,
+                           shutdown_timeout=20) as worker:
+        await wait_until(lambda: not queue.hlen("unacked") and not queue.llen("celery"), 30, lambda: "checks left")
+        opened = held_to(port) - before
+        assert opened  # the checks' client keeps its connection for the next check
+        await asyncio.to_thread(worker.stop)  # a warm shutdown, as at a SIGTERM (the harness's own is a cold one)
+        assert not held_to(port) & opened
+    queue.close()

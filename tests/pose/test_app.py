@@ -3,6 +3,7 @@ import io
 import httpx
 import pytest
 from PIL import Image, ImageDraw
+from pydantic import ValidationError
 
 from dogsearch.models.pose import keypoints as K
 from dogsearch.pose.pipeline import PosePipeline
@@ -114,6 +115,24 @@ async def test_the_shipped_pipeline_refuses_a_truck_poses_a_close_up_and_with_re
         assert dog["whole_photo"] and not dog["given"]
 
 
+@pytest.mark.real_model
+async def test_the_whole_photo_dog_setting_of_the_pose_service_decides_if_a_close_up_is_posed(monkeypatch):
+    """The shipped classifier gives the close-up of a sleeping dingo 0.851 (posed whole at the default 0.5, above):
+    with DOGSEARCH_POSE_WHOLE_PHOTO_DOG=0.9 it is refused, as an embedder set so refuses it to a search (before, the
+    pose service took the default whatever was set). A value that is no probability stops the service's start."""
+    monkeypatch.setenv("DOGSEARCH_POSE_WHOLE_PHOTO_DOG", "0.9")
+    app = create_app(PoseSettings())
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pose") as client:
+            data = (FIXTURES / "close-up" / "ILSVRC2012_val_00041341.jpg").read_bytes()
+            r = await client.post("/v1/pose", files={"image": ("p.jpg", data)})
+    assert r.status_code == 422 and r.json()["code"] == "no_dog_found", r.text
+    for bad in ("1.5", "-0.1", "likely"):
+        monkeypatch.setenv("DOGSEARCH_POSE_WHOLE_PHOTO_DOG", bad)
+        with pytest.raises(ValidationError, match="whole_photo_dog"):
+            PoseSettings()
+
+
 async def test_a_given_box_is_the_dog_posed_and_a_bad_one_is_a_422(pose_client):
     files = {"image": ("dog.jpg", _photo(), "image/jpeg")}
     body = (await pose_client.post("/v1/pose", files=files, data={"box": "100,0,210,120"})).json()
@@ -123,6 +142,19 @@ async def test_a_given_box_is_the_dog_posed_and_a_bad_one_is_a_422(pose_client):
     for box in ("1,2,3", "190,0,250,120", "100,0,250,120"):
         r = await pose_client.post("/v1/pose", files=files, data={"box": box})
         assert r.status_code == 422 and r.json()["code"] == "bad_box", r.text
+
+
+async def test_a_box_sent_with_its_detectors_score_is_posed_with_that_score(pose_client):
+    """A fifth number is the score of the detector that found the box (the gateway's): the dog keeps it, not given;
+    a box without one is given, scored 1, in the same photo. A score outside 0..1 is a bad box."""
+    files = {"image": ("dog.jpg", _photo(), "image/jpeg")}
+    r = await pose_client.post("/v1/pose", files=files, data={"box": ["40,30,160,90,0.625", "0,0,100,100"]})
+    assert r.status_code == 200, r.text
+    assert [(d["box"], d["score"], d["given"]) for d in r.json()["dogs"]] == [
+        ([40.0, 30.0, 160.0, 90.0], 0.625, False), ([0.0, 0.0, 100.0, 100.0], 1.0, True)]
+    for box in ("40,30,160,90,1.5", "40,30,160,90,-0.1", "40,30,160,90,nan", "40,30,160,90,x", "40,30,160,90,0.5,1"):
+        r = await pose_client.post("/v1/pose", files=files, data={"box": box})
+        assert r.status_code == 422 and r.json()["code"] == "bad_box", (box, r.text)
 
 
 async def test_more_boxes_than_a_photo_may_hold_dogs_are_a_422_before_the_photo_is_read(pose_client):

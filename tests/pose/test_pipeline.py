@@ -69,6 +69,14 @@ def test_a_close_up_the_classifier_calls_a_dog_is_posed_whole(dog):
     _posed_whole(PosePipeline(FakePoseModel(), _FindsNoneButSees(dog)).run(Image.new("RGB", (120, 80), "white")))
 
 
+@pytest.mark.parametrize("whole_photo_dog", [0.9, None])
+def test_a_close_up_under_the_pipelines_whole_photo_dog_is_answered_without_dogs(whole_photo_dog):
+    """The close-up (0.851) against a higher whole_photo_dog, or none (the detector alone decides): no dog."""
+    answer = PosePipeline(FakePoseModel(), _FindsNoneButSees(0.851), whole_photo_dog=whole_photo_dog).run(
+        Image.new("RGB", (120, 80), "white"))
+    assert answer["dogs"] == [] and answer["seems"][0]["label"] == "garbage truck"
+
+
 def test_boxes_found_are_posed_as_they_are():
     image = Image.new("RGB", (120, 80), "white")
     dogs = PosePipeline(FakePoseModel(), _Finds([Detection((10, 10, 60, 70), 0.9)])).run(image)["dogs"]

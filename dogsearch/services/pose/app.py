@@ -9,9 +9,10 @@ from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import StringConstraints
 
-from dogsearch.core.boxes import clip_marked, parse_box
+from dogsearch.core.boxes import clip_marked
 from dogsearch.core.errors import InvalidInput
 from dogsearch.gallery.errors import NoDogFound
+from dogsearch.models.detect import Detection
 from dogsearch.models.pose import keypoints as K
 from dogsearch.models.registry import create_detector, create_pose_model
 from dogsearch.pose.pipeline import PosePipeline
@@ -19,12 +20,12 @@ from dogsearch.pose.render import render_png
 from dogsearch.services.errors import error_response
 from dogsearch.services.model_service import model_service
 from dogsearch.services.pose.cache import PipelineCache
-from dogsearch.services.pose.schemas import PoseInfo, PoseResponse
+from dogsearch.services.pose.schemas import PoseInfo, PoseResponse, parse_box_field
 from dogsearch.services.pose.settings import PoseSettings
 
-BOX = ('"x0,y0,x1,y1" in the photo\'s pixels (EXIF orientation applied): pose the dog in this box (one a search '
-       'boxed, or a user marked; score 1), without the detector; repeat the field for each dog of the photo (the '
-       'first max_dogs)')
+BOX = ('"x0,y0,x1,y1" in the photo\'s pixels (EXIF orientation applied): pose the dog in this box (one a user '
+       'marked: score 1, given; or with a fifth number, "x0,y0,x1,y1,score", one a detector found, with its score), '
+       'without the detector; repeat the field for each dog of the photo (the first max_dogs)')
 
 
 def pipeline_from_settings(settings: PoseSettings) -> PosePipeline:
@@ -36,7 +37,7 @@ def pipeline_from_settings(settings: PoseSettings) -> PosePipeline:
                                runtime=settings.runtime, cache_dir=settings.cache_dir,
                                input_size=settings.detector_size, device=settings.device)
     return PosePipeline(model, detector, threshold=settings.keypoint_threshold, max_dogs=settings.max_dogs,
-                        require_dog=settings.require_dog)
+                        require_dog=settings.require_dog, whole_photo_dog=settings.whole_photo_dog)
 
 
 def create_app(settings: PoseSettings | None = None,
@@ -69,11 +70,12 @@ def create_app(settings: PoseSettings | None = None,
                    box: list[Annotated[str, StringConstraints(max_length=128)]] | None = Form(None, description=BOX)):
         if box and len(box) > settings.max_dogs:  # each box is posed: as many as a photo's answer may hold
             raise InvalidInput(f"at most {settings.max_dogs} boxes a photo (max_dogs), got {len(box)}")
-        given = [parse_box(b) for b in box or ()]
+        fields = [parse_box_field(b) for b in box or ()]
         data = await image.read()
         decoded = await asyncio.to_thread(limits.decode, data)
-        given = [clip_marked(b, decoded.width, decoded.height) for b in given]
-        result = await cache.run(decoded.image, given)
+        given = [(clip_marked(b, decoded.width, decoded.height), score) for b, score in fields]
+        # a box with a score is its detector's detection; one without, the caller's word (given, score 1)
+        result = await cache.run(decoded.image, [b if score is None else Detection(b, score) for b, score in given])
         if not result["dogs"]:
             raise NoDogFound(seems=result["seems"])
         if render:

@@ -9,9 +9,11 @@ from PIL import Image
 
 from dogsearch.core.boxes import Box
 from dogsearch.inference.runner import BatchedModel
+from dogsearch.models.detect import Detection
 from dogsearch.pose.pipeline import PosePipeline
 
-Item = tuple[Image.Image, Sequence[Box]]  # a photo, and the boxes of the dogs to pose (none: the detector's dogs)
+# a photo, and the boxes of the dogs to pose (a Detection: with its detector's score; none: the detector's dogs)
+Item = tuple[Image.Image, Sequence[Box | Detection]]
 
 
 class PipelineCache(BatchedModel[PosePipeline, Item, dict]):
@@ -21,5 +23,5 @@ class PipelineCache(BatchedModel[PosePipeline, Item, dict]):
                                                                                      [b for _, b in items]),
                          unavailable="pose model unavailable", **batching)
 
-    async def run(self, image: Image.Image, boxes: Sequence[Box] = ()) -> dict:
+    async def run(self, image: Image.Image, boxes: Sequence[Box | Detection] = ()) -> dict:
         return (await self.submit([(image, boxes)]))[0]

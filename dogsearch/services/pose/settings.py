@@ -14,6 +14,7 @@ from dogsearch.core.settings import (
     usable_cores,
 )
 from dogsearch.inference.runtimes import check_runtime, default_runtime
+from dogsearch.models.detect import WHOLE_PHOTO_DOG
 from dogsearch.models.registry import DEFAULT_CACHE_DIR, DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
 
 
@@ -52,6 +53,12 @@ class PoseSettings(InferenceSettings):
                                                 "whose whole the dog classifier does not call a dog, is refused (422 "
                                                 "no_dog_found, with what it seems to show), as the gateway's search "
                                                 "refuses it; false: it is posed whole (a dog's skeleton over a truck)")
+    whole_photo_dog: float | None = Field(
+        WHOLE_PHOTO_DOG, ge=0.0, le=1.0,
+        description="a photo sent without a box in which the detector boxes no dog is still one dog, posed whole, "
+                    "when the dog classifier (the detector's second look) gives the whole photo at least this dog "
+                    "probability (a close-up); the pose service's own, as DOGSEARCH_EMBEDDER_WHOLE_PHOTO_DOG is the "
+                    "embedder's; unset: the detector alone decides")
     # The pose service decodes photos at full size (its keypoints and overlay are in the photo's pixels): a 40 MP
     # JPEG turned by its EXIF orientation takes 8 bytes a pixel, 305 MiB.
     max_decode_bytes: int = Field(320 * 1024 * 1024, ge=1024 * 1024, description=MAX_DECODE_HELP)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 
 from dogsearch.core.boxes import parse_box
+from dogsearch.models.detect import Detection
 from dogsearch.pose.render import render_png
 from dogsearch.services.gateway.deps import UUID_PATTERN, PartsDep, read_upload
 from dogsearch.services.gateway.settings import GatewaySettings
@@ -47,9 +48,10 @@ def router(settings: GatewaySettings) -> APIRouter:
         dog is refused as a search refuses it, rather than posed whole."""
         data = await read_upload(image, parts.settings)
         await asyncio.to_thread(parts.gallery.limits.probe, data)  # this API's limits; the pose service decodes it
-        # a marked box says where the dog is, as in a search; else the dogs a search finds, sent: the pose service
-        # neither looks for them again nor refuses a close-up a search takes whole
-        boxes = [parse_box(box)] if box is not None else await parts.gallery.dog_boxes(data)
+        # a marked box says where the dog is, as in a search; else the dogs a search finds, sent with their detector's
+        # scores: the pose service neither looks for them again nor refuses a close-up a search takes whole (no score)
+        boxes = [parse_box(box)] if box is not None else [
+            found if score is None else Detection(found, score) for found, score in await parts.gallery.dog_boxes(data)]
         if render or render_q:
             return Response(await parts.pose.render(data, boxes), media_type="image/png")
         return await parts.pose.pose(data, boxes)
