@@ -122,7 +122,7 @@ class Student:
         from dogsearch.models.dinov2 import with_input_size
         from dogsearch.models.registry import build_backbone
 
-        vit, self.teacher_id, _ = build_backbone(TEACHER)
+        vit = build_backbone(TEACHER).module
         self.vit, self.size, self.device = with_input_size(vit, size).to(device), size, torch.device(device)
         self.mean, self.std = mean.to(device), std.to(device)
 

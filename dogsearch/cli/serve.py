@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dogsearch.models.registry import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from dogsearch.core.settings import ServiceSettings
 
 DEFAULT_PORTS = {"all": 8000, "gateway": 8000, "embedder": 8001, "search": 8002, "pose": 8003}
 
@@ -23,7 +27,8 @@ def add_parser(sub) -> None:
     serve.add_argument("--pose-url", help="gateway: the pose service's base URL")
     serve.add_argument("--model", help=f"embedder model name (default: {DEFAULT_MODEL})")
     serve.add_argument("--device", help="embedder device: cpu, cuda, cuda:N")
-    serve.add_argument("--log-format", choices=["json", "text"], default="json")
+    serve.add_argument("--log-format", choices=["json", "text"],
+                       help="default: the service's LOG_FORMAT setting (json); all: the gateway's")
     serve.set_defaults(func=run)
 
 
@@ -37,10 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from dogsearch.services.ops import BodyTimeout
     from dogsearch.services.server import ServerSettings
 
-    configure_logging(fmt=args.log_format)
     check_environment()
+    settings = service_settings(args.service)()
+    configure_logging(settings.log_level, args.log_format or settings.log_format)
     try:
-        problem = exposure_problem(args)
+        problem = exposure_problem(args, settings)
     except InvalidKeyEntry as exc:  # the keys file: unreadable, a bad line, a name twice
         problem = f"invalid API keys: {exc.reason}"
     if problem:
@@ -54,23 +60,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def exposure_problem(args: argparse.Namespace) -> str | None:
+def service_settings(service: str) -> type[ServiceSettings]:
+    """The settings class of SERVICE (all: the gateway's)."""
+    if service in ("all", "gateway"):
+        from dogsearch.services.gateway.settings import GatewaySettings as Settings
+    elif service == "embedder":
+        from dogsearch.services.embedder.settings import EmbedderSettings as Settings
+    elif service == "search":
+        from dogsearch.services.search.settings import SearchSettings as Settings
+    else:
+        from dogsearch.services.pose.settings import PoseSettings as Settings
+    return Settings
+
+
+def exposure_problem(args: argparse.Namespace, settings: ServiceSettings) -> str | None:
     """Why this service must not start where it is bound (dogsearch/core/access.py decides), or None: the gateway
     without an admin key off loopback (or with REQUIRE_KEYS), an internal service off loopback without its key."""
     from dogsearch.core import access
 
     if args.service in ("all", "gateway"):
-        from dogsearch.services.gateway.settings import GatewaySettings
-
-        settings = GatewaySettings()
         return access.exposure_problem(args.host, settings.keyring, settings.require_keys)
-    if args.service == "embedder":
-        from dogsearch.services.embedder.settings import EmbedderSettings as Settings
-    elif args.service == "search":
-        from dogsearch.services.search.settings import SearchSettings as Settings
-    else:
-        from dogsearch.services.pose.settings import PoseSettings as Settings
-    return access.internal_problem(args.service, args.host, Settings().internal_key is not None)
+    return access.internal_problem(args.service, args.host, settings.internal_key is not None)
 
 
 def build_app(args: argparse.Namespace):

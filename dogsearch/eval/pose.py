@@ -20,7 +20,7 @@ def _points(dog: dict) -> np.ndarray:
 
 
 def evaluate_dir(directory: Path, *, boxes: str = "detected", limit: int | None = None,
-                 pipeline: PosePipeline | None = None, alpha: float = 0.1) -> dict:
+                 pipeline: PosePipeline | None = None) -> dict:
     directory = Path(directory)
     labels = sorted((directory / "labels").glob("*.txt"))
     if not labels:
@@ -32,7 +32,7 @@ def evaluate_dir(directory: Path, *, boxes: str = "detected", limit: int | None 
         from dogsearch.services.pose.settings import PoseSettings
 
         pipeline = pipeline_from_settings(PoseSettings())
-    counter = PckCounter(alpha=alpha)
+    counter = PckCounter()
     times, cpu_times, n_dogs, matched = [], [], 0, 0
     for i, label in enumerate(tqdm(labels, desc="eval pose", unit="photo")):
         image_path = next((p for p in (directory / "images" / f"{label.stem}{ext}" for ext in (".jpg", ".jpeg",
@@ -68,7 +68,7 @@ def evaluate_dir(directory: Path, *, boxes: str = "detected", limit: int | None 
             counter.add(predicted[best][1] if best is not None else None, dog.points, dog.visible, dog.box)
     per_joint = counter.per_joint()
     return {
-        "pck@0.1" if alpha == 0.1 else f"pck@{alpha}": counter.pck,
+        "pck@0.1": counter.pck,
         "per_joint": {name: {"pck": per_joint[name], "n": int(counter.counts[j])}
                       for j, name in enumerate(K.AP10K_NAMES)},
         "n_images": len(labels),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -209,7 +209,7 @@ def searched_part(model_id: str) -> JudgedPart | None:
     return None if cal is None or cal.part is None else judged_part(cal.part)
 
 
-def load_model(name: str | None, device: str | None, factory: Callable | None = None, *, exact: bool = False):
+def load_model(name: str | None, device: str | None, *, exact: bool = False):
     """Build the embedder as the service does (its settings, create_model, its preprocess). ``exact``: the
     network's own vectors (torch, fp32 unless the settings say otherwise): what training learns on."""
     from dogsearch.inference.runtimes import QUANTISED, default_precision, default_runtime
@@ -230,6 +230,5 @@ def load_model(name: str | None, device: str | None, factory: Callable | None = 
         precision = "fp32"
     weights_path = settings.weights_path if name in (None, settings.model) else None
     threads = settings.torch_threads if "torch_threads" in settings.model_fields_set else None
-    return (factory or create_model)(name or settings.model, device=dev, precision=precision,
-                                     weights_path=weights_path, cache_dir=settings.cache_dir, runtime=runtime,
-                                     threads=threads)
+    return create_model(name or settings.model, device=dev, precision=precision, weights_path=weights_path,
+                        cache_dir=settings.cache_dir, runtime=runtime, threads=threads)

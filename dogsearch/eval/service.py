@@ -6,7 +6,7 @@ import asyncio
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,33 +33,22 @@ def items_from_folders(root: Path) -> list[Item]:
     return items
 
 
-@dataclass
-class IndexReport:
-    added: int = 0
-    already_stored: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-
-async def index_items(client: GatewayClient, items: Sequence[Item], concurrency: int = 4) -> IndexReport:
-    """One upload a photo, as a user's client would add them (the bulk path is `dogsearch index`)."""
-    report = IndexReport()
+async def index_items(client: GatewayClient, items: Sequence[Item], concurrency: int = 4) -> list[tuple[str, str]]:
+    """One upload a photo, as a user's client would add them (the bulk path is `dogsearch index`); the photos that
+    failed, each with why."""
+    failed: list[tuple[str, str]] = []
     limit = asyncio.Semaphore(concurrency)
 
     async def one(item: Item) -> None:
         async with limit:
             try:
                 data = await asyncio.to_thread(item.path.read_bytes)
-                status, _ = await client.add_dog(data, filename=item.path.name, **item.fields)
+                await client.add_dog(data, filename=item.path.name, **item.fields)
             except (DogsearchError, OSError) as exc:
-                report.failed.append((str(item.path), str(exc)))
-                return
-            if status == 201:
-                report.added += 1
-            else:
-                report.already_stored += 1
+                failed.append((str(item.path), str(exc)))
 
     await asyncio.gather(*(one(item) for item in items))
-    return report
+    return failed
 
 
 @dataclass
@@ -101,9 +90,9 @@ def bare_predictions(model: EmbeddingModel, gallery: Sequence[Item], queries: Se
 
 async def http_predictions(client: GatewayClient, gallery: Sequence[Item], queries: Sequence[Item],
                            concurrency: int = 4) -> list[str]:
-    report = await index_items(client, gallery, concurrency=concurrency)
-    if report.failed:
-        raise RuntimeError(f"indexing failed: {report.failed[:3]}")
+    failed = await index_items(client, gallery, concurrency=concurrency)
+    if failed:
+        raise RuntimeError(f"indexing failed: {failed[:3]}")
     limit = asyncio.Semaphore(concurrency)
 
     async def one(item: Item) -> str:

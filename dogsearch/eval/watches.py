@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 
 def simulate(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]], calibration: Calibration,
-             min_probability: float = 0.5, prior: float | None = None) -> dict:
+             min_probability: float) -> dict:
     """Right and wrong alerts of one watch per dog of the sets of individual dogs in ``parts`` (each set's
     (vectors, labels, every photo another dog?), as verification.first_results takes them), by set of the watched
     dog, under both rules."""
@@ -68,8 +68,7 @@ def simulate(parts: Sequence[tuple[np.ndarray, Sequence[str], bool]], calibratio
         arrives = np.ones_like(sims, dtype=bool)
         arrives[np.arange(len(ws)), queries] = False  # the watch's own photo is stored already
         right = dog[None, :] == owners[:, None]
-        rules = {"pair": calibration.probabilities(sims, prior),
-                 "lead": calibration.leading(sims, rival, prior)}
+        rules = {"pair": calibration.probabilities(sims), "lead": calibration.leading(sims, rival)}
         counts = {"watches": len(ws), "own_arrivals": int((arrives & right).sum()),
                   "other_arrivals": int((arrives & ~right).sum())}
         for rule, p in rules.items():

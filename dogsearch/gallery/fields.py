@@ -207,21 +207,21 @@ def _depth(value: Any) -> int:
     return 0
 
 
-def check_fields_size(fields: dict[str, Any], what: str = "fields") -> None:
+def check_fields_size(fields: dict[str, Any]) -> None:
     """A dog's user fields within bounds (POST /v1/dogs; bulk jobs have settings of their own, jobs/sources.py):
     how many, each string's and list's length, and all of them as JSON. FieldsOverLimit (413) with the reason."""
     if len(fields) > MAX_USER_FIELDS:
-        raise FieldsOverLimit(f"{what}: {len(fields)} fields, limit {MAX_USER_FIELDS}")
+        raise FieldsOverLimit(f"fields: {len(fields)} fields, limit {MAX_USER_FIELDS}")
     for key, value in fields.items():
         values = value if isinstance(value, list) else [value]
         if len(values) > MAX_LIST_ITEMS:
-            raise FieldsOverLimit(f"{what}: field {str(key)[:64]!r} has {len(values)} values, limit {MAX_LIST_ITEMS}")
+            raise FieldsOverLimit(f"fields: field {str(key)[:64]!r} has {len(values)} values, limit {MAX_LIST_ITEMS}")
         # measured as it is sent: a lone surrogate ("\ud800" in JSON) has no UTF-8 (user_fields refuses it)
         if any(isinstance(v, str) and len(v.encode(errors="surrogatepass")) > MAX_VALUE_BYTES for v in values):
-            raise FieldsOverLimit(f"{what}: field {str(key)[:64]!r} longer than {MAX_VALUE_BYTES} bytes")
+            raise FieldsOverLimit(f"fields: field {str(key)[:64]!r} longer than {MAX_VALUE_BYTES} bytes")
     size = len(json.dumps(fields, ensure_ascii=False, default=str).encode(errors="surrogatepass"))
     if size > MAX_FIELDS_BYTES:
-        raise FieldsOverLimit(f"{what}: {size} bytes of fields, limit {MAX_FIELDS_BYTES}")
+        raise FieldsOverLimit(f"fields: {size} bytes of fields, limit {MAX_FIELDS_BYTES}")
 
 
 def user_fields(fields: dict[str, Any], *, from_photo: bool = False, removing: bool = False) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from dogsearch.core.errors import NotFound
@@ -21,11 +21,11 @@ _BATCH = 256
 _UNDATED = {"$empty": ["dog_created_at"], "$not": {"cover": False}}  # covers, and entries of the old layout
 
 
-async def upgrade(index: Index, progress: Callable[[int], None] | None = None) -> int:
+async def upgrade(index: Index) -> int:
     """Upgrades every entry of the old layout, then gives every entry with a breed or name stored before they were
-    matched by key its keys; returns how many entries were upgraded. `progress(n)` after each batch."""
+    matched by key its keys; returns how many entries were upgraded."""
     await _indexed(index)
-    done = await _old_layout(index, progress)
+    done = await _old_layout(index)
     for field, key in MATCHED.items():
         done += await _keyed(index, field, key)
     return done + await _dated(index)
@@ -94,15 +94,13 @@ async def _keyed(index: Index, field: str, key: str) -> int:
     return done
 
 
-async def _old_layout(index: Index, progress: Callable[[int], None] | None) -> int:
+async def _old_layout(index: Index) -> int:
     done = 0
     async for points in _left(index, {"$empty": ["dog_id"]}):
         for point in points:
             # One photo of one dog, the whole photo: the dog, the photo and the entry share the entry's id.
             await index.set_payload([point["id"]], {"dog_id": point["id"], "photo_id": point["id"], "cover": True})
         done += len(points)
-        if progress:
-            progress(done)
     if done:
         log.info("storage layout upgraded", extra={"entries": done})
     return done

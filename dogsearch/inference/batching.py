@@ -63,10 +63,6 @@ class DynamicBatcher(Generic[T, R]):
         self._worker: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
 
-    @property
-    def queued(self) -> int:
-        return self._queued_items
-
     async def submit(self, items: Sequence[T]) -> list[R]:
         """Results in the order of `items`. A request larger than a batch is split over several batches."""
         if not items:

@@ -29,7 +29,6 @@ defaults (``DEFAULT_MODEL``, ``DEFAULT_CACHE_DIR``, ``DEFAULT_POSE_MODEL``, ``DE
 """
 from __future__ import annotations
 
-import fnmatch
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -58,10 +57,8 @@ __all__ = [
     "create_detector",
     "create_model",
     "create_pose_model",
-    "is_model",
     "list_detectors",
     "list_models",
-    "list_pose_models",
     "register_detector",
     "register_model",
     "register_pose_model",
@@ -173,9 +170,6 @@ class Registry(Generic[B]):
             raise ValueError(f"unknown {self.kind} {name!r}: use {_choices(self.names())}")
         return builder(**options)
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and (self.registered(name) is not None or name in self.names())
-
     def _load(self) -> None:
         if self._loaded:
             return
@@ -221,15 +215,10 @@ MODELS: Registry[ModelBuilder] = Registry("model", _embedding_families, default=
 register_model = MODELS.register
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Our embedding models matching ``pattern`` (fnmatch): the registered ones and the trained ones in models/
-    (timm's names are not listed: ``timm.list_models()`` has them)."""
-    return sorted(n for n in MODELS.names() if fnmatch.fnmatchcase(n, pattern))
-
-
-def is_model(name: str) -> bool:
-    """Whether ``name`` is one of our embedding models (a registered name or alias, or a trained model)."""
-    return name in MODELS
+def list_models() -> list[str]:
+    """Our embedding models: the registered ones and the trained ones in models/ (timm's names are not listed:
+    ``timm.list_models()`` has them)."""
+    return sorted(MODELS.names())
 
 
 def build_backbone(
@@ -320,11 +309,6 @@ POSE_MODELS: Registry[Callable[..., PoseModel]] = Registry("pose model", _pose_f
 DETECTORS: Registry[Callable[..., Detector]] = Registry("detector", _detector_families, default=DEFAULT_DETECTOR)
 register_pose_model = POSE_MODELS.register
 register_detector = DETECTORS.register
-
-
-def list_pose_models() -> list[str]:
-    """The pose models' names, the default first."""
-    return POSE_MODELS.names()
 
 
 def create_pose_model(name: str = DEFAULT_POSE_MODEL, *, weights_dir: str | Path | None = None,

@@ -157,15 +157,14 @@ def load_state_dict_file(path: str | Path) -> OrderedDict[str, torch.Tensor]:
     return state
 
 
-def load_package_state_dict(expected_sha256: str | None = None) -> OrderedDict[str, torch.Tensor]:
+def load_package_state_dict() -> OrderedDict[str, torch.Tensor]:
     """Locate the package weights, verify the pinned checksum, and load them."""
     path = package_weights_file()
-    expected = expected_sha256 or PACKAGE_FILE_SHA256
     actual = sha256_file(path)
-    if actual != expected.lower():
+    if actual != PACKAGE_FILE_SHA256:
         raise WeightsError(
             f"checksum mismatch for the weights in package {PACKAGE_NAME} ({path}): "
-            f"expected sha256 {expected.lower()}, got {actual}. Reinstall the pinned release "
+            f"expected sha256 {PACKAGE_FILE_SHA256}, got {actual}. Reinstall the pinned release "
             f"with `{PIP_INSTALL_COMMAND} --force-reinstall`."
         )
     return load_state_dict_file(path)

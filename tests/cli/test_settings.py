@@ -55,3 +55,24 @@ def test_a_gateways_data_dir_holds_its_job_state_unless_the_jobs_setting_says_wh
     assert build_app(args).state.parts.jobs.settings.data_dir == tmp_path / "photos" / "jobs"
     monkeypatch.setenv("DOGSEARCH_JOBS_DATA_DIR", str(tmp_path / "shared-jobs"))
     assert build_app(args).state.parts.jobs.settings.data_dir == tmp_path / "shared-jobs"
+
+
+def test_serve_logs_at_the_level_and_in_the_format_the_services_settings_say(tmp_path):
+    # LOG_LEVEL and LOG_FORMAT were read by no one: every service logged INFO in JSON whatever they said
+    from tests.processes import Process, free_port, http_ready
+
+    def started_log(name: str, **env: str) -> str:
+        port = free_port()
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("DOGSEARCH_")} | env
+        cmd = [sys.executable, "-m", "dogsearch.cli", "serve", "search", "--port", str(port), "--data-dir",
+               str(tmp_path / name)]
+        process = Process(name, cmd, environ, tmp_path / f"{name}.log", http_ready(f"http://127.0.0.1:{port}"))
+        try:
+            process.start().wait_ready(60)
+        finally:
+            process.stop()
+        return process.tail()
+
+    assert " INFO dogsearch.search store open" in started_log("text", DOGSEARCH_SEARCH_LOG_FORMAT="text")
+    quiet = started_log("quiet", DOGSEARCH_SEARCH_LOG_LEVEL="WARNING")
+    assert "store open" not in quiet and "Application startup complete" not in quiet, quiet

@@ -15,7 +15,7 @@ from dogsearch.services.pose.settings import PoseSettings
 
 def test_the_settings_offer_exactly_the_registered_names_and_defaults():
     fields = PoseSettings.model_fields
-    assert list(get_args(fields["model"].annotation)) == R.list_pose_models() == ["lite0-fpn", "hrnet-w32-ap10k"]
+    assert list(get_args(fields["model"].annotation)) == R.POSE_MODELS.names() == ["lite0-fpn", "hrnet-w32-ap10k"]
     assert sorted(get_args(fields["detector"].annotation)) == sorted(R.list_detectors()) == \
         ["lite0-centernet", "lite0-centernet-raw", "lite0-centernet-rescored", "saliency", "whole-image"]
     settings = PoseSettings()
@@ -55,7 +55,7 @@ def test_a_new_pose_model_is_one_registered_function():
         model = R.create_pose_model("stand-still", device="cpu", checkpoint="/x.pth")
         assert model.model_id == "stand-still" and len(model.predict(None, np.zeros((2, 4)))) == 2
         assert asked[0][0] == "cpu" and asked[0][1]["checkpoint"] == "/x.pth"
-        assert R.list_pose_models()[0] == R.DEFAULT_POSE_MODEL and "stand-still" in R.list_pose_models()
+        assert R.POSE_MODELS.names()[0] == R.DEFAULT_POSE_MODEL and "stand-still" in R.POSE_MODELS.names()
     finally:
         R.POSE_MODELS.remove("stand-still")
-    assert "stand-still" not in R.list_pose_models()
+    assert "stand-still" not in R.POSE_MODELS.names()

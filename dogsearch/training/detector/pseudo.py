@@ -19,12 +19,12 @@ from dogsearch.models import dogdet as D
 from dogsearch.training.detector import data as T
 
 
-def draw(directories: Sequence[Path], exclude: Iterable[str], limit: int, part: str = "fit") -> list[Path]:
-    """Up to ``limit`` photos of ``part`` from ``directories``, none named in ``exclude`` (the labelled photos),
+def draw(directories: Sequence[Path], exclude: Iterable[str], limit: int) -> list[Path]:
+    """Up to ``limit`` photos of the fit part from ``directories``, none named in ``exclude`` (the labelled photos),
     in the order of a hash of their names: a draw across every breed folder that does not change with the disk's
     order."""
     skip = set(exclude)
-    paths = [p for d in directories for p in find_photos(d) if T.part_of(p) == part and p.name not in skip]
+    paths = [p for d in directories for p in find_photos(d) if T.part_of(p) == "fit" and p.name not in skip]
     paths.sort(key=lambda p: hashlib.sha256(f"pseudo:{p.name}".encode()).hexdigest())
     return paths[:limit]
 

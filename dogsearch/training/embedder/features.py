@@ -17,14 +17,14 @@ from dogsearch.eval.retrieval import embed_paths
 from dogsearch.eval.splits import bucket, labelled_images, select
 
 
-def subsample(items: list[tuple[Path, str]], per_label: int | None, seed: int) -> list[tuple[Path, str]]:
+def subsample(items: list[tuple[Path, str]], per_label: int | None) -> list[tuple[Path, str]]:
     """At most ``per_label`` photos of each label, picked reproducibly."""
     if not per_label:
         return items
     groups: dict[str, list] = defaultdict(list)
     for item in items:
         groups[item[1]].append(item)
-    rng = random.Random(seed)
+    rng = random.Random(0)
     out = []
     for label in sorted(groups):
         group = groups[label]
@@ -47,13 +47,13 @@ def cache_path(cache_dir: Path, model_id: str, root: Path, kind: str, split: str
 
 
 def load_or_extract(model, root: Path, kind: str, split: str, *, cache_dir: Path, per_label: int | None = None,
-                    label_share: int = 100, seed: int = 0, batch_size: int = 32) -> dict:
+                    label_share: int = 100, batch_size: int = 32) -> dict:
     """{"paths", "labels", "features"} for ROOT's photos of one split, cached on disk."""
     path = cache_path(cache_dir, model.model_id, root, kind, split, per_label, label_share)
     if path.is_file():
         return torch.load(path, weights_only=False)
     items = select(labelled_images(root), kind, split)  # type: ignore[arg-type]
-    items = subsample(label_subset(items, label_share), per_label, seed)
+    items = subsample(label_subset(items, label_share), per_label)
     feats, _ = embed_paths(model, [p for p, _ in items], batch_size, desc=f"features {path.stem}")
     data = {"paths": [str(p) for p, _ in items], "labels": [lab for _, lab in items],
             "features": torch.from_numpy(feats)}

@@ -139,7 +139,7 @@ class Finetuner:
         self.out_dir = Path(out_dir)
         self.workers = workers
         torch.manual_seed(c.seed)
-        self.targets = L.add_lora(student, c.rank, c.alpha)
+        L.add_lora(student, c.rank, c.alpha)
         for name, param in student.named_parameters():
             param.requires_grad = "lora_" in name or ".norm" in name or name.startswith("norm.")
         self.full = [n for n, p in student.named_parameters() if p.requires_grad and "lora_" not in n]
