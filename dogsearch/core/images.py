@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pi_heif
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from dogsearch.core.errors import InvalidInput, TooLarge, Unavailable, UnsupportedMedia
 
@@ -20,6 +20,10 @@ from dogsearch.core.errors import InvalidInput, TooLarge, Unavailable, Unsupport
 # a file carries are never parsed. libheif applies the file's rotation and mirroring itself (the EXIF orientation
 # then reads 1). AVIF is Pillow's own.
 pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+# The text a PNG's chunks may unpack to, all together: Pillow keeps it in `info` whenever the file is opened, up to
+# 64 MB by default, and 64 zTXt chunks of 1 MB of one letter make that a 64 KB file (16 such searches at once grew
+# the server 1 GB). A photo's XMP and EXIF take a few KB.
+PngImagePlugin.MAX_TEXT_MEMORY = 4 << 20
 
 # Formats a browser or camera produces; anything else PIL happens to parse (PSD, EPS, ...) is refused.
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF"})
@@ -27,12 +31,28 @@ ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO",
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo",
                             ".heic", ".heif", ".avif"})
 # The most memory one decode may take by default (its estimated peak, decode_cost): a phone's photo as it comes, an
-# iPhone's 24 MP HEIC included (187 MiB), a JPEG of any allowed size shrunk on load, a PNG of up to the pixel limit
-# (RGB or palette) or 25 MP RGBA. All of a service's decodes share DECODE_MEMORY_BYTES, so one that large goes alone.
+# iPhone's 24 MP HEIC included (187 MiB), a baseline JPEG of any allowed size shrunk on load, a progressive one of up
+# to the pixel limit at 4:2:0 (116 MiB: its coefficients are kept whole) or 33 MP at 4:4:4, a PNG of up to the pixel
+# limit (RGB or palette) or 25 MP RGBA. All of a service's decodes share DECODE_MEMORY_BYTES, so one that large goes
+# alone.
 MAX_DECODE_BYTES = 192 * 1024 * 1024
 DECODE_MEMORY_BYTES = 256 * 1024 * 1024
 # How long a decode waits for the others in flight to leave it room before the request is answered 503.
 DECODE_WAIT_S = 30.0
+# The most scans a JPEG may have. libjpeg passes over every block of the image once a scan, whatever the scale it
+# decodes to (40 ms a scan at 40 MP here): a 26-byte scan repeated made a 0.5 MB file 13 s of a core's time, 20 MiB
+# of them hours. Encoders write 1 (baseline) or about 10 (progressive: libjpeg's 10, mozjpeg's fewer).
+MAX_JPEG_SCANS = 64
+# The most segments (markers) a JPEG's first image may have. Pillow reads those before the first scan in Python, a
+# couple of microseconds each: a 20 MiB JPEG of 5 M empty APP5 segments took 18 s of a core to search. A photo has a
+# few tens (APPn, tables, a progressive one's scans and their tables).
+MAX_JPEG_SEGMENTS = 1000
+# The most chunks a PNG may have, for the same reason: 1.7 M empty chunks (20 MiB) took Pillow 4.8 s each time it
+# read the file, a photo of as many bytes 0.08 s. libpng writes 8 KiB of pixels a chunk, 2560 chunks in 20 MiB.
+MAX_PNG_CHUNKS = 32768
+# The most blocks (extensions' pieces, stray bytes) a GIF may have before its first image, likewise: 20 MiB of empty
+# comments took 2.2 s. A photo's GIF has a few (its timing, looping, a comment; an XMP packet some hundreds).
+MAX_GIF_BLOCKS = 10_000
 # The most a photo's long side may be its short side's multiple (a phone's panorama is 4-10). Models resize a photo
 # by its short side: a 1 x 100,000 PNG of a few hundred bytes, under any pixel limit, would become 256 x 25.6 M.
 MAX_ASPECT = 20
@@ -166,14 +186,15 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
         if min_side and im.format in ("JPEG", "MPO"):
             im.draft(None, (min_side, min_side))  # only picks the scale; pixels come with load()
         orientation = _header_orientation(im)
-        cost = decode_cost(im)
+        cost = decode_cost(im, data)
         if max_decode_bytes is not None and cost > max_decode_bytes:
-            # what the sender can do: the size a photo like it may have, or a JPEG (it shrinks while it decodes)
-            most = max_decode_bytes / (cost / (im.width * im.height)) / 1e6
+            # what the sender can do: the size a photo like it may have, or a baseline JPEG (it shrinks while it
+            # decodes)
+            most = max_decode_bytes / (cost / (width * height)) / 1e6
             raise ImageTooLarge(
-                f"too large to decode: a {im.width}x{im.height} {im.format} of mode {im.mode} needs about "
-                f"{cost >> 20} MiB, limit {max_decode_bytes >> 20} MiB; send it smaller (at most about "
-                f"{most:.1f} megapixels) or as a JPEG")
+                f"too large to decode: a {width}x{height} {im.format} of mode {im.mode} needs about {cost >> 20} MiB, "
+                f"limit {max_decode_bytes >> 20} MiB; send it smaller (at most about {most:.1f} megapixels) or as a "
+                "baseline JPEG")
         with budget.reserve(cost) if budget else _nothing():
             im.load()  # decodes everything, so a truncated file fails here and not later
             fmt = im.format
@@ -212,15 +233,54 @@ _TO_RGB = {"RGB": 0, "RGBA": 4, "LA": 8, "La": 8, "PA": 8, "RGBa": 8,
 _DECODER = {"WEBP": 12, "TIFF": 4, "HEIF": 4, "AVIF": 6}
 
 
-def decode_cost(im: Image.Image) -> int:
+def decode_cost(im: Image.Image, data: bytes = b"") -> int:
     """About the most bytes decoding `im` (opened, not loaded; a JPEG after its draft) to an oriented RGB image
     takes at once: the decoded pixels, what the format's decoder holds, the conversion to RGB, and the turned copy
-    EXIF orientation asks for (made once the decoded pixels are freed). From the header only."""
+    EXIF orientation asks for (made once the decoded pixels are freed); for a JPEG of several scans, its
+    coefficients (`data`: the file, whose scans are counted). From the header only."""
     pixels = im.width * im.height
     per_pixel = _STORED.get(im.mode, 4) + _DECODER.get(im.format, 0) + _TO_RGB.get(im.mode, 4)
     if _header_orientation(im) not in (None, 1):
         per_pixel = max(per_pixel, 8)  # the RGB image and its turned copy
-    return pixels * per_pixel
+    return pixels * per_pixel + (_jpeg_coefficients(im, data) if im.format in ("JPEG", "MPO") else 0)
+
+
+def _jpeg_coefficients(im: Image.Image, data: bytes) -> int:
+    """The bytes of the whole-image coefficient buffer libjpeg keeps for a JPEG of several scans (a progressive one:
+    6 bytes a pixel at 4:4:4, 8 for CMYK, at its full size whatever the scale it decodes to); 0 for one scan.
+    (`_open` refused one of too many scans.)"""
+    scans = jpeg_scans(data)
+    if scans <= 1 and not im.info.get("progressive"):
+        return 0
+    scale = im.decoderconfig[0] if im.decoderconfig else 1  # its draft's: the full size, within a block
+    width, height = im.width * scale, im.height * scale
+    h_most, v_most = max(h for _, h, _, _ in im.layer), max(v for _, _, v, _ in im.layer)
+    blocks = sum(-(-width * h // (8 * h_most)) * -(-height * v // (8 * v_most)) for _, h, v, _ in im.layer)
+    return blocks * 128  # 64 coefficients of 2 bytes a block
+
+
+# A JPEG marker: 0xFF (and any fill bytes) before a code that is not a stuffed 0x00 or a restart marker.
+_JPEG_MARKER = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
+
+
+def jpeg_scans(data: bytes) -> int:
+    """How many scans (SOS markers) a JPEG's first image has, up to its EOI: segments are skipped by their lengths,
+    as libjpeg does (an EXIF thumbnail's scans, an MPO's other frames are not counted). Refuses one of more than
+    MAX_JPEG_SEGMENTS segments or MAX_JPEG_SCANS scans, having read no further."""
+    scans, segments, at = 0, 0, 2
+    while found := _JPEG_MARKER.search(data, at):
+        code, at = found[1][0], found.end()
+        if code == 0xD9:  # EOI
+            break
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise ImageTooLarge(f"too many segments to read: a JPEG of more than {MAX_JPEG_SEGMENTS}")
+        if code != 0x01:  # all but TEM have a length
+            scans += code == 0xDA
+            if scans > MAX_JPEG_SCANS:
+                raise ImageTooLarge(f"too many scans to decode: a JPEG of more than {MAX_JPEG_SCANS}")
+            at += int.from_bytes(data[at:at + 2], "big")
+    return scans
 
 
 def _header_orientation(im: Image.Image) -> int | None:
@@ -237,6 +297,13 @@ def _nothing() -> Iterator[None]:
 
 def _open(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     check_size(data, max_bytes)
+    # what Pillow reads in Python, one piece at a time, counted before it does
+    if data.startswith(b"\xff\xd8"):
+        jpeg_scans(data)
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        _count_png_chunks(data)
+    elif data[:6] in (b"GIF87a", b"GIF89a"):
+        _count_gif_blocks(data)
     with warnings.catch_warnings():
         # We enforce our own pixel limit below; PIL's warning would only go to the log.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -256,6 +323,10 @@ def _open(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     if fmt not in ALLOWED_FORMATS:
         raise ImageUnsupported(
             f"unsupported image format {fmt}; use one of {', '.join(sorted(ALLOWED_FORMATS))}")
+    if fmt == "BMP" and im.info.get("compression") in _BMP_RUN_LENGTH:
+        # Pillow decodes these in Python, holding the interpreter's lock: a 40 MP RLE4 of 330 KB took 2 s of a core,
+        # one of 19 MB 5 s, and eight at once made other searches wait 5 s. No camera or browser writes them.
+        raise ImageUnsupported("a run-length compressed BMP (RLE8, RLE4) is not taken; send it as PNG or JPEG")
     width, height = im.size  # read from the header: no pixels decoded yet
     if width * height > max_pixels:
         raise ImageTooLarge(f"too many pixels: {width}x{height}, limit {max_pixels}")
@@ -265,6 +336,38 @@ def _open(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     return im
 
 
+def _count_png_chunks(data: bytes) -> None:
+    """Refuses a PNG of more than MAX_PNG_CHUNKS chunks up to its IEND, having read no further."""
+    at, chunks = 8, 0
+    while at + 8 <= len(data) and data[at + 4:at + 8] != b"IEND":
+        chunks += 1
+        if chunks > MAX_PNG_CHUNKS:
+            raise ImageTooLarge(f"too many chunks to read: a PNG of more than {MAX_PNG_CHUNKS}")
+        at += 12 + int.from_bytes(data[at:at + 4], "big")  # length, type, data, CRC
+
+
+def _count_gif_blocks(data: bytes) -> None:
+    """Refuses a GIF of more than MAX_GIF_BLOCKS blocks before its first image, as Pillow reads them: each piece of
+    an extension, and each byte that is none of an extension, an image or the end."""
+    at, blocks = 13, 0
+    if len(data) > 10 and data[10] & 0x80:  # the global colour table
+        at += 3 << ((data[10] & 7) + 1)
+    while at < len(data) and data[at] not in b",;":
+        if data[at] == 0x21:  # "!": its label, then pieces of up to 255 bytes to an empty one
+            at += 2
+            while at < len(data):
+                size = data[at]
+                at, blocks = at + 1 + size, blocks + 1
+                if size == 0 or blocks > MAX_GIF_BLOCKS:
+                    break
+        else:
+            at, blocks = at + 1, blocks + 1
+        if blocks > MAX_GIF_BLOCKS:
+            raise ImageTooLarge(f"too many blocks to read: a GIF of more than {MAX_GIF_BLOCKS} before its image")
+
+
+# A BMP header's compression: RLE8, RLE4.
+_BMP_RUN_LENGTH = (1, 2)
 # Pillow's openers of the allowed formats (an MPO is opened by the JPEG one).
 _OPENERS = tuple(sorted(ALLOWED_FORMATS - {"MPO"}))
 # The ISO base media file brands of HEIF and AVIF images (a file's "ftyp" box, its first).
@@ -309,6 +412,9 @@ def _reading() -> Iterator[None]:
         raise ImageUnsupported(f"not an image, or an unsupported image format; use one of "
                                f"{', '.join(sorted(ALLOWED_FORMATS))}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if "MAX_TEXT_" in str(exc):  # PngImagePlugin's limits, on one chunk or all
+            raise ImageTooLarge(f"too much text in the PNG's chunks: more than {PngImagePlugin.MAX_TEXT_MEMORY >> 20} "
+                                f"MiB unpacked, or {PngImagePlugin.MAX_TEXT_CHUNK >> 20} MiB in one") from exc
         raise ImageRejected(f"truncated or corrupt image: {exc}") from exc
 
 

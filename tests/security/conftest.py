@@ -24,6 +24,12 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError(f"no VmHWM for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time the process has used so far, its threads' included (Linux: /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 @pytest.fixture
 def start_server(tmp_path) -> Iterator[Callable[..., Process]]:
     """start_server(*serve_args, env={...}, wait=True) -> a running `dogsearch serve` (all services in one process

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.images import encode, solid
-from tests.security.conftest import peak_rss_mb
+from tests.security.conftest import cpu_seconds, peak_rss_mb
 
 # The most the server's peak RSS may grow over all the attacks below. Before decodes were bounded one palette PNG
 # bomb took ~800 MiB (P -> RGBA -> composite -> RGB) and four at once ~3 GiB; now the bombs below, each over the
@@ -57,6 +58,15 @@ def bmp_declaring(width: int, height: int) -> bytes:
     return b"BM" + struct.pack("<IHHI", 14 + len(info) + 16, 0, 0, 14 + len(info)) + info + bytes(16)
 
 
+def rle4_bmp(width: int, height: int) -> bytes:
+    """A 16-colour run-length BMP (RLE4) of runs of 255 pixels: 40 MP in 330 KB."""
+    row = bytes([255, 0x12]) * (width // 255) + (bytes([width % 255, 0x12]) if width % 255 else b"") + b"\x00\x00"
+    pixels = row * height + b"\x00\x01"  # each row ends with an end of line, the bitmap with its end
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 4, 2, len(pixels), 2835, 2835, 16, 0)
+    head = 14 + len(info) + 64
+    return b"BM" + struct.pack("<IHHI", head + len(pixels), 0, 0, head) + info + bytes(64) + pixels
+
+
 def many_frame_gif(frames: int = 500) -> bytes:
     images = [Image.new("P", (400, 300), i % 200) for i in range(frames)]
     buf = io.BytesIO()
@@ -70,6 +80,26 @@ def large_mpo() -> bytes:
     buf = io.BytesIO()
     frames[0].save(buf, "MPO", save_all=True, append_images=frames[1:], quality=70)
     return buf.getvalue()
+
+
+def progressive_jpeg(size: tuple[int, int], mode: str = "RGB", subsampling: int = 0, scans: int = 0) -> bytes:
+    """A progressive JPEG of one colour, its last scan repeated `scans` more times (each ~26 bytes)."""
+    data = encode(Image.new(mode, size, (90, 120, 60, 0)[:len(mode)]), "JPEG", quality=90, subsampling=subsampling,
+                  progressive=True)
+    last = data[data.rindex(b"\xff\xda"):-2]  # from its SOS to the EOI: 0xFF in scan data is stuffed as FF 00
+    return data[:-2] + last * scans + data[-2:]
+
+
+def png_with_text(chunks: int) -> bytes:
+    """A small PNG with `chunks` zTXt chunks before its pixels, each 1 MB of one letter in ~1 KB."""
+    png = encode(Image.new("RGB", (64, 48), (200, 0, 0)), "PNG")
+    text = zlib.compress(b"a" * 1_000_000, 9)
+    at = png.index(b"IDAT") - 4
+    return png[:at] + b"".join(png_chunk(b"zTXt", b"k%d\x00\x00" % i + text) for i in range(chunks)) + png[at:]
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def send_all(url: str, path: str, data: bytes, n: int) -> list[httpx.Response]:
@@ -152,6 +182,86 @@ def test_bombs_within_the_limit_are_decoded_one_at_a_time(start_server, runtime)
     # One decode at a time: ~190 MiB of pixels and some for the model's input; two at once would be ~380 MiB, four
     # unbounded ~800 MiB.
     assert growth < 300, f"peak RSS grew {growth:.0f} MiB over {baseline:.0f} MiB"
+
+
+def test_progressive_jpegs_cost_what_they_take_and_scan_and_segment_bombs_are_refused(start_server):
+    """A JPEG shrinks while it decodes, so any was taken as cheap; a progressive one keeps every coefficient of the
+    full image (6 bytes a pixel at 4:4:4, 8 for CMYK): four 0.9 MB CMYK ones of 40 MP at once grew the server 1.2 GB.
+    libjpeg reads every block once a scan: the last scan repeated 300 times (0.5 MB) took 13 s of a core, 20 MiB of
+    them hours. Pillow reads the segments before the first scan in Python: 20 MiB of empty ones, 18 s. Now the
+    first are refused from their header, as the PNG bombs are, and a JPEG of more than 64 scans or 1000 segments
+    before Pillow reads it; a photo's progressive JPEG is searched as before."""
+    server = start_server()
+    url, pid = server.url, server.proc.pid
+    photo = progressive_jpeg((4000, 3000), subsampling=2)
+    warm = httpx.post(f"{url}/v1/search", files={"image": ("d.jpg", photo)}, timeout=120)
+    assert warm.status_code == 200, warm.text
+    baseline = peak_rss_mb(pid)
+    for answer in send_all(url, "/v1/search", progressive_jpeg((8000, 5000), "CMYK"), CONCURRENT):
+        assert answer.status_code == 413 and "too large to decode" in answer.json()["detail"], answer.text
+    scan_bomb = progressive_jpeg((8000, 5000), subsampling=2, scans=300)
+    for path in ("/v1/search", "/v1/dogs"):
+        answer = httpx.post(f"{url}{path}", files={"image": ("x.jpg", scan_bomb)}, timeout=120)
+        assert answer.status_code == 413 and "too many scans" in answer.json()["detail"], answer.text
+    segment_bomb = photo[:2] + b"\xff\xe5\x00\x02" * 2_000_000 + photo[2:]  # 8 MB of empty APP5 segments
+    cpu = cpu_seconds(pid)
+    answer = httpx.post(f"{url}/v1/search", files={"image": ("x.jpg", segment_bomb)}, timeout=120)
+    assert answer.status_code == 413 and "too many segments" in answer.json()["detail"], answer.text
+    assert cpu_seconds(pid) - cpu < 1  # refused before Pillow reads them (~4 s a read here)
+    assert httpx.post(f"{url}/v1/dogs", files={"image": ("d.jpg", photo)}, timeout=120).status_code == 201
+    growth = peak_rss_mb(pid) - baseline
+    assert growth < MAX_GROWTH_MB, f"peak RSS grew {growth:.0f} MiB over {baseline:.0f} MiB"
+
+
+def test_a_png_of_megabytes_of_text_or_of_a_million_chunks_is_refused(start_server):
+    """Pillow keeps a PNG's text chunks, unpacked, whenever it opens the file, up to 64 MB: 64 zTXt chunks of 1 MB of
+    one letter are a 64 KB file, and 16 searches with it at once grew the server 1 GB. And it reads each chunk in
+    Python: 20 MiB of empty ones took 4.8 s a read. Now the text is bounded (4 MiB; 413 past it), and so are the
+    chunks (32768), counted before Pillow reads them; a photo with a few MB of text is still searched."""
+    server = start_server()
+    url, pid = server.url, server.proc.pid
+    warm = httpx.post(f"{url}/v1/search", files={"image": ("d.png", png_with_text(3))}, timeout=120)
+    assert warm.status_code == 200, warm.text
+    baseline = peak_rss_mb(pid)
+    bomb = png_with_text(64)
+    assert len(bomb) < 100_000
+    for answer in send_all(url, "/v1/search", bomb, 16):
+        assert answer.status_code == 413 and "too much text" in answer.json()["detail"], answer.text
+    png = encode(Image.new("RGB", (64, 48), (200, 0, 0)), "PNG")
+    at = png.index(b"IDAT") - 4
+    chunk_bomb = png[:at] + png_chunk(b"prVt", b"") * 700_000 + png[at:]  # 8.4 MB
+    cpu = cpu_seconds(pid)
+    answer = httpx.post(f"{url}/v1/search", files={"image": ("x.png", chunk_bomb)}, timeout=120)
+    assert answer.status_code == 413 and "too many chunks" in answer.json()["detail"], answer.text
+    assert cpu_seconds(pid) - cpu < 1  # ~2 s a read before
+    growth = peak_rss_mb(pid) - baseline
+    assert growth < MAX_GROWTH_MB, f"peak RSS grew {growth:.0f} MiB over {baseline:.0f} MiB"
+
+
+def test_a_gif_of_millions_of_empty_comments_is_refused_before_pillow_reads_them(start_server):
+    """Pillow reads a GIF's extensions before its first image in Python, a piece at a time: 20 MiB of empty comments
+    took 2.2 s each time the file was read. Now at most 10,000 pieces are read, by a count before Pillow's."""
+    server = start_server()
+    url, pid = server.url, server.proc.pid
+    gif = encode(Image.new("RGB", (64, 48), (200, 0, 0)), "GIF", comment=b"Rex")
+    assert httpx.post(f"{url}/v1/search", files={"image": ("d.gif", gif)}, timeout=120).status_code == 200
+    at = gif.index(b",")  # the image descriptor
+    bomb = gif[:at] + b"\x21\xfe\x00" * 2_800_000 + gif[at:]  # 8.4 MB
+    cpu = cpu_seconds(pid)
+    answer = httpx.post(f"{url}/v1/search", files={"image": ("x.gif", bomb)}, timeout=120)
+    assert answer.status_code == 413 and "too many blocks" in answer.json()["detail"], answer.text
+    assert cpu_seconds(pid) - cpu < 1  # ~1 s a read before
+
+
+def test_a_run_length_bmp_is_refused_before_python_decodes_it(start_server):
+    """Pillow decodes a run-length BMP in Python, holding the interpreter's lock: a 40 MP RLE4 of 330 KB took 2 s of
+    a core, and while eight were decoded a search of a small photo waited 5.6 s (0.15 s alone). Now it is refused
+    from its header (415)."""
+    server = start_server()
+    bomb = rle4_bmp(8000, 5000)
+    assert len(bomb) < 400_000
+    for answer in send_all(server.url, "/v1/search", bomb, CONCURRENT):
+        assert answer.status_code == 415 and "run-length" in answer.json()["detail"], answer.text
 
 
 def test_a_dog_cannot_carry_megabytes_of_fields(start_server):

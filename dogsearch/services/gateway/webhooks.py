@@ -1,9 +1,10 @@
 """The HTTP side of webhook deliveries (dogsearch/watches/delivery.py decides what, when and how often): a POST to
 the very address the target check resolved (no second lookup a rebinding DNS could answer otherwise), the URL's
 host in the Host header and TLS name, no redirects, no proxies from the environment, and at most a bounded part
-of the answer read."""
+of the answer read, all within the attempt's time."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 import httpx
@@ -23,15 +24,18 @@ class WebhookSender:
         pinned = url.copy_with(host=target.address)
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         try:
-            async with self.client.stream("POST", pinned, content=body, timeout=timeout_s, extensions=extensions,
-                                          headers={**headers, "Host": url.netloc.decode("ascii")}) as answer:
+            # httpx's timeout bounds each read, not the whole: a receiver trickling a byte a second would hold the
+            # attempt (and the deliveries waiting behind it) 18 hours
+            async with asyncio.timeout(timeout_s), self.client.stream(
+                    "POST", pinned, content=body, timeout=timeout_s, extensions=extensions,
+                    headers={**headers, "Host": url.netloc.decode("ascii")}) as answer:
                 read = 0
                 async for chunk in answer.aiter_raw():  # drained up to the bound, so the connection can be reused
                     read += len(chunk)
                     if read >= self.max_response_bytes:
                         break
                 status = answer.status_code
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             return None, f"no answer within {timeout_s:g} s"
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:500]
