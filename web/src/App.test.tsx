@@ -62,7 +62,9 @@ describe("signing in with an API key", () => {
   it("asks an anonymous visitor to sign in to search, and offers no write actions", async () => {
     fakeServer();
     renderApp("#/search");
-    expect(await screen.findByTestId("sign-in-prompt")).toHaveTextContent("This server needs an API key");
+    expect(await screen.findByTestId("sign-in-prompt")).toHaveTextContent(
+      "This server needs an API key. Sign in with your key to search.",
+    );
     expect(screen.queryByLabelText("Choose a photo")).toBeNull();
     expect(nav().queryByRole("link", { name: "Add a dog" })).toBeNull();
     expect(nav().queryByRole("link", { name: "Bulk jobs" })).toBeNull();

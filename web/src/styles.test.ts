@@ -42,6 +42,11 @@ describe("styles.css", () => {
     expect(rule("h1")).toContain("overflow-wrap: anywhere");
   });
 
+  it("wraps a long word in a card's heading and in any sentence, not past the screen", () => {
+    expect(rule("h2")).toContain("overflow-wrap: anywhere");
+    expect(rule("body")).toContain("overflow-wrap: break-word");
+  });
+
   it("shows a dog's notes with the line breaks they were typed with", () => {
     expect(rule(".fields-list dd")).toContain("white-space: pre-wrap");
   });

@@ -5,18 +5,10 @@ import { SignInPrompt } from "./SignIn";
 export function ErrorBanner({ error, onDismiss }: { error: string | null; onDismiss?: () => void }) {
   if (!error) return null;
   if (error === SIGN_IN_NEEDED) return <SignInPrompt />; // a 401: the way in, not an error
-  // the plain sentence first; the server's own reason, where one is kept, under it
-  const [plain, ...details] = error.split(DETAILS);
   return (
     <div className="error" role="alert">
       <span>
-        {plain}
-        {details.length > 0 && (
-          <small className="error-details" data-testid="error-details">
-            {" "}
-            Details: {details.join("; ")}
-          </small>
-        )}
+        <WithDetails text={error} />
       </span>
       {onDismiss && (
         <button type="button" className="link" onClick={onDismiss} aria-label="Dismiss error">
@@ -24,6 +16,22 @@ export function ErrorBanner({ error, onDismiss }: { error: string | null; onDism
         </button>
       )}
     </div>
+  );
+}
+
+/** A message: the plain sentence first; the server's own reason, where one is kept, under it in small print. */
+export function WithDetails({ text }: { text: string }) {
+  const [plain, ...details] = text.split(DETAILS);
+  return (
+    <>
+      {plain}
+      {details.length > 0 && (
+        <small className="error-details" data-testid="error-details">
+          {" "}
+          Details: {details.join("; ")}
+        </small>
+      )}
+    </>
   );
 }
 

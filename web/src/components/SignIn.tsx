@@ -151,7 +151,7 @@ export function AccountControl() {
 }
 
 const NEEDS: Record<Scope, string> = {
-  search: "a key that may search",
+  search: "your key", // every key may search
   write: "a key with the write scope",
   admin: "an admin key",
 };

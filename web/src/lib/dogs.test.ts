@@ -18,6 +18,11 @@ describe("the dogs found, in words", () => {
   it("says what a photo without a dog seems to show, when the server tells", () => {
     expect(noDogMessage([{ label: "golf ball", p: 0.71 }])).toBe("No dog found in this photo. It seems to show: golf ball (71 %).");
     expect(noDogMessage([])).toBe("No dog found in this photo.");
+    const unsure = [{ label: "megalith", p: 0.004 }, { label: "valley", p: 0.003 }];
+    expect(noDogMessage(unsure)).toBe("No dog found in this photo.");
+    expect(noDogMessage([{ label: "fox squirrel", p: 0.06 }, ...unsure])).toBe(
+      "No dog found in this photo. It seems to show: fox squirrel (6 %).",
+    );
   });
 
   it("takes the top suggestion, if any", () => {

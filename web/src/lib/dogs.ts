@@ -16,9 +16,13 @@ export function seemsText(seems: SeemsLabel[]): string {
   return seems.map((s) => `${s.label} (${percent(s.p)})`).join(", ");
 }
 
-/** The 422 of a photo without a dog, in words. */
+/** The 422 of a photo without a dog, in words: what it seems to show, without the labels that read "0 %" (a plain
+ * wall is no "megalith (0 %)", only nothing the classifier knows). */
 export function noDogMessage(seems: SeemsLabel[]): string {
-  return seems.length ? `No dog found in this photo. It seems to show: ${seemsText(seems)}.` : "No dog found in this photo.";
+  const likely = seems.filter((s) => s.p >= 0.005);
+  return likely.length
+    ? `No dog found in this photo. It seems to show: ${seemsText(likely)}.`
+    : "No dog found in this photo.";
 }
 
 /** The top suggestion, if any. */

@@ -59,6 +59,22 @@ describe("the API's refusals in plain words", () => {
     );
   });
 
+  it("says a photo or dog the user may not change in words, without the ids", () => {
+    const id = (n: number) => `e08c2e47-eb33-c928-62c4-05af25d4c9e${n}`;
+    for (const detail of [`dog 0 of this photo is dog ${id(1)}, not dog ${id(2)}`, `the dog marked in this photo is dog ${id(1)}, not dog ${id(2)}`]) {
+      expect(plainError(409, "photo_of_another_dog", { detail })).toBe(
+        "The dog in this photo is stored already, as another dog: it cannot be a photo of this one too. Search with the photo to find that dog.",
+      );
+    }
+    expect(plainError(409, "photo_of_another_dog", { detail: `another dog of this photo is already a photo of dog ${id(2)}` })).toBe(
+      "This photo is one of this dog's photos already, for another dog in it: one photo cannot show this dog twice.",
+    );
+    expect(plainError(409, "last_photo", { detail: `photo ${id(1)} is the only photo of dog ${id(1)}: delete the dog instead` }))
+      .toBe("This is the dog's only photo: delete the dog instead.");
+    expect(plainError(403, "forbidden", { detail: `dog ${id(1)} was added by another key: only that key or an admin key may change it` }))
+      .toBe("This dog was added by another key: only that key or an admin key may change it.");
+  });
+
   it("says in words that the dates of a search are the wrong way round", () => {
     const detail = "seen_after 2026-12-01T00:00:00+00:00 is later than seen_before 2026-11-01T00:00:00+00:00";
     expect(plainError(422, "invalid_report_query", { detail })).toBe(
@@ -80,6 +96,38 @@ describe("the API's refusals in plain words", () => {
     expect(plainError(422, "invalid_input", control)).toMatch(/^The name holds a tab, a line break or another control character/);
     expect(plainError(422, "invalid_input", { detail: "field 'breed': at most 200 characters, not 250" })).toBe(
       "The breed is too long (250 characters): at most 200.",
+    );
+  });
+
+  it("says why a file is refused in words, with the server's reason under it", () => {
+    const said = (status: number, code: string, detail: string) => plainError(status, code, { detail, code })?.split(DETAILS);
+    const cut = "truncated or corrupt image: image file is truncated (25 bytes not processed)";
+    expect(said(422, "image_rejected", cut)).toEqual([
+      "This photo could not be read: the file is damaged or cut short (a copy or download that did not finish?). Choose it again, or another photo.",
+      cut,
+    ]);
+    expect(said(422, "image_rejected", "empty file: zero bytes")?.[0]).toBe("This file is empty (0 bytes): choose the photo again.");
+    const foreign = "not an image, or an unsupported image format; use one of AVIF, BMP, GIF, HEIF, JPEG, MPO, PNG, TIFF, WEBP";
+    expect(said(415, "image_unsupported", foreign)).toEqual([
+      "This file is not a photo the server can read: choose a JPEG, PNG, HEIC or WebP photo.",
+      foreign,
+    ]);
+    expect(said(422, "image_too_thin", "too long and thin: 3000x100; a photo's long side may be at most 20 times its short side")?.[0])
+      .toBe("This photo is too long and thin to look for a dog in: crop it closer to the dog and try again.");
+    expect(said(413, "image_too_large", "too many pixels: 12000x12000, limit 40000000")?.[0]).toBe(
+      "This photo has too many pixels (12000×12000); the limit is 40 megapixels: send a smaller copy of it.",
+    );
+    expect(said(413, "image_too_large", "too large to decode: a 9000x9000 PNG of mode RGBA needs about 900 MiB, limit 512 MiB")?.[0])
+      .toBe("This photo is too large or too complex to read: send a smaller copy of it.");
+    expect(said(415, "not_an_archive", "not a zip archive (File is not a zip file)")?.[0]).toBe(
+      "This file is not a zip archive: choose a .zip file of photos.",
+    );
+    const off = "indexing server folders is switched off: set DOGSEARCH_JOBS_ALLOWED_ROOTS, or upload a zip";
+    expect(said(403, "source_forbidden", off)?.[0]).toBe("This server does not index folders of its own: send the photos as a zip instead.");
+    expect(said(409, "not_calibrated", "the collection's vectors (m) have no same-dog calibration, so a watch could not tell")?.[0])
+      .toBe("Alerts cannot be set up on this server yet: it cannot tell how likely two dogs are the same.");
+    expect(said(429, "rate_limited", "rate limit exceeded, slow down")?.[0]).toBe(
+      "Too many requests in a short time: wait a moment and try again.",
     );
   });
 
@@ -127,6 +175,7 @@ describe("the API's refusals in plain words", () => {
     expect(plainError(422, "no_such_dog", { detail: "no dog 3: this photo shows 2 dogs" })).toBeNull();
     expect(plainError(413, "too_many_photos", { detail: "6 photos: a search combines at most 5" })).toBeNull();
     expect(plainError(500, "internal", { detail: "the index is being rebuilt" })).toBeNull();
+    expect(plainError(403, "source_forbidden", { detail: "/data is outside the folders this server may index" })).toBeNull();
   });
 
   it("is what the pages show", async () => {

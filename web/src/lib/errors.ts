@@ -41,6 +41,38 @@ export const SERVICE_BUSY = "The search service is busy or restarting. Try again
 /** What separates a plain message from the server's own reason kept under it (ErrorBanner shows it as details). */
 export const DETAILS = "\nDetails: ";
 
+const DAMAGED =
+  "This photo could not be read: the file is damaged or cut short (a copy or download that did not finish?). " +
+  "Choose it again, or another photo.";
+
+/** A refusal (by its code) said for the user, most of them of the file sent; the server's reason goes under it as
+ * details. A function's null: the server's words alone. */
+const REFUSED: Record<string, (detail: string) => string | null> = {
+  image_unsupported: () => "This file is not a photo the server can read: choose a JPEG, PNG, HEIC or WebP photo.",
+  image_rejected: (detail) =>
+    detail.startsWith("empty file") ? "This file is empty (0 bytes): choose the photo again." : DAMAGED,
+  metadata_unreadable: () => DAMAGED,
+  image_too_thin: () =>
+    "This photo is too long and thin to look for a dog in: crop it closer to the dog and try again.",
+  image_too_large: (detail) => {
+    const pixels = /^too many pixels: (\d+)x(\d+), limit (\d+)/.exec(detail);
+    if (pixels) {
+      const [w, h, limit] = pixels.slice(1).map(Number);
+      const most = Math.round(limit / 1e6);
+      return `This photo has too many pixels (${w}×${h}); the limit is ${most} megapixels: send a smaller copy of it.`;
+    }
+    return "This photo is too large or too complex to read: send a smaller copy of it.";
+  },
+  not_an_archive: () => "This file is not a zip archive: choose a .zip file of photos.",
+  source_forbidden: (detail) =>
+    detail.startsWith("indexing server folders is switched off")
+      ? "This server does not index folders of its own: send the photos as a zip instead."
+      : null,
+  not_calibrated: () => "Alerts cannot be set up on this server yet: it cannot tell how likely two dogs are the same.",
+  rate_limited: () => "Too many requests in a short time: wait a moment and try again.",
+  request_timeout: () => "The upload took too long and was stopped: try again, on a faster connection if you can.",
+};
+
 interface Invalid {
   loc?: unknown[];
   type?: string;
@@ -62,7 +94,27 @@ export function plainError(status: number, code: string | null, body: unknown, u
       return `${what} is too large (${sizeText(seen)}); the limit is ${sizeText(limit)}.`;
     }
   }
+  if (typeof detail === "string" && code && code in REFUSED) {
+    const plain = REFUSED[code](detail);
+    if (plain) return `${plain}${DETAILS}${detail}`;
+  }
   if (code === "dog_not_found") return DOG_GONE;
+  // a photo added to a dog, refused in the words of the dogs' ids, which say nothing to a user
+  if (code === "photo_of_another_dog" && typeof detail === "string") {
+    if (/^(dog \d+ of this photo|the dog marked in this photo) is dog /.test(detail)) {
+      return "The dog in this photo is stored already, as another dog: it cannot be a photo of this one too. " +
+        "Search with the photo to find that dog.";
+    }
+    if (detail.startsWith("another dog of this photo is already")) {
+      return "This photo is one of this dog's photos already, for another dog in it: " +
+        "one photo cannot show this dog twice.";
+    }
+  }
+  if (code === "last_photo") return "This is the dog's only photo: delete the dog instead.";
+  if (code === "forbidden" && typeof detail === "string") {
+    const notOwner = /^dog \S+ (was added (?:without a key|by another key): .*)$/.exec(detail);
+    if (notOwner) return `This dog ${notOwner[1]}.`;
+  }
   // a gallery address whose cursor is not a page's `next` (stale, edited, or of another status filter)
   if (code === "invalid_store_input" && typeof detail === "string" && /not the `next` of a page/.test(detail)) {
     return GALLERY_ADDRESS_STALE;

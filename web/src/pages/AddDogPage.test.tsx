@@ -122,6 +122,21 @@ describe("AddDogPage with the dogs found in the photo", () => {
     expect(addForm(fetchMock)).toBeUndefined();
   });
 
+  it("says what is wrong with the photo right under it, before the fields a phone shows below", async () => {
+    const before = (shown: HTMLElement) =>
+      expect(shown.compareDocumentPosition(screen.getByLabelText("Name")) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
+    mockApi([200, NO_DOG]);
+    const { unmount } = render(<AddDogPage />);
+    await pickPhoto();
+    before(await screen.findByText(/^No dog found in this photo\./));
+    unmount();
+    mockApi([422, { detail: "truncated or corrupt image: image file is truncated", code: "image_rejected" }]);
+    render(<AddDogPage />);
+    await pickPhoto();
+    before(await screen.findByRole("alert"));
+    before(screen.getByText("This file cannot be added: choose a photo of the dog."));
+  });
+
   it("adds the dog the user marks where none was found, with its breed suggestion", async () => {
     const guess = [{ breed: "Samoyed", p: 0.9 }];
     const marked = { ...NO_DOG, dogs: [{ index: 0, box: [80, 120, 480, 400], score: null, marked: true, breed_guess: guess }] };

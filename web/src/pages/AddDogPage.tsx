@@ -37,6 +37,7 @@ export function AddDogPage() {
   const [report, setReport] = useState<ReportInput>({});
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [refusal, setRefusal] = useState<string | null>(null); // why the server refuses the chosen file
   const [storedAs, setStoredAs] = useState<string | null>(null); // the dog the photo is, refused for other details
   // `next`: the dog of the same photo selected to be added next
   const [saved, setSaved] = useState<{ dog: Dog; created: boolean; next?: number } | null>(null);
@@ -64,6 +65,7 @@ export function AddDogPage() {
     });
     setSaved(null);
     setError(null);
+    setRefusal(null);
     setStoredAs(null);
     setDogIndex(0); // the largest dog
     setAddedDogs([]);
@@ -77,7 +79,7 @@ export function AddDogPage() {
         if (picked.current !== f) return;
         // A bad file is refused here already: say why now. Otherwise (no detector here) add without a choice.
         if (e instanceof ApiError && (e.status === 413 || e.status === 415 || e.status === 422)) {
-          setError(messageOf(e));
+          setRefusal(messageOf(e));
           setFound({ status: "refused" });
         } else setFound({ status: "skipped", reason: messageOf(e) });
       },
@@ -223,6 +225,13 @@ export function AddDogPage() {
               {detection.dogs.length ? "Not the right dog? Mark it yourself" : "Mark the dog yourself"}
             </button>
           )}
+          {/* under the photo, where the eye is: a phone shows the Add button far below */}
+          <ErrorBanner error={refusal} />
+          {blocked && (
+            <p id={`${ids}-blocked`} className={found.status === "looking" ? "muted" : "notice"} role="status">
+              {blocked}
+            </p>
+          )}
         </div>
         <div className="fields">
           <DogFields value={fields} onChange={setFields} readOnly={busy} suggestion={suggestion} />
@@ -248,11 +257,6 @@ export function AddDogPage() {
               )}
               {saved.next !== undefined &&
                 ` Next, dog ${saved.next + 1} of this photo: add it too, or choose another photo.`}
-            </p>
-          )}
-          {blocked && (
-            <p id={`${ids}-blocked`} className={found.status === "looking" ? "muted" : "notice"} role="status">
-              {blocked}
             </p>
           )}
           {/* aria-disabled while busy, not disabled: the button pressed keeps the keyboard's focus */}

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState, type KeyboardEvent, type ReactNode } from "react";
 import { ApiImage } from "../components/ApiImage";
 import { EditDogForm } from "../components/EditDogForm";
-import { ErrorBanner } from "../components/ErrorBanner";
+import { ErrorBanner, WithDetails } from "../components/ErrorBanner";
 import { PhotoBoxes } from "../components/PhotoBoxes";
 import { ReportLine } from "../components/ReportLine";
 import { dogTitle } from "../components/ResultGrid";
@@ -568,7 +568,7 @@ export function DogPage({ id }: { id: string }) {
                     {a.thumb && <ApiImage src={a.thumb} alt="The photo just added" className="thumb" />}
                     <span>
                       {(added.length > 1 || a.tone) && <strong>{a.file}: </strong>}
-                      {a.text}
+                      <WithDetails text={a.text} />
                     </span>
                   </p>
                 ))}

@@ -30,7 +30,9 @@ function mockApi(name: string, scope: Scope, added: { same_dog: number; verdict:
     if (path === "/v1/me") return json(200, { name, scope, scopes: [], open: false, anonymous_search: false });
     if (path === "/v1/dogs/d1/photos" && init?.method === "POST") {
       const file = (init.body as FormData).get("image") as File;
-      if (file.name.endsWith(".txt")) return json(415, { detail: "not an image: cannot identify image file" });
+      if (file.name.endsWith(".txt")) {
+        return json(415, { detail: "not an image: cannot identify image file", code: "image_unsupported" });
+      }
       const id = `p${dog.photos.length + 1}`;
       dog.photos = [dog.photos[0], photo(id), ...dog.photos.slice(1)];
       return json(201, { ...dog, photo_id: id, ...(added ?? { same_dog: null, verdict: null }) });
@@ -125,9 +127,13 @@ describe("DogPage photos", () => {
     await vi.waitFor(() => expect(screen.getAllByTestId("photo-added")).toHaveLength(3));
     expect(screen.getAllByTestId("photo-added").map((p) => p.textContent)).toEqual([
       "rex-3.jpg: Photo added.",
-      "notes.txt: not an image: cannot identify image file",
+      "notes.txt: This file is not a photo the server can read: choose a JPEG, PNG, HEIC or WebP photo. " +
+        "Details: not an image: cannot identify image file",
       "rex-4.jpg: Photo added.",
     ]);
+    // the server's reason in small print under the sentence, as in an error banner
+    const refused = screen.getAllByTestId("photo-added")[1];
+    expect(within(refused).getByTestId("error-details")).toHaveTextContent("Details: not an image: cannot identify image file");
     const posts = fetchMock.mock.calls.filter(([u, i]) => u === "/v1/dogs/d1/photos" && i?.method === "POST");
     expect(posts.map(([, i]) => ((i!.body as FormData).get("image") as File).name)).toEqual(["rex-3.jpg", "notes.txt", "rex-4.jpg"]);
     // the server lists them after the cover; here they come last, marked, and p2 (the one with a box) stays second

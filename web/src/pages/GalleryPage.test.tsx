@@ -29,6 +29,18 @@ describe("GalleryPage", () => {
     expect(screen.getByText("Dogs 1–3 of 3")).toBeInTheDocument();
   });
 
+  it("offers no pages to go through where every dog fits on the first one", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => json(200, { items: [], next: null, total: 0 })));
+    const { unmount } = render(<GalleryPage limit={12} />);
+    expect(await screen.findByText("No dogs yet.")).toBeInTheDocument();
+    expect(screen.queryByRole("navigation", { name: "Gallery pages" })).toBeNull();
+    unmount();
+    vi.stubGlobal("fetch", vi.fn(async () => json(200, { items: [dog("a", null)], next: "c1", total: 13 })));
+    render(<GalleryPage limit={12} />);
+    expect(await screen.findByText("Dogs 1–1 of 13")).toBeInTheDocument();
+    expect(screen.getByRole("navigation", { name: "Gallery pages" })).toBeInTheDocument();
+  });
+
   it("keeps the page in the address, so that Back from a dog's page comes back to it", async () => {
     const fetchMock = vi.fn(async () => json(200, { items: [dog("x", null)], next: "c3", total: 30 }));
     vi.stubGlobal("fetch", fetchMock);

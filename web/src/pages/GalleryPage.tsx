@@ -54,6 +54,7 @@ export function GalleryPage({ limit, status, cursors = [] }: { limit: number; st
   const first = (shown?.index ?? index) * limit + 1;
   const last = first + (page?.items.length ?? 0) - 1;
   const toFirst = () => navigate(galleryHref(limit, status, []));
+  const onePage = current && index === 0 && !page?.next; // all the dogs on the first page: nothing to page through
   return (
     <section aria-labelledby="gallery-h">
       <h1 id="gallery-h">Gallery</h1>
@@ -138,27 +139,29 @@ export function GalleryPage({ limit, status, cursors = [] }: { limit: number; st
         </ul>
       )}
       {/* aria-disabled, not disabled: the button pressed keeps the keyboard's focus while the page loads or ends */}
-      <nav className="pager" aria-label="Gallery pages">
-        <button
-          type="button"
-          className="button secondary"
-          aria-disabled={index === 0 || loading}
-          onClick={() => index > 0 && !loading && navigate(galleryHref(limit, status, cursors.slice(0, -1)))}
-        >
-          Previous page
-        </button>
-        <span className="muted">Page {index + 1}</span>
-        <button
-          type="button"
-          className="button secondary"
-          aria-disabled={!current || !page?.next || loading}
-          onClick={() =>
-            current && page?.next && !loading && navigate(galleryHref(limit, status, [...cursors, page.next]))
-          }
-        >
-          Next page
-        </button>
-      </nav>
+      {!onePage && (
+        <nav className="pager" aria-label="Gallery pages">
+          <button
+            type="button"
+            className="button secondary"
+            aria-disabled={index === 0 || loading}
+            onClick={() => index > 0 && !loading && navigate(galleryHref(limit, status, cursors.slice(0, -1)))}
+          >
+            Previous page
+          </button>
+          <span className="muted">Page {index + 1}</span>
+          <button
+            type="button"
+            className="button secondary"
+            aria-disabled={!current || !page?.next || loading}
+            onClick={() =>
+              current && page?.next && !loading && navigate(galleryHref(limit, status, [...cursors, page.next]))
+            }
+          >
+            Next page
+          </button>
+        </nav>
+      )}
     </section>
   );
 }

@@ -25,11 +25,13 @@ describe("SearchPage upload errors", () => {
     stubObjectUrls("blob:preview");
   });
 
-  it("shows the API's detail for a rejected file, and offers nothing to do with it", async () => {
+  it("says why a file is refused in words, the API's detail under it, and offers nothing to do with it", async () => {
     mockApi(async () => json(415, { detail: "not an image: cannot identify image file", code: "image_unsupported" }));
     render(<SearchProvider><SearchPage /></SearchProvider>);
     await pickPhoto("notes.txt", "text/plain");
-    expect(await screen.findByRole("alert")).toHaveTextContent("not an image: cannot identify image file");
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent(/^This file is not a photo the server can read: choose a JPEG, PNG, HEIC or WebP photo\./);
+    expect(within(alert).getByTestId("error-details")).toHaveTextContent("Details: not an image: cannot identify image file");
     // no dog to mark in it, no dog to add photos of
     expect(screen.queryByRole("button", { name: /Mark the dog yourself/ })).not.toBeInTheDocument();
     expect(screen.queryByLabelText("Add more photos of the same dog to the search")).not.toBeInTheDocument();
