@@ -24,12 +24,12 @@ pytestmark = [pytest.mark.real_model, pytest.mark.timeout(900)]
 SHARED_REDIS = "redis://127.0.0.1:6379/12"  # only when no redis-server binary is here to start one
 
 
-def celery_ping(broker: str, env: dict[str, str]) -> Callable[[], bool]:
+def celery_ping(broker: str, env: dict[str, str], node: str = "worker@%h") -> Callable[[], bool]:
     # The worker container's healthcheck command (docker/worker.Dockerfile, docker-compose.yml), as it runs there.
     celery = str(Path(sys.executable).parent / "celery")
 
     def ready() -> bool:
-        out = subprocess.run([celery, "-b", broker, "inspect", "ping", "-d", f"worker@{socket.gethostname()}",
+        out = subprocess.run([celery, "-b", broker, "inspect", "ping", "-d", node.replace("%h", socket.gethostname()),
                               "-t", "3"], capture_output=True, text=True, env=env, timeout=30)
         return out.returncode == 0
     return ready

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from dogsearch.core.access import SCOPES
 
+# The gateway reads its keys once, at its start: a key added while it runs is an unknown key (401) until then.
+RESTART = "a running gateway takes it when it restarts (it reads its keys at its start)"
+
 
 def add_parser(sub) -> None:
     keys = sub.add_parser("keys", help="make API keys for the gateway")
@@ -36,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"secret (shown once; send it as X-API-Key or Authorization: Bearer): {secret}")
     if args.file is None:
         print(f"add to DOGSEARCH_GATEWAY_API_KEYS: {key.entry}")
+        print(RESTART)
         return 0
     _append(args.file, key.entry)
     print(f"appended to {args.file}: {key.entry}")
+    print(RESTART)
     return 0
 
 

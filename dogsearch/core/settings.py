@@ -31,9 +31,14 @@ def _device(value: str) -> str:
 Device = Annotated[str, AfterValidator(_device)]
 
 
-class ServiceSettings(BaseSettings):
+class StrictSettings(BaseSettings):
     # Subclasses set env_prefix; unknown keyword arguments are a bug, so they fail at start.
     model_config = SettingsConfigDict(extra="forbid", validate_default=True)
+
+
+class ServiceSettings(StrictSettings):
+    """A service's own, its logging included. The jobs' and the HTTP server's settings log nothing of their own (a
+    worker logs as the gateway's settings say; a server as its service's): a LOG_LEVEL there would be read by none."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat = "json"

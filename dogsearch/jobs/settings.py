@@ -5,11 +5,11 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from dogsearch.core.settings import ServiceSettings
+from dogsearch.core.settings import StrictSettings
 from dogsearch.jobs.sources import FieldLimits
 
 
-class JobsSettings(ServiceSettings):
+class JobsSettings(StrictSettings):
     """Where jobs run and what they may read. Workers build their ingest side from GatewaySettings
     (DOGSEARCH_GATEWAY_*: embedder/search URLs, photo directory), so they store photos exactly as the gateway does."""
 

@@ -9,10 +9,10 @@ import asyncio
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from dogsearch.core.settings import ServiceSettings
+from dogsearch.core.settings import StrictSettings
 
 
-class ServerSettings(ServiceSettings):
+class ServerSettings(StrictSettings):
     model_config = SettingsConfigDict(env_prefix="DOGSEARCH_HTTP_", extra="forbid")
 
     header_timeout_s: float = Field(10.0, gt=0, description="a request's headers must all arrive within this, "

@@ -21,6 +21,7 @@ def test_add_prints_the_secret_once_and_the_line_for_the_setting(capsys):
     assert secret.startswith(SECRET_PREFIX) and secret not in line
     key = GatewaySettings(api_keys=[line]).keyring.verify(secret)
     assert (key.name, key.scope) == ("ci", "write")
+    assert "takes it when it restarts" in out  # a running gateway answered the new key 401, and nothing said why
 
 
 def test_add_appends_to_a_keys_file_only_its_owner_reads(tmp_path, capsys):
@@ -29,7 +30,9 @@ def test_add_appends_to_a_keys_file_only_its_owner_reads(tmp_path, capsys):
     first = secret_in(capsys.readouterr().out)
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
     assert main(["keys", "add", "reader", "--scope", "search", "--file", str(keys)]) == 0
-    second = secret_in(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    second = secret_in(out)
+    assert "takes it when it restarts" in out
     assert [e.split(":")[:2] for e in read_entries(keys)] == [["admin", "admin"], ["reader", "search"]]
     ring = GatewaySettings(api_keys_file=keys).keyring
     assert ring.verify(first).name == "admin" and ring.verify(second).name == "reader"

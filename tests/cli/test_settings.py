@@ -28,6 +28,10 @@ def test_a_variable_under_a_services_prefix_that_no_setting_reads_is_named():
                "DOGSEARCH_SEARCH_PORT_8002_TCP_PROTO": "tcp"}
     assert unknown_settings((GatewaySettings, JobsSettings), environ) == [
         "DOGSEARCH_GATEWAY_EMBEDER_URL (did you mean DOGSEARCH_GATEWAY_EMBEDDER_URL?)", "DOGSEARCH_JOBS_NO_SUCH_THING"]
+    # the jobs' settings log nothing of their own (a worker logs as the gateway's say): a LOG_LEVEL there is named,
+    # not taken and ignored
+    assert unknown_settings((GatewaySettings, JobsSettings), {"DOGSEARCH_JOBS_LOG_LEVEL": "DEBUG"}) == [
+        "DOGSEARCH_JOBS_LOG_LEVEL"]
 
 
 def test_serve_and_worker_stop_on_a_misspelt_setting():
