@@ -177,12 +177,18 @@ def exposure_problem(host: str, keyring: Keyring, require_keys: bool = False) ->
     return f"refusing to start without an admin API key: {why}, so anyone who reaches it could do anything. {how}"
 
 
+# What a stranger could do with an internal service left open.
+_OPEN_DOOR = {"search": "read, change or delete every dog in the collection",
+              "embedder": "spend its CPU or GPU on photos of their own, as much as they like",
+              "pose": "spend its CPU or GPU on photos of their own, as much as they like"}
+
+
 def internal_problem(service: str, host: str, has_internal_key: bool) -> str | None:
     """Why an internal service (embedder, search, pose) must not start bound to `host`, or None when it may."""
     if has_internal_key or is_loopback(host):
         return None
     return (f"refusing to start the {service} service on {host} without an internal key: anyone who reaches it "
-            "could change the collection or load the model. Set DOGSEARCH_INTERNAL_KEY (the same on every service; "
+            f"could {_OPEN_DOOR.get(service, 'use it')}. Set DOGSEARCH_INTERNAL_KEY (the same on every service; "
             "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
 
 

@@ -83,6 +83,9 @@ class Broker:
                 if time.time() - down_since >= window_s:
                     self.through_outage(lambda e=exc: give_up(e), until)
                     return None
+                if attempt == 0:  # once a delivery: an operator sees why a job stands still (it said nothing)
+                    log.warning("a service does not answer: waiting for it, for up to %.0f s more (%s)",
+                                window_s - (time.time() - down_since), exc)
                 delay = retry_delay(attempt)
                 attempt += 1
                 if time.monotonic() + delay < until and not stopping():

@@ -92,5 +92,8 @@ def test_exposure_problem_says_how_to_make_an_admin_key():
 
 def test_an_internal_service_off_loopback_needs_the_internal_key():
     assert "DOGSEARCH_INTERNAL_KEY" in internal_problem("search", "0.0.0.0", False)
+    # each says what a stranger could do with that service (the embedder's said "change the collection")
+    assert "every dog in the collection" in internal_problem("search", "0.0.0.0", False)
+    assert "collection" not in internal_problem("embedder", "0.0.0.0", False)
     assert internal_problem("search", "0.0.0.0", True) is None
     assert internal_problem("search", "127.0.0.1", False) is None

@@ -194,3 +194,5 @@ async def test_an_embedder_redeploy_mid_job_fails_no_photo(celery_gateway, setti
     assert job["state"] == "done", (job, log[-4000:])
     assert (job["total"], job["indexed"], job["failed"]) == (40, 40, 0), (job, log[-4000:])
     assert len(await all_dogs(celery_gateway)) == 40
+    # the wait is in the workers' log (it said nothing: a job that stood still for up to 10 minutes, unexplained)
+    assert "a service does not answer: waiting for it, for up to" in log, log[-4000:]
