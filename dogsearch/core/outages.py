@@ -60,7 +60,8 @@ class Broker:
             try:
                 return step()
             except (*self.down, *also) as exc:
-                log.warning("the broker (Redis) does not answer: waiting for it (%s)", exc)
+                log.warning("the broker (Redis) does not answer: waiting for it (%s%s)", exc,
+                            f": {exc.__cause__}" if exc.__cause__ else "")
                 while not self._answers():
                     if time.monotonic() >= until or stopping():
                         raise Reject(str(exc), requeue=True) from exc

@@ -44,15 +44,20 @@ class LastPhoto(Conflict):
     """A dog's only photo cannot be removed on its own: deleting the dog removes it."""
 
 
-class PhotoOfAnotherDog(Conflict):
-    """That dog of that photo is stored as another dog already (a dog of a photo is one dog)."""
-
-
-class PhotoStoredAlready(Conflict):
-    """That dog of that photo is stored already, with other values of fields sent to add it (or it is another key's
-    dog, and lacks some): adding the photo again stores no second dog, and changes no value of a stored one nor
-    another key's dog, so those fields would be lost. `dog_id`: the stored dog."""
+class StoredDogConflict(Conflict):
+    """Refused for a dog stored already: `dog_id`, that dog where the refusal names one, for a client to open."""
 
     def __init__(self, reason: str, *, dog_id: str | None = None, source: str | None = None) -> None:
         super().__init__(reason, source=source)
         self.dog_id = dog_id
+
+
+class PhotoOfAnotherDog(StoredDogConflict):
+    """That dog of that photo is stored as another dog already (a dog of a photo is one dog). `dog_id`: that other
+    dog; None where the photo's other dog is this dog's photo already, or where the photo started several dogs."""
+
+
+class PhotoStoredAlready(StoredDogConflict):
+    """That dog of that photo is stored already, with other values of fields sent to add it (or it is another key's
+    dog, and lacks some): adding the photo again stores no second dog, and changes no value of a stored one nor
+    another key's dog, so those fields would be lost. `dog_id`: the stored dog."""

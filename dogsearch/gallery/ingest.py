@@ -212,7 +212,7 @@ class Ingestor:
                 if found.id != dog.id:
                     raise PhotoOfAnotherDog(f"dog {index} of this photo is dog {found.id}, not dog {dog.id}"
                                             if marked is None else f"the dog marked in this photo is dog {found.id}, "
-                                                                   f"not dog {dog.id}")
+                                                                   f"not dog {dog.id}", dog_id=found.id)
                 await asyncio.to_thread(self._restore_photos, [(found, upload)])
             else:
                 if await self.index.count({"dog_id": dog.id, "photo_id": upload.photo_id}):

@@ -68,8 +68,9 @@ class SharedLocks:
             try:
                 await self._take(sorted(set(names)), token, held)
             except (redis.RedisError, OSError) as exc:
-                raise LocksUnavailable(f"the job broker (Redis) does not answer (it holds the locks the gateway "
-                                       f"replicas and the workers share): {exc}") from exc
+                # its error (an address, a port) in the log only, via the cause: the answer goes to strangers
+                raise LocksUnavailable("the job broker (Redis) does not answer (it holds the locks the gateway "
+                                       "replicas and the workers share)") from exc
             yield
         finally:
             renewing.cancel()

@@ -169,7 +169,7 @@ def _unavailable_when_down(cls: type) -> type:
             try:
                 return method(*args, **kwargs)
             except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.InvalidResponse) as exc:
-                raise BrokerUnavailable(f"the job broker (Redis) does not answer: {exc}") from exc
+                raise BrokerUnavailable("the job broker (Redis) does not answer") from exc  # its error: the cause
             except redis.ResponseError as exc:
                 if not str(exc).startswith(_REDIS_CANNOT):
                     raise  # a command of ours that Redis refuses: a bug, a 500 with its log

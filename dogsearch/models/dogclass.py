@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 DOG_CLASSES = range(151, 276)
 BREED_CLASSES = (*range(151, 269), 273)
+# A label under 1 % is no guess at what a photo shows: the tail of 1000 classes (a plain photo's third label is often
+# 0.0004), which a client shows as "0 %".
+SEEMS_FLOOR = 0.01
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,11 @@ class Classification:
     dog: float  # probability that the image shows a dog (sum over ImageNet's dog classes)
     breeds: tuple[Label, ...]  # the likeliest breeds, p given that it is a dog
     labels: tuple[Label, ...]  # the likeliest ImageNet classes overall: what the image seems to show
+
+    def seems(self) -> list[dict]:
+        """An answer's `seems` ([{"label", "p"}], a no_dog_found's and a detection's): the labels of SEEMS_FLOOR
+        or more."""
+        return [{"label": x.name, "p": x.p} for x in self.labels if x.p >= SEEMS_FLOOR]
 
 
 @cache

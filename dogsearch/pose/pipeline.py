@@ -63,7 +63,7 @@ class PosePipeline:
                 found.append(dets[: self.max_dogs] or WholeImageDetector().detect(image))
             else:
                 found.append([])
-                refused[i] = [] if photo is None else [{"label": x.name, "p": x.p} for x in photo.labels]
+                refused[i] = [] if photo is None else photo.seems()
         items = [(image, np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4))
                  for image, dets in zip(images, found, strict=True) if dets]
         many = getattr(self.model, "predict_many", None)

@@ -90,6 +90,8 @@ def install_error_mapping(app: FastAPI) -> None:
     async def domain_error(_: Request, exc: DogsearchError) -> JSONResponse:
         if status_of(exc) == 500:
             log.error("internal error", exc_info=exc)
+        elif exc.__cause__ is not None and status_of(exc) == 503:  # what failed underneath, for the operator only
+            log.warning("%s: %s", exc.reason, exc.__cause__)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

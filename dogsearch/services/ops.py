@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.registry import Collector
@@ -32,6 +33,44 @@ LATENCY = Histogram(
 
 # A readiness check returns None when ready, else the reason it is not.
 ReadyCheck = Callable[[], Awaitable[str | None]]
+# Whether a request may read why the service is not ready (the reasons may name internal hosts).
+SeesReasons = Callable[[Request], bool]
+# What /readyz tells a caller that may not read the reasons: the details go to the log.
+HIDDEN = "details in the log, and in this answer for an admin key or the internal key"
+
+
+class Probe:
+    """The readiness checks (`ready`, then `degraded`) as /readyz runs them: one run at a time, its answer kept
+    `seconds` after it ends, so a flood of probes asks the upstreams no more than once in that time; each new
+    answer is logged once."""
+
+    def __init__(self, service: str, ready: ReadyCheck, degraded: ReadyCheck | None, seconds: float) -> None:
+        self.service, self.ready, self.degraded, self.seconds = service, ready, degraded, seconds
+        self._task: asyncio.Task | None = None
+        self._until = -math.inf
+        self._said: tuple[str | None, str | None] = (None, None)
+
+    async def __call__(self) -> tuple[str | None, str | None]:
+        """(why not ready, or None; what is down that leaves it ready, or None)."""
+        loop = asyncio.get_running_loop()
+        if self._task is None or (self._task.done() and loop.time() >= self._until):
+            self._task = loop.create_task(self._run())
+        return await asyncio.shield(self._task)  # a probe that hangs up does not cancel the others' answer
+
+    async def _run(self) -> tuple[str | None, str | None]:
+        try:
+            reason = await self.ready()
+            answer = reason, (await self.degraded() if reason is None and self.degraded is not None else None)
+        finally:
+            self._until = asyncio.get_running_loop().time() + self.seconds
+        if answer != self._said:
+            self._said = answer
+            if answer == (None, None):
+                log.info("%s ready", self.service, extra={"service": self.service})
+            else:
+                log.warning("%s %s: %s", self.service, "not ready" if reason else "degraded", reason or answer[1],
+                            extra={"service": self.service})
+        return answer
 
 
 def _is_form(scope) -> bool:
@@ -211,13 +250,18 @@ def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes
                 body_limits: dict[str, int] | None = None, json_bytes: int | None = None,
                 internal_key: str | None = None,
                 collectors: Sequence[Collector] = (), guard: tuple[type, dict[str, Any]] | None = None,
-                degraded: ReadyCheck | None = None) -> None:
+                degraded: ReadyCheck | None = None, ready_cache_s: float = 0.0,
+                sees_reasons: SeesReasons | None = None) -> None:
     """`max_request_bytes` caps every request body; `body_limits` gives some paths a limit of their own;
     `json_bytes`: a smaller cap on every body but a multipart form, whose JSON text is checked too (JsonText);
     `internal_key`: every route but /healthz and /readyz needs it (the services behind the gateway); `guard`: a
     middleware (class, options) that refuses callers instead (the gateway's keys); `collectors`: this app's own
     metrics, read at each scrape (off the event loop: they may ask a store), kept in `app.state.metrics`;
-    `degraded`: what is down that leaves the service ready for most of its work (said in /readyz, still 200)."""
+    `degraded`: what is down that leaves the service ready for most of its work (said in /readyz, still 200);
+    `ready_cache_s`: how long /readyz keeps its checks' answer (Probe); `sees_reasons`: who may read the reasons
+    (others get HIDDEN; None: everyone). No path is redirected to its twin with or without a trailing slash: the
+    redirect's URL was built from the request's Host header."""
+    app.router.redirect_slashes = False
     if json_bytes is not None:
         app.add_middleware(JsonText)  # inside BodyLimit: what it reads whole is small
     if max_request_bytes is not None:
@@ -232,16 +276,19 @@ def install_ops(app: FastAPI, service: str, ready: ReadyCheck, max_request_bytes
 
     install_error_mapping(app)
 
+    probe = Probe(service, ready, degraded, ready_cache_s)
+
     # HEAD too: what many uptime checkers send
     @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> dict:
         return {"status": "ok", "service": service}
 
     @app.api_route("/readyz", methods=["GET", "HEAD"], include_in_schema=False)
-    async def readyz() -> Response:
-        reason = await ready()
+    async def readyz(request: Request) -> Response:
+        reason, note = await probe()
+        if sees_reasons is not None and not sees_reasons(request):
+            reason, note = reason and HIDDEN, note and HIDDEN
         if reason is None:
-            note = await degraded() if degraded is not None else None
             return JSONResponse({"status": "ready", "service": service, **({"degraded": note} if note else {})})
         return JSONResponse({"status": "not ready", "service": service, "reason": reason}, status_code=503)
 

@@ -176,7 +176,7 @@ async def test_removing_photos_moves_the_cover_and_refuses_the_last_one(gateway,
     assert [r["id"] for r in (await search(gateway, red)).json()["results"]][0] == max_
     taken = await add_photo(gateway, rex, red)  # Max's photo now
     assert taken.status_code == 409 and taken.json()["code"] == "photo_of_another_dog"
-    assert max_ in taken.json()["detail"]
+    assert max_ in taken.json()["detail"] and taken.json()["dog_id"] == max_  # the dog a client links to
     assert (await gateway.delete(f"/v1/dogs/{max_}")).status_code == 204
     back = await add_photo(gateway, rex, red)  # as one of Rex's photos, it is welcome back
     assert back.status_code == 201 and {p["id"] for p in back.json()["photos"]} == {rex, pid(green)}
@@ -262,7 +262,7 @@ async def test_bad_input_is_a_clear_4xx_and_changes_nothing(gateway):
     assert fields.status_code == 422 and "PATCH" in fields.json()["detail"]
     other = await add_photo(gateway, rex, solid(BLUE))  # that photo's dog is fido
     assert other.status_code == 409 and other.json()["code"] == "photo_of_another_dog"
-    assert fido in other.json()["detail"]
+    assert fido in other.json()["detail"] and other.json()["dog_id"] == fido
     beyond = await add_photo(gateway, rex, solid(GREEN), dog="2")
     assert beyond.status_code == 422 and beyond.json()["code"] == "no_such_dog"
     too_big = await gateway.post(f"/v1/dogs/{rex}/photos", files={"image": ("x.jpg", b"\xff" * 200_001)})

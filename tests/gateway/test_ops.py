@@ -54,15 +54,18 @@ async def test_a_gallery_of_another_model_is_not_ready_and_says_how_to_move_it(t
         assert ready.status_code == 503 and "dogsearch reindex" in ready.json()["reason"], ready.text
 
 
-async def test_readiness_counts_no_point_and_still_asks_the_services_each_probe(tmp_path, monkeypatch):
+async def test_readiness_counts_no_point_and_asks_the_services_again_once_its_answer_is_stale(tmp_path, monkeypatch):
     """A kubelet probes /readyz every few seconds: each probe read the gallery's model with an exact count of every
-    point, a cost that grows with the gallery. It reads the model alone now, and still from the services each time:
-    an embedder redeployed with another model behind a running gateway is not ready."""
+    point, a cost that grows with the gallery. It reads the model alone now, and from the services again once its
+    last answer is READY_CACHE_S old: an embedder redeployed with another model behind a running gateway is not
+    ready."""
+    import asyncio
+
     from dogsearch.search.edge import EdgeStore
     from tests.fakes import fake_all_in_one, serving
     from tests.gallery.test_layout import wait_ready
 
-    app = fake_all_in_one(tmp_path / "data")
+    app = fake_all_in_one(tmp_path / "data", gateway_options={"ready_cache_s": 1.0})
     async with serving(app) as client:
         assert (await add(client, solid(RED))).status_code == 201  # loads the (lazy) model, makes the collection
         await wait_ready(client)  # the start's layout upgrade, which counts, is done
@@ -78,6 +81,8 @@ async def test_readiness_counts_no_point_and_still_asks_the_services_each_probe(
             return {**serves, "model": "another-model"}
 
         monkeypatch.setattr(embedder, "info", redeployed)
+        assert (await client.get("/readyz")).status_code == 200  # the answer of a moment ago
+        await asyncio.sleep(1.0)
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and "another-model" in ready.json()["reason"], ready.text
 

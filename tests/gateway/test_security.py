@@ -108,16 +108,31 @@ async def test_anonymous_search_when_the_operator_turns_it_on(tmp_path):
 async def test_me_says_who_the_caller_is(tmp_path):
     async with gateway_with(tmp_path, api_keys=ENTRIES) as client:
         assert (await client.get("/v1/me")).json() == {"name": None, "scope": None, "scopes": [], "open": False,
-                                                       "anonymous_search": False}
+                                                       "anonymous_search": False, "server_folders": False,
+                                                       "allowed_roots": None}
         alice = await client.get("/v1/me", headers={"Authorization": f"Bearer {KEYS['alice'][1]}"})
         assert alice.json() == {"name": "alice", "scope": "write", "scopes": ["search", "write"], "open": False,
-                                "anonymous_search": False}
+                                "anonymous_search": False, "server_folders": False, "allowed_roots": None}
         wrong = await client.get("/v1/me", headers={"X-API-Key": "dgs_made-up"})
         assert wrong.status_code == 401 and wrong.json()["code"] == "unauthenticated"
     async with gateway_with(tmp_path / "open") as client:  # no keys: the loopback demo
         assert (await client.get("/v1/me")).json() == {"name": None, "scope": "admin",
                                                        "scopes": ["search", "write", "admin"], "open": True,
-                                                       "anonymous_search": False}
+                                                       "anonymous_search": False, "server_folders": False,
+                                                       "allowed_roots": []}
+
+
+async def test_me_says_whether_jobs_read_server_folders_and_only_an_admin_which(tmp_path):
+    # The web UI's job form offered "a folder the server reads" where the server reads none (the demo): its first
+    # Start was a 403. Which folders it reads are paths on the server: an admin's to see, nobody else's.
+    imports = tmp_path / "imports"
+    async with gateway_with(tmp_path / "data", jobs_options={"allowed_roots": [imports]}, api_keys=ENTRIES) as client:
+        root = (await client.get("/v1/me", headers=as_("root"))).json()
+        assert (root["server_folders"], root["allowed_roots"]) == (True, [str(imports.resolve())])
+        for who in ("alice", "reader"):
+            me = (await client.get("/v1/me", headers=as_(who))).json()
+            assert (me["server_folders"], me["allowed_roots"]) == (True, None), who
+        assert (await client.get("/v1/me")).json()["allowed_roots"] is None
 
 
 async def test_two_keys_that_differ_are_a_401_even_beside_a_valid_one(tmp_path):

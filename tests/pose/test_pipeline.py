@@ -20,7 +20,8 @@ class _FindsNoneButSees(_Finds):
 
     def __init__(self, dog: float):
         super().__init__([])
-        self.seen = Classification(dog, (), (Label("garbage truck", 0.81), Label("trailer truck", 0.09)))
+        self.seen = Classification(dog, (), (Label("garbage truck", 0.81), Label("trailer truck", 0.09),
+                                             Label("tow truck", 0.0003)))
 
     def detect_seen(self, images):
         return [[] for _ in images], [self.seen for _ in images]
@@ -41,7 +42,8 @@ def test_a_photo_without_a_box_is_posed_whole_and_scored_as_no_box_where_a_dog_i
 
 def test_a_photo_without_a_dog_is_answered_without_dogs_saying_what_it_seems_to_show():
     """The detector boxes no dog and the classifier calls the whole photo none (a garbage truck: 0.006): no dog's
-    skeleton posed over it. The other photos of the batch are posed as they are."""
+    skeleton posed over it, nor a guess under SEEMS_FLOOR (a tow truck at 0.0003, said "0 %"). The other photos of
+    the batch are posed as they are."""
     model, image = FakePoseModel(), Image.new("RGB", (120, 80), "white")
     truck, given = PosePipeline(model, _FindsNoneButSees(0.006)).run_batch([image, image], [[], [(5, 5, 100, 75)]])
     assert truck == {

@@ -454,7 +454,7 @@ describe("dogsearch web UI", () => {
   });
 
   it("keeps several photos of a dog: adds one on its page, finds the dog by it and by two photos, removes it", async () => {
-    const [first, second] = photos("English foxhound", 2);
+    const [first, second, third] = photos("English foxhound", 3);
     const dog = await addPhoto(server, first, { name: "Pip", breed: "English foxhound" });
     await open(page, `#/dogs/${dog.id}`);
     await page.getByRole("heading", { name: "1 photo" }).waitFor();
@@ -484,7 +484,15 @@ describe("dogsearch web UI", () => {
     await page.getByRole("heading", { name: "1 photo" }).waitFor();
     expect(await page.getByRole("button", { name: /Remove photo/ }).count()).toBe(0); // not the last one
     expect((await (await api(server, `/v1/dogs/${dog.id}`)).json()).photos).toHaveLength(1);
-    expect((await api(server, `/v1/dogs/${dog.id}`, { method: "DELETE" })).status).toBe(204);
+
+    // another dog's photo: refused, with a link to that dog (the server names it in `dog_id`)
+    const other = await addPhoto(server, third, { name: "Rover" });
+    await page.getByLabel("Add photos of this dog").setInputFiles(third);
+    const refused = page.getByTestId("photo-added").filter({ hasText: "This photo is already another dog's" });
+    await refused.getByRole("link", { name: "another dog's" }).click();
+    await page.getByRole("heading", { name: "Rover" }).waitFor();
+    expect(page.url()).toContain(`#/dogs/${other.id}`);
+    for (const id of [dog.id, other.id]) expect((await api(server, `/v1/dogs/${id}`, { method: "DELETE" })).status).toBe(204);
   });
 
   it("reports a lost dog, then finds it from a found dog's photo, near where it was found", async () => {

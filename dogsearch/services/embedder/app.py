@@ -156,7 +156,7 @@ def create_app(
                              "vector": None if vector is None else
                              encode_f32(vector) if encoding == "base64" else vector.tolist()})
             photos.append({"width": photo.width, "height": photo.height, "dogs": dogs, "phash": hashed,
-                           "seems": [] if looks is None else [{"label": x.name, "p": x.p} for x in looks.labels]})
+                           "seems": [] if looks is None else looks.seems()})
         answered = iter(photos)
         photos = [next(answered) if ok else {"error": d.reason, "code": d.code, "status": status_of(d)}
                   for d, ok in zip(files, readable, strict=True)]

@@ -29,6 +29,7 @@ from dogsearch.services.gateway.security import Access, rate_limit
 from dogsearch.services.gateway.settings import GatewaySettings
 from dogsearch.services.gateway.web import DEFAULT_WEB_DIR, SecurityHeaders, install_web
 from dogsearch.services.gateway.webhooks import WebhookSender
+from dogsearch.services.internal import TwoKeys, presented_key
 from dogsearch.services.ops import install_ops
 from dogsearch.services.pose.client import PoseClient
 from dogsearch.services.search.client import SearchClient
@@ -108,7 +109,10 @@ def create_app(
         try:
             await asyncio.wait_for(asyncio.to_thread(bulk.store.ping), timeout=2.0)
         except (Unavailable, TimeoutError) as exc:
-            return f"job broker unreachable: {exc}" if isinstance(exc, Unavailable) else "job broker timed out"
+            if not isinstance(exc, Unavailable):
+                return "job broker timed out"
+            # Redis's own error (its address) too: readiness says it only to the admin and internal keys
+            return f"job broker unreachable: {exc}" + (f" ({exc.__cause__})" if exc.__cause__ else "")
         return None
 
     async def ready() -> str | None:
@@ -133,7 +137,7 @@ def create_app(
                 body_limits={"/v1/jobs/index/upload": bulk.settings.max_archive_bytes + 256 * 1024},
                 json_bytes=json_bytes,
                 collectors=[JobPhotos(bulk.store), *(sub.state.metrics for sub in sub_apps)], guard=(Access, access),
-                degraded=broker_down)
+                degraded=broker_down, ready_cache_s=settings.ready_cache_s, sees_reasons=_metrics_reader(access))
     if settings.cors_origins:
         # what a browser app on another origin must read besides the body: where a new dog, job or watch is, when
         # to retry, how to authenticate (a browser hides every other header from its script)
@@ -149,6 +153,20 @@ def create_app(
     for routes in ROUTERS:
         app.include_router(routes.router(settings))
     return app
+
+
+def _metrics_reader(access: dict):
+    """Whether a request may read why the gateway is not ready (the reasons may name internal hosts): what may read
+    /metrics, an admin key or the internal key (anyone on an open server)."""
+    keys = Access(None, **access)
+
+    def may(request: Request) -> bool:
+        try:
+            caller = keys.resolve(presented_key(request.scope["headers"]), internal_door=True)
+        except TwoKeys:
+            return False
+        return caller is not None and caller.may("admin")
+    return may
 
 
 def _check_here(watches):

@@ -1,13 +1,17 @@
 """What the gateway's routes depend on: the parts built once per app by create_app, looked up per request."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, UploadFile
 
 from dogsearch.core.access import NOBODY, Caller
-from dogsearch.core.images import DecodeBudget, ImageLimits, check_size
+from dogsearch.core.errors import Unavailable
+from dogsearch.core.images import DecodeBudget, DecodersBusy, ImageLimits, check_size
 from dogsearch.gallery.gallery import Gallery
 from dogsearch.gallery.locks import PhotoLocks, SharedLocks
 from dogsearch.gallery.photos import PhotoStore
@@ -27,6 +31,10 @@ from dogsearch.watches.watches import Watches
 
 # Dogs and jobs are named by UUIDs (a dog's is made from its photo's hash): a path parameter of any other form is a 422.
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# How long a request waits for its photos' share of UPLOAD_MEMORY_BYTES before it is answered 503, and how often it
+# looks: the budget's own wait blocks a thread, and threads are what the requests in flight need to finish.
+UPLOAD_WAIT_S = 10.0
+UPLOAD_POLL_S = 0.05
 
 
 def build_gallery(settings: GatewaySettings, embedder: EmbedderClient, search: SearchClient,
@@ -77,6 +85,11 @@ class Parts:
     poses: StoredPoses
     same_dog: SameDog
     watches: Watches
+    # what the photos of the requests in flight hold in memory, the decodes' class with no blocking wait (Photos)
+    uploads: DecodeBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.uploads = DecodeBudget(self.settings.upload_memory_bytes, wait_s=0)
 
 
 def _parts(request: Request) -> Parts:
@@ -112,10 +125,54 @@ CallerDep = Annotated[Caller, Depends(_caller)]
 WatchesDep = Annotated[Watches, Depends(_watches)]
 
 
-async def read_upload(upload: UploadFile, settings: GatewaySettings) -> bytes:
-    """An uploaded photo's bytes, reading at most one byte past the limit."""
-    data = await upload.read(settings.max_upload_bytes + 1)
-    check_size(data, settings.max_upload_bytes)
+class UploadsBusy(Unavailable):
+    """The photos of the requests in flight hold the memory this request's would need for longer than it may
+    wait: retry soon."""
+
+
+class Photos:
+    """A request's uploaded photos read into memory, their size first taken from the gateway's budget of photo bytes
+    in flight (UPLOAD_MEMORY_BYTES) and held until the request is answered: photos arriving at once wait, then 503,
+    instead of growing the gateway by their bytes and their copies without bound."""
+
+    def __init__(self, budget: DecodeBudget, settings: GatewaySettings, held: ExitStack) -> None:
+        self.budget, self.settings, self.held = budget, settings, held
+
+    async def read(self, upload: UploadFile) -> bytes:
+        return (await self.read_all([upload]))[0]
+
+    async def read_all(self, uploads: list[UploadFile]) -> list[bytes]:
+        """Each at most one byte past the limit (413 past it). Several photos take their share at once: two
+        requests holding one photo each and waiting for their next would only wait each other out."""
+        cap = self.settings.max_upload_bytes + 1
+        await self._reserve(sum(cap if u.size is None else min(u.size, cap) for u in uploads))
+        return [await _read_upload(u, self.settings.max_upload_bytes) for u in uploads]
+
+    async def _reserve(self, nbytes: int) -> None:
+        deadline = asyncio.get_running_loop().time() + UPLOAD_WAIT_S
+        while True:
+            try:
+                self.held.enter_context(self.budget.reserve(nbytes))
+                return
+            except DecodersBusy:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise UploadsBusy(f"busy receiving other photos: retry (waited {UPLOAD_WAIT_S:.0f}s for "
+                                      "memory)") from None
+            await asyncio.sleep(UPLOAD_POLL_S)
+
+
+async def _photos(request: Request) -> AsyncIterator[Photos]:
+    parts = request.app.state.parts
+    with ExitStack() as held:  # the shares go back once the request is answered
+        yield Photos(parts.uploads, parts.settings, held)
+
+
+PhotosDep = Annotated[Photos, Depends(_photos)]
+
+
+async def _read_upload(upload: UploadFile, max_bytes: int) -> bytes:
+    data = await upload.read(max_bytes + 1)
+    check_size(data, max_bytes)
     return data
 
 

@@ -26,6 +26,8 @@ ERROR = {
                               "description": "what is wrong with the request's fields (code invalid_input): "
                                              '[{"loc", "msg", "type"}]'}]},
         "code": {"type": "string", "description": "a stable name of the error: no_dog_found, not_found, ..."},
+        "dog_id": {"type": "string", "description": "the stored dog a 409 names (photo_of_another_dog: the dog the "
+                                                   "photo is already; photo_stored_already: the dog it is stored as)"},
     },
     "additionalProperties": True,  # some say more: a no_dog_found its `seems`
 }

@@ -72,7 +72,8 @@ class Detected(BaseModel):
     width: int = Field(..., description="the photo's width after its EXIF orientation: what boxes refer to")
     height: int
     dogs: list[FoundDog] = Field(..., description="largest first; empty: no dog found")
-    seems: list[Seems] = Field(..., description="what the whole photo seems to show, likeliest first")
+    seems: list[Seems] = Field(..., description="what the whole photo seems to show, likeliest first: the "
+                                                "classifier's top 3 of 1 % or more")
 
 
 class Location(BaseModel):
@@ -220,6 +221,10 @@ class Me(BaseModel):
     scopes: list[Literal["search", "write", "admin"]] = Field(..., description="every scope it has (cumulative)")
     open: bool = Field(..., description="no keys are configured: everyone may do everything (loopback only)")
     anonymous_search: bool = Field(..., description="callers without a key may search and read dogs")
+    server_folders: bool = Field(..., description="bulk jobs may index folders on the server (POST /v1/jobs/index: "
+                                                  "DOGSEARCH_JOBS_ALLOWED_ROOTS is set); false: zip uploads only")
+    allowed_roots: list[str] | None = Field(None, description="the server folders jobs may index: for an admin key "
+                                                               "only, null for any other caller")
 
 
 # --- watches (alerts on new matches) ---------------------------------------------------------------------------

@@ -41,8 +41,19 @@ class GatewaySettings(ServiceSettings):
     pose_url: str = Field("http://127.0.0.1:8003", description="pose service base URL (separate processes)")
     pose_rerank_weight: float = Field(0.1, ge=0, description="rerank=pose: score minus this x proportion gap")
     pose_rerank_depth: int = Field(3, ge=1, le=10, description="rerank=pose: re-order the best k x this many")
+    pose_search_max: int = Field(
+        10, ge=1, le=1000,
+        description="the most stored dogs one search poses, each a pose call on its whole stored photo: rerank=pose "
+                    "re-orders at most the best this many, pose=true gives the first this many results their pose "
+                    "(docs/pose.md)")
     upstream_timeout_s: float = Field(60.0, gt=0)
+    ready_cache_s: float = Field(1.0, ge=0, le=60, description="/readyz keeps its checks of the services this long: "
+                                                              "a flood of probes asks them no more often")
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    upload_memory_bytes: int = Field(
+        128 * 1024 * 1024, ge=1024 * 1024,
+        description="the photos' bytes all requests may hold in memory at once (searches, adds, poses, watches): a "
+                    "request waits for its photos' share, then is answered 503 with Retry-After")
     max_json_bytes: int = Field(256 * 1024, ge=1024, description="any request body but a multipart form (JSON, "
                                 "parsed whole at ~50x its size in memory): the largest one sent is a job's path "
                                 "(4096 characters) and payload (DOGSEARCH_JOBS_MAX_FIELDS_BYTES), escaped")

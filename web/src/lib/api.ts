@@ -29,8 +29,8 @@ export class ApiError extends Error {
     readonly seems: SeemsLabel[] = [],
     /** with "no_dog_found" from a search of several photos: which of them (0-based, as sent) */
     readonly photo: number | null = null,
-    /** what the refusal names: with "photo_stored_already" the stored dog's id, with "folder_being_indexed" the
-     * job's (when this key may see it) */
+    /** what the refusal names: with "photo_stored_already" and "photo_of_another_dog" the stored dog's id, with
+     * "folder_being_indexed" the job's (when this key may see it) */
     readonly named: string | null = null,
   ) {
     super(message);

@@ -81,6 +81,10 @@ export interface Me {
   /** no keys configured, loopback only (the demo): everything allowed without a key */
   open: boolean;
   anonymous_search: boolean;
+  /** bulk jobs may index the server's own folders; false: zip uploads only (absent: a server from before it said) */
+  server_folders?: boolean;
+  /** those folders: an admin's to see, null for others */
+  allowed_roots?: string[] | null;
 }
 
 /** Is a result the same dog as the query's? By its calibrated probability against the server's thresholds. */

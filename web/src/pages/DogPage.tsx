@@ -87,6 +87,8 @@ interface Added {
   text: string;
   tone?: "warning" | "error";
   thumb?: string;
+  /** the dog this photo is already (a refusal naming it): linked */
+  other?: string;
 }
 
 /** `payload` with the user's fields as changed (null: gone), the rest (a photo's own box, size) as it was. */
@@ -244,7 +246,8 @@ export function DogPage({ id }: { id: string }) {
           };
         } else result = { file: file.name, text: "Photo added." };
       } catch (e) {
-        result = { file: file.name, tone: "error", text: messageOf(e) };
+        const other = e instanceof ApiError && e.code === "photo_of_another_dog" ? e.named : null;
+        result = { file: file.name, tone: "error", text: messageOf(e), ...(other && { other }) };
       }
       setAdded((done) => [...done, result]);
     }
@@ -568,7 +571,14 @@ export function DogPage({ id }: { id: string }) {
                     {a.thumb && <ApiImage src={a.thumb} alt="The photo just added" className="thumb" />}
                     <span>
                       {(added.length > 1 || a.tone) && <strong>{a.file}: </strong>}
-                      <WithDetails text={a.text} />
+                      {a.other ? (
+                        <>
+                          This photo is already <a href={`#/dogs/${a.other}`}>another dog's</a>: it cannot be a photo
+                          of this one too.
+                        </>
+                      ) : (
+                        <WithDetails text={a.text} />
+                      )}
                     </span>
                   </p>
                 ))}

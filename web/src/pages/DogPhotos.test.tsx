@@ -33,6 +33,11 @@ function mockApi(name: string, scope: Scope, added: { same_dog: number; verdict:
       if (file.name.endsWith(".txt")) {
         return json(415, { detail: "not an image: cannot identify image file", code: "image_unsupported" });
       }
+      if (file.name === "fido.jpg") {
+        // dog d2's photo already: the refusal names it (a server before dog_id said it in the detail only)
+        const detail = "dog 0 of this photo is dog d2, not dog d1";
+        return json(409, { detail, code: "photo_of_another_dog", ...(added === null && { dog_id: "d2" }) });
+      }
       const id = `p${dog.photos.length + 1}`;
       dog.photos = [dog.photos[0], photo(id), ...dog.photos.slice(1)];
       return json(201, { ...dog, photo_id: id, ...(added ?? { same_dog: null, verdict: null }) });
@@ -65,6 +70,14 @@ function mockApi(name: string, scope: Scope, added: { same_dog: number; verdict:
 const renderPage = () => renderApp("#/dogs/d1", "dgs_some_key");
 
 describe("DogPage photos", () => {
+  /** The dog's page, a photo `name` added on it: what the page says of it. */
+  async function addOne(name: string) {
+    renderPage();
+    await screen.findAllByTestId("dog-photo");
+    await userEvent.upload(screen.getByLabelText("Add photos of this dog"), new File(["x"], name, { type: "image/jpeg" }));
+    return screen.findByTestId("photo-added");
+  }
+
   beforeEach(() => {
     stubObjectUrls();
   });
@@ -96,10 +109,7 @@ describe("DogPage photos", () => {
 
   it("warns, not in a success box, which photo added looks unlike the dog's other photos", async () => {
     mockApi("shelter", "write", { same_dog: 0.004, verdict: "unlikely" });
-    renderPage();
-    await screen.findAllByTestId("dog-photo");
-    await userEvent.upload(screen.getByLabelText("Add photos of this dog"), new File(["x"], "cat.jpg", { type: "image/jpeg" }));
-    const said = await screen.findByTestId("photo-added");
+    const said = await addOne("cat.jpg");
     expect(said).toHaveTextContent(
       "cat.jpg: Photo added, but this photo looks unlike the dog's other photos: unlikely to be the same dog (<1 %). " +
         "Check that it shows this dog (another pose or light can do that too); if not, remove it.",
@@ -111,6 +121,21 @@ describe("DogPage photos", () => {
     const strip = screen.getAllByTestId("dog-photo");
     expect(strip[2]).toHaveClass("just-added");
     expect(within(strip[2]).getByRole("img")).toHaveAccessibleName("Photo 3 of Rex (just added)");
+  });
+
+  it("links to the dog a photo is already, where the server names it", async () => {
+    mockApi("shelter", "write");
+    const said = await addOne("fido.jpg");
+    expect(said).toHaveTextContent("fido.jpg: This photo is already another dog's: it cannot be a photo of this one too.");
+    expect(said).toHaveClass("error");
+    expect(within(said).getByRole("link", { name: "another dog's" })).toHaveAttribute("href", "#/dogs/d2");
+  });
+
+  it("says a photo is another dog's without a link where the server does not name it", async () => {
+    mockApi("shelter", "write", { same_dog: 0.9, verdict: "likely" });
+    const said = await addOne("fido.jpg");
+    expect(said).toHaveTextContent("The dog in this photo is stored already, as another dog");
+    expect(within(said).queryByRole("link")).toBeNull();
   });
 
   it("adds several photos one after another, each with its own result, the new ones last", async () => {

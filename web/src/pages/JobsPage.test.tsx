@@ -2,7 +2,7 @@ import { act, render, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
 import { JobsPage, RETRY_MS } from "./JobsPage";
-import { json } from "../testing";
+import { json, renderApp } from "../testing";
 
 const job = { id: "j1", state: "running", path: "/data", total: 10, indexed: 3, duplicates: 0, failed: 1, errors: [{ file: "x.jpg", reason: "truncated" }] };
 
@@ -190,5 +190,39 @@ describe("JobsPage upload", () => {
     expect(form.get("archive")).toBe(zip);
     expect(form.get("labels")).toBe("dogs");
     expect(JSON.parse(String(form.get("payload")))).toEqual({ status: "found" });
+  });
+});
+
+describe("JobsPage on a server that reads no folders of its own", () => {
+  /** The app signed in as `scope` on a server whose /v1/me says `folders`; no jobs yet. */
+  function serve(scope: "write" | "admin", folders: Record<string, unknown>) {
+    const me = { name: "k", scope, scopes: [], open: false, anonymous_search: false, ...folders };
+    vi.stubGlobal("fetch", vi.fn(async (url: RequestInfo | URL) => json(200, String(url) === "/v1/me" ? me : { items: [] })));
+    renderApp("#/jobs", "dgs_k");
+  }
+
+  it("starts on a zip and says why a folder cannot be chosen (the demo's first Start was refused)", async () => {
+    serve("admin", { server_folders: false, allowed_roots: [] });
+    await screen.findByText("No jobs yet.");
+    expect(screen.getByLabelText("A zip sent from this computer")).toBeChecked();
+    const folder = screen.getByLabelText("A folder the server reads");
+    expect(folder).toBeDisabled();
+    expect(folder).toHaveAccessibleDescription("This server reads no folders of its own for jobs: send the photos as a zip.");
+    expect(screen.getByRole("button", { name: "Upload and start indexing" })).toBeDisabled(); // no zip yet
+    expect(screen.queryByLabelText("Folder on the server")).toBeNull();
+  });
+
+  it("offers a folder where the server reads some, and shows which to an admin only", async () => {
+    serve("admin", { server_folders: true, allowed_roots: ["/srv/imports", "/data"] });
+    await screen.findByText("No jobs yet.");
+    expect(screen.getByLabelText("A folder the server reads")).toBeChecked();
+    expect(screen.getByText("inside one of the folders the server reads: /srv/imports, /data")).toBeInTheDocument();
+  });
+
+  it("shows a write key no folder names", async () => {
+    serve("write", { server_folders: true, allowed_roots: null });
+    await screen.findByText("No jobs yet.");
+    expect(screen.getByLabelText("A folder the server reads")).toBeEnabled();
+    expect(screen.queryByText(/folders the server reads:/)).toBeNull();
   });
 });

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useId, useRef, useState, type FormEvent } from 
 import { ErrorBanner, Notice } from "../components/ErrorBanner";
 import { isRunning, JobProgress } from "../components/JobProgress";
 import { StatusOptions } from "../components/StatusOptions";
+import { useAuth } from "../lib/auth";
 import { ApiError, deleteJob, getJob, listJobs, messageOf, startIndexJob, startUploadJob } from "../lib/api";
 import { jobReport, type Status } from "../lib/reports";
 import type { Job } from "../lib/types";
@@ -23,7 +24,10 @@ export function JobsPage({ linked }: { linked?: string } = {}) {
   // the job already indexing the folder a start was refused for: its card is pointed at, the refusal goes when it ends
   const [busyJob, setBusyJob] = useState<string | null>(null);
   // the photos: a folder the server may read (an operator's choice), or a zip sent from here (the demo's way)
-  const [source, setSource] = useState<"folder" | "zip">("folder");
+  const [picked, setSource] = useState<"folder" | "zip">("folder");
+  const { me } = useAuth();
+  const folders = me?.server_folders !== false; // unsaid (an older server): offered, as before
+  const source = folders ? picked : "zip";
   const [path, setPath] = useState("");
   const [archive, setArchive] = useState<File | null>(null);
   const zip = useRef<HTMLInputElement>(null);
@@ -160,6 +164,8 @@ export function JobsPage({ linked }: { linked?: string } = {}) {
                   type="radio"
                   name={`${ids}-source`}
                   checked={source === "folder"}
+                  disabled={!folders}
+                  aria-describedby={folders ? undefined : `${ids}-no-folders`}
                   onChange={() => {
                     setSource("folder");
                     setArchive(null); // its input goes: the file chosen with it goes too
@@ -171,6 +177,11 @@ export function JobsPage({ linked }: { linked?: string } = {}) {
                 <input type="radio" name={`${ids}-source`} checked={source === "zip"} onChange={() => setSource("zip")} />
                 A zip sent from this computer
               </label>
+              {!folders && (
+                <small id={`${ids}-no-folders`} className="muted">
+                  This server reads no folders of its own for jobs: send the photos as a zip.
+                </small>
+              )}
             </fieldset>
             {source === "folder" ? (
               <>
@@ -182,6 +193,9 @@ export function JobsPage({ linked }: { linked?: string } = {}) {
                   placeholder="/data/photos"
                   required
                 />
+                {me?.allowed_roots && (
+                  <small className="muted">inside one of the folders the server reads: {me.allowed_roots.join(", ")}</small>
+                )}
               </>
             ) : (
               <>

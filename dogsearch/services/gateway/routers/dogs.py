@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from dogsearch.core.boxes import parse_box
 from dogsearch.core.errors import DogsearchError, InvalidInput
-from dogsearch.gallery.errors import PhotoStoredAlready
+from dogsearch.gallery.errors import PhotoOfAnotherDog, PhotoStoredAlready
 from dogsearch.gallery.fields import (
     MAX_LABEL_CHARS,
     InvalidFields,
@@ -28,10 +28,9 @@ from dogsearch.services.gateway.deps import (
     GalleryDep,
     Parts,
     PartsDep,
-    SettingsDep,
+    PhotosDep,
     dog_out,
     photos_out,
-    read_upload,
 )
 from dogsearch.services.gateway.images import image_answer
 from dogsearch.services.gateway.routers.search import NO_DOG, RADIUS, SEEN_AFTER, SEEN_BEFORE, STATUS
@@ -74,7 +73,7 @@ def router(settings: GatewaySettings) -> APIRouter:
     async def add_dog(
         gallery: GalleryDep,
         caller: CallerDep,
-        settings: SettingsDep,
+        photos: PhotosDep,
         request: Request,
         response: Response,
         image: UploadFile = File(..., description="a photo of a dog (JPEG, PNG, WebP, GIF, BMP, TIFF)"),
@@ -99,7 +98,7 @@ def router(settings: GatewaySettings) -> APIRouter:
         check_fields_size(fields)  # copied into every entry of the dog: not megabytes of them
         # The dog is the key's: only it (or an admin) may delete it.
         marked = None if box is None else parse_box(box)
-        data = await read_upload(image, settings)
+        data = await photos.read(image)
         fields = await asyncio.to_thread(gallery.ingest.report_from_photo, user_fields(fields, from_photo=True), data)
         try:
             added = await gallery.ingest.add(Upload(data, fields, owner=caller.name, admin=caller.may("admin")), dog,
@@ -143,19 +142,20 @@ def router(settings: GatewaySettings) -> APIRouter:
     @api.post("/{dog_id}/photos", status_code=201, response_model=PhotoAdded,
               responses={200: {"model": PhotoAdded, "description": "this dog of this photo is a photo of this dog "
                                                                    "already: nothing changed"},
-                         409: {"description": "that dog of the photo is another dog (code photo_of_another_dog)"},
+                         409: {"description": "that dog of the photo is another dog (code photo_of_another_dog, "
+                                              "`dog_id`: that dog, where one is stored as it)"},
                          **NO_DOG})
     async def add_photo(
         parts: PartsDep,
         caller: CallerDep,
-        settings: SettingsDep,
+        photos: PhotosDep,
         request: Request,
         response: Response,
         dog_id: str = Path(..., pattern=UUID_PATTERN),
         image: UploadFile = File(..., description="another photo of the dog"),
         dog: int = Form(0, description="which dog of the photo it is (0: the largest; see POST /v1/detect)"),
         box: str | None = Form(None, max_length=128, description=MARKED),
-    ) -> PhotoAdded:
+    ) -> PhotoAdded | Response:
         """Another photo of a dog: its owner's key or an admin's. The photo takes the dog's fields (change them with
         PATCH, on every photo at once); a search finds the dog by whichever of its photos is nearest. The answer says
         how likely the photo shows this dog (`same_dog`, `verdict`): another dog's photo added by mistake reads
@@ -170,7 +170,10 @@ def router(settings: GatewaySettings) -> APIRouter:
         if not caller.may("admin"):
             caller.check_may_change((await gallery.dog(dog_id)).owner, f"dog {dog_id}")
         marked = None if box is None else parse_box(box)
-        added = await gallery.add_photo(dog_id, Upload(await read_upload(image, settings), {}), dog, marked)
+        try:
+            added = await gallery.add_photo(dog_id, Upload(await photos.read(image), {}), dog, marked)
+        except PhotoOfAnotherDog as exc:  # the other dog's id: a client links to it
+            return error_response(exc, **({"dog_id": exc.dog_id} if exc.dog_id else {}))
         if not added.created:
             response.status_code = 200
         detail = await _detail(gallery, caller, dog_id)

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from dogsearch.core.boxes import parse_box
 from dogsearch.models.detect import Detection
 from dogsearch.pose.render import render_png
-from dogsearch.services.gateway.deps import UUID_PATTERN, PartsDep, read_upload
+from dogsearch.services.gateway.deps import UUID_PATTERN, PartsDep, PhotosDep
 from dogsearch.services.gateway.settings import GatewaySettings
 
 KEYPOINT_THRESHOLD = 0.3  # keypoints scoring below are drawn as not seen
@@ -39,14 +39,14 @@ def router(settings: GatewaySettings) -> APIRouter:
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
     @api.post("/v1/pose", responses={200: {"content": {"image/png": {}}}, **NO_DOG})
-    async def any_pose(parts: PartsDep, image: UploadFile = File(..., description="a photo"),
+    async def any_pose(parts: PartsDep, photos: PhotosDep, image: UploadFile = File(..., description="a photo"),
                        render: bool = Form(False), render_q: bool = Query(False, alias="render"),
                        box: str | None = Form(None, max_length=128,
                                               description='"x0,y0,x1,y1": pose the dog in this box alone (a search\'s '
                                                           '`dogs`, or one you mark), without the detector')):
         """The dogs of any photo with their poses (or, with `box`, that dog's). A photo in which a search would find no
         dog is refused as a search refuses it, rather than posed whole."""
-        data = await read_upload(image, parts.settings)
+        data = await photos.read(image)
         await asyncio.to_thread(parts.gallery.limits.probe, data)  # this API's limits; the pose service decodes it
         # a marked box says where the dog is, as in a search; else the dogs a search finds, sent with their detector's
         # scores: the pose service neither looks for them again nor refuses a close-up a search takes whole (no score)

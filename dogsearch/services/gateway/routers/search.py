@@ -30,9 +30,8 @@ from dogsearch.services.gateway.deps import (
     GalleryDep,
     Parts,
     PartsDep,
-    SettingsDep,
+    PhotosDep,
     dog_out,
-    read_upload,
 )
 from dogsearch.services.gateway.samedog import JUDGED, Judged
 from dogsearch.services.gateway.schemas import (
@@ -76,39 +75,40 @@ def router(settings: GatewaySettings) -> APIRouter:
     api = APIRouter(tags=["search"])
 
     @api.post("/v1/detect", response_model=Detected)
-    async def detect(gallery: GalleryDep, settings: SettingsDep,
+    async def detect(gallery: GalleryDep, photos: PhotosDep,
                      image: UploadFile = File(..., description="a photo"),
                      box: str | None = Form(None, max_length=128, description=BOX)) -> Detected:
         """The dogs a search or an add would find in the photo (pick one with their `dog` field), each with breed
         suggestions, and what the photo seems to show; with `box`, the dog you marked (its breed suggestions)."""
         marked = None if box is None else parse_box(box)
-        photo = await gallery.detect(await read_upload(image, settings), marked)
+        photo = await gallery.detect(await photos.read(image), marked)
         return Detected(width=photo.width, height=photo.height, dogs=found_dogs(photo), seems=list(photo.seems))
 
     @api.post("/v1/preview", response_class=Response,
               responses={200: {"content": {"image/jpeg": {}}, "description": "the photo as a JPEG"}})
-    async def preview(gallery: GalleryDep, settings: SettingsDep,
+    async def preview(gallery: GalleryDep, photos: PhotosDep,
                       image: UploadFile = File(..., description="a photo")) -> Response:
         """The photo as a JPEG that any browser shows, for a client to show what it picked (a phone's HEIC shows
         only in Safari): upright, its longer side at most 1024 px, without the photo's metadata. Nothing is
         stored."""
-        jpeg = await gallery.preview(await read_upload(image, settings))
+        jpeg = await gallery.preview(await photos.read(image))
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @api.post("/v1/taken", response_model=Taken)
-    async def taken(gallery: GalleryDep, settings: SettingsDep,
+    async def taken(gallery: GalleryDep, photos: PhotosDep,
                     image: UploadFile = File(..., description="a photo")) -> Taken:
         """When and where the photo says it was taken (its EXIF: the camera's time with its zone or the GPS time,
         the GPS position), as a lost & found report's `seen_at` and `location`, for a client to offer them before it
         adds the photo (or add it with `seen_at=photo`, `location=photo`). Only its header is read; nothing is
         stored."""
-        report = await gallery.taken(await read_upload(image, settings))
+        report = await gallery.taken(await photos.read(image))
         return Taken(seen_at=report.seen_at, location=report.location, unknown=report.unknown,
                      local_time=report.local_time and report.local_time.isoformat())
 
     @api.post("/v1/search", response_model=PhotoSearchResponse, responses=NO_DOG)
     async def search_dogs(
         parts: PartsDep,
+        uploads: PhotosDep,
         image: list[UploadFile] = File(..., description="a photo of a dog; repeat the field for several photos of "
                                                         "the same dog (at most MAX_QUERY_PHOTOS), combined by "
                                                         "QUERY_COMBINE"),
@@ -132,7 +132,7 @@ def router(settings: GatewaySettings) -> APIRouter:
             raise TooManyPhotos(f"{len(image)} photos: a search combines at most {parts.settings.max_query_photos} "
                                 "photos of one dog")
         marked = None if box is None else parse_box(box)
-        photos = [await read_upload(one, parts.settings) for one in image]
+        photos = await uploads.read_all(image)
         if near == FROM_PHOTO:
             near = near_photo(await parts.gallery.taken(photos[0]))
         reports = report_query(near, radius_km, seen_after, seen_before, status or (), for_status)
@@ -143,9 +143,11 @@ def router(settings: GatewaySettings) -> APIRouter:
             judged = await _judge(parts, found.matches, k)
             return _answer(found, [result(m, judged, i, reports.near) for i, m in enumerate(found.matches[:k])],
                            judged, start, reports=reports)
-        # re-ranking looks at more candidates than it returns
-        depth = min(parts.settings.max_k, k * parts.settings.pose_rerank_depth) if rerank == "pose" else k
-        found = await parts.gallery.search(photos, max(depth, JUDGED), flt, dog, rule, marked)
+        # re-ranking looks at more candidates than it returns; each candidate posed is a pose call on its whole
+        # stored photo, so only the best few are (a search of k=100 was 100 of them)
+        depth = min(k * parts.settings.pose_rerank_depth if rerank == "pose" else k, parts.settings.max_k,
+                    parts.settings.pose_search_max)
+        found = await parts.gallery.search(photos, max(k, depth, JUDGED), flt, dog, rule, marked)
         matches = found.matches[:depth]
         # the searched dog's box (the whole photo for a dog taken whole): its pose, not the photo's others', and
         # none the pose service would refuse for want of a dog it finds itself
@@ -161,12 +163,14 @@ def router(settings: GatewaySettings) -> APIRouter:
             return _answer(found, [result(m, judged, i, reports.near) for i, m in enumerate(found.matches[:k])],
                            judged, start, reports=reports, pose_error=exc.reason)
         ranked = (rerank_by_pose(query_pose, scored, poses, parts.settings.pose_rerank_weight) if rerank == "pose"
-                  else [(s, m, p) for (s, m), p in zip(scored, poses, strict=True)])[:k]
+                  else [(s, m, p) for (s, m), p in zip(scored, poses, strict=True)])
+        # past the posed ones: in their cosine order, without a pose
+        ranked = (ranked + [(m.score, m, None) for m in found.matches[len(matches):k]])[:k]
         shown = [m for _, m, _ in ranked]
         ids = {m.dog.id for m in shown}
         judged = await _judge(parts, shown + [m for m in found.matches if m.dog.id not in ids], len(shown))
         return _answer(found, [result(m, judged, i, reports.near, pose=p if pose else None,
-                                      rerank_score=round(s, 6) if rerank == "pose" else None)
+                                      rerank_score=round(s, 6) if rerank == "pose" and p is not None else None)
                                for i, (s, m, p) in enumerate(ranked)], judged, start, query_pose if pose else None,
                        reports)
 

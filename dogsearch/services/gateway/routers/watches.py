@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile  # what Request.form() gives (Fa
 from dogsearch.core.errors import InvalidInput, UnsupportedMedia
 from dogsearch.gallery.reports import COUNTERPARTS, report_query
 from dogsearch.services.errors import error_response
-from dogsearch.services.gateway.deps import UUID_PATTERN, CallerDep, PartsDep, WatchesDep, read_upload
+from dogsearch.services.gateway.deps import UUID_PATTERN, CallerDep, PartsDep, PhotosDep, WatchesDep
 from dogsearch.services.gateway.schemas import (
     Delivery,
     Dog,
@@ -52,7 +52,7 @@ def router(settings: GatewaySettings) -> APIRouter:
                                               "this key on the same conditions (already_watching, with that watch's "
                                               "`watch_id` and `watch_url`), or the vectors have no same-dog "
                                               "calibration (not_calibrated)"}})
-    async def create_watch(request: Request, parts: PartsDep, caller: CallerDep) -> JSONResponse:
+    async def create_watch(request: Request, parts: PartsDep, caller: CallerDep, photos: PhotosDep) -> JSONResponse:
         """JSON {dog_id, webhook_url, min_probability, status, near, radius_km}, or multipart with `image` files
         (up to DOGSEARCH_GATEWAY_MAX_WATCH_PHOTOS) instead of dog_id. The answer's `secret` signs the deliveries
         and is shown only here."""
@@ -72,8 +72,7 @@ def router(settings: GatewaySettings) -> APIRouter:
             if form.getlist("status"):
                 fields["status"] = form.getlist("status")
             body = _checked(lambda: WatchConditions.model_validate(fields))
-            model, vectors = await parts.gallery.photo_vectors(
-                [await read_upload(image, parts.settings) for image in images])
+            model, vectors = await parts.gallery.photo_vectors(await photos.read_all(images))
         else:
             raise UnsupportedMedia("POST /v1/watches takes application/json (with dog_id) or multipart/form-data "
                                    "(with image files)")
