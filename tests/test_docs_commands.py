@@ -13,8 +13,11 @@ import difflib
 import functools
 import io
 import itertools
+import pickle
 import re
 import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,11 +252,20 @@ def literal(node: ast.expr) -> object:
         return None  # choices named by a constant, type=Path: left open
 
 
+def syntax_tree(path: Path) -> ast.Module:
+    """The file's syntax tree, parsed in an interpreter of its own: in a long test process CPython 3.11's ast.parse
+    can fail on any source ("SystemError: AST constructor recursion depth mismatch", CPython gh-106905: a depth it
+    counts per interpreter, not per thread, and does not always undo), as a full run showed. Trees are picklable."""
+    parse = "import ast, pickle, sys; sys.stdout.buffer.write(pickle.dumps(ast.parse(open(sys.argv[1]).read())))"
+    done = subprocess.run([sys.executable, "-c", parse, str(path)], capture_output=True, timeout=60, check=True)
+    return pickle.loads(done.stdout)  # noqa: S301 (our own interpreter's answer)
+
+
 def script_parser(path: Path) -> argparse.ArgumentParser | None:
     """The parser a script builds, rebuilt from its source's calls to argparse in their order (the scripts import
     torch and the models before they build it); the dogsearch parser for a script that hands its arguments to
     `dogsearch.cli.main`; None for a script without a parser."""
-    tree = ast.parse(path.read_text())
+    tree = syntax_tree(path)
     if any(isinstance(n, ast.ImportFrom) and n.module == "dogsearch.cli" and any(a.name == "main" for a in n.names)
            for n in ast.walk(tree)):
         return dogsearch_parser()
