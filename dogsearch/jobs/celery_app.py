@@ -73,6 +73,10 @@ def create_celery(settings: JobsSettings,
             # Look for batches of dead workers a few times per timeout (kombu's default: every 100 s).
             "unacked_restore_interval": max(1, min(100, settings.visibility_timeout_s // 3)),
             "unacked_restore_throttle": 1,
+            # The lock a worker takes to look for them: one killed holding it (kombu's default, 300 s) left a dead
+            # worker's batch unseen that long (a test's 3 s visibility timeout, seen once). A second look at once is
+            # harmless: each restore is a transaction on the message's unacked entry.
+            "unacked_mutex_expire": max(1, min(300, settings.visibility_timeout_s // 3)),
         },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
