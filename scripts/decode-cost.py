@@ -30,7 +30,7 @@ def measure(path: Path, side: int, repeat: int) -> dict:
     head = _open(data, 1 << 40, 1 << 40)
     if side and head.format in ("JPEG", "MPO"):
         head.draft(None, (side, side))
-    estimate = decode_cost(head, data)
+    estimate = decode_cost(head)
     Path("/proc/self/clear_refs").write_text("5")  # the high-water mark from here
     base = _status("VmRSS")
     times, peak = [], 0

@@ -186,7 +186,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
         if min_side and im.format in ("JPEG", "MPO"):
             im.draft(None, (min_side, min_side))  # only picks the scale; pixels come with load()
         orientation = _header_orientation(im)
-        cost = decode_cost(im, data)
+        cost = decode_cost(im)
         if max_decode_bytes is not None and cost > max_decode_bytes:
             # what the sender can do: the size a photo like it may have, or a baseline JPEG (it shrinks while it
             # decodes)
@@ -233,24 +233,23 @@ _TO_RGB = {"RGB": 0, "RGBA": 4, "LA": 8, "La": 8, "PA": 8, "RGBa": 8,
 _DECODER = {"WEBP": 12, "TIFF": 4, "HEIF": 4, "AVIF": 6}
 
 
-def decode_cost(im: Image.Image, data: bytes = b"") -> int:
-    """About the most bytes decoding `im` (opened, not loaded; a JPEG after its draft) to an oriented RGB image
-    takes at once: the decoded pixels, what the format's decoder holds, the conversion to RGB, and the turned copy
-    EXIF orientation asks for (made once the decoded pixels are freed); for a JPEG of several scans, its
-    coefficients (`data`: the file, whose scans are counted). From the header only."""
+def decode_cost(im: Image.Image) -> int:
+    """About the most bytes decoding `im` (opened by _open, not loaded; a JPEG after its draft) to an oriented RGB
+    image takes at once: the decoded pixels, what the format's decoder holds, the conversion to RGB, and the turned
+    copy EXIF orientation asks for (made once the decoded pixels are freed); for a JPEG of several scans, its
+    coefficients. From the header only."""
     pixels = im.width * im.height
     per_pixel = _STORED.get(im.mode, 4) + _DECODER.get(im.format, 0) + _TO_RGB.get(im.mode, 4)
     if _header_orientation(im) not in (None, 1):
         per_pixel = max(per_pixel, 8)  # the RGB image and its turned copy
-    return pixels * per_pixel + (_jpeg_coefficients(im, data) if im.format in ("JPEG", "MPO") else 0)
+    return pixels * per_pixel + (_jpeg_coefficients(im) if im.format in ("JPEG", "MPO") else 0)
 
 
-def _jpeg_coefficients(im: Image.Image, data: bytes) -> int:
+def _jpeg_coefficients(im: Image.Image) -> int:
     """The bytes of the whole-image coefficient buffer libjpeg keeps for a JPEG of several scans (a progressive one:
     6 bytes a pixel at 4:4:4, 8 for CMYK, at its full size whatever the scale it decodes to); 0 for one scan.
-    (`_open` refused one of too many scans.)"""
-    scans = jpeg_scans(data)
-    if scans <= 1 and not im.info.get("progressive"):
+    (`_open` counted its scans, and refused one of too many.)"""
+    if im.info.get(_SCANS, 0) <= 1 and not im.info.get("progressive"):
         return 0
     scale = im.decoderconfig[0] if im.decoderconfig else 1  # its draft's: the full size, within a block
     width, height = im.width * scale, im.height * scale
@@ -259,6 +258,8 @@ def _jpeg_coefficients(im: Image.Image, data: bytes) -> int:
     return blocks * 128  # 64 coefficients of 2 bytes a block
 
 
+# Where _open leaves a JPEG's scan count in its image's info, for decode_cost.
+_SCANS = "dogsearch_scans"
 # A JPEG marker: 0xFF (and any fill bytes) before a code that is not a stuffed 0x00 or a restart marker.
 _JPEG_MARKER = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
 
@@ -298,8 +299,9 @@ def _nothing() -> Iterator[None]:
 def _open(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     check_size(data, max_bytes)
     # what Pillow reads in Python, one piece at a time, counted before it does
+    scans = None
     if data.startswith(b"\xff\xd8"):
-        jpeg_scans(data)
+        scans = jpeg_scans(data)  # kept for decode_cost: a pass over the whole file (tens of ms for 10 MB)
     elif data.startswith(b"\x89PNG\r\n\x1a\n"):
         _count_png_chunks(data)
     elif data[:6] in (b"GIF87a", b"GIF89a"):
@@ -319,6 +321,8 @@ def _open(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
             if (started := _starts_as(data)) is None:
                 raise
             raise ImageRejected(f"truncated or corrupt image: the file starts as {started} but cannot be read") from exc
+    if scans is not None:
+        im.info[_SCANS] = scans
     fmt = im.format or "unknown"
     if fmt not in ALLOWED_FORMATS:
         raise ImageUnsupported(
